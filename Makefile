@@ -1,0 +1,84 @@
+# Thin wrapper over CMake + CTest. The real build lives in CMakeLists.txt.
+#   make deps    install missing system packages (tools/install-deps)
+#   make build   configure + build ./build (gcc, RelWithDebInfo, -Werror)
+#   make test    three builds (gcc; clang + TSan; clang + ASan/UBSan), ctest in each
+#   make run     build, then run the demo
+#   make bench   build with the benchmarks and run the scheduler benchmark
+#   make clean   remove the build folders
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+
+CMAKE ?= cmake
+CTEST ?= ctest
+JOBS  ?= 2
+GEN   := -G Ninja
+
+BUILD_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=ON \
+               -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++
+TSAN_FLAGS  := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+               -DKILN_WERROR=ON -DKILN_SANITIZE=thread \
+               -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+ASAN_FLAGS  := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+               -DKILN_WERROR=ON -DKILN_SANITIZE=address \
+               -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+
+.PHONY: all deps build test run bench clean
+
+all: build
+
+deps:
+	@tools/install-deps
+
+build: deps
+	$(CMAKE) -S . -B build $(GEN) $(BUILD_FLAGS)
+	$(CMAKE) --build build
+
+# Runs all three suites even when one fails, then prints one summary line and fails if any did.
+# A suite that does not build or whose ctest gives no summary counts as one failure.
+test: deps
+	@passed=0; failed=0; broken=""
+	suite() {  # suite DIR ENV... -- CMAKE_FLAGS...
+	  local dir=$$1; shift
+	  local envs=()
+	  while [ "$$1" != "--" ]; do envs+=("$$1"); shift; done; shift
+	  echo "=== $$dir: configure + build"
+	  if ! $(CMAKE) -S . -B "$$dir" $(GEN) "$$@" || ! $(CMAKE) --build "$$dir"; then
+	    broken="$$broken $$dir(build)"; failed=$$((failed + 1)); return 0
+	  fi
+	  echo "=== $$dir: ctest"
+	  local log="$$dir/ctest-summary.log" rc=0
+	  env "$${envs[@]}" $(CTEST) --test-dir "$$dir" --output-on-failure -j$(JOBS) 2>&1 | tee "$$log" || rc=$$?
+	  local line p f m
+	  line=$$(sed -n 's/.*tests passed, \([0-9][0-9]*\) tests\{0,1\} failed out of \([0-9][0-9]*\).*/\1 \2/p' "$$log" | tail -n1)
+	  if [ -z "$$line" ]; then
+	    broken="$$broken $$dir(no ctest summary)"; failed=$$((failed + 1)); return 0
+	  fi
+	  read -r f m <<<"$$line"; p=$$((m - f))
+	  passed=$$((passed + p)); failed=$$((failed + f))
+	  if [ "$$rc" -ne 0 ] && [ "$$f" -eq 0 ]; then broken="$$broken $$dir(ctest rc=$$rc)"; failed=$$((failed + 1)); fi
+	  return 0
+	}
+	suite build -- $(BUILD_FLAGS)
+	suite build-tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- $(TSAN_FLAGS)
+	suite build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- $(ASAN_FLAGS)
+	if [ -n "$$broken" ]; then echo "make test: broken:$$broken"; fi
+	echo "make test: $$passed passed, $$failed failed"
+	[ "$$failed" -eq 0 ] && [ -z "$$broken" ]
+
+run: build
+	./build/tools/kiln-demo
+
+bench: deps
+	@$(CMAKE) -S . -B build $(GEN) $(BUILD_FLAGS) -DKILN_BUILD_BENCH=ON
+	$(CMAKE) --build build
+	if [ -x build/tools/bench/kiln-bench-sched ]; then
+	  ./build/tools/bench/kiln-bench-sched
+	else
+	  echo "make bench: build/tools/bench/kiln-bench-sched not built (no tools/bench yet)"
+	fi
+
+clean:
+	rm -rf build build-tsan build-asan

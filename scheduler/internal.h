@@ -1,0 +1,121 @@
+/* internal.h: structures shared by the files of scheduler/ (pool.c, future.c, wait.c, map.c).
+ * Nothing here is public.
+ *
+ * Lock order (outer first): future.mu -> waiter.mu -> pool.mu. No lock is held while user code
+ * (tasks, done-callbacks) runs. */
+#ifndef KILN_SCHED_INTERNAL_H
+#define KILN_SCHED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deque.h"
+#include "kiln/sched.h"
+
+/* Future states: the low 3 bits of kiln_future.state. COMPLETING is a private claim: the thread
+ * that moved the future there alone writes code/value/message, then publishes the final state. */
+enum {
+  KILN__PENDING = 0,
+  KILN__RUNNING = 1,
+  KILN__COMPLETING = 2,
+  KILN__FINISHED = 3,
+  KILN__CANCELLED = 4,
+  KILN__STATE_MASK = 7,
+  KILN__HAS_LISTENERS = 8 /* set (under mu) once a listener is queued: publish must drain */
+};
+
+/* A thread waiting on something. An external thread sleeps on cv; a worker of `pool` sleeps in
+ * its pool (and runs tasks), so notify wakes that pool. One waiting thread at a time. */
+typedef struct kiln__waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  kiln_pool *pool; /* guarded by mu */
+} kiln__waiter;
+
+enum { KILN__L_CALLBACK, KILN__L_DEPENDENT, KILN__L_WAITER };
+
+typedef struct kiln__listener {
+  struct kiln__listener *next;
+  int kind;
+  bool heap; /* freed after use (callbacks); dependents and waiters are owned elsewhere */
+  size_t index; /* dependents: which dependency of the dependent this is */
+  union {
+    struct { kiln_done_fn fn; void *arg; } cb;
+    struct kiln_future *dependent;
+    kiln__waiter *waiter;
+  } u;
+} kiln__listener;
+
+/* A future, and for tasks the task record too.
+ * Invariants: code/value/message/value_free are written only by the thread that claimed the
+ * future (RUNNING or COMPLETING) and read only after an acquire load sees a done state.
+ * refs counts the caller's references plus one "queue" reference while a task is not yet run. */
+struct kiln_future {
+  _Atomic uint32_t state;
+  _Atomic uint32_t refs;
+  int code;
+  void *value;
+  void (*value_free)(void *);
+  char *message;
+  /* task part (pool == NULL for promises) */
+  kiln_task_fn fn;
+  void *arg;
+  kiln_pool *pool;
+  _Atomic size_t deps_left; /* dependencies not yet done, plus one while submit_after registers */
+  size_t ndeps;
+  kiln__listener *dep_nodes; /* ndeps nodes: inline_nodes or a heap array */
+  kiln__listener inline_nodes[2];
+  /* listeners, in the order added; guarded by mu */
+  pthread_mutex_t mu;
+  kiln__listener *head, *tail;
+  struct kiln_future *next;    /* injection queue, free list */
+  struct kiln_future *cascade; /* private worklist of publish() */
+};
+
+/* Thread-local state of the calling thread. */
+typedef struct kiln__worker kiln__worker;
+typedef struct kiln__tls {
+  kiln__worker *worker;   /* NULL outside pools */
+  kiln_future *task;      /* the task running now on this thread, if any */
+  char *fail_message;     /* set by kiln_task_fail during the task */
+  void (*result_free)(void *);
+} kiln__tls;
+extern _Thread_local kiln__tls kiln__self;
+
+/* time */
+double kiln__now(void);
+int kiln__deadline(double timeout, double *deadline); /* EINVAL on NaN; negative -> +inf */
+void kiln__abs_timespec(double deadline, struct timespec *ts);
+
+/* waiter */
+void kiln__waiter_init(kiln__waiter *w);
+void kiln__waiter_fini(kiln__waiter *w);
+void kiln__waiter_notify(kiln__waiter *w);
+/* Waits until pred(ctx) or the deadline; 0 or KILN_ETIMEDOUT. Inside a worker it runs tasks. */
+int kiln__wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline);
+
+/* futures (future.c) */
+kiln_future *kiln__future_alloc(void);
+void kiln__future_free(kiln_future *f);
+bool kiln__is_done(uint32_t state);
+bool kiln__claim(kiln_future *f, uint32_t allowed_states_mask);
+void kiln__publish(kiln_future *f, uint32_t from, uint32_t final);
+void kiln__fail_claimed(kiln_future *f, int code, char *message); /* message is taken */
+int kiln__add_listener(kiln_future *f, kiln__listener *l); /* 1 added, 0 already done */
+void kiln__remove_listener(kiln_future *f, kiln__listener *l);
+char *kiln__vformat(const char *fmt, va_list ap);
+char *kiln__format(const char *fmt, ...);
+
+/* pool (pool.c) */
+void kiln__schedule(kiln_future *t);            /* a ready task: queue it (takes the queue ref) */
+void kiln__task_done(kiln_pool *p);             /* accounting when a task future is done */
+void kiln__pool_wake_all(kiln_pool *p);         /* caller keeps p alive */
+int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);
+kiln_pool *kiln__worker_pool(kiln__worker *w);
+int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
+                          void *arg, bool internal, kiln_future **out);
+
+#endif

@@ -1,0 +1,695 @@
+/* pool.c: the work-stealing pool: workers, submission, the idle/sleep protocol, helping while
+ * waiting, shutdown, and the multiprocessing.Pool-style calls.
+ *
+ * Each worker owns a Chase-Lev deque (deque.c): it pushes and pops at the bottom, idle workers
+ * steal from the top of a random victim. Threads outside the pool submit through the injection
+ * queue. Workers start lazily, one more whenever work is queued while no worker is idle.
+ *
+ * Sleeping: an idle worker increments nsleepers, rechecks for work (under pool.mu), then waits on
+ * work_cv until epoch changes. A pusher publishes its task, then a seq_cst fence, then reads
+ * nsleepers: by this Dekker pair either the pusher sees the sleeper and wakes it (epoch++ and
+ * signal under mu), or the sleeper sees the task. An idle pool blocks in pthread_cond_wait.
+ *
+ * Shutdown and lifetime: `outstanding` counts accepted tasks not yet done. Threads outside the
+ * pool change it only under mu, and workers decide to exit only under mu, so a thread that
+ * completes the last task from outside cannot touch a freed pool: the pool is freed after its
+ * workers are joined, and they exit only after that thread has unlocked mu.
+ *
+ * Lock order: mu is the innermost lock (see internal.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum { FREE_CACHE_MAX = 4096, SPIN_ROUNDS = 64 };
+
+struct kiln__worker {
+  kiln__deque deque;
+  kiln_pool *pool;
+  int index;
+  uint64_t rng;
+  pthread_t thread;
+  kiln_future *free_list; /* owner only */
+  int nfree;
+};
+
+struct kiln_pool {
+  int threads;
+  int (*init)(void *);
+  void *init_arg;
+  char name[16];
+  kiln__worker *workers;            /* threads entries; the first `started` are running */
+  _Atomic int started;              /* written under mu */
+  _Atomic int nidle;                /* workers looking for work or asleep */
+  _Atomic int nsleepers;            /* workers inside the sleep protocol */
+  _Atomic int64_t outstanding;      /* accepted tasks not yet done */
+  _Atomic bool shutdown;            /* no new submissions (shutdown, close, terminate) */
+  _Atomic bool cancelling;          /* cancel tasks instead of running them */
+  _Atomic bool broken;              /* an initializer failed */
+  bool closed, terminated, joined;  /* guarded by mu */
+  pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside accounting */
+  pthread_cond_t work_cv;           /* workers sleep here */
+  pthread_cond_t done_cv;           /* shutdown(wait) sleeps here */
+  uint64_t epoch;                   /* guarded by mu; bumped on every wake */
+  kiln_future *inject_head, *inject_tail; /* guarded by mu */
+  _Atomic size_t ninject;
+};
+
+_Thread_local kiln__tls kiln__self;
+
+/* ---- records ---------------------------------------------------------------------------------- */
+
+kiln_future *kiln__future_alloc(void) {
+  kiln__worker *w = kiln__self.worker;
+  kiln_future *f;
+  if (w && w->free_list) {
+    f = w->free_list;
+    w->free_list = f->next;
+    w->nfree--;
+  } else {
+    f = malloc(sizeof(*f));
+    if (!f) return NULL;
+    pthread_mutex_init(&f->mu, NULL);
+  }
+  atomic_init(&f->state, KILN__PENDING);
+  atomic_init(&f->refs, 0);
+  atomic_init(&f->deps_left, 0);
+  f->code = 0;
+  f->value = NULL;
+  f->value_free = NULL;
+  f->message = NULL;
+  f->fn = NULL;
+  f->arg = NULL;
+  f->pool = NULL;
+  f->ndeps = 0;
+  f->dep_nodes = NULL;
+  f->head = f->tail = NULL;
+  f->next = f->cascade = NULL;
+  return f;
+}
+
+void kiln__future_free(kiln_future *f) {
+  kiln__worker *w = kiln__self.worker;
+  if (w && w->nfree < FREE_CACHE_MAX) {
+    f->next = w->free_list;
+    w->free_list = f;
+    w->nfree++;
+    return;
+  }
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+/* ---- waking ------------------------------------------------------------------------------------ */
+
+static void wake_one(kiln_pool *p) {
+  /* seq_cst fence: the task was published before; Dekker with the sleeper's nsleepers++ */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&p->nsleepers, memory_order_relaxed) == 0) return;
+  pthread_mutex_lock(&p->mu);
+  p->epoch++;
+  pthread_cond_signal(&p->work_cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void kiln__pool_wake_all(kiln_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->epoch++;
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_cond_broadcast(&p->done_cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void *worker_main(void *arg);
+
+/* Under mu. Starts one more worker if the pool may have more and none is idle. */
+static void maybe_start_locked(kiln_pool *p) {
+  int started = atomic_load_explicit(&p->started, memory_order_relaxed);
+  if (started >= p->threads || atomic_load_explicit(&p->nidle, memory_order_relaxed) > 0) return;
+  if (atomic_load_explicit(&p->shutdown, memory_order_relaxed) &&
+      atomic_load_explicit(&p->outstanding, memory_order_relaxed) == 0)
+    return;
+  kiln__worker *w = &p->workers[started];
+  /* counted idle until it takes its first task, so a burst starts one thread per task */
+  atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    return; /* run with the workers we have; with none, tasks wait for a later start */
+  }
+  atomic_store_explicit(&p->started, started + 1, memory_order_release);
+}
+
+static void maybe_start(kiln_pool *p) {
+  if (atomic_load_explicit(&p->started, memory_order_acquire) >= p->threads) return;
+  if (atomic_load_explicit(&p->nidle, memory_order_relaxed) > 0) return;
+  pthread_mutex_lock(&p->mu);
+  maybe_start_locked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- queues ------------------------------------------------------------------------------------ */
+
+static bool own_worker(kiln_pool *p) {
+  return kiln__self.worker && kiln__self.worker->pool == p;
+}
+
+/* Queues a task that holds its queue reference. */
+static void enqueue(kiln_pool *p, kiln_future *t) {
+  if (own_worker(p) && kiln__deque_push(&kiln__self.worker->deque, t) == 0) {
+    wake_one(p);
+    maybe_start(p);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  t->next = NULL;
+  if (p->inject_tail) p->inject_tail->next = t;
+  else p->inject_head = t;
+  p->inject_tail = t;
+  atomic_fetch_add_explicit(&p->ninject, 1, memory_order_release);
+  p->epoch++;
+  pthread_cond_signal(&p->work_cv);
+  maybe_start_locked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void kiln__schedule(kiln_future *t) {
+  if ((atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) !=
+      KILN__PENDING) {
+    kiln_future_release(t); /* failed or cancelled while waiting: nothing to run */
+    return;
+  }
+  enqueue(t->pool, t);
+}
+
+static kiln_future *pop_inject(kiln_pool *p) {
+  /* acquire: pairs with the release increment in enqueue */
+  if (atomic_load_explicit(&p->ninject, memory_order_acquire) == 0) return NULL;
+  pthread_mutex_lock(&p->mu);
+  kiln_future *t = p->inject_head;
+  if (t) {
+    p->inject_head = t->next;
+    if (!p->inject_head) p->inject_tail = NULL;
+    atomic_fetch_sub_explicit(&p->ninject, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return t;
+}
+
+static uint64_t next_rand(kiln__worker *w) {
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  return w->rng;
+}
+
+static kiln_future *steal_any(kiln__worker *w) {
+  kiln_pool *p = w->pool;
+  int n = atomic_load_explicit(&p->started, memory_order_acquire);
+  if (n <= 1) return NULL;
+  int start = (int)(next_rand(w) % (uint64_t)n);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < n; i++) {
+      kiln__worker *v = &p->workers[(start + i) % n];
+      if (v == w) continue;
+      void *x = kiln__deque_steal(&v->deque);
+      if (x == KILN__DEQUE_ABORT) { round = -1; continue; }
+      if (x) return x;
+    }
+    if (round >= 0) break;
+  }
+  return NULL;
+}
+
+static kiln_future *find_task(kiln__worker *w) {
+  kiln_future *t = kiln__deque_pop(&w->deque);
+  if (!t) t = pop_inject(w->pool);
+  if (!t) t = steal_any(w);
+  return t;
+}
+
+/* Under mu: is there any queued work a sleeper should get up for? */
+static bool has_work_locked(kiln_pool *p) {
+  if (p->inject_head) return true;
+  int n = atomic_load_explicit(&p->started, memory_order_relaxed);
+  for (int i = 0; i < n; i++) {
+    kiln__deque *d = &p->workers[i].deque;
+    if (atomic_load_explicit(&d->top, memory_order_acquire) <
+        atomic_load_explicit(&d->bottom, memory_order_acquire))
+      return true;
+  }
+  return false;
+}
+
+/* ---- running tasks ----------------------------------------------------------------------------- */
+
+void kiln__task_done(kiln_pool *p) {
+  if (own_worker(p)) {
+    /* acq_rel: shutdown's reader sees every task's effects once the count reaches 0 */
+    if (atomic_fetch_sub_explicit(&p->outstanding, 1, memory_order_acq_rel) == 1 &&
+        atomic_load_explicit(&p->shutdown, memory_order_acquire))
+      kiln__pool_wake_all(p);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  if (atomic_fetch_sub_explicit(&p->outstanding, 1, memory_order_acq_rel) == 1) {
+    p->epoch++;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_cond_broadcast(&p->done_cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void run_task(kiln_future *t) {
+  kiln_pool *p = t->pool;
+  if (atomic_load_explicit(&p->broken, memory_order_acquire)) {
+    if (kiln__claim(t, 1u << KILN__PENDING))
+      kiln__fail_claimed(t, KILN_EBROKEN, kiln__format("the pool is broken: a worker "
+                                                       "initializer failed"));
+  } else if (atomic_load_explicit(&p->cancelling, memory_order_acquire)) {
+    kiln_future_cancel(t);
+  } else {
+    if (kiln_promise_set_running(t)) { /* PENDING -> RUNNING, listener flags kept */
+      kiln__tls saved = kiln__self;
+      kiln__self.task = t;
+      kiln__self.fail_message = NULL;
+      kiln__self.result_free = NULL;
+      void *value = NULL;
+      int code = t->fn(t->arg, &value);
+      t->code = code;
+      if (code == 0) {
+        t->value = value;
+        t->value_free = kiln__self.result_free;
+        free(kiln__self.fail_message);
+      } else {
+        t->message = kiln__self.fail_message;
+      }
+      kiln__self.task = saved.task;
+      kiln__self.fail_message = saved.fail_message;
+      kiln__self.result_free = saved.result_free;
+      /* counted idle while completing, so that a submission made by a thread woken by this
+       * completion reuses this worker instead of starting another (CHECKLIST EXE-03) */
+      atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+      kiln__publish(t, KILN__RUNNING, KILN__FINISHED);
+      atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
+  }
+  kiln_future_release(t); /* the queue reference */
+}
+
+/* ---- workers ----------------------------------------------------------------------------------- */
+
+static bool may_exit_locked(kiln_pool *p) {
+  return atomic_load_explicit(&p->shutdown, memory_order_relaxed) &&
+         atomic_load_explicit(&p->outstanding, memory_order_acquire) == 0;
+}
+
+/* Runs tasks until pred(ctx) holds (pred NULL: until the pool may exit), or the deadline.
+ * 0, or KILN_ETIMEDOUT. The worker counts as idle while it finds nothing to do. */
+int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline) {
+  kiln_pool *p = w->pool;
+  for (;;) {
+    if (pred && pred(ctx)) return 0;
+    kiln_future *t = find_task(w);
+    if (t) {
+      run_task(t);
+      continue;
+    }
+    atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+    for (int i = 0; i < SPIN_ROUNDS && !t; i++) {
+      if (pred && pred(ctx)) break;
+      if (i > SPIN_ROUNDS / 2) sched_yield();
+      t = find_task(w);
+    }
+    if (t || (pred && pred(ctx))) {
+      atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+      if (t) run_task(t);
+      continue;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->nsleepers, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst); /* Dekker with wake_one's fence */
+    uint64_t e = p->epoch;
+    bool ready = (pred && pred(ctx)) || has_work_locked(p) || (!pred && may_exit_locked(p));
+    if (!ready) {
+      if (deadline == INFINITY) {
+        while (p->epoch == e) pthread_cond_wait(&p->work_cv, &p->mu);
+      } else {
+        struct timespec ts;
+        kiln__abs_timespec(deadline, &ts);
+        while (p->epoch == e && rc == 0)
+          if (pthread_cond_timedwait(&p->work_cv, &p->mu, &ts) == ETIMEDOUT) rc = KILN_ETIMEDOUT;
+      }
+    }
+    bool exit_now = !pred && may_exit_locked(p);
+    atomic_fetch_sub_explicit(&p->nsleepers, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    if (exit_now) return 0;
+    if (rc && !(pred && pred(ctx))) return rc;
+  }
+}
+
+kiln_pool *kiln__worker_pool(kiln__worker *w) { return w->pool; }
+
+static void *worker_main(void *arg) {
+  kiln__worker *w = arg;
+  kiln_pool *p = w->pool;
+  kiln__self.worker = w;
+  char name[32]; /* Linux keeps the first 15 bytes */
+  snprintf(name, sizeof name, "%s_%d", p->name, w->index);
+  name[15] = 0;
+  pthread_setname_np(pthread_self(), name);
+  atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed); /* see maybe_start_locked */
+  if (p->init && p->init(p->init_arg) != 0) {
+    atomic_store_explicit(&p->broken, true, memory_order_release);
+    atomic_store_explicit(&p->shutdown, true, memory_order_release);
+    kiln__pool_wake_all(p);
+  }
+  kiln__help_until(w, NULL, NULL, INFINITY);
+  while (w->free_list) {
+    kiln_future *f = w->free_list;
+    w->free_list = f->next;
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+  }
+  kiln__self.worker = NULL;
+  return NULL;
+}
+
+/* ---- public: pools ----------------------------------------------------------------------------- */
+
+static int cpu_count(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return 1;
+}
+
+void kiln_pool_config_default(kiln_pool_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->threads = cpu_count();
+  cfg->name = "kiln";
+}
+
+int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out) {
+  *out = NULL;
+  kiln_pool_config def;
+  if (!cfg) {
+    kiln_pool_config_default(&def);
+    cfg = &def;
+  }
+  if (cfg->threads <= 0) return KILN_EINVAL;
+  kiln_pool *p = calloc(1, sizeof *p);
+  if (!p) return KILN_ENOMEM;
+  p->workers = calloc((size_t)cfg->threads, sizeof *p->workers);
+  if (!p->workers) {
+    free(p);
+    return KILN_ENOMEM;
+  }
+  p->threads = cfg->threads;
+  p->init = cfg->init;
+  p->init_arg = cfg->init_arg;
+  snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "kiln");
+  for (int i = 0; i < p->threads; i++) {
+    kiln__worker *w = &p->workers[i];
+    if (kiln__deque_init(&w->deque, 256) != 0) {
+      for (int j = 0; j < i; j++) kiln__deque_fini(&p->workers[j].deque);
+      free(p->workers);
+      free(p);
+      return KILN_ENOMEM;
+    }
+    w->pool = p;
+    w->index = i;
+    w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->work_cv, &ca);
+  pthread_cond_init(&p->done_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  *out = p;
+  return 0;
+}
+
+int kiln_pool_threads(const kiln_pool *p) { return p->threads; }
+int kiln_pool_started_threads(kiln_pool *p) {
+  return atomic_load_explicit(&p->started, memory_order_acquire);
+}
+kiln_pool *kiln_pool_current(void) {
+  return kiln__self.worker ? kiln__self.worker->pool : NULL;
+}
+int kiln_worker_index(void) { return kiln__self.worker ? kiln__self.worker->index : -1; }
+
+/* Cancels every queued task that has not started; workers cancel the rest as they pop them. */
+static void cancel_queued(kiln_pool *p) {
+  atomic_store_explicit(&p->cancelling, true, memory_order_release);
+  pthread_mutex_lock(&p->mu);
+  kiln_future *list = p->inject_head;
+  p->inject_head = p->inject_tail = NULL;
+  atomic_store_explicit(&p->ninject, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&p->mu);
+  while (list) {
+    kiln_future *t = list;
+    list = t->next;
+    kiln_future_cancel(t);
+    kiln_future_release(t);
+  }
+  int n = atomic_load_explicit(&p->started, memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    void *x;
+    while ((x = kiln__deque_steal(&p->workers[i].deque)) != KILN__DEQUE_EMPTY) {
+      if (x == KILN__DEQUE_ABORT) continue;
+      kiln_future_cancel(x);
+      kiln_future_release(x);
+    }
+  }
+}
+
+/* Waits until no accepted task is left, then joins the workers. */
+static void wait_and_join(kiln_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->epoch++;
+  pthread_cond_broadcast(&p->work_cv);
+  while (atomic_load_explicit(&p->outstanding, memory_order_acquire) > 0)
+    pthread_cond_wait(&p->done_cv, &p->mu);
+  int n = atomic_load_explicit(&p->started, memory_order_relaxed);
+  bool joined = p->joined;
+  p->joined = true;
+  p->epoch++;
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->mu);
+  if (joined) return;
+  for (int i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL);
+}
+
+int kiln_pool_shutdown(kiln_pool *p, bool wait, bool cancel_pending) {
+  if (wait && own_worker(p)) return KILN_ESTATE;
+  pthread_mutex_lock(&p->mu);
+  atomic_store_explicit(&p->shutdown, true, memory_order_seq_cst);
+  pthread_mutex_unlock(&p->mu);
+  if (cancel_pending) cancel_queued(p);
+  kiln__pool_wake_all(p);
+  if (wait) wait_and_join(p);
+  return 0;
+}
+
+void kiln_pool_destroy(kiln_pool *p) {
+  if (!p) return;
+  kiln_pool_shutdown(p, true, false);
+  for (int i = 0; i < p->threads; i++) kiln__deque_fini(&p->workers[i].deque);
+  pthread_cond_destroy(&p->work_cv);
+  pthread_cond_destroy(&p->done_cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p->workers);
+  free(p);
+}
+
+/* ---- public: submitting ------------------------------------------------------------------------ */
+
+static bool noop_pred(void *ctx) {
+  (void)ctx;
+  return false;
+}
+
+int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
+                          void *arg, bool internal, kiln_future **out) {
+  (void)noop_pred;
+  if (out) *out = NULL;
+  kiln_future *t = kiln__future_alloc();
+  if (!t) return KILN_ENOMEM;
+  if (ndeps > 2) {
+    t->dep_nodes = calloc(ndeps, sizeof(kiln__listener));
+    if (!t->dep_nodes) {
+      kiln__future_free(t);
+      return KILN_ENOMEM;
+    }
+  } else {
+    t->dep_nodes = t->inline_nodes;
+  }
+  t->fn = fn;
+  t->arg = arg;
+  t->pool = p;
+  t->ndeps = ndeps;
+  /* caller's reference (if any) + the queue reference */
+  atomic_store_explicit(&t->refs, out ? 2u : 1u, memory_order_relaxed);
+  /* Accept the task: outside the pool the check and the count happen under mu, so shutdown's
+   * wait cannot miss it; a running task of this pool keeps outstanding above 0 itself. */
+  if (own_worker(p)) {
+    if (!internal && atomic_load_explicit(&p->shutdown, memory_order_acquire)) goto refused;
+    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+  } else {
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load_explicit(&p->shutdown, memory_order_relaxed)) {
+      pthread_mutex_unlock(&p->mu);
+      goto refused;
+    }
+    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
+  }
+  if (out) *out = t;
+  atomic_store_explicit(&t->deps_left, ndeps + 1, memory_order_relaxed);
+  kiln_future *work = NULL;
+  for (size_t i = 0; i < ndeps; i++) {
+    kiln__listener *l = &t->dep_nodes[i];
+    l->kind = KILN__L_DEPENDENT;
+    l->index = i;
+    l->u.dependent = t;
+    if (!kiln__add_listener(deps[i], l)) {
+      /* already done: handle it here, as publish would have */
+      uint32_t st = atomic_load_explicit(&deps[i]->state, memory_order_acquire) &
+                    KILN__STATE_MASK;
+      if (!(st == KILN__FINISHED && deps[i]->code == 0) && kiln__claim(t, 1u << KILN__PENDING)) {
+        char *msg = st == KILN__CANCELLED
+                        ? kiln__format("dependency %zu of %zu was cancelled", i + 1, ndeps)
+                        : kiln__format("dependency %zu of %zu failed: %s: %.160s", i + 1, ndeps,
+                                       kiln_err_name(deps[i]->code),
+                                       deps[i]->message ? deps[i]->message
+                                                        : kiln_strerror(deps[i]->code));
+        kiln_future_retain(t);
+        work = t;
+        t->code = KILN_EDEPENDENCY;
+        t->message = msg;
+      }
+      atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel);
+    }
+  }
+  if (work) {
+    kiln__publish(t, KILN__COMPLETING, KILN__FINISHED);
+    kiln_future_release(t);
+  }
+  /* acq_rel: pairs with the decrements of dependencies completing concurrently */
+  if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1) kiln__schedule(t);
+  return 0;
+
+refused:
+  if (t->dep_nodes != t->inline_nodes) free(t->dep_nodes);
+  kiln__future_free(t);
+  return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN
+                                                                 : KILN_ESHUTDOWN;
+}
+
+int kiln_submit(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_future **out) {
+  return kiln__submit_internal(p, NULL, 0, fn, arg, false, out);
+}
+
+int kiln_submit_after(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
+                      void *arg, kiln_future **out) {
+  return kiln__submit_internal(p, deps, ndeps, fn, arg, false, out);
+}
+
+int kiln_task_fail(int code, const char *fmt, ...) {
+  if (!kiln__self.task || !fmt) return code;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = kiln__vformat(fmt, ap);
+  va_end(ap);
+  free(kiln__self.fail_message);
+  kiln__self.fail_message = msg;
+  return code;
+}
+
+void kiln_task_set_result_free(void (*dtor)(void *)) {
+  if (kiln__self.task) kiln__self.result_free = dtor;
+}
+
+/* ---- public: multiprocessing.Pool-style ----------------------------------------------------------- */
+
+int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **result) {
+  if (result) *result = NULL;
+  kiln_future *f;
+  int rc = kiln_submit(p, fn, arg, &f);
+  if (rc) return rc;
+  rc = kiln_future_result(f, -1, result);
+  /* the value stays valid only while f is held; without a destructor it is the caller's */
+  kiln_future_release(f);
+  return rc;
+}
+
+struct apply_cb {
+  kiln_done_fn ok, err;
+  void *arg;
+};
+
+static void apply_done(kiln_future *f, void *arg) {
+  struct apply_cb *cb = arg;
+  bool ok = !kiln_future_cancelled(f) && kiln_future_result(f, 0, NULL) == 0;
+  kiln_done_fn fn = ok ? cb->ok : cb->err;
+  if (fn) fn(f, cb->arg);
+  free(cb);
+}
+
+int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_done_fn callback,
+                          kiln_done_fn error_callback, void *cb_arg, kiln_future **out) {
+  if (out) *out = NULL;
+  struct apply_cb *cb = malloc(sizeof *cb);
+  if (!cb) return KILN_ENOMEM;
+  *cb = (struct apply_cb){callback, error_callback, cb_arg};
+  kiln_future *f;
+  int rc = kiln_submit(p, fn, arg, &f);
+  if (rc) {
+    free(cb);
+    return rc;
+  }
+  rc = kiln_future_on_done(f, apply_done, cb);
+  if (rc) free(cb);
+  if (out) *out = f;
+  else kiln_future_release(f);
+  return rc;
+}
+
+int kiln_pool_close(kiln_pool *p) {
+  kiln_pool_shutdown(p, false, false);
+  pthread_mutex_lock(&p->mu);
+  p->closed = true;
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+int kiln_pool_terminate(kiln_pool *p) {
+  kiln_pool_shutdown(p, false, true);
+  pthread_mutex_lock(&p->mu);
+  p->terminated = true;
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+int kiln_pool_join(kiln_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  bool ok = p->closed || p->terminated;
+  pthread_mutex_unlock(&p->mu);
+  if (!ok) return KILN_ESTATE;
+  if (own_worker(p)) return KILN_ESTATE;
+  wait_and_join(p);
+  return 0;
+}

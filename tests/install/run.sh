@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# install.pkgconfig_and_cmake: installs a kiln build into a temporary prefix, then builds
+# consumer.c against it twice -- through pkg-config and through find_package(kiln) -- and checks
+# that both programs print 42.
+# Usage: run.sh <kiln build dir> <this folder> [C compiler]
+set -euo pipefail
+
+build=${1:?usage: run.sh BUILD_DIR SRC_DIR [CC]}
+src=${2:?usage: run.sh BUILD_DIR SRC_DIR [CC]}
+cc=${3:-cc}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+
+echo "== cmake --install $build --prefix $prefix"
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || { cat "$tmp/install.log"; exit 1; }
+
+libdir=$(dirname "$(find "$prefix" -name kiln.pc -path '*/pkgconfig/*' | head -n1)")
+libdir=${libdir%/pkgconfig}
+[ -n "$libdir" ] || { echo "FAIL: no kiln.pc installed under $prefix" >&2; exit 1; }
+
+check() {  # check LABEL BINARY
+  local out
+  out=$("$2")
+  echo "$1: $out"
+  if [ "$out" != "42" ]; then
+    echo "FAIL: $1 printed '$out', expected 42" >&2
+    exit 1
+  fi
+}
+
+echo "== (a) pkg-config"
+flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs kiln)
+echo "pkg-config --cflags --libs kiln: $flags"
+# shellcheck disable=SC2086  # flags are meant to split
+"$cc" -std=c11 -Wall -Wextra -o "$tmp/consumer_pc" "$src/consumer.c" $flags -Wl,-rpath,"$libdir"
+check "pkg-config consumer" "$tmp/consumer_pc"
+
+echo "== (b) find_package(kiln)"
+cmake -S "$src" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+  -DCMAKE_BUILD_TYPE=Release >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; exit 1; }
+cmake --build "$tmp/cmake-build" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
+check "find_package consumer" "$tmp/cmake-build/consumer"
+
+echo "ok install.pkgconfig_and_cmake"

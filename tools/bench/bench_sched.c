@@ -1,0 +1,449 @@
+/* tools/bench/bench_sched.c: kiln-bench-sched, kiln's scheduler against oneTBB and OpenMP tasks.
+ *
+ * Four workloads, each run by the three runtimes on the same number of threads:
+ *   fib       fib(30) with a future (task) per call and no cut-off
+ *   pfor      parallel-for over 10^7 trivial iterations, grain 100 (~10^5 chunks)
+ *   wavefront 512x512 cells, (i,j) after (i-1,j) and (i,j-1), all submitted up front
+ *   chain     10^5 tasks, each after the previous one
+ * Each timed run is preceded by untimed warm-up runs; the median of --reps runs is reported in
+ * ms, with the ratios kiln/oneTBB and kiln/OpenMP (below 1: kiln is faster). Every run's result
+ * is checked; a wrong result or a runtime error exits with status 1.
+ *
+ *   kiln-bench-sched [--threads N] [--reps R] [--warmup W] [--only fib|pfor|wavefront|chain]
+ *                    [--verbose]
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "kiln/sched.h"
+
+enum { IMPL_KILN, IMPL_TBB, IMPL_OMP, IMPL_COUNT };
+static const char *const impl_names[IMPL_COUNT] = {"kiln", "oneTBB", "OpenMP"};
+
+#define FIB_N 30
+#define FIB_EXPECTED 832040LL
+#define PFOR_N 10000000u
+#define PFOR_GRAIN 100u
+#define WF_N 512u
+#define CHAIN_N 100000u
+
+static kiln_pool *g_pool;
+static char g_errmsg[256];
+
+static void set_err(const char *fmt, int code) {
+  snprintf(g_errmsg, sizeof g_errmsg, fmt, code, kiln_strerror(code));
+}
+
+/* ---- fib ------------------------------------------------------------------------------------ */
+
+static long long g_fib_result;
+
+static int kiln_fib_task(void *arg, void **result) {
+  intptr_t n = (intptr_t)arg;
+  if (n < 2) {
+    *result = (void *)n;
+    return 0;
+  }
+  kiln_pool *p = kiln_pool_current();
+  kiln_future *a = NULL, *b = NULL;
+  int rc = kiln_submit(p, kiln_fib_task, (void *)(n - 1), &a);
+  if (rc != 0) return rc;
+  rc = kiln_submit(p, kiln_fib_task, (void *)(n - 2), &b);
+  if (rc != 0) {
+    kiln_future_result(a, -1.0, NULL);
+    kiln_future_release(a);
+    return rc;
+  }
+  void *x = NULL, *y = NULL;
+  int rx = kiln_future_result(a, -1.0, &x);
+  int ry = kiln_future_result(b, -1.0, &y);
+  kiln_future_release(a);
+  kiln_future_release(b);
+  if (rx != 0) return rx;
+  if (ry != 0) return ry;
+  *result = (void *)((intptr_t)x + (intptr_t)y);
+  return 0;
+}
+
+static int run_fib_kiln(void) {
+  kiln_future *f = NULL;
+  int rc = kiln_submit(g_pool, kiln_fib_task, (void *)(intptr_t)FIB_N, &f);
+  if (rc != 0) {
+    set_err("kiln_submit: %d (%s)", rc);
+    return 1;
+  }
+  void *v = NULL;
+  rc = kiln_future_result(f, -1.0, &v);
+  kiln_future_release(f);
+  if (rc != 0) {
+    set_err("kiln_future_result: %d (%s)", rc);
+    return 1;
+  }
+  g_fib_result = (long long)(intptr_t)v;
+  return 0;
+}
+static int run_fib_tbb(void) { return bench_tbb_fib(FIB_N, &g_fib_result); }
+static int run_fib_omp(void) { return bench_omp_fib(FIB_N, &g_fib_result); }
+static void reset_fib(void) { g_fib_result = -1; }
+static int check_fib(void) {
+  if (g_fib_result == FIB_EXPECTED) return 0;
+  snprintf(g_errmsg, sizeof g_errmsg, "fib(%d) = %lld, expected %lld", FIB_N, g_fib_result,
+           FIB_EXPECTED);
+  return 1;
+}
+
+/* ---- parallel-for --------------------------------------------------------------------------- */
+
+static uint32_t *g_pfor;
+
+static void kiln_pfor_body(void *ctx, size_t lo, size_t hi) { bench_pfor_body(ctx, lo, hi); }
+
+static int run_pfor_kiln(void) {
+  int rc = kiln_parallel_for(g_pool, 0, PFOR_N, PFOR_GRAIN, kiln_pfor_body, g_pfor);
+  if (rc != 0) {
+    set_err("kiln_parallel_for: %d (%s)", rc);
+    return 1;
+  }
+  return 0;
+}
+static int run_pfor_tbb(void) { return bench_tbb_pfor(g_pfor, PFOR_N, PFOR_GRAIN); }
+static int run_pfor_omp(void) { return bench_omp_pfor(g_pfor, PFOR_N, PFOR_GRAIN); }
+static void reset_pfor(void) { memset(g_pfor, 0xff, (size_t)PFOR_N * sizeof *g_pfor); }
+static int check_pfor(void) {
+  for (size_t i = 0; i < PFOR_N; i++) {
+    if (g_pfor[i] != (uint32_t)i * 2u) {
+      snprintf(g_errmsg, sizeof g_errmsg, "a[%zu] = %u, expected %u", i, (unsigned)g_pfor[i],
+               (unsigned)((uint32_t)i * 2u));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---- wavefront ------------------------------------------------------------------------------ */
+
+#define WF_W (WF_N + 1u)
+static uint32_t *g_wf;     /* (WF_N+1)^2, row 0 and column 0 stay 0 */
+static uint32_t *g_wf_ref; /* computed serially once */
+
+static int kiln_wf_task(void *arg, void **result) {
+  (void)result;
+  size_t idx = (size_t)(uintptr_t)arg;
+  g_wf[idx] = bench_wf_cell(g_wf[idx - WF_W], g_wf[idx - 1]);
+  return 0;
+}
+
+/* All cells are submitted from this thread in row-major order; a future is released once the
+ * last cell that depends on it has been submitted, so two rows of futures are held at a time. */
+static int run_wf_kiln(void) {
+  kiln_future *rows[2][WF_N + 1];
+  kiln_future **prev = rows[0], **cur = rows[1];
+  int rc = 0;
+  for (size_t i = 1; i <= WF_N; i++) {
+    for (size_t j = 1; j <= WF_N; j++) {
+      kiln_future *deps[2];
+      size_t nd = 0;
+      if (i > 1) deps[nd++] = prev[j];
+      if (j > 1) deps[nd++] = cur[j - 1];
+      rc = kiln_submit_after(g_pool, deps, nd, kiln_wf_task, (void *)(uintptr_t)(i * WF_W + j),
+                             &cur[j]);
+      if (rc != 0) {
+        set_err("kiln_submit_after: %d (%s)", rc);
+        fprintf(stderr, "kiln-bench-sched: wavefront: submit of (%zu,%zu) failed\n", i, j);
+        exit(1); /* futures are leaked on purpose: we are exiting */
+      }
+      if (i > 1) kiln_future_release(prev[j]);
+    }
+    kiln_future **t = prev;
+    prev = cur;
+    cur = t;
+  }
+  /* prev is now the last row; its last cell depends on every other cell. */
+  rc = kiln_future_result(prev[WF_N], -1.0, NULL);
+  for (size_t j = 1; j <= WF_N; j++) kiln_future_release(prev[j]);
+  if (rc != 0) {
+    set_err("kiln_future_result: %d (%s)", rc);
+    return 1;
+  }
+  return 0;
+}
+static int run_wf_tbb(void) { return bench_tbb_wavefront(g_wf, WF_N); }
+static int run_wf_omp(void) { return bench_omp_wavefront(g_wf, WF_N); }
+static void reset_wf(void) { memset(g_wf, 0, (size_t)WF_W * WF_W * sizeof *g_wf); }
+static int check_wf(void) {
+  for (size_t k = 0; k < (size_t)WF_W * WF_W; k++) {
+    if (g_wf[k] != g_wf_ref[k]) {
+      snprintf(g_errmsg, sizeof g_errmsg, "v[%zu][%zu] = %u, expected %u", k / WF_W, k % WF_W,
+               (unsigned)g_wf[k], (unsigned)g_wf_ref[k]);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---- chain ---------------------------------------------------------------------------------- */
+
+static size_t g_chain; /* task k moves it from k to k+1, so it ends at CHAIN_N only in order */
+
+static int kiln_chain_task(void *arg, void **result) {
+  (void)result;
+  size_t k = (size_t)(uintptr_t)arg;
+  if (g_chain == k) g_chain = k + 1;
+  return 0;
+}
+
+static int run_chain_kiln(void) {
+  kiln_future *prev = NULL;
+  for (size_t k = 0; k < CHAIN_N; k++) {
+    kiln_future *f = NULL;
+    int rc = kiln_submit_after(g_pool, &prev, prev ? 1 : 0, kiln_chain_task, (void *)(uintptr_t)k,
+                               &f);
+    if (rc != 0) {
+      set_err("kiln_submit_after: %d (%s)", rc);
+      kiln_future_release(prev);
+      return 1;
+    }
+    kiln_future_release(prev);
+    prev = f;
+  }
+  int rc = kiln_future_result(prev, -1.0, NULL);
+  kiln_future_release(prev);
+  if (rc != 0) {
+    set_err("kiln_future_result: %d (%s)", rc);
+    return 1;
+  }
+  return 0;
+}
+static int run_chain_tbb(void) { return bench_tbb_chain(CHAIN_N, &g_chain); }
+static int run_chain_omp(void) { return bench_omp_chain(CHAIN_N, &g_chain); }
+static void reset_chain(void) { g_chain = 0; }
+static int check_chain(void) {
+  if (g_chain == CHAIN_N) return 0;
+  snprintf(g_errmsg, sizeof g_errmsg, "chain counter = %zu, expected %u (tasks out of order)",
+           g_chain, CHAIN_N);
+  return 1;
+}
+
+/* ---- driver --------------------------------------------------------------------------------- */
+
+typedef struct workload {
+  const char *key;
+  const char *label;
+  void (*reset)(void);
+  int (*run[IMPL_COUNT])(void);
+  int (*check)(void);
+} workload;
+
+static const workload workloads[] = {
+    {"fib", "fib(30), future per call, no cut-off", reset_fib,
+     {run_fib_kiln, run_fib_tbb, run_fib_omp}, check_fib},
+    {"pfor", "parallel-for 10^7 iterations, grain 100", reset_pfor,
+     {run_pfor_kiln, run_pfor_tbb, run_pfor_omp}, check_pfor},
+    {"wavefront", "wavefront 512x512 (262144 dependent tasks)", reset_wf,
+     {run_wf_kiln, run_wf_tbb, run_wf_omp}, check_wf},
+    {"chain", "chain of 10^5 dependent tasks", reset_chain,
+     {run_chain_kiln, run_chain_tbb, run_chain_omp}, check_chain},
+};
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void pause_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void usage(FILE *to) {
+  fprintf(to,
+          "usage: kiln-bench-sched [--threads N] [--reps R] [--warmup W]\n"
+          "                        [--only fib|pfor|wavefront|chain] [--verbose]\n"
+          "  --threads N  threads per runtime (default 2)\n"
+          "  --reps R     timed runs per workload and runtime; the median is reported (default 7)\n"
+          "  --warmup W   untimed runs before them (default 1)\n");
+}
+
+static int parse_int(const char *s, int min, int *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > 1000000) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+static void cpu_model(char *buf, size_t cap) {
+  snprintf(buf, cap, "unknown CPU");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) == 0) {
+      const char *c = strchr(line, ':');
+      if (c) {
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        snprintf(buf, cap, "%s", c);
+        buf[strcspn(buf, "\n")] = '\0';
+      }
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* Runs one workload on one runtime: warm-up, then reps timed runs, each checked. */
+static int measure(const workload *w, int impl, int reps, int warmup, int verbose,
+                   double *median) {
+  double *t = calloc((size_t)reps, sizeof *t);
+  if (!t) return 1;
+  for (int r = -warmup; r < reps; r++) {
+    w->reset();
+    pause_ms(20); /* let the previous runtime's spinning threads go idle */
+    g_errmsg[0] = '\0';
+    double t0 = now_ms();
+    int rc = w->run[impl]();
+    double t1 = now_ms();
+    if (rc != 0) {
+      fprintf(stderr, "kiln-bench-sched: %s on %s: runtime error%s%s\n", w->key, impl_names[impl],
+              g_errmsg[0] ? ": " : "", g_errmsg);
+      free(t);
+      return 1;
+    }
+    if (w->check() != 0) {
+      fprintf(stderr, "kiln-bench-sched: %s on %s: WRONG RESULT: %s\n", w->key, impl_names[impl],
+              g_errmsg);
+      free(t);
+      return 1;
+    }
+    if (verbose)
+      fprintf(stderr, "  %-9s %-6s %s %2d: %9.3f ms\n", w->key, impl_names[impl],
+              r < 0 ? "warm-up" : "rep    ", r < 0 ? -r : r + 1, t1 - t0);
+    if (r >= 0) t[r] = t1 - t0;
+  }
+  qsort(t, (size_t)reps, sizeof *t, cmp_double);
+  *median = reps % 2 ? t[reps / 2] : (t[reps / 2 - 1] + t[reps / 2]) / 2.0;
+  free(t);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int threads = 2, reps = 7, warmup = 1, verbose = 0;
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+      verbose = 1;
+    } else if (i + 1 < argc && strcmp(a, "--threads") == 0) {
+      if (parse_int(argv[++i], 1, &threads) != 0) goto bad;
+    } else if (i + 1 < argc && strcmp(a, "--reps") == 0) {
+      if (parse_int(argv[++i], 1, &reps) != 0) goto bad;
+    } else if (i + 1 < argc && strcmp(a, "--warmup") == 0) {
+      if (parse_int(argv[++i], 0, &warmup) != 0) goto bad;
+    } else if (i + 1 < argc && strcmp(a, "--only") == 0) {
+      only = argv[++i];
+    } else {
+    bad:
+      fprintf(stderr, "kiln-bench-sched: bad argument '%s'\n", a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (only) {
+    size_t k = 0;
+    while (k < NWORKLOADS && strcmp(workloads[k].key, only) != 0) k++;
+    if (k == NWORKLOADS) {
+      fprintf(stderr, "kiln-bench-sched: unknown workload '%s'\n", only);
+      return 2;
+    }
+  }
+
+  /* Header: machine and the exact command. */
+  char cpu[256];
+  cpu_model(cpu, sizeof cpu);
+  char date[64] = "";
+  time_t now = time(NULL);
+  struct tm tmv;
+  if (gmtime_r(&now, &tmv)) strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tmv);
+  printf("kiln-bench-sched: %s; machine: nproc=%ld, %s\n", date, sysconf(_SC_NPROCESSORS_ONLN),
+         cpu);
+  printf("command:");
+  for (int i = 0; i < argc; i++) printf(" %s", argv[i]);
+  printf("\nthreads=%d reps=%d warmup=%d; median wall time per run, ratios below 1 mean kiln is "
+         "faster\n\n",
+         threads, reps, warmup);
+  fflush(stdout);
+
+  /* Data. */
+  g_pfor = malloc((size_t)PFOR_N * sizeof *g_pfor);
+  g_wf = malloc((size_t)WF_W * WF_W * sizeof *g_wf);
+  g_wf_ref = calloc((size_t)WF_W * WF_W, sizeof *g_wf_ref);
+  if (!g_pfor || !g_wf || !g_wf_ref) {
+    fprintf(stderr, "kiln-bench-sched: out of memory\n");
+    return 1;
+  }
+  for (size_t i = 1; i <= WF_N; i++)
+    for (size_t j = 1; j <= WF_N; j++)
+      g_wf_ref[i * WF_W + j] =
+          bench_wf_cell(g_wf_ref[(i - 1) * WF_W + j], g_wf_ref[i * WF_W + j - 1]);
+
+  /* Runtimes. */
+  kiln_pool_config cfg;
+  kiln_pool_config_default(&cfg);
+  cfg.threads = threads;
+  cfg.name = "bench";
+  int rc = kiln_pool_create(&cfg, &g_pool);
+  if (rc != 0) {
+    fprintf(stderr, "kiln-bench-sched: kiln_pool_create: %d (%s)\n", rc, kiln_strerror(rc));
+    return 1;
+  }
+  if (bench_tbb_init(threads) != 0 || bench_omp_init(threads) != 0) {
+    fprintf(stderr, "kiln-bench-sched: cannot set up oneTBB / OpenMP\n");
+    return 1;
+  }
+
+  printf("| workload | kiln (ms) | oneTBB (ms) | OpenMP (ms) | kiln/oneTBB | kiln/OpenMP |\n");
+  printf("|---|---:|---:|---:|---:|---:|\n");
+  fflush(stdout);
+  int status = 0;
+  for (size_t k = 0; k < NWORKLOADS; k++) {
+    const workload *w = &workloads[k];
+    if (only && strcmp(only, w->key) != 0) continue;
+    double med[IMPL_COUNT];
+    for (int impl = 0; impl < IMPL_COUNT; impl++) {
+      if (measure(w, impl, reps, warmup, verbose, &med[impl]) != 0) {
+        status = 1;
+        goto out;
+      }
+    }
+    printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", w->label, med[IMPL_KILN], med[IMPL_TBB],
+           med[IMPL_OMP], med[IMPL_KILN] / med[IMPL_TBB], med[IMPL_KILN] / med[IMPL_OMP]);
+    fflush(stdout);
+  }
+out:
+  kiln_pool_destroy(g_pool);
+  bench_tbb_fini();
+  free(g_pfor);
+  free(g_wf);
+  free(g_wf_ref);
+  return status;
+}
