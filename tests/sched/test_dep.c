@@ -17,6 +17,7 @@ static int task_record(void *arg, void **result) {
   struct rtask *t = arg;
   volatile unsigned x = 0;
   for (int i = 0; i < 20000; i++) x += (unsigned)i;
+  (void)x;
   if (t->must_be_done) t->saw_done = kiln_future_done(t->must_be_done);
   t->at = atomic_fetch_add(&t->r->seq, 1);
   *result = t;
