@@ -215,6 +215,7 @@ static int task_count_spin(void *arg, void **result) {
   (void)result;
   volatile unsigned x = 0;
   for (int i = 0; i < 20000; i++) x += (unsigned)i;
+  (void)x;
   atomic_fetch_add((_Atomic int *)arg, 1);
   return 0;
 }
@@ -380,6 +381,7 @@ static int task_check_init(void *arg, void **result) {
   if (kiln_pool_current() != atomic_load(&e->pool)) atomic_fetch_add(&e->bad, 1);
   volatile unsigned x = 0;
   for (int i = 0; i < 5000; i++) x += (unsigned)i;
+  (void)x;
   atomic_fetch_add(&e->tasks, 1);
   return 0;
 }
@@ -466,6 +468,7 @@ static int task_name(void *arg, void **result) {
   a->n->idx[a->i] = kiln_worker_index();
   volatile unsigned x = 0;
   for (int i = 0; i < 20000; i++) x += (unsigned)i;
+  (void)x;
   return 0;
 }
 

@@ -12,6 +12,7 @@ static int map_square(void *arg, void **result) {
   intptr_t i = (intptr_t)arg;
   volatile unsigned x = 0;
   for (intptr_t k = 0; k < (MN - i) * 500; k++) x += (unsigned)k;
+  (void)x;
   *result = (void *)(i * i);
   return 0;
 }

@@ -138,6 +138,7 @@ TEST(WAIT_05) {
 static int task_spin_ret(void *arg, void **result) {
   volatile unsigned x = 0;
   for (int i = 0; i < 50000; i++) x += (unsigned)i;
+  (void)x;
   *result = arg;
   return 0;
 }
