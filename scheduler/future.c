@@ -304,3 +304,19 @@ int kiln_promise_reject(kiln_future *f, int code, const char *fmt, ...) {
   kiln__fail_claimed(f, code, msg);
   return 0;
 }
+
+/* Removes a done-callback (fn, arg) not yet run; true if it was found. */
+bool kiln__remove_callback(kiln_future *f, kiln_done_fn fn, void *arg) {
+  pthread_mutex_lock(&f->mu);
+  kiln__listener *prev = NULL, *it = f->head;
+  for (; it; prev = it, it = it->next)
+    if (it->kind == KILN__L_CALLBACK && it->u.cb.fn == fn && it->u.cb.arg == arg) break;
+  if (it) {
+    if (prev) prev->next = it->next;
+    else f->head = it->next;
+    if (f->tail == it) f->tail = prev;
+  }
+  pthread_mutex_unlock(&f->mu);
+  free(it);
+  return it != NULL;
+}

@@ -106,6 +106,7 @@ void kiln__publish(kiln_future *f, uint32_t from, uint32_t final);
 void kiln__fail_claimed(kiln_future *f, int code, char *message); /* message is taken */
 int kiln__add_listener(kiln_future *f, kiln__listener *l); /* 1 added, 0 already done */
 void kiln__remove_listener(kiln_future *f, kiln__listener *l);
+bool kiln__remove_callback(kiln_future *f, kiln_done_fn fn, void *arg);
 char *kiln__vformat(const char *fmt, va_list ap);
 char *kiln__format(const char *fmt, ...);
 

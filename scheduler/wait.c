@@ -417,7 +417,22 @@ void kiln_completion_destroy(kiln_completion *c) {
     else kiln_future_release(f); /* no memory: release under the lock (no user code runs) */
   }
   atomic_store_explicit(&c->nready, 0, memory_order_relaxed);
+  /* futures still pending: take our callback back, with its references */
+  size_t npend = 0;
+  kiln_future **pend = malloc((c->setcap ? c->setcap : 1) * sizeof *pend);
+  for (size_t i = 0; pend && i < c->setcap; i++) {
+    kiln_future *f = c->set[i];
+    bool queued = false;
+    for (size_t j = 0; j < n && !queued; j++) queued = drop && drop[j] == f;
+    if (f && f != TOMB && !queued) pend[npend++] = f;
+  }
   pthread_mutex_unlock(&c->mu);
+  for (size_t i = 0; i < npend; i++) {
+    if (!kiln__remove_callback(pend[i], completion_on_done, c)) continue; /* it is running */
+    kiln_future_release(pend[i]);
+    completion_unref(c);
+  }
+  free(pend);
   for (size_t i = 0; drop && i < n; i++) kiln_future_release(drop[i]);
   free(drop);
   completion_unref(c);

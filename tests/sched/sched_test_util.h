@@ -176,7 +176,16 @@ static inline kiln_future *tu_start_blocker(kiln_pool *p, tu_blocker *b) {
 }
 
 /* Number of threads of this process (Linux /proc). */
+static inline void *tu_noop_thread(void *a) { return a; }
+/* Threads of this process. The first call creates and joins one thread so that a sanitizer's
+ * own background thread (TSan starts one lazily) already exists when a test takes its base. */
 static inline int tu_thread_count(void) {
+  static int warmed;
+  if (!warmed) {
+    pthread_t th;
+    warmed = 1;
+    if (pthread_create(&th, NULL, tu_noop_thread, NULL) == 0) pthread_join(th, NULL);
+  }
   FILE *fp = fopen("/proc/self/status", "r");
   if (!fp) return -1;
   char line[256];
