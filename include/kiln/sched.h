@@ -202,7 +202,8 @@ int kiln_wait(kiln_future **fs, size_t n, kiln_return_when when, double timeout,
 int kiln_as_completed(kiln_future *const *fs, size_t n, double timeout, kiln_completion **out);
 
 /* Adds f to the set while iterating (a batch feeds the set as it submits). A future already in the
- * set is ignored. Any thread. */
+ * set and not yet yielded is ignored; a future added again after it was yielded (and released)
+ * counts as a new entry. Any thread. */
 int kiln_completion_add(kiln_completion *c, kiln_future *f);
 
 /* Next done future: 0 and *f (one reference, yours to release); KILN_EEOF when every future has

@@ -145,7 +145,7 @@ static void *feeder_main(void *arg) {
     kiln_future *f = NULL;
     int rc = kiln_submit(fd->pool, tu_task_ret, (void *)i, &f);
     if (rc == 0) rc = kiln_completion_add(fd->c, f);
-    if (rc == 0) rc = kiln_completion_add(fd->c, f); /* duplicate: ignored */
+    /* no duplicate add here: this task may already be yielded, and then it is a new entry */
     if (rc == 0 && (i % 100) == 0) rc = kiln_completion_add(fd->c, fd->sentinel);
     kiln_future_release(f);
     if (rc) {
