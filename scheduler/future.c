@@ -69,16 +69,19 @@ static kiln__listener *detach_listeners(kiln_future *f) {
   return keep;
 }
 
-static void fail_dependent(kiln_future *d, size_t index, kiln_future *dep, kiln_future **work) {
-  if (!kiln__claim(d, 1u << KILN__PENDING)) return;
-  char *msg;
+/* The message of a dependent that fails because dependency `index` (0-based) of ndeps did. */
+char *kiln__dependency_message(kiln_future *dep, size_t index, size_t ndeps) {
   uint32_t st = atomic_load_explicit(&dep->state, memory_order_acquire) & KILN__STATE_MASK;
   if (st == KILN__CANCELLED)
-    msg = kiln__format("dependency %zu of %zu was cancelled", index + 1, d->ndeps);
-  else
-    msg = kiln__format("dependency %zu of %zu failed: %s: %.160s", index + 1, d->ndeps,
-                       kiln_err_name(dep->code), dep->message ? dep->message
-                                                              : kiln_strerror(dep->code));
+    return kiln__format("dependency %zu of %zu was cancelled", index + 1, ndeps);
+  return kiln__format("dependency %zu of %zu failed: %s: %.160s", index + 1, ndeps,
+                      kiln_err_name(dep->code),
+                      dep->message ? dep->message : kiln_strerror(dep->code));
+}
+
+static void fail_dependent(kiln_future *d, size_t index, kiln_future *dep, kiln_future **work) {
+  if (!kiln__claim(d, 1u << KILN__PENDING)) return;
+  char *msg = kiln__dependency_message(dep, index, d->ndeps);
   d->code = KILN_EDEPENDENCY;
   d->message = msg;
   kiln_future_retain(d); /* held by the worklist until published */

@@ -109,6 +109,7 @@ void kiln__remove_listener(kiln_future *f, kiln__listener *l);
 bool kiln__remove_callback(kiln_future *f, kiln_done_fn fn, void *arg);
 char *kiln__vformat(const char *fmt, va_list ap);
 char *kiln__format(const char *fmt, ...);
+char *kiln__dependency_message(kiln_future *dep, size_t index, size_t ndeps);
 
 /* pool (pool.c) */
 void kiln__schedule(kiln_future *t);            /* a ready task: queue it (takes the queue ref) */

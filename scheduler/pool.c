@@ -517,14 +517,8 @@ void kiln_pool_destroy(kiln_pool *p) {
 
 /* ---- public: submitting ------------------------------------------------------------------------ */
 
-static bool noop_pred(void *ctx) {
-  (void)ctx;
-  return false;
-}
-
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out) {
-  (void)noop_pred;
   if (out) *out = NULL;
   kiln_future *t = kiln__future_alloc();
   if (!t) return KILN_ENOMEM;
@@ -570,12 +564,7 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
       uint32_t st = atomic_load_explicit(&deps[i]->state, memory_order_acquire) &
                     KILN__STATE_MASK;
       if (!(st == KILN__FINISHED && deps[i]->code == 0) && kiln__claim(t, 1u << KILN__PENDING)) {
-        char *msg = st == KILN__CANCELLED
-                        ? kiln__format("dependency %zu of %zu was cancelled", i + 1, ndeps)
-                        : kiln__format("dependency %zu of %zu failed: %s: %.160s", i + 1, ndeps,
-                                       kiln_err_name(deps[i]->code),
-                                       deps[i]->message ? deps[i]->message
-                                                        : kiln_strerror(deps[i]->code));
+        char *msg = kiln__dependency_message(deps[i], i, ndeps);
         kiln_future_retain(t);
         work = t;
         t->code = KILN_EDEPENDENCY;
