@@ -117,6 +117,7 @@ void kiln__task_done(kiln_pool *p);             /* accounting when a task future
 void kiln__pool_wake_all(kiln_pool *p);         /* caller keeps p alive */
 int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);
 kiln_pool *kiln__worker_pool(kiln__worker *w);
+int kiln__pool_accepting(kiln_pool *p); /* 0, KILN_ESHUTDOWN or KILN_EBROKEN: would submit work? */
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out);
 

@@ -3,7 +3,8 @@
  *
  * Each worker owns a Chase-Lev deque (deque.c): it pushes and pops at the bottom, idle workers
  * steal from the top of a random victim. Threads outside the pool submit through the injection
- * queue. Workers start lazily, one more whenever work is queued while no worker is idle.
+ * queue. Workers start lazily, one more whenever work is queued and no idle worker's credit is
+ * left for it (see idle_credit).
  *
  * Sleeping: an idle worker increments nsleepers, rechecks for work (under pool.mu), then waits on
  * work_cv until epoch changes. A pusher publishes its task, then a seq_cst fence, then reads
@@ -37,6 +38,7 @@ struct kiln__worker {
   pthread_t thread;
   kiln_future *free_list; /* owner only */
   int nfree;
+  bool holds_credit; /* owner only: this worker's idle credit is in pool.idle_credit */
 };
 
 struct kiln_pool {
@@ -46,7 +48,12 @@ struct kiln_pool {
   char name[16];
   kiln__worker *workers;            /* threads entries; the first `started` are running */
   _Atomic int started;              /* written under mu */
-  _Atomic int nidle;                /* workers looking for work or asleep */
+  /* Idle credits (Python's _idle_semaphore): a worker adds one when it goes idle and takes one
+   * back when it leaves idle, if any is left; a submission consumes one instead of starting a
+   * thread. So a burst of k submissions meets at most as many credits as workers were idle, and
+   * starts threads for the rest: blocking tasks never queue behind each other while the pool may
+   * still grow (CHECKLIST EXE-03, POOL-01). Only the thread-start heuristic reads it. */
+  _Atomic int idle_credit;
   _Atomic int nsleepers;            /* workers inside the sleep protocol */
   _Atomic int64_t outstanding;      /* accepted tasks not yet done */
   _Atomic bool shutdown;            /* no new submissions (shutdown, close, terminate) */
@@ -128,18 +135,45 @@ void kiln__pool_wake_all(kiln_pool *p) {
 
 static void *worker_main(void *arg);
 
-/* Under mu. Starts one more worker if the pool may have more and none is idle. */
+static bool idle_take(kiln_pool *p);
+
+/* A worker gives its credit when it may soon look for work: before publishing a completion (a
+ * thread woken by it may submit next, CHECKLIST EXE-03) and when it goes idle. It keeps it across
+ * the gap between the two, so that gap starts no thread. */
+static void idle_enter(kiln__worker *w) {
+  if (w->holds_credit) return;
+  w->holds_credit = true;
+  atomic_fetch_add_explicit(&w->pool->idle_credit, 1, memory_order_relaxed);
+}
+
+/* The worker has work again: it takes its credit back, unless a submission consumed it. */
+static void idle_leave(kiln__worker *w) {
+  if (!w->holds_credit) return;
+  w->holds_credit = false;
+  idle_take(w->pool);
+}
+
+/* Takes one credit if there is one. Relaxed: credits only steer when threads start; the task
+ * itself is published by the queues, never through this counter. */
+static bool idle_take(kiln_pool *p) {
+  int c = atomic_load_explicit(&p->idle_credit, memory_order_relaxed);
+  while (c > 0)
+    if (atomic_compare_exchange_weak_explicit(&p->idle_credit, &c, c - 1, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return true;
+  return false;
+}
+
+/* Under mu. Starts one more worker if the pool may have more and no idle worker's credit is left
+ * for this submission. */
 static void maybe_start_locked(kiln_pool *p) {
   int started = atomic_load_explicit(&p->started, memory_order_relaxed);
-  if (started >= p->threads || atomic_load_explicit(&p->nidle, memory_order_relaxed) > 0) return;
+  if (started >= p->threads || idle_take(p)) return;
   if (atomic_load_explicit(&p->shutdown, memory_order_relaxed) &&
       atomic_load_explicit(&p->outstanding, memory_order_relaxed) == 0)
     return;
   kiln__worker *w = &p->workers[started];
-  /* counted idle until it takes its first task, so a burst starts one thread per task */
-  atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
     return; /* run with the workers we have; with none, tasks wait for a later start */
   }
   atomic_store_explicit(&p->started, started + 1, memory_order_release);
@@ -147,7 +181,7 @@ static void maybe_start_locked(kiln_pool *p) {
 
 static void maybe_start(kiln_pool *p) {
   if (atomic_load_explicit(&p->started, memory_order_acquire) >= p->threads) return;
-  if (atomic_load_explicit(&p->nidle, memory_order_relaxed) > 0) return;
+  if (idle_take(p)) return;
   pthread_mutex_lock(&p->mu);
   maybe_start_locked(p);
   pthread_mutex_unlock(&p->mu);
@@ -294,9 +328,8 @@ static void run_task(kiln_future *t) {
       kiln__self.result_free = saved.result_free;
       /* counted idle while completing, so that a submission made by a thread woken by this
        * completion reuses this worker instead of starting another (CHECKLIST EXE-03) */
-      atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+      if (kiln__self.worker) idle_enter(kiln__self.worker);
       kiln__publish(t, KILN__RUNNING, KILN__FINISHED);
-      atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
     }
   }
   kiln_future_release(t); /* the queue reference */
@@ -317,17 +350,18 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     if (pred && pred(ctx)) return 0;
     kiln_future *t = find_task(w);
     if (t) {
+      idle_leave(w);
       run_task(t);
       continue;
     }
-    atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+    idle_enter(w);
     for (int i = 0; i < SPIN_ROUNDS && !t; i++) {
       if (pred && pred(ctx)) break;
       if (i > SPIN_ROUNDS / 2) sched_yield();
       t = find_task(w);
     }
     if (t || (pred && pred(ctx))) {
-      atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+      idle_leave(w);
       if (t) run_task(t);
       continue;
     }
@@ -350,7 +384,7 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     bool exit_now = !pred && may_exit_locked(p);
     atomic_fetch_sub_explicit(&p->nsleepers, 1, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
-    atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    idle_leave(w);
     if (exit_now) return 0;
     if (rc && !(pred && pred(ctx))) return rc;
   }
@@ -366,7 +400,6 @@ static void *worker_main(void *arg) {
   snprintf(name, sizeof name, "%s_%d", p->name, w->index);
   name[15] = 0;
   pthread_setname_np(pthread_self(), name);
-  atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed); /* see maybe_start_locked */
   if (p->init && p->init(p->init_arg) != 0) {
     atomic_store_explicit(&p->broken, true, memory_order_release);
     atomic_store_explicit(&p->shutdown, true, memory_order_release);
@@ -588,6 +621,11 @@ refused:
                                                                  : KILN_ESHUTDOWN;
 }
 
+int kiln__pool_accepting(kiln_pool *p) {
+  if (!atomic_load_explicit(&p->shutdown, memory_order_acquire)) return 0;
+  return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN : KILN_ESHUTDOWN;
+}
+
 int kiln_submit(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_future **out) {
   return kiln__submit_internal(p, NULL, 0, fn, arg, false, out);
 }
@@ -612,50 +650,7 @@ void kiln_task_set_result_free(void (*dtor)(void *)) {
   if (kiln__self.task) kiln__self.result_free = dtor;
 }
 
-/* ---- public: multiprocessing.Pool-style ----------------------------------------------------------- */
-
-int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **result) {
-  if (result) *result = NULL;
-  kiln_future *f;
-  int rc = kiln_submit(p, fn, arg, &f);
-  if (rc) return rc;
-  rc = kiln_future_result(f, -1, result);
-  /* the value stays valid only while f is held; without a destructor it is the caller's */
-  kiln_future_release(f);
-  return rc;
-}
-
-struct apply_cb {
-  kiln_done_fn ok, err;
-  void *arg;
-};
-
-static void apply_done(kiln_future *f, void *arg) {
-  struct apply_cb *cb = arg;
-  bool ok = !kiln_future_cancelled(f) && kiln_future_result(f, 0, NULL) == 0;
-  kiln_done_fn fn = ok ? cb->ok : cb->err;
-  if (fn) fn(f, cb->arg);
-  free(cb);
-}
-
-int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_done_fn callback,
-                          kiln_done_fn error_callback, void *cb_arg, kiln_future **out) {
-  if (out) *out = NULL;
-  struct apply_cb *cb = malloc(sizeof *cb);
-  if (!cb) return KILN_ENOMEM;
-  *cb = (struct apply_cb){callback, error_callback, cb_arg};
-  kiln_future *f;
-  int rc = kiln_submit(p, fn, arg, &f);
-  if (rc) {
-    free(cb);
-    return rc;
-  }
-  rc = kiln_future_on_done(f, apply_done, cb);
-  if (rc) free(cb);
-  if (out) *out = f;
-  else kiln_future_release(f);
-  return rc;
-}
+/* ---- public: multiprocessing.Pool-style close, terminate, join (apply and map_async: mpool.c) --- */
 
 int kiln_pool_close(kiln_pool *p) {
   kiln_pool_shutdown(p, false, false);

@@ -123,6 +123,19 @@ int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
                           kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
                           kiln_future **out);
 
+/* Pool.map_async: runs fn over args[0..n) in chunks of chunksize items (>= 1, else KILN_EINVAL)
+ * and returns at once. The future (*out, may be NULL) succeeds with a `void **` array of the n
+ * results in input order (owned by the future: valid while you hold it, freed with it; NULL when
+ * n is 0; the items themselves stay the caller's), or fails as soon as one item fails, with that
+ * item's code and the message "item K: <its message>"; the other chunks still run and their
+ * results are dropped. Cancelling the future cancels the chunks not yet started. Exactly one of
+ * callback (success) or error_callback (failure or cancellation) runs, once, with cb_arg; for an
+ * empty input callback runs before this call returns. KILN_ESHUTDOWN / KILN_EBROKEN when the
+ * pool takes no work (nothing runs then), KILN_ENOMEM. Any thread, also from inside a task. */
+int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
+                   kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
+                   kiln_future **out);
+
 /* close(): no new work (KILN_ESHUTDOWN), queued work still runs. terminate(): also cancels every
  * task not yet started (running tasks cannot be interrupted in C and finish). join(): waits until
  * all accepted work is done and the workers have exited; KILN_ESTATE unless closed or
