@@ -117,6 +117,13 @@ void kiln__task_done(kiln_pool *p);             /* accounting when a task future
 void kiln__pool_wake_all(kiln_pool *p);         /* caller keeps p alive */
 int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);
 kiln_pool *kiln__worker_pool(kiln__worker *w);
+/* Runs queued tasks of w's pool while pred(ctx) is false and some can be found (spinning a
+ * little when none), without registering anything: the cheap first phase of a wait inside a
+ * task. true once pred holds; false when out of work or past the deadline. */
+bool kiln__help_briefly(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);
+/* Inside a worker: its own deque is empty, so an idle thief would find nothing of it to take.
+ * Lazy binary splitting (parallel_for) splits only then. false outside pools. */
+bool kiln__deque_drained(void);
 int kiln__pool_accepting(kiln_pool *p); /* 0, KILN_ESHUTDOWN or KILN_EBROKEN: would submit work? */
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out);

@@ -1,6 +1,6 @@
 /* map.c: kiln_map (ordered results, chunks, one deadline) and kiln_parallel_for (recursive
- * splitting: each task splits off its upper half as a new task until its range fits the grain,
- * so idle workers steal big halves first). */
+ * splitting: a task splits off its upper half when its worker has nothing left for thieves, so
+ * idle workers steal big halves first). */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -153,22 +153,34 @@ struct pfor_range {
 
 static int pfor_task(void *arg, void **result);
 
+/* Lazy binary splitting (Tzannes, Caragea, Barua, Vishkin, PPoPP 2010): the range runs grain by
+ * grain, and its upper half is split off as a new task only when this worker's deque is empty,
+ * i.e. when an idle thief would otherwise find nothing. So a loop makes O(threads x log n) tasks
+ * instead of n / grain, and a busy pool splits nothing. Every body call still gets at most grain
+ * iterations. */
 static void pfor_run(struct pfor *pf, size_t lo, size_t hi) {
+  size_t ran = 0;
   while (hi - lo > pf->grain) {
-    size_t mid = lo + (hi - lo) / 2;
-    struct pfor_range *r = malloc(sizeof *r);
-    if (!r) break; /* run the rest here */
-    *r = (struct pfor_range){pf, mid, hi};
-    if (kiln__submit_internal(pf->pool, NULL, 0, pfor_task, r, true, NULL) != 0) {
-      free(r);
-      break;
+    if (kiln__deque_drained()) {
+      size_t mid = lo + (hi - lo) / 2;
+      struct pfor_range *r = malloc(sizeof *r);
+      if (r) {
+        *r = (struct pfor_range){pf, mid, hi};
+        if (kiln__submit_internal(pf->pool, NULL, 0, pfor_task, r, true, NULL) == 0) {
+          hi = mid;
+          continue;
+        }
+        free(r); /* run it here instead */
+      }
     }
-    hi = mid;
+    pf->body(pf->ctx, lo, lo + pf->grain);
+    ran += pf->grain;
+    lo += pf->grain;
   }
   pf->body(pf->ctx, lo, hi);
-  size_t n = hi - lo;
+  ran += hi - lo;
   /* acq_rel: the last range sees every body's writes before resolving */
-  if (atomic_fetch_sub_explicit(&pf->remaining, n, memory_order_acq_rel) == n) {
+  if (atomic_fetch_sub_explicit(&pf->remaining, ran, memory_order_acq_rel) == ran) {
     kiln_future *d = kiln_future_retain(pf->done); /* pf dies once the caller wakes */
     kiln_promise_resolve(d, NULL);
     kiln_future_release(d);

@@ -392,6 +392,29 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
 
 kiln_pool *kiln__worker_pool(kiln__worker *w) { return w->pool; }
 
+bool kiln__help_briefly(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline) {
+  for (int misses = 0; misses < SPIN_ROUNDS;) {
+    if (pred(ctx)) return true;
+    if (deadline != INFINITY && kiln__now() >= deadline) return false;
+    kiln_future *t = find_task(w);
+    if (t) {
+      misses = 0;
+      run_task(t);
+    } else if (++misses > SPIN_ROUNDS / 2) {
+      sched_yield();
+    }
+  }
+  return pred(ctx);
+}
+
+bool kiln__deque_drained(void) {
+  kiln__worker *w = kiln__self.worker;
+  if (!w) return false;
+  /* relaxed: a hint only; a wrong answer costs one split too many or too few */
+  return atomic_load_explicit(&w->deque.top, memory_order_relaxed) >=
+         atomic_load_explicit(&w->deque.bottom, memory_order_relaxed);
+}
+
 static void *worker_main(void *arg) {
   kiln__worker *w = arg;
   kiln_pool *p = w->pool;

@@ -245,8 +245,9 @@ int kiln_map(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t 
              double timeout, void **results, int *errors);
 
 /* Calls body(ctx, lo, hi) over disjoint subranges covering [begin, end), each at most grain long
- * (grain 0 means 1), splitting recursively so that idle workers steal halves. Returns when all
- * are done. 0, KILN_ESHUTDOWN, KILN_ENOMEM. */
+ * (grain 0 means 1). Ranges are halved lazily, only when the running worker has nothing left for
+ * idle workers to steal, so a loop costs O(threads x log n) tasks, not n / grain. Returns when
+ * all are done. 0, KILN_ESHUTDOWN, KILN_ENOMEM. */
 int kiln_parallel_for(kiln_pool *p, size_t begin, size_t end, size_t grain,
                       void (*body)(void *ctx, size_t lo, size_t hi), void *ctx);
 

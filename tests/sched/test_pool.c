@@ -185,12 +185,12 @@ TEST(POOL_03) {
   kiln_pool_destroy(p);
 }
 
-static volatile uint64_t g_sink; /* keeps the busy loop below from being optimised away */
+static _Atomic uint64_t g_sink; /* keeps the busy loop below from being optimised away */
 static int task_slow_square(void *arg, void **result) {
   intptr_t x = (intptr_t)arg;
   uint64_t spin = 0;
   for (intptr_t i = 0; i < (x % 7) * 2000; i++) spin = spin * 31u + (uint64_t)i; /* uneven order */
-  g_sink = spin;
+  atomic_store_explicit(&g_sink, spin, memory_order_relaxed);
   *result = (void *)(x * x);
   return 0;
 }
