@@ -1,0 +1,431 @@
+/* channel.c: kiln_channel, Python's multiprocessing.Pipe between threads (later processes).
+ *
+ * A pair is a Unix stream socket pair (non-blocking, close-on-exec). A message is a 4-byte
+ * big-endian length (as Python's Connection writes it) followed by that many bytes, so empty and
+ * 16 MiB messages both work and boundaries are kept. Every wait is poll(2) on the end's socket
+ * against a deadline; EINTR is retried everywhere, with the time left recomputed. Sends use
+ * MSG_NOSIGNAL, so a closed peer is an error code (KILN_EEOF), never SIGPIPE.
+ *
+ * Partial messages: a receive that times out after reading part of a message keeps what it read
+ * in the end's `in` state (header bytes, then the body), and the next receive continues from
+ * there, so no byte is lost and the stream never desynchronises. A receive that completes a
+ * message always returns it, except recv_into with a too-short buffer, which stops right after the
+ * header (the body stays in the socket, or in `in` if part of it was read). So a complete message
+ * never sits in `in`, and an end is ready to receive exactly when its socket is readable.
+ *
+ * Sends: concurrent senders are serialised by send_mu, each message is written whole before the
+ * next starts. The timeout only covers the wait for room for the first byte; once some of the
+ * message is in the socket the rest is written whatever it takes, as a half-written message would
+ * corrupt the stream.
+ *
+ * Closing: close() marks the end closed and shutdown(2)s its socket, which wakes every thread
+ * polling either end (ours then return KILN_ESTATE, the peer's reach EOF after the data already
+ * queued). The descriptor itself is closed only once no call is using it (`users`), so a close
+ * racing with a blocked call never lets the fd number be reused under it.
+ *
+ * Lock order (outer first): send_mu or recv_mu (never both) -> mu. mu is only held briefly and
+ * never across a blocking system call. */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kiln/sync.h"
+
+enum { HDR = 4, WAIT_STACK = 16 };
+
+/* The receive state of an end, guarded by recv_mu. Invariants: hdr_got in 0..4; len is valid
+ * only when hdr_got == 4; body is NULL or a len-byte buffer holding got bytes of the body; with
+ * hdr_got < 4, body is NULL and got is 0. */
+struct channel_in {
+  unsigned char hdr[HDR];
+  size_t hdr_got;
+  uint32_t len;
+  unsigned char *body;
+  size_t got;
+};
+
+struct kiln_channel {
+  bool can_send, can_recv; /* fixed at creation */
+  pthread_mutex_t send_mu; /* held for a whole send: one message at a time */
+  pthread_mutex_t recv_mu; /* held for a whole receive; guards `in` */
+  struct channel_in in;
+  pthread_mutex_t mu;      /* guards fd, closed, users */
+  int fd;                  /* -1 once closed and no longer used */
+  bool closed;
+  int users;               /* calls between end_enter and end_leave */
+};
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+static int channel_new(int fd, bool can_send, bool can_recv, kiln_channel **out) {
+  kiln_channel *ch = calloc(1, sizeof *ch);
+  if (!ch) return KILN_ENOMEM;
+  ch->fd = fd;
+  ch->can_send = can_send;
+  ch->can_recv = can_recv;
+  pthread_mutex_init(&ch->send_mu, NULL);
+  pthread_mutex_init(&ch->recv_mu, NULL);
+  pthread_mutex_init(&ch->mu, NULL);
+  *out = ch;
+  return 0;
+}
+
+int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b) {
+  assert(a && b);
+  *a = *b = NULL;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+    return errno == ENOMEM || errno == ENOBUFS ? KILN_ENOMEM : KILN_EIO;
+  kiln_channel *ca = NULL, *cb = NULL;
+  if (channel_new(sv[0], duplex, true, &ca) != 0 || channel_new(sv[1], true, duplex, &cb) != 0) {
+    if (ca)
+      kiln_channel_destroy(ca); /* closes sv[0] */
+    else
+      close(sv[0]);
+    close(sv[1]);
+    return KILN_ENOMEM;
+  }
+  *a = ca;
+  *b = cb;
+  return 0;
+}
+
+void kiln_channel_close(kiln_channel *ch) {
+  assert(ch);
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->closed) {
+    ch->closed = true;
+    shutdown(ch->fd, SHUT_RDWR); /* wakes pollers of both ends; cannot fail on a valid socket */
+    if (ch->users == 0) {
+      close(ch->fd);
+      ch->fd = -1;
+    }
+  }
+  pthread_mutex_unlock(&ch->mu);
+}
+
+void kiln_channel_destroy(kiln_channel *ch) {
+  if (!ch) return;
+  kiln_channel_close(ch);
+  assert(ch->users == 0 && ch->fd == -1); /* no call may still be blocked on it */
+  free(ch->in.body);
+  pthread_mutex_destroy(&ch->send_mu);
+  pthread_mutex_destroy(&ch->recv_mu);
+  pthread_mutex_destroy(&ch->mu);
+  free(ch);
+}
+
+bool kiln_channel_closed(kiln_channel *ch) {
+  assert(ch);
+  pthread_mutex_lock(&ch->mu);
+  bool closed = ch->closed;
+  pthread_mutex_unlock(&ch->mu);
+  return closed;
+}
+
+/* Starts a call on an open end that may use the direction asked for; KILN_ESTATE otherwise. Until
+ * end_leave, ch->fd stays valid (close defers closing it). */
+static int end_enter(kiln_channel *ch, bool send) {
+  int rc = KILN_ESTATE;
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->closed && (send ? ch->can_send : ch->can_recv)) {
+    ch->users++;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+static void end_leave(kiln_channel *ch) {
+  pthread_mutex_lock(&ch->mu);
+  if (--ch->users == 0 && ch->closed && ch->fd >= 0) {
+    close(ch->fd);
+    ch->fd = -1;
+  }
+  pthread_mutex_unlock(&ch->mu);
+}
+
+/* ---- waiting ------------------------------------------------------------------------------- */
+
+/* poll(2)'s timeout for the time left until deadline: rounded up, so that a wait never ends
+ * early; -1 for no deadline. */
+static int poll_ms(double deadline) {
+  if (isinf(deadline)) return -1;
+  double left = deadline - kiln__now();
+  if (left <= 0) return 0;
+  double ms = ceil(left * 1000.0);
+  return ms >= (double)INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Polls fds until one is ready (returns how many), the deadline passes (0) or poll fails
+ * (KILN_EIO). Signals do not cut the wait short. Error and hang-up conditions count as ready: the
+ * call that follows reads them. */
+static int wait_fds(struct pollfd *fds, nfds_t n, double deadline) {
+  for (;;) {
+    int ms = poll_ms(deadline);
+    int r = poll(fds, n, ms);
+    if (r > 0) return r;
+    if (r == 0 && (ms == 0 || kiln__now() >= deadline)) return 0;
+    if (r < 0 && errno != EINTR && errno != EAGAIN) return KILN_EIO;
+  }
+}
+
+static int wait_fd(kiln_channel *ch, short events, double deadline) {
+  struct pollfd p = {.fd = ch->fd, .events = events};
+  int r = wait_fds(&p, 1, deadline);
+  return r > 0 ? 0 : r == 0 ? KILN_ETIMEDOUT : r;
+}
+
+/* ---- send ---------------------------------------------------------------------------------- */
+
+/* The code for a socket whose peer is gone (EPIPE, ECONNRESET, or EOF while reading): our own end
+ * closed under us is KILN_ESTATE; otherwise KILN_EEOF, or KILN_EIO for a message cut short. */
+static int gone_code(kiln_channel *ch, bool mid_message) {
+  if (kiln_channel_closed(ch)) return KILN_ESTATE;
+  return mid_message ? KILN_EIO : KILN_EEOF;
+}
+
+/* Writes header and body; see the file comment for the timeout rule. Caller holds send_mu. */
+static int send_locked(kiln_channel *ch, const void *buf, size_t len, double deadline) {
+  unsigned char hdr[HDR] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                            (unsigned char)(len >> 8), (unsigned char)len};
+  size_t total = HDR + len, done = 0;
+  while (done < total) {
+    struct iovec iov[2];
+    int niov = 0;
+    if (done < HDR) iov[niov++] = (struct iovec){hdr + done, HDR - done};
+    size_t off = done < HDR ? 0 : done - HDR;
+    if (len > off) iov[niov++] = (struct iovec){(unsigned char *)buf + off, len - off};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    ssize_t n = sendmsg(ch->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      done += (size_t)n;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int rc = wait_fd(ch, POLLOUT, done == 0 ? deadline : INFINITY);
+      if (rc) return rc; /* only KILN_ETIMEDOUT before the first byte, or KILN_EIO */
+    } else if (errno == EPIPE || errno == ECONNRESET) {
+      return gone_code(ch, false);
+    } else if (errno != EINTR) {
+      return KILN_EIO;
+    }
+  }
+  return 0;
+}
+
+int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double timeout) {
+  assert(ch);
+  double deadline;
+  if (kiln__deadline(timeout, &deadline) || len > UINT32_MAX || (!buf && len > 0))
+    return KILN_EINVAL;
+  int rc = end_enter(ch, true);
+  if (rc) return rc;
+  pthread_mutex_lock(&ch->send_mu);
+  rc = send_locked(ch, buf, len, deadline);
+  pthread_mutex_unlock(&ch->send_mu);
+  end_leave(ch);
+  return rc;
+}
+
+/* ---- receive ------------------------------------------------------------------------------- */
+
+/* Reads dst[*got..want) from the socket, adding to *got as bytes come, until full (0) or the
+ * deadline (KILN_ETIMEDOUT, *got kept) or EOF / an error. at_start: nothing of the current
+ * message has been read yet, so EOF here is a clean end of stream. */
+static int read_full(kiln_channel *ch, unsigned char *dst, size_t want, size_t *got,
+                     double deadline, bool at_start) {
+  while (*got < want) {
+    ssize_t n = recv(ch->fd, dst + *got, want - *got, MSG_DONTWAIT);
+    if (n > 0) {
+      *got += (size_t)n;
+    } else if (n == 0 || errno == ECONNRESET) {
+      return gone_code(ch, !at_start || *got > 0);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int rc = wait_fd(ch, POLLIN, deadline);
+      if (rc) return rc;
+    } else if (errno != EINTR) {
+      return KILN_EIO;
+    }
+  }
+  return 0;
+}
+
+static void in_reset(struct channel_in *in) {
+  *in = (struct channel_in){0};
+}
+
+/* Makes sure the current message's header is in, and returns its length in *len. */
+static int read_header(kiln_channel *ch, double deadline, uint32_t *len) {
+  struct channel_in *in = &ch->in;
+  if (in->hdr_got < HDR) {
+    int rc = read_full(ch, in->hdr, HDR, &in->hdr_got, deadline, true);
+    if (rc) return rc;
+    in->len = (uint32_t)in->hdr[0] << 24 | (uint32_t)in->hdr[1] << 16 |
+              (uint32_t)in->hdr[2] << 8 | (uint32_t)in->hdr[3];
+  }
+  *len = in->len;
+  return 0;
+}
+
+/* kiln_channel_recv with recv_mu held: the body is read into in.body, which then goes to the
+ * caller. */
+static int recv_locked(kiln_channel *ch, void **buf, size_t *len, double deadline) {
+  struct channel_in *in = &ch->in;
+  uint32_t n;
+  int rc = read_header(ch, deadline, &n);
+  if (rc) return rc;
+  if (n > 0 && !in->body && !(in->body = malloc(n))) return KILN_ENOMEM; /* header kept */
+  rc = read_full(ch, in->body, n, &in->got, deadline, false);
+  if (rc) return rc;
+  *buf = in->body;
+  *len = n;
+  in_reset(in);
+  return 0;
+}
+
+/* kiln_channel_recv_into with recv_mu held. A body not yet started is read straight into the
+ * caller's buffer; if that times out half-way, what was read moves to in.body for the next call.
+ * Should that copy fail for lack of memory, the read goes on past the timeout instead (the bytes
+ * must not be lost). */
+static int recv_into_locked(kiln_channel *ch, unsigned char *buf, size_t cap, size_t *len,
+                            double deadline) {
+  struct channel_in *in = &ch->in;
+  uint32_t n;
+  int rc = read_header(ch, deadline, &n);
+  if (rc) return rc;
+  *len = n;
+  if (n > cap) return KILN_EINVAL; /* the message stays queued */
+  if (in->body) {
+    rc = read_full(ch, in->body, n, &in->got, deadline, false);
+    if (rc == 0) memcpy(buf, in->body, n);
+  } else {
+    size_t got = 0;
+    rc = read_full(ch, buf, n, &got, deadline, false);
+    if (rc == KILN_ETIMEDOUT && got > 0) {
+      if ((in->body = malloc(n)) != NULL) {
+        memcpy(in->body, buf, got);
+        in->got = got;
+        return rc;
+      }
+      rc = read_full(ch, buf, n, &got, INFINITY, false);
+    }
+  }
+  if (rc == 0) {
+    free(in->body);
+    in_reset(in);
+  }
+  return rc;
+}
+
+int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double timeout) {
+  assert(ch && buf && len);
+  *buf = NULL;
+  *len = 0;
+  double deadline;
+  if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
+  int rc = end_enter(ch, false);
+  if (rc) return rc;
+  pthread_mutex_lock(&ch->recv_mu);
+  rc = recv_locked(ch, buf, len, deadline);
+  pthread_mutex_unlock(&ch->recv_mu);
+  end_leave(ch);
+  return rc;
+}
+
+int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len,
+                           double timeout) {
+  assert(ch && len);
+  *len = 0;
+  double deadline;
+  if (kiln__deadline(timeout, &deadline) || (!buf && cap > 0)) return KILN_EINVAL;
+  int rc = end_enter(ch, false);
+  if (rc) return rc;
+  pthread_mutex_lock(&ch->recv_mu);
+  rc = recv_into_locked(ch, buf, cap, len, deadline);
+  pthread_mutex_unlock(&ch->recv_mu);
+  end_leave(ch);
+  if (rc && rc != KILN_EINVAL) *len = 0;
+  return rc;
+}
+
+/* ---- readiness ----------------------------------------------------------------------------- */
+
+int kiln_channel_poll(kiln_channel *ch, double timeout) {
+  assert(ch);
+  double deadline;
+  if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
+  int rc = end_enter(ch, false);
+  if (rc) return rc;
+  rc = wait_fd(ch, POLLIN, deadline);
+  end_leave(ch);
+  if (rc == 0 && kiln_channel_closed(ch)) return KILN_ESTATE; /* woken by our own close */
+  return rc == 0 ? 1 : rc == KILN_ETIMEDOUT ? 0 : rc;
+}
+
+/* Moves the ready channels (revents set) to the front of chs, keeping the order within both
+ * groups; tmp has room for n pointers. Returns how many are ready. */
+static size_t partition_ready(kiln_channel **chs, const struct pollfd *fds, size_t n,
+                              kiln_channel **tmp) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fds[i].revents) tmp[k++] = chs[i];
+  size_t ready = k;
+  for (size_t i = 0; i < n; i++)
+    if (!fds[i].revents) tmp[k++] = chs[i];
+  memcpy(chs, tmp, n * sizeof *chs);
+  return ready;
+}
+
+static int wait_entered(kiln_channel **chs, size_t n, double deadline, size_t *nready,
+                        struct pollfd *fds, kiln_channel **tmp) {
+  for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = chs[i]->fd, .events = POLLIN};
+  int r = wait_fds(fds, (nfds_t)n, deadline);
+  if (r < 0) return r;
+  if (r > 0) *nready = partition_ready(chs, fds, n, tmp);
+  return 0;
+}
+
+int kiln_channel_wait(kiln_channel **chs, size_t n, double timeout, size_t *nready) {
+  assert(nready && (chs || n == 0));
+  *nready = 0;
+  double deadline;
+  if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
+  struct pollfd fds_stack[WAIT_STACK];
+  kiln_channel *tmp_stack[WAIT_STACK];
+  struct pollfd *fds = fds_stack;
+  kiln_channel **tmp = tmp_stack;
+  if (n > WAIT_STACK) {
+    fds = malloc(n * sizeof *fds);
+    tmp = malloc(n * sizeof *tmp);
+    if (!fds || !tmp) {
+      free(fds);
+      free(tmp);
+      return KILN_ENOMEM;
+    }
+  }
+  size_t entered = 0;
+  int rc = 0;
+  for (; entered < n && rc == 0; entered++) {
+    assert(chs[entered]);
+    rc = end_enter(chs[entered], false);
+  }
+  if (rc) entered--; /* the last one failed and was not entered */
+  if (rc == 0) rc = wait_entered(chs, n, deadline, nready, fds, tmp);
+  /* chs may be reordered now, but it still holds exactly the entered channels when rc == 0 */
+  for (size_t i = 0; i < entered; i++) end_leave(chs[i]);
+  if (n > WAIT_STACK) {
+    free(fds);
+    free(tmp);
+  }
+  return rc;
+}
