@@ -115,7 +115,7 @@ static void publish_one(kiln_future *f, uint32_t from, uint32_t final, kiln_futu
   /* acq_rel: release publishes the result fields; acquire sees listeners queued before */
   uint32_t old = atomic_fetch_add_explicit(&f->state, final - from, memory_order_acq_rel);
   if (old & KILN__HAS_LISTENERS) run_listeners(f, detach_listeners(f), work);
-  if (f->pool) kiln__task_done(f->pool);
+  if (f->pool && f->counted) kiln__task_done(f->pool);
 }
 
 /* Makes f's final state visible (from RUNNING or COMPLETING) and drains listeners, iteratively

@@ -64,6 +64,7 @@ struct kiln_future {
   kiln_task_fn fn;
   void *arg;
   kiln_pool *pool;
+  bool counted; /* in pool.outstanding (see pool.c, "Shutdown and lifetime") */
   _Atomic size_t deps_left; /* dependencies not yet done, plus one while submit_after registers */
   size_t ndeps;
   kiln__listener *dep_nodes; /* ndeps nodes: inline_nodes or a heap array */

@@ -11,10 +11,17 @@
  * nsleepers: by this Dekker pair either the pusher sees the sleeper and wakes it (epoch++ and
  * signal under mu), or the sleeper sees the task. An idle pool blocks in pthread_cond_wait.
  *
- * Shutdown and lifetime: `outstanding` counts accepted tasks not yet done. Threads outside the
- * pool change it only under mu, and workers decide to exit only under mu, so a thread that
- * completes the last task from outside cannot touch a freed pool: the pool is freed after its
- * workers are joined, and they exit only after that thread has unlocked mu.
+ * Shutdown and lifetime: `outstanding` counts the accepted tasks that could be pending outside
+ * every deque: those submitted from outside the pool and those with dependencies. A task a worker
+ * spawns with no dependencies goes straight onto its own deque and is not counted (two contended
+ * atomics fewer per spawn): deques are drained before exit instead. A worker exits only when, under
+ * mu, shutdown is set, outstanding is 0, no deque or injection queue holds work, and every other
+ * worker is asleep or gone (`busy` false: it is cleared and set only under mu, around a top-level
+ * sleep); a sleeping worker cannot push, so nothing can appear after that check. Threads outside
+ * the pool change outstanding only under mu, and an uncounted task completed from outside (a
+ * cancel) does not touch the pool at all, so a thread that completes the last task from outside
+ * cannot touch a freed pool: the pool is freed after its workers are joined, and they exit only
+ * after that thread has unlocked mu.
  *
  * Lock order: mu is the innermost lock (see internal.h). */
 #define _GNU_SOURCE
@@ -39,6 +46,7 @@ struct kiln__worker {
   kiln_future *free_list; /* owner only */
   int nfree;
   bool holds_credit; /* owner only: this worker's idle credit is in pool.idle_credit */
+  bool busy;         /* guarded by pool.mu: not in a top-level sleep (see "Shutdown") */
 };
 
 struct kiln_pool {
@@ -173,7 +181,9 @@ static void maybe_start_locked(kiln_pool *p) {
       atomic_load_explicit(&p->outstanding, memory_order_relaxed) == 0)
     return;
   kiln__worker *w = &p->workers[started];
+  w->busy = true;
   if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    w->busy = false;
     return; /* run with the workers we have; with none, tasks wait for a later start */
   }
   atomic_store_explicit(&p->started, started + 1, memory_order_release);
@@ -337,9 +347,15 @@ static void run_task(kiln_future *t) {
 
 /* ---- workers ----------------------------------------------------------------------------------- */
 
+/* Under mu, in a top-level sleep of a worker whose busy flag is cleared: may every worker go? */
 static bool may_exit_locked(kiln_pool *p) {
-  return atomic_load_explicit(&p->shutdown, memory_order_relaxed) &&
-         atomic_load_explicit(&p->outstanding, memory_order_acquire) == 0;
+  if (!atomic_load_explicit(&p->shutdown, memory_order_relaxed) ||
+      atomic_load_explicit(&p->outstanding, memory_order_acquire) != 0 || has_work_locked(p))
+    return false;
+  int n = atomic_load_explicit(&p->started, memory_order_relaxed);
+  for (int i = 0; i < n; i++)
+    if (p->workers[i].busy) return false;
+  return true;
 }
 
 /* Runs tasks until pred(ctx) holds (pred NULL: until the pool may exit), or the deadline.
@@ -370,6 +386,7 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     atomic_fetch_add_explicit(&p->nsleepers, 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* Dekker with wake_one's fence */
     uint64_t e = p->epoch;
+    if (!pred) w->busy = false;
     bool ready = (pred && pred(ctx)) || has_work_locked(p) || (!pred && may_exit_locked(p));
     if (!ready) {
       if (deadline == INFINITY) {
@@ -382,6 +399,12 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
       }
     }
     bool exit_now = !pred && may_exit_locked(p);
+    if (exit_now) { /* the other sleepers must see it too */
+      p->epoch++;
+      pthread_cond_broadcast(&p->work_cv);
+    } else if (!pred) {
+      w->busy = true;
+    }
     atomic_fetch_sub_explicit(&p->nsleepers, 1, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
     idle_leave(w);
@@ -594,10 +617,12 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
   /* caller's reference (if any) + the queue reference */
   atomic_store_explicit(&t->refs, out ? 2u : 1u, memory_order_relaxed);
   /* Accept the task: outside the pool the check and the count happen under mu, so shutdown's
-   * wait cannot miss it; a running task of this pool keeps outstanding above 0 itself. */
+   * wait cannot miss it. A worker's spawn without dependencies goes onto its own deque and is
+   * not counted (see "Shutdown and lifetime"). */
+  t->counted = !own_worker(p) || ndeps > 0;
   if (own_worker(p)) {
     if (!internal && atomic_load_explicit(&p->shutdown, memory_order_acquire)) goto refused;
-    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+    if (t->counted) atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
   } else {
     pthread_mutex_lock(&p->mu);
     if (atomic_load_explicit(&p->shutdown, memory_order_relaxed)) {
@@ -608,6 +633,10 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
     pthread_mutex_unlock(&p->mu);
   }
   if (out) *out = t;
+  if (ndeps == 0) {
+    kiln__schedule(t);
+    return 0;
+  }
   atomic_store_explicit(&t->deps_left, ndeps + 1, memory_order_relaxed);
   kiln_future *work = NULL;
   for (size_t i = 0; i < ndeps; i++) {
