@@ -1,0 +1,342 @@
+/* test_compute.c: kernels, buffers, upload and read-back, and the sub-allocator. */
+// kt: timeout 120
+#define _GNU_SOURCE
+#include <stdlib.h>
+
+#include "gpu_test_util.h"
+
+enum { N = 1000 };  /* not a multiple of the workgroup size (64): the bounds check matters */
+
+/* The hash kernel, through a job of upload + dispatch + download, matches its CPU reference. */
+TEST(hash_matches_cpu) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel *k = tg_kernel(dev, "hash", 2, 8);
+  kiln_gpu_buffer *src, *dst;
+  KT_CODE(kiln_gpu_buffer_create(dev, N * 4, &src), KILN_OK);
+  KT_CODE(kiln_gpu_buffer_create(dev, N * 4 + 64, &dst), KILN_OK);
+  KT_EQ(kiln_gpu_buffer_size(dst), N * 4 + 64);
+  KT_PTR_EQ(kiln_gpu_buffer_device(dst), dev);
+  uint32_t in[N], out[N + 16];
+  for (uint32_t i = 0; i < N; i++) in[i] = i * 2654435761u;
+  /* The tail past N must stay untouched by the kernel: fill it with a known pattern. */
+  uint32_t sentinel[16];
+  for (int i = 0; i < 16; i++) sentinel[i] = 0xdeadbeef;
+  uint32_t push[2] = {N, 12345};
+
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, src, 0, in, sizeof(in)), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, dst, N * 4, sentinel, sizeof(sentinel)), KILN_OK);
+  memset(in, 0, sizeof(in));  /* the upload copied it already */
+  kiln_gpu_buffer *binds[2] = {src, dst};
+  KT_CODE(kiln_gpu_job_dispatch(job, k, binds, push, (N + 63) / 64, 1, 1), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, dst, 0, sizeof(out), out), KILN_OK);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  void *value = (void *)1;
+  TG_OK(f, &value);
+  KT_PTR_EQ(value, NULL);  /* the download went to `out` */
+  for (uint32_t i = 0; i < N; i++) {
+    uint32_t want = tg_pcg(i * 2654435761u + 12345u);
+    if (out[i] != want) KT_FAIL("out[%u] = %u, CPU reference %u", i, out[i], want);
+  }
+  for (int i = 0; i < 16; i++) KT_EQ(out[N + i], 0xdeadbeef);
+  kiln_future_release(f);
+
+  /* The same through the one-command calls; the download's value is owned by its future. */
+  kiln_future *up, *run, *down;
+  for (uint32_t i = 0; i < N; i++) in[i] = i;
+  KT_CODE(kiln_gpu_upload(src, 0, in, sizeof(in), NULL, 0, &up), KILN_OK);
+  push[1] = 7;
+  KT_CODE(kiln_gpu_dispatch(k, binds, push, (N + 63) / 64, 1, 1, &up, 1, &run), KILN_OK);
+  KT_CODE(kiln_gpu_download(dst, 0, N * 4, &run, 1, &down), KILN_OK);
+  TG_OK(down, &value);
+  const uint32_t *got = value;
+  for (uint32_t i = 0; i < N; i++) KT_EQ(got[i], tg_pcg(i + 7));
+  TG_OK(up, NULL);
+  TG_OK(run, NULL);
+  kiln_future_release(up);
+  kiln_future_release(run);
+  kiln_future_release(down);
+
+  kiln_gpu_device_stats st;
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_EQ(st.submitted, 4);
+  KT_EQ(st.completed, 4);
+  KT_EQ(st.failed, 0);
+  KT_EQ(st.in_flight, 0);
+
+  kiln_gpu_buffer_destroy(src);
+  kiln_gpu_buffer_destroy(dst);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
+
+/* A kernel from user SPIR-V (the embedded words given as if they were the user's), and bad
+ * SPIR-V or a bad config refused with KILN_EINVAL / KILN_EVULKAN. */
+TEST(user_spirv) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  size_t nnames;
+  const char *const *names = kiln_gpu_builtin_names(&nnames);
+  bool has_iadd = false;
+  for (size_t i = 0; i < nnames; i++) has_iadd = has_iadd || strcmp(names[i], "iadd") == 0;
+  KT_TRUE(has_iadd);
+  const uint32_t *words;
+  size_t size;
+  KT_CODE(kiln_gpu_builtin_spirv("iadd", &words, &size), KILN_OK);
+  KT_CODE(kiln_gpu_builtin_spirv("nope", &words, &size), KILN_EINVAL);
+  KT_CODE(kiln_gpu_builtin_spirv("iadd", &words, &size), KILN_OK);
+  uint32_t *copy = malloc(size);
+  memcpy(copy, words, size);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.spirv = copy;
+  kc.spirv_size = size;
+  kc.buffers = 1;
+  kc.push_size = 8;
+  kiln_gpu_kernel *k = NULL;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  free(copy);  /* borrowed for the call only */
+
+  kiln_gpu_buffer *buf;
+  KT_CODE(kiln_gpu_buffer_create(dev, 64 * 4, &buf), KILN_OK);
+  uint32_t data[64];
+  for (uint32_t i = 0; i < 64; i++) data[i] = 100 * i;
+  uint32_t push[2] = {64, 5};
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  kiln_gpu_job_upload(job, buf, 0, data, sizeof(data));
+  kiln_gpu_job_dispatch(job, k, &buf, push, 1, 1, 1);
+  kiln_gpu_job_dispatch(job, k, &buf, push, 1, 1, 1);  /* ordered after the first */
+  kiln_gpu_job_download(job, buf, 0, sizeof(data), NULL);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  void *v;
+  TG_OK(f, &v);
+  for (uint32_t i = 0; i < 64; i++) KT_EQ(((uint32_t *)v)[i], 100 * i + 10);
+  kiln_future_release(f);
+
+  /* Bad SPIR-V and configs. */
+  uint32_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  kc.spirv = junk;
+  kc.spirv_size = sizeof(junk);
+  kiln_gpu_kernel *bad = (kiln_gpu_kernel *)&kc;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
+  KT_PTR_EQ(bad, NULL);
+  KT_TRUE(tg_logged("magic number"));
+  kc.spirv = NULL;
+  kc.builtin = "no-such-shader";
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
+  KT_TRUE(tg_logged("no embedded shader named \"no-such-shader\""));
+  kc.builtin = "iadd";
+  kc.push_size = 6;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
+  kc.push_size = 8;
+  kc.buffers = 17;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
+
+  kiln_gpu_buffer_destroy(buf);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
+
+/* Commands with bad arguments make the job's future fail with KILN_EINVAL; nothing is submitted;
+ * buffers of another device are refused. */
+TEST(bad_commands) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *a = tg_device(gpu, NULL), *b = tg_device(gpu, NULL);
+  kiln_gpu_kernel *k = tg_kernel(a, "iadd", 1, 8);
+  kiln_gpu_buffer *ba, *bb;
+  KT_CODE(kiln_gpu_buffer_create(a, 256, &ba), KILN_OK);
+  KT_CODE(kiln_gpu_buffer_create(b, 256, &bb), KILN_OK);
+  kiln_gpu_buffer *tmp;
+  KT_CODE(kiln_gpu_buffer_create(a, 0, &tmp), KILN_EINVAL);
+  uint32_t push[2] = {64, 1};
+  uint8_t bytes[512] = {0};
+
+  kiln_gpu_job *job;
+  kiln_future *f;
+  /* another device's buffer in a dispatch */
+  KT_CODE(kiln_gpu_job_create(a, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, k, &bb, push, 1, 1, 1), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  KT_CODE(kiln_future_result(f, 10, NULL), KILN_EINVAL);
+  kiln_future_release(f);
+  /* zero groups */
+  KT_CODE(kiln_gpu_job_create(a, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, k, &ba, push, 0, 1, 1), KILN_EINVAL);
+  kiln_gpu_job_discard(job);
+  /* out-of-range upload, download, copy; copy across devices */
+  KT_CODE(kiln_gpu_job_create(a, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, ba, 128, bytes, 256), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_download(job, ba, 0, 257, NULL), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_copy(job, ba, 0, bb, 0, 16), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_copy(job, ba, 0, ba, 255, 2), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_upload(job, ba, UINT64_MAX, bytes, 2), KILN_EINVAL);
+  /* a second owned download */
+  KT_CODE(kiln_gpu_job_download(job, ba, 0, 4, NULL), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, ba, 0, 4, NULL), KILN_EINVAL);
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  KT_CODE(kiln_future_result(f, 10, NULL), KILN_EINVAL);  /* the first error */
+  kiln_future_release(f);
+
+  /* a valid copy between two buffers of one device */
+  kiln_gpu_buffer *ba2;
+  KT_CODE(kiln_gpu_buffer_create(a, 256, &ba2), KILN_OK);
+  for (int i = 0; i < 256; i++) bytes[i] = (uint8_t)i;
+  KT_CODE(kiln_gpu_job_create(a, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, ba, 0, bytes, 256), KILN_OK);
+  KT_CODE(kiln_gpu_job_copy(job, ba, 16, ba2, 0, 32), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, ba2, 0, 32, NULL), KILN_OK);
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  void *v;
+  TG_OK(f, &v);
+  for (int i = 0; i < 32; i++) KT_EQ(((uint8_t *)v)[i], 16 + i);
+  kiln_future_release(f);
+
+  kiln_gpu_device_stats st;
+  kiln_gpu_device_stats_get(a, &st);
+  KT_EQ(st.submitted, 1);
+  KT_EQ(st.failed, 2);
+  kiln_gpu_buffer_destroy(ba2);
+  kiln_gpu_buffer_destroy(ba);
+  kiln_gpu_buffer_destroy(bb);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(b);
+  kiln_gpu_device_close(a);
+  tg_finish(gpu);
+}
+
+/* Many buffers and staging areas come from a few VkDeviceMemory blocks; a buffer larger than a
+ * block gets its own allocation, freed with it; freed ranges are reused. */
+TEST(suballocator) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device_config cfg;
+  kiln_gpu_device_config_default(&cfg);
+  cfg.pipeline_cache = false;
+  cfg.block_size = 1u << 20;
+  kiln_gpu_device *dev = tg_device(gpu, &cfg);
+  enum { NB = 100 };
+  kiln_gpu_buffer *bufs[NB];
+  for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 1000 + i, &bufs[i]), KILN_OK);
+  kiln_gpu_device_stats st;
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_EQ(st.memory_allocations, 1);  /* 100 buffers of ~1 KiB in one 1 MiB block */
+  /* Each buffer holds its own data: write all, read all back. */
+  kiln_future *fs[NB];
+  for (int i = 0; i < NB; i++) {
+    uint8_t data[1100];
+    memset(data, i, sizeof(data));
+    kiln_gpu_job *job;
+    KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+    KT_CODE(kiln_gpu_job_upload(job, bufs[i], 0, data, 1000 + (uint64_t)i), KILN_OK);
+    KT_CODE(kiln_gpu_job_download(job, bufs[i], 0, 1000 + (uint64_t)i, NULL), KILN_OK);
+    KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &fs[i]), KILN_OK);
+  }
+  for (int i = 0; i < NB; i++) {
+    void *v;
+    TG_OK(fs[i], &v);
+    for (int j = 0; j < 1000 + i; j++)
+      if (((uint8_t *)v)[j] != i) KT_FAIL("buffer %d byte %d = %d", i, j, ((uint8_t *)v)[j]);
+    kiln_future_release(fs[i]);
+  }
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_TRUE(st.memory_allocations <= 3);  /* the device block and one or two staging blocks */
+  uint64_t before = st.memory_allocations;
+  for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
+  for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 2000, &bufs[i]), KILN_OK);
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_EQ(st.memory_allocations, before);  /* 200 KB fit in the freed block */
+  for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
+
+  kiln_gpu_buffer *big;
+  uint64_t blocks = st.memory_blocks;
+  KT_CODE(kiln_gpu_buffer_create(dev, 3u << 20, &big), KILN_OK);
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_EQ(st.memory_allocations, before + 1);
+  KT_EQ(st.memory_blocks, blocks + 1);
+  kiln_gpu_buffer_destroy(big);
+  kiln_gpu_device_stats_get(dev, &st);
+  KT_EQ(st.memory_blocks, blocks);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
+
+/* User GLSL compiled at run time: a working kernel, and a compile error reported as
+ * KILN_EPARSE with the shader's name and line. */
+static const char *good_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 32) in;\n"
+    "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
+    "layout(push_constant) uniform P { uint n; uint k; } pc;\n"
+    "void main() {\n"
+    "  uint i = gl_GlobalInvocationID.x;\n"
+    "  if (i < pc.n) b.v[i] = b.v[i] * 2u + pc.k;\n"
+    "}\n";
+
+static const char *bad_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 32) in;\n"
+    "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
+    "void main() {\n"
+    "  uint i = gl_GlobalInvocationID.x;\n"
+    "  b.v[i] = undeclared_thing + 1u;\n"
+    "}\n";
+
+TEST(runtime_glsl) {
+  uint32_t *words;
+  size_t size;
+  char *msg = NULL;
+  KT_CODE(kiln_gpu_compile_glsl(bad_glsl, "user.comp", &words, &size, &msg), KILN_EPARSE);
+  KT_PTR_EQ(words, NULL);
+  KT_STR_CONTAINS(msg, "user.comp:6: error:");
+  KT_STR_CONTAINS(msg, "undeclared_thing");
+  free(msg);
+  KT_CODE(kiln_gpu_compile_glsl("#version 450\nvoid main( {", NULL, &words, &size, &msg),
+          KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "shader:2: error:");
+  free(msg);
+  KT_CODE(kiln_gpu_compile_glsl(good_glsl, "good.comp", &words, &size, NULL), KILN_OK);
+  KT_TRUE(size > 20 && size % 4 == 0);
+  KT_EQ(words[0], 0x07230203);
+  free(words);
+
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = bad_glsl;
+  kc.glsl_name = "bad.comp";
+  kc.buffers = 1;
+  kiln_gpu_kernel *k = NULL;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_EPARSE);
+  KT_TRUE(tg_logged("bad.comp:6: error:"));
+  kc.glsl = good_glsl;
+  kc.glsl_name = "good.comp";
+  kc.push_size = 8;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  kiln_gpu_buffer *buf;
+  KT_CODE(kiln_gpu_buffer_create(dev, 100 * 4, &buf), KILN_OK);
+  uint32_t data[100];
+  for (uint32_t i = 0; i < 100; i++) data[i] = i;
+  uint32_t push[2] = {100, 9};
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  kiln_gpu_job_upload(job, buf, 0, data, sizeof(data));
+  kiln_gpu_job_dispatch(job, k, &buf, push, 4, 1, 1);
+  kiln_gpu_job_download(job, buf, 0, sizeof(data), NULL);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  void *v;
+  TG_OK(f, &v);
+  for (uint32_t i = 0; i < 100; i++) KT_EQ(((uint32_t *)v)[i], 2 * i + 9);
+  kiln_future_release(f);
+  kiln_gpu_buffer_destroy(buf);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
