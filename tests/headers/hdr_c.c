@@ -1,6 +1,7 @@
 /* Every public header, included together, compiles as C11 with kiln's warnings. */
 #include "kiln/error.h"
 #include "kiln/sched.h"
+#include "kiln/sync.h"
 
 #include <stdio.h>
 

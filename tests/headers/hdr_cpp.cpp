@@ -1,6 +1,7 @@
 // Every public header, included together, compiles as C++17 (extern "C", no C-only syntax).
 #include "kiln/error.h"
 #include "kiln/sched.h"
+#include "kiln/sync.h"
 
 #include <cstdio>
 

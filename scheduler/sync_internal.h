@@ -1,0 +1,63 @@
+/* sync_internal.h: what the files of the threading primitives share (lock.c, waitlist.c,
+ * semaphore.c, condition.c, event.c, barrier.c), and a few read-only probes that let tests know a
+ * thread is blocked without sleeping. Nothing here is public.
+ *
+ * Lock order, outer first, for the whole family: a condition's lock or rlock -> that condition's
+ * mu; every other mu is a leaf. The lock word of kiln_lock is never held across a call into
+ * another primitive by this code. */
+#ifndef KILN_SYNC_INTERNAL_H
+#define KILN_SYNC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "kiln/sync.h"
+
+/* ---- waitlist: a FIFO of parked threads (waitlist.c) ---------------------------------------
+ *
+ * The C counterpart of the list of per-waiter locks in CPython's Condition: each waiting thread
+ * puts its own node on the list and sleeps on the node's own condition variable, so a wake-up can
+ * pick exactly which threads run (the oldest n) and none is lost or stored. Every call is made
+ * with the owner's mutex held (the same mutex for every call on one list); that mutex guards the
+ * list and every node's `woken`. Nodes live on the waiting thread's stack. */
+typedef struct kiln__parked {
+  struct kiln__parked *prev, *next;
+  pthread_cond_t cv; /* CLOCK_MONOTONIC, like every deadline in kiln */
+  bool woken;        /* set by kiln__waitlist_wake, which also unlinks the node */
+} kiln__parked;
+
+typedef struct kiln__waitlist {
+  kiln__parked *head, *tail; /* head: the longest waiting */
+  int n;
+} kiln__waitlist;
+
+/* Appends p (uninitialised) at the tail. Every push is followed by one kiln__waitlist_park. */
+void kiln__waitlist_push(kiln__waitlist *wl, kiln__parked *p);
+/* Unlinks p if it is still listed (not woken). */
+void kiln__waitlist_remove(kiln__waitlist *wl, kiln__parked *p);
+/* Wakes and unlinks the min(n, listed) oldest nodes; returns how many. */
+int kiln__waitlist_wake(kiln__waitlist *wl, int n);
+/* Sleeps on mu until p is woken (0) or the absolute kiln__now() deadline passes (KILN_ETIMEDOUT,
+ * p unlinked). Finishes p either way: it may go out of scope after this returns. */
+int kiln__waitlist_park(kiln__waitlist *wl, kiln__parked *p, pthread_mutex_t *mu, double deadline);
+
+/* Initialises a condition variable on CLOCK_MONOTONIC. */
+void kiln__cond_init_monotonic(pthread_cond_t *cv);
+
+/* ---- rlock internals used by condition.c (lock.c) ------------------------------------------ */
+
+/* Releases every level the caller holds and returns the count in *levels: CPython's
+ * _release_save. KILN_ESTATE if the caller does not own r (RLOCK-07). */
+int kiln__rlock_release_save(kiln_rlock *r, unsigned long *levels);
+/* Acquires r (no timeout) and sets its count back to levels: CPython's _acquire_restore. */
+void kiln__rlock_acquire_restore(kiln_rlock *r, unsigned long levels);
+
+/* ---- probes for tests: snapshots, taken under the object's own mutex ----------------------- */
+
+/* Whether a thread has announced it is (or is about to be) asleep waiting for l. */
+bool kiln__lock_contended(kiln_lock *l);
+int kiln__semaphore_waiting(kiln_semaphore *s);
+int kiln__condition_waiting(kiln_condition *c);
+int kiln__event_waiting(kiln_event *e);
+
+#endif /* KILN_SYNC_INTERNAL_H */
