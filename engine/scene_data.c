@@ -1,0 +1,38 @@
+/* scene_data.c: freeing and wrapping the flattened scene of scene_data.h. */
+#include "scene_data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/scene.h"
+
+void kiln__scene_free(kiln__scene *s) {
+  if (!s) return;
+  free(s->pos), free(s->nrm), free(s->uv);
+  free(s->tri_material), free(s->tri_object), free(s->tri_instance);
+  free(s->spheres);
+  for (size_t i = 0; i < s->nmaterials; i++) free(s->materials[i].name);
+  free(s->materials);
+  for (size_t i = 0; i < s->ntextures; i++) free(s->textures[i].rgb);
+  free(s->textures);
+  for (size_t i = 0; i < s->nobjects; i++) free(s->object_names[i]);
+  free(s->object_names);
+  memset(s, 0, sizeof *s);
+}
+
+struct kiln_scene *kiln__scene_wrap(kiln__scene *data) {
+  struct kiln_scene *h = calloc(1, sizeof *h);
+  if (!h) {
+    kiln__scene_free(data);
+    return NULL;
+  }
+  h->data = *data;
+  memset(data, 0, sizeof *data);
+  return h;
+}
+
+void kiln_scene_destroy(kiln_scene *s) {
+  if (!s) return;
+  kiln__scene_free(&s->data);
+  free(s);
+}
