@@ -3,7 +3,7 @@
 #   make build   configure + build ./build (gcc, RelWithDebInfo, -Werror)
 #   make test    three builds (gcc; clang + TSan; clang + ASan/UBSan), ctest in each
 #   make run     build, then run the demo
-#   make bench   build with the benchmarks and run the scheduler benchmark
+#   make bench   Release build with the benchmarks (./build-bench), run them all
 #   make clean   remove the build folders
 
 SHELL := bash
@@ -72,13 +72,12 @@ run: build
 	./build/tools/kiln-demo
 
 bench: deps
-	@$(CMAKE) -S . -B build $(GEN) $(BUILD_FLAGS) -DKILN_BUILD_BENCH=ON
-	$(CMAKE) --build build
-	if [ -x build/tools/bench/kiln-bench-sched ]; then
-	  ./build/tools/bench/kiln-bench-sched
-	else
-	  echo "make bench: build/tools/bench/kiln-bench-sched not built (no tools/bench yet)"
-	fi
+	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=ON
+	$(CMAKE) --build build-bench
+	for b in sched lock queue png gpu; do
+	  exe=build-bench/tools/bench/kiln-bench-$$b
+	  if [ -x "$$exe" ]; then echo "=== kiln-bench-$$b"; "$$exe"; fi
+	done
 
 clean:
-	rm -rf build build-tsan build-asan
+	rm -rf build build-tsan build-asan build-bench

@@ -308,37 +308,51 @@ static void cpu_model(char *buf, size_t cap) {
   fclose(f);
 }
 
-/* Runs one workload on one runtime: warm-up, then reps timed runs, each checked. */
-static int measure(const workload *w, int impl, int reps, int warmup, int verbose,
-                   double *median) {
-  double *t = calloc((size_t)reps, sizeof *t);
-  if (!t) return 1;
-  for (int r = -warmup; r < reps; r++) {
-    w->reset();
-    pause_ms(20); /* let the previous runtime's spinning threads go idle */
-    g_errmsg[0] = '\0';
-    double t0 = now_ms();
-    int rc = w->run[impl]();
-    double t1 = now_ms();
-    if (rc != 0) {
-      fprintf(stderr, "kiln-bench-sched: %s on %s: runtime error%s%s\n", w->key, impl_names[impl],
-              g_errmsg[0] ? ": " : "", g_errmsg);
-      free(t);
-      return 1;
-    }
-    if (w->check() != 0) {
-      fprintf(stderr, "kiln-bench-sched: %s on %s: WRONG RESULT: %s\n", w->key, impl_names[impl],
-              g_errmsg);
-      free(t);
-      return 1;
-    }
-    if (verbose)
-      fprintf(stderr, "  %-9s %-6s %s %2d: %9.3f ms\n", w->key, impl_names[impl],
-              r < 0 ? "warm-up" : "rep    ", r < 0 ? -r : r + 1, t1 - t0);
-    if (r >= 0) t[r] = t1 - t0;
+/* Runs one workload once on one runtime and checks the result. 0 and *ms, or 1. */
+static int run_once(const workload *w, int impl, double *ms) {
+  w->reset();
+  pause_ms(20); /* let the previous runtime's spinning threads go idle */
+  g_errmsg[0] = '\0';
+  double t0 = now_ms();
+  int rc = w->run[impl]();
+  double t1 = now_ms();
+  if (rc != 0) {
+    fprintf(stderr, "kiln-bench-sched: %s on %s: runtime error%s%s\n", w->key, impl_names[impl],
+            g_errmsg[0] ? ": " : "", g_errmsg);
+    return 1;
   }
-  qsort(t, (size_t)reps, sizeof *t, cmp_double);
-  *median = reps % 2 ? t[reps / 2] : (t[reps / 2 - 1] + t[reps / 2]) / 2.0;
+  if (w->check() != 0) {
+    fprintf(stderr, "kiln-bench-sched: %s on %s: WRONG RESULT: %s\n", w->key, impl_names[impl],
+            g_errmsg);
+    return 1;
+  }
+  *ms = t1 - t0;
+  return 0;
+}
+
+/* Warm-up, then reps rounds; each round runs every runtime once, in turn, so that a noisy
+ * stretch of the machine hits all three alike (the runtimes are interleaved, not run in blocks).
+ * med[impl] gets each runtime's median. */
+static int measure(const workload *w, int reps, int warmup, int verbose, double *med) {
+  double *t = calloc((size_t)reps * IMPL_COUNT, sizeof *t);
+  if (!t) return 1;
+  for (int r = -warmup; r < reps; r++)
+    for (int impl = 0; impl < IMPL_COUNT; impl++) {
+      double ms;
+      if (run_once(w, impl, &ms) != 0) {
+        free(t);
+        return 1;
+      }
+      if (verbose)
+        fprintf(stderr, "  %-9s %-6s %s %2d: %9.3f ms\n", w->key, impl_names[impl],
+                r < 0 ? "warm-up" : "rep    ", r < 0 ? -r : r + 1, ms);
+      if (r >= 0) t[impl * reps + r] = ms;
+    }
+  for (int impl = 0; impl < IMPL_COUNT; impl++) {
+    double *x = t + impl * reps;
+    qsort(x, (size_t)reps, sizeof *x, cmp_double);
+    med[impl] = reps % 2 ? x[reps / 2] : (x[reps / 2 - 1] + x[reps / 2]) / 2.0;
+  }
   free(t);
   return 0;
 }
@@ -429,11 +443,9 @@ int main(int argc, char **argv) {
     const workload *w = &workloads[k];
     if (only && strcmp(only, w->key) != 0) continue;
     double med[IMPL_COUNT];
-    for (int impl = 0; impl < IMPL_COUNT; impl++) {
-      if (measure(w, impl, reps, warmup, verbose, &med[impl]) != 0) {
-        status = 1;
-        goto out;
-      }
+    if (measure(w, reps, warmup, verbose, med) != 0) {
+      status = 1;
+      goto out;
     }
     printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", w->label, med[IMPL_KILN], med[IMPL_TBB],
            med[IMPL_OMP], med[IMPL_KILN] / med[IMPL_TBB], med[IMPL_KILN] / med[IMPL_OMP]);
