@@ -1,9 +1,18 @@
 /* kiln/scene.h: scenes: loading kiln's JSON scene format (docs/SCENE.md) with located errors.
  *
+ * kiln_scene_load reads a scene file and every file it names (OBJ + MTL, PLY meshes, PNG/JPEG
+ * textures, .hdr environment maps), validates all of it, and returns an immutable scene: everything
+ * a renderer needs, in world space. Every error, syntax or semantic, says where: the file, the line
+ * and column, and the JSON path of the offending value (`objects[3].material.roughness`); an error in
+ * a mesh file names that file and its line.
+ *
  * A kiln_scene is immutable once loaded: any number of threads and renderers may use it at once.
  * It is freed with kiln_scene_destroy once no renderer uses it. */
 #ifndef KILN_SCENE_H
 #define KILN_SCENE_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "kiln/error.h"
 
@@ -12,6 +21,69 @@ extern "C" {
 #endif
 
 typedef struct kiln_scene kiln_scene;
+
+/* Where and why loading failed. Filled by the load calls on any failure (zeroed on success).
+ *   file     the file the error is in: the scene file (or name_for_messages), or a mesh, MTL,
+ *            texture or map file it names
+ *   line     1-based line in file; 0 when no line applies (e.g. a file that cannot be opened)
+ *   column   1-based column (in bytes) in file; 0 when unknown
+ *   path     JSON path of the value at fault (`objects[3].material.roughness`), "" for the whole
+ *            document (e.g. a syntax error); for errors inside a mesh file, the path of its "file"
+ *   message  what is wrong, in words */
+typedef struct kiln_scene_error {
+  char file[512];
+  int line, column;
+  char path[256];
+  char message[512];
+} kiln_scene_error;
+
+/* Loads the scene file at path. Relative file names inside it are relative to its folder.
+ * Returns 0 and *out (owned by the caller: kiln_scene_destroy), or
+ *   KILN_EINVAL  path or out is NULL
+ *   KILN_EIO     a file cannot be opened or read (the scene or one it names)
+ *   KILN_EPARSE  a syntax error, an unknown key, a value of the wrong type or out of range, or a
+ *                malformed mesh or image file
+ *   KILN_ENOMEM  out of memory
+ * and *out = NULL. err may be NULL; otherwise it is filled as above (and zeroed on success).
+ * Thread-safe: any number of loads may run at once. */
+int kiln_scene_load(const char *path, kiln_scene_error *err, kiln_scene **out);
+
+typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
+
+/* As kiln_scene_load, with the scene's mesh files (when there are several) read in parallel as
+ * tasks of pool (kiln_map; pool NULL: as kiln_scene_load). Each file is read once however many
+ * objects name it. Errors are the same, and reported in the same order, as kiln_scene_load's.
+ * May be called from a task of pool (kiln_map then helps run the loads). */
+int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *err,
+                         kiln_scene **out);
+
+/* As kiln_scene_load, for scene text held in memory (NUL-terminated). base_dir is the folder that
+ * relative file names are relative to (NULL: the current directory); name_for_messages is what
+ * err->file says for errors in json (NULL: "<string>"). */
+int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
+                           kiln_scene_error *err, kiln_scene **out);
+
+/* Formats err as "file:line:column: path: message" into buf (always NUL-terminated when size > 0;
+ * parts that do not apply are left out). Returns buf. */
+char *kiln_scene_error_format(const kiln_scene_error *err, char *buf, size_t size);
+
+/* Read-only facts about a loaded scene (s must not be NULL). */
+typedef struct kiln_scene_info {
+  int32_t width, height; /* settings.width, settings.height */
+  int32_t spp;           /* samples per pixel */
+  int32_t max_bounces;   /* Cycles' meaning: 0 = direct light only */
+  uint32_t seed;
+  float exposure;        /* stops */
+  size_t nobjects;       /* object ids are 1..nobjects */
+  size_t ntriangles, nspheres, nmaterials, ntextures;
+  size_t nlight_triangles; /* triangles with an emissive material */
+} kiln_scene_info;
+
+void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info);
+
+/* The name of object id (1-based), borrowed from s (valid until kiln_scene_destroy); NULL when id
+ * is 0 or greater than nobjects. */
+const char *kiln_scene_object_name(const kiln_scene *s, uint32_t id);
 
 /* Frees the scene. NULL is a no-op. */
 void kiln_scene_destroy(kiln_scene *s);

@@ -2,6 +2,7 @@
 #include "kiln/error.h"
 #include "kiln/sched.h"
 #include "kiln/sync.h"
+#include "kiln/scene.h"
 
 #include <stdio.h>
 

@@ -1,0 +1,298 @@
+/* scene_objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md). Mesh files are read
+ * once each (a cache keyed by path), all at once on a pool when kiln_scene_load_pool gives one, and
+ * their errors are reported in scene order whatever order they were read in. Primitives and quad
+ * lights go to the builder (scene_build.c) with their transforms and instances. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scene_json.h"
+
+/* ---- objects ------------------------------------------------------------------------------------- */
+
+/* Scene materials for mesh m: mats[k] for m's mat_names[k], mats[nmat_names] for faces without a
+ * usemtl. The object's "material" (override) wins; then a material of that name in 'materials';
+ * then the MTL definition. */
+static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_override, uint32_t override,
+                          const char *file, uint32_t *mats) {
+  bool needs_none = false;
+  for (size_t t = 0; t < m->ntris && !needs_none; t++) needs_none = m->tri_mat[t] == UINT32_MAX;
+  if (has_override) {
+    for (size_t k = 0; k <= m->nmat_names; k++) mats[k] = override;
+    return 0;
+  }
+  if (needs_none)
+    return kiln__sj_file_fail(c, KILN_EPARSE, file, 0,
+                     "faces without a material (no usemtl): give the object a 'material'");
+  mats[m->nmat_names] = 0;
+  for (size_t k = 0; k < m->nmat_names; k++) {
+    const char *name = m->mat_names[k];
+    const kiln__sj_named_mat *nm = kiln__sj_find_material(c, name);
+    if (nm) {
+      mats[k] = nm->index;
+      continue;
+    }
+    const kiln__mtl *d = NULL;
+    for (size_t j = 0; j < m->nmtls && !d; j++)
+      if (strcmp(m->mtls[j].name, name) == 0) d = &m->mtls[j];
+    char msg[300];
+    if (!d) {
+      snprintf(msg, sizeof msg, "usemtl '%.100s' is defined neither in an MTL file nor in 'materials'", name);
+      return kiln__sj_file_fail(c, KILN_EPARSE, file, 0, msg);
+    }
+    kiln__material mt = {.type = KILN__MAT_DIFFUSE, .texture = -1, .roughness = 0, .ior = 1.5f};
+    bool emits = d->ke[0] > 0 || d->ke[1] > 0 || d->ke[2] > 0;
+    for (int i = 0; i < 3; i++) {
+      if (!(d->kd[i] >= 0 && d->kd[i] <= 1) || !(d->ke[i] >= 0)) {
+        snprintf(msg, sizeof msg, "MTL material '%.100s': Kd must be in [0, 1] and Ke >= 0", name);
+        return kiln__sj_file_fail(c, KILN_EPARSE, file, 0, msg);
+      }
+      mt.albedo[i] = d->kd[i], mt.emission[i] = d->ke[i];
+    }
+    if (emits) mt.type = KILN__MAT_EMISSIVE;
+    int rc;
+    if (d->map_kd && !emits && (rc = kiln__sj_texture(c, "", d->map_kd, false, &mt.texture)))
+      return rc;
+    size_t n = strlen(name);
+    if (!(mt.name = malloc(n + 1))) return kiln__sj_nomem(c);
+    memcpy(mt.name, name, n + 1);
+    if (kiln__sb_material(&c->b, &mt, &mats[k])) return free(mt.name), kiln__sj_nomem(c);
+  }
+  return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  if (a < b) return false;
+  for (size_t i = 0; i < b; i++) {
+    char x = s[a - b + i], y = suffix[i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+static const char *basename_of(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+/* A builder failure (scene_build.c): ENOMEM, or KILN_EINVAL for geometry that a transform took out
+ * of float range; reported at the current object. */
+static int build_fail(kiln__sj_ctx *c, int rc) {
+  if (rc == KILN_ENOMEM) return kiln__sj_nomem(c);
+  return kiln__sj_fail(c, "a transformed vertex or sphere is not finite: the values are too large");
+}
+
+/* ---- mesh files: loaded once each, in parallel when a pool is given ------------------------- */
+
+static int load_entry(void *arg, void **result) {
+  kiln__sj_mesh_entry *e = arg;
+  e->rc = e->is_obj ? kiln__obj_load(e->path, &e->mesh, &e->err)
+                    : kiln__ply_load(e->path, &e->mesh, &e->err);
+  e->loaded = true;
+  if (result) *result = NULL;
+  return 0; /* failures are reported in scene order by add_mesh, not by the map */
+}
+
+/* The entry of file (relative to the scene), added unloaded if new; NULL on ENOMEM. */
+static kiln__sj_mesh_entry *mesh_lookup(kiln__sj_ctx *c, const char *file) {
+  char *path = kiln__sj_scene_path(c, file);
+  if (!path) return NULL;
+  for (size_t i = 0; i < c->nmeshes; i++)
+    if (strcmp(c->meshes[i].path, path) == 0) return free(path), &c->meshes[i];
+  kiln__sj_mesh_entry *a = realloc(c->meshes, (c->nmeshes + 1) * sizeof *a);
+  if (!a) return free(path), NULL;
+  c->meshes = a;
+  kiln__sj_mesh_entry *e = &a[c->nmeshes++];
+  memset(e, 0, sizeof *e);
+  e->path = path, e->is_obj = ends_with(file, ".obj");
+  return e;
+}
+
+/* With a pool and several mesh files: loads them all at once before the objects are read. Entries
+ * are only created for well-formed mesh objects; anything else is left for add_mesh to report. */
+int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
+  const cJSON *objs = cJSON_GetObjectItemCaseSensitive(root, "objects");
+  if (!c->pool || !cJSON_IsArray(objs)) return 0;
+  for (const cJSON *o = objs->child; o; o = o->next) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "file");
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "mesh") != 0 || !cJSON_IsString(f) ||
+        (!ends_with(f->valuestring, ".obj") && !ends_with(f->valuestring, ".ply")))
+      continue;
+    if (!mesh_lookup(c, f->valuestring)) return kiln__sj_nomem(c);
+  }
+  if (c->nmeshes < 2) return 0;
+  void **args = malloc(c->nmeshes * sizeof *args);
+  if (!args) return kiln__sj_nomem(c);
+  for (size_t i = 0; i < c->nmeshes; i++) args[i] = &c->meshes[i];
+  /* if the map itself fails (pool shut down, ENOMEM), the entries it did not load are loaded by
+   * add_mesh in this thread */
+  (void)kiln_map(c->pool, load_entry, args, c->nmeshes, 1, -1, NULL, NULL);
+  free(args);
+  return 0;
+}
+
+/* A mesh object: one scene object per group of the file (OBJ `o`), each instanced. */
+static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs, size_t nx) {
+  const char *file;
+  int rc = kiln__sj_string(c, obj, "file", NULL, &file);
+  if (rc) return rc;
+  bool has_mat;
+  uint32_t mat = 0;
+  if ((rc = kiln__sj_object_material(c, obj, name ? name : basename_of(file), false, &has_mat, &mat)))
+    return rc;
+  kiln__sj_push_key(c, "file");
+  bool obj_fmt = ends_with(file, ".obj"), ply_fmt = ends_with(file, ".ply");
+  if (!obj_fmt && !ply_fmt) return kiln__sj_fail(c, "mesh file '%s' must end in .obj or .ply", file);
+  kiln__sj_mesh_entry *me = mesh_lookup(c, file);
+  if (!me) return kiln__sj_nomem(c);
+  if (!me->loaded) load_entry(me, NULL);
+  if (me->rc) return kiln__sj_file_fail(c, me->rc, me->err.file[0] ? me->err.file : me->path, me->err.line,
+                               me->err.message);
+  const kiln__mesh *mp = &me->mesh;
+  const char *path = me->path;
+  uint32_t *mats = malloc((mp->nmat_names + 1) * sizeof *mats);
+  uint32_t *objs = malloc(mp->ngroups * sizeof *objs), *insts = malloc(mp->ngroups * sizeof *insts);
+  rc = (!mats || !objs || !insts) ? kiln__sj_nomem(c) : mesh_materials(c, mp, has_mat, mat, path, mats);
+  for (size_t g = 0; !rc && g < mp->ngroups; g++) {
+    char oname[512];
+    const char *gname = mp->groups[g][0] ? mp->groups[g] : basename_of(file);
+    if (mp->ngroups == 1 && name) snprintf(oname, sizeof oname, "%s", name);
+    else if (name) snprintf(oname, sizeof oname, "%s.%s", name, gname);
+    else snprintf(oname, sizeof oname, "%s", gname);
+    if (kiln__sb_object(&c->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
+  }
+  for (size_t k = 0; !rc && k < nx; k++) {
+    for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->b.next_instance++;
+    if ((rc = kiln__sb_mesh(&c->b, mp, &xs[k], mats, objs, insts))) rc = build_fail(c, rc);
+  }
+  free(mats), free(objs), free(insts);
+  if (!rc) kiln__sj_pop(c);
+  return rc;
+}
+
+/* The uniform scale of x's 3x3 when it is a similarity (rotation * uniform scale), else 0. */
+static double similarity_scale(const kiln__xform *x) {
+  double col[3];
+  for (int j = 0; j < 3; j++)
+    col[j] = sqrt(x->m[0][j] * x->m[0][j] + x->m[1][j] * x->m[1][j] + x->m[2][j] * x->m[2][j]);
+  for (int j = 0; j < 3; j++) {
+    if (fabs(col[j] - col[0]) > 1e-5 * col[0]) return 0;
+    int k = (j + 1) % 3;
+    double d = x->m[0][j] * x->m[0][k] + x->m[1][j] * x->m[1][k] + x->m[2][j] * x->m[2][k];
+    if (fabs(d) > 1e-5 * col[0] * col[0]) return 0;
+  }
+  return col[0];
+}
+
+static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char *name,
+                         const kiln__xform *xs, size_t nx) {
+  static const char *const tnames[] = {"mesh", "sphere", "quad", "box"};
+  static const float zero[3] = {0, 0, 0};
+  bool has_mat;
+  uint32_t mat, id;
+  float a[3], u[3], v[3];
+  double r = 0;
+  int rc = kiln__sj_object_material(c, obj, name ? name : tnames[type], true, &has_mat, &mat);
+  if (rc) return rc;
+  if (type == 1) {
+    if ((rc = kiln__sj_vec3(c, obj, "center", zero, -1e30, 1e30, a)) ||
+        (rc = kiln__sj_num(c, obj, "radius", true, 0, -HUGE_VAL, 1e30, &r)))
+      return rc;
+    if (r <= 0) return kiln__sj_fail_at(c, "radius", "radius must be > 0, not %g", r);
+  } else if (type == 2) {
+    if ((rc = kiln__sj_vec3(c, obj, "corner", NULL, -1e30, 1e30, a)) ||
+        (rc = kiln__sj_vec3(c, obj, "u", NULL, -1e30, 1e30, u)) || (rc = kiln__sj_vec3(c, obj, "v", NULL, -1e30, 1e30, v)))
+      return rc;
+    float n[3];
+    cross3(u, v, n);
+    if (len3(n) < 1e-12) return kiln__sj_fail(c, "quad has zero area (u and v are parallel or zero)");
+  } else {
+    if ((rc = kiln__sj_vec3(c, obj, "min", NULL, -1e30, 1e30, a)) || (rc = kiln__sj_vec3(c, obj, "max", NULL, -1e30, 1e30, u)))
+      return rc;
+    for (int i = 0; i < 3; i++)
+      if (!(u[i] > a[i])) return kiln__sj_fail_at(c, "max", "box size must be positive: max[%d] <= min[%d]", i, i);
+  }
+  if (kiln__sb_object(&c->b, name ? name : tnames[type], &id)) return kiln__sj_nomem(c);
+  for (size_t k = 0; k < nx; k++) {
+    uint32_t inst = c->b.next_instance++;
+    if (type == 1) {
+      double s = similarity_scale(&xs[k]);
+      if (s <= 0)
+        return kiln__sj_fail(c, "a sphere's transform may rotate, translate and scale uniformly only");
+      float wc[3];
+      kiln__xform_point(&xs[k], a, wc);
+      rc = kiln__sb_sphere(&c->b, wc, (float)(r * s), mat, id, inst);
+    } else if (type == 2) {
+      rc = kiln__sb_quad(&c->b, a, u, v, &xs[k], mat, id, inst);
+    } else {
+      rc = kiln__sb_box(&c->b, a, u, &xs[k], mat, id, inst);
+    }
+    if (rc) return build_fail(c, rc);
+  }
+  return 0;
+}
+
+int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
+  static const char *const types[] = {"mesh", "sphere", "quad", "box", NULL};
+  static const char *const k_mesh[] = {"type", "name", "file", "material", "transform", "instances", NULL};
+  static const char *const k_sph[] = {"type", "name", "center", "radius", "material", "transform", "instances", NULL};
+  static const char *const k_quad[] = {"type", "name", "corner", "u", "v", "material", "transform", "instances", NULL};
+  static const char *const k_box[] = {"type", "name", "min", "max", "material", "transform", "instances", NULL};
+  static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box};
+  int type, rc;
+  const char *name = NULL;
+  if ((rc = kiln__sj_expect_object(c, obj, "an object")) || (rc = kiln__sj_choice(c, obj, "type", NULL, types, &type)) ||
+      (rc = kiln__sj_check_keys(c, obj, keys[type])))
+    return rc;
+  if (cJSON_GetObjectItemCaseSensitive(obj, "name") && (rc = kiln__sj_string(c, obj, "name", NULL, &name)))
+    return rc;
+  kiln__xform *xs = NULL;
+  size_t nx = 0;
+  rc = kiln__sj_parse_instances(c, obj, &xs, &nx);
+  if (!rc) rc = type == 0 ? add_mesh(c, obj, name, xs, nx) : add_primitive(c, obj, type, name, xs, nx);
+  free(xs);
+  return rc;
+}
+
+/* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. */
+int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
+  static const char *const types[] = {"quad", NULL};
+  static const char *const keys[] = {"type", "name", "corner", "u", "v", "radiance", "transform", NULL};
+  int type, rc;
+  float p[3], u[3], v[3], n[3];
+  kiln__material m = {.type = KILN__MAT_EMISSIVE, .texture = -1, .ior = 1.5f};
+  const char *name = "light";
+  if ((rc = kiln__sj_expect_object(c, o, "a light")) || (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
+      (rc = kiln__sj_check_keys(c, o, keys)) ||
+      (cJSON_GetObjectItemCaseSensitive(o, "name") && (rc = kiln__sj_string(c, o, "name", NULL, &name))) ||
+      (rc = kiln__sj_vec3(c, o, "corner", NULL, -1e30, 1e30, p)) || (rc = kiln__sj_vec3(c, o, "u", NULL, -1e30, 1e30, u)) ||
+      (rc = kiln__sj_vec3(c, o, "v", NULL, -1e30, 1e30, v)) ||
+      (rc = kiln__sj_vec3(c, o, "radiance", NULL, 0, 1e9, m.emission)))
+    return rc;
+  cross3(u, v, n);
+  if (len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
+  if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
+    return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
+  kiln__xform x;
+  kiln__xform_identity(&x);
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "transform");
+  if (t) {
+    kiln__sj_push_key(c, "transform");
+    if ((rc = kiln__sj_parse_xform(c, t, &x))) return rc;
+    kiln__sj_pop(c);
+  }
+  uint32_t mi, id;
+  size_t len = strlen(name);
+  if (!(m.name = malloc(len + 1))) return kiln__sj_nomem(c);
+  memcpy(m.name, name, len + 1);
+  if (kiln__sb_material(&c->b, &m, &mi)) return free(m.name), kiln__sj_nomem(c);
+  if (kiln__sb_object(&c->b, name, &id)) return kiln__sj_nomem(c);
+  if ((rc = kiln__sb_quad(&c->b, p, u, v, &x, mi, id, c->b.next_instance++))) return build_fail(c, rc);
+  return 0;
+}
+

@@ -1,0 +1,79 @@
+/* scene_test_util.h: helpers for the scene suite: a private temporary folder per test, writing
+ * small files into it, and loading scenes from strings with the error checked field by field. */
+#ifndef KILN_SCENE_TEST_UTIL_H
+#define KILN_SCENE_TEST_UTIL_H
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kiln/error.h"
+#include "kiln/scene.h"
+#include "kt.h"
+#include "../../engine/scene_data.h"
+
+/* This file's folder (CMake compiles with absolute paths), for tests/scene/data and examples/. */
+static inline const char *st_src_dir(void) {
+  static char dir[1024];
+  if (!dir[0]) {
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *s = strrchr(dir, '/');
+    if (s) *s = '\0';
+    else snprintf(dir, sizeof dir, ".");
+  }
+  return dir;
+}
+
+/* A fresh folder under TMPDIR (or /tmp), removed by st_tmp_cleanup. */
+static char st_tmp[512];
+static inline const char *st_tmpdir(void) {
+  const char *base = getenv("TMPDIR");
+  snprintf(st_tmp, sizeof st_tmp, "%s/kiln-scene-XXXXXX", base && base[0] ? base : "/tmp");
+  if (!mkdtemp(st_tmp)) KT_FAIL("mkdtemp failed");
+  return st_tmp;
+}
+
+/* Writes n bytes (n == (size_t)-1: strlen) to dir/name; returns the path (static buffer). */
+static inline const char *st_write(const char *dir, const char *name, const void *data, size_t n) {
+  static char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) KT_FAIL("cannot write %s", path);
+  if (n == (size_t)-1) n = strlen(data);
+  if (fwrite(data, 1, n, f) != n) KT_FAIL("short write %s", path);
+  fclose(f);
+  return path;
+}
+
+static inline void st_tmp_cleanup(void) {
+  if (!st_tmp[0]) return;
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", st_tmp);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", st_tmp);
+  st_tmp[0] = '\0';
+}
+
+/* Loads json (base dir dir) and expects success. */
+static inline kiln_scene *st_load_ok(const char *json, const char *dir) {
+  kiln_scene_error e;
+  kiln_scene *s = NULL;
+  int rc = kiln_scene_load_string(json, dir, "test.json", &e, &s);
+  if (rc) {
+    char buf[2048];
+    KT_FAIL("load failed: %s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+  }
+  KT_TRUE(s != NULL);
+  return s;
+}
+
+static inline const kiln__scene *st_data(const kiln_scene *s) {
+  return &((const struct kiln_scene *)s)->data;
+}
+
+#define ST_NEAR(a, b, tol)                                                             \
+  do {                                                                                 \
+    double st_a = (a), st_b = (b);                                                     \
+    if (!(fabs(st_a - st_b) <= (tol))) KT_FAIL("%s ~= %s: %.9g != %.9g", #a, #b, st_a, st_b); \
+  } while (0)
+
+#endif
