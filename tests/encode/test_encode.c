@@ -1,0 +1,394 @@
+/* test_encode.c: the image encoders and atomic writes of engine/encode.c.
+ *
+ * Every encoder is checked by decoding its output with an independent reader (stb_image for PNG,
+ * JPEG and HDR, tinyexr for EXR, a parse of the NPY header) and comparing pixels. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stb_image.h>
+#include <tinyexr.h>
+
+#include "encode.h"
+#include "kiln/error.h"
+#include "kt.h"
+
+enum { W = 67, H = 41 }; /* odd sizes: no accidental alignment */
+
+static void fill_u8(uint8_t *p, int c) {
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++)
+      for (int k = 0; k < c; k++) p[(y * W + x) * c + k] = (uint8_t)(x * 3 + y * 7 + k * 50 + ((x * y) % 13));
+}
+
+/* PNG round trip, 8 and 16 bit, 1..4 channels, packed and strided, every compression level. */
+TEST(PNG_roundtrip) {
+  for (int c = 1; c <= 4; c++) {
+    uint8_t *p8 = malloc((size_t)W * H * c);
+    uint16_t *p16 = malloc((size_t)W * H * c * 2 + 64 * H);
+    KT_TRUE(p8 && p16);
+    fill_u8(p8, c);
+    /* 16-bit, with a stride of one row plus 32 bytes */
+    size_t stride = (size_t)W * c * 2 + 32;
+    for (int y = 0; y < H; y++)
+      for (int i = 0; i < W * c; i++)
+        ((uint16_t *)((char *)p16 + y * stride))[i] = (uint16_t)(p8[y * W * c + i] * 257u + (i & 1));
+    for (int level = 1; level <= 12; level += 11) {
+      kiln__raster r8 = {W, H, c, KILN__PIX_U8, p8, 0};
+      void *png = NULL;
+      size_t len = 0;
+      KT_CODE(kiln__encode_png(&r8, level, &png, &len), KILN_OK);
+      int w, h, n;
+      unsigned char *d = stbi_load_from_memory(png, (int)len, &w, &h, &n, 0);
+      KT_TRUE(d != NULL);
+      KT_EQ(w, W);
+      KT_EQ(h, H);
+      KT_EQ(n, c);
+      KT_EQ(memcmp(d, p8, (size_t)W * H * c), 0);
+      stbi_image_free(d);
+      free(png);
+
+      kiln__raster r16 = {W, H, c, KILN__PIX_U16, p16, stride};
+      KT_CODE(kiln__encode_png(&r16, level, &png, &len), KILN_OK);
+      KT_TRUE(stbi_is_16_bit_from_memory(png, (int)len));
+      uint16_t *d16 = stbi_load_16_from_memory(png, (int)len, &w, &h, &n, 0);
+      KT_TRUE(d16 != NULL);
+      for (int y = 0; y < H; y++)
+        for (int i = 0; i < W * c; i++)
+          KT_EQ(d16[y * W * c + i], ((uint16_t *)((char *)p16 + y * stride))[i]);
+      stbi_image_free(d16);
+      free(png);
+    }
+    free(p8);
+    free(p16);
+  }
+}
+
+TEST(PNG_invalid) {
+  uint8_t px[4] = {0};
+  void *out = (void *)1;
+  size_t len = 1;
+  kiln__raster r = {1, 1, 5, KILN__PIX_U8, px, 0};
+  KT_CODE(kiln__encode_png(&r, 0, &out, &len), KILN_EINVAL);
+  KT_PTR_EQ(out, NULL);
+  r.channels = 3;
+  r.type = KILN__PIX_F32;
+  KT_CODE(kiln__encode_png(&r, 0, &out, &len), KILN_EINVAL);
+  r.type = KILN__PIX_U8;
+  r.width = 0;
+  KT_CODE(kiln__encode_png(&r, 0, &out, &len), KILN_EINVAL);
+  r.width = 1;
+  KT_CODE(kiln__encode_png(&r, 13, &out, &len), KILN_EINVAL);
+}
+
+TEST(JPEG_roundtrip) {
+  uint8_t *p = malloc((size_t)W * H * 3);
+  KT_TRUE(p != NULL);
+  for (int i = 0; i < W * H * 3; i++) p[i] = (uint8_t)(100 + (i % 3) * 40); /* flat colour */
+  kiln__raster r = {W, H, 3, KILN__PIX_U8, p, 0};
+  void *jpg = NULL;
+  size_t len = 0;
+  KT_CODE(kiln__encode_jpeg(&r, 95, &jpg, &len), KILN_OK);
+  int w, h, n;
+  unsigned char *d = stbi_load_from_memory(jpg, (int)len, &w, &h, &n, 3);
+  KT_TRUE(d != NULL);
+  KT_EQ(w, W);
+  KT_EQ(h, H);
+  for (int i = 0; i < W * H * 3; i++) KT_TRUE(abs((int)d[i] - (int)p[i]) <= 3); /* lossy */
+  stbi_image_free(d);
+  free(jpg);
+  KT_CODE(kiln__encode_jpeg(&r, 0, &jpg, &len), KILN_EINVAL);
+  free(p);
+}
+
+static void fill_f32(float *p, int c) {
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++)
+      for (int k = 0; k < c; k++) p[(y * W + x) * c + k] = 0.01f * (float)(x + 2 * y) + 0.3f * (float)k;
+}
+
+TEST(HDR_roundtrip) {
+  float *p = malloc(sizeof(float) * W * H * 3);
+  KT_TRUE(p != NULL);
+  fill_f32(p, 3);
+  kiln__raster r = {W, H, 3, KILN__PIX_F32, p, 0};
+  void *out = NULL;
+  size_t len = 0;
+  KT_CODE(kiln__encode_hdr(&r, &out, &len), KILN_OK);
+  int w, h, n;
+  float *d = stbi_loadf_from_memory(out, (int)len, &w, &h, &n, 3);
+  KT_TRUE(d != NULL);
+  KT_EQ(w, W);
+  /* RGBE: 8-bit mantissas under the pixel's shared exponent, so the error is relative to the
+   * pixel's largest component */
+  for (int i = 0; i < W * H * 3; i++) {
+    const float *px = p + (i / 3) * 3;
+    float m = fmaxf(px[0], fmaxf(px[1], px[2]));
+    KT_TRUE(fabsf(d[i] - p[i]) <= m / 128.0f);
+  }
+  stbi_image_free(d);
+  free(out);
+  free(p);
+}
+
+TEST(EXR_roundtrip) {
+  for (int c = 1; c <= 4; c++) {
+    float *p = malloc(sizeof(float) * W * H * c);
+    KT_TRUE(p != NULL);
+    fill_f32(p, c);
+    kiln__raster r = {W, H, c, KILN__PIX_F32, p, 0};
+    void *out = NULL;
+    size_t len = 0;
+    KT_CODE(kiln__encode_exr(&r, &out, &len), KILN_OK);
+    EXRVersion ver;
+    KT_EQ(ParseEXRVersionFromMemory(&ver, out, len), TINYEXR_SUCCESS);
+    EXRHeader hdr;
+    InitEXRHeader(&hdr);
+    const char *err = NULL;
+    KT_EQ(ParseEXRHeaderFromMemory(&hdr, &ver, out, len, &err), TINYEXR_SUCCESS);
+    EXRImage img;
+    InitEXRImage(&img);
+    KT_EQ(LoadEXRImageFromMemory(&img, &hdr, out, len, &err), TINYEXR_SUCCESS);
+    KT_EQ(img.width, W);
+    KT_EQ(img.height, H);
+    KT_EQ(img.num_channels, c);
+    /* channel names map back to our interleaved order */
+    for (int ch = 0; ch < c; ch++) {
+      const char *name = hdr.channels[ch].name;
+      int src = c == 1 ? 0 : name[0] == 'R' ? 0 : name[0] == 'G' ? 1 : name[0] == 'B' ? 2
+              : name[0] == 'A' ? c - 1 : 0;
+      KT_EQ(hdr.pixel_types[ch], TINYEXR_PIXELTYPE_FLOAT);
+      const float *plane = (const float *)(const void *)img.images[ch];
+      for (int i = 0; i < W * H; i++) KT_TRUE(plane[i] == p[i * c + src]);
+    }
+    FreeEXRImage(&img);
+    FreeEXRHeader(&hdr);
+    free(out);
+    free(p);
+  }
+}
+
+TEST(NPY_layout) {
+  uint32_t *ids = malloc(sizeof(uint32_t) * W * H);
+  KT_TRUE(ids != NULL);
+  for (int i = 0; i < W * H; i++) ids[i] = (uint32_t)i * 2654435761u;
+  kiln__raster r = {W, H, 1, KILN__PIX_U32, ids, 0};
+  void *out = NULL;
+  size_t len = 0;
+  KT_CODE(kiln__encode_npy(&r, &out, &len), KILN_OK);
+  const unsigned char *b = out;
+  KT_EQ(memcmp(b, "\x93NUMPY\x01\x00", 8), 0);
+  size_t hlen = (size_t)b[8] | (size_t)b[9] << 8;
+  KT_EQ((10 + hlen) % 64, 0);
+  char header[256] = {0};
+  memcpy(header, b + 10, hlen < 255 ? hlen : 255);
+  KT_STR_CONTAINS(header, "'descr': '<u4'");
+  KT_STR_CONTAINS(header, "'fortran_order': False");
+  char shape[64];
+  snprintf(shape, sizeof shape, "'shape': (%d, %d)", H, W);
+  KT_STR_CONTAINS(header, shape);
+  KT_EQ(header[hlen - 1], '\n');
+  KT_EQ(len, 10 + hlen + sizeof(uint32_t) * W * H);
+  KT_EQ(memcmp(b + 10 + hlen, ids, sizeof(uint32_t) * W * H), 0);
+  free(out);
+
+  float *rgb = malloc(sizeof(float) * W * H * 3);
+  KT_TRUE(rgb != NULL);
+  fill_f32(rgb, 3);
+  kiln__raster rf = {W, H, 3, KILN__PIX_F32, rgb, 0};
+  KT_CODE(kiln__encode_npy(&rf, &out, &len), KILN_OK);
+  b = out;
+  hlen = (size_t)b[8] | (size_t)b[9] << 8;
+  memset(header, 0, sizeof header);
+  memcpy(header, b + 10, hlen < 255 ? hlen : 255);
+  KT_STR_CONTAINS(header, "'descr': '<f4'");
+  snprintf(shape, sizeof shape, "'shape': (%d, %d, 3)", H, W);
+  KT_STR_CONTAINS(header, shape);
+  KT_EQ(memcmp(b + 10 + hlen, rgb, sizeof(float) * W * H * 3), 0);
+  free(out);
+  free(rgb);
+  free(ids);
+}
+
+/* sRGB quantisation: the transfer curve's known points, clamping, NaN, exposure. */
+TEST(SRGB_quantise) {
+  float in[12] = {0, 0.0031308f, 0.5f, 1, 2, NAN, -1, 0.25f, 0.25f, 0.25f, 0, 0};
+  uint8_t o8[9];
+  uint16_t o16[9];
+  kiln__linear_to_srgb(in, 3, 0, false, KILN__PIX_U8, o8);
+  KT_EQ(o8[0], 0);
+  KT_EQ(o8[1], 10);  /* 0.0031308 * 12.92 * 255 = 10.3 */
+  KT_EQ(o8[2], 188); /* 1.055 * 0.5^(1/2.4) - 0.055 = 0.7354 */
+  KT_EQ(o8[3], 255);
+  KT_EQ(o8[4], 255); /* clamped */
+  KT_EQ(o8[5], 0);   /* NaN */
+  KT_EQ(o8[6], 0);
+  kiln__linear_to_srgb(in, 3, 0, false, KILN__PIX_U16, o16);
+  KT_EQ(o16[3], 65535);
+  KT_TRUE(o16[2] > 48150 && o16[2] < 48210);
+  /* one stop of exposure doubles linear light: 0.25 at +1 equals 0.5 at 0 */
+  kiln__linear_to_srgb(in + 7, 1, 1, false, KILN__PIX_U8, o8); /* in[7..9] */
+  KT_EQ(o8[0], 188);
+  /* filmic maps everything into range, monotonically */
+  float ramp[3 * 6] = {0.01f, 0.01f, 0.01f, 0.1f, 0.1f, 0.1f, 0.5f, 0.5f, 0.5f,
+                       1, 1, 1, 4, 4, 4, 100, 100, 100};
+  uint8_t f[18];
+  kiln__linear_to_srgb(ramp, 6, 0, true, KILN__PIX_U8, f);
+  for (int i = 3; i < 18; i += 3) KT_TRUE(f[i] >= f[i - 3]);
+  KT_TRUE(f[15] >= 250);
+}
+
+static char g_dir[64];
+
+static void make_dir(void) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/kiln-encode-XXXXXX");
+  KT_TRUE(mkdtemp(g_dir) != NULL);
+}
+
+static int count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  KT_TRUE(d != NULL);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+static void remove_dir(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  KT_EQ(system(cmd), 0);
+}
+
+/* An atomic write leaves exactly the file, complete; a second one replaces it whole. */
+TEST(WRITE_atomic) {
+  make_dir();
+  char path[128];
+  snprintf(path, sizeof path, "%s/a.bin", g_dir);
+  char msg[256];
+  KT_CODE(kiln__write_atomic(path, "hello", 5, false, msg, sizeof msg), KILN_OK);
+  KT_CODE(kiln__write_atomic(path, "goodbye!", 8, true, msg, sizeof msg), KILN_OK);
+  FILE *f = fopen(path, "rb");
+  KT_TRUE(f != NULL);
+  char got[16] = {0};
+  KT_EQ(fread(got, 1, sizeof got, f), 8);
+  fclose(f);
+  KT_STR_EQ(got, "goodbye!");
+  KT_EQ(count_entries(g_dir), 1); /* no temporary left behind */
+  /* a folder that does not exist: an error naming the file, nothing created */
+  snprintf(path, sizeof path, "%s/missing/b.bin", g_dir);
+  KT_CODE(kiln__write_atomic(path, "x", 1, false, msg, sizeof msg), KILN_EIO);
+  KT_STR_CONTAINS(msg, "missing/");
+  KT_STR_CONTAINS(msg, "No such file or directory");
+  remove_dir();
+}
+
+/* A full disk (here: the file-size limit, which fails write(2) the same way) reports the error
+ * and leaves neither a partial file nor the temporary; an older complete file stays intact. */
+TEST(WRITE_full_disk) {
+  make_dir();
+  char path[128];
+  snprintf(path, sizeof path, "%s/frame.png", g_dir);
+  char msg[256];
+  KT_CODE(kiln__write_atomic(path, "old-complete", 12, false, msg, sizeof msg), KILN_OK);
+  pid_t pid = fork();
+  KT_TRUE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN); /* write(2) then fails with EFBIG instead of killing us */
+    struct rlimit rl = {4096, 4096};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(10);
+    static char big[65536];
+    memset(big, 'x', sizeof big);
+    int rc = kiln__write_atomic(path, big, sizeof big, false, msg, sizeof msg);
+    if (rc != KILN_EIO) _exit(11);
+    if (!strstr(msg, "frame.png") || !strstr(msg, "File too large")) _exit(12);
+    _exit(0);
+  }
+  int st = 0;
+  KT_EQ(waitpid(pid, &st, 0), pid);
+  KT_TRUE(WIFEXITED(st));
+  KT_EQ(WEXITSTATUS(st), 0);
+  KT_EQ(count_entries(g_dir), 1);
+  FILE *f = fopen(path, "rb");
+  KT_TRUE(f != NULL);
+  char got[32] = {0};
+  KT_EQ(fread(got, 1, sizeof got, f), 12);
+  fclose(f);
+  KT_STR_EQ(got, "old-complete");
+  remove_dir();
+}
+
+/* ---- output-name templates and contact sheets (engine/outname.c) ---- */
+
+#include "outname.h"
+
+TEST(OUTNAME_expand) {
+  char out[256], msg[256];
+  kiln__outname_vars v = {42, "chair_007", "depth", "exr"};
+  KT_CODE(kiln__outname_expand("out/{frame:05d}_{pass}.{ext}", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_STR_EQ(out, "out/00042_depth.exr");
+  KT_CODE(kiln__outname_expand("{name}/{frame}{{x}}", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_STR_EQ(out, "chair_007/42{x}");
+  v.name = NULL; /* no name: the zero-padded frame number */
+  KT_CODE(kiln__outname_expand("{name}.png", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_STR_EQ(out, "00042.png");
+  v.frame = 123456;
+  KT_CODE(kiln__outname_expand("{frame:03d}", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_STR_EQ(out, "123456"); /* a width is a minimum */
+  KT_CODE(kiln__outname_expand("{frame:012d}", &v, out, 8, msg, sizeof msg), KILN_EINVAL);
+  KT_STR_CONTAINS(msg, "too long");
+}
+
+TEST(OUTNAME_errors) {
+  char msg[256];
+  KT_CODE(kiln__outname_check("out/{frme}.png", msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "column 5");
+  KT_STR_CONTAINS(msg, "unknown field {frme}");
+  KT_CODE(kiln__outname_check("out/{frame.png", msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "unmatched '{'");
+  KT_CODE(kiln__outname_check("a}b", msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "column 2");
+  KT_CODE(kiln__outname_check("{frame:5d}", msg, sizeof msg), KILN_EPARSE);
+  KT_CODE(kiln__outname_check("{frame:05x}", msg, sizeof msg), KILN_EPARSE);
+  KT_CODE(kiln__outname_check("{name:05d}", msg, sizeof msg), KILN_EPARSE);
+  KT_CODE(kiln__outname_check("{frame:013d}", msg, sizeof msg), KILN_EPARSE);
+  KT_CODE(kiln__outname_check("{frame:05d}_{pass}.{ext}", msg, sizeof msg), KILN_OK);
+}
+
+TEST(CONTACT_sheet) {
+  enum { IW = 64, IH = 32, N = 5 };
+  uint8_t *imgs[N];
+  for (int i = 0; i < N; i++) {
+    imgs[i] = malloc(IW * IH * 3);
+    KT_TRUE(imgs[i] != NULL);
+    memset(imgs[i], 40 * (i + 1), IW * IH * 3); /* flat grey levels 40..200 */
+  }
+  uint8_t *sheet = NULL;
+  int sw = 0, sh = 0;
+  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, N, IW, IH, 16, 0, &sheet, &sw, &sh), KILN_OK);
+  /* factor 4: 16x8 thumbnails, 3 columns x 2 rows, 2-pixel gaps */
+  KT_EQ(sw, 3 * 16 + 4 * 2);
+  KT_EQ(sh, 2 * 8 + 3 * 2);
+  for (int i = 0; i < N; i++) {
+    int ox = 2 + (i % 3) * 18, oy = 2 + (i / 3) * 10;
+    KT_EQ(sheet[((oy + 3) * sw + ox + 5) * 3], 40 * (i + 1)); /* a flat image stays flat */
+  }
+  KT_EQ(sheet[0], 32);                            /* background */
+  KT_EQ(sheet[((2 + 8 + 5) * sw + 2 + 36 + 5) * 3], 32); /* the empty sixth cell */
+  free(sheet);
+  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, 0, IW, IH, 16, 0, &sheet, &sw, &sh), KILN_EINVAL);
+  for (int i = 0; i < N; i++) free(imgs[i]);
+}
