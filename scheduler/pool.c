@@ -68,6 +68,7 @@ struct kiln_pool {
   _Atomic bool cancelling;          /* cancel tasks instead of running them */
   _Atomic bool broken;              /* an initializer failed */
   bool closed, terminated, joined;  /* guarded by mu */
+  int nexited;                      /* guarded by mu: workers done touching the pool */
   pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside accounting */
   pthread_cond_t work_cv;           /* workers sleep here */
   pthread_cond_t done_cv;           /* shutdown(wait) sleeps here */
@@ -459,6 +460,11 @@ static void *worker_main(void *arg) {
     free(f);
   }
   kiln__self.worker = NULL;
+  /* Last touch of the pool: once a joiner sees every worker counted here, it may free it. */
+  pthread_mutex_lock(&p->mu);
+  p->nexited++;
+  pthread_cond_broadcast(&p->done_cv);
+  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
@@ -556,20 +562,42 @@ static void cancel_queued(kiln_pool *p) {
 }
 
 /* Waits until no accepted task is left, then joins the workers. */
-static void wait_and_join(kiln_pool *p) {
+/* Under mu: waits on done_cv until the deadline. false once it has passed. */
+static bool done_wait_locked(kiln_pool *p, double deadline) {
+  if (deadline == INFINITY) {
+    pthread_cond_wait(&p->done_cv, &p->mu);
+    return true;
+  }
+  struct timespec ts;
+  kiln__abs_timespec(deadline, &ts);
+  return pthread_cond_timedwait(&p->done_cv, &p->mu, &ts) != ETIMEDOUT || kiln__now() < deadline;
+}
+
+/* Waits until no accepted task is left and every worker has exited, then reaps the threads (the
+ * first caller does; concurrent callers return once the workers are done). 0 or KILN_ETIMEDOUT. */
+static int wait_and_join(kiln_pool *p, double deadline) {
   pthread_mutex_lock(&p->mu);
   p->epoch++;
   pthread_cond_broadcast(&p->work_cv);
   while (atomic_load_explicit(&p->outstanding, memory_order_acquire) > 0)
-    pthread_cond_wait(&p->done_cv, &p->mu);
+    if (!done_wait_locked(p, deadline)) {
+      pthread_mutex_unlock(&p->mu);
+      return KILN_ETIMEDOUT;
+    }
+  p->epoch++;
+  pthread_cond_broadcast(&p->work_cv);
+  while (p->nexited < atomic_load_explicit(&p->started, memory_order_relaxed))
+    if (!done_wait_locked(p, deadline)) {
+      pthread_mutex_unlock(&p->mu);
+      return KILN_ETIMEDOUT;
+    }
   int n = atomic_load_explicit(&p->started, memory_order_relaxed);
   bool joined = p->joined;
   p->joined = true;
-  p->epoch++;
-  pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
-  if (joined) return;
-  for (int i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL);
+  if (!joined)
+    for (int i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL); /* exiting already */
+  return 0;
 }
 
 int kiln_pool_shutdown(kiln_pool *p, bool wait, bool cancel_pending) {
@@ -579,7 +607,7 @@ int kiln_pool_shutdown(kiln_pool *p, bool wait, bool cancel_pending) {
   pthread_mutex_unlock(&p->mu);
   if (cancel_pending) cancel_queued(p);
   kiln__pool_wake_all(p);
-  if (wait) wait_and_join(p);
+  if (wait) wait_and_join(p, INFINITY);
   return 0;
 }
 
@@ -720,12 +748,16 @@ int kiln_pool_terminate(kiln_pool *p) {
   return 0;
 }
 
-int kiln_pool_join(kiln_pool *p) {
+int kiln_pool_join_timeout(kiln_pool *p, double timeout) {
+  double deadline;
+  int rc = kiln__deadline(timeout, &deadline);
+  if (rc) return rc;
   pthread_mutex_lock(&p->mu);
   bool ok = p->closed || p->terminated;
   pthread_mutex_unlock(&p->mu);
   if (!ok) return KILN_ESTATE;
   if (own_worker(p)) return KILN_ESTATE;
-  wait_and_join(p);
-  return 0;
+  return wait_and_join(p, deadline);
 }
+
+int kiln_pool_join(kiln_pool *p) { return kiln_pool_join_timeout(p, -1); }

@@ -114,7 +114,10 @@ void kiln_task_set_result_free(void (*dtor)(void *value));
 
 /* ---- multiprocessing.Pool-style calls ------------------------------------------------------- */
 
-/* Submits and waits: returns the task's code and stores its value in *result (may be NULL). */
+/* Submits and waits: returns the task's code and stores its value in *result (may be NULL).
+ * Waits without a timeout (as Python's apply); for one, use kiln_pool_apply_async and
+ * kiln_future_result. Inside a task it runs other tasks while it waits (see the top of this
+ * file). */
 int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **result);
 
 /* Submits; when the task is done exactly one of callback (success) or error_callback (failure or
@@ -143,6 +146,10 @@ int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, s
 int kiln_pool_close(kiln_pool *p);
 int kiln_pool_terminate(kiln_pool *p);
 int kiln_pool_join(kiln_pool *p);
+/* join() with a timeout: 0 once every worker has exited, KILN_ETIMEDOUT if the timeout passed
+ * first (the pool keeps running; join again later), KILN_ESTATE as for join. From inside one of
+ * the pool's own tasks, join is KILN_ESTATE (a worker cannot wait for itself to exit). */
+int kiln_pool_join_timeout(kiln_pool *p, double timeout);
 
 /* ---- futures ------------------------------------------------------------------------------- */
 

@@ -431,3 +431,38 @@ TEST(POOL_21) {
   kiln_future_release(blk);
   tu_blocker_fini(&b);
 }
+
+static void *join_thread(void *arg) {
+  return (void *)(intptr_t)kiln_pool_join((kiln_pool *)arg);
+}
+
+/* join with a timeout: KILN_ETIMEDOUT after about the timeout while a task still runs (and the
+ * pool keeps working), 0 once it is done; two threads joining at once both return only after the
+ * workers have exited. */
+TEST(POOL_join_timeout) {
+  kiln_pool *p = tu_pool(2);
+  KT_CODE(kiln_pool_join_timeout(p, 0), KILN_ESTATE); /* not closed */
+  tu_blocker b;
+  tu_blocker_init(&b);
+  kiln_future *blk = tu_start_blocker(p, &b);
+  KT_CODE(kiln_pool_close(p), KILN_OK);
+  double t0 = kt_now();
+  KT_CODE(kiln_pool_join_timeout(p, 0.1), KILN_ETIMEDOUT);
+  KT_TIMED(kt_now() - t0, 0.1);
+  KT_CODE(kiln_pool_join_timeout(p, 0), KILN_ETIMEDOUT);
+  KT_CODE(kiln_pool_join_timeout(p, NAN), KILN_EINVAL);
+  KT_FALSE(kiln_future_done(blk));
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) KT_EQ(pthread_create(&th[i], NULL, join_thread, p), 0);
+  tu_gate_open(&b.gate);
+  for (int i = 0; i < 2; i++) {
+    void *rc = NULL;
+    KT_EQ(pthread_join(th[i], &rc), 0);
+    KT_EQ((int)(intptr_t)rc, KILN_OK);
+  }
+  KT_TRUE(kiln_future_done(blk));
+  KT_CODE(kiln_pool_join_timeout(p, 0), KILN_OK);
+  kiln_pool_destroy(p);
+  kiln_future_release(blk);
+  tu_blocker_fini(&b);
+}
