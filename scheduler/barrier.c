@@ -55,6 +55,14 @@ int kiln_barrier_create(int parties, int (*action)(void *arg), void *arg, double
 
 void kiln_barrier_destroy(kiln_barrier *b) {
   if (!b) return;
+  /* A thread whose kiln_barrier_wait has returned may destroy the barrier while the other parties
+   * of its round, released but not yet out, still need mu: wait until they have left (as glibc's
+   * pthread_barrier_destroy does). Threads still blocked in a round being filled are the caller's
+   * error (see sync.h), not waited for. */
+  pthread_mutex_lock(&b->mu);
+  while (atomic_load(&b->count) > 0 && atomic_load(&b->state) != FILLING)
+    pthread_cond_wait(&b->cv, &b->mu);
+  pthread_mutex_unlock(&b->mu);
   pthread_cond_destroy(&b->cv);
   pthread_mutex_destroy(&b->mu);
   free(b);
@@ -110,6 +118,7 @@ int kiln_barrier_wait_timeout(kiln_barrier *b, double timeout, int *index) {
   if (atomic_fetch_sub(&b->count, 1) == 1) {
     int s = atomic_load(&b->state);
     if (s == DRAINING || s == RESETTING) set_state(b, FILLING);
+    else pthread_cond_broadcast(&b->cv); /* a destroy may wait for the last one out */
   }
   pthread_mutex_unlock(&b->mu);
   if (rc == 0 && index) *index = idx;

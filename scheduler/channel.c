@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -223,6 +224,28 @@ static int send_locked(kiln_channel *ch, const void *buf, size_t len, double dea
   return 0;
 }
 
+/* Takes a send or receive mutex, which another caller may hold across a whole blocking call,
+ * within the caller's deadline: 0 or KILN_ETIMEDOUT (a try when the deadline has passed). */
+static int lock_until(pthread_mutex_t *m, double deadline) {
+  if (isinf(deadline)) {
+    pthread_mutex_lock(m);
+    return 0;
+  }
+  if (pthread_mutex_trylock(m) == 0) return 0;
+  double left = deadline - kiln__now();
+  if (left <= 0) return KILN_ETIMEDOUT;
+  struct timespec ts; /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double s = floor(left);
+  ts.tv_sec += (time_t)s;
+  ts.tv_nsec += (long)((left - s) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+  int e;
+  while ((e = pthread_mutex_timedlock(m, &ts)) == EINTR) {
+  }
+  return e == 0 ? 0 : KILN_ETIMEDOUT;
+}
+
 int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double timeout) {
   assert(ch);
   double deadline;
@@ -230,9 +253,11 @@ int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double time
     return KILN_EINVAL;
   int rc = end_enter(ch, true);
   if (rc) return rc;
-  pthread_mutex_lock(&ch->send_mu);
-  rc = send_locked(ch, buf, len, deadline);
-  pthread_mutex_unlock(&ch->send_mu);
+  rc = lock_until(&ch->send_mu, deadline);
+  if (rc == 0) {
+    rc = send_locked(ch, buf, len, deadline);
+    pthread_mutex_unlock(&ch->send_mu);
+  }
   end_leave(ch);
   return rc;
 }
@@ -335,9 +360,11 @@ int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double timeout)
   if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
   int rc = end_enter(ch, false);
   if (rc) return rc;
-  pthread_mutex_lock(&ch->recv_mu);
-  rc = recv_locked(ch, buf, len, deadline);
-  pthread_mutex_unlock(&ch->recv_mu);
+  rc = lock_until(&ch->recv_mu, deadline);
+  if (rc == 0) {
+    rc = recv_locked(ch, buf, len, deadline);
+    pthread_mutex_unlock(&ch->recv_mu);
+  }
   end_leave(ch);
   return rc;
 }
@@ -350,9 +377,11 @@ int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len,
   if (kiln__deadline(timeout, &deadline) || (!buf && cap > 0)) return KILN_EINVAL;
   int rc = end_enter(ch, false);
   if (rc) return rc;
-  pthread_mutex_lock(&ch->recv_mu);
-  rc = recv_into_locked(ch, buf, cap, len, deadline);
-  pthread_mutex_unlock(&ch->recv_mu);
+  rc = lock_until(&ch->recv_mu, deadline);
+  if (rc == 0) {
+    rc = recv_into_locked(ch, buf, cap, len, deadline);
+    pthread_mutex_unlock(&ch->recv_mu);
+  }
   end_leave(ch);
   if (rc && rc != KILN_EINVAL) *len = 0;
   return rc;

@@ -196,16 +196,20 @@ int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, s
   kiln_future *promise = kiln_future_retain(m->promise);
   atomic_init(&m->refs, nchunks + 2); /* + the promise callback, + this call until it returns */
   atomic_init(&m->left, nchunks);
-  int rc = on_outcome(promise, callback, error_callback, cb_arg);
-  if (rc == 0) rc = kiln_future_on_done(promise, masync_promise_done, m);
+  /* Ours first, then the caller's: if the caller's cannot be attached, ours is taken back and
+   * nothing has run, so no user callback fires on an error return. */
+  int rc = kiln_future_on_done(promise, masync_promise_done, m);
+  if (rc == 0 && (rc = on_outcome(promise, callback, error_callback, cb_arg)) != 0)
+    kiln__remove_callback(promise, masync_promise_done, m); /* pending: it comes back */
   if (rc) { /* nothing submitted yet: undo */
-    kiln_future_cancel(promise);
     kiln_future_release(promise);
     atomic_store(&m->refs, 1);
     masync_unref(m);
     return rc;
   }
   if (nchunks == 0) kiln_promise_resolve(promise, NULL); /* Python's []: no array at all */
+  /* A shutdown racing with these submissions fails the chunks not yet submitted: the future then
+   * fails with that code (sched.h says so), since earlier chunks may already run. */
   masync_submit(p, m, n, chunksize);
   masync_unref(m);
   if (out) *out = promise;

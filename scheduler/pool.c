@@ -69,6 +69,7 @@ struct kiln_pool {
   _Atomic bool broken;              /* an initializer failed */
   bool closed, terminated, joined;  /* guarded by mu */
   int nexited;                      /* guarded by mu: workers done touching the pool */
+  bool reaped;                      /* guarded by mu: the joiner has joined every thread */
   pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside accounting */
   pthread_cond_t work_cv;           /* workers sleep here */
   pthread_cond_t done_cv;           /* shutdown(wait) sleeps here */
@@ -295,9 +296,10 @@ static bool has_work_locked(kiln_pool *p) {
 
 void kiln__task_done(kiln_pool *p) {
   if (own_worker(p)) {
-    /* acq_rel: shutdown's reader sees every task's effects once the count reaches 0 */
-    if (atomic_fetch_sub_explicit(&p->outstanding, 1, memory_order_acq_rel) == 1 &&
-        atomic_load_explicit(&p->shutdown, memory_order_acquire))
+    /* seq_cst, with shutdown's seq_cst store and later load of outstanding: either this thread
+     * sees shutdown and wakes the waiter, or the waiter sees the count it left */
+    if (atomic_fetch_sub_explicit(&p->outstanding, 1, memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&p->shutdown, memory_order_seq_cst))
       kiln__pool_wake_all(p);
     return;
   }
@@ -339,7 +341,9 @@ static void run_task(kiln_future *t) {
       kiln__self.result_free = saved.result_free;
       /* counted idle while completing, so that a submission made by a thread woken by this
        * completion reuses this worker instead of starting another (CHECKLIST EXE-03) */
-      if (kiln__self.worker) idle_enter(kiln__self.worker);
+      /* Only a top-level task's end may give the credit: a task run nested inside another
+       * task's wait hands control back to that task, which is not idle. */
+      if (kiln__self.worker && !kiln__self.task) idle_enter(kiln__self.worker);
       kiln__publish(t, KILN__RUNNING, KILN__FINISHED);
     }
   }
@@ -364,7 +368,10 @@ static bool may_exit_locked(kiln_pool *p) {
 int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline) {
   kiln_pool *p = w->pool;
   for (;;) {
-    if (pred && pred(ctx)) return 0;
+    if (pred && pred(ctx)) {
+      idle_leave(w); /* back to the waiting task: not idle (a no-op unless a credit is held) */
+      return 0;
+    }
     kiln_future *t = find_task(w);
     if (t) {
       idle_leave(w);
@@ -410,7 +417,7 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     pthread_mutex_unlock(&p->mu);
     idle_leave(w);
     if (exit_now) return 0;
-    if (rc && !(pred && pred(ctx))) return rc;
+    if (rc && !(pred && pred(ctx))) return rc; /* idle_leave ran just above */
   }
 }
 
@@ -561,7 +568,6 @@ static void cancel_queued(kiln_pool *p) {
   }
 }
 
-/* Waits until no accepted task is left, then joins the workers. */
 /* Under mu: waits on done_cv until the deadline. false once it has passed. */
 static bool done_wait_locked(kiln_pool *p, double deadline) {
   if (deadline == INFINITY) {
@@ -579,7 +585,19 @@ static int wait_and_join(kiln_pool *p, double deadline) {
   pthread_mutex_lock(&p->mu);
   p->epoch++;
   pthread_cond_broadcast(&p->work_cv);
-  while (atomic_load_explicit(&p->outstanding, memory_order_acquire) > 0)
+  if (atomic_load_explicit(&p->started, memory_order_relaxed) == 0 &&
+      atomic_load_explicit(&p->outstanding, memory_order_acquire) > 0) {
+    /* every thread start failed so far (EAGAIN): try once more, else nobody could ever run the
+     * queued tasks, and waiting for them would hang: cancel them */
+    maybe_start_locked(p);
+    if (atomic_load_explicit(&p->started, memory_order_relaxed) == 0) {
+      pthread_mutex_unlock(&p->mu);
+      cancel_queued(p);
+      pthread_mutex_lock(&p->mu);
+    }
+  }
+  /* seq_cst: pairs with the worker's decrement in kiln__task_done (see there) */
+  while (atomic_load_explicit(&p->outstanding, memory_order_seq_cst) > 0)
     if (!done_wait_locked(p, deadline)) {
       pthread_mutex_unlock(&p->mu);
       return KILN_ETIMEDOUT;
@@ -592,11 +610,22 @@ static int wait_and_join(kiln_pool *p, double deadline) {
       return KILN_ETIMEDOUT;
     }
   int n = atomic_load_explicit(&p->started, memory_order_relaxed);
-  bool joined = p->joined;
+  if (p->joined) { /* another thread reaps: wait for it, since a destroy may follow us */
+    while (!p->reaped)
+      if (!done_wait_locked(p, deadline)) {
+        pthread_mutex_unlock(&p->mu);
+        return KILN_ETIMEDOUT;
+      }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
   p->joined = true;
   pthread_mutex_unlock(&p->mu);
-  if (!joined)
-    for (int i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL); /* exiting already */
+  for (int i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL); /* exiting already */
+  pthread_mutex_lock(&p->mu);
+  p->reaped = true;
+  pthread_cond_broadcast(&p->done_cv);
+  pthread_mutex_unlock(&p->mu);
   return 0;
 }
 

@@ -134,7 +134,9 @@ int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
  * results are dropped. Cancelling the future cancels the chunks not yet started. Exactly one of
  * callback (success) or error_callback (failure or cancellation) runs, once, with cb_arg; for an
  * empty input callback runs before this call returns. KILN_ESHUTDOWN / KILN_EBROKEN when the
- * pool takes no work (nothing runs then), KILN_ENOMEM. Any thread, also from inside a task. */
+ * pool takes no work (nothing runs then, no callback), KILN_ENOMEM (likewise). If the pool shuts
+ * down while the chunks are being submitted, the call returns 0 and the future fails with that
+ * code. Any thread, also from inside a task. */
 int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
                    kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
                    kiln_future **out);

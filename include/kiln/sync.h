@@ -147,6 +147,8 @@ typedef struct kiln_barrier kiln_barrier;
  * barrier. timeout is the default for kiln_barrier_wait (negative: none). */
 int kiln_barrier_create(int parties, int (*action)(void *arg), void *arg, double timeout,
                         kiln_barrier **out);
+/* Frees the barrier. May be called as soon as one party's wait has returned: it first waits for
+ * the other parties of that round, already released, to leave. */
 void kiln_barrier_destroy(kiln_barrier *b);
 
 /* Waits until `parties` threads have called it, with the barrier's default timeout. 0, and *index

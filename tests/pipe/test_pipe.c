@@ -788,3 +788,34 @@ TEST(ping_pong) {
   kiln_channel_destroy(a);
   kiln_channel_destroy(b);
 }
+
+/* A timed receive keeps its timeout while another thread's receive without a timeout is blocked
+ * on the same end (and holds the end's receive lock): a try (timeout 0) returns at once, a
+ * timeout of 0.1 s after about 0.1 s. Repeated, so that most probes meet the lock held. */
+TEST(timeout_behind_blocked_receiver) {
+  kiln_channel *a = NULL, *b = NULL;
+  KT_CODE(kiln_channel_pair(true, &a, &b), KILN_OK);
+  tp_receiver r;
+  tp_receiver_start(&r, b, 0);
+  for (int i = 0; i < 20; i++) {
+    void *buf = NULL;
+    size_t len = 0;
+    double t0 = kt_now();
+    KT_CODE(kiln_channel_recv(b, &buf, &len, 0), KILN_ETIMEDOUT);
+    KT_TRUE(kt_now() - t0 < 1.0);
+    sched_yield();
+  }
+  for (int i = 0; i < 3; i++) {
+    void *buf = NULL;
+    size_t len = 0;
+    double t0 = kt_now();
+    KT_CODE(kiln_channel_recv(b, &buf, &len, 0.1), KILN_ETIMEDOUT);
+    KT_TIMED(kt_now() - t0, 0.1);
+  }
+  KT_CODE(kiln_channel_send(a, "x", 1, -1), KILN_OK);
+  KT_CODE(tp_receiver_join(&r), KILN_OK);
+  KT_EQ(r.len, 1);
+  free(r.buf);
+  kiln_channel_destroy(a);
+  kiln_channel_destroy(b);
+}
