@@ -169,8 +169,7 @@ static int fail(objr *r, int code, const char *fmt, ...) {
   return code;
 }
 
-/* The next whitespace-separated token of the line at *p, NUL-terminated in place; NULL at the end. */
-static char *token(char **p) {
+char *kiln__mesh_token(char **p) {
   char *s = *p;
   while (*s == ' ' || *s == '\t') s++;
   if (!*s) return *p = s, NULL;
@@ -194,13 +193,13 @@ static bool parse_float(const char *tok, float *out) {
 /* Reads n floats (n_opt more may follow) into out. */
 static int floats(objr *r, char **p, float *out, int n, int n_opt, const char *what) {
   for (int i = 0; i < n + n_opt; i++) {
-    char *t = token(p);
+    char *t = kiln__mesh_token(p);
     if (!t && i >= n) return 0;
     if (!parse_float(t, &out[i]))
       return fail(r, KILN_EPARSE, "%s: %s number %d: %s", what, t ? "bad" : "missing", i + 1,
                   t ? t : "end of line");
   }
-  if (token(p)) return fail(r, KILN_EPARSE, "%s: too many numbers", what);
+  if (kiln__mesh_token(p)) return fail(r, KILN_EPARSE, "%s: too many numbers", what);
   return 0;
 }
 
@@ -276,7 +275,7 @@ static void corner(const objr *r, const fvert *f, float *p, float *n, float *uv)
 static int face(objr *r, char *p) {
   fvert f0, prev, cur;
   int count = 0, rc;
-  for (char *t; (t = token(&p)); count++) {
+  for (char *t; (t = kiln__mesh_token(&p)); count++) {
     if ((rc = parse_fvert(r, t, &cur))) return rc;
     if (count == 0) f0 = cur;
     if (count >= 2) {
@@ -299,7 +298,7 @@ static int face(objr *r, char *p) {
 }
 
 static int usemtl(objr *r, char *p) {
-  const char *name = token(&p);
+  const char *name = kiln__mesh_token(&p);
   if (!name) return fail(r, KILN_EPARSE, "usemtl without a name");
   kiln__mesh *m = r->m;
   for (size_t i = 0; i < m->nmat_names; i++)
@@ -324,7 +323,7 @@ static char *dup_str(const char *s) {
 static int mtl_line(objr *r, char *p, const char *kw) {
   kiln__mesh *m = r->m;
   if (strcmp(kw, "newmtl") == 0) {
-    const char *name = token(&p);
+    const char *name = kiln__mesh_token(&p);
     if (!name) return fail(r, KILN_EPARSE, "newmtl without a name");
     kiln__mtl *a = realloc(m->mtls, (m->nmtls + 1) * sizeof *a);
     if (!a) return KILN_ENOMEM;
@@ -342,7 +341,7 @@ static int mtl_line(objr *r, char *p, const char *kw) {
   kiln__mtl *t = &m->mtls[m->nmtls - 1];
   if (map) { /* options may precede the file name, which is the last token */
     const char *last = NULL;
-    for (const char *tk; (tk = token(&p));) last = tk;
+    for (const char *tk; (tk = kiln__mesh_token(&p));) last = tk;
     if (!last) return fail(r, KILN_EPARSE, "map_Kd without a file name");
     free(t->map_kd);
     char *dir = kiln__dirname(r->file); /* r->file: this MTL */
@@ -393,7 +392,7 @@ static int read_lines(objr *r, const char *path, bool is_mtl) {
     r->line++;
     char *c = strchr(p, '#');
     if (c) *c = '\0';
-    char *kw = token(&p);
+    char *kw = kiln__mesh_token(&p);
     if (kw) rc = is_mtl ? mtl_line(r, p, kw) : obj_file_line(r, p, kw);
     p = next;
   }
@@ -415,7 +414,7 @@ static int obj_file_line(objr *r, char *p, const char *kw) {
     return (rc = floats(r, &p, x, 3, 0, "vn")) ? rc : push3(&r->vn, &r->nvn, &r->cvn, x, 3);
   if (strcmp(kw, "f") == 0) return face(r, p);
   if (strcmp(kw, "o") == 0) {
-    const char *name = token(&p);
+    const char *name = kiln__mesh_token(&p);
     free(r->pending_group);
     r->pending_group = dup_str(name ? name : "object");
     r->group = -1;
@@ -423,7 +422,7 @@ static int obj_file_line(objr *r, char *p, const char *kw) {
   }
   if (strcmp(kw, "usemtl") == 0) return usemtl(r, p);
   if (strcmp(kw, "mtllib") == 0) {
-    for (const char *name; (name = token(&p));) {
+    for (const char *name; (name = kiln__mesh_token(&p));) {
       char *mp = kiln__path_join(r->m->mtl_dir, name);
       if (!mp) return KILN_ENOMEM;
       rc = read_lines(r, mp, true);

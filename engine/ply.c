@@ -79,28 +79,17 @@ static char *next_line(plyr *r) {
   return s;
 }
 
-static char *tok(char **p) {
-  char *s = *p;
-  while (*s == ' ' || *s == '\t') s++;
-  if (!*s) return *p = s, NULL;
-  char *e = s;
-  while (*e && *e != ' ' && *e != '\t') e++;
-  if (*e) *e++ = '\0';
-  *p = e;
-  return s;
-}
-
 static int header_line(plyr *r, char *l, bool *done) {
-  char *kw = tok(&l);
+  char *kw = kiln__mesh_token(&l);
   if (!kw || strcmp(kw, "comment") == 0 || strcmp(kw, "obj_info") == 0) return 0;
   if (strcmp(kw, "format") == 0) {
-    const char *f = tok(&l);
+    const char *f = kiln__mesh_token(&l);
     if (f && strcmp(f, "ascii") == 0) return r->binary = false, 0;
     if (f && strcmp(f, "binary_little_endian") == 0) return r->binary = true, 0;
     return fail(r, "unsupported format '%s' (ascii and binary_little_endian are read)", f ? f : "");
   }
   if (strcmp(kw, "element") == 0) {
-    const char *name = tok(&l), *n = tok(&l);
+    const char *name = kiln__mesh_token(&l), *n = kiln__mesh_token(&l);
     char *e;
     if (!name || !n) return fail(r, "element needs a name and a count");
     unsigned long long c = strtoull(n, &e, 10);
@@ -116,16 +105,16 @@ static int header_line(plyr *r, char *l, bool *done) {
     elem *el = &r->elems[r->nelems - 1];
     if (el->nprops == MAX_PROPS) return fail(r, "more than %d properties", MAX_PROPS);
     prop *pr = &el->props[el->nprops];
-    const char *t = tok(&l);
+    const char *t = kiln__mesh_token(&l);
     pr->list_count_type = T_NONE;
     if (t && strcmp(t, "list") == 0) {
-      pr->list_count_type = type_of(tok(&l));
+      pr->list_count_type = type_of(kiln__mesh_token(&l));
       if (pr->list_count_type == T_NONE || pr->list_count_type >= T_F32)
         return fail(r, "bad list count type");
-      t = tok(&l);
+      t = kiln__mesh_token(&l);
     }
     pr->type = type_of(t);
-    const char *name = tok(&l);
+    const char *name = kiln__mesh_token(&l);
     if (pr->type == T_NONE || !name) return fail(r, "bad property (type and name expected)");
     snprintf(pr->name, sizeof pr->name, "%s", name);
     el->nprops++;
@@ -155,7 +144,7 @@ static int value(plyr *r, int t, double *out, char **line) {
       default: { double d; memcpy(&d, &u, 8); *out = d; break; }
     }
   } else {
-    const char *s = tok(line);
+    const char *s = kiln__mesh_token(line);
     if (!s) return fail(r, "too few values on the line");
     char *e;
     *out = strtod(s, &e);
@@ -220,7 +209,7 @@ static int read_item(plyr *r, const elem *el, double *vals, int face_prop, uint3
     }
     if (i == face_prop) *nidx = (size_t)c;
   }
-  if (!rc && !r->binary && tok(&line)) rc = fail(r, "more values on the line than properties");
+  if (!rc && !r->binary && kiln__mesh_token(&line)) rc = fail(r, "more values on the line than properties");
   return rc;
 }
 

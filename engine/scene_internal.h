@@ -82,6 +82,10 @@ int kiln__read_file(const char *path, char **buf, size_t *len, char *msg, size_t
 char *kiln__dirname(const char *path);
 char *kiln__path_join(const char *dir, const char *name);
 
+/* The next whitespace-separated token of the line at *p, NUL-terminated in place (the line is
+ * modified); NULL at the end of the line. Shared by the OBJ and PLY readers (obj.c). */
+char *kiln__mesh_token(char **p);
+
 /* Appends a triangle to m (growing its arrays). n and uv may be NULL. */
 int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n, const float *uv,
                     uint32_t group, uint32_t mat);

@@ -87,17 +87,21 @@ static void sweep(const char *name, scenario_fn s) {
 
 /* ---- scenarios: each frees everything it made, on every path ---- */
 
+static int new_pool(kiln_pool **p) {
+  kiln_pool_config cfg;
+  kiln_pool_config_default(&cfg);
+  cfg.threads = 2;
+  return kiln_pool_create(&cfg, p);
+}
+
 static int task_ret(void *arg, void **result) {
   *result = arg;
   return 0;
 }
 
 static int sc_pool(void) {
-  kiln_pool_config cfg;
-  kiln_pool_config_default(&cfg);
-  cfg.threads = 2;
   kiln_pool *p = NULL;
-  int rc = kiln_pool_create(&cfg, &p);
+  int rc = new_pool(&p);
   if (rc) return rc;
   kiln_future *f[8] = {0};
   int first = 0;
@@ -118,11 +122,8 @@ static int sc_pool(void) {
 }
 
 static int sc_deps(void) {
-  kiln_pool_config cfg;
-  kiln_pool_config_default(&cfg);
-  cfg.threads = 2;
   kiln_pool *p = NULL;
-  int rc = kiln_pool_create(&cfg, &p);
+  int rc = new_pool(&p);
   if (rc) return rc;
   kiln_future *pr = NULL, *a = NULL, *b = NULL;
   rc = kiln_promise_create(&pr);
@@ -162,11 +163,8 @@ static void body(void *ctx, size_t lo, size_t hi) {
 }
 
 static int sc_map(void) {
-  kiln_pool_config cfg;
-  kiln_pool_config_default(&cfg);
-  cfg.threads = 2;
   kiln_pool *p = NULL;
-  int rc = kiln_pool_create(&cfg, &p);
+  int rc = new_pool(&p);
   if (rc) return rc;
   void *args[16], *res[16];
   for (intptr_t i = 0; i < 16; i++) args[i] = (void *)i;
