@@ -93,8 +93,9 @@ int kiln_gpu_job_copy(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t src_offs
   return 0;
 }
 
-int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
-                        const void *data, uint64_t size) {
+/* Both uploads: staging memory now; the bytes are copied in now (deferred: at launch). */
+static int upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset, const void *data,
+                  uint64_t size, bool deferred) {
   if (!dst || !data || dst->dev != job->dev || !in_range(dst, offset, size))
     return job_error(job, KILN_EINVAL);
   kiln__cmd *c = push_cmd(job, KILN__CMD_UPLOAD);
@@ -104,25 +105,20 @@ int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset
     job->n--;
     return job_error(job, rc);
   }
-  memcpy(kiln__staging_ptr(&c->staging), data, size);
+  if (deferred) c->host_src = data;
+  else memcpy(kiln__staging_ptr(&c->staging), data, size);
   c->dst = dst, c->dst_off = offset, c->size = size;
   return 0;
 }
 
+int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
+                        const void *data, uint64_t size) {
+  return upload(job, dst, offset, data, size, false);
+}
+
 int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
                                  const void *data, uint64_t size) {
-  if (!dst || !data || dst->dev != job->dev || !in_range(dst, offset, size))
-    return job_error(job, KILN_EINVAL);
-  kiln__cmd *c = push_cmd(job, KILN__CMD_UPLOAD);
-  if (!c) return KILN_ENOMEM;
-  int rc = kiln__staging_get(job->dev, size, &c->staging);
-  if (rc) {
-    job->n--;
-    return job_error(job, rc);
-  }
-  c->host_src = data;
-  c->dst = dst, c->dst_off = offset, c->size = size;
-  return 0;
+  return upload(job, dst, offset, data, size, true);
 }
 
 void kiln__job_copy_deferred(kiln_gpu_job *job) {
