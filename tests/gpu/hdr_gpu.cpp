@@ -1,5 +1,8 @@
-// kiln/gpu.h compiles on its own as C++17 (extern "C", no C-only syntax) and links.
+// The engine's headers (gpu.h, render.h, image.h) compile as C++17 (extern "C", no C-only
+// syntax) and link.
 #include "kiln/gpu.h"
+#include "kiln/image.h"
+#include "kiln/render.h"
 
 #include <cstdio>
 

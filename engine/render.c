@@ -1,0 +1,421 @@
+/* render.c: the renderer (kiln/render.h): scene upload per device, frames as GPU jobs of
+ * tile x pass dispatches of shaders/pathtrace.comp, and the read-back into a kiln_image.
+ *
+ * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
+ * then the downloads); its future's done-callback queues a finishing task on the renderer's own
+ * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
+ * the frame's promise. No locks: a renderer is immutable after create, frames share nothing. */
+#include "kiln/render.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bvh.h"
+#include "image_internal.h"
+#include "kiln/scene.h"
+#include "scene_data.h"
+
+enum { NBUF_SCENE = 7, NBUF = 9, PUSH_SIZE = 112 };
+
+typedef struct dev_slot {
+  kiln_gpu_device *dev;
+  kiln_gpu_kernel *kernel;
+  kiln_gpu_buffer *buf[NBUF_SCENE];
+} dev_slot;
+
+struct kiln_renderer {
+  dev_slot *devs;
+  size_t ndevs;
+  kiln_pool *finisher; /* one thread: finishes frames */
+  kiln_render_config cfg;
+  kiln__camera camera;
+  kiln__settings settings;
+};
+
+typedef struct frame {
+  kiln_renderer *r;
+  kiln_gpu_buffer *accum, *aov;
+  float *accum_host, *aov_host;
+  int32_t w, h;
+  uint32_t spp;
+  kiln_future *job, *promise;
+} frame;
+
+void kiln_render_config_default(kiln_render_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->tile_size = 64;
+  cfg->pass_spp = 4;
+}
+
+/* ---- scene packing ---------------------------------------------------------------------- */
+
+typedef struct packed {
+  void *data[NBUF_SCENE];
+  size_t size[NBUF_SCENE];
+} packed;
+
+static uint32_t fbits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static float ubits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static void packed_free(packed *p) {
+  for (int i = 0; i < NBUF_SCENE; i++) free(p->data[i]);
+}
+
+/* Buffers 0..6 of pathtrace.comp; each at least 16 bytes (no empty buffers). */
+static int pack(const kiln__scene *s, const kiln__bvh *b, packed *p) {
+  memset(p, 0, sizeof *p);
+  size_t nl = 0;
+  for (size_t i = 0; i < s->ntris; i++)
+    if (s->materials[s->tri_material[i]].type == KILN__MAT_EMISSIVE) nl++;
+  size_t counts[NBUF_SCENE] = {b->nnodes * 32, b->nprims * 4, s->ntris * 48, s->nspheres * 32,
+                               s->nmaterials * 48, nl * 16, 48};
+  for (int i = 0; i < NBUF_SCENE; i++) {
+    p->size[i] = counts[i] < 16 ? 16 : counts[i];
+    p->data[i] = calloc(1, p->size[i]);
+    if (!p->data[i]) {
+      packed_free(p);
+      return KILN_ENOMEM;
+    }
+  }
+  memcpy(p->data[0], b->nodes, b->nnodes * 32);
+  memcpy(p->data[1], b->prims, b->nprims * 4);
+  float *t = p->data[2];
+  for (size_t i = 0; i < s->ntris; i++) {
+    const float *v = s->pos + 9 * i;
+    uint32_t ids[3] = {s->tri_material[i], s->tri_object ? s->tri_object[i] : 0,
+                       s->tri_instance ? s->tri_instance[i] : 0};
+    for (int k = 0; k < 3; k++) {
+      memcpy(t + 12 * i + 4 * k, v + 3 * k, 12);
+      t[12 * i + 4 * k + 3] = ubits(ids[k]);
+    }
+  }
+  float *sp = p->data[3];
+  for (size_t i = 0; i < s->nspheres; i++) {
+    const kiln__sphere *q = &s->spheres[i];
+    memcpy(sp + 8 * i, q->center, 12);
+    sp[8 * i + 3] = q->radius;
+    uint32_t ids[4] = {q->material, q->object_id, q->instance_id, 0};
+    memcpy(sp + 8 * i + 4, ids, 16);
+  }
+  float *m = p->data[4];
+  for (size_t i = 0; i < s->nmaterials; i++) {
+    const kiln__material *q = &s->materials[i];
+    memcpy(m + 12 * i, q->albedo, 12);
+    m[12 * i + 3] = ubits((uint32_t)q->type);
+    memcpy(m + 12 * i + 4, q->emission, 12);
+    m[12 * i + 7] = q->roughness;
+    m[12 * i + 8] = q->ior;
+  }
+  /* Emissive triangles with their area CDF (double sums; the last entry exactly 1). */
+  double total = 0;
+  float *l = p->data[5];
+  size_t k = 0;
+  for (size_t i = 0; i < s->ntris; i++) {
+    if (s->materials[s->tri_material[i]].type != KILN__MAT_EMISSIVE) continue;
+    const float *v = s->pos + 9 * i;
+    double e1[3], e2[3];
+    for (int c = 0; c < 3; c++) e1[c] = v[3 + c] - v[c], e2[c] = v[6 + c] - v[c];
+    double cx = e1[1] * e2[2] - e1[2] * e2[1], cy = e1[2] * e2[0] - e1[0] * e2[2],
+           cz = e1[0] * e2[1] - e1[1] * e2[0];
+    double area = 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
+    total += area;
+    l[4 * k] = ubits((uint32_t)i);
+    l[4 * k + 1] = (float)total;
+    l[4 * k + 2] = (float)area;
+    k++;
+  }
+  for (size_t j = 0; j < nl; j++) l[4 * j + 1] = j + 1 == nl ? 1.0f : (float)(l[4 * j + 1] / total);
+  uint32_t *g = p->data[6];
+  g[0] = (uint32_t)s->ntris, g[1] = (uint32_t)s->nspheres, g[2] = (uint32_t)nl;
+  g[3] = (uint32_t)s->env.type;
+  float *gf = p->data[6];
+  for (int c = 0; c < 3; c++) {
+    gf[4 + c] = s->env.color[c] * s->env.intensity;
+    gf[8 + c] = s->env.top[c] * s->env.intensity;
+  }
+  gf[11] = (float)total;
+  (void)fbits;
+  return 0;
+}
+
+/* ---- create / destroy ------------------------------------------------------------------- */
+
+void kiln_render_destroy(kiln_renderer *r) {
+  if (!r) return;
+  if (r->finisher) kiln_pool_destroy(r->finisher);
+  for (size_t i = 0; i < r->ndevs; i++) {
+    for (int k = 0; k < NBUF_SCENE; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
+    kiln_gpu_kernel_destroy(r->devs[i].kernel);
+  }
+  free(r->devs);
+  free(r);
+}
+
+int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                       const kiln_render_config *cfg, kiln_renderer **out) {
+  *out = NULL;
+  kiln_render_config def;
+  kiln_render_config_default(&def);
+  if (!cfg) cfg = &def;
+  if (!scene || !devs || ndevs == 0 || cfg->tile_size == 0 || cfg->pass_spp == 0)
+    return KILN_EINVAL;
+  const kiln__scene *s = &scene->data;
+  if (s->env.type == KILN__ENV_MAP) return KILN_EUNSUPPORTED; /* not yet: see docs */
+  kiln_renderer *r = calloc(1, sizeof *r);
+  if (!r) return KILN_ENOMEM;
+  r->cfg = *cfg;
+  r->camera = s->camera;
+  r->settings = s->settings;
+  int rc = KILN_ENOMEM;
+  r->devs = calloc(ndevs, sizeof *r->devs);
+  if (!r->devs) goto fail;
+  r->ndevs = ndevs;
+  kiln_pool_config pc;
+  kiln_pool_config_default(&pc);
+  pc.threads = 1;
+  pc.name = "kiln_render";
+  if ((rc = kiln_pool_create(&pc, &r->finisher))) goto fail;
+
+  kiln__bvh bvh;
+  if ((rc = kiln__bvh_build(cfg->pool, s, &bvh))) goto fail;
+  packed p;
+  rc = pack(s, &bvh, &p);
+  kiln__bvh_free(&bvh);
+  if (rc) goto fail;
+  for (size_t i = 0; i < ndevs && !rc; i++) {
+    dev_slot *d = &r->devs[i];
+    d->dev = devs[i];
+    kiln_gpu_kernel_config kc;
+    kiln_gpu_kernel_config_default(&kc);
+    kc.builtin = "pathtrace";
+    kc.buffers = NBUF;
+    kc.push_size = PUSH_SIZE;
+    if ((rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel))) break;
+    kiln_gpu_job *job;
+    if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
+    for (int k = 0; k < NBUF_SCENE && !rc; k++) {
+      rc = kiln_gpu_buffer_create(d->dev, p.size[k], &d->buf[k]);
+      if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, p.data[k], p.size[k]);
+    }
+    if (rc) {
+      kiln_gpu_job_discard(job);
+      break;
+    }
+    kiln_future *f;
+    if ((rc = kiln_gpu_job_submit(job, NULL, 0, &f))) break;
+    rc = kiln_future_result(f, -1, NULL);
+    kiln_future_release(f);
+  }
+  packed_free(&p);
+  if (rc) goto fail;
+  *out = r;
+  return 0;
+fail:
+  kiln_render_destroy(r);
+  return rc;
+}
+
+void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc) {
+  memset(fc, 0, sizeof *fc);
+  fc->seed = r->settings.seed;
+  fc->max_bounces = -1;
+  fc->device = -1;
+}
+
+/* ---- frames ----------------------------------------------------------------------------- */
+
+static void frame_free(frame *f) {
+  kiln_gpu_buffer_destroy(f->accum);
+  kiln_gpu_buffer_destroy(f->aov);
+  free(f->accum_host), free(f->aov_host);
+  if (f->job) kiln_future_release(f->job);
+  free(f);
+}
+
+static void image_free(void *v) { kiln_image_destroy(v); }
+
+static int finish_task(void *arg, void **result) {
+  frame *f = arg;
+  *result = NULL;
+  const char *msg = NULL;
+  int rc = kiln_future_result(f->job, 0, NULL);
+  if (rc) {
+    kiln_future_error(f->job, 0, &msg);
+    kiln_promise_reject(f->promise, rc, "render job: %s", msg ? msg : kiln_err_name(rc));
+  } else {
+    kiln_image *img = kiln__image_new(f->w, f->h);
+    if (!img) {
+      kiln_promise_reject(f->promise, KILN_ENOMEM, "out of memory for the image");
+    } else {
+      img->spp = f->spp;
+      size_t n = (size_t)f->w * (size_t)f->h;
+      float inv = 1.0f / (float)f->spp;
+      for (size_t i = 0; i < n; i++) {
+        for (int c = 0; c < 3; c++) img->color[3 * i + c] = f->accum_host[4 * i + c] * inv;
+        const float *a = f->aov_host + 12 * i;
+        img->depth[i] = a[0];
+        memcpy(img->normal + 3 * i, a + 1, 12);
+        memcpy(img->albedo + 3 * i, a + 4, 12);
+        memcpy(&img->object_id[i], a + 7, 4);
+        memcpy(&img->instance_id[i], a + 8, 4);
+      }
+      kiln_promise_resolve_owned(f->promise, img, image_free);
+    }
+  }
+  kiln_future *p = f->promise;
+  frame_free(f);
+  kiln_future_release(p);
+  return 0;
+}
+
+static void on_job_done(kiln_future *jf, void *arg) {
+  (void)jf;
+  frame *f = arg;
+  kiln_future *t = NULL;
+  if (kiln_submit(f->r->finisher, finish_task, f, &t) == 0) {
+    kiln_future_release(t);
+  } else {
+    /* The finisher refuses work only after kiln_render_destroy, which the contract forbids
+     * while frames are pending; finish here rather than leak. */
+    void *unused;
+    finish_task(f, &unused);
+  }
+}
+
+static void normalize3(float *v) {
+  float l = sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  if (l > 0) v[0] /= l, v[1] /= l, v[2] /= l;
+}
+static void cross3(const float *a, const float *b, float *o) {
+  o[0] = a[1] * b[2] - a[2] * b[1];
+  o[1] = a[2] * b[0] - a[0] * b[2];
+  o[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out) {
+  *out = NULL;
+  kiln__camera cam = r->camera;
+  if (fc->camera) {
+    const kiln_camera *c = fc->camera;
+    cam.type = c->thin_lens ? KILN__CAM_THIN_LENS : KILN__CAM_PINHOLE;
+    memcpy(cam.position, c->position, 12);
+    memcpy(cam.look_at, c->look_at, 12);
+    memcpy(cam.up, c->up, 12);
+    cam.vfov_deg = c->vfov_deg;
+    cam.aperture = c->aperture;
+    cam.focus_distance = c->focus_distance;
+  }
+  int32_t w = fc->width ? fc->width : r->settings.width;
+  int32_t h = fc->height ? fc->height : r->settings.height;
+  int32_t spp = fc->spp ? fc->spp : r->settings.spp;
+  int32_t mb = fc->max_bounces >= 0 ? fc->max_bounces : r->settings.max_bounces;
+  uint32_t tile = fc->tile_size ? fc->tile_size : r->cfg.tile_size;
+  uint32_t pass = fc->pass_spp ? fc->pass_spp : r->cfg.pass_spp;
+  if (w <= 0 || h <= 0 || spp <= 0 || mb < 0 || fc->spp < 0 || fc->device >= (int)r->ndevs ||
+      !(cam.vfov_deg > 0 && cam.vfov_deg < 180))
+    return KILN_EINVAL;
+  size_t di;
+  if (fc->device >= 0) {
+    di = (size_t)fc->device;
+  } else {
+    kiln_gpu_device *dl[64];
+    size_t nd = r->ndevs < 64 ? r->ndevs : 64;
+    for (size_t i = 0; i < nd; i++) dl[i] = r->devs[i].dev;
+    int pick = kiln_gpu_device_pick(dl, nd);
+    di = pick >= 0 ? (size_t)pick : 0;
+  }
+  dev_slot *d = &r->devs[di];
+
+  /* Camera basis: W forward, U right, V up; U and V scaled to the image plane at distance 1. */
+  float W[3], U[3], V[3];
+  for (int k = 0; k < 3; k++) W[k] = cam.look_at[k] - cam.position[k];
+  normalize3(W);
+  cross3(W, cam.up, U);
+  normalize3(U);
+  cross3(U, W, V);
+  float th = tanf(cam.vfov_deg * 0.5f * 3.14159265358979f / 180.0f);
+  float tw = th * (float)w / (float)h;
+  struct {
+    float cam_pos[4], cam_u[4], cam_v[4], cam_w[4];
+    int32_t image[4];
+    uint32_t pass[4], frame[4];
+  } push;
+  memset(&push, 0, sizeof push);
+  for (int k = 0; k < 3; k++) {
+    push.cam_pos[k] = cam.position[k];
+    push.cam_u[k] = U[k] * tw;
+    push.cam_v[k] = V[k] * th;
+    push.cam_w[k] = W[k];
+  }
+  bool lens = cam.type == KILN__CAM_THIN_LENS && cam.aperture > 0;
+  push.cam_pos[3] = lens ? cam.aperture : 0;
+  push.cam_u[3] = cam.focus_distance;
+  push.image[0] = w, push.image[1] = h;
+  push.frame[0] = fc->seed, push.frame[1] = fc->frame, push.frame[2] = (uint32_t)mb;
+  _Static_assert(sizeof push == PUSH_SIZE, "push constants of pathtrace.comp");
+
+  frame *f = calloc(1, sizeof *f);
+  if (!f) return KILN_ENOMEM;
+  f->r = r, f->w = w, f->h = h, f->spp = (uint32_t)spp;
+  size_t n = (size_t)w * (size_t)h;
+  f->accum_host = malloc(n * 16);
+  f->aov_host = malloc(n * 48);
+  int rc = KILN_ENOMEM;
+  if (!f->accum_host || !f->aov_host) goto fail;
+  if ((rc = kiln_gpu_buffer_create(d->dev, n * 16, &f->accum))) goto fail;
+  if ((rc = kiln_gpu_buffer_create(d->dev, n * 48, &f->aov))) goto fail;
+  kiln_gpu_job *job;
+  if ((rc = kiln_gpu_job_create(d->dev, &job))) goto fail;
+  kiln_gpu_buffer *binds[NBUF];
+  for (int k = 0; k < NBUF_SCENE; k++) binds[k] = d->buf[k];
+  binds[7] = f->accum, binds[8] = f->aov;
+  /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
+  for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
+    for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {
+      for (int32_t x = 0; x < w && !rc; x += (int32_t)tile) {
+        uint32_t tw_ = (uint32_t)(w - x) < tile ? (uint32_t)(w - x) : tile;
+        uint32_t th_ = (uint32_t)(h - y) < tile ? (uint32_t)(h - y) : tile;
+        push.image[2] = x, push.image[3] = y;
+        push.pass[0] = tw_, push.pass[1] = th_, push.pass[2] = s0;
+        push.pass[3] = (uint32_t)spp - s0 < pass ? (uint32_t)spp - s0 : pass;
+        rc = kiln_gpu_job_dispatch(job, d->kernel, binds, &push, (tw_ + 7) / 8, (th_ + 7) / 8, 1);
+      }
+    }
+  }
+  if (!rc) rc = kiln_gpu_job_download(job, f->accum, 0, n * 16, f->accum_host);
+  if (!rc) rc = kiln_gpu_job_download(job, f->aov, 0, n * 48, f->aov_host);
+  if (rc) {
+    kiln_gpu_job_discard(job);
+    goto fail;
+  }
+  if ((rc = kiln_promise_create(&f->promise))) {
+    kiln_gpu_job_discard(job);
+    goto fail;
+  }
+  kiln_future *result = kiln_future_retain(f->promise);
+  if ((rc = kiln_gpu_job_submit(job, NULL, 0, &f->job))) {
+    kiln_future_release(result);
+    kiln_future_release(f->promise);
+    f->promise = NULL;
+    goto fail;
+  }
+  if ((rc = kiln_future_on_done(f->job, on_job_done, f))) {
+    /* Cannot be told when it ends: wait here, then finish. */
+    kiln_future_result(f->job, -1, NULL);
+    on_job_done(f->job, f);
+  }
+  *out = result;
+  return 0;
+fail:
+  frame_free(f);
+  return rc;
+}

@@ -1,0 +1,57 @@
+/* kiln/image.h: rendered images: linear RGB float colour and the passes (AOVs) of a frame, and
+ * writers for them.
+ *
+ * A kiln_image is immutable once made, so any number of threads may read it. Rows run top to
+ * bottom, pixel (x, y) at index y * width + x. Images made by the renderer are owned by the
+ * frame's future (kiln/render.h): valid while you hold a reference to it. */
+#ifndef KILN_IMAGE_H
+#define KILN_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_image kiln_image;
+
+int32_t kiln_image_width(const kiln_image *img);
+int32_t kiln_image_height(const kiln_image *img);
+/* Samples per pixel the colour averages. */
+uint32_t kiln_image_spp(const kiln_image *img);
+
+/* Borrowed pointers into img (valid as long as img):
+ * color:    3 floats per pixel, linear RGB radiance (the mean of the samples).
+ * depth:    1 float per pixel, the distance along the camera's forward axis to the surface seen
+ *           through the pixel centre; 0 where the centre ray escapes (background).
+ * normal:   3 floats per pixel, the unit world-space geometric normal there (as stored: for
+ *           triangles the winding's normal, for spheres outwards); 0,0,0 for background.
+ * albedo:   3 floats per pixel, the material's albedo there (0 for background).
+ * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background. */
+const float *kiln_image_color(const kiln_image *img);
+const float *kiln_image_depth(const kiln_image *img);
+const float *kiln_image_normal(const kiln_image *img);
+const float *kiln_image_albedo(const kiln_image *img);
+const uint32_t *kiln_image_object_id(const kiln_image *img);
+const uint32_t *kiln_image_instance_id(const kiln_image *img);
+
+/* Frees an image the caller owns (never one owned by a future). NULL is a no-op. */
+void kiln_image_destroy(kiln_image *img);
+
+/* Writes the colour as a little-endian PFM (float RGB, "PF", scale -1, rows bottom to top as the
+ * format says), atomically (temporary file, then rename). 0, KILN_EIO, KILN_ENOMEM. Any thread;
+ * blocking file I/O (fine in a task). */
+int kiln_image_write_pfm(const kiln_image *img, const char *path);
+
+/* Writes the colour as an 8-bit sRGB PNG: scaled by 2^exposure, tone-mapped (filmic) or clamped,
+ * then the sRGB curve; atomically. 0, KILN_EIO, KILN_ENOMEM. Any thread; blocking file I/O. */
+int kiln_image_write_png(const kiln_image *img, const char *path, float exposure, bool filmic);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_IMAGE_H */

@@ -1,0 +1,89 @@
+/* kiln/render.h: the path tracer. A renderer holds one scene uploaded to one or more opened GPU
+ * devices (kiln/gpu.h); each submitted frame renders on one of them and yields a kiln_image
+ * (kiln/image.h) through a future (kiln/sched.h).
+ *
+ *   kiln_renderer *r;  kiln_render_create(scene, &dev, 1, NULL, &r);
+ *   kiln_frame_config fc;  kiln_frame_config_default(&fc);  fc.frame = 7;
+ *   kiln_future *f;  kiln_render_submit(r, &fc, &f);
+ *   kiln_image *img;  kiln_future_result(f, -1, (void **)&img);  ... kiln_future_release(f);
+ *
+ * The image is a pure function of the scene, the camera, seed, frame, spp and max_bounces: the
+ * same bits whatever the tile size, the samples per pass, the device or the threads.
+ *
+ * Not yet supported: albedo textures (materials render with their constant albedo), the
+ * equirectangular environment map (kiln_render_create returns KILN_EUNSUPPORTED), per-vertex
+ * shading normals (the geometric normal is used), light sampling of emissive spheres (they are
+ * found by BSDF sampling only) and of the environment (reached by BSDF sampling only). */
+#ifndef KILN_RENDER_H
+#define KILN_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/error.h"
+#include "kiln/gpu.h"
+#include "kiln/image.h"
+#include "kiln/sched.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kiln_scene kiln_scene;       /* kiln/scene.h */
+typedef struct kiln_renderer kiln_renderer;
+
+typedef struct kiln_render_config {
+  kiln_pool *pool;       /* builds the BVH in parallel; NULL: serially in the caller */
+  uint32_t tile_size;    /* pixels on a side of one dispatch's tile. Default 64 */
+  uint32_t pass_spp;     /* samples per pixel of one dispatch. Default 4 */
+} kiln_render_config;
+
+void kiln_render_config_default(kiln_render_config *cfg);
+
+/* Builds the scene's BVH and uploads the scene to each of devs[0..ndevs) (opened devices that
+ * must outlive the renderer); waits for the uploads. The scene is borrowed for the call only.
+ * 0 and *out, or KILN_EINVAL (no device, bad config), KILN_ENOMEM, or an upload's error (the
+ * engine's code, e.g. KILN_EVULKAN); *out NULL then. Blocking; from a task of cfg->pool it
+ * helps run the BVH chunks. Any thread. */
+int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                       const kiln_render_config *cfg, kiln_renderer **out);
+
+/* A camera (overrides the scene's for one frame). */
+typedef struct kiln_camera {
+  bool thin_lens;
+  float position[3], look_at[3], up[3];
+  float vfov_deg;
+  float aperture;        /* lens diameter, thin lens only */
+  float focus_distance;  /* thin lens only */
+} kiln_camera;
+
+typedef struct kiln_frame_config {
+  const kiln_camera *camera; /* NULL: the scene's camera. Borrowed for the call */
+  uint32_t seed;             /* default: the scene's seed */
+  uint32_t frame;            /* frame index, part of the random sequence. Default 0 */
+  int32_t spp;               /* 0 (default): the scene's */
+  int32_t max_bounces;       /* -1 (default): the scene's */
+  int32_t width, height;     /* 0 (default): the scene's */
+  uint32_t tile_size;        /* 0 (default): the renderer's */
+  uint32_t pass_spp;         /* 0 (default): the renderer's */
+  int device;                /* index into the renderer's devices; -1 (default): the least busy */
+} kiln_frame_config;
+
+/* Defaults for renderer r (its scene's seed). */
+void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
+
+/* Submits one frame and returns at once. *out succeeds with a kiln_image * owned by the future
+ * (freed with its last reference), or fails with the GPU job's error. 0, KILN_EINVAL (bad
+ * config), KILN_ENOMEM, or a buffer-creation error. Any thread, any number of frames at once;
+ * never blocks. */
+int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+
+/* Frees the renderer's device buffers and kernels. Every frame future must be done (waited for)
+ * first; the images stay valid. NULL is a no-op. */
+void kiln_render_destroy(kiln_renderer *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_RENDER_H */

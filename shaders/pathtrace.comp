@@ -1,0 +1,402 @@
+#version 450
+// pathtrace: kiln's unidirectional path tracer, one dispatch = one tile x a few samples.
+// Materials: diffuse (cosine sampling), GGX conductor (Heitz 2018 VNDF sampling), smooth
+// dielectric (Fresnel reflect/refract), emissive (front face only). Next-event estimation towards
+// emissive triangles (picked by an area CDF, uniform on the triangle) combined with BSDF sampling
+// by the power heuristic (Veach 1997); Russian roulette from the 4th vertex; the environment
+// (constant or gradient) is reached by BSDF sampling only. max_bounces has Cycles' meaning: the
+// emitters seen or sampled from vertex max_bounces are the last contribution.
+// Samples: Owen-scrambled Sobol pairs for the pixel, the lens, the light and the BSDF (one
+// pattern per bounce), a PCG stream for the rest (Fresnel choice, roulette).
+// The random stream is a pure function of (seed, frame, pixel, sample): tiles and passes do not
+// change the image, and samples are added to the accumulator one at a time in sample order.
+//
+// Bindings (std430): 0 nodes, 1 prims, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals,
+// 7 accum (vec4 per pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id,
+// instance id). Push constants: the camera and the tile / pass (see Push).
+layout(local_size_x = 8, local_size_y = 8) in;
+
+struct Node { vec3 bmin; uint a; vec3 bmax; uint count; };
+struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
+struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance
+struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
+struct Light { uint tri; float cdf; float area; float pad; };
+
+layout(std430, set = 0, binding = 0) readonly buffer Nodes { Node n[]; } nodes;
+layout(std430, set = 0, binding = 1) readonly buffer Prims { uint p[]; } prims;
+layout(std430, set = 0, binding = 2) readonly buffer Tris { Tri t[]; } tris;
+layout(std430, set = 0, binding = 3) readonly buffer Spheres { Sphere s[]; } spheres;
+layout(std430, set = 0, binding = 4) readonly buffer Materials { Material m[]; } mats;
+layout(std430, set = 0, binding = 5) readonly buffer Lights { Light l[]; } lights;
+layout(std430, set = 0, binding = 6) readonly buffer Globals {
+  uint ntris, nspheres, nlights, env_type;
+  vec4 env_color;  // xyz radiance (already scaled by intensity)
+  vec4 env_top;    // xyz; w: total emissive area
+} g;
+layout(std430, set = 0, binding = 7) buffer Accum { vec4 c[]; } accum;
+layout(std430, set = 0, binding = 8) buffer Aov { vec4 v[]; } aov;
+
+layout(push_constant) uniform Push {
+  vec4 cam_pos;    // w: aperture (lens diameter; 0 = pinhole)
+  vec4 cam_u;      // right * tan(vfov/2) * aspect; w: focus distance
+  vec4 cam_v;      // up * tan(vfov/2)
+  vec4 cam_w;      // forward (unit)
+  ivec4 image;     // width, height, tile x0, tile y0
+  uvec4 pass;      // tile w, tile h, first sample, sample count
+  uvec4 frame;     // seed, frame, max bounces, unused
+} pc;
+
+const float PI = 3.14159265358979;
+const float EPS = 1e-4;
+
+// ---- random numbers: PCG hash (Jarzynski & Olano 2020) of a counter ----
+uint pcg(uint v) {
+  uint state = v * 747796405u + 2891336453u;
+  uint word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+uint rng;
+float rnd() {
+  rng = pcg(rng);
+  return float(rng >> 8) * (1.0 / 16777216.0);
+}
+
+// ---- stratified 2D samples: Owen-scrambled Sobol (0,2)-sequence with a shuffled index
+// (Burley 2020, "Practical Hash-based Owen Scrambling"). One independent pattern per dimension
+// pair (pixel, lens, light and BSDF per bounce), seeded from the pixel's hash.
+uint owen(uint x, uint seed) {  // nested uniform scramble of the bits of x, top bit first
+  x = bitfieldReverse(x);
+  x += seed;
+  x ^= x * 0x6c50b47cu;
+  x ^= x * 0xb82f1e52u;
+  x ^= x * 0xc7afe638u;
+  x ^= x * 0x8d22f6e6u;
+  return bitfieldReverse(x);
+}
+uint sobol1(uint i) {  // Sobol's second dimension (direction numbers v_k = v_{k-1} ^ v_{k-1} >> 1)
+  uint r = 0u;
+  for (uint v = 1u << 31; i != 0u; i >>= 1, v ^= v >> 1)
+    if ((i & 1u) != 0u) r ^= v;
+  return r;
+}
+uint pixel_seed;
+uint sample_index;
+vec2 sobol2(uint dim) {
+  uint seed = pcg(pixel_seed + dim * 0x9e3779b9u);
+  uint i = owen(sample_index, pcg(seed ^ 0xa511e9b3u));
+  uint x = owen(bitfieldReverse(i), pcg(seed ^ 0x63d83595u));
+  uint y = owen(sobol1(i), pcg(seed ^ 0x8f3a1c2du));
+  return vec2(float(x >> 8), float(y >> 8)) * (1.0 / 16777216.0);
+}
+
+// ---- intersection ----
+struct Hit { float t; uint prim; float u; float v; };
+
+bool tri_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
+  Tri T = tris.t[i];
+  vec3 e1 = T.v1.xyz - T.v0.xyz, e2 = T.v2.xyz - T.v0.xyz;
+  vec3 pv = cross(d, e2);
+  float det = dot(e1, pv);
+  if (abs(det) < 1e-20) return false;
+  float inv = 1.0 / det;
+  vec3 tv = o - T.v0.xyz;
+  float u = dot(tv, pv) * inv;
+  if (u < 0.0 || u > 1.0) return false;
+  vec3 qv = cross(tv, e1);
+  float w = dot(d, qv) * inv;
+  if (w < 0.0 || u + w > 1.0) return false;
+  float t = dot(e2, qv) * inv;
+  if (t > tmin && t < h.t) { h.t = t; h.u = u; h.v = w; return true; }
+  return false;
+}
+
+bool sphere_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
+  vec4 cr = spheres.s[i].cr;
+  vec3 oc = o - cr.xyz;
+  float a = dot(d, d), hb = dot(oc, d), c = dot(oc, oc) - cr.w * cr.w;
+  float disc = hb * hb - a * c;
+  if (disc < 0.0) return false;
+  float sq = sqrt(disc);
+  float t0 = (-hb - sq) / a, t1 = (-hb + sq) / a;
+  float t = t0 > tmin ? t0 : t1;
+  if (t > tmin && t < h.t) { h.t = t; return true; }
+  return false;
+}
+
+bool box_hit(Node n, vec3 o, vec3 inv, float tmin, float tmax) {
+  vec3 t0 = (n.bmin - o) * inv, t1 = (n.bmax - o) * inv;
+  vec3 lo = min(t0, t1), hi = max(t0, t1);
+  float a = max(max(lo.x, lo.y), max(lo.z, tmin));
+  float b = min(min(hi.x, hi.y), min(hi.z, tmax));
+  return a <= b;
+}
+
+// Closest hit in (tmin, tmax); h.prim = ~0u when none.
+Hit trace(vec3 o, vec3 d, float tmin, float tmax) {
+  Hit h;
+  h.t = tmax; h.prim = 0xffffffffu; h.u = 0.0; h.v = 0.0;
+  if (g.ntris + g.nspheres == 0u) return h;
+  vec3 inv = 1.0 / d;
+  uint stack[48];
+  int sp = 0;
+  stack[sp++] = 0u;
+  while (sp > 0) {
+    uint ni = stack[--sp];
+    Node n = nodes.n[ni];
+    if (!box_hit(n, o, inv, tmin, h.t)) continue;
+    if (n.count > 0u) {
+      for (uint k = 0u; k < n.count; k++) {
+        uint p = prims.p[n.a + k];
+        bool hit = p < g.ntris ? tri_hit(p, o, d, tmin, h) : sphere_hit(p - g.ntris, o, d, tmin, h);
+        if (hit) h.prim = p;
+      }
+    } else if (sp + 2 <= 48) {
+      stack[sp++] = n.a;
+      stack[sp++] = ni + 1u;
+    }
+  }
+  return h;
+}
+
+// Surface data of a hit: geometric normal (unit), material, ids.
+struct Surf { vec3 p; vec3 n; uint mat; uint obj; uint inst; };
+Surf surface(Hit h, vec3 o, vec3 d) {
+  Surf s;
+  s.p = o + h.t * d;
+  if (h.prim < g.ntris) {
+    Tri T = tris.t[h.prim];
+    s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+    s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
+  } else {
+    Sphere S = spheres.s[h.prim - g.ntris];
+    s.n = normalize(s.p - S.cr.xyz);
+    s.mat = S.ids.x; s.obj = S.ids.y; s.inst = S.ids.z;
+  }
+  return s;
+}
+
+vec3 env(vec3 d) {
+  if (g.env_type == 1u) return mix(g.env_color.xyz, g.env_top.xyz, 0.5 * (1.0 + d.y));
+  return g.env_color.xyz;
+}
+
+// ---- BSDFs; directions in world space, n the shading normal facing wo ----
+void basis(vec3 n, out vec3 t, out vec3 b) {  // Duff et al. 2017
+  float s = n.z >= 0.0 ? 1.0 : -1.0;
+  float a = -1.0 / (s + n.z), c = n.x * n.y * a;
+  t = vec3(1.0 + s * n.x * n.x * a, s * c, -s * n.x);
+  b = vec3(c, s + n.y * n.y * a, -n.y);
+}
+
+float ggx_d(float nh, float a2) {
+  float k = nh * nh * (a2 - 1.0) + 1.0;
+  return a2 / (PI * k * k);
+}
+float ggx_lambda(float cosv, float a2) {
+  float c2 = max(cosv * cosv, 1e-12);
+  return 0.5 * (-1.0 + sqrt(1.0 + a2 * (1.0 - c2) / c2));
+}
+vec3 schlick(vec3 f0, float c) { return f0 + (1.0 - f0) * pow(1.0 - clamp(c, 0.0, 1.0), 5.0); }
+
+// Conductor: f * cos(wi) and the VNDF pdf of wi.
+vec3 conductor_eval(vec3 f0, float alpha, vec3 n, vec3 wo, vec3 wi, out float pdf) {
+  pdf = 0.0;
+  float no = dot(n, wo), ni = dot(n, wi);
+  if (no <= 0.0 || ni <= 0.0) return vec3(0.0);
+  vec3 hv = normalize(wo + wi);
+  float a2 = alpha * alpha, nh = max(dot(n, hv), 0.0), oh = max(dot(wo, hv), 0.0);
+  float D = ggx_d(nh, a2), L1 = ggx_lambda(no, a2), L2 = ggx_lambda(ni, a2);
+  float G1 = 1.0 / (1.0 + L1), G2 = 1.0 / (1.0 + L1 + L2);
+  pdf = G1 * D / (4.0 * no);  // D_wo(h) / (4 wo.h) with D_wo = G1 wo.h D / cos_o
+  return schlick(f0, oh) * D * G2 / (4.0 * no);
+}
+
+vec3 sample_vndf(vec3 wo_local, float alpha, float u1, float u2) {  // Heitz 2018
+  vec3 vh = normalize(vec3(alpha * wo_local.x, alpha * wo_local.y, wo_local.z));
+  float lensq = vh.x * vh.x + vh.y * vh.y;
+  vec3 T1 = lensq > 0.0 ? vec3(-vh.y, vh.x, 0.0) * inversesqrt(lensq) : vec3(1.0, 0.0, 0.0);
+  vec3 T2 = cross(vh, T1);
+  float r = sqrt(u1), phi = 2.0 * PI * u2;
+  float t1 = r * cos(phi), t2 = r * sin(phi);
+  float s = 0.5 * (1.0 + vh.z);
+  t2 = (1.0 - s) * sqrt(1.0 - t1 * t1) + s * t2;
+  vec3 nh = t1 * T1 + t2 * T2 + sqrt(max(0.0, 1.0 - t1 * t1 - t2 * t2)) * vh;
+  return normalize(vec3(alpha * nh.x, alpha * nh.y, max(0.0, nh.z)));
+}
+
+// BSDF value * cos for NEE (non-delta materials only) and its sampling pdf.
+vec3 bsdf_eval(Material m, vec3 n, vec3 wo, vec3 wi, out float pdf) {
+  uint type = floatBitsToUint(m.albedo_type.w);
+  if (type == 0u) {
+    float c = dot(n, wi);
+    pdf = max(c, 0.0) / PI;
+    return c > 0.0 ? m.albedo_type.xyz * c / PI : vec3(0.0);
+  }
+  float alpha = max(m.emission_rough.w * m.emission_rough.w, 1e-3);
+  return conductor_eval(m.albedo_type.xyz, alpha, n, wo, wi, pdf);
+}
+
+float power_heuristic(float a, float b) {
+  float a2 = a * a;
+  return a2 / (a2 + b * b);
+}
+
+// Solid-angle pdf of NEE picking this light point, from x towards a light triangle hit at dist t.
+float light_pdf(uint tri, vec3 d, float t) {
+  Tri T = tris.t[tri];
+  vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
+  float cosl = abs(dot(normalize(c), d));
+  return t * t / (max(cosl, 1e-8) * g.env_top.w);
+}
+
+void main() {
+  uvec2 lp = gl_GlobalInvocationID.xy;
+  if (lp.x >= pc.pass.x || lp.y >= pc.pass.y) return;
+  ivec2 px = ivec2(lp) + pc.image.zw;
+  if (px.x >= pc.image.x || px.y >= pc.image.y) return;
+  uint pixel = uint(px.y) * uint(pc.image.x) + uint(px.x);
+  uint max_bounces = pc.frame.z;
+  vec3 W = pc.cam_w.xyz;
+  vec2 inv_size = 1.0 / vec2(pc.image.xy);
+
+  // AOVs from a ray through the pixel centre, written with the first sample.
+  if (pc.pass.z == 0u) {
+    vec2 ndc = (vec2(px) + 0.5) * inv_size;
+    vec3 d = normalize(W + (2.0 * ndc.x - 1.0) * pc.cam_u.xyz + (1.0 - 2.0 * ndc.y) * pc.cam_v.xyz);
+    Hit h = trace(pc.cam_pos.xyz, d, 0.0, 1e30);
+    vec4 a0 = vec4(0.0), a1 = vec4(0.0), a2 = vec4(0.0);
+    if (h.prim != 0xffffffffu) {
+      Surf s = surface(h, pc.cam_pos.xyz, d);
+      Material m = mats.m[s.mat];
+      a0 = vec4(h.t * dot(d, W), s.n);
+      a1 = vec4(m.albedo_type.xyz, uintBitsToFloat(s.obj));
+      a2 = vec4(uintBitsToFloat(s.inst), 0.0, 0.0, 0.0);
+    } else {
+      a1.w = uintBitsToFloat(0u);
+      a2.x = uintBitsToFloat(0u);
+    }
+    aov.v[3u * pixel] = a0;
+    aov.v[3u * pixel + 1u] = a1;
+    aov.v[3u * pixel + 2u] = a2;
+  }
+
+  vec3 sum = pc.pass.z == 0u ? vec3(0.0) : accum.c[pixel].xyz;
+  for (uint si = 0u; si < pc.pass.w; si++) {
+    sample_index = pc.pass.z + si;
+    pixel_seed = pcg(pc.frame.x ^ pcg(pc.frame.y ^ pcg(pixel)));
+    rng = pcg(pixel_seed ^ pcg(sample_index));
+    vec2 ndc = (vec2(px) + sobol2(0u)) * inv_size;
+    vec3 d = normalize(W + (2.0 * ndc.x - 1.0) * pc.cam_u.xyz + (1.0 - 2.0 * ndc.y) * pc.cam_v.xyz);
+    vec3 o = pc.cam_pos.xyz;
+    if (pc.cam_pos.w > 0.0) {  // thin lens: focus on the plane at focus distance along W
+      vec3 focus = o + d * (pc.cam_u.w / dot(d, W));
+      vec2 lu = sobol2(1u);
+      float r = 0.5 * pc.cam_pos.w * sqrt(lu.x), phi = 2.0 * PI * lu.y;
+      o += r * cos(phi) * normalize(pc.cam_u.xyz) + r * sin(phi) * normalize(pc.cam_v.xyz);
+      d = normalize(focus - o);
+    }
+    vec3 L = vec3(0.0), beta = vec3(1.0);
+    float prev_pdf = 0.0;  // solid-angle pdf of the BSDF sample that led here; 0 = delta/camera
+    Hit h = trace(o, d, 0.0, 1e30);
+    for (uint depth = 0u;; depth++) {
+      if (h.prim == 0xffffffffu) { L += beta * env(d); break; }
+      Surf s = surface(h, o, d);
+      Material m = mats.m[s.mat];
+      uint type = floatBitsToUint(m.albedo_type.w);
+      vec3 wo = -d;
+      bool front = dot(s.n, wo) > 0.0;
+      if (type == 3u) {  // emitter: one-sided, black behind; absorbs
+        if (front) {
+          float w = 1.0;
+          if (prev_pdf > 0.0 && h.prim < g.ntris && g.nlights > 0u)
+            w = power_heuristic(prev_pdf, light_pdf(h.prim, d, h.t));
+          L += beta * m.emission_rough.xyz * w;
+        }
+        break;
+      }
+      if (depth >= max_bounces + 1u) break;  // this vertex only collected emission
+      vec3 n = front ? s.n : -s.n;
+      vec3 p = s.p + n * EPS * max(1.0, length(s.p));
+
+      // Next-event estimation (diffuse and conductor).
+      if (type <= 1u && g.nlights > 0u) {
+        vec2 lu = sobol2(2u + 3u * depth);
+        uint lo = 0u, hi = g.nlights - 1u;
+        while (lo < hi) { uint mid = (lo + hi) / 2u; if (lights.l[mid].cdf < lu.x) lo = mid + 1u; else hi = mid; }
+        uint lt = lights.l[lo].tri;
+        float c0 = lo > 0u ? lights.l[lo - 1u].cdf : 0.0, c1 = lights.l[lo].cdf;
+        float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
+        Tri T = tris.t[lt];
+        float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
+        vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
+        vec3 ln = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+        vec3 toL = q - p;
+        float dist = length(toL);
+        vec3 wi = toL / dist;
+        float cosl = dot(ln, -wi);
+        if (cosl > 0.0 && dot(n, wi) > 0.0) {
+          Hit sh = trace(p, wi, 0.0, dist * (1.0 - 1e-4));
+          if (sh.prim == 0xffffffffu) {
+            Material lm = mats.m[floatBitsToUint(T.v0.w)];
+            float lpdf = dist * dist / (cosl * g.env_top.w);
+            float bpdf;
+            vec3 f = bsdf_eval(m, n, wo, wi, bpdf);
+            L += beta * f * lm.emission_rough.xyz * power_heuristic(lpdf, bpdf) / lpdf;
+          }
+        }
+      }
+
+      // BSDF sampling.
+      vec3 t, b;
+      basis(n, t, b);
+      vec3 wi;
+      vec2 bu = sobol2(3u + 3u * depth);
+      if (type == 0u) {
+        float r = sqrt(bu.x), phi = 2.0 * PI * bu.y;
+        wi = r * cos(phi) * t + r * sin(phi) * b + sqrt(max(0.0, 1.0 - r * r)) * n;
+        beta *= m.albedo_type.xyz;  // f cos / pdf
+        prev_pdf = max(dot(n, wi), 1e-8) / PI;
+      } else if (type == 1u) {
+        float alpha = max(m.emission_rough.w * m.emission_rough.w, 1e-3);
+        vec3 wl = vec3(dot(wo, t), dot(wo, b), dot(wo, n));
+        vec3 hl = sample_vndf(wl, alpha, bu.x, bu.y);
+        vec3 hw = hl.x * t + hl.y * b + hl.z * n;
+        wi = reflect(-wo, hw);
+        float pdf;
+        vec3 f = conductor_eval(m.albedo_type.xyz, alpha, n, wo, wi, pdf);
+        if (pdf <= 0.0) break;
+        beta *= f / pdf;
+        prev_pdf = pdf;
+      } else {  // smooth dielectric
+        float eta = front ? 1.0 / m.ior.x : m.ior.x;
+        float ci = dot(n, wo);
+        float s2 = eta * eta * (1.0 - ci * ci);
+        float F = 1.0;
+        if (s2 < 1.0) {
+          float ct = sqrt(1.0 - s2);
+          float rs = (eta * ci - ct) / (eta * ci + ct), rp = (ci - eta * ct) / (ci + eta * ct);
+          F = 0.5 * (rs * rs + rp * rp);
+        }
+        if (rnd() < F) {
+          wi = reflect(-wo, n);
+        } else {
+          wi = refract(-wo, n, eta);
+          p = s.p - n * EPS * max(1.0, length(s.p));
+          beta *= m.albedo_type.xyz;
+        }
+        prev_pdf = 0.0;
+      }
+      if (depth >= 3u) {  // Russian roulette
+        float q = min(max(beta.x, max(beta.y, beta.z)), 0.95);
+        if (rnd() >= q) break;
+        beta /= q;
+      }
+      o = p;
+      d = wi;
+      h = trace(o, d, 0.0, 1e30);
+    }
+    if (any(isnan(L)) || any(isinf(L))) L = vec3(0.0);
+    sum += L;
+  }
+  accum.c[pixel] = vec4(sum, 0.0);
+}
