@@ -95,7 +95,8 @@ static void dependency_done(kiln_future *d, size_t index, kiln_future *dep, kiln
   bool ok = st == KILN__FINISHED && dep->code == 0;
   if (!ok) fail_dependent(d, index, dep, work);
   /* acq_rel: the last decrement sees every dependency's result before the task runs */
-  if (atomic_fetch_sub_explicit(&d->deps_left, 1, memory_order_acq_rel) == 1) kiln__schedule(d);
+  if (atomic_fetch_sub_explicit(&d->deps_left, 1, memory_order_acq_rel) == 1)
+    kiln__schedule_ready(d);
 }
 
 static void run_listeners(kiln_future *f, kiln__listener *l, kiln_future **work) {

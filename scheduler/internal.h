@@ -83,6 +83,7 @@ typedef struct kiln__tls {
   kiln_future *task;      /* the task running now on this thread, if any */
   char *fail_message;     /* set by kiln_task_fail during the task */
   void (*result_free)(void *);
+  bool bypass_ok;         /* publishing the task this worker just ran: see kiln__schedule_ready */
 } kiln__tls;
 extern _Thread_local kiln__tls kiln__self;
 
@@ -114,6 +115,10 @@ char *kiln__dependency_message(kiln_future *dep, size_t index, size_t ndeps);
 
 /* pool (pool.c) */
 void kiln__schedule(kiln_future *t);            /* a ready task: queue it (takes the queue ref) */
+/* A dependent made ready by a completion: like kiln__schedule, but while a worker publishes the
+ * task it has just run, the first such dependent is kept to run next on that worker (task
+ * bypass: no deque push, no wake-up, no steal), as a continuation. */
+void kiln__schedule_ready(kiln_future *t);
 void kiln__task_done(kiln_pool *p);             /* accounting when a task future is done */
 void kiln__pool_wake_all(kiln_pool *p);         /* caller keeps p alive */
 int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);

@@ -47,6 +47,7 @@ struct kiln__worker {
   int nfree;
   bool holds_credit; /* owner only: this worker's idle credit is in pool.idle_credit */
   bool busy;         /* guarded by pool.mu: not in a top-level sleep (see "Shutdown") */
+  kiln_future *bypass; /* owner only: the next task to run, set by kiln__schedule_ready */
 };
 
 struct kiln_pool {
@@ -233,6 +234,26 @@ void kiln__schedule(kiln_future *t) {
   enqueue(t->pool, t);
 }
 
+void kiln__schedule_ready(kiln_future *t) {
+  kiln__worker *w = kiln__self.worker;
+  if (kiln__self.bypass_ok && w && w->pool == t->pool && !w->bypass &&
+      (atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) ==
+          KILN__PENDING) {
+    w->bypass = t; /* find_task hands it out first, right after this publish */
+    return;
+  }
+  kiln__schedule(t);
+}
+
+/* Back to a waiting task (which may run for long): a kept continuation goes where thieves can
+ * take it. */
+static void flush_bypass(kiln__worker *w) {
+  kiln_future *t = w->bypass;
+  if (!t) return;
+  w->bypass = NULL;
+  enqueue(w->pool, t);
+}
+
 static kiln_future *pop_inject(kiln_pool *p) {
   /* acquire: pairs with the release increment in enqueue */
   if (atomic_load_explicit(&p->ninject, memory_order_acquire) == 0) return NULL;
@@ -273,7 +294,12 @@ static kiln_future *steal_any(kiln__worker *w) {
 }
 
 static kiln_future *find_task(kiln__worker *w) {
-  kiln_future *t = kiln__deque_pop(&w->deque);
+  kiln_future *t = w->bypass;
+  if (t) {
+    w->bypass = NULL;
+    return t;
+  }
+  t = kiln__deque_pop(&w->deque);
   if (!t) t = pop_inject(w->pool);
   if (!t) t = steal_any(w);
   return t;
@@ -344,7 +370,9 @@ static void run_task(kiln_future *t) {
       /* Only a top-level task's end may give the credit: a task run nested inside another
        * task's wait hands control back to that task, which is not idle. */
       if (kiln__self.worker && !kiln__self.task) idle_enter(kiln__self.worker);
+      kiln__self.bypass_ok = kiln__self.worker != NULL;
       kiln__publish(t, KILN__RUNNING, KILN__FINISHED);
+      kiln__self.bypass_ok = false;
     }
   }
   kiln_future_release(t); /* the queue reference */
@@ -370,6 +398,7 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
   for (;;) {
     if (pred && pred(ctx)) {
       idle_leave(w); /* back to the waiting task: not idle (a no-op unless a credit is held) */
+      flush_bypass(w);
       return 0;
     }
     kiln_future *t = find_task(w);
@@ -417,7 +446,10 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     pthread_mutex_unlock(&p->mu);
     idle_leave(w);
     if (exit_now) return 0;
-    if (rc && !(pred && pred(ctx))) return rc; /* idle_leave ran just above */
+    if (rc && !(pred && pred(ctx))) { /* idle_leave ran just above */
+      flush_bypass(w);
+      return rc;
+    }
   }
 }
 
@@ -425,8 +457,14 @@ kiln_pool *kiln__worker_pool(kiln__worker *w) { return w->pool; }
 
 bool kiln__help_briefly(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline) {
   for (int misses = 0; misses < SPIN_ROUNDS;) {
-    if (pred(ctx)) return true;
-    if (deadline != INFINITY && kiln__now() >= deadline) return false;
+    if (pred(ctx)) {
+      flush_bypass(w);
+      return true;
+    }
+    if (deadline != INFINITY && kiln__now() >= deadline) {
+      flush_bypass(w);
+      return false;
+    }
     kiln_future *t = find_task(w);
     if (t) {
       misses = 0;
@@ -435,6 +473,7 @@ bool kiln__help_briefly(kiln__worker *w, bool (*pred)(void *), void *ctx, double
       sched_yield();
     }
   }
+  flush_bypass(w);
   return pred(ctx);
 }
 
