@@ -6,6 +6,11 @@
  * queue. Workers start lazily, one more whenever work is queued and no idle worker's credit is
  * left for it (see idle_credit).
  *
+ * Task bypass: a dependent made ready by the completion of the task a worker has just run is kept
+ * in that worker's `bypass` slot and run next (a continuation: no deque push, no wake-up, and no
+ * steal that would bounce a chain between workers). A worker going back to a waiting task pushes
+ * the slot onto its deque first, so a long task never hides ready work from thieves.
+ *
  * Sleeping: an idle worker increments nsleepers, rechecks for work (under pool.mu), then waits on
  * work_cv until epoch changes. A pusher publishes its task, then a seq_cst fence, then reads
  * nsleepers: by this Dekker pair either the pusher sees the sleeper and wakes it (epoch++ and
