@@ -85,16 +85,6 @@ void kiln__mesh_free(kiln__mesh *m) {
   memset(m, 0, sizeof *m);
 }
 
-static void tri_normal(const float p[9], float n[3]) {
-  float e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]};
-  float e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
-  n[0] = e1[1] * e2[2] - e1[2] * e2[1];
-  n[1] = e1[2] * e2[0] - e1[0] * e2[2];
-  n[2] = e1[0] * e2[1] - e1[1] * e2[0];
-  float l = sqrtf(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
-  if (l > 0) n[0] /= l, n[1] /= l, n[2] /= l;
-}
-
 int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n, const float *uv,
                     uint32_t group, uint32_t mat) {
   size_t t = m->ntris;
@@ -117,7 +107,7 @@ int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n
     m->nrm = malloc(*cap * 9 * sizeof(float));
     if (!m->nrm) return KILN_ENOMEM;
     for (size_t k = 0; k < t; k++) {
-      tri_normal(m->pos + 9 * k, m->nrm + 9 * k);
+      kiln__tri_normal(m->pos + 9 * k, m->nrm + 9 * k);
       memcpy(m->nrm + 9 * k + 3, m->nrm + 9 * k, 3 * sizeof(float));
       memcpy(m->nrm + 9 * k + 6, m->nrm + 9 * k, 3 * sizeof(float));
     }
@@ -131,7 +121,7 @@ int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n
     if (n) {
       memcpy(m->nrm + 9 * t, n, 9 * sizeof(float));
     } else {
-      tri_normal(p, m->nrm + 9 * t);
+      kiln__tri_normal(p, m->nrm + 9 * t);
       memcpy(m->nrm + 9 * t + 3, m->nrm + 9 * t, 3 * sizeof(float));
       memcpy(m->nrm + 9 * t + 6, m->nrm + 9 * t, 3 * sizeof(float));
     }

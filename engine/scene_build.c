@@ -61,7 +61,7 @@ static void normalize3(float v[3]) {
   if (l > 0) v[0] = (float)(v[0] / l), v[1] = (float)(v[1] / l), v[2] = (float)(v[2] / l);
 }
 
-static void geometric_normal(const float p[9], float n[3]) {
+void kiln__tri_normal(const float p[9], float n[3]) {
   float e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]};
   float e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
   n[0] = e1[1] * e2[2] - e1[2] * e2[1];
@@ -117,7 +117,7 @@ int kiln__sb_tri(kiln__scene_builder *b, const float p[9], const float *n, const
     b->any_nrm = true;
   } else {
     float g[3];
-    geometric_normal(p, g);
+    kiln__tri_normal(p, g);
     for (int k = 0; k < 3; k++) memcpy(s->nrm + 9 * t + 3 * k, g, sizeof g);
   }
   if (uv) {

@@ -82,6 +82,10 @@ int kiln__read_file(const char *path, char **buf, size_t *len, char *msg, size_t
 char *kiln__dirname(const char *path);
 char *kiln__path_join(const char *dir, const char *name);
 
+/* The unit geometric normal of triangle p (9 floats), cross(v1 - v0, v2 - v0); zero when the
+ * triangle is degenerate (scene_build.c). */
+void kiln__tri_normal(const float p[9], float n[3]);
+
 /* The next whitespace-separated token of the line at *p, NUL-terminated in place (the line is
  * modified); NULL at the end of the line. Shared by the OBJ and PLY readers (obj.c). */
 char *kiln__mesh_token(char **p);

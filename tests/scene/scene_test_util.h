@@ -12,6 +12,22 @@
 #include "kt.h"
 #include "../../engine/scene_data.h"
 
+/* The whole file at path, NUL-terminated (malloc'd); *len (may be NULL) its size. Fails the test
+ * if it cannot be read. */
+static inline char *st_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) KT_FAIL("cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("cannot read %s", path);
+  b[n] = '\0';
+  fclose(f);
+  if (len) *len = (size_t)n;
+  return b;
+}
+
 /* This file's folder (CMake compiles with absolute paths), for tests/scene/data and examples/. */
 static inline const char *st_src_dir(void) {
   static char dir[1024];

@@ -5,19 +5,6 @@
 
 #include "st_images.h"
 
-static char *read_all(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) KT_FAIL("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("cannot read %s", path);
-  b[n] = '\0';
-  fclose(f);
-  return b;
-}
-
 static void write_assets(const char *dir) {
   st_write_png(dir, "wood.png");
   st_write_hdr(dir, "sky.hdr");
@@ -35,7 +22,7 @@ static void write_assets(const char *dir) {
 TEST(every_example_loads) {
   char path[1200];
   snprintf(path, sizeof path, "%s/../../docs/SCENE.md", st_src_dir());
-  char *md = read_all(path);
+  char *md = st_read_file(path, NULL);
   const char *dir = st_tmpdir();
   write_assets(dir);
   int n = 0, line = 1;

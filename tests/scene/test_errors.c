@@ -225,20 +225,6 @@ TEST(files_and_arguments) {
   st_tmp_cleanup();
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) KT_FAIL("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("cannot read %s", path);
-  b[n] = '\0';
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
 /* Every prefix of the Cornell scene, and a few thousand random byte mutations of it, load or fail
  * with a located error; none crashes (ASan/UBSan in CI). */
 TEST(fuzz_cornell_json) {
@@ -246,7 +232,7 @@ TEST(fuzz_cornell_json) {
   snprintf(dir, sizeof dir, "%s/../../examples/cornell", st_src_dir());
   snprintf(path, sizeof path, "%s/scene.json", dir);
   size_t n;
-  char *text = slurp(path, &n);
+  char *text = st_read_file(path, &n);
   char *buf = malloc(n + 1);
   KT_TRUE(buf != NULL);
   for (size_t k = 0; k < n; k += (k < 200 ? 1 : 7)) {
