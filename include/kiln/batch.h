@@ -1,0 +1,199 @@
+/* kiln/batch.h: jobs (one scene and many frames) and the batch pipeline that renders them.
+ *
+ * A job (docs/JOBS.md) names a scene and its frames: an animation (a frame range, camera orbits
+ * and keyframed camera and object transforms), or a list of images (a JSONL file, one image per
+ * line, each with overrides of the camera, object transforms, material parameters, lights, seed
+ * and output name). kiln_job_load reads and validates the whole job (every list line included:
+ * a malformed line is an error before anything renders) and loads the scene once; the frames are
+ * then expanded lazily, one at a time, by kiln_job_next, so memory does not grow with their
+ * number.
+ *
+ * kiln_batch_run renders a job: per frame prepare (camera, overrides) -> render on the least busy
+ * device -> read back -> encode -> write atomically (a temporary file, then rename), each a kiln
+ * task or GPU future, at most `in_flight` frames at once, driven by kiln_as_completed. A failed
+ * frame is reported and the batch goes on. */
+#ifndef KILN_BATCH_H
+#define KILN_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/error.h"
+#include "kiln/gpu.h"
+#include "kiln/render.h"
+#include "kiln/scene.h"
+#include "kiln/sched.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Passes (AOVs), as a bit set. File names use the names in brackets for {pass}. */
+enum {
+  KILN_PASS_COLOR = 1u << 0,    /* [color]    linear RGB -> sRGB for 8/16-bit formats */
+  KILN_PASS_DEPTH = 1u << 1,    /* [depth]    float distance along the camera axis */
+  KILN_PASS_NORMAL = 1u << 2,   /* [normal]   world-space unit normal */
+  KILN_PASS_ALBEDO = 1u << 3,   /* [albedo]   material albedo */
+  KILN_PASS_ID = 1u << 4,       /* [id]       object id (uint32, 0 = background) */
+  KILN_PASS_INSTANCE = 1u << 5, /* [instance] instance id (uint32) */
+  KILN_PASS_ALL = (1u << 6) - 1
+};
+
+/* Parses a comma-separated list of pass names ("depth,normal") into a bit set (color is always
+ * added). 0, or KILN_EPARSE with msg naming the unknown pass. */
+int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap);
+/* "color", "depth", ... for one bit; NULL for anything else. */
+const char *kiln_pass_name(unsigned pass);
+
+/* Formats. Colour goes in the format named; the other passes go where they keep their meaning:
+ *   png, png16, jpg  depth: 16-bit PNG in millimetres (0 = background, saturating at 65.535 m);
+ *                    normal: RGB of (n + 1) / 2, albedo: linear RGB (8-bit for png and jpg, 16-bit
+ *                    for png16); id, instance: 16-bit grey PNG (a frame with ids above 65535 fails)
+ *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
+ *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w) */
+typedef enum {
+  KILN_FORMAT_PNG = 0, /* 8-bit sRGB colour */
+  KILN_FORMAT_PNG16,   /* 16-bit sRGB colour */
+  KILN_FORMAT_JPEG,    /* 8-bit sRGB colour as JPEG (quality 95) */
+  KILN_FORMAT_EXR,     /* linear float colour */
+  KILN_FORMAT_NPY,     /* linear float32 colour */
+  KILN_FORMAT_HDR      /* linear colour as Radiance .hdr */
+} kiln_format;
+
+/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE. */
+int kiln_format_parse(const char *name, kiln_format *out);
+const char *kiln_format_name(kiln_format f);
+
+typedef struct kiln_job kiln_job;
+
+typedef struct kiln_job_options {
+  const char *scene;  /* a scene file to use instead of the job's "scene" (required for a bare
+                         .jsonl list, which names none); NULL: the job's */
+  kiln_pool *pool;    /* reads the scene's mesh files in parallel; NULL: serially */
+} kiln_job_options;
+
+/* Loads the job at path (a .json job, or a .jsonl list whose scene comes from opt->scene) and its
+ * scene, validating everything. 0 and *out, or KILN_EINVAL, KILN_EIO, KILN_EPARSE, KILN_ENOMEM
+ * with err filled as by kiln_scene_load (file, line, column, JSON path, message; for a list line,
+ * that line). opt may be NULL. */
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err,
+                  kiln_job **out);
+
+/* The job's scene, as loaded (no per-frame overrides). Borrowed: valid until kiln_job_destroy. */
+const kiln_scene *kiln_job_scene(const kiln_job *job);
+
+/* Job-level settings (defaults in brackets): the output template ["{frame:05d}_{pass}.{ext}"],
+ * the passes [color], the format [png]. */
+const char *kiln_job_output(const kiln_job *job);
+unsigned kiln_job_passes(const kiln_job *job);
+kiln_format kiln_job_format(const kiln_job *job);
+
+/* The number of frames in the job (before any selection). */
+uint64_t kiln_job_count(const kiln_job *job);
+
+/* One frame of a job, expanded. */
+typedef struct kiln_job_frame {
+  uint64_t index;      /* 0-based position in the job */
+  long frame;          /* frame number: {frame} in templates, part of the random sequence.
+                          Animation: start + index * step; list: the line's "frame", else index */
+  char name[128];      /* {name}: the list line's "name", else the frame number as %05ld */
+  char where[600];     /* for messages: "job.json: frame 12" or "list.jsonl:37" */
+  kiln_camera camera;  /* the camera of this frame (the scene's unless overridden) */
+  uint32_t seed;       /* the scene's seed unless overridden */
+  char *scene_patch;   /* NULL, or the frame's object/material/light/environment overrides as
+                          JSON, applied by kiln_job_frame_scene. Owned by the frame */
+} kiln_job_frame;
+
+/* Expands the next frame into *fr (which kiln_job_frame_clear must release before reuse).
+ * 0, or KILN_EEOF after the last frame, or an error (KILN_EIO reading a list, KILN_ENOMEM) with
+ * err filled. Frames come in job order. Not thread-safe for one job: one caller at a time. */
+int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err);
+
+/* Starts the frames again from the first. */
+int kiln_job_rewind(kiln_job *job);
+
+void kiln_job_frame_clear(kiln_job_frame *fr);
+
+/* The scene of frame fr: the job's scene with fr->scene_patch applied, loaded anew (BVH and upload
+ * are then per frame). *out NULL with 0 when the frame has no patch (use kiln_job_scene). Errors as
+ * kiln_scene_load's, err naming fr->where and the JSON path. Thread-safe (any number at once). */
+int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err,
+                         kiln_scene **out);
+
+void kiln_job_destroy(kiln_job *job);
+
+/* ---- the batch -------------------------------------------------------------------------------- */
+
+typedef struct kiln_batch kiln_batch;
+
+/* What happened to one frame: passed to the progress callback once per frame, done or failed. */
+typedef struct kiln_batch_event {
+  const kiln_job_frame *frame; /* borrowed for the call */
+  int status;                  /* 0 written, 1 skipped (--resume: its files exist), or the
+                                  KILN_E* code of the failure */
+  const char *message;         /* the failure in words ("" when written or skipped) */
+  uint64_t done, failed, skipped, total; /* counts so far; total: frames selected */
+  double elapsed_s;            /* since kiln_batch_run began */
+} kiln_batch_event;
+
+typedef void (*kiln_batch_progress_fn)(void *arg, const kiln_batch_event *ev);
+
+typedef struct kiln_batch_config {
+  kiln_pool *pool;                  /* required: runs preparation, read-back, encoding, writes */
+  kiln_gpu_device *const *devs;     /* required: opened devices, >= 1 */
+  size_t ndevs;
+  const char *out_dir;              /* where outputs go (created if missing). NULL: "." */
+  const char *output;               /* output template; NULL: the job's */
+  unsigned passes;                  /* 0: the job's. Colour is always written */
+  int format;                       /* a kiln_format, or -1: the job's */
+  long first, last, step;           /* frames first..last inclusive (by frame number), every
+                                       step-th; last < first: no upper bound. Default 0, -1, 1 */
+  int32_t width, height, spp;       /* 0: the job's / scene's */
+  size_t in_flight;                 /* frames at once; 0: 2 per lane of every device */
+  bool resume;                      /* skip frames whose every output file exists */
+  bool overwrite;                   /* replace existing outputs (else a frame whose output
+                                       exists fails, naming it) */
+  bool durable;                     /* fsync each file and its folder */
+  const char *contact_sheet;        /* write a contact sheet PNG of the colour images here (a path,
+                                       relative to out_dir unless absolute); NULL: none */
+  int contact_thumb;                /* thumbnail size in pixels; 0: 128 */
+  kiln_batch_progress_fn progress;  /* called on the thread of kiln_batch_run; may be NULL */
+  void *progress_arg;
+} kiln_batch_config;
+
+void kiln_batch_config_default(kiln_batch_config *cfg);
+
+/* Seconds spent in each stage, summed over frames (so they can exceed the wall time). */
+typedef struct kiln_batch_summary {
+  uint64_t total, written, failed, skipped; /* frames selected / written / failed / skipped */
+  uint64_t files;                /* files written */
+  uint64_t bytes;                /* bytes written */
+  bool stopped;                  /* kiln_batch_stop was called: frames after it were not issued */
+  double wall_s, first_image_s;  /* wall time; time to the first written frame (0: none) */
+  double images_per_s;           /* written / wall_s */
+  double prepare_s, render_s, readback_s, encode_s, write_s;
+  uint64_t peak_rss_bytes;       /* the process's peak resident memory at the end */
+  int contact_sheet_status;      /* 0 written (or not asked for), else the error */
+} kiln_batch_summary;
+
+/* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).
+ * 0, KILN_EINVAL (no pool or device, bad template, bad selection), KILN_ENOMEM. msg says why. */
+int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
+                      size_t msgcap);
+
+/* Renders the batch; returns when every issued frame has finished. 0 when every selected frame
+ * was written or skipped, 1 when some failed (the others are written), or a KILN_E* code for an
+ * error that stopped the batch before any frame (msg says why). *sum is filled in every case. */
+int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap);
+
+/* Stops issuing frames; frames in flight finish (and are written). Async-signal-safe: a SIGINT
+ * handler may call it. Any thread. */
+void kiln_batch_stop(kiln_batch *b);
+
+void kiln_batch_destroy(kiln_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KILN_BATCH_H */
