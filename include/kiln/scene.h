@@ -11,6 +11,7 @@
 #ifndef KILN_SCENE_H
 #define KILN_SCENE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,7 @@ typedef struct kiln_scene_info {
   int32_t max_bounces;   /* Cycles' meaning: 0 = direct light only */
   uint32_t seed;
   float exposure;        /* stops */
+  bool filmic;           /* settings.tonemap is "filmic" (else "none": clamp) */
   size_t nobjects;       /* object ids are 1..nobjects */
   size_t ntriangles, nspheres, nmaterials, ntextures;
   size_t nlight_triangles; /* triangles with an emissive material */
