@@ -18,27 +18,33 @@ diffuse, glossy and transmission limits), box pixel filter 1 px wide, 'Standard'
 exposure 0, gamma 1, no dither, 8-bit RGB PNG. Persistent data is on (the BVH is built once and
 kept between frames, as kiln keeps its scene on the device); --no-persistent turns it off.
 
-The orbit. Coordinates are the OBJ's and kiln's (metres, +y up), converted to Blender's (+z up)
-here. Frame i (0-based) puts the camera at
+The orbit is kiln's job orbit (engine/job_anim.c, a job's animation.camera.orbit), with the same
+names, meanings and defaults, in kiln's coordinates (metres, +y up; converted to Blender's +z up
+here). Frame f of the range start..end (step) puts the camera at
 
-    a_i = start_deg + i * deg_per_frame     (with --end-deg: deg_per_frame = (end - start) / (frames - 1))
-    position = center + radius * (cos a_i * e0 + sin a_i * e1) + height * (0, 1, 0)
-    look_at = center, up = +y, vfov = --vfov (default: the anchor camera's)
-    e0 = (0, 0, -1), e1 = (-1, 0, 0)        (a right-handed turn about +y through center)
+    a_f = start_angle + degrees_per_frame * (f - start)        (--degrees D: D / (end - start))
+    position = center + radius * (cos a_f * e0 + sin a_f * e1) + height * axis
+    look_at = center, up = axis, vfov = --vfov
+    e0 = +z made perpendicular to axis (+x when axis is z), e1 = axis x e0
 
-which is the form of kiln's camera orbit (engine/jobfile.h: position = center + radius (cos a e0 +
-sin a e1) + height axis, a = start_deg + deg_per_frame * frame) with axis +y and the first
-frame at the anchor camera. The defaults are the anchor's 50-frame animation ("camera position
-rotated by yaw = (f-1) * 0.2 deg about the +y axis through orbit_center, x' = x cos + z sin,
-z' = -x sin + z cos"; its frame f is our frame f - 1): center (0.278, 0.273, 0.2796), radius
-1.0796 (the anchor camera at (0.278, 0.273, -0.8)), height 0, start 0 deg, 0.2 deg per frame.
+with defaults from the scene camera (the anchor's, which is examples/cornell's): center = its
+look_at, axis +y, radius and height = the camera's distance from the axis and along it,
+start_angle = the camera's angle (so frame `start` is the scene camera), vfov = its vfov. With
+axis +y, e0 = +z and e1 = +x, and the anchor camera at (0.278, 0.273, -0.8) is at 180 degrees.
+--frames N is kiln's "frames": N, the range 0..N-1. With neither --degrees nor
+--degrees-per-frame, 0.2 degrees a frame: then 50 frames are the anchor's 50-frame animation
+("camera position rotated by yaw = (f-1) * 0.2 deg about +y through orbit_center"; its frame f is
+our frame f - 1). `--job FILE` reads all of this from a kiln job file (its "width", "height",
+"spp", animation "frames" and camera "orbit"; not its scene: this is always the anchor's box);
+options given on the command line win.
 
 Timing, machine-readable: one line per event on stdout, "@bench " followed by a JSON object:
     {"event": "start", "startup_s": S}       S: from the process launch (KILN_BENCH_T0, seconds
                                               since the epoch, set by run.sh; else the process's
                                               start time from /proc) to this script's first line
     {"event": "setup", "setup_s": S}          building the scene
-    {"event": "frame", "frame": i, "time_s": S, "file": PATH}      one per frame, in order
+    {"event": "orbit", ...}                   the resolved orbit, first and last camera position
+    {"event": "frame", "frame": i, "job_frame": f, "time_s": S, "file": PATH}   one per frame
     {"event": "done", "frames": N, "width": W, "height": H, "spp": P, "bounces": B,
      "threads": T, "render_s": S, "script_s": S, "startup_s": S, "total_s": S}
 total_s is from the launch to the end of the last frame; the wall time of the whole process (also
@@ -55,7 +61,7 @@ import time
 T_SCRIPT = time.time()
 
 import bpy  # noqa: E402  (Blender's module: after the timestamp above)
-from mathutils import Vector  # noqa: E402
+from mathutils import Matrix, Vector  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ANCHOR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "..", "shared",
@@ -92,32 +98,103 @@ def parse_args():
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     p = argparse.ArgumentParser(prog="blender -b -P cornell_orbit.py --",
                                 description="Renders an orbit of the anchor's Cornell box.")
-    p.add_argument("--frames", type=int, default=50)
-    p.add_argument("--size", type=int, default=256, help="width and height in pixels")
-    p.add_argument("--spp", type=int, default=16)
+    p.add_argument("--job", help="a kiln job file: frames, orbit, size and spp from it")
+    p.add_argument("--frames", type=int, help="frame count: frames 0..N-1 (default 50)")
+    p.add_argument("--size", type=int, help="width and height in pixels (default 256)")
+    p.add_argument("--spp", type=int, help="samples per pixel (default 16)")
     p.add_argument("--bounces", type=int, default=4, help="Cycles' max bounces (0: direct only)")
     p.add_argument("--threads", type=int, default=0, help="render threads; 0: all CPUs")
     p.add_argument("--out", required=True, help="folder for frame_NNNN.png (made if missing)")
     p.add_argument("--anchor", default=DEFAULT_ANCHOR,
                    help="the anchor folder (scene.json, cornell.obj, cornell.mtl)")
-    p.add_argument("--center", type=vec3, default=[0.278, 0.273, 0.2796],
-                   help="orbit centre and look-at point X,Y,Z (kiln's coordinates, +y up)")
-    p.add_argument("--radius", type=float, default=1.0796, help="distance in the x-z plane")
-    p.add_argument("--height", type=float, default=0.0, help="camera y minus center y")
-    p.add_argument("--start-deg", type=float, default=0.0, help="angle of the first frame")
-    p.add_argument("--deg-per-frame", type=float, default=0.2, help="angle step per frame")
-    p.add_argument("--end-deg", type=float, default=None,
-                   help="angle of the last frame (instead of --deg-per-frame)")
-    p.add_argument("--vfov", type=float, default=None,
-                   help="vertical field of view in degrees; default the anchor camera's")
+    p.add_argument("--center", type=vec3, help="orbit centre, looked at: X,Y,Z")
+    p.add_argument("--axis", type=vec3, help="orbit axis and camera up: X,Y,Z (default 0,1,0)")
+    p.add_argument("--radius", type=float, help="distance from the axis")
+    p.add_argument("--height", type=float, help="offset along the axis from center")
+    p.add_argument("--start-angle", type=float, help="degrees at the first frame")
+    p.add_argument("--degrees", type=float, help="degrees from the first frame to the last")
+    p.add_argument("--degrees-per-frame", type=float, help="degrees a frame (default 0.2)")
+    p.add_argument("--vfov", type=float, help="vertical field of view in degrees")
     p.add_argument("--no-persistent", action="store_true",
                    help="rebuild the scene for every frame (Blender's default)")
     a = p.parse_args(argv)
-    if a.frames < 1 or a.size < 1 or a.spp < 1 or a.bounces < 0 or a.threads < 0:
-        p.error("frames, size and spp must be >= 1, bounces and threads >= 0")
-    if a.end_deg is not None:
-        a.deg_per_frame = (a.end_deg - a.start_deg) / (a.frames - 1) if a.frames > 1 else 0.0
+    if a.degrees is not None and a.degrees_per_frame is not None:
+        p.error("give either --degrees or --degrees-per-frame, not both")
     return a
+
+
+def resolve(a, camera):
+    """Fills in what the command line left out: from --job, then from the scene camera, as
+    kiln's job loader does. camera: the anchor's (kiln coordinates)."""
+    job, orbit, frames = {}, {}, None
+    if a.job:
+        with open(a.job) as f:
+            job = json.load(f)
+        anim = job.get("animation", {})
+        frames = anim.get("frames")
+        orbit = anim.get("camera", {}).get("orbit", {})
+        if not orbit:
+            sys.exit("cornell_orbit.py: %s has no animation.camera.orbit" % a.job)
+    def pick(name, key, default):
+        v = getattr(a, name)
+        return v if v is not None else orbit.get(key, default)
+    a.start, a.step, range_end = 0, 1, None
+    if a.frames is None and isinstance(frames, dict):
+        a.start, a.step = int(frames.get("start", 0)), int(frames.get("step", 1))
+        range_end = int(frames["end"])  # degrees spread over start..end, as kiln does
+        a.frames = (range_end - a.start) // a.step + 1
+    elif a.frames is None:
+        a.frames = int(frames) if frames is not None else 50
+    a.end = a.start + (a.frames - 1) * a.step  # the last frame rendered
+    if range_end is None:
+        range_end = a.end
+    if a.size is None:
+        a.size = int(job.get("width", 256))
+        if int(job.get("height", a.size)) != a.size:
+            sys.exit("cornell_orbit.py: only square images (the job's width and height differ)")
+    if a.spp is None:
+        a.spp = int(job.get("spp", 16))
+    if a.frames < 1 or a.size < 1 or a.spp < 1 or a.bounces < 0 or a.threads < 0:
+        sys.exit("cornell_orbit.py: frames, size and spp must be >= 1, bounces and threads >= 0")
+
+    a.axis = normalize(pick("axis", "axis", [0.0, 1.0, 0.0]))
+    a.center = pick("center", "center", camera["look_at"])
+    rel = [camera["position"][i] - a.center[i] for i in range(3)]
+    z = [1.0, 0.0, 0.0] if abs(a.axis[2]) > 0.999 else [0.0, 0.0, 1.0]
+    a.e0 = normalize([z[i] - dot(z, a.axis) * a.axis[i] for i in range(3)])
+    a.e1 = cross(a.axis, a.e0)
+    ha = dot(rel, a.axis)
+    hor = [rel[i] - ha * a.axis[i] for i in range(3)]
+    if "elevation" in orbit:
+        sys.exit("cornell_orbit.py: the job's orbit gives 'elevation': not supported here")
+    a.radius = pick("radius", "radius", math.sqrt(dot(hor, hor)))
+    a.height = pick("height", "height", ha)
+    a.start_angle = pick("start_angle", "start_angle",
+                         math.degrees(math.atan2(dot(hor, a.e1), dot(hor, a.e0))))
+    degrees = a.degrees if a.degrees is not None or a.degrees_per_frame is not None \
+        else orbit.get("degrees")
+    dpf = a.degrees_per_frame if a.degrees_per_frame is not None \
+        else orbit.get("degrees_per_frame") if degrees is None else None
+    if degrees is not None:
+        dpf = degrees / (range_end - a.start) if range_end > a.start else 0.0
+    a.degrees_per_frame = 0.2 if dpf is None else dpf
+    a.vfov = pick("vfov", "vfov", camera["vfov_deg"])
+    return a
+
+
+def dot(u, v):
+    return sum(x * y for x, y in zip(u, v))
+
+
+def cross(u, v):
+    return [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
+
+
+def normalize(v):
+    n = math.sqrt(dot(v, v))
+    if n < 1e-12:
+        sys.exit("cornell_orbit.py: a zero-length axis")
+    return [x / n for x in v]
 
 
 def to_blender(p):
@@ -195,18 +272,23 @@ def add_camera(spec, vfov_deg):
     return obj
 
 
-def orbit(args, i):
-    """Frame i's camera position (kiln's coordinates); see the module comment."""
-    a = math.radians(args.start_deg + i * args.deg_per_frame)
-    c, r = args.center, args.radius
-    return [c[0] - r * math.sin(a), c[1] + args.height, c[2] - r * math.cos(a)]
+def orbit(a, f):
+    """Frame f's camera position (kiln's coordinates); see the module comment."""
+    t = math.radians(a.start_angle + a.degrees_per_frame * (f - a.start))
+    return [a.center[i] + a.radius * (math.cos(t) * a.e0[i] + math.sin(t) * a.e1[i])
+            + a.height * a.axis[i] for i in range(3)]
 
 
-def place_camera(cam, position, look_at):
-    p, t = to_blender(position), to_blender(look_at)
-    cam.location = p
-    cam.rotation_mode = "QUATERNION"
-    cam.rotation_quaternion = (t - p).to_track_quat("-Z", "Y")  # camera up (local y) towards Blender +z = kiln +y
+def place_camera(cam, position, look_at, up):
+    """A camera at position looking at look_at with up as its up (all kiln coordinates)."""
+    p, t, u = to_blender(position), to_blender(look_at), to_blender(up)
+    forward = (t - p).normalized()
+    right = forward.cross(u).normalized()
+    if right.length < 0.5:
+        sys.exit("cornell_orbit.py: the camera looks along its up axis")
+    true_up = right.cross(forward)
+    rot = Matrix((right, true_up, -forward)).transposed()  # columns: camera x, y, z
+    cam.matrix_world = Matrix.Translation(p) @ rot.to_4x4()
 
 
 def configure(args):
@@ -255,24 +337,31 @@ def main():
     args = parse_args()
     with open(os.path.join(args.anchor, "scene.json")) as f:
         spec = json.load(f)
+    resolve(args, spec["camera"])
     t_setup = time.time()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     import_geometry(args.anchor, spec)
     add_light(spec)
     add_world(spec)
-    cam = add_camera(spec, args.vfov if args.vfov is not None else spec["camera"]["vfov_deg"])
+    cam = add_camera(spec, args.vfov)
     configure(args)
     os.makedirs(args.out, exist_ok=True)
     bench(event="setup", setup_s=round(time.time() - t_setup, 4))
+    r6 = lambda v: [round(x, 6) for x in v]  # noqa: E731
+    bench(event="orbit", frames=[args.start, args.end, args.step], center=r6(args.center),
+          axis=r6(args.axis), radius=round(args.radius, 6), height=round(args.height, 6),
+          start_angle=round(args.start_angle, 6), degrees_per_frame=args.degrees_per_frame,
+          vfov=args.vfov, first=r6(orbit(args, args.start)), last=r6(orbit(args, args.end)))
 
     s = bpy.context.scene
     t_render = time.time()
     for i in range(args.frames):
         t = time.time()
-        place_camera(cam, orbit(args, i), args.center)
+        f = args.start + i * args.step
+        place_camera(cam, orbit(args, f), args.center, args.axis)
         s.render.filepath = os.path.join(os.path.abspath(args.out), "frame_%04d.png" % i)
         bpy.ops.render.render(write_still=True)
-        bench(event="frame", frame=i, time_s=round(time.time() - t, 4), file=s.render.filepath)
+        bench(event="frame", frame=i, job_frame=f, time_s=round(time.time() - t, 4), file=s.render.filepath)
     t_end = time.time()
     bench(event="done", frames=args.frames, width=args.size, height=args.size, spp=args.spp,
           bounces=args.bounces, threads=s.render.threads, persistent=not args.no_persistent,
