@@ -4,24 +4,24 @@
  * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
  * then the downloads); its future's done-callback queues a finishing task on the renderer's own
  * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
- * the frame's promise. No locks: a renderer is immutable after create, frames share nothing. */
+ * the frame's promise. No locks: a renderer is immutable after create, frames share nothing.
+ * The scene's buffers (their layout is the shader's) are built by render_pack.c. */
 #include "kiln/render.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bvh.h"
 #include "image_internal.h"
 #include "kiln/scene.h"
-#include "scene_data.h"
+#include "render_internal.h"
 
-enum { NBUF_SCENE = 7, NBUF = 9, PUSH_SIZE = 112 };
+enum { NBUF = KILN__RB_COUNT, PUSH_SIZE = 112 };
 
 typedef struct dev_slot {
   kiln_gpu_device *dev;
   kiln_gpu_kernel *kernel;
-  kiln_gpu_buffer *buf[NBUF_SCENE];
+  kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM and AOV */
 } dev_slot;
 
 struct kiln_renderer {
@@ -48,112 +48,13 @@ void kiln_render_config_default(kiln_render_config *cfg) {
   cfg->pass_spp = 4;
 }
 
-/* ---- scene packing ---------------------------------------------------------------------- */
-
-typedef struct packed {
-  void *data[NBUF_SCENE];
-  size_t size[NBUF_SCENE];
-} packed;
-
-static uint32_t fbits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-static float ubits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static void packed_free(packed *p) {
-  for (int i = 0; i < NBUF_SCENE; i++) free(p->data[i]);
-}
-
-/* Buffers 0..6 of pathtrace.comp; each at least 16 bytes (no empty buffers). */
-static int pack(const kiln__scene *s, const kiln__bvh *b, packed *p) {
-  memset(p, 0, sizeof *p);
-  size_t nl = 0;
-  for (size_t i = 0; i < s->ntris; i++)
-    if (s->materials[s->tri_material[i]].type == KILN__MAT_EMISSIVE) nl++;
-  size_t counts[NBUF_SCENE] = {b->nnodes * 32, b->nprims * 4, s->ntris * 48, s->nspheres * 32,
-                               s->nmaterials * 48, nl * 16, 48};
-  for (int i = 0; i < NBUF_SCENE; i++) {
-    p->size[i] = counts[i] < 16 ? 16 : counts[i];
-    p->data[i] = calloc(1, p->size[i]);
-    if (!p->data[i]) {
-      packed_free(p);
-      return KILN_ENOMEM;
-    }
-  }
-  memcpy(p->data[0], b->nodes, b->nnodes * 32);
-  memcpy(p->data[1], b->prims, b->nprims * 4);
-  float *t = p->data[2];
-  for (size_t i = 0; i < s->ntris; i++) {
-    const float *v = s->pos + 9 * i;
-    uint32_t ids[3] = {s->tri_material[i], s->tri_object ? s->tri_object[i] : 0,
-                       s->tri_instance ? s->tri_instance[i] : 0};
-    for (int k = 0; k < 3; k++) {
-      memcpy(t + 12 * i + 4 * k, v + 3 * k, 12);
-      t[12 * i + 4 * k + 3] = ubits(ids[k]);
-    }
-  }
-  float *sp = p->data[3];
-  for (size_t i = 0; i < s->nspheres; i++) {
-    const kiln__sphere *q = &s->spheres[i];
-    memcpy(sp + 8 * i, q->center, 12);
-    sp[8 * i + 3] = q->radius;
-    uint32_t ids[4] = {q->material, q->object_id, q->instance_id, 0};
-    memcpy(sp + 8 * i + 4, ids, 16);
-  }
-  float *m = p->data[4];
-  for (size_t i = 0; i < s->nmaterials; i++) {
-    const kiln__material *q = &s->materials[i];
-    memcpy(m + 12 * i, q->albedo, 12);
-    m[12 * i + 3] = ubits((uint32_t)q->type);
-    memcpy(m + 12 * i + 4, q->emission, 12);
-    m[12 * i + 7] = q->roughness;
-    m[12 * i + 8] = q->ior;
-  }
-  /* Emissive triangles with their area CDF (double sums; the last entry exactly 1). */
-  double total = 0;
-  float *l = p->data[5];
-  size_t k = 0;
-  for (size_t i = 0; i < s->ntris; i++) {
-    if (s->materials[s->tri_material[i]].type != KILN__MAT_EMISSIVE) continue;
-    const float *v = s->pos + 9 * i;
-    double e1[3], e2[3];
-    for (int c = 0; c < 3; c++) e1[c] = v[3 + c] - v[c], e2[c] = v[6 + c] - v[c];
-    double cx = e1[1] * e2[2] - e1[2] * e2[1], cy = e1[2] * e2[0] - e1[0] * e2[2],
-           cz = e1[0] * e2[1] - e1[1] * e2[0];
-    double area = 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
-    total += area;
-    l[4 * k] = ubits((uint32_t)i);
-    l[4 * k + 1] = (float)total;
-    l[4 * k + 2] = (float)area;
-    k++;
-  }
-  for (size_t j = 0; j < nl; j++) l[4 * j + 1] = j + 1 == nl ? 1.0f : (float)(l[4 * j + 1] / total);
-  uint32_t *g = p->data[6];
-  g[0] = (uint32_t)s->ntris, g[1] = (uint32_t)s->nspheres, g[2] = (uint32_t)nl;
-  g[3] = (uint32_t)s->env.type;
-  float *gf = p->data[6];
-  for (int c = 0; c < 3; c++) {
-    gf[4 + c] = s->env.color[c] * s->env.intensity;
-    gf[8 + c] = s->env.top[c] * s->env.intensity;
-  }
-  gf[11] = (float)total;
-  (void)fbits;
-  return 0;
-}
-
 /* ---- create / destroy ------------------------------------------------------------------- */
 
 void kiln_render_destroy(kiln_renderer *r) {
   if (!r) return;
   if (r->finisher) kiln_pool_destroy(r->finisher);
   for (size_t i = 0; i < r->ndevs; i++) {
-    for (int k = 0; k < NBUF_SCENE; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
+    for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
     kiln_gpu_kernel_destroy(r->devs[i].kernel);
   }
   free(r->devs);
@@ -169,7 +70,6 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   if (!scene || !devs || ndevs == 0 || cfg->tile_size == 0 || cfg->pass_spp == 0)
     return KILN_EINVAL;
   const kiln__scene *s = &scene->data;
-  if (s->env.type == KILN__ENV_MAP) return KILN_EUNSUPPORTED; /* not yet: see docs */
   kiln_renderer *r = calloc(1, sizeof *r);
   if (!r) return KILN_ENOMEM;
   r->cfg = *cfg;
@@ -187,8 +87,8 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
 
   kiln__bvh bvh;
   if ((rc = kiln__bvh_build(cfg->pool, s, &bvh))) goto fail;
-  packed p;
-  rc = pack(s, &bvh, &p);
+  kiln__render_buffers p;
+  rc = kiln__render_pack(s, &bvh, &p);
   kiln__bvh_free(&bvh);
   if (rc) goto fail;
   for (size_t i = 0; i < ndevs && !rc; i++) {
@@ -202,7 +102,8 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     if ((rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel))) break;
     kiln_gpu_job *job;
     if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
-    for (int k = 0; k < NBUF_SCENE && !rc; k++) {
+    for (int k = 0; k < NBUF && !rc; k++) {
+      if (!p.data[k]) continue; /* per-frame buffers */
       rc = kiln_gpu_buffer_create(d->dev, p.size[k], &d->buf[k]);
       if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, p.data[k], p.size[k]);
     }
@@ -215,7 +116,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     rc = kiln_future_result(f, -1, NULL);
     kiln_future_release(f);
   }
-  packed_free(&p);
+  kiln__render_pack_free(&p);
   if (rc) goto fail;
   *out = r;
   return 0;
@@ -376,8 +277,8 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   kiln_gpu_job *job;
   if ((rc = kiln_gpu_job_create(d->dev, &job))) goto fail;
   kiln_gpu_buffer *binds[NBUF];
-  for (int k = 0; k < NBUF_SCENE; k++) binds[k] = d->buf[k];
-  binds[7] = f->accum, binds[8] = f->aov;
+  for (int k = 0; k < NBUF; k++) binds[k] = d->buf[k];
+  binds[KILN__RB_ACCUM] = f->accum, binds[KILN__RB_AOV] = f->aov;
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {

@@ -1,26 +1,33 @@
 #version 450
 // pathtrace: kiln's unidirectional path tracer, one dispatch = one tile x a few samples.
 // Materials: diffuse (cosine sampling), GGX conductor (Heitz 2018 VNDF sampling), smooth
-// dielectric (Fresnel reflect/refract), emissive (front face only). Next-event estimation towards
-// emissive triangles (picked by an area CDF, uniform on the triangle) combined with BSDF sampling
-// by the power heuristic (Veach 1997); Russian roulette from the 4th vertex; the environment
-// (constant or gradient) is reached by BSDF sampling only. max_bounces has Cycles' meaning: the
-// emitters seen or sampled from vertex max_bounces are the last contribution.
+// dielectric (Fresnel reflect/refract; radiance is not scaled by 1/eta^2 on refraction, as in
+// Cycles' sharp glass), emissive (front face only). Albedos may be textured (bilinear, repeat).
+// Shading uses the interpolated vertex normals where the mesh has them; ray offsets and the
+// side tests use the geometric normal. Next-event estimation picks the environment (probability
+// in Globals) or an emitter by area: a triangle sampled uniformly on its area, a sphere uniformly
+// in the cone it subtends; the environment by the map's luminance distribution (marginal row CDF,
+// conditional column CDFs, Pharr et al., PBRT 3rd ed. 13.6.7 / 14.2.4) or uniformly on the sphere
+// (constant, gradient). Both are combined with BSDF sampling by the power heuristic (Veach 1997);
+// Russian roulette from the 4th vertex. max_bounces has Cycles' meaning: the emitters seen or
+// sampled from vertex max_bounces are the last contribution.
 // Samples: Owen-scrambled Sobol pairs for the pixel, the lens, the light and the BSDF (one
 // pattern per bounce), a PCG stream for the rest (Fresnel choice, roulette).
 // The random stream is a pure function of (seed, frame, pixel, sample): tiles and passes do not
 // change the image, and samples are added to the accumulator one at a time in sample order.
 //
-// Bindings (std430): 0 nodes, 1 prims, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals,
-// 7 accum (vec4 per pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id,
-// instance id). Push constants: the camera and the tile / pass (see Push).
+// Bindings (std430; engine/render_pack.c writes them, engine/render_internal.h names them):
+// 0 nodes, 1 prims, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals, 7 accum (vec4 per
+// pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id, instance id),
+// 9 triangle attributes (normals, uv), 10 texture info, 11 texels, 12 environment distribution.
+// Push constants: the camera and the tile / pass (see Push).
 layout(local_size_x = 8, local_size_y = 8) in;
 
 struct Node { vec3 bmin; uint a; vec3 bmax; uint count; };
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
-struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance
-struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
-struct Light { uint tri; float cdf; float area; float pad; };
+struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
+struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };  // ior.y: texture (uint bits, ~0: none)
+struct Light { uint prim; float cdf; float area; float pad; };  // prim: triangle, or ntris + sphere
 
 layout(std430, set = 0, binding = 0) readonly buffer Nodes { Node n[]; } nodes;
 layout(std430, set = 0, binding = 1) readonly buffer Prims { uint p[]; } prims;
@@ -32,9 +39,15 @@ layout(std430, set = 0, binding = 6) readonly buffer Globals {
   uint ntris, nspheres, nlights, env_type;
   vec4 env_color;  // xyz radiance (already scaled by intensity)
   vec4 env_top;    // xyz; w: total emissive area
+  uvec4 flags;     // has vertex normals, has uv, environment map texture (~0: none), map distribution present
+  vec4 env_rot;    // cos, sin of the map's rotation about +y; probability that NEE picks the environment
 } g;
 layout(std430, set = 0, binding = 7) buffer Accum { vec4 c[]; } accum;
 layout(std430, set = 0, binding = 8) buffer Aov { vec4 v[]; } aov;
+layout(std430, set = 0, binding = 9) readonly buffer Attr { float f[]; } attr;  // 16 per triangle
+layout(std430, set = 0, binding = 10) readonly buffer TexInfo { uvec4 t[]; } texinfo;  // offset, w, h
+layout(std430, set = 0, binding = 11) readonly buffer Texels { float f[]; } texels;  // RGB, top row first
+layout(std430, set = 0, binding = 12) readonly buffer EnvDist { float f[]; } envd;
 
 layout(push_constant) uniform Push {
   vec4 cam_pos;    // w: aperture (lens diameter; 0 = pinhole)
@@ -158,35 +171,158 @@ Hit trace(vec3 o, vec3 d, float tmin, float tmax) {
   return h;
 }
 
-// Surface data of a hit: geometric normal (unit), material, ids.
-struct Surf { vec3 p; vec3 n; uint mat; uint obj; uint inst; };
-Surf surface(Hit h, vec3 o, vec3 d) {
-  Surf s;
-  s.p = o + h.t * d;
-  if (h.prim < g.ntris) {
-    Tri T = tris.t[h.prim];
-    s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
-    s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
-  } else {
-    Sphere S = spheres.s[h.prim - g.ntris];
-    s.n = normalize(s.p - S.cr.xyz);
-    s.mat = S.ids.x; s.obj = S.ids.y; s.inst = S.ids.z;
-  }
-  return s;
-}
-
-vec3 env(vec3 d) {
-  if (g.env_type == 1u) return mix(g.env_color.xyz, g.env_top.xyz, 0.5 * (1.0 + d.y));
-  return g.env_color.xyz;
-}
-
-// ---- BSDFs; directions in world space, n the shading normal facing wo ----
+// Orthonormal basis around unit n.
 void basis(vec3 n, out vec3 t, out vec3 b) {  // Duff et al. 2017
   float s = n.z >= 0.0 ? 1.0 : -1.0;
   float a = -1.0 / (s + n.z), c = n.x * n.y * a;
   t = vec3(1.0 + s * n.x * n.x * a, s * c, -s * n.x);
   b = vec3(c, s + n.y * n.y * a, -n.y);
 }
+
+// ---- textures: linear RGB floats, row 0 at the top (v = 1); bilinear between texel centres,
+// repeating in u, and in v too (wrap_v) or clamped there (environment maps: no wrap over a pole).
+vec3 texel(uint off, uint w, uint x, uint y) {
+  uint i = off + 3u * (y * w + x);
+  return vec3(texels.f[i], texels.f[i + 1u], texels.f[i + 2u]);
+}
+uint wrap_index(float x, uint n) {  // x mod n, in [0, n)
+  float m = x - float(n) * floor(x / float(n));
+  return min(uint(max(m, 0.0)), n - 1u);
+}
+vec3 tex_bilinear(uint ti, vec2 uv, bool wrap_v) {
+  uvec4 info = texinfo.t[ti];
+  uint w = info.y, h = info.z;
+  float fx = uv.x * float(w) - 0.5, fy = (1.0 - uv.y) * float(h) - 0.5;
+  float x0f = floor(fx), y0f = floor(fy);
+  vec2 f = vec2(fx - x0f, fy - y0f);
+  uint x0 = wrap_index(x0f, w), x1 = wrap_index(x0f + 1.0, w), y0, y1;
+  if (wrap_v) {
+    y0 = wrap_index(y0f, h); y1 = wrap_index(y0f + 1.0, h);
+  } else {
+    y0 = uint(clamp(y0f, 0.0, float(h - 1u))); y1 = uint(clamp(y0f + 1.0, 0.0, float(h - 1u)));
+  }
+  vec3 a = mix(texel(info.x, w, x0, y0), texel(info.x, w, x1, y0), f.x);
+  vec3 b = mix(texel(info.x, w, x0, y1), texel(info.x, w, x1, y1), f.x);
+  return mix(a, b, f.y);
+}
+
+// Latitude-longitude coordinates of a unit direction (x: u in [0, 1], y: polar angle / pi from +y,
+// i.e. image rows top to bottom). u = 0.5 looks towards -x, 0.75 towards -z, 0.25 towards +z:
+// Blender's equirectangular mapping with Blender's +Z as +y and Blender's +Y as -z.
+vec2 latlong(vec3 d) {
+  return vec2(0.5 + atan(-d.z, -d.x) * (0.5 / PI), acos(clamp(d.y, -1.0, 1.0)) / PI);
+}
+
+// Surface data of a hit: geometric normal n (unit, as wound / outwards), shading normal ns (unit,
+// the interpolated vertex normals, else n), uv, material, ids.
+struct Surf { vec3 p; vec3 n; vec3 ns; vec2 uv; uint mat; uint obj; uint inst; };
+Surf surface(Hit h, vec3 o, vec3 d) {
+  Surf s;
+  s.p = o + h.t * d;
+  s.uv = vec2(0.0);
+  if (h.prim < g.ntris) {
+    Tri T = tris.t[h.prim];
+    s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+    s.ns = s.n;
+    s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
+    uint a = 16u * h.prim;
+    float w0 = 1.0 - h.u - h.v;
+    if (g.flags.x != 0u) {
+      vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
+      vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
+      vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
+      vec3 ns = w0 * n0 + h.u * n1 + h.v * n2;
+      float l = length(ns);
+      if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
+    }
+    if (g.flags.y != 0u)
+      s.uv = w0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
+             h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
+  } else {
+    Sphere S = spheres.s[h.prim - g.ntris];
+    s.n = normalize(s.p - S.cr.xyz);
+    s.ns = s.n;
+    vec2 ll = latlong(s.n);  // spheres: the environment's latitude-longitude mapping, world axes
+    s.uv = vec2(ll.x, 1.0 - ll.y);
+    s.mat = S.ids.x; s.obj = S.ids.y; s.inst = S.ids.z;
+  }
+  return s;
+}
+
+// The material's albedo at uv: its constant albedo times its texture, if any.
+vec3 albedo_at(Material m, vec2 uv) {
+  uint ti = floatBitsToUint(m.ior.y);
+  return ti == 0xffffffffu ? m.albedo_type.xyz : m.albedo_type.xyz * tex_bilinear(ti, uv, true);
+}
+
+// Direction d in the map's frame (the map is rotated by env_rot about +y, so undo it).
+vec3 to_map(vec3 d) {
+  float c = g.env_rot.x, s = g.env_rot.y;
+  return vec3(c * d.x - s * d.z, d.y, s * d.x + c * d.z);
+}
+
+vec3 env(vec3 d) {
+  if (g.env_type == 1u) return mix(g.env_color.xyz, g.env_top.xyz, 0.5 * (1.0 + d.y));
+  if (g.env_type == 2u) {
+    vec2 ll = latlong(to_map(d));
+    return tex_bilinear(g.flags.z, vec2(ll.x, 1.0 - ll.y), false) * g.env_color.xyz;
+  }
+  return g.env_color.xyz;
+}
+
+// Solid-angle pdf of env_sample choosing direction d from a vertex of shading normal ns (the
+// environment's own technique, before the probability of picking the environment).
+float env_pdf(vec3 d, vec3 ns) {
+  if (g.env_type != 2u) return max(dot(d, ns), 0.0) / PI;
+  uvec4 info = texinfo.t[g.flags.z];
+  uint w = info.y, h = info.z;
+  vec3 m = to_map(d);
+  vec2 ll = latlong(m);
+  float st = sqrt(max(0.0, 1.0 - m.y * m.y));
+  if (st <= 0.0) return 0.0;
+  uint x = wrap_index(ll.x * float(w), w), y = min(uint(ll.y * float(h)), h - 1u);
+  float pmf = envd.f[h + w * h + y * w + x];
+  return pmf * float(w) * float(h) / (2.0 * PI * PI * st);
+}
+
+// First index i in [first, first + n) with cdf[i] > u (the last entry is 1 > u).
+uint cdf_find(uint first, uint n, float u) {
+  uint lo = 0u, hi = n - 1u;
+  while (lo < hi) { uint mid = (lo + hi) / 2u; if (envd.f[first + mid] <= u) lo = mid + 1u; else hi = mid; }
+  return lo;
+}
+
+// A direction towards the environment and its pdf (as env_pdf). Maps: a pixel by the row and
+// column CDFs, uniformly within it in (u, polar angle); constant and gradient: cosine-distributed
+// about the shading normal ns (for a diffuse surface under a constant sky, the two techniques
+// then agree and each sample is exact: the furnace test's zero variance is kept).
+vec3 env_sample(vec2 u, vec3 ns, out float pdf) {
+  if (g.env_type != 2u) {
+    vec3 t, b;
+    basis(ns, t, b);
+    float r = sqrt(u.x), phi = 2.0 * PI * u.y;
+    vec3 d = r * cos(phi) * t + r * sin(phi) * b + sqrt(max(0.0, 1.0 - u.x)) * ns;
+    pdf = max(dot(d, ns), 0.0) / PI;
+    return d;
+  }
+  uvec4 info = texinfo.t[g.flags.z];
+  uint w = info.y, h = info.z;
+  uint y = cdf_find(0u, h, u.x);
+  float r0 = y > 0u ? envd.f[y - 1u] : 0.0, r1 = envd.f[y];
+  uint x = cdf_find(h + y * w, w, u.y);
+  float c0 = x > 0u ? envd.f[h + y * w + x - 1u] : 0.0, c1 = envd.f[h + y * w + x];
+  float fu = (float(x) + clamp((u.y - c0) / max(c1 - c0, 1e-30), 0.0, 1.0)) / float(w);
+  float fv = (float(y) + clamp((u.x - r0) / max(r1 - r0, 1e-30), 0.0, 1.0)) / float(h);
+  float theta = fv * PI, phi = 2.0 * PI * (fu - 0.5);
+  float st = sin(theta);
+  vec3 m = vec3(-st * cos(phi), cos(theta), -st * sin(phi));  // inverse of latlong
+  float pmf = envd.f[h + w * h + y * w + x];
+  pdf = st > 0.0 ? pmf * float(w) * float(h) / (2.0 * PI * PI * st) : 0.0;
+  float c = g.env_rot.x, s = g.env_rot.y;
+  return vec3(c * m.x + s * m.z, m.y, -s * m.x + c * m.z);  // back to world
+}
+
+// ---- BSDFs; directions in world space, n the shading normal facing wo ----
 
 float ggx_d(float nh, float a2) {
   float k = nh * nh * (a2 - 1.0) + 1.0;
@@ -224,16 +360,17 @@ vec3 sample_vndf(vec3 wo_local, float alpha, float u1, float u2) {  // Heitz 201
   return normalize(vec3(alpha * nh.x, alpha * nh.y, max(0.0, nh.z)));
 }
 
-// BSDF value * cos for NEE (non-delta materials only) and its sampling pdf.
-vec3 bsdf_eval(Material m, vec3 n, vec3 wo, vec3 wi, out float pdf) {
+// BSDF value * cos for NEE (non-delta materials only) and its sampling pdf; n the shading normal,
+// alb the (textured) albedo.
+vec3 bsdf_eval(Material m, vec3 alb, vec3 n, vec3 wo, vec3 wi, out float pdf) {
   uint type = floatBitsToUint(m.albedo_type.w);
   if (type == 0u) {
     float c = dot(n, wi);
     pdf = max(c, 0.0) / PI;
-    return c > 0.0 ? m.albedo_type.xyz * c / PI : vec3(0.0);
+    return c > 0.0 ? alb * c / PI : vec3(0.0);
   }
   float alpha = max(m.emission_rough.w * m.emission_rough.w, 1e-3);
-  return conductor_eval(m.albedo_type.xyz, alpha, n, wo, wi, pdf);
+  return conductor_eval(alb, alpha, n, wo, wi, pdf);
 }
 
 float power_heuristic(float a, float b) {
@@ -246,7 +383,22 @@ float light_pdf(uint tri, vec3 d, float t) {
   Tri T = tris.t[tri];
   vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
   float cosl = abs(dot(normalize(c), d));
-  return t * t / (max(cosl, 1e-8) * g.env_top.w);
+  return t * t / (max(cosl, 1e-8) * g.env_top.w) * (1.0 - g.env_rot.z);
+}
+
+// 1 - cos of the half-angle of the cone that sphere S subtends from x; 0 when x is inside.
+float cone_1mcos(vec4 cr, vec3 x) {
+  vec3 dc = cr.xyz - x;
+  float d2 = dot(dc, dc), s2 = cr.w * cr.w / d2;
+  if (s2 >= 1.0) return 0.0;
+  return s2 / (1.0 + sqrt(1.0 - s2));  // 1 - sqrt(1 - s2) without cancellation
+}
+
+// Solid-angle pdf of NEE choosing a direction from x inside the cone of emissive sphere si.
+float sphere_light_pdf(uint si, vec3 x) {
+  Sphere S = spheres.s[si];
+  float omc = cone_1mcos(S.cr, x);
+  return omc > 0.0 ? uintBitsToFloat(S.ids.w) / (2.0 * PI * omc) : 0.0;
 }
 
 void main() {
@@ -268,8 +420,8 @@ void main() {
     if (h.prim != 0xffffffffu) {
       Surf s = surface(h, pc.cam_pos.xyz, d);
       Material m = mats.m[s.mat];
-      a0 = vec4(h.t * dot(d, W), s.n);
-      a1 = vec4(m.albedo_type.xyz, uintBitsToFloat(s.obj));
+      a0 = vec4(h.t * dot(d, W), s.ns);
+      a1 = vec4(albedo_at(m, s.uv), uintBitsToFloat(s.obj));
       a2 = vec4(uintBitsToFloat(s.inst), 0.0, 0.0, 0.0);
     } else {
       a1.w = uintBitsToFloat(0u);
@@ -297,9 +449,15 @@ void main() {
     }
     vec3 L = vec3(0.0), beta = vec3(1.0);
     float prev_pdf = 0.0;  // solid-angle pdf of the BSDF sample that led here; 0 = delta/camera
+    vec3 prev_ns = vec3(0.0, 1.0, 0.0);  // the shading normal there (for the environment's pdf)
     Hit h = trace(o, d, 0.0, 1e30);
     for (uint depth = 0u;; depth++) {
-      if (h.prim == 0xffffffffu) { L += beta * env(d); break; }
+      if (h.prim == 0xffffffffu) {
+        float w = 1.0;
+        if (prev_pdf > 0.0 && g.env_rot.z > 0.0) w = power_heuristic(prev_pdf, g.env_rot.z * env_pdf(d, prev_ns));
+        L += beta * env(d) * w;
+        break;
+      }
       Surf s = surface(h, o, d);
       Material m = mats.m[s.mat];
       uint type = floatBitsToUint(m.albedo_type.w);
@@ -308,68 +466,109 @@ void main() {
       if (type == 3u) {  // emitter: one-sided, black behind; absorbs
         if (front) {
           float w = 1.0;
-          if (prev_pdf > 0.0 && h.prim < g.ntris && g.nlights > 0u)
-            w = power_heuristic(prev_pdf, light_pdf(h.prim, d, h.t));
+          if (prev_pdf > 0.0 && g.nlights > 0u)
+            w = power_heuristic(prev_pdf, h.prim < g.ntris ? light_pdf(h.prim, d, h.t)
+                                                           : sphere_light_pdf(h.prim - g.ntris, o));
           L += beta * m.emission_rough.xyz * w;
         }
         break;
       }
       if (depth >= max_bounces + 1u) break;  // this vertex only collected emission
-      vec3 n = front ? s.n : -s.n;
+      vec3 n = front ? s.n : -s.n;  // geometric, on wo's side: offsets and side tests
+      vec3 ns = front ? s.ns : -s.ns;  // shading, on the same side of the surface as n
+      if (dot(ns, wo) <= 0.0) ns = n;  // wo below the shading hemisphere: shade flat
       vec3 p = s.p + n * EPS * max(1.0, length(s.p));
+      vec3 alb = albedo_at(m, s.uv);
+      prev_ns = ns;
 
-      // Next-event estimation (diffuse and conductor).
-      if (type <= 1u && g.nlights > 0u) {
+      // Next-event estimation (diffuse and conductor): the environment or one emitter.
+      float penv = g.env_rot.z;
+      if (type <= 1u && (g.nlights > 0u || penv > 0.0)) {
         vec2 lu = sobol2(2u + 3u * depth);
-        uint lo = 0u, hi = g.nlights - 1u;
-        while (lo < hi) { uint mid = (lo + hi) / 2u; if (lights.l[mid].cdf < lu.x) lo = mid + 1u; else hi = mid; }
-        uint lt = lights.l[lo].tri;
-        float c0 = lo > 0u ? lights.l[lo - 1u].cdf : 0.0, c1 = lights.l[lo].cdf;
-        float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
-        Tri T = tris.t[lt];
-        float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
-        vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
-        vec3 ln = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
-        vec3 toL = q - p;
-        float dist = length(toL);
-        vec3 wi = toL / dist;
-        float cosl = dot(ln, -wi);
-        if (cosl > 0.0 && dot(n, wi) > 0.0) {
+        bool pick_env = false;
+        if (penv > 0.0) {  // split the first dimension between the two (keeps its strata)
+          pick_env = lu.x < penv;
+          lu.x = pick_env ? lu.x / penv : (lu.x - penv) / (1.0 - penv);
+        }
+        vec3 wi = vec3(0.0), Le = vec3(0.0);
+        float dist = 1e30, lpdf = 0.0;
+        if (pick_env) {
+          wi = env_sample(lu, ns, lpdf);
+          lpdf *= penv;
+          if (lpdf > 0.0) Le = env(wi);
+        } else {
+          uint lo = 0u, hi = g.nlights - 1u;
+          while (lo < hi) { uint mid = (lo + hi) / 2u; if (lights.l[mid].cdf < lu.x) lo = mid + 1u; else hi = mid; }
+          uint lp = lights.l[lo].prim;
+          float c0 = lo > 0u ? lights.l[lo - 1u].cdf : 0.0, c1 = lights.l[lo].cdf;
+          float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
+          if (lp < g.ntris) {
+            Tri T = tris.t[lp];
+            float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
+            vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
+            vec3 ln = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+            vec3 toL = q - p;
+            dist = length(toL);
+            wi = toL / dist;
+            float cosl = dot(ln, -wi);
+            if (cosl > 0.0) {
+              lpdf = dist * dist / (cosl * g.env_top.w) * (1.0 - penv);
+              Le = mats.m[floatBitsToUint(T.v0.w)].emission_rough.xyz;
+            }
+          } else {  // uniform in the cone the sphere subtends (its visible, front side)
+            Sphere S = spheres.s[lp - g.ntris];
+            float omc = cone_1mcos(S.cr, p);
+            if (omc > 0.0) {
+              vec3 axis = normalize(S.cr.xyz - p), ta, tb;
+              basis(axis, ta, tb);
+              float ct = 1.0 - u1 * omc, st = sqrt(max(0.0, 1.0 - ct * ct)), phi = 2.0 * PI * lu.y;
+              wi = normalize(st * cos(phi) * ta + st * sin(phi) * tb + ct * axis);
+              Hit sh;
+              sh.t = 1e30;
+              if (sphere_hit(lp - g.ntris, p, wi, 0.0, sh)) {
+                dist = sh.t;
+                lpdf = uintBitsToFloat(S.ids.w) / (2.0 * PI * omc);
+                Le = mats.m[S.ids.x].emission_rough.xyz;
+              }
+            }
+          }
+        }
+        if (lpdf > 0.0 && dot(n, wi) > 0.0) {
           Hit sh = trace(p, wi, 0.0, dist * (1.0 - 1e-4));
           if (sh.prim == 0xffffffffu) {
-            Material lm = mats.m[floatBitsToUint(T.v0.w)];
-            float lpdf = dist * dist / (cosl * g.env_top.w);
             float bpdf;
-            vec3 f = bsdf_eval(m, n, wo, wi, bpdf);
-            L += beta * f * lm.emission_rough.xyz * power_heuristic(lpdf, bpdf) / lpdf;
+            vec3 f = bsdf_eval(m, alb, ns, wo, wi, bpdf);
+            L += beta * f * Le * power_heuristic(lpdf, bpdf) / lpdf;
           }
         }
       }
 
-      // BSDF sampling.
+      // BSDF sampling, about the shading normal; a direction on the wrong side of the geometric
+      // surface ends the path (it would leak through).
       vec3 t, b;
-      basis(n, t, b);
+      basis(ns, t, b);
       vec3 wi;
       vec2 bu = sobol2(3u + 3u * depth);
       if (type == 0u) {
         float r = sqrt(bu.x), phi = 2.0 * PI * bu.y;
-        wi = r * cos(phi) * t + r * sin(phi) * b + sqrt(max(0.0, 1.0 - r * r)) * n;
-        beta *= m.albedo_type.xyz;  // f cos / pdf
-        prev_pdf = max(dot(n, wi), 1e-8) / PI;
+        wi = r * cos(phi) * t + r * sin(phi) * b + sqrt(max(0.0, 1.0 - r * r)) * ns;
+        beta *= alb;  // f cos / pdf
+        prev_pdf = max(dot(ns, wi), 1e-8) / PI;
+        if (dot(n, wi) <= 0.0) break;
       } else if (type == 1u) {
         float alpha = max(m.emission_rough.w * m.emission_rough.w, 1e-3);
-        vec3 wl = vec3(dot(wo, t), dot(wo, b), dot(wo, n));
+        vec3 wl = vec3(dot(wo, t), dot(wo, b), dot(wo, ns));
         vec3 hl = sample_vndf(wl, alpha, bu.x, bu.y);
-        vec3 hw = hl.x * t + hl.y * b + hl.z * n;
+        vec3 hw = hl.x * t + hl.y * b + hl.z * ns;
         wi = reflect(-wo, hw);
         float pdf;
-        vec3 f = conductor_eval(m.albedo_type.xyz, alpha, n, wo, wi, pdf);
-        if (pdf <= 0.0) break;
+        vec3 f = conductor_eval(alb, alpha, ns, wo, wi, pdf);
+        if (pdf <= 0.0 || dot(n, wi) <= 0.0) break;
         beta *= f / pdf;
         prev_pdf = pdf;
       } else {  // smooth dielectric
         float eta = front ? 1.0 / m.ior.x : m.ior.x;
-        float ci = dot(n, wo);
+        float ci = dot(ns, wo);
         float s2 = eta * eta * (1.0 - ci * ci);
         float F = 1.0;
         if (s2 < 1.0) {
@@ -377,12 +576,17 @@ void main() {
           float rs = (eta * ci - ct) / (eta * ci + ct), rp = (ci - eta * ct) / (ci + eta * ct);
           F = 0.5 * (rs * rs + rp * rp);
         }
+        // Throughput F / F or (1 - F) / (1 - F) times the tint: no 1/eta^2 (Cycles' convention;
+        // the importance/radiance asymmetry cancels on any path that leaves the glass again).
         if (rnd() < F) {
-          wi = reflect(-wo, n);
+          wi = reflect(-wo, ns);
+          if (dot(n, wi) <= 0.0) wi = reflect(-wo, n);
         } else {
-          wi = refract(-wo, n, eta);
+          wi = refract(-wo, ns, eta);
+          if (dot(n, wi) >= 0.0) wi = refract(-wo, n, eta);
+          if (dot(n, wi) >= 0.0) break;  // total internal reflection about n: no transmission
           p = s.p - n * EPS * max(1.0, length(s.p));
-          beta *= m.albedo_type.xyz;
+          beta *= alb;
         }
         prev_pdf = 0.0;
       }

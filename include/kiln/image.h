@@ -28,9 +28,12 @@ uint32_t kiln_image_spp(const kiln_image *img);
  * color:    3 floats per pixel, linear RGB radiance (the mean of the samples).
  * depth:    1 float per pixel, the distance along the camera's forward axis to the surface seen
  *           through the pixel centre; 0 where the centre ray escapes (background).
- * normal:   3 floats per pixel, the unit world-space geometric normal there (as stored: for
- *           triangles the winding's normal, for spheres outwards); 0,0,0 for background.
- * albedo:   3 floats per pixel, the material's albedo there (0 for background).
+ * normal:   3 floats per pixel, the unit world-space shading normal there, as stored (not turned
+ *           towards the camera): for a mesh with vertex normals their interpolation at the hit,
+ *           else the winding's geometric normal; for spheres outwards; 0,0,0 for background.
+ * albedo:   3 floats per pixel, the material's albedo there: its constant albedo times its
+ *           texture (linear, bilinearly filtered at the hit's uv) when it has one; 0 for
+ *           background.
  * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background. */
 const float *kiln_image_color(const kiln_image *img);
 const float *kiln_image_depth(const kiln_image *img);

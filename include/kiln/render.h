@@ -10,10 +10,12 @@
  * The image is a pure function of the scene, the camera, seed, frame, spp and max_bounces: the
  * same bits whatever the tile size, the samples per pass, the device or the threads.
  *
- * Not yet supported: albedo textures (materials render with their constant albedo), the
- * equirectangular environment map (kiln_render_create returns KILN_EUNSUPPORTED), per-vertex
- * shading normals (the geometric normal is used), light sampling of emissive spheres (they are
- * found by BSDF sampling only) and of the environment (reached by BSDF sampling only). */
+ * Supported: albedo textures, per-vertex shading normals, every environment kind (an
+ * equirectangular map importance-sampled by its luminance), light sampling with MIS of emissive
+ * triangles, emissive spheres and the environment; docs/SCENE.md says how each is interpreted.
+ * Not yet supported: rough dielectrics (the dielectric is smooth), textures on anything but the
+ * albedo, and light sampling by power rather than area (a dim large emitter is picked as often as
+ * a bright one of the same area). */
 #ifndef KILN_RENDER_H
 #define KILN_RENDER_H
 

@@ -8,103 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "gpu/gpu_test_util.h"
-#include "kiln/render.h"
-#include "kiln/scene.h"
-#include "scene_data.h"
-
-/* ---- scene building ------------------------------------------------------------------------ */
-
-static kiln__scene base_scene(void) {
-  kiln__scene s = {0};
-  s.env.type = KILN__ENV_CONSTANT;
-  s.env.intensity = 1;
-  s.env.texture = -1;
-  s.camera.type = KILN__CAM_PINHOLE;
-  float pos[3] = {0, 0, -4}, at[3] = {0, 0, 0}, up[3] = {0, 1, 0};
-  memcpy(s.camera.position, pos, 12), memcpy(s.camera.look_at, at, 12), memcpy(s.camera.up, up, 12);
-  s.camera.vfov_deg = 40;
-  s.settings = (kiln__settings){.width = 24, .height = 24, .spp = 8, .max_bounces = 8, .seed = 1};
-  return s;
-}
-
-static void add_material(kiln__scene *s, kiln__material m) {
-  s->materials = realloc(s->materials, (s->nmaterials + 1) * sizeof m);
-  m.texture = -1;
-  s->materials[s->nmaterials++] = m;
-}
-
-static void add_sphere(kiln__scene *s, float x, float y, float z, float r, uint32_t mat, uint32_t id) {
-  s->spheres = realloc(s->spheres, (s->nspheres + 1) * sizeof *s->spheres);
-  s->spheres[s->nspheres++] = (kiln__sphere){{x, y, z}, r, mat, id, id};
-}
-
-/* Two triangles v0 v1 v2, v0 v2 v3. */
-static void add_quad(kiln__scene *s, const float v[4][3], uint32_t mat, uint32_t id) {
-  size_t n = s->ntris;
-  s->pos = realloc(s->pos, (n + 2) * 9 * sizeof(float));
-  s->tri_material = realloc(s->tri_material, (n + 2) * 4);
-  s->tri_object = realloc(s->tri_object, (n + 2) * 4);
-  s->tri_instance = realloc(s->tri_instance, (n + 2) * 4);
-  int idx[6] = {0, 1, 2, 0, 2, 3};
-  for (int i = 0; i < 6; i++) memcpy(s->pos + 9 * n + 3 * i, v[idx[i]], 12);
-  for (int t = 0; t < 2; t++) s->tri_material[n + t] = mat, s->tri_object[n + t] = id, s->tri_instance[n + t] = id;
-  s->ntris += 2;
-}
-
-typedef struct ctx {
-  kiln_gpu *gpu;
-  kiln_gpu_device *dev;
-  kiln_renderer *r;
-  kiln_scene *scene;
-} ctx;
-
-static ctx open_ctx(kiln__scene *s, kiln_pool *pool) {
-  ctx c = {0};
-  c.gpu = tg_gpu();
-  c.dev = tg_device(c.gpu, NULL);
-  if (s) {
-    c.scene = kiln__scene_wrap(s);
-    KT_TRUE(c.scene != NULL);
-  }
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
-  rc.pool = pool;
-  KT_CODE(kiln_render_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
-  return c;
-}
-
-static void close_ctx(ctx *c) {
-  kiln_render_destroy(c->r);
-  kiln_scene_destroy(c->scene);
-  kiln_gpu_device_close(c->dev);
-  tg_finish(c->gpu);
-}
-
-/* Renders and waits; *f must be released by the caller (it owns the image). */
-static const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln_future **f) {
-  KT_CODE(kiln_render_submit(c->r, fc, f), KILN_OK);
-  void *v = NULL;
-  int rc = kiln_future_result(*f, -1, &v);
-  if (rc) {
-    const char *m = NULL;
-    kiln_future_error(*f, 0, &m);
-    KT_FAIL("frame failed: %s: %s", kiln_err_name(rc), m ? m : "");
-  }
-  return v;
-}
-
-/* Pixels whose 3x3 neighbourhood's centre rays all hit object id: jittered samples stay on it. */
-static bool interior(const kiln_image *img, int x, int y, uint32_t id) {
-  int w = kiln_image_width(img), h = kiln_image_height(img);
-  for (int dy = -1; dy <= 1; dy++)
-    for (int dx = -1; dx <= 1; dx++) {
-      int xx = x + dx, yy = y + dy;
-      if (xx < 0 || yy < 0 || xx >= w || yy >= h) return false;
-      if (kiln_image_object_id(img)[yy * w + xx] != id) return false;
-    }
-  return true;
-}
+#include "render_test_util.h"
 
 /* ---- furnace ------------------------------------------------------------------------------- */
 
@@ -168,9 +72,13 @@ static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, doubl
   *se = sqrt(var > 0 ? var / *n : 0);
 }
 
-/* A conductor of F0 = 1 (rough) and a clear dielectric in a uniform environment of radiance 1
- * reflect at most what they receive: the mean over the sphere is <= 1 within 4 standard errors.
- * The conductor's every sample is <= 1 (single scattering off a convex object: weight F G2/G1). */
+/* A conductor of F0 = 1 (rough) and a clear dielectric in a uniform environment of radiance 1.
+ * The conductor's every sample is <= 1 (single scattering off a convex object: weight F G2/G1).
+ * The dielectric is a white furnace: a smooth clear sphere absorbs nothing, and with Cycles'
+ * convention (no 1/eta^2 on refraction, see test_shading.c's dielectric_interface) every path
+ * that leaves it carries exactly 1, so the mean is 1 within 4 standard errors, both ways (the only
+ * variance is Russian roulette's; a path cut by max_bounces inside the glass is far rarer than
+ * the tolerance). */
 TEST(energy_conservation) {
   kiln__scene s = base_scene();
   add_material(&s, (kiln__material){.type = KILN__MAT_CONDUCTOR, .albedo = {1, 1, 1}, .roughness = 0.6f});
@@ -195,23 +103,13 @@ TEST(energy_conservation) {
   KT_TRUE(mean > 0.5);  /* GGX single scattering loses some energy at this roughness, not half */
   sphere_stats(img, 2, &mean, &se, &maxv, &n);
   KT_TRUE(n > 20);
-  if (mean > 1 + 4 * se + 1e-6) KT_FAIL("dielectric mean %g > 1 + 4 * %g", mean, se);
-  if (mean < 0.9 - 4 * se) KT_FAIL("dielectric mean %g: energy lost", mean);
+  fprintf(stderr, "dielectric furnace: mean %.6f, se %.6f\n", mean, se);
+  if (fabs(mean - 1) > 4 * se + 1e-5) KT_FAIL("dielectric mean %g, want 1 (se %g)", mean, se);
   kiln_future_release(f);
   close_ctx(&c);
 }
 
 /* ---- Cornell box --------------------------------------------------------------------------- */
-
-static char *repo_path(const char *rel) {
-  const char *me = __FILE__; /* <repo>/tests/render/test_render.c */
-  const char *cut = strstr(me, "tests/render/test_render.c");
-  size_t n = cut ? (size_t)(cut - me) : 0;
-  char *p = malloc(n + strlen(rel) + 1);
-  memcpy(p, me, n);
-  strcpy(p + n, rel);
-  return p;
-}
 
 /* Per-channel mean of Blender's 1024-spp 256x256 reference (ref_256x256_1024spp.pfm of
  * ../shared/anchors/cornell), computed from the file; its own noise is negligible here. */

@@ -1,0 +1,248 @@
+/* render_pack.c: a kiln__scene and its BVH flattened into pathtrace.comp's storage buffers
+ * (render_internal.h names them). Layouts (std430, 4-byte words):
+ *
+ *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
+ *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
+ *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none)
+ *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), area CDF, area, 0
+ *   GLOBALS  20: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
+ *                env top, total emitter area | has normals, has uv, env texture (~0), map
+ *                distribution present | cos, sin of the map's rotation, env pick probability, 0
+ *   ATTR     16 per triangle (only when the scene has shading normals or uv): n0, n1, n2, uv0,
+ *                uv1, uv2, 0
+ *   TEXINFO   4 per texture: first float in TEXELS, width, height, 0
+ *   TEXELS   3 per texel, every texture one after the other
+ *   ENVDIST  (map only) H row CDF values, then H rows of W column CDF values, then the W*H pixel
+ *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
+ *
+ * Lights are picked by area (triangles uniformly on their area, spheres by the cone they
+ * subtend); the environment is picked with probability 1/2 when there are lights too, 1 alone,
+ * 0 when it is black. CDFs are summed in double and end exactly at 1. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/error.h"
+#include "render_internal.h"
+
+static const double PI_D = 3.14159265358979323846;
+
+static float ubits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+void kiln__render_pack_free(kiln__render_buffers *p) {
+  for (int i = 0; i < KILN__RB_COUNT; i++) free(p->data[i]), p->data[i] = NULL;
+}
+
+static double luminance(const float *c) { return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; }
+
+static double tri_area(const float *v) {
+  double e1[3], e2[3];
+  for (int c = 0; c < 3; c++) e1[c] = v[3 + c] - v[c], e2[c] = v[6 + c] - v[c];
+  double cx = e1[1] * e2[2] - e1[2] * e2[1], cy = e1[2] * e2[0] - e1[0] * e2[2],
+         cz = e1[0] * e2[1] - e1[1] * e2[0];
+  return 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
+}
+
+static bool emissive(const kiln__scene *s, uint32_t mat) {
+  return s->materials[mat].type == KILN__MAT_EMISSIVE;
+}
+
+/* LIGHTS, and each emissive sphere's pick probability into SPHERES; the total area. */
+static double pack_lights(const kiln__scene *s, float *l, float *sp, size_t nl, double penv) {
+  double total = 0;
+  size_t k = 0;
+  for (size_t i = 0; i < s->ntris + s->nspheres; i++) {
+    bool tri = i < s->ntris;
+    const kiln__sphere *q = tri ? NULL : &s->spheres[i - s->ntris];
+    if (!emissive(s, tri ? s->tri_material[i] : q->material)) continue;
+    double area = tri ? tri_area(s->pos + 9 * i) : 4 * PI_D * (double)q->radius * q->radius;
+    total += area;
+    l[4 * k] = ubits((uint32_t)i);
+    l[4 * k + 1] = (float)total;
+    l[4 * k + 2] = (float)area;
+    k++;
+  }
+  /* normalised as before spheres were lights (the float cumulative sum over the double total),
+   * so that scenes without emissive spheres keep their bits */
+  for (size_t j = 0; j < nl; j++) {
+    l[4 * j + 1] = j + 1 == nl ? 1.0f : (float)(l[4 * j + 1] / total);
+    uint32_t prim;
+    memcpy(&prim, &l[4 * j], 4);
+    if (prim >= s->ntris) sp[8 * (prim - s->ntris) + 7] = (float)((1 - penv) * l[4 * j + 2] / total);
+  }
+  return total;
+}
+
+/* Whether the environment sends any light (then NEE samples it). */
+static bool env_lit(const kiln__scene *s) {
+  const kiln__environment *e = &s->env;
+  if (!(e->intensity > 0)) return false;
+  if (e->type == KILN__ENV_MAP) return e->texture >= 0; /* a black map: its distribution is empty */
+  for (int c = 0; c < 3; c++)
+    if (e->color[c] > 0 || (e->type == KILN__ENV_GRADIENT && e->top[c] > 0)) return true;
+  return false;
+}
+
+/* The largest luminance of texel (x, y) and its 8 neighbours (wrapping in x, clamped in y): the
+ * bilinear lookup over pixel (x, y) blends exactly those, so a distribution built on it gives
+ * every direction with light a density in proportion (no fireflies at a bright texel's fringe). */
+static double lum_max3(const kiln__texture *t, size_t x, size_t y) {
+  size_t w = (size_t)t->width, h = (size_t)t->height;
+  double m = 0;
+  for (int dy = -1; dy <= 1; dy++) {
+    if ((dy < 0 && y == 0) || (dy > 0 && y + 1 == h)) continue;
+    for (int dx = -1; dx <= 1; dx++) {
+      size_t xx = (x + w + (size_t)(dx + 1) - 1) % w, yy = y + (size_t)(dy + 1) - 1;
+      double l = luminance(t->rgb + 3 * (yy * w + xx));
+      if (l > m) m = l;
+    }
+  }
+  return m;
+}
+
+/* ENVDIST for texture t (W x H); *lit false when the map is black (nothing to sample). 0 or
+ * KILN_ENOMEM. */
+static int pack_envdist(const kiln__texture *t, float *d, bool *lit) {
+  size_t w = (size_t)t->width, h = (size_t)t->height;
+  float *rows = d, *cols = d + h, *pmf = d + h + w * h;
+  double total = 0;
+  double *rowsum = malloc(h * sizeof *rowsum);
+  *lit = false;
+  if (!rowsum) return KILN_ENOMEM;
+  for (size_t y = 0; y < h; y++) {
+    double st = sin(PI_D * ((double)y + 0.5) / (double)h), run = 0;
+    for (size_t x = 0; x < w; x++) {
+      double f = lum_max3(t, x, y) * st;
+      run += f;
+      pmf[y * w + x] = (float)f;
+      cols[y * w + x] = (float)run;
+    }
+    for (size_t x = 0; x < w; x++)
+      cols[y * w + x] = run > 0 ? (x + 1 == w ? 1.0f : (float)(cols[y * w + x] / run))
+                                : (float)(x + 1) / (float)w;
+    rowsum[y] = run;
+    total += run;
+  }
+  double run = 0;
+  for (size_t y = 0; y < h; y++) {
+    run += rowsum[y];
+    rows[y] = y + 1 == h ? 1.0f : (float)(run / total);
+  }
+  free(rowsum);
+  if (!(total > 0)) return 0;
+  for (size_t i = 0; i < w * h; i++) pmf[i] = (float)(pmf[i] / total);
+  *lit = true;
+  return 0;
+}
+
+static void pack_tris(const kiln__scene *s, float *t, float *attr) {
+  for (size_t i = 0; i < s->ntris; i++) {
+    const float *v = s->pos + 9 * i;
+    uint32_t ids[3] = {s->tri_material[i], s->tri_object ? s->tri_object[i] : 0,
+                       s->tri_instance ? s->tri_instance[i] : 0};
+    for (int k = 0; k < 3; k++) {
+      memcpy(t + 12 * i + 4 * k, v + 3 * k, 12);
+      t[12 * i + 4 * k + 3] = ubits(ids[k]);
+    }
+    if (!attr) continue;
+    if (s->nrm) memcpy(attr + 16 * i, s->nrm + 9 * i, 36);
+    if (s->uv) memcpy(attr + 16 * i + 9, s->uv + 6 * i, 24);
+  }
+}
+
+static void pack_materials(const kiln__scene *s, float *m) {
+  for (size_t i = 0; i < s->nmaterials; i++) {
+    const kiln__material *q = &s->materials[i];
+    memcpy(m + 12 * i, q->albedo, 12);
+    m[12 * i + 3] = ubits((uint32_t)q->type);
+    memcpy(m + 12 * i + 4, q->emission, 12);
+    m[12 * i + 7] = q->roughness;
+    m[12 * i + 8] = q->ior;
+    m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : UINT32_MAX);
+  }
+}
+
+static void pack_spheres(const kiln__scene *s, float *sp) {
+  for (size_t i = 0; i < s->nspheres; i++) {
+    const kiln__sphere *q = &s->spheres[i];
+    memcpy(sp + 8 * i, q->center, 12);
+    sp[8 * i + 3] = q->radius;
+    uint32_t ids[3] = {q->material, q->object_id, q->instance_id};
+    memcpy(sp + 8 * i + 4, ids, 12);
+  }
+}
+
+static void pack_textures(const kiln__scene *s, uint32_t *info, float *texels) {
+  size_t off = 0;
+  for (size_t i = 0; i < s->ntextures; i++) {
+    const kiln__texture *t = &s->textures[i];
+    size_t n = (size_t)t->width * (size_t)t->height * 3;
+    info[4 * i] = (uint32_t)off, info[4 * i + 1] = (uint32_t)t->width;
+    info[4 * i + 2] = (uint32_t)t->height;
+    memcpy(texels + off, t->rgb, n * sizeof(float));
+    off += n;
+  }
+}
+
+int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
+  memset(p, 0, sizeof *p);
+  size_t nl = 0, ntexels = 0;
+  for (size_t i = 0; i < s->ntris; i++) nl += emissive(s, s->tri_material[i]);
+  for (size_t i = 0; i < s->nspheres; i++) nl += emissive(s, s->spheres[i].material);
+  for (size_t i = 0; i < s->ntextures; i++)
+    ntexels += (size_t)s->textures[i].width * (size_t)s->textures[i].height;
+  if (ntexels > UINT32_MAX / 3) return KILN_ENOMEM; /* offsets are 32-bit in the shader */
+  const kiln__texture *envt = s->env.type == KILN__ENV_MAP && s->env.texture >= 0
+                                  ? &s->textures[s->env.texture] : NULL;
+  size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
+  bool attr = s->nrm || s->uv;
+  size_t bytes[KILN__RB_COUNT] = {
+      [KILN__RB_NODES] = b->nnodes * 32,        [KILN__RB_PRIMS] = b->nprims * 4,
+      [KILN__RB_TRIS] = s->ntris * 48,          [KILN__RB_SPHERES] = s->nspheres * 32,
+      [KILN__RB_MATS] = s->nmaterials * 48,     [KILN__RB_LIGHTS] = nl * 16,
+      [KILN__RB_GLOBALS] = 80,                  [KILN__RB_ATTR] = attr ? s->ntris * 64 : 0,
+      [KILN__RB_TEXINFO] = s->ntextures * 16,   [KILN__RB_TEXELS] = ntexels * 12,
+      [KILN__RB_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0};
+  for (int i = 0; i < KILN__RB_COUNT; i++) {
+    if (i == KILN__RB_ACCUM || i == KILN__RB_AOV) continue;
+    p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
+    p->data[i] = calloc(1, p->size[i]);
+    if (!p->data[i]) {
+      kiln__render_pack_free(p);
+      return KILN_ENOMEM;
+    }
+  }
+  memcpy(p->data[KILN__RB_NODES], b->nodes, b->nnodes * 32);
+  memcpy(p->data[KILN__RB_PRIMS], b->prims, b->nprims * 4);
+  pack_tris(s, p->data[KILN__RB_TRIS], attr ? p->data[KILN__RB_ATTR] : NULL);
+  pack_spheres(s, p->data[KILN__RB_SPHERES]);
+  pack_materials(s, p->data[KILN__RB_MATS]);
+  pack_textures(s, p->data[KILN__RB_TEXINFO], p->data[KILN__RB_TEXELS]);
+  bool dist = false;
+  if (envt && pack_envdist(envt, p->data[KILN__RB_ENVDIST], &dist)) {
+    kiln__render_pack_free(p);
+    return KILN_ENOMEM;
+  }
+  double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 ? 0.5 : 1;
+  double total = pack_lights(s, p->data[KILN__RB_LIGHTS], p->data[KILN__RB_SPHERES], nl, penv);
+
+  uint32_t *g = p->data[KILN__RB_GLOBALS];
+  float *gf = p->data[KILN__RB_GLOBALS];
+  g[0] = (uint32_t)s->ntris, g[1] = (uint32_t)s->nspheres, g[2] = (uint32_t)nl;
+  g[3] = (uint32_t)s->env.type;
+  for (int c = 0; c < 3; c++) {
+    gf[4 + c] = envt ? s->env.intensity : s->env.color[c] * s->env.intensity;
+    gf[8 + c] = s->env.top[c] * s->env.intensity;
+  }
+  gf[11] = (float)total;
+  g[12] = s->nrm != NULL, g[13] = s->uv != NULL;
+  g[14] = envt ? (uint32_t)s->env.texture : UINT32_MAX;
+  g[15] = dist;
+  double rot = s->env.rotation_deg * PI_D / 180;
+  gf[16] = (float)cos(rot), gf[17] = (float)sin(rot), gf[18] = (float)penv;
+  return 0;
+}

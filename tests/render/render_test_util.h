@@ -1,0 +1,159 @@
+/* render_test_util.h: scenes built in code, one renderer on one lavapipe device, and rendering
+ * a frame to completion, for the render tests (each test file includes it once). */
+#ifndef KILN_RENDER_TEST_UTIL_H
+#define KILN_RENDER_TEST_UTIL_H
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/gpu_test_util.h"
+#include "kiln/render.h"
+#include "kiln/scene.h"
+#include "scene_data.h"
+
+/* ---- scene building ------------------------------------------------------------------------ */
+
+static inline kiln__scene base_scene(void) {
+  kiln__scene s = {0};
+  s.env.type = KILN__ENV_CONSTANT;
+  s.env.intensity = 1;
+  s.env.texture = -1;
+  s.camera.type = KILN__CAM_PINHOLE;
+  float pos[3] = {0, 0, -4}, at[3] = {0, 0, 0}, up[3] = {0, 1, 0};
+  memcpy(s.camera.position, pos, 12), memcpy(s.camera.look_at, at, 12), memcpy(s.camera.up, up, 12);
+  s.camera.vfov_deg = 40;
+  s.settings = (kiln__settings){.width = 24, .height = 24, .spp = 8, .max_bounces = 8, .seed = 1};
+  return s;
+}
+
+static inline void add_material(kiln__scene *s, kiln__material m) {
+  s->materials = realloc(s->materials, (s->nmaterials + 1) * sizeof m);
+  m.texture = -1;
+  s->materials[s->nmaterials++] = m;
+}
+
+static inline void add_sphere(kiln__scene *s, float x, float y, float z, float r, uint32_t mat, uint32_t id) {
+  s->spheres = realloc(s->spheres, (s->nspheres + 1) * sizeof *s->spheres);
+  s->spheres[s->nspheres++] = (kiln__sphere){{x, y, z}, r, mat, id, id};
+}
+
+/* Two triangles v0 v1 v2, v0 v2 v3, with per-corner uv and shading normals (each may be NULL:
+ * zeros, and the face's geometric normal). Once any quad has uv (normals), every triangle does. */
+static inline void add_quad_attr(kiln__scene *s, const float v[4][3], const float (*uv)[2],
+                                 const float (*nrm)[3], uint32_t mat, uint32_t id) {
+  size_t n = s->ntris;
+  s->pos = realloc(s->pos, (n + 2) * 9 * sizeof(float));
+  s->tri_material = realloc(s->tri_material, (n + 2) * 4);
+  s->tri_object = realloc(s->tri_object, (n + 2) * 4);
+  s->tri_instance = realloc(s->tri_instance, (n + 2) * 4);
+  if (uv && !s->uv) s->uv = calloc(6 * n + 1, sizeof(float));
+  if (nrm && !s->nrm) {
+    s->nrm = calloc(9 * n + 1, sizeof(float));
+    for (size_t t = 0; t < n; t++) {
+      const float *p = s->pos + 9 * t;
+      float e1[3], e2[3], c[3];
+      for (int k = 0; k < 3; k++) e1[k] = p[3 + k] - p[k], e2[k] = p[6 + k] - p[k];
+      c[0] = e1[1] * e2[2] - e1[2] * e2[1], c[1] = e1[2] * e2[0] - e1[0] * e2[2], c[2] = e1[0] * e2[1] - e1[1] * e2[0];
+      float l = sqrtf(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
+      for (int k = 0; k < 9; k++) s->nrm[9 * t + k] = c[k % 3] / l;
+    }
+  }
+  if (s->uv) s->uv = realloc(s->uv, (n + 2) * 6 * sizeof(float));
+  if (s->nrm) s->nrm = realloc(s->nrm, (n + 2) * 9 * sizeof(float));
+  int idx[6] = {0, 1, 2, 0, 2, 3};
+  float e1[3], e2[3], g[3];
+  for (int k = 0; k < 3; k++) e1[k] = v[1][k] - v[0][k], e2[k] = v[2][k] - v[0][k];
+  g[0] = e1[1] * e2[2] - e1[2] * e2[1], g[1] = e1[2] * e2[0] - e1[0] * e2[2], g[2] = e1[0] * e2[1] - e1[1] * e2[0];
+  float gl = sqrtf(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
+  for (int i = 0; i < 6; i++) {
+    memcpy(s->pos + 9 * n + 3 * i, v[idx[i]], 12);
+    if (s->uv) {
+      s->uv[6 * n + 2 * i] = uv ? uv[idx[i]][0] : 0;
+      s->uv[6 * n + 2 * i + 1] = uv ? uv[idx[i]][1] : 0;
+    }
+    if (s->nrm)
+      for (int k = 0; k < 3; k++) s->nrm[9 * n + 3 * i + k] = nrm ? nrm[idx[i]][k] : g[k] / gl;
+  }
+  for (int t = 0; t < 2; t++) s->tri_material[n + t] = mat, s->tri_object[n + t] = id, s->tri_instance[n + t] = id;
+  s->ntris += 2;
+}
+
+static inline void add_quad(kiln__scene *s, const float v[4][3], uint32_t mat, uint32_t id) {
+  add_quad_attr(s, v, NULL, NULL, mat, id);
+}
+
+/* Appends a texture of w x h linear RGB texels (copied); its index. */
+static inline int32_t add_texture(kiln__scene *s, int32_t w, int32_t h, const float *rgb) {
+  s->textures = realloc(s->textures, (s->ntextures + 1) * sizeof *s->textures);
+  float *c = malloc((size_t)w * (size_t)h * 3 * sizeof(float));
+  memcpy(c, rgb, (size_t)w * (size_t)h * 3 * sizeof(float));
+  s->textures[s->ntextures] = (kiln__texture){w, h, c};
+  return (int32_t)s->ntextures++;
+}
+
+typedef struct ctx {
+  kiln_gpu *gpu;
+  kiln_gpu_device *dev;
+  kiln_renderer *r;
+  kiln_scene *scene;
+} ctx;
+
+static inline ctx open_ctx(kiln__scene *s, kiln_pool *pool) {
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  if (s) {
+    c.scene = kiln__scene_wrap(s);
+    KT_TRUE(c.scene != NULL);
+  }
+  kiln_render_config rc;
+  kiln_render_config_default(&rc);
+  rc.pool = pool;
+  KT_CODE(kiln_render_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
+  return c;
+}
+
+static inline void close_ctx(ctx *c) {
+  kiln_render_destroy(c->r);
+  kiln_scene_destroy(c->scene);
+  kiln_gpu_device_close(c->dev);
+  tg_finish(c->gpu);
+}
+
+/* Renders and waits; *f must be released by the caller (it owns the image). */
+static inline const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln_future **f) {
+  KT_CODE(kiln_render_submit(c->r, fc, f), KILN_OK);
+  void *v = NULL;
+  int rc = kiln_future_result(*f, -1, &v);
+  if (rc) {
+    const char *m = NULL;
+    kiln_future_error(*f, 0, &m);
+    KT_FAIL("frame failed: %s: %s", kiln_err_name(rc), m ? m : "");
+  }
+  return v;
+}
+
+/* Pixels whose 3x3 neighbourhood's centre rays all hit object id: jittered samples stay on it. */
+static inline bool interior(const kiln_image *img, int x, int y, uint32_t id) {
+  int w = kiln_image_width(img), h = kiln_image_height(img);
+  for (int dy = -1; dy <= 1; dy++)
+    for (int dx = -1; dx <= 1; dx++) {
+      int xx = x + dx, yy = y + dy;
+      if (xx < 0 || yy < 0 || xx >= w || yy >= h) return false;
+      if (kiln_image_object_id(img)[yy * w + xx] != id) return false;
+    }
+  return true;
+}
+
+static inline char *repo_path(const char *rel) {
+  const char *me = __FILE__; /* <repo>/tests/render/render_test_util.h */
+  const char *cut = strstr(me, "tests/render/");
+  size_t n = cut ? (size_t)(cut - me) : 0;
+  char *p = malloc(n + strlen(rel) + 1);
+  memcpy(p, me, n);
+  strcpy(p + n, rel);
+  return p;
+}
+
+#endif
