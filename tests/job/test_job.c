@@ -863,3 +863,65 @@ TEST(cornell_examples_load) {
   }
   kiln_job_destroy(job);
 }
+
+/* Every ```json block of docs/JOBS.md is a job that loads (with the ```json scene block as
+ * scene.json and the last ```jsonl block as list.jsonl), every ```jsonl block a list that loads,
+ * and every frame of each expands and its scene loads. */
+static int expand_all(kiln_job *job, const char *what) {
+  kiln_job_frame fr;
+  kiln_scene_error e;
+  char buf[2048];
+  int n = 0, rc;
+  while ((rc = kiln_job_next(job, &fr, &e)) == 0) {
+    kiln_scene *s = NULL;
+    if ((rc = kiln_job_frame_scene(job, &fr, &e, &s)))
+      KT_FAIL("%s: %s: %s", what, fr.where, kiln_scene_error_format(&e, buf, sizeof buf));
+    kiln_scene_destroy(s);
+    kiln_job_frame_clear(&fr);
+    n++;
+  }
+  KT_CODE(rc, KILN_EEOF);
+  KT_EQ((uint64_t)n, kiln_job_count(job));
+  return n;
+}
+
+TEST(every_documented_example_loads) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/../../docs/JOBS.md", st_src_dir());
+  char *md = st_read_file(path, NULL);
+  jt_setup();
+  int jobs = 0, lists = 0, scenes = 0, line = 1;
+  for (char *p = md; (p = strstr(p, "\n```")) != NULL;) {
+    char *info = p + 4, *eol = strchr(info, '\n');
+    if (!eol) break;
+    line = 1;
+    for (char *q = md; q <= p; q++) line += *q == '\n';
+    char *body = eol + 1, *close = strstr(body, "\n```");
+    if (!close) KT_FAIL("JOBS.md: unterminated block at line %d", line);
+    *close = '\0';
+    *eol = '\0';
+    char what[64];
+    snprintf(what, sizeof what, "JOBS.md block at line %d", line);
+    if (strcmp(info, "json scene") == 0) {
+      st_write(jt_dir, "scene.json", body, (size_t)-1);
+      scenes++;
+    } else if (strcmp(info, "jsonl") == 0) {
+      kiln_job *job = jt_load("list.jsonl", body);
+      KT_TRUE(expand_all(job, what) > 0);
+      kiln_job_destroy(job);
+      lists++;
+    } else if (strcmp(info, "json") == 0) {
+      kiln_job *job = jt_load("job.json", body);
+      KT_TRUE(expand_all(job, what) > 0);
+      kiln_job_destroy(job);
+      jobs++;
+    }
+    p = close + 1;
+    if (*p == '`') p += 3; /* past the closing fence */
+  }
+  KT_EQ(scenes, 1);
+  KT_EQ(jobs, 9); /* the number of ```json blocks in JOBS.md: update with it */
+  KT_EQ(lists, 1);
+  free(md);
+  st_tmp_cleanup();
+}
