@@ -475,7 +475,7 @@ void main() {
       }
       if (depth >= max_bounces + 1u) break;  // this vertex only collected emission
       vec3 n = front ? s.n : -s.n;  // geometric, on wo's side: offsets and side tests
-      vec3 ns = front ? s.ns : -s.ns;  // shading, on the same side of the surface as n
+      vec3 ns = dot(s.ns, n) >= 0.0 ? s.ns : -s.ns;  // shading, on n's side (whatever the winding)
       if (dot(ns, wo) <= 0.0) ns = n;  // wo below the shading hemisphere: shade flat
       vec3 p = s.p + n * EPS * max(1.0, length(s.p));
       vec3 alb = albedo_at(m, s.uv);
