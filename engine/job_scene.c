@@ -11,6 +11,7 @@
  *
  * Threads: only reads the job (its scene document and names), so any number of calls may run at
  * once, alongside kiln_job_next. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,7 @@ static void rename_path(const kiln_job *job, char *path, size_t cap) {
 }
 
 int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err, kiln_scene **out) {
+  assert(job && fr && out);
   kiln_scene_error dummy;
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);

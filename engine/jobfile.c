@@ -13,6 +13,7 @@
  * Threads: kiln_job_next and kiln_job_rewind change the iteration state and must not run
  * concurrently for one job; everything else only reads the job (struct kiln_job in jobfile.h). */
 #define _POSIX_C_SOURCE 200809L
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,7 @@ kiln_format kiln_job_format(const kiln_job *job) { return job->format; }
 uint64_t kiln_job_count(const kiln_job *job) { return job->count; }
 
 int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
+  assert(job && fr);
   kiln_scene_error dummy;
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
@@ -412,6 +414,7 @@ int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
 }
 
 int kiln_job_rewind(kiln_job *job) {
+  assert(job);
   job->next = 0, job->lineno = 0;
   job->next_image = job->images;
   if (job->list) {
