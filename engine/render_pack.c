@@ -3,10 +3,11 @@
  *
  *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
  *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
- *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none)
- *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), area CDF, area, 0
+ *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none),
+ *                luminance relative to the brightest emitter's (emissive only), 0
+ *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight, 0
  *   GLOBALS  20: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
- *                env top, total emitter area | has normals, has uv, env texture (~0), map
+ *                env top, total emitter weight | has normals, has uv, env texture (~0), map
  *                distribution present | cos, sin of the map's rotation, env pick probability, 0
  *   ATTR     16 per triangle (only when the scene has shading normals or uv): n0, n1, n2, uv0,
  *                uv1, uv2, 0
@@ -15,8 +16,8 @@
  *   ENVDIST  (map only) H row CDF values, then H rows of W column CDF values, then the W*H pixel
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
  *
- * Lights are picked by area (triangles uniformly on their area, spheres by the cone they
- * subtend); the environment is picked with probability 1/2 when there are lights too, 1 alone,
+ * Emitters are picked in proportion to their power: area times relative luminance (then
+ * triangles uniformly on their area, spheres by the cone they subtend); the environment is picked with probability 1/2 when there are lights too, 1 alone,
  * 0 when it is black. CDFs are summed in double and end exactly at 1. */
 #include <math.h>
 #include <stdlib.h>
@@ -51,23 +52,28 @@ static bool emissive(const kiln__scene *s, uint32_t mat) {
   return s->materials[mat].type == KILN__MAT_EMISSIVE;
 }
 
-/* LIGHTS, and each emissive sphere's pick probability into SPHERES; the total area. */
-static double pack_lights(const kiln__scene *s, float *l, float *sp, size_t nl, double penv) {
+/* LIGHTS, and each emissive sphere's pick probability into SPHERES; the total weight. An
+ * emitter's weight is its area times its material's relative luminance (as packed in MATS). */
+static double pack_lights(const kiln__scene *s, const float *mats, float *l, float *sp, size_t nl,
+                          double penv) {
   double total = 0;
   size_t k = 0;
   for (size_t i = 0; i < s->ntris + s->nspheres; i++) {
     bool tri = i < s->ntris;
     const kiln__sphere *q = tri ? NULL : &s->spheres[i - s->ntris];
     if (!emissive(s, tri ? s->tri_material[i] : q->material)) continue;
-    double area = tri ? tri_area(s->pos + 9 * i) : 4 * PI_D * (double)q->radius * q->radius;
+    uint32_t mat = tri ? s->tri_material[i] : q->material;
+    double area = (tri ? tri_area(s->pos + 9 * i) : 4 * PI_D * (double)q->radius * q->radius) *
+                  (double)mats[12 * mat + 10];
     total += area;
     l[4 * k] = ubits((uint32_t)i);
     l[4 * k + 1] = (float)total;
     l[4 * k + 2] = (float)area;
     k++;
   }
-  /* normalised as before spheres were lights (the float cumulative sum over the double total),
-   * so that scenes without emissive spheres keep their bits */
+  /* normalised as before spheres were lights and power weighted the pick (the float cumulative
+   * sum over the double total), so that scenes of alike emitters and no emissive sphere keep
+   * their bits */
   for (size_t j = 0; j < nl; j++) {
     l[4 * j + 1] = j + 1 == nl ? 1.0f : (float)(l[4 * j + 1] / total);
     uint32_t prim;
@@ -154,7 +160,13 @@ static void pack_tris(const kiln__scene *s, float *t, float *attr) {
   }
 }
 
+/* MATS. An emissive material's relative luminance is its luminance over the brightest emitter's:
+ * in (0, 1], and 1 exactly for the brightest, so emitters that are all alike weigh by area alone. */
 static void pack_materials(const kiln__scene *s, float *m) {
+  double mx = 0;
+  for (size_t i = 0; i < s->nmaterials; i++)
+    if (s->materials[i].type == KILN__MAT_EMISSIVE && luminance(s->materials[i].emission) > mx)
+      mx = luminance(s->materials[i].emission);
   for (size_t i = 0; i < s->nmaterials; i++) {
     const kiln__material *q = &s->materials[i];
     memcpy(m + 12 * i, q->albedo, 12);
@@ -163,6 +175,7 @@ static void pack_materials(const kiln__scene *s, float *m) {
     m[12 * i + 7] = q->roughness;
     m[12 * i + 8] = q->ior;
     m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : UINT32_MAX);
+    if (q->type == KILN__MAT_EMISSIVE && mx > 0) m[12 * i + 10] = (float)(luminance(q->emission) / mx);
   }
 }
 
@@ -228,7 +241,8 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
     return KILN_ENOMEM;
   }
   double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 ? 0.5 : 1;
-  double total = pack_lights(s, p->data[KILN__RB_LIGHTS], p->data[KILN__RB_SPHERES], nl, penv);
+  double total = pack_lights(s, p->data[KILN__RB_MATS], p->data[KILN__RB_LIGHTS],
+                             p->data[KILN__RB_SPHERES], nl, penv);
 
   uint32_t *g = p->data[KILN__RB_GLOBALS];
   float *gf = p->data[KILN__RB_GLOBALS];

@@ -5,8 +5,8 @@
 // Cycles' sharp glass), emissive (front face only). Albedos may be textured (bilinear, repeat).
 // Shading uses the interpolated vertex normals where the mesh has them; ray offsets and the
 // side tests use the geometric normal. Next-event estimation picks the environment (probability
-// in Globals) or an emitter by area: a triangle sampled uniformly on its area, a sphere uniformly
-// in the cone it subtends; the environment by the map's luminance distribution (marginal row CDF,
+// in Globals) or an emitter by power (area times luminance): a triangle sampled uniformly on its
+// area, a sphere uniformly in the cone it subtends; the environment by the map's luminance distribution (marginal row CDF,
 // conditional column CDFs, Pharr et al., PBRT 3rd ed. 13.6.7 / 14.2.4) or uniformly on the sphere
 // (constant, gradient). Both are combined with BSDF sampling by the power heuristic (Veach 1997);
 // Russian roulette from the 4th vertex. max_bounces has Cycles' meaning: the emitters seen or
@@ -26,7 +26,9 @@ layout(local_size_x = 8, local_size_y = 8) in;
 struct Node { vec3 bmin; uint a; vec3 bmax; uint count; };
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
-struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };  // ior.y: texture (uint bits, ~0: none)
+struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
+// ior.y: texture (uint bits, ~0: none); ior.z (emissive): luminance relative to the brightest
+// emitter's, the factor of an emitter's area in its pick weight
 struct Light { uint prim; float cdf; float area; float pad; };  // prim: triangle, or ntris + sphere
 
 layout(std430, set = 0, binding = 0) readonly buffer Nodes { Node n[]; } nodes;
@@ -38,7 +40,7 @@ layout(std430, set = 0, binding = 5) readonly buffer Lights { Light l[]; } light
 layout(std430, set = 0, binding = 6) readonly buffer Globals {
   uint ntris, nspheres, nlights, env_type;
   vec4 env_color;  // xyz radiance (already scaled by intensity)
-  vec4 env_top;    // xyz; w: total emissive area
+  vec4 env_top;    // xyz; w: total pick weight of the emitters (area times relative luminance)
   uvec4 flags;     // has vertex normals, has uv, environment map texture (~0: none), map distribution present
   vec4 env_rot;    // cos, sin of the map's rotation about +y; probability that NEE picks the environment
 } g;
@@ -383,7 +385,8 @@ float light_pdf(uint tri, vec3 d, float t) {
   Tri T = tris.t[tri];
   vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
   float cosl = abs(dot(normalize(c), d));
-  return t * t / (max(cosl, 1e-8) * g.env_top.w) * (1.0 - g.env_rot.z);
+  float rel = mats.m[floatBitsToUint(T.v0.w)].ior.z;
+  return t * t / (max(cosl, 1e-8) * g.env_top.w) * rel * (1.0 - g.env_rot.z);
 }
 
 // 1 - cos of the half-angle of the cone that sphere S subtends from x; 0 when x is inside.
@@ -512,8 +515,9 @@ void main() {
             wi = toL / dist;
             float cosl = dot(ln, -wi);
             if (cosl > 0.0) {
-              lpdf = dist * dist / (cosl * g.env_top.w) * (1.0 - penv);
-              Le = mats.m[floatBitsToUint(T.v0.w)].emission_rough.xyz;
+              Material lm = mats.m[floatBitsToUint(T.v0.w)];
+              lpdf = dist * dist / (cosl * g.env_top.w) * lm.ior.z * (1.0 - penv);
+              Le = lm.emission_rough.xyz;
             }
           } else {  // uniform in the cone the sphere subtends (its visible, front side)
             Sphere S = spheres.s[lp - g.ntris];

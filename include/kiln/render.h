@@ -13,9 +13,8 @@
  * Supported: albedo textures, per-vertex shading normals, every environment kind (an
  * equirectangular map importance-sampled by its luminance), light sampling with MIS of emissive
  * triangles, emissive spheres and the environment; docs/SCENE.md says how each is interpreted.
- * Not yet supported: rough dielectrics (the dielectric is smooth), textures on anything but the
- * albedo, and light sampling by power rather than area (a dim large emitter is picked as often as
- * a bright one of the same area). */
+ * Not yet supported: rough dielectrics (the dielectric is smooth) and textures on anything but
+ * the albedo. */
 #ifndef KILN_RENDER_H
 #define KILN_RENDER_H
 
