@@ -14,8 +14,9 @@
 
 /* A diffuse sphere of albedo a in a uniform environment of radiance 1: every bounce off a convex
  * object escapes, so each sample of a pixel on the sphere is exactly a (a sample has zero
- * variance: the estimator is beta = albedo after the cosine-sampled bounce, times 1). The
- * tolerance is float rounding only; the background is exactly 1. */
+ * variance: the sky's light sample and the BSDF sample are both cosine-distributed, so MIS gives
+ * each weight 1/2 and each carries a, times 1, whatever the directions). The tolerance is float
+ * rounding only; the background is exactly 1. */
 TEST(furnace) {
   kiln__scene s = base_scene();
   add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.25f, 0.8f}});
