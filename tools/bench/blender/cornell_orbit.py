@@ -36,7 +36,8 @@ axis +y, e0 = +z and e1 = +x, and the anchor camera at (0.278, 0.273, -0.8) is a
 ("camera position rotated by yaw = (f-1) * 0.2 deg about +y through orbit_center"; its frame f is
 our frame f - 1). `--job FILE` reads all of this from a kiln job file (its "width", "height",
 "spp", animation "frames" and camera "orbit"; not its scene: this is always the anchor's box);
-options given on the command line win.
+options given on the command line win, and --frames N then renders the first N frames of the
+job's range (with the job's degrees per frame).
 
 Timing, machine-readable: one line per event on stdout, "@bench " followed by a JSON object:
     {"event": "start", "startup_s": S}       S: from the process launch (KILN_BENCH_T0, seconds
@@ -138,13 +139,16 @@ def resolve(a, camera):
     def pick(name, key, default):
         v = getattr(a, name)
         return v if v is not None else orbit.get(key, default)
+    # The job's range start..end (step), over which "degrees" is spread; --frames N renders its
+    # first N frames (without a job: the range 0..N-1).
     a.start, a.step, range_end = 0, 1, None
-    if a.frames is None and isinstance(frames, dict):
+    if isinstance(frames, dict):
         a.start, a.step = int(frames.get("start", 0)), int(frames.get("step", 1))
-        range_end = int(frames["end"])  # degrees spread over start..end, as kiln does
-        a.frames = (range_end - a.start) // a.step + 1
-    elif a.frames is None:
-        a.frames = int(frames) if frames is not None else 50
+        range_end = int(frames["end"])
+    elif frames is not None:
+        range_end = int(frames) - 1
+    if a.frames is None:
+        a.frames = (range_end - a.start) // a.step + 1 if range_end is not None else 50
     a.end = a.start + (a.frames - 1) * a.step  # the last frame rendered
     if range_end is None:
         range_end = a.end
@@ -165,8 +169,11 @@ def resolve(a, camera):
     a.e1 = cross(a.axis, a.e0)
     ha = dot(rel, a.axis)
     hor = [rel[i] - ha * a.axis[i] for i in range(3)]
-    if "elevation" in orbit:
-        sys.exit("cornell_orbit.py: the job's orbit gives 'elevation': not supported here")
+    if "elevation" in orbit:  # on a sphere about center (the job only)
+        r = orbit.get("radius", math.sqrt(dot(rel, rel)))
+        el = math.radians(orbit["elevation"])
+        a.radius = a.radius if a.radius is not None else r * math.cos(el)
+        a.height = a.height if a.height is not None else r * math.sin(el)
     a.radius = pick("radius", "radius", math.sqrt(dot(hor, hor)))
     a.height = pick("height", "height", ha)
     a.start_angle = pick("start_angle", "start_angle",

@@ -8,6 +8,9 @@
 # T is the wall time of the whole blender process (start-up, scene setup, every frame, exit);
 # S is the part from the launch to the first line of the script (Blender's own start-up).
 #
+# The cameras are those of kiln's orbit job, examples/cornell/orbit.json: its first N frames
+# (JOB=FILE for another job; JOB=none for the anchor's own 50-frame animation).
+#
 # Usage: run.sh N SIZE SPP [cornell_orbit.py options...]
 #   BOUNCES  max bounces (default 4)     THREADS  render threads (default: nproc)
 #   OUT      keep the frames and blender.log in this folder (default: a temporary folder, removed)
@@ -22,6 +25,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 blender=${BLENDER:-blender}
 bounces=${BOUNCES:-4}
 threads=${THREADS:-$(nproc)}
+job=${JOB:-$here/../../../examples/cornell/orbit.json}
+job_args=()
+if [ "$job" != none ]; then
+  [ -f "$job" ] || { echo "run.sh: no job file $job (JOB=none: the anchor's animation)" >&2; exit 1; }
+  job_args=(--job "$job")
+fi
 
 command -v "$blender" >/dev/null 2>&1 || {
   echo "run.sh: no $blender; install it with $here/install-blender" >&2
@@ -40,7 +49,7 @@ log=$out/blender.log
 t0=$(date +%s.%N)
 KILN_BENCH_T0=$t0 "$blender" -b --factory-startup -t "$threads" -P "$here/cornell_orbit.py" -- \
   --frames "$n" --size "$size" --spp "$spp" --bounces "$bounces" --threads "$threads" \
-  --out "$out" "$@" >"$log" 2>&1 || {
+  --out "$out" "${job_args[@]}" "$@" >"$log" 2>&1 || {
   tail -n 30 "$log" >&2
   echo "run.sh: blender failed (log above: $log)" >&2
   exit 1
@@ -64,6 +73,6 @@ awk -v n="$n" -v s="$size" -v spp="$spp" -v t0="$t0" -v t1="$t1" -v up="$startup
   t = t1 - t0
   printf "blender: %d frames %dx%d %dspp in %.2f s = %.2f images/s (start-up %.2f s)\n", n, s, s, spp, t, n / t, up
 }'
-awk -v n="$n" -v r="$render" -v st="$stats" -v su="$setup" 'BEGIN {
-  printf "blender: render only %.2f s = %.2f images/s; per frame min/median/max %s s; setup %.2f s\n", r, n / r, st, su
+awk -v n="$n" -v r="$render" -v st="$stats" -v su="$setup" -v job="$([ "$job" = none ] && echo "the anchor's animation" || echo "${JOB:-examples/cornell/orbit.json}")" 'BEGIN {
+  printf "blender: render only %.2f s = %.2f images/s; per frame min/median/max %s s; setup %.2f s; orbit: %s\n", r, n / r, st, su, job
 }'
