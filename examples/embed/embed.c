@@ -20,9 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Frame 0 is the scene's camera, on the -z side looking along +z; later frames turn about +y. */
 static const float ORBIT_CENTER[3] = {0.278f, 0.273f, 0.2796f}; /* the camera looks here */
 static const float ORBIT_RADIUS = 1.0796f;                      /* distance in the x-z plane */
-static const float ORBIT_DEG_PER_FRAME = 0.2f;                  /* frame 0 looks along +z */
+static const float ORBIT_DEG_PER_FRAME = 0.2f;
 static const float ORBIT_VFOV_DEG = 39.30765f;
 
 typedef struct options {
@@ -151,6 +152,8 @@ static int collect_frames(kiln_future **fs, const options *o, const kiln_scene_i
   return rc == KILN_EEOF ? 0 : rc; /* KILN_EEOF: every frame was yielded */
 }
 
+/* Uploads the scene to dev, renders and writes every frame, and waits for all of them (also after
+ * an error: the renderer may only be destroyed once no frame is in flight). */
 static int render(const options *o, kiln_scene *scene, kiln_pool *pool, kiln_gpu_device *dev) {
   kiln_scene_info info;
   kiln_scene_get_info(scene, &info);
