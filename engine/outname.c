@@ -118,6 +118,19 @@ int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *ou
   return 0;
 }
 
+void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out) {
+  int tw = w / f > 0 ? w / f : 1, th = h / f > 0 ? h / f : 1;
+  for (int y = 0; y < th; y++)
+    for (int x = 0; x < tw; x++)
+      for (int c = 0; c < 3; c++) {
+        unsigned sum = 0, cnt = 0;
+        for (int dy = 0; dy < f && y * f + dy < h; dy++)
+          for (int dx = 0; dx < f && x * f + dx < w; dx++, cnt++)
+            sum += rgb[((size_t)(y * f + dy) * (size_t)w + (size_t)(x * f + dx)) * 3 + (size_t)c];
+        out[((size_t)y * (size_t)tw + (size_t)x) * 3 + (size_t)c] = (uint8_t)((sum + cnt / 2) / cnt);
+      }
+}
+
 int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, int thumb,
                         int columns, uint8_t **out, int *out_w, int *out_h) {
   *out = NULL, *out_w = *out_h = 0;
@@ -129,22 +142,20 @@ int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, in
   int rows = (int)((n + (size_t)cols - 1) / (size_t)cols);
   const int gap = 2;
   int W = cols * tw + (cols + 1) * gap, H = rows * th + (rows + 1) * gap;
-  uint8_t *sheet = malloc((size_t)W * (size_t)H * 3);
-  if (!sheet) return KILN_ENOMEM;
+  uint8_t *sheet = malloc((size_t)W * (size_t)H * 3), *t = malloc((size_t)tw * (size_t)th * 3);
+  if (!sheet || !t) {
+    free(sheet), free(t);
+    return KILN_ENOMEM;
+  }
   memset(sheet, 32, (size_t)W * (size_t)H * 3);
   for (size_t i = 0; i < n; i++) {
     int ox = gap + (int)(i % (size_t)cols) * (tw + gap), oy = gap + (int)(i / (size_t)cols) * (th + gap);
+    kiln__box_downscale(images[i], w, h, f, t);
     for (int y = 0; y < th; y++)
-      for (int x = 0; x < tw; x++)
-        for (int c = 0; c < 3; c++) {
-          unsigned sum = 0;
-          for (int dy = 0; dy < f; dy++)
-            for (int dx = 0; dx < f; dx++)
-              sum += images[i][((size_t)(y * f + dy) * (size_t)w + (size_t)(x * f + dx)) * 3 + (size_t)c];
-          sheet[((size_t)(oy + y) * (size_t)W + (size_t)(ox + x)) * 3 + (size_t)c] =
-              (uint8_t)((sum + (unsigned)(f * f) / 2) / (unsigned)(f * f));
-        }
+      memcpy(sheet + ((size_t)(oy + y) * (size_t)W + (size_t)ox) * 3, t + (size_t)y * (size_t)tw * 3,
+             (size_t)tw * 3);
   }
+  free(t);
   *out = sheet, *out_w = W, *out_h = H;
   return 0;
 }

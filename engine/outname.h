@@ -33,4 +33,8 @@ int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *ou
 int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, int thumb,
                         int columns, uint8_t **out, int *out_w, int *out_h);
 
+/* Box-filters an 8-bit RGB image (packed, w x h) by an integer factor f >= 1 into out, which holds
+ * max(w / f, 1) x max(h / f, 1) pixels (edge cells average the pixels they have). */
+void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out);
+
 #endif

@@ -70,6 +70,15 @@ static inline void kt_register(const char *name, kt_fn fn) {
     if (!kt_h || !strstr(kt_h, kt_n))                                              \
       KT_FAIL("\"%s\" does not contain \"%s\"", kt_h ? kt_h : "(null)", kt_n);     \
   } while (0)
+/* Skips the test (CTest shows it as skipped, never as passed): only for a missing facility of the
+ * machine, named in the message. */
+#define KT_SKIP(...)                                                               \
+  do {                                                                             \
+    fprintf(stderr, "skipped: ");                                                  \
+    fprintf(stderr, __VA_ARGS__);                                                  \
+    fprintf(stderr, "\n");                                                         \
+    exit(77);                                                                      \
+  } while (0)
 /* A code compared with its symbolic name in the message. */
 #define KT_CODE(a, b)                                                              \
   do {                                                                             \

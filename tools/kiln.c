@@ -1,24 +1,32 @@
 /* kiln: the command-line tool.
  *
+ *   kiln render JOB [options]           render a job (tools/kiln_render.c; docs/JOBS.md)
  *   kiln devices [--json] [--verbose]   list the Vulkan devices kiln can see
- *   kiln help                           this text
+ *   kiln --version, kiln help           the version, this text
  *
  * Exit status: 0 on success, 1 when the command failed (the reason is on stderr), 2 on a usage
- * error. Later issues add `kiln render`. */
+ * error; `kiln render` adds its own (see kiln_render.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kiln/gpu.h"
+#include "kiln_cli.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "unknown"
+#endif
 
 static void usage(FILE *to) {
   fprintf(to,
           "usage: kiln <command> [options]\n"
           "\n"
           "commands:\n"
+          "  render JOB [options]          render the frames of a job (kiln render --help)\n"
           "  devices [--json] [--verbose]  list the Vulkan devices (physical devices) kiln sees\n"
-          "  help                          show this text\n");
+          "  help, --help                  show this text\n"
+          "  --version                     print kiln's version\n");
 }
 
 typedef struct log_state {
@@ -111,6 +119,13 @@ static int cmd_devices(int argc, char **argv) {
   bool json = false;
   log_state ls = {0};
   for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: kiln devices [--json] [--verbose]\n\n"
+             "Lists the Vulkan devices kiln sees, usable or not, with their queues and memory.\n"
+             "  --json      machine-readable output\n"
+             "  --verbose   also the driver's log\n");
+      return 0;
+    }
     if (strcmp(argv[i], "--json") == 0) json = true;
     else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) ls.verbose = true;
     else {
@@ -142,6 +157,11 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+    printf("kiln %s\n", KILN_VERSION);
+    return 0;
+  }
+  if (strcmp(argv[1], "render") == 0) return kiln_cli_render(argc - 2, argv + 2);
   if (strcmp(argv[1], "devices") == 0) return cmd_devices(argc - 2, argv + 2);
   fprintf(stderr, "kiln: unknown command %s\n", argv[1]);
   usage(stderr);

@@ -1,0 +1,877 @@
+/* batch.c: the batch pipeline of kiln/batch.h.
+ *
+ * One driver thread (the caller of kiln_batch_run) expands frames lazily from the job and keeps
+ * at most `in_flight` of them in the pipeline:
+ *
+ *   frame without scene overrides:  kiln_render_submit on the shared renderer ─► R (GPU future)
+ *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
+ *                                   the least busy device, submit) ─► promise Rp, resolved with R
+ *   then:                           writer task W after R or Rp: convert, encode and write every
+ *                                   pass atomically, make the contact-sheet thumbnail
+ *
+ * W's futures go into one kiln_as_completed set that the driver feeds as it issues frames; each
+ * completion frees a slot. A frame's failure (its own, its scene's, the GPU's, the disk's) is
+ * reported through the progress callback and the batch goes on; a frame lost with its device is
+ * issued again on another one. Nothing here prints. */
+#define _GNU_SOURCE
+#include "kiln/batch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "outname.h"
+
+enum { NPASS = 6, MAX_RETRIES = 2, SHEET_CELLS = 100 };
+
+static const char *const pass_names[NPASS] = {"color", "depth", "normal", "albedo", "id", "instance"};
+
+/* ---- passes and formats ------------------------------------------------------------------- */
+
+const char *kiln_pass_name(unsigned pass) {
+  for (int i = 0; i < NPASS; i++)
+    if (pass == 1u << i) return pass_names[i];
+  return NULL;
+}
+
+int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap) {
+  unsigned set = KILN_PASS_COLOR;
+  const char *p = list ? list : "";
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    int found = -1;
+    for (int i = 0; i < NPASS; i++)
+      if (strlen(pass_names[i]) == n && strncmp(p, pass_names[i], n) == 0) found = i;
+    if (found < 0 && n == 9 && strncmp(p, "object_id", 9) == 0) found = 4;
+    if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
+    if (found < 0 && n > 0) {
+      if (msg && msgcap)
+        snprintf(msg, msgcap, "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance",
+                 (int)n, p);
+      return KILN_EPARSE;
+    }
+    if (found >= 0) set |= 1u << found;
+    p += n;
+    if (*p == ',') p++;
+  }
+  *passes = set;
+  return 0;
+}
+
+static const char *const format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr"};
+
+int kiln_format_parse(const char *name, kiln_format *out) {
+  if (!name) return KILN_EPARSE;
+  for (int i = 0; i < 6; i++)
+    if (strcmp(name, format_names[i]) == 0) {
+      *out = (kiln_format)i;
+      return 0;
+    }
+  if (strcmp(name, "jpeg") == 0) {
+    *out = KILN_FORMAT_JPEG;
+    return 0;
+  }
+  return KILN_EPARSE;
+}
+
+const char *kiln_format_name(kiln_format f) {
+  return (unsigned)f < 6 ? format_names[f] : "?";
+}
+
+/* The file extension of pass index pi in format f. */
+static const char *pass_ext(kiln_format f, int pi) {
+  if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : format_names[f];
+  switch (f) {
+    case KILN_FORMAT_EXR:
+    case KILN_FORMAT_HDR: return "exr";
+    case KILN_FORMAT_NPY: return "npy";
+    default: return "png";
+  }
+}
+
+/* ---- the batch ------------------------------------------------------------------------------ */
+
+struct kiln_batch {
+  kiln_job *job;
+  kiln_batch_config cfg;
+  const char *tmpl;
+  unsigned passes;
+  kiln_format format;
+  char out_dir[PATH_MAX];
+  atomic_int stop;
+  kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
+  kiln_scene_info info;
+  int32_t width, height; /* of every frame */
+
+  pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
+  double prepare_s, render_s, readback_s, encode_s, write_s;
+
+  /* contact sheet: the thumbnail of every sheet_every-th selected frame */
+  uint8_t **thumbs;
+  size_t ncells;
+  uint64_t sheet_every;
+  int thumb_w, thumb_h, thumb_f;
+};
+
+typedef struct frame_ctx {
+  kiln_batch *b;
+  kiln_job_frame fr;
+  uint64_t sel;          /* position among the selected frames */
+  kiln_future *render;   /* R, or the promise Rp of a frame with overrides */
+  kiln_future *writer;   /* W */
+  kiln_renderer *own;    /* the frame's own renderer (frames with overrides) */
+  bool patched;
+  int retries;
+  double t_issue;
+  /* written by W, read by the driver after W completes */
+  uint64_t files, bytes;
+} frame_ctx;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void kiln_batch_config_default(kiln_batch_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->format = -1;
+  cfg->first = 0, cfg->last = -1, cfg->step = 1;
+}
+
+static void say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *msg, size_t cap, const char *fmt, ...) {
+  if (!msg || !cap) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, cap, fmt, ap);
+  va_end(ap);
+}
+
+/* mkdir -p; 0 or errno. */
+static int make_dirs(const char *path) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return ENAMETOOLONG;
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == 0) {
+      char c = *p;
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return errno;
+      *p = c;
+      if (!c) break;
+    }
+  }
+  struct stat st;
+  if (stat(buf, &st) != 0) return errno;
+  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
+                      size_t msgcap) {
+  *out = NULL;
+  if (!job || !cfg) return KILN_EINVAL;
+  if (!cfg->pool || !cfg->devs || cfg->ndevs == 0) {
+    say(msg, msgcap, "a batch needs a pool and at least one device");
+    return KILN_EINVAL;
+  }
+  if (cfg->step < 1) {
+    say(msg, msgcap, "frame step %ld: must be at least 1", cfg->step);
+    return KILN_EINVAL;
+  }
+  if (cfg->width < 0 || cfg->height < 0 || cfg->spp < 0 || (cfg->width > 0) != (cfg->height > 0)) {
+    say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height, cfg->spp);
+    return KILN_EINVAL;
+  }
+  if (cfg->format < -1 || cfg->format > KILN_FORMAT_HDR) {
+    say(msg, msgcap, "unknown format %d", cfg->format);
+    return KILN_EINVAL;
+  }
+  kiln_batch *b = calloc(1, sizeof *b);
+  if (!b) return KILN_ENOMEM;
+  b->job = job;
+  b->cfg = *cfg;
+  b->tmpl = cfg->output ? cfg->output : kiln_job_output(job);
+  b->passes = (cfg->passes ? cfg->passes : kiln_job_passes(job)) | KILN_PASS_COLOR;
+  b->format = cfg->format >= 0 ? (kiln_format)cfg->format : kiln_job_format(job);
+  snprintf(b->out_dir, sizeof b->out_dir, "%s", cfg->out_dir && *cfg->out_dir ? cfg->out_dir : ".");
+  kiln_scene_get_info(kiln_job_scene(job), &b->info);
+  b->width = cfg->width ? cfg->width : b->info.width;
+  b->height = cfg->height ? cfg->height : b->info.height;
+  char m[512];
+  if (kiln__outname_check(b->tmpl, m, sizeof m) != 0) {
+    say(msg, msgcap, "%s", m);
+    free(b);
+    return KILN_EINVAL;
+  }
+  bool npasses = (b->passes & (b->passes - 1)) != 0;
+  if (npasses && !strstr(b->tmpl, "{pass}")) {
+    say(msg, msgcap, "output template \"%s\" has no {pass}, but several passes are written", b->tmpl);
+    free(b);
+    return KILN_EINVAL;
+  }
+  if (kiln_job_count(job) > 1 && !strstr(b->tmpl, "{frame") && !strstr(b->tmpl, "{name}")) {
+    say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
+        "write the same file", b->tmpl);
+    free(b);
+    return KILN_EINVAL;
+  }
+  pthread_mutex_init(&b->mu, NULL);
+  atomic_init(&b->stop, 0);
+  *out = b;
+  return 0;
+}
+
+void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_order_relaxed); }
+
+void kiln_batch_destroy(kiln_batch *b) {
+  if (!b) return;
+  kiln_render_destroy(b->shared);
+  if (b->thumbs)
+    for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
+  free(b->thumbs);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+/* ---- output names ----------------------------------------------------------------------------- */
+
+/* The path of pass pi of frame fr into out. 0, or an error with msg. */
+static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
+                     char *msg, size_t msgcap) {
+  kiln__outname_vars v = {fr->frame, fr->name, pass_names[pi], pass_ext(b->format, pi)};
+  char rel[PATH_MAX];
+  int rc = kiln__outname_expand(b->tmpl, &v, rel, sizeof rel, msg, msgcap);
+  if (rc) return rc;
+  int n = rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
+  if (n < 0 || (size_t)n >= cap) {
+    say(msg, msgcap, "output path too long: %s/%s", b->out_dir, rel);
+    return KILN_EINVAL;
+  }
+  return 0;
+}
+
+/* How many of frame fr's output files exist (and the first that does, into first). */
+static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, int *n, char *first,
+                            size_t cap, char *msg, size_t msgcap) {
+  *n = 0;
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
+    if (rc) return rc;
+    if (access(path, F_OK) == 0) {
+      if (*n == 0) snprintf(first, cap, "%s", path);
+      (*n)++;
+    }
+  }
+  return 0;
+}
+
+static int count_passes(unsigned passes) {
+  int n = 0;
+  for (int i = 0; i < NPASS; i++) n += (passes >> i) & 1;
+  return n;
+}
+
+/* ---- the writer: convert, encode, write --------------------------------------------------------- */
+
+static uint16_t to_u16(float v, float scale) {
+  float x = v * scale;
+  if (!(x > 0)) return 0;
+  if (x >= 65535.0f) return 65535;
+  return (uint16_t)lrintf(x);
+}
+
+/* Encodes pass pi of img in the batch's format into *data and *len. Conversion time goes to *conv_s. */
+static int encode_pass(const kiln_batch *b, const kiln_image *img, int pi, void **data, size_t *len,
+                       double *conv_s, char *msg, size_t msgcap) {
+  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  size_t n = (size_t)w * (size_t)h;
+  kiln_format f = b->format;
+  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
+  bool npy = f == KILN_FORMAT_NPY;
+  bool wide = f == KILN_FORMAT_PNG16;
+  double t0 = now_s();
+  void *tmp = NULL;
+  kiln__raster r = {w, h, 1, KILN__PIX_F32, NULL, 0};
+  int rc = 0;
+  switch (pi) {
+    case 0: /* colour */
+      r.channels = 3;
+      if (exr || npy || f == KILN_FORMAT_HDR) {
+        r.data = kiln_image_color(img);
+      } else {
+        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8;
+        tmp = malloc(n * 3 * (wide ? 2 : 1));
+        if (!tmp) return KILN_ENOMEM;
+        kiln__linear_to_srgb(kiln_image_color(img), n, b->info.exposure, b->info.filmic, r.type, tmp);
+        r.data = tmp;
+      }
+      break;
+    case 1: /* depth */
+      if (exr || npy) {
+        r.data = kiln_image_depth(img);
+      } else {
+        uint16_t *d = malloc(n * 2);
+        if (!d) return KILN_ENOMEM;
+        const float *z = kiln_image_depth(img);
+        for (size_t i = 0; i < n; i++) d[i] = to_u16(z[i], 1000.0f);
+        r.type = KILN__PIX_U16, r.data = tmp = d;
+      }
+      break;
+    case 2:   /* normal: (n + 1) / 2 */
+    case 3: { /* albedo: linear */
+      const float *src = pi == 2 ? kiln_image_normal(img) : kiln_image_albedo(img);
+      r.channels = 3;
+      if (exr || npy) {
+        r.data = src;
+      } else {
+        float scale = wide ? 65535.0f : 255.0f;
+        tmp = malloc(n * 3 * (wide ? 2 : 1));
+        if (!tmp) return KILN_ENOMEM;
+        for (size_t i = 0; i < 3 * n; i++) {
+          float v = pi == 2 ? (src[i] + 1.0f) * 0.5f : src[i];
+          v = v > 1 ? 1 : v;
+          if (wide) ((uint16_t *)tmp)[i] = to_u16(v, scale);
+          else ((uint8_t *)tmp)[i] = (uint8_t)to_u16(v, scale);
+        }
+        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r.data = tmp;
+      }
+      break;
+    }
+    default: { /* ids */
+      const uint32_t *ids = pi == 4 ? kiln_image_object_id(img) : kiln_image_instance_id(img);
+      if (npy) {
+        r.type = KILN__PIX_U32, r.data = ids;
+      } else if (exr) {
+        float *fl = malloc(n * sizeof *fl);
+        if (!fl) return KILN_ENOMEM;
+        for (size_t i = 0; i < n; i++) fl[i] = (float)ids[i];
+        r.data = tmp = fl;
+      } else {
+        uint16_t *d = malloc(n * 2);
+        if (!d) return KILN_ENOMEM;
+        for (size_t i = 0; i < n && !rc; i++) {
+          if (ids[i] > 65535) {
+            say(msg, msgcap, "%s %u does not fit a 16-bit PNG (use --format exr or npy)",
+                pass_names[pi], ids[i]);
+            rc = KILN_EUNSUPPORTED;
+          }
+          d[i] = (uint16_t)ids[i];
+        }
+        r.type = KILN__PIX_U16, r.data = tmp = d;
+      }
+    }
+  }
+  *conv_s += now_s() - t0;
+  if (!rc) {
+    if (npy) rc = kiln__encode_npy(&r, data, len);
+    else if (exr) rc = kiln__encode_exr(&r, data, len);
+    else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
+    else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);
+    else rc = kiln__encode_png(&r, 0, data, len);
+    if (rc) say(msg, msgcap, "cannot encode the %s pass as %s: %s", pass_names[pi],
+                npy ? "npy" : exr ? "exr" : kiln_format_name(f), kiln_strerror(rc));
+  }
+  free(tmp);
+  return rc;
+}
+
+/* The contact-sheet thumbnail of an image: 8-bit sRGB, box-filtered by b->thumb_f. */
+static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
+  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  if (w != b->width || h != b->height) return NULL;
+  size_t n = (size_t)w * (size_t)h;
+  uint8_t *full = malloc(n * 3), *t = malloc((size_t)b->thumb_w * (size_t)b->thumb_h * 3);
+  if (full && t) {
+    kiln__linear_to_srgb(kiln_image_color(img), n, b->info.exposure, b->info.filmic, KILN__PIX_U8, full);
+    kiln__box_downscale(full, w, h, b->thumb_f, t);
+  } else {
+    free(t);
+    t = NULL;
+  }
+  free(full);
+  return t;
+}
+
+static void release_own(frame_ctx *c) {
+  if (c->own) {
+    kiln_render_destroy(c->own);
+    c->own = NULL;
+  }
+}
+
+static int writer_task(void *arg, void **result) {
+  frame_ctx *c = arg;
+  kiln_batch *b = c->b;
+  *result = NULL;
+  double t0 = now_s();
+  double render_s = t0 - c->t_issue, conv_s = 0, enc_s = 0, write_s = 0;
+  void *v = NULL;
+  kiln_future_result(c->render, 0, &v);
+  const kiln_image *img = v;
+  if (c->patched) { /* Rp's value is the frame's render future R */
+    v = NULL;
+    kiln_future_result((kiln_future *)img, 0, &v);
+    img = v;
+  }
+  int rc = 0;
+  char msg[1024] = "";
+  c->files = c->bytes = 0;
+  for (int pi = 0; pi < NPASS && !rc; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    rc = pass_path(b, &c->fr, pi, path, sizeof path, msg, sizeof msg);
+    if (rc) break;
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path) { /* templates may name sub-folders */
+      *slash = 0;
+      int e = make_dirs(path);
+      *slash = '/';
+      if (e) {
+        say(msg, sizeof msg, "cannot create the folder of %s: %s", path, strerror(e));
+        rc = KILN_EIO;
+        break;
+      }
+    }
+    void *data = NULL;
+    size_t len = 0;
+    double te = now_s(), tc = conv_s;
+    rc = encode_pass(b, img, pi, &data, &len, &conv_s, msg, sizeof msg);
+    enc_s += now_s() - te - (conv_s - tc);
+    if (rc) break;
+    double tw = now_s();
+    rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, sizeof msg);
+    write_s += now_s() - tw;
+    free(data);
+    if (!rc) c->files++, c->bytes += len;
+  }
+  if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
+    b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
+  release_own(c);
+  pthread_mutex_lock(&b->mu);
+  b->render_s += render_s, b->readback_s += conv_s, b->encode_s += enc_s, b->write_s += write_s;
+  pthread_mutex_unlock(&b->mu);
+  if (rc) return kiln_task_fail(rc, "%s", msg[0] ? msg : kiln_strerror(rc));
+  return 0;
+}
+
+/* ---- preparing frames with scene overrides ------------------------------------------------------ */
+
+static void release_future(void *v) { kiln_future_release(v); }
+
+static void on_render_done(kiln_future *r, void *arg) {
+  frame_ctx *c = arg;
+  const char *m = NULL;
+  int rc = kiln_future_result(r, 0, NULL);
+  if (rc == 0) {
+    kiln_promise_resolve_owned(c->render, kiln_future_retain(r), release_future);
+  } else {
+    kiln_future_error(r, 0, &m);
+    kiln_promise_reject(c->render, rc, "%s", m ? m : kiln_strerror(rc));
+  }
+}
+
+static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr, kiln_frame_config *fc) {
+  fc->camera = &fr->camera;
+  fc->seed = fr->seed;
+  fc->frame = (uint32_t)fr->frame;
+  fc->width = b->cfg.width, fc->height = b->cfg.height;
+  fc->spp = b->cfg.spp;
+}
+
+static int prepare_task(void *arg, void **result) {
+  frame_ctx *c = arg;
+  kiln_batch *b = c->b;
+  *result = NULL;
+  double t0 = now_s();
+  kiln_scene_error err;
+  kiln_scene *scene = NULL;
+  int rc = kiln_job_frame_scene(b->job, &c->fr, &err, &scene);
+  if (rc) {
+    char m[1200];
+    kiln_promise_reject(c->render, rc, "%s", kiln_scene_error_format(&err, m, sizeof m));
+    return 0;
+  }
+  int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
+  if (di < 0) {
+    kiln_scene_destroy(scene);
+    kiln_promise_reject(c->render, KILN_EDEVICE_LOST, "every device is lost");
+    return 0;
+  }
+  kiln_render_config rcfg;
+  kiln_render_config_default(&rcfg);
+  rcfg.pool = b->cfg.pool;
+  rc = kiln_render_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
+  kiln_scene_destroy(scene);
+  kiln_future *r = NULL;
+  if (!rc) {
+    kiln_frame_config fc;
+    kiln_frame_config_default(c->own, &fc);
+    fill_frame_config(b, &c->fr, &fc);
+    fc.seed = c->fr.seed;
+    rc = kiln_render_submit(c->own, &fc, &r);
+  }
+  pthread_mutex_lock(&b->mu);
+  b->prepare_s += now_s() - t0;
+  pthread_mutex_unlock(&b->mu);
+  if (rc) {
+    kiln_promise_reject(c->render, rc, "%s: cannot prepare the frame: %s", c->fr.where,
+                        kiln_strerror(rc));
+    return 0;
+  }
+  rc = kiln_future_on_done(r, on_render_done, c);
+  kiln_future_release(r);
+  if (rc) kiln_promise_reject(c->render, rc, "cannot wait for the render: %s", kiln_strerror(rc));
+  return 0;
+}
+
+/* ---- the driver --------------------------------------------------------------------------------- */
+
+static void ctx_free(frame_ctx *c) {
+  if (!c) return;
+  if (c->writer) kiln_future_release(c->writer);
+  if (c->render) kiln_future_release(c->render);
+  release_own(c);
+  kiln_job_frame_clear(&c->fr);
+  free(c);
+}
+
+/* Issues frame c into the pipeline: c->writer is its last future. */
+static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
+  if (c->writer) kiln_future_release(c->writer);
+  if (c->render) kiln_future_release(c->render);
+  c->writer = c->render = NULL;
+  c->t_issue = now_s();
+  int rc;
+  if (c->patched) {
+    if ((rc = kiln_promise_create(&c->render))) return rc;
+    kiln_future *p = NULL;
+    if ((rc = kiln_submit(b->cfg.pool, prepare_task, c, &p))) {
+      kiln_promise_reject(c->render, rc, "cannot submit: %s", kiln_strerror(rc));
+      return rc;
+    }
+    kiln_future_release(p);
+  } else {
+    kiln_frame_config fc;
+    kiln_frame_config_default(b->shared, &fc);
+    fill_frame_config(b, &c->fr, &fc);
+    double t0 = now_s();
+    rc = kiln_render_submit(b->shared, &fc, &c->render);
+    pthread_mutex_lock(&b->mu);
+    b->prepare_s += now_s() - t0;
+    pthread_mutex_unlock(&b->mu);
+    if (rc) {
+      say(msg, msgcap, "cannot submit the render: %s", kiln_strerror(rc));
+      return rc;
+    }
+  }
+  rc = kiln_submit_after(b->cfg.pool, &c->render, 1, writer_task, c, &c->writer);
+  if (rc) say(msg, msgcap, "cannot submit the writer: %s", kiln_strerror(rc));
+  return rc;
+}
+
+static bool selected(const kiln_batch *b, long frame) {
+  if (frame < b->cfg.first) return false;
+  if (b->cfg.last >= b->cfg.first && frame > b->cfg.last) return false;
+  return (frame - b->cfg.first) % b->cfg.step == 0;
+}
+
+static bool has_selection(const kiln_batch *b) {
+  return b->cfg.first != 0 || b->cfg.last >= b->cfg.first || b->cfg.step != 1;
+}
+
+static uint64_t peak_rss(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
+}
+
+/* Removes temporary files that a killed run left in dir (".NAME.tmp-PID-N" whose PID is gone). */
+static void sweep_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
+    if (!t) continue;
+    long pid = strtol(t + 5, NULL, 10);
+    if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+      char p[PATH_MAX];
+      if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p &&
+          (pid <= 0 || pid != (long)getpid()))
+        unlink(p);
+    }
+  }
+  closedir(d);
+}
+
+typedef struct run_state {
+  kiln_batch *b;
+  kiln_batch_summary *sum;
+  double t0;
+} run_state;
+
+static void report(run_state *st, const kiln_job_frame *fr, int status, const char *message) {
+  kiln_batch_summary *s = st->sum;
+  if (status == 0) s->written++;
+  else if (status == 1) s->skipped++;
+  else s->failed++;
+  if (!st->b->cfg.progress) return;
+  kiln_batch_event ev = {fr, status, message ? message : "", s->written, s->failed, s->skipped,
+                         s->total, now_s() - st->t0};
+  st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
+}
+
+static int write_contact_sheet(kiln_batch *b, char *msg, size_t msgcap) {
+  size_t n = 0;
+  const uint8_t **imgs = malloc((b->ncells ? b->ncells : 1) * sizeof *imgs);
+  if (!imgs) return KILN_ENOMEM;
+  for (size_t i = 0; i < b->ncells; i++)
+    if (b->thumbs[i]) imgs[n++] = b->thumbs[i];
+  int rc = 0;
+  if (n == 0) {
+    say(msg, msgcap, "contact sheet: no frame was written");
+    rc = KILN_EINVAL;
+  }
+  uint8_t *sheet = NULL;
+  int sw = 0, sh = 0;
+  int thumb = b->thumb_w > b->thumb_h ? b->thumb_w : b->thumb_h;
+  if (!rc) rc = kiln__contact_sheet(imgs, n, b->thumb_w, b->thumb_h, thumb, 0, &sheet, &sw, &sh);
+  free(imgs);
+  void *png = NULL;
+  size_t len = 0;
+  if (!rc) {
+    kiln__raster r = {sw, sh, 3, KILN__PIX_U8, sheet, 0};
+    rc = kiln__encode_png(&r, 0, &png, &len);
+  }
+  free(sheet);
+  if (!rc) {
+    char path[PATH_MAX];
+    const char *cs = b->cfg.contact_sheet;
+    if (snprintf(path, sizeof path, cs[0] == '/' ? "%s%s" : "%s/%s", cs[0] == '/' ? "" : b->out_dir,
+                 cs) >= (int)sizeof path) {
+      say(msg, msgcap, "contact sheet path too long");
+      rc = KILN_EINVAL;
+    } else {
+      rc = kiln__write_atomic(path, png, len, b->cfg.durable, msg, msgcap);
+    }
+  }
+  free(png);
+  return rc;
+}
+
+int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap) {
+  memset(sum, 0, sizeof *sum);
+  if (msg && msgcap) msg[0] = 0;
+  run_state st = {b, sum, now_s()};
+  int rc = make_dirs(b->out_dir);
+  if (rc) {
+    say(msg, msgcap, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
+    return KILN_EIO;
+  }
+  if (b->cfg.resume) sweep_temporaries(b->out_dir);
+
+  /* how many frames are selected (a pass over the job only when a selection is given) */
+  kiln_job_frame fr;
+  memset(&fr, 0, sizeof fr);
+  kiln_scene_error err;
+  if ((rc = kiln_job_rewind(b->job))) return rc;
+  if (has_selection(b)) {
+    while ((rc = kiln_job_next(b->job, &fr, &err)) == 0) {
+      sum->total += selected(b, fr.frame);
+      kiln_job_frame_clear(&fr);
+    }
+    if (rc != KILN_EEOF) {
+      kiln_scene_error_format(&err, msg, msgcap);
+      return rc;
+    }
+    if ((rc = kiln_job_rewind(b->job))) return rc;
+  } else {
+    sum->total = kiln_job_count(b->job);
+  }
+
+  /* nothing is written when the first frame's outputs exist and neither flag says what to do */
+  if (!b->cfg.resume && !b->cfg.overwrite) {
+    while ((rc = kiln_job_next(b->job, &fr, &err)) == 0 && !selected(b, fr.frame))
+      kiln_job_frame_clear(&fr);
+    if (rc == 0) {
+      int n = 0;
+      char first[PATH_MAX] = "";
+      rc = existing_outputs(b, &fr, &n, first, sizeof first, msg, msgcap);
+      kiln_job_frame_clear(&fr);
+      if (rc) return rc;
+      if (n) {
+        say(msg, msgcap, "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
+        return KILN_EINVAL;
+      }
+    }
+    if ((rc = kiln_job_rewind(b->job))) return rc;
+  }
+
+  /* the shared renderer: the job's scene on every device */
+  if (!b->shared) {
+    double t0 = now_s();
+    kiln_render_config rcfg;
+    kiln_render_config_default(&rcfg);
+    rcfg.pool = b->cfg.pool;
+    rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+    b->prepare_s += now_s() - t0;
+    if (rc) {
+      say(msg, msgcap, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",
+          kiln_strerror(rc));
+      return rc;
+    }
+  }
+
+  size_t lanes = 0;
+  for (size_t i = 0; i < b->cfg.ndevs; i++) {
+    kiln_gpu_device_stats ds;
+    kiln_gpu_device_stats_get(b->cfg.devs[i], &ds);
+    lanes += ds.lanes ? ds.lanes : 1;
+  }
+  size_t window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;
+  if (window < 1) window = 1;
+
+  if (b->cfg.contact_sheet && sum->total > 0) {
+    b->sheet_every = (sum->total + SHEET_CELLS - 1) / SHEET_CELLS;
+    b->ncells = (size_t)((sum->total + b->sheet_every - 1) / b->sheet_every);
+    int thumb = b->cfg.contact_thumb > 0 ? b->cfg.contact_thumb : 128;
+    int big = b->width > b->height ? b->width : b->height;
+    b->thumb_f = (big + thumb - 1) / thumb;
+    b->thumb_w = b->width / b->thumb_f > 0 ? b->width / b->thumb_f : 1;
+    b->thumb_h = b->height / b->thumb_f > 0 ? b->height / b->thumb_f : 1;
+    b->thumbs = calloc(b->ncells, sizeof *b->thumbs);
+    if (!b->thumbs) return KILN_ENOMEM;
+  }
+
+  frame_ctx **slots = calloc(window, sizeof *slots);
+  kiln_completion *comp = NULL;
+  if (!slots || (rc = kiln_as_completed(NULL, 0, -1, &comp))) {
+    free(slots);
+    return rc ? rc : KILN_ENOMEM;
+  }
+  size_t inflight = 0;
+  uint64_t sel = 0;
+  bool exhausted = false;
+  char m[1200];
+  for (;;) {
+    while (!exhausted && inflight < window &&
+           !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+      frame_ctx *c = calloc(1, sizeof *c);
+      if (!c) {
+        say(msg, msgcap, "out of memory");
+        exhausted = true;
+        break;
+      }
+      c->b = b;
+      rc = kiln_job_next(b->job, &c->fr, &err);
+      if (rc) {
+        if (rc != KILN_EEOF) { /* the job cannot be read on: report, issue no more */
+          kiln_scene_error_format(&err, m, sizeof m);
+          report(&st, &c->fr, rc, m);
+        }
+        exhausted = true;
+        ctx_free(c);
+        break;
+      }
+      if (!selected(b, c->fr.frame)) {
+        ctx_free(c);
+        continue;
+      }
+      c->sel = sel++;
+      c->patched = c->fr.scene_patch != NULL;
+      int nexist = 0;
+      char first[PATH_MAX] = "";
+      rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, m, sizeof m);
+      if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
+        report(&st, &c->fr, 1, "");
+        ctx_free(c);
+        continue;
+      }
+      if (!rc && nexist && !b->cfg.resume && !b->cfg.overwrite) {
+        snprintf(m, sizeof m, "%s exists (use --overwrite or --resume)", first);
+        rc = KILN_EINVAL;
+      }
+      if (!rc) rc = issue(b, c, m, sizeof m);
+      if (!rc) rc = kiln_completion_add(comp, c->writer);
+      if (rc) {
+        report(&st, &c->fr, rc, m);
+        /* a frame whose render was submitted must finish before its context goes */
+        if (c->writer) kiln_future_result(c->writer, -1, NULL);
+        else if (c->render) kiln_future_result(c->render, -1, NULL);
+        ctx_free(c);
+        continue;
+      }
+      for (size_t i = 0; i < window; i++)
+        if (!slots[i]) {
+          slots[i] = c;
+          break;
+        }
+      inflight++;
+    }
+    if (inflight == 0) break;
+    kiln_future *f = NULL;
+    rc = kiln_completion_next(comp, &f);
+    if (rc) { /* cannot happen with no deadline; do not spin */
+      say(msg, msgcap, "as_completed: %s", kiln_strerror(rc));
+      break;
+    }
+    frame_ctx *c = NULL;
+    size_t slot = 0;
+    for (size_t i = 0; i < window; i++)
+      if (slots[i] && slots[i]->writer == f) c = slots[i], slot = i;
+    kiln_future_release(f);
+    if (!c) continue;
+    const char *em = NULL;
+    int frc = kiln_future_error(c->writer, 0, &em);
+    snprintf(m, sizeof m, "%s", em ? em : "");
+    if (frc == KILN_EDEPENDENCY || frc == KILN_ECANCELLED) { /* the render's own error */
+      const char *rm = NULL;
+      int rrc = kiln_future_error(c->render, 0, &rm);
+      if (rrc) frc = rrc, snprintf(m, sizeof m, "%s", rm ? rm : kiln_strerror(rrc));
+    }
+    if (frc == KILN_EDEVICE_LOST && c->retries < MAX_RETRIES &&
+        kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs) >= 0) { /* again, on another device */
+      c->retries++;
+      release_own(c);
+      if (issue(b, c, m, sizeof m) == 0 && kiln_completion_add(comp, c->writer) == 0) continue;
+    }
+    if (frc == 0) {
+      sum->files += c->files, sum->bytes += c->bytes;
+      if (sum->written == 0) sum->first_image_s = now_s() - st.t0;
+    }
+    report(&st, &c->fr, frc, m);
+    slots[slot] = NULL;
+    inflight--;
+    ctx_free(c);
+  }
+  kiln_completion_destroy(comp);
+  free(slots);
+
+  sum->stopped = atomic_load_explicit(&b->stop, memory_order_relaxed) != 0;
+  if (b->cfg.contact_sheet && b->thumbs)
+    sum->contact_sheet_status = write_contact_sheet(b, m, sizeof m);
+  sum->wall_s = now_s() - st.t0;
+  sum->images_per_s = sum->wall_s > 0 ? (double)sum->written / sum->wall_s : 0;
+  pthread_mutex_lock(&b->mu);
+  sum->prepare_s = b->prepare_s, sum->render_s = b->render_s, sum->readback_s = b->readback_s;
+  sum->encode_s = b->encode_s, sum->write_s = b->write_s;
+  pthread_mutex_unlock(&b->mu);
+  sum->peak_rss_bytes = peak_rss();
+  if (sum->contact_sheet_status && msg && msgcap && !msg[0]) say(msg, msgcap, "%s", m);
+  return sum->failed ? 1 : 0;
+}

@@ -1,0 +1,306 @@
+/* kiln-bench-batch: the batch pipeline (kiln/batch.h) against a naive serial loop over kiln's own
+ * engine, peak memory against the number of frames, and PNG encoding of rendered frames against
+ * stb_image_write. Every ratio is taken in one run.
+ *
+ *   kiln-bench-batch [--job FILE] [--frames N] [--size S] [--spp N] [--memory]
+ *
+ *   pipeline  N frames (default 1000) of the job (default examples/cornell/orbit.json) at SxS
+ *             (default 64) and its spp (or --spp), colour PNG only, rendered and written by
+ *             kiln_batch_run, against the naive loop: submit one frame, wait, convert, encode,
+ *             write, next. Both on the same device, pool and job; images/s and the ratio.
+ *   memory    (--memory) peak resident memory of a child process rendering 100 and then 10,000
+ *             frames at 64x64, 1 spp (memory does not depend on spp), and their ratio.
+ *   png       one rendered 256x256 frame encoded as 8-bit sRGB PNG by libdeflate (what the batch
+ *             writes) and by stb_image_write: MB/s of input and file sizes (median of 30). */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+
+#include "encode.h"
+#include "kiln/batch.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "kiln-bench-batch: %s: %s\n", what, kiln_strerror(rc));
+  exit(1);
+}
+
+typedef struct env {
+  kiln_pool *pool;
+  kiln_gpu *gpu;
+  kiln_gpu_device *dev;
+  kiln_job *job;
+} env;
+
+static void env_open(env *e, const char *job_path) {
+  int rc;
+  if ((rc = kiln_pool_create(NULL, &e->pool))) die("pool", rc);
+  kiln_gpu_config gc;
+  kiln_gpu_config_default(&gc);
+  if ((rc = kiln_gpu_create(&gc, &e->gpu))) die("vulkan", rc);
+  uint32_t idx;
+  size_t n;
+  if ((rc = kiln_gpu_select(e->gpu, "auto", &idx, 1, &n))) die("device", rc);
+  if ((rc = kiln_gpu_device_open(e->gpu, idx, NULL, &e->dev))) die("device open", rc);
+  kiln_scene_error err;
+  kiln_job_options jo = {NULL, e->pool};
+  if ((rc = kiln_job_load(job_path, &jo, &err, &e->job))) {
+    char m[1024];
+    fprintf(stderr, "kiln-bench-batch: %s\n", kiln_scene_error_format(&err, m, sizeof m));
+    exit(1);
+  }
+}
+
+static void env_close(env *e) {
+  kiln_job_destroy(e->job);
+  kiln_gpu_device_close(e->dev);
+  kiln_gpu_destroy(e->gpu);
+  kiln_pool_destroy(e->pool);
+}
+
+static char *tmp_dir(void) {
+  char *d = strdup("/tmp/kiln-bench-batch-XXXXXX");
+  if (!mkdtemp(d)) {
+    perror("mkdtemp");
+    exit(1);
+  }
+  return d;
+}
+
+static void rm_rf(const char *d) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+  if (system(cmd) != 0) fprintf(stderr, "kiln-bench-batch: could not remove %s\n", d);
+}
+
+/* The batch: returns its wall time; *written the frames written. */
+static double run_batch(env *e, long frames, int size, int spp, uint64_t *written, kiln_batch_summary *s) {
+  char *dir = tmp_dir();
+  kiln_batch_config bc;
+  kiln_batch_config_default(&bc);
+  bc.pool = e->pool, bc.devs = &e->dev, bc.ndevs = 1;
+  bc.out_dir = dir;
+  bc.passes = KILN_PASS_COLOR;
+  bc.format = KILN_FORMAT_PNG;
+  bc.first = 0, bc.last = frames - 1;
+  bc.width = bc.height = size, bc.spp = spp;
+  bc.output = "{frame:06d}.{ext}";
+  kiln_batch *b;
+  char msg[512];
+  int rc = kiln_batch_create(e->job, &bc, &b, msg, sizeof msg);
+  if (rc) {
+    fprintf(stderr, "kiln-bench-batch: %s\n", msg);
+    exit(1);
+  }
+  double t0 = now();
+  rc = kiln_batch_run(b, s, msg, sizeof msg);
+  double t = now() - t0;
+  if (rc) {
+    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", msg, (unsigned long long)s->failed);
+    exit(1);
+  }
+  *written = s->written;
+  kiln_batch_destroy(b);
+  rm_rf(dir);
+  free(dir);
+  return t;
+}
+
+/* The naive loop: one frame at a time through the same engine. */
+static double run_naive(env *e, long frames, int size, int spp, uint64_t *written) {
+  char *dir = tmp_dir();
+  kiln_render_config rcfg;
+  kiln_render_config_default(&rcfg);
+  rcfg.pool = e->pool;
+  kiln_scene_info info;
+  kiln_scene_get_info(kiln_job_scene(e->job), &info);
+  double t0 = now();
+  kiln_renderer *r;
+  int rc = kiln_render_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
+  if (rc) die("render_create", rc);
+  kiln_job_rewind(e->job);
+  kiln_job_frame fr;
+  kiln_scene_error err;
+  *written = 0;
+  uint8_t *px = malloc((size_t)size * (size_t)size * 3);
+  for (long i = 0; i < frames && kiln_job_next(e->job, &fr, &err) == 0; i++) {
+    kiln_frame_config fc;
+    kiln_frame_config_default(r, &fc);
+    fc.camera = &fr.camera, fc.seed = fr.seed, fc.frame = (uint32_t)fr.frame;
+    fc.width = fc.height = size, fc.spp = spp;
+    kiln_future *f;
+    if ((rc = kiln_render_submit(r, &fc, &f))) die("submit", rc);
+    void *v;
+    if ((rc = kiln_future_result(f, -1, &v))) die("render", rc);
+    kiln__linear_to_srgb(kiln_image_color(v), (size_t)size * (size_t)size, info.exposure, info.filmic,
+                         KILN__PIX_U8, px);
+    kiln__raster ras = {size, size, 3, KILN__PIX_U8, px, 0};
+    void *png;
+    size_t len;
+    if ((rc = kiln__encode_png(&ras, 0, &png, &len))) die("encode", rc);
+    char path[600];
+    snprintf(path, sizeof path, "%s/%06ld.png", dir, fr.frame);
+    if ((rc = kiln__write_atomic(path, png, len, false, NULL, 0))) die("write", rc);
+    free(png);
+    kiln_future_release(f);
+    kiln_job_frame_clear(&fr);
+    (*written)++;
+  }
+  double t = now() - t0;
+  free(px);
+  kiln_render_destroy(r);
+  rm_rf(dir);
+  free(dir);
+  return t;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void write_mem(void *ctx, void *data, int size) {
+  (void)data;
+  *(size_t *)ctx += (size_t)size;
+}
+
+static void bench_png(env *e) {
+  kiln_render_config rcfg;
+  kiln_render_config_default(&rcfg);
+  rcfg.pool = e->pool;
+  kiln_renderer *r;
+  int rc = kiln_render_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
+  if (rc) die("render_create", rc);
+  kiln_frame_config fc;
+  kiln_frame_config_default(r, &fc);
+  fc.width = fc.height = 256, fc.spp = 16;
+  kiln_future *f;
+  void *v;
+  if ((rc = kiln_render_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v))) die("render", rc);
+  size_t n = 256 * 256;
+  uint8_t *px = malloc(n * 3);
+  kiln__linear_to_srgb(kiln_image_color(v), n, 0, false, KILN__PIX_U8, px);
+  enum { REPS = 30 };
+  double tk[REPS], ts[REPS];
+  size_t klen = 0, slen = 0;
+  for (int i = 0; i < REPS; i++) {
+    kiln__raster ras = {256, 256, 3, KILN__PIX_U8, px, 0};
+    void *png;
+    double t0 = now();
+    if ((rc = kiln__encode_png(&ras, 0, &png, &klen))) die("encode", rc);
+    tk[i] = now() - t0;
+    free(png);
+    slen = 0;
+    t0 = now();
+    stbi_write_png_to_func(write_mem, &slen, 256, 256, 3, px, 256 * 3);
+    ts[i] = now() - t0;
+  }
+  qsort(tk, REPS, sizeof *tk, cmp_double);
+  qsort(ts, REPS, sizeof *ts, cmp_double);
+  double mb = (double)(n * 3) / 1e6;
+  printf("png (a rendered 256x256 16-spp frame, 8-bit sRGB, median of %d):\n", REPS);
+  printf("  kiln (libdeflate)   %8.1f MB/s  %7zu bytes\n", mb / tk[REPS / 2], klen);
+  printf("  stb_image_write     %8.1f MB/s  %7zu bytes\n", mb / ts[REPS / 2], slen);
+  printf("  ratio kiln/stb      %8.2fx speed, %.2f size\n", ts[REPS / 2] / tk[REPS / 2],
+         (double)klen / (double)slen);
+  free(px);
+  kiln_future_release(f);
+  kiln_render_destroy(r);
+}
+
+/* Peak RSS of a child that renders `frames` frames at 64x64, 1 spp. */
+static long child_peak_kib(const char *self, const char *job, long frames) {
+  int fd[2];
+  if (pipe(fd)) exit(1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    char n[32];
+    snprintf(n, sizeof n, "%ld", frames);
+    execl(self, self, "--child-memory", n, "--job", job, (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  char buf[64] = "";
+  ssize_t k = read(fd[0], buf, sizeof buf - 1);
+  close(fd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  if (k <= 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+    fprintf(stderr, "kiln-bench-batch: memory child for %ld frames failed\n", frames);
+    exit(1);
+  }
+  return atol(buf);
+}
+
+int main(int argc, char **argv) {
+  const char *job = "examples/cornell/orbit.json";
+  long frames = 1000, child = 0;
+  int size = 64, spp = 0;
+  int memory = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--job") && i + 1 < argc) job = argv[++i];
+    else if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--spp") && i + 1 < argc) spp = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--memory")) memory = 1;
+    else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
+    else {
+      fprintf(stderr, "usage: kiln-bench-batch [--job FILE] [--frames N] [--size S] [--spp N] [--memory]\n");
+      return 2;
+    }
+  }
+  env e;
+  env_open(&e, job);
+  if (child) { /* --child-memory N: render N frames, print the peak RSS in KiB */
+    kiln_batch_summary s;
+    uint64_t w;
+    run_batch(&e, child, 64, 1, &w, &s);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%ld\n", ru.ru_maxrss);
+    env_close(&e);
+    return w == (uint64_t)child ? 0 : 1;
+  }
+  if (kiln_job_count(e.job) < (uint64_t)frames) {
+    fprintf(stderr, "kiln-bench-batch: the job has %llu frames; --frames %ld needs more (the "
+            "animation repeats nothing)\n", (unsigned long long)kiln_job_count(e.job), frames);
+    return 1;
+  }
+  kiln_scene_info info;
+  kiln_scene_get_info(kiln_job_scene(e.job), &info);
+  int s_spp = spp ? spp : info.spp;
+  printf("kiln-bench-batch: %s, %ld frames at %dx%d, %d spp, colour PNG, %d threads, device %s\n",
+         job, frames, size, size, s_spp, kiln_pool_threads(e.pool), kiln_gpu_device_info_of(e.dev)->name);
+  uint64_t wn, wb;
+  kiln_batch_summary s;
+  double tn = run_naive(&e, frames, size, s_spp, &wn);
+  double tb = run_batch(&e, frames, size, s_spp, &wb, &s);
+  printf("pipeline:\n");
+  printf("  naive serial loop   %8.2f s  %8.2f images/s\n", tn, (double)wn / tn);
+  printf("  kiln batch          %8.2f s  %8.2f images/s  (first image after %.3f s)\n", tb,
+         (double)wb / tb, s.first_image_s);
+  printf("  ratio batch/naive   %8.2fx\n", tn / tb);
+  bench_png(&e);
+  env_close(&e);
+  if (memory) {
+    long m100 = child_peak_kib(argv[0], job, 100), m10k = child_peak_kib(argv[0], job, 10000);
+    printf("memory (peak RSS, 64x64, 1 spp):\n");
+    printf("  100 frames          %8.1f MiB\n", (double)m100 / 1024.0);
+    printf("  10000 frames        %8.1f MiB\n", (double)m10k / 1024.0);
+    printf("  ratio               %8.3f\n", (double)m10k / (double)m100);
+  }
+  return 0;
+}
