@@ -92,7 +92,7 @@ static void png_chunk(buf *b, const char type[4], const unsigned char *data, siz
   buf_put(b, hdr, 8);
   buf_put(b, data, n);
   uint32_t crc = libdeflate_crc32(0, type, 4);
-  crc = libdeflate_crc32(crc, data, n);
+  if (n > 0) crc = libdeflate_crc32(crc, data, n); /* libdeflate_crc32(crc, NULL, 0) returns 0 */
   unsigned char c[4];
   put_be32(c, crc);
   buf_put(b, c, 4);

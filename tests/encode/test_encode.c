@@ -76,6 +76,47 @@ TEST(PNG_roundtrip) {
   }
 }
 
+/* CRC-32 of the PNG specification, bit by bit (independent of libdeflate's). */
+static uint32_t crc32_ref(const unsigned char *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xffffffffu;
+}
+
+/* Every chunk's CRC is right and the file ends with IEND: strict readers (libpng, Blender) check
+ * both, stb_image does not. */
+TEST(PNG_chunk_crcs) {
+  uint8_t *p8 = malloc((size_t)W * H * 3);
+  fill_u8(p8, 3);
+  kiln__raster r = {W, H, 3, KILN__PIX_U8, p8, 0};
+  void *png = NULL;
+  size_t len = 0;
+  KT_CODE(kiln__encode_png(&r, 0, &png, &len), KILN_OK);
+  const unsigned char *b = png;
+  KT_EQ(memcmp(b, "\x89PNG\r\n\x1a\n", 8), 0);
+  size_t off = 8;
+  int chunks = 0;
+  char last[5] = "";
+  while (off + 12 <= len) {
+    uint32_t n = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
+    KT_TRUE(off + 12 + n <= len);
+    const unsigned char *c = b + off + 8 + n;
+    uint32_t crc = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+    memcpy(last, b + off + 4, 4);
+    if (crc != crc32_ref(b + off + 4, 4 + n)) KT_FAIL("chunk %s: bad CRC %08x", last, crc);
+    off += 12 + n;
+    chunks++;
+  }
+  KT_EQ(off, len);
+  KT_TRUE(chunks >= 3);
+  KT_STR_EQ(last, "IEND");
+  free(png);
+  free(p8);
+}
+
 TEST(PNG_invalid) {
   uint8_t px[4] = {0};
   void *out = (void *)1;
