@@ -2,7 +2,7 @@
 #   make deps    install missing system packages (tools/install-deps)
 #   make build   configure + build ./build (gcc, RelWithDebInfo, -Werror)
 #   make test    three builds (gcc; clang + TSan; clang + ASan/UBSan), ctest in each
-#   make run     build, then run the demo
+#   make run     build, then render examples/cornell/orbit.json into ./out (kiln render)
 #   make bench   Release build with the benchmarks (./build-bench), run them all
 #   make clean   remove the build folders
 
@@ -68,8 +68,10 @@ test: deps
 	echo "make test: $$passed passed, $$failed failed"
 	[ "$$failed" -eq 0 ] && [ -z "$$broken" ]
 
+# The main job: 120 frames of the Cornell box (256x256, 16 spp, colour + depth + normal PNGs) into
+# out/, with progress, a summary and a contact sheet. --overwrite: a second `make run` renders again.
 run: build
-	./build/tools/kiln-demo
+	./build/tools/kiln render examples/cornell/orbit.json -o out --overwrite --contact-sheet contact_sheet.png
 
 bench: deps
 	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=ON
