@@ -37,6 +37,10 @@
 
 enum { NPASS = 6, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
+/* libdeflate level of every PNG: on rendered frames level 1 encodes ~1.6x faster than 6 for files
+ * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
+enum { PNG_LEVEL = 1 };
+
 static const char *const pass_names[NPASS] = {"color", "depth", "normal", "albedo", "id", "instance"};
 
 /* ---- passes and formats ------------------------------------------------------------------- */
@@ -383,7 +387,7 @@ static int encode_pass(const kiln_batch *b, const kiln_image *img, int pi, void 
     else if (exr) rc = kiln__encode_exr(&r, data, len);
     else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
     else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);
-    else rc = kiln__encode_png(&r, 0, data, len);
+    else rc = kiln__encode_png(&r, PNG_LEVEL, data, len);
     if (rc) say(msg, msgcap, "cannot encode the %s pass as %s: %s", pass_names[pi],
                 npy ? "npy" : exr ? "exr" : kiln_format_name(f), kiln_strerror(rc));
   }

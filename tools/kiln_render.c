@@ -145,7 +145,8 @@ static void json_string(FILE *f, const char *s) {
 
 /* Writes the summary as JSON to path atomically (temporary file, then rename). */
 static int write_json(const char *path, const kiln_batch_summary *s, const progress *p, int code,
-                      const char *job, const char *out_dir, const char *contact_sheet) {
+                      const char *job, const char *out_dir, const char *contact_sheet,
+                      double setup_s) {
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return ENAMETOOLONG;
   FILE *f = fopen(tmp, "w");
@@ -157,14 +158,15 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
   fprintf(f,
           ",\n  \"exit_code\": %d,\n  \"frames\": {\"selected\": %llu, \"written\": %llu, "
           "\"failed\": %llu, \"skipped\": %llu},\n  \"files\": %llu,\n  \"bytes\": %llu,\n"
-          "  \"stopped\": %s,\n  \"wall_s\": %.6f,\n  \"first_image_s\": %.6f,\n"
+          "  \"stopped\": %s,\n  \"setup_s\": %.6f,\n  \"wall_s\": %.6f,\n"
+          "  \"first_image_s\": %.6f,\n"
           "  \"images_per_s\": %.6f,\n  \"peak_rss_bytes\": %llu,\n"
           "  \"stages_s\": {\"prepare\": %.6f, \"render\": %.6f, \"convert\": %.6f, "
           "\"encode\": %.6f, \"write\": %.6f},\n",
           code, (unsigned long long)s->total, (unsigned long long)s->written,
           (unsigned long long)s->failed, (unsigned long long)s->skipped,
           (unsigned long long)s->files, (unsigned long long)s->bytes, s->stopped ? "true" : "false",
-          s->wall_s, s->first_image_s, s->images_per_s, (unsigned long long)s->peak_rss_bytes,
+          setup_s, s->wall_s, s->written ? setup_s + s->first_image_s : 0, s->images_per_s, (unsigned long long)s->peak_rss_bytes,
           s->prepare_s, s->render_s, s->readback_s, s->encode_s, s->write_s);
   fprintf(f, "  \"contact_sheet\": ");
   if (contact_sheet && s->contact_sheet_status == 0) json_string(f, contact_sheet);
@@ -185,16 +187,18 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
   return err;
 }
 
-static void print_summary(const kiln_batch_summary *s, const progress *p, const char *out_dir) {
+static void print_summary(const kiln_batch_summary *s, const progress *p, const char *out_dir,
+                          double setup_s) {
   char wall[32];
   fmt_duration(s->wall_s, wall, sizeof wall);
   printf("kiln render: %s%llu of %llu frames written", s->stopped ? "stopped: " : "",
          (unsigned long long)s->written, (unsigned long long)s->total);
   if (s->skipped) printf(", %llu skipped (already there)", (unsigned long long)s->skipped);
   printf(", %llu failed, into %s\n", (unsigned long long)s->failed, out_dir);
-  printf("  %.2f images/s, wall %s (%.2f s), first image after %.2f s, %llu files, %.1f MiB\n",
-         s->images_per_s, wall, s->wall_s, s->first_image_s, (unsigned long long)s->files,
-         (double)s->bytes / 1048576.0);
+  printf("  %.2f images/s, wall %s (%.2f s), first image %.2f s after start (loading and devices "
+         "%.2f s), %llu files, %.1f MiB\n",
+         s->images_per_s, wall, s->wall_s, s->written ? setup_s + s->first_image_s : 0, setup_s,
+         (unsigned long long)s->files, (double)s->bytes / 1048576.0);
   printf("  peak memory %.1f MiB; stage time summed over frames: prepare %.2f s, render %.2f s, "
          "convert %.2f s, encode %.2f s, write %.2f s\n",
          (double)s->peak_rss_bytes / 1048576.0, s->prepare_s, s->render_s, s->readback_s,
@@ -249,12 +253,19 @@ static bool parse_frames(const char *s, long *first, long *last, long *step) {
   return !(b[0] && *last < *first);
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void on_gpu_log(void *arg, kiln_gpu_log_level level, const char *msg) {
   (void)arg;
   if (level >= KILN_GPU_LOG_WARN) fprintf(stderr, "kiln render: %s\n", msg);
 }
 
 int kiln_cli_render(int argc, char **argv) {
+  double t_start = now_s();
   const char *job_path = NULL, *scene = NULL, *device = "auto", *json_path = NULL;
   long threads = 0, in_flight = 0;
   bool quiet = false;
@@ -425,6 +436,7 @@ int kiln_cli_render(int argc, char **argv) {
 
   kiln_batch_summary sum;
   msg[0] = 0;
+  double setup_s = now_s() - t_start; /* job and scene loading, devices */
   rc = kiln_batch_run(batch, &sum, msg, sizeof msg);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
@@ -440,13 +452,13 @@ int kiln_cli_render(int argc, char **argv) {
     if (code == 0) code = 1;
   }
   if (!quiet) {
-    print_summary(&sum, &prog, bc.out_dir);
+    print_summary(&sum, &prog, bc.out_dir, setup_s);
     if (bc.contact_sheet && sum.contact_sheet_status == 0)
       printf("  contact sheet: %s%s%s\n", bc.contact_sheet[0] == '/' ? "" : bc.out_dir,
              bc.contact_sheet[0] == '/' ? "" : "/", bc.contact_sheet);
   }
   if (json_path) {
-    int e = write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet);
+    int e = write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet, setup_s);
     if (e) {
       fprintf(stderr, "kiln render: cannot write %s: %s\n", json_path, strerror(e));
       if (code == 0) code = 1;
