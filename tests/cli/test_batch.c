@@ -1,0 +1,238 @@
+/* test_batch.c: the batch pipeline through the library (kiln/batch.h): a device lost mid-batch
+ * (its frames are issued again on the other device, and the files are what one device alone
+ * writes), the progress callback and kiln_batch_stop, frames with scene overrides (their own scene,
+ * BVH and upload), and a frame whose override fails only when its scene loads. */
+// kt: timeout 300
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gpu/gpu_test_util.h"
+#include "kiln/batch.h"
+#include "kt.h"
+
+static char *tmpdir(void) {
+  char *d = strdup("/tmp/kiln-batch-XXXXXX");
+  if (!mkdtemp(d)) KT_FAIL("mkdtemp");
+  return d;
+}
+
+static char *path_in(const char *dir, const char *name) {
+  char *p = NULL;
+  if (asprintf(&p, "%s/%s", dir, name) < 0) KT_FAIL("asprintf");
+  return p;
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) KT_FAIL("cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+static unsigned char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc((size_t)n + 1);
+  if (fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("short read");
+  fclose(f);
+  *len = (size_t)n;
+  return b;
+}
+
+static bool same_file(const char *a, const char *b) {
+  size_t la = 0, lb = 0;
+  unsigned char *x = read_all(a, &la), *y = read_all(b, &lb);
+  bool eq = x && y && la == lb && memcmp(x, y, la) == 0;
+  free(x), free(y);
+  return eq;
+}
+
+static kiln_job *load_job(const char *path) {
+  kiln_scene_error err;
+  kiln_job *job = NULL;
+  int rc = kiln_job_load(path, NULL, &err, &job);
+  if (rc) {
+    char m[1400];
+    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+  }
+  return job;
+}
+
+/* An animation of n frames of the Cornell box at 16x16, 2 spp. */
+static char *anim_job(const char *dir, int n) {
+  char *p = path_in(dir, "job.json"), *t = NULL;
+  if (asprintf(&t, "{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": 16, \"height\": 16, "
+               "\"spp\": 2, \"animation\": {\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": "
+               "{\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, \"degrees\": 20}}}}",
+               KILN_SOURCE_DIR, n - 1) < 0)
+    KT_FAIL("asprintf");
+  write_text(p, t);
+  free(t);
+  return p;
+}
+
+typedef struct counts {
+  int written, failed, skipped, events;
+  kiln_batch *stop_after_two;
+  char last_error[1400];
+} counts;
+
+static void on_event(void *arg, const kiln_batch_event *ev) {
+  counts *c = arg;
+  c->events++;
+  if (ev->status == 0) c->written++;
+  else if (ev->status == 1) c->skipped++;
+  else c->failed++, snprintf(c->last_error, sizeof c->last_error, "%s: %s", ev->frame->where, ev->message);
+  if ((uint64_t)c->written != ev->done || (uint64_t)c->failed != ev->failed) KT_FAIL("event counts drift");
+  if (c->stop_after_two && c->written == 2) kiln_batch_stop(c->stop_after_two);
+}
+
+static int run_batch(kiln_job *job, kiln_pool *pool, kiln_gpu_device **devs, size_t n, const char *out,
+                     size_t in_flight, counts *c, kiln_batch_summary *sum) {
+  kiln_batch_config bc;
+  kiln_batch_config_default(&bc);
+  bc.pool = pool, bc.devs = devs, bc.ndevs = n, bc.out_dir = out, bc.in_flight = in_flight;
+  bc.passes = KILN_PASS_COLOR | KILN_PASS_DEPTH;
+  bc.progress = on_event, bc.progress_arg = c;
+  kiln_batch *b;
+  char msg[512];
+  int rc = kiln_batch_create(job, &bc, &b, msg, sizeof msg);
+  if (rc) KT_FAIL("kiln_batch_create: %s", msg);
+  if (c->stop_after_two) c->stop_after_two = b;
+  rc = kiln_batch_run(b, sum, msg, sizeof msg);
+  kiln_batch_destroy(b);
+  return rc;
+}
+
+static int count_files(const char *dir) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  if (d) closedir(d);
+  return n;
+}
+
+/* Device 0 is lost at its third submission (the scene upload is the first): the frames in flight
+ * on it fail with KILN_EDEVICE_LOST and are issued again on device 1. Every frame is written, with
+ * the same bytes as a batch on device 1 alone. */
+TEST(device_loss_frames_retried_elsewhere) {
+  char *d = tmpdir(), *job_path = anim_job(d, 8);
+  char *a = path_in(d, "two"), *b = path_in(d, "one");
+  kiln_job *job = load_job(job_path);
+  kiln_pool *pool;
+  KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device_config lossy;
+  kiln_gpu_device_config_default(&lossy);
+  lossy.pipeline_cache = false;
+  lossy.fail_submission = 3;
+  kiln_gpu_device *devs[2] = {tg_device(gpu, &lossy), tg_device(gpu, NULL)};
+  /* device 1 alone first: also compiles the kernel once before two devices run it at once (two
+   * lavapipe devices JIT-compiling together race inside LLVM; see tests/render) */
+  counts c1 = {0};
+  kiln_batch_summary s1;
+  KT_EQ(run_batch(job, pool, &devs[1], 1, b, 2, &c1, &s1), 0);
+  KT_EQ(s1.written, 8);
+  counts c2 = {0};
+  kiln_batch_summary s2;
+  int rc = run_batch(job, pool, devs, 2, a, 4, &c2, &s2);
+  if (rc != 0) KT_FAIL("batch with a lost device: rc %d, %d failed, last: %s", rc, c2.failed, c2.last_error);
+  KT_EQ(s2.written, 8);
+  KT_EQ(s2.failed, 0);
+  KT_EQ(c2.written, 8);
+  KT_TRUE(kiln_gpu_device_lost(devs[0]));
+  KT_EQ(count_files(a), 16);
+  for (int f = 0; f < 8; f++)
+    for (int p = 0; p < 2; p++) {
+      char name[64];
+      snprintf(name, sizeof name, "%05d_%s.png", f, p ? "depth" : "color");
+      char *x = path_in(a, name), *y = path_in(b, name);
+      if (!same_file(x, y)) KT_FAIL("%s differs from the one-device batch", name);
+      free(x), free(y);
+    }
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(devs[0]);
+  kiln_gpu_device_close(devs[1]);
+  kiln_gpu_destroy(gpu);
+  kiln_pool_destroy(pool);
+}
+
+/* kiln_batch_stop from the progress callback: no frame is issued after it, the frames in flight
+ * are written, the summary says stopped. Events arrive once per frame with running counts. */
+TEST(stop_from_progress_callback) {
+  char *d = tmpdir(), *job_path = anim_job(d, 40), *out = path_in(d, "out");
+  kiln_job *job = load_job(job_path);
+  kiln_pool *pool;
+  KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  counts c = {0};
+  c.stop_after_two = (kiln_batch *)1; /* replaced by the batch in run_batch */
+  kiln_batch_summary s;
+  KT_EQ(run_batch(job, pool, &dev, 1, out, 3, &c, &s), 0);
+  KT_TRUE(s.stopped);
+  KT_EQ(s.total, 40);
+  KT_TRUE(s.written >= 2 && s.written <= 2 + 3); /* at most the window was in flight */
+  KT_EQ((int)s.written, c.written);
+  KT_EQ(count_files(out), 2 * (int)s.written);
+  KT_TRUE(s.wall_s > 0 && s.images_per_s > 0 && s.peak_rss_bytes > 0);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  kiln_pool_destroy(pool);
+}
+
+/* A list whose images override the scene: a moved sphere renders differently from the plain one
+ * (its own scene and upload), and a sphere scaled non-uniformly, which only the scene loader can
+ * refuse, fails that frame alone, naming its line. */
+TEST(scene_overrides_per_frame) {
+  char *d = tmpdir(), *out = path_in(d, "out");
+  char *scene = path_in(d, "scene.json"), *list = path_in(d, "list.jsonl"), *job_path = path_in(d, "job.json");
+  write_text(scene,
+             "{\"settings\": {\"width\": 16, \"height\": 16, \"spp\": 2},\n"
+             " \"camera\": {\"position\": [0, 0, -4], \"look_at\": [0, 0, 0], \"vfov\": 40},\n"
+             " \"environment\": {\"type\": \"constant\", \"color\": [1, 1, 1]},\n"
+             " \"objects\": [{\"type\": \"sphere\", \"name\": \"ball\", \"radius\": 0.8,\n"
+             "               \"material\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}}]}\n");
+  write_text(list,
+             "{\"name\": \"plain\"}\n"
+             "{\"name\": \"moved\", \"objects\": {\"ball\": {\"transform\": {\"translate\": [1, 0, 0]}}}}\n"
+             "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
+             "{\"name\": \"dark\", \"objects\": {\"ball\": {\"material\": {\"type\": \"diffuse\", \"albedo\": [0.05, 0.05, 0.05]}}}}\n");
+  write_text(job_path, "{\"scene\": \"scene.json\", \"images\": \"list.jsonl\", \"output\": \"{name}_{pass}.{ext}\"}");
+  kiln_scene_error err;
+  kiln_job *job = NULL;
+  int lrc = kiln_job_load(job_path, NULL, &err, &job);
+  if (lrc) {
+    char m[1400];
+    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+  }
+  kiln_pool *pool;
+  KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  counts c = {0};
+  kiln_batch_summary s;
+  KT_EQ(run_batch(job, pool, &dev, 1, out, 4, &c, &s), 1);
+  KT_EQ(s.written, 3);
+  KT_EQ(s.failed, 1);
+  KT_STR_CONTAINS(c.last_error, "list.jsonl:3");
+  char *plain = path_in(out, "plain_depth.png"), *moved = path_in(out, "moved_depth.png");
+  char *pc = path_in(out, "plain_color.png"), *dc = path_in(out, "dark_color.png");
+  KT_TRUE(access(plain, F_OK) == 0 && access(moved, F_OK) == 0 && access(dc, F_OK) == 0);
+  KT_TRUE(access(path_in(out, "bad_color.png"), F_OK) != 0);
+  KT_FALSE(same_file(plain, moved)); /* the sphere moved */
+  KT_FALSE(same_file(pc, dc));       /* its material changed */
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  kiln_pool_destroy(pool);
+}
