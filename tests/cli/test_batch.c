@@ -9,49 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_test_util.h"
 #include "gpu/gpu_test_util.h"
 #include "kiln/batch.h"
 #include "kt.h"
 
-static char *tmpdir(void) {
-  char *d = strdup("/tmp/kiln-batch-XXXXXX");
-  if (!mkdtemp(d)) KT_FAIL("mkdtemp");
-  return d;
-}
-
-static char *path_in(const char *dir, const char *name) {
-  char *p = NULL;
-  if (asprintf(&p, "%s/%s", dir, name) < 0) KT_FAIL("asprintf");
-  return p;
-}
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  if (!f) KT_FAIL("cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)n + 1);
-  if (fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("short read");
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
-static bool same_file(const char *a, const char *b) {
-  size_t la = 0, lb = 0;
-  unsigned char *x = read_all(a, &la), *y = read_all(b, &lb);
-  bool eq = x && y && la == lb && memcmp(x, y, la) == 0;
-  free(x), free(y);
-  return eq;
-}
+static char *path_in(const char *dir, const char *name) { return fmt("%s/%s", dir, name); }
 
 static kiln_job *load_job(const char *path) {
   kiln_scene_error err;
@@ -66,14 +29,11 @@ static kiln_job *load_job(const char *path) {
 
 /* An animation of n frames of the Cornell box at 16x16, 2 spp. */
 static char *anim_job(const char *dir, int n) {
-  char *p = path_in(dir, "job.json"), *t = NULL;
-  if (asprintf(&t, "{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": 16, \"height\": 16, "
+  char *p = path_in(dir, "job.json");
+  write_text(p, fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": 16, \"height\": 16, "
                "\"spp\": 2, \"animation\": {\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": "
                "{\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, \"degrees\": 20}}}}",
-               KILN_SOURCE_DIR, n - 1) < 0)
-    KT_FAIL("asprintf");
-  write_text(p, t);
-  free(t);
+               KILN_SOURCE_DIR, n - 1));
   return p;
 }
 
@@ -156,7 +116,6 @@ TEST(device_loss_frames_retried_elsewhere) {
       snprintf(name, sizeof name, "%05d_%s.png", f, p ? "depth" : "color");
       char *x = path_in(a, name), *y = path_in(b, name);
       if (!same_file(x, y)) KT_FAIL("%s differs from the one-device batch", name);
-      free(x), free(y);
     }
   kiln_job_destroy(job);
   kiln_gpu_device_close(devs[0]);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kiln/error.h"
+#include "cli_test_util.h"
 #include "kt.h"
 
 #define STB_IMAGE_IMPLEMENTATION
@@ -37,53 +38,6 @@
 #define SCENE KILN_SOURCE_DIR "/examples/cornell/scene.json"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-/* Every string and buffer the helpers allocate is kept here until the test process ends (each test
- * is its own short process), so they stay reachable and LeakSanitizer reports only real leaks; the
- * kiln processes the tests run are checked by their own sanitizer runtime. */
-static void *kept[8192];
-static size_t nkept;
-static void *keep(void *p) {
-  if (p && nkept < sizeof kept / sizeof *kept) kept[nkept++] = p;
-  return p;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  char *s = NULL;
-  if (vasprintf(&s, f, ap) < 0) KT_FAIL("out of memory");
-  va_end(ap);
-  return keep(s);
-}
-
-static char *tmpdir(void) {
-  char *d = keep(strdup("/tmp/kiln-cli-XXXXXX"));
-  if (!mkdtemp(d)) KT_FAIL("mkdtemp: %s", strerror(errno));
-  return d;
-}
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  if (!f) KT_FAIL("cannot write %s", path);
-  fputs(text, f);
-  fclose(f);
-}
-
-static unsigned char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = keep(malloc((size_t)n + 1));
-  if (fread(b, 1, (size_t)n, f) != (size_t)n) KT_FAIL("short read of %s", path);
-  b[n] = 0;
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
 
 typedef struct result {
   int status;   /* exit code, or 128 + signal */
@@ -179,13 +133,6 @@ static void *png_decode(const char *path, int *w, int *h, int *ch, bool *wide) {
   return p;
 }
 
-static bool files_equal(const char *a, const char *b) {
-  size_t la, lb;
-  unsigned char *x = read_all(a, &la), *y = read_all(b, &lb);
-  bool eq = x && y && la == lb && memcmp(x, y, la) == 0;
-  free(x), free(y);
-  return eq;
-}
 
 /* A job: an animation of `frames` frames of the Cornell box at 32x32, 2 spp, orbiting a little. */
 static char *anim_job(const char *dir, int frames, const char *extra) {
@@ -348,7 +295,7 @@ TEST(deterministic_across_threads_and_in_flight) {
   for (int i = 0; i < n; i++) {
     KT_STR_EQ(na[i], nb[i]);
     char *pa = fmt("%s/%s", a, na[i]), *pb = fmt("%s/%s", b, nb[i]);
-    if (!files_equal(pa, pb)) KT_FAIL("%s and %s differ", pa, pb);
+    if (!same_file(pa, pb)) KT_FAIL("%s and %s differ", pa, pb);
   }
 }
 
@@ -531,7 +478,7 @@ TEST(sigkill_then_resume_gives_the_full_set) {
   int n = list_files(ref, names, 64);
   KT_EQ(n, 24);
   for (int i = 0; i < n; i++)
-    if (!files_equal(fmt("%s/%s", out, names[i]), fmt("%s/%s", ref, names[i])))
+    if (!same_file(fmt("%s/%s", out, names[i]), fmt("%s/%s", ref, names[i])))
       KT_FAIL("%s differs after resume", names[i]);
 }
 
