@@ -34,6 +34,8 @@
 
 #include "encode.h"
 #include "outname.h"
+#include "scene_data.h"
+#include "scene_internal.h"
 
 enum { NPASS = 6, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -109,6 +111,8 @@ static const char *pass_ext(kiln_format f, int pi) {
 
 /* ---- the batch ------------------------------------------------------------------------------ */
 
+static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap);
+
 struct kiln_batch {
   kiln_job *job;
   kiln_batch_config cfg;
@@ -129,6 +133,13 @@ struct kiln_batch {
   size_t ncells;
   uint64_t sheet_every;
   int thumb_w, thumb_h, thumb_f;
+
+  /* the driver's own state */
+  long base;           /* the frame the step counts from */
+  bool base_set;
+  char swept[PATH_MAX]; /* the last folder swept of temporaries (--resume) */
+  uint64_t *names;     /* hashes of the output paths issued in this run (open addressing) */
+  size_t nnames, names_cap;
 };
 
 typedef struct frame_ctx {
@@ -140,7 +151,7 @@ typedef struct frame_ctx {
   kiln_renderer *own;    /* the frame's own renderer (frames with overrides) */
   bool patched;
   int retries;
-  double t_issue;
+  double t_render; /* when its render was submitted */
   /* written by W, read by the driver after W completes */
   uint64_t files, bytes;
 } frame_ctx;
@@ -154,7 +165,7 @@ static double now_s(void) {
 void kiln_batch_config_default(kiln_batch_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->format = -1;
-  cfg->first = 0, cfg->last = -1, cfg->step = 1;
+  cfg->first = LONG_MIN, cfg->last = LONG_MAX, cfg->step = 1;
 }
 
 static void say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -215,23 +226,17 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   kiln_scene_get_info(kiln_job_scene(job), &b->info);
   b->width = cfg->width ? cfg->width : b->info.width;
   b->height = cfg->height ? cfg->height : b->info.height;
-  char m[512];
+  char m[1024];
+  int rc;
   if (kiln__outname_check(b->tmpl, m, sizeof m) != 0) {
     say(msg, msgcap, "%s", m);
     free(b);
     return KILN_EINVAL;
   }
-  bool npasses = (b->passes & (b->passes - 1)) != 0;
-  if (npasses && !strstr(b->tmpl, "{pass}")) {
-    say(msg, msgcap, "output template \"%s\" has no {pass}, but several passes are written", b->tmpl);
+  if ((rc = check_template(b, m, sizeof m))) {
+    say(msg, msgcap, "%s", m);
     free(b);
-    return KILN_EINVAL;
-  }
-  if (kiln_job_count(job) > 1 && !strstr(b->tmpl, "{frame") && !strstr(b->tmpl, "{name}")) {
-    say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
-        "write the same file", b->tmpl);
-    free(b);
-    return KILN_EINVAL;
+    return rc;
   }
   pthread_mutex_init(&b->mu, NULL);
   atomic_init(&b->stop, 0);
@@ -247,6 +252,7 @@ void kiln_batch_destroy(kiln_batch *b) {
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
+  free(b->names);
   pthread_mutex_destroy(&b->mu);
   free(b);
 }
@@ -280,6 +286,48 @@ static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, int *
     if (access(path, F_OK) == 0) {
       if (*n == 0) snprintf(first, cap, "%s", path);
       (*n)++;
+    }
+  }
+  return 0;
+}
+
+/* The template must give every pass of a frame its own file, every frame its own files (when the job
+ * has several), and each file the extension of what it holds when the template does not use {ext}:
+ * checked by expanding it, so escaped braces ({{pass}}) cannot fool the check. */
+static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) {
+  char x[PATH_MAX], y[PATH_MAX];
+  int last = -1;
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    kiln__outname_vars v = {0, "a", pass_names[pi], pass_ext(b->format, pi)};
+    int rc = kiln__outname_expand(b->tmpl, &v, x, sizeof x, msg, msgcap);
+    if (rc) return rc;
+    const char *dot = strrchr(x, '.'), *ext = pass_ext(b->format, pi);
+    if (!strstr(b->tmpl, "{ext}") && (!dot || strcmp(dot + 1, ext) != 0)) {
+      say(msg, msgcap, "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
+          "(use {ext})", b->tmpl, pass_names[pi], x, ext);
+      return KILN_EINVAL;
+    }
+    if (last >= 0) {
+      kiln__outname_vars u = {0, "a", pass_names[last], pass_ext(b->format, last)};
+      if ((rc = kiln__outname_expand(b->tmpl, &u, y, sizeof y, msg, msgcap))) return rc;
+      if (strcmp(x, y) == 0) {
+        say(msg, msgcap, "output template \"%s\" gives the %s and %s passes one file (use {pass})",
+            b->tmpl, pass_names[last], pass_names[pi]);
+        return KILN_EINVAL;
+      }
+    }
+    last = pi;
+  }
+  if (kiln_job_count(b->job) > 1) {
+    kiln__outname_vars u = {0, "a", "color", pass_ext(b->format, 0)}, w = {1, "b", "color", pass_ext(b->format, 0)};
+    int rc = kiln__outname_expand(b->tmpl, &u, x, sizeof x, msg, msgcap);
+    if (!rc) rc = kiln__outname_expand(b->tmpl, &w, y, sizeof y, msg, msgcap);
+    if (rc) return rc;
+    if (strcmp(x, y) == 0) {
+      say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
+          "write the same file", b->tmpl);
+      return KILN_EINVAL;
     }
   }
   return 0;
@@ -424,7 +472,7 @@ static int writer_task(void *arg, void **result) {
   kiln_batch *b = c->b;
   *result = NULL;
   double t0 = now_s();
-  double render_s = t0 - c->t_issue, conv_s = 0, enc_s = 0, write_s = 0;
+  double render_s = t0 - c->t_render, conv_s = 0, enc_s = 0, write_s = 0;
   void *v = NULL;
   kiln_future_result(c->render, 0, &v);
   const kiln_image *img = v;
@@ -478,16 +526,20 @@ static int writer_task(void *arg, void **result) {
 
 static void release_future(void *v) { kiln_future_release(v); }
 
+/* R's done-callback: settles Rp with R. Resolving Rp lets the writer run and the driver free c, so
+ * this holds its own reference to Rp and touches nothing of c after settling it. */
 static void on_render_done(kiln_future *r, void *arg) {
   frame_ctx *c = arg;
+  kiln_future *rp = kiln_future_retain(c->render);
   const char *m = NULL;
   int rc = kiln_future_result(r, 0, NULL);
   if (rc == 0) {
-    kiln_promise_resolve_owned(c->render, kiln_future_retain(r), release_future);
+    kiln_promise_resolve_owned(rp, kiln_future_retain(r), release_future);
   } else {
     kiln_future_error(r, 0, &m);
-    kiln_promise_reject(c->render, rc, "%s", m ? m : kiln_strerror(rc));
+    kiln_promise_reject(rp, rc, "%s", m ? m : kiln_strerror(rc));
   }
+  kiln_future_release(rp);
 }
 
 static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr, kiln_frame_config *fc) {
@@ -498,49 +550,56 @@ static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr, kil
   fc->spp = b->cfg.spp;
 }
 
+/* The task of a frame with overrides: its scene, a renderer on the least busy device, the render.
+ * It settles Rp (through on_render_done once the render is done), holding its own reference to Rp,
+ * and touches nothing of c once Rp may be settled. */
 static int prepare_task(void *arg, void **result) {
   frame_ctx *c = arg;
   kiln_batch *b = c->b;
+  kiln_future *rp = kiln_future_retain(c->render);
   *result = NULL;
   double t0 = now_s();
   kiln_scene_error err;
   kiln_scene *scene = NULL;
+  kiln_future *r = NULL;
   int rc = kiln_job_frame_scene(b->job, &c->fr, &err, &scene);
   if (rc) {
     char m[1200];
-    kiln_promise_reject(c->render, rc, "%s", kiln_scene_error_format(&err, m, sizeof m));
-    return 0;
+    kiln_promise_reject(rp, rc, "%s", kiln_scene_error_format(&err, m, sizeof m));
+    goto out;
   }
   int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
   if (di < 0) {
     kiln_scene_destroy(scene);
-    kiln_promise_reject(c->render, KILN_EDEVICE_LOST, "every device is lost");
-    return 0;
+    kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
+    goto out;
   }
   kiln_render_config rcfg;
   kiln_render_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_render_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
   kiln_scene_destroy(scene);
-  kiln_future *r = NULL;
   if (!rc) {
     kiln_frame_config fc;
     kiln_frame_config_default(c->own, &fc);
     fill_frame_config(b, &c->fr, &fc);
-    fc.seed = c->fr.seed;
+    c->t_render = now_s();
     rc = kiln_render_submit(c->own, &fc, &r);
   }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += now_s() - t0;
   pthread_mutex_unlock(&b->mu);
   if (rc) {
-    kiln_promise_reject(c->render, rc, "%s: cannot prepare the frame: %s", c->fr.where,
-                        kiln_strerror(rc));
-    return 0;
+    kiln_promise_reject(rp, rc, "cannot prepare the frame: %s", kiln_strerror(rc));
+    goto out;
   }
-  rc = kiln_future_on_done(r, on_render_done, c);
-  kiln_future_release(r);
-  if (rc) kiln_promise_reject(c->render, rc, "cannot wait for the render: %s", kiln_strerror(rc));
+  if (kiln_future_on_done(r, on_render_done, c) != 0) { /* settle Rp here, once R is done */
+    kiln_future_result(r, -1, NULL);
+    on_render_done(r, c);
+  }
+out:
+  if (r) kiln_future_release(r);
+  kiln_future_release(rp);
   return 0;
 }
 
@@ -560,7 +619,7 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
   if (c->writer) kiln_future_release(c->writer);
   if (c->render) kiln_future_release(c->render);
   c->writer = c->render = NULL;
-  c->t_issue = now_s();
+  c->t_render = now_s();
   int rc;
   if (c->patched) {
     if ((rc = kiln_promise_create(&c->render))) return rc;
@@ -589,14 +648,19 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
   return rc;
 }
 
-static bool selected(const kiln_batch *b, long frame) {
-  if (frame < b->cfg.first) return false;
-  if (b->cfg.last >= b->cfg.first && frame > b->cfg.last) return false;
-  return (frame - b->cfg.first) % b->cfg.step == 0;
+/* Whether frame is selected. Without a lower bound the step counts from the first frame in range
+ * (b->base, set by the first call after selection_reset). */
+static bool selected(kiln_batch *b, long frame) {
+  if (frame < b->cfg.first || frame > b->cfg.last) return false;
+  if (!b->base_set) b->base = b->cfg.first != LONG_MIN ? b->cfg.first : frame, b->base_set = true;
+  if (frame < b->base) return false;
+  return (frame - b->base) % b->cfg.step == 0;
 }
 
+static void selection_reset(kiln_batch *b) { b->base_set = false; }
+
 static bool has_selection(const kiln_batch *b) {
-  return b->cfg.first != 0 || b->cfg.last >= b->cfg.first || b->cfg.step != 1;
+  return b->cfg.first != LONG_MIN || b->cfg.last != LONG_MAX || b->cfg.step != 1;
 }
 
 static uint64_t peak_rss(void) {
@@ -604,23 +668,99 @@ static uint64_t peak_rss(void) {
   return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
 }
 
-/* Removes temporary files that a killed run left in dir (".NAME.tmp-PID-N" whose PID is gone). */
+/* Removes the temporary files a killed kiln left in dir: exactly ".NAME.tmp-HOST-PID-N" (the
+ * names kiln__write_atomic makes) whose HOST is this machine and whose PID is no longer running.
+ * Files of this process, of live processes, and of other machines (a shared folder) are kept. */
 static void sweep_temporaries(const char *dir) {
+  char host[40];
+  kiln__tmp_host(host, sizeof host);
+  size_t hl = strlen(host);
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
-    if (!t) continue;
-    long pid = strtol(t + 5, NULL, 10);
-    if (pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
-      char p[PATH_MAX];
-      if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p &&
-          (pid <= 0 || pid != (long)getpid()))
-        unlink(p);
-    }
+    const char *name = e->d_name, *t = NULL;
+    if (name[0] != '.') continue;
+    for (const char *q = strstr(name, ".tmp-"); q; q = strstr(q + 1, ".tmp-")) t = q;
+    if (!t || t == name || strncmp(t + 5, host, hl) != 0 || t[5 + hl] != '-') continue;
+    const char *p = t + 6 + hl;
+    char *end;
+    errno = 0;
+    long pid = strtol(p, &end, 10);
+    if (errno || end == p || *end != '-' || pid <= 0) continue;
+    p = end + 1;
+    strtoul(p, &end, 10);
+    if (end == p || *end) continue;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path) unlink(path);
   }
   closedir(d);
+}
+
+/* Sweeps the folders frame fr's files go to (each once in a row: frames usually share one). */
+static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    if (pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
+    char *slash = strrchr(path, '/');
+    if (!slash) continue;
+    *slash = 0;
+    if (strcmp(path, b->swept) == 0) continue;
+    snprintf(b->swept, sizeof b->swept, "%s", path);
+    sweep_temporaries(path);
+  }
+}
+
+/* ---- output names seen in this run: two frames must not write one file -------------------------- */
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+/* Adds the hash of path to the set; false when it was there (another frame of this run). */
+static bool names_add(kiln_batch *b, const char *path) {
+  if (2 * (b->nnames + 1) > b->names_cap) {
+    size_t cap = b->names_cap ? 2 * b->names_cap : 1024;
+    uint64_t *t = calloc(cap, sizeof *t);
+    if (!t) return true; /* without memory, no check */
+    for (size_t i = 0; i < b->names_cap; i++)
+      if (b->names[i])
+        for (size_t j = b->names[i] & (cap - 1);; j = (j + 1) & (cap - 1))
+          if (!t[j]) {
+            t[j] = b->names[i];
+            break;
+          }
+    free(b->names);
+    b->names = t, b->names_cap = cap;
+  }
+  uint64_t h = fnv1a(path);
+  for (size_t j = h & (b->names_cap - 1);; j = (j + 1) & (b->names_cap - 1)) {
+    if (b->names[j] == h) return false;
+    if (!b->names[j]) {
+      b->names[j] = h;
+      b->nnames++;
+      return true;
+    }
+  }
+}
+
+/* Checks that frame fr's files are not those of an earlier frame of this run. */
+static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size_t msgcap) {
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
+    if (rc) return rc;
+    if (!names_add(b, path)) {
+      say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
+      return KILN_EINVAL;
+    }
+  }
+  return 0;
 }
 
 typedef struct run_state {
@@ -678,6 +818,38 @@ static int write_contact_sheet(kiln_batch *b, char *msg, size_t msgcap) {
   return rc;
 }
 
+/* Waits until nothing of frame c can run any more (its writer, else its render or prepare task),
+ * then frees it. For frames that failed before or while entering the pipeline. */
+static void settle_and_free(frame_ctx *c) {
+  if (c->writer) kiln_future_result(c->writer, -1, NULL);
+  if (c->render) kiln_future_result(c->render, -1, NULL);
+  ctx_free(c);
+}
+
+/* The thumbnail of a frame skipped by --resume, from its colour file when that is a PNG, JPEG or
+ * HDR (NULL otherwise: its cell stays empty). */
+static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr) {
+  char path[PATH_MAX];
+  if (b->format == KILN_FORMAT_EXR || b->format == KILN_FORMAT_NPY ||
+      pass_path(b, fr, 0, path, sizeof path, NULL, 0))
+    return NULL;
+  kiln__texture t = {0};
+  char m[256];
+  bool hdr = b->format == KILN_FORMAT_HDR;
+  if (kiln__texture_load(path, hdr, &t, m, sizeof m) != 0) return NULL;
+  uint8_t *out = NULL;
+  size_t n = (size_t)t.width * (size_t)t.height;
+  uint8_t *full = t.width == b->width && t.height == b->height ? malloc(n * 3) : NULL;
+  if (full && (out = malloc((size_t)b->thumb_w * (size_t)b->thumb_h * 3))) {
+    /* 8-bit files hold sRGB already tone-mapped: back to 8-bit as they were; .hdr is linear */
+    kiln__linear_to_srgb(t.rgb, n, hdr ? b->info.exposure : 0, hdr && b->info.filmic, KILN__PIX_U8, full);
+    kiln__box_downscale(full, b->width, b->height, b->thumb_f, out);
+  }
+  free(full);
+  free(t.rgb);
+  return out;
+}
+
 int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap) {
   memset(sum, 0, sizeof *sum);
   if (msg && msgcap) msg[0] = 0;
@@ -687,23 +859,33 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
     say(msg, msgcap, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
     return KILN_EIO;
   }
-  if (b->cfg.resume) sweep_temporaries(b->out_dir);
+  b->swept[0] = 0;
+  b->nnames = 0;
+  if (b->names) memset(b->names, 0, b->names_cap * sizeof *b->names);
 
   /* how many frames are selected (a pass over the job only when a selection is given) */
   kiln_job_frame fr;
   memset(&fr, 0, sizeof fr);
   kiln_scene_error err;
   if ((rc = kiln_job_rewind(b->job))) return rc;
+  selection_reset(b);
   if (has_selection(b)) {
     while ((rc = kiln_job_next(b->job, &fr, &err)) == 0) {
       sum->total += selected(b, fr.frame);
       kiln_job_frame_clear(&fr);
+      if (atomic_load_explicit(&b->stop, memory_order_relaxed)) break;
     }
-    if (rc != KILN_EEOF) {
+    if (rc != KILN_EEOF && rc != 0) {
       kiln_scene_error_format(&err, msg, msgcap);
       return rc;
     }
     if ((rc = kiln_job_rewind(b->job))) return rc;
+    selection_reset(b);
+    if (sum->total == 0 && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+      say(msg, msgcap, "the frame selection matches none of the job's %llu frames",
+          (unsigned long long)kiln_job_count(b->job));
+      return KILN_EINVAL;
+    }
   } else {
     sum->total = kiln_job_count(b->job);
   }
@@ -724,10 +906,11 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       }
     }
     if ((rc = kiln_job_rewind(b->job))) return rc;
+    selection_reset(b);
   }
 
   /* the shared renderer: the job's scene on every device */
-  if (!b->shared) {
+  if (!b->shared && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
     double t0 = now_s();
     kiln_render_config rcfg;
     kiln_render_config_default(&rcfg);
@@ -758,6 +941,9 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
     b->thumb_f = (big + thumb - 1) / thumb;
     b->thumb_w = b->width / b->thumb_f > 0 ? b->width / b->thumb_f : 1;
     b->thumb_h = b->height / b->thumb_f > 0 ? b->height / b->thumb_f : 1;
+    if (b->thumbs)
+      for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
+    free(b->thumbs);
     b->thumbs = calloc(b->ncells, sizeof *b->thumbs);
     if (!b->thumbs) return KILN_ENOMEM;
   }
@@ -771,7 +957,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
   size_t inflight = 0;
   uint64_t sel = 0;
   bool exhausted = false;
-  char m[1200];
+  char m[1400];
   for (;;) {
     while (!exhausted && inflight < window &&
            !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
@@ -786,6 +972,8 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       if (rc) {
         if (rc != KILN_EEOF) { /* the job cannot be read on: report, issue no more */
           kiln_scene_error_format(&err, m, sizeof m);
+          snprintf(c->fr.where, sizeof c->fr.where, "%s", err.file[0] ? err.file : "the job");
+          c->fr.frame = -1;
           report(&st, &c->fr, rc, m);
         }
         exhausted = true;
@@ -798,10 +986,14 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       }
       c->sel = sel++;
       c->patched = c->fr.scene_patch != NULL;
+      if (b->cfg.resume) sweep_for(b, &c->fr);
       int nexist = 0;
       char first[PATH_MAX] = "";
-      rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, m, sizeof m);
+      rc = check_unique(b, &c->fr, m, sizeof m);
+      if (!rc) rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, m, sizeof m);
       if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
+        if (b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
+          b->thumbs[c->sel / b->sheet_every] = thumbnail_of_file(b, &c->fr);
         report(&st, &c->fr, 1, "");
         ctx_free(c);
         continue;
@@ -814,10 +1006,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       if (!rc) rc = kiln_completion_add(comp, c->writer);
       if (rc) {
         report(&st, &c->fr, rc, m);
-        /* a frame whose render was submitted must finish before its context goes */
-        if (c->writer) kiln_future_result(c->writer, -1, NULL);
-        else if (c->render) kiln_future_result(c->render, -1, NULL);
-        ctx_free(c);
+        settle_and_free(c);
         continue;
       }
       for (size_t i = 0; i < window; i++)
@@ -848,16 +1037,25 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       int rrc = kiln_future_error(c->render, 0, &rm);
       if (rrc) frc = rrc, snprintf(m, sizeof m, "%s", rm ? rm : kiln_strerror(rrc));
     }
+    sum->files += c->files, sum->bytes += c->bytes; /* also those of a frame that failed later */
+    c->files = c->bytes = 0;
     if (frc == KILN_EDEVICE_LOST && c->retries < MAX_RETRIES &&
         kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs) >= 0) { /* again, on another device */
       c->retries++;
       release_own(c);
-      if (issue(b, c, m, sizeof m) == 0 && kiln_completion_add(comp, c->writer) == 0) continue;
+      char rm[512];
+      int irc = issue(b, c, rm, sizeof rm);
+      if (!irc) irc = kiln_completion_add(comp, c->writer);
+      if (!irc) continue;
+      snprintf(m, sizeof m, "lost with its device, and cannot be issued again: %s", rm);
+      frc = irc;
+      report(&st, &c->fr, frc, m);
+      slots[slot] = NULL;
+      inflight--;
+      settle_and_free(c);
+      continue;
     }
-    if (frc == 0) {
-      sum->files += c->files, sum->bytes += c->bytes;
-      if (sum->written == 0) sum->first_image_s = now_s() - st.t0;
-    }
+    if (frc == 0 && sum->written == 0) sum->first_image_s = now_s() - st.t0;
     report(&st, &c->fr, frc, m);
     slots[slot] = NULL;
     inflight--;
@@ -866,7 +1064,8 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
   kiln_completion_destroy(comp);
   free(slots);
 
-  sum->stopped = atomic_load_explicit(&b->stop, memory_order_relaxed) != 0;
+  /* stopped: frames were left unissued because of kiln_batch_stop */
+  sum->stopped = atomic_load_explicit(&b->stop, memory_order_relaxed) != 0 && !exhausted;
   if (b->cfg.contact_sheet && b->thumbs)
     sum->contact_sheet_status = write_contact_sheet(b, m, sizeof m);
   sum->wall_s = now_s() - st.t0;

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "encode.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libdeflate.h>
@@ -334,17 +335,30 @@ static void say(char *msg, size_t cap, const char *what, const char *path, int e
   if (msg && cap) snprintf(msg, cap, "cannot %s %s: %s", what, path, strerror(err));
 }
 
+void kiln__tmp_host(char *out, size_t cap) {
+  char h[256] = "";
+  if (gethostname(h, sizeof h - 1) != 0 || !h[0]) snprintf(h, sizeof h, "localhost");
+  size_t n = 0;
+  for (const char *p = h; *p && n + 1 < cap && n < 32; p++)
+    out[n++] = (char)(isalnum((unsigned char)*p) ? *p : '_');
+  out[n] = 0;
+}
+
 int kiln__write_atomic(const char *path, const void *data, size_t len, bool durable, char *msg,
                        size_t msgcap) {
   static _Atomic unsigned long counter;
   if (msg && msgcap) msg[0] = 0;
   const char *slash = strrchr(path, '/');
   size_t dirlen = slash ? (size_t)(slash - path) : 0;
-  char tmp[4096];
-  int n = snprintf(tmp, sizeof tmp, "%.*s%s.%s.tmp-%ld-%lu", (int)dirlen, path, slash ? "/" : "",
-                   slash ? slash + 1 : path, (long)getpid(),
+  char tmp[4096], host[40];
+  kiln__tmp_host(host, sizeof host);
+  int n = snprintf(tmp, sizeof tmp, "%.*s%s.%s.tmp-%s-%ld-%lu", (int)dirlen, path, slash ? "/" : "",
+                   slash ? slash + 1 : path, host, (long)getpid(),
                    atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed));
-  if (n < 0 || (size_t)n >= sizeof tmp) return KILN_ENOMEM;
+  if (n < 0 || (size_t)n >= sizeof tmp) {
+    if (msg && msgcap) snprintf(msg, msgcap, "cannot write %s: the path is too long", path);
+    return KILN_EINVAL;
+  }
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) {
     say(msg, msgcap, "create", tmp, errno);

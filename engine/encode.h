@@ -47,12 +47,17 @@ int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len);
 void kiln__linear_to_srgb(const float *rgb, size_t npixels, float exposure, bool filmic,
                           kiln__pixel_type type, void *out);
 
-/* Writes data to path atomically: a temporary file in the same folder, then rename(2), so path
- * is either absent/old or complete, never partial. With durable, fsyncs the file and its folder
+/* Writes data to path atomically: a temporary file in the same folder (".NAME.tmp-HOST-PID-N",
+ * HOST from kiln__tmp_host), then rename(2), so path is either absent/old or complete, never partial. With durable, fsyncs the file and its folder
  * (survives power loss, not only crashes). On failure the temporary is removed, path is
  * untouched, and msg (if given) says what failed ("cannot write out/a.png: No space left on
- * device"). 0 or KILN_EIO (KILN_ENOMEM for a name too long to build). Thread-safe. */
+ * device"). 0, KILN_EIO, or KILN_EINVAL for a path too long to build the temporary's name.
+ * Thread-safe. */
 int kiln__write_atomic(const char *path, const void *data, size_t len, bool durable, char *msg,
                        size_t msgcap);
+
+/* This machine's host name as it appears in temporary names: letters and digits, others as '_',
+ * at most 32 characters (no '-', so the name parses from its end). */
+void kiln__tmp_host(char *out, size_t cap);
 
 #endif

@@ -6,10 +6,12 @@
  * many). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,13 +56,36 @@ static void render_usage(FILE *to) {
 
 /* ---- signals ------------------------------------------------------------------------------- */
 
-static kiln_batch *volatile g_batch;
-static volatile sig_atomic_t g_signal;
+/* SIGINT and SIGTERM are blocked in every thread from the start (threads inherit the mask) and
+ * taken by one thread that waits for them with sigwait, so no code runs in a signal handler. The
+ * first one stops the batch (frames in flight finish; exit 130), or ends the process at once while
+ * the job is still loading (nothing written yet); a second one ends the process at once. SIGUSR2
+ * tells the thread to quit when the batch is over. */
+static _Atomic(kiln_batch *) g_batch;
+static atomic_int g_signal;
 
-static void on_signal(int sig) {
-  g_signal = sig;
-  if (g_batch) kiln_batch_stop(g_batch);
-  signal(sig, SIG_DFL); /* a second Ctrl-C ends the process at once */
+static void *signal_thread(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR2);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0 || sig == SIGUSR2) return NULL;
+    kiln_batch *b = atomic_load(&g_batch);
+    if (atomic_exchange(&g_signal, sig) != 0 || !b) { /* second signal, or nothing to stop */
+      signal(sig, SIG_DFL);
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+      raise(sig);
+      _exit(128 + sig);
+    }
+    kiln_batch_stop(b);
+  }
 }
 
 /* ---- progress ----------------------------------------------------------------------------- */
@@ -230,14 +255,14 @@ static bool parse_long(const char *s, long lo, long hi, long *out) {
   return true;
 }
 
-/* "A:B[:STEP]", "A:", ":B", "N". */
+/* "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative). */
 static bool parse_frames(const char *s, long *first, long *last, long *step) {
   char buf[128];
   if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;
   char *c1 = strchr(buf, ':');
   *step = 1;
   if (!c1) {
-    if (!parse_long(buf, 0, LONG_MAX, first)) return false;
+    if (!parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
     *last = *first;
     return true;
   }
@@ -247,10 +272,39 @@ static bool parse_frames(const char *s, long *first, long *last, long *step) {
     *c2 = 0;
     if (!parse_long(c2 + 1, 1, LONG_MAX, step)) return false;
   }
-  *first = 0, *last = -1;
-  if (buf[0] && !parse_long(buf, 0, LONG_MAX, first)) return false;
-  if (b[0] && !parse_long(b, 0, LONG_MAX, last)) return false;
-  return !(b[0] && *last < *first);
+  *first = LONG_MIN, *last = LONG_MAX;
+  if (buf[0] && !parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
+  if (b[0] && !parse_long(b, LONG_MIN + 1, LONG_MAX - 1, last)) return false;
+  return *last >= *first;
+}
+
+/* The error that ends a run with exit status 2, printed and kept for --json. */
+static char g_error[2048];
+
+static void setup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void setup_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_error, sizeof g_error, fmt, ap);
+  va_end(ap);
+  size_t n = strlen(g_error);
+  if (n && g_error[n - 1] == '\n') g_error[n - 1] = 0;
+  fprintf(stderr, "kiln render: %s\n", g_error);
+}
+
+/* --json for a run that ended before rendering (exit 2): the error, atomically. */
+static void write_error_json(const char *path, const char *job) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return;
+  fprintf(f, "{\n  \"job\": ");
+  json_string(f, job);
+  fprintf(f, ",\n  \"exit_code\": 2,\n  \"error\": ");
+  json_string(f, g_error);
+  fprintf(f, "\n}\n");
+  bool ok = !ferror(f);
+  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) unlink(tmp);
 }
 
 static double now_s(void) {
@@ -291,8 +345,7 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--frames")) {
       NEED_VALUE();
       if (!parse_frames(v, &bc.first, &bc.last, &bc.step))
-        return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (frame numbers >= 0, "
-                           "A <= B, STEP >= 1)", v);
+        return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (A <= B, STEP >= 1)", v);
     } else if (!strcmp(a, "--size")) {
       NEED_VALUE();
       int w = 0, h = 0, n = 0;
@@ -368,9 +421,17 @@ int kiln_cli_render(int argc, char **argv) {
   kiln_pool_config pc;
   kiln_pool_config_default(&pc);
   if (threads) pc.threads = (int)threads;
+  sigset_t stop_set, old_mask;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  sigaddset(&stop_set, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask); /* every thread made from here on too */
+  pthread_t sig_thread;
+  bool sig_thread_ok = pthread_create(&sig_thread, NULL, signal_thread, NULL) == 0;
   int rc = prog.fails ? kiln_pool_create(&pc, &pool) : KILN_ENOMEM;
   if (rc) {
-    fprintf(stderr, "kiln render: cannot start the worker threads: %s\n", kiln_strerror(rc));
+    setup_error("cannot start the worker threads: %s\n", kiln_strerror(rc));
     goto out;
   }
 
@@ -378,7 +439,7 @@ int kiln_cli_render(int argc, char **argv) {
   kiln_job_options jo = {scene, pool};
   rc = kiln_job_load(job_path, &jo, &err, &job);
   if (rc) {
-    fprintf(stderr, "kiln render: %s\n", kiln_scene_error_format(&err, msg, sizeof msg));
+    setup_error("%s\n", kiln_scene_error_format(&err, msg, sizeof msg));
     goto out;
   }
 
@@ -387,14 +448,14 @@ int kiln_cli_render(int argc, char **argv) {
   gc.log = on_gpu_log;
   rc = kiln_gpu_create(&gc, &gpu);
   if (rc) {
-    fprintf(stderr, "kiln render: no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n",
+    setup_error("no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n",
             kiln_strerror(rc));
     goto out;
   }
   uint32_t idx[MAX_DEVICES];
   rc = kiln_gpu_select(gpu, device, idx, MAX_DEVICES, &ndevs);
   if (rc) {
-    fprintf(stderr, "kiln render: --device %s matches no usable device (kiln devices lists them)\n",
+    setup_error("--device %s matches no usable device (kiln devices lists them)\n",
             device);
     ndevs = 0;
     goto out;
@@ -402,7 +463,7 @@ int kiln_cli_render(int argc, char **argv) {
   for (size_t i = 0; i < ndevs; i++) {
     rc = kiln_gpu_device_open(gpu, idx[i], NULL, &devs[i]);
     if (rc) {
-      fprintf(stderr, "kiln render: cannot open device %u: %s\n", idx[i], kiln_strerror(rc));
+      setup_error("cannot open device %u: %s\n", idx[i], kiln_strerror(rc));
       ndevs = i;
       goto out;
     }
@@ -415,7 +476,7 @@ int kiln_cli_render(int argc, char **argv) {
   bc.progress_arg = &prog;
   rc = kiln_batch_create(job, &bc, &batch, msg, sizeof msg);
   if (rc) {
-    fprintf(stderr, "kiln render: %s\n", msg);
+    setup_error("%s\n", msg);
     goto out;
   }
   if (!quiet) {
@@ -426,27 +487,17 @@ int kiln_cli_render(int argc, char **argv) {
     fprintf(stderr, ", %d threads\n", kiln_pool_threads(pool));
   }
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  g_batch = batch;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-
+  atomic_store(&g_batch, batch);
   kiln_batch_summary sum;
   msg[0] = 0;
   double setup_s = now_s() - t_start; /* job and scene loading, devices */
   rc = kiln_batch_run(batch, &sum, msg, sizeof msg);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  g_batch = NULL;
   if (rc < 0) {
-    fprintf(stderr, "kiln render: %s\n", msg[0] ? msg : kiln_strerror(rc));
+    setup_error("%s\n", msg[0] ? msg : kiln_strerror(rc));
     code = 2;
     goto out;
   }
-  code = sum.stopped && g_signal ? 130 : sum.failed ? 1 : 0;
+  code = sum.stopped && atomic_load(&g_signal) ? 130 : sum.failed ? 1 : 0;
   if (bc.contact_sheet && sum.contact_sheet_status) {
     fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet, msg);
     if (code == 0) code = 1;
@@ -466,6 +517,13 @@ int kiln_cli_render(int argc, char **argv) {
   }
 
 out:
+  if (sig_thread_ok) { /* before the batch goes: the thread may be stopping it */
+    pthread_kill(sig_thread, SIGUSR2);
+    pthread_join(sig_thread, NULL);
+  }
+  atomic_store(&g_batch, NULL);
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  if (code == 2 && json_path) write_error_json(json_path, job_path);
   kiln_batch_destroy(batch);
   kiln_job_destroy(job);
   for (size_t i = 0; i < ndevs; i++) kiln_gpu_device_close(devs[i]);

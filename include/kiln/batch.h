@@ -147,8 +147,10 @@ typedef struct kiln_batch_config {
   const char *output;               /* output template; NULL: the job's */
   unsigned passes;                  /* 0: the job's. Colour is always written */
   int format;                       /* a kiln_format, or -1: the job's */
-  long first, last, step;           /* frames first..last inclusive (by frame number), every
-                                       step-th; last < first: no upper bound. Default 0, -1, 1 */
+  long first, last, step;           /* frames first..last inclusive (by frame number; negative
+                                       numbers allowed), every step-th counted from first (from
+                                       the first frame in range when first is LONG_MIN). Default
+                                       LONG_MIN, LONG_MAX, 1: every frame */
   int32_t width, height, spp;       /* 0: the job's / scene's */
   size_t in_flight;                 /* frames at once; 0: 2 per lane of every device */
   bool resume;                      /* skip frames whose every output file exists */
@@ -169,7 +171,7 @@ typedef struct kiln_batch_summary {
   uint64_t total, written, failed, skipped; /* frames selected / written / failed / skipped */
   uint64_t files;                /* files written */
   uint64_t bytes;                /* bytes written */
-  bool stopped;                  /* kiln_batch_stop was called: frames after it were not issued */
+  bool stopped;                  /* kiln_batch_stop left frames unissued */
   double wall_s, first_image_s;  /* wall time; time to the first written frame (0: none) */
   double images_per_s;           /* written / wall_s */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -178,13 +180,18 @@ typedef struct kiln_batch_summary {
 } kiln_batch_summary;
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).
- * 0, KILN_EINVAL (no pool or device, bad template, bad selection), KILN_ENOMEM. msg says why. */
+ * 0, KILN_EINVAL (no pool or device, bad step or size, or a template that would give two passes or
+ * two frames one file, or a file the wrong extension), KILN_ENOMEM. msg says why. */
 int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
                       size_t msgcap);
 
 /* Renders the batch; returns when every issued frame has finished. 0 when every selected frame
  * was written or skipped, 1 when some failed (the others are written), or a KILN_E* code for an
- * error that stopped the batch before any frame (msg says why). *sum is filled in every case. */
+ * error that stopped the batch before any frame (msg says why): the output folder cannot be made,
+ * the selection matches no frame, the first frame's files exist without resume or overwrite, the
+ * scene cannot be uploaded. *sum is filled in every case. A frame whose files would be those of an
+ * earlier frame of the run (two list images with one name) fails. A frame lost with its device is
+ * issued again on another device, up to twice. Blocking; call it from outside the pool. */
 int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap);
 
 /* Stops issuing frames; frames in flight finish (and are written). Async-signal-safe: a SIGINT

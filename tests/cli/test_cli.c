@@ -506,3 +506,92 @@ TEST(full_disk_reported_no_corrupt_file) {
   char *js = (char *)read_all(fmt("%s/s.json", d), &len);
   KT_STR_CONTAINS(js, "No space left on device");
 }
+
+/* Frame numbers may be negative; --frames selects by number, both ends included, with a step;
+ * a selection that matches nothing is an error before anything is written. */
+TEST(frame_selection) {
+  char *d = tmpdir(), *out = fmt("%s/out", d), *job = fmt("%s/neg.json", d);
+  write_text(job, fmt("{\"scene\": \"%s\", \"width\": 16, \"height\": 16, \"spp\": 1,\n"
+                      " \"output\": \"f{frame}.{ext}\",\n"
+                      " \"animation\": {\"frames\": {\"start\": -3, \"end\": 2}}}\n", SCENE));
+  result r = run(d, ARGS("render", job, "-o", out, "--quiet"));
+  expect_status(&r, 0);
+  char names[16][256];
+  KT_EQ(list_files(out, names, 16), 6);
+  KT_EQ(access(fmt("%s/f-3.png", out), F_OK), 0);
+  char *o2 = fmt("%s/sel", d);
+  r = run(d, ARGS("render", job, "-o", o2, "--frames", "-3:2:2", "--quiet"));
+  expect_status(&r, 0);
+  KT_EQ(list_files(o2, names, 16), 3); /* -3, -1, 1 */
+  KT_STR_EQ(names[0], "f-1.png");
+  KT_STR_EQ(names[1], "f-3.png");
+  KT_STR_EQ(names[2], "f1.png");
+  char *o3 = fmt("%s/none", d);
+  r = run(d, ARGS("render", job, "-o", o3, "--frames", "500:600"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "matches none");
+  KT_EQ(list_files(o3, names, 16), 0);
+}
+
+/* Two frames must never write one file: two list images with one name fail the second (the same
+ * whatever --in-flight), and a template that merges passes is refused, escaped braces included. */
+TEST(duplicate_outputs_refused) {
+  char *d = tmpdir(), *list = fmt("%s/dup.jsonl", d);
+  write_text(list, "{\"name\": \"a\"}\n{\"name\": \"b\"}\n{\"name\": \"a\", \"seed\": 9}\n");
+  for (int k = 0; k < 2; k++) {
+    char *out = fmt("%s/out%d", d, k);
+    result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "16x16", "--spp", "1",
+                           "--template", "{name}.{ext}", "--in-flight", k ? "1" : "4"));
+    expect_status(&r, 1);
+    KT_STR_CONTAINS(r.err, "a.png is also the output of an earlier frame");
+    KT_STR_CONTAINS(r.out, "2 of 3 frames written");
+  }
+  char *job = anim_job(d, 2, NULL);
+  result r = run(d, ARGS("render", job, "-o", fmt("%s/t", d), "--passes", "depth", "--template",
+                         "x_{{pass}}_{frame}.{ext}"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "one file");
+  r = run(d, ARGS("render", job, "-o", fmt("%s/t", d), "--format", "exr", "--template", "{frame}.png"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "written as .exr");
+}
+
+/* --resume removes only kiln's own stale temporaries, and its contact sheet shows every frame,
+ * skipped ones included. */
+TEST(resume_sweep_and_contact_sheet) {
+  char *d = tmpdir(), *out = fmt("%s/out", d);
+  char *job = anim_job(d, 4, NULL);
+  result r = run(d, ARGS("render", job, "-o", out, "--contact-sheet", "sheet.png", "--quiet"));
+  expect_status(&r, 0);
+  size_t len = 0;
+  unsigned char *sheet1 = read_all(fmt("%s/sheet.png", out), &len);
+  size_t len1 = len;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  for (char *p = host; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) *p = '_';
+  host[32] = 0;
+  /* a stale temporary of a dead kiln on this host (pid 2^22 + 1 is above Linux's pid_max default of
+   * 2^22), one of another host, and a user's own dot-files that merely look alike */
+  char *stale = fmt("%s/.00001_color.png.tmp-%s-4194305-0", out, host);
+  char *other = fmt("%s/.00001_color.png.tmp-otherhost-4194305-0", out);
+  char *notes = fmt("%s/.notes.tmp-backup", out);
+  write_text(stale, "x"), write_text(other, "x"), write_text(notes, "x");
+  unlink(fmt("%s/00002_color.png", out));
+  r = run(d, ARGS("render", job, "-o", out, "--resume", "--contact-sheet", "sheet.png"));
+  expect_status(&r, 0);
+  KT_STR_CONTAINS(r.out, "1 of 4 frames written, 3 skipped");
+  KT_TRUE(access(stale, F_OK) != 0);
+  KT_EQ(access(other, F_OK), 0);
+  KT_EQ(access(notes, F_OK), 0);
+  int w1, h1, w2, h2, bd, ct;
+  png_header(fmt("%s/sheet.png", out), &w2, &h2, &bd, &ct);
+  char *s1 = fmt("%s/sheet1.png", d);
+  FILE *f = fopen(s1, "wb");
+  fwrite(sheet1, 1, len1, f);
+  fclose(f);
+  png_header(s1, &w1, &h1, &bd, &ct);
+  KT_EQ(w2, w1); /* all four cells, not only the frame rendered again */
+  KT_EQ(h2, h1);
+  KT_TRUE(same_file(s1, fmt("%s/sheet.png", out))); /* and the same pixels: the same frames */
+}
