@@ -195,3 +195,47 @@ TEST(scene_overrides_per_frame) {
   tg_finish(gpu);
   kiln_pool_destroy(pool);
 }
+
+/* Frames with overrides (each its own scene and upload on the least busy device) survive a device
+ * lost under them too: issued again, on the other device. */
+TEST(device_loss_with_overrides) {
+  char *d = tmpdir(), *list = path_in(d, "list.jsonl"), *job_path = path_in(d, "job.json");
+  char *a = path_in(d, "two"), *b = path_in(d, "one");
+  char text[4096] = "";
+  for (int i = 0; i < 8; i++) /* every image its own wall colour: every frame has a scene patch */
+    snprintf(text + strlen(text), sizeof text - strlen(text),
+             "{\"name\": \"i%d\", \"materials\": {\"red\": {\"albedo\": [0.%d, 0.1, 0.1]}}}\n", i, i + 1);
+  write_text(list, text);
+  write_text(job_path, fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"images\": \"list.jsonl\", "
+                           "\"width\": 16, \"height\": 16, \"spp\": 1, \"output\": \"{name}_{pass}.{ext}\"}",
+                           KILN_SOURCE_DIR));
+  kiln_job *job = load_job(job_path);
+  kiln_pool *pool;
+  KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device_config lossy;
+  kiln_gpu_device_config_default(&lossy);
+  lossy.pipeline_cache = false;
+  lossy.fail_submission = 4;
+  kiln_gpu_device *devs[2] = {tg_device(gpu, &lossy), tg_device(gpu, NULL)};
+  counts c1 = {0};
+  kiln_batch_summary s1;
+  KT_EQ(run_batch(job, pool, &devs[1], 1, b, 2, &c1, &s1), 0);
+  KT_EQ(s1.written, 8);
+  counts c2 = {0};
+  kiln_batch_summary s2;
+  int rc = run_batch(job, pool, devs, 2, a, 4, &c2, &s2);
+  if (rc != 0) KT_FAIL("rc %d, %d failed, last: %s", rc, c2.failed, c2.last_error);
+  KT_EQ(s2.written, 8);
+  KT_TRUE(kiln_gpu_device_lost(devs[0]));
+  for (int i = 0; i < 8; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "i%d_color.png", i);
+    if (!same_file(path_in(a, name), path_in(b, name))) KT_FAIL("%s differs from the one-device batch", name);
+  }
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(devs[0]);
+  kiln_gpu_device_close(devs[1]);
+  kiln_gpu_destroy(gpu);
+  kiln_pool_destroy(pool);
+}
