@@ -50,6 +50,39 @@ void kiln_render_config_default(kiln_render_config *cfg) {
 
 /* ---- create / destroy ------------------------------------------------------------------- */
 
+/* A copy of the embedded pathtrace SPIR-V (malloc'd, the caller frees it) whose boolean
+ * specialization constants have the defaults of features (SpecId k: bit k): their
+ * OpSpecConstantTrue / OpSpecConstantFalse opcodes rewritten, the same as specializing them at
+ * pipeline creation. 0, KILN_EINVAL (no such shader), KILN_ENOMEM. */
+static int specialised_spirv(uint32_t features, uint32_t **out, size_t *size) {
+  enum { OP_SPEC_TRUE = 48, OP_SPEC_FALSE = 49, OP_DECORATE = 71, DECO_SPEC_ID = 1 };
+  const uint32_t *src;
+  *out = NULL;
+  int rc = kiln_gpu_builtin_spirv("pathtrace", &src, size);
+  if (rc) return rc;
+  size_t n = *size / 4;
+  uint32_t *w = malloc(*size);
+  if (!w) return KILN_ENOMEM;
+  memcpy(w, src, *size);
+  uint32_t ids[KILN__RF_COUNT] = {0}; /* result id of each SpecId; 0: none */
+  for (size_t pass = 0; pass < 2; pass++) {
+    for (size_t i = 5, len; i < n; i += len) { /* after the 5-word header */
+      len = w[i] >> 16;
+      uint32_t op = w[i] & 0xffff;
+      if (len == 0 || i + len > n) break; /* malformed: leave the rest as it is */
+      if (pass == 0 && op == OP_DECORATE && len == 4 && w[i + 2] == DECO_SPEC_ID &&
+          w[i + 3] < KILN__RF_COUNT)
+        ids[w[i + 3]] = w[i + 1];
+      if (pass == 1 && (op == OP_SPEC_TRUE || op == OP_SPEC_FALSE) && len == 3)
+        for (uint32_t k = 0; k < KILN__RF_COUNT; k++)
+          if (ids[k] && ids[k] == w[i + 2])
+            w[i] = (len << 16) | ((features >> k & 1) ? OP_SPEC_TRUE : OP_SPEC_FALSE);
+    }
+  }
+  *out = w;
+  return 0;
+}
+
 void kiln_render_destroy(kiln_renderer *r) {
   if (!r) return;
   if (r->finisher) kiln_pool_destroy(r->finisher);
@@ -91,12 +124,19 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   rc = kiln__render_pack(s, &bvh, &p);
   kiln__bvh_free(&bvh);
   if (rc) goto fail;
+  uint32_t *spirv;
+  size_t spirv_size;
+  if ((rc = specialised_spirv(p.features, &spirv, &spirv_size))) {
+    kiln__render_pack_free(&p);
+    goto fail;
+  }
   for (size_t i = 0; i < ndevs && !rc; i++) {
     dev_slot *d = &r->devs[i];
     d->dev = devs[i];
     kiln_gpu_kernel_config kc;
     kiln_gpu_kernel_config_default(&kc);
-    kc.builtin = "pathtrace";
+    kc.spirv = spirv;
+    kc.spirv_size = spirv_size;
     kc.buffers = NBUF;
     kc.push_size = PUSH_SIZE;
     if ((rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel))) break;
@@ -117,6 +157,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     kiln_future_release(f);
   }
   kiln__render_pack_free(&p);
+  free(spirv);
   if (rc) goto fail;
   *out = r;
   return 0;

@@ -8,13 +8,14 @@
 #define KILN_ENGINE_RENDER_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bvh.h"
 #include "scene_data.h"
 
 enum {
-  KILN__RB_NODES = 0,    /* BVH nodes, as bvh.h lays them out */
-  KILN__RB_PRIMS = 1,    /* primitive indices of the leaves */
+  KILN__RB_NODES = 0,    /* BVH nodes as bvh.h lays them out, with skip links (render_pack.c) */
+  KILN__RB_PRIMS = 1,    /* the leaves' primitives in leaf order, with their intersection data */
   KILN__RB_TRIS = 2,     /* 3 vec4 per triangle: vertices, w = material / object / instance */
   KILN__RB_SPHERES = 3,  /* centre + radius; material, object, instance, light pick probability */
   KILN__RB_MATS = 4,     /* albedo + type, emission + roughness, ior + texture index */
@@ -29,9 +30,24 @@ enum {
   KILN__RB_COUNT = 13
 };
 
+/* What a scene has: bit k is the shader's boolean specialization constant constant_id = k (its
+ * default is true, the general code). A clear bit promises the scene lacks the feature. */
+enum {
+  KILN__RF_SPHERES = 1u << 0,
+  KILN__RF_CONDUCTORS = 1u << 1,
+  KILN__RF_DIELECTRICS = 1u << 2,
+  KILN__RF_TEXTURES = 1u << 3,    /* a material with an albedo texture */
+  KILN__RF_ENV_MAP = 1u << 4,
+  KILN__RF_NORMALS = 1u << 5,
+  KILN__RF_UV = 1u << 6,
+  KILN__RF_ENV_LIT = 1u << 7,     /* next-event estimation may pick the environment */
+  KILN__RF_COUNT = 8
+};
+
 typedef struct kiln__render_buffers {
   void *data[KILN__RB_COUNT]; /* malloc'd, owned; NULL for ACCUM and AOV */
   size_t size[KILN__RB_COUNT]; /* bytes; at least 16 for every scene buffer (none is empty) */
+  uint32_t features;           /* KILN__RF_* */
 } kiln__render_buffers;
 
 /* Fills *p from scene s and its BVH b. 0, or KILN_ENOMEM (*p then holds nothing). Pure function

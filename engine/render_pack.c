@@ -1,14 +1,18 @@
 /* render_pack.c: a kiln__scene and its BVH flattened into pathtrace.comp's storage buffers
  * (render_internal.h names them). Layouts (std430, 4-byte words):
  *
+ *   NODES     4 per node: the box quantised, and a link (see pack_nodes)
+ *   PRIMS    12 per entry of bvh.h's prims (leaf order): triangle v0.xyz, primitive | v1.xyz, 0 |
+ *                v2.xyz, 0; sphere centre.xyz, primitive | radius, 0, 0, 0 | 0
  *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
  *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
  *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none),
  *                luminance relative to the brightest emitter's (emissive only), 0
  *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight, 0
- *   GLOBALS  20: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
+ *   GLOBALS  28: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
  *                env top, total emitter weight | has normals, has uv, env texture (~0), map
- *                distribution present | cos, sin of the map's rotation, env pick probability, 0
+ *                distribution present | cos, sin of the map's rotation, env pick probability,
+ *                BVH node count | the node grid's origin.xyz, 0 | its step.xyz, 0
  *   ATTR     16 per triangle (only when the scene has shading normals or uv): n0, n1, n2, uv0,
  *                uv1, uv2, 0
  *   TEXINFO   4 per texture: first float in TEXELS, width, height, 0
@@ -201,6 +205,95 @@ static void pack_textures(const kiln__scene *s, uint32_t *info, float *texels) {
   }
 }
 
+/* The grid the node boxes are quantised on: origin the root box's corner, 65535 steps per axis
+ * that reach past its far corner (as the shader computes origin + q * scale, fused or not). */
+static void node_grid(const kiln__bvh_node *root, float origin[3], float scale[3]) {
+  for (int k = 0; k < 3; k++) {
+    origin[k] = root->bmin[k];
+    scale[k] = (root->bmax[k] - root->bmin[k]) / 65535.0f;
+    while (origin[k] + 65535.0f * scale[k] < root->bmax[k] ||
+           fmaf(65535.0f, scale[k], origin[k]) < root->bmax[k])
+      scale[k] = nextafterf(scale[k], INFINITY);
+  }
+}
+
+/* The grid step q whose point is at or below x (down) or at or above it (up), one step further
+ * out for margin, both ways of rounding the shader's origin + q * scale checked. */
+static uint32_t quantise(float x, float origin, float scale, bool up) {
+  if (!(scale > 0)) return 0; /* flat on this axis: every bound is the origin */
+  double q = floor(((double)x - origin) / scale);
+  q = up ? q + 2 : q - 1;
+  q = !(q > 0) ? 0 : q > 65535 ? 65535 : q; /* NaN too */
+  for (;;) {
+    float f = (float)q, a = origin + f * scale, b = fmaf(f, scale, origin);
+    if (up ? (a >= x && b >= x) || q == 65535 : (a <= x && b <= x) || q == 0) break;
+    q += up ? 1 : -1;
+  }
+  return (uint32_t)q;
+}
+
+/* NODES, 4 words per node: the box on the grid of node_grid (16 bits per bound, rounded outwards:
+ * x, y of bmin | z of bmin, x of bmax | y, z of bmax, low half first) and a link word. Leaf: bit 31,
+ * count - 1 in bits 27-30, first primitive in bits 0-26. Interior: its skip link, the node that
+ * follows its subtree in depth-first order (nnodes after the last); its left child is the next
+ * node. For interior node i with right child r, the left child i + 1 skips to r and r skips where
+ * i does; parents precede their children, so one pass in index order sets every link before it is
+ * read. KILN_EINVAL beyond those fields' ranges. */
+static int pack_nodes(const kiln__bvh *b, uint32_t *out, float origin[3], float scale[3]) {
+  node_grid(&b->nodes[0], origin, scale);
+  if (b->nnodes > (1u << 31) || b->nprims > (1u << 27)) return KILN_EINVAL;
+  for (size_t i = 0; i < b->nnodes; i++) {
+    const kiln__bvh_node *n = &b->nodes[i];
+    uint32_t q[6];
+    for (int k = 0; k < 3; k++) {
+      q[k] = quantise(n->bmin[k], origin[k], scale[k], false);
+      q[3 + k] = quantise(n->bmax[k], origin[k], scale[k], true);
+    }
+    for (int w = 0; w < 3; w++) out[4 * i + w] = q[2 * w] | q[2 * w + 1] << 16;
+    if (n->count > 16) return KILN_EINVAL;
+    if (n->count) out[4 * i + 3] = 1u << 31 | (n->count - 1) << 27 | n->a;
+  }
+  if (b->nprims == 0) return 0; /* the placeholder root: never traversed */
+  if (!b->nodes[0].count) out[3] = (uint32_t)b->nnodes;
+  for (size_t i = 0; i < b->nnodes; i++) {
+    if (b->nodes[i].count) continue;
+    uint32_t r = b->nodes[i].a;
+    if (!b->nodes[i + 1].count) out[4 * (i + 1) + 3] = r;
+    if (!b->nodes[r].count) out[4 * r + 3] = out[4 * i + 3];
+  }
+  return 0;
+}
+
+/* The scene's KILN__RF_* features (what the shader must keep code for). */
+static uint32_t features(const kiln__scene *s, bool env_map, bool env_lit) {
+  uint32_t f = (s->nspheres ? KILN__RF_SPHERES : 0) | (env_map ? KILN__RF_ENV_MAP : 0) |
+               (s->nrm ? KILN__RF_NORMALS : 0) | (s->uv ? KILN__RF_UV : 0) |
+               (env_lit ? KILN__RF_ENV_LIT : 0);
+  for (size_t i = 0; i < s->nmaterials; i++) {
+    const kiln__material *q = &s->materials[i];
+    if (q->type == KILN__MAT_CONDUCTOR) f |= KILN__RF_CONDUCTORS;
+    if (q->type == KILN__MAT_DIELECTRIC) f |= KILN__RF_DIELECTRICS;
+    if (q->texture >= 0) f |= KILN__RF_TEXTURES;
+  }
+  return f;
+}
+
+/* PRIMS: the leaves' primitives with what their intersection test reads, so that the shader
+ * reads no index first (lavapipe loads storage buffers lane by lane: each load counts). */
+static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) {
+  for (size_t i = 0; i < b->nprims; i++, r += 12) {
+    uint32_t prim = b->prims[i];
+    if (prim < s->ntris) {
+      for (int k = 0; k < 3; k++) memcpy(r + 4 * k, s->pos + 9 * (size_t)prim + 3 * k, 12);
+    } else {
+      const kiln__sphere *q = &s->spheres[prim - s->ntris];
+      memcpy(r, q->center, 12);
+      r[4] = q->radius;
+    }
+    r[3] = ubits(prim);
+  }
+}
+
 int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
   memset(p, 0, sizeof *p);
   size_t nl = 0, ntexels = 0;
@@ -214,10 +307,10 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
   bool attr = s->nrm || s->uv;
   size_t bytes[KILN__RB_COUNT] = {
-      [KILN__RB_NODES] = b->nnodes * 32,        [KILN__RB_PRIMS] = b->nprims * 4,
+      [KILN__RB_NODES] = b->nnodes * 16,        [KILN__RB_PRIMS] = b->nprims * 48,
       [KILN__RB_TRIS] = s->ntris * 48,          [KILN__RB_SPHERES] = s->nspheres * 32,
       [KILN__RB_MATS] = s->nmaterials * 48,     [KILN__RB_LIGHTS] = nl * 16,
-      [KILN__RB_GLOBALS] = 80,                  [KILN__RB_ATTR] = attr ? s->ntris * 64 : 0,
+      [KILN__RB_GLOBALS] = 112,                 [KILN__RB_ATTR] = attr ? s->ntris * 64 : 0,
       [KILN__RB_TEXINFO] = s->ntextures * 16,   [KILN__RB_TEXELS] = ntexels * 12,
       [KILN__RB_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0};
   for (int i = 0; i < KILN__RB_COUNT; i++) {
@@ -229,8 +322,12 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
       return KILN_ENOMEM;
     }
   }
-  memcpy(p->data[KILN__RB_NODES], b->nodes, b->nnodes * 32);
-  memcpy(p->data[KILN__RB_PRIMS], b->prims, b->nprims * 4);
+  float origin[3], scale[3];
+  if (pack_nodes(b, p->data[KILN__RB_NODES], origin, scale)) {
+    kiln__render_pack_free(p);
+    return KILN_EINVAL;
+  }
+  pack_leaf_prims(s, b, p->data[KILN__RB_PRIMS]);
   pack_tris(s, p->data[KILN__RB_TRIS], attr ? p->data[KILN__RB_ATTR] : NULL);
   pack_spheres(s, p->data[KILN__RB_SPHERES]);
   pack_materials(s, p->data[KILN__RB_MATS]);
@@ -258,5 +355,8 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   g[15] = dist;
   double rot = s->env.rotation_deg * PI_D / 180;
   gf[16] = (float)cos(rot), gf[17] = (float)sin(rot), gf[18] = (float)penv;
+  g[19] = (uint32_t)b->nnodes;
+  p->features = features(s, envt != NULL, penv > 0);
+  memcpy(gf + 20, origin, 12), memcpy(gf + 24, scale, 12);
   return 0;
 }

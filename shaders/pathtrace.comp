@@ -23,7 +23,19 @@
 // Push constants: the camera and the tile / pass (see Push).
 layout(local_size_x = 8, local_size_y = 8) in;
 
-struct Node { vec3 bmin; uint a; vec3 bmax; uint count; };
+// What the scene has, specialised per scene (render.c sets these constants in the SPIR-V; bit k of
+// render_pack.c's features is constant_id k). lavapipe runs both sides of every branch under a
+// lane mask, so code for what a scene lacks would cost on every bounce and every leaf; with the
+// constant false the compiler drops it. Where a constant is true the code is the general one.
+layout(constant_id = 0) const bool HAS_SPHERES = true;
+layout(constant_id = 1) const bool HAS_CONDUCTORS = true;
+layout(constant_id = 2) const bool HAS_DIELECTRICS = true;
+layout(constant_id = 3) const bool HAS_TEXTURES = true;    // a material with an albedo texture
+layout(constant_id = 4) const bool HAS_ENV_MAP = true;
+layout(constant_id = 5) const bool HAS_NORMALS = true;     // per-vertex shading normals
+layout(constant_id = 6) const bool HAS_UV = true;
+layout(constant_id = 7) const bool ENV_LIT = true;         // NEE may pick the environment
+
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
 struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
@@ -31,19 +43,32 @@ struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
 // emitter's, the factor of an emitter's area in its pick weight
 struct Light { uint prim; float cdf; float area; float pad; };  // prim: triangle, or ntris + sphere
 
-layout(std430, set = 0, binding = 0) readonly buffer Nodes { Node n[]; } nodes;
-layout(std430, set = 0, binding = 1) readonly buffer Prims { uint p[]; } prims;
+// One uvec4 a node, one load (lavapipe loads storage buffers lane by lane, so each load counts):
+// the box on the scene's grid (g.grid_origin + q * g.grid_step, 16 bits a bound, rounded
+// outwards): bmin.x | bmin.y, bmin.z | bmax.x, bmax.y | bmax.z (low half first); and a link:
+// leaf: bit 31, count - 1 in bits 27-30, first primitive in 0-26; interior: its skip link.
+layout(std430, set = 0, binding = 0) readonly buffer Nodes { uvec4 n[]; } nodes;
+// The leaves' primitives in leaf order, 3 vec4 each, so that a leaf test reads no index first:
+// triangle v0, prim | v1 | v2; sphere centre, prim | radius.
+layout(std430, set = 0, binding = 1) readonly buffer Prims { vec4 r[]; } prims;
 layout(std430, set = 0, binding = 2) readonly buffer Tris { Tri t[]; } tris;
 layout(std430, set = 0, binding = 3) readonly buffer Spheres { Sphere s[]; } spheres;
 layout(std430, set = 0, binding = 4) readonly buffer Materials { Material m[]; } mats;
 layout(std430, set = 0, binding = 5) readonly buffer Lights { Light l[]; } lights;
-layout(std430, set = 0, binding = 6) readonly buffer Globals {
+struct Globals {
   uint ntris, nspheres, nlights, env_type;
   vec4 env_color;  // xyz radiance (already scaled by intensity)
   vec4 env_top;    // xyz; w: total pick weight of the emitters (area times relative luminance)
   uvec4 flags;     // has vertex normals, has uv, environment map texture (~0: none), map distribution present
-  vec4 env_rot;    // cos, sin of the map's rotation about +y; probability that NEE picks the environment
-} g;
+  vec4 env_rot;    // cos, sin of the map's rotation about +y; probability that NEE picks the
+                   // environment; w: BVH node count (uint bits)
+  vec4 grid_origin;  // the node boxes' grid (xyz)
+  vec4 grid_step;
+};
+layout(std430, set = 0, binding = 6) readonly buffer GlobalsBuf { Globals v; } globals;
+// A private copy, read once per invocation: lavapipe (Mesa 22) loads every storage-buffer word
+// lane by lane in a loop, uniform address or not, so each g.x read inside the loops cost 8 loads.
+Globals g;
 layout(std430, set = 0, binding = 7) buffer Accum { vec4 c[]; } accum;
 layout(std430, set = 0, binding = 8) buffer Aov { vec4 v[]; } aov;
 layout(std430, set = 0, binding = 9) readonly buffer Attr { float f[]; } attr;  // 16 per triangle
@@ -88,33 +113,46 @@ uint owen(uint x, uint seed) {  // nested uniform scramble of the bits of x, top
   x ^= x * 0x8d22f6e6u;
   return bitfieldReverse(x);
 }
-uint sobol1(uint i) {  // Sobol's second dimension (direction numbers v_k = v_{k-1} ^ v_{k-1} >> 1)
-  uint r = 0u;
-  for (uint v = 1u << 31; i != 0u; i >>= 1, v ^= v >> 1)
-    if ((i & 1u) != 0u) r ^= v;
-  return r;
+// Sobol's second dimension (direction numbers v_k = v_{k-1} ^ v_{k-1} >> 1, v_0 = 2^31), bit
+// reversed: bit j of the result is the parity of the bits k of i with j a subset of k (the
+// direction matrix is Pascal's triangle mod 2; Lucas), a superset-sum over the five index bits in
+// five shift-xor steps instead of a loop over the 32 bits of i.
+uint sobol1_rev(uint i) {
+  i ^= (i >> 1) & 0x55555555u;
+  i ^= (i >> 2) & 0x33333333u;
+  i ^= (i >> 4) & 0x0f0f0f0fu;
+  i ^= (i >> 8) & 0x00ff00ffu;
+  i ^= (i >> 16) & 0x0000ffffu;
+  return i;
+}
+uint owen_rev(uint xr, uint seed) {  // owen(bitfieldReverse(xr), seed), without the two reversals
+  xr += seed;
+  xr ^= xr * 0x6c50b47cu;
+  xr ^= xr * 0xb82f1e52u;
+  xr ^= xr * 0xc7afe638u;
+  xr ^= xr * 0x8d22f6e6u;
+  return bitfieldReverse(xr);
 }
 uint pixel_seed;
 uint sample_index;
 vec2 sobol2(uint dim) {
   uint seed = pcg(pixel_seed + dim * 0x9e3779b9u);
   uint i = owen(sample_index, pcg(seed ^ 0xa511e9b3u));
-  uint x = owen(bitfieldReverse(i), pcg(seed ^ 0x63d83595u));
-  uint y = owen(sobol1(i), pcg(seed ^ 0x8f3a1c2du));
+  uint x = owen_rev(i, pcg(seed ^ 0x63d83595u));              // Sobol dimension 0: i reversed
+  uint y = owen_rev(sobol1_rev(i), pcg(seed ^ 0x8f3a1c2du));  // dimension 1
   return vec2(float(x >> 8), float(y >> 8)) * (1.0 / 16777216.0);
 }
 
 // ---- intersection ----
 struct Hit { float t; uint prim; float u; float v; };
 
-bool tri_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
-  Tri T = tris.t[i];
-  vec3 e1 = T.v1.xyz - T.v0.xyz, e2 = T.v2.xyz - T.v0.xyz;
+bool tri_hit(vec3 v0, vec3 v1, vec3 v2, vec3 o, vec3 d, float tmin, inout Hit h) {
+  vec3 e1 = v1 - v0, e2 = v2 - v0;
   vec3 pv = cross(d, e2);
   float det = dot(e1, pv);
   if (abs(det) < 1e-20) return false;
   float inv = 1.0 / det;
-  vec3 tv = o - T.v0.xyz;
+  vec3 tv = o - v0;
   float u = dot(tv, pv) * inv;
   if (u < 0.0 || u > 1.0) return false;
   vec3 qv = cross(tv, e1);
@@ -125,8 +163,7 @@ bool tri_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
   return false;
 }
 
-bool sphere_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
-  vec4 cr = spheres.s[i].cr;
+bool sphere_hit(vec4 cr, vec3 o, vec3 d, float tmin, inout Hit h) {
   vec3 oc = o - cr.xyz;
   float a = dot(d, d), hb = dot(oc, d), c = dot(oc, oc) - cr.w * cr.w;
   float disc = hb * hb - a * c;
@@ -138,39 +175,62 @@ bool sphere_hit(uint i, vec3 o, vec3 d, float tmin, inout Hit h) {
   return false;
 }
 
-bool box_hit(Node n, vec3 o, vec3 inv, float tmin, float tmax) {
-  vec3 t0 = (n.bmin - o) * inv, t1 = (n.bmax - o) * inv;
+bool box_hit(uvec4 n, vec3 o, vec3 inv, float tmin, float tmax) {
+  vec3 qlo = vec3(uvec3(n.x, n.x >> 16, n.y) & 0xffffu);
+  vec3 qhi = vec3(uvec3(n.y >> 16, n.z, n.z >> 16) & 0xffffu);
+  vec3 bmin = g.grid_origin.xyz + qlo * g.grid_step.xyz;
+  vec3 bmax = g.grid_origin.xyz + qhi * g.grid_step.xyz;
+  vec3 t0 = (bmin - o) * inv, t1 = (bmax - o) * inv;
   vec3 lo = min(t0, t1), hi = max(t0, t1);
   float a = max(max(lo.x, lo.y), max(lo.z, tmin));
   float b = min(min(hi.x, hi.y), min(hi.z, tmax));
   return a <= b;
 }
 
-// Closest hit in (tmin, tmax); h.prim = ~0u when none.
-Hit trace(vec3 o, vec3 d, float tmin, float tmax) {
+// Closest hit in (tmin, tmax); h.prim = ~0u when none. any: stop at the first hit found (shadow
+// rays: only whether there is one matters). Stackless: the nodes are in depth-first order (left
+// child = i + 1), an interior node links to the node after its subtree (g.env_rot.w, the node
+// count, after the last one), a leaf's subtree ends at i + 1. Nodes are visited in the order of a
+// left-first stack traversal, so the hits are the same, without a per-invocation stack array.
+Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
   Hit h;
   h.t = tmax; h.prim = 0xffffffffu; h.u = 0.0; h.v = 0.0;
   if (g.ntris + g.nspheres == 0u) return h;
   vec3 inv = 1.0 / d;
-  uint stack[48];
-  int sp = 0;
-  stack[sp++] = 0u;
-  while (sp > 0) {
-    uint ni = stack[--sp];
-    Node n = nodes.n[ni];
-    if (!box_hit(n, o, inv, tmin, h.t)) continue;
-    if (n.count > 0u) {
-      for (uint k = 0u; k < n.count; k++) {
-        uint p = prims.p[n.a + k];
-        bool hit = p < g.ntris ? tri_hit(p, o, d, tmin, h) : sphere_hit(p - g.ntris, o, d, tmin, h);
-        if (hit) h.prim = p;
+  uint end = floatBitsToUint(g.env_rot.w);
+  uint ni = 0u;
+  while (ni < end) {
+    // Nodes until a leaf whose box the ray enters (or the end), then that leaf's primitives: the
+    // lanes' leaves are tested together (Aila and Laine 2009, "while-while"), so the primitive
+    // test's code runs once per leaf reached, not under a mask at every node.
+    uint first = 0u, count = 0u;
+    while (ni < end) {
+      uvec4 n = nodes.n[ni];
+      bool in_box = box_hit(n, o, inv, tmin, h.t);
+      bool leaf = (n.w & 0x80000000u) != 0u;
+      ni = !leaf && !in_box ? n.w : ni + 1u;
+      if (leaf && in_box) {
+        first = n.w & 0x07ffffffu;
+        count = ((n.w >> 27) & 15u) + 1u;
+        break;
       }
-    } else if (sp + 2 <= 48) {
-      stack[sp++] = n.a;
-      stack[sp++] = ni + 1u;
     }
+    for (uint k = first; k < first + count; k++) {
+      vec4 r0 = prims.r[3u * k];
+      uint p = floatBitsToUint(r0.w);
+      vec4 r1 = prims.r[3u * k + 1u];
+      bool hit = !HAS_SPHERES || p < g.ntris
+                     ? tri_hit(r0.xyz, r1.xyz, prims.r[3u * k + 2u].xyz, o, d, tmin, h)
+                     : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
+      if (hit) h.prim = p;
+    }
+    if (any && h.prim != 0xffffffffu) break;
   }
   return h;
+}
+Hit trace(vec3 o, vec3 d, float tmin, float tmax) { return trace_impl(o, d, tmin, tmax, false); }
+bool occluded(vec3 o, vec3 d, float tmin, float tmax) {
+  return trace_impl(o, d, tmin, tmax, true).prim != 0xffffffffu;
 }
 
 // Orthonormal basis around unit n.
@@ -222,14 +282,14 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   Surf s;
   s.p = o + h.t * d;
   s.uv = vec2(0.0);
-  if (h.prim < g.ntris) {
+  if (!HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tris.t[h.prim];
     s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
     s.ns = s.n;
     s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
     uint a = 16u * h.prim;
     float w0 = 1.0 - h.u - h.v;
-    if (g.flags.x != 0u) {
+    if (HAS_NORMALS && g.flags.x != 0u) {
       vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
       vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
       vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
@@ -237,7 +297,7 @@ Surf surface(Hit h, vec3 o, vec3 d) {
       float l = length(ns);
       if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
     }
-    if (g.flags.y != 0u)
+    if (HAS_UV && g.flags.y != 0u)
       s.uv = w0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
              h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
   } else {
@@ -254,7 +314,7 @@ Surf surface(Hit h, vec3 o, vec3 d) {
 // The material's albedo at uv: its constant albedo times its texture, if any.
 vec3 albedo_at(Material m, vec2 uv) {
   uint ti = floatBitsToUint(m.ior.y);
-  return ti == 0xffffffffu ? m.albedo_type.xyz : m.albedo_type.xyz * tex_bilinear(ti, uv, true);
+  return !HAS_TEXTURES || ti == 0xffffffffu ? m.albedo_type.xyz : m.albedo_type.xyz * tex_bilinear(ti, uv, true);
 }
 
 // Direction d in the map's frame (the map is rotated by env_rot about +y, so undo it).
@@ -265,7 +325,7 @@ vec3 to_map(vec3 d) {
 
 vec3 env(vec3 d) {
   if (g.env_type == 1u) return mix(g.env_color.xyz, g.env_top.xyz, 0.5 * (1.0 + d.y));
-  if (g.env_type == 2u) {
+  if (HAS_ENV_MAP && g.env_type == 2u) {
     vec2 ll = latlong(to_map(d));
     return tex_bilinear(g.flags.z, vec2(ll.x, 1.0 - ll.y), false) * g.env_color.xyz;
   }
@@ -275,7 +335,7 @@ vec3 env(vec3 d) {
 // Solid-angle pdf of env_sample choosing direction d from a vertex of shading normal ns (the
 // environment's own technique, before the probability of picking the environment).
 float env_pdf(vec3 d, vec3 ns) {
-  if (g.env_type != 2u) return max(dot(d, ns), 0.0) / PI;
+  if (!HAS_ENV_MAP || g.env_type != 2u) return max(dot(d, ns), 0.0) / PI;
   uvec4 info = texinfo.t[g.flags.z];
   uint w = info.y, h = info.z;
   vec3 m = to_map(d);
@@ -299,7 +359,7 @@ uint cdf_find(uint first, uint n, float u) {
 // about the shading normal ns (for a diffuse surface under a constant sky, the two techniques
 // then agree and each sample is exact: the furnace test's zero variance is kept).
 vec3 env_sample(vec2 u, vec3 ns, out float pdf) {
-  if (g.env_type != 2u) {
+  if (!HAS_ENV_MAP || g.env_type != 2u) {
     vec3 t, b;
     basis(ns, t, b);
     float r = sqrt(u.x), phi = 2.0 * PI * u.y;
@@ -366,7 +426,7 @@ vec3 sample_vndf(vec3 wo_local, float alpha, float u1, float u2) {  // Heitz 201
 // alb the (textured) albedo.
 vec3 bsdf_eval(Material m, vec3 alb, vec3 n, vec3 wo, vec3 wi, out float pdf) {
   uint type = floatBitsToUint(m.albedo_type.w);
-  if (type == 0u) {
+  if (!HAS_CONDUCTORS || type == 0u) {
     float c = dot(n, wi);
     pdf = max(c, 0.0) / PI;
     return c > 0.0 ? alb * c / PI : vec3(0.0);
@@ -405,6 +465,7 @@ float sphere_light_pdf(uint si, vec3 x) {
 }
 
 void main() {
+  g = globals.v;
   uvec2 lp = gl_GlobalInvocationID.xy;
   if (lp.x >= pc.pass.x || lp.y >= pc.pass.y) return;
   ivec2 px = ivec2(lp) + pc.image.zw;
@@ -457,7 +518,7 @@ void main() {
     for (uint depth = 0u;; depth++) {
       if (h.prim == 0xffffffffu) {
         float w = 1.0;
-        if (prev_pdf > 0.0 && g.env_rot.z > 0.0) w = power_heuristic(prev_pdf, g.env_rot.z * env_pdf(d, prev_ns));
+        if (ENV_LIT && prev_pdf > 0.0 && g.env_rot.z > 0.0) w = power_heuristic(prev_pdf, g.env_rot.z * env_pdf(d, prev_ns));
         L += beta * env(d) * w;
         break;
       }
@@ -470,7 +531,7 @@ void main() {
         if (front) {
           float w = 1.0;
           if (prev_pdf > 0.0 && g.nlights > 0u)
-            w = power_heuristic(prev_pdf, h.prim < g.ntris ? light_pdf(h.prim, d, h.t)
+            w = power_heuristic(prev_pdf, !HAS_SPHERES || h.prim < g.ntris ? light_pdf(h.prim, d, h.t)
                                                            : sphere_light_pdf(h.prim - g.ntris, o));
           L += beta * m.emission_rough.xyz * w;
         }
@@ -485,7 +546,7 @@ void main() {
       prev_ns = ns;
 
       // Next-event estimation (diffuse and conductor): the environment or one emitter.
-      float penv = g.env_rot.z;
+      float penv = ENV_LIT ? g.env_rot.z : 0.0;
       if (type <= 1u && (g.nlights > 0u || penv > 0.0)) {
         vec2 lu = sobol2(2u + 3u * depth);
         bool pick_env = false;
@@ -505,7 +566,7 @@ void main() {
           uint lp = lights.l[lo].prim;
           float c0 = lo > 0u ? lights.l[lo - 1u].cdf : 0.0, c1 = lights.l[lo].cdf;
           float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
-          if (lp < g.ntris) {
+          if (!HAS_SPHERES || lp < g.ntris) {
             Tri T = tris.t[lp];
             float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
             vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
@@ -529,7 +590,7 @@ void main() {
               wi = normalize(st * cos(phi) * ta + st * sin(phi) * tb + ct * axis);
               Hit sh;
               sh.t = 1e30;
-              if (sphere_hit(lp - g.ntris, p, wi, 0.0, sh)) {
+              if (sphere_hit(S.cr, p, wi, 0.0, sh)) {
                 dist = sh.t;
                 lpdf = uintBitsToFloat(S.ids.w) / (2.0 * PI * omc);
                 Le = mats.m[S.ids.x].emission_rough.xyz;
@@ -538,8 +599,7 @@ void main() {
           }
         }
         if (lpdf > 0.0 && dot(n, wi) > 0.0) {
-          Hit sh = trace(p, wi, 0.0, dist * (1.0 - 1e-4));
-          if (sh.prim == 0xffffffffu) {
+          if (!occluded(p, wi, 0.0, dist * (1.0 - 1e-4))) {
             float bpdf;
             vec3 f = bsdf_eval(m, alb, ns, wo, wi, bpdf);
             L += beta * f * Le * power_heuristic(lpdf, bpdf) / lpdf;
@@ -553,13 +613,13 @@ void main() {
       basis(ns, t, b);
       vec3 wi;
       vec2 bu = sobol2(3u + 3u * depth);
-      if (type == 0u) {
+      if (type == 0u || (!HAS_CONDUCTORS && !HAS_DIELECTRICS)) {
         float r = sqrt(bu.x), phi = 2.0 * PI * bu.y;
         wi = r * cos(phi) * t + r * sin(phi) * b + sqrt(max(0.0, 1.0 - r * r)) * ns;
         beta *= alb;  // f cos / pdf
         prev_pdf = max(dot(ns, wi), 1e-8) / PI;
         if (dot(n, wi) <= 0.0) break;
-      } else if (type == 1u) {
+      } else if (!HAS_DIELECTRICS || (HAS_CONDUCTORS && type == 1u)) {
         float alpha = max(m.emission_rough.w * m.emission_rough.w, 1e-3);
         vec3 wl = vec3(dot(wo, t), dot(wo, b), dot(wo, ns));
         vec3 hl = sample_vndf(wl, alpha, bu.x, bu.y);
