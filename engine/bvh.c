@@ -10,7 +10,8 @@
 
 enum {
   NBINS = 16,
-  LEAF_MAX = 4,             /* a node of at most this many primitives always becomes a leaf */
+  LEAF_MAX = 2,             /* a node of at most this many primitives always becomes a leaf (2, not
+                               4: on lavapipe a primitive test costs about two node tests) */
   CHUNK = 16384,            /* primitives per binning chunk */
   PARALLEL_MIN = 4 * CHUNK, /* nodes at least this large are binned with kiln_parallel_for */
   TASK_MIN = 8192           /* nodes at least this large build their two subtrees in parallel */

@@ -175,12 +175,13 @@ bool sphere_hit(vec4 cr, vec3 o, vec3 d, float tmin, inout Hit h) {
   return false;
 }
 
-bool box_hit(uvec4 n, vec3 o, vec3 inv, float tmin, float tmax) {
+// The slab test on the grid: the plane of grid step q is at t = t_origin + q * t_step along the
+// ray (both per ray). Its rounding differs from that of the plane's own coordinate by a few ulps,
+// far less than the step of margin that every quantised box has around its primitives.
+bool box_hit(uvec4 n, vec3 t_origin, vec3 t_step, float tmin, float tmax) {
   vec3 qlo = vec3(uvec3(n.x, n.x >> 16, n.y) & 0xffffu);
   vec3 qhi = vec3(uvec3(n.y >> 16, n.z, n.z >> 16) & 0xffffu);
-  vec3 bmin = g.grid_origin.xyz + qlo * g.grid_step.xyz;
-  vec3 bmax = g.grid_origin.xyz + qhi * g.grid_step.xyz;
-  vec3 t0 = (bmin - o) * inv, t1 = (bmax - o) * inv;
+  vec3 t0 = t_origin + qlo * t_step, t1 = t_origin + qhi * t_step;
   vec3 lo = min(t0, t1), hi = max(t0, t1);
   float a = max(max(lo.x, lo.y), max(lo.z, tmin));
   float b = min(min(hi.x, hi.y), min(hi.z, tmax));
@@ -197,6 +198,7 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
   h.t = tmax; h.prim = 0xffffffffu; h.u = 0.0; h.v = 0.0;
   if (g.ntris + g.nspheres == 0u) return h;
   vec3 inv = 1.0 / d;
+  vec3 t_origin = (g.grid_origin.xyz - o) * inv, t_step = g.grid_step.xyz * inv;
   uint end = floatBitsToUint(g.env_rot.w);
   uint ni = 0u;
   while (ni < end) {
@@ -206,7 +208,7 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     uint first = 0u, count = 0u;
     while (ni < end) {
       uvec4 n = nodes.n[ni];
-      bool in_box = box_hit(n, o, inv, tmin, h.t);
+      bool in_box = box_hit(n, t_origin, t_step, tmin, h.t);
       bool leaf = (n.w & 0x80000000u) != 0u;
       ni = !leaf && !in_box ? n.w : ni + 1u;
       if (leaf && in_box) {
