@@ -72,18 +72,21 @@ struct kiln_future {
   /* listeners, in the order added; guarded by mu */
   pthread_mutex_t mu;
   kiln__listener *head, *tail;
-  struct kiln_future *next;    /* injection queue, free list */
+  struct kiln_future *next;    /* injection queue, record caches */
   struct kiln_future *cascade; /* private worklist of publish() */
+  struct kiln__cache *cache;   /* the record cache this record belongs to (record.c); NULL: none */
 };
 
 /* Thread-local state of the calling thread. */
 typedef struct kiln__worker kiln__worker;
+typedef struct kiln__cache kiln__cache;
 typedef struct kiln__tls {
   kiln__worker *worker;   /* NULL outside pools */
   kiln_future *task;      /* the task running now on this thread, if any */
   char *fail_message;     /* set by kiln_task_fail during the task */
   void (*result_free)(void *);
   bool bypass_ok;         /* publishing the task this worker just ran: see kiln__schedule_ready */
+  kiln__cache *cache;     /* this thread's record cache (record.c), NULL until its first record */
 } kiln__tls;
 extern _Thread_local kiln__tls kiln__self;
 
@@ -99,9 +102,11 @@ void kiln__waiter_notify(kiln__waiter *w);
 /* Waits until pred(ctx) or the deadline; 0 or KILN_ETIMEDOUT. Inside a worker it runs tasks. */
 int kiln__wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline);
 
-/* futures (future.c) */
+/* records (record.c): any thread; kiln__future_free once the last reference is gone */
 kiln_future *kiln__future_alloc(void);
 void kiln__future_free(kiln_future *f);
+
+/* futures (future.c) */
 bool kiln__is_done(uint32_t state);
 bool kiln__claim(kiln_future *f, uint32_t allowed_states_mask);
 void kiln__publish(kiln_future *f, uint32_t from, uint32_t final);

@@ -22,11 +22,16 @@
  * atomics fewer per spawn): deques are drained before exit instead. A worker exits only when, under
  * mu, shutdown is set, outstanding is 0, no deque or injection queue holds work, and every other
  * worker is asleep or gone (`busy` false: it is cleared and set only under mu, around a top-level
- * sleep); a sleeping worker cannot push, so nothing can appear after that check. Threads outside
- * the pool change outstanding only under mu, and an uncounted task completed from outside (a
- * cancel) does not touch the pool at all, so a thread that completes the last task from outside
- * cannot touch a freed pool: the pool is freed after its workers are joined, and they exit only
- * after that thread has unlocked mu.
+ * sleep); a sleeping worker cannot push, so nothing can appear after that check. A worker counts
+ * the counted tasks it completes in `ndone` and takes them from outstanding in one go before it
+ * sleeps (flush_done): outstanding may count too many while that worker is awake, but a worker
+ * that is awake blocks that exit check anyway, and shutdown(wait) returns only after it. A thread outside
+ * the pool counts its submission first and checks shutdown after (no lock: with seq_cst on both
+ * sides, either it sees shutdown and takes its count back, or the exit check sees the count). It
+ * takes a count back only under mu, and an uncounted task completed from outside (a cancel) does
+ * not touch the pool at all, so a thread that completes the last task from outside cannot touch a
+ * freed pool: the pool is freed after its workers are joined, and they exit only after that
+ * thread has unlocked mu.
  *
  * Lock order: mu is the innermost lock (see internal.h). */
 #define _GNU_SOURCE
@@ -40,7 +45,7 @@
 
 #include "internal.h"
 
-enum { FREE_CACHE_MAX = 4096, SPIN_ROUNDS = 64 };
+enum { SPIN_ROUNDS = 64 };
 
 struct kiln__worker {
   kiln__deque deque;
@@ -48,11 +53,10 @@ struct kiln__worker {
   int index;
   uint64_t rng;
   pthread_t thread;
-  kiln_future *free_list; /* owner only */
-  int nfree;
   bool holds_credit; /* owner only: this worker's idle credit is in pool.idle_credit */
   bool busy;         /* guarded by pool.mu: not in a top-level sleep (see "Shutdown") */
   kiln_future *bypass; /* owner only: the next task to run, set by kiln__schedule_ready */
+  int64_t ndone;       /* owner only: counted tasks done here, not yet taken from outstanding */
 };
 
 struct kiln_pool {
@@ -60,6 +64,7 @@ struct kiln_pool {
   int (*init)(void *);
   void *init_arg;
   char name[16];
+  void *mem, *workers_mem;          /* the allocations behind the pool and `workers` */
   kiln__worker *workers;            /* threads entries; the first `started` are running */
   _Atomic int started;              /* written under mu */
   /* Idle credits (Python's _idle_semaphore): a worker adds one when it goes idle and takes one
@@ -67,9 +72,10 @@ struct kiln_pool {
    * thread. So a burst of k submissions meets at most as many credits as workers were idle, and
    * starts threads for the rest: blocking tasks never queue behind each other while the pool may
    * still grow (CHECKLIST EXE-03, POOL-01). Only the thread-start heuristic reads it. */
-  _Atomic int idle_credit;
-  _Atomic int nsleepers;            /* workers inside the sleep protocol */
-  _Atomic int64_t outstanding;      /* accepted tasks not yet done */
+  _Alignas(64) _Atomic int idle_credit; /* own cache line: changed at every task's end */
+  _Alignas(64) _Atomic int64_t outstanding; /* accepted tasks not yet done; own cache line */
+  /* read on every submission and wake-up, rarely written */
+  _Alignas(64) _Atomic int nsleepers; /* workers inside the sleep protocol */
   _Atomic bool shutdown;            /* no new submissions (shutdown, close, terminate) */
   _Atomic bool cancelling;          /* cancel tasks instead of running them */
   _Atomic bool broken;              /* an initializer failed */
@@ -85,49 +91,6 @@ struct kiln_pool {
 };
 
 _Thread_local kiln__tls kiln__self;
-
-/* ---- records ---------------------------------------------------------------------------------- */
-
-kiln_future *kiln__future_alloc(void) {
-  kiln__worker *w = kiln__self.worker;
-  kiln_future *f;
-  if (w && w->free_list) {
-    f = w->free_list;
-    w->free_list = f->next;
-    w->nfree--;
-  } else {
-    f = malloc(sizeof(*f));
-    if (!f) return NULL;
-    pthread_mutex_init(&f->mu, NULL);
-  }
-  atomic_init(&f->state, KILN__PENDING);
-  atomic_init(&f->refs, 0);
-  atomic_init(&f->deps_left, 0);
-  f->code = 0;
-  f->value = NULL;
-  f->value_free = NULL;
-  f->message = NULL;
-  f->fn = NULL;
-  f->arg = NULL;
-  f->pool = NULL;
-  f->ndeps = 0;
-  f->dep_nodes = NULL;
-  f->head = f->tail = NULL;
-  f->next = f->cascade = NULL;
-  return f;
-}
-
-void kiln__future_free(kiln_future *f) {
-  kiln__worker *w = kiln__self.worker;
-  if (w && w->nfree < FREE_CACHE_MAX) {
-    f->next = w->free_list;
-    w->free_list = f;
-    w->nfree++;
-    return;
-  }
-  pthread_mutex_destroy(&f->mu);
-  free(f);
-}
 
 /* ---- waking ------------------------------------------------------------------------------------ */
 
@@ -325,13 +288,24 @@ static bool has_work_locked(kiln_pool *p) {
 
 /* ---- running tasks ----------------------------------------------------------------------------- */
 
+/* A worker's completions are taken from outstanding in one go, before it sleeps: until then
+ * outstanding only counts too many, and nothing waits for it to drop while that worker is
+ * awake (see "Shutdown and lifetime"). */
+static void flush_done(kiln__worker *w) {
+  int64_t n = w->ndone;
+  if (n == 0) return;
+  w->ndone = 0;
+  kiln_pool *p = w->pool;
+  /* seq_cst, with shutdown's seq_cst store and later load of outstanding: either this thread
+   * sees shutdown and wakes the waiter, or the waiter sees the count it left */
+  if (atomic_fetch_sub_explicit(&p->outstanding, n, memory_order_seq_cst) == n &&
+      atomic_load_explicit(&p->shutdown, memory_order_seq_cst))
+    kiln__pool_wake_all(p);
+}
+
 void kiln__task_done(kiln_pool *p) {
   if (own_worker(p)) {
-    /* seq_cst, with shutdown's seq_cst store and later load of outstanding: either this thread
-     * sees shutdown and wakes the waiter, or the waiter sees the count it left */
-    if (atomic_fetch_sub_explicit(&p->outstanding, 1, memory_order_seq_cst) == 1 &&
-        atomic_load_explicit(&p->shutdown, memory_order_seq_cst))
-      kiln__pool_wake_all(p);
+    kiln__self.worker->ndone++; /* no shared write per task: flush_done takes them all later */
     return;
   }
   pthread_mutex_lock(&p->mu);
@@ -387,8 +361,9 @@ static void run_task(kiln_future *t) {
 
 /* Under mu, in a top-level sleep of a worker whose busy flag is cleared: may every worker go? */
 static bool may_exit_locked(kiln_pool *p) {
+  /* seq_cst: pairs with the count-then-check of an outside submission (kiln__submit_internal) */
   if (!atomic_load_explicit(&p->shutdown, memory_order_relaxed) ||
-      atomic_load_explicit(&p->outstanding, memory_order_acquire) != 0 || has_work_locked(p))
+      atomic_load_explicit(&p->outstanding, memory_order_seq_cst) != 0 || has_work_locked(p))
     return false;
   int n = atomic_load_explicit(&p->started, memory_order_relaxed);
   for (int i = 0; i < n; i++)
@@ -424,6 +399,7 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
       continue;
     }
     int rc = 0;
+    flush_done(w);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->nsleepers, 1, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* Dekker with wake_one's fence */
@@ -504,13 +480,7 @@ static void *worker_main(void *arg) {
     kiln__pool_wake_all(p);
   }
   kiln__help_until(w, NULL, NULL, INFINITY);
-  while (w->free_list) {
-    kiln_future *f = w->free_list;
-    w->free_list = f->next;
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-  }
-  kiln__self.worker = NULL;
+  kiln__self.worker = NULL; /* its record cache goes at thread exit (record.c) */
   /* Last touch of the pool: once a joiner sees every worker counted here, it may free it. */
   pthread_mutex_lock(&p->mu);
   p->nexited++;
@@ -530,6 +500,14 @@ static int cpu_count(void) {
   return 1;
 }
 
+/* Zeroed memory on a cache-line boundary, which the _Alignas(64) members need; *raw is what to
+ * free. Through calloc rather than aligned_alloc, so that the fault-injection test reaches it. */
+static void *zalloc_aligned(size_t n, void **raw) {
+  unsigned char *m = calloc(1, n + 63);
+  *raw = m;
+  return m ? m + (-(uintptr_t)m & 63) : NULL;
+}
+
 void kiln_pool_config_default(kiln_pool_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->threads = cpu_count();
@@ -544,11 +522,13 @@ int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out) {
     cfg = &def;
   }
   if (cfg->threads <= 0) return KILN_EINVAL;
-  kiln_pool *p = calloc(1, sizeof *p);
+  void *raw;
+  kiln_pool *p = zalloc_aligned(sizeof *p, &raw);
   if (!p) return KILN_ENOMEM;
-  p->workers = calloc((size_t)cfg->threads, sizeof *p->workers);
+  p->mem = raw;
+  p->workers = zalloc_aligned((size_t)cfg->threads * sizeof *p->workers, &p->workers_mem);
   if (!p->workers) {
-    free(p);
+    free(p->mem);
     return KILN_ENOMEM;
   }
   p->threads = cfg->threads;
@@ -559,8 +539,8 @@ int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out) {
     kiln__worker *w = &p->workers[i];
     if (kiln__deque_init(&w->deque, 256) != 0) {
       for (int j = 0; j < i; j++) kiln__deque_fini(&p->workers[j].deque);
-      free(p->workers);
-      free(p);
+      free(p->workers_mem);
+      free(p->mem);
       return KILN_ENOMEM;
     }
     w->pool = p;
@@ -691,11 +671,17 @@ void kiln_pool_destroy(kiln_pool *p) {
   pthread_cond_destroy(&p->work_cv);
   pthread_cond_destroy(&p->done_cv);
   pthread_mutex_destroy(&p->mu);
-  free(p->workers);
-  free(p);
+  free(p->workers_mem);
+  free(p->mem);
 }
 
 /* ---- public: submitting ------------------------------------------------------------------------ */
+
+/* A task record that was never accepted: nothing else has seen it. */
+static void release_refused(kiln_future *t) {
+  if (t->dep_nodes != t->inline_nodes) free(t->dep_nodes);
+  kiln__future_free(t);
+}
 
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out) {
@@ -717,21 +703,24 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
   t->ndeps = ndeps;
   /* caller's reference (if any) + the queue reference */
   atomic_store_explicit(&t->refs, out ? 2u : 1u, memory_order_relaxed);
-  /* Accept the task: outside the pool the check and the count happen under mu, so shutdown's
-   * wait cannot miss it. A worker's spawn without dependencies goes onto its own deque and is
-   * not counted (see "Shutdown and lifetime"). */
+  /* Accept the task. A worker's spawn without dependencies goes onto its own deque and is not
+   * counted (see "Shutdown and lifetime"). */
   t->counted = !own_worker(p) || ndeps > 0;
   if (own_worker(p)) {
     if (!internal && atomic_load_explicit(&p->shutdown, memory_order_acquire)) goto refused;
     if (t->counted) atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
   } else {
-    pthread_mutex_lock(&p->mu);
-    if (atomic_load_explicit(&p->shutdown, memory_order_relaxed)) {
-      pthread_mutex_unlock(&p->mu);
-      goto refused;
+    /* Outside the pool, count first, then check (no lock): seq_cst, with kiln_pool_shutdown's
+     * store of shutdown and the seq_cst loads of outstanding in wait_and_join and
+     * may_exit_locked, so either this thread sees shutdown or they see the count. */
+    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->shutdown, memory_order_seq_cst)) {
+      int rc = atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN
+                                                                       : KILN_ESHUTDOWN;
+      kiln__task_done(p); /* the count back, under mu: wakes a shutdown that saw it */
+      release_refused(t);
+      return rc;
     }
-    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&p->mu);
   }
   if (out) *out = t;
   if (ndeps == 0) {
@@ -768,8 +757,7 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
   return 0;
 
 refused:
-  if (t->dep_nodes != t->inline_nodes) free(t->dep_nodes);
-  kiln__future_free(t);
+  release_refused(t);
   return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN
                                                                  : KILN_ESHUTDOWN;
 }
