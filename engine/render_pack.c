@@ -205,14 +205,19 @@ static void pack_textures(const kiln__scene *s, uint32_t *info, float *texels) {
   }
 }
 
-/* The grid the node boxes are quantised on: origin the root box's corner, 65535 steps per axis
- * that reach past its far corner (as the shader computes origin + q * scale, fused or not). */
+/* The grid the node boxes are quantised on: 65535 steps per axis from one step below the root
+ * box to at least one step above it (as the shader computes origin + q * scale, fused or not),
+ * so that every quantised plane, the scene's outer ones too, lies a step or more outside its
+ * primitives: the shader's slab test, rounded differently, cannot cull a ray that hits them. A
+ * flat axis gets steps of its coordinate's size over 65533 (or of 1). */
 static void node_grid(const kiln__bvh_node *root, float origin[3], float scale[3]) {
   for (int k = 0; k < 3; k++) {
-    origin[k] = root->bmin[k];
-    scale[k] = (root->bmax[k] - root->bmin[k]) / 65535.0f;
-    while (origin[k] + 65535.0f * scale[k] < root->bmax[k] ||
-           fmaf(65535.0f, scale[k], origin[k]) < root->bmax[k])
+    float lo = root->bmin[k], hi = root->bmax[k], ext = hi - lo;
+    scale[k] = (ext > 0 ? ext : fabsf(lo) > 1 ? fabsf(lo) : 1) / 65533.0f;
+    origin[k] = lo - scale[k];
+    while (origin[k] > lo - scale[k] * 0.5f) origin[k] = nextafterf(origin[k], -INFINITY);
+    while (origin[k] + 65535.0f * scale[k] < hi + scale[k] ||
+           fmaf(65535.0f, scale[k], origin[k]) < hi + scale[k])
       scale[k] = nextafterf(scale[k], INFINITY);
   }
 }
