@@ -1,7 +1,8 @@
 /* test_pack.c: the scene as the path tracer's buffers (engine/render_pack.c), on the CPU: emitters
  * picked in proportion to area times luminance, the environment's pick probability, and the map's
  * sampling distribution (CDFs end at 1, the pixel probabilities sum to 1 and follow luminance
- * times sin(polar angle), widened to each texel's 3x3 neighbourhood). */
+ * times sin(polar angle), widened to each texel's 3x3 neighbourhood); the BVH nodes and leaf records
+ * as the shader traverses them (stackless, quantised boxes) find the CPU BVH's closest hits. */
 // kt: timeout 60
 #include <math.h>
 #include <stdlib.h>
@@ -114,6 +115,123 @@ TEST(env_distribution) {
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
   KT_EQ(fbits(((const float *)p.data[KILN__RB_GLOBALS])[15]), 0);
   KT_TRUE(((const float *)p.data[KILN__RB_GLOBALS])[18] == 0);
+  kiln__render_pack_free(&p);
+  kiln__bvh_free(&b);
+  kiln__scene_free(&s);
+}
+
+/* ---- the BVH as the shader reads it: quantised one-load nodes with skip links, leaf records --- */
+
+static float frnd(uint32_t *st) {
+  *st = *st * 1664525u + 1013904223u;
+  return (float)(*st >> 8) / 16777216.0f;
+}
+
+/* Möller-Trumbore and the sphere as pathtrace.comp's tri_hit and sphere_hit, on a record. */
+static bool record_hit(const float *r, bool tri, const float *o, const float *d, float *t) {
+  if (!tri) {
+    float oc[3] = {o[0] - r[0], o[1] - r[1], o[2] - r[2]};
+    float a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], hb = oc[0] * d[0] + oc[1] * d[1] + oc[2] * d[2];
+    float c = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - r[4] * r[4], disc = hb * hb - a * c;
+    if (disc < 0) return false;
+    float t0 = (-hb - sqrtf(disc)) / a, t1 = (-hb + sqrtf(disc)) / a, x = t0 > 0 ? t0 : t1;
+    if (x > 0 && x < *t) return *t = x, true;
+    return false;
+  }
+  float e1[3], e2[3], tv[3], pv[3], qv[3];
+  for (int k = 0; k < 3; k++) e1[k] = r[4 + k] - r[k], e2[k] = r[8 + k] - r[k], tv[k] = o[k] - r[k];
+  for (int k = 0; k < 3; k++) {
+    int a = (k + 1) % 3, b = (k + 2) % 3;
+    pv[k] = d[a] * e2[b] - d[b] * e2[a];
+    qv[k] = tv[a] * e1[b] - tv[b] * e1[a];
+  }
+  float det = e1[0] * pv[0] + e1[1] * pv[1] + e1[2] * pv[2];
+  if (fabsf(det) < 1e-20f) return false;
+  float inv = 1 / det, u = (tv[0] * pv[0] + tv[1] * pv[1] + tv[2] * pv[2]) * inv;
+  float w = (d[0] * qv[0] + d[1] * qv[1] + d[2] * qv[2]) * inv;
+  float x = (e2[0] * qv[0] + e2[1] * qv[1] + e2[2] * qv[2]) * inv;
+  if (u < 0 || u > 1 || w < 0 || u + w > 1 || !(x > 0 && x < *t)) return false;
+  return *t = x, true;
+}
+
+/* The shader's trace(): stackless over the packed nodes, the slab test on the grid. */
+static uint32_t packed_trace(const kiln__render_buffers *p, uint32_t ntris, const float *o,
+                             const float *d, float *t) {
+  const uint32_t *nodes = p->data[KILN__RB_NODES], *gu = p->data[KILN__RB_GLOBALS];
+  const float *g = p->data[KILN__RB_GLOBALS], *rec = p->data[KILN__RB_PRIMS];
+  float to[3], ts[3];
+  for (int k = 0; k < 3; k++) to[k] = (g[20 + k] - o[k]) * (1 / d[k]), ts[k] = g[24 + k] * (1 / d[k]);
+  uint32_t hit = UINT32_MAX;
+  for (uint32_t ni = 0; ni < gu[19];) {
+    const uint32_t *n = nodes + 4 * ni;
+    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16, n[1] & 0xffff, n[1] >> 16, n[2] & 0xffff, n[2] >> 16};
+    float a = 0, b = *t;
+    for (int k = 0; k < 3; k++) {
+      float t0 = to[k] + (float)q[k] * ts[k], t1 = to[k] + (float)q[3 + k] * ts[k];
+      a = fmaxf(a, fminf(t0, t1)), b = fminf(b, fmaxf(t0, t1));
+    }
+    bool leaf = n[3] >> 31, in = a <= b;
+    ni = !leaf && !in ? n[3] : ni + 1;
+    if (!leaf || !in) continue;
+    uint32_t first = n[3] & 0x07ffffff, count = (n[3] >> 27 & 15) + 1;
+    for (uint32_t i = first; i < first + count; i++) {
+      uint32_t prim;
+      memcpy(&prim, rec + 12 * i + 3, 4);
+      if (record_hit(rec + 12 * i, prim < ntris, o, d, t)) hit = prim;
+    }
+  }
+  return hit;
+}
+
+/* 400 small triangles and 30 spheres: the packed traversal finds the CPU BVH's closest hit for
+ * 3000 rays; every quantised box holds its node's box; the features are the scene's. */
+TEST(nodes_stackless) {
+  kiln__scene s = {0};
+  uint32_t st = 7;
+  s.nmaterials = 1;
+  s.materials = calloc(1, sizeof *s.materials);
+  s.materials[0] = (kiln__material){.type = KILN__MAT_DIFFUSE, .texture = -1};
+  s.ntris = 400;
+  s.pos = malloc(9 * s.ntris * sizeof(float));
+  s.tri_material = calloc(s.ntris, 4);
+  for (size_t i = 0; i < s.ntris; i++) {
+    float c[3] = {frnd(&st) * 10 - 3, frnd(&st) * 4 + 1, frnd(&st) * 6};
+    for (int v = 0; v < 9; v++) s.pos[9 * i + v] = c[v % 3] + frnd(&st) - 0.5f;
+  }
+  s.nspheres = 30;
+  s.spheres = calloc(s.nspheres, sizeof *s.spheres);
+  for (size_t i = 0; i < s.nspheres; i++)
+    s.spheres[i] = (kiln__sphere){{frnd(&st) * 10 - 3, frnd(&st) * 4 + 1, frnd(&st) * 6}, 0.3f, 0, 0, 0};
+  s.env = (kiln__environment){.type = KILN__ENV_CONSTANT, .texture = -1, .intensity = 1};
+  kiln__bvh b;
+  KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
+  kiln__render_buffers p;
+  KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
+  KT_EQ(p.features, KILN__RF_SPHERES);
+  const uint32_t *nodes = p.data[KILN__RB_NODES];
+  const float *g = p.data[KILN__RB_GLOBALS];
+  for (size_t i = 0; i < b.nnodes; i++)
+    for (int k = 0; k < 6; k++) {
+      uint32_t q = nodes[4 * i + k / 2] >> (16 * (k % 2)) & 0xffff;
+      int axis = k % 3;
+      float x = g[20 + axis] + (float)q * g[24 + axis];
+      float want = k < 3 ? b.nodes[i].bmin[axis] : b.nodes[i].bmax[axis];
+      if (k < 3 ? x > want : x < want) KT_FAIL("node %zu bound %d: %g vs %g", i, k, x, want);
+    }
+  int hits = 0;
+  for (int r = 0; r < 3000; r++) {
+    float o[3] = {frnd(&st) * 14 - 5, frnd(&st) * 8 - 1, frnd(&st) * 10 - 2}, d[3];
+    for (int k = 0; k < 3; k++) d[k] = frnd(&st) * 2 - 1;
+    if (r % 7 == 0) d[r % 3] = 0; /* axis-parallel rays: infinite reciprocals */
+    float tc = 1e30f, tp = 1e30f;
+    uint32_t pc = UINT32_MAX;
+    bool hc = kiln__bvh_intersect(&b, &s, o, d, 0, &tc, &pc);
+    uint32_t pp = packed_trace(&p, (uint32_t)s.ntris, o, d, &tp);
+    KT_EQ(pp, hc ? pc : UINT32_MAX);
+    if (hc && fabsf(tp - tc) > 1e-4f * tc) KT_FAIL("ray %d: t %g vs %g", r, tp, tc);
+    hits += hc;
+  }
+  KT_TRUE(hits > 300);
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
