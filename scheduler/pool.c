@@ -24,14 +24,14 @@
  * worker is asleep or gone (`busy` false: it is cleared and set only under mu, around a top-level
  * sleep); a sleeping worker cannot push, so nothing can appear after that check. A worker counts
  * the counted tasks it completes in `ndone` and takes them from outstanding in one go before it
- * sleeps (flush_done): outstanding may count too many while that worker is awake, but a worker
- * that is awake blocks that exit check anyway, and shutdown(wait) returns only after it. A thread outside
- * the pool counts its submission first and checks shutdown after (no lock: with seq_cst on both
- * sides, either it sees shutdown and takes its count back, or the exit check sees the count). It
- * takes a count back only under mu, and an uncounted task completed from outside (a cancel) does
- * not touch the pool at all, so a thread that completes the last task from outside cannot touch a
- * freed pool: the pool is freed after its workers are joined, and they exit only after that
- * thread has unlocked mu.
+ * sleeps (flush_done): outstanding may count too many while that worker is awake, but an awake
+ * worker blocks that exit check anyway, and shutdown(wait) returns only after every worker has
+ * exited. A thread outside the pool counts its submission first and checks shutdown after (no
+ * lock: with seq_cst on both sides, either it sees shutdown and takes its count back, or the exit
+ * check sees the count). It takes a count back only under mu, and an uncounted task completed
+ * from outside (a cancel) does not touch the pool at all, so a thread that completes the last
+ * task from outside cannot touch a freed pool: the pool is freed after its workers are joined,
+ * and they exit only after that thread has unlocked mu.
  *
  * Lock order: mu is the innermost lock (see internal.h). */
 #define _GNU_SOURCE
@@ -82,7 +82,7 @@ struct kiln_pool {
   bool closed, terminated, joined;  /* guarded by mu */
   int nexited;                      /* guarded by mu: workers done touching the pool */
   bool reaped;                      /* guarded by mu: the joiner has joined every thread */
-  pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside accounting */
+  pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside completions */
   pthread_cond_t work_cv;           /* workers sleep here */
   pthread_cond_t done_cv;           /* shutdown(wait) sleeps here */
   uint64_t epoch;                   /* guarded by mu; bumped on every wake */

@@ -5,17 +5,17 @@
  * Every thread that allocates a record gets a cache on its first allocation (workers and threads
  * outside any pool alike), ended by a pthread key destructor when the thread exits. A record
  * remembers the cache it came from, its owner. Freed on the owner's thread, it goes onto the
- * owner's local list. Freed on any other thread, it is pushed onto the owner's `remote` stack, which
- * the owner takes whole, with one exchange, when its local list runs dry. So the records of a chain
- * that a thread outside the pool submits while workers run it go back to that thread, instead of
- * piling up in a worker's list while the submitter mallocs new ones (the thread-free lists of
- * mimalloc: Leijen, Zorn, de Moura, "Mimalloc: free list sharding in action", APLAS 2019). The
- * remote stack is only ever pushed one record at a time (a CAS on its head) and emptied whole (an
- * exchange): nothing is popped singly, so there is no ABA problem.
+ * owner's local list. Freed on any other thread, it is pushed onto the owner's `remote` stack,
+ * which the owner takes whole, with one exchange, when its local list runs dry. So the records of
+ * a chain that a thread outside the pool submits while workers run it go back to that thread,
+ * instead of piling up in a worker's list while the submitter mallocs new ones (the thread-free
+ * lists of mimalloc: Leijen, Zorn, de Moura, "Mimalloc: free list sharding in action", APLAS
+ * 2019). The remote stack is only ever pushed one record at a time (a CAS on its head) and emptied
+ * whole (an exchange): nothing is popped singly, so there is no ABA problem.
  *
  * Lifetime: a cache lives as long as its thread or any of its records, whichever is longer.
- * `records` counts the cache's records (in use or cached) plus one for its thread; whoever brings it
- * to 0 frees the cache. A thread that ends frees its cached records and swaps `remote` for
+ * `records` counts the cache's records (in use or cached) plus one for its thread; whoever brings
+ * it to 0 frees the cache. A thread that ends frees its cached records and swaps `remote` for
  * CACHE_DEAD; a later remote free finds CACHE_DEAD in its CAS and frees the record itself. A
  * record keeps its owner alive, so a remote free may touch the cache until the record is gone.
  *
