@@ -26,7 +26,9 @@
  *
  * The key is the one piece of process-wide state in the scheduler: created once (pthread_once),
  * never changed, it only lets each thread's cache be freed at that thread's exit. Without a key
- * (pthread_key_create failed) every record is a plain malloc and free. */
+ * (pthread_key_create failed) every record is a plain malloc and free. Its destructor lives in
+ * this library, so a libkiln.so that has allocated records must not be dlclose'd while threads
+ * that used it still run. */
 #include <stdint.h>
 #include <stdlib.h>
 
