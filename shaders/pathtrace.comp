@@ -17,10 +17,12 @@
 // change the image, and samples are added to the accumulator one at a time in sample order.
 //
 // Bindings (std430; engine/render_pack.c writes them, engine/render_internal.h names them):
-// 0 nodes, 1 prims, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals, 7 accum (vec4 per
+// 0 BVH nodes, 1 leaf primitive records, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals, 7 accum (vec4 per
 // pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id, instance id),
 // 9 triangle attributes (normals, uv), 10 texture info, 11 texels, 12 environment distribution.
 // Push constants: the camera and the tile / pass (see Push).
+// Costs on lavapipe (Mesa 22), the CPU device, shape what follows: each storage-buffer load is a
+// loop over the 8 SIMD lanes, and both sides of every branch run under a mask (docs/PERFORMANCE.md).
 layout(local_size_x = 8, local_size_y = 8) in;
 
 // What the scene has, specialised per scene (render.c sets these constants in the SPIR-V; bit k of
