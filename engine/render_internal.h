@@ -14,7 +14,7 @@
 #include "scene_data.h"
 
 enum {
-  KILN__RB_NODES = 0,    /* BVH nodes as bvh.h lays them out, with skip links (render_pack.c) */
+  KILN__RB_NODES = 0,    /* BVH nodes, a uvec4 each: quantised box, skip link or leaf range */
   KILN__RB_PRIMS = 1,    /* the leaves' primitives in leaf order, with their intersection data */
   KILN__RB_TRIS = 2,     /* 3 vec4 per triangle: vertices, w = material / object / instance */
   KILN__RB_SPHERES = 3,  /* centre + radius; material, object, instance, light pick probability */
@@ -50,8 +50,9 @@ typedef struct kiln__render_buffers {
   uint32_t features;           /* KILN__RF_* */
 } kiln__render_buffers;
 
-/* Fills *p from scene s and its BVH b. 0, or KILN_ENOMEM (*p then holds nothing). Pure function
- * of its inputs; any thread. */
+/* Fills *p from scene s and its BVH b. 0, KILN_ENOMEM, or KILN_EINVAL for a BVH beyond the node
+ * format (more than 2^27 primitives or 2^31 nodes); *p then holds nothing. Pure function of its
+ * inputs; any thread. */
 int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p);
 
 /* Frees what p holds; a zeroed p is a no-op. */
