@@ -44,7 +44,8 @@ void kiln_render_config_default(kiln_render_config *cfg);
 
 /* Builds the scene's BVH and uploads the scene to each of devs[0..ndevs) (opened devices that
  * must outlive the renderer); waits for the uploads. The scene is borrowed for the call only.
- * 0 and *out, or KILN_EINVAL (no device, bad config), KILN_ENOMEM, or an upload's error (the
+ * 0 and *out, or KILN_EINVAL (no device, bad config, more than 2^27 primitives: the packed BVH's
+ * limit), KILN_ENOMEM, or an upload's error (the
  * engine's code, e.g. KILN_EVULKAN); *out NULL then. Blocking; from a task of cfg->pool it
  * helps run the BVH chunks. Any thread. */
 int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
