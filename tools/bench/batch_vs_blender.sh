@@ -25,8 +25,9 @@ for cfg in "256 16" "64 8" "512 4"; do
     --size "${size}x${size}" --spp "$spp" --passes color --quiet
   t1=$(date +%s.%N)
   kiln_ips=$(echo "$frames / ($t1 - $t0)" | bc -l)
-  line=$(JOB="$root/examples/cornell/orbit.json" "$here/blender/run.sh" "$frames" "$size" "$spp" | head -n1)
+  out=$(JOB="$root/examples/cornell/orbit.json" "$here/blender/run.sh" "$frames" "$size" "$spp")
+  line=${out%%$'\n'*}
   blender_ips=$(sed -n 's/.* = \([0-9.]*\) images\/s.*/\1/p' <<<"$line")
-  printf '%-14s %12.2f %12.2f %9.2fx\n' "${size}², $spp" "$kiln_ips" "$blender_ips" \
+  printf '%-14s %12.2f %12.2f %9.2fx\n' "${size}x${size}, $spp" "$kiln_ips" "$blender_ips" \
     "$(echo "$kiln_ips / $blender_ips" | bc -l)"
 done
