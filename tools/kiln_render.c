@@ -480,8 +480,10 @@ int kiln_cli_render(int argc, char **argv) {
     goto out;
   }
   if (!quiet) {
-    fprintf(stderr, "kiln render: %s: %llu frames into %s on", job_path,
-            (unsigned long long)kiln_job_count(job), bc.out_dir);
+    fprintf(stderr, "kiln render: %s (%llu frames%s) into %s on", job_path,
+            (unsigned long long)kiln_job_count(job),
+            bc.first != LONG_MIN || bc.last != LONG_MAX || bc.step != 1 ? ", --frames selects some" : "",
+            bc.out_dir);
     for (size_t i = 0; i < ndevs; i++)
       fprintf(stderr, "%s %s", i ? "," : "", kiln_gpu_device_info_of(devs[i])->name);
     fprintf(stderr, ", %d threads\n", kiln_pool_threads(pool));
