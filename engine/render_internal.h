@@ -41,8 +41,16 @@ enum {
   KILN__RF_NORMALS = 1u << 5,
   KILN__RF_UV = 1u << 6,
   KILN__RF_ENV_LIT = 1u << 7,     /* next-event estimation may pick the environment */
-  KILN__RF_COUNT = 8
+  KILN__RF_SHARED = 1u << 8,      /* NODES, PRIMS, TRIS, MATS and LIGHTS fit in KILN__SHARED_VEC4S:
+                                     the shader copies them into workgroup shared memory (its
+                                     default is false: the storage buffers) */
+  KILN__RF_COUNT = 9
 };
+
+/* pathtrace.comp's SHARED_VEC4S: the 16-byte words of its shared copy of the scene (a node 1, a
+ * leaf primitive 3, a triangle 3, a material 3, a light 1): 16 KiB, Vulkan's least
+ * maxComputeSharedMemorySize. */
+#define KILN__SHARED_VEC4S 1024u
 
 typedef struct kiln__render_buffers {
   void *data[KILN__RB_COUNT]; /* malloc'd, owned; NULL for ACCUM and AOV */

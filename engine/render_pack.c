@@ -2,17 +2,20 @@
  * (render_internal.h names them). Layouts (std430, 4-byte words):
  *
  *   NODES     4 per node: the box quantised, and a link (see pack_nodes)
- *   PRIMS    12 per entry of bvh.h's prims (leaf order): triangle v0.xyz, primitive | v1.xyz, 0 |
- *                v2.xyz, 0; sphere centre.xyz, primitive | radius, 0, 0, 0 | 0
+ *   PRIMS    12 per entry of bvh.h's prims (leaf order): triangle v0.xyz, primitive | edge
+ *                v1 - v0, 0 | edge v2 - v0, 0 (float differences, as the shader would compute
+ *                them); sphere centre.xyz, primitive | radius, 0, 0, 0 | 0
  *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
  *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
  *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none),
  *                luminance relative to the brightest emitter's (emissive only), 0
- *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight, 0
+ *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight,
+ *                the previous emitter's CDF (0 for the first: one load gives the pick's stratum)
  *   GLOBALS  28: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
  *                env top, total emitter weight | has normals, has uv, env texture (~0), map
  *                distribution present | cos, sin of the map's rotation, env pick probability,
- *                BVH node count | the node grid's origin.xyz, 0 | its step.xyz, 0
+ *                BVH node count | the node grid's origin.xyz, PRIMS entries | its step.xyz,
+ *                materials
  *   ATTR     16 per triangle (only when the scene has shading normals or uv): n0, n1, n2, uv0,
  *                uv1, uv2, 0
  *   TEXINFO   4 per texture: first float in TEXELS, width, height, 0
@@ -80,6 +83,7 @@ static double pack_lights(const kiln__scene *s, const float *mats, float *l, flo
    * their bits */
   for (size_t j = 0; j < nl; j++) {
     l[4 * j + 1] = j + 1 == nl ? 1.0f : (float)(l[4 * j + 1] / total);
+    l[4 * j + 3] = j > 0 ? l[4 * j - 3] : 0.0f;
     uint32_t prim;
     memcpy(&prim, &l[4 * j], 4);
     if (prim >= s->ntris) sp[8 * (prim - s->ntris) + 7] = (float)((1 - penv) * l[4 * j + 2] / total);
@@ -289,7 +293,8 @@ static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) 
   for (size_t i = 0; i < b->nprims; i++, r += 12) {
     uint32_t prim = b->prims[i];
     if (prim < s->ntris) {
-      for (int k = 0; k < 3; k++) memcpy(r + 4 * k, s->pos + 9 * (size_t)prim + 3 * k, 12);
+      const float *v = s->pos + 9 * (size_t)prim;
+      for (int k = 0; k < 3; k++) r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
     } else {
       const kiln__sphere *q = &s->spheres[prim - s->ntris];
       memcpy(r, q->center, 12);
@@ -362,6 +367,9 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   gf[16] = (float)cos(rot), gf[17] = (float)sin(rot), gf[18] = (float)penv;
   g[19] = (uint32_t)b->nnodes;
   p->features = features(s, envt != NULL, penv > 0);
+  if (b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl <= KILN__SHARED_VEC4S)
+    p->features |= KILN__RF_SHARED;
   memcpy(gf + 20, origin, 12), memcpy(gf + 24, scale, 12);
+  g[23] = (uint32_t)b->nprims, g[27] = (uint32_t)s->nmaterials;
   return 0;
 }

@@ -37,13 +37,23 @@ layout(constant_id = 4) const bool HAS_ENV_MAP = true;
 layout(constant_id = 5) const bool HAS_NORMALS = true;     // per-vertex shading normals
 layout(constant_id = 6) const bool HAS_UV = true;
 layout(constant_id = 7) const bool ENV_LIT = true;         // NEE may pick the environment
+// The nodes, leaf records, triangles, materials and lights fit in SHARED_VEC4S (render_internal.h's
+// KILN__SHARED_VEC4S): each workgroup copies them into shared memory first and reads that copy.
+// lavapipe (Mesa 22) loads shared memory lane by lane too, but without the storage buffer's
+// bounds check and its branch per component. The same bits either way.
+layout(constant_id = 8) const bool SCENE_SHARED = false;
+const uint SHARED_VEC4S = 1024u;
+shared uvec4 sscene[SHARED_VEC4S];  // nodes | leaf records (3 each) | tris (3) | materials (3) | lights
+uint sh_tris, sh_mats, sh_lights;  // where each starts in sscene (the leaf records: at the node count)
+// Costs of each on lavapipe, measured: docs/PERFORMANCE.md (Rendering).
 
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
 struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
 // ior.y: texture (uint bits, ~0: none); ior.z (emissive): luminance relative to the brightest
 // emitter's, the factor of an emitter's area in its pick weight
-struct Light { uint prim; float cdf; float area; float pad; };  // prim: triangle, or ntris + sphere
+// Lights: one uvec4 each, read in one load: primitive (triangle, or ntris + sphere), cdf, area,
+// the previous light's cdf (0 for the first); floats as uint bits.
 
 // One uvec4 a node, one load (lavapipe loads storage buffers lane by lane, so each load counts):
 // the box on the scene's grid (g.grid_origin + q * g.grid_step, 16 bits a bound, rounded
@@ -51,12 +61,12 @@ struct Light { uint prim; float cdf; float area; float pad; };  // prim: triangl
 // leaf: bit 31, count - 1 in bits 27-30, first primitive in 0-26; interior: its skip link.
 layout(std430, set = 0, binding = 0) readonly buffer Nodes { uvec4 n[]; } nodes;
 // The leaves' primitives in leaf order, 3 vec4 each, so that a leaf test reads no index first:
-// triangle v0, prim | v1 | v2; sphere centre, prim | radius.
+// triangle v0, prim | v1 - v0 | v2 - v0 (the edges, as float differences); sphere centre, prim | radius.
 layout(std430, set = 0, binding = 1) readonly buffer Prims { vec4 r[]; } prims;
 layout(std430, set = 0, binding = 2) readonly buffer Tris { Tri t[]; } tris;
 layout(std430, set = 0, binding = 3) readonly buffer Spheres { Sphere s[]; } spheres;
 layout(std430, set = 0, binding = 4) readonly buffer Materials { Material m[]; } mats;
-layout(std430, set = 0, binding = 5) readonly buffer Lights { Light l[]; } lights;
+layout(std430, set = 0, binding = 5) readonly buffer Lights { uvec4 l[]; } lights;
 struct Globals {
   uint ntris, nspheres, nlights, env_type;
   vec4 env_color;  // xyz radiance (already scaled by intensity)
@@ -64,13 +74,24 @@ struct Globals {
   uvec4 flags;     // has vertex normals, has uv, environment map texture (~0: none), map distribution present
   vec4 env_rot;    // cos, sin of the map's rotation about +y; probability that NEE picks the
                    // environment; w: BVH node count (uint bits)
-  vec4 grid_origin;  // the node boxes' grid (xyz)
-  vec4 grid_step;
+  vec4 grid_origin;  // the node boxes' grid (xyz); w: leaf records (uint bits)
+  vec4 grid_step;    // w: materials (uint bits)
 };
 layout(std430, set = 0, binding = 6) readonly buffer GlobalsBuf { Globals v; } globals;
 // A private copy, read once per invocation: lavapipe (Mesa 22) loads every storage-buffer word
 // lane by lane in a loop, uniform address or not, so each g.x read inside the loops cost 8 loads.
 Globals g;
+Tri tri_at(uint i) {
+  if (!SCENE_SHARED) return tris.t[i];
+  uint a = sh_tris + 3u * i;
+  return Tri(uintBitsToFloat(sscene[a]), uintBitsToFloat(sscene[a + 1u]), uintBitsToFloat(sscene[a + 2u]));
+}
+Material mat_at(uint i) {
+  if (!SCENE_SHARED) return mats.m[i];
+  uint a = sh_mats + 3u * i;
+  return Material(uintBitsToFloat(sscene[a]), uintBitsToFloat(sscene[a + 1u]), uintBitsToFloat(sscene[a + 2u]));
+}
+uvec4 light_at(uint i) { return SCENE_SHARED ? sscene[sh_lights + i] : lights.l[i]; }
 layout(std430, set = 0, binding = 7) buffer Accum { vec4 c[]; } accum;
 layout(std430, set = 0, binding = 8) buffer Aov { vec4 v[]; } aov;
 layout(std430, set = 0, binding = 9) readonly buffer Attr { float f[]; } attr;  // 16 per triangle
@@ -148,8 +169,7 @@ vec2 sobol2(uint dim) {
 // ---- intersection ----
 struct Hit { float t; uint prim; float u; float v; };
 
-bool tri_hit(vec3 v0, vec3 v1, vec3 v2, vec3 o, vec3 d, float tmin, inout Hit h) {
-  vec3 e1 = v1 - v0, e2 = v2 - v0;
+bool tri_hit(vec3 v0, vec3 e1, vec3 e2, vec3 o, vec3 d, float tmin, inout Hit h) {  // e: v1 - v0, v2 - v0
   vec3 pv = cross(d, e2);
   float det = dot(e1, pv);
   if (abs(det) < 1e-20) return false;
@@ -209,7 +229,7 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     // test's code runs once per leaf reached, not under a mask at every node.
     uint first = 0u, count = 0u;
     while (ni < end) {
-      uvec4 n = nodes.n[ni];
+      uvec4 n = SCENE_SHARED ? sscene[ni] : nodes.n[ni];
       bool in_box = box_hit(n, t_origin, t_step, tmin, h.t);
       bool leaf = (n.w & 0x80000000u) != 0u;
       ni = !leaf && !in_box ? n.w : ni + 1u;
@@ -220,11 +240,19 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
       }
     }
     for (uint k = first; k < first + count; k++) {
-      vec4 r0 = prims.r[3u * k];
+      vec4 r0, r1, r2;
+      if (SCENE_SHARED) {
+        r0 = uintBitsToFloat(sscene[end + 3u * k]);
+        r1 = uintBitsToFloat(sscene[end + 3u * k + 1u]);
+        r2 = uintBitsToFloat(sscene[end + 3u * k + 2u]);
+      } else {
+        r0 = prims.r[3u * k];
+        r1 = prims.r[3u * k + 1u];
+        r2 = prims.r[3u * k + 2u];
+      }
       uint p = floatBitsToUint(r0.w);
-      vec4 r1 = prims.r[3u * k + 1u];
       bool hit = !HAS_SPHERES || p < g.ntris
-                     ? tri_hit(r0.xyz, r1.xyz, prims.r[3u * k + 2u].xyz, o, d, tmin, h)
+                     ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
                      : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
       if (hit) h.prim = p;
     }
@@ -287,7 +315,7 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   s.p = o + h.t * d;
   s.uv = vec2(0.0);
   if (!HAS_SPHERES || h.prim < g.ntris) {
-    Tri T = tris.t[h.prim];
+    Tri T = tri_at(h.prim);
     s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
     s.ns = s.n;
     s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
@@ -446,10 +474,10 @@ float power_heuristic(float a, float b) {
 
 // Solid-angle pdf of NEE picking this light point, from x towards a light triangle hit at dist t.
 float light_pdf(uint tri, vec3 d, float t) {
-  Tri T = tris.t[tri];
+  Tri T = tri_at(tri);
   vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
   float cosl = abs(dot(normalize(c), d));
-  float rel = mats.m[floatBitsToUint(T.v0.w)].ior.z;
+  float rel = mat_at(floatBitsToUint(T.v0.w)).ior.z;
   return t * t / (max(cosl, 1e-8) * g.env_top.w) * rel * (1.0 - g.env_rot.z);
 }
 
@@ -470,6 +498,32 @@ float sphere_light_pdf(uint si, vec3 x) {
 
 void main() {
   g = globals.v;
+  if (SCENE_SHARED) {  // every invocation, before any returns: the barrier is the workgroup's
+    uint nn = floatBitsToUint(g.env_rot.w);
+    sh_tris = nn + 3u * floatBitsToUint(g.grid_origin.w);
+    sh_mats = sh_tris + 3u * g.ntris;
+    sh_lights = sh_mats + 3u * floatBitsToUint(g.grid_step.w);
+    uint total = sh_lights + g.nlights;
+    for (uint i = gl_LocalInvocationIndex; i < total; i += gl_WorkGroupSize.x * gl_WorkGroupSize.y) {
+      uvec4 v;
+      if (i < nn) v = nodes.n[i];
+      else if (i < sh_tris) v = floatBitsToUint(prims.r[i - nn]);
+      else if (i < sh_mats) {
+        uint j = i - sh_tris;
+        Tri T = tris.t[j / 3u];
+        v = floatBitsToUint(j % 3u == 0u ? T.v0 : j % 3u == 1u ? T.v1 : T.v2);
+      } else if (i < sh_lights) {
+        uint j = i - sh_mats;
+        Material M = mats.m[j / 3u];
+        v = floatBitsToUint(j % 3u == 0u ? M.albedo_type : j % 3u == 1u ? M.emission_rough : M.ior);
+      } else {
+        v = lights.l[i - sh_lights];
+      }
+      sscene[i] = v;
+    }
+    memoryBarrierShared();
+    barrier();
+  }
   uvec2 lp = gl_GlobalInvocationID.xy;
   if (lp.x >= pc.pass.x || lp.y >= pc.pass.y) return;
   ivec2 px = ivec2(lp) + pc.image.zw;
@@ -487,7 +541,7 @@ void main() {
     vec4 a0 = vec4(0.0), a1 = vec4(0.0), a2 = vec4(0.0);
     if (h.prim != 0xffffffffu) {
       Surf s = surface(h, pc.cam_pos.xyz, d);
-      Material m = mats.m[s.mat];
+      Material m = mat_at(s.mat);
       a0 = vec4(h.t * dot(d, W), s.ns);
       a1 = vec4(albedo_at(m, s.uv), uintBitsToFloat(s.obj));
       a2 = vec4(uintBitsToFloat(s.inst), 0.0, 0.0, 0.0);
@@ -527,7 +581,7 @@ void main() {
         break;
       }
       Surf s = surface(h, o, d);
-      Material m = mats.m[s.mat];
+      Material m = mat_at(s.mat);
       uint type = floatBitsToUint(m.albedo_type.w);
       vec3 wo = -d;
       bool front = dot(s.n, wo) > 0.0;
@@ -566,12 +620,13 @@ void main() {
           if (lpdf > 0.0) Le = env(wi);
         } else {
           uint lo = 0u, hi = g.nlights - 1u;
-          while (lo < hi) { uint mid = (lo + hi) / 2u; if (lights.l[mid].cdf < lu.x) lo = mid + 1u; else hi = mid; }
-          uint lp = lights.l[lo].prim;
-          float c0 = lo > 0u ? lights.l[lo - 1u].cdf : 0.0, c1 = lights.l[lo].cdf;
+          while (lo < hi) { uint mid = (lo + hi) / 2u; if (uintBitsToFloat(light_at(mid).y) < lu.x) lo = mid + 1u; else hi = mid; }
+          uvec4 pick = light_at(lo);  // one load
+          uint lp = pick.x;
+          float c0 = uintBitsToFloat(pick.w), c1 = uintBitsToFloat(pick.y);
           float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
           if (!HAS_SPHERES || lp < g.ntris) {
-            Tri T = tris.t[lp];
+            Tri T = tri_at(lp);
             float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
             vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
             vec3 ln = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
@@ -580,7 +635,7 @@ void main() {
             wi = toL / dist;
             float cosl = dot(ln, -wi);
             if (cosl > 0.0) {
-              Material lm = mats.m[floatBitsToUint(T.v0.w)];
+              Material lm = mat_at(floatBitsToUint(T.v0.w));
               lpdf = dist * dist / (cosl * g.env_top.w) * lm.ior.z * (1.0 - penv);
               Le = lm.emission_rough.xyz;
             }
@@ -597,7 +652,7 @@ void main() {
               if (sphere_hit(S.cr, p, wi, 0.0, sh)) {
                 dist = sh.t;
                 lpdf = uintBitsToFloat(S.ids.w) / (2.0 * PI * omc);
-                Le = mats.m[S.ids.x].emission_rough.xyz;
+                Le = mat_at(S.ids.x).emission_rough.xyz;
               }
             }
           }

@@ -139,7 +139,7 @@ static bool record_hit(const float *r, bool tri, const float *o, const float *d,
     return false;
   }
   float e1[3], e2[3], tv[3], pv[3], qv[3];
-  for (int k = 0; k < 3; k++) e1[k] = r[4 + k] - r[k], e2[k] = r[8 + k] - r[k], tv[k] = o[k] - r[k];
+  for (int k = 0; k < 3; k++) e1[k] = r[4 + k], e2[k] = r[8 + k], tv[k] = o[k] - r[k];
   for (int k = 0; k < 3; k++) {
     int a = (k + 1) % 3, b = (k + 2) % 3;
     pv[k] = d[a] * e2[b] - d[b] * e2[a];

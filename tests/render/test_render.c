@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "render_internal.h"
 #include "render_test_util.h"
 
 /* ---- furnace ------------------------------------------------------------------------------- */
@@ -216,6 +217,54 @@ TEST(determinism) {
   kiln_render_destroy(r2);
   close_ctx(&c);
   kiln_pool_destroy(pool);
+}
+
+/* Whether the shader reads the scene from a workgroup-shared copy (render_internal.h's
+ * KILN__RF_SHARED). */
+static bool packs_shared(const kiln__scene *s) {
+  kiln__bvh b;
+  kiln__render_buffers p;
+  if (kiln__bvh_build(NULL, s, &b)) return false;
+  bool shared = !kiln__render_pack(s, &b, &p) && (p.features & KILN__RF_SHARED);
+  kiln__render_pack_free(&p);
+  kiln__bvh_free(&b);
+  return shared;
+}
+
+/* The Cornell box fits in the shader's shared copy of the scene; with 400 unused materials more
+ * it does not, and the shader reads the storage buffers: the same bits, colour and AOVs. */
+TEST(shared_and_storage_paths) {
+  char *path = repo_path("examples/cornell/scene.json");
+  kiln_scene *scene;
+  KT_CODE(kiln_scene_load(path, NULL, &scene), KILN_OK);
+  free(path);
+  KT_TRUE(packs_shared(&scene->data));
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  c.scene = scene;
+  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(c.r, &fc);
+  fc.width = 24, fc.height = 20, fc.spp = 6;
+  kiln_future *f1, *f2;
+  const kiln_image *i1 = render(&c, &fc, &f1);
+  kiln__scene *sd = &scene->data;
+  for (int k = 0; k < 400; k++) add_material(sd, (kiln__material){.type = KILN__MAT_DIFFUSE});
+  KT_TRUE(!packs_shared(sd));
+  kiln_renderer *shared = c.r;
+  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  const kiln_image *i2 = render(&c, &fc, &f2);
+  size_t n = 24 * 20;
+  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i2), n * 12) == 0);
+  KT_TRUE(memcmp(kiln_image_depth(i1), kiln_image_depth(i2), n * 4) == 0);
+  KT_TRUE(memcmp(kiln_image_normal(i1), kiln_image_normal(i2), n * 12) == 0);
+  KT_TRUE(memcmp(kiln_image_albedo(i1), kiln_image_albedo(i2), n * 12) == 0);
+  KT_TRUE(memcmp(kiln_image_object_id(i1), kiln_image_object_id(i2), n * 4) == 0);
+  KT_TRUE(memcmp(kiln_image_instance_id(i1), kiln_image_instance_id(i2), n * 4) == 0);
+  kiln_future_release(f1), kiln_future_release(f2);
+  kiln_render_destroy(shared);
+  close_ctx(&c);
 }
 
 /* One renderer on two device instances (two VkDevices of the same physical device), frames in
