@@ -12,7 +12,8 @@
  * W's futures go into one kiln_as_completed set that the driver feeds as it issues frames; each
  * completion frees a slot. A frame's failure (its own, its scene's, the GPU's, the disk's) is
  * reported through the progress callback and the batch goes on; a frame lost with its device is
- * issued again on another one. Nothing here prints. */
+ * issued again on another one. What each pass becomes on disk, and the output folders, are in
+ * batch_out.c. Nothing here prints. */
 #define _GNU_SOURCE
 #include "kiln/batch.h"
 
@@ -32,82 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch_out.h"
 #include "encode.h"
 #include "outname.h"
 #include "scene_data.h"
 #include "scene_internal.h"
 
-enum { NPASS = 6, MAX_RETRIES = 2, SHEET_CELLS = 100 };
-
-/* libdeflate level of every PNG: on rendered frames level 1 encodes ~1.6x faster than 6 for files
- * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
-enum { PNG_LEVEL = 1 };
-
-static const char *const pass_names[NPASS] = {"color", "depth", "normal", "albedo", "id", "instance"};
-
-/* ---- passes and formats ------------------------------------------------------------------- */
-
-const char *kiln_pass_name(unsigned pass) {
-  for (int i = 0; i < NPASS; i++)
-    if (pass == 1u << i) return pass_names[i];
-  return NULL;
-}
-
-int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap) {
-  unsigned set = KILN_PASS_COLOR;
-  const char *p = list ? list : "";
-  while (*p) {
-    const char *e = strchr(p, ',');
-    size_t n = e ? (size_t)(e - p) : strlen(p);
-    int found = -1;
-    for (int i = 0; i < NPASS; i++)
-      if (strlen(pass_names[i]) == n && strncmp(p, pass_names[i], n) == 0) found = i;
-    if (found < 0 && n == 9 && strncmp(p, "object_id", 9) == 0) found = 4;
-    if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
-    if (found < 0 && n > 0) {
-      if (msg && msgcap)
-        snprintf(msg, msgcap, "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance",
-                 (int)n, p);
-      return KILN_EPARSE;
-    }
-    if (found >= 0) set |= 1u << found;
-    p += n;
-    if (*p == ',') p++;
-  }
-  *passes = set;
-  return 0;
-}
-
-static const char *const format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr"};
-
-int kiln_format_parse(const char *name, kiln_format *out) {
-  if (!name) return KILN_EPARSE;
-  for (int i = 0; i < 6; i++)
-    if (strcmp(name, format_names[i]) == 0) {
-      *out = (kiln_format)i;
-      return 0;
-    }
-  if (strcmp(name, "jpeg") == 0) {
-    *out = KILN_FORMAT_JPEG;
-    return 0;
-  }
-  return KILN_EPARSE;
-}
-
-const char *kiln_format_name(kiln_format f) {
-  return (unsigned)f < 6 ? format_names[f] : "?";
-}
-
-/* The file extension of pass index pi in format f. */
-static const char *pass_ext(kiln_format f, int pi) {
-  if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : format_names[f];
-  switch (f) {
-    case KILN_FORMAT_EXR:
-    case KILN_FORMAT_HDR: return "exr";
-    case KILN_FORMAT_NPY: return "npy";
-    default: return "png";
-  }
-}
+enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
 /* ---- the batch ------------------------------------------------------------------------------ */
 
@@ -156,43 +88,10 @@ typedef struct frame_ctx {
   uint64_t files, bytes;
 } frame_ctx;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void kiln_batch_config_default(kiln_batch_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->format = -1;
   cfg->first = LONG_MIN, cfg->last = LONG_MAX, cfg->step = 1;
-}
-
-static void say(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *msg, size_t cap, const char *fmt, ...) {
-  if (!msg || !cap) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, cap, fmt, ap);
-  va_end(ap);
-}
-
-/* mkdir -p; 0 or errno. */
-static int make_dirs(const char *path) {
-  char buf[PATH_MAX];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return ENAMETOOLONG;
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || *p == 0) {
-      char c = *p;
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return errno;
-      *p = c;
-      if (!c) break;
-    }
-  }
-  struct stat st;
-  if (stat(buf, &st) != 0) return errno;
-  return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 }
 
 int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
@@ -200,19 +99,19 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   *out = NULL;
   if (!job || !cfg) return KILN_EINVAL;
   if (!cfg->pool || !cfg->devs || cfg->ndevs == 0) {
-    say(msg, msgcap, "a batch needs a pool and at least one device");
+    kiln__say(msg, msgcap, "a batch needs a pool and at least one device");
     return KILN_EINVAL;
   }
   if (cfg->step < 1) {
-    say(msg, msgcap, "frame step %ld: must be at least 1", cfg->step);
+    kiln__say(msg, msgcap, "frame step %ld: must be at least 1", cfg->step);
     return KILN_EINVAL;
   }
   if (cfg->width < 0 || cfg->height < 0 || cfg->spp < 0 || (cfg->width > 0) != (cfg->height > 0)) {
-    say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height, cfg->spp);
+    kiln__say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height, cfg->spp);
     return KILN_EINVAL;
   }
   if (cfg->format < -1 || cfg->format > KILN_FORMAT_HDR) {
-    say(msg, msgcap, "unknown format %d", cfg->format);
+    kiln__say(msg, msgcap, "unknown format %d", cfg->format);
     return KILN_EINVAL;
   }
   kiln_batch *b = calloc(1, sizeof *b);
@@ -229,12 +128,12 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   char m[1024];
   int rc;
   if (kiln__outname_check(b->tmpl, m, sizeof m) != 0) {
-    say(msg, msgcap, "%s", m);
+    kiln__say(msg, msgcap, "%s", m);
     free(b);
     return KILN_EINVAL;
   }
   if ((rc = check_template(b, m, sizeof m))) {
-    say(msg, msgcap, "%s", m);
+    kiln__say(msg, msgcap, "%s", m);
     free(b);
     return rc;
   }
@@ -262,13 +161,13 @@ void kiln_batch_destroy(kiln_batch *b) {
 /* The path of pass pi of frame fr into out. 0, or an error with msg. */
 static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
                      char *msg, size_t msgcap) {
-  kiln__outname_vars v = {fr->frame, fr->name, pass_names[pi], pass_ext(b->format, pi)};
+  kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
   char rel[PATH_MAX];
   int rc = kiln__outname_expand(b->tmpl, &v, rel, sizeof rel, msg, msgcap);
   if (rc) return rc;
   int n = rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
   if (n < 0 || (size_t)n >= cap) {
-    say(msg, msgcap, "output path too long: %s/%s", b->out_dir, rel);
+    kiln__say(msg, msgcap, "output path too long: %s/%s", b->out_dir, rel);
     return KILN_EINVAL;
   }
   return 0;
@@ -299,33 +198,33 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
   int last = -1;
   for (int pi = 0; pi < NPASS; pi++) {
     if (!(b->passes & (1u << pi))) continue;
-    kiln__outname_vars v = {0, "a", pass_names[pi], pass_ext(b->format, pi)};
+    kiln__outname_vars v = {0, "a", kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
     int rc = kiln__outname_expand(b->tmpl, &v, x, sizeof x, msg, msgcap);
     if (rc) return rc;
-    const char *dot = strrchr(x, '.'), *ext = pass_ext(b->format, pi);
+    const char *dot = strrchr(x, '.'), *ext = kiln__pass_ext(b->format, pi);
     if (!strstr(b->tmpl, "{ext}") && (!dot || strcmp(dot + 1, ext) != 0)) {
-      say(msg, msgcap, "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
-          "(use {ext})", b->tmpl, pass_names[pi], x, ext);
+      kiln__say(msg, msgcap, "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
+          "(use {ext})", b->tmpl, kiln__pass_names[pi], x, ext);
       return KILN_EINVAL;
     }
     if (last >= 0) {
-      kiln__outname_vars u = {0, "a", pass_names[last], pass_ext(b->format, last)};
+      kiln__outname_vars u = {0, "a", kiln__pass_names[last], kiln__pass_ext(b->format, last)};
       if ((rc = kiln__outname_expand(b->tmpl, &u, y, sizeof y, msg, msgcap))) return rc;
       if (strcmp(x, y) == 0) {
-        say(msg, msgcap, "output template \"%s\" gives the %s and %s passes one file (use {pass})",
-            b->tmpl, pass_names[last], pass_names[pi]);
+        kiln__say(msg, msgcap, "output template \"%s\" gives the %s and %s passes one file (use {pass})",
+            b->tmpl, kiln__pass_names[last], kiln__pass_names[pi]);
         return KILN_EINVAL;
       }
     }
     last = pi;
   }
   if (kiln_job_count(b->job) > 1) {
-    kiln__outname_vars u = {0, "a", "color", pass_ext(b->format, 0)}, w = {1, "b", "color", pass_ext(b->format, 0)};
+    kiln__outname_vars u = {0, "a", "color", kiln__pass_ext(b->format, 0)}, w = {1, "b", "color", kiln__pass_ext(b->format, 0)};
     int rc = kiln__outname_expand(b->tmpl, &u, x, sizeof x, msg, msgcap);
     if (!rc) rc = kiln__outname_expand(b->tmpl, &w, y, sizeof y, msg, msgcap);
     if (rc) return rc;
     if (strcmp(x, y) == 0) {
-      say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
+      kiln__say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
           "write the same file", b->tmpl);
       return KILN_EINVAL;
     }
@@ -340,108 +239,6 @@ static int count_passes(unsigned passes) {
 }
 
 /* ---- the writer: convert, encode, write --------------------------------------------------------- */
-
-static uint16_t to_u16(float v, float scale) {
-  float x = v * scale;
-  if (!(x > 0)) return 0;
-  if (x >= 65535.0f) return 65535;
-  return (uint16_t)lrintf(x);
-}
-
-/* Encodes pass pi of img in the batch's format into *data and *len. Conversion time goes to *conv_s. */
-static int encode_pass(const kiln_batch *b, const kiln_image *img, int pi, void **data, size_t *len,
-                       double *conv_s, char *msg, size_t msgcap) {
-  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
-  size_t n = (size_t)w * (size_t)h;
-  kiln_format f = b->format;
-  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
-  bool npy = f == KILN_FORMAT_NPY;
-  bool wide = f == KILN_FORMAT_PNG16;
-  double t0 = now_s();
-  void *tmp = NULL;
-  kiln__raster r = {w, h, 1, KILN__PIX_F32, NULL, 0};
-  int rc = 0;
-  switch (pi) {
-    case 0: /* colour */
-      r.channels = 3;
-      if (exr || npy || f == KILN_FORMAT_HDR) {
-        r.data = kiln_image_color(img);
-      } else {
-        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8;
-        tmp = malloc(n * 3 * (wide ? 2 : 1));
-        if (!tmp) return KILN_ENOMEM;
-        kiln__linear_to_srgb(kiln_image_color(img), n, b->info.exposure, b->info.filmic, r.type, tmp);
-        r.data = tmp;
-      }
-      break;
-    case 1: /* depth */
-      if (exr || npy) {
-        r.data = kiln_image_depth(img);
-      } else {
-        uint16_t *d = malloc(n * 2);
-        if (!d) return KILN_ENOMEM;
-        const float *z = kiln_image_depth(img);
-        for (size_t i = 0; i < n; i++) d[i] = to_u16(z[i], 1000.0f);
-        r.type = KILN__PIX_U16, r.data = tmp = d;
-      }
-      break;
-    case 2:   /* normal: (n + 1) / 2 */
-    case 3: { /* albedo: linear */
-      const float *src = pi == 2 ? kiln_image_normal(img) : kiln_image_albedo(img);
-      r.channels = 3;
-      if (exr || npy) {
-        r.data = src;
-      } else {
-        float scale = wide ? 65535.0f : 255.0f;
-        tmp = malloc(n * 3 * (wide ? 2 : 1));
-        if (!tmp) return KILN_ENOMEM;
-        for (size_t i = 0; i < 3 * n; i++) {
-          float v = pi == 2 ? (src[i] + 1.0f) * 0.5f : src[i];
-          v = v > 1 ? 1 : v;
-          if (wide) ((uint16_t *)tmp)[i] = to_u16(v, scale);
-          else ((uint8_t *)tmp)[i] = (uint8_t)to_u16(v, scale);
-        }
-        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r.data = tmp;
-      }
-      break;
-    }
-    default: { /* ids */
-      const uint32_t *ids = pi == 4 ? kiln_image_object_id(img) : kiln_image_instance_id(img);
-      if (npy) {
-        r.type = KILN__PIX_U32, r.data = ids;
-      } else if (exr) {
-        float *fl = malloc(n * sizeof *fl);
-        if (!fl) return KILN_ENOMEM;
-        for (size_t i = 0; i < n; i++) fl[i] = (float)ids[i];
-        r.data = tmp = fl;
-      } else {
-        uint16_t *d = malloc(n * 2);
-        if (!d) return KILN_ENOMEM;
-        for (size_t i = 0; i < n && !rc; i++) {
-          if (ids[i] > 65535) {
-            say(msg, msgcap, "%s %u does not fit a 16-bit PNG (use --format exr or npy)",
-                pass_names[pi], ids[i]);
-            rc = KILN_EUNSUPPORTED;
-          }
-          d[i] = (uint16_t)ids[i];
-        }
-        r.type = KILN__PIX_U16, r.data = tmp = d;
-      }
-    }
-  }
-  *conv_s += now_s() - t0;
-  if (!rc) {
-    if (npy) rc = kiln__encode_npy(&r, data, len);
-    else if (exr) rc = kiln__encode_exr(&r, data, len);
-    else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
-    else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);
-    else rc = kiln__encode_png(&r, PNG_LEVEL, data, len);
-    if (rc) say(msg, msgcap, "cannot encode the %s pass as %s: %s", pass_names[pi],
-                npy ? "npy" : exr ? "exr" : kiln_format_name(f), kiln_strerror(rc));
-  }
-  free(tmp);
-  return rc;
-}
 
 /* The contact-sheet thumbnail of an image: 8-bit sRGB, box-filtered by b->thumb_f. */
 static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
@@ -471,7 +268,7 @@ static int writer_task(void *arg, void **result) {
   frame_ctx *c = arg;
   kiln_batch *b = c->b;
   *result = NULL;
-  double t0 = now_s();
+  double t0 = kiln__now_s();
   double render_s = t0 - c->t_render, conv_s = 0, enc_s = 0, write_s = 0;
   void *v = NULL;
   kiln_future_result(c->render, 0, &v);
@@ -492,23 +289,23 @@ static int writer_task(void *arg, void **result) {
     char *slash = strrchr(path, '/');
     if (slash && slash != path) { /* templates may name sub-folders */
       *slash = 0;
-      int e = make_dirs(path);
+      int e = kiln__make_dirs(path);
       *slash = '/';
       if (e) {
-        say(msg, sizeof msg, "cannot create the folder of %s: %s", path, strerror(e));
+        kiln__say(msg, sizeof msg, "cannot create the folder of %s: %s", path, strerror(e));
         rc = KILN_EIO;
         break;
       }
     }
     void *data = NULL;
     size_t len = 0;
-    double te = now_s(), tc = conv_s;
-    rc = encode_pass(b, img, pi, &data, &len, &conv_s, msg, sizeof msg);
-    enc_s += now_s() - te - (conv_s - tc);
+    double te = kiln__now_s(), tc = conv_s;
+    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, pi, &data, &len, &conv_s, msg, sizeof msg);
+    enc_s += kiln__now_s() - te - (conv_s - tc);
     if (rc) break;
-    double tw = now_s();
+    double tw = kiln__now_s();
     rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, sizeof msg);
-    write_s += now_s() - tw;
+    write_s += kiln__now_s() - tw;
     free(data);
     if (!rc) c->files++, c->bytes += len;
   }
@@ -558,7 +355,7 @@ static int prepare_task(void *arg, void **result) {
   kiln_batch *b = c->b;
   kiln_future *rp = kiln_future_retain(c->render);
   *result = NULL;
-  double t0 = now_s();
+  double t0 = kiln__now_s();
   kiln_scene_error err;
   kiln_scene *scene = NULL;
   kiln_future *r = NULL;
@@ -583,11 +380,11 @@ static int prepare_task(void *arg, void **result) {
     kiln_frame_config fc;
     kiln_frame_config_default(c->own, &fc);
     fill_frame_config(b, &c->fr, &fc);
-    c->t_render = now_s();
+    c->t_render = kiln__now_s();
     rc = kiln_render_submit(c->own, &fc, &r);
   }
   pthread_mutex_lock(&b->mu);
-  b->prepare_s += now_s() - t0;
+  b->prepare_s += kiln__now_s() - t0;
   pthread_mutex_unlock(&b->mu);
   if (rc) {
     kiln_promise_reject(rp, rc, "cannot prepare the frame: %s", kiln_strerror(rc));
@@ -619,7 +416,7 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
   if (c->writer) kiln_future_release(c->writer);
   if (c->render) kiln_future_release(c->render);
   c->writer = c->render = NULL;
-  c->t_render = now_s();
+  c->t_render = kiln__now_s();
   int rc;
   if (c->patched) {
     if ((rc = kiln_promise_create(&c->render))) return rc;
@@ -633,18 +430,18 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
     kiln_frame_config fc;
     kiln_frame_config_default(b->shared, &fc);
     fill_frame_config(b, &c->fr, &fc);
-    double t0 = now_s();
+    double t0 = kiln__now_s();
     rc = kiln_render_submit(b->shared, &fc, &c->render);
     pthread_mutex_lock(&b->mu);
-    b->prepare_s += now_s() - t0;
+    b->prepare_s += kiln__now_s() - t0;
     pthread_mutex_unlock(&b->mu);
     if (rc) {
-      say(msg, msgcap, "cannot submit the render: %s", kiln_strerror(rc));
+      kiln__say(msg, msgcap, "cannot submit the render: %s", kiln_strerror(rc));
       return rc;
     }
   }
   rc = kiln_submit_after(b->cfg.pool, &c->render, 1, writer_task, c, &c->writer);
-  if (rc) say(msg, msgcap, "cannot submit the writer: %s", kiln_strerror(rc));
+  if (rc) kiln__say(msg, msgcap, "cannot submit the writer: %s", kiln_strerror(rc));
   return rc;
 }
 
@@ -668,36 +465,6 @@ static uint64_t peak_rss(void) {
   return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
 }
 
-/* Removes the temporary files a killed kiln left in dir: exactly ".NAME.tmp-HOST-PID-N" (the
- * names kiln__write_atomic makes) whose HOST is this machine and whose PID is no longer running.
- * Files of this process, of live processes, and of other machines (a shared folder) are kept. */
-static void sweep_temporaries(const char *dir) {
-  char host[40];
-  kiln__tmp_host(host, sizeof host);
-  size_t hl = strlen(host);
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    const char *name = e->d_name, *t = NULL;
-    if (name[0] != '.') continue;
-    for (const char *q = strstr(name, ".tmp-"); q; q = strstr(q + 1, ".tmp-")) t = q;
-    if (!t || t == name || strncmp(t + 5, host, hl) != 0 || t[5 + hl] != '-') continue;
-    const char *p = t + 6 + hl;
-    char *end;
-    errno = 0;
-    long pid = strtol(p, &end, 10);
-    if (errno || end == p || *end != '-' || pid <= 0) continue;
-    p = end + 1;
-    strtoul(p, &end, 10);
-    if (end == p || *end) continue;
-    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path) unlink(path);
-  }
-  closedir(d);
-}
-
 /* Sweeps the folders frame fr's files go to (each once in a row: frames usually share one). */
 static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
   for (int pi = 0; pi < NPASS; pi++) {
@@ -709,7 +476,7 @@ static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
     *slash = 0;
     if (strcmp(path, b->swept) == 0) continue;
     snprintf(b->swept, sizeof b->swept, "%s", path);
-    sweep_temporaries(path);
+    kiln__sweep_temporaries(path);
   }
 }
 
@@ -756,7 +523,7 @@ static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size
     int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
     if (rc) return rc;
     if (!names_add(b, path)) {
-      say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
+      kiln__say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
       return KILN_EINVAL;
     }
   }
@@ -776,7 +543,7 @@ static void report(run_state *st, const kiln_job_frame *fr, int status, const ch
   else s->failed++;
   if (!st->b->cfg.progress) return;
   kiln_batch_event ev = {fr, status, message ? message : "", s->written, s->failed, s->skipped,
-                         s->total, now_s() - st->t0};
+                         s->total, kiln__now_s() - st->t0};
   st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
 }
 
@@ -788,7 +555,7 @@ static int write_contact_sheet(kiln_batch *b, char *msg, size_t msgcap) {
     if (b->thumbs[i]) imgs[n++] = b->thumbs[i];
   int rc = 0;
   if (n == 0) {
-    say(msg, msgcap, "contact sheet: no frame was written");
+    kiln__say(msg, msgcap, "contact sheet: no frame was written");
     rc = KILN_EINVAL;
   }
   uint8_t *sheet = NULL;
@@ -808,7 +575,7 @@ static int write_contact_sheet(kiln_batch *b, char *msg, size_t msgcap) {
     const char *cs = b->cfg.contact_sheet;
     if (snprintf(path, sizeof path, cs[0] == '/' ? "%s%s" : "%s/%s", cs[0] == '/' ? "" : b->out_dir,
                  cs) >= (int)sizeof path) {
-      say(msg, msgcap, "contact sheet path too long");
+      kiln__say(msg, msgcap, "contact sheet path too long");
       rc = KILN_EINVAL;
     } else {
       rc = kiln__write_atomic(path, png, len, b->cfg.durable, msg, msgcap);
@@ -853,10 +620,10 @@ static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr)
 int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap) {
   memset(sum, 0, sizeof *sum);
   if (msg && msgcap) msg[0] = 0;
-  run_state st = {b, sum, now_s()};
-  int rc = make_dirs(b->out_dir);
+  run_state st = {b, sum, kiln__now_s()};
+  int rc = kiln__make_dirs(b->out_dir);
   if (rc) {
-    say(msg, msgcap, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
+    kiln__say(msg, msgcap, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
     return KILN_EIO;
   }
   b->swept[0] = 0;
@@ -882,7 +649,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
     if ((rc = kiln_job_rewind(b->job))) return rc;
     selection_reset(b);
     if (sum->total == 0 && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-      say(msg, msgcap, "the frame selection matches none of the job's %llu frames",
+      kiln__say(msg, msgcap, "the frame selection matches none of the job's %llu frames",
           (unsigned long long)kiln_job_count(b->job));
       return KILN_EINVAL;
     }
@@ -901,7 +668,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       kiln_job_frame_clear(&fr);
       if (rc) return rc;
       if (n) {
-        say(msg, msgcap, "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
+        kiln__say(msg, msgcap, "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
         return KILN_EINVAL;
       }
     }
@@ -911,14 +678,14 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
 
   /* the shared renderer: the job's scene on every device */
   if (!b->shared && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-    double t0 = now_s();
+    double t0 = kiln__now_s();
     kiln_render_config rcfg;
     kiln_render_config_default(&rcfg);
     rcfg.pool = b->cfg.pool;
     rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
-    b->prepare_s += now_s() - t0;
+    b->prepare_s += kiln__now_s() - t0;
     if (rc) {
-      say(msg, msgcap, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",
+      kiln__say(msg, msgcap, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",
           kiln_strerror(rc));
       return rc;
     }
@@ -963,7 +730,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
            !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
       frame_ctx *c = calloc(1, sizeof *c);
       if (!c) {
-        say(msg, msgcap, "out of memory");
+        kiln__say(msg, msgcap, "out of memory");
         exhausted = true;
         break;
       }
@@ -1020,7 +787,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
     kiln_future *f = NULL;
     rc = kiln_completion_next(comp, &f);
     if (rc) { /* cannot happen with no deadline; do not spin */
-      say(msg, msgcap, "as_completed: %s", kiln_strerror(rc));
+      kiln__say(msg, msgcap, "as_completed: %s", kiln_strerror(rc));
       break;
     }
     frame_ctx *c = NULL;
@@ -1055,7 +822,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
       settle_and_free(c);
       continue;
     }
-    if (frc == 0 && sum->written == 0) sum->first_image_s = now_s() - st.t0;
+    if (frc == 0 && sum->written == 0) sum->first_image_s = kiln__now_s() - st.t0;
     report(&st, &c->fr, frc, m);
     slots[slot] = NULL;
     inflight--;
@@ -1068,13 +835,13 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
   sum->stopped = atomic_load_explicit(&b->stop, memory_order_relaxed) != 0 && !exhausted;
   if (b->cfg.contact_sheet && b->thumbs)
     sum->contact_sheet_status = write_contact_sheet(b, m, sizeof m);
-  sum->wall_s = now_s() - st.t0;
+  sum->wall_s = kiln__now_s() - st.t0;
   sum->images_per_s = sum->wall_s > 0 ? (double)sum->written / sum->wall_s : 0;
   pthread_mutex_lock(&b->mu);
   sum->prepare_s = b->prepare_s, sum->render_s = b->render_s, sum->readback_s = b->readback_s;
   sum->encode_s = b->encode_s, sum->write_s = b->write_s;
   pthread_mutex_unlock(&b->mu);
   sum->peak_rss_bytes = peak_rss();
-  if (sum->contact_sheet_status && msg && msgcap && !msg[0]) say(msg, msgcap, "%s", m);
+  if (sum->contact_sheet_status && msg && msgcap && !msg[0]) kiln__say(msg, msgcap, "%s", m);
   return sum->failed ? 1 : 0;
 }
