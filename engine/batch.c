@@ -17,20 +17,14 @@
 #define _GNU_SOURCE
 #include "kiln/batch.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "batch_out.h"
