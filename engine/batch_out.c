@@ -39,7 +39,8 @@ void kiln__say(char *msg, size_t cap, const char *fmt, ...) {
  * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
 enum { PNG_LEVEL = 1 };
 
-const char *const kiln__pass_names[KILN__NPASS] = {"color", "depth", "normal", "albedo", "id", "instance"};
+const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth", "normal", "albedo", "id", "instance",
+                                                      NULL};
 
 /* ---- passes and formats ------------------------------------------------------------------- */
 
@@ -74,21 +75,20 @@ int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap
   return 0;
 }
 
-static const char *const format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr"};
+const char *const kiln__format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL};
+static const char *const *const format_names = kiln__format_names;
 
 int kiln_format_parse(const char *name, kiln_format *out) {
   if (!name) return KILN_EPARSE;
-  for (int i = 0; i < 6; i++)
+  for (int i = 0; format_names[i]; i++)
     if (strcmp(name, format_names[i]) == 0) {
-      *out = (kiln_format)i;
+      *out = kiln__format_of(i);
       return 0;
     }
-  if (strcmp(name, "jpeg") == 0) {
-    *out = KILN_FORMAT_JPEG;
-    return 0;
-  }
   return KILN_EPARSE;
 }
+
+kiln_format kiln__format_of(int i) { return i == 6 ? KILN_FORMAT_JPEG : (kiln_format)i; }
 
 const char *kiln_format_name(kiln_format f) {
   return (unsigned)f < 6 ? format_names[f] : "?";

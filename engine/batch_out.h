@@ -9,8 +9,13 @@
 
 enum { KILN__NPASS = 6 };
 
-/* "color", "depth", "normal", "albedo", "id", "instance": pass i is bit 1 << i. */
-extern const char *const kiln__pass_names[KILN__NPASS];
+/* "color", "depth", "normal", "albedo", "id", "instance", NULL: pass i is bit 1 << i. */
+extern const char *const kiln__pass_names[KILN__NPASS + 1];
+
+/* "png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL: the names a job or --format may give;
+ * kiln__format_of(i) is the format of name i ("jpeg" is KILN_FORMAT_JPEG). */
+extern const char *const kiln__format_names[];
+kiln_format kiln__format_of(int i);
 
 /* The file extension of pass pi in format f (colour in f's own, the others where they keep their
  * meaning: PNG, EXR or NPY). */

@@ -19,14 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch_out.h"
 #include "jobfile.h"
 #include "outname.h"
 
-static const char *const pass_names[] = {"color", "depth", "normal", "albedo", "id", "instance", NULL};
-static const char *const format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL};
-static const kiln_format format_of[] = {KILN_FORMAT_PNG, KILN_FORMAT_PNG16, KILN_FORMAT_JPEG,
-                                        KILN_FORMAT_EXR, KILN_FORMAT_NPY, KILN_FORMAT_HDR,
-                                        KILN_FORMAT_JPEG};
 
 /* ---- shared helpers (jobfile.h) ------------------------------------------------------------- */
 
@@ -158,9 +154,9 @@ static int parse_passes(kiln_job *job, kiln__sj_ctx *c, const cJSON *p) {
     kiln__sj_push_index(c, i);
     if (!cJSON_IsString(e)) return kiln__sj_fail(c, "a pass must be a string");
     int k = 0;
-    while (pass_names[k] && strcmp(pass_names[k], e->valuestring) != 0) k++;
-    if (!pass_names[k]) {
-      const char *near = kiln__sj_closest(e->valuestring, pass_names);
+    while (kiln__pass_names[k] && strcmp(kiln__pass_names[k], e->valuestring) != 0) k++;
+    if (!kiln__pass_names[k]) {
+      const char *near = kiln__sj_closest(e->valuestring, kiln__pass_names);
       if (near) return kiln__sj_fail(c, "unknown pass '%s' (did you mean '%s'?)", e->valuestring, near);
       return kiln__sj_fail(c, "unknown pass '%s' (one of color, depth, normal, albedo, id, instance)",
                            e->valuestring);
@@ -183,12 +179,12 @@ static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
   if (!(job->output = dup_str(out))) return kiln__sj_nomem(c);
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "passes");
   if (p && (rc = parse_passes(job, c, p))) return rc;
-  if ((rc = kiln__sj_choice(c, root, "format", "png", format_names, &fmt)) ||
+  if ((rc = kiln__sj_choice(c, root, "format", "png", kiln__format_names, &fmt)) ||
       (rc = kiln__sj_integer(c, root, "width", 0, 1, 16384, &w)) ||
       (rc = kiln__sj_integer(c, root, "height", 0, 1, 16384, &h)) ||
       (rc = kiln__sj_integer(c, root, "spp", 0, 1, 1 << 24, &spp)))
     return rc;
-  job->format = format_of[fmt];
+  job->format = kiln__format_of(fmt);
   job->width = (int32_t)w, job->height = (int32_t)h, job->spp = (int32_t)spp;
   return 0;
 }

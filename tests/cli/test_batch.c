@@ -80,23 +80,21 @@ static int count_files(const char *dir) {
   return n;
 }
 
-/* Device 0 is lost at its third submission (the scene upload is the first): the frames in flight
- * on it fail with KILN_EDEVICE_LOST and are issued again on device 1. Every frame is written, with
- * the same bytes as a batch on device 1 alone. */
-TEST(device_loss_frames_retried_elsewhere) {
-  char *d = tmpdir(), *job_path = anim_job(d, 8);
-  char *a = path_in(d, "two"), *b = path_in(d, "one");
-  kiln_job *job = load_job(job_path);
+/* Renders job's 8 frames on device 1 alone into DIR/one, then on devices 0 and 1 into DIR/two, where
+ * device 0 is lost at its submission number fail_at: every frame is written both times, with the
+ * same bytes (names[i] are the files to compare). Device 1 renders alone first, which also compiles
+ * the kernel once before two devices run it at once (two lavapipe devices JIT-compiling together
+ * race inside LLVM; see tests/render). */
+static void lose_a_device(const char *dir, kiln_job *job, uint64_t fail_at, char names[][32], int nnames) {
+  char *a = path_in(dir, "two"), *b = path_in(dir, "one");
   kiln_pool *pool;
   KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device_config lossy;
   kiln_gpu_device_config_default(&lossy);
   lossy.pipeline_cache = false;
-  lossy.fail_submission = 3;
+  lossy.fail_submission = fail_at;
   kiln_gpu_device *devs[2] = {tg_device(gpu, &lossy), tg_device(gpu, NULL)};
-  /* device 1 alone first: also compiles the kernel once before two devices run it at once (two
-   * lavapipe devices JIT-compiling together race inside LLVM; see tests/render) */
   counts c1 = {0};
   kiln_batch_summary s1;
   KT_EQ(run_batch(job, pool, &devs[1], 1, b, 2, &c1, &s1), 0);
@@ -109,19 +107,26 @@ TEST(device_loss_frames_retried_elsewhere) {
   KT_EQ(s2.failed, 0);
   KT_EQ(c2.written, 8);
   KT_TRUE(kiln_gpu_device_lost(devs[0]));
-  KT_EQ(count_files(a), 16);
-  for (int f = 0; f < 8; f++)
-    for (int p = 0; p < 2; p++) {
-      char name[64];
-      snprintf(name, sizeof name, "%05d_%s.png", f, p ? "depth" : "color");
-      char *x = path_in(a, name), *y = path_in(b, name);
-      if (!same_file(x, y)) KT_FAIL("%s differs from the one-device batch", name);
-    }
-  kiln_job_destroy(job);
+  for (int i = 0; i < nnames; i++)
+    if (!same_file(path_in(a, names[i]), path_in(b, names[i])))
+      KT_FAIL("%s differs from the one-device batch", names[i]);
   kiln_gpu_device_close(devs[0]);
   kiln_gpu_device_close(devs[1]);
   kiln_gpu_destroy(gpu);
   kiln_pool_destroy(pool);
+}
+
+/* Device 0 is lost at its third submission (the scene upload is the first): the frames in flight
+ * on it fail with KILN_EDEVICE_LOST and are issued again on device 1. */
+TEST(device_loss_frames_retried_elsewhere) {
+  char *d = tmpdir();
+  kiln_job *job = load_job(anim_job(d, 8));
+  char names[16][32];
+  for (int f = 0; f < 8; f++)
+    for (int p = 0; p < 2; p++) snprintf(names[2 * f + p], 32, "%05d_%s.png", f, p ? "depth" : "color");
+  lose_a_device(d, job, 3, names, 16);
+  KT_EQ(count_files(path_in(d, "two")), 16);
+  kiln_job_destroy(job);
 }
 
 /* kiln_batch_stop from the progress callback: no frame is issued after it, the frames in flight
@@ -200,7 +205,6 @@ TEST(scene_overrides_per_frame) {
  * lost under them too: issued again, on the other device. */
 TEST(device_loss_with_overrides) {
   char *d = tmpdir(), *list = path_in(d, "list.jsonl"), *job_path = path_in(d, "job.json");
-  char *a = path_in(d, "two"), *b = path_in(d, "one");
   char text[4096] = "";
   for (int i = 0; i < 8; i++) /* every image its own wall colour: every frame has a scene patch */
     snprintf(text + strlen(text), sizeof text - strlen(text),
@@ -210,32 +214,8 @@ TEST(device_loss_with_overrides) {
                            "\"width\": 16, \"height\": 16, \"spp\": 1, \"output\": \"{name}_{pass}.{ext}\"}",
                            KILN_SOURCE_DIR));
   kiln_job *job = load_job(job_path);
-  kiln_pool *pool;
-  KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
-  kiln_gpu *gpu = tg_gpu();
-  kiln_gpu_device_config lossy;
-  kiln_gpu_device_config_default(&lossy);
-  lossy.pipeline_cache = false;
-  lossy.fail_submission = 4;
-  kiln_gpu_device *devs[2] = {tg_device(gpu, &lossy), tg_device(gpu, NULL)};
-  counts c1 = {0};
-  kiln_batch_summary s1;
-  KT_EQ(run_batch(job, pool, &devs[1], 1, b, 2, &c1, &s1), 0);
-  KT_EQ(s1.written, 8);
-  counts c2 = {0};
-  kiln_batch_summary s2;
-  int rc = run_batch(job, pool, devs, 2, a, 4, &c2, &s2);
-  if (rc != 0) KT_FAIL("rc %d, %d failed, last: %s", rc, c2.failed, c2.last_error);
-  KT_EQ(s2.written, 8);
-  KT_TRUE(kiln_gpu_device_lost(devs[0]));
-  for (int i = 0; i < 8; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "i%d_color.png", i);
-    if (!same_file(path_in(a, name), path_in(b, name))) KT_FAIL("%s differs from the one-device batch", name);
-  }
+  char names[8][32];
+  for (int i = 0; i < 8; i++) snprintf(names[i], 32, "i%d_color.png", i);
+  lose_a_device(d, job, 4, names, 8);
   kiln_job_destroy(job);
-  kiln_gpu_device_close(devs[0]);
-  kiln_gpu_device_close(devs[1]);
-  kiln_gpu_destroy(gpu);
-  kiln_pool_destroy(pool);
 }
