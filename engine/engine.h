@@ -191,11 +191,16 @@ enum { KILN__MAX_BINDINGS = 16, KILN__MAX_PUSH = 128 };
 
 struct kiln_gpu_kernel {
   kiln_gpu_device *dev;
-  VkDescriptorSetLayout set_layout;  /* push-descriptor layout of `buffers` storage buffers */
+  VkDescriptorSetLayout set_layout;  /* push-descriptor layout of `buffers` buffers */
   VkPipelineLayout layout;
   VkPipeline pipeline;
   uint32_t buffers, push_size;
+  uint32_t uniform;                  /* bit i: binding i is a uniform buffer (else storage) */
 };
+
+static inline VkDescriptorType kiln__binding_type(const struct kiln_gpu_kernel *k, uint32_t i) {
+  return k->uniform >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
 
 typedef enum { KILN__CMD_DISPATCH, KILN__CMD_COPY, KILN__CMD_UPLOAD, KILN__CMD_DOWNLOAD } kiln__cmd_kind;
 
@@ -281,6 +286,7 @@ struct kiln_gpu_device {
   kiln__vk_device vk;
   VkPhysicalDeviceMemoryProperties memprops;
   VkDeviceSize copy_align;         /* alignment for staging offsets */
+  VkDeviceSize max_uniform_range;  /* maxUniformBufferRange: the largest buffer bound as uniform */
   bool creation_feedback;          /* VK_EXT_pipeline_creation_feedback usable */
 
   kiln__lane *lanes;

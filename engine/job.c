@@ -70,7 +70,9 @@ int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer
       (k->buffers && !buffers) || (k->push_size && !push))
     return job_error(job, KILN_EINVAL);
   for (uint32_t i = 0; i < k->buffers; i++)
-    if (!buffers[i] || buffers[i]->dev != job->dev) return job_error(job, KILN_EINVAL);
+    if (!buffers[i] || buffers[i]->dev != job->dev ||
+        ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range))
+      return job_error(job, KILN_EINVAL);
   kiln__cmd *c = push_cmd(job, KILN__CMD_DISPATCH);
   if (!c) return KILN_ENOMEM;
   c->kernel = k;
@@ -196,7 +198,7 @@ static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln
     w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                   .dstBinding = i,
                                   .descriptorCount = 1,
-                                  .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                  .descriptorType = kiln__binding_type(k, i),
                                   .pBufferInfo = &info[i]};
   }
   dev->vk.CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);

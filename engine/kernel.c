@@ -1,5 +1,5 @@
-/* kernel.c: compute kernels (a pipeline with a push-descriptor layout of N storage buffers and a
- * push-constant range) and the device's VkPipelineCache on disk.
+/* kernel.c: compute kernels (a pipeline with a push-descriptor layout of N storage or uniform
+ * buffers and a push-constant range) and the device's VkPipelineCache on disk.
  *
  * The cache file is <dir>/<device UUID>-<driver UUID>.bin, where <dir> is cfg.cache_dir,
  * $XDG_CACHE_HOME/kiln or ~/.cache/kiln. It holds kiln's own header (magic, length, FNV-1a of the
@@ -78,7 +78,7 @@ static int make_layouts(kiln_gpu_device *dev, kiln_gpu_kernel *k) {
   VkDescriptorSetLayoutBinding b[KILN__MAX_BINDINGS];
   for (uint32_t i = 0; i < k->buffers; i++)
     b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .descriptorType = kiln__binding_type(k, i),
                                           .descriptorCount = 1,
                                           .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
   VkDescriptorSetLayoutCreateInfo dci = {
@@ -138,9 +138,10 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
                            kiln_gpu_kernel **out) {
   *out = NULL;
   if (!cfg || cfg->buffers > KILN__MAX_BINDINGS || cfg->push_size > KILN__MAX_PUSH ||
-      cfg->push_size % 4) {
+      cfg->push_size % 4 || (cfg->buffers < 32 && cfg->uniform_buffers >> cfg->buffers)) {
     kiln__log(dev->gpu, KILN_GPU_LOG_ERROR,
-              "kernel: at most %d buffers and %d bytes of push constants (a multiple of 4)",
+              "kernel: at most %d buffers and %d bytes of push constants (a multiple of 4); "
+              "uniform_buffers names only bindings below buffers",
               KILN__MAX_BINDINGS, KILN__MAX_PUSH);
     return KILN_EINVAL;
   }
@@ -157,6 +158,7 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
   }
   k->dev = dev;
   k->buffers = cfg->buffers;
+  k->uniform = cfg->uniform_buffers;
   k->push_size = cfg->push_size;
   rc = make_layouts(dev, k);
   if (!rc) rc = make_pipeline(dev, k, words, size, cfg->entry ? cfg->entry : "main");

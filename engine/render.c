@@ -83,6 +83,17 @@ static int specialised_spirv(uint32_t features, uint32_t **out, size_t *size) {
   return 0;
 }
 
+/* The features of a device's kernel: the pack's, with where a small scene is read from (the
+ * pack's KILN__RF_SHARED says it fits) chosen by the config and the device's type. */
+static uint32_t scene_memory(uint32_t features, kiln_render_scene_memory m, kiln_gpu_device *dev) {
+  if (!(features & KILN__RF_SHARED)) return features;
+  if (m == KILN_RENDER_SCENE_AUTO)
+    m = kiln_gpu_device_info_of(dev)->type == KILN_GPU_TYPE_CPU ? KILN_RENDER_SCENE_UNIFORM
+                                                                 : KILN_RENDER_SCENE_SHARED;
+  if (m == KILN_RENDER_SCENE_STORAGE) return features & ~(uint32_t)KILN__RF_SHARED;
+  return m == KILN_RENDER_SCENE_UNIFORM ? features | KILN__RF_UNIFORM : features;
+}
+
 void kiln_render_destroy(kiln_renderer *r) {
   if (!r) return;
   if (r->finisher) kiln_pool_destroy(r->finisher);
@@ -100,7 +111,8 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   kiln_render_config def;
   kiln_render_config_default(&def);
   if (!cfg) cfg = &def;
-  if (!scene || !devs || ndevs == 0 || cfg->tile_size == 0 || cfg->pass_spp == 0)
+  if (!scene || !devs || ndevs == 0 || cfg->tile_size == 0 || cfg->pass_spp == 0 ||
+      cfg->scene_memory < KILN_RENDER_SCENE_AUTO || cfg->scene_memory > KILN_RENDER_SCENE_UNIFORM)
     return KILN_EINVAL;
   const kiln__scene *s = &scene->data;
   kiln_renderer *r = calloc(1, sizeof *r);
@@ -124,22 +136,23 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   rc = kiln__render_pack(s, &bvh, &p);
   kiln__bvh_free(&bvh);
   if (rc) goto fail;
-  uint32_t *spirv;
-  size_t spirv_size;
-  if ((rc = specialised_spirv(p.features, &spirv, &spirv_size))) {
-    kiln__render_pack_free(&p);
-    goto fail;
-  }
   for (size_t i = 0; i < ndevs && !rc; i++) {
     dev_slot *d = &r->devs[i];
     d->dev = devs[i];
+    uint32_t *spirv;
+    size_t spirv_size;
+    uint32_t features = scene_memory(p.features, cfg->scene_memory, d->dev);
+    if ((rc = specialised_spirv(features, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
     kiln_gpu_kernel_config_default(&kc);
     kc.spirv = spirv;
     kc.spirv_size = spirv_size;
     kc.buffers = NBUF;
+    kc.uniform_buffers = 1u << KILN__RB_SCENE;
     kc.push_size = PUSH_SIZE;
-    if ((rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel))) break;
+    rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
+    free(spirv);
+    if (rc) break;
     kiln_gpu_job *job;
     if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
     for (int k = 0; k < NBUF && !rc; k++) {
@@ -157,7 +170,6 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     kiln_future_release(f);
   }
   kiln__render_pack_free(&p);
-  free(spirv);
   if (rc) goto fail;
   *out = r;
   return 0;

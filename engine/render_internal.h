@@ -27,7 +27,10 @@ enum {
   KILN__RB_TEXINFO = 10, /* uvec4 per texture: first float in TEXELS, width, height, 0 */
   KILN__RB_TEXELS = 11,  /* every texture's linear RGB floats, rows top (v = 1) first */
   KILN__RB_ENVDIST = 12, /* the map's sampling distribution: row CDF, column CDFs, pixel pmf */
-  KILN__RB_COUNT = 13
+  KILN__RB_SCENE = 13,   /* a uniform buffer of KILN__SHARED_VEC4S uvec4: NODES, PRIMS, TRIS, MATS
+                            and LIGHTS one after the other, as the shader's shared copy holds them
+                            (zeros when they do not fit) */
+  KILN__RB_COUNT = 14
 };
 
 /* What a scene has: bit k is the shader's boolean specialization constant constant_id = k (its
@@ -44,7 +47,9 @@ enum {
   KILN__RF_SHARED = 1u << 8,      /* NODES, PRIMS, TRIS, MATS and LIGHTS fit in KILN__SHARED_VEC4S:
                                      the shader copies them into workgroup shared memory (its
                                      default is false: the storage buffers) */
-  KILN__RF_COUNT = 9
+  KILN__RF_UNIFORM = 1u << 9,     /* with KILN__RF_SHARED: read them from SCENE instead of the
+                                     shared copy (render.c's choice per device, not the pack's) */
+  KILN__RF_COUNT = 10
 };
 
 /* pathtrace.comp's SHARED_VEC4S: the 16-byte words of its shared copy of the scene (a node 1, a

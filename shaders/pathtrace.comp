@@ -19,7 +19,8 @@
 // Bindings (std430; engine/render_pack.c writes them, engine/render_internal.h names them):
 // 0 BVH nodes, 1 leaf primitive records, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals, 7 accum (vec4 per
 // pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id, instance id),
-// 9 triangle attributes (normals, uv), 10 texture info, 11 texels, 12 environment distribution.
+// 9 triangle attributes (normals, uv), 10 texture info, 11 texels, 12 environment distribution;
+// 13 (a uniform buffer, std140) the scene of a small scene as the shared copy holds it.
 // Push constants: the camera and the tile / pass (see Push).
 // Costs on lavapipe (Mesa 22), the CPU device, shape what follows: each storage-buffer load is a
 // loop over the 8 SIMD lanes, and both sides of every branch run under a mask (docs/PERFORMANCE.md).
@@ -45,6 +46,13 @@ layout(constant_id = 8) const bool SCENE_SHARED = false;
 const uint SHARED_VEC4S = 1024u;
 shared uvec4 sscene[SHARED_VEC4S];  // nodes | leaf records (3 each) | tris (3) | materials (3) | lights
 uint sh_tris, sh_mats, sh_lights;  // where each starts in sscene (the leaf records: at the node count)
+// With SCENE_UNIFORM too (render.c sets it on CPU devices) the same words come from a uniform
+// buffer instead of the shared copy: llvmpipe (Mesa 22) loads a uniform buffer at per-lane
+// addresses as one gather, without the per-lane loop and branches of a shared or storage load.
+// GPUs keep the shared copy (divergent uniform-buffer reads are slow on them).
+layout(constant_id = 9) const bool SCENE_UNIFORM = false;
+layout(std140, set = 0, binding = 13) uniform SceneU { uvec4 u[SHARED_VEC4S]; } uscene;
+uvec4 sc(uint i) { return SCENE_UNIFORM ? uscene.u[i] : sscene[i]; }
 // Costs of each on lavapipe, measured: docs/PERFORMANCE.md (Rendering).
 
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
@@ -84,14 +92,14 @@ Globals g;
 Tri tri_at(uint i) {
   if (!SCENE_SHARED) return tris.t[i];
   uint a = sh_tris + 3u * i;
-  return Tri(uintBitsToFloat(sscene[a]), uintBitsToFloat(sscene[a + 1u]), uintBitsToFloat(sscene[a + 2u]));
+  return Tri(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
 }
 Material mat_at(uint i) {
   if (!SCENE_SHARED) return mats.m[i];
   uint a = sh_mats + 3u * i;
-  return Material(uintBitsToFloat(sscene[a]), uintBitsToFloat(sscene[a + 1u]), uintBitsToFloat(sscene[a + 2u]));
+  return Material(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
 }
-uvec4 light_at(uint i) { return SCENE_SHARED ? sscene[sh_lights + i] : lights.l[i]; }
+uvec4 light_at(uint i) { return SCENE_SHARED ? sc(sh_lights + i) : lights.l[i]; }
 layout(std430, set = 0, binding = 7) buffer Accum { vec4 c[]; } accum;
 layout(std430, set = 0, binding = 8) buffer Aov { vec4 v[]; } aov;
 layout(std430, set = 0, binding = 9) readonly buffer Attr { float f[]; } attr;  // 16 per triangle
@@ -229,7 +237,7 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     // test's code runs once per leaf reached, not under a mask at every node.
     uint first = 0u, count = 0u;
     while (ni < end) {
-      uvec4 n = SCENE_SHARED ? sscene[ni] : nodes.n[ni];
+      uvec4 n = SCENE_SHARED ? sc(ni) : nodes.n[ni];
       bool in_box = box_hit(n, t_origin, t_step, tmin, h.t);
       bool leaf = (n.w & 0x80000000u) != 0u;
       ni = !leaf && !in_box ? n.w : ni + 1u;
@@ -242,9 +250,9 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     for (uint k = first; k < first + count; k++) {
       vec4 r0, r1, r2;
       if (SCENE_SHARED) {
-        r0 = uintBitsToFloat(sscene[end + 3u * k]);
-        r1 = uintBitsToFloat(sscene[end + 3u * k + 1u]);
-        r2 = uintBitsToFloat(sscene[end + 3u * k + 2u]);
+        r0 = uintBitsToFloat(sc(end + 3u * k));
+        r1 = uintBitsToFloat(sc(end + 3u * k + 1u));
+        r2 = uintBitsToFloat(sc(end + 3u * k + 2u));
       } else {
         r0 = prims.r[3u * k];
         r1 = prims.r[3u * k + 1u];
@@ -504,7 +512,7 @@ void main() {
     sh_mats = sh_tris + 3u * g.ntris;
     sh_lights = sh_mats + 3u * floatBitsToUint(g.grid_step.w);
     uint total = sh_lights + g.nlights;
-    for (uint i = gl_LocalInvocationIndex; i < total; i += gl_WorkGroupSize.x * gl_WorkGroupSize.y) {
+    for (uint i = gl_LocalInvocationIndex; !SCENE_UNIFORM && i < total; i += gl_WorkGroupSize.x * gl_WorkGroupSize.y) {
       uvec4 v;
       if (i < nn) v = nodes.n[i];
       else if (i < sh_tris) v = floatBitsToUint(prims.r[i - nn]);
@@ -521,8 +529,10 @@ void main() {
       }
       sscene[i] = v;
     }
-    memoryBarrierShared();
-    barrier();
+    if (!SCENE_UNIFORM) {
+      memoryBarrierShared();
+      barrier();
+    }
   }
   uvec2 lp = gl_GlobalInvocationID.xy;
   if (lp.x >= pc.pass.x || lp.y >= pc.pass.y) return;

@@ -34,10 +34,21 @@ extern "C" {
 typedef struct kiln_scene kiln_scene;       /* kiln/scene.h */
 typedef struct kiln_renderer kiln_renderer;
 
+/* Where the path tracer reads a small scene's BVH, primitives, materials and lights from (one
+ * that fits 16 KiB; larger scenes always use storage buffers). The images are the same bits
+ * whichever; only speed differs. */
+typedef enum kiln_render_scene_memory {
+  KILN_RENDER_SCENE_AUTO = 0,  /* uniform buffer on CPU devices (lavapipe), shared elsewhere */
+  KILN_RENDER_SCENE_STORAGE,   /* storage buffers */
+  KILN_RENDER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
+  KILN_RENDER_SCENE_UNIFORM    /* a uniform buffer (lavapipe gathers its loads in one go) */
+} kiln_render_scene_memory;
+
 typedef struct kiln_render_config {
   kiln_pool *pool;       /* builds the BVH in parallel; NULL: serially in the caller */
   uint32_t tile_size;    /* pixels on a side of one dispatch's tile. Default 64 */
   uint32_t pass_spp;     /* samples per pixel of one dispatch. Default 4 */
+  kiln_render_scene_memory scene_memory; /* default KILN_RENDER_SCENE_AUTO */
 } kiln_render_config;
 
 void kiln_render_config_default(kiln_render_config *cfg);

@@ -33,6 +33,14 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* CPU seconds of the whole process (every thread, lavapipe's included). */
+static double cpu_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+         (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 static void die(const char *what, int rc) {
   fprintf(stderr, "kiln-bench-batch: %s: %s\n", what, kiln_strerror(rc));
   exit(1);
@@ -312,13 +320,19 @@ int main(int argc, char **argv) {
          scene, frames, size, size, s_spp, kiln_pool_threads(e.pool), kiln_gpu_device_info_of(e.dev)->name);
   uint64_t wn, wb;
   kiln_batch_summary s;
+  double c0 = cpu_now();
   double tn = run_naive(&e, frames, size, s_spp, &wn);
+  double c1 = cpu_now();
   double tb = run_batch(&e, frames, size, s_spp, &wb, &s);
+  double c2 = cpu_now();
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   printf("pipeline:\n");
-  printf("  naive serial loop   %8.2f s  %8.2f images/s\n", tn, (double)wn / tn);
-  printf("  kiln batch          %8.2f s  %8.2f images/s  (first image after %.3f s)\n", tb,
-         (double)wb / tb, s.first_image_s);
-  printf("  ratio batch/naive   %8.2fx\n", tn / tb);
+  printf("  naive serial loop   %8.2f s  %8.2f images/s  %5.2f of %ld cores busy\n", tn, (double)wn / tn,
+         (c1 - c0) / tn, ncpu);
+  printf("  kiln batch          %8.2f s  %8.2f images/s  %5.2f of %ld cores busy  (first image after %.3f s)\n",
+         tb, (double)wb / tb, (c2 - c1) / tb, ncpu, s.first_image_s);
+  printf("  ratio batch/naive   %8.2fx  (CPU seconds a frame: naive %.4f, batch %.4f)\n", tn / tb,
+         (c1 - c0) / (double)wn, (c2 - c1) / (double)wb);
   bench_png(&e);
   env_close(&e);
   if (memory) {

@@ -5,10 +5,14 @@
  *   kiln-bench-render [path/to/examples/cornell/scene.json] [spp]
  *
  * Timings are wall clock of one frame after a warm-up frame (the kernel compiled, buffers
- * allocated). Prints one line per figure. */
+ * allocated). Then the 256x256 frame once per kiln_render_scene_memory (where the shader reads
+ * the small scene from): the median wall and process CPU time of 3 frames each, the modes taking
+ * turns frame by frame so that a change in the machine's load falls on all of them. Prints one
+ * line per figure. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bvh.h"
@@ -20,6 +24,53 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double cpu_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+         (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The 256x256 frame with the scene read from each kind of memory, interleaved. */
+static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int spp) {
+  enum { MODES = 3, REPS = 3 };
+  static const kiln_render_scene_memory mode[MODES] = {
+      KILN_RENDER_SCENE_STORAGE, KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM};
+  static const char *const name[MODES] = {"storage buffers", "shared memory", "uniform buffer"};
+  kiln_renderer *r[MODES];
+  double wall[MODES][REPS + 1], cpu[MODES][REPS + 1];
+  for (int m = 0; m < MODES; m++) {
+    kiln_render_config rc;
+    kiln_render_config_default(&rc);
+    rc.scene_memory = mode[m];
+    if (kiln_render_create(scene, &dev, 1, &rc, &r[m])) return 1;
+  }
+  for (int rep = 0; rep <= REPS; rep++) /* rep 0 warms up */
+    for (int m = 0; m < MODES; m++) {
+      kiln_frame_config fc;
+      kiln_frame_config_default(r[m], &fc);
+      fc.width = fc.height = 256, fc.spp = spp;
+      kiln_future *f;
+      double t0 = now(), c0 = cpu_now();
+      if (kiln_render_submit(r[m], &fc, &f) || kiln_future_result(f, -1, NULL)) return 1;
+      wall[m][rep] = now() - t0, cpu[m][rep] = cpu_now() - c0;
+      kiln_future_release(f);
+    }
+  for (int m = 0; m < MODES; m++) {
+    qsort(wall[m] + 1, REPS, sizeof(double), cmp_double);
+    qsort(cpu[m] + 1, REPS, sizeof(double), cmp_double);
+    printf("cornell 256x256, %d spp, scene in %-16s %.3f s/image, %.3f CPU-s/image (median of %d)\n",
+           spp, name[m], wall[m][1 + REPS / 2], cpu[m][1 + REPS / 2], REPS);
+    kiln_render_destroy(r[m]);
+  }
+  return 0;
 }
 
 static uint32_t lcg(uint32_t *s) {
@@ -118,6 +169,10 @@ int main(int argc, char **argv) {
            sizes[i], spp, t, 1 / t, samples / t);
   }
   kiln_render_destroy(r);
+  if (bench_scene_memory(scene, dev, spp)) {
+    fprintf(stderr, "kiln-bench-render: a frame failed\n");
+    return 1;
+  }
   kiln_gpu_device_close(dev);
   kiln_gpu_destroy(gpu);
   kiln_scene_destroy(scene);
