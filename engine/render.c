@@ -22,6 +22,7 @@ typedef struct dev_slot {
   kiln_gpu_device *dev;
   kiln_gpu_kernel *kernel;
   kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM and AOV */
+  uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
 } dev_slot;
 
 struct kiln_renderer {
@@ -44,8 +45,17 @@ typedef struct frame {
 
 void kiln_render_config_default(kiln_render_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->tile_size = 64;
-  cfg->pass_spp = 4;
+}
+
+/* Tile and pass sizes when the config leaves them 0. On a CPU device (lavapipe) they make no
+ * measurable difference (docs/PERFORMANCE.md) and a small tile keeps one dispatch short; on a GPU a
+ * 64x64 tile is 64 workgroups, a sliver of a device with tens of multiprocessors, and every
+ * dispatch of a frame waits for the previous one: a whole frame up to 1024x1024 a dispatch, 8
+ * samples a pass (chosen, not yet measured on a GPU). */
+static void device_tiles(const kiln_render_config *cfg, kiln_gpu_device *dev, dev_slot *d) {
+  bool cpu = kiln_gpu_device_info_of(dev)->type == KILN_GPU_TYPE_CPU;
+  d->tile = cfg->tile_size ? cfg->tile_size : cpu ? 64 : 1024;
+  d->pass = cfg->pass_spp ? cfg->pass_spp : cpu ? 4 : 8;
 }
 
 /* ---- create / destroy ------------------------------------------------------------------- */
@@ -111,8 +121,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   kiln_render_config def;
   kiln_render_config_default(&def);
   if (!cfg) cfg = &def;
-  if (!scene || !devs || ndevs == 0 || cfg->tile_size == 0 || cfg->pass_spp == 0 ||
-      cfg->scene_memory < KILN_RENDER_SCENE_AUTO || cfg->scene_memory > KILN_RENDER_SCENE_UNIFORM)
+  if (!scene || !devs || ndevs == 0 || cfg->scene_memory < KILN_RENDER_SCENE_AUTO || cfg->scene_memory > KILN_RENDER_SCENE_UNIFORM)
     return KILN_EINVAL;
   const kiln__scene *s = &scene->data;
   kiln_renderer *r = calloc(1, sizeof *r);
@@ -139,6 +148,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   for (size_t i = 0; i < ndevs && !rc; i++) {
     dev_slot *d = &r->devs[i];
     d->dev = devs[i];
+    device_tiles(cfg, d->dev, d);
     uint32_t *spirv;
     size_t spirv_size;
     uint32_t features = scene_memory(p.features, cfg->scene_memory, d->dev);
@@ -272,8 +282,6 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   int32_t h = fc->height ? fc->height : r->settings.height;
   int32_t spp = fc->spp ? fc->spp : r->settings.spp;
   int32_t mb = fc->max_bounces >= 0 ? fc->max_bounces : r->settings.max_bounces;
-  uint32_t tile = fc->tile_size ? fc->tile_size : r->cfg.tile_size;
-  uint32_t pass = fc->pass_spp ? fc->pass_spp : r->cfg.pass_spp;
   if (w <= 0 || h <= 0 || spp <= 0 || mb < 0 || fc->spp < 0 || fc->device >= (int)r->ndevs ||
       !(cam.vfov_deg > 0 && cam.vfov_deg < 180))
     return KILN_EINVAL;
@@ -288,6 +296,8 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
     di = pick >= 0 ? (size_t)pick : 0;
   }
   dev_slot *d = &r->devs[di];
+  uint32_t tile = fc->tile_size ? fc->tile_size : d->tile;
+  uint32_t pass = fc->pass_spp ? fc->pass_spp : d->pass;
 
   /* Camera basis: W forward, U right, V up; U and V scaled to the image plane at distance 1. */
   float W[3], U[3], V[3];

@@ -46,8 +46,10 @@ typedef enum kiln_render_scene_memory {
 
 typedef struct kiln_render_config {
   kiln_pool *pool;       /* builds the BVH in parallel; NULL: serially in the caller */
-  uint32_t tile_size;    /* pixels on a side of one dispatch's tile. Default 64 */
-  uint32_t pass_spp;     /* samples per pixel of one dispatch. Default 4 */
+  uint32_t tile_size;    /* pixels on a side of one dispatch's tile. 0 (default): per device,
+                            64 on CPU devices (lavapipe), 1024 on GPUs */
+  uint32_t pass_spp;     /* samples per pixel of one dispatch. 0 (default): per device, 4 on
+                            CPU devices, 8 on GPUs. Neither changes the image's bits */
   kiln_render_scene_memory scene_memory; /* default KILN_RENDER_SCENE_AUTO */
 } kiln_render_config;
 
