@@ -61,11 +61,12 @@ static void device_tiles(const kiln_render_config *cfg, kiln_gpu_device *dev, de
 /* ---- create / destroy ------------------------------------------------------------------- */
 
 /* A copy of the embedded pathtrace SPIR-V (malloc'd, the caller frees it) whose boolean
- * specialization constants have the defaults of features (SpecId k: bit k): their
- * OpSpecConstantTrue / OpSpecConstantFalse opcodes rewritten, the same as specializing them at
- * pipeline creation. 0, KILN_EINVAL (no such shader), KILN_ENOMEM. */
-static int specialised_spirv(uint32_t features, uint32_t **out, size_t *size) {
-  enum { OP_SPEC_TRUE = 48, OP_SPEC_FALSE = 49, OP_DECORATE = 71, DECO_SPEC_ID = 1 };
+ * specialization constants have the defaults of features (SpecId k: bit k) and whose
+ * UNIFORM_VEC4S is uniform_vec4s: their OpSpecConstantTrue / OpSpecConstantFalse opcodes and
+ * OpSpecConstant value rewritten, the same as specializing them at pipeline creation. 0,
+ * KILN_EINVAL (no such shader), KILN_ENOMEM. */
+static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t **out, size_t *size) {
+  enum { OP_SPEC_TRUE = 48, OP_SPEC_FALSE = 49, OP_SPEC = 50, OP_DECORATE = 71, DECO_SPEC_ID = 1 };
   const uint32_t *src;
   *out = NULL;
   int rc = kiln_gpu_builtin_spirv("pathtrace", &src, size);
@@ -74,15 +75,17 @@ static int specialised_spirv(uint32_t features, uint32_t **out, size_t *size) {
   uint32_t *w = malloc(*size);
   if (!w) return KILN_ENOMEM;
   memcpy(w, src, *size);
-  uint32_t ids[KILN__RF_COUNT] = {0}; /* result id of each SpecId; 0: none */
+  uint32_t ids[KILN__SC_UNIFORM_VEC4S + 1] = {0}; /* result id of each SpecId; 0: none */
   for (size_t pass = 0; pass < 2; pass++) {
     for (size_t i = 5, len; i < n; i += len) { /* after the 5-word header */
       len = w[i] >> 16;
       uint32_t op = w[i] & 0xffff;
       if (len == 0 || i + len > n) break; /* malformed: leave the rest as it is */
       if (pass == 0 && op == OP_DECORATE && len == 4 && w[i + 2] == DECO_SPEC_ID &&
-          w[i + 3] < KILN__RF_COUNT)
+          w[i + 3] <= KILN__SC_UNIFORM_VEC4S)
         ids[w[i + 3]] = w[i + 1];
+      if (pass == 1 && op == OP_SPEC && len == 4 && ids[KILN__SC_UNIFORM_VEC4S] == w[i + 2])
+        w[i + 3] = uniform_vec4s;
       if (pass == 1 && (op == OP_SPEC_TRUE || op == OP_SPEC_FALSE) && len == 3)
         for (uint32_t k = 0; k < KILN__RF_COUNT; k++)
           if (ids[k] && ids[k] == w[i + 2])
@@ -93,15 +96,20 @@ static int specialised_spirv(uint32_t features, uint32_t **out, size_t *size) {
   return 0;
 }
 
-/* The features of a device's kernel: the pack's, with where a small scene is read from (the
- * pack's KILN__RF_SHARED says it fits) chosen by the config and the device's type. */
-static uint32_t scene_memory(uint32_t features, kiln_render_scene_memory m, kiln_gpu_device *dev) {
-  if (!(features & KILN__RF_SHARED)) return features;
+/* The features of a device's kernel: the pack's, with where the scene is read from, by the
+ * config, the device's type and what fits: the shared copy KILN__SHARED_VEC4S, the uniform
+ * buffer KILN__UNIFORM_VEC4S and the device's maxUniformBufferRange. AUTO: the uniform buffer on
+ * a CPU device, else the shared copy, else the storage buffers. */
+static uint32_t scene_memory(const kiln__render_buffers *p, kiln_render_scene_memory m,
+                             kiln_gpu_device *dev) {
+  const kiln_gpu_device_info *info = kiln_gpu_device_info_of(dev);
+  bool shared = p->scene_vec4s <= KILN__SHARED_VEC4S;
+  bool uniform = p->scene_vec4s <= KILN__UNIFORM_VEC4S && p->scene_vec4s * 16 <= info->max_uniform_range;
   if (m == KILN_RENDER_SCENE_AUTO)
-    m = kiln_gpu_device_info_of(dev)->type == KILN_GPU_TYPE_CPU ? KILN_RENDER_SCENE_UNIFORM
-                                                                 : KILN_RENDER_SCENE_SHARED;
-  if (m == KILN_RENDER_SCENE_STORAGE) return features & ~(uint32_t)KILN__RF_SHARED;
-  return m == KILN_RENDER_SCENE_UNIFORM ? features | KILN__RF_UNIFORM : features;
+    m = info->type == KILN_GPU_TYPE_CPU && uniform ? KILN_RENDER_SCENE_UNIFORM : KILN_RENDER_SCENE_SHARED;
+  if (m == KILN_RENDER_SCENE_UNIFORM && uniform) return p->features | KILN__RF_SHARED | KILN__RF_UNIFORM;
+  if (m == KILN_RENDER_SCENE_SHARED && shared) return p->features | KILN__RF_SHARED;
+  return p->features;
 }
 
 void kiln_render_destroy(kiln_renderer *r) {
@@ -151,8 +159,9 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     device_tiles(cfg, d->dev, d);
     uint32_t *spirv;
     size_t spirv_size;
-    uint32_t features = scene_memory(p.features, cfg->scene_memory, d->dev);
-    if ((rc = specialised_spirv(features, &spirv, &spirv_size))) break;
+    uint32_t features = scene_memory(&p, cfg->scene_memory, d->dev);
+    uint32_t vec4s = features & KILN__RF_UNIFORM ? (uint32_t)p.scene_vec4s : 1;
+    if ((rc = specialised_spirv(features, vec4s, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
     kiln_gpu_kernel_config_default(&kc);
     kc.spirv = spirv;

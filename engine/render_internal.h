@@ -27,9 +27,9 @@ enum {
   KILN__RB_TEXINFO = 10, /* uvec4 per texture: first float in TEXELS, width, height, 0 */
   KILN__RB_TEXELS = 11,  /* every texture's linear RGB floats, rows top (v = 1) first */
   KILN__RB_ENVDIST = 12, /* the map's sampling distribution: row CDF, column CDFs, pixel pmf */
-  KILN__RB_SCENE = 13,   /* a uniform buffer of KILN__SHARED_VEC4S uvec4: NODES, PRIMS, TRIS, MATS
-                            and LIGHTS one after the other, as the shader's shared copy holds them
-                            (zeros when they do not fit) */
+  KILN__RB_SCENE = 13,   /* a uniform buffer: NODES, PRIMS, TRIS, MATS and LIGHTS one after the
+                            other as uvec4s, as the shader's shared copy holds them, when they fit
+                            KILN__UNIFORM_VEC4S (scene_vec4s of them); else 16 bytes of zeros */
   KILN__RB_COUNT = 14
 };
 
@@ -44,23 +44,32 @@ enum {
   KILN__RF_NORMALS = 1u << 5,
   KILN__RF_UV = 1u << 6,
   KILN__RF_ENV_LIT = 1u << 7,     /* next-event estimation may pick the environment */
-  KILN__RF_SHARED = 1u << 8,      /* NODES, PRIMS, TRIS, MATS and LIGHTS fit in KILN__SHARED_VEC4S:
-                                     the shader copies them into workgroup shared memory (its
-                                     default is false: the storage buffers) */
-  KILN__RF_UNIFORM = 1u << 9,     /* with KILN__RF_SHARED: read them from SCENE instead of the
-                                     shared copy (render.c's choice per device, not the pack's) */
+  KILN__RF_SHARED = 1u << 8,      /* read NODES, PRIMS, TRIS, MATS and LIGHTS from one block as
+                                     SCENE lays them out: a copy in workgroup shared memory
+                                     (they fit KILN__SHARED_VEC4S), or with KILN__RF_UNIFORM the
+                                     SCENE uniform buffer itself (its default is false: the
+                                     storage buffers). render.c's choice per device */
+  KILN__RF_UNIFORM = 1u << 9,
   KILN__RF_COUNT = 10
 };
+
+/* pathtrace.comp's integer specialization constant UNIFORM_VEC4S (constant_id 10): the length of
+ * its SCENE block's array, the scene's scene_vec4s where it reads SCENE (render.c writes it). */
+enum { KILN__SC_UNIFORM_VEC4S = 10 };
 
 /* pathtrace.comp's SHARED_VEC4S: the 16-byte words of its shared copy of the scene (a node 1, a
  * leaf primitive 3, a triangle 3, a material 3, a light 1): 16 KiB, Vulkan's least
  * maxComputeSharedMemorySize. */
 #define KILN__SHARED_VEC4S 1024u
+/* The most the SCENE uniform buffer holds: 64 KiB (lavapipe's maxUniformBufferRange, and
+ * NVIDIA's; a device with less reads the storage buffers). */
+#define KILN__UNIFORM_VEC4S 4096u
 
 typedef struct kiln__render_buffers {
   void *data[KILN__RB_COUNT]; /* malloc'd, owned; NULL for ACCUM and AOV */
   size_t size[KILN__RB_COUNT]; /* bytes; at least 16 for every scene buffer (none is empty) */
-  uint32_t features;           /* KILN__RF_* */
+  uint32_t features;           /* KILN__RF_* that the scene has (not SHARED and UNIFORM) */
+  size_t scene_vec4s;          /* the uvec4s of NODES, PRIMS, TRIS, MATS and LIGHTS together */
 } kiln__render_buffers;
 
 /* Fills *p from scene s and its BVH b. 0, KILN_ENOMEM, or KILN_EINVAL for a BVH beyond the node

@@ -323,7 +323,9 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
       [KILN__RB_GLOBALS] = 112,                 [KILN__RB_ATTR] = attr ? s->ntris * 64 : 0,
       [KILN__RB_TEXINFO] = s->ntextures * 16,   [KILN__RB_TEXELS] = ntexels * 12,
       [KILN__RB_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
-      [KILN__RB_SCENE] = KILN__SHARED_VEC4S * 16};
+      [KILN__RB_SCENE] = 0};
+  p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
+  if (p->scene_vec4s <= KILN__UNIFORM_VEC4S) bytes[KILN__RB_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < KILN__RB_COUNT; i++) {
     if (i == KILN__RB_ACCUM || i == KILN__RB_AOV) continue;
     p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
@@ -368,8 +370,7 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   gf[16] = (float)cos(rot), gf[17] = (float)sin(rot), gf[18] = (float)penv;
   g[19] = (uint32_t)b->nnodes;
   p->features = features(s, envt != NULL, penv > 0);
-  if (b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl <= KILN__SHARED_VEC4S) {
-    p->features |= KILN__RF_SHARED;
+  if (p->scene_vec4s <= KILN__UNIFORM_VEC4S) {
     uint8_t *u = p->data[KILN__RB_SCENE];
     size_t at = 0;
     static const int order[] = {KILN__RB_NODES, KILN__RB_PRIMS, KILN__RB_TRIS, KILN__RB_MATS,

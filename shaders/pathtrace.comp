@@ -38,20 +38,22 @@ layout(constant_id = 4) const bool HAS_ENV_MAP = true;
 layout(constant_id = 5) const bool HAS_NORMALS = true;     // per-vertex shading normals
 layout(constant_id = 6) const bool HAS_UV = true;
 layout(constant_id = 7) const bool ENV_LIT = true;         // NEE may pick the environment
-// The nodes, leaf records, triangles, materials and lights fit in SHARED_VEC4S (render_internal.h's
-// KILN__SHARED_VEC4S): each workgroup copies them into shared memory first and reads that copy.
-// lavapipe (Mesa 22) loads shared memory lane by lane too, but without the storage buffer's
-// bounds check and its branch per component. The same bits either way.
+// SCENE_SHARED: the nodes, leaf records, triangles, materials and lights are read from one block
+// laid out as binding 13 holds them. Without SCENE_UNIFORM they fit SHARED_VEC4S
+// (render_internal.h's KILN__SHARED_VEC4S) and each workgroup copies them into shared memory
+// first: lavapipe (Mesa 22) loads shared memory lane by lane too, but without the storage
+// buffer's bounds check and its branch per component. The same bits either way.
 layout(constant_id = 8) const bool SCENE_SHARED = false;
 const uint SHARED_VEC4S = 1024u;
 shared uvec4 sscene[SHARED_VEC4S];  // nodes | leaf records (3 each) | tris (3) | materials (3) | lights
 uint sh_tris, sh_mats, sh_lights;  // where each starts in sscene (the leaf records: at the node count)
-// With SCENE_UNIFORM too (render.c sets it on CPU devices) the same words come from a uniform
-// buffer instead of the shared copy: llvmpipe (Mesa 22) loads a uniform buffer at per-lane
-// addresses as one gather, without the per-lane loop and branches of a shared or storage load.
-// GPUs keep the shared copy (divergent uniform-buffer reads are slow on them).
+// With SCENE_UNIFORM too (render.c sets it on CPU devices) they come from that uniform buffer
+// itself, UNIFORM_VEC4S words (up to 64 KiB): llvmpipe (Mesa 22) loads a uniform buffer at
+// per-lane addresses as one gather, without the per-lane loop and branches of a shared or storage
+// load. GPUs keep the shared copy (divergent uniform-buffer reads are slow on them).
 layout(constant_id = 9) const bool SCENE_UNIFORM = false;
-layout(std140, set = 0, binding = 13) uniform SceneU { uvec4 u[SHARED_VEC4S]; } uscene;
+layout(constant_id = 10) const uint UNIFORM_VEC4S = 1u;
+layout(std140, set = 0, binding = 13) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
 uvec4 sc(uint i) { return SCENE_UNIFORM ? uscene.u[i] : sscene[i]; }
 // Costs of each on lavapipe, measured: docs/PERFORMANCE.md (Rendering).
 

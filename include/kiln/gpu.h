@@ -142,6 +142,7 @@ typedef struct kiln_gpu_device_info {
   kiln_gpu_queue_family families[KILN_GPU_MAX_FAMILIES];
   uint32_t heap_count;
   kiln_gpu_heap heaps[KILN_GPU_MAX_HEAPS];
+  uint32_t max_uniform_range;  /* maxUniformBufferRange: the largest uniform-buffer binding */
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */

@@ -34,11 +34,12 @@ extern "C" {
 typedef struct kiln_scene kiln_scene;       /* kiln/scene.h */
 typedef struct kiln_renderer kiln_renderer;
 
-/* Where the path tracer reads a small scene's BVH, primitives, materials and lights from (one
- * that fits 16 KiB; larger scenes always use storage buffers). The images are the same bits
- * whichever; only speed differs. */
+/* Where the path tracer reads a scene's BVH, primitives, materials and lights from. A scene
+ * too large for the mode asked (shared: 16 KiB; uniform: 64 KiB and the device's
+ * maxUniformBufferRange) uses the storage buffers. The images are the same bits whichever; only
+ * speed differs. */
 typedef enum kiln_render_scene_memory {
-  KILN_RENDER_SCENE_AUTO = 0,  /* uniform buffer on CPU devices (lavapipe), shared elsewhere */
+  KILN_RENDER_SCENE_AUTO = 0,  /* the uniform buffer on CPU devices (lavapipe), else shared */
   KILN_RENDER_SCENE_STORAGE,   /* storage buffers */
   KILN_RENDER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
   KILN_RENDER_SCENE_UNIFORM    /* a uniform buffer (lavapipe gathers its loads in one go) */
