@@ -61,7 +61,7 @@ test: deps
 	  return 0
 	}
 	suite build -- $(BUILD_FLAGS)
-	suite build-tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 -- $(TSAN_FLAGS)
+	suite build-tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp -- $(TSAN_FLAGS)
 	suite build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- $(ASAN_FLAGS)
 	if [ -n "$$broken" ]; then echo "make test: broken:$$broken"; fi

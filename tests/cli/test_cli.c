@@ -406,11 +406,19 @@ TEST(failing_frame_exits_1_others_written) {
   KT_EQ(count_named(out, ".tmp-"), 0);
 }
 
-/* Waits until `count` files have been renamed into dir (inotify IN_MOVED_TO on final names). */
-static void wait_for_files(int ifd, int count) {
+/* Waits until `count` files have been renamed into dir (inotify IN_MOVED_TO on final names); fails
+ * at once if kiln (pid) exits first. The poll's timeout only paces that check of the child. */
+static void wait_for_files(int ifd, int count, pid_t pid) {
   int seen = 0;
   char buf[8192] __attribute__((aligned(8)));
   while (seen < count) {
+    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+    if (poll(&pfd, 1, 200) == 0) {
+      siginfo_t si = {0};
+      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+        KT_FAIL("kiln ended (code %d) after %d of the %d files awaited", si.si_status, seen, count);
+      continue;
+    }
     ssize_t n = read(ifd, buf, sizeof buf);
     if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
     for (char *p = buf; p < buf + n;) {
@@ -445,7 +453,7 @@ TEST(sigint_stops_cleanly) {
   KT_TRUE(ifd >= 0);
   KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2"));
-  wait_for_files(ifd, 2);
+  wait_for_files(ifd, 2, pid);
   KT_EQ(kill(pid, SIGINT), 0);
   result r = finish(d, pid);
   expect_status(&r, 130);
@@ -463,7 +471,7 @@ TEST(sigkill_then_resume_gives_the_full_set) {
   int ifd = inotify_init1(IN_CLOEXEC);
   KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "3"));
-  wait_for_files(ifd, 5);
+  wait_for_files(ifd, 5, pid);
   KT_EQ(kill(pid, SIGKILL), 0);
   result r = finish(d, pid);
   KT_EQ(r.status, 128 + SIGKILL);
