@@ -138,7 +138,7 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
                            kiln_gpu_kernel **out) {
   *out = NULL;
   if (!cfg || cfg->buffers > KILN__MAX_BINDINGS || cfg->push_size > KILN__MAX_PUSH ||
-      cfg->push_size % 4 || (cfg->buffers < 32 && cfg->uniform_buffers >> cfg->buffers)) {
+      cfg->push_size % 4 || cfg->uniform_buffers >> cfg->buffers) {
     kiln__log(dev->gpu, KILN_GPU_LOG_ERROR,
               "kernel: at most %d buffers and %d bytes of push constants (a multiple of 4); "
               "uniform_buffers names only bindings below buffers",

@@ -23,6 +23,7 @@ typedef struct dev_slot {
   kiln_gpu_kernel *kernel;
   kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM and AOV */
   uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
+  uint32_t features;          /* its kernel's KILN__RF_* */
 } dev_slot;
 
 struct kiln_renderer {
@@ -92,6 +93,10 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
             w[i] = (len << 16) | ((features >> k & 1) ? OP_SPEC_TRUE : OP_SPEC_FALSE);
     }
   }
+  if ((features & KILN__RF_UNIFORM) && !ids[KILN__SC_UNIFORM_VEC4S]) { /* a shader without it */
+    free(w);
+    return KILN_EINVAL;
+  }
   *out = w;
   return 0;
 }
@@ -159,7 +164,8 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     device_tiles(cfg, d->dev, d);
     uint32_t *spirv;
     size_t spirv_size;
-    uint32_t features = scene_memory(&p, cfg->scene_memory, d->dev);
+    d->features = scene_memory(&p, cfg->scene_memory, d->dev);
+    uint32_t features = d->features;
     uint32_t vec4s = features & KILN__RF_UNIFORM ? (uint32_t)p.scene_vec4s : 1;
     if ((rc = specialised_spirv(features, vec4s, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
@@ -174,10 +180,16 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     if (rc) break;
     kiln_gpu_job *job;
     if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
+    static const uint8_t zeros[16];
     for (int k = 0; k < NBUF && !rc; k++) {
       if (!p.data[k]) continue; /* per-frame buffers */
-      rc = kiln_gpu_buffer_create(d->dev, p.size[k], &d->buf[k]);
-      if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, p.data[k], p.size[k]);
+      /* SCENE is read only where the kernel reads the uniform buffer; elsewhere 16 bytes (its
+       * block is then one uvec4), within any device's maxUniformBufferRange */
+      bool dummy = k == KILN__RB_SCENE && !(features & KILN__RF_UNIFORM);
+      const void *data = dummy ? zeros : p.data[k];
+      size_t size = dummy ? sizeof zeros : p.size[k];
+      rc = kiln_gpu_buffer_create(d->dev, size, &d->buf[k]);
+      if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, data, size);
     }
     if (rc) {
       kiln_gpu_job_discard(job);
@@ -195,6 +207,10 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
 fail:
   kiln_render_destroy(r);
   return rc;
+}
+
+uint32_t kiln__render_device_features(const kiln_renderer *r, size_t dev) {
+  return dev < r->ndevs ? r->devs[dev].features : 0;
 }
 
 void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc) {

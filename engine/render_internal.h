@@ -80,4 +80,9 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
 /* Frees what p holds; a zeroed p is a no-op. */
 void kiln__render_pack_free(kiln__render_buffers *p);
 
+/* The KILN__RF_* of renderer r's kernel on its device dev (0 past the last): what the scene has
+ * and where it is read from there. For tests. */
+struct kiln_renderer;
+uint32_t kiln__render_device_features(const struct kiln_renderer *r, size_t dev);
+
 #endif

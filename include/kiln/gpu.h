@@ -254,10 +254,10 @@ typedef struct kiln_gpu_kernel_config {
   size_t spirv_size;         /* in bytes, a multiple of 4 */
   const char *entry;         /* entry point. Default "main" */
   uint32_t buffers;          /* buffers at set 0, bindings 0..buffers-1 (<= 16): storage buffers */
+  uint32_t push_size;        /* bytes of push constants, a multiple of 4, <= 128 */
   uint32_t uniform_buffers;  /* bit i set: binding i is a uniform buffer instead (a std140 block,
                                 its buffer at most the device's maxUniformBufferRange bytes).
                                 Default 0 */
-  uint32_t push_size;        /* bytes of push constants, a multiple of 4, <= 128 */
 } kiln_gpu_kernel_config;
 
 void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);

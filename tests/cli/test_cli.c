@@ -413,10 +413,13 @@ static void wait_for_files(int ifd, int count, pid_t pid) {
   char buf[8192] __attribute__((aligned(8)));
   while (seen < count) {
     struct pollfd pfd = {.fd = ifd, .events = POLLIN};
-    if (poll(&pfd, 1, 200) == 0) {
+    int ready = poll(&pfd, 1, 200);
+    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
+    if (ready <= 0) {
       siginfo_t si = {0};
       if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-        KT_FAIL("kiln ended (code %d) after %d of the %d files awaited", si.si_status, seen, count);
+        KT_FAIL("kiln ended (%s %d) after %d of the %d files awaited",
+                si.si_code == CLD_EXITED ? "exit code" : "signal", si.si_status, seen, count);
       continue;
     }
     ssize_t n = read(ifd, buf, sizeof buf);

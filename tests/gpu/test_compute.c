@@ -389,13 +389,17 @@ TEST(uniform_binding) {
     KT_EQ(((uint32_t *)v)[i], 4000u * e + 6u);
   }
   kiln_future_release(f);
-  /* a uniform binding larger than the device allows (lavapipe: 64 KiB; the spec's least 16 KiB) */
-  KT_CODE(kiln_gpu_buffer_create(dev, 16u << 20, &huge), KILN_OK);
-  binds[1] = huge;
-  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
-  KT_CODE(kiln_gpu_job_dispatch(job, k, binds, NULL, 1, 1, 1), KILN_EINVAL);
-  kiln_gpu_job_discard(job);
-  kiln_gpu_buffer_destroy(huge);
+  /* a uniform binding larger than the device allows (lavapipe and NVIDIA: 64 KiB; the spec's
+   * least 16 KiB; some drivers allow gigabytes, where this part is left out) */
+  uint64_t limit = kiln_gpu_device_info_of(dev)->max_uniform_range;
+  if (limit <= (64u << 20)) {
+    KT_CODE(kiln_gpu_buffer_create(dev, limit + 16, &huge), KILN_OK);
+    binds[1] = huge;
+    KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+    KT_CODE(kiln_gpu_job_dispatch(job, k, binds, NULL, 1, 1, 1), KILN_EINVAL);
+    kiln_gpu_job_discard(job);
+    kiln_gpu_buffer_destroy(huge);
+  }
   kiln_gpu_buffer_destroy(table);
   kiln_gpu_buffer_destroy(out);
   kiln_gpu_kernel_destroy(k);

@@ -248,12 +248,14 @@ static bool same_image(const kiln_image *a, const kiln_image *b, size_t n) {
 }
 
 /* One frame of scene with the scene read from memory m; *f holds the image. */
-static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_future **f) {
+/* *where: the kernel's KILN__RF_SHARED and KILN__RF_UNIFORM bits (where the scene was read). */
+static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_future **f, uint32_t *where) {
   kiln_render_config rc;
   kiln_render_config_default(&rc);
   rc.scene_memory = m;
   kiln_renderer *keep = c->r;
   if (kiln_render_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
+  *where = kiln__render_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM);
   kiln_frame_config fc;
   kiln_frame_config_default(c->r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6;
@@ -264,9 +266,10 @@ static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_futu
 }
 
 /* The Cornell box fits the shader's shared copy: read from storage buffers, from the
- * workgroup-shared copy, from the uniform buffer and automatically, the same bits, colour and
- * AOVs. With 400 unused materials more it fits only the uniform buffer (the shared mode falls
- * back to the storage buffers), with 1500 neither: the same bits again. */
+ * workgroup-shared copy, from the uniform buffer and automatically (on lavapipe, a CPU device:
+ * the uniform buffer), the same bits, colour and AOVs. With 400 unused materials more it fits
+ * only the uniform buffer (the shared mode falls back to the storage buffers), with 1500 neither:
+ * the same bits again. */
 TEST(scene_memory_paths) {
   char *path = repo_path("examples/cornell/scene.json");
   kiln_scene *scene;
@@ -286,8 +289,12 @@ TEST(scene_memory_paths) {
   static const kiln_render_scene_memory modes[] = {KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
                                                    KILN_RENDER_SCENE_AUTO};
   kiln_future *f0, *f;
-  const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0);
+  uint32_t where;
+  const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0, &where);
   KT_TRUE(ref != NULL);
+  KT_EQ(where, 0);
+  const kiln_gpu_device_info *info = kiln_gpu_device_info_of(c.dev);
+  const uint32_t U = KILN__RF_SHARED | KILN__RF_UNIFORM, S = KILN__RF_SHARED;
   size_t n = 24 * 20;
   kiln__scene *sd = &scene->data;
   for (int round = 0; round < 3; round++) {
@@ -297,10 +304,17 @@ TEST(scene_memory_paths) {
     size_t words = scene_vec4s(sd);
     KT_TRUE(round != 1 || (words > KILN__SHARED_VEC4S && words <= KILN__UNIFORM_VEC4S));
     KT_TRUE(round != 2 || words > KILN__UNIFORM_VEC4S);
+    bool uniform_fits = round < 2 && words * 16 <= info->max_uniform_range;
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
-      const kiln_image *img = render_in(&c, modes[i], &f);
+      const kiln_image *img = render_in(&c, modes[i], &f, &where);
       KT_TRUE(img != NULL);
       KT_TRUE(same_image(ref, img, n));
+      uint32_t expect = 0;
+      if (modes[i] == KILN_RENDER_SCENE_SHARED) expect = round == 0 ? S : 0;
+      if (modes[i] == KILN_RENDER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
+      if (modes[i] == KILN_RENDER_SCENE_AUTO)
+        expect = info->type == KILN_GPU_TYPE_CPU && uniform_fits ? U : round == 0 ? S : 0;
+      KT_EQ(where, expect);
       kiln_future_release(f);
     }
   }

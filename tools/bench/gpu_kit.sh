@@ -31,7 +31,8 @@ pack() {
   # Every library the binaries load, glibc's whole set (a newer libc with the other machine's
   # libpthread or libdl would break), the Vulkan loader (dlopen'd) and the validation layer.
   for f in "${elfs[@]}"; do ldd "$f" | awk '$3 ~ /^\// {print $3}'; done | sort -u | xargs -r cp -L -t "$lib"
-  dpkg -L libc6 | grep -E '^/lib/x86_64-linux-gnu/[^/]+\.so(\.[0-9]+)*$' | xargs cp -L -t "$lib"
+  dpkg -L libc6 | grep -E '^(/usr)?/lib/x86_64-linux-gnu/[^/]+\.so(\.[0-9]+)*$' | xargs -r cp -L -t "$lib"
+  [ -f "$lib/ld-linux-x86-64.so.2" ] || { echo "gpu_kit: no glibc found through dpkg -L libc6" >&2; exit 1; }
   local vl=/usr/lib/x86_64-linux-gnu
   cp -L $vl/libvulkan.so.1 $vl/libVkLayer_khronos_validation.so "$lib"
   sed "s|\"library_path\": *\"[^\"]*\"|\"library_path\": \"$root/$lib/libVkLayer_khronos_validation.so\"|" \
@@ -53,7 +54,7 @@ run() {
   local out=${OUT:-$root/$kit/out} built
   built=$(cat $kit/root)
   mkdir -p "$out"
-  if [ "$built" != "$root" ]; then
+  if [ "$(readlink -f "$built")" != "$root" ]; then  # a second run finds its own link
     [ -e "$built" ] && { echo "gpu_kit: $built exists and is not this checkout" >&2; exit 1; }
     mkdir -p "$(dirname "$built")" && ln -s "$root" "$built"
   fi
@@ -65,8 +66,9 @@ run() {
   q=${q:-1}
   {
     echo "== $(date -u) $(uname -srm), $(nproc) cores"
-    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    $kiln --version && $kiln devices
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+    $kiln --version && $kiln devices || true
+    command -v ctest >/dev/null || echo "gpu_kit: no ctest on this machine: the tests are skipped"
     echo "== tests"
     (cd $build && ctest -L 'gpu|render|job|cli' -LE install -j4 --output-on-failure --timeout 300 2>&1) | tail -40 || true
     echo "== kiln-bench-gpu" && $build/tools/bench/kiln-bench-gpu 2>&1 || true
@@ -77,7 +79,8 @@ run() {
     for cfg in "256 16" "64 8" "512 4"; do
       read -r size spp <<<"$cfg"
       t0=$(date +%s.%N)
-      $kiln render examples/cornell/orbit.json -o /tmp/kit-$size --frames 0:$((50 / q - 1)) --size ${size}x$size --spp $spp --passes color --quiet || true
+      $kiln render examples/cornell/orbit.json -o /tmp/kit-$size --frames 0:$((50 / q - 1)) --size ${size}x$size \
+        --spp $spp --passes color --overwrite --quiet || { echo "${size}x$size: kiln render failed"; continue; }
       t1=$(date +%s.%N)
       python3 -c "import sys; print('%sx%s, %s spp: %.2f images/s' % (sys.argv[1], sys.argv[1], sys.argv[2], int(sys.argv[5]) / (float(sys.argv[4]) - float(sys.argv[3]))))" $size $spp $t0 $t1 $((50 / q))
     done
