@@ -228,6 +228,7 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
   gpu->vk.GetPhysicalDeviceProperties(dev->phys, &p);
   dev->copy_align = 16;
   dev->max_uniform_range = p.limits.maxUniformBufferRange;
+  dev->max_texels = p.limits.maxTexelBufferElements;
   if (p.limits.nonCoherentAtomSize > dev->copy_align) dev->copy_align = p.limits.nonCoherentAtomSize;
   if (p.limits.optimalBufferCopyOffsetAlignment > dev->copy_align)
     dev->copy_align = p.limits.optimalBufferCopyOffsetAlignment;

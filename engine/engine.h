@@ -68,6 +68,8 @@
   X(UnmapMemory)                   \
   X(CreateBuffer)                  \
   X(DestroyBuffer)                 \
+  X(CreateBufferView)              \
+  X(DestroyBufferView)             \
   X(BindBufferMemory)              \
   X(GetBufferMemoryRequirements)   \
   X(CmdCopyBuffer)                 \
@@ -182,6 +184,9 @@ struct kiln_gpu_buffer {
   VkBuffer buffer;
   uint64_t size;
   kiln__suballoc mem;
+  VkBufferView view;  /* RGBA32_UINT texels over the whole buffer, for uniform texel buffer
+                         bindings; VK_NULL_HANDLE when the size is no multiple of 16 or beyond
+                         maxTexelBufferElements */
   struct kiln_gpu_buffer *prev, *next;  /* dev->buffers, under dev->mu */
 };
 
@@ -195,11 +200,14 @@ struct kiln_gpu_kernel {
   VkPipelineLayout layout;
   VkPipeline pipeline;
   uint32_t buffers, push_size;
-  uint32_t uniform;                  /* bit i: binding i is a uniform buffer (else storage) */
+  uint32_t uniform;                  /* bit i: binding i is a uniform buffer */
+  uint32_t texel;                    /* bit i: binding i is a uniform texel buffer (else storage) */
 };
 
 static inline VkDescriptorType kiln__binding_type(const struct kiln_gpu_kernel *k, uint32_t i) {
-  return k->uniform >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+  return k->uniform >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
+         : k->texel >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 }
 
 typedef enum { KILN__CMD_DISPATCH, KILN__CMD_COPY, KILN__CMD_UPLOAD, KILN__CMD_DOWNLOAD } kiln__cmd_kind;
@@ -287,6 +295,7 @@ struct kiln_gpu_device {
   VkPhysicalDeviceMemoryProperties memprops;
   VkDeviceSize copy_align;         /* alignment for staging offsets */
   VkDeviceSize max_uniform_range;  /* maxUniformBufferRange: the largest buffer bound as uniform */
+  uint32_t max_texels;             /* maxTexelBufferElements: the longest texel buffer view */
   bool creation_feedback;          /* VK_EXT_pipeline_creation_feedback usable */
 
   kiln__lane *lanes;

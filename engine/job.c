@@ -71,7 +71,8 @@ int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer
     return job_error(job, KILN_EINVAL);
   for (uint32_t i = 0; i < k->buffers; i++)
     if (!buffers[i] || buffers[i]->dev != job->dev ||
-        ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range))
+        ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range) ||
+        ((k->texel >> i & 1u) && !buffers[i]->view))
       return job_error(job, KILN_EINVAL);
   kiln__cmd *c = push_cmd(job, KILN__CMD_DISPATCH);
   if (!c) return KILN_ENOMEM;
@@ -199,7 +200,8 @@ static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln
                                   .dstBinding = i,
                                   .descriptorCount = 1,
                                   .descriptorType = kiln__binding_type(k, i),
-                                  .pBufferInfo = &info[i]};
+                                  .pBufferInfo = &info[i],
+                                  .pTexelBufferView = &c->bufs[i]->view};
   }
   dev->vk.CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
   if (k->buffers)

@@ -291,6 +291,7 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   d->api_version = p.apiVersion;
   d->driver_version = p.driverVersion;
   d->max_uniform_range = p.limits.maxUniformBufferRange;
+  d->max_texels = p.limits.maxTexelBufferElements;
 
   uint32_t nf = 0;
   gpu->vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nf, NULL);

@@ -258,6 +258,7 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
                             .size = size,
                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
                                      VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
+                                     VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -276,7 +277,18 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
                                  buf->mem.offset);
     if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkBindBufferMemory");
   }
+  if (!rc && size % 16 == 0 && size / 16 <= dev->max_texels) {
+    /* R32G32B32A32_UINT must support uniform texel buffers on every device (Vulkan's required
+     * format features) */
+    VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                  .buffer = buf->buffer,
+                                  .format = VK_FORMAT_R32G32B32A32_UINT,
+                                  .range = VK_WHOLE_SIZE};
+    r = dev->vk.CreateBufferView(dev->device, &vci, NULL, &buf->view);
+    if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkCreateBufferView");
+  }
   if (rc) {
+    if (buf->view) dev->vk.DestroyBufferView(dev->device, buf->view, NULL);
     alloc_give(dev, &dev->device_mem, &buf->mem);
     dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
     free(buf);
@@ -299,6 +311,7 @@ void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf) {
   else dev->buffers = buf->next;
   if (buf->next) buf->next->prev = buf->prev;
   pthread_mutex_unlock(&dev->mu);
+  if (buf->view) dev->vk.DestroyBufferView(dev->device, buf->view, NULL);
   dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
   alloc_give(dev, &dev->device_mem, &buf->mem);
   free(buf);

@@ -76,14 +76,14 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
   uint32_t *w = malloc(*size);
   if (!w) return KILN_ENOMEM;
   memcpy(w, src, *size);
-  uint32_t ids[KILN__SC_UNIFORM_VEC4S + 1] = {0}; /* result id of each SpecId; 0: none */
+  uint32_t ids[KILN__RF_COUNT] = {0}; /* result id of each SpecId; 0: none */
   for (size_t pass = 0; pass < 2; pass++) {
     for (size_t i = 5, len; i < n; i += len) { /* after the 5-word header */
       len = w[i] >> 16;
       uint32_t op = w[i] & 0xffff;
       if (len == 0 || i + len > n) break; /* malformed: leave the rest as it is */
       if (pass == 0 && op == OP_DECORATE && len == 4 && w[i + 2] == DECO_SPEC_ID &&
-          w[i + 3] <= KILN__SC_UNIFORM_VEC4S)
+          w[i + 3] < KILN__RF_COUNT)
         ids[w[i + 3]] = w[i + 1];
       if (pass == 1 && op == OP_SPEC && len == 4 && ids[KILN__SC_UNIFORM_VEC4S] == w[i + 2])
         w[i + 3] = uniform_vec4s;
@@ -93,7 +93,8 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
             w[i] = (len << 16) | ((features >> k & 1) ? OP_SPEC_TRUE : OP_SPEC_FALSE);
     }
   }
-  if ((features & KILN__RF_UNIFORM) && !ids[KILN__SC_UNIFORM_VEC4S]) { /* a shader without it */
+  if (((features & KILN__RF_UNIFORM) && !ids[KILN__SC_UNIFORM_VEC4S]) ||
+      ((features & KILN__RF_TEXEL) && !ids[__builtin_ctz(KILN__RF_TEXEL)])) { /* a shader without them */
     free(w);
     return KILN_EINVAL;
   }
@@ -103,17 +104,21 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
 
 /* The features of a device's kernel: the pack's, with where the scene is read from, by the
  * config, the device's type and what fits: the shared copy KILN__SHARED_VEC4S, the uniform
- * buffer KILN__UNIFORM_VEC4S and the device's maxUniformBufferRange. AUTO: the uniform buffer on
- * a CPU device, else the shared copy, else the storage buffers. */
+ * buffer KILN__UNIFORM_VEC4S and the device's maxUniformBufferRange, texel buffers the device's
+ * maxTexelBufferElements. AUTO: texel fetches (with the uniform buffer where it fits) on a CPU
+ * device; elsewhere the shared copy where it fits; else the storage buffers. */
 static uint32_t scene_memory(const kiln__render_buffers *p, kiln_render_scene_memory m,
                              kiln_gpu_device *dev) {
   const kiln_gpu_device_info *info = kiln_gpu_device_info_of(dev);
   bool shared = p->scene_vec4s <= KILN__SHARED_VEC4S;
   bool uniform = p->scene_vec4s <= KILN__UNIFORM_VEC4S && p->scene_vec4s * 16 <= info->max_uniform_range;
+  bool texel = p->size[KILN__RB_NODES] / 16 <= info->max_texels && p->size[KILN__RB_PRIMS] / 16 <= info->max_texels;
   if (m == KILN_RENDER_SCENE_AUTO)
-    m = info->type == KILN_GPU_TYPE_CPU && uniform ? KILN_RENDER_SCENE_UNIFORM : KILN_RENDER_SCENE_SHARED;
-  if (m == KILN_RENDER_SCENE_UNIFORM && uniform) return p->features | KILN__RF_SHARED | KILN__RF_UNIFORM;
+    m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDER_SCENE_TEXEL : KILN_RENDER_SCENE_SHARED;
+  uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
+  if (m == KILN_RENDER_SCENE_UNIFORM) return p->features | u;
   if (m == KILN_RENDER_SCENE_SHARED && shared) return p->features | KILN__RF_SHARED;
+  if (m == KILN_RENDER_SCENE_TEXEL) return p->features | u | (texel ? KILN__RF_TEXEL : 0);
   return p->features;
 }
 
@@ -134,7 +139,8 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   kiln_render_config def;
   kiln_render_config_default(&def);
   if (!cfg) cfg = &def;
-  if (!scene || !devs || ndevs == 0 || cfg->scene_memory < KILN_RENDER_SCENE_AUTO || cfg->scene_memory > KILN_RENDER_SCENE_UNIFORM)
+  if (!scene || !devs || ndevs == 0 || cfg->scene_memory < KILN_RENDER_SCENE_AUTO ||
+      cfg->scene_memory > KILN_RENDER_SCENE_TEXEL)
     return KILN_EINVAL;
   const kiln__scene *s = &scene->data;
   kiln_renderer *r = calloc(1, sizeof *r);
@@ -174,6 +180,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     kc.spirv_size = spirv_size;
     kc.buffers = NBUF;
     kc.uniform_buffers = 1u << KILN__RB_SCENE;
+    kc.texel_buffers = 1u << KILN__RB_TNODES | 1u << KILN__RB_TPRIMS;
     kc.push_size = PUSH_SIZE;
     rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
     free(spirv);
@@ -367,6 +374,9 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   kiln_gpu_buffer *binds[NBUF];
   for (int k = 0; k < NBUF; k++) binds[k] = d->buf[k];
   binds[KILN__RB_ACCUM] = f->accum, binds[KILN__RB_AOV] = f->aov;
+  bool texel = d->features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
+  binds[KILN__RB_TNODES] = d->buf[texel ? KILN__RB_NODES : KILN__RB_SCENE];
+  binds[KILN__RB_TPRIMS] = d->buf[texel ? KILN__RB_PRIMS : KILN__RB_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {

@@ -30,7 +30,10 @@ enum {
   KILN__RB_SCENE = 13,   /* a uniform buffer: NODES, PRIMS, TRIS, MATS and LIGHTS one after the
                             other as uvec4s, as the shader's shared copy holds them, when they fit
                             KILN__UNIFORM_VEC4S (scene_vec4s of them); else 16 bytes of zeros */
-  KILN__RB_COUNT = 14
+  KILN__RB_TNODES = 14,  /* NODES again, as a uniform texel buffer (where the kernel reads it so;
+                            else SCENE's buffer stands in): render.c binds them, no data here */
+  KILN__RB_TPRIMS = 15,  /* PRIMS again, likewise */
+  KILN__RB_COUNT = 16
 };
 
 /* What a scene has: bit k is the shader's boolean specialization constant constant_id = k (its
@@ -50,7 +53,10 @@ enum {
                                      SCENE uniform buffer itself (its default is false: the
                                      storage buffers). render.c's choice per device */
   KILN__RF_UNIFORM = 1u << 9,
-  KILN__RF_COUNT = 10
+  /* bit 10 is no feature: constant_id 10 is the integer UNIFORM_VEC4S below */
+  KILN__RF_TEXEL = 1u << 11,      /* read NODES and PRIMS through TNODES and TPRIMS, texel fetches
+                                     (render.c's choice per device) */
+  KILN__RF_COUNT = 12
 };
 
 /* pathtrace.comp's integer specialization constant UNIFORM_VEC4S (constant_id 10): the length of

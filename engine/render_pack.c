@@ -327,7 +327,8 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
   if (p->scene_vec4s <= KILN__UNIFORM_VEC4S) bytes[KILN__RB_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < KILN__RB_COUNT; i++) {
-    if (i == KILN__RB_ACCUM || i == KILN__RB_AOV) continue;
+    if (i == KILN__RB_ACCUM || i == KILN__RB_AOV || i == KILN__RB_TNODES || i == KILN__RB_TPRIMS)
+      continue;
     p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
     p->data[i] = calloc(1, p->size[i]);
     if (!p->data[i]) {

@@ -54,6 +54,13 @@ uint sh_tris, sh_mats, sh_lights;  // where each starts in sscene (the leaf reco
 layout(constant_id = 9) const bool SCENE_UNIFORM = false;
 layout(constant_id = 10) const uint UNIFORM_VEC4S = 1u;
 layout(std140, set = 0, binding = 13) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
+// SCENE_TEXEL (render.c's choice on CPU devices; with SCENE_UNIFORM where the scene fits it): the
+// nodes and leaf records, the traversal's loads, through texel fetches of the same buffers bound
+// as RGBA32UI texel buffers (bindings 14, 15): llvmpipe fetches those with gathers too, faster
+// still than its uniform loads (docs/PERFORMANCE.md).
+layout(constant_id = 11) const bool SCENE_TEXEL = false;
+layout(set = 0, binding = 14) uniform usamplerBuffer tnodes;
+layout(set = 0, binding = 15) uniform usamplerBuffer tprims;
 uvec4 sc(uint i) { return SCENE_UNIFORM ? uscene.u[i] : sscene[i]; }
 // Costs of each on lavapipe, measured: docs/PERFORMANCE.md (Rendering).
 
@@ -239,7 +246,7 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     // test's code runs once per leaf reached, not under a mask at every node.
     uint first = 0u, count = 0u;
     while (ni < end) {
-      uvec4 n = SCENE_SHARED ? sc(ni) : nodes.n[ni];
+      uvec4 n = SCENE_TEXEL ? texelFetch(tnodes, int(ni)) : SCENE_SHARED ? sc(ni) : nodes.n[ni];
       bool in_box = box_hit(n, t_origin, t_step, tmin, h.t);
       bool leaf = (n.w & 0x80000000u) != 0u;
       ni = !leaf && !in_box ? n.w : ni + 1u;
@@ -251,7 +258,11 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
     }
     for (uint k = first; k < first + count; k++) {
       vec4 r0, r1, r2;
-      if (SCENE_SHARED) {
+      if (SCENE_TEXEL) {
+        r0 = uintBitsToFloat(texelFetch(tprims, int(3u * k)));
+        r1 = uintBitsToFloat(texelFetch(tprims, int(3u * k + 1u)));
+        r2 = uintBitsToFloat(texelFetch(tprims, int(3u * k + 2u)));
+      } else if (SCENE_SHARED) {
         r0 = uintBitsToFloat(sc(end + 3u * k));
         r1 = uintBitsToFloat(sc(end + 3u * k + 1u));
         r2 = uintBitsToFloat(sc(end + 3u * k + 2u));

@@ -143,6 +143,7 @@ typedef struct kiln_gpu_device_info {
   uint32_t heap_count;
   kiln_gpu_heap heaps[KILN_GPU_MAX_HEAPS];
   uint32_t max_uniform_range;  /* maxUniformBufferRange: the largest uniform-buffer binding */
+  uint32_t max_texels;         /* maxTexelBufferElements: the longest texel-buffer binding */
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */
@@ -258,6 +259,10 @@ typedef struct kiln_gpu_kernel_config {
   uint32_t uniform_buffers;  /* bit i set: binding i is a uniform buffer instead (a std140 block,
                                 its buffer at most the device's maxUniformBufferRange bytes).
                                 Default 0 */
+  uint32_t texel_buffers;    /* bit i set: binding i is a uniform texel buffer of RGBA32_UINT
+                                texels instead (GLSL usamplerBuffer, texelFetch): its buffer's
+                                size a multiple of 16, at most the device's
+                                maxTexelBufferElements texels. Default 0 */
 } kiln_gpu_kernel_config;
 
 void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);

@@ -36,13 +36,16 @@ typedef struct kiln_renderer kiln_renderer;
 
 /* Where the path tracer reads a scene's BVH, primitives, materials and lights from. A scene
  * too large for the mode asked (shared: 16 KiB; uniform: 64 KiB and the device's
- * maxUniformBufferRange) uses the storage buffers. The images are the same bits whichever; only
- * speed differs. */
+ * maxUniformBufferRange; texel: the device's maxTexelBufferElements) uses the storage buffers.
+ * The images are the same bits whichever; only speed differs. */
 typedef enum kiln_render_scene_memory {
-  KILN_RENDER_SCENE_AUTO = 0,  /* the uniform buffer on CPU devices (lavapipe), else shared */
+  KILN_RENDER_SCENE_AUTO = 0,  /* CPU devices (lavapipe): texel; GPUs: shared, else storage */
   KILN_RENDER_SCENE_STORAGE,   /* storage buffers */
   KILN_RENDER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
-  KILN_RENDER_SCENE_UNIFORM    /* a uniform buffer (lavapipe gathers its loads in one go) */
+  KILN_RENDER_SCENE_UNIFORM,   /* a uniform buffer (lavapipe gathers its loads in one go) */
+  KILN_RENDER_SCENE_TEXEL      /* the BVH nodes and leaf primitives through texel fetches of
+                                  uniform texel buffers (lavapipe: hardware gathers, its fastest),
+                                  the rest from the uniform buffer where it fits, else storage */
 } kiln_render_scene_memory;
 
 typedef struct kiln_render_config {

@@ -406,3 +406,61 @@ TEST(uniform_binding) {
   kiln_gpu_device_close(dev);
   tg_finish(gpu);
 }
+
+/* A uniform-texel-buffer binding (kiln_gpu_kernel_config.texel_buffers, RGBA32UI texels) read by
+ * texelFetch at per-invocation indices; a binding named both uniform and texel, and a buffer
+ * whose size is no whole number of texels, are refused. */
+static const char *texel_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 64) in;\n"
+    "layout(std430, binding = 0) buffer Out { uint v[]; } o;\n"
+    "layout(binding = 1) uniform usamplerBuffer tab;\n"
+    "void main() {\n"
+    "  uint i = gl_GlobalInvocationID.x;\n"
+    "  uvec4 e = texelFetch(tab, int((i * 7u) % 64u));\n"
+    "  o.v[i] = e.x + e.y + e.z + e.w;\n"
+    "}\n";
+
+TEST(texel_binding) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = texel_glsl;
+  kc.glsl_name = "texel.comp";
+  kc.buffers = 2;
+  kc.texel_buffers = kc.uniform_buffers = 1u << 1;
+  kiln_gpu_kernel *k = NULL;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_EINVAL);
+  kc.uniform_buffers = 0;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  kiln_gpu_buffer *out, *table, *odd;
+  KT_CODE(kiln_gpu_buffer_create(dev, 64 * 4, &out), KILN_OK);
+  KT_CODE(kiln_gpu_buffer_create(dev, 64 * 16, &table), KILN_OK);
+  uint32_t t[64][4];
+  for (uint32_t i = 0; i < 64; i++)
+    for (uint32_t c = 0; c < 4; c++) t[i][c] = 1000u * i + 10u * c;
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, table, 0, t, sizeof t), KILN_OK);
+  kiln_gpu_buffer *binds[2] = {out, table};
+  KT_CODE(kiln_gpu_job_dispatch(job, k, binds, NULL, 1, 1, 1), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, out, 0, 64 * 4, NULL), KILN_OK);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  void *v;
+  TG_OK(f, &v);
+  for (uint32_t i = 0; i < 64; i++) KT_EQ(((uint32_t *)v)[i], 4000u * ((i * 7u) % 64u) + 60u);
+  kiln_future_release(f);
+  KT_CODE(kiln_gpu_buffer_create(dev, 100, &odd), KILN_OK); /* 6.25 texels */
+  binds[1] = odd;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, k, binds, NULL, 1, 1, 1), KILN_EINVAL);
+  kiln_gpu_job_discard(job);
+  kiln_gpu_buffer_destroy(odd);
+  kiln_gpu_buffer_destroy(table);
+  kiln_gpu_buffer_destroy(out);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}

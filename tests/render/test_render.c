@@ -255,7 +255,7 @@ static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_futu
   rc.scene_memory = m;
   kiln_renderer *keep = c->r;
   if (kiln_render_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
-  *where = kiln__render_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM);
+  *where = kiln__render_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
   kiln_frame_config fc;
   kiln_frame_config_default(c->r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6;
@@ -266,10 +266,11 @@ static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_futu
 }
 
 /* The Cornell box fits the shader's shared copy: read from storage buffers, from the
- * workgroup-shared copy, from the uniform buffer and automatically (on lavapipe, a CPU device:
- * the uniform buffer), the same bits, colour and AOVs. With 400 unused materials more it fits
- * only the uniform buffer (the shared mode falls back to the storage buffers), with 1500 neither:
- * the same bits again. */
+ * workgroup-shared copy, from the uniform buffer, through texel fetches (with the uniform buffer)
+ * and automatically (on lavapipe, a CPU device: texel fetches), the same bits, colour and AOVs.
+ * With 400 unused materials more it fits only the uniform buffer (the shared mode falls back to
+ * the storage buffers), with 1500 neither (texel fetches with the storage buffers): the same bits
+ * again. */
 TEST(scene_memory_paths) {
   char *path = repo_path("examples/cornell/scene.json");
   kiln_scene *scene;
@@ -287,14 +288,14 @@ TEST(scene_memory_paths) {
   KT_CODE(kiln_render_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
   KT_TRUE(c.r == NULL);
   static const kiln_render_scene_memory modes[] = {KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
-                                                   KILN_RENDER_SCENE_AUTO};
+                                                   KILN_RENDER_SCENE_TEXEL, KILN_RENDER_SCENE_AUTO};
   kiln_future *f0, *f;
   uint32_t where;
   const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0, &where);
   KT_TRUE(ref != NULL);
   KT_EQ(where, 0);
   const kiln_gpu_device_info *info = kiln_gpu_device_info_of(c.dev);
-  const uint32_t U = KILN__RF_SHARED | KILN__RF_UNIFORM, S = KILN__RF_SHARED;
+  const uint32_t U = KILN__RF_SHARED | KILN__RF_UNIFORM, S = KILN__RF_SHARED, T = KILN__RF_TEXEL;
   size_t n = 24 * 20;
   kiln__scene *sd = &scene->data;
   for (int round = 0; round < 3; round++) {
@@ -312,8 +313,11 @@ TEST(scene_memory_paths) {
       uint32_t expect = 0;
       if (modes[i] == KILN_RENDER_SCENE_SHARED) expect = round == 0 ? S : 0;
       if (modes[i] == KILN_RENDER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
-      if (modes[i] == KILN_RENDER_SCENE_AUTO)
-        expect = info->type == KILN_GPU_TYPE_CPU && uniform_fits ? U : round == 0 ? S : 0;
+      if (modes[i] == KILN_RENDER_SCENE_TEXEL || (modes[i] == KILN_RENDER_SCENE_AUTO &&
+                                                  info->type == KILN_GPU_TYPE_CPU))
+        expect = T | (uniform_fits ? U : 0); /* lavapipe: 2^27 texels */
+      else if (modes[i] == KILN_RENDER_SCENE_AUTO)
+        expect = round == 0 ? S : 0;
       KT_EQ(where, expect);
       kiln_future_release(f);
     }

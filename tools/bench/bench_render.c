@@ -40,10 +40,12 @@ static int cmp_double(const void *a, const void *b) {
 
 /* The 256x256 frame with the scene read from each kind of memory, interleaved. */
 static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int spp) {
-  enum { MODES = 3, REPS = 3 };
+  enum { MODES = 4, REPS = 3 };
   static const kiln_render_scene_memory mode[MODES] = {
-      KILN_RENDER_SCENE_STORAGE, KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM};
-  static const char *const name[MODES] = {"storage buffers", "shared memory", "uniform buffer"};
+      KILN_RENDER_SCENE_STORAGE, KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
+      KILN_RENDER_SCENE_TEXEL};
+  static const char *const name[MODES] = {"storage buffers", "shared memory", "uniform buffer",
+                                          "texel buffers"};
   kiln_renderer *r[MODES];
   double wall[MODES][REPS + 1], cpu[MODES][REPS + 1];
   for (int m = 0; m < MODES; m++) {
