@@ -21,7 +21,8 @@ enum { NBUF = KILN__RB_COUNT, PUSH_SIZE = 112 };
 typedef struct dev_slot {
   kiln_gpu_device *dev;
   kiln_gpu_kernel *kernel;
-  kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM and AOV */
+  kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM, AOV (per frame), TNODES
+                                 and TPRIMS (NODES, PRIMS or SCENE again, bound at each submit) */
   uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
   uint32_t features;          /* its kernel's KILN__RF_* */
 } dev_slot;
@@ -189,7 +190,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
     static const uint8_t zeros[16];
     for (int k = 0; k < NBUF && !rc; k++) {
-      if (!p.data[k]) continue; /* per-frame buffers */
+      if (!p.data[k]) continue; /* per-frame buffers; TNODES and TPRIMS, bound at submit */
       /* SCENE is read only where the kernel reads the uniform buffer; elsewhere 16 bytes (its
        * block is then one uvec4), within any device's maxUniformBufferRange */
       bool dummy = k == KILN__RB_SCENE && !(features & KILN__RF_UNIFORM);

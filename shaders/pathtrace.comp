@@ -20,7 +20,8 @@
 // 0 BVH nodes, 1 leaf primitive records, 2 triangles, 3 spheres, 4 materials, 5 lights, 6 globals, 7 accum (vec4 per
 // pixel: colour sum), 8 aov (3 vec4 per pixel: depth+normal, albedo+object id, instance id),
 // 9 triangle attributes (normals, uv), 10 texture info, 11 texels, 12 environment distribution;
-// 13 (a uniform buffer, std140) the scene of a small scene as the shared copy holds it.
+// 13 (a uniform buffer, std140) the scene of a small scene as the shared copy holds it; 14, 15
+// (uniform texel buffers, RGBA32UI) the nodes and leaf records again (see SCENE_TEXEL).
 // Push constants: the camera and the tile / pass (see Push).
 // Costs on lavapipe (Mesa 22), the CPU device, shape what follows: each storage-buffer load is a
 // loop over the 8 SIMD lanes, and both sides of every branch run under a mask (docs/PERFORMANCE.md).

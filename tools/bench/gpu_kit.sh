@@ -16,7 +16,7 @@
 # copy's. The device call, from the repository root (.gpukit is ignored, so carry it):
 #   run(command="tools/bench/gpu_kit.sh run", carry=[".gpukit"], timeout_s=540)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd -P)
 build=build-gpukit
 kit=.gpukit
 
