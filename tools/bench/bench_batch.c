@@ -27,21 +27,8 @@
 #include <stb_image_write.h>
 
 #include "encode.h"
+#include "bench_clock.h"
 #include "kiln/batch.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds of the whole process (every thread, lavapipe's included). */
-static double cpu_now(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
-         (double)ru.ru_stime.tv_usec * 1e-6;
-}
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "kiln-bench-batch: %s: %s\n", what, kiln_strerror(rc));
@@ -206,11 +193,6 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
   rm_rf(dir);
   free(dir);
   return t;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 static void write_mem(void *ctx, void *data, int size) {
