@@ -175,6 +175,9 @@ void kiln__alloc_fini(kiln_gpu_device *dev, kiln__alloc *a);
 /* Staging: size bytes, aligned for copies, mapped. KILN_ENOMEM / KILN_EVULKAN. */
 int kiln__staging_get(kiln_gpu_device *dev, VkDeviceSize size, kiln__suballoc *out);
 void kiln__staging_put(kiln_gpu_device *dev, kiln__suballoc *s);
+/* Makes buf's texel view if it has none: 0, KILN_EINVAL (size no whole number of 16-byte texels,
+ * or beyond maxTexelBufferElements), or vkCreateBufferView's error. Any thread. */
+int kiln__buffer_texel_view(struct kiln_gpu_buffer *buf);
 static inline void *kiln__staging_ptr(const kiln__suballoc *s) {
   return (char *)s->block->map + s->offset;
 }
@@ -184,9 +187,9 @@ struct kiln_gpu_buffer {
   VkBuffer buffer;
   uint64_t size;
   kiln__suballoc mem;
-  VkBufferView view;  /* RGBA32_UINT texels over the whole buffer, for uniform texel buffer
-                         bindings; VK_NULL_HANDLE when the size is no multiple of 16 or beyond
-                         maxTexelBufferElements */
+  VkBufferView view;  /* RGBA32_UINT texels over the whole buffer, made by the first dispatch
+                         that binds it as a uniform texel buffer (kiln__buffer_texel_view, under
+                         dev->mu); VK_NULL_HANDLE until then */
   struct kiln_gpu_buffer *prev, *next;  /* dev->buffers, under dev->mu */
 };
 

@@ -71,9 +71,12 @@ int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer
     return job_error(job, KILN_EINVAL);
   for (uint32_t i = 0; i < k->buffers; i++)
     if (!buffers[i] || buffers[i]->dev != job->dev ||
-        ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range) ||
-        ((k->texel >> i & 1u) && !buffers[i]->view))
+        ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range))
       return job_error(job, KILN_EINVAL);
+  for (uint32_t i = 0; i < k->buffers; i++) {
+    int rc = k->texel >> i & 1u ? kiln__buffer_texel_view(buffers[i]) : 0;
+    if (rc) return job_error(job, rc);
+  }
   kiln__cmd *c = push_cmd(job, KILN__CMD_DISPATCH);
   if (!c) return KILN_ENOMEM;
   c->kernel = k;

@@ -277,21 +277,7 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
                                  buf->mem.offset);
     if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkBindBufferMemory");
   }
-  if (!rc && size % 16 == 0 && size / 16 <= dev->max_texels) {
-    /* R32G32B32A32_UINT must support uniform texel buffers on every device (Vulkan's required
-     * format features). Only texel bindings need the view: without one the buffer still serves
-     * every other binding, and a texel binding of it is refused at dispatch. */
-    VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
-                                  .buffer = buf->buffer,
-                                  .format = VK_FORMAT_R32G32B32A32_UINT,
-                                  .range = VK_WHOLE_SIZE};
-    VkBufferView v = VK_NULL_HANDLE;
-    r = dev->vk.CreateBufferView(dev->device, &vci, NULL, &v);
-    if (r == VK_SUCCESS) buf->view = v;
-    else kiln__log(dev->gpu, KILN_GPU_LOG_WARN, "vkCreateBufferView: %d; no texel view", (int)r);
-  }
   if (rc) {
-    if (buf->view) dev->vk.DestroyBufferView(dev->device, buf->view, NULL);
     alloc_give(dev, &dev->device_mem, &buf->mem);
     dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
     free(buf);
@@ -318,6 +304,27 @@ void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf) {
   dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
   alloc_give(dev, &dev->device_mem, &buf->mem);
   free(buf);
+}
+
+int kiln__buffer_texel_view(kiln_gpu_buffer *buf) {
+  kiln_gpu_device *dev = buf->dev;
+  if (buf->size % 16 || buf->size / 16 > dev->max_texels) return KILN_EINVAL;
+  int rc = 0;
+  pthread_mutex_lock(&dev->mu);
+  if (!buf->view) {
+    /* R32G32B32A32_UINT must support uniform texel buffers on every device (Vulkan's required
+     * format features) */
+    VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                  .buffer = buf->buffer,
+                                  .format = VK_FORMAT_R32G32B32A32_UINT,
+                                  .range = VK_WHOLE_SIZE};
+    VkBufferView v = VK_NULL_HANDLE;
+    VkResult r = dev->vk.CreateBufferView(dev->device, &vci, NULL, &v);
+    if (r == VK_SUCCESS) buf->view = v;
+    else rc = vk_error(dev->gpu, r, "vkCreateBufferView");
+  }
+  pthread_mutex_unlock(&dev->mu);
+  return rc;
 }
 
 uint64_t kiln_gpu_buffer_size(const kiln_gpu_buffer *buf) { return buf->size; }

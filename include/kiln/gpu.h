@@ -230,9 +230,10 @@ int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
 /* ---- buffers ------------------------------------------------------------------------------- */
 
 /* Creates a device-local buffer of size bytes (> 0), bindable as a storage, uniform or (when size
- * is a whole number of 16-byte RGBA32UI texels, at most maxTexelBufferElements) uniform texel
- * buffer (kiln_gpu_kernel_config), sub-allocated from the device's memory blocks (a new block is
- * allocated only when none has room; a buffer larger than a block gets its own). Its contents are undefined until written. KILN_EINVAL, KILN_ENOMEM,
+ * is a whole number of 16-byte RGBA32UI texels, at most maxTexelBufferElements; its view is made
+ * by the first such dispatch) uniform texel buffer (kiln_gpu_kernel_config), sub-allocated from
+ * the device's memory blocks (a new block is allocated only when none has room; a buffer larger
+ * than a block gets its own). Its contents are undefined until written. KILN_EINVAL, KILN_ENOMEM,
  * KILN_ESHUTDOWN (device closing), KILN_EDEVICE_LOST, KILN_EVULKAN. */
 int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer **out);
 
