@@ -20,3 +20,8 @@ const char *kiln_err_name(int code) {
   default: return "KILN_UNKNOWN";
   }
 }
+
+int kiln_version(const char **str) {
+  if (str) *str = KILN_VERSION_STRING;
+  return KILN_VERSION_NUMBER;
+}

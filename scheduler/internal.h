@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base.h"
 #include "deque.h"
 #include "kiln/sched.h"
 
@@ -90,10 +91,6 @@ typedef struct kiln__tls {
 } kiln__tls;
 extern _Thread_local kiln__tls kiln__self;
 
-/* time */
-double kiln__now(void);
-int kiln__deadline(double timeout, double *deadline); /* EINVAL on NaN; negative -> +inf */
-void kiln__abs_timespec(double deadline, struct timespec *ts);
 
 /* waiter */
 void kiln__waiter_init(kiln__waiter *w);

@@ -24,6 +24,7 @@
 #include "kiln/render.h"
 #include "kiln/scene.h"
 #include "kiln/sched.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,9 +43,9 @@ enum {
 
 /* Parses a comma-separated list of pass names ("depth,normal") into a bit set (color is always
  * added). 0, or KILN_EPARSE with msg naming the unknown pass. */
-int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap);
+KILN_API int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap);
 /* "color", "depth", ... for one bit; NULL for anything else. */
-const char *kiln_pass_name(unsigned pass);
+KILN_API const char *kiln_pass_name(unsigned pass);
 
 /* Formats. Colour goes in the format named; the other passes go where they keep their meaning:
  *   png, png16, jpg  depth: 16-bit PNG in millimetres (0 = background, saturating at 65.535 m);
@@ -62,8 +63,8 @@ typedef enum {
 } kiln_format;
 
 /* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE. */
-int kiln_format_parse(const char *name, kiln_format *out);
-const char *kiln_format_name(kiln_format f);
+KILN_API int kiln_format_parse(const char *name, kiln_format *out);
+KILN_API const char *kiln_format_name(kiln_format f);
 
 typedef struct kiln_job kiln_job;
 
@@ -77,20 +78,20 @@ typedef struct kiln_job_options {
  * scene, validating everything. 0 and *out, or KILN_EINVAL, KILN_EIO, KILN_EPARSE, KILN_ENOMEM
  * with err filled as by kiln_scene_load (file, line, column, JSON path, message; for a list line,
  * that line). opt may be NULL. */
-int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err,
+KILN_API int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err,
                   kiln_job **out);
 
 /* The job's scene, as loaded (no per-frame overrides). Borrowed: valid until kiln_job_destroy. */
-const kiln_scene *kiln_job_scene(const kiln_job *job);
+KILN_API const kiln_scene *kiln_job_scene(const kiln_job *job);
 
 /* Job-level settings (defaults in brackets): the output template ["{frame:05d}_{pass}.{ext}"],
  * the passes [color], the format [png]. */
-const char *kiln_job_output(const kiln_job *job);
-unsigned kiln_job_passes(const kiln_job *job);
-kiln_format kiln_job_format(const kiln_job *job);
+KILN_API const char *kiln_job_output(const kiln_job *job);
+KILN_API unsigned kiln_job_passes(const kiln_job *job);
+KILN_API kiln_format kiln_job_format(const kiln_job *job);
 
 /* The number of frames in the job (before any selection). */
-uint64_t kiln_job_count(const kiln_job *job);
+KILN_API uint64_t kiln_job_count(const kiln_job *job);
 
 /* One frame of a job, expanded. */
 typedef struct kiln_job_frame {
@@ -108,20 +109,20 @@ typedef struct kiln_job_frame {
 /* Expands the next frame into *fr (which kiln_job_frame_clear must release before reuse).
  * 0, or KILN_EEOF after the last frame, or an error (KILN_EIO reading a list, KILN_ENOMEM) with
  * err filled. Frames come in job order. Not thread-safe for one job: one caller at a time. */
-int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err);
+KILN_API int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err);
 
 /* Starts the frames again from the first. */
-int kiln_job_rewind(kiln_job *job);
+KILN_API int kiln_job_rewind(kiln_job *job);
 
-void kiln_job_frame_clear(kiln_job_frame *fr);
+KILN_API void kiln_job_frame_clear(kiln_job_frame *fr);
 
 /* The scene of frame fr: the job's scene with fr->scene_patch applied, loaded anew (BVH and upload
  * are then per frame). *out NULL with 0 when the frame has no patch (use kiln_job_scene). Errors as
  * kiln_scene_load's, err naming fr->where and the JSON path. Thread-safe (any number at once). */
-int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err,
+KILN_API int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err,
                          kiln_scene **out);
 
-void kiln_job_destroy(kiln_job *job);
+KILN_API void kiln_job_destroy(kiln_job *job);
 
 /* ---- the batch -------------------------------------------------------------------------------- */
 
@@ -167,7 +168,7 @@ typedef struct kiln_batch_config {
   void *progress_arg;
 } kiln_batch_config;
 
-void kiln_batch_config_default(kiln_batch_config *cfg);
+KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
 
 /* Seconds spent in each stage, summed over frames (so they can exceed the wall time). */
 typedef struct kiln_batch_summary {
@@ -185,7 +186,7 @@ typedef struct kiln_batch_summary {
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).
  * 0, KILN_EINVAL (no pool or device, bad step or size, or a template that would give two passes or
  * two frames one file, or a file the wrong extension), KILN_ENOMEM. msg says why. */
-int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
+KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
                       size_t msgcap);
 
 /* Renders the batch; returns when every issued frame has finished. 0 when every selected frame
@@ -195,13 +196,13 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
  * scene cannot be uploaded. *sum is filled in every case. A frame whose files would be those of an
  * earlier frame of the run (two list images with one name) fails. A frame lost with its device is
  * issued again on another device, up to twice. Blocking; call it from outside the pool. */
-int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap);
+KILN_API int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap);
 
 /* Stops issuing frames; frames in flight finish (and are written). Async-signal-safe: a SIGINT
  * handler may call it. Any thread. */
-void kiln_batch_stop(kiln_batch *b);
+KILN_API void kiln_batch_stop(kiln_batch *b);
 
-void kiln_batch_destroy(kiln_batch *b);
+KILN_API void kiln_batch_destroy(kiln_batch *b);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #ifndef KILN_ERROR_H
 #define KILN_ERROR_H
 
+#include "kiln/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,10 +39,10 @@ enum {
 
 /* The message of a code; "unknown error" for a code that is not in the table.
  * The string is static: never free it. Thread-safe. */
-const char *kiln_strerror(int code);
+KILN_API const char *kiln_strerror(int code);
 
 /* The symbolic name of a code ("KILN_ETIMEDOUT"); "KILN_UNKNOWN" if not in the table. */
-const char *kiln_err_name(int code);
+KILN_API const char *kiln_err_name(int code);
 
 #ifdef __cplusplus
 }

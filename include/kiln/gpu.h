@@ -44,6 +44,7 @@
 
 #include "kiln/error.h"
 #include "kiln/sched.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,7 +84,7 @@ typedef struct kiln_gpu_config {
 } kiln_gpu_config;
 
 /* Fills *cfg with the defaults. */
-void kiln_gpu_config_default(kiln_gpu_config *cfg);
+KILN_API void kiln_gpu_config_default(kiln_gpu_config *cfg);
 
 /* Loads Vulkan, creates a headless instance (no surface extensions) and lists the physical
  * devices. cfg NULL means the defaults. *out is NULL on failure.
@@ -91,14 +92,14 @@ void kiln_gpu_config_default(kiln_gpu_config *cfg);
  * (install mesa-vulkan-drivers for the CPU device), instance below Vulkan 1.2, or validation asked
  * for and not installed. KILN_EVULKAN: another Vulkan failure (logged with call, file and line).
  * KILN_ENOMEM. Blocks while the driver starts (milliseconds); fine inside a pool task. */
-int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out);
+KILN_API int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out);
 
 /* Destroys the instance. Every device opened on it must be closed first. NULL is a no-op. */
-void kiln_gpu_destroy(kiln_gpu *gpu);
+KILN_API void kiln_gpu_destroy(kiln_gpu *gpu);
 
 /* Number of warnings and errors the validation layer reported so far (0 when validation is off).
  * Tests assert that it is 0 before kiln_gpu_destroy. */
-uint64_t kiln_gpu_validation_messages(kiln_gpu *gpu);
+KILN_API uint64_t kiln_gpu_validation_messages(kiln_gpu *gpu);
 
 /* ---- physical devices ---------------------------------------------------------------------- */
 
@@ -111,7 +112,7 @@ typedef enum {
 } kiln_gpu_type;
 
 /* "other", "integrated", "discrete", "virtual", "cpu"; "unknown" otherwise. Static string. */
-const char *kiln_gpu_type_name(kiln_gpu_type type);
+KILN_API const char *kiln_gpu_type_name(kiln_gpu_type type);
 
 enum { KILN_GPU_MAX_FAMILIES = 16, KILN_GPU_MAX_HEAPS = 16 };
 
@@ -147,14 +148,14 @@ typedef struct kiln_gpu_device_info {
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */
-uint32_t kiln_gpu_device_count(const kiln_gpu *gpu);
+KILN_API uint32_t kiln_gpu_device_count(const kiln_gpu *gpu);
 
 /* Copies the description of device `index` into *out. KILN_EINVAL if index is out of range. */
-int kiln_gpu_device_info_get(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out);
+KILN_API int kiln_gpu_device_info_get(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out);
 
 /* Writes "MAJOR.MINOR.PATCH" of a Vulkan API version into buf (always NUL-terminated); returns
  * buf. */
-char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t size);
+KILN_API char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t size);
 
 /* Chooses devices. spec is a comma-separated list of:
  *   NULL, "" or "auto"  the best usable device: discrete, then integrated, virtual, other, and
@@ -166,7 +167,7 @@ char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t size);
  * Writes up to cap distinct indices to indices[] in order of preference and their number to *n.
  * KILN_EINVAL when the spec is malformed or matches no usable device (logged at ERROR with the
  * list of devices), or when it matches more than cap. */
-int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap, size_t *n);
+KILN_API int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap, size_t *n);
 
 /* ---- devices ------------------------------------------------------------------------------- */
 
@@ -183,13 +184,13 @@ typedef struct kiln_gpu_device_config {
 } kiln_gpu_device_config;
 
 /* Fills *cfg with the defaults. */
-void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg);
+KILN_API void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg);
 
 /* Opens physical device `index` (see kiln_gpu_select) as a new VkDevice with every compute queue
  * as a lane, and starts its completion thread. cfg NULL means the defaults. *out NULL on failure.
  * KILN_EINVAL: index out of range; KILN_EUNSUPPORTED: the device is not usable (logged);
  * KILN_EVULKAN, KILN_ENOMEM. Opening the CPU device logs a note at INFO. */
-int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
+KILN_API int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
                          kiln_gpu_device **out);
 
 /* Waits for every job of the device to finish (also jobs still waiting for dependencies: cancel
@@ -198,13 +199,13 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
  * are freed with a warning in the log). Must not be called from the device's own completion
  * thread (its done-callbacks). From inside a pool task it blocks the worker (it does not run
  * other tasks). NULL is a no-op. */
-void kiln_gpu_device_close(kiln_gpu_device *dev);
+KILN_API void kiln_gpu_device_close(kiln_gpu_device *dev);
 
 /* The description of the device's physical device (borrowed, valid until close). */
-const kiln_gpu_device_info *kiln_gpu_device_info_of(const kiln_gpu_device *dev);
+KILN_API const kiln_gpu_device_info *kiln_gpu_device_info_of(const kiln_gpu_device *dev);
 
 /* True once the device is lost (see Faults above). */
-bool kiln_gpu_device_lost(kiln_gpu_device *dev);
+KILN_API bool kiln_gpu_device_lost(kiln_gpu_device *dev);
 
 typedef struct kiln_gpu_device_stats {
   uint32_t lanes;            /* queues in use */
@@ -221,11 +222,11 @@ typedef struct kiln_gpu_device_stats {
 } kiln_gpu_device_stats;
 
 /* A snapshot of the device's counters. */
-void kiln_gpu_device_stats_get(kiln_gpu_device *dev, kiln_gpu_device_stats *out);
+KILN_API void kiln_gpu_device_stats_get(kiln_gpu_device *dev, kiln_gpu_device_stats *out);
 
 /* Among devs[0..n), the index of the device that is not lost and has the fewest jobs in flight
  * (the first on ties), or -1 when all are lost. For spreading work over several devices. */
-int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
+KILN_API int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
 
 /* ---- buffers ------------------------------------------------------------------------------- */
 
@@ -235,14 +236,14 @@ int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
  * the device's memory blocks (a new block is allocated only when none has room; a buffer larger
  * than a block gets its own). Its contents are undefined until written. KILN_EINVAL, KILN_ENOMEM,
  * KILN_ESHUTDOWN (device closing), KILN_EDEVICE_LOST, KILN_EVULKAN. */
-int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer **out);
+KILN_API int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer **out);
 
 /* Frees the buffer. The caller must make sure no job that uses it is still pending (wait for
  * their futures). NULL is a no-op. */
-void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf);
+KILN_API void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf);
 
-uint64_t kiln_gpu_buffer_size(const kiln_gpu_buffer *buf);
-kiln_gpu_device *kiln_gpu_buffer_device(const kiln_gpu_buffer *buf);  /* borrowed */
+KILN_API uint64_t kiln_gpu_buffer_size(const kiln_gpu_buffer *buf);
+KILN_API kiln_gpu_device *kiln_gpu_buffer_device(const kiln_gpu_buffer *buf);  /* borrowed */
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 
@@ -267,17 +268,17 @@ typedef struct kiln_gpu_kernel_config {
                                 maxTexelBufferElements texels. Default 0 */
 } kiln_gpu_kernel_config;
 
-void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);
+KILN_API void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);
 
 /* Creates a compute pipeline on dev (through the device's pipeline cache). KILN_EINVAL for a bad
  * config or an unknown builtin name (logged), KILN_EVULKAN when the driver rejects the SPIR-V
  * (logged), KILN_ENOMEM, KILN_ESHUTDOWN, KILN_EDEVICE_LOST. Blocks while the driver compiles
  * (lavapipe: tens of milliseconds). */
-int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *cfg,
+KILN_API int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *cfg,
                            kiln_gpu_kernel **out);
 
 /* Frees the kernel; no pending job may use it. NULL is a no-op. */
-void kiln_gpu_kernel_destroy(kiln_gpu_kernel *k);
+KILN_API void kiln_gpu_kernel_destroy(kiln_gpu_kernel *k);
 
 /* Compiles a GLSL compute shader to SPIR-V (Vulkan 1.2, SPIR-V 1.5) with glslang's C API.
  * name labels messages (NULL: "shader"). On success *words is malloc'd SPIR-V (free() it) and
@@ -286,15 +287,15 @@ void kiln_gpu_kernel_destroy(kiln_gpu_kernel *k);
  * NULL. *message is malloc'd (free() it); message may be NULL. KILN_EINVAL (source NULL),
  * KILN_ENOMEM. Needs no kiln_gpu; any thread; blocks while compiling (milliseconds), fine inside
  * a pool task. */
-int kiln_gpu_compile_glsl(const char *source, const char *name, uint32_t **words, size_t *size,
+KILN_API int kiln_gpu_compile_glsl(const char *source, const char *name, uint32_t **words, size_t *size,
                           char **message);
 
 /* Names of the embedded shaders: *n of them, static strings. */
-const char *const *kiln_gpu_builtin_names(size_t *n);
+KILN_API const char *const *kiln_gpu_builtin_names(size_t *n);
 
 /* The SPIR-V of embedded shader `name`: *words (static, never freed) and *size in bytes.
  * KILN_EINVAL for an unknown name. */
-int kiln_gpu_builtin_spirv(const char *name, const uint32_t **words, size_t *size);
+KILN_API int kiln_gpu_builtin_spirv(const char *name, const uint32_t **words, size_t *size);
 
 /* ---- jobs ---------------------------------------------------------------------------------- */
 
@@ -302,37 +303,37 @@ int kiln_gpu_builtin_spirv(const char *name, const uint32_t **words, size_t *siz
  * kiln_gpu_job_discard(). Commands run in the order added, each after the previous one has
  * finished writing (a full memory barrier between commands). A job is used by one thread at a
  * time. KILN_ESHUTDOWN (device closing), KILN_EDEVICE_LOST, KILN_ENOMEM. */
-int kiln_gpu_job_create(kiln_gpu_device *dev, kiln_gpu_job **out);
+KILN_API int kiln_gpu_job_create(kiln_gpu_device *dev, kiln_gpu_job **out);
 
 /* Adds a dispatch of k over groups_x * groups_y * groups_z workgroups with buffers[0..k's buffer
  * count) bound in order and k's push constants read from push (copied now; may be NULL when the
  * kernel has none). Buffers are borrowed: they must live until the job's future is done.
  * KILN_EINVAL: a buffer or the kernel belongs to another device, or a group count is 0. */
-int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers,
+KILN_API int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers,
                           const void *push, uint32_t groups_x, uint32_t groups_y,
                           uint32_t groups_z);
 
 /* Adds a copy of size bytes between buffers of the job's device. KILN_EINVAL out of range. */
-int kiln_gpu_job_copy(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t src_offset,
+KILN_API int kiln_gpu_job_copy(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t src_offset,
                       kiln_gpu_buffer *dst, uint64_t dst_offset, uint64_t size);
 
 /* Adds a write of data[0..size) into dst at offset. data is copied into host-visible staging
  * memory now, so the caller may reuse it at once. KILN_EINVAL out of range, KILN_ENOMEM. */
-int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
+KILN_API int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
                         const void *data, uint64_t size);
 
 /* Like kiln_gpu_job_upload, but data is read when the job is launched, after its dependencies
  * have succeeded (a CPU task that produces the data can be one of them). data is borrowed: it
  * must stay valid and unchanged from the job's launch until its future is done (or until the
  * future is cancelled or fails). */
-int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
+KILN_API int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
                                  const void *data, uint64_t size);
 
 /* Adds a read of src[offset, offset+size). When the job completes, the bytes are copied to dst if
  * dst is not NULL (dst must stay valid until the future is done), else into memory the job's
  * future owns and returns as its value (kiln_future_result; freed with the future). At most one
  * download with dst NULL per job (else KILN_EINVAL). */
-int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
+KILN_API int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
                           uint64_t size, void *dst);
 
 /* Submits the job once every future in deps[0..ndeps) has succeeded (at once when ndeps is 0).
@@ -345,21 +346,21 @@ int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offs
  * most 10 s) until the device's queues have stopped, so that no failed future's work still runs.
  * Returns 0 once *out exists (every later failure is reported through the future), or
  * KILN_ENOMEM when no future could be made (the job is discarded). */
-int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndeps,
+KILN_API int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndeps,
                         kiln_future **out);
 
 /* Frees a job that will not be submitted. NULL is a no-op. */
-void kiln_gpu_job_discard(kiln_gpu_job *job);
+KILN_API void kiln_gpu_job_discard(kiln_gpu_job *job);
 
 /* ---- one-command conveniences: each is create + one command + submit --------------------- */
 
-int kiln_gpu_dispatch(kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers, const void *push,
+KILN_API int kiln_gpu_dispatch(kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers, const void *push,
                       uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
                       kiln_future *const *deps, size_t ndeps, kiln_future **out);
-int kiln_gpu_upload(kiln_gpu_buffer *dst, uint64_t offset, const void *data, uint64_t size,
+KILN_API int kiln_gpu_upload(kiln_gpu_buffer *dst, uint64_t offset, const void *data, uint64_t size,
                     kiln_future *const *deps, size_t ndeps, kiln_future **out);
 /* The future's value is the bytes read (owned by the future). */
-int kiln_gpu_download(kiln_gpu_buffer *src, uint64_t offset, uint64_t size,
+KILN_API int kiln_gpu_download(kiln_gpu_buffer *src, uint64_t offset, uint64_t size,
                       kiln_future *const *deps, size_t ndeps, kiln_future **out);
 
 #ifdef __cplusplus

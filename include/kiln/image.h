@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "kiln/error.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,10 +20,10 @@ extern "C" {
 
 typedef struct kiln_image kiln_image;
 
-int32_t kiln_image_width(const kiln_image *img);
-int32_t kiln_image_height(const kiln_image *img);
+KILN_API int32_t kiln_image_width(const kiln_image *img);
+KILN_API int32_t kiln_image_height(const kiln_image *img);
 /* Samples per pixel the colour averages. */
-uint32_t kiln_image_spp(const kiln_image *img);
+KILN_API uint32_t kiln_image_spp(const kiln_image *img);
 
 /* Borrowed pointers into img (valid as long as img):
  * color:    3 floats per pixel, linear RGB radiance (the mean of the samples).
@@ -35,24 +36,24 @@ uint32_t kiln_image_spp(const kiln_image *img);
  *           texture (linear, bilinearly filtered at the hit's uv) when it has one; 0 for
  *           background.
  * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background. */
-const float *kiln_image_color(const kiln_image *img);
-const float *kiln_image_depth(const kiln_image *img);
-const float *kiln_image_normal(const kiln_image *img);
-const float *kiln_image_albedo(const kiln_image *img);
-const uint32_t *kiln_image_object_id(const kiln_image *img);
-const uint32_t *kiln_image_instance_id(const kiln_image *img);
+KILN_API const float *kiln_image_color(const kiln_image *img);
+KILN_API const float *kiln_image_depth(const kiln_image *img);
+KILN_API const float *kiln_image_normal(const kiln_image *img);
+KILN_API const float *kiln_image_albedo(const kiln_image *img);
+KILN_API const uint32_t *kiln_image_object_id(const kiln_image *img);
+KILN_API const uint32_t *kiln_image_instance_id(const kiln_image *img);
 
 /* Frees an image the caller owns (never one owned by a future). NULL is a no-op. */
-void kiln_image_destroy(kiln_image *img);
+KILN_API void kiln_image_destroy(kiln_image *img);
 
 /* Writes the colour as a little-endian PFM (float RGB, "PF", scale -1, rows bottom to top as the
  * format says), atomically (temporary file, then rename). 0, KILN_EIO, KILN_ENOMEM. Any thread;
  * blocking file I/O (fine in a task). */
-int kiln_image_write_pfm(const kiln_image *img, const char *path);
+KILN_API int kiln_image_write_pfm(const kiln_image *img, const char *path);
 
 /* Writes the colour as an 8-bit sRGB PNG: scaled by 2^exposure, tone-mapped (filmic) or clamped,
  * then the sRGB curve; atomically. 0, KILN_EIO, KILN_ENOMEM. Any thread; blocking file I/O. */
-int kiln_image_write_png(const kiln_image *img, const char *path, float exposure, bool filmic);
+KILN_API int kiln_image_write_png(const kiln_image *img, const char *path, float exposure, bool filmic);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include "kiln/gpu.h"
 #include "kiln/image.h"
 #include "kiln/sched.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,7 +58,7 @@ typedef struct kiln_render_config {
   kiln_render_scene_memory scene_memory; /* default KILN_RENDER_SCENE_AUTO */
 } kiln_render_config;
 
-void kiln_render_config_default(kiln_render_config *cfg);
+KILN_API void kiln_render_config_default(kiln_render_config *cfg);
 
 /* Builds the scene's BVH and uploads the scene to each of devs[0..ndevs) (opened devices that
  * must outlive the renderer); waits for the uploads. The scene is borrowed for the call only.
@@ -65,7 +66,7 @@ void kiln_render_config_default(kiln_render_config *cfg);
  * limit), KILN_ENOMEM, or an upload's error (the
  * engine's code, e.g. KILN_EVULKAN); *out NULL then. Blocking; from a task of cfg->pool it
  * helps run the BVH chunks. Any thread. */
-int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+KILN_API int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
                        const kiln_render_config *cfg, kiln_renderer **out);
 
 /* A camera (overrides the scene's for one frame). */
@@ -90,17 +91,17 @@ typedef struct kiln_frame_config {
 } kiln_frame_config;
 
 /* Defaults for renderer r (its scene's seed). */
-void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
+KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
 
 /* Submits one frame and returns at once. *out succeeds with a kiln_image * owned by the future
  * (freed with its last reference), or fails with the GPU job's error. 0, KILN_EINVAL (bad
  * config), KILN_ENOMEM, or a buffer-creation error. Any thread, any number of frames at once;
  * never blocks. */
-int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+KILN_API int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
 
 /* Frees the renderer's device buffers and kernels. Every frame future must be done (waited for)
  * first; the images stay valid. NULL is a no-op. */
-void kiln_render_destroy(kiln_renderer *r);
+KILN_API void kiln_render_destroy(kiln_renderer *r);
 
 #ifdef __cplusplus
 }

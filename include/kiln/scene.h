@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kiln/error.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,7 +48,7 @@ typedef struct kiln_scene_error {
  *   KILN_ENOMEM  out of memory
  * and *out = NULL. err may be NULL; otherwise it is filled as above (and zeroed on success).
  * Thread-safe: any number of loads may run at once. */
-int kiln_scene_load(const char *path, kiln_scene_error *err, kiln_scene **out);
+KILN_API int kiln_scene_load(const char *path, kiln_scene_error *err, kiln_scene **out);
 
 typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
 
@@ -55,18 +56,18 @@ typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
  * tasks of pool (kiln_map; pool NULL: as kiln_scene_load). Each file is read once however many
  * objects name it. Errors are the same, and reported in the same order, as kiln_scene_load's.
  * May be called from a task of pool (kiln_map then helps run the loads). */
-int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *err,
+KILN_API int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *err,
                          kiln_scene **out);
 
 /* As kiln_scene_load, for scene text held in memory (NUL-terminated). base_dir is the folder that
  * relative file names are relative to (NULL: the current directory); name_for_messages is what
  * err->file says for errors in json (NULL: "<string>"). */
-int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
+KILN_API int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
                            kiln_scene_error *err, kiln_scene **out);
 
 /* Formats err as "file:line:column: path: message" into buf (always NUL-terminated when size > 0;
  * parts that do not apply are left out). Returns buf. */
-char *kiln_scene_error_format(const kiln_scene_error *err, char *buf, size_t size);
+KILN_API char *kiln_scene_error_format(const kiln_scene_error *err, char *buf, size_t size);
 
 /* Read-only facts about a loaded scene (s must not be NULL). */
 typedef struct kiln_scene_info {
@@ -81,14 +82,14 @@ typedef struct kiln_scene_info {
   size_t nlight_triangles; /* triangles with an emissive material */
 } kiln_scene_info;
 
-void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info);
+KILN_API void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info);
 
 /* The name of object id (1-based), borrowed from s (valid until kiln_scene_destroy); NULL when id
  * is 0 or greater than nobjects. */
-const char *kiln_scene_object_name(const kiln_scene *s, uint32_t id);
+KILN_API const char *kiln_scene_object_name(const kiln_scene *s, uint32_t id);
 
 /* Frees the scene. NULL is a no-op. */
-void kiln_scene_destroy(kiln_scene *s);
+KILN_API void kiln_scene_destroy(kiln_scene *s);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "kiln/error.h"
+#include "kiln/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,14 +52,14 @@ typedef struct kiln_pool_config {
 } kiln_pool_config;
 
 /* Fills *cfg with the defaults. */
-void kiln_pool_config_default(kiln_pool_config *cfg);
+KILN_API void kiln_pool_config_default(kiln_pool_config *cfg);
 
 /* Creates a pool. cfg NULL means the defaults. Workers start lazily: one more each time work is
  * submitted while no worker is idle, never more than cfg->threads.
  * KILN_EINVAL when threads <= 0; KILN_ENOMEM. *out is NULL on failure.
  * Broken pools: if an initializer fails, the pool is broken: queued and later tasks fail with
  * KILN_EBROKEN and kiln_submit returns KILN_EBROKEN. */
-int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out);
+KILN_API int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out);
 
 /* Stops accepting work: later submissions return KILN_ESHUTDOWN. Tasks already submitted
  * (queued, waiting for dependencies, or running) still run, unless cancel_pending: then every
@@ -66,23 +67,23 @@ int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out);
  * With wait, returns once every accepted task is done and every worker has exited.
  * May be called again; later calls only add cancel_pending or waiting.
  * Called with wait from one of the pool's own tasks: KILN_ESTATE, nothing done. */
-int kiln_pool_shutdown(kiln_pool *p, bool wait, bool cancel_pending);
+KILN_API int kiln_pool_shutdown(kiln_pool *p, bool wait, bool cancel_pending);
 
 /* kiln_pool_shutdown(p, true, false), then frees the pool. Safe on a busy pool: it waits for the
  * submitted work. NULL is a no-op. Must not be called from the pool's own tasks. */
-void kiln_pool_destroy(kiln_pool *p);
+KILN_API void kiln_pool_destroy(kiln_pool *p);
 
 /* Number of workers the pool may run (cfg->threads). */
-int kiln_pool_threads(const kiln_pool *p);
+KILN_API int kiln_pool_threads(const kiln_pool *p);
 
 /* Number of worker threads started so far (<= kiln_pool_threads). */
-int kiln_pool_started_threads(kiln_pool *p);
+KILN_API int kiln_pool_started_threads(kiln_pool *p);
 
 /* The pool whose worker is the calling thread, or NULL outside any pool. Borrowed. */
-kiln_pool *kiln_pool_current(void);
+KILN_API kiln_pool *kiln_pool_current(void);
 
 /* The index 0..threads-1 of the calling worker, or -1 outside any pool. */
-int kiln_worker_index(void);
+KILN_API int kiln_worker_index(void);
 
 /* ---- submitting work ----------------------------------------------------------------------- */
 
@@ -90,27 +91,27 @@ int kiln_worker_index(void);
  * for the owner, stolen FIFO by others); from other threads through the pool's injection queue.
  * KILN_ESHUTDOWN after shutdown/close/terminate, KILN_EBROKEN on a broken pool, KILN_ENOMEM.
  * Any thread. */
-int kiln_submit(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_future **out);
+KILN_API int kiln_submit(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_future **out);
 
 /* Like kiln_submit, but fn runs only once every future in deps[0..ndeps) has succeeded. If one
  * fails or is cancelled, this future fails with KILN_EDEPENDENCY without running, and its message
  * names the cause ("dependency 1 of 2 failed: KILN_EIO: <its message>"). The dependents of a
  * cancelled future are not cancelled: they fail with KILN_EDEPENDENCY. deps may hold futures of
  * any pool, promises, and duplicates; ndeps may be 0. The caller keeps its references to deps. */
-int kiln_submit_after(kiln_pool *p, kiln_future *const *deps, size_t ndeps,
+KILN_API int kiln_submit_after(kiln_pool *p, kiln_future *const *deps, size_t ndeps,
                       kiln_task_fn fn, void *arg, kiln_future **out);
 
 /* Inside a task: records a message for the failure the task is about to return, and returns code,
  * so a task can `return kiln_task_fail(KILN_EIO, "cannot open %s", path);`. Outside a task it only
  * returns code. */
-int kiln_task_fail(int code, const char *fmt, ...)
+KILN_API int kiln_task_fail(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
 /* Inside a task: the future frees the task's result with dtor on its last release. */
-void kiln_task_set_result_free(void (*dtor)(void *value));
+KILN_API void kiln_task_set_result_free(void (*dtor)(void *value));
 
 /* ---- multiprocessing.Pool-style calls ------------------------------------------------------- */
 
@@ -118,11 +119,11 @@ void kiln_task_set_result_free(void (*dtor)(void *value));
  * Waits without a timeout (as Python's apply); for one, use kiln_pool_apply_async and
  * kiln_future_result. Inside a task it runs other tasks while it waits (see the top of this
  * file). */
-int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **result);
+KILN_API int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **result);
 
 /* Submits; when the task is done exactly one of callback (success) or error_callback (failure or
  * cancellation) runs, once, with cb_arg. Either may be NULL. out may be NULL. */
-int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
+KILN_API int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
                           kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
                           kiln_future **out);
 
@@ -137,7 +138,7 @@ int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
  * pool takes no work (nothing runs then, no callback), KILN_ENOMEM (likewise). If the pool shuts
  * down while the chunks are being submitted, the call returns 0 and the future fails with that
  * code. Any thread, also from inside a task. */
-int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
+KILN_API int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
                    kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
                    kiln_future **out);
 
@@ -145,62 +146,62 @@ int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, s
  * task not yet started (running tasks cannot be interrupted in C and finish). join(): waits until
  * all accepted work is done and the workers have exited; KILN_ESTATE unless closed or
  * terminated. */
-int kiln_pool_close(kiln_pool *p);
-int kiln_pool_terminate(kiln_pool *p);
-int kiln_pool_join(kiln_pool *p);
+KILN_API int kiln_pool_close(kiln_pool *p);
+KILN_API int kiln_pool_terminate(kiln_pool *p);
+KILN_API int kiln_pool_join(kiln_pool *p);
 /* join() with a timeout: 0 once every worker has exited, KILN_ETIMEDOUT if the timeout passed
  * first (the pool keeps running; join again later), KILN_ESTATE as for join. From inside one of
  * the pool's own tasks, join is KILN_ESTATE (a worker cannot wait for itself to exit). */
-int kiln_pool_join_timeout(kiln_pool *p, double timeout);
+KILN_API int kiln_pool_join_timeout(kiln_pool *p, double timeout);
 
 /* ---- futures ------------------------------------------------------------------------------- */
 
 /* Takes one more reference; returns f. Any thread. */
-kiln_future *kiln_future_retain(kiln_future *f);
+KILN_API kiln_future *kiln_future_retain(kiln_future *f);
 
 /* Gives back one reference; the last frees the future (and its value, if a destructor was set).
  * Releasing a pending future does not cancel it. NULL is a no-op. Any thread. */
-void kiln_future_release(kiln_future *f);
+KILN_API void kiln_future_release(kiln_future *f);
 
 /* Waits up to timeout for f. Returns 0 and the value in *value (borrowed: valid while you hold f),
  * the task's error code (value NULL), KILN_ECANCELLED, or KILN_ETIMEDOUT. value may be NULL. */
-int kiln_future_result(kiln_future *f, double timeout, void **value);
+KILN_API int kiln_future_result(kiln_future *f, double timeout, void **value);
 
 /* Like concurrent.futures' exception(): 0 when f succeeded (*message NULL); the error code with
  * *message (borrowed, valid while you hold f) when it failed; KILN_ECANCELLED; KILN_ETIMEDOUT.
  * message may be NULL. */
-int kiln_future_error(kiln_future *f, double timeout, const char **message);
+KILN_API int kiln_future_error(kiln_future *f, double timeout, const char **message);
 
 /* States (FUT-01): pending, running, finished (value or error), cancelled.
  * done = finished or cancelled. */
-bool kiln_future_done(kiln_future *f);
-bool kiln_future_running(kiln_future *f);
-bool kiln_future_cancelled(kiln_future *f);
+KILN_API bool kiln_future_done(kiln_future *f);
+KILN_API bool kiln_future_running(kiln_future *f);
+KILN_API bool kiln_future_cancelled(kiln_future *f);
 
 /* Cancels f if it has not started: returns true (also when already cancelled). Returns false for a
  * running or finished future. Waiters wake with KILN_ECANCELLED; callbacks run before this
  * returns. A cancelled task's function never runs. */
-bool kiln_future_cancel(kiln_future *f);
+KILN_API bool kiln_future_cancel(kiln_future *f);
 
 /* Adds a done-callback. Callbacks run in the order added, once each, in the thread that completes
  * f (inside kiln_promise_resolve/kiln_future_cancel, before they return), or at once in this
  * thread if f is already done. KILN_ENOMEM. */
-int kiln_future_on_done(kiln_future *f, kiln_done_fn fn, void *arg);
+KILN_API int kiln_future_on_done(kiln_future *f, kiln_done_fn fn, void *arg);
 
 /* ---- promises: futures completed by their owner --------------------------------------------- */
 
-int kiln_promise_create(kiln_future **out);
+KILN_API int kiln_promise_create(kiln_future **out);
 
 /* Marks a pending promise running (like set_running_or_notify_cancel): true if it now runs, false
  * if it was cancelled. After this, kiln_future_cancel() returns false. */
-bool kiln_promise_set_running(kiln_future *f);
+KILN_API bool kiln_promise_set_running(kiln_future *f);
 
 /* Completes the promise with a value (not freed by the future) or an error (code < 0 and a
  * printf-style message, fmt may be NULL). KILN_ESTATE if it is already done: the first result
  * stays. KILN_EINVAL for code >= 0 in reject. */
-int kiln_promise_resolve(kiln_future *f, void *value);
-int kiln_promise_resolve_owned(kiln_future *f, void *value, void (*dtor)(void *value));
-int kiln_promise_reject(kiln_future *f, int code, const char *fmt, ...)
+KILN_API int kiln_promise_resolve(kiln_future *f, void *value);
+KILN_API int kiln_promise_resolve_owned(kiln_future *f, void *value, void (*dtor)(void *value));
+KILN_API int kiln_promise_reject(kiln_future *f, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -216,31 +217,31 @@ typedef enum { KILN_ALL_COMPLETED, KILN_FIRST_COMPLETED, KILN_FIRST_EXCEPTION } 
  * order, then the distinct pending ones, then any duplicate entries. Returns 0, or
  * KILN_ETIMEDOUT when the condition did not hold in time (fs and *ndone are filled in either
  * way); KILN_EINVAL. */
-int kiln_wait(kiln_future **fs, size_t n, kiln_return_when when, double timeout, size_t *ndone);
+KILN_API int kiln_wait(kiln_future **fs, size_t n, kiln_return_when when, double timeout, size_t *ndone);
 
 /* Starts iterating fs in completion order; every future is yielded exactly once (duplicates
  * once), those already done first. timeout is one deadline counted from this call, also for
  * futures added later. The completion takes its own references. */
-int kiln_as_completed(kiln_future *const *fs, size_t n, double timeout, kiln_completion **out);
+KILN_API int kiln_as_completed(kiln_future *const *fs, size_t n, double timeout, kiln_completion **out);
 
 /* Adds f to the set while iterating (a batch feeds the set as it submits). A future already in the
  * set and not yet yielded is ignored; a future added again after it was yielded (and released)
  * counts as a new entry. Any thread. */
-int kiln_completion_add(kiln_completion *c, kiln_future *f);
+KILN_API int kiln_completion_add(kiln_completion *c, kiln_future *f);
 
 /* Next done future: 0 and *f (one reference, yours to release); KILN_EEOF when every future has
  * been yielded; KILN_ETIMEDOUT when the deadline passed with some unfinished (see
  * kiln_completion_message). One thread at a time per completion. */
-int kiln_completion_next(kiln_completion *c, kiln_future **f);
+KILN_API int kiln_completion_next(kiln_completion *c, kiln_future **f);
 
 /* "N (of M) futures unfinished" after a timeout, else "". Borrowed, valid until the next call. */
-const char *kiln_completion_message(kiln_completion *c);
+KILN_API const char *kiln_completion_message(kiln_completion *c);
 
 /* Number of futures added but not yet yielded. */
-size_t kiln_completion_pending(kiln_completion *c);
+KILN_API size_t kiln_completion_pending(kiln_completion *c);
 
 /* Releases the references of futures not yet yielded. NULL is a no-op. */
-void kiln_completion_destroy(kiln_completion *c);
+KILN_API void kiln_completion_destroy(kiln_completion *c);
 
 /* ---- data parallelism ---------------------------------------------------------------------- */
 
@@ -250,14 +251,14 @@ void kiln_completion_destroy(kiln_completion *c);
  * running are left to finish in the background (errors[i] = KILN_ETIMEDOUT, results dropped).
  * Returns 0 if all succeeded, KILN_ETIMEDOUT if the deadline passed, else the code of the first
  * failed item in input order (the later items still ran). results and errors may be NULL. */
-int kiln_map(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
+KILN_API int kiln_map(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
              double timeout, void **results, int *errors);
 
 /* Calls body(ctx, lo, hi) over disjoint subranges covering [begin, end), each at most grain long
  * (grain 0 means 1). Ranges are halved lazily, only when the running worker has nothing left for
  * idle workers to steal, so a loop costs O(threads x log n) tasks, not n / grain. Returns when
  * all are done. 0, KILN_ESHUTDOWN, KILN_ENOMEM. */
-int kiln_parallel_for(kiln_pool *p, size_t begin, size_t end, size_t grain,
+KILN_API int kiln_parallel_for(kiln_pool *p, size_t begin, size_t end, size_t grain,
                       void (*body)(void *ctx, size_t lo, size_t hi), void *ctx);
 
 #ifdef __cplusplus

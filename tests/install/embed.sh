@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install.embed: installs a kiln build into a temporary prefix, then builds examples/embed/embed.c
 # against it four ways -- pkg-config shared and static, find_package(kiln) shared (kiln::engine)
-# and static (kiln::kiln_static) -- runs each on the Vulkan device "auto" picks (lavapipe on a
+# and static (kiln::engine_static) -- runs each on the Vulkan device "auto" picks (lavapipe on a
 # machine without a GPU) to render 2 frames of examples/cornell at 32x32, 2 spp, and checks every
 # PNG with png_check (signature, IHDR bytes: 32x32 8-bit RGB; decodes; not black).
 # Usage: embed.sh <kiln build dir> <kiln source dir> <png_check binary> [C compiler]
@@ -56,7 +56,7 @@ run pkgconfig-shared "$tmp/embed_pc"
 echo "== (b) pkg-config --static (libkiln.a and the libraries it needs)"
 # pkg-config names the library -lkiln, which the linker resolves to libkiln.so when both are
 # installed: -l:libkiln.a asks for the archive (examples/embed/README.md).
-flags=$(pkg-config --static --cflags --libs kiln | sed 's/-lkiln\b/-l:libkiln.a/')
+flags=$(pkg-config --static --cflags --libs kiln | sed -E 's/-lkiln(-sched)?( |$)/-l:libkiln\1.a\2/g')
 echo "pkg-config --static --cflags --libs kiln (archive): $flags"
 # shellcheck disable=SC2086
 "$cc" -std=c11 -Wall -Wextra -o "$tmp/embed_pc_static" "$src/embed.c" $flags -lm
@@ -77,7 +77,7 @@ for kind in shared static; do
     echo "FAIL: kiln::engine did not link libkiln.so" >&2; exit 1
   fi
   if [ "$kind" = static ] && needs_libkiln_so "$tmp/cmake-$kind/embed"; then
-    echo "FAIL: kiln::kiln_static linked libkiln.so" >&2; exit 1
+    echo "FAIL: kiln::engine_static linked libkiln.so" >&2; exit 1
   fi
   run "findpackage-$kind" "$tmp/cmake-$kind/embed"
 done

@@ -10,7 +10,7 @@
 #include "kiln/error.h"
 #include "kiln/scene.h"
 #include "kt.h"
-#include "../../engine/scene_data.h"
+#include "scene_data.h"
 
 /* The whole file at path, NUL-terminated (malloc'd); *len (may be NULL) its size. Fails the test
  * if it cannot be read. */

@@ -1,0 +1,443 @@
+/* jobfile.c: loading a job (docs/JOBS.md): a .json job (scene, output settings, and an animation
+ * or a list of images) or a bare .jsonl list, its scene, and the frames, expanded one at a time.
+ *
+ * kiln_job_load validates everything before it returns: the job's keys and values, the scene (by
+ * kiln_scene_load_pool, so scene errors are located in the scene file), every keyframe, and every
+ * line of a list, which is streamed once (each line parsed, checked and dropped) to count the
+ * frames. kiln_job_next then expands frames lazily: an animation computes frame i from its
+ * parameters; a list re-reads its file line by line (a FILE * and a line counter), so memory does
+ * not grow with the number of frames. Errors inside the job file or a list line go through a
+ * kiln__sj_ctx whose text is that file or line (jobfile.h), which gives them a line, a column and
+ * a JSON path, exactly as the scene loader's.
+ *
+ * Threads: kiln_job_next and kiln_job_rewind change the iteration state and must not run
+ * concurrently for one job; everything else only reads the job (struct kiln_job in jobfile.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+#include "job_internal.h"
+#include "names.h"
+
+
+/* ---- shared helpers (jobfile.h) ------------------------------------------------------------- */
+
+void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_scene_error *err) {
+  memset(c, 0, sizeof *c);
+  c->text = text, c->file = file, c->err = err;
+}
+
+int kiln__job_find(char *const *names, size_t n, const char *name) {
+  int found = -1;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(names[i], name) == 0) {
+      if (found >= 0) return -2;
+      found = (int)i;
+    }
+  return found;
+}
+
+int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names, size_t n) {
+  const char *list[65];
+  size_t k = 0;
+  for (; k < n && k < 64; k++) list[k] = names[k];
+  list[k] = NULL;
+  const char *near = kiln__sj_closest(name, list);
+  if (near) return kiln__sj_fail(c, "the scene has no %s named '%s' (did you mean '%s'?)", what, name, near);
+  return kiln__sj_fail(c, "the scene has no %s named '%s'", what, name);
+}
+
+int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *key_at) {
+  float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
+                cam->look_at[2] - cam->position[2]}, x[3];
+  int d = c->depth;
+  if (key_at) kiln__sj_push_key(c, key_at);
+  int rc = 0;
+  if (!(cam->vfov_deg > 0 && cam->vfov_deg < 180))
+    rc = kiln__sj_fail(c, "vfov must be in (0, 180) degrees, not %g", cam->vfov_deg);
+  else if (len3(f) < 1e-12)
+    rc = kiln__sj_fail(c, "look_at equals position: no view direction");
+  else if (len3(cam->up) < 1e-12)
+    rc = kiln__sj_fail(c, "up has zero length");
+  else if (cross3(f, cam->up, x), len3(x) <= 1e-6 * len3(f) * len3(cam->up))
+    rc = kiln__sj_fail(c, "up is parallel to the view direction (look_at - position)");
+  else if (cam->thin_lens && !(cam->focus_distance > 0))
+    rc = kiln__sj_fail(c, "focus_distance must be > 0");
+  else if (cam->thin_lens && !(cam->aperture >= 0))
+    rc = kiln__sj_fail(c, "aperture must be >= 0");
+  c->depth = d;
+  return rc;
+}
+
+void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s) {
+  if (job->width) s->data.settings.width = job->width;
+  if (job->height) s->data.settings.height = job->height;
+  if (job->spp) s->data.settings.spp = job->spp;
+}
+
+/* ---- the scene ----------------------------------------------------------------------------- */
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  return d ? memcpy(d, s, n) : NULL;
+}
+
+/* Names of the entries of array key of the scene document: "name", else def(entry). */
+static int entry_names(const cJSON *doc, const char *key, bool objects, char ***out, size_t *n) {
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, key);
+  *n = (size_t)(cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0);
+  if (!*n) return 0;
+  if (!(*out = calloc(*n, sizeof **out))) return KILN_ENOMEM;
+  size_t i = 0;
+  for (const cJSON *e = a->child; e; e = e->next, i++) {
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+    const char *s = objects ? "object" : "light";
+    if (cJSON_IsString(nm)) {
+      s = nm->valuestring;
+    } else if (objects) {
+      const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "type");
+      const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "file");
+      if (cJSON_IsString(f)) s = f->valuestring;
+      else if (cJSON_IsString(t)) s = t->valuestring;
+    }
+    if (!((*out)[i] = dup_str(s))) return KILN_ENOMEM;
+  }
+  return 0;
+}
+
+static int nomem(kiln_scene_error *err, const char *file) {
+  snprintf(err->file, sizeof err->file, "%s", file);
+  snprintf(err->message, sizeof err->message, "out of memory");
+  return KILN_ENOMEM;
+}
+
+/* Loads the scene at path (validated, errors located in it) and keeps its document and names. */
+static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_scene_error *err) {
+  int rc = kiln_scene_load_pool(pool, path, err, &job->scene);
+  if (rc) return rc;
+  size_t len;
+  if (!(job->scene_path = dup_str(path)) || !(job->scene_dir = kiln__dirname(path))) return nomem(err, path);
+  if ((rc = kiln__read_file(path, &job->scene_text, &len, err->message, sizeof err->message))) {
+    snprintf(err->file, sizeof err->file, "%s", path);
+    return rc;
+  }
+  if (!(job->scene_doc = cJSON_ParseWithOpts(job->scene_text, NULL, true))) return nomem(err, path);
+  if (entry_names(job->scene_doc, "objects", true, &job->objects, &job->nobjects) ||
+      entry_names(job->scene_doc, "lights", false, &job->lights, &job->nlights))
+    return nomem(err, path);
+  const kiln__camera *sc = &job->scene->data.camera;
+  kiln_camera *cam = &job->camera;
+  cam->thin_lens = sc->type == KILN__CAM_THIN_LENS;
+  memcpy(cam->position, sc->position, sizeof cam->position);
+  memcpy(cam->look_at, sc->look_at, sizeof cam->look_at);
+  memcpy(cam->up, sc->up, sizeof cam->up);
+  cam->vfov_deg = sc->vfov_deg, cam->aperture = sc->aperture, cam->focus_distance = sc->focus_distance;
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(job->scene_doc, "camera");
+  job->focus_given = cam->thin_lens && cJSON_GetObjectItemCaseSensitive(c, "focus_distance");
+  job->seed = job->scene->data.settings.seed;
+  kiln__job_apply_settings(job, job->scene);
+  return 0;
+}
+
+/* ---- the .json job --------------------------------------------------------------------------- */
+
+static int parse_passes(kiln_job *job, kiln__sj_ctx *c, const cJSON *p) {
+  kiln__sj_push_key(c, "passes");
+  if (!cJSON_IsArray(p)) return kiln__sj_fail(c, "passes must be an array of pass names");
+  int i = 0;
+  for (const cJSON *e = p->child; e; e = e->next, i++) {
+    kiln__sj_push_index(c, i);
+    if (!cJSON_IsString(e)) return kiln__sj_fail(c, "a pass must be a string");
+    int k = 0;
+    while (kiln__pass_names[k] && strcmp(kiln__pass_names[k], e->valuestring) != 0) k++;
+    if (!kiln__pass_names[k]) {
+      const char *near = kiln__sj_closest(e->valuestring, kiln__pass_names);
+      if (near) return kiln__sj_fail(c, "unknown pass '%s' (did you mean '%s'?)", e->valuestring, near);
+      return kiln__sj_fail(c, "unknown pass '%s' (one of color, depth, normal, albedo, id, instance)",
+                           e->valuestring);
+    }
+    job->passes |= 1u << k;
+    kiln__sj_pop(c);
+  }
+  kiln__sj_pop(c);
+  return 0;
+}
+
+/* output, passes, format, width, height, spp. */
+static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
+  const char *out = "{frame:05d}_{pass}.{ext}";
+  int rc, fmt;
+  double w, h, spp;
+  if ((rc = kiln__sj_string(c, root, "output", out, &out))) return rc;
+  char msg[400];
+  if (kiln__outname_check(out, msg, sizeof msg)) return kiln__sj_fail_at(c, "output", "%s", msg);
+  if (!(job->output = dup_str(out))) return kiln__sj_nomem(c);
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "passes");
+  if (p && (rc = parse_passes(job, c, p))) return rc;
+  if ((rc = kiln__sj_choice(c, root, "format", "png", kiln__format_names, &fmt)) ||
+      (rc = kiln__sj_integer(c, root, "width", 0, 1, 16384, &w)) ||
+      (rc = kiln__sj_integer(c, root, "height", 0, 1, 16384, &h)) ||
+      (rc = kiln__sj_integer(c, root, "spp", 0, 1, 1 << 24, &spp)))
+    return rc;
+  job->format = kiln__format_of(fmt);
+  job->width = (int32_t)w, job->height = (int32_t)h, job->spp = (int32_t)spp;
+  return 0;
+}
+
+static int open_list(kiln_job *job, kiln_scene_error *err);
+
+static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
+  static const char *const keys[] = {"description", "scene", "output", "passes", "format", "width",
+                                     "height", "spp", "animation", "images", NULL};
+  const cJSON *root = job->root;
+  int rc;
+  if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a job must be a JSON object");
+  const char *scene = NULL, *ignored;
+  if ((rc = kiln__sj_check_keys(c, root, keys)) ||
+      (cJSON_GetObjectItemCaseSensitive(root, "description") &&
+       (rc = kiln__sj_string(c, root, "description", NULL, &ignored))) ||
+      (!opt->scene && (rc = kiln__sj_string(c, root, "scene", NULL, &scene))) ||
+      (opt->scene && cJSON_GetObjectItemCaseSensitive(root, "scene") &&
+       (rc = kiln__sj_string(c, root, "scene", NULL, &ignored))) ||
+      (rc = parse_settings(job, c, root)))
+    return rc;
+  const cJSON *anim = cJSON_GetObjectItemCaseSensitive(root, "animation");
+  const cJSON *images = cJSON_GetObjectItemCaseSensitive(root, "images");
+  if (anim && images)
+    return kiln__sj_fail_at(c, "images", "a job has either 'animation' or 'images', not both");
+  if (!anim && !images) return kiln__sj_fail(c, "a job needs 'animation' or 'images'");
+  char *dir = kiln__dirname(job->path), *sp = NULL;
+  if (!dir || (scene && !(sp = kiln__path_join(dir, scene)))) return free(dir), kiln__sj_nomem(c);
+  rc = load_scene(job, scene ? sp : opt->scene, opt->pool, c->err);
+  free(sp);
+  if (rc) return free(dir), rc;
+  if (anim) {
+    job->kind = KILN__JOB_ANIM;
+    kiln__sj_push_key(c, "animation");
+    if (!(rc = kiln__anim_parse(job, c, anim))) kiln__sj_pop(c);
+  } else if (cJSON_IsString(images) && images->valuestring[0]) {
+    job->kind = KILN__JOB_LIST_FILE;
+    if (!(job->list_path = kiln__path_join(dir, images->valuestring))) rc = kiln__sj_nomem(c);
+    else if ((rc = open_list(job, c->err)) == KILN_EIO && !c->err->line) { /* at "images" in the job */
+      char msg[sizeof c->err->message];
+      snprintf(msg, sizeof msg, "%s", c->err->message);
+      kiln__sj_fail_at(c, "images", "%s", msg);
+      rc = KILN_EIO;
+    }
+  } else if (cJSON_IsArray(images)) {
+    job->kind = KILN__JOB_LIST_INLINE;
+    job->images = job->next_image = images->child;
+    kiln_job_frame fr;
+    for (const cJSON *e = images->child; e && !rc; e = e->next, job->count++) {
+      memset(&fr, 0, sizeof fr);
+      kiln__sj_push_key(c, "images");
+      kiln__sj_push_index(c, (int)job->count);
+      if (!(rc = kiln__list_image(job, c, e, job->count, &fr))) c->depth -= 2;
+      kiln_job_frame_clear(&fr);
+    }
+  } else {
+    rc = kiln__sj_fail_at(c, "images", "images must be a .jsonl file name or an array of images");
+  }
+  free(dir);
+  return rc;
+}
+
+static int load_json_job(kiln_job *job, const kiln_job_options *opt, kiln_scene_error *err) {
+  size_t len;
+  int rc = kiln__read_file(job->path, &job->text, &len, err->message, sizeof err->message);
+  kiln__sj_ctx c;
+  kiln__job_ctx(&c, job->text, job->path, err);
+  snprintf(err->file, sizeof err->file, "%s", job->path);
+  if (rc) return rc;
+  if (strlen(job->text) != len) {
+    snprintf(err->message, sizeof err->message, "NUL byte in the job file");
+    return KILN_EPARSE;
+  }
+  const char *end = NULL;
+  if (!(job->root = cJSON_ParseWithOpts(job->text, &end, true))) {
+    size_t off = end ? (size_t)(end - job->text) : len;
+    kiln__text_position(job->text, off, &err->line, &err->column);
+    snprintf(err->message, sizeof err->message, "JSON syntax error%s", job->text[off] ? "" : " (unexpected end)");
+    return KILN_EPARSE;
+  }
+  memset(err, 0, sizeof *err);
+  return parse_job(job, opt, &c);
+}
+
+/* ---- lists ---------------------------------------------------------------------------------- */
+
+static bool blank(const char *s) {
+  for (; *s; s++)
+    if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n') return false;
+  return true;
+}
+
+/* The next non-blank line of the list into *fr; KILN_EEOF at the end. */
+static int next_line(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  errno = 0;
+  while ((n = getline(&line, &cap, job->list)) >= 0) {
+    job->lineno++;
+    if ((size_t)n != strlen(line)) {
+      free(line);
+      snprintf(err->file, sizeof err->file, "%s", job->list_path);
+      err->line = (int)job->lineno;
+      snprintf(err->message, sizeof err->message, "NUL byte in the line");
+      return KILN_EPARSE;
+    }
+    if (blank(line)) continue;
+    int rc = kiln__list_line(job, line, job->lineno, job->next, err, fr);
+    free(line);
+    if (!rc) snprintf(fr->where, sizeof fr->where, "%s:%ld", job->list_path, job->lineno);
+    return rc;
+  }
+  free(line);
+  if (ferror(job->list) || errno == ENOMEM) {
+    int rc = errno == ENOMEM ? KILN_ENOMEM : KILN_EIO;
+    snprintf(err->file, sizeof err->file, "%s", job->list_path);
+    err->line = (int)job->lineno + 1;
+    snprintf(err->message, sizeof err->message, "cannot read: %s", strerror(errno ? errno : EIO));
+    return rc;
+  }
+  return KILN_EEOF;
+}
+
+/* Opens the list and validates every line, counting the images. */
+static int open_list(kiln_job *job, kiln_scene_error *err) {
+  if (!(job->list = fopen(job->list_path, "rb"))) {
+    snprintf(err->file, sizeof err->file, "%s", job->list_path);
+    snprintf(err->message, sizeof err->message, "cannot open %s: %s", job->list_path, strerror(errno));
+    return KILN_EIO;
+  }
+  int rc;
+  kiln_job_frame fr;
+  for (;;) {
+    memset(&fr, 0, sizeof fr);
+    rc = next_line(job, &fr, err);
+    kiln_job_frame_clear(&fr);
+    if (rc) break;
+    job->next++;
+  }
+  if (rc != KILN_EEOF) return rc;
+  memset(err, 0, sizeof *err);
+  job->count = job->next;
+  return kiln_job_rewind(job);
+}
+
+/* ---- the API ------------------------------------------------------------------------------- */
+
+static bool is_jsonl(const char *path) {
+  size_t n = strlen(path);
+  return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
+}
+
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err, kiln_job **out) {
+  kiln_scene_error dummy;
+  kiln_job_options none = {0};
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  if (out) *out = NULL;
+  if (!path || !out) {
+    snprintf(err->message, sizeof err->message, "path and out must not be NULL");
+    return KILN_EINVAL;
+  }
+  if (!opt) opt = &none;
+  kiln_job *job = calloc(1, sizeof *job);
+  if (!job || !(job->path = dup_str(path))) return free(job), nomem(err, path);
+  job->passes = KILN_PASS_COLOR, job->format = KILN_FORMAT_PNG;
+  int rc;
+  if (is_jsonl(path)) {
+    job->kind = KILN__JOB_LIST_FILE;
+    if (!opt->scene) {
+      snprintf(err->file, sizeof err->file, "%s", path);
+      snprintf(err->message, sizeof err->message,
+               "a .jsonl list names no scene: give one (kiln_job_options.scene, --scene)");
+      rc = KILN_EINVAL;
+    } else if (!(job->output = dup_str("{frame:05d}_{pass}.{ext}")) || !(job->list_path = dup_str(path))) {
+      rc = nomem(err, path);
+    } else if (!(rc = load_scene(job, opt->scene, opt->pool, err))) {
+      rc = open_list(job, err);
+    }
+  } else {
+    rc = load_json_job(job, opt, err);
+  }
+  if (rc) {
+    kiln_job_destroy(job);
+    return rc;
+  }
+  memset(err, 0, sizeof *err);
+  *out = job;
+  return 0;
+}
+
+const kiln_scene *kiln_job_scene(const kiln_job *job) { return job->scene; }
+const char *kiln_job_output(const kiln_job *job) { return job->output; }
+unsigned kiln_job_passes(const kiln_job *job) { return job->passes; }
+kiln_format kiln_job_format(const kiln_job *job) { return job->format; }
+uint64_t kiln_job_count(const kiln_job *job) { return job->count; }
+
+int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
+  assert(job && fr);
+  kiln_scene_error dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  memset(fr, 0, sizeof *fr);
+  int rc;
+  if (job->kind == KILN__JOB_ANIM) {
+    if (job->next >= job->count) return KILN_EEOF;
+    if ((rc = kiln__anim_frame(job, job->next, fr))) return nomem(err, job->path);
+  } else if (job->kind == KILN__JOB_LIST_FILE) {
+    if ((rc = next_line(job, fr, err))) return kiln_job_frame_clear(fr), rc;
+  } else {
+    if (!job->next_image) return KILN_EEOF;
+    kiln__sj_ctx c;
+    kiln__job_ctx(&c, job->text, job->path, err);
+    kiln__sj_push_key(&c, "images");
+    kiln__sj_push_index(&c, (int)job->next);
+    if ((rc = kiln__list_image(job, &c, job->next_image, job->next, fr))) return kiln_job_frame_clear(fr), rc;
+    snprintf(fr->where, sizeof fr->where, "%s: images[%llu]", job->path, (unsigned long long)job->next);
+    job->next_image = job->next_image->next;
+  }
+  fr->index = job->next++;
+  return 0;
+}
+
+int kiln_job_rewind(kiln_job *job) {
+  assert(job);
+  job->next = 0, job->lineno = 0;
+  job->next_image = job->images;
+  if (job->list) {
+    /* reopened, not fseek'd: stdio may keep a buffer of the old contents, and an editor may have
+     * replaced the file */
+    fclose(job->list);
+    if (!(job->list = fopen(job->list_path, "rb"))) return KILN_EIO;
+  }
+  return 0;
+}
+
+void kiln_job_frame_clear(kiln_job_frame *fr) {
+  if (!fr) return;
+  free(fr->scene_patch);
+  memset(fr, 0, sizeof *fr);
+}
+
+void kiln_job_destroy(kiln_job *job) {
+  if (!job) return;
+  if (job->list) fclose(job->list);
+  kiln__anim_free(&job->anim);
+  for (size_t i = 0; i < job->nobjects; i++) free(job->objects[i]);
+  for (size_t i = 0; i < job->nlights; i++) free(job->lights[i]);
+  free(job->objects), free(job->lights);
+  kiln_scene_destroy(job->scene);
+  cJSON_Delete(job->scene_doc), cJSON_Delete(job->root);
+  free(job->scene_text), free(job->scene_path), free(job->scene_dir);
+  free(job->text), free(job->path), free(job->output), free(job->list_path);
+  free(job);
+}

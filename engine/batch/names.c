@@ -1,0 +1,161 @@
+/* outname.c: output-name templates and contact sheets (see outname.h). */
+#include "names.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/error.h"
+
+static void say(char *msg, size_t cap, const char *tmpl, size_t col, const char *what,
+                const char *field, size_t flen) {
+  if (msg && cap)
+    snprintf(msg, cap, "template \"%s\", column %zu: %s%s%.*s%s", tmpl, col, what,
+             field ? " {" : "", (int)flen, field ? field : "", field ? "}" : "");
+}
+
+typedef struct sink {
+  char *out;
+  size_t cap, len;
+} sink;
+
+static void put(sink *s, const char *p, size_t n) {
+  if (s->out && s->len + n < s->cap) memcpy(s->out + s->len, p, n);
+  s->len += n;
+}
+
+/* One pass for both check (v NULL) and expand. */
+static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg, size_t msgcap) {
+  for (const char *p = tmpl; *p;) {
+    if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+      put(s, p, 1);
+      p += 2;
+      continue;
+    }
+    if (*p == '}') {
+      say(msg, msgcap, tmpl, (size_t)(p - tmpl) + 1, "unmatched '}' (write }} for a brace)", NULL, 0);
+      return KILN_EPARSE;
+    }
+    if (*p != '{') {
+      put(s, p, 1);
+      p++;
+      continue;
+    }
+    const char *end = strchr(p, '}');
+    size_t col = (size_t)(p - tmpl) + 1;
+    if (!end) {
+      say(msg, msgcap, tmpl, col, "unmatched '{' (write {{ for a brace)", NULL, 0);
+      return KILN_EPARSE;
+    }
+    const char *f = p + 1;
+    size_t flen = (size_t)(end - f);
+    const char *colon = memchr(f, ':', flen);
+    size_t nlen = colon ? (size_t)(colon - f) : flen;
+    int width = 0;
+    if (colon) { /* only {frame:0Nd} */
+      const char *q = colon + 1;
+      if (nlen != 5 || strncmp(f, "frame", 5) != 0 || q[0] != '0' || q + 1 >= end) {
+        say(msg, msgcap, tmpl, col, "bad format in", f, flen);
+        return KILN_EPARSE;
+      }
+      for (q++; q < end - 1; q++) {
+        if (*q < '0' || *q > '9') break;
+        width = width * 10 + (*q - '0');
+      }
+      if (q != end - 1 || *q != 'd' || width < 1 || width > 12) {
+        say(msg, msgcap, tmpl, col, "bad format (use {frame:05d}) in", f, flen);
+        return KILN_EPARSE;
+      }
+    }
+    char num[32];
+    const char *val = NULL;
+    if (nlen == 5 && !strncmp(f, "frame", 5)) {
+      if (v) snprintf(num, sizeof num, "%0*ld", width, v->frame);
+      val = num;
+    } else if (nlen == 4 && !strncmp(f, "name", 4)) {
+      if (v && v->name) val = v->name;
+      else {
+        if (v) snprintf(num, sizeof num, "%05ld", v->frame);
+        val = num;
+      }
+    } else if (nlen == 4 && !strncmp(f, "pass", 4)) {
+      val = v && v->pass ? v->pass : "";
+    } else if (nlen == 3 && !strncmp(f, "ext", 3)) {
+      val = v && v->ext ? v->ext : "";
+    } else {
+      say(msg, msgcap, tmpl, col, "unknown field", f, flen);
+      if (msg && msgcap) {
+        size_t m = strlen(msg);
+        snprintf(msg + m, msgcap - m, "; fields: frame, frame:05d, name, pass, ext");
+      }
+      return KILN_EPARSE;
+    }
+    if (v) put(s, val, strlen(val));
+    p = end + 1;
+  }
+  return 0;
+}
+
+int kiln__outname_check(const char *tmpl, char *msg, size_t msgcap) {
+  if (msg && msgcap) msg[0] = 0;
+  sink s = {NULL, 0, 0};
+  return run(tmpl, NULL, &s, msg, msgcap);
+}
+
+int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *out, size_t cap,
+                         char *msg, size_t msgcap) {
+  if (msg && msgcap) msg[0] = 0;
+  if (cap) out[0] = 0;
+  sink s = {out, cap, 0};
+  int rc = run(tmpl, v, &s, msg, msgcap);
+  if (rc) return rc;
+  if (s.len >= cap) {
+    if (msg && msgcap) snprintf(msg, msgcap, "template \"%s\": the name is too long", tmpl);
+    return KILN_EINVAL;
+  }
+  out[s.len] = 0;
+  return 0;
+}
+
+void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out) {
+  int tw = w / f > 0 ? w / f : 1, th = h / f > 0 ? h / f : 1;
+  for (int y = 0; y < th; y++)
+    for (int x = 0; x < tw; x++)
+      for (int c = 0; c < 3; c++) {
+        unsigned sum = 0, cnt = 0;
+        for (int dy = 0; dy < f && y * f + dy < h; dy++)
+          for (int dx = 0; dx < f && x * f + dx < w; dx++, cnt++)
+            sum += rgb[((size_t)(y * f + dy) * (size_t)w + (size_t)(x * f + dx)) * 3 + (size_t)c];
+        out[((size_t)y * (size_t)tw + (size_t)x) * 3 + (size_t)c] = (uint8_t)((sum + cnt / 2) / cnt);
+      }
+}
+
+int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, int thumb,
+                        int columns, uint8_t **out, int *out_w, int *out_h) {
+  *out = NULL, *out_w = *out_h = 0;
+  if (!images || n == 0 || w < 1 || h < 1 || thumb < 1 || columns < 0) return KILN_EINVAL;
+  int big = w > h ? w : h;
+  int f = (big + thumb - 1) / thumb; /* integer box-filter factor */
+  int tw = w / f > 0 ? w / f : 1, th = h / f > 0 ? h / f : 1;
+  int cols = columns ? columns : (int)ceil(sqrt((double)n));
+  int rows = (int)((n + (size_t)cols - 1) / (size_t)cols);
+  const int gap = 2;
+  int W = cols * tw + (cols + 1) * gap, H = rows * th + (rows + 1) * gap;
+  uint8_t *sheet = malloc((size_t)W * (size_t)H * 3), *t = malloc((size_t)tw * (size_t)th * 3);
+  if (!sheet || !t) {
+    free(sheet), free(t);
+    return KILN_ENOMEM;
+  }
+  memset(sheet, 32, (size_t)W * (size_t)H * 3);
+  for (size_t i = 0; i < n; i++) {
+    int ox = gap + (int)(i % (size_t)cols) * (tw + gap), oy = gap + (int)(i / (size_t)cols) * (th + gap);
+    kiln__box_downscale(images[i], w, h, f, t);
+    for (int y = 0; y < th; y++)
+      memcpy(sheet + ((size_t)(oy + y) * (size_t)W + (size_t)ox) * 3, t + (size_t)y * (size_t)tw * 3,
+             (size_t)tw * 3);
+  }
+  free(t);
+  *out = sheet, *out_w = W, *out_h = H;
+  return 0;
+}

@@ -1,0 +1,194 @@
+/* batch_out.c: what the batch writes and where: pass and format names, the encoding of every pass
+ * in every format (docs/JOBS.md, "What is written"), output folders, and the sweep of temporaries a
+ * killed run left. Used by batch.c; nothing here prints. */
+#define _GNU_SOURCE
+#include "output.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encode.h"
+
+/* ---- passes and formats ------------------------------------------------------------------- */
+
+/* libdeflate level of every PNG: on rendered frames level 1 encodes ~1.6x faster than 6 for files
+ * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
+enum { PNG_LEVEL = 1 };
+
+const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth", "normal", "albedo", "id", "instance",
+                                                      NULL};
+
+/* ---- passes and formats ------------------------------------------------------------------- */
+
+const char *kiln_pass_name(unsigned pass) {
+  for (int i = 0; i < KILN__NPASS; i++)
+    if (pass == 1u << i) return kiln__pass_names[i];
+  return NULL;
+}
+
+int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap) {
+  unsigned set = KILN_PASS_COLOR;
+  const char *p = list ? list : "";
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    int found = -1;
+    for (int i = 0; i < KILN__NPASS; i++)
+      if (strlen(kiln__pass_names[i]) == n && strncmp(p, kiln__pass_names[i], n) == 0) found = i;
+    if (found < 0 && n == 9 && strncmp(p, "object_id", 9) == 0) found = 4;
+    if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
+    if (found < 0 && n > 0) {
+      if (msg && msgcap)
+        snprintf(msg, msgcap, "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance",
+                 (int)n, p);
+      return KILN_EPARSE;
+    }
+    if (found >= 0) set |= 1u << found;
+    p += n;
+    if (*p == ',') p++;
+  }
+  *passes = set;
+  return 0;
+}
+
+const char *const kiln__format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL};
+static const char *const *const format_names = kiln__format_names;
+
+int kiln_format_parse(const char *name, kiln_format *out) {
+  if (!name) return KILN_EPARSE;
+  for (int i = 0; format_names[i]; i++)
+    if (strcmp(name, format_names[i]) == 0) {
+      *out = kiln__format_of(i);
+      return 0;
+    }
+  return KILN_EPARSE;
+}
+
+kiln_format kiln__format_of(int i) { return i == 6 ? KILN_FORMAT_JPEG : (kiln_format)i; }
+
+const char *kiln_format_name(kiln_format f) {
+  return (unsigned)f < 6 ? format_names[f] : "?";
+}
+
+/* The file extension of pass index pi in format f. */
+const char *kiln__pass_ext(kiln_format f, int pi) {
+  if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : format_names[f];
+  switch (f) {
+    case KILN_FORMAT_EXR:
+    case KILN_FORMAT_HDR: return "exr";
+    case KILN_FORMAT_NPY: return "npy";
+    default: return "png";
+  }
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
+
+static uint16_t to_u16(float v, float scale) {
+  float x = v * scale;
+  if (!(x > 0)) return 0;
+  if (x >= 65535.0f) return 65535;
+  return (uint16_t)lrintf(x);
+}
+
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
+                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
+  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  size_t n = (size_t)w * (size_t)h;
+  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
+  bool npy = f == KILN_FORMAT_NPY;
+  bool wide = f == KILN_FORMAT_PNG16;
+  double t0 = kiln__now();
+  void *tmp = NULL;
+  kiln__raster r = {w, h, 1, KILN__PIX_F32, NULL, 0};
+  int rc = 0;
+  switch (pi) {
+    case 0: /* colour */
+      r.channels = 3;
+      if (exr || npy || f == KILN_FORMAT_HDR) {
+        r.data = kiln_image_color(img);
+      } else {
+        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8;
+        tmp = malloc(n * 3 * (wide ? 2 : 1));
+        if (!tmp) return KILN_ENOMEM;
+        kiln__linear_to_srgb(kiln_image_color(img), n, exposure, filmic, r.type, tmp);
+        r.data = tmp;
+      }
+      break;
+    case 1: /* depth */
+      if (exr || npy) {
+        r.data = kiln_image_depth(img);
+      } else {
+        uint16_t *d = malloc(n * 2);
+        if (!d) return KILN_ENOMEM;
+        const float *z = kiln_image_depth(img);
+        for (size_t i = 0; i < n; i++) d[i] = to_u16(z[i], 1000.0f);
+        r.type = KILN__PIX_U16, r.data = tmp = d;
+      }
+      break;
+    case 2:   /* normal: (n + 1) / 2 */
+    case 3: { /* albedo: linear */
+      const float *src = pi == 2 ? kiln_image_normal(img) : kiln_image_albedo(img);
+      r.channels = 3;
+      if (exr || npy) {
+        r.data = src;
+      } else {
+        float scale = wide ? 65535.0f : 255.0f;
+        tmp = malloc(n * 3 * (wide ? 2 : 1));
+        if (!tmp) return KILN_ENOMEM;
+        for (size_t i = 0; i < 3 * n; i++) {
+          float v = pi == 2 ? (src[i] + 1.0f) * 0.5f : src[i];
+          v = v > 1 ? 1 : v;
+          if (wide) ((uint16_t *)tmp)[i] = to_u16(v, scale);
+          else ((uint8_t *)tmp)[i] = (uint8_t)to_u16(v, scale);
+        }
+        r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r.data = tmp;
+      }
+      break;
+    }
+    default: { /* ids */
+      const uint32_t *ids = pi == 4 ? kiln_image_object_id(img) : kiln_image_instance_id(img);
+      if (npy) {
+        r.type = KILN__PIX_U32, r.data = ids;
+      } else if (exr) {
+        float *fl = malloc(n * sizeof *fl);
+        if (!fl) return KILN_ENOMEM;
+        for (size_t i = 0; i < n; i++) fl[i] = (float)ids[i];
+        r.data = tmp = fl;
+      } else {
+        uint16_t *d = malloc(n * 2);
+        if (!d) return KILN_ENOMEM;
+        for (size_t i = 0; i < n && !rc; i++) {
+          if (ids[i] > 65535) {
+            kiln__say(msg, msgcap, "%s %u does not fit a 16-bit PNG (use --format exr or npy)",
+                kiln__pass_names[pi], ids[i]);
+            rc = KILN_EUNSUPPORTED;
+          }
+          d[i] = (uint16_t)ids[i];
+        }
+        r.type = KILN__PIX_U16, r.data = tmp = d;
+      }
+    }
+  }
+  *conv_s += kiln__now() - t0;
+  if (!rc) {
+    if (npy) rc = kiln__encode_npy(&r, data, len);
+    else if (exr) rc = kiln__encode_exr(&r, data, len);
+    else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
+    else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);
+    else rc = kiln__encode_png(&r, PNG_LEVEL, data, len);
+    if (rc) kiln__say(msg, msgcap, "cannot encode the %s pass as %s: %s", kiln__pass_names[pi],
+                npy ? "npy" : exr ? "exr" : kiln_format_name(f), kiln_strerror(rc));
+  }
+  free(tmp);
+  return rc;
+}

@@ -1,0 +1,545 @@
+/* loader.c: loads Vulkan at run time, creates the headless instance, describes the physical
+ * devices, chooses among them, and turns Vulkan failures into KILN_E* codes and log lines.
+ *
+ * libvulkan.so.1 is opened with dlopen (volk's approach) so that a machine without Vulkan gets
+ * "install libvulkan1" from kiln_gpu_create() instead of a program that cannot start. Every entry
+ * point lives in a table in the handle: no global state.
+ *
+ * Lock order: this file takes no locks. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gpu_internal.h"
+
+/* ---- logging and errors ------------------------------------------------------------------- */
+
+void kiln__log(const kiln_gpu *gpu, kiln_gpu_log_level level, const char *fmt, ...) {
+  if (!gpu->cfg.log || level < gpu->cfg.log_level) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  gpu->cfg.log(gpu->cfg.log_arg, level, buf);
+}
+
+const char *kiln__vk_result_name(VkResult r) {
+  switch (r) {
+#define R(x) case x: return #x;
+    R(VK_SUCCESS) R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_INCOMPLETE)
+    R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
+    R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
+    R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
+    R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER) R(VK_ERROR_TOO_MANY_OBJECTS)
+    R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL) R(VK_ERROR_UNKNOWN)
+    R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE) R(VK_ERROR_FRAGMENTATION)
+    R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS) R(VK_PIPELINE_COMPILE_REQUIRED)
+    R(VK_ERROR_INVALID_SHADER_NV)
+#undef R
+    default: return "VkResult(unknown)";
+  }
+}
+
+int kiln__vk_code(VkResult r) {
+  switch (r) {
+    case VK_SUCCESS: return 0;
+    case VK_ERROR_DEVICE_LOST: return KILN_EDEVICE_LOST;
+    case VK_ERROR_OUT_OF_HOST_MEMORY:
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return KILN_ENOMEM;
+    case VK_ERROR_LAYER_NOT_PRESENT:
+    case VK_ERROR_EXTENSION_NOT_PRESENT:
+    case VK_ERROR_FEATURE_NOT_PRESENT:
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return KILN_EUNSUPPORTED;
+    default: return KILN_EVULKAN;
+  }
+}
+
+int kiln__vk_fail(const kiln_gpu *gpu, VkResult r, const char *call, const char *file, int line) {
+  const char *base = strrchr(file, '/');
+  kiln__log(gpu, KILN_GPU_LOG_ERROR, "%s:%d: %s failed: %s", base ? base + 1 : file, line, call,
+            kiln__vk_result_name(r));
+  return kiln__vk_code(r);
+}
+
+/* ---- small public helpers ----------------------------------------------------------------- */
+
+const char *kiln_gpu_type_name(kiln_gpu_type type) {
+  switch (type) {
+    case KILN_GPU_TYPE_OTHER: return "other";
+    case KILN_GPU_TYPE_INTEGRATED: return "integrated";
+    case KILN_GPU_TYPE_DISCRETE: return "discrete";
+    case KILN_GPU_TYPE_VIRTUAL: return "virtual";
+    case KILN_GPU_TYPE_CPU: return "cpu";
+  }
+  return "unknown";
+}
+
+char *kiln_gpu_version_string(uint32_t v, char *buf, size_t size) {
+  if (size) snprintf(buf, size, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
+                     VK_API_VERSION_PATCH(v));
+  return buf;
+}
+
+void kiln_gpu_config_default(kiln_gpu_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->log_level = KILN_GPU_LOG_INFO;
+  cfg->loader = "libvulkan.so.1";
+  cfg->app_name = "kiln";
+}
+
+uint64_t kiln_gpu_validation_messages(kiln_gpu *gpu) {
+  return atomic_load_explicit(&gpu->validation_messages, memory_order_relaxed);
+}
+
+uint32_t kiln_gpu_device_count(const kiln_gpu *gpu) { return gpu->nphys; }
+
+int kiln_gpu_device_info_get(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out) {
+  memset(out, 0, sizeof(*out));
+  if (index >= gpu->nphys) return KILN_EINVAL;
+  *out = gpu->info[index];
+  return 0;
+}
+
+/* ---- the validation layer's messages ------------------------------------------------------ */
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(
+    VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT types,
+    const VkDebugUtilsMessengerCallbackDataEXT *data, void *arg) {
+  kiln_gpu *gpu = arg;
+  kiln_gpu_log_level level = KILN_GPU_LOG_DEBUG;
+  if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) level = KILN_GPU_LOG_ERROR;
+  else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) level = KILN_GPU_LOG_WARN;
+  else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_INFO_BIT_EXT) level = KILN_GPU_LOG_INFO;
+  /* Validation and performance findings at warning or error count; the loader's general chatter
+   * (which drivers it skipped) is only logged. */
+  bool counts = level >= KILN_GPU_LOG_WARN &&
+                (types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                          VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT));
+  if (counts) atomic_fetch_add_explicit(&gpu->validation_messages, 1, memory_order_relaxed);
+  kiln__log(gpu, level, "vulkan%s: %s", counts ? " validation" : "",
+            data && data->pMessage ? data->pMessage : "(no message)");
+  return VK_FALSE;
+}
+
+static void messenger_info(kiln_gpu *gpu, VkDebugUtilsMessengerCreateInfoEXT *ci) {
+  memset(ci, 0, sizeof(*ci));
+  ci->sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT;
+  ci->messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
+                        VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT;
+  ci->messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT |
+                    VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                    VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
+  ci->pfnUserCallback = on_debug_message;
+  ci->pUserData = gpu;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static int load_loader(kiln_gpu *gpu, const char *path) {
+  gpu->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!gpu->lib) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR,
+              "cannot load the Vulkan loader %s (%s): install it with "
+              "`apt-get install libvulkan1 mesa-vulkan-drivers` (Debian/Ubuntu)",
+              path, dlerror());
+    return KILN_EUNSUPPORTED;
+  }
+  /* POSIX allows this cast (dlsym returns function addresses as void *). */
+  *(void **)&gpu->gipa = dlsym(gpu->lib, "vkGetInstanceProcAddr");
+  if (!gpu->gipa) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR, "%s has no vkGetInstanceProcAddr: not a Vulkan loader",
+              path);
+    return KILN_EUNSUPPORTED;
+  }
+#define LOAD(name) gpu->vkg.name = (PFN_vk##name)gpu->gipa(VK_NULL_HANDLE, "vk" #name);
+  KILN__VK_GLOBAL_FNS(LOAD)
+#undef LOAD
+  if (!gpu->vkg.CreateInstance || !gpu->vkg.EnumerateInstanceVersion) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR,
+              "the Vulkan loader %s is older than Vulkan 1.1: install a newer libvulkan1", path);
+    return KILN_EUNSUPPORTED;
+  }
+  return 0;
+}
+
+static bool has_layer(kiln_gpu *gpu, const char *name) {
+  uint32_t n = 0;
+  if (gpu->vkg.EnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || n == 0) return false;
+  VkLayerProperties *props = calloc(n, sizeof(*props));
+  if (!props) return false;
+  bool found = false;
+  if (gpu->vkg.EnumerateInstanceLayerProperties(&n, props) == VK_SUCCESS)
+    for (uint32_t i = 0; i < n && !found; i++) found = strcmp(props[i].layerName, name) == 0;
+  free(props);
+  return found;
+}
+
+static int create_instance(kiln_gpu *gpu, const char *app_name) {
+  uint32_t version = 0;
+  VkResult r = gpu->vkg.EnumerateInstanceVersion(&version);
+  if (r != VK_SUCCESS) return vk_error(gpu, r, "vkEnumerateInstanceVersion");
+  if (version < VK_API_VERSION_1_2) {
+    char v[32];
+    kiln__log(gpu, KILN_GPU_LOG_ERROR,
+              "the Vulkan loader supports Vulkan %s; kiln needs 1.2 (timeline semaphores): "
+              "install a newer libvulkan1",
+              kiln_gpu_version_string(version, v, sizeof(v)));
+    return KILN_EUNSUPPORTED;
+  }
+  gpu->api_version = version >= VK_API_VERSION_1_3 ? VK_API_VERSION_1_3 : VK_API_VERSION_1_2;
+
+  const char *layers[1], *exts[1];
+  uint32_t nlayers = 0, nexts = 0;
+  VkDebugUtilsMessengerCreateInfoEXT mci;
+  messenger_info(gpu, &mci);
+  if (gpu->cfg.validation) {
+    if (!has_layer(gpu, "VK_LAYER_KHRONOS_validation")) {
+      kiln__log(gpu, KILN_GPU_LOG_ERROR,
+                "validation asked for, but VK_LAYER_KHRONOS_validation is not installed: "
+                "`apt-get install vulkan-validationlayers`");
+      return KILN_EUNSUPPORTED;
+    }
+    layers[nlayers++] = "VK_LAYER_KHRONOS_validation";
+    exts[nexts++] = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+  }
+  VkApplicationInfo app = {
+      .sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+      .pApplicationName = app_name,
+      .pEngineName = "kiln",
+      .engineVersion = VK_MAKE_API_VERSION(0, 0, 1, 0),
+      .apiVersion = gpu->api_version,
+  };
+  VkInstanceCreateInfo ci = {
+      .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+      .pNext = gpu->cfg.validation ? &mci : NULL,  /* also reports create/destroy itself */
+      .pApplicationInfo = &app,
+      .enabledLayerCount = nlayers,
+      .ppEnabledLayerNames = layers,
+      .enabledExtensionCount = nexts,
+      .ppEnabledExtensionNames = exts,
+  };
+  r = gpu->vkg.CreateInstance(&ci, NULL, &gpu->instance);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR,
+              "no Vulkan driver found: install one (`apt-get install mesa-vulkan-drivers` gives "
+              "the CPU device, lavapipe)");
+    return KILN_EUNSUPPORTED;
+  }
+  if (r != VK_SUCCESS) return vk_error(gpu, r, "vkCreateInstance");
+
+#define LOAD(name) gpu->vk.name = (PFN_vk##name)gpu->gipa(gpu->instance, "vk" #name);
+  KILN__VK_INSTANCE_FNS(LOAD)
+  if (gpu->cfg.validation) { KILN__VK_DEBUG_FNS(LOAD) }
+#undef LOAD
+  if (gpu->cfg.validation) {
+    if (!gpu->vk.CreateDebugUtilsMessengerEXT) return KILN_EUNSUPPORTED;
+    r = gpu->vk.CreateDebugUtilsMessengerEXT(gpu->instance, &mci, NULL, &gpu->messenger);
+    if (r != VK_SUCCESS) return vk_error(gpu, r, "vkCreateDebugUtilsMessengerEXT");
+  }
+  return 0;
+}
+
+/* ---- describing physical devices ---------------------------------------------------------- */
+
+static kiln_gpu_type type_of(VkPhysicalDeviceType t) {
+  switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return KILN_GPU_TYPE_INTEGRATED;
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return KILN_GPU_TYPE_DISCRETE;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return KILN_GPU_TYPE_VIRTUAL;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return KILN_GPU_TYPE_CPU;
+    default: return KILN_GPU_TYPE_OTHER;
+  }
+}
+
+static bool has_device_ext(kiln_gpu *gpu, VkPhysicalDevice pd, const char *name) {
+  uint32_t n = 0;
+  if (gpu->vk.EnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS) return false;
+  VkExtensionProperties *props = calloc(n ? n : 1, sizeof(*props));
+  if (!props) return false;
+  bool found = false;
+  if (gpu->vk.EnumerateDeviceExtensionProperties(pd, NULL, &n, props) == VK_SUCCESS)
+    for (uint32_t i = 0; i < n && !found; i++) found = strcmp(props[i].extensionName, name) == 0;
+  free(props);
+  return found;
+}
+
+static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
+  VkPhysicalDevice pd = gpu->phys[index];
+  VkPhysicalDeviceProperties p;
+  gpu->vk.GetPhysicalDeviceProperties(pd, &p);
+  memset(d, 0, sizeof(*d));
+  d->index = index;
+  snprintf(d->name, sizeof(d->name), "%s", p.deviceName);
+  d->type = type_of(p.deviceType);
+  d->vendor_id = p.vendorID;
+  d->device_id = p.deviceID;
+  d->api_version = p.apiVersion;
+  d->driver_version = p.driverVersion;
+  d->max_uniform_range = p.limits.maxUniformBufferRange;
+  d->max_texels = p.limits.maxTexelBufferElements;
+
+  uint32_t nf = 0;
+  gpu->vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nf, NULL);
+  VkQueueFamilyProperties qf[KILN_GPU_MAX_FAMILIES];
+  if (nf > KILN_GPU_MAX_FAMILIES) nf = KILN_GPU_MAX_FAMILIES;
+  gpu->vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nf, qf);
+  bool compute = false;
+  d->family_count = nf;
+  for (uint32_t i = 0; i < nf; i++) {
+    d->families[i].queues = qf[i].queueCount;
+    d->families[i].compute = qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT;
+    d->families[i].graphics = qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT;
+    d->families[i].transfer = qf[i].queueFlags & VK_QUEUE_TRANSFER_BIT;
+    compute = compute || (d->families[i].compute && qf[i].queueCount > 0);
+  }
+  VkPhysicalDeviceMemoryProperties mp;
+  gpu->vk.GetPhysicalDeviceMemoryProperties(pd, &mp);
+  d->heap_count = mp.memoryHeapCount < KILN_GPU_MAX_HEAPS ? mp.memoryHeapCount
+                                                          : KILN_GPU_MAX_HEAPS;
+  for (uint32_t i = 0; i < d->heap_count; i++) {
+    d->heaps[i].size = mp.memoryHeaps[i].size;
+    d->heaps[i].device_local = mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT;
+  }
+
+  if (p.apiVersion < VK_API_VERSION_1_2) {
+    snprintf(d->unusable_reason, sizeof(d->unusable_reason), "Vulkan %u.%u < 1.2",
+             VK_API_VERSION_MAJOR(p.apiVersion), VK_API_VERSION_MINOR(p.apiVersion));
+    return;
+  }
+  /* 1.2 structures may be chained only now that the device is known to be 1.2. */
+  VkPhysicalDeviceDriverProperties drv = {.sType =
+                                              VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+  VkPhysicalDeviceIDProperties ids = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES,
+                                      .pNext = &drv};
+  VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                    .pNext = &ids};
+  gpu->vk.GetPhysicalDeviceProperties2(pd, &p2);
+  snprintf(d->driver_name, sizeof(d->driver_name), "%s", drv.driverName);
+  snprintf(d->driver_info, sizeof(d->driver_info), "%s", drv.driverInfo);
+  memcpy(d->device_uuid, ids.deviceUUID, 16);
+  memcpy(d->driver_uuid, ids.driverUUID, 16);
+
+  VkPhysicalDeviceVulkan12Features f12 = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                  .pNext = &f12};
+  gpu->vk.GetPhysicalDeviceFeatures2(pd, &f2);
+  if (!f12.timelineSemaphore)
+    snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no timeline semaphores");
+  else if (!compute)
+    snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no compute queue");
+  else if (!has_device_ext(gpu, pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
+    snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no VK_KHR_push_descriptor");
+  else
+    d->usable = true;
+}
+
+static int list_devices(kiln_gpu *gpu) {
+  uint32_t n = 0;
+  VkResult r = gpu->vk.EnumeratePhysicalDevices(gpu->instance, &n, NULL);
+  if (r != VK_SUCCESS) return vk_error(gpu, r, "vkEnumeratePhysicalDevices");
+  if (n == 0) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR,
+              "Vulkan lists no device: install a driver (`apt-get install mesa-vulkan-drivers` "
+              "gives the CPU device, lavapipe)");
+    return KILN_EUNSUPPORTED;
+  }
+  gpu->phys = calloc(n, sizeof(*gpu->phys));
+  gpu->info = calloc(n, sizeof(*gpu->info));
+  if (!gpu->phys || !gpu->info) return KILN_ENOMEM;
+  r = gpu->vk.EnumeratePhysicalDevices(gpu->instance, &n, gpu->phys);
+  if (r != VK_SUCCESS && r != VK_INCOMPLETE) return vk_error(gpu, r, "vkEnumeratePhysicalDevices");
+  gpu->nphys = n;
+  for (uint32_t i = 0; i < n; i++) {
+    describe(gpu, i, &gpu->info[i]);
+    kiln__log(gpu, KILN_GPU_LOG_DEBUG, "device %u: %s (%s)%s%s", i, gpu->info[i].name,
+              kiln_gpu_type_name(gpu->info[i].type), gpu->info[i].usable ? "" : ": unusable: ",
+              gpu->info[i].unusable_reason);
+  }
+  return 0;
+}
+
+int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out) {
+  *out = NULL;
+  kiln_gpu_config defaults;
+  kiln_gpu_config_default(&defaults);
+  if (!cfg) cfg = &defaults;
+  kiln_gpu *gpu = calloc(1, sizeof(*gpu));
+  if (!gpu) return KILN_ENOMEM;
+  gpu->cfg = *cfg;
+  const char *loader = cfg->loader ? cfg->loader : defaults.loader;
+  const char *app = cfg->app_name ? cfg->app_name : defaults.app_name;
+  gpu->cfg.loader = gpu->cfg.app_name = NULL;  /* borrowed for this call only */
+  atomic_init(&gpu->validation_messages, 0);
+  int rc = load_loader(gpu, loader);
+  if (!rc) rc = create_instance(gpu, app);
+  if (!rc) rc = list_devices(gpu);
+  if (rc) {
+    kiln_gpu_destroy(gpu);
+    return rc;
+  }
+  *out = gpu;
+  return 0;
+}
+
+void kiln_gpu_destroy(kiln_gpu *gpu) {
+  if (!gpu) return;
+  if (gpu->messenger) gpu->vk.DestroyDebugUtilsMessengerEXT(gpu->instance, gpu->messenger, NULL);
+  if (gpu->instance) gpu->vk.DestroyInstance(gpu->instance, NULL);
+  if (gpu->lib) dlclose(gpu->lib);
+  free(gpu->phys);
+  free(gpu->info);
+  free(gpu);
+}
+
+/* ---- selection ---------------------------------------------------------------------------- */
+
+/* Preference rank: lower is better. */
+static int rank(kiln_gpu_type t) {
+  switch (t) {
+    case KILN_GPU_TYPE_DISCRETE: return 0;
+    case KILN_GPU_TYPE_INTEGRATED: return 1;
+    case KILN_GPU_TYPE_VIRTUAL: return 2;
+    case KILN_GPU_TYPE_OTHER: return 3;
+    case KILN_GPU_TYPE_CPU: return 4;
+  }
+  return 5;
+}
+
+typedef struct sel {
+  uint32_t *idx;
+  size_t cap, n;
+  size_t matches;  /* sel_add calls, duplicates included */
+  bool overflow;
+} sel;
+
+static void sel_add(sel *s, uint32_t i) {
+  s->matches++;
+  for (size_t k = 0; k < s->n; k++)
+    if (s->idx[k] == i) return;
+  if (s->n == s->cap) {
+    s->overflow = true;
+    return;
+  }
+  s->idx[s->n++] = i;
+}
+
+/* Adds the usable devices that pass `want` in order of preference (stable by index). */
+static void add_ranked(const kiln_gpu *gpu, sel *s, bool (*want)(const kiln_gpu_device_info *,
+                                                                  const void *),
+                       const void *arg) {
+  for (int r = 0; r <= 4; r++)
+    for (uint32_t i = 0; i < gpu->nphys; i++)
+      if (gpu->info[i].usable && rank(gpu->info[i].type) == r && want(&gpu->info[i], arg))
+        sel_add(s, i);
+}
+
+static bool want_gpu(const kiln_gpu_device_info *d, const void *arg) {
+  (void)arg;
+  return d->type != KILN_GPU_TYPE_CPU;
+}
+static bool want_any(const kiln_gpu_device_info *d, const void *arg) {
+  (void)d, (void)arg;
+  return true;
+}
+static bool want_type(const kiln_gpu_device_info *d, const void *arg) {
+  return d->type == *(const kiln_gpu_type *)arg;
+}
+static bool want_name(const kiln_gpu_device_info *d, const void *arg) {
+  return strcasestr(d->name, arg) != NULL;
+}
+
+static void log_devices(const kiln_gpu *gpu) {
+  for (uint32_t i = 0; i < gpu->nphys; i++)
+    kiln__log(gpu, KILN_GPU_LOG_ERROR, "  device %u: %s (%s)%s%s", i, gpu->info[i].name,
+              kiln_gpu_type_name(gpu->info[i].type), gpu->info[i].usable ? "" : ", unusable: ",
+              gpu->info[i].unusable_reason);
+}
+
+/* Applies one word of a selection spec. */
+static int select_word(kiln_gpu *gpu, const char *w, sel *s) {
+  static const kiln_gpu_type types[] = {KILN_GPU_TYPE_OTHER, KILN_GPU_TYPE_INTEGRATED,
+                                        KILN_GPU_TYPE_DISCRETE, KILN_GPU_TYPE_VIRTUAL,
+                                        KILN_GPU_TYPE_CPU};
+  size_t before = s->matches;
+  bool any_gpu = false;
+  for (uint32_t i = 0; i < gpu->nphys; i++)
+    any_gpu = any_gpu || (gpu->info[i].usable && gpu->info[i].type != KILN_GPU_TYPE_CPU);
+  if (w[0] == '\0' || strcasecmp(w, "auto") == 0) {
+    sel one = {.idx = (uint32_t[1]){0}, .cap = 1};
+    add_ranked(gpu, &one, want_any, NULL);
+    if (one.n) sel_add(s, one.idx[0]);
+  } else if (strcasecmp(w, "all") == 0) {
+    add_ranked(gpu, s, any_gpu ? want_gpu : want_any, NULL);
+  } else if (isdigit((unsigned char)w[0])) {
+    char *end;
+    unsigned long i = strtoul(w, &end, 10);
+    if (*end != '\0') goto malformed;
+    if (i >= gpu->nphys || !gpu->info[i].usable) {
+      kiln__log(gpu, KILN_GPU_LOG_ERROR, "device %lu %s; devices:", i,
+                i >= gpu->nphys ? "does not exist" : "is not usable");
+      log_devices(gpu);
+      return KILN_EINVAL;
+    }
+    sel_add(s, (uint32_t)i);
+  } else {
+    bool typed = false;
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+      if (strcasecmp(w, kiln_gpu_type_name(types[t])) == 0) {
+        add_ranked(gpu, s, want_type, &types[t]);
+        typed = true;
+      }
+    if (!typed) add_ranked(gpu, s, want_name, w);
+  }
+  if (s->matches == before) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR, "no usable Vulkan device matches \"%s\"; devices:", w);
+    log_devices(gpu);
+    return KILN_EINVAL;
+  }
+  return 0;
+malformed:
+  kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\": not a number, type or name", w);
+  return KILN_EINVAL;
+}
+
+int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap, size_t *n) {
+  *n = 0;
+  sel s = {.idx = indices, .cap = cap};
+  char word[256];
+  const char *p = spec ? spec : "";
+  do {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    while (len && isspace((unsigned char)*p)) p++, len--;
+    while (len && isspace((unsigned char)p[len - 1])) len--;
+    if (len >= sizeof(word)) return KILN_EINVAL;
+    memcpy(word, p, len);
+    word[len] = '\0';
+    int rc = select_word(gpu, word, &s);
+    if (rc) return rc;
+    p = comma ? comma + 1 : NULL;
+  } while (p);
+  if (s.overflow) {
+    kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\" matches more than %zu devices",
+              spec ? spec : "", cap);
+    return KILN_EINVAL;
+  }
+  bool any_gpu = false;
+  for (uint32_t i = 0; i < gpu->nphys; i++)
+    any_gpu = any_gpu || (gpu->info[i].usable && gpu->info[i].type != KILN_GPU_TYPE_CPU);
+  for (size_t i = 0; i < s.n; i++)
+    if (gpu->info[s.idx[i]].type == KILN_GPU_TYPE_CPU)
+      kiln__log(gpu, KILN_GPU_LOG_INFO,
+                "selected device %u, %s: the CPU Vulkan driver (lavapipe); its work runs on the "
+                "CPU, %s",
+                s.idx[i], gpu->info[s.idx[i]].name,
+                any_gpu ? "as asked" : "because no GPU was found");
+  *n = s.n;
+  return 0;
+}

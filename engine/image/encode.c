@@ -1,0 +1,330 @@
+/* encode.c: PNG (own chunk writer over libdeflate), JPEG and HDR (stb_image_write), EXR (tinyexr),
+ * NPY (own writer), sRGB quantisation, and atomic file writes. See encode.h.
+ *
+ * PNG rows are filtered adaptively (None/Sub/Up/Paeth, the one with the smallest sum of absolute
+ * differences per row, as libpng's heuristic), then the whole image goes through one
+ * libdeflate_zlib_compress call. */
+#define _GNU_SOURCE
+#include "encode.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libdeflate.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <stb_image_write.h>
+#include <tinyexr.h>
+
+#include "kiln/error.h"
+
+static size_t type_size(kiln__pixel_type t) {
+  switch (t) {
+    case KILN__PIX_U8: return 1;
+    case KILN__PIX_U16: return 2;
+    default: return 4;
+  }
+}
+
+static bool raster_ok(const kiln__raster *r, int max_channels) {
+  return r && r->data && r->width > 0 && r->height > 0 && r->channels >= 1 &&
+         r->channels <= max_channels && r->width <= (1 << 24) && r->height <= (1 << 24);
+}
+
+static size_t row_bytes(const kiln__raster *r) {
+  return (size_t)r->width * (size_t)r->channels * type_size(r->type);
+}
+
+static const unsigned char *row_ptr(const kiln__raster *r, int y) {
+  size_t stride = r->stride ? r->stride : row_bytes(r);
+  return (const unsigned char *)r->data + (size_t)y * stride;
+}
+
+/* ---- growable byte buffer ---------------------------------------------------------------------- */
+
+typedef struct buf {
+  unsigned char *p;
+  size_t len, cap;
+  bool failed;
+} buf;
+
+static void buf_put(buf *b, const void *src, size_t n) {
+  if (b->failed || n == 0) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p) {
+      b->failed = true;
+      return;
+    }
+    b->p = p, b->cap = cap;
+  }
+  memcpy(b->p + b->len, src, n);
+  b->len += n;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+static int buf_finish(buf *b, void **out, size_t *len) {
+  if (b->failed) {
+    free(b->p);
+    return KILN_ENOMEM;
+  }
+  *out = b->p;
+  *len = b->len;
+  return 0;
+}
+
+/* ---- PNG ------------------------------------------------------------------------------------- */
+
+static void png_chunk(buf *b, const char type[4], const unsigned char *data, size_t n) {
+  unsigned char hdr[8];
+  put_be32(hdr, (uint32_t)n);
+  memcpy(hdr + 4, type, 4);
+  buf_put(b, hdr, 8);
+  buf_put(b, data, n);
+  uint32_t crc = libdeflate_crc32(0, type, 4);
+  if (n > 0) crc = libdeflate_crc32(crc, data, n); /* libdeflate_crc32(crc, NULL, 0) returns 0 */
+  unsigned char c[4];
+  put_be32(c, crc);
+  buf_put(b, c, 4);
+}
+
+static unsigned paeth(int a, int b, int c) {
+  int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+  return (unsigned)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+}
+
+/* Filters one row (PNG's big-endian bytes in `raw`) into out[0] = type, out[1..n]. bpp: bytes per
+ * pixel; prev: the previous raw row or NULL. */
+static void png_filter_row(const unsigned char *raw, const unsigned char *prev, size_t n,
+                           size_t bpp, unsigned char *out, unsigned char *scratch) {
+  unsigned long best_cost = (unsigned long)-1;
+  for (int f = 0; f < 4; f++) {
+    unsigned long cost = 0;
+    for (size_t i = 0; i < n; i++) {
+      unsigned a = i >= bpp ? raw[i - bpp] : 0, b = prev ? prev[i] : 0;
+      unsigned c = (i >= bpp && prev) ? prev[i - bpp] : 0;
+      unsigned pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? b : paeth((int)a, (int)b, (int)c);
+      unsigned char v = (unsigned char)(raw[i] - pred);
+      scratch[i] = v;
+      cost += v < 128 ? v : 256u - v;
+    }
+    if (cost < best_cost) {
+      best_cost = cost;
+      out[0] = (unsigned char)(f == 3 ? 4 : f); /* PNG filter types: 0 None 1 Sub 2 Up 4 Paeth */
+      memcpy(out + 1, scratch, n);
+    }
+  }
+}
+
+int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (!raster_ok(r, 4) || (r->type != KILN__PIX_U8 && r->type != KILN__PIX_U16))
+    return KILN_EINVAL;
+  if (level == 0) level = 6;
+  if (level < 1 || level > 12) return KILN_EINVAL;
+  size_t n = row_bytes(r), bpp = (size_t)r->channels * type_size(r->type);
+  size_t filtered_len = (n + 1) * (size_t)r->height;
+  unsigned char *filtered = malloc(filtered_len);
+  unsigned char *rows = malloc(2 * n), *scratch = malloc(n);
+  struct libdeflate_compressor *z = libdeflate_alloc_compressor(level);
+  size_t bound = z ? libdeflate_zlib_compress_bound(z, filtered_len) : 0;
+  unsigned char *zbuf = bound ? malloc(bound) : NULL;
+  int rc = KILN_ENOMEM;
+  if (filtered && rows && scratch && zbuf) {
+    unsigned char *raw = rows, *prev = NULL;
+    for (int y = 0; y < r->height; y++) {
+      const unsigned char *src = row_ptr(r, y);
+      if (r->type == KILN__PIX_U16) { /* PNG samples are big-endian */
+        for (size_t i = 0; i < n; i += 2) {
+          uint16_t v;
+          memcpy(&v, src + i, 2);
+          raw[i] = (unsigned char)(v >> 8), raw[i + 1] = (unsigned char)v;
+        }
+      } else {
+        memcpy(raw, src, n);
+      }
+      png_filter_row(raw, prev, n, bpp, filtered + (size_t)y * (n + 1), scratch);
+      prev = raw;
+      raw = raw == rows ? rows + n : rows;
+    }
+    size_t zlen = libdeflate_zlib_compress(z, filtered, filtered_len, zbuf, bound);
+    buf b = {0};
+    static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+    static const unsigned char color_type[5] = {0, 0, 4, 2, 6};
+    unsigned char ihdr[13];
+    put_be32(ihdr, (uint32_t)r->width);
+    put_be32(ihdr + 4, (uint32_t)r->height);
+    ihdr[8] = r->type == KILN__PIX_U16 ? 16 : 8;
+    ihdr[9] = color_type[r->channels];
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    buf_put(&b, sig, 8);
+    png_chunk(&b, "IHDR", ihdr, 13);
+    png_chunk(&b, "IDAT", zbuf, zlen);
+    png_chunk(&b, "IEND", NULL, 0);
+    rc = zlen ? buf_finish(&b, out, len) : (free(b.p), KILN_ENOMEM);
+  }
+  if (z) libdeflate_free_compressor(z);
+  free(filtered), free(rows), free(scratch), free(zbuf);
+  return rc;
+}
+
+/* ---- JPEG, HDR (stb_image_write) ---------------------------------------------------------------- */
+
+static void stb_sink(void *ctx, void *data, int size) { buf_put(ctx, data, (size_t)size); }
+
+/* stb wants a packed raster. */
+static const void *packed(const kiln__raster *r, void **copy) {
+  *copy = NULL;
+  if (!r->stride || r->stride == row_bytes(r)) return r->data;
+  unsigned char *p = malloc(row_bytes(r) * (size_t)r->height);
+  if (!p) return NULL;
+  for (int y = 0; y < r->height; y++) memcpy(p + (size_t)y * row_bytes(r), row_ptr(r, y), row_bytes(r));
+  *copy = p;
+  return p;
+}
+
+int kiln__encode_jpeg(const kiln__raster *r, int quality, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (!raster_ok(r, 3) || r->type != KILN__PIX_U8 || r->channels == 2 || quality < 1 ||
+      quality > 100)
+    return KILN_EINVAL;
+  void *copy;
+  const void *px = packed(r, &copy);
+  if (!px) return KILN_ENOMEM;
+  buf b = {0};
+  int ok = stbi_write_jpg_to_func(stb_sink, &b, r->width, r->height, r->channels, px, quality);
+  free(copy);
+  if (!ok && !b.failed) b.failed = true;
+  return buf_finish(&b, out, len);
+}
+
+int kiln__encode_hdr(const kiln__raster *r, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (!raster_ok(r, 3) || r->type != KILN__PIX_F32 || r->channels != 3) return KILN_EINVAL;
+  void *copy;
+  const void *px = packed(r, &copy);
+  if (!px) return KILN_ENOMEM;
+  buf b = {0};
+  int ok = stbi_write_hdr_to_func(stb_sink, &b, r->width, r->height, 3, px);
+  free(copy);
+  if (!ok && !b.failed) b.failed = true;
+  return buf_finish(&b, out, len);
+}
+
+/* ---- EXR (tinyexr) ------------------------------------------------------------------------------ */
+
+int kiln__encode_exr(const kiln__raster *r, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (!raster_ok(r, 4) || r->type != KILN__PIX_F32) return KILN_EINVAL;
+  static const char *names[4][4] = {{"Y"}, {"A", "Y"}, {"B", "G", "R"}, {"A", "B", "G", "R"}};
+  static const int src_of[4][4] = {{0}, {1, 0}, {2, 1, 0}, {3, 2, 1, 0}}; /* EXR sorts names */
+  int nc = r->channels;
+  size_t npx = (size_t)r->width * (size_t)r->height;
+  float *planes = malloc(npx * (size_t)nc * sizeof *planes);
+  EXRChannelInfo *ch = calloc((size_t)nc, sizeof *ch);
+  int *types = malloc((size_t)nc * sizeof *types), *req = malloc((size_t)nc * sizeof *req);
+  unsigned char *ptrs[4];
+  int rc = KILN_ENOMEM;
+  if (planes && ch && types && req) {
+    for (int c = 0; c < nc; c++) {
+      float *plane = planes + (size_t)c * npx;
+      int s = src_of[nc - 1][c];
+      for (int y = 0; y < r->height; y++) {
+        const float *row = (const float *)(const void *)row_ptr(r, y);
+        for (int x = 0; x < r->width; x++) plane[(size_t)y * (size_t)r->width + (size_t)x] = row[x * nc + s];
+      }
+      ptrs[c] = (unsigned char *)plane;
+      snprintf(ch[c].name, sizeof ch[c].name, "%s", names[nc - 1][c]);
+      types[c] = req[c] = TINYEXR_PIXELTYPE_FLOAT;
+    }
+    EXRHeader h;
+    InitEXRHeader(&h);
+    EXRImage img;
+    InitEXRImage(&img);
+    img.images = ptrs;
+    img.width = r->width;
+    img.height = r->height;
+    img.num_channels = nc;
+    h.num_channels = nc;
+    h.channels = ch;
+    h.pixel_types = types;
+    h.requested_pixel_types = req;
+    h.compression_type = TINYEXR_COMPRESSIONTYPE_ZIP;
+    unsigned char *mem = NULL;
+    const char *err = NULL;
+    size_t n = SaveEXRImageToMemory(&img, &h, &mem, &err);
+    if (n > 0 && mem) {
+      *out = mem; /* tinyexr allocates with malloc */
+      *len = n;
+      rc = 0;
+    } else {
+      if (err) FreeEXRErrorMessage(err);
+      rc = KILN_EIO;
+    }
+  }
+  free(planes), free(ch), free(types), free(req);
+  return rc;
+}
+
+/* ---- NPY ---------------------------------------------------------------------------------------- */
+
+int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (!raster_ok(r, 64)) return KILN_EINVAL;
+  static const char *dtypes[] = {"<u1", "<u2", "<u4", "<f4"};
+  char dict[160];
+  int dl = r->channels == 1
+               ? snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }",
+                          dtypes[r->type], r->height, r->width)
+               : snprintf(dict, sizeof dict,
+                          "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d, %d), }",
+                          dtypes[r->type], r->height, r->width, r->channels);
+  /* magic(6) version(2) header_len(2) dict, padded with spaces and '\n' to a multiple of 64 */
+  size_t total = 10 + (size_t)dl + 1;
+  size_t pad = (64 - total % 64) % 64;
+  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+  size_t hlen = (size_t)dl + pad + 1;
+  head[8] = (unsigned char)(hlen & 0xff), head[9] = (unsigned char)(hlen >> 8);
+  buf b = {0};
+  buf_put(&b, head, 10);
+  buf_put(&b, dict, (size_t)dl);
+  for (size_t i = 0; i < pad; i++) buf_put(&b, " ", 1);
+  buf_put(&b, "\n", 1);
+  for (int y = 0; y < r->height; y++) buf_put(&b, row_ptr(r, y), row_bytes(r)); /* x86: LE */
+  return buf_finish(&b, out, len);
+}
+
+/* ---- sRGB --------------------------------------------------------------------------------------- */
+
+static float aces_fit(float x) { /* Narkowicz 2015 fit of the ACES filmic curve */
+  float y = (x * (2.51f * x + 0.03f)) / (x * (2.43f * x + 0.59f) + 0.14f);
+  return y < 0 ? 0 : y > 1 ? 1 : y;
+}
+
+static float srgb_oetf(float l) {
+  return l <= 0.0031308f ? 12.92f * l : 1.055f * powf(l, 1.0f / 2.4f) - 0.055f;
+}
+
+void kiln__linear_to_srgb(const float *rgb, size_t npixels, float exposure, bool filmic,
+                          kiln__pixel_type type, void *out) {
+  float scale = exp2f(exposure), maxv = type == KILN__PIX_U16 ? 65535.0f : 255.0f;
+  for (size_t i = 0; i < npixels * 3; i++) {
+    float v = rgb[i] * scale;
+    if (!(v > 0)) v = 0; /* also NaN */
+    v = filmic ? aces_fit(v) : (v > 1 ? 1 : v);
+    float q = srgb_oetf(v) * maxv + 0.5f;
+    if (type == KILN__PIX_U16) ((uint16_t *)out)[i] = (uint16_t)q;
+    else ((uint8_t *)out)[i] = (uint8_t)q;
+  }
+}

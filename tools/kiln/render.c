@@ -1,0 +1,550 @@
+/* render.c: `kiln render`, the batch command (kiln/batch.h) with progress, summary, signals.
+ *
+ * Exit status: 0 when every selected frame was written (or skipped by --resume), 1 when some
+ * failed (the others are written), 2 for a usage, job or scene error (nothing written), 130 when
+ * stopped by SIGINT or SIGTERM (frames in flight are finished and written; the summary says how
+ * many). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kiln/batch.h"
+#include "cli.h"
+
+enum { MAX_DEVICES = 16, MAX_FAILURES_KEPT = 1000 };
+
+static void render_usage(FILE *to) {
+  fprintf(to,
+          "usage: kiln render JOB [options]\n"
+          "\n"
+          "Renders every frame of JOB (a .json job or a .jsonl list of images; see docs/JOBS.md).\n"
+          "\n"
+          "options:\n"
+          "  -o, --output-dir DIR    where files go (default: .)\n"
+          "  --scene FILE            the scene of a .jsonl list (or instead of the job's)\n"
+          "  --frames A:B[:STEP]     frames A to B inclusive, every STEP-th (A: and :B are open)\n"
+          "  --size WxH              image size (default: the job's / scene's)\n"
+          "  --spp N                 samples per pixel (default: the job's / scene's)\n"
+          "  --device SPEC           auto (default), all, cpu, an index, or a name (kiln devices);\n"
+          "                          a CPU device (lavapipe) is opened twice: two frames at once\n"
+          "  --threads N             CPU worker threads (default: one per CPU)\n"
+          "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
+          "  --passes LIST           extra passes: depth,normal,albedo,id,instance (colour always)\n"
+          "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's, or png)\n"
+          "  --template T            output names (default: the job's, {frame:05d}_{pass}.{ext})\n"
+          "  --resume                skip frames whose files all exist\n"
+          "  --overwrite             replace existing files\n"
+          "  --durable               fsync every file (survives power loss, slower)\n"
+          "  --json FILE             write the summary as JSON to FILE\n"
+          "  --contact-sheet FILE    write a PNG grid of thumbnails (in the output folder)\n"
+          "  --quiet                 no progress and no summary; failures are still reported\n"
+          "  -h, --help              this text\n"
+          "\n"
+          "exit status: 0 all frames written, 1 some frames failed, 2 usage/job/scene error,\n"
+          "130 stopped by Ctrl-C (frames in flight are finished).\n");
+}
+
+/* ---- signals ------------------------------------------------------------------------------- */
+
+/* SIGINT and SIGTERM are blocked in every thread from the start (threads inherit the mask) and
+ * taken by one thread that waits for them with sigwait, so no code runs in a signal handler. The
+ * first one stops the batch (frames in flight finish; exit 130), or ends the process at once while
+ * the job is still loading (nothing written yet); a second one ends the process at once. SIGUSR2
+ * tells the thread to quit when the batch is over. */
+static _Atomic(kiln_batch *) g_batch;
+static atomic_int g_signal;
+
+static void *signal_thread(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR2);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0 || sig == SIGUSR2) return NULL;
+    kiln_batch *b = atomic_load(&g_batch);
+    if (atomic_exchange(&g_signal, sig) != 0 || !b) { /* second signal, or nothing to stop */
+      signal(sig, SIG_DFL);
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+      raise(sig);
+      _exit(128 + sig);
+    }
+    kiln_batch_stop(b);
+  }
+}
+
+/* ---- progress ----------------------------------------------------------------------------- */
+
+typedef struct failure {
+  long frame;
+  char where[600];
+  char message[400];
+} failure;
+
+typedef struct progress {
+  bool quiet, tty;
+  double last_print;
+  failure *fails;
+  size_t nfails;
+  uint64_t failed;
+  bool bar_shown;
+} progress;
+
+static void fmt_duration(double s, char *buf, size_t cap) {
+  if (!(s >= 0) || s > 360000) {
+    snprintf(buf, cap, "--:--");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_progress(void *arg, const kiln_batch_event *ev) {
+  progress *p = arg;
+  if (ev->status < 0) {
+    if (p->nfails < MAX_FAILURES_KEPT) {
+      failure *f = &p->fails[p->nfails++];
+      f->frame = ev->frame->frame;
+      snprintf(f->where, sizeof f->where, "%s", ev->frame->where);
+      snprintf(f->message, sizeof f->message, "%s", ev->message);
+    }
+    if (p->bar_shown) fputc('\n', stderr), p->bar_shown = false;
+    fprintf(stderr, "kiln render: frame %ld (%s) failed: %s\n", ev->frame->frame, ev->frame->where,
+            ev->message[0] ? ev->message : "unknown error");
+  }
+  if (p->quiet) return;
+  uint64_t finished = ev->done + ev->failed + ev->skipped;
+  bool last = finished >= ev->total;
+  if (!last && ev->elapsed_s - p->last_print < (p->tty ? 0.1 : 1.0)) return;
+  p->last_print = ev->elapsed_s;
+  double rate = ev->elapsed_s > 0 ? (double)ev->done / ev->elapsed_s : 0;
+  char eta[32];
+  fmt_duration(rate > 0 ? (double)(ev->total - finished) / rate : -1, eta, sizeof eta);
+  if (p->tty) {
+    enum { W = 30 };
+    int fill = ev->total ? (int)((double)finished / (double)ev->total * W) : W;
+    char bar[W + 1];
+    for (int i = 0; i < W; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[W] = 0;
+    fprintf(stderr, "\r[%s] %llu/%llu  failed %llu  %.2f img/s  ETA %s ", bar,
+            (unsigned long long)finished, (unsigned long long)ev->total,
+            (unsigned long long)ev->failed, rate, eta);
+    p->bar_shown = true;
+    if (last) fputc('\n', stderr), p->bar_shown = false;
+  } else {
+    fprintf(stderr, "kiln render: %llu/%llu frames, %llu failed, %llu skipped, %.2f img/s, ETA %s\n",
+            (unsigned long long)finished, (unsigned long long)ev->total,
+            (unsigned long long)ev->failed, (unsigned long long)ev->skipped, rate, eta);
+  }
+  fflush(stderr);
+}
+
+/* ---- summary -------------------------------------------------------------------------------- */
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* Writes the summary as JSON to path atomically (temporary file, then rename). */
+static int write_json(const char *path, const kiln_batch_summary *s, const progress *p, int code,
+                      const char *job, const char *out_dir, const char *contact_sheet,
+                      double setup_s) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return ENAMETOOLONG;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return errno;
+  fprintf(f, "{\n  \"job\": ");
+  json_string(f, job);
+  fprintf(f, ",\n  \"output_dir\": ");
+  json_string(f, out_dir);
+  fprintf(f,
+          ",\n  \"exit_code\": %d,\n  \"frames\": {\"selected\": %llu, \"written\": %llu, "
+          "\"failed\": %llu, \"skipped\": %llu},\n  \"files\": %llu,\n  \"bytes\": %llu,\n"
+          "  \"stopped\": %s,\n  \"setup_s\": %.6f,\n  \"wall_s\": %.6f,\n"
+          "  \"first_image_s\": %.6f,\n"
+          "  \"images_per_s\": %.6f,\n  \"peak_rss_bytes\": %llu,\n"
+          "  \"stages_s\": {\"prepare\": %.6f, \"render\": %.6f, \"convert\": %.6f, "
+          "\"encode\": %.6f, \"write\": %.6f},\n",
+          code, (unsigned long long)s->total, (unsigned long long)s->written,
+          (unsigned long long)s->failed, (unsigned long long)s->skipped,
+          (unsigned long long)s->files, (unsigned long long)s->bytes, s->stopped ? "true" : "false",
+          setup_s, s->wall_s, s->written ? setup_s + s->first_image_s : 0, s->images_per_s, (unsigned long long)s->peak_rss_bytes,
+          s->prepare_s, s->render_s, s->readback_s, s->encode_s, s->write_s);
+  fprintf(f, "  \"contact_sheet\": ");
+  if (contact_sheet && s->contact_sheet_status == 0) json_string(f, contact_sheet);
+  else fputs("null", f);
+  fprintf(f, ",\n  \"failures\": [");
+  for (size_t i = 0; i < p->nfails; i++) {
+    fprintf(f, "%s\n    {\"frame\": %ld, \"where\": ", i ? "," : "", p->fails[i].frame);
+    json_string(f, p->fails[i].where);
+    fprintf(f, ", \"message\": ");
+    json_string(f, p->fails[i].message);
+    fputc('}', f);
+  }
+  fprintf(f, "%s]\n}\n", p->nfails ? "\n  " : "");
+  int err = ferror(f) ? EIO : 0;
+  if (fclose(f) != 0 && !err) err = errno;
+  if (!err && rename(tmp, path) != 0) err = errno;
+  if (err) unlink(tmp);
+  return err;
+}
+
+static void print_summary(const kiln_batch_summary *s, const progress *p, const char *out_dir,
+                          double setup_s) {
+  char wall[32];
+  fmt_duration(s->wall_s, wall, sizeof wall);
+  printf("kiln render: %s%llu of %llu frames written", s->stopped ? "stopped: " : "",
+         (unsigned long long)s->written, (unsigned long long)s->total);
+  if (s->skipped) printf(", %llu skipped (already there)", (unsigned long long)s->skipped);
+  printf(", %llu failed, into %s\n", (unsigned long long)s->failed, out_dir);
+  printf("  %.2f images/s, wall %s (%.2f s), first image %.2f s after start (loading and devices "
+         "%.2f s), %llu files, %.1f MiB\n",
+         s->images_per_s, wall, s->wall_s, s->written ? setup_s + s->first_image_s : 0, setup_s,
+         (unsigned long long)s->files, (double)s->bytes / 1048576.0);
+  printf("  peak memory %.1f MiB; stage time summed over frames: prepare %.2f s, render %.2f s, "
+         "convert %.2f s, encode %.2f s, write %.2f s\n",
+         (double)s->peak_rss_bytes / 1048576.0, s->prepare_s, s->render_s, s->readback_s,
+         s->encode_s, s->write_s);
+  for (size_t i = 0; i < p->nfails && i < 20; i++)
+    printf("  failed: frame %ld (%s): %s\n", p->fails[i].frame, p->fails[i].where, p->fails[i].message);
+  if (s->failed > 20) printf("  ... and %llu more failures\n", (unsigned long long)(s->failed - 20));
+}
+
+/* ---- options ---------------------------------------------------------------------------------- */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("kiln render: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n(kiln render --help shows the options)\n", stderr);
+  va_end(ap);
+  return 2;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+/* "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative). */
+static bool parse_frames(const char *s, long *first, long *last, long *step) {
+  char buf[128];
+  if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;
+  char *c1 = strchr(buf, ':');
+  *step = 1;
+  if (!c1) {
+    if (!parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
+    *last = *first;
+    return true;
+  }
+  *c1 = 0;
+  char *b = c1 + 1, *c2 = strchr(b, ':');
+  if (c2) {
+    *c2 = 0;
+    if (!parse_long(c2 + 1, 1, LONG_MAX, step)) return false;
+  }
+  *first = LONG_MIN, *last = LONG_MAX;
+  if (buf[0] && !parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
+  if (b[0] && !parse_long(b, LONG_MIN + 1, LONG_MAX - 1, last)) return false;
+  return *last >= *first;
+}
+
+/* The error that ends a run with exit status 2, printed and kept for --json. */
+static char g_error[2048];
+
+static void setup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void setup_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_error, sizeof g_error, fmt, ap);
+  va_end(ap);
+  size_t n = strlen(g_error);
+  if (n && g_error[n - 1] == '\n') g_error[n - 1] = 0;
+  fprintf(stderr, "kiln render: %s\n", g_error);
+}
+
+/* --json for a run that ended before rendering (exit 2): the error, atomically. */
+static void write_error_json(const char *path, const char *job) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
+  FILE *f = fopen(tmp, "w");
+  if (!f) return;
+  fprintf(f, "{\n  \"job\": ");
+  json_string(f, job);
+  fprintf(f, ",\n  \"exit_code\": 2,\n  \"error\": ");
+  json_string(f, g_error);
+  fprintf(f, "\n}\n");
+  bool ok = !ferror(f);
+  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_gpu_log(void *arg, kiln_gpu_log_level level, const char *msg) {
+  (void)arg;
+  if (level >= KILN_GPU_LOG_WARN) fprintf(stderr, "kiln render: %s\n", msg);
+}
+
+int kiln_cli_render(int argc, char **argv) {
+  double t_start = now_s();
+  const char *job_path = NULL, *scene = NULL, *device = "auto", *json_path = NULL;
+  long threads = 0, in_flight = 0;
+  bool quiet = false;
+  kiln_batch_config bc;
+  kiln_batch_config_default(&bc);
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                          \
+  do {                                                        \
+    if (!v) return usage_error("%s needs a value", a);        \
+    i++;                                                      \
+  } while (0)
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      render_usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output-dir")) {
+      NEED_VALUE();
+      bc.out_dir = v;
+    } else if (!strcmp(a, "--scene")) {
+      NEED_VALUE();
+      scene = v;
+    } else if (!strcmp(a, "--frames")) {
+      NEED_VALUE();
+      if (!parse_frames(v, &bc.first, &bc.last, &bc.step))
+        return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (A <= B, STEP >= 1)", v);
+    } else if (!strcmp(a, "--size")) {
+      NEED_VALUE();
+      int w = 0, h = 0, n = 0;
+      if (sscanf(v, "%dx%d%n", &w, &h, &n) != 2 || v[n] || w < 1 || h < 1 || w > 16384 || h > 16384)
+        return usage_error("--size %s: expected WxH, e.g. 256x256 (1..16384)", v);
+      bc.width = w, bc.height = h;
+    } else if (!strcmp(a, "--spp")) {
+      NEED_VALUE();
+      long n;
+      if (!parse_long(v, 1, 1 << 20, &n)) return usage_error("--spp %s: expected 1..1048576", v);
+      bc.spp = (int32_t)n;
+    } else if (!strcmp(a, "--device")) {
+      NEED_VALUE();
+      device = v;
+    } else if (!strcmp(a, "--threads")) {
+      NEED_VALUE();
+      if (!parse_long(v, 1, 1024, &threads)) return usage_error("--threads %s: expected 1..1024", v);
+    } else if (!strcmp(a, "--in-flight")) {
+      NEED_VALUE();
+      if (!parse_long(v, 1, 4096, &in_flight)) return usage_error("--in-flight %s: expected 1..4096", v);
+      bc.in_flight = (size_t)in_flight;
+    } else if (!strcmp(a, "--passes")) {
+      NEED_VALUE();
+      char m[256];
+      if (kiln_pass_parse(v, &bc.passes, m, sizeof m)) return usage_error("--passes %s: %s", v, m);
+    } else if (!strcmp(a, "--format")) {
+      NEED_VALUE();
+      kiln_format f;
+      if (kiln_format_parse(v, &f))
+        return usage_error("--format %s: expected png, png16, jpg, exr, npy or hdr", v);
+      bc.format = (int)f;
+    } else if (!strcmp(a, "--template")) {
+      NEED_VALUE();
+      bc.output = v;
+    } else if (!strcmp(a, "--resume")) {
+      bc.resume = true;
+    } else if (!strcmp(a, "--overwrite")) {
+      bc.overwrite = true;
+    } else if (!strcmp(a, "--durable")) {
+      bc.durable = true;
+    } else if (!strcmp(a, "--json")) {
+      NEED_VALUE();
+      json_path = v;
+    } else if (!strcmp(a, "--contact-sheet")) {
+      NEED_VALUE();
+      bc.contact_sheet = v;
+    } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+      quiet = true;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option %s", a);
+    } else if (!job_path) {
+      job_path = a;
+    } else {
+      return usage_error("one job at a time (got %s and %s)", job_path, a);
+    }
+#undef NEED_VALUE
+  }
+  if (!job_path) return usage_error("no job given");
+  if (bc.resume && bc.overwrite) return usage_error("--resume and --overwrite exclude each other");
+  if (!bc.out_dir) bc.out_dir = ".";
+
+  int code = 2;
+  kiln_pool *pool = NULL;
+  kiln_gpu *gpu = NULL;
+  kiln_gpu_device *devs[MAX_DEVICES] = {0};
+  size_t ndevs = 0;
+  kiln_job *job = NULL;
+  kiln_batch *batch = NULL;
+  progress prog = {.quiet = quiet, .tty = isatty(STDERR_FILENO) != 0};
+  prog.fails = calloc(MAX_FAILURES_KEPT, sizeof *prog.fails);
+  char msg[2048];
+
+  kiln_pool_config pc;
+  kiln_pool_config_default(&pc);
+  if (threads) pc.threads = (int)threads;
+  sigset_t stop_set, old_mask;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  sigaddset(&stop_set, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask); /* every thread made from here on too */
+  pthread_t sig_thread;
+  bool sig_thread_ok = pthread_create(&sig_thread, NULL, signal_thread, NULL) == 0;
+  int rc = prog.fails ? kiln_pool_create(&pc, &pool) : KILN_ENOMEM;
+  if (rc) {
+    setup_error("cannot start the worker threads: %s\n", kiln_strerror(rc));
+    goto out;
+  }
+
+  kiln_scene_error err;
+  kiln_job_options jo = {scene, pool};
+  rc = kiln_job_load(job_path, &jo, &err, &job);
+  if (rc) {
+    setup_error("%s\n", kiln_scene_error_format(&err, msg, sizeof msg));
+    goto out;
+  }
+
+  kiln_gpu_config gc;
+  kiln_gpu_config_default(&gc);
+  gc.log = on_gpu_log;
+  rc = kiln_gpu_create(&gc, &gpu);
+  if (rc) {
+    setup_error("no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n",
+            kiln_strerror(rc));
+    goto out;
+  }
+  uint32_t idx[MAX_DEVICES];
+  rc = kiln_gpu_select(gpu, device, idx, MAX_DEVICES, &ndevs);
+  if (rc) {
+    setup_error("--device %s matches no usable device (kiln devices lists them)\n",
+            device);
+    ndevs = 0;
+    goto out;
+  }
+  /* A CPU device (lavapipe) has one queue, and each dispatch ends with a core idle while the
+   * other finishes the last workgroups: opened twice, two frames render at once and fill those
+   * gaps (about 10% more images/s on two cores; docs/PERFORMANCE.md). */
+  for (size_t i = 0, n = ndevs; i < n && ndevs < MAX_DEVICES; i++) {
+    kiln_gpu_device_info info;
+    if (!kiln_gpu_device_info_get(gpu, idx[i], &info) && info.type == KILN_GPU_TYPE_CPU)
+      idx[ndevs++] = idx[i];
+  }
+  for (size_t i = 0; i < ndevs; i++) {
+    rc = kiln_gpu_device_open(gpu, idx[i], NULL, &devs[i]);
+    if (rc) {
+      setup_error("cannot open device %u: %s\n", idx[i], kiln_strerror(rc));
+      ndevs = i;
+      goto out;
+    }
+  }
+
+  bc.pool = pool;
+  bc.devs = devs;
+  bc.ndevs = ndevs;
+  bc.progress = on_progress;
+  bc.progress_arg = &prog;
+  rc = kiln_batch_create(job, &bc, &batch, msg, sizeof msg);
+  if (rc) {
+    setup_error("%s\n", msg);
+    goto out;
+  }
+  if (!quiet) {
+    fprintf(stderr, "kiln render: %s (%llu frames%s) into %s on", job_path,
+            (unsigned long long)kiln_job_count(job),
+            bc.first != LONG_MIN || bc.last != LONG_MAX || bc.step != 1 ? ", --frames selects some" : "",
+            bc.out_dir);
+    for (size_t i = 0, shown = 0; i < ndevs; i++) {
+      size_t times = 0, seen = 0;
+      for (size_t j = 0; j < ndevs; j++) times += idx[j] == idx[i], seen += j < i && idx[j] == idx[i];
+      if (seen) continue; /* a CPU device opened twice: named once, "x2" */
+      fprintf(stderr, "%s %s", shown++ ? "," : "", kiln_gpu_device_info_of(devs[i])->name);
+      if (times > 1) fprintf(stderr, " x%zu", times);
+    }
+    fprintf(stderr, ", %d threads\n", kiln_pool_threads(pool));
+  }
+
+  atomic_store(&g_batch, batch);
+  kiln_batch_summary sum;
+  msg[0] = 0;
+  double setup_s = now_s() - t_start; /* job and scene loading, devices */
+  rc = kiln_batch_run(batch, &sum, msg, sizeof msg);
+  if (rc < 0) {
+    setup_error("%s\n", msg[0] ? msg : kiln_strerror(rc));
+    code = 2;
+    goto out;
+  }
+  code = sum.stopped && atomic_load(&g_signal) ? 130 : sum.failed ? 1 : 0;
+  if (bc.contact_sheet && sum.contact_sheet_status) {
+    fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet, msg);
+    if (code == 0) code = 1;
+  }
+  if (!quiet) {
+    print_summary(&sum, &prog, bc.out_dir, setup_s);
+    if (bc.contact_sheet && sum.contact_sheet_status == 0)
+      printf("  contact sheet: %s%s%s\n", bc.contact_sheet[0] == '/' ? "" : bc.out_dir,
+             bc.contact_sheet[0] == '/' ? "" : "/", bc.contact_sheet);
+  }
+  if (json_path) {
+    int e = write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet, setup_s);
+    if (e) {
+      fprintf(stderr, "kiln render: cannot write %s: %s\n", json_path, strerror(e));
+      if (code == 0) code = 1;
+    }
+  }
+
+out:
+  if (sig_thread_ok) { /* before the batch goes: the thread may be stopping it */
+    pthread_kill(sig_thread, SIGUSR2);
+    pthread_join(sig_thread, NULL);
+  }
+  atomic_store(&g_batch, NULL);
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+  if (code == 2 && json_path) write_error_json(json_path, job_path);
+  kiln_batch_destroy(batch);
+  kiln_job_destroy(job);
+  for (size_t i = 0; i < ndevs; i++) kiln_gpu_device_close(devs[i]);
+  kiln_gpu_destroy(gpu);
+  kiln_pool_destroy(pool);
+  free(prog.fails);
+  return code;
+}

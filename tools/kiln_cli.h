@@ -1,8 +1,0 @@
-/* kiln_cli.h: the commands of the kiln tool (tools/kiln.c dispatches to them). Each takes the
- * arguments after its name and returns the process's exit status. */
-#ifndef KILN_TOOLS_CLI_H
-#define KILN_TOOLS_CLI_H
-
-int kiln_cli_render(int argc, char **argv); /* tools/kiln_render.c */
-
-#endif
