@@ -326,10 +326,11 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   if (fc->device >= 0) {
     di = (size_t)fc->device;
   } else {
-    kiln_gpu_device *dl[64];
-    size_t nd = r->ndevs < 64 ? r->ndevs : 64;
-    for (size_t i = 0; i < nd; i++) dl[i] = r->devs[i].dev;
-    int pick = kiln_gpu_device_pick(dl, nd);
+    kiln_gpu_device **dl = malloc(r->ndevs * sizeof *dl); /* every device, however many */
+    if (!dl) return KILN_ENOMEM;
+    for (size_t i = 0; i < r->ndevs; i++) dl[i] = r->devs[i].dev;
+    int pick = kiln_gpu_device_pick(dl, r->ndevs);
+    free(dl);
     di = pick >= 0 ? (size_t)pick : 0;
   }
   dev_slot *d = &r->devs[di];
