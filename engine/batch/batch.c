@@ -688,7 +688,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {
     kiln_gpu_device_stats ds;
-    kiln_gpu_device_stats_get(b->cfg.devs[i], &ds);
+    kiln_gpu_device_get_stats(b->cfg.devs[i], &ds);
     lanes += ds.lanes ? ds.lanes : 1;
   }
   size_t window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;

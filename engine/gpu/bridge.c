@@ -1,14 +1,32 @@
 /* bridge.c: from GPU completion to kiln futures. Submission to lanes, the per-device completion
- * thread, and device loss.
+ * thread, and device loss. It carries kiln__submissions (embedded in jobs) and knows nothing else
+ * of a job: it reaches the job's side only through the submission's ops.
+ *
+ * Call graph (-> is a direct call; ~> a call through kiln__submission_ops):
+ *
+ *   gpu_job.c  launch ---------------> kiln__bridge_submit (any thread)
+ *                                        lane_lock, lane_cb
+ *              sub_record  <~~~~~~~~~~~~ ops->record (lane->mu held)
+ *                                        vkQueueSubmit; on failure lose(), return the code:
+ *              fail_unsubmitted <------- (the caller fails its own job)
+ *
+ *   device.c   open -------------------> kiln__bridge_start -> completion_main (its thread)
+ *                                        vkWaitSemaphores(any lane's next value) -> complete_lane
+ *              sub_done(0) <~~~~~~~~~~~~ ops->done(s, 0, NULL)
+ *                                        lose() (a failed submit, wait or counter read):
+ *              sub_done(LOST) <~~~~~~~~~ ops->done(s, KILN_EDEVICE_LOST, msg), then dev->graveyard
+ *   device.c   close ------------------> kiln__bridge_stop -> wake -> join
+ *              close ------------------> kiln__bridge_free_graveyard
+ *              sub_discard <~~~~~~~~~~~~ ops->discard(s)
  *
  * Each lane has a timeline semaphore; its k-th submission signals value k (a queue signals its
- * semaphores in submission order), and the lane keeps its submitted jobs in value order. The
+ * semaphores in submission order), and the lane keeps its submissions in value order. The
  * device's one completion thread waits, with VK_SEMAPHORE_WAIT_ANY_BIT, for every lane's next
  * value (completed + 1) at once. Waiting for a value nobody has submitted yet is allowed for
  * timeline semaphores (wait-before-signal), so new work needs no wake-up: the wait set is rebuilt
  * after every return and always names the next value of every lane. To make the thread look at
- * its state (at close and at loss) the host signals lane 0's next value itself
- * (kiln__dev_wake), when no submission on it is pending. No polling, no thread per submission.
+ * its state (at close and at loss) the host signals lane 0's next value itself (wake), when no
+ * submission on it is pending. No polling, no thread per submission.
  *
  * Why no separate "wake" semaphore: Mesa's common runtime (lavapipe among others) implements a
  * wait-any over several semaphores whose sync type cannot wait on many by spinning on the CPU.
@@ -16,12 +34,12 @@
  * wake semaphore made the idle completion thread burn a whole core.
  *
  * Loss: the first failing vkQueueSubmit / vkWaitSemaphores / vkGetSemaphoreCounterValue (or the
- * injected Nth submission) marks the device lost. The jobs in flight are failed with
+ * injected Nth submission) marks the device lost. The submissions in flight are failed with
  * KILN_EDEVICE_LOST once their lane has stopped (at once on a really lost device; after the
  * running work on a device whose loss was only reported or injected) and parked in
  * dev->graveyard, whose command buffers and staging are freed at close after vkDeviceWaitIdle.
  *
- * Lock order: dev->mu -> lane->mu. Promises are completed with no engine lock held. */
+ * Lock order: dev->mu -> lane->mu. ops->done runs with no engine lock held. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,27 +99,55 @@ static void lane_cb_put(kiln_gpu_device *dev, kiln__lane *lane, VkCommandBuffer 
   lane->free_cbs[lane->nfree++] = cb;
 }
 
+/* Wakes the completion thread by signalling lane 0's timeline from the host (its next value).
+ * Only valid while lane 0 has no submission whose signal is still pending: at close (nothing
+ * outstanding) and at loss (after the lanes have stopped). The value is taken like a
+ * submission's, under lane->mu, so values stay strictly increasing and the completion thread
+ * simply sees one more (empty) completion on lane 0. */
+static void wake(kiln_gpu_device *dev) {
+  kiln__lane *lane = &dev->lanes[0];
+  pthread_mutex_lock(&lane->mu);
+  VkSemaphoreSignalInfo si = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_SIGNAL_INFO,
+                              .semaphore = lane->timeline,
+                              .value = lane->next_value++};
+  VkResult r = dev->vk.SignalSemaphore(dev->device, &si);
+  pthread_mutex_unlock(&lane->mu);
+  /* A really lost device may refuse; its completion thread has failed its wait already. */
+  if (r != VK_SUCCESS && !kiln_gpu_device_lost(dev)) vk_error(dev->gpu, r, "vkSignalSemaphore");
+}
+
 /* ---- loss --------------------------------------------------------------------------------- */
 
-/* Parks a job failed by a loss: its promise is rejected, its resources wait for close. */
-static void bury(kiln_gpu_device *dev, kiln_gpu_job *job, const char *msg) {
+/* Fails a submission lost with its device: its owner reports the loss, then it is parked with
+ * its resources until close, and its outstanding count is given back. */
+static void bury(kiln_gpu_device *dev, kiln__submission *s, const char *msg) {
   atomic_fetch_add_explicit(&dev->failed, 1, memory_order_relaxed);
-  kiln_promise_reject(job->promise, KILN_EDEVICE_LOST, "%s", msg);
+  s->ops->done(s, KILN_EDEVICE_LOST, msg);
   pthread_mutex_lock(&dev->mu);
-  job->next = dev->graveyard;
-  dev->graveyard = job;
+  s->next = dev->graveyard;
+  dev->graveyard = s;
   if (--dev->outstanding == 0) pthread_cond_broadcast(&dev->idle);
   pthread_mutex_unlock(&dev->mu);
 }
 
-void kiln__dev_lose(kiln_gpu_device *dev, const char *fmt, ...) {
+/* Marks dev lost (the first caller wins) with a message and fails the submissions in flight.
+ * Any thread, no engine lock held. */
+static void lose(kiln_gpu_device *dev, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void lose(kiln_gpu_device *dev, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char what[512];
   vsnprintf(what, sizeof(what), fmt, ap);
   va_end(ap);
   pthread_mutex_lock(&dev->mu);
-  if (dev->lost_message) {
+  /* relaxed: `lost` is only stored under dev->mu, which orders it here (lost_message may be NULL
+   * after a failed allocation, so it cannot say who came first) */
+  if (atomic_load_explicit(&dev->lost, memory_order_relaxed)) {
     pthread_mutex_unlock(&dev->mu);
     return;
   }
@@ -113,12 +159,12 @@ void kiln__dev_lose(kiln_gpu_device *dev, const char *fmt, ...) {
   const char *msg = dev->lost_message ? dev->lost_message : "device lost";
   kiln__log(dev->gpu, KILN_GPU_LOG_ERROR, "%s", msg);
 
-  /* Every lane's in-flight jobs. Submitters check `lost` under lane->mu before adding, so
-   * nothing is added to a lane after it has been emptied here. */
+  /* Every lane's in-flight submissions. Submitters check `lost` under lane->mu before adding,
+   * so nothing is added to a lane after it has been emptied here. */
   for (uint32_t l = 0; l < dev->nlanes; l++) {
     kiln__lane *lane = &dev->lanes[l];
     pthread_mutex_lock(&lane->mu);
-    kiln_gpu_job *list = lane->head;
+    kiln__submission *list = lane->head;
     lane->head = lane->tail = NULL;
     uint64_t last = lane->next_value - 1;
     atomic_store_explicit(&lane->in_flight, 0, memory_order_relaxed);
@@ -135,118 +181,105 @@ void kiln__dev_lose(kiln_gpu_device *dev, const char *fmt, ...) {
       (void)dev->vk.WaitSemaphores(dev->device, &wi, 10ull * 1000 * 1000 * 1000);
     }
     while (list) {
-      kiln_gpu_job *next = list->next;
+      kiln__submission *next = list->next;
       bury(dev, list, msg);
       list = next;
     }
   }
-  kiln__dev_wake(dev);
+  wake(dev);
 }
 
 void kiln__bridge_free_graveyard(kiln_gpu_device *dev) {
-  kiln_gpu_job *job = dev->graveyard;
+  kiln__submission *s = dev->graveyard;
   dev->graveyard = NULL;
-  while (job) {
-    kiln_gpu_job *next = job->next;
-    for (size_t i = 0; i < job->n; i++)
-      if (job->cmds[i].staging.block) kiln__staging_put(dev, &job->cmds[i].staging);
-    /* command buffers go with their pools (destroy_lanes) */
-    job->dev = NULL;  /* its outstanding count was given back when it was buried */
-    kiln__job_unref(job);
-    job = next;
+  while (s) {
+    kiln__submission *next = s->next;
+    s->ops->discard(s);  /* command buffers go with their pools (destroy_lanes) */
+    s = next;
   }
 }
 
 /* ---- submission --------------------------------------------------------------------------- */
 
-void kiln__bridge_submit(kiln_gpu_job *job) {
-  kiln_gpu_device *dev = job->dev;
+/* Queues s on the lane (lane->mu held) after vkQueueSubmit accepted it. */
+static void lane_append(kiln_gpu_device *dev, kiln__lane *lane, kiln__submission *s,
+                        VkCommandBuffer cb) {
+  s->lane = lane;
+  s->cb = cb;
+  s->value = lane->next_value++;
+  s->next = NULL;
+  if (lane->tail) lane->tail->next = s;
+  else lane->head = s;
+  lane->tail = s;
+  atomic_fetch_add_explicit(&lane->in_flight, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&dev->submitted, 1, memory_order_relaxed);
+}
+
+/* vkQueueSubmit of cb signalling the lane's next value, or the injected loss. */
+static VkResult queue_submit(kiln_gpu_device *dev, kiln__lane *lane, VkCommandBuffer cb) {
+  uint64_t n = atomic_fetch_add_explicit(&dev->submissions, 1, memory_order_relaxed) + 1;
+  if (dev->cfg.fail_submission && n == dev->cfg.fail_submission)
+    return VK_ERROR_DEVICE_LOST;  /* injected: reported as if the driver had said so */
+  VkTimelineSemaphoreSubmitInfo ts = {.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
+                                      .signalSemaphoreValueCount = 1,
+                                      .pSignalSemaphoreValues = &lane->next_value};
+  VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                     .pNext = &ts,
+                     .commandBufferCount = 1,
+                     .pCommandBuffers = &cb,
+                     .signalSemaphoreCount = 1,
+                     .pSignalSemaphores = &lane->timeline};
+  return dev->vk.QueueSubmit(lane->queue, 1, &si, VK_NULL_HANDLE);
+}
+
+int kiln__bridge_submit(kiln_gpu_device *dev, kiln__submission *s) {
   kiln__lane *lane = lane_lock(dev);
   VkCommandBuffer cb = VK_NULL_HANDLE;
   int rc = kiln_gpu_device_lost(dev) ? KILN_EDEVICE_LOST : lane_cb(dev, lane, &cb);
-  if (!rc) rc = kiln__job_record(job, cb);
-  VkResult r = VK_SUCCESS;
-  if (!rc) {
-    uint64_t n = atomic_fetch_add_explicit(&dev->submissions, 1, memory_order_relaxed) + 1;
-    if (dev->cfg.fail_submission && n == dev->cfg.fail_submission) {
-      r = VK_ERROR_DEVICE_LOST;  /* injected: reported as if the driver had said so */
-    } else {
-      VkTimelineSemaphoreSubmitInfo ts = {.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
-                                          .signalSemaphoreValueCount = 1,
-                                          .pSignalSemaphoreValues = &lane->next_value};
-      VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-                         .pNext = &ts,
-                         .commandBufferCount = 1,
-                         .pCommandBuffers = &cb,
-                         .signalSemaphoreCount = 1,
-                         .pSignalSemaphores = &lane->timeline};
-      r = dev->vk.QueueSubmit(lane->queue, 1, &si, VK_NULL_HANDLE);
-    }
-    if (r == VK_SUCCESS) {
-      job->lane = lane;
-      job->cb = cb;
-      job->value = lane->next_value++;
-      job->next = NULL;
-      if (lane->tail) lane->tail->next = job;
-      else lane->head = job;
-      lane->tail = job;
-      atomic_fetch_add_explicit(&lane->in_flight, 1, memory_order_relaxed);
-      atomic_fetch_add_explicit(&dev->submitted, 1, memory_order_relaxed);
-      pthread_mutex_unlock(&lane->mu);
-      return;  /* the launch reference now belongs to the lane */
-    }
-    rc = vk_error(dev->gpu, r, "vkQueueSubmit");
+  if (!rc) rc = s->ops->record(s, cb);
+  VkResult r = rc ? VK_SUCCESS : queue_submit(dev, lane, cb);
+  if (!rc && r == VK_SUCCESS) {
+    lane_append(dev, lane, s, cb);
+    pthread_mutex_unlock(&lane->mu);
+    return 0;  /* s is the lane's until ops->done */
   }
+  if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkQueueSubmit");
   if (cb) lane_cb_put(dev, lane, cb);
   pthread_mutex_unlock(&lane->mu);
   if (r != VK_SUCCESS)
-    kiln__dev_lose(dev, "vkQueueSubmit returned %s (submission %llu)%s", kiln__vk_result_name(r),
-                   (unsigned long long)atomic_load_explicit(&dev->submissions,
-                                                            memory_order_relaxed),
-                   dev->cfg.fail_submission ? " [injected]" : "");
-  char *msg = NULL;
-  if (rc == KILN_EDEVICE_LOST) {
-    pthread_mutex_lock(&dev->mu);
-    msg = dev->lost_message ? strdup(dev->lost_message) : NULL;
-    pthread_mutex_unlock(&dev->mu);
-  }
-  atomic_fetch_add_explicit(&dev->failed, 1, memory_order_relaxed);
-  kiln__job_release(job);  /* dev must not be touched after this */
-  kiln_promise_reject(job->promise, rc, "%s", msg ? msg : kiln_strerror(rc));
-  free(msg);
-  kiln__job_unref(job);
+    lose(dev, "vkQueueSubmit returned %s (submission %llu)%s", kiln__vk_result_name(r),
+         (unsigned long long)atomic_load_explicit(&dev->submissions, memory_order_relaxed),
+         dev->cfg.fail_submission ? " [injected]" : "");
+  return rc;
 }
 
 /* ---- the completion thread ---------------------------------------------------------------- */
 
-/* Completes the jobs of a lane whose value the semaphore has reached. */
+/* Completes the submissions of a lane whose value the semaphore has reached. */
 static void complete_lane(kiln_gpu_device *dev, kiln__lane *lane, uint64_t value) {
   pthread_mutex_lock(&lane->mu);
-  kiln_gpu_job *done = NULL, **tail = &done;
+  kiln__submission *done = NULL, **tail = &done;
   while (lane->head && lane->head->value <= value) {
-    kiln_gpu_job *job = lane->head;
-    lane->head = job->next;
-    job->next = NULL;
-    *tail = job;
-    tail = &job->next;
-    lane_cb_put(dev, lane, job->cb);  /* reset by its next user */
+    kiln__submission *s = lane->head;
+    lane->head = s->next;
+    s->next = NULL;
+    *tail = s;
+    tail = &s->next;
+    lane_cb_put(dev, lane, s->cb);  /* reset by its next user */
     atomic_fetch_sub_explicit(&lane->in_flight, 1, memory_order_relaxed);
   }
   if (!lane->head) lane->tail = NULL;
   pthread_mutex_unlock(&lane->mu);
   lane->completed = value;
   while (done) {
-    kiln_gpu_job *next = done->next;
-    void *owned = kiln__job_finish_downloads(done);
+    kiln__submission *next = done->next;
     atomic_fetch_add_explicit(&dev->completed, 1, memory_order_relaxed);
-    kiln__job_release(done);
-    kiln_promise_resolve_owned(done->promise, owned, owned ? free : NULL);
-    kiln__job_unref(done);
+    done->ops->done(done, 0, NULL);
     done = next;
   }
 }
 
-/* After a loss nothing is left to collect (kiln__dev_lose took every job): sleep until close. */
+/* After a loss nothing is left to collect (lose() took every submission): sleep until close. */
 static void park_until_stop(kiln_gpu_device *dev) {
   pthread_mutex_lock(&dev->mu);
   while (!dev->stop) pthread_cond_wait(&dev->idle, &dev->mu);
@@ -258,7 +291,7 @@ static void *completion_main(void *arg) {
   uint32_t n = dev->nlanes;
   VkSemaphore *sems = calloc(n, sizeof(*sems));
   uint64_t *values = calloc(n, sizeof(*values));
-  if (!sems || !values) kiln__dev_lose(dev, "out of memory starting the completion thread");
+  if (!sems || !values) lose(dev, "out of memory starting the completion thread");
   for (;;) {
     if (kiln_gpu_device_lost(dev)) {
       park_until_stop(dev);
@@ -277,7 +310,7 @@ static void *completion_main(void *arg) {
     if (r != VK_SUCCESS && r != VK_TIMEOUT) {
       if (!kiln_gpu_device_lost(dev)) {
         vk_error(dev->gpu, r, "vkWaitSemaphores");
-        kiln__dev_lose(dev, "vkWaitSemaphores returned %s", kiln__vk_result_name(r));
+        lose(dev, "vkWaitSemaphores returned %s", kiln__vk_result_name(r));
       }
       continue;
     }
@@ -287,7 +320,7 @@ static void *completion_main(void *arg) {
       if (r != VK_SUCCESS) {
         if (!kiln_gpu_device_lost(dev)) {
           vk_error(dev->gpu, r, "vkGetSemaphoreCounterValue");
-          kiln__dev_lose(dev, "vkGetSemaphoreCounterValue returned %s",
+          lose(dev, "vkGetSemaphoreCounterValue returned %s",
                          kiln__vk_result_name(r));
         }
         break;
@@ -320,7 +353,7 @@ void kiln__bridge_stop(kiln_gpu_device *dev) {
   dev->stop = true;
   pthread_cond_broadcast(&dev->idle);  /* a thread parked after a real loss */
   pthread_mutex_unlock(&dev->mu);
-  kiln__dev_wake(dev);
+  wake(dev);
   pthread_join(dev->thread, NULL);
   dev->thread_started = false;
 }

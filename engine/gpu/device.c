@@ -3,7 +3,9 @@
  * independent (its own queues, memory, completion thread), which is how tests run multi-device
  * code on lavapipe's single queue.
  *
- * Lock order: dev->mu -> lane->mu (see engine.h). */
+ * Which device to open is select.c's; submitting to the lanes and completing is bridge.c's.
+ *
+ * Lock order: dev->mu -> lane->mu (see gpu_internal.h). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +19,12 @@ void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg) {
   cfg->pipeline_cache = true;
 }
 
-const kiln_gpu_device_info *kiln_gpu_device_info_of(const kiln_gpu_device *dev) {
-  return &dev->info;
+void kiln_gpu_device_get_info(const kiln_gpu_device *dev, kiln_gpu_device_info *out) {
+  *out = dev->info;
 }
 
 bool kiln_gpu_device_lost(kiln_gpu_device *dev) {
-  /* acquire: pairs with the release store in kiln__dev_lose, so lost_message is readable */
+  /* acquire: pairs with the release store in bridge.c's lose(), so lost_message is readable */
   return atomic_load_explicit(&dev->lost, memory_order_acquire);
 }
 
@@ -49,21 +51,14 @@ void kiln__dev_job_end(kiln_gpu_device *dev) {
   pthread_mutex_unlock(&dev->mu);
 }
 
-void kiln__dev_wake(kiln_gpu_device *dev) {
-  /* The value is taken like a submission's, under lane->mu, so values stay strictly increasing
-   * and the completion thread simply sees one more (empty) completion on lane 0. */
-  kiln__lane *lane = &dev->lanes[0];
-  pthread_mutex_lock(&lane->mu);
-  VkSemaphoreSignalInfo si = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_SIGNAL_INFO,
-                              .semaphore = lane->timeline,
-                              .value = lane->next_value++};
-  VkResult r = dev->vk.SignalSemaphore(dev->device, &si);
-  pthread_mutex_unlock(&lane->mu);
-  /* A really lost device may refuse; its completion thread has failed its wait already. */
-  if (r != VK_SUCCESS && !kiln_gpu_device_lost(dev)) vk_error(dev->gpu, r, "vkSignalSemaphore");
+char *kiln__dev_lost_message(kiln_gpu_device *dev) {
+  pthread_mutex_lock(&dev->mu);
+  char *msg = dev->lost_message ? strdup(dev->lost_message) : NULL;
+  pthread_mutex_unlock(&dev->mu);
+  return msg;
 }
 
-void kiln_gpu_device_stats_get(kiln_gpu_device *dev, kiln_gpu_device_stats *out) {
+void kiln_gpu_device_get_stats(kiln_gpu_device *dev, kiln_gpu_device_stats *out) {
   memset(out, 0, sizeof(*out));
   out->lanes = dev->nlanes;
   out->submitted = atomic_load_explicit(&dev->submitted, memory_order_relaxed);
@@ -76,19 +71,6 @@ void kiln_gpu_device_stats_get(kiln_gpu_device *dev, kiln_gpu_device_stats *out)
   out->pipeline_cache_loaded = dev->cache_loaded;
   out->pipelines_created = atomic_load_explicit(&dev->pipelines_created, memory_order_relaxed);
   out->pipeline_cache_hits = atomic_load_explicit(&dev->cache_hits, memory_order_relaxed);
-}
-
-int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n) {
-  int best = -1;
-  uint64_t best_load = UINT64_MAX;
-  for (size_t i = 0; i < n; i++) {
-    if (kiln_gpu_device_lost(devs[i])) continue;
-    uint64_t load = 0;
-    for (uint32_t l = 0; l < devs[i]->nlanes; l++)
-      load += atomic_load_explicit(&devs[i]->lanes[l].in_flight, memory_order_relaxed);
-    if (load < best_load) best = (int)i, best_load = load;
-  }
-  return best;
 }
 
 /* ---- opening ------------------------------------------------------------------------------ */
@@ -113,17 +95,21 @@ static int create_timeline(kiln_gpu_device *dev, VkSemaphore *out) {
   return r == VK_SUCCESS ? 0 : vk_error(dev->gpu, r, "vkCreateSemaphore(timeline)");
 }
 
-/* Creates the VkDevice with every compute queue (up to cfg.max_lanes) and loads its entry
- * points. Lanes are described in dev->lanes (queue handles filled in by init_lanes). */
+/* Creates the VkDevice with every compute queue (up to cfg.max_lanes, however many a family
+ * has) and loads its entry points. Lanes are described in dev->lanes (queue handles filled in by init_lanes). */
 static int create_device(kiln_gpu_device *dev) {
   kiln_gpu *gpu = dev->gpu;
   VkDeviceQueueCreateInfo qci[KILN_GPU_MAX_FAMILIES];
-  static const float prio[64] = {0};  /* every queue the same (0.0 is valid) priority */
+  uint32_t most = 1;
+  for (uint32_t f = 0; f < dev->info.family_count; f++)
+    if (dev->info.families[f].queues > most) most = dev->info.families[f].queues;
+  float *prio = calloc(most, sizeof(*prio));  /* every queue the same (0.0 is valid) priority */
+  if (!prio) return KILN_ENOMEM;
   uint32_t nq = 0, lanes = 0, limit = dev->cfg.max_lanes ? dev->cfg.max_lanes : UINT32_MAX;
   for (uint32_t f = 0; f < dev->info.family_count && lanes < limit; f++) {
     const kiln_gpu_queue_family *fam = &dev->info.families[f];
     if (!fam->compute || fam->queues == 0) continue;
-    uint32_t count = fam->queues < 64 ? fam->queues : 64;
+    uint32_t count = fam->queues;
     if (count > limit - lanes) count = limit - lanes;
     qci[nq++] = (VkDeviceQueueCreateInfo){.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                           .queueFamilyIndex = f,
@@ -132,7 +118,10 @@ static int create_device(kiln_gpu_device *dev) {
     lanes += count;
   }
   dev->lanes = calloc(lanes, sizeof(*dev->lanes));
-  if (!dev->lanes) return KILN_ENOMEM;
+  if (!dev->lanes) {
+    free(prio);
+    return KILN_ENOMEM;
+  }
   for (uint32_t q = 0, l = 0; q < nq; q++)
     for (uint32_t i = 0; i < qci[q].queueCount; i++, l++) {
       dev->lanes[l].family = qci[q].queueFamilyIndex;
@@ -158,6 +147,7 @@ static int create_device(kiln_gpu_device *dev) {
                            .enabledExtensionCount = next,
                            .ppEnabledExtensionNames = exts};
   VkResult r = gpu->vk.CreateDevice(dev->phys, &ci, NULL, &dev->device);
+  free(prio);
   if (r != VK_SUCCESS) return vk_error(gpu, r, "vkCreateDevice");
   dev->nlanes = lanes;
 #define LOAD(name) dev->vk.name = (PFN_vk##name)gpu->vk.GetDeviceProcAddr(dev->device, "vk" #name);

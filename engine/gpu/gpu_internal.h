@@ -1,16 +1,25 @@
-/* engine.h: the engine's private structures, shared by the files of engine/ (never installed).
+/* gpu_internal.h: the private structures of engine/gpu/, shared by its files (never installed).
  *
- * Files: loader.c (dlopen of libvulkan, instance, physical devices, logging, vk_error),
- * device.c (VkDevice, lanes, selection, close), bridge.c (jobs, submission, the completion
- * thread, device loss), memory.c (sub-allocator, buffers, staging), kernel.c (pipelines,
- * pipeline cache).
+ * Files, one object each:
+ *   instance.c        dlopen of libvulkan, the instance, describing physical devices, logging,
+ *                     vk_error
+ *   select.c          device selection: kiln_gpu_select (ranking, specs), kiln_gpu_device_pick
+ *   device.c          opening a VkDevice with its lanes, its statistics, closing it
+ *   memory.c          the sub-allocator, device buffers, staging
+ *   kernel.c          compute pipelines, the embedded shaders
+ *   pipeline_cache.c  the VkPipelineCache on disk
+ *   glsl.c            GLSL compiled at run time (glslang)
+ *   gpu_job.c         jobs: commands, recording, dependencies; hands a launched job to the bridge
+ *   bridge.c          submission to lanes, the completion thread, device loss
+ * A job moves one way: gpu_job.c -> kiln__bridge_submit -> bridge.c, and comes back only
+ * through its kiln__submission_ops (see bridge.c for the call graph).
  *
  * Lock order (never take an earlier lock while holding a later one):
  *   dev->mu  ->  lane->mu  ->  alloc->mu
  * No engine lock is held while a kiln promise is completed (that runs user callbacks, which may
  * submit more work to any device). */
-#ifndef KILN_ENGINE_H
-#define KILN_ENGINE_H
+#ifndef KILN_GPU_INTERNAL_H
+#define KILN_GPU_INTERNAL_H
 
 #define VK_NO_PROTOTYPES
 #include <vulkan/vulkan.h>
@@ -101,7 +110,7 @@ typedef struct kiln__vk_instance {
 typedef struct kiln__vk_device { KILN__VK_DEVICE_FNS(KILN__VK_FIELD) } kiln__vk_device;
 #undef KILN__VK_FIELD
 
-/* ---- the instance --------------------------------------------------------------------------- */
+/* ---- the instance (instance.c) --------------------------------------------------------------------------- */
 
 struct kiln_gpu {
   kiln_gpu_config cfg;             /* strings in it are not kept: loader/app_name cleared */
@@ -195,7 +204,7 @@ struct kiln_gpu_buffer {
   struct kiln_gpu_buffer *prev, *next;  /* dev->buffers, under dev->mu */
 };
 
-/* ---- kernels (kernel.c) and jobs (job.c) ----------------------------------------------------- */
+/* ---- kernels (kernel.c) and jobs (gpu_job.c) ------------------------------------------------- */
 
 enum { KILN__MAX_BINDINGS = 16, KILN__MAX_PUSH = 128 };
 
@@ -236,15 +245,46 @@ typedef struct kiln__dep_slot {
   size_t index;
 } kiln__dep_slot;
 
+/* ---- submissions: the one interface between gpu_job.c and bridge.c ---------------------------- */
+
+typedef struct kiln__submission kiln__submission;
+
+/* What the bridge may ask of the owner of a submission (gpu_job.c gives its jobs one table).
+ * The bridge calls nothing else of gpu_job.c. */
+typedef struct kiln__submission_ops {
+  /* Records the owner's commands into cb (begin to end). Called inside kiln__bridge_submit with
+   * the lane's lock held (the command pool is externally synchronised): it must not take
+   * dev->mu nor complete a promise. 0, or a KILN_E* code that fails the submission. */
+  int (*record)(kiln__submission *s, VkCommandBuffer cb);
+  /* The end of a submitted submission, called once with no engine lock held: code 0, on the
+   * completion thread, when the GPU has finished it (the owner takes it back for good: it gives
+   * back its resources and the device's outstanding count); or KILN_EDEVICE_LOST with msg, on
+   * whichever thread found the loss (the owner reports it; the bridge keeps the submission and its
+   * resources, gives back the outstanding count, and calls discard at close). */
+  void (*done)(kiln__submission *s, int code, const char *msg);
+  /* A lost submission at close, after vkDeviceWaitIdle: give back its resources and let go. */
+  void (*discard)(kiln__submission *s);
+} kiln__submission_ops;
+
+/* Embedded in its owner. The fields below ops are the bridge's: set by kiln__bridge_submit and
+ * guarded by lane->mu until the completion thread (or the loss) collects the submission. */
+struct kiln__submission {
+  const kiln__submission_ops *ops;
+  struct kiln__lane *lane;
+  VkCommandBuffer cb;
+  uint64_t value;                  /* the lane's timeline value its completion signals */
+  kiln__submission *next;          /* the lane's list, then dev->graveyard after a loss */
+};
+
 /* A job. Ownership: the caller until submit; then the dependency side (the last dependency
  * callback, or submit itself with no dependencies) holds the "launch" reference, which moves to
- * the lane's pending list on submission and is dropped by the completion thread. While it waits
+ * the bridge on submission (job->sub) and comes back through sub.ops->done. While it waits
  * for dependencies, a done-callback on its own promise holds a second reference and gives back
  * the resources if the promise is cancelled. Exactly one of {launch, cancel watcher, loss} gives
  * back the resources (staging, outstanding count): kiln_promise_set_running() decides between
  * launch and cancel. */
 struct kiln_gpu_job {
-  kiln_gpu_device *dev;
+  kiln_gpu_device *dev;            /* NULL once its resources are given back */
   kiln__cmd *cmds;
   size_t n, cap;
   int error;                       /* first failure while adding commands */
@@ -255,21 +295,8 @@ struct kiln_gpu_job {
   _Atomic bool settled;            /* launch or dependency failure happened (first wins) */
   size_t ndeps;
   kiln__dep_slot *slots;
-  /* in flight (under lane->mu until collected by the completion thread) */
-  struct kiln__lane *lane;
-  VkCommandBuffer cb;
-  uint64_t value;
-  struct kiln_gpu_job *next;
+  kiln__submission sub;            /* in flight: the bridge's */
 };
-
-/* job.c */
-void kiln__job_release(struct kiln_gpu_job *job);  /* resources back, outstanding-- */
-void kiln__job_unref(struct kiln_gpu_job *job);
-int kiln__job_record(struct kiln_gpu_job *job, VkCommandBuffer cb);
-/* At launch: copies deferred uploads into their staging. */
-void kiln__job_copy_deferred(struct kiln_gpu_job *job);
-/* Completion thread: copies read-backs out; returns the owned download (or NULL). */
-void *kiln__job_finish_downloads(struct kiln_gpu_job *job);
 
 /* ---- lanes and devices (device.c, bridge.c) ------------------------------------------------- */
 
@@ -285,7 +312,7 @@ typedef struct kiln__lane {
   size_t nfree, capfree;
   VkSemaphore timeline;
   uint64_t next_value;             /* value the next submission signals */
-  struct kiln_gpu_job *head, *tail;  /* submitted, not completed, in value order */
+  kiln__submission *head, *tail;   /* submitted, not completed, in value order */
   _Atomic uint64_t in_flight;      /* relaxed: a load hint for picking lanes */
   uint64_t completed;              /* completion thread only */
 } kiln__lane;
@@ -306,7 +333,7 @@ struct kiln_gpu_device {
   kiln__lane *lanes;
   uint32_t nlanes;
 
-  /* The completion thread waits on every lane's next value (see bridge.c). */
+  /* The completion thread waits on every lane's next value (bridge.c). */
   pthread_t thread;
   bool thread_started;
 
@@ -316,7 +343,7 @@ struct kiln_gpu_device {
   bool closing;                    /* no new jobs */
   bool stop;                       /* completion thread: exit */
   char *lost_message;              /* set once, at loss */
-  struct kiln_gpu_job *graveyard;  /* jobs failed by a loss, resources held until close */
+  kiln__submission *graveyard;     /* failed by a loss, resources held until close */
   kiln_gpu_buffer *buffers;        /* live buffers, for the leak check at close */
   uint64_t live_kernels;
 
@@ -340,26 +367,20 @@ int kiln__dev_job_begin(kiln_gpu_device *dev);
 void kiln__dev_job_end(kiln_gpu_device *dev);
 /* Counts an object (buffer, kernel) created on dev, or KILN_ESHUTDOWN / KILN_EDEVICE_LOST. */
 int kiln__dev_check_open(kiln_gpu_device *dev);
-/* Wakes the completion thread by signalling lane 0's timeline from the host (its next value).
- * Only valid while lane 0 has no submission whose signal is still pending: at close (nothing
- * outstanding) and at loss (after the lanes have stopped). */
-void kiln__dev_wake(kiln_gpu_device *dev);
+/* A malloc'd copy of the loss message, or NULL (not lost, or out of memory). Any thread. */
+char *kiln__dev_lost_message(kiln_gpu_device *dev);
 
 /* bridge.c */
-/* Records and submits a launched job (its promise is RUNNING); on failure rejects it. Consumes
- * the launch reference. */
-void kiln__bridge_submit(struct kiln_gpu_job *job);
+/* Submits s (its ops set) to the least busy lane of dev: records it through s->ops->record and
+ * queues it. 0: the bridge holds s until s->ops->done. Else a KILN_E* code and s is still the
+ * caller's; a failed vkQueueSubmit has marked the device lost (kiln__dev_lost_message says why).
+ * Any thread, no engine lock held. */
+int kiln__bridge_submit(kiln_gpu_device *dev, kiln__submission *s);
 int kiln__bridge_start(kiln_gpu_device *dev);
 void kiln__bridge_stop(kiln_gpu_device *dev);      /* after outstanding reached 0 */
 void kiln__bridge_free_graveyard(kiln_gpu_device *dev);  /* after vkDeviceWaitIdle */
-/* Marks dev lost (first caller wins) with a message; fails the jobs in flight. Any thread. */
-void kiln__dev_lose(kiln_gpu_device *dev, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 
-/* kernel.c */
+/* pipeline_cache.c: at open (after the VkDevice exists) and at close (before it goes). */
 int kiln__cache_open(kiln_gpu_device *dev);
 void kiln__cache_close(kiln_gpu_device *dev);
 
@@ -373,4 +394,4 @@ const kiln__builtin_shader *kiln__builtin_shaders(size_t *n);
 const char *const *kiln__builtin_shader_names(size_t *n);
 
 
-#endif /* KILN_ENGINE_H */
+#endif /* KILN_GPU_INTERNAL_H */

@@ -1,17 +1,18 @@
-/* job.c: jobs: building the command list, recording it into a command buffer, and holding a job
- * back until its dependencies (kiln futures of any kind) have succeeded.
+/* gpu_job.c: jobs: building the command list, recording it into a command buffer, holding a job
+ * back until its dependencies (kiln futures of any kind) have succeeded, and handing it, once
+ * launched, to the bridge (kiln__bridge_submit), which gives it back through job_ops.
  *
  * A job with dependencies registers a done-callback on each. The last one to fire launches the
- * job (kiln__bridge_submit) if none failed; the first failure rejects it with KILN_EDEPENDENCY at
- * once. Cancelling the job's future while it waits works because launching first calls
- * kiln_promise_set_running(), which fails on a cancelled promise; the cancel watcher (a
- * done-callback on the job's own promise) then gives back the resources. See struct kiln_gpu_job
- * in engine.h for who owns what.
+ * job if none failed; the first failure rejects it with KILN_EDEPENDENCY at once. Cancelling the
+ * job's future while it waits works because launching first calls kiln_promise_set_running(),
+ * which fails on a cancelled promise; the cancel watcher (a done-callback on the job's own
+ * promise) then gives back the resources. See struct kiln_gpu_job in gpu_internal.h for who owns
+ * what.
  *
- * Lock order: this file takes no engine locks itself (recording runs under the caller's
- * lane->mu). */
+ * Lock order: this file takes dev->mu only through device.c's counters, never while recording
+ * (which runs under the bridge's lane->mu). */
 #define _GNU_SOURCE
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +128,9 @@ int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64
   return upload(job, dst, offset, data, size, true);
 }
 
-void kiln__job_copy_deferred(kiln_gpu_job *job) {
+/* At launch: copies deferred uploads into their staging (host writes before vkQueueSubmit are
+ * visible to it). */
+static void copy_deferred(kiln_gpu_job *job) {
   for (size_t i = 0; i < job->n; i++) {
     kiln__cmd *c = &job->cmds[i];
     if (c->kind == KILN__CMD_UPLOAD && c->host_src)
@@ -156,7 +159,7 @@ int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offs
 
 /* Gives back staging memory and the device's outstanding count. After this the job must not
  * touch job->dev (a waiting close() may free it). */
-void kiln__job_release(kiln_gpu_job *job) {
+static void job_release(kiln_gpu_job *job) {
   kiln_gpu_device *dev = job->dev;
   if (!dev) return;
   for (size_t i = 0; i < job->n; i++)
@@ -165,7 +168,7 @@ void kiln__job_release(kiln_gpu_job *job) {
   kiln__dev_job_end(dev);
 }
 
-void kiln__job_unref(kiln_gpu_job *job) {
+static void job_unref(kiln_gpu_job *job) {
   /* acq_rel: the last owner sees every write the others made before dropping theirs */
   if (atomic_fetch_sub_explicit(&job->refs, 1, memory_order_acq_rel) != 1) return;
   kiln_future_release(job->promise);
@@ -176,11 +179,11 @@ void kiln__job_unref(kiln_gpu_job *job) {
 
 void kiln_gpu_job_discard(kiln_gpu_job *job) {
   if (!job) return;
-  kiln__job_release(job);
-  kiln__job_unref(job);
+  job_release(job);
+  job_unref(job);
 }
 
-/* ---- recording (under lane->mu: the command pool is externally synchronised) ------------- */
+/* ---- recording (under the bridge's lane->mu: the command pool is externally synchronised) */
 
 /* Makes every earlier write (previous commands, and earlier jobs whose completion the host has
  * observed) visible to the next command. */
@@ -216,7 +219,7 @@ static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln
   dev->vk.CmdDispatch(cb, c->groups[0], c->groups[1], c->groups[2]);
 }
 
-int kiln__job_record(kiln_gpu_job *job, VkCommandBuffer cb) {
+static int record(kiln_gpu_job *job, VkCommandBuffer cb) {
   kiln_gpu_device *dev = job->dev;
   VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                  .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -254,7 +257,8 @@ int kiln__job_record(kiln_gpu_job *job, VkCommandBuffer cb) {
   return 0;
 }
 
-void *kiln__job_finish_downloads(kiln_gpu_job *job) {
+/* Copies read-backs out; returns the owned download (or NULL). */
+static void *finish_downloads(kiln_gpu_job *job) {
   void *owned = NULL;
   for (size_t i = 0; i < job->n; i++) {
     kiln__cmd *c = &job->cmds[i];
@@ -266,33 +270,69 @@ void *kiln__job_finish_downloads(kiln_gpu_job *job) {
   return owned;
 }
 
+/* ---- what the bridge calls back: job_ops ------------------------------------------------- */
+
+static kiln_gpu_job *job_of(kiln__submission *s) {
+  return (kiln_gpu_job *)((char *)s - offsetof(kiln_gpu_job, sub));
+}
+
+static int sub_record(kiln__submission *s, VkCommandBuffer cb) { return record(job_of(s), cb); }
+
+static void sub_done(kiln__submission *s, int code, const char *msg) {
+  kiln_gpu_job *job = job_of(s);
+  if (code) {  /* lost: the bridge keeps the job and its staging until sub_discard */
+    kiln_promise_reject(job->promise, code, "%s", msg ? msg : kiln_strerror(code));
+    return;
+  }
+  void *owned = finish_downloads(job);
+  job_release(job);
+  kiln_promise_resolve_owned(job->promise, owned, owned ? free : NULL);
+  job_unref(job);  /* the launch reference */
+}
+
+static void sub_discard(kiln__submission *s) {
+  kiln_gpu_job *job = job_of(s);
+  for (size_t i = 0; i < job->n; i++)
+    if (job->cmds[i].staging.block) kiln__staging_put(job->dev, &job->cmds[i].staging);
+  job->dev = NULL;  /* its outstanding count was given back when it was lost */
+  job_unref(job);
+}
+
+static const kiln__submission_ops job_ops = {sub_record, sub_done, sub_discard};
+
 /* ---- dependencies and submission ---------------------------------------------------------- */
 
 /* Fails a job that has not been submitted: resources back, promise rejected, reference gone. */
 static void fail_unsubmitted(kiln_gpu_job *job, int code, const char *msg) {
   kiln_gpu_device *dev = job->dev;
   if (dev) atomic_fetch_add_explicit(&dev->failed, 1, memory_order_relaxed);
-  kiln__job_release(job);
+  job_release(job);
   kiln_promise_reject(job->promise, code, "%s", msg ? msg : kiln_strerror(code));
-  kiln__job_unref(job);
+  job_unref(job);
 }
 
-/* The launch reference: submit, or, if the promise was cancelled meanwhile, just let go (the
- * cancel watcher gave the resources back). */
+/* The launch reference: hand the job to the bridge, or, if the promise was cancelled meanwhile,
+ * just let go (the cancel watcher gave the resources back). */
 static void launch(kiln_gpu_job *job) {
   if (!kiln_promise_set_running(job->promise)) {
-    kiln__job_unref(job);
+    job_unref(job);
     return;
   }
-  kiln__job_copy_deferred(job);  /* host writes before vkQueueSubmit are visible to it */
-  kiln__bridge_submit(job);
+  copy_deferred(job);
+  job->sub.ops = &job_ops;
+  int rc = kiln__bridge_submit(job->dev, &job->sub);
+  if (rc) {
+    char *msg = rc == KILN_EDEVICE_LOST ? kiln__dev_lost_message(job->dev) : NULL;
+    fail_unsubmitted(job, rc, msg);
+    free(msg);
+  }
 }
 
 /* The done-callback on the job's own promise while it waits for dependencies. */
 static void on_self_done(kiln_future *f, void *arg) {
   kiln_gpu_job *job = arg;
-  if (kiln_future_cancelled(f)) kiln__job_release(job);
-  kiln__job_unref(job);
+  if (kiln_future_cancelled(f)) job_release(job);
+  job_unref(job);
 }
 
 static void on_dep_done(kiln_future *f, void *arg) {
@@ -309,7 +349,7 @@ static void on_dep_done(kiln_future *f, void *arg) {
                                           slot->index + 1, job->ndeps, kiln_err_name(code),
                                           msg ? msg : kiln_strerror(code));
       atomic_fetch_add_explicit(&job->dev->failed, 1, memory_order_relaxed);
-      kiln__job_release(job);
+      job_release(job);
       kiln_promise_reject(job->promise, KILN_EDEPENDENCY, "%s", m ? m : "a dependency failed");
       free(m);
     }
@@ -317,7 +357,7 @@ static void on_dep_done(kiln_future *f, void *arg) {
   /* acq_rel: the last callback sees the others' effects (settled, rejection) */
   if (atomic_fetch_sub_explicit(&job->remaining, 1, memory_order_acq_rel) != 1) return;
   if (!atomic_exchange_explicit(&job->settled, true, memory_order_acq_rel)) launch(job);
-  else kiln__job_unref(job);  /* the launch reference */
+  else job_unref(job);  /* the launch reference */
 }
 
 int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndeps,
@@ -346,7 +386,7 @@ int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndep
   atomic_store_explicit(&job->remaining, ndeps, memory_order_relaxed);
   atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed);  /* the cancel watcher's */
   if (kiln_future_on_done(job->promise, on_self_done, job) != 0) {
-    kiln__job_unref(job);  /* the watcher's, never registered */
+    job_unref(job);  /* the watcher's, never registered */
     fail_unsubmitted(job, KILN_ENOMEM, NULL);
     return 0;
   }
@@ -356,11 +396,11 @@ int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndep
       /* Out of memory for the callback node: count it as a failed dependency. */
       if (!atomic_exchange_explicit(&job->settled, true, memory_order_acq_rel) &&
           kiln_promise_set_running(job->promise)) {
-        kiln__job_release(job);
+        job_release(job);
         kiln_promise_reject(job->promise, KILN_ENOMEM, "out of memory adding a dependency");
       }
       if (atomic_fetch_sub_explicit(&job->remaining, 1, memory_order_acq_rel) == 1)
-        kiln__job_unref(job);
+        job_unref(job);
     }
   }
   return 0;

@@ -1,5 +1,6 @@
-/* loader.c: loads Vulkan at run time, creates the headless instance, describes the physical
- * devices, chooses among them, and turns Vulkan failures into KILN_E* codes and log lines.
+/* instance.c: loads Vulkan at run time, creates the headless instance, describes the physical
+ * devices, and turns Vulkan failures into KILN_E* codes and log lines (choosing among the devices
+ * is select.c's).
  *
  * libvulkan.so.1 is opened with dlopen (volk's approach) so that a machine without Vulkan gets
  * "install libvulkan1" from kiln_gpu_create() instead of a program that cannot start. Every entry
@@ -7,26 +8,39 @@
  *
  * Lock order: this file takes no locks. */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "gpu_internal.h"
 
 /* ---- logging and errors ------------------------------------------------------------------- */
 
+/* A message of any length (the validation layer's run to several KiB): formatted on the stack
+ * when it fits, else into a buffer of its size; cut to the stack's only when that allocation
+ * fails, and then said so at its end. */
 void kiln__log(const kiln_gpu *gpu, kiln_gpu_log_level level, const char *fmt, ...) {
   if (!gpu->cfg.log || level < gpu->cfg.log_level) return;
-  char buf[1024];
+  char buf[1024], *msg = buf;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
+  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  gpu->cfg.log(gpu->cfg.log_arg, level, buf);
+  if (n >= (int)sizeof(buf)) {
+    char *big = malloc((size_t)n + 1);
+    if (big) {
+      va_start(ap, fmt);
+      vsnprintf(big, (size_t)n + 1, fmt, ap);
+      va_end(ap);
+      msg = big;
+    } else {
+      memcpy(buf + sizeof(buf) - 16, " [cut: no mem]", 15);
+    }
+  }
+  gpu->cfg.log(gpu->cfg.log_arg, level, msg);
+  if (msg != buf) free(msg);
 }
 
 const char *kiln__vk_result_name(VkResult r) {
@@ -93,13 +107,13 @@ void kiln_gpu_config_default(kiln_gpu_config *cfg) {
   cfg->app_name = "kiln";
 }
 
-uint64_t kiln_gpu_validation_messages(kiln_gpu *gpu) {
+uint64_t kiln_gpu_get_validation_messages(kiln_gpu *gpu) {
   return atomic_load_explicit(&gpu->validation_messages, memory_order_relaxed);
 }
 
-uint32_t kiln_gpu_device_count(const kiln_gpu *gpu) { return gpu->nphys; }
+uint32_t kiln_gpu_get_device_count(const kiln_gpu *gpu) { return gpu->nphys; }
 
-int kiln_gpu_device_info_get(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out) {
+int kiln_gpu_get_device_info(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out) {
   memset(out, 0, sizeof(*out));
   if (index >= gpu->nphys) return KILN_EINVAL;
   *out = gpu->info[index];
@@ -287,7 +301,13 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   uint32_t nf = 0;
   gpu->vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nf, NULL);
   VkQueueFamilyProperties qf[KILN_GPU_MAX_FAMILIES];
-  if (nf > KILN_GPU_MAX_FAMILIES) nf = KILN_GPU_MAX_FAMILIES;
+  if (nf > KILN_GPU_MAX_FAMILIES) {
+    /* kiln_gpu_device_info holds KILN_GPU_MAX_FAMILIES; no driver known to us has more */
+    kiln__log(gpu, KILN_GPU_LOG_WARN,
+              "device %u (%s) has %u queue families; kiln describes and uses the first %d", index,
+              p.deviceName, nf, KILN_GPU_MAX_FAMILIES);
+    nf = KILN_GPU_MAX_FAMILIES;
+  }
   gpu->vk.GetPhysicalDeviceQueueFamilyProperties(pd, &nf, qf);
   bool compute = false;
   d->family_count = nf;
@@ -300,6 +320,7 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   }
   VkPhysicalDeviceMemoryProperties mp;
   gpu->vk.GetPhysicalDeviceMemoryProperties(pd, &mp);
+  _Static_assert(KILN_GPU_MAX_HEAPS >= VK_MAX_MEMORY_HEAPS, "every heap fits the description");
   d->heap_count = mp.memoryHeapCount < KILN_GPU_MAX_HEAPS ? mp.memoryHeapCount
                                                           : KILN_GPU_MAX_HEAPS;
   for (uint32_t i = 0; i < d->heap_count; i++) {
@@ -396,150 +417,4 @@ void kiln_gpu_destroy(kiln_gpu *gpu) {
   free(gpu->phys);
   free(gpu->info);
   free(gpu);
-}
-
-/* ---- selection ---------------------------------------------------------------------------- */
-
-/* Preference rank: lower is better. */
-static int rank(kiln_gpu_type t) {
-  switch (t) {
-    case KILN_GPU_TYPE_DISCRETE: return 0;
-    case KILN_GPU_TYPE_INTEGRATED: return 1;
-    case KILN_GPU_TYPE_VIRTUAL: return 2;
-    case KILN_GPU_TYPE_OTHER: return 3;
-    case KILN_GPU_TYPE_CPU: return 4;
-  }
-  return 5;
-}
-
-typedef struct sel {
-  uint32_t *idx;
-  size_t cap, n;
-  size_t matches;  /* sel_add calls, duplicates included */
-  bool overflow;
-} sel;
-
-static void sel_add(sel *s, uint32_t i) {
-  s->matches++;
-  for (size_t k = 0; k < s->n; k++)
-    if (s->idx[k] == i) return;
-  if (s->n == s->cap) {
-    s->overflow = true;
-    return;
-  }
-  s->idx[s->n++] = i;
-}
-
-/* Adds the usable devices that pass `want` in order of preference (stable by index). */
-static void add_ranked(const kiln_gpu *gpu, sel *s, bool (*want)(const kiln_gpu_device_info *,
-                                                                  const void *),
-                       const void *arg) {
-  for (int r = 0; r <= 4; r++)
-    for (uint32_t i = 0; i < gpu->nphys; i++)
-      if (gpu->info[i].usable && rank(gpu->info[i].type) == r && want(&gpu->info[i], arg))
-        sel_add(s, i);
-}
-
-static bool want_gpu(const kiln_gpu_device_info *d, const void *arg) {
-  (void)arg;
-  return d->type != KILN_GPU_TYPE_CPU;
-}
-static bool want_any(const kiln_gpu_device_info *d, const void *arg) {
-  (void)d, (void)arg;
-  return true;
-}
-static bool want_type(const kiln_gpu_device_info *d, const void *arg) {
-  return d->type == *(const kiln_gpu_type *)arg;
-}
-static bool want_name(const kiln_gpu_device_info *d, const void *arg) {
-  return strcasestr(d->name, arg) != NULL;
-}
-
-static void log_devices(const kiln_gpu *gpu) {
-  for (uint32_t i = 0; i < gpu->nphys; i++)
-    kiln__log(gpu, KILN_GPU_LOG_ERROR, "  device %u: %s (%s)%s%s", i, gpu->info[i].name,
-              kiln_gpu_type_name(gpu->info[i].type), gpu->info[i].usable ? "" : ", unusable: ",
-              gpu->info[i].unusable_reason);
-}
-
-/* Applies one word of a selection spec. */
-static int select_word(kiln_gpu *gpu, const char *w, sel *s) {
-  static const kiln_gpu_type types[] = {KILN_GPU_TYPE_OTHER, KILN_GPU_TYPE_INTEGRATED,
-                                        KILN_GPU_TYPE_DISCRETE, KILN_GPU_TYPE_VIRTUAL,
-                                        KILN_GPU_TYPE_CPU};
-  size_t before = s->matches;
-  bool any_gpu = false;
-  for (uint32_t i = 0; i < gpu->nphys; i++)
-    any_gpu = any_gpu || (gpu->info[i].usable && gpu->info[i].type != KILN_GPU_TYPE_CPU);
-  if (w[0] == '\0' || strcasecmp(w, "auto") == 0) {
-    sel one = {.idx = (uint32_t[1]){0}, .cap = 1};
-    add_ranked(gpu, &one, want_any, NULL);
-    if (one.n) sel_add(s, one.idx[0]);
-  } else if (strcasecmp(w, "all") == 0) {
-    add_ranked(gpu, s, any_gpu ? want_gpu : want_any, NULL);
-  } else if (isdigit((unsigned char)w[0])) {
-    char *end;
-    unsigned long i = strtoul(w, &end, 10);
-    if (*end != '\0') goto malformed;
-    if (i >= gpu->nphys || !gpu->info[i].usable) {
-      kiln__log(gpu, KILN_GPU_LOG_ERROR, "device %lu %s; devices:", i,
-                i >= gpu->nphys ? "does not exist" : "is not usable");
-      log_devices(gpu);
-      return KILN_EINVAL;
-    }
-    sel_add(s, (uint32_t)i);
-  } else {
-    bool typed = false;
-    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
-      if (strcasecmp(w, kiln_gpu_type_name(types[t])) == 0) {
-        add_ranked(gpu, s, want_type, &types[t]);
-        typed = true;
-      }
-    if (!typed) add_ranked(gpu, s, want_name, w);
-  }
-  if (s->matches == before) {
-    kiln__log(gpu, KILN_GPU_LOG_ERROR, "no usable Vulkan device matches \"%s\"; devices:", w);
-    log_devices(gpu);
-    return KILN_EINVAL;
-  }
-  return 0;
-malformed:
-  kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\": not a number, type or name", w);
-  return KILN_EINVAL;
-}
-
-int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap, size_t *n) {
-  *n = 0;
-  sel s = {.idx = indices, .cap = cap};
-  char word[256];
-  const char *p = spec ? spec : "";
-  do {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    while (len && isspace((unsigned char)*p)) p++, len--;
-    while (len && isspace((unsigned char)p[len - 1])) len--;
-    if (len >= sizeof(word)) return KILN_EINVAL;
-    memcpy(word, p, len);
-    word[len] = '\0';
-    int rc = select_word(gpu, word, &s);
-    if (rc) return rc;
-    p = comma ? comma + 1 : NULL;
-  } while (p);
-  if (s.overflow) {
-    kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\" matches more than %zu devices",
-              spec ? spec : "", cap);
-    return KILN_EINVAL;
-  }
-  bool any_gpu = false;
-  for (uint32_t i = 0; i < gpu->nphys; i++)
-    any_gpu = any_gpu || (gpu->info[i].usable && gpu->info[i].type != KILN_GPU_TYPE_CPU);
-  for (size_t i = 0; i < s.n; i++)
-    if (gpu->info[s.idx[i]].type == KILN_GPU_TYPE_CPU)
-      kiln__log(gpu, KILN_GPU_LOG_INFO,
-                "selected device %u, %s: the CPU Vulkan driver (lavapipe); its work runs on the "
-                "CPU, %s",
-                s.idx[i], gpu->info[s.idx[i]].name,
-                any_gpu ? "as asked" : "because no GPU was found");
-  *n = s.n;
-  return 0;
 }

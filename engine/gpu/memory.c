@@ -327,6 +327,6 @@ int kiln__buffer_texel_view(kiln_gpu_buffer *buf) {
   return rc;
 }
 
-uint64_t kiln_gpu_buffer_size(const kiln_gpu_buffer *buf) { return buf->size; }
+uint64_t kiln_gpu_buffer_get_size(const kiln_gpu_buffer *buf) { return buf->size; }
 
-kiln_gpu_device *kiln_gpu_buffer_device(const kiln_gpu_buffer *buf) { return buf->dev; }
+kiln_gpu_device *kiln_gpu_buffer_get_device(const kiln_gpu_buffer *buf) { return buf->dev; }

@@ -55,7 +55,9 @@ void kiln_render_config_default(kiln_render_config *cfg) {
  * dispatch of a frame waits for the previous one: a whole frame up to 1024x1024 a dispatch, 8
  * samples a pass (chosen, not yet measured on a GPU). */
 static void device_tiles(const kiln_render_config *cfg, kiln_gpu_device *dev, dev_slot *d) {
-  bool cpu = kiln_gpu_device_info_of(dev)->type == KILN_GPU_TYPE_CPU;
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(dev, &di);
+  bool cpu = di.type == KILN_GPU_TYPE_CPU;
   d->tile = cfg->tile_size ? cfg->tile_size : cpu ? 64 : 1024;
   d->pass = cfg->pass_spp ? cfg->pass_spp : cpu ? 4 : 8;
 }
@@ -110,7 +112,9 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
  * device; elsewhere the shared copy where it fits; else the storage buffers. */
 static uint32_t scene_memory(const kiln__render_buffers *p, kiln_render_scene_memory m,
                              kiln_gpu_device *dev) {
-  const kiln_gpu_device_info *info = kiln_gpu_device_info_of(dev);
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(dev, &di);
+  const kiln_gpu_device_info *info = &di;
   bool shared = p->scene_vec4s <= KILN__SHARED_VEC4S;
   bool uniform = p->scene_vec4s <= KILN__UNIFORM_VEC4S && p->scene_vec4s * 16 <= info->max_uniform_range;
   bool texel = p->size[KILN__RB_NODES] / 16 <= info->max_texels && p->size[KILN__RB_PRIMS] / 16 <= info->max_texels;
@@ -322,10 +326,11 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   if (fc->device >= 0) {
     di = (size_t)fc->device;
   } else {
-    kiln_gpu_device *dl[64];
-    size_t nd = r->ndevs < 64 ? r->ndevs : 64;
-    for (size_t i = 0; i < nd; i++) dl[i] = r->devs[i].dev;
-    int pick = kiln_gpu_device_pick(dl, nd);
+    kiln_gpu_device **dl = malloc(r->ndevs * sizeof *dl); /* every device, however many */
+    if (!dl) return KILN_ENOMEM;
+    for (size_t i = 0; i < r->ndevs; i++) dl[i] = r->devs[i].dev;
+    int pick = kiln_gpu_device_pick(dl, r->ndevs);
+    free(dl);
     di = pick >= 0 ? (size_t)pick : 0;
   }
   dev_slot *d = &r->devs[di];

@@ -82,7 +82,9 @@ static int open_device(const char *spec, kiln_gpu **gpu, kiln_gpu_device **dev) 
   int rc = kiln_gpu_create(&gc, gpu);
   if (rc == 0) rc = kiln_gpu_select(*gpu, spec, &index, 1, &n);
   if (rc == 0) rc = kiln_gpu_device_open(*gpu, index, NULL, dev);
-  if (rc == 0) printf("device: %s\n", kiln_gpu_device_info_of(*dev)->name);
+  kiln_gpu_device_info di;
+  if (rc == 0) kiln_gpu_device_get_info(*dev, &di);
+  if (rc == 0) printf("device: %s\n", di.name);
   return rc;
 }
 

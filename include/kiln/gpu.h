@@ -32,6 +32,10 @@
  * prints: explanations (which package to install, which Vulkan call failed at which source line,
  * validation-layer messages, "using the CPU device") go to the log callback of kiln_gpu_config.
  *
+ * Getters. kiln_<object>_get_<what>: a description or a snapshot is copied into an OUT parameter
+ * (kiln_gpu_get_device_info, kiln_gpu_device_get_info, kiln_gpu_device_get_stats); a number or a
+ * borrowed handle is returned (kiln_gpu_get_device_count, kiln_gpu_buffer_get_size).
+ *
  * Threads. Unless a function says otherwise, every function here may be called from any thread,
  * concurrently, including from inside kiln pool tasks. Handles must be destroyed by one thread,
  * after every other use has finished. */
@@ -77,7 +81,7 @@ typedef struct kiln_gpu_config {
   void *log_arg;
   kiln_gpu_log_level log_level;  /* messages below this level are not delivered. Default INFO */
   bool validation;          /* enable VK_LAYER_KHRONOS_validation and count its messages
-                               (kiln_gpu_validation_messages); KILN_EUNSUPPORTED if the layer is
+                               (kiln_gpu_get_validation_messages); KILN_EUNSUPPORTED if the layer is
                                not installed (package vulkan-validationlayers). Default false */
   const char *loader;       /* the Vulkan loader to dlopen. Default "libvulkan.so.1" */
   const char *app_name;     /* VkApplicationInfo.pApplicationName. Default "kiln" */
@@ -99,7 +103,7 @@ KILN_API void kiln_gpu_destroy(kiln_gpu *gpu);
 
 /* Number of warnings and errors the validation layer reported so far (0 when validation is off).
  * Tests assert that it is 0 before kiln_gpu_destroy. */
-KILN_API uint64_t kiln_gpu_validation_messages(kiln_gpu *gpu);
+KILN_API uint64_t kiln_gpu_get_validation_messages(kiln_gpu *gpu);
 
 /* ---- physical devices ---------------------------------------------------------------------- */
 
@@ -148,10 +152,12 @@ typedef struct kiln_gpu_device_info {
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */
-KILN_API uint32_t kiln_gpu_device_count(const kiln_gpu *gpu);
+KILN_API uint32_t kiln_gpu_get_device_count(const kiln_gpu *gpu);
 
-/* Copies the description of device `index` into *out. KILN_EINVAL if index is out of range. */
-KILN_API int kiln_gpu_device_info_get(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out);
+/* Copies the description of physical device `index` into *out (zeroed first). KILN_EINVAL if
+ * index is out of range. */
+KILN_API int kiln_gpu_get_device_info(const kiln_gpu *gpu, uint32_t index,
+                                      kiln_gpu_device_info *out);
 
 /* Writes "MAJOR.MINOR.PATCH" of a Vulkan API version into buf (always NUL-terminated); returns
  * buf. */
@@ -201,8 +207,8 @@ KILN_API int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_
  * other tasks). NULL is a no-op. */
 KILN_API void kiln_gpu_device_close(kiln_gpu_device *dev);
 
-/* The description of the device's physical device (borrowed, valid until close). */
-KILN_API const kiln_gpu_device_info *kiln_gpu_device_info_of(const kiln_gpu_device *dev);
+/* Copies the description of the device's physical device into *out. */
+KILN_API void kiln_gpu_device_get_info(const kiln_gpu_device *dev, kiln_gpu_device_info *out);
 
 /* True once the device is lost (see Faults above). */
 KILN_API bool kiln_gpu_device_lost(kiln_gpu_device *dev);
@@ -221,11 +227,12 @@ typedef struct kiln_gpu_device_stats {
                                       (VK_EXT_pipeline_creation_feedback) */
 } kiln_gpu_device_stats;
 
-/* A snapshot of the device's counters. */
-KILN_API void kiln_gpu_device_stats_get(kiln_gpu_device *dev, kiln_gpu_device_stats *out);
+/* Copies a snapshot of the device's counters into *out. */
+KILN_API void kiln_gpu_device_get_stats(kiln_gpu_device *dev, kiln_gpu_device_stats *out);
 
-/* Among devs[0..n), the index of the device that is not lost and has the fewest jobs in flight
- * (the first on ties), or -1 when all are lost. For spreading work over several devices. */
+/* Among devs[0..n) (any number, n <= INT_MAX), the index of the device that is not lost and has
+ * the fewest jobs in flight (the first on ties), or -1 when all are lost. For spreading work over
+ * several devices. */
 KILN_API int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
 
 /* ---- buffers ------------------------------------------------------------------------------- */
@@ -242,8 +249,9 @@ KILN_API int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gp
  * their futures). NULL is a no-op. */
 KILN_API void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf);
 
-KILN_API uint64_t kiln_gpu_buffer_size(const kiln_gpu_buffer *buf);
-KILN_API kiln_gpu_device *kiln_gpu_buffer_device(const kiln_gpu_buffer *buf);  /* borrowed */
+/* The buffer's size in bytes, and the device it lives on (borrowed). */
+KILN_API uint64_t kiln_gpu_buffer_get_size(const kiln_gpu_buffer *buf);
+KILN_API kiln_gpu_device *kiln_gpu_buffer_get_device(const kiln_gpu_buffer *buf);
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 

@@ -77,7 +77,7 @@ static inline kiln_gpu_device *tg_device(kiln_gpu *gpu, const kiln_gpu_device_co
 
 /* Destroys gpu; fails if the validation layer said anything. */
 static inline void tg_finish(kiln_gpu *gpu) {
-  uint64_t v = kiln_gpu_validation_messages(gpu);
+  uint64_t v = kiln_gpu_get_validation_messages(gpu);
   kiln_gpu_destroy(gpu);
   if (v != 0) KT_FAIL("%llu validation message(s); log:\n%s", (unsigned long long)v,
                       tg_the_log.text);

@@ -10,7 +10,7 @@
 static kiln_future *roundtrip(kiln_gpu_buffer *buf, uint32_t i, uint32_t value,
                               kiln_future *const *deps, size_t ndeps) {
   kiln_gpu_job *job;
-  KT_CODE(kiln_gpu_job_create(kiln_gpu_buffer_device(buf), &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_create(kiln_gpu_buffer_get_device(buf), &job), KILN_OK);
   KT_CODE(kiln_gpu_job_upload(job, buf, 4ull * i, &value, 4), KILN_OK);
   KT_CODE(kiln_gpu_job_download(job, buf, 4ull * i, 4, NULL), KILN_OK);
   kiln_future *f;
@@ -60,7 +60,7 @@ TEST(thousand_in_flight) {
   KT_TRUE(per_dev[0] > 0 && per_dev[1] > 0);
   for (int d = 0; d < 2; d++) {
     kiln_gpu_device_stats st;
-    kiln_gpu_device_stats_get(devs[d], &st);
+    kiln_gpu_device_get_stats(devs[d], &st);
     KT_EQ(st.completed, per_dev[d]);
     KT_EQ(st.submitted, per_dev[d]);
     KT_EQ(st.in_flight, 0);
@@ -114,7 +114,7 @@ static int consume(void *arg, void **result) {
 static kiln_future *gpu_step(kiln_gpu_kernel *k, kiln_gpu_buffer *buf, chain *c,
                              kiln_future *dep) {
   kiln_gpu_job *job;
-  KT_CODE(kiln_gpu_job_create(kiln_gpu_buffer_device(buf), &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_create(kiln_gpu_buffer_get_device(buf), &job), KILN_OK);
   KT_CODE(kiln_gpu_job_upload_deferred(job, buf, 0, c->input, sizeof(c->input)), KILN_OK);
   uint32_t push[2] = {CN, 7};
   KT_CODE(kiln_gpu_job_dispatch(job, k, &buf, push, CN / 64, 1, 1), KILN_OK);
@@ -142,7 +142,7 @@ TEST(cpu_gpu_cpu_chain) {
   KT_CODE(kiln_submit_after(pool, &c.gpu_f, 1, consume, &c, &cpu2), KILN_OK);
   KT_FALSE(kiln_future_done(c.gpu_f));
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.submitted, 0);
   KT_CODE(kiln_promise_resolve(gate, NULL), KILN_OK);
   TG_OK(cpu2, NULL);
@@ -164,7 +164,7 @@ TEST(cpu_gpu_cpu_chain) {
   const char *msg;
   KT_CODE(kiln_future_error(c2.gpu_f, 0, &msg), KILN_EDEPENDENCY);
   KT_STR_CONTAINS(msg, "dependency 1 of 1 failed: KILN_EIO: the producer could not read");
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.submitted, 1);
   KT_EQ(st.failed, 1);
   kiln_future_release(cpu1);
@@ -268,7 +268,7 @@ TEST(cancel_unsubmitted) {
   KT_FALSE(kiln_future_cancelled(running));
 
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.submitted, 1);
   kiln_future_release(waiting);
   kiln_future_release(after);
@@ -350,7 +350,9 @@ TEST(device_loss) {
     const char *msg;
     kiln_future_error(fa[i], 0, &msg);
     KT_STR_CONTAINS(msg, "lost");
-    KT_STR_CONTAINS(msg, kiln_gpu_device_info_of(a)->name);
+    kiln_gpu_device_info ia;
+    kiln_gpu_device_get_info(a, &ia);
+    KT_STR_CONTAINS(msg, ia.name);
     KT_STR_CONTAINS(msg, "VK_ERROR_DEVICE_LOST");
     KT_STR_CONTAINS(msg, "[injected]");
   }
@@ -376,8 +378,8 @@ TEST(device_loss) {
   KT_EQ(*(uint32_t *)v, 4242);
 
   kiln_gpu_device_stats sa, sb;
-  kiln_gpu_device_stats_get(a, &sa);
-  kiln_gpu_device_stats_get(b, &sb);
+  kiln_gpu_device_get_stats(a, &sa);
+  kiln_gpu_device_get_stats(b, &sb);
   KT_EQ(sa.submitted, 4);
   KT_EQ(sa.completed, 1);
   KT_EQ(sa.failed, 4 + 4);

@@ -53,7 +53,7 @@ static kiln_gpu_device_stats run_once(kiln_gpu *gpu, const char *dir) {
   KT_EQ(((uint32_t *)v)[63], 3);
   kiln_future_release(f);
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.pipelines_created, 2);
   kiln_gpu_buffer_destroy(buf);
   kiln_gpu_kernel_destroy(k1);

@@ -15,8 +15,8 @@ TEST(hash_matches_cpu) {
   kiln_gpu_buffer *src, *dst;
   KT_CODE(kiln_gpu_buffer_create(dev, N * 4, &src), KILN_OK);
   KT_CODE(kiln_gpu_buffer_create(dev, N * 4 + 64, &dst), KILN_OK);
-  KT_EQ(kiln_gpu_buffer_size(dst), N * 4 + 64);
-  KT_PTR_EQ(kiln_gpu_buffer_device(dst), dev);
+  KT_EQ(kiln_gpu_buffer_get_size(dst), N * 4 + 64);
+  KT_PTR_EQ(kiln_gpu_buffer_get_device(dst), dev);
   uint32_t in[N], out[N + 16];
   for (uint32_t i = 0; i < N; i++) in[i] = i * 2654435761u;
   /* The tail past N must stay untouched by the kernel: fill it with a known pattern. */
@@ -61,7 +61,7 @@ TEST(hash_matches_cpu) {
   kiln_future_release(down);
 
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.submitted, 4);
   KT_EQ(st.completed, 4);
   KT_EQ(st.failed, 0);
@@ -199,7 +199,7 @@ TEST(bad_commands) {
   kiln_future_release(f);
 
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(a, &st);
+  kiln_gpu_device_get_stats(a, &st);
   KT_EQ(st.submitted, 1);
   KT_EQ(st.failed, 2);
   kiln_gpu_buffer_destroy(ba2);
@@ -224,7 +224,7 @@ TEST(suballocator) {
   kiln_gpu_buffer *bufs[NB];
   for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 1000 + i, &bufs[i]), KILN_OK);
   kiln_gpu_device_stats st;
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.memory_allocations, 1);  /* 100 buffers of ~1 KiB in one 1 MiB block */
   /* Each buffer holds its own data: write all, read all back. */
   kiln_future *fs[NB];
@@ -244,23 +244,23 @@ TEST(suballocator) {
       if (((uint8_t *)v)[j] != i) KT_FAIL("buffer %d byte %d = %d", i, j, ((uint8_t *)v)[j]);
     kiln_future_release(fs[i]);
   }
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_TRUE(st.memory_allocations <= 3);  /* the device block and one or two staging blocks */
   uint64_t before = st.memory_allocations;
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
   for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 2000, &bufs[i]), KILN_OK);
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.memory_allocations, before);  /* 200 KB fit in the freed block */
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
 
   kiln_gpu_buffer *big;
   uint64_t blocks = st.memory_blocks;
   KT_CODE(kiln_gpu_buffer_create(dev, 3u << 20, &big), KILN_OK);
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.memory_allocations, before + 1);
   KT_EQ(st.memory_blocks, blocks + 1);
   kiln_gpu_buffer_destroy(big);
-  kiln_gpu_device_stats_get(dev, &st);
+  kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.memory_blocks, blocks);
   kiln_gpu_device_close(dev);
   tg_finish(gpu);
@@ -411,7 +411,9 @@ TEST(uniform_binding) {
   check_table_kernel(dev, k, 1);
   /* a uniform binding larger than the device allows (lavapipe and NVIDIA: 64 KiB; the spec's
    * least 16 KiB; some drivers allow gigabytes, where this part is left out) */
-  uint64_t limit = kiln_gpu_device_info_of(dev)->max_uniform_range;
+  kiln_gpu_device_info info;
+  kiln_gpu_device_get_info(dev, &info);
+  uint64_t limit = info.max_uniform_range;
   if (limit <= (64u << 20)) {
     kiln_gpu_buffer *huge;
     KT_CODE(kiln_gpu_buffer_create(dev, limit + 16, &huge), KILN_OK);

@@ -8,12 +8,12 @@
 
 TEST(enumerate) {
   kiln_gpu *gpu = tg_gpu();
-  uint32_t n = kiln_gpu_device_count(gpu);
+  uint32_t n = kiln_gpu_get_device_count(gpu);
   KT_TRUE(n >= 1);
   bool any_usable = false;
   for (uint32_t i = 0; i < n; i++) {
     kiln_gpu_device_info d;
-    KT_CODE(kiln_gpu_device_info_get(gpu, i, &d), KILN_OK);
+    KT_CODE(kiln_gpu_get_device_info(gpu, i, &d), KILN_OK);
     KT_EQ(d.index, i);
     KT_TRUE(d.name[0] != '\0');
     KT_TRUE(d.family_count >= 1);
@@ -32,7 +32,7 @@ TEST(enumerate) {
   }
   KT_TRUE(any_usable);
   kiln_gpu_device_info d;
-  KT_CODE(kiln_gpu_device_info_get(gpu, n, &d), KILN_EINVAL);
+  KT_CODE(kiln_gpu_get_device_info(gpu, n, &d), KILN_EINVAL);
   char v[32];
   KT_STR_EQ(kiln_gpu_version_string((1u << 22) | (3u << 12) | 239u, v, sizeof(v)), "1.3.239");
   KT_STR_EQ(kiln_gpu_type_name(KILN_GPU_TYPE_CPU), "cpu");
@@ -48,13 +48,13 @@ TEST(select) {
   KT_CODE(kiln_gpu_select(gpu, NULL, idx, 8, &n), KILN_OK);
   KT_EQ(n, 1);
   kiln_gpu_device_info best;
-  kiln_gpu_device_info_get(gpu, idx[0], &best);
+  kiln_gpu_get_device_info(gpu, idx[0], &best);
   KT_TRUE(best.usable);
   /* The preferred device is never the CPU one while a usable GPU exists. */
   bool gpu_exists = false;
-  for (uint32_t i = 0; i < kiln_gpu_device_count(gpu); i++) {
+  for (uint32_t i = 0; i < kiln_gpu_get_device_count(gpu); i++) {
     kiln_gpu_device_info d;
-    kiln_gpu_device_info_get(gpu, i, &d);
+    kiln_gpu_get_device_info(gpu, i, &d);
     gpu_exists = gpu_exists || (d.usable && d.type != KILN_GPU_TYPE_CPU);
   }
   if (gpu_exists) KT_NE(best.type, KILN_GPU_TYPE_CPU);
@@ -99,11 +99,15 @@ TEST(open_twice) {
   kiln_gpu_device *a = tg_device(gpu, NULL), *b = tg_device(gpu, NULL);
   KT_TRUE(a != b);
   kiln_gpu_device_stats sa, sb;
-  kiln_gpu_device_stats_get(a, &sa);
-  kiln_gpu_device_stats_get(b, &sb);
+  kiln_gpu_device_get_stats(a, &sa);
+  kiln_gpu_device_get_stats(b, &sb);
   KT_TRUE(sa.lanes >= 1);
   KT_EQ(sa.lanes, sb.lanes);
-  KT_STR_EQ(kiln_gpu_device_info_of(a)->name, kiln_gpu_device_info_of(b)->name);
+  kiln_gpu_device_info ia, ib;
+  kiln_gpu_device_get_info(a, &ia);
+  kiln_gpu_device_get_info(b, &ib);
+  KT_STR_EQ(ia.name, ib.name);
+  KT_EQ(ia.index, ib.index);
   KT_FALSE(kiln_gpu_device_lost(a));
   kiln_gpu_device *devs[2] = {a, b};
   KT_EQ(kiln_gpu_device_pick(devs, 2), 0);
@@ -114,7 +118,7 @@ TEST(open_twice) {
   cfg.max_lanes = 1;
   kiln_gpu_device *c = tg_device(gpu, &cfg);
   kiln_gpu_device_stats sc;
-  kiln_gpu_device_stats_get(c, &sc);
+  kiln_gpu_device_get_stats(c, &sc);
   KT_EQ(sc.lanes, 1);
   kiln_gpu_device_close(c);
   kiln_gpu_device_close(b);
@@ -153,7 +157,7 @@ TEST(no_driver) {
 TEST(validation_counts) {
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *dev = tg_device(gpu, NULL);
-  KT_EQ(kiln_gpu_validation_messages(gpu), 0);
+  KT_EQ(kiln_gpu_get_validation_messages(gpu), 0);
   kiln_gpu_kernel_config kc;
   kiln_gpu_kernel_config_default(&kc);
   kc.builtin = "iadd";
@@ -161,7 +165,7 @@ TEST(validation_counts) {
   kc.push_size = 0;  /* iadd.comp reads 8 bytes of push constants */
   kiln_gpu_kernel *k = NULL;
   int rc = kiln_gpu_kernel_create(dev, &kc, &k);
-  KT_TRUE(kiln_gpu_validation_messages(gpu) > 0);
+  KT_TRUE(kiln_gpu_get_validation_messages(gpu) > 0);
   KT_TRUE(tg_logged("vulkan validation"));
   if (rc == 0) kiln_gpu_kernel_destroy(k);
   kiln_gpu_device_close(dev);

@@ -281,7 +281,9 @@ TEST(scene_memory_paths) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_TRUE(kiln_gpu_device_info_of(c.dev)->max_uniform_range >= 16384);
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(c.dev, &di);
+  KT_TRUE(di.max_uniform_range >= 16384);
   kiln_render_config bad;
   kiln_render_config_default(&bad);
   bad.scene_memory = (kiln_render_scene_memory)7;
@@ -294,7 +296,7 @@ TEST(scene_memory_paths) {
   const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0, &where);
   KT_TRUE(ref != NULL);
   KT_EQ(where, 0);
-  const kiln_gpu_device_info *info = kiln_gpu_device_info_of(c.dev);
+  const kiln_gpu_device_info *info = &di;
   const uint32_t U = KILN__RF_SHARED | KILN__RF_UNIFORM, S = KILN__RF_SHARED, T = KILN__RF_TEXEL;
   size_t n = 24 * 20;
   kiln__scene *sd = &scene->data;

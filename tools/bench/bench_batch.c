@@ -78,7 +78,9 @@ static void env_open(env *e, const char *job_path) {
   if ((rc = kiln_gpu_device_open(e->gpu, idx, NULL, &e->dev))) die("device open", rc);
   /* as kiln render does: a CPU device (one queue) opened twice, so that two frames render at once */
   e->devs[0] = e->dev, e->ndevs = 1;
-  if (kiln_gpu_device_info_of(e->dev)->type == KILN_GPU_TYPE_CPU) {
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(e->dev, &di);
+  if (di.type == KILN_GPU_TYPE_CPU) {
     if ((rc = kiln_gpu_device_open(e->gpu, idx, NULL, &e->devs[1]))) die("device open", rc);
     e->ndevs = 2;
   }
@@ -309,8 +311,10 @@ int main(int argc, char **argv) {
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(e.job), &info);
   int s_spp = spp ? spp : info.spp;
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(e.dev, &di);
   printf("kiln-bench-batch: an orbit of %s, %ld frames at %dx%d, %d spp, colour PNG, %d threads, device %s\n",
-         scene, frames, size, size, s_spp, kiln_pool_threads(e.pool), kiln_gpu_device_info_of(e.dev)->name);
+         scene, frames, size, size, s_spp, kiln_pool_threads(e.pool), di.name);
   uint64_t wn, wb;
   kiln_batch_summary s;
   double c0 = cpu_now();

@@ -225,7 +225,9 @@ int main(int argc, char **argv) {
   raw r;
   raw_open(&r, idx);
 
-  printf("device %u: %s\n", idx, kiln_gpu_device_info_of(dev)->name);
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(dev, &di);
+  printf("device %u: %s\n", idx, di.name);
   raw_roundtrips(&r, iters / 4 + 1);  /* warm-up */
   kiln_roundtrips(k, iters / 4 + 1);
   double tk[100], tr[100];

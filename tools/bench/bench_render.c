@@ -131,7 +131,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kiln-bench-render: no usable Vulkan device or renderer\n");
     return 1;
   }
-  printf("device: %s\n", kiln_gpu_device_info_of(dev)->name);
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(dev, &di);
+  printf("device: %s\n", di.name);
   const int sizes[3] = {64, 256, 512};
   for (int i = 0; i < 3; i++) {
     kiln_frame_config fc;

@@ -53,11 +53,11 @@ static void uuid_str(const uint8_t *u, char *out) {
 }
 
 static void print_json(kiln_gpu *gpu) {
-  uint32_t n = kiln_gpu_device_count(gpu);
+  uint32_t n = kiln_gpu_get_device_count(gpu);
   printf("{\"devices\": [");
   for (uint32_t i = 0; i < n; i++) {
     kiln_gpu_device_info d;
-    kiln_gpu_device_info_get(gpu, i, &d);
+    kiln_gpu_get_device_info(gpu, i, &d);
     char api[32], dev_uuid[33], drv_uuid[33];
     uuid_str(d.device_uuid, dev_uuid);
     uuid_str(d.driver_uuid, drv_uuid);
@@ -91,10 +91,10 @@ static void print_json(kiln_gpu *gpu) {
 }
 
 static void print_text(kiln_gpu *gpu) {
-  uint32_t n = kiln_gpu_device_count(gpu);
+  uint32_t n = kiln_gpu_get_device_count(gpu);
   for (uint32_t i = 0; i < n; i++) {
     kiln_gpu_device_info d;
-    kiln_gpu_device_info_get(gpu, i, &d);
+    kiln_gpu_get_device_info(gpu, i, &d);
     char api[32];
     printf("%u: %s (%s)%s%s\n", d.index, d.name, kiln_gpu_type_name(d.type),
            d.usable ? "" : ", unusable: ", d.unusable_reason);

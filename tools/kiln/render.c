@@ -466,7 +466,7 @@ int kiln_cli_render(int argc, char **argv) {
    * gaps (about 10% more images/s on two cores; docs/PERFORMANCE.md). */
   for (size_t i = 0, n = ndevs; i < n && ndevs < MAX_DEVICES; i++) {
     kiln_gpu_device_info info;
-    if (!kiln_gpu_device_info_get(gpu, idx[i], &info) && info.type == KILN_GPU_TYPE_CPU)
+    if (!kiln_gpu_get_device_info(gpu, idx[i], &info) && info.type == KILN_GPU_TYPE_CPU)
       idx[ndevs++] = idx[i];
   }
   for (size_t i = 0; i < ndevs; i++) {
@@ -497,7 +497,9 @@ int kiln_cli_render(int argc, char **argv) {
       size_t times = 0, seen = 0;
       for (size_t j = 0; j < ndevs; j++) times += idx[j] == idx[i], seen += j < i && idx[j] == idx[i];
       if (seen) continue; /* a CPU device opened twice: named once, "x2" */
-      fprintf(stderr, "%s %s", shown++ ? "," : "", kiln_gpu_device_info_of(devs[i])->name);
+      kiln_gpu_device_info di;
+      kiln_gpu_device_get_info(devs[i], &di);
+      fprintf(stderr, "%s %s", shown++ ? "," : "", di.name);
       if (times > 1) fprintf(stderr, " x%zu", times);
     }
     fprintf(stderr, ", %d threads\n", kiln_pool_threads(pool));
