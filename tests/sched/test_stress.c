@@ -4,7 +4,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "deque.h"
+#include "internal.h" /* the deque */
 #include "sched_test_util.h"
 
 static double stress_scale(void) {
