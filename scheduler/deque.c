@@ -1,11 +1,10 @@
-/* deque.c: Chase-Lev work-stealing deque (see deque.h for the algorithm and who may call what).
+/* deque.c: Chase-Lev work-stealing deque (see internal.h for the algorithm and who may call what).
  * The orders follow Lê et al. 2013, Fig. 1, with one change for ThreadSanitizer, which does not
  * model standalone fences: push publishes with a release store of bottom instead of
  * fence(release) + relaxed store (same or stronger ordering). */
 #include <stdlib.h>
 
-#include "deque.h"
-#include "kiln/error.h"
+#include "internal.h"
 
 static kiln__deque_array *array_new(int64_t size, kiln__deque_array *prev) {
   kiln__deque_array *a = malloc(sizeof(*a) + (size_t)size * sizeof(a->buf[0]));

@@ -1,4 +1,5 @@
-/* internal.h: structures shared by the files of scheduler/ (pool.c, future.c, wait.c, map.c).
+/* internal.h: structures shared by the files of scheduler/ (pool.c, future.c, wait.c, map.c,
+ * record.c, mpool.c, deque.c).
  * Nothing here is public.
  *
  * Lock order (outer first): future.mu -> waiter.mu -> pool.mu. No lock is held while user code
@@ -13,8 +14,35 @@
 #include <stdint.h>
 
 #include "base.h"
-#include "deque.h"
 #include "kiln/sched.h"
+
+/* ---- the work-stealing deque (deque.c) -------------------------------------------------------
+ * A Chase-Lev deque of void * items, one per worker.
+ * Owner (one thread): kiln__deque_push, kiln__deque_pop. Thieves (any thread): kiln__deque_steal.
+ * Algorithm: Chase & Lev, "Dynamic circular work-stealing deque" (SPAA 2005), with the C11 memory
+ * orders of Lê, Pop, Cohen, Zappa Nardelli, "Correct and efficient work-stealing for weak memory
+ * models" (PPoPP 2013). The array grows; old arrays are kept until kiln__deque_fini because a thief
+ * may still be reading one. */
+typedef struct kiln__deque_array {
+  int64_t size;                       /* a power of two */
+  struct kiln__deque_array *prev;     /* older arrays, freed at fini */
+  _Atomic(void *) buf[];
+} kiln__deque_array;
+
+typedef struct kiln__deque {
+  _Alignas(64) _Atomic int64_t top;   /* thieves' end; separate cache line from bottom */
+  _Alignas(64) _Atomic int64_t bottom;/* owner's end */
+  _Atomic(kiln__deque_array *) array;
+} kiln__deque;
+
+#define KILN__DEQUE_EMPTY ((void *)0)
+#define KILN__DEQUE_ABORT ((void *)1) /* lost a race with another thief: try again */
+
+int kiln__deque_init(kiln__deque *d, int64_t capacity); /* 0 or KILN_ENOMEM */
+void kiln__deque_fini(kiln__deque *d);
+int kiln__deque_push(kiln__deque *d, void *item);        /* owner; 0 or KILN_ENOMEM */
+void *kiln__deque_pop(kiln__deque *d);                   /* owner; item or EMPTY */
+void *kiln__deque_steal(kiln__deque *d);                 /* any; item, EMPTY or ABORT */
 
 /* Future states: the low 3 bits of kiln_future.state. COMPLETING is a private claim: the thread
  * that moved the future there alone writes code/value/message, then publishes the final state. */

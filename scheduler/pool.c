@@ -71,7 +71,7 @@ struct kiln_pool {
    * back when it leaves idle, if any is left; a submission consumes one instead of starting a
    * thread. So a burst of k submissions meets at most as many credits as workers were idle, and
    * starts threads for the rest: blocking tasks never queue behind each other while the pool may
-   * still grow (CHECKLIST EXE-03, POOL-01). Only the thread-start heuristic reads it. */
+   * still grow (rules EXE-03, POOL-01). Only the thread-start heuristic reads it. */
   _Alignas(64) _Atomic int idle_credit; /* own cache line: changed at every task's end */
   _Alignas(64) _Atomic int64_t outstanding; /* accepted tasks not yet done; own cache line */
   /* read on every submission and wake-up, rarely written */
@@ -117,7 +117,7 @@ static void *worker_main(void *arg);
 static bool idle_take(kiln_pool *p);
 
 /* A worker gives its credit when it may soon look for work: before publishing a completion (a
- * thread woken by it may submit next, CHECKLIST EXE-03) and when it goes idle. It keeps it across
+ * thread woken by it may submit next, rule EXE-03) and when it goes idle. It keeps it across
  * the gap between the two, so that gap starts no thread. */
 static void idle_enter(kiln__worker *w) {
   if (w->holds_credit) return;
@@ -345,7 +345,7 @@ static void run_task(kiln_future *t) {
       kiln__self.fail_message = saved.fail_message;
       kiln__self.result_free = saved.result_free;
       /* counted idle while completing, so that a submission made by a thread woken by this
-       * completion reuses this worker instead of starting another (CHECKLIST EXE-03) */
+       * completion reuses this worker instead of starting another (rule EXE-03) */
       /* Only a top-level task's end may give the credit: a task run nested inside another
        * task's wait hands control back to that task, which is not idle. */
       if (kiln__self.worker && !kiln__self.task) idle_enter(kiln__self.worker);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };

@@ -40,8 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "kiln/sync.h"
+#include "base.h"
+#include "sync_internal.h"
 
 enum { HDR = 4, WAIT_STACK = 16 };
 

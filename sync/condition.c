@@ -16,7 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 struct kiln_condition {

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 struct kiln_event {

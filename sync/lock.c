@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 enum { UNLOCKED = 0, LOCKED = 1, CONTENDED = 2 };

@@ -29,12 +29,13 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "kiln/sync.h"
+#include "base.h"
+#include "sync_internal.h"
 
 enum { INITIAL_CAP = 16, SHRINK_FLOOR = 1024 };
 
@@ -76,10 +77,6 @@ struct kiln_queue {
   size_t unfinished; /* puts not yet task_done'd nor dropped by an immediate shutdown */
   bool shut;
 };
-
-/* Test hook (tests/queue/): the sleepers' n of get, put and join. A thread counted there has
- * released the mutex inside its wait (and may have been woken since, not yet back). */
-void kiln__queue_waiting(kiln_queue *q, size_t *getters, size_t *putters, size_t *joiners);
 
 /* ---- storage --------------------------------------------------------------------------------- */
 

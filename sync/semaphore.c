@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 #define ONE_WAITER ((uint64_t)1 << 32)

@@ -1,6 +1,7 @@
-/* sync_internal.h: what the files of the threading primitives share (lock.c, waitlist.c,
- * semaphore.c, condition.c, event.c, barrier.c), and a few read-only probes that let tests know a
- * thread is blocked without sleeping. Nothing here is public.
+/* sync_internal.h: what the files of sync/ share (lock.c, waitlist.c, semaphore.c, condition.c,
+ * event.c, barrier.c; queue.c and channel.c need only kiln/sync.h and the queue's probe), and a few read-only probes that
+ * let tests know a thread is blocked without sleeping. Nothing here is public. sync/ depends on
+ * base/ (the clock) and nothing else of kiln.
  *
  * Lock order, outer first, for the whole family: a condition's lock or rlock -> that condition's
  * mu; every other mu is a leaf. The lock word of kiln_lock is never held across a call into
@@ -59,5 +60,8 @@ bool kiln__lock_contended(kiln_lock *l);
 int kiln__semaphore_waiting(kiln_semaphore *s);
 int kiln__condition_waiting(kiln_condition *c);
 int kiln__event_waiting(kiln_event *e);
+/* The sleepers of get, put and join (queue.c). A thread counted there has released the queue's
+ * mutex inside its wait (and may have been woken since, not yet back). */
+void kiln__queue_waiting(kiln_queue *q, size_t *getters, size_t *putters, size_t *joiners);
 
 #endif /* KILN_SYNC_INTERNAL_H */

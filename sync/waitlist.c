@@ -9,7 +9,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "internal.h"
+#include "base.h"
 #include "sync_internal.h"
 
 void kiln__cond_init_monotonic(pthread_cond_t *cv) {

@@ -1,8 +1,9 @@
 /* kiln/sched.h: kiln's task runtime: a work-stealing pool, futures, promises, dependencies,
  * wait, as_completed, map and parallel_for.
  *
- * Semantics follow CPython's concurrent.futures (see shared/conformance/CHECKLIST.md), with
- * exceptions turned into negative KILN_E* codes (kiln/error.h).
+ * Semantics follow CPython's concurrent.futures and multiprocessing.Pool, with exceptions turned
+ * into negative KILN_E* codes (kiln/error.h). docs/CONFORMANCE.md lists the rules kept, by ID
+ * (FUT-01, WAIT-08, ...), with the C form of each and the test that checks it.
  *
  * Timeouts are double seconds: negative waits forever, 0 does not block, NaN is KILN_EINVAL.
  *
@@ -212,7 +213,7 @@ KILN_API int kiln_promise_reject(kiln_future *f, int code, const char *fmt, ...)
 typedef enum { KILN_ALL_COMPLETED, KILN_FIRST_COMPLETED, KILN_FIRST_EXCEPTION } kiln_return_when;
 
 /* Waits until the condition holds or timeout passes. A cancelled future counts as done at once
- * (CHECKLIST WAIT-08). FIRST_EXCEPTION: until a future fails (cancellation is not a failure) or
+ * (rule WAIT-08). FIRST_EXCEPTION: until a future fails (cancellation is not a failure) or
  * all are done. Then reorders fs stably: fs[0..*ndone) are the distinct done futures in input
  * order, then the distinct pending ones, then any duplicate entries. Returns 0, or
  * KILN_ETIMEDOUT when the condition did not hold in time (fs and *ndone are filled in either

@@ -2,8 +2,9 @@
  * bounded semaphore, condition, event, barrier, queue (FIFO, LIFO, priority) and channel (a
  * multiprocessing.Pipe between threads).
  *
- * Semantics follow CPython's threading, queue and multiprocessing.connection (see
- * shared/conformance/CHECKLIST.md), with exceptions turned into negative KILN_E* codes.
+ * Semantics follow CPython's threading, queue and multiprocessing.connection, with exceptions
+ * turned into negative KILN_E* codes. docs/CONFORMANCE.md lists the rules kept, by ID (LOCK-04,
+ * Q-07, ...), with the C form of each and the test that checks it.
  *
  * Timeouts are double seconds, as in sched.h: negative waits forever, 0 does not block (a try),
  * NaN is KILN_EINVAL. A timeout larger than any real wait (say 1e300) is accepted and waits

@@ -1,7 +1,7 @@
 /* queue_test_util.h: helpers shared by the queue tests (not a test file itself).
  *
  * A test that needs a thread to be *blocked* in put, get or join before it acts waits for it with
- * qtu_wait_blocked, which reads the queue's own count of sleepers (a test hook in queue.c): a
+ * qtu_wait_blocked, which reads the queue's own count of sleepers (a test probe in sync_internal.h): a
  * thread counted there has released the queue's mutex inside its condition wait, so whatever the
  * test does next is seen by it when it re-checks. No sleeps. */
 #ifndef KILN_QUEUE_TEST_UTIL_H
@@ -13,11 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kiln/sync.h"
 #include "kt.h"
-
-/* queue.c's test hook: threads waiting in get, put and join (see queue.c). */
-void kiln__queue_waiting(kiln_queue *q, size_t *getters, size_t *putters, size_t *joiners);
+#include "sync_internal.h" /* kiln__queue_waiting */
 
 /* Priority order of items that are integers cast to pointers: smallest first. */
 static inline int qtu_cmp_uintptr(const void *a, const void *b, void *ctx) {

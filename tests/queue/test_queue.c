@@ -1,9 +1,9 @@
-/* test_queue.c: kiln_queue against CHECKLIST Q-01..Q-16 (single-thread and blocked-thread cases).
- * The many-thread cases are in test_queue_stress.c.
+/* test_queue.c: kiln_queue against Q-01..Q-16 of docs/CONFORMANCE.md (single-thread and
+ * blocked-thread cases). The many-thread cases are in test_queue_stress.c.
  *
  * Q-07 differs on purpose: CPython raises ValueError for a negative timeout, kiln's convention
- * (sync.h) is that a negative timeout waits forever, so Q_07 tests that, and NaN -> KILN_EINVAL.
- * Q-08, Q-11 and Q-12 are not in the checklist. */
+ * (sync.h) is that a negative timeout waits forever, so negative_timeout_waits_forever_nan_einval
+ * tests that, and NaN -> KILN_EINVAL. There are no rules Q-08, Q-11 and Q-12. */
 // kt: timeout 60
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,7 +13,7 @@
 static const kiln_queue_kind KINDS[3] = {KILN_QUEUE_FIFO, KILN_QUEUE_LIFO, KILN_QUEUE_PRIORITY};
 
 /* a new queue is empty, not full, size 0; qsize counts; full iff qsize == maxsize > 0. */
-TEST(Q_01) {
+TEST(new_queue_empty_not_full_qsize_counts) {
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 3);
     KT_TRUE(kiln_queue_empty(q));
@@ -45,7 +45,7 @@ TEST(Q_01) {
 }
 
 /* 111, 333, 222 come out 111,333,222 / 222,333,111 / 111,222,333. */
-TEST(Q_02) {
+TEST(fifo_lifo_priority_order) {
   static const uintptr_t want[3][3] = {{111, 333, 222}, {222, 333, 111}, {111, 222, 333}};
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 0);
@@ -65,7 +65,7 @@ TEST(Q_02) {
 }
 
 /* put on a full queue: timeout 0 -> EFULL at once; timeout 0.1 -> EFULL after it. */
-TEST(Q_03) {
+TEST(put_on_full_queue_is_efull) {
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 2);
     KT_CODE(kiln_queue_put(q, QTU_ITEM(1), 0), KILN_OK);
@@ -82,7 +82,7 @@ TEST(Q_03) {
 }
 
 /* a blocking put on a full queue (no timeout, or 10 s) waits for a get, then succeeds. */
-TEST(Q_04) {
+TEST(blocking_put_on_full_waits_for_get) {
   static const double timeouts[2] = {-1, 10};
   for (int k = 0; k < 3; k++) {
     for (int t = 0; t < 2; t++) {
@@ -104,7 +104,7 @@ TEST(Q_04) {
 }
 
 /* get on an empty queue: timeout 0 -> EEMPTY at once; timeout 0.1 -> EEMPTY after it. */
-TEST(Q_05) {
+TEST(get_on_empty_queue_is_eempty) {
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 0);
     void *it = QTU_ITEM(5);
@@ -120,7 +120,7 @@ TEST(Q_05) {
 }
 
 /* a blocking get on an empty queue (no timeout, or 10 s) waits for a put, returns it. */
-TEST(Q_06) {
+TEST(blocking_get_on_empty_waits_for_put) {
   static const double timeouts[2] = {-1, 10};
   for (int k = 0; k < 3; k++) {
     for (int t = 0; t < 2; t++) {
@@ -139,7 +139,7 @@ TEST(Q_06) {
 
 /* Q-07 (kiln's convention, not CPython's ValueError): a negative timeout waits forever, in put,
  * get and join; NaN is KILN_EINVAL for all three; a huge timeout waits like forever. */
-TEST(Q_07) {
+TEST(negative_timeout_waits_forever_nan_einval) {
   kiln_queue *q = qtu_queue(KILN_QUEUE_FIFO, 1);
   void *it = QTU_ITEM(1);
   KT_CODE(kiln_queue_put(q, QTU_ITEM(1), NAN), KILN_EINVAL);
@@ -177,7 +177,7 @@ TEST(Q_07) {
 }
 
 /* task_done with nothing unfinished -> EINVAL, on a fresh queue and after join returned. */
-TEST(Q_09) {
+TEST(task_done_too_often_is_einval) {
   kiln_queue *q = qtu_queue(KILN_QUEUE_FIFO, 0);
   KT_CODE(kiln_queue_task_done(q), KILN_EINVAL);
   KT_CODE(kiln_queue_join(q, 0), KILN_OK);
@@ -216,7 +216,7 @@ static void *sum_worker(void *a) {
 
 /* Q-10: join returns once every put is task_done'd, with the workers' effects visible; it can be
  * reused after more puts; a timed join on unfinished work times out. */
-TEST(Q_10) {
+TEST(join_waits_until_every_item_task_done) {
   kiln_queue *q = qtu_queue(KILN_QUEUE_FIFO, 0);
   sum_ctx c = {.q = q};
   pthread_t th[2];
@@ -247,7 +247,7 @@ TEST(Q_10) {
 
 /* Q-13: after shutdown, put -> ESHUTDOWN; get returns what is left, then ESHUTDOWN (0, timed and
  * blocking); is_shutdown false -> true; shutdown, immediate, non-immediate all accepted. */
-TEST(Q_13) {
+TEST(shutdown_refuses_puts_gets_drain_then_eshutdown) {
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 0);
     KT_FALSE(kiln_queue_is_shutdown(q));
@@ -294,7 +294,7 @@ TEST(Q_13) {
 
 /* Q-14: immediate shutdown drops the items; get -> ESHUTDOWN at once; unfinished tasks drop with
  * the items, so join returns; then task_done -> EINVAL. Items already taken still count. */
-TEST(Q_14) {
+TEST(immediate_shutdown_drops_items_and_tasks) {
   for (int k = 0; k < 3; k++) {
     kiln_queue *q = qtu_queue(KINDS[k], 0);
     for (int i = 0; i < 3; i++) KT_CODE(kiln_queue_put(q, QTU_ITEM(i), 0), KILN_OK);
@@ -371,7 +371,7 @@ static void q15_getters(bool immediate, int nput, int want_ok) {
 
 /* Q-15: blocked putters get ESHUTDOWN (both modes); blocked getters get ESHUTDOWN; normal mode
  * with 2 items and 3 getters: exactly one ESHUTDOWN; immediate: all three. */
-TEST(Q_15) {
+TEST(shutdown_wakes_blocked_putters_and_getters) {
   q15_putters(false);
   q15_putters(true);
   q15_getters(false, 0, 0);
@@ -452,7 +452,7 @@ static void q16_mix(bool immediate) {
 
 /* Q-16: joiners return after an immediate shutdown; after a normal one only once the items left
  * are taken and task_done'd; producers, consumers and joiners together all finish. */
-TEST(Q_16) {
+TEST(shutdown_releases_joiners) {
   for (int imm = 0; imm < 2; imm++) {
     kiln_queue *q = qtu_queue(KILN_QUEUE_FIFO, 0);
     for (int i = 0; i < 3; i++) KT_CODE(kiln_queue_put(q, QTU_ITEM(i), 0), KILN_OK);
@@ -480,7 +480,7 @@ TEST(Q_16) {
   q16_mix(true);
 }
 
-/* ---- API beyond the checklist --------------------------------------------------------------- */
+/* ---- API beyond the conformance rules -------------------------------------------------------- */
 
 static int cmp_never(const void *a, const void *b, void *ctx) {
   (void)a, (void)b, (void)ctx;

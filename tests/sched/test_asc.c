@@ -1,4 +1,5 @@
-/* test_asc.c: kiln_as_completed (CHECKLIST ASC-01, 03, 04) and adding while iterating. */
+/* test_asc.c: kiln_as_completed (ASC-01, 03, 04 of docs/CONFORMANCE.md) and adding while
+ * iterating. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -11,7 +12,7 @@ static int index_of(kiln_future *const *fs, size_t n, const kiln_future *f) {
 }
 
 /* ASC-01: every input future is yielded exactly once (duplicates once), the already-done first. */
-TEST(ASC_01) {
+TEST(as_completed_yields_each_future_once_done_first) {
   kiln_future *ok = tu_promise(), *bad = tu_promise(), *canc = tu_promise();
   kiln_future *p1 = tu_promise(), *p2 = tu_promise();
   KT_CODE(kiln_promise_resolve(ok, NULL), KILN_OK);
@@ -73,7 +74,7 @@ TEST(ASC_01) {
 
 /* ASC-03: the timeout (0 included) is one deadline: finished ones are yielded, then
  * KILN_ETIMEDOUT. */
-TEST(ASC_03) {
+TEST(as_completed_timeout_is_one_deadline) {
   kiln_future *d1 = tu_promise(), *d2 = tu_promise(), *p1 = tu_promise(), *p2 = tu_promise();
   KT_CODE(kiln_promise_resolve(d1, NULL), KILN_OK);
   KT_CODE(kiln_promise_resolve(d2, NULL), KILN_OK);
@@ -109,7 +110,7 @@ TEST(ASC_03) {
 }
 
 /* ASC-04: the timeout message is "N (of M) futures unfinished". */
-TEST(ASC_04) {
+TEST(as_completed_timeout_message_counts_unfinished) {
   kiln_future *ok = tu_promise(), *bad = tu_promise(), *pend = tu_promise(), *run = tu_promise();
   KT_CODE(kiln_promise_resolve(ok, NULL), KILN_OK);
   KT_CODE(kiln_promise_reject(bad, KILN_EIO, NULL), KILN_OK);
@@ -158,7 +159,7 @@ static void *feeder_main(void *arg) {
 }
 
 /* kiln_completion_add while iterating, fed from another thread: every future exactly once. */
-TEST(ASC_add) {
+TEST(as_completed_add_while_iterating) {
   enum { N = 2000 };
   kiln_pool *p = tu_pool(3);
   kiln_future *sentinel = tu_promise();
@@ -198,7 +199,7 @@ TEST(ASC_add) {
 }
 
 /* End of iteration: KILN_EEOF every time, also for an empty set; destroy releases unyielded. */
-TEST(ASC_eof) {
+TEST(as_completed_eof_every_time_destroy_releases) {
   kiln_completion *c = NULL;
   kiln_future *y = (kiln_future *)&y;
   KT_CODE(kiln_as_completed(NULL, 0, -1, &c), KILN_OK);

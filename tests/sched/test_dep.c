@@ -33,7 +33,7 @@ static kiln_future *after(kiln_pool *p, kiln_future *const *deps, size_t n, kiln
 }
 
 /* Dependents run only after all their deps succeeded. */
-TEST(DEP_runs_after) {
+TEST(dep_runs_after) {
   kiln_pool *p = tu_pool(4);
   struct rec r = {0};
   struct rtask t[4], dt = {&r, -1, NULL, 0};
@@ -92,7 +92,7 @@ static int task_fail_disk(void *arg, void **result) {
 }
 
 /* A failed dep fails the dependent with KILN_EDEPENDENCY naming the cause; fn never runs. */
-TEST(DEP_fail) {
+TEST(dep_fail) {
   kiln_pool *p = tu_pool(2);
   _Atomic int ran = 0;
   kiln_future *bad = tu_submit(p, task_fail_disk, NULL);
@@ -125,7 +125,7 @@ TEST(DEP_fail) {
 }
 
 /* Cancelling a dep fails (does not cancel) its dependents. */
-TEST(DEP_cancel) {
+TEST(dep_cancel) {
   kiln_pool *p = tu_pool(1);
   _Atomic int ran = 0;
   kiln_future *pr = tu_promise();
@@ -159,7 +159,7 @@ TEST(DEP_cancel) {
 }
 
 /* A chain of 100000 dependents of a rejected root all fail, without recursion blowing the stack. */
-TEST(DEP_cascade) {
+TEST(dep_cascade) {
   enum { N = 100000 };
   kiln_pool *p = tu_pool(2);
   _Atomic int ran = 0;
@@ -183,7 +183,7 @@ TEST(DEP_cascade) {
 }
 
 /* Deps from several pools and promises, dependents on either pool. */
-TEST(DEP_mixed_pools) {
+TEST(dep_mixed_pools) {
   kiln_pool *pa = tu_pool(2), *pb = tu_pool(1);
   struct rec r = {0};
   struct rtask ta = {&r, -1, NULL, 0}, tb = ta, tc = ta, td = ta;
@@ -209,7 +209,7 @@ TEST(DEP_mixed_pools) {
 }
 
 /* ndeps 0 runs like kiln_submit; duplicates of one dep count once. */
-TEST(DEP_zero_deps) {
+TEST(dep_zero_deps) {
   kiln_pool *p = tu_pool(2);
   int x = 3;
   kiln_future *f = after(p, NULL, 0, tu_task_ret, &x);
@@ -254,7 +254,7 @@ static int task_link(void *arg, void **result) {
 }
 
 /* A chain of 100000 tasks runs in order, each adding 1. */
-TEST(DEP_chain) {
+TEST(dep_chain) {
   enum { N = 100000 };
   kiln_pool *p = tu_pool(4);
   struct chain c = {0, 0};

@@ -1,4 +1,4 @@
-/* test_exe.c: the pool as an executor (CHECKLIST EXE-01..EXE-16). */
+/* test_exe.c: the pool as an executor (EXE-01..EXE-16 of docs/CONFORMANCE.md). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,7 +21,7 @@ static int task_payload(void *arg, void **result) {
 }
 
 /* EXE-01: submit returns a future whose result is fn's value; the argument arrives unchanged. */
-TEST(EXE_01) {
+TEST(submit_result_is_task_value_argument_unchanged) {
   kiln_pool *p = tu_pool(2);
   struct payload pl = {17, "seventeen", 1.5};
   kiln_future *f = NULL;
@@ -40,7 +40,7 @@ TEST(EXE_01) {
 }
 
 /* EXE-02: threads <= 0 is KILN_EINVAL (out NULL); the default is the CPUs this process may use. */
-TEST(EXE_02) {
+TEST(pool_threads_below_one_einval_default_cpus) {
   kiln_pool_config cfg;
   kiln_pool *p = (kiln_pool *)&cfg;
   kiln_pool_config_default(&cfg);
@@ -69,7 +69,7 @@ TEST(EXE_02) {
 }
 
 /* EXE-03: idle workers are reused; never more workers than configured. */
-TEST(EXE_03) {
+TEST(pool_reuses_idle_workers_never_more_than_threads) {
   kiln_pool *p = tu_pool(4);
   for (int i = 0; i < 3; i++) {
     kiln_future *f = tu_submit(p, tu_task_ret, NULL);
@@ -119,7 +119,7 @@ static int task_fifo(void *arg, void **result) {
 
 /* EXE-04: from outside, work starts in submission order; a queued task can be cancelled and its
  * fn never runs. */
-TEST(EXE_04) {
+TEST(pool_starts_work_in_order_cancelled_task_never_runs) {
   enum { N = 40, C1 = 10, C2 = 39 };
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
@@ -166,7 +166,7 @@ static int task_fail_msg(void *arg, void **result) {
 }
 
 /* EXE-05: a task's error is stored in the future and comes back unchanged. */
-TEST(EXE_05) {
+TEST(task_error_stored_in_future_unchanged) {
   kiln_pool *p = tu_pool(2);
   kiln_future *f = tu_submit(p, task_fail_msg, "/no/such/file");
   void *v = &v;
@@ -190,7 +190,7 @@ static void noop_body(void *ctx, size_t lo, size_t hi) {
 }
 
 /* EXE-06: submit after shutdown is KILN_ESHUTDOWN; shutdown may be repeated. */
-TEST(EXE_06) {
+TEST(submit_after_shutdown_is_eshutdown) {
   kiln_pool *p = tu_pool(2);
   kiln_future *f = tu_submit(p, tu_task_ret, NULL);
   KT_CODE(kiln_pool_shutdown(p, false, false), KILN_OK);
@@ -221,7 +221,7 @@ static int task_count_spin(void *arg, void **result) {
 }
 
 /* EXE-07: shutdown(wait) runs every submitted task, cancels none, returns when all are done. */
-TEST(EXE_07) {
+TEST(shutdown_wait_runs_every_submitted_task) {
   enum { N = 200 };
   kiln_pool *p = tu_pool(3);
   _Atomic int count = 0;
@@ -240,7 +240,7 @@ TEST(EXE_07) {
 
 /* EXE-08: after shutdown(wait) every worker has exited; destroying a busy pool still finishes the
  * submitted work and its threads exit. */
-TEST(EXE_08) {
+TEST(shutdown_wait_and_destroy_leave_no_worker_thread) {
   enum { N = 300 };
   int base = tu_thread_count();
   KT_TRUE(base >= 1);
@@ -267,7 +267,7 @@ TEST(EXE_08) {
 
 /* EXE-09: shutdown(wait=false) returns at once; queued and running tasks still finish; results
  * stay readable. */
-TEST(EXE_09) {
+TEST(shutdown_nowait_returns_at_once_tasks_still_finish) {
   enum { N = 20 };
   int base = tu_thread_count();
   kiln_pool *p = tu_pool(1);
@@ -313,7 +313,7 @@ static void cb_latch(kiln_future *f, void *arg) {
 /* EXE-10: shutdown(wait, cancel_pending) cancels every task not started; the running one
  * finishes normally. The 1-worker pool's first task blocks until every queued task has been
  * cancelled (seen through their done-callbacks, which run in the cancelling thread). */
-TEST(EXE_10) {
+TEST(shutdown_cancel_pending_cancels_tasks_not_started) {
   enum { N = 50 };
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
@@ -387,7 +387,7 @@ static int task_check_init(void *arg, void **result) {
 }
 
 /* EXE-13: the initializer runs once in each worker, before that worker's first task. */
-TEST(EXE_13) {
+TEST(pool_initializer_runs_before_each_workers_first_task) {
   enum { N = 300 };
   struct exe13 e;
   memset(&e, 0, sizeof e);
@@ -428,7 +428,7 @@ static int task_mark(void *arg, void **result) {
 
 /* EXE-14: a failing initializer breaks the pool: the pending future fails with KILN_EBROKEN and
  * later submissions return KILN_EBROKEN. */
-TEST(EXE_14) {
+TEST(pool_failing_initializer_breaks_pool) {
   _Atomic int inits = 0, ran = 0;
   kiln_pool_config cfg;
   kiln_pool_config_default(&cfg);
@@ -500,7 +500,7 @@ static void check_names(const char *prefix, int threads, const char *cfg_name) {
 }
 
 /* EXE-16: workers are named "<name>_<i>", i = kiln_worker_index(); the default name is "kiln". */
-TEST(EXE_16) {
+TEST(pool_workers_named_prefix_and_index) {
   check_names("tpool", 3, "tpool");
   check_names("kiln", 2, NULL);
 }

@@ -1,4 +1,4 @@
-/* test_fut.c: futures and promises (CHECKLIST FUT-01..FUT-10). */
+/* test_fut.c: futures and promises (FUT-01..FUT-10 of docs/CONFORMANCE.md). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -7,7 +7,7 @@
 static int g_val = 42;
 
 /* FUT-01: the four states and their predicates. */
-TEST(FUT_01) {
+TEST(future_states_and_predicates) {
   kiln_future *f = tu_promise();
   KT_FALSE(kiln_future_done(f));
   KT_FALSE(kiln_future_running(f));
@@ -63,7 +63,7 @@ TEST(FUT_01) {
 }
 
 /* FUT-02: cancel on pending → true and cancelled; again → true, nothing changes. */
-TEST(FUT_02) {
+TEST(future_cancel_pending_returns_true_twice) {
   kiln_future *f = tu_promise();
   KT_TRUE(kiln_future_cancel(f));
   KT_TRUE(kiln_future_cancelled(f));
@@ -78,7 +78,7 @@ TEST(FUT_02) {
 }
 
 /* FUT-03: cancel on running or finished → false, state unchanged. */
-TEST(FUT_03) {
+TEST(future_cancel_running_or_finished_returns_false) {
   kiln_future *f = tu_promise();
   KT_TRUE(kiln_promise_set_running(f));
   KT_FALSE(kiln_future_cancel(f));
@@ -119,7 +119,7 @@ TEST(FUT_03) {
 }
 
 /* FUT-04: timeout 0 never blocks; each state gives its answer. NaN is KILN_EINVAL. */
-TEST(FUT_04) {
+TEST(future_result_timeout_zero_never_blocks) {
   double t0 = kt_now();
   void *v = &g_val;
   const char *msg = "x";
@@ -184,7 +184,7 @@ static void *waiter_main(void *arg) {
 }
 
 /* FUT-05: result(timeout) and error(timeout) block until another thread completes the future. */
-TEST(FUT_05) {
+TEST(future_result_blocks_until_another_thread_completes) {
   kiln_future *a = tu_promise(), *b = tu_promise();
   struct waiter wa = {a, 0, 30.0, 1, NULL, NULL}, wb = {b, 1, 30.0, 1, NULL, NULL};
   struct waiter wa2 = {a, 1, -1, 1, NULL, NULL};
@@ -225,7 +225,7 @@ TEST(FUT_05) {
 }
 
 /* FUT-06: a blocked waiter wakes with KILN_ECANCELLED when another thread cancels. */
-TEST(FUT_06) {
+TEST(future_cancel_wakes_blocked_waiters_with_ecancelled) {
   kiln_future *f = tu_promise();
   struct waiter w1 = {f, 0, 30.0, 1, NULL, NULL}, w2 = {f, 1, -1, 1, NULL, NULL};
   pthread_t t1, t2;
@@ -240,7 +240,7 @@ TEST(FUT_06) {
 }
 
 /* FUT-07: completing a done future is KILN_ESTATE and the first result stays. */
-TEST(FUT_07) {
+TEST(future_second_completion_is_estate_first_result_stays) {
   int other = 7;
   void *v = NULL;
   const char *msg = NULL;
@@ -305,7 +305,7 @@ static void cb_record(kiln_future *f, void *arg) {
 
 /* FUT-08: a callback added before completion runs inside resolve/reject/cancel, before they
  * return, with the future already in its final state. */
-TEST(FUT_08) {
+TEST(future_callback_runs_inside_the_completing_call) {
   for (int mode = 0; mode < 3; mode++) {
     kiln_future *f = tu_promise();
     struct cb_rec r;
@@ -341,7 +341,7 @@ TEST(FUT_08) {
 }
 
 /* FUT-09: on_done on a done future runs at once, in the caller's thread. */
-TEST(FUT_09) {
+TEST(future_on_done_of_done_future_runs_at_once) {
   for (int mode = 0; mode < 3; mode++) {
     kiln_future *f = tu_promise();
     if (mode == 0) KT_CODE(kiln_promise_resolve(f, &g_val), KILN_OK);
@@ -398,7 +398,7 @@ static void cb_meddle(kiln_future *f, void *arg) {
 }
 
 /* FUT-10: callbacks run in the order added, once each; a misbehaving one stops nothing. */
-TEST(FUT_10) {
+TEST(future_callbacks_run_in_order_once_each) {
   struct order_rec rec;
   memset(&rec, 0, sizeof rec);
   struct order_arg args[6];

@@ -1,4 +1,4 @@
-/* test_map.c: kiln_map (CHECKLIST MAP-01, MAP-04..MAP-08). */
+/* test_map.c: kiln_map (MAP-01, MAP-04..MAP-08 of docs/CONFORMANCE.md). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -18,7 +18,7 @@ static int map_square(void *arg, void **result) {
 }
 
 /* MAP-01: results in input order, equal for chunksize 1, 3, 100; chunksize 0 is KILN_EINVAL. */
-TEST(MAP_01) {
+TEST(map_results_in_input_order_for_any_chunksize) {
   kiln_pool *p = tu_pool(4);
   void *args[MN];
   for (intptr_t i = 0; i < MN; i++) args[i] = (void *)i;
@@ -57,7 +57,7 @@ static int map_item(void *arg, void **result) {
 
 /* MAP-04: the first failure in input order is map's code; errors[k] holds it; earlier results are
  * delivered. */
-TEST(MAP_04) {
+TEST(map_first_failure_in_input_order_is_the_code) {
   kiln_pool *p = tu_pool(3);
   _Atomic int ran = 0;
   struct mitem items[MN];
@@ -89,7 +89,7 @@ TEST(MAP_04) {
 }
 
 /* MAP-05: after a failure the later items still ran and have their results. */
-TEST(MAP_05) {
+TEST(map_items_after_a_failure_still_run) {
   kiln_pool *p = tu_pool(3);
   for (size_t chunk = 1; chunk <= 7; chunk += 6) {
     _Atomic int ran = 0;
@@ -133,7 +133,7 @@ static int map_block_promise(void *arg, void **result) {
 }
 
 /* MAP-06: timeout is one deadline from the call: fast items are delivered, then KILN_ETIMEDOUT. */
-TEST(MAP_06) {
+TEST(map_timeout_is_one_deadline_from_the_call) {
   enum { N = 6 };
   kiln_pool *p = tu_pool(2);
   kiln_future *pr = tu_promise();
@@ -176,7 +176,7 @@ static int map_gate_first(void *arg, void **result) {
 
 /* MAP-07: after the deadline the calls not started are cancelled and never run; the running one
  * is left to finish (errors[0] = KILN_ETIMEDOUT). 1 worker, item 0 blocks it. */
-TEST(MAP_07) {
+TEST(map_deadline_cancels_calls_not_started) {
   enum { N = 10 };
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
@@ -205,7 +205,7 @@ TEST(MAP_07) {
 }
 
 /* MAP-08: a task returning KILN_ETIMEDOUT itself is only that item's error, not map's deadline. */
-TEST(MAP_08) {
+TEST(map_task_returning_etimedout_is_only_that_item) {
   enum { N = 4 };
   kiln_pool *p = tu_pool(2);
   _Atomic int ran = 0;

@@ -32,7 +32,7 @@ static int task_fib(void *arg, void **result) {
 }
 
 /* Nested submit + result on a 1-worker pool never deadlocks. */
-TEST(NESTED_one_worker) {
+TEST(nested_one_worker) {
   kiln_pool *p = tu_pool(1);
   void *v = NULL;
   kiln_future *f = tu_submit(p, task_fib, (void *)(intptr_t)18);
@@ -98,7 +98,7 @@ static int task_waits_inside(void *arg, void **result) {
 }
 
 /* kiln_wait, as_completed and map inside a task of a 1-worker pool. */
-TEST(NESTED_wait_in_task) {
+TEST(nested_wait_in_task) {
   kiln_pool *p = tu_pool(1);
   kiln_future *f = tu_submit(p, task_waits_inside, NULL);
   void *v = NULL;
@@ -126,7 +126,7 @@ static void pfor_body(void *ctx, size_t lo, size_t hi) {
 }
 
 /* parallel_for visits every index of [0, 10^6] exactly once, for several grains. */
-TEST(PFOR_sum) {
+TEST(parallel_for_sum) {
   const size_t end = 1000001;
   kiln_pool *p = tu_pool(4);
   _Atomic unsigned char *seen = calloc(end, sizeof *seen);
@@ -185,7 +185,7 @@ static int task_pfor(void *arg, void **result) {
 }
 
 /* parallel_for nested in parallel_for, and called from inside a task, on 1 and 3 workers. */
-TEST(PFOR_nested) {
+TEST(parallel_for_nested) {
   for (int threads = 1; threads <= 3; threads += 2) {
     kiln_pool *p = tu_pool(threads);
     struct pnest s;
@@ -219,7 +219,7 @@ static int task_alloc(void *arg, void **result) {
 }
 
 /* Results with a destructor are freed on the last release, read or not (ASan checks the rest). */
-TEST(LEAK_unread) {
+TEST(leak_unread) {
   enum { N = 10000 };
   kiln_pool *p = tu_pool(4);
   for (intptr_t i = 0; i < N; i++) kiln_future_release(tu_submit(p, task_alloc, (void *)i));
@@ -263,7 +263,7 @@ static int task_plain_fail(void *arg, void **result) {
 
 /* kiln_task_fail records the message of the failure the task returns; outside a task it only
  * returns the code. */
-TEST(TASK_fail_message) {
+TEST(task_fail_message) {
   KT_CODE(kiln_task_fail(KILN_EIO, "outside %d", 1), KILN_EIO);
   kiln_pool *p = tu_pool(2);
   kiln_future *f = tu_submit(p, task_fail_open, "/tmp/x.scene");

@@ -1,11 +1,13 @@
-/* test_pool.c: the multiprocessing.Pool rules (POOL-xx of CHECKLIST.md) on kiln's pool:
+/* test_pool.c: the multiprocessing.Pool rules (POOL-xx of docs/CONFORMANCE.md) on kiln's pool:
  * apply, apply_async, map_async, close, terminate, join, initializers.
  *
  * Not applicable to a C thread pool, so not tested:
- *  - POOL-07 (the input iterator raising): kiln_map / kiln_map_async take an array, which cannot fail;
+ *  - POOL-07 (the input iterator raising): kiln_map / kiln_map_async take an array, which cannot
+ *    fail;
  *  - POOL-10 (imap / imap_unordered): kiln_as_completed over submitted futures is the C form and is
  *    covered by the ASC tests;
- *  - POOL-13 (scoped use): C has no `with`; terminate + map_async after it is POOL_12;
+ *  - POOL-13 (scoped use): C has no `with`; map_async after terminate is refused in
+ *    pool_close_runs_queued_work_terminate_cancels_it;
  *  - POOL-18 (maxtasksperchild): threads are not recycled;
  *  - POOL-09's unpicklable result: nothing is serialised between threads. */
 #ifndef _GNU_SOURCE
@@ -25,9 +27,9 @@ static void cb_err(kiln_future *f, void *arg) {
   atomic_fetch_add(&((struct cbcount *)arg)->err, 1);
 }
 
-/* apply_async: exactly one of callback / error_callback runs, once. apply returns the task's
- * code and value. */
-TEST(POOL_09) {
+/* POOL-09: apply_async: exactly one of callback / error_callback runs, once. apply returns the
+ * task's code and value. */
+TEST(pool_apply_async_runs_exactly_one_callback) {
   kiln_pool *p = tu_pool(1);
   struct cbcount ok = {0, 0}, bad = {0, 0}, canc = {0, 0}, nulls = {0, 0};
   int x = 1;
@@ -72,8 +74,9 @@ TEST(POOL_09) {
   tu_blocker_fini(&b);
 }
 
-/* join before close/terminate is KILN_ESTATE; after close no new work, queued work runs. */
-TEST(POOL_15) {
+/* POOL-15: join before close/terminate is KILN_ESTATE; after close no new work, queued work
+ * runs. */
+TEST(pool_join_before_close_is_estate) {
   kiln_pool *p = tu_pool(2);
   KT_CODE(kiln_pool_join(p), KILN_ESTATE);
   kiln_future *f = tu_submit(p, tu_task_ret, NULL);
@@ -97,8 +100,9 @@ static int task_count(void *arg, void **result) {
   return 0;
 }
 
-/* terminate with 10000 pending tasks behind a blocked one: they end cancelled, join returns. */
-TEST(POOL_12) {
+/* POOL-12: terminate with 10000 pending tasks behind a blocked one: they end cancelled, join
+ * returns. */
+TEST(pool_terminate_cancels_pending_and_join_returns) {
   enum { N = 10000 };
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
@@ -127,8 +131,9 @@ TEST(POOL_12) {
 }
 
 
-/* Pool(n), n <= 0 is KILN_EINVAL; Pool(3) runs exactly 3 workers, even with 45 blocked tasks. */
-TEST(POOL_01) {
+/* POOL-01: Pool(n), n <= 0 is KILN_EINVAL; Pool(3) runs exactly 3 workers, even with 45 blocked
+ * tasks. */
+TEST(pool_threads_below_one_einval_runs_exactly_n) {
   kiln_pool_config cfg;
   kiln_pool_config_default(&cfg);
   kiln_pool *p = (kiln_pool *)&cfg;
@@ -158,8 +163,8 @@ static int task_square(void *arg, void **result) {
   return 0;
 }
 
-/* apply blocks and returns the task's result. */
-TEST(POOL_02) {
+/* POOL-02: apply blocks and returns the task's result. */
+TEST(pool_apply_blocks_and_returns_the_result) {
   kiln_pool *p = tu_pool(2);
   void *v = NULL;
   KT_CODE(kiln_pool_apply(p, task_square, (void *)(intptr_t)7, &v), KILN_OK);
@@ -172,8 +177,9 @@ static int task_fail_io(void *arg, void **result) {
   return kiln_task_fail(KILN_EIO, "cannot read %s", (const char *)arg);
 }
 
-/* A task's error reaches the caller unchanged: the same code and its message, not wrapped. */
-TEST(POOL_03) {
+/* POOL-03: a task's error reaches the caller unchanged: the same code and its message, not
+ * wrapped. */
+TEST(pool_task_error_reaches_caller_unwrapped) {
   kiln_pool *p = tu_pool(2);
   KT_CODE(kiln_pool_apply(p, task_fail_io, "a.obj", NULL), KILN_EIO);
   kiln_future *f = NULL;
@@ -195,8 +201,8 @@ static int task_slow_square(void *arg, void **result) {
   return 0;
 }
 
-/* map and map_async give the results in input order for any chunksize. */
-TEST(POOL_04) {
+/* POOL-04: map and map_async give the results in input order for any chunksize. */
+TEST(pool_map_and_map_async_keep_input_order) {
   enum { N = 1000 };
   kiln_pool *p = tu_pool(4);
   void *args[N];
@@ -249,9 +255,9 @@ static int task_fail_at_13(void *arg, void **result) {
   return 0;
 }
 
-/* map_async: on success callback runs once with every result; if an item fails error_callback
- * runs once with that error; never both. */
-TEST(POOL_05) {
+/* POOL-05: map_async: on success callback runs once with every result; if an item fails
+ * error_callback runs once with that error; never both. */
+TEST(pool_map_async_runs_exactly_one_callback) {
   void *args[100];
   for (intptr_t i = 0; i < 100; i++) args[i] = (void *)i;
   for (int rep = 0; rep < 20; rep++) {
@@ -278,9 +284,9 @@ TEST(POOL_05) {
   }
 }
 
-/* An empty input gives empty results from map and map_async, also with chunksize 1, and nothing
- * stalls: map_async's callback runs before the call returns. */
-TEST(POOL_06) {
+/* POOL-06: an empty input gives empty results from map and map_async, also with chunksize 1, and
+ * nothing stalls: map_async's callback runs before the call returns. */
+TEST(pool_map_empty_input_gives_empty_results) {
   kiln_pool *p = tu_pool(2);
   KT_CODE(kiln_map(p, task_square, NULL, 0, 1, -1, NULL, NULL), KILN_OK);
   struct mcb c = {0, 0, 0, 0};
@@ -295,9 +301,9 @@ TEST(POOL_06) {
   kiln_pool_destroy(p);
 }
 
-/* apply_async's future blocks until the task is done; a timed get gives KILN_ETIMEDOUT after
- * about the timeout and the task keeps running to completion. */
-TEST(POOL_08) {
+/* POOL-08: apply_async's future blocks until the task is done; a timed get gives KILN_ETIMEDOUT
+ * after about the timeout and the task keeps running to completion. */
+TEST(pool_apply_async_timed_get_times_out_task_runs_on) {
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
   tu_blocker_init(&b);
@@ -317,9 +323,9 @@ TEST(POOL_08) {
   tu_blocker_fini(&b);
 }
 
-/* close: no new work, queued work still runs, join waits for it and for the workers.
+/* POOL-16: close: no new work, queued work still runs, join waits for it and for the workers.
  * terminate: queued work never completes (cancelled); map_async after it is refused. */
-TEST(POOL_16) {
+TEST(pool_close_runs_queued_work_terminate_cancels_it) {
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
   tu_blocker_init(&b);
@@ -364,7 +370,7 @@ TEST(POOL_16) {
 }
 
 /* Cancelling a map_async future cancels its chunks that have not started. */
-TEST(POOL_map_async_cancel) {
+TEST(pool_map_async_cancel_cancels_chunks_not_started) {
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
   tu_blocker_init(&b);
@@ -394,8 +400,8 @@ static int init_count(void *arg) {
   return 0;
 }
 
-/* The initializer runs once in each worker: one worker, one call, however many tasks. */
-TEST(POOL_19) {
+/* POOL-19: The initializer runs once in each worker: one worker, one call, however many tasks. */
+TEST(pool_initializer_runs_once_per_worker) {
   kiln_pool_config cfg;
   kiln_pool_config_default(&cfg);
   cfg.threads = 1;
@@ -407,9 +413,9 @@ TEST(POOL_19) {
   KT_EQ(atomic_load(&g_inits), 1);
 }
 
-/* AsyncResult: ready() is kiln_future_done; successful() is a 0 result once done; waiting with a
- * timeout never fails the future (KILN_ETIMEDOUT is only the wait's outcome). */
-TEST(POOL_21) {
+/* POOL-21: AsyncResult: ready() is kiln_future_done; successful() is a 0 result once done; waiting
+ * with a timeout never fails the future (KILN_ETIMEDOUT is only the wait's outcome). */
+TEST(pool_async_result_ready_successful_and_timed_wait) {
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
   tu_blocker_init(&b);
@@ -439,7 +445,7 @@ static void *join_thread(void *arg) {
 /* join with a timeout: KILN_ETIMEDOUT after about the timeout while a task still runs (and the
  * pool keeps working), 0 once it is done; two threads joining at once both return only after the
  * workers have exited. */
-TEST(POOL_join_timeout) {
+TEST(pool_join_timeout) {
   kiln_pool *p = tu_pool(2);
   KT_CODE(kiln_pool_join_timeout(p, 0), KILN_ESTATE); /* not closed */
   tu_blocker b;

@@ -50,7 +50,7 @@ static void *releaser(void *arg) {
 /* Records outlive the thread whose cache they came from (a submitter that exited, pool workers
  * after destroy), are freed from other threads, and a thread's cache is emptied and refilled: no
  * leak, no use after free, no race. */
-TEST(RECORDS_outlive_their_threads) {
+TEST(records_outlive_their_threads) {
   static kiln_future *many[N];
   for (int round = 0; round < 3; round++) {
     kiln_pool_config c;
@@ -116,7 +116,7 @@ static void *outside(void *arg) {
 
 /* Outside threads submit (plain tasks and chains) while the pool shuts down with wait: every
  * accepted task has run when shutdown returns, later submissions get KILN_ESHUTDOWN. */
-TEST(POOL_shutdown_races_outside_submitters) {
+TEST(pool_shutdown_races_outside_submitters) {
   for (int r = 0; r < 150; r++) {
     atomic_store(&ran, 0);
     atomic_store(&accepted, 0);

@@ -4,7 +4,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "deque.h"
+#include "internal.h" /* the deque */
 #include "sched_test_util.h"
 
 static double stress_scale(void) {
@@ -57,7 +57,7 @@ static void *thief_main(void *arg) {
 }
 
 /* One owner pushes and pops, three thieves steal: every item is taken exactly once. */
-TEST(DEQUE_torture) {
+TEST(deque_torture) {
   enum { THIEVES = 3 };
   struct dq *q = calloc(1, sizeof *q);
   KT_TRUE(q != NULL);
@@ -136,7 +136,7 @@ static int dag_task(void *arg, void **result) {
 /* Rounds of random DAGs with cancellations, failures and short timed waits: each task runs at
  * most once, only after all its deps succeeded; failed or cancelled deps give KILN_EDEPENDENCY;
  * every future ends done. */
-TEST(DAG_random) {
+TEST(dag_random) {
   double scale = stress_scale();
   long total = (long)(1000000 * scale);
   int round = 20000;

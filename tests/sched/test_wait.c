@@ -1,4 +1,4 @@
-/* test_wait.c: kiln_wait (CHECKLIST WAIT-02, 04..08) and its reordering of fs. */
+/* test_wait.c: kiln_wait (WAIT-02, 04..08 of docs/CONFORMANCE.md) and its reordering of fs. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,7 +25,7 @@ static pthread_t complete_later(struct completer *c) {
 }
 
 /* WAIT-02: FIRST_COMPLETED returns once one future completes; the others stay in not_done. */
-TEST(WAIT_02) {
+TEST(wait_first_completed_returns_after_one) {
   kiln_future *a = tu_promise(), *b = tu_promise(), *c = tu_promise();
   kiln_future *fs[3] = {a, b, c};
   size_t nd = 99;
@@ -64,7 +64,7 @@ TEST(WAIT_02) {
 
 /* WAIT-04: FIRST_EXCEPTION returns when one fails (at once if one already failed); done holds it
  * and every future already finished. */
-TEST(WAIT_04) {
+TEST(wait_first_exception_returns_on_a_failure) {
   kiln_future *ok = tu_promise(), *p1 = tu_promise(), *bad = tu_promise(), *p2 = tu_promise();
   KT_CODE(kiln_promise_resolve(ok, NULL), KILN_OK);
   kiln_future *fs[4] = {p1, ok, bad, p2};
@@ -109,7 +109,7 @@ TEST(WAIT_04) {
 
 /* WAIT-05: cancellation is not a failure for FIRST_EXCEPTION; with no failure it is
  * ALL_COMPLETED. */
-TEST(WAIT_05) {
+TEST(wait_first_exception_ignores_cancellation) {
   kiln_future *canc = tu_promise(), *ok = tu_promise(), *pend = tu_promise();
   KT_TRUE(kiln_future_cancel(canc));
   KT_CODE(kiln_promise_resolve(ok, NULL), KILN_OK);
@@ -144,7 +144,7 @@ static int task_spin_ret(void *arg, void **result) {
 }
 
 /* WAIT-06: ALL_COMPLETED waits for every future; failed and cancelled count as completed. */
-TEST(WAIT_06) {
+TEST(wait_all_completed_counts_failed_and_cancelled) {
   enum { NT = 20 };
   kiln_pool *p = tu_pool(3);
   kiln_future *fs[NT + 3];
@@ -167,7 +167,7 @@ TEST(WAIT_06) {
 }
 
 /* WAIT-07: with a timeout, wait returns after it, unfinished futures in not_done. */
-TEST(WAIT_07) {
+TEST(wait_timeout_leaves_unfinished_in_not_done) {
   kiln_future *done = tu_promise(), *pend = tu_promise();
   KT_CODE(kiln_promise_resolve(done, NULL), KILN_OK);
   kiln_future *fs[2] = {pend, done};
@@ -191,7 +191,7 @@ TEST(WAIT_07) {
 
 /* WAIT-08 (documented choice): a future cancelled by the user counts as done at once, also a
  * queued pool task. */
-TEST(WAIT_08) {
+TEST(wait_user_cancelled_future_is_done_at_once) {
   kiln_pool *p = tu_pool(1);
   tu_blocker b;
   tu_blocker_init(&b);
@@ -224,7 +224,7 @@ TEST(WAIT_08) {
 
 /* Duplicates count once; fs is reordered: distinct done (input order), distinct pending, then
  * the duplicate entries. */
-TEST(WAIT_dedupe) {
+TEST(wait_duplicates_count_once) {
   kiln_future *a = tu_promise(), *b = tu_promise(), *c = tu_promise();
   KT_CODE(kiln_promise_resolve(a, NULL), KILN_OK);
   KT_CODE(kiln_promise_resolve(c, NULL), KILN_OK);

@@ -1,7 +1,7 @@
 /* sync_test_util.h: helpers shared by the tests of kiln's threading primitives (not a test file).
  *
  * Handshakes, never sleeps: a test that must know another thread is blocked waits (yielding)
- * until the primitive's own bookkeeping says so, through the probes of scheduler/sync_internal.h
+ * until the primitive's own bookkeeping says so, through the probes of sync/sync_internal.h
  * (kiln__lock_contended, kiln__semaphore_waiting, ...) or a counter the threads bump. */
 #ifndef KILN_SYNC_TEST_UTIL_H
 #define KILN_SYNC_TEST_UTIL_H
@@ -99,7 +99,7 @@ static inline kiln_barrier *st_barrier(int parties, int (*action)(void *), void 
   return b;
 }
 
-/* The timeout used by the timed cases (CHECKLIST: >= 0.6 x and < 10 x of it). */
+/* The timeout used by the timed cases (docs/CONFORMANCE.md: >= 0.6 x and < 10 x of it). */
 #define ST_T 0.1
 
 #endif

@@ -1,8 +1,9 @@
-/* test_bar.c: kiln_barrier (CHECKLIST BAR-01..BAR-10), plus reset, the action, and a lockstep
- * test over 1000 rounds.
+/* test_bar.c: kiln_barrier (BAR-01..BAR-10 of docs/CONFORMANCE.md), plus reset, the action, and
+ * a lockstep test over 1000 rounds.
  *
  * Not tested: the "across processes" part of BAR-03 waits for the process pool. BAR-05 and
- * BAR-07 are not in the checklist; BAR_RESET, BAR_ACTION and BAR_ACTION_FAIL cover CPython's
+ * BAR-07 are not rules of docs/CONFORMANCE.md; barrier_reset_sends_waiters_away,
+ * barrier_action_runs_once_per_round and barrier_failing_action_breaks_it cover CPython's
  * test_reset, test_action and test_abort-by-action instead. */
 // kt: timeout 60
 #include "sync_test_util.h"
@@ -25,7 +26,7 @@ static void note_rc(int rc) {
 }
 
 /* BAR-01: parties < 1 is KILN_EINVAL (and *out NULL); so is a NaN default timeout. */
-TEST(BAR_01) {
+TEST(barrier_parties_below_one_is_einval) {
   kiln_barrier *b = (kiln_barrier *)(uintptr_t)1;
   KT_CODE(kiln_barrier_create(0, NULL, NULL, -1, &b), KILN_EINVAL);
   KT_TRUE(b == NULL);
@@ -49,7 +50,7 @@ static void *wait_once(void *arg) {
 
 /* BAR-02: parties is N; n_waiting counts the blocked threads (2 of 3) and is 0 after the
  * release; broken stays false. */
-TEST(BAR_02) {
+TEST(barrier_counts_waiting_threads) {
   reset_globals();
   g_b = st_barrier(3, NULL, NULL, -1);
   KT_EQ(kiln_barrier_parties(g_b), 3);
@@ -109,13 +110,13 @@ static void run_multipass(int parties, int rounds) {
 
 /* BAR-03: wait blocks until N threads call it, then releases them all; the rounds stay in
  * lockstep; the barrier is reusable (one round, then 10). */
-TEST(BAR_03) {
+TEST(barrier_releases_all_together_in_lockstep) {
   run_multipass(N, 1);
   run_multipass(N, 10);
 }
 
 /* BAR-03 over 1000 rounds (CPython runs 1000 across processes). */
-TEST(BAR_LOCKSTEP_1000) { run_multipass(4, 1000); }
+TEST(barrier_lockstep_1000_rounds) { run_multipass(4, 1000); }
 
 enum { INDEX_ROUNDS = 20 };
 
@@ -146,7 +147,7 @@ static void *index_thread(void *arg) {
 
 /* BAR-04: each round gives every thread a different index in 0..N-1: they sum to N(N-1)/2 and
  * exactly one thread gets 0. */
-TEST(BAR_04) {
+TEST(barrier_indices_distinct_in_each_round) {
   reset_globals();
   g_b = st_barrier(N, NULL, NULL, -1);
   st_bunch b;
@@ -180,7 +181,7 @@ static void *abort_thread(void *arg) {
 
 /* BAR-06: abort breaks the barrier: every waiting thread and every later caller gets
  * KILN_EBROKEN, and broken is true. */
-TEST(BAR_06) {
+TEST(barrier_abort_breaks_it) {
   reset_globals();
   g_b = st_barrier(N, NULL, NULL, -1);
   st_bunch b;
@@ -209,7 +210,7 @@ static void *abort_reset_thread(void *arg) {
 }
 
 /* BAR-08: a broken barrier, once every thread has left it, can be reset and used again. */
-TEST(BAR_08) {
+TEST(barrier_reset_after_break_works_again) {
   reset_globals();
   g_b = st_barrier(N, NULL, NULL, -1);
   g_b3 = st_barrier(N, NULL, NULL, -1);
@@ -269,13 +270,13 @@ static void check_timeout(bool use_default) {
 /* BAR-09: a timed wait that expires breaks the barrier: the thread that timed out, every other
  * waiter and any late arrival get KILN_EBROKEN (all N). The default timeout applies to
  * kiln_barrier_wait. */
-TEST(BAR_09) {
+TEST(barrier_timeout_breaks_it_for_everyone) {
   check_timeout(false);
   check_timeout(true);
 }
 
 /* BAR-10: a barrier of 1 returns at once, every time, with index 0. */
-TEST(BAR_10) {
+TEST(barrier_of_one_returns_at_once) {
   kiln_barrier *b = st_barrier(1, NULL, NULL, -1);
   for (int i = 0; i < 5; i++) {
     int idx = -1;
@@ -306,7 +307,7 @@ static void *reset_thread(void *arg) {
 
 /* CPython's test_reset: reset while threads wait sends them away with KILN_EBROKEN, and the
  * barrier works again at once, without a separate synchronisation. */
-TEST(BAR_RESET) {
+TEST(barrier_reset_sends_waiters_away) {
   reset_globals();
   g_b = st_barrier(N, NULL, NULL, -1);
   st_bunch b;
@@ -347,7 +348,7 @@ static void *action_thread(void *arg) {
 
 /* CPython's test_action: the action runs once per round, before anyone is released, in the last
  * arriving thread. */
-TEST(BAR_ACTION) {
+TEST(barrier_action_runs_once_per_round) {
   reset_globals();
   g_b = st_barrier(N, counting_action, NULL, -1);
   st_bunch b;
@@ -368,7 +369,7 @@ static int failing_action(void *arg) {
 
 /* A failing action breaks the barrier: every thread of that round, and later callers, get
  * KILN_EBROKEN. */
-TEST(BAR_ACTION_FAIL) {
+TEST(barrier_failing_action_breaks_it) {
   reset_globals();
   g_b = st_barrier(N, failing_action, NULL, -1);
   st_bunch b;

@@ -1,7 +1,8 @@
-/* test_cond.c: kiln_condition (CHECKLIST COND-01..COND-09), plus producer/consumer stress tests.
+/* test_cond.c: kiln_condition (COND-01..COND-09 of docs/CONFORMANCE.md), plus producer/consumer
+ * stress tests.
  *
  * Not tested: the "processes" part of COND-05 (waiters that mix threads and processes) waits for
- * the process pool. COND-06 is not in the checklist. */
+ * the process pool. There is no rule COND-06. */
 // kt: timeout 60
 #include "sync_test_util.h"
 
@@ -45,7 +46,7 @@ static void *release_thread(void *arg) {
 }
 
 /* COND-01: the default lock is reentrant and follows the RLOCK ownership rules. */
-TEST(COND_01) {
+TEST(condition_default_lock_is_reentrant) {
   g_c = st_cond();
   KT_CODE(kiln_condition_acquire(g_c, -1), KILN_OK);
   KT_CODE(kiln_condition_acquire(g_c, 0), KILN_OK);
@@ -63,7 +64,7 @@ TEST(COND_01) {
 }
 
 /* COND-02: a lock passed in is the condition's lock, both ways; the same for an rlock. */
-TEST(COND_02) {
+TEST(condition_uses_the_lock_passed_in) {
   kiln_lock *l = st_lock();
   kiln_condition *c = (kiln_condition *)(uintptr_t)1;
   KT_CODE(kiln_condition_create_lock(NULL, &c), KILN_EINVAL);
@@ -112,7 +113,7 @@ static void *hold_until_flag(void *arg) {
 
 /* COND-03: wait, wait_for, notify and notify_all without holding the lock are KILN_ESTATE (over
  * a plain lock: when it is not locked); nothing is done. */
-TEST(COND_03) {
+TEST(condition_use_without_the_lock_is_estate) {
   reset_globals();
   g_c = st_cond();
   KT_CODE(kiln_condition_wait(g_c, -1), KILN_ESTATE);
@@ -170,7 +171,7 @@ static void *notified_waiter(void *arg) {
 /* COND-04: wait returns 0 when a notify picks it, KILN_ETIMEDOUT after about the timeout
  * (wait(0): at once), and holds the lock again on return either way. A notify with no waiter is
  * not stored. */
-TEST(COND_04) {
+TEST(condition_wait_notified_or_times_out) {
   reset_globals();
   g_r = st_rlock();
   KT_CODE(kiln_condition_create_rlock(g_r, &g_c), KILN_OK);
@@ -286,7 +287,7 @@ static void check_notify(bool use_all) {
 /* COND-05: notify(n) wakes exactly min(n, waiting) threads, oldest first; notify_all wakes all;
  * the woken continue only after the notifier releases the lock; repeated cycles stay correct.
  * Over the default rlock, a plain lock and a caller's rlock. */
-TEST(COND_05) {
+TEST(condition_notify_n_wakes_min_n_waiters) {
   g_c = st_cond();
   check_notify(false);
   check_notify(true);
@@ -326,7 +327,7 @@ static void *leveled_waiter(void *arg) {
 
 /* COND-07: wait releases every rlock level (another thread can take the lock meanwhile) and
  * takes back the same number before returning, after a notify and after a timeout. */
-TEST(COND_07) {
+TEST(condition_wait_releases_every_rlock_level) {
   g_r = st_rlock();
   KT_CODE(kiln_condition_create_rlock(g_r, &g_c), KILN_OK);
   for (int timed = 0; timed < 2; timed++) {
@@ -383,7 +384,7 @@ static int bump_and_notify(int times) {
 
 /* COND-08: wait_for returns 0 once pred holds, re-checking after every notify, at once if it
  * holds already; pred runs with the lock held and the caller holds it on return. */
-TEST(COND_08) {
+TEST(condition_wait_for_returns_once_pred_holds) {
   reset_globals();
   g_r = st_rlock();
   KT_CODE(kiln_condition_create_rlock(g_r, &g_c), KILN_OK);
@@ -411,7 +412,7 @@ TEST(COND_08) {
 
 /* COND-09: wait_for(pred, t) gives up with KILN_ETIMEDOUT after about t when pred never holds,
  * although notifies arrive in between (each makes it re-check). */
-TEST(COND_09) {
+TEST(condition_wait_for_times_out_despite_notifies) {
   reset_globals();
   g_r = st_rlock();
   KT_CODE(kiln_condition_create_rlock(g_r, &g_c), KILN_OK);
@@ -487,7 +488,7 @@ static void *bb_consumer(void *arg) {
   }
 }
 
-TEST(COND_STRESS) {
+TEST(condition_stress) {
   reset_globals();
   g_bb.lock = st_lock();
   KT_CODE(kiln_condition_create_lock(g_bb.lock, &g_bb.not_empty), KILN_OK);
@@ -531,7 +532,7 @@ static void *turn_thread(void *arg) {
   return NULL;
 }
 
-TEST(COND_STRESS_TURNS) {
+TEST(condition_stress_turns) {
   reset_globals();
   g_c = st_cond();
   g_turn = 0;

@@ -1,4 +1,4 @@
-/* test_evt.c: kiln_event (CHECKLIST EVT-01..EVT-03).
+/* test_evt.c: kiln_event (EVT-01..EVT-03 of docs/CONFORMANCE.md).
  *
  * Not tested: the "processes" part of EVT-02 waits for the process pool. */
 // kt: timeout 60
@@ -8,7 +8,7 @@ static kiln_event *g_e;
 static atomic_int g_ok, g_bad;
 
 /* EVT-01: is_set starts false; set makes it true and clear false, both repeatable. */
-TEST(EVT_01) {
+TEST(event_set_and_clear) {
   kiln_event *e = st_event();
   KT_FALSE(kiln_event_is_set(e));
   kiln_event_set(e);
@@ -55,7 +55,7 @@ static void do_set_clear(void) {
 
 /* EVT-02: set wakes every waiter, each wait returns 0, later waits return 0 at once; again after
  * clear. A waiter woken by set returns 0 even if clear ran before it got to run (gh-57711). */
-TEST(EVT_02) {
+TEST(event_set_wakes_every_waiter) {
   g_e = st_event();
   check_wakes_all(do_set);
   double t0 = kt_now();
@@ -72,7 +72,7 @@ TEST(EVT_02) {
 
 /* EVT-03: on an unset event wait(0) fails at once and wait(t) after about t; on a set event
  * wait(t) returns 0 at once. A NaN timeout is KILN_EINVAL. */
-TEST(EVT_03) {
+TEST(event_wait_times_out_while_unset) {
   kiln_event *e = st_event();
   double t0 = kt_now();
   KT_CODE(kiln_event_wait(e, 0), KILN_ETIMEDOUT);
@@ -107,7 +107,7 @@ static void *ponger(void *arg) {
   return NULL;
 }
 
-TEST(EVT_PINGPONG) {
+TEST(event_ping_pong) {
   g_ping = st_event();
   g_pong = st_event();
   g_shared = 0;

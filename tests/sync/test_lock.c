@@ -1,4 +1,4 @@
-/* test_lock.c: kiln_lock (CHECKLIST LOCK-01..LOCK-08), plus a stress test.
+/* test_lock.c: kiln_lock (LOCK-01..LOCK-08 of docs/CONFORMANCE.md), plus a stress test.
  *
  * Not tested: LOCK-06 (scoped acquisition releasing on normal and error exit): C has no
  * scope-bound acquisition; the caller pairs acquire and release itself. */
@@ -24,7 +24,7 @@ static void *try_acquire_thread(void *arg) {
 
 /* LOCK-01: acquire returns 0; a try succeeds on a free lock and fails on a held one, whether the
  * caller or another thread holds it. */
-TEST(LOCK_01) {
+TEST(lock_try_fails_while_held_by_anyone) {
   g_lock = st_lock();
   KT_FALSE(kiln_lock_locked(g_lock));
   KT_CODE(kiln_lock_acquire(g_lock, -1), KILN_OK);
@@ -57,7 +57,7 @@ static void *contender(void *arg) {
 
 /* LOCK-02: when the holder releases, all 5 threads blocked in acquire get through, one at a
  * time. */
-TEST(LOCK_02) {
+TEST(lock_release_lets_every_blocked_thread_through) {
   reset_globals();
   g_lock = st_lock();
   KT_CODE(kiln_lock_acquire(g_lock, -1), KILN_OK);
@@ -83,7 +83,7 @@ static void *reacquirer(void *arg) {
 }
 
 /* LOCK-03: not reentrant: the holder's second acquire blocks until someone releases. */
-TEST(LOCK_03) {
+TEST(lock_is_not_reentrant) {
   reset_globals();
   g_lock = st_lock();
   st_bunch b;
@@ -113,7 +113,7 @@ static void *release_thread(void *arg) {
 
 /* LOCK-04: a thread other than the acquirer may release, also while a third thread sleeps on
  * the lock (that one then gets it). */
-TEST(LOCK_04) {
+TEST(lock_released_by_another_thread) {
   reset_globals();
   g_lock = st_lock();
   st_run(acquire_thread, NULL);
@@ -141,7 +141,7 @@ TEST(LOCK_04) {
 }
 
 /* LOCK-05: releasing an unlocked lock is KILN_ESTATE (RuntimeError) and changes nothing. */
-TEST(LOCK_05) {
+TEST(lock_release_when_unlocked_is_estate) {
   kiln_lock *l = st_lock();
   KT_CODE(kiln_lock_release(l), KILN_ESTATE);
   KT_FALSE(kiln_lock_locked(l));
@@ -165,7 +165,7 @@ static void *timed_acquire_thread(void *arg) {
 /* LOCK-07: acquire(t) on a held lock gives up after about t; on a free lock it succeeds at
  * once. After a timed-out acquire, once the holder releases, the lock is free and a try
  * succeeds. */
-TEST(LOCK_07) {
+TEST(lock_timed_acquire_gives_up_after_timeout) {
   g_lock = st_lock();
   double t0 = kt_now();
   KT_CODE(kiln_lock_acquire(g_lock, ST_T), KILN_OK);
@@ -189,7 +189,7 @@ TEST(LOCK_07) {
  * waits forever; a timeout far above any real wait (Python's TIMEOUT_MAX has no C counterpart) is
  * accepted. Not applicable: "a timeout with blocking=False" (C has no blocking flag; timeout 0 is
  * the try), and rejecting negatives other than -1 (the header makes every negative "forever"). */
-TEST(LOCK_08) {
+TEST(lock_timeout_nan_einval_negative_forever) {
   kiln_lock *l = st_lock();
   KT_CODE(kiln_lock_acquire(l, NAN), KILN_EINVAL);
   KT_FALSE(kiln_lock_locked(l));
@@ -233,7 +233,7 @@ static void *stress_thread(void *arg) {
   return NULL;
 }
 
-TEST(LOCK_STRESS) {
+TEST(lock_stress) {
   reset_globals();
   g_lock = st_lock();
   g_counter = 0;

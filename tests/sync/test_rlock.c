@@ -1,5 +1,5 @@
-/* test_rlock.c: kiln_rlock (CHECKLIST RLOCK-01..RLOCK-07, and the LOCK rules that the checklist
- * applies to RLock: LOCK-01, -02, -07, -08 as RLOCK_LOCK_nn).
+/* test_rlock.c: kiln_rlock (RLOCK-01..RLOCK-07 of docs/CONFORMANCE.md, and the LOCK rules that
+ * apply to an rlock too: LOCK-01, -02, -07, -08, as the rlock_* tests that name them).
  *
  * Not tested: LOCK-06 for RLock (scoped acquisition): C has no scope-bound acquisition. */
 // kt: timeout 60
@@ -57,7 +57,7 @@ static void stop_holder(st_bunch *b) {
 }
 
 /* RLOCK-01: the owner may acquire again (a try too) and must release as many times. */
-TEST(RLOCK_01) {
+TEST(rlock_owner_reacquires_and_releases_as_often) {
   g_r = st_rlock();
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
@@ -76,7 +76,7 @@ TEST(RLOCK_01) {
 }
 
 /* RLOCK-02: release when not held (never acquired, or one release too many) is KILN_ESTATE. */
-TEST(RLOCK_02) {
+TEST(rlock_release_when_not_held_is_estate) {
   g_r = st_rlock();
   KT_CODE(kiln_rlock_release(g_r), KILN_ESTATE);
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
@@ -90,7 +90,7 @@ TEST(RLOCK_02) {
 
 /* RLOCK-03: a release from a thread that does not own it, while another holds it, is
  * KILN_ESTATE and leaves it held. */
-TEST(RLOCK_03) {
+TEST(rlock_release_by_non_owner_is_estate) {
   g_r = st_rlock();
   st_bunch b;
   start_holder(&b);
@@ -109,7 +109,7 @@ TEST(RLOCK_03) {
 
 /* RLOCK-04: is_owned is true only in the owner, also while held, and false after the last
  * release. */
-TEST(RLOCK_04) {
+TEST(rlock_is_owned_only_in_the_owner) {
   g_r = st_rlock();
   KT_FALSE(kiln_rlock_is_owned(g_r));
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
@@ -131,7 +131,7 @@ TEST(RLOCK_04) {
 
 /* RLOCK-05: locked is true while any thread holds it, asked from any thread, until the last
  * matching release. */
-TEST(RLOCK_05) {
+TEST(rlock_locked_seen_from_any_thread) {
   g_r = st_rlock();
   KT_FALSE(kiln_rlock_locked(g_r));
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
@@ -156,7 +156,7 @@ TEST(RLOCK_05) {
 
 /* RLOCK-07: "release all levels and save" (what condition wait does) on an rlock the caller
  * does not own is KILN_ESTATE: directly, and through kiln_condition_wait. */
-TEST(RLOCK_07) {
+TEST(rlock_release_save_by_non_owner_is_estate) {
   g_r = st_rlock();
   kiln_condition *c = NULL;
   KT_CODE(kiln_condition_create_rlock(g_r, &c), KILN_OK);
@@ -185,7 +185,7 @@ TEST(RLOCK_07) {
 }
 
 /* LOCK-01 on an rlock: a try from another thread fails while it is held, succeeds when free. */
-TEST(RLOCK_LOCK_01) {
+TEST(rlock_try_from_other_thread_fails_while_held) {
   g_r = st_rlock();
   KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
   st_run(try_acquire_thread, NULL);
@@ -211,7 +211,7 @@ static void *contender(void *arg) {
 }
 
 /* LOCK-02 on an rlock: 5 blocked threads all get through once the owner releases. */
-TEST(RLOCK_LOCK_02) {
+TEST(rlock_release_lets_every_blocked_thread_through) {
   g_r = st_rlock();
   atomic_store(&g_started, 0);
   atomic_store(&g_done, 0);
@@ -239,7 +239,7 @@ static void *timed_thread(void *arg) {
 
 /* LOCK-07 on an rlock: a timed acquire by a non-owner gives up after about t; the owner's is
  * immediate; after the timeout the lock is free once the owner releases. */
-TEST(RLOCK_LOCK_07) {
+TEST(rlock_timed_acquire_gives_up_after_timeout) {
   g_r = st_rlock();
   KT_CODE(kiln_rlock_acquire(g_r, ST_T), KILN_OK);
   double t0 = kt_now();
@@ -259,7 +259,7 @@ TEST(RLOCK_LOCK_07) {
 
 /* LOCK-08 on an rlock: NaN is KILN_EINVAL and adds no level, for the owner too; huge and
  * negative timeouts are accepted. (blocking=False with a timeout has no C counterpart.) */
-TEST(RLOCK_LOCK_08) {
+TEST(rlock_timeout_nan_einval_negative_forever) {
   g_r = st_rlock();
   KT_CODE(kiln_rlock_acquire(g_r, NAN), KILN_EINVAL);
   KT_FALSE(kiln_rlock_locked(g_r));

@@ -1,4 +1,5 @@
-/* test_sem.c: kiln_semaphore, plain and bounded (CHECKLIST SEM-01..SEM-09), plus arrival order.
+/* test_sem.c: kiln_semaphore, plain and bounded (SEM-01..SEM-09 of docs/CONFORMANCE.md), plus
+ * arrival order.
  *
  * Not tested: SEM-07 (scoped use, also on error and nested): C has no scope-bound acquisition.
  * The "processes" and multiprocessing parts of SEM-06 wait for the process pool. */
@@ -19,7 +20,7 @@ static void reset_globals(void) {
 
 /* SEM-01: a negative initial value is KILN_EINVAL (and *out NULL); 0 is fine. The default value
  * 1 has no C counterpart: the value is a required argument. */
-TEST(SEM_01) {
+TEST(semaphore_negative_initial_value_is_einval) {
   kiln_semaphore *s = (kiln_semaphore *)(uintptr_t)1; /* must be reset to NULL */
   KT_CODE(kiln_semaphore_create(-1, false, &s), KILN_EINVAL);
   KT_TRUE(s == NULL);
@@ -37,7 +38,7 @@ TEST(SEM_01) {
 
 /* SEM-02: acquire decrements, release increments (2 -> 1 -> 0 -> 1 -> 2); a try at 0 fails at
  * once. */
-TEST(SEM_02) {
+TEST(semaphore_acquire_decrements_release_increments) {
   for (int bounded = 0; bounded < 2; bounded++) {
     kiln_semaphore *s = st_sem(2, bounded);
     KT_EQ(kiln_semaphore_value(s), 2);
@@ -120,11 +121,11 @@ static void contended(bool multi) {
 
 /* SEM-03: a blocking acquire at 0 waits for a release, and each release lets in exactly one
  * waiter. */
-TEST(SEM_03) { contended(false); }
+TEST(semaphore_each_release_admits_one_waiter) { contended(false); }
 
 /* SEM-04: release(n) adds n and wakes up to n waiters; n < 1 is KILN_EINVAL and changes
  * nothing. */
-TEST(SEM_04) {
+TEST(semaphore_release_n_wakes_up_to_n) {
   contended(true);
   kiln_semaphore *s = st_sem(1, false);
   KT_CODE(kiln_semaphore_release(s, 0), KILN_EINVAL);
@@ -160,7 +161,7 @@ static void *timed_acquire(void *arg) {
 
 /* SEM-06: acquire(t) succeeds at once when a unit is free, otherwise gives up after about t; a
  * NaN timeout is KILN_EINVAL. (acquire(blocking=False, timeout=t) has no C counterpart.) */
-TEST(SEM_06) {
+TEST(semaphore_timed_acquire_gives_up_after_timeout) {
   g_s = st_sem(2, false);
   KT_CODE(kiln_semaphore_acquire(g_s, NAN), KILN_EINVAL);
   KT_EQ(kiln_semaphore_value(g_s), 2);
@@ -184,7 +185,7 @@ TEST(SEM_06) {
 }
 
 /* SEM-08: a plain semaphore may be released above its initial value. */
-TEST(SEM_08) {
+TEST(semaphore_release_above_initial_value) {
   kiln_semaphore *s = st_sem(2, false);
   KT_CODE(kiln_semaphore_release(s, 1), KILN_OK);
   KT_EQ(kiln_semaphore_value(s), 3);
@@ -210,7 +211,7 @@ static void *release_one(void *arg) {
 /* SEM-09: a bounded release past the initial value is KILN_EINVAL and changes nothing: on a
  * fresh one, after acquire + release, and after N threads acquire and N others release
  * (limits 1..9). */
-TEST(SEM_09) {
+TEST(bounded_semaphore_over_release_is_einval) {
   kiln_semaphore *s = st_sem(1, true);
   KT_CODE(kiln_semaphore_release(s, 1), KILN_EINVAL);
   KT_EQ(kiln_semaphore_value(s), 1);
@@ -257,7 +258,7 @@ static void *ordered_waiter(void *arg) {
 }
 
 /* The header's promise: waiters get the released units in arrival order, one unit each. */
-TEST(SEM_FIFO) {
+TEST(semaphore_waiters_served_in_arrival_order) {
   enum { N = 6 };
   reset_globals();
   atomic_store(&g_woken, 0);
@@ -334,7 +335,7 @@ static void *handoff_consumer(void *arg) {
   }
 }
 
-TEST(SEM_STRESS) {
+TEST(semaphore_stress) {
   reset_globals();
   atomic_store(&g_inside, 0);
   atomic_store(&g_max_inside, 0);

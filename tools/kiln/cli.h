@@ -3,6 +3,7 @@
 #ifndef KILN_TOOLS_CLI_H
 #define KILN_TOOLS_CLI_H
 
-int kiln_cli_render(int argc, char **argv); /* tools/kiln/render.c */
+int kiln_cli_render(int argc, char **argv);  /* tools/kiln/render.c */
+int kiln_cli_devices(int argc, char **argv); /* tools/kiln/devices.c */
 
 #endif

@@ -1,7 +1,7 @@
 /* kiln: the command-line tool.
  *
  *   kiln render JOB [options]           render a job (tools/kiln/render.c; docs/JOBS.md)
- *   kiln devices [--json] [--verbose]   list the Vulkan devices kiln can see
+ *   kiln devices [--json] [--verbose]   list the Vulkan devices kiln can see (tools/kiln/devices.c)
  *   kiln --version, kiln help           the version, this text
  *
  * Exit status: 0 on success, 1 when the command failed (the reason is on stderr), 2 on a usage
@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/gpu.h"
+#include "kiln/version.h"
 #include "cli.h"
-
 
 static void usage(FILE *to) {
   fprintf(to,
@@ -24,128 +23,6 @@ static void usage(FILE *to) {
           "  devices [--json] [--verbose]  list the Vulkan devices (physical devices) kiln sees\n"
           "  help, --help                  show this text\n"
           "  --version                     print kiln's version\n");
-}
-
-typedef struct log_state {
-  bool verbose;
-} log_state;
-
-static void on_log(void *arg, kiln_gpu_log_level level, const char *msg) {
-  const log_state *s = arg;
-  static const char *names[] = {"debug", "info", "warning", "error"};
-  if (level >= KILN_GPU_LOG_WARN || s->verbose) fprintf(stderr, "kiln: %s: %s\n", names[level], msg);
-}
-
-/* Writes s as a JSON string literal. */
-static void json_str(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') printf("\\%c", c);
-    else if (c < 0x20) printf("\\u%04x", c);
-    else putchar(c);
-  }
-  putchar('"');
-}
-
-static void uuid_str(const uint8_t *u, char *out) {
-  for (int i = 0; i < 16; i++) sprintf(out + 2 * i, "%02x", u[i]);
-}
-
-static void print_json(kiln_gpu *gpu) {
-  uint32_t n = kiln_gpu_get_device_count(gpu);
-  printf("{\"devices\": [");
-  for (uint32_t i = 0; i < n; i++) {
-    kiln_gpu_device_info d;
-    kiln_gpu_get_device_info(gpu, i, &d);
-    char api[32], dev_uuid[33], drv_uuid[33];
-    uuid_str(d.device_uuid, dev_uuid);
-    uuid_str(d.driver_uuid, drv_uuid);
-    printf("%s\n  {\"index\": %u, \"name\": ", i ? "," : "", d.index);
-    json_str(d.name);
-    printf(", \"type\": \"%s\", \"vendor_id\": %u, \"device_id\": %u, \"api_version\": \"%s\", ",
-           kiln_gpu_type_name(d.type), d.vendor_id, d.device_id,
-           kiln_gpu_version_string(d.api_version, api, sizeof(api)));
-    printf("\"driver_version\": %u, \"driver_name\": ", d.driver_version);
-    json_str(d.driver_name);
-    printf(", \"driver_info\": ");
-    json_str(d.driver_info);
-    printf(", \"device_uuid\": \"%s\", \"driver_uuid\": \"%s\", \"usable\": %s", dev_uuid,
-           drv_uuid, d.usable ? "true" : "false");
-    if (!d.usable) {
-      printf(", \"unusable_reason\": ");
-      json_str(d.unusable_reason);
-    }
-    printf(",\n   \"queue_families\": [");
-    for (uint32_t f = 0; f < d.family_count; f++)
-      printf("%s{\"queues\": %u, \"compute\": %s, \"graphics\": %s, \"transfer\": %s}",
-             f ? ", " : "", d.families[f].queues, d.families[f].compute ? "true" : "false",
-             d.families[f].graphics ? "true" : "false", d.families[f].transfer ? "true" : "false");
-    printf("],\n   \"memory_heaps\": [");
-    for (uint32_t h = 0; h < d.heap_count; h++)
-      printf("%s{\"size\": %llu, \"device_local\": %s}", h ? ", " : "",
-             (unsigned long long)d.heaps[h].size, d.heaps[h].device_local ? "true" : "false");
-    printf("]}");
-  }
-  printf("\n]}\n");
-}
-
-static void print_text(kiln_gpu *gpu) {
-  uint32_t n = kiln_gpu_get_device_count(gpu);
-  for (uint32_t i = 0; i < n; i++) {
-    kiln_gpu_device_info d;
-    kiln_gpu_get_device_info(gpu, i, &d);
-    char api[32];
-    printf("%u: %s (%s)%s%s\n", d.index, d.name, kiln_gpu_type_name(d.type),
-           d.usable ? "" : ", unusable: ", d.unusable_reason);
-    printf("   Vulkan %s, driver %s (%s), vendor 0x%04x, device 0x%04x\n",
-           kiln_gpu_version_string(d.api_version, api, sizeof(api)),
-           d.driver_name[0] ? d.driver_name : "?", d.driver_info[0] ? d.driver_info : "?",
-           d.vendor_id, d.device_id);
-    for (uint32_t f = 0; f < d.family_count; f++)
-      printf("   queue family %u: %u queue(s)%s%s%s\n", f, d.families[f].queues,
-             d.families[f].compute ? " compute" : "", d.families[f].graphics ? " graphics" : "",
-             d.families[f].transfer ? " transfer" : "");
-    for (uint32_t h = 0; h < d.heap_count; h++)
-      printf("   memory heap %u: %.1f MiB%s\n", h, (double)d.heaps[h].size / (1024.0 * 1024.0),
-             d.heaps[h].device_local ? " device-local" : "");
-  }
-}
-
-static int cmd_devices(int argc, char **argv) {
-  bool json = false;
-  log_state ls = {0};
-  for (int i = 0; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: kiln devices [--json] [--verbose]\n\n"
-             "Lists the Vulkan devices kiln sees, usable or not, with their queues and memory.\n"
-             "  --json      machine-readable output\n"
-             "  --verbose   also the driver's log\n");
-      return 0;
-    }
-    if (strcmp(argv[i], "--json") == 0) json = true;
-    else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) ls.verbose = true;
-    else {
-      fprintf(stderr, "kiln devices: unknown option %s\n", argv[i]);
-      usage(stderr);
-      return 2;
-    }
-  }
-  kiln_gpu_config cfg;
-  kiln_gpu_config_default(&cfg);
-  cfg.log = on_log;
-  cfg.log_arg = &ls;
-  cfg.log_level = KILN_GPU_LOG_DEBUG;
-  kiln_gpu *gpu;
-  int rc = kiln_gpu_create(&cfg, &gpu);
-  if (rc) {
-    fprintf(stderr, "kiln devices: %s (%s)\n", kiln_strerror(rc), kiln_err_name(rc));
-    return 1;
-  }
-  if (json) print_json(gpu);
-  else print_text(gpu);
-  kiln_gpu_destroy(gpu);
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -161,7 +38,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "render") == 0) return kiln_cli_render(argc - 2, argv + 2);
-  if (strcmp(argv[1], "devices") == 0) return cmd_devices(argc - 2, argv + 2);
+  if (strcmp(argv[1], "devices") == 0) return kiln_cli_devices(argc - 2, argv + 2);
   fprintf(stderr, "kiln: unknown command %s\n", argv[1]);
   usage(stderr);
   return 2;

@@ -1,6 +1,7 @@
-/* test_pipe.c: kiln_channel, multiprocessing.Pipe between threads (CHECKLIST PIPE-01..PIPE-11).
+/* test_channel.c: kiln_channel, multiprocessing.Pipe between threads (PIPE-01..PIPE-11 of
+ * docs/CONFORMANCE.md).
  *
- * Not applicable in C: PIPE-03 and PIPE-08 are not in the checklist (object pickling); PIPE-10's
+ * Not applicable in C: there are no rules PIPE-03 and PIPE-08 (object pickling); PIPE-10's
  * process sentinels wait for the process pool. Python's poll(-1) / wait(objs, -1) return at once;
  * in kiln a negative timeout waits forever (Python's None), so those cases are tested as blocking
  * calls woken by another thread. */
@@ -120,7 +121,7 @@ static int tp_receiver_join(tp_receiver *r) {
 /* ---- PIPE rules ---------------------------------------------------------------------------- */
 
 /* PIPE-01: a duplex pair sends both ways; send returns 0. */
-TEST(PIPE_01) {
+TEST(duplex_pair_sends_both_ways) {
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
   KT_FALSE(kiln_channel_closed(a));
@@ -138,7 +139,7 @@ TEST(PIPE_01) {
 }
 
 /* PIPE-02: a one-way pair is (reader, writer); the wrong direction is KILN_ESTATE. */
-TEST(PIPE_02) {
+TEST(one_way_pair_wrong_direction_is_estate) {
   kiln_channel *r, *w;
   tp_pair(false, &r, &w);
   char buf[8];
@@ -166,7 +167,7 @@ TEST(PIPE_02) {
 
 /* PIPE-04: poll(0) never blocks; poll(t) returns 0 after about t; once data is there poll returns
  * 1 at once, and a poll blocked with no timeout wakes up when data comes. */
-TEST(PIPE_04) {
+TEST(poll_reports_data_at_once_or_after_timeout) {
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
   KT_EQ(kiln_channel_poll(a, 0), 0);
@@ -195,7 +196,7 @@ TEST(PIPE_04) {
 
 /* PIPE-05: a 16 MiB message round-trips intact, both ways, into a new buffer and into the
  * caller's. The send blocks until the reader drains it, so it runs in another thread. */
-TEST(PIPE_05) {
+TEST(sixteen_mib_message_round_trips) {
   enum { N = 16 << 20 };
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
@@ -224,7 +225,7 @@ TEST(PIPE_05) {
 /* PIPE-06: the C form of send_bytes(buf, offset, size) is a pointer and a length: a slice is sent
  * as is, a zero length (at the end of a buffer, or NULL) is an empty message. A length over
  * 2^32-1 or a NULL buffer with a length is KILN_EINVAL (Python's ValueError) and sends nothing. */
-TEST(PIPE_06) {
+TEST(send_slice_or_empty_message) {
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
   const char data[] = "0123456789";
@@ -259,7 +260,7 @@ TEST(PIPE_06) {
 /* PIPE-07: recv_into writes the message where asked (an offset is a pointer into the buffer) and
  * returns its length. Too short: KILN_EINVAL, *len the size needed, and the message stays queued
  * (Python's BufferTooShort carries it instead); also for a big message still being sent. */
-TEST(PIPE_07) {
+TEST(recv_into_too_short_keeps_the_message) {
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
   char buf[32];
@@ -308,7 +309,7 @@ TEST(PIPE_07) {
 
 /* PIPE-09: after close, closed() is true and every call on that end is KILN_ESTATE; closing again
  * is fine; the peer sees end of stream, and its sends fail with KILN_EEOF. */
-TEST(PIPE_09) {
+TEST(closed_end_is_estate_peer_sees_eof) {
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
   kiln_channel_close(a);
@@ -337,7 +338,7 @@ TEST(PIPE_09) {
 /* PIPE-10: wait returns the ready ones (data or end of stream) first and how many; nothing after
  * the timeout; at once with timeout 0; a wait with no timeout wakes when one becomes ready; more
  * channels than fit on the stack. */
-TEST(PIPE_10) {
+TEST(wait_returns_the_ready_channels_first) {
   enum { N = 20 };
   kiln_channel *a[N], *b[N], *set[N];
   for (int i = 0; i < N; i++) tp_pair(true, &a[i], &b[i]);
@@ -381,8 +382,9 @@ TEST(PIPE_10) {
 /* PIPE-11: signals do not break send and recv. A no-op SIGUSR1 handler without SA_RESTART is
  * installed and sent again and again to the blocked receiver and to the sender while an 8 MiB
  * message flows; it arrives intact. A timed receive under the same signals still waits its full
- * timeout. (That a large send blocks until the reader drains it: PIPE_05, and EOF_after_close,
- * where a sender blocked mid-message gets KILN_EEOF when the reader closes.) */
+ * timeout. (That a large send blocks until the reader drains it: sixteen_mib_message_round_trips,
+ * and eof_after_close, where a sender blocked mid-message gets KILN_EEOF when the reader
+ * closes.) */
 static atomic_int g_sigs;
 static void tp_on_signal(int sig) {
   (void)sig;
@@ -431,7 +433,8 @@ static void tp_signaller_start(tp_signaller *s, pthread_t t0, pthread_t t1, int 
   KT_EQ(pthread_create(&s->thr, NULL, tp_signaller_main, s), 0);
 }
 
-TEST(PIPE_11) {
+/* PIPE-11: an 8 MiB message under a stream of signals to both threads arrives intact. */
+TEST(signals_do_not_break_send_and_recv) {
   enum { N = 8 << 20 };
   tp_install_handler();
   kiln_channel *a, *b;
@@ -468,7 +471,8 @@ static void *tp_timed_recv_main(void *p) {
   return NULL;
 }
 
-TEST(PIPE_11_timed) {
+/* PIPE-11: a timed receive under the same signals still waits its whole timeout. */
+TEST(signals_do_not_shorten_a_timed_recv) {
   tp_install_handler();
   kiln_channel *a, *b;
   tp_pair(true, &a, &b);
@@ -484,12 +488,12 @@ TEST(PIPE_11_timed) {
   kiln_channel_destroy(b);
 }
 
-/* ---- beyond the checklist ------------------------------------------------------------------ */
+/* ---- beyond the conformance rules ------------------------------------------------------------ */
 
 /* Messages sent before close are all delivered, then KILN_EEOF, every time; a receiver blocked
  * when the peer closes wakes with KILN_EEOF; a sender blocked mid-message when the reader closes
  * gets KILN_EEOF. */
-TEST(EOF_after_close) {
+TEST(eof_after_close) {
   kiln_channel *a, *b;
   tp_pair(false, &a, &b);
   tp_send_str(b, "one");
