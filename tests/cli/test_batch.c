@@ -17,12 +17,12 @@
 static char *path_in(const char *dir, const char *name) { return fmt("%s/%s", dir, name); }
 
 static kiln_job *load_job(const char *path) {
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job *job = NULL;
   int rc = kiln_job_load(path, NULL, &err, &job);
   if (rc) {
     char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
   }
   return job;
 }
@@ -61,11 +61,12 @@ static int run_batch(kiln_job *job, kiln_pool *pool, kiln_gpu_device **devs, siz
   bc.passes = KILN_PASS_COLOR | KILN_PASS_DEPTH;
   bc.progress = on_event, bc.progress_arg = c;
   kiln_batch *b;
-  char msg[512];
-  int rc = kiln_batch_create(job, &bc, &b, msg, sizeof msg);
-  if (rc) KT_FAIL("kiln_batch_create: %s", msg);
+  kiln_error_detail err;
+  int rc = kiln_batch_create(job, &bc, &b, &err);
+  if (rc) KT_FAIL("kiln_batch_create: %s", err.message);
   if (c->stop_after_two) c->stop_after_two = b;
-  rc = kiln_batch_run(b, sum, msg, sizeof msg);
+  rc = kiln_batch_run(b, sum, &err);
+  KT_EQ(err.code, rc);
   kiln_batch_destroy(b);
   return rc;
 }
@@ -172,12 +173,12 @@ TEST(scene_overrides_per_frame) {
              "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
              "{\"name\": \"dark\", \"objects\": {\"ball\": {\"material\": {\"type\": \"diffuse\", \"albedo\": [0.05, 0.05, 0.05]}}}}\n");
   write_text(job_path, "{\"scene\": \"scene.json\", \"images\": \"list.jsonl\", \"output\": \"{name}_{pass}.{ext}\"}");
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job *job = NULL;
   int lrc = kiln_job_load(job_path, NULL, &err, &job);
   if (lrc) {
     char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
   }
   kiln_pool *pool;
   KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
@@ -185,7 +186,7 @@ TEST(scene_overrides_per_frame) {
   kiln_gpu_device *dev = tg_device(gpu, NULL);
   counts c = {0};
   kiln_batch_summary s;
-  KT_EQ(run_batch(job, pool, &dev, 1, out, 4, &c, &s), 1);
+  KT_EQ(run_batch(job, pool, &dev, 1, out, 4, &c, &s), 0); /* a failed frame is in the summary */
   KT_EQ(s.written, 3);
   KT_EQ(s.failed, 1);
   KT_STR_CONTAINS(c.last_error, "list.jsonl:3");

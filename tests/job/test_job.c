@@ -28,6 +28,12 @@ static const char *scene_json =
     "  \"environment\": {\"type\": \"constant\", \"color\": [0.1, 0.1, 0.1]}\n"
     "}\n";
 
+static kiln_job_info info_of(const kiln_job *job) {
+  kiln_job_info info;
+  kiln_job_get_info(job, &info);
+  return info;
+}
+
 static char jt_dir[600];
 
 static const char *jt_setup(void) {
@@ -48,22 +54,22 @@ static const char *jt_path(const char *name) {
 static kiln_job *jt_load(const char *name, const char *text) {
   if (text) st_write(jt_dir, name, text, (size_t)-1);
   kiln_job_options opt = {.scene = strstr(name, ".jsonl") ? jt_path("scene.json") : NULL};
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job = NULL;
   int rc = kiln_job_load(jt_path(name), &opt, &e, &job);
   if (rc) {
     char buf[2048];
-    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   }
   return job;
 }
 
 static void jt_next(kiln_job *job, kiln_job_frame *fr) {
-  kiln_scene_error e;
+  kiln_error_detail e;
   int rc = kiln_job_next(job, fr, &e);
   if (rc) {
     char buf[2048];
-    KT_FAIL("next: %s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    KT_FAIL("next: %s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   }
 }
 
@@ -97,7 +103,7 @@ static void near3(const float v[3], double x, double y, double z, double tol) {
 TEST(anim_frames_step_and_count) {
   jt_setup();
   kiln_job *job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 10, \"end\": 20, \"step\": 3}}"));
-  KT_EQ(kiln_job_count(job), 4);
+  KT_EQ(info_of(job).count, 4);
   kiln_job_frame fr;
   long want[] = {10, 13, 16, 19};
   for (int i = 0; i < 4; i++) {
@@ -116,14 +122,14 @@ TEST(anim_frames_step_and_count) {
   KT_CODE(kiln_job_next(job, &fr, NULL), KILN_EEOF);
   kiln_job_destroy(job);
   job = jt_load("job.json", ANIM("{\"frames\": 120}"));
-  KT_EQ(kiln_job_count(job), 120);
+  KT_EQ(info_of(job).count, 120);
   jt_frame(job, 119, &fr);
   KT_EQ(fr.frame, 119);
   KT_STR_CONTAINS(fr.where, "job.json: frame 119");
   kiln_job_frame_clear(&fr);
   kiln_job_destroy(job);
   job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 5, \"end\": 5}}"));
-  KT_EQ(kiln_job_count(job), 1);
+  KT_EQ(info_of(job).count, 1);
   kiln_job_destroy(job);
   st_tmp_cleanup();
 }
@@ -170,7 +176,7 @@ TEST(orbit_positions_analytic) {
   job = jt_load("job.json", ANIM(
       "{\"frames\": {\"start\": 0, \"end\": 8, \"step\": 2}, \"camera\": {\"orbit\": {\"center\": [0, 0, 0],\n"
       " \"radius\": 2, \"elevation\": 30, \"start_angle\": -90, \"degrees\": 180}}}"));
-  KT_EQ(kiln_job_count(job), 5);
+  KT_EQ(info_of(job).count, 5);
   jt_frame(job, 2, &fr); /* frame 4: angle 0 */
   near3(fr.camera.position, 0, 1, sqrt(3), 1e-5);
   KT_NEAR(fr.camera.vfov_deg, 40, 1e-6);
@@ -335,7 +341,7 @@ TEST(object_keyframes_match_scene_transforms) {
     kiln_job_frame fr;
     jt_frame(job, (uint64_t)k, &fr);
     kiln_scene *got;
-    kiln_scene_error e;
+    kiln_error_detail e;
     KT_CODE(kiln_job_frame_scene(job, &fr, &e, &got), 0);
     char text[4096];
     snprintf(text, sizeof text, "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
@@ -365,7 +371,7 @@ static const char *list_text =
 TEST(list_lines_and_overrides) {
   jt_setup();
   kiln_job *job = jt_load("list.jsonl", list_text);
-  KT_EQ(kiln_job_count(job), 3);
+  KT_EQ(info_of(job).count, 3);
   kiln_job_frame fr;
   jt_next(job, &fr);
   KT_STR_EQ(fr.name, "first");
@@ -407,7 +413,7 @@ TEST(list_next_is_lazy_and_rewinds) {
   for (size_t i = 0; i < n; i++) p += snprintf(p, cap - (size_t)(p - text), "{\"name\": \"img%zu\", \"seed\": %zu}\n", i, i);
   kiln_job *job = jt_load("big.jsonl", text);
   free(text);
-  KT_EQ(kiln_job_count(job), n);
+  KT_EQ(info_of(job).count, n);
   kiln_job_frame fr;
   for (size_t i = 0; i < 3; i++) {
     jt_next(job, &fr);
@@ -440,10 +446,10 @@ TEST(json_job_with_list_file_and_inline_images) {
   kiln_job *job = jt_load("job.json",
       "{\"scene\": \"scene.json\", \"output\": \"{name}_{pass}.{ext}\", \"passes\": [\"depth\", \"id\"],\n"
       " \"format\": \"exr\", \"images\": \"list.jsonl\"}");
-  KT_EQ(kiln_job_count(job), 3);
-  KT_STR_EQ(kiln_job_output(job), "{name}_{pass}.{ext}");
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_EXR);
+  KT_EQ(info_of(job).count, 3);
+  KT_STR_EQ(info_of(job).output, "{name}_{pass}.{ext}");
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
+  KT_EQ(info_of(job).format, KILN_FORMAT_EXR);
   kiln_job_frame fr;
   jt_frame(job, 2, &fr);
   KT_STR_CONTAINS(fr.where, "list.jsonl:5");
@@ -453,10 +459,10 @@ TEST(json_job_with_list_file_and_inline_images) {
       "{\"scene\": \"scene.json\", \"images\": [\n"
       "  {\"name\": \"a\"},\n"
       "  {\"name\": \"b\", \"lights\": {\"key\": {\"radiance\": [9, 9, 9]}}, \"frame\": 3}\n]}");
-  KT_EQ(kiln_job_count(job), 2);
-  KT_STR_EQ(kiln_job_output(job), "{frame:05d}_{pass}.{ext}");
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_PNG);
+  KT_EQ(info_of(job).count, 2);
+  KT_STR_EQ(info_of(job).output, "{frame:05d}_{pass}.{ext}");
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR);
+  KT_EQ(info_of(job).format, KILN_FORMAT_PNG);
   jt_frame(job, 1, &fr);
   KT_STR_EQ(fr.name, "b");
   KT_EQ(fr.frame, 3);
@@ -519,7 +525,7 @@ TEST(frame_scene_applies_the_patch) {
   KT_TRUE(s == NULL); /* no patch: the job's scene serves */
   kiln_job_frame_clear(&fr);
   jt_next(job, &fr);
-  kiln_scene_error e;
+  kiln_error_detail e;
   KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
   const kiln_scene *base = kiln_job_scene(job);
   /* the material: albedo replaced; the metal became glass */
@@ -557,7 +563,7 @@ TEST(frame_scene_error_names_the_frame) {
       "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
   kiln_job_frame fr;
   kiln_scene *s;
-  kiln_scene_error e;
+  kiln_error_detail e;
   jt_next(job, &fr);
   KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
   kiln_scene_destroy(s);
@@ -770,11 +776,11 @@ TEST(malformed_inputs_are_located) {
     if (k->job) st_write(jt_dir, "job.json", k->job, (size_t)-1);
     if (k->list) st_write(jt_dir, "list.jsonl", k->list, (size_t)-1);
     kiln_job_options opt = {.scene = k->list ? jt_path("scene.json") : NULL};
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_job *job = (kiln_job *)1;
     int rc = kiln_job_load(jt_path(k->load), &opt, &e, &job);
     char buf[2048];
-    kiln_scene_error_format(&e, buf, sizeof buf);
+    kiln_error_detail_format(&e, buf, sizeof buf);
     if (rc != k->code) KT_FAIL("case %zu: %s, expected %s: %s", i, kiln_err_name(rc), kiln_err_name(k->code), buf);
     KT_TRUE(job == NULL);
     size_t fl = strlen(e.file), wl = strlen(k->file);
@@ -797,7 +803,7 @@ TEST(scene_errors_are_located_in_the_scene) {
   jt_setup();
   st_write(jt_dir, "bad.json", "{\"camera\": {\"position\": [0, 0, 0],\n \"look_at\": [0, 0, 1], \"vfov\": 200}}", (size_t)-1);
   st_write(jt_dir, "job.json", "{\"scene\": \"bad.json\", \"images\": []}", (size_t)-1);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job;
   KT_CODE(kiln_job_load(jt_path("job.json"), NULL, &e, &job), KILN_EPARSE);
   KT_STR_CONTAINS(e.file, "bad.json");
@@ -810,7 +816,7 @@ TEST(scene_errors_are_located_in_the_scene) {
   /* kiln_job_options.scene replaces the job's */
   kiln_job_options opt = {.scene = jt_path("scene.json")};
   KT_CODE(kiln_job_load(jt_path("job.json"), &opt, &e, &job), 0);
-  KT_EQ(kiln_job_count(job), 0);
+  KT_EQ(info_of(job).count, 0);
   kiln_job_destroy(job);
   KT_CODE(kiln_job_load(NULL, NULL, &e, &job), KILN_EINVAL);
   kiln_job_destroy(NULL);
@@ -822,19 +828,19 @@ TEST(scene_errors_are_located_in_the_scene) {
 static kiln_job *load_example(const char *name) {
   char path[1200];
   snprintf(path, sizeof path, "%s/../../examples/cornell/%s", st_src_dir(), name);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job = NULL;
   int rc = kiln_job_load(path, NULL, &e, &job);
   char buf[2048];
-  if (rc) KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+  if (rc) KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   return job;
 }
 
 TEST(cornell_examples_load) {
   kiln_job *job = load_example("orbit.json");
-  KT_EQ(kiln_job_count(job), 120);
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_PNG);
+  KT_EQ(info_of(job).count, 120);
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL);
+  KT_EQ(info_of(job).format, KILN_FORMAT_PNG);
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(job), &info);
   KT_EQ(info.width, 256);
@@ -842,7 +848,7 @@ TEST(cornell_examples_load) {
   KT_EQ(info.spp, 16);
   kiln_job_frame fr;
   uint64_t n = 0;
-  kiln_scene_error e;
+  kiln_error_detail e;
   while (kiln_job_next(job, &fr, &e) == 0) {
     KT_EQ(fr.frame, (long)n);
     /* the camera stays in front of the open side of the box (z < 0), looking into it */
@@ -853,7 +859,7 @@ TEST(cornell_examples_load) {
   KT_EQ(n, 120);
   kiln_job_destroy(job);
   job = load_example("dataset.json");
-  KT_TRUE(kiln_job_count(job) >= 4);
+  KT_TRUE(info_of(job).count >= 4);
   kiln_scene *s;
   while (kiln_job_next(job, &fr, &e) == 0) {
     KT_TRUE(fr.name[0] != '\0');
@@ -869,19 +875,19 @@ TEST(cornell_examples_load) {
  * and every frame of each expands and its scene loads. */
 static int expand_all(kiln_job *job, const char *what) {
   kiln_job_frame fr;
-  kiln_scene_error e;
+  kiln_error_detail e;
   char buf[2048];
   int n = 0, rc;
   while ((rc = kiln_job_next(job, &fr, &e)) == 0) {
     kiln_scene *s = NULL;
     if ((rc = kiln_job_frame_scene(job, &fr, &e, &s)))
-      KT_FAIL("%s: %s: %s", what, fr.where, kiln_scene_error_format(&e, buf, sizeof buf));
+      KT_FAIL("%s: %s: %s", what, fr.where, kiln_error_detail_format(&e, buf, sizeof buf));
     kiln_scene_destroy(s);
     kiln_job_frame_clear(&fr);
     n++;
   }
   KT_CODE(rc, KILN_EEOF);
-  KT_EQ((uint64_t)n, kiln_job_count(job));
+  KT_EQ((uint64_t)n, info_of(job).count);
   return n;
 }
 

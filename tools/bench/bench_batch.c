@@ -82,11 +82,11 @@ static void env_open(env *e, const char *job_path) {
     if ((rc = kiln_gpu_device_open(e->gpu, idx, NULL, &e->devs[1]))) die("device open", rc);
     e->ndevs = 2;
   }
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job_options jo = {NULL, e->pool};
   if ((rc = kiln_job_load(job_path, &jo, &err, &e->job))) {
     char m[1024];
-    fprintf(stderr, "kiln-bench-batch: %s\n", kiln_scene_error_format(&err, m, sizeof m));
+    fprintf(stderr, "kiln-bench-batch: %s\n", kiln_error_detail_format(&err, m, sizeof m));
     exit(1);
   }
 }
@@ -161,7 +161,7 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
   if (rc) die("render_create", rc);
   kiln_job_rewind(e->job);
   kiln_job_frame fr;
-  kiln_scene_error err;
+  kiln_error_detail err;
   *written = 0;
   uint8_t *px = malloc((size_t)size * (size_t)size * 3);
   for (long i = 0; i < frames && kiln_job_next(e->job, &fr, &err) == 0; i++) {
