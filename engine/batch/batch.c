@@ -92,6 +92,10 @@ void kiln_batch_config_default(kiln_batch_config *cfg) {
   cfg->first = LONG_MIN, cfg->last = LONG_MAX, cfg->step = 1;
 }
 
+static uint64_t name_hash(const char *name) {
+  return kiln__fnv1a(KILN__FNV1A_SEED, name, strlen(name));
+}
+
 static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
                   size_t msgcap) {
   if (!job || !cfg || !out) {
@@ -126,7 +130,7 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
   b->tmpl = cfg->output ? cfg->output : ji.output;
   b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
   b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
-  b->hooks = (kiln__batch_hooks){calloc, kiln_completion_next};
+  b->hooks = (kiln__batch_hooks){calloc, name_hash, kiln_completion_next};
   snprintf(b->out_dir, sizeof b->out_dir, "%s", cfg->out_dir && *cfg->out_dir ? cfg->out_dir : ".");
   kiln_scene_get_info(kiln_job_scene(job), &b->info);
   b->width = cfg->width ? cfg->width : b->info.width;
@@ -581,8 +585,8 @@ static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
 
 /* The paths themselves are kept (a set of copies compared with strcmp), so two different names
  * can never be taken for one, however their hashes fall. */
-static size_t name_slot(char *const *t, size_t cap, const char *path) {
-  size_t j = (size_t)kiln__fnv1a(KILN__FNV1A_SEED, path, strlen(path)) & (cap - 1);
+static size_t name_slot(const kiln_batch *b, char *const *t, size_t cap, const char *path) {
+  size_t j = (size_t)b->hooks.name_hash(path) & (cap - 1);
   while (t[j] && strcmp(t[j], path) != 0) j = (j + 1) & (cap - 1);
   return j;
 }
@@ -592,16 +596,17 @@ static size_t name_slot(char *const *t, size_t cap, const char *path) {
 static int names_add(kiln_batch *b, const char *path) {
   if (2 * (b->nnames + 1) > b->names_cap) {
     size_t cap = b->names_cap ? 2 * b->names_cap : 1024;
-    char **t = calloc(cap, sizeof *t);
+    char **t = b->hooks.alloc(cap, sizeof *t);
     if (!t) return KILN_ENOMEM;
     for (size_t i = 0; i < b->names_cap; i++)
-      if (b->names[i]) t[name_slot(t, cap, b->names[i])] = b->names[i];
+      if (b->names[i]) t[name_slot(b, t, cap, b->names[i])] = b->names[i];
     free(b->names);
     b->names = t, b->names_cap = cap;
   }
-  size_t j = name_slot(b->names, b->names_cap, path);
+  size_t j = name_slot(b, b->names, b->names_cap, path), n = strlen(path) + 1;
   if (b->names[j]) return KILN_EINVAL;
-  if (!(b->names[j] = strdup(path))) return KILN_ENOMEM;
+  if (!(b->names[j] = b->hooks.alloc(n, 1))) return KILN_ENOMEM;
+  memcpy(b->names[j], path, n);
   b->nnames++;
   return 0;
 }
@@ -764,7 +769,7 @@ static void free_slot(run_state *st, frame_ctx *c) {
 static void issue_frame(run_state *st, kiln_job_frame *fr) {
   kiln_batch *b = st->b;
   uint64_t sel = st->sel++;
-  frame_ctx *c = b->hooks.ctx_calloc(1, sizeof *c);
+  frame_ctx *c = b->hooks.alloc(1, sizeof *c);
   if (!c) {
     report(st, fr, KILN_ENOMEM, "out of memory: the frame cannot be issued");
     kiln_job_frame_clear(fr);

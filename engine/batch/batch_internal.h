@@ -162,10 +162,13 @@ uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long 
 
 /* ---- batch.c: seams for tests ------------------------------------------------------------------ */
 
-/* How the driver allocates a frame's context and takes the next finished frame: calloc and
- * kiln_completion_next unless a test replaces them (to make them fail) after kiln_batch_create. */
+/* What the driver allocates with (frame contexts, the set of output names and its copies of the
+ * names; calloc's contract), hashes output names with, and takes the next finished frame with:
+ * calloc, FNV-1a and kiln_completion_next unless a test replaces them after kiln_batch_create (to
+ * make them fail, or collide). */
 typedef struct kiln__batch_hooks {
-  void *(*ctx_calloc)(size_t n, size_t size);
+  void *(*alloc)(size_t n, size_t size);
+  uint64_t (*name_hash)(const char *name);
   int (*completion_next)(kiln_completion *c, kiln_future **f);
 } kiln__batch_hooks;
 

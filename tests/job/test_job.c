@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "batch_internal.h"
 #include "kiln/batch.h"
 #include "scene/scene_test_util.h"
 
@@ -577,6 +578,103 @@ TEST(frame_scene_error_names_the_frame) {
   KT_STR_CONTAINS(e.path, "objects.ball");
   KT_STR_CONTAINS(e.message, "uniformly");
   kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  st_tmp_cleanup();
+}
+
+/* kiln_job_frame_scene checks its arguments at run time (with NDEBUG an assert would not), and
+ * every call that fills a kiln_error_detail sets its code to what it returns. */
+TEST(frame_scene_null_arguments_are_einval) {
+  jt_setup();
+  kiln_job *job = jt_load("list.jsonl",
+      "{\"name\": \"ok\", \"objects\": {\"crate\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
+  kiln_job_frame fr;
+  kiln_scene *s = (kiln_scene *)1;
+  kiln_error_detail e;
+  jt_next(job, &fr);
+  KT_CODE(kiln_job_frame_scene(NULL, &fr, &e, &s), KILN_EINVAL);
+  KT_EQ(e.code, KILN_EINVAL);
+  KT_TRUE(s == NULL);
+  KT_CODE(kiln_job_frame_scene(job, NULL, &e, &s), KILN_EINVAL);
+  KT_CODE(kiln_job_frame_scene(job, &fr, NULL, NULL), KILN_EINVAL);
+  KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
+  KT_EQ(e.code, 0);
+  KT_STR_EQ(e.message, "");
+  kiln_scene_destroy(s);
+  kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  st_tmp_cleanup();
+}
+
+TEST(error_detail_code_is_the_code_returned) {
+  jt_setup();
+  kiln_error_detail e;
+  kiln_job *job = NULL;
+  st_write(jt_dir, "bad.json", "{\"scene\": \"scene.json\", \"animation\": {\"frames\": {\"end\": -1}}}",
+           (size_t)-1);
+  int rc = kiln_job_load(jt_path("bad.json"), NULL, &e, &job);
+  KT_TRUE(rc < 0);
+  KT_EQ(e.code, rc);
+  KT_TRUE(job == NULL);
+  unsigned passes = 0;
+  KT_CODE(kiln_pass_parse("depth,bogus", &passes, &e), KILN_EPARSE);
+  KT_EQ(e.code, KILN_EPARSE);
+  KT_STR_CONTAINS(e.message, "unknown pass \"bogus\"");
+  KT_STR_EQ(e.file, "");
+  KT_CODE(kiln_pass_parse("depth,object_id", &passes, &e), 0);
+  KT_EQ(e.code, 0);
+  KT_EQ(passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
+  KT_CODE(kiln_pass_parse("depth", &passes, NULL), 0);
+  char buf[64];
+  kiln_error_detail d = {KILN_EPARSE, "f.json", 3, 7, "a.b", "bad"};
+  KT_STR_EQ(kiln_error_detail_format(&d, buf, sizeof buf), "f.json:3:7: a.b: bad");
+  st_tmp_cleanup();
+}
+
+/* Every format name maps to the format whose name it is, derived from the one table ("jpeg" is
+ * JPEG wherever it sits in the table), and a format's name parses back to it. */
+TEST(format_names_come_from_the_table) {
+  for (int i = 0; kiln__format_names[i]; i++) {
+    kiln_format f;
+    KT_CODE(kiln_format_parse(kiln__format_names[i], &f), 0);
+    KT_EQ(f, kiln__format_of(i));
+    KT_TRUE(f != KILN_FORMAT_DEFAULT);
+    kiln_format g;
+    KT_CODE(kiln_format_parse(kiln_format_name(f), &g), 0);
+    KT_EQ(g, f);
+  }
+  kiln_format f;
+  KT_CODE(kiln_format_parse("jpeg", &f), 0);
+  KT_EQ(f, KILN_FORMAT_JPEG);
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_JPEG), "jpg");
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_PNG16), "png16");
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_DEFAULT), "default");
+  KT_STR_EQ(kiln_format_name((kiln_format)99), "?");
+  KT_CODE(kiln_format_parse("default", &f), KILN_EPARSE);
+}
+
+static bool count_even(void *arg, long frame) {
+  (*(int *)arg)++;
+  return frame % 2 == 0;
+}
+
+/* The frame numbers the job notes at load (what the batch counts its selection from, without
+ * reading the list again) are those kiln_job_next gives, in order. */
+TEST(job_frame_numbers_noted_at_load) {
+  jt_setup();
+  kiln_job *job = jt_load("list.jsonl",
+      "{\"frame\": 7}\n{\"frame\": 8}\n\n{\"frame\": 9}\n{\"frame\": 3}\n{\"frame\": 100}\n{\"frame\": 4}\n"
+      "{\"frame\": 8}\n{}\n{}\n");
+  int calls = 0;
+  KT_EQ(kiln__job_count_frames(job, count_even, &calls), 5); /* 8, 100, 4, 8, and 8 (line 9) */
+  KT_EQ(calls, 9);
+  long want[] = {7, 8, 9, 3, 100, 4, 8, 7, 8};
+  kiln_job_frame fr;
+  for (int i = 0; i < 9; i++) {
+    jt_next(job, &fr);
+    KT_EQ(fr.frame, want[i]);
+    kiln_job_frame_clear(&fr);
+  }
   kiln_job_destroy(job);
   st_tmp_cleanup();
 }
