@@ -127,17 +127,18 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
   bc.width = bc.height = size, bc.spp = spp;
   bc.output = "{frame:06d}.{ext}";
   kiln_batch *b;
-  char msg[512];
-  int rc = kiln_batch_create(e->job, &bc, &b, msg, sizeof msg);
+  kiln_error_detail err;
+  int rc = kiln_batch_create(e->job, &bc, &b, &err);
   if (rc) {
-    fprintf(stderr, "kiln-bench-batch: %s\n", msg);
+    fprintf(stderr, "kiln-bench-batch: %s\n", err.message);
     exit(1);
   }
   double t0 = now();
-  rc = kiln_batch_run(b, s, msg, sizeof msg);
+  rc = kiln_batch_run(b, s, &err);
   double t = now() - t0;
-  if (rc) {
-    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", msg, (unsigned long long)s->failed);
+  if (rc || s->failed) {
+    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", rc ? err.message : "frames failed",
+            (unsigned long long)s->failed);
     exit(1);
   }
   *written = s->written;
