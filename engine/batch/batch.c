@@ -1,7 +1,7 @@
 /* batch.c: the batch pipeline of kiln/batch.h.
  *
- * One driver thread (the caller of kiln_batch_run) expands frames lazily from the job and keeps
- * at most `in_flight` of them in the pipeline:
+ * One driver thread (the caller of kiln_batch_run) reads the job once, expanding frames lazily, and
+ * keeps at most `in_flight` of them in the pipeline:
  *
  *   frame without scene overrides:  kiln_render_submit on the shared renderer ─► R (GPU future)
  *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
@@ -9,16 +9,22 @@
  *   then:                           writer task W after R or Rp: convert, encode and write every
  *                                   pass atomically, make the contact-sheet thumbnail
  *
- * W's futures go into one kiln_as_completed set that the driver feeds as it issues frames; each
- * completion frees a slot. A frame's failure (its own, its scene's, the GPU's, the disk's) is
+ * The driver runs in three steps, each going forward: begin (the output folder, the number of
+ * frames selected, counted from the frame numbers the job noted at load, the contact sheet's
+ * cells), then issue and collect in turn (issue expands and issues frames until the window is
+ * full, checking the first selected frame's outputs and making the shared renderer before anything
+ * is issued; collect takes the next finished W from one kiln_as_completed set and reports its
+ * frame), then finish (every frame still in flight waited for, the contact sheet, the sums).
+ * A frame's failure (its own, its scene's, the GPU's, the disk's, or memory for its context) is
  * reported through the progress callback and the batch goes on; a frame lost with its device is
- * issued again on another one. What each pass becomes on disk, and the output folders, are in
- * batch_out.c. Nothing here prints. */
+ * issued again on another one. What each pass becomes on disk is in output.c, output names in
+ * names.c. Nothing here prints. */
 #define _GNU_SOURCE
 #include "kiln/batch.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,11 +33,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "output.h"
+#include "batch_internal.h"
 #include "encode.h"
-#include "names.h"
-#include "scene_data.h"
-#include "scene_internal.h"
 
 enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -50,6 +53,7 @@ struct kiln_batch {
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
+  kiln__batch_hooks hooks;
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -64,7 +68,7 @@ struct kiln_batch {
   long base;           /* the frame the step counts from */
   bool base_set;
   char swept[PATH_MAX]; /* the last folder swept of temporaries (--resume) */
-  uint64_t *names;     /* hashes of the output paths issued in this run (open addressing) */
+  char **names;        /* the output paths issued in this run (open addressing, NULL: free) */
   size_t nnames, names_cap;
 };
 
@@ -84,14 +88,20 @@ typedef struct frame_ctx {
 
 void kiln_batch_config_default(kiln_batch_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->format = -1;
+  cfg->format = KILN_FORMAT_DEFAULT;
   cfg->first = LONG_MIN, cfg->last = LONG_MAX, cfg->step = 1;
 }
 
-int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
-                      size_t msgcap) {
-  *out = NULL;
-  if (!job || !cfg) return KILN_EINVAL;
+static uint64_t name_hash(const char *name) {
+  return kiln__fnv1a(KILN__FNV1A_SEED, name, strlen(name));
+}
+
+static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
+                  size_t msgcap) {
+  if (!job || !cfg || !out) {
+    kiln__say(msg, msgcap, "job, cfg and out must not be NULL");
+    return KILN_EINVAL;
+  }
   if (!cfg->pool || !cfg->devs || cfg->ndevs == 0) {
     kiln__say(msg, msgcap, "a batch needs a pool and at least one device");
     return KILN_EINVAL;
@@ -104,17 +114,23 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
     kiln__say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height, cfg->spp);
     return KILN_EINVAL;
   }
-  if (cfg->format < -1 || cfg->format > KILN_FORMAT_HDR) {
-    kiln__say(msg, msgcap, "unknown format %d", cfg->format);
+  if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
+    kiln__say(msg, msgcap, "unknown format %d", (int)cfg->format);
     return KILN_EINVAL;
   }
   kiln_batch *b = calloc(1, sizeof *b);
-  if (!b) return KILN_ENOMEM;
+  if (!b) {
+    kiln__say(msg, msgcap, "out of memory");
+    return KILN_ENOMEM;
+  }
+  kiln_job_info ji;
+  kiln_job_get_info(job, &ji);
   b->job = job;
   b->cfg = *cfg;
-  b->tmpl = cfg->output ? cfg->output : kiln_job_output(job);
-  b->passes = (cfg->passes ? cfg->passes : kiln_job_passes(job)) | KILN_PASS_COLOR;
-  b->format = cfg->format >= 0 ? (kiln_format)cfg->format : kiln_job_format(job);
+  b->tmpl = cfg->output ? cfg->output : ji.output;
+  b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
+  b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
+  b->hooks = (kiln__batch_hooks){calloc, name_hash, kiln_completion_next};
   snprintf(b->out_dir, sizeof b->out_dir, "%s", cfg->out_dir && *cfg->out_dir ? cfg->out_dir : ".");
   kiln_scene_get_info(kiln_job_scene(job), &b->info);
   b->width = cfg->width ? cfg->width : b->info.width;
@@ -137,7 +153,23 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   return 0;
 }
 
+int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
+                      kiln_error_detail *err) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  if (out) *out = NULL;
+  return err->code = create(job, cfg, out, err->message, sizeof err->message);
+}
+
+void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
+
 void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_order_relaxed); }
+
+static void names_clear(kiln_batch *b) {
+  for (size_t i = 0; i < b->names_cap; i++) free(b->names[i]), b->names[i] = NULL;
+  b->nnames = 0;
+}
 
 void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
@@ -145,6 +177,7 @@ void kiln_batch_destroy(kiln_batch *b) {
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
+  names_clear(b);
   free(b->names);
   pthread_mutex_destroy(&b->mu);
   free(b);
@@ -212,7 +245,9 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
     }
     last = pi;
   }
-  if (kiln_job_count(b->job) > 1) {
+  kiln_job_info ji;
+  kiln_job_get_info(b->job, &ji);
+  if (ji.count > 1) {
     kiln__outname_vars u = {0, "a", "color", kiln__pass_ext(b->format, 0)}, w = {1, "b", "color", kiln__pass_ext(b->format, 0)};
     int rc = kiln__outname_expand(b->tmpl, &u, x, sizeof x, msg, msgcap);
     if (!rc) rc = kiln__outname_expand(b->tmpl, &w, y, sizeof y, msg, msgcap);
@@ -350,13 +385,13 @@ static int prepare_task(void *arg, void **result) {
   kiln_future *rp = kiln_future_retain(c->render);
   *result = NULL;
   double t0 = kiln__now();
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_scene *scene = NULL;
   kiln_future *r = NULL;
   int rc = kiln_job_frame_scene(b->job, &c->fr, &err, &scene);
   if (rc) {
     char m[1200];
-    kiln_promise_reject(rp, rc, "%s", kiln_scene_error_format(&err, m, sizeof m));
+    kiln_promise_reject(rp, rc, "%s", kiln_error_detail_format(&err, m, sizeof m));
     goto out;
   }
   int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
@@ -439,108 +474,6 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
   return rc;
 }
 
-/* Whether frame is selected. Without a lower bound the step counts from the first frame in range
- * (b->base, set by the first call after selection_reset). */
-static bool selected(kiln_batch *b, long frame) {
-  if (frame < b->cfg.first || frame > b->cfg.last) return false;
-  if (!b->base_set) b->base = b->cfg.first != LONG_MIN ? b->cfg.first : frame, b->base_set = true;
-  if (frame < b->base) return false;
-  return (frame - b->base) % b->cfg.step == 0;
-}
-
-static void selection_reset(kiln_batch *b) { b->base_set = false; }
-
-static bool has_selection(const kiln_batch *b) {
-  return b->cfg.first != LONG_MIN || b->cfg.last != LONG_MAX || b->cfg.step != 1;
-}
-
-static uint64_t peak_rss(void) {
-  struct rusage ru;
-  return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
-}
-
-/* Sweeps the folders frame fr's files go to (each once in a row: frames usually share one). */
-static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
-    char path[PATH_MAX];
-    if (pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
-    char *slash = strrchr(path, '/');
-    if (!slash) continue;
-    *slash = 0;
-    if (strcmp(path, b->swept) == 0) continue;
-    snprintf(b->swept, sizeof b->swept, "%s", path);
-    kiln__sweep_temporaries(path);
-  }
-}
-
-/* ---- output names seen in this run: two frames must not write one file -------------------------- */
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h ? h : 1;
-}
-
-/* Adds the hash of path to the set; false when it was there (another frame of this run). */
-static bool names_add(kiln_batch *b, const char *path) {
-  if (2 * (b->nnames + 1) > b->names_cap) {
-    size_t cap = b->names_cap ? 2 * b->names_cap : 1024;
-    uint64_t *t = calloc(cap, sizeof *t);
-    if (!t) return true; /* without memory, no check */
-    for (size_t i = 0; i < b->names_cap; i++)
-      if (b->names[i])
-        for (size_t j = b->names[i] & (cap - 1);; j = (j + 1) & (cap - 1))
-          if (!t[j]) {
-            t[j] = b->names[i];
-            break;
-          }
-    free(b->names);
-    b->names = t, b->names_cap = cap;
-  }
-  uint64_t h = fnv1a(path);
-  for (size_t j = h & (b->names_cap - 1);; j = (j + 1) & (b->names_cap - 1)) {
-    if (b->names[j] == h) return false;
-    if (!b->names[j]) {
-      b->names[j] = h;
-      b->nnames++;
-      return true;
-    }
-  }
-}
-
-/* Checks that frame fr's files are not those of an earlier frame of this run. */
-static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size_t msgcap) {
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
-    char path[PATH_MAX];
-    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
-    if (rc) return rc;
-    if (!names_add(b, path)) {
-      kiln__say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
-      return KILN_EINVAL;
-    }
-  }
-  return 0;
-}
-
-typedef struct run_state {
-  kiln_batch *b;
-  kiln_batch_summary *sum;
-  double t0;
-} run_state;
-
-static void report(run_state *st, const kiln_job_frame *fr, int status, const char *message) {
-  kiln_batch_summary *s = st->sum;
-  if (status == 0) s->written++;
-  else if (status == 1) s->skipped++;
-  else s->failed++;
-  if (!st->b->cfg.progress) return;
-  kiln_batch_event ev = {fr, status, message ? message : "", s->written, s->failed, s->skipped,
-                         s->total, kiln__now() - st->t0};
-  st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
-}
-
 static int write_contact_sheet(kiln_batch *b, char *msg, size_t msgcap) {
   size_t n = 0;
   const uint8_t **imgs = malloc((b->ncells ? b->ncells : 1) * sizeof *imgs);
@@ -611,231 +544,403 @@ static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr)
   return out;
 }
 
-int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap) {
-  memset(sum, 0, sizeof *sum);
-  if (msg && msgcap) msg[0] = 0;
-  run_state st = {b, sum, kiln__now()};
+/* Whether frame is selected. Without a lower bound the step counts from the first frame in range
+ * (b->base, set by the first call after selection_reset). */
+static bool selected(kiln_batch *b, long frame) {
+  if (frame < b->cfg.first || frame > b->cfg.last) return false;
+  if (!b->base_set) b->base = b->cfg.first != LONG_MIN ? b->cfg.first : frame, b->base_set = true;
+  if (frame < b->base) return false;
+  return (frame - b->base) % b->cfg.step == 0;
+}
+
+static void selection_reset(kiln_batch *b) { b->base_set = false; }
+
+static bool has_selection(const kiln_batch *b) {
+  return b->cfg.first != LONG_MIN || b->cfg.last != LONG_MAX || b->cfg.step != 1;
+}
+
+static bool count_selected(void *arg, long frame) { return selected(arg, frame); }
+
+static uint64_t peak_rss(void) {
+  struct rusage ru;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
+}
+
+/* Sweeps the folders frame fr's files go to (each once in a row: frames usually share one). */
+static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    if (pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
+    char *slash = strrchr(path, '/');
+    if (!slash) continue;
+    *slash = 0;
+    if (strcmp(path, b->swept) == 0) continue;
+    snprintf(b->swept, sizeof b->swept, "%s", path);
+    kiln__sweep_temporaries(path);
+  }
+}
+
+/* ---- output names seen in this run: two frames must not write one file -------------------------- */
+
+/* The paths themselves are kept (a set of copies compared with strcmp), so two different names
+ * can never be taken for one, however their hashes fall. */
+static size_t name_slot(const kiln_batch *b, char *const *t, size_t cap, const char *path) {
+  size_t j = (size_t)b->hooks.name_hash(path) & (cap - 1);
+  while (t[j] && strcmp(t[j], path) != 0) j = (j + 1) & (cap - 1);
+  return j;
+}
+
+/* Adds path to the set: 0, KILN_EINVAL when it was there (another frame of this run), or
+ * KILN_ENOMEM (the set is as it was). */
+static int names_add(kiln_batch *b, const char *path) {
+  if (2 * (b->nnames + 1) > b->names_cap) {
+    size_t cap = b->names_cap ? 2 * b->names_cap : 1024;
+    char **t = b->hooks.alloc(cap, sizeof *t);
+    if (!t) return KILN_ENOMEM;
+    for (size_t i = 0; i < b->names_cap; i++)
+      if (b->names[i]) t[name_slot(b, t, cap, b->names[i])] = b->names[i];
+    free(b->names);
+    b->names = t, b->names_cap = cap;
+  }
+  size_t j = name_slot(b, b->names, b->names_cap, path), n = strlen(path) + 1;
+  if (b->names[j]) return KILN_EINVAL;
+  if (!(b->names[j] = b->hooks.alloc(n, 1))) return KILN_ENOMEM;
+  memcpy(b->names[j], path, n);
+  b->nnames++;
+  return 0;
+}
+
+/* Checks that frame fr's files are not those of an earlier frame of this run, and adds them. */
+static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size_t msgcap) {
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    char path[PATH_MAX];
+    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
+    if (!rc) rc = names_add(b, path);
+    if (rc == KILN_EINVAL)
+      kiln__say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
+    else if (rc == KILN_ENOMEM)
+      kiln__say(msg, msgcap, "out of memory checking that %s is no other frame's output", path);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+/* ---- a run: begin, issue and collect, finish ------------------------------------------------------ */
+
+typedef struct run_state {
+  kiln_batch *b;
+  kiln_batch_summary *sum;
+  kiln_error_detail *err; /* the call's error (an error that stops the run) */
+  double t0;
+  size_t window, inflight;
+  frame_ctx **slots;      /* window entries, NULL where free */
+  kiln_completion *comp;
+  uint64_t sel;           /* frames selected so far */
+  bool exhausted;         /* the job has no more frames (or cannot be read on) */
+  char m[1400];           /* a frame's message */
+} run_state;
+
+static void report(run_state *st, const kiln_job_frame *fr, int status, const char *message) {
+  kiln_batch_summary *s = st->sum;
+  if (status == 0) s->written++;
+  else if (status == 1) s->skipped++;
+  else s->failed++;
+  if (!st->b->cfg.progress) return;
+  kiln_batch_event ev = {fr, status, message ? message : "", s->written, s->failed, s->skipped,
+                         s->total, kiln__now() - st->t0};
+  st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
+}
+
+static bool stopping(const kiln_batch *b) {
+  return atomic_load_explicit(&b->stop, memory_order_relaxed) != 0;
+}
+
+static int fail(run_state *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(run_state *st, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(st->err->message, sizeof st->err->message, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+/* The contact sheet's cells for total selected frames. */
+static int sheet_cells(kiln_batch *b, uint64_t total) {
+  b->sheet_every = (total + SHEET_CELLS - 1) / SHEET_CELLS;
+  b->ncells = (size_t)((total + b->sheet_every - 1) / b->sheet_every);
+  int thumb = b->cfg.contact_thumb > 0 ? b->cfg.contact_thumb : 128;
+  int big = b->width > b->height ? b->width : b->height;
+  b->thumb_f = (big + thumb - 1) / thumb;
+  b->thumb_w = b->width / b->thumb_f > 0 ? b->width / b->thumb_f : 1;
+  b->thumb_h = b->height / b->thumb_f > 0 ? b->height / b->thumb_f : 1;
+  b->thumbs = calloc(b->ncells, sizeof *b->thumbs);
+  return b->thumbs ? 0 : KILN_ENOMEM;
+}
+
+static void thumbs_free(kiln_batch *b) {
+  if (b->thumbs)
+    for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
+  free(b->thumbs);
+  b->thumbs = NULL, b->ncells = 0;
+}
+
+/* Before any frame: the output folder, the job from its first frame, the number of frames
+ * selected (from the frame numbers the job noted at load: the job is not read for it), the
+ * window, the contact sheet's cells. */
+static int run_begin(run_state *st) {
+  kiln_batch *b = st->b;
   int rc = kiln__make_dirs(b->out_dir, 0777);
-  if (rc) {
-    kiln__say(msg, msgcap, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
-    return KILN_EIO;
-  }
+  if (rc) return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
   b->swept[0] = 0;
-  b->nnames = 0;
-  if (b->names) memset(b->names, 0, b->names_cap * sizeof *b->names);
-
-  /* how many frames are selected (a pass over the job only when a selection is given) */
-  kiln_job_frame fr;
-  memset(&fr, 0, sizeof fr);
-  kiln_scene_error err;
-  if ((rc = kiln_job_rewind(b->job))) return rc;
+  names_clear(b);
+  thumbs_free(b);
+  if ((rc = kiln_job_rewind(b->job))) return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
+  kiln_job_info ji;
+  kiln_job_get_info(b->job, &ji);
   selection_reset(b);
-  if (has_selection(b)) {
-    while ((rc = kiln_job_next(b->job, &fr, &err)) == 0) {
-      sum->total += selected(b, fr.frame);
-      kiln_job_frame_clear(&fr);
-      if (atomic_load_explicit(&b->stop, memory_order_relaxed)) break;
-    }
-    if (rc != KILN_EEOF && rc != 0) {
-      kiln_scene_error_format(&err, msg, msgcap);
-      return rc;
-    }
-    if ((rc = kiln_job_rewind(b->job))) return rc;
-    selection_reset(b);
-    if (sum->total == 0 && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-      kiln__say(msg, msgcap, "the frame selection matches none of the job's %llu frames",
-          (unsigned long long)kiln_job_count(b->job));
-      return KILN_EINVAL;
-    }
-  } else {
-    sum->total = kiln_job_count(b->job);
-  }
-
-  /* nothing is written when the first frame's outputs exist and neither flag says what to do */
-  if (!b->cfg.resume && !b->cfg.overwrite) {
-    while ((rc = kiln_job_next(b->job, &fr, &err)) == 0 && !selected(b, fr.frame))
-      kiln_job_frame_clear(&fr);
-    if (rc == 0) {
-      int n = 0;
-      char first[PATH_MAX] = "";
-      rc = existing_outputs(b, &fr, &n, first, sizeof first, msg, msgcap);
-      kiln_job_frame_clear(&fr);
-      if (rc) return rc;
-      if (n) {
-        kiln__say(msg, msgcap, "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
-        return KILN_EINVAL;
-      }
-    }
-    if ((rc = kiln_job_rewind(b->job))) return rc;
-    selection_reset(b);
-  }
-
-  /* the shared renderer: the job's scene on every device */
-  if (!b->shared && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-    double t0 = kiln__now();
-    kiln_render_config rcfg;
-    kiln_render_config_default(&rcfg);
-    rcfg.pool = b->cfg.pool;
-    rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
-    b->prepare_s += kiln__now() - t0;
-    if (rc) {
-      kiln__say(msg, msgcap, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",
-          kiln_strerror(rc));
-      return rc;
-    }
-  }
-
+  st->sum->total = has_selection(b) ? kiln__job_count_frames(b->job, count_selected, b) : ji.count;
+  selection_reset(b);
+  if (has_selection(b) && st->sum->total == 0 && !stopping(b))
+    return fail(st, KILN_EINVAL, "the frame selection matches none of the job's %llu frames",
+                (unsigned long long)ji.count);
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {
     kiln_gpu_device_stats ds;
     kiln_gpu_device_get_stats(b->cfg.devs[i], &ds);
     lanes += ds.lanes ? ds.lanes : 1;
   }
-  size_t window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;
-  if (window < 1) window = 1;
+  st->window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;
+  if (st->window < 1) st->window = 1;
+  if (b->cfg.contact_sheet && st->sum->total > 0 && (rc = sheet_cells(b, st->sum->total)))
+    return fail(st, rc, "out of memory");
+  if (!(st->slots = calloc(st->window, sizeof *st->slots)) ||
+      (rc = kiln_as_completed(NULL, 0, -1, &st->comp)))
+    return fail(st, rc ? rc : KILN_ENOMEM, "out of memory");
+  return 0;
+}
 
-  if (b->cfg.contact_sheet && sum->total > 0) {
-    b->sheet_every = (sum->total + SHEET_CELLS - 1) / SHEET_CELLS;
-    b->ncells = (size_t)((sum->total + b->sheet_every - 1) / b->sheet_every);
-    int thumb = b->cfg.contact_thumb > 0 ? b->cfg.contact_thumb : 128;
-    int big = b->width > b->height ? b->width : b->height;
-    b->thumb_f = (big + thumb - 1) / thumb;
-    b->thumb_w = b->width / b->thumb_f > 0 ? b->width / b->thumb_f : 1;
-    b->thumb_h = b->height / b->thumb_f > 0 ? b->height / b->thumb_f : 1;
-    if (b->thumbs)
-      for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
-    free(b->thumbs);
-    b->thumbs = calloc(b->ncells, sizeof *b->thumbs);
-    if (!b->thumbs) return KILN_ENOMEM;
+/* Before the first selected frame is issued: nothing is written when its outputs exist and
+ * neither resume nor overwrite says what to do; then the shared renderer, the job's scene on
+ * every device. */
+static int first_frame(run_state *st, const kiln_job_frame *fr) {
+  kiln_batch *b = st->b;
+  int rc;
+  if (!b->cfg.resume && !b->cfg.overwrite) {
+    int n = 0;
+    char first[PATH_MAX] = "";
+    if ((rc = existing_outputs(b, fr, &n, first, sizeof first, st->err->message, sizeof st->err->message)))
+      return rc;
+    if (n)
+      return fail(st, KILN_EINVAL, "%s exists (use --overwrite to replace outputs, --resume to keep them)",
+                  first);
   }
+  if (b->shared) return 0;
+  double t0 = kiln__now();
+  kiln_render_config rcfg;
+  kiln_render_config_default(&rcfg);
+  rcfg.pool = b->cfg.pool;
+  rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+  b->prepare_s += kiln__now() - t0;
+  if (rc)
+    return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",
+                kiln_strerror(rc));
+  return 0;
+}
 
-  frame_ctx **slots = calloc(window, sizeof *slots);
-  kiln_completion *comp = NULL;
-  if (!slots || (rc = kiln_as_completed(NULL, 0, -1, &comp))) {
-    free(slots);
-    return rc ? rc : KILN_ENOMEM;
-  }
-  size_t inflight = 0;
-  uint64_t sel = 0;
-  bool exhausted = false;
-  char m[1400];
-  for (;;) {
-    while (!exhausted && inflight < window &&
-           !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-      frame_ctx *c = calloc(1, sizeof *c);
-      if (!c) {
-        kiln__say(msg, msgcap, "out of memory");
-        exhausted = true;
-        break;
-      }
-      c->b = b;
-      rc = kiln_job_next(b->job, &c->fr, &err);
-      if (rc) {
-        if (rc != KILN_EEOF) { /* the job cannot be read on: report, issue no more */
-          kiln_scene_error_format(&err, m, sizeof m);
-          snprintf(c->fr.where, sizeof c->fr.where, "%s", err.file[0] ? err.file : "the job");
-          c->fr.frame = -1;
-          report(&st, &c->fr, rc, m);
-        }
-        exhausted = true;
-        ctx_free(c);
-        break;
-      }
-      if (!selected(b, c->fr.frame)) {
-        ctx_free(c);
-        continue;
-      }
-      c->sel = sel++;
-      c->patched = c->fr.scene_patch != NULL;
-      if (b->cfg.resume) sweep_for(b, &c->fr);
-      int nexist = 0;
-      char first[PATH_MAX] = "";
-      rc = check_unique(b, &c->fr, m, sizeof m);
-      if (!rc) rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, m, sizeof m);
-      if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
-        if (b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
-          b->thumbs[c->sel / b->sheet_every] = thumbnail_of_file(b, &c->fr);
-        report(&st, &c->fr, 1, "");
-        ctx_free(c);
-        continue;
-      }
-      if (!rc && nexist && !b->cfg.resume && !b->cfg.overwrite) {
-        snprintf(m, sizeof m, "%s exists (use --overwrite or --resume)", first);
-        rc = KILN_EINVAL;
-      }
-      if (!rc) rc = issue(b, c, m, sizeof m);
-      if (!rc) rc = kiln_completion_add(comp, c->writer);
-      if (rc) {
-        report(&st, &c->fr, rc, m);
-        settle_and_free(c);
-        continue;
-      }
-      for (size_t i = 0; i < window; i++)
-        if (!slots[i]) {
-          slots[i] = c;
-          break;
-        }
-      inflight++;
-    }
-    if (inflight == 0) break;
-    kiln_future *f = NULL;
-    rc = kiln_completion_next(comp, &f);
-    if (rc) { /* cannot happen with no deadline; do not spin */
-      kiln__say(msg, msgcap, "as_completed: %s", kiln_strerror(rc));
+static void take_slot(run_state *st, frame_ctx *c) {
+  for (size_t i = 0; i < st->window; i++)
+    if (!st->slots[i]) {
+      st->slots[i] = c;
       break;
     }
-    frame_ctx *c = NULL;
-    size_t slot = 0;
-    for (size_t i = 0; i < window; i++)
-      if (slots[i] && slots[i]->writer == f) c = slots[i], slot = i;
-    kiln_future_release(f);
-    if (!c) continue;
-    const char *em = NULL;
-    int frc = kiln_future_error(c->writer, 0, &em);
-    snprintf(m, sizeof m, "%s", em ? em : "");
-    if (frc == KILN_EDEPENDENCY || frc == KILN_ECANCELLED) { /* the render's own error */
-      const char *rm = NULL;
-      int rrc = kiln_future_error(c->render, 0, &rm);
-      if (rrc) frc = rrc, snprintf(m, sizeof m, "%s", rm ? rm : kiln_strerror(rrc));
+  st->inflight++;
+}
+
+static void free_slot(run_state *st, frame_ctx *c) {
+  for (size_t i = 0; i < st->window; i++)
+    if (st->slots[i] == c) st->slots[i] = NULL;
+  st->inflight--;
+}
+
+/* Frame fr (selected; moved into the pipeline or cleared) of the run: skipped when its files
+ * exist under resume, failed when they are an earlier frame's, exist, or it cannot be issued. */
+static void issue_frame(run_state *st, kiln_job_frame *fr) {
+  kiln_batch *b = st->b;
+  uint64_t sel = st->sel++;
+  frame_ctx *c = b->hooks.alloc(1, sizeof *c);
+  if (!c) {
+    report(st, fr, KILN_ENOMEM, "out of memory: the frame cannot be issued");
+    kiln_job_frame_clear(fr);
+    return;
+  }
+  c->b = b, c->fr = *fr, c->sel = sel;
+  memset(fr, 0, sizeof *fr);
+  c->patched = c->fr.scene_patch != NULL;
+  if (b->cfg.resume) sweep_for(b, &c->fr);
+  int nexist = 0;
+  char first[PATH_MAX] = "";
+  int rc = check_unique(b, &c->fr, st->m, sizeof st->m);
+  if (!rc) rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, st->m, sizeof st->m);
+  if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
+    if (b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
+      b->thumbs[c->sel / b->sheet_every] = thumbnail_of_file(b, &c->fr);
+    report(st, &c->fr, 1, "");
+    ctx_free(c);
+    return;
+  }
+  if (!rc && nexist && !b->cfg.resume && !b->cfg.overwrite) {
+    snprintf(st->m, sizeof st->m, "%s exists (use --overwrite or --resume)", first);
+    rc = KILN_EINVAL;
+  }
+  if (!rc) rc = issue(b, c, st->m, sizeof st->m);
+  if (!rc) rc = kiln_completion_add(st->comp, c->writer);
+  if (rc) {
+    report(st, &c->fr, rc, st->m);
+    settle_and_free(c);
+    return;
+  }
+  take_slot(st, c);
+}
+
+/* Expands and issues frames until the window is full, the job ends or the batch is stopped.
+ * 0, or the error that stops the run before any frame (the first frame's checks). */
+static int issue_more(run_state *st) {
+  kiln_batch *b = st->b;
+  while (!st->exhausted && st->inflight < st->window && !stopping(b)) {
+    kiln_job_frame fr;
+    kiln_error_detail jerr;
+    int rc = kiln_job_next(b->job, &fr, &jerr);
+    if (rc) {
+      st->exhausted = true;
+      if (rc != KILN_EEOF) { /* the job cannot be read on: report, issue no more */
+        memset(&fr, 0, sizeof fr);
+        kiln_error_detail_format(&jerr, st->m, sizeof st->m);
+        snprintf(fr.where, sizeof fr.where, "%s", jerr.file[0] ? jerr.file : "the job");
+        fr.frame = -1;
+        report(st, &fr, rc, st->m);
+      }
+      return 0;
     }
-    sum->files += c->files, sum->bytes += c->bytes; /* also those of a frame that failed later */
-    c->files = c->bytes = 0;
-    if (frc == KILN_EDEVICE_LOST && c->retries < MAX_RETRIES &&
-        kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs) >= 0) { /* again, on another device */
-      c->retries++;
-      release_own(c);
-      char rm[512];
-      int irc = issue(b, c, rm, sizeof rm);
-      if (!irc) irc = kiln_completion_add(comp, c->writer);
-      if (!irc) continue;
-      snprintf(m, sizeof m, "lost with its device, and cannot be issued again: %s", rm);
-      frc = irc;
-      report(&st, &c->fr, frc, m);
-      slots[slot] = NULL;
-      inflight--;
-      settle_and_free(c);
+    if (!selected(b, fr.frame)) {
+      kiln_job_frame_clear(&fr);
       continue;
     }
-    if (frc == 0 && sum->written == 0) sum->first_image_s = kiln__now() - st.t0;
-    report(&st, &c->fr, frc, m);
-    slots[slot] = NULL;
-    inflight--;
-    ctx_free(c);
+    if (st->sel == 0 && (rc = first_frame(st, &fr))) {
+      kiln_job_frame_clear(&fr);
+      return rc;
+    }
+    issue_frame(st, &fr);
   }
-  kiln_completion_destroy(comp);
-  free(slots);
+  return 0;
+}
 
+/* The outcome of frame c, whose writer is done: its code and message (into st->m). */
+static int outcome(run_state *st, frame_ctx *c) {
+  const char *em = NULL;
+  int frc = kiln_future_error(c->writer, 0, &em);
+  snprintf(st->m, sizeof st->m, "%s", em ? em : "");
+  if (frc == KILN_EDEPENDENCY || frc == KILN_ECANCELLED) { /* the render's own error */
+    const char *rm = NULL;
+    int rrc = kiln_future_error(c->render, 0, &rm);
+    if (rrc) frc = rrc, snprintf(st->m, sizeof st->m, "%s", rm ? rm : kiln_strerror(rrc));
+  }
+  st->sum->files += c->files, st->sum->bytes += c->bytes; /* also those of a frame that failed later */
+  c->files = c->bytes = 0;
+  return frc;
+}
+
+/* Reports frame c (done) and frees it. */
+static void retire(run_state *st, frame_ctx *c, int frc) {
+  if (frc == 0 && st->sum->written == 0) st->sum->first_image_s = kiln__now() - st->t0;
+  report(st, &c->fr, frc, st->m);
+  free_slot(st, c);
+  ctx_free(c);
+}
+
+/* Takes the next finished frame from the completion set: reports it, or issues it again on
+ * another device when it was lost with its own. 0, or the completion set's error. */
+static int collect_one(run_state *st) {
+  kiln_batch *b = st->b;
+  kiln_future *f = NULL;
+  int rc = b->hooks.completion_next(st->comp, &f);
+  if (rc) return fail(st, rc, "as_completed: %s", kiln_strerror(rc));
+  frame_ctx *c = NULL;
+  for (size_t i = 0; i < st->window; i++)
+    if (st->slots[i] && st->slots[i]->writer == f) c = st->slots[i];
+  kiln_future_release(f);
+  if (!c) return 0;
+  int frc = outcome(st, c);
+  if (frc == KILN_EDEVICE_LOST && c->retries < MAX_RETRIES &&
+      kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs) >= 0) { /* again, on another device */
+    c->retries++;
+    release_own(c);
+    char rm[512];
+    int irc = issue(b, c, rm, sizeof rm);
+    if (!irc) irc = kiln_completion_add(st->comp, c->writer);
+    if (!irc) return 0;
+    snprintf(st->m, sizeof st->m, "lost with its device, and cannot be issued again: %s", rm);
+    report(st, &c->fr, irc, st->m);
+    free_slot(st, c);
+    settle_and_free(c);
+    return 0;
+  }
+  retire(st, c, frc);
+  return 0;
+}
+
+/* Waits for every frame still in flight and reports it (after an error of the completion set,
+ * so that no writer task touches the batch once kiln_batch_run has returned). */
+static void drain(run_state *st) {
+  for (size_t i = 0; i < st->window; i++) {
+    frame_ctx *c = st->slots[i];
+    if (!c) continue;
+    kiln_future_result(c->writer, -1, NULL);
+    retire(st, c, outcome(st, c));
+  }
+}
+
+static void run_finish(run_state *st, bool stopped_early) {
+  kiln_batch *b = st->b;
+  kiln_batch_summary *sum = st->sum;
+  if (st->slots) drain(st);
+  kiln_completion_destroy(st->comp);
+  free(st->slots);
+  st->slots = NULL, st->comp = NULL;
   /* stopped: frames were left unissued because of kiln_batch_stop */
-  sum->stopped = atomic_load_explicit(&b->stop, memory_order_relaxed) != 0 && !exhausted;
+  sum->stopped = stopping(b) && stopped_early;
   if (b->cfg.contact_sheet && b->thumbs)
-    sum->contact_sheet_status = write_contact_sheet(b, m, sizeof m);
-  sum->wall_s = kiln__now() - st.t0;
+    sum->contact_sheet_status = write_contact_sheet(b, sum->contact_sheet_message,
+                                                    sizeof sum->contact_sheet_message);
+  if (!sum->contact_sheet_status) sum->contact_sheet_message[0] = 0;
+  else if (!sum->contact_sheet_message[0])
+    snprintf(sum->contact_sheet_message, sizeof sum->contact_sheet_message, "%s",
+             kiln_strerror(sum->contact_sheet_status));
+  sum->wall_s = kiln__now() - st->t0;
   sum->images_per_s = sum->wall_s > 0 ? (double)sum->written / sum->wall_s : 0;
   pthread_mutex_lock(&b->mu);
   sum->prepare_s = b->prepare_s, sum->render_s = b->render_s, sum->readback_s = b->readback_s;
   sum->encode_s = b->encode_s, sum->write_s = b->write_s;
   pthread_mutex_unlock(&b->mu);
   sum->peak_rss_bytes = peak_rss();
-  if (sum->contact_sheet_status && msg && msgcap && !msg[0]) kiln__say(msg, msgcap, "%s", m);
-  return sum->failed ? 1 : 0;
+}
+
+int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  memset(sum, 0, sizeof *sum);
+  run_state st = {.b = b, .sum = sum, .err = err, .t0 = kiln__now()};
+  int rc = run_begin(&st);
+  if (!rc)
+    while (!(rc = issue_more(&st)) && st.inflight > 0 && !(rc = collect_one(&st))) {
+    }
+  bool before_any = rc && st.sel == 0 && st.inflight == 0;
+  if (before_any) thumbs_free(b); /* no contact sheet for a run that rendered nothing */
+  else if (rc) st.exhausted = true; /* an error midway: issue no more */
+  run_finish(&st, !st.exhausted);
+  if (!rc) memset(err, 0, sizeof *err);
+  err->code = rc;
+  return rc;
 }

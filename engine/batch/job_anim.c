@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "job_internal.h"
+#include "batch_internal.h"
 
 #define DEG (3.14159265358979323846 / 180.0)
 
@@ -335,7 +335,7 @@ static int parse_cam_key(kiln_job *job, kiln__sj_ctx *c, const cJSON *o, bool le
   k->focus_given = cJSON_GetObjectItemCaseSensitive(o, "focus_distance") || job->focus_given;
   float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                 cam->look_at[2] - cam->position[2]};
-  cam->focus_distance = (float)(k->focus_given ? fd : len3(d));
+  cam->focus_distance = (float)(k->focus_given ? fd : kiln__len3(d));
   if (lens && !(cam->focus_distance > 0)) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
   return kiln__job_check_camera(c, cam, NULL);
 }
@@ -432,7 +432,7 @@ static int parse_rotate(kiln__sj_ctx *c, const cJSON *o, double q[4]) {
     if ((rc = kiln__sj_check_keys(c, o, keys)) || (rc = kiln__sj_vec3(c, o, "axis", NULL, -1e30, 1e30, v)) ||
         (rc = kiln__sj_num(c, o, "angle", true, 0, -1e6, 1e6, &ang)))
       return rc;
-    if (len3(v) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
+    if (kiln__len3(v) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
     kiln__quat_axis((const double[3]){v[0], v[1], v[2]}, ang, q);
   } else {
     if (kiln__sj_vec3_value(c, o, "rotate", -1e6, 1e6, v))

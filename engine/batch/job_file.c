@@ -1,4 +1,4 @@
-/* jobfile.c: loading a job (docs/JOBS.md): a .json job (scene, output settings, and an animation
+/* job_file.c: loading a job (docs/JOBS.md): a .json job (scene, output settings, and an animation
  * or a list of images) or a bare .jsonl list, its scene, and the frames, expanded one at a time.
  *
  * kiln_job_load validates everything before it returns: the job's keys and values, the scene (by
@@ -7,77 +7,21 @@
  * frames. kiln_job_next then expands frames lazily: an animation computes frame i from its
  * parameters; a list re-reads its file line by line (a FILE * and a line counter), so memory does
  * not grow with the number of frames. Errors inside the job file or a list line go through a
- * kiln__sj_ctx whose text is that file or line (jobfile.h), which gives them a line, a column and
+ * kiln__sj_ctx whose text is that file or line (batch_internal.h), which gives them a line, a column and
  * a JSON path, exactly as the scene loader's.
  *
  * Threads: kiln_job_next and kiln_job_rewind change the iteration state and must not run
- * concurrently for one job; everything else only reads the job (struct kiln_job in jobfile.h). */
+ * concurrently for one job; everything else only reads the job (struct kiln_job in batch_internal.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "output.h"
-#include "job_internal.h"
-#include "names.h"
+#include "batch_internal.h"
 
-
-/* ---- shared helpers (jobfile.h) ------------------------------------------------------------- */
-
-void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_scene_error *err) {
-  memset(c, 0, sizeof *c);
-  c->text = text, c->file = file, c->err = err;
-}
-
-int kiln__job_find(char *const *names, size_t n, const char *name) {
-  int found = -1;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(names[i], name) == 0) {
-      if (found >= 0) return -2;
-      found = (int)i;
-    }
-  return found;
-}
-
-int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names, size_t n) {
-  const char *list[65];
-  size_t k = 0;
-  for (; k < n && k < 64; k++) list[k] = names[k];
-  list[k] = NULL;
-  const char *near = kiln__sj_closest(name, list);
-  if (near) return kiln__sj_fail(c, "the scene has no %s named '%s' (did you mean '%s'?)", what, name, near);
-  return kiln__sj_fail(c, "the scene has no %s named '%s'", what, name);
-}
-
-int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *key_at) {
-  float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
-                cam->look_at[2] - cam->position[2]}, x[3];
-  int d = c->depth;
-  if (key_at) kiln__sj_push_key(c, key_at);
-  int rc = 0;
-  if (!(cam->vfov_deg > 0 && cam->vfov_deg < 180))
-    rc = kiln__sj_fail(c, "vfov must be in (0, 180) degrees, not %g", cam->vfov_deg);
-  else if (len3(f) < 1e-12)
-    rc = kiln__sj_fail(c, "look_at equals position: no view direction");
-  else if (len3(cam->up) < 1e-12)
-    rc = kiln__sj_fail(c, "up has zero length");
-  else if (cross3(f, cam->up, x), len3(x) <= 1e-6 * len3(f) * len3(cam->up))
-    rc = kiln__sj_fail(c, "up is parallel to the view direction (look_at - position)");
-  else if (cam->thin_lens && !(cam->focus_distance > 0))
-    rc = kiln__sj_fail(c, "focus_distance must be > 0");
-  else if (cam->thin_lens && !(cam->aperture >= 0))
-    rc = kiln__sj_fail(c, "aperture must be >= 0");
-  c->depth = d;
-  return rc;
-}
-
-void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s) {
-  if (job->width) s->data.settings.width = job->width;
-  if (job->height) s->data.settings.height = job->height;
-  if (job->spp) s->data.settings.spp = job->spp;
-}
 
 /* ---- the scene ----------------------------------------------------------------------------- */
 
@@ -110,14 +54,14 @@ static int entry_names(const cJSON *doc, const char *key, bool objects, char ***
   return 0;
 }
 
-static int nomem(kiln_scene_error *err, const char *file) {
+static int nomem(kiln_error_detail *err, const char *file) {
   snprintf(err->file, sizeof err->file, "%s", file);
   snprintf(err->message, sizeof err->message, "out of memory");
   return KILN_ENOMEM;
 }
 
 /* Loads the scene at path (validated, errors located in it) and keeps its document and names. */
-static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_scene_error *err) {
+static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_error_detail *err) {
   int rc = kiln_scene_load_pool(pool, path, err, &job->scene);
   if (rc) return rc;
   size_t len;
@@ -189,7 +133,29 @@ static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
   return 0;
 }
 
-static int open_list(kiln_job *job, kiln_scene_error *err);
+static int open_list(kiln_job *job, kiln_error_detail *err);
+
+/* Notes the number of the list's next frame (job->runs). */
+static int note_frame(kiln_job *job, long frame) {
+  kiln__frame_run *r = job->nruns ? &job->runs[job->nruns - 1] : NULL;
+  if (r && r->n == 1 && frame > LONG_MIN / 2 && frame < LONG_MAX / 2 && r->first > LONG_MIN / 2 &&
+      r->first < LONG_MAX / 2) {
+    r->step = frame - r->first, r->n = 2;
+    return 0;
+  }
+  if (r && r->n > 1 && frame - r->step == r->first + (long)(r->n - 1) * r->step) {
+    r->n++;
+    return 0;
+  }
+  if (job->nruns == job->runs_cap) {
+    size_t cap = job->runs_cap ? 2 * job->runs_cap : 4;
+    kiln__frame_run *t = realloc(job->runs, cap * sizeof *t);
+    if (!t) return KILN_ENOMEM;
+    job->runs = t, job->runs_cap = cap;
+  }
+  job->runs[job->nruns++] = (kiln__frame_run){frame, 0, 1};
+  return 0;
+}
 
 static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
   static const char *const keys[] = {"description", "scene", "output", "passes", "format", "width",
@@ -238,6 +204,7 @@ static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c
       kiln__sj_push_key(c, "images");
       kiln__sj_push_index(c, (int)job->count);
       if (!(rc = kiln__list_image(job, c, e, job->count, &fr))) c->depth -= 2;
+      if (!rc && (rc = note_frame(job, fr.frame))) kiln__sj_nomem(c);
       kiln_job_frame_clear(&fr);
     }
   } else {
@@ -247,7 +214,7 @@ static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c
   return rc;
 }
 
-static int load_json_job(kiln_job *job, const kiln_job_options *opt, kiln_scene_error *err) {
+static int load_json_job(kiln_job *job, const kiln_job_options *opt, kiln_error_detail *err) {
   size_t len;
   int rc = kiln__read_file(job->path, &job->text, &len, err->message, sizeof err->message);
   kiln__sj_ctx c;
@@ -278,7 +245,7 @@ static bool blank(const char *s) {
 }
 
 /* The next non-blank line of the list into *fr; KILN_EEOF at the end. */
-static int next_line(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
+static int next_line(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err) {
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
@@ -310,7 +277,7 @@ static int next_line(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
 }
 
 /* Opens the list and validates every line, counting the images. */
-static int open_list(kiln_job *job, kiln_scene_error *err) {
+static int open_list(kiln_job *job, kiln_error_detail *err) {
   if (!(job->list = fopen(job->list_path, "rb"))) {
     snprintf(err->file, sizeof err->file, "%s", job->list_path);
     snprintf(err->message, sizeof err->message, "cannot open %s: %s", job->list_path, strerror(errno));
@@ -321,6 +288,7 @@ static int open_list(kiln_job *job, kiln_scene_error *err) {
   for (;;) {
     memset(&fr, 0, sizeof fr);
     rc = next_line(job, &fr, err);
+    if (!rc && (rc = note_frame(job, fr.frame))) nomem(err, job->list_path);
     kiln_job_frame_clear(&fr);
     if (rc) break;
     job->next++;
@@ -338,19 +306,19 @@ static bool is_jsonl(const char *path) {
   return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
 }
 
-int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err, kiln_job **out) {
-  kiln_scene_error dummy;
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err, kiln_job **out) {
+  kiln_error_detail dummy;
   kiln_job_options none = {0};
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   if (!path || !out) {
     snprintf(err->message, sizeof err->message, "path and out must not be NULL");
-    return KILN_EINVAL;
+    return err->code = KILN_EINVAL;
   }
   if (!opt) opt = &none;
   kiln_job *job = calloc(1, sizeof *job);
-  if (!job || !(job->path = dup_str(path))) return free(job), nomem(err, path);
+  if (!job || !(job->path = dup_str(path))) return free(job), err->code = nomem(err, path);
   job->passes = KILN_PASS_COLOR, job->format = KILN_FORMAT_PNG;
   int rc;
   if (is_jsonl(path)) {
@@ -370,7 +338,7 @@ int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_erro
   }
   if (rc) {
     kiln_job_destroy(job);
-    return rc;
+    return err->code = rc;
   }
   memset(err, 0, sizeof *err);
   *out = job;
@@ -378,17 +346,25 @@ int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_erro
 }
 
 const kiln_scene *kiln_job_scene(const kiln_job *job) { return job->scene; }
-const char *kiln_job_output(const kiln_job *job) { return job->output; }
-unsigned kiln_job_passes(const kiln_job *job) { return job->passes; }
-kiln_format kiln_job_format(const kiln_job *job) { return job->format; }
-uint64_t kiln_job_count(const kiln_job *job) { return job->count; }
 
-int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
-  assert(job && fr);
-  kiln_scene_error dummy;
-  if (!err) err = &dummy;
-  memset(err, 0, sizeof *err);
-  memset(fr, 0, sizeof *fr);
+void kiln_job_get_info(const kiln_job *job, kiln_job_info *info) {
+  assert(job && info);
+  *info = (kiln_job_info){job->output, job->passes, job->format, job->count};
+}
+
+uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg) {
+  uint64_t n = 0;
+  if (job->kind == KILN__JOB_ANIM) {
+    for (uint64_t i = 0; i < job->count; i++) n += fn(arg, job->anim.start + (long)i * job->anim.step);
+    return n;
+  }
+  for (size_t r = 0; r < job->nruns; r++)
+    for (uint64_t i = 0; i < job->runs[r].n; i++)
+      n += fn(arg, job->runs[r].first + (long)i * job->runs[r].step);
+  return n;
+}
+
+static int next_frame(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err) {
   int rc;
   if (job->kind == KILN__JOB_ANIM) {
     if (job->next >= job->count) return KILN_EEOF;
@@ -407,6 +383,18 @@ int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err) {
   }
   fr->index = job->next++;
   return 0;
+}
+
+int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err) {
+  assert(job && fr);
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  memset(fr, 0, sizeof *fr);
+  int rc = next_frame(job, fr, err);
+  if (rc == KILN_EEOF) memset(err, 0, sizeof *err);
+  else err->code = rc;
+  return rc;
 }
 
 int kiln_job_rewind(kiln_job *job) {
@@ -439,5 +427,6 @@ void kiln_job_destroy(kiln_job *job) {
   cJSON_Delete(job->scene_doc), cJSON_Delete(job->root);
   free(job->scene_text), free(job->scene_path), free(job->scene_dir);
   free(job->text), free(job->path), free(job->output), free(job->list_path);
+  free(job->runs);
   free(job);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "job_internal.h"
+#include "batch_internal.h"
 
 static const char *const mat_types[] = {"diffuse", "conductor", "dielectric", "emissive", NULL};
 static const char *const env_types[] = {"constant", "gradient", "map", NULL};
@@ -72,7 +72,7 @@ static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, ki
     float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                   cam->look_at[2] - cam->position[2]};
     bool moved = cJSON_GetObjectItemCaseSensitive(o, "position") || cJSON_GetObjectItemCaseSensitive(o, "look_at");
-    double fd_def = job->focus_given && !moved ? job->camera.focus_distance : len3(d);
+    double fd_def = job->focus_given && !moved ? job->camera.focus_distance : kiln__len3(d);
     if ((rc = kiln__sj_num(c, o, "aperture", !job->camera.thin_lens, job->camera.aperture, 0, 1e30, &ap)) ||
         (rc = kiln__sj_num(c, o, "focus_distance", false, fd_def, 0, 1e30, &fd)))
       return rc;
@@ -168,9 +168,8 @@ static int find_entry(kiln__sj_ctx *c, const char *what, char *const *names, siz
 static int check_xform(kiln__sj_ctx *c, const cJSON *o) {
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "transform");
   if (!t) return 0;
-  kiln__xform x;
   kiln__sj_push_key(c, "transform");
-  int rc = kiln__sj_parse_xform(c, t, &x);
+  int rc = kiln__sj_check_xform(c, t);
   if (!rc) kiln__sj_pop(c);
   return rc;
 }
@@ -232,8 +231,8 @@ static int check_light(kiln__sj_ctx *c, const cJSON *m, const cJSON *base) {
     }
     if ((rc = kiln__sj_vec3(c, m, key, NULL, -1e30, 1e30, out))) return rc;
   }
-  cross3(u, v, n);
-  if (len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
+  kiln__cross3(u, v, n);
+  if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
   return 0;
 }
 
@@ -333,7 +332,7 @@ int kiln__list_image(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, uint6
 }
 
 int kiln__list_line(const kiln_job *job, const char *text, long lineno, uint64_t index,
-                    kiln_scene_error *err, kiln_job_frame *fr) {
+                    kiln_error_detail *err, kiln_job_frame *fr) {
   kiln__sj_ctx c;
   kiln__job_ctx(&c, text, job->list_path, err);
   size_t off = strspn(text, " \t\r");

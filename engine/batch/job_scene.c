@@ -11,12 +11,11 @@
  *
  * Threads: only reads the job (its scene document and names), so any number of calls may run at
  * once, alongside kiln_job_next. */
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "job_internal.h"
+#include "batch_internal.h"
 
 /* Sets obj[key] to a copy of v. */
 static bool set_key(cJSON *obj, const char *key, const cJSON *v) {
@@ -93,13 +92,8 @@ static void rename_path(const kiln_job *job, char *path, size_t cap) {
   }
 }
 
-int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err, kiln_scene **out) {
-  assert(job && fr && out);
-  kiln_scene_error dummy;
-  if (!err) err = &dummy;
-  memset(err, 0, sizeof *err);
-  *out = NULL;
-  if (!fr->scene_patch) return 0;
+static int frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error_detail *err,
+                       kiln_scene **out) {
   snprintf(err->file, sizeof err->file, "%.511s", fr->where);
   cJSON *patch = cJSON_ParseWithOpts(fr->scene_patch, NULL, true), *doc = NULL;
   char *text = NULL;
@@ -123,5 +117,22 @@ int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_sce
   }
   free(text);
   cJSON_Delete(doc), cJSON_Delete(patch);
+  return rc;
+}
+
+int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error_detail *err,
+                         kiln_scene **out) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  if (out) *out = NULL;
+  if (!job || !fr || !out) {
+    snprintf(err->message, sizeof err->message, "job, fr and out must not be NULL");
+    return err->code = KILN_EINVAL;
+  }
+  if (!fr->scene_patch) return 0;
+  int rc = frame_scene(job, fr, err, out);
+  if (rc) err->code = rc;
+  else memset(err, 0, sizeof *err);
   return rc;
 }

@@ -1,5 +1,5 @@
-/* outname.c: output-name templates and contact sheets (see outname.h). */
-#include "names.h"
+/* names.c: output-name templates and contact sheets (batch_internal.h). */
+#include "batch_internal.h"
 
 #include <math.h>
 #include <stdio.h>

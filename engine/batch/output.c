@@ -1,8 +1,8 @@
-/* batch_out.c: what the batch writes and where: pass and format names, the encoding of every pass
- * in every format (docs/JOBS.md, "What is written"), output folders, and the sweep of temporaries a
- * killed run left. Used by batch.c; nothing here prints. */
+/* output.c: what the batch writes: pass and format names, and the encoding of every pass in every
+ * format (docs/JOBS.md, "What is written"). Used by batch.c and the job reader; nothing here
+ * prints. */
 #define _GNU_SOURCE
-#include "output.h"
+#include "batch_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,7 +36,14 @@ const char *kiln_pass_name(unsigned pass) {
   return NULL;
 }
 
-int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap) {
+int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  memset(err, 0, sizeof *err);
+  if (!passes) {
+    snprintf(err->message, sizeof err->message, "passes must not be NULL");
+    return err->code = KILN_EINVAL;
+  }
   unsigned set = KILN_PASS_COLOR;
   const char *p = list ? list : "";
   while (*p) {
@@ -48,10 +55,9 @@ int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap
     if (found < 0 && n == 9 && strncmp(p, "object_id", 9) == 0) found = 4;
     if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
     if (found < 0 && n > 0) {
-      if (msg && msgcap)
-        snprintf(msg, msgcap, "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance",
-                 (int)n, p);
-      return KILN_EPARSE;
+      snprintf(err->message, sizeof err->message,
+               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance", (int)n, p);
+      return err->code = KILN_EPARSE;
     }
     if (found >= 0) set |= 1u << found;
     p += n;
@@ -61,28 +67,38 @@ int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap
   return 0;
 }
 
+/* Every name a job or --format may give, and the format of each (format_of[i] is that of name i).
+ * A format's own name, and its colour file's extension, is the first name that gives it. */
 const char *const kiln__format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL};
-static const char *const *const format_names = kiln__format_names;
+static const kiln_format format_of[] = {KILN_FORMAT_PNG, KILN_FORMAT_PNG16, KILN_FORMAT_JPEG,
+                                        KILN_FORMAT_EXR, KILN_FORMAT_NPY,   KILN_FORMAT_HDR,
+                                        KILN_FORMAT_JPEG};
+_Static_assert(sizeof format_of / sizeof format_of[0] ==
+                   sizeof kiln__format_names / sizeof kiln__format_names[0] - 1,
+               "one format for every name");
 
 int kiln_format_parse(const char *name, kiln_format *out) {
-  if (!name) return KILN_EPARSE;
-  for (int i = 0; format_names[i]; i++)
-    if (strcmp(name, format_names[i]) == 0) {
+  if (!name || !out) return KILN_EPARSE;
+  for (int i = 0; kiln__format_names[i]; i++)
+    if (strcmp(name, kiln__format_names[i]) == 0) {
       *out = kiln__format_of(i);
       return 0;
     }
   return KILN_EPARSE;
 }
 
-kiln_format kiln__format_of(int i) { return i == 6 ? KILN_FORMAT_JPEG : (kiln_format)i; }
+kiln_format kiln__format_of(int i) { return format_of[i]; }
 
 const char *kiln_format_name(kiln_format f) {
-  return (unsigned)f < 6 ? format_names[f] : "?";
+  if (f == KILN_FORMAT_DEFAULT) return "default";
+  for (int i = 0; kiln__format_names[i]; i++)
+    if (format_of[i] == f) return kiln__format_names[i];
+  return "?";
 }
 
 /* The file extension of pass index pi in format f. */
 const char *kiln__pass_ext(kiln_format f, int pi) {
-  if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : format_names[f];
+  if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : kiln_format_name(f);
   switch (f) {
     case KILN_FORMAT_EXR:
     case KILN_FORMAT_HDR: return "exr";

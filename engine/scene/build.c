@@ -1,4 +1,4 @@
-/* scene_build.c: growing the flattened kiln__scene (scene_data.h) while a scene file is read.
+/* build.c: growing the flattened kiln__scene (scene_data.h) while a scene file is read.
  *
  * Everything arrives here in world space or with its transform: mesh triangles are transformed
  * (positions by M, normals by the inverse transpose of M's 3x3, renormalised), quads and boxes are

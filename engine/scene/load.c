@@ -1,4 +1,4 @@
-/* scene_json.c: kiln's JSON scene format (docs/SCENE.md) -> kiln__scene, with located errors.
+/* load.c: kiln's JSON scene format (docs/SCENE.md) -> kiln__scene, with located errors.
  *
  * The text is parsed by cJSON, then walked once, section by section (settings, camera,
  * environment, materials, objects, lights). The walk keeps the JSON path of the value it is looking
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scene_json.h"
+#include "scene_internal.h"
 
 /* ---- paths and errors ------------------------------------------------------------------------ */
 
@@ -47,7 +47,7 @@ static void path_string(const kiln__sj_ctx *c, char *buf, size_t size) {
 
 /* Fills the error for the value at the current path (its key when at_key). Returns code. */
 static int vfail(kiln__sj_ctx *c, int code, bool at_key, const char *fmt, va_list ap) {
-  kiln_scene_error *e = c->err;
+  kiln_error_detail *e = c->err;
   snprintf(e->file, sizeof e->file, "%s", c->file);
   int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
   kiln__json_locate(c->text, c->path, d, at_key, &e->line, &e->column);
@@ -288,17 +288,16 @@ static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
 }
 
 static int load_string(const char *json, const char *base_dir, const char *name_for_messages,
-                       kiln_pool *pool, kiln_scene_error *err, kiln_scene **out) {
-  kiln_scene_error dummy;
-  if (!err) err = &dummy;
+                       kiln_pool *pool, kiln_error_detail *err, kiln_scene **out) {
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   if (!json || !out) {
     snprintf(err->message, sizeof err->message, "json and out must not be NULL");
     return KILN_EINVAL;
   }
+  kiln__sj_load ld = {.pool = pool, .b = {.next_instance = 1}};
   kiln__sj_ctx c = {.text = json, .file = name_for_messages ? name_for_messages : "<string>",
-           .base_dir = base_dir, .pool = pool, .err = err, .b = {.next_instance = 1}};
+                    .base_dir = base_dir, .err = err, .ld = &ld};
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithOpts(json, &end, true);
   int rc;
@@ -312,32 +311,20 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   }
   rc = parse_root(&c, root);
   cJSON_Delete(root);
-  for (size_t i = 0; i < c.ntexs; i++) free(c.texs[i].path);
-  for (size_t i = 0; i < c.nmeshes; i++) free(c.meshes[i].path), kiln__mesh_free(&c.meshes[i].mesh);
-  free(c.texs), free(c.mats), free(c.meshes);
+  for (size_t i = 0; i < ld.ntexs; i++) free(ld.texs[i].path);
+  for (size_t i = 0; i < ld.nmeshes; i++) free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
+  free(ld.texs), free(ld.mats), free(ld.meshes);
   if (rc) {
-    kiln__scene_free(&c.b.s);
+    kiln__scene_free(&ld.b.s);
     return rc;
   }
-  kiln__sb_finish(&c.b);
-  if (!(*out = kiln__scene_wrap(&c.b.s))) return kiln__sj_nomem(&c); /* wrap freed the scene */
+  kiln__sb_finish(&ld.b);
+  if (!(*out = kiln__scene_wrap(&ld.b.s))) return kiln__sj_nomem(&c); /* wrap freed the scene */
   memset(err, 0, sizeof *err);
   return 0;
 }
 
-int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
-                           kiln_scene_error *err, kiln_scene **out) {
-  return load_string(json, base_dir, name_for_messages, NULL, err, out);
-}
-
-int kiln_scene_load(const char *path, kiln_scene_error *err, kiln_scene **out) {
-  return kiln_scene_load_pool(NULL, path, err, out);
-}
-
-int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *err,
-                         kiln_scene **out) {
-  kiln_scene_error dummy;
-  if (!err) err = &dummy;
+static int load_file(kiln_pool *pool, const char *path, kiln_error_detail *err, kiln_scene **out) {
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   if (!path || !out) {
@@ -359,6 +346,8 @@ int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *er
   }
   if (!(dir = kiln__dirname(path))) {
     free(text);
+    snprintf(err->file, sizeof err->file, "%s", path);
+    snprintf(err->message, sizeof err->message, "out of memory");
     return KILN_ENOMEM;
   }
   rc = load_string(text, dir, path, pool, err, out);
@@ -366,19 +355,24 @@ int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *er
   return rc;
 }
 
-char *kiln_scene_error_format(const kiln_scene_error *e, char *buf, size_t size) {
-  if (!size) return buf;
-  int n = 0;
-  if (e->file[0] && e->line > 0 && e->column > 0)
-    n = snprintf(buf, size, "%s:%d:%d: ", e->file, e->line, e->column);
-  else if (e->file[0] && e->line > 0)
-    n = snprintf(buf, size, "%s:%d: ", e->file, e->line);
-  else if (e->file[0])
-    n = snprintf(buf, size, "%s: ", e->file);
-  if (n < 0) n = 0;
-  if ((size_t)n < size && e->path[0]) n += snprintf(buf + n, size - (size_t)n, "%s: ", e->path);
-  if ((size_t)n < size) snprintf(buf + n, size - (size_t)n, "%s", e->message);
-  return buf;
+/* The public calls: err may be NULL, and its code is the code returned. */
+
+int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
+                           kiln_error_detail *err, kiln_scene **out) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  return err->code = load_string(json, base_dir, name_for_messages, NULL, err, out);
+}
+
+int kiln_scene_load(const char *path, kiln_error_detail *err, kiln_scene **out) {
+  return kiln_scene_load_pool(NULL, path, err, out);
+}
+
+int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_error_detail *err,
+                         kiln_scene **out) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  return err->code = load_file(pool, path, err, out);
 }
 
 void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info) {

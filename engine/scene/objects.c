@@ -1,4 +1,4 @@
-/* scene_objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md). Mesh files are read
+/* objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md). Mesh files are read
  * once each (a cache keyed by path), all at once on a pool when kiln_scene_load_pool gives one, and
  * their errors are reported in scene order whatever order they were read in. Primitives and quad
  * lights go to the builder (scene_build.c) with their transforms and instances. */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scene_json.h"
+#include "scene_internal.h"
 
 /* ---- objects ------------------------------------------------------------------------------------- */
 
@@ -58,7 +58,7 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
     size_t n = strlen(name);
     if (!(mt.name = malloc(n + 1))) return kiln__sj_nomem(c);
     memcpy(mt.name, name, n + 1);
-    if (kiln__sb_material(&c->b, &mt, &mats[k])) return free(mt.name), kiln__sj_nomem(c);
+    if (kiln__sb_material(&c->ld->b, &mt, &mats[k])) return free(mt.name), kiln__sj_nomem(c);
   }
   return 0;
 }
@@ -101,12 +101,12 @@ static int load_entry(void *arg, void **result) {
 static kiln__sj_mesh_entry *mesh_lookup(kiln__sj_ctx *c, const char *file) {
   char *path = kiln__sj_scene_path(c, file);
   if (!path) return NULL;
-  for (size_t i = 0; i < c->nmeshes; i++)
-    if (strcmp(c->meshes[i].path, path) == 0) return free(path), &c->meshes[i];
-  kiln__sj_mesh_entry *a = realloc(c->meshes, (c->nmeshes + 1) * sizeof *a);
+  for (size_t i = 0; i < c->ld->nmeshes; i++)
+    if (strcmp(c->ld->meshes[i].path, path) == 0) return free(path), &c->ld->meshes[i];
+  kiln__sj_mesh_entry *a = realloc(c->ld->meshes, (c->ld->nmeshes + 1) * sizeof *a);
   if (!a) return free(path), NULL;
-  c->meshes = a;
-  kiln__sj_mesh_entry *e = &a[c->nmeshes++];
+  c->ld->meshes = a;
+  kiln__sj_mesh_entry *e = &a[c->ld->nmeshes++];
   memset(e, 0, sizeof *e);
   e->path = path, e->is_obj = ends_with(file, ".obj");
   return e;
@@ -116,7 +116,7 @@ static kiln__sj_mesh_entry *mesh_lookup(kiln__sj_ctx *c, const char *file) {
  * are only created for well-formed mesh objects; anything else is left for add_mesh to report. */
 int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
   const cJSON *objs = cJSON_GetObjectItemCaseSensitive(root, "objects");
-  if (!c->pool || !cJSON_IsArray(objs)) return 0;
+  if (!c->ld->pool || !cJSON_IsArray(objs)) return 0;
   for (const cJSON *o = objs->child; o; o = o->next) {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "file");
@@ -125,13 +125,13 @@ int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
       continue;
     if (!mesh_lookup(c, f->valuestring)) return kiln__sj_nomem(c);
   }
-  if (c->nmeshes < 2) return 0;
-  void **args = malloc(c->nmeshes * sizeof *args);
+  if (c->ld->nmeshes < 2) return 0;
+  void **args = malloc(c->ld->nmeshes * sizeof *args);
   if (!args) return kiln__sj_nomem(c);
-  for (size_t i = 0; i < c->nmeshes; i++) args[i] = &c->meshes[i];
+  for (size_t i = 0; i < c->ld->nmeshes; i++) args[i] = &c->ld->meshes[i];
   /* if the map itself fails (pool shut down, ENOMEM), the entries it did not load are loaded by
    * add_mesh in this thread */
-  (void)kiln_map(c->pool, load_entry, args, c->nmeshes, 1, -1, NULL, NULL);
+  (void)kiln_map(c->ld->pool, load_entry, args, c->ld->nmeshes, 1, -1, NULL, NULL);
   free(args);
   return 0;
 }
@@ -164,11 +164,11 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
     if (mp->ngroups == 1 && name) snprintf(oname, sizeof oname, "%s", name);
     else if (name) snprintf(oname, sizeof oname, "%s.%s", name, gname);
     else snprintf(oname, sizeof oname, "%s", gname);
-    if (kiln__sb_object(&c->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
+    if (kiln__sb_object(&c->ld->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
   }
   for (size_t k = 0; !rc && k < nx; k++) {
-    for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->b.next_instance++;
-    if ((rc = kiln__sb_mesh(&c->b, mp, &xs[k], mats, objs, insts))) rc = build_fail(c, rc);
+    for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;
+    if ((rc = kiln__sb_mesh(&c->ld->b, mp, &xs[k], mats, objs, insts))) rc = build_fail(c, rc);
   }
   free(mats), free(objs), free(insts);
   if (!rc) kiln__sj_pop(c);
@@ -209,28 +209,28 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
         (rc = kiln__sj_vec3(c, obj, "u", NULL, -1e30, 1e30, u)) || (rc = kiln__sj_vec3(c, obj, "v", NULL, -1e30, 1e30, v)))
       return rc;
     float n[3];
-    cross3(u, v, n);
-    if (len3(n) < 1e-12) return kiln__sj_fail(c, "quad has zero area (u and v are parallel or zero)");
+    kiln__cross3(u, v, n);
+    if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "quad has zero area (u and v are parallel or zero)");
   } else {
     if ((rc = kiln__sj_vec3(c, obj, "min", NULL, -1e30, 1e30, a)) || (rc = kiln__sj_vec3(c, obj, "max", NULL, -1e30, 1e30, u)))
       return rc;
     for (int i = 0; i < 3; i++)
       if (!(u[i] > a[i])) return kiln__sj_fail_at(c, "max", "box size must be positive: max[%d] <= min[%d]", i, i);
   }
-  if (kiln__sb_object(&c->b, name ? name : tnames[type], &id)) return kiln__sj_nomem(c);
+  if (kiln__sb_object(&c->ld->b, name ? name : tnames[type], &id)) return kiln__sj_nomem(c);
   for (size_t k = 0; k < nx; k++) {
-    uint32_t inst = c->b.next_instance++;
+    uint32_t inst = c->ld->b.next_instance++;
     if (type == 1) {
       double s = similarity_scale(&xs[k]);
       if (s <= 0)
         return kiln__sj_fail(c, "a sphere's transform may rotate, translate and scale uniformly only");
       float wc[3];
       kiln__xform_point(&xs[k], a, wc);
-      rc = kiln__sb_sphere(&c->b, wc, (float)(r * s), mat, id, inst);
+      rc = kiln__sb_sphere(&c->ld->b, wc, (float)(r * s), mat, id, inst);
     } else if (type == 2) {
-      rc = kiln__sb_quad(&c->b, a, u, v, &xs[k], mat, id, inst);
+      rc = kiln__sb_quad(&c->ld->b, a, u, v, &xs[k], mat, id, inst);
     } else {
-      rc = kiln__sb_box(&c->b, a, u, &xs[k], mat, id, inst);
+      rc = kiln__sb_box(&c->ld->b, a, u, &xs[k], mat, id, inst);
     }
     if (rc) return build_fail(c, rc);
   }
@@ -274,8 +274,8 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
       (rc = kiln__sj_vec3(c, o, "v", NULL, -1e30, 1e30, v)) ||
       (rc = kiln__sj_vec3(c, o, "radiance", NULL, 0, 1e9, m.emission)))
     return rc;
-  cross3(u, v, n);
-  if (len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
+  kiln__cross3(u, v, n);
+  if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
   if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
     return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
   kiln__xform x;
@@ -290,9 +290,9 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   size_t len = strlen(name);
   if (!(m.name = malloc(len + 1))) return kiln__sj_nomem(c);
   memcpy(m.name, name, len + 1);
-  if (kiln__sb_material(&c->b, &m, &mi)) return free(m.name), kiln__sj_nomem(c);
-  if (kiln__sb_object(&c->b, name, &id)) return kiln__sj_nomem(c);
-  if ((rc = kiln__sb_quad(&c->b, p, u, v, &x, mi, id, c->b.next_instance++))) return build_fail(c, rc);
+  if (kiln__sb_material(&c->ld->b, &m, &mi)) return free(m.name), kiln__sj_nomem(c);
+  if (kiln__sb_object(&c->ld->b, name, &id)) return kiln__sj_nomem(c);
+  if ((rc = kiln__sb_quad(&c->ld->b, p, u, v, &x, mi, id, c->ld->b.next_instance++))) return build_fail(c, rc);
   return 0;
 }
 

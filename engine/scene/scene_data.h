@@ -1,7 +1,10 @@
-/* scene_data.h (internal): a scene after loading and validation, flattened for the renderer.
+/* scene_data.h (internal): what engine/scene gives the other engine folders: the scene after
+ * loading and validation, flattened for the renderer, and the reader's located-error JSON walk and
+ * image reader, which the job reader (engine/batch) uses for job files and thumbnails. Every other
+ * folder includes this header only; what the scene folder's own files share is scene_internal.h.
  *
- * The scene loader (scene.c, obj.c, ply.c, ...) produces one kiln__scene; the BVH builder and the
- * renderer (bvh.c, render.c) only read it. Everything is in world space: object transforms and
+ * The scene loader (load.c, sections.c, objects.c, obj.c, ply.c, ...) produces one kiln__scene;
+ * the BVH builder and the renderer (engine/render) only read it. Everything is in world space: object transforms and
  * instancing are applied by the loader (an instanced mesh is copied once per instance), quads and
  * boxes are triangulated, quad area lights become two one-sided emissive triangles. Spheres stay
  * analytic. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
@@ -13,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 
 typedef enum {
@@ -111,5 +115,95 @@ struct kiln_scene {
 /* Wraps data into a new handle, taking ownership of what it points to (data itself is copied).
  * NULL on ENOMEM (data is then freed). Tests and the loader build scenes this way. */
 struct kiln_scene *kiln__scene_wrap(kiln__scene *data);
+
+/* ---- the located-error JSON walk (load.c), shared with the job reader ------------------------ */
+
+#include "kiln/error.h"
+
+struct cJSON; /* <cjson/cJSON.h>: `cJSON` there is this struct */
+
+enum { KILN__SJ_MAX_DEPTH = 32 };
+
+/* One step of a JSON path: an object key (key != NULL; index: which occurrence of the key, 0 for
+ * the first) or an array index. */
+typedef struct kiln__jpath_step {
+  const char *key;
+  int index;
+} kiln__jpath_step;
+
+/* The scene loader's own state during one load (scene_internal.h); NULL in a ctx that walks
+ * another document (a job file, a list line). */
+typedef struct kiln__sj_load kiln__sj_load;
+
+/* The walk of one JSON text: where it is (path, depth) and where errors go. Every kiln__sj_
+ * function that returns int returns 0 or a KILN_E* code with *err filled (code, file, line,
+ * column, path, message); the first error ends the walk, so callers return it at once (the path is
+ * left as it was, which is what the error reported). */
+typedef struct kiln__sj_ctx {
+  const char *text, *file, *base_dir;
+  kiln_error_detail *err;
+  kiln__jpath_step path[KILN__SJ_MAX_DEPTH];
+  int depth;
+  kiln__sj_load *ld;
+} kiln__sj_ctx;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN__PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define KILN__PRINTF(fmt_index, first_arg)
+#endif
+
+void kiln__sj_push_key(kiln__sj_ctx *c, const char *key);
+void kiln__sj_push_index(kiln__sj_ctx *c, int i);
+void kiln__sj_pop(kiln__sj_ctx *c);
+/* A KILN_EPARSE error at the value of the current path (at member key of it: _at). */
+int kiln__sj_fail(kiln__sj_ctx *c, const char *fmt, ...) KILN__PRINTF(2, 3);
+int kiln__sj_fail_at(kiln__sj_ctx *c, const char *key, const char *fmt, ...) KILN__PRINTF(3, 4);
+int kiln__sj_nomem(kiln__sj_ctx *c);
+/* The name of names (NULL-terminated) closest to s by edit distance, or NULL when none is close. */
+const char *kiln__sj_closest(const char *s, const char *const *names);
+int kiln__sj_expect_object(kiln__sj_ctx *c, const struct cJSON *o, const char *what);
+int kiln__sj_check_keys(kiln__sj_ctx *c, const struct cJSON *o, const char *const *allowed);
+int kiln__sj_num(kiln__sj_ctx *c, const struct cJSON *o, const char *key, bool required, double def,
+                 double lo, double hi, double *out);
+int kiln__sj_integer(kiln__sj_ctx *c, const struct cJSON *o, const char *key, double def, double lo,
+                     double hi, double *out);
+int kiln__sj_vec3_value(kiln__sj_ctx *c, const struct cJSON *v, const char *what, double lo,
+                        double hi, float out[3]);
+int kiln__sj_vec3(kiln__sj_ctx *c, const struct cJSON *o, const char *key, const float *def,
+                  double lo, double hi, float out[3]);
+int kiln__sj_string(kiln__sj_ctx *c, const struct cJSON *o, const char *key, const char *def,
+                    const char **out);
+int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, const char *def,
+                    const char *const *choices, int *out);
+/* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
+int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
+
+/* Finds the value at path (n steps) in the JSON text and sets *line and *column (1-based; column
+ * counts bytes) of its first character, or of its key when at_key and the last step is a key.
+ * Returns false (and the position of the deepest step found) when the path is not in the text
+ * (json_locate.c). */
+bool kiln__json_locate(const char *text, const kiln__jpath_step *path, int n, bool at_key,
+                       int *line, int *column);
+
+/* Line and column (1-based) of byte offset off in text. */
+void kiln__text_position(const char *text, size_t off, int *line, int *column);
+
+static inline double kiln__len3(const float v[3]) {
+  return sqrt((double)v[0] * v[0] + (double)v[1] * v[1] + (double)v[2] * v[2]);
+}
+
+static inline void kiln__cross3(const float a[3], const float b[3], float out[3]) {
+  out[0] = a[1] * b[2] - a[2] * b[1];
+  out[1] = a[2] * b[0] - a[0] * b[2];
+  out[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+/* ---- texture.c: image files ------------------------------------------------------------------ */
+
+/* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr (is_hdr:
+ * linear as stored) into t. KILN_EIO if the file cannot be read, KILN_EPARSE if it is not a
+ * decodable image (msg says why), KILN_ENOMEM. */
+int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz);
 
 #endif

@@ -1,10 +1,16 @@
-/* scene_internal.h (internal): what the scene loader's files share.
+/* scene_internal.h (internal): what the files of engine/scene share (what other folders use of
+ * them is in scene_data.h, which this includes).
  *
+ *   load.c         the JSON format (docs/SCENE.md): the walk's paths, located errors, typed
+ *                  getters; kiln_scene_load
+ *   sections.c     settings, camera, environment, materials, textures, transforms
+ *   objects.c      objects (mesh files, loaded once each and in parallel on a pool; primitives)
+ *                  and quad lights
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
  *   texture.c      PNG/JPEG albedo textures (sRGB -> linear) and .hdr maps (stb_image)
- *   scene_build.c  growing the flattened kiln__scene: triangles, transforms, primitives
- *   scene_json.c   the JSON format (docs/SCENE.md): validation with located errors, kiln_scene_load
+ *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
+ *   scene_data.c   the public handle around a kiln__scene
  *
  * Nothing here prints or exits; every failure is a KILN_E* code plus a message. */
 #ifndef KILN_ENGINE_SCENE_INTERNAL_H
@@ -16,25 +22,11 @@
 
 #include "base.h"
 
+#include <cjson/cJSON.h>
+
+#include "kiln/scene.h"
+#include "kiln/sched.h"
 #include "scene_data.h"
-
-/* ---- json_locate.c ------------------------------------------------------------------------- */
-
-/* One step of a JSON path: an object key (key != NULL; index: which occurrence of the key, 0 for
- * the first) or an array index. */
-typedef struct kiln__jpath_step {
-  const char *key;
-  int index;
-} kiln__jpath_step;
-
-/* Finds the value at path (n steps) in the JSON text and sets *line and *column (1-based; column
- * counts bytes) of its first character, or of its key when at_key and the last step is a key.
- * Returns false (and the position of the deepest step found) when the path is not in the text. */
-bool kiln__json_locate(const char *text, const kiln__jpath_step *path, int n, bool at_key,
-                       int *line, int *column);
-
-/* Line and column (1-based) of byte offset off in text. */
-void kiln__text_position(const char *text, size_t off, int *line, int *column);
 
 /* ---- obj.c, ply.c ------------------------------------------------------------------------ */
 
@@ -76,7 +68,7 @@ int kiln__ply_load(const char *path, kiln__mesh *m, kiln__mesh_error *err);
 void kiln__mesh_free(kiln__mesh *m);
 
 /* The unit geometric normal of triangle p (9 floats), cross(v1 - v0, v2 - v0); zero when the
- * triangle is degenerate (scene_build.c). */
+ * triangle is degenerate (build.c). */
 void kiln__tri_normal(const float p[9], float n[3]);
 
 /* The next whitespace-separated token of the line at *p, NUL-terminated in place (the line is
@@ -87,14 +79,7 @@ char *kiln__mesh_token(char **p);
 int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n, const float *uv,
                     uint32_t group, uint32_t mat);
 
-/* ---- texture.c ---------------------------------------------------------------------------- */
-
-/* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr (is_hdr:
- * linear as stored) into t. KILN_EIO if the file cannot be read, KILN_EPARSE if it is not a
- * decodable image (msg says why), KILN_ENOMEM. */
-int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz);
-
-/* ---- scene_build.c ------------------------------------------------------------------------ */
+/* ---- build.c ------------------------------------------------------------------------ */
 
 /* A 4x4 affine transform, row-major: p' = m * [p, 1]. */
 typedef struct kiln__xform {
@@ -142,5 +127,66 @@ int kiln__sb_texture(kiln__scene_builder *b, kiln__texture *t, uint32_t *out);
 int kiln__sb_object(kiln__scene_builder *b, const char *name, uint32_t *out);
 /* Finishes: drops the normal/uv arrays nothing used. The builder's scene is then complete. */
 void kiln__sb_finish(kiln__scene_builder *b);
+
+/* ---- the JSON reader (load.c, sections.c, objects.c) ------------------------------------- */
+
+
+typedef struct kiln__sj_named_mat {
+  const char *name; /* borrowed from the cJSON tree */
+  uint32_t index;
+} kiln__sj_named_mat;
+
+typedef struct kiln__sj_tex_entry {
+  char *path;
+  bool hdr;
+  uint32_t index;
+} kiln__sj_tex_entry;
+
+/* A mesh file the scene names, loaded once however many objects name it. */
+typedef struct kiln__sj_mesh_entry {
+  char *path;
+  bool is_obj;
+  bool loaded; /* written by the loading task, read after kiln_map returns (which orders them) */
+  int rc;
+  kiln__mesh mesh;
+  kiln__mesh_error err;
+} kiln__sj_mesh_entry;
+
+/* The scene loader's state during one load (a kiln__sj_ctx points to it). */
+struct kiln__sj_load {
+  kiln_pool *pool; /* loads mesh files in parallel, or NULL */
+  kiln__sj_mesh_entry *meshes;
+  size_t nmeshes;
+  kiln__scene_builder b;
+  kiln__sj_named_mat *mats;
+  size_t nmats;
+  kiln__sj_tex_entry *texs;
+  size_t ntexs;
+};
+
+
+/* ---- load.c: the walk's helpers that only the scene reader uses (the others: scene_data.h) ---- */
+
+int kiln__sj_file_fail(kiln__sj_ctx *c, int code, const char *file, int line, const char *msg);
+char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name);
+
+/* ---- sections.c ---------------------------------------------------------------------- */
+
+int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o);
+int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o);
+int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out);
+int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o);
+int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o);
+const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name);
+int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_name, bool required, bool *present, uint32_t *out);
+/* A transform object into *x (identity when o is NULL). */
+int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x);
+int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs, size_t *nx);
+
+/* ---- objects.c ----------------------------------------------------------------------- */
+
+int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root);
+int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj);
+int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o);
 
 #endif

@@ -1,14 +1,14 @@
-/* scene_sections.c: the sections of a JSON scene other than its objects (docs/SCENE.md):
+/* sections.c: the sections of a JSON scene other than its objects (docs/SCENE.md):
  * settings, camera, environment, materials (named and inline, with their textures), and the
  * transforms that objects, instances and lights share. Each reads the value at the current path
- * of the walk (scene_json.h) and reports errors there. */
+ * of the walk (scene_internal.h) and reports errors there. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "scene_json.h"
+#include "scene_internal.h"
 
 /* ---- settings, camera, environment ------------------------------------------------------------ */
 
@@ -16,7 +16,7 @@ int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const keys[] = {"width", "height", "spp", "max_bounces", "seed",
                                      "exposure", "tonemap", NULL};
   static const char *const tonemaps[] = {"none", "filmic", NULL};
-  kiln__settings *st = &c->b.s.settings;
+  kiln__settings *st = &c->ld->b.s.settings;
   double w, h, spp, mb, seed, ev;
   int tm, rc;
   if (o) {
@@ -45,7 +45,7 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
                                           "aperture", "focus_distance", NULL};
   static const char *const types[] = {"pinhole", "thin_lens", NULL};
   static const float up_def[3] = {0, 1, 0};
-  kiln__camera *cam = &c->b.s.camera;
+  kiln__camera *cam = &c->ld->b.s.camera;
   int type, rc;
   double vfov, ap = 0, fd = 0;
   if (!o) return kiln__sj_fail(c, "missing required key 'camera'");
@@ -60,14 +60,14 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   if (vfov <= 0 || vfov >= 180) return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
   float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                 cam->look_at[2] - cam->position[2]}, x[3];
-  if (len3(f) < 1e-12) return kiln__sj_fail_at(c, "look_at", "look_at equals position: no view direction");
-  if (len3(cam->up) < 1e-12) return kiln__sj_fail_at(c, "up", "up has zero length");
-  cross3(f, cam->up, x);
-  if (len3(x) <= 1e-6 * len3(f) * len3(cam->up))
+  if (kiln__len3(f) < 1e-12) return kiln__sj_fail_at(c, "look_at", "look_at equals position: no view direction");
+  if (kiln__len3(cam->up) < 1e-12) return kiln__sj_fail_at(c, "up", "up has zero length");
+  kiln__cross3(f, cam->up, x);
+  if (kiln__len3(x) <= 1e-6 * kiln__len3(f) * kiln__len3(cam->up))
     return kiln__sj_fail_at(c, "up", "up is parallel to the view direction (look_at - position)");
   if (type) {
     if ((rc = kiln__sj_num(c, o, "aperture", true, 0, 0, HUGE_VAL, &ap)) ||
-        (rc = kiln__sj_num(c, o, "focus_distance", false, len3(f), 0, HUGE_VAL, &fd)))
+        (rc = kiln__sj_num(c, o, "focus_distance", false, kiln__len3(f), 0, HUGE_VAL, &fd)))
       return rc;
     if (fd <= 0) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
   }
@@ -81,10 +81,10 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
 int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out) {
   char *p = dir ? kiln__path_join(dir, name) : kiln__sj_scene_path(c, name);
   if (!p) return kiln__sj_nomem(c);
-  for (size_t i = 0; i < c->ntexs; i++)
-    if (c->texs[i].hdr == hdr && strcmp(c->texs[i].path, p) == 0) {
+  for (size_t i = 0; i < c->ld->ntexs; i++)
+    if (c->ld->texs[i].hdr == hdr && strcmp(c->ld->texs[i].path, p) == 0) {
       free(p);
-      return *out = (int32_t)c->texs[i].index, 0;
+      return *out = (int32_t)c->ld->texs[i].index, 0;
     }
   kiln__texture t;
   char msg[300];
@@ -94,15 +94,15 @@ int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hd
     free(p);
     return rc;
   }
-  kiln__sj_tex_entry *a = realloc(c->texs, (c->ntexs + 1) * sizeof *a);
+  kiln__sj_tex_entry *a = realloc(c->ld->texs, (c->ld->ntexs + 1) * sizeof *a);
   uint32_t idx;
-  if (!a || kiln__sb_texture(&c->b, &t, &idx)) {
-    if (a) c->texs = a;
+  if (!a || kiln__sb_texture(&c->ld->b, &t, &idx)) {
+    if (a) c->ld->texs = a;
     free(t.rgb), free(p);
     return kiln__sj_nomem(c);
   }
-  c->texs = a;
-  c->texs[c->ntexs++] = (kiln__sj_tex_entry){p, hdr, idx};
+  c->ld->texs = a;
+  c->ld->texs[c->ld->ntexs++] = (kiln__sj_tex_entry){p, hdr, idx};
   *out = (int32_t)idx;
   return 0;
 }
@@ -114,7 +114,7 @@ int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const k_map[] = {"type", "file", "rotation", "intensity", NULL};
   static const char *const *const keys[] = {k_const, k_grad, k_map};
   static const float black[3] = {0, 0, 0};
-  kiln__environment *env = &c->b.s.env;
+  kiln__environment *env = &c->ld->b.s.env;
   env->type = KILN__ENV_CONSTANT, env->texture = -1, env->intensity = 1;
   if (!o) return 0;
   int type, rc;
@@ -188,7 +188,7 @@ static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uin
   size_t n = strlen(name);
   if (!(m.name = malloc(n + 1))) return kiln__sj_nomem(c);
   memcpy(m.name, name, n + 1);
-  if (kiln__sb_material(&c->b, &m, out)) {
+  if (kiln__sb_material(&c->ld->b, &m, out)) {
     free(m.name);
     return kiln__sj_nomem(c);
   }
@@ -201,10 +201,10 @@ int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o) {
   int rc = kiln__sj_expect_object(c, o, "materials");
   if (rc) return rc;
   size_t n = (size_t)cJSON_GetArraySize(o);
-  if (n && !(c->mats = calloc(n, sizeof *c->mats))) return kiln__sj_nomem(c);
+  if (n && !(c->ld->mats = calloc(n, sizeof *c->ld->mats))) return kiln__sj_nomem(c);
   for (const cJSON *m = o->child; m; m = m->next) {
-    for (size_t i = 0; i < c->nmats; i++)
-      if (strcmp(c->mats[i].name, m->string) == 0) {
+    for (size_t i = 0; i < c->ld->nmats; i++)
+      if (strcmp(c->ld->mats[i].name, m->string) == 0) {
         kiln__sj_push_key(c, m->string);
         if (c->depth <= KILN__SJ_MAX_DEPTH) c->path[c->depth - 1].index = 1; /* the second occurrence */
         kiln__sj_fail(c, "material '%s' is defined twice", m->string);
@@ -216,15 +216,15 @@ int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o) {
     uint32_t idx;
     if ((rc = parse_material(c, m, m->string, &idx))) return rc;
     kiln__sj_pop(c);
-    c->mats[c->nmats++] = (kiln__sj_named_mat){m->string, idx};
+    c->ld->mats[c->ld->nmats++] = (kiln__sj_named_mat){m->string, idx};
   }
   kiln__sj_pop(c);
   return 0;
 }
 
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name) {
-  for (size_t i = 0; i < c->nmats; i++)
-    if (strcmp(c->mats[i].name, name) == 0) return &c->mats[i];
+  for (size_t i = 0; i < c->ld->nmats; i++)
+    if (strcmp(c->ld->mats[i].name, name) == 0) return &c->ld->mats[i];
   return NULL;
 }
 
@@ -241,7 +241,7 @@ int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_
     if (!m) {
       const char *names[64];
       size_t k = 0;
-      for (; k < c->nmats && k < 63; k++) names[k] = c->mats[k].name;
+      for (; k < c->ld->nmats && k < 63; k++) names[k] = c->ld->mats[k].name;
       names[k] = NULL;
       const char *near = kiln__sj_closest(v->valuestring, names);
       rc = near ? kiln__sj_fail(c, "no material named '%s' in 'materials' (did you mean '%s'?)",
@@ -282,7 +282,7 @@ static int parse_rotate(kiln__sj_ctx *c, const cJSON *v, kiln__xform *r) {
     if ((rc = kiln__sj_check_keys(c, v, keys)) || (rc = kiln__sj_vec3(c, v, "axis", NULL, -HUGE_VAL, HUGE_VAL, axis)) ||
         (rc = kiln__sj_num(c, v, "angle", true, 0, -1e6, 1e6, &angle)))
       return rc;
-    if (len3(axis) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
+    if (kiln__len3(axis) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
     const double a[3] = {axis[0], axis[1], axis[2]};
     rotation(r, a, angle);
     return 0;
@@ -358,6 +358,11 @@ int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x) {
   kiln__xform_mul(x, &r, &s);
   kiln__xform_mul(x, &t, x);
   return 0;
+}
+
+int kiln__sj_check_xform(kiln__sj_ctx *c, const cJSON *o) {
+  kiln__xform x;
+  return kiln__sj_parse_xform(c, o, &x);
 }
 
 /* The object's transform and instances: *nx transforms into *xs (malloc'd; instance k's is

@@ -186,13 +186,13 @@ int main(int argc, char **argv) {
   kiln_scene *scene = NULL;
   kiln_gpu *gpu = NULL;
   kiln_gpu_device *dev = NULL;
-  kiln_scene_error err;
+  kiln_error_detail err;
   char where[1400];
   int rc = kiln_pool_create(NULL, &pool); /* one worker per CPU */
   if (rc != 0) {
     fprintf(stderr, "kiln_pool_create: %s\n", kiln_strerror(rc));
   } else if ((rc = kiln_scene_load_pool(pool, o.scene, &err, &scene)) != 0) {
-    fprintf(stderr, "%s\n", kiln_scene_error_format(&err, where, sizeof where));
+    fprintf(stderr, "%s\n", kiln_error_detail_format(&err, where, sizeof where));
   } else if ((rc = open_device(o.device, &gpu, &dev)) != 0) {
     fprintf(stderr, "no Vulkan device (%s): %s\n", o.device, kiln_strerror(rc));
   } else if ((rc = render(&o, scene, pool, dev)) != 0) {

@@ -42,8 +42,9 @@ enum {
 };
 
 /* Parses a comma-separated list of pass names ("depth,normal") into a bit set (color is always
- * added). 0, or KILN_EPARSE with msg naming the unknown pass. */
-KILN_API int kiln_pass_parse(const char *list, unsigned *passes, char *msg, size_t msgcap);
+ * added). 0, or KILN_EPARSE with err's message naming the unknown pass (err may be NULL; it has no
+ * file, line or path). */
+KILN_API int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err);
 /* "color", "depth", ... for one bit; NULL for anything else. */
 KILN_API const char *kiln_pass_name(unsigned pass);
 
@@ -54,7 +55,8 @@ KILN_API const char *kiln_pass_name(unsigned pass);
  *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
  *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w) */
 typedef enum {
-  KILN_FORMAT_PNG = 0, /* 8-bit sRGB colour */
+  KILN_FORMAT_DEFAULT = 0, /* in kiln_batch_config: the job's format (whose own default is png) */
+  KILN_FORMAT_PNG,     /* 8-bit sRGB colour */
   KILN_FORMAT_PNG16,   /* 16-bit sRGB colour */
   KILN_FORMAT_JPEG,    /* 8-bit sRGB colour as JPEG (quality 95) */
   KILN_FORMAT_EXR,     /* linear float colour */
@@ -62,8 +64,11 @@ typedef enum {
   KILN_FORMAT_HDR      /* linear colour as Radiance .hdr */
 } kiln_format;
 
-/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE. */
+/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE (never gives
+ * KILN_FORMAT_DEFAULT). */
 KILN_API int kiln_format_parse(const char *name, kiln_format *out);
+/* The name of f ("jpg" for KILN_FORMAT_JPEG, "default" for KILN_FORMAT_DEFAULT), "?" for a value
+ * that is not a kiln_format. Static: never free it. */
 KILN_API const char *kiln_format_name(kiln_format f);
 
 typedef struct kiln_job kiln_job;
@@ -76,22 +81,25 @@ typedef struct kiln_job_options {
 
 /* Loads the job at path (a .json job, or a .jsonl list whose scene comes from opt->scene) and its
  * scene, validating everything. 0 and *out, or KILN_EINVAL, KILN_EIO, KILN_EPARSE, KILN_ENOMEM
- * with err filled as by kiln_scene_load (file, line, column, JSON path, message; for a list line,
- * that line). opt may be NULL. */
-KILN_API int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_scene_error *err,
+ * and *out NULL. err (may be NULL) is filled as by kiln_scene_load (file, line, column, JSON path,
+ * message; for a list line, that line) and zeroed on success. opt may be NULL. */
+KILN_API int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err,
                   kiln_job **out);
 
 /* The job's scene, as loaded (no per-frame overrides). Borrowed: valid until kiln_job_destroy. */
 KILN_API const kiln_scene *kiln_job_scene(const kiln_job *job);
 
-/* Job-level settings (defaults in brackets): the output template ["{frame:05d}_{pass}.{ext}"],
- * the passes [color], the format [png]. */
-KILN_API const char *kiln_job_output(const kiln_job *job);
-KILN_API unsigned kiln_job_passes(const kiln_job *job);
-KILN_API kiln_format kiln_job_format(const kiln_job *job);
+/* Job-level settings (defaults in brackets). */
+typedef struct kiln_job_info {
+  const char *output; /* the output template ["{frame:05d}_{pass}.{ext}"]; borrowed from the job
+                         (valid until kiln_job_destroy) */
+  unsigned passes;    /* the passes [color] */
+  kiln_format format; /* the format [png]; never KILN_FORMAT_DEFAULT */
+  uint64_t count;     /* the number of frames in the job (before any selection) */
+} kiln_job_info;
 
-/* The number of frames in the job (before any selection). */
-KILN_API uint64_t kiln_job_count(const kiln_job *job);
+/* Fills *info (job and info must not be NULL). Any thread. */
+KILN_API void kiln_job_get_info(const kiln_job *job, kiln_job_info *info);
 
 /* One frame of a job, expanded. */
 typedef struct kiln_job_frame {
@@ -107,9 +115,10 @@ typedef struct kiln_job_frame {
 } kiln_job_frame;
 
 /* Expands the next frame into *fr (which kiln_job_frame_clear must release before reuse).
- * 0, or KILN_EEOF after the last frame, or an error (KILN_EIO reading a list, KILN_ENOMEM) with
- * err filled. Frames come in job order. Not thread-safe for one job: one caller at a time. */
-KILN_API int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_scene_error *err);
+ * 0, or KILN_EEOF after the last frame (err zeroed), or an error (KILN_EIO reading a list,
+ * KILN_ENOMEM) with err filled (err may be NULL). Frames come in job order. Not thread-safe for
+ * one job: one caller at a time. */
+KILN_API int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err);
 
 /* Starts the frames again from the first. */
 KILN_API int kiln_job_rewind(kiln_job *job);
@@ -117,9 +126,10 @@ KILN_API int kiln_job_rewind(kiln_job *job);
 KILN_API void kiln_job_frame_clear(kiln_job_frame *fr);
 
 /* The scene of frame fr: the job's scene with fr->scene_patch applied, loaded anew (BVH and upload
- * are then per frame). *out NULL with 0 when the frame has no patch (use kiln_job_scene). Errors as
- * kiln_scene_load's, err naming fr->where and the JSON path. Thread-safe (any number at once). */
-KILN_API int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_scene_error *err,
+ * are then per frame). *out NULL with 0 when the frame has no patch (use kiln_job_scene).
+ * KILN_EINVAL when job, fr or out is NULL; other errors as kiln_scene_load's, err (may be NULL)
+ * naming fr->where and the JSON path. Thread-safe (any number at once). */
+KILN_API int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error_detail *err,
                          kiln_scene **out);
 
 KILN_API void kiln_job_destroy(kiln_job *job);
@@ -150,7 +160,7 @@ typedef struct kiln_batch_config {
   const char *out_dir;              /* where outputs go (created if missing). NULL: "." */
   const char *output;               /* output template; NULL: the job's */
   unsigned passes;                  /* 0: the job's. Colour is always written */
-  int format;                       /* a kiln_format, or -1: the job's */
+  kiln_format format;               /* KILN_FORMAT_DEFAULT (the default): the job's */
   long first, last, step;           /* frames first..last inclusive (by frame number; negative
                                        numbers allowed), every step-th counted from first (from
                                        the first frame in range when first is LONG_MIN). Default
@@ -181,22 +191,29 @@ typedef struct kiln_batch_summary {
   double prepare_s, render_s, readback_s, encode_s, write_s;
   uint64_t peak_rss_bytes;       /* the process's peak resident memory at the end */
   int contact_sheet_status;      /* 0 written (or not asked for), else the error */
+  char contact_sheet_message[512]; /* why, when contact_sheet_status is not 0; else "" */
 } kiln_batch_summary;
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).
- * 0, KILN_EINVAL (no pool or device, bad step or size, or a template that would give two passes or
- * two frames one file, or a file the wrong extension), KILN_ENOMEM. msg says why. */
-KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
-                      size_t msgcap);
+ * 0, KILN_EINVAL (no pool or device, bad step, size or format, or a template that would give two
+ * passes or two frames one file, or a file the wrong extension), KILN_ENOMEM; err (may be NULL)
+ * says why (its message; no file applies) and is zeroed on success. */
+KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
+                               kiln_error_detail *err);
 
-/* Renders the batch; returns when every issued frame has finished. 0 when every selected frame
- * was written or skipped, 1 when some failed (the others are written), or a KILN_E* code for an
- * error that stopped the batch before any frame (msg says why): the output folder cannot be made,
- * the selection matches no frame, the first frame's files exist without resume or overwrite, the
- * scene cannot be uploaded. *sum is filled in every case. A frame whose files would be those of an
- * earlier frame of the run (two list images with one name) fails. A frame lost with its device is
- * issued again on another device, up to twice. Blocking; call it from outside the pool. */
-KILN_API int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msgcap);
+/* Renders the batch; returns when every issued frame has finished (whatever is returned, no task
+ * of the batch runs after the return). 0 when the batch ran: every selected frame was written,
+ * skipped or failed, as sum says (sum->failed counts the failures, each also reported through the
+ * progress callback; a frame whose context or files cannot be allocated fails with KILN_ENOMEM,
+ * and the batch goes on). A negative KILN_E* code for an error that stopped the batch before any
+ * frame: the output folder cannot be made, the selection matches no frame, the first frame's files
+ * exist without resume or overwrite, the scene cannot be uploaded; or for a failure of the runtime
+ * that stopped it midway (no more frames are issued; those in flight are waited for and reported).
+ * err (may be NULL) says why, and is zeroed when 0 is returned (a contact sheet that cannot be
+ * written is in sum, not an error of the call). *sum is filled in every case. A frame whose files would be those of an earlier frame of the run (two list images with
+ * one name) fails. A frame lost with its device is issued again on another device, up to twice.
+ * Blocking; call it from outside the pool. */
+KILN_API int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err);
 
 /* Stops issuing frames; frames in flight finish (and are written). Async-signal-safe: a SIGINT
  * handler may call it. Any thread. */

@@ -5,6 +5,8 @@
 #ifndef KILN_ERROR_H
 #define KILN_ERROR_H
 
+#include <stddef.h>
+
 #include "kiln/version.h"
 
 #ifdef __cplusplus
@@ -43,6 +45,32 @@ KILN_API const char *kiln_strerror(int code);
 
 /* The symbolic name of a code ("KILN_ETIMEDOUT"); "KILN_UNKNOWN" if not in the table. */
 KILN_API const char *kiln_err_name(int code);
+
+/* Where and why a call that reads a file failed: the one error-detail form of every call that
+ * reports a located message (scene and job loading, frame scenes, batches, pass lists). Each such
+ * call takes a `kiln_error_detail *err` that may be NULL; it fills it on failure and zeroes it on
+ * success.
+ *   code     the KILN_E* code the call returned (KILN_OK on success)
+ *   file     the file the error is in: the scene or job file (or the name given for a text held in
+ *            memory), a mesh, MTL, texture or map file the scene names, or a list file; "" when no
+ *            file applies (e.g. an invalid argument)
+ *   line     1-based line in file; 0 when no line applies (e.g. a file that cannot be opened)
+ *   column   1-based column (in bytes) in file; 0 when unknown
+ *   path     JSON path of the value at fault (`objects[3].material.roughness`), "" for the whole
+ *            document (e.g. a syntax error) or when no JSON value is at fault; for errors inside a
+ *            mesh file, the path of its "file"
+ *   message  what is wrong, in words */
+typedef struct kiln_error_detail {
+  int code;
+  char file[512];
+  int line, column;
+  char path[256];
+  char message[512];
+} kiln_error_detail;
+
+/* Formats err as "file:line:column: path: message" into buf (always NUL-terminated when size > 0;
+ * parts that do not apply are left out). Returns buf. err must not be NULL. Thread-safe. */
+KILN_API char *kiln_error_detail_format(const kiln_error_detail *err, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -24,21 +24,6 @@ extern "C" {
 
 typedef struct kiln_scene kiln_scene;
 
-/* Where and why loading failed. Filled by the load calls on any failure (zeroed on success).
- *   file     the file the error is in: the scene file (or name_for_messages), or a mesh, MTL,
- *            texture or map file it names
- *   line     1-based line in file; 0 when no line applies (e.g. a file that cannot be opened)
- *   column   1-based column (in bytes) in file; 0 when unknown
- *   path     JSON path of the value at fault (`objects[3].material.roughness`), "" for the whole
- *            document (e.g. a syntax error); for errors inside a mesh file, the path of its "file"
- *   message  what is wrong, in words */
-typedef struct kiln_scene_error {
-  char file[512];
-  int line, column;
-  char path[256];
-  char message[512];
-} kiln_scene_error;
-
 /* Loads the scene file at path. Relative file names inside it are relative to its folder.
  * Returns 0 and *out (owned by the caller: kiln_scene_destroy), or
  *   KILN_EINVAL  path or out is NULL
@@ -46,9 +31,11 @@ typedef struct kiln_scene_error {
  *   KILN_EPARSE  a syntax error, an unknown key, a value of the wrong type or out of range, or a
  *                malformed mesh or image file
  *   KILN_ENOMEM  out of memory
- * and *out = NULL. err may be NULL; otherwise it is filled as above (and zeroed on success).
+ * and *out = NULL. err may be NULL; otherwise it is filled (kiln_error_detail, kiln/error.h: the
+ * file, line, column and JSON path of the error, which for an error in a mesh, MTL, texture or
+ * map file is that file and the path of the key naming it) and zeroed on success.
  * Thread-safe: any number of loads may run at once. */
-KILN_API int kiln_scene_load(const char *path, kiln_scene_error *err, kiln_scene **out);
+KILN_API int kiln_scene_load(const char *path, kiln_error_detail *err, kiln_scene **out);
 
 typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
 
@@ -56,18 +43,14 @@ typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
  * tasks of pool (kiln_map; pool NULL: as kiln_scene_load). Each file is read once however many
  * objects name it. Errors are the same, and reported in the same order, as kiln_scene_load's.
  * May be called from a task of pool (kiln_map then helps run the loads). */
-KILN_API int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_scene_error *err,
+KILN_API int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_error_detail *err,
                          kiln_scene **out);
 
 /* As kiln_scene_load, for scene text held in memory (NUL-terminated). base_dir is the folder that
  * relative file names are relative to (NULL: the current directory); name_for_messages is what
  * err->file says for errors in json (NULL: "<string>"). */
 KILN_API int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
-                           kiln_scene_error *err, kiln_scene **out);
-
-/* Formats err as "file:line:column: path: message" into buf (always NUL-terminated when size > 0;
- * parts that do not apply are left out). Returns buf. */
-KILN_API char *kiln_scene_error_format(const kiln_scene_error *err, char *buf, size_t size);
+                           kiln_error_detail *err, kiln_scene **out);
 
 /* Read-only facts about a loaded scene (s must not be NULL). */
 typedef struct kiln_scene_info {

@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
+#include "batch_internal.h"
 #include "cli_test_util.h"
 #include "gpu/gpu_test_util.h"
 #include "kiln/batch.h"
@@ -17,12 +20,12 @@
 static char *path_in(const char *dir, const char *name) { return fmt("%s/%s", dir, name); }
 
 static kiln_job *load_job(const char *path) {
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job *job = NULL;
   int rc = kiln_job_load(path, NULL, &err, &job);
   if (rc) {
     char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
   }
   return job;
 }
@@ -40,6 +43,8 @@ static char *anim_job(const char *dir, int n) {
 typedef struct counts {
   int written, failed, skipped, events;
   kiln_batch *stop_after_two;
+  const kiln__batch_hooks *hooks; /* replaces the batch's, or NULL */
+  int last_status;
   char last_error[1400];
 } counts;
 
@@ -49,6 +54,7 @@ static void on_event(void *arg, const kiln_batch_event *ev) {
   if (ev->status == 0) c->written++;
   else if (ev->status == 1) c->skipped++;
   else c->failed++, snprintf(c->last_error, sizeof c->last_error, "%s: %s", ev->frame->where, ev->message);
+  if (ev->status < 0) c->last_status = ev->status;
   if ((uint64_t)c->written != ev->done || (uint64_t)c->failed != ev->failed) KT_FAIL("event counts drift");
   if (c->stop_after_two && c->written == 2) kiln_batch_stop(c->stop_after_two);
 }
@@ -61,11 +67,13 @@ static int run_batch(kiln_job *job, kiln_pool *pool, kiln_gpu_device **devs, siz
   bc.passes = KILN_PASS_COLOR | KILN_PASS_DEPTH;
   bc.progress = on_event, bc.progress_arg = c;
   kiln_batch *b;
-  char msg[512];
-  int rc = kiln_batch_create(job, &bc, &b, msg, sizeof msg);
-  if (rc) KT_FAIL("kiln_batch_create: %s", msg);
+  kiln_error_detail err;
+  int rc = kiln_batch_create(job, &bc, &b, &err);
+  if (rc) KT_FAIL("kiln_batch_create: %s", err.message);
   if (c->stop_after_two) c->stop_after_two = b;
-  rc = kiln_batch_run(b, sum, msg, sizeof msg);
+  if (c->hooks) kiln__batch_set_hooks(b, c->hooks);
+  rc = kiln_batch_run(b, sum, &err);
+  KT_EQ(err.code, rc);
   kiln_batch_destroy(b);
   return rc;
 }
@@ -172,12 +180,12 @@ TEST(scene_overrides_per_frame) {
              "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
              "{\"name\": \"dark\", \"objects\": {\"ball\": {\"material\": {\"type\": \"diffuse\", \"albedo\": [0.05, 0.05, 0.05]}}}}\n");
   write_text(job_path, "{\"scene\": \"scene.json\", \"images\": \"list.jsonl\", \"output\": \"{name}_{pass}.{ext}\"}");
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job *job = NULL;
   int lrc = kiln_job_load(job_path, NULL, &err, &job);
   if (lrc) {
     char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_scene_error_format(&err, m, sizeof m));
+    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
   }
   kiln_pool *pool;
   KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
@@ -185,7 +193,7 @@ TEST(scene_overrides_per_frame) {
   kiln_gpu_device *dev = tg_device(gpu, NULL);
   counts c = {0};
   kiln_batch_summary s;
-  KT_EQ(run_batch(job, pool, &dev, 1, out, 4, &c, &s), 1);
+  KT_EQ(run_batch(job, pool, &dev, 1, out, 4, &c, &s), 0); /* a failed frame is in the summary */
   KT_EQ(s.written, 3);
   KT_EQ(s.failed, 1);
   KT_STR_CONTAINS(c.last_error, "list.jsonl:3");
@@ -219,3 +227,111 @@ TEST(device_loss_with_overrides) {
   lose_a_device(d, job, 4, names, 8);
   kiln_job_destroy(job);
 }
+
+/* ---- the driver's failure paths, through its test seams ----------------------------------------- */
+
+static atomic_long g_alloc_calls, g_fail_at; /* the g_fail_at-th allocation fails (0: none) */
+
+static void *counting_calloc(size_t n, size_t size) {
+  long k = atomic_fetch_add(&g_alloc_calls, 1) + 1;
+  return k == atomic_load(&g_fail_at) ? NULL : calloc(n, size);
+}
+
+static uint64_t fnv(const char *s) { return kiln__fnv1a(KILN__FNV1A_SEED, s, strlen(s)); }
+static uint64_t same_hash(const char *s) { return (void)s, 42; }
+
+static int next_fails(kiln_completion *c, kiln_future **f) {
+  (void)c, (void)f;
+  return KILN_ETIMEDOUT;
+}
+
+typedef struct rig {
+  char *dir;
+  kiln_job *job;
+  kiln_pool *pool;
+  kiln_gpu *gpu;
+  kiln_gpu_device *dev;
+} rig;
+
+static void rig_open(rig *r, int frames) {
+  r->dir = tmpdir();
+  r->job = load_job(anim_job(r->dir, frames));
+  KT_CODE(kiln_pool_create(NULL, &r->pool), KILN_OK);
+  r->gpu = tg_gpu();
+  r->dev = tg_device(r->gpu, NULL);
+}
+
+static void rig_close(rig *r) {
+  kiln_job_destroy(r->job);
+  kiln_gpu_device_close(r->dev);
+  tg_finish(r->gpu);
+  kiln_pool_destroy(r->pool);
+}
+
+/* A frame whose context cannot be allocated fails with KILN_ENOMEM, and the batch goes on: it
+ * neither stops issuing nor reports success with frames missing (kiln render exits 1). */
+TEST(frame_context_out_of_memory_fails_the_frame) {
+  rig r;
+  rig_open(&r, 4);
+  kiln__batch_hooks h = {counting_calloc, fnv, kiln_completion_next};
+  atomic_store(&g_alloc_calls, 0), atomic_store(&g_fail_at, 1); /* frame 0's context */
+  counts c = {.hooks = &h};
+  kiln_batch_summary s;
+  KT_CODE(run_batch(r.job, r.pool, &r.dev, 1, path_in(r.dir, "out"), 2, &c, &s), KILN_OK);
+  KT_EQ(s.total, 4);
+  KT_EQ(s.failed, 1);
+  KT_EQ(s.written, 3);
+  KT_EQ(c.last_status, KILN_ENOMEM);
+  KT_STR_CONTAINS(c.last_error, "frame 0");
+  KT_EQ(count_files(path_in(r.dir, "out")), 6);
+  rig_close(&r);
+}
+
+/* The set of output names keeps the names: names whose hashes collide are still told apart. */
+TEST(output_names_with_colliding_hashes_are_told_apart) {
+  rig r;
+  rig_open(&r, 6);
+  kiln__batch_hooks h = {calloc, same_hash, kiln_completion_next};
+  counts c = {.hooks = &h};
+  kiln_batch_summary s;
+  KT_CODE(run_batch(r.job, r.pool, &r.dev, 1, path_in(r.dir, "out"), 3, &c, &s), KILN_OK);
+  if (s.failed) KT_FAIL("%llu frames failed: %s", (unsigned long long)s.failed, c.last_error);
+  KT_EQ(s.written, 6);
+  KT_EQ(count_files(path_in(r.dir, "out")), 12);
+  rig_close(&r);
+}
+
+/* Out of memory in the set of output names fails that frame (it is not silently unchecked). */
+TEST(output_name_set_out_of_memory_fails_the_frame) {
+  rig r;
+  rig_open(&r, 3);
+  kiln__batch_hooks h = {counting_calloc, fnv, kiln_completion_next};
+  /* allocations: frame 0's context (1), the set (2), the copy of frame 0's colour name (3) */
+  atomic_store(&g_alloc_calls, 0), atomic_store(&g_fail_at, 3);
+  counts c = {.hooks = &h};
+  kiln_batch_summary s;
+  KT_CODE(run_batch(r.job, r.pool, &r.dev, 1, path_in(r.dir, "out"), 2, &c, &s), KILN_OK);
+  KT_EQ(s.failed, 1);
+  KT_EQ(s.written, 2);
+  KT_EQ(c.last_status, KILN_ENOMEM);
+  KT_STR_CONTAINS(c.last_error, "out of memory");
+  rig_close(&r);
+}
+
+/* When the completion set fails, kiln_batch_run still waits for every frame in flight (and
+ * reports it) before it returns the error: nothing of the batch runs after the return. */
+TEST(completion_failure_waits_for_frames_in_flight) {
+  rig r;
+  rig_open(&r, 8);
+  kiln__batch_hooks h = {calloc, fnv, next_fails};
+  counts c = {.hooks = &h};
+  kiln_batch_summary s;
+  char *out = path_in(r.dir, "out");
+  KT_CODE(run_batch(r.job, r.pool, &r.dev, 1, out, 3, &c, &s), KILN_ETIMEDOUT);
+  KT_EQ(s.written + s.failed, 3); /* the window, issued before the first completion */
+  KT_EQ(c.events, 3);
+  KT_EQ(count_files(out), 2 * (int)s.written); /* every writer finished before the return */
+  KT_FALSE(s.stopped);
+  rig_close(&r);
+}
+

@@ -374,7 +374,7 @@ TEST(WRITE_full_disk) {
 
 /* ---- output-name templates and contact sheets (engine/outname.c) ---- */
 
-#include "names.h"
+#include "batch_internal.h"
 
 TEST(OUTNAME_expand) {
   char out[256], msg[256];

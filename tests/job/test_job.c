@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "batch_internal.h"
 #include "kiln/batch.h"
 #include "scene/scene_test_util.h"
 
@@ -28,6 +29,12 @@ static const char *scene_json =
     "  \"environment\": {\"type\": \"constant\", \"color\": [0.1, 0.1, 0.1]}\n"
     "}\n";
 
+static kiln_job_info info_of(const kiln_job *job) {
+  kiln_job_info info;
+  kiln_job_get_info(job, &info);
+  return info;
+}
+
 static char jt_dir[600];
 
 static const char *jt_setup(void) {
@@ -48,22 +55,22 @@ static const char *jt_path(const char *name) {
 static kiln_job *jt_load(const char *name, const char *text) {
   if (text) st_write(jt_dir, name, text, (size_t)-1);
   kiln_job_options opt = {.scene = strstr(name, ".jsonl") ? jt_path("scene.json") : NULL};
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job = NULL;
   int rc = kiln_job_load(jt_path(name), &opt, &e, &job);
   if (rc) {
     char buf[2048];
-    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   }
   return job;
 }
 
 static void jt_next(kiln_job *job, kiln_job_frame *fr) {
-  kiln_scene_error e;
+  kiln_error_detail e;
   int rc = kiln_job_next(job, fr, &e);
   if (rc) {
     char buf[2048];
-    KT_FAIL("next: %s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    KT_FAIL("next: %s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   }
 }
 
@@ -97,7 +104,7 @@ static void near3(const float v[3], double x, double y, double z, double tol) {
 TEST(anim_frames_step_and_count) {
   jt_setup();
   kiln_job *job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 10, \"end\": 20, \"step\": 3}}"));
-  KT_EQ(kiln_job_count(job), 4);
+  KT_EQ(info_of(job).count, 4);
   kiln_job_frame fr;
   long want[] = {10, 13, 16, 19};
   for (int i = 0; i < 4; i++) {
@@ -116,14 +123,14 @@ TEST(anim_frames_step_and_count) {
   KT_CODE(kiln_job_next(job, &fr, NULL), KILN_EEOF);
   kiln_job_destroy(job);
   job = jt_load("job.json", ANIM("{\"frames\": 120}"));
-  KT_EQ(kiln_job_count(job), 120);
+  KT_EQ(info_of(job).count, 120);
   jt_frame(job, 119, &fr);
   KT_EQ(fr.frame, 119);
   KT_STR_CONTAINS(fr.where, "job.json: frame 119");
   kiln_job_frame_clear(&fr);
   kiln_job_destroy(job);
   job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 5, \"end\": 5}}"));
-  KT_EQ(kiln_job_count(job), 1);
+  KT_EQ(info_of(job).count, 1);
   kiln_job_destroy(job);
   st_tmp_cleanup();
 }
@@ -170,7 +177,7 @@ TEST(orbit_positions_analytic) {
   job = jt_load("job.json", ANIM(
       "{\"frames\": {\"start\": 0, \"end\": 8, \"step\": 2}, \"camera\": {\"orbit\": {\"center\": [0, 0, 0],\n"
       " \"radius\": 2, \"elevation\": 30, \"start_angle\": -90, \"degrees\": 180}}}"));
-  KT_EQ(kiln_job_count(job), 5);
+  KT_EQ(info_of(job).count, 5);
   jt_frame(job, 2, &fr); /* frame 4: angle 0 */
   near3(fr.camera.position, 0, 1, sqrt(3), 1e-5);
   KT_NEAR(fr.camera.vfov_deg, 40, 1e-6);
@@ -335,7 +342,7 @@ TEST(object_keyframes_match_scene_transforms) {
     kiln_job_frame fr;
     jt_frame(job, (uint64_t)k, &fr);
     kiln_scene *got;
-    kiln_scene_error e;
+    kiln_error_detail e;
     KT_CODE(kiln_job_frame_scene(job, &fr, &e, &got), 0);
     char text[4096];
     snprintf(text, sizeof text, "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
@@ -365,7 +372,7 @@ static const char *list_text =
 TEST(list_lines_and_overrides) {
   jt_setup();
   kiln_job *job = jt_load("list.jsonl", list_text);
-  KT_EQ(kiln_job_count(job), 3);
+  KT_EQ(info_of(job).count, 3);
   kiln_job_frame fr;
   jt_next(job, &fr);
   KT_STR_EQ(fr.name, "first");
@@ -407,7 +414,7 @@ TEST(list_next_is_lazy_and_rewinds) {
   for (size_t i = 0; i < n; i++) p += snprintf(p, cap - (size_t)(p - text), "{\"name\": \"img%zu\", \"seed\": %zu}\n", i, i);
   kiln_job *job = jt_load("big.jsonl", text);
   free(text);
-  KT_EQ(kiln_job_count(job), n);
+  KT_EQ(info_of(job).count, n);
   kiln_job_frame fr;
   for (size_t i = 0; i < 3; i++) {
     jt_next(job, &fr);
@@ -440,10 +447,10 @@ TEST(json_job_with_list_file_and_inline_images) {
   kiln_job *job = jt_load("job.json",
       "{\"scene\": \"scene.json\", \"output\": \"{name}_{pass}.{ext}\", \"passes\": [\"depth\", \"id\"],\n"
       " \"format\": \"exr\", \"images\": \"list.jsonl\"}");
-  KT_EQ(kiln_job_count(job), 3);
-  KT_STR_EQ(kiln_job_output(job), "{name}_{pass}.{ext}");
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_EXR);
+  KT_EQ(info_of(job).count, 3);
+  KT_STR_EQ(info_of(job).output, "{name}_{pass}.{ext}");
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
+  KT_EQ(info_of(job).format, KILN_FORMAT_EXR);
   kiln_job_frame fr;
   jt_frame(job, 2, &fr);
   KT_STR_CONTAINS(fr.where, "list.jsonl:5");
@@ -453,10 +460,10 @@ TEST(json_job_with_list_file_and_inline_images) {
       "{\"scene\": \"scene.json\", \"images\": [\n"
       "  {\"name\": \"a\"},\n"
       "  {\"name\": \"b\", \"lights\": {\"key\": {\"radiance\": [9, 9, 9]}}, \"frame\": 3}\n]}");
-  KT_EQ(kiln_job_count(job), 2);
-  KT_STR_EQ(kiln_job_output(job), "{frame:05d}_{pass}.{ext}");
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_PNG);
+  KT_EQ(info_of(job).count, 2);
+  KT_STR_EQ(info_of(job).output, "{frame:05d}_{pass}.{ext}");
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR);
+  KT_EQ(info_of(job).format, KILN_FORMAT_PNG);
   jt_frame(job, 1, &fr);
   KT_STR_EQ(fr.name, "b");
   KT_EQ(fr.frame, 3);
@@ -519,7 +526,7 @@ TEST(frame_scene_applies_the_patch) {
   KT_TRUE(s == NULL); /* no patch: the job's scene serves */
   kiln_job_frame_clear(&fr);
   jt_next(job, &fr);
-  kiln_scene_error e;
+  kiln_error_detail e;
   KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
   const kiln_scene *base = kiln_job_scene(job);
   /* the material: albedo replaced; the metal became glass */
@@ -557,7 +564,7 @@ TEST(frame_scene_error_names_the_frame) {
       "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
   kiln_job_frame fr;
   kiln_scene *s;
-  kiln_scene_error e;
+  kiln_error_detail e;
   jt_next(job, &fr);
   KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
   kiln_scene_destroy(s);
@@ -571,6 +578,103 @@ TEST(frame_scene_error_names_the_frame) {
   KT_STR_CONTAINS(e.path, "objects.ball");
   KT_STR_CONTAINS(e.message, "uniformly");
   kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  st_tmp_cleanup();
+}
+
+/* kiln_job_frame_scene checks its arguments at run time (with NDEBUG an assert would not), and
+ * every call that fills a kiln_error_detail sets its code to what it returns. */
+TEST(frame_scene_null_arguments_are_einval) {
+  jt_setup();
+  kiln_job *job = jt_load("list.jsonl",
+      "{\"name\": \"ok\", \"objects\": {\"crate\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
+  kiln_job_frame fr;
+  kiln_scene *s = (kiln_scene *)1;
+  kiln_error_detail e;
+  jt_next(job, &fr);
+  KT_CODE(kiln_job_frame_scene(NULL, &fr, &e, &s), KILN_EINVAL);
+  KT_EQ(e.code, KILN_EINVAL);
+  KT_TRUE(s == NULL);
+  KT_CODE(kiln_job_frame_scene(job, NULL, &e, &s), KILN_EINVAL);
+  KT_CODE(kiln_job_frame_scene(job, &fr, NULL, NULL), KILN_EINVAL);
+  KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
+  KT_EQ(e.code, 0);
+  KT_STR_EQ(e.message, "");
+  kiln_scene_destroy(s);
+  kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  st_tmp_cleanup();
+}
+
+TEST(error_detail_code_is_the_code_returned) {
+  jt_setup();
+  kiln_error_detail e;
+  kiln_job *job = NULL;
+  st_write(jt_dir, "bad.json", "{\"scene\": \"scene.json\", \"animation\": {\"frames\": {\"end\": -1}}}",
+           (size_t)-1);
+  int rc = kiln_job_load(jt_path("bad.json"), NULL, &e, &job);
+  KT_TRUE(rc < 0);
+  KT_EQ(e.code, rc);
+  KT_TRUE(job == NULL);
+  unsigned passes = 0;
+  KT_CODE(kiln_pass_parse("depth,bogus", &passes, &e), KILN_EPARSE);
+  KT_EQ(e.code, KILN_EPARSE);
+  KT_STR_CONTAINS(e.message, "unknown pass \"bogus\"");
+  KT_STR_EQ(e.file, "");
+  KT_CODE(kiln_pass_parse("depth,object_id", &passes, &e), 0);
+  KT_EQ(e.code, 0);
+  KT_EQ(passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_ID);
+  KT_CODE(kiln_pass_parse("depth", &passes, NULL), 0);
+  char buf[64];
+  kiln_error_detail d = {KILN_EPARSE, "f.json", 3, 7, "a.b", "bad"};
+  KT_STR_EQ(kiln_error_detail_format(&d, buf, sizeof buf), "f.json:3:7: a.b: bad");
+  st_tmp_cleanup();
+}
+
+/* Every format name maps to the format whose name it is, derived from the one table ("jpeg" is
+ * JPEG wherever it sits in the table), and a format's name parses back to it. */
+TEST(format_names_come_from_the_table) {
+  for (int i = 0; kiln__format_names[i]; i++) {
+    kiln_format f;
+    KT_CODE(kiln_format_parse(kiln__format_names[i], &f), 0);
+    KT_EQ(f, kiln__format_of(i));
+    KT_TRUE(f != KILN_FORMAT_DEFAULT);
+    kiln_format g;
+    KT_CODE(kiln_format_parse(kiln_format_name(f), &g), 0);
+    KT_EQ(g, f);
+  }
+  kiln_format f;
+  KT_CODE(kiln_format_parse("jpeg", &f), 0);
+  KT_EQ(f, KILN_FORMAT_JPEG);
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_JPEG), "jpg");
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_PNG16), "png16");
+  KT_STR_EQ(kiln_format_name(KILN_FORMAT_DEFAULT), "default");
+  KT_STR_EQ(kiln_format_name((kiln_format)99), "?");
+  KT_CODE(kiln_format_parse("default", &f), KILN_EPARSE);
+}
+
+static bool count_even(void *arg, long frame) {
+  (*(int *)arg)++;
+  return frame % 2 == 0;
+}
+
+/* The frame numbers the job notes at load (what the batch counts its selection from, without
+ * reading the list again) are those kiln_job_next gives, in order. */
+TEST(job_frame_numbers_noted_at_load) {
+  jt_setup();
+  kiln_job *job = jt_load("list.jsonl",
+      "{\"frame\": 7}\n{\"frame\": 8}\n\n{\"frame\": 9}\n{\"frame\": 3}\n{\"frame\": 100}\n{\"frame\": 4}\n"
+      "{\"frame\": 8}\n{}\n{}\n");
+  int calls = 0;
+  KT_EQ(kiln__job_count_frames(job, count_even, &calls), 5); /* 8, 100, 4, 8, and 8 (line 9) */
+  KT_EQ(calls, 9);
+  long want[] = {7, 8, 9, 3, 100, 4, 8, 7, 8};
+  kiln_job_frame fr;
+  for (int i = 0; i < 9; i++) {
+    jt_next(job, &fr);
+    KT_EQ(fr.frame, want[i]);
+    kiln_job_frame_clear(&fr);
+  }
   kiln_job_destroy(job);
   st_tmp_cleanup();
 }
@@ -770,11 +874,11 @@ TEST(malformed_inputs_are_located) {
     if (k->job) st_write(jt_dir, "job.json", k->job, (size_t)-1);
     if (k->list) st_write(jt_dir, "list.jsonl", k->list, (size_t)-1);
     kiln_job_options opt = {.scene = k->list ? jt_path("scene.json") : NULL};
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_job *job = (kiln_job *)1;
     int rc = kiln_job_load(jt_path(k->load), &opt, &e, &job);
     char buf[2048];
-    kiln_scene_error_format(&e, buf, sizeof buf);
+    kiln_error_detail_format(&e, buf, sizeof buf);
     if (rc != k->code) KT_FAIL("case %zu: %s, expected %s: %s", i, kiln_err_name(rc), kiln_err_name(k->code), buf);
     KT_TRUE(job == NULL);
     size_t fl = strlen(e.file), wl = strlen(k->file);
@@ -797,7 +901,7 @@ TEST(scene_errors_are_located_in_the_scene) {
   jt_setup();
   st_write(jt_dir, "bad.json", "{\"camera\": {\"position\": [0, 0, 0],\n \"look_at\": [0, 0, 1], \"vfov\": 200}}", (size_t)-1);
   st_write(jt_dir, "job.json", "{\"scene\": \"bad.json\", \"images\": []}", (size_t)-1);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job;
   KT_CODE(kiln_job_load(jt_path("job.json"), NULL, &e, &job), KILN_EPARSE);
   KT_STR_CONTAINS(e.file, "bad.json");
@@ -810,7 +914,7 @@ TEST(scene_errors_are_located_in_the_scene) {
   /* kiln_job_options.scene replaces the job's */
   kiln_job_options opt = {.scene = jt_path("scene.json")};
   KT_CODE(kiln_job_load(jt_path("job.json"), &opt, &e, &job), 0);
-  KT_EQ(kiln_job_count(job), 0);
+  KT_EQ(info_of(job).count, 0);
   kiln_job_destroy(job);
   KT_CODE(kiln_job_load(NULL, NULL, &e, &job), KILN_EINVAL);
   kiln_job_destroy(NULL);
@@ -822,19 +926,19 @@ TEST(scene_errors_are_located_in_the_scene) {
 static kiln_job *load_example(const char *name) {
   char path[1200];
   snprintf(path, sizeof path, "%s/../../examples/cornell/%s", st_src_dir(), name);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_job *job = NULL;
   int rc = kiln_job_load(path, NULL, &e, &job);
   char buf[2048];
-  if (rc) KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+  if (rc) KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   return job;
 }
 
 TEST(cornell_examples_load) {
   kiln_job *job = load_example("orbit.json");
-  KT_EQ(kiln_job_count(job), 120);
-  KT_EQ(kiln_job_passes(job), KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL);
-  KT_EQ(kiln_job_format(job), KILN_FORMAT_PNG);
+  KT_EQ(info_of(job).count, 120);
+  KT_EQ(info_of(job).passes, KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL);
+  KT_EQ(info_of(job).format, KILN_FORMAT_PNG);
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(job), &info);
   KT_EQ(info.width, 256);
@@ -842,7 +946,7 @@ TEST(cornell_examples_load) {
   KT_EQ(info.spp, 16);
   kiln_job_frame fr;
   uint64_t n = 0;
-  kiln_scene_error e;
+  kiln_error_detail e;
   while (kiln_job_next(job, &fr, &e) == 0) {
     KT_EQ(fr.frame, (long)n);
     /* the camera stays in front of the open side of the box (z < 0), looking into it */
@@ -853,7 +957,7 @@ TEST(cornell_examples_load) {
   KT_EQ(n, 120);
   kiln_job_destroy(job);
   job = load_example("dataset.json");
-  KT_TRUE(kiln_job_count(job) >= 4);
+  KT_TRUE(info_of(job).count >= 4);
   kiln_scene *s;
   while (kiln_job_next(job, &fr, &e) == 0) {
     KT_TRUE(fr.name[0] != '\0');
@@ -869,19 +973,19 @@ TEST(cornell_examples_load) {
  * and every frame of each expands and its scene loads. */
 static int expand_all(kiln_job *job, const char *what) {
   kiln_job_frame fr;
-  kiln_scene_error e;
+  kiln_error_detail e;
   char buf[2048];
   int n = 0, rc;
   while ((rc = kiln_job_next(job, &fr, &e)) == 0) {
     kiln_scene *s = NULL;
     if ((rc = kiln_job_frame_scene(job, &fr, &e, &s)))
-      KT_FAIL("%s: %s: %s", what, fr.where, kiln_scene_error_format(&e, buf, sizeof buf));
+      KT_FAIL("%s: %s: %s", what, fr.where, kiln_error_detail_format(&e, buf, sizeof buf));
     kiln_scene_destroy(s);
     kiln_job_frame_clear(&fr);
     n++;
   }
   KT_CODE(rc, KILN_EEOF);
-  KT_EQ((uint64_t)n, kiln_job_count(job));
+  KT_EQ((uint64_t)n, info_of(job).count);
   return n;
 }
 

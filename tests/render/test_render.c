@@ -124,11 +124,11 @@ static const double cornell_ref[3] = {0.19290129, 0.12599459, 0.03630422};
 TEST(cornell_mean) {
   char *path = repo_path("examples/cornell/scene.json");
   kiln_scene *scene;
-  kiln_scene_error err;
+  kiln_error_detail err;
   int lrc = kiln_scene_load(path, &err, &scene);
   if (lrc) {
     char buf[512];
-    KT_FAIL("load %s: %s", path, kiln_scene_error_format(&err, buf, sizeof buf));
+    KT_FAIL("load %s: %s", path, kiln_error_detail_format(&err, buf, sizeof buf));
   }
   free(path);
   ctx c = {0};

@@ -165,10 +165,10 @@ TEST(texture_png_srgb) {
              " \"objects\": [{\"type\": \"quad\", \"corner\": [-1, -1, 0], \"u\": [2, 0, 0], \"v\": [0, 2, 0],\n"
              "   \"material\": {\"type\": \"diffuse\", \"albedo\": [1, 1, 1], \"texture\": \"t.png\"}}]}\n");
   kiln_scene *scene;
-  kiln_scene_error err;
+  kiln_error_detail err;
   if (kiln_scene_load(json, &err, &scene)) {
     char b[512];
-    KT_FAIL("load: %s", kiln_scene_error_format(&err, b, sizeof b));
+    KT_FAIL("load: %s", kiln_error_detail_format(&err, b, sizeof b));
   }
   ctx c = {0};
   c.gpu = tg_gpu();
@@ -346,10 +346,10 @@ static kiln_scene *load_in(const char *dir) {
   char p[256];
   snprintf(p, sizeof p, "%s/scene.json", dir);
   kiln_scene *scene;
-  kiln_scene_error err;
+  kiln_error_detail err;
   if (kiln_scene_load(p, &err, &scene)) {
     char b[512];
-    KT_FAIL("load: %s", kiln_scene_error_format(&err, b, sizeof b));
+    KT_FAIL("load: %s", kiln_error_detail_format(&err, b, sizeof b));
   }
   return scene;
 }

@@ -71,12 +71,12 @@ static inline void st_tmp_cleanup(void) {
 
 /* Loads json (base dir dir) and expects success. */
 static inline kiln_scene *st_load_ok(const char *json, const char *dir) {
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = kiln_scene_load_string(json, dir, "test.json", &e, &s);
   if (rc) {
     char buf[2048];
-    KT_FAIL("load failed: %s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    KT_FAIL("load failed: %s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   }
   KT_TRUE(s != NULL);
   return s;

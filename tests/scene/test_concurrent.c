@@ -13,7 +13,7 @@ typedef struct job {
 
 static int load_task(void *arg, void **result) {
   const job *j = arg;
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = j->path ? kiln_scene_load(j->path, &e, &s)
                    : kiln_scene_load_string(j->json, j->dir, "t.json", &e, &s);
@@ -99,7 +99,7 @@ typedef struct pool_job {
 
 static int pool_load_task(void *arg, void **result) {
   const pool_job *j = arg;
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = kiln_scene_load_pool(j->pool, j->path, &e, &s);
   *result = s;
@@ -119,7 +119,7 @@ TEST(pool_loads_meshes) {
   cfg.threads = 3;
   kiln_pool *p = NULL;
   KT_CODE(kiln_pool_create(&cfg, &p), KILN_OK);
-  kiln_scene_error e1, e2;
+  kiln_error_detail e1, e2;
   kiln_scene *a = NULL, *b = NULL;
   KT_CODE(kiln_scene_load(good, &e1, &a), KILN_OK);
   KT_CODE(kiln_scene_load_pool(p, good, &e2, &b), KILN_OK);

@@ -6,11 +6,11 @@
 static kiln_scene *load_cornell(void) {
   char path[1200];
   snprintf(path, sizeof path, "%s/../../examples/cornell/scene.json", st_src_dir());
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = kiln_scene_load(path, &e, &s);
   char buf[2048];
-  if (rc) KT_FAIL("%s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+  if (rc) KT_FAIL("%s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   return s;
 }
 

@@ -33,13 +33,13 @@ TEST(every_example_loads) {
     char *body = open + 9, *close = strstr(body, "\n```");
     if (!close) KT_FAIL("SCENE.md: unterminated block at line %d", line);
     *close = '\0';
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     char name[64];
     snprintf(name, sizeof name, "SCENE.md block at line %d", line + 1);
     int rc = kiln_scene_load_string(body, dir, name, &e, &s);
     char buf[2048];
-    if (rc) KT_FAIL("%s: %s", kiln_err_name(rc), kiln_scene_error_format(&e, buf, sizeof buf));
+    if (rc) KT_FAIL("%s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
     kiln_scene_destroy(s);
     n++;
     for (char *q = open; q < close; q++) line += *q == '\n';

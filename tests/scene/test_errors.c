@@ -143,11 +143,11 @@ static const ecase cases[] = {
 };
 
 static void check_case(int i, const ecase *c) {
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = (kiln_scene *)&e; /* must be reset to NULL */
   int rc = kiln_scene_load_string(c->json, "/nonexistent-kiln-dir", "bad.json", &e, &s);
   char buf[2048];
-  kiln_scene_error_format(&e, buf, sizeof buf);
+  kiln_error_detail_format(&e, buf, sizeof buf);
   if (rc != c->code) KT_FAIL("case %d: %s, want %s: %s", i, kiln_err_name(rc), kiln_err_name(c->code), buf);
   KT_TRUE(s == NULL);
   int line = 1, col = 1;
@@ -184,7 +184,7 @@ TEST(syntax_errors) {
       {"{} x", 1, 4},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     int rc = kiln_scene_load_string(t[i].json, NULL, "syn.json", &e, &s);
     KT_CODE(rc, KILN_EPARSE);
@@ -199,7 +199,7 @@ TEST(syntax_errors) {
 /* Files: a missing scene is KILN_EIO naming it; NULL arguments are KILN_EINVAL; the formatted
  * error has every part. */
 TEST(files_and_arguments) {
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   KT_CODE(kiln_scene_load("/nonexistent-kiln-dir/scene.json", &e, &s), KILN_EIO);
   KT_STR_EQ(e.file, "/nonexistent-kiln-dir/scene.json");
@@ -209,8 +209,8 @@ TEST(files_and_arguments) {
   KT_CODE(kiln_scene_load_string("{}", NULL, NULL, NULL, &s), KILN_EPARSE); /* err may be NULL */
   KT_CODE(kiln_scene_load_string("{\n \"camera\": 1}", NULL, NULL, &e, &s), KILN_EPARSE);
   char buf[1024];
-  KT_STR_EQ(kiln_scene_error_format(&e, buf, sizeof buf), "<string>:2:12: camera: camera must be an object");
-  kiln_scene_error_format(&e, buf, 5);
+  KT_STR_EQ(kiln_error_detail_format(&e, buf, sizeof buf), "<string>:2:12: camera: camera must be an object");
+  kiln_error_detail_format(&e, buf, 5);
   KT_STR_EQ(buf, "<str");
   /* a scene file with a semantic error names the file */
   const char *dir = st_tmpdir();
@@ -238,7 +238,7 @@ TEST(fuzz_cornell_json) {
   for (size_t k = 0; k < n; k += (k < 200 ? 1 : 7)) {
     memcpy(buf, text, k);
     buf[k] = '\0';
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     int rc = kiln_scene_load_string(buf, dir, "cut.json", &e, &s);
     KT_CODE(rc, KILN_EPARSE);
@@ -253,7 +253,7 @@ TEST(fuzz_cornell_json) {
       x ^= x << 13, x ^= x >> 17, x ^= x << 5;
       buf[x % n] = alphabet[(x >> 16) % (sizeof alphabet - 1)];
     }
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     int rc = kiln_scene_load_string(buf, dir, "mut.json", &e, &s);
     if (rc == KILN_OK) {

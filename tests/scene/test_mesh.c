@@ -5,7 +5,7 @@
 #include "scene_test_util.h"
 
 /* A scene with one mesh object (file, and an optional material override). */
-static int load_mesh(const char *dir, const char *file, bool override, kiln_scene_error *e,
+static int load_mesh(const char *dir, const char *file, bool override, kiln_error_detail *e,
                      kiln_scene **s) {
   char json[1024];
   snprintf(json, sizeof json,
@@ -20,11 +20,11 @@ static int load_mesh(const char *dir, const char *file, bool override, kiln_scen
 static void expect_bad(const char *dir, const char *file, const void *text, size_t n, int code,
                        int line, const char *frag) {
   st_write(dir, file, text, n);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = load_mesh(dir, file, true, &e, &s);
   char buf[2048];
-  kiln_scene_error_format(&e, buf, sizeof buf);
+  kiln_error_detail_format(&e, buf, sizeof buf);
   if (rc != code) KT_FAIL("%s: %s, want %s: %s", file, kiln_err_name(rc), kiln_err_name(code), buf);
   KT_TRUE(s == NULL);
   char want[1024];
@@ -44,11 +44,11 @@ TEST(obj_read) {
            "vt 1 1\nvt 0 1\nvn 0 0 1\nusemtl red\nf 1/1/1 2/2/1 3/3/1 4/4/1\n"
            "o pent\nv 0 0 1\nv 1 0 1\nv 2 1 1\nv 1 2 1\nv 0 1 1\nusemtl lamp\nf -5 -4 -3 -2 -1\n"
            "o tri\nf 1//1 2//1 3//1\n", (size_t)-1);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = load_mesh(dir, "m.obj", false, &e, &s);
   char buf[2048];
-  if (rc) KT_FAIL("%s", kiln_scene_error_format(&e, buf, sizeof buf));
+  if (rc) KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 2 + 3 + 1);
   KT_EQ(d->nobjects, 3);
@@ -110,7 +110,7 @@ TEST(obj_malformed) {
   /* MTL: missing file (KILN_EIO naming the MTL), a bad line in it, an undefined usemtl */
   snprintf(text, sizeof text, "mtllib nope.mtl\n%sf 1 2 3\n", tri);
   st_write(dir, "p.obj", text, (size_t)-1);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   KT_CODE(load_mesh(dir, "p.obj", true, &e, &s), KILN_EIO);
   KT_STR_CONTAINS(e.file, "nope.mtl");
@@ -144,7 +144,7 @@ TEST(obj_truncations) {
   size_t n = strlen(full);
   for (size_t k = 0; k <= n; k++) {
     st_write(dir, "t.obj", full, k);
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     int rc = load_mesh(dir, "t.obj", true, &e, &s);
     /* a cut inside "mtllib t.mtl" names a missing file: KILN_EIO */
@@ -192,10 +192,10 @@ TEST(ply_read) {
   kiln_scene *s[2];
   const char *files[2] = {"a.ply", "b.ply"};
   for (int k = 0; k < 2; k++) {
-    kiln_scene_error e;
+    kiln_error_detail e;
     char buf[2048];
     if (load_mesh(dir, files[k], true, &e, &s[k]))
-      KT_FAIL("%s", kiln_scene_error_format(&e, buf, sizeof buf));
+      KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
     d[k] = st_data(s[k]);
     KT_EQ(d[k]->ntris, 3);
     KT_EQ(d[k]->nobjects, 1);
@@ -256,7 +256,7 @@ TEST(ply_malformed) {
   memcpy(junk, "ply\n", 4);
   for (size_t i = 4; i < sizeof junk; i++) x = x * 1103515245u + 12345u, junk[i] = (unsigned char)(x >> 16);
   st_write(dir, "m.ply", junk, sizeof junk);
-  kiln_scene_error e;
+  kiln_error_detail e;
   kiln_scene *s = NULL;
   KT_CODE(load_mesh(dir, "m.ply", true, &e, &s), KILN_EPARSE);
   KT_STR_CONTAINS(e.file, "m.ply");
@@ -297,7 +297,7 @@ TEST(fuzz_meshes) {
                                                 : (unsigned char)alphabet[(x >> 16) % (sizeof alphabet - 1)];
       }
       st_write(dir, files[k].name, buf, files[k].n);
-      kiln_scene_error e;
+      kiln_error_detail e;
       kiln_scene *s = NULL;
       int rc = load_mesh(dir, files[k].name, k > 0, &e, &s);
       if (rc == KILN_OK) {

@@ -85,11 +85,11 @@ TEST(image_errors) {
        KILN_EPARSE, "test.json", "materials.m.texture", "unknown key"},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    kiln_scene_error e;
+    kiln_error_detail e;
     kiln_scene *s = NULL;
     int rc = kiln_scene_load_string(t[i].json, dir, "test.json", &e, &s);
     char buf[2048];
-    kiln_scene_error_format(&e, buf, sizeof buf);
+    kiln_error_detail_format(&e, buf, sizeof buf);
     if (rc != t[i].code) KT_FAIL("case %zu: %s: %s", i, kiln_err_name(rc), buf);
     KT_STR_CONTAINS(e.file, t[i].file);
     KT_STR_EQ(e.path, t[i].path);

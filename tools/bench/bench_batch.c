@@ -84,11 +84,11 @@ static void env_open(env *e, const char *job_path) {
     if ((rc = kiln_gpu_device_open(e->gpu, idx, NULL, &e->devs[1]))) die("device open", rc);
     e->ndevs = 2;
   }
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job_options jo = {NULL, e->pool};
   if ((rc = kiln_job_load(job_path, &jo, &err, &e->job))) {
     char m[1024];
-    fprintf(stderr, "kiln-bench-batch: %s\n", kiln_scene_error_format(&err, m, sizeof m));
+    fprintf(stderr, "kiln-bench-batch: %s\n", kiln_error_detail_format(&err, m, sizeof m));
     exit(1);
   }
 }
@@ -129,17 +129,18 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
   bc.width = bc.height = size, bc.spp = spp;
   bc.output = "{frame:06d}.{ext}";
   kiln_batch *b;
-  char msg[512];
-  int rc = kiln_batch_create(e->job, &bc, &b, msg, sizeof msg);
+  kiln_error_detail err;
+  int rc = kiln_batch_create(e->job, &bc, &b, &err);
   if (rc) {
-    fprintf(stderr, "kiln-bench-batch: %s\n", msg);
+    fprintf(stderr, "kiln-bench-batch: %s\n", err.message);
     exit(1);
   }
   double t0 = now();
-  rc = kiln_batch_run(b, s, msg, sizeof msg);
+  rc = kiln_batch_run(b, s, &err);
   double t = now() - t0;
-  if (rc) {
-    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", msg, (unsigned long long)s->failed);
+  if (rc || s->failed) {
+    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", rc ? err.message : "frames failed",
+            (unsigned long long)s->failed);
     exit(1);
   }
   *written = s->written;
@@ -163,7 +164,7 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
   if (rc) die("render_create", rc);
   kiln_job_rewind(e->job);
   kiln_job_frame fr;
-  kiln_scene_error err;
+  kiln_error_detail err;
   *written = 0;
   uint8_t *px = malloc((size_t)size * (size_t)size * 3);
   for (long i = 0; i < frames && kiln_job_next(e->job, &fr, &err) == 0; i++) {

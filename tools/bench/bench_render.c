@@ -113,10 +113,10 @@ int main(int argc, char **argv) {
   const char *path = argc > 1 ? argv[1] : "examples/cornell/scene.json";
   int spp = argc > 2 ? atoi(argv[2]) : 16;
   kiln_scene *scene;
-  kiln_scene_error err;
+  kiln_error_detail err;
   if (kiln_scene_load(path, &err, &scene)) {
     char buf[512];
-    fprintf(stderr, "kiln-bench-render: %s\n", kiln_scene_error_format(&err, buf, sizeof buf));
+    fprintf(stderr, "kiln-bench-render: %s\n", kiln_error_detail_format(&err, buf, sizeof buf));
     return 1;
   }
   kiln_gpu *gpu;

@@ -370,14 +370,14 @@ int kiln_cli_render(int argc, char **argv) {
       bc.in_flight = (size_t)in_flight;
     } else if (!strcmp(a, "--passes")) {
       NEED_VALUE();
-      char m[256];
-      if (kiln_pass_parse(v, &bc.passes, m, sizeof m)) return usage_error("--passes %s: %s", v, m);
+      kiln_error_detail pe;
+      if (kiln_pass_parse(v, &bc.passes, &pe)) return usage_error("--passes %s: %s", v, pe.message);
     } else if (!strcmp(a, "--format")) {
       NEED_VALUE();
       kiln_format f;
       if (kiln_format_parse(v, &f))
         return usage_error("--format %s: expected png, png16, jpg, exr, npy or hdr", v);
-      bc.format = (int)f;
+      bc.format = f;
     } else if (!strcmp(a, "--template")) {
       NEED_VALUE();
       bc.output = v;
@@ -436,11 +436,11 @@ int kiln_cli_render(int argc, char **argv) {
     goto out;
   }
 
-  kiln_scene_error err;
+  kiln_error_detail err;
   kiln_job_options jo = {scene, pool};
   rc = kiln_job_load(job_path, &jo, &err, &job);
   if (rc) {
-    setup_error("%s\n", kiln_scene_error_format(&err, msg, sizeof msg));
+    setup_error("%s\n", kiln_error_detail_format(&err, msg, sizeof msg));
     goto out;
   }
 
@@ -483,14 +483,16 @@ int kiln_cli_render(int argc, char **argv) {
   bc.ndevs = ndevs;
   bc.progress = on_progress;
   bc.progress_arg = &prog;
-  rc = kiln_batch_create(job, &bc, &batch, msg, sizeof msg);
+  rc = kiln_batch_create(job, &bc, &batch, &err);
   if (rc) {
-    setup_error("%s\n", msg);
+    setup_error("%s\n", err.message);
     goto out;
   }
   if (!quiet) {
+    kiln_job_info ji;
+    kiln_job_get_info(job, &ji);
     fprintf(stderr, "kiln render: %s (%llu frames%s) into %s on", job_path,
-            (unsigned long long)kiln_job_count(job),
+            (unsigned long long)ji.count,
             bc.first != LONG_MIN || bc.last != LONG_MAX || bc.step != 1 ? ", --frames selects some" : "",
             bc.out_dir);
     for (size_t i = 0, shown = 0; i < ndevs; i++) {
@@ -507,17 +509,17 @@ int kiln_cli_render(int argc, char **argv) {
 
   atomic_store(&g_batch, batch);
   kiln_batch_summary sum;
-  msg[0] = 0;
   double setup_s = now_s() - t_start; /* job and scene loading, devices */
-  rc = kiln_batch_run(batch, &sum, msg, sizeof msg);
-  if (rc < 0) {
-    setup_error("%s\n", msg[0] ? msg : kiln_strerror(rc));
+  rc = kiln_batch_run(batch, &sum, &err);
+  if (rc) {
+    setup_error("%s\n", err.message[0] ? err.message : kiln_strerror(rc));
     code = 2;
     goto out;
   }
+  /* the run's outcome is in the summary: every frame written or skipped, some failed, or stopped */
   code = sum.stopped && atomic_load(&g_signal) ? 130 : sum.failed ? 1 : 0;
   if (bc.contact_sheet && sum.contact_sheet_status) {
-    fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet, msg);
+    fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet, sum.contact_sheet_message);
     if (code == 0) code = 1;
   }
   if (!quiet) {

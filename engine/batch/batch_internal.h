@@ -1,0 +1,237 @@
+/* batch_internal.h (internal): what the files of engine/batch share.
+ *
+ *   job_file.c    the entry point of jobs: loading a .json job or a .jsonl list, the job's scene
+ *                 and its names, kiln_job_next, the job's frame numbers
+ *   job_common.c  what the job files below share: error contexts, name lookup, camera checks
+ *   job_anim.c    animations: frame ranges, seeds, camera orbits and keyframes, object keyframes
+ *   job_list.c    list images (a .jsonl line or an element of "images"): validation and overrides
+ *   job_scene.c   kiln_job_frame_scene: a frame's scene patch applied to the scene document
+ *   batch.c       the batch driver: issue, collect, finish; the writer and prepare tasks
+ *   names.c       output file names from templates, contact sheets
+ *   output.c      pass and format names, the encoding of every pass in every format
+ *
+ * Calls go one way: job_file.c -> job_anim.c, job_list.c -> job_common.c; batch.c -> the job's
+ * public calls, names.c, output.c. Errors of the job reader go through a kiln__sj_ctx
+ * (scene_data.h) whose text is the job file, or the list line being read, so every error is
+ * located the way the scene loader locates its own. Nothing here prints. */
+#ifndef KILN_ENGINE_BATCH_INTERNAL_H
+#define KILN_ENGINE_BATCH_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "base.h"
+#include "kiln/batch.h"
+#include "scene_data.h"
+
+/* ---- jobs (job_*.c) ------------------------------------------------------------------------- */
+
+
+
+/* A camera keyframe, every field resolved at load (defaults from the scene's camera). */
+typedef struct kiln__cam_key {
+  long frame;
+  kiln_camera cam;
+  bool focus_given; /* focus_distance was given (else: the distance to look_at, per frame) */
+} kiln__cam_key;
+
+/* An object keyframe: translate, rotation (unit quaternion w, x, y, z), scale. */
+typedef struct kiln__obj_key {
+  long frame;
+  double t[3], q[4], s[3];
+} kiln__obj_key;
+
+typedef struct kiln__obj_track {
+  const char *name; /* borrowed from the job's cJSON tree */
+  kiln__obj_key *keys;
+  size_t nkeys;
+} kiln__obj_track;
+
+typedef enum { KILN__SEED_SCENE, KILN__SEED_FIXED, KILN__SEED_FRAME } kiln__seed_mode;
+typedef enum { KILN__CAMERA_SCENE, KILN__CAMERA_ORBIT, KILN__CAMERA_KEYS } kiln__camera_mode;
+
+typedef struct kiln__anim {
+  long start, end, step; /* frames start, start + step, ... <= end */
+  kiln__seed_mode seed_mode;
+  uint32_t seed;         /* KILN__SEED_FIXED */
+  kiln__camera_mode cam_mode;
+  /* orbit: position = center + radius (cos a e0 + sin a e1) + height axis, a in degrees */
+  double center[3], axis[3], e0[3], e1[3], radius, height, start_deg, deg_per_frame;
+  float vfov;
+  kiln__cam_key *keys;   /* KILN__CAMERA_KEYS, frames strictly increasing */
+  size_t nkeys;
+  bool spherical;        /* keys: position around look_at by slerp */
+  kiln__obj_track *tracks;
+  size_t ntracks;
+} kiln__anim;
+
+typedef enum { KILN__JOB_ANIM, KILN__JOB_LIST_FILE, KILN__JOB_LIST_INLINE } kiln__job_kind;
+
+/* Frames first, first + step, ... (n of them): the frame numbers of a list, noted at load in
+ * runs, so that a list numbered in order takes one run, not one entry a line. */
+typedef struct kiln__frame_run {
+  long first, step;
+  uint64_t n;
+} kiln__frame_run;
+
+/* A job. Everything is written by kiln_job_load and read-only afterwards, except the iteration
+ * state (list, lineno, next_image, next), which only kiln_job_next and kiln_job_rewind touch (one
+ * caller at a time). kiln_job_frame_scene reads the scene document and names only, so any number
+ * of threads may call it while another iterates. */
+struct kiln_job {
+  char *path;            /* the job file as given */
+  char *text;            /* its text (.json jobs), NULL for a bare list */
+  cJSON *root;           /* its document (.json jobs) */
+  char *scene_path, *scene_dir;
+  char *scene_text;
+  cJSON *scene_doc;      /* the scene document, read-only after load */
+  kiln_scene *scene;
+  kiln_camera camera;    /* the scene's camera */
+  bool focus_given;      /* the scene's camera gives focus_distance */
+  uint32_t seed;         /* the scene's seed */
+  int32_t width, height, spp; /* job overrides of the scene's settings; 0: the scene's */
+  char **objects;        /* names of the scene's objects[] entries ("name", else the default) */
+  size_t nobjects;
+  char **lights;         /* names of the scene's lights[] entries */
+  size_t nlights;
+  char *output;
+  unsigned passes;
+  kiln_format format;
+  kiln__job_kind kind;
+  kiln__anim anim;
+  char *list_path;       /* KILN__JOB_LIST_FILE */
+  FILE *list;
+  long lineno;           /* lines of list read so far */
+  const cJSON *images, *next_image; /* KILN__JOB_LIST_INLINE */
+  uint64_t count, next;
+  kiln__frame_run *runs; /* lists: every frame's number, noted at load */
+  size_t nruns, runs_cap;
+};
+
+/* ---- job_common.c --------------------------------------------------------------------------- */
+
+/* Applies the job's width, height and spp to a scene it loaded (before anyone else sees it). */
+void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
+
+/* A ctx that locates errors in text, reported as file (err is the caller's). */
+void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_error_detail *err);
+
+/* The index of the scene's objects[] (lights[]) entry named name; -1 when none, -2 when several. */
+int kiln__job_find(char *const *names, size_t n, const char *name);
+
+/* An error "no object named 'x' in the scene (did you mean 'y'?)" at the current path. */
+int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names, size_t n);
+
+/* Checks the camera c0 (at the current path; key_at names the member to blame). */
+int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *key_at);
+
+/* ---- job_anim.c --------------------------------------------------------------------------- */
+
+/* Parses "animation" (o, at the current path) into job->anim and counts the frames. */
+int kiln__anim_parse(kiln_job *job, kiln__sj_ctx *c, const cJSON *o);
+/* Frame index of the animation into *fr (index, frame, name, camera, seed, scene_patch). */
+int kiln__anim_frame(const kiln_job *job, uint64_t index, kiln_job_frame *fr);
+void kiln__anim_free(kiln__anim *a);
+
+/* A unit quaternion from Euler degrees (R = Rz Ry Rx) or an axis and angle; its rotation matrix. */
+void kiln__quat_euler(const double deg[3], double q[4]);
+void kiln__quat_axis(const double axis[3], double deg, double q[4]);
+void kiln__quat_slerp(const double a[4], const double b[4], double t, double out[4]);
+void kiln__quat_matrix(const double q[4], double m[3][3]);
+
+/* ---- job_list.c --------------------------------------------------------------------------- */
+
+/* Validates the list image o (at the current path of c) and expands it into fr (frame, name,
+ * camera, seed, scene_patch; index and where are the caller's). fr->frame defaults to index. */
+int kiln__list_image(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, uint64_t index,
+                     kiln_job_frame *fr);
+
+/* Reads one JSON object from line text (line number lineno of job->list_path) into fr. */
+int kiln__list_line(const kiln_job *job, const char *text, long lineno, uint64_t index,
+                    kiln_error_detail *err, kiln_job_frame *fr);
+
+/* ---- job_file.c: the job's frame numbers ----------------------------------------------------- */
+
+/* Calls fn(arg, frame) for the frame number of every frame of the job, in job order, from what
+ * kiln_job_load noted (the job is not read again), and returns how many calls returned true. */
+uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg);
+
+/* ---- batch.c: seams for tests ------------------------------------------------------------------ */
+
+/* What the driver allocates with (frame contexts, the set of output names and its copies of the
+ * names; calloc's contract), hashes output names with, and takes the next finished frame with:
+ * calloc, FNV-1a and kiln_completion_next unless a test replaces them after kiln_batch_create (to
+ * make them fail, or collide). */
+typedef struct kiln__batch_hooks {
+  void *(*alloc)(size_t n, size_t size);
+  uint64_t (*name_hash)(const char *name);
+  int (*completion_next)(kiln_completion *c, kiln_future **f);
+} kiln__batch_hooks;
+
+void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
+
+/* ---- names.c: output file names from templates, and contact sheets --------------------------- */
+
+
+
+/* Templates (docs/JOBS.md): `{frame}`, `{frame:05d}` (printf-style width with zero padding; any
+ * width 1..12), `{name}` (the frame's output name), `{pass}` (color, depth, normal, albedo, id,
+ * instance), `{ext}`; `{{` and `}}` are literal braces. Anything else in braces is an error, so a
+ * typo cannot silently write every frame to the same file. */
+typedef struct kiln__outname_vars {
+  long frame;
+  const char *name; /* NULL: "{name}" expands to the frame number, zero-padded to 5 digits */
+  const char *pass;
+  const char *ext;
+} kiln__outname_vars;
+
+/* Checks a template without expanding it. 0, or KILN_EPARSE with msg naming the column
+ * ("template \"out/{frme}.png\", column 6: unknown field {frme}; fields: frame, name, pass, ext"). */
+int kiln__outname_check(const char *tmpl, char *msg, size_t msgcap);
+
+/* Expands tmpl into out[0..cap). 0, KILN_EPARSE (bad template, msg says why), or KILN_EINVAL when
+ * the result does not fit. */
+int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *out, size_t cap,
+                         char *msg, size_t msgcap);
+
+/* A contact sheet: n images (8-bit RGB, packed, w x h each) scaled down by an integer box filter
+ * to fit cells of at most thumb x thumb pixels, laid out `columns` per row (0: about square) on
+ * a dark grey background with a 2-pixel gap. Allocates *out (3 bytes per pixel) and sets its
+ * size. 0, KILN_EINVAL, KILN_ENOMEM. */
+int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, int thumb,
+                        int columns, uint8_t **out, int *out_w, int *out_h);
+
+/* Box-filters an 8-bit RGB image (packed, w x h) by an integer factor f >= 1 into out, which holds
+ * max(w / f, 1) x max(h / f, 1) pixels (edge cells average the pixels they have). */
+void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out);
+
+/* ---- output.c: what the batch writes ---------------------------------------------------------- */
+
+
+
+
+enum { KILN__NPASS = 6 };
+
+/* "color", "depth", "normal", "albedo", "id", "instance", NULL: pass i is bit 1 << i. */
+extern const char *const kiln__pass_names[KILN__NPASS + 1];
+
+/* "png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL: the names a job or --format may give;
+ * kiln__format_of(i) is the format of name i ("jpeg" is KILN_FORMAT_JPEG). */
+extern const char *const kiln__format_names[];
+kiln_format kiln__format_of(int i);
+
+/* The file extension of pass pi in format f (colour in f's own, the others where they keep their
+ * meaning: PNG, EXR or NPY). */
+const char *kiln__pass_ext(kiln_format f, int pi);
+
+/* Encodes pass pi of img in format f (colour scaled by 2^exposure and tone-mapped when it becomes
+ * 8- or 16-bit) into *data and *len (free() them). Conversion time is added to *conv_s. 0, or a
+ * KILN_E* code with msg saying why. Thread-safe. */
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
+                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap);
+
+#endif
