@@ -136,10 +136,10 @@ TEST(render_pick_beyond_64) {
       " \"objects\": [{\"type\": \"sphere\", \"center\": [0, 0, 0], \"radius\": 1,"
       " \"material\": {\"type\": \"diffuse\"}}]}";
   kiln_scene *scene = NULL;
-  kiln_scene_error err;
+  kiln_error_detail err;
   int rc = kiln_scene_load_string(json, NULL, "pick.json", &err, &scene);
   char why[512];
-  if (rc) KT_FAIL("%s", kiln_scene_error_format(&err, why, sizeof why));
+  if (rc) KT_FAIL("%s", kiln_error_detail_format(&err, why, sizeof why));
   /* 65 pipelines of the path tracer: without the validation layer, which checks each one's
    * SPIR-V again (seconds under the sanitizers); the rest of the suite runs under it. */
   kiln_gpu_config gc;
