@@ -3,7 +3,7 @@
  * One driver thread (the caller of kiln_batch_run) expands frames lazily from the job and keeps
  * at most `in_flight` of them in the pipeline:
  *
- *   frame without scene overrides:  kiln_render_submit on the shared renderer ─► R (GPU future)
+ *   frame without scene overrides:  kiln_renderer_submit on the shared renderer ─► R (GPU future)
  *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
  *                                   the least busy device, submit) ─► promise Rp, resolved with R
  *   then:                           writer task W after R or Rp: convert, encode and write every
@@ -141,7 +141,7 @@ void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_
 
 void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
-  kiln_render_destroy(b->shared);
+  kiln_renderer_destroy(b->shared);
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
@@ -253,7 +253,7 @@ static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
 
 static void release_own(frame_ctx *c) {
   if (c->own) {
-    kiln_render_destroy(c->own);
+    kiln_renderer_destroy(c->own);
     c->own = NULL;
   }
 }
@@ -365,17 +365,17 @@ static int prepare_task(void *arg, void **result) {
     kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
     goto out;
   }
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
-  rc = kiln_render_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
+  rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
   kiln_scene_destroy(scene);
   if (!rc) {
     kiln_frame_config fc;
     kiln_frame_config_default(c->own, &fc);
     fill_frame_config(b, &c->fr, &fc);
     c->t_render = kiln__now();
-    rc = kiln_render_submit(c->own, &fc, &r);
+    rc = kiln_renderer_submit(c->own, &fc, &r);
   }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += kiln__now() - t0;
@@ -425,7 +425,7 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
     kiln_frame_config_default(b->shared, &fc);
     fill_frame_config(b, &c->fr, &fc);
     double t0 = kiln__now();
-    rc = kiln_render_submit(b->shared, &fc, &c->render);
+    rc = kiln_renderer_submit(b->shared, &fc, &c->render);
     pthread_mutex_lock(&b->mu);
     b->prepare_s += kiln__now() - t0;
     pthread_mutex_unlock(&b->mu);
@@ -673,10 +673,10 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, char *msg, size_t msg
   /* the shared renderer: the job's scene on every device */
   if (!b->shared && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
     double t0 = kiln__now();
-    kiln_render_config rcfg;
-    kiln_render_config_default(&rcfg);
+    kiln_renderer_config rcfg;
+    kiln_renderer_config_default(&rcfg);
     rcfg.pool = b->cfg.pool;
-    rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+    rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
     b->prepare_s += kiln__now() - t0;
     if (rc) {
       kiln__say(msg, msgcap, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

@@ -107,15 +107,15 @@ static inline ctx open_ctx(kiln__scene *s, kiln_pool *pool) {
     c.scene = kiln__scene_wrap(s);
     KT_TRUE(c.scene != NULL);
   }
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.pool = pool;
-  KT_CODE(kiln_render_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
   return c;
 }
 
 static inline void close_ctx(ctx *c) {
-  kiln_render_destroy(c->r);
+  kiln_renderer_destroy(c->r);
   kiln_scene_destroy(c->scene);
   kiln_gpu_device_close(c->dev);
   tg_finish(c->gpu);
@@ -123,7 +123,7 @@ static inline void close_ctx(ctx *c) {
 
 /* Renders and waits; *f must be released by the caller (it owns the image). */
 static inline const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln_future **f) {
-  KT_CODE(kiln_render_submit(c->r, fc, f), KILN_OK);
+  KT_CODE(kiln_renderer_submit(c->r, fc, f), KILN_OK);
   void *v = NULL;
   int rc = kiln_future_result(*f, -1, &v);
   if (rc) {

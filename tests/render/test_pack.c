@@ -45,8 +45,8 @@ TEST(light_weights) {
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  const float *l = p.data[KILN__RB_LIGHTS], *g = p.data[KILN__RB_GLOBALS], *m = p.data[KILN__RB_MATS];
-  const float *sp = p.data[KILN__RB_SPHERES];
+  const float *l = p.data[PT_BIND_LIGHTS], *g = p.data[PT_BIND_GLOBALS], *m = p.data[PT_BIND_MATS];
+  const float *sp = p.data[PT_BIND_SPHERES];
   KT_EQ(fbits(g[2]), 2); /* two emitters: the triangle, then the emissive sphere */
   KT_EQ(fbits(l[0]), 0);
   KT_EQ(fbits(l[4]), 2); /* ntris + sphere index 1 */
@@ -63,7 +63,7 @@ TEST(light_weights) {
   /* a black sky is never picked; alone, a lit one always is */
   s.env.color[0] = s.env.color[1] = s.env.color[2] = 0;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  KT_TRUE(((const float *)p.data[KILN__RB_GLOBALS])[18] == 0);
+  KT_TRUE(((const float *)p.data[PT_BIND_GLOBALS])[18] == 0);
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
@@ -83,7 +83,7 @@ TEST(env_distribution) {
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  const float *g = p.data[KILN__RB_GLOBALS], *d = p.data[KILN__RB_ENVDIST];
+  const float *g = p.data[PT_BIND_GLOBALS], *d = p.data[PT_BIND_ENVDIST];
   KT_EQ(fbits(g[14]), 0);
   KT_EQ(fbits(g[15]), 1);
   KT_TRUE(g[18] == 1.0f); /* no emitters: NEE always picks the sky */
@@ -113,8 +113,8 @@ TEST(env_distribution) {
   /* a black map: nothing to sample, never picked */
   memset(rgb, 0, W * H * 3 * sizeof(float));
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  KT_EQ(fbits(((const float *)p.data[KILN__RB_GLOBALS])[15]), 0);
-  KT_TRUE(((const float *)p.data[KILN__RB_GLOBALS])[18] == 0);
+  KT_EQ(fbits(((const float *)p.data[PT_BIND_GLOBALS])[15]), 0);
+  KT_TRUE(((const float *)p.data[PT_BIND_GLOBALS])[18] == 0);
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
@@ -157,8 +157,8 @@ static bool record_hit(const float *r, bool tri, const float *o, const float *d,
 /* The shader's trace(): stackless over the packed nodes, the slab test on the grid. */
 static uint32_t packed_trace(const kiln__render_buffers *p, uint32_t ntris, const float *o,
                              const float *d, float *t) {
-  const uint32_t *nodes = p->data[KILN__RB_NODES], *gu = p->data[KILN__RB_GLOBALS];
-  const float *g = p->data[KILN__RB_GLOBALS], *rec = p->data[KILN__RB_PRIMS];
+  const uint32_t *nodes = p->data[PT_BIND_NODES], *gu = p->data[PT_BIND_GLOBALS];
+  const float *g = p->data[PT_BIND_GLOBALS], *rec = p->data[PT_BIND_PRIMS];
   float to[3], ts[3];
   for (int k = 0; k < 3; k++) to[k] = (g[20 + k] - o[k]) * (1 / d[k]), ts[k] = g[24 + k] * (1 / d[k]);
   uint32_t hit = UINT32_MAX;
@@ -208,8 +208,8 @@ TEST(nodes_stackless) {
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
   KT_EQ(p.features, KILN__RF_SPHERES);
-  const uint32_t *nodes = p.data[KILN__RB_NODES];
-  const float *g = p.data[KILN__RB_GLOBALS];
+  const uint32_t *nodes = p.data[PT_BIND_NODES];
+  const float *g = p.data[PT_BIND_GLOBALS];
   for (size_t i = 0; i < b.nnodes; i++)
     for (int k = 0; k < 6; k++) {
       uint32_t q = nodes[4 * i + k / 2] >> (16 * (k % 2)) & 0xffff;

@@ -135,14 +135,14 @@ TEST(cornell_mean) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = fc.height = 64;
   fc.spp = 16;
   kiln_future *fa, *fb;
   fc.seed = 11;
-  KT_CODE(kiln_render_submit(c.r, &fc, &fa), KILN_OK);
+  KT_CODE(kiln_renderer_submit(c.r, &fc, &fa), KILN_OK);
   fc.seed = 12;
   const kiln_image *b = render(&c, &fc, &fb);
   void *va;
@@ -186,12 +186,12 @@ TEST(determinism) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.pool = pool;
   kiln_renderer *r2;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, &rc, &r2), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, &rc, &r2), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6, fc.frame = 3;
@@ -220,7 +220,7 @@ TEST(determinism) {
   const kiln_image *i4 = render(&c, &fc, &f4);
   KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i4), n * 12) != 0);
   kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3), kiln_future_release(f4);
-  kiln_render_destroy(r2);
+  kiln_renderer_destroy(r2);
   close_ctx(&c);
   kiln_pool_destroy(pool);
 }
@@ -249,18 +249,18 @@ static bool same_image(const kiln_image *a, const kiln_image *b, size_t n) {
 
 /* One frame of scene with the scene read from memory m; *f holds the image. */
 /* *where: the kernel's KILN__RF_SHARED and KILN__RF_UNIFORM bits (where the scene was read). */
-static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_future **f, uint32_t *where) {
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+static const kiln_image *render_in(ctx *c, kiln_renderer_scene_memory m, kiln_future **f, uint32_t *where) {
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.scene_memory = m;
   kiln_renderer *keep = c->r;
-  if (kiln_render_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
-  *where = kiln__render_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
+  if (kiln_renderer_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
+  *where = kiln__renderer_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
   kiln_frame_config fc;
   kiln_frame_config_default(c->r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6;
   const kiln_image *img = render(c, &fc, f);
-  kiln_render_destroy(c->r);
+  kiln_renderer_destroy(c->r);
   c->r = keep;
   return img;
 }
@@ -276,22 +276,22 @@ TEST(scene_memory_paths) {
   kiln_scene *scene;
   KT_CODE(kiln_scene_load(path, NULL, &scene), KILN_OK);
   free(path);
-  KT_TRUE(scene_vec4s(&scene->data) <= KILN__SHARED_VEC4S);
+  KT_TRUE(scene_vec4s(&scene->data) <= PT_SHARED_VEC4S);
   ctx c = {0};
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
   KT_TRUE(kiln_gpu_device_info_of(c.dev)->max_uniform_range >= 16384);
-  kiln_render_config bad;
-  kiln_render_config_default(&bad);
-  bad.scene_memory = (kiln_render_scene_memory)7;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
+  kiln_renderer_config bad;
+  kiln_renderer_config_default(&bad);
+  bad.scene_memory = (kiln_renderer_scene_memory)7;
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
   KT_TRUE(c.r == NULL);
-  static const kiln_render_scene_memory modes[] = {KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
-                                                   KILN_RENDER_SCENE_TEXEL, KILN_RENDER_SCENE_AUTO};
+  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
+                                                   KILN_RENDERER_SCENE_TEXEL, KILN_RENDERER_SCENE_AUTO};
   kiln_future *f0, *f;
   uint32_t where;
-  const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0, &where);
+  const kiln_image *ref = render_in(&c, KILN_RENDERER_SCENE_STORAGE, &f0, &where);
   KT_TRUE(ref != NULL);
   KT_EQ(where, 0);
   const kiln_gpu_device_info *info = kiln_gpu_device_info_of(c.dev);
@@ -303,20 +303,20 @@ TEST(scene_memory_paths) {
       for (int k = 0; k < (round == 1 ? 400 : 1100); k++)
         add_material(sd, (kiln__material){.type = KILN__MAT_DIFFUSE});
     size_t words = scene_vec4s(sd);
-    KT_TRUE(round != 1 || (words > KILN__SHARED_VEC4S && words <= KILN__UNIFORM_VEC4S));
-    KT_TRUE(round != 2 || words > KILN__UNIFORM_VEC4S);
+    KT_TRUE(round != 1 || (words > PT_SHARED_VEC4S && words <= PT_UNIFORM_VEC4S_MAX));
+    KT_TRUE(round != 2 || words > PT_UNIFORM_VEC4S_MAX);
     bool uniform_fits = round < 2 && words * 16 <= info->max_uniform_range;
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
       const kiln_image *img = render_in(&c, modes[i], &f, &where);
       KT_TRUE(img != NULL);
       KT_TRUE(same_image(ref, img, n));
       uint32_t expect = 0;
-      if (modes[i] == KILN_RENDER_SCENE_SHARED) expect = round == 0 ? S : 0;
-      if (modes[i] == KILN_RENDER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
-      if (modes[i] == KILN_RENDER_SCENE_TEXEL || (modes[i] == KILN_RENDER_SCENE_AUTO &&
+      if (modes[i] == KILN_RENDERER_SCENE_SHARED) expect = round == 0 ? S : 0;
+      if (modes[i] == KILN_RENDERER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
+      if (modes[i] == KILN_RENDERER_SCENE_TEXEL || (modes[i] == KILN_RENDERER_SCENE_AUTO &&
                                                   info->type == KILN_GPU_TYPE_CPU))
         expect = T | (uniform_fits ? U : 0); /* lavapipe: 2^27 texels */
-      else if (modes[i] == KILN_RENDER_SCENE_AUTO)
+      else if (modes[i] == KILN_RENDERER_SCENE_AUTO)
         expect = round == 0 ? S : 0;
       KT_EQ(where, expect);
       kiln_future_release(f);
@@ -336,7 +336,7 @@ TEST(devices_and_concurrent_frames) {
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *devs[2] = {tg_device(gpu, NULL), tg_device(gpu, NULL)};
   kiln_renderer *r;
-  KT_CODE(kiln_render_create(scene, devs, 2, NULL, &r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, devs, 2, NULL, &r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(r, &fc);
   fc.width = 16, fc.height = 16, fc.spp = 4;
@@ -346,7 +346,7 @@ TEST(devices_and_concurrent_frames) {
   for (int i = 0; i < 2; i++) {
     kiln_future *w;
     fc.device = i;
-    KT_CODE(kiln_render_submit(r, &fc, &w), KILN_OK);
+    KT_CODE(kiln_renderer_submit(r, &fc, &w), KILN_OK);
     KT_CODE(kiln_future_result(w, -1, NULL), KILN_OK);
     kiln_future_release(w);
   }
@@ -355,7 +355,7 @@ TEST(devices_and_concurrent_frames) {
   for (int i = 0; i < N; i++) {
     fc.device = i % 2;
     fc.frame = (uint32_t)(i / 2); /* frames 0, 0, 1, 1: each on both devices */
-    KT_CODE(kiln_render_submit(r, &fc, &f[i]), KILN_OK);
+    KT_CODE(kiln_renderer_submit(r, &fc, &f[i]), KILN_OK);
   }
   const kiln_image *img[N];
   for (int i = 0; i < N; i++) {
@@ -369,7 +369,7 @@ TEST(devices_and_concurrent_frames) {
   /* Alone, with the least-busy device chosen by the renderer. */
   fc.device = -1, fc.frame = 1;
   kiln_future *g;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_OK);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_OK);
   void *v;
   KT_CODE(kiln_future_result(g, -1, &v), KILN_OK);
   KT_TRUE(memcmp(kiln_image_color(v), kiln_image_color(img[2]), 16 * 16 * 12) == 0);
@@ -377,11 +377,11 @@ TEST(devices_and_concurrent_frames) {
   for (int i = 0; i < N; i++) kiln_future_release(f[i]);
   /* Bad configs are refused before any GPU work. */
   fc.device = 2;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_EINVAL);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_EINVAL);
   KT_PTR_EQ(g, NULL);
   fc.device = -1, fc.spp = -1;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_EINVAL);
-  kiln_render_destroy(r);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_EINVAL);
+  kiln_renderer_destroy(r);
   kiln_scene_destroy(scene);
   kiln_gpu_device_close(devs[0]);
   kiln_gpu_device_close(devs[1]);
@@ -458,6 +458,78 @@ TEST(aovs) {
   close_ctx(&c);
 }
 
+/* ---- axis-parallel rays ------------------------------------------------------------------- */
+
+/* A closed box [-h, h]^3 of 12 triangles, every face wound outwards. */
+static void add_box(kiln__scene *s, float h, uint32_t mat, uint32_t id) {
+  static const float cu[4] = {-1, 1, 1, -1}, cv[4] = {-1, -1, 1, 1};
+  for (int axis = 0; axis < 3; axis++)
+    for (int sign = -1; sign <= 1; sign += 2) {
+      int u = (axis + 1) % 3, v = (axis + 2) % 3;
+      float q[4][3];
+      for (int i = 0; i < 4; i++)
+        q[i][axis] = (float)sign * h, q[i][u] = cu[i] * h, q[i][v] = cv[i] * h;
+      if (sign < 0) /* reversed: the normal u x v = +axis turns to -axis */
+        for (int k = 0; k < 3; k++) {
+          float t = q[1][k];
+          q[1][k] = q[3][k], q[3][k] = t;
+        }
+      add_quad(s, q, mat, id);
+    }
+}
+
+/* The centre pixel of an odd-sized image looks exactly down the camera's axis: looking along z
+ * (then along -y) at a box centred on the origin, its ray has two direction components exactly 0,
+ * whose reciprocals are infinite; the slab test multiplied them by the box's grid offsets,
+ * 0 * inf = NaN, and what min/max make of NaN is the device's choice (lavapipe: a miss). The
+ * centre ray must hit the box's near face at distance 3, in every scene-memory mode. */
+TEST(axis_parallel_rays) {
+  kiln__scene s = base_scene();
+  s.settings.width = s.settings.height = 5;
+  s.settings.spp = 2;
+  add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}});
+  add_box(&s, 1, 0, 1);
+  s.env.color[0] = s.env.color[1] = s.env.color[2] = 1;
+  ctx c = open_ctx(&s, NULL);
+  static const kiln_camera cams[2] = {
+      {.position = {0, 0, -4}, .look_at = {0, 0, 0}, .up = {0, 1, 0}, .vfov_deg = 40},
+      {.position = {0, 4, 0}, .look_at = {0, 0, 0}, .up = {0, 0, 1}, .vfov_deg = 40}};
+  static const float facing[2][3] = {{0, 0, -1}, {0, 1, 0}};
+  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED,
+                                                   KILN_RENDERER_SCENE_UNIFORM, KILN_RENDERER_SCENE_TEXEL};
+  for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+    kiln_renderer_config rc;
+    kiln_renderer_config_default(&rc);
+    rc.scene_memory = modes[m];
+    kiln_renderer *r;
+    KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &r), KILN_OK);
+    for (int k = 0; k < 2; k++) {
+      kiln_frame_config fc;
+      kiln_frame_config_default(r, &fc);
+      fc.camera = &cams[k];
+      kiln_future *f;
+      KT_CODE(kiln_renderer_submit(r, &fc, &f), KILN_OK);
+      void *v;
+      KT_CODE(kiln_future_result(f, -1, &v), KILN_OK);
+      const kiln_image *img = v;
+      int i = 2 * 5 + 2;
+      const float *n = kiln_image_normal(img) + 3 * i;
+      float dep = kiln_image_depth(img)[i];
+      if (kiln_image_object_id(img)[i] != 1 || !(fabsf(dep - 3) < 1e-5f))
+        KT_FAIL("mode %zu camera %d: centre pixel object %u depth %g, want 1 and 3", m, k,
+                kiln_image_object_id(img)[i], dep);
+      for (int a = 0; a < 3; a++) KT_TRUE(fabsf(n[a] - facing[k][a]) < 1e-6f);
+      for (int p = 0; p < 25; p++) {
+        KT_TRUE(isfinite(kiln_image_depth(img)[p]));
+        for (int a = 0; a < 3; a++) KT_TRUE(isfinite(kiln_image_color(img)[3 * p + a]));
+      }
+      kiln_future_release(f);
+    }
+    kiln_renderer_destroy(r);
+  }
+  close_ctx(&c);
+}
+
 /* ---- thin lens ------------------------------------------------------------------------------ */
 
 /* An emissive half-plane (x > 0 at z = 3, radiance 1, facing the camera) on black: with a pinhole,
@@ -513,7 +585,7 @@ TEST(max_bounces) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = fc.height = 24, fc.spp = 4;

@@ -174,7 +174,7 @@ TEST(texture_png_srgb) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   for (int t = 0; t < 4; t++) {
     int tx = t % 2, ty = t / 2; /* texel (tx, ty), row 0 at the top: uv ((tx + .5) / 2, 1 - (ty + .5) / 2) */
     float wx = -1 + 2 * (tx + 0.5f) / 2, wy = -1 + 2 * (1 - (ty + 0.5f) / 2);
@@ -367,7 +367,7 @@ TEST(env_map_orientation) {
     c.gpu = tg_gpu();
     c.dev = tg_device(c.gpu, NULL);
     c.scene = scene;
-    KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+    KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
     for (int o = 0; o < 8; o++) {
       float d[3] = {o & 1 ? 1.f : -1.f, o & 2 ? 1.f : -1.f, o & 4 ? 1.f : -1.f};
       kiln_camera cam = {.position = {0, 0, 0}, .look_at = {d[0], d[1], d[2]}, .up = {0, 1, 0}, .vfov_deg = 5};
@@ -482,7 +482,7 @@ TEST(env_map_furnace) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   kiln_future *f;
