@@ -9,9 +9,9 @@ struct Slab { vec3 t_origin; vec3 t_step; };
 
 // A direction component exactly 0 (an axis-parallel ray) is taken as 1e-30: its reciprocal is
 // then large but finite, where 1 / 0 = inf made 0 * inf or inf - inf NaN below, and what min and
-// max make of NaN differs between devices (lavapipe drops it, ignoring that slab; others keep it,
-// missing every box). The ray then drifts 1e-30 per unit of t, nothing in a scene of extent under
-// 1e8 (beyond that (grid - o) / 1e-30 overflows). Non-zero components are exactly as before.
+// max make of NaN differs between devices (a box could be missed, or its slab ignored). The ray
+// then drifts 1e-30 per unit of t, nothing in a scene of extent under 1e8 (beyond that
+// (grid - o) / 1e-30 overflows). Non-zero components give exactly the reciprocal as before.
 Slab slab_setup(vec3 grid_origin, vec3 grid_step, vec3 o, vec3 d) {
   vec3 inv = 1.0 / mix(d, vec3(1e-30), equal(d, vec3(0.0)));
   Slab s;

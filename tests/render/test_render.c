@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "render_internal.h"
 #include "render_test_util.h"
 
@@ -480,9 +481,10 @@ static void add_box(kiln__scene *s, float h, uint32_t mat, uint32_t id) {
 
 /* The centre pixel of an odd-sized image looks exactly down the camera's axis: looking along z
  * (then along -y) at a box centred on the origin, its ray has two direction components exactly 0,
- * whose reciprocals are infinite; the slab test multiplied them by the box's grid offsets,
- * 0 * inf = NaN, and what min/max make of NaN is the device's choice (lavapipe: a miss). The
- * centre ray must hit the box's near face at distance 3, in every scene-memory mode. */
+ * whose reciprocals were infinite, making the slab test's times NaN (what min and max make of
+ * NaN is the device's choice; lavapipe happened to get this ray right, axis_parallel_slab shows
+ * one it did not). The centre ray must hit the box's near face at distance 3, in every
+ * scene-memory mode. */
 TEST(axis_parallel_rays) {
   kiln__scene s = base_scene();
   s.settings.width = s.settings.height = 5;
@@ -528,6 +530,75 @@ TEST(axis_parallel_rays) {
     kiln_renderer_destroy(r);
   }
   close_ctx(&c);
+}
+
+/* shaders/pathtrace/box.glsl compiled alone into a kernel that runs box_hit for the rays below
+ * against the box [2, 4]^3 on a unit grid from the origin: rays parallel to the x axis's slab
+ * (direction x exactly +0 or -0) inside it hit, outside it miss, on its plane hit (the boundary
+ * counts). With 1 / 0 = inf the slab's times were NaN (0 * inf, inf - inf) and the answer was
+ * whatever min and max make of NaN: on lavapipe the ray along the box's plane missed. */
+TEST(axis_parallel_slab) {
+  char *path = repo_path("shaders/pathtrace/box.glsl");
+  char *box = NULL;
+  size_t len;
+  char msg[256];
+  KT_CODE(kiln__read_file(path, &box, &len, msg, sizeof msg), KILN_OK);
+  free(path);
+  static const char head[] =
+      "#version 450\n"
+      "layout(local_size_x = 1) in;\n"
+      "layout(std430, binding = 0) buffer B { vec4 v[]; } b;\n";
+  static const char main_fn[] =
+      "void main() {\n"
+      "  uint i = gl_GlobalInvocationID.x;\n"
+      "  Slab s = slab_setup(vec3(0.0), vec3(1.0), b.v[2u * i].xyz, b.v[2u * i + 1u].xyz);\n"
+      "  uvec4 n = uvec4(2u | 2u << 16, 2u | 4u << 16, 4u | 4u << 16, 0u);\n"
+      "  b.v[2u * i].w = box_hit(n, s, 0.0, 1e30) ? 1.0 : 0.0;\n"
+      "}\n";
+  char *src = malloc(sizeof head + len + sizeof main_fn);
+  snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, box, main_fn);
+  free(box);
+  enum { N = 8 };
+  static const struct { float o[3], d[3]; bool hit; } rays[N] = {
+      {{3, 3, 0}, {0, 0, 1}, true},   {{5, 3, 0}, {0, 0, 1}, false},
+      {{0, 3, 0}, {0, 0, 1}, false},  {{2, 3, 0}, {0, 0, 1}, true},
+      {{3, 0, 3}, {-0.0f, 1, 0}, true}, {{3, 5, 3}, {0, -1, -0.0f}, true},
+      {{6, 5, 3}, {0, -1, 0}, false}, {{3, 6, 1}, {0, -1, 0}, false}};
+  float data[N][8];
+  for (int i = 0; i < N; i++) {
+    memcpy(data[i], rays[i].o, 12), memcpy(data[i] + 4, rays[i].d, 12);
+    data[i][3] = -1, data[i][7] = 0;
+  }
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = src;
+  kc.glsl_name = "box_test.comp";
+  kc.buffers = 1;
+  kiln_gpu_kernel *k;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  free(src);
+  kiln_gpu_buffer *buf;
+  KT_CODE(kiln_gpu_buffer_create(dev, sizeof data, &buf), KILN_OK);
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, buf, 0, data, sizeof data), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, k, &buf, NULL, N, 1, 1), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, buf, 0, sizeof data, data), KILN_OK);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  KT_CODE(kiln_future_result(f, -1, NULL), KILN_OK);
+  kiln_future_release(f);
+  for (int i = 0; i < N; i++)
+    if (data[i][3] != (rays[i].hit ? 1.0f : 0.0f))
+      KT_FAIL("ray %d from (%g %g %g) along (%g %g %g): box_hit %g, want %d", i, rays[i].o[0],
+              rays[i].o[1], rays[i].o[2], rays[i].d[0], rays[i].d[1], rays[i].d[2], data[i][3],
+              rays[i].hit);
+  kiln_gpu_buffer_destroy(buf);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
 }
 
 /* ---- thin lens ------------------------------------------------------------------------------ */
