@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "output.h"
-#include "encode.h"
+#include "image_internal.h"
 #include "names.h"
 #include "scene_data.h"
 #include "scene_internal.h"
@@ -236,12 +236,14 @@ static int count_passes(unsigned passes) {
 
 /* The contact-sheet thumbnail of an image: 8-bit sRGB, box-filtered by b->thumb_f. */
 static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
-  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  int32_t w = ii.width, h = ii.height;
   if (w != b->width || h != b->height) return NULL;
   size_t n = (size_t)w * (size_t)h;
   uint8_t *full = malloc(n * 3), *t = malloc((size_t)b->thumb_w * (size_t)b->thumb_h * 3);
   if (full && t) {
-    kiln__linear_to_srgb(kiln_image_color(img), n, b->info.exposure, b->info.filmic, KILN__PIX_U8, full);
+    kiln__linear_to_srgb(ii.color, n, b->info.exposure, b->info.filmic, KILN__PIX_U8, full);
     kiln__box_downscale(full, w, h, b->thumb_f, t);
   } else {
     free(t);

@@ -131,8 +131,9 @@ static int write_frame(kiln_future *f, int i, const options *o, const kiln_scene
     fprintf(stderr, "%s: %s\n", path, kiln_strerror(rc));
     return rc;
   }
-  printf("frame %d: %s %dx%d %u spp\n", i, path, (int)kiln_image_width(img),
-         (int)kiln_image_height(img), kiln_image_spp(img));
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  printf("frame %d: %s %dx%d %u spp\n", i, path, (int)ii.width, (int)ii.height, ii.spp);
   return 0;
 }
 

@@ -21,7 +21,7 @@
 #include <stb_image.h>
 #include <tinyexr.h>
 
-#include "encode.h"
+#include "image_internal.h"
 #include "kiln/error.h"
 #include "kt.h"
 

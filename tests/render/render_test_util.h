@@ -134,14 +134,21 @@ static inline const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln
   return v;
 }
 
+/* kiln_image_get_info's answer, as a value. */
+static inline kiln_image_info info_of(const kiln_image *img) {
+  kiln_image_info i;
+  kiln_image_get_info(img, &i);
+  return i;
+}
+
 /* Pixels whose 3x3 neighbourhood's centre rays all hit object id: jittered samples stay on it. */
 static inline bool interior(const kiln_image *img, int x, int y, uint32_t id) {
-  int w = kiln_image_width(img), h = kiln_image_height(img);
+  int w = info_of(img).width, h = info_of(img).height;
   for (int dy = -1; dy <= 1; dy++)
     for (int dx = -1; dx <= 1; dx++) {
       int xx = x + dx, yy = y + dy;
       if (xx < 0 || yy < 0 || xx >= w || yy >= h) return false;
-      if (kiln_image_object_id(img)[yy * w + xx] != id) return false;
+      if (info_of(img).object_id[yy * w + xx] != id) return false;
     }
   return true;
 }

@@ -29,13 +29,13 @@ TEST(furnace) {
   kiln_frame_config_default(c.r, &fc);
   kiln_future *f;
   const kiln_image *img = render(&c, &fc, &f);
-  int w = kiln_image_width(img), on = 0, off = 0;
-  const float *col = kiln_image_color(img);
+  int w = info_of(img).width, on = 0, off = 0;
+  const float *col = info_of(img).color;
   const float a[3] = {0.5f, 0.25f, 0.8f};
   for (int y = 0; y < w; y++)
     for (int x = 0; x < w; x++) {
       const float *p = col + 3 * (y * w + x);
-      uint32_t id = kiln_image_object_id(img)[y * w + x];
+      uint32_t id = info_of(img).object_id[y * w + x];
       if (interior(img, x, y, 1)) {
         on++;
         for (int k = 0; k < 3; k++)
@@ -56,7 +56,7 @@ TEST(furnace) {
  * per-pixel noise variance comes from the spread of pixel values (the sphere is uniform in a
  * uniform environment, so that spread is noise, plus the true variation, which only widens it). */
 static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, double *se, float *maxv, int *n) {
-  int w = kiln_image_width(img);
+  int w = info_of(img).width;
   double s = 0, s2 = 0;
   *n = 0;
   *maxv = 0;
@@ -64,10 +64,10 @@ static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, doubl
     for (int x = 0; x < w; x++)
       if (interior(img, x, y, id)) {
         for (int k = 0; k < 3; k++) {
-          float v = kiln_image_color(img)[3 * (y * w + x) + k];
+          float v = info_of(img).color[3 * (y * w + x) + k];
           if (v > *maxv) *maxv = v;
         }
-        double v = kiln_image_color(img)[3 * (y * w + x)];
+        double v = info_of(img).color[3 * (y * w + x)];
         s += v, s2 += v * v, (*n)++;
       }
   *mean = s / *n;
@@ -149,7 +149,7 @@ TEST(cornell_mean) {
   void *va;
   KT_CODE(kiln_future_result(fa, -1, &va), KILN_OK);
   const kiln_image *a = va;
-  const float *pa = kiln_image_color(a), *pb = kiln_image_color(b);
+  const float *pa = info_of(a).color, *pb = info_of(b).color;
   size_t n = 64 * 64;
   for (int k = 0; k < 3; k++) {
     double s = 0, v = 0;
@@ -206,20 +206,20 @@ TEST(determinism) {
   const kiln_image *i3 = render(&c, &fc, &f3);
   c.r = keep;
   size_t n = 24 * 20;
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i2), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i3), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_depth(i1), kiln_image_depth(i2), n * 4) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i2).color, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i3).color, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).depth, info_of(i2).depth, n * 4) == 0);
   /* A GPU's default sizes (the whole frame, 8 samples a pass): the same bits again. */
   kiln_future *f5;
   fc.tile_size = 1024, fc.pass_spp = 8;
   const kiln_image *i5 = render(&c, &fc, &f5);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i5), n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i5).color, n * 12) == 0);
   kiln_future_release(f5);
   /* A different frame index changes the noise. */
   fc.frame = 4;
   kiln_future *f4;
   const kiln_image *i4 = render(&c, &fc, &f4);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i4), n * 12) != 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i4).color, n * 12) != 0);
   kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3), kiln_future_release(f4);
   kiln_renderer_destroy(r2);
   close_ctx(&c);
@@ -240,12 +240,12 @@ static size_t scene_vec4s(const kiln__scene *s) {
 
 /* Every image's bits, colour and AOVs, equal. */
 static bool same_image(const kiln_image *a, const kiln_image *b, size_t n) {
-  return !memcmp(kiln_image_color(a), kiln_image_color(b), n * 12) &&
-         !memcmp(kiln_image_depth(a), kiln_image_depth(b), n * 4) &&
-         !memcmp(kiln_image_normal(a), kiln_image_normal(b), n * 12) &&
-         !memcmp(kiln_image_albedo(a), kiln_image_albedo(b), n * 12) &&
-         !memcmp(kiln_image_object_id(a), kiln_image_object_id(b), n * 4) &&
-         !memcmp(kiln_image_instance_id(a), kiln_image_instance_id(b), n * 4);
+  return !memcmp(info_of(a).color, info_of(b).color, n * 12) &&
+         !memcmp(info_of(a).depth, info_of(b).depth, n * 4) &&
+         !memcmp(info_of(a).normal, info_of(b).normal, n * 12) &&
+         !memcmp(info_of(a).albedo, info_of(b).albedo, n * 12) &&
+         !memcmp(info_of(a).object_id, info_of(b).object_id, n * 4) &&
+         !memcmp(info_of(a).instance_id, info_of(b).instance_id, n * 4);
 }
 
 /* One frame of scene with the scene read from memory m; *f holds the image. */
@@ -364,16 +364,16 @@ TEST(devices_and_concurrent_frames) {
     KT_CODE(kiln_future_result(f[i], -1, &v), KILN_OK);
     img[i] = v;
   }
-  KT_TRUE(memcmp(kiln_image_color(img[0]), kiln_image_color(img[1]), 16 * 16 * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(img[2]), kiln_image_color(img[3]), 16 * 16 * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(img[0]), kiln_image_color(img[2]), 16 * 16 * 12) != 0);
+  KT_TRUE(memcmp(info_of(img[0]).color, info_of(img[1]).color, 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(img[2]).color, info_of(img[3]).color, 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(img[0]).color, info_of(img[2]).color, 16 * 16 * 12) != 0);
   /* Alone, with the least-busy device chosen by the renderer. */
   fc.device = -1, fc.frame = 1;
   kiln_future *g;
   KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_OK);
   void *v;
   KT_CODE(kiln_future_result(g, -1, &v), KILN_OK);
-  KT_TRUE(memcmp(kiln_image_color(v), kiln_image_color(img[2]), 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(v).color, info_of(img[2]).color, 16 * 16 * 12) == 0);
   kiln_future_release(g);
   for (int i = 0; i < N; i++) kiln_future_release(f[i]);
   /* Bad configs are refused before any GPU work. */
@@ -419,9 +419,9 @@ TEST(aovs) {
   for (int y = 0; y < w; y++)
     for (int x = 0; x < w; x++) {
       int i = y * w + x;
-      uint32_t id = kiln_image_object_id(img)[i], inst = kiln_image_instance_id(img)[i];
-      float dep = kiln_image_depth(img)[i];
-      const float *nr = kiln_image_normal(img) + 3 * i, *al = kiln_image_albedo(img) + 3 * i;
+      uint32_t id = info_of(img).object_id[i], inst = info_of(img).instance_id[i];
+      float dep = info_of(img).depth[i];
+      const float *nr = info_of(img).normal + 3 * i, *al = info_of(img).albedo + 3 * i;
       /* The centre ray's direction, to predict what it hits. */
       float px = -(2 * (x + 0.5f) / w - 1) * th, py = (1 - 2 * (y + 0.5f) / w) * th;
       KT_EQ(id, inst);
@@ -515,15 +515,15 @@ TEST(axis_parallel_rays) {
       KT_CODE(kiln_future_result(f, -1, &v), KILN_OK);
       const kiln_image *img = v;
       int i = 2 * 5 + 2;
-      const float *n = kiln_image_normal(img) + 3 * i;
-      float dep = kiln_image_depth(img)[i];
-      if (kiln_image_object_id(img)[i] != 1 || !(fabsf(dep - 3) < 1e-5f))
+      const float *n = info_of(img).normal + 3 * i;
+      float dep = info_of(img).depth[i];
+      if (info_of(img).object_id[i] != 1 || !(fabsf(dep - 3) < 1e-5f))
         KT_FAIL("mode %zu camera %d: centre pixel object %u depth %g, want 1 and 3", m, k,
-                kiln_image_object_id(img)[i], dep);
+                info_of(img).object_id[i], dep);
       for (int a = 0; a < 3; a++) KT_TRUE(fabsf(n[a] - facing[k][a]) < 1e-6f);
       for (int p = 0; p < 25; p++) {
-        KT_TRUE(isfinite(kiln_image_depth(img)[p]));
-        for (int a = 0; a < 3; a++) KT_TRUE(isfinite(kiln_image_color(img)[3 * p + a]));
+        KT_TRUE(isfinite(info_of(img).depth[p]));
+        for (int a = 0; a < 3; a++) KT_TRUE(isfinite(info_of(img).color[3 * p + a]));
       }
       kiln_future_release(f);
     }
@@ -629,7 +629,7 @@ TEST(thin_lens) {
     const kiln_image *img = render(&c, &fc, &f);
     int between = 0, ones = 0;
     for (int i = 0; i < 16 * 16; i++) {
-      float v = kiln_image_color(img)[3 * i];
+      float v = info_of(img).color[3 * i];
       if (v > 0.01f && v < 0.99f) between++;
       if (v > 0.99f) ones++;
     }
@@ -668,11 +668,11 @@ TEST(max_bounces) {
     double s = 0, ceiling_sum = 0;
     int ceiling = 0;
     for (int i = 0; i < 24 * 24; i++) {
-      s += kiln_image_color(img)[3 * i];
+      s += info_of(img).color[3 * i];
       /* the top row's ceiling pixels (white, facing down) */
-      if (i < 24 && kiln_image_normal(img)[3 * i + 1] < -0.99f && kiln_image_albedo(img)[3 * i] > 0.7f) {
+      if (i < 24 && info_of(img).normal[3 * i + 1] < -0.99f && info_of(img).albedo[3 * i] > 0.7f) {
         ceiling++;
-        ceiling_sum += kiln_image_color(img)[3 * i];
+        ceiling_sum += info_of(img).color[3 * i];
       }
     }
     mean[run] = s / (24 * 24);
@@ -716,7 +716,7 @@ TEST(writers) {
   KT_EQ(fread(px, sizeof px, 1, fp), 1);
   fclose(fp);
   for (int y = 0; y < 6; y++)
-    KT_TRUE(memcmp(px[5 - y], kiln_image_color(img) + 24 * y, sizeof px[0]) == 0);
+    KT_TRUE(memcmp(px[5 - y], info_of(img).color + 24 * y, sizeof px[0]) == 0);
   /* The gradient: the top row sees more of the +y sky (green) than the bottom row. */
   KT_TRUE(px[5][0][1] > px[0][0][1]);
   fp = fopen(png, "rb");

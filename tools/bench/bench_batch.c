@@ -26,7 +26,7 @@
 
 #include <stb_image_write.h>
 
-#include "encode.h"
+#include "image_internal.h"
 #include "bench_clock.h"
 #include "kiln/batch.h"
 
@@ -173,7 +173,9 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
     if ((rc = kiln_renderer_submit(r, &fc, &f))) die("submit", rc);
     void *v;
     if ((rc = kiln_future_result(f, -1, &v))) die("render", rc);
-    kiln__linear_to_srgb(kiln_image_color(v), (size_t)size * (size_t)size, info.exposure, info.filmic,
+    kiln_image_info ii;
+    kiln_image_get_info(v, &ii);
+    kiln__linear_to_srgb(ii.color, (size_t)size * (size_t)size, info.exposure, info.filmic,
                          KILN__PIX_U8, px);
     kiln__raster ras = {size, size, 3, KILN__PIX_U8, px, 0};
     void *png;
@@ -215,7 +217,9 @@ static void bench_png(env *e) {
   if ((rc = kiln_renderer_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v))) die("render", rc);
   size_t n = 256 * 256;
   uint8_t *px = malloc(n * 3);
-  kiln__linear_to_srgb(kiln_image_color(v), n, 0, false, KILN__PIX_U8, px);
+  kiln_image_info ii;
+  kiln_image_get_info(v, &ii);
+  kiln__linear_to_srgb(ii.color, n, 0, false, KILN__PIX_U8, px);
   enum { REPS = 30 };
   double tk[REPS], t1[REPS], ts[REPS];
   size_t klen = 0, k1len = 0, slen = 0;
