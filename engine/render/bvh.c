@@ -1,4 +1,4 @@
-/* bvh.c: binned-SAH BVH construction and a CPU traversal (see bvh.h). */
+/* bvh.c: binned-SAH BVH construction and a CPU traversal (see render_internal.h). */
 #include "render_internal.h"
 
 #include <float.h>

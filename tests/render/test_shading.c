@@ -13,7 +13,7 @@
 
 static const double PI = 3.14159265358979323846;
 
-/* The centre ray of pixel (x, y), as the renderer builds it (render.c / pathtrace.comp). */
+/* The centre ray of pixel (x, y), as the renderer builds it (renderer.c / camera.glsl). */
 static void centre_ray(const float pos[3], const float at[3], const float up[3], float vfov, int w,
                        int h, double x, double y, double d[3]) {
   double W[3], U[3], V[3];
