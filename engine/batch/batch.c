@@ -3,7 +3,7 @@
  * One driver thread (the caller of kiln_batch_run) reads the job once, expanding frames lazily, and
  * keeps at most `in_flight` of them in the pipeline:
  *
- *   frame without scene overrides:  kiln_render_submit on the shared renderer ─► R (GPU future)
+ *   frame without scene overrides:  kiln_renderer_submit on the shared renderer ─► R (GPU future)
  *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
  *                                   the least busy device, submit) ─► promise Rp, resolved with R
  *   then:                           writer task W after R or Rp: convert, encode and write every
@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "batch_internal.h"
-#include "encode.h"
+#include "image_internal.h"
 
 enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -173,7 +173,7 @@ static void names_clear(kiln_batch *b) {
 
 void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
-  kiln_render_destroy(b->shared);
+  kiln_renderer_destroy(b->shared);
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
@@ -271,12 +271,14 @@ static int count_passes(unsigned passes) {
 
 /* The contact-sheet thumbnail of an image: 8-bit sRGB, box-filtered by b->thumb_f. */
 static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
-  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  int32_t w = ii.width, h = ii.height;
   if (w != b->width || h != b->height) return NULL;
   size_t n = (size_t)w * (size_t)h;
   uint8_t *full = malloc(n * 3), *t = malloc((size_t)b->thumb_w * (size_t)b->thumb_h * 3);
   if (full && t) {
-    kiln__linear_to_srgb(kiln_image_color(img), n, b->info.exposure, b->info.filmic, KILN__PIX_U8, full);
+    kiln__linear_to_srgb(ii.color, n, b->info.exposure, b->info.filmic, KILN__PIX_U8, full);
     kiln__box_downscale(full, w, h, b->thumb_f, t);
   } else {
     free(t);
@@ -288,7 +290,7 @@ static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
 
 static void release_own(frame_ctx *c) {
   if (c->own) {
-    kiln_render_destroy(c->own);
+    kiln_renderer_destroy(c->own);
     c->own = NULL;
   }
 }
@@ -400,17 +402,17 @@ static int prepare_task(void *arg, void **result) {
     kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
     goto out;
   }
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
-  rc = kiln_render_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
+  rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
   kiln_scene_destroy(scene);
   if (!rc) {
     kiln_frame_config fc;
     kiln_frame_config_default(c->own, &fc);
     fill_frame_config(b, &c->fr, &fc);
     c->t_render = kiln__now();
-    rc = kiln_render_submit(c->own, &fc, &r);
+    rc = kiln_renderer_submit(c->own, &fc, &r);
   }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += kiln__now() - t0;
@@ -460,7 +462,7 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
     kiln_frame_config_default(b->shared, &fc);
     fill_frame_config(b, &c->fr, &fc);
     double t0 = kiln__now();
-    rc = kiln_render_submit(b->shared, &fc, &c->render);
+    rc = kiln_renderer_submit(b->shared, &fc, &c->render);
     pthread_mutex_lock(&b->mu);
     b->prepare_s += kiln__now() - t0;
     pthread_mutex_unlock(&b->mu);
@@ -738,10 +740,10 @@ static int first_frame(run_state *st, const kiln_job_frame *fr) {
   }
   if (b->shared) return 0;
   double t0 = kiln__now();
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
-  rc = kiln_render_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+  rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
     return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

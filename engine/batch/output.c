@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "encode.h"
+#include "image_internal.h"
 
 /* ---- passes and formats ------------------------------------------------------------------- */
 
@@ -118,7 +118,9 @@ static uint16_t to_u16(float v, float scale) {
 
 int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
                       void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
-  int32_t w = kiln_image_width(img), h = kiln_image_height(img);
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  int32_t w = ii.width, h = ii.height;
   size_t n = (size_t)w * (size_t)h;
   bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
   bool npy = f == KILN_FORMAT_NPY;
@@ -131,29 +133,29 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
     case 0: /* colour */
       r.channels = 3;
       if (exr || npy || f == KILN_FORMAT_HDR) {
-        r.data = kiln_image_color(img);
+        r.data = ii.color;
       } else {
         r.type = wide ? KILN__PIX_U16 : KILN__PIX_U8;
         tmp = malloc(n * 3 * (wide ? 2 : 1));
         if (!tmp) return KILN_ENOMEM;
-        kiln__linear_to_srgb(kiln_image_color(img), n, exposure, filmic, r.type, tmp);
+        kiln__linear_to_srgb(ii.color, n, exposure, filmic, r.type, tmp);
         r.data = tmp;
       }
       break;
     case 1: /* depth */
       if (exr || npy) {
-        r.data = kiln_image_depth(img);
+        r.data = ii.depth;
       } else {
         uint16_t *d = malloc(n * 2);
         if (!d) return KILN_ENOMEM;
-        const float *z = kiln_image_depth(img);
+        const float *z = ii.depth;
         for (size_t i = 0; i < n; i++) d[i] = to_u16(z[i], 1000.0f);
         r.type = KILN__PIX_U16, r.data = tmp = d;
       }
       break;
     case 2:   /* normal: (n + 1) / 2 */
     case 3: { /* albedo: linear */
-      const float *src = pi == 2 ? kiln_image_normal(img) : kiln_image_albedo(img);
+      const float *src = pi == 2 ? ii.normal : ii.albedo;
       r.channels = 3;
       if (exr || npy) {
         r.data = src;
@@ -172,7 +174,7 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
       break;
     }
     default: { /* ids */
-      const uint32_t *ids = pi == 4 ? kiln_image_object_id(img) : kiln_image_instance_id(img);
+      const uint32_t *ids = pi == 4 ? ii.object_id : ii.instance_id;
       if (npy) {
         r.type = KILN__PIX_U32, r.data = ids;
       } else if (exr) {

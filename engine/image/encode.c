@@ -1,11 +1,11 @@
 /* encode.c: PNG (own chunk writer over libdeflate), JPEG and HDR (stb_image_write), EXR (tinyexr),
- * NPY (own writer), sRGB quantisation, and atomic file writes. See encode.h.
+ * NPY (own writer), and sRGB quantisation. Declared in image_internal.h.
  *
  * PNG rows are filtered adaptively (None/Sub/Up/Paeth, the one with the smallest sum of absolute
  * differences per row, as libpng's heuristic), then the whole image goes through one
  * libdeflate_zlib_compress call. */
 #define _GNU_SOURCE
-#include "encode.h"
+#include "image_internal.h"
 
 #include <ctype.h>
 #include <errno.h>

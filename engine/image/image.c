@@ -1,20 +1,15 @@
-/* image.c: kiln_image (kiln/image.h): accessors and the PFM / PNG writers. */
+/* image.c: kiln_image (kiln/image.h): allocation, kiln_image_get_info, and the PFM / PNG writers. */
 #include "image_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "encode.h"
-
-int32_t kiln_image_width(const kiln_image *img) { return img->width; }
-int32_t kiln_image_height(const kiln_image *img) { return img->height; }
-uint32_t kiln_image_spp(const kiln_image *img) { return img->spp; }
-const float *kiln_image_color(const kiln_image *img) { return img->color; }
-const float *kiln_image_depth(const kiln_image *img) { return img->depth; }
-const float *kiln_image_normal(const kiln_image *img) { return img->normal; }
-const float *kiln_image_albedo(const kiln_image *img) { return img->albedo; }
-const uint32_t *kiln_image_object_id(const kiln_image *img) { return img->object_id; }
-const uint32_t *kiln_image_instance_id(const kiln_image *img) { return img->instance_id; }
+void kiln_image_get_info(const kiln_image *img, kiln_image_info *info) {
+  *info = (kiln_image_info){.width = img->width, .height = img->height, .spp = img->spp,
+                            .color = img->color, .depth = img->depth, .normal = img->normal,
+                            .albedo = img->albedo, .object_id = img->object_id,
+                            .instance_id = img->instance_id};
+}
 
 kiln_image *kiln__image_new(int32_t w, int32_t h) {
   kiln_image *img = calloc(1, sizeof *img);

@@ -1,10 +1,18 @@
-/* image_internal.h (internal): the layout of kiln_image, shared by image.c and render.c. */
+/* image_internal.h: engine/image's private header: the layout of kiln_image (image.c; filled by
+ * engine/render/renderer.c) and the image encoders (encode.c; used by image.c, engine/batch and
+ * tools/bench). */
 #ifndef KILN_ENGINE_IMAGE_INTERNAL_H
 #define KILN_ENGINE_IMAGE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include "base.h"
 #include "kiln/image.h"
+
+/* ---- kiln_image ---------------------------------------------------------------------------- */
 
 struct kiln_image {
   int32_t width, height;
@@ -15,5 +23,49 @@ struct kiln_image {
 
 /* A new image with every plane allocated (uninitialised); NULL on ENOMEM. */
 kiln_image *kiln__image_new(int32_t w, int32_t h);
+
+/* ---- encoders ------------------------------------------------------------------------------ */
+
+/* Encoders (encode.c): image encoders over caller-owned pixel buffers.
+ *
+ * Used by the image writers (image.h) and the batch pipeline. Every encoder is a pure function of
+ * its input: it allocates the encoded bytes (*out, free() them) and touches no file, so any number
+ * of threads may encode at once. Formats: PNG 8/16-bit (libdeflate: stb's PNG encoder is ~10x
+ * slower and ~30% larger), JPEG and Radiance HDR (stb_image_write), OpenEXR (tinyexr), NPY
+ * (NumPy's format: what ML code loads with numpy.load). */
+typedef enum { KILN__PIX_U8, KILN__PIX_U16, KILN__PIX_U32, KILN__PIX_F32 } kiln__pixel_type;
+
+/* A w x h raster of `channels` interleaved values of `type`, rows top to bottom, row r starting
+ * at (const char *)data + r * stride (stride 0: packed). Native byte order. */
+typedef struct kiln__raster {
+  int32_t width, height, channels;
+  kiln__pixel_type type;
+  const void *data;
+  size_t stride;
+} kiln__raster;
+
+/* PNG of a U8 or U16 raster with 1-4 channels (gray, gray+alpha, RGB, RGBA). level: libdeflate's
+ * 1 (fastest) .. 12; 0 means the default (6). KILN_EINVAL for other inputs, KILN_ENOMEM. */
+int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len);
+
+/* JPEG of a U8 raster with 1 or 3 channels; quality 1..100. */
+int kiln__encode_jpeg(const kiln__raster *r, int quality, void **out, size_t *len);
+
+/* Radiance .hdr (RGBE) of an F32 raster with 3 channels. */
+int kiln__encode_hdr(const kiln__raster *r, void **out, size_t *len);
+
+/* OpenEXR of an F32 raster with 1-4 channels (Y, YA, RGB, RGBA), stored as 32-bit float with ZIP
+ * compression. */
+int kiln__encode_exr(const kiln__raster *r, void **out, size_t *len);
+
+/* NPY (version 1.0) of any raster: dtype <u1, <u2, <u4 or <f4, shape (h, w) for one channel,
+ * else (h, w, c), C order. */
+int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len);
+
+/* Linear RGB floats (3 per pixel) to 8- or 16-bit sRGB (type U8 or U16 into out, 3 per pixel):
+ * scaled by 2^exposure, then tone-mapped (filmic: an ACES fit) or clamped, then the sRGB transfer
+ * curve, rounded. NaN becomes 0. */
+void kiln__linear_to_srgb(const float *rgb, size_t npixels, float exposure, bool filmic,
+                          kiln__pixel_type type, void *out);
 
 #endif

@@ -1,5 +1,5 @@
-/* bvh.c: binned-SAH BVH construction and a CPU traversal (see bvh.h). */
-#include "bvh.h"
+/* bvh.c: binned-SAH BVH construction and a CPU traversal (see render_internal.h). */
+#include "render_internal.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,21 +1,17 @@
-/* render_pack.c: a kiln__scene and its BVH flattened into pathtrace.comp's storage buffers
- * (render_internal.h names them). Layouts (std430, 4-byte words):
+/* pack.c: a kiln__scene and its BVH flattened into the path tracer's storage buffers (bindings,
+ * globals and codes: shaders/pathtrace/layout.h). Layouts (std430, 4-byte words):
  *
  *   NODES     4 per node: the box quantised, and a link (see pack_nodes)
- *   PRIMS    12 per entry of bvh.h's prims (leaf order): triangle v0.xyz, primitive | edge
+ *   PRIMS    12 per entry of the BVH's prims (leaf order): triangle v0.xyz, primitive | edge
  *                v1 - v0, 0 | edge v2 - v0, 0 (float differences, as the shader would compute
  *                them); sphere centre.xyz, primitive | radius, 0, 0, 0 | 0
  *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
  *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
- *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (~0: none),
+ *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (PT_NONE: none),
  *                luminance relative to the brightest emitter's (emissive only), 0
  *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight,
  *                the previous emitter's CDF (0 for the first: one load gives the pick's stratum)
- *   GLOBALS  28: ntris, nspheres, nlights, env type | env colour (map: intensity), 0 |
- *                env top, total emitter weight | has normals, has uv, env texture (~0), map
- *                distribution present | cos, sin of the map's rotation, env pick probability,
- *                BVH node count | the node grid's origin.xyz, PRIMS entries | its step.xyz,
- *                materials
+ *   GLOBALS  one pt_globals (layout.h names its fields)
  *   ATTR     16 per triangle (only when the scene has shading normals or uv): n0, n1, n2, uv0,
  *                uv1, uv2, 0
  *   TEXINFO   4 per texture: first float in TEXELS, width, height, 0
@@ -24,8 +20,8 @@
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
  *
  * Emitters are picked in proportion to their power: area times relative luminance (then
- * triangles uniformly on their area, spheres by the cone they subtend); the environment is picked with probability 1/2 when there are lights too, 1 alone,
- * 0 when it is black. CDFs are summed in double and end exactly at 1. */
+ * triangles uniformly on their area, spheres by the cone they subtend); the environment is
+ * picked with probability 1/2 when there are lights too, 1 alone, 0 when it is black. CDFs are summed in double and end exactly at 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +31,14 @@
 
 static const double PI_D = 3.14159265358979323846;
 
+/* The shader knows materials and environments by layout.h's codes. */
+_Static_assert(PT_MAT_DIFFUSE == KILN__MAT_DIFFUSE && PT_MAT_CONDUCTOR == KILN__MAT_CONDUCTOR &&
+                   PT_MAT_DIELECTRIC == KILN__MAT_DIELECTRIC && PT_MAT_EMISSIVE == KILN__MAT_EMISSIVE,
+               "material codes");
+_Static_assert(PT_ENV_CONSTANT == KILN__ENV_CONSTANT && PT_ENV_GRADIENT == KILN__ENV_GRADIENT &&
+                   PT_ENV_MAP == KILN__ENV_MAP,
+               "environment codes");
+
 static float ubits(uint32_t u) {
   float f;
   memcpy(&f, &u, 4);
@@ -42,7 +46,7 @@ static float ubits(uint32_t u) {
 }
 
 void kiln__render_pack_free(kiln__render_buffers *p) {
-  for (int i = 0; i < KILN__RB_COUNT; i++) free(p->data[i]), p->data[i] = NULL;
+  for (int i = 0; i < PT_BIND_COUNT; i++) free(p->data[i]), p->data[i] = NULL;
 }
 
 static double luminance(const float *c) { return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; }
@@ -182,7 +186,7 @@ static void pack_materials(const kiln__scene *s, float *m) {
     memcpy(m + 12 * i + 4, q->emission, 12);
     m[12 * i + 7] = q->roughness;
     m[12 * i + 8] = q->ior;
-    m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : UINT32_MAX);
+    m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : PT_NONE);
     if (q->type == KILN__MAT_EMISSIVE && mx > 0) m[12 * i + 10] = (float)(luminance(q->emission) / mx);
   }
 }
@@ -316,18 +320,18 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
                                   ? &s->textures[s->env.texture] : NULL;
   size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
   bool attr = s->nrm || s->uv;
-  size_t bytes[KILN__RB_COUNT] = {
-      [KILN__RB_NODES] = b->nnodes * 16,        [KILN__RB_PRIMS] = b->nprims * 48,
-      [KILN__RB_TRIS] = s->ntris * 48,          [KILN__RB_SPHERES] = s->nspheres * 32,
-      [KILN__RB_MATS] = s->nmaterials * 48,     [KILN__RB_LIGHTS] = nl * 16,
-      [KILN__RB_GLOBALS] = 112,                 [KILN__RB_ATTR] = attr ? s->ntris * 64 : 0,
-      [KILN__RB_TEXINFO] = s->ntextures * 16,   [KILN__RB_TEXELS] = ntexels * 12,
-      [KILN__RB_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
-      [KILN__RB_SCENE] = 0};
+  size_t bytes[PT_BIND_COUNT] = {
+      [PT_BIND_NODES] = b->nnodes * 16,        [PT_BIND_PRIMS] = b->nprims * 48,
+      [PT_BIND_TRIS] = s->ntris * 48,          [PT_BIND_SPHERES] = s->nspheres * 32,
+      [PT_BIND_MATS] = s->nmaterials * 48,     [PT_BIND_LIGHTS] = nl * 16,
+      [PT_BIND_GLOBALS] = sizeof(pt_globals),                 [PT_BIND_ATTR] = attr ? s->ntris * 64 : 0,
+      [PT_BIND_TEXINFO] = s->ntextures * 16,   [PT_BIND_TEXELS] = ntexels * 12,
+      [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
+      [PT_BIND_SCENE] = 0};
   p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
-  if (p->scene_vec4s <= KILN__UNIFORM_VEC4S) bytes[KILN__RB_SCENE] = p->scene_vec4s * 16;
-  for (int i = 0; i < KILN__RB_COUNT; i++) {
-    if (i == KILN__RB_ACCUM || i == KILN__RB_AOV || i == KILN__RB_TNODES || i == KILN__RB_TPRIMS)
+  if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
+  for (int i = 0; i < PT_BIND_COUNT; i++) {
+    if (i == PT_BIND_ACCUM || i == PT_BIND_AOV || i == PT_BIND_TNODES || i == PT_BIND_TPRIMS)
       continue;
     p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
     p->data[i] = calloc(1, p->size[i]);
@@ -337,45 +341,46 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
     }
   }
   float origin[3], scale[3];
-  if (pack_nodes(b, p->data[KILN__RB_NODES], origin, scale)) {
+  if (pack_nodes(b, p->data[PT_BIND_NODES], origin, scale)) {
     kiln__render_pack_free(p);
     return KILN_EINVAL;
   }
-  pack_leaf_prims(s, b, p->data[KILN__RB_PRIMS]);
-  pack_tris(s, p->data[KILN__RB_TRIS], attr ? p->data[KILN__RB_ATTR] : NULL);
-  pack_spheres(s, p->data[KILN__RB_SPHERES]);
-  pack_materials(s, p->data[KILN__RB_MATS]);
-  pack_textures(s, p->data[KILN__RB_TEXINFO], p->data[KILN__RB_TEXELS]);
+  pack_leaf_prims(s, b, p->data[PT_BIND_PRIMS]);
+  pack_tris(s, p->data[PT_BIND_TRIS], attr ? p->data[PT_BIND_ATTR] : NULL);
+  pack_spheres(s, p->data[PT_BIND_SPHERES]);
+  pack_materials(s, p->data[PT_BIND_MATS]);
+  pack_textures(s, p->data[PT_BIND_TEXINFO], p->data[PT_BIND_TEXELS]);
   bool dist = false;
-  if (envt && pack_envdist(envt, p->data[KILN__RB_ENVDIST], &dist)) {
+  if (envt && pack_envdist(envt, p->data[PT_BIND_ENVDIST], &dist)) {
     kiln__render_pack_free(p);
     return KILN_ENOMEM;
   }
   double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 ? 0.5 : 1;
-  double total = pack_lights(s, p->data[KILN__RB_MATS], p->data[KILN__RB_LIGHTS],
-                             p->data[KILN__RB_SPHERES], nl, penv);
+  double total = pack_lights(s, p->data[PT_BIND_MATS], p->data[PT_BIND_LIGHTS],
+                             p->data[PT_BIND_SPHERES], nl, penv);
 
-  uint32_t *g = p->data[KILN__RB_GLOBALS];
-  float *gf = p->data[KILN__RB_GLOBALS];
-  g[0] = (uint32_t)s->ntris, g[1] = (uint32_t)s->nspheres, g[2] = (uint32_t)nl;
-  g[3] = (uint32_t)s->env.type;
-  for (int c = 0; c < 3; c++) {
-    gf[4 + c] = envt ? s->env.intensity : s->env.color[c] * s->env.intensity;
-    gf[8 + c] = s->env.top[c] * s->env.intensity;
-  }
-  gf[11] = (float)total;
-  g[12] = s->nrm != NULL, g[13] = s->uv != NULL;
-  g[14] = envt ? (uint32_t)s->env.texture : UINT32_MAX;
-  g[15] = dist;
+  pt_globals *g = p->data[PT_BIND_GLOBALS];
+  g->ntris = (uint32_t)s->ntris, g->nspheres = (uint32_t)s->nspheres, g->nlights = (uint32_t)nl;
+  g->env_type = (uint32_t)s->env.type;
+  const float ik = s->env.intensity, *ec = s->env.color, *et = s->env.top;
+  g->env_color = envt ? (pt_vec3){ik, ik, ik} : (pt_vec3){ec[0] * ik, ec[1] * ik, ec[2] * ik};
+  g->env_top = (pt_vec3){et[0] * ik, et[1] * ik, et[2] * ik};
+  g->light_weight = (float)total;
+  g->has_normals = s->nrm != NULL, g->has_uv = s->uv != NULL;
+  g->env_texture = envt ? (uint32_t)s->env.texture : PT_NONE;
+  g->env_dist = dist;
   double rot = s->env.rotation_deg * PI_D / 180;
-  gf[16] = (float)cos(rot), gf[17] = (float)sin(rot), gf[18] = (float)penv;
-  g[19] = (uint32_t)b->nnodes;
+  g->env_cos = (float)cos(rot), g->env_sin = (float)sin(rot), g->env_pick = (float)penv;
+  g->nnodes = (uint32_t)b->nnodes;
+  g->grid_origin = (pt_vec3){origin[0], origin[1], origin[2]};
+  g->grid_step = (pt_vec3){scale[0], scale[1], scale[2]};
+  g->nleaf_prims = (uint32_t)b->nprims, g->nmaterials = (uint32_t)s->nmaterials;
   p->features = features(s, envt != NULL, penv > 0);
-  if (p->scene_vec4s <= KILN__UNIFORM_VEC4S) {
-    uint8_t *u = p->data[KILN__RB_SCENE];
+  if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) {
+    uint8_t *u = p->data[PT_BIND_SCENE];
     size_t at = 0;
-    static const int order[] = {KILN__RB_NODES, KILN__RB_PRIMS, KILN__RB_TRIS, KILN__RB_MATS,
-                                KILN__RB_LIGHTS};
+    static const int order[] = {PT_BIND_NODES, PT_BIND_PRIMS, PT_BIND_TRIS, PT_BIND_MATS,
+                                PT_BIND_LIGHTS};
     static const size_t each[] = {16, 48, 48, 48, 16}; /* bytes an element */
     const size_t count[] = {b->nnodes, b->nprims, s->ntris, s->nmaterials, nl};
     for (int k = 0; k < 5; k++) {
@@ -383,7 +388,5 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
       at += count[k] * each[k];
     }
   }
-  memcpy(gf + 20, origin, 12), memcpy(gf + 24, scale, 12);
-  g[23] = (uint32_t)b->nprims, g[27] = (uint32_t)s->nmaterials;
   return 0;
 }

@@ -1,14 +1,16 @@
-/* render.c: the renderer (kiln/render.h): scene upload per device, frames as GPU jobs of
- * tile x pass dispatches of shaders/pathtrace.comp, and the read-back into a kiln_image.
+/* renderer.c: the renderer (kiln/render.h): scene upload per device, frames as GPU jobs of
+ * tile x pass dispatches of shaders/pathtrace/pathtrace.comp, and the read-back into a kiln_image.
  *
  * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
  * then the downloads); its future's done-callback queues a finishing task on the renderer's own
  * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
- * the frame's promise. No locks: a renderer is immutable after create, frames share nothing.
- * The scene's buffers (their layout is the shader's) are built by render_pack.c. */
+ * the frame's promise. No locks: a renderer is immutable after create, frames share nothing but
+ * the list of parked frames (a lock-free stack, see park). The scene's buffers (their layout is
+ * the shader's: shaders/pathtrace/layout.h) are built by pack.c. */
 #include "kiln/render.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +18,7 @@
 #include "kiln/scene.h"
 #include "render_internal.h"
 
-enum { NBUF = KILN__RB_COUNT, PUSH_SIZE = 112 };
+enum { NBUF = PT_BIND_COUNT };
 
 typedef struct dev_slot {
   kiln_gpu_device *dev;
@@ -27,25 +29,30 @@ typedef struct dev_slot {
   uint32_t features;          /* its kernel's KILN__RF_* */
 } dev_slot;
 
+typedef struct frame frame;
+
 struct kiln_renderer {
   dev_slot *devs;
   size_t ndevs;
   kiln_pool *finisher; /* one thread: finishes frames */
-  kiln_render_config cfg;
+  kiln_renderer_config cfg;
   kiln__camera camera;
   kiln__settings settings;
+  _Atomic(frame *) parked;  /* frames whose job runs unwatched (see park); freed by destroy */
+  atomic_int fail_on_done;  /* test seam: kiln__renderer_fail_on_done */
 };
 
-typedef struct frame {
+struct frame {
   kiln_renderer *r;
   kiln_gpu_buffer *accum, *aov;
   float *accum_host, *aov_host;
   int32_t w, h;
   uint32_t spp;
   kiln_future *job, *promise;
-} frame;
+  frame *next_parked;
+};
 
-void kiln_render_config_default(kiln_render_config *cfg) {
+void kiln_renderer_config_default(kiln_renderer_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -54,7 +61,7 @@ void kiln_render_config_default(kiln_render_config *cfg) {
  * 64x64 tile is 64 workgroups, a sliver of a device with tens of multiprocessors, and every
  * dispatch of a frame waits for the previous one: a whole frame up to 1024x1024 a dispatch, 8
  * samples a pass (chosen, not yet measured on a GPU). */
-static void device_tiles(const kiln_render_config *cfg, kiln_gpu_device *dev, dev_slot *d) {
+static void device_tiles(const kiln_renderer_config *cfg, kiln_gpu_device *dev, dev_slot *d) {
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(dev, &di);
   bool cpu = di.type == KILN_GPU_TYPE_CPU;
@@ -65,11 +72,13 @@ static void device_tiles(const kiln_render_config *cfg, kiln_gpu_device *dev, de
 /* ---- create / destroy ------------------------------------------------------------------- */
 
 /* A copy of the embedded pathtrace SPIR-V (malloc'd, the caller frees it) whose boolean
- * specialization constants have the defaults of features (SpecId k: bit k) and whose
- * UNIFORM_VEC4S is uniform_vec4s: their OpSpecConstantTrue / OpSpecConstantFalse opcodes and
- * OpSpecConstant value rewritten, the same as specializing them at pipeline creation. 0,
- * KILN_EINVAL (no such shader), KILN_ENOMEM. */
-static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t **out, size_t *size) {
+ * specialization constants have the defaults of features (SpecId k: bit k) and whose integer
+ * ones have the values in ints (by SpecId; the others are booleans): their
+ * OpSpecConstantTrue / OpSpecConstantFalse opcodes and OpSpecConstant values rewritten, the same
+ * as specializing them at pipeline creation. 0, KILN_EINVAL (no such shader, or one without the
+ * constants that features and ints set), KILN_ENOMEM. */
+static int specialised_spirv(uint32_t features, const uint32_t ints[PT_SC_COUNT], uint32_t **out,
+                             size_t *size) {
   enum { OP_SPEC_TRUE = 48, OP_SPEC_FALSE = 49, OP_SPEC = 50, OP_DECORATE = 71, DECO_SPEC_ID = 1 };
   const uint32_t *src;
   *out = NULL;
@@ -79,25 +88,26 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
   uint32_t *w = malloc(*size);
   if (!w) return KILN_ENOMEM;
   memcpy(w, src, *size);
-  uint32_t ids[KILN__RF_COUNT] = {0}; /* result id of each SpecId; 0: none */
+  uint32_t ids[PT_SC_COUNT] = {0}; /* result id of each SpecId; 0: none */
   for (size_t pass = 0; pass < 2; pass++) {
     for (size_t i = 5, len; i < n; i += len) { /* after the 5-word header */
       len = w[i] >> 16;
       uint32_t op = w[i] & 0xffff;
       if (len == 0 || i + len > n) break; /* malformed: leave the rest as it is */
       if (pass == 0 && op == OP_DECORATE && len == 4 && w[i + 2] == DECO_SPEC_ID &&
-          w[i + 3] < KILN__RF_COUNT)
+          w[i + 3] < PT_SC_COUNT)
         ids[w[i + 3]] = w[i + 1];
-      if (pass == 1 && op == OP_SPEC && len == 4 && ids[KILN__SC_UNIFORM_VEC4S] == w[i + 2])
-        w[i + 3] = uniform_vec4s;
-      if (pass == 1 && (op == OP_SPEC_TRUE || op == OP_SPEC_FALSE) && len == 3)
-        for (uint32_t k = 0; k < KILN__RF_COUNT; k++)
-          if (ids[k] && ids[k] == w[i + 2])
-            w[i] = (len << 16) | ((features >> k & 1) ? OP_SPEC_TRUE : OP_SPEC_FALSE);
+      for (uint32_t k = 0; pass == 1 && k < PT_SC_COUNT; k++) {
+        if (!ids[k]) continue;
+        if (op == OP_SPEC && len == 4 && ids[k] == w[i + 2] && ints[k]) w[i + 3] = ints[k];
+        if ((op == OP_SPEC_TRUE || op == OP_SPEC_FALSE) && len == 3 && ids[k] == w[i + 2])
+          w[i] = (len << 16) | ((features >> k & 1) ? OP_SPEC_TRUE : OP_SPEC_FALSE);
+      }
     }
   }
-  if (((features & KILN__RF_UNIFORM) && !ids[KILN__SC_UNIFORM_VEC4S]) ||
-      ((features & KILN__RF_TEXEL) && !ids[__builtin_ctz(KILN__RF_TEXEL)])) { /* a shader without them */
+  bool missing = (features & KILN__RF_TEXEL) && !ids[PT_SC_SCENE_TEXEL];
+  for (uint32_t k = 0; k < PT_SC_COUNT; k++) missing |= ints[k] && !ids[k];
+  if (missing) { /* a shader without them */
     free(w);
     return KILN_EINVAL;
   }
@@ -106,29 +116,39 @@ static int specialised_spirv(uint32_t features, uint32_t uniform_vec4s, uint32_t
 }
 
 /* The features of a device's kernel: the pack's, with where the scene is read from, by the
- * config, the device's type and what fits: the shared copy KILN__SHARED_VEC4S, the uniform
- * buffer KILN__UNIFORM_VEC4S and the device's maxUniformBufferRange, texel buffers the device's
+ * config, the device's type and what fits: the shared copy PT_SHARED_VEC4S, the uniform
+ * buffer PT_UNIFORM_VEC4S_MAX and the device's maxUniformBufferRange, texel buffers the device's
  * maxTexelBufferElements. AUTO: texel fetches (with the uniform buffer where it fits) on a CPU
  * device; elsewhere the shared copy where it fits; else the storage buffers. */
-static uint32_t scene_memory(const kiln__render_buffers *p, kiln_render_scene_memory m,
+static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_memory m,
                              kiln_gpu_device *dev) {
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(dev, &di);
   const kiln_gpu_device_info *info = &di;
-  bool shared = p->scene_vec4s <= KILN__SHARED_VEC4S;
-  bool uniform = p->scene_vec4s <= KILN__UNIFORM_VEC4S && p->scene_vec4s * 16 <= info->max_uniform_range;
-  bool texel = p->size[KILN__RB_NODES] / 16 <= info->max_texels && p->size[KILN__RB_PRIMS] / 16 <= info->max_texels;
-  if (m == KILN_RENDER_SCENE_AUTO)
-    m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDER_SCENE_TEXEL : KILN_RENDER_SCENE_SHARED;
+  bool shared = p->scene_vec4s <= PT_SHARED_VEC4S;
+  bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && p->scene_vec4s * 16 <= info->max_uniform_range;
+  bool texel = p->size[PT_BIND_NODES] / 16 <= info->max_texels && p->size[PT_BIND_PRIMS] / 16 <= info->max_texels;
+  if (m == KILN_RENDERER_SCENE_AUTO)
+    m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
-  if (m == KILN_RENDER_SCENE_UNIFORM) return p->features | u;
-  if (m == KILN_RENDER_SCENE_SHARED && shared) return p->features | KILN__RF_SHARED;
-  if (m == KILN_RENDER_SCENE_TEXEL) return p->features | u | (texel ? KILN__RF_TEXEL : 0);
+  if (m == KILN_RENDERER_SCENE_UNIFORM) return p->features | u;
+  if (m == KILN_RENDERER_SCENE_SHARED && shared) return p->features | KILN__RF_SHARED;
+  if (m == KILN_RENDERER_SCENE_TEXEL) return p->features | u | (texel ? KILN__RF_TEXEL : 0);
   return p->features;
 }
 
-void kiln_render_destroy(kiln_renderer *r) {
+static void frame_free(frame *f);
+
+void kiln_renderer_destroy(kiln_renderer *r) {
   if (!r) return;
+  /* acquire: pairs with park's release, so that each parked frame's fields are seen whole */
+  frame *f = atomic_exchange_explicit(&r->parked, NULL, memory_order_acquire);
+  while (f) {
+    frame *next = f->next_parked;
+    kiln_future_result(f->job, -1, NULL); /* its buffers are in use until the job is done */
+    frame_free(f);
+    f = next;
+  }
   if (r->finisher) kiln_pool_destroy(r->finisher);
   for (size_t i = 0; i < r->ndevs; i++) {
     for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
@@ -138,18 +158,20 @@ void kiln_render_destroy(kiln_renderer *r) {
   free(r);
 }
 
-int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                       const kiln_render_config *cfg, kiln_renderer **out) {
+int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                       const kiln_renderer_config *cfg, kiln_renderer **out) {
   *out = NULL;
-  kiln_render_config def;
-  kiln_render_config_default(&def);
+  kiln_renderer_config def;
+  kiln_renderer_config_default(&def);
   if (!cfg) cfg = &def;
-  if (!scene || !devs || ndevs == 0 || cfg->scene_memory < KILN_RENDER_SCENE_AUTO ||
-      cfg->scene_memory > KILN_RENDER_SCENE_TEXEL)
+  if (!scene || !devs || ndevs == 0 || cfg->scene_memory < KILN_RENDERER_SCENE_AUTO ||
+      cfg->scene_memory > KILN_RENDERER_SCENE_TEXEL)
     return KILN_EINVAL;
   const kiln__scene *s = &scene->data;
   kiln_renderer *r = calloc(1, sizeof *r);
   if (!r) return KILN_ENOMEM;
+  atomic_init(&r->parked, NULL);
+  atomic_init(&r->fail_on_done, 0);
   r->cfg = *cfg;
   r->camera = s->camera;
   r->settings = s->settings;
@@ -177,16 +199,19 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
     size_t spirv_size;
     d->features = scene_memory(&p, cfg->scene_memory, d->dev);
     uint32_t features = d->features;
-    uint32_t vec4s = features & KILN__RF_UNIFORM ? (uint32_t)p.scene_vec4s : 1;
-    if ((rc = specialised_spirv(features, vec4s, &spirv, &spirv_size))) break;
+    bool uniform = features & KILN__RF_UNIFORM, shared = (features & KILN__RF_SHARED) && !uniform;
+    /* the arrays the kernel does not use keep their length 1, the shader's default */
+    uint32_t ints[PT_SC_COUNT] = {[PT_SC_UNIFORM_VEC4S] = uniform ? (uint32_t)p.scene_vec4s : 0,
+                                  [PT_SC_SHARED_VEC4S] = shared ? PT_SHARED_VEC4S : 0};
+    if ((rc = specialised_spirv(features, ints, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
     kiln_gpu_kernel_config_default(&kc);
     kc.spirv = spirv;
     kc.spirv_size = spirv_size;
     kc.buffers = NBUF;
-    kc.uniform_buffers = 1u << KILN__RB_SCENE;
-    kc.texel_buffers = 1u << KILN__RB_TNODES | 1u << KILN__RB_TPRIMS;
-    kc.push_size = PUSH_SIZE;
+    kc.uniform_buffers = 1u << PT_BIND_SCENE;
+    kc.texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
+    kc.push_size = sizeof(pt_push);
     rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
     free(spirv);
     if (rc) break;
@@ -197,7 +222,7 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
       if (!p.data[k]) continue; /* per-frame buffers; TNODES and TPRIMS, bound at submit */
       /* SCENE is read only where the kernel reads the uniform buffer; elsewhere 16 bytes (its
        * block is then one uvec4), within any device's maxUniformBufferRange */
-      bool dummy = k == KILN__RB_SCENE && !(features & KILN__RF_UNIFORM);
+      bool dummy = k == PT_BIND_SCENE && !(features & KILN__RF_UNIFORM);
       const void *data = dummy ? zeros : p.data[k];
       size_t size = dummy ? sizeof zeros : p.size[k];
       rc = kiln_gpu_buffer_create(d->dev, size, &d->buf[k]);
@@ -217,11 +242,11 @@ int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, si
   *out = r;
   return 0;
 fail:
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
   return rc;
 }
 
-uint32_t kiln__render_device_features(const kiln_renderer *r, size_t dev) {
+uint32_t kiln__renderer_device_features(const kiln_renderer *r, size_t dev) {
   return dev < r->ndevs ? r->devs[dev].features : 0;
 }
 
@@ -285,11 +310,35 @@ static void on_job_done(kiln_future *jf, void *arg) {
   if (kiln_submit(f->r->finisher, finish_task, f, &t) == 0) {
     kiln_future_release(t);
   } else {
-    /* The finisher refuses work only after kiln_render_destroy, which the contract forbids
+    /* The finisher refuses work only after kiln_renderer_destroy, which the contract forbids
      * while frames are pending; finish here rather than leak. */
     void *unused;
     finish_task(f, &unused);
   }
+}
+
+/* Has on_job_done called when f's job is done. KILN_ENOMEM (or as the test seam says). */
+static int watch(frame *f) {
+  /* relaxed: a counter for tests, ordered with nothing else */
+  if (atomic_load_explicit(&f->r->fail_on_done, memory_order_relaxed) > 0 &&
+      atomic_fetch_sub_explicit(&f->r->fail_on_done, 1, memory_order_relaxed) > 0)
+    return KILN_ENOMEM;
+  return kiln_future_on_done(f->job, on_job_done, f);
+}
+
+/* Leaves frame f, whose job runs with no callback, to kiln_renderer_destroy, which waits for the
+ * job and frees f. A Treiber stack: frames are pushed by any number of submits at once and only
+ * taken all together (an exchange), so a pop never races a push for one node (no ABA). */
+static void park(kiln_renderer *r, frame *f) {
+  f->next_parked = atomic_load_explicit(&r->parked, memory_order_relaxed);
+  /* release: pairs with destroy's acquire exchange, publishing f's fields */
+  while (!atomic_compare_exchange_weak_explicit(&r->parked, &f->next_parked, f,
+                                                memory_order_release, memory_order_relaxed)) {
+  }
+}
+
+void kiln__renderer_fail_on_done(kiln_renderer *r, int n) {
+  atomic_store_explicit(&r->fail_on_done, n, memory_order_relaxed); /* as in watch */
 }
 
 static void normalize3(float *v) {
@@ -302,7 +351,7 @@ static void cross3(const float *a, const float *b, float *o) {
   o[2] = a[0] * b[1] - a[1] * b[0];
 }
 
-int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out) {
+int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out) {
   *out = NULL;
   kiln__camera cam = r->camera;
   if (fc->camera) {
@@ -346,24 +395,15 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   cross3(U, W, V);
   float th = tanf(cam.vfov_deg * 0.5f * 3.14159265358979f / 180.0f);
   float tw = th * (float)w / (float)h;
-  struct {
-    float cam_pos[4], cam_u[4], cam_v[4], cam_w[4];
-    int32_t image[4];
-    uint32_t pass[4], frame[4];
-  } push;
-  memset(&push, 0, sizeof push);
-  for (int k = 0; k < 3; k++) {
-    push.cam_pos[k] = cam.position[k];
-    push.cam_u[k] = U[k] * tw;
-    push.cam_v[k] = V[k] * th;
-    push.cam_w[k] = W[k];
-  }
   bool lens = cam.type == KILN__CAM_THIN_LENS && cam.aperture > 0;
-  push.cam_pos[3] = lens ? cam.aperture : 0;
-  push.cam_u[3] = cam.focus_distance;
-  push.image[0] = w, push.image[1] = h;
-  push.frame[0] = fc->seed, push.frame[1] = fc->frame, push.frame[2] = (uint32_t)mb;
-  _Static_assert(sizeof push == PUSH_SIZE, "push constants of pathtrace.comp");
+  const float *P = cam.position;
+  pt_push push = {
+      .cam_pos = {P[0], P[1], P[2], lens ? cam.aperture : 0},
+      .cam_u = {U[0] * tw, U[1] * tw, U[2] * tw, cam.focus_distance},
+      .cam_v = {V[0] * th, V[1] * th, V[2] * th, 0},
+      .cam_w = {W[0], W[1], W[2], 0},
+      .image = {w, h, 0, 0},
+      .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
 
   frame *f = calloc(1, sizeof *f);
   if (!f) return KILN_ENOMEM;
@@ -379,19 +419,19 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
   if ((rc = kiln_gpu_job_create(d->dev, &job))) goto fail;
   kiln_gpu_buffer *binds[NBUF];
   for (int k = 0; k < NBUF; k++) binds[k] = d->buf[k];
-  binds[KILN__RB_ACCUM] = f->accum, binds[KILN__RB_AOV] = f->aov;
+  binds[PT_BIND_ACCUM] = f->accum, binds[PT_BIND_AOV] = f->aov;
   bool texel = d->features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
-  binds[KILN__RB_TNODES] = d->buf[texel ? KILN__RB_NODES : KILN__RB_SCENE];
-  binds[KILN__RB_TPRIMS] = d->buf[texel ? KILN__RB_PRIMS : KILN__RB_SCENE];
+  binds[PT_BIND_TNODES] = d->buf[texel ? PT_BIND_NODES : PT_BIND_SCENE];
+  binds[PT_BIND_TPRIMS] = d->buf[texel ? PT_BIND_PRIMS : PT_BIND_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {
       for (int32_t x = 0; x < w && !rc; x += (int32_t)tile) {
         uint32_t tw_ = (uint32_t)(w - x) < tile ? (uint32_t)(w - x) : tile;
         uint32_t th_ = (uint32_t)(h - y) < tile ? (uint32_t)(h - y) : tile;
-        push.image[2] = x, push.image[3] = y;
-        push.pass[0] = tw_, push.pass[1] = th_, push.pass[2] = s0;
-        push.pass[3] = (uint32_t)spp - s0 < pass ? (uint32_t)spp - s0 : pass;
+        push.image.z = x, push.image.w = y;
+        push.pass.x = tw_, push.pass.y = th_, push.pass.z = s0;
+        push.pass.w = (uint32_t)spp - s0 < pass ? (uint32_t)spp - s0 : pass;
         rc = kiln_gpu_job_dispatch(job, d->kernel, binds, &push, (tw_ + 7) / 8, (th_ + 7) / 8, 1);
       }
     }
@@ -413,10 +453,15 @@ int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_futur
     f->promise = NULL;
     goto fail;
   }
-  if ((rc = kiln_future_on_done(f->job, on_job_done, f))) {
-    /* Cannot be told when it ends: wait here, then finish. */
-    kiln_future_result(f->job, -1, NULL);
-    on_job_done(f->job, f);
+  if ((rc = watch(f))) {
+    /* Nobody will be told when the job ends, and waiting for it here would block: the frame
+     * fails now, and its buffers stay with the renderer until the job is done. */
+    kiln_promise_reject(f->promise, rc, "out of memory for the frame's completion callback");
+    kiln_future_release(f->promise);
+    f->promise = NULL;
+    kiln_future_release(result);
+    park(r, f);
+    return rc;
   }
   *out = result;
   return 0;

@@ -110,7 +110,7 @@ static int submit_frames(kiln_renderer *r, const options *o, kiln_future **fs) {
     fc.width = fc.height = o->size;
     fc.spp = o->spp;
     fc.max_bounces = o->bounces;
-    int rc = kiln_render_submit(r, &fc, &fs[i]);
+    int rc = kiln_renderer_submit(r, &fc, &fs[i]);
     if (rc != 0) return rc;
   }
   return 0;
@@ -133,8 +133,9 @@ static int write_frame(kiln_future *f, int i, const options *o, const kiln_scene
     fprintf(stderr, "%s: %s\n", path, kiln_strerror(rc));
     return rc;
   }
-  printf("frame %d: %s %dx%d %u spp\n", i, path, (int)kiln_image_width(img),
-         (int)kiln_image_height(img), kiln_image_spp(img));
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  printf("frame %d: %s %dx%d %u spp\n", i, path, (int)ii.width, (int)ii.height, ii.spp);
   return 0;
 }
 
@@ -159,11 +160,11 @@ static int collect_frames(kiln_future **fs, const options *o, const kiln_scene_i
 static int render(const options *o, kiln_scene *scene, kiln_pool *pool, kiln_gpu_device *dev) {
   kiln_scene_info info;
   kiln_scene_get_info(scene, &info);
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = pool; /* builds the BVH in parallel */
   kiln_renderer *r;
-  int rc = kiln_render_create(scene, &dev, 1, &rcfg, &r);
+  int rc = kiln_renderer_create(scene, &dev, 1, &rcfg, &r);
   if (rc != 0) return rc;
   kiln_future **fs = calloc((size_t)o->count, sizeof *fs);
   if (!fs) rc = KILN_ENOMEM;
@@ -174,7 +175,7 @@ static int render(const options *o, kiln_scene *scene, kiln_pool *pool, kiln_gpu
   if (n > 0) kiln_wait(fs, n, KILN_ALL_COMPLETED, -1.0, &ndone); /* all done before destroy */
   for (size_t i = 0; i < n; i++) kiln_future_release(fs[i]);
   free(fs);
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
   return rc;
 }
 

@@ -20,12 +20,7 @@ extern "C" {
 
 typedef struct kiln_image kiln_image;
 
-KILN_API int32_t kiln_image_width(const kiln_image *img);
-KILN_API int32_t kiln_image_height(const kiln_image *img);
-/* Samples per pixel the colour averages. */
-KILN_API uint32_t kiln_image_spp(const kiln_image *img);
-
-/* Borrowed pointers into img (valid as long as img):
+/* What an image is, and its planes: borrowed pointers into img, valid as long as img.
  * color:    3 floats per pixel, linear RGB radiance (the mean of the samples).
  * depth:    1 float per pixel, the distance along the camera's forward axis to the surface seen
  *           through the pixel centre; 0 where the centre ray escapes (background).
@@ -36,12 +31,15 @@ KILN_API uint32_t kiln_image_spp(const kiln_image *img);
  *           texture (linear, bilinearly filtered at the hit's uv) when it has one; 0 for
  *           background.
  * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background. */
-KILN_API const float *kiln_image_color(const kiln_image *img);
-KILN_API const float *kiln_image_depth(const kiln_image *img);
-KILN_API const float *kiln_image_normal(const kiln_image *img);
-KILN_API const float *kiln_image_albedo(const kiln_image *img);
-KILN_API const uint32_t *kiln_image_object_id(const kiln_image *img);
-KILN_API const uint32_t *kiln_image_instance_id(const kiln_image *img);
+typedef struct kiln_image_info {
+  int32_t width, height;
+  uint32_t spp; /* samples per pixel the colour averages */
+  const float *color, *depth, *normal, *albedo;
+  const uint32_t *object_id, *instance_id;
+} kiln_image_info;
+
+/* Fills *info (all of it) from img. Any thread. */
+KILN_API void kiln_image_get_info(const kiln_image *img, kiln_image_info *info);
 
 /* Frees an image the caller owns (never one owned by a future). NULL is a no-op. */
 KILN_API void kiln_image_destroy(kiln_image *img);

@@ -2,10 +2,25 @@
  * devices (kiln/gpu.h); each submitted frame renders on one of them and yields a kiln_image
  * (kiln/image.h) through a future (kiln/sched.h).
  *
- *   kiln_renderer *r;  kiln_render_create(scene, &dev, 1, NULL, &r);
- *   kiln_frame_config fc;  kiln_frame_config_default(&fc);  fc.frame = 7;
- *   kiln_future *f;  kiln_render_submit(r, &fc, &f);
- *   kiln_image *img;  kiln_future_result(f, -1, (void **)&img);  ... kiln_future_release(f);
+ * Example: frame 7 of a loaded scene (kiln/scene.h) on an opened device dev, written to path
+ * (tests/render/test_submit.c compiles and runs this text):
+ *
+ *   kiln_renderer *r;
+ *   int rc = kiln_renderer_create(scene, &dev, 1, NULL, &r);
+ *   if (rc) return rc;
+ *   kiln_frame_config fc;
+ *   kiln_frame_config_default(r, &fc);
+ *   fc.frame = 7;
+ *   kiln_future *f;
+ *   rc = kiln_renderer_submit(r, &fc, &f);
+ *   if (rc == KILN_OK) {
+ *     void *img;
+ *     rc = kiln_future_result(f, -1, &img);
+ *     if (rc == KILN_OK) rc = kiln_image_write_pfm(img, path);
+ *     kiln_future_release(f);
+ *   }
+ *   kiln_renderer_destroy(r);
+ *   return rc;
  *
  * The image is a pure function of the scene, the camera, seed, frame, spp and max_bounces: the
  * same bits whatever the tile size, the samples per pass, the device or the threads.
@@ -39,26 +54,26 @@ typedef struct kiln_renderer kiln_renderer;
  * too large for the mode asked (shared: 16 KiB; uniform: 64 KiB and the device's
  * maxUniformBufferRange; texel: the device's maxTexelBufferElements) uses the storage buffers.
  * The images are the same bits whichever; only speed differs. */
-typedef enum kiln_render_scene_memory {
-  KILN_RENDER_SCENE_AUTO = 0,  /* CPU devices (lavapipe): texel; GPUs: shared, else storage */
-  KILN_RENDER_SCENE_STORAGE,   /* storage buffers */
-  KILN_RENDER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
-  KILN_RENDER_SCENE_UNIFORM,   /* a uniform buffer (lavapipe gathers its loads in one go) */
-  KILN_RENDER_SCENE_TEXEL      /* the BVH nodes and leaf primitives through texel fetches of
+typedef enum kiln_renderer_scene_memory {
+  KILN_RENDERER_SCENE_AUTO = 0,  /* CPU devices (lavapipe): texel; GPUs: shared, else storage */
+  KILN_RENDERER_SCENE_STORAGE,   /* storage buffers */
+  KILN_RENDERER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
+  KILN_RENDERER_SCENE_UNIFORM,   /* a uniform buffer (lavapipe gathers its loads in one go) */
+  KILN_RENDERER_SCENE_TEXEL      /* the BVH nodes and leaf primitives through texel fetches of
                                   uniform texel buffers (lavapipe: hardware gathers, its fastest),
                                   the rest from the uniform buffer where it fits, else storage */
-} kiln_render_scene_memory;
+} kiln_renderer_scene_memory;
 
-typedef struct kiln_render_config {
+typedef struct kiln_renderer_config {
   kiln_pool *pool;       /* builds the BVH in parallel; NULL: serially in the caller */
   uint32_t tile_size;    /* pixels on a side of one dispatch's tile. 0 (default): per device,
                             64 on CPU devices (lavapipe), 1024 on GPUs */
   uint32_t pass_spp;     /* samples per pixel of one dispatch. 0 (default): per device, 4 on
                             CPU devices, 8 on GPUs. Neither changes the image's bits */
-  kiln_render_scene_memory scene_memory; /* default KILN_RENDER_SCENE_AUTO */
-} kiln_render_config;
+  kiln_renderer_scene_memory scene_memory; /* default KILN_RENDERER_SCENE_AUTO */
+} kiln_renderer_config;
 
-KILN_API void kiln_render_config_default(kiln_render_config *cfg);
+KILN_API void kiln_renderer_config_default(kiln_renderer_config *cfg);
 
 /* Builds the scene's BVH and uploads the scene to each of devs[0..ndevs) (opened devices that
  * must outlive the renderer); waits for the uploads. The scene is borrowed for the call only.
@@ -66,8 +81,8 @@ KILN_API void kiln_render_config_default(kiln_render_config *cfg);
  * limit), KILN_ENOMEM, or an upload's error (the
  * engine's code, e.g. KILN_EVULKAN); *out NULL then. Blocking; from a task of cfg->pool it
  * helps run the BVH chunks. Any thread. */
-KILN_API int kiln_render_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                       const kiln_render_config *cfg, kiln_renderer **out);
+KILN_API int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                       const kiln_renderer_config *cfg, kiln_renderer **out);
 
 /* A camera (overrides the scene's for one frame). */
 typedef struct kiln_camera {
@@ -95,13 +110,15 @@ KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_confi
 
 /* Submits one frame and returns at once. *out succeeds with a kiln_image * owned by the future
  * (freed with its last reference), or fails with the GPU job's error. 0, KILN_EINVAL (bad
- * config), KILN_ENOMEM, or a buffer-creation error. Any thread, any number of frames at once;
- * never blocks. */
-KILN_API int kiln_render_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+ * config), KILN_ENOMEM, or a buffer-creation error; *out NULL then. Any thread, any number of
+ * frames at once; never blocks (when out of memory after the GPU job has started, the call
+ * fails and the job's buffers stay with the renderer until kiln_renderer_destroy). */
+KILN_API int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
 
 /* Frees the renderer's device buffers and kernels. Every frame future must be done (waited for)
- * first; the images stay valid. NULL is a no-op. */
-KILN_API void kiln_render_destroy(kiln_renderer *r);
+ * first; the images stay valid. Blocks only for the GPU work of frames whose submission failed
+ * after their job had started. NULL is a no-op. */
+KILN_API void kiln_renderer_destroy(kiln_renderer *r);
 
 #ifdef __cplusplus
 }

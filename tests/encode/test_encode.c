@@ -1,4 +1,4 @@
-/* test_encode.c: the image encoders and atomic writes of engine/encode.c.
+/* test_encode.c: the image encoders of engine/image/encode.c and the atomic writes of base/.
  *
  * Every encoder is checked by decoding its output with an independent reader (stb_image for PNG,
  * JPEG and HDR, tinyexr for EXR, a parse of the NPY header) and comparing pixels. */
@@ -21,7 +21,7 @@
 #include <stb_image.h>
 #include <tinyexr.h>
 
-#include "encode.h"
+#include "image_internal.h"
 #include "kiln/error.h"
 #include "kt.h"
 

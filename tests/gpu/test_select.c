@@ -159,11 +159,11 @@ TEST(render_pick_beyond_64) {
   kiln_gpu_device *slots[SLOTS];
   for (int i = 0; i < SLOTS - 1; i++) slots[i] = bad;
   slots[SLOTS - 1] = good;
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
-  rcfg.scene_memory = KILN_RENDER_SCENE_STORAGE;
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
+  rcfg.scene_memory = KILN_RENDERER_SCENE_STORAGE;
   kiln_renderer *r = NULL;
-  KT_CODE(kiln_render_create(scene, slots, SLOTS, &rcfg, &r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, slots, SLOTS, &rcfg, &r), KILN_OK);
 
   kiln_gpu_job *job;
   KT_CODE(kiln_gpu_job_create(bad, &job), KILN_OK);
@@ -176,14 +176,14 @@ TEST(render_pick_beyond_64) {
   kiln_frame_config fc;
   kiln_frame_config_default(r, &fc);
   fc.device = -1;
-  KT_CODE(kiln_render_submit(r, &fc, &f), KILN_OK);
+  KT_CODE(kiln_renderer_submit(r, &fc, &f), KILN_OK);
   KT_CODE(kiln_future_result(f, -1, NULL), KILN_OK);
   kiln_future_release(f);
   kiln_gpu_device_stats st;
   kiln_gpu_device_get_stats(good, &st);
   KT_TRUE(st.completed >= 2);  /* its upload and the frame */
 
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
   kiln_scene_destroy(scene);
   kiln_gpu_device_close(bad);
   kiln_gpu_device_close(good);

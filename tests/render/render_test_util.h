@@ -107,15 +107,15 @@ static inline ctx open_ctx(kiln__scene *s, kiln_pool *pool) {
     c.scene = kiln__scene_wrap(s);
     KT_TRUE(c.scene != NULL);
   }
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.pool = pool;
-  KT_CODE(kiln_render_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
   return c;
 }
 
 static inline void close_ctx(ctx *c) {
-  kiln_render_destroy(c->r);
+  kiln_renderer_destroy(c->r);
   kiln_scene_destroy(c->scene);
   kiln_gpu_device_close(c->dev);
   tg_finish(c->gpu);
@@ -123,7 +123,7 @@ static inline void close_ctx(ctx *c) {
 
 /* Renders and waits; *f must be released by the caller (it owns the image). */
 static inline const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln_future **f) {
-  KT_CODE(kiln_render_submit(c->r, fc, f), KILN_OK);
+  KT_CODE(kiln_renderer_submit(c->r, fc, f), KILN_OK);
   void *v = NULL;
   int rc = kiln_future_result(*f, -1, &v);
   if (rc) {
@@ -134,14 +134,21 @@ static inline const kiln_image *render(ctx *c, const kiln_frame_config *fc, kiln
   return v;
 }
 
+/* kiln_image_get_info's answer, as a value. */
+static inline kiln_image_info info_of(const kiln_image *img) {
+  kiln_image_info i;
+  kiln_image_get_info(img, &i);
+  return i;
+}
+
 /* Pixels whose 3x3 neighbourhood's centre rays all hit object id: jittered samples stay on it. */
 static inline bool interior(const kiln_image *img, int x, int y, uint32_t id) {
-  int w = kiln_image_width(img), h = kiln_image_height(img);
+  int w = info_of(img).width, h = info_of(img).height;
   for (int dy = -1; dy <= 1; dy++)
     for (int dx = -1; dx <= 1; dx++) {
       int xx = x + dx, yy = y + dy;
       if (xx < 0 || yy < 0 || xx >= w || yy >= h) return false;
-      if (kiln_image_object_id(img)[yy * w + xx] != id) return false;
+      if (info_of(img).object_id[yy * w + xx] != id) return false;
     }
   return true;
 }

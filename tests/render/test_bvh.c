@@ -3,7 +3,7 @@
 // kt: timeout 120
 #include <stdlib.h>
 
-#include "bvh.h"
+#include "render_internal.h"
 #include "kiln/sched.h"
 #include "kt.h"
 

@@ -1,4 +1,4 @@
-/* test_pack.c: the scene as the path tracer's buffers (engine/render_pack.c), on the CPU: emitters
+/* test_pack.c: the scene as the path tracer's buffers (engine/render/pack.c), on the CPU: emitters
  * picked in proportion to area times luminance, the environment's pick probability, and the map's
  * sampling distribution (CDFs end at 1, the pixel probabilities sum to 1 and follow luminance
  * times sin(polar angle), widened to each texel's 3x3 neighbourhood); the BVH nodes and leaf records
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kiln/gpu.h"
 #include "kt.h"
 #include "render_internal.h"
 
@@ -45,17 +46,18 @@ TEST(light_weights) {
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  const float *l = p.data[KILN__RB_LIGHTS], *g = p.data[KILN__RB_GLOBALS], *m = p.data[KILN__RB_MATS];
-  const float *sp = p.data[KILN__RB_SPHERES];
-  KT_EQ(fbits(g[2]), 2); /* two emitters: the triangle, then the emissive sphere */
+  const float *l = p.data[PT_BIND_LIGHTS], *m = p.data[PT_BIND_MATS];
+  const pt_globals *g = p.data[PT_BIND_GLOBALS];
+  const float *sp = p.data[PT_BIND_SPHERES];
+  KT_EQ(g->nlights, 2); /* two emitters: the triangle, then the emissive sphere */
   KT_EQ(fbits(l[0]), 0);
   KT_EQ(fbits(l[4]), 2); /* ntris + sphere index 1 */
   KT_TRUE(m[10] == 0.1f && m[12 + 10] == 1.0f && m[24 + 10] == 0);
   double w0 = 2 * 0.1, w1 = 4 * 3.14159265358979 * 1, total = w0 + w1;
   if (fabs(l[1] - w0 / total) > 1e-6) KT_FAIL("triangle's CDF %g, want %g", l[1], w0 / total);
   KT_TRUE(l[5] == 1.0f);
-  KT_TRUE(fabs(g[11] - total) < 1e-5 * total);
-  KT_TRUE(g[18] == 0.5f); /* a lit sky and emitters: the sky is picked half the time */
+  KT_TRUE(fabs(g->light_weight - total) < 1e-5 * total);
+  KT_TRUE(g->env_pick == 0.5f); /* a lit sky and emitters: the sky is picked half the time */
   /* the sphere's pick probability, for its MIS weight: (1 - 1/2) * w1 / total */
   if (fabs(sp[8 + 7] - 0.5 * w1 / total) > 1e-6) KT_FAIL("sphere pick %g, want %g", sp[15], 0.5 * w1 / total);
   KT_TRUE(sp[7] == 0);
@@ -63,7 +65,7 @@ TEST(light_weights) {
   /* a black sky is never picked; alone, a lit one always is */
   s.env.color[0] = s.env.color[1] = s.env.color[2] = 0;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  KT_TRUE(((const float *)p.data[KILN__RB_GLOBALS])[18] == 0);
+  KT_TRUE(((const float *)p.data[PT_BIND_GLOBALS])[18] == 0);
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
@@ -83,11 +85,12 @@ TEST(env_distribution) {
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  const float *g = p.data[KILN__RB_GLOBALS], *d = p.data[KILN__RB_ENVDIST];
-  KT_EQ(fbits(g[14]), 0);
-  KT_EQ(fbits(g[15]), 1);
-  KT_TRUE(g[18] == 1.0f); /* no emitters: NEE always picks the sky */
-  KT_TRUE(fabsf(g[16]) < 1e-7f && g[17] == 1.0f); /* cos, sin of 90 degrees */
+  const pt_globals *g = p.data[PT_BIND_GLOBALS];
+  const float *d = p.data[PT_BIND_ENVDIST];
+  KT_EQ(g->env_texture, 0);
+  KT_EQ(g->env_dist, 1);
+  KT_TRUE(g->env_pick == 1.0f); /* no emitters: NEE always picks the sky */
+  KT_TRUE(fabsf(g->env_cos) < 1e-7f && g->env_sin == 1.0f); /* cos, sin of 90 degrees */
   KT_TRUE(d[H - 1] == 1.0f);
   for (int y = 0; y < H; y++) {
     KT_TRUE(d[H + y * W + W - 1] == 1.0f);
@@ -113,8 +116,8 @@ TEST(env_distribution) {
   /* a black map: nothing to sample, never picked */
   memset(rgb, 0, W * H * 3 * sizeof(float));
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
-  KT_EQ(fbits(((const float *)p.data[KILN__RB_GLOBALS])[15]), 0);
-  KT_TRUE(((const float *)p.data[KILN__RB_GLOBALS])[18] == 0);
+  KT_EQ(fbits(((const float *)p.data[PT_BIND_GLOBALS])[15]), 0);
+  KT_TRUE(((const float *)p.data[PT_BIND_GLOBALS])[18] == 0);
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
@@ -157,10 +160,13 @@ static bool record_hit(const float *r, bool tri, const float *o, const float *d,
 /* The shader's trace(): stackless over the packed nodes, the slab test on the grid. */
 static uint32_t packed_trace(const kiln__render_buffers *p, uint32_t ntris, const float *o,
                              const float *d, float *t) {
-  const uint32_t *nodes = p->data[KILN__RB_NODES], *gu = p->data[KILN__RB_GLOBALS];
-  const float *g = p->data[KILN__RB_GLOBALS], *rec = p->data[KILN__RB_PRIMS];
+  const uint32_t *nodes = p->data[PT_BIND_NODES], *gu = p->data[PT_BIND_GLOBALS];
+  const pt_globals *g = p->data[PT_BIND_GLOBALS];
+  const float *rec = p->data[PT_BIND_PRIMS];
+  const float go[3] = {g->grid_origin.x, g->grid_origin.y, g->grid_origin.z};
+  const float gs[3] = {g->grid_step.x, g->grid_step.y, g->grid_step.z};
   float to[3], ts[3];
-  for (int k = 0; k < 3; k++) to[k] = (g[20 + k] - o[k]) * (1 / d[k]), ts[k] = g[24 + k] * (1 / d[k]);
+  for (int k = 0; k < 3; k++) to[k] = (go[k] - o[k]) * (1 / d[k]), ts[k] = gs[k] * (1 / d[k]);
   uint32_t hit = UINT32_MAX;
   for (uint32_t ni = 0; ni < gu[19];) {
     const uint32_t *n = nodes + 4 * ni;
@@ -208,13 +214,15 @@ TEST(nodes_stackless) {
   kiln__render_buffers p;
   KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
   KT_EQ(p.features, KILN__RF_SPHERES);
-  const uint32_t *nodes = p.data[KILN__RB_NODES];
-  const float *g = p.data[KILN__RB_GLOBALS];
+  const uint32_t *nodes = p.data[PT_BIND_NODES];
+  const pt_globals *g = p.data[PT_BIND_GLOBALS];
+  const float go[3] = {g->grid_origin.x, g->grid_origin.y, g->grid_origin.z};
+  const float gs[3] = {g->grid_step.x, g->grid_step.y, g->grid_step.z};
   for (size_t i = 0; i < b.nnodes; i++)
     for (int k = 0; k < 6; k++) {
       uint32_t q = nodes[4 * i + k / 2] >> (16 * (k % 2)) & 0xffff;
       int axis = k % 3;
-      float x = g[20 + axis] + (float)q * g[24 + axis];
+      float x = go[axis] + (float)q * gs[axis];
       float want = k < 3 ? b.nodes[i].bmin[axis] : b.nodes[i].bmax[axis];
       if (k < 3 ? x > want : x < want) KT_FAIL("node %zu bound %d: %g vs %g", i, k, x, want);
     }
@@ -235,4 +243,61 @@ TEST(nodes_stackless) {
   kiln__render_pack_free(&p);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
+}
+
+/* ---- layout.h against the compiled shader ------------------------------------------------- */
+
+typedef struct member {
+  const char *name;
+  size_t offset;
+} member;
+#define GM(f) {#f, offsetof(pt_globals, f)}
+#define PM(f) {#f, offsetof(pt_push, f)}
+static const member globals_members[] = {
+    GM(ntris),       GM(nspheres),   GM(nlights),     GM(env_type),  GM(env_color),
+    GM(unused0),     GM(env_top),    GM(light_weight), GM(has_normals), GM(has_uv),
+    GM(env_texture), GM(env_dist),   GM(env_cos),     GM(env_sin),   GM(env_pick),
+    GM(nnodes),      GM(grid_origin), GM(nleaf_prims), GM(grid_step), GM(nmaterials)};
+static const member push_members[] = {PM(cam_pos), PM(cam_u), PM(cam_v), PM(cam_w),
+                                      PM(image),   PM(pass),  PM(frame)};
+
+/* The number of members of the struct named `name` in the SPIR-V words w[0..n) that carry
+ * Offset decorations (the copy laid out for a buffer or push-constant block), each checked against
+ * want[] by name (OpMemberName). */
+static size_t check_struct(const uint32_t *w, size_t n, const char *name, const member *want,
+                           size_t nwant) {
+  enum { OP_NAME = 5, OP_MEMBER_NAME = 6, OP_MEMBER_DECORATE = 72, DECO_OFFSET = 35 };
+  size_t checked = 0;
+  for (size_t i = 5; i < n; i += w[i] >> 16) { /* each struct type named `name` */
+    if ((w[i] & 0xffff) != OP_NAME || strcmp((const char *)&w[i + 2], name) != 0) continue;
+    uint32_t id = w[i + 1];
+    for (size_t j = 5; j < n; j += w[j] >> 16) { /* its members' offsets */
+      if ((w[j] & 0xffff) != OP_MEMBER_DECORATE || w[j + 1] != id || w[j + 3] != DECO_OFFSET)
+        continue;
+      const char *mname = NULL;
+      for (size_t k = 5; k < n && !mname; k += w[k] >> 16)
+        if ((w[k] & 0xffff) == OP_MEMBER_NAME && w[k + 1] == id && w[k + 2] == w[j + 2])
+          mname = (const char *)&w[k + 3];
+      KT_TRUE(mname != NULL);
+      size_t m = 0;
+      while (m < nwant && strcmp(want[m].name, mname) != 0) m++;
+      if (m == nwant) KT_FAIL("%s.%s: in the shader, not in the test", name, mname);
+      if (want[m].offset != w[j + 4])
+        KT_FAIL("%s.%s: offset %u in the shader, %zu in C", name, mname, w[j + 4], want[m].offset);
+      checked++;
+    }
+  }
+  return checked;
+}
+
+/* Every member of the globals and push-constant structs is where C puts it (layout.h's
+ * _Static_asserts fix C's offsets; this checks that the shader's std430 offsets are the same). */
+TEST(layout_matches_spirv) {
+  const uint32_t *w;
+  size_t size;
+  KT_CODE(kiln_gpu_builtin_spirv("pathtrace", &w, &size), KILN_OK);
+  size_t ng = sizeof globals_members / sizeof *globals_members;
+  size_t np = sizeof push_members / sizeof *push_members;
+  KT_EQ(check_struct(w, size / 4, "pt_globals", globals_members, ng), ng);
+  KT_EQ(check_struct(w, size / 4, "pt_push", push_members, np), np);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "render_internal.h"
 #include "render_test_util.h"
 
@@ -28,13 +29,13 @@ TEST(furnace) {
   kiln_frame_config_default(c.r, &fc);
   kiln_future *f;
   const kiln_image *img = render(&c, &fc, &f);
-  int w = kiln_image_width(img), on = 0, off = 0;
-  const float *col = kiln_image_color(img);
+  int w = info_of(img).width, on = 0, off = 0;
+  const float *col = info_of(img).color;
   const float a[3] = {0.5f, 0.25f, 0.8f};
   for (int y = 0; y < w; y++)
     for (int x = 0; x < w; x++) {
       const float *p = col + 3 * (y * w + x);
-      uint32_t id = kiln_image_object_id(img)[y * w + x];
+      uint32_t id = info_of(img).object_id[y * w + x];
       if (interior(img, x, y, 1)) {
         on++;
         for (int k = 0; k < 3; k++)
@@ -55,7 +56,7 @@ TEST(furnace) {
  * per-pixel noise variance comes from the spread of pixel values (the sphere is uniform in a
  * uniform environment, so that spread is noise, plus the true variation, which only widens it). */
 static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, double *se, float *maxv, int *n) {
-  int w = kiln_image_width(img);
+  int w = info_of(img).width;
   double s = 0, s2 = 0;
   *n = 0;
   *maxv = 0;
@@ -63,10 +64,10 @@ static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, doubl
     for (int x = 0; x < w; x++)
       if (interior(img, x, y, id)) {
         for (int k = 0; k < 3; k++) {
-          float v = kiln_image_color(img)[3 * (y * w + x) + k];
+          float v = info_of(img).color[3 * (y * w + x) + k];
           if (v > *maxv) *maxv = v;
         }
-        double v = kiln_image_color(img)[3 * (y * w + x)];
+        double v = info_of(img).color[3 * (y * w + x)];
         s += v, s2 += v * v, (*n)++;
       }
   *mean = s / *n;
@@ -135,20 +136,20 @@ TEST(cornell_mean) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = fc.height = 64;
   fc.spp = 16;
   kiln_future *fa, *fb;
   fc.seed = 11;
-  KT_CODE(kiln_render_submit(c.r, &fc, &fa), KILN_OK);
+  KT_CODE(kiln_renderer_submit(c.r, &fc, &fa), KILN_OK);
   fc.seed = 12;
   const kiln_image *b = render(&c, &fc, &fb);
   void *va;
   KT_CODE(kiln_future_result(fa, -1, &va), KILN_OK);
   const kiln_image *a = va;
-  const float *pa = kiln_image_color(a), *pb = kiln_image_color(b);
+  const float *pa = info_of(a).color, *pb = info_of(b).color;
   size_t n = 64 * 64;
   for (int k = 0; k < 3; k++) {
     double s = 0, v = 0;
@@ -186,12 +187,12 @@ TEST(determinism) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.pool = pool;
   kiln_renderer *r2;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, &rc, &r2), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, &rc, &r2), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6, fc.frame = 3;
@@ -205,22 +206,22 @@ TEST(determinism) {
   const kiln_image *i3 = render(&c, &fc, &f3);
   c.r = keep;
   size_t n = 24 * 20;
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i2), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i3), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_depth(i1), kiln_image_depth(i2), n * 4) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i2).color, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i3).color, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).depth, info_of(i2).depth, n * 4) == 0);
   /* A GPU's default sizes (the whole frame, 8 samples a pass): the same bits again. */
   kiln_future *f5;
   fc.tile_size = 1024, fc.pass_spp = 8;
   const kiln_image *i5 = render(&c, &fc, &f5);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i5), n * 12) == 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i5).color, n * 12) == 0);
   kiln_future_release(f5);
   /* A different frame index changes the noise. */
   fc.frame = 4;
   kiln_future *f4;
   const kiln_image *i4 = render(&c, &fc, &f4);
-  KT_TRUE(memcmp(kiln_image_color(i1), kiln_image_color(i4), n * 12) != 0);
+  KT_TRUE(memcmp(info_of(i1).color, info_of(i4).color, n * 12) != 0);
   kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3), kiln_future_release(f4);
-  kiln_render_destroy(r2);
+  kiln_renderer_destroy(r2);
   close_ctx(&c);
   kiln_pool_destroy(pool);
 }
@@ -239,28 +240,28 @@ static size_t scene_vec4s(const kiln__scene *s) {
 
 /* Every image's bits, colour and AOVs, equal. */
 static bool same_image(const kiln_image *a, const kiln_image *b, size_t n) {
-  return !memcmp(kiln_image_color(a), kiln_image_color(b), n * 12) &&
-         !memcmp(kiln_image_depth(a), kiln_image_depth(b), n * 4) &&
-         !memcmp(kiln_image_normal(a), kiln_image_normal(b), n * 12) &&
-         !memcmp(kiln_image_albedo(a), kiln_image_albedo(b), n * 12) &&
-         !memcmp(kiln_image_object_id(a), kiln_image_object_id(b), n * 4) &&
-         !memcmp(kiln_image_instance_id(a), kiln_image_instance_id(b), n * 4);
+  return !memcmp(info_of(a).color, info_of(b).color, n * 12) &&
+         !memcmp(info_of(a).depth, info_of(b).depth, n * 4) &&
+         !memcmp(info_of(a).normal, info_of(b).normal, n * 12) &&
+         !memcmp(info_of(a).albedo, info_of(b).albedo, n * 12) &&
+         !memcmp(info_of(a).object_id, info_of(b).object_id, n * 4) &&
+         !memcmp(info_of(a).instance_id, info_of(b).instance_id, n * 4);
 }
 
 /* One frame of scene with the scene read from memory m; *f holds the image. */
 /* *where: the kernel's KILN__RF_SHARED and KILN__RF_UNIFORM bits (where the scene was read). */
-static const kiln_image *render_in(ctx *c, kiln_render_scene_memory m, kiln_future **f, uint32_t *where) {
-  kiln_render_config rc;
-  kiln_render_config_default(&rc);
+static const kiln_image *render_in(ctx *c, kiln_renderer_scene_memory m, kiln_future **f, uint32_t *where) {
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
   rc.scene_memory = m;
   kiln_renderer *keep = c->r;
-  if (kiln_render_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
-  *where = kiln__render_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
+  if (kiln_renderer_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
+  *where = kiln__renderer_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
   kiln_frame_config fc;
   kiln_frame_config_default(c->r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6;
   const kiln_image *img = render(c, &fc, f);
-  kiln_render_destroy(c->r);
+  kiln_renderer_destroy(c->r);
   c->r = keep;
   return img;
 }
@@ -276,7 +277,7 @@ TEST(scene_memory_paths) {
   kiln_scene *scene;
   KT_CODE(kiln_scene_load(path, NULL, &scene), KILN_OK);
   free(path);
-  KT_TRUE(scene_vec4s(&scene->data) <= KILN__SHARED_VEC4S);
+  KT_TRUE(scene_vec4s(&scene->data) <= PT_SHARED_VEC4S);
   ctx c = {0};
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
@@ -284,16 +285,16 @@ TEST(scene_memory_paths) {
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(c.dev, &di);
   KT_TRUE(di.max_uniform_range >= 16384);
-  kiln_render_config bad;
-  kiln_render_config_default(&bad);
-  bad.scene_memory = (kiln_render_scene_memory)7;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
+  kiln_renderer_config bad;
+  kiln_renderer_config_default(&bad);
+  bad.scene_memory = (kiln_renderer_scene_memory)7;
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
   KT_TRUE(c.r == NULL);
-  static const kiln_render_scene_memory modes[] = {KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
-                                                   KILN_RENDER_SCENE_TEXEL, KILN_RENDER_SCENE_AUTO};
+  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
+                                                   KILN_RENDERER_SCENE_TEXEL, KILN_RENDERER_SCENE_AUTO};
   kiln_future *f0, *f;
   uint32_t where;
-  const kiln_image *ref = render_in(&c, KILN_RENDER_SCENE_STORAGE, &f0, &where);
+  const kiln_image *ref = render_in(&c, KILN_RENDERER_SCENE_STORAGE, &f0, &where);
   KT_TRUE(ref != NULL);
   KT_EQ(where, 0);
   const kiln_gpu_device_info *info = &di;
@@ -305,20 +306,20 @@ TEST(scene_memory_paths) {
       for (int k = 0; k < (round == 1 ? 400 : 1100); k++)
         add_material(sd, (kiln__material){.type = KILN__MAT_DIFFUSE});
     size_t words = scene_vec4s(sd);
-    KT_TRUE(round != 1 || (words > KILN__SHARED_VEC4S && words <= KILN__UNIFORM_VEC4S));
-    KT_TRUE(round != 2 || words > KILN__UNIFORM_VEC4S);
+    KT_TRUE(round != 1 || (words > PT_SHARED_VEC4S && words <= PT_UNIFORM_VEC4S_MAX));
+    KT_TRUE(round != 2 || words > PT_UNIFORM_VEC4S_MAX);
     bool uniform_fits = round < 2 && words * 16 <= info->max_uniform_range;
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
       const kiln_image *img = render_in(&c, modes[i], &f, &where);
       KT_TRUE(img != NULL);
       KT_TRUE(same_image(ref, img, n));
       uint32_t expect = 0;
-      if (modes[i] == KILN_RENDER_SCENE_SHARED) expect = round == 0 ? S : 0;
-      if (modes[i] == KILN_RENDER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
-      if (modes[i] == KILN_RENDER_SCENE_TEXEL || (modes[i] == KILN_RENDER_SCENE_AUTO &&
+      if (modes[i] == KILN_RENDERER_SCENE_SHARED) expect = round == 0 ? S : 0;
+      if (modes[i] == KILN_RENDERER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
+      if (modes[i] == KILN_RENDERER_SCENE_TEXEL || (modes[i] == KILN_RENDERER_SCENE_AUTO &&
                                                   info->type == KILN_GPU_TYPE_CPU))
         expect = T | (uniform_fits ? U : 0); /* lavapipe: 2^27 texels */
-      else if (modes[i] == KILN_RENDER_SCENE_AUTO)
+      else if (modes[i] == KILN_RENDERER_SCENE_AUTO)
         expect = round == 0 ? S : 0;
       KT_EQ(where, expect);
       kiln_future_release(f);
@@ -338,7 +339,7 @@ TEST(devices_and_concurrent_frames) {
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *devs[2] = {tg_device(gpu, NULL), tg_device(gpu, NULL)};
   kiln_renderer *r;
-  KT_CODE(kiln_render_create(scene, devs, 2, NULL, &r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, devs, 2, NULL, &r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(r, &fc);
   fc.width = 16, fc.height = 16, fc.spp = 4;
@@ -348,7 +349,7 @@ TEST(devices_and_concurrent_frames) {
   for (int i = 0; i < 2; i++) {
     kiln_future *w;
     fc.device = i;
-    KT_CODE(kiln_render_submit(r, &fc, &w), KILN_OK);
+    KT_CODE(kiln_renderer_submit(r, &fc, &w), KILN_OK);
     KT_CODE(kiln_future_result(w, -1, NULL), KILN_OK);
     kiln_future_release(w);
   }
@@ -357,7 +358,7 @@ TEST(devices_and_concurrent_frames) {
   for (int i = 0; i < N; i++) {
     fc.device = i % 2;
     fc.frame = (uint32_t)(i / 2); /* frames 0, 0, 1, 1: each on both devices */
-    KT_CODE(kiln_render_submit(r, &fc, &f[i]), KILN_OK);
+    KT_CODE(kiln_renderer_submit(r, &fc, &f[i]), KILN_OK);
   }
   const kiln_image *img[N];
   for (int i = 0; i < N; i++) {
@@ -365,25 +366,25 @@ TEST(devices_and_concurrent_frames) {
     KT_CODE(kiln_future_result(f[i], -1, &v), KILN_OK);
     img[i] = v;
   }
-  KT_TRUE(memcmp(kiln_image_color(img[0]), kiln_image_color(img[1]), 16 * 16 * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(img[2]), kiln_image_color(img[3]), 16 * 16 * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_color(img[0]), kiln_image_color(img[2]), 16 * 16 * 12) != 0);
+  KT_TRUE(memcmp(info_of(img[0]).color, info_of(img[1]).color, 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(img[2]).color, info_of(img[3]).color, 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(img[0]).color, info_of(img[2]).color, 16 * 16 * 12) != 0);
   /* Alone, with the least-busy device chosen by the renderer. */
   fc.device = -1, fc.frame = 1;
   kiln_future *g;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_OK);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_OK);
   void *v;
   KT_CODE(kiln_future_result(g, -1, &v), KILN_OK);
-  KT_TRUE(memcmp(kiln_image_color(v), kiln_image_color(img[2]), 16 * 16 * 12) == 0);
+  KT_TRUE(memcmp(info_of(v).color, info_of(img[2]).color, 16 * 16 * 12) == 0);
   kiln_future_release(g);
   for (int i = 0; i < N; i++) kiln_future_release(f[i]);
   /* Bad configs are refused before any GPU work. */
   fc.device = 2;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_EINVAL);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_EINVAL);
   KT_PTR_EQ(g, NULL);
   fc.device = -1, fc.spp = -1;
-  KT_CODE(kiln_render_submit(r, &fc, &g), KILN_EINVAL);
-  kiln_render_destroy(r);
+  KT_CODE(kiln_renderer_submit(r, &fc, &g), KILN_EINVAL);
+  kiln_renderer_destroy(r);
   kiln_scene_destroy(scene);
   kiln_gpu_device_close(devs[0]);
   kiln_gpu_device_close(devs[1]);
@@ -420,9 +421,9 @@ TEST(aovs) {
   for (int y = 0; y < w; y++)
     for (int x = 0; x < w; x++) {
       int i = y * w + x;
-      uint32_t id = kiln_image_object_id(img)[i], inst = kiln_image_instance_id(img)[i];
-      float dep = kiln_image_depth(img)[i];
-      const float *nr = kiln_image_normal(img) + 3 * i, *al = kiln_image_albedo(img) + 3 * i;
+      uint32_t id = info_of(img).object_id[i], inst = info_of(img).instance_id[i];
+      float dep = info_of(img).depth[i];
+      const float *nr = info_of(img).normal + 3 * i, *al = info_of(img).albedo + 3 * i;
       /* The centre ray's direction, to predict what it hits. */
       float px = -(2 * (x + 0.5f) / w - 1) * th, py = (1 - 2 * (y + 0.5f) / w) * th;
       KT_EQ(id, inst);
@@ -460,6 +461,148 @@ TEST(aovs) {
   close_ctx(&c);
 }
 
+/* ---- axis-parallel rays ------------------------------------------------------------------- */
+
+/* A closed box [-h, h]^3 of 12 triangles, every face wound outwards. */
+static void add_box(kiln__scene *s, float h, uint32_t mat, uint32_t id) {
+  static const float cu[4] = {-1, 1, 1, -1}, cv[4] = {-1, -1, 1, 1};
+  for (int axis = 0; axis < 3; axis++)
+    for (int sign = -1; sign <= 1; sign += 2) {
+      int u = (axis + 1) % 3, v = (axis + 2) % 3;
+      float q[4][3];
+      for (int i = 0; i < 4; i++)
+        q[i][axis] = (float)sign * h, q[i][u] = cu[i] * h, q[i][v] = cv[i] * h;
+      if (sign < 0) /* reversed: the normal u x v = +axis turns to -axis */
+        for (int k = 0; k < 3; k++) {
+          float t = q[1][k];
+          q[1][k] = q[3][k], q[3][k] = t;
+        }
+      add_quad(s, q, mat, id);
+    }
+}
+
+/* The centre pixel of an odd-sized image looks exactly down the camera's axis: looking along z
+ * (then along -y) at a box centred on the origin, its ray has two direction components exactly 0,
+ * whose reciprocals were infinite, making the slab test's times NaN (what min and max make of
+ * NaN is the device's choice; lavapipe happened to get this ray right, axis_parallel_slab shows
+ * one it did not). The centre ray must hit the box's near face at distance 3, in every
+ * scene-memory mode. */
+TEST(axis_parallel_rays) {
+  kiln__scene s = base_scene();
+  s.settings.width = s.settings.height = 5;
+  s.settings.spp = 2;
+  add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}});
+  add_box(&s, 1, 0, 1);
+  s.env.color[0] = s.env.color[1] = s.env.color[2] = 1;
+  ctx c = open_ctx(&s, NULL);
+  static const kiln_camera cams[2] = {
+      {.position = {0, 0, -4}, .look_at = {0, 0, 0}, .up = {0, 1, 0}, .vfov_deg = 40},
+      {.position = {0, 4, 0}, .look_at = {0, 0, 0}, .up = {0, 0, 1}, .vfov_deg = 40}};
+  static const float facing[2][3] = {{0, 0, -1}, {0, 1, 0}};
+  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED,
+                                                   KILN_RENDERER_SCENE_UNIFORM, KILN_RENDERER_SCENE_TEXEL};
+  for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+    kiln_renderer_config rc;
+    kiln_renderer_config_default(&rc);
+    rc.scene_memory = modes[m];
+    kiln_renderer *r;
+    KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &r), KILN_OK);
+    for (int k = 0; k < 2; k++) {
+      kiln_frame_config fc;
+      kiln_frame_config_default(r, &fc);
+      fc.camera = &cams[k];
+      kiln_future *f;
+      KT_CODE(kiln_renderer_submit(r, &fc, &f), KILN_OK);
+      void *v;
+      KT_CODE(kiln_future_result(f, -1, &v), KILN_OK);
+      const kiln_image *img = v;
+      int i = 2 * 5 + 2;
+      const float *n = info_of(img).normal + 3 * i;
+      float dep = info_of(img).depth[i];
+      if (info_of(img).object_id[i] != 1 || !(fabsf(dep - 3) < 1e-5f))
+        KT_FAIL("mode %zu camera %d: centre pixel object %u depth %g, want 1 and 3", m, k,
+                info_of(img).object_id[i], dep);
+      for (int a = 0; a < 3; a++) KT_TRUE(fabsf(n[a] - facing[k][a]) < 1e-6f);
+      for (int p = 0; p < 25; p++) {
+        KT_TRUE(isfinite(info_of(img).depth[p]));
+        for (int a = 0; a < 3; a++) KT_TRUE(isfinite(info_of(img).color[3 * p + a]));
+      }
+      kiln_future_release(f);
+    }
+    kiln_renderer_destroy(r);
+  }
+  close_ctx(&c);
+}
+
+/* shaders/pathtrace/box.glsl compiled alone into a kernel that runs box_hit for the rays below
+ * against the box [2, 4]^3 on a unit grid from the origin: rays parallel to the x axis's slab
+ * (direction x exactly +0 or -0) inside it hit, outside it miss, on its plane hit (the boundary
+ * counts). With 1 / 0 = inf the slab's times were NaN (0 * inf, inf - inf) and the answer was
+ * whatever min and max make of NaN: on lavapipe the ray along the box's plane missed. */
+TEST(axis_parallel_slab) {
+  char *path = repo_path("shaders/pathtrace/box.glsl");
+  char *box = NULL;
+  size_t len;
+  char msg[256];
+  KT_CODE(kiln__read_file(path, &box, &len, msg, sizeof msg), KILN_OK);
+  free(path);
+  static const char head[] =
+      "#version 450\n"
+      "layout(local_size_x = 1) in;\n"
+      "layout(std430, binding = 0) buffer B { vec4 v[]; } b;\n";
+  static const char main_fn[] =
+      "void main() {\n"
+      "  uint i = gl_GlobalInvocationID.x;\n"
+      "  Slab s = slab_setup(vec3(0.0), vec3(1.0), b.v[2u * i].xyz, b.v[2u * i + 1u].xyz);\n"
+      "  uvec4 n = uvec4(2u | 2u << 16, 2u | 4u << 16, 4u | 4u << 16, 0u);\n"
+      "  b.v[2u * i].w = box_hit(n, s, 0.0, 1e30) ? 1.0 : 0.0;\n"
+      "}\n";
+  char *src = malloc(sizeof head + len + sizeof main_fn);
+  snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, box, main_fn);
+  free(box);
+  enum { N = 8 };
+  static const struct { float o[3], d[3]; bool hit; } rays[N] = {
+      {{3, 3, 0}, {0, 0, 1}, true},   {{5, 3, 0}, {0, 0, 1}, false},
+      {{0, 3, 0}, {0, 0, 1}, false},  {{2, 3, 0}, {0, 0, 1}, true},
+      {{3, 0, 3}, {-0.0f, 1, 0}, true}, {{3, 5, 3}, {0, -1, -0.0f}, true},
+      {{6, 5, 3}, {0, -1, 0}, false}, {{3, 6, 1}, {0, -1, 0}, false}};
+  float data[N][8];
+  for (int i = 0; i < N; i++) {
+    memcpy(data[i], rays[i].o, 12), memcpy(data[i] + 4, rays[i].d, 12);
+    data[i][3] = -1, data[i][7] = 0;
+  }
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = src;
+  kc.glsl_name = "box_test.comp";
+  kc.buffers = 1;
+  kiln_gpu_kernel *k;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  free(src);
+  kiln_gpu_buffer *buf;
+  KT_CODE(kiln_gpu_buffer_create(dev, sizeof data, &buf), KILN_OK);
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, buf, 0, data, sizeof data), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, k, &buf, NULL, N, 1, 1), KILN_OK);
+  KT_CODE(kiln_gpu_job_download(job, buf, 0, sizeof data, data), KILN_OK);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  KT_CODE(kiln_future_result(f, -1, NULL), KILN_OK);
+  kiln_future_release(f);
+  for (int i = 0; i < N; i++)
+    if (data[i][3] != (rays[i].hit ? 1.0f : 0.0f))
+      KT_FAIL("ray %d from (%g %g %g) along (%g %g %g): box_hit %g, want %d", i, rays[i].o[0],
+              rays[i].o[1], rays[i].o[2], rays[i].d[0], rays[i].d[1], rays[i].d[2], data[i][3],
+              rays[i].hit);
+  kiln_gpu_buffer_destroy(buf);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
+
 /* ---- thin lens ------------------------------------------------------------------------------ */
 
 /* An emissive half-plane (x > 0 at z = 3, radiance 1, facing the camera) on black: with a pinhole,
@@ -488,7 +631,7 @@ TEST(thin_lens) {
     const kiln_image *img = render(&c, &fc, &f);
     int between = 0, ones = 0;
     for (int i = 0; i < 16 * 16; i++) {
-      float v = kiln_image_color(img)[3 * i];
+      float v = info_of(img).color[3 * i];
       if (v > 0.01f && v < 0.99f) between++;
       if (v > 0.99f) ones++;
     }
@@ -515,7 +658,7 @@ TEST(max_bounces) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   fc.width = fc.height = 24, fc.spp = 4;
@@ -527,11 +670,11 @@ TEST(max_bounces) {
     double s = 0, ceiling_sum = 0;
     int ceiling = 0;
     for (int i = 0; i < 24 * 24; i++) {
-      s += kiln_image_color(img)[3 * i];
+      s += info_of(img).color[3 * i];
       /* the top row's ceiling pixels (white, facing down) */
-      if (i < 24 && kiln_image_normal(img)[3 * i + 1] < -0.99f && kiln_image_albedo(img)[3 * i] > 0.7f) {
+      if (i < 24 && info_of(img).normal[3 * i + 1] < -0.99f && info_of(img).albedo[3 * i] > 0.7f) {
         ceiling++;
-        ceiling_sum += kiln_image_color(img)[3 * i];
+        ceiling_sum += info_of(img).color[3 * i];
       }
     }
     mean[run] = s / (24 * 24);
@@ -575,7 +718,7 @@ TEST(writers) {
   KT_EQ(fread(px, sizeof px, 1, fp), 1);
   fclose(fp);
   for (int y = 0; y < 6; y++)
-    KT_TRUE(memcmp(px[5 - y], kiln_image_color(img) + 24 * y, sizeof px[0]) == 0);
+    KT_TRUE(memcmp(px[5 - y], info_of(img).color + 24 * y, sizeof px[0]) == 0);
   /* The gradient: the top row sees more of the +y sky (green) than the bottom row. */
   KT_TRUE(px[5][0][1] > px[0][0][1]);
   fp = fopen(png, "rb");

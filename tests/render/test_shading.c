@@ -13,7 +13,7 @@
 
 static const double PI = 3.14159265358979323846;
 
-/* The centre ray of pixel (x, y), as the renderer builds it (render.c / pathtrace.comp). */
+/* The centre ray of pixel (x, y), as the renderer builds it (renderer.c / camera.glsl). */
 static void centre_ray(const float pos[3], const float at[3], const float up[3], float vfov, int w,
                        int h, double x, double y, double d[3]) {
   double W[3], U[3], V[3];
@@ -100,13 +100,13 @@ TEST(texture_bilinear_repeat) {
   for (int y = 0; y < W; y++)
     for (int x = 0; x < W; x++) {
       int i = y * W + x;
-      if (kiln_image_object_id(img)[i] != 1) continue;
+      if (info_of(img).object_id[i] != 1) continue;
       nquad++;
       double d[3], e[3];
       centre_ray(pos, at, up, vfov, W, W, x + 0.5, y + 0.5, d);
       double t = -pos[2] / d[2], u = pos[0] + t * d[0] + 1, v = pos[1] + t * d[1] + 1;
       tex_ref(&tex, u, v, true, e);
-      const float *al = kiln_image_albedo(img) + 3 * i;
+      const float *al = info_of(img).albedo + 3 * i;
       for (int k = 0; k < 3; k++)
         if (fabs(al[k] - tint[k] * e[k]) > 1e-4)
           KT_FAIL("albedo pass at %d,%d (uv %g,%g) channel %d: %g, want %g", x, y, u, v, k, al[k], tint[k] * e[k]);
@@ -127,7 +127,7 @@ TEST(texture_bilinear_repeat) {
       }
       if (!pure || !interior(img, x, y, 1)) continue;
       npure++;
-      const float *cl = kiln_image_color(img) + 3 * i;
+      const float *cl = info_of(img).color + 3 * i;
       for (int k = 0; k < 3; k++)
         if (fabs(cl[k] - tint[k] * e[k]) > 1e-4)
           KT_FAIL("colour at %d,%d channel %d: %g, want %g", x, y, k, cl[k], tint[k] * e[k]);
@@ -174,7 +174,7 @@ TEST(texture_png_srgb) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   for (int t = 0; t < 4; t++) {
     int tx = t % 2, ty = t / 2; /* texel (tx, ty), row 0 at the top: uv ((tx + .5) / 2, 1 - (ty + .5) / 2) */
     float wx = -1 + 2 * (tx + 0.5f) / 2, wy = -1 + 2 * (1 - (ty + 0.5f) / 2);
@@ -184,9 +184,9 @@ TEST(texture_png_srgb) {
     fc.camera = &cam, fc.width = fc.height = 1, fc.spp = 1;
     kiln_future *f;
     const kiln_image *img = render(&c, &fc, &f);
-    KT_EQ(kiln_image_object_id(img)[0], 1);
+    KT_EQ(info_of(img).object_id[0], 1);
     for (int k = 0; k < 3; k++) {
-      double want = srgb_decode(px[3 * t + k]), got = kiln_image_albedo(img)[k];
+      double want = srgb_decode(px[3 * t + k]), got = info_of(img).albedo[k];
       if (fabs(got - want) > 1e-6) KT_FAIL("texel %d channel %d: albedo %g, want %g (sRGB %d)", t, k, got, want, px[3 * t + k]);
     }
     kiln_future_release(f);
@@ -237,14 +237,14 @@ TEST(dielectric_interface) {
     double d[3];
     centre_ray(pos, at, up, 20, w, w, i % w + 0.5, i / w + 0.5, d);
     want += 1 - fresnel(d[2], 1.5);
-    take[i] = kiln_image_object_id(img)[i] == 1;
+    take[i] = info_of(img).object_id[i] == 1;
     KT_TRUE(take[i]);
   }
   want /= n;
   for (int k = 0; k < 3; k++) {
     double mean, se;
     int cnt;
-    stats(kiln_image_color(img), take, n, k, &mean, &se, &cnt);
+    stats(info_of(img).color, take, n, k, &mean, &se, &cnt);
     fprintf(stderr, "channel %d: mean %.5f, 1 - F %.5f, se %.5f\n", k, mean, want, se);
     if (fabs(mean - want) > 4 * se + 1e-4) KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, want, se);
   }
@@ -295,15 +295,15 @@ TEST(shading_normals) {
   bool take[24 * 24];
   KT_TRUE(n <= 24 * 24);
   for (int i = 0; i < n; i++) {
-    take[i] = kiln_image_object_id(img)[i] == 1;
+    take[i] = info_of(img).object_id[i] == 1;
     KT_TRUE(take[i]);
-    const float *nn = kiln_image_normal(img) + 3 * i;
+    const float *nn = info_of(img).normal + 3 * i;
     for (int k = 0; k < 3; k++)
       if (fabsf(nn[k] - ns[k]) > 1e-5f) KT_FAIL("normal pass %d: %g %g %g", i, nn[0], nn[1], nn[2]);
   }
   double mean, se;
   int cnt;
-  stats(kiln_image_color(img), take, n, 0, &mean, &se, &cnt);
+  stats(info_of(img).color, take, n, 0, &mean, &se, &cnt);
   fprintf(stderr, "shading normals: mean %.5f, model %.5f, flat shading %.5f, se %.5f\n", mean, want, flat, se);
   KT_TRUE(fabs(want - flat) > 10 * se); /* the test tells the two apart */
   if (fabs(mean - want) > 4 * se + 1e-4) KT_FAIL("mean %g, want %g (se %g)", mean, want, se);
@@ -367,7 +367,7 @@ TEST(env_map_orientation) {
     c.gpu = tg_gpu();
     c.dev = tg_device(c.gpu, NULL);
     c.scene = scene;
-    KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+    KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
     for (int o = 0; o < 8; o++) {
       float d[3] = {o & 1 ? 1.f : -1.f, o & 2 ? 1.f : -1.f, o & 4 ? 1.f : -1.f};
       kiln_camera cam = {.position = {0, 0, 0}, .look_at = {d[0], d[1], d[2]}, .up = {0, 1, 0}, .vfov_deg = 5};
@@ -383,9 +383,9 @@ TEST(env_map_orientation) {
       float want[3];
       octant_colour(mo, want);
       for (int k = 0; k < 3; k++)
-        if (fabsf(kiln_image_color(img)[k] - 2 * want[k]) > 1e-5f * 2 * want[k])
+        if (fabsf(info_of(img).color[k] - 2 * want[k]) > 1e-5f * 2 * want[k])
           KT_FAIL("rotation %d, octant %d: channel %d = %g, want %g (map octant %d)", rot, o, k,
-                  kiln_image_color(img)[k], 2 * want[k], mo);
+                  info_of(img).color[k], 2 * want[k], mo);
       kiln_future_release(f);
     }
     close_ctx(&c);
@@ -446,13 +446,13 @@ TEST(env_map_sampling) {
   const kiln_image *img = render(&c, &fc, &f);
   bool take[16 * 16];
   for (int i = 0; i < n; i++) {
-    take[i] = kiln_image_object_id(img)[i] == 1;
+    take[i] = info_of(img).object_id[i] == 1;
     KT_TRUE(take[i]);
-    KT_TRUE(kiln_image_normal(img)[3 * i + 1] > 0.99999f);
+    KT_TRUE(info_of(img).normal[3 * i + 1] > 0.99999f);
   }
   double mean, se;
   int cnt;
-  stats(kiln_image_color(img), take, n, 0, &mean, &se, &cnt);
+  stats(info_of(img).color, take, n, 0, &mean, &se, &cnt);
   fprintf(stderr, "map sampling: mean %.5f, quadrature %.5f, se %.5f\n", mean, want, se);
   if (fabs(mean - want) > 4 * se + 1e-4 * want) KT_FAIL("mean %g, want %g (se %g)", mean, want, se);
   if (se > 0.02 * want) KT_FAIL("se %g: the bright patch is not importance-sampled", se);
@@ -482,7 +482,7 @@ TEST(env_map_furnace) {
   c.gpu = tg_gpu();
   c.dev = tg_device(c.gpu, NULL);
   c.scene = scene;
-  KT_CODE(kiln_render_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(c.r, &fc);
   kiln_future *f;
@@ -495,15 +495,15 @@ TEST(env_map_furnace) {
     if (interior(img, i % 24, i / 24, 0)) {
       bg++;
       for (int k = 0; k < 3; k++)
-        if (fabsf(kiln_image_color(img)[3 * i + k] - 1) > 1e-5f)
-          KT_FAIL("background pixel %d channel %d: %g, want 1", i, k, kiln_image_color(img)[3 * i + k]);
+        if (fabsf(info_of(img).color[3 * i + k] - 1) > 1e-5f)
+          KT_FAIL("background pixel %d channel %d: %g, want 1", i, k, info_of(img).color[3 * i + k]);
     }
   }
   KT_TRUE(bg > 50);
   for (int k = 0; k < 3; k++) {
     double mean, se;
     int cnt;
-    stats(kiln_image_color(img), take, n, k, &mean, &se, &cnt);
+    stats(info_of(img).color, take, n, k, &mean, &se, &cnt);
     KT_TRUE(cnt > 50);
     fprintf(stderr, "map furnace channel %d: mean %.5f, albedo %.5f, se %.5f\n", k, mean, alb[k], se);
     if (fabs(mean - alb[k]) > 4 * se + 1e-5) KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, alb[k], se);
@@ -545,7 +545,7 @@ TEST(sphere_light_sampling) {
   double want = 0;
   bool take[16 * 16];
   for (int i = 0; i < n; i++) {
-    take[i] = kiln_image_object_id(img)[i] == 1;
+    take[i] = info_of(img).object_id[i] == 1;
     KT_TRUE(take[i]);
     double d[3];
     centre_ray(pos, at, up, 4, 16, 16, i % 16 + 0.5, i / 16 + 0.5, d);
@@ -556,7 +556,7 @@ TEST(sphere_light_sampling) {
   want /= n;
   double mean, se;
   int cnt;
-  stats(kiln_image_color(img), take, n, 0, &mean, &se, &cnt);
+  stats(info_of(img).color, take, n, 0, &mean, &se, &cnt);
   fprintf(stderr, "sphere light: mean %.5f, analytic %.5f, se %.5f\n", mean, want, se);
   if (fabs(mean - want) > 4 * se + 1e-5) KT_FAIL("mean %g, want %g (se %g)", mean, want, se);
   if (se > 0.01 * want) KT_FAIL("se %g: the sphere is not light-sampled", se);
@@ -600,13 +600,13 @@ TEST(determinism_shading) {
   fc.tile_size = 8, fc.pass_spp = 1;
   const kiln_image *b = render(&c, &fc, &f2);
   size_t n = 20 * 18;
-  KT_TRUE(memcmp(kiln_image_color(a), kiln_image_color(b), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_normal(a), kiln_image_normal(b), n * 12) == 0);
-  KT_TRUE(memcmp(kiln_image_albedo(a), kiln_image_albedo(b), n * 12) == 0);
-  for (size_t i = 0; i < 3 * n; i++) KT_TRUE(isfinite(kiln_image_color(a)[i]));
+  KT_TRUE(memcmp(info_of(a).color, info_of(b).color, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(a).normal, info_of(b).normal, n * 12) == 0);
+  KT_TRUE(memcmp(info_of(a).albedo, info_of(b).albedo, n * 12) == 0);
+  for (size_t i = 0; i < 3 * n; i++) KT_TRUE(isfinite(info_of(a).color[i]));
   fc.frame = 3;
   const kiln_image *d = render(&c, &fc, &f3);
-  KT_TRUE(memcmp(kiln_image_color(a), kiln_image_color(d), n * 12) != 0);
+  KT_TRUE(memcmp(info_of(a).color, info_of(d).color, n * 12) != 0);
   kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3);
   close_ctx(&c);
 }
@@ -642,7 +642,7 @@ TEST(lights_by_power_and_sky) {
   double want = 0;
   bool take[16 * 16];
   for (int i = 0; i < n; i++) {
-    take[i] = kiln_image_object_id(img)[i] == 1;
+    take[i] = info_of(img).object_id[i] == 1;
     KT_TRUE(take[i]);
     double d[3];
     centre_ray(pos, at, up, 4, 16, 16, i % 16 + 0.5, i / 16 + 0.5, d);
@@ -657,7 +657,7 @@ TEST(lights_by_power_and_sky) {
   want /= n;
   double mean, se;
   int cnt;
-  stats(kiln_image_color(img), take, n, 0, &mean, &se, &cnt);
+  stats(info_of(img).color, take, n, 0, &mean, &se, &cnt);
   fprintf(stderr, "two spheres and sky: mean %.5f, analytic %.5f, se %.5f\n", mean, want, se);
   if (fabs(mean - want) > 4 * se + 1e-5) KT_FAIL("mean %g, want %g (se %g)", mean, want, se);
   kiln_future_release(f);

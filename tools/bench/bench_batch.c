@@ -26,7 +26,7 @@
 
 #include <stb_image_write.h>
 
-#include "encode.h"
+#include "image_internal.h"
 #include "bench_clock.h"
 #include "kiln/batch.h"
 
@@ -153,14 +153,14 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
 /* The naive loop: one frame at a time through the same engine. */
 static double run_naive(env *e, long frames, int size, int spp, uint64_t *written) {
   char *dir = tmp_dir();
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = e->pool;
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(e->job), &info);
   double t0 = now();
   kiln_renderer *r;
-  int rc = kiln_render_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
+  int rc = kiln_renderer_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
   if (rc) die("render_create", rc);
   kiln_job_rewind(e->job);
   kiln_job_frame fr;
@@ -173,10 +173,12 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
     fc.camera = &fr.camera, fc.seed = fr.seed, fc.frame = (uint32_t)fr.frame;
     fc.width = fc.height = size, fc.spp = spp;
     kiln_future *f;
-    if ((rc = kiln_render_submit(r, &fc, &f))) die("submit", rc);
+    if ((rc = kiln_renderer_submit(r, &fc, &f))) die("submit", rc);
     void *v;
     if ((rc = kiln_future_result(f, -1, &v))) die("render", rc);
-    kiln__linear_to_srgb(kiln_image_color(v), (size_t)size * (size_t)size, info.exposure, info.filmic,
+    kiln_image_info ii;
+    kiln_image_get_info(v, &ii);
+    kiln__linear_to_srgb(ii.color, (size_t)size * (size_t)size, info.exposure, info.filmic,
                          KILN__PIX_U8, px);
     kiln__raster ras = {size, size, 3, KILN__PIX_U8, px, 0};
     void *png;
@@ -192,7 +194,7 @@ static double run_naive(env *e, long frames, int size, int spp, uint64_t *writte
   }
   double t = now() - t0;
   free(px);
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
   rm_rf(dir);
   free(dir);
   return t;
@@ -204,21 +206,23 @@ static void write_mem(void *ctx, void *data, int size) {
 }
 
 static void bench_png(env *e) {
-  kiln_render_config rcfg;
-  kiln_render_config_default(&rcfg);
+  kiln_renderer_config rcfg;
+  kiln_renderer_config_default(&rcfg);
   rcfg.pool = e->pool;
   kiln_renderer *r;
-  int rc = kiln_render_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
+  int rc = kiln_renderer_create(kiln_job_scene(e->job), &e->dev, 1, &rcfg, &r);
   if (rc) die("render_create", rc);
   kiln_frame_config fc;
   kiln_frame_config_default(r, &fc);
   fc.width = fc.height = 256, fc.spp = 16;
   kiln_future *f;
   void *v;
-  if ((rc = kiln_render_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v))) die("render", rc);
+  if ((rc = kiln_renderer_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v))) die("render", rc);
   size_t n = 256 * 256;
   uint8_t *px = malloc(n * 3);
-  kiln__linear_to_srgb(kiln_image_color(v), n, 0, false, KILN__PIX_U8, px);
+  kiln_image_info ii;
+  kiln_image_get_info(v, &ii);
+  kiln__linear_to_srgb(ii.color, n, 0, false, KILN__PIX_U8, px);
   enum { REPS = 30 };
   double tk[REPS], t1[REPS], ts[REPS];
   size_t klen = 0, k1len = 0, slen = 0;
@@ -250,7 +254,7 @@ static void bench_png(env *e) {
          (double)k1len / (double)slen);
   free(px);
   kiln_future_release(f);
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
 }
 
 /* Peak RSS of a child that renders `frames` frames at 64x64, 1 spp. */

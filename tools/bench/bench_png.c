@@ -16,7 +16,7 @@
 
 #include <stb_image_write.h>
 
-#include "encode.h"
+#include "image_internal.h"
 
 static double now(void) {
   struct timespec ts;

@@ -5,7 +5,7 @@
  *   kiln-bench-render [path/to/examples/cornell/scene.json] [spp]
  *
  * Timings are wall clock of one frame after a warm-up frame (the kernel compiled, buffers
- * allocated). Then the 256x256 frame once per kiln_render_scene_memory (where the shader reads
+ * allocated). Then the 256x256 frame once per kiln_renderer_scene_memory (where the shader reads
  * the small scene from): the median wall and process CPU time of 3 frames each, the modes taking
  * turns frame by frame so that a change in the machine's load falls on all of them. Prints one
  * line per figure. */
@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "bench_clock.h"
-#include "bvh.h"
+#include "render_internal.h"
 #include "kiln/gpu.h"
 #include "kiln/render.h"
 #include "kiln/scene.h"
@@ -24,18 +24,18 @@
 /* The 256x256 frame with the scene read from each kind of memory, interleaved. */
 static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int spp) {
   enum { MODES = 4, REPS = 3 };
-  static const kiln_render_scene_memory mode[MODES] = {
-      KILN_RENDER_SCENE_STORAGE, KILN_RENDER_SCENE_SHARED, KILN_RENDER_SCENE_UNIFORM,
-      KILN_RENDER_SCENE_TEXEL};
+  static const kiln_renderer_scene_memory mode[MODES] = {
+      KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
+      KILN_RENDERER_SCENE_TEXEL};
   static const char *const name[MODES] = {"storage buffers", "shared memory", "uniform buffer",
                                           "texel buffers"};
   kiln_renderer *r[MODES];
   double wall[MODES][REPS + 1], cpu[MODES][REPS + 1];
   for (int m = 0; m < MODES; m++) {
-    kiln_render_config rc;
-    kiln_render_config_default(&rc);
+    kiln_renderer_config rc;
+    kiln_renderer_config_default(&rc);
     rc.scene_memory = mode[m];
-    if (kiln_render_create(scene, &dev, 1, &rc, &r[m])) return 1;
+    if (kiln_renderer_create(scene, &dev, 1, &rc, &r[m])) return 1;
   }
   for (int rep = 0; rep <= REPS; rep++) /* rep 0 warms up */
     for (int m = 0; m < MODES; m++) {
@@ -44,7 +44,7 @@ static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int
       fc.width = fc.height = 256, fc.spp = spp;
       kiln_future *f;
       double t0 = now(), c0 = cpu_now();
-      if (kiln_render_submit(r[m], &fc, &f) || kiln_future_result(f, -1, NULL)) return 1;
+      if (kiln_renderer_submit(r[m], &fc, &f) || kiln_future_result(f, -1, NULL)) return 1;
       wall[m][rep] = now() - t0, cpu[m][rep] = cpu_now() - c0;
       kiln_future_release(f);
     }
@@ -53,7 +53,7 @@ static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int
     qsort(cpu[m] + 1, REPS, sizeof(double), cmp_double);
     printf("cornell 256x256, %d spp, scene in %-16s %.3f s/image, %.3f CPU-s/image (median of %d)\n",
            spp, name[m], wall[m][1 + REPS / 2], cpu[m][1 + REPS / 2], REPS);
-    kiln_render_destroy(r[m]);
+    kiln_renderer_destroy(r[m]);
   }
   return 0;
 }
@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
   kiln_gpu_device *dev;
   kiln_renderer *r;
   if (kiln_gpu_create(&gc, &gpu) || kiln_gpu_select(gpu, "auto", &idx, 1, &nd) || nd != 1 ||
-      kiln_gpu_device_open(gpu, idx, NULL, &dev) || kiln_render_create(scene, &dev, 1, NULL, &r)) {
+      kiln_gpu_device_open(gpu, idx, NULL, &dev) || kiln_renderer_create(scene, &dev, 1, NULL, &r)) {
     fprintf(stderr, "kiln-bench-render: no usable Vulkan device or renderer\n");
     return 1;
   }
@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     for (int rep = 0; rep < 2; rep++) { /* rep 0 warms up */
       kiln_future *f;
       double t0 = now();
-      if (kiln_render_submit(r, &fc, &f) || kiln_future_result(f, -1, NULL)) {
+      if (kiln_renderer_submit(r, &fc, &f) || kiln_future_result(f, -1, NULL)) {
         fprintf(stderr, "kiln-bench-render: frame failed\n");
         return 1;
       }
@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
     printf("cornell %dx%d, %d spp: %.3f s/image, %.2f images/s, %.3g samples/s\n", sizes[i],
            sizes[i], spp, t, 1 / t, samples / t);
   }
-  kiln_render_destroy(r);
+  kiln_renderer_destroy(r);
   if (bench_scene_memory(scene, dev, spp)) {
     fprintf(stderr, "kiln-bench-render: a frame failed\n");
     return 1;

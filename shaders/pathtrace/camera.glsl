@@ -1,0 +1,21 @@
+// camera.glsl: rays from the camera of the push constants (pc): a pinhole, or a thin lens
+// focused on the plane at the focus distance along the view axis.
+
+// The pinhole ray's direction through ndc (0..1 across the image, y down).
+vec3 camera_dir(vec2 ndc) {
+  return normalize(pc.cam_w.xyz + (2.0 * ndc.x - 1.0) * pc.cam_u.xyz + (1.0 - 2.0 * ndc.y) * pc.cam_v.xyz);
+}
+
+// The ray of one sample of pixel px: jittered in the pixel, and with a lens over its aperture.
+void camera_ray(ivec2 px, vec2 inv_size, out vec3 o, out vec3 d) {
+  vec2 ndc = (vec2(px) + sobol2(DIM_PIXEL)) * inv_size;
+  d = camera_dir(ndc);
+  o = pc.cam_pos.xyz;
+  if (pc.cam_pos.w > 0.0) {  // thin lens: focus on the plane at focus distance along W
+    vec3 focus = o + d * (pc.cam_u.w / dot(d, pc.cam_w.xyz));
+    vec2 lu = sobol2(DIM_LENS);
+    float r = 0.5 * pc.cam_pos.w * sqrt(lu.x), phi = 2.0 * PI * lu.y;
+    o += r * cos(phi) * normalize(pc.cam_u.xyz) + r * sin(phi) * normalize(pc.cam_v.xyz);
+    d = normalize(focus - o);
+  }
+}

@@ -1,0 +1,115 @@
+// intersect.glsl: rays against the scene: triangles (Moller-Trumbore), spheres, the stackless
+// BVH traversal (trace, occluded), and what a hit is (surface).
+#include "box.glsl"
+
+struct Hit { float t; uint prim; float u; float v; };
+
+bool tri_hit(vec3 v0, vec3 e1, vec3 e2, vec3 o, vec3 d, float tmin, inout Hit h) {  // e: v1 - v0, v2 - v0
+  vec3 pv = cross(d, e2);
+  float det = dot(e1, pv);
+  if (abs(det) < 1e-20) return false;
+  float inv = 1.0 / det;
+  vec3 tv = o - v0;
+  float u = dot(tv, pv) * inv;
+  if (u < 0.0 || u > 1.0) return false;
+  vec3 qv = cross(tv, e1);
+  float w = dot(d, qv) * inv;
+  if (w < 0.0 || u + w > 1.0) return false;
+  float t = dot(e2, qv) * inv;
+  if (t > tmin && t < h.t) { h.t = t; h.u = u; h.v = w; return true; }
+  return false;
+}
+
+bool sphere_hit(vec4 cr, vec3 o, vec3 d, float tmin, inout Hit h) {
+  vec3 oc = o - cr.xyz;
+  float a = dot(d, d), hb = dot(oc, d), c = dot(oc, oc) - cr.w * cr.w;
+  float disc = hb * hb - a * c;
+  if (disc < 0.0) return false;
+  float sq = sqrt(disc);
+  float t0 = (-hb - sq) / a, t1 = (-hb + sq) / a;
+  float t = t0 > tmin ? t0 : t1;
+  if (t > tmin && t < h.t) { h.t = t; return true; }
+  return false;
+}
+
+// Closest hit in (tmin, tmax); h.prim = PT_NONE when none. any: stop at the first hit found
+// (shadow rays: only whether there is one matters). Stackless: the nodes are in depth-first order
+// (left child = i + 1), an interior node links to the node after its subtree (g.nnodes after the
+// last one), a leaf's subtree ends at i + 1. Nodes are visited in the order of a left-first stack
+// traversal, so the hits are the same, without a per-invocation stack array.
+Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
+  Hit h;
+  h.t = tmax; h.prim = PT_NONE; h.u = 0.0; h.v = 0.0;
+  if (g.ntris + g.nspheres == 0u) return h;
+  Slab slab = slab_setup(g.grid_origin, g.grid_step, o, d);
+  uint end = g.nnodes;
+  uint ni = 0u;
+  while (ni < end) {
+    // Nodes until a leaf whose box the ray enters (or the end), then that leaf's primitives: the
+    // lanes' leaves are tested together (Aila and Laine 2009, "while-while"), so the primitive
+    // test's code runs once per leaf reached, not under a mask at every node.
+    uint first = 0u, count = 0u;
+    while (ni < end) {
+      uvec4 n = node_at(ni);
+      bool in_box = box_hit(n, slab, tmin, h.t);
+      bool leaf = (n.w & 0x80000000u) != 0u;
+      ni = !leaf && !in_box ? n.w : ni + 1u;
+      if (leaf && in_box) {
+        first = n.w & 0x07ffffffu;
+        count = ((n.w >> 27) & 15u) + 1u;
+        break;
+      }
+    }
+    for (uint k = first; k < first + count; k++) {
+      vec4 r0, r1, r2;
+      leaf_prim_at(k, r0, r1, r2);
+      uint p = floatBitsToUint(r0.w);
+      bool hit = !HAS_SPHERES || p < g.ntris
+                     ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
+                     : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
+      if (hit) h.prim = p;
+    }
+    if (any && h.prim != PT_NONE) break;
+  }
+  return h;
+}
+Hit trace(vec3 o, vec3 d, float tmin, float tmax) { return trace_impl(o, d, tmin, tmax, false); }
+bool occluded(vec3 o, vec3 d, float tmin, float tmax) {
+  return trace_impl(o, d, tmin, tmax, true).prim != PT_NONE;
+}
+
+// Surface data of a hit: geometric normal n (unit, as wound / outwards), shading normal ns (unit,
+// the interpolated vertex normals, else n), uv, material, ids.
+struct Surf { vec3 p; vec3 n; vec3 ns; vec2 uv; uint mat; uint obj; uint inst; };
+Surf surface(Hit h, vec3 o, vec3 d) {
+  Surf s;
+  s.p = o + h.t * d;
+  s.uv = vec2(0.0);
+  if (!HAS_SPHERES || h.prim < g.ntris) {
+    Tri T = tri_at(h.prim);
+    s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+    s.ns = s.n;
+    s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
+    uint a = 16u * h.prim;
+    float w0 = 1.0 - h.u - h.v;
+    if (HAS_NORMALS && g.has_normals != 0u) {
+      vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
+      vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
+      vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
+      vec3 ns = w0 * n0 + h.u * n1 + h.v * n2;
+      float l = length(ns);
+      if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
+    }
+    if (HAS_UV && g.has_uv != 0u)
+      s.uv = w0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
+             h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
+  } else {
+    Sphere S = sphere_at(h.prim - g.ntris);
+    s.n = normalize(s.p - S.cr.xyz);
+    s.ns = s.n;
+    vec2 ll = latlong(s.n);  // spheres: the environment's latitude-longitude mapping, world axes
+    s.uv = vec2(ll.x, 1.0 - ll.y);
+    s.mat = S.ids.x; s.obj = S.ids.y; s.inst = S.ids.z;
+  }
+  return s;
+}

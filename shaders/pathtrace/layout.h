@@ -1,0 +1,143 @@
+/* layout.h: the path tracer's data layout, written once and included both by the shader
+ * (pathtrace.comp, GLSL, through GL_GOOGLE_include_directive) and by the C that packs and binds
+ * its buffers (engine/render/render_internal.h): binding numbers, specialization constant ids,
+ * material and environment codes, the globals block and the push-constant block.
+ *
+ * Both languages read the same lines: numbers are #defines, and the two structs are written in
+ * the pt_* types below, GLSL's own types in the shader and plain C structs in C. Every vec3 is
+ * followed by a 4-byte scalar, so std430 (the shader's rule: a vec3 aligned to 16 bytes, a
+ * scalar packed into its fourth word) and C lay them out alike; the C side checks every offset
+ * with _Static_assert, and tests/render (test_pack.c) checks them against the compiled SPIR-V.
+ * Names here carry pt_ / PT_ rather than kiln__: GLSL reserves names containing "__". */
+#ifndef PT_LAYOUT_H
+#define PT_LAYOUT_H
+
+#ifdef GL_core_profile /* GLSL */
+#define pt_uint uint
+#define pt_vec3 vec3
+#define pt_vec4 vec4
+#define pt_uvec4 uvec4
+#define pt_ivec4 ivec4
+#else /* C */
+#include <stddef.h>
+#include <stdint.h>
+typedef uint32_t pt_uint;
+typedef struct pt_vec3 { float x, y, z; } pt_vec3;
+typedef struct pt_vec4 { float x, y, z, w; } pt_vec4;
+typedef struct pt_uvec4 { uint32_t x, y, z, w; } pt_uvec4;
+typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
+#endif
+
+/* ---- descriptor bindings (set 0) ------------------------------------------------------------
+ * std430 storage buffers unless said otherwise; engine/render/pack.c writes each layout. */
+#define PT_BIND_NODES 0    /* BVH nodes, a uvec4 each: quantised box, skip link or leaf range */
+#define PT_BIND_PRIMS 1    /* the leaves' primitives in leaf order, with their intersection data */
+#define PT_BIND_TRIS 2     /* 3 vec4 per triangle: vertices, w = material / object / instance */
+#define PT_BIND_SPHERES 3  /* centre + radius; material, object, instance, light pick probability */
+#define PT_BIND_MATS 4     /* albedo + type, emission + roughness, ior + texture index */
+#define PT_BIND_LIGHTS 5   /* emissive triangles and spheres with their weight CDF */
+#define PT_BIND_GLOBALS 6  /* one pt_globals */
+#define PT_BIND_ACCUM 7    /* per frame: a vec4 colour sum per pixel */
+#define PT_BIND_AOV 8      /* per frame: 3 vec4 per pixel (depth + normal, albedo + object id,
+                              instance id) */
+#define PT_BIND_ATTR 9     /* 16 floats per triangle: 3 shading normals, 3 uv, 1 pad */
+#define PT_BIND_TEXINFO 10 /* uvec4 per texture: first float in TEXELS, width, height, 0 */
+#define PT_BIND_TEXELS 11  /* every texture's linear RGB floats, rows top (v = 1) first */
+#define PT_BIND_ENVDIST 12 /* the map's sampling distribution: row CDF, column CDFs, pixel pmf */
+#define PT_BIND_SCENE 13   /* a uniform buffer (std140): NODES, PRIMS, TRIS, MATS and LIGHTS one
+                              after the other as uvec4s, when they fit PT_UNIFORM_VEC4S_MAX */
+#define PT_BIND_TNODES 14  /* NODES again, as a uniform texel buffer (RGBA32UI) */
+#define PT_BIND_TPRIMS 15  /* PRIMS again, likewise */
+#define PT_BIND_COUNT 16
+
+/* ---- specialization constants ----------------------------------------------------------------
+ * Ids 0-9 and 11 are booleans (default true for the features: the general code; false for the
+ * scene-memory modes), 10 and 12 integers. A false feature promises the scene lacks it. */
+#define PT_SC_SPHERES 0
+#define PT_SC_CONDUCTORS 1
+#define PT_SC_DIELECTRICS 2
+#define PT_SC_TEXTURES 3      /* a material with an albedo texture */
+#define PT_SC_ENV_MAP 4
+#define PT_SC_NORMALS 5       /* per-vertex shading normals */
+#define PT_SC_UV 6
+#define PT_SC_ENV_LIT 7       /* next-event estimation may pick the environment */
+#define PT_SC_SCENE_SHARED 8  /* the scene read from one block laid out as SCENE holds it */
+#define PT_SC_SCENE_UNIFORM 9 /* ... that block being the SCENE uniform buffer itself */
+#define PT_SC_UNIFORM_VEC4S 10 /* uint: the length of SCENE's array in the shader */
+#define PT_SC_SCENE_TEXEL 11  /* NODES and PRIMS through TNODES and TPRIMS (texel fetches) */
+#define PT_SC_SHARED_VEC4S 12 /* uint: the length of the workgroup-shared copy of the scene */
+#define PT_SC_COUNT 13
+
+/* The 16-byte words of the shader's shared copy of the scene (a node 1, a leaf primitive 3, a
+ * triangle 3, a material 3, a light 1) where it makes one: 16 KiB, Vulkan's least
+ * maxComputeSharedMemorySize. */
+#define PT_SHARED_VEC4S 1024
+/* The most the SCENE uniform buffer holds: 64 KiB (lavapipe's maxUniformBufferRange, and
+ * NVIDIA's; a device with less reads the storage buffers). */
+#define PT_UNIFORM_VEC4S_MAX 4096
+
+/* ---- codes ------------------------------------------------------------------------------------
+ * A material's type (MATS, albedo_type.w) and the environment's (pt_globals.env_type); the
+ * scene's own enums (engine/scene/scene_data.h) are checked equal in engine/render/pack.c. */
+#define PT_MAT_DIFFUSE 0u
+#define PT_MAT_CONDUCTOR 1u
+#define PT_MAT_DIELECTRIC 2u
+#define PT_MAT_EMISSIVE 3u
+#define PT_ENV_CONSTANT 0u
+#define PT_ENV_GRADIENT 1u
+#define PT_ENV_MAP 2u
+#define PT_NONE 0xffffffffu /* no texture; no primitive hit */
+
+/* ---- the globals block (GLOBALS) ---------------------------------------------------------- */
+struct pt_globals {
+  pt_uint ntris, nspheres, nlights, env_type;
+  pt_vec3 env_color;  /* radiance, scaled by intensity (a map: the intensity) */
+  float unused0;
+  pt_vec3 env_top;    /* the gradient's top, scaled by intensity */
+  float light_weight; /* the emitters' total pick weight (area times relative luminance) */
+  pt_uint has_normals, has_uv;
+  pt_uint env_texture; /* the map's texture, PT_NONE without one */
+  pt_uint env_dist;    /* 1: ENVDIST holds the map's distribution */
+  float env_cos, env_sin; /* the map's rotation about +y */
+  float env_pick;      /* the probability that next-event estimation picks the environment */
+  pt_uint nnodes;      /* BVH nodes: the traversal's end */
+  pt_vec3 grid_origin; /* the grid the node boxes are quantised on */
+  pt_uint nleaf_prims; /* PRIMS entries */
+  pt_vec3 grid_step;
+  pt_uint nmaterials;
+};
+
+/* ---- the push constants: one tile x a few samples of one frame ----------------------------- */
+struct pt_push {
+  pt_vec4 cam_pos;  /* w: aperture (lens diameter; 0: pinhole) */
+  pt_vec4 cam_u;    /* right * tan(vfov/2) * aspect; w: focus distance */
+  pt_vec4 cam_v;    /* up * tan(vfov/2) */
+  pt_vec4 cam_w;    /* forward (unit) */
+  pt_ivec4 image;   /* width, height, tile x0, tile y0 */
+  pt_uvec4 pass;    /* tile w, tile h, first sample, sample count */
+  pt_uvec4 frame;   /* seed, frame, max bounces, unused */
+};
+
+#ifndef GL_core_profile
+typedef struct pt_globals pt_globals;
+typedef struct pt_push pt_push;
+/* std430's offsets, which the shader uses: a vec3 or vec4 starts on 16 bytes. */
+_Static_assert(offsetof(pt_globals, env_color) == 16 && offsetof(pt_globals, unused0) == 28,
+               "pt_globals: env_color");
+_Static_assert(offsetof(pt_globals, env_top) == 32 && offsetof(pt_globals, light_weight) == 44,
+               "pt_globals: env_top");
+_Static_assert(offsetof(pt_globals, has_normals) == 48 && offsetof(pt_globals, env_dist) == 60,
+               "pt_globals: flags");
+_Static_assert(offsetof(pt_globals, env_cos) == 64 && offsetof(pt_globals, nnodes) == 76,
+               "pt_globals: rotation");
+_Static_assert(offsetof(pt_globals, grid_origin) == 80 && offsetof(pt_globals, nleaf_prims) == 92,
+               "pt_globals: grid origin");
+_Static_assert(offsetof(pt_globals, grid_step) == 96 && offsetof(pt_globals, nmaterials) == 108,
+               "pt_globals: grid step");
+_Static_assert(sizeof(pt_globals) == 112, "pt_globals: size");
+_Static_assert(offsetof(pt_push, image) == 64 && offsetof(pt_push, frame) == 96 &&
+                   sizeof(pt_push) == 112,
+               "pt_push");
+#endif
+
+#endif /* PT_LAYOUT_H */

@@ -1,0 +1,146 @@
+// scene_access.glsl: what the scene has and where it is read from. Every scene binding is
+// declared here, and only here are the four scene-memory modes (storage buffers, a
+// workgroup-shared copy, the SCENE uniform buffer, texel fetches for the traversal) spelled out:
+// the shading code reads the scene through g, node_at, leaf_prim_at, tri_at, sphere_at, mat_at
+// and light_at, and calls scene_begin() first.
+// Layouts: layout.h (bindings, globals) and engine/render/pack.c (each buffer's words).
+// Costs of each mode on lavapipe, measured: docs/PERFORMANCE.md (Rendering).
+
+// What the scene has, specialised per scene (engine/render/renderer.c sets these constants in
+// the SPIR-V; bit k of pack.c's features is constant_id k). lavapipe runs both sides of every
+// branch under a lane mask, so code for what a scene lacks would cost on every bounce and every
+// leaf; with the constant false the compiler drops it. Where a constant is true the code is the
+// general one.
+layout(constant_id = PT_SC_SPHERES) const bool HAS_SPHERES = true;
+layout(constant_id = PT_SC_CONDUCTORS) const bool HAS_CONDUCTORS = true;
+layout(constant_id = PT_SC_DIELECTRICS) const bool HAS_DIELECTRICS = true;
+layout(constant_id = PT_SC_TEXTURES) const bool HAS_TEXTURES = true;
+layout(constant_id = PT_SC_ENV_MAP) const bool HAS_ENV_MAP = true;
+layout(constant_id = PT_SC_NORMALS) const bool HAS_NORMALS = true;
+layout(constant_id = PT_SC_UV) const bool HAS_UV = true;
+layout(constant_id = PT_SC_ENV_LIT) const bool ENV_LIT = true;
+
+// SCENE_SHARED: the nodes, leaf records, triangles, materials and lights are read from one block
+// laid out as binding SCENE holds them. Without SCENE_UNIFORM they fit PT_SHARED_VEC4S and each
+// workgroup copies them into shared memory first: lavapipe (Mesa 22) loads shared memory lane by
+// lane too, but without the storage buffer's bounds check and its branch per component. The
+// same bits either way.
+layout(constant_id = PT_SC_SCENE_SHARED) const bool SCENE_SHARED = false;
+// The shared copy's length: PT_SHARED_VEC4S where the kernel makes the copy, else 1 (GLSL has
+// no zero-length array; 16 bytes is as good as none), so that the other modes do not reserve
+// 16 KiB of shared memory a workgroup (on a GPU that would cap the workgroups resident at once).
+layout(constant_id = PT_SC_SHARED_VEC4S) const uint SHARED_VEC4S = 1u;
+shared uvec4 sscene[SHARED_VEC4S];  // nodes | leaf records (3 each) | tris (3) | materials (3) | lights
+uint sh_tris, sh_mats, sh_lights;  // where each starts in the block (the leaf records: at nnodes)
+// With SCENE_UNIFORM too (renderer.c sets it on CPU devices) they come from that uniform buffer
+// itself, UNIFORM_VEC4S words (up to 64 KiB): llvmpipe (Mesa 22) loads a uniform buffer at
+// per-lane addresses as one gather, without the per-lane loop and branches of a shared or storage
+// load. GPUs keep the shared copy (divergent uniform-buffer reads are slow on them).
+layout(constant_id = PT_SC_SCENE_UNIFORM) const bool SCENE_UNIFORM = false;
+layout(constant_id = PT_SC_UNIFORM_VEC4S) const uint UNIFORM_VEC4S = 1u;
+layout(std140, set = 0, binding = PT_BIND_SCENE) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
+// SCENE_TEXEL (renderer.c's choice on CPU devices; with SCENE_UNIFORM where the scene fits it):
+// the nodes and leaf records, the traversal's loads, through texel fetches of the same buffers
+// bound as RGBA32UI texel buffers: llvmpipe fetches those with gathers too, faster still than
+// its uniform loads (docs/PERFORMANCE.md).
+layout(constant_id = PT_SC_SCENE_TEXEL) const bool SCENE_TEXEL = false;
+layout(set = 0, binding = PT_BIND_TNODES) uniform usamplerBuffer tnodes;
+layout(set = 0, binding = PT_BIND_TPRIMS) uniform usamplerBuffer tprims;
+
+struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
+struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
+struct Material { vec4 albedo_type; vec4 emission_rough; vec4 ior; };
+// ior.y: texture (uint bits, PT_NONE: none); ior.z (emissive): luminance relative to the
+// brightest emitter's, the factor of an emitter's area in its pick weight.
+// Lights: one uvec4 each, read in one load: primitive (triangle, or ntris + sphere), cdf, area,
+// the previous light's cdf (0 for the first); floats as uint bits.
+
+// One uvec4 a node, one load (lavapipe loads storage buffers lane by lane, so each load counts):
+// the box on the scene's grid (g.grid_origin + q * g.grid_step, 16 bits a bound, rounded
+// outwards): bmin.x | bmin.y, bmin.z | bmax.x, bmax.y | bmax.z (low half first); and a link:
+// leaf: bit 31, count - 1 in bits 27-30, first primitive in 0-26; interior: its skip link.
+layout(std430, set = 0, binding = PT_BIND_NODES) readonly buffer Nodes { uvec4 n[]; } nodes;
+// The leaves' primitives in leaf order, 3 vec4 each, so that a leaf test reads no index first:
+// triangle v0, prim | v1 - v0 | v2 - v0 (the edges, as float differences); sphere centre, prim | radius.
+layout(std430, set = 0, binding = PT_BIND_PRIMS) readonly buffer Prims { vec4 r[]; } prims;
+layout(std430, set = 0, binding = PT_BIND_TRIS) readonly buffer Tris { Tri t[]; } tris;
+layout(std430, set = 0, binding = PT_BIND_SPHERES) readonly buffer Spheres { Sphere s[]; } spheres;
+layout(std430, set = 0, binding = PT_BIND_MATS) readonly buffer Materials { Material m[]; } mats;
+layout(std430, set = 0, binding = PT_BIND_LIGHTS) readonly buffer Lights { uvec4 l[]; } lights;
+layout(std430, set = 0, binding = PT_BIND_GLOBALS) readonly buffer GlobalsBuf { pt_globals v; } globals;
+layout(std430, set = 0, binding = PT_BIND_ATTR) readonly buffer Attr { float f[]; } attr;  // 16 per triangle
+layout(std430, set = 0, binding = PT_BIND_TEXINFO) readonly buffer TexInfo { uvec4 t[]; } texinfo;  // offset, w, h
+layout(std430, set = 0, binding = PT_BIND_TEXELS) readonly buffer Texels { float f[]; } texels;  // RGB, top row first
+layout(std430, set = 0, binding = PT_BIND_ENVDIST) readonly buffer EnvDist { float f[]; } envd;
+
+// A private copy of the globals, read once per invocation: lavapipe (Mesa 22) loads every
+// storage-buffer word lane by lane in a loop, uniform address or not, so each g.x read inside
+// the loops cost 8 loads.
+pt_globals g;
+
+uvec4 sc(uint i) { return SCENE_UNIFORM ? uscene.u[i] : sscene[i]; }
+
+Tri tri_at(uint i) {
+  if (!SCENE_SHARED) return tris.t[i];
+  uint a = sh_tris + 3u * i;
+  return Tri(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
+}
+Material mat_at(uint i) {
+  if (!SCENE_SHARED) return mats.m[i];
+  uint a = sh_mats + 3u * i;
+  return Material(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
+}
+uvec4 light_at(uint i) { return SCENE_SHARED ? sc(sh_lights + i) : lights.l[i]; }
+Sphere sphere_at(uint i) { return spheres.s[i]; }
+uvec4 node_at(uint i) {
+  return SCENE_TEXEL ? texelFetch(tnodes, int(i)) : SCENE_SHARED ? sc(i) : nodes.n[i];
+}
+// Leaf record k (PRIMS entry k): its three vec4s.
+void leaf_prim_at(uint k, out vec4 r0, out vec4 r1, out vec4 r2) {
+  if (SCENE_TEXEL) {
+    r0 = uintBitsToFloat(texelFetch(tprims, int(3u * k)));
+    r1 = uintBitsToFloat(texelFetch(tprims, int(3u * k + 1u)));
+    r2 = uintBitsToFloat(texelFetch(tprims, int(3u * k + 2u)));
+  } else if (SCENE_SHARED) {
+    r0 = uintBitsToFloat(sc(g.nnodes + 3u * k));
+    r1 = uintBitsToFloat(sc(g.nnodes + 3u * k + 1u));
+    r2 = uintBitsToFloat(sc(g.nnodes + 3u * k + 2u));
+  } else {
+    r0 = prims.r[3u * k];
+    r1 = prims.r[3u * k + 1u];
+    r2 = prims.r[3u * k + 2u];
+  }
+}
+
+// Reads the globals, and with SCENE_SHARED makes the workgroup's copy of the scene. Every
+// invocation calls it first, before any returns: its barrier is the workgroup's.
+void scene_begin() {
+  g = globals.v;
+  if (!SCENE_SHARED) return;
+  uint nn = g.nnodes;
+  sh_tris = nn + 3u * g.nleaf_prims;
+  sh_mats = sh_tris + 3u * g.ntris;
+  sh_lights = sh_mats + 3u * g.nmaterials;
+  uint total = sh_lights + g.nlights;
+  for (uint i = gl_LocalInvocationIndex; !SCENE_UNIFORM && i < total; i += gl_WorkGroupSize.x * gl_WorkGroupSize.y) {
+    uvec4 v;
+    if (i < nn) v = nodes.n[i];
+    else if (i < sh_tris) v = floatBitsToUint(prims.r[i - nn]);
+    else if (i < sh_mats) {
+      uint j = i - sh_tris;
+      Tri T = tris.t[j / 3u];
+      v = floatBitsToUint(j % 3u == 0u ? T.v0 : j % 3u == 1u ? T.v1 : T.v2);
+    } else if (i < sh_lights) {
+      uint j = i - sh_mats;
+      Material M = mats.m[j / 3u];
+      v = floatBitsToUint(j % 3u == 0u ? M.albedo_type : j % 3u == 1u ? M.emission_rough : M.ior);
+    } else {
+      v = lights.l[i - sh_lights];
+    }
+    sscene[i] = v;
+  }
+  if (!SCENE_UNIFORM) {
+    memoryBarrierShared();
+    barrier();
+  }
+}

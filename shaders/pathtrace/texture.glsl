@@ -1,0 +1,28 @@
+// texture.glsl: texture lookups for albedo textures and the environment map: linear RGB floats,
+// row 0 at the top (v = 1); bilinear between texel centres, repeating in u, and in v too
+// (wrap_v) or clamped there (environment maps: no wrap over a pole).
+
+vec3 texel(uint off, uint w, uint x, uint y) {
+  uint i = off + 3u * (y * w + x);
+  return vec3(texels.f[i], texels.f[i + 1u], texels.f[i + 2u]);
+}
+uint wrap_index(float x, uint n) {  // x mod n, in [0, n)
+  float m = x - float(n) * floor(x / float(n));
+  return min(uint(max(m, 0.0)), n - 1u);
+}
+vec3 tex_bilinear(uint ti, vec2 uv, bool wrap_v) {
+  uvec4 info = texinfo.t[ti];
+  uint w = info.y, h = info.z;
+  float fx = uv.x * float(w) - 0.5, fy = (1.0 - uv.y) * float(h) - 0.5;
+  float x0f = floor(fx), y0f = floor(fy);
+  vec2 f = vec2(fx - x0f, fy - y0f);
+  uint x0 = wrap_index(x0f, w), x1 = wrap_index(x0f + 1.0, w), y0, y1;
+  if (wrap_v) {
+    y0 = wrap_index(y0f, h); y1 = wrap_index(y0f + 1.0, h);
+  } else {
+    y0 = uint(clamp(y0f, 0.0, float(h - 1u))); y1 = uint(clamp(y0f + 1.0, 0.0, float(h - 1u)));
+  }
+  vec3 a = mix(texel(info.x, w, x0, y0), texel(info.x, w, x1, y0), f.x);
+  vec3 b = mix(texel(info.x, w, x0, y1), texel(info.x, w, x1, y1), f.x);
+  return mix(a, b, f.y);
+}
