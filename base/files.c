@@ -182,4 +182,3 @@ void kiln__sweep_temporaries(const char *dir) {
   }
   closedir(d);
 }
-

@@ -6,21 +6,23 @@
 
 const char *kiln_strerror(int code) {
   switch (code) {
-  case KILN_OK: return "success";
-#define KILN__ERR_MSG(name, value, msg) case KILN_##name: return msg;
-    KILN_ERRNO_MAP(KILN__ERR_MSG)
+    case KILN_OK: return "success";
+#define KILN__ERR_MSG(name, value, msg) \
+  case KILN_##name: return msg;
+      KILN_ERRNO_MAP(KILN__ERR_MSG)
 #undef KILN__ERR_MSG
-  default: return "unknown error";
+    default: return "unknown error";
   }
 }
 
 const char *kiln_err_name(int code) {
   switch (code) {
-  case KILN_OK: return "KILN_OK";
-#define KILN__ERR_NAME(name, value, msg) case KILN_##name: return "KILN_" #name;
-    KILN_ERRNO_MAP(KILN__ERR_NAME)
+    case KILN_OK: return "KILN_OK";
+#define KILN__ERR_NAME(name, value, msg) \
+  case KILN_##name: return "KILN_" #name;
+      KILN_ERRNO_MAP(KILN__ERR_NAME)
 #undef KILN__ERR_NAME
-  default: return "KILN_UNKNOWN";
+    default: return "KILN_UNKNOWN";
   }
 }
 
@@ -35,10 +37,8 @@ char *kiln_error_detail_format(const kiln_error_detail *e, char *buf, size_t siz
   buf[0] = '\0';
   if (e->file[0] && e->line > 0 && e->column > 0)
     n = snprintf(buf, size, "%s:%d:%d: ", e->file, e->line, e->column);
-  else if (e->file[0] && e->line > 0)
-    n = snprintf(buf, size, "%s:%d: ", e->file, e->line);
-  else if (e->file[0])
-    n = snprintf(buf, size, "%s: ", e->file);
+  else if (e->file[0] && e->line > 0) n = snprintf(buf, size, "%s:%d: ", e->file, e->line);
+  else if (e->file[0]) n = snprintf(buf, size, "%s: ", e->file);
   if (n < 0) n = 0;
   if ((size_t)n < size && e->path[0]) n += snprintf(buf + n, size - (size_t)n, "%s: ", e->path);
   if ((size_t)n < size) snprintf(buf + n, size - (size_t)n, "%s", e->message);

@@ -24,14 +24,14 @@
  * models" (PPoPP 2013). The array grows; old arrays are kept until kiln__deque_fini because a thief
  * may still be reading one. */
 typedef struct kiln__deque_array {
-  int64_t size;                       /* a power of two */
-  struct kiln__deque_array *prev;     /* older arrays, freed at fini */
+  int64_t size;                   /* a power of two */
+  struct kiln__deque_array *prev; /* older arrays, freed at fini */
   _Atomic(void *) buf[];
 } kiln__deque_array;
 
 typedef struct kiln__deque {
-  _Alignas(64) _Atomic int64_t top;   /* thieves' end; separate cache line from bottom */
-  _Alignas(64) _Atomic int64_t bottom;/* owner's end */
+  _Alignas(64) _Atomic int64_t top;    /* thieves' end; separate cache line from bottom */
+  _Alignas(64) _Atomic int64_t bottom; /* owner's end */
   _Atomic(kiln__deque_array *) array;
 } kiln__deque;
 
@@ -40,9 +40,9 @@ typedef struct kiln__deque {
 
 int kiln__deque_init(kiln__deque *d, int64_t capacity); /* 0 or KILN_ENOMEM */
 void kiln__deque_fini(kiln__deque *d);
-int kiln__deque_push(kiln__deque *d, void *item);        /* owner; 0 or KILN_ENOMEM */
-void *kiln__deque_pop(kiln__deque *d);                   /* owner; item or EMPTY */
-void *kiln__deque_steal(kiln__deque *d);                 /* any; item, EMPTY or ABORT */
+int kiln__deque_push(kiln__deque *d, void *item); /* owner; 0 or KILN_ENOMEM */
+void *kiln__deque_pop(kiln__deque *d);            /* owner; item or EMPTY */
+void *kiln__deque_steal(kiln__deque *d);          /* any; item, EMPTY or ABORT */
 
 /* Future states: the low 3 bits of kiln_future.state. COMPLETING is a private claim: the thread
  * that moved the future there alone writes code/value/message, then publishes the final state. */
@@ -69,10 +69,13 @@ enum { KILN__L_CALLBACK, KILN__L_DEPENDENT, KILN__L_WAITER };
 typedef struct kiln__listener {
   struct kiln__listener *next;
   int kind;
-  bool heap; /* freed after use (callbacks); dependents and waiters are owned elsewhere */
+  bool heap;    /* freed after use (callbacks); dependents and waiters are owned elsewhere */
   size_t index; /* dependents: which dependency of the dependent this is */
   union {
-    struct { kiln_done_fn fn; void *arg; } cb;
+    struct {
+      kiln_done_fn fn;
+      void *arg;
+    } cb;
     struct kiln_future *dependent;
     kiln__waiter *waiter;
   } u;
@@ -93,7 +96,7 @@ struct kiln_future {
   kiln_task_fn fn;
   void *arg;
   kiln_pool *pool;
-  bool counted; /* in pool.outstanding (see pool.c, "Shutdown and lifetime") */
+  bool counted;             /* in pool.outstanding (see pool.c, "Shutdown and lifetime") */
   _Atomic size_t deps_left; /* dependencies not yet done, plus one while submit_after registers */
   size_t ndeps;
   kiln__listener *dep_nodes; /* ndeps nodes: inline_nodes or a heap array */
@@ -110,12 +113,12 @@ struct kiln_future {
 typedef struct kiln__worker kiln__worker;
 typedef struct kiln__cache kiln__cache;
 typedef struct kiln__tls {
-  kiln__worker *worker;   /* NULL outside pools */
-  kiln_future *task;      /* the task running now on this thread, if any */
-  char *fail_message;     /* set by kiln_task_fail during the task */
+  kiln__worker *worker; /* NULL outside pools */
+  kiln_future *task;    /* the task running now on this thread, if any */
+  char *fail_message;   /* set by kiln_task_fail during the task */
   void (*result_free)(void *);
-  bool bypass_ok;         /* publishing the task this worker just ran: see kiln__schedule_ready */
-  kiln__cache *cache;     /* this thread's record cache (record.c), NULL until its first record */
+  bool bypass_ok;     /* publishing the task this worker just ran: see kiln__schedule_ready */
+  kiln__cache *cache; /* this thread's record cache (record.c), NULL until its first record */
 } kiln__tls;
 extern _Thread_local kiln__tls kiln__self;
 
@@ -136,7 +139,7 @@ bool kiln__is_done(uint32_t state);
 bool kiln__claim(kiln_future *f, uint32_t allowed_states_mask);
 void kiln__publish(kiln_future *f, uint32_t from, uint32_t final);
 void kiln__fail_claimed(kiln_future *f, int code, char *message); /* message is taken */
-int kiln__add_listener(kiln_future *f, kiln__listener *l); /* 1 added, 0 already done */
+int kiln__add_listener(kiln_future *f, kiln__listener *l);        /* 1 added, 0 already done */
 void kiln__remove_listener(kiln_future *f, kiln__listener *l);
 bool kiln__remove_callback(kiln_future *f, kiln_done_fn fn, void *arg);
 char *kiln__vformat(const char *fmt, va_list ap);
@@ -144,13 +147,13 @@ char *kiln__format(const char *fmt, ...);
 char *kiln__dependency_message(kiln_future *dep, size_t index, size_t ndeps);
 
 /* pool (pool.c) */
-void kiln__schedule(kiln_future *t);            /* a ready task: queue it (takes the queue ref) */
+void kiln__schedule(kiln_future *t); /* a ready task: queue it (takes the queue ref) */
 /* A dependent made ready by a completion: like kiln__schedule, but while a worker publishes the
  * task it has just run, the first such dependent is kept to run next on that worker (task
  * bypass: no deque push, no wake-up, no steal), as a continuation. */
 void kiln__schedule_ready(kiln_future *t);
-void kiln__task_done(kiln_pool *p);             /* accounting when a task future is done */
-void kiln__pool_wake_all(kiln_pool *p);         /* caller keeps p alive */
+void kiln__task_done(kiln_pool *p);     /* accounting when a task future is done */
+void kiln__pool_wake_all(kiln_pool *p); /* caller keeps p alive */
 int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double deadline);
 kiln_pool *kiln__worker_pool(kiln__worker *w);
 /* Runs queued tasks of w's pool while pred(ctx) is false and some can be found (spinning a

@@ -18,7 +18,10 @@ struct map_state {
   void **args;
   void **results;
   int *errors;
-  struct map_chunk { struct map_state *st; size_t lo, hi; } *chunks;
+  struct map_chunk {
+    struct map_state *st;
+    size_t lo, hi;
+  } * chunks;
 };
 
 static void map_unref(struct map_state *st) {
@@ -94,8 +97,8 @@ int kiln_map(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t 
     return KILN_ENOMEM;
   }
   for (size_t k = 0; k < nchunks && rc == 0; k++) {
-    st->chunks[k] = (struct map_chunk){st, k * chunksize, (k + 1) * chunksize < n
-                                                              ? (k + 1) * chunksize : n};
+    st->chunks[k] =
+        (struct map_chunk){st, k * chunksize, (k + 1) * chunksize < n ? (k + 1) * chunksize : n};
     rc = kiln_submit(p, map_chunk_task, &st->chunks[k], &fs[k]);
   }
   if (rc) { /* nothing was returned: cancel what was queued and wait for what started */

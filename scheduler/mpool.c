@@ -76,12 +76,12 @@ struct mchunk {
 };
 
 struct masync {
-  _Atomic size_t refs;       /* one per chunk callback still to run, one for the promise's */
-  _Atomic size_t left;       /* chunks not yet done */
-  _Atomic bool failed;       /* the promise was rejected (first error wins the exchange) */
+  _Atomic size_t refs; /* one per chunk callback still to run, one for the promise's */
+  _Atomic size_t left; /* chunks not yet done */
+  _Atomic bool failed; /* the promise was rejected (first error wins the exchange) */
   kiln_task_fn fn;
   void **args;
-  void **results;            /* handed to the promise on success */
+  void **results; /* handed to the promise on success */
   kiln_future *promise;
   size_t nchunks;
   struct mchunk *chunks;
@@ -201,7 +201,7 @@ int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, s
   int rc = kiln_future_on_done(promise, masync_promise_done, m);
   if (rc == 0 && (rc = on_outcome(promise, callback, error_callback, cb_arg)) != 0)
     kiln__remove_callback(promise, masync_promise_done, m); /* pending: it comes back */
-  if (rc) { /* nothing submitted yet: undo */
+  if (rc) {                                                 /* nothing submitted yet: undo */
     kiln_future_release(promise);
     atomic_store(&m->refs, 1);
     masync_unref(m);

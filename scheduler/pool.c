@@ -53,8 +53,8 @@ struct kiln__worker {
   int index;
   uint64_t rng;
   pthread_t thread;
-  bool holds_credit; /* owner only: this worker's idle credit is in pool.idle_credit */
-  bool busy;         /* guarded by pool.mu: not in a top-level sleep (see "Shutdown") */
+  bool holds_credit;   /* owner only: this worker's idle credit is in pool.idle_credit */
+  bool busy;           /* guarded by pool.mu: not in a top-level sleep (see "Shutdown") */
   kiln_future *bypass; /* owner only: the next task to run, set by kiln__schedule_ready */
   int64_t ndone;       /* owner only: counted tasks done here, not yet taken from outstanding */
 };
@@ -64,28 +64,28 @@ struct kiln_pool {
   int (*init)(void *);
   void *init_arg;
   char name[16];
-  void *mem, *workers_mem;          /* the allocations behind the pool and `workers` */
-  kiln__worker *workers;            /* threads entries; the first `started` are running */
-  _Atomic int started;              /* written under mu */
+  void *mem, *workers_mem; /* the allocations behind the pool and `workers` */
+  kiln__worker *workers;   /* threads entries; the first `started` are running */
+  _Atomic int started;     /* written under mu */
   /* Idle credits (Python's _idle_semaphore): a worker adds one when it goes idle and takes one
    * back when it leaves idle, if any is left; a submission consumes one instead of starting a
    * thread. So a burst of k submissions meets at most as many credits as workers were idle, and
    * starts threads for the rest: blocking tasks never queue behind each other while the pool may
    * still grow (rules EXE-03, POOL-01). Only the thread-start heuristic reads it. */
-  _Alignas(64) _Atomic int idle_credit; /* own cache line: changed at every task's end */
+  _Alignas(64) _Atomic int idle_credit;     /* own cache line: changed at every task's end */
   _Alignas(64) _Atomic int64_t outstanding; /* accepted tasks not yet done; own cache line */
   /* read on every submission and wake-up, rarely written */
   _Alignas(64) _Atomic int nsleepers; /* workers inside the sleep protocol */
-  _Atomic bool shutdown;            /* no new submissions (shutdown, close, terminate) */
-  _Atomic bool cancelling;          /* cancel tasks instead of running them */
-  _Atomic bool broken;              /* an initializer failed */
-  bool closed, terminated, joined;  /* guarded by mu */
-  int nexited;                      /* guarded by mu: workers done touching the pool */
-  bool reaped;                      /* guarded by mu: the joiner has joined every thread */
-  pthread_mutex_t mu;               /* inject queue, sleeping, thread start, outside completions */
-  pthread_cond_t work_cv;           /* workers sleep here */
-  pthread_cond_t done_cv;           /* shutdown(wait) sleeps here */
-  uint64_t epoch;                   /* guarded by mu; bumped on every wake */
+  _Atomic bool shutdown;              /* no new submissions (shutdown, close, terminate) */
+  _Atomic bool cancelling;            /* cancel tasks instead of running them */
+  _Atomic bool broken;                /* an initializer failed */
+  bool closed, terminated, joined;    /* guarded by mu */
+  int nexited;                        /* guarded by mu: workers done touching the pool */
+  bool reaped;                        /* guarded by mu: the joiner has joined every thread */
+  pthread_mutex_t mu;     /* inject queue, sleeping, thread start, outside completions */
+  pthread_cond_t work_cv; /* workers sleep here */
+  pthread_cond_t done_cv; /* shutdown(wait) sleeps here */
+  uint64_t epoch;         /* guarded by mu; bumped on every wake */
   kiln_future *inject_head, *inject_tail; /* guarded by mu */
   _Atomic size_t ninject;
 };
@@ -170,9 +170,7 @@ static void maybe_start(kiln_pool *p) {
 
 /* ---- queues ------------------------------------------------------------------------------------ */
 
-static bool own_worker(kiln_pool *p) {
-  return kiln__self.worker && kiln__self.worker->pool == p;
-}
+static bool own_worker(kiln_pool *p) { return kiln__self.worker && kiln__self.worker->pool == p; }
 
 /* Queues a task that holds its queue reference. */
 static void enqueue(kiln_pool *p, kiln_future *t) {
@@ -194,8 +192,7 @@ static void enqueue(kiln_pool *p, kiln_future *t) {
 }
 
 void kiln__schedule(kiln_future *t) {
-  if ((atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) !=
-      KILN__PENDING) {
+  if ((atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) != KILN__PENDING) {
     kiln_future_release(t); /* failed or cancelled while waiting: nothing to run */
     return;
   }
@@ -205,8 +202,7 @@ void kiln__schedule(kiln_future *t) {
 void kiln__schedule_ready(kiln_future *t) {
   kiln__worker *w = kiln__self.worker;
   if (kiln__self.bypass_ok && w && w->pool == t->pool && !w->bypass &&
-      (atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) ==
-          KILN__PENDING) {
+      (atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) == KILN__PENDING) {
     w->bypass = t; /* find_task hands it out first, right after this publish */
     return;
   }
@@ -253,7 +249,10 @@ static kiln_future *steal_any(kiln__worker *w) {
       kiln__worker *v = &p->workers[(start + i) % n];
       if (v == w) continue;
       void *x = kiln__deque_steal(&v->deque);
-      if (x == KILN__DEQUE_ABORT) { round = -1; continue; }
+      if (x == KILN__DEQUE_ABORT) {
+        round = -1;
+        continue;
+      }
       if (x) return x;
     }
     if (round >= 0) break;
@@ -321,8 +320,9 @@ static void run_task(kiln_future *t) {
   kiln_pool *p = t->pool;
   if (atomic_load_explicit(&p->broken, memory_order_acquire)) {
     if (kiln__claim(t, 1u << KILN__PENDING))
-      kiln__fail_claimed(t, KILN_EBROKEN, kiln__format("the pool is broken: a worker "
-                                                       "initializer failed"));
+      kiln__fail_claimed(t, KILN_EBROKEN,
+                         kiln__format("the pool is broken: a worker "
+                                      "initializer failed"));
   } else if (atomic_load_explicit(&p->cancelling, memory_order_acquire)) {
     kiln_future_cancel(t);
   } else {
@@ -562,9 +562,7 @@ int kiln_pool_threads(const kiln_pool *p) { return p->threads; }
 int kiln_pool_started_threads(kiln_pool *p) {
   return atomic_load_explicit(&p->started, memory_order_acquire);
 }
-kiln_pool *kiln_pool_current(void) {
-  return kiln__self.worker ? kiln__self.worker->pool : NULL;
-}
+kiln_pool *kiln_pool_current(void) { return kiln__self.worker ? kiln__self.worker->pool : NULL; }
 int kiln_worker_index(void) { return kiln__self.worker ? kiln__self.worker->index : -1; }
 
 /* Cancels every queued task that has not started; workers cancel the rest as they pop them. */
@@ -715,8 +713,8 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
      * may_exit_locked, so either this thread sees shutdown or they see the count. */
     atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->shutdown, memory_order_seq_cst)) {
-      int rc = atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN
-                                                                       : KILN_ESHUTDOWN;
+      int rc =
+          atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN : KILN_ESHUTDOWN;
       kiln__task_done(p); /* the count back, under mu: wakes a shutdown that saw it */
       release_refused(t);
       return rc;
@@ -736,8 +734,7 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
     l->u.dependent = t;
     if (!kiln__add_listener(deps[i], l)) {
       /* already done: handle it here, as publish would have */
-      uint32_t st = atomic_load_explicit(&deps[i]->state, memory_order_acquire) &
-                    KILN__STATE_MASK;
+      uint32_t st = atomic_load_explicit(&deps[i]->state, memory_order_acquire) & KILN__STATE_MASK;
       if (!(st == KILN__FINISHED && deps[i]->code == 0) && kiln__claim(t, 1u << KILN__PENDING)) {
         char *msg = kiln__dependency_message(deps[i], i, ndeps);
         kiln_future_retain(t);
@@ -758,8 +755,7 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
 
 refused:
   release_refused(t);
-  return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN
-                                                                 : KILN_ESHUTDOWN;
+  return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN : KILN_ESHUTDOWN;
 }
 
 int kiln__pool_accepting(kiln_pool *p) {

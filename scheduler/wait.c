@@ -366,7 +366,7 @@ int kiln_completion_next(kiln_completion *c, kiln_future **f) {
     }
     pthread_mutex_unlock(&c->mu);
     int rc = c->deadline <= kiln__now() ? KILN_ETIMEDOUT
-                                         : kiln__wait(&c->waiter, ready_pred, c, c->deadline);
+                                        : kiln__wait(&c->waiter, ready_pred, c, c->deadline);
     if (rc == KILN_ETIMEDOUT && !ready_pred(c)) {
       pthread_mutex_lock(&c->mu);
       snprintf(c->message, sizeof c->message, "%zu (of %zu) futures unfinished", pending, total);

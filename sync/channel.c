@@ -61,10 +61,10 @@ struct kiln_channel {
   pthread_mutex_t send_mu; /* held for a whole send: one message at a time */
   pthread_mutex_t recv_mu; /* held for a whole receive; guards `in` */
   struct channel_in in;
-  pthread_mutex_t mu;      /* guards fd, closed, users */
-  int fd;                  /* -1 once closed and no longer used */
+  pthread_mutex_t mu; /* guards fd, closed, users */
+  int fd;             /* -1 once closed and no longer used */
   bool closed;
-  int users;               /* calls between end_enter and end_leave */
+  int users; /* calls between end_enter and end_leave */
 };
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -90,10 +90,8 @@ int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b) {
     return errno == ENOMEM || errno == ENOBUFS ? KILN_ENOMEM : KILN_EIO;
   kiln_channel *ca = NULL, *cb = NULL;
   if (channel_new(sv[0], duplex, true, &ca) != 0 || channel_new(sv[1], true, duplex, &cb) != 0) {
-    if (ca)
-      kiln_channel_destroy(ca); /* closes sv[0] */
-    else
-      close(sv[0]);
+    if (ca) kiln_channel_destroy(ca); /* closes sv[0] */
+    else close(sv[0]);
     close(sv[1]);
     return KILN_ENOMEM;
   }
@@ -241,8 +239,7 @@ static int lock_until(pthread_mutex_t *m, double deadline) {
   ts.tv_nsec += (long)((left - s) * 1e9);
   if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
   int e;
-  while ((e = pthread_mutex_timedlock(m, &ts)) == EINTR) {
-  }
+  while ((e = pthread_mutex_timedlock(m, &ts)) == EINTR) {}
   return e == 0 ? 0 : KILN_ETIMEDOUT;
 }
 
@@ -285,9 +282,7 @@ static int read_full(kiln_channel *ch, unsigned char *dst, size_t want, size_t *
   return 0;
 }
 
-static void in_reset(struct channel_in *in) {
-  *in = (struct channel_in){0};
-}
+static void in_reset(struct channel_in *in) { *in = (struct channel_in){0}; }
 
 /* Makes sure the current message's header is in, and returns its length in *len. */
 static int read_header(kiln_channel *ch, double deadline, uint32_t *len) {
@@ -295,8 +290,8 @@ static int read_header(kiln_channel *ch, double deadline, uint32_t *len) {
   if (in->hdr_got < HDR) {
     int rc = read_full(ch, in->hdr, HDR, &in->hdr_got, deadline, true);
     if (rc) return rc;
-    in->len = (uint32_t)in->hdr[0] << 24 | (uint32_t)in->hdr[1] << 16 |
-              (uint32_t)in->hdr[2] << 8 | (uint32_t)in->hdr[3];
+    in->len = (uint32_t)in->hdr[0] << 24 | (uint32_t)in->hdr[1] << 16 | (uint32_t)in->hdr[2] << 8 |
+              (uint32_t)in->hdr[3];
   }
   *len = in->len;
   return 0;
@@ -369,8 +364,7 @@ int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double timeout)
   return rc;
 }
 
-int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len,
-                           double timeout) {
+int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len, double timeout) {
   assert(ch && len);
   *len = 0;
   double deadline;

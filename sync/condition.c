@@ -20,9 +20,9 @@
 #include "sync_internal.h"
 
 struct kiln_condition {
-  kiln_lock *lock;   /* exactly one of lock and rlock is set */
+  kiln_lock *lock; /* exactly one of lock and rlock is set */
   kiln_rlock *rlock;
-  bool own_rlock;    /* made by kiln_condition_create: destroyed with the condition */
+  bool own_rlock; /* made by kiln_condition_create: destroyed with the condition */
   pthread_mutex_t mu;
   kiln__waitlist wl;
 };
@@ -87,10 +87,8 @@ static int release_all(kiln_condition *c, unsigned long *levels) {
 }
 
 static void restore(kiln_condition *c, unsigned long levels) {
-  if (c->rlock)
-    kiln__rlock_acquire_restore(c->rlock, levels);
-  else
-    kiln_lock_acquire(c->lock, -1); /* cannot fail without a timeout */
+  if (c->rlock) kiln__rlock_acquire_restore(c->rlock, levels);
+  else kiln_lock_acquire(c->lock, -1); /* cannot fail without a timeout */
 }
 
 /* wait with an absolute deadline (INFINITY: none). */
@@ -106,10 +104,8 @@ static int wait_until(kiln_condition *c, double deadline) {
   if (rc) {
     /* Over a plain lock, another thread released it between held() and here: nothing done. A
      * notify that already chose us goes on to the next waiter rather than being lost. */
-    if (p.woken)
-      kiln__waitlist_wake(&c->wl, 1);
-    else
-      kiln__waitlist_remove(&c->wl, &p);
+    if (p.woken) kiln__waitlist_wake(&c->wl, 1);
+    else kiln__waitlist_remove(&c->wl, &p);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_unlock(&c->mu);
     return KILN_ESTATE;
@@ -128,8 +124,7 @@ int kiln_condition_wait(kiln_condition *c, double timeout) {
   return wait_until(c, deadline);
 }
 
-int kiln_condition_wait_for(kiln_condition *c, bool (*pred)(void *arg), void *arg,
-                            double timeout) {
+int kiln_condition_wait_for(kiln_condition *c, bool (*pred)(void *arg), void *arg, double timeout) {
   if (!held(c)) return KILN_ESTATE;
   double deadline;
   int rc = kiln__deadline(timeout, &deadline);

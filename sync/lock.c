@@ -75,8 +75,7 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t val, double deadline) {
   }
   /* FUTEX_WAIT_BITSET takes an absolute timeout on CLOCK_MONOTONIC (plain FUTEX_WAIT takes a
    * relative one, which would drift over repeated early returns). */
-  syscall(SYS_futex, (void *)w, FUTEX_WAIT_BITSET_PRIVATE, val, tsp, NULL,
-          FUTEX_BITSET_MATCH_ANY);
+  syscall(SYS_futex, (void *)w, FUTEX_WAIT_BITSET_PRIVATE, val, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
 static void futex_wake_one(_Atomic uint32_t *w) {
@@ -105,9 +104,8 @@ static int lock_slow(kiln_lock *l, double timeout) {
     uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
     if (c == CONTENDED) break; /* others already sleep: queue up behind them, do not burn CPU */
     /* acquire: pairs with the release exchange in kiln_lock_release. */
-    if (c == UNLOCKED && atomic_compare_exchange_weak_explicit(&l->word, &c, LOCKED,
-                                                               memory_order_acquire,
-                                                               memory_order_relaxed))
+    if (c == UNLOCKED && atomic_compare_exchange_weak_explicit(
+                             &l->word, &c, LOCKED, memory_order_acquire, memory_order_relaxed))
       return 0;
   }
   for (;;) {

@@ -151,12 +151,9 @@ static int store_push(kiln_queue *q, void *item) {
     int rc = store_resize(q, s->cap ? 2 * s->cap : INITIAL_CAP);
     if (rc) return rc;
   }
-  if (q->kind == KILN_QUEUE_PRIORITY)
-    heap_push(q, (entry){item, q->seq});
-  else if (q->kind == KILN_QUEUE_LIFO)
-    s->slots[s->count++] = item;
-  else
-    s->slots[(s->head + s->count++) & (s->cap - 1)] = item;
+  if (q->kind == KILN_QUEUE_PRIORITY) heap_push(q, (entry){item, q->seq});
+  else if (q->kind == KILN_QUEUE_LIFO) s->slots[s->count++] = item;
+  else s->slots[(s->head + s->count++) & (s->cap - 1)] = item;
   q->seq++;
   return 0;
 }
@@ -182,12 +179,9 @@ static void *store_pop(kiln_queue *q) {
 static void store_drop(kiln_queue_kind kind, struct store *s, void (*item_free)(void *)) {
   if (item_free) {
     for (size_t i = 0; i < s->count; i++) {
-      if (kind == KILN_QUEUE_PRIORITY)
-        item_free(s->heap[i].item);
-      else if (kind == KILN_QUEUE_LIFO)
-        item_free(s->slots[i]);
-      else
-        item_free(s->slots[(s->head + i) & (s->cap - 1)]);
+      if (kind == KILN_QUEUE_PRIORITY) item_free(s->heap[i].item);
+      else if (kind == KILN_QUEUE_LIFO) item_free(s->slots[i]);
+      else item_free(s->slots[(s->head + i) & (s->cap - 1)]);
     }
   }
   free(s->slots);
@@ -384,10 +378,8 @@ int kiln_queue_task_done(kiln_queue *q) {
   assert(q);
   int rc = 0;
   pthread_mutex_lock(&q->mu);
-  if (q->unfinished == 0)
-    rc = KILN_EINVAL;
-  else if (--q->unfinished == 0)
-    wake_all(&q->joiners);
+  if (q->unfinished == 0) rc = KILN_EINVAL;
+  else if (--q->unfinished == 0) wake_all(&q->joiners);
   pthread_mutex_unlock(&q->mu);
   return rc;
 }

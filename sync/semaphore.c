@@ -71,8 +71,7 @@ static bool take_or_count_in(kiln_semaphore *s, bool count_in) {
     } else if (!count_in) {
       return false;
     } else if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + ONE_WAITER,
-                                                     memory_order_relaxed,
-                                                     memory_order_relaxed)) {
+                                                     memory_order_relaxed, memory_order_relaxed)) {
       /* relaxed: the count only routes releases to mu; the unit itself is handed over under
        * mu, which orders it. */
       return false;
@@ -124,8 +123,8 @@ int kiln_semaphore_release(kiln_semaphore *s, int n) {
     while (waiters_of(w) == 0) {
       if (too_many(s, value_of(w), n)) return KILN_EINVAL;
       /* release: pairs with the acquire CAS in take_or_count_in. */
-      if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + (uint64_t)n,
-                                                memory_order_release, memory_order_relaxed))
+      if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + (uint64_t)n, memory_order_release,
+                                                memory_order_relaxed))
         return 0;
     }
     pthread_mutex_lock(&s->mu);

@@ -25,23 +25,17 @@ void kiln__waitlist_push(kiln__waitlist *wl, kiln__parked *p) {
   p->woken = false;
   p->next = NULL;
   p->prev = wl->tail;
-  if (wl->tail)
-    wl->tail->next = p;
-  else
-    wl->head = p;
+  if (wl->tail) wl->tail->next = p;
+  else wl->head = p;
   wl->tail = p;
   wl->n++;
 }
 
 static void unlink_node(kiln__waitlist *wl, kiln__parked *p) {
-  if (p->prev)
-    p->prev->next = p->next;
-  else
-    wl->head = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
-  else
-    wl->tail = p->prev;
+  if (p->prev) p->prev->next = p->next;
+  else wl->head = p->next;
+  if (p->next) p->next->prev = p->prev;
+  else wl->tail = p->prev;
   p->prev = p->next = NULL;
   wl->n--;
 }
@@ -64,8 +58,7 @@ int kiln__waitlist_wake(kiln__waitlist *wl, int n) {
   return woken;
 }
 
-int kiln__waitlist_park(kiln__waitlist *wl, kiln__parked *p, pthread_mutex_t *mu,
-                        double deadline) {
+int kiln__waitlist_park(kiln__waitlist *wl, kiln__parked *p, pthread_mutex_t *mu, double deadline) {
   int rc = 0;
   while (!p->woken) {
     if (deadline == INFINITY) {

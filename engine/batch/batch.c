@@ -65,20 +65,20 @@ struct kiln_batch {
   int thumb_w, thumb_h, thumb_f;
 
   /* the driver's own state */
-  long base;           /* the frame the step counts from */
+  long base; /* the frame the step counts from */
   bool base_set;
   char swept[PATH_MAX]; /* the last folder swept of temporaries (--resume) */
-  char **names;        /* the output paths issued in this run (open addressing, NULL: free) */
+  char **names;         /* the output paths issued in this run (open addressing, NULL: free) */
   size_t nnames, names_cap;
 };
 
 typedef struct frame_ctx {
   kiln_batch *b;
   kiln_job_frame fr;
-  uint64_t sel;          /* position among the selected frames */
-  kiln_future *render;   /* R, or the promise Rp of a frame with overrides */
-  kiln_future *writer;   /* W */
-  kiln_renderer *own;    /* the frame's own renderer (frames with overrides) */
+  uint64_t sel;        /* position among the selected frames */
+  kiln_future *render; /* R, or the promise Rp of a frame with overrides */
+  kiln_future *writer; /* W */
+  kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
   bool patched;
   int retries;
   double t_render; /* when its render was submitted */
@@ -111,7 +111,8 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
     return KILN_EINVAL;
   }
   if (cfg->width < 0 || cfg->height < 0 || cfg->spp < 0 || (cfg->width > 0) != (cfg->height > 0)) {
-    kiln__say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height, cfg->spp);
+    kiln__say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height,
+              cfg->spp);
     return KILN_EINVAL;
   }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
@@ -192,7 +193,8 @@ static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char
   char rel[PATH_MAX];
   int rc = kiln__outname_expand(b->tmpl, &v, rel, sizeof rel, msg, msgcap);
   if (rc) return rc;
-  int n = rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
+  int n =
+      rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
   if (n < 0 || (size_t)n >= cap) {
     kiln__say(msg, msgcap, "output path too long: %s/%s", b->out_dir, rel);
     return KILN_EINVAL;
@@ -230,16 +232,19 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
     if (rc) return rc;
     const char *dot = strrchr(x, '.'), *ext = kiln__pass_ext(b->format, pi);
     if (!strstr(b->tmpl, "{ext}") && (!dot || strcmp(dot + 1, ext) != 0)) {
-      kiln__say(msg, msgcap, "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
-          "(use {ext})", b->tmpl, kiln__pass_names[pi], x, ext);
+      kiln__say(msg, msgcap,
+                "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
+                "(use {ext})",
+                b->tmpl, kiln__pass_names[pi], x, ext);
       return KILN_EINVAL;
     }
     if (last >= 0) {
       kiln__outname_vars u = {0, "a", kiln__pass_names[last], kiln__pass_ext(b->format, last)};
       if ((rc = kiln__outname_expand(b->tmpl, &u, y, sizeof y, msg, msgcap))) return rc;
       if (strcmp(x, y) == 0) {
-        kiln__say(msg, msgcap, "output template \"%s\" gives the %s and %s passes one file (use {pass})",
-            b->tmpl, kiln__pass_names[last], kiln__pass_names[pi]);
+        kiln__say(msg, msgcap,
+                  "output template \"%s\" gives the %s and %s passes one file (use {pass})",
+                  b->tmpl, kiln__pass_names[last], kiln__pass_names[pi]);
         return KILN_EINVAL;
       }
     }
@@ -248,13 +253,16 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
   kiln_job_info ji;
   kiln_job_get_info(b->job, &ji);
   if (ji.count > 1) {
-    kiln__outname_vars u = {0, "a", "color", kiln__pass_ext(b->format, 0)}, w = {1, "b", "color", kiln__pass_ext(b->format, 0)};
+    kiln__outname_vars u = {0, "a", "color", kiln__pass_ext(b->format, 0)},
+                       w = {1, "b", "color", kiln__pass_ext(b->format, 0)};
     int rc = kiln__outname_expand(b->tmpl, &u, x, sizeof x, msg, msgcap);
     if (!rc) rc = kiln__outname_expand(b->tmpl, &w, y, sizeof y, msg, msgcap);
     if (rc) return rc;
     if (strcmp(x, y) == 0) {
-      kiln__say(msg, msgcap, "output template \"%s\" has neither {frame} nor {name}: every frame would "
-          "write the same file", b->tmpl);
+      kiln__say(msg, msgcap,
+                "output template \"%s\" has neither {frame} nor {name}: every frame would "
+                "write the same file",
+                b->tmpl);
       return KILN_EINVAL;
     }
   }
@@ -331,7 +339,8 @@ static int writer_task(void *arg, void **result) {
     void *data = NULL;
     size_t len = 0;
     double te = kiln__now(), tc = conv_s;
-    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, pi, &data, &len, &conv_s, msg, sizeof msg);
+    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, pi, &data, &len,
+                           &conv_s, msg, sizeof msg);
     enc_s += kiln__now() - te - (conv_s - tc);
     if (rc) break;
     double tw = kiln__now();
@@ -370,7 +379,8 @@ static void on_render_done(kiln_future *r, void *arg) {
   kiln_future_release(rp);
 }
 
-static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr, kiln_frame_config *fc) {
+static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr,
+                              kiln_frame_config *fc) {
   fc->camera = &fr->camera;
   fc->seed = fr->seed;
   fc->frame = (uint32_t)fr->frame;
@@ -538,7 +548,8 @@ static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr)
   uint8_t *full = t.width == b->width && t.height == b->height ? malloc(n * 3) : NULL;
   if (full && (out = malloc((size_t)b->thumb_w * (size_t)b->thumb_h * 3))) {
     /* 8-bit files hold sRGB already tone-mapped: back to 8-bit as they were; .hdr is linear */
-    kiln__linear_to_srgb(t.rgb, n, hdr ? b->info.exposure : 0, hdr && b->info.filmic, KILN__PIX_U8, full);
+    kiln__linear_to_srgb(t.rgb, n, hdr ? b->info.exposure : 0, hdr && b->info.filmic, KILN__PIX_U8,
+                         full);
     kiln__box_downscale(full, b->width, b->height, b->thumb_f, out);
   }
   free(full);
@@ -621,7 +632,8 @@ static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size
     int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
     if (!rc) rc = names_add(b, path);
     if (rc == KILN_EINVAL)
-      kiln__say(msg, msgcap, "%s is also the output of an earlier frame (two images with one name?)", path);
+      kiln__say(msg, msgcap,
+                "%s is also the output of an earlier frame (two images with one name?)", path);
     else if (rc == KILN_ENOMEM)
       kiln__say(msg, msgcap, "out of memory checking that %s is no other frame's output", path);
     if (rc) return rc;
@@ -637,11 +649,11 @@ typedef struct run_state {
   kiln_error_detail *err; /* the call's error (an error that stops the run) */
   double t0;
   size_t window, inflight;
-  frame_ctx **slots;      /* window entries, NULL where free */
+  frame_ctx **slots; /* window entries, NULL where free */
   kiln_completion *comp;
-  uint64_t sel;           /* frames selected so far */
-  bool exhausted;         /* the job has no more frames (or cannot be read on) */
-  char m[1400];           /* a frame's message */
+  uint64_t sel;   /* frames selected so far */
+  bool exhausted; /* the job has no more frames (or cannot be read on) */
+  char m[1400];   /* a frame's message */
 } run_state;
 
 static void report(run_state *st, const kiln_job_frame *fr, int status, const char *message) {
@@ -650,8 +662,8 @@ static void report(run_state *st, const kiln_job_frame *fr, int status, const ch
   else if (status == 1) s->skipped++;
   else s->failed++;
   if (!st->b->cfg.progress) return;
-  kiln_batch_event ev = {fr, status, message ? message : "", s->written, s->failed, s->skipped,
-                         s->total, kiln__now() - st->t0};
+  kiln_batch_event ev = {fr,         status,   message ? message : "", s->written, s->failed,
+                         s->skipped, s->total, kiln__now() - st->t0};
   st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
 }
 
@@ -659,7 +671,8 @@ static bool stopping(const kiln_batch *b) {
   return atomic_load_explicit(&b->stop, memory_order_relaxed) != 0;
 }
 
-static int fail(run_state *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(run_state *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(run_state *st, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -694,11 +707,13 @@ static void thumbs_free(kiln_batch *b) {
 static int run_begin(run_state *st) {
   kiln_batch *b = st->b;
   int rc = kiln__make_dirs(b->out_dir, 0777);
-  if (rc) return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
+  if (rc)
+    return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
   b->swept[0] = 0;
   names_clear(b);
   thumbs_free(b);
-  if ((rc = kiln_job_rewind(b->job))) return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
+  if ((rc = kiln_job_rewind(b->job)))
+    return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
   kiln_job_info ji;
   kiln_job_get_info(b->job, &ji);
   selection_reset(b);
@@ -732,11 +747,12 @@ static int first_frame(run_state *st, const kiln_job_frame *fr) {
   if (!b->cfg.resume && !b->cfg.overwrite) {
     int n = 0;
     char first[PATH_MAX] = "";
-    if ((rc = existing_outputs(b, fr, &n, first, sizeof first, st->err->message, sizeof st->err->message)))
+    if ((rc = existing_outputs(b, fr, &n, first, sizeof first, st->err->message,
+                               sizeof st->err->message)))
       return rc;
     if (n)
-      return fail(st, KILN_EINVAL, "%s exists (use --overwrite to replace outputs, --resume to keep them)",
-                  first);
+      return fail(st, KILN_EINVAL,
+                  "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
   }
   if (b->shared) return 0;
   double t0 = kiln__now();
@@ -848,7 +864,8 @@ static int outcome(run_state *st, frame_ctx *c) {
     int rrc = kiln_future_error(c->render, 0, &rm);
     if (rrc) frc = rrc, snprintf(st->m, sizeof st->m, "%s", rm ? rm : kiln_strerror(rrc));
   }
-  st->sum->files += c->files, st->sum->bytes += c->bytes; /* also those of a frame that failed later */
+  st->sum->files += c->files,
+      st->sum->bytes += c->bytes; /* also those of a frame that failed later */
   c->files = c->bytes = 0;
   return frc;
 }
@@ -913,8 +930,8 @@ static void run_finish(run_state *st, bool stopped_early) {
   /* stopped: frames were left unissued because of kiln_batch_stop */
   sum->stopped = stopping(b) && stopped_early;
   if (b->cfg.contact_sheet && b->thumbs)
-    sum->contact_sheet_status = write_contact_sheet(b, sum->contact_sheet_message,
-                                                    sizeof sum->contact_sheet_message);
+    sum->contact_sheet_status =
+        write_contact_sheet(b, sum->contact_sheet_message, sizeof sum->contact_sheet_message);
   if (!sum->contact_sheet_status) sum->contact_sheet_message[0] = 0;
   else if (!sum->contact_sheet_message[0])
     snprintf(sum->contact_sheet_message, sizeof sum->contact_sheet_message, "%s",
@@ -936,10 +953,9 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *er
   run_state st = {.b = b, .sum = sum, .err = err, .t0 = kiln__now()};
   int rc = run_begin(&st);
   if (!rc)
-    while (!(rc = issue_more(&st)) && st.inflight > 0 && !(rc = collect_one(&st))) {
-    }
+    while (!(rc = issue_more(&st)) && st.inflight > 0 && !(rc = collect_one(&st))) {}
   bool before_any = rc && st.sel == 0 && st.inflight == 0;
-  if (before_any) thumbs_free(b); /* no contact sheet for a run that rendered nothing */
+  if (before_any) thumbs_free(b);   /* no contact sheet for a run that rendered nothing */
   else if (rc) st.exhausted = true; /* an error midway: issue no more */
   run_finish(&st, !st.exhausted);
   if (!rc) memset(err, 0, sizeof *err);

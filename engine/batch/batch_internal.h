@@ -31,7 +31,6 @@
 /* ---- jobs (job_*.c) ------------------------------------------------------------------------- */
 
 
-
 /* A camera keyframe, every field resolved at load (defaults from the scene's camera). */
 typedef struct kiln__cam_key {
   long frame;
@@ -57,14 +56,14 @@ typedef enum { KILN__CAMERA_SCENE, KILN__CAMERA_ORBIT, KILN__CAMERA_KEYS } kiln_
 typedef struct kiln__anim {
   long start, end, step; /* frames start, start + step, ... <= end */
   kiln__seed_mode seed_mode;
-  uint32_t seed;         /* KILN__SEED_FIXED */
+  uint32_t seed; /* KILN__SEED_FIXED */
   kiln__camera_mode cam_mode;
   /* orbit: position = center + radius (cos a e0 + sin a e1) + height axis, a in degrees */
   double center[3], axis[3], e0[3], e1[3], radius, height, start_deg, deg_per_frame;
   float vfov;
-  kiln__cam_key *keys;   /* KILN__CAMERA_KEYS, frames strictly increasing */
+  kiln__cam_key *keys; /* KILN__CAMERA_KEYS, frames strictly increasing */
   size_t nkeys;
-  bool spherical;        /* keys: position around look_at by slerp */
+  bool spherical; /* keys: position around look_at by slerp */
   kiln__obj_track *tracks;
   size_t ntracks;
 } kiln__anim;
@@ -83,29 +82,29 @@ typedef struct kiln__frame_run {
  * caller at a time). kiln_job_frame_scene reads the scene document and names only, so any number
  * of threads may call it while another iterates. */
 struct kiln_job {
-  char *path;            /* the job file as given */
-  char *text;            /* its text (.json jobs), NULL for a bare list */
-  cJSON *root;           /* its document (.json jobs) */
+  char *path;  /* the job file as given */
+  char *text;  /* its text (.json jobs), NULL for a bare list */
+  cJSON *root; /* its document (.json jobs) */
   char *scene_path, *scene_dir;
   char *scene_text;
-  cJSON *scene_doc;      /* the scene document, read-only after load */
+  cJSON *scene_doc; /* the scene document, read-only after load */
   kiln_scene *scene;
-  kiln_camera camera;    /* the scene's camera */
-  bool focus_given;      /* the scene's camera gives focus_distance */
-  uint32_t seed;         /* the scene's seed */
+  kiln_camera camera;         /* the scene's camera */
+  bool focus_given;           /* the scene's camera gives focus_distance */
+  uint32_t seed;              /* the scene's seed */
   int32_t width, height, spp; /* job overrides of the scene's settings; 0: the scene's */
-  char **objects;        /* names of the scene's objects[] entries ("name", else the default) */
+  char **objects; /* names of the scene's objects[] entries ("name", else the default) */
   size_t nobjects;
-  char **lights;         /* names of the scene's lights[] entries */
+  char **lights; /* names of the scene's lights[] entries */
   size_t nlights;
   char *output;
   unsigned passes;
   kiln_format format;
   kiln__job_kind kind;
   kiln__anim anim;
-  char *list_path;       /* KILN__JOB_LIST_FILE */
+  char *list_path; /* KILN__JOB_LIST_FILE */
   FILE *list;
-  long lineno;           /* lines of list read so far */
+  long lineno;                      /* lines of list read so far */
   const cJSON *images, *next_image; /* KILN__JOB_LIST_INLINE */
   uint64_t count, next;
   kiln__frame_run *runs; /* lists: every frame's number, noted at load */
@@ -124,7 +123,8 @@ void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_err
 int kiln__job_find(char *const *names, size_t n, const char *name);
 
 /* An error "no object named 'x' in the scene (did you mean 'y'?)" at the current path. */
-int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names, size_t n);
+int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names,
+                      size_t n);
 
 /* Checks the camera c0 (at the current path; key_at names the member to blame). */
 int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *key_at);
@@ -177,7 +177,6 @@ void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
 /* ---- names.c: output file names from templates, and contact sheets --------------------------- */
 
 
-
 /* Templates (docs/JOBS.md): `{frame}`, `{frame:05d}` (printf-style width with zero padding; any
  * width 1..12), `{name}` (the frame's output name), `{pass}` (color, depth, normal, albedo, id,
  * instance), `{ext}`; `{{` and `}}` are literal braces. Anything else in braces is an error, so a
@@ -210,8 +209,6 @@ int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, in
 void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out);
 
 /* ---- output.c: what the batch writes ---------------------------------------------------------- */
-
-
 
 
 enum { KILN__NPASS = 6 };

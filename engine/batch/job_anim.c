@@ -66,7 +66,9 @@ void kiln__quat_matrix(const double q[4], double m[3][3]) {
 
 /* ---- vectors --------------------------------------------------------------------------------- */
 
-static double dot3d(const double a[3], const double b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+static double dot3d(const double a[3], const double b[3]) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
 
 static double norm3d(double v[3]) {
   double l = sqrt(dot3d(v, v));
@@ -91,7 +93,7 @@ static void slerp3(const double a[3], const double b[3], double t, double out[3]
 /* The segment of keys (n >= 1, frames increasing, stride bytes apart, frame first) around f:
  * *i and fraction *t towards key *i + 1 (t = 0 and the end key outside the range). */
 static void segment(const void *keys, size_t n, size_t stride, long f, size_t *i, double *t) {
-#define KF(k) (*(const long *)((const char *)keys + (k) * stride))
+#define KF(k) (*(const long *)((const char *)keys + (k)*stride))
   *t = 0;
   if (f <= KF(0)) return (void)(*i = 0);
   if (f >= KF(n - 1)) return (void)(*i = n - 1);
@@ -110,9 +112,11 @@ static void orbit_camera(const kiln_job *job, long f, kiln_camera *cam) {
   const kiln__anim *a = &job->anim;
   double th = (a->start_deg + a->deg_per_frame * (double)(f - a->start)) * DEG, p[3], d[3];
   for (int i = 0; i < 3; i++) {
-    p[i] = a->center[i] + a->radius * (cos(th) * a->e0[i] + sin(th) * a->e1[i]) + a->height * a->axis[i];
+    p[i] = a->center[i] + a->radius * (cos(th) * a->e0[i] + sin(th) * a->e1[i]) +
+           a->height * a->axis[i];
     d[i] = a->center[i] - p[i];
-    cam->position[i] = (float)p[i], cam->look_at[i] = (float)a->center[i], cam->up[i] = (float)a->axis[i];
+    cam->position[i] = (float)p[i], cam->look_at[i] = (float)a->center[i],
+    cam->up[i] = (float)a->axis[i];
   }
   cam->vfov_deg = a->vfov;
   if (cam->thin_lens && !job->focus_given) cam->focus_distance = (float)sqrt(dot3d(d, d));
@@ -200,7 +204,7 @@ int kiln__anim_frame(const kiln_job *job, uint64_t index, kiln_job_frame *fr) {
   fr->index = index, fr->frame = f;
   snprintf(fr->name, sizeof fr->name, "%05ld", f);
   snprintf(fr->where, sizeof fr->where, "%s: frame %ld", job->path, f);
-  fr->seed = a->seed_mode == KILN__SEED_FIXED ? a->seed
+  fr->seed = a->seed_mode == KILN__SEED_FIXED   ? a->seed
              : a->seed_mode == KILN__SEED_FRAME ? job->seed + (uint32_t)(unsigned long)f
                                                 : job->seed;
   frame_camera(job, f, &fr->camera);
@@ -224,11 +228,14 @@ static int parse_frames(kiln__anim *a, kiln__sj_ctx *c, const cJSON *o) {
   kiln__sj_push_key(c, "frames");
   if (cJSON_IsNumber(o)) {
     if (o->valuedouble != floor(o->valuedouble) || o->valuedouble < 1 || o->valuedouble > 1e15)
-      return kiln__sj_fail(c, "frames must be a frame count >= 1 or {\"start\", \"end\", \"step\"}");
+      return kiln__sj_fail(c,
+                           "frames must be a frame count >= 1 or {\"start\", \"end\", \"step\"}");
     a->start = 0, a->end = (long)o->valuedouble - 1, a->step = 1;
   } else {
-    if ((rc = kiln__sj_expect_object(c, o, "frames (a count, or {\"start\", \"end\", \"step\"})")) ||
-        (rc = kiln__sj_check_keys(c, o, keys)) || (rc = kiln__sj_integer(c, o, "start", 0, -1e15, 1e15, &s)) ||
+    if ((rc =
+             kiln__sj_expect_object(c, o, "frames (a count, or {\"start\", \"end\", \"step\"})")) ||
+        (rc = kiln__sj_check_keys(c, o, keys)) ||
+        (rc = kiln__sj_integer(c, o, "start", 0, -1e15, 1e15, &s)) ||
         (rc = kiln__sj_num(c, o, "end", true, 0, -1e15, 1e15, &e)) ||
         (rc = kiln__sj_integer(c, o, "end", 0, -1e15, 1e15, &e)) ||
         (rc = kiln__sj_integer(c, o, "step", 1, 1, 1e15, &st)))
@@ -244,8 +251,10 @@ static int parse_seed(kiln__anim *a, kiln__sj_ctx *c, const cJSON *o) {
   if (!o) return 0;
   double d;
   if (cJSON_IsString(o) && strcmp(o->valuestring, "scene") == 0) return 0;
-  if (cJSON_IsString(o) && strcmp(o->valuestring, "frame") == 0) return a->seed_mode = KILN__SEED_FRAME, 0;
-  if (!cJSON_IsNumber(o)) return kiln__sj_fail_at(c, "seed", "seed must be \"scene\", \"frame\" or a number");
+  if (cJSON_IsString(o) && strcmp(o->valuestring, "frame") == 0)
+    return a->seed_mode = KILN__SEED_FRAME, 0;
+  if (!cJSON_IsNumber(o))
+    return kiln__sj_fail_at(c, "seed", "seed must be \"scene\", \"frame\" or a number");
   d = o->valuedouble;
   if (d != floor(d) || d < 0 || d > 4294967295.0)
     return kiln__sj_fail_at(c, "seed", "seed must be an integer in [0, 4294967295], not %g", d);
@@ -254,8 +263,9 @@ static int parse_seed(kiln__anim *a, kiln__sj_ctx *c, const cJSON *o) {
 }
 
 static int parse_orbit(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
-  static const char *const keys[] = {"center", "radius", "height", "elevation", "start_angle", "degrees",
-                                     "degrees_per_frame", "axis", "vfov", NULL};
+  static const char *const keys[] = {
+      "center", "radius", "height", "elevation", "start_angle", "degrees", "degrees_per_frame",
+      "axis",   "vfov",   NULL};
   kiln__anim *a = &job->anim;
   const kiln_camera *sc = &job->camera;
   float v[3];
@@ -282,29 +292,36 @@ static int parse_orbit(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   bool has_el = cJSON_GetObjectItemCaseSensitive(o, "elevation") != NULL;
   if (has_el && cJSON_GetObjectItemCaseSensitive(o, "height"))
     return kiln__sj_fail_at(c, "elevation", "give either height or elevation, not both");
-  if ((rc = kiln__sj_num(c, o, "radius", false, has_el ? sqrt(dot3d(rel, rel)) : r0, 0, 1e30, &a->radius)) ||
+  if ((rc = kiln__sj_num(c, o, "radius", false, has_el ? sqrt(dot3d(rel, rel)) : r0, 0, 1e30,
+                         &a->radius)) ||
       (rc = kiln__sj_num(c, o, "height", false, ha, -1e30, 1e30, &a->height)) ||
       (rc = kiln__sj_num(c, o, "elevation", false, 0, -90, 90, &d)))
     return rc;
   if (!(a->radius > 0)) {
-    if (cJSON_GetObjectItemCaseSensitive(o, "radius")) return kiln__sj_fail_at(c, "radius", "radius must be > 0");
+    if (cJSON_GetObjectItemCaseSensitive(o, "radius"))
+      return kiln__sj_fail_at(c, "radius", "radius must be > 0");
     return kiln__sj_fail(c, "the scene's camera is on the orbit's axis: give 'radius'");
   }
   if (has_el) {
-    if (fabs(d) >= 90) return kiln__sj_fail_at(c, "elevation", "elevation must be in (-90, 90) degrees");
+    if (fabs(d) >= 90)
+      return kiln__sj_fail_at(c, "elevation", "elevation must be in (-90, 90) degrees");
     a->height = a->radius * sin(d * DEG), a->radius *= cos(d * DEG);
   }
   const cJSON *deg = cJSON_GetObjectItemCaseSensitive(o, "degrees");
   const cJSON *dpf = cJSON_GetObjectItemCaseSensitive(o, "degrees_per_frame");
-  if (deg && dpf) return kiln__sj_fail_at(c, "degrees_per_frame", "give either degrees or degrees_per_frame, not both");
-  if (!deg && !dpf) return kiln__sj_fail(c, "missing required key 'degrees' (or 'degrees_per_frame')");
+  if (deg && dpf)
+    return kiln__sj_fail_at(c, "degrees_per_frame",
+                            "give either degrees or degrees_per_frame, not both");
+  if (!deg && !dpf)
+    return kiln__sj_fail(c, "missing required key 'degrees' (or 'degrees_per_frame')");
   if ((rc = kiln__sj_num(c, o, "start_angle", false, angle0, -1e6, 1e6, &a->start_deg)) ||
       (rc = kiln__sj_num(c, o, deg ? "degrees" : "degrees_per_frame", true, 0, -1e9, 1e9, &d)))
     return rc;
   a->deg_per_frame = dpf ? d : a->end > a->start ? d / (double)(a->end - a->start) : 0;
   double vf;
   if ((rc = kiln__sj_num(c, o, "vfov", false, sc->vfov_deg, 0, 180, &vf))) return rc;
-  if (vf <= 0 || vf >= 180) return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vf);
+  if (vf <= 0 || vf >= 180)
+    return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vf);
   a->vfov = (float)vf;
   a->cam_mode = KILN__CAMERA_ORBIT;
   kiln__sj_pop(c);
@@ -312,9 +329,10 @@ static int parse_orbit(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
 }
 
 /* Camera keyframe o (at the current path) into k; lens: the frames use a thin lens. */
-static int parse_cam_key(kiln_job *job, kiln__sj_ctx *c, const cJSON *o, bool lens, kiln__cam_key *k) {
-  static const char *const keys[] = {"frame", "position", "look_at", "up", "vfov", "aperture",
-                                     "focus_distance", NULL};
+static int parse_cam_key(kiln_job *job, kiln__sj_ctx *c, const cJSON *o, bool lens,
+                         kiln__cam_key *k) {
+  static const char *const keys[] = {"frame", "position", "look_at",        "up",
+                                     "vfov",  "aperture", "focus_distance", NULL};
   const kiln_camera *sc = &job->camera;
   kiln_camera *cam = &k->cam;
   double f, vf, ap, fd;
@@ -336,7 +354,8 @@ static int parse_cam_key(kiln_job *job, kiln__sj_ctx *c, const cJSON *o, bool le
   float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                 cam->look_at[2] - cam->position[2]};
   cam->focus_distance = (float)(k->focus_given ? fd : kiln__len3(d));
-  if (lens && !(cam->focus_distance > 0)) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
+  if (lens && !(cam->focus_distance > 0))
+    return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
   return kiln__job_check_camera(c, cam, NULL);
 }
 
@@ -357,7 +376,8 @@ static int check_keyed_frames(kiln_job *job, kiln__sj_ctx *c) {
     if (rc) {
       char m[sizeof c->err->message];
       snprintf(m, sizeof m, "%s", c->err->message);
-      snprintf(c->err->message, sizeof c->err->message, "frame %ld, interpolated towards this keyframe: %.400s", f, m);
+      snprintf(c->err->message, sizeof c->err->message,
+               "frame %ld, interpolated towards this keyframe: %.400s", f, m);
       return rc;
     }
     kiln__sj_pop(c);
@@ -374,9 +394,11 @@ static int parse_cam_keys(kiln_job *job, kiln__sj_ctx *c, const cJSON *cam) {
   if ((rc = kiln__sj_choice(c, cam, "interpolation", "linear", interps, &interp))) return rc;
   a->spherical = interp == 1;
   kiln__sj_push_key(c, "keyframes");
-  if (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1) return kiln__sj_fail(c, "keyframes must be a non-empty array");
+  if (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1)
+    return kiln__sj_fail(c, "keyframes must be a non-empty array");
   bool lens = job->camera.thin_lens;
-  for (const cJSON *e = ks->child; e; e = e->next) lens = lens || cJSON_GetObjectItemCaseSensitive(e, "aperture");
+  for (const cJSON *e = ks->child; e; e = e->next)
+    lens = lens || cJSON_GetObjectItemCaseSensitive(e, "aperture");
   a->nkeys = (size_t)cJSON_GetArraySize(ks);
   if (!(a->keys = calloc(a->nkeys, sizeof *a->keys))) return kiln__sj_nomem(c);
   int i = 0;
@@ -384,7 +406,8 @@ static int parse_cam_keys(kiln_job *job, kiln__sj_ctx *c, const cJSON *cam) {
     kiln__sj_push_index(c, i);
     if ((rc = parse_cam_key(job, c, e, lens, &a->keys[i]))) return rc;
     if (i && a->keys[i].frame <= a->keys[i - 1].frame)
-      return kiln__sj_fail_at(c, "frame", "keyframes must be in increasing frame order (%ld after %ld)",
+      return kiln__sj_fail_at(c, "frame",
+                              "keyframes must be in increasing frame order (%ld after %ld)",
                               a->keys[i].frame, a->keys[i - 1].frame);
     if (i && a->spherical) {
       double o0[3], o1[3];
@@ -393,7 +416,8 @@ static int parse_cam_keys(kiln_job *job, kiln__sj_ctx *c, const cJSON *cam) {
         o1[j] = a->keys[i].cam.position[j] - a->keys[i].cam.look_at[j];
       norm3d(o0), norm3d(o1);
       if (dot3d(o0, o1) < -0.9999)
-        return kiln__sj_fail_at(c, "position", "opposite the previous keyframe around look_at: the spherical "
+        return kiln__sj_fail_at(c, "position",
+                                "opposite the previous keyframe around look_at: the spherical "
                                 "path is ambiguous (add a keyframe between them)");
     }
     kiln__sj_pop(c);
@@ -429,14 +453,16 @@ static int parse_rotate(kiln__sj_ctx *c, const cJSON *o, double q[4]) {
   int rc;
   kiln__sj_push_key(c, "rotate");
   if (cJSON_IsObject(o)) {
-    if ((rc = kiln__sj_check_keys(c, o, keys)) || (rc = kiln__sj_vec3(c, o, "axis", NULL, -1e30, 1e30, v)) ||
+    if ((rc = kiln__sj_check_keys(c, o, keys)) ||
+        (rc = kiln__sj_vec3(c, o, "axis", NULL, -1e30, 1e30, v)) ||
         (rc = kiln__sj_num(c, o, "angle", true, 0, -1e6, 1e6, &ang)))
       return rc;
     if (kiln__len3(v) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
     kiln__quat_axis((const double[3]){v[0], v[1], v[2]}, ang, q);
   } else {
     if (kiln__sj_vec3_value(c, o, "rotate", -1e6, 1e6, v))
-      return kiln__sj_fail(c, "rotate must be [x, y, z] Euler angles in degrees or {\"axis\", \"angle\"}");
+      return kiln__sj_fail(
+          c, "rotate must be [x, y, z] Euler angles in degrees or {\"axis\", \"angle\"}");
     e[0] = v[0], e[1] = v[1], e[2] = v[2];
     kiln__quat_euler(e, q);
   }
@@ -456,7 +482,8 @@ static int parse_obj_key(kiln__sj_ctx *c, const cJSON *o, kiln__obj_key *k) {
     return rc;
   k->frame = (long)f;
   k->q[0] = 1, k->q[1] = k->q[2] = k->q[3] = 0;
-  const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "rotate"), *sc = cJSON_GetObjectItemCaseSensitive(o, "scale");
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "rotate"),
+              *sc = cJSON_GetObjectItemCaseSensitive(o, "scale");
   if (r && (rc = parse_rotate(c, r, k->q))) return rc;
   if (sc) {
     kiln__sj_push_key(c, "scale");
@@ -465,7 +492,8 @@ static int parse_obj_key(kiln__sj_ctx *c, const cJSON *o, kiln__obj_key *k) {
     else if (kiln__sj_vec3_value(c, sc, "scale", -1e30, 1e30, s))
       return kiln__sj_fail(c, "scale must be a number or an array of 3 numbers");
     for (int i = 0; i < 3; i++)
-      if (fabs(s[i]) < 1e-12) return kiln__sj_fail(c, "scale must not be zero (it flattens the object)");
+      if (fabs(s[i]) < 1e-12)
+        return kiln__sj_fail(c, "scale must not be zero (it flattens the object)");
     kiln__sj_pop(c);
   }
   for (int i = 0; i < 3; i++) k->t[i] = t[i], k->s[i] = s[i];
@@ -475,23 +503,28 @@ static int parse_obj_key(kiln__sj_ctx *c, const cJSON *o, kiln__obj_key *k) {
 static int parse_track(kiln__sj_ctx *c, const cJSON *o, kiln__obj_track *tr) {
   static const char *const keys[] = {"keyframes", NULL};
   int rc, i = 0;
-  if ((rc = kiln__sj_expect_object(c, o, "an object's animation")) || (rc = kiln__sj_check_keys(c, o, keys)))
+  if ((rc = kiln__sj_expect_object(c, o, "an object's animation")) ||
+      (rc = kiln__sj_check_keys(c, o, keys)))
     return rc;
   const cJSON *ks = cJSON_GetObjectItemCaseSensitive(o, "keyframes");
   kiln__sj_push_key(c, "keyframes");
-  if (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1) return kiln__sj_fail(c, "keyframes must be a non-empty array");
-  if (!(tr->keys = calloc((size_t)cJSON_GetArraySize(ks), sizeof *tr->keys))) return kiln__sj_nomem(c);
+  if (!cJSON_IsArray(ks) || cJSON_GetArraySize(ks) < 1)
+    return kiln__sj_fail(c, "keyframes must be a non-empty array");
+  if (!(tr->keys = calloc((size_t)cJSON_GetArraySize(ks), sizeof *tr->keys)))
+    return kiln__sj_nomem(c);
   for (const cJSON *e = ks->child; e; e = e->next, i++) {
     kiln__sj_push_index(c, i);
     kiln__obj_key *k = &tr->keys[i];
     if ((rc = parse_obj_key(c, e, k))) return rc;
     tr->nkeys++;
     if (i && k->frame <= k[-1].frame)
-      return kiln__sj_fail_at(c, "frame", "keyframes must be in increasing frame order (%ld after %ld)",
+      return kiln__sj_fail_at(c, "frame",
+                              "keyframes must be in increasing frame order (%ld after %ld)",
                               k->frame, k[-1].frame);
     for (int j = 0; i && j < 3; j++)
       if ((k->s[j] > 0) != (k[-1].s[j] > 0))
-        return kiln__sj_fail_at(c, "scale", "scale changes sign since the previous keyframe: the object would "
+        return kiln__sj_fail_at(c, "scale",
+                                "scale changes sign since the previous keyframe: the object would "
                                 "pass through zero size");
     kiln__sj_pop(c);
   }
@@ -518,7 +551,8 @@ static int parse_tracks(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
     int idx = kiln__job_find(job->objects, job->nobjects, m->string);
     if (idx == -1) return kiln__job_no_such(c, "object", m->string, job->objects, job->nobjects);
     if (idx == -2)
-      return kiln__sj_fail(c, "several objects of the scene are named '%s': give them distinct names", m->string);
+      return kiln__sj_fail(
+          c, "several objects of the scene are named '%s': give them distinct names", m->string);
     kiln__obj_track *tr = &a->tracks[a->ntracks++];
     tr->name = m->string;
     if ((rc = parse_track(c, m, tr))) return rc;

@@ -22,19 +22,23 @@ int kiln__job_find(char *const *names, size_t n, const char *name) {
   return found;
 }
 
-int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names, size_t n) {
+int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names,
+                      size_t n) {
   const char *list[65];
   size_t k = 0;
   for (; k < n && k < 64; k++) list[k] = names[k];
   list[k] = NULL;
   const char *near = kiln__sj_closest(name, list);
-  if (near) return kiln__sj_fail(c, "the scene has no %s named '%s' (did you mean '%s'?)", what, name, near);
+  if (near)
+    return kiln__sj_fail(c, "the scene has no %s named '%s' (did you mean '%s'?)", what, name,
+                         near);
   return kiln__sj_fail(c, "the scene has no %s named '%s'", what, name);
 }
 
 int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *key_at) {
   float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
-                cam->look_at[2] - cam->position[2]}, x[3];
+                cam->look_at[2] - cam->position[2]},
+        x[3];
   int d = c->depth;
   if (key_at) kiln__sj_push_key(c, key_at);
   int rc = 0;
@@ -42,14 +46,12 @@ int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *
     rc = kiln__sj_fail(c, "vfov must be in (0, 180) degrees, not %g", cam->vfov_deg);
   else if (kiln__len3(f) < 1e-12)
     rc = kiln__sj_fail(c, "look_at equals position: no view direction");
-  else if (kiln__len3(cam->up) < 1e-12)
-    rc = kiln__sj_fail(c, "up has zero length");
+  else if (kiln__len3(cam->up) < 1e-12) rc = kiln__sj_fail(c, "up has zero length");
   else if (kiln__cross3(f, cam->up, x), kiln__len3(x) <= 1e-6 * kiln__len3(f) * kiln__len3(cam->up))
     rc = kiln__sj_fail(c, "up is parallel to the view direction (look_at - position)");
   else if (cam->thin_lens && !(cam->focus_distance > 0))
     rc = kiln__sj_fail(c, "focus_distance must be > 0");
-  else if (cam->thin_lens && !(cam->aperture >= 0))
-    rc = kiln__sj_fail(c, "aperture must be >= 0");
+  else if (cam->thin_lens && !(cam->aperture >= 0)) rc = kiln__sj_fail(c, "aperture must be >= 0");
   c->depth = d;
   return rc;
 }

@@ -65,7 +65,8 @@ static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_err
   int rc = kiln_scene_load_pool(pool, path, err, &job->scene);
   if (rc) return rc;
   size_t len;
-  if (!(job->scene_path = dup_str(path)) || !(job->scene_dir = kiln__dirname(path))) return nomem(err, path);
+  if (!(job->scene_path = dup_str(path)) || !(job->scene_dir = kiln__dirname(path)))
+    return nomem(err, path);
   if ((rc = kiln__read_file(path, &job->scene_text, &len, err->message, sizeof err->message))) {
     snprintf(err->file, sizeof err->file, "%s", path);
     return rc;
@@ -80,7 +81,8 @@ static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_err
   memcpy(cam->position, sc->position, sizeof cam->position);
   memcpy(cam->look_at, sc->look_at, sizeof cam->look_at);
   memcpy(cam->up, sc->up, sizeof cam->up);
-  cam->vfov_deg = sc->vfov_deg, cam->aperture = sc->aperture, cam->focus_distance = sc->focus_distance;
+  cam->vfov_deg = sc->vfov_deg, cam->aperture = sc->aperture,
+  cam->focus_distance = sc->focus_distance;
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(job->scene_doc, "camera");
   job->focus_given = cam->thin_lens && cJSON_GetObjectItemCaseSensitive(c, "focus_distance");
   job->seed = job->scene->data.settings.seed;
@@ -101,8 +103,10 @@ static int parse_passes(kiln_job *job, kiln__sj_ctx *c, const cJSON *p) {
     while (kiln__pass_names[k] && strcmp(kiln__pass_names[k], e->valuestring) != 0) k++;
     if (!kiln__pass_names[k]) {
       const char *near = kiln__sj_closest(e->valuestring, kiln__pass_names);
-      if (near) return kiln__sj_fail(c, "unknown pass '%s' (did you mean '%s'?)", e->valuestring, near);
-      return kiln__sj_fail(c, "unknown pass '%s' (one of color, depth, normal, albedo, id, instance)",
+      if (near)
+        return kiln__sj_fail(c, "unknown pass '%s' (did you mean '%s'?)", e->valuestring, near);
+      return kiln__sj_fail(c,
+                           "unknown pass '%s' (one of color, depth, normal, albedo, id, instance)",
                            e->valuestring);
     }
     job->passes |= 1u << k;
@@ -158,8 +162,9 @@ static int note_frame(kiln_job *job, long frame) {
 }
 
 static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
-  static const char *const keys[] = {"description", "scene", "output", "passes", "format", "width",
-                                     "height", "spp", "animation", "images", NULL};
+  static const char *const keys[] = {"description", "scene",  "output", "passes",
+                                     "format",      "width",  "height", "spp",
+                                     "animation",   "images", NULL};
   const cJSON *root = job->root;
   int rc;
   if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a job must be a JSON object");
@@ -189,7 +194,8 @@ static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c
   } else if (cJSON_IsString(images) && images->valuestring[0]) {
     job->kind = KILN__JOB_LIST_FILE;
     if (!(job->list_path = kiln__path_join(dir, images->valuestring))) rc = kiln__sj_nomem(c);
-    else if ((rc = open_list(job, c->err)) == KILN_EIO && !c->err->line) { /* at "images" in the job */
+    else if ((rc = open_list(job, c->err)) == KILN_EIO &&
+             !c->err->line) { /* at "images" in the job */
       char msg[sizeof c->err->message];
       snprintf(msg, sizeof msg, "%s", c->err->message);
       kiln__sj_fail_at(c, "images", "%s", msg);
@@ -229,7 +235,8 @@ static int load_json_job(kiln_job *job, const kiln_job_options *opt, kiln_error_
   if (!(job->root = cJSON_ParseWithOpts(job->text, &end, true))) {
     size_t off = end ? (size_t)(end - job->text) : len;
     kiln__text_position(job->text, off, &err->line, &err->column);
-    snprintf(err->message, sizeof err->message, "JSON syntax error%s", job->text[off] ? "" : " (unexpected end)");
+    snprintf(err->message, sizeof err->message, "JSON syntax error%s",
+             job->text[off] ? "" : " (unexpected end)");
     return KILN_EPARSE;
   }
   memset(err, 0, sizeof *err);
@@ -280,7 +287,8 @@ static int next_line(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err) 
 static int open_list(kiln_job *job, kiln_error_detail *err) {
   if (!(job->list = fopen(job->list_path, "rb"))) {
     snprintf(err->file, sizeof err->file, "%s", job->list_path);
-    snprintf(err->message, sizeof err->message, "cannot open %s: %s", job->list_path, strerror(errno));
+    snprintf(err->message, sizeof err->message, "cannot open %s: %s", job->list_path,
+             strerror(errno));
     return KILN_EIO;
   }
   int rc;
@@ -306,7 +314,8 @@ static bool is_jsonl(const char *path) {
   return n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
 }
 
-int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err, kiln_job **out) {
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err,
+                  kiln_job **out) {
   kiln_error_detail dummy;
   kiln_job_options none = {0};
   if (!err) err = &dummy;
@@ -328,7 +337,8 @@ int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_deta
       snprintf(err->message, sizeof err->message,
                "a .jsonl list names no scene: give one (kiln_job_options.scene, --scene)");
       rc = KILN_EINVAL;
-    } else if (!(job->output = dup_str("{frame:05d}_{pass}.{ext}")) || !(job->list_path = dup_str(path))) {
+    } else if (!(job->output = dup_str("{frame:05d}_{pass}.{ext}")) ||
+               !(job->list_path = dup_str(path))) {
       rc = nomem(err, path);
     } else if (!(rc = load_scene(job, opt->scene, opt->pool, err))) {
       rc = open_list(job, err);
@@ -355,7 +365,8 @@ void kiln_job_get_info(const kiln_job *job, kiln_job_info *info) {
 uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg) {
   uint64_t n = 0;
   if (job->kind == KILN__JOB_ANIM) {
-    for (uint64_t i = 0; i < job->count; i++) n += fn(arg, job->anim.start + (long)i * job->anim.step);
+    for (uint64_t i = 0; i < job->count; i++)
+      n += fn(arg, job->anim.start + (long)i * job->anim.step);
     return n;
   }
   for (size_t r = 0; r < job->nruns; r++)
@@ -377,8 +388,10 @@ static int next_frame(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err)
     kiln__job_ctx(&c, job->text, job->path, err);
     kiln__sj_push_key(&c, "images");
     kiln__sj_push_index(&c, (int)job->next);
-    if ((rc = kiln__list_image(job, &c, job->next_image, job->next, fr))) return kiln_job_frame_clear(fr), rc;
-    snprintf(fr->where, sizeof fr->where, "%s: images[%llu]", job->path, (unsigned long long)job->next);
+    if ((rc = kiln__list_image(job, &c, job->next_image, job->next, fr)))
+      return kiln_job_frame_clear(fr), rc;
+    snprintf(fr->where, sizeof fr->where, "%s: images[%llu]", job->path,
+             (unsigned long long)job->next);
     job->next_image = job->next_image->next;
   }
   fr->index = job->next++;

@@ -42,8 +42,10 @@ static int parse_name(kiln__sj_ctx *c, const cJSON *o, kiln_job_frame *fr) {
     return kiln__sj_fail_at(c, "name", "name must not be '%s': it is used in file names", s);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++)
     if (*p == '/' || *p == '\\' || *p < 0x20 || *p == 0x7f)
-      return kiln__sj_fail_at(c, "name", "name '%s' is not a safe file name: no '/', '\\' or control "
-                              "characters", s);
+      return kiln__sj_fail_at(c, "name",
+                              "name '%s' is not a safe file name: no '/', '\\' or control "
+                              "characters",
+                              s);
   snprintf(fr->name, sizeof fr->name, "%s", s);
   return 0;
 }
@@ -51,29 +53,33 @@ static int parse_name(kiln__sj_ctx *c, const cJSON *o, kiln_job_frame *fr) {
 /* The image's "camera" (o): the scene's camera with these keys replaced. */
 static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, kiln_camera *cam) {
   static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov", NULL};
-  static const char *const lens_keys[] = {"type", "position", "look_at", "up", "vfov", "aperture",
-                                          "focus_distance", NULL};
+  static const char *const lens_keys[] = {"type", "position", "look_at",        "up",
+                                          "vfov", "aperture", "focus_distance", NULL};
   static const char *const types[] = {"pinhole", "thin_lens", NULL};
   int type, rc;
   double vfov, ap, fd;
   *cam = job->camera;
   kiln__sj_push_key(c, "camera");
   if ((rc = kiln__sj_expect_object(c, o, "camera")) ||
-      (rc = kiln__sj_choice(c, o, "type", cam->thin_lens ? "thin_lens" : "pinhole", types, &type)) ||
+      (rc =
+           kiln__sj_choice(c, o, "type", cam->thin_lens ? "thin_lens" : "pinhole", types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, type ? lens_keys : pin_keys)) ||
       (rc = kiln__sj_vec3(c, o, "position", cam->position, -1e30, 1e30, cam->position)) ||
       (rc = kiln__sj_vec3(c, o, "look_at", cam->look_at, -1e30, 1e30, cam->look_at)) ||
       (rc = kiln__sj_vec3(c, o, "up", cam->up, -1e30, 1e30, cam->up)) ||
       (rc = kiln__sj_num(c, o, "vfov", false, cam->vfov_deg, 0, 180, &vfov)))
     return rc;
-  if (vfov <= 0 || vfov >= 180) return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
+  if (vfov <= 0 || vfov >= 180)
+    return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
   cam->vfov_deg = (float)vfov;
   if (type) {
     float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                   cam->look_at[2] - cam->position[2]};
-    bool moved = cJSON_GetObjectItemCaseSensitive(o, "position") || cJSON_GetObjectItemCaseSensitive(o, "look_at");
+    bool moved = cJSON_GetObjectItemCaseSensitive(o, "position") ||
+                 cJSON_GetObjectItemCaseSensitive(o, "look_at");
     double fd_def = job->focus_given && !moved ? job->camera.focus_distance : kiln__len3(d);
-    if ((rc = kiln__sj_num(c, o, "aperture", !job->camera.thin_lens, job->camera.aperture, 0, 1e30, &ap)) ||
+    if ((rc = kiln__sj_num(c, o, "aperture", !job->camera.thin_lens, job->camera.aperture, 0, 1e30,
+                           &ap)) ||
         (rc = kiln__sj_num(c, o, "focus_distance", false, fd_def, 0, 1e30, &fd)))
       return rc;
     if (fd <= 0) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
@@ -109,13 +115,15 @@ static int check_material(kiln__sj_ctx *c, const cJSON *o, const cJSON *base) {
       (rc = kiln__sj_check_keys(c, o, keys[type])))
     return rc;
   bool replace = !def || strcmp(def, mat_types[type]) != 0;
-  if (cJSON_GetObjectItemCaseSensitive(o, "albedo") && (rc = kiln__sj_vec3(c, o, "albedo", NULL, 0, 1, v)))
+  if (cJSON_GetObjectItemCaseSensitive(o, "albedo") &&
+      (rc = kiln__sj_vec3(c, o, "albedo", NULL, 0, 1, v)))
     return rc;
   if ((rc = kiln__sj_num(c, o, "roughness", false, 0, 0, 1, &d)) ||
       (rc = kiln__sj_num(c, o, "ior", false, 1.5, -HUGE_VAL, 10, &d)))
     return rc;
   if (d <= 1) return kiln__sj_fail_at(c, "ior", "ior must be > 1, not %g", d);
-  if (cJSON_GetObjectItemCaseSensitive(o, "texture") && (rc = kiln__sj_string(c, o, "texture", NULL, &s)))
+  if (cJSON_GetObjectItemCaseSensitive(o, "texture") &&
+      (rc = kiln__sj_string(c, o, "texture", NULL, &s)))
     return rc;
   if (type == 3 && (replace || cJSON_GetObjectItemCaseSensitive(o, "emission"))) {
     if ((rc = kiln__sj_vec3(c, o, "emission", NULL, 0, 1e9, v))) return rc;
@@ -157,11 +165,13 @@ static int check_materials(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o)
 /* ---- objects, lights, environment ------------------------------------------------------------ */
 
 /* The entry of names named by the current member m; an error when none or several. */
-static int find_entry(kiln__sj_ctx *c, const char *what, char *const *names, size_t n, const char *name) {
+static int find_entry(kiln__sj_ctx *c, const char *what, char *const *names, size_t n,
+                      const char *name) {
   int i = kiln__job_find(names, n, name);
   if (i == -1) return kiln__job_no_such(c, what, name, names, n);
   if (i == -2)
-    return kiln__sj_fail(c, "several %ss of the scene are named '%s': give them distinct names", what, name);
+    return kiln__sj_fail(c, "several %ss of the scene are named '%s': give them distinct names",
+                         what, name);
   return 0;
 }
 
@@ -184,8 +194,8 @@ static int check_objects(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
     if ((rc = find_entry(c, "object", job->objects, job->nobjects, m->string)) ||
-        (rc = kiln__sj_expect_object(c, m, "an object override")) || (rc = kiln__sj_check_keys(c, m, keys)) ||
-        (rc = check_xform(c, m)))
+        (rc = kiln__sj_expect_object(c, m, "an object override")) ||
+        (rc = kiln__sj_check_keys(c, m, keys)) || (rc = check_xform(c, m)))
       return rc;
     const cJSON *mat = cJSON_GetObjectItemCaseSensitive(m, "material");
     if (mat) {
@@ -215,24 +225,29 @@ static int check_light(kiln__sj_ctx *c, const cJSON *m, const cJSON *base) {
   static const char *const keys[] = {"corner", "u", "v", "radiance", "transform", NULL};
   float p[3], u[3], v[3], n[3], r[3];
   int rc;
-  if ((rc = kiln__sj_expect_object(c, m, "a light override")) || (rc = kiln__sj_check_keys(c, m, keys)) ||
+  if ((rc = kiln__sj_expect_object(c, m, "a light override")) ||
+      (rc = kiln__sj_check_keys(c, m, keys)) ||
       (rc = kiln__sj_vec3(c, m, "corner", (const float[3]){0, 0, 0}, -1e30, 1e30, p)) ||
-      (rc = kiln__sj_vec3(c, m, "radiance", (const float[3]){1, 1, 1}, 0, 1e9, r)) || (rc = check_xform(c, m)))
+      (rc = kiln__sj_vec3(c, m, "radiance", (const float[3]){1, 1, 1}, 0, 1e9, r)) ||
+      (rc = check_xform(c, m)))
     return rc;
-  if (r[0] + r[1] + r[2] <= 0) return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
+  if (r[0] + r[1] + r[2] <= 0)
+    return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
   for (int k = 0; k < 2; k++) {
     const char *key = k ? "v" : "u";
     float *out = k ? v : u;
     if (!cJSON_GetObjectItemCaseSensitive(m, key)) { /* the scene's value, already valid */
       const cJSON *a = cJSON_GetObjectItemCaseSensitive(base, key);
       int i = 0;
-      for (const cJSON *e = a ? a->child : NULL; e && i < 3; e = e->next) out[i++] = (float)e->valuedouble;
+      for (const cJSON *e = a ? a->child : NULL; e && i < 3; e = e->next)
+        out[i++] = (float)e->valuedouble;
       continue;
     }
     if ((rc = kiln__sj_vec3(c, m, key, NULL, -1e30, 1e30, out))) return rc;
   }
   kiln__cross3(u, v, n);
-  if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
+  if (kiln__len3(n) < 1e-12)
+    return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
   return 0;
 }
 
@@ -245,7 +260,8 @@ static int check_lights(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
     if ((rc = find_entry(c, "light", job->lights, job->nlights, m->string))) return rc;
-    const cJSON *base = cJSON_GetArrayItem(lights, kiln__job_find(job->lights, job->nlights, m->string));
+    const cJSON *base =
+        cJSON_GetArrayItem(lights, kiln__job_find(job->lights, job->nlights, m->string));
     if ((rc = check_light(c, m, base))) return rc;
     kiln__sj_pop(c);
   }
@@ -267,15 +283,18 @@ static int check_environment(const kiln_job *job, kiln__sj_ctx *c, const cJSON *
   double d;
   const char *s;
   kiln__sj_push_key(c, "environment");
-  if ((rc = kiln__sj_expect_object(c, o, "environment")) || (rc = kiln__sj_choice(c, o, "type", def, env_types, &type)) ||
-      (rc = kiln__sj_check_keys(c, o, keys[type])) || (rc = kiln__sj_num(c, o, "intensity", false, 1, 0, 1e9, &d)) ||
+  if ((rc = kiln__sj_expect_object(c, o, "environment")) ||
+      (rc = kiln__sj_choice(c, o, "type", def, env_types, &type)) ||
+      (rc = kiln__sj_check_keys(c, o, keys[type])) ||
+      (rc = kiln__sj_num(c, o, "intensity", false, 1, 0, 1e9, &d)) ||
       (rc = kiln__sj_num(c, o, "rotation", false, 0, -360, 360, &d)))
     return rc;
   bool replace = !def || strcmp(def, env_types[type]) != 0;
   static const char *const vecs[] = {"color", "bottom", "top", NULL};
   for (int i = 0; vecs[i]; i++) {
     bool need = replace && type == 1 && i > 0;
-    if ((need || cJSON_GetObjectItemCaseSensitive(o, vecs[i])) && (rc = kiln__sj_vec3(c, o, vecs[i], NULL, 0, 1e9, v)))
+    if ((need || cJSON_GetObjectItemCaseSensitive(o, vecs[i])) &&
+        (rc = kiln__sj_vec3(c, o, vecs[i], NULL, 0, 1e9, v)))
       return rc;
   }
   if ((replace && type == 2) || cJSON_GetObjectItemCaseSensitive(o, "file"))
@@ -294,7 +313,8 @@ static int make_patch(const cJSON *o, kiln_job_frame *fr) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
     if (!v) continue;
     cJSON *d = cJSON_Duplicate(v, true);
-    if ((!patch && !(patch = cJSON_CreateObject())) || !d) return cJSON_Delete(d), cJSON_Delete(patch), KILN_ENOMEM;
+    if ((!patch && !(patch = cJSON_CreateObject())) || !d)
+      return cJSON_Delete(d), cJSON_Delete(patch), KILN_ENOMEM;
     cJSON_AddItemToObject(patch, keys[i], d);
   }
   if (!patch) return 0;
@@ -303,9 +323,10 @@ static int make_patch(const cJSON *o, kiln_job_frame *fr) {
   return fr->scene_patch ? 0 : KILN_ENOMEM;
 }
 
-int kiln__list_image(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, uint64_t index, kiln_job_frame *fr) {
-  static const char *const keys[] = {"name", "frame", "seed", "camera", "objects", "materials",
-                                     "lights", "environment", NULL};
+int kiln__list_image(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, uint64_t index,
+                     kiln_job_frame *fr) {
+  static const char *const keys[] = {"name",      "frame",  "seed",        "camera", "objects",
+                                     "materials", "lights", "environment", NULL};
   double frame, seed;
   int rc;
   const cJSON *v;
@@ -321,11 +342,14 @@ int kiln__list_image(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, uint6
   } else {
     snprintf(fr->name, sizeof fr->name, "%05ld", fr->frame);
   }
-  if (((v = cJSON_GetObjectItemCaseSensitive(o, "camera")) && (rc = parse_camera(job, c, v, &fr->camera))) ||
+  if (((v = cJSON_GetObjectItemCaseSensitive(o, "camera")) &&
+       (rc = parse_camera(job, c, v, &fr->camera))) ||
       ((v = cJSON_GetObjectItemCaseSensitive(o, "objects")) && (rc = check_objects(job, c, v))) ||
-      ((v = cJSON_GetObjectItemCaseSensitive(o, "materials")) && (rc = check_materials(job, c, v))) ||
+      ((v = cJSON_GetObjectItemCaseSensitive(o, "materials")) &&
+       (rc = check_materials(job, c, v))) ||
       ((v = cJSON_GetObjectItemCaseSensitive(o, "lights")) && (rc = check_lights(job, c, v))) ||
-      ((v = cJSON_GetObjectItemCaseSensitive(o, "environment")) && (rc = check_environment(job, c, v))))
+      ((v = cJSON_GetObjectItemCaseSensitive(o, "environment")) &&
+       (rc = check_environment(job, c, v))))
     return rc;
   if ((rc = make_patch(o, fr))) return kiln__sj_nomem(c);
   return 0;

@@ -21,7 +21,8 @@
 static bool set_key(cJSON *obj, const char *key, const cJSON *v) {
   cJSON *d = cJSON_Duplicate(v, true);
   if (!d) return false;
-  if (cJSON_GetObjectItemCaseSensitive(obj, key)) return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, d);
+  if (cJSON_GetObjectItemCaseSensitive(obj, key))
+    return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, d);
   if (cJSON_AddItemToObject(obj, key, d)) return true;
   cJSON_Delete(d);
   return false;
@@ -38,13 +39,16 @@ static bool merge_typed(cJSON *container, const char *key, const cJSON *src) {
   cJSON *dst = cJSON_GetObjectItemCaseSensitive(container, key);
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(src, "type");
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(dst, "type");
-  if (!cJSON_IsObject(dst) || (cJSON_IsString(st) && !(cJSON_IsString(dt) && strcmp(st->valuestring, dt->valuestring) == 0)))
+  if (!cJSON_IsObject(dst) ||
+      (cJSON_IsString(st) &&
+       !(cJSON_IsString(dt) && strcmp(st->valuestring, dt->valuestring) == 0)))
     return set_key(container, key, src);
   return merge(dst, src);
 }
 
 /* Merges each member of patch (named entries) into the entry of doc[key] of that name. */
-static int merge_entries(const kiln_job *job, cJSON *doc, const cJSON *patch, const char *key, bool objects) {
+static int merge_entries(const kiln_job *job, cJSON *doc, const cJSON *patch, const char *key,
+                         bool objects) {
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(patch, key);
   cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, key);
   for (const cJSON *m = p ? p->child : NULL; m; m = m->next) {
@@ -59,7 +63,8 @@ static int merge_entries(const kiln_job *job, cJSON *doc, const cJSON *patch, co
 
 static int apply(const kiln_job *job, cJSON *doc, const cJSON *patch) {
   int rc;
-  if ((rc = merge_entries(job, doc, patch, "objects", true)) || (rc = merge_entries(job, doc, patch, "lights", false)))
+  if ((rc = merge_entries(job, doc, patch, "objects", true)) ||
+      (rc = merge_entries(job, doc, patch, "lights", false)))
     return rc;
   const cJSON *mats = cJSON_GetObjectItemCaseSensitive(patch, "materials");
   cJSON *dm = cJSON_GetObjectItemCaseSensitive(doc, "materials");
@@ -102,8 +107,10 @@ static int frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error
     rc = KILN_EPARSE;
     snprintf(err->message, sizeof err->message, "the frame's scene patch is not a JSON object");
   } else if (!(doc = cJSON_Duplicate(job->scene_doc, true)) || (rc = apply(job, doc, patch))) {
-    snprintf(err->message, sizeof err->message, "%s", rc == KILN_EPARSE ? "the frame's scene patch names "
-             "an object, light or material the scene does not have" : "out of memory");
+    snprintf(err->message, sizeof err->message, "%s",
+             rc == KILN_EPARSE ? "the frame's scene patch names "
+                                 "an object, light or material the scene does not have"
+                               : "out of memory");
   } else if (!(text = cJSON_PrintUnformatted(doc))) {
     rc = KILN_ENOMEM;
     snprintf(err->message, sizeof err->message, "out of memory");

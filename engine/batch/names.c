@@ -34,7 +34,8 @@ static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg
       continue;
     }
     if (*p == '}') {
-      say(msg, msgcap, tmpl, (size_t)(p - tmpl) + 1, "unmatched '}' (write }} for a brace)", NULL, 0);
+      say(msg, msgcap, tmpl, (size_t)(p - tmpl) + 1, "unmatched '}' (write }} for a brace)", NULL,
+          0);
       return KILN_EPARSE;
     }
     if (*p != '{') {
@@ -127,7 +128,8 @@ void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out) 
         for (int dy = 0; dy < f && y * f + dy < h; dy++)
           for (int dx = 0; dx < f && x * f + dx < w; dx++, cnt++)
             sum += rgb[((size_t)(y * f + dy) * (size_t)w + (size_t)(x * f + dx)) * 3 + (size_t)c];
-        out[((size_t)y * (size_t)tw + (size_t)x) * 3 + (size_t)c] = (uint8_t)((sum + cnt / 2) / cnt);
+        out[((size_t)y * (size_t)tw + (size_t)x) * 3 + (size_t)c] =
+            (uint8_t)((sum + cnt / 2) / cnt);
       }
 }
 
@@ -149,11 +151,12 @@ int kiln__contact_sheet(const uint8_t *const *images, size_t n, int w, int h, in
   }
   memset(sheet, 32, (size_t)W * (size_t)H * 3);
   for (size_t i = 0; i < n; i++) {
-    int ox = gap + (int)(i % (size_t)cols) * (tw + gap), oy = gap + (int)(i / (size_t)cols) * (th + gap);
+    int ox = gap + (int)(i % (size_t)cols) * (tw + gap),
+        oy = gap + (int)(i / (size_t)cols) * (th + gap);
     kiln__box_downscale(images[i], w, h, f, t);
     for (int y = 0; y < th; y++)
-      memcpy(sheet + ((size_t)(oy + y) * (size_t)W + (size_t)ox) * 3, t + (size_t)y * (size_t)tw * 3,
-             (size_t)tw * 3);
+      memcpy(sheet + ((size_t)(oy + y) * (size_t)W + (size_t)ox) * 3,
+             t + (size_t)y * (size_t)tw * 3, (size_t)tw * 3);
   }
   free(t);
   *out = sheet, *out_w = W, *out_h = H;

@@ -25,8 +25,8 @@
  * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
 enum { PNG_LEVEL = 1 };
 
-const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth", "normal", "albedo", "id", "instance",
-                                                      NULL};
+const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth",    "normal", "albedo",
+                                                       "id",    "instance", NULL};
 
 /* ---- passes and formats ------------------------------------------------------------------- */
 
@@ -56,7 +56,8 @@ int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) 
     if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
     if (found < 0 && n > 0) {
       snprintf(err->message, sizeof err->message,
-               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance", (int)n, p);
+               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance", (int)n,
+               p);
       return err->code = KILN_EPARSE;
     }
     if (found >= 0) set |= 1u << found;
@@ -188,7 +189,7 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
         for (size_t i = 0; i < n && !rc; i++) {
           if (ids[i] > 65535) {
             kiln__say(msg, msgcap, "%s %u does not fit a 16-bit PNG (use --format exr or npy)",
-                kiln__pass_names[pi], ids[i]);
+                      kiln__pass_names[pi], ids[i]);
             rc = KILN_EUNSUPPORTED;
           }
           d[i] = (uint16_t)ids[i];
@@ -204,8 +205,12 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
     else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
     else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);
     else rc = kiln__encode_png(&r, PNG_LEVEL, data, len);
-    if (rc) kiln__say(msg, msgcap, "cannot encode the %s pass as %s: %s", kiln__pass_names[pi],
-                npy ? "npy" : exr ? "exr" : kiln_format_name(f), kiln_strerror(rc));
+    if (rc)
+      kiln__say(msg, msgcap, "cannot encode the %s pass as %s: %s", kiln__pass_names[pi],
+                npy   ? "npy"
+                : exr ? "exr"
+                      : kiln_format_name(f),
+                kiln_strerror(rc));
   }
   free(tmp);
   return rc;

@@ -151,8 +151,8 @@ static void lose(kiln_gpu_device *dev, const char *fmt, ...) {
     pthread_mutex_unlock(&dev->mu);
     return;
   }
-  dev->lost_message = kiln__strdup_printf("device %u (%s) lost: %s", dev->info.index,
-                                          dev->info.name, what);
+  dev->lost_message =
+      kiln__strdup_printf("device %u (%s) lost: %s", dev->info.index, dev->info.name, what);
   /* release: pairs with the acquire in kiln_gpu_device_lost; lost_message is set before */
   atomic_store_explicit(&dev->lost, true, memory_order_release);
   pthread_mutex_unlock(&dev->mu);
@@ -194,7 +194,7 @@ void kiln__bridge_free_graveyard(kiln_gpu_device *dev) {
   dev->graveyard = NULL;
   while (s) {
     kiln__submission *next = s->next;
-    s->ops->discard(s);  /* command buffers go with their pools (destroy_lanes) */
+    s->ops->discard(s); /* command buffers go with their pools (destroy_lanes) */
     s = next;
   }
 }
@@ -219,7 +219,7 @@ static void lane_append(kiln_gpu_device *dev, kiln__lane *lane, kiln__submission
 static VkResult queue_submit(kiln_gpu_device *dev, kiln__lane *lane, VkCommandBuffer cb) {
   uint64_t n = atomic_fetch_add_explicit(&dev->submissions, 1, memory_order_relaxed) + 1;
   if (dev->cfg.fail_submission && n == dev->cfg.fail_submission)
-    return VK_ERROR_DEVICE_LOST;  /* injected: reported as if the driver had said so */
+    return VK_ERROR_DEVICE_LOST; /* injected: reported as if the driver had said so */
   VkTimelineSemaphoreSubmitInfo ts = {.sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
                                       .signalSemaphoreValueCount = 1,
                                       .pSignalSemaphoreValues = &lane->next_value};
@@ -241,7 +241,7 @@ int kiln__bridge_submit(kiln_gpu_device *dev, kiln__submission *s) {
   if (!rc && r == VK_SUCCESS) {
     lane_append(dev, lane, s, cb);
     pthread_mutex_unlock(&lane->mu);
-    return 0;  /* s is the lane's until ops->done */
+    return 0; /* s is the lane's until ops->done */
   }
   if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkQueueSubmit");
   if (cb) lane_cb_put(dev, lane, cb);
@@ -265,7 +265,7 @@ static void complete_lane(kiln_gpu_device *dev, kiln__lane *lane, uint64_t value
     s->next = NULL;
     *tail = s;
     tail = &s->next;
-    lane_cb_put(dev, lane, s->cb);  /* reset by its next user */
+    lane_cb_put(dev, lane, s->cb); /* reset by its next user */
     atomic_fetch_sub_explicit(&lane->in_flight, 1, memory_order_relaxed);
   }
   if (!lane->head) lane->tail = NULL;
@@ -320,8 +320,7 @@ static void *completion_main(void *arg) {
       if (r != VK_SUCCESS) {
         if (!kiln_gpu_device_lost(dev)) {
           vk_error(dev->gpu, r, "vkGetSemaphoreCounterValue");
-          lose(dev, "vkGetSemaphoreCounterValue returned %s",
-                         kiln__vk_result_name(r));
+          lose(dev, "vkGetSemaphoreCounterValue returned %s", kiln__vk_result_name(r));
         }
         break;
       }
@@ -340,8 +339,7 @@ static void *completion_main(void *arg) {
 int kiln__bridge_start(kiln_gpu_device *dev) {
   int e = pthread_create(&dev->thread, NULL, completion_main, dev);
   if (e) {
-    kiln__log(dev->gpu, KILN_GPU_LOG_ERROR, "cannot start the completion thread: %s",
-              strerror(e));
+    kiln__log(dev->gpu, KILN_GPU_LOG_ERROR, "cannot start the completion thread: %s", strerror(e));
     return KILN_ENOMEM;
   }
   dev->thread_started = true;
@@ -351,7 +349,7 @@ int kiln__bridge_start(kiln_gpu_device *dev) {
 void kiln__bridge_stop(kiln_gpu_device *dev) {
   pthread_mutex_lock(&dev->mu);
   dev->stop = true;
-  pthread_cond_broadcast(&dev->idle);  /* a thread parked after a real loss */
+  pthread_cond_broadcast(&dev->idle); /* a thread parked after a real loss */
   pthread_mutex_unlock(&dev->mu);
   wake(dev);
   pthread_join(dev->thread, NULL);

@@ -103,7 +103,7 @@ static int create_device(kiln_gpu_device *dev) {
   uint32_t most = 1;
   for (uint32_t f = 0; f < dev->info.family_count; f++)
     if (dev->info.families[f].queues > most) most = dev->info.families[f].queues;
-  float *prio = calloc(most, sizeof(*prio));  /* every queue the same (0.0 is valid) priority */
+  float *prio = calloc(most, sizeof(*prio)); /* every queue the same (0.0 is valid) priority */
   if (!prio) return KILN_ENOMEM;
   uint32_t nq = 0, lanes = 0, limit = dev->cfg.max_lanes ? dev->cfg.max_lanes : UINT32_MAX;
   for (uint32_t f = 0; f < dev->info.family_count && lanes < limit; f++) {
@@ -128,12 +128,12 @@ static int create_device(kiln_gpu_device *dev) {
       dev->lanes[l].index = i;
     }
 
-  uint32_t api = dev->info.api_version < gpu->api_version ? dev->info.api_version
-                                                          : gpu->api_version;
+  uint32_t api =
+      dev->info.api_version < gpu->api_version ? dev->info.api_version : gpu->api_version;
   const char *exts[2] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
   uint32_t next = 1;
   if (api >= VK_API_VERSION_1_3) {
-    dev->creation_feedback = true;  /* core in 1.3 */
+    dev->creation_feedback = true; /* core in 1.3 */
   } else if (device_has_ext(gpu, dev->phys, VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME)) {
     exts[next++] = VK_EXT_PIPELINE_CREATION_FEEDBACK_EXTENSION_NAME;
     dev->creation_feedback = true;
@@ -163,11 +163,10 @@ static int init_lanes(kiln_gpu_device *dev) {
     lane->next_value = 1;
     atomic_init(&lane->in_flight, 0);
     dev->vk.GetDeviceQueue(dev->device, lane->family, lane->index, &lane->queue);
-    VkCommandPoolCreateInfo pci = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT |
-                 VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
-        .queueFamilyIndex = lane->family};
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT |
+                                            VK_COMMAND_POOL_CREATE_TRANSIENT_BIT,
+                                   .queueFamilyIndex = lane->family};
     VkResult r = dev->vk.CreateCommandPool(dev->device, &pci, NULL, &lane->pool);
     if (r != VK_SUCCESS) return vk_error(dev->gpu, r, "vkCreateCommandPool");
     int rc = create_timeline(dev, &lane->timeline);
@@ -180,7 +179,7 @@ static void destroy_lanes(kiln_gpu_device *dev) {
   if (!dev->lanes) return;
   for (uint32_t l = 0; l < dev->nlanes; l++) {
     kiln__lane *lane = &dev->lanes[l];
-    if (lane->pool) dev->vk.DestroyCommandPool(dev->device, lane->pool, NULL);  /* frees cbs */
+    if (lane->pool) dev->vk.DestroyCommandPool(dev->device, lane->pool, NULL); /* frees cbs */
     if (lane->timeline) dev->vk.DestroySemaphore(dev->device, lane->timeline, NULL);
     free(lane->free_cbs);
     pthread_mutex_destroy(&lane->mu);
@@ -193,8 +192,7 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
                          kiln_gpu_device **out) {
   *out = NULL;
   if (index >= gpu->nphys) {
-    kiln__log(gpu, KILN_GPU_LOG_ERROR, "device %u does not exist (%u devices)", index,
-              gpu->nphys);
+    kiln__log(gpu, KILN_GPU_LOG_ERROR, "device %u does not exist (%u devices)", index, gpu->nphys);
     return KILN_EINVAL;
   }
   if (!gpu->info[index].usable) {
@@ -207,7 +205,7 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
   kiln_gpu_device_config_default(&dev->cfg);
   if (cfg) dev->cfg = *cfg;
   if (dev->cfg.block_size < (1u << 16)) dev->cfg.block_size = 1u << 16;
-  dev->cfg.cache_dir = NULL;  /* borrowed for this call: kiln__cache_open copies what it needs */
+  dev->cfg.cache_dir = NULL; /* borrowed for this call: kiln__cache_open copies what it needs */
   dev->gpu = gpu;
   dev->info = gpu->info[index];
   dev->phys = gpu->phys[index];
@@ -219,7 +217,8 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
   dev->copy_align = 16;
   dev->max_uniform_range = p.limits.maxUniformBufferRange;
   dev->max_texels = p.limits.maxTexelBufferElements;
-  if (p.limits.nonCoherentAtomSize > dev->copy_align) dev->copy_align = p.limits.nonCoherentAtomSize;
+  if (p.limits.nonCoherentAtomSize > dev->copy_align)
+    dev->copy_align = p.limits.nonCoherentAtomSize;
   if (p.limits.optimalBufferCopyOffsetAlignment > dev->copy_align)
     dev->copy_align = p.limits.optimalBufferCopyOffsetAlignment;
 
@@ -228,7 +227,7 @@ int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_co
   if (!rc) rc = kiln__alloc_init(dev, &dev->device_mem, false);
   if (!rc) rc = kiln__alloc_init(dev, &dev->staging, true);
   if (!rc && dev->cfg.pipeline_cache) {
-    dev->cfg.cache_dir = cfg ? cfg->cache_dir : NULL;  /* the caller's, for this call only */
+    dev->cfg.cache_dir = cfg ? cfg->cache_dir : NULL; /* the caller's, for this call only */
     rc = kiln__cache_open(dev);
     dev->cfg.cache_dir = NULL;
   }

@@ -39,8 +39,8 @@ static char *rewrite_log(char *out, const char *log, const char *name) {
         line = kiln__strdup_printf("%s:%lu: %s: %.*s\n", name, lineno, kind,
                                    (int)(n - (size_t)(after + 2 - p)), after + 2);
       else if (strstr(rest, "compilation errors") == NULL)
-        line = kiln__strdup_printf("%s: %s: %.*s\n", name, kind, (int)(n - (size_t)(rest - p)),
-                                   rest);
+        line =
+            kiln__strdup_printf("%s: %s: %.*s\n", name, kind, (int)(n - (size_t)(rest - p)), rest);
     }
     if (line) {
       size_t add = strlen(line);
@@ -75,8 +75,8 @@ int kiln_gpu_compile_glsl(const char *source, const char *name, uint32_t **words
       .code = source,
       .default_version = 450,
       .default_profile = GLSLANG_NO_PROFILE,
-      .messages = GLSLANG_MSG_DEFAULT_BIT | GLSLANG_MSG_SPV_RULES_BIT |
-                  GLSLANG_MSG_VULKAN_RULES_BIT,
+      .messages =
+          GLSLANG_MSG_DEFAULT_BIT | GLSLANG_MSG_SPV_RULES_BIT | GLSLANG_MSG_VULKAN_RULES_BIT,
       .resource = glslang_default_resource(),
   };
   int rc = KILN_ENOMEM;

@@ -40,88 +40,92 @@
   X(EnumerateInstanceVersion)  \
   X(EnumerateInstanceLayerProperties)
 
-#define KILN__VK_INSTANCE_FNS(X)             \
-  X(DestroyInstance)                         \
-  X(EnumeratePhysicalDevices)                \
-  X(GetPhysicalDeviceProperties)             \
-  X(GetPhysicalDeviceProperties2)            \
-  X(GetPhysicalDeviceFeatures2)              \
-  X(GetPhysicalDeviceQueueFamilyProperties)  \
-  X(GetPhysicalDeviceMemoryProperties)       \
-  X(EnumerateDeviceExtensionProperties)      \
-  X(CreateDevice)                            \
+#define KILN__VK_INSTANCE_FNS(X)            \
+  X(DestroyInstance)                        \
+  X(EnumeratePhysicalDevices)               \
+  X(GetPhysicalDeviceProperties)            \
+  X(GetPhysicalDeviceProperties2)           \
+  X(GetPhysicalDeviceFeatures2)             \
+  X(GetPhysicalDeviceQueueFamilyProperties) \
+  X(GetPhysicalDeviceMemoryProperties)      \
+  X(EnumerateDeviceExtensionProperties)     \
+  X(CreateDevice)                           \
   X(GetDeviceProcAddr)
 
-#define KILN__VK_DEBUG_FNS(X)      \
-  X(CreateDebugUtilsMessengerEXT)  \
+#define KILN__VK_DEBUG_FNS(X)     \
+  X(CreateDebugUtilsMessengerEXT) \
   X(DestroyDebugUtilsMessengerEXT)
 
-#define KILN__VK_DEVICE_FNS(X)     \
-  X(DestroyDevice)                 \
-  X(GetDeviceQueue)                \
-  X(DeviceWaitIdle)                \
-  X(CreateCommandPool)             \
-  X(DestroyCommandPool)            \
-  X(AllocateCommandBuffers)        \
-  X(FreeCommandBuffers)            \
-  X(ResetCommandBuffer)            \
-  X(BeginCommandBuffer)            \
-  X(EndCommandBuffer)              \
-  X(QueueSubmit)                   \
-  X(CreateSemaphore)               \
-  X(DestroySemaphore)              \
-  X(WaitSemaphores)                \
-  X(SignalSemaphore)               \
-  X(GetSemaphoreCounterValue)      \
-  X(AllocateMemory)                \
-  X(FreeMemory)                    \
-  X(MapMemory)                     \
-  X(UnmapMemory)                   \
-  X(CreateBuffer)                  \
-  X(DestroyBuffer)                 \
-  X(CreateBufferView)              \
-  X(DestroyBufferView)             \
-  X(BindBufferMemory)              \
-  X(GetBufferMemoryRequirements)   \
-  X(CmdCopyBuffer)                 \
-  X(CmdPipelineBarrier)            \
-  X(CmdBindPipeline)               \
-  X(CmdPushConstants)              \
-  X(CmdPushDescriptorSetKHR)       \
-  X(CmdDispatch)                   \
-  X(CreateShaderModule)            \
-  X(DestroyShaderModule)           \
-  X(CreateDescriptorSetLayout)     \
-  X(DestroyDescriptorSetLayout)    \
-  X(CreatePipelineLayout)          \
-  X(DestroyPipelineLayout)         \
-  X(CreateComputePipelines)        \
-  X(DestroyPipeline)               \
-  X(CreatePipelineCache)           \
-  X(DestroyPipelineCache)          \
+#define KILN__VK_DEVICE_FNS(X)   \
+  X(DestroyDevice)               \
+  X(GetDeviceQueue)              \
+  X(DeviceWaitIdle)              \
+  X(CreateCommandPool)           \
+  X(DestroyCommandPool)          \
+  X(AllocateCommandBuffers)      \
+  X(FreeCommandBuffers)          \
+  X(ResetCommandBuffer)          \
+  X(BeginCommandBuffer)          \
+  X(EndCommandBuffer)            \
+  X(QueueSubmit)                 \
+  X(CreateSemaphore)             \
+  X(DestroySemaphore)            \
+  X(WaitSemaphores)              \
+  X(SignalSemaphore)             \
+  X(GetSemaphoreCounterValue)    \
+  X(AllocateMemory)              \
+  X(FreeMemory)                  \
+  X(MapMemory)                   \
+  X(UnmapMemory)                 \
+  X(CreateBuffer)                \
+  X(DestroyBuffer)               \
+  X(CreateBufferView)            \
+  X(DestroyBufferView)           \
+  X(BindBufferMemory)            \
+  X(GetBufferMemoryRequirements) \
+  X(CmdCopyBuffer)               \
+  X(CmdPipelineBarrier)          \
+  X(CmdBindPipeline)             \
+  X(CmdPushConstants)            \
+  X(CmdPushDescriptorSetKHR)     \
+  X(CmdDispatch)                 \
+  X(CreateShaderModule)          \
+  X(DestroyShaderModule)         \
+  X(CreateDescriptorSetLayout)   \
+  X(DestroyDescriptorSetLayout)  \
+  X(CreatePipelineLayout)        \
+  X(DestroyPipelineLayout)       \
+  X(CreateComputePipelines)      \
+  X(DestroyPipeline)             \
+  X(CreatePipelineCache)         \
+  X(DestroyPipelineCache)        \
   X(GetPipelineCacheData)
 
 #define KILN__VK_FIELD(name) PFN_vk##name name;
-typedef struct kiln__vk_global { KILN__VK_GLOBAL_FNS(KILN__VK_FIELD) } kiln__vk_global;
+typedef struct kiln__vk_global {
+  KILN__VK_GLOBAL_FNS(KILN__VK_FIELD)
+} kiln__vk_global;
 typedef struct kiln__vk_instance {
   KILN__VK_INSTANCE_FNS(KILN__VK_FIELD)
   KILN__VK_DEBUG_FNS(KILN__VK_FIELD)
 } kiln__vk_instance;
-typedef struct kiln__vk_device { KILN__VK_DEVICE_FNS(KILN__VK_FIELD) } kiln__vk_device;
+typedef struct kiln__vk_device {
+  KILN__VK_DEVICE_FNS(KILN__VK_FIELD)
+} kiln__vk_device;
 #undef KILN__VK_FIELD
 
 /* ---- the instance (instance.c) --------------------------------------------------------------------------- */
 
 struct kiln_gpu {
-  kiln_gpu_config cfg;             /* strings in it are not kept: loader/app_name cleared */
-  void *lib;                       /* dlopen handle of the loader */
+  kiln_gpu_config cfg; /* strings in it are not kept: loader/app_name cleared */
+  void *lib;           /* dlopen handle of the loader */
   PFN_vkGetInstanceProcAddr gipa;
   kiln__vk_global vkg;
   kiln__vk_instance vk;
   VkInstance instance;
-  uint32_t api_version;            /* the instance's */
+  uint32_t api_version; /* the instance's */
   VkDebugUtilsMessengerEXT messenger;
-  _Atomic uint64_t validation_messages;  /* relaxed: a counter read at teardown */
+  _Atomic uint64_t validation_messages; /* relaxed: a counter read at teardown */
   uint32_t nphys;
   VkPhysicalDevice *phys;
   kiln_gpu_device_info *info;
@@ -160,9 +164,9 @@ typedef struct kiln__block {
   VkDeviceMemory memory;
   VkDeviceSize size;
   uint32_t type;
-  bool dedicated;                  /* one allocation, freed with it */
-  void *map;                       /* staging only */
-  VkBuffer buffer;                 /* staging only */
+  bool dedicated;  /* one allocation, freed with it */
+  void *map;       /* staging only */
+  VkBuffer buffer; /* staging only */
   kiln__range *free;
   VkDeviceSize used;
   struct kiln__block *next;
@@ -174,11 +178,11 @@ typedef struct kiln__suballoc {
 } kiln__suballoc;
 
 typedef struct kiln__alloc {
-  pthread_mutex_t mu;              /* guards blocks and their free lists */
+  pthread_mutex_t mu; /* guards blocks and their free lists */
   kiln__block *blocks;
   VkDeviceSize block_size;
   bool staging;
-  uint32_t type;                   /* staging: its memory type (found at open) */
+  uint32_t type; /* staging: its memory type (found at open) */
 } kiln__alloc;
 
 int kiln__alloc_init(kiln_gpu_device *dev, kiln__alloc *a, bool staging);
@@ -198,10 +202,10 @@ struct kiln_gpu_buffer {
   VkBuffer buffer;
   uint64_t size;
   kiln__suballoc mem;
-  VkBufferView view;  /* RGBA32_UINT texels over the whole buffer, made by the first dispatch
+  VkBufferView view; /* RGBA32_UINT texels over the whole buffer, made by the first dispatch
                          that binds it as a uniform texel buffer (kiln__buffer_texel_view, under
                          dev->mu); VK_NULL_HANDLE until then */
-  struct kiln_gpu_buffer *prev, *next;  /* dev->buffers, under dev->mu */
+  struct kiln_gpu_buffer *prev, *next; /* dev->buffers, under dev->mu */
 };
 
 /* ---- kernels (kernel.c) and jobs (gpu_job.c) ------------------------------------------------- */
@@ -210,12 +214,12 @@ enum { KILN__MAX_BINDINGS = 16, KILN__MAX_PUSH = 128 };
 
 struct kiln_gpu_kernel {
   kiln_gpu_device *dev;
-  VkDescriptorSetLayout set_layout;  /* push-descriptor layout of `buffers` buffers */
+  VkDescriptorSetLayout set_layout; /* push-descriptor layout of `buffers` buffers */
   VkPipelineLayout layout;
   VkPipeline pipeline;
   uint32_t buffers, push_size;
-  uint32_t uniform;                  /* bit i: binding i is a uniform buffer */
-  uint32_t texel;                    /* bit i: binding i is a uniform texel buffer (else storage) */
+  uint32_t uniform; /* bit i: binding i is a uniform buffer */
+  uint32_t texel;   /* bit i: binding i is a uniform texel buffer (else storage) */
 };
 
 static inline VkDescriptorType kiln__binding_type(const struct kiln_gpu_kernel *k, uint32_t i) {
@@ -224,19 +228,24 @@ static inline VkDescriptorType kiln__binding_type(const struct kiln_gpu_kernel *
                               : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 }
 
-typedef enum { KILN__CMD_DISPATCH, KILN__CMD_COPY, KILN__CMD_UPLOAD, KILN__CMD_DOWNLOAD } kiln__cmd_kind;
+typedef enum {
+  KILN__CMD_DISPATCH,
+  KILN__CMD_COPY,
+  KILN__CMD_UPLOAD,
+  KILN__CMD_DOWNLOAD
+} kiln__cmd_kind;
 
 typedef struct kiln__cmd {
   kiln__cmd_kind kind;
-  kiln_gpu_kernel *kernel;                   /* dispatch */
+  kiln_gpu_kernel *kernel; /* dispatch */
   kiln_gpu_buffer *bufs[KILN__MAX_BINDINGS];
   uint8_t push[KILN__MAX_PUSH];
   uint32_t groups[3];
-  kiln_gpu_buffer *src, *dst;                /* copy, upload (dst), download (src) */
+  kiln_gpu_buffer *src, *dst; /* copy, upload (dst), download (src) */
   uint64_t src_off, dst_off, size;
-  kiln__suballoc staging;                    /* upload, download */
-  void *host_dst;                            /* download: caller's memory, or NULL: owned */
-  const void *host_src;                      /* deferred upload: copied at launch */
+  kiln__suballoc staging; /* upload, download */
+  void *host_dst;         /* download: caller's memory, or NULL: owned */
+  const void *host_src;   /* deferred upload: copied at launch */
 } kiln__cmd;
 
 /* One dependency's done-callback argument. */
@@ -272,8 +281,8 @@ struct kiln__submission {
   const kiln__submission_ops *ops;
   struct kiln__lane *lane;
   VkCommandBuffer cb;
-  uint64_t value;                  /* the lane's timeline value its completion signals */
-  kiln__submission *next;          /* the lane's list, then dev->graveyard after a loss */
+  uint64_t value;         /* the lane's timeline value its completion signals */
+  kiln__submission *next; /* the lane's list, then dev->graveyard after a loss */
 };
 
 /* A job. Ownership: the caller until submit; then the dependency side (the last dependency
@@ -284,18 +293,18 @@ struct kiln__submission {
  * back the resources (staging, outstanding count): kiln_promise_set_running() decides between
  * launch and cancel. */
 struct kiln_gpu_job {
-  kiln_gpu_device *dev;            /* NULL once its resources are given back */
+  kiln_gpu_device *dev; /* NULL once its resources are given back */
   kiln__cmd *cmds;
   size_t n, cap;
-  int error;                       /* first failure while adding commands */
+  int error; /* first failure while adding commands */
   bool has_owned_download;
   kiln_future *promise;
   _Atomic int refs;
-  _Atomic size_t remaining;        /* dependencies not yet done */
-  _Atomic bool settled;            /* launch or dependency failure happened (first wins) */
+  _Atomic size_t remaining; /* dependencies not yet done */
+  _Atomic bool settled;     /* launch or dependency failure happened (first wins) */
   size_t ndeps;
   kiln__dep_slot *slots;
-  kiln__submission sub;            /* in flight: the bridge's */
+  kiln__submission sub; /* in flight: the bridge's */
 };
 
 /* ---- lanes and devices (device.c, bridge.c) ------------------------------------------------- */
@@ -304,17 +313,17 @@ struct kiln_gpu_job {
  * their semaphores in submission order, so the lane's timeline counts its submissions:
  * submission k signals value k, and every job with value <= the semaphore's value is done. */
 typedef struct kiln__lane {
-  pthread_mutex_t mu;              /* guards the queue, pool, free cbs, next_value, pending */
+  pthread_mutex_t mu; /* guards the queue, pool, free cbs, next_value, pending */
   VkQueue queue;
   uint32_t family, index;
   VkCommandPool pool;
-  VkCommandBuffer *free_cbs;       /* reset lazily by the next user (under mu) */
+  VkCommandBuffer *free_cbs; /* reset lazily by the next user (under mu) */
   size_t nfree, capfree;
   VkSemaphore timeline;
-  uint64_t next_value;             /* value the next submission signals */
-  kiln__submission *head, *tail;   /* submitted, not completed, in value order */
-  _Atomic uint64_t in_flight;      /* relaxed: a load hint for picking lanes */
-  uint64_t completed;              /* completion thread only */
+  uint64_t next_value;           /* value the next submission signals */
+  kiln__submission *head, *tail; /* submitted, not completed, in value order */
+  _Atomic uint64_t in_flight;    /* relaxed: a load hint for picking lanes */
+  uint64_t completed;            /* completion thread only */
 } kiln__lane;
 
 struct kiln_gpu_device {
@@ -325,10 +334,10 @@ struct kiln_gpu_device {
   VkDevice device;
   kiln__vk_device vk;
   VkPhysicalDeviceMemoryProperties memprops;
-  VkDeviceSize copy_align;         /* alignment for staging offsets */
-  VkDeviceSize max_uniform_range;  /* maxUniformBufferRange: the largest buffer bound as uniform */
-  uint32_t max_texels;             /* maxTexelBufferElements: the longest texel buffer view */
-  bool creation_feedback;          /* VK_EXT_pipeline_creation_feedback usable */
+  VkDeviceSize copy_align;        /* alignment for staging offsets */
+  VkDeviceSize max_uniform_range; /* maxUniformBufferRange: the largest buffer bound as uniform */
+  uint32_t max_texels;            /* maxTexelBufferElements: the longest texel buffer view */
+  bool creation_feedback;         /* VK_EXT_pipeline_creation_feedback usable */
 
   kiln__lane *lanes;
   uint32_t nlanes;
@@ -337,23 +346,23 @@ struct kiln_gpu_device {
   pthread_t thread;
   bool thread_started;
 
-  pthread_mutex_t mu;              /* guards the fields below, to `live_kernels` */
-  pthread_cond_t idle;             /* signalled when outstanding drops to 0 */
-  uint64_t outstanding;            /* jobs created and not yet finished/discarded */
-  bool closing;                    /* no new jobs */
-  bool stop;                       /* completion thread: exit */
-  char *lost_message;              /* set once, at loss */
-  kiln__submission *graveyard;     /* failed by a loss, resources held until close */
-  kiln_gpu_buffer *buffers;        /* live buffers, for the leak check at close */
+  pthread_mutex_t mu;          /* guards the fields below, to `live_kernels` */
+  pthread_cond_t idle;         /* signalled when outstanding drops to 0 */
+  uint64_t outstanding;        /* jobs created and not yet finished/discarded */
+  bool closing;                /* no new jobs */
+  bool stop;                   /* completion thread: exit */
+  char *lost_message;          /* set once, at loss */
+  kiln__submission *graveyard; /* failed by a loss, resources held until close */
+  kiln_gpu_buffer *buffers;    /* live buffers, for the leak check at close */
   uint64_t live_kernels;
 
-  _Atomic bool lost;               /* release at loss, acquire by readers: pairs on lost_message */
-  _Atomic uint64_t submissions;    /* submission attempts (fault injection counts these) */
+  _Atomic bool lost;            /* release at loss, acquire by readers: pairs on lost_message */
+  _Atomic uint64_t submissions; /* submission attempts (fault injection counts these) */
   _Atomic uint64_t submitted, completed, failed;  /* relaxed: statistics */
   _Atomic uint64_t mem_allocations, mem_blocks;   /* relaxed: statistics */
   _Atomic uint64_t pipelines_created, cache_hits; /* relaxed: statistics */
   uint64_t cache_loaded;
-  char *cache_path;                /* NULL: no cache */
+  char *cache_path; /* NULL: no cache */
   VkPipelineCache cache;
 
   kiln__alloc device_mem;
@@ -377,8 +386,8 @@ char *kiln__dev_lost_message(kiln_gpu_device *dev);
  * Any thread, no engine lock held. */
 int kiln__bridge_submit(kiln_gpu_device *dev, kiln__submission *s);
 int kiln__bridge_start(kiln_gpu_device *dev);
-void kiln__bridge_stop(kiln_gpu_device *dev);      /* after outstanding reached 0 */
-void kiln__bridge_free_graveyard(kiln_gpu_device *dev);  /* after vkDeviceWaitIdle */
+void kiln__bridge_stop(kiln_gpu_device *dev);           /* after outstanding reached 0 */
+void kiln__bridge_free_graveyard(kiln_gpu_device *dev); /* after vkDeviceWaitIdle */
 
 /* pipeline_cache.c: at open (after the VkDevice exists) and at close (before it goes). */
 int kiln__cache_open(kiln_gpu_device *dev);

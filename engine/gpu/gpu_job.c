@@ -67,8 +67,8 @@ static bool in_range(const kiln_gpu_buffer *b, uint64_t off, uint64_t size) {
 
 int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers,
                           const void *push, uint32_t gx, uint32_t gy, uint32_t gz) {
-  if (!k || k->dev != job->dev || gx == 0 || gy == 0 || gz == 0 ||
-      (k->buffers && !buffers) || (k->push_size && !push))
+  if (!k || k->dev != job->dev || gx == 0 || gy == 0 || gz == 0 || (k->buffers && !buffers) ||
+      (k->push_size && !push))
     return job_error(job, KILN_EINVAL);
   for (uint32_t i = 0; i < k->buffers; i++)
     if (!buffers[i] || buffers[i]->dev != job->dev ||
@@ -118,8 +118,8 @@ static int upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset, cons
   return 0;
 }
 
-int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
-                        const void *data, uint64_t size) {
+int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset, const void *data,
+                        uint64_t size) {
   return upload(job, dst, offset, data, size, false);
 }
 
@@ -138,8 +138,8 @@ static void copy_deferred(kiln_gpu_job *job) {
   }
 }
 
-int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
-                          uint64_t size, void *dst) {
+int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset, uint64_t size,
+                          void *dst) {
   if (!src || src->dev != job->dev || !in_range(src, offset, size) ||
       (!dst && job->has_owned_download))
     return job_error(job, KILN_EINVAL);
@@ -192,8 +192,8 @@ static void barrier(kiln_gpu_device *dev, VkCommandBuffer cb, VkPipelineStageFla
   VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                         .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
                         .dstAccessMask = dst_access};
-  dev->vk.CmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, dst_stage, 0, 1, &mb, 0,
-                             NULL, 0, NULL);
+  dev->vk.CmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, dst_stage, 0, 1, &mb, 0, NULL,
+                             0, NULL);
 }
 
 static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln__cmd *c) {
@@ -214,8 +214,7 @@ static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln
     dev->vk.CmdPushDescriptorSetKHR(cb, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, k->buffers,
                                     w);
   if (k->push_size)
-    dev->vk.CmdPushConstants(cb, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size,
-                             c->push);
+    dev->vk.CmdPushConstants(cb, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size, c->push);
   dev->vk.CmdDispatch(cb, c->groups[0], c->groups[1], c->groups[2]);
 }
 
@@ -232,9 +231,7 @@ static int record(kiln_gpu_job *job, VkCommandBuffer cb) {
             VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT);
     VkBufferCopy region = {.size = c->size};
     switch (c->kind) {
-      case KILN__CMD_DISPATCH:
-        record_dispatch(dev, cb, c);
-        break;
+      case KILN__CMD_DISPATCH: record_dispatch(dev, cb, c); break;
       case KILN__CMD_COPY:
         region.srcOffset = c->src_off, region.dstOffset = c->dst_off;
         dev->vk.CmdCopyBuffer(cb, c->src->buffer, c->dst->buffer, 1, &region);
@@ -280,21 +277,21 @@ static int sub_record(kiln__submission *s, VkCommandBuffer cb) { return record(j
 
 static void sub_done(kiln__submission *s, int code, const char *msg) {
   kiln_gpu_job *job = job_of(s);
-  if (code) {  /* lost: the bridge keeps the job and its staging until sub_discard */
+  if (code) { /* lost: the bridge keeps the job and its staging until sub_discard */
     kiln_promise_reject(job->promise, code, "%s", msg ? msg : kiln_strerror(code));
     return;
   }
   void *owned = finish_downloads(job);
   job_release(job);
   kiln_promise_resolve_owned(job->promise, owned, owned ? free : NULL);
-  job_unref(job);  /* the launch reference */
+  job_unref(job); /* the launch reference */
 }
 
 static void sub_discard(kiln__submission *s) {
   kiln_gpu_job *job = job_of(s);
   for (size_t i = 0; i < job->n; i++)
     if (job->cmds[i].staging.block) kiln__staging_put(job->dev, &job->cmds[i].staging);
-  job->dev = NULL;  /* its outstanding count was given back when it was lost */
+  job->dev = NULL; /* its outstanding count was given back when it was lost */
   job_unref(job);
 }
 
@@ -357,7 +354,7 @@ static void on_dep_done(kiln_future *f, void *arg) {
   /* acq_rel: the last callback sees the others' effects (settled, rejection) */
   if (atomic_fetch_sub_explicit(&job->remaining, 1, memory_order_acq_rel) != 1) return;
   if (!atomic_exchange_explicit(&job->settled, true, memory_order_acq_rel)) launch(job);
-  else job_unref(job);  /* the launch reference */
+  else job_unref(job); /* the launch reference */
 }
 
 int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndeps,
@@ -384,9 +381,9 @@ int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndep
   }
   job->ndeps = ndeps;
   atomic_store_explicit(&job->remaining, ndeps, memory_order_relaxed);
-  atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed);  /* the cancel watcher's */
+  atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed); /* the cancel watcher's */
   if (kiln_future_on_done(job->promise, on_self_done, job) != 0) {
-    job_unref(job);  /* the watcher's, never registered */
+    job_unref(job); /* the watcher's, never registered */
     fail_unsubmitted(job, KILN_ENOMEM, NULL);
     return 0;
   }
@@ -399,8 +396,7 @@ int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndep
         job_release(job);
         kiln_promise_reject(job->promise, KILN_ENOMEM, "out of memory adding a dependency");
       }
-      if (atomic_fetch_sub_explicit(&job->remaining, 1, memory_order_acq_rel) == 1)
-        job_unref(job);
+      if (atomic_fetch_sub_explicit(&job->remaining, 1, memory_order_acq_rel) == 1) job_unref(job);
     }
   }
   return 0;
@@ -409,13 +405,13 @@ int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndep
 /* ---- one-command conveniences ------------------------------------------------------------- */
 
 int kiln_gpu_dispatch(kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers, const void *push,
-                      uint32_t gx, uint32_t gy, uint32_t gz, kiln_future *const *deps,
-                      size_t ndeps, kiln_future **out) {
+                      uint32_t gx, uint32_t gy, uint32_t gz, kiln_future *const *deps, size_t ndeps,
+                      kiln_future **out) {
   *out = NULL;
   kiln_gpu_job *job;
   int rc = kiln_gpu_job_create(k->dev, &job);
   if (rc) return rc;
-  kiln_gpu_job_dispatch(job, k, buffers, push, gx, gy, gz);  /* an error fails the future */
+  kiln_gpu_job_dispatch(job, k, buffers, push, gx, gy, gz); /* an error fails the future */
   return kiln_gpu_job_submit(job, deps, ndeps, out);
 }
 

@@ -45,18 +45,22 @@ void kiln__log(const kiln_gpu *gpu, kiln_gpu_log_level level, const char *fmt, .
 
 const char *kiln__vk_result_name(VkResult r) {
   switch (r) {
-#define R(x) case x: return #x;
-    R(VK_SUCCESS) R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_INCOMPLETE)
-    R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
-    R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
-    R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
-    R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER) R(VK_ERROR_TOO_MANY_OBJECTS)
-    R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL) R(VK_ERROR_UNKNOWN)
-    R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE) R(VK_ERROR_FRAGMENTATION)
-    R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS) R(VK_PIPELINE_COMPILE_REQUIRED)
-    R(VK_ERROR_INVALID_SHADER_NV)
+#define R(x) \
+  case x: return #x;
+    R(VK_SUCCESS)
+    R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_INCOMPLETE) R(VK_ERROR_OUT_OF_HOST_MEMORY)
+        R(VK_ERROR_OUT_OF_DEVICE_MEMORY) R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST)
+            R(VK_ERROR_MEMORY_MAP_FAILED) R(VK_ERROR_LAYER_NOT_PRESENT)
+                R(VK_ERROR_EXTENSION_NOT_PRESENT) R(VK_ERROR_FEATURE_NOT_PRESENT)
+                    R(VK_ERROR_INCOMPATIBLE_DRIVER) R(VK_ERROR_TOO_MANY_OBJECTS)
+                        R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL)
+                            R(VK_ERROR_UNKNOWN) R(VK_ERROR_OUT_OF_POOL_MEMORY)
+                                R(VK_ERROR_INVALID_EXTERNAL_HANDLE) R(VK_ERROR_FRAGMENTATION)
+                                    R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
+                                        R(VK_PIPELINE_COMPILE_REQUIRED)
+                                            R(VK_ERROR_INVALID_SHADER_NV)
 #undef R
-    default: return "VkResult(unknown)";
+                                                default : return "VkResult(unknown)";
   }
 }
 
@@ -95,8 +99,9 @@ const char *kiln_gpu_type_name(kiln_gpu_type type) {
 }
 
 char *kiln_gpu_version_string(uint32_t v, char *buf, size_t size) {
-  if (size) snprintf(buf, size, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
-                     VK_API_VERSION_PATCH(v));
+  if (size)
+    snprintf(buf, size, "%u.%u.%u", VK_API_VERSION_MAJOR(v), VK_API_VERSION_MINOR(v),
+             VK_API_VERSION_PATCH(v));
   return buf;
 }
 
@@ -132,9 +137,9 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(
   else if (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_INFO_BIT_EXT) level = KILN_GPU_LOG_INFO;
   /* Validation and performance findings at warning or error count; the loader's general chatter
    * (which drivers it skipped) is only logged. */
-  bool counts = level >= KILN_GPU_LOG_WARN &&
-                (types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
-                          VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT));
+  bool counts =
+      level >= KILN_GPU_LOG_WARN && (types & (VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                                              VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT));
   if (counts) atomic_fetch_add_explicit(&gpu->validation_messages, 1, memory_order_relaxed);
   kiln__log(gpu, level, "vulkan%s: %s", counts ? " validation" : "",
             data && data->pMessage ? data->pMessage : "(no message)");
@@ -231,7 +236,7 @@ static int create_instance(kiln_gpu *gpu, const char *app_name) {
   };
   VkInstanceCreateInfo ci = {
       .sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-      .pNext = gpu->cfg.validation ? &mci : NULL,  /* also reports create/destroy itself */
+      .pNext = gpu->cfg.validation ? &mci : NULL, /* also reports create/destroy itself */
       .pApplicationInfo = &app,
       .enabledLayerCount = nlayers,
       .ppEnabledLayerNames = layers,
@@ -249,7 +254,9 @@ static int create_instance(kiln_gpu *gpu, const char *app_name) {
 
 #define LOAD(name) gpu->vk.name = (PFN_vk##name)gpu->gipa(gpu->instance, "vk" #name);
   KILN__VK_INSTANCE_FNS(LOAD)
-  if (gpu->cfg.validation) { KILN__VK_DEBUG_FNS(LOAD) }
+  if (gpu->cfg.validation) {
+    KILN__VK_DEBUG_FNS(LOAD)
+  }
 #undef LOAD
   if (gpu->cfg.validation) {
     if (!gpu->vk.CreateDebugUtilsMessengerEXT) return KILN_EUNSUPPORTED;
@@ -321,8 +328,7 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   VkPhysicalDeviceMemoryProperties mp;
   gpu->vk.GetPhysicalDeviceMemoryProperties(pd, &mp);
   _Static_assert(KILN_GPU_MAX_HEAPS >= VK_MAX_MEMORY_HEAPS, "every heap fits the description");
-  d->heap_count = mp.memoryHeapCount < KILN_GPU_MAX_HEAPS ? mp.memoryHeapCount
-                                                          : KILN_GPU_MAX_HEAPS;
+  d->heap_count = mp.memoryHeapCount < KILN_GPU_MAX_HEAPS ? mp.memoryHeapCount : KILN_GPU_MAX_HEAPS;
   for (uint32_t i = 0; i < d->heap_count; i++) {
     d->heaps[i].size = mp.memoryHeaps[i].size;
     d->heaps[i].device_local = mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT;
@@ -353,12 +359,10 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   gpu->vk.GetPhysicalDeviceFeatures2(pd, &f2);
   if (!f12.timelineSemaphore)
     snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no timeline semaphores");
-  else if (!compute)
-    snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no compute queue");
+  else if (!compute) snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no compute queue");
   else if (!has_device_ext(gpu, pd, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
     snprintf(d->unusable_reason, sizeof(d->unusable_reason), "no VK_KHR_push_descriptor");
-  else
-    d->usable = true;
+  else d->usable = true;
 }
 
 static int list_devices(kiln_gpu *gpu) {
@@ -380,8 +384,8 @@ static int list_devices(kiln_gpu *gpu) {
   for (uint32_t i = 0; i < n; i++) {
     describe(gpu, i, &gpu->info[i]);
     kiln__log(gpu, KILN_GPU_LOG_DEBUG, "device %u: %s (%s)%s%s", i, gpu->info[i].name,
-              kiln_gpu_type_name(gpu->info[i].type), gpu->info[i].usable ? "" : ": unusable: ",
-              gpu->info[i].unusable_reason);
+              kiln_gpu_type_name(gpu->info[i].type),
+              gpu->info[i].usable ? "" : ": unusable: ", gpu->info[i].unusable_reason);
   }
   return 0;
 }
@@ -396,7 +400,7 @@ int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out) {
   gpu->cfg = *cfg;
   const char *loader = cfg->loader ? cfg->loader : defaults.loader;
   const char *app = cfg->app_name ? cfg->app_name : defaults.app_name;
-  gpu->cfg.loader = gpu->cfg.app_name = NULL;  /* borrowed for this call only */
+  gpu->cfg.loader = gpu->cfg.app_name = NULL; /* borrowed for this call only */
   atomic_init(&gpu->validation_messages, 0);
   int rc = load_loader(gpu, loader);
   if (!rc) rc = create_instance(gpu, app);

@@ -89,9 +89,8 @@ static int make_layouts(kiln_gpu_device *dev, kiln_gpu_kernel *k) {
 
 static int make_pipeline(kiln_gpu_device *dev, kiln_gpu_kernel *k, const uint32_t *words,
                          size_t size, const char *entry) {
-  VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                  .codeSize = size,
-                                  .pCode = words};
+  VkShaderModuleCreateInfo sci = {
+      .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = size, .pCode = words};
   VkShaderModule mod;
   VkResult r = dev->vk.CreateShaderModule(dev->device, &sci, NULL, &mod);
   if (r != VK_SUCCESS) return vk_error(dev->gpu, r, "vkCreateShaderModule");
@@ -159,8 +158,8 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
   if (rc) {
     kiln__log(dev->gpu, KILN_GPU_LOG_ERROR, "kernel %s: the driver rejected it",
               cfg->builtin ? cfg->builtin
-                           : cfg->glsl ? (cfg->glsl_name ? cfg->glsl_name : "shader")
-                                       : "(user SPIR-V)");
+              : cfg->glsl  ? (cfg->glsl_name ? cfg->glsl_name : "shader")
+                           : "(user SPIR-V)");
     kiln_gpu_kernel_destroy(k);
     return rc;
   }

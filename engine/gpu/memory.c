@@ -59,7 +59,7 @@ static void block_free(kiln_gpu_device *dev, kiln__block *b) {
 }
 
 void kiln__alloc_fini(kiln_gpu_device *dev, kiln__alloc *a) {
-  if (!a->block_size) return;  /* never initialised */
+  if (!a->block_size) return; /* never initialised */
   for (kiln__block *b = a->blocks, *next; b; b = next) {
     next = b->next;
     block_free(dev, b);
@@ -118,7 +118,8 @@ static int block_new(kiln_gpu_device *dev, kiln__alloc *a, VkDeviceSize size, ui
   atomic_fetch_add_explicit(&dev->mem_blocks, 1, memory_order_relaxed);
   if (a->staging) {
     vr = dev->vk.BindBufferMemory(dev->device, b->buffer, b->memory, 0);
-    if (vr == VK_SUCCESS) vr = dev->vk.MapMemory(dev->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->map);
+    if (vr == VK_SUCCESS)
+      vr = dev->vk.MapMemory(dev->device, b->memory, 0, VK_WHOLE_SIZE, 0, &b->map);
     if (vr != VK_SUCCESS) {
       b->map = NULL;
       rc = vk_error(dev->gpu, vr, "vkBindBufferMemory/vkMapMemory(staging)");
@@ -147,7 +148,7 @@ static bool block_take(kiln__block *b, VkDeviceSize size, VkDeviceSize align, Vk
       r->next = tail;
     }
     if (start > r->offset) {
-      r->size = start - r->offset;  /* the aligned-away head stays free */
+      r->size = start - r->offset; /* the aligned-away head stays free */
     } else {
       *pp = r->next;
       free(r);
@@ -187,8 +188,8 @@ static void block_give(kiln__block *b, VkDeviceSize off, VkDeviceSize size) {
   }
 }
 
-static int alloc_take(kiln_gpu_device *dev, kiln__alloc *a, VkDeviceSize size,
-                      VkDeviceSize align, uint32_t type, kiln__suballoc *out) {
+static int alloc_take(kiln_gpu_device *dev, kiln__alloc *a, VkDeviceSize size, VkDeviceSize align,
+                      uint32_t type, kiln__suballoc *out) {
   memset(out, 0, sizeof(*out));
   if (align < 1) align = 1;
   size = align_up(size, dev->copy_align);
@@ -254,14 +255,13 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
   if (!buf) return KILN_ENOMEM;
   buf->dev = dev;
   buf->size = size;
-  VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
-                            .size = size,
-                            .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                     VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
-                                     VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
-                                     VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                     VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                            .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+  VkBufferCreateInfo bci = {
+      .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+      .size = size,
+      .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_BUFFER_BIT |
+               VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+               VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+      .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
   VkResult r = dev->vk.CreateBuffer(dev->device, &bci, NULL, &buf->buffer);
   if (r != VK_SUCCESS) {
     free(buf);
@@ -273,8 +273,7 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
   rc = find_type(dev, req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &type);
   if (!rc) rc = alloc_take(dev, &dev->device_mem, req.size, req.alignment, type, &buf->mem);
   if (!rc) {
-    r = dev->vk.BindBufferMemory(dev->device, buf->buffer, buf->mem.block->memory,
-                                 buf->mem.offset);
+    r = dev->vk.BindBufferMemory(dev->device, buf->buffer, buf->mem.block->memory, buf->mem.offset);
     if (r != VK_SUCCESS) rc = vk_error(dev->gpu, r, "vkBindBufferMemory");
   }
   if (rc) {

@@ -17,7 +17,7 @@
 #include "gpu_internal.h"
 
 static const char cache_magic[8] = {'K', 'I', 'L', 'N', 'P', 'C', '0', '1'};
-enum { CACHE_HEADER = 24 };  /* magic, u64 length, u64 FNV-1a of the data */
+enum { CACHE_HEADER = 24 }; /* magic, u64 length, u64 FNV-1a of the data */
 
 static void hex(char *out, const uint8_t *id) {
   for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", id[i]);
@@ -72,8 +72,7 @@ int kiln__cache_open(kiln_gpu_device *dev) {
   const uint8_t *buf = (const uint8_t *)text;
   const char *why = buf ? cache_check(dev, buf, n) : NULL;
   if (why) {
-    kiln__log(dev->gpu, KILN_GPU_LOG_WARN, "ignoring pipeline cache %s: %s", dev->cache_path,
-              why);
+    kiln__log(dev->gpu, KILN_GPU_LOG_WARN, "ignoring pipeline cache %s: %s", dev->cache_path, why);
   }
   VkPipelineCacheCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO};
   if (buf && !why) {

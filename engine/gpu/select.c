@@ -35,8 +35,8 @@ static int rank(kiln_gpu_type t) {
 typedef struct sel {
   uint32_t *idx;
   size_t cap, n;
-  size_t matches;  /* sel_add calls, duplicates included */
-  bool overflow;   /* a distinct index did not fit: the call fails */
+  size_t matches; /* sel_add calls, duplicates included */
+  bool overflow;  /* a distinct index did not fit: the call fails */
 } sel;
 
 static void sel_add(sel *s, uint32_t i) {
@@ -64,8 +64,7 @@ static void add_ranked(const kiln_gpu *gpu, sel *s, want_fn want, const void *ar
 static int64_t best_device(const kiln_gpu *gpu) {
   int64_t best = -1;
   for (uint32_t i = 0; i < gpu->nphys; i++)
-    if (gpu->info[i].usable &&
-        (best < 0 || rank(gpu->info[i].type) < rank(gpu->info[best].type)))
+    if (gpu->info[i].usable && (best < 0 || rank(gpu->info[i].type) < rank(gpu->info[best].type)))
       best = i;
   return best;
 }
@@ -96,8 +95,8 @@ static bool any_usable_gpu(const kiln_gpu *gpu) {
 static void log_devices(const kiln_gpu *gpu) {
   for (uint32_t i = 0; i < gpu->nphys; i++)
     kiln__log(gpu, KILN_GPU_LOG_ERROR, "  device %u: %s (%s)%s%s", i, gpu->info[i].name,
-              kiln_gpu_type_name(gpu->info[i].type), gpu->info[i].usable ? "" : ", unusable: ",
-              gpu->info[i].unusable_reason);
+              kiln_gpu_type_name(gpu->info[i].type),
+              gpu->info[i].usable ? "" : ", unusable: ", gpu->info[i].unusable_reason);
 }
 
 /* Applies one word of a selection spec. */
@@ -115,8 +114,7 @@ static int select_word(const kiln_gpu *gpu, const char *w, sel *s) {
     char *end;
     unsigned long i = strtoul(w, &end, 10);
     if (*end != '\0') {
-      kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\": not a number, type or name",
-                w);
+      kiln__log(gpu, KILN_GPU_LOG_ERROR, "device selection \"%s\": not a number, type or name", w);
       return KILN_EINVAL;
     }
     if (i >= gpu->nphys || !gpu->info[i].usable) {
@@ -164,7 +162,7 @@ int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t c
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     while (len && isspace((unsigned char)*p)) p++, len--;
     while (len && isspace((unsigned char)p[len - 1])) len--;
-    char *word = malloc(len + 1);  /* any length: a long word is a name that matches nothing */
+    char *word = malloc(len + 1); /* any length: a long word is a name that matches nothing */
     if (!word) return KILN_ENOMEM;
     memcpy(word, p, len);
     word[len] = '\0';
@@ -186,7 +184,7 @@ int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t c
 /* ---- kiln_gpu_device_pick ----------------------------------------------------------------- */
 
 int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n) {
-  assert(n <= INT_MAX);  /* the result is an int */
+  assert(n <= INT_MAX); /* the result is an int */
   int best = -1;
   uint64_t best_load = UINT64_MAX;
   for (size_t i = 0; i < n; i++) {

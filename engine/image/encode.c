@@ -129,8 +129,7 @@ static void png_filter_row(const unsigned char *raw, const unsigned char *prev, 
 
 int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) {
   *out = NULL, *len = 0;
-  if (!raster_ok(r, 4) || (r->type != KILN__PIX_U8 && r->type != KILN__PIX_U16))
-    return KILN_EINVAL;
+  if (!raster_ok(r, 4) || (r->type != KILN__PIX_U8 && r->type != KILN__PIX_U16)) return KILN_EINVAL;
   if (level == 0) level = 6;
   if (level < 1 || level > 12) return KILN_EINVAL;
   size_t n = row_bytes(r), bpp = (size_t)r->channels * type_size(r->type);
@@ -189,7 +188,8 @@ static const void *packed(const kiln__raster *r, void **copy) {
   if (!r->stride || r->stride == row_bytes(r)) return r->data;
   unsigned char *p = malloc(row_bytes(r) * (size_t)r->height);
   if (!p) return NULL;
-  for (int y = 0; y < r->height; y++) memcpy(p + (size_t)y * row_bytes(r), row_ptr(r, y), row_bytes(r));
+  for (int y = 0; y < r->height; y++)
+    memcpy(p + (size_t)y * row_bytes(r), row_ptr(r, y), row_bytes(r));
   *copy = p;
   return p;
 }
@@ -242,7 +242,8 @@ int kiln__encode_exr(const kiln__raster *r, void **out, size_t *len) {
       int s = src_of[nc - 1][c];
       for (int y = 0; y < r->height; y++) {
         const float *row = (const float *)(const void *)row_ptr(r, y);
-        for (int x = 0; x < r->width; x++) plane[(size_t)y * (size_t)r->width + (size_t)x] = row[x * nc + s];
+        for (int x = 0; x < r->width; x++)
+          plane[(size_t)y * (size_t)r->width + (size_t)x] = row[x * nc + s];
       }
       ptrs[c] = (unsigned char *)plane;
       snprintf(ch[c].name, sizeof ch[c].name, "%s", names[nc - 1][c]);
@@ -285,7 +286,8 @@ int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len) {
   static const char *dtypes[] = {"<u1", "<u2", "<u4", "<f4"};
   char dict[160];
   int dl = r->channels == 1
-               ? snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }",
+               ? snprintf(dict, sizeof dict,
+                          "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }",
                           dtypes[r->type], r->height, r->width)
                : snprintf(dict, sizeof dict,
                           "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d, %d), }",

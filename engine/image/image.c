@@ -5,9 +5,14 @@
 #include <string.h>
 
 void kiln_image_get_info(const kiln_image *img, kiln_image_info *info) {
-  *info = (kiln_image_info){.width = img->width, .height = img->height, .spp = img->spp,
-                            .color = img->color, .depth = img->depth, .normal = img->normal,
-                            .albedo = img->albedo, .object_id = img->object_id,
+  *info = (kiln_image_info){.width = img->width,
+                            .height = img->height,
+                            .spp = img->spp,
+                            .color = img->color,
+                            .depth = img->depth,
+                            .normal = img->normal,
+                            .albedo = img->albedo,
+                            .object_id = img->object_id,
                             .instance_id = img->instance_id};
 }
 

@@ -46,9 +46,9 @@ typedef struct bin {
 
 typedef struct builder {
   kiln_pool *pool;
-  aabb *pbox;        /* bounds of primitive prims[i] at index i (kept in the order of prims, */
-  float *cent;       /* like its centroid, 3 floats: partitions move them together, so the */
-  uint32_t *prims;   /* sweeps over a node read memory in order) */
+  aabb *pbox;      /* bounds of primitive prims[i] at index i (kept in the order of prims, */
+  float *cent;     /* like its centroid, 3 floats: partitions move them together, so the */
+  uint32_t *prims; /* sweeps over a node read memory in order) */
   kiln__bvh_node *nodes;
   size_t nnodes, cap;
   /* parallel binning of one node */
@@ -204,8 +204,7 @@ static int build(builder *b, size_t lo, size_t hi) {
       for (size_t c = 0; c < nch; c++)
         for (int k = 0; k < 3; k++)
           for (int j = 0; j < NBINS; j++) {
-            box_grow(&bins[k][j].box, b->chunk_bins[c][k][j].box.lo,
-                     b->chunk_bins[c][k][j].box.hi);
+            box_grow(&bins[k][j].box, b->chunk_bins[c][k][j].box.lo, b->chunk_bins[c][k][j].box.hi);
             bins[k][j].n += b->chunk_bins[c][k][j].n;
           }
       free(b->chunk_bins);
@@ -441,8 +440,8 @@ bool kiln__bvh_intersect(const kiln__bvh *b, const kiln__scene *s, const float o
   return hit;
 }
 
-bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3],
-                           float tmin, float *t, uint32_t *prim) {
+bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3], float tmin,
+                           float *t, uint32_t *prim) {
   bool hit = false;
   for (uint32_t p = 0; p < s->ntris + s->nspheres; p++)
     if (prim_hit(s, p, org, dir, tmin, t)) hit = true, *prim = p;

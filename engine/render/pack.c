@@ -33,7 +33,8 @@ static const double PI_D = 3.14159265358979323846;
 
 /* The shader knows materials and environments by layout.h's codes. */
 _Static_assert(PT_MAT_DIFFUSE == KILN__MAT_DIFFUSE && PT_MAT_CONDUCTOR == KILN__MAT_CONDUCTOR &&
-                   PT_MAT_DIELECTRIC == KILN__MAT_DIELECTRIC && PT_MAT_EMISSIVE == KILN__MAT_EMISSIVE,
+                   PT_MAT_DIELECTRIC == KILN__MAT_DIELECTRIC &&
+                   PT_MAT_EMISSIVE == KILN__MAT_EMISSIVE,
                "material codes");
 _Static_assert(PT_ENV_CONSTANT == KILN__ENV_CONSTANT && PT_ENV_GRADIENT == KILN__ENV_GRADIENT &&
                    PT_ENV_MAP == KILN__ENV_MAP,
@@ -90,7 +91,8 @@ static double pack_lights(const kiln__scene *s, const float *mats, float *l, flo
     l[4 * j + 3] = j > 0 ? l[4 * j - 3] : 0.0f;
     uint32_t prim;
     memcpy(&prim, &l[4 * j], 4);
-    if (prim >= s->ntris) sp[8 * (prim - s->ntris) + 7] = (float)((1 - penv) * l[4 * j + 2] / total);
+    if (prim >= s->ntris)
+      sp[8 * (prim - s->ntris) + 7] = (float)((1 - penv) * l[4 * j + 2] / total);
   }
   return total;
 }
@@ -187,7 +189,8 @@ static void pack_materials(const kiln__scene *s, float *m) {
     m[12 * i + 7] = q->roughness;
     m[12 * i + 8] = q->ior;
     m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : PT_NONE);
-    if (q->type == KILN__MAT_EMISSIVE && mx > 0) m[12 * i + 10] = (float)(luminance(q->emission) / mx);
+    if (q->type == KILN__MAT_EMISSIVE && mx > 0)
+      m[12 * i + 10] = (float)(luminance(q->emission) / mx);
   }
 }
 
@@ -298,7 +301,8 @@ static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) 
     uint32_t prim = b->prims[i];
     if (prim < s->ntris) {
       const float *v = s->pos + 9 * (size_t)prim;
-      for (int k = 0; k < 3; k++) r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
+      for (int k = 0; k < 3; k++)
+        r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
     } else {
       const kiln__sphere *q = &s->spheres[prim - s->ntris];
       memcpy(r, q->center, 12);
@@ -316,18 +320,22 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   for (size_t i = 0; i < s->ntextures; i++)
     ntexels += (size_t)s->textures[i].width * (size_t)s->textures[i].height;
   if (ntexels > UINT32_MAX / 3) return KILN_ENOMEM; /* offsets are 32-bit in the shader */
-  const kiln__texture *envt = s->env.type == KILN__ENV_MAP && s->env.texture >= 0
-                                  ? &s->textures[s->env.texture] : NULL;
+  const kiln__texture *envt =
+      s->env.type == KILN__ENV_MAP && s->env.texture >= 0 ? &s->textures[s->env.texture] : NULL;
   size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
   bool attr = s->nrm || s->uv;
-  size_t bytes[PT_BIND_COUNT] = {
-      [PT_BIND_NODES] = b->nnodes * 16,        [PT_BIND_PRIMS] = b->nprims * 48,
-      [PT_BIND_TRIS] = s->ntris * 48,          [PT_BIND_SPHERES] = s->nspheres * 32,
-      [PT_BIND_MATS] = s->nmaterials * 48,     [PT_BIND_LIGHTS] = nl * 16,
-      [PT_BIND_GLOBALS] = sizeof(pt_globals),                 [PT_BIND_ATTR] = attr ? s->ntris * 64 : 0,
-      [PT_BIND_TEXINFO] = s->ntextures * 16,   [PT_BIND_TEXELS] = ntexels * 12,
-      [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
-      [PT_BIND_SCENE] = 0};
+  size_t bytes[PT_BIND_COUNT] = {[PT_BIND_NODES] = b->nnodes * 16,
+                                 [PT_BIND_PRIMS] = b->nprims * 48,
+                                 [PT_BIND_TRIS] = s->ntris * 48,
+                                 [PT_BIND_SPHERES] = s->nspheres * 32,
+                                 [PT_BIND_MATS] = s->nmaterials * 48,
+                                 [PT_BIND_LIGHTS] = nl * 16,
+                                 [PT_BIND_GLOBALS] = sizeof(pt_globals),
+                                 [PT_BIND_ATTR] = attr ? s->ntris * 64 : 0,
+                                 [PT_BIND_TEXINFO] = s->ntextures * 16,
+                                 [PT_BIND_TEXELS] = ntexels * 12,
+                                 [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
+                                 [PT_BIND_SCENE] = 0};
   p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
   if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < PT_BIND_COUNT; i++) {

@@ -42,7 +42,7 @@ typedef struct kiln__bvh_node {
 typedef struct kiln__bvh {
   kiln__bvh_node *nodes; /* nnodes, nodes[0] the root (malloc'd, owned) */
   size_t nnodes;
-  uint32_t *prims;       /* nprims primitive indices, grouped by leaf (malloc'd, owned) */
+  uint32_t *prims; /* nprims primitive indices, grouped by leaf (malloc'd, owned) */
   size_t nprims;
 } kiln__bvh;
 
@@ -61,8 +61,8 @@ bool kiln__bvh_intersect(const kiln__bvh *b, const kiln__scene *s, const float o
                          const float dir[3], float tmin, float *t, uint32_t *prim);
 
 /* The same query by testing every primitive (the reference for the BVH's tests). */
-bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3],
-                           float tmin, float *t, uint32_t *prim);
+bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3], float tmin,
+                           float *t, uint32_t *prim);
 
 /* ---- the packed scene --------------------------------------------------------------------- */
 
@@ -89,10 +89,10 @@ enum {
 };
 
 typedef struct kiln__render_buffers {
-  void *data[PT_BIND_COUNT]; /* malloc'd, owned; NULL for ACCUM, AOV, TNODES, TPRIMS */
+  void *data[PT_BIND_COUNT];  /* malloc'd, owned; NULL for ACCUM, AOV, TNODES, TPRIMS */
   size_t size[PT_BIND_COUNT]; /* bytes; at least 16 for every scene buffer (none is empty) */
-  uint32_t features;           /* KILN__RF_* that the scene has (not SHARED and UNIFORM) */
-  size_t scene_vec4s;          /* the uvec4s of NODES, PRIMS, TRIS, MATS and LIGHTS together */
+  uint32_t features;          /* KILN__RF_* that the scene has (not SHARED and UNIFORM) */
+  size_t scene_vec4s;         /* the uvec4s of NODES, PRIMS, TRIS, MATS and LIGHTS together */
 } kiln__render_buffers;
 
 /* Fills *p from scene s and its BVH b. 0, KILN_ENOMEM, or KILN_EINVAL for a BVH beyond the node

@@ -38,8 +38,8 @@ struct kiln_renderer {
   kiln_renderer_config cfg;
   kiln__camera camera;
   kiln__settings settings;
-  _Atomic(frame *) parked;  /* frames whose job runs unwatched (see park); freed by destroy */
-  atomic_int fail_on_done;  /* test seam: kiln__renderer_fail_on_done */
+  _Atomic(frame *) parked; /* frames whose job runs unwatched (see park); freed by destroy */
+  atomic_int fail_on_done; /* test seam: kiln__renderer_fail_on_done */
 };
 
 struct frame {
@@ -52,9 +52,7 @@ struct frame {
   frame *next_parked;
 };
 
-void kiln_renderer_config_default(kiln_renderer_config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
-}
+void kiln_renderer_config_default(kiln_renderer_config *cfg) { memset(cfg, 0, sizeof *cfg); }
 
 /* Tile and pass sizes when the config leaves them 0. On a CPU device (lavapipe) they make no
  * measurable difference (docs/PERFORMANCE.md) and a small tile keeps one dispatch short; on a GPU a
@@ -126,8 +124,10 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   kiln_gpu_device_get_info(dev, &di);
   const kiln_gpu_device_info *info = &di;
   bool shared = p->scene_vec4s <= PT_SHARED_VEC4S;
-  bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && p->scene_vec4s * 16 <= info->max_uniform_range;
-  bool texel = p->size[PT_BIND_NODES] / 16 <= info->max_texels && p->size[PT_BIND_PRIMS] / 16 <= info->max_texels;
+  bool uniform =
+      p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && p->scene_vec4s * 16 <= info->max_uniform_range;
+  bool texel = p->size[PT_BIND_NODES] / 16 <= info->max_texels &&
+               p->size[PT_BIND_PRIMS] / 16 <= info->max_texels;
   if (m == KILN_RENDERER_SCENE_AUTO)
     m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
@@ -159,7 +159,7 @@ void kiln_renderer_destroy(kiln_renderer *r) {
 }
 
 int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                       const kiln_renderer_config *cfg, kiln_renderer **out) {
+                         const kiln_renderer_config *cfg, kiln_renderer **out) {
   *out = NULL;
   kiln_renderer_config def;
   kiln_renderer_config_default(&def);
@@ -333,8 +333,7 @@ static void park(kiln_renderer *r, frame *f) {
   f->next_parked = atomic_load_explicit(&r->parked, memory_order_relaxed);
   /* release: pairs with destroy's acquire exchange, publishing f's fields */
   while (!atomic_compare_exchange_weak_explicit(&r->parked, &f->next_parked, f,
-                                                memory_order_release, memory_order_relaxed)) {
-  }
+                                                memory_order_release, memory_order_relaxed)) {}
 }
 
 void kiln__renderer_fail_on_done(kiln_renderer *r, int n) {
@@ -397,13 +396,12 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
   float tw = th * (float)w / (float)h;
   bool lens = cam.type == KILN__CAM_THIN_LENS && cam.aperture > 0;
   const float *P = cam.position;
-  pt_push push = {
-      .cam_pos = {P[0], P[1], P[2], lens ? cam.aperture : 0},
-      .cam_u = {U[0] * tw, U[1] * tw, U[2] * tw, cam.focus_distance},
-      .cam_v = {V[0] * th, V[1] * th, V[2] * th, 0},
-      .cam_w = {W[0], W[1], W[2], 0},
-      .image = {w, h, 0, 0},
-      .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
+  pt_push push = {.cam_pos = {P[0], P[1], P[2], lens ? cam.aperture : 0},
+                  .cam_u = {U[0] * tw, U[1] * tw, U[2] * tw, cam.focus_distance},
+                  .cam_v = {V[0] * th, V[1] * th, V[2] * th, 0},
+                  .cam_w = {W[0], W[1], W[2], 0},
+                  .image = {w, h, 0, 0},
+                  .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
 
   frame *f = calloc(1, sizeof *f);
   if (!f) return KILN_ENOMEM;

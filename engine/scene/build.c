@@ -132,15 +132,16 @@ int kiln__sb_tri(kiln__scene_builder *b, const float p[9], const float *n, const
 }
 
 /* Transforms one triangle (and its normals) by x, keeping the front face. */
-static int xform_tri(kiln__scene_builder *b, const kiln__xform *x, const double nm[3][3],
-                     bool flip, const float *p, const float *n, const float *uv, uint32_t mat,
-                     uint32_t obj, uint32_t inst) {
+static int xform_tri(kiln__scene_builder *b, const kiln__xform *x, const double nm[3][3], bool flip,
+                     const float *p, const float *n, const float *uv, uint32_t mat, uint32_t obj,
+                     uint32_t inst) {
   float wp[9], wn[9] = {0}, wuv[6] = {0};
   for (int k = 0; k < 3; k++) {
     kiln__xform_point(x, p + 3 * k, wp + 3 * k);
     if (n) {
       for (int i = 0; i < 3; i++)
-        wn[3 * k + i] = (float)(nm[i][0] * n[3 * k] + nm[i][1] * n[3 * k + 1] + nm[i][2] * n[3 * k + 2]);
+        wn[3 * k + i] =
+            (float)(nm[i][0] * n[3 * k] + nm[i][1] * n[3 * k + 1] + nm[i][2] * n[3 * k + 2]);
       normalize3(wn + 3 * k);
     }
   }
@@ -156,7 +157,8 @@ static int xform_tri(kiln__scene_builder *b, const kiln__xform *x, const double 
 }
 
 int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform *x,
-                  const uint32_t *mats, const uint32_t *obj_of_group, const uint32_t *inst_of_group) {
+                  const uint32_t *mats, const uint32_t *obj_of_group,
+                  const uint32_t *inst_of_group) {
   double nm[3][3];
   normal_matrix(x, nm);
   bool flip = kiln__xform_det3(x) < 0;
@@ -164,8 +166,7 @@ int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform
     uint32_t g = m->tri_group[t];
     uint32_t mi = m->tri_mat[t] == UINT32_MAX ? (uint32_t)m->nmat_names : m->tri_mat[t];
     int rc = xform_tri(b, x, nm, flip, m->pos + 9 * t, m->nrm ? m->nrm + 9 * t : NULL,
-                       m->uv ? m->uv + 6 * t : NULL, mats[mi], obj_of_group[g],
-                       inst_of_group[g]);
+                       m->uv ? m->uv + 6 * t : NULL, mats[mi], obj_of_group[g], inst_of_group[g]);
     if (rc) return rc;
   }
   return 0;

@@ -128,7 +128,8 @@ int kiln__sj_check_keys(kiln__sj_ctx *c, const cJSON *o, const char *const *allo
     for (const cJSON *prev = o->child; prev != m; prev = prev->next)
       if (strcmp(prev->string, m->string) == 0) {
         kiln__sj_push_key(c, m->string);
-        if (c->depth <= KILN__SJ_MAX_DEPTH) c->path[c->depth - 1].index = 1; /* the second occurrence */
+        if (c->depth <= KILN__SJ_MAX_DEPTH)
+          c->path[c->depth - 1].index = 1; /* the second occurrence */
         int rc = kiln__sj_fail(c, "duplicate key '%s'", m->string);
         int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
         kiln__json_locate(c->text, c->path, d, true, &c->err->line, &c->err->column);
@@ -141,10 +142,8 @@ int kiln__sj_check_keys(kiln__sj_ctx *c, const cJSON *o, const char *const *allo
     const char *near = kiln__sj_closest(m->string, allowed);
     kiln__sj_push_key(c, m->string);
     int rc;
-    if (near)
-      rc = kiln__sj_fail(c, "unknown key '%s' (did you mean '%s'?)", m->string, near);
-    else
-      rc = kiln__sj_fail(c, "unknown key '%s'", m->string);
+    if (near) rc = kiln__sj_fail(c, "unknown key '%s' (did you mean '%s'?)", m->string, near);
+    else rc = kiln__sj_fail(c, "unknown key '%s'", m->string);
     /* the key itself, not its value, is at fault */
     int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
     kiln__json_locate(c->text, c->path, d, true, &c->err->line, &c->err->column);
@@ -157,8 +156,8 @@ int kiln__sj_check_keys(kiln__sj_ctx *c, const cJSON *o, const char *const *allo
 /* ---- values -------------------------------------------------------------------------------------- */
 
 /* o[key] as a finite number in [lo, hi]; def when absent and not required. */
-int kiln__sj_num(kiln__sj_ctx *c, const cJSON *o, const char *key, bool required, double def, double lo,
-               double hi, double *out) {
+int kiln__sj_num(kiln__sj_ctx *c, const cJSON *o, const char *key, bool required, double def,
+                 double lo, double hi, double *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!v) {
     if (required) return kiln__sj_fail(c, "missing required key '%s'", key);
@@ -168,20 +167,23 @@ int kiln__sj_num(kiln__sj_ctx *c, const cJSON *o, const char *key, bool required
   if (!cJSON_IsNumber(v)) return kiln__sj_fail_at(c, key, "%s must be a number", key);
   double d = v->valuedouble;
   if (!isfinite(d)) return kiln__sj_fail_at(c, key, "%s must be finite", key);
-  if (d < lo || d > hi) return kiln__sj_fail_at(c, key, "%s must be in [%g, %g], not %g", key, lo, hi, d);
+  if (d < lo || d > hi)
+    return kiln__sj_fail_at(c, key, "%s must be in [%g, %g], not %g", key, lo, hi, d);
   *out = d;
   return 0;
 }
 
-int kiln__sj_integer(kiln__sj_ctx *c, const cJSON *o, const char *key, double def, double lo, double hi,
-                   double *out) {
+int kiln__sj_integer(kiln__sj_ctx *c, const cJSON *o, const char *key, double def, double lo,
+                     double hi, double *out) {
   int rc = kiln__sj_num(c, o, key, false, def, lo, hi, out);
-  if (!rc && *out != floor(*out)) return kiln__sj_fail_at(c, key, "%s must be an integer, not %g", key, *out);
+  if (!rc && *out != floor(*out))
+    return kiln__sj_fail_at(c, key, "%s must be an integer, not %g", key, *out);
   return rc;
 }
 
 /* The 3 numbers of array v (at the current path), each in [lo, hi]. */
-int kiln__sj_vec3_value(kiln__sj_ctx *c, const cJSON *v, const char *what, double lo, double hi, float out[3]) {
+int kiln__sj_vec3_value(kiln__sj_ctx *c, const cJSON *v, const char *what, double lo, double hi,
+                        float out[3]) {
   if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 3)
     return kiln__sj_fail(c, "%s must be an array of 3 numbers", what);
   int i = 0;
@@ -192,8 +194,7 @@ int kiln__sj_vec3_value(kiln__sj_ctx *c, const cJSON *v, const char *what, doubl
     else if (!isfinite(e->valuedouble)) rc = kiln__sj_fail(c, "%s[%d] must be finite", what, i);
     else if (e->valuedouble < lo || e->valuedouble > hi)
       rc = kiln__sj_fail(c, "%s[%d] must be in [%g, %g], not %g", what, i, lo, hi, e->valuedouble);
-    else if (fabs(e->valuedouble) > 1e30)
-      rc = kiln__sj_fail(c, "%s[%d] is too large", what, i);
+    else if (fabs(e->valuedouble) > 1e30) rc = kiln__sj_fail(c, "%s[%d] is too large", what, i);
     kiln__sj_pop(c);
     if (rc) return rc;
     out[i] = (float)e->valuedouble;
@@ -202,8 +203,8 @@ int kiln__sj_vec3_value(kiln__sj_ctx *c, const cJSON *v, const char *what, doubl
 }
 
 /* o[key] as 3 numbers; def (NULL: required) when absent. */
-int kiln__sj_vec3(kiln__sj_ctx *c, const cJSON *o, const char *key, const float *def, double lo, double hi,
-                float out[3]) {
+int kiln__sj_vec3(kiln__sj_ctx *c, const cJSON *o, const char *key, const float *def, double lo,
+                  double hi, float out[3]) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!v) {
     if (!def) return kiln__sj_fail(c, "missing required key '%s'", key);
@@ -217,7 +218,8 @@ int kiln__sj_vec3(kiln__sj_ctx *c, const cJSON *o, const char *key, const float 
 }
 
 /* o[key] as a string; def (NULL: required) when absent. */
-int kiln__sj_string(kiln__sj_ctx *c, const cJSON *o, const char *key, const char *def, const char **out) {
+int kiln__sj_string(kiln__sj_ctx *c, const cJSON *o, const char *key, const char *def,
+                    const char **out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   if (!v) {
     if (!def) return kiln__sj_fail(c, "missing required key '%s'", key);
@@ -232,7 +234,7 @@ int kiln__sj_string(kiln__sj_ctx *c, const cJSON *o, const char *key, const char
 
 /* o[key] as one of choices (NULL-terminated); its index into *out. */
 int kiln__sj_choice(kiln__sj_ctx *c, const cJSON *o, const char *key, const char *def,
-                  const char *const *choices, int *out) {
+                    const char *const *choices, int *out) {
   const char *s;
   int rc = kiln__sj_string(c, o, key, def, &s);
   if (rc) return rc;
@@ -247,10 +249,13 @@ int kiln__sj_choice(kiln__sj_ctx *c, const cJSON *o, const char *key, const char
 }
 
 /* A path relative to the scene's folder, malloc'd. */
-char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name) { return kiln__path_join(c->base_dir, name); }
+char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name) {
+  return kiln__path_join(c->base_dir, name);
+}
 
 /* key's array of root (may be absent), each element through fn. */
-static int each(kiln__sj_ctx *c, const cJSON *root, const char *key, int (*fn)(kiln__sj_ctx *, const cJSON *)) {
+static int each(kiln__sj_ctx *c, const cJSON *root, const char *key,
+                int (*fn)(kiln__sj_ctx *, const cJSON *)) {
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, key);
   if (!a) return 0;
   kiln__sj_push_key(c, key);
@@ -268,13 +273,15 @@ static int each(kiln__sj_ctx *c, const cJSON *root, const char *key, int (*fn)(k
 /* ---- loading ------------------------------------------------------------------------------------- */
 
 static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
-  static const char *const keys[] = {"name", "description", "settings", "camera", "environment",
-                                     "materials", "objects", "lights", NULL};
+  static const char *const keys[] = {"name",    "description", "settings",
+                                     "camera",  "environment", "materials",
+                                     "objects", "lights",      NULL};
   int rc;
   if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a scene must be a JSON object");
   const char *ignored;
   if ((rc = kiln__sj_check_keys(c, root, keys)) ||
-      (cJSON_GetObjectItemCaseSensitive(root, "name") && (rc = kiln__sj_string(c, root, "name", NULL, &ignored))) ||
+      (cJSON_GetObjectItemCaseSensitive(root, "name") &&
+       (rc = kiln__sj_string(c, root, "name", NULL, &ignored))) ||
       (cJSON_GetObjectItemCaseSensitive(root, "description") &&
        (rc = kiln__sj_string(c, root, "description", NULL, &ignored))) ||
       (rc = kiln__sj_parse_settings(c, cJSON_GetObjectItemCaseSensitive(root, "settings"))) ||
@@ -282,7 +289,8 @@ static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
       (rc = kiln__sj_parse_environment(c, cJSON_GetObjectItemCaseSensitive(root, "environment"))) ||
       (rc = kiln__sj_parse_materials(c, cJSON_GetObjectItemCaseSensitive(root, "materials"))) ||
       (rc = kiln__sj_preload_meshes(c, root)) ||
-      (rc = each(c, root, "objects", kiln__sj_parse_object)) || (rc = each(c, root, "lights", kiln__sj_parse_light)))
+      (rc = each(c, root, "objects", kiln__sj_parse_object)) ||
+      (rc = each(c, root, "lights", kiln__sj_parse_light)))
     return rc;
   return 0;
 }
@@ -296,8 +304,11 @@ static int load_string(const char *json, const char *base_dir, const char *name_
     return KILN_EINVAL;
   }
   kiln__sj_load ld = {.pool = pool, .b = {.next_instance = 1}};
-  kiln__sj_ctx c = {.text = json, .file = name_for_messages ? name_for_messages : "<string>",
-                    .base_dir = base_dir, .err = err, .ld = &ld};
+  kiln__sj_ctx c = {.text = json,
+                    .file = name_for_messages ? name_for_messages : "<string>",
+                    .base_dir = base_dir,
+                    .err = err,
+                    .ld = &ld};
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithOpts(json, &end, true);
   int rc;
@@ -306,13 +317,15 @@ static int load_string(const char *json, const char *base_dir, const char *name_
     size_t off = end ? (size_t)(end - json) : strlen(json);
     kiln__text_position(json, off, &err->line, &err->column);
     /* cJSON cannot tell a syntax error from a failed allocation; a syntax error is by far likelier */
-    snprintf(err->message, sizeof err->message, "JSON syntax error%s", json[off] ? "" : " (unexpected end)");
+    snprintf(err->message, sizeof err->message, "JSON syntax error%s",
+             json[off] ? "" : " (unexpected end)");
     return KILN_EPARSE;
   }
   rc = parse_root(&c, root);
   cJSON_Delete(root);
   for (size_t i = 0; i < ld.ntexs; i++) free(ld.texs[i].path);
-  for (size_t i = 0; i < ld.nmeshes; i++) free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
+  for (size_t i = 0; i < ld.nmeshes; i++)
+    free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
   free(ld.texs), free(ld.mats), free(ld.meshes);
   if (rc) {
     kiln__scene_free(&ld.b.s);

@@ -167,19 +167,22 @@ static int parse_fvert(objr *r, const char *tok, fvert *fv) {
   char *e;
   fv->vt = fv->vn = -1;
   fv->v = resolve(tok, &e, r->nv);
-  if (fv->v < 0) return fail(r, KILN_EPARSE, "face: vertex index '%s' out of range (%zu vertices)", tok, r->nv);
+  if (fv->v < 0)
+    return fail(r, KILN_EPARSE, "face: vertex index '%s' out of range (%zu vertices)", tok, r->nv);
   if (*e == '/') {
     const char *s = e + 1;
     if (*s != '/') {
       fv->vt = resolve(s, &e, r->nvt);
-      if (fv->vt < 0) return fail(r, KILN_EPARSE, "face: texture index in '%s' out of range (%zu)", tok, r->nvt);
+      if (fv->vt < 0)
+        return fail(r, KILN_EPARSE, "face: texture index in '%s' out of range (%zu)", tok, r->nvt);
     } else {
       e = (char *)s;
     }
     if (*e == '/') {
       s = e + 1;
       fv->vn = resolve(s, &e, r->nvn);
-      if (fv->vn < 0) return fail(r, KILN_EPARSE, "face: normal index in '%s' out of range (%zu)", tok, r->nvn);
+      if (fv->vn < 0)
+        return fail(r, KILN_EPARSE, "face: normal index in '%s' out of range (%zu)", tok, r->nvn);
     }
   }
   if (*e) return fail(r, KILN_EPARSE, "face: malformed vertex '%s'", tok);
@@ -287,11 +290,11 @@ static int mtl_line(objr *r, char *p, const char *kw) {
 }
 
 static bool skipped(const char *kw) {
-  static const char *const ok[] = {"g", "s", "l", "p", "mg", "vp", "cstype", "deg", "curv",
-                                   "curv2", "surf", "parm", "end", "bmat", "step", "maplib",
-                                   "usemap", "lod", "shadow_obj", "trace_obj", "ctech", "stech",
-                                   "con", "sp", "hole", "scrv", "trim", "bevel", "c_interp",
-                                   "d_interp", NULL};
+  static const char *const ok[] = {
+      "g",      "s",     "l",          "p",         "mg",       "vp",       "cstype", "deg",
+      "curv",   "curv2", "surf",       "parm",      "end",      "bmat",     "step",   "maplib",
+      "usemap", "lod",   "shadow_obj", "trace_obj", "ctech",    "stech",    "con",    "sp",
+      "hole",   "scrv",  "trim",       "bevel",     "c_interp", "d_interp", NULL};
   for (int i = 0; ok[i]; i++)
     if (strcmp(kw, ok[i]) == 0) return true;
   return false;

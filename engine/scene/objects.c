@@ -15,8 +15,8 @@
 /* Scene materials for mesh m: mats[k] for m's mat_names[k], mats[nmat_names] for faces without a
  * usemtl. The object's "material" (override) wins; then a material of that name in 'materials';
  * then the MTL definition. */
-static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_override, uint32_t override,
-                          const char *file, uint32_t *mats) {
+static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_override,
+                          uint32_t override, const char *file, uint32_t *mats) {
   bool needs_none = false;
   for (size_t t = 0; t < m->ntris && !needs_none; t++) needs_none = m->tri_mat[t] == UINT32_MAX;
   if (has_override) {
@@ -25,7 +25,7 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
   }
   if (needs_none)
     return kiln__sj_file_fail(c, KILN_EPARSE, file, 0,
-                     "faces without a material (no usemtl): give the object a 'material'");
+                              "faces without a material (no usemtl): give the object a 'material'");
   mats[m->nmat_names] = 0;
   for (size_t k = 0; k < m->nmat_names; k++) {
     const char *name = m->mat_names[k];
@@ -39,7 +39,8 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
       if (strcmp(m->mtls[j].name, name) == 0) d = &m->mtls[j];
     char msg[300];
     if (!d) {
-      snprintf(msg, sizeof msg, "usemtl '%.100s' is defined neither in an MTL file nor in 'materials'", name);
+      snprintf(msg, sizeof msg,
+               "usemtl '%.100s' is defined neither in an MTL file nor in 'materials'", name);
       return kiln__sj_file_fail(c, KILN_EPARSE, file, 0, msg);
     }
     kiln__material mt = {.type = KILN__MAT_DIFFUSE, .texture = -1, .roughness = 0, .ior = 1.5f};
@@ -137,27 +138,32 @@ int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
 }
 
 /* A mesh object: one scene object per group of the file (OBJ `o`), each instanced. */
-static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs, size_t nx) {
+static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs,
+                    size_t nx) {
   const char *file;
   int rc = kiln__sj_string(c, obj, "file", NULL, &file);
   if (rc) return rc;
   bool has_mat;
   uint32_t mat = 0;
-  if ((rc = kiln__sj_object_material(c, obj, name ? name : basename_of(file), false, &has_mat, &mat)))
+  if ((rc = kiln__sj_object_material(c, obj, name ? name : basename_of(file), false, &has_mat,
+                                     &mat)))
     return rc;
   kiln__sj_push_key(c, "file");
   bool obj_fmt = ends_with(file, ".obj"), ply_fmt = ends_with(file, ".ply");
-  if (!obj_fmt && !ply_fmt) return kiln__sj_fail(c, "mesh file '%s' must end in .obj or .ply", file);
+  if (!obj_fmt && !ply_fmt)
+    return kiln__sj_fail(c, "mesh file '%s' must end in .obj or .ply", file);
   kiln__sj_mesh_entry *me = mesh_lookup(c, file);
   if (!me) return kiln__sj_nomem(c);
   if (!me->loaded) load_entry(me, NULL);
-  if (me->rc) return kiln__sj_file_fail(c, me->rc, me->err.file[0] ? me->err.file : me->path, me->err.line,
-                               me->err.message);
+  if (me->rc)
+    return kiln__sj_file_fail(c, me->rc, me->err.file[0] ? me->err.file : me->path, me->err.line,
+                              me->err.message);
   const kiln__mesh *mp = &me->mesh;
   const char *path = me->path;
   uint32_t *mats = malloc((mp->nmat_names + 1) * sizeof *mats);
   uint32_t *objs = malloc(mp->ngroups * sizeof *objs), *insts = malloc(mp->ngroups * sizeof *insts);
-  rc = (!mats || !objs || !insts) ? kiln__sj_nomem(c) : mesh_materials(c, mp, has_mat, mat, path, mats);
+  rc = (!mats || !objs || !insts) ? kiln__sj_nomem(c)
+                                  : mesh_materials(c, mp, has_mat, mat, path, mats);
   for (size_t g = 0; !rc && g < mp->ngroups; g++) {
     char oname[512];
     const char *gname = mp->groups[g][0] ? mp->groups[g] : basename_of(file);
@@ -206,16 +212,20 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
     if (r <= 0) return kiln__sj_fail_at(c, "radius", "radius must be > 0, not %g", r);
   } else if (type == 2) {
     if ((rc = kiln__sj_vec3(c, obj, "corner", NULL, -1e30, 1e30, a)) ||
-        (rc = kiln__sj_vec3(c, obj, "u", NULL, -1e30, 1e30, u)) || (rc = kiln__sj_vec3(c, obj, "v", NULL, -1e30, 1e30, v)))
+        (rc = kiln__sj_vec3(c, obj, "u", NULL, -1e30, 1e30, u)) ||
+        (rc = kiln__sj_vec3(c, obj, "v", NULL, -1e30, 1e30, v)))
       return rc;
     float n[3];
     kiln__cross3(u, v, n);
-    if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "quad has zero area (u and v are parallel or zero)");
+    if (kiln__len3(n) < 1e-12)
+      return kiln__sj_fail(c, "quad has zero area (u and v are parallel or zero)");
   } else {
-    if ((rc = kiln__sj_vec3(c, obj, "min", NULL, -1e30, 1e30, a)) || (rc = kiln__sj_vec3(c, obj, "max", NULL, -1e30, 1e30, u)))
+    if ((rc = kiln__sj_vec3(c, obj, "min", NULL, -1e30, 1e30, a)) ||
+        (rc = kiln__sj_vec3(c, obj, "max", NULL, -1e30, 1e30, u)))
       return rc;
     for (int i = 0; i < 3; i++)
-      if (!(u[i] > a[i])) return kiln__sj_fail_at(c, "max", "box size must be positive: max[%d] <= min[%d]", i, i);
+      if (!(u[i] > a[i]))
+        return kiln__sj_fail_at(c, "max", "box size must be positive: max[%d] <= min[%d]", i, i);
   }
   if (kiln__sb_object(&c->ld->b, name ? name : tnames[type], &id)) return kiln__sj_nomem(c);
   for (size_t k = 0; k < nx; k++) {
@@ -223,7 +233,8 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
     if (type == 1) {
       double s = similarity_scale(&xs[k]);
       if (s <= 0)
-        return kiln__sj_fail(c, "a sphere's transform may rotate, translate and scale uniformly only");
+        return kiln__sj_fail(c,
+                             "a sphere's transform may rotate, translate and scale uniformly only");
       float wc[3];
       kiln__xform_point(&xs[k], a, wc);
       rc = kiln__sb_sphere(&c->ld->b, wc, (float)(r * s), mat, id, inst);
@@ -239,22 +250,29 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
 
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const types[] = {"mesh", "sphere", "quad", "box", NULL};
-  static const char *const k_mesh[] = {"type", "name", "file", "material", "transform", "instances", NULL};
-  static const char *const k_sph[] = {"type", "name", "center", "radius", "material", "transform", "instances", NULL};
-  static const char *const k_quad[] = {"type", "name", "corner", "u", "v", "material", "transform", "instances", NULL};
-  static const char *const k_box[] = {"type", "name", "min", "max", "material", "transform", "instances", NULL};
+  static const char *const k_mesh[] = {"type",      "name",      "file", "material",
+                                       "transform", "instances", NULL};
+  static const char *const k_sph[] = {"type",     "name",      "center",    "radius",
+                                      "material", "transform", "instances", NULL};
+  static const char *const k_quad[] = {"type",     "name",      "corner",    "u", "v",
+                                       "material", "transform", "instances", NULL};
+  static const char *const k_box[] = {"type",     "name",      "min",       "max",
+                                      "material", "transform", "instances", NULL};
   static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box};
   int type, rc;
   const char *name = NULL;
-  if ((rc = kiln__sj_expect_object(c, obj, "an object")) || (rc = kiln__sj_choice(c, obj, "type", NULL, types, &type)) ||
+  if ((rc = kiln__sj_expect_object(c, obj, "an object")) ||
+      (rc = kiln__sj_choice(c, obj, "type", NULL, types, &type)) ||
       (rc = kiln__sj_check_keys(c, obj, keys[type])))
     return rc;
-  if (cJSON_GetObjectItemCaseSensitive(obj, "name") && (rc = kiln__sj_string(c, obj, "name", NULL, &name)))
+  if (cJSON_GetObjectItemCaseSensitive(obj, "name") &&
+      (rc = kiln__sj_string(c, obj, "name", NULL, &name)))
     return rc;
   kiln__xform *xs = NULL;
   size_t nx = 0;
   rc = kiln__sj_parse_instances(c, obj, &xs, &nx);
-  if (!rc) rc = type == 0 ? add_mesh(c, obj, name, xs, nx) : add_primitive(c, obj, type, name, xs, nx);
+  if (!rc)
+    rc = type == 0 ? add_mesh(c, obj, name, xs, nx) : add_primitive(c, obj, type, name, xs, nx);
   free(xs);
   return rc;
 }
@@ -262,20 +280,25 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
 /* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. */
 int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const types[] = {"quad", NULL};
-  static const char *const keys[] = {"type", "name", "corner", "u", "v", "radiance", "transform", NULL};
+  static const char *const keys[] = {"type", "name",     "corner",    "u",
+                                     "v",    "radiance", "transform", NULL};
   int type, rc;
   float p[3], u[3], v[3], n[3];
   kiln__material m = {.type = KILN__MAT_EMISSIVE, .texture = -1, .ior = 1.5f};
   const char *name = "light";
-  if ((rc = kiln__sj_expect_object(c, o, "a light")) || (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
+  if ((rc = kiln__sj_expect_object(c, o, "a light")) ||
+      (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, keys)) ||
-      (cJSON_GetObjectItemCaseSensitive(o, "name") && (rc = kiln__sj_string(c, o, "name", NULL, &name))) ||
-      (rc = kiln__sj_vec3(c, o, "corner", NULL, -1e30, 1e30, p)) || (rc = kiln__sj_vec3(c, o, "u", NULL, -1e30, 1e30, u)) ||
+      (cJSON_GetObjectItemCaseSensitive(o, "name") &&
+       (rc = kiln__sj_string(c, o, "name", NULL, &name))) ||
+      (rc = kiln__sj_vec3(c, o, "corner", NULL, -1e30, 1e30, p)) ||
+      (rc = kiln__sj_vec3(c, o, "u", NULL, -1e30, 1e30, u)) ||
       (rc = kiln__sj_vec3(c, o, "v", NULL, -1e30, 1e30, v)) ||
       (rc = kiln__sj_vec3(c, o, "radiance", NULL, 0, 1e9, m.emission)))
     return rc;
   kiln__cross3(u, v, n);
-  if (kiln__len3(n) < 1e-12) return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
+  if (kiln__len3(n) < 1e-12)
+    return kiln__sj_fail(c, "light has zero area (u and v are parallel or zero)");
   if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
     return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
   kiln__xform x;
@@ -292,7 +315,7 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   memcpy(m.name, name, len + 1);
   if (kiln__sb_material(&c->ld->b, &m, &mi)) return free(m.name), kiln__sj_nomem(c);
   if (kiln__sb_object(&c->ld->b, name, &id)) return kiln__sj_nomem(c);
-  if ((rc = kiln__sb_quad(&c->ld->b, p, u, v, &x, mi, id, c->ld->b.next_instance++))) return build_fail(c, rc);
+  if ((rc = kiln__sb_quad(&c->ld->b, p, u, v, &x, mi, id, c->ld->b.next_instance++)))
+    return build_fail(c, rc);
   return 0;
 }
-

@@ -52,11 +52,13 @@ static int fail(plyr *r, const char *fmt, ...) {
 }
 
 static int type_of(const char *s) {
-  static const struct { const char *n; int t; } tab[] = {
-      {"char", T_I8},    {"int8", T_I8},     {"uchar", T_U8},   {"uint8", T_U8},
-      {"short", T_I16},  {"int16", T_I16},   {"ushort", T_U16}, {"uint16", T_U16},
-      {"int", T_I32},    {"int32", T_I32},   {"uint", T_U32},   {"uint32", T_U32},
-      {"float", T_F32},  {"float32", T_F32}, {"double", T_F64}, {"float64", T_F64}};
+  static const struct {
+    const char *n;
+    int t;
+  } tab[] = {{"char", T_I8},   {"int8", T_I8},     {"uchar", T_U8},   {"uint8", T_U8},
+             {"short", T_I16}, {"int16", T_I16},   {"ushort", T_U16}, {"uint16", T_U16},
+             {"int", T_I32},   {"int32", T_I32},   {"uint", T_U32},   {"uint32", T_U32},
+             {"float", T_F32}, {"float32", T_F32}, {"double", T_F64}, {"float64", T_F64}};
   for (size_t i = 0; s && i < sizeof tab / sizeof tab[0]; i++)
     if (strcmp(s, tab[i].n) == 0) return tab[i].t;
   return T_NONE;
@@ -140,8 +142,19 @@ static int value(plyr *r, int t, double *out, char **line) {
       case T_U16: *out = (uint16_t)u; break;
       case T_I32: *out = (int32_t)(uint32_t)u; break;
       case T_U32: *out = (uint32_t)u; break;
-      case T_F32: { uint32_t w = (uint32_t)u; float f; memcpy(&f, &w, 4); *out = f; break; }
-      default: { double d; memcpy(&d, &u, 8); *out = d; break; }
+      case T_F32: {
+        uint32_t w = (uint32_t)u;
+        float f;
+        memcpy(&f, &w, 4);
+        *out = f;
+        break;
+      }
+      default: {
+        double d;
+        memcpy(&d, &u, 8);
+        *out = d;
+        break;
+      }
     }
   } else {
     const char *s = kiln__mesh_token(line);
@@ -209,7 +222,8 @@ static int read_item(plyr *r, const elem *el, double *vals, int face_prop, uint3
     }
     if (i == face_prop) *nidx = (size_t)c;
   }
-  if (!rc && !r->binary && kiln__mesh_token(&line)) rc = fail(r, "more values on the line than properties");
+  if (!rc && !r->binary && kiln__mesh_token(&line))
+    rc = fail(r, "more values on the line than properties");
   return rc;
 }
 
@@ -223,9 +237,9 @@ static int read_body(plyr *r, kiln__mesh *m) {
   for (int e = 0; !rc && e < r->nelems; e++) {
     const elem *el = &r->elems[e];
     bool is_v = strcmp(el->name, "vertex") == 0, is_f = strcmp(el->name, "face") == 0;
-    vmap vm = {find_prop(el, "x", NULL, NULL), find_prop(el, "y", NULL, NULL),
-               find_prop(el, "z", NULL, NULL), find_prop(el, "nx", NULL, NULL),
-               find_prop(el, "ny", NULL, NULL), find_prop(el, "nz", NULL, NULL),
+    vmap vm = {find_prop(el, "x", NULL, NULL),       find_prop(el, "y", NULL, NULL),
+               find_prop(el, "z", NULL, NULL),       find_prop(el, "nx", NULL, NULL),
+               find_prop(el, "ny", NULL, NULL),      find_prop(el, "nz", NULL, NULL),
                find_prop(el, "u", "s", "texture_u"), find_prop(el, "v", "t", "texture_v")};
     int fp = -1;
     for (int i = 0; i < el->nprops; i++)
@@ -239,14 +253,26 @@ static int read_body(plyr *r, kiln__mesh *m) {
       break;
     }
     if (is_v) {
-      if (vm.x < 0 || vm.y < 0 || vm.z < 0) { rc = fail(r, "vertex element without x, y, z"); break; }
+      if (vm.x < 0 || vm.y < 0 || vm.z < 0) {
+        rc = fail(r, "vertex element without x, y, z");
+        break;
+      }
       has_n = vm.nx >= 0 && vm.ny >= 0 && vm.nz >= 0, has_uv = vm.u >= 0 && vm.v >= 0;
       free(verts);
-      if (!(verts = malloc((el->count ? el->count : 1) * 8 * sizeof(float)))) { rc = KILN_ENOMEM; break; }
+      if (!(verts = malloc((el->count ? el->count : 1) * 8 * sizeof(float)))) {
+        rc = KILN_ENOMEM;
+        break;
+      }
       nverts = el->count, seen_vertex = true;
     }
-    if (is_f && fp < 0) { rc = fail(r, "face element without vertex_indices"); break; }
-    if (is_f && !seen_vertex) { rc = fail(r, "face element before the vertex element"); break; }
+    if (is_f && fp < 0) {
+      rc = fail(r, "face element without vertex_indices");
+      break;
+    }
+    if (is_f && !seen_vertex) {
+      rc = fail(r, "face element before the vertex element");
+      break;
+    }
     for (size_t k = 0; !rc && k < el->count; k++) {
       rc = read_item(r, el, vals, is_f ? fp : -1, &idx, &nidx, &icap);
       if (rc) break;
@@ -255,17 +281,26 @@ static int read_body(plyr *r, kiln__mesh *m) {
         const int map[8] = {vm.x, vm.y, vm.z, vm.nx, vm.ny, vm.nz, vm.u, vm.v};
         for (int j = 0; j < 8; j++) v[j] = map[j] >= 0 ? (float)vals[map[j]] : 0.0f;
       } else if (is_f) {
-        if (nidx < 3) { rc = fail(r, "face %zu has %zu vertices (at least 3 needed)", k, nidx); break; }
+        if (nidx < 3) {
+          rc = fail(r, "face %zu has %zu vertices (at least 3 needed)", k, nidx);
+          break;
+        }
         for (size_t j = 2; !rc && j < nidx; j++) {
           const uint32_t c[3] = {idx[0], idx[j - 1], idx[j]};
           float p[9], n[9], uv[6];
           for (int q = 0; q < 3; q++) {
-            if (c[q] >= nverts) { rc = fail(r, "face %zu: vertex index %u out of range (%zu vertices)", k, c[q], nverts); break; }
+            if (c[q] >= nverts) {
+              rc =
+                  fail(r, "face %zu: vertex index %u out of range (%zu vertices)", k, c[q], nverts);
+              break;
+            }
             memcpy(p + 3 * q, verts + 8 * c[q], 3 * sizeof(float));
             memcpy(n + 3 * q, verts + 8 * c[q] + 3, 3 * sizeof(float));
             memcpy(uv + 2 * q, verts + 8 * c[q] + 6, 2 * sizeof(float));
           }
-          if (!rc) rc = kiln__mesh_push(m, &tri_cap, p, has_n ? n : NULL, has_uv ? uv : NULL, 0, UINT32_MAX);
+          if (!rc)
+            rc = kiln__mesh_push(m, &tri_cap, p, has_n ? n : NULL, has_uv ? uv : NULL, 0,
+                                 UINT32_MAX);
         }
       }
     }

@@ -29,11 +29,11 @@ typedef enum {
 typedef struct kiln__material {
   kiln__material_type type;
   float albedo[3];
-  float emission[3];  /* radiance; non-zero only for EMISSIVE */
-  float roughness;    /* CONDUCTOR: perceptual roughness in [0, 1]; GGX alpha = roughness^2 */
-  float ior;          /* DIELECTRIC: > 1 */
-  int32_t texture;    /* index into kiln__scene.textures for an albedo texture, or -1 */
-  char *name;         /* for messages; may be NULL */
+  float emission[3]; /* radiance; non-zero only for EMISSIVE */
+  float roughness;   /* CONDUCTOR: perceptual roughness in [0, 1]; GGX alpha = roughness^2 */
+  float ior;         /* DIELECTRIC: > 1 */
+  int32_t texture;   /* index into kiln__scene.textures for an albedo texture, or -1 */
+  char *name;        /* for messages; may be NULL */
 } kiln__material;
 
 typedef struct kiln__texture {
@@ -50,10 +50,10 @@ typedef enum { KILN__ENV_CONSTANT = 0, KILN__ENV_GRADIENT = 1, KILN__ENV_MAP = 2
 
 typedef struct kiln__environment {
   kiln__env_type type;
-  float color[3];   /* CONSTANT: radiance; GRADIENT: radiance towards -up (horizon/bottom) */
-  float top[3];     /* GRADIENT: radiance towards +up; lerp by 0.5 * (1 + dir.y) */
-  int32_t texture;  /* MAP: equirectangular radiance map (index into textures), else -1 */
-  float intensity;  /* scales all of the above */
+  float color[3];     /* CONSTANT: radiance; GRADIENT: radiance towards -up (horizon/bottom) */
+  float top[3];       /* GRADIENT: radiance towards +up; lerp by 0.5 * (1 + dir.y) */
+  int32_t texture;    /* MAP: equirectangular radiance map (index into textures), else -1 */
+  float intensity;    /* scales all of the above */
   float rotation_deg; /* MAP: rotation about +y */
 } kiln__environment;
 
@@ -71,8 +71,8 @@ typedef enum { KILN__TONEMAP_NONE = 0, KILN__TONEMAP_FILMIC = 1 } kiln__tonemap;
 
 typedef struct kiln__settings {
   int32_t width, height;
-  int32_t spp;           /* samples per pixel */
-  int32_t max_bounces;   /* Cycles' meaning: 0 = direct light only (camera ray + light) */
+  int32_t spp;         /* samples per pixel */
+  int32_t max_bounces; /* Cycles' meaning: 0 = direct light only (camera ray + light) */
   uint32_t seed;
   float exposure;        /* stops: colour is scaled by 2^exposure before tone mapping */
   kiln__tonemap tonemap; /* applied when converting to 8/16-bit sRGB, never to float passes */
@@ -81,9 +81,9 @@ typedef struct kiln__settings {
 typedef struct kiln__scene {
   /* triangles: ntris of each */
   size_t ntris;
-  float *pos;            /* 9 floats per triangle: v0, v1, v2 (world space) */
-  float *nrm;            /* 9 floats per triangle (shading normals), or NULL: geometric normal */
-  float *uv;             /* 6 floats per triangle, or NULL */
+  float *pos; /* 9 floats per triangle: v0, v1, v2 (world space) */
+  float *nrm; /* 9 floats per triangle (shading normals), or NULL: geometric normal */
+  float *uv;  /* 6 floats per triangle, or NULL */
   uint32_t *tri_material;
   uint32_t *tri_object;   /* object id, 1-based, in the order objects appear in the scene */
   uint32_t *tri_instance; /* instance id, 1-based, unique over the scene */

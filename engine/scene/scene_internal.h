@@ -46,12 +46,12 @@ typedef struct kiln__mesh {
   uint32_t *tri_group; /* per triangle: index into groups */
   uint32_t *tri_mat;   /* per triangle: index into mat_names, or UINT32_MAX for none */
   size_t ngroups;
-  char **groups;       /* OBJ `o` names ("" for faces before any `o`); PLY: one group, "" */
+  char **groups; /* OBJ `o` names ("" for faces before any `o`); PLY: one group, "" */
   size_t nmat_names;
-  char **mat_names;    /* OBJ `usemtl` names in first-use order */
+  char **mat_names; /* OBJ `usemtl` names in first-use order */
   size_t nmtls;
-  kiln__mtl *mtls;     /* definitions from the `mtllib` files */
-  char *mtl_dir;       /* the OBJ's folder, which mtllib names are relative to */
+  kiln__mtl *mtls; /* definitions from the `mtllib` files */
+  char *mtl_dir;   /* the OBJ's folder, which mtllib names are relative to */
 } kiln__mesh;
 
 /* Where a mesh file went wrong: the file (OBJ, MTL or PLY), its line (0 if none applies). */
@@ -111,7 +111,8 @@ int kiln__sb_tri(kiln__scene_builder *b, const float p[9], const float *n, const
  * materials, its last entry standing for faces without one (UINT32_MAX); group g of m becomes
  * object id obj_of_group[g]; the instance id is inst_of_group[g]. */
 int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform *x,
-                  const uint32_t *mats, const uint32_t *obj_of_group, const uint32_t *inst_of_group);
+                  const uint32_t *mats, const uint32_t *obj_of_group,
+                  const uint32_t *inst_of_group);
 /* Quad p, p + u, p + u + v, p + v as two triangles whose front faces cross(u, v). */
 int kiln__sb_quad(kiln__scene_builder *b, const float p[3], const float u[3], const float v[3],
                   const kiln__xform *x, uint32_t mat, uint32_t obj, uint32_t inst);
@@ -178,7 +179,8 @@ int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hd
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o);
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name);
-int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_name, bool required, bool *present, uint32_t *out);
+int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_name, bool required,
+                             bool *present, uint32_t *out);
 /* A transform object into *x (identity when o is NULL). */
 int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x);
 int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs, size_t *nx);

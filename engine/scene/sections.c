@@ -13,15 +13,16 @@
 /* ---- settings, camera, environment ------------------------------------------------------------ */
 
 int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o) {
-  static const char *const keys[] = {"width", "height", "spp", "max_bounces", "seed",
-                                     "exposure", "tonemap", NULL};
+  static const char *const keys[] = {"width", "height",   "spp",     "max_bounces",
+                                     "seed",  "exposure", "tonemap", NULL};
   static const char *const tonemaps[] = {"none", "filmic", NULL};
   kiln__settings *st = &c->ld->b.s.settings;
   double w, h, spp, mb, seed, ev;
   int tm, rc;
   if (o) {
     kiln__sj_push_key(c, "settings");
-    if ((rc = kiln__sj_expect_object(c, o, "settings")) || (rc = kiln__sj_check_keys(c, o, keys))) return rc;
+    if ((rc = kiln__sj_expect_object(c, o, "settings")) || (rc = kiln__sj_check_keys(c, o, keys)))
+      return rc;
   }
   const cJSON *src = o ? o : NULL;
   if ((rc = kiln__sj_integer(c, src, "width", 256, 1, 16384, &w)) ||
@@ -41,8 +42,8 @@ int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o) {
 
 int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov", NULL};
-  static const char *const lens_keys[] = {"type", "position", "look_at", "up", "vfov",
-                                          "aperture", "focus_distance", NULL};
+  static const char *const lens_keys[] = {"type", "position", "look_at",        "up",
+                                          "vfov", "aperture", "focus_distance", NULL};
   static const char *const types[] = {"pinhole", "thin_lens", NULL};
   static const float up_def[3] = {0, 1, 0};
   kiln__camera *cam = &c->ld->b.s.camera;
@@ -50,17 +51,21 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   double vfov, ap = 0, fd = 0;
   if (!o) return kiln__sj_fail(c, "missing required key 'camera'");
   kiln__sj_push_key(c, "camera");
-  if ((rc = kiln__sj_expect_object(c, o, "camera")) || (rc = kiln__sj_choice(c, o, "type", "pinhole", types, &type)) ||
+  if ((rc = kiln__sj_expect_object(c, o, "camera")) ||
+      (rc = kiln__sj_choice(c, o, "type", "pinhole", types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, type ? lens_keys : pin_keys)) ||
       (rc = kiln__sj_vec3(c, o, "position", NULL, -HUGE_VAL, HUGE_VAL, cam->position)) ||
       (rc = kiln__sj_vec3(c, o, "look_at", NULL, -HUGE_VAL, HUGE_VAL, cam->look_at)) ||
       (rc = kiln__sj_vec3(c, o, "up", up_def, -HUGE_VAL, HUGE_VAL, cam->up)) ||
       (rc = kiln__sj_num(c, o, "vfov", false, 40, 0, 180, &vfov)))
     return rc;
-  if (vfov <= 0 || vfov >= 180) return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
+  if (vfov <= 0 || vfov >= 180)
+    return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
   float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
-                cam->look_at[2] - cam->position[2]}, x[3];
-  if (kiln__len3(f) < 1e-12) return kiln__sj_fail_at(c, "look_at", "look_at equals position: no view direction");
+                cam->look_at[2] - cam->position[2]},
+        x[3];
+  if (kiln__len3(f) < 1e-12)
+    return kiln__sj_fail_at(c, "look_at", "look_at equals position: no view direction");
   if (kiln__len3(cam->up) < 1e-12) return kiln__sj_fail_at(c, "up", "up has zero length");
   kiln__cross3(f, cam->up, x);
   if (kiln__len3(x) <= 1e-6 * kiln__len3(f) * kiln__len3(cam->up))
@@ -120,7 +125,8 @@ int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {
   int type, rc;
   double in, rot;
   kiln__sj_push_key(c, "environment");
-  if ((rc = kiln__sj_expect_object(c, o, "environment")) || (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
+  if ((rc = kiln__sj_expect_object(c, o, "environment")) ||
+      (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, keys[type])) ||
       (rc = kiln__sj_num(c, o, "intensity", false, 1, 0, 1e9, &in)))
     return rc;
@@ -158,7 +164,8 @@ static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uin
   kiln__material m = {.texture = -1};
   int type, rc;
   double rough = 0, ior = 1.5;
-  if ((rc = kiln__sj_expect_object(c, o, "a material")) || (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
+  if ((rc = kiln__sj_expect_object(c, o, "a material")) ||
+      (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, keys[type])))
     return rc;
   m.type = (kiln__material_type)type;
@@ -167,7 +174,8 @@ static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uin
     if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
       return kiln__sj_fail_at(c, "emission", "emission is black: an emissive material must emit");
   } else {
-    if ((rc = kiln__sj_vec3(c, o, "albedo", type == KILN__MAT_DIFFUSE ? grey : white, 0, 1, m.albedo)))
+    if ((rc = kiln__sj_vec3(c, o, "albedo", type == KILN__MAT_DIFFUSE ? grey : white, 0, 1,
+                            m.albedo)))
       return rc;
   }
   if (type == KILN__MAT_CONDUCTOR && (rc = kiln__sj_num(c, o, "roughness", false, 0, 0, 1, &rough)))
@@ -206,7 +214,8 @@ int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o) {
     for (size_t i = 0; i < c->ld->nmats; i++)
       if (strcmp(c->ld->mats[i].name, m->string) == 0) {
         kiln__sj_push_key(c, m->string);
-        if (c->depth <= KILN__SJ_MAX_DEPTH) c->path[c->depth - 1].index = 1; /* the second occurrence */
+        if (c->depth <= KILN__SJ_MAX_DEPTH)
+          c->path[c->depth - 1].index = 1; /* the second occurrence */
         kiln__sj_fail(c, "material '%s' is defined twice", m->string);
         int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
         kiln__json_locate(c->text, c->path, d, true, &c->err->line, &c->err->column);
@@ -230,7 +239,7 @@ const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const ch
 
 /* obj["material"] (a name or an inline material) into *out; *present says whether it was there. */
 int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_name, bool required,
-                           bool *present, uint32_t *out) {
+                             bool *present, uint32_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "material");
   *present = v != NULL;
   if (!v) return required ? kiln__sj_fail(c, "missing required key 'material'") : 0;
@@ -245,7 +254,7 @@ int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_
       names[k] = NULL;
       const char *near = kiln__sj_closest(v->valuestring, names);
       rc = near ? kiln__sj_fail(c, "no material named '%s' in 'materials' (did you mean '%s'?)",
-                       v->valuestring, near)
+                                v->valuestring, near)
                 : kiln__sj_fail(c, "no material named '%s' in 'materials'", v->valuestring);
     } else {
       *out = m->index;
@@ -279,7 +288,8 @@ static int parse_rotate(kiln__sj_ctx *c, const cJSON *v, kiln__xform *r) {
   if (cJSON_IsObject(v)) {
     float axis[3];
     double angle;
-    if ((rc = kiln__sj_check_keys(c, v, keys)) || (rc = kiln__sj_vec3(c, v, "axis", NULL, -HUGE_VAL, HUGE_VAL, axis)) ||
+    if ((rc = kiln__sj_check_keys(c, v, keys)) ||
+        (rc = kiln__sj_vec3(c, v, "axis", NULL, -HUGE_VAL, HUGE_VAL, axis)) ||
         (rc = kiln__sj_num(c, v, "angle", true, 0, -1e6, 1e6, &angle)))
       return rc;
     if (kiln__len3(axis) < 1e-12) return kiln__sj_fail_at(c, "axis", "axis has zero length");
@@ -289,7 +299,8 @@ static int parse_rotate(kiln__sj_ctx *c, const cJSON *v, kiln__xform *r) {
   }
   float e[3];
   if ((rc = kiln__sj_vec3_value(c, v, "rotate", -1e6, 1e6, e)))
-    return kiln__sj_fail(c, "rotate must be [x, y, z] Euler angles in degrees or {\"axis\", \"angle\"}");
+    return kiln__sj_fail(
+        c, "rotate must be [x, y, z] Euler angles in degrees or {\"axis\", \"angle\"}");
   static const double ax[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
   for (int i = 0; i < 3; i++) {
     kiln__xform ri;
@@ -340,7 +351,8 @@ int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x) {
       return kiln__sj_fail(c, "scale must be a number or an array of 3 numbers");
     }
     for (int i = 0; i < 3; i++) {
-      if (fabs(v[i]) < 1e-12) return kiln__sj_fail(c, "scale must not be zero (it flattens the object)");
+      if (fabs(v[i]) < 1e-12)
+        return kiln__sj_fail(c, "scale must not be zero (it flattens the object)");
       s.m[i][i] = v[i];
     }
     kiln__sj_pop(c);
@@ -353,7 +365,8 @@ int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x) {
     kiln__sj_pop(c);
   }
   float tr[3];
-  if ((rc = kiln__sj_vec3(c, o, "translate", (const float[3]){0, 0, 0}, -1e30, 1e30, tr))) return rc;
+  if ((rc = kiln__sj_vec3(c, o, "translate", (const float[3]){0, 0, 0}, -1e30, 1e30, tr)))
+    return rc;
   for (int i = 0; i < 3; i++) t.m[i][3] = tr[i];
   kiln__xform_mul(x, &r, &s);
   kiln__xform_mul(x, &t, x);
@@ -395,4 +408,3 @@ int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs
   kiln__sj_pop(c);
   return 0;
 }
-

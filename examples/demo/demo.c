@@ -62,7 +62,8 @@ static int run_parallel(long *total, double *seconds) {
   kiln_pool_config cfg;
   kiln_pool_config_default(&cfg);
   if ((rc = kiln_pool_create(&cfg, &pool)) != 0) return fail("kiln_pool_create", rc);
-  printf("pool: %d workers; %d tasks of %d numbers each\n", kiln_pool_threads(pool), NCHUNKS, CHUNK);
+  printf("pool: %d workers; %d tasks of %d numbers each\n", kiln_pool_threads(pool), NCHUNKS,
+         CHUNK);
 
   double t0 = now();
   for (int i = 0; i < NCHUNKS; i++) {

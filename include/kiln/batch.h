@@ -56,12 +56,12 @@ KILN_API const char *kiln_pass_name(unsigned pass);
  *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w) */
 typedef enum {
   KILN_FORMAT_DEFAULT = 0, /* in kiln_batch_config: the job's format (whose own default is png) */
-  KILN_FORMAT_PNG,     /* 8-bit sRGB colour */
-  KILN_FORMAT_PNG16,   /* 16-bit sRGB colour */
-  KILN_FORMAT_JPEG,    /* 8-bit sRGB colour as JPEG (quality 95) */
-  KILN_FORMAT_EXR,     /* linear float colour */
-  KILN_FORMAT_NPY,     /* linear float32 colour */
-  KILN_FORMAT_HDR      /* linear colour as Radiance .hdr */
+  KILN_FORMAT_PNG,         /* 8-bit sRGB colour */
+  KILN_FORMAT_PNG16,       /* 16-bit sRGB colour */
+  KILN_FORMAT_JPEG,        /* 8-bit sRGB colour as JPEG (quality 95) */
+  KILN_FORMAT_EXR,         /* linear float colour */
+  KILN_FORMAT_NPY,         /* linear float32 colour */
+  KILN_FORMAT_HDR          /* linear colour as Radiance .hdr */
 } kiln_format;
 
 /* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE (never gives
@@ -74,9 +74,9 @@ KILN_API const char *kiln_format_name(kiln_format f);
 typedef struct kiln_job kiln_job;
 
 typedef struct kiln_job_options {
-  const char *scene;  /* a scene file to use instead of the job's "scene" (required for a bare
+  const char *scene; /* a scene file to use instead of the job's "scene" (required for a bare
                          .jsonl list, which names none); NULL: the job's */
-  kiln_pool *pool;    /* reads the scene's mesh files in parallel; NULL: serially */
+  kiln_pool *pool;   /* reads the scene's mesh files in parallel; NULL: serially */
 } kiln_job_options;
 
 /* Loads the job at path (a .json job, or a .jsonl list whose scene comes from opt->scene) and its
@@ -84,7 +84,7 @@ typedef struct kiln_job_options {
  * and *out NULL. err (may be NULL) is filled as by kiln_scene_load (file, line, column, JSON path,
  * message; for a list line, that line) and zeroed on success. opt may be NULL. */
 KILN_API int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err,
-                  kiln_job **out);
+                           kiln_job **out);
 
 /* The job's scene, as loaded (no per-frame overrides). Borrowed: valid until kiln_job_destroy. */
 KILN_API const kiln_scene *kiln_job_scene(const kiln_job *job);
@@ -103,14 +103,14 @@ KILN_API void kiln_job_get_info(const kiln_job *job, kiln_job_info *info);
 
 /* One frame of a job, expanded. */
 typedef struct kiln_job_frame {
-  uint64_t index;      /* 0-based position in the job */
-  long frame;          /* frame number: {frame} in templates, part of the random sequence.
+  uint64_t index;     /* 0-based position in the job */
+  long frame;         /* frame number: {frame} in templates, part of the random sequence.
                           Animation: start + index * step; list: the line's "frame", else index */
-  char name[128];      /* {name}: the list line's "name", else the frame number as %05ld */
-  char where[600];     /* for messages: "job.json: frame 12" or "list.jsonl:37" */
-  kiln_camera camera;  /* the camera of this frame (the scene's unless overridden) */
-  uint32_t seed;       /* the scene's seed unless overridden */
-  char *scene_patch;   /* NULL, or the frame's object/material/light/environment overrides as
+  char name[128];     /* {name}: the list line's "name", else the frame number as %05ld */
+  char where[600];    /* for messages: "job.json: frame 12" or "list.jsonl:37" */
+  kiln_camera camera; /* the camera of this frame (the scene's unless overridden) */
+  uint32_t seed;      /* the scene's seed unless overridden */
+  char *scene_patch;  /* NULL, or the frame's object/material/light/environment overrides as
                           JSON, applied by kiln_job_frame_scene. Owned by the frame */
 } kiln_job_frame;
 
@@ -129,8 +129,8 @@ KILN_API void kiln_job_frame_clear(kiln_job_frame *fr);
  * are then per frame). *out NULL with 0 when the frame has no patch (use kiln_job_scene).
  * KILN_EINVAL when job, fr or out is NULL; other errors as kiln_scene_load's, err (may be NULL)
  * naming fr->where and the JSON path. Thread-safe (any number at once). */
-KILN_API int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error_detail *err,
-                         kiln_scene **out);
+KILN_API int kiln_job_frame_scene(const kiln_job *job, const kiln_job_frame *fr,
+                                  kiln_error_detail *err, kiln_scene **out);
 
 KILN_API void kiln_job_destroy(kiln_job *job);
 
@@ -140,41 +140,41 @@ typedef struct kiln_batch kiln_batch;
 
 /* What happened to one frame: passed to the progress callback once per frame, done or failed. */
 typedef struct kiln_batch_event {
-  const kiln_job_frame *frame; /* borrowed for the call */
-  int status;                  /* 0 written, 1 skipped (--resume: its files exist), or the
+  const kiln_job_frame *frame;           /* borrowed for the call */
+  int status;                            /* 0 written, 1 skipped (--resume: its files exist), or the
                                   KILN_E* code of the failure */
-  const char *message;         /* the failure in words ("" when written or skipped) */
+  const char *message;                   /* the failure in words ("" when written or skipped) */
   uint64_t done, failed, skipped, total; /* counts so far; total: frames selected */
-  double elapsed_s;            /* since kiln_batch_run began */
+  double elapsed_s;                      /* since kiln_batch_run began */
 } kiln_batch_event;
 
 typedef void (*kiln_batch_progress_fn)(void *arg, const kiln_batch_event *ev);
 
 typedef struct kiln_batch_config {
-  kiln_pool *pool;                  /* required: runs preparation, read-back, encoding, writes */
-  kiln_gpu_device *const *devs;     /* required: opened devices, >= 1. A CPU device (lavapipe,
+  kiln_pool *pool;              /* required: runs preparation, read-back, encoding, writes */
+  kiln_gpu_device *const *devs; /* required: opened devices, >= 1. A CPU device (lavapipe,
                                        one queue) opened twice and given as two renders two frames
                                        at once, filling each dispatch's idle tail (kiln render
                                        does this; ~10% more images/s on two cores) */
   size_t ndevs;
-  const char *out_dir;              /* where outputs go (created if missing). NULL: "." */
-  const char *output;               /* output template; NULL: the job's */
-  unsigned passes;                  /* 0: the job's. Colour is always written */
-  kiln_format format;               /* KILN_FORMAT_DEFAULT (the default): the job's */
-  long first, last, step;           /* frames first..last inclusive (by frame number; negative
+  const char *out_dir;             /* where outputs go (created if missing). NULL: "." */
+  const char *output;              /* output template; NULL: the job's */
+  unsigned passes;                 /* 0: the job's. Colour is always written */
+  kiln_format format;              /* KILN_FORMAT_DEFAULT (the default): the job's */
+  long first, last, step;          /* frames first..last inclusive (by frame number; negative
                                        numbers allowed), every step-th counted from first (from
                                        the first frame in range when first is LONG_MIN). Default
                                        LONG_MIN, LONG_MAX, 1: every frame */
-  int32_t width, height, spp;       /* 0: the job's / scene's */
-  size_t in_flight;                 /* frames at once; 0: 2 per lane of every device */
-  bool resume;                      /* skip frames whose every output file exists */
-  bool overwrite;                   /* replace existing outputs (else a frame whose output
+  int32_t width, height, spp;      /* 0: the job's / scene's */
+  size_t in_flight;                /* frames at once; 0: 2 per lane of every device */
+  bool resume;                     /* skip frames whose every output file exists */
+  bool overwrite;                  /* replace existing outputs (else a frame whose output
                                        exists fails, naming it) */
-  bool durable;                     /* fsync each file and its folder */
-  const char *contact_sheet;        /* write a contact sheet PNG of the colour images here (a path,
+  bool durable;                    /* fsync each file and its folder */
+  const char *contact_sheet;       /* write a contact sheet PNG of the colour images here (a path,
                                        relative to out_dir unless absolute); NULL: none */
-  int contact_thumb;                /* thumbnail size in pixels; 0: 128 */
-  kiln_batch_progress_fn progress;  /* called on the thread of kiln_batch_run; may be NULL */
+  int contact_thumb;               /* thumbnail size in pixels; 0: 128 */
+  kiln_batch_progress_fn progress; /* called on the thread of kiln_batch_run; may be NULL */
   void *progress_arg;
 } kiln_batch_config;
 
@@ -183,14 +183,14 @@ KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
 /* Seconds spent in each stage, summed over frames (so they can exceed the wall time). */
 typedef struct kiln_batch_summary {
   uint64_t total, written, failed, skipped; /* frames selected / written / failed / skipped */
-  uint64_t files;                /* files written */
-  uint64_t bytes;                /* bytes written */
-  bool stopped;                  /* kiln_batch_stop left frames unissued */
-  double wall_s, first_image_s;  /* wall time; time to the first written frame (0: none) */
-  double images_per_s;           /* written / wall_s */
+  uint64_t files;                           /* files written */
+  uint64_t bytes;                           /* bytes written */
+  bool stopped;                             /* kiln_batch_stop left frames unissued */
+  double wall_s, first_image_s; /* wall time; time to the first written frame (0: none) */
+  double images_per_s;          /* written / wall_s */
   double prepare_s, render_s, readback_s, encode_s, write_s;
-  uint64_t peak_rss_bytes;       /* the process's peak resident memory at the end */
-  int contact_sheet_status;      /* 0 written (or not asked for), else the error */
+  uint64_t peak_rss_bytes;         /* the process's peak resident memory at the end */
+  int contact_sheet_status;        /* 0 written (or not asked for), else the error */
   char contact_sheet_message[512]; /* why, when contact_sheet_status is not 0; else "" */
 } kiln_batch_summary;
 

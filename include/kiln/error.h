@@ -14,22 +14,22 @@ extern "C" {
 #endif
 
 /* X(name, value, message) */
-#define KILN_ERRNO_MAP(X)                                                              \
-  X(ETIMEDOUT, -1, "timed out")                                                        \
-  X(ECANCELLED, -2, "cancelled")                                                       \
-  X(EINVAL, -3, "invalid argument")                                                    \
-  X(ESTATE, -4, "wrong state or not the owner")                                        \
-  X(ESHUTDOWN, -5, "shut down: no new work is accepted")                               \
-  X(EBROKEN, -6, "broken (pool initializer failed, or barrier broken)")                \
-  X(EFULL, -7, "full")                                                                 \
-  X(EEMPTY, -8, "empty")                                                               \
-  X(EEOF, -9, "end of stream")                                                         \
-  X(ENOMEM, -10, "out of memory")                                                      \
-  X(EDEPENDENCY, -11, "a dependency failed or was cancelled")                          \
-  X(EIO, -12, "input/output error")                                                    \
-  X(EPARSE, -13, "parse error")                                                        \
-  X(EVULKAN, -14, "Vulkan error")                                                      \
-  X(EDEVICE_LOST, -15, "device lost")                                                  \
+#define KILN_ERRNO_MAP(X)                                               \
+  X(ETIMEDOUT, -1, "timed out")                                         \
+  X(ECANCELLED, -2, "cancelled")                                        \
+  X(EINVAL, -3, "invalid argument")                                     \
+  X(ESTATE, -4, "wrong state or not the owner")                         \
+  X(ESHUTDOWN, -5, "shut down: no new work is accepted")                \
+  X(EBROKEN, -6, "broken (pool initializer failed, or barrier broken)") \
+  X(EFULL, -7, "full")                                                  \
+  X(EEMPTY, -8, "empty")                                                \
+  X(EEOF, -9, "end of stream")                                          \
+  X(ENOMEM, -10, "out of memory")                                       \
+  X(EDEPENDENCY, -11, "a dependency failed or was cancelled")           \
+  X(EIO, -12, "input/output error")                                     \
+  X(EPARSE, -13, "parse error")                                         \
+  X(EVULKAN, -14, "Vulkan error")                                       \
+  X(EDEVICE_LOST, -15, "device lost")                                   \
   X(EUNSUPPORTED, -16, "unsupported")
 
 enum {

@@ -54,11 +54,11 @@
 extern "C" {
 #endif
 
-typedef struct kiln_gpu kiln_gpu;                /* a Vulkan instance and its physical devices */
-typedef struct kiln_gpu_device kiln_gpu_device;  /* one opened VkDevice with its lanes */
-typedef struct kiln_gpu_buffer kiln_gpu_buffer;  /* a device-local storage buffer */
-typedef struct kiln_gpu_kernel kiln_gpu_kernel;  /* a compute pipeline */
-typedef struct kiln_gpu_job kiln_gpu_job;        /* commands recorded into one submission */
+typedef struct kiln_gpu kiln_gpu;               /* a Vulkan instance and its physical devices */
+typedef struct kiln_gpu_device kiln_gpu_device; /* one opened VkDevice with its lanes */
+typedef struct kiln_gpu_buffer kiln_gpu_buffer; /* a device-local storage buffer */
+typedef struct kiln_gpu_kernel kiln_gpu_kernel; /* a compute pipeline */
+typedef struct kiln_gpu_job kiln_gpu_job;       /* commands recorded into one submission */
 
 /* ---- logging ------------------------------------------------------------------------------- */
 
@@ -77,14 +77,14 @@ typedef void (*kiln_gpu_log_fn)(void *arg, kiln_gpu_log_level level, const char 
 /* ---- the instance -------------------------------------------------------------------------- */
 
 typedef struct kiln_gpu_config {
-  kiln_gpu_log_fn log;      /* NULL: messages are dropped */
+  kiln_gpu_log_fn log; /* NULL: messages are dropped */
   void *log_arg;
-  kiln_gpu_log_level log_level;  /* messages below this level are not delivered. Default INFO */
-  bool validation;          /* enable VK_LAYER_KHRONOS_validation and count its messages
+  kiln_gpu_log_level log_level; /* messages below this level are not delivered. Default INFO */
+  bool validation;              /* enable VK_LAYER_KHRONOS_validation and count its messages
                                (kiln_gpu_get_validation_messages); KILN_EUNSUPPORTED if the layer is
                                not installed (package vulkan-validationlayers). Default false */
-  const char *loader;       /* the Vulkan loader to dlopen. Default "libvulkan.so.1" */
-  const char *app_name;     /* VkApplicationInfo.pApplicationName. Default "kiln" */
+  const char *loader;           /* the Vulkan loader to dlopen. Default "libvulkan.so.1" */
+  const char *app_name;         /* VkApplicationInfo.pApplicationName. Default "kiln" */
 } kiln_gpu_config;
 
 /* Fills *cfg with the defaults. */
@@ -112,7 +112,7 @@ typedef enum {
   KILN_GPU_TYPE_INTEGRATED,
   KILN_GPU_TYPE_DISCRETE,
   KILN_GPU_TYPE_VIRTUAL,
-  KILN_GPU_TYPE_CPU          /* a software rasteriser: Mesa's lavapipe */
+  KILN_GPU_TYPE_CPU /* a software rasteriser: Mesa's lavapipe */
 } kiln_gpu_type;
 
 /* "other", "integrated", "discrete", "virtual", "cpu"; "unknown" otherwise. Static string. */
@@ -121,24 +121,24 @@ KILN_API const char *kiln_gpu_type_name(kiln_gpu_type type);
 enum { KILN_GPU_MAX_FAMILIES = 16, KILN_GPU_MAX_HEAPS = 16 };
 
 typedef struct kiln_gpu_queue_family {
-  uint32_t queues;           /* number of queues */
+  uint32_t queues; /* number of queues */
   bool compute, graphics, transfer;
 } kiln_gpu_queue_family;
 
 typedef struct kiln_gpu_heap {
-  uint64_t size;             /* bytes */
+  uint64_t size; /* bytes */
   bool device_local;
 } kiln_gpu_heap;
 
 typedef struct kiln_gpu_device_info {
-  uint32_t index;            /* position in the instance's list */
-  char name[256];            /* VkPhysicalDeviceProperties.deviceName */
+  uint32_t index; /* position in the instance's list */
+  char name[256]; /* VkPhysicalDeviceProperties.deviceName */
   kiln_gpu_type type;
   uint32_t vendor_id, device_id;
-  uint32_t api_version;      /* VK_MAKE_API_VERSION encoding; see kiln_gpu_version_string */
-  uint32_t driver_version;   /* vendor-specific encoding */
-  char driver_name[256];     /* VkPhysicalDeviceDriverProperties, e.g. "llvmpipe" */
-  char driver_info[256];     /* e.g. "Mesa 22.3.6 (LLVM 15.0.6)" */
+  uint32_t api_version;    /* VK_MAKE_API_VERSION encoding; see kiln_gpu_version_string */
+  uint32_t driver_version; /* vendor-specific encoding */
+  char driver_name[256];   /* VkPhysicalDeviceDriverProperties, e.g. "llvmpipe" */
+  char driver_info[256];   /* e.g. "Mesa 22.3.6 (LLVM 15.0.6)" */
   uint8_t device_uuid[16], driver_uuid[16];
   bool usable;               /* Vulkan >= 1.2, timeline semaphores, a compute queue and
                                 VK_KHR_push_descriptor: kiln can open it */
@@ -147,8 +147,8 @@ typedef struct kiln_gpu_device_info {
   kiln_gpu_queue_family families[KILN_GPU_MAX_FAMILIES];
   uint32_t heap_count;
   kiln_gpu_heap heaps[KILN_GPU_MAX_HEAPS];
-  uint32_t max_uniform_range;  /* maxUniformBufferRange: the largest uniform-buffer binding */
-  uint32_t max_texels;         /* maxTexelBufferElements: the longest texel-buffer binding */
+  uint32_t max_uniform_range; /* maxUniformBufferRange: the largest uniform-buffer binding */
+  uint32_t max_texels;        /* maxTexelBufferElements: the longest texel-buffer binding */
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */
@@ -173,18 +173,19 @@ KILN_API char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t s
  * Writes up to cap distinct indices to indices[] in order of preference and their number to *n.
  * KILN_EINVAL when the spec is malformed or matches no usable device (logged at ERROR with the
  * list of devices), or when it matches more than cap. */
-KILN_API int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap, size_t *n);
+KILN_API int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap,
+                             size_t *n);
 
 /* ---- devices ------------------------------------------------------------------------------- */
 
 typedef struct kiln_gpu_device_config {
-  uint32_t max_lanes;        /* use at most this many queues; 0: every compute queue */
-  uint64_t block_size;       /* bytes of each VkDeviceMemory block the sub-allocator carves
+  uint32_t max_lanes;       /* use at most this many queues; 0: every compute queue */
+  uint64_t block_size;      /* bytes of each VkDeviceMemory block the sub-allocator carves
                                 buffers and staging from. Default 32 MiB */
-  bool pipeline_cache;       /* load and save a VkPipelineCache under $XDG_CACHE_HOME/kiln (or
+  bool pipeline_cache;      /* load and save a VkPipelineCache under $XDG_CACHE_HOME/kiln (or
                                 ~/.cache/kiln), keyed by device and driver UUID. Default true */
-  const char *cache_dir;     /* overrides that folder (tests). Default NULL */
-  uint64_t fail_submission;  /* fault injection for tests: the Nth submission (1-based) of this
+  const char *cache_dir;    /* overrides that folder (tests). Default NULL */
+  uint64_t fail_submission; /* fault injection for tests: the Nth submission (1-based) of this
                                 device reports VK_ERROR_DEVICE_LOST instead of being submitted.
                                 0 (default): off */
 } kiln_gpu_device_config;
@@ -197,7 +198,7 @@ KILN_API void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg);
  * KILN_EINVAL: index out of range; KILN_EUNSUPPORTED: the device is not usable (logged);
  * KILN_EVULKAN, KILN_ENOMEM. Opening the CPU device logs a note at INFO. */
 KILN_API int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
-                         kiln_gpu_device **out);
+                                  kiln_gpu_device **out);
 
 /* Waits for every job of the device to finish (also jobs still waiting for dependencies: cancel
  * their futures first if those may never complete), stops the completion thread, saves the
@@ -214,16 +215,16 @@ KILN_API void kiln_gpu_device_get_info(const kiln_gpu_device *dev, kiln_gpu_devi
 KILN_API bool kiln_gpu_device_lost(kiln_gpu_device *dev);
 
 typedef struct kiln_gpu_device_stats {
-  uint32_t lanes;            /* queues in use */
-  uint64_t submitted;        /* submissions accepted by vkQueueSubmit */
-  uint64_t completed;        /* jobs completed successfully */
-  uint64_t failed;           /* jobs failed (device loss, dependency failure) */
-  uint64_t in_flight;        /* submitted, not yet completed */
-  uint64_t memory_allocations;  /* vkAllocateMemory calls so far */
-  uint64_t memory_blocks;    /* VkDeviceMemory blocks alive now */
-  uint64_t pipeline_cache_loaded;  /* bytes of pipeline cache data loaded at open (0: none) */
+  uint32_t lanes;                 /* queues in use */
+  uint64_t submitted;             /* submissions accepted by vkQueueSubmit */
+  uint64_t completed;             /* jobs completed successfully */
+  uint64_t failed;                /* jobs failed (device loss, dependency failure) */
+  uint64_t in_flight;             /* submitted, not yet completed */
+  uint64_t memory_allocations;    /* vkAllocateMemory calls so far */
+  uint64_t memory_blocks;         /* VkDeviceMemory blocks alive now */
+  uint64_t pipeline_cache_loaded; /* bytes of pipeline cache data loaded at open (0: none) */
   uint64_t pipelines_created;
-  uint64_t pipeline_cache_hits;    /* pipelines the driver reported as found in the cache
+  uint64_t pipeline_cache_hits; /* pipelines the driver reported as found in the cache
                                       (VK_EXT_pipeline_creation_feedback) */
 } kiln_gpu_device_stats;
 
@@ -256,21 +257,21 @@ KILN_API kiln_gpu_device *kiln_gpu_buffer_get_device(const kiln_gpu_buffer *buf)
 /* ---- kernels ------------------------------------------------------------------------------- */
 
 typedef struct kiln_gpu_kernel_config {
-  const char *builtin;       /* name of a shader embedded in the library (shaders/<name>.comp:
+  const char *builtin;      /* name of a shader embedded in the library (shaders/<name>.comp:
                                 "hash", "iadd", "empty"), or NULL to use glsl or spirv below */
-  const char *glsl;          /* GLSL compute shader source, compiled now with glslang (see
+  const char *glsl;         /* GLSL compute shader source, compiled now with glslang (see
                                 kiln_gpu_compile_glsl); compile errors: KILN_EPARSE, logged with
                                 their lines. Borrowed for the call */
-  const char *glsl_name;     /* the file name used in those messages. Default "shader" */
-  const uint32_t *spirv;     /* SPIR-V words (borrowed for the call) */
-  size_t spirv_size;         /* in bytes, a multiple of 4 */
-  const char *entry;         /* entry point. Default "main" */
-  uint32_t buffers;          /* buffers at set 0, bindings 0..buffers-1 (<= 16): storage buffers */
-  uint32_t push_size;        /* bytes of push constants, a multiple of 4, <= 128 */
-  uint32_t uniform_buffers;  /* bit i set: binding i is a uniform buffer instead (a std140 block,
+  const char *glsl_name;    /* the file name used in those messages. Default "shader" */
+  const uint32_t *spirv;    /* SPIR-V words (borrowed for the call) */
+  size_t spirv_size;        /* in bytes, a multiple of 4 */
+  const char *entry;        /* entry point. Default "main" */
+  uint32_t buffers;         /* buffers at set 0, bindings 0..buffers-1 (<= 16): storage buffers */
+  uint32_t push_size;       /* bytes of push constants, a multiple of 4, <= 128 */
+  uint32_t uniform_buffers; /* bit i set: binding i is a uniform buffer instead (a std140 block,
                                 its buffer at most the device's maxUniformBufferRange bytes).
                                 Default 0 */
-  uint32_t texel_buffers;    /* bit i set: binding i is a uniform texel buffer of RGBA32_UINT
+  uint32_t texel_buffers;   /* bit i set: binding i is a uniform texel buffer of RGBA32_UINT
                                 texels instead (GLSL usamplerBuffer, texelFetch): its buffer's
                                 size a multiple of 16, at most the device's
                                 maxTexelBufferElements texels. Default 0 */
@@ -283,7 +284,7 @@ KILN_API void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);
  * (logged), KILN_ENOMEM, KILN_ESHUTDOWN, KILN_EDEVICE_LOST. Blocks while the driver compiles
  * (lavapipe: tens of milliseconds). */
 KILN_API int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *cfg,
-                           kiln_gpu_kernel **out);
+                                    kiln_gpu_kernel **out);
 
 /* Frees the kernel; no pending job may use it. NULL is a no-op. */
 KILN_API void kiln_gpu_kernel_destroy(kiln_gpu_kernel *k);
@@ -295,8 +296,8 @@ KILN_API void kiln_gpu_kernel_destroy(kiln_gpu_kernel *k);
  * NULL. *message is malloc'd (free() it); message may be NULL. KILN_EINVAL (source NULL),
  * KILN_ENOMEM. Needs no kiln_gpu; any thread; blocks while compiling (milliseconds), fine inside
  * a pool task. */
-KILN_API int kiln_gpu_compile_glsl(const char *source, const char *name, uint32_t **words, size_t *size,
-                          char **message);
+KILN_API int kiln_gpu_compile_glsl(const char *source, const char *name, uint32_t **words,
+                                   size_t *size, char **message);
 
 /* Names of the embedded shaders: *n of them, static strings. */
 KILN_API const char *const *kiln_gpu_builtin_names(size_t *n);
@@ -317,32 +318,32 @@ KILN_API int kiln_gpu_job_create(kiln_gpu_device *dev, kiln_gpu_job **out);
  * count) bound in order and k's push constants read from push (copied now; may be NULL when the
  * kernel has none). Buffers are borrowed: they must live until the job's future is done.
  * KILN_EINVAL: a buffer or the kernel belongs to another device, or a group count is 0. */
-KILN_API int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers,
-                          const void *push, uint32_t groups_x, uint32_t groups_y,
-                          uint32_t groups_z);
+KILN_API int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k,
+                                   kiln_gpu_buffer *const *buffers, const void *push,
+                                   uint32_t groups_x, uint32_t groups_y, uint32_t groups_z);
 
 /* Adds a copy of size bytes between buffers of the job's device. KILN_EINVAL out of range. */
 KILN_API int kiln_gpu_job_copy(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t src_offset,
-                      kiln_gpu_buffer *dst, uint64_t dst_offset, uint64_t size);
+                               kiln_gpu_buffer *dst, uint64_t dst_offset, uint64_t size);
 
 /* Adds a write of data[0..size) into dst at offset. data is copied into host-visible staging
  * memory now, so the caller may reuse it at once. KILN_EINVAL out of range, KILN_ENOMEM. */
 KILN_API int kiln_gpu_job_upload(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
-                        const void *data, uint64_t size);
+                                 const void *data, uint64_t size);
 
 /* Like kiln_gpu_job_upload, but data is read when the job is launched, after its dependencies
  * have succeeded (a CPU task that produces the data can be one of them). data is borrowed: it
  * must stay valid and unchanged from the job's launch until its future is done (or until the
  * future is cancelled or fails). */
 KILN_API int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *dst, uint64_t offset,
-                                 const void *data, uint64_t size);
+                                          const void *data, uint64_t size);
 
 /* Adds a read of src[offset, offset+size). When the job completes, the bytes are copied to dst if
  * dst is not NULL (dst must stay valid until the future is done), else into memory the job's
  * future owns and returns as its value (kiln_future_result; freed with the future). At most one
  * download with dst NULL per job (else KILN_EINVAL). */
 KILN_API int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
-                          uint64_t size, void *dst);
+                                   uint64_t size, void *dst);
 
 /* Submits the job once every future in deps[0..ndeps) has succeeded (at once when ndeps is 0).
  * The job is consumed, also on failure. *out: a future (one reference for the caller) that
@@ -355,21 +356,22 @@ KILN_API int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint
  * Returns 0 once *out exists (every later failure is reported through the future), or
  * KILN_ENOMEM when no future could be made (the job is discarded). */
 KILN_API int kiln_gpu_job_submit(kiln_gpu_job *job, kiln_future *const *deps, size_t ndeps,
-                        kiln_future **out);
+                                 kiln_future **out);
 
 /* Frees a job that will not be submitted. NULL is a no-op. */
 KILN_API void kiln_gpu_job_discard(kiln_gpu_job *job);
 
 /* ---- one-command conveniences: each is create + one command + submit --------------------- */
 
-KILN_API int kiln_gpu_dispatch(kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers, const void *push,
-                      uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
-                      kiln_future *const *deps, size_t ndeps, kiln_future **out);
+KILN_API int kiln_gpu_dispatch(kiln_gpu_kernel *k, kiln_gpu_buffer *const *buffers,
+                               const void *push, uint32_t groups_x, uint32_t groups_y,
+                               uint32_t groups_z, kiln_future *const *deps, size_t ndeps,
+                               kiln_future **out);
 KILN_API int kiln_gpu_upload(kiln_gpu_buffer *dst, uint64_t offset, const void *data, uint64_t size,
-                    kiln_future *const *deps, size_t ndeps, kiln_future **out);
+                             kiln_future *const *deps, size_t ndeps, kiln_future **out);
 /* The future's value is the bytes read (owned by the future). */
 KILN_API int kiln_gpu_download(kiln_gpu_buffer *src, uint64_t offset, uint64_t size,
-                      kiln_future *const *deps, size_t ndeps, kiln_future **out);
+                               kiln_future *const *deps, size_t ndeps, kiln_future **out);
 
 #ifdef __cplusplus
 }

@@ -51,7 +51,8 @@ KILN_API int kiln_image_write_pfm(const kiln_image *img, const char *path);
 
 /* Writes the colour as an 8-bit sRGB PNG: scaled by 2^exposure, tone-mapped (filmic) or clamped,
  * then the sRGB curve; atomically. 0, KILN_EIO, KILN_ENOMEM. Any thread; blocking file I/O. */
-KILN_API int kiln_image_write_png(const kiln_image *img, const char *path, float exposure, bool filmic);
+KILN_API int kiln_image_write_png(const kiln_image *img, const char *path, float exposure,
+                                  bool filmic);
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,7 @@
 extern "C" {
 #endif
 
-typedef struct kiln_scene kiln_scene;       /* kiln/scene.h */
+typedef struct kiln_scene kiln_scene; /* kiln/scene.h */
 typedef struct kiln_renderer kiln_renderer;
 
 /* Where the path tracer reads a scene's BVH, primitives, materials and lights from. A scene
@@ -55,20 +55,20 @@ typedef struct kiln_renderer kiln_renderer;
  * maxUniformBufferRange; texel: the device's maxTexelBufferElements) uses the storage buffers.
  * The images are the same bits whichever; only speed differs. */
 typedef enum kiln_renderer_scene_memory {
-  KILN_RENDERER_SCENE_AUTO = 0,  /* CPU devices (lavapipe): texel; GPUs: shared, else storage */
-  KILN_RENDERER_SCENE_STORAGE,   /* storage buffers */
-  KILN_RENDERER_SCENE_SHARED,    /* a copy in each workgroup's shared memory */
-  KILN_RENDERER_SCENE_UNIFORM,   /* a uniform buffer (lavapipe gathers its loads in one go) */
-  KILN_RENDERER_SCENE_TEXEL      /* the BVH nodes and leaf primitives through texel fetches of
+  KILN_RENDERER_SCENE_AUTO = 0, /* CPU devices (lavapipe): texel; GPUs: shared, else storage */
+  KILN_RENDERER_SCENE_STORAGE,  /* storage buffers */
+  KILN_RENDERER_SCENE_SHARED,   /* a copy in each workgroup's shared memory */
+  KILN_RENDERER_SCENE_UNIFORM,  /* a uniform buffer (lavapipe gathers its loads in one go) */
+  KILN_RENDERER_SCENE_TEXEL     /* the BVH nodes and leaf primitives through texel fetches of
                                   uniform texel buffers (lavapipe: hardware gathers, its fastest),
                                   the rest from the uniform buffer where it fits, else storage */
 } kiln_renderer_scene_memory;
 
 typedef struct kiln_renderer_config {
-  kiln_pool *pool;       /* builds the BVH in parallel; NULL: serially in the caller */
-  uint32_t tile_size;    /* pixels on a side of one dispatch's tile. 0 (default): per device,
+  kiln_pool *pool;    /* builds the BVH in parallel; NULL: serially in the caller */
+  uint32_t tile_size; /* pixels on a side of one dispatch's tile. 0 (default): per device,
                             64 on CPU devices (lavapipe), 1024 on GPUs */
-  uint32_t pass_spp;     /* samples per pixel of one dispatch. 0 (default): per device, 4 on
+  uint32_t pass_spp;  /* samples per pixel of one dispatch. 0 (default): per device, 4 on
                             CPU devices, 8 on GPUs. Neither changes the image's bits */
   kiln_renderer_scene_memory scene_memory; /* default KILN_RENDERER_SCENE_AUTO */
 } kiln_renderer_config;
@@ -81,16 +81,17 @@ KILN_API void kiln_renderer_config_default(kiln_renderer_config *cfg);
  * limit), KILN_ENOMEM, or an upload's error (the
  * engine's code, e.g. KILN_EVULKAN); *out NULL then. Blocking; from a task of cfg->pool it
  * helps run the BVH chunks. Any thread. */
-KILN_API int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                       const kiln_renderer_config *cfg, kiln_renderer **out);
+KILN_API int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs,
+                                  size_t ndevs, const kiln_renderer_config *cfg,
+                                  kiln_renderer **out);
 
 /* A camera (overrides the scene's for one frame). */
 typedef struct kiln_camera {
   bool thin_lens;
   float position[3], look_at[3], up[3];
   float vfov_deg;
-  float aperture;        /* lens diameter, thin lens only */
-  float focus_distance;  /* thin lens only */
+  float aperture;       /* lens diameter, thin lens only */
+  float focus_distance; /* thin lens only */
 } kiln_camera;
 
 typedef struct kiln_frame_config {

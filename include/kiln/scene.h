@@ -44,13 +44,14 @@ typedef struct kiln_pool kiln_pool; /* kiln/sched.h */
  * objects name it. Errors are the same, and reported in the same order, as kiln_scene_load's.
  * May be called from a task of pool (kiln_map then helps run the loads). */
 KILN_API int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_error_detail *err,
-                         kiln_scene **out);
+                                  kiln_scene **out);
 
 /* As kiln_scene_load, for scene text held in memory (NUL-terminated). base_dir is the folder that
  * relative file names are relative to (NULL: the current directory); name_for_messages is what
  * err->file says for errors in json (NULL: "<string>"). */
-KILN_API int kiln_scene_load_string(const char *json, const char *base_dir, const char *name_for_messages,
-                           kiln_error_detail *err, kiln_scene **out);
+KILN_API int kiln_scene_load_string(const char *json, const char *base_dir,
+                                    const char *name_for_messages, kiln_error_detail *err,
+                                    kiln_scene **out);
 
 /* Read-only facts about a loaded scene (s must not be NULL). */
 typedef struct kiln_scene_info {
@@ -58,9 +59,9 @@ typedef struct kiln_scene_info {
   int32_t spp;           /* samples per pixel */
   int32_t max_bounces;   /* Cycles' meaning: 0 = direct light only */
   uint32_t seed;
-  float exposure;        /* stops */
-  bool filmic;           /* settings.tonemap is "filmic" (else "none": clamp) */
-  size_t nobjects;       /* object ids are 1..nobjects */
+  float exposure;  /* stops */
+  bool filmic;     /* settings.tonemap is "filmic" (else "none": clamp) */
+  size_t nobjects; /* object ids are 1..nobjects */
   size_t ntriangles, nspheres, nmaterials, ntextures;
   size_t nlight_triangles; /* triangles with an emissive material */
 } kiln_scene_info;

@@ -45,11 +45,11 @@ typedef void (*kiln_done_fn)(kiln_future *f, void *arg);
 /* ---- pools --------------------------------------------------------------------------------- */
 
 typedef struct kiln_pool_config {
-  int threads;                  /* number of workers; > 0. Default: the CPUs this process may use */
-  int (*init)(void *init_arg);  /* optional: runs once in each worker before its first task; a
+  int threads;                 /* number of workers; > 0. Default: the CPUs this process may use */
+  int (*init)(void *init_arg); /* optional: runs once in each worker before its first task; a
                                    non-zero return breaks the pool (KILN_EBROKEN, see below) */
   void *init_arg;
-  const char *name;             /* thread name prefix: workers are "<name>_<i>". Default "kiln" */
+  const char *name; /* thread name prefix: workers are "<name>_<i>". Default "kiln" */
 } kiln_pool_config;
 
 /* Fills *cfg with the defaults. */
@@ -100,7 +100,7 @@ KILN_API int kiln_submit(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_future *
  * cancelled future are not cancelled: they fail with KILN_EDEPENDENCY. deps may hold futures of
  * any pool, promises, and duplicates; ndeps may be 0. The caller keeps its references to deps. */
 KILN_API int kiln_submit_after(kiln_pool *p, kiln_future *const *deps, size_t ndeps,
-                      kiln_task_fn fn, void *arg, kiln_future **out);
+                               kiln_task_fn fn, void *arg, kiln_future **out);
 
 /* Inside a task: records a message for the failure the task is about to return, and returns code,
  * so a task can `return kiln_task_fail(KILN_EIO, "cannot open %s", path);`. Outside a task it only
@@ -124,9 +124,8 @@ KILN_API int kiln_pool_apply(kiln_pool *p, kiln_task_fn fn, void *arg, void **re
 
 /* Submits; when the task is done exactly one of callback (success) or error_callback (failure or
  * cancellation) runs, once, with cb_arg. Either may be NULL. out may be NULL. */
-KILN_API int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
-                          kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
-                          kiln_future **out);
+KILN_API int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg, kiln_done_fn callback,
+                                   kiln_done_fn error_callback, void *cb_arg, kiln_future **out);
 
 /* Pool.map_async: runs fn over args[0..n) in chunks of chunksize items (>= 1, else KILN_EINVAL)
  * and returns at once. The future (*out, may be NULL) succeeds with a `void **` array of the n
@@ -139,9 +138,9 @@ KILN_API int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg,
  * pool takes no work (nothing runs then, no callback), KILN_ENOMEM (likewise). If the pool shuts
  * down while the chunks are being submitted, the call returns 0 and the future fails with that
  * code. Any thread, also from inside a task. */
-KILN_API int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
-                   kiln_done_fn callback, kiln_done_fn error_callback, void *cb_arg,
-                   kiln_future **out);
+KILN_API int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n,
+                            size_t chunksize, kiln_done_fn callback, kiln_done_fn error_callback,
+                            void *cb_arg, kiln_future **out);
 
 /* close(): no new work (KILN_ESHUTDOWN), queued work still runs. terminate(): also cancels every
  * task not yet started (running tasks cannot be interrupted in C and finish). join(): waits until
@@ -218,12 +217,14 @@ typedef enum { KILN_ALL_COMPLETED, KILN_FIRST_COMPLETED, KILN_FIRST_EXCEPTION } 
  * order, then the distinct pending ones, then any duplicate entries. Returns 0, or
  * KILN_ETIMEDOUT when the condition did not hold in time (fs and *ndone are filled in either
  * way); KILN_EINVAL. */
-KILN_API int kiln_wait(kiln_future **fs, size_t n, kiln_return_when when, double timeout, size_t *ndone);
+KILN_API int kiln_wait(kiln_future **fs, size_t n, kiln_return_when when, double timeout,
+                       size_t *ndone);
 
 /* Starts iterating fs in completion order; every future is yielded exactly once (duplicates
  * once), those already done first. timeout is one deadline counted from this call, also for
  * futures added later. The completion takes its own references. */
-KILN_API int kiln_as_completed(kiln_future *const *fs, size_t n, double timeout, kiln_completion **out);
+KILN_API int kiln_as_completed(kiln_future *const *fs, size_t n, double timeout,
+                               kiln_completion **out);
 
 /* Adds f to the set while iterating (a batch feeds the set as it submits). A future already in the
  * set and not yet yielded is ignored; a future added again after it was yielded (and released)
@@ -253,14 +254,14 @@ KILN_API void kiln_completion_destroy(kiln_completion *c);
  * Returns 0 if all succeeded, KILN_ETIMEDOUT if the deadline passed, else the code of the first
  * failed item in input order (the later items still ran). results and errors may be NULL. */
 KILN_API int kiln_map(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n, size_t chunksize,
-             double timeout, void **results, int *errors);
+                      double timeout, void **results, int *errors);
 
 /* Calls body(ctx, lo, hi) over disjoint subranges covering [begin, end), each at most grain long
  * (grain 0 means 1). Ranges are halved lazily, only when the running worker has nothing left for
  * idle workers to steal, so a loop costs O(threads x log n) tasks, not n / grain. Returns when
  * all are done. 0, KILN_ESHUTDOWN, KILN_ENOMEM. */
 KILN_API int kiln_parallel_for(kiln_pool *p, size_t begin, size_t end, size_t grain,
-                      void (*body)(void *ctx, size_t lo, size_t hi), void *ctx);
+                               void (*body)(void *ctx, size_t lo, size_t hi), void *ctx);
 
 #ifdef __cplusplus
 }

@@ -120,7 +120,7 @@ KILN_API int kiln_condition_wait(kiln_condition *c, double timeout);
  * while it does not. The caller holds the lock whenever pred runs and on return. KILN_ESTATE as
  * for wait. */
 KILN_API int kiln_condition_wait_for(kiln_condition *c, bool (*pred)(void *arg), void *arg,
-                            double timeout);
+                                     double timeout);
 
 /* Wakes min(n, waiting) waiters, longest waiting first (n >= 0); they continue once the notifier
  * releases the lock. A notify with no waiter is not stored. KILN_ESTATE when the caller does not
@@ -134,7 +134,7 @@ typedef struct kiln_event kiln_event;
 
 KILN_API int kiln_event_create(kiln_event **out);
 KILN_API void kiln_event_destroy(kiln_event *e);
-KILN_API void kiln_event_set(kiln_event *e);   /* wakes every waiter; later waits return at once */
+KILN_API void kiln_event_set(kiln_event *e); /* wakes every waiter; later waits return at once */
 KILN_API void kiln_event_clear(kiln_event *e);
 KILN_API bool kiln_event_is_set(kiln_event *e);
 /* 0 once the event is set (at once if it is), KILN_ETIMEDOUT otherwise. */
@@ -148,7 +148,7 @@ typedef struct kiln_barrier kiln_barrier;
  * threads, after all parties arrive and before any is released; a non-zero return breaks the
  * barrier. timeout is the default for kiln_barrier_wait (negative: none). */
 KILN_API int kiln_barrier_create(int parties, int (*action)(void *arg), void *arg, double timeout,
-                        kiln_barrier **out);
+                                 kiln_barrier **out);
 /* Frees the barrier. May be called as soon as one party's wait has returned: it first waits for
  * the other parties of that round, already released, to leave. */
 KILN_API void kiln_barrier_destroy(kiln_barrier *b);
@@ -257,7 +257,7 @@ KILN_API int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double
  * KILN_EINVAL, *len the size needed, and the message stays queued for the next receive. Other
  * codes as for kiln_channel_recv. */
 KILN_API int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len,
-                           double timeout);
+                                    double timeout);
 
 /* Waits up to timeout until a message or end-of-stream can be received. 1 when ready, 0 when
  * not (timeout 0: a check that never blocks), KILN_ESTATE on a send-only or closed end. */

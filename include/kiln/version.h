@@ -13,11 +13,12 @@
 #define KILN_VERSION_STRINGIFY_(x) #x
 #define KILN_VERSION_STRINGIFY(x) KILN_VERSION_STRINGIFY_(x)
 /* "0.2.0" */
-#define KILN_VERSION_STRING                                                                        \
-  KILN_VERSION_STRINGIFY(KILN_VERSION_MAJOR)                                                       \
+#define KILN_VERSION_STRING                  \
+  KILN_VERSION_STRINGIFY(KILN_VERSION_MAJOR) \
   "." KILN_VERSION_STRINGIFY(KILN_VERSION_MINOR) "." KILN_VERSION_STRINGIFY(KILN_VERSION_PATCH)
 /* One number that orders versions: major * 10000 + minor * 100 + patch. */
-#define KILN_VERSION_NUMBER (KILN_VERSION_MAJOR * 10000 + KILN_VERSION_MINOR * 100 + KILN_VERSION_PATCH)
+#define KILN_VERSION_NUMBER \
+  (KILN_VERSION_MAJOR * 10000 + KILN_VERSION_MINOR * 100 + KILN_VERSION_PATCH)
 
 /* The libraries are built with -fvisibility=hidden: only functions marked KILN_API are exported. */
 #if defined(__GNUC__) || defined(__clang__)

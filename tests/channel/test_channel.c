@@ -98,7 +98,8 @@ typedef struct {
 static void *tp_receiver_main(void *p) {
   tp_receiver *r = p;
   atomic_store(&r->started, 1);
-  r->rc = r->op == 0 ? kiln_channel_recv(r->ch, &r->buf, &r->len, -1) : kiln_channel_poll(r->ch, -1);
+  r->rc =
+      r->op == 0 ? kiln_channel_recv(r->ch, &r->buf, &r->len, -1) : kiln_channel_poll(r->ch, -1);
   return NULL;
 }
 
@@ -622,7 +623,10 @@ TEST(partial_across_timeouts) {
     int rc;
     switch (attempt % 3) {
       case 0: rc = kiln_channel_recv(a, &p, &len, 0); break;
-      case 1: rc = kiln_channel_recv_into(a, big, 2 << 20, &len, 0); p = big; break;
+      case 1:
+        rc = kiln_channel_recv_into(a, big, 2 << 20, &len, 0);
+        p = big;
+        break;
       default:
         rc = kiln_channel_recv_into(a, small, sizeof small, &len, 0);
         p = small;

@@ -33,10 +33,12 @@ static kiln_job *load_job(const char *path) {
 /* An animation of n frames of the Cornell box at 16x16, 2 spp. */
 static char *anim_job(const char *dir, int n) {
   char *p = path_in(dir, "job.json");
-  write_text(p, fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": 16, \"height\": 16, "
-               "\"spp\": 2, \"animation\": {\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": "
-               "{\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, \"degrees\": 20}}}}",
-               KILN_SOURCE_DIR, n - 1));
+  write_text(
+      p,
+      fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": 16, \"height\": 16, "
+          "\"spp\": 2, \"animation\": {\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": "
+          "{\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, \"degrees\": 20}}}}",
+          KILN_SOURCE_DIR, n - 1));
   return p;
 }
 
@@ -53,14 +55,17 @@ static void on_event(void *arg, const kiln_batch_event *ev) {
   c->events++;
   if (ev->status == 0) c->written++;
   else if (ev->status == 1) c->skipped++;
-  else c->failed++, snprintf(c->last_error, sizeof c->last_error, "%s: %s", ev->frame->where, ev->message);
+  else
+    c->failed++,
+        snprintf(c->last_error, sizeof c->last_error, "%s: %s", ev->frame->where, ev->message);
   if (ev->status < 0) c->last_status = ev->status;
-  if ((uint64_t)c->written != ev->done || (uint64_t)c->failed != ev->failed) KT_FAIL("event counts drift");
+  if ((uint64_t)c->written != ev->done || (uint64_t)c->failed != ev->failed)
+    KT_FAIL("event counts drift");
   if (c->stop_after_two && c->written == 2) kiln_batch_stop(c->stop_after_two);
 }
 
-static int run_batch(kiln_job *job, kiln_pool *pool, kiln_gpu_device **devs, size_t n, const char *out,
-                     size_t in_flight, counts *c, kiln_batch_summary *sum) {
+static int run_batch(kiln_job *job, kiln_pool *pool, kiln_gpu_device **devs, size_t n,
+                     const char *out, size_t in_flight, counts *c, kiln_batch_summary *sum) {
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
   bc.pool = pool, bc.devs = devs, bc.ndevs = n, bc.out_dir = out, bc.in_flight = in_flight;
@@ -93,7 +98,8 @@ static int count_files(const char *dir) {
  * same bytes (names[i] are the files to compare). Device 1 renders alone first, which also compiles
  * the kernel once before two devices run it at once (two lavapipe devices JIT-compiling together
  * race inside LLVM; see tests/render). */
-static void lose_a_device(const char *dir, kiln_job *job, uint64_t fail_at, char names[][32], int nnames) {
+static void lose_a_device(const char *dir, kiln_job *job, uint64_t fail_at, char names[][32],
+                          int nnames) {
   char *a = path_in(dir, "two"), *b = path_in(dir, "one");
   kiln_pool *pool;
   KT_CODE(kiln_pool_create(NULL, &pool), KILN_OK);
@@ -110,7 +116,8 @@ static void lose_a_device(const char *dir, kiln_job *job, uint64_t fail_at, char
   counts c2 = {0};
   kiln_batch_summary s2;
   int rc = run_batch(job, pool, devs, 2, a, 4, &c2, &s2);
-  if (rc != 0) KT_FAIL("batch with a lost device: rc %d, %d failed, last: %s", rc, c2.failed, c2.last_error);
+  if (rc != 0)
+    KT_FAIL("batch with a lost device: rc %d, %d failed, last: %s", rc, c2.failed, c2.last_error);
   KT_EQ(s2.written, 8);
   KT_EQ(s2.failed, 0);
   KT_EQ(c2.written, 8);
@@ -131,7 +138,8 @@ TEST(device_loss_frames_retried_elsewhere) {
   kiln_job *job = load_job(anim_job(d, 8));
   char names[16][32];
   for (int f = 0; f < 8; f++)
-    for (int p = 0; p < 2; p++) snprintf(names[2 * f + p], 32, "%05d_%s.png", f, p ? "depth" : "color");
+    for (int p = 0; p < 2; p++)
+      snprintf(names[2 * f + p], 32, "%05d_%s.png", f, p ? "depth" : "color");
   lose_a_device(d, job, 3, names, 16);
   KT_EQ(count_files(path_in(d, "two")), 16);
   kiln_job_destroy(job);
@@ -167,19 +175,24 @@ TEST(stop_from_progress_callback) {
  * refuse, fails that frame alone, naming its line. */
 TEST(scene_overrides_per_frame) {
   char *d = tmpdir(), *out = path_in(d, "out");
-  char *scene = path_in(d, "scene.json"), *list = path_in(d, "list.jsonl"), *job_path = path_in(d, "job.json");
-  write_text(scene,
-             "{\"settings\": {\"width\": 16, \"height\": 16, \"spp\": 2},\n"
-             " \"camera\": {\"position\": [0, 0, -4], \"look_at\": [0, 0, 0], \"vfov\": 40},\n"
-             " \"environment\": {\"type\": \"constant\", \"color\": [1, 1, 1]},\n"
-             " \"objects\": [{\"type\": \"sphere\", \"name\": \"ball\", \"radius\": 0.8,\n"
-             "               \"material\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}}]}\n");
-  write_text(list,
-             "{\"name\": \"plain\"}\n"
-             "{\"name\": \"moved\", \"objects\": {\"ball\": {\"transform\": {\"translate\": [1, 0, 0]}}}}\n"
-             "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
-             "{\"name\": \"dark\", \"objects\": {\"ball\": {\"material\": {\"type\": \"diffuse\", \"albedo\": [0.05, 0.05, 0.05]}}}}\n");
-  write_text(job_path, "{\"scene\": \"scene.json\", \"images\": \"list.jsonl\", \"output\": \"{name}_{pass}.{ext}\"}");
+  char *scene = path_in(d, "scene.json"), *list = path_in(d, "list.jsonl"),
+       *job_path = path_in(d, "job.json");
+  write_text(
+      scene,
+      "{\"settings\": {\"width\": 16, \"height\": 16, \"spp\": 2},\n"
+      " \"camera\": {\"position\": [0, 0, -4], \"look_at\": [0, 0, 0], \"vfov\": 40},\n"
+      " \"environment\": {\"type\": \"constant\", \"color\": [1, 1, 1]},\n"
+      " \"objects\": [{\"type\": \"sphere\", \"name\": \"ball\", \"radius\": 0.8,\n"
+      "               \"material\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}}]}\n");
+  write_text(
+      list,
+      "{\"name\": \"plain\"}\n"
+      "{\"name\": \"moved\", \"objects\": {\"ball\": {\"transform\": {\"translate\": [1, 0, 0]}}}}\n"
+      "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
+      "{\"name\": \"dark\", \"objects\": {\"ball\": {\"material\": {\"type\": \"diffuse\", \"albedo\": [0.05, 0.05, 0.05]}}}}\n");
+  write_text(
+      job_path,
+      "{\"scene\": \"scene.json\", \"images\": \"list.jsonl\", \"output\": \"{name}_{pass}.{ext}\"}");
   kiln_error_detail err;
   kiln_job *job = NULL;
   int lrc = kiln_job_load(job_path, NULL, &err, &job);
@@ -216,11 +229,13 @@ TEST(device_loss_with_overrides) {
   char text[4096] = "";
   for (int i = 0; i < 8; i++) /* every image its own wall colour: every frame has a scene patch */
     snprintf(text + strlen(text), sizeof text - strlen(text),
-             "{\"name\": \"i%d\", \"materials\": {\"red\": {\"albedo\": [0.%d, 0.1, 0.1]}}}\n", i, i + 1);
+             "{\"name\": \"i%d\", \"materials\": {\"red\": {\"albedo\": [0.%d, 0.1, 0.1]}}}\n", i,
+             i + 1);
   write_text(list, text);
-  write_text(job_path, fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"images\": \"list.jsonl\", "
-                           "\"width\": 16, \"height\": 16, \"spp\": 1, \"output\": \"{name}_{pass}.{ext}\"}",
-                           KILN_SOURCE_DIR));
+  write_text(job_path,
+             fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"images\": \"list.jsonl\", "
+                 "\"width\": 16, \"height\": 16, \"spp\": 1, \"output\": \"{name}_{pass}.{ext}\"}",
+                 KILN_SOURCE_DIR));
   kiln_job *job = load_job(job_path);
   char names[8][32];
   for (int i = 0; i < 8; i++) snprintf(names[i], 32, "i%d_color.png", i);
@@ -334,4 +349,3 @@ TEST(completion_failure_waits_for_frames_in_flight) {
   KT_FALSE(s.stopped);
   rig_close(&r);
 }
-

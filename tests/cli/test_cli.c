@@ -40,7 +40,7 @@
 /* ---- helpers -------------------------------------------------------------------------------- */
 
 typedef struct result {
-  int status;   /* exit code, or 128 + signal */
+  int status; /* exit code, or 128 + signal */
   char *out, *err;
 } result;
 
@@ -55,7 +55,8 @@ static pid_t start(const char *dir, const char *const *args) {
   if (pid < 0) KT_FAIL("fork: %s", strerror(errno));
   if (pid == 0) {
     char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+        fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fo, 1), dup2(fe, 2);
     execv(argv[0], (char *const *)argv);
     _exit(127);
@@ -79,13 +80,16 @@ static result finish(const char *dir, pid_t pid) {
   return r;
 }
 
-static result run(const char *dir, const char *const *args) { return finish(dir, start(dir, args)); }
+static result run(const char *dir, const char *const *args) {
+  return finish(dir, start(dir, args));
+}
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static void expect_status(const result *r, int status) {
   if (r->status != status)
-    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out, r->err);
+    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
+            r->err);
 }
 
 /* Files in dir that are not hidden, sorted; returns how many. */
@@ -137,11 +141,12 @@ static void *png_decode(const char *path, int *w, int *h, int *ch, bool *wide) {
 /* A job: an animation of `frames` frames of the Cornell box at 32x32, 2 spp, orbiting a little. */
 static char *anim_job(const char *dir, int frames, const char *extra) {
   char *path = fmt("%s/job.json", dir);
-  char *text = fmt("{\n  \"scene\": \"%s\",\n  \"width\": 32, \"height\": 32, \"spp\": 2,\n"
-                   "  \"animation\": {\n    \"frames\": {\"start\": 0, \"end\": %d},\n"
-                   "    \"camera\": {\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"radius\": 1.08,"
-                   " \"start_angle\": 160, \"degrees\": 40}}\n  }%s%s\n}\n",
-                   SCENE, frames - 1, extra ? ",\n  " : "", extra ? extra : "");
+  char *text =
+      fmt("{\n  \"scene\": \"%s\",\n  \"width\": 32, \"height\": 32, \"spp\": 2,\n"
+          "  \"animation\": {\n    \"frames\": {\"start\": 0, \"end\": %d},\n"
+          "    \"camera\": {\"orbit\": {\"center\": [0.278, 0.273, 0.28], \"radius\": 1.08,"
+          " \"start_angle\": 160, \"degrees\": 40}}\n  }%s%s\n}\n",
+          SCENE, frames - 1, extra ? ",\n  " : "", extra ? extra : "");
   write_text(path, text);
   free(text);
   return path;
@@ -183,8 +188,11 @@ TEST(animation_writes_every_pass) {
   KT_STR_CONTAINS(r.out, "sheet.png");
   char names[64][256];
   KT_EQ(list_files(out, names, 64), 3 * 6 + 1);
-  static const struct { const char *pass; int depth, ctype; } want[] = {
-      {"color", 8, 2}, {"depth", 16, 0}, {"normal", 8, 2}, {"albedo", 8, 2}, {"id", 16, 0}, {"instance", 16, 0}};
+  static const struct {
+    const char *pass;
+    int depth, ctype;
+  } want[] = {{"color", 8, 2},  {"depth", 16, 0}, {"normal", 8, 2},
+              {"albedo", 8, 2}, {"id", 16, 0},    {"instance", 16, 0}};
   for (int f = 0; f < 3; f++)
     for (int p = 0; p < 6; p++) {
       char *path = fmt("%s/%05d_%s.png", out, f, want[p].pass);
@@ -253,7 +261,8 @@ TEST(animation_writes_every_pass) {
 TEST(float_formats) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = anim_job(d, 1, NULL);
-  result r = run(d, ARGS("render", job, "-o", out, "--passes", "depth,id", "--format", "npy", "--quiet"));
+  result r =
+      run(d, ARGS("render", job, "-o", out, "--passes", "depth,id", "--format", "npy", "--quiet"));
   expect_status(&r, 0);
   KT_STR_EQ(r.out, "");
   size_t len;
@@ -302,13 +311,14 @@ TEST(deterministic_across_threads_and_in_flight) {
 /* A JSONL list: names, per-image overrides; a material override changes only its image. */
 TEST(jsonl_list_with_overrides) {
   char *d = tmpdir(), *out = fmt("%s/out", d), *list = fmt("%s/list.jsonl", d);
-  write_text(list,
-             "{\"name\": \"plain\"}\n"
-             "\n"
-             "{\"name\": \"bluewall\", \"materials\": {\"red\": {\"albedo\": [0.05, 0.1, 0.7]}}}\n"
-             "{\"name\": \"moved\", \"camera\": {\"position\": [0.278, 0.273, -0.5]}, \"seed\": 7}\n");
-  result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "32x32", "--spp", "2",
-                         "--template", "{name}.{ext}", "--quiet"));
+  write_text(
+      list,
+      "{\"name\": \"plain\"}\n"
+      "\n"
+      "{\"name\": \"bluewall\", \"materials\": {\"red\": {\"albedo\": [0.05, 0.1, 0.7]}}}\n"
+      "{\"name\": \"moved\", \"camera\": {\"position\": [0.278, 0.273, -0.5]}, \"seed\": 7}\n");
+  result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "32x32", "--spp",
+                         "2", "--template", "{name}.{ext}", "--quiet"));
   expect_status(&r, 0);
   char names[8][256];
   KT_EQ(list_files(out, names, 8), 3);
@@ -350,7 +360,8 @@ TEST(malformed_job_exits_2_and_writes_nothing) {
   char *scene = fmt("%s/scene.json", d);
   write_text(scene, "{ \"settings\": { \"width\": -4 } }\n");
   char *j2 = fmt("%s/j2.json", d);
-  write_text(j2, fmt("{\"scene\": \"%s\", \"animation\": {\"frames\": {\"start\": 0, \"end\": 1}}}", scene));
+  write_text(j2, fmt("{\"scene\": \"%s\", \"animation\": {\"frames\": {\"start\": 0, \"end\": 1}}}",
+                     scene));
   r = run(d, ARGS("render", j2, "-o", out));
   expect_status(&r, 2);
   KT_STR_CONTAINS(r.err, "scene.json:1");
@@ -524,7 +535,8 @@ TEST(frame_selection) {
   char *d = tmpdir(), *out = fmt("%s/out", d), *job = fmt("%s/neg.json", d);
   write_text(job, fmt("{\"scene\": \"%s\", \"width\": 16, \"height\": 16, \"spp\": 1,\n"
                       " \"output\": \"f{frame}.{ext}\",\n"
-                      " \"animation\": {\"frames\": {\"start\": -3, \"end\": 2}}}\n", SCENE));
+                      " \"animation\": {\"frames\": {\"start\": -3, \"end\": 2}}}\n",
+                      SCENE));
   result r = run(d, ARGS("render", job, "-o", out, "--quiet"));
   expect_status(&r, 0);
   char names[16][256];
@@ -551,8 +563,8 @@ TEST(duplicate_outputs_refused) {
   write_text(list, "{\"name\": \"a\"}\n{\"name\": \"b\"}\n{\"name\": \"a\", \"seed\": 9}\n");
   for (int k = 0; k < 2; k++) {
     char *out = fmt("%s/out%d", d, k);
-    result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "16x16", "--spp", "1",
-                           "--template", "{name}.{ext}", "--in-flight", k ? "1" : "4"));
+    result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "16x16", "--spp",
+                           "1", "--template", "{name}.{ext}", "--in-flight", k ? "1" : "4"));
     expect_status(&r, 1);
     KT_STR_CONTAINS(r.err, "a.png is also the output of an earlier frame");
     KT_STR_CONTAINS(r.out, "2 of 3 frames written");
@@ -562,7 +574,8 @@ TEST(duplicate_outputs_refused) {
                          "x_{{pass}}_{frame}.{ext}"));
   expect_status(&r, 2);
   KT_STR_CONTAINS(r.err, "one file");
-  r = run(d, ARGS("render", job, "-o", fmt("%s/t", d), "--format", "exr", "--template", "{frame}.png"));
+  r = run(
+      d, ARGS("render", job, "-o", fmt("%s/t", d), "--format", "exr", "--template", "{frame}.png"));
   expect_status(&r, 2);
   KT_STR_CONTAINS(r.err, "written as .exr");
 }
@@ -580,7 +593,8 @@ TEST(resume_sweep_and_contact_sheet) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   for (char *p = host; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) *p = '_';
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+      *p = '_';
   host[32] = 0;
   /* a stale temporary of a dead kiln on this host (pid 2^22 + 1 is above Linux's pid_max default of
    * 2^22), one of another host, and a user's own dot-files that merely look alike */

@@ -30,7 +30,8 @@ enum { W = 67, H = 41 }; /* odd sizes: no accidental alignment */
 static void fill_u8(uint8_t *p, int c) {
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++)
-      for (int k = 0; k < c; k++) p[(y * W + x) * c + k] = (uint8_t)(x * 3 + y * 7 + k * 50 + ((x * y) % 13));
+      for (int k = 0; k < c; k++)
+        p[(y * W + x) * c + k] = (uint8_t)(x * 3 + y * 7 + k * 50 + ((x * y) % 13));
 }
 
 /* PNG round trip, 8 and 16 bit, 1..4 channels, packed and strided, every compression level. */
@@ -44,7 +45,8 @@ TEST(PNG_roundtrip) {
     size_t stride = (size_t)W * c * 2 + 32;
     for (int y = 0; y < H; y++)
       for (int i = 0; i < W * c; i++)
-        ((uint16_t *)((char *)p16 + y * stride))[i] = (uint16_t)(p8[y * W * c + i] * 257u + (i & 1));
+        ((uint16_t *)((char *)p16 + y * stride))[i] =
+            (uint16_t)(p8[y * W * c + i] * 257u + (i & 1));
     for (int level = 1; level <= 12; level += 11) {
       kiln__raster r8 = {W, H, c, KILN__PIX_U8, p8, 0};
       void *png = NULL;
@@ -101,7 +103,8 @@ TEST(PNG_chunk_crcs) {
   int chunks = 0;
   char last[5] = "";
   while (off + 12 <= len) {
-    uint32_t n = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 | b[off + 3];
+    uint32_t n = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 | (uint32_t)b[off + 2] << 8 |
+                 b[off + 3];
     KT_TRUE(off + 12 + n <= len);
     const unsigned char *c = b + off + 8 + n;
     uint32_t crc = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
@@ -157,7 +160,8 @@ TEST(JPEG_roundtrip) {
 static void fill_f32(float *p, int c) {
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++)
-      for (int k = 0; k < c; k++) p[(y * W + x) * c + k] = 0.01f * (float)(x + 2 * y) + 0.3f * (float)k;
+      for (int k = 0; k < c; k++)
+        p[(y * W + x) * c + k] = 0.01f * (float)(x + 2 * y) + 0.3f * (float)k;
 }
 
 TEST(HDR_roundtrip) {
@@ -208,8 +212,12 @@ TEST(EXR_roundtrip) {
     /* channel names map back to our interleaved order */
     for (int ch = 0; ch < c; ch++) {
       const char *name = hdr.channels[ch].name;
-      int src = c == 1 ? 0 : name[0] == 'R' ? 0 : name[0] == 'G' ? 1 : name[0] == 'B' ? 2
-              : name[0] == 'A' ? c - 1 : 0;
+      int src = c == 1           ? 0
+                : name[0] == 'R' ? 0
+                : name[0] == 'G' ? 1
+                : name[0] == 'B' ? 2
+                : name[0] == 'A' ? c - 1
+                                 : 0;
       KT_EQ(hdr.pixel_types[ch], TINYEXR_PIXELTYPE_FLOAT);
       const float *plane = (const float *)(const void *)img.images[ch];
       for (int i = 0; i < W * H; i++) KT_TRUE(plane[i] == p[i * c + src]);
@@ -284,7 +292,7 @@ TEST(SRGB_quantise) {
   KT_EQ(o8[0], 188);
   /* filmic maps everything into range, monotonically */
   float ramp[3 * 6] = {0.01f, 0.01f, 0.01f, 0.1f, 0.1f, 0.1f, 0.5f, 0.5f, 0.5f,
-                       1, 1, 1, 4, 4, 4, 100, 100, 100};
+                       1,     1,     1,     4,    4,    4,    100,  100,  100};
   uint8_t f[18];
   kiln__linear_to_srgb(ramp, 6, 0, true, KILN__PIX_U8, f);
   for (int i = 3; i < 18; i += 3) KT_TRUE(f[i] >= f[i - 3]);
@@ -379,9 +387,12 @@ TEST(WRITE_full_disk) {
 TEST(OUTNAME_expand) {
   char out[256], msg[256];
   kiln__outname_vars v = {42, "chair_007", "depth", "exr"};
-  KT_CODE(kiln__outname_expand("out/{frame:05d}_{pass}.{ext}", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_CODE(
+      kiln__outname_expand("out/{frame:05d}_{pass}.{ext}", &v, out, sizeof out, msg, sizeof msg),
+      KILN_OK);
   KT_STR_EQ(out, "out/00042_depth.exr");
-  KT_CODE(kiln__outname_expand("{name}/{frame}{{x}}", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+  KT_CODE(kiln__outname_expand("{name}/{frame}{{x}}", &v, out, sizeof out, msg, sizeof msg),
+          KILN_OK);
   KT_STR_EQ(out, "chair_007/42{x}");
   v.name = NULL; /* no name: the zero-padded frame number */
   KT_CODE(kiln__outname_expand("{name}.png", &v, out, sizeof out, msg, sizeof msg), KILN_OK);
@@ -419,7 +430,8 @@ TEST(CONTACT_sheet) {
   }
   uint8_t *sheet = NULL;
   int sw = 0, sh = 0;
-  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, N, IW, IH, 16, 0, &sheet, &sw, &sh), KILN_OK);
+  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, N, IW, IH, 16, 0, &sheet, &sw, &sh),
+          KILN_OK);
   /* factor 4: 16x8 thumbnails, 3 columns x 2 rows, 2-pixel gaps */
   KT_EQ(sw, 3 * 16 + 4 * 2);
   KT_EQ(sh, 2 * 8 + 3 * 2);
@@ -427,9 +439,10 @@ TEST(CONTACT_sheet) {
     int ox = 2 + (i % 3) * 18, oy = 2 + (i / 3) * 10;
     KT_EQ(sheet[((oy + 3) * sw + ox + 5) * 3], 40 * (i + 1)); /* a flat image stays flat */
   }
-  KT_EQ(sheet[0], 32);                            /* background */
+  KT_EQ(sheet[0], 32);                                   /* background */
   KT_EQ(sheet[((2 + 8 + 5) * sw + 2 + 36 + 5) * 3], 32); /* the empty sixth cell */
   free(sheet);
-  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, 0, IW, IH, 16, 0, &sheet, &sw, &sh), KILN_EINVAL);
+  KT_CODE(kiln__contact_sheet((const uint8_t *const *)imgs, 0, IW, IH, 16, 0, &sheet, &sw, &sh),
+          KILN_EINVAL);
   for (int i = 0; i < N; i++) free(imgs[i]);
 }

@@ -203,8 +203,7 @@ static int sc_sync(void) {
   if (!rc) rc = kiln_queue_create(NULL, &q);
   for (intptr_t i = 1; !rc && i <= 100; i++) rc = kiln_queue_put(q, (void *)i, 0);
   void *item;
-  while (!rc && kiln_queue_get(q, &item, 0) == 0) {
-  }
+  while (!rc && kiln_queue_get(q, &item, 0) == 0) {}
   if (!rc) rc = kiln_channel_pair(true, &x, &y);
   if (!rc) rc = kiln_channel_send(x, "hello", 5, -1);
   if (!rc) {

@@ -16,7 +16,7 @@ typedef struct tg_log {
   pthread_mutex_t mu;
   char text[65536];
   size_t len;
-  int warnings;  /* WARN or ERROR messages */
+  int warnings; /* WARN or ERROR messages */
 } tg_log;
 
 static tg_log tg_the_log = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -79,8 +79,8 @@ static inline kiln_gpu_device *tg_device(kiln_gpu *gpu, const kiln_gpu_device_co
 static inline void tg_finish(kiln_gpu *gpu) {
   uint64_t v = kiln_gpu_get_validation_messages(gpu);
   kiln_gpu_destroy(gpu);
-  if (v != 0) KT_FAIL("%llu validation message(s); log:\n%s", (unsigned long long)v,
-                      tg_the_log.text);
+  if (v != 0)
+    KT_FAIL("%llu validation message(s); log:\n%s", (unsigned long long)v, tg_the_log.text);
 }
 
 static inline kiln_gpu_kernel *tg_kernel(kiln_gpu_device *dev, const char *name, uint32_t buffers,
@@ -114,11 +114,10 @@ static inline const char *tg_msg(kiln_future *f) {
   return m ? m : "";
 }
 
-#define TG_OK(f, valuep)                                                            \
-  do {                                                                              \
-    int tg_rc = tg_result((f), (valuep));                                           \
-    if (tg_rc != 0)                                                                 \
-      KT_FAIL("future failed: %s: %s", kiln_err_name(tg_rc), tg_msg(f));            \
+#define TG_OK(f, valuep)                                                               \
+  do {                                                                                 \
+    int tg_rc = tg_result((f), (valuep));                                              \
+    if (tg_rc != 0) KT_FAIL("future failed: %s: %s", kiln_err_name(tg_rc), tg_msg(f)); \
   } while (0)
 
 static inline kiln_pool *tg_pool(int threads) {

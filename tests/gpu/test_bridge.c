@@ -99,7 +99,7 @@ static int produce_fail(void *arg, void **result) {
 static int consume(void *arg, void **result) {
   chain *c = arg;
   void *v;
-  int rc = kiln_future_result(c->gpu_f, 0, &v);  /* done: this task depends on it */
+  int rc = kiln_future_result(c->gpu_f, 0, &v); /* done: this task depends on it */
   if (rc) return rc;
   const uint32_t *out = v;
   c->sum = 0;
@@ -111,8 +111,7 @@ static int consume(void *arg, void **result) {
   return 0;
 }
 
-static kiln_future *gpu_step(kiln_gpu_kernel *k, kiln_gpu_buffer *buf, chain *c,
-                             kiln_future *dep) {
+static kiln_future *gpu_step(kiln_gpu_kernel *k, kiln_gpu_buffer *buf, chain *c, kiln_future *dep) {
   kiln_gpu_job *job;
   KT_CODE(kiln_gpu_job_create(kiln_gpu_buffer_get_device(buf), &job), KILN_OK);
   KT_CODE(kiln_gpu_job_upload_deferred(job, buf, 0, c->input, sizeof(c->input)), KILN_OK);
@@ -215,7 +214,7 @@ TEST(wait_modes) {
   /* FIRST_EXCEPTION returns at a failing GPU job even though others are pending. */
   kiln_gpu_job *bad;
   KT_CODE(kiln_gpu_job_create(dev, &bad), KILN_OK);
-  kiln_gpu_job_download(bad, buf, 60, 8, NULL);  /* out of range: the job fails */
+  kiln_gpu_job_download(bad, buf, 60, 8, NULL); /* out of range: the job fails */
   kiln_future *fail_f;
   KT_CODE(kiln_gpu_job_submit(bad, NULL, 0, &fail_f), KILN_OK);
   kiln_future *mix[3] = {held[0], fail_f, held[1]};
@@ -250,14 +249,14 @@ TEST(cancel_unsubmitted) {
   KT_CODE(kiln_promise_create(&gate), KILN_OK);
 
   kiln_future *waiting = roundtrip(buf, 0, 5, &gate, 1);
-  kiln_future *after = roundtrip(buf, 1, 6, &waiting, 1);  /* depends on the cancelled one */
+  kiln_future *after = roundtrip(buf, 1, 6, &waiting, 1); /* depends on the cancelled one */
   KT_TRUE(kiln_future_cancel(waiting));
   KT_TRUE(kiln_future_cancelled(waiting));
   KT_CODE(kiln_future_result(waiting, 0, NULL), KILN_ECANCELLED);
   const char *msg;
   KT_CODE(kiln_future_error(after, 60, &msg), KILN_EDEPENDENCY);
   KT_STR_CONTAINS(msg, "was cancelled");
-  KT_CODE(kiln_promise_resolve(gate, NULL), KILN_OK);  /* the cancelled job never runs */
+  KT_CODE(kiln_promise_resolve(gate, NULL), KILN_OK); /* the cancelled job never runs */
 
   /* A submitted job cannot be cancelled and completes. */
   kiln_future *running = roundtrip(buf, 2, 7, NULL, 0);
@@ -275,7 +274,7 @@ TEST(cancel_unsubmitted) {
   kiln_future_release(running);
   kiln_future_release(gate);
   kiln_gpu_buffer_destroy(buf);
-  kiln_gpu_device_close(dev);  /* returns: the cancelled jobs gave their resources back */
+  kiln_gpu_device_close(dev); /* returns: the cancelled jobs gave their resources back */
   tg_finish(gpu);
 }
 
@@ -337,12 +336,12 @@ TEST(device_loss) {
   for (int i = 0; i < 4; i++) held[i] = roundtrip(ba, 10u + (uint32_t)i, 900, &gate, 1);
   fa[1] = roundtrip(ba, 1, 101, &gate1, 1);
   KT_CODE(kiln_future_on_done(fa[1], park, &pk), KILN_OK);
-  KT_CODE(kiln_promise_resolve(gate1, NULL), KILN_OK);  /* submission 1 */
-  parker_wait_entered(&pk);  /* job 1 is complete; A's completion thread is parked */
+  KT_CODE(kiln_promise_resolve(gate1, NULL), KILN_OK); /* submission 1 */
+  parker_wait_entered(&pk); /* job 1 is complete; A's completion thread is parked */
   for (uint32_t i = 0; i < PER; i++) fb[i] = roundtrip(bb, i, 200 + i, NULL, 0);
   for (uint32_t i = 2; i <= 4; i++) fa[i] = roundtrip(ba, i, 100 + i, NULL, 0);
   KT_FALSE(kiln_gpu_device_lost(a));
-  fa[5] = roundtrip(ba, 5, 105, NULL, 0);  /* submission 5: the loss, in this thread */
+  fa[5] = roundtrip(ba, 5, 105, NULL, 0); /* submission 5: the loss, in this thread */
   KT_TRUE(kiln_gpu_device_lost(a));
   for (int i = 2; i <= 5; i++) {
     /* Failed already (timeout 0), though their GPU work may well have finished. */
@@ -395,7 +394,7 @@ TEST(device_loss) {
   kiln_future_release(gate1);
   kiln_gpu_buffer_destroy(ba);
   kiln_gpu_buffer_destroy(bb);
-  kiln_gpu_device_close(a);  /* waits for the really running work of the injected loss */
+  kiln_gpu_device_close(a); /* waits for the really running work of the injected loss */
   kiln_gpu_device_close(b);
   tg_finish(gpu);
 }

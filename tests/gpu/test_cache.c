@@ -22,7 +22,7 @@ static void cache_file(const char *dir, char *out, size_t size) {
     n++;
   }
   closedir(d);
-  KT_TRUE(n <= 1);  /* no temporary file left behind */
+  KT_TRUE(n <= 1); /* no temporary file left behind */
 }
 
 static long file_size(const char *path) {
@@ -66,7 +66,7 @@ TEST(reused_and_corrupt) {
   char dir[] = "/tmp/kiln-cache-test-XXXXXX";
   KT_TRUE(mkdtemp(dir) != NULL);
   char sub[256];
-  snprintf(sub, sizeof(sub), "%s/nested/kiln", dir);  /* created on first write */
+  snprintf(sub, sizeof(sub), "%s/nested/kiln", dir); /* created on first write */
   kiln_gpu *gpu = tg_gpu();
 
   /* First run: nothing to load; the cache is written at close. */
@@ -76,7 +76,7 @@ TEST(reused_and_corrupt) {
   cache_file(sub, path, sizeof(path));
   KT_TRUE(path[0] != '\0');
   long size = file_size(path);
-  KT_TRUE(size > 24 + 16);  /* kiln's header and at least the Vulkan header */
+  KT_TRUE(size > 24 + 16); /* kiln's header and at least the Vulkan header */
 
   /* Second run: the whole blob is loaded back into the driver's cache. */
   st = run_once(gpu, sub);

@@ -5,7 +5,7 @@
 
 #include "gpu_test_util.h"
 
-enum { N = 1000 };  /* not a multiple of the workgroup size (64): the bounds check matters */
+enum { N = 1000 }; /* not a multiple of the workgroup size (64): the bounds check matters */
 
 /* The hash kernel, through a job of upload + dispatch + download, matches its CPU reference. */
 TEST(hash_matches_cpu) {
@@ -28,7 +28,7 @@ TEST(hash_matches_cpu) {
   KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
   KT_CODE(kiln_gpu_job_upload(job, src, 0, in, sizeof(in)), KILN_OK);
   KT_CODE(kiln_gpu_job_upload(job, dst, N * 4, sentinel, sizeof(sentinel)), KILN_OK);
-  memset(in, 0, sizeof(in));  /* the upload copied it already */
+  memset(in, 0, sizeof(in)); /* the upload copied it already */
   kiln_gpu_buffer *binds[2] = {src, dst};
   KT_CODE(kiln_gpu_job_dispatch(job, k, binds, push, (N + 63) / 64, 1, 1), KILN_OK);
   KT_CODE(kiln_gpu_job_download(job, dst, 0, sizeof(out), out), KILN_OK);
@@ -36,7 +36,7 @@ TEST(hash_matches_cpu) {
   KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
   void *value = (void *)1;
   TG_OK(f, &value);
-  KT_PTR_EQ(value, NULL);  /* the download went to `out` */
+  KT_PTR_EQ(value, NULL); /* the download went to `out` */
   for (uint32_t i = 0; i < N; i++) {
     uint32_t want = tg_pcg(i * 2654435761u + 12345u);
     if (out[i] != want) KT_FAIL("out[%u] = %u, CPU reference %u", i, out[i], want);
@@ -99,7 +99,7 @@ TEST(user_spirv) {
   kc.push_size = 8;
   kiln_gpu_kernel *k = NULL;
   KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
-  free(copy);  /* borrowed for the call only */
+  free(copy); /* borrowed for the call only */
 
   kiln_gpu_buffer *buf;
   KT_CODE(kiln_gpu_buffer_create(dev, 64 * 4, &buf), KILN_OK);
@@ -110,7 +110,7 @@ TEST(user_spirv) {
   KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
   kiln_gpu_job_upload(job, buf, 0, data, sizeof(data));
   kiln_gpu_job_dispatch(job, k, &buf, push, 1, 1, 1);
-  kiln_gpu_job_dispatch(job, k, &buf, push, 1, 1, 1);  /* ordered after the first */
+  kiln_gpu_job_dispatch(job, k, &buf, push, 1, 1, 1); /* ordered after the first */
   kiln_gpu_job_download(job, buf, 0, sizeof(data), NULL);
   kiln_future *f;
   KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
@@ -181,7 +181,7 @@ TEST(bad_commands) {
   KT_CODE(kiln_gpu_job_download(job, ba, 0, 4, NULL), KILN_OK);
   KT_CODE(kiln_gpu_job_download(job, ba, 0, 4, NULL), KILN_EINVAL);
   KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
-  KT_CODE(kiln_future_result(f, 10, NULL), KILN_EINVAL);  /* the first error */
+  KT_CODE(kiln_future_result(f, 10, NULL), KILN_EINVAL); /* the first error */
   kiln_future_release(f);
 
   /* a valid copy between two buffers of one device */
@@ -225,7 +225,7 @@ TEST(suballocator) {
   for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 1000 + i, &bufs[i]), KILN_OK);
   kiln_gpu_device_stats st;
   kiln_gpu_device_get_stats(dev, &st);
-  KT_EQ(st.memory_allocations, 1);  /* 100 buffers of ~1 KiB in one 1 MiB block */
+  KT_EQ(st.memory_allocations, 1); /* 100 buffers of ~1 KiB in one 1 MiB block */
   /* Each buffer holds its own data: write all, read all back. */
   kiln_future *fs[NB];
   for (int i = 0; i < NB; i++) {
@@ -245,12 +245,12 @@ TEST(suballocator) {
     kiln_future_release(fs[i]);
   }
   kiln_gpu_device_get_stats(dev, &st);
-  KT_TRUE(st.memory_allocations <= 3);  /* the device block and one or two staging blocks */
+  KT_TRUE(st.memory_allocations <= 3); /* the device block and one or two staging blocks */
   uint64_t before = st.memory_allocations;
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
   for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 2000, &bufs[i]), KILN_OK);
   kiln_gpu_device_get_stats(dev, &st);
-  KT_EQ(st.memory_allocations, before);  /* 200 KB fit in the freed block */
+  KT_EQ(st.memory_allocations, before); /* 200 KB fit in the freed block */
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
 
   kiln_gpu_buffer *big;
@@ -268,24 +268,22 @@ TEST(suballocator) {
 
 /* User GLSL compiled at run time: a working kernel, and a compile error reported as
  * KILN_EPARSE with the shader's name and line. */
-static const char *good_glsl =
-    "#version 450\n"
-    "layout(local_size_x = 32) in;\n"
-    "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
-    "layout(push_constant) uniform P { uint n; uint k; } pc;\n"
-    "void main() {\n"
-    "  uint i = gl_GlobalInvocationID.x;\n"
-    "  if (i < pc.n) b.v[i] = b.v[i] * 2u + pc.k;\n"
-    "}\n";
+static const char *good_glsl = "#version 450\n"
+                               "layout(local_size_x = 32) in;\n"
+                               "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
+                               "layout(push_constant) uniform P { uint n; uint k; } pc;\n"
+                               "void main() {\n"
+                               "  uint i = gl_GlobalInvocationID.x;\n"
+                               "  if (i < pc.n) b.v[i] = b.v[i] * 2u + pc.k;\n"
+                               "}\n";
 
-static const char *bad_glsl =
-    "#version 450\n"
-    "layout(local_size_x = 32) in;\n"
-    "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
-    "void main() {\n"
-    "  uint i = gl_GlobalInvocationID.x;\n"
-    "  b.v[i] = undeclared_thing + 1u;\n"
-    "}\n";
+static const char *bad_glsl = "#version 450\n"
+                              "layout(local_size_x = 32) in;\n"
+                              "layout(std430, binding = 0) buffer B { uint v[]; } b;\n"
+                              "void main() {\n"
+                              "  uint i = gl_GlobalInvocationID.x;\n"
+                              "  b.v[i] = undeclared_thing + 1u;\n"
+                              "}\n";
 
 TEST(runtime_glsl) {
   uint32_t *words;
@@ -428,16 +426,15 @@ TEST(uniform_binding) {
 /* A uniform-texel-buffer binding (kiln_gpu_kernel_config.texel_buffers, RGBA32UI texels) read by
  * texelFetch at per-invocation indices; a binding named both uniform and texel, and a buffer
  * whose size is no whole number of texels, are refused. */
-static const char *texel_glsl =
-    "#version 450\n"
-    "layout(local_size_x = 64) in;\n"
-    "layout(std430, binding = 0) buffer Out { uint v[]; } o;\n"
-    "layout(binding = 1) uniform usamplerBuffer tab;\n"
-    "void main() {\n"
-    "  uint i = gl_GlobalInvocationID.x;\n"
-    "  uvec4 e = texelFetch(tab, int((i * 7u) % 64u));\n"
-    "  o.v[i] = e.x + e.y + e.z + e.w;\n"
-    "}\n";
+static const char *texel_glsl = "#version 450\n"
+                                "layout(local_size_x = 64) in;\n"
+                                "layout(std430, binding = 0) buffer Out { uint v[]; } o;\n"
+                                "layout(binding = 1) uniform usamplerBuffer tab;\n"
+                                "void main() {\n"
+                                "  uint i = gl_GlobalInvocationID.x;\n"
+                                "  uvec4 e = texelFetch(tab, int((i * 7u) % 64u));\n"
+                                "  o.v[i] = e.x + e.y + e.z + e.w;\n"
+                                "}\n";
 
 TEST(texel_binding) {
   kiln_gpu *gpu = tg_gpu();

@@ -21,7 +21,7 @@ TEST(enumerate) {
     KT_TRUE(d.heaps[0].size > 0);
     if (d.usable) {
       any_usable = true;
-      KT_TRUE(d.api_version >= ((1u << 22) | (2u << 12)));  /* >= 1.2 */
+      KT_TRUE(d.api_version >= ((1u << 22) | (2u << 12))); /* >= 1.2 */
       KT_TRUE(d.driver_name[0] != '\0');
       bool compute = false;
       for (uint32_t f = 0; f < d.family_count; f++) compute = compute || d.families[f].compute;
@@ -145,7 +145,7 @@ TEST(no_driver) {
   setenv("VK_ICD_FILENAMES", "/nonexistent/kiln-no-driver.json", 1);
   kiln_gpu_config cfg;
   tg_config(&cfg);
-  cfg.validation = false;  /* the layer is not the point here */
+  cfg.validation = false; /* the layer is not the point here */
   kiln_gpu *gpu = NULL;
   KT_CODE(kiln_gpu_create(&cfg, &gpu), KILN_EUNSUPPORTED);
   KT_PTR_EQ(gpu, NULL);
@@ -162,7 +162,7 @@ TEST(validation_counts) {
   kiln_gpu_kernel_config_default(&kc);
   kc.builtin = "iadd";
   kc.buffers = 1;
-  kc.push_size = 0;  /* iadd.comp reads 8 bytes of push constants */
+  kc.push_size = 0; /* iadd.comp reads 8 bytes of push constants */
   kiln_gpu_kernel *k = NULL;
   int rc = kiln_gpu_kernel_create(dev, &kc, &k);
   KT_TRUE(kiln_gpu_get_validation_messages(gpu) > 0);

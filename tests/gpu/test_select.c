@@ -44,10 +44,10 @@ TEST(select_many_devices) {
   uint32_t idx[MANY];
   size_t n = 0;
   KT_CODE(kiln_gpu_select(gpu, "all", idx, MANY, &n), KILN_OK);
-  KT_EQ(n, MANY / 2);  /* every GPU, no CPU device */
+  KT_EQ(n, MANY / 2); /* every GPU, no CPU device */
   for (size_t i = 0; i < n; i++) KT_EQ(idx[i], 2 * i);
   KT_CODE(kiln_gpu_select(gpu, "cpu, discrete", idx, MANY, &n), KILN_OK);
-  KT_EQ(n, MANY);  /* in the order asked, each index once */
+  KT_EQ(n, MANY); /* in the order asked, each index once */
   for (size_t i = 0; i < n; i++) KT_EQ(idx[i], i < MANY / 2 ? 2 * i + 1 : 2 * (i - MANY / 2));
   KT_CODE(kiln_gpu_select(gpu, "auto", idx, 1, &n), KILN_OK);
   KT_EQ(n, 1);
@@ -112,7 +112,7 @@ TEST(pick_many_devices) {
     fake_dev_init(&fd[i], 5, false);
     devs[i] = &fd[i].dev;
   }
-  KT_EQ(kiln_gpu_device_pick(devs, N), 0);  /* ties: the first */
+  KT_EQ(kiln_gpu_device_pick(devs, N), 0); /* ties: the first */
   atomic_store(&fd[150].lane.in_flight, 1);
   KT_EQ(kiln_gpu_device_pick(devs, N), 150);
   atomic_store(&fd[199].lane.in_flight, 0);
@@ -181,7 +181,7 @@ TEST(render_pick_beyond_64) {
   kiln_future_release(f);
   kiln_gpu_device_stats st;
   kiln_gpu_device_get_stats(good, &st);
-  KT_TRUE(st.completed >= 2);  /* its upload and the frame */
+  KT_TRUE(st.completed >= 2); /* its upload and the frame */
 
   kiln_renderer_destroy(r);
   kiln_scene_destroy(scene);

@@ -45,8 +45,8 @@ static int check_header(const char *path, uint32_t w, uint32_t h) {
     return 1;
   }
   if (be32(b + 16) != w || be32(b + 20) != h) {
-    fprintf(stderr, "FAIL %s: IHDR says %ux%u, expected %ux%u\n", path, be32(b + 16),
-            be32(b + 20), w, h);
+    fprintf(stderr, "FAIL %s: IHDR says %ux%u, expected %ux%u\n", path, be32(b + 16), be32(b + 20),
+            w, h);
     return 1;
   }
   if (b[24] != 8 || b[25] != 2) {
@@ -92,8 +92,10 @@ static int check_chunks(const char *path) {
     i += 12 + len;
   }
   if (i != n || strcmp(last, "IEND") != 0) {
-    fprintf(stderr, "FAIL %s: chunks end at byte %zu of %zu, last chunk '%s', expected IEND at the "
-            "end\n", path, i, n, last);
+    fprintf(stderr,
+            "FAIL %s: chunks end at byte %zu of %zu, last chunk '%s', expected IEND at the "
+            "end\n",
+            path, i, n, last);
     return 1;
   }
   return 0;

@@ -60,7 +60,8 @@ static kiln_job *jt_load(const char *name, const char *text) {
   int rc = kiln_job_load(jt_path(name), &opt, &e, &job);
   if (rc) {
     char buf[2048];
-    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
+    KT_FAIL("load %s: %s: %s", name, kiln_err_name(rc),
+            kiln_error_detail_format(&e, buf, sizeof buf));
   }
   return job;
 }
@@ -83,10 +84,10 @@ static void jt_frame(kiln_job *job, uint64_t i, kiln_job_frame *fr) {
   }
 }
 
-#define KT_NEAR(a, b, tol)                                                                         \
-  do {                                                                                             \
-    double kt_x = (a), kt_y = (b);                                                                 \
-    if (!(fabs(kt_x - kt_y) <= (tol))) KT_FAIL("%s == %s: %.9g != %.9g", #a, #b, kt_x, kt_y);     \
+#define KT_NEAR(a, b, tol)                                                                    \
+  do {                                                                                        \
+    double kt_x = (a), kt_y = (b);                                                            \
+    if (!(fabs(kt_x - kt_y) <= (tol))) KT_FAIL("%s == %s: %.9g != %.9g", #a, #b, kt_x, kt_y); \
   } while (0)
 
 static void near3(const float v[3], double x, double y, double z, double tol) {
@@ -103,7 +104,8 @@ static void near3(const float v[3], double x, double y, double z, double tol) {
 
 TEST(anim_frames_step_and_count) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 10, \"end\": 20, \"step\": 3}}"));
+  kiln_job *job =
+      jt_load("job.json", ANIM("{\"frames\": {\"start\": 10, \"end\": 20, \"step\": 3}}"));
   KT_EQ(info_of(job).count, 4);
   kiln_job_frame fr;
   long want[] = {10, 13, 16, 19};
@@ -138,7 +140,8 @@ TEST(anim_frames_step_and_count) {
 TEST(anim_seed_rules) {
   jt_setup();
   kiln_job_frame fr;
-  kiln_job *job = jt_load("job.json", ANIM("{\"frames\": {\"start\": 3, \"end\": 4}, \"seed\": \"frame\"}"));
+  kiln_job *job =
+      jt_load("job.json", ANIM("{\"frames\": {\"start\": 3, \"end\": 4}, \"seed\": \"frame\"}"));
   jt_frame(job, 1, &fr);
   KT_EQ(fr.seed, 7 + 4);
   kiln_job_frame_clear(&fr);
@@ -158,9 +161,11 @@ TEST(anim_seed_rules) {
 
 TEST(orbit_positions_analytic) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": 5, \"camera\": {\"orbit\": {\"center\": [0, 1, 0], \"radius\": 2, \"height\": 0.5,\n"
-      " \"start_angle\": 0, \"degrees_per_frame\": 90, \"vfov\": 30}}}"));
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": 5, \"camera\": {\"orbit\": {\"center\": [0, 1, 0], \"radius\": 2, \"height\": 0.5,\n"
+          " \"start_angle\": 0, \"degrees_per_frame\": 90, \"vfov\": 30}}}"));
   kiln_job_frame fr;
   /* angle a: center + 2 (cos a * +z + sin a * +x) + 0.5 y */
   const double want[5][3] = {{0, 1.5, 2}, {2, 1.5, 0}, {0, 1.5, -2}, {-2, 1.5, 0}, {0, 1.5, 2}};
@@ -174,9 +179,11 @@ TEST(orbit_positions_analytic) {
   }
   kiln_job_destroy(job);
   /* "degrees": the sweep from the first to the last frame; elevation on a sphere of radius 2 */
-  job = jt_load("job.json", ANIM(
-      "{\"frames\": {\"start\": 0, \"end\": 8, \"step\": 2}, \"camera\": {\"orbit\": {\"center\": [0, 0, 0],\n"
-      " \"radius\": 2, \"elevation\": 30, \"start_angle\": -90, \"degrees\": 180}}}"));
+  job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": {\"start\": 0, \"end\": 8, \"step\": 2}, \"camera\": {\"orbit\": {\"center\": [0, 0, 0],\n"
+          " \"radius\": 2, \"elevation\": 30, \"start_angle\": -90, \"degrees\": 180}}}"));
   KT_EQ(info_of(job).count, 5);
   jt_frame(job, 2, &fr); /* frame 4: angle 0 */
   near3(fr.camera.position, 0, 1, sqrt(3), 1e-5);
@@ -191,7 +198,8 @@ TEST(orbit_positions_analytic) {
 
 TEST(orbit_defaults_start_at_the_scene_camera) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees_per_frame\": -90}}}"));
+  kiln_job *job = jt_load(
+      "job.json", ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees_per_frame\": -90}}}"));
   kiln_job_frame fr;
   jt_next(job, &fr);
   near3(fr.camera.position, 0, 1, -4, 1e-5); /* around look_at, at the camera's radius and angle */
@@ -206,11 +214,13 @@ TEST(orbit_defaults_start_at_the_scene_camera) {
 
 TEST(camera_keyframes_linear_exact_midway_and_hold) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": {\"start\": -10, \"end\": 30, \"step\": 5}, \"camera\": {\"keyframes\": [\n"
-      " {\"frame\": 0, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"vfov\": 40},\n"
-      " {\"frame\": 10, \"position\": [2, 3, -2], \"look_at\": [0, 0, 0], \"vfov\": 60},\n"
-      " {\"frame\": 20, \"position\": [4, 1, 0], \"look_at\": [1, 0, 0], \"up\": [0, 0, 1]}]}}"));
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": {\"start\": -10, \"end\": 30, \"step\": 5}, \"camera\": {\"keyframes\": [\n"
+          " {\"frame\": 0, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"vfov\": 40},\n"
+          " {\"frame\": 10, \"position\": [2, 3, -2], \"look_at\": [0, 0, 0], \"vfov\": 60},\n"
+          " {\"frame\": 20, \"position\": [4, 1, 0], \"look_at\": [1, 0, 0], \"up\": [0, 0, 1]}]}}"));
   kiln_job_frame fr;
   jt_frame(job, 0, &fr); /* frame -10: holds the first key */
   near3(fr.camera.position, 0, 1, -4, 0);
@@ -243,10 +253,11 @@ TEST(camera_keyframes_linear_exact_midway_and_hold) {
 
 TEST(camera_keyframes_spherical) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": 11, \"camera\": {\"interpolation\": \"spherical\", \"keyframes\": [\n"
-      " {\"frame\": 0, \"position\": [0, 0, -2], \"look_at\": [0, 0, 0]},\n"
-      " {\"frame\": 10, \"position\": [4, 0, 0], \"look_at\": [0, 0, 0]}]}}"));
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM("{\"frames\": 11, \"camera\": {\"interpolation\": \"spherical\", \"keyframes\": [\n"
+           " {\"frame\": 0, \"position\": [0, 0, -2], \"look_at\": [0, 0, 0]},\n"
+           " {\"frame\": 10, \"position\": [4, 0, 0], \"look_at\": [0, 0, 0]}]}}"));
   kiln_job_frame fr;
   jt_frame(job, 5, &fr); /* 45 degrees round, distance midway between 2 and 4 */
   near3(fr.camera.position, 3 * sin(KT_PI / 4), 0, -3 * cos(KT_PI / 4), 1e-5);
@@ -260,10 +271,12 @@ TEST(camera_keyframes_spherical) {
 
 TEST(camera_keyframes_thin_lens) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": 3, \"camera\": {\"keyframes\": [\n"
-      " {\"frame\": 0, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"aperture\": 0.1},\n"
-      " {\"frame\": 2, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"aperture\": 0.3, \"focus_distance\": 6}]}}"));
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": 3, \"camera\": {\"keyframes\": [\n"
+          " {\"frame\": 0, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"aperture\": 0.1},\n"
+          " {\"frame\": 2, \"position\": [0, 1, -4], \"look_at\": [0, 1, 0], \"aperture\": 0.3, \"focus_distance\": 6}]}}"));
   kiln_job_frame fr;
   jt_frame(job, 1, &fr);
   KT_TRUE(fr.camera.thin_lens);
@@ -281,7 +294,8 @@ static void patch_matrix(const kiln_job_frame *fr, const char *name, double m[16
   KT_TRUE(p != NULL);
   cJSON *objs = cJSON_GetObjectItemCaseSensitive(p, "objects");
   cJSON *mat = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(objs, name), "transform"), "matrix");
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(objs, name), "transform"),
+      "matrix");
   KT_EQ(cJSON_GetArraySize(mat), 16);
   for (int i = 0; i < 16; i++) m[i] = cJSON_GetArrayItem(mat, i)->valuedouble;
   cJSON_Delete(p);
@@ -289,10 +303,12 @@ static void patch_matrix(const kiln_job_frame *fr, const char *name, double m[16
 
 TEST(object_keyframes_slerp_and_hold) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": {\"start\": 0, \"end\": 20, \"step\": 5}, \"objects\": {\"crate\": {\"keyframes\": [\n"
-      " {\"frame\": 0},\n"
-      " {\"frame\": 10, \"translate\": [2, 0, 0], \"rotate\": [0, 90, 0], \"scale\": 3}]}}}"));
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": {\"start\": 0, \"end\": 20, \"step\": 5}, \"objects\": {\"crate\": {\"keyframes\": [\n"
+          " {\"frame\": 0},\n"
+          " {\"frame\": 10, \"translate\": [2, 0, 0], \"rotate\": [0, 90, 0], \"scale\": 3}]}}}"));
   kiln_job_frame fr;
   double m[16];
   jt_frame(job, 0, &fr);
@@ -332,12 +348,15 @@ static const float *crate_tris(const kiln_scene *s, size_t *n) {
 /* A keyframe's rotation (Euler and axis-angle) places the object as the scene format's transform. */
 TEST(object_keyframes_match_scene_transforms) {
   jt_setup();
-  kiln_job *job = jt_load("job.json", ANIM(
-      "{\"frames\": 2, \"objects\": {\"crate\": {\"keyframes\": [\n"
-      " {\"frame\": 0, \"translate\": [0.5, -1, 2], \"rotate\": [10, 20, 30], \"scale\": [1, 2, 0.5]},\n"
-      " {\"frame\": 1, \"rotate\": {\"axis\": [1, 1, 0], \"angle\": 70}}]}}}"));
-  const char *xf[2] = {"{\"translate\": [0.5, -1, 2], \"rotate\": [10, 20, 30], \"scale\": [1, 2, 0.5]}",
-                       "{\"rotate\": {\"axis\": [1, 1, 0], \"angle\": 70}}"};
+  kiln_job *job = jt_load(
+      "job.json",
+      ANIM(
+          "{\"frames\": 2, \"objects\": {\"crate\": {\"keyframes\": [\n"
+          " {\"frame\": 0, \"translate\": [0.5, -1, 2], \"rotate\": [10, 20, 30], \"scale\": [1, 2, 0.5]},\n"
+          " {\"frame\": 1, \"rotate\": {\"axis\": [1, 1, 0], \"angle\": 70}}]}}}"));
+  const char *xf[2] = {
+      "{\"translate\": [0.5, -1, 2], \"rotate\": [10, 20, 30], \"scale\": [1, 2, 0.5]}",
+      "{\"rotate\": {\"axis\": [1, 1, 0], \"angle\": 70}}"};
   for (int k = 0; k < 2; k++) {
     kiln_job_frame fr;
     jt_frame(job, (uint64_t)k, &fr);
@@ -345,9 +364,12 @@ TEST(object_keyframes_match_scene_transforms) {
     kiln_error_detail e;
     KT_CODE(kiln_job_frame_scene(job, &fr, &e, &got), 0);
     char text[4096];
-    snprintf(text, sizeof text, "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
-             "\"objects\": [{\"type\": \"box\", \"name\": \"crate\", \"min\": [1, 0, 0], \"max\": [2, 1, 1],\n"
-             "\"material\": {\"type\": \"diffuse\"}, \"transform\": %s}]}", xf[k]);
+    snprintf(
+        text, sizeof text,
+        "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
+        "\"objects\": [{\"type\": \"box\", \"name\": \"crate\", \"min\": [1, 0, 0], \"max\": [2, 1, 1],\n"
+        "\"material\": {\"type\": \"diffuse\"}, \"transform\": %s}]}",
+        xf[k]);
     kiln_scene *want = st_load_ok(text, jt_dir);
     size_t n1, n2;
     const float *a = crate_tris(got, &n1), *b = crate_tris(want, &n2);
@@ -411,7 +433,8 @@ TEST(list_next_is_lazy_and_rewinds) {
   /* a long list: frames are read one at a time from the file */
   size_t n = 5000, cap = n * 64;
   char *text = malloc(cap), *p = text;
-  for (size_t i = 0; i < n; i++) p += snprintf(p, cap - (size_t)(p - text), "{\"name\": \"img%zu\", \"seed\": %zu}\n", i, i);
+  for (size_t i = 0; i < n; i++)
+    p += snprintf(p, cap - (size_t)(p - text), "{\"name\": \"img%zu\", \"seed\": %zu}\n", i, i);
   kiln_job *job = jt_load("big.jsonl", text);
   free(text);
   KT_EQ(info_of(job).count, n);
@@ -444,7 +467,8 @@ TEST(list_next_is_lazy_and_rewinds) {
 TEST(json_job_with_list_file_and_inline_images) {
   jt_setup();
   st_write(jt_dir, "list.jsonl", list_text, (size_t)-1);
-  kiln_job *job = jt_load("job.json",
+  kiln_job *job = jt_load(
+      "job.json",
       "{\"scene\": \"scene.json\", \"output\": \"{name}_{pass}.{ext}\", \"passes\": [\"depth\", \"id\"],\n"
       " \"format\": \"exr\", \"images\": \"list.jsonl\"}");
   KT_EQ(info_of(job).count, 3);
@@ -456,7 +480,8 @@ TEST(json_job_with_list_file_and_inline_images) {
   KT_STR_CONTAINS(fr.where, "list.jsonl:5");
   kiln_job_frame_clear(&fr);
   kiln_job_destroy(job);
-  job = jt_load("job.json",
+  job = jt_load(
+      "job.json",
       "{\"scene\": \"scene.json\", \"images\": [\n"
       "  {\"name\": \"a\"},\n"
       "  {\"name\": \"b\", \"lights\": {\"key\": {\"radiance\": [9, 9, 9]}}, \"frame\": 3}\n]}");
@@ -476,7 +501,8 @@ TEST(json_job_with_list_file_and_inline_images) {
 
 TEST(job_settings_override_the_scene) {
   jt_setup();
-  kiln_job *job = jt_load("job.json",
+  kiln_job *job = jt_load(
+      "job.json",
       "{\"scene\": \"scene.json\", \"width\": 64, \"height\": 48, \"spp\": 2, \"images\": [\n"
       "  {\"materials\": {\"red\": {\"albedo\": [0, 0, 1]}}}]}");
   kiln_scene_info info;
@@ -506,14 +532,16 @@ TEST(job_settings_override_the_scene) {
 
 static const kiln__material *material(const kiln_scene *s, const char *name) {
   for (size_t i = 0; i < s->data.nmaterials; i++)
-    if (s->data.materials[i].name && strcmp(s->data.materials[i].name, name) == 0) return &s->data.materials[i];
+    if (s->data.materials[i].name && strcmp(s->data.materials[i].name, name) == 0)
+      return &s->data.materials[i];
   KT_FAIL("no material %s", name);
   return NULL;
 }
 
 TEST(frame_scene_applies_the_patch) {
   jt_setup();
-  kiln_job *job = jt_load("list.jsonl",
+  kiln_job *job = jt_load(
+      "list.jsonl",
       "{\"name\": \"plain\"}\n"
       "{\"materials\": {\"red\": {\"albedo\": [0.1, 0.9, 0.2]}, \"metal\": {\"type\": \"dielectric\", \"ior\": 1.3}}, "
       "\"objects\": {\"ball\": {\"transform\": {\"translate\": [1, 0, 0], \"scale\": 2}}}, "
@@ -559,7 +587,8 @@ TEST(frame_scene_applies_the_patch) {
  * error names the frame and the override's path. */
 TEST(frame_scene_error_names_the_frame) {
   jt_setup();
-  kiln_job *job = jt_load("list.jsonl",
+  kiln_job *job = jt_load(
+      "list.jsonl",
       "{\"name\": \"ok\", \"objects\": {\"crate\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n"
       "{\"name\": \"bad\", \"objects\": {\"ball\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
   kiln_job_frame fr;
@@ -586,7 +615,8 @@ TEST(frame_scene_error_names_the_frame) {
  * every call that fills a kiln_error_detail sets its code to what it returns. */
 TEST(frame_scene_null_arguments_are_einval) {
   jt_setup();
-  kiln_job *job = jt_load("list.jsonl",
+  kiln_job *job = jt_load(
+      "list.jsonl",
       "{\"name\": \"ok\", \"objects\": {\"crate\": {\"transform\": {\"scale\": [1, 2, 1]}}}}\n");
   kiln_job_frame fr;
   kiln_scene *s = (kiln_scene *)1;
@@ -610,8 +640,8 @@ TEST(error_detail_code_is_the_code_returned) {
   jt_setup();
   kiln_error_detail e;
   kiln_job *job = NULL;
-  st_write(jt_dir, "bad.json", "{\"scene\": \"scene.json\", \"animation\": {\"frames\": {\"end\": -1}}}",
-           (size_t)-1);
+  st_write(jt_dir, "bad.json",
+           "{\"scene\": \"scene.json\", \"animation\": {\"frames\": {\"end\": -1}}}", (size_t)-1);
   int rc = kiln_job_load(jt_path("bad.json"), NULL, &e, &job);
   KT_TRUE(rc < 0);
   KT_EQ(e.code, rc);
@@ -662,7 +692,8 @@ static bool count_even(void *arg, long frame) {
  * reading the list again) are those kiln_job_next gives, in order. */
 TEST(job_frame_numbers_noted_at_load) {
   jt_setup();
-  kiln_job *job = jt_load("list.jsonl",
+  kiln_job *job = jt_load(
+      "list.jsonl",
       "{\"frame\": 7}\n{\"frame\": 8}\n\n{\"frame\": 9}\n{\"frame\": 3}\n{\"frame\": 100}\n{\"frame\": 4}\n"
       "{\"frame\": 8}\n{}\n{}\n");
   int calls = 0;
@@ -698,7 +729,8 @@ TEST(frame_scene_from_many_tasks_at_once) {
   for (int i = 0; i < N; i++)
     p += snprintf(p, sizeof text - (size_t)(p - text),
                   "{\"materials\": {\"red\": {\"albedo\": [%g, 0, 0]}}, \"objects\": {\"ball\": "
-                  "{\"transform\": {\"translate\": [%d, 0, 0]}}}}\n", i / 32.0, i);
+                  "{\"transform\": {\"translate\": [%d, 0, 0]}}}}\n",
+                  i / 32.0, i);
   kiln_job *job = jt_load("list.jsonl", text);
   fs_arg args[N];
   for (int i = 0; i < N; i++) {
@@ -736,8 +768,8 @@ typedef struct jcase {
   const char *job, *list; /* job.json, list.jsonl texts (NULL: not written) */
   const char *load;       /* the file loaded */
   int code;
-  const char *file;       /* err.file ends with this */
-  const char *marker;     /* NULL: line and column 0 */
+  const char *file;   /* err.file ends with this */
+  const char *marker; /* NULL: line and column 0 */
   const char *path, *fragment;
 } jcase;
 
@@ -749,46 +781,51 @@ typedef struct jcase {
 
 static const jcase cases[] = {
     /* the job */
-    {J("{\"scene\": \"scene.json\",\n \"pases\": [\"depth\"], \"images\": []}"), KILN_EPARSE, JF, "\"pases\"",
-     "pases", "did you mean 'passes'"},
-    {J("{\"scene\": \"scene.json\",\n \"images\": [}"), KILN_EPARSE, JF, "}", "", "JSON syntax error"},
-    {J("{\"scene\": \"scene.json\", \"passes\": [\"depth\",\n \"nromal\"], \"images\": []}"), KILN_EPARSE, JF,
-     "\"nromal\"", "passes[1]", "did you mean 'normal'"},
-    {J("{\"scene\": \"scene.json\", \"format\": \"tiff\", \"images\": []}"), KILN_EPARSE, JF, "\"tiff\"", "format",
-     "unknown format 'tiff'"},
-    {J("{\"scene\": \"scene.json\", \"output\": \"{frme}.png\", \"images\": []}"), KILN_EPARSE, JF, "\"{frme}",
-     "output", "frme"},
+    {J("{\"scene\": \"scene.json\",\n \"pases\": [\"depth\"], \"images\": []}"), KILN_EPARSE, JF,
+     "\"pases\"", "pases", "did you mean 'passes'"},
+    {J("{\"scene\": \"scene.json\",\n \"images\": [}"), KILN_EPARSE, JF, "}", "",
+     "JSON syntax error"},
+    {J("{\"scene\": \"scene.json\", \"passes\": [\"depth\",\n \"nromal\"], \"images\": []}"),
+     KILN_EPARSE, JF, "\"nromal\"", "passes[1]", "did you mean 'normal'"},
+    {J("{\"scene\": \"scene.json\", \"format\": \"tiff\", \"images\": []}"), KILN_EPARSE, JF,
+     "\"tiff\"", "format", "unknown format 'tiff'"},
+    {J("{\"scene\": \"scene.json\", \"output\": \"{frme}.png\", \"images\": []}"), KILN_EPARSE, JF,
+     "\"{frme}", "output", "frme"},
     {J("{\"scene\": \"scene.json\", \"width\": 0, \"images\": []}"), KILN_EPARSE, JF, "0,", "width",
      "width must be in [1, 16384]"},
     {J("{\"images\": []}"), KILN_EPARSE, JF, "{", "", "missing required key 'scene'"},
     {J("{\"scene\": \"scene.json\"}"), KILN_EPARSE, JF, "{", "", "needs 'animation' or 'images'"},
-    {J("{\"scene\": \"scene.json\", \"animation\": {\"frames\": 1}, \"images\": []}"), KILN_EPARSE, JF, "[]",
-     "images", "not both"},
-    {J("{\"scene\": \"nowhere.json\", \"images\": []}"), KILN_EIO, "nowhere.json", NULL, "", "cannot open"},
-    {J("{\"scene\": \"scene.json\", \"images\": \"missing.jsonl\"}"), KILN_EIO, JF, "\"missing.jsonl\"", "images",
+    {J("{\"scene\": \"scene.json\", \"animation\": {\"frames\": 1}, \"images\": []}"), KILN_EPARSE,
+     JF, "[]", "images", "not both"},
+    {J("{\"scene\": \"nowhere.json\", \"images\": []}"), KILN_EIO, "nowhere.json", NULL, "",
      "cannot open"},
+    {J("{\"scene\": \"scene.json\", \"images\": \"missing.jsonl\"}"), KILN_EIO, JF,
+     "\"missing.jsonl\"", "images", "cannot open"},
     /* animations */
-    {J(ANIM("{\"frames\": {\"start\": 5, \"end\": 2}}")), KILN_EPARSE, JF, "2}", "animation.frames.end",
-     "before start"},
+    {J(ANIM("{\"frames\": {\"start\": 5, \"end\": 2}}")), KILN_EPARSE, JF, "2}",
+     "animation.frames.end", "before start"},
     {J(ANIM("{\"frames\": {\"start\": 0, \"end\": 9, \"step\": 0}}")), KILN_EPARSE, JF, "0}}",
      "animation.frames.step", "step must be in [1"},
     {J(ANIM("{\"frames\": 2.5}")), KILN_EPARSE, JF, "2.5", "animation.frames", "frame count"},
-    {J(ANIM("{\"frames\": 3, \"sed\": 1}")), KILN_EPARSE, JF, "\"sed\"", "animation.sed", "did you mean 'seed'"},
-    {J(ANIM("{\"frames\": 3, \"seed\": \"random\"}")), KILN_EPARSE, JF, "\"random\"", "animation.seed",
-     "\"scene\", \"frame\" or a number"},
-    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"radius\": 2}}}")), KILN_EPARSE, JF, "{\"radius\"",
-     "animation.camera.orbit", "missing required key 'degrees'"},
-    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9, \"radius\": -1}}}")), KILN_EPARSE, JF,
-     "-1", "animation.camera.orbit.radius", "radius must be in [0"},
-    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9, \"height\": 1, \"elevation\": 5}}}")),
+    {J(ANIM("{\"frames\": 3, \"sed\": 1}")), KILN_EPARSE, JF, "\"sed\"", "animation.sed",
+     "did you mean 'seed'"},
+    {J(ANIM("{\"frames\": 3, \"seed\": \"random\"}")), KILN_EPARSE, JF, "\"random\"",
+     "animation.seed", "\"scene\", \"frame\" or a number"},
+    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"radius\": 2}}}")), KILN_EPARSE, JF,
+     "{\"radius\"", "animation.camera.orbit", "missing required key 'degrees'"},
+    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9, \"radius\": -1}}}")),
+     KILN_EPARSE, JF, "-1", "animation.camera.orbit.radius", "radius must be in [0"},
+    {J(ANIM(
+         "{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9, \"height\": 1, \"elevation\": 5}}}")),
      KILN_EPARSE, JF, "5}", "animation.camera.orbit.elevation", "not both"},
-    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9}, \"keyframes\": []}}")), KILN_EPARSE, JF,
-     "[]", "animation.camera.keyframes", "not both"},
+    {J(ANIM("{\"frames\": 3, \"camera\": {\"orbit\": {\"degrees\": 9}, \"keyframes\": []}}")),
+     KILN_EPARSE, JF, "[]", "animation.camera.keyframes", "not both"},
     {J(CAM_KEYS("{\"frame\": 4, \"position\": [0, 0, 1], \"look_at\": [0, 0, 0]},\n"
                 " {\"frame\": 4, \"position\": [0, 0, 2], \"look_at\": [0, 0, 0]}")),
-     KILN_EPARSE, JF, "4, \"position\": [0, 0, 2]", "animation.camera.keyframes[1].frame", "increasing frame order"},
-    {J(CAM_KEYS("{\"frame\": 0, \"position\": [0, 0, 1], \"look_at\": [0, 0, 1]}")), KILN_EPARSE, JF,
-     "{\"frame\": 0", "animation.camera.keyframes[0]", "look_at equals position"},
+     KILN_EPARSE, JF, "4, \"position\": [0, 0, 2]", "animation.camera.keyframes[1].frame",
+     "increasing frame order"},
+    {J(CAM_KEYS("{\"frame\": 0, \"position\": [0, 0, 1], \"look_at\": [0, 0, 1]}")), KILN_EPARSE,
+     JF, "{\"frame\": 0", "animation.camera.keyframes[0]", "look_at equals position"},
     {J(CAM_KEYS("{\"frame\": 0, \"look_at\": [0, 0, 1]}")), KILN_EPARSE, JF, "{\"frame\": 0",
      "animation.camera.keyframes[0]", "missing required key 'position'"},
     /* the path between two valid keys passes through look_at */
@@ -799,64 +836,75 @@ static const jcase cases[] = {
             " {\"frame\": 0, \"position\": [0, 0, -1], \"look_at\": [0, 0, 0]},\n"
             " {\"frame\": 2, \"position\": [0, 0, 1], \"look_at\": [0, 0, 0]}]}}")),
      KILN_EPARSE, JF, "[0, 0, 1]", "animation.camera.keyframes[1].position", "ambiguous"},
-    {J(ANIM("{\"frames\": 3, \"objects\": {\"bal\": {\"keyframes\": [{\"frame\": 0}]}}}")), KILN_EPARSE, JF,
-     "{\"keyframes\"", "animation.objects.bal", "no object named 'bal' (did you mean 'ball'?)"},
-    {J(ANIM("{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"scale\": 1},\n"
-            " {\"frame\": 2, \"scale\": [1, -1, 1]}]}}}")),
+    {J(ANIM("{\"frames\": 3, \"objects\": {\"bal\": {\"keyframes\": [{\"frame\": 0}]}}}")),
+     KILN_EPARSE, JF, "{\"keyframes\"", "animation.objects.bal",
+     "no object named 'bal' (did you mean 'ball'?)"},
+    {J(ANIM(
+         "{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"scale\": 1},\n"
+         " {\"frame\": 2, \"scale\": [1, -1, 1]}]}}}")),
      KILN_EPARSE, JF, "[1, -1, 1]", "animation.objects.ball.keyframes[1].scale", "changes sign"},
-    {J(ANIM("{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"rotate\": [0, 1]}]}}}")),
+    {J(ANIM(
+         "{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"rotate\": [0, 1]}]}}}")),
      KILN_EPARSE, JF, "[0, 1]", "animation.objects.ball.keyframes[0].rotate", "Euler angles"},
-    {J(ANIM("{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"translte\": [0, 1, 0]}]}}}")),
-     KILN_EPARSE, JF, "\"translte\"", "animation.objects.ball.keyframes[0].translte", "did you mean 'translate'"},
+    {J(ANIM(
+         "{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"translte\": [0, 1, 0]}]}}}")),
+     KILN_EPARSE, JF, "\"translte\"", "animation.objects.ball.keyframes[0].translte",
+     "did you mean 'translate'"},
     /* list lines: file, line and column in the .jsonl */
-    {L("{\"name\": \"a\"}\n{\"name\": \"b\",, }\n"), KILN_EPARSE, LF, " }", "", "JSON syntax error"},
-    {L("{\"name\": \"a\"}\n\n{\"nme\": \"b\"}\n"), KILN_EPARSE, LF, "\"nme\"", "nme", "did you mean 'name'"},
+    {L("{\"name\": \"a\"}\n{\"name\": \"b\",, }\n"), KILN_EPARSE, LF, " }", "",
+     "JSON syntax error"},
+    {L("{\"name\": \"a\"}\n\n{\"nme\": \"b\"}\n"), KILN_EPARSE, LF, "\"nme\"", "nme",
+     "did you mean 'name'"},
     {L("{\"name\": \"a\"}\n# a comment\n"), KILN_EPARSE, LF, "# a", "", "comments are not allowed"},
     {L("[1, 2]\n"), KILN_EPARSE, LF, "[1, 2]", "", "must be a JSON object"},
-    {L("{\"name\": \"../escape\"}\n"), KILN_EPARSE, LF, "\"../escape\"", "name", "not a safe file name"},
+    {L("{\"name\": \"../escape\"}\n"), KILN_EPARSE, LF, "\"../escape\"", "name",
+     "not a safe file name"},
     {L("{\"name\": \"..\"}\n"), KILN_EPARSE, LF, "\"..\"", "name", "must not be '..'"},
     {L("{\"name\": \"\"}\n"), KILN_EPARSE, LF, "\"\"", "name", "non-empty string"},
     {L("{\"frame\": 1.5}\n"), KILN_EPARSE, LF, "1.5", "frame", "integer"},
-    {L("{\"seed\": -1}\n"), KILN_EPARSE, LF, "-1", "seed", "seed must be in [0, 4.29497e+09], not -1"},
-    {L("{\"camera\": {\"positon\": [0, 0, 0]}}\n"), KILN_EPARSE, LF, "\"positon\"", "camera.positon",
-     "did you mean 'position'"},
+    {L("{\"seed\": -1}\n"), KILN_EPARSE, LF, "-1", "seed",
+     "seed must be in [0, 4.29497e+09], not -1"},
+    {L("{\"camera\": {\"positon\": [0, 0, 0]}}\n"), KILN_EPARSE, LF, "\"positon\"",
+     "camera.positon", "did you mean 'position'"},
     {L("{\"camera\": {\"position\": [0, 1, 0]}}\n"), KILN_EPARSE, LF, "{\"position\"", "camera",
      "look_at equals position"},
     {L("{\"camera\": {\"look_at\": [0, 1, 1]}, \"name\": \"x\"}\n{\"camera\": {\"position\": [0, 1, 2, 3]}}\n"),
      KILN_EPARSE, LF, "[0, 1, 2, 3]", "camera.position", "array of 3 numbers"},
     {L("{\"camera\": {\"type\": \"thin_lens\"}}\n"), KILN_EPARSE, LF, "{\"type\"", "camera",
      "missing required key 'aperture'"},
-    {L("{\"camera\": {\"aperture\": 0.1}}\n"), KILN_EPARSE, LF, "\"aperture\"", "camera.aperture", "unknown key"},
+    {L("{\"camera\": {\"aperture\": 0.1}}\n"), KILN_EPARSE, LF, "\"aperture\"", "camera.aperture",
+     "unknown key"},
     {L("{\"materials\": {\"redd\": {\"albedo\": [1, 0, 0]}}}\n"), KILN_EPARSE, LF, "{\"albedo\"",
      "materials.redd", "did you mean 'red'"},
-    {L("{\"materials\": {\"metal\": {\"roughness\": 7}}}\n"), KILN_EPARSE, LF, "7}", "materials.metal.roughness",
-     "roughness must be in [0, 1]"},
+    {L("{\"materials\": {\"metal\": {\"roughness\": 7}}}\n"), KILN_EPARSE, LF, "7}",
+     "materials.metal.roughness", "roughness must be in [0, 1]"},
     {L("{\"materials\": {\"red\": {\"roughness\": 0.5}}}\n"), KILN_EPARSE, LF, "\"roughness\"",
      "materials.red.roughness", "unknown key"},
-    {L("{\"materials\": {\"red\": {\"type\": \"emissive\"}}}\n"), KILN_EPARSE, LF, "{\"type\"", "materials.red",
-     "missing required key 'emission'"},
-    {L("{\"materials\": {\"red\": {}, \"red\": {}}}\n"), KILN_EPARSE, LF, "\"red\": {}}", "materials.red",
-     "duplicate key"},
-    {L("{\"objects\": {\"box\": {\"transform\": {}}}}\n"), KILN_EPARSE, LF, "{\"transform\"", "objects.box",
-     "no object named 'box'"},
-    {L("{\"objects\": {\"ball\": {\"transform\": {\"matrix\": [1, 0]}}}}\n"), KILN_EPARSE, LF, "[1, 0]",
-     "objects.ball.transform.matrix", "16 numbers"},
+    {L("{\"materials\": {\"red\": {\"type\": \"emissive\"}}}\n"), KILN_EPARSE, LF, "{\"type\"",
+     "materials.red", "missing required key 'emission'"},
+    {L("{\"materials\": {\"red\": {}, \"red\": {}}}\n"), KILN_EPARSE, LF, "\"red\": {}}",
+     "materials.red", "duplicate key"},
+    {L("{\"objects\": {\"box\": {\"transform\": {}}}}\n"), KILN_EPARSE, LF, "{\"transform\"",
+     "objects.box", "no object named 'box'"},
+    {L("{\"objects\": {\"ball\": {\"transform\": {\"matrix\": [1, 0]}}}}\n"), KILN_EPARSE, LF,
+     "[1, 0]", "objects.ball.transform.matrix", "16 numbers"},
     {L("{\"objects\": {\"ball\": {\"material\": \"gold\"}}}\n"), KILN_EPARSE, LF, "\"gold\"",
      "objects.ball.material", "no material (in its 'materials') named 'gold'"},
-    {L("{\"objects\": {\"ball\": {\"radius\": 2}}}\n"), KILN_EPARSE, LF, "\"radius\"", "objects.ball.radius",
-     "unknown key"},
-    {L("{\"lights\": {\"fill\": {\"radiance\": [1, 1, 1]}}}\n"), KILN_EPARSE, LF, "{\"radiance\"", "lights.fill",
-     "no light named 'fill'"},
-    {L("{\"lights\": {\"key\": {\"radiance\": [0, 0, 0]}}}\n"), KILN_EPARSE, LF, "[0, 0, 0]", "lights.key.radiance",
-     "black"},
-    {L("{\"lights\": {\"key\": {\"u\": [0, 0, 2]}}}\n"), KILN_EPARSE, LF, "{\"u\"", "lights.key", "zero area"},
+    {L("{\"objects\": {\"ball\": {\"radius\": 2}}}\n"), KILN_EPARSE, LF, "\"radius\"",
+     "objects.ball.radius", "unknown key"},
+    {L("{\"lights\": {\"fill\": {\"radiance\": [1, 1, 1]}}}\n"), KILN_EPARSE, LF, "{\"radiance\"",
+     "lights.fill", "no light named 'fill'"},
+    {L("{\"lights\": {\"key\": {\"radiance\": [0, 0, 0]}}}\n"), KILN_EPARSE, LF, "[0, 0, 0]",
+     "lights.key.radiance", "black"},
+    {L("{\"lights\": {\"key\": {\"u\": [0, 0, 2]}}}\n"), KILN_EPARSE, LF, "{\"u\"", "lights.key",
+     "zero area"},
     {L("{\"environment\": {\"type\": \"map\"}}\n"), KILN_EPARSE, LF, "{\"type\"", "environment",
      "missing required key 'file'"},
-    {L("{\"environment\": {\"colour\": [1, 1, 1]}}\n"), KILN_EPARSE, LF, "\"colour\"", "environment.colour",
-     "did you mean 'color'"},
+    {L("{\"environment\": {\"colour\": [1, 1, 1]}}\n"), KILN_EPARSE, LF, "\"colour\"",
+     "environment.colour", "did you mean 'color'"},
     /* inline images: located in the job */
-    {J("{\"scene\": \"scene.json\", \"images\": [\n {},\n {\"seed\": \"x\"}]}"), KILN_EPARSE, JF, "\"x\"",
-     "images[1].seed", "seed must be a number"},
+    {J("{\"scene\": \"scene.json\", \"images\": [\n {},\n {\"seed\": \"x\"}]}"), KILN_EPARSE, JF,
+     "\"x\"", "images[1].seed", "seed must be a number"},
 };
 
 static void text_position(const char *text, const char *at, int *line, int *col) {
@@ -879,10 +927,12 @@ TEST(malformed_inputs_are_located) {
     int rc = kiln_job_load(jt_path(k->load), &opt, &e, &job);
     char buf[2048];
     kiln_error_detail_format(&e, buf, sizeof buf);
-    if (rc != k->code) KT_FAIL("case %zu: %s, expected %s: %s", i, kiln_err_name(rc), kiln_err_name(k->code), buf);
+    if (rc != k->code)
+      KT_FAIL("case %zu: %s, expected %s: %s", i, kiln_err_name(rc), kiln_err_name(k->code), buf);
     KT_TRUE(job == NULL);
     size_t fl = strlen(e.file), wl = strlen(k->file);
-    if (fl < wl || strcmp(e.file + fl - wl, k->file) != 0) KT_FAIL("case %zu: file %s, expected %s", i, e.file, k->file);
+    if (fl < wl || strcmp(e.file + fl - wl, k->file) != 0)
+      KT_FAIL("case %zu: file %s, expected %s", i, e.file, k->file);
     int line = 0, col = 0;
     if (k->marker) {
       const char *text = strcmp(k->file, LF) == 0 ? k->list : k->job, *at = strstr(text, k->marker);
@@ -891,15 +941,19 @@ TEST(malformed_inputs_are_located) {
     }
     if (e.line != line || e.column != col)
       KT_FAIL("case %zu: at %d:%d, expected %d:%d: %s", i, e.line, e.column, line, col, buf);
-    if (strcmp(e.path, k->path) != 0) KT_FAIL("case %zu: path '%s', expected '%s': %s", i, e.path, k->path, buf);
-    if (!strstr(e.message, k->fragment)) KT_FAIL("case %zu: message lacks '%s': %s", i, k->fragment, buf);
+    if (strcmp(e.path, k->path) != 0)
+      KT_FAIL("case %zu: path '%s', expected '%s': %s", i, e.path, k->path, buf);
+    if (!strstr(e.message, k->fragment))
+      KT_FAIL("case %zu: message lacks '%s': %s", i, k->fragment, buf);
     st_tmp_cleanup();
   }
 }
 
 TEST(scene_errors_are_located_in_the_scene) {
   jt_setup();
-  st_write(jt_dir, "bad.json", "{\"camera\": {\"position\": [0, 0, 0],\n \"look_at\": [0, 0, 1], \"vfov\": 200}}", (size_t)-1);
+  st_write(jt_dir, "bad.json",
+           "{\"camera\": {\"position\": [0, 0, 0],\n \"look_at\": [0, 0, 1], \"vfov\": 200}}",
+           (size_t)-1);
   st_write(jt_dir, "job.json", "{\"scene\": \"bad.json\", \"images\": []}", (size_t)-1);
   kiln_error_detail e;
   kiln_job *job;
@@ -930,7 +984,8 @@ static kiln_job *load_example(const char *name) {
   kiln_job *job = NULL;
   int rc = kiln_job_load(path, NULL, &e, &job);
   char buf[2048];
-  if (rc) KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
+  if (rc)
+    KT_FAIL("%s: %s: %s", name, kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
   return job;
 }
 

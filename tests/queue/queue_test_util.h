@@ -47,8 +47,8 @@ static inline void qtu_wait_blocked(kiln_queue *q, size_t g, size_t p, size_t j)
     kiln__queue_waiting(q, &ng, &np, &nj);
     if (ng == g && np == p && nj == j) return;
     if (kt_now() > end)
-      KT_FAIL("waiting for %zu/%zu/%zu sleepers (get/put/join), have %zu/%zu/%zu", g, p, j, ng,
-              np, nj);
+      KT_FAIL("waiting for %zu/%zu/%zu sleepers (get/put/join), have %zu/%zu/%zu", g, p, j, ng, np,
+              nj);
     sched_yield();
   }
 }

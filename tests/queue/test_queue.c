@@ -441,10 +441,8 @@ static void q16_mix(bool immediate) {
   }
   long put = atomic_load_explicit(&c.put, memory_order_relaxed);
   long got = atomic_load_explicit(&c.got, memory_order_relaxed);
-  if (immediate)
-    KT_TRUE(got <= put);
-  else
-    KT_EQ(got, put);
+  if (immediate) KT_TRUE(got <= put);
+  else KT_EQ(got, put);
   KT_EQ(kiln_queue_qsize(q), 0);
   KT_CODE(kiln_queue_join(q, 0), KILN_OK);
   kiln_queue_destroy(q);

@@ -33,7 +33,8 @@ static inline void add_material(kiln__scene *s, kiln__material m) {
   s->materials[s->nmaterials++] = m;
 }
 
-static inline void add_sphere(kiln__scene *s, float x, float y, float z, float r, uint32_t mat, uint32_t id) {
+static inline void add_sphere(kiln__scene *s, float x, float y, float z, float r, uint32_t mat,
+                              uint32_t id) {
   s->spheres = realloc(s->spheres, (s->nspheres + 1) * sizeof *s->spheres);
   s->spheres[s->nspheres++] = (kiln__sphere){{x, y, z}, r, mat, id, id};
 }
@@ -54,7 +55,8 @@ static inline void add_quad_attr(kiln__scene *s, const float v[4][3], const floa
       const float *p = s->pos + 9 * t;
       float e1[3], e2[3], c[3];
       for (int k = 0; k < 3; k++) e1[k] = p[3 + k] - p[k], e2[k] = p[6 + k] - p[k];
-      c[0] = e1[1] * e2[2] - e1[2] * e2[1], c[1] = e1[2] * e2[0] - e1[0] * e2[2], c[2] = e1[0] * e2[1] - e1[1] * e2[0];
+      c[0] = e1[1] * e2[2] - e1[2] * e2[1], c[1] = e1[2] * e2[0] - e1[0] * e2[2],
+      c[2] = e1[0] * e2[1] - e1[1] * e2[0];
       float l = sqrtf(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
       for (int k = 0; k < 9; k++) s->nrm[9 * t + k] = c[k % 3] / l;
     }
@@ -64,7 +66,8 @@ static inline void add_quad_attr(kiln__scene *s, const float v[4][3], const floa
   int idx[6] = {0, 1, 2, 0, 2, 3};
   float e1[3], e2[3], g[3];
   for (int k = 0; k < 3; k++) e1[k] = v[1][k] - v[0][k], e2[k] = v[2][k] - v[0][k];
-  g[0] = e1[1] * e2[2] - e1[2] * e2[1], g[1] = e1[2] * e2[0] - e1[0] * e2[2], g[2] = e1[0] * e2[1] - e1[1] * e2[0];
+  g[0] = e1[1] * e2[2] - e1[2] * e2[1], g[1] = e1[2] * e2[0] - e1[0] * e2[2],
+  g[2] = e1[0] * e2[1] - e1[1] * e2[0];
   float gl = sqrtf(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
   for (int i = 0; i < 6; i++) {
     memcpy(s->pos + 9 * n + 3 * i, v[idx[i]], 12);
@@ -75,7 +78,8 @@ static inline void add_quad_attr(kiln__scene *s, const float v[4][3], const floa
     if (s->nrm)
       for (int k = 0; k < 3; k++) s->nrm[9 * n + 3 * i + k] = nrm ? nrm[idx[i]][k] : g[k] / gl;
   }
-  for (int t = 0; t < 2; t++) s->tri_material[n + t] = mat, s->tri_object[n + t] = id, s->tri_instance[n + t] = id;
+  for (int t = 0; t < 2; t++)
+    s->tri_material[n + t] = mat, s->tri_object[n + t] = id, s->tri_instance[n + t] = id;
   s->ntris += 2;
 }
 

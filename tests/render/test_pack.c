@@ -24,9 +24,12 @@ static kiln__scene lights_scene(void) {
   kiln__scene s = {0};
   s.nmaterials = 3;
   s.materials = calloc(3, sizeof *s.materials);
-  s.materials[0] = (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {1, 1, 1}, .texture = -1};
-  s.materials[1] = (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {10, 10, 10}, .texture = -1};
-  s.materials[2] = (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}, .texture = -1};
+  s.materials[0] =
+      (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {1, 1, 1}, .texture = -1};
+  s.materials[1] =
+      (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {10, 10, 10}, .texture = -1};
+  s.materials[2] =
+      (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}, .texture = -1};
   s.ntris = 1;
   s.pos = malloc(9 * sizeof(float));
   const float p[9] = {0, 0, 0, 2, 0, 0, 0, 2, 0};
@@ -36,7 +39,8 @@ static kiln__scene lights_scene(void) {
   s.spheres = calloc(2, sizeof *s.spheres);
   s.spheres[0] = (kiln__sphere){{0, 5, 0}, 1, 2, 2, 2};
   s.spheres[1] = (kiln__sphere){{3, 5, 0}, 1, 1, 3, 3};
-  s.env = (kiln__environment){.type = KILN__ENV_CONSTANT, .color = {1, 1, 1}, .texture = -1, .intensity = 1};
+  s.env = (kiln__environment){
+      .type = KILN__ENV_CONSTANT, .color = {1, 1, 1}, .texture = -1, .intensity = 1};
   return s;
 }
 
@@ -59,7 +63,8 @@ TEST(light_weights) {
   KT_TRUE(fabs(g->light_weight - total) < 1e-5 * total);
   KT_TRUE(g->env_pick == 0.5f); /* a lit sky and emitters: the sky is picked half the time */
   /* the sphere's pick probability, for its MIS weight: (1 - 1/2) * w1 / total */
-  if (fabs(sp[8 + 7] - 0.5 * w1 / total) > 1e-6) KT_FAIL("sphere pick %g, want %g", sp[15], 0.5 * w1 / total);
+  if (fabs(sp[8 + 7] - 0.5 * w1 / total) > 1e-6)
+    KT_FAIL("sphere pick %g, want %g", sp[15], 0.5 * w1 / total);
   KT_TRUE(sp[7] == 0);
   kiln__render_pack_free(&p);
   /* a black sky is never picked; alone, a lit one always is */
@@ -80,7 +85,8 @@ TEST(env_distribution) {
   for (int i = 0; i < W * H * 3; i++) rgb[i] = 0.25f;
   for (int k = 0; k < 3; k++) rgb[3 * (1 * W + 5) + k] = 8; /* one bright texel, row 1, column 5 */
   s.textures[0] = (kiln__texture){W, H, rgb};
-  s.env = (kiln__environment){.type = KILN__ENV_MAP, .texture = 0, .intensity = 1, .rotation_deg = 90};
+  s.env =
+      (kiln__environment){.type = KILN__ENV_MAP, .texture = 0, .intensity = 1, .rotation_deg = 90};
   kiln__bvh b;
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
   kiln__render_buffers p;
@@ -134,7 +140,8 @@ static float frnd(uint32_t *st) {
 static bool record_hit(const float *r, bool tri, const float *o, const float *d, float *t) {
   if (!tri) {
     float oc[3] = {o[0] - r[0], o[1] - r[1], o[2] - r[2]};
-    float a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], hb = oc[0] * d[0] + oc[1] * d[1] + oc[2] * d[2];
+    float a = d[0] * d[0] + d[1] * d[1] + d[2] * d[2],
+          hb = oc[0] * d[0] + oc[1] * d[1] + oc[2] * d[2];
     float c = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - r[4] * r[4], disc = hb * hb - a * c;
     if (disc < 0) return false;
     float t0 = (-hb - sqrtf(disc)) / a, t1 = (-hb + sqrtf(disc)) / a, x = t0 > 0 ? t0 : t1;
@@ -170,7 +177,8 @@ static uint32_t packed_trace(const kiln__render_buffers *p, uint32_t ntris, cons
   uint32_t hit = UINT32_MAX;
   for (uint32_t ni = 0; ni < gu[19];) {
     const uint32_t *n = nodes + 4 * ni;
-    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16, n[1] & 0xffff, n[1] >> 16, n[2] & 0xffff, n[2] >> 16};
+    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16,    n[1] & 0xffff,
+                     n[1] >> 16,    n[2] & 0xffff, n[2] >> 16};
     float a = 0, b = *t;
     for (int k = 0; k < 3; k++) {
       float t0 = to[k] + (float)q[k] * ts[k], t1 = to[k] + (float)q[3 + k] * ts[k];
@@ -207,7 +215,8 @@ TEST(nodes_stackless) {
   s.nspheres = 30;
   s.spheres = calloc(s.nspheres, sizeof *s.spheres);
   for (size_t i = 0; i < s.nspheres; i++)
-    s.spheres[i] = (kiln__sphere){{frnd(&st) * 10 - 3, frnd(&st) * 4 + 1, frnd(&st) * 6}, 0.3f, 0, 0, 0};
+    s.spheres[i] =
+        (kiln__sphere){{frnd(&st) * 10 - 3, frnd(&st) * 4 + 1, frnd(&st) * 6}, 0.3f, 0, 0, 0};
   s.env = (kiln__environment){.type = KILN__ENV_CONSTANT, .texture = -1, .intensity = 1};
   kiln__bvh b;
   KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
@@ -251,13 +260,15 @@ typedef struct member {
   const char *name;
   size_t offset;
 } member;
-#define GM(f) {#f, offsetof(pt_globals, f)}
-#define PM(f) {#f, offsetof(pt_push, f)}
+#define GM(f) \
+  { #f, offsetof(pt_globals, f) }
+#define PM(f) \
+  { #f, offsetof(pt_push, f) }
 static const member globals_members[] = {
-    GM(ntris),       GM(nspheres),   GM(nlights),     GM(env_type),  GM(env_color),
-    GM(unused0),     GM(env_top),    GM(light_weight), GM(has_normals), GM(has_uv),
-    GM(env_texture), GM(env_dist),   GM(env_cos),     GM(env_sin),   GM(env_pick),
-    GM(nnodes),      GM(grid_origin), GM(nleaf_prims), GM(grid_step), GM(nmaterials)};
+    GM(ntris),       GM(nspheres),    GM(nlights),      GM(env_type),    GM(env_color),
+    GM(unused0),     GM(env_top),     GM(light_weight), GM(has_normals), GM(has_uv),
+    GM(env_texture), GM(env_dist),    GM(env_cos),      GM(env_sin),     GM(env_pick),
+    GM(nnodes),      GM(grid_origin), GM(nleaf_prims),  GM(grid_step),   GM(nmaterials)};
 static const member push_members[] = {PM(cam_pos), PM(cam_u), PM(cam_v), PM(cam_w),
                                       PM(image),   PM(pass),  PM(frame)};
 

@@ -39,7 +39,8 @@ TEST(furnace) {
       if (interior(img, x, y, 1)) {
         on++;
         for (int k = 0; k < 3; k++)
-          if (fabsf(p[k] - a[k]) > 1e-4f) KT_FAIL("pixel %d,%d channel %d = %g, want %g", x, y, k, p[k], a[k]);
+          if (fabsf(p[k] - a[k]) > 1e-4f)
+            KT_FAIL("pixel %d,%d channel %d = %g, want %g", x, y, k, p[k], a[k]);
       } else if (id == 0 && interior(img, x, y, 0)) {
         off++;
         for (int k = 0; k < 3; k++) KT_TRUE(fabsf(p[k] - 1) < 1e-6f);
@@ -55,7 +56,8 @@ TEST(furnace) {
 /* Mean and the standard error of the mean of channel 0 over the sphere's interior pixels; the
  * per-pixel noise variance comes from the spread of pixel values (the sphere is uniform in a
  * uniform environment, so that spread is noise, plus the true variation, which only widens it). */
-static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, double *se, float *maxv, int *n) {
+static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, double *se, float *maxv,
+                         int *n) {
   int w = info_of(img).width;
   double s = 0, s2 = 0;
   *n = 0;
@@ -84,8 +86,10 @@ static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, doubl
  * the tolerance). */
 TEST(energy_conservation) {
   kiln__scene s = base_scene();
-  add_material(&s, (kiln__material){.type = KILN__MAT_CONDUCTOR, .albedo = {1, 1, 1}, .roughness = 0.6f});
-  add_material(&s, (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
+  add_material(
+      &s, (kiln__material){.type = KILN__MAT_CONDUCTOR, .albedo = {1, 1, 1}, .roughness = 0.6f});
+  add_material(&s,
+               (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
   add_sphere(&s, -1.1f, 0, 0, 1, 0, 1);
   add_sphere(&s, 1.1f, 0, 0, 1, 1, 2);
   s.env.color[0] = s.env.color[1] = s.env.color[2] = 1;
@@ -103,7 +107,7 @@ TEST(energy_conservation) {
   sphere_stats(img, 1, &mean, &se, &maxv, &n);
   KT_TRUE(n > 20);
   if (maxv > 1 + 1e-5f) KT_FAIL("conductor pixel %g > 1", maxv);
-  KT_TRUE(mean > 0.5);  /* GGX single scattering loses some energy at this roughness, not half */
+  KT_TRUE(mean > 0.5); /* GGX single scattering loses some energy at this roughness, not half */
   sphere_stats(img, 2, &mean, &se, &maxv, &n);
   KT_TRUE(n > 20);
   fprintf(stderr, "dielectric furnace: mean %.6f, se %.6f\n", mean, se);
@@ -160,9 +164,11 @@ TEST(cornell_mean) {
     }
     double mean = s / n, se = sqrt(v) / n;
     double tol = 4 * se + 0.01 * cornell_ref[k];
-    fprintf(stderr, "cornell channel %d: mean %.5f, Blender %.5f, diff %+.2f%%, se %.5f, tol %.5f\n", k,
+    fprintf(stderr,
+            "cornell channel %d: mean %.5f, Blender %.5f, diff %+.2f%%, se %.5f, tol %.5f\n", k,
             mean, cornell_ref[k], 100 * (mean / cornell_ref[k] - 1), se, tol);
-    if (fabs(mean - cornell_ref[k]) > tol) KT_FAIL("channel %d: mean %g vs Blender %g > %g", k, mean, cornell_ref[k], tol);
+    if (fabs(mean - cornell_ref[k]) > tol)
+      KT_FAIL("channel %d: mean %g vs Blender %g > %g", k, mean, cornell_ref[k], tol);
   }
   kiln_future_release(fa);
   kiln_future_release(fb);
@@ -220,7 +226,8 @@ TEST(determinism) {
   kiln_future *f4;
   const kiln_image *i4 = render(&c, &fc, &f4);
   KT_TRUE(memcmp(info_of(i1).color, info_of(i4).color, n * 12) != 0);
-  kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3), kiln_future_release(f4);
+  kiln_future_release(f1), kiln_future_release(f2), kiln_future_release(f3),
+      kiln_future_release(f4);
   kiln_renderer_destroy(r2);
   close_ctx(&c);
   kiln_pool_destroy(pool);
@@ -250,13 +257,15 @@ static bool same_image(const kiln_image *a, const kiln_image *b, size_t n) {
 
 /* One frame of scene with the scene read from memory m; *f holds the image. */
 /* *where: the kernel's KILN__RF_SHARED and KILN__RF_UNIFORM bits (where the scene was read). */
-static const kiln_image *render_in(ctx *c, kiln_renderer_scene_memory m, kiln_future **f, uint32_t *where) {
+static const kiln_image *render_in(ctx *c, kiln_renderer_scene_memory m, kiln_future **f,
+                                   uint32_t *where) {
   kiln_renderer_config rc;
   kiln_renderer_config_default(&rc);
   rc.scene_memory = m;
   kiln_renderer *keep = c->r;
   if (kiln_renderer_create(c->scene, &c->dev, 1, &rc, &c->r)) return NULL;
-  *where = kiln__renderer_device_features(c->r, 0) & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
+  *where = kiln__renderer_device_features(c->r, 0) &
+           (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL);
   kiln_frame_config fc;
   kiln_frame_config_default(c->r, &fc);
   fc.width = 24, fc.height = 20, fc.spp = 6;
@@ -290,8 +299,9 @@ TEST(scene_memory_paths) {
   bad.scene_memory = (kiln_renderer_scene_memory)7;
   KT_CODE(kiln_renderer_create(scene, &c.dev, 1, &bad, &c.r), KILN_EINVAL);
   KT_TRUE(c.r == NULL);
-  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
-                                                   KILN_RENDERER_SCENE_TEXEL, KILN_RENDERER_SCENE_AUTO};
+  static const kiln_renderer_scene_memory modes[] = {
+      KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM, KILN_RENDERER_SCENE_TEXEL,
+      KILN_RENDERER_SCENE_AUTO};
   kiln_future *f0, *f;
   uint32_t where;
   const kiln_image *ref = render_in(&c, KILN_RENDERER_SCENE_STORAGE, &f0, &where);
@@ -316,11 +326,10 @@ TEST(scene_memory_paths) {
       uint32_t expect = 0;
       if (modes[i] == KILN_RENDERER_SCENE_SHARED) expect = round == 0 ? S : 0;
       if (modes[i] == KILN_RENDERER_SCENE_UNIFORM) expect = uniform_fits ? U : 0;
-      if (modes[i] == KILN_RENDERER_SCENE_TEXEL || (modes[i] == KILN_RENDERER_SCENE_AUTO &&
-                                                  info->type == KILN_GPU_TYPE_CPU))
+      if (modes[i] == KILN_RENDERER_SCENE_TEXEL ||
+          (modes[i] == KILN_RENDERER_SCENE_AUTO && info->type == KILN_GPU_TYPE_CPU))
         expect = T | (uniform_fits ? U : 0); /* lavapipe: 2^27 texels */
-      else if (modes[i] == KILN_RENDERER_SCENE_AUTO)
-        expect = round == 0 ? S : 0;
+      else if (modes[i] == KILN_RENDERER_SCENE_AUTO) expect = round == 0 ? S : 0;
       KT_EQ(where, expect);
       kiln_future_release(f);
     }
@@ -499,8 +508,9 @@ TEST(axis_parallel_rays) {
       {.position = {0, 0, -4}, .look_at = {0, 0, 0}, .up = {0, 1, 0}, .vfov_deg = 40},
       {.position = {0, 4, 0}, .look_at = {0, 0, 0}, .up = {0, 0, 1}, .vfov_deg = 40}};
   static const float facing[2][3] = {{0, 0, -1}, {0, 1, 0}};
-  static const kiln_renderer_scene_memory modes[] = {KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED,
-                                                   KILN_RENDERER_SCENE_UNIFORM, KILN_RENDERER_SCENE_TEXEL};
+  static const kiln_renderer_scene_memory modes[] = {
+      KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
+      KILN_RENDERER_SCENE_TEXEL};
   for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
     kiln_renderer_config rc;
     kiln_renderer_config_default(&rc);
@@ -546,10 +556,9 @@ TEST(axis_parallel_slab) {
   char msg[256];
   KT_CODE(kiln__read_file(path, &box, &len, msg, sizeof msg), KILN_OK);
   free(path);
-  static const char head[] =
-      "#version 450\n"
-      "layout(local_size_x = 1) in;\n"
-      "layout(std430, binding = 0) buffer B { vec4 v[]; } b;\n";
+  static const char head[] = "#version 450\n"
+                             "layout(local_size_x = 1) in;\n"
+                             "layout(std430, binding = 0) buffer B { vec4 v[]; } b;\n";
   static const char main_fn[] =
       "void main() {\n"
       "  uint i = gl_GlobalInvocationID.x;\n"
@@ -561,11 +570,13 @@ TEST(axis_parallel_slab) {
   snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, box, main_fn);
   free(box);
   enum { N = 8 };
-  static const struct { float o[3], d[3]; bool hit; } rays[N] = {
-      {{3, 3, 0}, {0, 0, 1}, true},   {{5, 3, 0}, {0, 0, 1}, false},
-      {{0, 3, 0}, {0, 0, 1}, false},  {{2, 3, 0}, {0, 0, 1}, true},
-      {{3, 0, 3}, {-0.0f, 1, 0}, true}, {{3, 5, 3}, {0, -1, -0.0f}, true},
-      {{6, 5, 3}, {0, -1, 0}, false}, {{3, 6, 1}, {0, -1, 0}, false}};
+  static const struct {
+    float o[3], d[3];
+    bool hit;
+  } rays[N] = {{{3, 3, 0}, {0, 0, 1}, true},     {{5, 3, 0}, {0, 0, 1}, false},
+               {{0, 3, 0}, {0, 0, 1}, false},    {{2, 3, 0}, {0, 0, 1}, true},
+               {{3, 0, 3}, {-0.0f, 1, 0}, true}, {{3, 5, 3}, {0, -1, -0.0f}, true},
+               {{6, 5, 3}, {0, -1, 0}, false},   {{3, 6, 1}, {0, -1, 0}, false}};
   float data[N][8];
   for (int i = 0; i < N; i++) {
     memcpy(data[i], rays[i].o, 12), memcpy(data[i] + 4, rays[i].d, 12);
@@ -620,8 +631,13 @@ TEST(thin_lens) {
   const float q[4][3] = {{0, -50, 3}, {0, 50, 3}, {50, 50, 3}, {50, -50, 3}};
   add_quad(&s, q, 0, 1);
   ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = {.thin_lens = true, .position = {0, 0, 0}, .look_at = {0, 0, 1}, .up = {0, 1, 0},
-                     .vfov_deg = 60, .aperture = 0.5f, .focus_distance = 3};
+  kiln_camera cam = {.thin_lens = true,
+                     .position = {0, 0, 0},
+                     .look_at = {0, 0, 1},
+                     .up = {0, 1, 0},
+                     .vfov_deg = 60,
+                     .aperture = 0.5f,
+                     .focus_distance = 3};
   for (int run = 0; run < 3; run++) {
     kiln_frame_config fc;
     kiln_frame_config_default(c.r, &fc);

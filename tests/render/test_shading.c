@@ -20,10 +20,12 @@ static void centre_ray(const float pos[3], const float at[3], const float up[3],
   for (int k = 0; k < 3; k++) W[k] = at[k] - pos[k];
   double l = sqrt(W[0] * W[0] + W[1] * W[1] + W[2] * W[2]);
   for (int k = 0; k < 3; k++) W[k] /= l;
-  U[0] = W[1] * up[2] - W[2] * up[1], U[1] = W[2] * up[0] - W[0] * up[2], U[2] = W[0] * up[1] - W[1] * up[0];
+  U[0] = W[1] * up[2] - W[2] * up[1], U[1] = W[2] * up[0] - W[0] * up[2],
+  U[2] = W[0] * up[1] - W[1] * up[0];
   l = sqrt(U[0] * U[0] + U[1] * U[1] + U[2] * U[2]);
   for (int k = 0; k < 3; k++) U[k] /= l;
-  V[0] = U[1] * W[2] - U[2] * W[1], V[1] = U[2] * W[0] - U[0] * W[2], V[2] = U[0] * W[1] - U[1] * W[0];
+  V[0] = U[1] * W[2] - U[2] * W[1], V[1] = U[2] * W[0] - U[0] * W[2],
+  V[2] = U[0] * W[1] - U[1] * W[0];
   double th = tan(vfov * 0.5 * PI / 180), tw = th * w / h;
   double nx = x / w, ny = y / h;
   for (int k = 0; k < 3; k++) d[k] = W[k] + (2 * nx - 1) * tw * U[k] + (1 - 2 * ny) * th * V[k];
@@ -44,14 +46,17 @@ static void tex_ref(const kiln__texture *t, double u, double v, bool wrap_v, dou
     else ys[i] = (int)(yi < 0 ? 0 : yi >= t->height ? t->height - 1 : yi);
   }
   for (int c = 0; c < 3; c++) {
-    double a = t->rgb[3 * (ys[0] * t->width + xs[0]) + c], b = t->rgb[3 * (ys[0] * t->width + xs[1]) + c];
-    double e = t->rgb[3 * (ys[1] * t->width + xs[0]) + c], f = t->rgb[3 * (ys[1] * t->width + xs[1]) + c];
+    double a = t->rgb[3 * (ys[0] * t->width + xs[0]) + c],
+           b = t->rgb[3 * (ys[0] * t->width + xs[1]) + c];
+    double e = t->rgb[3 * (ys[1] * t->width + xs[0]) + c],
+           f = t->rgb[3 * (ys[1] * t->width + xs[1]) + c];
     out[c] = (a + (b - a) * ax) + ((e + (f - e) * ax) - (a + (b - a) * ax)) * ay;
   }
 }
 
 /* Mean and standard error of the mean of channel k over the pixels where take[i]. */
-static void stats(const float *col, const bool *take, int n, int k, double *mean, double *se, int *cnt) {
+static void stats(const float *col, const bool *take, int n, int k, double *mean, double *se,
+                  int *cnt) {
   double s = 0, s2 = 0;
   *cnt = 0;
   for (int i = 0; i < n; i++)
@@ -77,13 +82,15 @@ TEST(texture_bilinear_repeat) {
   s.settings.width = s.settings.height = W;
   s.settings.spp = 4;
   s.env.color[0] = s.env.color[1] = s.env.color[2] = 1;
-  const float quad_col[4][3] = {{0.9f, 0.1f, 0.1f}, {0.1f, 0.9f, 0.1f}, {0.1f, 0.1f, 0.9f}, {0.9f, 0.9f, 0.2f}};
+  const float quad_col[4][3] = {
+      {0.9f, 0.1f, 0.1f}, {0.1f, 0.9f, 0.1f}, {0.1f, 0.1f, 0.9f}, {0.9f, 0.9f, 0.2f}};
   float rgb[4 * 4 * 3];
   for (int y = 0; y < 4; y++)
     for (int x = 0; x < 4; x++) memcpy(rgb + 3 * (y * 4 + x), quad_col[(y / 2) * 2 + x / 2], 12);
   int32_t ti = add_texture(&s, 4, 4, rgb);
   const float tint[3] = {1, 0.5f, 1};
-  add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {tint[0], tint[1], tint[2]}});
+  add_material(&s,
+               (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {tint[0], tint[1], tint[2]}});
   s.materials[0].texture = ti;
   const float q[4][3] = {{-1, -1, 0}, {-1, 1, 0}, {1, 1, 0}, {1, -1, 0}};
   const float uv[4][2] = {{0, 0}, {0, 2}, {2, 2}, {2, 0}}; /* uv = (x + 1, y + 1) */
@@ -109,7 +116,8 @@ TEST(texture_bilinear_repeat) {
       const float *al = info_of(img).albedo + 3 * i;
       for (int k = 0; k < 3; k++)
         if (fabs(al[k] - tint[k] * e[k]) > 1e-4)
-          KT_FAIL("albedo pass at %d,%d (uv %g,%g) channel %d: %g, want %g", x, y, u, v, k, al[k], tint[k] * e[k]);
+          KT_FAIL("albedo pass at %d,%d (uv %g,%g) channel %d: %g, want %g", x, y, u, v, k, al[k],
+                  tint[k] * e[k]);
       if (u > 1.05 || v > 1.05) nrepeat++;
       /* the footprint's uv extent (the map from the image to the plane is affine, face-on) */
       double d0[3], d1[3];
@@ -132,7 +140,8 @@ TEST(texture_bilinear_repeat) {
         if (fabs(cl[k] - tint[k] * e[k]) > 1e-4)
           KT_FAIL("colour at %d,%d channel %d: %g, want %g", x, y, k, cl[k], tint[k] * e[k]);
     }
-  fprintf(stderr, "quad pixels %d, pure footprints %d, repeated-uv pixels %d\n", nquad, npure, nrepeat);
+  fprintf(stderr, "quad pixels %d, pure footprints %d, repeated-uv pixels %d\n", nquad, npure,
+          nrepeat);
   KT_TRUE(nquad > 1000 && npure > 200 && nrepeat > 500);
   kiln_future_release(f);
   close_ctx(&c);
@@ -160,10 +169,11 @@ TEST(texture_png_srgb) {
   snprintf(json, sizeof json, "%s/scene.json", dir);
   const unsigned char px[12] = {255, 0, 0, 0, 128, 0, 0, 0, 64, 200, 200, 30};
   KT_TRUE(stbi_write_png(png, 2, 2, 3, px, 6) != 0);
-  write_text(json,
-             "{\"camera\": {\"position\": [0, 0, 4], \"look_at\": [0, 0, 0]},\n"
-             " \"objects\": [{\"type\": \"quad\", \"corner\": [-1, -1, 0], \"u\": [2, 0, 0], \"v\": [0, 2, 0],\n"
-             "   \"material\": {\"type\": \"diffuse\", \"albedo\": [1, 1, 1], \"texture\": \"t.png\"}}]}\n");
+  write_text(
+      json,
+      "{\"camera\": {\"position\": [0, 0, 4], \"look_at\": [0, 0, 0]},\n"
+      " \"objects\": [{\"type\": \"quad\", \"corner\": [-1, -1, 0], \"u\": [2, 0, 0], \"v\": [0, 2, 0],\n"
+      "   \"material\": {\"type\": \"diffuse\", \"albedo\": [1, 1, 1], \"texture\": \"t.png\"}}]}\n");
   kiln_scene *scene;
   kiln_error_detail err;
   if (kiln_scene_load(json, &err, &scene)) {
@@ -176,9 +186,11 @@ TEST(texture_png_srgb) {
   c.scene = scene;
   KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
   for (int t = 0; t < 4; t++) {
-    int tx = t % 2, ty = t / 2; /* texel (tx, ty), row 0 at the top: uv ((tx + .5) / 2, 1 - (ty + .5) / 2) */
+    int tx = t % 2,
+        ty = t / 2; /* texel (tx, ty), row 0 at the top: uv ((tx + .5) / 2, 1 - (ty + .5) / 2) */
     float wx = -1 + 2 * (tx + 0.5f) / 2, wy = -1 + 2 * (1 - (ty + 0.5f) / 2);
-    kiln_camera cam = {.position = {wx, wy, 4}, .look_at = {wx, wy, 0}, .up = {0, 1, 0}, .vfov_deg = 10};
+    kiln_camera cam = {
+        .position = {wx, wy, 4}, .look_at = {wx, wy, 0}, .up = {0, 1, 0}, .vfov_deg = 10};
     kiln_frame_config fc;
     kiln_frame_config_default(c.r, &fc);
     fc.camera = &cam, fc.width = fc.height = 1, fc.spp = 1;
@@ -187,7 +199,9 @@ TEST(texture_png_srgb) {
     KT_EQ(info_of(img).object_id[0], 1);
     for (int k = 0; k < 3; k++) {
       double want = srgb_decode(px[3 * t + k]), got = info_of(img).albedo[k];
-      if (fabs(got - want) > 1e-6) KT_FAIL("texel %d channel %d: albedo %g, want %g (sRGB %d)", t, k, got, want, px[3 * t + k]);
+      if (fabs(got - want) > 1e-6)
+        KT_FAIL("texel %d channel %d: albedo %g, want %g (sRGB %d)", t, k, got, want,
+                px[3 * t + k]);
     }
     kiln_future_release(f);
   }
@@ -216,7 +230,8 @@ TEST(dielectric_interface) {
   s.camera.vfov_deg = 20;
   s.settings.spp = 16;
   s.env.color[0] = s.env.color[1] = s.env.color[2] = 0;
-  add_material(&s, (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
+  add_material(&s,
+               (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
   add_material(&s, (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {1, 1, 1}});
   const float glass[4][3] = {{-10, -10, 0}, {-10, 10, 0}, {10, 10, 0}, {10, -10, 0}};
   const float lamp[4][3] = {{-50, -50, 1}, {-50, 50, 1}, {50, 50, 1}, {50, -50, 1}};
@@ -246,7 +261,8 @@ TEST(dielectric_interface) {
     int cnt;
     stats(info_of(img).color, take, n, k, &mean, &se, &cnt);
     fprintf(stderr, "channel %d: mean %.5f, 1 - F %.5f, se %.5f\n", k, mean, want, se);
-    if (fabs(mean - want) > 4 * se + 1e-4) KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, want, se);
+    if (fabs(mean - want) > 4 * se + 1e-4)
+      KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, want, se);
   }
   kiln_future_release(f);
   close_ctx(&c);
@@ -269,7 +285,8 @@ TEST(shading_normals) {
   const double a = 50 * PI / 180;
   const float ns[3] = {0, (float)sin(a), (float)-cos(a)};
   const float q[4][3] = {{-5, -5, 0}, {-5, 5, 0}, {5, 5, 0}, {5, -5, 0}};
-  const float nr[4][3] = {{ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}};
+  const float nr[4][3] = {
+      {ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}, {ns[0], ns[1], ns[2]}};
   add_quad_attr(&s, q, NULL, nr, 0, 1);
   int w = s.settings.width, n = w * w;
   ctx c = open_ctx(&s, NULL);
@@ -304,7 +321,8 @@ TEST(shading_normals) {
   double mean, se;
   int cnt;
   stats(info_of(img).color, take, n, 0, &mean, &se, &cnt);
-  fprintf(stderr, "shading normals: mean %.5f, model %.5f, flat shading %.5f, se %.5f\n", mean, want, flat, se);
+  fprintf(stderr, "shading normals: mean %.5f, model %.5f, flat shading %.5f, se %.5f\n", mean,
+          want, flat, se);
   KT_TRUE(fabs(want - flat) > 10 * se); /* the test tells the two apart */
   if (fabs(mean - want) > 4 * se + 1e-4) KT_FAIL("mean %g, want %g (se %g)", mean, want, se);
   kiln_future_release(f);
@@ -322,7 +340,9 @@ static int map_octant(int x, int y, int w, int h) {
   return (d[0] > 0) | (d[1] > 0) << 1 | (d[2] > 0) << 2;
 }
 
-static void octant_colour(int o, float c[3]) { c[0] = (float)(o + 1), c[1] = 0.5f, c[2] = (float)(8 - o) * 0.25f; }
+static void octant_colour(int o, float c[3]) {
+  c[0] = (float)(o + 1), c[1] = 0.5f, c[2] = (float)(8 - o) * 0.25f;
+}
 
 /* Writes dir/sky.hdr (64x32, one colour per octant) and dir/scene.json using it, rotated by rot. */
 static void write_octant_scene(const char *dir, int rot, const char *extra_objects) {
@@ -334,10 +354,12 @@ static void write_octant_scene(const char *dir, int rot, const char *extra_objec
   snprintf(p, sizeof p, "%s/sky.hdr", dir);
   KT_TRUE(stbi_write_hdr(p, MW, MH, 3, map) != 0);
   char json[1024];
-  snprintf(json, sizeof json,
-           "{\"camera\": {\"position\": [0, 0, 0], \"look_at\": [0, 0, 1]},\n"
-           " \"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\", \"rotation\": %d, \"intensity\": 2},\n"
-           " \"objects\": [%s]}\n", rot, extra_objects);
+  snprintf(
+      json, sizeof json,
+      "{\"camera\": {\"position\": [0, 0, 0], \"look_at\": [0, 0, 1]},\n"
+      " \"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\", \"rotation\": %d, \"intensity\": 2},\n"
+      " \"objects\": [%s]}\n",
+      rot, extra_objects);
   snprintf(p, sizeof p, "%s/scene.json", dir);
   write_text(p, json);
 }
@@ -370,7 +392,8 @@ TEST(env_map_orientation) {
     KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
     for (int o = 0; o < 8; o++) {
       float d[3] = {o & 1 ? 1.f : -1.f, o & 2 ? 1.f : -1.f, o & 4 ? 1.f : -1.f};
-      kiln_camera cam = {.position = {0, 0, 0}, .look_at = {d[0], d[1], d[2]}, .up = {0, 1, 0}, .vfov_deg = 5};
+      kiln_camera cam = {
+          .position = {0, 0, 0}, .look_at = {d[0], d[1], d[2]}, .up = {0, 1, 0}, .vfov_deg = 5};
       if (o == 2 || o == 3 || o == 6 || o == 7) cam.up[0] = 1, cam.up[1] = 0; /* never parallel */
       kiln_frame_config fc;
       kiln_frame_config_default(c.r, &fc);
@@ -426,7 +449,8 @@ TEST(env_map_sampling) {
   float map[MW * MH * 3];
   for (int i = 0; i < MW * MH * 3; i++) map[i] = 0.05f;
   for (int y = 3; y <= 4; y++)
-    for (int x = 10; x <= 11; x++) map[3 * (y * MW + x)] = map[3 * (y * MW + x) + 1] = map[3 * (y * MW + x) + 2] = 200;
+    for (int x = 10; x <= 11; x++)
+      map[3 * (y * MW + x)] = map[3 * (y * MW + x) + 1] = map[3 * (y * MW + x) + 2] = 200;
   s.env.type = KILN__ENV_MAP;
   s.env.texture = add_texture(&s, MW, MH, map);
   s.env.rotation_deg = 30;
@@ -496,7 +520,8 @@ TEST(env_map_furnace) {
       bg++;
       for (int k = 0; k < 3; k++)
         if (fabsf(info_of(img).color[3 * i + k] - 1) > 1e-5f)
-          KT_FAIL("background pixel %d channel %d: %g, want 1", i, k, info_of(img).color[3 * i + k]);
+          KT_FAIL("background pixel %d channel %d: %g, want 1", i, k,
+                  info_of(img).color[3 * i + k]);
     }
   }
   KT_TRUE(bg > 50);
@@ -505,8 +530,10 @@ TEST(env_map_furnace) {
     int cnt;
     stats(info_of(img).color, take, n, k, &mean, &se, &cnt);
     KT_TRUE(cnt > 50);
-    fprintf(stderr, "map furnace channel %d: mean %.5f, albedo %.5f, se %.5f\n", k, mean, alb[k], se);
-    if (fabs(mean - alb[k]) > 4 * se + 1e-5) KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, alb[k], se);
+    fprintf(stderr, "map furnace channel %d: mean %.5f, albedo %.5f, se %.5f\n", k, mean, alb[k],
+            se);
+    if (fabs(mean - alb[k]) > 4 * se + 1e-5)
+      KT_FAIL("channel %d: mean %g, want %g (se %g)", k, mean, alb[k], se);
   }
   kiln_future_release(f);
   close_ctx(&c);
@@ -583,10 +610,12 @@ TEST(determinism_shading) {
   add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.8f, 0.8f, 0.8f}});
   s.materials[0].texture = ti;
   add_material(&s, (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {5, 4, 3}});
-  add_material(&s, (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
+  add_material(&s,
+               (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
   const float q[4][3] = {{-2, -1, 1}, {-2, 2, 1}, {2, 2, 1}, {2, -1, 1}};
   const float uv[4][2] = {{0, 0}, {0, 3}, {3, 3}, {3, 0}};
-  const float nr[4][3] = {{0.3f, 0, -0.954f}, {0, 0.3f, -0.954f}, {-0.3f, 0, -0.954f}, {0, -0.3f, -0.954f}};
+  const float nr[4][3] = {
+      {0.3f, 0, -0.954f}, {0, 0.3f, -0.954f}, {-0.3f, 0, -0.954f}, {0, -0.3f, -0.954f}};
   add_quad_attr(&s, q, uv, nr, 0, 1);
   add_sphere(&s, 0.8f, 0.5f, -0.5f, 0.3f, 1, 2);
   add_sphere(&s, -0.6f, -0.2f, 0, 0.5f, 2, 3);
@@ -648,7 +677,8 @@ TEST(lights_by_power_and_sky) {
     centre_ray(pos, at, up, 4, 16, 16, i % 16 + 0.5, i / 16 + 0.5, d);
     double t = -pos[1] / d[1], p[3] = {pos[0] + t * d[0], 0, pos[2] + t * d[2]}, v = 0.5;
     for (int k = 0; k < 2; k++) {
-      double to[3] = {cx[k] - p[0], 10, -p[2]}, dist = sqrt(to[0] * to[0] + to[1] * to[1] + to[2] * to[2]);
+      double to[3] = {cx[k] - p[0], 10, -p[2]},
+             dist = sqrt(to[0] * to[0] + to[1] * to[1] + to[2] * to[2]);
       double sk = (1 / (dist * dist)) * (to[1] / dist);
       v += (L[k] - 0.5) * sk;
     }

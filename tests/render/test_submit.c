@@ -15,28 +15,20 @@
 /* ---- render.h's example -------------------------------------------------------------------- */
 
 /* The example's text, as code here and as a string to compare with the header's. */
-#define EXAMPLE_BODY(...)                                                                     \
+#define EXAMPLE_BODY(...)                                                                       \
   static int example(kiln_scene *scene, kiln_gpu_device *dev, const char *path) { __VA_ARGS__ } \
   static const char example_text[] = #__VA_ARGS__;
 
-EXAMPLE_BODY(
-  kiln_renderer *r;
-  int rc = kiln_renderer_create(scene, &dev, 1, NULL, &r);
-  if (rc) return rc;
-  kiln_frame_config fc;
-  kiln_frame_config_default(r, &fc);
-  fc.frame = 7;
-  kiln_future *f;
-  rc = kiln_renderer_submit(r, &fc, &f);
-  if (rc == KILN_OK) {
-    void *img;
-    rc = kiln_future_result(f, -1, &img);
-    if (rc == KILN_OK) rc = kiln_image_write_pfm(img, path);
-    kiln_future_release(f);
-  }
-  kiln_renderer_destroy(r);
-  return rc;
-)
+EXAMPLE_BODY(kiln_renderer *r; int rc = kiln_renderer_create(scene, &dev, 1, NULL, &r);
+             if (rc) return rc; kiln_frame_config fc; kiln_frame_config_default(r, &fc);
+             fc.frame = 7; kiln_future * f; rc = kiln_renderer_submit(r, &fc, &f);
+             if (rc == KILN_OK) {
+               void *img;
+               rc = kiln_future_result(f, -1, &img);
+               if (rc == KILN_OK) rc = kiln_image_write_pfm(img, path);
+               kiln_future_release(f);
+             } kiln_renderer_destroy(r);
+             return rc;)
 
 /* s with every run of white space made one space, and none next to punctuation (the
  * preprocessor's stringizing keeps a space where the source had one). In place. */
@@ -80,7 +72,8 @@ static char *header_example(void) {
 TEST(header_example) {
   char *head = header_example(), *mine = strdup(example_text);
   squeeze(head), squeeze(mine);
-  if (strcmp(head, mine) != 0) KT_FAIL("render.h's example differs from the test's:\n%s\n%s", head, mine);
+  if (strcmp(head, mine) != 0)
+    KT_FAIL("render.h's example differs from the test's:\n%s\n%s", head, mine);
   free(head), free(mine);
 
   kiln__scene s = base_scene();

@@ -76,7 +76,8 @@ static inline kiln_scene *st_load_ok(const char *json, const char *dir) {
   int rc = kiln_scene_load_string(json, dir, "test.json", &e, &s);
   if (rc) {
     char buf[2048];
-    KT_FAIL("load failed: %s: %s", kiln_err_name(rc), kiln_error_detail_format(&e, buf, sizeof buf));
+    KT_FAIL("load failed: %s: %s", kiln_err_name(rc),
+            kiln_error_detail_format(&e, buf, sizeof buf));
   }
   KT_TRUE(s != NULL);
   return s;
@@ -86,9 +87,9 @@ static inline const kiln__scene *st_data(const kiln_scene *s) {
   return &((const struct kiln_scene *)s)->data;
 }
 
-#define ST_NEAR(a, b, tol)                                                             \
-  do {                                                                                 \
-    double st_a = (a), st_b = (b);                                                     \
+#define ST_NEAR(a, b, tol)                                                                    \
+  do {                                                                                        \
+    double st_a = (a), st_b = (b);                                                            \
     if (!(fabs(st_a - st_b) <= (tol))) KT_FAIL("%s ~= %s: %.9g != %.9g", #a, #b, st_a, st_b); \
   } while (0)
 

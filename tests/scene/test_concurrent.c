@@ -7,7 +7,7 @@
 #include "st_images.h"
 
 typedef struct job {
-  const char *path;      /* scene file, or NULL: json + dir */
+  const char *path; /* scene file, or NULL: json + dir */
   const char *json, *dir;
 } job;
 
@@ -31,7 +31,8 @@ static void same_scene(const kiln__scene *a, const kiln__scene *b) {
   KT_TRUE(memcmp(a->tri_instance, b->tri_instance, a->ntris * sizeof(uint32_t)) == 0);
   for (size_t t = 0; t < a->ntextures; t++)
     KT_TRUE(memcmp(a->textures[t].rgb, b->textures[t].rgb,
-                   (size_t)a->textures[t].width * (size_t)a->textures[t].height * 3 * sizeof(float)) == 0);
+                   (size_t)a->textures[t].width * (size_t)a->textures[t].height * 3 *
+                       sizeof(float)) == 0);
 }
 
 TEST(parallel_loads) {
@@ -40,12 +41,15 @@ TEST(parallel_loads) {
   const char *dir = st_tmpdir();
   st_write_png(dir, "t.png");
   st_write_hdr(dir, "sky.hdr");
-  st_write(dir, "q.obj", "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
-                         "f 1/1 2/2 3/3 4/4\n", (size_t)-1);
-  const char *json = "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},\n"
-                     " \"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\"},\n"
-                     " \"objects\": [{\"type\": \"mesh\", \"file\": \"q.obj\", \"instances\": [{}, {\"scale\": 2}],\n"
-                     "   \"material\": {\"type\": \"diffuse\", \"texture\": \"t.png\"}}]}";
+  st_write(dir, "q.obj",
+           "v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
+           "f 1/1 2/2 3/3 4/4\n",
+           (size_t)-1);
+  const char *json =
+      "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},\n"
+      " \"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\"},\n"
+      " \"objects\": [{\"type\": \"mesh\", \"file\": \"q.obj\", \"instances\": [{}, {\"scale\": 2}],\n"
+      "   \"material\": {\"type\": \"diffuse\", \"texture\": \"t.png\"}}]}";
   job jobs[2] = {{cornell, NULL, NULL}, {NULL, json, dir}};
   enum { N = 8 };
   void *args[N], *res[N];
@@ -73,23 +77,26 @@ static void write_meshes(const char *dir) {
   char name[32], text[256];
   for (int i = 0; i < 4; i++) {
     snprintf(name, sizeof name, "m%d.obj", i);
-    snprintf(text, sizeof text, "o part%d\nv 0 0 %d\nv 1 0 %d\nv 0 1 %d\nv 1 1 %d\nf 1 2 3\nf 2 4 3\n", i, i, i, i, i);
+    snprintf(text, sizeof text,
+             "o part%d\nv 0 0 %d\nv 1 0 %d\nv 0 1 %d\nv 1 1 %d\nf 1 2 3\nf 2 4 3\n", i, i, i, i, i);
     st_write(dir, name, text, (size_t)-1);
   }
-  st_write(dir, "p.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-                         "property float z\nelement face 1\nproperty list uchar int vertex_indices\n"
-                         "end_header\n0 0 9\n1 0 9\n0 1 9\n3 0 1 2\n", (size_t)-1);
+  st_write(dir, "p.ply",
+           "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+           "property float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+           "end_header\n0 0 9\n1 0 9\n0 1 9\n3 0 1 2\n",
+           (size_t)-1);
   st_write(dir, "bad.obj", "v 0 0 0\nv 1 0 0\nf 1 2 3\n", (size_t)-1);
 }
 
-#define MESHES_JSON(last)                                                                          \
-  "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},\n"                           \
-  " \"materials\": {\"d\": {\"type\": \"diffuse\"}},\n \"objects\": [\n"                          \
-  "  {\"type\": \"mesh\", \"file\": \"m0.obj\", \"material\": \"d\"},\n"                          \
+#define MESHES_JSON(last)                                                                                                 \
+  "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},\n"                                                    \
+  " \"materials\": {\"d\": {\"type\": \"diffuse\"}},\n \"objects\": [\n"                                                  \
+  "  {\"type\": \"mesh\", \"file\": \"m0.obj\", \"material\": \"d\"},\n"                                                  \
   "  {\"type\": \"mesh\", \"file\": \"m1.obj\", \"material\": \"d\", \"instances\": [{}, {\"translate\": [0, 3, 0]}]},\n" \
-  "  {\"type\": \"mesh\", \"file\": \"p.ply\", \"material\": \"d\"},\n"                           \
-  "  {\"type\": \"mesh\", \"file\": \"m2.obj\", \"material\": \"d\"},\n"                          \
-  "  {\"type\": \"mesh\", \"file\": \"m0.obj\", \"material\": \"d\", \"transform\": {\"scale\": 2}},\n" \
+  "  {\"type\": \"mesh\", \"file\": \"p.ply\", \"material\": \"d\"},\n"                                                   \
+  "  {\"type\": \"mesh\", \"file\": \"m2.obj\", \"material\": \"d\"},\n"                                                  \
+  "  {\"type\": \"mesh\", \"file\": \"m0.obj\", \"material\": \"d\", \"transform\": {\"scale\": 2}},\n"                   \
   "  {\"type\": \"mesh\", \"file\": \"" last "\", \"material\": \"d\"}]}"
 
 typedef struct pool_job {

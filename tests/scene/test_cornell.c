@@ -29,8 +29,9 @@ TEST(cornell_counts) {
   KT_EQ(in.spp, 16);
   KT_EQ(in.max_bounces, 4);
   KT_EQ(in.seed, 0);
-  const char *names[] = {"floor", "ceiling", "back_wall", "left_wall_red", "right_wall_green",
-                         "short_block", "tall_block", "light"};
+  const char *names[] = {
+      "floor",       "ceiling",    "back_wall", "left_wall_red", "right_wall_green",
+      "short_block", "tall_block", "light"};
   for (uint32_t i = 0; i < 8; i++) KT_STR_EQ(kiln_scene_object_name(s, i + 1), names[i]);
   KT_TRUE(kiln_scene_object_name(s, 0) == NULL);
   KT_TRUE(kiln_scene_object_name(s, 9) == NULL);
@@ -52,9 +53,12 @@ TEST(cornell_materials_and_light) {
     const float *want = o == 4 ? red : o == 5 ? green : white;
     if (o == 8) {
       KT_EQ(m->type, KILN__MAT_EMISSIVE);
-      ST_NEAR(m->emission[0], 17, 0); ST_NEAR(m->emission[1], 12, 0); ST_NEAR(m->emission[2], 4, 0);
+      ST_NEAR(m->emission[0], 17, 0);
+      ST_NEAR(m->emission[1], 12, 0);
+      ST_NEAR(m->emission[2], 4, 0);
       const float *p = d->pos + 9 * t;
-      float e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]}, e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
+      float e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]},
+            e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
       float ny = e1[2] * e2[0] - e1[0] * e2[2];
       KT_TRUE(ny < 0); /* front face (emitting side) towards -y */
       for (int k = 0; k < 3; k++) ST_NEAR(p[3 * k + 1], 0.5488, 1e-6);
@@ -70,8 +74,10 @@ TEST(cornell_materials_and_light) {
   for (size_t t = 0; t < d->ntris; t++) {
     if (d->tri_object[t] != 8) continue;
     const float *p = d->pos + 9 * t;
-    double e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]}, e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
-    double c[3] = {e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2], e1[0] * e2[1] - e1[1] * e2[0]};
+    double e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]},
+           e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
+    double c[3] = {e1[1] * e2[2] - e1[2] * e2[1], e1[2] * e2[0] - e1[0] * e2[2],
+                   e1[0] * e2[1] - e1[1] * e2[0]};
     area += 0.5 * sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
   }
   ST_NEAR(area, 0.01365, 1e-7);
@@ -84,11 +90,14 @@ TEST(cornell_camera) {
   const kiln__scene *d = st_data(s);
   const kiln__camera *c = &d->camera;
   KT_EQ(c->type, KILN__CAM_PINHOLE);
-  ST_NEAR(c->position[0], 0.278, 1e-7); ST_NEAR(c->position[1], 0.273, 1e-7); ST_NEAR(c->position[2], -0.8, 1e-7);
+  ST_NEAR(c->position[0], 0.278, 1e-7);
+  ST_NEAR(c->position[1], 0.273, 1e-7);
+  ST_NEAR(c->position[2], -0.8, 1e-7);
   ST_NEAR(c->look_at[2], 0.2796, 1e-7);
   ST_NEAR(c->up[1], 1, 0);
   ST_NEAR(c->vfov_deg, 39.30764811610662, 1e-5);
-  float f[3] = {c->look_at[0] - c->position[0], c->look_at[1] - c->position[1], c->look_at[2] - c->position[2]};
+  float f[3] = {c->look_at[0] - c->position[0], c->look_at[1] - c->position[1],
+                c->look_at[2] - c->position[2]};
   float right_x = f[1] * c->up[2] - f[2] * c->up[1];
   KT_TRUE(right_x < 0);
   KT_EQ(d->env.type, KILN__ENV_CONSTANT);

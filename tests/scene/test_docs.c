@@ -8,15 +8,20 @@
 static void write_assets(const char *dir) {
   st_write_png(dir, "wood.png");
   st_write_hdr(dir, "sky.hdr");
-  st_write(dir, "chair.mtl", "newmtl seat\nKd 0.5 0.4 0.3\nmap_Kd wood.png\nnewmtl legs\nKd 0.2 0.2 0.2\n", (size_t)-1);
-  st_write(dir, "chair.obj",
-           "mtllib chair.mtl\no seat\nv 0 0.5 0\nv 1 0.5 0\nv 1 0.5 1\nv 0 0.5 1\nvt 0 0\nvt 1 0\nvt 1 1\n"
-           "vt 0 1\nusemtl seat\nf 1/1 2/2 3/3 4/4\no leg\nv 0 0 0\nv 0.1 0 0\nusemtl legs\nf 1 5 6\n",
+  st_write(dir, "chair.mtl",
+           "newmtl seat\nKd 0.5 0.4 0.3\nmap_Kd wood.png\nnewmtl legs\nKd 0.2 0.2 0.2\n",
            (size_t)-1);
-  st_write(dir, "bunny.ply",
-           "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
-           "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
-           "0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n3 0 2 3\n", (size_t)-1);
+  st_write(
+      dir, "chair.obj",
+      "mtllib chair.mtl\no seat\nv 0 0.5 0\nv 1 0.5 0\nv 1 0.5 1\nv 0 0.5 1\nvt 0 0\nvt 1 0\nvt 1 1\n"
+      "vt 0 1\nusemtl seat\nf 1/1 2/2 3/3 4/4\no leg\nv 0 0 0\nv 0.1 0 0\nusemtl legs\nf 1 5 6\n",
+      (size_t)-1);
+  st_write(
+      dir, "bunny.ply",
+      "ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\nproperty float z\n"
+      "element face 2\nproperty list uchar int vertex_indices\nend_header\n"
+      "0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n3 0 2 3\n",
+      (size_t)-1);
 }
 
 TEST(every_example_loads) {
@@ -57,7 +62,8 @@ TEST(documented_meanings) {
   kiln_scene *s = st_load_ok(
       "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
       " \"materials\": {\"seat\": {\"type\": \"diffuse\", \"albedo\": [0.6, 0.3, 0.1]}},\n"
-      " \"objects\": [{\"type\": \"mesh\", \"name\": \"chair\", \"file\": \"chair.obj\"}]}", dir);
+      " \"objects\": [{\"type\": \"mesh\", \"name\": \"chair\", \"file\": \"chair.obj\"}]}",
+      dir);
   const kiln__scene *d = st_data(s);
   /* 'seat' in materials wins over the MTL's; 'legs' comes from the MTL */
   KT_EQ(d->ntris, 3);
@@ -77,13 +83,16 @@ TEST(documented_meanings) {
   KT_TRUE(mkdir(sub, 0700) == 0);
   st_write_png(sub, "bark.png");
   st_write(sub, "tree.mtl", "newmtl bark\nmap_Kd bark.png\n", (size_t)-1);
-  st_write(dir, "tree.obj", "mtllib sub/tree.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl bark\nf 1 2 3\n", (size_t)-1);
+  st_write(dir, "tree.obj",
+           "mtllib sub/tree.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl bark\nf 1 2 3\n", (size_t)-1);
   s = st_load_ok("{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
-                 " \"objects\": [{\"type\": \"mesh\", \"file\": \"tree.obj\"}]}", dir);
+                 " \"objects\": [{\"type\": \"mesh\", \"file\": \"tree.obj\"}]}",
+                 dir);
   KT_EQ(st_data(s)->ntextures, 1);
   kiln_scene_destroy(s);
   s = st_load_ok("{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
-                 " \"objects\": [{\"type\": \"mesh\", \"file\": \"chair.obj\"}]}", dir);
+                 " \"objects\": [{\"type\": \"mesh\", \"file\": \"chair.obj\"}]}",
+                 dir);
   d = st_data(s);
   KT_EQ(d->ntextures, 1);
   KT_EQ(d->materials[d->tri_material[0]].texture, 0);

@@ -6,13 +6,14 @@
 #include "scene_test_util.h"
 
 #define CAM "\"camera\": {\"position\": [0, 0, -1], \"look_at\": [0, 0, 0]},\n"
-#define SPHERE(mat) "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": 1, \"material\": " mat "}\n]\n"
+#define SPHERE(mat) \
+  "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": 1, \"material\": " mat "}\n]\n"
 
 typedef struct ecase {
   const char *json;
   int code;
-  const char *path;   /* expected err.path */
-  const char *marker; /* expected line:column = first occurrence of this in json; NULL: 1:1 */
+  const char *path;     /* expected err.path */
+  const char *marker;   /* expected line:column = first occurrence of this in json; NULL: 1:1 */
   const char *fragment; /* in err.message */
 } ecase;
 
@@ -36,27 +37,28 @@ static const ecase cases[] = {
      KILN_EPARSE, "objects[0].material", "\"whte\"", "did you mean 'white'"},
     {"{\n" CAM SPHERE("7") "}", KILN_EPARSE, "objects[0].material", "7}",
      "material name or a material object"},
-    {"{\n" CAM "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": -0.5, \"material\": {\"type\": \"diffuse\"}}\n]}",
+    {"{\n" CAM
+     "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": -0.5, \"material\": {\"type\": \"diffuse\"}}\n]}",
      KILN_EPARSE, "objects[0].radius", "-0.5", "radius must be > 0"},
     {"{\n" CAM "\"objects\": [\n  {\"type\": \"spher\", \"radius\": 1}\n]}", KILN_EPARSE,
      "objects[0].type", "\"spher\"", "did you mean 'sphere'"},
     {"{\n" CAM "\"objects\": [\n  {\"type\": \"sphere\"}\n]}", KILN_EPARSE, "objects[0]",
      "{\"type\": \"sphere\"}", "missing required key 'material'"},
     {"{\n" CAM "\"objects\": [{\"type\": \"box\", \"material\": {\"type\": \"diffuse\"},\n"
-     "  \"min\": [0, 0, 0], \"max\": [1, -1, 1]}]}", KILN_EPARSE, "objects[0].max", "[1, -1, 1]",
-     "box size must be positive"},
+     "  \"min\": [0, 0, 0], \"max\": [1, -1, 1]}]}",
+     KILN_EPARSE, "objects[0].max", "[1, -1, 1]", "box size must be positive"},
     {"{\n" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
-     "  \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [2, 0, 0]}]}", KILN_EPARSE, "objects[0]",
-     "{\"type\": \"quad\"", "zero area"},
+     "  \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [2, 0, 0]}]}",
+     KILN_EPARSE, "objects[0]", "{\"type\": \"quad\"", "zero area"},
     {"{\n" CAM "\"lights\": [\n {\"type\": \"quad\", \"corner\": [0, 1, 0], \"u\": [0, 0, 0], "
-     "\"v\": [1, 0, 0], \"radiance\": [1, 1, 1]}]}", KILN_EPARSE, "lights[0]", "{\"type\": \"quad\"",
-     "zero area"},
+     "\"v\": [1, 0, 0], \"radiance\": [1, 1, 1]}]}",
+     KILN_EPARSE, "lights[0]", "{\"type\": \"quad\"", "zero area"},
     {"{\n" CAM "\"lights\": [\n {\"type\": \"quad\", \"corner\": [0, 1, 0], \"u\": [0, 0, 1], "
-     "\"v\": [1, 0, 0], \"radiance\": [1, -1, 1]}]}", KILN_EPARSE, "lights[0].radiance[1]", "-1, 1]}",
-     "in [0, "},
+     "\"v\": [1, 0, 0], \"radiance\": [1, -1, 1]}]}",
+     KILN_EPARSE, "lights[0].radiance[1]", "-1, 1]}", "in [0, "},
     {"{\n" CAM "\"lights\": [\n {\"type\": \"quad\", \"corner\": [0, 1, 0], \"u\": [0, 0, 1], "
-     "\"v\": [1, 0, 0]}]}", KILN_EPARSE, "lights[0]", "{\"type\": \"quad\"",
-     "missing required key 'radiance'"},
+     "\"v\": [1, 0, 0]}]}",
+     KILN_EPARSE, "lights[0]", "{\"type\": \"quad\"", "missing required key 'radiance'"},
     /* camera */
     {"{\"camera\": {\"position\": [0, 0, -1],\n \"look_at\": [0, 0, 0], \"up\": [0, 0, 0]}}",
      KILN_EPARSE, "camera.up", "[0, 0, 0]}", "up has zero length"},
@@ -69,8 +71,8 @@ static const ecase cases[] = {
     {"{\"camera\": {\"position\": [0, 0, -1], \"look_at\": [0, 0, 0],\n \"aperture\": 0.1}}",
      KILN_EPARSE, "camera.aperture", "\"aperture\"", "unknown key 'aperture'"},
     {"{\"camera\": {\"type\": \"thin_lens\", \"position\": [0, 0, -1], \"look_at\": [0, 0, 0],\n"
-     " \"aperture\": 0.1, \"focus_distance\": -2}}", KILN_EPARSE, "camera.focus_distance", "-2",
-     "in [0, "},
+     " \"aperture\": 0.1, \"focus_distance\": -2}}",
+     KILN_EPARSE, "camera.focus_distance", "-2", "in [0, "},
     {"{\"camera\": {\"position\": [0, 0],\n \"look_at\": [0, 0, 0]}}", KILN_EPARSE,
      "camera.position", "[0, 0]", "array of 3 numbers"},
     {"{\"settings\": {}}", KILN_EPARSE, "", NULL, "missing required key 'camera'"},
@@ -107,34 +109,37 @@ static const ecase cases[] = {
     /* transforms and instances */
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"transform\": {\"scale\": [1, 0, 1]}}]}", KILN_EPARSE, "objects[0].transform.scale",
-     "[1, 0, 1]", "scale must not be zero"},
+     " \"transform\": {\"scale\": [1, 0, 1]}}]}",
+     KILN_EPARSE, "objects[0].transform.scale", "[1, 0, 1]", "scale must not be zero"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"transform\": {\"rotate\": {\"axis\": [0, 0, 0], \"angle\": 30}}}]}", KILN_EPARSE,
-     "objects[0].transform.rotate.axis", "[0, 0, 0], \"angle\"", "axis has zero length"},
+     " \"transform\": {\"rotate\": {\"axis\": [0, 0, 0], \"angle\": 30}}}]}",
+     KILN_EPARSE, "objects[0].transform.rotate.axis", "[0, 0, 0], \"angle\"",
+     "axis has zero length"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"transform\": {\"matrix\": [1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,2]}}]}", KILN_EPARSE,
-     "objects[0].transform.matrix", "[1,0,0,0", "last row must be 0 0 0 1"},
+     " \"transform\": {\"matrix\": [1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,2]}}]}",
+     KILN_EPARSE, "objects[0].transform.matrix", "[1,0,0,0", "last row must be 0 0 0 1"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
      " \"transform\": {\"matrix\": [1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1], \"scale\": 2}}]}",
      KILN_EPARSE, "objects[0].transform.scale", "\"scale\"", "unknown key 'scale'"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"instances\": []}]}", KILN_EPARSE, "objects[0].instances", "[]}", "non-empty array"},
+     " \"instances\": []}]}",
+     KILN_EPARSE, "objects[0].instances", "[]}", "non-empty array"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"instances\": [{\"translate\": [1, 0, 0]}, {\"translat\": [2, 0, 0]}]}]}", KILN_EPARSE,
-     "objects[0].instances[1].translat", "\"translat\"", "did you mean 'translate'"},
-    {"{" CAM "\"objects\": [{\"type\": \"sphere\", \"radius\": 1, \"material\": {\"type\": \"diffuse\"},\n"
-     " \"transform\": {\"scale\": [1, 2, 1]}}]}", KILN_EPARSE, "objects[0]", "{\"type\": \"sphere\"",
-     "uniformly"},
+     " \"instances\": [{\"translate\": [1, 0, 0]}, {\"translat\": [2, 0, 0]}]}]}",
+     KILN_EPARSE, "objects[0].instances[1].translat", "\"translat\"", "did you mean 'translate'"},
+    {"{" CAM
+     "\"objects\": [{\"type\": \"sphere\", \"radius\": 1, \"material\": {\"type\": \"diffuse\"},\n"
+     " \"transform\": {\"scale\": [1, 2, 1]}}]}",
+     KILN_EPARSE, "objects[0]", "{\"type\": \"sphere\"", "uniformly"},
     {"{" CAM "\"objects\": [{\"type\": \"quad\", \"material\": {\"type\": \"diffuse\"},\n"
      " \"corner\": [1e30, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],\n"
-     " \"transform\": {\"scale\": 1e30}}]}", KILN_EPARSE, "objects[0]", "{\"type\": \"quad\"",
-     "not finite"},
+     " \"transform\": {\"scale\": 1e30}}]}",
+     KILN_EPARSE, "objects[0]", "{\"type\": \"quad\"", "not finite"},
     /* meshes named by the scene */
     {"{" CAM "\"objects\": [{\"type\": \"mesh\",\n \"file\": \"missing.obj\"}]}", KILN_EIO,
      "objects[0].file", "\"missing.obj\"", "cannot open"},
@@ -148,7 +153,8 @@ static void check_case(int i, const ecase *c) {
   int rc = kiln_scene_load_string(c->json, "/nonexistent-kiln-dir", "bad.json", &e, &s);
   char buf[2048];
   kiln_error_detail_format(&e, buf, sizeof buf);
-  if (rc != c->code) KT_FAIL("case %d: %s, want %s: %s", i, kiln_err_name(rc), kiln_err_name(c->code), buf);
+  if (rc != c->code)
+    KT_FAIL("case %d: %s, want %s: %s", i, kiln_err_name(rc), kiln_err_name(c->code), buf);
   KT_TRUE(s == NULL);
   int line = 1, col = 1;
   if (c->marker) {
@@ -159,8 +165,10 @@ static void check_case(int i, const ecase *c) {
       else col++;
     }
   }
-  if (strcmp(e.path, c->path) != 0) KT_FAIL("case %d: path '%s', want '%s': %s", i, e.path, c->path, buf);
-  if (!strstr(e.message, c->fragment)) KT_FAIL("case %d: message lacks '%s': %s", i, c->fragment, buf);
+  if (strcmp(e.path, c->path) != 0)
+    KT_FAIL("case %d: path '%s', want '%s': %s", i, e.path, c->path, buf);
+  if (!strstr(e.message, c->fragment))
+    KT_FAIL("case %d: message lacks '%s': %s", i, c->fragment, buf);
   bool in_json = strcmp(e.file, "bad.json") == 0;
   if (in_json && (e.line != line || e.column != col))
     KT_FAIL("case %d: at %d:%d, want %d:%d: %s", i, e.line, e.column, line, col, buf);
@@ -176,8 +184,12 @@ TEST(error_table) {
 
 /* A syntax error is reported where parsing stopped. */
 TEST(syntax_errors) {
-  const struct { const char *json; int line, col; } t[] = {
-      {"{\n  \"camera\": {\n    \"position\": [0, 0, -1],,\n", 3, 29}, /* cJSON: just past the 2nd ',' */
+  const struct {
+    const char *json;
+    int line, col;
+  } t[] = {
+      {"{\n  \"camera\": {\n    \"position\": [0, 0, -1],,\n", 3,
+       29}, /* cJSON: just past the 2nd ',' */
       {"{\n  \"a\": tru\n}", 2, 8},
       {"{\"a\": [1, 2", 1, 12},
       {"", 1, 1},
@@ -209,12 +221,16 @@ TEST(files_and_arguments) {
   KT_CODE(kiln_scene_load_string("{}", NULL, NULL, NULL, &s), KILN_EPARSE); /* err may be NULL */
   KT_CODE(kiln_scene_load_string("{\n \"camera\": 1}", NULL, NULL, &e, &s), KILN_EPARSE);
   char buf[1024];
-  KT_STR_EQ(kiln_error_detail_format(&e, buf, sizeof buf), "<string>:2:12: camera: camera must be an object");
+  KT_STR_EQ(kiln_error_detail_format(&e, buf, sizeof buf),
+            "<string>:2:12: camera: camera must be an object");
   kiln_error_detail_format(&e, buf, 5);
   KT_STR_EQ(buf, "<str");
   /* a scene file with a semantic error names the file */
   const char *dir = st_tmpdir();
-  const char *p = st_write(dir, "s.json", "{\"camera\": {\"position\": [0, 0, 0],\n\"look_at\": [0, 0, 1], \"up\": [0, 0, 1]}}", (size_t)-1);
+  const char *p = st_write(
+      dir, "s.json",
+      "{\"camera\": {\"position\": [0, 0, 0],\n\"look_at\": [0, 0, 1], \"up\": [0, 0, 1]}}",
+      (size_t)-1);
   char path[1024];
   snprintf(path, sizeof path, "%s", p);
   KT_CODE(kiln_scene_load(path, &e, &s), KILN_EPARSE);

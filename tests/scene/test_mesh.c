@@ -38,12 +38,14 @@ static void expect_bad(const char *dir, const char *file, const void *text, size
 /* OBJ: quads and polygons fan-triangulated, negative indices, v/vt/vn forms, o groups, MTL. */
 TEST(obj_read) {
   const char *dir = st_tmpdir();
-  st_write(dir, "m.mtl", "newmtl red\nKd 0.5 0.1 0.1\nnewmtl lamp\nKd 0 0 0\nKe 4 4 4\n", (size_t)-1);
+  st_write(dir, "m.mtl", "newmtl red\nKd 0.5 0.1 0.1\nnewmtl lamp\nKd 0 0 0\nKe 4 4 4\n",
+           (size_t)-1);
   st_write(dir, "m.obj",
            "# test\nmtllib m.mtl\no quad\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\n"
            "vt 1 1\nvt 0 1\nvn 0 0 1\nusemtl red\nf 1/1/1 2/2/1 3/3/1 4/4/1\n"
            "o pent\nv 0 0 1\nv 1 0 1\nv 2 1 1\nv 1 2 1\nv 0 1 1\nusemtl lamp\nf -5 -4 -3 -2 -1\n"
-           "o tri\nf 1//1 2//1 3//1\n", (size_t)-1);
+           "o tri\nf 1//1 2//1 3//1\n",
+           (size_t)-1);
   kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = load_mesh(dir, "m.obj", false, &e, &s);
@@ -59,11 +61,13 @@ TEST(obj_read) {
   const float want[18] = {0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0};
   for (int i = 0; i < 18; i++) ST_NEAR(d->pos[i], want[i], 0);
   KT_TRUE(d->uv != NULL && d->nrm != NULL);
-  ST_NEAR(d->uv[2 * 2 + 0], 1, 0); ST_NEAR(d->uv[2 * 2 + 1], 1, 0);
+  ST_NEAR(d->uv[2 * 2 + 0], 1, 0);
+  ST_NEAR(d->uv[2 * 2 + 1], 1, 0);
   /* the pentagon: negative indices resolve to its own five vertices, z = 1 */
   for (int t = 2; t < 5; t++)
     for (int k = 0; k < 3; k++) ST_NEAR(d->pos[9 * t + 3 * k + 2], 1, 0);
-  ST_NEAR(d->pos[9 * 4 + 6], 0, 0); ST_NEAR(d->pos[9 * 4 + 7], 1, 0); /* last fan corner: v 0 1 1 */
+  ST_NEAR(d->pos[9 * 4 + 6], 0, 0);
+  ST_NEAR(d->pos[9 * 4 + 7], 1, 0); /* last fan corner: v 0 1 1 */
   const kiln__material *red = &d->materials[d->tri_material[0]];
   KT_EQ(red->type, KILN__MAT_DIFFUSE);
   ST_NEAR(red->albedo[0], 0.5, 1e-7);
@@ -101,9 +105,11 @@ TEST(obj_malformed) {
   snprintf(text, sizeof text, "%sf 1 2 99999999999999999999999\n", tri);
   expect_bad(dir, "j.obj", text, (size_t)-1, KILN_EPARSE, 4, "out of range");
   expect_bad(dir, "k.obj", "", 0, KILN_EPARSE, 0, "no faces");
-  expect_bad(dir, "l.obj", "v 1 2 3\nv 1 2 3\nv 1e50 0 0\n", (size_t)-1, KILN_EPARSE, 3, "bad number 1");
+  expect_bad(dir, "l.obj", "v 1 2 3\nv 1 2 3\nv 1e50 0 0\n", (size_t)-1, KILN_EPARSE, 3,
+             "bad number 1");
   expect_bad(dir, "m.obj", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, KILN_EPARSE, 3, "NUL byte");
-  expect_bad(dir, "n.obj", "hello world\n", (size_t)-1, KILN_EPARSE, 1, "unknown statement 'hello'");
+  expect_bad(dir, "n.obj", "hello world\n", (size_t)-1, KILN_EPARSE, 1,
+             "unknown statement 'hello'");
   /* truncated in the middle of a face line */
   snprintf(text, sizeof text, "%sf 1 2 3\nf 1 2", tri);
   expect_bad(dir, "o.obj", text, (size_t)-1, KILN_EPARSE, 5, "at least 3");
@@ -148,7 +154,8 @@ TEST(obj_truncations) {
     kiln_scene *s = NULL;
     int rc = load_mesh(dir, "t.obj", true, &e, &s);
     /* a cut inside "mtllib t.mtl" names a missing file: KILN_EIO */
-    if (rc != KILN_OK && rc != KILN_EPARSE && rc != KILN_EIO) KT_FAIL("prefix %zu: %s: %s", k, kiln_err_name(rc), e.message);
+    if (rc != KILN_OK && rc != KILN_EPARSE && rc != KILN_EIO)
+      KT_FAIL("prefix %zu: %s: %s", k, kiln_err_name(rc), e.message);
     if (rc == KILN_OK) {
       KT_TRUE(s != NULL);
       kiln_scene_destroy(s);
@@ -223,11 +230,17 @@ TEST(ply_malformed) {
   /* truncated: the last face line missing */
   size_t n = strlen(ply_ascii) - strlen("3 0 1 4\n");
   expect_bad(dir, "c.ply", ply_ascii, n, KILN_EPARSE, 19, "truncated");
-  expect_bad(dir, "d.ply", "ply\nformat binary_big_endian 1.0\nend_header\n", (size_t)-1, KILN_EPARSE, 2, "unsupported");
+  expect_bad(dir, "d.ply", "ply\nformat binary_big_endian 1.0\nend_header\n", (size_t)-1,
+             KILN_EPARSE, 2, "unsupported");
   expect_bad(dir, "e.ply", "plx\n", (size_t)-1, KILN_EPARSE, 1, "not a PLY");
-  expect_bad(dir, "f.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n", (size_t)-1, KILN_EPARSE, 4, "no end_header");
-  expect_bad(dir, "g.ply", "ply\nformat ascii 1.0\nelement vertex 99999999\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n", (size_t)-1, KILN_EPARSE, 7, "more than the file can hold");
-  expect_bad(dir, "h.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty quux x\nend_header\n", (size_t)-1, KILN_EPARSE, 4, "bad property");
+  expect_bad(dir, "f.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n",
+             (size_t)-1, KILN_EPARSE, 4, "no end_header");
+  expect_bad(
+      dir, "g.ply",
+      "ply\nformat ascii 1.0\nelement vertex 99999999\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 0\n",
+      (size_t)-1, KILN_EPARSE, 7, "more than the file can hold");
+  expect_bad(dir, "h.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty quux x\nend_header\n",
+             (size_t)-1, KILN_EPARSE, 4, "bad property");
   snprintf(text, sizeof text, "%s", ply_ascii);
   p = strstr(text, "3 0 1 4");
   memcpy(p, "2 0 1  ", 7);
@@ -254,7 +267,8 @@ TEST(ply_malformed) {
   unsigned char junk[600];
   uint32_t x = 12345;
   memcpy(junk, "ply\n", 4);
-  for (size_t i = 4; i < sizeof junk; i++) x = x * 1103515245u + 12345u, junk[i] = (unsigned char)(x >> 16);
+  for (size_t i = 4; i < sizeof junk; i++)
+    x = x * 1103515245u + 12345u, junk[i] = (unsigned char)(x >> 16);
   st_write(dir, "m.ply", junk, sizeof junk);
   kiln_error_detail e;
   kiln_scene *s = NULL;
@@ -267,8 +281,9 @@ TEST(ply_malformed) {
  * KILN_EPARSE / KILN_EIO naming a file; none crashes (ASan/UBSan in CI). */
 TEST(fuzz_meshes) {
   const char *dir = st_tmpdir();
-  const char *obj = "mtllib z.mtl\no a\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 1\nvn 0 0 1\n"
-                    "usemtl m\nf 1/1/1 2/2/1 3/1/1 4/2/1\nf -1 -2 -3\no b\nf 1//1 3//1 4//1\n";
+  const char *obj =
+      "mtllib z.mtl\no a\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 1\nvn 0 0 1\n"
+      "usemtl m\nf 1/1/1 2/2/1 3/1/1 4/2/1\nf -1 -2 -3\no b\nf 1//1 3//1 4//1\n";
   st_write(dir, "z.mtl", "newmtl m\nKd 0.5 0.5 0.5\n", (size_t)-1);
   unsigned char bin[512];
   const char *hdr = "ply\nformat binary_little_endian 1.0\nelement vertex 4\nproperty float x\n"
@@ -281,10 +296,13 @@ TEST(fuzz_meshes) {
   const int32_t f[6] = {0, 1, 2, 0, 2, 3};
   bin[nb++] = 3, memcpy(bin + nb, f, 12), nb += 12;
   bin[nb++] = 3, memcpy(bin + nb, f + 3, 12), nb += 12;
-  const struct { const char *name; const unsigned char *data; size_t n; } files[3] = {
-      {"z.obj", (const unsigned char *)obj, strlen(obj)},
-      {"z.ply", (const unsigned char *)ply_ascii, strlen(ply_ascii)},
-      {"y.ply", bin, nb}};
+  const struct {
+    const char *name;
+    const unsigned char *data;
+    size_t n;
+  } files[3] = {{"z.obj", (const unsigned char *)obj, strlen(obj)},
+                {"z.ply", (const unsigned char *)ply_ascii, strlen(ply_ascii)},
+                {"y.ply", bin, nb}};
   static const char alphabet[] = "0123456789-/ .\nfvnte\xff";
   uint32_t x = 88172645u;
   unsigned char buf[1024];
@@ -293,8 +311,9 @@ TEST(fuzz_meshes) {
       memcpy(buf, files[k].data, files[k].n);
       for (int m = 0; m < 1 + iter % 4; m++) {
         x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        buf[x % files[k].n] = k == 2 && (x & 1) ? (unsigned char)(x >> 8)
-                                                : (unsigned char)alphabet[(x >> 16) % (sizeof alphabet - 1)];
+        buf[x % files[k].n] = k == 2 && (x & 1)
+                                  ? (unsigned char)(x >> 8)
+                                  : (unsigned char)alphabet[(x >> 16) % (sizeof alphabet - 1)];
       }
       st_write(dir, files[k].name, buf, files[k].n);
       kiln_error_detail e;
@@ -304,7 +323,8 @@ TEST(fuzz_meshes) {
         kiln_scene_destroy(s);
         continue;
       }
-      if (rc != KILN_EPARSE && rc != KILN_EIO) KT_FAIL("%s mutation %d: %s", files[k].name, iter, kiln_err_name(rc));
+      if (rc != KILN_EPARSE && rc != KILN_EIO)
+        KT_FAIL("%s mutation %d: %s", files[k].name, iter, kiln_err_name(rc));
       KT_STR_CONTAINS(e.file, dir);
     }
   }

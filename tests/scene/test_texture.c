@@ -16,10 +16,12 @@ TEST(png_texture) {
   const char *dir = st_tmpdir();
   st_write_png(dir, "t.png");
   st_write_jpg(dir, "g.jpg");
-  kiln_scene *s = st_load_ok(CAM "\"materials\": {\"wood\": {\"type\": \"diffuse\", \"texture\": \"t.png\"},\n"
-                             " \"metal\": {\"type\": \"conductor\", \"roughness\": 0.3, \"texture\": \"t.png\"},\n"
-                             " \"grey\": {\"type\": \"diffuse\", \"texture\": \"g.jpg\"}},\n"
-                             "\"objects\": [{\"type\": \"sphere\", \"radius\": 1, \"material\": \"wood\"}]}", dir);
+  kiln_scene *s = st_load_ok(
+      CAM "\"materials\": {\"wood\": {\"type\": \"diffuse\", \"texture\": \"t.png\"},\n"
+          " \"metal\": {\"type\": \"conductor\", \"roughness\": 0.3, \"texture\": \"t.png\"},\n"
+          " \"grey\": {\"type\": \"diffuse\", \"texture\": \"g.jpg\"}},\n"
+          "\"objects\": [{\"type\": \"sphere\", \"radius\": 1, \"material\": \"wood\"}]}",
+      dir);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntextures, 2);
   KT_EQ(d->nmaterials, 3);
@@ -46,8 +48,10 @@ TEST(png_texture) {
 TEST(hdr_environment) {
   const char *dir = st_tmpdir();
   st_write_hdr(dir, "sky.hdr");
-  kiln_scene *s = st_load_ok(CAM "\"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\", \"rotation\": 90,"
-                             " \"intensity\": 2}}", dir);
+  kiln_scene *s =
+      st_load_ok(CAM "\"environment\": {\"type\": \"map\", \"file\": \"sky.hdr\", \"rotation\": 90,"
+                     " \"intensity\": 2}}",
+                 dir);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->env.type, KILN__ENV_MAP);
   KT_EQ(d->env.texture, 0);
@@ -59,7 +63,10 @@ TEST(hdr_environment) {
   const float want[12] = {1, 2, 4, 0.5f, 0.25f, 8, 3, 3, 3, 0, 0, 0};
   for (int i = 0; i < 12; i++) ST_NEAR(t->rgb[i], want[i], want[i] / 64); /* RGBE: 8-bit mantissa */
   kiln_scene_destroy(s);
-  s = st_load_ok(CAM "\"environment\": {\"type\": \"gradient\", \"bottom\": [1, 1, 1], \"top\": [0.2, 0.4, 1]}}", NULL);
+  s = st_load_ok(
+      CAM
+      "\"environment\": {\"type\": \"gradient\", \"bottom\": [1, 1, 1], \"top\": [0.2, 0.4, 1]}}",
+      NULL);
   d = st_data(s);
   KT_EQ(d->env.type, KILN__ENV_GRADIENT);
   ST_NEAR(d->env.top[1], 0.4, 1e-7);
@@ -74,14 +81,19 @@ TEST(image_errors) {
   const char *dir = st_tmpdir();
   st_write(dir, "junk.png", "this is not a png", (size_t)-1);
   st_write_png(dir, "t.png");
-  const struct { const char *json; int code; const char *file, *path, *frag; } t[] = {
+  const struct {
+    const char *json;
+    int code;
+    const char *file, *path, *frag;
+  } t[] = {
       {CAM "\"materials\": {\"m\": {\"type\": \"diffuse\", \"texture\": \"none.png\"}}}", KILN_EIO,
        "none.png", "materials.m.texture", "cannot open"},
-      {CAM "\"materials\": {\"m\": {\"type\": \"diffuse\", \"texture\": \"junk.png\"}}}", KILN_EPARSE,
-       "junk.png", "materials.m.texture", "cannot decode"},
+      {CAM "\"materials\": {\"m\": {\"type\": \"diffuse\", \"texture\": \"junk.png\"}}}",
+       KILN_EPARSE, "junk.png", "materials.m.texture", "cannot decode"},
       {CAM "\"environment\": {\"type\": \"map\", \"file\": \"t.png\"}}", KILN_EPARSE, "t.png",
        "environment.file", "not a Radiance"},
-      {CAM "\"materials\": {\"m\": {\"type\": \"emissive\", \"emission\": [1, 1, 1], \"texture\": \"t.png\"}}}",
+      {CAM
+       "\"materials\": {\"m\": {\"type\": \"emissive\", \"emission\": [1, 1, 1], \"texture\": \"t.png\"}}}",
        KILN_EPARSE, "test.json", "materials.m.texture", "unknown key"},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {

@@ -10,19 +10,25 @@
 static void vert(const kiln__scene *d, size_t t, int k, double x, double y, double z) {
   const float *p = d->pos + 9 * t + 3 * k;
   if (fabs(p[0] - x) > 1e-5 || fabs(p[1] - y) > 1e-5 || fabs(p[2] - z) > 1e-5)
-    KT_FAIL("triangle %zu vertex %d: (%g, %g, %g), want (%g, %g, %g)", t, k, p[0], p[1], p[2], x, y, z);
+    KT_FAIL("triangle %zu vertex %d: (%g, %g, %g), want (%g, %g, %g)", t, k, p[0], p[1], p[2], x, y,
+            z);
 }
 
 static void face_normal(const kiln__scene *d, size_t t, double n[3]) {
   const float *p = d->pos + 9 * t;
-  double e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]}, e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
-  n[0] = e1[1] * e2[2] - e1[2] * e2[1], n[1] = e1[2] * e2[0] - e1[0] * e2[2], n[2] = e1[0] * e2[1] - e1[1] * e2[0];
+  double e1[3] = {p[3] - p[0], p[4] - p[1], p[5] - p[2]},
+         e2[3] = {p[6] - p[0], p[7] - p[1], p[8] - p[2]};
+  n[0] = e1[1] * e2[2] - e1[2] * e2[1], n[1] = e1[2] * e2[0] - e1[0] * e2[2],
+  n[2] = e1[0] * e2[1] - e1[1] * e2[0];
 }
 
 /* Scale, then rotate, then translate. */
 TEST(trs_order) {
-  kiln_scene *s = st_load_ok(HEAD "{\"type\": \"quad\", " MAT ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0],"
-                             " \"v\": [0, 1, 0], \"transform\": {\"translate\": [1, 2, 3], \"rotate\": [0, 90, 0], \"scale\": 2}}]}", NULL);
+  kiln_scene *s = st_load_ok(
+      HEAD
+      "{\"type\": \"quad\", " MAT ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0],"
+      " \"v\": [0, 1, 0], \"transform\": {\"translate\": [1, 2, 3], \"rotate\": [0, 90, 0], \"scale\": 2}}]}",
+      NULL);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 2);
   vert(d, 0, 0, 1, 2, 3);
@@ -35,17 +41,19 @@ TEST(trs_order) {
 /* Euler angles apply about x first, then y, then z; axis-angle; a row-major matrix. */
 TEST(rotations_and_matrix) {
   kiln_scene *s = st_load_ok(
-      HEAD "{\"type\": \"quad\", " MAT ", \"corner\": [0, 1, 0], \"u\": [1, 0, 0], \"v\": [0, 0, 1],"
+      HEAD
+      "{\"type\": \"quad\", " MAT ", \"corner\": [0, 1, 0], \"u\": [1, 0, 0], \"v\": [0, 0, 1],"
       " \"transform\": {\"rotate\": [90, 90, 0]}},\n"
       "{\"type\": \"quad\", " MAT ", \"corner\": [1, 0, 0], \"u\": [0, 1, 0], \"v\": [0, 0, 1],"
       " \"transform\": {\"rotate\": {\"axis\": [0, 0, 3], \"angle\": 90}}},\n"
       "{\"type\": \"quad\", " MAT ", \"corner\": [1, 2, 3], \"u\": [0, 1, 0], \"v\": [0, 0, 1],"
-      " \"transform\": {\"matrix\": [1, 0, 0, 5,  0, 2, 0, 0,  0, 0, 1, -1,  0, 0, 0, 1]}}]}", NULL);
+      " \"transform\": {\"matrix\": [1, 0, 0, 5,  0, 2, 0, 0,  0, 0, 1, -1,  0, 0, 0, 1]}}]}",
+      NULL);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 6);
-  vert(d, 0, 0, 1, 0, 0);   /* (0,1,0): x 90 -> (0,0,1); y 90 -> (1,0,0) */
-  vert(d, 2, 0, 0, 1, 0);   /* (1,0,0) about +z by 90 -> (0,1,0) */
-  vert(d, 4, 0, 6, 4, 2);   /* matrix */
+  vert(d, 0, 0, 1, 0, 0); /* (0,1,0): x 90 -> (0,0,1); y 90 -> (1,0,0) */
+  vert(d, 2, 0, 0, 1, 0); /* (1,0,0) about +z by 90 -> (0,1,0) */
+  vert(d, 4, 0, 6, 4, 2); /* matrix */
   vert(d, 4, 1, 6, 6, 2);
   kiln_scene_destroy(s);
 }
@@ -53,11 +61,14 @@ TEST(rotations_and_matrix) {
 /* instances: each is instances[k] * transform; one object id, one instance id each. */
 TEST(instancing_ids) {
   kiln_scene *s = st_load_ok(
-      HEAD "{\"type\": \"quad\", \"name\": \"tile\", " MAT ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],"
+      HEAD
+      "{\"type\": \"quad\", \"name\": \"tile\", " MAT
+      ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0], \"v\": [0, 1, 0],"
       " \"transform\": {\"translate\": [0, 0, 1]},\n"
       " \"instances\": [{\"translate\": [10, 0, 0]}, {\"scale\": 2}, {\"rotate\": {\"axis\": [0, 1, 0], \"angle\": 180}}]},\n"
       "{\"type\": \"sphere\", \"name\": \"ball\", " MAT ", \"center\": [1, 0, 0], \"radius\": 0.5,"
-      " \"transform\": {\"scale\": 2, \"translate\": [0, 1, 0]}, \"instances\": [{}, {\"rotate\": [0, 0, 90]}]}]}", NULL);
+      " \"transform\": {\"scale\": 2, \"translate\": [0, 1, 0]}, \"instances\": [{}, {\"rotate\": [0, 0, 90]}]}]}",
+      NULL);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 6);
   KT_EQ(d->nobjects, 2);
@@ -71,9 +82,11 @@ TEST(instancing_ids) {
   vert(d, 2, 2, 2, 2, 2);
   vert(d, 4, 1, -1, 0, -1);
   KT_EQ(d->nspheres, 2);
-  ST_NEAR(d->spheres[0].center[0], 2, 1e-6); ST_NEAR(d->spheres[0].center[1], 1, 1e-6);
+  ST_NEAR(d->spheres[0].center[0], 2, 1e-6);
+  ST_NEAR(d->spheres[0].center[1], 1, 1e-6);
   ST_NEAR(d->spheres[0].radius, 1, 1e-6);
-  ST_NEAR(d->spheres[1].center[0], -1, 1e-5); ST_NEAR(d->spheres[1].center[1], 2, 1e-5);
+  ST_NEAR(d->spheres[1].center[0], -1, 1e-5);
+  ST_NEAR(d->spheres[1].center[1], 2, 1e-5);
   KT_EQ(d->spheres[0].object_id, 2);
   KT_EQ(d->spheres[0].instance_id, 4);
   KT_EQ(d->spheres[1].instance_id, 5);
@@ -83,8 +96,10 @@ TEST(instancing_ids) {
 /* A mirroring transform keeps the front face: cross(v1 - v0, v2 - v0) still follows the
  * transformed normal (here +z stays +z under x -> -x). */
 TEST(mirror_keeps_front_face) {
-  kiln_scene *s = st_load_ok(HEAD "{\"type\": \"quad\", " MAT ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0],"
-                             " \"v\": [0, 1, 0], \"transform\": {\"scale\": [-1, 1, 1]}}]}", NULL);
+  kiln_scene *s =
+      st_load_ok(HEAD "{\"type\": \"quad\", " MAT ", \"corner\": [0, 0, 0], \"u\": [1, 0, 0],"
+                      " \"v\": [0, 1, 0], \"transform\": {\"scale\": [-1, 1, 1]}}]}",
+                 NULL);
   const kiln__scene *d = st_data(s);
   for (size_t t = 0; t < 2; t++) {
     double n[3];
@@ -97,9 +112,11 @@ TEST(mirror_keeps_front_face) {
 
 /* A box: 12 triangles facing outwards, after a rotation too. */
 TEST(box_faces_out) {
-  kiln_scene *s = st_load_ok(HEAD "{\"type\": \"box\", " MAT ", \"min\": [0, 0, 0], \"max\": [1, 2, 3]},\n"
-                             "{\"type\": \"box\", " MAT ", \"min\": [-1, -1, -1], \"max\": [1, 1, 1],"
-                             " \"transform\": {\"rotate\": [30, 40, 50], \"translate\": [5, 0, 0]}}]}", NULL);
+  kiln_scene *s =
+      st_load_ok(HEAD "{\"type\": \"box\", " MAT ", \"min\": [0, 0, 0], \"max\": [1, 2, 3]},\n"
+                      "{\"type\": \"box\", " MAT ", \"min\": [-1, -1, -1], \"max\": [1, 1, 1],"
+                      " \"transform\": {\"rotate\": [30, 40, 50], \"translate\": [5, 0, 0]}}]}",
+                 NULL);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 24);
   const double centre[2][3] = {{0.5, 1, 1.5}, {5, 0, 0}};
@@ -118,11 +135,16 @@ TEST(box_faces_out) {
  * the inverse transpose of a non-uniform scale. */
 TEST(mesh_instancing_and_normals) {
   const char *dir = st_tmpdir();
-  st_write(dir, "two.obj", "o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvn 1 1 0\nf 1//1 2//1 3//1\n"
-                           "o b\nf 1 3 2\n", (size_t)-1);
-  kiln_scene *s = st_load_ok(HEAD "{\"type\": \"mesh\", \"name\": \"thing\", \"file\": \"two.obj\", " MAT ","
-                             " \"transform\": {\"scale\": [2, 1, 1]}, \"instances\": [{}, {\"translate\": [0, 0, 5]}]},\n"
-                             "{\"type\": \"sphere\", " MAT ", \"radius\": 1}]}", dir);
+  st_write(dir, "two.obj",
+           "o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvn 1 1 0\nf 1//1 2//1 3//1\n"
+           "o b\nf 1 3 2\n",
+           (size_t)-1);
+  kiln_scene *s = st_load_ok(
+      HEAD
+      "{\"type\": \"mesh\", \"name\": \"thing\", \"file\": \"two.obj\", " MAT ","
+      " \"transform\": {\"scale\": [2, 1, 1]}, \"instances\": [{}, {\"translate\": [0, 0, 5]}]},\n"
+      "{\"type\": \"sphere\", " MAT ", \"radius\": 1}]}",
+      dir);
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ntris, 4);
   KT_EQ(d->nobjects, 3);

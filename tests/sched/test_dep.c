@@ -9,7 +9,7 @@ struct rec {
 };
 struct rtask {
   struct rec *r;
-  int at;            /* sequence number when it ran, -1 if never */
+  int at;                    /* sequence number when it ran, -1 if never */
   kiln_future *must_be_done; /* optional: checked when it runs */
   int saw_done;
 };

@@ -185,9 +185,7 @@ TEST(task_error_stored_in_future_unchanged) {
   kiln_pool_destroy(p);
 }
 
-static void noop_body(void *ctx, size_t lo, size_t hi) {
-  (void)ctx, (void)lo, (void)hi;
-}
+static void noop_body(void *ctx, size_t lo, size_t hi) { (void)ctx, (void)lo, (void)hi; }
 
 /* EXE-06: submit after shutdown is KILN_ESHUTDOWN; shutdown may be repeated. */
 TEST(submit_after_shutdown_is_eshutdown) {
@@ -365,10 +363,8 @@ static _Thread_local int tl_inited;
 static int init_record(void *arg) {
   struct exe13 *e = arg;
   int idx = kiln_worker_index();
-  if (idx < 0 || idx >= E13_T || tl_inited)
-    atomic_fetch_add(&e->bad, 1);
-  else
-    atomic_fetch_add(&e->init_by_index[idx], 1);
+  if (idx < 0 || idx >= E13_T || tl_inited) atomic_fetch_add(&e->bad, 1);
+  else atomic_fetch_add(&e->init_by_index[idx], 1);
   tl_inited = 1;
   atomic_fetch_add(&e->inits, 1);
   return 0;

@@ -176,10 +176,8 @@ struct waiter {
 
 static void *waiter_main(void *arg) {
   struct waiter *w = arg;
-  if (w->use_error)
-    w->rc = kiln_future_error(w->f, w->timeout, &w->msg);
-  else
-    w->rc = kiln_future_result(w->f, w->timeout, &w->value);
+  if (w->use_error) w->rc = kiln_future_error(w->f, w->timeout, &w->msg);
+  else w->rc = kiln_future_result(w->f, w->timeout, &w->value);
   return NULL;
 }
 

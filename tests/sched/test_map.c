@@ -43,7 +43,7 @@ TEST(map_results_in_input_order_for_any_chunksize) {
 
 struct mitem {
   intptr_t i;
-  int code;           /* what the item returns */
+  int code; /* what the item returns */
   _Atomic int *ran;
 };
 

@@ -35,12 +35,12 @@ TEST(pool_apply_async_runs_exactly_one_callback) {
   int x = 1;
   kiln_future *f1 = NULL, *f2 = NULL;
   KT_CODE(kiln_pool_apply_async(p, tu_task_ret, &x, cb_ok, cb_err, &ok, &f1), KILN_OK);
-  KT_CODE(kiln_pool_apply_async(p, tu_task_code, (void *)(intptr_t)KILN_EIO, cb_ok, cb_err, &bad,
-                                NULL),
-          KILN_OK);
-  KT_CODE(kiln_pool_apply_async(p, tu_task_code, (void *)(intptr_t)KILN_EIO, cb_ok, NULL, &nulls,
-                                NULL),
-          KILN_OK);
+  KT_CODE(
+      kiln_pool_apply_async(p, tu_task_code, (void *)(intptr_t)KILN_EIO, cb_ok, cb_err, &bad, NULL),
+      KILN_OK);
+  KT_CODE(
+      kiln_pool_apply_async(p, tu_task_code, (void *)(intptr_t)KILN_EIO, cb_ok, NULL, &nulls, NULL),
+      KILN_OK);
   KT_CODE(kiln_pool_apply_async(p, tu_task_ret, &x, NULL, cb_err, &nulls, NULL), KILN_OK);
   void *v = NULL;
   KT_CODE(kiln_future_result(f1, -1, &v), KILN_OK);
@@ -438,9 +438,7 @@ TEST(pool_async_result_ready_successful_and_timed_wait) {
   tu_blocker_fini(&b);
 }
 
-static void *join_thread(void *arg) {
-  return (void *)(intptr_t)kiln_pool_join((kiln_pool *)arg);
-}
+static void *join_thread(void *arg) { return (void *)(intptr_t)kiln_pool_join((kiln_pool *)arg); }
 
 /* join with a timeout: KILN_ETIMEDOUT after about the timeout while a task still runs (and the
  * pool keeps working), 0 once it is done; two threads joining at once both return only after the

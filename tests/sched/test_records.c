@@ -68,7 +68,8 @@ TEST(records_outlive_their_threads) {
     pthread_join(t, NULL);
     for (int i = N / 2; i < N; i++) kiln_future_release(g_held[i]);
     kiln_future *outer[64], *inner[64];
-    for (int i = 0; i < 64; i++) KT_CODE(kiln_submit(g_pool, spawner, &inner[i], &outer[i]), KILN_OK);
+    for (int i = 0; i < 64; i++)
+      KT_CODE(kiln_submit(g_pool, spawner, &inner[i], &outer[i]), KILN_OK);
     for (int i = 0; i < 64; i++) KT_CODE(kiln_future_result(outer[i], -1, NULL), KILN_OK);
     kiln_pool_destroy(g_pool); /* the workers exit with records of their caches alive */
     for (int i = 0; i < 64; i++) {

@@ -112,9 +112,9 @@ TEST(deque_torture) {
 
 enum { MAXDEPS = 4 };
 struct node {
-  _Atomic int ran;  /* times fn ran */
-  _Atomic int ok;   /* set when fn finished successfully */
-  int fail;         /* fn returns KILN_EIO */
+  _Atomic int ran; /* times fn ran */
+  _Atomic int ok;  /* set when fn finished successfully */
+  int fail;        /* fn returns KILN_EIO */
   int ndeps;
   struct node *deps[MAXDEPS];
   int dep_idx[MAXDEPS];
@@ -164,7 +164,7 @@ TEST(dag_random) {
       for (int k = 0; k < n->ndeps; k++) {
         int span = i < 64 ? i : 64;
         int d = (xorshift64(&rng) % 8) == 0 ? (int)(xorshift64(&rng) % (uint64_t)i)
-                                             : i - 1 - (int)(xorshift64(&rng) % (uint64_t)span);
+                                            : i - 1 - (int)(xorshift64(&rng) % (uint64_t)span);
         n->dep_idx[k] = d;
         n->deps[k] = &nodes[d];
         deps[k] = fs[d];

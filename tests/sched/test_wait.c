@@ -12,10 +12,8 @@ struct completer {
 };
 static void *completer_main(void *arg) {
   struct completer *c = arg;
-  if (c->code == 0)
-    kiln_promise_resolve(c->f, &g_v);
-  else
-    kiln_promise_reject(c->f, c->code, "failed in a thread");
+  if (c->code == 0) kiln_promise_resolve(c->f, &g_v);
+  else kiln_promise_reject(c->f, c->code, "failed in a thread");
   return NULL;
 }
 static pthread_t complete_later(struct completer *c) {

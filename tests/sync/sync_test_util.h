@@ -17,13 +17,13 @@
 #include "sync_internal.h"
 
 /* Yields until cond holds; fails the test after 30 s (a hang, not a timing assumption). */
-#define ST_UNTIL(cond)                                                             \
-  do {                                                                             \
-    double st_t0 = kt_now();                                                       \
-    while (!(cond)) {                                                              \
-      if (kt_now() - st_t0 > 30.0) KT_FAIL("gave up waiting for: %s", #cond);      \
-      sched_yield();                                                               \
-    }                                                                              \
+#define ST_UNTIL(cond)                                                        \
+  do {                                                                        \
+    double st_t0 = kt_now();                                                  \
+    while (!(cond)) {                                                         \
+      if (kt_now() - st_t0 > 30.0) KT_FAIL("gave up waiting for: %s", #cond); \
+      sched_yield();                                                          \
+    }                                                                         \
   } while (0)
 
 /* ---- threads ---- */

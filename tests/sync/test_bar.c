@@ -16,8 +16,8 @@ static atomic_int g_actions, g_action_by_last;
 static _Thread_local int t_index;
 
 static void reset_globals(void) {
-  atomic_int *all[] = {&g_rc,   &g_r0,    &g_r1,   &g_res1, &g_res2,    &g_res3,
-                       &g_sum,  &g_zeros, &g_mask, &g_bad,  &g_actions, &g_action_by_last};
+  atomic_int *all[] = {&g_rc,  &g_r0,    &g_r1,   &g_res1, &g_res2,    &g_res3,
+                       &g_sum, &g_zeros, &g_mask, &g_bad,  &g_actions, &g_action_by_last};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) atomic_store(all[i], 0);
 }
 

@@ -271,10 +271,8 @@ static void check_notify(bool use_all) {
   KT_EQ(kiln__condition_waiting(g_c), N);
   KT_EQ(atomic_load(&g_res1[2]), 2);
   KT_EQ(atomic_load(&g_res2_total), 0);
-  if (use_all)
-    KT_CODE(kiln_condition_notify_all(g_c), KILN_OK);
-  else
-    KT_CODE(kiln_condition_notify(g_c, N + 2), KILN_OK); /* min(7, 5) */
+  if (use_all) KT_CODE(kiln_condition_notify_all(g_c), KILN_OK);
+  else KT_CODE(kiln_condition_notify(g_c, N + 2), KILN_OK); /* min(7, 5) */
   KT_EQ(kiln__condition_waiting(g_c), 0);
   atomic_store(&g_phase, 3);
   KT_CODE(kiln_condition_release(g_c), KILN_OK);

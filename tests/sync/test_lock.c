@@ -213,12 +213,9 @@ static void *stress_thread(void *arg) {
   int mode = (int)(intptr_t)arg % 3;
   for (int i = 0; i < STRESS_ITERS; i++) {
     int rc;
-    if (mode == 0)
-      rc = kiln_lock_acquire(g_lock, -1);
-    else if (mode == 1)
-      rc = kiln_lock_acquire(g_lock, 0);
-    else
-      rc = kiln_lock_acquire(g_lock, 0.0005);
+    if (mode == 0) rc = kiln_lock_acquire(g_lock, -1);
+    else if (mode == 1) rc = kiln_lock_acquire(g_lock, 0);
+    else rc = kiln_lock_acquire(g_lock, 0.0005);
     if (rc == KILN_ETIMEDOUT && mode != 0) continue;
     if (rc != 0) {
       atomic_store(&g_rc, rc);

@@ -89,8 +89,7 @@ static void contended(bool multi) {
   KT_EQ(kiln_semaphore_value(g_s), 0);
 
   atomic_store(&g_phase, 1);
-  if (multi)
-    KT_CODE(kiln_semaphore_release(g_s, 7), KILN_OK);
+  if (multi) KT_CODE(kiln_semaphore_release(g_s, 7), KILN_OK);
   else
     for (int i = 0; i < 7; i++) KT_CODE(kiln_semaphore_release(g_s, 1), KILN_OK);
   ST_UNTIL(QUIET(N) && atomic_load(&g_acquired) >= 13);
@@ -98,8 +97,7 @@ static void contended(bool multi) {
   KT_EQ(atomic_load(&g_by_phase[1]), 7);
 
   atomic_store(&g_phase, 2);
-  if (multi)
-    KT_CODE(kiln_semaphore_release(g_s, 6), KILN_OK);
+  if (multi) KT_CODE(kiln_semaphore_release(g_s, 6), KILN_OK);
   else
     for (int i = 0; i < 6; i++) KT_CODE(kiln_semaphore_release(g_s, 1), KILN_OK);
   ST_UNTIL(QUIET(N) && atomic_load(&g_acquired) >= 19);
@@ -299,8 +297,7 @@ static void *stress_thread(void *arg) {
     }
     int in = atomic_fetch_add(&g_inside, 1) + 1;
     int m = atomic_load(&g_max_inside);
-    while (in > m && !atomic_compare_exchange_weak(&g_max_inside, &m, in)) {
-    }
+    while (in > m && !atomic_compare_exchange_weak(&g_max_inside, &m, in)) {}
     atomic_fetch_sub(&g_inside, 1);
     atomic_fetch_add(&g_taken, 1);
     if (kiln_semaphore_release(g_s, 1) != 0) atomic_store(&g_rc, 98);

@@ -58,9 +58,11 @@ static char *orbit_job(const char *scene, long frames) {
     perror("job file");
     exit(1);
   }
-  fprintf(f, "{\"scene\": \"%s\", \"animation\": {\"frames\": {\"start\": 0, \"end\": %ld},\n"
-             " \"camera\": {\"orbit\": {\"center\": [0.278, 0.273, 0.2796], \"start_angle\": 165,"
-             " \"degrees\": 30, \"vfov\": 42}}}}\n", abs, frames - 1);
+  fprintf(f,
+          "{\"scene\": \"%s\", \"animation\": {\"frames\": {\"start\": 0, \"end\": %ld},\n"
+          " \"camera\": {\"orbit\": {\"center\": [0.278, 0.273, 0.2796], \"start_angle\": 165,"
+          " \"degrees\": 30, \"vfov\": 42}}}}\n",
+          abs, frames - 1);
   fclose(f);
   free(abs);
   return path;
@@ -117,7 +119,8 @@ static void rm_rf(const char *d) {
 }
 
 /* The batch: returns its wall time; *written the frames written. */
-static double run_batch(env *e, long frames, int size, int spp, uint64_t *written, kiln_batch_summary *s) {
+static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
+                        kiln_batch_summary *s) {
   char *dir = tmp_dir();
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
@@ -139,8 +142,8 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
   rc = kiln_batch_run(b, s, &err);
   double t = now() - t0;
   if (rc || s->failed) {
-    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n", rc ? err.message : "frames failed",
-            (unsigned long long)s->failed);
+    fprintf(stderr, "kiln-bench-batch: batch: %s (%llu failed)\n",
+            rc ? err.message : "frames failed", (unsigned long long)s->failed);
     exit(1);
   }
   *written = s->written;
@@ -217,7 +220,8 @@ static void bench_png(env *e) {
   fc.width = fc.height = 256, fc.spp = 16;
   kiln_future *f;
   void *v;
-  if ((rc = kiln_renderer_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v))) die("render", rc);
+  if ((rc = kiln_renderer_submit(r, &fc, &f)) || (rc = kiln_future_result(f, -1, &v)))
+    die("render", rc);
   size_t n = 256 * 256;
   uint8_t *px = malloc(n * 3);
   kiln_image_info ii;
@@ -247,7 +251,8 @@ static void bench_png(env *e) {
   qsort(t1, REPS, sizeof *t1, cmp_double);
   double mb = (double)(n * 3) / 1e6;
   printf("png (a rendered 256x256 16-spp frame, 8-bit sRGB, median of %d):\n", REPS);
-  printf("  kiln, level 1       %8.1f MB/s  %7zu bytes  (what kiln render writes)\n", mb / t1[REPS / 2], k1len);
+  printf("  kiln, level 1       %8.1f MB/s  %7zu bytes  (what kiln render writes)\n",
+         mb / t1[REPS / 2], k1len);
   printf("  kiln, level 6       %8.1f MB/s  %7zu bytes\n", mb / tk[REPS / 2], klen);
   printf("  stb_image_write     %8.1f MB/s  %7zu bytes\n", mb / ts[REPS / 2], slen);
   printf("  ratio kiln/stb      %8.2fx speed, %.2f size (level 1)\n", ts[REPS / 2] / t1[REPS / 2],
@@ -296,7 +301,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--memory")) memory = 1;
     else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
     else {
-      fprintf(stderr, "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n");
+      fprintf(
+          stderr,
+          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n");
       return 2;
     }
   }
@@ -318,8 +325,9 @@ int main(int argc, char **argv) {
   int s_spp = spp ? spp : info.spp;
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(e.dev, &di);
-  printf("kiln-bench-batch: an orbit of %s, %ld frames at %dx%d, %d spp, colour PNG, %d threads, device %s\n",
-         scene, frames, size, size, s_spp, kiln_pool_threads(e.pool), di.name);
+  printf(
+      "kiln-bench-batch: an orbit of %s, %ld frames at %dx%d, %d spp, colour PNG, %d threads, device %s\n",
+      scene, frames, size, size, s_spp, kiln_pool_threads(e.pool), di.name);
   uint64_t wn, wb;
   kiln_batch_summary s;
   double c0 = cpu_now();
@@ -329,11 +337,12 @@ int main(int argc, char **argv) {
   double c2 = cpu_now();
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   printf("pipeline:\n");
-  printf("  naive serial loop   %8.2f s  %8.2f images/s  %5.2f of %ld cores busy\n", tn, (double)wn / tn,
-         (c1 - c0) / tn, ncpu);
-  printf("  kiln batch          %8.2f s  %8.2f images/s  %5.2f of %ld cores busy  (first image after %.3f s%s)\n",
-         tb, (double)wb / tb, (c2 - c1) / tb, ncpu, s.first_image_s,
-         e.ndevs > 1 ? "; the CPU device opened twice, as kiln render does" : "");
+  printf("  naive serial loop   %8.2f s  %8.2f images/s  %5.2f of %ld cores busy\n", tn,
+         (double)wn / tn, (c1 - c0) / tn, ncpu);
+  printf(
+      "  kiln batch          %8.2f s  %8.2f images/s  %5.2f of %ld cores busy  (first image after %.3f s%s)\n",
+      tb, (double)wb / tb, (c2 - c1) / tb, ncpu, s.first_image_s,
+      e.ndevs > 1 ? "; the CPU device opened twice, as kiln render does" : "");
   printf("  ratio batch/naive   %8.2fx  (CPU seconds a frame: naive %.4f, batch %.4f)\n", tn / tb,
          (c1 - c0) / (double)wn, (c2 - c1) / (double)wb);
   bench_png(&e);

@@ -36,14 +36,14 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-#define CHECK(cond, ...)                    \
-  do {                                      \
-    if (!(cond)) {                          \
-      fprintf(stderr, "kiln-bench-gpu: ");  \
-      fprintf(stderr, __VA_ARGS__);         \
-      fprintf(stderr, "\n");                \
-      exit(1);                              \
-    }                                       \
+#define CHECK(cond, ...)                   \
+  do {                                     \
+    if (!(cond)) {                         \
+      fprintf(stderr, "kiln-bench-gpu: "); \
+      fprintf(stderr, __VA_ARGS__);        \
+      fprintf(stderr, "\n");               \
+      exit(1);                             \
+    }                                      \
   } while (0)
 
 /* ---- the raw Vulkan loop ------------------------------------------------------------------ */
@@ -99,9 +99,8 @@ static void raw_open(raw *r, uint32_t index) {
   const uint32_t *words;
   size_t size;
   CHECK(kiln_gpu_builtin_spirv("empty", &words, &size) == 0, "no embedded empty shader");
-  VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                  .codeSize = size,
-                                  .pCode = words};
+  VkShaderModuleCreateInfo sci = {
+      .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = size, .pCode = words};
   VkShaderModule mod;
   CHECK(vkCreateShaderModule(r->dev, &sci, NULL, &mod) == VK_SUCCESS, "module");
   VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
@@ -124,9 +123,8 @@ static void raw_open(raw *r, uint32_t index) {
 }
 
 static double raw_roundtrips(raw *r, int iters) {
-  VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-                     .commandBufferCount = 1,
-                     .pCommandBuffers = &r->cb};
+  VkSubmitInfo si = {
+      .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &r->cb};
   double t0 = now();
   for (int i = 0; i < iters; i++) {
     CHECK(vkQueueSubmit(r->queue, 1, &si, r->fence) == VK_SUCCESS, "vkQueueSubmit");
@@ -214,7 +212,7 @@ int main(int argc, char **argv) {
   kiln_gpu_device_config dc;
   kiln_gpu_device_config_default(&dc);
   dc.pipeline_cache = false;
-  dc.max_lanes = 1;  /* the raw loop has one queue too */
+  dc.max_lanes = 1; /* the raw loop has one queue too */
   kiln_gpu_device *dev;
   CHECK(kiln_gpu_device_open(gpu, idx, &dc, &dev) == 0, "kiln_gpu_device_open");
   kiln_gpu_kernel_config kc;
@@ -228,10 +226,10 @@ int main(int argc, char **argv) {
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(dev, &di);
   printf("device %u: %s\n", idx, di.name);
-  raw_roundtrips(&r, iters / 4 + 1);  /* warm-up */
+  raw_roundtrips(&r, iters / 4 + 1); /* warm-up */
   kiln_roundtrips(k, iters / 4 + 1);
   double tk[100], tr[100];
-  for (int i = 0; i < reps; i++) {  /* interleaved, so both see the same machine load */
+  for (int i = 0; i < reps; i++) { /* interleaved, so both see the same machine load */
     tr[i] = raw_roundtrips(&r, iters);
     tk[i] = kiln_roundtrips(k, iters);
   }

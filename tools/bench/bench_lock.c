@@ -46,26 +46,26 @@ static int pairs(int row, long n) {
   for (long i = 0; i < n; i++) {
     int rc = 0;
     switch (row) {
-    case ROW_PTHREAD:
-      pthread_mutex_lock(&g_mutex);
-      g_sink++;
-      pthread_mutex_unlock(&g_mutex);
-      break;
-    case ROW_LOCK:
-      rc = kiln_lock_acquire(g_lock, -1);
-      g_sink++;
-      rc |= kiln_lock_release(g_lock);
-      break;
-    case ROW_RLOCK:
-      rc = kiln_rlock_acquire(g_rlock, -1);
-      g_sink++;
-      rc |= kiln_rlock_release(g_rlock);
-      break;
-    default:
-      rc = kiln_semaphore_acquire(g_sem, -1);
-      g_sink++;
-      rc |= kiln_semaphore_release(g_sem, 1);
-      break;
+      case ROW_PTHREAD:
+        pthread_mutex_lock(&g_mutex);
+        g_sink++;
+        pthread_mutex_unlock(&g_mutex);
+        break;
+      case ROW_LOCK:
+        rc = kiln_lock_acquire(g_lock, -1);
+        g_sink++;
+        rc |= kiln_lock_release(g_lock);
+        break;
+      case ROW_RLOCK:
+        rc = kiln_rlock_acquire(g_rlock, -1);
+        g_sink++;
+        rc |= kiln_rlock_release(g_rlock);
+        break;
+      default:
+        rc = kiln_semaphore_acquire(g_sem, -1);
+        g_sink++;
+        rc |= kiln_semaphore_release(g_sem, 1);
+        break;
     }
     if (rc) return rc;
   }

@@ -47,8 +47,10 @@ int bench_omp_wavefront(uint32_t *v, size_t n) {
   {
     for (size_t i = 1; i <= n; i++) {
       for (size_t j = 1; j <= n; j++) {
-#pragma omp task firstprivate(i, j) depend(in : v[(i - 1) * w + j], v[i * w + j - 1]) \
-    depend(out : v[i * w + j])
+#pragma omp task firstprivate(i, j) depend(in                                      \
+                                           : v[(i - 1) * w + j], v[i * w + j - 1]) \
+    depend(out                                                                     \
+           : v[i * w + j])
         v[i * w + j] = bench_wf_cell(v[(i - 1) * w + j], v[i * w + j - 1]);
       }
     }

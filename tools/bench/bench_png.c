@@ -35,7 +35,8 @@ static void make_image(uint8_t *px, int w, int h) {
       for (int c = 0; c < 3; c++) {
         float u = (float)x / (float)w, v = (float)y / (float)h;
         float shade = 0.5f + 0.4f * sinf(6.0f * u + (float)c) * cosf(4.0f * v);
-        float noise = ((float)(hash((uint32_t)(y * w + x) * 3u + (uint32_t)c) & 255u) - 127.5f) / 1600.0f;
+        float noise =
+            ((float)(hash((uint32_t)(y * w + x) * 3u + (uint32_t)c) & 255u) - 127.5f) / 1600.0f;
         float l = fminf(fmaxf(shade + noise, 0.0f), 1.0f);
         px[(y * w + x) * 3 + c] = (uint8_t)(l * 255.0f + 0.5f);
       }
@@ -104,7 +105,9 @@ int main(int argc, char **argv) {
       qsort(t, (size_t)reps, sizeof *t, cmp);
       double med = t[reps / 2];
       if (enc == 0) stb_t = med, stb_size = (double)len;
-      const char *name = enc == 0 ? "stb_image_write" : enc == 1 ? "kiln, level 1" : "kiln, level 6";
+      const char *name = enc == 0   ? "stb_image_write"
+                         : enc == 1 ? "kiln, level 1"
+                                    : "kiln, level 6";
       printf("| %dx%d | %s | %.1f | %.1f | %.2fx | %.2f |\n", w, h, name, mb / med,
              (double)len / 1024.0, stb_t / med, (double)len / stb_size);
     }

@@ -163,10 +163,8 @@ static double run_round(bool use_kiln, size_t maxsize, size_t n, double *cpu_ns_
   }
   double dt = clock_s(CLOCK_MONOTONIC) - t0;
   *cpu_ns_per_item = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e9 / (double)n;
-  if (use_kiln)
-    kiln_queue_destroy(t.kq);
-  else
-    ring_fini(&t.r);
+  if (use_kiln) kiln_queue_destroy(t.kq);
+  else ring_fini(&t.r);
   if (failed || sum != (uint64_t)n * (n - 1) / 2) return -1;
   return (double)n / dt;
 }
@@ -202,10 +200,8 @@ int main(int argc, char **argv) {
       if (cb < cpu_b) cpu_b = cb;
     }
     char shape[32];
-    if (shapes[s])
-      snprintf(shape, sizeof shape, "bounded %zu", shapes[s]);
-    else
-      snprintf(shape, sizeof shape, "unbounded");
+    if (shapes[s]) snprintf(shape, sizeof shape, "bounded %zu", shapes[s]);
+    else snprintf(shape, sizeof shape, "unbounded");
     printf("%-12s kiln_queue %10.0f items/s   baseline %10.0f items/s   kiln/baseline %.2f\n",
            shape, best_k, best_b, best_k / best_b);
     printf("%-12s kiln_queue %10.1f cpu ns/item baseline %10.1f cpu ns/item baseline/kiln %.2f\n",

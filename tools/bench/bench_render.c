@@ -51,8 +51,9 @@ static int bench_scene_memory(const kiln_scene *scene, kiln_gpu_device *dev, int
   for (int m = 0; m < MODES; m++) {
     qsort(wall[m] + 1, REPS, sizeof(double), cmp_double);
     qsort(cpu[m] + 1, REPS, sizeof(double), cmp_double);
-    printf("cornell 256x256, %d spp, scene in %-16s %.3f s/image, %.3f CPU-s/image (median of %d)\n",
-           spp, name[m], wall[m][1 + REPS / 2], cpu[m][1 + REPS / 2], REPS);
+    printf(
+        "cornell 256x256, %d spp, scene in %-16s %.3f s/image, %.3f CPU-s/image (median of %d)\n",
+        spp, name[m], wall[m][1 + REPS / 2], cpu[m][1 + REPS / 2], REPS);
     kiln_renderer_destroy(r[m]);
   }
   return 0;
@@ -127,7 +128,8 @@ int main(int argc, char **argv) {
   kiln_gpu_device *dev;
   kiln_renderer *r;
   if (kiln_gpu_create(&gc, &gpu) || kiln_gpu_select(gpu, "auto", &idx, 1, &nd) || nd != 1 ||
-      kiln_gpu_device_open(gpu, idx, NULL, &dev) || kiln_renderer_create(scene, &dev, 1, NULL, &r)) {
+      kiln_gpu_device_open(gpu, idx, NULL, &dev) ||
+      kiln_renderer_create(scene, &dev, 1, NULL, &r)) {
     fprintf(stderr, "kiln-bench-render: no usable Vulkan device or renderer\n");
     return 1;
   }

@@ -210,8 +210,8 @@ static int chain_kiln(bool gated) {
   prev = gate ? kiln_future_retain(gate) : NULL;
   for (size_t k = 0; k < CHAIN_N; k++) {
     kiln_future *f = NULL;
-    int rc = kiln_submit_after(g_pool, &prev, prev ? 1 : 0, kiln_chain_task, (void *)(uintptr_t)k,
-                               &f);
+    int rc =
+        kiln_submit_after(g_pool, &prev, prev ? 1 : 0, kiln_chain_task, (void *)(uintptr_t)k, &f);
     if (rc != 0) {
       set_err("kiln_submit_after: %d (%s)", rc);
       kiln_future_release(prev);
@@ -256,16 +256,31 @@ typedef struct workload {
 } workload;
 
 static const workload workloads[] = {
-    {"fib", "fib(30), future per call, no cut-off", reset_fib,
-     {run_fib_kiln, run_fib_tbb, run_fib_omp}, check_fib},
-    {"pfor", "parallel-for 10^7 iterations, grain 100", reset_pfor,
-     {run_pfor_kiln, run_pfor_tbb, run_pfor_omp}, check_pfor},
-    {"wavefront", "wavefront 512x512 (262144 dependent tasks)", reset_wf,
-     {run_wf_kiln, run_wf_tbb, run_wf_omp}, check_wf},
-    {"chain", "chain of 10^5 dependent tasks, run while submitted", reset_chain,
-     {run_chain_kiln, run_chain_tbb, run_chain_omp}, check_chain},
-    {"chain-built", "chain of 10^5 dependent tasks, built then started", reset_chain,
-     {run_chain_gated_kiln, run_chain_tbb, run_chain_omp}, check_chain},
+    {"fib",
+     "fib(30), future per call, no cut-off",
+     reset_fib,
+     {run_fib_kiln, run_fib_tbb, run_fib_omp},
+     check_fib},
+    {"pfor",
+     "parallel-for 10^7 iterations, grain 100",
+     reset_pfor,
+     {run_pfor_kiln, run_pfor_tbb, run_pfor_omp},
+     check_pfor},
+    {"wavefront",
+     "wavefront 512x512 (262144 dependent tasks)",
+     reset_wf,
+     {run_wf_kiln, run_wf_tbb, run_wf_omp},
+     check_wf},
+    {"chain",
+     "chain of 10^5 dependent tasks, run while submitted",
+     reset_chain,
+     {run_chain_kiln, run_chain_tbb, run_chain_omp},
+     check_chain},
+    {"chain-built",
+     "chain of 10^5 dependent tasks, built then started",
+     reset_chain,
+     {run_chain_gated_kiln, run_chain_tbb, run_chain_omp},
+     check_chain},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -277,8 +292,7 @@ static double now_ms(void) {
 
 static void pause_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -29,12 +29,12 @@ long long tbb_fib(int n) {
 
 using cnode = tbb::flow::continue_node<tbb::flow::continue_msg>;
 
-}  // namespace
+} // namespace
 
 extern "C" int bench_tbb_init(int threads) {
   try {
-    g_control = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+    g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      static_cast<size_t>(threads));
   } catch (...) {
     return 1;
   }
@@ -70,7 +70,7 @@ extern "C" int bench_tbb_wavefront(uint32_t *v, size_t n) {
   try {
     const size_t w = n + 1;
     tbb::flow::graph g;
-    std::deque<cnode> nodes;  // cell (i,j), 1-based, is nodes[(i-1)*n + (j-1)]
+    std::deque<cnode> nodes; // cell (i,j), 1-based, is nodes[(i-1)*n + (j-1)]
     for (size_t i = 1; i <= n; i++) {
       for (size_t j = 1; j <= n; j++) {
         nodes.emplace_back(g, [v, w, i, j](const tbb::flow::continue_msg &) {

@@ -17,7 +17,8 @@ typedef struct log_state {
 static void on_log(void *arg, kiln_gpu_log_level level, const char *msg) {
   const log_state *s = arg;
   static const char *names[] = {"debug", "info", "warning", "error"};
-  if (level >= KILN_GPU_LOG_WARN || s->verbose) fprintf(stderr, "kiln: %s: %s\n", names[level], msg);
+  if (level >= KILN_GPU_LOG_WARN || s->verbose)
+    fprintf(stderr, "kiln: %s: %s\n", names[level], msg);
 }
 
 /* Writes s as a JSON string literal. */
@@ -54,8 +55,8 @@ static void print_json(kiln_gpu *gpu) {
     json_str(d.driver_name);
     printf(", \"driver_info\": ");
     json_str(d.driver_info);
-    printf(", \"device_uuid\": \"%s\", \"driver_uuid\": \"%s\", \"usable\": %s", dev_uuid,
-           drv_uuid, d.usable ? "true" : "false");
+    printf(", \"device_uuid\": \"%s\", \"driver_uuid\": \"%s\", \"usable\": %s", dev_uuid, drv_uuid,
+           d.usable ? "true" : "false");
     if (!d.usable) {
       printf(", \"unusable_reason\": ");
       json_str(d.unusable_reason);

@@ -25,34 +25,35 @@
 enum { MAX_DEVICES = 16, MAX_FAILURES_KEPT = 1000 };
 
 static void render_usage(FILE *to) {
-  fprintf(to,
-          "usage: kiln render JOB [options]\n"
-          "\n"
-          "Renders every frame of JOB (a .json job or a .jsonl list of images; see docs/JOBS.md).\n"
-          "\n"
-          "options:\n"
-          "  -o, --output-dir DIR    where files go (default: .)\n"
-          "  --scene FILE            the scene of a .jsonl list (or instead of the job's)\n"
-          "  --frames A:B[:STEP]     frames A to B inclusive, every STEP-th (A: and :B are open)\n"
-          "  --size WxH              image size (default: the job's / scene's)\n"
-          "  --spp N                 samples per pixel (default: the job's / scene's)\n"
-          "  --device SPEC           auto (default), all, cpu, an index, or a name (kiln devices);\n"
-          "                          a CPU device (lavapipe) is opened twice: two frames at once\n"
-          "  --threads N             CPU worker threads (default: one per CPU)\n"
-          "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
-          "  --passes LIST           extra passes: depth,normal,albedo,id,instance (colour always)\n"
-          "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's, or png)\n"
-          "  --template T            output names (default: the job's, {frame:05d}_{pass}.{ext})\n"
-          "  --resume                skip frames whose files all exist\n"
-          "  --overwrite             replace existing files\n"
-          "  --durable               fsync every file (survives power loss, slower)\n"
-          "  --json FILE             write the summary as JSON to FILE\n"
-          "  --contact-sheet FILE    write a PNG grid of thumbnails (in the output folder)\n"
-          "  --quiet                 no progress and no summary; failures are still reported\n"
-          "  -h, --help              this text\n"
-          "\n"
-          "exit status: 0 all frames written, 1 some frames failed, 2 usage/job/scene error,\n"
-          "130 stopped by Ctrl-C (frames in flight are finished).\n");
+  fprintf(
+      to,
+      "usage: kiln render JOB [options]\n"
+      "\n"
+      "Renders every frame of JOB (a .json job or a .jsonl list of images; see docs/JOBS.md).\n"
+      "\n"
+      "options:\n"
+      "  -o, --output-dir DIR    where files go (default: .)\n"
+      "  --scene FILE            the scene of a .jsonl list (or instead of the job's)\n"
+      "  --frames A:B[:STEP]     frames A to B inclusive, every STEP-th (A: and :B are open)\n"
+      "  --size WxH              image size (default: the job's / scene's)\n"
+      "  --spp N                 samples per pixel (default: the job's / scene's)\n"
+      "  --device SPEC           auto (default), all, cpu, an index, or a name (kiln devices);\n"
+      "                          a CPU device (lavapipe) is opened twice: two frames at once\n"
+      "  --threads N             CPU worker threads (default: one per CPU)\n"
+      "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
+      "  --passes LIST           extra passes: depth,normal,albedo,id,instance (colour always)\n"
+      "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's, or png)\n"
+      "  --template T            output names (default: the job's, {frame:05d}_{pass}.{ext})\n"
+      "  --resume                skip frames whose files all exist\n"
+      "  --overwrite             replace existing files\n"
+      "  --durable               fsync every file (survives power loss, slower)\n"
+      "  --json FILE             write the summary as JSON to FILE\n"
+      "  --contact-sheet FILE    write a PNG grid of thumbnails (in the output folder)\n"
+      "  --quiet                 no progress and no summary; failures are still reported\n"
+      "  -h, --help              this text\n"
+      "\n"
+      "exit status: 0 all frames written, 1 some frames failed, 2 usage/job/scene error,\n"
+      "130 stopped by Ctrl-C (frames in flight are finished).\n");
 }
 
 /* ---- signals ------------------------------------------------------------------------------- */
@@ -149,7 +150,8 @@ static void on_progress(void *arg, const kiln_batch_event *ev) {
     p->bar_shown = true;
     if (last) fputc('\n', stderr), p->bar_shown = false;
   } else {
-    fprintf(stderr, "kiln render: %llu/%llu frames, %llu failed, %llu skipped, %.2f img/s, ETA %s\n",
+    fprintf(stderr,
+            "kiln render: %llu/%llu frames, %llu failed, %llu skipped, %.2f img/s, ETA %s\n",
             (unsigned long long)finished, (unsigned long long)ev->total,
             (unsigned long long)ev->failed, (unsigned long long)ev->skipped, rate, eta);
   }
@@ -174,7 +176,8 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
                       const char *job, const char *out_dir, const char *contact_sheet,
                       double setup_s) {
   char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return ENAMETOOLONG;
+  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return ENAMETOOLONG;
   FILE *f = fopen(tmp, "w");
   if (!f) return errno;
   fprintf(f, "{\n  \"job\": ");
@@ -192,8 +195,9 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
           code, (unsigned long long)s->total, (unsigned long long)s->written,
           (unsigned long long)s->failed, (unsigned long long)s->skipped,
           (unsigned long long)s->files, (unsigned long long)s->bytes, s->stopped ? "true" : "false",
-          setup_s, s->wall_s, s->written ? setup_s + s->first_image_s : 0, s->images_per_s, (unsigned long long)s->peak_rss_bytes,
-          s->prepare_s, s->render_s, s->readback_s, s->encode_s, s->write_s);
+          setup_s, s->wall_s, s->written ? setup_s + s->first_image_s : 0, s->images_per_s,
+          (unsigned long long)s->peak_rss_bytes, s->prepare_s, s->render_s, s->readback_s,
+          s->encode_s, s->write_s);
   fprintf(f, "  \"contact_sheet\": ");
   if (contact_sheet && s->contact_sheet_status == 0) json_string(f, contact_sheet);
   else fputs("null", f);
@@ -230,8 +234,10 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
          (double)s->peak_rss_bytes / 1048576.0, s->prepare_s, s->render_s, s->readback_s,
          s->encode_s, s->write_s);
   for (size_t i = 0; i < p->nfails && i < 20; i++)
-    printf("  failed: frame %ld (%s): %s\n", p->fails[i].frame, p->fails[i].where, p->fails[i].message);
-  if (s->failed > 20) printf("  ... and %llu more failures\n", (unsigned long long)(s->failed - 20));
+    printf("  failed: frame %ld (%s): %s\n", p->fails[i].frame, p->fails[i].where,
+           p->fails[i].message);
+  if (s->failed > 20)
+    printf("  ... and %llu more failures\n", (unsigned long long)(s->failed - 20));
 }
 
 /* ---- options ---------------------------------------------------------------------------------- */
@@ -329,10 +335,10 @@ int kiln_cli_render(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE()                                          \
-  do {                                                        \
-    if (!v) return usage_error("%s needs a value", a);        \
-    i++;                                                      \
+#define NEED_VALUE()                                   \
+  do {                                                 \
+    if (!v) return usage_error("%s needs a value", a); \
+    i++;                                               \
   } while (0)
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       render_usage(stdout);
@@ -346,7 +352,8 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--frames")) {
       NEED_VALUE();
       if (!parse_frames(v, &bc.first, &bc.last, &bc.step))
-        return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (A <= B, STEP >= 1)", v);
+        return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (A <= B, STEP >= 1)",
+                           v);
     } else if (!strcmp(a, "--size")) {
       NEED_VALUE();
       int w = 0, h = 0, n = 0;
@@ -363,10 +370,12 @@ int kiln_cli_render(int argc, char **argv) {
       device = v;
     } else if (!strcmp(a, "--threads")) {
       NEED_VALUE();
-      if (!parse_long(v, 1, 1024, &threads)) return usage_error("--threads %s: expected 1..1024", v);
+      if (!parse_long(v, 1, 1024, &threads))
+        return usage_error("--threads %s: expected 1..1024", v);
     } else if (!strcmp(a, "--in-flight")) {
       NEED_VALUE();
-      if (!parse_long(v, 1, 4096, &in_flight)) return usage_error("--in-flight %s: expected 1..4096", v);
+      if (!parse_long(v, 1, 4096, &in_flight))
+        return usage_error("--in-flight %s: expected 1..4096", v);
       bc.in_flight = (size_t)in_flight;
     } else if (!strcmp(a, "--passes")) {
       NEED_VALUE();
@@ -449,15 +458,13 @@ int kiln_cli_render(int argc, char **argv) {
   gc.log = on_gpu_log;
   rc = kiln_gpu_create(&gc, &gpu);
   if (rc) {
-    setup_error("no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n",
-            kiln_strerror(rc));
+    setup_error("no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n", kiln_strerror(rc));
     goto out;
   }
   uint32_t idx[MAX_DEVICES];
   rc = kiln_gpu_select(gpu, device, idx, MAX_DEVICES, &ndevs);
   if (rc) {
-    setup_error("--device %s matches no usable device (kiln devices lists them)\n",
-            device);
+    setup_error("--device %s matches no usable device (kiln devices lists them)\n", device);
     ndevs = 0;
     goto out;
   }
@@ -493,11 +500,13 @@ int kiln_cli_render(int argc, char **argv) {
     kiln_job_get_info(job, &ji);
     fprintf(stderr, "kiln render: %s (%llu frames%s) into %s on", job_path,
             (unsigned long long)ji.count,
-            bc.first != LONG_MIN || bc.last != LONG_MAX || bc.step != 1 ? ", --frames selects some" : "",
+            bc.first != LONG_MIN || bc.last != LONG_MAX || bc.step != 1 ? ", --frames selects some"
+                                                                        : "",
             bc.out_dir);
     for (size_t i = 0, shown = 0; i < ndevs; i++) {
       size_t times = 0, seen = 0;
-      for (size_t j = 0; j < ndevs; j++) times += idx[j] == idx[i], seen += j < i && idx[j] == idx[i];
+      for (size_t j = 0; j < ndevs; j++)
+        times += idx[j] == idx[i], seen += j < i && idx[j] == idx[i];
       if (seen) continue; /* a CPU device opened twice: named once, "x2" */
       kiln_gpu_device_info di;
       kiln_gpu_device_get_info(devs[i], &di);
@@ -519,7 +528,8 @@ int kiln_cli_render(int argc, char **argv) {
   /* the run's outcome is in the summary: every frame written or skipped, some failed, or stopped */
   code = sum.stopped && atomic_load(&g_signal) ? 130 : sum.failed ? 1 : 0;
   if (bc.contact_sheet && sum.contact_sheet_status) {
-    fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet, sum.contact_sheet_message);
+    fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet,
+            sum.contact_sheet_message);
     if (code == 0) code = 1;
   }
   if (!quiet) {
@@ -529,7 +539,8 @@ int kiln_cli_render(int argc, char **argv) {
              bc.contact_sheet[0] == '/' ? "" : "/", bc.contact_sheet);
   }
   if (json_path) {
-    int e = write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet, setup_s);
+    int e =
+        write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet, setup_s);
     if (e) {
       fprintf(stderr, "kiln render: cannot write %s: %s\n", json_path, strerror(e));
       if (code == 0) code = 1;
