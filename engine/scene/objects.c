@@ -1,7 +1,7 @@
 /* objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md). Mesh files are read
  * once each (a cache keyed by path), all at once on a pool when kiln_scene_load_pool gives one, and
  * their errors are reported in scene order whatever order they were read in. Primitives and quad
- * lights go to the builder (scene_build.c) with their transforms and instances. */
+ * lights go to the builder (build.c) with their transforms and instances. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,7 +80,7 @@ static const char *basename_of(const char *p) {
   return s ? s + 1 : p;
 }
 
-/* A builder failure (scene_build.c): ENOMEM, or KILN_EINVAL for geometry that a transform took out
+/* A builder failure (build.c): ENOMEM, or KILN_EINVAL for geometry that a transform took out
  * of float range; reported at the current object. */
 static int build_fail(kiln__sj_ctx *c, int rc) {
   if (rc == KILN_ENOMEM) return kiln__sj_nomem(c);

@@ -380,7 +380,7 @@ TEST(WRITE_full_disk) {
   remove_dir();
 }
 
-/* ---- output-name templates and contact sheets (engine/outname.c) ---- */
+/* ---- output-name templates and contact sheets (engine/batch/names.c) ---- */
 
 #include "batch_internal.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install.pkgconfig_and_cmake: installs a kiln build into a temporary prefix, then builds
-# consumer.c against it twice -- through pkg-config and through find_package(kiln) -- and checks
-# that both programs print 42.
+# consumer.c (the task runtime alone) against it twice -- through pkg-config kiln-sched and through
+# find_package(kiln) with kiln::sched -- and checks that both programs print 42.
 # Usage: run.sh <kiln build dir> <this folder> [C compiler]
 set -euo pipefail
 
@@ -16,9 +16,9 @@ prefix=$tmp/prefix
 echo "== cmake --install $build --prefix $prefix"
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || { cat "$tmp/install.log"; exit 1; }
 
-libdir=$(dirname "$(find "$prefix" -name kiln.pc -path '*/pkgconfig/*' | head -n1)")
+libdir=$(dirname "$(find "$prefix" -name kiln-sched.pc -path '*/pkgconfig/*' | head -n1)")
 libdir=${libdir%/pkgconfig}
-[ -n "$libdir" ] || { echo "FAIL: no kiln.pc installed under $prefix" >&2; exit 1; }
+[ -n "$libdir" ] || { echo "FAIL: no kiln-sched.pc installed under $prefix" >&2; exit 1; }
 
 check() {  # check LABEL BINARY
   local out
@@ -31,8 +31,8 @@ check() {  # check LABEL BINARY
 }
 
 echo "== (a) pkg-config"
-flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs kiln)
-echo "pkg-config --cflags --libs kiln: $flags"
+flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs kiln-sched)
+echo "pkg-config --cflags --libs kiln-sched: $flags"
 # shellcheck disable=SC2086  # flags are meant to split
 "$cc" -std=c11 -Wall -Wextra -o "$tmp/consumer_pc" "$src/consumer.c" $flags -Wl,-rpath,"$libdir"
 check "pkg-config consumer" "$tmp/consumer_pc"
