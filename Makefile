@@ -1,7 +1,8 @@
 # Thin wrapper over CMake + CTest. The real build lives in CMakeLists.txt.
 #   make deps    install missing system packages (tools/install-deps)
 #   make build   configure + build ./build (gcc, RelWithDebInfo, -Werror)
-#   make test    three builds (gcc; clang + TSan; clang + ASan/UBSan), ctest in each
+#   make test    four builds (gcc; the runtime alone, without Vulkan; clang + TSan; clang +
+#                ASan/UBSan), ctest in each
 #   make run     build, then render examples/cornell/orbit.json into ./out (kiln render)
 #   make bench   Release build with the benchmarks (./build-bench), run them all
 #   make clean   remove the build folders
@@ -20,6 +21,8 @@ BUILD_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=ON \
 TSAN_FLAGS  := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
                -DKILN_WERROR=ON -DKILN_SANITIZE=thread \
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+RUNTIME_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_WERROR=ON -DKILN_BUILD_ENGINE=OFF \
+               -DCMAKE_C_COMPILER=gcc -DCMAKE_CXX_COMPILER=g++
 ASAN_FLAGS  := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
                -DKILN_WERROR=ON -DKILN_SANITIZE=address \
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
@@ -61,6 +64,7 @@ test: deps
 	  return 0
 	}
 	suite build -- $(BUILD_FLAGS)
+	suite build-runtime -- $(RUNTIME_FLAGS)
 	suite build-tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp -- $(TSAN_FLAGS)
 	suite build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- $(ASAN_FLAGS)
@@ -82,4 +86,4 @@ bench: deps
 	done
 
 clean:
-	rm -rf build build-tsan build-asan build-bench
+	rm -rf build build-runtime build-tsan build-asan build-bench

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install.pkgconfig_and_cmake: installs a kiln build into a temporary prefix, then builds
 # consumer.c (the task runtime alone) against it twice -- through pkg-config kiln-sched and through
-# find_package(kiln) with kiln::sched -- and checks that both programs print 42.
+# find_package(kiln) with kiln::sched -- and checks that both programs print 42. First, every
+# installed header compiles alone with only the installed include folder (an engine-less build
+# installs only the runtime's headers, and none of them may include one it did not install).
 # Usage: run.sh <kiln build dir> <this folder> [C compiler]
 set -euo pipefail
 
@@ -19,6 +21,20 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || { cat "$tmp/i
 libdir=$(dirname "$(find "$prefix" -name kiln-sched.pc -path '*/pkgconfig/*' | head -n1)")
 libdir=${libdir%/pkgconfig}
 [ -n "$libdir" ] || { echo "FAIL: no kiln-sched.pc installed under $prefix" >&2; exit 1; }
+
+echo "== every installed header compiles alone against the installed tree"
+incdir=$prefix/include
+n=0
+for h in "$incdir"/kiln/*.h; do
+  printf '#include "kiln/%s"\n' "$(basename "$h")" >"$tmp/hdr.c"
+  if ! "$cc" -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$incdir" "$tmp/hdr.c" 2>"$tmp/hdr.log"; then
+    echo "FAIL: installed kiln/$(basename "$h") does not compile with only the installed headers:" >&2
+    cat "$tmp/hdr.log" >&2
+    exit 1
+  fi
+  n=$((n + 1))
+done
+echo "$n installed headers compile alone"
 
 check() {  # check LABEL BINARY
   local out
