@@ -27,8 +27,10 @@ void kiln__abs_timespec(double deadline, struct timespec *ts);
 
 /* ---- files.c ---- */
 
-/* Reads the whole file into a new NUL-terminated buffer (*buf, freed by the caller; *len excludes
- * the NUL). 0, KILN_EIO (msg says why: "cannot open: No such file or directory") or KILN_ENOMEM. */
+/* Reads the whole regular file into a new NUL-terminated buffer (*buf, freed by the caller; *len
+ * excludes the NUL). 0, KILN_EIO (msg says why: "cannot open: No such file or directory", "is a
+ * directory, not a file"; a device, FIFO or socket is refused without blocking or reading it) or
+ * KILN_ENOMEM (msg says so). */
 int kiln__read_file(const char *path, char **buf, size_t *len, char *msg, size_t msgsz);
 /* The folder part of path with its trailing '/' ("a/b.obj" -> "a/", "b.obj" -> ""); malloc'd,
  * NULL when out of memory. */

@@ -19,33 +19,53 @@
 
 /* ---- reading and naming -------------------------------------------------------------------- */
 
+/* Opened without blocking and checked with fstat before anything is read: a FIFO would block
+ * the open (or the read) forever, and a device such as /dev/zero would be read without end. The
+ * size fstat gives is only a first guess of the buffer's size; the file is read to its end. */
 int kiln__read_file(const char *path, char **buf, size_t *len, char *msg, size_t msgsz) {
   *buf = NULL, *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
     snprintf(msg, msgsz, "cannot open: %s", strerror(errno));
+    if (fd >= 0) close(fd);
     return KILN_EIO;
   }
-  size_t cap = 1 << 16, n = 0;
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(msg, msgsz, "%s",
+             S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                 : "not a regular file (a device, FIFO or socket)");
+    close(fd);
+    return KILN_EIO;
+  }
+  size_t cap = st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX - 1 ? (size_t)st.st_size + 1
+                                                                      : (size_t)1 << 16,
+         n = 0;
   char *b = malloc(cap);
   for (;;) {
-    if (!b) {
-      fclose(f);
+    if (!b || cap < 2) {
+      free(b);
+      close(fd);
+      snprintf(msg, msgsz, "out of memory reading it (%zu bytes)", cap);
       return KILN_ENOMEM;
     }
-    n += fread(b + n, 1, cap - 1 - n, f);
-    if (n < cap - 1) break;
-    char *nb = realloc(b, cap * 2);
+    ssize_t got = read(fd, b + n, cap - 1 - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int e = errno;
+      free(b);
+      close(fd);
+      snprintf(msg, msgsz, "cannot read: %s", strerror(e));
+      return KILN_EIO;
+    }
+    if (got == 0) break;
+    n += (size_t)got;
+    if (n < cap - 1) continue;
+    char *nb = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
     if (!nb) free(b);
-    b = nb, cap *= 2;
+    b = nb, cap = cap <= SIZE_MAX / 2 ? cap * 2 : cap;
   }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(b);
-    snprintf(msg, msgsz, "read error");
-    return KILN_EIO;
-  }
+  close(fd);
   b[n] = '\0';
   *buf = b, *len = n;
   return 0;
@@ -172,7 +192,7 @@ void kiln__sweep_temporaries(const char *dir) {
     char *end;
     errno = 0;
     long pid = strtol(p, &end, 10);
-    if (errno || end == p || *end != '-' || pid <= 0) continue;
+    if (errno || end == p || *end != '-' || pid <= 0 || pid != (long)(pid_t)pid) continue;
     p = end + 1;
     strtoul(p, &end, 10);
     if (end == p || *end) continue;

@@ -41,6 +41,7 @@ enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 /* ---- the batch ------------------------------------------------------------------------------ */
 
 static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap);
+static bool outside_allowed(const struct kiln_batch *b);
 
 struct kiln_batch {
   kiln_job *job;
@@ -96,8 +97,9 @@ static uint64_t name_hash(const char *name) {
   return kiln__fnv1a(KILN__FNV1A_SEED, name, strlen(name));
 }
 
+/* *tmpl_err: the error is the template's (located at it by kiln_batch_create). */
 static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
-                  size_t msgcap) {
+                  size_t msgcap, bool *tmpl_err) {
   if (!job || !cfg || !out) {
     kiln__say(msg, msgcap, "job, cfg and out must not be NULL");
     return KILN_EINVAL;
@@ -138,15 +140,30 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
   b->height = cfg->height ? cfg->height : b->info.height;
   char m[1024];
   int rc;
-  if (kiln__outname_check(b->tmpl, m, sizeof m) != 0) {
+  /* the job's template stays inside out_dir always; the caller's own only unless it says so */
+  if (kiln__outname_check(b->tmpl, m, sizeof m) != 0 ||
+      (!outside_allowed(b) && kiln__outname_confined(b->tmpl, m, sizeof m) != 0)) {
     kiln__say(msg, msgcap, "%s", m);
     free(b);
+    *tmpl_err = true;
     return KILN_EINVAL;
   }
   if ((rc = check_template(b, m, sizeof m))) {
     kiln__say(msg, msgcap, "%s", m);
     free(b);
+    *tmpl_err = true;
     return rc;
+  }
+  if (cfg->contact_sheet && !cfg->allow_outside_out_dir && !kiln__path_inside(cfg->contact_sheet)) {
+    kiln__say(msg, msgcap,
+              "contact sheet \"%.200s\": %s would write outside the output folder (allow it with "
+              "allow_outside_out_dir)",
+              cfg->contact_sheet,
+              !cfg->contact_sheet[0]      ? "an empty path"
+              : cfg->contact_sheet[0] == '/' ? "an absolute path"
+                                             : "a '..' component");
+    free(b);
+    return KILN_EINVAL;
   }
   pthread_mutex_init(&b->mu, NULL);
   atomic_init(&b->stop, 0);
@@ -160,7 +177,13 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
-  return err->code = create(job, cfg, out, err->message, sizeof err->message);
+  bool tmpl_err = false;
+  int rc = create(job, cfg, out, err->message, sizeof err->message, &tmpl_err);
+  if (rc && tmpl_err) {
+    if (cfg->output) snprintf(err->path, sizeof err->path, "output");
+    else kiln__job_locate_output(job, err);
+  }
+  return err->code = rc;
 }
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
@@ -186,6 +209,12 @@ void kiln_batch_destroy(kiln_batch *b) {
 
 /* ---- output names ----------------------------------------------------------------------------- */
 
+/* Whether files may go outside out_dir: only through a template and contact sheet the caller
+ * gives itself, with allow_outside_out_dir; never through the job's template. */
+static bool outside_allowed(const kiln_batch *b) {
+  return b->cfg.output && b->cfg.allow_outside_out_dir;
+}
+
 /* The path of pass pi of frame fr into out. 0, or an error with msg. */
 static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
                      char *msg, size_t msgcap) {
@@ -193,6 +222,10 @@ static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char
   char rel[PATH_MAX];
   int rc = kiln__outname_expand(b->tmpl, &v, rel, sizeof rel, msg, msgcap);
   if (rc) return rc;
+  if (!outside_allowed(b) && !kiln__path_inside(rel)) { /* kiln__outname_confined says never */
+    kiln__say(msg, msgcap, "output name \"%.300s\" would be outside the output folder", rel);
+    return KILN_EINVAL;
+  }
   int n =
       rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
   if (n < 0 || (size_t)n >= cap) {
@@ -233,9 +266,9 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
     const char *dot = strrchr(x, '.'), *ext = kiln__pass_ext(b->format, pi);
     if (!strstr(b->tmpl, "{ext}") && (!dot || strcmp(dot + 1, ext) != 0)) {
       kiln__say(msg, msgcap,
-                "output template \"%s\" names the %s pass \"%s\", but it is written as .%s "
-                "(use {ext})",
-                b->tmpl, kiln__pass_names[pi], x, ext);
+                "the %s pass is written as .%s but the template names it \"%.100s\" (use {ext}); "
+                "template \"%.100s\"",
+                kiln__pass_names[pi], ext, x, b->tmpl);
       return KILN_EINVAL;
     }
     if (last >= 0) {
@@ -243,8 +276,8 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
       if ((rc = kiln__outname_expand(b->tmpl, &u, y, sizeof y, msg, msgcap))) return rc;
       if (strcmp(x, y) == 0) {
         kiln__say(msg, msgcap,
-                  "output template \"%s\" gives the %s and %s passes one file (use {pass})",
-                  b->tmpl, kiln__pass_names[last], kiln__pass_names[pi]);
+                  "the %s and %s passes would get one file (use {pass}); template \"%.100s\"",
+                  kiln__pass_names[last], kiln__pass_names[pi], b->tmpl);
         return KILN_EINVAL;
       }
     }
@@ -260,8 +293,8 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
     if (rc) return rc;
     if (strcmp(x, y) == 0) {
       kiln__say(msg, msgcap,
-                "output template \"%s\" has neither {frame} nor {name}: every frame would "
-                "write the same file",
+                "neither {frame} nor {name}: every frame would write the same file; template "
+                "\"%.100s\"",
                 b->tmpl);
       return KILN_EINVAL;
     }

@@ -156,6 +156,10 @@ int kiln__list_line(const kiln_job *job, const char *text, long lineno, uint64_t
 
 /* ---- job_file.c: the job's frame numbers ----------------------------------------------------- */
 
+/* Where the job's own "output" template is (err: file, line, column, path "output"), for an error
+ * in it found after loading (by kiln_batch_create); nothing when the job gives none. */
+void kiln__job_locate_output(const kiln_job *job, kiln_error_detail *err);
+
 /* Calls fn(arg, frame) for the frame number of every frame of the job, in job order, from what
  * kiln_job_load noted (the job is not read again), and returns how many calls returned true. */
 uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg);
@@ -188,14 +192,24 @@ typedef struct kiln__outname_vars {
   const char *ext;
 } kiln__outname_vars;
 
-/* Checks a template without expanding it. 0, or KILN_EPARSE with msg naming the column
- * ("template \"out/{frme}.png\", column 6: unknown field {frme}; fields: frame, name, pass, ext"). */
+/* Checks a template without expanding it. 0, or KILN_EPARSE with msg giving the reason first, then
+ * the column ("unknown field {frme} (fields: ...), at column 5 of template \"out/{frme}.png\"";
+ * a long template is quoted around the column only). */
 int kiln__outname_check(const char *tmpl, char *msg, size_t msgcap);
 
 /* Expands tmpl into out[0..cap). 0, KILN_EPARSE (bad template, msg says why), or KILN_EINVAL when
  * the result does not fit. */
 int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *out, size_t cap,
                          char *msg, size_t msgcap);
+
+/* Whether the relative path rel stays inside the folder it is relative to: not empty, not
+ * absolute, and no ".." component (symbolic links inside the folder are the folder owner's). */
+bool kiln__path_inside(const char *rel);
+
+/* Checks that tmpl (valid for kiln__outname_check) names files inside the output folder whatever
+ * is substituted into it: 0, or KILN_EPARSE with msg saying why (an absolute path, a ".."
+ * component). */
+int kiln__outname_confined(const char *tmpl, char *msg, size_t msgcap);
 
 /* A contact sheet: n images (8-bit RGB, packed, w x h each) scaled down by an integer box filter
  * to fit cells of at most thumb x thumb pixels, laid out `columns` per row (0: about square) on

@@ -123,7 +123,8 @@ static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
   double w, h, spp;
   if ((rc = kiln__sj_string(c, root, "output", out, &out))) return rc;
   char msg[400];
-  if (kiln__outname_check(out, msg, sizeof msg)) return kiln__sj_fail_at(c, "output", "%s", msg);
+  if (kiln__outname_check(out, msg, sizeof msg) || kiln__outname_confined(out, msg, sizeof msg))
+    return kiln__sj_fail_at(c, "output", "%s", msg);
   if (!(job->output = dup_str(out))) return kiln__sj_nomem(c);
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "passes");
   if (p && (rc = parse_passes(job, c, p))) return rc;
@@ -239,8 +240,23 @@ static int load_json_job(kiln_job *job, const kiln_job_options *opt, kiln_error_
              job->text[off] ? "" : " (unexpected end)");
     return KILN_EPARSE;
   }
+  size_t nul = kiln__json_nul_escape(job->text);
+  if (nul != (size_t)-1) {
+    kiln__text_position(job->text, nul, &err->line, &err->column);
+    snprintf(err->message, sizeof err->message, "\\u0000 in a string: strings must not hold NUL");
+    return KILN_EPARSE;
+  }
   memset(err, 0, sizeof *err);
   return parse_job(job, opt, &c);
+}
+
+void kiln__job_locate_output(const kiln_job *job, kiln_error_detail *err) {
+  if (!job->root || !cJSON_GetObjectItemCaseSensitive(job->root, "output")) return;
+  kiln__sj_ctx c;
+  kiln__job_ctx(&c, job->text, job->path, err);
+  char msg[sizeof err->message];
+  snprintf(msg, sizeof msg, "%s", err->message);
+  kiln__sj_fail_at(&c, "output", "%s", msg);
 }
 
 /* ---- lists ---------------------------------------------------------------------------------- */

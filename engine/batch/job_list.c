@@ -373,6 +373,11 @@ int kiln__list_line(const kiln_job *job, const char *text, long lineno, uint64_t
     snprintf(err->message, sizeof err->message, "JSON syntax error%s",
              text[off] && text[off] != '\n' ? "" : " (unexpected end of line)");
     rc = KILN_EPARSE;
+  } else if ((off = kiln__json_nul_escape(text)) != (size_t)-1) {
+    kiln__text_position(text, off, &err->line, &err->column);
+    snprintf(err->message, sizeof err->message, "\\u0000 in a string: strings must not hold NUL");
+    cJSON_Delete(root);
+    rc = KILN_EPARSE;
   } else {
     rc = kiln__list_image(job, &c, root, index, fr);
     cJSON_Delete(root);

@@ -8,11 +8,33 @@
 
 #include "kiln/error.h"
 
+/* Quotes tmpl into out, cut to a window around byte col (1-based) when it is long, so that the
+ * message stays short enough to keep its reason whatever the template's length. */
+static void quote(char *out, size_t cap, const char *tmpl, size_t col) {
+  enum { SIDE = 40 };
+  size_t n = strlen(tmpl), at = col ? col - 1 : 0;
+  size_t a = at > SIDE ? at - SIDE : 0, b = n - at > SIDE ? at + SIDE : n;
+  if (n <= 2 * SIDE + 8) a = 0, b = n;
+  snprintf(out, cap, "\"%s%.*s%s\"", a ? "..." : "", (int)(b - a), tmpl + a, b < n ? "..." : "");
+}
+
+/* "<what>[ {field}], at column col of template \"...\"" (col 0: "; template \"...\""): the
+ * reason first. */
+static void say_hint(char *msg, size_t cap, const char *tmpl, size_t col, const char *what,
+                     const char *field, size_t flen, const char *hint) {
+  if (!msg || !cap) return;
+  char q[128];
+  quote(q, sizeof q, tmpl, col);
+  if (field && flen > 40) flen = 40;
+  char at[48] = "; template";
+  if (col) snprintf(at, sizeof at, ", at column %zu of template", col);
+  snprintf(msg, cap, "%s%s%.*s%s%s%s %s", what, field ? " {" : "", (int)flen, field ? field : "",
+           field ? "}" : "", hint, at, q);
+}
+
 static void say(char *msg, size_t cap, const char *tmpl, size_t col, const char *what,
                 const char *field, size_t flen) {
-  if (msg && cap)
-    snprintf(msg, cap, "template \"%s\", column %zu: %s%s%.*s%s", tmpl, col, what,
-             field ? " {" : "", (int)flen, field ? field : "", field ? "}" : "");
+  say_hint(msg, cap, tmpl, col, what, field, flen, "");
 }
 
 typedef struct sink {
@@ -62,7 +84,7 @@ static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg
       }
       for (q++; q < end - 1; q++) {
         if (*q < '0' || *q > '9') break;
-        width = width * 10 + (*q - '0');
+        if (width <= 12) width = width * 10 + (*q - '0'); /* past 12 it is an error: stop */
       }
       if (q != end - 1 || *q != 'd' || width < 1 || width > 12) {
         say(msg, msgcap, tmpl, col, "bad format (use {frame:05d}) in", f, flen);
@@ -85,11 +107,8 @@ static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg
     } else if (nlen == 3 && !strncmp(f, "ext", 3)) {
       val = v && v->ext ? v->ext : "";
     } else {
-      say(msg, msgcap, tmpl, col, "unknown field", f, flen);
-      if (msg && msgcap) {
-        size_t m = strlen(msg);
-        snprintf(msg + m, msgcap - m, "; fields: frame, frame:05d, name, pass, ext");
-      }
+      say_hint(msg, msgcap, tmpl, col, "unknown field", f, flen,
+               " (fields: frame, frame:05d, name, pass, ext)");
       return KILN_EPARSE;
     }
     if (v) put(s, val, strlen(val));
@@ -112,10 +131,42 @@ int kiln__outname_expand(const char *tmpl, const kiln__outname_vars *v, char *ou
   int rc = run(tmpl, v, &s, msg, msgcap);
   if (rc) return rc;
   if (s.len >= cap) {
-    if (msg && msgcap) snprintf(msg, msgcap, "template \"%s\": the name is too long", tmpl);
+    say(msg, msgcap, tmpl, 0, "the name is too long", NULL, 0);
     return KILN_EINVAL;
   }
   out[s.len] = 0;
+  return 0;
+}
+
+bool kiln__path_inside(const char *rel) {
+  if (!rel[0] || rel[0] == '/') return false;
+  for (const char *p = rel; *p;) {
+    size_t n = strcspn(p, "/");
+    if (n == 2 && p[0] == '.' && p[1] == '.') return false;
+    p += n;
+    if (*p) p++;
+  }
+  return true;
+}
+
+/* A value substituted into a template is never empty, "." or "..", and holds no '/' (frame
+ * numbers, pass names, extensions; list names are refused otherwise by job_list.c), so whether
+ * an expansion stays inside the output folder depends on the template's own text only, and one
+ * expansion with sample values answers for all of them. */
+int kiln__outname_confined(const char *tmpl, char *msg, size_t msgcap) {
+  if (msg && msgcap) msg[0] = 0;
+  char x[4096];
+  kiln__outname_vars v = {0, "a", "color", "png"};
+  int rc = kiln__outname_expand(tmpl, &v, x, sizeof x, msg, msgcap);
+  if (rc) return rc;
+  if (!kiln__path_inside(x)) {
+    say(msg, msgcap, tmpl, 0,
+        !x[0]         ? "the template is empty"
+        : x[0] == '/' ? "an absolute path would write outside the output folder"
+                      : "a '..' component would write outside the output folder",
+        NULL, 0);
+    return KILN_EPARSE;
+  }
   return 0;
 }
 

@@ -125,3 +125,19 @@ bool kiln__json_locate(const char *text, const kiln__jpath_step *path, int n, bo
   kiln__text_position(text, best, line, column);
   return found;
 }
+
+/* cJSON decodes \u0000 into a NUL that ends the C string it returns, so "a\u0000b" would silently
+ * become "a": the raw text is scanned for the escape instead. The text is valid JSON (cJSON
+ * parsed it), so every backslash inside a string starts an escape of known length. */
+size_t kiln__json_nul_escape(const char *text) {
+  bool in_string = false;
+  for (size_t i = 0; text[i]; i++) {
+    if (text[i] == '"') {
+      in_string = !in_string;
+    } else if (in_string && text[i] == '\\') {
+      if (text[i + 1] == 'u' && strncmp(text + i + 2, "0000", 4) == 0) return i;
+      if (text[i + 1]) i++; /* the escaped character; \uXXXX's digits are plain characters */
+    }
+  }
+  return (size_t)-1;
+}

@@ -83,8 +83,7 @@ int kiln__sj_nomem(kiln__sj_ctx *c) {
 
 /* An error inside a file the scene names (code from its loader), reported at that file. */
 int kiln__sj_file_fail(kiln__sj_ctx *c, int code, const char *file, int line, const char *msg) {
-  if (code == KILN_ENOMEM) return kiln__sj_nomem(c);
-  kiln__sj_fail(c, "%s", msg);
+  kiln__sj_fail(c, "%s", code == KILN_ENOMEM && !msg[0] ? "out of memory" : msg);
   snprintf(c->err->file, sizeof c->err->file, "%s", file);
   c->err->line = line, c->err->column = 0;
   return code;
@@ -319,6 +318,14 @@ static int load_string(const char *json, const char *base_dir, const char *name_
     /* cJSON cannot tell a syntax error from a failed allocation; a syntax error is by far likelier */
     snprintf(err->message, sizeof err->message, "JSON syntax error%s",
              json[off] ? "" : " (unexpected end)");
+    return KILN_EPARSE;
+  }
+  size_t nul = kiln__json_nul_escape(json);
+  if (nul != (size_t)-1) {
+    cJSON_Delete(root);
+    snprintf(err->file, sizeof err->file, "%s", c.file);
+    kiln__text_position(json, nul, &err->line, &err->column);
+    snprintf(err->message, sizeof err->message, "\\u0000 in a string: strings must not hold NUL");
     return KILN_EPARSE;
   }
   rc = parse_root(&c, root);

@@ -311,10 +311,7 @@ static int read_lines(objr *r, const char *path, bool is_mtl) {
   int outer_line = r->line;
   r->file = path, r->line = 0;
   int rc = kiln__read_file(path, &buf, &len, msg, sizeof msg);
-  if (rc) {
-    if (rc == KILN_EIO) fail(r, rc, "%s", msg);
-    return rc;
-  }
+  if (rc) return fail(r, rc, "%s", msg); /* out of memory too: this file is the one to blame */
   if (memchr(buf, '\0', len)) {
     r->line = 1;
     for (const char *c = buf; *c; c++) r->line += *c == '\n';
@@ -364,7 +361,7 @@ static int obj_file_line(objr *r, char *p, const char *kw) {
       if (!mp) return KILN_ENOMEM;
       rc = read_lines(r, mp, true);
       if (rc) {
-        if (rc != KILN_ENOMEM) snprintf(r->err->file, sizeof r->err->file, "%s", mp);
+        if (!r->err->file[0]) snprintf(r->err->file, sizeof r->err->file, "%s", mp);
         free(mp);
         return rc;
       }

@@ -186,6 +186,10 @@ int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
 bool kiln__json_locate(const char *text, const kiln__jpath_step *path, int n, bool at_key,
                        int *line, int *column);
 
+/* The byte offset of the first \u0000 escape inside a string of the JSON text (already parsed by
+ * cJSON, which would truncate the string there), or (size_t)-1 when there is none. */
+size_t kiln__json_nul_escape(const char *text);
+
 /* Line and column (1-based) of byte offset off in text. */
 void kiln__text_position(const char *text, size_t off, int *line, int *column);
 

@@ -158,7 +158,7 @@ typedef struct kiln_batch_config {
                                        does this; ~10% more images/s on two cores) */
   size_t ndevs;
   const char *out_dir;             /* where outputs go (created if missing). NULL: "." */
-  const char *output;              /* output template; NULL: the job's */
+  const char *output;              /* output template; NULL: the job's. Relative to out_dir */
   unsigned passes;                 /* 0: the job's. Colour is always written */
   kiln_format format;              /* KILN_FORMAT_DEFAULT (the default): the job's */
   long first, last, step;          /* frames first..last inclusive (by frame number; negative
@@ -171,8 +171,13 @@ typedef struct kiln_batch_config {
   bool overwrite;                  /* replace existing outputs (else a frame whose output
                                        exists fails, naming it) */
   bool durable;                    /* fsync each file and its folder */
-  const char *contact_sheet;       /* write a contact sheet PNG of the colour images here (a path,
-                                       relative to out_dir unless absolute); NULL: none */
+  const char *contact_sheet;       /* write a contact sheet PNG of the colour images here (a path
+                                       relative to out_dir); NULL: none */
+  bool allow_outside_out_dir;      /* false (the default): output and contact_sheet must stay
+                                       inside out_dir (no absolute path, no ".." component), or
+                                       kiln_batch_create refuses them. true: the caller's own
+                                       output and contact_sheet may name any path. The job's
+                                       template never may (kiln_job_load refuses it) */
   int contact_thumb;               /* thumbnail size in pixels; 0: 128 */
   kiln_batch_progress_fn progress; /* called on the thread of kiln_batch_run; may be NULL */
   void *progress_arg;
@@ -196,8 +201,9 @@ typedef struct kiln_batch_summary {
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).
  * 0, KILN_EINVAL (no pool or device, bad step, size or format, or a template that would give two
- * passes or two frames one file, or a file the wrong extension), KILN_ENOMEM; err (may be NULL)
- * says why (its message; no file applies) and is zeroed on success. */
+ * passes or two frames one file, or a file the wrong extension, or that writes outside out_dir),
+ * KILN_ENOMEM; err (may be NULL) says why (its message; an error of a template has path "output",
+ * and when the template is the job's, the job's file, line and column) and is zeroed on success. */
 KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
                                kiln_error_detail *err);
 

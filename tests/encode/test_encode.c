@@ -420,6 +420,61 @@ TEST(OUTNAME_errors) {
   KT_CODE(kiln__outname_check("{frame:05d}_{pass}.{ext}", msg, sizeof msg), KILN_OK);
 }
 
+/* A width of many digits is an error, not a signed overflow: 4294967301 is 5 modulo 2^32, which a
+ * wrapping int would take for {frame:05d}. */
+TEST(OUTNAME_width_is_bounded) {
+  char msg[256];
+  KT_CODE(kiln__outname_check("{frame:04294967301d}.png", msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "bad format");
+  KT_CODE(kiln__outname_check("{frame:099999999999999999999999999999d}", msg, sizeof msg),
+          KILN_EPARSE);
+  KT_CODE(kiln__outname_check("{frame:00000000000000000000012d}", msg, sizeof msg), KILN_OK);
+}
+
+/* The reason comes first and a long template is quoted around the column only, so the reason
+ * survives the message's size limit whatever the template's length. */
+TEST(OUTNAME_long_template_keeps_its_reason) {
+  char tmpl[3000], msg[512];
+  memset(tmpl, 'a', 2000);
+  memset(tmpl + 2006, 'b', 500);
+  tmpl[2506] = 0;
+  memcpy(tmpl + 2000, "{frme}", 6);
+  KT_CODE(kiln__outname_check(tmpl, msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "unknown field {frme}");
+  KT_STR_CONTAINS(msg, "at column 2001");
+  KT_STR_CONTAINS(msg, "\"...aaaa");
+  KT_STR_CONTAINS(msg, "aaaa{frme}bbbb");
+  KT_TRUE(strlen(msg) < 300);
+  memset(tmpl, 'a', 2000);
+  snprintf(tmpl + 2000, sizeof tmpl - 2000, "/../{frame}.png");
+  KT_CODE(kiln__outname_confined(tmpl, msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "'..' component would write outside the output folder");
+}
+
+/* Templates name files inside the output folder: no absolute path, no ".." component, whatever
+ * the values substituted (names cannot be "", "." or "..", nor hold '/'). */
+TEST(OUTNAME_confined) {
+  char msg[256];
+  static const char *const bad[] = {"../{frame}.png", "/tmp/{frame}.png", "a/../../{frame}.png",
+                                    "{name}/../../x.{ext}", "..", "a/..", "{{x}}/../../y"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    if (kiln__outname_confined(bad[i], msg, sizeof msg) != KILN_EPARSE)
+      KT_FAIL("template %s was accepted", bad[i]);
+  KT_CODE(kiln__outname_confined("/x.png", msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "absolute path");
+  static const char *const good[] = {"{frame}.png", "a/b/{name}.{ext}", "..{frame}.png",
+                                     "./{frame}..png", "x/...{pass}/y", "{name}..{ext}"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+    if (kiln__outname_confined(good[i], msg, sizeof msg) != 0)
+      KT_FAIL("template %s was refused: %s", good[i], msg);
+  KT_TRUE(kiln__path_inside("a/b.png"));
+  KT_TRUE(kiln__path_inside("..a/b..")); /* dots in names are names */
+  KT_FALSE(kiln__path_inside(""));
+  KT_FALSE(kiln__path_inside("/a"));
+  KT_FALSE(kiln__path_inside("a/../../b"));
+  KT_FALSE(kiln__path_inside("a/.."));
+}
+
 TEST(CONTACT_sheet) {
   enum { IW = 64, IH = 32, N = 5 };
   uint8_t *imgs[N];

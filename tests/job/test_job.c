@@ -791,6 +791,23 @@ static const jcase cases[] = {
      "\"tiff\"", "format", "unknown format 'tiff'"},
     {J("{\"scene\": \"scene.json\", \"output\": \"{frme}.png\", \"images\": []}"), KILN_EPARSE, JF,
      "\"{frme}", "output", "frme"},
+    /* templates that leave the output folder, or overflow a width */
+    {J("{\"scene\": \"scene.json\",\n \"output\": \"../{frame}.png\", \"images\": []}"),
+     KILN_EPARSE, JF, "\"../", "output", "'..' component would write outside the output folder"},
+    {J("{\"scene\": \"scene.json\",\n \"output\": \"/tmp/{frame}.png\", \"images\": []}"),
+     KILN_EPARSE, JF, "\"/tmp", "output", "absolute path would write outside the output folder"},
+    {J("{\"scene\": \"scene.json\", \"output\": \"a/{name}/../../../{frame}.png\",\n"
+       " \"images\": []}"),
+     KILN_EPARSE, JF, "\"a/", "output", "outside the output folder"},
+    {J("{\"scene\": \"scene.json\", \"output\": \"{frame:04294967301d}.png\", \"images\": []}"),
+     KILN_EPARSE, JF, "\"{frame", "output", "bad format"},
+    /* \u0000 would cut the string short */
+    {J("{\"scene\": \"scene.json\",\n \"description\": \"a\\u0000b\", \"images\": []}"),
+     KILN_EPARSE, JF, "\\u0000", "", "\\u0000 in a string"},
+    {L("{\"name\": \"a\"}\n{\"name\": \"a\\u0000b\"}\n"), KILN_EPARSE, LF, "\\u0000b", "",
+     "\\u0000 in a string"},
+    {J("{\"scene\": \"scene.json\", \"images\": [{\"name\": \"x\\u0000/../../y\"}]}"), KILN_EPARSE,
+     JF, "\\u0000", "", "\\u0000 in a string"},
     {J("{\"scene\": \"scene.json\", \"width\": 0, \"images\": []}"), KILN_EPARSE, JF, "0,", "width",
      "width must be in [1, 16384]"},
     {J("{\"images\": []}"), KILN_EPARSE, JF, "{", "", "missing required key 'scene'"},
@@ -947,6 +964,47 @@ TEST(malformed_inputs_are_located) {
       KT_FAIL("case %zu: message lacks '%s': %s", i, k->fragment, buf);
     st_tmp_cleanup();
   }
+}
+
+/* A template error found after loading (by kiln_batch_create, which needs the passes and the
+ * format) is located at the job's "output" all the same. */
+TEST(output_template_is_located_after_loading) {
+  jt_setup();
+  kiln_job *job = jt_load("job.json",
+                          "{\"scene\": \"scene.json\",\n  \"output\": \"{frame}.jpg\",\n"
+                          " \"animation\": {\"frames\": 2}}");
+  kiln_error_detail e;
+  memset(&e, 0, sizeof e);
+  snprintf(e.message, sizeof e.message, "the reason");
+  kiln__job_locate_output(job, &e);
+  KT_STR_CONTAINS(e.file, "job.json");
+  KT_EQ(e.line, 2);
+  KT_EQ(e.column, 13);
+  KT_STR_EQ(e.path, "output");
+  KT_STR_EQ(e.message, "the reason");
+  kiln_job_destroy(job);
+  /* a job without its own template: nothing to point at */
+  job = jt_load("job2.json", "{\"scene\": \"scene.json\", \"animation\": {\"frames\": 2}}");
+  memset(&e, 0, sizeof e);
+  kiln__job_locate_output(job, &e);
+  KT_STR_EQ(e.file, "");
+  KT_EQ(e.line, 0);
+  kiln_job_destroy(job);
+  st_tmp_cleanup();
+}
+
+/* A folder given as the job, or as its scene, says so. */
+TEST(a_folder_is_not_a_file) {
+  jt_setup();
+  kiln_error_detail e;
+  kiln_job *job = NULL;
+  KT_CODE(kiln_job_load(jt_dir, NULL, &e, &job), KILN_EIO);
+  KT_STR_CONTAINS(e.message, "is a directory");
+  st_write(jt_dir, "job.json", "{\"scene\": \".\", \"images\": []}", (size_t)-1);
+  KT_CODE(kiln_job_load(jt_path("job.json"), NULL, &e, &job), KILN_EIO);
+  KT_STR_CONTAINS(e.message, "is a directory");
+  KT_TRUE(job == NULL);
+  st_tmp_cleanup();
 }
 
 TEST(scene_errors_are_located_in_the_scene) {

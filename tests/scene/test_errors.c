@@ -5,6 +5,16 @@
 
 #include "scene_test_util.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* An allocation larger than the sanitizers' limit must return NULL (as malloc does), not end the
+ * process: out_of_memory_blames_the_mesh asks for one. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "allocator_may_return_null=1"; }
+
 #define CAM "\"camera\": {\"position\": [0, 0, -1], \"look_at\": [0, 0, 0]},\n"
 #define SPHERE(mat) \
   "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": 1, \"material\": " mat "}\n]\n"
@@ -175,6 +185,108 @@ static void check_case(int i, const ecase *c) {
   if (!in_json) { /* an error in a named file: reported at that file */
     KT_STR_CONTAINS(e.file, "/nonexistent-kiln-dir/");
   }
+}
+
+/* \u0000 would end the string cJSON returns ("a\u0000b" read as "a"): an error at the escape,
+ * wherever the string is; an escaped backslash before u0000 is not the escape. */
+TEST(nul_escape_in_a_string) {
+  static const char *const bad[] = {
+      "{\n \"name\": \"a\\u0000b\"}",
+      "{\n \"materials\": {\"m\\u0000x\": {\"type\": \"diffuse\"}}}",
+      "{\"description\": \"\\\\\\u0000\"}", /* "\\\u0000": a backslash, then the escape */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    kiln_error_detail e;
+    kiln_scene *s = NULL;
+    KT_CODE(kiln_scene_load_string(bad[i], NULL, "nul.json", &e, &s), KILN_EPARSE);
+    KT_STR_CONTAINS(e.message, "\\u0000 in a string");
+    const char *at = strstr(bad[i], "\\u0000");
+    int line = 1, col = 1;
+    for (const char *p = bad[i]; p < at; p++) *p == '\n' ? (line++, col = 1) : col++;
+    if (e.line != line || e.column != col)
+      KT_FAIL("case %zu at %d:%d, want %d:%d", i, e.line, e.column, line, col);
+  }
+  /* "\\u0000" is a backslash and "u0000"; \u0001 is an ordinary character */
+  kiln_scene *s = st_load_ok("{" CAM "\"description\": \"a\\\\u0000b \\u0001\"}", NULL);
+  kiln_scene_destroy(s);
+}
+
+/* A folder, a FIFO or a device given as a file is refused at once (a FIFO would block the read
+ * forever, and a device such as /dev/zero never end it), naming what it is; the test's timeout
+ * catches a block. */
+TEST(non_regular_files_are_refused) {
+  const char *dir = st_tmpdir();
+  char sub[1024], fifo[1024], json[4096];
+  snprintf(sub, sizeof sub, "%s/meshes.obj", dir);
+  snprintf(fifo, sizeof fifo, "%s/pipe.obj", dir);
+  KT_EQ(mkdir(sub, 0755), 0);
+  KT_EQ(mkfifo(fifo, 0644), 0);
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  KT_CODE(kiln_scene_load(dir, &e, &s), KILN_EIO); /* the scene itself */
+  KT_STR_CONTAINS(e.message, "is a directory");
+  static const struct {
+    const char *file, *fragment;
+  } t[] = {{"meshes.obj", "is a directory"}, {"pipe.obj", "not a regular file"}};
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(json, sizeof json,
+             "{" CAM "\"objects\": [{\"type\": \"mesh\", \"file\": \"%s\",\n"
+             " \"material\": {\"type\": \"diffuse\"}}]}",
+             t[i].file);
+    KT_CODE(kiln_scene_load_string(json, dir, "m.json", &e, &s), KILN_EIO);
+    KT_STR_CONTAINS(e.message, t[i].fragment);
+    KT_STR_CONTAINS(e.file, t[i].file);
+    KT_STR_EQ(e.path, "objects[0].file");
+  }
+  /* a device: /dev/null as an OBJ through a symbolic link (the name must end in .obj) */
+  char link[1024];
+  snprintf(link, sizeof link, "%s/null.obj", dir);
+  KT_EQ(symlink("/dev/null", link), 0);
+  snprintf(json, sizeof json,
+           "{" CAM "\"objects\": [{\"type\": \"mesh\", \"file\": \"null.obj\",\n"
+           " \"material\": {\"type\": \"diffuse\"}}]}");
+  KT_CODE(kiln_scene_load_string(json, dir, "m.json", &e, &s), KILN_EIO);
+  KT_STR_CONTAINS(e.message, "not a regular file");
+  /* a texture that is a FIFO */
+  snprintf(fifo, sizeof fifo, "%s/pipe.png", dir);
+  KT_EQ(mkfifo(fifo, 0644), 0);
+  snprintf(json, sizeof json,
+           "{" CAM "\"objects\": [{\"type\": \"sphere\", \"radius\": 1,\n"
+           " \"material\": {\"type\": \"diffuse\", \"texture\": \"pipe.png\"}}]}");
+  KT_CODE(kiln_scene_load_string(json, dir, "m.json", &e, &s), KILN_EIO);
+  KT_STR_CONTAINS(e.message, "not a regular file");
+  KT_STR_CONTAINS(e.file, "pipe.png");
+  st_tmp_cleanup();
+}
+
+/* Out of memory while reading a mesh blames the mesh, not the scene: a sparse file claiming 8 TiB
+ * (far beyond any machine's memory and swap) cannot be allocated. */
+TEST(out_of_memory_blames_the_mesh) {
+  FILE *oc = fopen("/proc/sys/vm/overcommit_memory", "r");
+  int mode = oc && fscanf(oc, "%d", &mode) == 1 ? mode : -1;
+  if (oc) fclose(oc);
+  if (mode == 1) KT_SKIP("vm.overcommit_memory is 1: an 8 TiB allocation would succeed");
+  const char *dir = st_tmpdir();
+  char path[1024], json[2048];
+  snprintf(path, sizeof path, "%s/huge.obj", dir);
+  FILE *f = fopen(path, "w");
+  KT_TRUE(f != NULL);
+  if (ftruncate(fileno(f), (off_t)1 << 43) != 0) {
+    fclose(f);
+    st_tmp_cleanup();
+    KT_SKIP("this file system has no 8 TiB sparse files");
+  }
+  fclose(f);
+  snprintf(json, sizeof json,
+           "{" CAM "\"objects\": [{\"type\": \"mesh\", \"file\": \"huge.obj\",\n"
+           " \"material\": {\"type\": \"diffuse\"}}]}");
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  KT_CODE(kiln_scene_load_string(json, dir, "m.json", &e, &s), KILN_ENOMEM);
+  KT_STR_EQ(e.file, path);
+  KT_STR_CONTAINS(e.message, "out of memory");
+  KT_STR_EQ(e.path, "objects[0].file");
+  st_tmp_cleanup();
 }
 
 /* The whole table: code, path, position and message of each. */

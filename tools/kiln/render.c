@@ -43,12 +43,15 @@ static void render_usage(FILE *to) {
       "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
       "  --passes LIST           extra passes: depth,normal,albedo,id,instance (colour always)\n"
       "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's, or png)\n"
-      "  --template T            output names (default: the job's, {frame:05d}_{pass}.{ext})\n"
+      "  --template T            output names, inside DIR (default: the job's,\n"
+      "                          {frame:05d}_{pass}.{ext})\n"
       "  --resume                skip frames whose files all exist\n"
       "  --overwrite             replace existing files\n"
       "  --durable               fsync every file (survives power loss, slower)\n"
       "  --json FILE             write the summary as JSON to FILE\n"
-      "  --contact-sheet FILE    write a PNG grid of thumbnails (in the output folder)\n"
+      "  --contact-sheet FILE    write a PNG grid of thumbnails (FILE inside the output folder)\n"
+      "  --allow-outside-output  let --template and --contact-sheet name absolute paths and\n"
+      "                          '..' (a job's own template never may)\n"
       "  --quiet                 no progress and no summary; failures are still reported\n"
       "  -h, --help              this text\n"
       "\n"
@@ -262,6 +265,32 @@ static bool parse_long(const char *s, long lo, long hi, long *out) {
   return true;
 }
 
+/* "WxH", each 1..16384. */
+static bool parse_size(const char *s, int32_t *w, int32_t *h) {
+  char buf[64];
+  if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;
+  char *x = strchr(buf, 'x');
+  if (!x) return false;
+  *x = 0;
+  long a, b;
+  if (!parse_long(buf, 1, 16384, &a) || !parse_long(x + 1, 1, 16384, &b)) return false;
+  *w = (int32_t)a, *h = (int32_t)b;
+  return true;
+}
+
+/* Why path, relative to the output folder, would leave it; NULL when it stays inside. */
+static const char *leaves_folder(const char *path) {
+  if (!path[0]) return "it is empty";
+  if (path[0] == '/') return "an absolute path is outside the output folder";
+  for (const char *p = path; *p;) {
+    size_t n = strcspn(p, "/");
+    if (n == 2 && p[0] == '.' && p[1] == '.') return "'..' leads outside the output folder";
+    p += n;
+    if (*p) p++;
+  }
+  return NULL;
+}
+
 /* "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative). */
 static bool parse_frames(const char *s, long *first, long *last, long *step) {
   char buf[128];
@@ -356,10 +385,8 @@ int kiln_cli_render(int argc, char **argv) {
                            v);
     } else if (!strcmp(a, "--size")) {
       NEED_VALUE();
-      int w = 0, h = 0, n = 0;
-      if (sscanf(v, "%dx%d%n", &w, &h, &n) != 2 || v[n] || w < 1 || h < 1 || w > 16384 || h > 16384)
+      if (!parse_size(v, &bc.width, &bc.height))
         return usage_error("--size %s: expected WxH, e.g. 256x256 (1..16384)", v);
-      bc.width = w, bc.height = h;
     } else if (!strcmp(a, "--spp")) {
       NEED_VALUE();
       long n;
@@ -402,6 +429,8 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--contact-sheet")) {
       NEED_VALUE();
       bc.contact_sheet = v;
+    } else if (!strcmp(a, "--allow-outside-output")) {
+      bc.allow_outside_out_dir = true;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
       quiet = true;
     } else if (a[0] == '-' && a[1]) {
@@ -416,6 +445,12 @@ int kiln_cli_render(int argc, char **argv) {
   if (!job_path) return usage_error("no job given");
   if (bc.resume && bc.overwrite) return usage_error("--resume and --overwrite exclude each other");
   if (!bc.out_dir) bc.out_dir = ".";
+  const char *why;
+  if (bc.output && !bc.allow_outside_out_dir && (why = leaves_folder(bc.output)))
+    return usage_error("--template %s: %s (--allow-outside-output allows it)", bc.output, why);
+  if (bc.contact_sheet && !bc.allow_outside_out_dir && (why = leaves_folder(bc.contact_sheet)))
+    return usage_error("--contact-sheet %s: %s (--allow-outside-output allows it)",
+                       bc.contact_sheet, why);
 
   int code = 2;
   kiln_pool *pool = NULL;
@@ -492,7 +527,10 @@ int kiln_cli_render(int argc, char **argv) {
   bc.progress_arg = &prog;
   rc = kiln_batch_create(job, &bc, &batch, &err);
   if (rc) {
-    setup_error("%s\n", err.message);
+    if (bc.output && !strcmp(err.path, "output")) /* the error is in --template */
+      setup_error("--template %s: %s\n", bc.output, err.message);
+    else
+      setup_error("%s\n", kiln_error_detail_format(&err, msg, sizeof msg));
     goto out;
   }
   if (!quiet) {
