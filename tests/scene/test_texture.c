@@ -209,8 +209,8 @@ TEST(hostile_images) {
   st_write(dir, "flip.hdr", b, (size_t)snprintf(b, sizeof b, "%s+Y 2 +X 2\n", head));
   st_write(dir, "xyze.hdr", "#?RADIANCE\nFORMAT=32-bit_rle_xyze\n\n-Y 1 +X 1\n\1\1\1\x80", 46);
   int n = snprintf(b, sizeof b, "%s-Y 1 +X 8\n", head);
-  memcpy(b + n, "\2\2\0\10\x89\1", 6); /* a run of 9 in a scanline of 8 */
-  st_write(dir, "run.hdr", b, (size_t)n + 6);
+  memcpy(b + n, "\2\2\0\10\x89\1\0\0\0\0\0\0", 12); /* a run of 9 in a scanline of 8 */
+  st_write(dir, "run.hdr", b, (size_t)n + 12);
   st_write_hdr_ramp(dir, "rle.hdr", 32, 8);
   st_truncate_copy(dir, "rle.hdr", "cut_rle.hdr", 0.8);
   st_write_hdr(dir, "flat.hdr");
