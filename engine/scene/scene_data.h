@@ -206,8 +206,9 @@ static inline void kiln__cross3(const float a[3], const float b[3], float out[3]
 /* ---- texture.c: image files ------------------------------------------------------------------ */
 
 /* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr (is_hdr:
- * linear as stored) into t. KILN_EIO if the file cannot be read, KILN_EPARSE if it is not a
- * decodable image (msg says why), KILN_ENOMEM. */
+ * linear as stored) into t. The format is decided by the file's first bytes; sizes are checked
+ * before allocating (docs/SCENE.md, Image files). KILN_EIO if the file cannot be read,
+ * KILN_EPARSE if it is not a decodable image of the kind asked for (msg says why), KILN_ENOMEM. */
 int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz);
 
 #endif

@@ -8,7 +8,8 @@
  *                  and quad lights
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
- *   texture.c      PNG/JPEG albedo textures (sRGB -> linear) and .hdr maps (stb_image)
+ *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
+ *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
  *   scene_data.c   the public handle around a kiln__scene
  *
@@ -78,6 +79,14 @@ char *kiln__mesh_token(char **p);
 /* Appends a triangle to m (growing its arrays). n and uv may be NULL. */
 int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n, const float *uv,
                     uint32_t group, uint32_t mat);
+
+/* ---- texture.c ----------------------------------------------------------------------------- */
+
+/* What one image file may claim before kiln__texture_load allocates anything for it: sides of at
+ * most KILN__TEXTURE_MAX_SIDE pixels, and at most KILN__TEXTURE_MAX_BYTES as kiln keeps it (3
+ * floats a texel: 8192 x 4096 fits, 8192 x 8192 does not). docs/SCENE.md states both. */
+#define KILN__TEXTURE_MAX_SIDE 16384
+#define KILN__TEXTURE_MAX_BYTES ((uint64_t)512 << 20)
 
 /* ---- build.c ------------------------------------------------------------------------ */
 

@@ -1,43 +1,310 @@
-/* texture.c: images for scenes, through stb_image (compiled here, and only here).
+/* texture.c: image files for scenes: PNG and JPEG albedo textures, Radiance .hdr environment maps.
  *
- * Albedo textures (PNG, JPEG, anything stb_image reads as 8-bit) are decoded to RGB and converted
- * from sRGB to linear with the exact piecewise curve (IEC 61966-2-1); environment maps (.hdr,
- * Radiance RGBE) are linear already and kept as floats. Rows are kept in file order, row 0 at the
- * top (v = 1), as scene_data.h says. stb_image's failure reason is thread-local in this version
- * (STBI_THREAD_LOCAL), so loads may run on any number of threads; no global stb setting is
- * touched. */
+ * Texture files come from anywhere (asset sets scraped from the web), so they are read as hostile:
+ *   - the format is decided by the file's first bytes, never by its name, and only the documented
+ *     formats are accepted: PNG or JPEG for albedo textures, Radiance .hdr for environment maps;
+ *   - the size an image claims is checked before anything is allocated for its pixels: at most
+ *     KILN__TEXTURE_MAX_SIDE a side, at most KILN__TEXTURE_MAX_BYTES once decoded, and no more than
+ *     the file's bytes can hold (check_claim);
+ *   - PNG is decoded by libspng, JPEG by libjpeg-turbo (TurboJPEG), both written for untrusted
+ *     input and fuzzed upstream; .hdr by the reader below, which checks its header and that its
+ *     scanlines fill the image exactly (a truncated file is an error, not black pixels).
+ * 8-bit values are sRGB-encoded and converted to linear with the exact piecewise curve
+ * (IEC 61966-2-1); .hdr maps are linear already and kept as floats. Rows are kept in file order,
+ * row 0 at the top (v = 1), as scene_data.h says. Nothing here is global: loads may run on any
+ * number of threads. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <spng.h>
+#include <turbojpeg.h>
+
 #include "kiln/error.h"
 #include "scene_internal.h"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STB_IMAGE_STATIC
-#define STBI_NO_STDIO /* files are read by kiln__read_file: one error path for I/O */
-#define STBI_FAILURE_USERMSG
-#if defined(__GNUC__)
-/* stays off for the whole file: stb declares static functions it never defines, which is
- * reported at the end of the translation unit */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#endif
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+enum { FMT_UNKNOWN, FMT_PNG, FMT_JPEG, FMT_HDR };
+
+/* The Radiance header's first line, either spelling Radiance's own tools accept. */
+static size_t hdr_magic_len(const unsigned char *b, size_t n) {
+  static const char *const magic[] = {"#?RADIANCE\n", "#?RGBE\n"};
+  for (size_t i = 0; i < 2; i++) {
+    size_t m = strlen(magic[i]);
+    if (n >= m && memcmp(b, magic[i], m) == 0) return m;
+  }
+  return 0;
+}
+
+static int sniff(const unsigned char *b, size_t n) {
+  static const unsigned char png[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  if (n >= 8 && memcmp(b, png, 8) == 0) return FMT_PNG;
+  if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return FMT_JPEG;
+  if (hdr_magic_len(b, n)) return FMT_HDR;
+  return FMT_UNKNOWN;
+}
+
+/* 0, or KILN_EPARSE with msg: whether a w x h image, whose pixel data needs at least `need` bytes
+ * of a file of `have`, may be decoded. Called before anything is allocated for its pixels. */
+static int check_claim(uint64_t w, uint64_t h, uint64_t need, uint64_t have, char *msg,
+                       size_t msgsz) {
+  const uint64_t side = KILN__TEXTURE_MAX_SIDE;
+  /* within the side limit, bytes cannot overflow; beyond it, it is not used */
+  const uint64_t bytes = w <= side && h <= side ? w * h * 3 * sizeof(float) : 0;
+  if (w == 0 || h == 0)
+    snprintf(msg, msgsz, "the image has no pixels (%llux%llu)", (unsigned long long)w,
+             (unsigned long long)h);
+  else if (w > side || h > side)
+    snprintf(msg, msgsz, "the image claims %llux%llu pixels: a texture may have at most %d a side",
+             (unsigned long long)w, (unsigned long long)h, KILN__TEXTURE_MAX_SIDE);
+  else if (bytes > KILN__TEXTURE_MAX_BYTES)
+    snprintf(msg, msgsz,
+             "the image claims %llux%llu pixels, %llu MiB decoded: a texture may use at most %llu "
+             "MiB",
+             (unsigned long long)w, (unsigned long long)h,
+             (unsigned long long)((bytes + (1 << 20) - 1) >> 20),
+             (unsigned long long)(KILN__TEXTURE_MAX_BYTES >> 20));
+  else if (need > have)
+    snprintf(msg, msgsz,
+             "the image claims %llux%llu pixels, which need at least %llu bytes; the file has %llu "
+             "(truncated or corrupt)",
+             (unsigned long long)w, (unsigned long long)h, (unsigned long long)need,
+             (unsigned long long)have);
+  else
+    return 0;
+  return KILN_EPARSE;
+}
+
+/* ---- PNG (libspng) ----------------------------------------------------------------------------- */
+
+/* Deflate cannot expand its input more than 1032 times (a 258-byte match per 2 bits). */
+#define DEFLATE_MAX_RATIO 1032u
+
+/* Ancillary chunks are not used; this bounds what spng keeps of them (compressed text and ICC
+ * profiles are inflated when read), with room for the largest ICC profiles in use. */
+#define PNG_CHUNK_CACHE ((size_t)64 << 20)
+
+static int decode_png(const unsigned char *b, size_t n, unsigned char **px, uint32_t *w,
+                      uint32_t *h, char *msg, size_t msgsz) {
+  spng_ctx *ctx = spng_ctx_new(0);
+  if (!ctx) return KILN_ENOMEM;
+  struct spng_ihdr ih;
+  int rc = spng_set_chunk_limits(ctx, n, PNG_CHUNK_CACHE);
+  if (!rc) rc = spng_set_png_buffer(ctx, b, n);
+  if (!rc) rc = spng_get_ihdr(ctx, &ih);
+  if (rc) {
+    spng_ctx_free(ctx);
+    if (rc == SPNG_EMEM) return KILN_ENOMEM;
+    snprintf(msg, msgsz, "cannot decode PNG: %s", spng_strerror(rc));
+    return KILN_EPARSE;
+  }
+  /* every row is a filter byte and its samples; interlaced images have more rows, not fewer */
+  const uint64_t channels[7] = {1, 0, 3, 1, 2, 0, 4};
+  uint64_t bits = ih.color_type < 7 ? channels[ih.color_type] * ih.bit_depth : 64;
+  uint64_t raw = ((uint64_t)ih.width * bits + 7) / 8 * ih.height + ih.height;
+  int crc = check_claim(ih.width, ih.height, (raw + DEFLATE_MAX_RATIO - 1) / DEFLATE_MAX_RATIO, n,
+                        msg, msgsz);
+  size_t size = 0;
+  unsigned char *out = NULL;
+  if (!crc && !(rc = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size)) && !(out = malloc(size)))
+    rc = SPNG_EMEM;
+  /* no SPNG_DECODE_TRNS or _GAMMA: a texture's values are used as stored, alpha dropped */
+  if (out && !rc) rc = spng_decode_image(ctx, out, size, SPNG_FMT_RGB8, 0);
+  spng_ctx_free(ctx);
+  if (crc || rc) {
+    free(out);
+    if (crc) return crc;
+    if (rc == SPNG_EMEM) return KILN_ENOMEM;
+    snprintf(msg, msgsz, "cannot decode PNG: %s", spng_strerror(rc));
+    return KILN_EPARSE;
+  }
+  *px = out, *w = ih.width, *h = ih.height;
+  return 0;
+}
+
+/* ---- JPEG (libjpeg-turbo) ---------------------------------------------------------------------- */
+
+/* CMYK (Adobe's inverted convention, as libjpeg returns it) to RGB: each of c, m, y times k, as
+ * stb_image did, so that such textures look as they did. */
+static void cmyk_to_rgb(const unsigned char *in, size_t n, unsigned char *out) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned k = in[4 * i + 3];
+    for (int c = 0; c < 3; c++) {
+      unsigned t = in[4 * i + c] * k + 128;
+      out[3 * i + c] = (unsigned char)((t + (t >> 8)) >> 8);
+    }
+  }
+}
+
+static int decode_jpeg(const unsigned char *b, size_t n, unsigned char **px, uint32_t *w,
+                       uint32_t *h, char *msg, size_t msgsz) {
+  tjhandle tj = tjInitDecompress();
+  if (!tj) return KILN_ENOMEM;
+  int iw = 0, ih = 0, sub = 0, cs = 0, rc = KILN_EPARSE;
+  unsigned char *out = NULL, *cmyk = NULL;
+  if (tjDecompressHeader3(tj, b, (unsigned long)n, &iw, &ih, &sub, &cs)) {
+    snprintf(msg, msgsz, "cannot decode JPEG: %s", tjGetErrorStr2(tj));
+    goto done;
+  }
+  /* every 8x8 block of the full-resolution component costs at least one bit of Huffman code */
+  uint64_t blocks = (((uint64_t)iw + 7) / 8) * (((uint64_t)ih + 7) / 8);
+  if ((rc = check_claim((uint64_t)iw, (uint64_t)ih, (blocks + 7) / 8, n, msg, msgsz))) goto done;
+  bool four = cs == TJCS_CMYK || cs == TJCS_YCCK;
+  size_t np = (size_t)iw * (size_t)ih;
+  out = malloc(np * 3);
+  if (four) cmyk = malloc(np * 4);
+  if (!out || (four && !cmyk)) {
+    rc = KILN_ENOMEM;
+    goto done;
+  }
+  /* warnings (corrupt or truncated data, which libjpeg would fill with grey) are errors; the
+   * accurate integer IDCT; at most 500 progressive scans (a scan-count denial of service) */
+  const int flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+  if (tjDecompress2(tj, b, (unsigned long)n, four ? cmyk : out, iw, 0, ih,
+                    four ? TJPF_CMYK : TJPF_RGB, flags)) {
+    snprintf(msg, msgsz, "cannot decode JPEG: %s", tjGetErrorStr2(tj));
+    rc = KILN_EPARSE;
+    goto done;
+  }
+  if (four) cmyk_to_rgb(cmyk, np, out);
+  *px = out, *w = (uint32_t)iw, *h = (uint32_t)ih;
+  out = NULL, rc = 0;
+done:
+  free(out), free(cmyk);
+  tjDestroy(tj);
+  return rc;
+}
+
+/* ---- Radiance .hdr ----------------------------------------------------------------------------- */
+
+/* The next header line at *p (without its '\n', which must be there), *p moved past it; NULL at
+ * the end of the data. */
+static const unsigned char *hdr_line(const unsigned char **p, const unsigned char *end,
+                                     size_t *len) {
+  const unsigned char *nl = memchr(*p, '\n', (size_t)(end - *p));
+  if (!nl) return NULL;
+  const unsigned char *s = *p;
+  *len = (size_t)(nl - s), *p = nl + 1;
+  return s;
+}
+
+/* "-Y <height> +X <width>", the orientation every writer uses (rows top to bottom). Numbers of up
+ * to 9 digits: anything larger is past every limit anyway. */
+static bool hdr_resolution(const unsigned char *s, size_t len, uint32_t *w, uint32_t *h) {
+  char t[64];
+  if (len >= sizeof t) return false;
+  memcpy(t, s, len), t[len] = '\0';
+  char hs[16], ws[16], tail;
+  if (sscanf(t, "-Y %15s +X %15s %c", hs, ws, &tail) != 2) return false;
+  const char *num[2] = {hs, ws};
+  uint32_t v[2];
+  for (int i = 0; i < 2; i++) {
+    size_t d = strspn(num[i], "0123456789");
+    if (d == 0 || d > 9 || num[i][d]) return false;
+    v[i] = (uint32_t)strtoul(num[i], NULL, 10);
+  }
+  *h = v[0], *w = v[1];
+  return true;
+}
+
+/* The fewest bytes a scanline of w pixels can take: flat, 4 a pixel; run-length encoded (only
+ * for 8 <= w < 32768), a 4-byte start and, per channel, 2 bytes for every run of up to 127. */
+static uint64_t hdr_min_row(uint64_t w) {
+  uint64_t flat = 4 * w;
+  if (w < 8 || w >= 0x8000) return flat;
+  uint64_t rle = 4 + 4 * 2 * ((w + 126) / 127);
+  return rle < flat ? rle : flat;
+}
+
+/* One scanline at *p into line (w RGBE pixels). NULL, or why it is malformed. */
+static const char *hdr_scanline(const unsigned char **pp, const unsigned char *end, uint32_t w,
+                                unsigned char *line) {
+  const unsigned char *p = *pp;
+  static const char *const trunc = "the file ends inside the pixel data (truncated)";
+  if (w >= 8 && w < 0x8000 && end - p >= 4 && p[0] == 2 && p[1] == 2 && !(p[2] & 0x80)) {
+    if ((uint32_t)(p[2] << 8 | p[3]) != w) return "a scanline's length is not the image's width";
+    p += 4;
+    for (int ch = 0; ch < 4; ch++)
+      for (uint32_t x = 0; x < w;) {
+        if (p == end) return trunc;
+        uint32_t c = *p++;
+        bool run = c > 128;
+        if (run) c -= 128;
+        if (c == 0 || c > w - x) return "a run goes past the end of its scanline";
+        if ((size_t)(end - p) < (run ? 1 : c)) return trunc;
+        for (uint32_t k = 0; k < c; k++, x++) line[4 * x + ch] = run ? *p : p[k];
+        p += run ? 1 : c;
+      }
+  } else {
+    if ((uint64_t)(end - p) < 4 * (uint64_t)w) return trunc;
+    memcpy(line, p, 4 * (size_t)w);
+    p += 4 * (size_t)w;
+  }
+  *pp = p;
+  return NULL;
+}
+
+static int decode_hdr(const unsigned char *b, size_t n, float **rgb, uint32_t *w, uint32_t *h,
+                      char *msg, size_t msgsz) {
+  const unsigned char *p = b + hdr_magic_len(b, n), *end = b + n, *s;
+  size_t len;
+  /* header lines up to an empty one; FORMAT, when given, must be RGBE (not XYZE) */
+  while ((s = hdr_line(&p, end, &len)) && len > 0) {
+    static const char fmt[] = "FORMAT=";
+    if (len >= sizeof fmt - 1 && memcmp(s, fmt, sizeof fmt - 1) == 0 &&
+        !(len == 22 && memcmp(s, "FORMAT=32-bit_rle_rgbe", 22) == 0)) {
+      snprintf(msg, msgsz, "unsupported .hdr pixel format '%.*s' (only 32-bit_rle_rgbe)",
+               (int)(len < 67 ? len - 7 : 60), (const char *)s + 7);
+      return KILN_EPARSE;
+    }
+  }
+  if (!s || !(s = hdr_line(&p, end, &len)) || !hdr_resolution(s, len, w, h)) {
+    snprintf(msg, msgsz, "%s", s ? "malformed .hdr resolution line (expected '-Y <height> +X <width>')"
+                                 : "the .hdr header is truncated");
+    return KILN_EPARSE;
+  }
+  int rc = check_claim(*w, *h, *h * hdr_min_row(*w), (uint64_t)(end - p), msg, msgsz);
+  if (rc) return rc;
+  float scale[256]; /* RGBE: a mantissa byte times 2^(e - 128 - 8); e == 0 is black */
+  for (int e = 0; e < 256; e++) scale[e] = e ? ldexpf(1.0f, e - 136) : 0.0f;
+  size_t np = (size_t)*w * *h;
+  float *f = malloc(np * 3 * sizeof *f);
+  unsigned char *line = malloc(4 * (size_t)*w);
+  const char *why = NULL;
+  for (uint32_t y = 0; f && line && !why && y < *h; y++) {
+    why = hdr_scanline(&p, end, *w, line);
+    for (uint32_t x = 0; !why && x < *w; x++)
+      for (int c = 0; c < 3; c++)
+        f[((size_t)y * *w + x) * 3 + c] = line[4 * x + c] * scale[line[4 * x + 3]];
+  }
+  free(line);
+  if (!why && p != end) why = "there are bytes after the last scanline";
+  if (!f || !line || why) {
+    free(f);
+    if (!why) return KILN_ENOMEM;
+    snprintf(msg, msgsz, "malformed .hdr pixel data: %s", why);
+    return KILN_EPARSE;
+  }
+  *rgb = f;
+  return 0;
+}
+
+/* ---- the entry point ----------------------------------------------------------------------------- */
 
 static float srgb_to_linear(unsigned char c) {
   float x = c / 255.0f;
   return x <= 0.04045f ? x / 12.92f : powf((x + 0.055f) / 1.055f, 2.4f);
+}
+
+/* What a file of format fmt is said to be when the caller wanted the other kind. */
+static const char *refusal(int fmt, bool is_hdr) {
+  if (is_hdr)
+    return fmt == FMT_UNKNOWN ? "not a Radiance .hdr image (its first bytes are not '#?RADIANCE')"
+                              : "not a Radiance .hdr image (a PNG or JPEG: environment maps are "
+                                ".hdr)";
+  return fmt == FMT_HDR ? "a Radiance .hdr image: textures are PNG or JPEG"
+                        : "not a PNG or JPEG image (its first bytes are those of neither)";
 }
 
 int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz) {
@@ -46,49 +313,34 @@ int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *ms
   size_t len;
   int rc = kiln__read_file(path, &buf, &len, msg, msgsz);
   if (rc) return rc;
-  if (len > 0x7fffffff) {
+  const unsigned char *bytes = (const unsigned char *)buf;
+  int fmt = sniff(bytes, len);
+  if ((fmt == FMT_HDR) != is_hdr || fmt == FMT_UNKNOWN) {
     free(buf);
-    snprintf(msg, msgsz, "image file too large");
+    snprintf(msg, msgsz, "%s", refusal(fmt, is_hdr));
     return KILN_EPARSE;
   }
-  int w = 0, h = 0, comp = 0;
-  const stbi_uc *bytes = (const stbi_uc *)buf;
-  if (is_hdr && !stbi_is_hdr_from_memory(bytes, (int)len)) {
-    free(buf);
-    snprintf(msg, msgsz, "not a Radiance .hdr image");
-    return KILN_EPARSE;
-  }
+  uint32_t w = 0, h = 0;
   float *f = NULL;
-  stbi_uc *c = NULL;
-  if (is_hdr) f = stbi_loadf_from_memory(bytes, (int)len, &w, &h, &comp, 3);
-  else c = stbi_load_from_memory(bytes, (int)len, &w, &h, &comp, 3);
+  unsigned char *c = NULL;
+  if (fmt == FMT_HDR) rc = decode_hdr(bytes, len, &f, &w, &h, msg, msgsz);
+  else if (fmt == FMT_PNG) rc = decode_png(bytes, len, &c, &w, &h, msg, msgsz);
+  else rc = decode_jpeg(bytes, len, &c, &w, &h, msg, msgsz);
   free(buf);
-  if (!f && !c) {
-    const char *why = stbi_failure_reason();
-    snprintf(msg, msgsz, "cannot decode image: %s", why ? why : "unknown format");
-    return strstr(why ? why : "", "memory") ? KILN_ENOMEM : KILN_EPARSE;
-  }
+  if (rc) return rc;
   size_t n = (size_t)w * (size_t)h * 3;
   if (c) {
     f = malloc(n * sizeof(float));
     if (!f) {
-      stbi_image_free(c);
+      free(c);
       return KILN_ENOMEM;
     }
     float lut[256];
     for (int i = 0; i < 256; i++) lut[i] = srgb_to_linear((unsigned char)i);
     for (size_t i = 0; i < n; i++) f[i] = lut[c[i]];
-    stbi_image_free(c);
-  } else {
-    /* kept as stb returned it: STBI_MALLOC is not overridden here, so stb allocated it with
-     * malloc and kiln__scene_free's free() matches */
-    for (size_t i = 0; i < n; i++)
-      if (!isfinite(f[i]) || f[i] < 0) {
-        stbi_image_free(f);
-        snprintf(msg, msgsz, "pixel %zu is not a finite non-negative value", i / 3);
-        return KILN_EPARSE;
-      }
+    free(c);
   }
-  t->width = w, t->height = h, t->rgb = f;
+  /* RGBE values are finite and non-negative by construction (at most 255 * 2^119) */
+  t->width = (int)w, t->height = (int)h, t->rgb = f;
   return 0;
 }

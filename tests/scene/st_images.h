@@ -1,5 +1,6 @@
-/* st_images.h: tiny PNG, JPEG and .hdr files for the scene tests, written with stb_image_write.
- * Include in one test file only (it compiles stb_image_write's implementation). */
+/* st_images.h: tiny PNG, JPEG and .hdr files for the scene tests, written with stb_image_write,
+ * and hostile ones written byte by byte. Include in one test file only (it compiles
+ * stb_image_write's implementation). */
 #ifndef KILN_ST_IMAGES_H
 #define KILN_ST_IMAGES_H
 
@@ -68,6 +69,69 @@ static inline void st_write_hdr(const char *dir, const char *name) {
   snprintf(path, sizeof path, "%s/%s", dir, name);
   const float px[12] = {1, 2, 4, 0.5f, 0.25f, 8, 3, 3, 3, 0, 0, 0};
   if (!stbi_write_hdr(path, 2, 2, 3, px)) KT_FAIL("stbi_write_hdr %s", path);
+}
+
+/* dir/name: a w x h .hdr of pixel (x, y) = ((x + 1) / 4, (y + 1) / 2, x * y / 16); stb_image_write
+ * run-length encodes widths from 8 to 32767, writes others flat. */
+static inline float st_hdr_value(int x, int y, int c) {
+  return c == 0 ? (x + 1) / 4.0f : c == 1 ? (y + 1) / 2.0f : (float)(x * y) / 16.0f;
+}
+static inline void st_write_hdr_ramp(const char *dir, const char *name, int w, int h) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  float *px = malloc((size_t)w * h * 3 * sizeof *px);
+  if (!px) KT_FAIL("out of memory");
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      for (int c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = st_hdr_value(x, y, c);
+  if (!stbi_write_hdr(path, w, h, 3, px)) KT_FAIL("stbi_write_hdr %s", path);
+  free(px);
+}
+
+/* CRC-32 (ISO-HDLC, as PNG chunks use) of n bytes. */
+static inline uint32_t st_crc32(const unsigned char *b, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= b[i];
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+  }
+  return c ^ 0xffffffffu;
+}
+
+static inline void st_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* dir/name: a well-formed PNG header whose IHDR claims w x h RGB pixels (checksums right), with
+ * one IDAT of a few bytes and IEND: nothing near enough data for the claim. */
+static inline void st_write_png_claiming(const char *dir, const char *name, uint32_t w,
+                                         uint32_t h) {
+  unsigned char b[8 + 25 + 18 + 12] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  unsigned char *p = b + 8;
+  st_be32(p, 13), memcpy(p + 4, "IHDR", 4), st_be32(p + 8, w), st_be32(p + 12, h);
+  p[16] = 8, p[17] = 2, p[18] = p[19] = p[20] = 0; /* 8-bit RGB, deflate, no interlace */
+  st_be32(p + 21, st_crc32(p + 4, 17));
+  p += 25;
+  static const unsigned char z[6] = {0x78, 0x9c, 0x63, 0x00, 0x00, 0x00}; /* a zlib start */
+  st_be32(p, 6), memcpy(p + 4, "IDAT", 4), memcpy(p + 8, z, 6), st_be32(p + 14, st_crc32(p + 4, 10));
+  p += 18;
+  st_be32(p, 0), memcpy(p + 4, "IEND", 4), st_be32(p + 8, st_crc32(p + 4, 4));
+  st_write(dir, name, b, sizeof b);
+}
+
+/* A JPEG of 23 bytes: SOI, then a DHT segment whose 16 code counts add up to 16 * 255 codes,
+ * more than the 256 a table may hold (and more than the segment carries). */
+static inline void st_write_jpg_bad_huffman(const char *dir, const char *name) {
+  unsigned char b[23] = {0xff, 0xd8, 0xff, 0xc4, 0x00, 0x13, 0x00};
+  memset(b + 7, 0xff, 16);
+  st_write(dir, name, b, sizeof b);
+}
+
+/* An 18-byte TGA header: run-length encoded true colour, 27000 x 27000 (2.2 GB of RGB). */
+static inline void st_write_tga_header(const char *dir, const char *name) {
+  unsigned char b[18] = {0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x78, 0x69, 0x78, 0x69, 24, 0};
+  st_write(dir, name, b, sizeof b);
 }
 
 #endif
