@@ -23,6 +23,7 @@
 #include "kiln/batch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -653,6 +655,7 @@ typedef struct run_state {
   kiln_completion *comp;
   uint64_t sel;   /* frames selected so far */
   bool exhausted; /* the job has no more frames (or cannot be read on) */
+  int lock_fd;    /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
   char m[1400];   /* a frame's message */
 } run_state;
 
@@ -701,6 +704,54 @@ static void thumbs_free(kiln_batch *b) {
   b->thumbs = NULL, b->ncells = 0;
 }
 
+/* ---- the output folder's lock ------------------------------------------------------------------ */
+
+/* Two runs on one folder would both render every frame (one then loses each rename race), so a run
+ * holds an exclusive flock on <out_dir>/.kiln.lock from before its first frame until it returns.
+ * flock, not fcntl: fcntl locks belong to the process, so two batches of one process would both
+ * get one; flock locks belong to the open file, so they exclude each other too. The kernel drops
+ * the lock when the file is closed or the process dies, so a killed run leaves no stale claim, and
+ * the file is never removed (a run that removed it while a second one waits on the old file would
+ * let a third lock a new file of the same name). The holder writes "PID HOST" into it for the
+ * message of the runs it turns away. Where the file system has no locks (ENOLCK: NFS mounted
+ * nolock, without a lock manager), the run goes on without one, as before locks existed. */
+static int lock_out_dir(run_state *st) {
+  kiln_batch *b = st->b;
+  char path[PATH_MAX], host[40], held[96] = "";
+  if (snprintf(path, sizeof path, "%s/.kiln.lock", b->out_dir) >= (int)sizeof path)
+    return fail(st, KILN_EINVAL, "output path too long: %s/.kiln.lock", b->out_dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0) return fail(st, KILN_EIO, "cannot open %s: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ssize_t n = e == EWOULDBLOCK ? pread(fd, held, sizeof held - 1, 0) : 0;
+    close(fd);
+    if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return 0;
+    if (e != EWOULDBLOCK) return fail(st, KILN_EIO, "cannot lock %s: %s", path, strerror(e));
+    held[n > 0 ? n : 0] = 0;
+    long pid = 0;
+    char other[40] = "";
+    kiln__tmp_host(host, sizeof host);
+    if (sscanf(held, "%ld %39s", &pid, other) < 1 || pid <= 0)
+      return fail(st, KILN_EBUSY, "another kiln render is writing to %s", b->out_dir);
+    if (other[0] && strcmp(other, host) != 0)
+      return fail(st, KILN_EBUSY, "another kiln render (pid %ld on %s) is writing to %s", pid,
+                  other, b->out_dir);
+    return fail(st, KILN_EBUSY, "another kiln render (pid %ld) is writing to %s", pid, b->out_dir);
+  }
+  kiln__tmp_host(host, sizeof host);
+  int n = snprintf(held, sizeof held, "%ld %s\n", (long)getpid(), host);
+  /* only for messages: a run that cannot write it still holds the lock */
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, held, (size_t)n, 0) != n) (void)ftruncate(fd, 0);
+  st->lock_fd = fd;
+  return 0;
+}
+
+static void unlock_out_dir(run_state *st) {
+  if (st->lock_fd >= 0) close(st->lock_fd); /* releases the flock */
+  st->lock_fd = -1;
+}
+
 /* Before any frame: the output folder, the job from its first frame, the number of frames
  * selected (from the frame numbers the job noted at load: the job is not read for it), the
  * window, the contact sheet's cells. */
@@ -709,6 +760,7 @@ static int run_begin(run_state *st) {
   int rc = kiln__make_dirs(b->out_dir, 0777);
   if (rc)
     return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
+  if ((rc = lock_out_dir(st))) return rc;
   b->swept[0] = 0;
   names_clear(b);
   thumbs_free(b);
@@ -950,7 +1002,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *er
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
   memset(sum, 0, sizeof *sum);
-  run_state st = {.b = b, .sum = sum, .err = err, .t0 = kiln__now()};
+  run_state st = {.b = b, .sum = sum, .err = err, .t0 = kiln__now(), .lock_fd = -1};
   int rc = run_begin(&st);
   if (!rc)
     while (!(rc = issue_more(&st)) && st.inflight > 0 && !(rc = collect_one(&st))) {}
@@ -958,6 +1010,7 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *er
   if (before_any) thumbs_free(b);   /* no contact sheet for a run that rendered nothing */
   else if (rc) st.exhausted = true; /* an error midway: issue no more */
   run_finish(&st, !st.exhausted);
+  unlock_out_dir(&st); /* after run_finish: no writer task of this run is left */
   if (!rc) memset(err, 0, sizeof *err);
   err->code = rc;
   return rc;
