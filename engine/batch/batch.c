@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "batch_internal.h"
@@ -710,45 +711,77 @@ static void thumbs_free(kiln_batch *b) {
  * holds an exclusive flock on <out_dir>/.kiln.lock from before its first frame until it returns.
  * flock, not fcntl: fcntl locks belong to the process, so two batches of one process would both
  * get one; flock locks belong to the open file, so they exclude each other too. The kernel drops
- * the lock when the file is closed or the process dies, so a killed run leaves no stale claim, and
- * the file is never removed (a run that removed it while a second one waits on the old file would
- * let a third lock a new file of the same name). The holder writes "PID HOST" into it for the
- * message of the runs it turns away. Where the file system has no locks (ENOLCK: NFS mounted
- * nolock, without a lock manager), the run goes on without one, as before locks existed. */
+ * the lock when the file is closed or the process dies, so a killed run leaves no stale claim (its
+ * file stays, unlocked, and the next run takes it). The holder removes the file before it closes
+ * it, still holding the lock; a run that opened the file just before (and so locks a file no
+ * longer there) sees that the name now leads elsewhere, and starts again on whatever file is at
+ * the name. Unlocking first and then removing would remove a file another run may hold by then.
+ * The holder writes "PID HOST" into it for the message of the runs it turns away. Where the file
+ * system has no locks (ENOLCK: NFS mounted nolock, without a lock manager), the run goes on
+ * without one, as before locks existed. */
+static int lock_path(const kiln_batch *b, char *path, size_t cap) {
+  return snprintf(path, cap, "%s/.kiln.lock", b->out_dir) < (int)cap ? 0 : KILN_EINVAL;
+}
+
+/* The message of a run turned away by the holder of fd's lock. */
+static int busy(run_state *st, int fd) {
+  char held[96], host[40], other[40] = "";
+  ssize_t n = pread(fd, held, sizeof held - 1, 0);
+  held[n > 0 ? n : 0] = 0;
+  close(fd);
+  long pid = 0;
+  kiln__tmp_host(host, sizeof host);
+  const char *dir = st->b->out_dir;
+  if (sscanf(held, "%ld %39s", &pid, other) < 1 || pid <= 0)
+    return fail(st, KILN_EBUSY, "another kiln render is writing to %s", dir);
+  if (other[0] && strcmp(other, host) != 0)
+    return fail(st, KILN_EBUSY, "another kiln render (pid %ld on %s) is writing to %s", pid, other,
+                dir);
+  return fail(st, KILN_EBUSY, "another kiln render (pid %ld) is writing to %s", pid, dir);
+}
+
+/* fd (locked) is the file at path still: not removed or replaced since it was opened. */
+static bool still_at(int fd, const char *path) {
+  struct stat a, p;
+  return fstat(fd, &a) == 0 && lstat(path, &p) == 0 && a.st_dev == p.st_dev && a.st_ino == p.st_ino;
+}
+
 static int lock_out_dir(run_state *st) {
-  kiln_batch *b = st->b;
-  char path[PATH_MAX], host[40], held[96] = "";
-  if (snprintf(path, sizeof path, "%s/.kiln.lock", b->out_dir) >= (int)sizeof path)
-    return fail(st, KILN_EINVAL, "output path too long: %s/.kiln.lock", b->out_dir);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
-  if (fd < 0) return fail(st, KILN_EIO, "cannot open %s: %s", path, strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
-    ssize_t n = e == EWOULDBLOCK ? pread(fd, held, sizeof held - 1, 0) : 0;
-    close(fd);
-    if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return 0;
-    if (e != EWOULDBLOCK) return fail(st, KILN_EIO, "cannot lock %s: %s", path, strerror(e));
-    held[n > 0 ? n : 0] = 0;
-    long pid = 0;
-    char other[40] = "";
-    kiln__tmp_host(host, sizeof host);
-    if (sscanf(held, "%ld %39s", &pid, other) < 1 || pid <= 0)
-      return fail(st, KILN_EBUSY, "another kiln render is writing to %s", b->out_dir);
-    if (other[0] && strcmp(other, host) != 0)
-      return fail(st, KILN_EBUSY, "another kiln render (pid %ld on %s) is writing to %s", pid,
-                  other, b->out_dir);
-    return fail(st, KILN_EBUSY, "another kiln render (pid %ld) is writing to %s", pid, b->out_dir);
+  char path[PATH_MAX], held[96], host[40];
+  if (lock_path(st->b, path, sizeof path))
+    return fail(st, KILN_EINVAL, "output path too long: %s/.kiln.lock", st->b->out_dir);
+  for (int tries = 0;; tries++) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd < 0) return fail(st, KILN_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      if (e == EWOULDBLOCK) return busy(st, fd);
+      close(fd);
+      if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return 0;
+      return fail(st, KILN_EIO, "cannot lock %s: %s", path, strerror(e));
+    }
+    if (still_at(fd, path)) {
+      st->lock_fd = fd;
+      break;
+    }
+    close(fd); /* its holder removed it after we opened it: lock the file at the name now */
+    if (tries == 100) return fail(st, KILN_EBUSY, "cannot lock %s: it keeps being replaced", path);
   }
   kiln__tmp_host(host, sizeof host);
   int n = snprintf(held, sizeof held, "%ld %s\n", (long)getpid(), host);
   /* only for messages: a run that cannot write it still holds the lock */
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, held, (size_t)n, 0) != n) (void)ftruncate(fd, 0);
-  st->lock_fd = fd;
+  if (ftruncate(st->lock_fd, 0) == 0 && pwrite(st->lock_fd, held, (size_t)n, 0) != n)
+    (void)!ftruncate(st->lock_fd, 0);
   return 0;
 }
 
+/* Removes the file, then closes it (which releases the lock): in this order, see above. */
 static void unlock_out_dir(run_state *st) {
-  if (st->lock_fd >= 0) close(st->lock_fd); /* releases the flock */
+  char path[PATH_MAX];
+  if (st->lock_fd < 0) return;
+  /* (unless someone else removed it meanwhile: the file at the name may be another run's now) */
+  if (!lock_path(st->b, path, sizeof path) && still_at(st->lock_fd, path)) unlink(path);
+  close(st->lock_fd);
   st->lock_fd = -1;
 }
 

@@ -214,9 +214,10 @@ KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln
  * written is in sum, not an error of the call). *sum is filled in every case. A frame whose files
  * would be those of an earlier frame of the run (two list images with one name) fails.
  * The output folder is locked for the run: from before the first frame until the return, the run
- * holds an exclusive flock(2) on DIR/.kiln.lock (created if missing, never removed; not an
- * output), so a second run on the folder, in this process or another, fails at once with
- * KILN_EBUSY. The kernel releases the lock if the process dies. On a file system without locks
+ * holds an exclusive flock(2) on DIR/.kiln.lock (created if missing, removed at the return while
+ * still held; not an output), so a second run on the folder, in this process or another, fails at
+ * once with KILN_EBUSY. The kernel releases the lock if the process dies (the file then stays,
+ * unlocked, and the next run takes it). On a file system without locks
  * (ENOLCK) the run goes on unlocked; on NFS, flock is only as good as the mount's locking
  * (docs/JOBS.md, "One run per output folder"). A frame lost with its device is issued again on another device, up to twice.
  * Blocking; call it from outside the pool. */
