@@ -98,7 +98,7 @@ struct kiln_job {
   char **lights; /* names of the scene's lights[] entries */
   size_t nlights;
   kiln__name_ref *object_index, *light_index; /* objects and lights, sorted (kiln__job_find) */
-  const cJSON **materials; /* the members of the scene document's "materials", in order */
+  const cJSON **materials;        /* the members of the scene document's "materials", in order */
   kiln__name_ref *material_index; /* their names, sorted (kiln__job_material) */
   size_t nmaterials;
   char *output;

@@ -258,7 +258,8 @@ static int check_lights(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   if ((rc = dup_members(c, o))) return rc;
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
-    if ((rc = find_entry(c, "light", job->light_index, job->lights, job->nlights, m->string))) return rc;
+    if ((rc = find_entry(c, "light", job->light_index, job->lights, job->nlights, m->string)))
+      return rc;
     const cJSON *base =
         cJSON_GetArrayItem(lights, kiln__job_find(job->light_index, job->nlights, m->string));
     if ((rc = check_light(c, m, base))) return rc;

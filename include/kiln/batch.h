@@ -217,9 +217,9 @@ KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln
  * holds an exclusive flock(2) on DIR/.kiln.lock (created if missing, removed at the return while
  * still held; not an output), so a second run on the folder, in this process or another, fails at
  * once with KILN_EBUSY. The kernel releases the lock if the process dies (the file then stays,
- * unlocked, and the next run takes it). On a file system without locks
- * (ENOLCK) the run goes on unlocked; on NFS, flock is only as good as the mount's locking
- * (docs/JOBS.md, "One run per output folder"). A frame lost with its device is issued again on another device, up to twice.
+ * unlocked, and the next run takes it). On a file system without locks (ENOLCK) the run goes on
+ * unlocked; on NFS, flock is only as good as the mount's locking (docs/JOBS.md, "One run per
+ * output folder"). A frame lost with its device is issued again on another device, up to twice.
  * Blocking; call it from outside the pool. */
 KILN_API int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err);
 

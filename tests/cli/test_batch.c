@@ -477,7 +477,8 @@ TEST(cli_render_on_a_folder_in_use_exits_2) {
   size_t len;
   char *e = (char *)read_all(errp, &len);
   KT_TRUE(e != NULL);
-  KT_STR_CONTAINS(e, fmt("another kiln render (pid %ld on x) is writing to %s", (long)getpid(), out));
+  KT_STR_CONTAINS(e,
+                  fmt("another kiln render (pid %ld on x) is writing to %s", (long)getpid(), out));
   KT_EQ(count_files(out), 0);
   close(fd);
 }

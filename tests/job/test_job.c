@@ -891,10 +891,10 @@ static const jcase cases[] = {
      "materials.red", "missing required key 'emission'"},
     {L("{\"materials\": {\"red\": {}, \"red\": {}}}\n"), KILN_EPARSE, LF, "\"red\": {}}",
      "materials.red", "duplicate key"},
-    {L("{\"objects\": {\"ball\": {}, \"crate\": {}, \"crate\" : {}, \"ball\" : {}}}\n"), KILN_EPARSE,
-     LF, "\"crate\" :", "objects.crate", "duplicate key 'crate'"},
-    {L("{\"lights\": {\"key\": {}, \"fill\": {}, \"key\" : {}, \"fill\" : {}}}\n"), KILN_EPARSE,
-     LF, "\"key\" :", "lights.key", "duplicate key 'key'"},
+    {L("{\"objects\": {\"ball\": {}, \"crate\": {}, \"crate\" : {}, \"ball\" : {}}}\n"),
+     KILN_EPARSE, LF, "\"crate\" :", "objects.crate", "duplicate key 'crate'"},
+    {L("{\"lights\": {\"key\": {}, \"fill\": {}, \"key\" : {}, \"fill\" : {}}}\n"), KILN_EPARSE, LF,
+     "\"key\" :", "lights.key", "duplicate key 'key'"},
     {L("{\"objects\": {\"box\": {\"transform\": {}}}}\n"), KILN_EPARSE, LF, "{\"transform\"",
      "objects.box", "no object named 'box'"},
     {L("{\"objects\": {\"ball\": {\"transform\": {\"matrix\": [1, 0]}}}}\n"), KILN_EPARSE, LF,
@@ -1054,15 +1054,16 @@ TEST(overrides_by_name_in_a_scene_of_20000_names) {
            i / (double)N);
   jt_add(&t, "},\n \"objects\": [");
   for (int i = 0; i < N; i++)
-    jt_add(&t, "%s{\"type\": \"sphere\", \"name\": \"o%d\", \"center\": [0, 0, %d], \"radius\": 0.1, "
-               "\"material\": \"m%d\"}",
+    jt_add(&t,
+           "%s{\"type\": \"sphere\", \"name\": \"o%d\", \"center\": [0, 0, %d], \"radius\": 0.1, "
+           "\"material\": \"m%d\"}",
            i ? ", " : "", i, i, i);
   jt_add(&t, "]}\n");
   st_write(jt_dir, "scene.json", t.p, t.n);
-  kiln_job *job = jt_load("list.jsonl",
-                          "{\"objects\": {\"o19999\": {\"material\": \"m0\"}, \"o1\": {\"material\": "
-                          "\"m10000\"}, \"o10\": {\"material\": \"m1\"}}, "
-                          "\"materials\": {\"m19999\": {\"albedo\": [0, 1, 0]}}}\n");
+  kiln_job *job = jt_load(
+      "list.jsonl", "{\"objects\": {\"o19999\": {\"material\": \"m0\"}, \"o1\": {\"material\": "
+                    "\"m10000\"}, \"o10\": {\"material\": \"m1\"}}, "
+                    "\"materials\": {\"m19999\": {\"albedo\": [0, 1, 0]}}}\n");
   kiln_job_frame fr;
   kiln_scene *s;
   kiln_error_detail e;
@@ -1072,7 +1073,8 @@ TEST(overrides_by_name_in_a_scene_of_20000_names) {
   const struct {
     int object;
     const char *mat;
-  } want[] = {{19999, "m0"}, {1, "m10000"}, {10, "m1"}, {0, "m0"}, {100, "m100"}, {19998, "m19998"}};
+  } want[] = {{19999, "m0"}, {1, "m10000"}, {10, "m1"},
+              {0, "m0"},     {100, "m100"}, {19998, "m19998"}};
   for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
     const kiln__sphere *sp = NULL;
     for (size_t i = 0; i < s->data.nspheres && !sp; i++)

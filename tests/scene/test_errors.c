@@ -101,11 +101,9 @@ static const ecase cases[] = {
      KILN_EPARSE, "materials.a", "\"a\": {\"type\": \"diffuse\"}}}", "defined twice"},
     /* the first repeat in document order: b's second occurrence comes before a's */
     {"{" CAM "\"materials\": {\"a\": " DIF ", \"b\": " DIF ", \"b\" : " DIF ", \"a\" : " DIF "}}",
-     KILN_EPARSE,
-     "materials.b", "\"b\" :", "material 'b' is defined twice"},
+     KILN_EPARSE, "materials.b", "\"b\" :", "material 'b' is defined twice"},
     {"{" CAM "\"materials\": {\"a\": " DIF ", \"a\" : " DIF ", \"a\"  : " DIF "}}", KILN_EPARSE,
-     "materials.a",
-     "\"a\" :", "material 'a' is defined twice"},
+     "materials.a", "\"a\" :", "material 'a' is defined twice"},
     /* top level and environment */
     {"{" CAM "\"object\": []}", KILN_EPARSE, "object", "\"object\"", "did you mean 'objects'"},
     {"{" CAM "\"environment\": {\"type\": \"constant\", \"color\": [1, 1]}}", KILN_EPARSE,
@@ -264,7 +262,8 @@ TEST(sixty_thousand_materials) {
                           k ? ", " : "", used[k] + 1, used[k]);
   n += (size_t)snprintf(json + n, cap - n, "],\n\"materials\": {");
   for (int i = 0; i < N; i++)
-    n += (size_t)snprintf(json + n, cap - n, "%s\"m%d\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}",
+    n += (size_t)snprintf(json + n, cap - n,
+                          "%s\"m%d\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}",
                           i ? ",\n" : "", i);
   size_t end = n;
   snprintf(json + n, cap - n, "}}");

@@ -141,8 +141,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
   free(list);
-  const char *names[] = {"mats.json", "objs.json", "small.json", "repeat.jsonl", "over.jsonl", "repeat.json",
-                         "over.json"};
+  const char *names[] = {"mats.json",  "objs.json",   "small.json", "repeat.jsonl",
+                         "over.jsonl", "repeat.json", "over.json"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char p[256];
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
