@@ -97,6 +97,10 @@ struct kiln_job {
   size_t nobjects;
   char **lights; /* names of the scene's lights[] entries */
   size_t nlights;
+  kiln__name_ref *object_index, *light_index; /* objects and lights, sorted (kiln__job_find) */
+  const cJSON **materials;        /* the members of the scene document's "materials", in order */
+  kiln__name_ref *material_index; /* their names, sorted (kiln__job_material) */
+  size_t nmaterials;
   char *output;
   unsigned passes;
   kiln_format format;
@@ -119,8 +123,12 @@ void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
 /* A ctx that locates errors in text, reported as file (err is the caller's). */
 void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_error_detail *err);
 
-/* The index of the scene's objects[] (lights[]) entry named name; -1 when none, -2 when several. */
-int kiln__job_find(char *const *names, size_t n, const char *name);
+/* The index of the scene's objects[] (lights[]) entry named name, looked up in the job's
+ * object_index (light_index) of n names; -1 when none, -2 when several. O(log n). */
+int kiln__job_find(const kiln__name_ref *index, size_t n, const char *name);
+
+/* The scene document's material named name (borrowed from job->scene_doc), or NULL. O(log n). */
+const cJSON *kiln__job_material(const kiln_job *job, const char *name);
 
 /* An error "no object named 'x' in the scene (did you mean 'y'?)" at the current path. */
 int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names,

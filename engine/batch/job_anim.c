@@ -539,16 +539,17 @@ static int parse_tracks(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   if (!cJSON_IsObject(o)) return kiln__sj_fail(c, "objects must be an object of object names");
   size_t n = (size_t)cJSON_GetArraySize(o);
   if (n && !(a->tracks = calloc(n, sizeof *a->tracks))) return kiln__sj_nomem(c);
+  const cJSON *repeat;
+  if (kiln__json_first_repeat(o, &repeat)) return kiln__sj_nomem(c);
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
-    for (size_t i = 0; i < a->ntracks; i++)
-      if (strcmp(a->tracks[i].name, m->string) == 0) {
-        c->path[c->depth - 1].index = 1;
-        rc = kiln__sj_fail(c, "duplicate key '%s'", m->string);
-        kiln__json_locate(c->text, c->path, c->depth, true, &c->err->line, &c->err->column);
-        return rc;
-      }
-    int idx = kiln__job_find(job->objects, job->nobjects, m->string);
+    if (m == repeat) { /* after the tracks before it are checked, as a reader would find it */
+      c->path[c->depth - 1].index = 1;
+      rc = kiln__sj_fail(c, "duplicate key '%s'", m->string);
+      kiln__json_locate(c->text, c->path, c->depth, true, &c->err->line, &c->err->column);
+      return rc;
+    }
+    int idx = kiln__job_find(job->object_index, job->nobjects, m->string);
     if (idx == -1) return kiln__job_no_such(c, "object", m->string, job->objects, job->nobjects);
     if (idx == -2)
       return kiln__sj_fail(

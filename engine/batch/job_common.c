@@ -12,14 +12,15 @@ void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_err
   c->text = text, c->file = file, c->err = err;
 }
 
-int kiln__job_find(char *const *names, size_t n, const char *name) {
-  int found = -1;
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(names[i], name) == 0) {
-      if (found >= 0) return -2;
-      found = (int)i;
-    }
-  return found;
+int kiln__job_find(const kiln__name_ref *index, size_t n, const char *name) {
+  size_t count;
+  const kiln__name_ref *r = kiln__names_find(index, n, name, &count);
+  return !r ? -1 : count > 1 ? -2 : (int)r->index;
+}
+
+const cJSON *kiln__job_material(const kiln_job *job, const char *name) {
+  const kiln__name_ref *r = kiln__names_find(job->material_index, job->nmaterials, name, NULL);
+  return r ? job->materials[r->index] : NULL;
 }
 
 int kiln__job_no_such(kiln__sj_ctx *c, const char *what, const char *name, char *const *names,

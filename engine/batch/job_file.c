@@ -31,12 +31,15 @@ static char *dup_str(const char *s) {
   return d ? memcpy(d, s, n) : NULL;
 }
 
-/* Names of the entries of array key of the scene document: "name", else def(entry). */
-static int entry_names(const cJSON *doc, const char *key, bool objects, char ***out, size_t *n) {
+/* Names of the entries of array key of the scene document: "name", else def(entry); and the
+ * same names sorted into *index. */
+static int entry_names(const cJSON *doc, const char *key, bool objects, char ***out,
+                       kiln__name_ref **index, size_t *n) {
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(doc, key);
   *n = (size_t)(cJSON_IsArray(a) ? cJSON_GetArraySize(a) : 0);
   if (!*n) return 0;
-  if (!(*out = calloc(*n, sizeof **out))) return KILN_ENOMEM;
+  if (!(*out = calloc(*n, sizeof **out)) || !(*index = malloc(*n * sizeof **index)))
+    return KILN_ENOMEM;
   size_t i = 0;
   for (const cJSON *e = a->child; e; e = e->next, i++) {
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
@@ -50,7 +53,24 @@ static int entry_names(const cJSON *doc, const char *key, bool objects, char ***
       else if (cJSON_IsString(t)) s = t->valuestring;
     }
     if (!((*out)[i] = dup_str(s))) return KILN_ENOMEM;
+    (*index)[i] = (kiln__name_ref){(*out)[i], i};
   }
+  kiln__names_sort(*index, *n);
+  return 0;
+}
+
+/* The members of the scene document's "materials" (names the loader found distinct), indexed. */
+static int material_index(kiln_job *job) {
+  const cJSON *o = cJSON_GetObjectItemCaseSensitive(job->scene_doc, "materials");
+  size_t n = (size_t)(cJSON_IsObject(o) ? cJSON_GetArraySize(o) : 0), i = 0;
+  if (!n) return 0;
+  if (!(job->materials = malloc(n * sizeof *job->materials)) ||
+      !(job->material_index = malloc(n * sizeof *job->material_index)))
+    return KILN_ENOMEM;
+  for (const cJSON *m = o->child; m; m = m->next, i++)
+    job->materials[i] = m, job->material_index[i] = (kiln__name_ref){m->string, i};
+  kiln__names_sort(job->material_index, n);
+  job->nmaterials = n;
   return 0;
 }
 
@@ -72,8 +92,11 @@ static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_err
     return rc;
   }
   if (!(job->scene_doc = cJSON_ParseWithOpts(job->scene_text, NULL, true))) return nomem(err, path);
-  if (entry_names(job->scene_doc, "objects", true, &job->objects, &job->nobjects) ||
-      entry_names(job->scene_doc, "lights", false, &job->lights, &job->nlights))
+  if (entry_names(job->scene_doc, "objects", true, &job->objects, &job->object_index,
+                  &job->nobjects) ||
+      entry_names(job->scene_doc, "lights", false, &job->lights, &job->light_index,
+                  &job->nlights) ||
+      material_index(job))
     return nomem(err, path);
   const kiln__camera *sc = &job->scene->data.camera;
   kiln_camera *cam = &job->camera;
@@ -451,7 +474,8 @@ void kiln_job_destroy(kiln_job *job) {
   kiln__anim_free(&job->anim);
   for (size_t i = 0; i < job->nobjects; i++) free(job->objects[i]);
   for (size_t i = 0; i < job->nlights; i++) free(job->lights[i]);
-  free(job->objects), free(job->lights);
+  free(job->objects), free(job->lights), free(job->object_index), free(job->light_index);
+  free(job->materials), free(job->material_index);
   kiln_scene_destroy(job->scene);
   cJSON_Delete(job->scene_doc), cJSON_Delete(job->root);
   free(job->scene_text), free(job->scene_path), free(job->scene_dir);

@@ -15,19 +15,18 @@
 static const char *const mat_types[] = {"diffuse", "conductor", "dielectric", "emissive", NULL};
 static const char *const env_types[] = {"constant", "gradient", "map", NULL};
 
-/* A key of map o that appears twice: an error at its second occurrence. */
+/* A key of map o that appears twice: an error at its second occurrence (the first such in the
+ * text). O(n log n): a list line may name tens of thousands of objects. */
 static int dup_members(kiln__sj_ctx *c, const cJSON *o) {
-  for (const cJSON *m = o->child; m; m = m->next)
-    for (const cJSON *p = o->child; p != m; p = p->next)
-      if (strcmp(p->string, m->string) == 0) {
-        kiln__sj_push_key(c, m->string);
-        if (c->depth <= KILN__SJ_MAX_DEPTH) c->path[c->depth - 1].index = 1;
-        int rc = kiln__sj_fail(c, "duplicate key '%s'", m->string);
-        kiln__json_locate(c->text, c->path, c->depth, true, &c->err->line, &c->err->column);
-        kiln__sj_pop(c);
-        return rc;
-      }
-  return 0;
+  const cJSON *m;
+  if (kiln__json_first_repeat(o, &m)) return kiln__sj_nomem(c);
+  if (!m) return 0;
+  kiln__sj_push_key(c, m->string);
+  if (c->depth <= KILN__SJ_MAX_DEPTH) c->path[c->depth - 1].index = 1;
+  int rc = kiln__sj_fail(c, "duplicate key '%s'", m->string);
+  kiln__json_locate(c->text, c->path, c->depth, true, &c->err->line, &c->err->column);
+  kiln__sj_pop(c);
+  return rc;
 }
 
 /* ---- name, camera ---------------------------------------------------------------------------- */
@@ -148,7 +147,7 @@ static int check_materials(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o)
   if ((rc = dup_members(c, o))) return rc;
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
-    const cJSON *base = mats ? cJSON_GetObjectItemCaseSensitive(mats, m->string) : NULL;
+    const cJSON *base = kiln__job_material(job, m->string);
     if (!base) {
       const char *names[65];
       material_names(mats, names);
@@ -165,9 +164,9 @@ static int check_materials(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o)
 /* ---- objects, lights, environment ------------------------------------------------------------ */
 
 /* The entry of names named by the current member m; an error when none or several. */
-static int find_entry(kiln__sj_ctx *c, const char *what, char *const *names, size_t n,
-                      const char *name) {
-  int i = kiln__job_find(names, n, name);
+static int find_entry(kiln__sj_ctx *c, const char *what, const kiln__name_ref *index,
+                      char *const *names, size_t n, const char *name) {
+  int i = kiln__job_find(index, n, name);
   if (i == -1) return kiln__job_no_such(c, what, name, names, n);
   if (i == -2)
     return kiln__sj_fail(c, "several %ss of the scene are named '%s': give them distinct names",
@@ -193,7 +192,7 @@ static int check_objects(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   if ((rc = dup_members(c, o))) return rc;
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
-    if ((rc = find_entry(c, "object", job->objects, job->nobjects, m->string)) ||
+    if ((rc = find_entry(c, "object", job->object_index, job->objects, job->nobjects, m->string)) ||
         (rc = kiln__sj_expect_object(c, m, "an object override")) ||
         (rc = kiln__sj_check_keys(c, m, keys)) || (rc = check_xform(c, m)))
       return rc;
@@ -201,7 +200,7 @@ static int check_objects(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
     if (mat) {
       kiln__sj_push_key(c, "material");
       if (cJSON_IsString(mat)) {
-        if (!mats || !cJSON_GetObjectItemCaseSensitive(mats, mat->valuestring)) {
+        if (!kiln__job_material(job, mat->valuestring)) {
           const char *names[65];
           material_names(mats, names);
           return kiln__job_no_such(c, "material (in its 'materials')", mat->valuestring,
@@ -259,9 +258,10 @@ static int check_lights(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   if ((rc = dup_members(c, o))) return rc;
   for (const cJSON *m = o->child; m; m = m->next) {
     kiln__sj_push_key(c, m->string);
-    if ((rc = find_entry(c, "light", job->lights, job->nlights, m->string))) return rc;
+    if ((rc = find_entry(c, "light", job->light_index, job->lights, job->nlights, m->string)))
+      return rc;
     const cJSON *base =
-        cJSON_GetArrayItem(lights, kiln__job_find(job->lights, job->nlights, m->string));
+        cJSON_GetArrayItem(lights, kiln__job_find(job->light_index, job->nlights, m->string));
     if ((rc = check_light(c, m, base))) return rc;
     kiln__sj_pop(c);
   }

@@ -52,8 +52,8 @@ static int merge_entries(const kiln_job *job, cJSON *doc, const cJSON *patch, co
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(patch, key);
   cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, key);
   for (const cJSON *m = p ? p->child : NULL; m; m = m->next) {
-    int i = objects ? kiln__job_find(job->objects, job->nobjects, m->string)
-                    : kiln__job_find(job->lights, job->nlights, m->string);
+    int i = objects ? kiln__job_find(job->object_index, job->nobjects, m->string)
+                    : kiln__job_find(job->light_index, job->nlights, m->string);
     cJSON *e = i >= 0 ? cJSON_GetArrayItem(arr, i) : NULL;
     if (!e || !cJSON_IsObject(m)) return KILN_EPARSE;
     if (!merge(e, m)) return KILN_ENOMEM;

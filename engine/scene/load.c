@@ -121,7 +121,9 @@ int kiln__sj_expect_object(kiln__sj_ctx *c, const cJSON *o, const char *what) {
   return cJSON_IsObject(o) ? 0 : kiln__sj_fail(c, "%s must be an object", what);
 }
 
-/* Every key of o must be in allowed, and appear once. */
+/* Every key of o must be in allowed, and appear once. Not quadratic however many keys o has: the
+ * keys before m are distinct allowed ones (else the walk had stopped), so the inner loop runs at
+ * most as often as allowed has names. */
 int kiln__sj_check_keys(kiln__sj_ctx *c, const cJSON *o, const char *const *allowed) {
   for (const cJSON *m = o->child; m; m = m->next) {
     for (const cJSON *prev = o->child; prev != m; prev = prev->next)
@@ -333,7 +335,7 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   for (size_t i = 0; i < ld.ntexs; i++) free(ld.texs[i].path);
   for (size_t i = 0; i < ld.nmeshes; i++)
     free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
-  free(ld.texs), free(ld.mats), free(ld.meshes);
+  free(ld.texs), free(ld.mats), free(ld.mat_index), free(ld.meshes);
   if (rc) {
     kiln__scene_free(&ld.b.s);
     return rc;

@@ -179,6 +179,27 @@ int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, con
 /* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
 int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
 
+/* ---- names in O(n log n) (name_index.c) ----------------------------------------------------- */
+
+/* A name and its position in a document (0-based, in document order). name is borrowed. */
+typedef struct kiln__name_ref {
+  const char *name;
+  size_t index;
+} kiln__name_ref;
+
+/* Sorts refs by name, equal names by index, so that a name's occurrences are neighbours. */
+void kiln__names_sort(kiln__name_ref *refs, size_t n);
+/* In sorted refs: the smallest index whose name occurs at a smaller index too (the first repeat
+ * in document order, always a second occurrence), or SIZE_MAX when the names are distinct. */
+size_t kiln__names_first_repeat(const kiln__name_ref *sorted, size_t n);
+/* In sorted refs: the first occurrence (smallest index) of name, or NULL; *count (when count is
+ * not NULL) gets the number of occurrences. */
+const kiln__name_ref *kiln__names_find(const kiln__name_ref *sorted, size_t n, const char *name,
+                                       size_t *count);
+/* *repeat: the first member of object o (in document order) whose key an earlier member has too,
+ * or NULL when its keys are distinct. 0, or KILN_ENOMEM (*repeat NULL). */
+int kiln__json_first_repeat(const struct cJSON *o, const struct cJSON **repeat);
+
 /* Finds the value at path (n steps) in the JSON text and sets *line and *column (1-based; column
  * counts bytes) of its first character, or of its key when at_key and the last step is a key.
  * Returns false (and the position of the deepest step found) when the path is not in the text

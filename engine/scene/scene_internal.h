@@ -168,8 +168,9 @@ struct kiln__sj_load {
   kiln__sj_mesh_entry *meshes;
   size_t nmeshes;
   kiln__scene_builder b;
-  kiln__sj_named_mat *mats;
+  kiln__sj_named_mat *mats; /* in document order (the did-you-mean list takes the first ones) */
   size_t nmats;
+  kiln__name_ref *mat_index; /* every name of "materials", sorted: index is into mats */
   kiln__sj_tex_entry *texs;
   size_t ntexs;
 };

@@ -208,19 +208,25 @@ int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o) {
   kiln__sj_push_key(c, "materials");
   int rc = kiln__sj_expect_object(c, o, "materials");
   if (rc) return rc;
-  size_t n = (size_t)cJSON_GetArraySize(o);
+  size_t n = (size_t)cJSON_GetArraySize(o), i = 0;
   if (n && !(c->ld->mats = calloc(n, sizeof *c->ld->mats))) return kiln__sj_nomem(c);
-  for (const cJSON *m = o->child; m; m = m->next) {
-    for (size_t i = 0; i < c->ld->nmats; i++)
-      if (strcmp(c->ld->mats[i].name, m->string) == 0) {
-        kiln__sj_push_key(c, m->string);
-        if (c->depth <= KILN__SJ_MAX_DEPTH)
-          c->path[c->depth - 1].index = 1; /* the second occurrence */
-        kiln__sj_fail(c, "material '%s' is defined twice", m->string);
-        int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
-        kiln__json_locate(c->text, c->path, d, true, &c->err->line, &c->err->column);
-        return KILN_EPARSE;
-      }
+  if (n && !(c->ld->mat_index = malloc(n * sizeof *c->ld->mat_index))) return kiln__sj_nomem(c);
+  for (const cJSON *m = o->child; m; m = m->next, i++)
+    c->ld->mat_index[i] = (kiln__name_ref){m->string, i};
+  kiln__names_sort(c->ld->mat_index, n);
+  /* materials before the first repeat are checked first, as a reader going down the file would */
+  size_t repeat = kiln__names_first_repeat(c->ld->mat_index, n);
+  i = 0;
+  for (const cJSON *m = o->child; m; m = m->next, i++) {
+    if (i == repeat) {
+      kiln__sj_push_key(c, m->string);
+      if (c->depth <= KILN__SJ_MAX_DEPTH)
+        c->path[c->depth - 1].index = 1; /* the second occurrence */
+      kiln__sj_fail(c, "material '%s' is defined twice", m->string);
+      int d = c->depth < KILN__SJ_MAX_DEPTH ? c->depth : KILN__SJ_MAX_DEPTH;
+      kiln__json_locate(c->text, c->path, d, true, &c->err->line, &c->err->column);
+      return KILN_EPARSE;
+    }
     kiln__sj_push_key(c, m->string);
     uint32_t idx;
     if ((rc = parse_material(c, m, m->string, &idx))) return rc;
@@ -232,9 +238,8 @@ int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o) {
 }
 
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name) {
-  for (size_t i = 0; i < c->ld->nmats; i++)
-    if (strcmp(c->ld->mats[i].name, name) == 0) return &c->ld->mats[i];
-  return NULL;
+  const kiln__name_ref *r = kiln__names_find(c->ld->mat_index, c->ld->nmats, name, NULL);
+  return r ? &c->ld->mats[r->index] : NULL;
 }
 
 /* obj["material"] (a name or an inline material) into *out; *present says whether it was there. */

@@ -212,12 +212,20 @@ KILN_API int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln
  * skipped or failed, as sum says (sum->failed counts the failures, each also reported through the
  * progress callback; a frame whose context or files cannot be allocated fails with KILN_ENOMEM,
  * and the batch goes on). A negative KILN_E* code for an error that stopped the batch before any
- * frame: the output folder cannot be made, the selection matches no frame, the first frame's files
- * exist without resume or overwrite, the scene cannot be uploaded; or for a failure of the runtime
+ * frame: the output folder cannot be made, another run holds it (KILN_EBUSY: "another kiln render
+ * (pid N) is writing to DIR"), the selection matches no frame, the first frame's files exist
+ * without resume or overwrite, the scene cannot be uploaded; or for a failure of the runtime
  * that stopped it midway (no more frames are issued; those in flight are waited for and reported).
  * err (may be NULL) says why, and is zeroed when 0 is returned (a contact sheet that cannot be
- * written is in sum, not an error of the call). *sum is filled in every case. A frame whose files would be those of an earlier frame of the run (two list images with
- * one name) fails. A frame lost with its device is issued again on another device, up to twice.
+ * written is in sum, not an error of the call). *sum is filled in every case. A frame whose files
+ * would be those of an earlier frame of the run (two list images with one name) fails.
+ * The output folder is locked for the run: from before the first frame until the return, the run
+ * holds an exclusive flock(2) on DIR/.kiln.lock (created if missing, removed at the return while
+ * still held; not an output), so a second run on the folder, in this process or another, fails at
+ * once with KILN_EBUSY. The kernel releases the lock if the process dies (the file then stays,
+ * unlocked, and the next run takes it). On a file system without locks (ENOLCK) the run goes on
+ * unlocked; on NFS, flock is only as good as the mount's locking (docs/JOBS.md, "One run per
+ * output folder"). A frame lost with its device is issued again on another device, up to twice.
  * Blocking; call it from outside the pool. */
 KILN_API int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err);
 

@@ -30,7 +30,8 @@ extern "C" {
   X(EPARSE, -13, "parse error")                                         \
   X(EVULKAN, -14, "Vulkan error")                                       \
   X(EDEVICE_LOST, -15, "device lost")                                   \
-  X(EUNSUPPORTED, -16, "unsupported")
+  X(EUNSUPPORTED, -16, "unsupported")                                  \
+  X(EBUSY, -17, "busy: in use by another run")
 
 enum {
   KILN_OK = 0,

@@ -1,12 +1,16 @@
 /* test_batch.c: the batch pipeline through the library (kiln/batch.h): a device lost mid-batch
  * (its frames are issued again on the other device, and the files are what one device alone
  * writes), the progress callback and kiln_batch_stop, frames with scene overrides (their own scene,
- * BVH and upload), and a frame whose override fails only when its scene loads. */
+ * BVH and upload), a frame whose override fails only when its scene loads, and one run per output
+ * folder (a second one, in this process, another or kiln render, fails at once). */
 // kt: timeout 300
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdatomic.h>
@@ -348,4 +352,133 @@ TEST(completion_failure_waits_for_frames_in_flight) {
   KT_EQ(count_files(out), 2 * (int)s.written); /* every writer finished before the return */
   KT_FALSE(s.stopped);
   rig_close(&r);
+}
+
+/* ---- one run per output folder ------------------------------------------------------------------ */
+
+/* A second batch, run from the first one's progress callback (so while the first holds the folder):
+ * it must fail at once, before rendering anything. */
+typedef struct nested_run {
+  kiln_batch *second;
+  int calls, rc;
+  kiln_batch_summary sum;
+  kiln_error_detail err;
+} nested_run;
+
+static void run_second(void *arg, const kiln_batch_event *ev) {
+  nested_run *n = arg;
+  (void)ev;
+  if (n->calls++ == 0) n->rc = kiln_batch_run(n->second, &n->sum, &n->err);
+}
+
+static kiln_batch *make_batch(kiln_job *job, rig *r, const char *out, bool overwrite,
+                              kiln_batch_progress_fn fn, void *arg) {
+  kiln_batch_config bc;
+  kiln_batch_config_default(&bc);
+  bc.pool = r->pool, bc.devs = &r->dev, bc.ndevs = 1, bc.out_dir = out, bc.in_flight = 1;
+  bc.overwrite = overwrite, bc.progress = fn, bc.progress_arg = arg;
+  kiln_batch *b;
+  kiln_error_detail err;
+  if (kiln_batch_create(job, &bc, &b, &err)) KT_FAIL("kiln_batch_create: %s", err.message);
+  return b;
+}
+
+/* Two batches of one process on one folder: the second fails with KILN_EBUSY naming this process
+ * and writes nothing; once the first has returned, the folder is free again and holds no lock file. */
+TEST(second_run_on_a_folder_in_use_fails_at_once) {
+  rig r;
+  rig_open(&r, 3);
+  char *out = path_in(r.dir, "out");
+  kiln_job *job2 = load_job(path_in(r.dir, "job.json"));
+  nested_run n = {.second = NULL};
+  n.second = make_batch(job2, &r, out, true, NULL, NULL);
+  kiln_batch *first = make_batch(r.job, &r, out, false, run_second, &n);
+  kiln_batch_summary s;
+  kiln_error_detail err;
+  KT_CODE(kiln_batch_run(first, &s, &err), KILN_OK);
+  KT_EQ(s.written, 3);
+  KT_EQ(n.calls, 3);
+  KT_CODE(n.rc, KILN_EBUSY);
+  KT_EQ(n.err.code, KILN_EBUSY);
+  KT_STR_EQ(n.err.message,
+            fmt("another kiln render (pid %ld) is writing to %s", (long)getpid(), out));
+  KT_EQ(n.sum.written + n.sum.failed + n.sum.skipped, 0);
+  KT_EQ(count_files(out), 3); /* the first batch's frames only (colour) */
+  /* released at the return: the second batch now runs (and replaces the files) */
+  KT_CODE(kiln_batch_run(n.second, &n.sum, &n.err), KILN_OK);
+  KT_EQ(n.sum.written, 3);
+  struct stat st; /* removed by the run that held it, at its end */
+  KT_EQ(stat(path_in(out, ".kiln.lock"), &st), -1);
+  kiln_batch_destroy(first);
+  kiln_batch_destroy(n.second);
+  kiln_job_destroy(job2);
+  rig_close(&r);
+}
+
+/* Takes the folder's lock as another process would, saying "pid host" in the file. */
+static int hold_lock(const char *out, const char *says) {
+  KT_EQ(mkdir(out, 0777), 0);
+  int fd = open(path_in(out, ".kiln.lock"), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  KT_TRUE(fd >= 0);
+  KT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  KT_EQ(write(fd, says, strlen(says)), (ssize_t)strlen(says));
+  return fd;
+}
+
+/* A lock held elsewhere (another process, another host of a shared folder) turns the run away,
+ * naming the holder; a lock file nobody holds (left by a killed run) does not. */
+TEST(folder_locked_elsewhere_or_left_unlocked) {
+  rig r;
+  rig_open(&r, 2);
+  char host[40];
+  kiln__tmp_host(host, sizeof host);
+  const struct {
+    const char *says, *want;
+  } t[] = {{fmt("4242 %s\n", host), "(pid 4242) is writing to"},
+           {"4243 farm17\n", "(pid 4243 on farm17) is writing to"},
+           {"", "another kiln render is writing to"}};
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    char *out = path_in(r.dir, fmt("out%zu", i));
+    int fd = hold_lock(out, t[i].says);
+    kiln_batch *b = make_batch(r.job, &r, out, false, NULL, NULL);
+    kiln_batch_summary s;
+    kiln_error_detail err;
+    KT_CODE(kiln_batch_run(b, &s, &err), KILN_EBUSY);
+    KT_STR_CONTAINS(err.message, t[i].want);
+    KT_STR_CONTAINS(err.message, out);
+    KT_EQ(count_files(out), 0);
+    close(fd); /* the holder dies: its lock goes with it, its file stays, unlocked */
+    KT_CODE(kiln_batch_run(b, &s, &err), KILN_OK);
+    KT_EQ(s.written, 2);
+    struct stat st;
+    KT_EQ(stat(path_in(out, ".kiln.lock"), &st), -1);
+    kiln_batch_destroy(b);
+  }
+  rig_close(&r);
+}
+
+/* kiln render on a folder another run holds: exit 2 and the message, and nothing written. */
+TEST(cli_render_on_a_folder_in_use_exits_2) {
+  char *d = tmpdir(), *job = anim_job(d, 2), *out = path_in(d, "out");
+  int fd = hold_lock(out, fmt("%ld x\n", (long)getpid()));
+  char *errp = path_in(d, "stderr.txt");
+  pid_t pid = fork();
+  KT_TRUE(pid >= 0);
+  if (pid == 0) {
+    int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fe, 2);
+    execl(KILN_CLI_PATH, KILN_CLI_PATH, "render", job, "-o", out, "--quiet", (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  KT_EQ(waitpid(pid, &st, 0), pid);
+  KT_TRUE(WIFEXITED(st));
+  KT_EQ(WEXITSTATUS(st), 2);
+  size_t len;
+  char *e = (char *)read_all(errp, &len);
+  KT_TRUE(e != NULL);
+  KT_STR_CONTAINS(e,
+                  fmt("another kiln render (pid %ld on x) is writing to %s", (long)getpid(), out));
+  KT_EQ(count_files(out), 0);
+  close(fd);
 }

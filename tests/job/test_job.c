@@ -4,6 +4,7 @@
  * and JSON path, and frame scenes (patches applied, from several pool tasks at once). Every test
  * writes its files into a fresh temporary folder. */
 #include <math.h>
+#include <stdarg.h>
 
 #include <cjson/cJSON.h>
 
@@ -867,6 +868,12 @@ static const jcase cases[] = {
          "{\"frames\": 3, \"objects\": {\"ball\": {\"keyframes\": [{\"frame\": 0, \"translte\": [0, 1, 0]}]}}}")),
      KILN_EPARSE, JF, "\"translte\"", "animation.objects.ball.keyframes[0].translte",
      "did you mean 'translate'"},
+    /* the first key repeated in document order, at its second occurrence */
+    {J(ANIM("{\"frames\": 3, \"objects\": {\"crate\": {\"keyframes\": [{\"frame\": 0}]},\n"
+            " \"ball\": {\"keyframes\": [{\"frame\": 0}]},\n"
+            " \"ball\" : {\"keyframes\": [{\"frame\": 1}]},\n"
+            " \"crate\" : {\"keyframes\": [{\"frame\": 1}]}}}")),
+     KILN_EPARSE, JF, "\"ball\" :", "animation.objects.ball", "duplicate key 'ball'"},
     /* list lines: file, line and column in the .jsonl */
     {L("{\"name\": \"a\"}\n{\"name\": \"b\",, }\n"), KILN_EPARSE, LF, " }", "",
      "JSON syntax error"},
@@ -901,6 +908,10 @@ static const jcase cases[] = {
      "materials.red", "missing required key 'emission'"},
     {L("{\"materials\": {\"red\": {}, \"red\": {}}}\n"), KILN_EPARSE, LF, "\"red\": {}}",
      "materials.red", "duplicate key"},
+    {L("{\"objects\": {\"ball\": {}, \"crate\": {}, \"crate\" : {}, \"ball\" : {}}}\n"),
+     KILN_EPARSE, LF, "\"crate\" :", "objects.crate", "duplicate key 'crate'"},
+    {L("{\"lights\": {\"key\": {}, \"fill\": {}, \"key\" : {}, \"fill\" : {}}}\n"), KILN_EPARSE, LF,
+     "\"key\" :", "lights.key", "duplicate key 'key'"},
     {L("{\"objects\": {\"box\": {\"transform\": {}}}}\n"), KILN_EPARSE, LF, "{\"transform\"",
      "objects.box", "no object named 'box'"},
     {L("{\"objects\": {\"ball\": {\"transform\": {\"matrix\": [1, 0]}}}}\n"), KILN_EPARSE, LF,
@@ -1004,6 +1015,137 @@ TEST(a_folder_is_not_a_file) {
   KT_CODE(kiln_job_load(jt_path("job.json"), NULL, &e, &job), KILN_EIO);
   KT_STR_CONTAINS(e.message, "is a directory");
   KT_TRUE(job == NULL);
+  st_tmp_cleanup();
+}
+
+/* ---- names at scale ---------------------------------------------------------------------------- */
+
+/* A growing text, for documents of tens of thousands of names. */
+typedef struct jt_text {
+  char *p;
+  size_t n, cap;
+} jt_text;
+
+static void jt_add(jt_text *t, const char *fmt, ...) KILN__PRINTF(2, 3);
+static void jt_add(jt_text *t, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
+    va_end(ap);
+    KT_TRUE(w >= 0);
+    if (t->p && t->n + (size_t)w < t->cap) {
+      t->n += (size_t)w;
+      return;
+    }
+    t->cap = (t->cap + (size_t)w + 1) * 2;
+    KT_TRUE((t->p = realloc(t->p, t->cap)) != NULL);
+  }
+}
+
+/* The first repeat in document order and lookups, against a direct search, on random names drawn
+ * from a small set (so that repeats are many and runs long). */
+TEST(name_index_matches_a_direct_search) {
+  enum { N = 300 };
+  char names[N][24];
+  kiln__name_ref refs[N];
+  srand(7);
+  for (int trial = 0; trial < 200; trial++) {
+    size_t n = (size_t)(rand() % N), alphabet = 1 + (size_t)(rand() % (2 * N));
+    for (size_t i = 0; i < n; i++) {
+      snprintf(names[i], sizeof names[i], "n%zu", (size_t)rand() % alphabet);
+      refs[i] = (kiln__name_ref){names[i], i};
+    }
+    size_t want = SIZE_MAX;
+    for (size_t i = 0; i < n && want == SIZE_MAX; i++)
+      for (size_t j = 0; j < i; j++)
+        if (strcmp(names[j], names[i]) == 0) want = i;
+    kiln__names_sort(refs, n);
+    KT_EQ(kiln__names_first_repeat(refs, n), want);
+    for (size_t a = 0; a < alphabet + 1; a++) {
+      char q[24];
+      snprintf(q, sizeof q, "n%zu", a);
+      size_t count = 0, first = SIZE_MAX;
+      for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], q) == 0) first = first == SIZE_MAX ? i : first, count++;
+      size_t got_count;
+      const kiln__name_ref *r = kiln__names_find(refs, n, q, &got_count);
+      KT_EQ(got_count, count);
+      KT_EQ(r ? r->index : SIZE_MAX, first);
+    }
+  }
+}
+
+/* A list line of 60,000 distinct object names, and then one repeated: the repeat is found and
+ * located at its second occurrence, the last key of the line. */
+TEST(list_line_of_60000_keys_repeat_at_the_end_is_located) {
+  jt_setup();
+  jt_text t = {0};
+  jt_add(&t, "{\"name\": \"many\", \"objects\": {");
+  for (int i = 0; i < 60000; i++) jt_add(&t, "\"k%d\": {}, ", i);
+  size_t at = t.n;
+  jt_add(&t, "\"k31415\": {}}}\n");
+  st_write(jt_dir, "list.jsonl", t.p, t.n);
+  kiln_job_options opt = {.scene = jt_path("scene.json")};
+  kiln_error_detail e;
+  kiln_job *job;
+  KT_CODE(kiln_job_load(jt_path("list.jsonl"), &opt, &e, &job), KILN_EPARSE);
+  KT_STR_EQ(e.message, "duplicate key 'k31415'");
+  KT_STR_EQ(e.path, "objects.k31415");
+  KT_EQ(e.line, 1);
+  KT_EQ(e.column, (int)at + 1);
+  free(t.p);
+  st_tmp_cleanup();
+}
+
+/* A scene of 20,000 named objects and materials, and a list line overriding objects and materials
+ * across it by name: each override lands on the entry of its name. */
+TEST(overrides_by_name_in_a_scene_of_20000_names) {
+  enum { N = 20000 };
+  jt_setup();
+  jt_text t = {0};
+  jt_add(&t, "{\"settings\": {\"width\": 8, \"height\": 8, \"spp\": 1},\n"
+             " \"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 1, 0]},\n"
+             " \"materials\": {");
+  for (int i = 0; i < N; i++)
+    jt_add(&t, "%s\"m%d\": {\"type\": \"diffuse\", \"albedo\": [%g, 0, 0]}", i ? ", " : "", i,
+           i / (double)N);
+  jt_add(&t, "},\n \"objects\": [");
+  for (int i = 0; i < N; i++)
+    jt_add(&t,
+           "%s{\"type\": \"sphere\", \"name\": \"o%d\", \"center\": [0, 0, %d], \"radius\": 0.1, "
+           "\"material\": \"m%d\"}",
+           i ? ", " : "", i, i, i);
+  jt_add(&t, "]}\n");
+  st_write(jt_dir, "scene.json", t.p, t.n);
+  kiln_job *job = jt_load(
+      "list.jsonl", "{\"objects\": {\"o19999\": {\"material\": \"m0\"}, \"o1\": {\"material\": "
+                    "\"m10000\"}, \"o10\": {\"material\": \"m1\"}}, "
+                    "\"materials\": {\"m19999\": {\"albedo\": [0, 1, 0]}}}\n");
+  kiln_job_frame fr;
+  kiln_scene *s;
+  kiln_error_detail e;
+  jt_next(job, &fr);
+  KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
+  KT_EQ(s->data.nspheres, N);
+  const struct {
+    int object;
+    const char *mat;
+  } want[] = {{19999, "m0"}, {1, "m10000"}, {10, "m1"},
+              {0, "m0"},     {100, "m100"}, {19998, "m19998"}};
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+    const kiln__sphere *sp = NULL;
+    for (size_t i = 0; i < s->data.nspheres && !sp; i++)
+      if (s->data.spheres[i].center[2] == (float)want[k].object) sp = &s->data.spheres[i];
+    KT_TRUE(sp != NULL);
+    KT_STR_EQ(s->data.materials[sp->material].name, want[k].mat);
+  }
+  near3(material(s, "m19999")->albedo, 0, 1, 0, 0);
+  near3(material(s, "m0")->albedo, 0, 0, 0, 0);
+  kiln_scene_destroy(s);
+  kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  free(t.p);
   st_tmp_cleanup();
 }
 

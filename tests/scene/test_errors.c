@@ -16,6 +16,7 @@ const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "allocator_may_return_null=1"; }
 
 #define CAM "\"camera\": {\"position\": [0, 0, -1], \"look_at\": [0, 0, 0]},\n"
+#define DIF "{\"type\": \"diffuse\"}"
 #define SPHERE(mat) \
   "\"objects\": [\n  {\"type\": \"sphere\", \"radius\": 1, \"material\": " mat "}\n]\n"
 
@@ -108,6 +109,11 @@ static const ecase cases[] = {
      "\"spp\": 8", "duplicate key 'spp'"},
     {"{" CAM "\"materials\": {\"a\": {\"type\": \"diffuse\"},\n \"a\": {\"type\": \"diffuse\"}}}",
      KILN_EPARSE, "materials.a", "\"a\": {\"type\": \"diffuse\"}}}", "defined twice"},
+    /* the first repeat in document order: b's second occurrence comes before a's */
+    {"{" CAM "\"materials\": {\"a\": " DIF ", \"b\": " DIF ", \"b\" : " DIF ", \"a\" : " DIF "}}",
+     KILN_EPARSE, "materials.b", "\"b\" :", "material 'b' is defined twice"},
+    {"{" CAM "\"materials\": {\"a\": " DIF ", \"a\" : " DIF ", \"a\"  : " DIF "}}", KILN_EPARSE,
+     "materials.a", "\"a\" :", "material 'a' is defined twice"},
     /* top level and environment */
     {"{" CAM "\"object\": []}", KILN_EPARSE, "object", "\"object\"", "did you mean 'objects'"},
     {"{" CAM "\"environment\": {\"type\": \"constant\", \"color\": [1, 1]}}", KILN_EPARSE,
@@ -351,6 +357,46 @@ TEST(files_and_arguments) {
   KT_EQ(e.column, 29);
   KT_STR_EQ(e.path, "camera.up");
   st_tmp_cleanup();
+}
+
+/* 60,000 materials: every object finds the material of its name; the same scene with one name
+ * repeated at the very end fails there, at the repeat. */
+TEST(sixty_thousand_materials) {
+  enum { N = 60000 };
+  size_t cap = (size_t)N * 64 + 4096, n = 0;
+  char *json = malloc(cap);
+  KT_TRUE(json != NULL);
+  n += (size_t)snprintf(json + n, cap - n, "{" CAM "\"objects\": [");
+  const int used[] = {0, 1, 10, 100, 29999, 30000, 59999};
+  for (size_t k = 0; k < sizeof used / sizeof used[0]; k++)
+    n += (size_t)snprintf(json + n, cap - n,
+                          "%s{\"type\": \"sphere\", \"radius\": %d, \"material\": \"m%d\"}",
+                          k ? ", " : "", used[k] + 1, used[k]);
+  n += (size_t)snprintf(json + n, cap - n, "],\n\"materials\": {");
+  for (int i = 0; i < N; i++)
+    n += (size_t)snprintf(json + n, cap - n,
+                          "%s\"m%d\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}",
+                          i ? ",\n" : "", i);
+  size_t end = n;
+  snprintf(json + n, cap - n, "}}");
+  kiln_scene *s = st_load_ok(json, NULL);
+  const kiln__scene *d = st_data(s);
+  KT_EQ(d->nmaterials, N);
+  KT_EQ(d->nspheres, sizeof used / sizeof used[0]);
+  for (size_t k = 0; k < d->nspheres; k++) {
+    char want[16];
+    snprintf(want, sizeof want, "m%d", (int)d->spheres[k].radius - 1);
+    KT_STR_EQ(d->materials[d->spheres[k].material].name, want);
+  }
+  kiln_scene_destroy(s);
+  snprintf(json + end, cap - end, ",\n\"m31415\": " DIF "}}");
+  kiln_error_detail e;
+  KT_CODE(kiln_scene_load_string(json, NULL, "many.json", &e, &s), KILN_EPARSE);
+  KT_STR_EQ(e.message, "material 'm31415' is defined twice");
+  KT_STR_EQ(e.path, "materials.m31415");
+  KT_EQ(e.line, 3 + N);
+  KT_EQ(e.column, 1);
+  free(json);
 }
 
 /* Every prefix of the Cornell scene, and a few thousand random byte mutations of it, load or fail
