@@ -1,0 +1,18 @@
+/* fuzz_hdr.c: Radiance .hdr environment maps through kiln__texture_load
+ * (engine/scene/texture.c), the function the scene loader calls for every image it names; the
+ * input is written as fuzz.hdr. */
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "scene_internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *path = fz_write("fuzz.hdr", data, size);
+  kiln__texture t;
+  char msg[512];
+  int rc = kiln__texture_load(path, true, &t, msg, sizeof msg);
+  if (rc == 0) free(t.rgb);
+  fz_report("hdr", rc, msg);
+  return 0;
+}
