@@ -33,6 +33,10 @@ const char *fz_assets_dir(void);
  * else msg), so that one can see which seeds get past the first error; silent otherwise. */
 void fz_report(const char *what, int rc, const char *msg);
 
+/* Reports a broken promise of a parser (a success with a result that its header rules out) and
+ * aborts, so that libFuzzer records the input as a finding. */
+void fz_fail(const char *fmt, ...);
+
 /* data as a NUL-terminated string (malloc'd; free it). Aborts when out of memory. */
 char *fz_cstr(const uint8_t *data, size_t size);
 

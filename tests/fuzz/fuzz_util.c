@@ -2,6 +2,7 @@
 #include "fuzz.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,16 @@ void fz_report(const char *what, int rc, const char *msg) {
   static int verbose = -1;
   if (verbose < 0) verbose = getenv("KILN_FUZZ_VERBOSE") && atoi(getenv("KILN_FUZZ_VERBOSE")) > 0;
   if (verbose) fprintf(stderr, "fuzz: %s: %s\n", what, rc ? msg : "ok");
+}
+
+void fz_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "fuzz: broken promise: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  abort();
 }
 
 char *fz_cstr(const uint8_t *data, size_t size) {

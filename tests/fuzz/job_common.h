@@ -50,7 +50,10 @@ static void fz_run_job(const char *path, const kiln_job_options *opt) {
     }
     kiln_job_frame_clear(&fr);
   }
-  if (rc != 0 && rc != KILN_EEOF) (void)kiln_error_detail_format(&err, msg, sizeof msg);
+  if (rc != 0 && rc != KILN_EEOF) {
+    (void)kiln_error_detail_format(&err, msg, sizeof msg);
+    fz_report("next frame", rc, msg);
+  }
   snprintf(msg, sizeof msg, "%d frames, %d frame scenes", frames, scenes);
   fz_report("job", 0, msg);
   kiln_job_destroy(job);
