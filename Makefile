@@ -90,8 +90,9 @@ bench: deps
 # Every target of tests/fuzz/CMakeLists.txt in turn, one at a time, each for FUZZ_SECONDS with its
 # dictionary; new inputs go to build-fuzz/corpus/<target> (the seeds and past findings are read,
 # never written), crashes to build-fuzz/findings/<target>/. FUZZ_TARGETS picks some; FUZZ_ARGS
-# adds libFuzzer options. Fails if any target found something: move the input into
-# tests/fuzz/regressions/<target>/ once it is fixed (tests/fuzz/README.md).
+# adds libFuzzer options (FUZZ_ARGS="-fork=1 -ignore_crashes=1" goes on past findings). Fails if
+# any target found something: move the input into tests/fuzz/regressions/<target>/ once it is
+# fixed (tests/fuzz/README.md).
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= scene job joblist template obj ply png jpeg hdr
 FUZZ_ARGS    ?=
@@ -101,6 +102,7 @@ FUZZ_FLAGS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CX
               -DKILN_WERROR=ON -DKILN_SANITIZE=address -DKILN_FUZZ=ON \
               -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 fuzz: deps
+	@echo "=== build-fuzz: configure + build"
 	$(CMAKE) -S . -B build-fuzz $(GEN) $(FUZZ_FLAGS)
 	$(CMAKE) --build build-fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	declare -A dict=([scene]=json [job]=json [joblist]=json [template]=template [obj]=obj [ply]=ply
@@ -122,6 +124,7 @@ fuzz: deps
 	      -print_final_stats=1 -artifact_prefix=$$findings/ $(FUZZ_ARGS) \
 	      "$${dirs[@]}" > "$$log" 2>&1 || rc=$$?
 	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' "$$log" | tail -n1)
+	  if [ -z "$$execs" ]; then execs=$$(grep -o '^#[0-9]*' "$$log" | tail -n1 | tr -d '#'); fi
 	  cov=$$(grep -o 'cov: [0-9]*' "$$log" | tail -n1 | cut -d' ' -f2)
 	  ft=$$(grep -o 'ft: [0-9]*' "$$log" | tail -n1 | cut -d' ' -f2)
 	  corp=$$(ls "$$corpus" | wc -l)
