@@ -130,7 +130,8 @@ fuzz: deps
 	  corp=$$(ls "$$corpus" | wc -l)
 	  status=ok
 	  if [ "$$rc" -ne 0 ] || [ -n "$$(ls -A "$$findings")" ]; then
-	    status="FOUND (rc $$rc): $$(ls "$$findings" | tr '\n' ' ')see $$log"; found=$$((found + 1))
+	    status="FOUND: $$(ls "$$findings" | wc -l) inputs in $$findings/ (rc $$rc), see $$log"
+	    found=$$((found + 1))
 	    grep -m1 -E 'ERROR: |runtime error|Timeout|out-of-memory' "$$log" || true
 	  fi
 	  summary+=("$$(printf '%-9s %12s execs  cov %6s  ft %7s  corpus %6s  %s' \
