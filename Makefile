@@ -116,7 +116,7 @@ fuzz: deps
 	  dirs=("$$corpus" tests/fuzz/seeds/$$t)
 	  if [ -d tests/fuzz/regressions/$$t ]; then dirs+=(tests/fuzz/regressions/$$t); fi
 	  echo "=== fuzz_$$t: $(FUZZ_SECONDS) s"
-	  rc=0
+	  rc=0; stamp=build-fuzz/fuzz-$$t.start; touch "$$stamp"
 	  TMPDIR=$(FUZZ_TMPDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
@@ -129,8 +129,9 @@ fuzz: deps
 	  ft=$$(grep -o 'ft: [0-9]*' "$$log" | tail -n1 | cut -d' ' -f2)
 	  corp=$$(ls "$$corpus" | wc -l)
 	  status=ok
-	  if [ "$$rc" -ne 0 ] || [ -n "$$(ls -A "$$findings")" ]; then
-	    status="FOUND: $$(ls "$$findings" | wc -l) inputs in $$findings/ (rc $$rc), see $$log"
+	  new=$$(find "$$findings" -type f -newer "$$stamp" | wc -l)
+	  if [ "$$rc" -ne 0 ] || [ "$$new" -ne 0 ]; then
+	    status="FOUND: $$new new inputs in $$findings/ (rc $$rc), see $$log"
 	    found=$$((found + 1))
 	    grep -m1 -E 'ERROR: |runtime error|Timeout|out-of-memory' "$$log" || true
 	  fi
