@@ -5,6 +5,8 @@
 #                ASan/UBSan), ctest in each
 #   make run     build, then render examples/cornell/orbit.json into ./out (kiln render)
 #   make bench   Release build with the benchmarks (./build-bench), run them all
+#   make fuzz    clang + ASan/UBSan + libFuzzer build (./build-fuzz), each fuzz target of
+#                tests/fuzz for FUZZ_SECONDS (default 600), then executions and coverage per target
 #   make clean   remove the build folders
 
 SHELL := bash
@@ -27,7 +29,7 @@ ASAN_FLAGS  := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_C
                -DKILN_WERROR=ON -DKILN_SANITIZE=address \
                -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run bench fuzz clean
 
 all: build
 
@@ -85,5 +87,60 @@ bench: deps
 	  if [ -x "$$exe" ]; then echo "=== kiln-bench-$$b"; "$$exe"; fi
 	done
 
+# Every target of tests/fuzz/CMakeLists.txt in turn, one at a time, each for FUZZ_SECONDS with its
+# dictionary; new inputs go to build-fuzz/corpus/<target> (the seeds and past findings are read,
+# never written), crashes to build-fuzz/findings/<target>/. FUZZ_TARGETS picks some; FUZZ_ARGS
+# adds libFuzzer options (FUZZ_ARGS="-fork=1 -ignore_crashes=1" goes on past findings). Fails if
+# any target found something: move the input into tests/fuzz/regressions/<target>/ once it is
+# fixed (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= scene job joblist template obj ply png jpeg hdr
+FUZZ_ARGS    ?=
+# the targets write each input to a file there: memory, where there is a tmpfs
+FUZZ_TMPDIR  ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
+FUZZ_FLAGS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+              -DKILN_WERROR=ON -DKILN_SANITIZE=address -DKILN_FUZZ=ON \
+              -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+fuzz: deps
+	@echo "=== build-fuzz: configure + build"
+	$(CMAKE) -S . -B build-fuzz $(GEN) $(FUZZ_FLAGS)
+	$(CMAKE) --build build-fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	declare -A dict=([scene]=json [job]=json [joblist]=json [template]=template [obj]=obj [ply]=ply
+	                 [png]=png [jpeg]=jpeg [hdr]=hdr)
+	declare -A maxlen=([scene]=16384 [job]=8192 [joblist]=16384 [template]=512 [obj]=16384
+	                   [ply]=16384 [png]=16384 [jpeg]=16384 [hdr]=16384)
+	summary=(); found=0
+	for t in $(FUZZ_TARGETS); do
+	  corpus=build-fuzz/corpus/$$t findings=build-fuzz/findings/$$t log=build-fuzz/fuzz-$$t.log
+	  mkdir -p "$$corpus" "$$findings"
+	  dirs=("$$corpus" tests/fuzz/seeds/$$t)
+	  if [ -d tests/fuzz/regressions/$$t ]; then dirs+=(tests/fuzz/regressions/$$t); fi
+	  echo "=== fuzz_$$t: $(FUZZ_SECONDS) s"
+	  rc=0; stamp=build-fuzz/fuzz-$$t.start; touch "$$stamp"
+	  TMPDIR=$(FUZZ_TMPDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	      -rss_limit_mb=2048 -max_len=$${maxlen[$$t]} -dict=tests/fuzz/dict/$${dict[$$t]}.dict \
+	      -print_final_stats=1 -artifact_prefix=$$findings/ $(FUZZ_ARGS) \
+	      "$${dirs[@]}" > "$$log" 2>&1 || rc=$$?
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' "$$log" | tail -n1)
+	  if [ -z "$$execs" ]; then execs=$$(grep -o '^#[0-9]*' "$$log" | tail -n1 | tr -d '#'); fi
+	  cov=$$(grep -o 'cov: [0-9]*' "$$log" | tail -n1 | cut -d' ' -f2)
+	  ft=$$(grep -o 'ft: [0-9]*' "$$log" | tail -n1 | cut -d' ' -f2)
+	  corp=$$(ls "$$corpus" | wc -l)
+	  status=ok
+	  new=$$(find "$$findings" -type f -newer "$$stamp" | wc -l)
+	  if [ "$$rc" -ne 0 ] || [ "$$new" -ne 0 ]; then
+	    status="FOUND: $$new new inputs in $$findings/ (rc $$rc), see $$log"
+	    found=$$((found + 1))
+	    grep -m1 -E 'ERROR: |runtime error|Timeout|out-of-memory' "$$log" || true
+	  fi
+	  summary+=("$$(printf '%-9s %12s execs  cov %6s  ft %7s  corpus %6s  %s' \
+	            "$$t" "$${execs:-?}" "$${cov:-?}" "$${ft:-?}" "$$corp" "$$status")")
+	done
+	echo "=== make fuzz: $(FUZZ_SECONDS) s per target"
+	printf '%s\n' "$${summary[@]}"
+	[ "$$found" -eq 0 ]
+
 clean:
-	rm -rf build build-runtime build-tsan build-asan build-bench
+	rm -rf build build-runtime build-tsan build-asan build-bench build-fuzz

@@ -1,0 +1,97 @@
+/* fuzz_util.c: the temporary folder and files of the fuzz targets (fuzz.h). */
+#include "fuzz.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef KILN_FUZZ_ASSETS
+#error "KILN_FUZZ_ASSETS must name tests/fuzz/assets (tests/fuzz/CMakeLists.txt)"
+#endif
+
+static char tmpdir[64];
+
+static void die(const char *what, const char *path) {
+  fprintf(stderr, "fuzz: %s %s\n", what, path);
+  abort();
+}
+
+/* Only files are made in the folder, so one level is enough. */
+static void remove_tmpdir(void) {
+  DIR *d = opendir(tmpdir);
+  if (!d) return;
+  struct dirent *e;
+  char path[512];
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+  rmdir(tmpdir);
+}
+
+const char *fz_tmpdir(void) {
+  if (tmpdir[0]) return tmpdir;
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base || strlen(base) > 40) base = "/tmp";
+  snprintf(tmpdir, sizeof tmpdir, "%s/kiln-fuzz-XXXXXX", base);
+  if (!mkdtemp(tmpdir)) die("cannot make a folder like", tmpdir);
+  atexit(remove_tmpdir);
+  return tmpdir;
+}
+
+const char *fz_write(const char *name, const uint8_t *data, size_t size) {
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", fz_tmpdir(), name);
+  FILE *f = fopen(path, "wb");
+  if (!f) die("cannot write", path);
+  if ((size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) die("cannot write", path);
+  return path;
+}
+
+const char *fz_assets_dir(void) { return KILN_FUZZ_ASSETS; }
+
+void fz_asset(const char *name) {
+  char src[1024], dst[512];
+  snprintf(src, sizeof src, "%s/%s", KILN_FUZZ_ASSETS, name);
+  snprintf(dst, sizeof dst, "%s/%s", fz_tmpdir(), name);
+  if (access(dst, F_OK) == 0) return;
+  FILE *in = fopen(src, "rb");
+  if (!in) die("cannot read", src);
+  FILE *out = fopen(dst, "wb");
+  if (!out) die("cannot write", dst);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    if (fwrite(buf, 1, n, out) != n) die("cannot write", dst);
+  if (ferror(in) || fclose(out) != 0) die("cannot copy", src);
+  fclose(in);
+}
+
+void fz_report(const char *what, int rc, const char *msg) {
+  static int verbose = -1;
+  if (verbose < 0) verbose = getenv("KILN_FUZZ_VERBOSE") && atoi(getenv("KILN_FUZZ_VERBOSE")) > 0;
+  if (verbose) fprintf(stderr, "fuzz: %s: %s\n", what, rc ? msg : "ok");
+}
+
+void fz_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "fuzz: broken promise: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  abort();
+}
+
+char *fz_cstr(const uint8_t *data, size_t size) {
+  char *s = malloc(size + 1);
+  if (!s) die("out of memory copying an input of", "some size");
+  if (size) memcpy(s, data, size);
+  s[size] = '\0';
+  return s;
+}
