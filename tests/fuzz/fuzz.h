@@ -11,6 +11,7 @@
 #ifndef KILN_TESTS_FUZZ_H
 #define KILN_TESTS_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,10 @@ void fz_fail(const char *fmt, ...);
 
 /* data as a NUL-terminated string (malloc'd; free it). Aborts when out of memory. */
 char *fz_cstr(const uint8_t *data, size_t size);
+
+/* Writes data to <tmpdir>/name and loads it as the scene loader loads an image (kiln__texture_load;
+ * is_hdr: as an environment map); a success must give at least one texel, every value finite and
+ * non-negative, else fz_fail. name ends in the format's extension ("fuzz.png"). */
+void fz_texture(const char *name, bool is_hdr, const uint8_t *data, size_t size);
 
 #endif

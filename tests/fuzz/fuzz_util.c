@@ -1,12 +1,16 @@
-/* fuzz_util.c: the temporary folder and files of the fuzz targets (fuzz.h). */
+/* fuzz_util.c: the temporary folder and files of the fuzz targets, and the texture check that
+ * the three image targets share (fuzz.h). */
 #include "fuzz.h"
 
 #include <dirent.h>
+#include <float.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "scene_internal.h"
 
 #ifndef KILN_FUZZ_ASSETS
 #error "KILN_FUZZ_ASSETS must name tests/fuzz/assets (tests/fuzz/CMakeLists.txt)"
@@ -94,4 +98,19 @@ char *fz_cstr(const uint8_t *data, size_t size) {
   if (size) memcpy(s, data, size);
   s[size] = '\0';
   return s;
+}
+
+void fz_texture(const char *name, bool is_hdr, const uint8_t *data, size_t size) {
+  const char *path = fz_write(name, data, size);
+  kiln__texture t;
+  char msg[512];
+  int rc = kiln__texture_load(path, is_hdr, &t, msg, sizeof msg);
+  /* scene_data.h: a texture has width * height * 3 floats, linear, finite and non-negative */
+  if (rc == 0 && (t.width < 1 || t.height < 1 || !t.rgb))
+    fz_fail("a texture of %d x %d texels (rgb %p) loaded without error", (int)t.width,
+            (int)t.height, (void *)t.rgb);
+  for (size_t i = 0; rc == 0 && i < (size_t)t.width * (size_t)t.height * 3; i++)
+    if (!(t.rgb[i] >= 0 && t.rgb[i] <= FLT_MAX)) fz_fail("texel value %g at %zu", t.rgb[i], i / 3);
+  if (rc == 0) free(t.rgb);
+  fz_report(strrchr(name, '.') + 1, rc, msg);
 }
