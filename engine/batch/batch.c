@@ -34,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch_internal.h"
@@ -69,8 +70,7 @@ struct kiln_batch {
   int thumb_w, thumb_h, thumb_f;
 
   /* the driver's own state */
-  long base; /* the frame the step counts from */
-  bool base_set;
+  kiln__selection sel;
   char swept[PATH_MAX]; /* the last folder swept of temporaries (--resume) */
   char **names;         /* the output paths issued in this run (open addressing, NULL: free) */
   size_t nnames, names_cap;
@@ -79,7 +79,9 @@ struct kiln_batch {
 typedef struct frame_ctx {
   kiln_batch *b;
   kiln_job_frame fr;
-  uint64_t sel;        /* position among the selected frames */
+  uint64_t sel;        /* place among the frames this run issues (the contact sheet's cell) */
+  uint64_t pos;        /* position among the selected frames (shards and chunks cut these) */
+  bool chunked;        /* counted in its chunk's frames in flight (claiming) */
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
   kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
@@ -100,14 +102,28 @@ static uint64_t name_hash(const char *name) {
   return kiln__fnv1a(KILN__FNV1A_SEED, name, strlen(name));
 }
 
+/* A path of the caller's (contact sheet, manifest) must stay inside out_dir unless it says so. */
+static int confined(const kiln_batch_config *cfg, const char *what, const char *path, char *msg,
+                    size_t msgcap) {
+  if (!path || cfg->allow_outside_out_dir || kiln__path_inside(path)) return 0;
+  kiln__say(msg, msgcap,
+            "%s \"%.200s\": %s would write outside the output folder (allow it with "
+            "allow_outside_out_dir)",
+            what, path,
+            !path[0]         ? "an empty path"
+            : path[0] == '/' ? "an absolute path"
+                             : "a '..' component");
+  return KILN_EINVAL;
+}
+
 /* *tmpl_err: the error is the template's (located at it by kiln_batch_create). */
-static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out, char *msg,
-                  size_t msgcap, bool *tmpl_err) {
+static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, kiln_batch **out,
+                  char *msg, size_t msgcap, bool *tmpl_err) {
   if (!job || !cfg || !out) {
     kiln__say(msg, msgcap, "job, cfg and out must not be NULL");
     return KILN_EINVAL;
   }
-  if (!cfg->pool || !cfg->devs || cfg->ndevs == 0) {
+  if (to_render && (!cfg->pool || !cfg->devs || cfg->ndevs == 0)) {
     kiln__say(msg, msgcap, "a batch needs a pool and at least one device");
     return KILN_EINVAL;
   }
@@ -118,6 +134,32 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
   if (cfg->width < 0 || cfg->height < 0 || cfg->spp < 0 || (cfg->width > 0) != (cfg->height > 0)) {
     kiln__say(msg, msgcap, "size %dx%d, spp %d: must be positive", cfg->width, cfg->height,
               cfg->spp);
+    return KILN_EINVAL;
+  }
+  if (cfg->shards > 1 && cfg->shard >= cfg->shards) {
+    kiln__say(msg, msgcap, "shard %u of %u: shards are numbered 0 to %u", cfg->shard, cfg->shards,
+              cfg->shards - 1);
+    return KILN_EINVAL;
+  }
+  if (cfg->shards <= 1 && cfg->shard != 0) {
+    kiln__say(msg, msgcap, "shard %u: without shards (shards %u) there is only shard 0", cfg->shard,
+              cfg->shards);
+    return KILN_EINVAL;
+  }
+  if (cfg->shard_mode != KILN_SHARD_ROUND_ROBIN && cfg->shard_mode != KILN_SHARD_CONTIGUOUS) {
+    kiln__say(msg, msgcap, "unknown shard mode %d", (int)cfg->shard_mode);
+    return KILN_EINVAL;
+  }
+  if (cfg->claim && cfg->shards > 1) {
+    kiln__say(msg, msgcap, "claiming takes chunks of the whole selection: it excludes shards");
+    return KILN_EINVAL;
+  }
+  if (cfg->claim && cfg->contact_sheet) {
+    kiln__say(msg, msgcap, "a contact sheet needs every frame in one run: not with claiming");
+    return KILN_EINVAL;
+  }
+  if (cfg->claim && !(cfg->claim_timeout_s == 0 || cfg->claim_timeout_s >= 0.2)) {
+    kiln__say(msg, msgcap, "claim timeout %g s: at least 0.2 s", cfg->claim_timeout_s);
     return KILN_EINVAL;
   }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
@@ -133,6 +175,10 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
   kiln_job_get_info(job, &ji);
   b->job = job;
   b->cfg = *cfg;
+  if (b->cfg.claim && !b->cfg.overwrite) b->cfg.resume = true; /* chunks taken over half done */
+  if (b->cfg.claim && !b->cfg.chunk) b->cfg.chunk = 64;
+  if (b->cfg.claim && b->cfg.claim_timeout_s == 0) b->cfg.claim_timeout_s = 120;
+  kiln__selection_init(&b->sel, &b->cfg);
   b->tmpl = cfg->output ? cfg->output : ji.output;
   b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
   b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
@@ -157,14 +203,8 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
     *tmpl_err = true;
     return rc;
   }
-  if (cfg->contact_sheet && !cfg->allow_outside_out_dir && !kiln__path_inside(cfg->contact_sheet)) {
-    kiln__say(msg, msgcap,
-              "contact sheet \"%.200s\": %s would write outside the output folder (allow it with "
-              "allow_outside_out_dir)",
-              cfg->contact_sheet,
-              !cfg->contact_sheet[0]      ? "an empty path"
-              : cfg->contact_sheet[0] == '/' ? "an absolute path"
-                                             : "a '..' component");
+  if (confined(cfg, "contact sheet", cfg->contact_sheet, msg, msgcap) ||
+      confined(cfg, "manifest", cfg->manifest, msg, msgcap)) {
     free(b);
     return KILN_EINVAL;
   }
@@ -176,12 +216,17 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
 
 int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
                       kiln_error_detail *err) {
+  return kiln__batch_open(job, cfg, true, out, err);
+}
+
+int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
+                     kiln_batch **out, kiln_error_detail *err) {
   kiln_error_detail dummy;
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   bool tmpl_err = false;
-  int rc = create(job, cfg, out, err->message, sizeof err->message, &tmpl_err);
+  int rc = create(job, cfg, to_render, out, err->message, sizeof err->message, &tmpl_err);
   if (rc && tmpl_err) {
     if (cfg->output) snprintf(err->path, sizeof err->path, "output");
     else kiln__job_locate_output(job, err);
@@ -190,6 +235,14 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
 }
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
+
+void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
+                         const char **out_dir, const char **tmpl) {
+  *passes = b->passes, *format = b->format, *out_dir = b->out_dir, *tmpl = b->tmpl;
+}
+
+kiln__selection *kiln__batch_selection(kiln_batch *b) { return &b->sel; }
+kiln_job *kiln__batch_job(kiln_batch *b) { return b->job; }
 
 void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_order_relaxed); }
 
@@ -219,7 +272,7 @@ static bool outside_allowed(const kiln_batch *b) {
 }
 
 /* The path of pass pi of frame fr into out. 0, or an error with msg. */
-static int pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
+int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
                      char *msg, size_t msgcap) {
   kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
   char rel[PATH_MAX];
@@ -245,7 +298,7 @@ static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, int *
   for (int pi = 0; pi < NPASS; pi++) {
     if (!(b->passes & (1u << pi))) continue;
     char path[PATH_MAX];
-    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
+    int rc = kiln__batch_pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
     if (rc) return rc;
     if (access(path, F_OK) == 0) {
       if (*n == 0) snprintf(first, cap, "%s", path);
@@ -359,7 +412,7 @@ static int writer_task(void *arg, void **result) {
   for (int pi = 0; pi < NPASS && !rc; pi++) {
     if (!(b->passes & (1u << pi))) continue;
     char path[PATH_MAX];
-    rc = pass_path(b, &c->fr, pi, path, sizeof path, msg, sizeof msg);
+    rc = kiln__batch_pass_path(b, &c->fr, pi, path, sizeof path, msg, sizeof msg);
     if (rc) break;
     char *slash = strrchr(path, '/');
     if (slash && slash != path) { /* templates may name sub-folders */
@@ -573,7 +626,7 @@ static void settle_and_free(frame_ctx *c) {
 static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr) {
   char path[PATH_MAX];
   if (b->format == KILN_FORMAT_EXR || b->format == KILN_FORMAT_NPY ||
-      pass_path(b, fr, 0, path, sizeof path, NULL, 0))
+      kiln__batch_pass_path(b, fr, 0, path, sizeof path, NULL, 0))
     return NULL;
   kiln__texture t = {0};
   char m[256];
@@ -593,23 +646,6 @@ static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr)
   return out;
 }
 
-/* Whether frame is selected. Without a lower bound the step counts from the first frame in range
- * (b->base, set by the first call after selection_reset). */
-static bool selected(kiln_batch *b, long frame) {
-  if (frame < b->cfg.first || frame > b->cfg.last) return false;
-  if (!b->base_set) b->base = b->cfg.first != LONG_MIN ? b->cfg.first : frame, b->base_set = true;
-  if (frame < b->base) return false;
-  return (frame - b->base) % b->cfg.step == 0;
-}
-
-static void selection_reset(kiln_batch *b) { b->base_set = false; }
-
-static bool has_selection(const kiln_batch *b) {
-  return b->cfg.first != LONG_MIN || b->cfg.last != LONG_MAX || b->cfg.step != 1;
-}
-
-static bool count_selected(void *arg, long frame) { return selected(arg, frame); }
-
 static uint64_t peak_rss(void) {
   struct rusage ru;
   return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
@@ -620,7 +656,7 @@ static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
   for (int pi = 0; pi < NPASS; pi++) {
     if (!(b->passes & (1u << pi))) continue;
     char path[PATH_MAX];
-    if (pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
+    if (kiln__batch_pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
     char *slash = strrchr(path, '/');
     if (!slash) continue;
     *slash = 0;
@@ -665,7 +701,7 @@ static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size
   for (int pi = 0; pi < NPASS; pi++) {
     if (!(b->passes & (1u << pi))) continue;
     char path[PATH_MAX];
-    int rc = pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
+    int rc = kiln__batch_pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
     if (!rc) rc = names_add(b, path);
     if (rc == KILN_EINVAL)
       kiln__say(msg, msgcap,
@@ -687,21 +723,52 @@ typedef struct run_state {
   size_t window, inflight;
   frame_ctx **slots; /* window entries, NULL where free */
   kiln_completion *comp;
-  uint64_t sel;   /* frames selected so far */
-  bool exhausted; /* the job has no more frames (or cannot be read on) */
-  int lock_fd;    /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
-  char m[1400];   /* a frame's message */
+  uint64_t sel;           /* frames issued so far */
+  bool exhausted;         /* the job has no more frames (or cannot be read on) */
+  int walks;              /* walks over the job so far (claiming may need several) */
+  int lock_fd;            /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
+  kiln__chunks *chunks;   /* claiming: the chunks; else NULL */
+  kiln__manifest *manifest; /* the manifest being written; NULL: none */
+  char m[1400];           /* a frame's message */
 } run_state;
 
-static void report(run_state *st, const kiln_job_frame *fr, int status, const char *message) {
+/* Frame fr's files (written or found complete) into the manifest. */
+static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
+  kiln_batch *b = st->b;
+  char files[NPASS][KILN__PATH_CAP], m[256];
+  size_t n = 0;
+  for (int pi = 0; pi < NPASS; pi++) {
+    if (!(b->passes & (1u << pi))) continue;
+    kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi],
+                            kiln__pass_ext(b->format, pi)};
+    if (kiln__outname_expand(b->tmpl, &v, files[n], sizeof files[n], m, sizeof m) == 0) n++;
+  }
+  kiln__manifest_add(st->manifest, fr, pos, files, n);
+}
+
+/* Reports frame fr (position pos in the selection; UINT64_MAX: none) with status. in_flight: the
+ * frame was counted in its chunk's frames in flight (claiming). */
+static void report_at(run_state *st, const kiln_job_frame *fr, uint64_t pos, bool in_flight,
+                      int status, const char *message) {
   kiln_batch_summary *s = st->sum;
+  /* a done marker that cannot be written leaves the claim to expire when this run ends; whoever
+   * takes the chunk then finds its files complete */
+  if (st->chunks && pos != UINT64_MAX && status != 2)
+    (void)kiln__chunks_finished(st->chunks, pos, in_flight, status == 0 || status == 1, st->m,
+                                sizeof st->m);
   if (status == 0) s->written++;
-  else if (status == 1) s->skipped++;
+  else if (status == 1 || status == 2) s->skipped++;
   else s->failed++;
+  if (status == 2) s->elsewhere++;
+  if (st->manifest && (status == 0 || status == 1)) manifest_add(st, fr, pos);
   if (!st->b->cfg.progress) return;
   kiln_batch_event ev = {fr,         status,   message ? message : "", s->written, s->failed,
                          s->skipped, s->total, kiln__now() - st->t0};
   st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
+}
+
+static void report(run_state *st, const frame_ctx *c, int status, const char *message) {
+  report_at(st, &c->fr, c->pos, c->chunked, status, message);
 }
 
 static bool stopping(const kiln_batch *b) {
@@ -749,7 +816,12 @@ static void thumbs_free(kiln_batch *b) {
  * it, still holding the lock; a run that opened the file just before (and so locks a file no
  * longer there) sees that the name now leads elsewhere, and starts again on whatever file is at
  * the name. Unlocking first and then removing would remove a file another run may hold by then.
- * The holder writes "PID HOST" into it for the message of the runs it turns away. Where the file
+ * The holder writes "PID HOST" into it for the message of the runs it turns away.
+ *
+ * The processes of one sharded or claiming job share the folder by design (their frames are
+ * disjoint, or claimed), so they take the lock shared: together they exclude a plain run, and a
+ * plain run excludes them. A shared holder leaving removes the file only when it can take the lock
+ * exclusively, that is when it was the last; otherwise it only closes it. Where the file
  * system has no locks (ENOLCK: NFS mounted nolock, without a lock manager), the run goes on
  * without one, as before locks existed. */
 static int lock_path(const kiln_batch *b, char *path, size_t cap) {
@@ -779,6 +851,8 @@ static bool still_at(int fd, const char *path) {
   return fstat(fd, &a) == 0 && lstat(path, &p) == 0 && a.st_dev == p.st_dev && a.st_ino == p.st_ino;
 }
 
+static bool shares_folder(const kiln_batch *b) { return b->cfg.claim || b->cfg.shards > 1; }
+
 static int lock_out_dir(run_state *st) {
   char path[PATH_MAX], held[96], host[40];
   if (lock_path(st->b, path, sizeof path))
@@ -786,8 +860,14 @@ static int lock_out_dir(run_state *st) {
   for (int tries = 0;; tries++) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (fd < 0) return fail(st, KILN_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(fd, (shares_folder(st->b) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
       int e = errno;
+      /* a sharer may hold the lock exclusively for the moment it takes to leave (see above) */
+      if (e == EWOULDBLOCK && shares_folder(st->b) && tries < 50) {
+        close(fd);
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        continue;
+      }
       if (e == EWOULDBLOCK) return busy(st, fd);
       close(fd);
       if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return 0;
@@ -813,9 +893,39 @@ static void unlock_out_dir(run_state *st) {
   char path[PATH_MAX];
   if (st->lock_fd < 0) return;
   /* (unless someone else removed it meanwhile: the file at the name may be another run's now) */
-  if (!lock_path(st->b, path, sizeof path) && still_at(st->lock_fd, path)) unlink(path);
+  bool last = !shares_folder(st->b) || flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0;
+  if (last && !lock_path(st->b, path, sizeof path) && still_at(st->lock_fd, path)) unlink(path);
   close(st->lock_fd);
   st->lock_fd = -1;
+}
+
+/* The claim folder of this selection: <out_dir>/.kiln-claims/<key>, the key a hash of what
+ * decides which frames a chunk holds and what their files are, so that runs over another
+ * selection, chunk size, template, passes or format never share claims. */
+static int open_chunks(run_state *st, uint64_t selected) {
+  kiln_batch *b = st->b;
+  const kiln_batch_config *cfg = &b->cfg;
+  uint64_t h = KILN__FNV1A_SEED;
+  long nums[] = {cfg->first, cfg->last, cfg->step, (long)cfg->chunk, (long)b->passes,
+                 (long)b->format, (long)selected};
+  h = kiln__fnv1a(h, nums, sizeof nums);
+  h = kiln__fnv1a(h, b->tmpl, strlen(b->tmpl));
+  char dir[PATH_MAX];
+  if (snprintf(dir, sizeof dir, "%s/.kiln-claims/%016llx", b->out_dir, (unsigned long long)h) >=
+      (int)sizeof dir)
+    return fail(st, KILN_EINVAL, "output path too long: %s/.kiln-claims", b->out_dir);
+  return kiln__chunks_open(dir, selected, cfg->chunk, cfg->claim_timeout_s, &st->chunks,
+                           st->err->message, sizeof st->err->message);
+}
+
+static int open_manifest(run_state *st) {
+  kiln_batch *b = st->b;
+  char path[PATH_MAX];
+  const char *m = b->cfg.manifest;
+  int n = m[0] == '/' ? snprintf(path, sizeof path, "%s", m)
+                      : snprintf(path, sizeof path, "%s/%s", b->out_dir, m);
+  if (n < 0 || n >= (int)sizeof path) return fail(st, KILN_EINVAL, "manifest path too long: %s", m);
+  return kiln__manifest_open(path, &st->manifest, st->err->message, sizeof st->err->message);
 }
 
 /* Before any frame: the output folder, the job from its first frame, the number of frames
@@ -834,12 +944,13 @@ static int run_begin(run_state *st) {
     return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
   kiln_job_info ji;
   kiln_job_get_info(b->job, &ji);
-  selection_reset(b);
-  st->sum->total = has_selection(b) ? kiln__job_count_frames(b->job, count_selected, b) : ji.count;
-  selection_reset(b);
-  if (has_selection(b) && st->sum->total == 0 && !stopping(b))
+  uint64_t selected = kiln__selection_count(&b->sel, b->job);
+  st->sum->total = kiln__selection_shard_total(&b->sel);
+  if (kiln__selection_by_number(&b->sel) && selected == 0 && !stopping(b))
     return fail(st, KILN_EINVAL, "the frame selection matches none of the job's %llu frames",
                 (unsigned long long)ji.count);
+  if (b->cfg.claim && (rc = open_chunks(st, selected))) return rc;
+  if (b->cfg.manifest && (rc = open_manifest(st))) return rc;
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {
     kiln_gpu_device_stats ds;
@@ -902,27 +1013,29 @@ static void free_slot(run_state *st, frame_ctx *c) {
 
 /* Frame fr (selected; moved into the pipeline or cleared) of the run: skipped when its files
  * exist under resume, failed when they are an earlier frame's, exist, or it cannot be issued. */
-static void issue_frame(run_state *st, kiln_job_frame *fr) {
+static void issue_frame(run_state *st, kiln_job_frame *fr, uint64_t pos) {
   kiln_batch *b = st->b;
   uint64_t sel = st->sel++;
   frame_ctx *c = b->hooks.alloc(1, sizeof *c);
   if (!c) {
-    report(st, fr, KILN_ENOMEM, "out of memory: the frame cannot be issued");
+    report_at(st, fr, pos, false, KILN_ENOMEM, "out of memory: the frame cannot be issued");
     kiln_job_frame_clear(fr);
     return;
   }
-  c->b = b, c->fr = *fr, c->sel = sel;
+  c->b = b, c->fr = *fr, c->sel = sel, c->pos = pos;
   memset(fr, 0, sizeof *fr);
   c->patched = c->fr.scene_patch != NULL;
   if (b->cfg.resume) sweep_for(b, &c->fr);
   int nexist = 0;
   char first[PATH_MAX] = "";
-  int rc = check_unique(b, &c->fr, st->m, sizeof st->m);
+  /* (a chunk taken back after another process lost it is issued a second time: its names are
+   * in the set already) */
+  int rc = st->walks == 0 ? check_unique(b, &c->fr, st->m, sizeof st->m) : 0;
   if (!rc) rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, st->m, sizeof st->m);
   if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
     if (b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
       b->thumbs[c->sel / b->sheet_every] = thumbnail_of_file(b, &c->fr);
-    report(st, &c->fr, 1, "");
+    report(st, c, 1, "");
     ctx_free(c);
     return;
   }
@@ -933,11 +1046,26 @@ static void issue_frame(run_state *st, kiln_job_frame *fr) {
   if (!rc) rc = issue(b, c, st->m, sizeof st->m);
   if (!rc) rc = kiln_completion_add(st->comp, c->writer);
   if (rc) {
-    report(st, &c->fr, rc, st->m);
+    report(st, c, rc, st->m);
     settle_and_free(c);
     return;
   }
+  if (st->chunks) kiln__chunks_issued(st->chunks, pos), c->chunked = true;
   take_slot(st, c);
+}
+
+/* Whether the selected frame fr at pos is issued: always, or when claiming, when its chunk is
+ * this process's (a frame whose chunk another process finished is reported here). 0, or the
+ * claim folder's error, which stops the run. */
+static int take(run_state *st, kiln_job_frame *fr, uint64_t pos, bool *issue_it) {
+  *issue_it = true;
+  if (!st->chunks) return 0;
+  kiln__take what;
+  int rc = kiln__chunks_take(st->chunks, pos, &what, st->err->message, sizeof st->err->message);
+  if (rc) return rc;
+  *issue_it = what == KILN__TAKE_ISSUE;
+  if (what == KILN__TAKE_ELSEWHERE) report_at(st, fr, pos, false, 2, "");
+  return 0;
 }
 
 /* Expands and issues frames until the window is full, the job ends or the batch is stopped.
@@ -955,20 +1083,37 @@ static int issue_more(run_state *st) {
         kiln_error_detail_format(&jerr, st->m, sizeof st->m);
         snprintf(fr.where, sizeof fr.where, "%s", jerr.file[0] ? jerr.file : "the job");
         fr.frame = -1;
-        report(st, &fr, rc, st->m);
+        report_at(st, &fr, UINT64_MAX, false, rc, st->m);
       }
       return 0;
     }
-    if (!selected(b, fr.frame)) {
-      kiln_job_frame_clear(&fr);
-      continue;
-    }
-    if (st->sel == 0 && (rc = first_frame(st, &fr))) {
-      kiln_job_frame_clear(&fr);
-      return rc;
-    }
-    issue_frame(st, &fr);
+    uint64_t pos = UINT64_MAX;
+    bool issue_it = false;
+    if (kiln__selection_next(&b->sel, fr.frame, &pos) && !(rc = take(st, &fr, pos, &issue_it)) &&
+        issue_it && st->sel == 0)
+      rc = first_frame(st, &fr);
+    if (!rc && issue_it) issue_frame(st, &fr, pos);
+    else kiln_job_frame_clear(&fr);
+    if (!rc && st->chunks && pos != UINT64_MAX)
+      (void)kiln__chunks_passed(st->chunks, pos, st->m, sizeof st->m); /* as in report_at */
+    if (rc) return rc;
   }
+  return 0;
+}
+
+/* Claiming, after a walk with nothing left in flight: waits for the chunks other processes hold,
+ * and starts another walk when one of them must be taken over or reported. */
+static int walk_again(run_state *st) {
+  kiln_batch *b = st->b;
+  if (!st->chunks || !st->exhausted || st->inflight || stopping(b)) return 0;
+  if (!kiln__chunks_wait(st->chunks, &b->stop)) {
+    if (stopping(b)) st->exhausted = false; /* stopped while other chunks were unfinished */
+    return 0;
+  }
+  int rc = kiln_job_rewind(b->job);
+  if (rc) return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
+  kiln__selection_rewind(&b->sel);
+  st->exhausted = false, st->walks++;
   return 0;
 }
 
@@ -991,7 +1136,7 @@ static int outcome(run_state *st, frame_ctx *c) {
 /* Reports frame c (done) and frees it. */
 static void retire(run_state *st, frame_ctx *c, int frc) {
   if (frc == 0 && st->sum->written == 0) st->sum->first_image_s = kiln__now() - st->t0;
-  report(st, &c->fr, frc, st->m);
+  report(st, c, frc, st->m);
   free_slot(st, c);
   ctx_free(c);
 }
@@ -1018,7 +1163,7 @@ static int collect_one(run_state *st) {
     if (!irc) irc = kiln_completion_add(st->comp, c->writer);
     if (!irc) return 0;
     snprintf(st->m, sizeof st->m, "lost with its device, and cannot be issued again: %s", rm);
-    report(st, &c->fr, irc, st->m);
+    report(st, c, irc, st->m);
     free_slot(st, c);
     settle_and_free(c);
     return 0;
@@ -1038,10 +1183,20 @@ static void drain(run_state *st) {
   }
 }
 
-static void run_finish(run_state *st, bool stopped_early) {
+/* keep: the run got as far as frames, so its manifest is written (else it is dropped). */
+static void run_finish(run_state *st, bool stopped_early, bool keep) {
   kiln_batch *b = st->b;
   kiln_batch_summary *sum = st->sum;
   if (st->slots) drain(st);
+  if (st->chunks) { /* gives back the chunks of a stopped run, for others to take at once */
+    kiln__chunks_counts(st->chunks, &sum->chunks_claimed, &sum->chunks_taken_over);
+    kiln__chunks_close(st->chunks);
+    st->chunks = NULL;
+  }
+  sum->manifest_status = kiln__manifest_commit(st->manifest, b->cfg.durable, keep,
+                                               sum->manifest_message,
+                                               sizeof sum->manifest_message);
+  st->manifest = NULL;
   kiln_completion_destroy(st->comp);
   free(st->slots);
   st->slots = NULL, st->comp = NULL;
@@ -1070,12 +1225,14 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *er
   memset(sum, 0, sizeof *sum);
   run_state st = {.b = b, .sum = sum, .err = err, .t0 = kiln__now(), .lock_fd = -1};
   int rc = run_begin(&st);
-  if (!rc)
+  while (!rc) {
     while (!(rc = issue_more(&st)) && st.inflight > 0 && !(rc = collect_one(&st))) {}
+    if (rc || !st.exhausted || (rc = walk_again(&st)) || st.exhausted) break;
+  }
   bool before_any = rc && st.sel == 0 && st.inflight == 0;
   if (before_any) thumbs_free(b);   /* no contact sheet for a run that rendered nothing */
   else if (rc) st.exhausted = true; /* an error midway: issue no more */
-  run_finish(&st, !st.exhausted);
+  run_finish(&st, !st.exhausted, !before_any);
   unlock_out_dir(&st); /* after run_finish: no writer task of this run is left */
   if (!rc) memset(err, 0, sizeof *err);
   err->code = rc;

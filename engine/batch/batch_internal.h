@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -172,6 +173,122 @@ void kiln__job_locate_output(const kiln_job *job, kiln_error_detail *err);
  * kiln_job_load noted (the job is not read again), and returns how many calls returned true. */
 uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg);
 
+/* ---- select.c: which frames a run takes --------------------------------------------------------- */
+
+/* The selection of a run: --frames by frame number, then a shard of the positions. The iteration
+ * state (base, pos) belongs to the one thread that walks the job. */
+typedef struct kiln__selection {
+  long first, last, step; /* by frame number (kiln_batch_config's) */
+  long base;              /* the frame the step counts from */
+  bool base_set;
+  uint32_t shard, shards; /* shards >= 1 */
+  kiln_shard_mode mode;
+  uint64_t total;  /* frames that pass --frames (kiln__selection_count) */
+  uint64_t lo, hi; /* contiguous: this shard's positions [lo, hi) */
+  uint64_t pos;    /* the position the next selected frame gets */
+} kiln__selection;
+
+void kiln__selection_init(kiln__selection *s, const kiln_batch_config *cfg);
+/* Counts the frames that pass --frames (from the frame numbers the job noted at load: the job is
+ * not read) into s->total, and returns it; rewinds s. */
+uint64_t kiln__selection_count(kiln__selection *s, const kiln_job *job);
+/* The frames of s's shard (after kiln__selection_count). */
+uint64_t kiln__selection_shard_total(const kiln__selection *s);
+/* Whether --frames narrows anything. */
+bool kiln__selection_by_number(const kiln__selection *s);
+/* Starts the walk again (with the job's kiln_job_rewind). */
+void kiln__selection_rewind(kiln__selection *s);
+/* The next frame of the job, in job order: whether it is in s's shard. When it passes --frames,
+ * *pos (may be NULL) is its position in the selection, whatever the shard. */
+bool kiln__selection_next(kiln__selection *s, long frame, uint64_t *pos);
+/* Shard `shard` of `shards` cut contiguously: positions [*lo, *hi) of total. */
+void kiln__shard_range(uint64_t total, uint32_t shard, uint32_t shards, uint64_t *lo,
+                       uint64_t *hi);
+
+/* ---- claim.c: chunks of frames claimed through files in a shared folder ------------------------ */
+
+typedef struct kiln__claims kiln__claims;
+
+typedef enum kiln__claim_result {
+  KILN__CLAIM_MINE,      /* claimed: render it */
+  KILN__CLAIM_TAKEN,     /* claimed from an expired claim (its holder died or stalled) */
+  KILN__CLAIM_DONE,      /* another process (or an earlier run) finished it */
+  KILN__CLAIM_BUSY       /* a live claim of another process holds it */
+} kiln__claim_result;
+
+/* Opens the claim folder dir (made if missing) for a run of nchunks chunks whose claims expire
+ * after timeout_s without a heartbeat, and starts the heartbeat thread. 0, or KILN_EIO /
+ * KILN_ENOMEM with msg. */
+int kiln__claims_open(const char *dir, uint64_t nchunks, double timeout_s, kiln__claims **out,
+                      char *msg, size_t msgcap);
+/* Tries to claim chunk: *res says what happened. 0, or KILN_EIO with msg (the folder failed). */
+int kiln__claims_try(kiln__claims *c, uint64_t chunk, kiln__claim_result *res, char *msg,
+                     size_t msgcap);
+/* Whether chunk (claimed by this process) was taken over by another process since: its frames
+ * not yet issued should be left to the new holder. */
+bool kiln__claims_lost(kiln__claims *c, uint64_t chunk);
+/* Whether chunk is finished (its done marker exists); stale: its claim has expired (the caller
+ * may try it again). For chunks this process does not hold. */
+bool kiln__claims_poll(kiln__claims *c, uint64_t chunk, bool *stale);
+/* Chunk (held) is finished: writes its done marker (written and failed frames in it) and stops
+ * its heartbeat. */
+int kiln__claims_finish(kiln__claims *c, uint64_t chunk, uint64_t written, uint64_t failed,
+                        char *msg, size_t msgcap);
+/* Gives chunk (held, unfinished) back: its claim expires at once, for another process to take. */
+void kiln__claims_release(kiln__claims *c, uint64_t chunk);
+/* Gives back every chunk still held, stops the heartbeat thread, frees c (NULL: nothing). */
+void kiln__claims_close(kiln__claims *c);
+/* How often a run waiting for other processes' chunks looks again, in seconds. */
+double kiln__claims_poll_interval(const kiln__claims *c);
+
+/* ---- chunks.c: a claiming run's chunks --------------------------------------------------------- */
+
+typedef struct kiln__chunks kiln__chunks;
+
+typedef enum kiln__take {
+  KILN__TAKE_ISSUE,    /* a chunk this process holds: issue the frame */
+  KILN__TAKE_SKIP,     /* another process holds it (or took it over): leave the frame */
+  KILN__TAKE_ELSEWHERE /* another process finished it: report the frame as rendered elsewhere */
+} kiln__take;
+
+/* Cuts total selected frames into chunks of size, claimed in the folder dir. */
+int kiln__chunks_open(const char *dir, uint64_t total, uint64_t size, double timeout_s,
+                      kiln__chunks **out, char *msg, size_t msgcap);
+/* Gives back the chunks still held and frees k (NULL: nothing). */
+void kiln__chunks_close(kiln__chunks *k);
+/* What to do with the selected frame at position pos (tries its chunk when untried). 0, or the
+ * claim folder's error. */
+int kiln__chunks_take(kiln__chunks *k, uint64_t pos, kiln__take *what, char *msg, size_t msgcap);
+/* The frame at pos (taken: ISSUE) is in flight. */
+void kiln__chunks_issued(kiln__chunks *k, uint64_t pos);
+/* The frame at pos (taken: ISSUE) finished: written or skipped (ok), or failed; in_flight when
+ * kiln__chunks_issued was called for it. Writes its chunk's done marker when it was the last. */
+int kiln__chunks_finished(kiln__chunks *k, uint64_t pos, bool in_flight, bool ok, char *msg,
+                          size_t msgcap);
+/* The walk is past the frame at pos (whatever was done with it). */
+int kiln__chunks_passed(kiln__chunks *k, uint64_t pos, char *msg, size_t msgcap);
+/* After a walk, nothing in flight: waits while other processes hold chunks. True when another
+ * walk is needed (a claim expired, or finished chunks have frames to report); false when every
+ * chunk is finished and reported, or *stop was set. */
+bool kiln__chunks_wait(kiln__chunks *k, const atomic_int *stop);
+void kiln__chunks_counts(const kiln__chunks *k, uint64_t *claimed, uint64_t *taken);
+
+/* ---- manifest.c: one JSON line per frame written -------------------------------------------------- */
+
+typedef struct kiln__manifest kiln__manifest;
+
+enum { KILN__PATH_CAP = 4096 }; /* PATH_MAX, which not every file of the folder sees */
+
+/* Starts the manifest at path (its temporary, beside it). 0, KILN_EIO, KILN_EINVAL, KILN_ENOMEM. */
+int kiln__manifest_open(const char *path, kiln__manifest **out, char *msg, size_t msgcap);
+/* Adds frame fr (position pos in the selection) and its nfiles files (relative to the output
+ * folder). A failure is kept for kiln__manifest_commit to report. */
+int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
+                       char files[][KILN__PATH_CAP], size_t nfiles);
+/* Renames the manifest into place (keep), or removes its temporary (!keep, or after a failure),
+ * and frees m (NULL: nothing). 0, or the first failure with msg. */
+int kiln__manifest_commit(kiln__manifest *m, bool durable, bool keep, char *msg, size_t msgcap);
+
 /* ---- batch.c: seams for tests ------------------------------------------------------------------ */
 
 /* What the driver allocates with (frame contexts, the set of output names and its copies of the
@@ -185,6 +302,23 @@ typedef struct kiln__batch_hooks {
 } kiln__batch_hooks;
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
+
+/* ---- batch.c: what other files of the folder read of a batch ----------------------------------- */
+
+/* kiln_batch_create, or (to_render false) a batch that is only looked at, never run, for which
+ * cfg's pool and devices are not needed (kiln verify). */
+int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
+                     kiln_batch **out, kiln_error_detail *err);
+/* The passes, format, output folder and template the batch writes with (borrowed from b). */
+void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
+                         const char **out_dir, const char **tmpl);
+/* The path of pass pi of frame fr (out_dir joined with the expanded template) into out. 0, or an
+ * error with msg. */
+int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out,
+                          size_t cap, char *msg, size_t msgcap);
+/* The batch's selection (--frames and shard), for a walk over its job. */
+kiln__selection *kiln__batch_selection(kiln_batch *b);
+kiln_job *kiln__batch_job(kiln_batch *b);
 
 /* ---- names.c: output file names from templates, and contact sheets --------------------------- */
 

@@ -141,14 +141,37 @@ typedef struct kiln_batch kiln_batch;
 /* What happened to one frame: passed to the progress callback once per frame, done or failed. */
 typedef struct kiln_batch_event {
   const kiln_job_frame *frame;           /* borrowed for the call */
-  int status;                            /* 0 written, 1 skipped (--resume: its files exist), or the
-                                  KILN_E* code of the failure */
+  int status;                            /* 0 written, 1 skipped (--resume: its files exist), 2
+                                  rendered by another process (claiming: its chunk was done
+                                  elsewhere), or the KILN_E* code of the failure */
   const char *message;                   /* the failure in words ("" when written or skipped) */
-  uint64_t done, failed, skipped, total; /* counts so far; total: frames selected */
+  uint64_t done, failed, skipped, total; /* counts so far (skipped includes status 2); total:
+                                            frames selected (in this shard) */
   double elapsed_s;                      /* since kiln_batch_run began */
 } kiln_batch_event;
 
 typedef void (*kiln_batch_progress_fn)(void *arg, const kiln_batch_event *ev);
+
+/* ---- sharding and claiming: one job over many processes (docs/CLUSTER.md) -------------------- */
+
+/* How the selected frames (those --frames selects, in job order, numbered 0..total-1 by their
+ * position p) are split into `shards` disjoint parts, the union of which is every selected frame
+ * exactly once. */
+typedef enum kiln_shard_mode {
+  KILN_SHARD_ROUND_ROBIN = 0, /* shard k takes p = k, k + shards, k + 2 shards, ... (balances
+                                 frames of uneven cost: neighbours usually cost alike) */
+  KILN_SHARD_CONTIGUOUS       /* shard k takes p in [floor(k total / shards),
+                                 floor((k + 1) total / shards)) (locality: one range of files) */
+} kiln_shard_mode;
+
+/* Whether position pos (< total) of the selected frames belongs to shard `shard` of `shards`
+ * (shards 0 or 1: every position belongs to shard 0). Pure: what kiln_batch_run and kiln verify
+ * use, exposed so that callers can plan shards. */
+KILN_API bool kiln_shard_contains(uint64_t pos, uint64_t total, uint32_t shard, uint32_t shards,
+                                  kiln_shard_mode mode);
+
+/* "round-robin" / "contiguous" into *mode: 0 or KILN_EPARSE. */
+KILN_API int kiln_shard_mode_parse(const char *name, kiln_shard_mode *mode);
 
 typedef struct kiln_batch_config {
   kiln_pool *pool;              /* required: runs preparation, read-back, encoding, writes */
@@ -179,6 +202,21 @@ typedef struct kiln_batch_config {
                                        output and contact_sheet may name any path. The job's
                                        template never may (kiln_job_load refuses it) */
   int contact_thumb;               /* thumbnail size in pixels; 0: 128 */
+  uint32_t shard, shards;          /* render only shard `shard` (0-based) of `shards` parts of the
+                                       selected frames; shards 0 or 1 (the default): all of them */
+  kiln_shard_mode shard_mode;      /* how the parts are cut [round-robin] */
+  bool claim;                      /* instead of a fixed shard: take chunks of `chunk` selected
+                                       frames through claim files in <out_dir>/.kiln-claims/, with
+                                       any number of other processes on any hosts sharing out_dir
+                                       (docs/CLUSTER.md); excludes shards > 1. Frames whose files
+                                       all exist are skipped, as with resume, unless overwrite */
+  uint32_t chunk;                  /* frames per claim; 0: 64 */
+  double claim_timeout_s;          /* a claim whose heartbeat is older is taken over; 0: 120 s.
+                                       Heartbeats come every timeout / 4 */
+  const char *manifest;            /* write one JSON line per frame written or found complete
+                                       (index, frame, name, seed, files relative to out_dir) to
+                                       this path (relative to out_dir unless absolute), atomically
+                                       when the run ends; NULL: none */
   kiln_batch_progress_fn progress; /* called on the thread of kiln_batch_run; may be NULL */
   void *progress_arg;
 } kiln_batch_config;
@@ -187,7 +225,12 @@ KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
 
 /* Seconds spent in each stage, summed over frames (so they can exceed the wall time). */
 typedef struct kiln_batch_summary {
-  uint64_t total, written, failed, skipped; /* frames selected / written / failed / skipped */
+  uint64_t total, written, failed, skipped; /* frames selected (in this shard) / written /
+                                               failed / skipped (their files existed) */
+  uint64_t elsewhere;                       /* claiming: frames whose chunk another process
+                                               rendered (counted in skipped too) */
+  uint64_t chunks_claimed, chunks_taken_over; /* claiming: chunks this run claimed, and of those,
+                                                 how many it took over from an expired claim */
   uint64_t files;                           /* files written */
   uint64_t bytes;                           /* bytes written */
   bool stopped;                             /* kiln_batch_stop left frames unissued */
@@ -195,6 +238,8 @@ typedef struct kiln_batch_summary {
   double images_per_s;          /* written / wall_s */
   double prepare_s, render_s, readback_s, encode_s, write_s;
   uint64_t peak_rss_bytes;         /* the process's peak resident memory at the end */
+  int manifest_status;             /* 0 written (or not asked for), else the error */
+  char manifest_message[512];      /* why, when manifest_status is not 0; else "" */
   int contact_sheet_status;        /* 0 written (or not asked for), else the error */
   char contact_sheet_message[512]; /* why, when contact_sheet_status is not 0; else "" */
 } kiln_batch_summary;

@@ -1,9 +1,10 @@
 /* render.c: `kiln render`, the batch command (kiln/batch.h) with progress, summary, signals.
  *
  * Exit status: 0 when every selected frame was written (or skipped by --resume), 1 when some
- * failed (the others are written), 2 for a usage, job or scene error (nothing written), 130 when
- * stopped by SIGINT or SIGTERM (frames in flight are finished and written; the summary says how
- * many). */
+ * failed (the others are written), 2 for a usage, job or scene error (nothing written), 3 when no
+ * device matches --device, 128 + the signal when stopped by SIGINT (130) or SIGTERM (143) (frames
+ * in flight are finished and written; the summary says how many). 2 is the one a scheduler must
+ * not retry (docs/CLUSTER.md). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
@@ -50,13 +51,30 @@ static void render_usage(FILE *to) {
       "  --durable               fsync every file (survives power loss, slower)\n"
       "  --json FILE             write the summary as JSON to FILE\n"
       "  --contact-sheet FILE    write a PNG grid of thumbnails (FILE inside the output folder)\n"
+      "  --manifest FILE         write a JSON line per frame written or found complete (index,\n"
+      "                          frame, name, seed, files) to FILE, inside the output folder\n"
+      "\n"
+      "many processes, one job (docs/CLUSTER.md; {shard} in --json and --manifest becomes the\n"
+      "shard number, or HOST-PID with --claim):\n"
+      "  --shard K/N             render the K-th (0-based) of N disjoint parts of the frames\n"
+      "  --shard auto            K and N from the launcher: Slurm array, Open MPI, PMI, srun,\n"
+      "                          Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --shards)\n"
+      "  --shards N              N for a Kubernetes Indexed Job (else KILN_SHARDS)\n"
+      "  --shard-mode M          round-robin (default: frame K, K+N, ...) or contiguous\n"
+      "  --claim                 take chunks of frames through claim files in DIR/.kiln-claims,\n"
+      "                          with any number of processes on any hosts (implies --resume)\n"
+      "  --chunk N               frames per claim (default 64)\n"
+      "  --claim-timeout S       take over a claim without a heartbeat for S seconds (default\n"
+      "                          120)\n"
       "  --allow-outside-output  let --template and --contact-sheet name absolute paths and\n"
       "                          '..' (a job's own template never may)\n"
       "  --quiet                 no progress and no summary; failures are still reported\n"
       "  -h, --help              this text\n"
       "\n"
-      "exit status: 0 all frames written, 1 some frames failed, 2 usage/job/scene error,\n"
-      "130 stopped by Ctrl-C (frames in flight are finished).\n");
+      "exit status: 0 all frames written, 1 some frames failed (retrying may help),\n"
+      "2 usage/job/scene error (retrying will not help), 3 no device as --device asks,\n"
+      "130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM (frames in flight are finished\n"
+      "and written; --resume goes on).\n");
 }
 
 /* ---- signals ------------------------------------------------------------------------------- */
@@ -176,8 +194,8 @@ static void json_string(FILE *f, const char *s) {
 
 /* Writes the summary as JSON to path atomically (temporary file, then rename). */
 static int write_json(const char *path, const kiln_batch_summary *s, const progress *p, int code,
-                      const char *job, const char *out_dir, const char *contact_sheet,
-                      double setup_s) {
+                      const char *job, const kiln_batch_config *sh, double setup_s) {
+  const char *out_dir = sh->out_dir, *contact_sheet = sh->contact_sheet;
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
     return ENAMETOOLONG;
@@ -189,7 +207,8 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
   json_string(f, out_dir);
   fprintf(f,
           ",\n  \"exit_code\": %d,\n  \"frames\": {\"selected\": %llu, \"written\": %llu, "
-          "\"failed\": %llu, \"skipped\": %llu},\n  \"files\": %llu,\n  \"bytes\": %llu,\n"
+          "\"failed\": %llu, \"skipped\": %llu, \"elsewhere\": %llu},\n  \"files\": %llu,\n"
+          "  \"bytes\": %llu,\n"
           "  \"stopped\": %s,\n  \"setup_s\": %.6f,\n  \"wall_s\": %.6f,\n"
           "  \"first_image_s\": %.6f,\n"
           "  \"images_per_s\": %.6f,\n  \"peak_rss_bytes\": %llu,\n"
@@ -197,11 +216,23 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
           "\"encode\": %.6f, \"write\": %.6f},\n",
           code, (unsigned long long)s->total, (unsigned long long)s->written,
           (unsigned long long)s->failed, (unsigned long long)s->skipped,
-          (unsigned long long)s->files, (unsigned long long)s->bytes, s->stopped ? "true" : "false",
+          (unsigned long long)s->elsewhere, (unsigned long long)s->files, (unsigned long long)s->bytes, s->stopped ? "true" : "false",
           setup_s, s->wall_s, s->written ? setup_s + s->first_image_s : 0, s->images_per_s,
           (unsigned long long)s->peak_rss_bytes, s->prepare_s, s->render_s, s->readback_s,
           s->encode_s, s->write_s);
-  fprintf(f, "  \"contact_sheet\": ");
+  if (sh->shards > 1)
+    fprintf(f, "  \"shard\": {\"index\": %u, \"count\": %u, \"mode\": \"%s\"},\n", sh->shard,
+            sh->shards, sh->shard_mode == KILN_SHARD_CONTIGUOUS ? "contiguous" : "round-robin");
+  else fprintf(f, "  \"shard\": null,\n");
+  if (sh->claim)
+    fprintf(f, "  \"claim\": {\"chunk\": %u, \"chunks_claimed\": %llu, \"taken_over\": %llu},\n",
+            sh->chunk ? sh->chunk : 64, (unsigned long long)s->chunks_claimed,
+            (unsigned long long)s->chunks_taken_over);
+  else fprintf(f, "  \"claim\": null,\n");
+  fprintf(f, "  \"manifest\": ");
+  if (sh->manifest && s->manifest_status == 0) json_string(f, sh->manifest);
+  else fputs("null", f);
+  fprintf(f, ",\n  \"contact_sheet\": ");
   if (contact_sheet && s->contact_sheet_status == 0) json_string(f, contact_sheet);
   else fputs("null", f);
   fprintf(f, ",\n  \"failures\": [");
@@ -226,7 +257,10 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
   fmt_duration(s->wall_s, wall, sizeof wall);
   printf("kiln render: %s%llu of %llu frames written", s->stopped ? "stopped: " : "",
          (unsigned long long)s->written, (unsigned long long)s->total);
-  if (s->skipped) printf(", %llu skipped (already there)", (unsigned long long)s->skipped);
+  if (s->skipped > s->elsewhere)
+    printf(", %llu skipped (already there)", (unsigned long long)(s->skipped - s->elsewhere));
+  if (s->elsewhere)
+    printf(", %llu rendered by other processes", (unsigned long long)s->elsewhere);
   printf(", %llu failed, into %s\n", (unsigned long long)s->failed, out_dir);
   printf("  %.2f images/s, wall %s (%.2f s), first image %.2f s after start (loading and devices "
          "%.2f s), %llu files, %.1f MiB\n",
@@ -236,6 +270,9 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
          "convert %.2f s, encode %.2f s, write %.2f s\n",
          (double)s->peak_rss_bytes / 1048576.0, s->prepare_s, s->render_s, s->readback_s,
          s->encode_s, s->write_s);
+  if (s->chunks_claimed || s->elsewhere)
+    printf("  claims: %llu chunks rendered here, %llu of them taken over from expired claims\n",
+           (unsigned long long)s->chunks_claimed, (unsigned long long)s->chunks_taken_over);
   for (size_t i = 0; i < p->nfails && i < 20; i++)
     printf("  failed: frame %ld (%s): %s\n", p->fails[i].frame, p->fails[i].where,
            p->fails[i].message);
@@ -289,6 +326,20 @@ static const char *leaves_folder(const char *path) {
     if (*p) p++;
   }
   return NULL;
+}
+
+/* name with every "{shard}" replaced by shard, into buf; NULL when it does not fit. */
+static const char *with_shard(const char *name, const char *shard, char *buf, size_t cap) {
+  size_t n = 0, sl = strlen(shard);
+  for (const char *p = name; *p;) {
+    bool field = !strncmp(p, "{shard}", 7);
+    size_t len = field ? sl : 1;
+    if (n + len >= cap) return NULL;
+    memcpy(buf + n, field ? shard : p, len);
+    n += len, p += field ? 7 : 1;
+  }
+  buf[n] = 0;
+  return buf;
 }
 
 /* "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative). */
@@ -358,7 +409,9 @@ int kiln_cli_render(int argc, char **argv) {
   double t_start = now_s();
   const char *job_path = NULL, *scene = NULL, *device = "auto", *json_path = NULL;
   long threads = 0, in_flight = 0;
-  bool quiet = false;
+  bool quiet = false, shard_auto = false;
+  const char *manifest = NULL;
+  uint32_t flag_shards = 0;
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
   for (int i = 0; i < argc; i++) {
@@ -429,6 +482,39 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--contact-sheet")) {
       NEED_VALUE();
       bc.contact_sheet = v;
+    } else if (!strcmp(a, "--manifest")) {
+      NEED_VALUE();
+      manifest = v;
+    } else if (!strcmp(a, "--shard")) {
+      NEED_VALUE();
+      if (!strcmp(v, "auto")) shard_auto = true;
+      else if (!kiln_cli_shard_parse(v, &bc.shard, &bc.shards))
+        return usage_error("--shard %s: expected K/N with 0 <= K < N, or auto", v);
+    } else if (!strcmp(a, "--shards")) {
+      NEED_VALUE();
+      long n;
+      if (!parse_long(v, 1, UINT32_MAX, &n)) return usage_error("--shards %s: expected 1..%u", v,
+                                                                UINT32_MAX);
+      flag_shards = (uint32_t)n;
+    } else if (!strcmp(a, "--shard-mode")) {
+      NEED_VALUE();
+      if (kiln_shard_mode_parse(v, &bc.shard_mode))
+        return usage_error("--shard-mode %s: expected round-robin or contiguous", v);
+    } else if (!strcmp(a, "--claim")) {
+      bc.claim = true;
+    } else if (!strcmp(a, "--chunk")) {
+      NEED_VALUE();
+      long n;
+      if (!parse_long(v, 1, 1 << 24, &n)) return usage_error("--chunk %s: expected 1..16777216", v);
+      bc.chunk = (uint32_t)n;
+    } else if (!strcmp(a, "--claim-timeout")) {
+      NEED_VALUE();
+      char *end;
+      errno = 0;
+      double t = strtod(v, &end);
+      if (errno || end == v || *end || !(t >= 0.2 && t <= 7 * 86400.0))
+        return usage_error("--claim-timeout %s: expected seconds, 0.2 to 604800", v);
+      bc.claim_timeout_s = t;
     } else if (!strcmp(a, "--allow-outside-output")) {
       bc.allow_outside_out_dir = true;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -443,6 +529,35 @@ int kiln_cli_render(int argc, char **argv) {
 #undef NEED_VALUE
   }
   if (!job_path) return usage_error("no job given");
+  if (bc.claim && (shard_auto || bc.shards))
+    return usage_error("--claim and --shard exclude each other (claiming shares out the frames)");
+  if ((bc.chunk || bc.claim_timeout_s) && !bc.claim)
+    return usage_error("--chunk and --claim-timeout go with --claim");
+  if (flag_shards && !shard_auto) return usage_error("--shards goes with --shard auto");
+  if (bc.claim && bc.contact_sheet)
+    return usage_error("--contact-sheet needs every frame in one run: not with --claim");
+  char shard_from[600] = "";
+  if (shard_auto) {
+    char why[512];
+    if (kiln_cli_shard_auto(flag_shards, &bc.shard, &bc.shards, shard_from, sizeof shard_from, why,
+                            sizeof why))
+      return usage_error("--shard auto: %s", why);
+  }
+  /* {shard} in --json and --manifest: each process of a sharded or claiming run its own file */
+  char shard_name[96], json_buf[PATH_MAX], manifest_buf[PATH_MAX];
+  if (bc.claim) {
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[strcspn(host, ".")] = 0;
+    snprintf(shard_name, sizeof shard_name, "%s-%ld", host, (long)getpid());
+  } else {
+    snprintf(shard_name, sizeof shard_name, "%u", bc.shard);
+  }
+  if (json_path && !(json_path = with_shard(json_path, shard_name, json_buf, sizeof json_buf)))
+    return usage_error("--json: the name is too long");
+  if (manifest &&
+      !(bc.manifest = with_shard(manifest, shard_name, manifest_buf, sizeof manifest_buf)))
+    return usage_error("--manifest: the name is too long");
   if (bc.resume && bc.overwrite) return usage_error("--resume and --overwrite exclude each other");
   if (!bc.out_dir) bc.out_dir = ".";
   const char *why;
@@ -451,6 +566,12 @@ int kiln_cli_render(int argc, char **argv) {
   if (bc.contact_sheet && !bc.allow_outside_out_dir && (why = leaves_folder(bc.contact_sheet)))
     return usage_error("--contact-sheet %s: %s (--allow-outside-output allows it)",
                        bc.contact_sheet, why);
+  if (bc.manifest && !bc.allow_outside_out_dir && (why = leaves_folder(bc.manifest)))
+    return usage_error("--manifest %s: %s (--allow-outside-output allows it)", bc.manifest, why);
+  if (bc.shards > 1 && !quiet)
+    fprintf(stderr, "kiln render: shard %u/%u (%s%s%s)\n", bc.shard, bc.shards,
+            shard_from[0] ? "from " : "--shard", shard_from,
+            bc.shard_mode == KILN_SHARD_CONTIGUOUS ? "; contiguous" : "; round-robin");
 
   int code = 2;
   kiln_pool *pool = NULL;
@@ -564,7 +685,12 @@ int kiln_cli_render(int argc, char **argv) {
     goto out;
   }
   /* the run's outcome is in the summary: every frame written or skipped, some failed, or stopped */
-  code = sum.stopped && atomic_load(&g_signal) ? 130 : sum.failed ? 1 : 0;
+  int sig = atomic_load(&g_signal);
+  code = sum.stopped && sig ? 128 + sig : sum.failed ? 1 : 0;
+  if (bc.manifest && sum.manifest_status) {
+    fprintf(stderr, "kiln render: %s\n", sum.manifest_message);
+    if (code == 0) code = 1;
+  }
   if (bc.contact_sheet && sum.contact_sheet_status) {
     fprintf(stderr, "kiln render: contact sheet %s: %s\n", bc.contact_sheet,
             sum.contact_sheet_message);
@@ -578,7 +704,7 @@ int kiln_cli_render(int argc, char **argv) {
   }
   if (json_path) {
     int e =
-        write_json(json_path, &sum, &prog, code, job_path, bc.out_dir, bc.contact_sheet, setup_s);
+        write_json(json_path, &sum, &prog, code, job_path, &bc, setup_s);
     if (e) {
       fprintf(stderr, "kiln render: cannot write %s: %s\n", json_path, strerror(e));
       if (code == 0) code = 1;
