@@ -621,3 +621,187 @@ TEST(resume_sweep_and_contact_sheet) {
   KT_EQ(h2, h1);
   KT_TRUE(same_file(s1, fmt("%s/sheet.png", out))); /* and the same pixels: the same frames */
 }
+
+/* ---- many processes, one job ------------------------------------------------------------------ */
+
+/* anim_job's animation at 16x16, 1 spp: cheap frames for tests of many processes. */
+static char *small_job(const char *dir, int frames) {
+  char *path = anim_job(dir, frames, NULL);
+  size_t len;
+  char *t = (char *)read_all(path, &len);
+  char *w = strstr(t, "\"width\": 32, \"height\": 32, \"spp\": 2");
+  KT_TRUE(w != NULL);
+  write_text(path, fmt("%.*s\"width\": 16, \"height\": 16, \"spp\": 1%s", (int)(w - t), t,
+                       w + strlen("\"width\": 32, \"height\": 32, \"spp\": 2")));
+  return path;
+}
+
+/* The non-hidden files of a and b: the same names, the same bytes; returns how many. */
+static int same_set(const char *a, const char *b) {
+  char (*na)[256] = keep(calloc(256, 256)), (*nb)[256] = keep(calloc(256, 256));
+  int n = list_files(a, na, 256), m = list_files(b, nb, 256);
+  for (int i = 0; i < n; i++) /* manifests are not images */
+    if (strstr(na[i], ".jsonl")) memmove(na[i], na[i + 1], (size_t)(n - i - 1) * 256), n--, i--;
+  KT_EQ(n, m);
+  for (int i = 0; i < n; i++) {
+    KT_STR_EQ(na[i], nb[i]);
+    if (!same_file(fmt("%s/%s", a, na[i]), fmt("%s/%s", b, nb[i])))
+      KT_FAIL("%s/%s differs from %s/%s", a, na[i], b, nb[i]);
+  }
+  return n;
+}
+
+/* The indices of every line of the manifests m_0.jsonl .. m_{n-1}.jsonl in dir, counted. */
+static void manifest_indices(const char *dir, int n, int *count, int cap) {
+  memset(count, 0, sizeof *count * (size_t)cap);
+  for (int k = 0; k < n; k++) {
+    size_t len;
+    char *t = (char *)read_all(fmt("%s/m_%d.jsonl", dir, k), &len);
+    if (!t) KT_FAIL("%s/m_%d.jsonl is missing", dir, k);
+    for (char *l = strstr(t, "{\"index\":"); l; l = strstr(l + 1, "{\"index\":")) {
+      int i = atoi(l + 9);
+      KT_TRUE(i >= 0 && i < cap);
+      count[i]++;
+    }
+  }
+}
+
+/* Shards of a --frames selection, both modes: together every selected frame once, each file the
+ * bytes a single run writes (images do not depend on the sharding). */
+TEST(shards_cover_the_selection_once_with_the_same_images) {
+  char *d = tmpdir(), *ref = fmt("%s/ref", d);
+  char *job = small_job(d, 14);
+  result r = run(d, ARGS("render", job, "-o", ref, "--frames", "1:13:2", "--quiet"));
+  expect_status(&r, 0);
+  const char *modes[] = {"round-robin", "contiguous"};
+  for (int mi = 0; mi < 2; mi++) {
+    char *out = fmt("%s/out-%s", d, modes[mi]);
+    for (int k = 0; k < 3; k++) {
+      r = run(d, ARGS("render", job, "-o", out, "--frames", "1:13:2", "--shard", fmt("%d/3", k),
+                      "--shard-mode", modes[mi], "--manifest", "m_{shard}.jsonl"));
+      expect_status(&r, 0);
+      KT_STR_CONTAINS(r.err, fmt("shard %d/3", k));
+      /* 7 frames in 3: round-robin 3, 2, 2; contiguous [0, 2), [2, 4), [4, 7) */
+      bool three = mi ? k == 2 : k == 0;
+      KT_STR_CONTAINS(r.out, three ? "3 of 3 frames" : "2 of 2 frames");
+    }
+    KT_EQ(same_set(out, ref), 7);
+    int count[14];
+    manifest_indices(out, 3, count, 14);
+    for (int i = 0; i < 14; i++) KT_EQ(count[i], i % 2 == 1 ? 1 : 0);
+  }
+  r = run(d, ARGS("render", job, "-o", ref, "--shard", "3/3"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "--shard 3/3");
+}
+
+/* --shard auto reads the launcher's variables, says where they came from, and never guesses. */
+TEST(shard_auto_from_the_launchers_environment) {
+  char *d = tmpdir(), *out = fmt("%s/out", d);
+  char *job = small_job(d, 8);
+  struct {
+    const char *env[6];
+    int status;
+    const char *says;
+  } cases[] = {
+      {{"SLURM_ARRAY_TASK_ID=5", "SLURM_ARRAY_TASK_MIN=1", "SLURM_ARRAY_TASK_STEP=2",
+        "SLURM_ARRAY_TASK_COUNT=4"},
+       0,
+       "shard 2/4 (from the Slurm array"},
+      {{"OMPI_COMM_WORLD_RANK=2", "OMPI_COMM_WORLD_SIZE=3"}, 0, "shard 2/3 (from Open MPI"},
+      {{"PMI_RANK=1", "PMI_SIZE=2"}, 0, "shard 1/2 (from a PMI launcher"},
+      {{"SLURM_PROCID=1", "SLURM_NTASKS=2", "SLURM_STEP_ID=0"}, 0, "shard 1/2 (from Slurm's tasks"},
+      {{"JOB_COMPLETION_INDEX=3", "KILN_SHARDS=4"}, 0, "shard 3/4 (from a Kubernetes"},
+      {{"SLURM_ARRAY_TASK_ID=1", "SLURM_ARRAY_TASK_MIN=0", "SLURM_ARRAY_TASK_COUNT=2",
+        "OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=3"},
+       0,
+       "shard 4/6 (from the Slurm array"},
+      {{"JOB_COMPLETION_INDEX=3"}, 2, "number of shards is not"},
+      {{"SLURM_PROCID=0", "SLURM_NTASKS=4"}, 2, "not one of srun's tasks"},
+      {{"SLURM_ARRAY_TASK_ID=4", "SLURM_ARRAY_TASK_MIN=1", "SLURM_ARRAY_TASK_MAX=9",
+        "SLURM_ARRAY_TASK_COUNT=3"},
+       2,
+       "not evenly stepped"},
+      {{NULL}, 2, "no launcher's environment"},
+  };
+  const char *vars[] = {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                        "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT", "SLURM_PROCID",
+                        "SLURM_NTASKS", "SLURM_STEP_ID", "SLURM_STEPID", "OMPI_COMM_WORLD_RANK",
+                        "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE", "JOB_COMPLETION_INDEX",
+                        "KILN_SHARDS"};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    for (size_t v = 0; v < sizeof vars / sizeof *vars; v++) unsetenv(vars[v]);
+    for (int e = 0; cases[c].env[e]; e++) putenv((char *)cases[c].env[e]);
+    result r = run(d, ARGS("render", job, "-o", out, "--shard", "auto", "--overwrite"));
+    if (r.status != cases[c].status || !strstr(r.err, cases[c].says))
+      KT_FAIL("case %zu: exit %d (expected %d), stderr:\n%s(expected \"%s\")", c, r.status,
+              cases[c].status, r.err, cases[c].says);
+  }
+}
+
+/* Three processes claim chunks of one job in one folder; one is killed mid-chunk. Its claim is
+ * taken over (at once: it died on this host) and the others finish: every frame once, each file
+ * what a single run writes, nothing half-written. */
+TEST(claiming_processes_survive_one_killed) {
+  char *d = tmpdir(), *out = fmt("%s/out", d), *ref = fmt("%s/ref", d);
+  char *job = small_job(d, 24);
+  KT_EQ(mkdir(out, 0777), 0);
+  char *logs[3];
+  pid_t pid[3];
+  int ifd = inotify_init1(IN_CLOEXEC);
+  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  for (int i = 0; i < 3; i++) {
+    logs[i] = fmt("%s/log%d", d, i);
+    KT_EQ(mkdir(logs[i], 0777), 0);
+    pid[i] = start(logs[i], ARGS("render", job, "-o", out, "--claim", "--chunk", "3",
+                                 "--claim-timeout", "2", "--threads", "1", "--in-flight", "1",
+                                 "--json", fmt("%s/sum.json", logs[i])));
+  }
+  wait_for_files(ifd, 2, pid[1]);
+  KT_EQ(kill(pid[1], SIGKILL), 0);
+  close(ifd);
+  result killed = finish(logs[1], pid[1]);
+  KT_EQ(killed.status, 128 + SIGKILL);
+  long rendered_elsewhere = 0;
+  for (int i = 0; i < 3; i += 2) {
+    result r = finish(logs[i], pid[i]);
+    expect_status(&r, 0);
+    KT_STR_CONTAINS(r.out, "24 frames");
+    size_t len;
+    char *js = (char *)read_all(fmt("%s/sum.json", logs[i]), &len);
+    KT_TRUE(js && strstr(js, "\"selected\": 24"));
+    char *e = strstr(js, "\"elsewhere\": ");
+    KT_TRUE(e != NULL);
+    rendered_elsewhere += atol(e + 13);
+  }
+  KT_TRUE(rendered_elsewhere > 0); /* the two shared the work (the killed one's too) */
+  KT_EQ(all_complete(out), 24);
+  result r = run(d, ARGS("render", job, "-o", ref, "--quiet"));
+  expect_status(&r, 0);
+  KT_EQ(same_set(out, ref), 24);
+  /* everything is done: another claiming run finds nothing to render */
+  r = run(d, ARGS("render", job, "-o", out, "--claim", "--chunk", "3"));
+  expect_status(&r, 0);
+  KT_STR_CONTAINS(r.out, "0 of 24 frames written, 24 rendered by other processes");
+}
+
+/* SIGTERM (a scheduler's notice before the time limit): the frames in flight are written, exit
+ * 143, and --resume completes the set. */
+TEST(sigterm_exits_143_and_resume_completes) {
+  char *d = tmpdir(), *out = fmt("%s/out", d);
+  char *job = small_job(d, 60);
+  KT_EQ(mkdir(out, 0777), 0);
+  int ifd = inotify_init1(IN_CLOEXEC);
+  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2", "--threads", "1"));
+  wait_for_files(ifd, 2, pid);
+  KT_EQ(kill(pid, SIGTERM), 0);
+  result r = finish(d, pid);
+  expect_status(&r, 143);
+  close(ifd);
+  int n = all_complete(out);
+  KT_TRUE(n >= 2 && n < 60);
+  r = run(d, ARGS("render", job, "-o", out, "--resume", "--quiet"));
+  expect_status(&r, 0);
+  KT_EQ(all_complete(out), 60);
+}
