@@ -165,9 +165,12 @@ static void sweep_clocks(const kiln__claims *c) {
   closedir(d);
 }
 
+/* timeout / 8 within [0.05 s, 5 s]: a claim that expires is seen within an eighth of its timeout,
+ * and a run waiting at the end of a large job on many nodes does not flood the shared folder
+ * (docs/CLUSTER.md counts it). */
 double kiln__claims_poll_interval(const kiln__claims *c) {
-  double t = c->timeout_s / 4;
-  return t > 1.0 ? 1.0 : t < 0.05 ? 0.05 : t;
+  double t = c->timeout_s / 8;
+  return t > 5.0 ? 5.0 : t < 0.05 ? 0.05 : t;
 }
 
 int kiln__claims_open(const char *dir, uint64_t nchunks, double timeout_s, kiln__claims **out,
