@@ -489,7 +489,7 @@ TEST(cli_render_on_a_folder_in_use_exits_2) {
 typedef struct claimer {
   rig *r;
   kiln_job *job;
-  const char *out;
+  const char *out, *manifest;
   counts c;
   kiln_batch_summary sum;
   int rc;
@@ -500,7 +500,7 @@ static void *claim_run(void *arg) {
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
   bc.pool = k->r->pool, bc.devs = &k->r->dev, bc.ndevs = 1, bc.out_dir = k->out, bc.in_flight = 2;
-  bc.claim = true, bc.chunk = 2, bc.manifest = fmt("m-%p.jsonl", (void *)k);
+  bc.claim = true, bc.chunk = 2, bc.manifest = k->manifest;
   bc.progress = on_event, bc.progress_arg = &k->c;
   kiln_batch *b;
   kiln_error_detail err;
@@ -520,7 +520,8 @@ TEST(two_claiming_batches_share_the_frames) {
   claimer k[2];
   pthread_t th[2];
   for (int i = 0; i < 2; i++) {
-    k[i] = (claimer){.r = &r, .job = load_job(path_in(r.dir, "job.json")), .out = out};
+    k[i] = (claimer){.r = &r, .job = load_job(path_in(r.dir, "job.json")), .out = out,
+                     .manifest = fmt("m-%d.jsonl", i)};
     KT_EQ(pthread_create(&th[i], NULL, claim_run, &k[i]), 0);
   }
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
