@@ -32,7 +32,7 @@ struct kiln__chunks {
   kiln__claims *claims;
   uint64_t size, n, total;
   uint8_t *state;
-  uint32_t *pending;         /* held chunks: frames in flight */
+  uint32_t *pending;          /* held chunks: frames in flight */
   uint32_t *written, *failed; /* held chunks: frames finished, for the done marker */
   uint64_t claimed, taken;
 };
@@ -127,8 +127,14 @@ static void nap(double s, const atomic_int *stop) {
 }
 
 bool kiln__chunks_wait(kiln__chunks *k, const atomic_int *stop) {
+  /* Looks again after 25 ms per chunk held elsewhere (at least 50 ms), doubling up to the claims'
+   * poll interval: the last chunks of a job are usually finished soon (and seen soon), a long wait
+   * (a dead holder) costs few looks, and a waiting process makes at most about 240 operations a
+   * second on the folder however many chunks it waits for (docs/CLUSTER.md). */
+  double interval = 0, cap = kiln__claims_poll_interval(k->claims);
   for (;;) {
     bool waiting = false, unreported = false;
+    uint64_t held_elsewhere = 0;
     for (uint64_t ch = 0; ch < k->n; ch++) {
       uint8_t s = k->state[ch];
       if (s == ELSEWHERE) unreported = true;
@@ -136,12 +142,16 @@ bool kiln__chunks_wait(kiln__chunks *k, const atomic_int *stop) {
       bool stale;
       if (kiln__claims_poll(k->claims, ch, &stale)) k->state[ch] = ELSEWHERE, unreported = true;
       else if (stale) k->state[ch] = UNTRIED;
-      else waiting = true;
+      else waiting = true, held_elsewhere++;
     }
     for (uint64_t ch = 0; ch < k->n; ch++)
       if (k->state[ch] == UNTRIED) return true; /* one to take over: walk again */
     if (!waiting) return unreported;            /* all done: one last walk reports them */
     if (atomic_load_explicit(stop, memory_order_relaxed)) return false;
-    nap(kiln__claims_poll_interval(k->claims), stop);
+    if (interval == 0)
+      interval = 0.025 * (double)held_elsewhere < 0.05 ? 0.05 : 0.025 * (double)held_elsewhere;
+    else interval *= 2;
+    if (interval > cap) interval = cap;
+    nap(interval, stop);
   }
 }

@@ -46,7 +46,7 @@ enum { MAX_GENERATIONS = 10000 };
 typedef struct held {
   uint64_t chunk;
   long gen;
-  int fd;          /* the claim file, kept open to touch it */
+  int fd;           /* the claim file, kept open to touch it */
   atomic_bool lost; /* generation gen + 1 exists: another process holds the chunk now */
   struct held *next;
 } held;
@@ -58,7 +58,7 @@ struct kiln__claims {
   int clock_fd;
   char clock_path[PATH_MAX];
   double asked_at, folder_at; /* when (kiln__now) folder_now last asked the folder, its answer */
-  pthread_mutex_t mu; /* guards held, quit */
+  pthread_mutex_t mu;         /* guards held, quit */
   pthread_cond_t cv;
   held *held;
   bool quit;
@@ -316,8 +316,8 @@ int kiln__claims_finish(kiln__claims *c, uint64_t chunk, uint64_t written, uint6
                         char *msg, size_t msgcap) {
   char p[PATH_MAX], text[160];
   claim_name(c, chunk, -1, p, sizeof p);
-  int n = snprintf(text, sizeof text, "%s %ld written %llu failed %llu\n", c->host,
-                   (long)getpid(), (unsigned long long)written, (unsigned long long)failed);
+  int n = snprintf(text, sizeof text, "%s %ld written %llu failed %llu\n", c->host, (long)getpid(),
+                   (unsigned long long)written, (unsigned long long)failed);
   int rc = kiln__write_atomic(p, text, (size_t)n, false, msg, msgcap);
   held *h = unhold(c, chunk);
   if (h) {

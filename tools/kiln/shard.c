@@ -182,7 +182,8 @@ int kiln_cli_shard_auto(uint32_t flag_n, uint32_t *k, uint32_t *n, char *from, s
   int t = rank_size("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "Open MPI", &tk, &tn, tfrom,
                     sizeof tfrom, err, cap);
   if (t == 0)
-    t = rank_size("PMI_RANK", "PMI_SIZE", "a PMI launcher", &tk, &tn, tfrom, sizeof tfrom, err, cap);
+    t = rank_size("PMI_RANK", "PMI_SIZE", "a PMI launcher", &tk, &tn, tfrom, sizeof tfrom, err,
+                  cap);
   if (t == 0) t = slurm_tasks(&tk, &tn, tfrom, sizeof tfrom, err, cap);
   if (t == 0) t = kubernetes(flag_n, &tk, &tn, tfrom, sizeof tfrom, err, cap);
   if (t < 0) return -1;
