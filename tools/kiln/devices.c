@@ -53,18 +53,7 @@ static bool hidden(const kiln_cli_visibility *v, const kiln_gpu_device_info *d) 
 
 static void print_json(kiln_gpu *gpu, const kiln_cli_visibility *v, const char *vis_error) {
   uint32_t n = kiln_gpu_get_device_count(gpu);
-  printf("{\"visibility\": {\"variable\": ");
-  if (v->var) json_str(v->var);
-  else printf("null");
-  printf(", \"value\": ");
-  if (v->var) json_str(v->value);
-  else printf("null");
-  printf(", \"allocated\": %s", v->allocated ? "true" : "false");
-  if (vis_error) {
-    printf(", \"error\": ");
-    json_str(vis_error);
-  }
-  printf("},\n \"devices\": [");
+  printf("{\"devices\": [");
   for (uint32_t i = 0; i < n; i++) {
     kiln_gpu_device_info d;
     kiln_gpu_get_device_info(gpu, i, &d);
@@ -104,7 +93,24 @@ static void print_json(kiln_gpu *gpu, const kiln_cli_visibility *v, const char *
              (unsigned long long)d.heaps[h].size, d.heaps[h].device_local ? "true" : "false");
     printf("]}");
   }
-  printf("\n]}\n");
+  printf("\n ],\n \"visibility\": {\"variable\": ");
+  if (v->var) json_str(v->var);
+  else printf("null");
+  printf(", \"value\": ");
+  if (v->var) json_str(v->value);
+  else printf("null");
+  printf(", \"allocated\": %s, \"visible_gpus\": ", v->allocated ? "true" : "false");
+  if (!v->restricted) printf("\"all\"");
+  else {
+    putchar('['); /* device indices, in --device's numbering */
+    for (size_t k = 0; k < v->n; k++) printf("%s%u", k ? ", " : "", v->idx[k]);
+    putchar(']');
+  }
+  if (vis_error) {
+    printf(", \"error\": ");
+    json_str(vis_error);
+  }
+  printf("}}\n");
 }
 
 static void print_text(kiln_gpu *gpu, const kiln_cli_visibility *v) {
