@@ -131,7 +131,7 @@ static int fail_no_gpu(sel *s) {
   s->show_devices = true;
   if (listed == 0)
     return sel_fail(s, KILN_EUNSUPPORTED,
-                    "\"gpu\": Vulkan lists no GPU, only %s (no GPU driver is installed or loaded)",
+                    "\"gpu\": Vulkan lists no GPU, only %s: no GPU driver is installed or loaded",
                     s->gpu->nphys ? "the CPU device (lavapipe)" : "no device");
   if (visible == 0)
     return sel_fail(s, KILN_EUNSUPPORTED,
