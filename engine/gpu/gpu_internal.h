@@ -3,7 +3,8 @@
  * Files, one object each:
  *   instance.c        dlopen of libvulkan, the instance, describing physical devices, logging,
  *                     vk_error
- *   select.c          device selection: kiln_gpu_select (ranking, specs), kiln_gpu_device_pick
+ *   select.c          device selection: visibility lists (kiln_gpu_visible), kiln_gpu_select
+ *                     (ranking, specs), kiln_gpu_device_pick
  *   device.c          opening a VkDevice with its lanes, its statistics, closing it
  *   memory.c          the sub-allocator, device buffers, staging
  *   kernel.c          compute pipelines, the embedded shaders

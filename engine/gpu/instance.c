@@ -290,6 +290,32 @@ static bool has_device_ext(kiln_gpu *gpu, VkPhysicalDevice pd, const char *name)
   return found;
 }
 
+/* The identities a scheduler's visibility list names a GPU by: the device UUID (core in 1.1; for
+ * NVIDIA the UUID nvidia-smi prints) and, where the driver has VK_EXT_pci_bus_info (lavapipe has
+ * not), the PCI address that orders GPU indices as CUDA_DEVICE_ORDER=PCI_BUS_ID does. Asked of
+ * every device of 1.1 or later, usable or not: an unusable GPU still holds its place in the count
+ * of indices. */
+static void describe_ids(kiln_gpu *gpu, VkPhysicalDevice pd, uint32_t api,
+                         kiln_gpu_device_info *d) {
+  if (api < VK_API_VERSION_1_1) return;
+  VkPhysicalDevicePCIBusInfoPropertiesEXT pci = {
+      .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PCI_BUS_INFO_PROPERTIES_EXT};
+  VkPhysicalDeviceIDProperties ids = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES};
+  d->has_pci = has_device_ext(gpu, pd, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME);
+  if (d->has_pci) ids.pNext = &pci; /* chained only where supported: the validation layer checks */
+  VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                    .pNext = &ids};
+  gpu->vk.GetPhysicalDeviceProperties2(pd, &p2);
+  memcpy(d->device_uuid, ids.deviceUUID, 16);
+  memcpy(d->driver_uuid, ids.driverUUID, 16);
+  if (d->has_pci) {
+    d->pci_domain = pci.pciDomain;
+    d->pci_bus = pci.pciBus;
+    d->pci_device = pci.pciDevice;
+    d->pci_function = pci.pciFunction;
+  }
+}
+
 static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   VkPhysicalDevice pd = gpu->phys[index];
   VkPhysicalDeviceProperties p;
@@ -334,6 +360,7 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
     d->heaps[i].device_local = mp.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT;
   }
 
+  describe_ids(gpu, pd, p.apiVersion, d);
   if (p.apiVersion < VK_API_VERSION_1_2) {
     snprintf(d->unusable_reason, sizeof(d->unusable_reason), "Vulkan %u.%u < 1.2",
              VK_API_VERSION_MAJOR(p.apiVersion), VK_API_VERSION_MINOR(p.apiVersion));
@@ -342,15 +369,11 @@ static void describe(kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *d) {
   /* 1.2 structures may be chained only now that the device is known to be 1.2. */
   VkPhysicalDeviceDriverProperties drv = {.sType =
                                               VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
-  VkPhysicalDeviceIDProperties ids = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES,
-                                      .pNext = &drv};
   VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
-                                    .pNext = &ids};
+                                    .pNext = &drv};
   gpu->vk.GetPhysicalDeviceProperties2(pd, &p2);
   snprintf(d->driver_name, sizeof(d->driver_name), "%s", drv.driverName);
   snprintf(d->driver_info, sizeof(d->driver_info), "%s", drv.driverInfo);
-  memcpy(d->device_uuid, ids.deviceUUID, 16);
-  memcpy(d->driver_uuid, ids.driverUUID, 16);
 
   VkPhysicalDeviceVulkan12Features f12 = {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};

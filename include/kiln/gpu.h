@@ -139,7 +139,9 @@ typedef struct kiln_gpu_device_info {
   uint32_t driver_version; /* vendor-specific encoding */
   char driver_name[256];   /* VkPhysicalDeviceDriverProperties, e.g. "llvmpipe" */
   char driver_info[256];   /* e.g. "Mesa 22.3.6 (LLVM 15.0.6)" */
-  uint8_t device_uuid[16], driver_uuid[16];
+  uint8_t device_uuid[16]; /* VkPhysicalDeviceIDProperties.deviceUUID: for NVIDIA the GPU UUID
+                              nvidia-smi prints (kiln_gpu_uuid_string); zero below Vulkan 1.1 */
+  uint8_t driver_uuid[16];
   bool usable;               /* Vulkan >= 1.2, timeline semaphores, a compute queue and
                                 VK_KHR_push_descriptor: kiln can open it */
   char unusable_reason[128]; /* why not, when !usable */
@@ -149,6 +151,9 @@ typedef struct kiln_gpu_device_info {
   kiln_gpu_heap heaps[KILN_GPU_MAX_HEAPS];
   uint32_t max_uniform_range; /* maxUniformBufferRange: the largest uniform-buffer binding */
   uint32_t max_texels;        /* maxTexelBufferElements: the longest texel-buffer binding */
+  bool has_pci; /* the driver has VK_EXT_pci_bus_info (lavapipe has not): the address below is
+                   valid, and orders GPU indices in visibility lists (kiln_gpu_visible) */
+  uint32_t pci_domain, pci_bus, pci_device, pci_function; /* "DDDD:BB:DD.F" as lspci prints */
 } kiln_gpu_device_info;
 
 /* Number of physical devices the instance lists (unusable ones included). */
@@ -163,10 +168,15 @@ KILN_API int kiln_gpu_get_device_info(const kiln_gpu *gpu, uint32_t index,
  * buf. */
 KILN_API char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t size);
 
+/* Writes a device UUID as nvidia-smi prints a GPU's: "GPU-" and 8-4-4-4-12 lowercase hex digits,
+ * into buf (always NUL-terminated; 41 bytes hold it all); returns buf. */
+KILN_API char *kiln_gpu_uuid_string(const uint8_t uuid[16], char *buf, size_t size);
+
 /* Chooses devices. spec is a comma-separated list of:
  *   NULL, "" or "auto"  the best usable device: discrete, then integrated, virtual, other, and
  *                       the CPU device only when there is nothing else (logged at INFO);
  *   "all"               every usable GPU; the CPU device only when there is no GPU;
+ *   "gpu"               every usable GPU, never the CPU device (see kiln_gpu_select_visible);
  *   "discrete", "integrated", "virtual", "cpu", "other"   every usable device of that type;
  *   a number            that device index;
  *   any other word      every usable device whose name contains it (case-insensitive).
@@ -175,6 +185,54 @@ KILN_API char *kiln_gpu_version_string(uint32_t api_version, char *buf, size_t s
  * list of devices), or when it matches more than cap. */
 KILN_API int kiln_gpu_select(kiln_gpu *gpu, const char *spec, uint32_t *indices, size_t cap,
                              size_t *n);
+
+/* The GPUs a scheduler's visibility list leaves to this process, for kiln_gpu_select_visible.
+ * list is the value of one of the variables through which schedulers and container runtimes hand
+ * out GPUs (CUDA_VISIBLE_DEVICES, which Slurm's gres sets; NVIDIA_VISIBLE_DEVICES;
+ * ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES; kiln's own KILN_VISIBLE_DEVICES): comma-separated
+ * entries (spaces around them ignored), each
+ *   an index     the index-th GPU: GPUs only (CPU devices such as lavapipe are not counted), of
+ *                vendor vendor_id when it is not 0 (0x10de for the CUDA and NVIDIA variables,
+ *                0x1002 for the ROCm and HIP ones: CUDA counts only NVIDIA's GPUs), unusable ones
+ *                included, ordered by PCI address (domain, bus, device, function) as CUDA does with
+ *                CUDA_DEVICE_ORDER=PCI_BUS_ID and nvidia-smi does; in Vulkan's order instead when
+ *                a GPU counted has no PCI address (no VK_EXT_pci_bus_info);
+ *   a UUID       the GPU whose device_uuid it is (any vendor), written as nvidia-smi prints it
+ *                ("GPU-8a7f0c3e-...") or without "GPU-", hyphens anywhere or nowhere, any case;
+ *                a prefix of at least one hex digit names the one GPU whose UUID begins with it.
+ *                (ROCm's "GPU-" ids are not Vulkan UUIDs: name AMD GPUs by index.)
+ * The whole list may also be "all" (every GPU, any vendor), or "", "none", "void" or
+ * "NoDevFiles" (no GPU). As CUDA does, an entry that names no GPU here ends the list: it and the
+ * entries after it are ignored, with a warning in the log (at INFO for a negative index: "-1" is
+ * the usual way to hide every GPU). An entry names no GPU when it is an index past the GPUs
+ * counted, a negative index, a UUID (prefix) that matches no GPU or more than one, a MIG instance
+ * ("MIG-..."; Vulkan has no MIG devices), or empty. A GPU named twice counts once.
+ * Writes the visible GPUs' device indices to indices[], in the order of the list (the order CUDA
+ * numbers them in), and their number to *n. list NULL is "all".
+ * KILN_EINVAL when the list is malformed (an entry that is neither an index nor a UUID, e.g.
+ * "gpu0", or a UUID of more than 32 hex digits) or names more than cap GPUs; err (may be NULL)
+ * then says why, quoting the list, with column the 1-based byte offset of the entry at fault;
+ * it is zeroed on success. Reads only the descriptions taken at kiln_gpu_create. */
+KILN_API int kiln_gpu_visible(const kiln_gpu *gpu, const char *list, uint32_t vendor_id,
+                              uint32_t *indices, size_t cap, size_t *n, kiln_error_detail *err);
+
+/* kiln_gpu_select within a visible set. visible[0..nvisible) are device indices (from
+ * kiln_gpu_visible); visible NULL means every device, as kiln_gpu_select (a non-NULL visible with
+ * nvisible 0 means no GPU is visible). GPUs not in visible[] are hidden from every word of spec;
+ * CPU devices are never hidden (no scheduler hands them out), so "auto" and "all" still fall
+ * back to lavapipe when no GPU is visible. With visible given, a number k in spec is the k-th
+ * visible GPU (visible[k]), as CUDA renumbers the devices a list leaves, and ties in preference
+ * go to the order of visible[]. One more word than kiln_gpu_select documents applies to both:
+ *   "gpu"               every usable (visible) device that is not a CPU device: fails when there
+ *                       is none, never falls back to lavapipe.
+ * Returns 0; KILN_EINVAL when spec is malformed (a word that starts with a digit and is not a
+ * number) or matches more than cap devices; KILN_EUNSUPPORTED when a word matches no usable
+ * (visible) device, e.g. "gpu" where only lavapipe is present. On failure err (may be NULL) says
+ * why, naming the word; nothing is logged at ERROR (kiln_gpu_select logs). The CPU-device note
+ * is logged at INFO as by kiln_gpu_select. */
+KILN_API int kiln_gpu_select_visible(kiln_gpu *gpu, const char *spec, const uint32_t *visible,
+                                     size_t nvisible, uint32_t *indices, size_t cap, size_t *n,
+                                     kiln_error_detail *err);
 
 /* ---- devices ------------------------------------------------------------------------------- */
 

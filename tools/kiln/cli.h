@@ -6,10 +6,47 @@
 int kiln_cli_render(int argc, char **argv);  /* tools/kiln/render.c */
 int kiln_cli_devices(int argc, char **argv); /* tools/kiln/devices.c */
 
-/* tools/kiln/shard.c */
+/* tools/kiln/devsel.c: device selection that follows the scheduler's allocation. */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kiln/gpu.h"
+
+enum { KILN_CLI_MAX_VISIBLE = 64 };
+
+/* What the environment makes visible (devsel.c's top comment has the variables and their order). */
+typedef struct kiln_cli_visibility {
+  const char *var;   /* the variable that decided, or NULL when none is set (every device) */
+  const char *value; /* its value, borrowed from the environment */
+  uint32_t vendor;   /* the vendor its indices count (0: every GPU) */
+  bool restricted;   /* a variable is set: only idx[0..n) of the GPUs are visible */
+  bool allocated;    /* the variable hands out at least one GPU (not "", "none", "-1", ...) */
+  bool host_indices; /* NVIDIA_VISIBLE_DEVICES of host indices: every NVIDIA GPU is visible */
+  size_t n;
+  uint32_t idx[KILN_CLI_MAX_VISIBLE]; /* device indices, numbered 0.. by --device */
+} kiln_cli_visibility;
+
+/* Reads the visibility variables. 0, or 2 with the error in msg when the variable is malformed
+ * (msg names the variable and quotes its value). */
+int kiln_cli_visibility_read(kiln_gpu *gpu, kiln_cli_visibility *v, char *msg, size_t size);
+
+/* "DDDD:BB:DD.F", or "no PCI address". Returns buf. */
+const char *kiln_cli_pci_string(const kiln_gpu_device_info *d, char *buf, size_t size);
+
+/* kiln_gpu_select_visible for --device SPEC under the environment's visibility list: writes up
+ * to cap device indices to idx[] and their number to *n. Prints on stderr, prefixed with cmd
+ * ("kiln render"): which variable decided and the GPUs it makes visible (unless quiet), and,
+ * when the variable hands out a GPU but no visible GPU is usable, a multi-line WARNING (always)
+ * on why that happens; "auto" then goes on with the CPU device. Returns 0; or an exit status
+ * with the error in msg (one line, no prefix, not printed: the caller prints it): 2 when a
+ * visibility variable or spec is malformed, 3 when no device matches what was asked (e.g.
+ * --device gpu where only lavapipe is usable). */
+int kiln_cli_pick_devices(kiln_gpu *gpu, const char *cmd, const char *spec, uint32_t *idx,
+                          size_t cap, size_t *n, bool quiet, char *msg, size_t size);
+
+/* tools/kiln/shard.c */
 /* "K/N" with 0 <= K < N. */
 bool kiln_cli_shard_parse(const char *s, uint32_t *k, uint32_t *n);
 /* --shard auto: K and N from the launcher's environment (flag_n: --shards, 0 when not given),

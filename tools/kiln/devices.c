@@ -1,6 +1,7 @@
 /* devices.c: `kiln devices`: lists the Vulkan devices kiln sees (kiln_gpu_create's enumeration),
- * usable or not, with their queue families and memory heaps, as text or as JSON (--json). The
- * driver's log goes to stderr: warnings and errors always, everything with --verbose. */
+ * usable or not, with their UUIDs, PCI addresses, queue families and memory heaps, and which of
+ * them the scheduler's visibility variable (devsel.c) leaves to kiln, as text or as JSON (--json).
+ * The driver's log goes to stderr: warnings and errors always, everything with --verbose. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,7 +38,20 @@ static void uuid_str(const uint8_t *u, char *out) {
   for (int i = 0; i < 16; i++) sprintf(out + 2 * i, "%02x", u[i]);
 }
 
-static void print_json(kiln_gpu *gpu) {
+/* The number --device gives device i under the visibility list, or -1 when the list hides it
+ * (CPU devices are never hidden: they have no number); without a list, i itself. */
+static int64_t visible_number(const kiln_cli_visibility *v, const kiln_gpu_device_info *d) {
+  if (!v->restricted) return d->index;
+  for (size_t k = 0; k < v->n; k++)
+    if (v->idx[k] == d->index) return (int64_t)k;
+  return -1;
+}
+
+static bool hidden(const kiln_cli_visibility *v, const kiln_gpu_device_info *d) {
+  return d->type != KILN_GPU_TYPE_CPU && visible_number(v, d) < 0;
+}
+
+static void print_json(kiln_gpu *gpu, const kiln_cli_visibility *v, const char *vis_error) {
   uint32_t n = kiln_gpu_get_device_count(gpu);
   printf("{\"devices\": [");
   for (uint32_t i = 0; i < n; i++) {
@@ -55,8 +69,15 @@ static void print_json(kiln_gpu *gpu) {
     json_str(d.driver_name);
     printf(", \"driver_info\": ");
     json_str(d.driver_info);
-    printf(", \"device_uuid\": \"%s\", \"driver_uuid\": \"%s\", \"usable\": %s", dev_uuid, drv_uuid,
-           d.usable ? "true" : "false");
+    char uuid[48], pci[32];
+    printf(", \"device_uuid\": \"%s\", \"driver_uuid\": \"%s\", \"uuid\": \"%s\", \"pci_bus_id\": ",
+           dev_uuid, drv_uuid, kiln_gpu_uuid_string(d.device_uuid, uuid, sizeof uuid));
+    if (d.has_pci) printf("\"%s\"", kiln_cli_pci_string(&d, pci, sizeof pci));
+    else printf("null");
+    printf(", \"visible\": %s", hidden(v, &d) ? "false" : "true");
+    if (v->restricted && d.type != KILN_GPU_TYPE_CPU && !hidden(v, &d))
+      printf(", \"visible_number\": %lld", (long long)visible_number(v, &d));
+    printf(", \"usable\": %s", d.usable ? "true" : "false");
     if (!d.usable) {
       printf(", \"unusable_reason\": ");
       json_str(d.unusable_reason);
@@ -72,17 +93,39 @@ static void print_json(kiln_gpu *gpu) {
              (unsigned long long)d.heaps[h].size, d.heaps[h].device_local ? "true" : "false");
     printf("]}");
   }
-  printf("\n]}\n");
+  printf("\n ],\n \"visibility\": {\"variable\": ");
+  if (v->var) json_str(v->var);
+  else printf("null");
+  printf(", \"value\": ");
+  if (v->var) json_str(v->value);
+  else printf("null");
+  printf(", \"allocated\": %s, \"visible_gpus\": ", v->allocated ? "true" : "false");
+  if (!v->restricted) printf("\"all\"");
+  else {
+    putchar('['); /* device indices, in --device's numbering */
+    for (size_t k = 0; k < v->n; k++) printf("%s%u", k ? ", " : "", v->idx[k]);
+    putchar(']');
+  }
+  if (vis_error) {
+    printf(", \"error\": ");
+    json_str(vis_error);
+  }
+  printf("}}\n");
 }
 
-static void print_text(kiln_gpu *gpu) {
+static void print_text(kiln_gpu *gpu, const kiln_cli_visibility *v) {
   uint32_t n = kiln_gpu_get_device_count(gpu);
   for (uint32_t i = 0; i < n; i++) {
     kiln_gpu_device_info d;
     kiln_gpu_get_device_info(gpu, i, &d);
-    char api[32];
-    printf("%u: %s (%s)%s%s\n", d.index, d.name, kiln_gpu_type_name(d.type),
+    char api[32], uuid[48], pci[32];
+    printf("%u: %s (%s)%s%s", d.index, d.name, kiln_gpu_type_name(d.type),
            d.usable ? "" : ", unusable: ", d.unusable_reason);
+    if (hidden(v, &d)) printf(" [hidden by %s]", v->var);
+    else if (v->restricted && d.type != KILN_GPU_TYPE_CPU)
+      printf(" [visible: --device %lld]", (long long)visible_number(v, &d));
+    printf("\n   %s, %s%s\n", kiln_gpu_uuid_string(d.device_uuid, uuid, sizeof uuid),
+           d.has_pci ? "PCI " : "", kiln_cli_pci_string(&d, pci, sizeof pci));
     printf("   Vulkan %s, driver %s (%s), vendor 0x%04x, device 0x%04x\n",
            kiln_gpu_version_string(d.api_version, api, sizeof(api)),
            d.driver_name[0] ? d.driver_name : "?", d.driver_info[0] ? d.driver_info : "?",
@@ -95,6 +138,13 @@ static void print_text(kiln_gpu *gpu) {
       printf("   memory heap %u: %.1f MiB%s\n", h, (double)d.heaps[h].size / (1024.0 * 1024.0),
              d.heaps[h].device_local ? " device-local" : "");
   }
+  if (!v->var)
+    printf("visibility: no KILN_, CUDA_, NVIDIA_, ROCR_ or HIP_VISIBLE_DEVICES set: every device "
+           "is visible\n");
+  else
+    printf("visibility: %s=%s: %zu GPU(s) visible, numbered from 0 by --device in this order:%s\n",
+           v->var, v->value, v->n, v->n ? "" : " none");
+  for (size_t k = 0; v->var && k < v->n; k++) printf("   --device %zu = device %u\n", k, v->idx[k]);
 }
 
 int kiln_cli_devices(int argc, char **argv) {
@@ -103,7 +153,10 @@ int kiln_cli_devices(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: kiln devices [--json] [--verbose]\n\n"
-             "Lists the Vulkan devices kiln sees, usable or not, with their queues and memory.\n"
+             "Lists the Vulkan devices kiln sees, usable or not, with their UUIDs, PCI addresses,\n"
+             "queues and memory, and which GPUs the environment (KILN_VISIBLE_DEVICES,\n"
+             "CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES,\n"
+             "HIP_VISIBLE_DEVICES: the first set decides) leaves to kiln.\n"
              "  --json      machine-readable output\n"
              "  --verbose   also the driver's log\n");
       return 0;
@@ -127,8 +180,13 @@ int kiln_cli_devices(int argc, char **argv) {
     fprintf(stderr, "kiln devices: %s (%s)\n", kiln_strerror(rc), kiln_err_name(rc));
     return 1;
   }
-  if (json) print_json(gpu);
-  else print_text(gpu);
+  /* A malformed visibility variable is reported after the list, which helps to correct it. */
+  kiln_cli_visibility v;
+  char msg[1024];
+  int status = kiln_cli_visibility_read(gpu, &v, msg, sizeof msg);
+  if (json) print_json(gpu, &v, status ? msg : NULL);
+  else print_text(gpu, &v);
+  if (status) fprintf(stderr, "kiln devices: %s\n", msg);
   kiln_gpu_destroy(gpu);
-  return 0;
+  return status;
 }
