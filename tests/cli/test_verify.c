@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli_test_util.h"
+#include "kiln/batch.h"
 #include "kt.h"
 
 typedef struct result {
@@ -332,4 +333,71 @@ TEST(merge_bad_lines_write_nothing) {
   while ((e = readdir(dir)))
     if (strstr(e->d_name, ".tmp-")) KT_FAIL("a temporary was left: %s", e->d_name);
   closedir(dir);
+}
+
+/* ---- the library call -------------------------------------------------------------------------- */
+
+typedef struct problems {
+  char text[64][512];
+  int n;
+} problems;
+
+static void on_problem(void *arg, const kiln_verify_problem *p) {
+  problems *ps = arg;
+  if (ps->n < 64)
+    snprintf(ps->text[ps->n++], 512, "%d %ld %s %s %s", (int)p->kind, p->frame->frame, p->pass,
+             p->path, p->reason);
+}
+
+/* Serially and on a pool: the same problems, in job order, and the same sums. */
+TEST(library_verify_serial_and_pooled_agree) {
+  char *d = tmpdir(), *job_path = job_of(d, 12);
+  result r = RUN(d, "render", job_path, "-o", "out", "--passes", "depth", "--quiet");
+  expect_status(&r, 0);
+  for (int f = 11; f >= 1; f -= 3) KT_EQ(unlink(fmt("%s/out/%05d_depth.png", d, f)), 0);
+  char *cut = fmt("%s/out/00004_color.png", d);
+  KT_EQ(truncate(cut, size_of(cut) / 2), 0);
+  write_text(fmt("%s/out/.00006_depth.png.tmp-h-1-2", d), "");
+  kiln_job *job = NULL;
+  kiln_error_detail err;
+  KT_CODE(kiln_job_load(job_path, NULL, &err, &job), 0);
+  kiln_batch_config cfg;
+  kiln_batch_config_default(&cfg);
+  cfg.out_dir = fmt("%s/out", d);
+  cfg.passes = KILN_PASS_DEPTH;
+  static problems serial, pooled;
+  kiln_batch_verify_summary s1, s2;
+  KT_CODE(kiln_batch_verify(job, &cfg, on_problem, &serial, &s1, &err), 0);
+  kiln_pool_config pc;
+  kiln_pool_config_default(&pc);
+  pc.threads = 3;
+  kiln_pool *pool = NULL;
+  KT_CODE(kiln_pool_create(&pc, &pool), 0);
+  cfg.pool = pool;
+  KT_CODE(kiln_batch_verify(job, &cfg, on_problem, &pooled, &s2, &err), 0);
+  KT_EQ(serial.n, 6); /* 4 missing, 1 corrupt, 1 stray */
+  KT_EQ(pooled.n, serial.n);
+  for (int i = 0; i < serial.n; i++) KT_STR_EQ(pooled.text[i], serial.text[i]);
+  /* frames 2, 5, 8, 11 lack depth; 4's colour is cut; 6 has a stray temporary */
+  KT_STR_CONTAINS(serial.text[0], fmt("1 2 depth %s/out/00002_depth.png", d));
+  KT_STR_CONTAINS(serial.text[1], "2 4 color");
+  KT_STR_CONTAINS(serial.text[2], "1 5 depth");
+  KT_STR_CONTAINS(serial.text[3], fmt("3 6 depth %s/out/.00006_depth.png.tmp-h-1-2", d));
+  KT_STR_CONTAINS(serial.text[5], "1 11 depth");
+  KT_EQ(s1.frames, 12);
+  KT_EQ(s1.complete, 7);
+  KT_EQ(s1.files, 24);
+  KT_EQ(s1.ok, 19);
+  KT_EQ(s1.missing, 4);
+  KT_EQ(s1.corrupt, 1);
+  KT_EQ(s1.strays, 1);
+  KT_EQ(s2.complete, s1.complete);
+  KT_EQ(s2.ok, s1.ok);
+  KT_EQ(s2.bytes, s1.bytes);
+  /* claiming is ignored: every frame is checked */
+  cfg.claim = true;
+  KT_CODE(kiln_batch_verify(job, &cfg, NULL, NULL, &s2, &err), 0);
+  KT_EQ(s2.frames, 12);
+  kiln_pool_destroy(pool);
+  kiln_job_destroy(job);
 }
