@@ -161,6 +161,35 @@ static int exr_error(const char *what, const char *err, char *why, size_t cap) {
   return KILN_EPARSE;
 }
 
+static uint64_t le64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+/* Every block the offset table names lies inside the file, its data included: a truncated file
+ * is told here, before tinyexr decodes anything. */
+static int exr_blocks(const unsigned char *b, size_t n, const EXRHeader *h, long height, char *why,
+                      size_t cap) {
+  int lines = h->compression_type == TINYEXR_COMPRESSIONTYPE_ZIP   ? 16
+              : h->compression_type == TINYEXR_COMPRESSIONTYPE_PIZ ? 32
+                                                                   : 1;
+  uint64_t blocks = h->chunk_count > 0 ? (uint64_t)h->chunk_count
+                                       : ((uint64_t)height + (uint64_t)lines - 1) / (uint64_t)lines;
+  uint64_t table = 8 + (uint64_t)h->header_len;
+  if (table > n || blocks > (n - table) / 8)
+    return bad(why, cap, "the file ends inside the EXR offset table (truncated)");
+  for (uint64_t k = 0; k < blocks; k++) {
+    uint64_t o = le64(b + table + 8 * k);
+    if (o < table + 8 * blocks || o > n || n - o < 8 ||
+        (uint64_t)(b[o + 4] | b[o + 5] << 8 | b[o + 6] << 16 | (uint32_t)b[o + 7] << 24) >
+            n - o - 8)
+      return bad(why, cap, "EXR block %llu of %llu runs past the end of the file (truncated)",
+                 (unsigned long long)k + 1, (unsigned long long)blocks);
+  }
+  return 0;
+}
+
 static int check_exr(const unsigned char *b, size_t n, const kiln__expect *e, char *why,
                      size_t cap) {
   EXRVersion ver;
@@ -180,9 +209,11 @@ static int check_exr(const unsigned char *b, size_t n, const kiln__expect *e, ch
     rc = size_differs(e, w, hh, why, cap);
   } else if (h.num_channels != e->channels) {
     rc = bad(why, cap, "%d channels; the run writes %d", h.num_channels, e->channels);
-  } else {
+  } else if ((rc = exr_blocks(b, n, &h, hh, why, cap)) == 0) {
     EXRImage img;
     InitEXRImage(&img);
+    /* (tinyexr frees its image array, but not the planes in it, when a block's data is bad: a
+     * few KiB lost per corrupt file, which exr_blocks keeps truncated files from reaching) */
     if (LoadEXRImageFromMemory(&img, &h, b, n, &err) != TINYEXR_SUCCESS)
       rc = exr_error("cannot decode the EXR", err, why, cap);
     else FreeEXRImage(&img);
