@@ -387,4 +387,39 @@ const char *kiln__pass_ext(kiln_format f, int pi);
 int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
                       void **data, size_t *len, double *conv_s, char *msg, size_t msgcap);
 
+/* ---- decode_check.c: whether an output file is what a run writes (kiln verify) ------------------ */
+
+typedef enum { KILN__FILE_PNG, KILN__FILE_JPEG, KILN__FILE_EXR, KILN__FILE_NPY, KILN__FILE_HDR } kiln__file_kind;
+
+/* What the file of one pass must be: its container, size and layout. */
+typedef struct kiln__expect {
+  kiln__file_kind kind;
+  int32_t width, height;
+  int channels;      /* 1 (grey, depth, ids) or 3 */
+  int bits;          /* PNG: 8 or 16 bits a sample */
+  const char *descr; /* NPY: "<f4" or "<u4" */
+} kiln__expect;
+
+/* What output.c writes for pass pi in format f at w x h. */
+void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *e);
+
+enum { KILN__CHECK_OK = 0, KILN__CHECK_MISSING = 1, KILN__CHECK_CORRUPT = 2 };
+
+/* Reads and decodes the file at path in full against e: KILN__CHECK_OK, _MISSING (no such file),
+ * _CORRUPT (why says how: truncated, undecodable, another size or layout, unreadable), or
+ * KILN_ENOMEM. Adds the bytes read to *bytes. Thread-safe. */
+int kiln__check_file(const char *path, const kiln__expect *e, uint64_t *bytes, char *why,
+                     size_t cap);
+
+/* ---- verify.c: kiln_batch_walk and kiln_batch_verify --------------------------------------------- */
+
+/* A run's temporaries (.NAME.tmp-HOST-PID-N) beside its files, found by reading each folder once
+ * (a few recently used folders are kept). */
+typedef struct kiln__strays kiln__strays;
+int kiln__strays_new(kiln__strays **out);
+/* Calls fn(arg, tmp_path) for every temporary of the file at path. 0 or KILN_ENOMEM. */
+int kiln__strays_of(kiln__strays *s, const char *path, void (*fn)(void *arg, const char *tmp),
+                    void *arg);
+void kiln__strays_free(kiln__strays *s);
+
 #endif

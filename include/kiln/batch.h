@@ -280,6 +280,70 @@ KILN_API void kiln_batch_stop(kiln_batch *b);
 
 KILN_API void kiln_batch_destroy(kiln_batch *b);
 
+/* ---- the selection, and checking what a run wrote (kiln verify) ------------------------------ */
+
+/* Calls fn(arg, fr, pos) for every frame cfg selects (its --frames, then its shard; claim,
+ * resume and the output options do not matter), in job order: fr is borrowed for the call, pos is
+ * the frame's position among the frames --frames selects (what shards cut). Needs no pool and no
+ * device (cfg's are not used). Rewinds the job first and leaves it walked: not while another
+ * caller iterates the job. 0, or KILN_EINVAL (bad step, shard or selection that matches no frame),
+ * KILN_EIO / KILN_ENOMEM reading the job, with err (may be NULL) saying why. */
+typedef void (*kiln_batch_walk_fn)(void *arg, const kiln_job_frame *fr, uint64_t pos);
+KILN_API int kiln_batch_walk(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_walk_fn fn,
+                             void *arg, kiln_error_detail *err);
+
+typedef enum kiln_verify_kind {
+  KILN_VERIFY_MISSING = 1, /* the file is not there */
+  KILN_VERIFY_CORRUPT,     /* there, but truncated, not decodable, of another size or layout
+                              than the run writes, or not a readable file */
+  KILN_VERIFY_STRAY        /* a temporary (.NAME.tmp-HOST-PID-N) of the file: a write that was
+                              killed, or is in flight; informational only */
+} kiln_verify_kind;
+
+/* One file that is not as a run would leave it. */
+typedef struct kiln_verify_problem {
+  const kiln_job_frame *frame; /* borrowed for the call */
+  uint64_t position;           /* the frame's position in the selection */
+  const char *pass;            /* "color", "depth", ... */
+  const char *path;            /* the file (the temporary's own path for KILN_VERIFY_STRAY) */
+  kiln_verify_kind kind;
+  const char *reason; /* in words ("the file ends inside the pixel data (truncated)"); "" when
+                         missing */
+} kiln_verify_problem;
+
+typedef void (*kiln_batch_verify_fn)(void *arg, const kiln_verify_problem *p);
+
+typedef struct kiln_batch_verify_summary {
+  uint64_t frames;     /* frames selected (in this shard) */
+  uint64_t complete;   /* of those, frames whose every file is present and decodes */
+  uint64_t files;      /* files expected */
+  uint64_t ok, missing, corrupt; /* files: ok + missing + corrupt == files */
+  uint64_t strays;     /* temporaries found beside the expected files */
+  uint64_t bytes;      /* bytes read and decoded */
+  double wall_s;
+} kiln_batch_verify_summary;
+
+/* Checks the files a run of job with cfg writes (kiln render's output, docs/CLUSTER.md): for
+ * every frame cfg selects (its --frames and shard, as kiln_batch_walk; claim is ignored: every
+ * frame), every pass's file (cfg's or the job's out_dir, output template, passes and format, as
+ * kiln_batch_create resolves them) must exist and decode completely as what the run writes there:
+ * a PNG (libspng, every chunk's CRC, up to IEND), JPEG (TurboJPEG, warnings are errors), EXR
+ * (tinyexr), NPY (header, dtype, shape and data length) or Radiance .hdr (every scanline), of the
+ * run's width x height (cfg's, else the job's or scene's), bit depth and channels for that pass
+ * (kiln/batch.h, "Formats"). A truncated file is corrupt. Temporaries of the selected frames'
+ * files are reported as strays (informational: they do not make a frame incomplete).
+ * fn (may be NULL) gets each missing, corrupt or stray file, on the calling thread, in job order
+ * (within a frame: strays, then passes in order).
+ * Files are decoded on cfg->pool when given (a task per frame, a bounded window of frames in flight,
+ * so memory does not grow with the job), else on the calling thread; no device is used (cfg->devs
+ * is ignored). 0 when the check ran (*sum says what it found, whatever it found), or an error that
+ * stopped it: as kiln_batch_create's for a bad cfg or template, KILN_EINVAL for a selection that
+ * matches no frame, KILN_EIO reading the job, KILN_ENOMEM; err (may be NULL) says why, zeroed on
+ * success. *sum is filled in every case (sum may be NULL). Blocking; call it from outside the
+ * pool. */
+KILN_API int kiln_batch_verify(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_verify_fn fn,
+                               void *arg, kiln_batch_verify_summary *sum, kiln_error_detail *err);
+
 #ifdef __cplusplus
 }
 #endif

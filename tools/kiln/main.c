@@ -2,10 +2,12 @@
  *
  *   kiln render JOB [options]           render a job (tools/kiln/render.c; docs/JOBS.md)
  *   kiln devices [--json] [--verbose]   list the Vulkan devices kiln can see (tools/kiln/devices.c)
+ *   kiln verify JOB -o DIR [options]    check a run's files (tools/kiln/verify.c; docs/CLUSTER.md)
+ *   kiln merge -o OUT IN...             merge per-shard manifests (tools/kiln/merge.c)
  *   kiln --version, kiln help           the version, this text
  *
  * Exit status: 0 on success, 1 when the command failed (the reason is on stderr), 2 on a usage
- * error; `kiln render` adds its own (see render.c). */
+ * error; `kiln render`, `kiln verify` and `kiln merge` say what theirs mean (their --help). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@ static void usage(FILE *to) {
           "commands:\n"
           "  render JOB [options]          render the frames of a job (kiln render --help)\n"
           "  devices [--json] [--verbose]  list the Vulkan devices (physical devices) kiln sees\n"
+          "  verify JOB -o DIR [options]   check that a run's files are all there and decode\n"
+          "  merge -o OUT IN...            merge per-shard manifests into one, sorted by index\n"
           "  help, --help                  show this text\n"
           "  --version                     print kiln's version\n");
 }
@@ -39,6 +43,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "render") == 0) return kiln_cli_render(argc - 2, argv + 2);
   if (strcmp(argv[1], "devices") == 0) return kiln_cli_devices(argc - 2, argv + 2);
+  if (strcmp(argv[1], "verify") == 0) return kiln_cli_verify(argc - 2, argv + 2);
+  if (strcmp(argv[1], "merge") == 0) return kiln_cli_merge(argc - 2, argv + 2);
   fprintf(stderr, "kiln: unknown command %s\n", argv[1]);
   usage(stderr);
   return 2;
