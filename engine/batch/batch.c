@@ -900,16 +900,20 @@ static void unlock_out_dir(run_state *st) {
 }
 
 /* The claim folder of this selection: <out_dir>/.kiln-claims/<key>, the key a hash of what
- * decides which frames a chunk holds and what their files are, so that runs over another
- * selection, chunk size, template, passes or format never share claims. */
+ * decides which frames a chunk holds and what their files are (the job file's name, the
+ * selection, chunk size, template, passes, format, size and samples), so that runs that would
+ * write other files never share claims. The job's name, not its path: hosts mount the shared
+ * folder in different places. */
 static int open_chunks(run_state *st, uint64_t selected) {
   kiln_batch *b = st->b;
   const kiln_batch_config *cfg = &b->cfg;
   uint64_t h = KILN__FNV1A_SEED;
-  long nums[] = {cfg->first, cfg->last, cfg->step, (long)cfg->chunk, (long)b->passes,
-                 (long)b->format, (long)selected};
+  long nums[] = {cfg->first, cfg->last,   cfg->step,       (long)cfg->chunk, (long)b->passes,
+                 (long)b->format, (long)selected, (long)b->width, (long)b->height, (long)cfg->spp};
+  const char *slash = strrchr(b->job->path, '/'), *job_name = slash ? slash + 1 : b->job->path;
   h = kiln__fnv1a(h, nums, sizeof nums);
   h = kiln__fnv1a(h, b->tmpl, strlen(b->tmpl));
+  h = kiln__fnv1a(h, job_name, strlen(job_name));
   char dir[PATH_MAX];
   if (snprintf(dir, sizeof dir, "%s/.kiln-claims/%016llx", b->out_dir, (unsigned long long)h) >=
       (int)sizeof dir)

@@ -805,3 +805,23 @@ TEST(sigterm_exits_143_and_resume_completes) {
   expect_status(&r, 0);
   KT_EQ(all_complete(out), 60);
 }
+
+/* --device gpu where only a CPU driver is present: exit 3 at once (a node problem, not the job's),
+ * nothing written, and --json says so. (Skipped on a machine with a real GPU.) */
+TEST(device_gpu_without_a_gpu_exits_3) {
+  char *d = tmpdir(), *out = fmt("%s/out", d);
+  char *job = small_job(d, 2);
+  result r = run(d, ARGS("devices"));
+  expect_status(&r, 0);
+  for (char *l = r.out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (l[0] >= '0' && l[0] <= '9' && strncmp(strchr(l, '\n') ? strchr(l, '\n') - 5 : l, "(cpu)", 5))
+      KT_SKIP("this machine has a Vulkan device that is not a CPU driver");
+  putenv((char *)"CUDA_VISIBLE_DEVICES=0");
+  r = run(d, ARGS("render", job, "-o", out, "--device", "gpu", "--json", fmt("%s/s.json", d)));
+  unsetenv("CUDA_VISIBLE_DEVICES");
+  expect_status(&r, 3);
+  KT_EQ(count_named(d, "out"), 0);
+  size_t len;
+  char *js = (char *)read_all(fmt("%s/s.json", d), &len);
+  KT_TRUE(js && strstr(js, "\"exit_code\": 3"));
+}

@@ -67,6 +67,6 @@ grep -q 'requeueing' "kiln-render-${jid}_2.out" ||
   fail "task 2's template did not requeue itself after SIGTERM: $(cat "kiln-render-${jid}_2.out")"
 
 check_output "$out" 200
-"$kiln" verify "$JOB" -o "$out" || fail "kiln verify failed (exit $?)"
+"$kiln" verify "$JOB" -o "$out" --size 64x64 || fail "kiln verify failed (exit $?)"
 check_manifests 200 "$out"/manifests/m_*.jsonl
 say "both stopped tasks ran again with --resume; 200 frames, each decodable and in one manifest"

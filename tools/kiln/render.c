@@ -38,7 +38,9 @@ static void render_usage(FILE *to) {
       "  --frames A:B[:STEP]     frames A to B inclusive, every STEP-th (A: and :B are open)\n"
       "  --size WxH              image size (default: the job's / scene's)\n"
       "  --spp N                 samples per pixel (default: the job's / scene's)\n"
-      "  --device SPEC           auto (default), all, cpu, an index, or a name (kiln devices);\n"
+      "  --device SPEC           auto (default), all, gpu (never the CPU driver), cpu, an index,\n"
+      "                          or a name (kiln devices); within CUDA_VISIBLE_DEVICES and the\n"
+      "                          like when set (docs/CLUSTER.md);\n"
       "                          a CPU device (lavapipe) is opened twice: two frames at once\n"
       "  --threads N             CPU worker threads (default: one per CPU)\n"
       "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
@@ -379,15 +381,15 @@ static void setup_error(const char *fmt, ...) {
   fprintf(stderr, "kiln render: %s\n", g_error);
 }
 
-/* --json for a run that ended before rendering (exit 2): the error, atomically. */
-static void write_error_json(const char *path, const char *job) {
+/* --json for a run that ended before rendering (exit 2 or 3): the error, atomically. */
+static void write_error_json(const char *path, const char *job, int code) {
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
   FILE *f = fopen(tmp, "w");
   if (!f) return;
   fprintf(f, "{\n  \"job\": ");
   json_string(f, job);
-  fprintf(f, ",\n  \"exit_code\": 2,\n  \"error\": ");
+  fprintf(f, ",\n  \"exit_code\": %d,\n  \"error\": ", code);
   json_string(f, g_error);
   fprintf(f, "\n}\n");
   bool ok = !ferror(f);
@@ -615,12 +617,16 @@ int kiln_cli_render(int argc, char **argv) {
   rc = kiln_gpu_create(&gc, &gpu);
   if (rc) {
     setup_error("no Vulkan: %s (install a driver, e.g. mesa-vulkan-drivers)\n", kiln_strerror(rc));
+    code = 3; /* this node cannot render: another may */
     goto out;
   }
   uint32_t idx[MAX_DEVICES];
-  rc = kiln_gpu_select(gpu, device, idx, MAX_DEVICES, &ndevs);
+  /* the devices the scheduler allocated (CUDA_VISIBLE_DEVICES and the like), then --device */
+  rc = kiln_cli_pick_devices(gpu, "kiln render", device, idx, MAX_DEVICES, &ndevs, quiet, msg,
+                             sizeof msg);
   if (rc) {
-    setup_error("--device %s matches no usable device (kiln devices lists them)\n", device);
+    setup_error("%s\n", msg);
+    code = rc;
     ndevs = 0;
     goto out;
   }
@@ -718,7 +724,7 @@ out:
   }
   atomic_store(&g_batch, NULL);
   pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-  if (code == 2 && json_path) write_error_json(json_path, job_path);
+  if ((code == 2 || code == 3) && json_path) write_error_json(json_path, job_path, code);
   kiln_batch_destroy(batch);
   kiln_job_destroy(job);
   for (size_t i = 0; i < ndevs; i++) kiln_gpu_device_close(devs[i]);
