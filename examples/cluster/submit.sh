@@ -28,7 +28,7 @@ array=$(sbatch --parsable "${extra[@]}" --array="0-$((SHARDS - 1))" "$here/rende
 array=${array%%;*}
 verify=$(sbatch --parsable "${extra[@]}" --job-name=kiln-verify --output=kiln-verify-%j.out \
   --dependency="afterok:$array" --kill-on-invalid-dep=yes \
-  --wrap='"$KILN" verify "$JOB" -o "$OUT"')
+  --wrap='"$KILN" verify "$JOB" -o "$OUT" ${KILN_ARGS:-}')
 verify=${verify%%;*}
 merge=$(sbatch --parsable "${extra[@]}" --job-name=kiln-merge --output=kiln-merge-%j.out \
   --dependency="afterok:$verify" --kill-on-invalid-dep=yes \

@@ -43,6 +43,11 @@ static void verify_usage(FILE *to) {
           "  --quiet                 no summary line (problems are still listed)\n"
           "  -h, --help              this text\n"
           "\n"
+          "kiln render's options that do not change which files are written (--spp, --device,\n"
+          "--in-flight, --contact-sheet, --manifest, --chunk, --claim-timeout, --resume,\n"
+          "--overwrite, --durable, --claim) are accepted and ignored, so that one list of options\n"
+          "serves both commands (--claim: every frame is checked).\n"
+          "\n"
           "exit status: 0 every file present and decodable, 1 some missing or corrupt (listed),\n"
           "2 usage or job error. Stray temporaries (.NAME.tmp-HOST-PID-N) are listed but do not\n"
           "change the exit status.\n");
@@ -90,8 +95,7 @@ static void on_problem(void *arg, const kiln_verify_problem *p) {
   }
   if (r->keep && r->nkeep < KEPT_FOR_JSON) {
     kept *k = &r->keep[r->nkeep];
-    *k = (kept){p->kind, p->frame->frame, p->frame->index, "", strdup(p->path),
-                strdup(p->reason)};
+    *k = (kept){p->kind, p->frame->frame, p->frame->index, "", strdup(p->path), strdup(p->reason)};
     snprintf(k->pass, sizeof k->pass, "%s", p->pass);
     if (k->path && k->reason) r->nkeep++;
     else free(k->path), free(k->reason);
@@ -124,13 +128,14 @@ static int write_json(const char *path, const char *job, const kiln_batch_config
           "  \"files\": {\"expected\": %llu, \"ok\": %llu, \"missing\": %llu, \"corrupt\": %llu},\n"
           "  \"strays\": %llu,\n  \"bytes\": %llu,\n  \"wall_s\": %.6f,\n  \"problems\": [",
           (unsigned long long)s->frames, (unsigned long long)s->complete,
-          (unsigned long long)s->files, (unsigned long long)s->ok,
-          (unsigned long long)s->missing, (unsigned long long)s->corrupt,
-          (unsigned long long)s->strays, (unsigned long long)s->bytes, s->wall_s);
+          (unsigned long long)s->files, (unsigned long long)s->ok, (unsigned long long)s->missing,
+          (unsigned long long)s->corrupt, (unsigned long long)s->strays,
+          (unsigned long long)s->bytes, s->wall_s);
   for (size_t i = 0; i < r->nkeep; i++) {
     const kept *k = &r->keep[i];
-    fprintf(f, "%s\n    {\"kind\": \"%s\", \"frame\": %ld, \"index\": %llu, \"pass\": \"%s\", "
-               "\"path\": ",
+    fprintf(f,
+            "%s\n    {\"kind\": \"%s\", \"frame\": %ld, \"index\": %llu, \"pass\": \"%s\", "
+            "\"path\": ",
             i ? "," : "", kind_name(k->kind), k->frame, (unsigned long long)k->index, k->pass);
     kiln_cli_json_string(f, k->path);
     fprintf(f, ", \"reason\": ");
@@ -152,10 +157,24 @@ typedef struct options {
 static int parse(int argc, char **argv, options *o, kiln_batch_config *bc) {
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    static const char *const valued[] = {"-o",       "--output-dir", "--scene",  "--frames",
-                                         "--size",   "--threads",    "--passes", "--format",
-                                         "--template", "--json",     "--shard",  "--shards",
-                                         "--shard-mode", NULL};
+    static const char *const valued[] = {
+        "-o",       "--output-dir", "--scene", "--frames", "--size",   "--threads",    "--passes",
+        "--format", "--template",   "--json",  "--shard",  "--shards", "--shard-mode", NULL};
+    /* kiln render's options that change no file name or content: one option list for both */
+    static const char *const ignored_valued[] = {"--spp",           "--device",   "--in-flight",
+                                                 "--contact-sheet", "--manifest", "--chunk",
+                                                 "--claim-timeout", NULL};
+    static const char *const ignored_flags[] = {"--resume", "--overwrite", "--durable", "--claim",
+                                                NULL};
+    bool ignored = false, ignored_takes = false;
+    for (int k = 0; ignored_valued[k]; k++)
+      ignored_takes = ignored_takes || !strcmp(a, ignored_valued[k]);
+    for (int k = 0; ignored_flags[k]; k++) ignored = ignored || !strcmp(a, ignored_flags[k]);
+    if (ignored_takes && !v) return usage_error("%s needs a value", a);
+    if (ignored || ignored_takes) {
+      i += ignored_takes;
+      continue;
+    }
     bool takes = false;
     for (int k = 0; valued[k]; k++) takes = takes || !strcmp(a, valued[k]);
     if (takes && !v) return usage_error("%s needs a value", a);
@@ -179,7 +198,8 @@ static int parse(int argc, char **argv, options *o, kiln_batch_config *bc) {
         return usage_error("--threads %s: expected 1..1024", v);
     } else if (!strcmp(a, "--passes")) {
       kiln_error_detail pe;
-      if (kiln_pass_parse(v, &bc->passes, &pe)) return usage_error("--passes %s: %s", v, pe.message);
+      if (kiln_pass_parse(v, &bc->passes, &pe))
+        return usage_error("--passes %s: %s", v, pe.message);
     } else if (!strcmp(a, "--format")) {
       if (kiln_format_parse(v, &bc->format))
         return usage_error("--format %s: expected png, png16, jpg, exr, npy or hdr", v);
