@@ -4,7 +4,8 @@
 #   make test    four builds (gcc; the runtime alone, without Vulkan; clang + TSan; clang +
 #                ASan/UBSan), ctest in each
 #   make run     build, then render examples/cornell/orbit.json into ./out (kiln render)
-#   make bench   Release build with the benchmarks (./build-bench), run them all
+#   make bench   Release build with the benchmarks (./build-bench), run them all (the cluster one
+#                on a local Slurm too when run as root)
 #   make fuzz    clang + ASan/UBSan + libFuzzer build (./build-fuzz), each fuzz target of
 #                tests/fuzz for FUZZ_SECONDS (default 600), then executions and coverage per target
 #   make clean   remove the build folders
@@ -86,6 +87,8 @@ bench: deps
 	  exe=build-bench/tools/bench/kiln-bench-$$b
 	  if [ -x "$$exe" ]; then echo "=== kiln-bench-$$b"; "$$exe"; fi
 	done
+	echo "=== kiln-bench-cluster"
+	python3 tools/bench/cluster.py build-bench/tools/kiln $(if $(filter 0,$(shell id -u)),--slurm,)
 
 # Every target of tests/fuzz/CMakeLists.txt in turn, one at a time, each for FUZZ_SECONDS with its
 # dictionary; new inputs go to build-fuzz/corpus/<target> (the seeds and past findings are read,

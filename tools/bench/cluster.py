@@ -8,7 +8,8 @@ processes, lavapipe's threads included) of a 400-frame job rendered
   shards     by 2 processes at once, `--shard 0/2` and `--shard 1/2`,
   claims     by 2 processes at once, `--claim --chunk 16`,
   array      (with --slurm) by a 2-task Slurm array, `--shard auto`, on a real single-node Slurm
-             started by tests/cluster/slurm.sh, plus the time from `sbatch` to the first image,
+             that tests/cluster/slurm.sh starts (and stops at the end), plus the time from
+             `sbatch` to the first image,
 
 each against the baseline measured in the same round. Rounds interleave the variants; the
 medians and spreads (min-max) are printed. Target: CPU time within 5% of the baseline.
@@ -112,46 +113,48 @@ def main():
     ap.add_argument("--spp", type=int, default=4)
     ap.add_argument("--slurm", action="store_true",
                     help="also a 2-task array on a local Slurm (root; tests/cluster/slurm.sh)")
+    ap.add_argument("--slurm-up", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.slurm and not a.slurm_up:
+        # again, under a shell that has started Slurm (slurm.sh's EXIT trap stops it after us)
+        d = tempfile.mkdtemp(prefix="kbc-", dir="/tmp")
+        os.chmod(d, 0o755)  # munged wants every folder above its socket open to all (o+x)
+        sh = ('source "$1"; slurm_start "$2" >&2; shift 2; "$@"')
+        rc = subprocess.run(["bash", "-c", sh, "_", os.path.join(ROOT, "tests/cluster/slurm.sh"),
+                             os.path.join(d, "s"), sys.executable, *sys.argv, "--slurm-up"]).returncode
+        shutil.rmtree(d, ignore_errors=True)
+        sys.exit(rc)
     kiln = os.path.abspath(a.kiln)
     work = tempfile.mkdtemp(prefix="kiln-bench-cluster-")
     job = os.path.join(work, "job.json")
     write_job(job, a.frames, a.size, a.spp)
-    slurm = None
-    if a.slurm:
-        slurm = os.path.join(work, "slurm")
-        subprocess.run([os.path.join(ROOT, "tests/cluster/slurm.sh"), "start", slurm], check=True)
-        os.environ["SLURM_CONF"] = os.path.join(slurm, "slurm.conf")
+    slurm = a.slurm_up
     res = {k: {"wall": [], "cpu": []} for k in ("baseline", "shards", "claims", "array")}
     first = []
-    try:
-        for r in range(a.rounds):
-            def out(name):
-                d = os.path.join(work, f"{name}-{r}")
-                shutil.rmtree(d, ignore_errors=True)
-                return d
-            variants = [
-                ("baseline", lambda: run_procs([[kiln, "render", job, "-o", out("baseline"),
-                                                 "--quiet"]])),
-                ("shards", lambda: run_procs([[kiln, "render", job, "-o", out("shards"), "--quiet",
-                                               "--shard", f"{k}/2"] for k in (0, 1)])),
-                ("claims", lambda: run_procs([[kiln, "render", job, "-o", out("claims"), "--quiet",
-                                               "--claim", "--chunk", "16"] for _ in (0, 1)])),
-            ]
-            if slurm:
-                def array():
-                    w, c, f = slurm_array(kiln, job, out("array"), work, a.frames)
-                    first.append(f)
-                    return w, c
-                variants.append(("array", array))
-            order = variants if r % 2 == 0 else variants[::-1]  # interleave
-            for name, fn in order:
-                w, c = fn()
-                res[name]["wall"].append(w)
-                res[name]["cpu"].append(c)
-    finally:
+    for r in range(a.rounds):
+        def out(name):
+            d = os.path.join(work, f"{name}-{r}")
+            shutil.rmtree(d, ignore_errors=True)
+            return d
+        variants = [
+            ("baseline", lambda: run_procs([[kiln, "render", job, "-o", out("baseline"),
+                                             "--quiet"]])),
+            ("shards", lambda: run_procs([[kiln, "render", job, "-o", out("shards"), "--quiet",
+                                           "--shard", f"{k}/2"] for k in (0, 1)])),
+            ("claims", lambda: run_procs([[kiln, "render", job, "-o", out("claims"), "--quiet",
+                                           "--claim", "--chunk", "16"] for _ in (0, 1)])),
+        ]
         if slurm:
-            subprocess.run([os.path.join(ROOT, "tests/cluster/slurm.sh"), "stop", slurm])
+            def array():
+                w, c, f = slurm_array(kiln, job, out("array"), work, a.frames)
+                first.append(f)
+                return w, c
+            variants.append(("array", array))
+        order = variants if r % 2 == 0 else variants[::-1]  # interleave
+        for name, fn in order:
+            w, c = fn()
+            res[name]["wall"].append(w)
+            res[name]["cpu"].append(c)
     print(f"kiln-bench-cluster: {a.frames} frames, {a.size}, {a.spp} spp, {a.rounds} rounds, "
           f"{os.cpu_count()} CPUs; medians (min-max)")
     base = res["baseline"]
