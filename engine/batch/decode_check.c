@@ -297,35 +297,6 @@ static int check_npy(const unsigned char *b, size_t n, const kiln__expect *e, ch
 
 /* ---- Radiance .hdr ---------------------------------------------------------------------------- */
 
-/* One scanline of w pixels at *pp (flat RGBE, or the run-length form of widths 8..32767) decoded
- * into line; NULL, or why it is malformed. */
-static const char *hdr_scanline(const unsigned char **pp, const unsigned char *end, uint32_t w,
-                                unsigned char *line) {
-  const unsigned char *p = *pp;
-  static const char trunc[] = "the file ends inside the pixel data (truncated)";
-  if (w >= 8 && w < 0x8000 && end - p >= 4 && p[0] == 2 && p[1] == 2 && !(p[2] & 0x80)) {
-    if ((uint32_t)(p[2] << 8 | p[3]) != w) return "a scanline's length is not the image's width";
-    p += 4;
-    for (int ch = 0; ch < 4; ch++)
-      for (uint32_t x = 0; x < w;) {
-        if (p == end) return trunc;
-        uint32_t c = *p++;
-        bool run = c > 128;
-        if (run) c -= 128;
-        if (c == 0 || c > w - x) return "a run goes past the end of its scanline";
-        if ((size_t)(end - p) < (run ? 1 : c)) return trunc;
-        for (uint32_t k = 0; k < c; k++, x++) line[4 * x + ch] = run ? *p : p[k];
-        p += run ? 1 : c;
-      }
-  } else {
-    if ((uint64_t)(end - p) < 4 * (uint64_t)w) return trunc;
-    memcpy(line, p, 4 * (size_t)w);
-    p += 4 * (size_t)w;
-  }
-  *pp = p;
-  return NULL;
-}
-
 static int check_hdr(const unsigned char *b, size_t n, const kiln__expect *e, char *why,
                      size_t cap) {
   const unsigned char *p = b, *end = b + n;
@@ -356,7 +327,7 @@ static int check_hdr(const unsigned char *b, size_t n, const kiln__expect *e, ch
   unsigned char *line = malloc(4 * (size_t)w);
   if (!line) return KILN_ENOMEM;
   const char *what = NULL;
-  for (long y = 0; y < hh && !what; y++) what = hdr_scanline(&p, end, (uint32_t)w, line);
+  for (long y = 0; y < hh && !what; y++) what = kiln__hdr_scanline(&p, end, (uint32_t)w, line);
   free(line);
   if (!what && p != end) what = "there are bytes after the last scanline";
   return what ? bad(why, cap, "%s", what) : 0;

@@ -232,4 +232,11 @@ static inline void kiln__cross3(const float a[3], const float b[3], float out[3]
  * KILN_EPARSE if it is not a decodable image of the kind asked for (msg says why), KILN_ENOMEM. */
 int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz);
 
+/* One scanline of a Radiance .hdr of width w at *pp (before end): flat RGBE, or the run-length
+ * form of widths 8..32767, decoded into line (4 w bytes, RGBE) and *pp moved past it. NULL, or
+ * why it is malformed ("... (truncated)" when the data ends inside it). What kiln verify checks
+ * written .hdr files with too. */
+const char *kiln__hdr_scanline(const unsigned char **pp, const unsigned char *end, uint32_t w,
+                               unsigned char *line);
+
 #endif

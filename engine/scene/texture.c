@@ -217,9 +217,8 @@ static uint64_t hdr_min_row(uint64_t w) {
   return rle < flat ? rle : flat;
 }
 
-/* One scanline at *p into line (w RGBE pixels). NULL, or why it is malformed. */
-static const char *hdr_scanline(const unsigned char **pp, const unsigned char *end, uint32_t w,
-                                unsigned char *line) {
+const char *kiln__hdr_scanline(const unsigned char **pp, const unsigned char *end, uint32_t w,
+                               unsigned char *line) {
   const unsigned char *p = *pp;
   static const char *const trunc = "the file ends inside the pixel data (truncated)";
   if (w >= 8 && w < 0x8000 && end - p >= 4 && p[0] == 2 && p[1] == 2 && !(p[2] & 0x80)) {
@@ -273,7 +272,7 @@ static int decode_hdr(const unsigned char *b, size_t n, float **rgb, uint32_t *w
   unsigned char *line = malloc(4 * (size_t)*w);
   const char *why = NULL;
   for (uint32_t y = 0; f && line && !why && y < *h; y++) {
-    why = hdr_scanline(&p, end, *w, line);
+    why = kiln__hdr_scanline(&p, end, *w, line);
     for (uint32_t x = 0; !why && x < *w; x++)
       for (int c = 0; c < 3; c++)
         f[((size_t)y * *w + x) * 3 + c] = line[4 * x + c] * scale[line[4 * x + 3]];

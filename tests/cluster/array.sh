@@ -7,14 +7,9 @@
 # Usage: array.sh KILN SOURCE_DIR WORK_DIR
 set -euo pipefail
 KT_NAME=cluster.array
-kiln=${1:?usage: array.sh KILN SOURCE_DIR WORK_DIR}
-src=${2:?usage: array.sh KILN SOURCE_DIR WORK_DIR}
-work=${3:?usage: array.sh KILN SOURCE_DIR WORK_DIR}
 # shellcheck source=slurm.sh
-source "$src/tests/cluster/slurm.sh"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "${2:?usage: $KT_NAME KILN SOURCE_DIR WORK_DIR}/tests/cluster/slurm.sh"
+test_setup "$@"
 slurm_start "$work/slurm"
 
 out=$work/out

@@ -7,14 +7,9 @@
 # Usage: claim.sh KILN SOURCE_DIR WORK_DIR
 set -euo pipefail
 KT_NAME=cluster.claim
-kiln=${1:?usage: claim.sh KILN SOURCE_DIR WORK_DIR}
-src=${2:?usage: claim.sh KILN SOURCE_DIR WORK_DIR}
-work=${3:?usage: claim.sh KILN SOURCE_DIR WORK_DIR}
 # shellcheck source=slurm.sh
-source "$src/tests/cluster/slurm.sh"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "${2:?usage: $KT_NAME KILN SOURCE_DIR WORK_DIR}/tests/cluster/slurm.sh"
+test_setup "$@"
 job=$src/examples/cluster/job.json
 out=$work/out
 # The claims of one selection of frames live in a folder of their own: .kiln-claims/<key>/.

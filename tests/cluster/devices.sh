@@ -6,14 +6,9 @@
 # Usage: devices.sh KILN SOURCE_DIR WORK_DIR
 set -euo pipefail
 KT_NAME=cluster.devices
-kiln=${1:?usage: devices.sh KILN SOURCE_DIR WORK_DIR}
-src=${2:?usage: devices.sh KILN SOURCE_DIR WORK_DIR}
-work=${3:?usage: devices.sh KILN SOURCE_DIR WORK_DIR}
 # shellcheck source=slurm.sh
-source "$src/tests/cluster/slurm.sh"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "${2:?usage: $KT_NAME KILN SOURCE_DIR WORK_DIR}/tests/cluster/slurm.sh"
+test_setup "$@"
 job=$src/examples/cluster/job.json
 unset CUDA_VISIBLE_DEVICES NVIDIA_VISIBLE_DEVICES ROCR_VISIBLE_DEVICES HIP_VISIBLE_DEVICES KILN_VISIBLE_DEVICES
 

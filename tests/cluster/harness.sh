@@ -7,13 +7,9 @@
 # Usage: harness.sh KILN SOURCE_DIR WORK_DIR
 set -euo pipefail
 KT_NAME=cluster.harness
-src=${2:?usage: harness.sh KILN SOURCE_DIR WORK_DIR}
-work=${3:?usage: harness.sh KILN SOURCE_DIR WORK_DIR}
 # shellcheck source=slurm.sh
-source "$src/tests/cluster/slurm.sh"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "${2:?usage: $KT_NAME KILN SOURCE_DIR WORK_DIR}/tests/cluster/slurm.sh"
+test_setup "$@"
 
 # The other cluster: a child that starts one, says so, and keeps it up until told to stop (its own
 # EXIT trap tears it down).

@@ -6,14 +6,9 @@
 # Usage: launchers.sh KILN SOURCE_DIR WORK_DIR
 set -euo pipefail
 KT_NAME=cluster.launchers
-kiln=${1:?usage: launchers.sh KILN SOURCE_DIR WORK_DIR}
-src=${2:?usage: launchers.sh KILN SOURCE_DIR WORK_DIR}
-work=${3:?usage: launchers.sh KILN SOURCE_DIR WORK_DIR}
 # shellcheck source=slurm.sh
-source "$src/tests/cluster/slurm.sh"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
+source "${2:?usage: $KT_NAME KILN SOURCE_DIR WORK_DIR}/tests/cluster/slurm.sh"
+test_setup "$@"
 slurm_start "$work/slurm"
 job=$src/examples/cluster/job.json
 

@@ -28,6 +28,17 @@
 
 # ---- small helpers --------------------------------------------------------------------------
 
+# test_setup KILN SOURCE_DIR WORK_DIR: every test's arguments (the kiln binary, the source tree, its
+# own work folder) into kiln, src and work; the work folder made empty and made the current one.
+test_setup() {
+  kiln=${1:?usage: ${KT_NAME:-cluster test} KILN SOURCE_DIR WORK_DIR}
+  src=${2:?usage: ${KT_NAME:-cluster test} KILN SOURCE_DIR WORK_DIR}
+  work=${3:?usage: ${KT_NAME:-cluster test} KILN SOURCE_DIR WORK_DIR}
+  rm -rf "$work"
+  mkdir -p "$work"
+  cd "$work"
+}
+
 say() { printf '%s: %s\n' "${KT_NAME:-cluster}" "$*"; }
 fail() { printf '%s: FAIL: %s\n' "${KT_NAME:-cluster}" "$*" >&2; exit 1; }
 now() { date +%s.%N; }

@@ -183,30 +183,17 @@ static void on_progress(void *arg, const kiln_batch_event *ev) {
 
 /* ---- summary -------------------------------------------------------------------------------- */
 
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
-  }
-  fputc('"', f);
-}
-
 /* Writes the summary as JSON to path atomically (temporary file, then rename). */
 static int write_json(const char *path, const kiln_batch_summary *s, const progress *p, int code,
                       const char *job, const kiln_batch_config *sh, double setup_s) {
   const char *out_dir = sh->out_dir, *contact_sheet = sh->contact_sheet;
   char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return ENAMETOOLONG;
-  FILE *f = fopen(tmp, "w");
+  FILE *f = kiln_cli_atomic_open(path, tmp, sizeof tmp);
   if (!f) return errno;
   fprintf(f, "{\n  \"job\": ");
-  json_string(f, job);
+  kiln_cli_json_string(f, job);
   fprintf(f, ",\n  \"output_dir\": ");
-  json_string(f, out_dir);
+  kiln_cli_json_string(f, out_dir);
   fprintf(f,
           ",\n  \"exit_code\": %d,\n  \"frames\": {\"selected\": %llu, \"written\": %llu, "
           "\"failed\": %llu, \"skipped\": %llu, \"elsewhere\": %llu},\n  \"files\": %llu,\n"
@@ -232,25 +219,21 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
             (unsigned long long)s->chunks_taken_over);
   else fprintf(f, "  \"claim\": null,\n");
   fprintf(f, "  \"manifest\": ");
-  if (sh->manifest && s->manifest_status == 0) json_string(f, sh->manifest);
+  if (sh->manifest && s->manifest_status == 0) kiln_cli_json_string(f, sh->manifest);
   else fputs("null", f);
   fprintf(f, ",\n  \"contact_sheet\": ");
-  if (contact_sheet && s->contact_sheet_status == 0) json_string(f, contact_sheet);
+  if (contact_sheet && s->contact_sheet_status == 0) kiln_cli_json_string(f, contact_sheet);
   else fputs("null", f);
   fprintf(f, ",\n  \"failures\": [");
   for (size_t i = 0; i < p->nfails; i++) {
     fprintf(f, "%s\n    {\"frame\": %ld, \"where\": ", i ? "," : "", p->fails[i].frame);
-    json_string(f, p->fails[i].where);
+    kiln_cli_json_string(f, p->fails[i].where);
     fprintf(f, ", \"message\": ");
-    json_string(f, p->fails[i].message);
+    kiln_cli_json_string(f, p->fails[i].message);
     fputc('}', f);
   }
   fprintf(f, "%s]\n}\n", p->nfails ? "\n  " : "");
-  int err = ferror(f) ? EIO : 0;
-  if (fclose(f) != 0 && !err) err = errno;
-  if (!err && rename(tmp, path) != 0) err = errno;
-  if (err) unlink(tmp);
-  return err;
+  return kiln_cli_atomic_commit(f, tmp, path, true);
 }
 
 static void print_summary(const kiln_batch_summary *s, const progress *p, const char *out_dir,
@@ -295,78 +278,6 @@ static int usage_error(const char *fmt, ...) {
   return 2;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
-/* "WxH", each 1..16384. */
-static bool parse_size(const char *s, int32_t *w, int32_t *h) {
-  char buf[64];
-  if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;
-  char *x = strchr(buf, 'x');
-  if (!x) return false;
-  *x = 0;
-  long a, b;
-  if (!parse_long(buf, 1, 16384, &a) || !parse_long(x + 1, 1, 16384, &b)) return false;
-  *w = (int32_t)a, *h = (int32_t)b;
-  return true;
-}
-
-/* Why path, relative to the output folder, would leave it; NULL when it stays inside. */
-static const char *leaves_folder(const char *path) {
-  if (!path[0]) return "it is empty";
-  if (path[0] == '/') return "an absolute path is outside the output folder";
-  for (const char *p = path; *p;) {
-    size_t n = strcspn(p, "/");
-    if (n == 2 && p[0] == '.' && p[1] == '.') return "'..' leads outside the output folder";
-    p += n;
-    if (*p) p++;
-  }
-  return NULL;
-}
-
-/* name with every "{shard}" replaced by shard, into buf; NULL when it does not fit. */
-static const char *with_shard(const char *name, const char *shard, char *buf, size_t cap) {
-  size_t n = 0, sl = strlen(shard);
-  for (const char *p = name; *p;) {
-    bool field = !strncmp(p, "{shard}", 7);
-    size_t len = field ? sl : 1;
-    if (n + len >= cap) return NULL;
-    memcpy(buf + n, field ? shard : p, len);
-    n += len, p += field ? 7 : 1;
-  }
-  buf[n] = 0;
-  return buf;
-}
-
-/* "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative). */
-static bool parse_frames(const char *s, long *first, long *last, long *step) {
-  char buf[128];
-  if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;
-  char *c1 = strchr(buf, ':');
-  *step = 1;
-  if (!c1) {
-    if (!parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
-    *last = *first;
-    return true;
-  }
-  *c1 = 0;
-  char *b = c1 + 1, *c2 = strchr(b, ':');
-  if (c2) {
-    *c2 = 0;
-    if (!parse_long(c2 + 1, 1, LONG_MAX, step)) return false;
-  }
-  *first = LONG_MIN, *last = LONG_MAX;
-  if (buf[0] && !parse_long(buf, LONG_MIN + 1, LONG_MAX - 1, first)) return false;
-  if (b[0] && !parse_long(b, LONG_MIN + 1, LONG_MAX - 1, last)) return false;
-  return *last >= *first;
-}
-
 /* The error that ends a run with exit status 2, printed and kept for --json. */
 static char g_error[2048];
 
@@ -384,16 +295,14 @@ static void setup_error(const char *fmt, ...) {
 /* --json for a run that ended before rendering (exit 2 or 3): the error, atomically. */
 static void write_error_json(const char *path, const char *job, int code) {
   char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) return;
-  FILE *f = fopen(tmp, "w");
+  FILE *f = kiln_cli_atomic_open(path, tmp, sizeof tmp);
   if (!f) return;
   fprintf(f, "{\n  \"job\": ");
-  json_string(f, job);
+  kiln_cli_json_string(f, job);
   fprintf(f, ",\n  \"exit_code\": %d,\n  \"error\": ", code);
-  json_string(f, g_error);
+  kiln_cli_json_string(f, g_error);
   fprintf(f, "\n}\n");
-  bool ok = !ferror(f);
-  if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) unlink(tmp);
+  (void)kiln_cli_atomic_commit(f, tmp, path, true); /* a run that failed anyway: nothing to add */
 }
 
 static double now_s(void) {
@@ -435,28 +344,28 @@ int kiln_cli_render(int argc, char **argv) {
       scene = v;
     } else if (!strcmp(a, "--frames")) {
       NEED_VALUE();
-      if (!parse_frames(v, &bc.first, &bc.last, &bc.step))
+      if (!kiln_cli_parse_frames(v, &bc.first, &bc.last, &bc.step))
         return usage_error("--frames %s: expected A:B, A:B:STEP, A:, :B or N (A <= B, STEP >= 1)",
                            v);
     } else if (!strcmp(a, "--size")) {
       NEED_VALUE();
-      if (!parse_size(v, &bc.width, &bc.height))
+      if (!kiln_cli_parse_size(v, &bc.width, &bc.height))
         return usage_error("--size %s: expected WxH, e.g. 256x256 (1..16384)", v);
     } else if (!strcmp(a, "--spp")) {
       NEED_VALUE();
       long n;
-      if (!parse_long(v, 1, 1 << 20, &n)) return usage_error("--spp %s: expected 1..1048576", v);
+      if (!kiln_cli_parse_long(v, 1, 1 << 20, &n)) return usage_error("--spp %s: expected 1..1048576", v);
       bc.spp = (int32_t)n;
     } else if (!strcmp(a, "--device")) {
       NEED_VALUE();
       device = v;
     } else if (!strcmp(a, "--threads")) {
       NEED_VALUE();
-      if (!parse_long(v, 1, 1024, &threads))
+      if (!kiln_cli_parse_long(v, 1, 1024, &threads))
         return usage_error("--threads %s: expected 1..1024", v);
     } else if (!strcmp(a, "--in-flight")) {
       NEED_VALUE();
-      if (!parse_long(v, 1, 4096, &in_flight))
+      if (!kiln_cli_parse_long(v, 1, 4096, &in_flight))
         return usage_error("--in-flight %s: expected 1..4096", v);
       bc.in_flight = (size_t)in_flight;
     } else if (!strcmp(a, "--passes")) {
@@ -495,7 +404,7 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--shards")) {
       NEED_VALUE();
       long n;
-      if (!parse_long(v, 1, UINT32_MAX, &n)) return usage_error("--shards %s: expected 1..%u", v,
+      if (!kiln_cli_parse_long(v, 1, UINT32_MAX, &n)) return usage_error("--shards %s: expected 1..%u", v,
                                                                 UINT32_MAX);
       flag_shards = (uint32_t)n;
     } else if (!strcmp(a, "--shard-mode")) {
@@ -507,7 +416,7 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--chunk")) {
       NEED_VALUE();
       long n;
-      if (!parse_long(v, 1, 1 << 24, &n)) return usage_error("--chunk %s: expected 1..16777216", v);
+      if (!kiln_cli_parse_long(v, 1, 1 << 24, &n)) return usage_error("--chunk %s: expected 1..16777216", v);
       bc.chunk = (uint32_t)n;
     } else if (!strcmp(a, "--claim-timeout")) {
       NEED_VALUE();
@@ -555,20 +464,20 @@ int kiln_cli_render(int argc, char **argv) {
   } else {
     snprintf(shard_name, sizeof shard_name, "%u", bc.shard);
   }
-  if (json_path && !(json_path = with_shard(json_path, shard_name, json_buf, sizeof json_buf)))
+  if (json_path && !(json_path = kiln_cli_with_shard(json_path, shard_name, json_buf, sizeof json_buf)))
     return usage_error("--json: the name is too long");
   if (manifest &&
-      !(bc.manifest = with_shard(manifest, shard_name, manifest_buf, sizeof manifest_buf)))
+      !(bc.manifest = kiln_cli_with_shard(manifest, shard_name, manifest_buf, sizeof manifest_buf)))
     return usage_error("--manifest: the name is too long");
   if (bc.resume && bc.overwrite) return usage_error("--resume and --overwrite exclude each other");
   if (!bc.out_dir) bc.out_dir = ".";
   const char *why;
-  if (bc.output && !bc.allow_outside_out_dir && (why = leaves_folder(bc.output)))
+  if (bc.output && !bc.allow_outside_out_dir && (why = kiln_cli_leaves_folder(bc.output)))
     return usage_error("--template %s: %s (--allow-outside-output allows it)", bc.output, why);
-  if (bc.contact_sheet && !bc.allow_outside_out_dir && (why = leaves_folder(bc.contact_sheet)))
+  if (bc.contact_sheet && !bc.allow_outside_out_dir && (why = kiln_cli_leaves_folder(bc.contact_sheet)))
     return usage_error("--contact-sheet %s: %s (--allow-outside-output allows it)",
                        bc.contact_sheet, why);
-  if (bc.manifest && !bc.allow_outside_out_dir && (why = leaves_folder(bc.manifest)))
+  if (bc.manifest && !bc.allow_outside_out_dir && (why = kiln_cli_leaves_folder(bc.manifest)))
     return usage_error("--manifest %s: %s (--allow-outside-output allows it)", bc.manifest, why);
   if (bc.shards > 1 && !quiet)
     fprintf(stderr, "kiln render: shard %u/%u (%s%s%s)\n", bc.shard, bc.shards,
