@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -805,99 +804,8 @@ static void thumbs_free(kiln_batch *b) {
   b->thumbs = NULL, b->ncells = 0;
 }
 
-/* ---- the output folder's lock ------------------------------------------------------------------ */
-
-/* Two runs on one folder would both render every frame (one then loses each rename race), so a run
- * holds an exclusive flock on <out_dir>/.kiln.lock from before its first frame until it returns.
- * flock, not fcntl: fcntl locks belong to the process, so two batches of one process would both
- * get one; flock locks belong to the open file, so they exclude each other too. The kernel drops
- * the lock when the file is closed or the process dies, so a killed run leaves no stale claim (its
- * file stays, unlocked, and the next run takes it). The holder removes the file before it closes
- * it, still holding the lock; a run that opened the file just before (and so locks a file no
- * longer there) sees that the name now leads elsewhere, and starts again on whatever file is at
- * the name. Unlocking first and then removing would remove a file another run may hold by then.
- * The holder writes "PID HOST" into it for the message of the runs it turns away.
- *
- * The processes of one sharded or claiming job share the folder by design (their frames are
- * disjoint, or claimed), so they take the lock shared: together they exclude a plain run, and a
- * plain run excludes them. A shared holder leaving removes the file only when it can take the lock
- * exclusively, that is when it was the last; otherwise it only closes it. Where the file
- * system has no locks (ENOLCK: NFS mounted nolock, without a lock manager), the run goes on
- * without one, as before locks existed. */
-static int lock_path(const kiln_batch *b, char *path, size_t cap) {
-  return snprintf(path, cap, "%s/.kiln.lock", b->out_dir) < (int)cap ? 0 : KILN_EINVAL;
-}
-
-/* The message of a run turned away by the holder of fd's lock. */
-static int busy(run_state *st, int fd) {
-  char held[96], host[40], other[40] = "";
-  ssize_t n = pread(fd, held, sizeof held - 1, 0);
-  held[n > 0 ? n : 0] = 0;
-  close(fd);
-  long pid = 0;
-  kiln__tmp_host(host, sizeof host);
-  const char *dir = st->b->out_dir;
-  if (sscanf(held, "%ld %39s", &pid, other) < 1 || pid <= 0)
-    return fail(st, KILN_EBUSY, "another kiln render is writing to %s", dir);
-  if (other[0] && strcmp(other, host) != 0)
-    return fail(st, KILN_EBUSY, "another kiln render (pid %ld on %s) is writing to %s", pid, other,
-                dir);
-  return fail(st, KILN_EBUSY, "another kiln render (pid %ld) is writing to %s", pid, dir);
-}
-
-/* fd (locked) is the file at path still: not removed or replaced since it was opened. */
-static bool still_at(int fd, const char *path) {
-  struct stat a, p;
-  return fstat(fd, &a) == 0 && lstat(path, &p) == 0 && a.st_dev == p.st_dev && a.st_ino == p.st_ino;
-}
-
+/* The processes of a sharded or claiming job share the output folder (lock.c). */
 static bool shares_folder(const kiln_batch *b) { return b->cfg.claim || b->cfg.shards > 1; }
-
-static int lock_out_dir(run_state *st) {
-  char path[PATH_MAX], held[96], host[40];
-  if (lock_path(st->b, path, sizeof path))
-    return fail(st, KILN_EINVAL, "output path too long: %s/.kiln.lock", st->b->out_dir);
-  for (int tries = 0;; tries++) {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
-    if (fd < 0) return fail(st, KILN_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (flock(fd, (shares_folder(st->b) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-      int e = errno;
-      /* a sharer may hold the lock exclusively for the moment it takes to leave (see above) */
-      if (e == EWOULDBLOCK && shares_folder(st->b) && tries < 50) {
-        close(fd);
-        nanosleep(&(struct timespec){0, 20000000}, NULL);
-        continue;
-      }
-      if (e == EWOULDBLOCK) return busy(st, fd);
-      close(fd);
-      if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS) return 0;
-      return fail(st, KILN_EIO, "cannot lock %s: %s", path, strerror(e));
-    }
-    if (still_at(fd, path)) {
-      st->lock_fd = fd;
-      break;
-    }
-    close(fd); /* its holder removed it after we opened it: lock the file at the name now */
-    if (tries == 100) return fail(st, KILN_EBUSY, "cannot lock %s: it keeps being replaced", path);
-  }
-  kiln__tmp_host(host, sizeof host);
-  int n = snprintf(held, sizeof held, "%ld %s\n", (long)getpid(), host);
-  /* only for messages: a run that cannot write it still holds the lock */
-  if (ftruncate(st->lock_fd, 0) == 0 && pwrite(st->lock_fd, held, (size_t)n, 0) != n)
-    (void)!ftruncate(st->lock_fd, 0);
-  return 0;
-}
-
-/* Removes the file, then closes it (which releases the lock): in this order, see above. */
-static void unlock_out_dir(run_state *st) {
-  char path[PATH_MAX];
-  if (st->lock_fd < 0) return;
-  /* (unless someone else removed it meanwhile: the file at the name may be another run's now) */
-  bool last = !shares_folder(st->b) || flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0;
-  if (last && !lock_path(st->b, path, sizeof path) && still_at(st->lock_fd, path)) unlink(path);
-  close(st->lock_fd);
-  st->lock_fd = -1;
-}
 
 /* The claim folder of this selection: <out_dir>/.kiln-claims/<key>, the key a hash of what
  * decides which frames a chunk holds and what their files are (the job file's name, the
@@ -940,7 +848,9 @@ static int run_begin(run_state *st) {
   int rc = kiln__make_dirs(b->out_dir, 0777);
   if (rc)
     return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
-  if ((rc = lock_out_dir(st))) return rc;
+  if ((rc = kiln__lock_out_dir(b->out_dir, shares_folder(b), &st->lock_fd, st->err->message,
+                                sizeof st->err->message)))
+    return rc;
   b->swept[0] = 0;
   names_clear(b);
   thumbs_free(b);
@@ -1237,7 +1147,8 @@ int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *er
   if (before_any) thumbs_free(b);   /* no contact sheet for a run that rendered nothing */
   else if (rc) st.exhausted = true; /* an error midway: issue no more */
   run_finish(&st, !st.exhausted, !before_any);
-  unlock_out_dir(&st); /* after run_finish: no writer task of this run is left */
+  /* after run_finish: no writer task of this run is left */
+  kiln__unlock_out_dir(b->out_dir, shares_folder(b), &st.lock_fd);
   if (!rc) memset(err, 0, sizeof *err);
   err->code = rc;
   return rc;

@@ -13,11 +13,12 @@
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others
  *   manifest.c    the run's manifest, a JSON line per frame written
+ *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
  *
  * Calls go one way: job_file.c -> job_anim.c, job_list.c -> job_common.c; batch.c -> the job's
- * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c; verify.c -> batch.c's
+ * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c, lock.c; verify.c -> batch.c's
  * read-only calls, select.c, decode_check.c. Errors of the job reader go through a kiln__sj_ctx
  * (scene_data.h) whose text is the job file, or the list line being read, so every error is
  * located the way the scene loader locates its own. Nothing here prints. */
@@ -279,6 +280,15 @@ int kiln__chunks_passed(kiln__chunks *k, uint64_t pos, char *msg, size_t msgcap)
  * chunk is finished and reported, or *stop was set. */
 bool kiln__chunks_wait(kiln__chunks *k, const atomic_int *stop);
 void kiln__chunks_counts(const kiln__chunks *k, uint64_t *claimed, uint64_t *taken);
+
+/* ---- lock.c: the output folder's lock ---------------------------------------------------------- */
+
+/* Locks <out_dir>/.kiln.lock for a run (shared: by the processes of one sharded or claiming job,
+ * which together exclude a plain run). 0 with *fd the lock (-1 where the file system has no
+ * locks), KILN_EBUSY naming the holder, KILN_EIO, KILN_EINVAL; msg says why. */
+int kiln__lock_out_dir(const char *out_dir, bool shared, int *fd, char *msg, size_t msgcap);
+/* Lets the lock go (the file removed by its last holder); *fd becomes -1. */
+void kiln__unlock_out_dir(const char *out_dir, bool shared, int *fd);
 
 /* ---- manifest.c: one JSON line per frame written -------------------------------------------------- */
 

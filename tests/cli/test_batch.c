@@ -551,3 +551,45 @@ TEST(two_claiming_batches_share_the_frames) {
   for (int i = 0; i < 2; i++) kiln_job_destroy(k[i].job);
   rig_close(&r);
 }
+
+static kiln_batch *make_shard(kiln_job *job, rig *r, const char *out, uint32_t k, uint32_t n,
+                              kiln_batch_progress_fn fn, void *arg) {
+  kiln_batch_config bc;
+  kiln_batch_config_default(&bc);
+  bc.pool = r->pool, bc.devs = &r->dev, bc.ndevs = 1, bc.out_dir = out, bc.in_flight = 1;
+  bc.shard = k, bc.shards = n, bc.progress = fn, bc.progress_arg = arg;
+  kiln_batch *b;
+  kiln_error_detail err;
+  if (kiln_batch_create(job, &bc, &b, &err)) KT_FAIL("kiln_batch_create: %s", err.message);
+  return b;
+}
+
+/* The shards of one job share the folder's lock: a second shard runs while the first does, a
+ * plain run is turned away while either does, and the last shard to leave removes the lock file. */
+TEST(shards_share_the_folder_and_keep_a_plain_run_out) {
+  rig r;
+  rig_open(&r, 4);
+  char *out = path_in(r.dir, "out");
+  kiln_job *job2 = load_job(path_in(r.dir, "job.json")), *job3 = load_job(path_in(r.dir, "job.json"));
+  nested_run plain = {.second = make_batch(job3, &r, out, true, NULL, NULL)};
+  nested_run shard1 = {.second = make_shard(job2, &r, out, 1, 2, run_second, &plain)};
+  kiln_batch *shard0 = make_shard(r.job, &r, out, 0, 2, run_second, &shard1);
+  kiln_batch_summary s;
+  kiln_error_detail err;
+  KT_CODE(kiln_batch_run(shard0, &s, &err), KILN_OK);
+  KT_EQ(s.written, 2);
+  KT_CODE(shard1.rc, KILN_OK); /* ran inside shard 0's first event */
+  KT_EQ(shard1.sum.written, 2);
+  KT_CODE(plain.rc, KILN_EBUSY); /* inside shard 1's first event: both shards held the folder */
+  KT_EQ(count_files(out), 4);
+  struct stat st;
+  KT_EQ(stat(path_in(out, ".kiln.lock"), &st), -1);
+  KT_CODE(kiln_batch_run(plain.second, &plain.sum, &plain.err), KILN_OK); /* free again */
+  KT_EQ(plain.sum.written, 4);
+  kiln_batch_destroy(shard0);
+  kiln_batch_destroy(shard1.second);
+  kiln_batch_destroy(plain.second);
+  kiln_job_destroy(job2);
+  kiln_job_destroy(job3);
+  rig_close(&r);
+}
