@@ -15,14 +15,14 @@ Fork safety: a Renderer is bound to its process; open one per DataLoader worker 
 """
 
 from ._core import Camera, Device, Frame, Renderer, Scene, devices
-from ._ffi import ffi as _ffi, lib as _lib
+from . import _ffi
 from .errors import DeviceError, JobError, KilnError, RenderError, SceneError
 
 
 def _version() -> str:
-    s = _ffi.new("const char **")
-    _lib.kiln_version(s)
-    return _ffi.string(s[0]).decode()
+    s = _ffi.ffi.new("const char **")
+    _ffi.lib.kiln_version(s)
+    return _ffi.ffi.string(s[0]).decode()
 
 
 __version__: str = _version()
