@@ -34,7 +34,6 @@ from typing import (
     List,
     Mapping,
     Optional,
-    Sequence,
     Tuple,
     Union,
 )
@@ -48,7 +47,6 @@ from .errors import (
     RenderError,
     SceneError,
     check,
-    error_from_detail,
     strerror,
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import gc
 import json
-import math
 import os
 import subprocess
 import threading
