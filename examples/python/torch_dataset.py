@@ -64,7 +64,8 @@ class RenderStream:
         with open(self.scene_path, encoding="utf-8") as f:
             doc = json.load(f)
         doc.setdefault("settings", {}).update(width=self.size, height=self.size, spp=self.spp)
-        scene = kiln.Scene.from_dict(doc, base_dir=os.path.dirname(os.path.abspath(self.scene_path)))
+        base_dir = os.path.dirname(os.path.abspath(self.scene_path))
+        scene = kiln.Scene.from_dict(doc, base_dir=base_dir)
         self.renderer = kiln.Renderer(scene, device=self.device)
         self.worker, self.workers = worker, workers
 

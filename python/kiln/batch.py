@@ -540,8 +540,8 @@ def _open_devices(ffi: cffi.FFI, lib: Any, spec: str, gpu_out: Any) -> List[Any]
     err = ffi.new("kiln_error_detail *")
     rc = lib.kiln_gpu_select_visible(gpu, spec.encode(), ffi.NULL, 0, idx, _MAX_DEVICES, n, err)
     if rc:
-        raise DeviceError(f"device={spec!r}: {_text(ffi, err.message) or _text(ffi, lib.kiln_strerror(rc))}"
-                          f" (kiln devices lists them)", code=rc)
+        why = _text(ffi, err.message) or _text(ffi, lib.kiln_strerror(rc))
+        raise DeviceError(f"device={spec!r}: {why} (kiln devices lists them)", code=rc)
     chosen = [int(idx[i]) for i in range(n[0])]
     info = ffi.new("kiln_gpu_device_info *")
     for i in list(chosen):
@@ -692,7 +692,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                 job_path = _write_job(job, tmp, base_dir, names)
             rc = lib.kiln_pool_create(pc, pool_p)
             if rc:
-                raise OSError(f"cannot start the worker threads: {_text(ffi, lib.kiln_strerror(rc))}")
+                why = _text(ffi, lib.kiln_strerror(rc))
+                raise OSError(f"cannot start the worker threads: {why}")
             err = ffi.new("kiln_error_detail *")
             jo = ffi.new("kiln_job_options *", {"scene": scene_c, "pool": pool_p[0]})
             rc = lib.kiln_job_load(os.fsencode(job_path), jo, err, job_p)
@@ -701,8 +702,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             for i in _open_devices(ffi, lib, device, gpu_p):
                 rc = lib.kiln_gpu_device_open(gpu_p[0], i, ffi.NULL, devs + ndevs)
                 if rc:
-                    raise DeviceError(f"cannot open device {i}: {_text(ffi, lib.kiln_strerror(rc))}",
-                                      code=rc)
+                    why = _text(ffi, lib.kiln_strerror(rc))
+                    raise DeviceError(f"cannot open device {i}: {why}", code=rc)
                 ndevs += 1
             run = _Run(ffi, lib, progress, names)
 

@@ -189,9 +189,13 @@ def test_progress_gets_one_event_per_frame_on_the_batch_thread(tmp_path: Path) -
 
 def test_failed_frames_are_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
     (tmp_path / "orbit_00002_color.png").write_bytes(b"not this run's")
-    statuses = {}
-    s = render_job(ORBIT, tmp_path, frames="0:3", passes=[], template="orbit_{frame:05d}_{pass}.{ext}",
-                   progress=lambda e: statuses.__setitem__(e["frame"], e["status"]), **SMALL)
+    statuses: Dict[int, int] = {}
+
+    def progress(ev: Dict[str, Any]) -> None:
+        statuses[ev["frame"]] = ev["status"]
+
+    s = render_job(ORBIT, tmp_path, frames="0:3", passes=[],
+                   template="orbit_{frame:05d}_{pass}.{ext}", progress=progress, **SMALL)
     assert (s["written"], s["failed"]) == (3, 1)
     assert statuses[2] < 0 and statuses[0] == statuses[1] == statuses[3] == 0
     [failure] = s["failures"]
@@ -305,7 +309,8 @@ def test_a_missing_job_file_raises_job_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("options, error", [
-    ({"frames": "x"}, ValueError), ({"frames": 1.5}, TypeError), ({"frames": range(5, 0)}, ValueError),
+    ({"frames": "x"}, ValueError), ({"frames": 1.5}, TypeError),
+    ({"frames": range(5, 0)}, ValueError), ({"frames": True}, TypeError),
     ({"size": (0, 4)}, ValueError), ({"size": "4by4"}, ValueError), ({"spp": True}, TypeError),
     ({"passes": "nromal"}, ValueError), ({"format": "tif"}, ValueError),
     ({"resume": True, "overwrite": True}, ValueError), ({"device": 3.5}, TypeError),
@@ -332,4 +337,4 @@ def test_a_device_that_matches_nothing_raises_device_error(tmp_path: Path) -> No
 def test_a_template_outside_the_output_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(JobError, match="template"):
         render_job(ORBIT, tmp_path / "out", frames=0, template="../{frame}_{pass}.{ext}", **SMALL)
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "0_color.png").exists()
