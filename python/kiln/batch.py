@@ -1,0 +1,777 @@
+"""kiln.render_job: render a batch job (docs/JOBS.md) from Python.
+
+A job is a job file (``.json``, or a ``.jsonl`` list with ``scene=``), a job document as a dict,
+or a :class:`kiln.Job`; per-image overrides may come from any iterable, a generator included,
+which is streamed to a temporary JSONL file line by line and never held in memory.
+
+The batch runs in the C library (``kiln_batch_run``) on a thread of its own, without the GIL:
+other Python threads keep running. ``progress`` is called on that thread, once per frame.
+
+Ctrl-C (SIGINT) while a batch runs stops it: no new frame is issued, the frames in flight finish
+and are written (a further Ctrl-C while they finish is absorbed, so that no C memory is freed under
+them), and ``KeyboardInterrupt`` is raised, carrying the summary as its ``summary`` attribute.
+An exception raised by ``progress`` stops the batch in the same way and is re-raised.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import json
+import os
+import re
+import tempfile
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import cffi
+
+from .job import Job
+
+__all__ = ["render_job", "JobError", "DeviceError", "BATCH_CDEF"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+ProgressFn = Callable[[Dict[str, Any]], None]
+
+# Declarations copied from include/kiln/{sched,error,gpu,render,batch}.h: the layouts must match
+# the headers exactly (python/tests/test_batch.py compares every offset with the C compiler's).
+# Structs only passed as NULL are left opaque.
+BATCH_CDEF = """
+typedef struct kiln_pool kiln_pool;
+typedef struct kiln_pool_config {
+  int threads;
+  int (*init)(void *init_arg);
+  void *init_arg;
+  const char *name;
+} kiln_pool_config;
+void kiln_pool_config_default(kiln_pool_config *cfg);
+int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out);
+void kiln_pool_destroy(kiln_pool *p);
+
+typedef struct kiln_error_detail {
+  int code;
+  char file[512];
+  int line, column;
+  char path[256];
+  char message[512];
+} kiln_error_detail;
+const char *kiln_strerror(int code);
+const char *kiln_err_name(int code);
+char *kiln_error_detail_format(const kiln_error_detail *err, char *buf, size_t size);
+
+typedef struct kiln_gpu kiln_gpu;
+typedef struct kiln_gpu_device kiln_gpu_device;
+typedef struct kiln_gpu_config kiln_gpu_config;
+typedef struct kiln_gpu_device_config kiln_gpu_device_config;
+typedef enum {
+  KILN_GPU_TYPE_OTHER,
+  KILN_GPU_TYPE_INTEGRATED,
+  KILN_GPU_TYPE_DISCRETE,
+  KILN_GPU_TYPE_VIRTUAL,
+  KILN_GPU_TYPE_CPU
+} kiln_gpu_type;
+typedef struct kiln_gpu_queue_family {
+  uint32_t queues;
+  bool compute, graphics, transfer;
+} kiln_gpu_queue_family;
+typedef struct kiln_gpu_heap {
+  uint64_t size;
+  bool device_local;
+} kiln_gpu_heap;
+typedef struct kiln_gpu_device_info {
+  uint32_t index;
+  char name[256];
+  kiln_gpu_type type;
+  uint32_t vendor_id, device_id;
+  uint32_t api_version;
+  uint32_t driver_version;
+  char driver_name[256];
+  char driver_info[256];
+  uint8_t device_uuid[16];
+  uint8_t driver_uuid[16];
+  bool usable;
+  char unusable_reason[128];
+  uint32_t family_count;
+  kiln_gpu_queue_family families[16];
+  uint32_t heap_count;
+  kiln_gpu_heap heaps[16];
+  uint32_t max_uniform_range;
+  uint32_t max_texels;
+  bool has_pci;
+  uint32_t pci_domain, pci_bus, pci_device, pci_function;
+} kiln_gpu_device_info;
+int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out);
+void kiln_gpu_destroy(kiln_gpu *gpu);
+int kiln_gpu_get_device_info(const kiln_gpu *gpu, uint32_t index, kiln_gpu_device_info *out);
+int kiln_gpu_select_visible(kiln_gpu *gpu, const char *spec, const uint32_t *visible,
+                            size_t nvisible, uint32_t *indices, size_t cap, size_t *n,
+                            kiln_error_detail *err);
+int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
+                         kiln_gpu_device **out);
+void kiln_gpu_device_close(kiln_gpu_device *dev);
+
+typedef struct kiln_camera {
+  bool thin_lens;
+  float position[3], look_at[3], up[3];
+  float vfov_deg;
+  float aperture;
+  float focus_distance;
+} kiln_camera;
+
+int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err);
+typedef enum {
+  KILN_FORMAT_DEFAULT = 0,
+  KILN_FORMAT_PNG,
+  KILN_FORMAT_PNG16,
+  KILN_FORMAT_JPEG,
+  KILN_FORMAT_EXR,
+  KILN_FORMAT_NPY,
+  KILN_FORMAT_HDR
+} kiln_format;
+int kiln_format_parse(const char *name, kiln_format *out);
+
+typedef struct kiln_job kiln_job;
+typedef struct kiln_job_options {
+  const char *scene;
+  kiln_pool *pool;
+} kiln_job_options;
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err,
+                  kiln_job **out);
+typedef struct kiln_job_info {
+  const char *output;
+  unsigned passes;
+  kiln_format format;
+  uint64_t count;
+} kiln_job_info;
+void kiln_job_get_info(const kiln_job *job, kiln_job_info *info);
+typedef struct kiln_job_frame {
+  uint64_t index;
+  long frame;
+  char name[128];
+  char where[600];
+  kiln_camera camera;
+  uint32_t seed;
+  char *scene_patch;
+} kiln_job_frame;
+void kiln_job_destroy(kiln_job *job);
+
+typedef struct kiln_batch kiln_batch;
+typedef struct kiln_batch_event {
+  const kiln_job_frame *frame;
+  int status;
+  const char *message;
+  uint64_t done, failed, skipped, total;
+  double elapsed_s;
+} kiln_batch_event;
+typedef void (*kiln_batch_progress_fn)(void *arg, const kiln_batch_event *ev);
+typedef enum kiln_shard_mode {
+  KILN_SHARD_ROUND_ROBIN = 0,
+  KILN_SHARD_CONTIGUOUS
+} kiln_shard_mode;
+int kiln_shard_mode_parse(const char *name, kiln_shard_mode *mode);
+typedef struct kiln_batch_config {
+  kiln_pool *pool;
+  kiln_gpu_device *const *devs;
+  size_t ndevs;
+  const char *out_dir;
+  const char *output;
+  unsigned passes;
+  kiln_format format;
+  long first, last, step;
+  int32_t width, height, spp;
+  size_t in_flight;
+  bool resume;
+  bool overwrite;
+  bool durable;
+  const char *contact_sheet;
+  bool allow_outside_out_dir;
+  int contact_thumb;
+  uint32_t shard, shards;
+  kiln_shard_mode shard_mode;
+  bool claim;
+  uint32_t chunk;
+  double claim_timeout_s;
+  const char *manifest;
+  kiln_batch_progress_fn progress;
+  void *progress_arg;
+} kiln_batch_config;
+void kiln_batch_config_default(kiln_batch_config *cfg);
+typedef struct kiln_batch_summary {
+  uint64_t total, written, failed, skipped;
+  uint64_t elsewhere;
+  uint64_t chunks_claimed, chunks_taken_over;
+  uint64_t files;
+  uint64_t bytes;
+  bool stopped;
+  double wall_s, first_image_s;
+  double images_per_s;
+  double prepare_s, render_s, readback_s, encode_s, write_s;
+  uint64_t peak_rss_bytes;
+  int manifest_status;
+  char manifest_message[512];
+  int contact_sheet_status;
+  char contact_sheet_message[512];
+} kiln_batch_summary;
+int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
+                      kiln_error_detail *err);
+int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err);
+void kiln_batch_stop(kiln_batch *b);
+void kiln_batch_destroy(kiln_batch *b);
+"""
+
+# The summary's fields, in the order of kiln_batch_summary.
+SUMMARY_FIELDS = (
+    "total", "written", "failed", "skipped", "elsewhere", "chunks_claimed", "chunks_taken_over",
+    "files", "bytes", "stopped", "wall_s", "first_image_s", "images_per_s", "prepare_s",
+    "render_s", "readback_s", "encode_s", "write_s", "peak_rss_bytes", "manifest_status",
+    "manifest_message", "contact_sheet_status", "contact_sheet_message",
+)
+
+# At most this many failures are kept in the summary's "failures" (summary["failed"] counts all),
+# so that a job of millions of failing frames still runs in bounded memory.
+MAX_FAILURES_KEPT = 1000
+
+_MAX_DEVICES = 16
+_EBUSY = -17
+
+
+class JobError(Exception):
+    """A job that cannot be loaded or run, with kiln's located message
+    (``job.json:4:15: passes[1]: unknown pass 'nromal' (did you mean 'normal'?)``).
+
+    Attributes: ``code`` (the KILN_E* code), ``file``, ``line``, ``column``, ``path`` (the JSON
+    path at fault), ``detail`` (the message without its location). For an ``images`` iterable,
+    ``file`` is ``"images[N]"``, N the 0-based position of the item at fault."""
+
+    def __init__(self, message: str, *, code: int = 0, file: str = "", line: int = 0,
+                 column: int = 0, path: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        self.detail = detail or message
+
+
+class DeviceError(Exception):
+    """No Vulkan, or no device that matches ``device=``, or one that cannot be opened."""
+
+    def __init__(self, message: str, *, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---- the library -------------------------------------------------------------------------------
+
+_ffi: Optional[cffi.FFI] = None
+_lib: Any = None
+_load_lock = threading.Lock()
+
+
+def _library_path() -> str:
+    """libkiln.so: $KILN_LIBRARY, else an installed copy beside the package, else the linker's."""
+    env = os.environ.get("KILN_LIBRARY")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    parent = here
+    for _ in range(5):  # <prefix>/lib/pythonX.Y/site-packages/kiln -> <prefix>/lib*/
+        parent = os.path.dirname(parent)
+        found = sorted(glob.glob(os.path.join(parent, "lib*", "libkiln.so.0*")))
+        if found:
+            return found[0]
+    name = ctypes.util.find_library("kiln")
+    if name:
+        return name
+    raise OSError("libkiln.so not found: set KILN_LIBRARY to its path (e.g. build/libkiln.so)")
+
+
+def _api() -> Tuple[cffi.FFI, Any]:
+    """The FFI and the loaded library (loaded on first use)."""
+    global _ffi, _lib
+    with _load_lock:
+        if _lib is None:
+            ffi = cffi.FFI()
+            ffi.cdef(BATCH_CDEF)
+            _lib = ffi.dlopen(_library_path())
+            _ffi = ffi
+    assert _ffi is not None
+    return _ffi, _lib
+
+
+# ---- options -----------------------------------------------------------------------------------
+
+
+def _int_arg(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an integer, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}={value}: expected {lo} to {hi}")
+    return value
+
+
+def _frames_arg(frames: Any, long_min: int, long_max: int) -> Tuple[int, int, int]:
+    """(first, last, step) of frames: an int N, a range, or "A:B[:STEP]" ("A:", ":B" open)."""
+    if isinstance(frames, range):
+        if len(frames) == 0 or frames.step < 0:
+            raise ValueError(f"frames={frames!r}: expected a non-empty increasing range")
+        return frames.start, frames[-1], frames.step
+    if isinstance(frames, int) and not isinstance(frames, bool):
+        return frames, frames, 1
+    if not isinstance(frames, str):
+        raise TypeError(f"frames: expected an int, a range or 'A:B[:STEP]', not "
+                        f"{type(frames).__name__}")
+    m = re.fullmatch(r"\s*(-?\d+)?\s*(?::\s*(-?\d+)?\s*(?::\s*(\d+)\s*)?)?", frames)
+    if not m or frames.strip() == "" or (m.group(1) is None and ":" not in frames):
+        raise ValueError(f"frames={frames!r}: expected N, A:B or A:B:STEP (A: and :B are open)")
+    if ":" not in frames:
+        n = int(m.group(1))
+        return n, n, 1
+    first = int(m.group(1)) if m.group(1) is not None else long_min
+    last = int(m.group(2)) if m.group(2) is not None else long_max
+    step = int(m.group(3)) if m.group(3) is not None else 1
+    if step < 1 or last < first:
+        raise ValueError(f"frames={frames!r}: expected A <= B and STEP >= 1")
+    return first, last, step
+
+
+def _size_arg(size: Any) -> Tuple[int, int]:
+    if isinstance(size, str):
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
+        if not m:
+            raise ValueError(f"size={size!r}: expected 'WxH' or (width, height)")
+        size = (int(m.group(1)), int(m.group(2)))
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise TypeError("size: expected (width, height) or 'WxH'")
+    return _int_arg("size[0]", size[0], 1, 16384), _int_arg("size[1]", size[1], 1, 16384)
+
+
+def _shard_arg(shard: Any) -> Tuple[int, int]:
+    if isinstance(shard, str):
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        if not m:
+            raise ValueError(f"shard={shard!r}: expected 'K/N' or (K, N), 0 <= K < N")
+        shard = (int(m.group(1)), int(m.group(2)))
+    if not isinstance(shard, (tuple, list)) or len(shard) != 2:
+        raise TypeError("shard: expected (K, N) or 'K/N'")
+    n = _int_arg("shard N", shard[1], 1, 2**32 - 1)
+    return _int_arg("shard K", shard[0], 0, n - 1), n
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays (and anything else with tolist()) as JSON."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any, where: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, default=_json_default, separators=(",", ":"))
+    except ValueError as e:  # NaN or infinity: JSON has no such numbers, nor has kiln
+        raise JobError(f"{where}: {e}", file=where, detail=str(e)) from None
+    except TypeError as e:
+        raise TypeError(f"{where}: {e}") from None
+
+
+# ---- the job file ------------------------------------------------------------------------------
+
+
+class _Names:
+    """Maps the temporary files' names in kiln's messages to what the caller wrote."""
+
+    def __init__(self) -> None:
+        self.job: Optional[str] = None  # the temporary job document
+        self.images: Optional[str] = None  # the temporary list
+
+    def file(self, name: str, line: int) -> Tuple[str, int]:
+        if self.images is not None and name == self.images:
+            return f"images[{line - 1}]" if line > 0 else "images", 0
+        if self.job is not None and name == self.job:
+            return "<job>", 0
+        return name, line
+
+    def where(self, text: str) -> str:
+        """A frame's "where" ("list.jsonl:37") as the caller knows it ("images[36]")."""
+        if self.images is not None and text.startswith(self.images + ":"):
+            tail = text[len(self.images) + 1:]
+            if tail.isdigit():
+                return f"images[{int(tail) - 1}]"
+        if self.job is not None and text.startswith(self.job):
+            return "<job>" + text[len(self.job):]
+        return text
+
+
+def _write_job(job: Union[Job, Mapping[str, Any]], tmp: str, base_dir: Optional[PathLike],
+               names: _Names) -> str:
+    """Writes a job given as a Job or dict to tmp/job.json (and tmp/images.jsonl for an iterable
+    of images, streamed); returns the job file's path. Relative paths are made absolute against
+    base_dir (else the Job's base_dir, else the current folder)."""
+    if isinstance(job, Job):
+        if base_dir is None:
+            base_dir = job.base_dir
+        doc = job.to_dict()
+    else:
+        doc = dict(job)
+    base = os.path.abspath(os.fspath(base_dir) if base_dir is not None else os.getcwd())
+    scene = doc.get("scene")
+    if scene is not None:
+        if not isinstance(scene, (str, os.PathLike)):
+            raise TypeError(f"job 'scene': expected the path of a scene file, not "
+                            f"{type(scene).__name__}")
+        doc["scene"] = os.path.join(base, os.fspath(scene))
+    images = doc.get("images")
+    if isinstance(images, (str, os.PathLike)):
+        doc["images"] = os.path.join(base, os.fspath(images))
+    elif images is not None:
+        if isinstance(images, (Mapping, bytes)) or not isinstance(images, Iterable):
+            raise TypeError(f"job 'images': expected an iterable of dicts or a .jsonl path, not "
+                            f"{type(images).__name__}")
+        list_path = os.path.join(tmp, "images.jsonl")
+        names.images = list_path
+        with open(list_path, "w", encoding="utf-8", buffering=1 << 20) as f:
+            for i, item in enumerate(images):
+                if not isinstance(item, Mapping):
+                    raise TypeError(f"images[{i}]: expected a dict of overrides, not "
+                                    f"{type(item).__name__}")
+                f.write(_dumps(item, f"images[{i}]"))
+                f.write("\n")
+        doc["images"] = list_path
+    path = os.path.join(tmp, "job.json")
+    names.job = path
+    text = _dumps(doc, "job")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+def _text(ffi: cffi.FFI, chars: Any) -> str:
+    return ffi.string(chars).decode("utf-8", "replace")
+
+
+def _job_error(ffi: cffi.FFI, lib: Any, err: Any, rc: int, names: _Names) -> JobError:
+    file, line = names.file(_text(ffi, err.file), err.line)
+    column = err.column if line else 0
+    path, detail = _text(ffi, err.path), _text(ffi, err.message)
+    if not detail:
+        detail = _text(ffi, lib.kiln_strerror(rc))
+    parts = [file] if file else []
+    if file and line:
+        parts.append(str(line))
+        if column:
+            parts.append(str(column))
+    located = ":".join(parts)
+    msg = ": ".join(p for p in (located, path, detail) if p)
+    return JobError(msg, code=rc, file=file, line=line, column=column, path=path, detail=detail)
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+class _Run:
+    """State shared with the progress callback (which runs on the batch's thread)."""
+
+    def __init__(self, ffi: cffi.FFI, lib: Any, progress: Optional[ProgressFn],
+                 names: _Names) -> None:
+        self.ffi, self.lib, self.progress, self.names = ffi, lib, progress, names
+        self.batch: Any = ffi.NULL
+        self.failures: List[Dict[str, Any]] = []
+        self.error: Optional[BaseException] = None
+
+    def on_event(self, ev: Any) -> None:
+        ffi = self.ffi
+        fr = ev.frame
+        status = int(ev.status)
+        where = self.names.where(_text(ffi, fr.where)) if fr != ffi.NULL else ""
+        message = _text(ffi, ev.message) if ev.message != ffi.NULL else ""
+        frame = int(fr.frame) if fr != ffi.NULL else -1
+        if status < 0 and len(self.failures) < MAX_FAILURES_KEPT:
+            self.failures.append({"frame": frame, "where": where, "message": message,
+                                  "code": status})
+        if self.progress is None or self.error is not None:
+            return
+        event = {
+            "index": int(fr.index) if fr != ffi.NULL else -1,
+            "frame": frame,
+            "name": _text(ffi, fr.name) if fr != ffi.NULL else "",
+            "where": where,
+            "status": status,
+            "message": message,
+            "done": int(ev.done),
+            "failed": int(ev.failed),
+            "skipped": int(ev.skipped),
+            "total": int(ev.total),
+            "elapsed_s": float(ev.elapsed_s),
+        }
+        try:
+            self.progress(event)
+        except BaseException as e:  # noqa: B036 - re-raised by render_job
+            self.error = e
+            self.lib.kiln_batch_stop(self.batch)
+
+
+def _summary(ffi: cffi.FFI, s: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for name in SUMMARY_FIELDS:
+        value = getattr(s, name)
+        if name.endswith("_message"):
+            value = _text(ffi, value)
+        elif name == "stopped":
+            value = bool(value)
+        out[name] = value
+    return out
+
+
+def _open_devices(ffi: cffi.FFI, lib: Any, spec: str, gpu_out: Any) -> List[Any]:
+    """Opens the devices spec selects (a CPU device twice, as kiln render does: it has one queue,
+    and two frames at once fill the idle tail of each dispatch)."""
+    rc = lib.kiln_gpu_create(ffi.NULL, gpu_out)
+    if rc:
+        raise DeviceError(f"no Vulkan: {_text(ffi, lib.kiln_strerror(rc))} (install a driver, e.g. "
+                          f"mesa-vulkan-drivers)", code=rc)
+    gpu = gpu_out[0]
+    idx = ffi.new("uint32_t[]", _MAX_DEVICES)
+    n = ffi.new("size_t *")
+    err = ffi.new("kiln_error_detail *")
+    rc = lib.kiln_gpu_select_visible(gpu, spec.encode(), ffi.NULL, 0, idx, _MAX_DEVICES, n, err)
+    if rc:
+        why = _text(ffi, err.message) or _text(ffi, lib.kiln_strerror(rc))
+        raise DeviceError(f"device={spec!r}: {why} (kiln devices lists them)", code=rc)
+    chosen = [int(idx[i]) for i in range(n[0])]
+    info = ffi.new("kiln_gpu_device_info *")
+    for i in list(chosen):
+        if len(chosen) < _MAX_DEVICES and not lib.kiln_gpu_get_device_info(gpu, i, info) and \
+                info.type == lib.KILN_GPU_TYPE_CPU:
+            chosen.append(i)
+    return chosen
+
+
+def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLike, *,
+               scene: Optional[PathLike] = None,
+               frames: Union[None, int, range, str] = None,
+               size: Union[None, Tuple[int, int], str] = None,
+               spp: Optional[int] = None,
+               passes: Union[None, str, Iterable[str]] = None,
+               format: Optional[str] = None,
+               template: Optional[str] = None,
+               resume: bool = False,
+               overwrite: bool = False,
+               device: Union[str, int] = "auto",
+               threads: Optional[int] = None,
+               in_flight: Optional[int] = None,
+               shard: Union[None, str, Tuple[int, int]] = None,
+               shard_mode: str = "round-robin",
+               manifest: Optional[PathLike] = None,
+               progress: Optional[ProgressFn] = None,
+               base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
+
+    job: a job file's path (``.json``, or a ``.jsonl`` list with ``scene=``), a job document as a
+    dict, or a :class:`kiln.Job`. In a dict or Job, ``images`` may be any iterable of override
+    dicts (a generator included: it is streamed to a temporary ``.jsonl`` and never held in
+    memory; numpy values are accepted), and relative paths resolve against ``base_dir`` (else
+    the Job's, else the current folder).
+
+    Options (``kiln render``'s, docs/JOBS.md): ``scene`` (a scene file instead of the job's),
+    ``frames`` (an int, a ``range``, or ``"A:B[:STEP]"``: frame numbers, B inclusive), ``size``
+    (``(w, h)`` or ``"WxH"``), ``spp``, ``passes`` (``"depth,normal"`` or a list), ``format``
+    (``png``, ``png16``, ``jpg``, ``exr``, ``npy``, ``hdr``), ``template`` (output names, inside
+    output_dir), ``resume`` (skip frames whose files exist), ``overwrite``, ``device`` (``auto``,
+    ``cpu``, ``gpu``, ``all``, an index or a name), ``threads`` (worker threads), ``in_flight``
+    (frames at once), ``shard`` (``(K, N)`` or ``"K/N"``) with ``shard_mode`` (``round-robin``
+    or ``contiguous``), ``manifest`` (a JSONL file of what was written, in output_dir unless
+    absolute).
+
+    progress: called as ``progress(event)`` once per frame done, skipped or failed, on the
+    batch's thread (not the caller's), with ``index``, ``frame``, ``name``, ``where``,
+    ``status`` (0 written, 1 skipped, 2 rendered elsewhere, else the negative KILN_E* code),
+    ``message``, ``done``, ``failed``, ``skipped``, ``total`` and ``elapsed_s``. An exception
+    it raises stops the batch (frames in flight finish) and is re-raised here.
+
+    Returns the fields of ``kiln_batch_summary`` (``total``, ``written``, ``failed``,
+    ``skipped``, ``files``, ``bytes``, ``stopped``, ``wall_s``, ``images_per_s``, ...) and
+    ``failures``: ``{frame, where, message, code}`` of the failed frames (the first
+    MAX_FAILURES_KEPT). Failed frames do not raise: the batch goes on, as ``kiln render`` does.
+
+    Raises JobError (a job that cannot be loaded, with kiln's located message, or a batch that
+    cannot run: its output folder in use by another run, no frame selected, files that exist),
+    DeviceError, TypeError and ValueError (bad options), OSError (libkiln.so not found), and
+    KeyboardInterrupt when Ctrl-C stopped the batch (its ``summary`` attribute holds the
+    summary). The GIL is released while the batch runs.
+    """
+    ffi, lib = _api()
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress: expected a callable(event) or None")
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected a string such as 'auto' or 'cpu', not "
+                        f"{type(device).__name__}")
+
+    keep: List[Any] = []  # C strings the config borrows, alive until the batch is destroyed
+
+    def cstr(value: Any, name: str) -> Any:
+        if not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name}: expected a path or string, not {type(value).__name__}")
+        s = ffi.new("char[]", os.fsencode(value))
+        keep.append(s)
+        return s
+
+    cfg = ffi.new("kiln_batch_config *")
+    lib.kiln_batch_config_default(cfg)
+    cfg.out_dir = cstr(output_dir, "output_dir")
+    if frames is not None:
+        cfg.first, cfg.last, cfg.step = _frames_arg(frames, int(cfg.first), int(cfg.last))
+    if size is not None:
+        cfg.width, cfg.height = _size_arg(size)
+    if spp is not None:
+        cfg.spp = _int_arg("spp", spp, 1, 1 << 24)
+    if passes is not None:
+        if not isinstance(passes, str):
+            passes = list(passes)
+            if not all(isinstance(p, str) for p in passes):
+                raise TypeError("passes: expected pass names")
+            passes = ",".join(passes)
+        bits = ffi.new("unsigned *")
+        err = ffi.new("kiln_error_detail *")
+        if lib.kiln_pass_parse(passes.encode(), bits, err):
+            raise ValueError(f"passes={passes!r}: {_text(ffi, err.message)}")
+        cfg.passes = bits[0]
+    if format is not None:
+        if not isinstance(format, str):
+            raise TypeError("format: expected a name such as 'png' or 'exr'")
+        fmt = ffi.new("kiln_format *")
+        if lib.kiln_format_parse(format.encode(), fmt):
+            raise ValueError(f"format={format!r}: expected png, png16, jpg, exr, npy or hdr")
+        cfg.format = fmt[0]
+    if template is not None:
+        cfg.output = cstr(template, "template")
+    cfg.resume = bool(resume)
+    cfg.overwrite = bool(overwrite)
+    if in_flight is not None:
+        cfg.in_flight = _int_arg("in_flight", in_flight, 1, 4096)
+    if shard is not None:
+        cfg.shard, cfg.shards = _shard_arg(shard)
+    if not isinstance(shard_mode, str):
+        raise TypeError("shard_mode: expected 'round-robin' or 'contiguous'")
+    mode = ffi.new("kiln_shard_mode *")
+    if lib.kiln_shard_mode_parse(shard_mode.encode(), mode):
+        raise ValueError(f"shard_mode={shard_mode!r}: expected 'round-robin' or 'contiguous'")
+    cfg.shard_mode = mode[0]
+    if manifest is not None:
+        cfg.manifest = cstr(manifest, "manifest")
+    pc = ffi.new("kiln_pool_config *")
+    lib.kiln_pool_config_default(pc)
+    if threads is not None:
+        pc.threads = _int_arg("threads", threads, 1, 1024)
+    scene_c = cstr(scene, "scene") if scene is not None else ffi.NULL
+    if isinstance(job, (str, os.PathLike)):
+        pass
+    elif not isinstance(job, (Job, Mapping)):
+        raise TypeError(f"job: expected a path, a dict or a kiln.Job, not {type(job).__name__}")
+
+    names = _Names()
+    pool_p = ffi.new("kiln_pool **")
+    job_p = ffi.new("kiln_job **")
+    gpu_p = ffi.new("kiln_gpu **")
+    devs = ffi.new("kiln_gpu_device *[]", _MAX_DEVICES)
+    ndevs = 0
+    batch_p = ffi.new("kiln_batch **")
+    with tempfile.TemporaryDirectory(prefix="kiln-job-") as tmp:
+        try:
+            if isinstance(job, (str, os.PathLike)):
+                job_path = os.fspath(job)
+            else:
+                job_path = _write_job(job, tmp, base_dir, names)
+            rc = lib.kiln_pool_create(pc, pool_p)
+            if rc:
+                why = _text(ffi, lib.kiln_strerror(rc))
+                raise OSError(f"cannot start the worker threads: {why}")
+            err = ffi.new("kiln_error_detail *")
+            jo = ffi.new("kiln_job_options *", {"scene": scene_c, "pool": pool_p[0]})
+            rc = lib.kiln_job_load(os.fsencode(job_path), jo, err, job_p)
+            if rc:
+                raise _job_error(ffi, lib, err, rc, names)
+            for i in _open_devices(ffi, lib, device, gpu_p):
+                rc = lib.kiln_gpu_device_open(gpu_p[0], i, ffi.NULL, devs + ndevs)
+                if rc:
+                    why = _text(ffi, lib.kiln_strerror(rc))
+                    raise DeviceError(f"cannot open device {i}: {why}", code=rc)
+                ndevs += 1
+            run = _Run(ffi, lib, progress, names)
+
+            def on_event(_arg: Any, ev: Any) -> None:
+                try:
+                    run.on_event(ev)
+                except BaseException as e:  # noqa: B036 - never let it unwind into C
+                    if run.error is None:
+                        run.error = e
+                    lib.kiln_batch_stop(run.batch)
+
+            callback = ffi.callback("kiln_batch_progress_fn", on_event)
+            cfg.pool = pool_p[0]
+            cfg.devs = devs
+            cfg.ndevs = ndevs
+            cfg.progress = callback
+            rc = lib.kiln_batch_create(job_p[0], cfg, batch_p, err)
+            if rc:
+                if template is not None and _text(ffi, err.path) == "output":
+                    raise JobError(f"template={template!r}: {_text(ffi, err.message)}", code=rc,
+                                   path="output", detail=_text(ffi, err.message))
+                raise _job_error(ffi, lib, err, rc, names)
+            run.batch = batch_p[0]
+            return _run(ffi, lib, run, names)
+        finally:
+            lib.kiln_batch_destroy(batch_p[0])
+            lib.kiln_job_destroy(job_p[0])
+            for i in range(ndevs):
+                lib.kiln_gpu_device_close(devs[i])
+            lib.kiln_gpu_destroy(gpu_p[0])
+            lib.kiln_pool_destroy(pool_p[0])
+
+
+def _run(ffi: cffi.FFI, lib: Any, run: _Run, names: _Names) -> Dict[str, Any]:
+    """Runs the batch on a thread of its own (the call releases the GIL) and waits for it, so that
+    Ctrl-C reaches the caller at once and stops the batch."""
+    sum_ = ffi.new("kiln_batch_summary *")
+    err = ffi.new("kiln_error_detail *")
+    result: Dict[str, int] = {}
+    finished = threading.Event()
+
+    def body() -> None:
+        try:
+            result["rc"] = lib.kiln_batch_run(run.batch, sum_, err)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=body, name="kiln-batch")
+    thread.start()
+    interrupted: Optional[BaseException] = None
+    while not finished.is_set():
+        try:
+            finished.wait()
+        except BaseException as e:  # noqa: B036 - Ctrl-C: stop, let the frames in flight finish
+            lib.kiln_batch_stop(run.batch)
+            if interrupted is None:
+                interrupted = e
+    thread.join()
+    summary = _summary(ffi, sum_)
+    summary["failures"] = run.failures
+    for e in (interrupted, run.error):
+        if e is not None:
+            try:
+                setattr(e, "summary", summary)
+            except AttributeError:
+                pass
+            raise e
+    rc = result.get("rc", -10)
+    if rc:
+        raise _job_error(ffi, lib, err, rc, names)
+    return summary
