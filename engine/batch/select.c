@@ -64,13 +64,17 @@ bool kiln__selection_by_number(const kiln__selection *s) {
 
 void kiln__selection_rewind(kiln__selection *s) { s->base_set = false, s->pos = 0; }
 
-/* Whether frame passes --frames. Without a lower bound the step counts from the first frame in
- * range (base, set by the first call after a rewind). */
+/* Whether frame passes --frames: in range, and a whole number of steps from the base, the lower
+ * bound or, without one, the first frame in range (set by the first call after a rewind). A list
+ * may number its images in any order, so a frame below the base counts too (steps backwards). */
 static bool by_number(kiln__selection *s, long frame) {
   if (frame < s->first || frame > s->last) return false;
   if (!s->base_set) s->base = s->first != LONG_MIN ? s->first : frame, s->base_set = true;
-  if (frame < s->base) return false;
-  return (frame - s->base) % s->step == 0;
+  if (s->step == 1) return true;
+  /* frame - base may not fit a long (LONG_MIN + 1 .. LONG_MAX - 1 both ways): in unsigned */
+  unsigned long d = frame >= s->base ? (unsigned long)frame - (unsigned long)s->base
+                                     : (unsigned long)s->base - (unsigned long)frame;
+  return d % (unsigned long)s->step == 0;
 }
 
 static bool count_one(void *arg, long frame) { return by_number(arg, frame); }

@@ -17,6 +17,8 @@ Fork safety: a Renderer is bound to its process; open one per DataLoader worker 
 from ._core import Camera, Device, Frame, Renderer, Scene, devices
 from . import _ffi
 from .errors import DeviceError, JobError, KilnError, RenderError, SceneError
+from .batch import render_job
+from .job import Job
 
 
 def _version() -> str:
@@ -32,6 +34,7 @@ __all__ = [
     "Device",
     "DeviceError",
     "Frame",
+    "Job",
     "JobError",
     "KilnError",
     "RenderError",
@@ -40,4 +43,5 @@ __all__ = [
     "SceneError",
     "__version__",
     "devices",
+    "render_job",
 ]

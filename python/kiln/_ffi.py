@@ -260,6 +260,15 @@ def find_library() -> str:
         if not os.path.exists(env):
             raise OSError(f"KILN_LIBRARY={env}: no such file")
         return env
+    try:  # an installed copy: CMake wrote where its library is, relative to the package
+        from ._install import LIBRARY_RELATIVE  # type: ignore[import-not-found]
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        installed = os.path.normpath(os.path.join(here, LIBRARY_RELATIVE))
+        if os.path.exists(installed):
+            return installed
+    except ImportError:  # the source tree: no _install.py
+        pass
     found: Optional[str] = next(iter(_installed_candidates()), None)
     if found:
         return found

@@ -15,8 +15,6 @@ An exception raised by ``progress`` stops the batch in the same way and is re-ra
 
 from __future__ import annotations
 
-import ctypes.util
-import glob
 import json
 import os
 import re
@@ -25,6 +23,9 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import cffi
+
+from . import _ffi as _ffi_module
+from . import errors
 
 from .job import Job
 
@@ -235,31 +236,27 @@ _MAX_DEVICES = 16
 _EBUSY = -17
 
 
-class JobError(Exception):
+class JobError(errors.JobError):
     """A job that cannot be loaded or run, with kiln's located message
     (``job.json:4:15: passes[1]: unknown pass 'nromal' (did you mean 'normal'?)``).
 
-    Attributes: ``code`` (the KILN_E* code), ``file``, ``line``, ``column``, ``path`` (the JSON
-    path at fault), ``detail`` (the message without its location). For an ``images`` iterable,
-    ``file`` is ``"images[N]"``, N the 0-based position of the item at fault."""
+    A :class:`kiln.JobError`; besides its attributes, ``detail`` is the message without its
+    location. For an ``images`` iterable, ``file`` is ``"images[N]"``, N the 0-based position of
+    the item at fault."""
 
     def __init__(self, message: str, *, code: int = 0, file: str = "", line: int = 0,
                  column: int = 0, path: str = "", detail: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.file = file
-        self.line = line
-        self.column = column
-        self.path = path
+        super().__init__(message, code=code, file=file, line=line, column=column, path=path,
+                         message=detail or message)
         self.detail = detail or message
 
 
-class DeviceError(Exception):
-    """No Vulkan, or no device that matches ``device=``, or one that cannot be opened."""
+class DeviceError(errors.DeviceError):
+    """No Vulkan, or no device that matches ``device=``, or one that cannot be opened (a
+    :class:`kiln.DeviceError`)."""
 
     def __init__(self, message: str, *, code: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 # ---- the library -------------------------------------------------------------------------------
@@ -270,21 +267,8 @@ _load_lock = threading.Lock()
 
 
 def _library_path() -> str:
-    """libkiln.so: $KILN_LIBRARY, else an installed copy beside the package, else the linker's."""
-    env = os.environ.get("KILN_LIBRARY")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    parent = here
-    for _ in range(5):  # <prefix>/lib/pythonX.Y/site-packages/kiln -> <prefix>/lib*/
-        parent = os.path.dirname(parent)
-        found = sorted(glob.glob(os.path.join(parent, "lib*", "libkiln.so.0*")))
-        if found:
-            return found[0]
-    name = ctypes.util.find_library("kiln")
-    if name:
-        return name
-    raise OSError("libkiln.so not found: set KILN_LIBRARY to its path (e.g. build/libkiln.so)")
+    """The libkiln.so the package loaded (kiln._ffi decides which)."""
+    return _ffi_module.library_path
 
 
 def _api() -> Tuple[cffi.FFI, Any]:

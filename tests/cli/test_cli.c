@@ -825,3 +825,22 @@ TEST(device_gpu_without_a_gpu_exits_3) {
   char *js = (char *)read_all(fmt("%s/s.json", d), &len);
   KT_TRUE(js && strstr(js, "\"exit_code\": 3"));
 }
+
+/* A list may number its images in any order: every image is rendered, and a step counts from the
+ * first frame in range both ways. */
+TEST(list_numbered_backwards_renders_every_image) {
+  char *d = tmpdir(), *out = fmt("%s/out", d), *stepped = fmt("%s/stepped", d);
+  char *list = fmt("%s/l.jsonl", d);
+  write_text(list, "{\"frame\": 5}\n{\"frame\": 3}\n{\"frame\": 2}\n");
+  result r = run(d, ARGS("render", list, "--scene", SCENE, "-o", out, "--size", "8x8", "--spp", "1"));
+  expect_status(&r, 0);
+  KT_STR_CONTAINS(r.out, "3 of 3 frames written");
+  char names[8][256];
+  KT_EQ(list_files(out, names, 8), 3);
+  r = run(d, ARGS("render", list, "--scene", SCENE, "-o", stepped, "--size", "8x8", "--spp", "1",
+                  "--frames", ":9:2"));
+  expect_status(&r, 0);
+  KT_EQ(list_files(stepped, names, 8), 2);
+  KT_STR_EQ(names[0], "00003_color.png");
+  KT_STR_EQ(names[1], "00005_color.png");
+}

@@ -30,7 +30,7 @@ else
   [ -n "$site" ] || { echo "FAIL: the package kiln was not installed under $tmp/prefix" >&2; exit 1; }
   export PYTHONPATH=${site%/kiln}
   unset KILN_LIBRARY
-  where=$(cd "$tmp" && "$py" -c 'import kiln, kiln._ffi as f; print(kiln.__file__); print(f.LIBRARY_PATH)')
+  where=$(cd "$tmp" && "$py" -c 'import kiln, kiln._ffi as f; print(kiln.__file__); print(f.library_path)')
   echo "python tests: installed copy: $where"
   case "$where" in
     "$tmp/prefix"*"$tmp/prefix"*) ;;
