@@ -522,7 +522,18 @@ def _open_devices(ffi: cffi.FFI, lib: Any, spec: str, gpu_out: Any) -> List[Any]
     idx = ffi.new("uint32_t[]", _MAX_DEVICES)
     n = ffi.new("size_t *")
     err = ffi.new("kiln_error_detail *")
-    rc = lib.kiln_gpu_select_visible(gpu, spec.encode(), ffi.NULL, 0, idx, _MAX_DEVICES, n, err)
+    # the GPUs the scheduler left to this process (CUDA_VISIBLE_DEVICES and its kin), read as
+    # kiln.Renderer and kiln render read them; device indices are the same in every instance
+    from . import _core
+
+    probe = _core._gpu_create()
+    try:
+        visible, _ = _core._visible(probe)
+    finally:
+        _core.lib.kiln_gpu_destroy(probe)
+    vis = ffi.new("uint32_t[]", visible) if visible is not None else ffi.NULL
+    nvis = len(visible) if visible is not None else 0
+    rc = lib.kiln_gpu_select_visible(gpu, spec.encode(), vis, nvis, idx, _MAX_DEVICES, n, err)
     if rc:
         why = _text(ffi, err.message) or _text(ffi, lib.kiln_strerror(rc))
         raise DeviceError(f"device={spec!r}: {why} (kiln devices lists them)", code=rc)

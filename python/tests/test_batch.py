@@ -338,3 +338,18 @@ def test_a_template_outside_the_output_folder_is_refused(tmp_path: Path) -> None
     with pytest.raises(JobError, match="template"):
         render_job(ORBIT, tmp_path / "out", frames=0, template="../{frame}_{pass}.{ext}", **SMALL)
     assert not (tmp_path / "0_color.png").exists()
+
+
+def test_devices_follow_the_schedulers_visibility_list(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA_VISIBLE_DEVICES=0 on a machine whose only Vulkan device is a CPU driver: no GPU is
+    visible, so device="gpu" raises, and "auto" renders on the CPU device (as kiln render)."""
+    import kiln
+
+    if any(d.type != "cpu" for d in kiln.devices()):
+        pytest.skip("this machine has a Vulkan device that is not a CPU driver")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(kiln.DeviceError):
+        render_job(ORBIT, tmp_path / "gpu", frames="0:0", device="gpu", **SMALL)
+    s = render_job(ORBIT, tmp_path / "auto", frames="0:0", **SMALL)
+    assert s["written"] == 1
