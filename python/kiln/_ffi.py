@@ -220,6 +220,107 @@ typedef struct kiln_frame_config {
 void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
 int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
 void kiln_renderer_destroy(kiln_renderer *r);
+
+/* kiln/batch.h: passes, formats, jobs and the batch (kiln.render_job) */
+int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err);
+typedef enum {
+  KILN_FORMAT_DEFAULT = 0,
+  KILN_FORMAT_PNG,
+  KILN_FORMAT_PNG16,
+  KILN_FORMAT_JPEG,
+  KILN_FORMAT_EXR,
+  KILN_FORMAT_NPY,
+  KILN_FORMAT_HDR
+} kiln_format;
+int kiln_format_parse(const char *name, kiln_format *out);
+
+typedef struct kiln_job kiln_job;
+typedef struct kiln_job_options {
+  const char *scene;
+  kiln_pool *pool;
+} kiln_job_options;
+int kiln_job_load(const char *path, const kiln_job_options *opt, kiln_error_detail *err,
+                  kiln_job **out);
+typedef struct kiln_job_info {
+  const char *output;
+  unsigned passes;
+  kiln_format format;
+  uint64_t count;
+} kiln_job_info;
+void kiln_job_get_info(const kiln_job *job, kiln_job_info *info);
+typedef struct kiln_job_frame {
+  uint64_t index;
+  long frame;
+  char name[128];
+  char where[600];
+  kiln_camera camera;
+  uint32_t seed;
+  char *scene_patch;
+} kiln_job_frame;
+void kiln_job_destroy(kiln_job *job);
+
+typedef struct kiln_batch kiln_batch;
+typedef struct kiln_batch_event {
+  const kiln_job_frame *frame;
+  int status;
+  const char *message;
+  uint64_t done, failed, skipped, total;
+  double elapsed_s;
+} kiln_batch_event;
+typedef void (*kiln_batch_progress_fn)(void *arg, const kiln_batch_event *ev);
+typedef enum kiln_shard_mode {
+  KILN_SHARD_ROUND_ROBIN = 0,
+  KILN_SHARD_CONTIGUOUS
+} kiln_shard_mode;
+int kiln_shard_mode_parse(const char *name, kiln_shard_mode *mode);
+typedef struct kiln_batch_config {
+  kiln_pool *pool;
+  kiln_gpu_device *const *devs;
+  size_t ndevs;
+  const char *out_dir;
+  const char *output;
+  unsigned passes;
+  kiln_format format;
+  long first, last, step;
+  int32_t width, height, spp;
+  size_t in_flight;
+  bool resume;
+  bool overwrite;
+  bool durable;
+  const char *contact_sheet;
+  bool allow_outside_out_dir;
+  int contact_thumb;
+  uint32_t shard, shards;
+  kiln_shard_mode shard_mode;
+  bool claim;
+  uint32_t chunk;
+  double claim_timeout_s;
+  const char *manifest;
+  kiln_batch_progress_fn progress;
+  void *progress_arg;
+} kiln_batch_config;
+void kiln_batch_config_default(kiln_batch_config *cfg);
+typedef struct kiln_batch_summary {
+  uint64_t total, written, failed, skipped;
+  uint64_t elsewhere;
+  uint64_t chunks_claimed, chunks_taken_over;
+  uint64_t files;
+  uint64_t bytes;
+  bool stopped;
+  double wall_s, first_image_s;
+  double images_per_s;
+  double prepare_s, render_s, readback_s, encode_s, write_s;
+  uint64_t peak_rss_bytes;
+  int manifest_status;
+  char manifest_message[512];
+  int contact_sheet_status;
+  char contact_sheet_message[512];
+} kiln_batch_summary;
+int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
+                      kiln_error_detail *err);
+int kiln_batch_run(kiln_batch *b, kiln_batch_summary *sum, kiln_error_detail *err);
+void kiln_batch_stop(kiln_batch *b);
+void kiln_batch_destroy(kiln_batch *b);
 """
 
 

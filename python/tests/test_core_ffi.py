@@ -39,7 +39,8 @@ def test_every_declared_function_is_in_a_header(source_dir: Path) -> None:
 def _structs() -> list:
     text = re.sub(r"/\*.*?\*/", "", _ffi.CDEF, flags=re.S)
     return sorted(set(re.findall(r"}\s*(kiln_\w+)\s*;", text)) - {"kiln_gpu_log_level", "kiln_gpu_type",
-                                                                   "kiln_renderer_scene_memory"})
+                                                                   "kiln_renderer_scene_memory",
+                                                                   "kiln_format", "kiln_shard_mode"})
 
 
 def test_struct_layouts_match_the_headers(source_dir: Path, tmp_path: Path) -> None:
@@ -48,7 +49,7 @@ def test_struct_layouts_match_the_headers(source_dir: Path, tmp_path: Path) -> N
     if cc is None:
         pytest.skip("no C compiler to compare layouts with")
     lines = ['#include <stdio.h>', '#include <stddef.h>']
-    lines += [f'#include "kiln/{h}.h"' for h in ("error", "sched", "scene", "image", "gpu", "render")]
+    lines += [f'#include "kiln/{h}.h"' for h in ("error", "sched", "scene", "image", "gpu", "render", "batch")]
     lines.append("int main(void) {")
     expected = []
     for s in _structs():
@@ -72,3 +73,22 @@ def test_enum_values_match(source_dir: Path) -> None:
     header = (source_dir / "include" / "kiln" / "error.h").read_text()
     for name, value in re.findall(r"X\((E\w+), (-\d+),", header):
         assert getattr(lib, "KILN_" + name) == int(value), name
+
+
+def test_declared_enum_constants_match(source_dir: Path, tmp_path: Path) -> None:
+    """The enum constants the binding declares have the values the C compiler gives them."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to compare enum values with")
+    text = re.sub(r"/\*.*?\*/", "", _ffi.CDEF, flags=re.S)
+    names = sorted(set(re.findall(r"\b(KILN_(?:GPU_TYPE|FORMAT|SHARD|PASS|RENDERER_SCENE)_\w+)\b", text)))
+    assert names, "no enum constants found in the cdef"
+    lines = ['#include <stdio.h>', '#include "kiln/batch.h"', "int main(void) {"]
+    lines += [f'  printf("%lld\\n", (long long){n});' for n in names] + ["  return 0;", "}"]
+    src = tmp_path / "enums.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "enums"
+    subprocess.run([cc, "-std=c11", "-I", str(source_dir / "include"), str(src), "-o", str(exe)],
+                   check=True)
+    got = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    assert [f"{n} {g}" for n, g in zip(names, got)] == [f"{n} {getattr(lib, n)}" for n in names]

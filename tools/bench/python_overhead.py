@@ -43,57 +43,6 @@ import kiln
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENE = os.path.join(SOURCE, "examples", "cornell", "scene.json")
 
-# Declarations copied from include/kiln/{render,image,gpu,sched,scene,error}.h (structs exactly as
-# there; those only passed as NULL left opaque).
-C_CDEF = """
-typedef struct kiln_scene kiln_scene;
-typedef struct kiln_renderer kiln_renderer;
-typedef struct kiln_future kiln_future;
-typedef struct kiln_image kiln_image;
-typedef struct kiln_gpu kiln_gpu;
-typedef struct kiln_gpu_device kiln_gpu_device;
-typedef struct kiln_gpu_config kiln_gpu_config;
-typedef struct kiln_gpu_device_config kiln_gpu_device_config;
-typedef struct kiln_renderer_config kiln_renderer_config;
-typedef struct kiln_error_detail {
-  int code; char file[512]; int line, column; char path[256]; char message[512];
-} kiln_error_detail;
-typedef struct kiln_camera {
-  bool thin_lens; float position[3], look_at[3], up[3]; float vfov_deg; float aperture;
-  float focus_distance;
-} kiln_camera;
-typedef struct kiln_frame_config {
-  const kiln_camera *camera; uint32_t seed; uint32_t frame; int32_t spp; int32_t max_bounces;
-  int32_t width, height; uint32_t tile_size; uint32_t pass_spp; int device;
-} kiln_frame_config;
-typedef struct kiln_image_info {
-  int32_t width, height; uint32_t spp;
-  const float *color, *depth, *normal, *albedo;
-  const uint32_t *object_id, *instance_id;
-} kiln_image_info;
-int kiln_scene_load_string(const char *json, const char *base_dir,
-                           const char *name_for_messages, kiln_error_detail *err, kiln_scene **out);
-void kiln_scene_destroy(kiln_scene *s);
-int kiln_gpu_create(const kiln_gpu_config *cfg, kiln_gpu **out);
-void kiln_gpu_destroy(kiln_gpu *gpu);
-int kiln_gpu_select_visible(kiln_gpu *gpu, const char *spec, const uint32_t *visible,
-                            size_t nvisible, uint32_t *indices, size_t cap, size_t *n,
-                            kiln_error_detail *err);
-int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
-                         kiln_gpu_device **out);
-void kiln_gpu_device_close(kiln_gpu_device *dev);
-int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                         const kiln_renderer_config *cfg, kiln_renderer **out);
-void kiln_renderer_destroy(kiln_renderer *r);
-void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
-int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
-int kiln_future_result(kiln_future *f, double timeout, void **value);
-void kiln_future_release(kiln_future *f);
-void kiln_image_get_info(const kiln_image *img, kiln_image_info *info);
-const char *kiln_strerror(int code);
-"""
-
-
 def scene_doc(size: int, spp: int) -> Dict[str, Any]:
     with open(SCENE, encoding="utf-8") as f:
         doc = json.load(f)
@@ -105,13 +54,10 @@ class CRenderer:
     """The same frames through the C API, with cffi (ABI mode) on the same libkiln.so."""
 
     def __init__(self, doc: Dict[str, Any], device: str) -> None:
-        import cffi
+        from kiln import _ffi  # the package's own declaration of the C API, and its library
 
-        from kiln.batch import _library_path  # the library the package loads
-
-        self.ffi = ffi = cffi.FFI()
-        ffi.cdef(C_CDEF)
-        self.lib = lib = ffi.dlopen(_library_path())
+        self.ffi = ffi = _ffi.ffi
+        self.lib = lib = _ffi.lib
         err = ffi.new("kiln_error_detail *")
         self.scene = ffi.new("kiln_scene **")
         self.gpu = ffi.new("kiln_gpu **")
