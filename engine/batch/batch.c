@@ -271,16 +271,23 @@ static bool outside_allowed(const kiln_batch *b) {
 }
 
 /* The path of pass pi of frame fr into out. 0, or an error with msg. */
-int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
-                     char *msg, size_t msgcap) {
+int kiln__batch_pass_name(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *rel,
+                          size_t cap, char *msg, size_t msgcap) {
   kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
-  char rel[PATH_MAX];
-  int rc = kiln__outname_expand(b->tmpl, &v, rel, sizeof rel, msg, msgcap);
+  int rc = kiln__outname_expand(b->tmpl, &v, rel, cap, msg, msgcap);
   if (rc) return rc;
   if (!outside_allowed(b) && !kiln__path_inside(rel)) { /* kiln__outname_confined says never */
     kiln__say(msg, msgcap, "output name \"%.300s\" would be outside the output folder", rel);
     return KILN_EINVAL;
   }
+  return 0;
+}
+
+int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
+                     char *msg, size_t msgcap) {
+  char rel[PATH_MAX];
+  int rc = kiln__batch_pass_name(b, fr, pi, rel, sizeof rel, msg, msgcap);
+  if (rc) return rc;
   int n =
       rel[0] == '/' ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", b->out_dir, rel);
   if (n < 0 || (size_t)n >= cap) {
@@ -738,9 +745,7 @@ static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos) 
   size_t n = 0;
   for (int pi = 0; pi < NPASS; pi++) {
     if (!(b->passes & (1u << pi))) continue;
-    kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi],
-                            kiln__pass_ext(b->format, pi)};
-    if (kiln__outname_expand(b->tmpl, &v, files[n], sizeof files[n], m, sizeof m) == 0) n++;
+    if (kiln__batch_pass_name(b, fr, pi, files[n], sizeof files[n], m, sizeof m) == 0) n++;
   }
   kiln__manifest_add(st->manifest, fr, pos, files, n);
 }

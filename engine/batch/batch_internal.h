@@ -224,11 +224,11 @@ typedef enum kiln__claim_result {
   KILN__CLAIM_BUSY       /* a live claim of another process holds it */
 } kiln__claim_result;
 
-/* Opens the claim folder dir (made if missing) for a run of nchunks chunks whose claims expire
- * after timeout_s without a heartbeat, and starts the heartbeat thread. 0, or KILN_EIO /
+/* Opens the claim folder dir (made if missing) for a run whose claims expire after timeout_s
+ * without a heartbeat, and starts the heartbeat thread. 0, or KILN_EIO /
  * KILN_ENOMEM with msg. */
-int kiln__claims_open(const char *dir, uint64_t nchunks, double timeout_s, kiln__claims **out,
-                      char *msg, size_t msgcap);
+int kiln__claims_open(const char *dir, double timeout_s, kiln__claims **out, char *msg,
+                      size_t msgcap);
 /* Tries to claim chunk: *res says what happened. 0, or KILN_EIO with msg (the folder failed). */
 int kiln__claims_try(kiln__claims *c, uint64_t chunk, kiln__claim_result *res, char *msg,
                      size_t msgcap);
@@ -329,7 +329,11 @@ int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render
 /* The passes, format, output folder and template the batch writes with (borrowed from b). */
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl);
-/* The path of pass pi of frame fr (out_dir joined with the expanded template) into out. 0, or an
+/* The name of pass pi of frame fr (the expanded template, relative to out_dir unless the caller
+ * allowed otherwise) into rel. 0, or an error with msg. */
+int kiln__batch_pass_name(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *rel,
+                          size_t cap, char *msg, size_t msgcap);
+/* The path of pass pi of frame fr (out_dir joined with kiln__batch_pass_name) into out. 0, or an
  * error with msg. */
 int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out,
                           size_t cap, char *msg, size_t msgcap);

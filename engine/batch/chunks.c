@@ -49,7 +49,7 @@ int kiln__chunks_open(const char *dir, uint64_t total, uint64_t size, double tim
   k->written = calloc(n, sizeof *k->written);
   k->failed = calloc(n, sizeof *k->failed);
   if (!k->state || !k->pending || !k->written || !k->failed) goto nomem;
-  int rc = kiln__claims_open(dir, k->n, timeout_s, &k->claims, msg, msgcap);
+  int rc = kiln__claims_open(dir, timeout_s, &k->claims, msg, msgcap);
   if (rc) {
     kiln__chunks_close(k);
     return rc;

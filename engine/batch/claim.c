@@ -179,9 +179,8 @@ double kiln__claims_poll_interval(const kiln__claims *c) {
   return t > 5.0 ? 5.0 : t < 0.05 ? 0.05 : t;
 }
 
-int kiln__claims_open(const char *dir, uint64_t nchunks, double timeout_s, kiln__claims **out,
-                      char *msg, size_t msgcap) {
-  (void)nchunks;
+int kiln__claims_open(const char *dir, double timeout_s, kiln__claims **out, char *msg,
+                      size_t msgcap) {
   *out = NULL;
   if (strlen(dir) > PATH_MAX - 100) {
     kiln__say(msg, msgcap, "the claim folder's path is too long: %s", dir);

@@ -319,14 +319,10 @@ def _open_devices(ffi: cffi.FFI, lib: Any, spec: str, gpu_out: Any) -> List[Any]
     n = ffi.new("size_t *")
     err = ffi.new("kiln_error_detail *")
     # the GPUs the scheduler left to this process (CUDA_VISIBLE_DEVICES and its kin), read as
-    # kiln.Renderer and kiln render read them; device indices are the same in every instance
+    # kiln.Renderer and kiln render read them
     from . import _core
 
-    probe = _core._gpu_create()
-    try:
-        visible, _ = _core._visible(probe)
-    finally:
-        _core.lib.kiln_gpu_destroy(probe)
+    visible, _ = _core._visible(gpu)
     vis = ffi.new("uint32_t[]", visible) if visible is not None else ffi.NULL
     nvis = len(visible) if visible is not None else 0
     rc = lib.kiln_gpu_select_visible(gpu, spec.encode(), vis, nvis, idx, _MAX_DEVICES, n, err)

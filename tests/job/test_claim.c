@@ -29,7 +29,7 @@ static char *new_dir(void) {
 static kiln__claims *open_claims(const char *dir, double timeout) {
   kiln__claims *c = NULL;
   char m[512];
-  int rc = kiln__claims_open(dir, 16, timeout, &c, m, sizeof m);
+  int rc = kiln__claims_open(dir, timeout, &c, m, sizeof m);
   if (rc) KT_FAIL("kiln__claims_open: %s", m);
   return c;
 }

@@ -75,5 +75,7 @@ void kiln_cli_json_string(FILE *f, const char *s);
  * path (else removes it): 0 or an errno value. */
 FILE *kiln_cli_atomic_open(const char *path, char *tmp, size_t cap);
 int kiln_cli_atomic_commit(FILE *f, const char *tmp, const char *path, bool keep);
+/* A usage error of `kiln CMD`: the message on stderr with a pointer to --help; returns 2. */
+int kiln_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

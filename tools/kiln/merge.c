@@ -51,16 +51,7 @@ static void merge_usage(FILE *to) {
           "2 usage error or a bad line in an input (FILE:LINE: reason; nothing is written).\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("kiln merge: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(kiln merge --help shows the options)\n", stderr);
-  va_end(ap);
-  return 2;
-}
+#define usage_error(...) kiln_cli_usage_error("merge", __VA_ARGS__)
 
 typedef struct record {
   uint64_t index;

@@ -4,6 +4,7 @@
  * beside the file, then rename). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,4 +111,14 @@ int kiln_cli_atomic_commit(FILE *f, const char *tmp, const char *path, bool keep
   if (!err && keep && rename(tmp, path) != 0) err = errno;
   if (err || !keep) unlink(tmp);
   return err;
+}
+
+int kiln_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "kiln %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n(kiln %s --help shows the options)\n", cmd);
+  va_end(ap);
+  return 2;
 }

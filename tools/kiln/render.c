@@ -267,16 +267,7 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
 
 /* ---- options ---------------------------------------------------------------------------------- */
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("kiln render: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(kiln render --help shows the options)\n", stderr);
-  va_end(ap);
-  return 2;
-}
+#define usage_error(...) kiln_cli_usage_error("render", __VA_ARGS__)
 
 /* The error that ends a run with exit status 2, printed and kept for --json. */
 static char g_error[2048];

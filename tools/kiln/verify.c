@@ -53,16 +53,7 @@ static void verify_usage(FILE *to) {
           "change the exit status.\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("kiln verify: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(kiln verify --help shows the options)\n", stderr);
-  va_end(ap);
-  return 2;
-}
+#define usage_error(...) kiln_cli_usage_error("verify", __VA_ARGS__)
 
 typedef struct kept {
   kiln_verify_kind kind;
