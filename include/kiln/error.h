@@ -31,7 +31,13 @@ extern "C" {
   X(EVULKAN, -14, "Vulkan error")                                       \
   X(EDEVICE_LOST, -15, "device lost")                                   \
   X(EUNSUPPORTED, -16, "unsupported")                                  \
-  X(EBUSY, -17, "busy: in use by another run")
+  X(EBUSY, -17, "busy: in use by another run")                         \
+  X(EKILLED, -18, "a process was killed by a signal")                  \
+  X(EEXITED, -19, "a worker process exited while running a task")      \
+  X(EOWNERDEAD, -20, "the previous owner died holding it")             \
+  X(EEXIST, -21, "already exists")                                     \
+  X(ENOENT, -22, "not found")                                          \
+  X(EAUTH, -23, "authentication failed")
 
 enum {
   KILN_OK = 0,
