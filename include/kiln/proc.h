@@ -1,4 +1,4 @@
-/* kiln/proc.h: multiprocessing for C: processes and their start methods, connections (pipes)
+/* kiln/proc.h: multiprocessing for C: processes and their start methods, waiting on channels
  * between processes, a process pool whose results are ordinary kiln futures, shared memory,
  * process-shared locks, semaphores, conditions, events and barriers, process queues, and a
  * manager process that serves named objects to other processes and hosts.
@@ -8,7 +8,8 @@
  * choices a threaded C program forces (start methods, what crosses a process boundary).
  *
  * What crosses a process boundary: byte strings (the caller serialises; kiln copies bytes, never
- * pointers), shared memory segments (by name), and connections handed to a child when it starts.
+ * pointers), shared memory segments (by name), and channels (kiln/sync.h) handed to a child when
+ * it starts.
  * Function pointers are passed as addresses: every process kiln starts is a fork of the program
  * (directly, or of its fork server), so a function of the program or of a library loaded before
  * the fork server started has the same address in the child.
@@ -23,6 +24,7 @@
 
 #include "kiln/error.h"
 #include "kiln/sched.h"
+#include "kiln/sync.h"
 #include "kiln/version.h"
 
 #ifdef __cplusplus
@@ -60,56 +62,16 @@ KILN_API bool kiln_forkserver_running(void);
 /* Stops the fork server (children already started are not affected). Idempotent. */
 KILN_API void kiln_forkserver_stop(void);
 
-/* ---- connections (multiprocessing.Pipe, multiprocessing.connection.wait) ----------------------- */
-
-/* One end of a pipe between processes, carrying whole messages of bytes (boundaries are kept;
- * a message may be empty or up to 2^40 bytes). One thread at a time per end for sending and one
- * for receiving. */
-typedef struct kiln_conn kiln_conn;
-
-/* Makes a connected pair. duplex: both ends send and receive (a socket pair); otherwise *a only
- * receives and *b only sends (a pipe), and the other direction is KILN_ESTATE. 0, KILN_ENOMEM,
- * KILN_EIO. */
-KILN_API int kiln_conn_pipe(bool duplex, kiln_conn **a, kiln_conn **b);
-
-/* Sends len bytes of buf as one message, blocking while the peer's buffer is full. KILN_EEOF when
- * the peer end is closed, KILN_ESTATE on a receive-only or closed end, KILN_EIO. EINTR is retried. */
-KILN_API int kiln_conn_send(kiln_conn *c, const void *buf, size_t len);
-
-/* Receives one message: *buf is malloc'd (free() it; non-NULL even for an empty message), *len its
- * size. timeout < 0 waits forever, 0 does not block. KILN_EEOF once every peer end is closed and
- * all messages are read, KILN_ETIMEDOUT, KILN_ESTATE (send-only or closed), KILN_EIO, KILN_ENOMEM. */
-KILN_API int kiln_conn_recv(kiln_conn *c, void **buf, size_t *len, double timeout);
-
-/* Receives one message into buf[0..cap): 0 and *len; KILN_EFULL when it does not fit (the message
- * is then consumed and left in a malloc'd *overflow the caller frees, with *len its size, as
- * Python's BufferTooShort carries it; overflow may be NULL to drop it). Otherwise as recv. */
-KILN_API int kiln_conn_recv_into(kiln_conn *c, void *buf, size_t cap, size_t *len, double timeout,
-                                 void **overflow);
-
-/* Whether a message or the end of stream is waiting: 1 yes, 0 not within timeout (0 or negative:
- * does not block), or KILN_ESTATE. */
-KILN_API int kiln_conn_poll(kiln_conn *c, double timeout);
-
-/* The underlying file descriptor (for poll/epoll), or -1 when closed. */
-KILN_API int kiln_conn_fd(const kiln_conn *c);
-
-/* Closes the end (the peer then sees KILN_EEOF once it has read what was sent) and frees it.
- * NULL is a no-op. */
-KILN_API void kiln_conn_destroy(kiln_conn *c);
-
-/* multiprocessing.connection.wait: waits until at least one of conns[0..n) (NULL entries are
- * skipped) has a message or its end of stream, or one of procs[0..nprocs) has ended, or the
- * timeout passed (negative: returns at once, as Python does). Writes the indices of the ready
- * connections to ready_conns (capacity n) and of the ended processes to ready_procs (capacity
- * nprocs), with their counts; either array may be NULL when its count is 0. Returns 0 (counts 0
- * after a timeout) or KILN_EINVAL. */
-typedef struct kiln_process kiln_process;
-KILN_API int kiln_conn_wait(kiln_conn *const *conns, size_t n, kiln_process *const *procs,
-                            size_t nprocs, double timeout, size_t *ready_conns, size_t *nready_conns,
-                            size_t *ready_procs, size_t *nready_procs);
+/* ---- connections --------------------------------------------------------------------------------
+ *
+ * Pipes between processes are kiln_channel (kiln/sync.h, multiprocessing.Pipe): make a pair with
+ * kiln_channel_pair before starting a child, hand one end to the child through
+ * kiln_process_config.channels, and close the parent's copy of that end once the child has
+ * started, so that end of stream (KILN_EEOF) reaches the other side when the child dies. */
 
 /* ---- processes (multiprocessing.Process) --------------------------------------------------------- */
+
+typedef struct kiln_process kiln_process;
 
 /* What a child runs: arg is a private copy of the bytes given to kiln_process_start (NULL when
  * len is 0). Its return value is the exit status (0..255); it may also call exit() or die. */
@@ -119,22 +81,23 @@ typedef struct kiln_process_config {
   kiln_start_method start;  /* KILN_START_FORKSERVER by default */
   bool daemon;              /* dies (SIGKILL) when the program that started it ends */
   const char *name;         /* shown in ps (prctl PR_SET_NAME, 15 bytes); NULL: "kiln-proc" */
-  kiln_conn *const *conns;  /* ends handed to the child: kiln_process_conn(i) there */
-  size_t nconns;
+  kiln_channel *const *channels; /* ends handed to the child: kiln_process_channel(i) there */
+  size_t nchannels;
 } kiln_process_config;
 
 KILN_API void kiln_process_config_default(kiln_process_config *cfg);
 
-/* Starts fn(arg, len) in a new process. The child has copies of the conns, the standard streams
- * and nothing else the caller opened (other descriptors are closed in it). The caller's copies of
- * the conns stay open: close the ends meant for the child once it has started, so that end of
- * stream reaches the other side when the child dies. KILN_ESTATE for FORKSERVER when the fork server
+/* Starts fn(arg, len) in a new process. The child has copies of the channels, the standard
+ * streams and nothing else the caller opened (other descriptors are closed in it). The caller's
+ * copies of the channels stay open: destroy the ends meant for the child once it has started, so
+ * that end of stream reaches the other side when the child dies. KILN_ESTATE for FORKSERVER when the fork server
  * is not running, KILN_EINVAL, KILN_ENOMEM, KILN_EIO. */
 KILN_API int kiln_process_start(const kiln_process_config *cfg, kiln_process_fn fn, const void *arg,
                                 size_t len, kiln_process **out);
 
-/* In a child started by kiln: the i-th conn it was given, or NULL. Owned by kiln (do not destroy). */
-KILN_API kiln_conn *kiln_process_conn(size_t i);
+/* In a child started by kiln: the i-th channel it was given, or NULL. Owned by kiln (do not
+ * destroy it; closing it is fine). */
+KILN_API kiln_channel *kiln_process_channel(size_t i);
 
 /* The child's pid. */
 KILN_API int kiln_process_pid(const kiln_process *p);
@@ -154,6 +117,18 @@ KILN_API int kiln_process_exitcode(kiln_process *p, int *code);
  * KILN_EIO. */
 KILN_API int kiln_process_terminate(kiln_process *p);
 KILN_API int kiln_process_kill(kiln_process *p);
+
+/* A file descriptor that becomes readable (POLLIN) when the process has ended (its pidfd): for
+ * poll/epoll loops. Owned by the handle. */
+KILN_API int kiln_process_sentinel(const kiln_process *p);
+
+/* multiprocessing.connection.wait over channels and processes: waits until at least one of
+ * chs[0..n) can receive (a message or end of stream) or one of procs[0..nprocs) has ended, or the
+ * timeout passed (negative waits forever, kiln's timeout rule). Reorders both arrays so the ready
+ * ones come first, *nready_chs and *nready_procs of them (both 0 after the timeout). KILN_ESTATE
+ * if a channel is send-only or closed, KILN_EINVAL. */
+KILN_API int kiln_process_wait(kiln_channel **chs, size_t n, kiln_process **procs, size_t nprocs,
+                               double timeout, size_t *nready_chs, size_t *nready_procs);
 
 /* Frees the handle. A process still running goes on (a daemon one still dies with the program);
  * it is reaped by kiln. NULL is a no-op. */
