@@ -13,7 +13,7 @@
  * The server never runs the program's code (only its children do), ignores SIGINT and SIGTERM,
  * and dies with the program (PR_SET_PDEATHSIG), taking its daemon children with it. When the
  * program closes its socket (kiln_forkserver_stop) it serves no new request, reports on the
- * children it has, and exits once they have all ended; the program's reaper reaps it. */
+ * children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -39,12 +39,22 @@ typedef struct fs_req {
   uint8_t dirs[KILN__MAX_CHANNELS]; /* bit 0: can receive, bit 1: can send */
 } fs_req;
 
+/* A stopped server lives on while it has children; it is reaped here, by the next start, stop
+ * or running call that finds it ended (no thread is started for it, so that stop followed by
+ * start in a single-threaded program still forks the new server from a single-threaded one). */
+enum { STOPPED_MAX = 8 };
+
 static struct {
-  pthread_mutex_t mu; /* serialises start, stop and the sending of requests */
+  pthread_mutex_t mu; /* guards everything below; serialises the sending of requests */
   pid_t owner;        /* the process that started the server; its children must not use it */
   pid_t pid;
   int pidfd;
   int sock; /* -1 when not running */
+  struct {
+    pid_t pid;
+    int pidfd;
+  } stopped[STOPPED_MAX];
+  size_t nstopped;
 } g_fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .pidfd = -1, .sock = -1};
 
 /* ---- the server ----------------------------------------------------------------------------- */
@@ -245,8 +255,44 @@ static _Noreturn void server_main(int sock, pid_t parent) {
 static void forget_server(void) { g_fs.owner = 0, g_fs.pid = 0, g_fs.pidfd = -1, g_fs.sock = -1; }
 
 void kiln__forkserver_forget(void) {
-  /* in a child: another thread of a FORK parent may have held the lock at the fork */
+  /* in a child: another thread of a FORK parent may have held the lock at the fork; the stopped
+   * servers are not its children */
   g_fs.mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+  forget_server();
+  g_fs.nstopped = 0;
+}
+
+/* In a process forked by the program itself (not by kiln): the state is its parent's. Its copies
+ * of the descriptors are released; the parent's server goes on serving the parent. Called with
+ * g_fs.mu held. */
+static void drop_inherited(void) {
+  close(g_fs.sock);
+  close(g_fs.pidfd);
+  for (size_t i = 0; i < g_fs.nstopped; i++) close(g_fs.stopped[i].pidfd);
+  g_fs.nstopped = 0;
+  forget_server();
+}
+
+/* Reaps the stopped servers that have ended. Called with g_fs.mu held. */
+static void sweep_stopped(void) {
+  for (size_t i = g_fs.nstopped; i-- > 0;) {
+    if (waitpid(g_fs.stopped[i].pid, NULL, WNOHANG) == 0) continue; /* still serving */
+    close(g_fs.stopped[i].pidfd);
+    g_fs.stopped[i] = g_fs.stopped[--g_fs.nstopped];
+  }
+}
+
+/* Closes the server's socket (it ends once its last child has) and keeps it for sweep_stopped.
+ * Called with g_fs.mu held, by its owner. */
+static void retire_server(void) {
+  close(g_fs.sock);
+  sweep_stopped();
+  if (g_fs.nstopped < STOPPED_MAX) {
+    g_fs.stopped[g_fs.nstopped].pid = g_fs.pid;
+    g_fs.stopped[g_fs.nstopped++].pidfd = g_fs.pidfd;
+  } else {
+    kiln__reap_later(g_fs.pid, g_fs.pidfd); /* many stopped servers at once: the reaper thread */
+  }
   forget_server();
 }
 
@@ -262,11 +308,9 @@ int kiln_forkserver_start(void) {
   pthread_mutex_lock(&g_fs.mu);
   int rc = 0;
   if (running_locked()) goto out;
-  if (g_fs.owner == getpid() && g_fs.sock >= 0) { /* died: clear up after it */
-    close(g_fs.sock);
-    kiln__reap_later(g_fs.pid, g_fs.pidfd);
-  }
-  forget_server();
+  if (g_fs.owner == getpid() && g_fs.sock >= 0) retire_server(); /* it died: clear up after it */
+  else if (g_fs.owner != 0 && g_fs.owner != getpid()) drop_inherited();
+  sweep_stopped();
   int sv[2];
   rc = KILN_EIO;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) goto out;
@@ -293,17 +337,15 @@ out:
 bool kiln_forkserver_running(void) {
   pthread_mutex_lock(&g_fs.mu);
   bool r = running_locked();
+  if (g_fs.owner == getpid()) sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
   return r;
 }
 
 void kiln_forkserver_stop(void) {
   pthread_mutex_lock(&g_fs.mu);
-  if (g_fs.sock >= 0 && g_fs.owner == getpid()) {
-    close(g_fs.sock); /* the server ends once its last child has */
-    kiln__reap_later(g_fs.pid, g_fs.pidfd);
-    forget_server();
-  }
+  if (g_fs.sock >= 0 && g_fs.owner == getpid()) retire_server();
+  else if (g_fs.owner == getpid()) sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
 }
 

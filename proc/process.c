@@ -114,7 +114,6 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
   prctl(PR_SET_NAME, s->name ? s->name : "kiln-proc");
   close_others(s->keep, s->nkeep);
   kiln__forkserver_forget();
-  kiln__reaper_forget();
   g_child_channels = s->channels;
   g_child_nchannels = s->nchannels;
   int code = s->fn(s->len ? s->arg : NULL, s->len);
