@@ -55,6 +55,7 @@ struct kiln_batch {
   char out_dir[PATH_MAX];
   atomic_int stop;
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
+  kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
@@ -161,6 +162,13 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     kiln__say(msg, msgcap, "claim timeout %g s: at least 0.2 s", cfg->claim_timeout_s);
     return KILN_EINVAL;
   }
+  if (cfg->isolate && !(cfg->frame_timeout_s >= 0 && cfg->frame_timeout_s < 1e9)) {
+    kiln__say(msg, msgcap, "frame timeout %g s: must be 0 (none) or a positive number of seconds",
+              cfg->frame_timeout_s);
+    return KILN_EINVAL;
+  }
+  kiln__iso_setup faults = {0};
+  if (cfg->isolate && kiln__iso_parse_faults(cfg->faults, &faults, msg, msgcap)) return KILN_EINVAL;
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
     kiln__say(msg, msgcap, "unknown format %d", (int)cfg->format);
     return KILN_EINVAL;
@@ -407,7 +415,7 @@ static int writer_task(void *arg, void **result) {
   void *v = NULL;
   kiln_future_result(c->render, 0, &v);
   const kiln_image *img = v;
-  if (c->patched) { /* Rp's value is the frame's render future R */
+  if (c->patched && !b->iso) { /* Rp's value is the frame's render future R */
     v = NULL;
     kiln_future_result((kiln_future *)img, 0, &v);
     img = v;
@@ -554,7 +562,12 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
   c->writer = c->render = NULL;
   c->t_render = kiln__now();
   int rc;
-  if (c->patched) {
+  if (b->iso) { /* a worker process renders it, overrides and all */
+    if ((rc = kiln__isolate_submit(b->iso, &c->fr, &c->render))) {
+      kiln__say(msg, msgcap, "cannot queue the frame: %s", kiln_strerror(rc));
+      return rc;
+    }
+  } else if (c->patched) {
     if ((rc = kiln_promise_create(&c->render))) return rc;
     kiln_future *p = NULL;
     if ((rc = kiln_submit(b->cfg.pool, prepare_task, c, &p))) {
@@ -845,6 +858,37 @@ static int open_manifest(run_state *st) {
   return kiln__manifest_open(path, &st->manifest, st->err->message, sizeof st->err->message);
 }
 
+/* isolate: a worker process per lane of every device, each given its lane's device (by UUID). */
+static int start_workers(run_state *st, size_t lanes) {
+  kiln_batch *b = st->b;
+  kiln__iso_setup *setups = calloc(lanes, sizeof *setups);
+  if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
+  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC, .width = b->width, .height = b->height,
+                          .spp = b->cfg.spp, .passes = b->passes};
+  char m[512];
+  (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
+  int rc = 0;
+  if (!realpath(b->job->path, base.job) || !realpath(b->job->scene_path, base.scene))
+    rc = fail(st, KILN_EIO, "cannot resolve the job's path for the workers: %s", strerror(errno));
+  size_t n = 0;
+  for (size_t i = 0; i < b->cfg.ndevs && !rc; i++) {
+    kiln_gpu_device_stats ds;
+    kiln_gpu_device_info di;
+    kiln_gpu_device_get_stats(b->cfg.devs[i], &ds);
+    kiln_gpu_device_get_info(b->cfg.devs[i], &di);
+    for (uint32_t l = 0; l < (ds.lanes ? ds.lanes : 1) && n < lanes; l++) {
+      setups[n] = base;
+      memcpy(setups[n].device_uuid, di.device_uuid, sizeof di.device_uuid);
+      setups[n++].device_index = di.index;
+    }
+  }
+  if (!rc && (rc = kiln__isolate_start(setups, n, b->cfg.frame_timeout_s, b->cfg.recycle, &b->iso,
+                                      st->err->message, sizeof st->err->message)))
+    b->iso = NULL;
+  free(setups);
+  return rc;
+}
+
 /* Before any frame: the output folder, the job from its first frame, the number of frames
  * selected (from the frame numbers the job noted at load: the job is not read for it), the
  * window, the contact sheet's cells. */
@@ -883,7 +927,7 @@ static int run_begin(run_state *st) {
   if (!(st->slots = calloc(st->window, sizeof *st->slots)) ||
       (rc = kiln_as_completed(NULL, 0, -1, &st->comp)))
     return fail(st, rc ? rc : KILN_ENOMEM, "out of memory");
-  return 0;
+  return b->cfg.isolate ? start_workers(st, lanes) : 0;
 }
 
 /* Before the first selected frame is issued: nothing is written when its outputs exist and
@@ -902,7 +946,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr) {
       return fail(st, KILN_EINVAL,
                   "%s exists (use --overwrite to replace outputs, --resume to keep them)", first);
   }
-  if (b->shared) return 0;
+  if (b->shared || b->iso) return 0;
   double t0 = kiln__now();
   kiln_renderer_config rcfg;
   kiln_renderer_config_default(&rcfg);
@@ -1073,7 +1117,7 @@ static int collect_one(run_state *st) {
   kiln_future_release(f);
   if (!c) return 0;
   int frc = outcome(st, c);
-  if (frc == KILN_EDEVICE_LOST && c->retries < MAX_RETRIES &&
+  if (frc == KILN_EDEVICE_LOST && !b->iso && c->retries < MAX_RETRIES &&
       kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs) >= 0) { /* again, on another device */
     c->retries++;
     release_own(c);
@@ -1116,6 +1160,10 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
                                                sum->manifest_message,
                                                sizeof sum->manifest_message);
   st->manifest = NULL;
+  if (b->iso) { /* every frame is settled: the workers are idle */
+    kiln__isolate_stop(b->iso, sum);
+    b->iso = NULL;
+  }
   kiln_completion_destroy(st->comp);
   free(st->slots);
   st->slots = NULL, st->comp = NULL;

@@ -443,4 +443,96 @@ int kiln__strays_of(kiln__strays *s, const char *path, void (*fn)(void *arg, con
                     void *arg);
 void kiln__strays_free(kiln__strays *s);
 
+/* ---- isolate.c, isolate_worker.c: frames rendered in worker processes ---------------------------
+ *
+ * One duplex connection per worker (a kiln_channel), one message per request or reply. Both
+ * processes are the same build of kiln (the worker is a fork of the program's fork server), so
+ * the structs travel as bytes, in native layout.
+ *   setup    the worker's start argument: what it opens once (device, job, renderer)
+ *   request  parent -> worker: one frame to render (its expanded kiln_job_frame, the patch after
+ *            the struct); an empty message asks the worker to exit
+ *   reply    worker -> parent: the frame's code, message and timings, then the planes of the
+ *            passes asked for, in pass order (colour, depth, normal, albedo, id, instance) */
+enum { KILN__ISO_MAGIC = 0x6b69736fu /* "kiso" */, KILN__ISO_PATH = 4096 };
+
+/* Fault injection for tests: what a worker does to itself on a frame's first attempt. */
+typedef enum {
+  KILN__FAULT_NONE = 0,
+  KILN__FAULT_SEGV,     /* raise(SIGSEGV) before rendering */
+  KILN__FAULT_HANG,     /* never answer (blocks until killed) */
+  KILN__FAULT_EXIT,     /* _exit(3) before rendering */
+  KILN__FAULT_LOST      /* answer KILN_EDEVICE_LOST, as a worker whose device was lost */
+} kiln__fault_kind;
+
+typedef struct kiln__fault {
+  kiln__fault_kind kind;
+  long frame;
+  bool always; /* on every attempt ("segv!@50"), not only the first */
+} kiln__fault;
+
+enum { KILN__MAX_FAULTS = 16 };
+
+typedef struct kiln__iso_setup {
+  uint32_t magic;
+  char job[KILN__ISO_PATH];   /* absolute path of the job file */
+  char scene[KILN__ISO_PATH]; /* absolute path of the job's scene file */
+  uint8_t device_uuid[16];    /* the device to open (by UUID, else by index) */
+  uint32_t device_index;
+  int32_t width, height, spp; /* the batch's (already resolved) */
+  uint32_t passes;            /* the planes to send back */
+  int threads;                /* the worker's pool */
+  uint32_t nfaults;
+  kiln__fault faults[KILN__MAX_FAULTS];
+} kiln__iso_setup;
+
+typedef struct kiln__iso_request {
+  uint32_t magic;
+  uint32_t attempt; /* 0 the first time the frame is sent, 1 on its retry */
+  long frame;
+  uint32_t seed;
+  kiln_camera camera;
+  uint32_t patch_len; /* bytes of the scene patch after the struct (no NUL); 0: none */
+  char where[600];
+} kiln__iso_request;
+
+typedef struct kiln__iso_reply {
+  uint32_t magic;
+  int32_t code; /* 0, or the frame's KILN_E* code */
+  char message[1024];
+  int32_t width, height;
+  uint32_t spp, passes;
+  double prepare_s, render_s;
+} kiln__iso_reply;
+
+/* The worker process's entry (a kiln_process_fn): arg is a kiln__iso_setup; its connection to
+ * the parent is the process's connection 0. */
+int kiln__iso_worker_main(const void *arg, size_t len);
+
+/* Parses a fault list ("segv@50,hang@120,exit@7,lost@9"; "segv!@50": on the retry too) into
+ * setup's faults. 0, or KILN_EINVAL
+ * with msg naming the bad item. */
+int kiln__iso_parse_faults(const char *spec, kiln__iso_setup *setup, char *msg, size_t cap);
+
+typedef struct kiln__isolate kiln__isolate;
+
+/* Starts n workers, worker i with setups[i] (its device), at once, and waits until each is ready
+ * (job, scene, device and renderer loaded); then a runner thread per worker. A worker is replaced
+ * when it dies, hangs past frame_timeout_s (> 0; 0: no limit), loses its device, or has rendered
+ * `recycle` frames (> 0). KILN_ESTATE when the fork server is not running (it must start before
+ * the program's threads and Vulkan: kiln_forkserver_start); a worker that cannot start gives its
+ * own error and message. 0 or an error with msg. */
+int kiln__isolate_start(const kiln__iso_setup *setups, size_t n, double frame_timeout_s,
+                        uint32_t recycle, kiln__isolate **out, char *msg, size_t cap);
+
+/* Queues frame fr (borrowed for the call) for a worker: *render is a new promise that succeeds
+ * with the frame's kiln_image (owned by the future) or fails with the frame's error: its own
+ * (from the worker), or KILN_EKILLED / KILN_EEXITED / KILN_ETIMEDOUT when its worker died or hung
+ * on both attempts (each frame is retried once, on a fresh worker). Driver thread only. */
+int kiln__isolate_submit(kiln__isolate *iso, const kiln_job_frame *fr, kiln_future **render);
+
+/* Stops the runners once every queued frame is settled, ends the workers, and fills sum's worker
+ * counts and incidents ("frame 50: render worker 1234 killed by SIGSEGV"; sum may be NULL); frees
+ * iso. NULL is a no-op. */
+void kiln__isolate_stop(kiln__isolate *iso, kiln_batch_summary *sum);
+
 #endif

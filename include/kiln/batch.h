@@ -219,6 +219,22 @@ typedef struct kiln_batch_config {
                                        when the run ends; NULL: none */
   kiln_batch_progress_fn progress; /* called on the thread of kiln_batch_run; may be NULL */
   void *progress_arg;
+  /* Isolation (docs/PROCESSES.md, "Isolated rendering"): frames render in worker processes, one
+   * per device lane, started through the fork server (kiln_forkserver_start must have been called
+   * before the program started threads or opened Vulkan; else kiln_batch_run fails with
+   * KILN_ESTATE). Each worker opens its own Vulkan device (the same GPU as the lane's device in
+   * devs) and loads the job; the calling process keeps the pipeline, the progress and the files.
+   * A worker that dies, hangs past frame_timeout_s or loses its device is replaced and its frame
+   * sent once more to a fresh worker; a second failure fails the frame (KILN_EKILLED,
+   * KILN_EEXITED, KILN_ETIMEDOUT, KILN_EDEVICE_LOST) and the batch goes on. */
+  bool isolate;
+  double frame_timeout_s; /* isolate: a frame's worker that has not answered within this is
+                              killed (0: no limit). Worker start-up does not count */
+  uint32_t recycle;       /* isolate: replace a worker after this many frames (0: never) */
+  const char *faults;     /* isolate, for tests: faults the workers inject on a frame's first
+                              attempt, "segv@50,hang@120,exit@7,lost@9" (raise SIGSEGV, never
+                              answer, _exit(3), report the device lost); NULL: none. A bad list
+                              is KILN_EINVAL from kiln_batch_create */
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
@@ -242,6 +258,14 @@ typedef struct kiln_batch_summary {
   char manifest_message[512];      /* why, when manifest_status is not 0; else "" */
   int contact_sheet_status;        /* 0 written (or not asked for), else the error */
   char contact_sheet_message[512]; /* why, when contact_sheet_status is not 0; else "" */
+  /* isolate: worker processes started (replacements and recycling included), deaths (a signal
+   * or an exit while holding a frame), hangs (killed past frame_timeout_s), device losses,
+   * recycles, and frames sent a second time */
+  uint64_t worker_starts, worker_crashes, worker_hangs, worker_lost, worker_recycles;
+  uint64_t frames_retried;
+  char incidents[2048];      /* isolate: one line per incident, in the order they happened
+                                ("frame 50: render worker 1234 killed by SIGSEGV"); "" when none */
+  uint64_t incidents_dropped; /* incidents that did not fit in incidents */
 } kiln_batch_summary;
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).

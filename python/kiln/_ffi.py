@@ -300,6 +300,10 @@ typedef struct kiln_batch_config {
   const char *manifest;
   kiln_batch_progress_fn progress;
   void *progress_arg;
+  bool isolate;
+  double frame_timeout_s;
+  uint32_t recycle;
+  const char *faults;
 } kiln_batch_config;
 void kiln_batch_config_default(kiln_batch_config *cfg);
 typedef struct kiln_batch_summary {
@@ -317,6 +321,10 @@ typedef struct kiln_batch_summary {
   char manifest_message[512];
   int contact_sheet_status;
   char contact_sheet_message[512];
+  uint64_t worker_starts, worker_crashes, worker_hangs, worker_lost, worker_recycles;
+  uint64_t frames_retried;
+  char incidents[2048];
+  uint64_t incidents_dropped;
 } kiln_batch_summary;
 int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
                       kiln_error_detail *err);
