@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -843,4 +844,172 @@ TEST(list_numbered_backwards_renders_every_image) {
   KT_EQ(list_files(stepped, names, 8), 2);
   KT_STR_EQ(names[0], "00003_color.png");
   KT_STR_EQ(names[1], "00005_color.png");
+}
+
+/* ---- isolated rendering: worker processes that crash, hang, exit or lose their device --------- */
+
+/* Runs job into out with --isolate and faults (KILN_FAULT) and the extra arguments. */
+static result run_isolated(const char *d, const char *faults, const char *const *args) {
+  if (faults) setenv("KILN_FAULT", faults, 1);
+  result r = run(d, args);
+  unsetenv("KILN_FAULT");
+  return r;
+}
+
+/* The number after `key` in the text (an unsigned count in the summary or the JSON). */
+static long count_after(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  if (!p) KT_FAIL("no \"%s\" in:\n%s", key, text);
+  return strtol(p + strlen(key), NULL, 10);
+}
+
+/* The promise of --isolate: 200 frames, a worker crash on frame 50 and a hang on frame 120; every
+ * image is written, byte for byte what the in-process batch writes, exit 0, and the summary and
+ * the JSON name both incidents. */
+TEST(isolate_survives_a_crash_and_a_hang) {
+  char *d = tmpdir(), *job = small_job(d, 200), *ref = fmt("%s/ref", d), *out = fmt("%s/out", d);
+  char *json = fmt("%s/s.json", d);
+  result r = run(d, ARGS("render", job, "-o", ref, "--quiet"));
+  expect_status(&r, 0);
+  r = run_isolated(d, "segv@50,hang@120",
+                   ARGS("render", job, "-o", out, "--isolate", "--frame-timeout", "8", "--json",
+                        json));
+  expect_status(&r, 0);
+  KT_EQ(same_set(ref, out), 200);
+  KT_STR_CONTAINS(r.out, "200 of 200 frames written");
+  KT_STR_CONTAINS(r.out, "killed by SIGSEGV");
+  KT_STR_CONTAINS(r.out, "incident: frame 50: render worker");
+  KT_STR_CONTAINS(r.out, "incident: frame 120: render worker");
+  KT_STR_CONTAINS(r.out, "hung (no answer in 8 s); killed");
+  KT_STR_CONTAINS(r.out, "1 crashed, 1 hung, 0 lost their device");
+  KT_STR_CONTAINS(r.out, "2 frames retried");
+  size_t len;
+  char *js = (char *)read_all(json, &len);
+  KT_TRUE(js != NULL);
+  KT_EQ(count_after(js, "\"crashes\": "), 1);
+  KT_EQ(count_after(js, "\"hangs\": "), 1);
+  KT_EQ(count_after(js, "\"frames_retried\": "), 2);
+  KT_STR_CONTAINS(js, "frame 50: render worker");
+  /* the lanes' workers plus a replacement for each incident */
+  KT_TRUE(count_after(js, "\"worker_starts\": ") >= 3);
+  KT_EQ(count_named(out, ".tmp-"), 0);
+}
+
+/* A worker that exits, one that reports its device lost, and recycling: frames retried on fresh
+ * workers, workers replaced every 3 frames, the images those of the in-process batch; a list
+ * job's per-image overrides (colours, lights, cameras) render in the workers too. */
+TEST(isolate_exit_lost_recycle_and_overrides) {
+  char *d = tmpdir(), *job = small_job(d, 12), *ref = fmt("%s/ref", d), *out = fmt("%s/out", d);
+  result r = run(d, ARGS("render", job, "-o", ref, "--quiet"));
+  expect_status(&r, 0);
+  r = run_isolated(d, "exit@3,lost@7",
+                   ARGS("render", job, "-o", out, "--isolate", "--recycle", "3"));
+  expect_status(&r, 0);
+  KT_EQ(same_set(ref, out), 12);
+  KT_STR_CONTAINS(r.out, "exited with status 3");
+  KT_STR_CONTAINS(r.out, "lost its device");
+  KT_STR_CONTAINS(r.out, "1 crashed, 0 hung, 1 lost their device");
+  /* 12 frames, each worker replaced after 3 of its own: at least 2 recycles, whatever the split */
+  KT_TRUE(count_after(r.out, "lost their device, ") >= 2);
+
+  char *list = KILN_SOURCE_DIR "/examples/cornell/dataset.json";
+  char *lref = fmt("%s/lref", d), *lout = fmt("%s/lout", d);
+  r = run(d, ARGS("render", list, "-o", lref, "--size", "16x16", "--spp", "1", "--quiet"));
+  expect_status(&r, 0);
+  r = run(d, ARGS("render", list, "-o", lout, "--size", "16x16", "--spp", "1", "--isolate",
+                  "--quiet"));
+  expect_status(&r, 0);
+  KT_EQ(same_set(lref, lout), 40); /* 8 images, 5 passes */
+}
+
+/* A frame whose worker dies on the retry too fails, naming what happened, and the batch goes on:
+ * exit 1, every other frame written. */
+TEST(isolate_frame_failing_twice_is_reported_and_the_batch_goes_on) {
+  char *d = tmpdir(), *job = small_job(d, 10), *out = fmt("%s/out", d);
+  char *json = fmt("%s/s.json", d);
+  result r = run_isolated(d, "segv!@4", ARGS("render", job, "-o", out, "--isolate", "--json", json));
+  expect_status(&r, 1);
+  KT_STR_CONTAINS(r.out, "9 of 10 frames written");
+  KT_STR_CONTAINS(r.out, "1 failed");
+  KT_STR_CONTAINS(r.out, "killed by SIGSEGV (and again on a fresh worker)");
+  char names[16][256];
+  KT_EQ(list_files(out, names, 16), 9);
+  for (int i = 0; i < 9; i++) KT_TRUE(strstr(names[i], "00004") == NULL);
+  size_t len;
+  char *js = (char *)read_all(json, &len);
+  KT_STR_CONTAINS(js, "\"frame\": 4");
+  KT_EQ(count_after(js, "\"crashes\": "), 2);
+  KT_EQ(count_after(js, "\"frames_retried\": "), 1);
+}
+
+/* Bad fault lists and options that need --isolate are usage errors: exit 2, nothing written. */
+TEST(isolate_bad_options) {
+  char *d = tmpdir(), *job = small_job(d, 2), *out = fmt("%s/out", d);
+  result r = run_isolated(d, "segv@x", ARGS("render", job, "-o", out, "--isolate"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "bad fault \"segv@x\"");
+  r = run(d, ARGS("render", job, "-o", out, "--frame-timeout", "3"));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "--frame-timeout and --recycle go with --isolate");
+  r = run(d, ARGS("render", job, "-o", out, "--isolate", "--recycle", "0"));
+  expect_status(&r, 2);
+  KT_EQ(count_named(d, "out"), 0);
+}
+
+/* The pids of every descendant of pid (from /proc), into pids; returns how many. */
+static int descendants(pid_t pid, pid_t *pids, int cap) {
+  int n = 0;
+  pids[n++] = pid;
+  for (int i = 0; i < n; i++) { /* breadth first over /proc */
+    DIR *dir = opendir("/proc");
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+      char *end;
+      long p = strtol(e->d_name, &end, 10);
+      if (*end || p <= 0) continue;
+      char path[64], buf[512];
+      snprintf(path, sizeof path, "/proc/%ld/stat", p);
+      FILE *f = fopen(path, "r");
+      if (!f) continue;
+      size_t got = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[got] = 0;
+      char *rp = strrchr(buf, ')');
+      int ppid = 0;
+      char state;
+      if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == pids[i] && n < cap)
+        pids[n++] = (pid_t)p;
+    }
+    if (dir) closedir(dir);
+  }
+  return n - 1;
+}
+
+/* A parent killed with SIGKILL while its workers render leaves no process behind: the fork server
+ * and the workers die with it (waited for through pidfds, not by sleeping). */
+TEST(isolate_parent_killed_leaves_no_workers) {
+  char *d = tmpdir(), *job = small_job(d, 2000), *out = fmt("%s/out", d);
+  KT_EQ(mkdir(out, 0755), 0);
+  int ifd = inotify_init1(IN_CLOEXEC);
+  KT_TRUE(ifd >= 0);
+  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  pid_t pid = start(d, ARGS("render", job, "-o", out, "--isolate", "--quiet"));
+  wait_for_files(ifd, 3, pid);
+  pid_t pids[64];
+  int n = descendants(pid, pids, 64);
+  KT_TRUE(n >= 2); /* the fork server and at least one worker */
+  int fds[64];
+  for (int i = 0; i < n; i++) fds[i] = (int)syscall(SYS_pidfd_open, pids[i + 1], 0);
+  kill(pid, SIGKILL);
+  result r = finish(d, pid);
+  KT_EQ(r.status, 128 + SIGKILL);
+  for (int i = 0; i < n; i++) {
+    if (fds[i] < 0) continue; /* already gone when we looked */
+    struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+    int ready;
+    while ((ready = poll(&pfd, 1, 60000)) < 0 && errno == EINTR) {}
+    if (ready != 1) KT_FAIL("process %d outlived its parent by a minute", (int)pids[i + 1]);
+    close(fds[i]);
+  }
+  close(ifd);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kiln/batch.h"
+#include "kiln/proc.h"
 #include "cli.h"
 
 enum { MAX_DEVICES = 16, MAX_FAILURES_KEPT = 1000 };
@@ -70,6 +71,17 @@ static void render_usage(FILE *to) {
       "                          120)\n"
       "  --allow-outside-output  let --template and --contact-sheet name absolute paths and\n"
       "                          '..' (a job's own template never may)\n"
+      "\n"
+      "render workers (docs/PROCESSES.md, \"Isolated rendering\"):\n"
+      "  --isolate               render in worker processes, one per device lane: a worker that\n"
+      "                          crashes, hangs or loses its device is replaced and its frame\n"
+      "                          retried once on a fresh worker; the batch goes on\n"
+      "  --frame-timeout S       with --isolate: kill a worker whose frame takes longer than S\n"
+      "                          seconds (default: no limit)\n"
+      "  --recycle N             with --isolate: replace each worker after N frames\n"
+      "  (KILN_FAULT=segv@50,hang@120,exit@7,lost@9 in the environment makes --isolate's workers\n"
+      "  fail on those frames' first attempt, or every attempt with segv!@50: for testing)\n"
+      "\n"
       "  --quiet                 no progress and no summary; failures are still reported\n"
       "  -h, --help              this text\n"
       "\n"
@@ -218,6 +230,28 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
             sh->chunk ? sh->chunk : 64, (unsigned long long)s->chunks_claimed,
             (unsigned long long)s->chunks_taken_over);
   else fprintf(f, "  \"claim\": null,\n");
+  if (sh->isolate) {
+    fprintf(f,
+            "  \"isolate\": {\"worker_starts\": %llu, \"crashes\": %llu, \"hangs\": %llu, "
+            "\"device_lost\": %llu, \"recycles\": %llu, \"frames_retried\": %llu, "
+            "\"incidents\": [",
+            (unsigned long long)s->worker_starts, (unsigned long long)s->worker_crashes,
+            (unsigned long long)s->worker_hangs, (unsigned long long)s->worker_lost,
+            (unsigned long long)s->worker_recycles, (unsigned long long)s->frames_retried);
+    int n = 0;
+    for (const char *l = s->incidents; *l;) {
+      const char *e = strchr(l, '\n');
+      size_t len = e ? (size_t)(e - l) : strlen(l);
+      char line[512];
+      snprintf(line, sizeof line, "%.*s", (int)len, l);
+      fputs(n++ ? ", " : "", f);
+      kiln_cli_json_string(f, line);
+      l += len + (e != NULL);
+    }
+    fprintf(f, "]},\n");
+  } else {
+    fprintf(f, "  \"isolate\": null,\n");
+  }
   fprintf(f, "  \"manifest\": ");
   if (sh->manifest && s->manifest_status == 0) kiln_cli_json_string(f, sh->manifest);
   else fputs("null", f);
@@ -237,7 +271,7 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
 }
 
 static void print_summary(const kiln_batch_summary *s, const progress *p, const char *out_dir,
-                          double setup_s) {
+                          double setup_s, bool isolate) {
   char wall[32];
   fmt_duration(s->wall_s, wall, sizeof wall);
   printf("kiln render: %s%llu of %llu frames written", s->stopped ? "stopped: " : "",
@@ -258,6 +292,21 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
   if (s->chunks_claimed || s->elsewhere)
     printf("  claims: %llu chunks rendered here, %llu of them taken over from expired claims\n",
            (unsigned long long)s->chunks_claimed, (unsigned long long)s->chunks_taken_over);
+  if (isolate) {
+    printf("  render workers: %llu started, %llu crashed, %llu hung, %llu lost their device, %llu "
+           "recycled; %llu frames retried\n",
+           (unsigned long long)s->worker_starts, (unsigned long long)s->worker_crashes,
+           (unsigned long long)s->worker_hangs, (unsigned long long)s->worker_lost,
+           (unsigned long long)s->worker_recycles, (unsigned long long)s->frames_retried);
+    for (const char *l = s->incidents; *l;) {
+      const char *e = strchr(l, '\n');
+      int len = (int)(e ? (size_t)(e - l) : strlen(l));
+      printf("  incident: %.*s\n", len, l);
+      l += len + (e != NULL);
+    }
+    if (s->incidents_dropped)
+      printf("  ... and %llu more incidents\n", (unsigned long long)s->incidents_dropped);
+  }
   for (size_t i = 0; i < p->nfails && i < 20; i++)
     printf("  failed: frame %ld (%s): %s\n", p->fails[i].frame, p->fails[i].where,
            p->fails[i].message);
@@ -419,6 +468,22 @@ int kiln_cli_render(int argc, char **argv) {
       bc.claim_timeout_s = t;
     } else if (!strcmp(a, "--allow-outside-output")) {
       bc.allow_outside_out_dir = true;
+    } else if (!strcmp(a, "--isolate")) {
+      bc.isolate = true;
+    } else if (!strcmp(a, "--frame-timeout")) {
+      NEED_VALUE();
+      char *end;
+      errno = 0;
+      double t = strtod(v, &end);
+      if (errno || end == v || *end || !(t > 0 && t <= 7 * 86400.0))
+        return usage_error("--frame-timeout %s: expected seconds, above 0 and up to 604800", v);
+      bc.frame_timeout_s = t;
+    } else if (!strcmp(a, "--recycle")) {
+      NEED_VALUE();
+      long n;
+      if (!kiln_cli_parse_long(v, 1, UINT32_MAX, &n))
+        return usage_error("--recycle %s: expected 1..%u frames", v, UINT32_MAX);
+      bc.recycle = (uint32_t)n;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
       quiet = true;
     } else if (a[0] == '-' && a[1]) {
@@ -461,6 +526,20 @@ int kiln_cli_render(int argc, char **argv) {
       !(bc.manifest = kiln_cli_with_shard(manifest, shard_name, manifest_buf, sizeof manifest_buf)))
     return usage_error("--manifest: the name is too long");
   if (bc.resume && bc.overwrite) return usage_error("--resume and --overwrite exclude each other");
+  if ((bc.frame_timeout_s > 0 || bc.recycle) && !bc.isolate)
+    return usage_error("--frame-timeout and --recycle go with --isolate");
+  if (bc.isolate) {
+    const char *faults = getenv("KILN_FAULT");
+    if (faults && *faults) bc.faults = faults;
+    /* the workers' fork server: started now, while this is the only thread and before Vulkan,
+     * so that every worker starts from a clean, single-threaded copy of the program */
+    int frc = kiln_forkserver_start();
+    if (frc) {
+      fprintf(stderr, "kiln render: cannot start the fork server for --isolate: %s\n",
+              kiln_strerror(frc));
+      return 2;
+    }
+  }
   if (!bc.out_dir) bc.out_dir = ".";
   const char *why;
   if (bc.output && !bc.allow_outside_out_dir && (why = kiln_cli_leaves_folder(bc.output)))
@@ -603,7 +682,7 @@ int kiln_cli_render(int argc, char **argv) {
     if (code == 0) code = 1;
   }
   if (!quiet) {
-    print_summary(&sum, &prog, bc.out_dir, setup_s);
+    print_summary(&sum, &prog, bc.out_dir, setup_s, bc.isolate);
     if (bc.contact_sheet && sum.contact_sheet_status == 0)
       printf("  contact sheet: %s%s%s\n", bc.contact_sheet[0] == '/' ? "" : bc.out_dir,
              bc.contact_sheet[0] == '/' ? "" : "/", bc.contact_sheet);
