@@ -87,6 +87,8 @@ bench: deps
 	  exe=build-bench/tools/bench/kiln-bench-$$b
 	  if [ -x "$$exe" ]; then echo "=== kiln-bench-$$b"; "$$exe"; fi
 	done
+	echo "=== kiln-bench-isolate"
+	python3 tools/bench/isolate.py build-bench/tools/kiln
 	echo "=== kiln-bench-cluster"
 	python3 tools/bench/cluster.py build-bench/tools/kiln $(if $(filter 0,$(shell id -u)),--slurm,)
 
