@@ -147,10 +147,14 @@ static void submit_chunk(kiln_pool *p, struct imap_chunk *c) {
   }
   if (kiln_future_on_done(f, imap_chunk_done, c) != 0) {
     /* no memory for the callback: settle the chunk here, so that it cannot outlive the
-     * iterator unseen (waiting helps, inside a task) */
-    kiln_future_cancel(f);
-    kiln_future_result(f, -1, NULL);
-    imap_chunk_done(f, c);
+     * iterator unseen: take it back, or wait for it (helping, inside a task) */
+    if (kiln_future_cancel(f)) {
+      fail_chunk(c, KILN_ENOMEM, "could not be submitted: out of memory");
+      imap_unref(c->it);
+    } else {
+      kiln_future_result(f, -1, NULL);
+      imap_chunk_done(f, c);
+    }
   }
   kiln_future_release(f);
 }
