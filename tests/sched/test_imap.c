@@ -425,3 +425,26 @@ TEST(imap_from_inside_a_task_on_one_worker) {
   }
   kiln_pool_destroy(p);
 }
+
+/* An iterator outlives its pool, as futures do: destroying the pool runs every chunk, and the
+ * results are still there to take. */
+TEST(imap_outlives_its_pool) {
+  enum { N = 100 };
+  kiln_pool *p = tu_pool(2);
+  void **args = iota(N);
+  kiln_imap *ordered = start(p, task_double, args, N, 7, true);
+  kiln_imap *unordered = start(p, task_double, args, N, 7, false);
+  kiln_pool_destroy(p);
+  bool seen[N] = {false};
+  for (int k = 0; k < N; k++) {
+    take_ok(ordered, 0, k); /* all done: a try is enough */
+    size_t i = take_ok(unordered, 0, -1);
+    KT_FALSE(seen[i]);
+    seen[i] = true;
+  }
+  expect_eof(ordered);
+  expect_eof(unordered);
+  kiln_imap_destroy(ordered);
+  kiln_imap_destroy(unordered);
+  free(args);
+}
