@@ -166,9 +166,10 @@ KILN_API int kiln_imap_start(kiln_pool *p, kiln_task_fn fn, void *const *args, s
  * first: nothing is consumed. KILN_EINVAL for a NaN timeout. value and index may be NULL.
  * Ownership: a value returned here is handed over. kiln never frees it, even if the task
  * registered a destructor with kiln_task_set_result_free (the caller, who knows the task, frees
- * it); the destructor frees only the results never taken (kiln_imap_destroy). One thread at a
- * time per iterator; inside a task it runs other tasks of the task's pool while it waits (see the
- * top of this file). */
+ * it); the destructor frees only the results never taken: those left at kiln_imap_destroy, the
+ * values of failed items, and a result taken with value NULL. One thread at a time per iterator;
+ * inside a task it runs other tasks of the task's pool while it waits (see the top of this
+ * file). */
 KILN_API int kiln_imap_next(kiln_imap *it, double timeout, void **value, size_t *index);
 
 /* The message of the failed item that the last kiln_imap_next returned (what its task gave
