@@ -1,5 +1,5 @@
 /* internal.h: structures shared by the files of scheduler/ (pool.c, future.c, wait.c, map.c,
- * record.c, mpool.c, deque.c).
+ * record.c, mpool.c, imap.c, deque.c).
  * Nothing here is public.
  *
  * Lock order (outer first): future.mu -> waiter.mu -> pool.mu. No lock is held while user code

@@ -191,6 +191,13 @@ bool kiln_rlock_is_owned(kiln_rlock *r) {
 
 bool kiln_rlock_locked(kiln_rlock *r) { return kiln_lock_locked(&r->lock); }
 
+unsigned long kiln_rlock_recursion_count(kiln_rlock *r) {
+  /* relaxed: see kiln_rlock.owner. count is the owner's own field, so only the owner reads it:
+   * another thread may be changing it meanwhile. */
+  if (atomic_load_explicit(&r->owner, memory_order_relaxed) != self_id()) return 0;
+  return r->count;
+}
+
 int kiln__rlock_release_save(kiln_rlock *r, unsigned long *levels) {
   *levels = 0;
   /* relaxed: see kiln_rlock.owner. */

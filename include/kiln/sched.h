@@ -8,10 +8,11 @@
  * Timeouts are double seconds: negative waits forever, 0 does not block, NaN is KILN_EINVAL.
  *
  * Blocking inside a task: every call here that waits (kiln_future_result, kiln_future_error,
- * kiln_wait, kiln_completion_next, kiln_map, kiln_parallel_for, kiln_pool_apply) may be called
- * from inside a pool task. There the worker runs other queued tasks of its pool while it waits,
- * so nested waits never deadlock, even on a one-worker pool. A timed wait inside a task may return
- * late by the length of the task the worker was running when the deadline passed.
+ * kiln_wait, kiln_completion_next, kiln_imap_next, kiln_map, kiln_parallel_for, kiln_pool_apply)
+ * may be called from inside a pool task. There the worker runs other queued tasks of its pool
+ * while it waits, so nested waits never deadlock, even on a one-worker pool. A timed wait inside a
+ * task may return late by the length of the task the worker was running when the deadline
+ * passed.
  *
  * Ownership: every call that returns a kiln_future gives the caller one reference, which the
  * caller gives back with kiln_future_release(). A future outlives its pool: results can still be
@@ -141,6 +142,45 @@ KILN_API int kiln_pool_apply_async(kiln_pool *p, kiln_task_fn fn, void *arg, kil
 KILN_API int kiln_map_async(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n,
                             size_t chunksize, kiln_done_fn callback, kiln_done_fn error_callback,
                             void *cb_arg, kiln_future **out);
+
+/* Pool.imap / imap_unordered: results one at a time, each as soon as it is there, without
+ * waiting for the whole input. fn runs over args[0..n) in chunks of chunksize items (>= 1, else
+ * KILN_EINVAL); the array of pointers is copied (the items stay the caller's and must outlive the
+ * run). ordered: results come in input order, each waiting only for itself and the ones before
+ * it; otherwise in completion order. Every chunk is submitted before this returns; a result is
+ * ready as soon as its item has run, not its whole chunk. n may be 0 (args NULL): the first next
+ * is KILN_EEOF. KILN_ESHUTDOWN / KILN_EBROKEN when the pool takes no work, KILN_ENOMEM (nothing
+ * runs then, *out NULL). If the pool shuts down while the chunks are being submitted, the call
+ * returns 0 and the items not submitted come out of next with that code. Any thread, also from
+ * inside a task. The iterator is the caller's, freed with kiln_imap_destroy. */
+typedef struct kiln_imap kiln_imap;
+KILN_API int kiln_imap_start(kiln_pool *p, kiln_task_fn fn, void *const *args, size_t n,
+                             size_t chunksize, bool ordered, kiln_imap **out);
+
+/* The next result. 0: *value is what the item's task stored (now the caller's, see below) and
+ * *index its input position. The item's own failure code (its message in kiln_imap_message) for
+ * a failed item, with *index set and *value NULL: iteration goes on past it, as Python's imap
+ * raises at that item and can be resumed. Items whose chunk never ran fail with KILN_ECANCELLED
+ * (pool terminated or shut down with cancel_pending) or the chunk's own code (KILN_EBROKEN).
+ * KILN_EEOF after the last item, and on every later call. KILN_ETIMEDOUT when timeout passed
+ * first: nothing is consumed. KILN_EINVAL for a NaN timeout. value and index may be NULL.
+ * Ownership: a value returned here is handed over. kiln never frees it, even if the task
+ * registered a destructor with kiln_task_set_result_free (the caller, who knows the task, frees
+ * it); the destructor frees only the results never taken: those left at kiln_imap_destroy, the
+ * values of failed items, and a result taken with value NULL. One thread at a time per iterator;
+ * inside a task it runs other tasks of the task's pool while it waits (see the top of this
+ * file). */
+KILN_API int kiln_imap_next(kiln_imap *it, double timeout, void **value, size_t *index);
+
+/* The message of the failed item that the last kiln_imap_next returned (what its task gave
+ * kiln_task_fail, else kiln_strerror of its code); "" after a success, a timeout or the end.
+ * Borrowed: valid until the next call on it. The thread that calls next. */
+KILN_API const char *kiln_imap_message(const kiln_imap *it);
+
+/* Frees the iterator, also before the end: results not taken are dropped (freed with their
+ * task's destructor if it set one), the chunks still queued or running still run, and their
+ * results are dropped as they come. Not concurrently with next. NULL is a no-op. */
+KILN_API void kiln_imap_destroy(kiln_imap *it);
 
 /* close(): no new work (KILN_ESHUTDOWN), queued work still runs. terminate(): also cancels every
  * task not yet started (running tasks cannot be interrupted in C and finish). join(): waits until

@@ -73,6 +73,11 @@ KILN_API bool kiln_rlock_is_owned(kiln_rlock *r);
 /* Whether any thread owns it. */
 KILN_API bool kiln_rlock_locked(kiln_rlock *r);
 
+/* How many times the calling thread holds it (RLock._recursion_count()): its acquires not yet
+ * released; 0 when it does not own it, also while another thread does. Any thread; it reads only
+ * the caller's own ownership, so the answer cannot be stale for the caller. */
+KILN_API unsigned long kiln_rlock_recursion_count(kiln_rlock *r);
+
 /* ---- semaphore (threading.Semaphore / BoundedSemaphore) ------------------------------------ */
 
 typedef struct kiln_semaphore kiln_semaphore;

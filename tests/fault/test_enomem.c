@@ -185,6 +185,36 @@ static int sc_map(void) {
   return first;
 }
 
+/* Every item comes out once, in order when ordered, as its value or KILN_ENOMEM. */
+static int imap_run(kiln_pool *p, void *const *args, bool ordered) {
+  kiln_imap *it = NULL;
+  int first = kiln_imap_start(p, task_ret, args, 16, 3, ordered, &it);
+  if (first) return first;
+  void *v;
+  size_t i, k = 0;
+  int rc;
+  while ((rc = kiln_imap_next(it, -1, &v, &i)) != KILN_EEOF) {
+    if (rc == 0 && (void *)(intptr_t)i != v) rc = KILN_EIO;
+    if (ordered && i != k) rc = KILN_EIO;
+    if (rc && !first) first = rc;
+    k++;
+  }
+  kiln_imap_destroy(it);
+  return k == 16 || first ? first : KILN_EIO;
+}
+
+static int sc_imap(void) {
+  kiln_pool *p = NULL;
+  int rc = new_pool(&p);
+  if (rc) return rc;
+  void *args[16];
+  for (intptr_t i = 0; i < 16; i++) args[i] = (void *)i;
+  int first = imap_run(p, args, true);
+  rc = imap_run(p, args, false);
+  kiln_pool_destroy(p);
+  return first ? first : rc;
+}
+
 static int sc_sync(void) {
   kiln_lock *l = NULL;
   kiln_rlock *r = NULL;
@@ -229,3 +259,4 @@ TEST(ENOMEM_pool) { sweep("submit/result", sc_pool); }
 TEST(ENOMEM_deps) { sweep("submit_after/wait/as_completed", sc_deps); }
 TEST(ENOMEM_map) { sweep("map/map_async/parallel_for", sc_map); }
 TEST(ENOMEM_sync) { sweep("sync objects", sc_sync); }
+TEST(ENOMEM_imap) { sweep("imap/imap_unordered", sc_imap); }

@@ -271,3 +271,54 @@ TEST(rlock_timeout_nan_einval_negative_forever) {
   KT_CODE(kiln_rlock_release(g_r), KILN_ESTATE);
   kiln_rlock_destroy(g_r);
 }
+
+static void *count_thread(void *arg) {
+  (void)arg;
+  atomic_store(&g_flag, (int)kiln_rlock_recursion_count(g_r));
+  return NULL;
+}
+
+/* RLOCK-06: the recursion count is the caller's own level: 0 before, 1, 2 after a re-acquire,
+ * back to 0 after the last release; 0 in a thread that does not own it, while another holds it. */
+TEST(rlock_recursion_count_is_the_callers_level) {
+  g_r = st_rlock();
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 1);
+  KT_CODE(kiln_rlock_acquire(g_r, 0), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 2);
+  atomic_store(&g_flag, -1);
+  st_run(count_thread, NULL);
+  KT_EQ(atomic_load(&g_flag), 0); /* held here, not there */
+  KT_CODE(kiln_rlock_release(g_r), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 1);
+  KT_CODE(kiln_rlock_release(g_r), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  KT_CODE(kiln_rlock_release(g_r), KILN_ESTATE);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  st_bunch b;
+  start_holder(&b); /* two levels in the holder */
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  stop_holder(&b);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  kiln_rlock_destroy(g_r);
+}
+
+/* RLOCK-06 through a condition over the rlock: a wait gives up every level and takes the same
+ * number back, so the count is the same after the wait as before it. */
+TEST(rlock_recursion_count_survives_a_condition_wait) {
+  g_r = st_rlock();
+  kiln_condition *c = NULL;
+  KT_CODE(kiln_condition_create_rlock(g_r, &c), KILN_OK);
+  KT_CODE(kiln_condition_acquire(c, -1), KILN_OK);
+  KT_CODE(kiln_condition_acquire(c, -1), KILN_OK);
+  KT_CODE(kiln_rlock_acquire(g_r, -1), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 3);
+  KT_CODE(kiln_condition_wait(c, 0.01), KILN_ETIMEDOUT);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 3);
+  for (int i = 0; i < 3; i++) KT_CODE(kiln_condition_release(c), KILN_OK);
+  KT_EQ(kiln_rlock_recursion_count(g_r), 0);
+  KT_FALSE(kiln_rlock_locked(g_r));
+  kiln_condition_destroy(c);
+  kiln_rlock_destroy(g_r);
+}
