@@ -488,6 +488,8 @@ int kiln__mstore_run(kiln__mstore *s, const void *who, int peer_fd, const kiln__
   pthread_mutex_lock(&s->mu);
   int created = r.code ? 0 : find_or_create(s, &m->fields[0], k_ops[m->op].kind, &c.o);
   if (created < 0) r.code = created;
+  bool is_create = m->op == KILN__OP_SEM_CREATE || m->op == KILN__OP_QUEUE_CREATE;
+  if (created == KILN_EINVAL && is_create) r.code = KILN_EEXIST; /* a name of another kind */
   if (!r.code) r.code = k_ops[m->op].run ? k_ops[m->op].run(&c) : op_misc(&c, created);
   if (r.code) {
     if (r.has_own) free(r.own.p);
