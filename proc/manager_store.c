@@ -26,7 +26,9 @@ typedef struct blob {
   size_t len;
 } blob;
 
-/* One named object. dict and ns: keys[i] -> vals[i], i < n, in insertion order. list: vals[0..n).
+/* One named object. dict and ns: keys[i] -> vals[i], i < n, in insertion order; slots[0..nslots)
+ * (a power of two, at least twice n) hold entry index + 1 or 0 (empty), probed linearly from the
+ * key's hash. list: vals[0..n).
  * queue: a ring vals[(head + i) % cap], i < n, holding at most maxsize (0: no bound). lock and
  * rlock: held by owner count times (a lock: at most once). */
 typedef struct mobj {
@@ -35,6 +37,7 @@ typedef struct mobj {
   kind kind;
   blob *keys, *vals;
   size_t n, cap, head, maxsize;
+  size_t *slots, nslots;
   const void *owner;
   uint32_t count;
   bool set;
@@ -83,6 +86,7 @@ static void obj_free(mobj *o) {
   }
   free(o->keys);
   free(o->vals);
+  free(o->slots);
   free(o->name);
   free(o);
 }
@@ -207,9 +211,34 @@ typedef struct op_ctx {
   reply *r;
 } op_ctx;
 
+static size_t key_hash(const void *p, size_t n) {
+  return (size_t)kiln__fnv1a(KILN__FNV1A_SEED, p, n);
+}
+
+/* Puts entry e into the index (which has room). */
+static void index_put(mobj *o, size_t e) {
+  size_t mask = o->nslots - 1, i = key_hash(o->keys[e].p, o->keys[e].len) & mask;
+  while (o->slots[i]) i = (i + 1) & mask;
+  o->slots[i] = e + 1;
+}
+
+/* Rebuilds the index with room for twice the entries: 0 or KILN_ENOMEM (the old one is kept). */
+static int index_rebuild(mobj *o) {
+  size_t nslots = 16;
+  while (nslots < 2 * (o->n + 1)) nslots *= 2;
+  size_t *slots = calloc(nslots, sizeof *slots);
+  if (!slots) return KILN_ENOMEM;
+  free(o->slots);
+  o->slots = slots, o->nslots = nslots;
+  for (size_t e = 0; e < o->n; e++) index_put(o, e);
+  return 0;
+}
+
 static size_t dict_find(const mobj *o, const kiln__mfield *k) {
-  for (size_t i = 0; i < o->n; i++)
-    if (blob_is(&o->keys[i], k)) return i;
+  if (!o->slots) return SIZE_MAX;
+  size_t mask = o->nslots - 1;
+  for (size_t i = key_hash(k->p, k->len) & mask; o->slots[i]; i = (i + 1) & mask)
+    if (blob_is(&o->keys[o->slots[i] - 1], k)) return o->slots[i] - 1;
   return SIZE_MAX;
 }
 
@@ -225,12 +254,14 @@ static int op_dict_set(op_ctx *c) {
     return 0;
   }
   blob nk;
-  if (reserve(o, 1, true) || blob_copy(&nk, k)) {
-    free(nv.p);
-    return KILN_ENOMEM;
-  }
-  o->keys[o->n] = nk, o->vals[o->n] = nv, o->n++;
+  if (2 * (o->n + 1) > o->nslots && index_rebuild(o)) goto nomem;
+  if (reserve(o, 1, true) || blob_copy(&nk, k)) goto nomem;
+  o->keys[o->n] = nk, o->vals[o->n] = nv;
+  index_put(o, o->n++);
   return 0;
+nomem:
+  free(nv.p);
+  return KILN_ENOMEM;
 }
 
 /* get, get_or, contains, pop and del: all find the key first. */
@@ -257,6 +288,9 @@ static int op_dict_lookup(op_ctx *c) {
   memmove(o->keys + i, o->keys + i + 1, (o->n - i - 1) * sizeof *o->keys);
   memmove(o->vals + i, o->vals + i + 1, (o->n - i - 1) * sizeof *o->vals);
   o->n--;
+  /* the entries after i moved: re-index them in place (no allocation, so it cannot fail) */
+  memset(o->slots, 0, o->nslots * sizeof *o->slots);
+  for (size_t e = 0; e < o->n; e++) index_put(o, e);
   return 0;
 }
 

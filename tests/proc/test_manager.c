@@ -78,6 +78,46 @@ TEST(dict_set_get_del_pop_keys) {
   KT_EQ(mt_nfds(), fds);
 }
 
+/* Many keys: the index grows, survives deletes, and keys stay in insertion order. */
+TEST(dict_many_keys) {
+  enum { N = 3000 };
+  mt_server m;
+  mt_create(&m, NULL, 0);
+  mt_run(&m);
+  kiln_mclient *c = mt_connect(&m);
+  char k[16], v[16];
+  for (int i = 0; i < N; i++) {
+    int kl = snprintf(k, sizeof k, "k%d", i), vl = snprintf(v, sizeof v, "v%d", i);
+    MT_OK(kiln_mdict_set(c, "d", k, (size_t)kl, v, (size_t)vl));
+  }
+  for (int i = 0; i < N; i += 3) {
+    int kl = snprintf(k, sizeof k, "k%d", i);
+    MT_OK(kiln_mdict_del(c, "d", k, (size_t)kl));
+  }
+  for (int i = 0; i < N; i++) {
+    int kl = snprintf(k, sizeof k, "k%d", i);
+    kiln_bytes b;
+    int rc = kiln_mdict_get(c, "d", k, (size_t)kl, &b);
+    if (i % 3 == 0) {
+      KT_CODE(rc, KILN_ENOENT);
+      continue;
+    }
+    MT_OK(rc);
+    snprintf(v, sizeof v, "v%d", i);
+    KT_BYTES(b, v);
+    free(b.data);
+  }
+  kiln_bytes *keys;
+  size_t n;
+  MT_OK(kiln_mdict_keys(c, "d", &keys, &n));
+  KT_EQ(n, N - (N + 2) / 3);
+  KT_BYTES(keys[0], "k1");
+  KT_BYTES(keys[n - 1], "k2999");
+  kiln_mbytes_free(keys, n);
+  kiln_mclient_close(c);
+  mt_stop(&m);
+}
+
 TEST(list_append_extend_index_pop) {
   mt_server m;
   mt_create(&m, NULL, 0);
@@ -396,6 +436,30 @@ TEST(stop_ends_blocked_calls) {
   KT_CODE(kiln_mdict_set(a, "d", "k", 1, "v", 1), KILN_EEOF);
   kiln_mclient_close(a);
   kiln_mclient_close(b);
+}
+
+static void *appender(void *arg) {
+  for (int i = 0; i < 200; i++)
+    if (kiln_mlist_append(arg, "l", "x", 1)) atomic_fetch_add(&g_got, 1);
+  return NULL;
+}
+
+/* Threads of one process may share a client: calls are serialised, none is lost or mixed up. */
+TEST(one_client_shared_by_threads) {
+  mt_server m;
+  mt_create(&m, NULL, 0);
+  mt_run(&m);
+  kiln_mclient *c = mt_connect(&m);
+  atomic_store(&g_got, 0);
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) KT_EQ(pthread_create(&th[i], NULL, appender, c), 0);
+  for (int i = 0; i < 4; i++) KT_EQ(pthread_join(th[i], NULL), 0);
+  KT_EQ(atomic_load(&g_got), 0);
+  size_t n;
+  MT_OK(kiln_mlist_len(c, "l", &n));
+  KT_EQ(n, 800);
+  kiln_mclient_close(c);
+  mt_stop(&m);
 }
 
 /* ---- addresses, keys, hostile peers ---- */
