@@ -26,17 +26,19 @@ struct kiln_manager {
 
 enum { START_TIMEOUT = 30, STOP_TIMEOUT = 5 };
 
+/* The child's watcher waits on the parent's channel and on a private pair of its own: the
+ * parent's channel is shared with the parent, so closing our copy cannot wake a thread blocked on
+ * it (kiln_channel_close leaves a shared socket alone); a message on the private pair can. */
 typedef struct watch {
-  kiln_channel *ch;
+  kiln_channel *chs[2]; /* the parent's channel, the private pair's receiving end */
   kiln_manager_server *s;
 } watch;
 
 static void *watch_main(void *arg) {
   watch *w = arg;
-  void *buf = NULL;
-  size_t len;
-  kiln_channel_recv(w->ch, &buf, &len, -1); /* a message, end of stream or close: all stop */
-  free(buf);
+  size_t nready;
+  /* a message, end of stream or an error: all stop the server */
+  kiln_channel_wait(w->chs, 2, -1, &nready);
   kiln_manager_server_stop(w->s);
   return NULL;
 }
@@ -82,12 +84,18 @@ static int manager_main(const void *arg, size_t len) {
     return 1;
   }
   free(msg);
-  watch w = {ch, s};
+  watch w = {{ch, NULL}, s};
+  kiln_channel *poke = NULL;
+  bool watching = kiln_channel_pair(false, &w.chs[1], &poke) == 0;
   pthread_t th;
-  bool watching = pthread_create(&th, NULL, watch_main, &w) == 0;
+  if (watching && pthread_create(&th, NULL, watch_main, &w)) watching = false;
   if (watching) kiln_manager_server_serve(s);
-  kiln_channel_close(ch); /* wakes the watcher if the server stopped for another reason */
-  if (watching) pthread_join(th, NULL);
+  if (watching) { /* the server stopped for a client's request: end the watcher */
+    kiln_channel_send(poke, "", 0, -1);
+    pthread_join(th, NULL);
+  }
+  kiln_channel_destroy(poke);
+  kiln_channel_destroy(w.chs[1]);
   kiln_manager_server_destroy(s);
   return 0;
 }
