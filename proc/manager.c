@@ -42,8 +42,9 @@ struct kiln_manager_server {
   size_t klen;
   double auth_timeout;
   kiln__mstore *store;
-  pthread_mutex_t mu; /* guards conns */
+  pthread_mutex_t mu; /* guards conns and nconns */
   mconn *conns;
+  size_t nconns;
   bool served;
 };
 
@@ -102,6 +103,7 @@ static void reap(kiln_manager_server *srv, bool all) {
     /* acquire: pairs with the release store at the end of conn_main */
     if (all || atomic_load_explicit(&c->done, memory_order_acquire)) {
       *pp = c->next;
+      srv->nconns--;
       pthread_join(c->th, NULL);
       close(c->fd);
       free(c);
@@ -125,13 +127,15 @@ static void start_conn(kiln_manager_server *srv, int fd) {
   c->srv = srv, c->fd = fd;
   atomic_init(&c->done, false);
   pthread_mutex_lock(&srv->mu);
-  if (pthread_create(&c->th, NULL, conn_main, c)) {
+  /* a cap on threads: a flood of connections (authenticated or not) cannot exhaust the process */
+  if (srv->nconns >= KILN__MGR_MAX_CONNS || pthread_create(&c->th, NULL, conn_main, c)) {
     pthread_mutex_unlock(&srv->mu);
     close(fd);
     free(c);
     return;
   }
   c->next = srv->conns, srv->conns = c;
+  srv->nconns++;
   pthread_mutex_unlock(&srv->mu);
 }
 

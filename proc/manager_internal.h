@@ -30,7 +30,8 @@ enum {
   KILN__MGR_NAME_MAX = 255,
   KILN__MGR_KEY_MAX = 1024,
   KILN__MGR_CHALLENGE = 40,     /* random bytes of a challenge */
-  KILN__MGR_HANDSHAKE_MAX = 256 /* the largest frame during the handshake */
+  KILN__MGR_HANDSHAKE_MAX = 256, /* the largest frame during the handshake */
+  KILN__MGR_MAX_CONNS = 1024      /* connections served at once; more are closed at accept */
 };
 
 typedef enum kiln__mgr_op {

@@ -328,7 +328,7 @@ KILN_API int kiln_manager_shutdown(kiln_manager *m);
 /* A server served by the calling process (Python's get_server().serve_forever()), e.g. in a
  * process the user starts on another host. create binds and listens at once (so the address is
  * known, port 0 resolved) and returns; serve accepts and serves clients on threads of its own
- * until kiln_manager_server_stop or a client's kiln_mclient_shutdown_server, then ends every
+ * (at most 1024 connections at once: more are closed as they arrive) until kiln_manager_server_stop or a client's kiln_mclient_shutdown_server, then ends every
  * connection and returns 0 (KILN_EIO if accepting failed). create: 0, KILN_EINVAL, KILN_EEXIST,
  * KILN_ENOMEM, KILN_EIO. serve runs once per server, on one thread; stop may be called from any
  * thread, before or during serve (it is async-signal-safe); destroy (NULL: no-op) after serve has
