@@ -644,6 +644,73 @@ TEST(malformed_requests_are_refused) {
   mt_stop(&m);
 }
 
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+  g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+  return g_rng;
+}
+
+/* A letter per kind of object, so that random names seldom clash across kinds. */
+static unsigned char kind_letter(int op) {
+  return op <= KILN__OP_DICT_KEYS      ? 'D'
+         : op <= KILN__OP_LIST_LEN     ? 'L'
+         : op <= KILN__OP_NS_DEL       ? 'N'
+         : op <= KILN__OP_RLOCK_RELEASE ? (op <= KILN__OP_LOCK_RELEASE ? 'K' : 'R')
+         : op <= KILN__OP_EVENT_WAIT   ? 'E'
+         : op <= KILN__OP_SEM_RELEASE  ? 'S'
+                                       : 'Q';
+}
+
+/* A random request into r: mostly well formed (a few names, fields of a few bytes, any op but
+ * shutdown, timeout 0 so nothing blocks), sometimes bytes at random. Its length. */
+static size_t random_request(unsigned char *r, size_t cap) {
+  for (size_t j = 0; j < cap; j++) r[j] = (unsigned char)rnd();
+  r[0] = (unsigned char)(2 + rnd() % (KILN__OP_COUNT + 1)); /* never KILN__OP_SHUTDOWN */
+  int64_t num = (int64_t)(rnd() % 9) - 4;
+  memcpy(r + 1, &num, 8);
+  memset(r + 9, 0, 8); /* timeout 0 */
+  if (rnd() % 4 == 0) return 17 + (size_t)(rnd() % (cap - 17));
+  uint32_t nf = (uint32_t)(1 + rnd() % 3);
+  memcpy(r + 17, &nf, 4);
+  size_t at = 21;
+  for (uint32_t f = 0; f < nf; f++) {
+    uint32_t len = (uint32_t)(rnd() % 3);
+    if (f == 0) len += 1;
+    memcpy(r + at, &len, 4);
+    at += 4;
+    if (f == 0) r[at] = kind_letter(r[0]); /* objects of the op's kind, few of them */
+    for (uint32_t b = 1; f == 0 && b < len; b++) r[at + b] = (unsigned char)('a' + rnd() % 2);
+    at += len;
+  }
+  return at - (rnd() % 8 == 0 && at > 17 ? 1 : 0); /* now and then one byte short */
+}
+
+/* Random requests: each gets a reply and the server stays sound (under ASan+UBSan, a small
+ * fuzzer of the request decoder and of every op). */
+TEST(random_requests_never_crash) {
+  mt_server m;
+  mt_create(&m, NULL, 0);
+  mt_run(&m);
+  size_t klen;
+  const void *key = kiln_manager_server_authkey(m.s, &klen);
+  int fd = raw_connect(&m);
+  MT_OK(kiln__mgr_auth_client(fd, key, klen, kiln__now() + 10));
+  int good = 0;
+  for (int i = 0; i < 3000; i++) {
+    unsigned char r[64];
+    size_t len = random_request(r, sizeof r);
+    int code = raw_request(fd, r, len);
+    KT_TRUE(code <= 0);
+    good += code == 0;
+  }
+  KT_TRUE(good > 300); /* the fuzzer reaches the ops, not only the decoder */
+  close(fd);
+  kiln_mclient *c = mt_connect(&m);
+  MT_OK(kiln_mdict_set(c, "d", "k", 1, "v", 1));
+  kiln_mclient_close(c);
+  mt_stop(&m);
+}
+
 /* A client's shutdown request ends serve; the default socket and its folder are removed. */
 TEST(client_shutdown_and_no_socket_left) {
   int fds = mt_nfds();
