@@ -167,22 +167,33 @@ static void spawn_child(const fs_req *rq, int statfd, const int *fds, const void
   kids[(*nkids)++] = (fs_child){pid, pidfd, statfd};
 }
 
+/* Reads and drops n bytes of the stream (an argument there was no memory for). 0 or -1. */
+static int drain(int sock, uint64_t n) {
+  char tmp[4096];
+  while (n) {
+    size_t k = n < sizeof tmp ? (size_t)n : sizeof tmp;
+    if (kiln__read_full(sock, tmp, k) != 0) return -1;
+    n -= k;
+  }
+  return 0;
+}
+
 /* Reads and serves one request. -1 when the program has closed the socket (or broke the
  * protocol): no more requests then. */
 static int serve_request(int sock, fs_child *kids, size_t *nkids) {
   fs_req rq;
   int fds[KILN__MAX_CHANNELS + 1];
   size_t nfds = 0;
-  if (recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) != 0) {
-    for (size_t i = 0; i < nfds; i++) close(fds[i]);
-    return -1;
-  }
-  int rc = 0;
-  void *arg = malloc(rq.len ? (size_t)rq.len : 1);
-  if (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS || !arg ||
-      (rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0)) {
+  int rc = recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) ? -1 : 0;
+  if (rc == 0 && (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS))
     rc = -1; /* out of step with the program: stop serving, the waiting caller sees EIO */
-  } else {
+  void *arg = rc ? NULL : malloc(rq.len ? (size_t)rq.len : 1);
+  if (rc == 0 && !arg) { /* keep in step, and say why */
+    rc = drain(sock, rq.len);
+    if (rc == 0) send_with_fd(fds[0], -ENOMEM, NULL, 0);
+  } else if (rc == 0 && rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0) {
+    rc = -1;
+  } else if (rc == 0) {
     rq.name[sizeof rq.name - 1] = 0;
     spawn_child(&rq, fds[0], fds + 1, arg, kids, nkids);
     nfds--, memmove(fds, fds + 1, nfds * sizeof *fds); /* statfd now belongs to kids */

@@ -140,7 +140,7 @@ static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, 
     copies[i] = NULL;
     int rc = kiln__channel_share(cfg->channels[i], &fd, &cs, &cr) ? KILN_EINVAL : 0;
     int d = rc ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (!rc && d < 0) rc = errno == EMFILE ? KILN_EIO : KILN_ENOMEM;
+    if (!rc && d < 0) rc = KILN_EIO; /* EMFILE */
     if (!rc && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
       close(d);
       rc = KILN_ENOMEM;

@@ -578,3 +578,47 @@ TEST(PROC_forkserver_killed) {
   KT_EQ(exitcode_of(p), 3);
   kiln_process_destroy(p);
 }
+
+/* ---- several threads on one handle ---------------------------------------------------------- */
+
+static kiln_process *g_shared;
+static atomic_int g_joined;
+
+static void *joiner(void *arg) {
+  (void)arg;
+  if (kiln_process_join(g_shared, -1) == 0) atomic_fetch_add(&g_joined, 1);
+  int code = 0;
+  if (kiln_process_exitcode(g_shared, &code) != 0 || code != -SIGKILL)
+    atomic_fetch_add(&g_joined, 100);
+  return NULL;
+}
+
+static void *prober(void *arg) {
+  (void)arg;
+  while (kiln_process_is_alive(g_shared)) sched_yield();
+  atomic_fetch_add(&g_joined, 1);
+  return NULL;
+}
+
+/* Several threads join and probe one process at once: every one sees it end, with its code. */
+static void check_many_joiners(kiln_start_method m) {
+  enum { J = 4 };
+  blocked b = start_blocked(m);
+  g_shared = b.p;
+  atomic_store(&g_joined, 0);
+  pthread_t th[2 * J];
+  for (int i = 0; i < 2 * J; i++)
+    KT_EQ(pthread_create(&th[i], NULL, i < J ? joiner : prober, NULL), 0);
+  KT_CODE(kiln_process_kill(b.p), 0);
+  for (int i = 0; i < 2 * J; i++) pthread_join(th[i], NULL);
+  KT_EQ(atomic_load(&g_joined), 2 * J);
+  kiln_process_destroy(b.p);
+  kiln_channel_destroy(b.mine);
+}
+
+TEST(PROC_many_joiners_fork) { check_many_joiners(KILN_START_FORK); }
+
+TEST(PROC_many_joiners_forkserver) {
+  fs_start();
+  check_many_joiners(KILN_START_FORKSERVER);
+}
