@@ -13,12 +13,13 @@
  * The server never runs the program's code (only its children do), ignores SIGINT and SIGTERM,
  * and dies with the program (PR_SET_PDEATHSIG), taking its daemon children with it. When the
  * program closes its socket (kiln_forkserver_stop) it serves no new request, reports on the
- * children it has, and exits once they have all ended; the program's reaper reaps it. */
+ * children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +40,22 @@ typedef struct fs_req {
   uint8_t dirs[KILN__MAX_CHANNELS]; /* bit 0: can receive, bit 1: can send */
 } fs_req;
 
+/* A stopped server lives on while it has children; it is reaped here, by the next start, stop
+ * or running call that finds it ended (no thread is started for it, so that stop followed by
+ * start in a single-threaded program still forks the new server from a single-threaded one). */
+enum { STOPPED_MAX = 8 };
+
 static struct {
-  pthread_mutex_t mu; /* serialises start, stop and the sending of requests */
+  pthread_mutex_t mu; /* guards everything below; serialises the sending of requests */
   pid_t owner;        /* the process that started the server; its children must not use it */
   pid_t pid;
   int pidfd;
   int sock; /* -1 when not running */
+  struct {
+    pid_t pid;
+    int pidfd;
+  } stopped[STOPPED_MAX];
+  size_t nstopped;
 } g_fs = {.mu = PTHREAD_MUTEX_INITIALIZER, .pidfd = -1, .sock = -1};
 
 /* ---- the server ----------------------------------------------------------------------------- */
@@ -63,11 +74,12 @@ static int recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t cap, 
     struct cmsghdr align;
   } cm;
   struct iovec iov = {.iov_base = buf, .iov_len = len};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = cm.b,
                      .msg_controllen = CMSG_SPACE(cap * sizeof(int))};
   ssize_t n;
-  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-  }
+  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
   if (n <= 0) return n == 0 ? -1 : errno;
   *nfds = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -105,8 +117,7 @@ static int send_with_fd(int sock, int32_t v, const int *fds, size_t nfds) {
     memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   ssize_t n;
-  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
+  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
   return n == (ssize_t)sizeof v ? 0 : n < 0 ? errno : EPROTO;
 }
 
@@ -119,9 +130,15 @@ static _Noreturn void serve_child(const fs_req *rq, const int *fds, const void *
     keep[i] = fds[i];
   }
   kiln__sort_fds(keep, rq->nchannels);
-  kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn, .arg = arg, .len = rq->len,
-                        .daemon = rq->daemon != 0, .parent = server, .name = rq->name,
-                        .channels = chs, .nchannels = rq->nchannels, .keep = keep,
+  kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn,
+                        .arg = arg,
+                        .len = rq->len,
+                        .daemon = rq->daemon != 0,
+                        .parent = server,
+                        .name = rq->name,
+                        .channels = chs,
+                        .nchannels = rq->nchannels,
+                        .keep = keep,
                         .nkeep = rq->nchannels};
   kiln__child_main(&s);
 }
@@ -142,13 +159,23 @@ static void spawn_child(const fs_req *rq, int statfd, const int *fds, const void
   if (pidfd < 0 || send_with_fd(statfd, pid, &pidfd, 1) != 0) {
     /* nobody can hold this child: undo it */
     kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     if (pidfd >= 0) close(pidfd);
     close(statfd);
     return;
   }
   kids[(*nkids)++] = (fs_child){pid, pidfd, statfd};
+}
+
+/* Reads and drops n bytes of the stream (an argument there was no memory for). 0 or -1. */
+static int drain(int sock, uint64_t n) {
+  char tmp[4096];
+  while (n) {
+    size_t k = n < sizeof tmp ? (size_t)n : sizeof tmp;
+    if (kiln__read_full(sock, tmp, k) != 0) return -1;
+    n -= k;
+  }
+  return 0;
 }
 
 /* Reads and serves one request. -1 when the program has closed the socket (or broke the
@@ -157,16 +184,16 @@ static int serve_request(int sock, fs_child *kids, size_t *nkids) {
   fs_req rq;
   int fds[KILN__MAX_CHANNELS + 1];
   size_t nfds = 0;
-  if (recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) != 0) {
-    for (size_t i = 0; i < nfds; i++) close(fds[i]);
-    return -1;
-  }
-  int rc = 0;
-  void *arg = malloc(rq.len ? (size_t)rq.len : 1);
-  if (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS || !arg ||
-      (rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0)) {
+  int rc = recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) ? -1 : 0;
+  if (rc == 0 && (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS))
     rc = -1; /* out of step with the program: stop serving, the waiting caller sees EIO */
-  } else {
+  void *arg = rc ? NULL : malloc(rq.len ? (size_t)rq.len : 1);
+  if (rc == 0 && !arg) { /* keep in step, and say why */
+    rc = drain(sock, rq.len);
+    if (rc == 0) send_with_fd(fds[0], -ENOMEM, NULL, 0);
+  } else if (rc == 0 && rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0) {
+    rc = -1;
+  } else if (rc == 0) {
     rq.name[sizeof rq.name - 1] = 0;
     spawn_child(&rq, fds[0], fds + 1, arg, kids, nkids);
     nfds--, memmove(fds, fds + 1, nfds * sizeof *fds); /* statfd now belongs to kids */
@@ -182,8 +209,7 @@ static void reap_children(const struct pollfd *pf, fs_child *kids, size_t *nkids
   for (size_t i = n; i-- > 0;) {
     if (!pf[i].revents) continue;
     int st = 0;
-    while (waitpid(kids[i].pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(kids[i].pid, &st, 0) < 0 && errno == EINTR) {}
     send_with_fd(kids[i].statfd, st, NULL, 0); /* the program may have gone: MSG_NOSIGNAL */
     close(kids[i].statfd);
     close(kids[i].pidfd);
@@ -245,8 +271,44 @@ static _Noreturn void server_main(int sock, pid_t parent) {
 static void forget_server(void) { g_fs.owner = 0, g_fs.pid = 0, g_fs.pidfd = -1, g_fs.sock = -1; }
 
 void kiln__forkserver_forget(void) {
-  /* in a child: another thread of a FORK parent may have held the lock at the fork */
+  /* in a child: another thread of a FORK parent may have held the lock at the fork; the stopped
+   * servers are not its children */
   g_fs.mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+  forget_server();
+  g_fs.nstopped = 0;
+}
+
+/* In a process forked by the program itself (not by kiln): the state is its parent's. Its copies
+ * of the descriptors are released; the parent's server goes on serving the parent. Called with
+ * g_fs.mu held. */
+static void drop_inherited(void) {
+  close(g_fs.sock);
+  close(g_fs.pidfd);
+  for (size_t i = 0; i < g_fs.nstopped; i++) close(g_fs.stopped[i].pidfd);
+  g_fs.nstopped = 0;
+  forget_server();
+}
+
+/* Reaps the stopped servers that have ended. Called with g_fs.mu held. */
+static void sweep_stopped(void) {
+  for (size_t i = g_fs.nstopped; i-- > 0;) {
+    if (waitpid(g_fs.stopped[i].pid, NULL, WNOHANG) == 0) continue; /* still serving */
+    close(g_fs.stopped[i].pidfd);
+    g_fs.stopped[i] = g_fs.stopped[--g_fs.nstopped];
+  }
+}
+
+/* Closes the server's socket (it ends once its last child has) and keeps it for sweep_stopped.
+ * Called with g_fs.mu held, by its owner. */
+static void retire_server(void) {
+  close(g_fs.sock);
+  sweep_stopped();
+  if (g_fs.nstopped < STOPPED_MAX) {
+    g_fs.stopped[g_fs.nstopped].pid = g_fs.pid;
+    g_fs.stopped[g_fs.nstopped++].pidfd = g_fs.pidfd;
+  } else {
+    kiln__reap_later(g_fs.pid, g_fs.pidfd); /* many stopped servers at once: the reaper thread */
+  }
   forget_server();
 }
 
@@ -262,15 +324,15 @@ int kiln_forkserver_start(void) {
   pthread_mutex_lock(&g_fs.mu);
   int rc = 0;
   if (running_locked()) goto out;
-  if (g_fs.owner == getpid() && g_fs.sock >= 0) { /* died: clear up after it */
-    close(g_fs.sock);
-    kiln__reap_later(g_fs.pid, g_fs.pidfd);
-  }
-  forget_server();
+  if (g_fs.owner == getpid() && g_fs.sock >= 0) retire_server(); /* it died: clear up after it */
+  else if (g_fs.owner != 0 && g_fs.owner != getpid()) drop_inherited();
+  sweep_stopped();
   int sv[2];
   rc = KILN_EIO;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) goto out;
   pid_t parent = getpid();
+  fflush(stdout); /* or every child of the server would print it again when it ends */
+  fflush(stderr);
   pid_t pid = fork();
   if (pid == 0) server_main(sv[1], parent);
   close(sv[1]);
@@ -278,8 +340,7 @@ int kiln_forkserver_start(void) {
   if (pidfd < 0) {
     close(sv[0]);
     if (pid > 0) { /* closing sv[0] made it exit */
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-      }
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     }
     goto out;
   }
@@ -293,17 +354,15 @@ out:
 bool kiln_forkserver_running(void) {
   pthread_mutex_lock(&g_fs.mu);
   bool r = running_locked();
+  if (g_fs.owner == getpid()) sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
   return r;
 }
 
 void kiln_forkserver_stop(void) {
   pthread_mutex_lock(&g_fs.mu);
-  if (g_fs.sock >= 0 && g_fs.owner == getpid()) {
-    close(g_fs.sock); /* the server ends once its last child has */
-    kiln__reap_later(g_fs.pid, g_fs.pidfd);
-    forget_server();
-  }
+  if (g_fs.sock >= 0 && g_fs.owner == getpid()) retire_server();
+  else if (g_fs.owner == getpid()) sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
 }
 
@@ -317,15 +376,16 @@ static int send_request(const fs_req *rq, const int *fds, const void *arg) {
   memset(&cm, 0, sizeof cm);
   size_t nfds = rq->nchannels + 1;
   struct iovec iov = {.iov_base = (void *)(uintptr_t)rq, .iov_len = sizeof *rq};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = cm.b,
                      .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
   memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   ssize_t n;
-  while ((n = sendmsg(g_fs.sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
+  while ((n = sendmsg(g_fs.sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
   if (n < 0) return errno;
   /* the descriptors went with the first byte: the rest of the header and the argument follow */
   int e = kiln__send_full(g_fs.sock, (const char *)rq + n, sizeof *rq - (size_t)n);
