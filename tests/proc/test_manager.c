@@ -497,6 +497,29 @@ TEST(tcp_right_key_and_wrong_key) {
   KT_EQ(mt_nfds(), fds);
 }
 
+/* Host names resolve, and IPv6 addresses are written [addr]:port (where the machine has IPv6). */
+TEST(tcp_host_names_and_ipv6) {
+  const char *addrs[] = {"localhost:0", "[::1]:0"};
+  for (int i = 0; i < 2; i++) {
+    kiln_manager_config cfg;
+    kiln_manager_config_default(&cfg);
+    cfg.address = addrs[i];
+    mt_server m = {0};
+    int rc = kiln_manager_server_create(&cfg, &m.s);
+    if (i == 1 && rc == KILN_EIO) continue; /* no IPv6 loopback here */
+    MT_OK(rc);
+    const char *bound = kiln_manager_server_address(m.s);
+    KT_TRUE(strstr(bound, ":0") != bound + strlen(bound) - 2);
+    if (i == 1) KT_TRUE(strncmp(bound, "[::1]:", 6) == 0);
+    mt_run(&m);
+    kiln_mclient *c = mt_connect(&m);
+    MT_OK(kiln_mevent_set(c, "e"));
+    KT_EQ(kiln_mevent_is_set(c, "e"), 1);
+    kiln_mclient_close(c);
+    mt_stop(&m);
+  }
+}
+
 /* A client that knows the key refuses a server that does not: here a fake server that accepts
  * any answer and answers the client's challenge with garbage. */
 static int fake_server(void *arg) {
