@@ -2,8 +2,7 @@
  * thread of its own, and stops on request.
  *
  * Stopping is a byte written to a pipe the accept loop polls (so kiln_manager_server_stop is
- * async-signal-safe), or end of stream on the optional watch descriptor (the process form: the
- * parent is gone). The loop then stops the store (every blocked op returns KILN_ESHUTDOWN),
+ * async-signal-safe). The loop then stops the store (every blocked op returns KILN_ESHUTDOWN),
  * shuts every connection down (its thread's read returns) and joins the threads. A connection's
  * descriptor is closed only after its thread is joined, so a shutdown(2) from the stopping thread
  * never reaches a reused descriptor.
@@ -31,12 +30,12 @@ typedef struct mconn {
   int fd;
   pthread_t th;
   atomic_bool done; /* set by the thread as it ends (release), read by the reaper (acquire) */
+  bool hup_seen;    /* the serve loop saw its peer hang up (serve's thread only) */
 } mconn;
 
 struct kiln_manager_server {
   int lfd;
-  int wake[2];  /* a byte in wake[0] stops serve */
-  int watch_fd; /* -1, or a descriptor whose end of stream stops serve */
+  int wake[2]; /* a byte in wake[0] stops serve */
   char *address, *sock_path, *tmp_dir;
   uint8_t key[KILN__MGR_KEY_MAX];
   size_t klen;
@@ -45,6 +44,8 @@ struct kiln_manager_server {
   pthread_mutex_t mu; /* guards conns and nconns */
   mconn *conns;
   size_t nconns;
+  struct pollfd *pfds; /* serve's poll set: listener, wake pipe, KILN__MGR_MAX_CONNS connections */
+  mconn **pconns;      /* the connection of each pfds entry from 2 on */
   bool served;
 };
 
@@ -147,21 +148,43 @@ static void stop_all(kiln_manager_server *srv) {
   reap(srv, true);
 }
 
+/* Fills s->pfds: the listener, the wake pipe, then every connection not yet seen to hang up
+ * (POLLRDHUP only: requests are its thread's business). Its count. */
+static nfds_t watch_set(kiln_manager_server *s) {
+  s->pfds[0] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
+  s->pfds[1] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
+  nfds_t n = 2;
+  pthread_mutex_lock(&s->mu);
+  for (mconn *c = s->conns; c; c = c->next) {
+    if (c->hup_seen) continue;
+    s->pconns[n] = c;
+    s->pfds[n++] = (struct pollfd){.fd = c->fd, .events = POLLRDHUP};
+  }
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+/* The loop watches every connection for its peer hanging up because a connection's thread may be
+ * blocked in a wait (a queue get) while its client dies: the store's condition is then woken so
+ * that the thread sees the death, ends, and gives back the locks its client held. */
 int kiln_manager_server_serve(kiln_manager_server *s) {
   if (s->served) return KILN_ESTATE;
   s->served = true;
   int rc = 0;
   for (;;) {
-    struct pollfd p[3] = {{.fd = s->lfd, .events = POLLIN},
-                          {.fd = s->wake[0], .events = POLLIN},
-                          {.fd = s->watch_fd, .events = POLLIN}};
-    if (poll(p, s->watch_fd >= 0 ? 3 : 2, -1) < 0) {
+    nfds_t n = watch_set(s);
+    if (poll(s->pfds, n, -1) < 0) {
       if (errno == EINTR) continue;
       rc = KILN_EIO;
       break;
     }
-    if (p[1].revents || p[2].revents) break;
+    if (s->pfds[1].revents) break;
+    bool hup = false;
+    for (nfds_t i = 2; i < n; i++)
+      if (s->pfds[i].revents) s->pconns[i]->hup_seen = hup = true;
+    if (hup) kiln__mstore_wake(s->store);
     reap(s, false);
+    if (!s->pfds[0].revents) continue;
     int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) start_conn(s, fd);
     else if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
@@ -208,11 +231,15 @@ static int server_init(kiln_manager_server *s, const kiln_manager_config *cfg) {
     if (kiln__mgr_random(s->key, s->klen)) return KILN_EIO;
   }
   if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK)) return KILN_EIO;
-  if (!(s->store = kiln__mstore_create())) return KILN_ENOMEM;
+  s->pfds = calloc(KILN__MGR_MAX_CONNS + 2, sizeof *s->pfds);
+  s->pconns = calloc(KILN__MGR_MAX_CONNS + 2, sizeof *s->pconns);
+  if (!s->pfds || !s->pconns || !(s->store = kiln__mstore_create())) return KILN_ENOMEM;
   char *path = NULL;
   int rc = cfg->address ? 0 : default_address(s, &path);
   if (!rc) rc = kiln__mgr_listen(path ? path : cfg->address, &s->lfd, &s->address, &s->sock_path);
   free(path);
+  /* non-blocking: a connection reset between poll and accept must not block the loop */
+  if (!rc && kiln__fd_flags(s->lfd, true)) rc = KILN_EIO;
   return rc;
 }
 
@@ -222,7 +249,7 @@ int kiln_manager_server_create(const kiln_manager_config *cfg, kiln_manager_serv
   if (rc) return rc;
   kiln_manager_server *s = calloc(1, sizeof *s);
   if (!s) return KILN_ENOMEM;
-  s->lfd = s->wake[0] = s->wake[1] = s->watch_fd = -1;
+  s->lfd = s->wake[0] = s->wake[1] = -1;
   s->auth_timeout = cfg->auth_timeout;
   pthread_mutex_init(&s->mu, NULL);
   rc = server_init(s, cfg);
@@ -243,6 +270,7 @@ void kiln_manager_server_destroy(kiln_manager_server *s) {
   for (int i = 0; i < 2; i++)
     if (s->wake[i] >= 0) close(s->wake[i]);
   kiln__mstore_destroy(s->store);
+  free(s->pfds), free(s->pconns);
   pthread_mutex_destroy(&s->mu);
   free(s->address), free(s->sock_path), free(s->tmp_dir);
   free(s);
@@ -255,4 +283,4 @@ const void *kiln_manager_server_authkey(const kiln_manager_server *s, size_t *le
   return s->key;
 }
 
-void kiln__mgr_server_watch(kiln_manager_server *s, int fd) { s->watch_fd = fd; }
+size_t kiln__mgr_server_waiting(kiln_manager_server *s) { return kiln__mstore_waiting(s->store); }

@@ -117,9 +117,8 @@ int kiln__mgr_connect(const char *address, double deadline, int *fd);
 
 /* ---- manager.c ---- */
 
-/* Makes serve also stop when fd reaches end of stream (or has input): the process form watches
- * its connection to the parent. Before serve; fd stays the caller's. */
-void kiln__mgr_server_watch(kiln_manager_server *s, int fd);
+/* For tests: how many operations are blocked in the store's waits now. Any thread. */
+size_t kiln__mgr_server_waiting(kiln_manager_server *s);
 
 /* ---- manager_store.c ---- */
 
@@ -142,5 +141,11 @@ void kiln__mstore_drop_owner(kiln__mstore *s, const void *who);
 
 /* Stopping: every waiter returns KILN_ESHUTDOWN and later blocking ops do too. */
 void kiln__mstore_stop(kiln__mstore *s);
+
+/* Wakes every waiter to look again (a client has hung up: its waiter must notice). */
+void kiln__mstore_wake(kiln__mstore *s);
+
+/* How many ops are blocked in a wait now. */
+size_t kiln__mstore_waiting(kiln__mstore *s);
 
 #endif /* KILN_MANAGER_INTERNAL_H */

@@ -48,6 +48,7 @@ struct kiln__mstore {
   pthread_mutex_t mu;
   pthread_cond_t cv; /* broadcast on every change a waiter may need */
   bool stopping;
+  size_t waiting; /* ops inside a wait (for tests) */
   mobj *objs;
 };
 
@@ -107,6 +108,19 @@ void kiln__mstore_stop(kiln__mstore *s) {
   s->stopping = true;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
+}
+
+void kiln__mstore_wake(kiln__mstore *s) {
+  pthread_mutex_lock(&s->mu);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+size_t kiln__mstore_waiting(kiln__mstore *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->waiting;
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }
 
 void kiln__mstore_drop_owner(kiln__mstore *s, const void *who) {
@@ -188,6 +202,7 @@ static bool peer_gone(int fd) {
 static int wait_once(kiln__mstore *s, double deadline, int peer_fd) {
   if (s->stopping) return KILN_ESHUTDOWN;
   if (kiln__now() >= deadline) return KILN_ETIMEDOUT;
+  s->waiting++;
   if (deadline == INFINITY) {
     pthread_cond_wait(&s->cv, &s->mu);
   } else {
@@ -195,6 +210,7 @@ static int wait_once(kiln__mstore *s, double deadline, int peer_fd) {
     kiln__abs_timespec(deadline, &ts);
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
   }
+  s->waiting--;
   if (s->stopping) return KILN_ESHUTDOWN;
   return peer_gone(peer_fd) ? KILN_EEOF : 0;
 }

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 
 #include "manager_internal.h"
 #include "mgr_test_util.h"
@@ -373,6 +374,41 @@ TEST(dead_client_releases_its_locks) {
   MT_OK(kiln_mlock_acquire(c, "l", 30)); /* the child never released it: its death did */
   MT_OK(kiln_mrlock_acquire(c, "r", 30));
   KT_EQ(mt_wait(pid), 1000 + SIGKILL);
+  kiln_mclient_close(c);
+  mt_stop(&g_m);
+}
+
+/* Takes the lock, then blocks forever in a get: it dies there. */
+static int die_blocked(void *arg) {
+  (void)arg;
+  kiln_mclient *c = mt_connect(&g_m);
+  if (kiln_mlock_acquire(c, "l", -1)) return 2;
+  kiln_bytes v;
+  kiln_mqueue_get(c, "never", &v, -1);
+  return 3;
+}
+
+/* A client killed while blocked in another call still gives its locks back, and its pending get
+ * takes nothing: the server watches every connection for a hang-up. */
+TEST(client_killed_while_blocked_releases_its_locks) {
+  mt_create(&g_m, NULL, 0);
+  pid_t pid = mt_fork(die_blocked, NULL);
+  mt_run(&g_m);
+  double t0 = kt_now();
+  while (kiln__mgr_server_waiting(g_m.s) != 1) {
+    if (kt_now() - t0 > 30) KT_FAIL("the child never blocked");
+    sched_yield();
+  }
+  kiln_mclient *c = mt_connect(&g_m);
+  KT_CODE(kiln_mlock_acquire(c, "l", 0), KILN_ETIMEDOUT);
+  KT_EQ(kill(pid, SIGKILL), 0);
+  MT_OK(kiln_mlock_acquire(c, "l", 30));
+  KT_EQ(mt_wait(pid), 1000 + SIGKILL);
+  MT_OK(kiln_mqueue_put(c, "never", "x", 1, 0));
+  size_t n;
+  MT_OK(kiln_mqueue_qsize(c, "never", &n));
+  KT_EQ(n, 1);
+  KT_EQ(kiln__mgr_server_waiting(g_m.s), 0);
   kiln_mclient_close(c);
   mt_stop(&g_m);
 }
