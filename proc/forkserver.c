@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +74,12 @@ static int recv_with_fds(int sock, void *buf, size_t len, int *fds, size_t cap, 
     struct cmsghdr align;
   } cm;
   struct iovec iov = {.iov_base = buf, .iov_len = len};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = cm.b,
                      .msg_controllen = CMSG_SPACE(cap * sizeof(int))};
   ssize_t n;
-  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-  }
+  while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
   if (n <= 0) return n == 0 ? -1 : errno;
   *nfds = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -115,8 +117,7 @@ static int send_with_fd(int sock, int32_t v, const int *fds, size_t nfds) {
     memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   }
   ssize_t n;
-  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
+  while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
   return n == (ssize_t)sizeof v ? 0 : n < 0 ? errno : EPROTO;
 }
 
@@ -129,9 +130,15 @@ static _Noreturn void serve_child(const fs_req *rq, const int *fds, const void *
     keep[i] = fds[i];
   }
   kiln__sort_fds(keep, rq->nchannels);
-  kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn, .arg = arg, .len = rq->len,
-                        .daemon = rq->daemon != 0, .parent = server, .name = rq->name,
-                        .channels = chs, .nchannels = rq->nchannels, .keep = keep,
+  kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn,
+                        .arg = arg,
+                        .len = rq->len,
+                        .daemon = rq->daemon != 0,
+                        .parent = server,
+                        .name = rq->name,
+                        .channels = chs,
+                        .nchannels = rq->nchannels,
+                        .keep = keep,
                         .nkeep = rq->nchannels};
   kiln__child_main(&s);
 }
@@ -152,13 +159,23 @@ static void spawn_child(const fs_req *rq, int statfd, const int *fds, const void
   if (pidfd < 0 || send_with_fd(statfd, pid, &pidfd, 1) != 0) {
     /* nobody can hold this child: undo it */
     kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     if (pidfd >= 0) close(pidfd);
     close(statfd);
     return;
   }
   kids[(*nkids)++] = (fs_child){pid, pidfd, statfd};
+}
+
+/* Reads and drops n bytes of the stream (an argument there was no memory for). 0 or -1. */
+static int drain(int sock, uint64_t n) {
+  char tmp[4096];
+  while (n) {
+    size_t k = n < sizeof tmp ? (size_t)n : sizeof tmp;
+    if (kiln__read_full(sock, tmp, k) != 0) return -1;
+    n -= k;
+  }
+  return 0;
 }
 
 /* Reads and serves one request. -1 when the program has closed the socket (or broke the
@@ -167,16 +184,16 @@ static int serve_request(int sock, fs_child *kids, size_t *nkids) {
   fs_req rq;
   int fds[KILN__MAX_CHANNELS + 1];
   size_t nfds = 0;
-  if (recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) != 0) {
-    for (size_t i = 0; i < nfds; i++) close(fds[i]);
-    return -1;
-  }
-  int rc = 0;
-  void *arg = malloc(rq.len ? (size_t)rq.len : 1);
-  if (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS || !arg ||
-      (rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0)) {
+  int rc = recv_with_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) ? -1 : 0;
+  if (rc == 0 && (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS))
     rc = -1; /* out of step with the program: stop serving, the waiting caller sees EIO */
-  } else {
+  void *arg = rc ? NULL : malloc(rq.len ? (size_t)rq.len : 1);
+  if (rc == 0 && !arg) { /* keep in step, and say why */
+    rc = drain(sock, rq.len);
+    if (rc == 0) send_with_fd(fds[0], -ENOMEM, NULL, 0);
+  } else if (rc == 0 && rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0) {
+    rc = -1;
+  } else if (rc == 0) {
     rq.name[sizeof rq.name - 1] = 0;
     spawn_child(&rq, fds[0], fds + 1, arg, kids, nkids);
     nfds--, memmove(fds, fds + 1, nfds * sizeof *fds); /* statfd now belongs to kids */
@@ -192,8 +209,7 @@ static void reap_children(const struct pollfd *pf, fs_child *kids, size_t *nkids
   for (size_t i = n; i-- > 0;) {
     if (!pf[i].revents) continue;
     int st = 0;
-    while (waitpid(kids[i].pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(kids[i].pid, &st, 0) < 0 && errno == EINTR) {}
     send_with_fd(kids[i].statfd, st, NULL, 0); /* the program may have gone: MSG_NOSIGNAL */
     close(kids[i].statfd);
     close(kids[i].pidfd);
@@ -315,6 +331,8 @@ int kiln_forkserver_start(void) {
   rc = KILN_EIO;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) goto out;
   pid_t parent = getpid();
+  fflush(stdout); /* or every child of the server would print it again when it ends */
+  fflush(stderr);
   pid_t pid = fork();
   if (pid == 0) server_main(sv[1], parent);
   close(sv[1]);
@@ -322,8 +340,7 @@ int kiln_forkserver_start(void) {
   if (pidfd < 0) {
     close(sv[0]);
     if (pid > 0) { /* closing sv[0] made it exit */
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-      }
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     }
     goto out;
   }
@@ -359,15 +376,16 @@ static int send_request(const fs_req *rq, const int *fds, const void *arg) {
   memset(&cm, 0, sizeof cm);
   size_t nfds = rq->nchannels + 1;
   struct iovec iov = {.iov_base = (void *)(uintptr_t)rq, .iov_len = sizeof *rq};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = cm.b,
                      .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
   struct cmsghdr *c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
   memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
   ssize_t n;
-  while ((n = sendmsg(g_fs.sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
+  while ((n = sendmsg(g_fs.sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
   if (n < 0) return errno;
   /* the descriptors went with the first byte: the rest of the header and the argument follow */
   int e = kiln__send_full(g_fs.sock, (const char *)rq + n, sizeof *rq - (size_t)n);

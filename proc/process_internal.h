@@ -43,9 +43,10 @@ typedef struct kiln__child_spec {
 
 /* Runs in a child just after fork: resets signal dispositions and the mask, arms the death signal
  * of a daemon, names the process, closes every descriptor except 0, 1, 2 and keep, forgets the
- * parent's fork server (its orphans: reaper.c's fork handler), runs fn and leaves with its status via _exit after flushing
- * stdio (exit() would run the parent's atexit handlers). Never returns. Takes no lock before fn,
- * so it is as safe after a fork of a threaded program as fn itself is. */
+ * parent's fork server (its orphans: reaper.c's fork handler), runs fn and leaves with its
+ * status via _exit after flushing stdout and stderr (exit() would run the parent's atexit
+ * handlers). Never returns. Takes no lock before fn, so it is as safe after a fork of a threaded
+ * program as fn itself is. */
 _Noreturn void kiln__child_main(const kiln__child_spec *s);
 
 /* Default dispositions for every signal and an empty mask (a new child, the fork server). */

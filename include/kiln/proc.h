@@ -257,6 +257,180 @@ KILN_API void kiln_ppool_destroy(kiln_ppool *p);
 
 /* ==== manager ==================================================================================== */
 
+/* A manager (multiprocessing.managers) is a server that holds named shared objects (dicts, lists,
+ * namespaces, locks, events, semaphores and queues of byte strings) and serves them to clients in
+ * any process, on this host (a Unix socket) or another (TCP). Every operation is a round trip to
+ * the server: slower than shared memory or a process queue, but any process that knows the
+ * address and the key can use the objects, and a blocking call (a lock, a queue get) blocks only
+ * its caller: the server gives every connection its own thread.
+ *
+ * Addresses: "/path/to.sock" (or anything with a '/') is a Unix socket; "host:port" (and
+ * "[v6addr]:port") is TCP, where port 0 lets the system pick one (the address the server reports
+ * then names the real port). A NULL address in the config is a Unix socket in a new private
+ * folder under $TMPDIR (or /tmp); the server removes the socket file (and that folder) when it
+ * stops.
+ *
+ * Authentication, as Python's deliver_challenge/answer_challenge: each side sends the other 32
+ * random bytes and checks the answer is HMAC-SHA256(authkey, challenge); a client with a wrong key
+ * gets KILN_EAUTH and the server drops the connection without serving it. This proves both sides
+ * know the key; nothing is encrypted: use it on a trusted network, or through an SSH tunnel.
+ *
+ * Objects live in one namespace of names (1 to 255 bytes, a C string). The first call that names
+ * an object creates it (an empty dict, list or namespace, an unlocked lock, a clear event, an
+ * unbounded queue, a semaphore of value 1); kiln_mqueue_create and kiln_msem_create create with
+ * parameters. A name belongs to one kind: naming it as another kind is KILN_EINVAL. Objects live
+ * until the server stops.
+ *
+ * Every call on a client returns, besides the codes it lists, KILN_EINVAL for a bad argument
+ * (NULL name, NaN timeout, a message over KILN_MANAGER_MAX_MESSAGE), KILN_EEOF when the server
+ * closed the connection, KILN_EIO when the connection broke, KILN_ESHUTDOWN when the server is
+ * stopping, and KILN_ENOMEM; after KILN_EEOF or KILN_EIO the client is broken and every later call
+ * fails the same way. Byte results are kiln_bytes whose data is malloc'd (free() it; NULL only
+ * when len is 0). */
+
+/* The largest request or reply (a key and value, a list extend, a dict's keys) in bytes. */
+#define KILN_MANAGER_MAX_MESSAGE (64u << 20)
+
+typedef struct kiln_manager kiln_manager;               /* a server in a process of its own */
+typedef struct kiln_manager_server kiln_manager_server; /* a server served by the calling process */
+typedef struct kiln_mclient kiln_mclient;               /* one authenticated connection */
+
+typedef struct kiln_manager_config {
+  const char *address;     /* see above; NULL: a Unix socket in a private folder (the default) */
+  const void *authkey;     /* NULL: 32 random bytes (read them with kiln_manager_authkey) */
+  size_t authkey_len;      /* 1 .. 1024 bytes when authkey is set */
+  kiln_start_method start; /* kiln_manager_start only: KILN_START_FORKSERVER by default */
+  double auth_timeout;     /* seconds a connection may take to authenticate (default 5): a
+                              client that stalls or sends garbage is dropped after it */
+} kiln_manager_config;
+
+KILN_API void kiln_manager_config_default(kiln_manager_config *cfg);
+
+/* Starts a server in a new process (multiprocessing.Manager().start()) and returns once it
+ * listens. The server process stops when kiln_manager_shutdown runs, when a client asks it to
+ * (kiln_mclient_shutdown_server), or when the process that started it ends. 0, KILN_EINVAL,
+ * KILN_EEXIST (the address is in use), KILN_ESTATE (fork server not running for
+ * KILN_START_FORKSERVER), KILN_ENOMEM, KILN_EIO. Any thread. */
+KILN_API int kiln_manager_start(const kiln_manager_config *cfg, kiln_manager **out);
+
+/* The address clients connect to (borrowed; valid until shutdown). */
+KILN_API const char *kiln_manager_address(const kiln_manager *m);
+/* The key (borrowed; valid until shutdown) and its length in *len. */
+KILN_API const void *kiln_manager_authkey(const kiln_manager *m, size_t *len);
+/* The server process's pid. */
+KILN_API int kiln_manager_pid(const kiln_manager *m);
+
+/* Stops the server process (it removes its socket file), waits for it to end (killing it if it
+ * has not ended within 5 s) and frees m. Clients still connected then see KILN_EEOF. 0, or
+ * KILN_EKILLED when it had to be killed. NULL is a no-op. Once per manager. */
+KILN_API int kiln_manager_shutdown(kiln_manager *m);
+
+/* A server served by the calling process (Python's get_server().serve_forever()), e.g. in a
+ * process the user starts on another host. create binds and listens at once (so the address is
+ * known, port 0 resolved) and returns; serve accepts and serves clients on threads of its own
+ * (at most 1024 connections at once: more are closed as they arrive) until kiln_manager_server_stop or a client's kiln_mclient_shutdown_server, then ends every
+ * connection and returns 0 (KILN_EIO if accepting failed). create: 0, KILN_EINVAL, KILN_EEXIST,
+ * KILN_ENOMEM, KILN_EIO. serve runs once per server, on one thread; stop may be called from any
+ * thread, before or during serve (it is async-signal-safe); destroy (NULL: no-op) after serve has
+ * returned, or instead of serving; it removes the socket file. */
+KILN_API int kiln_manager_server_create(const kiln_manager_config *cfg, kiln_manager_server **out);
+KILN_API const char *kiln_manager_server_address(const kiln_manager_server *s);
+KILN_API const void *kiln_manager_server_authkey(const kiln_manager_server *s, size_t *len);
+KILN_API int kiln_manager_server_serve(kiln_manager_server *s);
+KILN_API void kiln_manager_server_stop(kiln_manager_server *s);
+KILN_API void kiln_manager_server_destroy(kiln_manager_server *s);
+
+/* Connects to the server at address and authenticates both ways (within 10 s). 0, KILN_EAUTH (a
+ * wrong key on either side), KILN_ENOENT (nobody listens there), KILN_ETIMEDOUT, KILN_EINVAL,
+ * KILN_EIO, KILN_ENOMEM. The client may be used by several threads of its process at once: calls
+ * are serialised, so a blocking call (a lock acquire, a queue get) holds up the other threads'
+ * calls on the same client; give each thread that blocks a client of its own. Locks are held per
+ * client: every thread of a client is the same owner. A client must not be used across fork(). */
+KILN_API int kiln_manager_connect(const char *address, const void *authkey, size_t keylen,
+                                  kiln_mclient **out);
+/* Closes the connection and frees c; the server releases every lock and rlock this client held
+ * (a client that dies does the same). NULL is a no-op. No call on c may be running. */
+KILN_API void kiln_mclient_close(kiln_mclient *c);
+/* Asks the server to stop (Python's manager.shutdown() from a client). 0 or the codes above. */
+KILN_API int kiln_mclient_shutdown_server(kiln_mclient *c);
+/* Frees an array of n byte strings returned by a client call (each data, then the array). */
+KILN_API void kiln_mbytes_free(kiln_bytes *a, size_t n);
+
+/* ---- dict of byte-string keys to byte-string values (insertion ordered, as Python's) ---- */
+KILN_API int kiln_mdict_set(kiln_mclient *c, const char *name, const void *key, size_t klen,
+                            const void *val, size_t vlen);
+/* *val receives a copy of the value: 0, or KILN_ENOENT (no such key; *val zeroed). */
+KILN_API int kiln_mdict_get(kiln_mclient *c, const char *name, const void *key, size_t klen,
+                            kiln_bytes *val);
+/* As get, but a missing key gives a copy of dflt (Python's get(key, default)): 0. */
+KILN_API int kiln_mdict_get_or(kiln_mclient *c, const char *name, const void *key, size_t klen,
+                               const void *dflt, size_t dlen, kiln_bytes *val);
+/* Removes the key: 0 or KILN_ENOENT. */
+KILN_API int kiln_mdict_del(kiln_mclient *c, const char *name, const void *key, size_t klen);
+/* Removes the key and gives its value (val may be NULL): 0 or KILN_ENOENT. */
+KILN_API int kiln_mdict_pop(kiln_mclient *c, const char *name, const void *key, size_t klen,
+                            kiln_bytes *val);
+/* 1 when the key is there, 0 when not, or a negative code. */
+KILN_API int kiln_mdict_contains(kiln_mclient *c, const char *name, const void *key, size_t klen);
+KILN_API int kiln_mdict_len(kiln_mclient *c, const char *name, size_t *len);
+/* Every key, in insertion order: *keys is a malloc'd array of *n (free with kiln_mbytes_free). */
+KILN_API int kiln_mdict_keys(kiln_mclient *c, const char *name, kiln_bytes **keys, size_t *n);
+
+/* ---- list of byte strings; an index i < 0 counts from the end, as in Python ---- */
+KILN_API int kiln_mlist_append(kiln_mclient *c, const char *name, const void *item, size_t len);
+KILN_API int kiln_mlist_extend(kiln_mclient *c, const char *name, const kiln_bytes *items,
+                               size_t n);
+/* 0, or KILN_EINVAL when i is out of range. */
+KILN_API int kiln_mlist_get(kiln_mclient *c, const char *name, int64_t i, kiln_bytes *item);
+KILN_API int kiln_mlist_set(kiln_mclient *c, const char *name, int64_t i, const void *item,
+                            size_t len);
+/* Removes item i (-1: the last) and gives it (item may be NULL): 0, KILN_EEMPTY (empty list),
+ * KILN_EINVAL (out of range). */
+KILN_API int kiln_mlist_pop(kiln_mclient *c, const char *name, int64_t i, kiln_bytes *item);
+KILN_API int kiln_mlist_len(kiln_mclient *c, const char *name, size_t *len);
+
+/* ---- namespace: attributes (C strings) to byte strings ---- */
+KILN_API int kiln_mns_set(kiln_mclient *c, const char *name, const char *attr, const void *val,
+                          size_t len);
+/* 0, or KILN_ENOENT (no such attribute; Python's AttributeError). */
+KILN_API int kiln_mns_get(kiln_mclient *c, const char *name, const char *attr, kiln_bytes *val);
+KILN_API int kiln_mns_del(kiln_mclient *c, const char *name, const char *attr);
+
+/* ---- locks: held by a client; a client that closes or dies releases what it holds ---- */
+/* Acquires, waiting up to timeout: 0 or KILN_ETIMEDOUT. A Lock is not reentrant (a second
+ * acquire by its holder waits like anyone else); any client may release it (LOCK-04); releasing
+ * an unlocked one is KILN_ESTATE. An RLock counts its holder's acquires; only its holder may
+ * release it (KILN_ESTATE otherwise). */
+KILN_API int kiln_mlock_acquire(kiln_mclient *c, const char *name, double timeout);
+KILN_API int kiln_mlock_release(kiln_mclient *c, const char *name);
+KILN_API int kiln_mrlock_acquire(kiln_mclient *c, const char *name, double timeout);
+KILN_API int kiln_mrlock_release(kiln_mclient *c, const char *name);
+
+/* ---- event and semaphore ---- */
+KILN_API int kiln_mevent_set(kiln_mclient *c, const char *name);
+KILN_API int kiln_mevent_clear(kiln_mclient *c, const char *name);
+/* 1 when set, 0 when not, or a negative code. */
+KILN_API int kiln_mevent_is_set(kiln_mclient *c, const char *name);
+/* 0 once set (at once if it is), KILN_ETIMEDOUT. */
+KILN_API int kiln_mevent_wait(kiln_mclient *c, const char *name, double timeout);
+/* Creates a semaphore of the given value: 0, or KILN_EEXIST when the name exists (then it is
+ * left as it is: racing creators may all go on after KILN_EEXIST). */
+KILN_API int kiln_msem_create(kiln_mclient *c, const char *name, uint32_t value);
+/* 0 or KILN_ETIMEDOUT. */
+KILN_API int kiln_msem_acquire(kiln_mclient *c, const char *name, double timeout);
+KILN_API int kiln_msem_release(kiln_mclient *c, const char *name);
+
+/* ---- FIFO queue of byte strings ---- */
+/* Creates a queue holding at most maxsize items (0: unbounded): 0, or KILN_EEXIST as above. */
+KILN_API int kiln_mqueue_create(kiln_mclient *c, const char *name, size_t maxsize);
+/* Puts a copy of item, waiting up to timeout for room: 0 or KILN_EFULL (MQ-01). */
+KILN_API int kiln_mqueue_put(kiln_mclient *c, const char *name, const void *item, size_t len,
+                             double timeout);
+/* Takes the oldest item, waiting up to timeout: 0 or KILN_EEMPTY. */
+KILN_API int kiln_mqueue_get(kiln_mclient *c, const char *name, kiln_bytes *item, double timeout);
+KILN_API int kiln_mqueue_qsize(kiln_mclient *c, const char *name, size_t *n);
+
+
 
 #ifdef __cplusplus
 }
