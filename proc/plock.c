@@ -243,3 +243,12 @@ int kiln_pcond_notify(kiln_pcond *c, int n) {
 }
 
 int kiln_pcond_notify_all(kiln_pcond *c) { return kiln_pcond_notify(c, COND_SLOTS); }
+
+int kiln__pcond_waiting(kiln_pcond *c) {
+  cond_state *s = cst(c);
+  kiln__mon_lock(&s->l.mon);
+  int n = 0;
+  for (int i = 0; i < COND_SLOTS; i++) n += s->slot[i].state == SLOT_WAITING;
+  kiln__mon_unlock(&s->l.mon);
+  return n;
+}

@@ -329,3 +329,11 @@ int kiln_pbarrier_n_waiting(kiln_pbarrier *b) {
 }
 
 int kiln_pbarrier_parties(kiln_pbarrier *b) { return bst(b)->parties; }
+
+int kiln__pevent_sleepers(kiln_pevent *e) {
+  event_state *s = est(e);
+  kiln__mon_lock(&s->mon);
+  int n = (int)s->mon.nsleep;
+  kiln__mon_unlock(&s->mon);
+  return n;
+}

@@ -118,4 +118,10 @@ int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, void **out);
 int kiln__pobj_at(size_t hsize, void *mem, uint32_t type, void **out);
 void kiln__pobj_free(void *h);
 
+/* ---- probes for tests ---- */
+
+/* plock.c: waiters of c not yet notified. psem.c: threads asleep on e's monitor. */
+int kiln__pcond_waiting(kiln_pcond *c);
+int kiln__pevent_sleepers(kiln_pevent *e);
+
 #endif /* KILN_PSHM_INTERNAL_H */
