@@ -371,13 +371,7 @@ static void cond_cycle(kiln_pcond *c, cond_shared *cs) {
  * notify(2) exactly two more and notify_all the last; none continues before the notifier releases
  * the lock; twice over on the same condition. */
 TEST(COND_05_notify_threads_and_processes) {
-#ifdef PT_TSAN
-  /* The second cycle forks while the first cycle's threads have run: TSan cannot follow a fork
-   * of a process that has had threads. One cycle still mixes threads and processes. */
-  const int cycles = 1;
-#else
   const int cycles = 2;
-#endif
   pt_leaks lk = pt_leaks_begin();
   kiln_shm *s;
   KT_CODE(kiln_shm_create(NULL, kiln_pcond_size() + sizeof(cond_shared), &s), KILN_OK);

@@ -47,7 +47,10 @@ TEST(SHM_06_named_segment) {
   KT_CODE(kiln_shm_unlink(s), KILN_OK);
   KT_CODE(kiln_shm_unlink(t), KILN_ENOENT);
   KT_STR_EQ((char *)kiln_shm_data(t) + 100, "from child"); /* mappings outlive the name */
-  KT_CODE(kiln_shm_attach(pt_name("a"), &s), KILN_ENOENT);
+  kiln_shm *u = (kiln_shm *)1;
+  KT_CODE(kiln_shm_attach(pt_name("a"), &u), KILN_ENOENT);
+  KT_TRUE(u == NULL);
+  kiln_shm_close(s);
   kiln_shm_close(t);
   kiln_shm_close(NULL);
   pt_leaks_end(lk);
