@@ -5,8 +5,9 @@
  * never wraps, and the bytes are copied in at most two pieces. head and tail count bytes from the
  * start of time (the ring position is the count modulo cap), so used = tail - head.
  *
- * A put copies the message in under the monitor and moves tail only after the copy: a process
- * killed in the middle leaves the message unpublished and the queue intact. Putters and getters
+ * A put copies the message in and moves tail only after the copy: a process killed in the
+ * middle leaves the message unpublished and the queue intact. Large messages are copied outside
+ * the monitor (see queue_state.writing). Putters and getters
  * share the monitor's single futex word; every change wakes all sleepers, who re-check. */
 #define _GNU_SOURCE
 #include <math.h>
@@ -17,7 +18,9 @@
 #include "proc_internal.h"
 #include "pshm_internal.h"
 
-enum { MSG_HDR = 8, DEFAULT_CAP = 1 << 20 };
+/* Messages above BIG_COPY bytes are copied outside the monitor (below it, the second monitor
+ * round trip costs more than the overlap gains). */
+enum { MSG_HDR = 8, DEFAULT_CAP = 1 << 20, BIG_COPY = 4096 };
 
 typedef struct queue_state {
   kiln__phdr h;
@@ -28,6 +31,11 @@ typedef struct queue_state {
   uint64_t head, tail;
   uint64_t count;
   uint64_t unfinished; /* JOINABLE: puts not yet task_done'd */
+  /* A large message is copied outside the monitor, so that a putter and a getter copy at the
+   * same time; meanwhile writing (reading) keeps other putters (getters) out, and tail (head)
+   * does not move. writer / reader say who, for the dead-copier check. */
+  uint32_t writing, reading;
+  kiln__powner writer, reader;
 } queue_state;
 
 struct kiln_pqueue {
@@ -54,6 +62,7 @@ static int pqueue_init_cb(void *mem, const void *arg) {
   s->maxsize = cfg->kind == KILN_PQUEUE_SIMPLE ? 0 : cfg->maxsize;
   s->cap = cfg->capacity ? (cfg->capacity + 7) & ~(size_t)7 : DEFAULT_CAP;
   s->head = s->tail = s->count = s->unfinished = 0;
+  s->writing = s->reading = 0;
   kiln__pobj_publish(mem, KILN__PT_QUEUE);
   return 0;
 }
@@ -105,6 +114,24 @@ static bool has_room(const queue_state *s, uint64_t need) {
   return s->cap - (s->tail - s->head) >= need;
 }
 
+/* With the monitor held: whether a copy outside the monitor (flag, by who) is in the way. After a
+ * quiet slice (no wake for 20 ms) a copier whose process died is forgotten: its message was never
+ * published (a put) or never removed (a get), so dropping the flag is all it takes. */
+static bool copy_busy(uint32_t *flag, const kiln__powner *who, bool quiet) {
+  if (*flag && quiet && kiln__powner_dead(who)) *flag = 0;
+  return *flag != 0;
+}
+
+/* With the monitor held: waits until this caller may write a message of need bytes. */
+static int wait_room(queue_state *s, uint64_t need, double deadline) {
+  bool quiet = false;
+  while (copy_busy(&s->writing, &s->writer, quiet) || !has_room(s, need)) {
+    if (kiln__now() >= deadline) return KILN_EFULL;
+    quiet = !kiln__mon_wait(&s->mon, deadline, s->writing != 0);
+  }
+  return 0;
+}
+
 int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout) {
   double deadline;
   if (kiln__deadline(timeout, &deadline) != 0) return KILN_EINVAL;
@@ -112,17 +139,24 @@ int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout)
   queue_state *s = qst(q);
   if (len > s->cap - MSG_HDR) return KILN_EINVAL; /* could never fit: MQ-04, nothing changed */
   uint64_t need = msg_room(len), len64 = len;
+  bool big = len > BIG_COPY;
   kiln__mon_lock(&s->mon);
-  while (!has_room(s, need)) {
-    if (kiln__now() >= deadline) {
-      kiln__mon_unlock(&s->mon);
-      return KILN_EFULL;
-    }
-    kiln__mon_wait(&s->mon, deadline, false);
+  int rc = wait_room(s, need, deadline);
+  if (rc != 0) {
+    kiln__mon_unlock(&s->mon);
+    return rc;
   }
-  ring_put(s, s->tail, &len64, MSG_HDR);
-  if (len) ring_put(s, s->tail + MSG_HDR, buf, len);
-  s->tail += need; /* published only now, after the whole copy */
+  uint64_t pos = s->tail; /* stays put while writing is set: other putters wait */
+  if (big) {
+    s->writing = 1;
+    kiln__powner_self(&s->writer);
+    kiln__mon_unlock(&s->mon);
+  }
+  ring_put(s, pos, &len64, MSG_HDR);
+  if (len) ring_put(s, pos + MSG_HDR, buf, len);
+  if (big) kiln__mon_lock(&s->mon);
+  s->writing = 0;
+  s->tail = pos + need; /* published only now, after the whole copy */
   s->count++;
   s->unfinished++;
   kiln__mon_wake(&s->mon);
@@ -131,20 +165,32 @@ int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout)
   return 0;
 }
 
-/* With the monitor held: waits for a message; 0 with its length, or KILN_EEMPTY. */
+/* With the monitor held: waits until a message is there and this caller may read it; 0 with its
+ * length, or KILN_EEMPTY. */
 static int wait_message(queue_state *s, double deadline, uint64_t *len) {
-  while (s->count == 0) {
+  bool quiet = false;
+  while (copy_busy(&s->reading, &s->reader, quiet) || s->count == 0) {
     if (kiln__now() >= deadline) return KILN_EEMPTY;
-    kiln__mon_wait(&s->mon, deadline, false);
+    quiet = !kiln__mon_wait(&s->mon, deadline, s->reading != 0);
   }
   ring_get(s, s->head, len, MSG_HDR);
   return 0;
 }
 
-/* With the monitor held: copies the head message's bytes to buf and drops it. */
-static void take_message(queue_state *s, void *buf, uint64_t len) {
-  if (len) ring_get(s, s->head + MSG_HDR, buf, len);
-  s->head += msg_room(len);
+/* With the monitor held: copies the head message's n bytes to buf (a large one outside the
+ * monitor, getters kept out by reading) and drops it. */
+static void take_message(queue_state *s, void *buf, uint64_t n) {
+  uint64_t pos = s->head; /* stays put while reading is set */
+  bool big = n > BIG_COPY;
+  if (big) {
+    s->reading = 1;
+    kiln__powner_self(&s->reader);
+    kiln__mon_unlock(&s->mon);
+  }
+  if (n) ring_get(s, pos + MSG_HDR, buf, n);
+  if (big) kiln__mon_lock(&s->mon);
+  s->reading = 0;
+  s->head = pos + msg_room(n);
   s->count--;
   kiln__mon_wake(&s->mon);
 }

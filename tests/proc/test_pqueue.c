@@ -142,6 +142,51 @@ TEST(MQ_02_message_bytes_wrap_around) {
   pt_leaks_end(lk);
 }
 
+/* Large messages (copied outside the queue's monitor) from two putting processes, through a ring
+ * that holds only a few, arrive whole and in each putter's order. */
+enum { BIG_N = 300, BIG_MAX = 20000 };
+
+static size_t big_len(unsigned i) { return 4000 + (i * 7919u) % (BIG_MAX - 4000); }
+
+static void child_put_big(void *arg) {
+  kiln_pqueue *q = open_q(arg);
+  unsigned char *buf = malloc(BIG_MAX);
+  for (unsigned i = 0; i < BIG_N; i++) {
+    fill(buf, big_len(i), i);
+    KT_CODE(kiln_pqueue_put(q, buf, big_len(i), -1), KILN_OK);
+  }
+  free(buf);
+  kiln_pqueue_destroy(q);
+}
+
+TEST(MQ_02_large_messages_two_putters) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pqueue *q = make(KILN_PQUEUE_QUEUE, 0, 3 * BIG_MAX, pt_name("big"));
+  pid_t pid[2];
+  for (int i = 0; i < 2; i++) pid[i] = pt_fork(child_put_big, (void *)pt_name("big"));
+  unsigned char *want = malloc(BIG_MAX);
+  unsigned next[2] = {0, 0}; /* each putter's messages arrive in its own order */
+  for (unsigned k = 0; k < 2 * BIG_N; k++) {
+    void *buf;
+    size_t len;
+    KT_CODE(kiln_pqueue_get(q, &buf, &len, -1), KILN_OK);
+    int matched = 0;
+    for (int p = 0; p < 2 && !matched; p++) {
+      if (next[p] < BIG_N && len == big_len(next[p])) {
+        fill(want, len, next[p]);
+        if (memcmp(buf, want, len) == 0) next[p]++, matched = 1;
+      }
+    }
+    if (!matched) KT_FAIL("message %u (%zu bytes) is not the next of either putter", k, len);
+    free(buf);
+  }
+  for (int i = 0; i < 2; i++) pt_wait(pid[i]);
+  KT_EQ(kiln_pqueue_qsize(q), 0);
+  free(want);
+  kiln_pqueue_destroy(q);
+  pt_leaks_end(lk);
+}
+
 /* MQ-03: join waits until workers in other processes have called task_done once per message. */
 enum { JOIN_ITEMS = 100 };
 
