@@ -115,6 +115,40 @@ static inline void pt_kill(pid_t pid) {
   KT_TRUE(WIFSIGNALED(st));
 }
 
+/* ---- children of the fork server ----
+ * Start the server first thing in the test (before pt_leaks_begin: its socket stays open until
+ * pt_fs_stop), then create the objects: its children see none of them and attach by name. */
+static inline void pt_fs_start(void) { KT_CODE(kiln_forkserver_start(), KILN_OK); }
+static inline void pt_fs_stop(void) { kiln_forkserver_stop(); }
+
+/* Starts fn(name) through the fork server: the NUL-terminated name is the argument. */
+static inline kiln_process *pt_fs_run(kiln_process_fn fn, const char *name) {
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  KT_EQ(cfg.start, KILN_START_FORKSERVER);
+  kiln_process *p = NULL;
+  KT_CODE(kiln_process_start(&cfg, fn, name, strlen(name) + 1, &p), KILN_OK);
+  return p;
+}
+
+/* Defines wrapper, a kiln_process_fn that runs void fn(void *name) and exits 0. */
+#define PT_FS_WRAP(wrapper, fn)                            \
+  static int wrapper(const void *arg, size_t len) {        \
+    (void)len;                                             \
+    fn((void *)arg);                                       \
+    return 0;                                              \
+  }
+
+/* Joins p, checks it exited with code, frees it. */
+static inline void pt_fs_wait_code(kiln_process *p, int code) {
+  KT_CODE(kiln_process_join(p, -1), KILN_OK);
+  int got = -1000;
+  KT_CODE(kiln_process_exitcode(p, &got), KILN_OK);
+  KT_EQ(got, code);
+  kiln_process_destroy(p);
+}
+static inline void pt_fs_wait(kiln_process *p) { pt_fs_wait_code(p, 0); }
+
 /* A one-byte handshake over a pipe: the child tells the parent it got somewhere. */
 typedef struct pt_pipe {
   int r, w;

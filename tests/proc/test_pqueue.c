@@ -1,6 +1,7 @@
 /* test_pqueue.c: process queues (MQ-01..MQ-05) with real processes.
  *
- * Children are plain forks of this single-threaded process that attach the queue by name. */
+ * Children are children of the fork server or plain forks of this single-threaded process; both
+ * attach the queue by name. */
 // kt: timeout 60
 #include <stdint.h>
 #include <stdlib.h>
@@ -82,14 +83,18 @@ static void child_put_three(void *arg) {
   kiln_pqueue_destroy(q);
 }
 
-/* MQ-02: messages put by another process arrive in order (through a small bounded queue, so the
- * putter blocks and resumes many times), and qsize / empty / full agree across processes. */
+PT_FS_WRAP(fs_child_put_sequence, child_put_sequence)
+
+/* MQ-02: messages put by another process (a child of the fork server) arrive in order, through a
+ * small bounded queue, so the putter blocks and resumes many times; qsize / empty / full agree
+ * across processes (a plain fork). */
 TEST(MQ_02_order_and_sizes_across_processes) {
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_pqueue *q = make(KILN_PQUEUE_QUEUE, 7, 0, pt_name("q"));
-  pid_t pid = pt_fork(child_put_sequence, (void *)pt_name("q"));
+  kiln_process *p = pt_fs_run(fs_child_put_sequence, pt_name("q"));
   for (int i = 0; i < ORDER_N; i++) KT_EQ(get_int(q), i);
-  pt_wait(pid);
+  pt_fs_wait(p);
   KT_EQ(kiln_pqueue_empty(q), 1);
   kiln_pqueue_destroy(q);
 
@@ -103,6 +108,7 @@ TEST(MQ_02_order_and_sizes_across_processes) {
   KT_FALSE(kiln_pqueue_full(q));
   kiln_pqueue_destroy(q);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 /* Messages of many sizes (so that they wrap around a small ring) keep their bytes. */
@@ -190,8 +196,8 @@ TEST(MQ_02_large_messages_two_putters) {
 /* MQ-03: join waits until workers in other processes have called task_done once per message. */
 enum { JOIN_ITEMS = 100 };
 
-typedef struct worker_arg {
-  const char *qname, *sumname;
+typedef struct worker_arg { /* by value: it crosses to the fork server's child as bytes */
+  char qname[64], sumname[64];
 } worker_arg;
 
 static void child_worker(void *arg) {
@@ -213,7 +219,15 @@ static void child_worker(void *arg) {
   kiln_pqueue_destroy(q);
 }
 
+static int fs_child_worker(const void *arg, size_t len) {
+  KT_EQ(len, sizeof(worker_arg));
+  child_worker((void *)arg);
+  return 0;
+}
+
+/* MQ-03 with two workers started through the fork server. */
 TEST(MQ_03_joinable_task_done_across_processes) {
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_pqueue *q = make(KILN_PQUEUE_JOINABLE, 0, 0, pt_name("jq"));
   kiln_shared_config cfg;
@@ -224,15 +238,19 @@ TEST(MQ_03_joinable_task_done_across_processes) {
   KT_CODE(kiln_shared_create(&cfg, &sum), KILN_OK);
   KT_CODE(kiln_pqueue_task_done(q), KILN_EINVAL); /* nothing unfinished */
   KT_CODE(kiln_pqueue_join(q, 0), KILN_OK);
-  worker_arg w = {pt_name("jq"), pt_name("sum")};
-  pid_t pid[2];
-  for (int i = 0; i < 2; i++) pid[i] = pt_fork(child_worker, &w);
+  worker_arg w;
+  snprintf(w.qname, sizeof w.qname, "%s", pt_name("jq"));
+  snprintf(w.sumname, sizeof w.sumname, "%s", pt_name("sum"));
+  kiln_process *pid[2];
+  kiln_process_config pc;
+  kiln_process_config_default(&pc);
+  for (int i = 0; i < 2; i++) KT_CODE(kiln_process_start(&pc, fs_child_worker, &w, sizeof w, &pid[i]), KILN_OK);
   for (int i = 0; i < JOIN_ITEMS; i++) put_int(q, i);
   KT_CODE(kiln_pqueue_join(q, -1), KILN_OK);
   KT_EQ(*(long *)kiln_shared_data(sum), JOIN_ITEMS * (JOIN_ITEMS - 1) / 2);
   put_int(q, -1);
   put_int(q, -1);
-  for (int i = 0; i < 2; i++) pt_wait(pid[i]);
+  for (int i = 0; i < 2; i++) pt_fs_wait(pid[i]);
   KT_CODE(kiln_pqueue_join(q, 0), KILN_OK);
   KT_CODE(kiln_pqueue_task_done(q), KILN_EINVAL);
   put_int(q, 5); /* reusable after join; a join with a message unfinished times out */
@@ -244,6 +262,7 @@ TEST(MQ_03_joinable_task_done_across_processes) {
   KT_CODE(kiln_pqueue_join(plain, 0), KILN_EUNSUPPORTED);
   kiln_pqueue_destroy(plain);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 /* MQ-04: a message that cannot go in (larger than the ring) is refused with KILN_EINVAL and

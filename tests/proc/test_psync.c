@@ -1,9 +1,8 @@
 /* test_psync.c: process-shared lock, rlock, semaphore, condition, event and barrier (LOCK, RLOCK,
  * SEM, COND-05, EVT-02, BAR-03 and the dead-holder rule) with real processes.
  *
- * Children are plain forks of this process made before it starts any thread (a test that mixes
- * threads and processes forks first); they find the objects by name, as children of the fork
- * server must. */
+ * Children are children of the fork server (the tests across many processes) or plain forks of
+ * this single-threaded process; either way they find the objects by name. */
 // kt: timeout 60
 #include <math.h>
 #include <pthread.h>
@@ -78,22 +77,26 @@ static void child_count(void *arg) {
   kiln_shm_close(s);
 }
 
+PT_FS_WRAP(fs_child_count, child_count)
+
 /* LOCK-02: every process blocked in acquire gets through, one at a time: increments of a plain
- * counter by 4 processes under the lock all count. */
+ * counter by 4 processes (children of the fork server) under the lock all count. */
 TEST(LOCK_02_mutual_exclusion_across_processes) {
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_shm *s;
   KT_CODE(kiln_shm_create(NULL, kiln_plock_size() + 64, &s), KILN_OK);
   KT_CODE(kiln_plock_init(kiln_shm_data(s)), KILN_OK);
   kiln_plock *wrong;
   KT_CODE(kiln_prlock_at(kiln_shm_data(s), (kiln_prlock **)&wrong), KILN_EINVAL);
-  pid_t pid[COUNT_PROCS];
-  for (int i = 0; i < COUNT_PROCS; i++) pid[i] = pt_fork(child_count, (void *)kiln_shm_name(s));
-  for (int i = 0; i < COUNT_PROCS; i++) pt_wait(pid[i]);
+  kiln_process *p[COUNT_PROCS];
+  for (int i = 0; i < COUNT_PROCS; i++) p[i] = pt_fs_run(fs_child_count, kiln_shm_name(s));
+  for (int i = 0; i < COUNT_PROCS; i++) pt_fs_wait(p[i]);
   KT_EQ(*(long *)((char *)kiln_shm_data(s) + kiln_plock_size()), COUNT_PROCS * COUNT_EACH);
   KT_CODE(kiln_shm_unlink(s), KILN_OK);
   kiln_shm_close(s);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 /* ---- dead holders ---- */
@@ -167,6 +170,45 @@ TEST(LOCK_holder_killed_zombie_try_acquire) {
   pt_pipe_close(h.p);
   kiln_plock_destroy(l);
   pt_leaks_end(lk);
+}
+
+/* A child of the fork server takes the lock and says so through an event (it inherits no pipe). */
+static void fs_hold(void *arg) {
+  char ev_name[96];
+  snprintf(ev_name, sizeof ev_name, "%s-ev", (const char *)arg);
+  kiln_plock *l;
+  kiln_pevent *e;
+  KT_CODE(kiln_plock_attach(arg, &l), KILN_OK);
+  KT_CODE(kiln_pevent_attach(ev_name, &e), KILN_OK);
+  KT_CODE(kiln_plock_acquire(l, -1), KILN_OK);
+  kiln_pevent_set(e);
+  for (;;) pause(); /* until SIGKILL */
+}
+PT_FS_WRAP(fs_hold_forever, fs_hold)
+
+/* The same with a holder started through the fork server and killed with kiln_process_kill. */
+TEST(LOCK_holder_killed_forkserver) {
+  pt_fs_start();
+  pt_leaks lk = pt_leaks_begin();
+  kiln_plock *l;
+  kiln_pevent *held;
+  KT_CODE(kiln_plock_create(pt_name("fsdead"), &l), KILN_OK);
+  KT_CODE(kiln_pevent_create(pt_name("fsdead-ev"), &held), KILN_OK);
+  kiln_process *p = pt_fs_run(fs_hold_forever, pt_name("fsdead"));
+  KT_CODE(kiln_pevent_wait(held, -1), KILN_OK);
+  KT_CODE(kiln_plock_acquire(l, 0), KILN_ETIMEDOUT);
+  KT_CODE(kiln_process_kill(p), KILN_OK);
+  KT_CODE(kiln_process_join(p, -1), KILN_OK);
+  int code = 0;
+  KT_CODE(kiln_process_exitcode(p, &code), KILN_OK);
+  KT_EQ(code, -SIGKILL);
+  kiln_process_destroy(p);
+  KT_CODE(kiln_plock_acquire(l, -1), KILN_EOWNERDEAD);
+  KT_CODE(kiln_plock_release(l), KILN_OK);
+  kiln_pevent_destroy(held);
+  kiln_plock_destroy(l);
+  pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 /* An rlock held twice by a killed process passes to the next acquirer at count 1. */
@@ -331,6 +373,8 @@ static void *thread_cond(void *arg) {
   return NULL;
 }
 
+PT_FS_WRAP(fs_child_cond, child_cond)
+
 static long woken_now(kiln_pcond *c, cond_shared *cs) {
   KT_CODE(kiln_pcond_acquire(c, -1), KILN_OK);
   long n = cs->woken;
@@ -338,11 +382,11 @@ static long woken_now(kiln_pcond *c, cond_shared *cs) {
   return n;
 }
 
-/* One cycle: 2 waiting processes and 2 waiting threads (forked before the threads start). */
+/* One cycle: 2 waiting processes (children of the fork server) and 2 waiting threads. */
 static void cond_cycle(kiln_pcond *c, cond_shared *cs) {
   long w0 = woken_now(c, cs);
-  pid_t pid[2];
-  for (int i = 0; i < 2; i++) pid[i] = pt_fork(child_cond, (void *)g_cond_name);
+  kiln_process *pid[2];
+  for (int i = 0; i < 2; i++) pid[i] = pt_fs_run(fs_child_cond, g_cond_name);
   pthread_t th[2];
   for (int i = 0; i < 2; i++) KT_EQ(pthread_create(&th[i], NULL, thread_cond, NULL), 0);
   PT_UNTIL(kiln__pcond_waiting(c) == 4);
@@ -363,7 +407,7 @@ static void cond_cycle(kiln_pcond *c, cond_shared *cs) {
   KT_EQ(kiln__pcond_waiting(c), 0);
   KT_CODE(kiln_pcond_release(c), KILN_OK);
   for (int i = 0; i < 2; i++) KT_EQ(pthread_join(th[i], NULL), 0);
-  for (int i = 0; i < 2; i++) pt_wait(pid[i]);
+  for (int i = 0; i < 2; i++) pt_fs_wait(pid[i]);
   KT_EQ(woken_now(c, cs), w0 + 4);
 }
 
@@ -372,6 +416,7 @@ static void cond_cycle(kiln_pcond *c, cond_shared *cs) {
  * the lock; twice over on the same condition. */
 TEST(COND_05_notify_threads_and_processes) {
   const int cycles = 2;
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_shm *s;
   KT_CODE(kiln_shm_create(NULL, kiln_pcond_size() + sizeof(cond_shared), &s), KILN_OK);
@@ -386,6 +431,7 @@ TEST(COND_05_notify_threads_and_processes) {
   KT_CODE(kiln_shm_unlink(s), KILN_OK);
   kiln_shm_close(s);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 static bool never(void *arg) {
@@ -427,19 +473,22 @@ static void child_event_wait(void *arg) {
   kiln_pevent_destroy(e);
 }
 
-/* EVT-02: set wakes every waiting process, each wait returns 0, later waits return at once; again
- * after clear. */
+PT_FS_WRAP(fs_child_event_wait, child_event_wait)
+
+/* EVT-02: set wakes every waiting process (children of the fork server), each wait returns 0,
+ * later waits return at once; again after clear. */
 TEST(EVT_02_set_wakes_every_process) {
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_pevent *e;
   KT_CODE(kiln_pevent_create(pt_name("evt"), &e), KILN_OK);
   KT_FALSE(kiln_pevent_is_set(e));
   for (int round = 0; round < 2; round++) {
-    pid_t pid[3];
-    for (int i = 0; i < 3; i++) pid[i] = pt_fork(child_event_wait, (void *)pt_name("evt"));
+    kiln_process *pid[3];
+    for (int i = 0; i < 3; i++) pid[i] = pt_fs_run(fs_child_event_wait, pt_name("evt"));
     PT_UNTIL(kiln__pevent_sleepers(e) == 3);
     kiln_pevent_set(e);
-    for (int i = 0; i < 3; i++) pt_wait(pid[i]);
+    for (int i = 0; i < 3; i++) pt_fs_wait(pid[i]);
     KT_TRUE(kiln_pevent_is_set(e));
     KT_CODE(kiln_pevent_wait(e, 0), KILN_OK);
     kiln_pevent_clear(e);
@@ -450,6 +499,7 @@ TEST(EVT_02_set_wakes_every_process) {
   }
   kiln_pevent_destroy(e);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 /* ---- barrier ---- */
@@ -485,23 +535,28 @@ static void bar_party(const char *name) {
 
 static void child_bar(void *arg) { bar_party(arg); }
 
-/* BAR-03/04: 1000 rounds in lockstep across 3 processes, distinct indices in every round. */
+PT_FS_WRAP(fs_child_bar, child_bar)
+
+/* BAR-03/04: 1000 rounds in lockstep across 3 processes (this one and 2 children of the fork
+ * server), distinct indices in every round. */
 TEST(BAR_03_thousand_rounds_across_processes) {
+  pt_fs_start();
   pt_leaks lk = pt_leaks_begin();
   kiln_shm *s;
   KT_CODE(kiln_shm_create(NULL, kiln_pbarrier_size() + sizeof(bar_shared), &s), KILN_OK);
   KT_CODE(kiln_pbarrier_init(kiln_shm_data(s), BAR_PROCS, -1), KILN_OK);
   bar_shared *bs = (bar_shared *)((char *)kiln_shm_data(s) + kiln_pbarrier_size());
-  pid_t pid[BAR_PROCS - 1];
-  for (int i = 0; i < BAR_PROCS - 1; i++) pid[i] = pt_fork(child_bar, (void *)kiln_shm_name(s));
+  kiln_process *pid[BAR_PROCS - 1];
+  for (int i = 0; i < BAR_PROCS - 1; i++) pid[i] = pt_fs_run(fs_child_bar, kiln_shm_name(s));
   bar_party(kiln_shm_name(s));
-  for (int i = 0; i < BAR_PROCS - 1; i++) pt_wait(pid[i]);
+  for (int i = 0; i < BAR_PROCS - 1; i++) pt_fs_wait(pid[i]);
   KT_EQ(atomic_load(&bs->bad), 0);
   KT_EQ(atomic_load(&bs->zeros), BAR_ROUNDS);
   KT_EQ(atomic_load(&bs->index_sum), (long)BAR_ROUNDS * BAR_PROCS * (BAR_PROCS - 1) / 2);
   KT_CODE(kiln_shm_unlink(s), KILN_OK);
   kiln_shm_close(s);
   pt_leaks_end(lk);
+  pt_fs_stop();
 }
 
 static void child_bar_timeout(void *arg) {

@@ -56,6 +56,24 @@ TEST(SHM_06_named_segment) {
   pt_leaks_end(lk);
 }
 
+PT_FS_WRAP(fs_child_rw_by_name, child_rw_by_name)
+
+/* SHM-06: a child of the fork server (which does not inherit the segment) attaches it by name,
+ * sees the parent's writes and makes its own. */
+TEST(SHM_06_forkserver_child_attaches_by_name) {
+  pt_fs_start();
+  pt_leaks lk = pt_leaks_begin();
+  kiln_shm *s;
+  KT_CODE(kiln_shm_create(pt_name("fs"), 4096 + 3, &s), KILN_OK);
+  strcpy(kiln_shm_data(s), "from parent");
+  pt_fs_wait(pt_fs_run(fs_child_rw_by_name, pt_name("fs")));
+  KT_STR_EQ((char *)kiln_shm_data(s) + 100, "from child");
+  KT_CODE(kiln_shm_unlink(s), KILN_OK);
+  kiln_shm_close(s);
+  pt_leaks_end(lk);
+  pt_fs_stop();
+}
+
 /* SHM-06: a NULL name picks a new unique name every time. */
 TEST(SHM_06_generated_names) {
   pt_leaks lk = pt_leaks_begin();
@@ -307,7 +325,9 @@ static void child_arith(void *arg) {
   kiln_shared_destroy(s);
 }
 
-TEST(SHM_05_child_arithmetic) {
+PT_FS_WRAP(fs_child_arith, child_arith)
+
+static void check_arith(bool forkserver) {
   pt_leaks lk = pt_leaks_begin();
   int v0 = 5, ai0[3] = {1, 2, -3};
   double ad0[3] = {0.5, 1.5, -2.25};
@@ -324,7 +344,15 @@ TEST(SHM_05_child_arithmetic) {
   snprintf(n.ad, sizeof n.ad, "%s", kiln_shm_name(kiln_shared_shm(ad)));
   snprintf(n.al, sizeof n.al, "%s", kiln_shm_name(kiln_shared_shm(al)));
   snprintf(n.s, sizeof n.s, "%s", kiln_shm_name(kiln_shared_shm(s)));
-  pt_wait(pt_fork(child_arith, &n));
+  if (forkserver) { /* the names travel as one byte string */
+    kiln_process_config pc;
+    kiln_process_config_default(&pc);
+    kiln_process *p;
+    KT_CODE(kiln_process_start(&pc, fs_child_arith, &n, sizeof n, &p), KILN_OK);
+    pt_fs_wait(p);
+  } else {
+    pt_wait(pt_fork(child_arith, &n));
+  }
   KT_EQ(*(int *)kiln_shared_data(v), 10);
   int gi[3];
   double gd[3];
@@ -342,4 +370,12 @@ TEST(SHM_05_child_arithmetic) {
   kiln_shared_destroy(al);
   kiln_shared_destroy(s);
   pt_leaks_end(lk);
+}
+
+TEST(SHM_05_child_arithmetic) { check_arith(false); }
+
+TEST(SHM_05_child_arithmetic_forkserver) {
+  pt_fs_start();
+  check_arith(true);
+  pt_fs_stop();
 }
