@@ -263,8 +263,13 @@ KILN_API void kiln_ppool_destroy(kiln_ppool *p);
  *     kiln_X_size() bytes at an 8-byte aligned address, kiln_X_init(mem, ...) once, then
  *     kiln_X_at(mem) in every process that maps it.
  * Handles are per process (malloc'd, freed by kiln_X_destroy, which unmaps a segment of the
- * object's own but never frees the shared state). A handle may be used by every thread of its
- * process at once; it is inherited by a plain fork and works there.
+ * object's own but never frees the shared state; NULL is a no-op). Every call on a handle may be
+ * made by any thread of its process, concurrently; a handle is inherited by a plain fork and works
+ * there. Destroying a handle that a thread of the same process is blocked on is undefined.
+ * kiln_X_init is not thread-safe: run it once, before the object is shared. kiln_X_at checks
+ * that mem holds an initialised object of that kind (KILN_EINVAL if not). A kiln_X_shm result is
+ * borrowed from the handle. Blocking calls block the calling thread, also inside a pool task,
+ * as the calls of sync.h do (the same rule about tasks applies).
  *
  * Names: a name is 1..200 characters without '/'; the segment is /dev/shm/kiln-NAME, so kiln's
  * entries are easy to tell apart. A NULL name at creation picks a unique one (kiln_shm_name gives
@@ -386,7 +391,8 @@ KILN_API void kiln_pcond_destroy(kiln_pcond *c);
 KILN_API int kiln_pcond_acquire(kiln_pcond *c, double timeout);
 KILN_API int kiln_pcond_release(kiln_pcond *c);
 /* As kiln_condition_wait: 0 notified, KILN_ETIMEDOUT, KILN_ESTATE (lock not held by the caller),
- * KILN_EOWNERDEAD (notified or not, the lock came back from a holder that died). */
+ * KILN_EOWNERDEAD (notified or not, the lock came back from a holder that died), KILN_EBUSY (128
+ * threads wait on it already; nothing done). */
 KILN_API int kiln_pcond_wait(kiln_pcond *c, double timeout);
 KILN_API int kiln_pcond_wait_for(kiln_pcond *c, bool (*pred)(void *arg), void *arg, double timeout);
 /* Wakes min(n, waiting) waiters. KILN_ESTATE when the caller does not hold the lock. */
