@@ -57,6 +57,29 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timesp
   return syscall(SYS_futex, (uint32_t *)w, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
+/* Before sleeping, watches seq for a few microseconds: a queue's peer usually answers within that,
+ * and a wake caught here costs neither side a context switch. Not on a single CPU, where the peer
+ * cannot run while this thread spins. */
+static atomic_int g_ncpu; /* online CPUs, 0 until first asked */
+
+static bool spin_for_wake(kiln__mon *m, uint32_t seen, double until) {
+  static const double SPIN = 5e-6;
+  /* relaxed: every thread computes the same value; a race only repeats the sysconf */
+  int ncpu = atomic_load_explicit(&g_ncpu, memory_order_relaxed);
+  if (ncpu == 0) {
+    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    atomic_store_explicit(&g_ncpu, ncpu > 0 ? ncpu : 1, memory_order_relaxed);
+  }
+  if (ncpu < 2) return false;
+  double end = kiln__now() + SPIN;
+  if (end > until) end = until;
+  do {
+    /* relaxed: a change is only a hint; the caller re-reads the state under mu */
+    if (atomic_load_explicit(&m->seq, memory_order_relaxed) != seen) return true;
+  } while (kiln__now() < end);
+  return false;
+}
+
 bool kiln__mon_wait(kiln__mon *m, double deadline, bool poll) {
   /* relaxed: seq is only ever changed under mu, which this thread holds */
   uint32_t seen = atomic_load_explicit(&m->seq, memory_order_relaxed);
@@ -67,6 +90,11 @@ bool kiln__mon_wait(kiln__mon *m, double deadline, bool poll) {
   }
   m->nsleep++;
   kiln__mon_unlock(m);
+  if (spin_for_wake(m, seen, until)) {
+    kiln__mon_lock(m);
+    m->nsleep--;
+    return true;
+  }
   struct timespec ts;
   kiln__abs_timespec(until, &ts);
   /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline; not FUTEX_PRIVATE, so it
