@@ -7,7 +7,8 @@
  * arrival ticket: notify(n) marks the n oldest waiting slots notified and wakes the monitor, so
  * exactly min(n, waiting) waiters return 0 (COND-05), threads and processes alike. A waiter
  * whose deadline passes frees its slot under the monitor, so a notify never picks a waiter that
- * already gave up. */
+ * already gave up; a slot whose waiter's process died is passed over (and freed) by notify, at
+ * the cost of a look at /proc for each waiter of another process it wakes. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -120,6 +121,7 @@ enum { COND_SLOTS = 128, SLOT_FREE = 0, SLOT_WAITING = 1, SLOT_NOTIFIED = 2 };
 typedef struct cond_slot {
   uint64_t ticket;
   uint32_t state;
+  kiln__powner who; /* the waiter, so a notify can pass over one whose process died */
 } cond_slot;
 
 typedef struct cond_state {
@@ -165,11 +167,19 @@ static bool cond_held(cond_state *s) {
   return !s->l.lk.recursive || kiln__powner_is_me(&s->l.lk.owner);
 }
 
+/* With the monitor held: whether slot x's waiter is in another process that has died. */
+static bool slot_dead(const cond_slot *x) { return kiln__powner_dead(&x->who); }
+
 static cond_slot *slot_take(cond_state *s) {
-  for (int i = 0; i < COND_SLOTS; i++) {
-    if (s->slot[i].state == SLOT_FREE) {
-      s->slot[i] = (cond_slot){.ticket = s->next_ticket++, .state = SLOT_WAITING};
-      return &s->slot[i];
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < COND_SLOTS; i++) {
+      cond_slot *x = &s->slot[i];
+      /* the second pass takes back the slots of dead waiters, only when the table is full */
+      if (x->state == SLOT_FREE || (pass == 1 && slot_dead(x))) {
+        *x = (cond_slot){.ticket = s->next_ticket++, .state = SLOT_WAITING};
+        kiln__powner_self(&x->who);
+        return x;
+      }
     }
   }
   return NULL;
@@ -228,14 +238,16 @@ int kiln_pcond_notify(kiln_pcond *c, int n) {
     return KILN_ESTATE;
   }
   int woken = 0;
-  for (; woken < n; woken++) {
+  while (woken < n) {
     cond_slot *oldest = NULL;
     for (int i = 0; i < COND_SLOTS; i++) {
       cond_slot *x = &s->slot[i];
       if (x->state == SLOT_WAITING && (!oldest || x->ticket < oldest->ticket)) oldest = x;
     }
     if (!oldest) break;
-    oldest->state = SLOT_NOTIFIED;
+    /* a waiter that died must not absorb the notify: its slot is freed and the next one chosen */
+    oldest->state = slot_dead(oldest) ? SLOT_FREE : SLOT_NOTIFIED;
+    woken += oldest->state == SLOT_NOTIFIED;
   }
   if (woken) kiln__mon_wake(&s->l.mon);
   kiln__mon_unlock(&s->l.mon);

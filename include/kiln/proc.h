@@ -374,8 +374,8 @@ KILN_API int kiln_psem_value(kiln_psem *s);
 
 /* ---- process-shared condition (multiprocessing.Condition) --------------------------------------
  * The condition holds its own lock: an rlock (Python's default) or, with plain_lock, a plain lock.
- * Waiters may be threads of any process; notify wakes the longest waiting first. A waiter process
- * that dies while waiting may absorb one notify. */
+ * Waiters may be threads of any process; notify wakes the longest waiting first, passing over
+ * waiters whose process died. */
 
 typedef struct kiln_pcond kiln_pcond;
 

@@ -434,6 +434,45 @@ TEST(COND_05_notify_threads_and_processes) {
   pt_fs_stop();
 }
 
+static void child_cond_wait_forever(void *arg) {
+  kiln_pcond *c;
+  KT_CODE(kiln_pcond_attach(arg, &c), KILN_OK);
+  KT_CODE(kiln_pcond_acquire(c, -1), KILN_OK);
+  kiln_pcond_wait(c, -1); /* killed while waiting */
+  _exit(3);
+}
+
+static kiln_pcond *g_c;
+static atomic_int g_rc = -1000;
+static void *thread_cond_wait(void *arg) {
+  (void)arg;
+  KT_CODE(kiln_pcond_acquire(g_c, -1), KILN_OK);
+  atomic_store(&g_rc, kiln_pcond_wait(g_c, -1));
+  KT_CODE(kiln_pcond_release(g_c), KILN_OK);
+  return NULL;
+}
+
+/* A waiter process killed while waiting does not absorb a notify: notify(1) passes over it to
+ * the live waiter behind it, and frees its slot. */
+TEST(COND_dead_waiter_is_passed_over) {
+  pt_leaks lk = pt_leaks_begin();
+  KT_CODE(kiln_pcond_create(pt_name("cdead"), false, &g_c), KILN_OK);
+  pid_t pid = pt_fork(child_cond_wait_forever, (void *)pt_name("cdead"));
+  PT_UNTIL(kiln__pcond_waiting(g_c) == 1);
+  pt_kill(pid);
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, thread_cond_wait, NULL), 0);
+  PT_UNTIL(kiln__pcond_waiting(g_c) == 2);
+  KT_CODE(kiln_pcond_acquire(g_c, -1), KILN_OK);
+  KT_CODE(kiln_pcond_notify(g_c, 1), KILN_OK);
+  KT_EQ(kiln__pcond_waiting(g_c), 0);
+  KT_CODE(kiln_pcond_release(g_c), KILN_OK);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(atomic_load(&g_rc), KILN_OK);
+  kiln_pcond_destroy(g_c);
+  pt_leaks_end(lk);
+}
+
 static bool never(void *arg) {
   (void)arg;
   return false;
