@@ -311,6 +311,49 @@ TEST(SEM_02_06_values_and_timeouts) {
   pt_leaks_end(lk);
 }
 
+/* A semaphore and a counter in one segment, for processes that take units. */
+static void child_sem_take_two(void *arg) {
+  kiln_shm *s;
+  KT_CODE(kiln_shm_attach(arg, &s), KILN_OK);
+  kiln_psem *sem;
+  KT_CODE(kiln_psem_at(kiln_shm_data(s), &sem), KILN_OK);
+  atomic_long *taken = (atomic_long *)((char *)kiln_shm_data(s) + kiln_psem_size());
+  for (int i = 0; i < 2; i++) {
+    KT_CODE(kiln_psem_acquire(sem, -1), KILN_OK);
+    atomic_fetch_add(taken, 1);
+  }
+  kiln_psem_destroy(sem);
+  kiln_shm_close(s);
+}
+PT_FS_WRAP(fs_child_sem_take_two, child_sem_take_two)
+
+/* SEM-03: processes blocked at 0 (children of the fork server) get exactly one unit per unit
+ * released: 4 processes x 2 acquires, released 3, then 5. */
+TEST(SEM_03_each_release_lets_in_one_process) {
+  pt_fs_start();
+  pt_leaks lk = pt_leaks_begin();
+  kiln_shm *s;
+  KT_CODE(kiln_shm_create(NULL, kiln_psem_size() + sizeof(atomic_long), &s), KILN_OK);
+  KT_CODE(kiln_psem_init(kiln_shm_data(s), 0, false), KILN_OK);
+  kiln_psem *sem;
+  KT_CODE(kiln_psem_at(kiln_shm_data(s), &sem), KILN_OK);
+  atomic_long *taken = (atomic_long *)((char *)kiln_shm_data(s) + kiln_psem_size());
+  kiln_process *p[4];
+  for (int i = 0; i < 4; i++) p[i] = pt_fs_run(fs_child_sem_take_two, kiln_shm_name(s));
+  KT_CODE(kiln_psem_release(sem, 3), KILN_OK);
+  PT_UNTIL(atomic_load(taken) == 3);
+  KT_EQ(kiln_psem_value(sem), 0); /* and so no fourth can have got through */
+  KT_CODE(kiln_psem_release(sem, 5), KILN_OK);
+  for (int i = 0; i < 4; i++) pt_fs_wait(p[i]);
+  KT_EQ(atomic_load(taken), 8);
+  KT_EQ(kiln_psem_value(sem), 0);
+  kiln_psem_destroy(sem);
+  KT_CODE(kiln_shm_unlink(s), KILN_OK);
+  kiln_shm_close(s);
+  pt_leaks_end(lk);
+  pt_fs_stop();
+}
+
 /* SEM-09: a bounded semaphore refuses releases above its initial value, also from another
  * process than the acquirer. */
 static void child_sem_release(void *arg) {
