@@ -259,9 +259,13 @@ KILN_API void kiln_ppool_destroy(kiln_ppool *p);
  * server (which do not: they attach by name). Each object is either
  *   - in a segment of its own: kiln_X_create(name, ...) makes it, kiln_X_attach(name) opens it in
  *     another process; or
- *   - placed in memory the caller shares (a kiln_shm segment, or inside a Value's segment):
- *     kiln_X_size() bytes at an 8-byte aligned address, kiln_X_init(mem, ...) once, then
- *     kiln_X_at(mem) in every process that maps it.
+ *   - placed in memory the caller shares (a kiln_shm segment, or any MAP_SHARED mapping):
+ *     kiln_X_size() bytes (a multiple of 64, so objects packed one after another stay aligned)
+ *     at an 8-byte aligned address, kiln_X_init(mem, ...) once, then kiln_X_at(mem) in every
+ *     process that maps it.
+ * kiln_X_create and kiln_X_attach return 0, KILN_EINVAL (a bad argument, or a segment that holds
+ * another kind of object), the codes of kiln_shm_create / kiln_shm_attach (KILN_EEXIST,
+ * KILN_ENOENT), KILN_ENOMEM or KILN_EIO, and set *out (NULL on failure).
  * Handles are per process (malloc'd, freed by kiln_X_destroy, which unmaps a segment of the
  * object's own but never frees the shared state; NULL is a no-op). Every call on a handle may be
  * made by any thread of its process, concurrently; a handle is inherited by a plain fork and works
