@@ -5,6 +5,7 @@
 // kt: timeout 60
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "pshm_test_util.h"
 
@@ -326,6 +327,79 @@ TEST(MQ_05_closed_queue) {
   KT_CODE(kiln_pqueue_empty(sq), KILN_ESTATE);
   kiln_pqueue_destroy(sq);
   kiln_pqueue_destroy(NULL);
+  pt_leaks_end(lk);
+}
+
+/* A mapping whose every access faults: a file of size 0 mapped for len bytes (reading it is
+ * SIGBUS) and without write access (writing it is SIGSEGV). Lets a child die inside a copy. */
+static void *faulting_map(size_t len) {
+  char path[] = "/tmp/kiln-test-pqueue-XXXXXX";
+  int fd = mkstemp(path);
+  KT_TRUE(fd >= 0);
+  unlink(path);
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  KT_TRUE(m != MAP_FAILED);
+  return m;
+}
+
+enum { DIE_LEN = 64 * 1024 };
+
+enum { SMALL_LEN = 1000 }; /* copied under the queue's robust mutex */
+
+static void child_dies_putting(void *arg) {
+  kiln_pqueue *q = open_q(arg);
+  kiln_pqueue_put(q, faulting_map(DIE_LEN), DIE_LEN, -1); /* dies reading its source */
+  _exit(0);
+}
+
+static void child_dies_putting_small(void *arg) {
+  kiln_pqueue *q = open_q(arg);
+  kiln_pqueue_put(q, faulting_map(SMALL_LEN), SMALL_LEN, -1); /* dies holding the mutex */
+  _exit(0);
+}
+
+static void child_dies_getting(void *arg) {
+  kiln_pqueue *q = open_q(arg);
+  size_t len;
+  kiln_pqueue_get_into(q, faulting_map(DIE_LEN), DIE_LEN, &len, -1); /* dies writing its buffer */
+  _exit(0);
+}
+
+static void expect_killed(pid_t pid) {
+  int st = 0;
+  KT_EQ(waitpid(pid, &st, 0), pid);
+  KT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A process that dies in the middle of copying a large message, putting or getting, leaves the
+ * queue usable: the half-put message never appears, the half-got one is still there, whole. One
+ * that dies inside the queue's mutex (a small message) leaves it to the next caller. */
+TEST(MQ_copier_dies_mid_message) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pqueue *q = make(KILN_PQUEUE_QUEUE, 0, 4 * DIE_LEN, pt_name("die"));
+  unsigned char *msg = malloc(DIE_LEN), *got = malloc(DIE_LEN);
+  fill(msg, DIE_LEN, 77);
+  expect_killed(pt_fork(child_dies_putting, (void *)pt_name("die")));
+  KT_EQ(kiln_pqueue_qsize(q), 0);
+  KT_CODE(kiln_pqueue_put(q, msg, DIE_LEN, 5), KILN_OK); /* takes over from the dead putter */
+  expect_killed(pt_fork(child_dies_getting, (void *)pt_name("die")));
+  KT_EQ(kiln_pqueue_qsize(q), 1);
+  size_t len = 0;
+  KT_CODE(kiln_pqueue_get_into(q, got, DIE_LEN, &len, 5), KILN_OK);
+  KT_EQ(len, DIE_LEN);
+  KT_TRUE(memcmp(got, msg, DIE_LEN) == 0);
+  KT_EQ(kiln_pqueue_qsize(q), 0);
+  /* a small message is copied under the monitor's robust mutex: its owner dies holding it */
+  expect_killed(pt_fork(child_dies_putting_small, (void *)pt_name("die")));
+  KT_EQ(kiln_pqueue_qsize(q), 0);
+  KT_CODE(kiln_pqueue_put(q, msg, SMALL_LEN, 0), KILN_OK);
+  KT_CODE(kiln_pqueue_get_into(q, got, DIE_LEN, &len, 0), KILN_OK);
+  KT_EQ(len, SMALL_LEN);
+  KT_TRUE(memcmp(got, msg, SMALL_LEN) == 0);
+  free(msg);
+  free(got);
+  kiln_pqueue_destroy(q);
   pt_leaks_end(lk);
 }
 
