@@ -53,8 +53,7 @@ static void reap_ready(const struct pollfd *fds, size_t n) {
       }
     pthread_mutex_unlock(&g_reaper.mu);
     if (!pid) continue;
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     close(fds[i].fd);
   }
 }
@@ -73,7 +72,8 @@ static void *reaper_main(void *unused) {
       return NULL;
     }
     fds = nf;
-    for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = g_reaper.v[i].pidfd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++)
+      fds[i] = (struct pollfd){.fd = g_reaper.v[i].pidfd, .events = POLLIN};
     fds[n] = (struct pollfd){.fd = g_reaper.wake, .events = POLLIN};
     pthread_mutex_unlock(&g_reaper.mu);
     if (poll(fds, n + 1, -1) < 0) continue; /* EINTR */
