@@ -370,7 +370,9 @@ KILN_API int kiln_psem_attach(const char *name, kiln_psem **out);
 KILN_API kiln_shm *kiln_psem_shm(const kiln_psem *s);
 KILN_API void kiln_psem_destroy(kiln_psem *s);
 
-/* 0 or KILN_ETIMEDOUT (timeout 0: no unit free, at once: SEM-06's multiprocessing form). */
+/* 0 or KILN_ETIMEDOUT (timeout 0: no unit free, at once: SEM-06's multiprocessing form). Each
+ * unit released lets exactly one acquirer through, but not in arrival order (unlike
+ * kiln_semaphore): a newcomer may take a unit before a sleeper wakes. */
 KILN_API int kiln_psem_acquire(kiln_psem *s, double timeout);
 /* n >= 1 else KILN_EINVAL; bounded and above the initial value: KILN_EINVAL, nothing changed. */
 KILN_API int kiln_psem_release(kiln_psem *s, int n);
