@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -157,7 +158,9 @@ bool kiln__powner_dead(const kiln__powner *o) {
   if (o->pid == (int32_t)getpid()) return false;
   char st;
   uint64_t start;
-  if (!read_stat(o->pid, &st, &start)) return true;
+  /* Without a readable /proc (not mounted, or hidden), only a pid that no longer exists counts
+   * as dead: never take a lock from a holder that may be alive. */
+  if (!read_stat(o->pid, &st, &start)) return kill(o->pid, 0) != 0 && errno == ESRCH;
   return st == 'Z' || st == 'X' || start != o->start;
 }
 
