@@ -149,7 +149,7 @@ static int copy_slice(kiln_shared *s, size_t start, size_t n, void *dst, const v
   if (rc != 0 && rc != KILN_EOWNERDEAD) return rc;
   memcpy(dst ? dst : items, dst ? items : src, n * es);
   if (s->lock) kiln_prlock_release(s->lock);
-  return 0;
+  return rc; /* KILN_EOWNERDEAD: copied, but a writer may have died half-way */
 }
 
 int kiln_shared_read(kiln_shared *s, size_t start, size_t n, void *out) {

@@ -495,7 +495,8 @@ KILN_API kiln_shm *kiln_shared_shm(const kiln_shared *s);
 KILN_API kiln_prlock *kiln_shared_get_lock(const kiln_shared *s);
 
 /* Slice copies of items [start, start + n), taken under the lock when there is one.
- * KILN_EINVAL when out of range. */
+ * KILN_EINVAL when out of range; KILN_EOWNERDEAD when the copy was made but the lock came from a
+ * process that died holding it (the items may be half-updated). */
 KILN_API int kiln_shared_read(kiln_shared *s, size_t start, size_t n, void *out);
 KILN_API int kiln_shared_write(kiln_shared *s, size_t start, size_t n, const void *in);
 
