@@ -379,3 +379,40 @@ TEST(SHM_05_child_arithmetic_forkserver) {
   check_arith(true);
   pt_fs_stop();
 }
+
+typedef struct hold_arg {
+  char name[80];
+  pt_pipe p;
+} hold_arg;
+
+static void child_hold_value_lock(void *arg) {
+  hold_arg *h = arg;
+  kiln_shared *v;
+  KT_CODE(kiln_shared_attach(h->name, &v), KILN_OK);
+  KT_CODE(kiln_prlock_acquire(kiln_shared_get_lock(v), -1), KILN_OK);
+  *(int *)kiln_shared_data(v) = 99; /* a half-done update */
+  pt_signal(h->p);
+  for (;;) pause(); /* until SIGKILL */
+}
+
+/* A process killed holding a Value's lock: the next slice copy still happens and says
+ * KILN_EOWNERDEAD; the one after is ordinary. */
+TEST(SHM_value_lock_holder_killed) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_shared *v = make(KILN_CT_INT, 1, KILN_SHARED_LOCK_FRESH, NULL);
+  hold_arg h;
+  snprintf(h.name, sizeof h.name, "%s", kiln_shm_name(kiln_shared_shm(v)));
+  h.p = pt_pipe_new();
+  pid_t pid = pt_fork(child_hold_value_lock, &h);
+  pt_await(h.p);
+  pt_kill(pid);
+  int x = 0;
+  KT_CODE(kiln_shared_read(v, 0, 1, &x), KILN_EOWNERDEAD);
+  KT_EQ(x, 99);
+  KT_CODE(kiln_shared_write(v, 0, 1, &(int){5}), KILN_OK);
+  KT_CODE(kiln_shared_read(v, 0, 1, &x), KILN_OK);
+  KT_EQ(x, 5);
+  pt_pipe_close(h.p);
+  kiln_shared_destroy(v);
+  pt_leaks_end(lk);
+}
