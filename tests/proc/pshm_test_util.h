@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,11 +74,31 @@ static inline int pt_fd_count(void) {
   return n;
 }
 
+/* Removes this process's entries from /dev/shm: at exit, so that a test that fails half-way
+ * (KT_* exits) leaves none behind. A no-op after a test that passed. */
+static inline void pt_shm_sweep(void) {
+  char p1[32], p2[32], path[300];
+  snprintf(p1, sizeof p1, "kiln-p%d-", (int)getpid());
+  snprintf(p2, sizeof p2, "kiln-t%d-", (int)getpid());
+  DIR *d = opendir("/dev/shm");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, p1, strlen(p1)) != 0 && strncmp(e->d_name, p2, strlen(p2)) != 0)
+      continue;
+    snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+}
+
 /* Before and after a test body: nothing of ours in /dev/shm, no descriptor more. */
 typedef struct pt_leaks {
   int fds;
 } pt_leaks;
 static inline pt_leaks pt_leaks_begin(void) {
+  static int swept;
+  if (!swept++) atexit(pt_shm_sweep);
   KT_EQ(pt_shm_count(), 0);
   return (pt_leaks){pt_fd_count()};
 }
@@ -86,12 +107,16 @@ static inline void pt_leaks_end(pt_leaks l) {
   KT_EQ(pt_fd_count(), l.fds);
 }
 
-/* Forks a child that runs fn(arg) and exits 0 (fn's failed checks exit 1). */
+/* Forks a child that runs fn(arg) and exits 0 (fn's failed checks exit 1). The child dies with
+ * this process (PR_SET_PDEATHSIG), so a failed check here never leaves it behind blocked. */
 static inline pid_t pt_fork(void (*fn)(void *), void *arg) {
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   KT_TRUE(pid >= 0);
   if (pid == 0) {
+    /* the second check closes the race with a parent that died before prctl */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(99);
     fn(arg);
     _exit(0);
   }
@@ -121,11 +146,18 @@ static inline void pt_kill(pid_t pid) {
 static inline void pt_fs_start(void) { KT_CODE(kiln_forkserver_start(), KILN_OK); }
 static inline void pt_fs_stop(void) { kiln_forkserver_stop(); }
 
+/* The config of the tests' fork server children: daemons, so that they die with this process
+ * when a failed check ends it early. */
+static inline void pt_fs_config(kiln_process_config *cfg) {
+  kiln_process_config_default(cfg);
+  KT_EQ(cfg->start, KILN_START_FORKSERVER);
+  cfg->daemon = true;
+}
+
 /* Starts fn(name) through the fork server: the NUL-terminated name is the argument. */
 static inline kiln_process *pt_fs_run(kiln_process_fn fn, const char *name) {
   kiln_process_config cfg;
-  kiln_process_config_default(&cfg);
-  KT_EQ(cfg.start, KILN_START_FORKSERVER);
+  pt_fs_config(&cfg);
   kiln_process *p = NULL;
   KT_CODE(kiln_process_start(&cfg, fn, name, strlen(name) + 1, &p), KILN_OK);
   return p;

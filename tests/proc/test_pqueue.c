@@ -244,7 +244,7 @@ TEST(MQ_03_joinable_task_done_across_processes) {
   snprintf(w.sumname, sizeof w.sumname, "%s", pt_name("sum"));
   kiln_process *pid[2];
   kiln_process_config pc;
-  kiln_process_config_default(&pc);
+  pt_fs_config(&pc);
   for (int i = 0; i < 2; i++) KT_CODE(kiln_process_start(&pc, fs_child_worker, &w, sizeof w, &pid[i]), KILN_OK);
   for (int i = 0; i < JOIN_ITEMS; i++) put_int(q, i);
   KT_CODE(kiln_pqueue_join(q, -1), KILN_OK);

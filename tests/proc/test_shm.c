@@ -346,7 +346,7 @@ static void check_arith(bool forkserver) {
   snprintf(n.s, sizeof n.s, "%s", kiln_shm_name(kiln_shared_shm(s)));
   if (forkserver) { /* the names travel as one byte string */
     kiln_process_config pc;
-    kiln_process_config_default(&pc);
+    pt_fs_config(&pc);
     kiln_process *p;
     KT_CODE(kiln_process_start(&pc, fs_child_arith, &n, sizeof n, &p), KILN_OK);
     pt_fs_wait(p);
