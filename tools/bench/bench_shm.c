@@ -16,6 +16,7 @@
  *
  * Usage: kiln-bench-shm [rounds]   (default 5) */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,12 @@ static double kiln_queue_rate(size_t size, long n) {
     _exit(0);
   }
   size_t len;
-  for (long i = 0; i < n; i++)
-    if (kiln_pqueue_get_into(q, in, size, &len, -1) != 0 || len != size) return -1;
+  int bad = 0;
+  for (long i = 0; i < n && !bad; i++)
+    bad = kiln_pqueue_get_into(q, in, size, &len, -1) != 0 || len != size;
   double t = now() - t0;
-  int bad = reap(pid);
+  if (bad) kill(pid, SIGKILL); /* never leave the producer blocked on a full queue */
+  bad |= reap(pid);
   free(msg);
   free(in);
   kiln_pqueue_destroy(q);
