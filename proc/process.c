@@ -180,9 +180,12 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
   if (pid < 0) return e == ENOMEM ? KILN_ENOMEM : KILN_EIO;
   int pidfd = kiln__pidfd_open(pid);
   if (pidfd < 0) {
-    /* without a pidfd the handle cannot be used safely: undo the start */
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    /* Without a pidfd the handle cannot be used safely: undo the start. ESRCH: it has already
+     * ended and was reaped behind kiln's back (SIGCHLD ignored), and its pid may be reused. */
+    if (errno != ESRCH) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
     return KILN_EIO;
   }
   p->pid = pid, p->pidfd = pidfd, p->statfd = -1;

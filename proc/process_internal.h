@@ -1,15 +1,18 @@
-/* process_internal.h (internal): what process.c, forkserver.c and reaper.c share.
+/* process_internal.h (internal): what the files of processes and the fork server share.
  *
- *   process.c     process handles: start (both methods), join, signals, wait; what every child
- *                 runs first (kiln__child_main)
- *   forkserver.c  the fork server: its process, its request loop, and the program's side of a
- *                 request
- *   reaper.c      the thread that reaps children nobody will join */
+ *   process.c          process handles: start (both methods), join, signals, wait; what every
+ *                      child runs first (kiln__child_main)
+ *   forkserver.c       the fork server: its protocol, starting and stopping it, and the program's
+ *                      side of a request
+ *   forkserver_main.c  the fork server process: its request loop and the reaping of its children
+ *   fdpass.c           bytes with descriptors over a Unix socket
+ *   reaper.c           the thread that reaps children nobody will join */
 #ifndef KILN_PROCESS_INTERNAL_H
 #define KILN_PROCESS_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "kiln/proc.h"
@@ -59,7 +62,21 @@ void kiln__sort_fds(int *fds, size_t n);
 int kiln__pidfd_open(pid_t pid);
 int kiln__pidfd_signal(int pidfd, int sig);
 
-/* ---- forkserver.c ---- */
+/* ---- forkserver.c, forkserver_main.c ---- */
+
+/* A request to the fork server (see forkserver.c for the protocol). */
+typedef struct kiln__fs_req {
+  uint64_t fn; /* the address of the kiln_process_fn: the server is a fork of the program */
+  uint64_t len;
+  uint32_t daemon;
+  uint32_t nchannels;
+  char name[16];
+  uint8_t dirs[KILN__MAX_CHANNELS]; /* bit 0: can receive, bit 1: can send */
+} kiln__fs_req;
+
+/* The server process, forked by kiln_forkserver_start: serves requests on sock until the program
+ * closes it and its last child has ended. parent: the program's pid. Never returns. */
+_Noreturn void kiln__forkserver_main(int sock, pid_t parent);
 
 /* Asks the fork server for a child. On success *pid, *pidfd (the child's pidfd, owned by the
  * caller) and *statfd (a socket on which the child's wait status arrives as 4 bytes when it has
@@ -71,6 +88,17 @@ int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, c
 /* In a new child: forgets the parent's fork server without touching its descriptor (the child
  * closes it with the others). The child is single-threaded there. */
 void kiln__forkserver_forget(void);
+
+/* ---- fdpass.c ---- */
+
+/* Sends buf[0..len) on a Unix stream socket with fds[0..nfds) (nfds <= KILN__MAX_CHANNELS + 1)
+ * attached to its first bytes; MSG_NOSIGNAL. 0 or errno. Any thread (one sender per socket). */
+int kiln__send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
+
+/* Receives exactly len bytes and the descriptors that came with them (up to cap into fds, the
+ * others closed; their count in *nfds; owned by the caller even on failure). 0, -1 at a clean end
+ * of stream, or an errno. */
+int kiln__recv_fds(int sock, void *buf, size_t len, int *fds, size_t cap, size_t *nfds);
 
 /* ---- reaper.c ---- */
 

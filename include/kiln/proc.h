@@ -254,6 +254,304 @@ KILN_API void kiln_ppool_destroy(kiln_ppool *p);
 
 /* ==== shared memory, process-shared synchronisation, process queues ============================== */
 
+/* Everything in this section lives in shared memory and works between any processes of one host
+ * that map it: children forked directly (which inherit the mapping) and children of the fork
+ * server (which do not: they attach by name). Each object is either
+ *   - in a segment of its own: kiln_X_create(name, ...) makes it, kiln_X_attach(name) opens it in
+ *     another process; or
+ *   - placed in memory the caller shares (a kiln_shm segment, or any MAP_SHARED mapping):
+ *     kiln_X_size() bytes (a multiple of 64, so objects packed one after another stay aligned)
+ *     at an 8-byte aligned address, kiln_X_init(mem, ...) once, then kiln_X_at(mem) in every
+ *     process that maps it.
+ * kiln_X_create and kiln_X_attach return 0, KILN_EINVAL (a bad argument, or a segment that holds
+ * another kind of object), the codes of kiln_shm_create / kiln_shm_attach (KILN_EEXIST,
+ * KILN_ENOENT), KILN_ENOMEM or KILN_EIO, and set *out (NULL on failure).
+ * Handles are per process (malloc'd, freed by kiln_X_destroy, which unmaps a segment of the
+ * object's own but never frees the shared state; NULL is a no-op). Every call on a handle may be
+ * made by any thread of its process, concurrently; a handle is inherited by a plain fork and works
+ * there. Destroying a handle that a thread of the same process is blocked on is undefined.
+ * kiln_X_init is not thread-safe: run it once, before the object is shared. kiln_X_at checks
+ * that mem holds an initialised object of that kind (KILN_EINVAL if not). A kiln_X_shm result is
+ * borrowed from the handle. Blocking calls block the calling thread, also inside a pool task,
+ * as the calls of sync.h do (the same rule about tasks applies).
+ *
+ * Names: a name is 1..200 characters without '/'; the segment is /dev/shm/kiln-NAME, so kiln's
+ * entries are easy to tell apart. A NULL name at creation picks a unique one (kiln_shm_name gives
+ * it back, to pass to other processes).
+ *
+ * Lifetime of own segments: the handle that created an object's segment unlinks the name when it
+ * is destroyed in the creating process (processes already attached keep using it; the memory goes
+ * when the last one unmaps). So create, start the children, let them attach, and destroy last.
+ * kiln_shm segments are different: Python's SharedMemory rules, the caller unlinks explicitly.
+ *
+ * Robustness: the state of every object is guarded by a robust process-shared mutex, so a process
+ * that dies inside a call never blocks the others. A lock, rlock or condition whose holder process
+ * dies holding it passes to the next acquirer with KILN_EOWNERDEAD: that acquirer holds it, and
+ * the data it guards may be half-updated (repair it, as with PTHREAD_MUTEX_ROBUST). Waiters notice
+ * a dead holder within about 20 ms. A semaphore unit, or a queue message half-written by a dying
+ * process, is simply lost (no owner to report). */
+
+/* ---- named shared memory (multiprocessing.shared_memory.SharedMemory) ---------------------------- */
+
+typedef struct kiln_shm kiln_shm;
+
+/* Creates and maps a new zero-filled segment of size bytes. name NULL picks a unique name.
+ * 0, KILN_EINVAL (size 0, bad name), KILN_EEXIST (the name exists), KILN_ENOMEM, KILN_EIO. */
+KILN_API int kiln_shm_create(const char *name, size_t size, kiln_shm **out);
+
+/* Maps an existing segment; its size is the segment's own. 0, KILN_EINVAL (NULL or bad name),
+ * KILN_ENOENT (no such segment), KILN_ENOMEM, KILN_EIO. */
+KILN_API int kiln_shm_attach(const char *name, kiln_shm **out);
+
+/* The mapping (page aligned), its size in bytes, and the name (without "kiln-"), all valid until
+ * kiln_shm_close. */
+KILN_API void *kiln_shm_data(const kiln_shm *s);
+KILN_API size_t kiln_shm_size(const kiln_shm *s);
+KILN_API const char *kiln_shm_name(const kiln_shm *s);
+
+/* Removes the name (later attaches get KILN_ENOENT; mappings stay valid). Exactly once over all
+ * processes: 0, then KILN_ENOENT. Any thread. */
+KILN_API int kiln_shm_unlink(kiln_shm *s);
+
+/* Unmaps and frees the handle; never unlinks. NULL is a no-op. */
+KILN_API void kiln_shm_close(kiln_shm *s);
+
+/* ---- process-shared lock (multiprocessing.Lock) ----------------------------------------------
+ * As kiln_lock (sync.h): not reentrant, any thread of any process may release it (LOCK-04). */
+
+typedef struct kiln_plock kiln_plock;
+
+KILN_API size_t kiln_plock_size(void);
+KILN_API int kiln_plock_init(void *mem);
+KILN_API int kiln_plock_at(void *mem, kiln_plock **out);
+KILN_API int kiln_plock_create(const char *name, kiln_plock **out);
+KILN_API int kiln_plock_attach(const char *name, kiln_plock **out);
+/* The object's own segment (borrowed; NULL for kiln_plock_at handles). */
+KILN_API kiln_shm *kiln_plock_shm(const kiln_plock *l);
+KILN_API void kiln_plock_destroy(kiln_plock *l);
+
+/* 0, KILN_EOWNERDEAD (acquired from a holder that died), KILN_ETIMEDOUT (timeout 0: held now),
+ * KILN_EINVAL (NaN). */
+KILN_API int kiln_plock_acquire(kiln_plock *l, double timeout);
+/* KILN_ESTATE when it is not locked (Python's ValueError). */
+KILN_API int kiln_plock_release(kiln_plock *l);
+KILN_API bool kiln_plock_locked(kiln_plock *l);
+
+/* ---- process-shared rlock (multiprocessing.RLock) ------------------------------------------------
+ * Owned by one thread of one process (RLOCK-04), re-acquired by it with a count. */
+
+typedef struct kiln_prlock kiln_prlock;
+
+KILN_API size_t kiln_prlock_size(void);
+KILN_API int kiln_prlock_init(void *mem);
+KILN_API int kiln_prlock_at(void *mem, kiln_prlock **out);
+KILN_API int kiln_prlock_create(const char *name, kiln_prlock **out);
+KILN_API int kiln_prlock_attach(const char *name, kiln_prlock **out);
+KILN_API kiln_shm *kiln_prlock_shm(const kiln_prlock *r);
+KILN_API void kiln_prlock_destroy(kiln_prlock *r);
+
+/* As kiln_plock_acquire; KILN_EOWNERDEAD leaves the count at 1. */
+KILN_API int kiln_prlock_acquire(kiln_prlock *r, double timeout);
+/* KILN_ESTATE unless the calling thread owns it. */
+KILN_API int kiln_prlock_release(kiln_prlock *r);
+KILN_API bool kiln_prlock_is_owned(kiln_prlock *r);
+KILN_API bool kiln_prlock_locked(kiln_prlock *r);
+
+/* ---- process-shared semaphore (multiprocessing.Semaphore / BoundedSemaphore) ------------------ */
+
+typedef struct kiln_psem kiln_psem;
+
+/* value < 0 is KILN_EINVAL; bounded: releases never go above value. */
+KILN_API size_t kiln_psem_size(void);
+KILN_API int kiln_psem_init(void *mem, int value, bool bounded);
+KILN_API int kiln_psem_at(void *mem, kiln_psem **out);
+KILN_API int kiln_psem_create(const char *name, int value, bool bounded, kiln_psem **out);
+KILN_API int kiln_psem_attach(const char *name, kiln_psem **out);
+KILN_API kiln_shm *kiln_psem_shm(const kiln_psem *s);
+KILN_API void kiln_psem_destroy(kiln_psem *s);
+
+/* 0 or KILN_ETIMEDOUT (timeout 0: no unit free, at once: SEM-06's multiprocessing form). Each
+ * unit released lets exactly one acquirer through, but not in arrival order (unlike
+ * kiln_semaphore): a newcomer may take a unit before a sleeper wakes. */
+KILN_API int kiln_psem_acquire(kiln_psem *s, double timeout);
+/* n >= 1 else KILN_EINVAL; bounded and above the initial value: KILN_EINVAL, nothing changed. */
+KILN_API int kiln_psem_release(kiln_psem *s, int n);
+KILN_API int kiln_psem_value(kiln_psem *s);
+
+/* ---- process-shared condition (multiprocessing.Condition) --------------------------------------
+ * The condition holds its own lock: an rlock (Python's default) or, with plain_lock, a plain lock.
+ * Waiters may be threads of any process; notify wakes the longest waiting first, passing over
+ * waiters whose process died. */
+
+typedef struct kiln_pcond kiln_pcond;
+
+KILN_API size_t kiln_pcond_size(void);
+KILN_API int kiln_pcond_init(void *mem, bool plain_lock);
+KILN_API int kiln_pcond_at(void *mem, kiln_pcond **out);
+KILN_API int kiln_pcond_create(const char *name, bool plain_lock, kiln_pcond **out);
+KILN_API int kiln_pcond_attach(const char *name, kiln_pcond **out);
+KILN_API kiln_shm *kiln_pcond_shm(const kiln_pcond *c);
+KILN_API void kiln_pcond_destroy(kiln_pcond *c);
+
+/* The lock: as kiln_prlock_* (or kiln_plock_* with plain_lock). */
+KILN_API int kiln_pcond_acquire(kiln_pcond *c, double timeout);
+KILN_API int kiln_pcond_release(kiln_pcond *c);
+/* As kiln_condition_wait: 0 notified, KILN_ETIMEDOUT, KILN_ESTATE (lock not held by the caller),
+ * KILN_EOWNERDEAD (notified or not, the lock came back from a holder that died), KILN_EBUSY (128
+ * threads wait on it already; nothing done). */
+KILN_API int kiln_pcond_wait(kiln_pcond *c, double timeout);
+KILN_API int kiln_pcond_wait_for(kiln_pcond *c, bool (*pred)(void *arg), void *arg, double timeout);
+/* Wakes min(n, waiting) waiters. KILN_ESTATE when the caller does not hold the lock. */
+KILN_API int kiln_pcond_notify(kiln_pcond *c, int n);
+KILN_API int kiln_pcond_notify_all(kiln_pcond *c);
+
+/* ---- process-shared event (multiprocessing.Event) --------------------------------------------- */
+
+typedef struct kiln_pevent kiln_pevent;
+
+KILN_API size_t kiln_pevent_size(void);
+KILN_API int kiln_pevent_init(void *mem);
+KILN_API int kiln_pevent_at(void *mem, kiln_pevent **out);
+KILN_API int kiln_pevent_create(const char *name, kiln_pevent **out);
+KILN_API int kiln_pevent_attach(const char *name, kiln_pevent **out);
+KILN_API kiln_shm *kiln_pevent_shm(const kiln_pevent *e);
+KILN_API void kiln_pevent_destroy(kiln_pevent *e);
+
+KILN_API void kiln_pevent_set(kiln_pevent *e);
+KILN_API void kiln_pevent_clear(kiln_pevent *e);
+KILN_API bool kiln_pevent_is_set(kiln_pevent *e);
+/* 0 once set (a waiter woken by set returns 0 even if clear follows at once), KILN_ETIMEDOUT. */
+KILN_API int kiln_pevent_wait(kiln_pevent *e, double timeout);
+
+/* ---- process-shared barrier (multiprocessing.Barrier) ------------------------------------------
+ * As kiln_barrier, without an action (a function pointer means nothing in another process). */
+
+typedef struct kiln_pbarrier kiln_pbarrier;
+
+/* parties >= 1 else KILN_EINVAL; timeout: the default for wait (negative: none). */
+KILN_API size_t kiln_pbarrier_size(void);
+KILN_API int kiln_pbarrier_init(void *mem, int parties, double timeout);
+KILN_API int kiln_pbarrier_at(void *mem, kiln_pbarrier **out);
+KILN_API int kiln_pbarrier_create(const char *name, int parties, double timeout,
+                                  kiln_pbarrier **out);
+KILN_API int kiln_pbarrier_attach(const char *name, kiln_pbarrier **out);
+KILN_API kiln_shm *kiln_pbarrier_shm(const kiln_pbarrier *b);
+KILN_API void kiln_pbarrier_destroy(kiln_pbarrier *b);
+
+/* 0 with *index (may be NULL) distinct in 0..parties-1 per round; KILN_EBROKEN (aborted, reset
+ * while waiting, or a wait timed out: every waiter and later caller until reset). timeout < 0 in
+ * wait_timeout waits forever; kiln_pbarrier_wait uses the default. */
+KILN_API int kiln_pbarrier_wait(kiln_pbarrier *b, int *index);
+KILN_API int kiln_pbarrier_wait_timeout(kiln_pbarrier *b, double timeout, int *index);
+KILN_API void kiln_pbarrier_abort(kiln_pbarrier *b);
+KILN_API void kiln_pbarrier_reset(kiln_pbarrier *b);
+KILN_API bool kiln_pbarrier_broken(kiln_pbarrier *b);
+KILN_API int kiln_pbarrier_n_waiting(kiln_pbarrier *b);
+KILN_API int kiln_pbarrier_parties(kiln_pbarrier *b);
+
+/* ---- shared Value and Array of C types (multiprocessing.Value / Array / RawValue / RawArray) ---- */
+
+typedef enum kiln_ctype {
+  KILN_CT_CHAR, KILN_CT_SHORT, KILN_CT_INT, KILN_CT_LONG, KILN_CT_LONGLONG,
+  KILN_CT_UINT8, KILN_CT_UINT16, KILN_CT_UINT32, KILN_CT_UINT64,
+  KILN_CT_FLOAT, KILN_CT_DOUBLE,
+} kiln_ctype;
+
+/* The lock of a Value or Array (SHM-02). */
+typedef enum kiln_shared_lock {
+  KILN_SHARED_LOCK_FRESH = 0, /* lock=True: a new rlock next to the data (the default) */
+  KILN_SHARED_LOCK_NONE = 1,  /* lock=False: RawValue / RawArray, no lock */
+  KILN_SHARED_LOCK_GIVEN = 2, /* the caller's rlock (cfg.lock), which must have its own segment */
+} kiln_shared_lock;
+
+typedef struct kiln_shared_config {
+  kiln_ctype type;         /* KILN_CT_INT by default */
+  size_t length;           /* number of items, >= 1; a Value is an Array of 1. Default 1 */
+  kiln_shared_lock lock_mode;
+  kiln_prlock *lock;       /* KILN_SHARED_LOCK_GIVEN: borrowed, must outlive the handle */
+  const char *name;        /* NULL: a unique name */
+  const void *init;        /* length items to copy in, or NULL: zero-filled (SHM-04) */
+} kiln_shared_config;
+
+typedef struct kiln_shared kiln_shared;
+
+KILN_API void kiln_shared_config_default(kiln_shared_config *cfg);
+/* 0, KILN_EINVAL (bad type, length 0, GIVEN without a lock or with one of no own segment, NONE
+ * or FRESH with a lock), KILN_EEXIST, KILN_ENOMEM, KILN_EIO. The creator's destroy unlinks. */
+KILN_API int kiln_shared_create(const kiln_shared_config *cfg, kiln_shared **out);
+/* Opens it in another process (a GIVEN lock is attached too, by its segment's name). */
+KILN_API int kiln_shared_attach(const char *name, kiln_shared **out);
+KILN_API void kiln_shared_destroy(kiln_shared *s);
+
+/* The items (borrowed, valid until destroy): read and write them under get_lock when other
+ * processes write too. */
+KILN_API void *kiln_shared_data(const kiln_shared *s);
+KILN_API size_t kiln_shared_length(const kiln_shared *s);
+KILN_API kiln_ctype kiln_shared_type(const kiln_shared *s);
+KILN_API size_t kiln_ctype_size(kiln_ctype t);
+KILN_API kiln_shm *kiln_shared_shm(const kiln_shared *s);
+/* The lock (borrowed): the one given (the same pointer in the creating process), the fresh one,
+ * or NULL for a raw object. */
+KILN_API kiln_prlock *kiln_shared_get_lock(const kiln_shared *s);
+
+/* Slice copies of items [start, start + n), taken under the lock when there is one.
+ * KILN_EINVAL when out of range; KILN_EOWNERDEAD when the copy was made but the lock came from a
+ * process that died holding it (the items may be half-updated). */
+KILN_API int kiln_shared_read(kiln_shared *s, size_t start, size_t n, void *out);
+KILN_API int kiln_shared_write(kiln_shared *s, size_t start, size_t n, const void *in);
+
+/* ---- process queues (multiprocessing.Queue / JoinableQueue / SimpleQueue) ----------------------
+ * Messages are byte strings (the caller serialises) kept in a ring in shared memory. Python's
+ * exceptions become: Full → KILN_EFULL, Empty → KILN_EEMPTY, "Queue is closed" (ValueError) →
+ * KILN_ESTATE, OSError "is closed" from empty() → KILN_ESTATE, a message that cannot go in →
+ * KILN_EINVAL (the queue and its count are unchanged). */
+
+typedef enum kiln_pqueue_kind {
+  KILN_PQUEUE_QUEUE = 0,
+  KILN_PQUEUE_JOINABLE = 1, /* adds task_done / join */
+  KILN_PQUEUE_SIMPLE = 2,   /* unbounded (but for capacity), no maxsize */
+} kiln_pqueue_kind;
+
+typedef struct kiln_pqueue_config {
+  kiln_pqueue_kind kind;
+  size_t maxsize;     /* messages; 0: bounded only by capacity. Ignored for SIMPLE */
+  size_t capacity;    /* bytes of the ring; 0: 1 MiB. Largest message: capacity - 8 */
+  const char *name;   /* NULL: unique */
+} kiln_pqueue_config;
+
+typedef struct kiln_pqueue kiln_pqueue;
+
+KILN_API void kiln_pqueue_config_default(kiln_pqueue_config *cfg);
+/* 0, KILN_EINVAL, KILN_EEXIST, KILN_ENOMEM, KILN_EIO. The creator's destroy unlinks. */
+KILN_API int kiln_pqueue_create(const kiln_pqueue_config *cfg, kiln_pqueue **out);
+KILN_API int kiln_pqueue_attach(const char *name, kiln_pqueue **out);
+KILN_API kiln_shm *kiln_pqueue_shm(const kiln_pqueue *q);
+KILN_API void kiln_pqueue_destroy(kiln_pqueue *q);
+
+/* Copies len bytes in, waiting up to timeout for room. 0, KILN_EFULL, KILN_EINVAL (len above the
+ * largest message), KILN_ESTATE (this handle is closed). Any thread. */
+KILN_API int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout);
+/* Takes the oldest message: *buf malloc'd (free() it; non-NULL also for an empty one), *len.
+ * 0, KILN_EEMPTY, KILN_ESTATE (closed handle), KILN_ENOMEM (the message stays queued). */
+KILN_API int kiln_pqueue_get(kiln_pqueue *q, void **buf, size_t *len, double timeout);
+/* The same into buf[0..cap): KILN_EINVAL and *len the size needed when it does not fit (the
+ * message stays queued). */
+KILN_API int kiln_pqueue_get_into(kiln_pqueue *q, void *buf, size_t cap, size_t *len,
+                                  double timeout);
+KILN_API size_t kiln_pqueue_qsize(kiln_pqueue *q);
+/* 1 empty, 0 not; on a closed handle 1 if it never put or got, else KILN_ESTATE (MQ-05; a
+ * closed SIMPLE queue is always KILN_ESTATE). */
+KILN_API int kiln_pqueue_empty(kiln_pqueue *q);
+KILN_API bool kiln_pqueue_full(kiln_pqueue *q);
+KILN_API size_t kiln_pqueue_max_message(const kiln_pqueue *q);
+/* JOINABLE only (else KILN_EUNSUPPORTED): task_done is KILN_EINVAL when called more often than
+ * put; join waits until every message put has been task_done'd (0 or KILN_ETIMEDOUT). */
+KILN_API int kiln_pqueue_task_done(kiln_pqueue *q);
+KILN_API int kiln_pqueue_join(kiln_pqueue *q, double timeout);
+/* This process's handle stops: later put/get on it are KILN_ESTATE. Other handles and processes
+ * go on. Twice is fine. */
+KILN_API void kiln_pqueue_close(kiln_pqueue *q);
+
 
 /* ==== manager ==================================================================================== */
 
