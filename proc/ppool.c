@@ -1,0 +1,497 @@
+/* ppool.c: the process pool: a FIFO of jobs, and one slot per worker process, each served by its
+ * own thread (fine for the tens of workers a machine runs).
+ *
+ * A slot thread takes a batch of jobs from the queue (up to a fair share of what is queued, at
+ * most 64, never past the worker's maxtasksperchild), sends it as one message, then reads one
+ * reply per job and completes it. End of stream on the connection means the worker died: the
+ * first job without a reply is the one it died in. With break_on_worker_death the pool is then
+ * broken (every job not done fails with KILN_EBROKEN, the other workers are killed); otherwise
+ * that job fails with KILN_EKILLED / KILN_EEXITED, the rest of the batch goes back to the head of
+ * the queue and the slot starts a replacement. A worker that has run maxtasksperchild jobs exits
+ * by itself and is replaced the same way.
+ *
+ * Shutdown: close lets the slots drain the queue, then each closes its connection (the worker
+ * exits at end of stream) and joins its process. terminate cancels the queue and kills every
+ * worker; each slot thread sees end of stream and fails its batch with KILN_ECANCELLED.
+ *
+ * Lock: one mutex, p->mu, guards the queue, the state and each slot's proc pointer (terminate
+ * kills through it while the slot thread may be replacing it). Nothing is called under it that
+ * could call back into the pool: jobs are finished (promises completed, callbacks run) outside
+ * it. s->conn and s->ntasks belong to the slot thread alone. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ppool_internal.h"
+
+enum { BATCH_MAX = 64 };
+typedef enum { P_RUNNING, P_CLOSED, P_TERMINATED } pstate;
+
+typedef struct slot {
+  kiln_ppool *pool;
+  pthread_t thread;
+  kiln_process *proc; /* under p->mu; NULL between a worker's end and its replacement */
+  kiln_channel *conn;    /* slot thread only */
+  uint32_t ntasks;    /* jobs sent to the current worker */
+  uint8_t *out;       /* the batch message buffer */
+  size_t outcap;
+} slot;
+
+struct kiln_ppool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* jobs queued, or the state changed */
+  kiln__pjob *head, *tail;
+  size_t queued;
+  pstate state;
+  bool broken;
+  kiln_ppool_config cfg;
+  uint8_t *wcfg; /* the workers' config bytes (ppool_internal.h) */
+  size_t wcfg_len;
+  int n;
+  int nthreads; /* slot threads started */
+  slot *slots;
+  pthread_mutex_t join_mu; /* serialises join; taken before mu, never under it */
+  bool joined;
+};
+
+void kiln_ppool_config_default(kiln_ppool_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->start = KILN_START_FORKSERVER;
+}
+
+/* ---- the queue -------------------------------------------------------------------------------- */
+
+int kiln__ppool_enqueue(kiln_ppool *p, kiln__pjob *head, size_t n) {
+  kiln__pjob *last = head;
+  while (last->next) last = last->next;
+  pthread_mutex_lock(&p->mu);
+  int rc = p->broken ? KILN_EBROKEN : p->state != P_RUNNING ? KILN_ESHUTDOWN : 0;
+  if (rc == 0) {
+    if (p->tail)
+      p->tail->next = head;
+    else
+      p->head = head;
+    p->tail = last;
+    p->queued += n;
+    if (n > 1)
+      pthread_cond_broadcast(&p->cv);
+    else
+      pthread_cond_signal(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* Takes the whole queue (under p->mu). */
+static kiln__pjob *steal_queue(kiln_ppool *p) {
+  kiln__pjob *h = p->head;
+  p->head = p->tail = NULL;
+  p->queued = 0;
+  return h;
+}
+
+/* Puts jobs[0..n) back at the head of the queue, in order (under p->mu). Their single tasks are
+ * already marked running: take is not asked again. */
+static void requeue(kiln_ppool *p, kiln__pjob **jobs, size_t n) {
+  for (size_t i = n; i-- > 0;) {
+    jobs[i]->take = NULL;
+    jobs[i]->next = p->head;
+    p->head = jobs[i];
+    if (!p->tail) p->tail = jobs[i];
+    p->queued++;
+  }
+  pthread_cond_broadcast(&p->cv);
+}
+
+static void finish_all(kiln__pjob *h, int code, const char *msg) {
+  while (h) {
+    kiln__pjob *next = h->next;
+    h->finish(h, NULL, 0, code, msg);
+    kiln__pjob_free(h);
+    h = next;
+  }
+}
+
+/* Kills every worker (under p->mu). */
+static void kill_all(kiln_ppool *p) {
+  for (int i = 0; i < p->n; i++)
+    if (p->slots[i].proc) kiln_process_kill(p->slots[i].proc);
+}
+
+/* Marks the pool broken and returns the queue, to be failed with KILN_EBROKEN (under p->mu). */
+static kiln__pjob *break_pool(kiln_ppool *p) {
+  p->broken = true;
+  kill_all(p);
+  pthread_cond_broadcast(&p->cv);
+  return steal_queue(p);
+}
+
+/* ---- workers ---------------------------------------------------------------------------------- */
+
+/* Starts the slot's worker process. 0 or the code of kiln_conn_pipe / kiln_process_start. */
+static int start_worker(kiln_ppool *p, slot *s) {
+  kiln_channel *mine, *theirs;
+  int rc = kiln_channel_pair(true, &mine, &theirs);
+  if (rc) return rc;
+  kiln_process_config pc;
+  kiln_process_config_default(&pc);
+  pc.start = p->cfg.start;
+  pc.daemon = true; /* as Pool's workers: they die with the program */
+  pc.name = "kiln-ppool";
+  pc.channels = &theirs;
+  pc.nchannels = 1;
+  kiln_process *proc;
+  rc = kiln_process_start(&pc, kiln__ppool_worker_main, p->wcfg, p->wcfg_len, &proc);
+  kiln_channel_destroy(theirs); /* so that the worker's death is end of stream here */
+  if (rc) {
+    kiln_channel_destroy(mine);
+    return rc;
+  }
+  pthread_mutex_lock(&p->mu);
+  s->proc = proc;
+  /* terminated or broken while it started: it must not outlive the pool's other workers */
+  if (p->state == P_TERMINATED || p->broken) kiln_process_kill(proc);
+  pthread_mutex_unlock(&p->mu);
+  s->conn = mine;
+  s->ntasks = 0;
+  return 0;
+}
+
+/* Ends the slot's current worker: closes the connection (a live worker exits at end of stream),
+ * waits for it (killing one that does not end within a second of that) and frees it. Its exit
+ * code in *code (0 if unknown). */
+static void reap_worker(kiln_ppool *p, slot *s, int *code) {
+  *code = 0;
+  kiln_channel_destroy(s->conn);
+  s->conn = NULL;
+  s->ntasks = 0;
+  pthread_mutex_lock(&p->mu);
+  kiln_process *proc = s->proc;
+  pthread_mutex_unlock(&p->mu);
+  if (!proc) return;
+  if (kiln_process_join(proc, 1.0) == KILN_ETIMEDOUT) {
+    kiln_process_kill(proc);
+    kiln_process_join(proc, -1);
+  }
+  kiln_process_exitcode(proc, code);
+  pthread_mutex_lock(&p->mu);
+  s->proc = NULL;
+  pthread_mutex_unlock(&p->mu);
+  kiln_process_destroy(proc);
+}
+
+/* What a worker's exit code says, for the job it died in. */
+static int death_code(int pid, int exitcode, char *msg, size_t cap) {
+  if (exitcode < 0) {
+    const char *abbrev = sigabbrev_np(-exitcode);
+    snprintf(msg, cap, "worker %d killed by SIG%s (signal %d)", pid, abbrev ? abbrev : "?",
+             -exitcode);
+    return KILN_EKILLED;
+  }
+  snprintf(msg, cap, "worker %d exited with status %d", pid, exitcode);
+  return KILN_EEXITED;
+}
+
+static void replace_worker(kiln_ppool *p, slot *s);
+
+/* The worker of slot s died (or its connection failed) with jobs[0..n) not answered; jobs[0] is
+ * the one it was running. Completes or requeues them and reaps the worker. */
+static void worker_died(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t n) {
+  int pid = kiln_process_pid(s->proc), exitcode;
+  reap_worker(p, s, &exitcode);
+  char why[160], msg[256];
+  int code = death_code(pid, exitcode, why, sizeof why);
+  kiln__pjob *rest = NULL;
+  bool requeued = false;
+  pthread_mutex_lock(&p->mu);
+  if (p->state == P_TERMINATED) {
+    code = KILN_ECANCELLED;
+    snprintf(msg, sizeof msg, "the pool was terminated");
+  } else if (p->broken || p->cfg.break_on_worker_death) {
+    if (!p->broken) rest = break_pool(p);
+    code = KILN_EBROKEN;
+    snprintf(msg, sizeof msg, "a worker of the process pool died abruptly (%s): the pool is broken",
+             why);
+  } else {
+    snprintf(msg, sizeof msg, "%s", why);
+    requeue(p, jobs + 1, n - 1); /* they never started; only jobs[0] fails */
+    requeued = true;
+  }
+  pthread_mutex_unlock(&p->mu);
+  /* the replacement starts before the failure is reported: whoever sees it sees the full pool */
+  if (requeued) replace_worker(p, s);
+  for (size_t i = 0; i < (requeued ? 1 : n); i++) {
+    jobs[i]->finish(jobs[i], NULL, 0, code, msg);
+    kiln__pjob_free(jobs[i]);
+  }
+  finish_all(rest, KILN_EBROKEN, msg);
+}
+
+/* ---- slot threads ----------------------------------------------------------------------------- */
+
+/* Waits for work and takes a batch into jobs[] (capacity BATCH_MAX): its count, or 0 when the
+ * slot is to stop (closed and drained, terminated, broken). Jobs whose owner cancelled them are
+ * completed here, outside the lock, and not counted. */
+static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs) {
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    while (p->state != P_TERMINATED && !p->broken && !p->queued && p->state != P_CLOSED)
+      pthread_cond_wait(&p->cv, &p->mu);
+    if (p->state == P_TERMINATED || p->broken || !p->queued) {
+      pthread_mutex_unlock(&p->mu);
+      return 0;
+    }
+    size_t k = (p->queued + (size_t)p->n - 1) / (size_t)p->n;
+    if (k > BATCH_MAX) k = BATCH_MAX;
+    uint32_t max = p->cfg.maxtasksperchild;
+    if (max && k > max - s->ntasks) k = max - s->ntasks;
+    for (size_t i = 0; i < k; i++) {
+      jobs[i] = p->head;
+      p->head = p->head->next;
+      jobs[i]->next = NULL;
+    }
+    if (!p->head) p->tail = NULL;
+    p->queued -= k;
+    pthread_mutex_unlock(&p->mu);
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++) {
+      if (!jobs[i]->take || jobs[i]->take(jobs[i])) {
+        jobs[kept++] = jobs[i];
+      } else {
+        jobs[i]->finish(jobs[i], NULL, 0, KILN_ECANCELLED, "cancelled");
+        kiln__pjob_free(jobs[i]);
+      }
+    }
+    if (kept) return kept;
+  }
+}
+
+/* Sends jobs[0..n) as one message. 0, or the failure of kiln_conn_send / KILN_ENOMEM. */
+static int send_batch(slot *s, kiln__pjob **jobs, size_t n) {
+  size_t total = 4;
+  for (size_t i = 0; i < n; i++) total += jobs[i]->wire_len;
+  if (total > s->outcap) {
+    uint8_t *b = realloc(s->out, total);
+    if (!b) return KILN_ENOMEM;
+    s->out = b, s->outcap = total;
+  }
+  uint32_t nj = (uint32_t)n;
+  memcpy(s->out, &nj, 4);
+  size_t at = 4;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(s->out + at, jobs[i]->wire, jobs[i]->wire_len);
+    at += jobs[i]->wire_len;
+  }
+  return kiln_channel_send(s->conn, s->out, total, -1);
+}
+
+/* Starts a worker for a slot that has none. false when that failed: the pool is then broken and
+ * jobs[0..n) (and the queue) have been failed. */
+static bool ensure_worker(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t n) {
+  if (s->conn) return true;
+  int rc = start_worker(p, s);
+  if (rc == 0) return true;
+  char msg[160];
+  snprintf(msg, sizeof msg, "cannot start a worker process: %s", kiln_strerror(rc));
+  pthread_mutex_lock(&p->mu);
+  kiln__pjob *rest = break_pool(p);
+  pthread_mutex_unlock(&p->mu);
+  for (size_t i = 0; i < n; i++) {
+    jobs[i]->finish(jobs[i], NULL, 0, KILN_EBROKEN, msg);
+    kiln__pjob_free(jobs[i]);
+  }
+  finish_all(rest, KILN_EBROKEN, msg);
+  return false;
+}
+
+/* Starts the replacement of a worker that has ended, at once, so that the pool keeps its size
+ * (PPE-02); not when the pool is ending anyway. */
+static void replace_worker(kiln_ppool *p, slot *s) {
+  pthread_mutex_lock(&p->mu);
+  bool more = !p->broken && (p->state == P_RUNNING || (p->state == P_CLOSED && p->queued));
+  pthread_mutex_unlock(&p->mu);
+  if (more) ensure_worker(p, s, NULL, 0);
+}
+
+/* Runs one batch on the slot's worker and completes (or requeues) every job of it. */
+static void run_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t n) {
+  /* a worker that died while idle (killed from outside) is replaced before it is blamed */
+  if (s->conn && !kiln_process_is_alive(s->proc)) {
+    int code;
+    reap_worker(p, s, &code);
+  }
+  if (!ensure_worker(p, s, jobs, n)) return;
+  size_t i = 0;
+  if (send_batch(s, jobs, n) == 0) {
+    for (; i < n; i++) {
+      void *msg;
+      size_t len;
+      if (kiln_channel_recv(s->conn, &msg, &len, -1) != 0) break;
+      s->ntasks++;
+      jobs[i]->finish(jobs[i], msg, len, 0, NULL);
+      kiln__pjob_free(jobs[i]);
+      free(msg);
+    }
+  }
+  if (i < n) {
+    worker_died(p, s, jobs + i, n - i);
+    return;
+  }
+  if (p->cfg.maxtasksperchild && s->ntasks >= p->cfg.maxtasksperchild) {
+    int code;
+    reap_worker(p, s, &code); /* it exits by itself after its last reply */
+    replace_worker(p, s);
+  }
+}
+
+static void *slot_main(void *arg) {
+  slot *s = arg;
+  kiln_ppool *p = s->pool;
+  kiln__pjob *jobs[BATCH_MAX];
+  size_t n;
+  while ((n = take_batch(p, s, jobs)) > 0) run_batch(p, s, jobs, n);
+  int code;
+  if (s->conn) reap_worker(p, s, &code);
+  return NULL;
+}
+
+/* ---- create, shutdown ------------------------------------------------------------------------- */
+
+static int check_config(const kiln_ppool_config *cfg) {
+  if (cfg->processes < 0 || cfg->processes > 4096) return KILN_EINVAL;
+  if (cfg->start != KILN_START_FORKSERVER && cfg->start != KILN_START_FORK) return KILN_EINVAL;
+  if (cfg->initarg_len && !cfg->initarg) return KILN_EINVAL;
+  if (cfg->start == KILN_START_FORKSERVER && !kiln_forkserver_running()) return KILN_ESTATE;
+  return 0;
+}
+
+static int make_wcfg(kiln_ppool *p) {
+  p->wcfg_len = KILN__PWORKER_CFG_HEAD + p->cfg.initarg_len;
+  p->wcfg = malloc(p->wcfg_len);
+  if (!p->wcfg) return KILN_ENOMEM;
+  uint64_t init = (uintptr_t)p->cfg.initializer;
+  uint32_t max = p->cfg.maxtasksperchild;
+  memcpy(p->wcfg, &init, 8);
+  memcpy(p->wcfg + 8, &max, 4);
+  if (p->cfg.initarg_len) memcpy(p->wcfg + 12, p->cfg.initarg, p->cfg.initarg_len);
+  p->cfg.initarg = NULL; /* the copy in wcfg is the one used */
+  return 0;
+}
+
+static void free_pool(kiln_ppool *p) {
+  for (int i = 0; i < p->n; i++) free(p->slots[i].out);
+  free(p->slots);
+  free(p->wcfg);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->join_mu);
+  free(p);
+}
+
+/* Starts every worker first (with KILN_START_FORK, before any slot thread exists), then the
+ * threads. */
+static int start_all(kiln_ppool *p) {
+  int rc = 0;
+  for (int i = 0; i < p->n && rc == 0; i++) rc = start_worker(p, &p->slots[i]);
+  for (int i = 0; i < p->n && rc == 0; i++) {
+    if (pthread_create(&p->slots[i].thread, NULL, slot_main, &p->slots[i]) != 0)
+      rc = KILN_ENOMEM;
+    else
+      p->nthreads++;
+  }
+  return rc;
+}
+
+int kiln_ppool_create(const kiln_ppool_config *cfg, kiln_ppool **out) {
+  *out = NULL;
+  kiln_ppool_config def;
+  if (!cfg) kiln_ppool_config_default(&def), cfg = &def;
+  int rc = check_config(cfg);
+  if (rc) return rc;
+  kiln_ppool *p = calloc(1, sizeof *p);
+  if (!p) return KILN_ENOMEM;
+  p->cfg = *cfg;
+  p->n = cfg->processes ? cfg->processes : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (p->n < 1) p->n = 1;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  pthread_mutex_init(&p->join_mu, NULL);
+  p->slots = calloc((size_t)p->n, sizeof *p->slots);
+  rc = p->slots ? make_wcfg(p) : KILN_ENOMEM;
+  if (rc) {
+    free_pool(p);
+    return rc;
+  }
+  for (int i = 0; i < p->n; i++) p->slots[i].pool = p;
+  rc = start_all(p);
+  if (rc) {
+    kiln_ppool_terminate(p);
+    for (int i = 0; i < p->n; i++) {
+      slot *s = &p->slots[i];
+      if (i < p->nthreads)
+        pthread_join(s->thread, NULL);
+      else if (s->conn)
+        reap_worker(p, s, &(int){0});
+    }
+    free_pool(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+int kiln_ppool_close(kiln_ppool *p) {
+  pthread_mutex_lock(&p->mu);
+  if (p->state == P_RUNNING) p->state = P_CLOSED;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+int kiln_ppool_terminate(kiln_ppool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->state = P_TERMINATED;
+  kiln__pjob *q = steal_queue(p);
+  kill_all(p);
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  finish_all(q, KILN_ECANCELLED, "the pool was terminated");
+  return 0;
+}
+
+int kiln_ppool_join(kiln_ppool *p) {
+  pthread_mutex_lock(&p->mu);
+  bool running = p->state == P_RUNNING;
+  pthread_mutex_unlock(&p->mu);
+  if (running) return KILN_ESTATE;
+  pthread_mutex_lock(&p->join_mu);
+  if (!p->joined) {
+    for (int i = 0; i < p->nthreads; i++) pthread_join(p->slots[i].thread, NULL);
+    p->joined = true;
+  }
+  pthread_mutex_unlock(&p->join_mu);
+  return 0;
+}
+
+void kiln_ppool_destroy(kiln_ppool *p) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  bool running = p->state == P_RUNNING;
+  pthread_mutex_unlock(&p->mu);
+  if (running) kiln_ppool_terminate(p);
+  kiln_ppool_join(p);
+  free_pool(p);
+}
+
+size_t kiln_ppool_pids(kiln_ppool *p, int *pids, size_t cap) {
+  size_t k = 0;
+  pthread_mutex_lock(&p->mu);
+  for (int i = 0; i < p->n && k < cap; i++)
+    if (p->slots[i].proc) pids[k++] = kiln_process_pid(p->slots[i].proc);
+  pthread_mutex_unlock(&p->mu);
+  return k;
+}
