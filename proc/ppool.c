@@ -28,7 +28,7 @@
 
 #include "ppool_internal.h"
 
-enum { BATCH_MAX = 64 };
+enum { BATCH_MAX = 64, BATCH_BYTES = 16 << 20 };
 typedef enum { P_RUNNING, P_CLOSED, P_TERMINATED } pstate;
 
 typedef struct slot {
@@ -249,7 +249,14 @@ static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs) {
     if (k > BATCH_MAX) k = BATCH_MAX;
     uint32_t max = p->cfg.maxtasksperchild;
     if (max && k > max - s->ntasks) k = max - s->ntasks;
+    size_t bytes = 0;
     for (size_t i = 0; i < k; i++) {
+      /* a batch stays well under a channel message's 4 GiB: at least one job, then 16 MiB */
+      if (i && bytes + p->head->wire_len > BATCH_BYTES) {
+        k = i;
+        break;
+      }
+      bytes += p->head->wire_len;
       jobs[i] = p->head;
       p->head = p->head->next;
       jobs[i]->next = NULL;

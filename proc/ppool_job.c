@@ -34,6 +34,8 @@ int kiln__pjob_encode(kiln__pjob *j, uintptr_t fn, bool star, const kiln_bytes *
                       size_t nitems, size_t nargs) {
   size_t total = 8 + 4 + 4 + 4;
   for (size_t i = 0; i < nitems * nargs; i++) total += 8 + args[i].len;
+  /* a batch travels as one channel message, whose length is 32 bits */
+  if (total > UINT32_MAX - 4) return KILN_EINVAL;
   uint8_t *w = malloc(total), *p = w;
   if (!w) return KILN_ENOMEM;
   uint64_t f = fn;
@@ -62,10 +64,11 @@ int kiln__pjob_chunks(uintptr_t fn, bool star, const kiln_bytes *args, size_t n,
   for (size_t lo = 0; lo < n; lo += chunksize) {
     size_t k = n - lo < chunksize ? n - lo : chunksize;
     kiln__pjob *j = calloc(1, sizeof *j);
-    if (!j || kiln__pjob_encode(j, fn, star, args + lo * nargs, k, nargs) != 0) {
+    int rc = j ? kiln__pjob_encode(j, fn, star, args + lo * nargs, k, nargs) : KILN_ENOMEM;
+    if (rc) {
       free(j);
       kiln__pjob_free_list(head);
-      return KILN_ENOMEM;
+      return rc;
     }
     j->first = lo;
     *tail = j;

@@ -122,11 +122,15 @@ static int run_job(icur *c, kiln_channel *conn, obuf *o) {
     if (rc == 0) run_item(o, (uintptr_t)fn, star != 0, args, nargs);
   }
   if (args != stack) free(args);
-  if (rc == 0 && !o->ok) {
-    /* out of memory for the reply: every item fails, so the parent's count stays right */
+  if (rc == 0 && (!o->ok || o->len > UINT32_MAX)) {
+    /* no memory for the reply, or more than a channel message holds: every item fails, so the
+     * parent still gets one reply per job */
+    int code = o->ok ? KILN_EINVAL : KILN_ENOMEM;
+    const char *why = o->ok ? "results larger than a channel message (4 GiB)"
+                            : "worker out of memory for the results";
     o->len = 0, o->ok = true;
     ob_put(o, &nitems, 4);
-    for (uint32_t i = 0; i < nitems; i++) put_item(o, KILN_ENOMEM, "worker out of memory", NULL, 0);
+    for (uint32_t i = 0; i < nitems; i++) put_item(o, code, why, NULL, 0);
   }
   if (rc == 0 && (!o->ok || kiln_channel_send(conn, o->b, o->len, -1) != 0)) rc = -1;
   return rc;
