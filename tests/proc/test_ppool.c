@@ -658,6 +658,7 @@ TEST(futures_mix_with_thread_pool) {
   kiln_future *f;
   while (kiln_completion_next(c, &f) == 0) {
     KT_CODE(kiln_future_result(f, 0, NULL), 0);
+    kiln_future_release(f); /* the completion's reference, given to us */
     got++;
   }
   KT_EQ(got, 2 * N);
