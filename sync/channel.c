@@ -23,6 +23,11 @@
  * queued). The descriptor itself is closed only once no call is using it (`users`), so a close
  * racing with a blocked call never lets the fd number be reused under it.
  *
+ * Ends shared with other processes (handed to a child, or adopted in one: kiln__channel_share,
+ * kiln__channel_adopt) are closed without shutdown(2): shutdown acts on the socket, which the
+ * other process's copy is too, so it would end the stream for the process that still holds it.
+ * Closing such an end does not wake this process's own threads blocked on it.
+ *
  * Lock order (outer first): send_mu or recv_mu (never both) -> mu. mu is only held briefly and
  * never across a blocking system call. */
 #define _GNU_SOURCE
@@ -64,7 +69,8 @@ struct kiln_channel {
   pthread_mutex_t mu; /* guards fd, closed, users */
   int fd;             /* -1 once closed and no longer used */
   bool closed;
-  int users; /* calls between end_enter and end_leave */
+  bool shared; /* another process may hold a copy of fd: close without shutdown */
+  int users;   /* calls between end_enter and end_leave */
 };
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -100,12 +106,32 @@ int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b) {
   return 0;
 }
 
+int kiln__channel_adopt(int fd, bool can_send, bool can_recv, kiln_channel **out) {
+  int rc = channel_new(fd, can_send, can_recv, out);
+  if (rc == 0) (*out)->shared = true;
+  return rc;
+}
+
+int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
+  assert(ch && fd && can_send && can_recv);
+  int rc = KILN_ESTATE;
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->closed) {
+    ch->shared = true;
+    *fd = ch->fd, *can_send = ch->can_send, *can_recv = ch->can_recv;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
 void kiln_channel_close(kiln_channel *ch) {
   assert(ch);
   pthread_mutex_lock(&ch->mu);
   if (!ch->closed) {
     ch->closed = true;
-    shutdown(ch->fd, SHUT_RDWR); /* wakes pollers of both ends; cannot fail on a valid socket */
+    /* wakes pollers of both ends; cannot fail on a valid socket */
+    if (!ch->shared) shutdown(ch->fd, SHUT_RDWR);
     if (ch->users == 0) {
       close(ch->fd);
       ch->fd = -1;
@@ -409,27 +435,37 @@ static size_t partition_ready(kiln_channel **chs, const struct pollfd *fds, size
   return ready;
 }
 
-static int wait_entered(kiln_channel **chs, size_t n, double deadline, size_t *nready,
-                        struct pollfd *fds, kiln_channel **tmp) {
+/* Polls the channels (fds[0..n)) and the extra descriptors after them, which come back with
+ * their revents. */
+static int wait_entered(kiln_channel **chs, size_t n, struct pollfd *extra, size_t nextra,
+                        double deadline, size_t *nready, struct pollfd *fds, kiln_channel **tmp) {
   for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = chs[i]->fd, .events = POLLIN};
-  int r = wait_fds(fds, (nfds_t)n, deadline);
+  for (size_t i = 0; i < nextra; i++) fds[n + i] = extra[i];
+  int r = wait_fds(fds, (nfds_t)(n + nextra), deadline);
   if (r < 0) return r;
+  for (size_t i = 0; i < nextra; i++) extra[i].revents = r > 0 ? fds[n + i].revents : 0;
   if (r > 0) *nready = partition_ready(chs, fds, n, tmp);
   return 0;
 }
 
 int kiln_channel_wait(kiln_channel **chs, size_t n, double timeout, size_t *nready) {
-  assert(nready && (chs || n == 0));
-  *nready = 0;
   double deadline;
   if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
+  return kiln__channel_wait_extra(chs, n, NULL, 0, deadline, nready);
+}
+
+int kiln__channel_wait_extra(kiln_channel **chs, size_t n, struct pollfd *extra, size_t nextra,
+                             double deadline, size_t *nready) {
+  assert(nready && (chs || n == 0) && (extra || nextra == 0));
+  *nready = 0;
   struct pollfd fds_stack[WAIT_STACK];
   kiln_channel *tmp_stack[WAIT_STACK];
   struct pollfd *fds = fds_stack;
   kiln_channel **tmp = tmp_stack;
-  if (n > WAIT_STACK) {
-    fds = malloc(n * sizeof *fds);
-    tmp = malloc(n * sizeof *tmp);
+  bool heap = n + nextra > WAIT_STACK;
+  if (heap) {
+    fds = malloc((n + nextra) * sizeof *fds);
+    tmp = malloc((n + 1) * sizeof *tmp);
     if (!fds || !tmp) {
       free(fds);
       free(tmp);
@@ -443,10 +479,10 @@ int kiln_channel_wait(kiln_channel **chs, size_t n, double timeout, size_t *nrea
     rc = end_enter(chs[entered], false);
   }
   if (rc) entered--; /* the last one failed and was not entered */
-  if (rc == 0) rc = wait_entered(chs, n, deadline, nready, fds, tmp);
+  if (rc == 0) rc = wait_entered(chs, n, extra, nextra, deadline, nready, fds, tmp);
   /* chs may be reordered now, but it still holds exactly the entered channels when rc == 0 */
   for (size_t i = 0; i < entered; i++) end_leave(chs[i]);
-  if (n > WAIT_STACK) {
+  if (heap) {
     free(fds);
     free(tmp);
   }

@@ -53,6 +53,22 @@ int kiln__rlock_release_save(kiln_rlock *r, unsigned long *levels);
 /* Acquires r (no timeout) and sets its count back to levels: CPython's _acquire_restore. */
 void kiln__rlock_acquire_restore(kiln_rlock *r, unsigned long levels);
 
+/* ---- channel internals for proc/ (channel.c) --------------------------------------------------
+ * A channel end crosses to a child process as its descriptor and directions. */
+
+/* Wraps fd (owned from now on; closed by destroy) as an end that another process shares: its
+ * close never shutdown(2)s the socket. 0 or KILN_ENOMEM (fd then still the caller's). */
+int kiln__channel_adopt(int fd, bool can_send, bool can_recv, kiln_channel **out);
+/* Marks ch as shared with another process (from now on its close does not shutdown(2) the
+ * socket, which would end the stream for the other copy too) and returns its descriptor
+ * (borrowed) and directions. KILN_ESTATE when closed. Any thread. */
+int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv);
+/* kiln_channel_wait against an absolute deadline (kiln__now() base), polling extra[0..nextra)
+ * too: their revents are set on return (all 0 after the timeout). */
+struct pollfd;
+int kiln__channel_wait_extra(kiln_channel **chs, size_t n, struct pollfd *extra, size_t nextra,
+                             double deadline, size_t *nready);
+
 /* ---- probes for tests: snapshots, taken under the object's own mutex ----------------------- */
 
 /* Whether a thread has announced it is (or is about to be) asleep waiting for l. */

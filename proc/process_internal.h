@@ -1,0 +1,83 @@
+/* process_internal.h (internal): what process.c, forkserver.c and reaper.c share.
+ *
+ *   process.c     process handles: start (both methods), join, signals, wait; what every child
+ *                 runs first (kiln__child_main)
+ *   forkserver.c  the fork server: its process, its request loop, and the program's side of a
+ *                 request
+ *   reaper.c      the thread that reaps children nobody will join */
+#ifndef KILN_PROCESS_INTERNAL_H
+#define KILN_PROCESS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "kiln/proc.h"
+#include "kiln/sync.h"
+#include "proc_internal.h"
+/* the channel internals proc/ needs (kiln__channel_share, _adopt, _wait_extra): proc/ does not
+ * otherwise see sync/'s private headers */
+#include "../sync/sync_internal.h"
+
+/* The most channels one child may be given (they cross to the fork server in one SCM_RIGHTS
+ * message, whose kernel limit is 253 descriptors). More is KILN_EINVAL. */
+enum { KILN__MAX_CHANNELS = 64 };
+
+/* ---- process.c ---- */
+
+/* What a new child runs. Every pointer is borrowed and stays valid in the child (a copy of the
+ * parent's memory). keep[0..nkeep) are the descriptors the child keeps besides 0, 1, 2 (its
+ * channels'), sorted ascending. */
+typedef struct kiln__child_spec {
+  kiln_process_fn fn;
+  const void *arg;
+  size_t len;
+  bool daemon;
+  pid_t parent; /* the parent's pid before the fork, checked after PR_SET_PDEATHSIG */
+  const char *name;
+  kiln_channel *const *channels;
+  size_t nchannels;
+  const int *keep;
+  size_t nkeep;
+} kiln__child_spec;
+
+/* Runs in a child just after fork: resets signal dispositions and the mask, arms the death signal
+ * of a daemon, names the process, closes every descriptor except 0, 1, 2 and keep, forgets the
+ * parent's fork server and orphans, runs fn and leaves with its status via _exit after flushing
+ * stdio (exit() would run the parent's atexit handlers). Never returns. Takes no lock before fn,
+ * so it is as safe after a fork of a threaded program as fn itself is. */
+_Noreturn void kiln__child_main(const kiln__child_spec *s);
+
+/* Default dispositions for every signal and an empty mask (a new child, the fork server). */
+void kiln__reset_signals(void);
+
+/* Sorts fds[0..n) ascending (insertion sort: n <= KILN__MAX_CHANNELS). */
+void kiln__sort_fds(int *fds, size_t n);
+
+/* pidfd_open / pidfd_send_signal through syscall(2). -1 and errno on failure. */
+int kiln__pidfd_open(pid_t pid);
+int kiln__pidfd_signal(int pidfd, int sig);
+
+/* ---- forkserver.c ---- */
+
+/* Asks the fork server for a child. On success *pid, *pidfd (the child's pidfd, owned by the
+ * caller) and *statfd (a socket on which the child's wait status arrives as 4 bytes when it has
+ * ended, then end of stream; owned by the caller). KILN_ESTATE when the server is not running,
+ * KILN_EINVAL for a closed channel, KILN_EIO, KILN_ENOMEM. Any thread (requests are serialised). */
+int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, const void *arg,
+                           size_t len, pid_t *pid, int *pidfd, int *statfd);
+
+/* In a new child: forgets the parent's fork server without touching its descriptor (the child
+ * closes it with the others). The child is single-threaded there. */
+void kiln__forkserver_forget(void);
+
+/* ---- reaper.c ---- */
+
+/* Hands over a child kiln will never join: pidfd (owned from now on) becomes readable when it
+ * exits, and the reaper thread then reaps it with waitpid(pid). Any thread. */
+void kiln__reap_later(pid_t pid, int pidfd);
+
+/* In a new child: forgets the parent's orphans (they are not its children) and reaper thread. */
+void kiln__reaper_forget(void);
+
+#endif /* KILN_PROCESS_INTERNAL_H */

@@ -1,0 +1,446 @@
+/* test_process.c: kiln_process_* and the fork server (multiprocessing.Process): start, join,
+ * exit codes, signals, is_alive, daemons and orphans, descriptors, many threads at once.
+ *
+ * Every test that uses the fork server starts it first, while the test process is still
+ * single-threaded. Children hand-shake over channels; nothing sleeps to synchronise. */
+// kt: timeout 60
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kiln/proc.h"
+#include "kiln/sync.h"
+#include "kt.h"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static kiln_process *start_with(kiln_start_method m, kiln_process_fn fn, const void *arg,
+                                size_t len, kiln_channel *const *chs, size_t n, bool daemon) {
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  cfg.start = m;
+  cfg.daemon = daemon;
+  cfg.channels = chs;
+  cfg.nchannels = n;
+  kiln_process *p = NULL;
+  KT_CODE(kiln_process_start(&cfg, fn, arg, len, &p), 0);
+  KT_TRUE(p != NULL);
+  return p;
+}
+
+static kiln_process *start(kiln_start_method m, kiln_process_fn fn) {
+  return start_with(m, fn, NULL, 0, NULL, 0, false);
+}
+
+static int exitcode_of(kiln_process *p) {
+  KT_CODE(kiln_process_join(p, -1), 0);
+  int code = 12345;
+  KT_CODE(kiln_process_exitcode(p, &code), 0);
+  return code;
+}
+
+static void fs_start(void) {
+  KT_CODE(kiln_forkserver_start(), 0);
+  KT_TRUE(kiln_forkserver_running());
+}
+
+/* A pidfd of any process, to wait for it without being its parent. */
+static int pidfd_of(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+/* Waits (bounded) until the process behind pidfd has ended. */
+static void wait_gone(int pidfd) {
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  KT_EQ(poll(&p, 1, 20000), 1);
+}
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  KT_TRUE(d != NULL);
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* ---- child functions ------------------------------------------------------------------------ */
+
+static int ret3(const void *arg, size_t len) {
+  (void)arg;
+  return len == 0 && arg == NULL ? 3 : 1;
+}
+
+static int check_arg(const void *arg, size_t len) {
+  return len == 6 && memcmp(arg, "hello", 6) == 0 ? 7 : 1;
+}
+
+static int segv(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  raise(SIGSEGV);
+  return 0;
+}
+
+static int calls_exit(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  exit(9);
+}
+
+/* Says "ready" on channel 0, then blocks until the channel ends. */
+static int ready_then_block(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  kiln_channel *ch = kiln_process_channel(0);
+  if (!ch || kiln_channel_send(ch, "ready", 5, -1) != 0) return 100;
+  void *buf;
+  size_t n;
+  while (kiln_channel_recv(ch, &buf, &n, -1) == 0) free(buf);
+  return 0;
+}
+
+/* A child blocked until killed: the parent's end of its channel, and the handle. */
+typedef struct blocked {
+  kiln_process *p;
+  kiln_channel *mine;
+} blocked;
+
+static blocked start_blocked(kiln_start_method m) {
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  blocked r = {start_with(m, ready_then_block, NULL, 0, &b, 1, false), a};
+  kiln_channel_destroy(b);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+  KT_EQ(n, 5);
+  free(buf);
+  return r;
+}
+
+/* ---- start, join, exit codes ---------------------------------------------------------------- */
+
+static void check_exit_codes(kiln_start_method m) {
+  kiln_process *p = start(m, ret3);
+  KT_TRUE(kiln_process_pid(p) > 0);
+  KT_EQ(exitcode_of(p), 3);
+  KT_FALSE(kiln_process_is_alive(p));
+  KT_CODE(kiln_process_join(p, 0), 0); /* joining again is fine */
+  kiln_process_destroy(p);
+
+  p = start_with(m, check_arg, "hello", 6, NULL, 0, false);
+  KT_EQ(exitcode_of(p), 7);
+  kiln_process_destroy(p);
+
+  p = start(m, segv);
+  KT_EQ(exitcode_of(p), -SIGSEGV);
+  kiln_process_destroy(p);
+
+  p = start(m, calls_exit);
+  KT_EQ(exitcode_of(p), 9);
+  kiln_process_destroy(p);
+  kiln_process_destroy(NULL);
+}
+
+TEST(PROC_exit_codes_fork) { check_exit_codes(KILN_START_FORK); }
+
+TEST(PROC_exit_codes_forkserver) {
+  fs_start();
+  check_exit_codes(KILN_START_FORKSERVER);
+  kiln_forkserver_stop();
+  KT_FALSE(kiln_forkserver_running());
+  kiln_forkserver_stop(); /* idempotent */
+}
+
+static void check_signals(kiln_start_method m) {
+  blocked b = start_blocked(m);
+  KT_TRUE(kiln_process_is_alive(b.p));
+  int code = 0;
+  KT_CODE(kiln_process_exitcode(b.p, &code), KILN_ESTATE);
+  double t0 = kt_now();
+  KT_CODE(kiln_process_join(b.p, 0.1), KILN_ETIMEDOUT);
+  KT_TIMED(kt_now() - t0, 0.1);
+  KT_CODE(kiln_process_kill(b.p), 0);
+  KT_EQ(exitcode_of(b.p), -SIGKILL);
+  KT_CODE(kiln_process_kill(b.p), 0); /* no effect once ended */
+  KT_CODE(kiln_process_terminate(b.p), 0);
+  kiln_process_destroy(b.p);
+  kiln_channel_destroy(b.mine);
+
+  b = start_blocked(m);
+  KT_CODE(kiln_process_terminate(b.p), 0);
+  KT_EQ(exitcode_of(b.p), -SIGTERM);
+  kiln_process_destroy(b.p);
+  kiln_channel_destroy(b.mine);
+}
+
+TEST(PROC_kill_terminate_join_timeout_fork) { check_signals(KILN_START_FORK); }
+
+TEST(PROC_kill_terminate_join_timeout_forkserver) {
+  fs_start();
+  check_signals(KILN_START_FORKSERVER);
+}
+
+/* The child's channel ends when the parent closes its end: the child returns 0. */
+static void check_eof_ends_child(kiln_start_method m) {
+  blocked b = start_blocked(m);
+  kiln_channel_destroy(b.mine);
+  KT_EQ(exitcode_of(b.p), 0);
+  kiln_process_destroy(b.p);
+}
+
+TEST(PROC_child_sees_eof_fork) { check_eof_ends_child(KILN_START_FORK); }
+
+TEST(PROC_child_sees_eof_forkserver) {
+  fs_start();
+  check_eof_ends_child(KILN_START_FORKSERVER);
+}
+
+TEST(PROC_forkserver_not_running_is_estate) {
+  KT_FALSE(kiln_forkserver_running());
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  KT_EQ(cfg.start, KILN_START_FORKSERVER);
+  kiln_process *p = (kiln_process *)&cfg;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_ESTATE);
+  KT_TRUE(p == NULL);
+  KT_CODE(kiln_process_start(NULL, ret3, NULL, 0, &p), KILN_EINVAL);
+  KT_CODE(kiln_process_start(&cfg, NULL, NULL, 0, &p), KILN_EINVAL);
+  fs_start();
+  KT_CODE(kiln_forkserver_start(), 0); /* idempotent */
+  p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+}
+
+/* ---- daemons and orphans -------------------------------------------------------------------- */
+
+/* Reports its pid on channel 0, then blocks until killed (it holds no end the test closes). */
+static int report_and_block(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  int pid = getpid();
+  if (kiln_channel_send(kiln_process_channel(0), &pid, sizeof pid, -1) != 0) return 100;
+  for (;;) pause();
+}
+
+/* The "middle" program: starts the fork server and three children of each method that report
+ * their pids on channel 0 (arg: daemon or not), then says "done!" and blocks until killed. */
+static int middle(const void *arg, size_t len) {
+  (void)len;
+  bool daemon = *(const bool *)arg;
+  kiln_channel *out = kiln_process_channel(0);
+  if (kiln_forkserver_start() != 0) return 101;
+  for (int i = 0; i < 6; i++) {
+    kiln_process_config cfg;
+    kiln_process_config_default(&cfg);
+    cfg.start = i % 2 ? KILN_START_FORK : KILN_START_FORKSERVER;
+    cfg.daemon = daemon;
+    cfg.channels = &out;
+    cfg.nchannels = 1;
+    kiln_process *p;
+    if (kiln_process_start(&cfg, report_and_block, NULL, 0, &p) != 0) return 102;
+    kiln_process_destroy(p); /* it runs on */
+  }
+  if (kiln_channel_send(out, "done!", 5, -1) != 0) return 103;
+  for (;;) pause();
+}
+
+/* Starts a middle program, collects the pids of its six children (pidfds), kills the middle. */
+static void run_middle(bool daemon, int *pidfds) {
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(false, &a, &b), 0);
+  kiln_process *mid = start_with(KILN_START_FORK, middle, &daemon, sizeof daemon, &b, 1, false);
+  kiln_channel_destroy(b);
+  /* six pids and "done!", in any order: the children report while the middle goes on */
+  for (int got = 0, done = 0; got < 6 || !done;) {
+    void *buf = NULL;
+    size_t n = 0;
+    KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+    if (n == 5) {
+      done = 1;
+    } else {
+      KT_EQ(n, sizeof(int));
+      int pid;
+      memcpy(&pid, buf, sizeof pid);
+      pidfds[got] = pidfd_of(pid);
+      if (pidfds[got] < 0) KT_FAIL("pidfd_open(%d): %s", pid, strerror(errno));
+      got++;
+    }
+    free(buf);
+  }
+  kiln_channel_destroy(a);
+  KT_CODE(kiln_process_kill(mid), 0);
+  KT_EQ(exitcode_of(mid), -SIGKILL);
+  kiln_process_destroy(mid);
+}
+
+/* Daemon children die with the program that started them, whichever the start method: no
+ * orphans are left once it is killed. */
+TEST(PROC_daemon_children_die_with_their_program) {
+  int pidfds[6];
+  run_middle(true, pidfds);
+  for (int i = 0; i < 6; i++) {
+    wait_gone(pidfds[i]);
+    close(pidfds[i]);
+  }
+}
+
+/* Non-daemon children outlive the program that started them (as in Python); the test kills
+ * them itself. */
+TEST(PROC_non_daemon_children_outlive_their_program) {
+  int pidfds[6];
+  run_middle(false, pidfds);
+  for (int i = 0; i < 6; i++) {
+    struct pollfd p = {.fd = pidfds[i], .events = POLLIN};
+    KT_EQ(poll(&p, 1, 0), 0); /* still running */
+    KT_EQ(syscall(SYS_pidfd_send_signal, pidfds[i], SIGKILL, NULL, 0), 0);
+    wait_gone(pidfds[i]);
+    close(pidfds[i]);
+  }
+}
+
+/* ---- descriptors, threads, the server's signals --------------------------------------------- */
+
+static int echo_once(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  kiln_channel *ch = kiln_process_channel(0);
+  void *buf;
+  size_t n;
+  if (kiln_channel_recv(ch, &buf, &n, -1) != 0) return 100;
+  int rc = kiln_channel_send(ch, buf, n, -1);
+  free(buf);
+  return rc == 0 ? (int)n : 101;
+}
+
+static void round_trip(kiln_start_method m, int i) {
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  kiln_process *p = start_with(m, echo_once, NULL, 0, &b, 1, i % 2 == 0);
+  kiln_channel_destroy(b);
+  char msg[64];
+  int len = snprintf(msg, sizeof msg, "message %d", i);
+  KT_CODE(kiln_channel_send(a, msg, (size_t)len, -1), 0);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+  KT_EQ(n, len);
+  KT_TRUE(memcmp(buf, msg, n) == 0);
+  free(buf);
+  KT_EQ(exitcode_of(p), len);
+  kiln_process_destroy(p);
+  kiln_channel_destroy(a);
+}
+
+/* Starting and joining 200 children with channels leaves no descriptor behind. */
+TEST(PROC_no_descriptor_leaks) {
+  fs_start();
+  int before = count_fds();
+  for (int i = 0; i < 200; i++) round_trip(i % 2 ? KILN_START_FORK : KILN_START_FORKSERVER, i);
+  KT_EQ(count_fds(), before);
+}
+
+enum { THREADS = 8, PER_THREAD = 12 };
+static int g_pids[THREADS * PER_THREAD];
+
+static int ret_arg(const void *arg, size_t len) { return len == 1 ? *(const unsigned char *)arg : 1; }
+
+static void *starter(void *arg) {
+  int t = (int)(intptr_t)arg;
+  for (int i = 0; i < PER_THREAD; i++) {
+    unsigned char code = (unsigned char)(t * PER_THREAD + i);
+    kiln_process *p = start_with(KILN_START_FORKSERVER, ret_arg, &code, 1, NULL, 0, false);
+    g_pids[t * PER_THREAD + i] = kiln_process_pid(p);
+    KT_EQ(exitcode_of(p), code);
+    kiln_process_destroy(p);
+  }
+  return NULL;
+}
+
+/* Children started through the fork server from 8 threads at once: distinct pids, right codes. */
+TEST(PROC_forkserver_many_threads) {
+  fs_start();
+  pthread_t th[THREADS];
+  for (int t = 0; t < THREADS; t++)
+    KT_EQ(pthread_create(&th[t], NULL, starter, (void *)(intptr_t)t), 0);
+  for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+  for (int i = 0; i < THREADS * PER_THREAD; i++)
+    for (int j = 0; j < i; j++) KT_NE(g_pids[i], g_pids[j]);
+}
+
+static int send_ppid(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  int ppid = getppid();
+  return kiln_channel_send(kiln_process_channel(0), &ppid, sizeof ppid, -1) == 0 ? 0 : 100;
+}
+
+/* The fork server ignores SIGINT and SIGTERM (a Ctrl-C to the process group is the program's
+ * business) and goes on serving; its children do not inherit the ignoring. */
+TEST(PROC_forkserver_ignores_sigint) {
+  fs_start();
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(false, &a, &b), 0);
+  kiln_process *p = start_with(KILN_START_FORKSERVER, send_ppid, NULL, 0, &b, 1, false);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+  int server;
+  memcpy(&server, buf, sizeof server);
+  free(buf);
+  KT_EQ(exitcode_of(p), 0);
+  kiln_process_destroy(p);
+  KT_NE(server, getpid());
+  KT_EQ(kill(server, SIGINT), 0);
+  KT_EQ(kill(server, SIGTERM), 0);
+  KT_TRUE(kiln_forkserver_running());
+  p = start_with(KILN_START_FORKSERVER, send_ppid, NULL, 0, &b, 1, false);
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+  int again;
+  memcpy(&again, buf, sizeof again);
+  free(buf);
+  KT_EQ(again, server);
+  KT_EQ(exitcode_of(p), 0);
+  kiln_process_destroy(p);
+  /* children get the default SIGTERM back */
+  blocked bl = start_blocked(KILN_START_FORKSERVER);
+  KT_EQ(kill(kiln_process_pid(bl.p), SIGTERM), 0);
+  KT_EQ(exitcode_of(bl.p), -SIGTERM);
+  kiln_process_destroy(bl.p);
+  kiln_channel_destroy(bl.mine);
+  kiln_channel_destroy(a);
+  kiln_channel_destroy(b);
+}
+
+/* A running FORK child whose handle is destroyed goes on, and kiln reaps it once it ends. */
+TEST(PROC_destroyed_running_child_is_reaped) {
+  blocked b = start_blocked(KILN_START_FORK);
+  int pid = kiln_process_pid(b.p);
+  kiln_process_destroy(b.p);
+  KT_EQ(kill(pid, 0), 0);
+  kiln_channel_destroy(b.mine); /* its channel ends: it returns */
+  /* reaped: no zombie left, the pid is gone (bounded wait on a condition, no sleep) */
+  double t0 = kt_now();
+  while (kill(pid, 0) == 0) {
+    if (kt_now() - t0 > 20) KT_FAIL("child %d was not reaped", pid);
+    poll(NULL, 0, 1);
+  }
+  KT_EQ(errno, ESRCH);
+}
+
+/* A child stopped and started server: kiln_forkserver_stop leaves running children alone. */
+TEST(PROC_forkserver_stop_leaves_children) {
+  fs_start();
+  blocked b = start_blocked(KILN_START_FORKSERVER);
+  kiln_forkserver_stop();
+  KT_FALSE(kiln_forkserver_running());
+  KT_TRUE(kiln_process_is_alive(b.p));
+  kiln_channel_destroy(b.mine);
+  KT_EQ(exitcode_of(b.p), 0);
+  kiln_process_destroy(b.p);
+  fs_start(); /* a new one */
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+}
