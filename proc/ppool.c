@@ -28,15 +28,17 @@
 
 #include "ppool_internal.h"
 
-enum { BATCH_MAX = 64, BATCH_BYTES = 16 << 20 };
+enum { BATCH_MAX = 64, FLIGHT = 2 * BATCH_MAX, BATCH_BYTES = 16 << 20 };
 typedef enum { P_RUNNING, P_CLOSED, P_TERMINATED } pstate;
 
 typedef struct slot {
   kiln_ppool *pool;
   pthread_t thread;
   kiln_process *proc; /* under p->mu; NULL between a worker's end and its replacement */
-  kiln_channel *conn;    /* slot thread only */
-  uint32_t ntasks;    /* jobs sent to the current worker */
+  kiln_channel *conn;    /* slot thread only, as the rest below */
+  uint32_t ntasks;       /* jobs sent to the current worker */
+  kiln__pjob *flight[FLIGHT]; /* jobs sent and not answered yet, oldest at fhead */
+  size_t fhead, fcount;
   uint8_t *out;       /* the batch message buffer */
   size_t outcap;
 } slot;
@@ -233,22 +235,22 @@ static void worker_died(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t n) {
 
 /* ---- slot threads ----------------------------------------------------------------------------- */
 
-/* Waits for work and takes a batch into jobs[] (capacity BATCH_MAX): its count, or 0 when the
- * slot is to stop (closed and drained, terminated, broken). Jobs whose owner cancelled them are
- * completed here, outside the lock, and not counted. */
-static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs) {
+/* Takes a batch of at most cap jobs into jobs[]: its count, or 0 when there is none to take (with
+ * wait: only once the slot is to stop: closed and drained, terminated, broken). Jobs whose owner
+ * cancelled them are completed here, outside the lock, and not counted. */
+static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t cap, bool wait) {
   for (;;) {
     pthread_mutex_lock(&p->mu);
-    while (p->state != P_TERMINATED && !p->broken && !p->queued && p->state != P_CLOSED)
+    while (wait && p->state != P_TERMINATED && !p->broken && !p->queued && p->state != P_CLOSED)
       pthread_cond_wait(&p->cv, &p->mu);
-    if (p->state == P_TERMINATED || p->broken || !p->queued) {
+    size_t k = (p->queued + (size_t)p->n - 1) / (size_t)p->n; /* a fair share */
+    if (k > cap) k = cap;
+    uint32_t max = p->cfg.maxtasksperchild;
+    if (max && k > max - s->ntasks) k = max - s->ntasks;
+    if (p->state == P_TERMINATED || p->broken || k == 0) {
       pthread_mutex_unlock(&p->mu);
       return 0;
     }
-    size_t k = (p->queued + (size_t)p->n - 1) / (size_t)p->n;
-    if (k > BATCH_MAX) k = BATCH_MAX;
-    uint32_t max = p->cfg.maxtasksperchild;
-    if (max && k > max - s->ntasks) k = max - s->ntasks;
     size_t bytes = 0;
     for (size_t i = 0; i < k; i++) {
       /* a batch stays well under a channel message's 4 GiB: at least one job, then 16 MiB */
@@ -324,45 +326,70 @@ static void replace_worker(kiln_ppool *p, slot *s) {
   if (more) ensure_worker(p, s, NULL, 0);
 }
 
-/* Runs one batch on the slot's worker and completes (or requeues) every job of it. */
-static void run_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t n) {
-  /* a worker that died while idle (killed from outside) is replaced before it is blamed */
-  if (s->conn && !kiln_process_is_alive(s->proc)) {
-    int code;
-    reap_worker(p, s, &code);
-  }
-  if (!ensure_worker(p, s, jobs, n)) return;
-  size_t i = 0;
-  if (send_batch(s, jobs, n) == 0) {
-    for (; i < n; i++) {
-      void *msg;
-      size_t len;
-      if (kiln_channel_recv(s->conn, &msg, &len, -1) != 0) break;
-      s->ntasks++;
-      jobs[i]->finish(jobs[i], msg, len, 0, NULL);
-      kiln__pjob_free(jobs[i]);
-      free(msg);
-    }
-  }
-  if (i < n) {
-    worker_died(p, s, jobs + i, n - i);
-    return;
-  }
-  if (p->cfg.maxtasksperchild && s->ntasks >= p->cfg.maxtasksperchild) {
-    int code;
-    reap_worker(p, s, &code); /* it exits by itself after its last reply */
-    replace_worker(p, s);
-  }
+/* The worker died with the jobs in flight unanswered: they go to worker_died in order. */
+static void flight_died(kiln_ppool *p, slot *s) {
+  kiln__pjob *jobs[FLIGHT];
+  size_t n = s->fcount;
+  for (size_t i = 0; i < n; i++) jobs[i] = s->flight[(s->fhead + i) % FLIGHT];
+  s->fcount = 0;
+  worker_died(p, s, jobs, n);
 }
 
+/* Takes a batch (waiting for one only with wait) and sends it to the slot's worker, starting one
+ * first if it has none. false when nothing was sent. */
+static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
+  kiln__pjob *jobs[BATCH_MAX];
+  size_t cap = FLIGHT - s->fcount < BATCH_MAX ? FLIGHT - s->fcount : BATCH_MAX;
+  size_t n = take_batch(p, s, jobs, cap, wait);
+  if (n == 0) return false;
+  /* a worker that died while idle (killed from outside) is replaced, not blamed */
+  if (s->fcount == 0 && s->conn && !kiln_process_is_alive(s->proc)) reap_worker(p, s, &(int){0});
+  if (!ensure_worker(p, s, jobs, n)) return false;
+  for (size_t i = 0; i < n; i++) s->flight[(s->fhead + s->fcount++) % FLIGHT] = jobs[i];
+  s->ntasks += (uint32_t)n;
+  if (send_batch(s, jobs, n) != 0) flight_died(p, s);
+  return true;
+}
+
+/* Receives the reply to the oldest job in flight and completes it. */
+static void receive_one(kiln_ppool *p, slot *s) {
+  void *msg;
+  size_t len;
+  if (kiln_channel_recv(s->conn, &msg, &len, -1) != 0) {
+    flight_died(p, s);
+    return;
+  }
+  kiln__pjob *j = s->flight[s->fhead];
+  s->fhead = (s->fhead + 1) % FLIGHT;
+  s->fcount--;
+  j->finish(j, msg, len, 0, NULL);
+  kiln__pjob_free(j);
+  free(msg);
+}
+
+/* A slot's thread. Up to two batches are in flight, so the worker finds the next one waiting when
+ * it finishes a batch: a new batch goes out once half of the older one is answered. */
 static void *slot_main(void *arg) {
   slot *s = arg;
   kiln_ppool *p = s->pool;
-  kiln__pjob *jobs[BATCH_MAX];
-  size_t n;
-  while ((n = take_batch(p, s, jobs)) > 0) run_batch(p, s, jobs, n);
-  int code;
-  if (s->conn) reap_worker(p, s, &code);
+  uint32_t max = p->cfg.maxtasksperchild;
+  for (;;) {
+    if (s->fcount == 0 && !dispatch(p, s, true)) {
+      pthread_mutex_lock(&p->mu);
+      bool stop = p->state == P_TERMINATED || p->broken || (p->state == P_CLOSED && !p->queued);
+      pthread_mutex_unlock(&p->mu);
+      if (stop) break;
+      continue; /* every job taken was cancelled */
+    }
+    if (s->fcount == 0) continue; /* the worker died at the send */
+    receive_one(p, s);
+    if (s->conn && s->fcount <= BATCH_MAX / 2) dispatch(p, s, false);
+    if (s->conn && s->fcount == 0 && max && s->ntasks >= max) {
+      reap_worker(p, s, &(int){0}); /* it exits by itself after its last reply */
+      replace_worker(p, s);
+    }
+  }
+  if (s->conn) reap_worker(p, s, &(int){0});
   return NULL;
 }
 
