@@ -975,3 +975,73 @@ TEST(no_fd_or_process_leak) {
   KT_EQ(count_fds(), before);
   for (int i = 0; i < 2; i++) KT_EQ(kill(pids[i], 0), -1);
 }
+
+/* ---- concurrency and deaths in the middle of a map -------------------------------------------- */
+
+/* Squares, except that the worker kills itself on 5. */
+static int t_square_die5(const void *arg, size_t len, void **result, size_t *rlen) {
+  int64_t v;
+  memcpy(&v, arg, sizeof v);
+  if (v == 5) raise(SIGKILL);
+  return t_square(arg, len, result, rlen);
+}
+
+/* A worker dying in the middle of a map with several chunks in flight: only the chunk it died in
+ * fails (KILN_EKILLED, every item of it); the chunks sent to it but not started run on its
+ * replacement. */
+TEST(map_survives_worker_death) {
+  kiln_ppool *p = make_pool(2, 0, false);
+  enum { N = 200 };
+  int64_t store[N];
+  kiln_bytes args[N], res[N];
+  int errs[N];
+  map_input(store, args, N);
+  for (size_t cs = 1; cs <= 4; cs += 3) {
+    KT_CODE(kiln_ppool_map(p, t_square_die5, args, N, cs, res, errs), KILN_EKILLED);
+    for (int i = 0; i < N; i++) {
+      if ((size_t)i / cs == 5 / cs) { /* a chunk is one job: it fails whole */
+        KT_CODE(errs[i], KILN_EKILLED);
+      } else {
+        KT_CODE(errs[i], 0);
+        KT_EQ(get_i64(&res[i]), (int64_t)i * i);
+      }
+      free(res[i].data);
+    }
+  }
+  int pids[4];
+  KT_EQ(kiln_ppool_pids(p, pids, 4), 2);
+  kiln_ppool_destroy(p);
+}
+
+static kiln_ppool *g_pool;
+
+static void *submitter(void *arg) {
+  (void)arg;
+  enum { N = 300 };
+  kiln_future *fs[N];
+  int64_t store[N];
+  for (int i = 0; i < N; i++) {
+    kiln_bytes a = i64(&store[i], i);
+    if (kiln_ppool_submit(g_pool, t_square, a.data, a.len, &fs[i]) != 0) return (void *)1;
+  }
+  intptr_t bad = 0;
+  for (int i = 0; i < N; i++) {
+    void *v;
+    if (kiln_future_result(fs[i], -1, &v) != 0 || get_i64(v) != (int64_t)i * i) bad = 1;
+    kiln_future_release(fs[i]);
+  }
+  return (void *)bad;
+}
+
+/* Submits from four threads at once: every result right. */
+TEST(submit_from_threads) {
+  g_pool = make_pool(2, 7, false);
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) KT_EQ(pthread_create(&th[i], NULL, submitter, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    void *bad;
+    pthread_join(th[i], &bad);
+    KT_TRUE(bad == NULL);
+  }
+  kiln_ppool_destroy(g_pool);
+}
