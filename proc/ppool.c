@@ -19,14 +19,22 @@
  * could call back into the pool: jobs are finished (promises completed, callbacks run) outside
  * it. s->conn and s->ntasks belong to the slot thread alone. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ppool_internal.h"
+#include "proc_internal.h"
+/* kiln__channel_share: the slot reads its end's socket itself (read_reply); proc/ does not see
+ * sync/ otherwise */
+#include "../sync/sync_internal.h"
 
 enum { BATCH_MAX = 64, FLIGHT = 2 * BATCH_MAX, BATCH_BYTES = 16 << 20 };
 typedef enum { P_RUNNING, P_CLOSED, P_TERMINATED } pstate;
@@ -39,6 +47,9 @@ typedef struct slot {
   uint32_t ntasks;       /* jobs sent to the current worker */
   kiln__pjob *flight[FLIGHT]; /* jobs sent and not answered yet, oldest at fhead */
   size_t fhead, fcount;
+  int fd;            /* conn's socket, read directly (see read_reply) */
+  uint8_t *in;       /* replies received: bytes [ihead, itail) not consumed yet */
+  size_t ihead, itail, icap;
   uint8_t *out;       /* the batch message buffer */
   size_t outcap;
 } slot;
@@ -158,8 +169,11 @@ static int start_worker(kiln_ppool *p, slot *s) {
   /* terminated or broken while it started: it must not outlive the pool's other workers */
   if (p->state == P_TERMINATED || p->broken) kiln_process_kill(proc);
   pthread_mutex_unlock(&p->mu);
+  bool can_send, can_recv;
+  kiln__channel_share(mine, &s->fd, &can_send, &can_recv); /* open: cannot fail */
   s->conn = mine;
   s->ntasks = 0;
+  s->ihead = s->itail = 0;
   return 0;
 }
 
@@ -351,11 +365,57 @@ static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
   return true;
 }
 
+/* Makes room for need bytes of a message at the buffer's start. 0 or -1 (no memory). */
+static int in_room(slot *s, size_t need) {
+  size_t avail = s->itail - s->ihead;
+  if (s->ihead) memmove(s->in, s->in + s->ihead, avail);
+  s->ihead = 0, s->itail = avail;
+  if (need <= s->icap && s->icap - avail >= 4096) return 0;
+  size_t cap = s->icap ? s->icap * 2 : 64 << 10;
+  while (cap < need) cap *= 2;
+  uint8_t *b = realloc(s->in, cap);
+  if (!b) return -1;
+  s->in = b, s->icap = cap;
+  return 0;
+}
+
+/* The next reply from the worker, in the channel's framing (4-byte big-endian length, then the
+ * bytes). The slot reads its end's socket itself, into one buffer, because replies come one per
+ * job: a read takes every reply waiting, where kiln_channel_recv would make two system calls and
+ * an allocation for each. 0 and *msg pointing into the buffer (valid until the next call), or -1
+ * at end of stream (or a failure: the worker is then treated as dead). */
+static int read_reply(slot *s, const uint8_t **msg, size_t *len) {
+  for (;;) {
+    size_t avail = s->itail - s->ihead, need = 4;
+    if (avail >= 4) {
+      const uint8_t *h = s->in + s->ihead;
+      size_t l = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+      if (avail >= 4 + l) {
+        *msg = h + 4, *len = l;
+        s->ihead += 4 + l;
+        return 0;
+      }
+      need = 4 + l;
+    }
+    if (in_room(s, need) != 0) return -1;
+    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, 0);
+    if (n > 0) {
+      s->itail += (size_t)n;
+    } else if (n == 0) {
+      return -1;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (kiln__poll_fd(s->fd, POLLIN, INFINITY) < 0) return -1;
+    } else if (errno != EINTR) {
+      return -1;
+    }
+  }
+}
+
 /* Receives the reply to the oldest job in flight and completes it. */
 static void receive_one(kiln_ppool *p, slot *s) {
-  void *msg;
+  const uint8_t *msg;
   size_t len;
-  if (kiln_channel_recv(s->conn, &msg, &len, -1) != 0) {
+  if (read_reply(s, &msg, &len) != 0) {
     flight_died(p, s);
     return;
   }
@@ -364,7 +424,6 @@ static void receive_one(kiln_ppool *p, slot *s) {
   s->fcount--;
   j->finish(j, msg, len, 0, NULL);
   kiln__pjob_free(j);
-  free(msg);
 }
 
 /* A slot's thread. Up to two batches are in flight, so the worker finds the next one waiting when
@@ -417,7 +476,7 @@ static int make_wcfg(kiln_ppool *p) {
 }
 
 static void free_pool(kiln_ppool *p) {
-  for (int i = 0; i < p->n; i++) free(p->slots[i].out);
+  for (int i = 0; i < p->n; i++) free(p->slots[i].out), free(p->slots[i].in);
   free(p->slots);
   free(p->wcfg);
   pthread_mutex_destroy(&p->mu);
