@@ -2,22 +2,28 @@
  * own thread (fine for the tens of workers a machine runs).
  *
  * A slot thread takes a batch of jobs from the queue (up to a fair share of what is queued, at
- * most 64, never past the worker's maxtasksperchild), sends it as one message, then reads one
- * reply per job and completes it. End of stream on the connection means the worker died: the
- * first job without a reply is the one it died in. With break_on_worker_death the pool is then
- * broken (every job not done fails with KILN_EBROKEN, the other workers are killed); otherwise
- * that job fails with KILN_EKILLED / KILN_EEXITED, the rest of the batch goes back to the head of
- * the queue and the slot starts a replacement. A worker that has run maxtasksperchild jobs exits
- * by itself and is replaced the same way.
+ * most 64 jobs or 16 MiB, never past the worker's maxtasksperchild) and sends it as one message.
+ * It keeps up to two batches in flight: once half of the older one is answered it sends the next,
+ * so the worker never waits for the parent between batches. The worker answers each job with its
+ * own message as soon as it is done; the slot reads them straight from the socket (read_reply),
+ * many per system call, and completes the jobs in order.
+ *
+ * End of stream on the connection means the worker died: the oldest job in flight is the one it
+ * died in. With break_on_worker_death the pool is then broken (every job not done fails with
+ * KILN_EBROKEN, the other workers are killed); otherwise that job fails with KILN_EKILLED /
+ * KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the slot starts a
+ * replacement before it reports the failure. A worker that has run maxtasksperchild jobs exits by
+ * itself after its last reply and is replaced the same way.
  *
  * Shutdown: close lets the slots drain the queue, then each closes its connection (the worker
  * exits at end of stream) and joins its process. terminate cancels the queue and kills every
- * worker; each slot thread sees end of stream and fails its batch with KILN_ECANCELLED.
+ * worker; each slot thread sees end of stream and fails the jobs in flight with KILN_ECANCELLED.
  *
  * Lock: one mutex, p->mu, guards the queue, the state and each slot's proc pointer (terminate
  * kills through it while the slot thread may be replacing it). Nothing is called under it that
  * could call back into the pool: jobs are finished (promises completed, callbacks run) outside
- * it. s->conn and s->ntasks belong to the slot thread alone. */
+ * it. Everything else of a slot (conn, fd, the flight ring, the reply buffer) belongs to its
+ * thread alone. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
