@@ -7,8 +7,11 @@
  * a gated task blocks reading one byte from "gate" until the test writes it, and a task that
  * announces its start writes its pid to "started", which the test reads. No test sleeps.
  *
- * POOL-13 (scoped use, `with Pool() as p`) has no C form: kiln_ppool_destroy is the scope's end and
- * terminates a pool not closed (checked by pool_destroy_terminates). */
+ * Rules without a C form: POOL-07 (a failing input iterator: the input is an array here);
+ * POOL-13 (scoped use, `with Pool() as p`): kiln_ppool_destroy is the scope's end and terminates a
+ * pool not closed (pool_destroy_terminates); POOL-21 (AsyncResult): the results are kiln futures,
+ * whose states the sched suite checks. POOL-09's unpicklable result has its C counterpart in a
+ * result over 4 GiB (KILN_EINVAL for that task), not run here for its size. */
 // kt: timeout 60
 #define _GNU_SOURCE
 #include <dirent.h>
