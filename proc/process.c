@@ -38,10 +38,10 @@ struct kiln_process {
   pthread_mutex_t mu; /* guards ended, status and lost; held while collecting the status */
   pid_t pid;
   int pidfd;
-  int statfd;  /* FORKSERVER: the status socket; FORK: -1 */
-  bool lost;   /* the fork server's status socket ended without a status */
-  bool ended;  /* the status is known */
-  int status;  /* the wait status, once ended */
+  int statfd; /* FORKSERVER: the status socket; FORK: -1 */
+  bool lost;  /* the fork server's status socket ended without a status */
+  bool ended; /* the status is known */
+  int status; /* the wait status, once ended */
 };
 
 int kiln__pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
@@ -75,8 +75,9 @@ static void close_fds(unsigned lo, unsigned hi) {
   if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0) return;
   /* kernels before 5.9: one by one, up to the descriptor limit */
   struct rlimit rl;
-  unsigned lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20 ? (unsigned)rl.rlim_cur
-                                                                              : 1u << 16;
+  unsigned lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1u << 20
+                     ? (unsigned)rl.rlim_cur
+                     : 1u << 16;
   for (unsigned fd = lo; fd <= hi && fd < lim; fd++) close((int)fd);
 }
 
@@ -114,11 +115,15 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
   prctl(PR_SET_NAME, s->name ? s->name : "kiln-proc");
   close_others(s->keep, s->nkeep);
   kiln__forkserver_forget();
-  kiln__reaper_forget();
   g_child_channels = s->channels;
   g_child_nchannels = s->nchannels;
   int code = s->fn(s->len ? s->arg : NULL, s->len);
-  fflush(NULL);
+  /* Only the standard streams: fflush(NULL) would also write out the parent's unflushed
+   * buffers of its other files, whose descriptors are closed here or, worse, reused by a
+   * channel. (The parent flushes its standard streams before forking, so they hold only what fn
+   * wrote.) */
+  fflush(stdout);
+  fflush(stderr);
   _exit(code & 0xff);
 }
 
@@ -135,7 +140,7 @@ static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, 
     copies[i] = NULL;
     int rc = kiln__channel_share(cfg->channels[i], &fd, &cs, &cr) ? KILN_EINVAL : 0;
     int d = rc ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (!rc && d < 0) rc = errno == EMFILE ? KILN_EIO : KILN_ENOMEM;
+    if (!rc && d < 0) rc = KILN_EIO; /* EMFILE */
     if (!rc && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
       close(d);
       rc = KILN_ENOMEM;
@@ -156,9 +161,18 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
   int keep[KILN__MAX_CHANNELS];
   int rc = copy_channels(cfg, copies, keep);
   if (rc) return rc;
-  kiln__child_spec s = {.fn = fn, .arg = arg, .len = len, .daemon = cfg->daemon,
-                        .parent = getpid(), .name = cfg->name, .channels = copies,
-                        .nchannels = cfg->nchannels, .keep = keep, .nkeep = cfg->nchannels};
+  kiln__child_spec s = {.fn = fn,
+                        .arg = arg,
+                        .len = len,
+                        .daemon = cfg->daemon,
+                        .parent = getpid(),
+                        .name = cfg->name,
+                        .channels = copies,
+                        .nchannels = cfg->nchannels,
+                        .keep = keep,
+                        .nkeep = cfg->nchannels};
+  fflush(stdout); /* or the child would print what the parent has buffered a second time */
+  fflush(stderr);
   pid_t pid = fork();
   if (pid == 0) kiln__child_main(&s);
   int e = errno;
@@ -166,9 +180,11 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
   if (pid < 0) return e == ENOMEM ? KILN_ENOMEM : KILN_EIO;
   int pidfd = kiln__pidfd_open(pid);
   if (pidfd < 0) {
-    /* without a pidfd the handle cannot be used safely: undo the start */
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    /* Without a pidfd the handle cannot be used safely: undo the start. ESRCH: it has already
+     * ended and was reaped behind kiln's back (SIGCHLD ignored), and its pid may be reused. */
+    if (errno != ESRCH) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     }
     return KILN_EIO;
   }
@@ -180,8 +196,7 @@ static int check_config(const kiln_process_config *cfg, kiln_process_fn fn, cons
                         size_t len) {
   if (!cfg || !fn || (len && !arg)) return KILN_EINVAL;
   if (cfg->start != KILN_START_FORK && cfg->start != KILN_START_FORKSERVER) return KILN_EINVAL;
-  if (cfg->nchannels > KILN__MAX_CHANNELS || (cfg->nchannels && !cfg->channels))
-    return KILN_EINVAL;
+  if (cfg->nchannels > KILN__MAX_CHANNELS || (cfg->nchannels && !cfg->channels)) return KILN_EINVAL;
   for (size_t i = 0; i < cfg->nchannels; i++)
     if (!cfg->channels[i]) return KILN_EINVAL;
   return 0;
@@ -229,8 +244,7 @@ static void collect(kiln_process *p) {
   }
   int st;
   pid_t r;
-  while ((r = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {
-  }
+  while ((r = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {}
   p->status = r == p->pid ? st : KILN__STATUS_UNKNOWN; /* ECHILD: reaped behind kiln's back */
   p->ended = true;
 }

@@ -1,15 +1,18 @@
-/* process_internal.h (internal): what process.c, forkserver.c and reaper.c share.
+/* process_internal.h (internal): what the files of processes and the fork server share.
  *
- *   process.c     process handles: start (both methods), join, signals, wait; what every child
- *                 runs first (kiln__child_main)
- *   forkserver.c  the fork server: its process, its request loop, and the program's side of a
- *                 request
- *   reaper.c      the thread that reaps children nobody will join */
+ *   process.c          process handles: start (both methods), join, signals, wait; what every
+ *                      child runs first (kiln__child_main)
+ *   forkserver.c       the fork server: its protocol, starting and stopping it, and the program's
+ *                      side of a request
+ *   forkserver_main.c  the fork server process: its request loop and the reaping of its children
+ *   fdpass.c           bytes with descriptors over a Unix socket
+ *   reaper.c           the thread that reaps children nobody will join */
 #ifndef KILN_PROCESS_INTERNAL_H
 #define KILN_PROCESS_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "kiln/proc.h"
@@ -43,9 +46,10 @@ typedef struct kiln__child_spec {
 
 /* Runs in a child just after fork: resets signal dispositions and the mask, arms the death signal
  * of a daemon, names the process, closes every descriptor except 0, 1, 2 and keep, forgets the
- * parent's fork server and orphans, runs fn and leaves with its status via _exit after flushing
- * stdio (exit() would run the parent's atexit handlers). Never returns. Takes no lock before fn,
- * so it is as safe after a fork of a threaded program as fn itself is. */
+ * parent's fork server (its orphans: reaper.c's fork handler), runs fn and leaves with its
+ * status via _exit after flushing stdout and stderr (exit() would run the parent's atexit
+ * handlers). Never returns. Takes no lock before fn, so it is as safe after a fork of a threaded
+ * program as fn itself is. */
 _Noreturn void kiln__child_main(const kiln__child_spec *s);
 
 /* Default dispositions for every signal and an empty mask (a new child, the fork server). */
@@ -58,7 +62,21 @@ void kiln__sort_fds(int *fds, size_t n);
 int kiln__pidfd_open(pid_t pid);
 int kiln__pidfd_signal(int pidfd, int sig);
 
-/* ---- forkserver.c ---- */
+/* ---- forkserver.c, forkserver_main.c ---- */
+
+/* A request to the fork server (see forkserver.c for the protocol). */
+typedef struct kiln__fs_req {
+  uint64_t fn; /* the address of the kiln_process_fn: the server is a fork of the program */
+  uint64_t len;
+  uint32_t daemon;
+  uint32_t nchannels;
+  char name[16];
+  uint8_t dirs[KILN__MAX_CHANNELS]; /* bit 0: can receive, bit 1: can send */
+} kiln__fs_req;
+
+/* The server process, forked by kiln_forkserver_start: serves requests on sock until the program
+ * closes it and its last child has ended. parent: the program's pid. Never returns. */
+_Noreturn void kiln__forkserver_main(int sock, pid_t parent);
 
 /* Asks the fork server for a child. On success *pid, *pidfd (the child's pidfd, owned by the
  * caller) and *statfd (a socket on which the child's wait status arrives as 4 bytes when it has
@@ -71,13 +89,21 @@ int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, c
  * closes it with the others). The child is single-threaded there. */
 void kiln__forkserver_forget(void);
 
+/* ---- fdpass.c ---- */
+
+/* Sends buf[0..len) on a Unix stream socket with fds[0..nfds) (nfds <= KILN__MAX_CHANNELS + 1)
+ * attached to its first bytes; MSG_NOSIGNAL. 0 or errno. Any thread (one sender per socket). */
+int kiln__send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
+
+/* Receives exactly len bytes and the descriptors that came with them (up to cap into fds, the
+ * others closed; their count in *nfds; owned by the caller even on failure). 0, -1 at a clean end
+ * of stream, or an errno. */
+int kiln__recv_fds(int sock, void *buf, size_t len, int *fds, size_t cap, size_t *nfds);
+
 /* ---- reaper.c ---- */
 
 /* Hands over a child kiln will never join: pidfd (owned from now on) becomes readable when it
  * exits, and the reaper thread then reaps it with waitpid(pid). Any thread. */
 void kiln__reap_later(pid_t pid, int pidfd);
-
-/* In a new child: forgets the parent's orphans (they are not its children) and reaper thread. */
-void kiln__reaper_forget(void);
 
 #endif /* KILN_PROCESS_INTERNAL_H */

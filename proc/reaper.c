@@ -1,5 +1,5 @@
 /* reaper.c: reaps the children nobody will join: FORK children whose handle was destroyed while
- * they ran, and a stopped fork server that still serves its last children. One thread does it,
+ * they ran (and stopped fork servers beyond the few forkserver.c keeps). One thread does it,
  * started when the first is handed over and ending when none is left (so a program that never
  * destroys a running child never gets the thread). It polls their pidfds and an eventfd that
  * kiln__reap_later writes to when the set grows. Lock order: g_reaper.mu is a leaf. */
@@ -28,8 +28,10 @@ static struct {
   int wake;     /* eventfd, -1 until first needed */
 } g_reaper = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = -1};
 
-void kiln__reaper_forget(void) {
-  /* in a child: the orphans are not its children, and the thread did not cross the fork */
+/* pthread_atfork's child handler, registered by the first kiln__reap_later: in a child the
+ * orphans are not its children, and the thread did not cross the fork. (The lock is re-made
+ * rather than taken in a prepare handler, so that a fork never waits for the reaper.) */
+static void reaper_forget(void) {
   g_reaper.mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
   g_reaper.v = NULL;
   g_reaper.n = g_reaper.cap = 0;
@@ -51,8 +53,7 @@ static void reap_ready(const struct pollfd *fds, size_t n) {
       }
     pthread_mutex_unlock(&g_reaper.mu);
     if (!pid) continue;
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     close(fds[i].fd);
   }
 }
@@ -71,7 +72,8 @@ static void *reaper_main(void *unused) {
       return NULL;
     }
     fds = nf;
-    for (size_t i = 0; i < n; i++) fds[i] = (struct pollfd){.fd = g_reaper.v[i].pidfd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++)
+      fds[i] = (struct pollfd){.fd = g_reaper.v[i].pidfd, .events = POLLIN};
     fds[n] = (struct pollfd){.fd = g_reaper.wake, .events = POLLIN};
     pthread_mutex_unlock(&g_reaper.mu);
     if (poll(fds, n + 1, -1) < 0) continue; /* EINTR */
@@ -84,7 +86,12 @@ static void *reaper_main(void *unused) {
   }
 }
 
+static pthread_once_t g_reaper_once = PTHREAD_ONCE_INIT;
+
+static void reaper_init(void) { pthread_atfork(NULL, NULL, reaper_forget); }
+
 void kiln__reap_later(pid_t pid, int pidfd) {
+  pthread_once(&g_reaper_once, reaper_init);
   pthread_mutex_lock(&g_reaper.mu);
   if (g_reaper.wake < 0) g_reaper.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (g_reaper.n == g_reaper.cap) {

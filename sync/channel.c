@@ -444,7 +444,7 @@ static int wait_entered(kiln_channel **chs, size_t n, struct pollfd *extra, size
   int r = wait_fds(fds, (nfds_t)(n + nextra), deadline);
   if (r < 0) return r;
   for (size_t i = 0; i < nextra; i++) extra[i].revents = r > 0 ? fds[n + i].revents : 0;
-  if (r > 0) *nready = partition_ready(chs, fds, n, tmp);
+  if (r > 0 && n > 0) *nready = partition_ready(chs, fds, n, tmp);
   return 0;
 }
 

@@ -387,3 +387,29 @@ static void check_eintr(kiln_start_method m) {
 
 TEST(PIPE_11_signals_do_not_break_a_message_fork) { check_eintr(KILN_START_FORK); }
 TEST(PIPE_11_signals_do_not_break_a_message_forkserver) { check_eintr(KILN_START_FORKSERVER); }
+
+static int quick(const void *arg, size_t len) { return len == 1 ? *(const unsigned char *)arg : 1; }
+
+/* More processes than the wait keeps on its stack: every one is reported once it has ended. */
+TEST(PIPE_10_wait_for_many_processes) {
+  enum { N = 40 };
+  kiln_process *procs[N], *all[N];
+  for (int i = 0; i < N; i++) {
+    unsigned char code = (unsigned char)i;
+    all[i] = procs[i] =
+        start_with(i % 2 ? KILN_START_FORK : KILN_START_FORKSERVER, quick, &code, 1, NULL, 0);
+  }
+  size_t left = N;
+  while (left) { /* take the ended ones out, wait for the rest */
+    size_t nc = 9, np = 0;
+    KT_CODE(kiln_process_wait(NULL, 0, procs, left, 20, &nc, &np), 0);
+    KT_TRUE(np >= 1);
+    KT_EQ(nc, 0);
+    memmove(procs, procs + np, (left - np) * sizeof *procs);
+    left -= np;
+  }
+  for (int i = 0; i < N; i++) {
+    KT_EQ(exitcode_of(all[i]), i);
+    kiln_process_destroy(all[i]);
+  }
+}

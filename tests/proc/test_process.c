@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -345,7 +346,9 @@ TEST(PROC_no_descriptor_leaks) {
 enum { THREADS = 8, PER_THREAD = 12 };
 static int g_pids[THREADS * PER_THREAD];
 
-static int ret_arg(const void *arg, size_t len) { return len == 1 ? *(const unsigned char *)arg : 1; }
+static int ret_arg(const void *arg, size_t len) {
+  return len == 1 ? *(const unsigned char *)arg : 1;
+}
 
 static void *starter(void *arg) {
   int t = (int)(intptr_t)arg;
@@ -443,4 +446,179 @@ TEST(PROC_forkserver_stop_leaves_children) {
   kiln_process *p = start(KILN_START_FORKSERVER, ret3);
   KT_EQ(exitcode_of(p), 3);
   kiln_process_destroy(p);
+}
+
+/* ---- what a child sees ---------------------------------------------------------------------- */
+
+typedef struct fd_probe {
+  int closed_fd; /* a descriptor the parent holds without close-on-exec */
+  char name[16]; /* the name the child should have */
+} fd_probe;
+
+/* 0 when the child does not have the parent's descriptor, has its standard streams and is
+ * named as asked; a code saying what is wrong otherwise. */
+static int probe_child(const void *arg, size_t len) {
+  if (len != sizeof(fd_probe)) return 100;
+  const fd_probe *pr = arg;
+  if (fcntl(pr->closed_fd, F_GETFD) != -1 || errno != EBADF) return 101;
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) == -1) return 102;
+  FILE *f = fopen("/proc/self/comm", "r");
+  char comm[32] = {0};
+  if (!f || !fgets(comm, sizeof comm, f)) return 104;
+  fclose(f);
+  comm[strcspn(comm, "\n")] = 0;
+  return strcmp(comm, pr->name) == 0 ? 0 : 105;
+}
+
+static void check_child_view(kiln_start_method m) {
+  int p[2];
+  KT_EQ(pipe(p), 0); /* no close-on-exec: only kiln's closing keeps it from the child */
+  fd_probe pr = {.closed_fd = p[1]};
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  cfg.start = m;
+  for (int named = 0; named < 2; named++) {
+    snprintf(pr.name, sizeof pr.name, "%s", named ? "kiln-test-name" : "kiln-proc");
+    cfg.name = named ? "kiln-test-name" : NULL;
+    kiln_process *c = NULL;
+    KT_CODE(kiln_process_start(&cfg, probe_child, &pr, sizeof pr, &c), 0);
+    KT_EQ(exitcode_of(c), 0);
+    kiln_process_destroy(c);
+  }
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST(PROC_child_sees_only_its_channels_and_its_name_fork) { check_child_view(KILN_START_FORK); }
+
+TEST(PROC_child_sees_only_its_channels_and_its_name_forkserver) {
+  fs_start();
+  check_child_view(KILN_START_FORKSERVER);
+}
+
+enum { BIG_ARG = 3 << 20 };
+
+static int check_big_arg(const void *arg, size_t len) {
+  if (len != BIG_ARG) return 100;
+  for (size_t i = 0; i < len; i++)
+    if (((const unsigned char *)arg)[i] != (unsigned char)(i * 7 + 1)) return 101;
+  return 8;
+}
+
+/* The argument bytes arrive whole, however many (they cross the fork server's socket). */
+TEST(PROC_big_argument) {
+  fs_start();
+  unsigned char *arg = malloc(BIG_ARG);
+  KT_TRUE(arg != NULL);
+  for (size_t i = 0; i < BIG_ARG; i++) arg[i] = (unsigned char)(i * 7 + 1);
+  for (int m = 0; m < 2; m++) {
+    kiln_process *p = start_with(m ? KILN_START_FORK : KILN_START_FORKSERVER, check_big_arg, arg,
+                                 BIG_ARG, NULL, 0, false);
+    KT_EQ(exitcode_of(p), 8);
+    kiln_process_destroy(p);
+  }
+  free(arg);
+}
+
+/* Sends its parent's pid (the fork server's) as the hand-shake, then blocks until its channel
+ * ends. */
+static int ppid_then_block(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  kiln_channel *ch = kiln_process_channel(0);
+  int ppid = getppid();
+  if (kiln_channel_send(ch, &ppid, sizeof ppid, -1) != 0) return 100;
+  void *buf;
+  size_t n;
+  while (kiln_channel_recv(ch, &buf, &n, -1) == 0) free(buf);
+  return 0;
+}
+
+static blocked start_ppid_child(bool daemon, int *server) {
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  blocked r = {start_with(KILN_START_FORKSERVER, ppid_then_block, NULL, 0, &b, 1, daemon), a};
+  kiln_channel_destroy(b);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0);
+  KT_EQ(n, sizeof(int));
+  memcpy(server, buf, sizeof *server);
+  free(buf);
+  return r;
+}
+
+/* The fork server killed by hand: its daemon children die with it, the others run on; their
+ * handles still join (with the exit status lost: 255), and a new server can be started. */
+TEST(PROC_forkserver_killed) {
+  fs_start();
+  int server, again;
+  blocked d = start_ppid_child(true, &server);
+  blocked n = start_ppid_child(false, &again);
+  KT_EQ(again, server);
+  int sfd = pidfd_of(server);
+  KT_TRUE(sfd >= 0);
+  KT_EQ(kill(server, SIGKILL), 0);
+  wait_gone(sfd);
+  close(sfd);
+  KT_FALSE(kiln_forkserver_running());
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  kiln_process *p = NULL;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_ESTATE);
+  KT_EQ(exitcode_of(d.p), 255);
+  KT_TRUE(kiln_process_is_alive(n.p));
+  kiln_channel_destroy(n.mine);
+  KT_EQ(exitcode_of(n.p), 255);
+  kiln_process_destroy(d.p);
+  kiln_process_destroy(n.p);
+  kiln_channel_destroy(d.mine);
+  fs_start();
+  p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+}
+
+/* ---- several threads on one handle ---------------------------------------------------------- */
+
+static kiln_process *g_shared;
+static atomic_int g_joined;
+
+static void *joiner(void *arg) {
+  (void)arg;
+  if (kiln_process_join(g_shared, -1) == 0) atomic_fetch_add(&g_joined, 1);
+  int code = 0;
+  if (kiln_process_exitcode(g_shared, &code) != 0 || code != -SIGKILL)
+    atomic_fetch_add(&g_joined, 100);
+  return NULL;
+}
+
+static void *prober(void *arg) {
+  (void)arg;
+  while (kiln_process_is_alive(g_shared)) sched_yield();
+  atomic_fetch_add(&g_joined, 1);
+  return NULL;
+}
+
+/* Several threads join and probe one process at once: every one sees it end, with its code. */
+static void check_many_joiners(kiln_start_method m) {
+  enum { J = 4 };
+  blocked b = start_blocked(m);
+  g_shared = b.p;
+  atomic_store(&g_joined, 0);
+  pthread_t th[2 * J];
+  for (int i = 0; i < 2 * J; i++)
+    KT_EQ(pthread_create(&th[i], NULL, i < J ? joiner : prober, NULL), 0);
+  KT_CODE(kiln_process_kill(b.p), 0);
+  for (int i = 0; i < 2 * J; i++) pthread_join(th[i], NULL);
+  KT_EQ(atomic_load(&g_joined), 2 * J);
+  kiln_process_destroy(b.p);
+  kiln_channel_destroy(b.mine);
+}
+
+TEST(PROC_many_joiners_fork) { check_many_joiners(KILN_START_FORK); }
+
+TEST(PROC_many_joiners_forkserver) {
+  fs_start();
+  check_many_joiners(KILN_START_FORKSERVER);
 }

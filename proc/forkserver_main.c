@@ -1,0 +1,175 @@
+/* forkserver_main.c: the fork server process itself (forkserver.c has the protocol and the
+ * program's side). It waits in poll(2) on its socket to the program and on the pidfds of its
+ * children: a request is read whole and answered with a fork; a child's pidfd turning readable
+ * means it has ended, and the server reaps it and writes its wait status to the child's status
+ * socket. It runs nothing of the program's but the children it forks (kiln__child_main), takes
+ * no signal handler of the program's, and holds no descriptor of the program's but the
+ * standard streams. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process_internal.h"
+
+typedef struct fs_child {
+  pid_t pid;
+  int pidfd;  /* the server's own: readable when the child has ended */
+  int statfd; /* the server's end of the child's status socket */
+} fs_child;
+
+/* In the server's child: wraps the received descriptors as channels and runs the child. */
+static _Noreturn void serve_child(const kiln__fs_req *rq, const int *fds, const void *arg,
+                                  pid_t server) {
+  kiln_channel *chs[KILN__MAX_CHANNELS];
+  int keep[KILN__MAX_CHANNELS];
+  for (uint32_t i = 0; i < rq->nchannels; i++) {
+    if (kiln__channel_adopt(fds[i], rq->dirs[i] & 2, rq->dirs[i] & 1, &chs[i]) != 0) _exit(255);
+    keep[i] = fds[i];
+  }
+  kiln__sort_fds(keep, rq->nchannels);
+  kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn,
+                        .arg = arg,
+                        .len = rq->len,
+                        .daemon = rq->daemon != 0,
+                        .parent = server,
+                        .name = rq->name,
+                        .channels = chs,
+                        .nchannels = rq->nchannels,
+                        .keep = keep,
+                        .nkeep = rq->nchannels};
+  kiln__child_main(&s);
+}
+
+/* Forks the child of one request and answers on its status socket. Adds it to kids (capacity
+ * checked by the caller) on success. */
+static void spawn_child(const kiln__fs_req *rq, int statfd, const int *fds, const void *arg,
+                        fs_child *kids, size_t *nkids) {
+  pid_t server = getpid();
+  pid_t pid = fork();
+  if (pid == 0) serve_child(rq, fds, arg, server);
+  if (pid < 0) {
+    int32_t e = -errno;
+    kiln__send_fds(statfd, &e, sizeof e, NULL, 0);
+    close(statfd);
+    return;
+  }
+  int pidfd = kiln__pidfd_open(pid);
+  int32_t v = pid;
+  if (pidfd < 0 || kiln__send_fds(statfd, &v, sizeof v, &pidfd, 1) != 0) {
+    /* nobody can hold this child: undo it */
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    if (pidfd >= 0) close(pidfd);
+    close(statfd);
+    return;
+  }
+  kids[(*nkids)++] = (fs_child){pid, pidfd, statfd};
+}
+
+/* Reads and drops n bytes of the stream (an argument there was no memory for). 0 or -1. */
+static int drain(int sock, uint64_t n) {
+  char tmp[4096];
+  while (n) {
+    size_t k = n < sizeof tmp ? (size_t)n : sizeof tmp;
+    if (kiln__read_full(sock, tmp, k) != 0) return -1;
+    n -= k;
+  }
+  return 0;
+}
+
+/* Reads and serves one request. -1 when the program has closed the socket (or broke the
+ * protocol): no more requests then. */
+static int serve_request(int sock, fs_child *kids, size_t *nkids) {
+  kiln__fs_req rq;
+  int fds[KILN__MAX_CHANNELS + 1];
+  size_t nfds = 0;
+  int rc = kiln__recv_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) ? -1 : 0;
+  if (rc == 0 && (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS))
+    rc = -1; /* out of step with the program: stop serving, the waiting caller sees EIO */
+  void *arg = rc ? NULL : malloc(rq.len ? (size_t)rq.len : 1);
+  if (rc == 0 && !arg) { /* keep in step, and say why */
+    rc = drain(sock, rq.len);
+    if (rc == 0) kiln__send_fds(fds[0], &(int32_t){-ENOMEM}, sizeof(int32_t), NULL, 0);
+  } else if (rc == 0 && rq.len && kiln__read_full(sock, arg, (size_t)rq.len) != 0) {
+    rc = -1;
+  } else if (rc == 0) {
+    rq.name[sizeof rq.name - 1] = 0;
+    spawn_child(&rq, fds[0], fds + 1, arg, kids, nkids);
+    nfds--, memmove(fds, fds + 1, nfds * sizeof *fds); /* statfd now belongs to kids */
+  }
+  free(arg);
+  for (size_t i = 0; i < nfds; i++) close(fds[i]);
+  return rc;
+}
+
+/* Reaps the children whose pidfd is readable and reports their status. */
+static void reap_children(const struct pollfd *pf, fs_child *kids, size_t *nkids) {
+  size_t n = *nkids;
+  for (size_t i = n; i-- > 0;) {
+    if (!pf[i].revents) continue;
+    int st = 0;
+    while (waitpid(kids[i].pid, &st, 0) < 0 && errno == EINTR) {}
+    int32_t v = st; /* the program may have gone: MSG_NOSIGNAL */
+    kiln__send_fds(kids[i].statfd, &v, sizeof v, NULL, 0);
+    close(kids[i].statfd);
+    close(kids[i].pidfd);
+    kids[i] = kids[--*nkids];
+  }
+}
+
+static _Noreturn void server_loop(int sock) {
+  size_t cap = 64, nkids = 0;
+  fs_child *kids = malloc(cap * sizeof *kids);
+  struct pollfd *pf = malloc((cap + 1) * sizeof *pf);
+  if (!kids || !pf) _exit(1);
+  for (;;) {
+    if (sock < 0 && nkids == 0) _exit(0);
+    if (nkids == cap) {
+      fs_child *k = realloc(kids, 2 * cap * sizeof *kids);
+      if (k) kids = k;
+      struct pollfd *p = realloc(pf, (2 * cap + 1) * sizeof *pf);
+      if (p) pf = p;
+      if (k && p) cap *= 2;
+    }
+    for (size_t i = 0; i < nkids; i++)
+      pf[i] = (struct pollfd){.fd = kids[i].pidfd, .events = POLLIN};
+    /* at capacity (out of memory) requests wait until a child ends */
+    pf[nkids] = (struct pollfd){.fd = nkids < cap ? sock : -1, .events = POLLIN};
+    if (poll(pf, nkids + 1, -1) < 0) continue; /* EINTR */
+    bool request = pf[nkids].revents != 0;
+    reap_children(pf, kids, &nkids); /* before the request, which appends to kids */
+    if (request && serve_request(sock, kids, &nkids) < 0) {
+      close(sock);
+      sock = -1;
+    }
+  }
+}
+
+_Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(0);
+  kiln__reset_signals(); /* no handler of the program may run here */
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGINT, &ign, NULL);
+  sigaction(SIGTERM, &ign, NULL);
+  prctl(PR_SET_NAME, "kiln-forkserver");
+  /* Hold nothing of the program's but the standard streams: a descriptor it opened before
+   * (a conn end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
+  if (sock != 3) {
+    if (dup2(sock, 3) < 0) _exit(1);
+    sock = 3;
+  }
+  if (syscall(SYS_close_range, 4u, ~0u, 0) < 0)
+    for (int fd = 4; fd < 65536; fd++) close(fd);
+  kiln__fd_flags(sock, false);
+  server_loop(sock);
+}
