@@ -20,7 +20,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kiln/proc.h"
@@ -1047,4 +1049,26 @@ TEST(submit_from_threads) {
     KT_TRUE(bad == NULL);
   }
   kiln_ppool_destroy(g_pool);
+}
+
+/* A worker killed from outside while idle is replaced when work comes; no task is blamed. */
+TEST(idle_worker_death_blames_no_task) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  kiln_bytes out;
+  KT_CODE(kiln_ppool_apply(p, t_pid, NULL, 0, &out), 0);
+  int pid;
+  memcpy(&pid, out.data, sizeof pid);
+  free(out.data);
+  int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  KT_TRUE(pfd >= 0);
+  KT_EQ(kill(pid, SIGKILL), 0);
+  struct pollfd pf = {.fd = pfd, .events = POLLIN};
+  KT_EQ(poll(&pf, 1, -1), 1); /* it has ended */
+  close(pfd);
+  KT_CODE(kiln_ppool_apply(p, t_pid, NULL, 0, &out), 0);
+  int again;
+  memcpy(&again, out.data, sizeof again);
+  free(out.data);
+  KT_NE(again, pid);
+  kiln_ppool_destroy(p);
 }
