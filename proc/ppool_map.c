@@ -23,7 +23,7 @@
 typedef struct pmap {
   pthread_mutex_t mu;
   pthread_cond_t cv; /* left reached 0 */
-  size_t refs;       /* chunks not finished, plus the blocking waiter */
+  size_t refs;       /* chunks not finished, plus the caller (setting up, or waiting) */
   size_t n, left;    /* items; chunks not finished */
   kiln_bytes *res;   /* n results, behind one header element (see results_free) */
   int *codes;
@@ -69,7 +69,7 @@ static pmap *pmap_new(size_t n, size_t nchunks, bool async) {
   m->codes = codes;
   m->n = n;
   m->left = nchunks;
-  m->refs = nchunks + (async ? 0 : 1);
+  m->refs = nchunks + 1; /* the chunks and the caller */
   m->fail_idx = SIZE_MAX;
   pthread_mutex_init(&m->mu, NULL);
   pthread_cond_init(&m->cv, NULL);
@@ -155,7 +155,6 @@ static int build_map(uintptr_t fn, bool star, const kiln_bytes *args, size_t n, 
     kiln__pjob_free_list(*chunks);
     return KILN_ENOMEM;
   }
-  m->refs = *nchunks + 1;
   for (kiln__pjob *j = *chunks; j; j = j->next) {
     j->ctx = m;
     j->finish = chunk_finish;
@@ -192,8 +191,12 @@ static int map_async(kiln_ppool *p, uintptr_t fn, bool star, const kiln_bytes *a
   kiln_future *f = kiln_future_retain(m->promise);
   void *cbh;
   rc = kiln__ppool_on_outcome(f, callback, error_callback, cb_arg, &cbh);
-  if (rc == 0) rc = enqueue_map(p, chunks, nchunks, m);
-  else kiln__pjob_free_list(chunks), m->refs -= nchunks;
+  if (rc == 0) {
+    rc = enqueue_map(p, chunks, nchunks, m);
+  } else {
+    kiln__pjob_free_list(chunks);
+    m->refs -= nchunks; /* not shared yet: no lock needed */
+  }
   if (rc == 0 && nchunks == 0) {
     /* an empty input succeeds at once (in this thread: the callback runs here) */
     m->settled = true;
