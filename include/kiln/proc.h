@@ -182,8 +182,10 @@ typedef struct kiln_ppool_config {
 KILN_API void kiln_ppool_config_default(kiln_ppool_config *cfg);
 
 /* Starts the workers (cfg NULL: the defaults). The pool then runs one thread per worker, which
- * also runs the callbacks: a callback must not join or destroy the pool. KILN_EINVAL (bad
- * config), KILN_ESTATE (fork server not running), KILN_ENOMEM, KILN_EIO. *out NULL on failure. */
+ * also runs the callbacks and the futures' done-callbacks: those may submit, but must not wait on
+ * the pool (apply, map, a pool future's result, join, destroy), which could wait on their own
+ * thread. KILN_EINVAL (bad config), KILN_ESTATE (fork server not running), KILN_ENOMEM, KILN_EIO.
+ * *out NULL on failure. */
 KILN_API int kiln_ppool_create(const kiln_ppool_config *cfg, kiln_ppool **out);
 
 /* The executor form: queues fn(arg) and returns its future at once. The future succeeds with a
