@@ -430,6 +430,12 @@ static void receive_one(kiln_ppool *p, slot *s) {
   s->fcount--;
   j->finish(j, msg, len, 0, NULL);
   kiln__pjob_free(j);
+  if (s->ihead == s->itail && s->icap > (4u << 20)) {
+    /* a large reply passed: do not keep its buffer for the worker's life */
+    free(s->in);
+    s->in = NULL;
+    s->ihead = s->itail = s->icap = 0;
+  }
 }
 
 /* A slot's thread. Up to two batches are in flight, so the worker finds the next one waiting when

@@ -1072,3 +1072,43 @@ TEST(idle_worker_death_blames_no_task) {
   KT_NE(again, pid);
   kiln_ppool_destroy(p);
 }
+
+/* arg: an int64 size: returns that many bytes, byte i = i * 7. */
+static int t_bytes(const void *arg, size_t len, void **result, size_t *rlen) {
+  (void)len;
+  int64_t n;
+  memcpy(&n, arg, sizeof n);
+  uint8_t *b = malloc((size_t)n);
+  for (int64_t i = 0; i < n; i++) b[i] = (uint8_t)(i * 7);
+  *result = b;
+  *rlen = (size_t)n;
+  return 0;
+}
+
+/* Results of 0 bytes to 24 MiB, and arguments of 20 MiB, cross whole. */
+TEST(large_arguments_and_results) {
+  kiln_ppool *p = make_pool(2, 0, false);
+  const int64_t sizes[] = {0, 1, 4095, 70000, 24 << 20, 3};
+  kiln_future *fs[6];
+  int64_t store[6];
+  for (int i = 0; i < 6; i++) {
+    kiln_bytes a = i64(&store[i], sizes[i]);
+    submit_ok(p, t_bytes, a.data, a.len, &fs[i]);
+  }
+  for (int i = 0; i < 6; i++) {
+    void *v;
+    KT_CODE(kiln_future_result(fs[i], -1, &v), 0);
+    kiln_bytes *b = v;
+    KT_EQ(b->len, sizes[i]);
+    for (int64_t k = 0; k < sizes[i]; k += 4093) KT_EQ(((uint8_t *)b->data)[k], (uint8_t)(k * 7));
+    kiln_future_release(fs[i]);
+  }
+  size_t big = 20 << 20;
+  uint8_t *arg = malloc(big);
+  memset(arg, 0x5a, big);
+  kiln_bytes out;
+  KT_CODE(kiln_ppool_apply(p, t_pid, arg, big, &out), 0);
+  free(out.data);
+  free(arg);
+  kiln_ppool_destroy(p);
+}
