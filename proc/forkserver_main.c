@@ -7,6 +7,7 @@
  * standard streams. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -143,7 +144,10 @@ static _Noreturn void server_loop(int sock) {
       pf[i] = (struct pollfd){.fd = kids[i].pidfd, .events = POLLIN};
     /* at capacity (out of memory) requests wait until a child ends */
     pf[nkids] = (struct pollfd){.fd = nkids < cap ? sock : -1, .events = POLLIN};
-    if (poll(pf, nkids + 1, -1) < 0) continue; /* EINTR */
+    if (poll(pf, nkids + 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1); /* cannot wait any more: rather end than spin (the children are re-parented) */
+    }
     bool request = pf[nkids].revents != 0;
     reap_children(pf, kids, &nkids); /* before the request, which appends to kids */
     if (request && serve_request(sock, kids, &nkids) < 0) {
@@ -166,6 +170,11 @@ _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
    * (a conn end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
   if (sock != 3) {
     if (dup2(sock, 3) < 0) _exit(1);
+    if (sock < 3) { /* the program had closed that standard stream: keep it a harmless one */
+      int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (nul < 0 || dup2(nul, sock) < 0) _exit(1);
+      close(nul);
+    }
     sock = 3;
   }
   if (syscall(SYS_close_range, 4u, ~0u, 0) < 0)

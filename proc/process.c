@@ -135,13 +135,11 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
  * destroys its copies of them (ends marked shared: no shutdown) once the child has started. */
 static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, int *keep) {
   for (size_t i = 0; i < cfg->nchannels; i++) {
-    int fd;
+    int d;
     bool cs, cr;
-    copies[i] = NULL;
-    int rc = kiln__channel_share(cfg->channels[i], &fd, &cs, &cr) ? KILN_EINVAL : 0;
-    int d = rc ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (!rc && d < 0) rc = KILN_EIO; /* EMFILE */
-    if (!rc && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
+    int rc = kiln__channel_dup(cfg->channels[i], &d, &cs, &cr);
+    if (rc == KILN_ESTATE) rc = KILN_EINVAL;
+    if (rc == 0 && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
       close(d);
       rc = KILN_ENOMEM;
     }
@@ -242,10 +240,14 @@ static void collect(kiln_process *p) {
     p->status = KILN__STATUS_UNKNOWN, p->ended = true;
     return;
   }
-  int st;
-  pid_t r;
-  while ((r = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {}
-  p->status = r == p->pid ? st : KILN__STATUS_UNKNOWN; /* ECHILD: reaped behind kiln's back */
+  /* waitid on the pidfd names exactly this child: waitpid(pid) could wait for, and steal the
+   * status of, another child that took over the pid after a reap behind kiln's back */
+  siginfo_t si = {0};
+  int r;
+  while ((r = waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED)) < 0 && errno == EINTR) {}
+  if (r < 0) p->status = KILN__STATUS_UNKNOWN; /* ECHILD: reaped behind kiln's back */
+  else if (si.si_code == CLD_EXITED) p->status = (si.si_status & 0xff) << 8;
+  else p->status = si.si_status & 0x7f; /* killed or dumped: the signal, as a wait status */
   p->ended = true;
 }
 
@@ -270,16 +272,16 @@ int kiln_process_join(kiln_process *p, double timeout) {
 
 bool kiln_process_is_alive(kiln_process *p) {
   if (kiln_process_join(p, 0) == 0) return false;
-  /* A fork-server child may have exited with its status still on the way from the server:
-   * the pidfd already says so, and the status follows at once. */
-  if (kiln__poll_fd(p->pidfd, POLLIN, 0) == 1) return kiln_process_join(p, -1) != 0;
-  return true;
+  /* A fork-server child may have ended with its status still on the way from the server: the
+   * pidfd already says so. Not waiting for the status keeps is_alive from ever blocking. */
+  return kiln__poll_fd(p->pidfd, POLLIN, 0) != 1;
 }
 
 int kiln_process_exitcode(kiln_process *p, int *code) {
   if (!p || !code) return KILN_EINVAL;
   *code = 0;
-  (void)kiln_process_is_alive(p);
+  /* ended by the pidfd: its status is on its way from the server (or at hand), so wait for it */
+  if (!kiln_process_is_alive(p)) kiln_process_join(p, -1);
   pthread_mutex_lock(&p->mu);
   bool ended = p->ended;
   int st = p->status;
