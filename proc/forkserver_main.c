@@ -7,7 +7,6 @@
  * standard streams. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -170,13 +169,9 @@ _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
    * (a conn end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
   if (sock != 3) {
     if (dup2(sock, 3) < 0) _exit(1);
-    if (sock < 3) { /* the program had closed that standard stream: keep it a harmless one */
-      int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (nul < 0 || dup2(nul, sock) < 0) _exit(1);
-      close(nul);
-    }
     sock = 3;
   }
+  kiln__tame_std_streams(); /* e.g. the program's end of the socket, should it sit at 0..2 */
   if (syscall(SYS_close_range, 4u, ~0u, 0) < 0)
     for (int fd = 4; fd < 65536; fd++) close(fd);
   kiln__fd_flags(sock, false);

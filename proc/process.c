@@ -92,6 +92,18 @@ static void close_others(const int *keep, size_t n) {
   close_fds(lo, ~0u);
 }
 
+void kiln__tame_std_streams(void) {
+  for (int fd = 0; fd < 3; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || !(fl & FD_CLOEXEC)) continue; /* closed, or a real standard stream */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0 && nul != fd) {
+      dup2(nul, fd); /* dup2 leaves the new descriptor without close-on-exec */
+      close(nul);
+    }
+  }
+}
+
 /* Default dispositions and an empty mask: a child must not inherit the fork server's ignored
  * SIGINT/SIGTERM, nor handlers of the program that would run in a process they were not
  * written for. */
@@ -114,6 +126,7 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
   }
   prctl(PR_SET_NAME, s->name ? s->name : "kiln-proc");
   close_others(s->keep, s->nkeep);
+  kiln__tame_std_streams();
   kiln__forkserver_forget();
   g_child_channels = s->channels;
   g_child_nchannels = s->nchannels;

@@ -55,6 +55,12 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s);
 /* Default dispositions for every signal and an empty mask (a new child, the fork server). */
 void kiln__reset_signals(void);
 
+/* Replaces any of the descriptors 0, 1, 2 that is close-on-exec with /dev/null. Standard streams
+ * are not close-on-exec, and every descriptor kiln makes is: one sitting at 0..2 (possible only
+ * in a program that had closed that stream) is kiln's own, and must not show through as a child's
+ * standard stream. Async-signal-safe. */
+void kiln__tame_std_streams(void);
+
 /* Sorts fds[0..n) ascending (insertion sort: n <= KILN__MAX_CHANNELS). */
 void kiln__sort_fds(int *fds, size_t n);
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -736,4 +737,74 @@ TEST(PROC_daemon_outlives_the_thread_that_started_it) {
   KT_EQ(exitcode_of(g_from_thread.p), -SIGKILL);
   kiln_process_destroy(g_from_thread.p);
   kiln_channel_destroy(g_from_thread.mine);
+}
+
+/* ---- argument checks; a program without standard input -------------------------------------- */
+
+TEST(PROC_bad_arguments) {
+  fs_start();
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  kiln_process *p = NULL;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 1, &p), KILN_EINVAL); /* bytes without a pointer */
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, NULL), KILN_EINVAL);
+  cfg.start = (kiln_start_method)7;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+  enum { MANY = 65 }; /* one more than a child may be given */
+  kiln_channel *chs[MANY], *peers[MANY];
+  for (int i = 0; i < MANY; i++) KT_CODE(kiln_channel_pair(true, &chs[i], &peers[i]), 0);
+  cfg.channels = chs;
+  cfg.nchannels = MANY;
+  for (int m = 0; m < 2; m++) {
+    cfg.start = m ? KILN_START_FORK : KILN_START_FORKSERVER;
+    KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+    cfg.nchannels = MANY - 1; /* the most: fine */
+    p = start_with(cfg.start, ret3, NULL, 0, chs, MANY - 1, false);
+    KT_EQ(exitcode_of(p), 3);
+    kiln_process_destroy(p);
+    cfg.nchannels = MANY;
+  }
+  cfg.channels = NULL;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+  for (int i = 0; i < MANY; i++) {
+    kiln_channel_destroy(chs[i]);
+    kiln_channel_destroy(peers[i]);
+  }
+  int code;
+  KT_CODE(kiln_process_join(NULL, 0), KILN_EINVAL);
+  KT_CODE(kiln_process_exitcode(NULL, &code), KILN_EINVAL);
+  KT_EQ(kiln_process_pid(NULL), -1);
+  KT_EQ(kiln_process_sentinel(NULL), -1);
+}
+
+/* 0 when fd 0 is not a socket (the fork server's must not show through as a standard stream). */
+static int stdin_not_a_socket(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  struct stat st;
+  if (fstat(0, &st) != 0) return 0; /* closed is fine too */
+  return S_ISSOCK(st.st_mode) ? 1 : 0;
+}
+
+/* A program that closed its standard input starts the fork server (whose socket could then take
+ * fd 0) and a child: the child's fd 0 is not the server's socket. */
+static int no_stdin_program(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  close(0);
+  if (kiln_forkserver_start() != 0) return 100;
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  kiln_process *p;
+  if (kiln_process_start(&cfg, stdin_not_a_socket, NULL, 0, &p) != 0) return 101;
+  int code = -1;
+  kiln_process_join(p, -1);
+  kiln_process_exitcode(p, &code);
+  kiln_process_destroy(p);
+  kiln_forkserver_stop();
+  return code;
+}
+
+TEST(PROC_forkserver_with_stdin_closed) {
+  kiln_process *p = start(KILN_START_FORK, no_stdin_program);
+  KT_EQ(exitcode_of(p), 0);
+  kiln_process_destroy(p);
 }
