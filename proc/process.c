@@ -184,9 +184,10 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
                         .nkeep = cfg->nchannels};
   fflush(stdout); /* or the child would print what the parent has buffered a second time */
   fflush(stderr);
-  pid_t pid = fork();
+  int e = 0;
+  pid_t pid = cfg->daemon ? kiln__spawn_daemon(&s, &e) : fork();
   if (pid == 0) kiln__child_main(&s);
-  int e = errno;
+  if (pid < 0 && !cfg->daemon) e = errno;
   for (size_t i = 0; i < cfg->nchannels; i++) kiln_channel_destroy(copies[i]);
   if (pid < 0) return e == ENOMEM ? KILN_ENOMEM : KILN_EIO;
   int pidfd = kiln__pidfd_open(pid);

@@ -81,8 +81,7 @@ typedef int (*kiln_process_fn)(const void *arg, size_t len);
 
 typedef struct kiln_process_config {
   kiln_start_method start;  /* KILN_START_FORKSERVER by default */
-  bool daemon;              /* dies (SIGKILL) when the program that started it ends (FORK: when
-                               the thread that started it ends) */
+  bool daemon;              /* dies (SIGKILL) when the program that started it ends */
   const char *name;         /* shown in ps (prctl PR_SET_NAME, 15 bytes); NULL: "kiln-proc" */
   kiln_channel *const *channels; /* ends handed to the child: kiln_process_channel(i) there */
   size_t nchannels;

@@ -808,3 +808,31 @@ TEST(PROC_forkserver_with_stdin_closed) {
   KT_EQ(exitcode_of(p), 0);
   kiln_process_destroy(p);
 }
+
+static void *start_fork_daemon_then_exit(void *arg) {
+  (void)arg;
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  g_from_thread.p = start_with(KILN_START_FORK, ready_then_block, NULL, 0, &b, 1, true);
+  g_from_thread.mine = a;
+  kiln_channel_destroy(b);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0); /* it has armed its death signal */
+  free(buf);
+  return NULL;
+}
+
+/* The same for a daemon FORK child: kiln forks it from a thread of its own that lives as long as
+ * the program, so the end of the thread that asked does not kill it. */
+TEST(PROC_fork_daemon_outlives_the_thread_that_started_it) {
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, start_fork_daemon_then_exit, NULL), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(kiln_process_join(g_from_thread.p, 0.05), KILN_ETIMEDOUT);
+  KT_TRUE(kiln_process_is_alive(g_from_thread.p));
+  KT_CODE(kiln_process_kill(g_from_thread.p), 0);
+  KT_EQ(exitcode_of(g_from_thread.p), -SIGKILL);
+  kiln_process_destroy(g_from_thread.p);
+  kiln_channel_destroy(g_from_thread.mine);
+}
