@@ -3,10 +3,11 @@
  * runs first.
  *
  * A handle holds the child's pidfd, so signals never reach a reused pid (pidfd_send_signal) and
- * "has it ended" is a poll(2) on a descriptor (which kiln_conn_wait also uses). How the exit
+ * "has it ended" is a poll(2) on a descriptor (which kiln_process_wait also uses). How the exit
  * status is collected depends on who the parent is:
- *   - KILN_START_FORK: the caller is the parent; the first thread that sees the pidfd readable
- *     reaps it with waitpid under the handle's mutex.
+ *   - KILN_START_FORK: the program is the parent; the first thread that sees the pidfd readable
+ *     reaps it with waitid(P_PIDFD) under the handle's mutex. (A daemon FORK child is forked by
+ *     spawner.c's thread, still a thread of the program.)
  *   - KILN_START_FORKSERVER: the fork server is the parent and reaps it; it writes the wait status
  *     (4 bytes) to the handle's status socket and closes it. Should the server die first, the
  *     status is lost: the pidfd still says when the child has ended, and the exit code is then
