@@ -50,7 +50,9 @@ typedef enum kiln_start_method {
 } kiln_start_method;
 
 /* Starts the fork server. Call it early in main(), before any thread exists (before creating a
- * kiln_pool, a GPU context or anything that starts threads). Idempotent. The server ignores
+ * kiln_pool, a GPU context or anything that starts threads), from the main thread: the server
+ * dies when the thread that started it ends (PR_SET_PDEATHSIG follows a thread). A restart after
+ * kiln_forkserver_stop must also happen before any thread exists. Idempotent. The server ignores
  * SIGINT and SIGTERM (a Ctrl-C reaching the process group is the parent's business) and dies with
  * the program (PR_SET_PDEATHSIG), taking its daemon children with it. 0, or KILN_EIO with errno's
  * cause. Not thread-safe with itself. */
@@ -103,10 +105,10 @@ KILN_API kiln_channel *kiln_process_channel(size_t i);
 KILN_API int kiln_process_pid(const kiln_process *p);
 
 /* Waits until the process has ended (and reaps it): 0, or KILN_ETIMEDOUT (timeout < 0 forever).
- * Any thread; several may join at once. */
+ * Any thread; several may join at once (never concurrently with kiln_process_destroy). */
 KILN_API int kiln_process_join(kiln_process *p, double timeout);
 
-/* Whether the process is still running (reaps it if it has just ended). */
+/* Whether the process is still running (reaps it if it has just ended). Never blocks. */
 KILN_API bool kiln_process_is_alive(kiln_process *p);
 
 /* Python's exitcode once the process has ended: its exit status (0..255), or -N when signal N
