@@ -94,9 +94,10 @@ static void retire_server(void) {
 /* Whether this process's server is up. Called with g_fs.mu held. */
 static bool running_locked(void) {
   if (g_fs.sock < 0 || g_fs.owner != getpid()) return false;
-  /* its pidfd turns readable if it died (killed by hand, say) */
-  struct pollfd p = {.fd = g_fs.pidfd, .events = POLLIN};
-  return poll(&p, 1, 0) == 0;
+  /* its pidfd turns readable if it died (killed by hand, say); our socket if it stopped serving
+   * (it never writes there) */
+  struct pollfd p[2] = {{.fd = g_fs.pidfd, .events = POLLIN}, {.fd = g_fs.sock, .events = POLLIN}};
+  return poll(p, 2, 0) == 0;
 }
 
 int kiln_forkserver_start(void) {
@@ -152,22 +153,31 @@ static int send_request(const kiln__fs_req *rq, const int *fds, const void *arg)
   return e ? e : kiln__send_full(g_fs.sock, arg, (size_t)rq->len);
 }
 
+static void close_all(const int *fds, size_t n) {
+  for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+/* The longest a start waits for the server's answer: it only has to read the requests before
+ * this one and fork, so a server that takes longer is stuck (at capacity without memory). */
+#define KILN__ANSWER_TIMEOUT 60.0
+
 /* Reads the server's answer on the status socket: the pid and its pidfd. */
 static int read_response(int statfd, pid_t *pid, int *pidfd) {
+  if (kiln__poll_fd(statfd, POLLIN, kiln__now() + KILN__ANSWER_TIMEOUT) != 1) return KILN_EIO;
   int32_t v = 0;
-  int fds[KILN__MAX_CHANNELS + 1];
+  int fds[1];
   size_t nfds = 0;
   int e = kiln__recv_fds(statfd, &v, sizeof v, fds, 1, &nfds);
   if (e == 0 && v > 0 && nfds == 1) {
     *pid = v, *pidfd = fds[0];
     return 0;
   }
-  for (size_t i = 0; i < nfds; i++) close(fds[i]);
+  close_all(fds, nfds);
   return e == 0 && v == -ENOMEM ? KILN_ENOMEM : KILN_EIO;
 }
 
-/* Fills the request's header and its descriptors (fds[1..]) from the config. KILN_EINVAL for a
- * closed channel. */
+/* Fills the request's header and its descriptors (fds[1..]: duplicates, owned by the caller)
+ * from the config. KILN_EINVAL for a closed channel, KILN_EIO. */
 static int make_request(const kiln_process_config *cfg, kiln_process_fn fn, size_t len,
                         kiln__fs_req *rq, int *fds) {
   memset(rq, 0, sizeof *rq);
@@ -176,7 +186,11 @@ static int make_request(const kiln_process_config *cfg, kiln_process_fn fn, size
   strncpy(rq->name, cfg->name ? cfg->name : "kiln-proc", sizeof rq->name - 1);
   for (size_t i = 0; i < cfg->nchannels; i++) {
     bool cs, cr;
-    if (kiln__channel_share(cfg->channels[i], &fds[i + 1], &cs, &cr)) return KILN_EINVAL;
+    int rc = kiln__channel_dup(cfg->channels[i], &fds[i + 1], &cs, &cr);
+    if (rc) {
+      close_all(fds + 1, i);
+      return rc == KILN_ESTATE ? KILN_EINVAL : rc;
+    }
     rq->dirs[i] = (uint8_t)((cr ? 1 : 0) | (cs ? 2 : 0));
   }
   return 0;
@@ -188,17 +202,21 @@ int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, c
   int fds[KILN__MAX_CHANNELS + 1];
   int rc = make_request(cfg, fn, len, &rq, fds);
   if (rc) return rc;
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return KILN_EIO;
-  fds[0] = sv[1];
-  pthread_mutex_lock(&g_fs.mu);
-  rc = !running_locked() ? KILN_ESTATE : send_request(&rq, fds, arg) ? KILN_EIO : 0;
-  pthread_mutex_unlock(&g_fs.mu);
-  close(sv[1]);
+  int sv[2] = {-1, -1};
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    rc = KILN_EIO;
+  } else {
+    fds[0] = sv[1];
+    pthread_mutex_lock(&g_fs.mu);
+    rc = !running_locked() ? KILN_ESTATE : send_request(&rq, fds, arg) ? KILN_EIO : 0;
+    pthread_mutex_unlock(&g_fs.mu);
+    close(sv[1]);
+  }
+  close_all(fds + 1, rq.nchannels); /* the server has its own copies now */
   /* the answer comes on this request's own socket: no need to hold the lock for it */
   if (rc == 0) rc = read_response(sv[0], pid, pidfd);
   if (rc) {
-    close(sv[0]);
+    if (sv[0] >= 0) close(sv[0]);
     return rc;
   }
   *statfd = sv[0];

@@ -143,7 +143,10 @@ static _Noreturn void server_loop(int sock) {
       pf[i] = (struct pollfd){.fd = kids[i].pidfd, .events = POLLIN};
     /* at capacity (out of memory) requests wait until a child ends */
     pf[nkids] = (struct pollfd){.fd = nkids < cap ? sock : -1, .events = POLLIN};
-    if (poll(pf, nkids + 1, -1) < 0) continue; /* EINTR */
+    if (poll(pf, nkids + 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(1); /* cannot wait any more: rather end than spin (the children are re-parented) */
+    }
     bool request = pf[nkids].revents != 0;
     reap_children(pf, kids, &nkids); /* before the request, which appends to kids */
     if (request && serve_request(sock, kids, &nkids) < 0) {
@@ -168,6 +171,7 @@ _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
     if (dup2(sock, 3) < 0) _exit(1);
     sock = 3;
   }
+  kiln__tame_std_streams(); /* e.g. the program's end of the socket, should it sit at 0..2 */
   if (syscall(SYS_close_range, 4u, ~0u, 0) < 0)
     for (int fd = 4; fd < 65536; fd++) close(fd);
   kiln__fd_flags(sock, false);

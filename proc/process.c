@@ -3,10 +3,11 @@
  * runs first.
  *
  * A handle holds the child's pidfd, so signals never reach a reused pid (pidfd_send_signal) and
- * "has it ended" is a poll(2) on a descriptor (which kiln_conn_wait also uses). How the exit
+ * "has it ended" is a poll(2) on a descriptor (which kiln_process_wait also uses). How the exit
  * status is collected depends on who the parent is:
- *   - KILN_START_FORK: the caller is the parent; the first thread that sees the pidfd readable
- *     reaps it with waitpid under the handle's mutex.
+ *   - KILN_START_FORK: the program is the parent; the first thread that sees the pidfd readable
+ *     reaps it with waitid(P_PIDFD) under the handle's mutex. (A daemon FORK child is forked by
+ *     spawner.c's thread, still a thread of the program.)
  *   - KILN_START_FORKSERVER: the fork server is the parent and reaps it; it writes the wait status
  *     (4 bytes) to the handle's status socket and closes it. Should the server die first, the
  *     status is lost: the pidfd still says when the child has ended, and the exit code is then
@@ -92,6 +93,18 @@ static void close_others(const int *keep, size_t n) {
   close_fds(lo, ~0u);
 }
 
+void kiln__tame_std_streams(void) {
+  for (int fd = 0; fd < 3; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || !(fl & FD_CLOEXEC)) continue; /* closed, or a real standard stream */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0 && nul != fd) {
+      dup2(nul, fd); /* dup2 leaves the new descriptor without close-on-exec */
+      close(nul);
+    }
+  }
+}
+
 /* Default dispositions and an empty mask: a child must not inherit the fork server's ignored
  * SIGINT/SIGTERM, nor handlers of the program that would run in a process they were not
  * written for. */
@@ -114,6 +127,7 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
   }
   prctl(PR_SET_NAME, s->name ? s->name : "kiln-proc");
   close_others(s->keep, s->nkeep);
+  kiln__tame_std_streams();
   kiln__forkserver_forget();
   g_child_channels = s->channels;
   g_child_nchannels = s->nchannels;
@@ -135,13 +149,11 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
  * destroys its copies of them (ends marked shared: no shutdown) once the child has started. */
 static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, int *keep) {
   for (size_t i = 0; i < cfg->nchannels; i++) {
-    int fd;
+    int d;
     bool cs, cr;
-    copies[i] = NULL;
-    int rc = kiln__channel_share(cfg->channels[i], &fd, &cs, &cr) ? KILN_EINVAL : 0;
-    int d = rc ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (!rc && d < 0) rc = KILN_EIO; /* EMFILE */
-    if (!rc && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
+    int rc = kiln__channel_dup(cfg->channels[i], &d, &cs, &cr);
+    if (rc == KILN_ESTATE) rc = KILN_EINVAL;
+    if (rc == 0 && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
       close(d);
       rc = KILN_ENOMEM;
     }
@@ -173,9 +185,10 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
                         .nkeep = cfg->nchannels};
   fflush(stdout); /* or the child would print what the parent has buffered a second time */
   fflush(stderr);
-  pid_t pid = fork();
+  int e = 0;
+  pid_t pid = cfg->daemon ? kiln__spawn_daemon(&s, &e) : fork();
   if (pid == 0) kiln__child_main(&s);
-  int e = errno;
+  if (pid < 0 && !cfg->daemon) e = errno;
   for (size_t i = 0; i < cfg->nchannels; i++) kiln_channel_destroy(copies[i]);
   if (pid < 0) return e == ENOMEM ? KILN_ENOMEM : KILN_EIO;
   int pidfd = kiln__pidfd_open(pid);
@@ -242,10 +255,14 @@ static void collect(kiln_process *p) {
     p->status = KILN__STATUS_UNKNOWN, p->ended = true;
     return;
   }
-  int st;
-  pid_t r;
-  while ((r = waitpid(p->pid, &st, 0)) < 0 && errno == EINTR) {}
-  p->status = r == p->pid ? st : KILN__STATUS_UNKNOWN; /* ECHILD: reaped behind kiln's back */
+  /* waitid on the pidfd names exactly this child: waitpid(pid) could wait for, and steal the
+   * status of, another child that took over the pid after a reap behind kiln's back */
+  siginfo_t si = {0};
+  int r;
+  while ((r = waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED)) < 0 && errno == EINTR) {}
+  if (r < 0) p->status = KILN__STATUS_UNKNOWN; /* ECHILD: reaped behind kiln's back */
+  else if (si.si_code == CLD_EXITED) p->status = (si.si_status & 0xff) << 8;
+  else p->status = si.si_status & 0x7f; /* killed or dumped: the signal, as a wait status */
   p->ended = true;
 }
 
@@ -270,16 +287,16 @@ int kiln_process_join(kiln_process *p, double timeout) {
 
 bool kiln_process_is_alive(kiln_process *p) {
   if (kiln_process_join(p, 0) == 0) return false;
-  /* A fork-server child may have exited with its status still on the way from the server:
-   * the pidfd already says so, and the status follows at once. */
-  if (kiln__poll_fd(p->pidfd, POLLIN, 0) == 1) return kiln_process_join(p, -1) != 0;
-  return true;
+  /* A fork-server child may have ended with its status still on the way from the server: the
+   * pidfd already says so. Not waiting for the status keeps is_alive from ever blocking. */
+  return kiln__poll_fd(p->pidfd, POLLIN, 0) != 1;
 }
 
 int kiln_process_exitcode(kiln_process *p, int *code) {
   if (!p || !code) return KILN_EINVAL;
   *code = 0;
-  (void)kiln_process_is_alive(p);
+  /* ended by the pidfd: its status is on its way from the server (or at hand), so wait for it */
+  if (!kiln_process_is_alive(p)) kiln_process_join(p, -1);
   pthread_mutex_lock(&p->mu);
   bool ended = p->ended;
   int st = p->status;

@@ -6,6 +6,7 @@
  *                      side of a request
  *   forkserver_main.c  the fork server process: its request loop and the reaping of its children
  *   fdpass.c           bytes with descriptors over a Unix socket
+ *   spawner.c          the thread that forks daemon FORK children
  *   reaper.c           the thread that reaps children nobody will join */
 #ifndef KILN_PROCESS_INTERNAL_H
 #define KILN_PROCESS_INTERNAL_H
@@ -55,6 +56,12 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s);
 /* Default dispositions for every signal and an empty mask (a new child, the fork server). */
 void kiln__reset_signals(void);
 
+/* Replaces any of the descriptors 0, 1, 2 that is close-on-exec with /dev/null. Standard streams
+ * are not close-on-exec, and every descriptor kiln makes is: one sitting at 0..2 (possible only
+ * in a program that had closed that stream) is kiln's own, and must not show through as a child's
+ * standard stream. Async-signal-safe. */
+void kiln__tame_std_streams(void);
+
 /* Sorts fds[0..n) ascending (insertion sort: n <= KILN__MAX_CHANNELS). */
 void kiln__sort_fds(int *fds, size_t n);
 
@@ -99,6 +106,14 @@ int kiln__send_fds(int sock, const void *buf, size_t len, const int *fds, size_t
  * others closed; their count in *nfds; owned by the caller even on failure). 0, -1 at a clean end
  * of stream, or an errno. */
 int kiln__recv_fds(int sock, void *buf, size_t len, int *fds, size_t cap, size_t *nfds);
+
+/* ---- spawner.c ---- */
+
+/* Forks a daemon KILN_START_FORK child from kiln's spawner thread, which lives as long as the
+ * program (so that the child's PR_SET_PDEATHSIG fires when the program ends, not when the calling
+ * thread does); the child runs kiln__child_main(s). The child's pid, or -1 with *err set. s must
+ * stay valid until this returns. Any thread (one request at a time). */
+pid_t kiln__spawn_daemon(const kiln__child_spec *s, int *err);
 
 /* ---- reaper.c ---- */
 

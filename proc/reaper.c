@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -53,9 +54,21 @@ static void reap_ready(const struct pollfd *fds, size_t n) {
       }
     pthread_mutex_unlock(&g_reaper.mu);
     if (!pid) continue;
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    siginfo_t si; /* the pidfd names exactly this child, whatever became of its pid */
+    while (waitid(P_PIDFD, (id_t)fds[i].fd, &si, WEXITED) < 0 && errno == EINTR) {}
     close(fds[i].fd);
   }
+}
+
+static void reap_first(void) {
+  pthread_mutex_lock(&g_reaper.mu);
+  orphan o = g_reaper.n ? g_reaper.v[0] : (orphan){0, -1};
+  if (g_reaper.n) g_reaper.v[0] = g_reaper.v[--g_reaper.n];
+  pthread_mutex_unlock(&g_reaper.mu);
+  if (o.pidfd < 0) return;
+  siginfo_t si;
+  while (waitid(P_PIDFD, (id_t)o.pidfd, &si, WEXITED) < 0 && errno == EINTR) {}
+  close(o.pidfd);
 }
 
 static void *reaper_main(void *unused) {
@@ -76,7 +89,12 @@ static void *reaper_main(void *unused) {
       fds[i] = (struct pollfd){.fd = g_reaper.v[i].pidfd, .events = POLLIN};
     fds[n] = (struct pollfd){.fd = g_reaper.wake, .events = POLLIN};
     pthread_mutex_unlock(&g_reaper.mu);
-    if (poll(fds, n + 1, -1) < 0) continue; /* EINTR */
+    if (poll(fds, n + 1, -1) < 0) {
+      /* EINTR: again; anything else (no memory): wait for the first orphan alone rather than
+       * spin */
+      if (errno != EINTR) reap_first();
+      continue;
+    }
     if (fds[n].revents) {
       uint64_t v;
       ssize_t r = read(g_reaper.wake, &v, sizeof v);
@@ -84,6 +102,22 @@ static void *reaper_main(void *unused) {
     }
     reap_ready(fds, n);
   }
+}
+
+/* Starts the reaper thread with every signal blocked, so that no signal meant for the program
+ * runs its handler there. */
+static bool start_thread(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  bool ok = pthread_create(&t, &a, reaper_main, NULL) == 0;
+  pthread_attr_destroy(&a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return ok;
 }
 
 static pthread_once_t g_reaper_once = PTHREAD_ONCE_INIT;
@@ -104,12 +138,7 @@ void kiln__reap_later(pid_t pid, int pidfd) {
   } else {
     g_reaper.v[g_reaper.n++] = (orphan){pid, pidfd};
     if (!g_reaper.running) {
-      pthread_t t;
-      pthread_attr_t a;
-      pthread_attr_init(&a);
-      pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-      g_reaper.running = pthread_create(&t, &a, reaper_main, NULL) == 0;
-      pthread_attr_destroy(&a);
+      g_reaper.running = start_thread();
     } else {
       uint64_t one = 1;
       ssize_t r = write(g_reaper.wake, &one, sizeof one);

@@ -92,6 +92,17 @@ struct kiln_pool {
 
 _Thread_local kiln__tls kiln__self;
 
+/* A child of fork() is no worker of any pool: fork copies the calling thread's kiln__self, but
+ * not the pool's threads, so a process forked from inside a task would otherwise take itself for
+ * a worker of its parent's pool (kiln_pool_current, helping waits, kiln_task_fail). Registered
+ * with pthread_atfork once, by the first kiln_pool_create. The record cache stays: it is this
+ * thread's own, copied whole. */
+static void self_after_fork(void) { kiln__self = (kiln__tls){.cache = kiln__self.cache}; }
+
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+static void register_atfork(void) { pthread_atfork(NULL, NULL, self_after_fork); }
+
 /* ---- waking ------------------------------------------------------------------------------------ */
 
 static void wake_one(kiln_pool *p) {
@@ -522,6 +533,7 @@ int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out) {
     cfg = &def;
   }
   if (cfg->threads <= 0) return KILN_EINVAL;
+  pthread_once(&g_atfork_once, register_atfork);
   void *raw;
   kiln_pool *p = zalloc_aligned(sizeof *p, &raw);
   if (!p) return KILN_ENOMEM;

@@ -24,7 +24,7 @@
  * racing with a blocked call never lets the fd number be reused under it.
  *
  * Ends shared with other processes (handed to a child, or adopted in one: kiln__channel_share,
- * kiln__channel_adopt) are closed without shutdown(2): shutdown acts on the socket, which the
+ * kiln__channel_dup, kiln__channel_adopt) are closed without shutdown(2): shutdown acts on the socket, which the
  * other process's copy is too, so it would end the stream for the process that still holds it.
  * Closing such an end does not wake this process's own threads blocked on it.
  *
@@ -33,6 +33,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -120,6 +121,20 @@ int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_rec
     ch->shared = true;
     *fd = ch->fd, *can_send = ch->can_send, *can_recv = ch->can_recv;
     rc = 0;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  return rc;
+}
+
+int kiln__channel_dup(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
+  assert(ch && fd && can_send && can_recv);
+  int rc = KILN_ESTATE;
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->closed) {
+    /* under mu: a close racing with this cannot free the number before it is duplicated */
+    *fd = fcntl(ch->fd, F_DUPFD_CLOEXEC, 3);
+    rc = *fd < 0 ? KILN_EIO : 0;
+    if (rc == 0) ch->shared = true, *can_send = ch->can_send, *can_recv = ch->can_recv;
   }
   pthread_mutex_unlock(&ch->mu);
   return rc;

@@ -63,6 +63,10 @@ int kiln__channel_adopt(int fd, bool can_send, bool can_recv, kiln_channel **out
  * socket, which would end the stream for the other copy too) and returns its descriptor
  * (borrowed) and directions. KILN_ESTATE when closed. Any thread. */
 int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv);
+/* As kiln__channel_share, but *fd is a new close-on-exec duplicate (>= 3) owned by the caller,
+ * made under the end's lock, so a close racing with it cannot hand over a reused number.
+ * KILN_ESTATE when closed, KILN_EIO (no descriptor left). Any thread. */
+int kiln__channel_dup(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv);
 /* kiln_channel_wait against an absolute deadline (kiln__now() base), polling extra[0..nextra)
  * too: their revents are set on return (all 0 after the timeout). */
 struct pollfd;

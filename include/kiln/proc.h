@@ -50,7 +50,9 @@ typedef enum kiln_start_method {
 } kiln_start_method;
 
 /* Starts the fork server. Call it early in main(), before any thread exists (before creating a
- * kiln_pool, a GPU context or anything that starts threads). Idempotent. The server ignores
+ * kiln_pool, a GPU context or anything that starts threads), from the main thread: the server
+ * dies when the thread that started it ends (PR_SET_PDEATHSIG follows a thread). A restart after
+ * kiln_forkserver_stop must also happen before any thread exists. Idempotent. The server ignores
  * SIGINT and SIGTERM (a Ctrl-C reaching the process group is the parent's business) and dies with
  * the program (PR_SET_PDEATHSIG), taking its daemon children with it. 0, or KILN_EIO with errno's
  * cause. Not thread-safe with itself. */
@@ -103,10 +105,10 @@ KILN_API kiln_channel *kiln_process_channel(size_t i);
 KILN_API int kiln_process_pid(const kiln_process *p);
 
 /* Waits until the process has ended (and reaps it): 0, or KILN_ETIMEDOUT (timeout < 0 forever).
- * Any thread; several may join at once. */
+ * Any thread; several may join at once (never concurrently with kiln_process_destroy). */
 KILN_API int kiln_process_join(kiln_process *p, double timeout);
 
-/* Whether the process is still running (reaps it if it has just ended). */
+/* Whether the process is still running (reaps it if it has just ended). Never blocks. */
 KILN_API bool kiln_process_is_alive(kiln_process *p);
 
 /* Python's exitcode once the process has ended: its exit status (0..255), or -N when signal N
@@ -137,7 +139,10 @@ KILN_API void kiln_process_destroy(kiln_process *p);
 /* ==== process pool (multiprocessing.Pool, concurrent.futures.ProcessPoolExecutor) ================ */
 
 /* Arguments and results cross to the workers as byte strings: the caller serialises (or passes
- * the name of a shared memory segment). A result is a kiln_bytes owned by whoever the call says. */
+ * the name of a shared memory segment). A result is a kiln_bytes owned by whoever the call says.
+ * One task's arguments (a map chunk's together) and results travel as one channel message, under
+ * 4 GiB: larger arguments are KILN_EINVAL at the call, larger results fail the task with
+ * KILN_EINVAL. */
 typedef struct kiln_bytes {
   size_t len;
   void *data; /* malloc'd (NULL only when len is 0) */
@@ -159,12 +164,15 @@ KILN_API int kiln_ptask_fail(int code, const char *fmt, ...)
 typedef struct kiln_ppool kiln_ppool;
 
 typedef struct kiln_ppool_config {
-  int processes;                 /* > 0; 0 means the number of online CPUs; < 0 is KILN_EINVAL */
+  int processes;                 /* 1..4096; 0 means the number of online CPUs; < 0 is KILN_EINVAL */
   kiln_start_method start;       /* KILN_START_FORKSERVER by default */
   void (*initializer)(const void *initarg, size_t len); /* runs once in each worker at start */
   const void *initarg;
   size_t initarg_len;
-  uint32_t maxtasksperchild;     /* a worker is replaced after this many tasks; 0: never */
+  /* A worker is replaced after this many tasks (a map chunk counts as one); 0: never (Python's
+   * None). Python's ValueError cases cannot be written here: the type has no negative or
+   * fractional values, and 0 means unlimited rather than an error. */
+  uint32_t maxtasksperchild;
   /* What a worker dying in the middle of a task does. false (the default, multiprocessing.Pool
    * made safe): that task fails with KILN_EKILLED (killed by a signal: its message names it) or
    * KILN_EEXITED, the worker is replaced and the pool goes on. true (ProcessPoolExecutor): the
@@ -175,8 +183,11 @@ typedef struct kiln_ppool_config {
 
 KILN_API void kiln_ppool_config_default(kiln_ppool_config *cfg);
 
-/* Starts the workers. KILN_EINVAL (bad config), KILN_ESTATE (fork server not running),
- * KILN_ENOMEM, KILN_EIO. */
+/* Starts the workers (cfg NULL: the defaults). The pool then runs one thread per worker, which
+ * also runs the callbacks and the futures' done-callbacks: those may submit, but must not wait on
+ * the pool (apply, map, a pool future's result, join, destroy), which could wait on their own
+ * thread. KILN_EINVAL (bad config), KILN_ESTATE (fork server not running), KILN_ENOMEM, KILN_EIO.
+ * *out NULL on failure. */
 KILN_API int kiln_ppool_create(const kiln_ppool_config *cfg, kiln_ppool **out);
 
 /* The executor form: queues fn(arg) and returns its future at once. The future succeeds with a

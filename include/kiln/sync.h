@@ -242,7 +242,10 @@ KILN_API int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b);
 KILN_API void kiln_channel_destroy(kiln_channel *ch);
 
 /* Closes the end: the peer receives the messages already sent, then KILN_EEOF. Later calls on
- * this end return KILN_ESTATE. Closing twice is fine. */
+ * this end return KILN_ESTATE. Closing twice is fine. An end handed to a child process
+ * (kiln/proc.h) is shared with it: closing it closes only this process's descriptor (the peer
+ * sees KILN_EEOF once the child's copy is closed too), and does not wake this process's threads
+ * blocked on that end. */
 KILN_API void kiln_channel_close(kiln_channel *ch);
 KILN_API bool kiln_channel_closed(kiln_channel *ch);
 

@@ -12,10 +12,12 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kiln/sched.h"
 #include "kiln/proc.h"
 #include "kiln/sync.h"
 #include "kt.h"
@@ -419,17 +421,22 @@ TEST(PROC_forkserver_ignores_sigint) {
 /* A running FORK child whose handle is destroyed goes on, and kiln reaps it once it ends. */
 TEST(PROC_destroyed_running_child_is_reaped) {
   blocked b = start_blocked(KILN_START_FORK);
-  int pid = kiln_process_pid(b.p);
+  int pidfd = pidfd_of(kiln_process_pid(b.p));
+  KT_TRUE(pidfd >= 0);
   kiln_process_destroy(b.p);
-  KT_EQ(kill(pid, 0), 0);
+  struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+  KT_EQ(poll(&pf, 1, 0), 0);    /* still running */
   kiln_channel_destroy(b.mine); /* its channel ends: it returns */
-  /* reaped: no zombie left, the pid is gone (bounded wait on a condition, no sleep) */
+  wait_gone(pidfd);
+  /* ended; now reaped by kiln's reaper: only the moment between the two is left to a loop */
+  siginfo_t si;
   double t0 = kt_now();
-  while (kill(pid, 0) == 0) {
-    if (kt_now() - t0 > 20) KT_FAIL("child %d was not reaped", pid);
-    poll(NULL, 0, 1);
+  while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG | WNOWAIT) == 0) {
+    if (kt_now() - t0 > 20) KT_FAIL("the child was not reaped");
+    sched_yield();
   }
-  KT_EQ(errno, ESRCH);
+  KT_EQ(errno, ECHILD);
+  close(pidfd);
 }
 
 /* A child stopped and started server: kiln_forkserver_stop leaves running children alone. */
@@ -621,4 +628,211 @@ TEST(PROC_many_joiners_fork) { check_many_joiners(KILN_START_FORK); }
 TEST(PROC_many_joiners_forkserver) {
   fs_start();
   check_many_joiners(KILN_START_FORKSERVER);
+}
+
+/* ---- a child started from inside a pool task ------------------------------------------------ */
+
+static int not_a_worker(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  return kiln_pool_current() == NULL ? 0 : 42;
+}
+
+static int task_starts_child(void *arg, void **result) {
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  cfg.start = (kiln_start_method)(intptr_t)arg;
+  kiln_process *p;
+  int rc = kiln_process_start(&cfg, not_a_worker, NULL, 0, &p);
+  if (rc) return rc;
+  int code = -1;
+  kiln_process_join(p, -1);
+  kiln_process_exitcode(p, &code);
+  kiln_process_destroy(p);
+  *result = (void *)(intptr_t)code;
+  return 0;
+}
+
+/* A child forked from inside a task (FORK) is not a worker of its parent's pool. */
+TEST(PROC_child_of_a_task_is_no_worker) {
+  fs_start();
+  kiln_pool_config pc;
+  kiln_pool_config_default(&pc);
+  pc.threads = 2;
+  kiln_pool *pool;
+  KT_CODE(kiln_pool_create(&pc, &pool), 0);
+  for (int m = 0; m < 2; m++) {
+    void *result = (void *)(intptr_t)99;
+    KT_CODE(kiln_pool_apply(pool, task_starts_child, (void *)(intptr_t)m, &result), 0);
+    KT_EQ((intptr_t)result, 0);
+  }
+  kiln_pool_destroy(pool);
+}
+
+/* ---- output and threads --------------------------------------------------------------------- */
+
+static int prints(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  printf("child\n");
+  return 0;
+}
+
+/* What the program printed (unflushed) before a fork is written once, not again by every child:
+ * stdout is a fully buffered pipe here, as under a pipeline or CI. */
+TEST(PROC_output_is_written_once) {
+  static char buf[4096];
+  setvbuf(stdout, buf, _IOFBF, sizeof buf);
+  int p[2];
+  KT_EQ(pipe(p), 0);
+  int saved = dup(1);
+  KT_EQ(dup2(p[1], 1), 1);
+  printf("before\n");
+  KT_CODE(kiln_forkserver_start(), 0); /* the server takes a copy of the buffer */
+  printf("between\n");
+  for (int m = 0; m < 2; m++) {
+    kiln_process *c = start(m ? KILN_START_FORK : KILN_START_FORKSERVER, prints);
+    KT_EQ(exitcode_of(c), 0);
+    kiln_process_destroy(c);
+  }
+  fflush(stdout);
+  KT_EQ(dup2(saved, 1), 1);
+  close(saved);
+  close(p[1]);
+  /* the server still holds the pipe as its stdout: read what is there, without waiting for EOF */
+  KT_EQ(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  char out[256] = {0};
+  ssize_t n = read(p[0], out, sizeof out - 1);
+  KT_TRUE(n > 0);
+  close(p[0]);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  /* "between" waits in the buffer until the FORK start flushes it */
+  KT_STR_EQ(out, "before\nchild\nbetween\nchild\n");
+}
+
+static blocked g_from_thread;
+
+static void *start_daemon_then_exit(void *arg) {
+  (void)arg;
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  g_from_thread.p = start_with(KILN_START_FORKSERVER, ready_then_block, NULL, 0, &b, 1, true);
+  g_from_thread.mine = a;
+  kiln_channel_destroy(b);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0); /* it has armed its death signal */
+  free(buf);
+  return NULL;
+}
+
+/* A daemon fork-server child started from a thread that then ends lives on: its parent is the
+ * server, which lives as long as the program. */
+TEST(PROC_daemon_outlives_the_thread_that_started_it) {
+  fs_start();
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, start_daemon_then_exit, NULL), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(kiln_process_join(g_from_thread.p, 0.05), KILN_ETIMEDOUT);
+  KT_TRUE(kiln_process_is_alive(g_from_thread.p));
+  KT_CODE(kiln_process_kill(g_from_thread.p), 0);
+  KT_EQ(exitcode_of(g_from_thread.p), -SIGKILL);
+  kiln_process_destroy(g_from_thread.p);
+  kiln_channel_destroy(g_from_thread.mine);
+}
+
+/* ---- argument checks; a program without standard input -------------------------------------- */
+
+TEST(PROC_bad_arguments) {
+  fs_start();
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  kiln_process *p = NULL;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 1, &p), KILN_EINVAL); /* bytes without a pointer */
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, NULL), KILN_EINVAL);
+  cfg.start = (kiln_start_method)7;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+  enum { MANY = 65 }; /* one more than a child may be given */
+  kiln_channel *chs[MANY], *peers[MANY];
+  for (int i = 0; i < MANY; i++) KT_CODE(kiln_channel_pair(true, &chs[i], &peers[i]), 0);
+  cfg.channels = chs;
+  cfg.nchannels = MANY;
+  for (int m = 0; m < 2; m++) {
+    cfg.start = m ? KILN_START_FORK : KILN_START_FORKSERVER;
+    KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+    cfg.nchannels = MANY - 1; /* the most: fine */
+    p = start_with(cfg.start, ret3, NULL, 0, chs, MANY - 1, false);
+    KT_EQ(exitcode_of(p), 3);
+    kiln_process_destroy(p);
+    cfg.nchannels = MANY;
+  }
+  cfg.channels = NULL;
+  KT_CODE(kiln_process_start(&cfg, ret3, NULL, 0, &p), KILN_EINVAL);
+  for (int i = 0; i < MANY; i++) {
+    kiln_channel_destroy(chs[i]);
+    kiln_channel_destroy(peers[i]);
+  }
+  int code;
+  KT_CODE(kiln_process_join(NULL, 0), KILN_EINVAL);
+  KT_CODE(kiln_process_exitcode(NULL, &code), KILN_EINVAL);
+  KT_EQ(kiln_process_pid(NULL), -1);
+  KT_EQ(kiln_process_sentinel(NULL), -1);
+}
+
+/* 0 when fd 0 is not a socket (the fork server's must not show through as a standard stream). */
+static int stdin_not_a_socket(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  struct stat st;
+  if (fstat(0, &st) != 0) return 0; /* closed is fine too */
+  return S_ISSOCK(st.st_mode) ? 1 : 0;
+}
+
+/* A program that closed its standard input starts the fork server (whose socket could then take
+ * fd 0) and a child: the child's fd 0 is not the server's socket. */
+static int no_stdin_program(const void *arg, size_t len) {
+  (void)arg, (void)len;
+  close(0);
+  if (kiln_forkserver_start() != 0) return 100;
+  kiln_process_config cfg;
+  kiln_process_config_default(&cfg);
+  kiln_process *p;
+  if (kiln_process_start(&cfg, stdin_not_a_socket, NULL, 0, &p) != 0) return 101;
+  int code = -1;
+  kiln_process_join(p, -1);
+  kiln_process_exitcode(p, &code);
+  kiln_process_destroy(p);
+  kiln_forkserver_stop();
+  return code;
+}
+
+TEST(PROC_forkserver_with_stdin_closed) {
+  kiln_process *p = start(KILN_START_FORK, no_stdin_program);
+  KT_EQ(exitcode_of(p), 0);
+  kiln_process_destroy(p);
+}
+
+static void *start_fork_daemon_then_exit(void *arg) {
+  (void)arg;
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(true, &a, &b), 0);
+  g_from_thread.p = start_with(KILN_START_FORK, ready_then_block, NULL, 0, &b, 1, true);
+  g_from_thread.mine = a;
+  kiln_channel_destroy(b);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), 0); /* it has armed its death signal */
+  free(buf);
+  return NULL;
+}
+
+/* The same for a daemon FORK child: kiln forks it from a thread of its own that lives as long as
+ * the program, so the end of the thread that asked does not kill it. */
+TEST(PROC_fork_daemon_outlives_the_thread_that_started_it) {
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, start_fork_daemon_then_exit, NULL), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(kiln_process_join(g_from_thread.p, 0.05), KILN_ETIMEDOUT);
+  KT_TRUE(kiln_process_is_alive(g_from_thread.p));
+  KT_CODE(kiln_process_kill(g_from_thread.p), 0);
+  KT_EQ(exitcode_of(g_from_thread.p), -SIGKILL);
+  kiln_process_destroy(g_from_thread.p);
+  kiln_channel_destroy(g_from_thread.mine);
 }
