@@ -71,7 +71,9 @@ static void drop_inherited(void) {
 /* Reaps the stopped servers that have ended. Called with g_fs.mu held. */
 static void sweep_stopped(void) {
   for (size_t i = g_fs.nstopped; i-- > 0;) {
-    if (waitpid(g_fs.stopped[i].pid, NULL, WNOHANG) == 0) continue; /* still serving */
+    siginfo_t si = {0};
+    int r = waitid(P_PIDFD, (id_t)g_fs.stopped[i].pidfd, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == 0) continue; /* still serving */
     close(g_fs.stopped[i].pidfd);
     g_fs.stopped[i] = g_fs.stopped[--g_fs.nstopped];
   }
