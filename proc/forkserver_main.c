@@ -165,8 +165,8 @@ _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
   sigaction(SIGINT, &ign, NULL);
   sigaction(SIGTERM, &ign, NULL);
   prctl(PR_SET_NAME, "kiln-forkserver");
-  /* Hold nothing of the program's but the standard streams: a descriptor it opened before
-   * (a channel end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
+  /* Hold nothing of the program's but the standard streams: a descriptor it opened before (a
+   * channel end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
   if (sock != 3) {
     if (dup2(sock, 3) < 0) _exit(1);
     sock = 3;
