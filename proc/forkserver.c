@@ -12,9 +12,9 @@
  *            in SCM_RIGHTS, or -errno when fork failed; later, when the server has reaped the
  *            child, its int32 wait status; then the server closes the socket.
  * The server never runs the program's code (only its children do), ignores SIGINT and SIGTERM,
- * and dies with the program (PR_SET_PDEATHSIG), taking its daemon children with it. When the
- * program closes its socket (kiln_forkserver_stop) it serves no new request, reports on the
- * children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
+ * and dies with the program (it polls the program's pidfd), taking its daemon children with it.
+ * When the program closes its socket (kiln_forkserver_stop) it serves no new request, reports on
+ * the children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>

@@ -836,3 +836,27 @@ TEST(PROC_fork_daemon_outlives_the_thread_that_started_it) {
   kiln_process_destroy(g_from_thread.p);
   kiln_channel_destroy(g_from_thread.mine);
 }
+
+/* Starts the server and has it serve one child (so the server is well past its set-up, whatever
+ * watch it keeps on its parent), then ends. */
+static void *start_server_in_thread(void *arg) {
+  *(int *)arg = kiln_forkserver_start();
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+  return NULL;
+}
+
+/* The fork server lives as long as the program, not as long as the thread that started it. */
+TEST(PROC_forkserver_outlives_the_thread_that_started_it) {
+  int rc = 12345;
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, start_server_in_thread, &rc), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(rc, 0);
+  KT_TRUE(kiln_forkserver_running());
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+  KT_TRUE(kiln_forkserver_running());
+}
