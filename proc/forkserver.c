@@ -68,7 +68,8 @@ static void drop_inherited(void) {
   forget_server();
 }
 
-/* Reaps the stopped servers that have ended. Called with g_fs.mu held. */
+/* Reaps the stopped servers that have ended (and forgets those that are not this process's
+ * children: copies inherited through a fork of the program's own). Called with g_fs.mu held. */
 static void sweep_stopped(void) {
   for (size_t i = g_fs.nstopped; i-- > 0;) {
     siginfo_t si = {0};
@@ -136,7 +137,7 @@ out:
 bool kiln_forkserver_running(void) {
   pthread_mutex_lock(&g_fs.mu);
   bool r = running_locked();
-  if (g_fs.owner == getpid()) sweep_stopped();
+  sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
   return r;
 }
@@ -144,7 +145,7 @@ bool kiln_forkserver_running(void) {
 void kiln_forkserver_stop(void) {
   pthread_mutex_lock(&g_fs.mu);
   if (g_fs.sock >= 0 && g_fs.owner == getpid()) retire_server();
-  else if (g_fs.owner == getpid()) sweep_stopped();
+  else sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
 }
 
