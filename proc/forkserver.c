@@ -12,9 +12,9 @@
  *            in SCM_RIGHTS, or -errno when fork failed; later, when the server has reaped the
  *            child, its int32 wait status; then the server closes the socket.
  * The server never runs the program's code (only its children do), ignores SIGINT and SIGTERM,
- * and dies with the program (PR_SET_PDEATHSIG), taking its daemon children with it. When the
- * program closes its socket (kiln_forkserver_stop) it serves no new request, reports on the
- * children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
+ * and dies with the program (it polls the program's pidfd), taking its daemon children with it.
+ * When the program closes its socket (kiln_forkserver_stop) it serves no new request, reports on
+ * the children it has, and exits once they have all ended (see sweep_stopped for its reaping). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -68,10 +68,13 @@ static void drop_inherited(void) {
   forget_server();
 }
 
-/* Reaps the stopped servers that have ended. Called with g_fs.mu held. */
+/* Reaps the stopped servers that have ended (and forgets those that are not this process's
+ * children: copies inherited through a fork of the program's own). Called with g_fs.mu held. */
 static void sweep_stopped(void) {
   for (size_t i = g_fs.nstopped; i-- > 0;) {
-    if (waitpid(g_fs.stopped[i].pid, NULL, WNOHANG) == 0) continue; /* still serving */
+    siginfo_t si = {0};
+    int r = waitid(P_PIDFD, (id_t)g_fs.stopped[i].pidfd, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == 0) continue; /* still serving */
     close(g_fs.stopped[i].pidfd);
     g_fs.stopped[i] = g_fs.stopped[--g_fs.nstopped];
   }
@@ -134,7 +137,7 @@ out:
 bool kiln_forkserver_running(void) {
   pthread_mutex_lock(&g_fs.mu);
   bool r = running_locked();
-  if (g_fs.owner == getpid()) sweep_stopped();
+  sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
   return r;
 }
@@ -142,7 +145,7 @@ bool kiln_forkserver_running(void) {
 void kiln_forkserver_stop(void) {
   pthread_mutex_lock(&g_fs.mu);
   if (g_fs.sock >= 0 && g_fs.owner == getpid()) retire_server();
-  else if (g_fs.owner == getpid()) sweep_stopped();
+  else sweep_stopped();
   pthread_mutex_unlock(&g_fs.mu);
 }
 

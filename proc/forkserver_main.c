@@ -125,17 +125,18 @@ static void reap_children(const struct pollfd *pf, fs_child *kids, size_t *nkids
   }
 }
 
-static _Noreturn void server_loop(int sock) {
+/* ppfd: the program's pidfd, readable once the whole program has ended. */
+static _Noreturn void server_loop(int sock, int ppfd) {
   size_t cap = 64, nkids = 0;
   fs_child *kids = malloc(cap * sizeof *kids);
-  struct pollfd *pf = malloc((cap + 1) * sizeof *pf);
+  struct pollfd *pf = malloc((cap + 2) * sizeof *pf);
   if (!kids || !pf) _exit(1);
   for (;;) {
     if (sock < 0 && nkids == 0) _exit(0);
     if (nkids == cap) {
       fs_child *k = realloc(kids, 2 * cap * sizeof *kids);
       if (k) kids = k;
-      struct pollfd *p = realloc(pf, (2 * cap + 1) * sizeof *pf);
+      struct pollfd *p = realloc(pf, (2 * cap + 2) * sizeof *pf);
       if (p) pf = p;
       if (k && p) cap *= 2;
     }
@@ -143,10 +144,13 @@ static _Noreturn void server_loop(int sock) {
       pf[i] = (struct pollfd){.fd = kids[i].pidfd, .events = POLLIN};
     /* at capacity (out of memory) requests wait until a child ends */
     pf[nkids] = (struct pollfd){.fd = nkids < cap ? sock : -1, .events = POLLIN};
-    if (poll(pf, nkids + 1, -1) < 0) {
+    pf[nkids + 1] = (struct pollfd){.fd = ppfd, .events = POLLIN};
+    if (poll(pf, nkids + 2, -1) < 0) {
       if (errno == EINTR) continue;
       _exit(1); /* cannot wait any more: rather end than spin (the children are re-parented) */
     }
+    /* the program has ended: so does the server, and its daemon children with it */
+    if (pf[nkids + 1].revents) _exit(0);
     bool request = pf[nkids].revents != 0;
     reap_children(pf, kids, &nkids); /* before the request, which appends to kids */
     if (request && serve_request(sock, kids, &nkids) < 0) {
@@ -156,17 +160,19 @@ static _Noreturn void server_loop(int sock) {
   }
 }
 
+/* The server dies with the program, the whole process: it polls the program's pidfd, which turns
+ * readable once every thread of the program has ended. (PR_SET_PDEATHSIG would follow the thread
+ * that forked the server, which need not live as long as the program.) Its own children, daemon
+ * or not, are forked by its one thread, so their PR_SET_PDEATHSIG follows the server. */
 _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(0);
   kiln__reset_signals(); /* no handler of the program may run here */
   struct sigaction ign = {.sa_handler = SIG_IGN};
   sigemptyset(&ign.sa_mask);
   sigaction(SIGINT, &ign, NULL);
   sigaction(SIGTERM, &ign, NULL);
   prctl(PR_SET_NAME, "kiln-forkserver");
-  /* Hold nothing of the program's but the standard streams: a descriptor it opened before
-   * (a conn end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
+  /* Hold nothing of the program's but the standard streams: a descriptor it opened before (a
+   * channel end, a file) kept open here would, e.g., keep a peer from ever seeing end of stream. */
   if (sock != 3) {
     if (dup2(sock, 3) < 0) _exit(1);
     sock = 3;
@@ -175,5 +181,8 @@ _Noreturn void kiln__forkserver_main(int sock, pid_t parent) {
   if (syscall(SYS_close_range, 4u, ~0u, 0) < 0)
     for (int fd = 4; fd < 65536; fd++) close(fd);
   kiln__fd_flags(sock, false);
-  server_loop(sock);
+  int ppfd = kiln__pidfd_open(parent);
+  /* opened, then checked: a program that ended before the open has re-parented the server */
+  if (ppfd < 0 || getppid() != parent) _exit(0);
+  server_loop(sock, ppfd);
 }

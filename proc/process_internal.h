@@ -118,7 +118,7 @@ pid_t kiln__spawn_daemon(const kiln__child_spec *s, int *err);
 /* ---- reaper.c ---- */
 
 /* Hands over a child kiln will never join: pidfd (owned from now on) becomes readable when it
- * exits, and the reaper thread then reaps it with waitpid(pid). Any thread. */
+ * exits, and the reaper thread then reaps it (waitid on the pidfd). Any thread. */
 void kiln__reap_later(pid_t pid, int pidfd);
 
 #endif /* KILN_PROCESS_INTERNAL_H */

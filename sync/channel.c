@@ -24,9 +24,9 @@
  * racing with a blocked call never lets the fd number be reused under it.
  *
  * Ends shared with other processes (handed to a child, or adopted in one: kiln__channel_share,
- * kiln__channel_dup, kiln__channel_adopt) are closed without shutdown(2): shutdown acts on the socket, which the
- * other process's copy is too, so it would end the stream for the process that still holds it.
- * Closing such an end does not wake this process's own threads blocked on it.
+ * kiln__channel_dup, kiln__channel_adopt) are closed without shutdown(2): shutdown acts on the
+ * socket, which the other process's copy is too, so it would end the stream for the process that
+ * still holds it. Closing such an end does not wake this process's own threads blocked on it.
  *
  * Lock order (outer first): send_mu or recv_mu (never both) -> mu. mu is only held briefly and
  * never across a blocking system call. */

@@ -50,11 +50,10 @@ typedef enum kiln_start_method {
 } kiln_start_method;
 
 /* Starts the fork server. Call it early in main(), before any thread exists (before creating a
- * kiln_pool, a GPU context or anything that starts threads), from the main thread: the server
- * dies when the thread that started it ends (PR_SET_PDEATHSIG follows a thread). A restart after
- * kiln_forkserver_stop must also happen before any thread exists. Idempotent. The server ignores
- * SIGINT and SIGTERM (a Ctrl-C reaching the process group is the parent's business) and dies with
- * the program (PR_SET_PDEATHSIG), taking its daemon children with it. 0, or KILN_EIO with errno's
+ * kiln_pool, a GPU context or anything that starts threads). A restart after kiln_forkserver_stop
+ * must also happen before any thread exists. Idempotent. The server ignores SIGINT and SIGTERM (a
+ * Ctrl-C reaching the process group is the parent's business) and dies with the program (it
+ * watches the program's pidfd), taking its daemon children with it. 0, or KILN_EIO with errno's
  * cause. Not thread-safe with itself. */
 KILN_API int kiln_forkserver_start(void);
 

@@ -439,21 +439,6 @@ TEST(PROC_destroyed_running_child_is_reaped) {
   close(pidfd);
 }
 
-/* A child stopped and started server: kiln_forkserver_stop leaves running children alone. */
-TEST(PROC_forkserver_stop_leaves_children) {
-  fs_start();
-  blocked b = start_blocked(KILN_START_FORKSERVER);
-  kiln_forkserver_stop();
-  KT_FALSE(kiln_forkserver_running());
-  KT_TRUE(kiln_process_is_alive(b.p));
-  kiln_channel_destroy(b.mine);
-  KT_EQ(exitcode_of(b.p), 0);
-  kiln_process_destroy(b.p);
-  fs_start(); /* a new one */
-  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
-  KT_EQ(exitcode_of(p), 3);
-  kiln_process_destroy(p);
-}
 
 /* ---- what a child sees ---------------------------------------------------------------------- */
 
@@ -835,4 +820,54 @@ TEST(PROC_fork_daemon_outlives_the_thread_that_started_it) {
   KT_EQ(exitcode_of(g_from_thread.p), -SIGKILL);
   kiln_process_destroy(g_from_thread.p);
   kiln_channel_destroy(g_from_thread.mine);
+}
+
+/* Starts the server and has it serve one child (so the server is well past its set-up, whatever
+ * watch it keeps on its parent), then ends. */
+static void *start_server_in_thread(void *arg) {
+  *(int *)arg = kiln_forkserver_start();
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+  return NULL;
+}
+
+/* The fork server lives as long as the program, not as long as the thread that started it. */
+TEST(PROC_forkserver_outlives_the_thread_that_started_it) {
+  int rc = 12345;
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, start_server_in_thread, &rc), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(rc, 0);
+  KT_TRUE(kiln_forkserver_running());
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+  KT_TRUE(kiln_forkserver_running());
+}
+
+/* kiln_forkserver_stop leaves running children alone: the old server reports their end, then
+ * exits, and kiln reaps it; a new server can be started meanwhile. */
+TEST(PROC_forkserver_stop_leaves_children) {
+  fs_start();
+  int server;
+  blocked b = start_ppid_child(false, &server);
+  int sfd = pidfd_of(server);
+  KT_TRUE(sfd >= 0);
+  kiln_forkserver_stop();
+  KT_FALSE(kiln_forkserver_running());
+  KT_TRUE(kiln_process_is_alive(b.p));
+  fs_start(); /* a new one, while the old one still serves its child */
+  kiln_process *p = start(KILN_START_FORKSERVER, ret3);
+  KT_EQ(exitcode_of(p), 3);
+  kiln_process_destroy(p);
+  kiln_channel_destroy(b.mine);
+  KT_EQ(exitcode_of(b.p), 0); /* reported by the old server, which then ends */
+  kiln_process_destroy(b.p);
+  wait_gone(sfd);
+  KT_TRUE(kiln_forkserver_running()); /* the new one; this call reaps the old one */
+  siginfo_t si;
+  KT_EQ(waitid(P_PIDFD, (id_t)sfd, &si, WEXITED | WNOHANG | WNOWAIT), -1);
+  KT_EQ(errno, ECHILD);
+  close(sfd);
 }
