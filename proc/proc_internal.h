@@ -2,8 +2,13 @@
  *
  * proc/ is the runtime's process layer: processes and their start methods, connections between
  * processes, the process pool, shared memory and process-shared synchronisation, process queues
- * and the manager. It sees base/ and its own headers; the scheduler and sync are used through
- * their public headers only.
+ * and the manager. It sees base/ and its own headers, and sync/'s channel internals
+ * (sync_internal.h: an end adopted from, or shared as, a descriptor, for handing channels to
+ * children); otherwise the scheduler and sync are used through their public headers.
+ *
+ * Besides this header, each subsystem has its own: process_internal.h (processes, the fork
+ * server), ppool_internal.h (the process pool), pshm_internal.h (shared memory and what lives in
+ * it), manager_internal.h (the manager). docs/ARCHITECTURE.md lists the files.
  *
  *   fdio.c     whole reads and writes on file descriptors (EINTR retried), waiting on one with a
  *              deadline */
