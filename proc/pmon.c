@@ -224,12 +224,13 @@ void kiln__pobj_publish(void *mem, uint32_t type) {
   atomic_store_explicit(&h->magic, KILN__PMAGIC, memory_order_release);
 }
 
-int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type) {
+int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type, size_t size) {
   memset(o, 0, sizeof *o);
   int rc = kiln_shm_attach(name, &o->shm);
   if (rc != 0) return rc;
   o->mem = kiln_shm_data(o->shm);
-  if (kiln_shm_size(o->shm) < sizeof(kiln__phdr) || kiln__pobj_check(o->mem, type) != 0) {
+  if (size < sizeof(kiln__phdr)) size = sizeof(kiln__phdr);
+  if (kiln_shm_size(o->shm) < size || kiln__pobj_check(o->mem, type) != 0) {
     kiln_shm_close(o->shm);
     o->shm = NULL;
     return KILN_EINVAL;
@@ -260,11 +261,11 @@ int kiln__pobj_new(size_t hsize, const char *name, size_t size,
   return 0;
 }
 
-int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, void **out) {
+int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, size_t size, void **out) {
   *out = NULL;
   kiln__pobj *h = calloc(1, hsize);
   if (!h) return KILN_ENOMEM;
-  int rc = kiln__pobj_attach(h, name, type);
+  int rc = kiln__pobj_attach(h, name, type, size);
   if (rc != 0) {
     free(h);
     return rc;

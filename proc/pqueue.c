@@ -83,8 +83,13 @@ int kiln_pqueue_create(const kiln_pqueue_config *cfg, kiln_pqueue **out) {
 }
 
 int kiln_pqueue_attach(const char *name, kiln_pqueue **out) {
-  int rc = kiln__pobj_open(sizeof **out, name, KILN__PT_QUEUE, (void **)out);
-  if (rc == 0 && kiln_shm_size((*out)->obj.shm) < kiln__pround(sizeof(queue_state)) + qst(*out)->cap) {
+  size_t hdr = kiln__pround(sizeof(queue_state));
+  int rc = kiln__pobj_open(sizeof **out, name, KILN__PT_QUEUE, hdr, (void **)out);
+  if (rc != 0) return rc;
+  /* the ring must lie inside the segment (one cut short would be used past its end), and be a
+   * ring create could have made; compared without a sum that could wrap */
+  uint64_t cap = qst(*out)->cap;
+  if (cap < 2 * MSG_HDR || cap % 8 || cap > kiln_shm_size((*out)->obj.shm) - hdr) {
     kiln__pobj_free(*out);
     *out = NULL;
     rc = KILN_EINVAL;

@@ -99,8 +99,9 @@ typedef struct kiln__pobj {
 
 /* Creates a segment of size bytes for a new object. 0 or kiln_shm_create's codes. */
 int kiln__pobj_create(kiln__pobj *o, const char *name, size_t size);
-/* Attaches name and checks it holds an object of type (KILN_EINVAL if not). */
-int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type);
+/* Attaches name and checks it holds an object of type, in a segment of at least size bytes
+ * (KILN_EINVAL if not: a shorter one would be used past its end). */
+int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type, size_t size);
 /* Checks mem holds an initialised object of type: 0 or KILN_EINVAL. */
 int kiln__pobj_check(const void *mem, uint32_t type);
 /* Marks mem initialised as type (after everything else of it is written). */
@@ -109,12 +110,12 @@ void kiln__pobj_publish(void *mem, uint32_t type);
 void kiln__pobj_fini(kiln__pobj *o);
 
 /* Handles: hsize bytes (malloc'd) that start with a kiln__pobj. new: over a new segment of size
- * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type.
+ * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type and at least size bytes.
  * at: over the caller's initialised memory. 0 or the codes of create / attach / check, or
  * KILN_ENOMEM. free: fini and free; NULL is a no-op. */
 int kiln__pobj_new(size_t hsize, const char *name, size_t size,
                    int (*init)(void *mem, const void *arg), const void *arg, void **out);
-int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, void **out);
+int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, size_t size, void **out);
 int kiln__pobj_at(size_t hsize, void *mem, uint32_t type, void **out);
 void kiln__pobj_free(void *h);
 

@@ -4,6 +4,7 @@
  * Children are children of the fork server (the tests across many processes) or plain forks of
  * this single-threaded process; either way they find the objects by name. */
 // kt: timeout 60
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -676,5 +677,38 @@ TEST(BAR_broken_abort_reset) {
   for (int i = 0; i < 3; i++) KT_CODE(kiln_pbarrier_wait(b, &idx), KILN_OK);
   KT_EQ(idx, 0);
   kiln_pbarrier_destroy(b);
+  pt_leaks_end(lk);
+}
+
+/* ---- attaching a truncated segment ---- */
+
+/* Cuts the segment of name down to size bytes, as a process that resized it would. */
+static void truncate_segment(const char *name, off_t size) {
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/kiln-%s", name);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  KT_TRUE(fd >= 0);
+  KT_EQ(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+/* A segment that starts with the right header but is shorter than the object is refused with
+ * KILN_EINVAL, never mapped and used past its end (a condition is more than a page: touching its
+ * last waiter slots would be a SIGBUS). */
+TEST(attach_truncated_segment) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pcond *c, *c2 = (kiln_pcond *)1;
+  KT_CODE(kiln_pcond_create(pt_name("cut"), false, &c), KILN_OK);
+  KT_TRUE(kiln_pcond_size() > 4096);
+  truncate_segment(pt_name("cut"), 4096);
+  KT_CODE(kiln_pcond_attach(pt_name("cut"), &c2), KILN_EINVAL);
+  KT_TRUE(c2 == NULL);
+  kiln_pcond_destroy(c);
+  kiln_plock *l, *l2 = (kiln_plock *)1;
+  KT_CODE(kiln_plock_create(pt_name("cutl"), &l), KILN_OK);
+  truncate_segment(pt_name("cutl"), 8);
+  KT_CODE(kiln_plock_attach(pt_name("cutl"), &l2), KILN_EINVAL);
+  KT_TRUE(l2 == NULL);
+  kiln_plock_destroy(l);
   pt_leaks_end(lk);
 }
