@@ -136,22 +136,28 @@ static bool read_stat(int pid, char *state, uint64_t *start) {
 }
 
 /* Per thread: this process's start time, remembered with the pid it belongs to (a forked child
- * inherits the variable and must not use its parent's value). */
+ * inherits the variable and must not use its parent's value). Nothing is remembered when /proc
+ * cannot be read (out of descriptors, say): the start is then 0, unknown, and the next call tries
+ * again. Recording 0 as if known would make every other process see this one as dead. */
 static _Thread_local int t_pid;
 static _Thread_local uint64_t t_start;
 
-void kiln__powner_self(kiln__powner *o) {
+static uint64_t self_start(void) {
   int pid = (int)getpid();
   if (t_pid != pid) {
     char st;
     uint64_t start = 0;
-    read_stat(pid, &st, &start);
+    if (!read_stat(pid, &st, &start) || start == 0) return 0;
     t_start = start;
     t_pid = pid;
   }
-  o->pid = pid;
+  return t_start;
+}
+
+void kiln__powner_self(kiln__powner *o) {
+  o->pid = (int32_t)getpid();
   o->tid = (int32_t)syscall(SYS_gettid);
-  o->start = t_start;
+  o->start = self_start();
 }
 
 bool kiln__powner_dead(const kiln__powner *o) {
@@ -159,9 +165,11 @@ bool kiln__powner_dead(const kiln__powner *o) {
   char st;
   uint64_t start;
   /* Without a readable /proc (not mounted, or hidden), only a pid that no longer exists counts
-   * as dead: never take a lock from a holder that may be alive. */
+   * as dead: never take a lock from a holder that may be alive. The same goes for a holder whose
+   * start time is unknown: a live process with its pid may be it. */
   if (!read_stat(o->pid, &st, &start)) return kill(o->pid, 0) != 0 && errno == ESRCH;
-  return st == 'Z' || st == 'X' || start != o->start;
+  if (o->start != 0 && start != o->start) return true; /* the pid was reused */
+  return st == 'Z' || st == 'X';
 }
 
 bool kiln__powner_is_me(const kiln__powner *o) {

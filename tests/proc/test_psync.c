@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 
 #include "pshm_test_util.h"
 
@@ -712,3 +713,45 @@ TEST(attach_truncated_segment) {
   kiln_plock_destroy(l);
   pt_leaks_end(lk);
 }
+
+/* ---- telling a live holder from a dead one ---- */
+
+typedef struct live_holder {
+  kiln_plock *l; /* inherited by the plain fork */
+  pt_pipe held, go;
+} live_holder;
+
+/* Takes the lock while this process cannot open another descriptor (so not /proc either), then
+ * holds it until told to go on. */
+static void child_hold_without_fds(void *arg) {
+  live_holder *h = arg;
+  struct rlimit r;
+  KT_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+  r.rlim_cur = 3; /* below every descriptor but stdio: the next open fails with EMFILE */
+  KT_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+  KT_CODE(kiln_plock_acquire(h->l, -1), KILN_OK);
+  pt_signal(h->held);
+  pt_await(h->go);
+  KT_CODE(kiln_plock_release(h->l), KILN_OK);
+}
+
+/* A holder that could not read its own start time when it took the lock (out of descriptors) is
+ * alive: the lock stays its own, others time out instead of taking it over as from a dead one. */
+TEST(LOCK_live_holder_out_of_descriptors_is_not_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("nofd"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_without_fds, &h);
+  pt_await(h.held);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  KT_CODE(kiln_plock_acquire(h.l, 0.05), KILN_ETIMEDOUT);
+  pt_signal(h.go);
+  pt_wait(pid);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_OK);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
+  pt_leaks_end(lk);
+}
+
