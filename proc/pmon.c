@@ -160,8 +160,16 @@ void kiln__powner_self(kiln__powner *o) {
   o->start = self_start();
 }
 
+/* Whether o may be this process: its pid, and its start time or an unknown one on either side.
+ * The same pid with another start time is an earlier process that had this pid, and died. */
+static bool same_process(const kiln__powner *o) {
+  if (o->pid != (int32_t)getpid()) return false;
+  uint64_t me = self_start();
+  return o->start == 0 || me == 0 || o->start == me;
+}
+
 bool kiln__powner_dead(const kiln__powner *o) {
-  if (o->pid == (int32_t)getpid()) return false;
+  if (o->pid == (int32_t)getpid()) return !same_process(o);
   char st;
   uint64_t start;
   /* Without a readable /proc (not mounted, or hidden), only a pid that no longer exists counts
@@ -173,7 +181,7 @@ bool kiln__powner_dead(const kiln__powner *o) {
 }
 
 bool kiln__powner_is_me(const kiln__powner *o) {
-  return o->pid == (int32_t)getpid() && o->tid == (int32_t)syscall(SYS_gettid);
+  return same_process(o) && o->tid == (int32_t)syscall(SYS_gettid);
 }
 
 /* ---- the lock core ---- */

@@ -755,3 +755,26 @@ TEST(LOCK_live_holder_out_of_descriptors_is_not_dead) {
   pt_leaks_end(lk);
 }
 
+/* A holder record with this process's pid but another start time is a process that had this pid
+ * before and died: it is neither this process (no re-entry of an rlock) nor alive. */
+TEST(RLOCK_holder_with_reused_pid_is_dead) {
+  for (int recursive = 0; recursive < 2; recursive++) {
+    kiln__mon m;
+    KT_CODE(kiln__mon_init(&m), KILN_OK);
+    kiln__plk l = {.count = 2, .recursive = (uint32_t)recursive};
+    kiln__powner_self(&l.owner);
+    KT_TRUE(l.owner.start != 0);
+    l.owner.start -= 1; /* started earlier: the earlier owner of this pid */
+    KT_FALSE(kiln__powner_is_me(&l.owner));
+    KT_TRUE(kiln__powner_dead(&l.owner));
+    kiln__mon_lock(&m);
+    KT_CODE(kiln__plk_release(&m, &l), recursive ? KILN_ESTATE : KILN_OK);
+    l.count = 2;
+    KT_CODE(kiln__plk_acquire(&m, &l, 0.0), KILN_EOWNERDEAD); /* deadline passed: no wait */
+    KT_EQ(l.count, 1);
+    KT_TRUE(kiln__powner_is_me(&l.owner));
+    KT_CODE(kiln__plk_release(&m, &l), KILN_OK);
+    kiln__mon_unlock(&m);
+    pthread_mutex_destroy(&m.mu);
+  }
+}
