@@ -14,6 +14,7 @@
  *
  * Lock order: an object's monitor is the only lock taken inside its calls; no call holds two. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -168,6 +169,22 @@ static bool same_process(const kiln__powner *o) {
   return o->start == 0 || me == 0 || o->start == me;
 }
 
+/* With pid's main thread a zombie: whether other threads of it still run. A main thread that
+ * ended with pthread_exit shows the whole process as Z in /proc/PID/stat while the others go
+ * on, and one of them may hold the lock. Unsure (no descriptor free) counts as running. */
+static bool zombie_has_threads(int pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return errno != ENOENT && errno != ESRCH;
+  bool others = false;
+  struct dirent *e;
+  while (!others && (e = readdir(d)))
+    others = e->d_name[0] != '.' && atoi(e->d_name) != pid;
+  closedir(d);
+  return others;
+}
+
 bool kiln__powner_dead(const kiln__powner *o) {
   if (o->pid == (int32_t)getpid()) return !same_process(o);
   char st;
@@ -177,7 +194,7 @@ bool kiln__powner_dead(const kiln__powner *o) {
    * start time is unknown: a live process with its pid may be it. */
   if (!read_stat(o->pid, &st, &start)) return kill(o->pid, 0) != 0 && errno == ESRCH;
   if (o->start != 0 && start != o->start) return true; /* the pid was reused */
-  return st == 'Z' || st == 'X';
+  return (st == 'Z' || st == 'X') && !zombie_has_threads(o->pid);
 }
 
 bool kiln__powner_is_me(const kiln__powner *o) {

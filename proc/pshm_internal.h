@@ -71,7 +71,7 @@ typedef struct kiln__powner {
 } kiln__powner;
 
 void kiln__powner_self(kiln__powner *o);
-/* Whether o's process has ended (gone, a zombie, or its pid reused, also by
+/* Whether o's process has ended (gone, a zombie with no thread left, or its pid reused, also by
  * the calling process). A holder whose start time is unknown (its /proc could not be read) is
  * dead only once its pid is gone; a dead thread of a live process is not noticed. */
 bool kiln__powner_dead(const kiln__powner *o);

@@ -755,6 +755,55 @@ TEST(LOCK_live_holder_out_of_descriptors_is_not_dead) {
   pt_leaks_end(lk);
 }
 
+static void *thread_hold(void *arg) {
+  live_holder *h = arg;
+  KT_CODE(kiln_plock_acquire(h->l, -1), KILN_OK);
+  pt_signal(h->held);
+  pt_await(h->go);
+  KT_CODE(kiln_plock_release(h->l), KILN_OK);
+  return NULL; /* the last thread: the process exits with status 0 */
+}
+
+/* A thread takes the lock and the main thread ends with pthread_exit: the process lives on. */
+static void child_hold_after_main_exits(void *arg) {
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, thread_hold, arg), 0);
+  pthread_exit(NULL);
+}
+
+static char proc_state(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  KT_TRUE(f != NULL);
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  KT_TRUE(p != NULL);
+  return p[2];
+}
+
+/* A process whose main thread has ended shows as a zombie in /proc/PID/stat while its other
+ * threads run: a lock one of them holds is not taken over as from a dead process. */
+TEST(LOCK_live_holder_after_main_thread_exit_is_not_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("mainexit"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_after_main_exits, &h);
+  pt_await(h.held);
+  PT_UNTIL(proc_state(pid) == 'Z');
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  pt_signal(h.go);
+  pt_wait(pid);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_OK);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
+  pt_leaks_end(lk);
+}
+
 /* A holder record with this process's pid but another start time is a process that had this pid
  * before and died: it is neither this process (no re-entry of an rlock) nor alive. */
 TEST(RLOCK_holder_with_reused_pid_is_dead) {
