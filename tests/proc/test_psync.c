@@ -827,3 +827,24 @@ TEST(RLOCK_holder_with_reused_pid_is_dead) {
     pthread_mutex_destroy(&m.mu);
   }
 }
+
+/* The same holder killed: the process is dead (a zombie, not reaped) and the lock passes on. */
+TEST(LOCK_holder_thread_of_killed_process_is_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("mainexitk"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_after_main_exits, &h);
+  pt_await(h.held);
+  PT_UNTIL(proc_state(pid) == 'Z');
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  KT_EQ(kill(pid, SIGKILL), 0);
+  siginfo_t si;
+  KT_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* dead, not reaped */
+  KT_CODE(kiln_plock_acquire(h.l, 5), KILN_EOWNERDEAD);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  KT_EQ(waitpid(pid, NULL, 0), pid);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
+  pt_leaks_end(lk);
+}
