@@ -64,12 +64,14 @@ void kiln__mon_wake(kiln__mon *m);
 
 /* ---- pmon.c: process identities ----
  *
- * A holder is (pid, tid, start time of the process): the start time tells a reused pid apart. */
+ * A holder is (pid, tid, start time of the process): the start time tells a reused pid apart;
+ * 0 is unknown (/proc could not be read), which never makes a live process look dead. */
 typedef struct kiln__powner {
   int32_t pid, tid;
   uint64_t start;
 } kiln__powner;
 
+/* The calling thread's identity. Any thread; may read /proc/self/stat (once per thread). */
 void kiln__powner_self(kiln__powner *o);
 /* Whether o's process has ended (gone, a zombie with no thread left, or its pid reused, also by
  * the calling process). A holder whose start time is unknown (its /proc could not be read) is
