@@ -113,8 +113,8 @@ void kiln__pobj_publish(void *mem, uint32_t type);
 void kiln__pobj_fini(kiln__pobj *o);
 
 /* Handles: hsize bytes (malloc'd) that start with a kiln__pobj. new: over a new segment of size
- * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type and at least size bytes.
- * at: over the caller's initialised memory. 0 or the codes of create / attach / check, or
+ * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type
+ * and at least size bytes. at: over the caller's initialised memory. 0 or the codes of create / attach / check, or
  * KILN_ENOMEM. free: fini and free; NULL is a no-op. */
 int kiln__pobj_new(size_t hsize, const char *name, size_t size,
                    int (*init)(void *mem, const void *arg), const void *arg, void **out);
