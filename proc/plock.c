@@ -79,7 +79,8 @@ int kiln_plock_create(const char *name, kiln_plock **out) {
   return kiln__pobj_new(sizeof **out, name, kiln_plock_size(), plock_init_cb, NULL, (void **)out);
 }
 int kiln_plock_attach(const char *name, kiln_plock **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_LOCK, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_LOCK, kiln_plock_size(),
+                         (void **)out);
 }
 kiln_shm *kiln_plock_shm(const kiln_plock *l) { return l->obj.shm; }
 void kiln_plock_destroy(kiln_plock *l) { kiln__pobj_free(l); }
@@ -104,7 +105,8 @@ int kiln_prlock_create(const char *name, kiln_prlock **out) {
   return kiln__pobj_new(sizeof **out, name, kiln_prlock_size(), prlock_init_cb, NULL, (void **)out);
 }
 int kiln_prlock_attach(const char *name, kiln_prlock **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_RLOCK, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_RLOCK, kiln_prlock_size(),
+                         (void **)out);
 }
 kiln_shm *kiln_prlock_shm(const kiln_prlock *r) { return r->obj.shm; }
 void kiln_prlock_destroy(kiln_prlock *r) { kiln__pobj_free(r); }
@@ -153,7 +155,8 @@ int kiln_pcond_create(const char *name, bool plain_lock, kiln_pcond **out) {
                         (void **)out);
 }
 int kiln_pcond_attach(const char *name, kiln_pcond **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_COND, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_COND, kiln_pcond_size(),
+                         (void **)out);
 }
 kiln_shm *kiln_pcond_shm(const kiln_pcond *c) { return c->obj.shm; }
 void kiln_pcond_destroy(kiln_pcond *c) { kiln__pobj_free(c); }

@@ -14,6 +14,7 @@
  *
  * Lock order: an object's monitor is the only lock taken inside its calls; no call holds two. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -136,36 +137,68 @@ static bool read_stat(int pid, char *state, uint64_t *start) {
 }
 
 /* Per thread: this process's start time, remembered with the pid it belongs to (a forked child
- * inherits the variable and must not use its parent's value). */
+ * inherits the variable and must not use its parent's value). Nothing is remembered when /proc
+ * cannot be read (out of descriptors, say): the start is then 0, unknown, and the next call tries
+ * again. Recording 0 as if known would make every other process see this one as dead. */
 static _Thread_local int t_pid;
 static _Thread_local uint64_t t_start;
 
-void kiln__powner_self(kiln__powner *o) {
+static uint64_t self_start(void) {
   int pid = (int)getpid();
   if (t_pid != pid) {
     char st;
     uint64_t start = 0;
-    read_stat(pid, &st, &start);
+    if (!read_stat(pid, &st, &start) || start == 0) return 0;
     t_start = start;
     t_pid = pid;
   }
-  o->pid = pid;
+  return t_start;
+}
+
+void kiln__powner_self(kiln__powner *o) {
+  o->pid = (int32_t)getpid();
   o->tid = (int32_t)syscall(SYS_gettid);
-  o->start = t_start;
+  o->start = self_start();
+}
+
+/* Whether o may be this process: its pid, and its start time or an unknown one on either side.
+ * The same pid with another start time is an earlier process that had this pid, and died. */
+static bool same_process(const kiln__powner *o) {
+  if (o->pid != (int32_t)getpid()) return false;
+  uint64_t me = self_start();
+  return o->start == 0 || me == 0 || o->start == me;
+}
+
+/* With pid's main thread a zombie: whether other threads of it still run. A main thread that
+ * ended with pthread_exit shows the whole process as Z in /proc/PID/stat while the others go
+ * on, and one of them may hold the lock. Unsure (no descriptor free) counts as running. */
+static bool zombie_has_threads(int pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return errno != ENOENT && errno != ESRCH;
+  bool others = false;
+  struct dirent *e;
+  while (!others && (e = readdir(d)))
+    others = e->d_name[0] != '.' && atoi(e->d_name) != pid;
+  closedir(d);
+  return others;
 }
 
 bool kiln__powner_dead(const kiln__powner *o) {
-  if (o->pid == (int32_t)getpid()) return false;
+  if (o->pid == (int32_t)getpid()) return !same_process(o);
   char st;
   uint64_t start;
   /* Without a readable /proc (not mounted, or hidden), only a pid that no longer exists counts
-   * as dead: never take a lock from a holder that may be alive. */
+   * as dead: never take a lock from a holder that may be alive. The same goes for a holder whose
+   * start time is unknown: a live process with its pid may be it. */
   if (!read_stat(o->pid, &st, &start)) return kill(o->pid, 0) != 0 && errno == ESRCH;
-  return st == 'Z' || st == 'X' || start != o->start;
+  if (o->start != 0 && start != o->start) return true; /* the pid was reused */
+  return (st == 'Z' || st == 'X') && !zombie_has_threads(o->pid);
 }
 
 bool kiln__powner_is_me(const kiln__powner *o) {
-  return o->pid == (int32_t)getpid() && o->tid == (int32_t)syscall(SYS_gettid);
+  return same_process(o) && o->tid == (int32_t)syscall(SYS_gettid);
 }
 
 /* ---- the lock core ---- */
@@ -224,12 +257,13 @@ void kiln__pobj_publish(void *mem, uint32_t type) {
   atomic_store_explicit(&h->magic, KILN__PMAGIC, memory_order_release);
 }
 
-int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type) {
+int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type, size_t size) {
   memset(o, 0, sizeof *o);
   int rc = kiln_shm_attach(name, &o->shm);
   if (rc != 0) return rc;
   o->mem = kiln_shm_data(o->shm);
-  if (kiln_shm_size(o->shm) < sizeof(kiln__phdr) || kiln__pobj_check(o->mem, type) != 0) {
+  if (size < sizeof(kiln__phdr)) size = sizeof(kiln__phdr);
+  if (kiln_shm_size(o->shm) < size || kiln__pobj_check(o->mem, type) != 0) {
     kiln_shm_close(o->shm);
     o->shm = NULL;
     return KILN_EINVAL;
@@ -260,11 +294,11 @@ int kiln__pobj_new(size_t hsize, const char *name, size_t size,
   return 0;
 }
 
-int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, void **out) {
+int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, size_t size, void **out) {
   *out = NULL;
   kiln__pobj *h = calloc(1, hsize);
   if (!h) return KILN_ENOMEM;
-  int rc = kiln__pobj_attach(h, name, type);
+  int rc = kiln__pobj_attach(h, name, type, size);
   if (rc != 0) {
     free(h);
     return rc;

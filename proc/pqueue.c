@@ -83,8 +83,13 @@ int kiln_pqueue_create(const kiln_pqueue_config *cfg, kiln_pqueue **out) {
 }
 
 int kiln_pqueue_attach(const char *name, kiln_pqueue **out) {
-  int rc = kiln__pobj_open(sizeof **out, name, KILN__PT_QUEUE, (void **)out);
-  if (rc == 0 && kiln_shm_size((*out)->obj.shm) < kiln__pround(sizeof(queue_state)) + qst(*out)->cap) {
+  size_t hdr = kiln__pround(sizeof(queue_state));
+  int rc = kiln__pobj_open(sizeof **out, name, KILN__PT_QUEUE, hdr, (void **)out);
+  if (rc != 0) return rc;
+  /* the ring must lie inside the segment (one cut short would be used past its end), and be a
+   * ring create could have made; compared without a sum that could wrap */
+  uint64_t cap = qst(*out)->cap;
+  if (cap < 2 * MSG_HDR || cap % 8 || cap > kiln_shm_size((*out)->obj.shm) - hdr) {
     kiln__pobj_free(*out);
     *out = NULL;
     rc = KILN_EINVAL;
@@ -126,7 +131,13 @@ static bool copy_busy(uint32_t *flag, const kiln__powner *who, bool quiet) {
 static int wait_room(queue_state *s, uint64_t need, double deadline) {
   bool quiet = false;
   while (copy_busy(&s->writing, &s->writer, quiet) || !has_room(s, need)) {
-    if (kiln__now() >= deadline) return KILN_EFULL;
+    if (kiln__now() >= deadline) {
+      /* out of time (or never waiting: a poller with timeout 0 has no quiet slice): one look
+       * at the copier in the way before giving up, so that a dead one never blocks for good */
+      if (quiet || !s->writing) return KILN_EFULL;
+      quiet = true;
+      continue;
+    }
     quiet = !kiln__mon_wait(&s->mon, deadline, s->writing != 0);
   }
   return 0;
@@ -170,7 +181,11 @@ int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout)
 static int wait_message(queue_state *s, double deadline, uint64_t *len) {
   bool quiet = false;
   while (copy_busy(&s->reading, &s->reader, quiet) || s->count == 0) {
-    if (kiln__now() >= deadline) return KILN_EEMPTY;
+    if (kiln__now() >= deadline) {
+      if (quiet || !s->reading) return KILN_EEMPTY; /* the same last look as in wait_room */
+      quiet = true;
+      continue;
+    }
     quiet = !kiln__mon_wait(&s->mon, deadline, s->reading != 0);
   }
   ring_get(s, s->head, len, MSG_HDR);

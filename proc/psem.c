@@ -61,7 +61,7 @@ int kiln_psem_create(const char *name, int value, bool bounded, kiln_psem **out)
                         &(sem_args){value, bounded}, (void **)out);
 }
 int kiln_psem_attach(const char *name, kiln_psem **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_SEM, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_SEM, kiln_psem_size(), (void **)out);
 }
 kiln_shm *kiln_psem_shm(const kiln_psem *s) { return s->obj.shm; }
 void kiln_psem_destroy(kiln_psem *s) { kiln__pobj_free(s); }
@@ -138,7 +138,7 @@ int kiln_pevent_create(const char *name, kiln_pevent **out) {
   return kiln__pobj_new(sizeof **out, name, kiln_pevent_size(), pevent_init_cb, NULL, (void **)out);
 }
 int kiln_pevent_attach(const char *name, kiln_pevent **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_EVENT, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_EVENT, kiln_pevent_size(), (void **)out);
 }
 kiln_shm *kiln_pevent_shm(const kiln_pevent *e) { return e->obj.shm; }
 void kiln_pevent_destroy(kiln_pevent *e) { kiln__pobj_free(e); }
@@ -237,7 +237,7 @@ int kiln_pbarrier_create(const char *name, int parties, double timeout, kiln_pba
                         &(bar_args){parties, timeout}, (void **)out);
 }
 int kiln_pbarrier_attach(const char *name, kiln_pbarrier **out) {
-  return kiln__pobj_open(sizeof **out, name, KILN__PT_BARRIER, (void **)out);
+  return kiln__pobj_open(sizeof **out, name, KILN__PT_BARRIER, kiln_pbarrier_size(), (void **)out);
 }
 kiln_shm *kiln_pbarrier_shm(const kiln_pbarrier *b) { return b->obj.shm; }
 void kiln_pbarrier_destroy(kiln_pbarrier *b) { kiln__pobj_free(b); }

@@ -64,15 +64,18 @@ void kiln__mon_wake(kiln__mon *m);
 
 /* ---- pmon.c: process identities ----
  *
- * A holder is (pid, tid, start time of the process): the start time tells a reused pid apart. */
+ * A holder is (pid, tid, start time of the process): the start time tells a reused pid apart;
+ * 0 is unknown (/proc could not be read), which never makes a live process look dead. */
 typedef struct kiln__powner {
   int32_t pid, tid;
   uint64_t start;
 } kiln__powner;
 
+/* The calling thread's identity. Any thread; may read /proc/self/stat (once per thread). */
 void kiln__powner_self(kiln__powner *o);
-/* Whether o's process has ended (gone, a zombie, or its pid reused). The calling process is
- * never dead; a dead thread of a live process is not noticed. */
+/* Whether o's process has ended (gone, a zombie with no thread left, or its pid reused, also by
+ * the calling process). A holder whose start time is unknown (its /proc could not be read) is
+ * dead only once its pid is gone; a dead thread of a live process is not noticed. */
 bool kiln__powner_dead(const kiln__powner *o);
 bool kiln__powner_is_me(const kiln__powner *o); /* same process and thread */
 
@@ -99,8 +102,9 @@ typedef struct kiln__pobj {
 
 /* Creates a segment of size bytes for a new object. 0 or kiln_shm_create's codes. */
 int kiln__pobj_create(kiln__pobj *o, const char *name, size_t size);
-/* Attaches name and checks it holds an object of type (KILN_EINVAL if not). */
-int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type);
+/* Attaches name and checks it holds an object of type, in a segment of at least size bytes
+ * (KILN_EINVAL if not: a shorter one would be used past its end). */
+int kiln__pobj_attach(kiln__pobj *o, const char *name, uint32_t type, size_t size);
 /* Checks mem holds an initialised object of type: 0 or KILN_EINVAL. */
 int kiln__pobj_check(const void *mem, uint32_t type);
 /* Marks mem initialised as type (after everything else of it is written). */
@@ -109,12 +113,12 @@ void kiln__pobj_publish(void *mem, uint32_t type);
 void kiln__pobj_fini(kiln__pobj *o);
 
 /* Handles: hsize bytes (malloc'd) that start with a kiln__pobj. new: over a new segment of size
- * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type.
- * at: over the caller's initialised memory. 0 or the codes of create / attach / check, or
+ * bytes that init(mem, arg) prepares (init publishes). open: over an attached segment of type
+ * and at least size bytes. at: over the caller's initialised memory. 0 or the codes of create / attach / check, or
  * KILN_ENOMEM. free: fini and free; NULL is a no-op. */
 int kiln__pobj_new(size_t hsize, const char *name, size_t size,
                    int (*init)(void *mem, const void *arg), const void *arg, void **out);
-int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, void **out);
+int kiln__pobj_open(size_t hsize, const char *name, uint32_t type, size_t size, void **out);
 int kiln__pobj_at(size_t hsize, void *mem, uint32_t type, void **out);
 void kiln__pobj_free(void *h);
 

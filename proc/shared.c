@@ -113,14 +113,24 @@ int kiln_shared_create(const kiln_shared_config *cfg, kiln_shared **out) {
   return 0;
 }
 
+/* Whether the header's layout lies inside a segment of size bytes (one cut short would be used
+ * past its end); compared without sums or products that could wrap. */
+static bool layout_ok(const shared_state *s, size_t size) {
+  size_t es = kiln_ctype_size(s->type), hdr = kiln__pround(sizeof *s);
+  if (!es || s->data_off < hdr || s->data_off > size) return false;
+  if (s->lock_off && (s->lock_off != hdr || s->data_off - hdr < kiln_prlock_size())) return false;
+  if (s->lock_mode == KILN_SHARED_LOCK_GIVEN && !memchr(s->lock_name, 0, sizeof s->lock_name))
+    return false;
+  return s->length >= 1 && s->length <= (size - s->data_off) / es;
+}
+
 int kiln_shared_attach(const char *name, kiln_shared **out) {
   *out = NULL;
   kiln_shared *h;
-  int rc = kiln__pobj_open(sizeof *h, name, KILN__PT_SHARED, (void **)&h);
+  int rc = kiln__pobj_open(sizeof *h, name, KILN__PT_SHARED, kiln__pround(sizeof(shared_state)),
+                           (void **)&h);
   if (rc != 0) return rc;
-  shared_state *s = hst(h);
-  size_t need = s->data_off + s->length * kiln_ctype_size(s->type);
-  rc = kiln_ctype_size(s->type) && kiln_shm_size(h->obj.shm) >= need ? open_lock(h) : KILN_EINVAL;
+  rc = layout_ok(hst(h), kiln_shm_size(h->obj.shm)) ? open_lock(h) : KILN_EINVAL;
   if (rc != 0) {
     kiln_shared_destroy(h);
     return rc;

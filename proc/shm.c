@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,14 @@ int kiln_shm_create(const char *name, size_t size, kiln_shm **out) {
     name = gen;
   }
   if (size == 0 || !name_ok(name)) return KILN_EINVAL;
+  /* a size above what off_t holds would wrap to a negative length in ftruncate */
+  if (size > (size_t)INT64_MAX) return KILN_ENOMEM;
   os_name(path, sizeof path, name);
   int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return errno == EEXIST ? KILN_EEXIST : errno == EINVAL ? KILN_EINVAL : KILN_EIO;
   int rc = 0;
-  if (ftruncate(fd, (off_t)size) != 0) rc = errno == ENOSPC ? KILN_ENOMEM : KILN_EIO;
+  if (ftruncate(fd, (off_t)size) != 0)
+    rc = errno == ENOSPC || errno == EFBIG ? KILN_ENOMEM : KILN_EIO;
   if (rc == 0) rc = map_fd(fd, size, name, out);
   close(fd);
   if (rc != 0) shm_unlink(path);

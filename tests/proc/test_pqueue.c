@@ -415,3 +415,24 @@ TEST(MQ_attach_checks) {
   kiln_pevent_destroy(e);
   pt_leaks_end(lk);
 }
+
+/* Callers that never block (timeout 0, polling) get past a copier that died too: before giving
+ * up they look once whether the copy in their way belongs to a dead process. */
+TEST(MQ_copier_dies_then_nonblocking_calls) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pqueue *q = make(KILN_PQUEUE_QUEUE, 0, 4 * DIE_LEN, pt_name("die0"));
+  unsigned char *msg = malloc(DIE_LEN), *got = malloc(DIE_LEN);
+  fill(msg, DIE_LEN, 78);
+  expect_killed(pt_fork(child_dies_putting, (void *)pt_name("die0")));
+  KT_CODE(kiln_pqueue_put(q, msg, DIE_LEN, 0), KILN_OK);
+  expect_killed(pt_fork(child_dies_getting, (void *)pt_name("die0")));
+  size_t len = 0;
+  KT_CODE(kiln_pqueue_get_into(q, got, DIE_LEN, &len, 0), KILN_OK);
+  KT_EQ(len, DIE_LEN);
+  KT_TRUE(memcmp(got, msg, DIE_LEN) == 0);
+  KT_EQ(kiln_pqueue_qsize(q), 0);
+  free(msg);
+  free(got);
+  kiln_pqueue_destroy(q);
+  pt_leaks_end(lk);
+}

@@ -4,9 +4,11 @@
  * Children are children of the fork server (the tests across many processes) or plain forks of
  * this single-threaded process; either way they find the objects by name. */
 // kt: timeout 60
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 
 #include "pshm_test_util.h"
 
@@ -676,5 +678,173 @@ TEST(BAR_broken_abort_reset) {
   for (int i = 0; i < 3; i++) KT_CODE(kiln_pbarrier_wait(b, &idx), KILN_OK);
   KT_EQ(idx, 0);
   kiln_pbarrier_destroy(b);
+  pt_leaks_end(lk);
+}
+
+/* ---- attaching a truncated segment ---- */
+
+/* Cuts the segment of name down to size bytes, as a process that resized it would. */
+static void truncate_segment(const char *name, off_t size) {
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/kiln-%s", name);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  KT_TRUE(fd >= 0);
+  KT_EQ(ftruncate(fd, size), 0);
+  close(fd);
+}
+
+/* A segment that starts with the right header but is shorter than the object is refused with
+ * KILN_EINVAL, never mapped and used past its end (a condition is more than a page: touching its
+ * last waiter slots would be a SIGBUS). */
+TEST(attach_truncated_segment) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pcond *c, *c2 = (kiln_pcond *)1;
+  KT_CODE(kiln_pcond_create(pt_name("cut"), false, &c), KILN_OK);
+  KT_TRUE(kiln_pcond_size() > 4096);
+  truncate_segment(pt_name("cut"), 4096);
+  KT_CODE(kiln_pcond_attach(pt_name("cut"), &c2), KILN_EINVAL);
+  KT_TRUE(c2 == NULL);
+  kiln_pcond_destroy(c);
+  kiln_plock *l, *l2 = (kiln_plock *)1;
+  KT_CODE(kiln_plock_create(pt_name("cutl"), &l), KILN_OK);
+  truncate_segment(pt_name("cutl"), 8);
+  KT_CODE(kiln_plock_attach(pt_name("cutl"), &l2), KILN_EINVAL);
+  KT_TRUE(l2 == NULL);
+  kiln_plock_destroy(l);
+  pt_leaks_end(lk);
+}
+
+/* ---- telling a live holder from a dead one ---- */
+
+typedef struct live_holder {
+  kiln_plock *l; /* inherited by the plain fork */
+  pt_pipe held, go;
+} live_holder;
+
+/* Takes the lock while this process cannot open another descriptor (so not /proc either), then
+ * holds it until told to go on. */
+static void child_hold_without_fds(void *arg) {
+  live_holder *h = arg;
+  struct rlimit r;
+  KT_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+  r.rlim_cur = 3; /* below every descriptor but stdio: the next open fails with EMFILE */
+  KT_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+  KT_CODE(kiln_plock_acquire(h->l, -1), KILN_OK);
+  pt_signal(h->held);
+  pt_await(h->go);
+  KT_CODE(kiln_plock_release(h->l), KILN_OK);
+}
+
+/* A holder that could not read its own start time when it took the lock (out of descriptors) is
+ * alive: the lock stays its own, others time out instead of taking it over as from a dead one. */
+TEST(LOCK_live_holder_out_of_descriptors_is_not_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("nofd"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_without_fds, &h);
+  pt_await(h.held);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  KT_CODE(kiln_plock_acquire(h.l, 0.05), KILN_ETIMEDOUT);
+  pt_signal(h.go);
+  pt_wait(pid);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_OK);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
+  pt_leaks_end(lk);
+}
+
+static void *thread_hold(void *arg) {
+  live_holder *h = arg;
+  KT_CODE(kiln_plock_acquire(h->l, -1), KILN_OK);
+  pt_signal(h->held);
+  pt_await(h->go);
+  KT_CODE(kiln_plock_release(h->l), KILN_OK);
+  _exit(0); /* as pt_fork's children end: no exit handlers (LSan would see the parent's handles) */
+}
+
+/* A thread takes the lock and the main thread ends with pthread_exit: the process lives on. */
+static void child_hold_after_main_exits(void *arg) {
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, thread_hold, arg), 0);
+  pthread_exit(NULL);
+}
+
+static char proc_state(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  KT_TRUE(f != NULL);
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  KT_TRUE(p != NULL);
+  return p[2];
+}
+
+/* A process whose main thread has ended shows as a zombie in /proc/PID/stat while its other
+ * threads run: a lock one of them holds is not taken over as from a dead process. */
+TEST(LOCK_live_holder_after_main_thread_exit_is_not_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("mainexit"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_after_main_exits, &h);
+  pt_await(h.held);
+  PT_UNTIL(proc_state(pid) == 'Z');
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  pt_signal(h.go);
+  pt_wait(pid);
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_OK);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
+  pt_leaks_end(lk);
+}
+
+/* A holder record with this process's pid but another start time is a process that had this pid
+ * before and died: it is neither this process (no re-entry of an rlock) nor alive. */
+TEST(RLOCK_holder_with_reused_pid_is_dead) {
+  for (int recursive = 0; recursive < 2; recursive++) {
+    kiln__mon m;
+    KT_CODE(kiln__mon_init(&m), KILN_OK);
+    kiln__plk l = {.count = 2, .recursive = (uint32_t)recursive};
+    kiln__powner_self(&l.owner);
+    KT_TRUE(l.owner.start != 0);
+    l.owner.start -= 1; /* started earlier: the earlier owner of this pid */
+    KT_FALSE(kiln__powner_is_me(&l.owner));
+    KT_TRUE(kiln__powner_dead(&l.owner));
+    kiln__mon_lock(&m);
+    KT_CODE(kiln__plk_release(&m, &l), recursive ? KILN_ESTATE : KILN_OK);
+    l.count = 2;
+    KT_CODE(kiln__plk_acquire(&m, &l, 0.0), KILN_EOWNERDEAD); /* deadline passed: no wait */
+    KT_EQ(l.count, 1);
+    KT_TRUE(kiln__powner_is_me(&l.owner));
+    KT_CODE(kiln__plk_release(&m, &l), KILN_OK);
+    kiln__mon_unlock(&m);
+    pthread_mutex_destroy(&m.mu);
+  }
+}
+
+/* The same holder killed: the process is dead (a zombie, not reaped) and the lock passes on. */
+TEST(LOCK_holder_thread_of_killed_process_is_dead) {
+  pt_leaks lk = pt_leaks_begin();
+  live_holder h = {NULL, pt_pipe_new(), pt_pipe_new()};
+  KT_CODE(kiln_plock_create(pt_name("mainexitk"), &h.l), KILN_OK);
+  pid_t pid = pt_fork(child_hold_after_main_exits, &h);
+  pt_await(h.held);
+  PT_UNTIL(proc_state(pid) == 'Z');
+  KT_CODE(kiln_plock_acquire(h.l, 0), KILN_ETIMEDOUT);
+  KT_EQ(kill(pid, SIGKILL), 0);
+  siginfo_t si;
+  KT_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* dead, not reaped */
+  KT_CODE(kiln_plock_acquire(h.l, 5), KILN_EOWNERDEAD);
+  KT_CODE(kiln_plock_release(h.l), KILN_OK);
+  KT_EQ(waitpid(pid, NULL, 0), pid);
+  pt_pipe_close(h.held);
+  pt_pipe_close(h.go);
+  kiln_plock_destroy(h.l);
   pt_leaks_end(lk);
 }

@@ -416,3 +416,17 @@ TEST(SHM_value_lock_holder_killed) {
   kiln_shared_destroy(v);
   pt_leaks_end(lk);
 }
+
+/* SHM-06: a size no segment can have (above what a file offset holds, up to SIZE_MAX) is
+ * KILN_ENOMEM, as one the address space cannot map is, and leaves no name behind. */
+TEST(SHM_06_huge_size_is_enomem) {
+  pt_leaks lk = pt_leaks_begin();
+  size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095, ((size_t)1 << 63) + 5, (size_t)1 << 62};
+  for (int i = 0; i < 4; i++) {
+    kiln_shm *s = (kiln_shm *)1;
+    KT_CODE(kiln_shm_create(pt_name("huge"), sizes[i], &s), KILN_ENOMEM);
+    KT_TRUE(s == NULL);
+    KT_CODE(kiln_shm_create(NULL, sizes[i], &s), KILN_ENOMEM);
+  }
+  pt_leaks_end(lk);
+}
