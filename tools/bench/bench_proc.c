@@ -391,8 +391,9 @@ static void run_round(int sections, const char *python, results *r) {
   }
   if (sections & SEC_MANAGER) {
     double k[3] = {-1, -1, -1}, py[3] = {-1, -1, -1};
-    kiln_manager_round(k);
-    run_python_n(python, PY_MANAGER, MGR_OPS * 1000000L + CONNECTS, py, 3);
+    if (kiln_manager_round(k)) k[0] = k[1] = k[2] = -1;
+    if (run_python_n(python, PY_MANAGER, MGR_OPS * 1000000L + CONNECTS, py, 3))
+      py[0] = py[1] = py[2] = -1;
     add(&r->mdict, "manager dict", k[0], py[0]);
     add(&r->mqueue, "manager queue", k[1], py[1]);
     add(&r->mconn, "manager connect", k[2], py[2]);
