@@ -27,7 +27,7 @@
  *
  * Python runs as `python3 -c` through popen and prints its own timing, so its interpreter start
  * is not counted. Rounds alternate kiln and Python; the median and the spread (min..max) of each
- * are printed, and the ratio of the medians.
+ * are printed, the ratio of the medians, and the median and spread of the rounds' own ratios.
  *
  * Usage: kiln-bench-proc [--only=SECTION,...] [rounds] [python]   (defaults: every section, 5
  * rounds, python3); the sections are pool, pipe, start and manager. */
@@ -356,10 +356,16 @@ static void report(const char *name, series *s, double work, const char *unit) {
     kmin = s->k[i] < kmin ? s->k[i] : kmin, kmax = s->k[i] > kmax ? s->k[i] : kmax;
     pmin = s->py[i] < pmin ? s->py[i] : pmin, pmax = s->py[i] > pmax ? s->py[i] : pmax;
   }
+  /* Each round's own ratio too: its kiln and Python halves ran back to back under the same load,
+   * so their ratio moves less than either side when the machine is shared. */
+  double ratio[MAX_ROUNDS];
+  for (int i = 0; i < s->n; i++) ratio[i] = s->py[i] / s->k[i];
+  double rm = median(ratio, s->n);
   double km = median(s->k, s->n), pm = median(s->py, s->n);
-  printf("%-22s kiln %10.0f %s/s (%.0f..%.0f)   python %10.0f %s/s (%.0f..%.0f)   ratio %.1fx\n",
+  printf("%-22s kiln %10.0f %s/s (%.0f..%.0f)   python %10.0f %s/s (%.0f..%.0f)   ratio %.1fx"
+         "   per round %.1fx (%.1f..%.1f)\n",
          name, work / km, unit, work / kmax, work / kmin, work / pm, unit, work / pmax, work / pmin,
-         pm / km);
+         pm / km, rm, ratio[0], ratio[s->n - 1]);
 }
 
 enum { SEC_POOL = 1, SEC_PIPE = 2, SEC_START = 4, SEC_MANAGER = 8, SEC_ALL = 15 };
