@@ -245,6 +245,8 @@ static int server_init(kiln_manager_server *s, const kiln_manager_config *cfg) {
 
 int kiln_manager_server_create(const kiln_manager_config *cfg, kiln_manager_server **out) {
   *out = NULL;
+  kiln_manager_config defaults;
+  if (!cfg) kiln_manager_config_default(&defaults), cfg = &defaults;
   int rc = check_config(cfg);
   if (rc) return rc;
   kiln_manager_server *s = calloc(1, sizeof *s);

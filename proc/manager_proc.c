@@ -148,6 +148,8 @@ static int launch(const kiln_manager_config *cfg, kiln_manager *m) {
 
 int kiln_manager_start(const kiln_manager_config *cfg, kiln_manager **out) {
   *out = NULL;
+  kiln_manager_config defaults;
+  if (!cfg) kiln_manager_config_default(&defaults), cfg = &defaults;
   if (cfg->authkey && (cfg->authkey_len == 0 || cfg->authkey_len > KILN__MGR_KEY_MAX))
     return KILN_EINVAL;
   kiln_manager *m = calloc(1, sizeof *m);

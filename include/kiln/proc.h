@@ -615,7 +615,7 @@ typedef struct kiln_manager_config {
 KILN_API void kiln_manager_config_default(kiln_manager_config *cfg);
 
 /* Starts a server in a new process (multiprocessing.Manager().start()) and returns once it
- * listens. The server process stops when kiln_manager_shutdown runs, when a client asks it to
+ * listens. cfg NULL: the defaults. The server process stops when kiln_manager_shutdown runs, when a client asks it to
  * (kiln_mclient_shutdown_server), or when the process that started it ends. 0, KILN_EINVAL,
  * KILN_EEXIST (the address is in use), KILN_ESTATE (fork server not running for
  * KILN_START_FORKSERVER), KILN_ENOMEM, KILN_EIO. Any thread. */
@@ -635,7 +635,7 @@ KILN_API int kiln_manager_shutdown(kiln_manager *m);
 
 /* A server served by the calling process (Python's get_server().serve_forever()), e.g. in a
  * process the user starts on another host. create binds and listens at once (so the address is
- * known, port 0 resolved) and returns; serve accepts and serves clients on threads of its own
+ * known, port 0 resolved; cfg NULL: the defaults) and returns; serve accepts and serves clients on threads of its own
  * (at most 1024 connections at once: more are closed as they arrive) until kiln_manager_server_stop or a client's kiln_mclient_shutdown_server, then ends every
  * connection and returns 0 (KILN_EIO if accepting failed). create: 0, KILN_EINVAL, KILN_EEXIST,
  * KILN_ENOMEM, KILN_EIO. serve runs once per server, on one thread; stop may be called from any

@@ -201,3 +201,25 @@ TEST(manager_ends_with_its_program) {
   struct stat st;
   KT_EQ(stat(path, &st), -1);
 }
+
+/* A NULL config means the defaults (the fork server, a private Unix socket, a random key), for the
+ * process form and the in-process server alike. */
+TEST(null_config_means_defaults) {
+  MT_OK(kiln_forkserver_start());
+  kiln_manager *m = NULL;
+  MT_OK(kiln_manager_start(NULL, &m));
+  where w;
+  snprintf(w.address, sizeof w.address, "%s", kiln_manager_address(m));
+  const void *key = kiln_manager_authkey(m, &w.klen);
+  KT_EQ(w.klen, 32);
+  memcpy(w.key, key, w.klen);
+  kiln_mclient *c = connect_to(&w);
+  MT_OK(kiln_mdict_set(c, "d", "k", 1, "v", 1));
+  kiln_mclient_close(c);
+  MT_OK(kiln_manager_shutdown(m));
+  kiln_manager_server *s = NULL;
+  MT_OK(kiln_manager_server_create(NULL, &s));
+  KT_TRUE(kiln_manager_server_address(s) != NULL);
+  kiln_manager_server_destroy(s);
+  kiln_forkserver_stop();
+}
