@@ -54,6 +54,7 @@ typedef struct slot {
   kiln__pjob *flight[FLIGHT]; /* jobs sent and not answered yet, oldest at fhead */
   size_t fhead, fcount;
   int fd;            /* conn's socket, read directly (see read_reply) */
+  bool send_failed;  /* a batch could not be sent: nothing more goes to this worker */
   uint8_t *in;       /* replies received: bytes [ihead, itail) not consumed yet */
   size_t ihead, itail, icap;
   uint8_t *out;       /* the batch message buffer */
@@ -179,6 +180,7 @@ static int start_worker(kiln_ppool *p, slot *s) {
   kiln__channel_share(mine, &s->fd, &can_send, &can_recv); /* open: cannot fail */
   s->conn = mine;
   s->ntasks = 0;
+  s->send_failed = false;
   s->ihead = s->itail = 0;
   return 0;
 }
@@ -367,7 +369,15 @@ static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
   if (!ensure_worker(p, s, jobs, n)) return false;
   for (size_t i = 0; i < n; i++) s->flight[(s->fhead + s->fcount++) % FLIGHT] = jobs[i];
   s->ntasks += (uint32_t)n;
-  if (send_batch(s, jobs, n) != 0) flight_died(p, s);
+  if (send_batch(s, jobs, n) != 0) {
+    /* Not blamed here: replies the worker sent before it died may still wait unread, and the job
+     * it died in is the first one without a reply. So nothing more is sent; the slot reads what
+     * is left until end of stream (the kill makes sure it comes, whatever failed). */
+    s->send_failed = true;
+    pthread_mutex_lock(&p->mu);
+    kiln_process_kill(s->proc);
+    pthread_mutex_unlock(&p->mu);
+  }
   return true;
 }
 
@@ -452,9 +462,8 @@ static void *slot_main(void *arg) {
       if (stop) break;
       continue; /* every job taken was cancelled */
     }
-    if (s->fcount == 0) continue; /* the worker died at the send */
     receive_one(p, s);
-    if (s->conn && s->fcount <= BATCH_MAX / 2) dispatch(p, s, false);
+    if (s->conn && !s->send_failed && s->fcount <= BATCH_MAX / 2) dispatch(p, s, false);
     if (s->conn && s->fcount == 0 && max && s->ntasks >= max) {
       reap_worker(p, s, &(int){0}); /* it exits by itself after its last reply */
       replace_worker(p, s);

@@ -1112,3 +1112,70 @@ TEST(large_arguments_and_results) {
   free(arg);
   kiln_ppool_destroy(p);
 }
+
+/* ---- replies already sent when a worker dies ------------------------------------------------- */
+
+static int g_gate[2], g_entered[2], g_dead_pidfd;
+
+/* The first job's callback: tells the test it runs (so the slot thread is busy here), then waits
+ * until the test has queued the next jobs, so they go out as one batch. */
+static void cb_hold_slot(kiln_future *f, void *arg) {
+  (void)f, (void)arg;
+  char c = 1;
+  KT_EQ(write(g_entered[1], &c, 1), 1);
+  KT_EQ(read(g_gate[0], &c, 1), 1);
+}
+
+/* Runs on the slot thread between two replies: waits until the worker has died. */
+static void cb_wait_worker_dead(kiln_future *f, void *arg) {
+  (void)f, (void)arg;
+  struct pollfd pf = {.fd = g_dead_pidfd, .events = POLLIN};
+  KT_EQ(poll(&pf, 1, -1), 1);
+}
+
+/* A worker answers jobs, then dies in a later one of the same batch, while the slot is still
+ * completing the earlier replies and then sends the next batch (which fails: the worker is gone).
+ * The replies the worker sent before it died still count: only the job it died in fails, and the
+ * jobs it answered are neither blamed nor run again. */
+TEST(replies_before_death_survive_failed_send) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  int pid;
+  KT_EQ(kiln_ppool_pids(p, &pid, 1), 1);
+  g_dead_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  KT_TRUE(g_dead_pidfd >= 0);
+  KT_EQ(pipe(g_gate), 0);
+  KT_EQ(pipe(g_entered), 0);
+  kiln_future *hold;
+  KT_CODE(kiln_ppool_apply_async(p, t_empty, NULL, 0, cb_hold_slot, NULL, NULL, &hold), 0);
+  char c;
+  KT_EQ(read(g_entered[0], &c, 1), 1);
+  /* 100 queued at once: the slot sends 64 of them, and the rest once 32 are answered, that is
+   * right after job 31's callback */
+  enum { N = 100, DIES = 39, WAITS = 31 };
+  kiln_future *fs[N];
+  int64_t store[N];
+  for (int i = 0; i < N; i++) {
+    kiln_bytes a = i64(&store[i], i);
+    KT_CODE(kiln_ppool_apply_async(p, i == DIES ? t_kill_self : t_square, a.data, a.len,
+                                   i == WAITS ? cb_wait_worker_dead : NULL, NULL, NULL, &fs[i]),
+            0);
+  }
+  c = 1;
+  KT_EQ(write(g_gate[1], &c, 1), 1);
+  for (int i = 0; i < N; i++) {
+    void *v;
+    int rc = kiln_future_result(fs[i], -1, &v);
+    if (i == DIES) {
+      KT_CODE(rc, KILN_EKILLED);
+    } else {
+      KT_CODE(rc, 0);
+      KT_EQ(get_i64(v), (int64_t)i * i);
+    }
+    kiln_future_release(fs[i]);
+  }
+  KT_CODE(kiln_future_result(hold, -1, NULL), 0);
+  kiln_future_release(hold);
+  kiln_ppool_destroy(p);
+  close(g_dead_pidfd);
+  close(g_gate[0]), close(g_gate[1]), close(g_entered[0]), close(g_entered[1]);
+}
