@@ -6,7 +6,9 @@
  * It keeps up to two batches in flight: once half of the older one is answered it sends the next,
  * so the worker never waits for the parent between batches. The worker answers each job with its
  * own message as soon as it is done; the slot reads them straight from the socket (read_reply),
- * many per system call, and completes the jobs in order.
+ * many per system call, and completes the jobs in order. It also writes its batches to the socket
+ * itself (send_batch), reading replies while the worker is not taking the batch, since a worker
+ * reads its next batch only after it has sent every reply of the current one.
  *
  * End of stream on the connection means the worker died: the oldest job in flight is the one it
  * died in. With break_on_worker_death the pool is then broken (every job not done fails with
@@ -301,23 +303,72 @@ static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t cap, 
   }
 }
 
-/* Sends jobs[0..n) as one message. 0, or the failure of kiln_conn_send / KILN_ENOMEM. */
+/* Makes room for need bytes of a message at the buffer's start. 0 or -1 (no memory). */
+static int in_room(slot *s, size_t need) {
+  size_t avail = s->itail - s->ihead;
+  if (s->ihead) memmove(s->in, s->in + s->ihead, avail);
+  s->ihead = 0, s->itail = avail;
+  if (need <= s->icap && s->icap - avail >= 4096) return 0;
+  size_t cap = s->icap ? s->icap * 2 : 64 << 10;
+  while (cap < need) cap *= 2;
+  uint8_t *b = realloc(s->in, cap);
+  if (!b) return -1;
+  s->in = b, s->icap = cap;
+  return 0;
+}
+
+/* Reads the replies waiting on the socket into the buffer, without blocking, to be completed
+ * later by receive_one. 0, or -1 at end of stream or on a failure. */
+static int absorb_replies(slot *s) {
+  for (;;) {
+    if (in_room(s, s->itail - s->ihead + 4096) != 0) return -1;
+    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, MSG_DONTWAIT);
+    if (n > 0)
+      s->itail += (size_t)n;
+    else if (n < 0 && errno == EINTR)
+      continue;
+    else
+      return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+  }
+}
+
+/* Sends jobs[0..n) as one message, in the channel's framing (see read_reply), writing the socket
+ * itself: while the worker does not take the batch (it is still sending a reply that fills the
+ * socket's buffer, and reads its next batch only after that), the replies are read into the
+ * buffer, so that neither side waits for the other forever. 0, KILN_ENOMEM, or KILN_EIO (the
+ * worker is gone or its connection failed). */
 static int send_batch(slot *s, kiln__pjob **jobs, size_t n) {
-  size_t total = 4;
+  size_t total = 8;
   for (size_t i = 0; i < n; i++) total += jobs[i]->wire_len;
   if (total > s->outcap) {
     uint8_t *b = realloc(s->out, total);
     if (!b) return KILN_ENOMEM;
     s->out = b, s->outcap = total;
   }
+  size_t body = total - 4; /* under 4 GiB: a batch holds one job, or 16 MiB of them */
+  uint8_t hdr[4] = {(uint8_t)(body >> 24), (uint8_t)(body >> 16), (uint8_t)(body >> 8),
+                    (uint8_t)body};
   uint32_t nj = (uint32_t)n;
-  memcpy(s->out, &nj, 4);
-  size_t at = 4;
+  memcpy(s->out, hdr, 4);
+  memcpy(s->out + 4, &nj, 4);
+  size_t at = 8;
   for (size_t i = 0; i < n; i++) {
     memcpy(s->out + at, jobs[i]->wire, jobs[i]->wire_len);
     at += jobs[i]->wire_len;
   }
-  return kiln_channel_send(s->conn, s->out, total, -1);
+  for (size_t done = 0; done < total;) {
+    ssize_t w = send(s->fd, s->out + done, total - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) {
+      done += (size_t)w;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return KILN_EIO;
+    struct pollfd pf = {.fd = s->fd, .events = POLLIN | POLLOUT};
+    if (poll(&pf, 1, -1) < 0 && errno != EINTR) return KILN_EIO;
+    if ((pf.revents & (POLLIN | POLLHUP | POLLERR)) && absorb_replies(s) != 0) return KILN_EIO;
+  }
+  return 0;
 }
 
 /* Starts a worker for a slot that has none. false when that failed: the pool is then broken and
@@ -379,20 +430,6 @@ static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
     pthread_mutex_unlock(&p->mu);
   }
   return true;
-}
-
-/* Makes room for need bytes of a message at the buffer's start. 0 or -1 (no memory). */
-static int in_room(slot *s, size_t need) {
-  size_t avail = s->itail - s->ihead;
-  if (s->ihead) memmove(s->in, s->in + s->ihead, avail);
-  s->ihead = 0, s->itail = avail;
-  if (need <= s->icap && s->icap - avail >= 4096) return 0;
-  size_t cap = s->icap ? s->icap * 2 : 64 << 10;
-  while (cap < need) cap *= 2;
-  uint8_t *b = realloc(s->in, cap);
-  if (!b) return -1;
-  s->in = b, s->icap = cap;
-  return 0;
 }
 
 /* The next reply from the worker, in the channel's framing (4-byte big-endian length, then the

@@ -1179,3 +1179,39 @@ TEST(replies_before_death_survive_failed_send) {
   close(g_dead_pidfd);
   close(g_gate[0]), close(g_gate[1]), close(g_entered[0]), close(g_entered[1]);
 }
+
+/* A worker sends a large result while the slot sends it a large next batch: neither side may
+ * wait for the other to read first. */
+TEST(large_result_while_large_batch_is_sent) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  KT_EQ(pipe(g_gate), 0);
+  KT_EQ(pipe(g_entered), 0);
+  char c = 1;
+  kiln_future *hold, *first, *big_result, *big_arg;
+  KT_CODE(kiln_ppool_apply_async(p, t_empty, NULL, 0, cb_hold_slot, NULL, NULL, &hold), 0);
+  KT_EQ(read(g_entered[0], &c, 1), 1);
+  /* queued together: one batch of two, the second answering 8 MiB */
+  int64_t n;
+  kiln_bytes a = i64(&n, 8 << 20);
+  KT_CODE(kiln_ppool_apply_async(p, t_empty, NULL, 0, cb_hold_slot, NULL, NULL, &first), 0);
+  submit_ok(p, t_bytes, a.data, a.len, &big_result);
+  KT_EQ(write(g_gate[1], &c, 1), 1);
+  /* the slot completes the first job of that batch while the worker runs the second; the next
+   * batch, with an 8 MiB argument, goes out while the worker sends its 8 MiB result */
+  KT_EQ(read(g_entered[0], &c, 1), 1);
+  size_t big = 8 << 20;
+  uint8_t *arg = calloc(1, big);
+  submit_ok(p, t_pid, arg, big, &big_arg);
+  KT_EQ(write(g_gate[1], &c, 1), 1);
+  void *v;
+  KT_CODE(kiln_future_result(big_result, 20, &v), 0);
+  KT_EQ(((kiln_bytes *)v)->len, (size_t)8 << 20);
+  KT_CODE(kiln_future_result(big_arg, 20, &v), 0);
+  KT_CODE(kiln_future_result(first, 20, NULL), 0);
+  KT_CODE(kiln_future_result(hold, 20, NULL), 0);
+  kiln_future_release(hold), kiln_future_release(first);
+  kiln_future_release(big_result), kiln_future_release(big_arg);
+  free(arg);
+  kiln_ppool_destroy(p);
+  close(g_gate[0]), close(g_gate[1]), close(g_entered[0]), close(g_entered[1]);
+}
