@@ -1215,3 +1215,28 @@ TEST(large_result_while_large_batch_is_sent) {
   kiln_ppool_destroy(p);
   close(g_gate[0]), close(g_gate[1]), close(g_entered[0]), close(g_entered[1]);
 }
+
+/* Returns 7 (neither 0 nor a KILN_E* code) after setting a result. */
+static int t_positive(const void *arg, size_t len, void **result, size_t *rlen) {
+  (void)arg, (void)len;
+  *result = malloc(4);
+  memcpy(*result, "abcd", 4);
+  *rlen = 4;
+  return 7;
+}
+
+/* A task returning a positive number has not succeeded (as a thread task's non-zero code): it
+ * fails with KILN_EINVAL, whose message names the number; its result is dropped. */
+TEST(task_returning_positive_fails) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  kiln_future *f;
+  submit_ok(p, t_positive, NULL, 0, &f);
+  const char *msg;
+  KT_CODE(kiln_future_error(f, -1, &msg), KILN_EINVAL);
+  KT_STR_CONTAINS(msg, "returned 7");
+  kiln_future_release(f);
+  kiln_bytes out = {1, NULL};
+  KT_CODE(kiln_ppool_apply(p, t_positive, NULL, 0, &out), KILN_EINVAL);
+  KT_TRUE(out.data == NULL && out.len == 0);
+  kiln_ppool_destroy(p);
+}
