@@ -10,8 +10,9 @@
  * itself (send_batch), reading replies while the worker is not taking the batch, since a worker
  * reads its next batch only after it has sent every reply of the current one.
  *
- * End of stream on the connection means the worker died: the oldest job in flight is the one it
- * died in. With break_on_worker_death the pool is then broken (every job not done fails with
+ * End of stream on the connection, or the worker's end (its pidfd: a process it forked may still
+ * hold the connection) once its replies are read, means the worker died: the oldest job in flight
+ * is the one it died in. With break_on_worker_death the pool is then broken (every job not done fails with
  * KILN_EBROKEN, the other workers are killed); otherwise that job fails with KILN_EKILLED /
  * KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the slot starts a
  * replacement before it reports the failure. A worker that has run maxtasksperchild jobs exits by
@@ -317,6 +318,19 @@ static int in_room(slot *s, size_t need) {
   return 0;
 }
 
+/* Waits until the worker's socket has one of events, or the worker has ended (*ended): a process
+ * the worker forked may keep its end of the connection open, so the worker's end shows in its
+ * pidfd, not always as end of stream. Once it has ended, whatever it sent is in the socket. The
+ * socket's revents, or -1 on a failure. */
+static int wait_worker(slot *s, short events, bool *ended) {
+  struct pollfd pf[2] = {{.fd = s->fd, .events = events},
+                         {.fd = kiln_process_sentinel(s->proc), .events = POLLIN}};
+  while (poll(pf, 2, -1) < 0)
+    if (errno != EINTR) return -1;
+  *ended = pf[1].revents != 0;
+  return pf[0].revents;
+}
+
 /* Reads the replies waiting on the socket into the buffer, without blocking, to be completed
  * later by receive_one. 0, or -1 at end of stream or on a failure. */
 static int absorb_replies(slot *s) {
@@ -364,9 +378,11 @@ static int send_batch(slot *s, kiln__pjob **jobs, size_t n) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return KILN_EIO;
-    struct pollfd pf = {.fd = s->fd, .events = POLLIN | POLLOUT};
-    if (poll(&pf, 1, -1) < 0 && errno != EINTR) return KILN_EIO;
-    if ((pf.revents & (POLLIN | POLLHUP | POLLERR)) && absorb_replies(s) != 0) return KILN_EIO;
+    bool ended;
+    int ev = wait_worker(s, POLLIN | POLLOUT, &ended);
+    if (ev < 0) return KILN_EIO;
+    if ((ended || (ev & (POLLIN | POLLHUP | POLLERR))) && absorb_replies(s) != 0) return KILN_EIO;
+    if (ended) return KILN_EIO; /* the batch can no longer be taken */
   }
   return 0;
 }
@@ -436,8 +452,10 @@ static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
  * bytes). The slot reads its end's socket itself, into one buffer, because replies come one per
  * job: a read takes every reply waiting, where kiln_channel_recv would make two system calls and
  * an allocation for each. 0 and *msg pointing into the buffer (valid until the next call), or -1
- * at end of stream (or a failure: the worker is then treated as dead). */
+ * at end of stream, once the worker has ended and its replies are read, or on a failure (the
+ * worker is then treated as dead). */
 static int read_reply(slot *s, const uint8_t **msg, size_t *len) {
+  bool ended = false;
   for (;;) {
     size_t avail = s->itail - s->ihead, need = 4;
     if (avail >= 4) {
@@ -451,13 +469,14 @@ static int read_reply(slot *s, const uint8_t **msg, size_t *len) {
       need = 4 + l;
     }
     if (in_room(s, need) != 0) return -1;
-    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, 0);
+    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, MSG_DONTWAIT);
     if (n > 0) {
       s->itail += (size_t)n;
     } else if (n == 0) {
       return -1;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (kiln__poll_fd(s->fd, POLLIN, INFINITY) < 0) return -1;
+      /* nothing more will come from a worker that has ended */
+      if (ended || wait_worker(s, POLLIN, &ended) < 0) return -1;
     } else if (errno != EINTR) {
       return -1;
     }

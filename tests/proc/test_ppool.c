@@ -1254,3 +1254,42 @@ TEST(task_returning_positive_fails) {
   KT_TRUE(out.data == NULL && out.len == 0);
   kiln_ppool_destroy(p);
 }
+
+/* arg: the folder name. Forks a child that keeps the worker's descriptors (its connection to the
+ * pool among them) until the test opens the gate, then dies. */
+static int t_fork_then_die(const void *arg, size_t len, void **result, size_t *rlen) {
+  (void)result, (void)rlen;
+  char dir[64];
+  snprintf(dir, sizeof dir, "%.*s", (int)len, (const char *)arg);
+  if (fork() == 0) {
+    task_announce(dir);
+    task_gate(dir);
+    _exit(0);
+  }
+  raise(SIGKILL);
+  return 0;
+}
+
+/* A worker's death is seen when the worker ends, even while a process it forked still holds its
+ * end of the connection (so that no end of stream comes). */
+TEST(worker_death_seen_while_its_child_holds_the_connection) {
+  fifos_make();
+  kiln_ppool *p = make_pool(1, 0, false);
+  kiln_future *f;
+  submit_ok(p, t_fork_then_die, g_dir, strlen(g_dir), &f);
+  int gpid;
+  started_read(&gpid, 1);
+  int pfd = (int)syscall(SYS_pidfd_open, gpid, 0);
+  KT_TRUE(pfd >= 0);
+  const char *msg;
+  int rc = kiln_future_error(f, 5, &msg);
+  gate_open(1); /* the grandchild ends, whatever happened */
+  struct pollfd pf = {.fd = pfd, .events = POLLIN};
+  KT_EQ(poll(&pf, 1, -1), 1);
+  close(pfd);
+  KT_CODE(rc, KILN_EKILLED);
+  KT_CODE(kiln_ppool_apply(p, t_empty, NULL, 0, NULL), 0);
+  kiln_future_release(f);
+  kiln_ppool_destroy(p);
+  fifos_remove();
+}
