@@ -1293,3 +1293,31 @@ TEST(worker_death_seen_while_its_child_holds_the_connection) {
   kiln_ppool_destroy(p);
   fifos_remove();
 }
+
+/* PPE-02 with break_on_worker_death: a worker that ends after maxtasksperchild tasks is replaced,
+ * never taken for a crash (the pool stays whole), also when close comes early. */
+TEST(PPE_02_maxtasksperchild_does_not_break) {
+  kiln_ppool *p = make_pool(2, 2, true);
+  enum { N = 40 };
+  kiln_future *fs[N];
+  for (int i = 0; i < N; i++) submit_ok(p, t_pid, NULL, 0, &fs[i]);
+  int pids[N], distinct = 0;
+  for (int i = 0; i < N; i++) {
+    void *v;
+    KT_CODE(kiln_future_result(fs[i], -1, &v), 0);
+    memcpy(&pids[i], ((kiln_bytes *)v)->data, sizeof pids[i]);
+    kiln_future_release(fs[i]);
+    bool seen = false;
+    for (int k = 0; k < i; k++) seen |= pids[k] == pids[i];
+    distinct += !seen;
+  }
+  KT_TRUE(distinct >= N / 2);
+  for (int i = 0; i < N; i++) submit_ok(p, t_empty, NULL, 0, &fs[i]);
+  KT_CODE(kiln_ppool_close(p), 0);
+  KT_CODE(kiln_ppool_join(p), 0);
+  for (int i = 0; i < N; i++) {
+    KT_CODE(kiln_future_result(fs[i], -1, NULL), 0);
+    kiln_future_release(fs[i]);
+  }
+  kiln_ppool_destroy(p);
+}
