@@ -1321,3 +1321,22 @@ TEST(PPE_02_maxtasksperchild_does_not_break) {
   }
   kiln_ppool_destroy(p);
 }
+
+/* A replacement worker that cannot start (the fork server was stopped) breaks the pool: the job
+ * the worker died in fails, later submits are refused, and nothing is left behind (descriptors,
+ * processes). */
+TEST(replacement_start_failure_breaks_without_leaks) {
+  int before = count_fds();
+  kiln_ppool *p = make_pool(2, 0, false);
+  int pids[2];
+  KT_EQ(kiln_ppool_pids(p, pids, 2), 2);
+  kiln_forkserver_stop();
+  KT_CODE(kiln_ppool_apply(p, t_kill_self, NULL, 0, NULL), KILN_EKILLED);
+  kiln_future *f;
+  KT_CODE(kiln_ppool_submit(p, t_empty, NULL, 0, &f), KILN_EBROKEN);
+  kiln_ppool_destroy(p);
+  /* the stopped fork server's pidfd stays with kiln until that server has ended (forkserver.c
+   * sweeps it at a later start or stop) */
+  KT_EQ(count_fds(), before + 1);
+  for (int i = 0; i < 2; i++) KT_EQ(kill(pids[i], 0), -1);
+}
