@@ -90,10 +90,10 @@ void kiln_ppool_config_default(kiln_ppool_config *cfg) {
 
 int kiln__ppool_enqueue(kiln_ppool *p, kiln__pjob *head, size_t n) {
   kiln__pjob *last = head;
-  while (last->next) last = last->next;
+  while (last && last->next) last = last->next;
   pthread_mutex_lock(&p->mu);
   int rc = p->broken ? KILN_EBROKEN : p->state != P_RUNNING ? KILN_ESHUTDOWN : 0;
-  if (rc == 0) {
+  if (rc == 0 && n) {
     if (p->tail)
       p->tail->next = head;
     else

@@ -50,8 +50,8 @@ int kiln__pjob_encode(kiln__pjob *j, uintptr_t fn, bool star, const kiln_bytes *
                       size_t nitems, size_t nargs);
 
 /* Queues jobs (a list linked by next, count n) at the tail, all or none: KILN_ESHUTDOWN after
- * close/terminate, KILN_EBROKEN on a broken pool; on failure the jobs stay the caller's. Any
- * thread. */
+ * close/terminate, KILN_EBROKEN on a broken pool; on failure the jobs stay the caller's. n 0
+ * (head NULL) only checks that the pool takes work, as an empty map must. Any thread. */
 int kiln__ppool_enqueue(kiln_ppool *p, kiln__pjob *head, size_t n);
 
 /* Frees a job's own memory (not its ctx). */

@@ -1340,3 +1340,23 @@ TEST(replacement_start_failure_breaks_without_leaks) {
   KT_EQ(count_fds(), before + 1);
   for (int i = 0; i < 2; i++) KT_EQ(kill(pids[i], 0), -1);
 }
+
+/* POOL-15 for empty inputs: map, map_async, starmap and imap over no items are refused too once
+ * the pool is closed (or broken), as Python checks the pool before looking at the input; no
+ * callback runs. */
+TEST(POOL_15_empty_input_after_close) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  KT_CODE(kiln_ppool_close(p), 0);
+  kiln_bytes none = {0, NULL};
+  KT_CODE(kiln_ppool_map(p, t_square, &none, 0, 1, NULL, NULL), KILN_ESHUTDOWN);
+  kiln_future *f = (kiln_future *)p;
+  KT_CODE(kiln_ppool_map_async(p, t_square, &none, 0, 1, cb_ok, cb_err, NULL, &f), KILN_ESHUTDOWN);
+  KT_TRUE(f == NULL);
+  KT_CODE(kiln_ppool_starmap(p, t_star, &none, 0, 2, 1, NULL, NULL), KILN_ESHUTDOWN);
+  kiln_pimap *it = (kiln_pimap *)p;
+  KT_CODE(kiln_ppool_imap(p, t_square, &none, 0, 1, false, &it), KILN_ESHUTDOWN);
+  KT_TRUE(it == NULL);
+  KT_CODE(kiln_ppool_join(p), 0);
+  KT_EQ(atomic_load(&g_ok_calls) + atomic_load(&g_err_calls), 0);
+  kiln_ppool_destroy(p);
+}
