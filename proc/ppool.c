@@ -12,11 +12,11 @@
  *
  * End of stream on the connection, or the worker's end (its pidfd: a process it forked may still
  * hold the connection) once its replies are read, means the worker died: the oldest job in flight
- * is the one it died in. With break_on_worker_death the pool is then broken (every job not done fails with
- * KILN_EBROKEN, the other workers are killed); otherwise that job fails with KILN_EKILLED /
- * KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the slot starts a
- * replacement before it reports the failure. A worker that has run maxtasksperchild jobs exits by
- * itself after its last reply and is replaced the same way.
+ * is the one it died in. With break_on_worker_death the pool is then broken (every job not done
+ * fails with KILN_EBROKEN, the other workers are killed); otherwise that job fails with
+ * KILN_EKILLED / KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the
+ * slot starts a replacement before it reports the failure. A worker that has run
+ * maxtasksperchild jobs exits by itself after its last reply and is replaced the same way.
  *
  * Shutdown: close lets the slots drain the queue, then each closes its connection (the worker
  * exits at end of stream) and joins its process. terminate cancels the queue and kills every
@@ -337,12 +337,11 @@ static int absorb_replies(slot *s) {
   for (;;) {
     if (in_room(s, s->itail - s->ihead + 4096) != 0) return -1;
     ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, MSG_DONTWAIT);
-    if (n > 0)
+    if (n > 0) {
       s->itail += (size_t)n;
-    else if (n < 0 && errno == EINTR)
-      continue;
-    else
+    } else if (n == 0 || errno != EINTR) {
       return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
   }
 }
 
