@@ -1360,3 +1360,21 @@ TEST(POOL_15_empty_input_after_close) {
   KT_EQ(atomic_load(&g_ok_calls) + atomic_load(&g_err_calls), 0);
   kiln_ppool_destroy(p);
 }
+
+/* An argument with a length but no data is refused (KILN_EINVAL) by every form, never read. */
+TEST(argument_without_data_is_einval) {
+  kiln_ppool *p = make_pool(1, 0, false);
+  int64_t a;
+  kiln_bytes args[3] = {i64(&a, 2), {8, NULL}, i64(&a, 2)};
+  KT_CODE(kiln_ppool_map(p, t_square, args, 3, 1, NULL, NULL), KILN_EINVAL);
+  kiln_future *f = (kiln_future *)p;
+  KT_CODE(kiln_ppool_map_async(p, t_square, args, 3, 2, cb_ok, cb_err, NULL, &f), KILN_EINVAL);
+  KT_TRUE(f == NULL);
+  KT_CODE(kiln_ppool_starmap(p, t_star, args, 1, 3, 1, NULL, NULL), KILN_EINVAL);
+  kiln_pimap *it = (kiln_pimap *)p;
+  KT_CODE(kiln_ppool_imap(p, t_square, args, 3, 3, true, &it), KILN_EINVAL);
+  KT_TRUE(it == NULL);
+  KT_EQ(atomic_load(&g_ok_calls) + atomic_load(&g_err_calls), 0);
+  KT_CODE(kiln_ppool_map(p, t_square, args, 1, 1, NULL, NULL), 0); /* the pool goes on */
+  kiln_ppool_destroy(p);
+}
