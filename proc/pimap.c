@@ -119,7 +119,7 @@ int kiln_ppool_imap(kiln_ppool *p, kiln_ptask_fn fn, const kiln_bytes *args, siz
   it->items = items;
   it->fifo = fifo;
   for (kiln__pjob *j = chunks; j; j = j->next) j->ctx = it, j->finish = chunk_finish;
-  rc = nchunks ? kiln__ppool_enqueue(p, chunks, nchunks) : 0;
+  rc = kiln__ppool_enqueue(p, chunks, nchunks);
   if (rc) {
     kiln__pjob_free_list(chunks);
     it->refs = 1;

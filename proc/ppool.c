@@ -6,14 +6,17 @@
  * It keeps up to two batches in flight: once half of the older one is answered it sends the next,
  * so the worker never waits for the parent between batches. The worker answers each job with its
  * own message as soon as it is done; the slot reads them straight from the socket (read_reply),
- * many per system call, and completes the jobs in order.
+ * many per system call, and completes the jobs in order. It also writes its batches to the socket
+ * itself (send_batch), reading replies while the worker is not taking the batch, since a worker
+ * reads its next batch only after it has sent every reply of the current one.
  *
- * End of stream on the connection means the worker died: the oldest job in flight is the one it
- * died in. With break_on_worker_death the pool is then broken (every job not done fails with
- * KILN_EBROKEN, the other workers are killed); otherwise that job fails with KILN_EKILLED /
- * KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the slot starts a
- * replacement before it reports the failure. A worker that has run maxtasksperchild jobs exits by
- * itself after its last reply and is replaced the same way.
+ * End of stream on the connection, or the worker's end (its pidfd: a process it forked may still
+ * hold the connection) once its replies are read, means the worker died: the oldest job in flight
+ * is the one it died in. With break_on_worker_death the pool is then broken (every job not done
+ * fails with KILN_EBROKEN, the other workers are killed); otherwise that job fails with
+ * KILN_EKILLED / KILN_EEXITED, the jobs sent after it go back to the head of the queue, and the
+ * slot starts a replacement before it reports the failure. A worker that has run
+ * maxtasksperchild jobs exits by itself after its last reply and is replaced the same way.
  *
  * Shutdown: close lets the slots drain the queue, then each closes its connection (the worker
  * exits at end of stream) and joins its process. terminate cancels the queue and kills every
@@ -54,6 +57,7 @@ typedef struct slot {
   kiln__pjob *flight[FLIGHT]; /* jobs sent and not answered yet, oldest at fhead */
   size_t fhead, fcount;
   int fd;            /* conn's socket, read directly (see read_reply) */
+  bool send_failed;  /* a batch could not be sent: nothing more goes to this worker */
   uint8_t *in;       /* replies received: bytes [ihead, itail) not consumed yet */
   size_t ihead, itail, icap;
   uint8_t *out;       /* the batch message buffer */
@@ -86,10 +90,10 @@ void kiln_ppool_config_default(kiln_ppool_config *cfg) {
 
 int kiln__ppool_enqueue(kiln_ppool *p, kiln__pjob *head, size_t n) {
   kiln__pjob *last = head;
-  while (last->next) last = last->next;
+  while (last && last->next) last = last->next;
   pthread_mutex_lock(&p->mu);
   int rc = p->broken ? KILN_EBROKEN : p->state != P_RUNNING ? KILN_ESHUTDOWN : 0;
-  if (rc == 0) {
+  if (rc == 0 && n) {
     if (p->tail)
       p->tail->next = head;
     else
@@ -179,6 +183,7 @@ static int start_worker(kiln_ppool *p, slot *s) {
   kiln__channel_share(mine, &s->fd, &can_send, &can_recv); /* open: cannot fail */
   s->conn = mine;
   s->ntasks = 0;
+  s->send_failed = false;
   s->ihead = s->itail = 0;
   return 0;
 }
@@ -299,23 +304,86 @@ static size_t take_batch(kiln_ppool *p, slot *s, kiln__pjob **jobs, size_t cap, 
   }
 }
 
-/* Sends jobs[0..n) as one message. 0, or the failure of kiln_conn_send / KILN_ENOMEM. */
+/* Makes room for need bytes of a message at the buffer's start. 0 or -1 (no memory). */
+static int in_room(slot *s, size_t need) {
+  size_t avail = s->itail - s->ihead;
+  if (s->ihead) memmove(s->in, s->in + s->ihead, avail);
+  s->ihead = 0, s->itail = avail;
+  if (need <= s->icap && s->icap - avail >= 4096) return 0;
+  size_t cap = s->icap ? s->icap * 2 : 64 << 10;
+  while (cap < need) cap *= 2;
+  uint8_t *b = realloc(s->in, cap);
+  if (!b) return -1;
+  s->in = b, s->icap = cap;
+  return 0;
+}
+
+/* Waits until the worker's socket has one of events, or the worker has ended (*ended): a process
+ * the worker forked may keep its end of the connection open, so the worker's end shows in its
+ * pidfd, not always as end of stream. Once it has ended, whatever it sent is in the socket. The
+ * socket's revents, or -1 on a failure. */
+static int wait_worker(slot *s, short events, bool *ended) {
+  struct pollfd pf[2] = {{.fd = s->fd, .events = events},
+                         {.fd = kiln_process_sentinel(s->proc), .events = POLLIN}};
+  while (poll(pf, 2, -1) < 0)
+    if (errno != EINTR) return -1;
+  *ended = pf[1].revents != 0;
+  return pf[0].revents;
+}
+
+/* Reads the replies waiting on the socket into the buffer, without blocking, to be completed
+ * later by receive_one. 0, or -1 at end of stream or on a failure. */
+static int absorb_replies(slot *s) {
+  for (;;) {
+    if (in_room(s, s->itail - s->ihead + 4096) != 0) return -1;
+    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, MSG_DONTWAIT);
+    if (n > 0) {
+      s->itail += (size_t)n;
+    } else if (n == 0 || errno != EINTR) {
+      return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    }
+  }
+}
+
+/* Sends jobs[0..n) as one message, in the channel's framing (see read_reply), writing the socket
+ * itself: while the worker does not take the batch (it is still sending a reply that fills the
+ * socket's buffer, and reads its next batch only after that), the replies are read into the
+ * buffer, so that neither side waits for the other forever. 0, KILN_ENOMEM, or KILN_EIO (the
+ * worker is gone or its connection failed). */
 static int send_batch(slot *s, kiln__pjob **jobs, size_t n) {
-  size_t total = 4;
+  size_t total = 8;
   for (size_t i = 0; i < n; i++) total += jobs[i]->wire_len;
   if (total > s->outcap) {
     uint8_t *b = realloc(s->out, total);
     if (!b) return KILN_ENOMEM;
     s->out = b, s->outcap = total;
   }
+  size_t body = total - 4; /* under 4 GiB: a batch holds one job, or 16 MiB of them */
+  uint8_t hdr[4] = {(uint8_t)(body >> 24), (uint8_t)(body >> 16), (uint8_t)(body >> 8),
+                    (uint8_t)body};
   uint32_t nj = (uint32_t)n;
-  memcpy(s->out, &nj, 4);
-  size_t at = 4;
+  memcpy(s->out, hdr, 4);
+  memcpy(s->out + 4, &nj, 4);
+  size_t at = 8;
   for (size_t i = 0; i < n; i++) {
     memcpy(s->out + at, jobs[i]->wire, jobs[i]->wire_len);
     at += jobs[i]->wire_len;
   }
-  return kiln_channel_send(s->conn, s->out, total, -1);
+  for (size_t done = 0; done < total;) {
+    ssize_t w = send(s->fd, s->out + done, total - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) {
+      done += (size_t)w;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return KILN_EIO;
+    bool ended;
+    int ev = wait_worker(s, POLLIN | POLLOUT, &ended);
+    if (ev < 0) return KILN_EIO;
+    if ((ended || (ev & (POLLIN | POLLHUP | POLLERR))) && absorb_replies(s) != 0) return KILN_EIO;
+    if (ended) return KILN_EIO; /* the batch can no longer be taken */
+  }
+  return 0;
 }
 
 /* Starts a worker for a slot that has none. false when that failed: the pool is then broken and
@@ -367,30 +435,26 @@ static bool dispatch(kiln_ppool *p, slot *s, bool wait) {
   if (!ensure_worker(p, s, jobs, n)) return false;
   for (size_t i = 0; i < n; i++) s->flight[(s->fhead + s->fcount++) % FLIGHT] = jobs[i];
   s->ntasks += (uint32_t)n;
-  if (send_batch(s, jobs, n) != 0) flight_died(p, s);
+  if (send_batch(s, jobs, n) != 0) {
+    /* Not blamed here: replies the worker sent before it died may still wait unread, and the job
+     * it died in is the first one without a reply. So nothing more is sent; the slot reads what
+     * is left until end of stream (the kill makes sure it comes, whatever failed). */
+    s->send_failed = true;
+    pthread_mutex_lock(&p->mu);
+    kiln_process_kill(s->proc);
+    pthread_mutex_unlock(&p->mu);
+  }
   return true;
-}
-
-/* Makes room for need bytes of a message at the buffer's start. 0 or -1 (no memory). */
-static int in_room(slot *s, size_t need) {
-  size_t avail = s->itail - s->ihead;
-  if (s->ihead) memmove(s->in, s->in + s->ihead, avail);
-  s->ihead = 0, s->itail = avail;
-  if (need <= s->icap && s->icap - avail >= 4096) return 0;
-  size_t cap = s->icap ? s->icap * 2 : 64 << 10;
-  while (cap < need) cap *= 2;
-  uint8_t *b = realloc(s->in, cap);
-  if (!b) return -1;
-  s->in = b, s->icap = cap;
-  return 0;
 }
 
 /* The next reply from the worker, in the channel's framing (4-byte big-endian length, then the
  * bytes). The slot reads its end's socket itself, into one buffer, because replies come one per
  * job: a read takes every reply waiting, where kiln_channel_recv would make two system calls and
  * an allocation for each. 0 and *msg pointing into the buffer (valid until the next call), or -1
- * at end of stream (or a failure: the worker is then treated as dead). */
+ * at end of stream, once the worker has ended and its replies are read, or on a failure (the
+ * worker is then treated as dead). */
 static int read_reply(slot *s, const uint8_t **msg, size_t *len) {
+  bool ended = false;
   for (;;) {
     size_t avail = s->itail - s->ihead, need = 4;
     if (avail >= 4) {
@@ -404,13 +468,14 @@ static int read_reply(slot *s, const uint8_t **msg, size_t *len) {
       need = 4 + l;
     }
     if (in_room(s, need) != 0) return -1;
-    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, 0);
+    ssize_t n = recv(s->fd, s->in + s->itail, s->icap - s->itail, MSG_DONTWAIT);
     if (n > 0) {
       s->itail += (size_t)n;
     } else if (n == 0) {
       return -1;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (kiln__poll_fd(s->fd, POLLIN, INFINITY) < 0) return -1;
+      /* nothing more will come from a worker that has ended */
+      if (ended || wait_worker(s, POLLIN, &ended) < 0) return -1;
     } else if (errno != EINTR) {
       return -1;
     }
@@ -452,9 +517,8 @@ static void *slot_main(void *arg) {
       if (stop) break;
       continue; /* every job taken was cancelled */
     }
-    if (s->fcount == 0) continue; /* the worker died at the send */
     receive_one(p, s);
-    if (s->conn && s->fcount <= BATCH_MAX / 2) dispatch(p, s, false);
+    if (s->conn && !s->send_failed && s->fcount <= BATCH_MAX / 2) dispatch(p, s, false);
     if (s->conn && s->fcount == 0 && max && s->ntasks >= max) {
       reap_worker(p, s, &(int){0}); /* it exits by itself after its last reply */
       replace_worker(p, s);

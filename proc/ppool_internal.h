@@ -44,14 +44,15 @@ struct kiln__pjob {
   void *ctx;
 };
 
-/* Builds a job's wire bytes for nitems items of nargs arguments each (args[nitems * nargs]). 0 or
+/* Builds a job's wire bytes for nitems items of nargs arguments each (args[nitems * nargs]). 0,
+ * KILN_EINVAL (an argument with a length and no data, or more than a message holds) or
  * KILN_ENOMEM. */
 int kiln__pjob_encode(kiln__pjob *j, uintptr_t fn, bool star, const kiln_bytes *args,
                       size_t nitems, size_t nargs);
 
 /* Queues jobs (a list linked by next, count n) at the tail, all or none: KILN_ESHUTDOWN after
- * close/terminate, KILN_EBROKEN on a broken pool; on failure the jobs stay the caller's. Any
- * thread. */
+ * close/terminate, KILN_EBROKEN on a broken pool; on failure the jobs stay the caller's. n 0
+ * (head NULL) only checks that the pool takes work, as an empty map must. Any thread. */
 int kiln__ppool_enqueue(kiln_ppool *p, kiln__pjob *head, size_t n);
 
 /* Frees a job's own memory (not its ctx). */
@@ -68,8 +69,8 @@ typedef struct kiln__pitem {
 int kiln__pitem_next(const uint8_t *reply, size_t len, size_t *pos, kiln__pitem *it);
 
 /* The chunks of a map over n items in chunks of chunksize: built, encoded and linked; each
- * chunk's finish/ctx set by the caller afterwards. *out_n the number of chunks. 0 or KILN_ENOMEM
- * (nothing allocated then). */
+ * chunk's finish/ctx set by the caller afterwards. *out_n the number of chunks. 0, or the code of
+ * kiln__pjob_encode (nothing allocated then). */
 int kiln__pjob_chunks(uintptr_t fn, bool star, const kiln_bytes *args, size_t n, size_t nargs,
                       size_t chunksize, kiln__pjob **out, size_t *out_n);
 void kiln__pjob_free_list(kiln__pjob *head);

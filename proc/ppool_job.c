@@ -33,7 +33,10 @@ static void put(uint8_t **p, const void *src, size_t n) {
 int kiln__pjob_encode(kiln__pjob *j, uintptr_t fn, bool star, const kiln_bytes *args,
                       size_t nitems, size_t nargs) {
   size_t total = 8 + 4 + 4 + 4;
-  for (size_t i = 0; i < nitems * nargs; i++) total += 8 + args[i].len;
+  for (size_t i = 0; i < nitems * nargs; i++) {
+    if (args[i].len && !args[i].data) return KILN_EINVAL; /* bytes that cannot be read */
+    total += 8 + args[i].len;
+  }
   /* a batch travels as one channel message, whose length is 32 bits */
   if (total > UINT32_MAX - 4) return KILN_EINVAL;
   uint8_t *w = malloc(total), *p = w;

@@ -166,7 +166,6 @@ static int build_map(uintptr_t fn, bool star, const kiln_bytes *args, size_t n, 
 
 /* Queues the chunks; on failure frees them and gives back their references. */
 static int enqueue_map(kiln_ppool *p, kiln__pjob *chunks, size_t nchunks, pmap *m) {
-  if (!nchunks) return 0;
   int rc = kiln__ppool_enqueue(p, chunks, nchunks);
   if (rc) {
     kiln__pjob_free_list(chunks);

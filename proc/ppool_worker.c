@@ -93,7 +93,13 @@ static void run_item(obuf *o, uintptr_t fn, bool star, const kiln_bytes *args, u
     code = ((kiln_pstar_fn)fn)(args, nargs, &res, &rlen);
   else
     code = ((kiln_ptask_fn)fn)(args[0].len ? args[0].data : NULL, args[0].len, &res, &rlen);
-  if (code < 0) {
+  if (code > 0) {
+    /* not a success (a thread task's non-zero code is not one either), and a future cannot fail
+     * with a positive code: the task is told apart from one that returned 0 */
+    free(res);
+    snprintf(t_msg, sizeof t_msg, "task returned %d (not 0 or a negative KILN_E* code)", code);
+    put_item(o, KILN_EINVAL, t_msg, NULL, 0);
+  } else if (code < 0) {
     free(res);
     put_item(o, code, t_msg_set ? t_msg : NULL, NULL, 0);
   } else {

@@ -149,7 +149,8 @@ typedef struct kiln_bytes {
 
 /* A task, run in a worker process: reads arg[0..len), and on success returns 0 with *result set to
  * malloc'd bytes (or NULL) and *rlen their size; kiln sends them back and frees them. A negative
- * KILN_E* return fails the task with that code (message via kiln_ptask_fail). */
+ * KILN_E* return fails the task with that code (message via kiln_ptask_fail); a positive one
+ * fails it with KILN_EINVAL (its result dropped). */
 typedef int (*kiln_ptask_fn)(const void *arg, size_t len, void **result, size_t *rlen);
 
 /* Inside a process task: records the failure's message and returns code
