@@ -273,6 +273,7 @@ static int lock_until(pthread_mutex_t *m, double deadline) {
   if (pthread_mutex_trylock(m) == 0) return 0;
   double left = deadline - kiln__now();
   if (left <= 0) return KILN_ETIMEDOUT;
+  if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
   struct timespec ts; /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
   clock_gettime(CLOCK_REALTIME, &ts);
   double s = floor(left);

@@ -827,3 +827,45 @@ TEST(timeout_behind_blocked_receiver) {
   kiln_channel_destroy(a);
   kiln_channel_destroy(b);
 }
+
+/* A huge finite timeout (1e300 s) is as good as none while another thread's receive holds the
+ * end: the second receive waits for its message rather than failing at once (the time left
+ * must not overflow when turned into the lock's deadline). */
+typedef struct {
+  kiln_channel *ch;
+  atomic_int *go;
+  int rc;
+} race_arg;
+
+static void *huge_recv(void *p) {
+  race_arg *r = p;
+  void *buf = NULL;
+  size_t len = 0;
+  atomic_store(r->go, 1);
+  r->rc = kiln_channel_recv(r->ch, &buf, &len, 1e300);
+  free(buf);
+  return NULL;
+}
+
+TEST(huge_timeout_behind_blocked_receiver) {
+  kiln_channel *a, *b;
+  tp_pair(true, &a, &b);
+  tp_receiver r;
+  tp_receiver_start(&r, b, 0);
+  for (int i = 0; i < 100; i++) sched_yield(); /* most often r now holds the receive lock */
+  atomic_int go;
+  atomic_init(&go, 0);
+  race_arg h = {b, &go, 9};
+  pthread_t t;
+  KT_EQ(pthread_create(&t, NULL, huge_recv, &h), 0);
+  while (!atomic_load(&go)) sched_yield();
+  for (int i = 0; i < 100; i++) sched_yield();
+  tp_send_str(a, "one");
+  tp_send_str(a, "two");
+  KT_CODE(tp_receiver_join(&r), KILN_OK);
+  free(r.buf);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_CODE(h.rc, KILN_OK);
+  kiln_channel_destroy(a);
+  kiln_channel_destroy(b);
+}
