@@ -13,10 +13,11 @@
 
 #include "proc_internal.h"
 
-int kiln__write_full(int fd, const void *buf, size_t len) {
+/* Writes all of buf with write(2), or send(2) with MSG_NOSIGNAL on a socket. */
+static int put_full(int fd, const void *buf, size_t len, bool sock) {
   const char *p = buf;
   while (len) {
-    ssize_t n = write(fd, p, len);
+    ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -31,23 +32,9 @@ int kiln__write_full(int fd, const void *buf, size_t len) {
   return 0;
 }
 
-int kiln__send_full(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len) {
-    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        int r = kiln__poll_fd(fd, POLLOUT, INFINITY);
-        if (r < 0) return -r;
-        continue;
-      }
-      return errno;
-    }
-    p += n, len -= (size_t)n;
-  }
-  return 0;
-}
+int kiln__write_full(int fd, const void *buf, size_t len) { return put_full(fd, buf, len, false); }
+
+int kiln__send_full(int fd, const void *buf, size_t len) { return put_full(fd, buf, len, true); }
 
 int kiln__read_full(int fd, void *buf, size_t len) {
   char *p = buf;

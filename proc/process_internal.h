@@ -121,4 +121,8 @@ pid_t kiln__spawn_daemon(const kiln__child_spec *s, int *err);
  * exits, and the reaper thread then reaps it (waitid on the pidfd). Any thread. */
 void kiln__reap_later(pid_t pid, int pidfd);
 
+/* Starts a detached thread running fn(NULL) with every signal blocked, so that no handler of the
+ * program runs on kiln's own threads (the reaper, the spawner). true if it started. */
+bool kiln__start_quiet_thread(void *(*fn)(void *));
+
 #endif /* KILN_PROCESS_INTERNAL_H */

@@ -104,9 +104,7 @@ static void *reaper_main(void *unused) {
   }
 }
 
-/* Starts the reaper thread with every signal blocked, so that no signal meant for the program
- * runs its handler there. */
-static bool start_thread(void) {
+bool kiln__start_quiet_thread(void *(*fn)(void *)) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -114,7 +112,7 @@ static bool start_thread(void) {
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  bool ok = pthread_create(&t, &a, reaper_main, NULL) == 0;
+  bool ok = pthread_create(&t, &a, fn, NULL) == 0;
   pthread_attr_destroy(&a);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return ok;
@@ -138,7 +136,7 @@ void kiln__reap_later(pid_t pid, int pidfd) {
   } else {
     g_reaper.v[g_reaper.n++] = (orphan){pid, pidfd};
     if (!g_reaper.running) {
-      g_reaper.running = start_thread();
+      g_reaper.running = kiln__start_quiet_thread(reaper_main);
     } else {
       uint64_t one = 1;
       ssize_t r = write(g_reaper.wake, &one, sizeof one);

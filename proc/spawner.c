@@ -59,22 +59,6 @@ static void spawner_forget(void) {
   g_sp.started = false, g_sp.req = NULL, g_sp.done = false;
 }
 
-/* Starts the spawner thread, with every signal blocked (none of the program's handlers may run
- * there). Called with mu held. */
-static bool start_spawner(void) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  pthread_attr_t a;
-  pthread_attr_init(&a);
-  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-  bool ok = pthread_create(&t, &a, spawner_main, NULL) == 0;
-  pthread_attr_destroy(&a);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return ok;
-}
-
 static pthread_once_t g_sp_once = PTHREAD_ONCE_INIT;
 
 static void spawner_init(void) { pthread_atfork(NULL, NULL, spawner_forget); }
@@ -84,7 +68,7 @@ pid_t kiln__spawn_daemon(const kiln__child_spec *s, int *err) {
   pthread_mutex_lock(&g_sp.call_mu);
   pthread_mutex_lock(&g_sp.mu);
   pid_t pid = -1;
-  if (!g_sp.started) g_sp.started = start_spawner();
+  if (!g_sp.started) g_sp.started = kiln__start_quiet_thread(spawner_main);
   if (!g_sp.started) {
     *err = EAGAIN;
   } else {

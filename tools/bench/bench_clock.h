@@ -1,8 +1,10 @@
-/* bench_clock.h: the clocks of kiln-bench-render and kiln-bench-batch: wall seconds and the
- * process's CPU seconds (every thread, the Vulkan driver's included: on lavapipe the rendering). */
+/* bench_clock.h: the clocks of the benchmarks: wall seconds and the process's CPU seconds (every
+ * thread, the Vulkan driver's included: on lavapipe the rendering), and the median of a run's
+ * timings. */
 #ifndef KILN_BENCH_CLOCK_H
 #define KILN_BENCH_CLOCK_H
 
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -22,6 +24,12 @@ static inline double cpu_now(void) {
 static inline int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (n >= 1); sorts v. */
+static inline double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 #endif

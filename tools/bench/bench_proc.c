@@ -37,27 +37,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "kiln/proc.h"
 
 enum { TASKS = 20000, WARM = TASKS / 10, SMALL = 64, BIG = 64 << 10, SMALL_MSGS = 200000, BIG_MSGS = 20000 };
 enum { STARTS = 200, MGR_OPS = 20000, CONNECTS = 200, MGR_KEYS = 100, MGR_VAL = 16 };
 enum { MAX_ROUNDS = 32 };
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Runs a Python snippet that prints n numbers (seconds) into t[0..n): 0, or -1 on failure. */
 static int run_python_n(const char *python, const char *code, long arg, double *t, int n) {
