@@ -863,8 +863,11 @@ static int start_workers(run_state *st, size_t lanes) {
   kiln_batch *b = st->b;
   kiln__iso_setup *setups = calloc(lanes, sizeof *setups);
   if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
+  /* the batch's threads, shared out between the workers (each also has the driver's own) */
+  int threads = kiln_pool_threads(b->cfg.pool);
   kiln__iso_setup base = {.magic = KILN__ISO_MAGIC, .width = b->width, .height = b->height,
-                          .spp = b->cfg.spp, .passes = b->passes};
+                          .spp = b->cfg.spp, .passes = b->passes,
+                          .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
   int rc = 0;
@@ -882,8 +885,8 @@ static int start_workers(run_state *st, size_t lanes) {
       setups[n++].device_index = di.index;
     }
   }
-  if (!rc && (rc = kiln__isolate_start(setups, n, b->cfg.frame_timeout_s, b->cfg.recycle, &b->iso,
-                                      st->err->message, sizeof st->err->message)))
+  if (!rc && (rc = kiln__isolate_start(setups, n, b->cfg.frame_timeout_s, b->cfg.recycle, &b->stop,
+                                      &b->iso, st->err->message, sizeof st->err->message)))
     b->iso = NULL;
   free(setups);
   return rc;

@@ -518,11 +518,13 @@ typedef struct kiln__isolate kiln__isolate;
 /* Starts n workers, worker i with setups[i] (its device), at once, and waits until each is ready
  * (job, scene, device and renderer loaded); then a runner thread per worker. A worker is replaced
  * when it dies, hangs past frame_timeout_s (> 0; 0: no limit), loses its device, or has rendered
- * `recycle` frames (> 0). KILN_ESTATE when the fork server is not running (it must start before
- * the program's threads and Vulkan: kiln_forkserver_start); a worker that cannot start gives its
- * own error and message. 0 or an error with msg. */
+ * `recycle` frames (> 0). Once *stop (the batch's stop flag; may be NULL) is set, a frame whose
+ * worker fails is not retried. KILN_ESTATE when the fork server is not running (it must start
+ * before the program's threads and Vulkan: kiln_forkserver_start); a worker that cannot start
+ * gives its own error and message. 0 or an error with msg. */
 int kiln__isolate_start(const kiln__iso_setup *setups, size_t n, double frame_timeout_s,
-                        uint32_t recycle, kiln__isolate **out, char *msg, size_t cap);
+                        uint32_t recycle, const atomic_int *stop, kiln__isolate **out, char *msg,
+                        size_t cap);
 
 /* Queues frame fr (borrowed for the call) for a worker: *render is a new promise that succeeds
  * with the frame's kiln_image (owned by the future) or fails with the frame's error: its own

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@ typedef struct iso_runner {
 
 struct kiln__isolate {
   size_t n;
+  const atomic_int *stop; /* the batch's: once set, a failed frame is not retried */
   double frame_timeout_s; /* 0: none */
   uint32_t recycle;       /* 0: never */
   kiln_queue *q;          /* iso_item*, FIFO */
@@ -114,9 +116,11 @@ static void item_free(void *v) {
 
 /* ---- one worker ------------------------------------------------------------------------------- */
 
-/* Forgets w after its process has ended (or been killed): joins, and frees the handles. */
+/* Forgets w: kills its process if it still runs (a worker being given up on), joins it, and
+ * frees the handles. */
 static void worker_reap(iso_worker *w) {
   if (w->proc) {
+    kiln_process_kill(w->proc); /* no effect once it has ended */
     kiln_process_join(w->proc, -1);
     kiln_process_destroy(w->proc);
   }
@@ -196,10 +200,12 @@ static int worker_ready(iso_runner *r, char *msg, size_t cap) {
   kiln__iso_reply h;
   memcpy(&h, m, sizeof h);
   free(m);
+  h.message[sizeof h.message - 1] = 0;
   if (h.magic != KILN__ISO_MAGIC) h.code = KILN_EINVAL, snprintf(h.message, sizeof h.message, "bad reply");
   if (h.code) {
     kiln__say(msg, cap, "%s", h.message);
     kiln_channel_send(r->w.conn, "", 0, -1); /* asks it to exit */
+    kiln_process_join(r->w.proc, ISO_STOP_TIMEOUT_S);
     worker_reap(&r->w);
   }
   return h.code;
@@ -215,13 +221,16 @@ static void worker_stop(iso_runner *r) {
 
 /* ---- one frame --------------------------------------------------------------------------------- */
 
-/* The image of reply m (len bytes: the header and the planes it names). */
-static int image_of(const kiln__iso_reply *h, const char *m, size_t len, unsigned passes,
-                    kiln_image **out) {
+/* The image of reply m (len bytes: the header and the planes it names), which must be of the
+ * size and passes the worker was set up for. */
+static int image_of(const kiln__iso_reply *h, const char *m, size_t len,
+                    const kiln__iso_setup *setup, kiln_image **out) {
   *out = NULL;
   static const size_t per[KILN__NPASS] = {12, 4, 12, 12, 4, 4};
+  unsigned passes = setup->passes;
+  if (h->width != setup->width || h->height != setup->height || h->passes != passes)
+    return KILN_EINVAL;
   size_t n = (size_t)h->width * (size_t)h->height, want = sizeof *h;
-  if (h->width <= 0 || h->height <= 0 || h->passes != passes) return KILN_EINVAL;
   for (int pi = 0; pi < KILN__NPASS; pi++)
     if (passes & (1u << pi)) want += n * per[pi];
   if (want != len) return KILN_EINVAL;
@@ -285,11 +294,16 @@ static try_result try_frame(iso_runner *r, iso_item *it, int *code, char *why, s
   void *m = NULL;
   size_t mlen = 0;
   if (!rc) rc = kiln_channel_recv(r->w.conn, &m, &mlen, -1);
-  if (rc) { /* the worker died (EOF, or a send that found no reader) */
+  if (rc) {
     free(m);
     char how[128];
-    *code = worker_death(&r->w, how, sizeof how);
-    count(iso, &iso->crashes);
+    if (rc == KILN_EEOF) { /* the worker died (or a send found no reader) */
+      *code = worker_death(&r->w, how, sizeof how);
+      count(iso, &iso->crashes);
+    } else { /* it lives, but its answer cannot be had (no memory for it): given up on */
+      snprintf(how, sizeof how, "could not be read from (%s); killed", kiln_strerror(rc));
+      *code = rc;
+    }
     incident(iso, "frame %ld: render worker %d %s", it->rq.frame, r->w.pid, how);
     snprintf(why, cap, "render worker %d %s", r->w.pid, how);
     worker_reap(&r->w);
@@ -298,6 +312,7 @@ static try_result try_frame(iso_runner *r, iso_item *it, int *code, char *why, s
   kiln__iso_reply h;
   if (mlen < sizeof h) memset(&h, 0, sizeof h);
   else memcpy(&h, m, sizeof h);
+  h.message[sizeof h.message - 1] = 0;
   if (h.magic != KILN__ISO_MAGIC) h.code = KILN_EINVAL, snprintf(h.message, sizeof h.message, "a malformed reply");
   if (h.code == KILN_EDEVICE_LOST) { /* a worker whose device is lost is of no more use */
     free(m);
@@ -310,7 +325,7 @@ static try_result try_frame(iso_runner *r, iso_item *it, int *code, char *why, s
     return TRY_RETRY;
   }
   kiln_image *img = NULL;
-  if (h.code == 0 && (h.code = image_of(&h, m, mlen, r->setup.passes, &img)) != 0)
+  if (h.code == 0 && (h.code = image_of(&h, m, mlen, &r->setup, &img)) != 0)
     snprintf(h.message, sizeof h.message,
              h.code == KILN_ENOMEM ? "out of memory" : "a malformed reply from render worker");
   free(m);
@@ -332,6 +347,10 @@ static void run_item(iso_runner *r, iso_item *it) {
   for (uint32_t attempt = 0; attempt < 2; attempt++) {
     it->rq.attempt = attempt;
     if (try_frame(r, it, &code, why, sizeof why) == TRY_DONE) return;
+    if (r->iso->stop && atomic_load_explicit(r->iso->stop, memory_order_relaxed)) {
+      kiln_promise_reject(it->promise, code, "%s (not retried: the batch is stopping)", why);
+      return;
+    }
     if (attempt == 0) count(r->iso, &r->iso->retried);
   }
   kiln_promise_reject(it->promise, code, "%s (and again on a fresh worker)", why);
@@ -355,14 +374,15 @@ static void *runner_main(void *arg) {
 /* ---- the set of workers ----------------------------------------------------------------------- */
 
 int kiln__isolate_start(const kiln__iso_setup *setups, size_t n, double frame_timeout_s,
-                        uint32_t recycle, kiln__isolate **out, char *msg, size_t cap) {
+                        uint32_t recycle, const atomic_int *stop, kiln__isolate **out, char *msg,
+                        size_t cap) {
   *out = NULL;
   kiln__isolate *iso = calloc(1, sizeof *iso);
   if (!iso || !(iso->runners = calloc(n, sizeof *iso->runners))) {
     free(iso);
     return kiln__say(msg, cap, "out of memory"), KILN_ENOMEM;
   }
-  iso->n = n, iso->frame_timeout_s = frame_timeout_s, iso->recycle = recycle;
+  iso->n = n, iso->frame_timeout_s = frame_timeout_s, iso->recycle = recycle, iso->stop = stop;
   pthread_mutex_init(&iso->mu, NULL);
   kiln_queue_config qc;
   kiln_queue_config_default(&qc);
@@ -404,7 +424,11 @@ int kiln__isolate_submit(kiln__isolate *iso, const kiln_job_frame *fr, kiln_futu
   snprintf(it->rq.where, sizeof it->rq.where, "%s", fr->where);
   if (fr->scene_patch) {
     size_t plen = strlen(fr->scene_patch);
-    if (plen > UINT32_MAX || !(it->patch = strdup(fr->scene_patch))) {
+    if (plen > UINT32_MAX - sizeof it->rq) { /* one channel message: at most 2^32 - 1 bytes */
+      free(it);
+      return KILN_EINVAL;
+    }
+    if (!(it->patch = strdup(fr->scene_patch))) {
       free(it);
       return KILN_ENOMEM;
     }

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,14 +158,20 @@ static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
     h->width = ii.width, h->height = ii.height, h->spp = ii.spp, h->passes = w->setup->passes;
     for (int pi = 0; pi < KILN__NPASS; pi++) len += sizes[pi];
   }
+  if (len > UINT32_MAX) { /* one channel message carries at most 2^32 - 1 bytes */
+    snprintf(h->message, sizeof h->message,
+             "a frame of %zu bytes is too large to come back from a render worker (at most 4 GiB: "
+             "fewer passes or a smaller size, or render without --isolate)", len);
+    h->code = KILN_EINVAL, len = sizeof *h;
+  }
   if (len > w->cap) {
     char *nb = realloc(w->buf, len);
-    if (!nb) {
-      h->code = KILN_ENOMEM, len = sizeof *h;
+    if (!nb) { /* the header alone goes back, from where it is */
+      h->code = KILN_ENOMEM;
       snprintf(h->message, sizeof h->message, "out of memory in the worker");
-    } else {
-      w->buf = nb, w->cap = len;
+      return kiln_channel_send(w->conn, h, sizeof *h, -1);
     }
+    w->buf = nb, w->cap = len;
   }
   memcpy(w->buf, h, sizeof *h);
   size_t at = sizeof *h;
