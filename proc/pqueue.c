@@ -177,7 +177,7 @@ int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout)
 }
 
 /* With the monitor held: waits until a message is there and this caller may read it; 0 with its
- * length, or KILN_EEMPTY. */
+ * length, KILN_EEMPTY, or KILN_EIO when the head message's length cannot be right. */
 static int wait_message(queue_state *s, double deadline, uint64_t *len) {
   bool quiet = false;
   while (copy_busy(&s->reading, &s->reader, quiet) || s->count == 0) {
@@ -189,6 +189,9 @@ static int wait_message(queue_state *s, double deadline, uint64_t *len) {
     quiet = !kiln__mon_wait(&s->mon, deadline, s->reading != 0);
   }
   ring_get(s, s->head, len, MSG_HDR);
+  /* A process killed between two stores of an update can leave the length word and the indices
+   * disagreeing: never let such a length send a copy past the ring. */
+  if (*len > s->cap - MSG_HDR || msg_room(*len) > s->tail - s->head) return KILN_EIO;
   return 0;
 }
 

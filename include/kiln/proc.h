@@ -543,7 +543,9 @@ KILN_API void kiln_pqueue_destroy(kiln_pqueue *q);
  * largest message), KILN_ESTATE (this handle is closed). Any thread. */
 KILN_API int kiln_pqueue_put(kiln_pqueue *q, const void *buf, size_t len, double timeout);
 /* Takes the oldest message: *buf malloc'd (free() it; non-NULL also for an empty one), *len.
- * 0, KILN_EEMPTY, KILN_ESTATE (closed handle), KILN_ENOMEM (the message stays queued). */
+ * 0, KILN_EEMPTY, KILN_ESTATE (closed handle), KILN_ENOMEM (the message stays queued), KILN_EIO
+ * (the queue was left inconsistent by a process killed in the middle of an update: its head
+ * message's length cannot be right, and nothing is copied). */
 KILN_API int kiln_pqueue_get(kiln_pqueue *q, void **buf, size_t *len, double timeout);
 /* The same into buf[0..cap): KILN_EINVAL and *len the size needed when it does not fit (the
  * message stays queued). */

@@ -3,6 +3,7 @@
  * Children are children of the fork server or plain forks of this single-threaded process; both
  * attach the queue by name. */
 // kt: timeout 60
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -433,6 +434,43 @@ TEST(MQ_copier_dies_then_nonblocking_calls) {
   KT_EQ(kiln_pqueue_qsize(q), 0);
   free(msg);
   free(got);
+  kiln_pqueue_destroy(q);
+  pt_leaks_end(lk);
+}
+
+/* A length word that disagrees with the ring (as a process killed between two stores of an update
+ * could leave it) is refused with KILN_EIO, never copied past the ring. The word is found as the
+ * 8 bytes before the message's own bytes in the queue's segment. */
+TEST(MQ_damaged_length_is_eio_not_a_wild_copy) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pqueue *q = make(KILN_PQUEUE_QUEUE, 0, 4096, NULL);
+  static const char msg[] = "kiln-pqueue-damaged-length";
+  KT_CODE(kiln_pqueue_put(q, msg, sizeof msg, -1), KILN_OK);
+  kiln_shm *seg = kiln_pqueue_shm(q);
+  unsigned char *mem = kiln_shm_data(seg);
+  size_t size = kiln_shm_size(seg);
+  unsigned char *at = memmem(mem, size, msg, sizeof msg);
+  KT_TRUE(at != NULL && at - mem >= 8);
+  uint64_t len = 0;
+  memcpy(&len, at - 8, sizeof len);
+  KT_EQ(len, sizeof msg);
+  static const uint64_t lies[] = {1ull << 40, 4096, sizeof msg + 64};
+  for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+    memcpy(at - 8, &lies[i], sizeof lies[i]);
+    void *buf = NULL;
+    size_t got = 0;
+    KT_CODE(kiln_pqueue_get(q, &buf, &got, 0), KILN_EIO);
+    KT_TRUE(buf == NULL);
+    char small[64];
+    KT_CODE(kiln_pqueue_get_into(q, small, sizeof small, &got, 0), KILN_EIO);
+  }
+  memcpy(at - 8, &len, sizeof len); /* repaired: the message comes out whole */
+  void *buf = NULL;
+  size_t got = 0;
+  KT_CODE(kiln_pqueue_get(q, &buf, &got, 0), KILN_OK);
+  KT_EQ(got, sizeof msg);
+  KT_TRUE(memcmp(buf, msg, sizeof msg) == 0);
+  free(buf);
   kiln_pqueue_destroy(q);
   pt_leaks_end(lk);
 }
