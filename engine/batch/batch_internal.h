@@ -504,6 +504,13 @@ typedef struct kiln__iso_reply {
   double prepare_s, render_s;
 } kiln__iso_reply;
 
+/* The planes of img in pass order (the order of kiln__pass_names), each with its bytes a pixel:
+ * what a reply carries, and where the parent puts it back. */
+void kiln__iso_planes(const kiln_image *img, void *planes[KILN__NPASS], size_t per[KILN__NPASS]);
+
+/* The bytes of a reply that carries the passes of a w x h frame (the header included). */
+size_t kiln__iso_reply_size(unsigned passes, int32_t w, int32_t h);
+
 /* The worker process's entry (a kiln_process_fn): arg is a kiln__iso_setup; its connection to
  * the parent is the process's connection 0. */
 int kiln__iso_worker_main(const void *arg, size_t len);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "batch_internal.h"
+#include "image_internal.h"
 #include "kiln/proc.h"
 
 typedef struct worker {
@@ -143,20 +144,14 @@ static int render(worker *w, const kiln__iso_request *rq, const char *patch, kil
 
 /* The reply: header, then the planes asked for. */
 static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
-  size_t len = sizeof *h;
-  kiln_image_info ii = {0};
-  const void *planes[KILN__NPASS] = {0};
-  size_t sizes[KILN__NPASS] = {0};
+  unsigned passes = w->setup->passes;
+  size_t len = sizeof *h, n = 0, per[KILN__NPASS];
+  void *planes[KILN__NPASS];
   if (img && h->code == 0) {
-    kiln_image_get_info(img, &ii);
-    size_t n = (size_t)ii.width * (size_t)ii.height;
-    const void *all[KILN__NPASS] = {ii.color, ii.depth, ii.normal, ii.albedo, ii.object_id,
-                                    ii.instance_id};
-    const size_t per[KILN__NPASS] = {12, 4, 12, 12, 4, 4};
-    for (int pi = 0; pi < KILN__NPASS; pi++)
-      if (w->setup->passes & (1u << pi)) planes[pi] = all[pi], sizes[pi] = n * per[pi];
-    h->width = ii.width, h->height = ii.height, h->spp = ii.spp, h->passes = w->setup->passes;
-    for (int pi = 0; pi < KILN__NPASS; pi++) len += sizes[pi];
+    kiln__iso_planes(img, planes, per);
+    h->width = img->width, h->height = img->height, h->spp = img->spp, h->passes = passes;
+    n = (size_t)img->width * (size_t)img->height;
+    len = kiln__iso_reply_size(passes, img->width, img->height);
   }
   if (len > UINT32_MAX) { /* one channel message carries at most 2^32 - 1 bytes */
     snprintf(h->message, sizeof h->message,
@@ -176,7 +171,7 @@ static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
   memcpy(w->buf, h, sizeof *h);
   size_t at = sizeof *h;
   for (int pi = 0; pi < KILN__NPASS && h->code == 0; pi++)
-    if (planes[pi]) memcpy(w->buf + at, planes[pi], sizes[pi]), at += sizes[pi];
+    if (passes & (1u << pi)) memcpy(w->buf + at, planes[pi], n * per[pi]), at += n * per[pi];
   return kiln_channel_send(w->conn, w->buf, at, -1);
 }
 
