@@ -238,17 +238,15 @@ static int write_json(const char *path, const kiln_batch_summary *s, const progr
             (unsigned long long)s->worker_starts, (unsigned long long)s->worker_crashes,
             (unsigned long long)s->worker_hangs, (unsigned long long)s->worker_lost,
             (unsigned long long)s->worker_recycles, (unsigned long long)s->frames_retried);
-    int n = 0;
-    for (const char *l = s->incidents; *l;) {
-      const char *e = strchr(l, '\n');
-      size_t len = e ? (size_t)(e - l) : strlen(l);
+    int n = 0, len;
+    for (const char *l = s->incidents; *l; l += len + (l[len] == '\n')) {
+      len = (int)strcspn(l, "\n");
       char line[512];
-      snprintf(line, sizeof line, "%.*s", (int)len, l);
+      snprintf(line, sizeof line, "%.*s", len, l);
       fputs(n++ ? ", " : "", f);
       kiln_cli_json_string(f, line);
-      l += len + (e != NULL);
     }
-    fprintf(f, "]},\n");
+    fprintf(f, "], \"incidents_dropped\": %llu},\n", (unsigned long long)s->incidents_dropped);
   } else {
     fprintf(f, "  \"isolate\": null,\n");
   }
@@ -298,11 +296,10 @@ static void print_summary(const kiln_batch_summary *s, const progress *p, const 
            (unsigned long long)s->worker_starts, (unsigned long long)s->worker_crashes,
            (unsigned long long)s->worker_hangs, (unsigned long long)s->worker_lost,
            (unsigned long long)s->worker_recycles, (unsigned long long)s->frames_retried);
-    for (const char *l = s->incidents; *l;) {
-      const char *e = strchr(l, '\n');
-      int len = (int)(e ? (size_t)(e - l) : strlen(l));
+    int len;
+    for (const char *l = s->incidents; *l; l += len + (l[len] == '\n')) {
+      len = (int)strcspn(l, "\n");
       printf("  incident: %.*s\n", len, l);
-      l += len + (e != NULL);
     }
     if (s->incidents_dropped)
       printf("  ... and %llu more incidents\n", (unsigned long long)s->incidents_dropped);
