@@ -113,31 +113,27 @@ int kiln__channel_adopt(int fd, bool can_send, bool can_recv, kiln_channel **out
   return rc;
 }
 
-int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
+/* Marks ch shared and gives its descriptor, or (dup) a close-on-exec duplicate (>= 3) made under
+ * mu, so that a close racing with this cannot free the number before it is duplicated. */
+static int share_end(kiln_channel *ch, bool dup, int *fd, bool *can_send, bool *can_recv) {
   assert(ch && fd && can_send && can_recv);
   int rc = KILN_ESTATE;
   pthread_mutex_lock(&ch->mu);
   if (!ch->closed) {
-    ch->shared = true;
-    *fd = ch->fd, *can_send = ch->can_send, *can_recv = ch->can_recv;
-    rc = 0;
-  }
-  pthread_mutex_unlock(&ch->mu);
-  return rc;
-}
-
-int kiln__channel_dup(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
-  assert(ch && fd && can_send && can_recv);
-  int rc = KILN_ESTATE;
-  pthread_mutex_lock(&ch->mu);
-  if (!ch->closed) {
-    /* under mu: a close racing with this cannot free the number before it is duplicated */
-    *fd = fcntl(ch->fd, F_DUPFD_CLOEXEC, 3);
+    *fd = dup ? fcntl(ch->fd, F_DUPFD_CLOEXEC, 3) : ch->fd;
     rc = *fd < 0 ? KILN_EIO : 0;
     if (rc == 0) ch->shared = true, *can_send = ch->can_send, *can_recv = ch->can_recv;
   }
   pthread_mutex_unlock(&ch->mu);
   return rc;
+}
+
+int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
+  return share_end(ch, false, fd, can_send, can_recv);
+}
+
+int kiln__channel_dup(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv) {
+  return share_end(ch, true, fd, can_send, can_recv);
 }
 
 void kiln_channel_close(kiln_channel *ch) {
