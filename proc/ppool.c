@@ -155,7 +155,7 @@ static kiln__pjob *break_pool(kiln_ppool *p) {
 
 /* ---- workers ---------------------------------------------------------------------------------- */
 
-/* Starts the slot's worker process. 0 or the code of kiln_conn_pipe / kiln_process_start. */
+/* Starts the slot's worker process. 0 or the code of kiln_channel_pair / kiln_process_start. */
 static int start_worker(kiln_ppool *p, slot *s) {
   kiln_channel *mine, *theirs;
   int rc = kiln_channel_pair(true, &mine, &theirs);

@@ -6,7 +6,7 @@
  *   pimap.c         imap / imap_unordered: chunk jobs feeding an iterator
  *   ppool_worker.c  the loop a worker process runs, and kiln_ptask_fail
  *
- * The wire (inside kiln_conn messages, native byte order: both ends are the same program):
+ * The wire (inside kiln_channel messages, native byte order: both ends are the same program):
  *   parent -> worker, one message per batch:  u32 njobs, then per job
  *       u64 fn address, u32 star (0: kiln_ptask_fn, 1: kiln_pstar_fn), u32 nitems, u32 nargs,
  *       then nitems * nargs arguments, each u64 len + bytes
