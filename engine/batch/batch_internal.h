@@ -306,6 +306,71 @@ int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos
  * and frees m (NULL: nothing). 0, or the first failure with msg. */
 int kiln__manifest_commit(kiln__manifest *m, bool durable, bool keep, char *msg, size_t msgcap);
 
+/* ---- annotate.c: a frame's ground truth (docs/DATASETS.md) ------------------------------------ */
+
+struct kiln__scene;
+
+/* One instance of the frame's scene, seen or not. Pixel coordinates follow OpenCV (x right, y down,
+ * pixel (i, j) covers [i, i + 1) x [j, j + 1) and its centre is at i + 0.5 in this continuous
+ * frame; the JSON record states the convention it writes). */
+typedef struct kiln__gt_instance {
+  uint32_t object_id, instance_id;
+  uint32_t category_id;           /* 0: none */
+  const char *name, *category;    /* borrowed from the frame's scene; category NULL: none */
+  double xform[16];               /* object to world, row-major */
+  float bbox_min[3], bbox_max[3]; /* object-space box */
+  double corners[8][3];           /* the box's corners projected: x, y (pixels), depth along the
+                                     view axis (negative: behind the camera) */
+  double center[3];               /* the object-space origin projected, as corners */
+  int32_t box_visib[4];           /* tight box of the visible pixels: x0, y0, x1, y1 exclusive;
+                                     all 0 when px_visib is 0 */
+  int32_t box_all[4];             /* the same for the unoccluded silhouette */
+  uint64_t px_visib;              /* pixels of the instance pass holding this instance */
+  uint64_t px_all;                /* pixels it covers with every other instance removed */
+  double visib_fract;             /* px_visib / px_all, 0 when px_all is 0 */
+  uint8_t *mask_all;              /* when asked for: the unoccluded silhouette over box_all,
+                                     row-major, 1 byte a pixel (0 or 1); NULL otherwise */
+} kiln__gt_instance;
+
+typedef struct kiln__frame_gt {
+  int32_t width, height;
+  double K[9];           /* intrinsics, row-major (OpenCV) */
+  double c2w_gl[16];     /* camera to world, kiln's / OpenGL's axes */
+  double c2w_cv[16];     /* camera to world, OpenCV's axes */
+  size_t n;              /* every instance of the scene, by instance id */
+  kiln__gt_instance *inst;
+} kiln__frame_gt;
+
+void kiln__frame_gt_free(kiln__frame_gt *g);
+
+/* The ground truth of one frame rendered with camera cam at width x height from scene s, whose
+ * instance pass is instance_pass (width * height ids, row 0 at the top): every instance of s,
+ * with its unoccluded silhouette found by projecting its geometry through the camera's pinhole
+ * (the instance pass's own ray through each pixel centre); masks: keep each silhouette in
+ * mask_all. 0 with *out filled (free it with kiln__frame_gt_free), KILN_ENOMEM, KILN_EINVAL. */
+int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t width,
+                   int32_t height, const uint32_t *instance_pass, bool masks, kiln__frame_gt *out,
+                   char *msg, size_t msgcap);
+
+/* ---- coco.c, bop.c: dataset writers (docs/DATASETS.md) ---------------------------------------- */
+
+typedef struct kiln__dataset kiln__dataset;
+
+/* Starts the writer of kind for one run (one shard: shard_tag names its files, "" when the run is
+ * not sharded) into out_dir, for a job whose scene is s (its categories and objects). Files are
+ * built under temporary names and renamed by kiln__dataset_commit. 0, KILN_EIO, KILN_ENOMEM,
+ * KILN_EINVAL; msg says why. */
+int kiln__dataset_open(kiln_writer kind, const char *out_dir, const char *shard_tag,
+                       const struct kiln__scene *s, bool durable, kiln__dataset **out, char *msg,
+                       size_t msgcap);
+/* Adds frame fr (its ground truth gt and its rendered image img: depth and instance passes).
+ * Thread-safe: writer tasks call it from any thread. A failure is kept for commit too. */
+int kiln__dataset_frame(kiln__dataset *d, const kiln_job_frame *fr, const kiln__frame_gt *gt,
+                        const kiln_image *img, char *msg, size_t msgcap);
+/* Finishes the files and renames them into place (keep), or removes them (!keep), and frees d
+ * (NULL: nothing). 0, or the first failure with msg. */
+int kiln__dataset_commit(kiln__dataset *d, bool keep, char *msg, size_t msgcap);
+
 /* ---- batch.c: seams for tests ------------------------------------------------------------------ */
 
 /* What the driver allocates with (frame contexts, the set of output names and its copies of the

@@ -67,6 +67,15 @@ typedef struct kiln__camera {
   float focus_distance; /* THIN_LENS: distance to the plane in focus */
 } kiln__camera;
 
+/* One placed copy of an object's geometry (the instance pass's ids). Object space is the
+ * geometry as its source gives it: a mesh file's coordinates, a primitive's or a light's own
+ * numbers; xform places it in the world (instances[k] . transform, docs/SCENE.md). */
+typedef struct kiln__instance {
+  uint32_t object_id;             /* 1-based */
+  float xform[16];                /* object to world, row-major, last row 0 0 0 1 */
+  float bbox_min[3], bbox_max[3]; /* object-space axis-aligned box of its geometry */
+} kiln__instance;
+
 typedef enum { KILN__TONEMAP_NONE = 0, KILN__TONEMAP_FILMIC = 1 } kiln__tonemap;
 
 typedef struct kiln__settings {
@@ -98,6 +107,18 @@ typedef struct kiln__scene {
 
   size_t nobjects;
   char **object_names; /* nobjects names (object id k has name object_names[k - 1]) */
+  /* nobjects entries each, or NULL when no object has a category: object id k's category name
+   * (NULL: none) and id (0: none) (docs/SCENE.md, "Categories") */
+  char **object_category;
+  uint32_t *object_category_id;
+
+  /* the categories the scene declares (top-level "categories"), in declaration order */
+  size_t ncategories;
+  char **category_names;
+  uint32_t *category_ids; /* unique, >= 1 */
+
+  size_t ninstances;
+  kiln__instance *instances; /* instance id k is instances[k - 1] */
 
   kiln__environment env;
   kiln__camera camera;

@@ -173,6 +173,13 @@ KILN_API bool kiln_shard_contains(uint64_t pos, uint64_t total, uint32_t shard, 
 /* "round-robin" / "contiguous" into *mode: 0 or KILN_EPARSE. */
 KILN_API int kiln_shard_mode_parse(const char *name, kiln_shard_mode *mode);
 
+/* Dataset writers: files in a standard layout besides the frames' own (docs/DATASETS.md). */
+typedef enum kiln_writer {
+  KILN_WRITER_NONE = 0,
+  KILN_WRITER_COCO, /* COCO detection / instance segmentation JSON, one per shard */
+  KILN_WRITER_BOP   /* the BOP format: scene_camera, scene_gt, scene_gt_info, depth, masks */
+} kiln_writer;
+
 typedef struct kiln_batch_config {
   kiln_pool *pool;              /* required: runs preparation, read-back, encoding, writes */
   kiln_gpu_device *const *devs; /* required: opened devices, >= 1. A CPU device (lavapipe,
@@ -235,6 +242,11 @@ typedef struct kiln_batch_config {
                               attempt, "segv@50,hang@120,exit@7,lost@9" (raise SIGSEGV, never
                               answer, _exit(3), report the device lost); NULL: none. A bad list
                               is KILN_EINVAL from kiln_batch_create */
+  /* Datasets (docs/DATASETS.md). annotations: each frame's ground truth (camera, every
+   * instance's pose, boxes, pixel counts, visibility) goes into its manifest record, and ids.json
+   * (ids, names, categories) into out_dir; the instance pass is rendered whether written or not. */
+  bool annotations;
+  kiln_writer writer; /* a dataset writer besides the files (implies annotations) [none] */
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);

@@ -92,7 +92,29 @@ typedef struct kiln_camera {
   float vfov_deg;
   float aperture;       /* lens diameter, thin lens only */
   float focus_distance; /* thin lens only */
+  /* Intrinsics in pixels, OpenCV's convention (x right, y down, pixel centres at whole numbers,
+   * so a centred principal point is ((k_width - 1) / 2, (k_height - 1) / 2)) for an image of
+   * k_width x k_height. Used instead of vfov_deg when k_width > 0, scaled to the size rendered;
+   * all 0 (vfov_deg decides, square pixels, centred) otherwise. */
+  float fx, fy, cx, cy;
+  int32_t k_width, k_height;
 } kiln_camera;
+
+/* The axes of a camera-to-world matrix. KILN_CAMERA_GL is kiln's, Blender's and OpenGL's (and
+ * NeRF's transforms.json): x right, y up, looking along -z. KILN_CAMERA_CV is OpenCV's (BOP,
+ * COLMAP): x right, y down, looking along +z. */
+typedef enum kiln_camera_convention { KILN_CAMERA_GL = 0, KILN_CAMERA_CV = 1 } kiln_camera_convention;
+
+/* The 3x3 intrinsic matrix K (row-major, OpenCV's convention as above) of cam for an image of
+ * width x height. 0, or KILN_EINVAL (NULL, non-positive size, a camera without a valid vfov or
+ * intrinsics). */
+KILN_API int kiln_camera_intrinsics(const kiln_camera *cam, int32_t width, int32_t height,
+                                    double K[9]);
+
+/* The 4x4 camera-to-world matrix (row-major, rotation orthonormal, last row 0 0 0 1) of cam in
+ * convention conv. 0, or KILN_EINVAL (NULL, a degenerate camera). */
+KILN_API int kiln_camera_to_world(const kiln_camera *cam, kiln_camera_convention conv,
+                                  double M[16]);
 
 typedef struct kiln_frame_config {
   const kiln_camera *camera; /* NULL: the scene's camera. Borrowed for the call */

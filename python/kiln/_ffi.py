@@ -207,6 +207,8 @@ typedef struct kiln_camera {
   float vfov_deg;
   float aperture;
   float focus_distance;
+  float fx, fy, cx, cy;
+  int32_t k_width, k_height;
 } kiln_camera;
 typedef struct kiln_frame_config {
   const kiln_camera *camera;
@@ -304,6 +306,8 @@ typedef struct kiln_batch_config {
   double frame_timeout_s;
   uint32_t recycle;
   const char *faults;
+  bool annotations;
+  int writer;
 } kiln_batch_config;
 void kiln_batch_config_default(kiln_batch_config *cfg);
 typedef struct kiln_batch_summary {
