@@ -3,7 +3,8 @@
  * kiln_camera_to_world give, is found at that pixel of the instance pass (the pixel-centre ray)
  * and its pixels' centroid is within a pixel of the projection: for a look_at camera, for the
  * same pose given as a matrix in either convention, and for intrinsics with an off-centre
- * principal point and fx != fy, at the size they were given for and scaled. */
+ * principal point and fx != fy, at the size they were given for and scaled. And every
+ * pixel-centre ray to well under half a pixel: the depths of a tilted plane. */
 // kt: timeout 120
 #define _GNU_SOURCE
 #include <math.h>
@@ -153,4 +154,59 @@ TEST(camera_intrinsics_per_frame) {
   check(s, &cam, 0, 0, &ids);
   free(ids);
   kiln_scene_destroy(s);
+}
+
+/* Every pixel-centre ray, to the half pixel: a tilted plane fills the view, and each pixel's
+ * depth is the one the pinhole ray through (i, j) = K (x / z, y / z) meets it at,
+ * n . (Q - C) / n . (R K^-1 (i, j, 1)) (the depth along the view axis is the ray's parameter
+ * when its forward component is 1). A half-pixel slip moves the depth by far more than the
+ * tolerance; for a vfov camera, and for intrinsics rendered at their size and scaled. */
+static void check_depths(const kiln_camera *cam, int w, int h) {
+  static const double Q[3] = {0.2, -0.1, 1.5};
+  double n[3] = {0.35, -0.25, -1}, e1[3], e2[3], ln = sqrt(0.35 * 0.35 + 0.25 * 0.25 + 1);
+  for (int k = 0; k < 3; k++) n[k] /= ln;
+  e1[0] = -n[2], e1[1] = 0, e1[2] = n[0]; /* perpendicular to n */
+  e2[0] = n[1] * e1[2] - n[2] * e1[1], e2[1] = n[2] * e1[0] - n[0] * e1[2],
+  e2[2] = n[0] * e1[1] - n[1] * e1[0];
+  float v[4][3];
+  const int sg[4][2] = {{-1, -1}, {1, -1}, {1, 1}, {-1, 1}};
+  for (int c = 0; c < 4; c++)
+    for (int k = 0; k < 3; k++) v[c][k] = (float)(Q[k] + 40 * (sg[c][0] * e1[k] + sg[c][1] * e2[k]));
+  kiln__scene s = base_scene();
+  add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}});
+  add_quad(&s, v, 0, 1);
+  s.settings.spp = 1, s.settings.max_bounces = 0;
+  ctx c = open_ctx(&s, NULL);
+  kiln_frame_config fc;
+  kiln_frame_config_default(c.r, &fc);
+  fc.camera = cam, fc.width = w, fc.height = h;
+  kiln_future *f;
+  const kiln_image *img = render(&c, &fc, &f);
+  double K[9], M[16];
+  KT_CODE(kiln_camera_intrinsics(cam, w, h, K), KILN_OK);
+  KT_CODE(kiln_camera_to_world(cam, KILN_CAMERA_CV, M), KILN_OK);
+  double num = 0;
+  for (int k = 0; k < 3; k++) num += n[k] * (Q[k] - M[4 * k + 3]);
+  double worst = 0;
+  for (int j = 0; j < h; j++)
+    for (int i = 0; i < w; i++) {
+      double d[3] = {(i - K[2]) / K[0], (j - K[5]) / K[4], 1}, den = 0;
+      for (int k = 0; k < 3; k++) den += n[k] * (M[4 * k] * d[0] + M[4 * k + 1] * d[1] + M[4 * k + 2]);
+      double want = num / den, got = info_of(img).depth[j * w + i];
+      KT_TRUE(info_of(img).instance_id[j * w + i] == 1);
+      worst = fmax(worst, fabs(got - want) / want);
+    }
+  if (!(worst < 1e-4)) KT_FAIL("depths off by up to %.3g (relative) at %d x %d", worst, w, h);
+  kiln_future_release(f);
+  close_ctx(&c);
+}
+
+TEST(camera_every_pixel_ray) {
+  kiln_camera cam = {.position = {0.6f, 0.45f, -3}, .look_at = {0.1f, 0, 0.2f}, .up = {0.1f, 1, 0},
+                     .vfov_deg = 38};
+  check_depths(&cam, 20, 14);
+  cam.vfov_deg = 0;
+  cam.fx = 23, cam.fy = 31, cam.cx = 6.25, cam.cy = 9, cam.k_width = 20, cam.k_height = 14;
+  check_depths(&cam, 20, 14);
+  check_depths(&cam, 30, 21); /* K scaled by 3/2 */
 }
