@@ -99,10 +99,13 @@ static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, ki
     bool moved = x.pose || cJSON_GetObjectItemCaseSensitive(o, "position") ||
                  cJSON_GetObjectItemCaseSensitive(o, "look_at");
     double fd_def = job->focus_given && !moved ? job->camera.focus_distance : kiln__len3(d);
-    /* a matrix's look_at is no point of interest: it moves the focus only when told where */
+    /* a matrix's look_at is no point of interest: nothing to focus on by default */
+    if (x.pose && !cJSON_GetObjectItemCaseSensitive(o, "focus_distance"))
+      return kiln__sj_fail(c, "a thin_lens camera given by matrix needs focus_distance (it has "
+                              "no look_at to focus on)");
     if ((rc = kiln__sj_num(c, o, "aperture", !job->camera.thin_lens, job->camera.aperture, 0, 1e30,
                            &ap)) ||
-        (rc = kiln__sj_num(c, o, "focus_distance", x.pose, fd_def, 0, 1e30, &fd)))
+        (rc = kiln__sj_num(c, o, "focus_distance", false, fd_def, 0, 1e30, &fd)))
       return rc;
     if (fd <= 0) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
     cam->aperture = (float)ap, cam->focus_distance = (float)fd;

@@ -90,9 +90,12 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   if (type) {
     float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                   cam->look_at[2] - cam->position[2]};
-    /* a matrix's look_at is no point of interest: there is nothing to focus on by default */
+    /* a matrix's look_at is no point of interest: nothing to focus on by default */
+    if (x.pose && !cJSON_GetObjectItemCaseSensitive(o, "focus_distance"))
+      return kiln__sj_fail(c, "a thin_lens camera given by matrix needs focus_distance (it has "
+                              "no look_at to focus on)");
     if ((rc = kiln__sj_num(c, o, "aperture", true, 0, 0, HUGE_VAL, &ap)) ||
-        (rc = kiln__sj_num(c, o, "focus_distance", x.pose, kiln__len3(f), 0, HUGE_VAL, &fd)))
+        (rc = kiln__sj_num(c, o, "focus_distance", false, kiln__len3(f), 0, HUGE_VAL, &fd)))
       return rc;
     if (fd <= 0) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
   }

@@ -378,7 +378,7 @@ class Camera:
             if fd is None and base is not None and not moved:
                 fd = base.focus_distance
             if fd is None and has_matrix:
-                raise ValueError("camera: a thin_lens camera with a matrix needs focus_distance")
+                raise ValueError("camera: a thin_lens camera given by matrix needs focus_distance")
             kw.update(aperture=ap, focus_distance=fd)
         elif "aperture" in d or "focus_distance" in d:
             raise ValueError("camera: aperture and focus_distance are for a thin_lens camera")

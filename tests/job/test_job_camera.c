@@ -166,7 +166,7 @@ static const ecase cases[] = {
     {"{\"camera\": {\"fx\": -1}}", "-1", "camera.fx", "fx must be > 0"},
     {"{\"camera\": {\"type\": \"thin_lens\", \"aperture\": 0.1, \"matrix\": [1, 0, 0, 0, 0, 1, 0, "
      "0, 0, 0, 1, 0, 0, 0, 0, 1]}}",
-     "{\"type\"", "camera", "missing required key 'focus_distance'"},
+     "{\"type\"", "camera", "matrix needs focus_distance"},
 };
 
 TEST(camera_list_line_camera_errors) {

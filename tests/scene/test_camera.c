@@ -234,7 +234,7 @@ static const ecase cases[] = {
      "camera.intrinsics_size", "[64, 0]", "integers in [1"},
     {"{\"camera\": {\"type\": \"thin_lens\", \"aperture\": 0.1,\n \"matrix\": [1, 0, 0, 0, 0, 1, 0, "
      "0, 0, 0, 1, 0" ID_ROW3 "}}",
-     "camera", "{\"type\"", "missing required key 'focus_distance'"},
+     "camera", "{\"type\"", "matrix needs focus_distance"},
     {"{\"camera\": {" POSE ", \"fxx\": 10}}", "camera.fxx", "\"fxx\"", "did you mean 'fx'"},
 };
 
