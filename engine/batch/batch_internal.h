@@ -122,12 +122,29 @@ struct kiln_job {
   uint64_t count, next;
   kiln__frame_run *runs; /* lists: every frame's number, noted at load */
   size_t nruns, runs_cap;
+  /* categories (docs/JOBS.md, "Categories"): the job's own declaration (replacing the scene's;
+   * ncats 0: none), and object name -> category name (each pair owned), applied to the job's
+   * scene and to every frame's scene by kiln__job_apply_categories */
+  kiln__category *cats;
+  size_t ncats;
+  char **ocat_objects, **ocat_names;
+  size_t nocat;
 };
 
 /* ---- job_common.c --------------------------------------------------------------------------- */
 
 /* Applies the job's width, height and spp to a scene it loaded (before anyone else sees it). */
 void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
+
+/* Applies the job's categories to a scene it loaded (before anyone else sees it): its declaration
+ * replaces the scene's (the scene's objects keep their category names, which must be declared),
+ * then object_categories names objects' categories: an object matches a name that is its own, or
+ * that its name starts with followed by '.' (the groups of a mesh object). A category the
+ * declaration in force lacks (none: any) gets the smallest free id. 0, KILN_ENOMEM, or
+ * KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
+int kiln__job_apply_categories(const kiln_job *job, kiln__scene *s, char *msg, size_t msgcap);
+/* Whether object name is matched by the job's object_categories name key (as above). */
+bool kiln__job_object_matches(const char *name, const char *key);
 
 /* A ctx that locates errors in text, reported as file (err is the caller's). */
 void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_error_detail *err);
