@@ -310,6 +310,7 @@ void kiln__unlock_out_dir(const char *out_dir, bool shared, int *fd);
 /* ---- manifest.c: one JSON line per frame written -------------------------------------------------- */
 
 typedef struct kiln__manifest kiln__manifest;
+struct kiln__frame_gt; /* annotate.c, below */
 
 enum { KILN__PATH_CAP = 4096 }; /* PATH_MAX, which not every file of the folder sees */
 
@@ -319,6 +320,10 @@ int kiln__manifest_open(const char *path, kiln__manifest **out, char *msg, size_
  * folder). A failure is kept for kiln__manifest_commit to report. */
 int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
                        char files[][KILN__PATH_CAP], size_t nfiles);
+/* The same, with the frame's ground truth (kiln__gt_json's fields) when gt is not NULL. */
+int kiln__manifest_add_record(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
+                              char files[][KILN__PATH_CAP], size_t nfiles,
+                              const struct kiln__frame_gt *gt);
 /* Renames the manifest into place (keep), or removes its temporary (!keep, or after a failure),
  * and frees m (NULL: nothing). 0, or the first failure with msg. */
 int kiln__manifest_commit(kiln__manifest *m, bool durable, bool keep, char *msg, size_t msgcap);
@@ -368,6 +373,17 @@ void kiln__frame_gt_free(kiln__frame_gt *g);
 int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t width,
                    int32_t height, const uint32_t *instance_pass, bool masks, kiln__frame_gt *out,
                    char *msg, size_t msgcap);
+
+/* ---- records.c: annotations as JSON ------------------------------------------------------------ */
+
+/* Adds gt's fields to a frame's manifest object o: width, height, camera {K, cam2world_opengl,
+ * cam2world_opencv}, instances [...] (docs/DATASETS.md). false on ENOMEM (o keeps what was
+ * added). */
+bool kiln__gt_json(cJSON *o, const kiln__frame_gt *gt);
+/* Writes ids.json (every object and instance id with its name and category, the categories, the
+ * conventions) of scene s to path, atomically. 0, KILN_EIO, KILN_ENOMEM with msg. */
+int kiln__ids_write(const struct kiln__scene *s, const char *path, bool durable, char *msg,
+                    size_t msgcap);
 
 /* ---- coco.c, bop.c: dataset writers (docs/DATASETS.md) ---------------------------------------- */
 
