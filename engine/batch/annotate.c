@@ -326,7 +326,10 @@ int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t 
   if (rc) goto nomem;
   for (size_t k = 0; k < out->n; k++) {
     kiln__gt_instance *g = &out->inst[k];
-    g->visib_fract = g->px_all ? fmin(1.0, (double)g->px_visib / (double)g->px_all) : 0;
+    /* the rays and the projection round differently at silhouettes: a sliver the rays hit but
+     * no pixel centre of the projection falls in is wholly visible, not invisible */
+    g->visib_fract = g->px_all ? fmin(1.0, (double)g->px_visib / (double)g->px_all)
+                               : g->px_visib ? 1 : 0;
   }
   return 0;
 nomem:

@@ -137,10 +137,10 @@ struct kiln_job {
 void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
 
 /* Applies the job's categories to a scene it loaded (before anyone else sees it): its declaration
- * replaces the scene's (the scene's objects keep their category names, which must be declared),
- * then object_categories names objects' categories: an object matches a name that is its own, or
- * that its name starts with followed by '.' (the groups of a mesh object). A category the
- * declaration in force lacks (none: any) gets the smallest free id. 0, KILN_ENOMEM, or
+ * replaces the scene's; object_categories names objects' categories (an object matches a name
+ * that is its own, or that its name starts with followed by '.': the groups of a mesh object; a
+ * category the declaration in force lacks, when there is none, gets the smallest free id); the
+ * other objects keep their category names, which the job's declaration must have. 0, KILN_ENOMEM, or
  * KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
 int kiln__job_apply_categories(const kiln_job *job, kiln__scene *s, char *msg, size_t msgcap);
 /* Whether object name is matched by the job's object_categories name key (as above). */
@@ -349,7 +349,8 @@ typedef struct kiln__gt_instance {
   int32_t box_all[4];             /* the same for the unoccluded silhouette */
   uint64_t px_visib;              /* pixels of the instance pass holding this instance */
   uint64_t px_all;                /* pixels it covers with every other instance removed */
-  double visib_fract;             /* px_visib / px_all, 0 when px_all is 0 */
+  double visib_fract;             /* px_visib / px_all clamped to 1; when px_all is 0: 1 if
+                                     px_visib is not 0, else 0 */
   uint8_t *mask_all;              /* when asked for: the unoccluded silhouette over box_all,
                                      row-major, 1 byte a pixel (0 or 1); NULL otherwise */
 } kiln__gt_instance;

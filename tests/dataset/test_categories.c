@@ -210,5 +210,12 @@ TEST(job_unknown_object_or_category_is_located) {
            KILN_EPARSE);
   KT_STR_EQ(e.path, "categories");
   KT_STR_CONTAINS(e.message, "object 'ball' has category 'toy'");
+  /* unless the job maps that object to one of its own */
+  kiln_job *job = job_load(dir,
+                           "{\"scene\": \"scene.json\", \"categories\": [\"box\"],"
+                           " \"object_categories\": {\"ball\": \"box\"}, " IMAGES "}",
+                           &e, 0);
+  KT_EQ(kiln_job_scene(job)->data.object_category_id[0], 1);
+  kiln_job_destroy(job);
   st_tmp_cleanup();
 }
