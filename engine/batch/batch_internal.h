@@ -13,6 +13,9 @@
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others
  *   manifest.c    the run's manifest, a JSON line per frame written
+ *   annotate.c    a frame's ground truth: visible and unoccluded pixels and boxes, projections
+ *   records.c     annotations as JSON: a manifest line's fields, ids.json
+ *   dataset_none.c  the dataset writers' entry points where no writer is built
  *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
@@ -140,8 +143,8 @@ void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
  * replaces the scene's; object_categories names objects' categories (an object matches a name
  * that is its own, or that its name starts with followed by '.': the groups of a mesh object; a
  * category the declaration in force lacks, when there is none, gets the smallest free id); the
- * other objects keep their category names, which the job's declaration must have. 0, KILN_ENOMEM, or
- * KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
+ * other objects keep their category names, which the job's declaration must have. 0,
+ * KILN_ENOMEM, or KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
 int kiln__job_apply_categories(const kiln_job *job, kiln__scene *s, char *msg, size_t msgcap);
 /* Whether object name is matched by the job's object_categories name key (as above). */
 bool kiln__job_object_matches(const char *name, const char *key);
@@ -375,7 +378,7 @@ int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t 
                    int32_t height, const uint32_t *instance_pass, bool masks, kiln__frame_gt *out,
                    char *msg, size_t msgcap);
 
-/* ---- records.c: annotations as JSON ------------------------------------------------------------ */
+/* ---- records.c: annotations as JSON ----------------------------------------------------------- */
 
 /* Adds gt's fields to a frame's manifest object o: width, height, camera {K, cam2world_opengl,
  * cam2world_opencv}, instances [...] (docs/DATASETS.md). false on ENOMEM (o keeps what was

@@ -143,7 +143,8 @@ static void check_record(const char *out, const cJSON *r) {
 
 TEST(annotations_through_the_cli) {
   char *d = setup(), *out = fmt("%s/out", d), *iso = fmt("%s/iso", d);
-  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet")), 0);
+  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet")),
+        0);
   cJSON *recs[2] = {0}, *isorecs[2] = {0};
   KT_EQ(read_records(fmt("%s/annotations.jsonl", out), recs, 2), 2);
   for (int i = 0; i < 2; i++) check_record(out, recs[i]);
