@@ -116,7 +116,8 @@ typedef struct kiln__scene {
   char **object_category;
   uint32_t *object_category_id;
 
-  /* the categories the scene declares (top-level "categories"), in declaration order */
+  /* the categories the scene declares (top-level "categories"), in declaration order; when it
+   * declares none, those its objects name, in order of first appearance (categories.c) */
   size_t ncategories;
   char **category_names;
   uint32_t *category_ids; /* unique, >= 1 */
@@ -227,6 +228,21 @@ typedef struct kiln__cam_extra {
  * fy > 0 (fy defaults to fx, cx and cy to the image's centre). 0, or KILN_EPARSE (located). */
 int kiln__sj_camera_extra(kiln__sj_ctx *c, const struct cJSON *o, int32_t width, int32_t height,
                           kiln__cam_extra *out);
+
+/* ---- categories.c: a "categories" declaration, which scenes and jobs share ---------------- */
+
+typedef struct kiln__category {
+  char *name;
+  uint32_t id;
+} kiln__category;
+
+/* Reads the declaration o (at the current path): an array of names, ids 1..n in order, or an
+ * object {name: id} (ids integers >= 1); names and ids distinct. *out gets *n entries (malloc'd,
+ * names owned: kiln__categories_free), in declaration order. */
+int kiln__sj_categories(kiln__sj_ctx *c, const struct cJSON *o, kiln__category **out, size_t *n);
+void kiln__categories_free(kiln__category *cats, size_t n);
+/* The index of name in cats (linear), or -1. */
+int kiln__categories_find(const kiln__category *cats, size_t n, const char *name);
 
 /* ---- names in O(n log n) (name_index.c) ----------------------------------------------------- */
 
