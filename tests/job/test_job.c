@@ -1280,7 +1280,7 @@ TEST(every_documented_example_loads) {
   }
   KT_EQ(scenes, 1);
   KT_EQ(jobs, 9); /* the number of ```json blocks in JOBS.md: update with it */
-  KT_EQ(lists, 1);
+  KT_EQ(lists, 2);
   free(md);
   st_tmp_cleanup();
 }
