@@ -61,10 +61,25 @@ typedef enum {
   KILN_FORMAT_JPEG,        /* 8-bit sRGB colour as JPEG (quality 95) */
   KILN_FORMAT_EXR,         /* linear float colour */
   KILN_FORMAT_NPY,         /* linear float32 colour */
-  KILN_FORMAT_HDR          /* linear colour as Radiance .hdr */
+  KILN_FORMAT_HDR,         /* linear colour as Radiance .hdr */
+  KILN_FORMAT_EXR_MULTI    /* "exr-multi": one multilayer EXR a frame holding every pass ({pass}
+                              is "layers"): R G B (colour, linear; no A: kiln renders no alpha),
+                              Z (depth), N.X N.Y N.Z (normal), albedo.R albedo.G albedo.B, id and
+                              instance as UINT channels (exact), any other pass as <pass> (one
+                              channel) or <pass>.R <pass>.G <pass>.B */
 } kiln_format;
 
-/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE (never gives
+/* The compression of the EXR files a batch writes (tinyexr's: no DWA, no B44). */
+typedef enum kiln_exr_compression {
+  KILN_EXR_DEFAULT = 0, /* ZIP */
+  KILN_EXR_NONE,
+  KILN_EXR_RLE,
+  KILN_EXR_ZIPS, /* zlib, one scanline a block */
+  KILN_EXR_ZIP,  /* zlib, 16 scanlines a block */
+  KILN_EXR_PIZ   /* wavelet + Huffman, 32 scanlines a block: best on noisy renders */
+} kiln_exr_compression;
+
+/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr", "exr-multi". 0 or KILN_EPARSE (never gives
  * KILN_FORMAT_DEFAULT). */
 KILN_API int kiln_format_parse(const char *name, kiln_format *out);
 /* The name of f ("jpg" for KILN_FORMAT_JPEG, "default" for KILN_FORMAT_DEFAULT), "?" for a value
@@ -247,6 +262,20 @@ typedef struct kiln_batch_config {
    * (ids, names, categories) into out_dir; the instance pass is rendered whether written or not. */
   bool annotations;
   kiln_writer writer; /* a dataset writer besides the files (implies annotations) [none] */
+  /* Output layouts (docs/JOBS.md, "Output layouts"). EXR files (format exr, exr-multi, and the
+   * non-colour passes of hdr): float channels as 16-bit half instead of 32-bit float (ids stay
+   * exact: float in single-pass files, UINT in multilayer ones), and their compression. */
+  bool exr_half;
+  kiln_exr_compression exr_compression;
+  /* tar_frames > 0: WebDataset-style shards instead of loose files. The frames this run takes
+   * (its shard's, in job order, numbered r = 0, 1, ...) go N at a time into
+   * out_dir/shard-{r/N:06d}.tar (shard-{K:03d}-{r/N:06d}.tar for shard K of a sharded run),
+   * members <name>.<pass>.<ext> (the frame's {name}, which must hold no '.'); each tar is built
+   * as a temporary and renamed when the last of its frames is settled (a failed frame leaves it
+   * short); a stopped run removes the temporaries of tars it did not finish. resume: a tar that
+   * exists counts as all of its frames' files. Excludes claim. The template is still checked
+   * but names no file. */
+  uint32_t tar_frames;
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);

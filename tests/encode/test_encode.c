@@ -386,7 +386,7 @@ TEST(WRITE_full_disk) {
 
 TEST(OUTNAME_expand) {
   char out[256], msg[256];
-  kiln__outname_vars v = {42, "chair_007", "depth", "exr"};
+  kiln__outname_vars v = {42, "chair_007", "depth", "exr", 7};
   KT_CODE(
       kiln__outname_expand("out/{frame:05d}_{pass}.{ext}", &v, out, sizeof out, msg, sizeof msg),
       KILN_OK);
