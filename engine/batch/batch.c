@@ -851,7 +851,8 @@ static int check_unique(kiln_batch *b, const kiln_job_frame *fr, uint64_t r, cha
     int pi = files[i];
     char path[PATH_MAX];
     int rc = file_name(b, fr, r, pi, path, sizeof path, msg, msgcap);
-    if (!rc) rc = names_add(b, path);
+    if (rc) return rc;
+    rc = names_add(b, path);
     if (rc == KILN_EINVAL)
       kiln__say(msg, msgcap,
                 "%s is also the output of an earlier frame (two images with one name?)", path);
