@@ -172,10 +172,6 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   }
   kiln__iso_setup faults = {0};
   if (cfg->isolate && kiln__iso_parse_faults(cfg->faults, &faults, msg, msgcap)) return KILN_EINVAL;
-  if (cfg->tar_frames && cfg->claim) {
-    kiln__say(msg, msgcap, "tar shards group a run's frames in order: not with claiming");
-    return KILN_EINVAL;
-  }
   if ((unsigned)cfg->exr_compression > KILN_EXR_PIZ) {
     kiln__say(msg, msgcap, "unknown EXR compression %d", (int)cfg->exr_compression);
     return KILN_EINVAL;
@@ -201,7 +197,16 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
   b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
   b->hooks = (kiln__batch_hooks){calloc, name_hash, kiln_completion_next};
-  b->exr = kiln__exr_opts_of(cfg);
+  /* the job's output layout where cfg leaves it open */
+  b->cfg.exr_half = cfg->exr_half || ji.exr_half;
+  if (cfg->exr_compression == KILN_EXR_DEFAULT) b->cfg.exr_compression = ji.exr_compression;
+  if (!cfg->tar_frames) b->cfg.tar_frames = ji.tar_frames;
+  b->exr = kiln__exr_opts_of(&b->cfg);
+  if (b->cfg.tar_frames && b->cfg.claim) {
+    kiln__say(msg, msgcap, "tar shards group a run's frames in order: not with claiming");
+    free(b);
+    return KILN_EINVAL;
+  }
   snprintf(b->out_dir, sizeof b->out_dir, "%s", cfg->out_dir && *cfg->out_dir ? cfg->out_dir : ".");
   kiln_scene_get_info(kiln_job_scene(job), &b->info);
   b->width = cfg->width ? cfg->width : b->info.width;
@@ -261,6 +266,7 @@ void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *for
 }
 
 kiln__selection *kiln__batch_selection(kiln_batch *b) { return &b->sel; }
+uint32_t kiln__batch_tar_frames(const kiln_batch *b) { return b->cfg.tar_frames; }
 kiln_job *kiln__batch_job(kiln_batch *b) { return b->job; }
 
 void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_order_relaxed); }
@@ -371,7 +377,8 @@ static int frames_apart(const struct kiln_batch *b, char *msg, size_t msgcap) {
   static const long frames[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001, -1, -10, -1000};
   enum { N = sizeof frames / sizeof frames[0] };
   char names[N][16], *got[N];
-  int rc = 0;
+  int rc = 0, a = -1, b2 = -1;
+  bool all_one = true;
   for (int i = 0; i < N; i++) got[i] = NULL;
   for (int i = 0; i < N && !rc; i++) {
     snprintf(names[i], sizeof names[i], "n%d", i);
@@ -380,14 +387,21 @@ static int frames_apart(const struct kiln_batch *b, char *msg, size_t msgcap) {
     char e[PATH_MAX];
     rc = kiln__outname_expand(b->tmpl, &v, e, sizeof e, msg, msgcap);
     if (!rc && !(got[i] = strdup(e))) rc = KILN_ENOMEM;
-    for (int j = 0; j < i && !rc; j++)
-      if (!strcmp(got[i], got[j]))
-        kiln__say(msg, msgcap,
-                  "frames %ld and %ld would write one file \"%.100s\": a name needs {frame}, "
-                  "{index} or {name} undivided; template \"%.100s\"",
-                  frames[j], frames[i], got[i], b->tmpl),
-            rc = KILN_EINVAL;
+    for (int j = 0; j < i && !rc && a < 0; j++)
+      if (!strcmp(got[i], got[j])) a = j, b2 = i;
+    if (!rc && i > 0 && strcmp(got[i], got[0])) all_one = false;
   }
+  if (!rc && a >= 0 && all_one)
+    kiln__say(msg, msgcap,
+              "neither {frame}, {index} nor {name}: every frame would write the same file; "
+              "template \"%.100s\"",
+              b->tmpl);
+  else if (!rc && a >= 0)
+    kiln__say(msg, msgcap,
+              "frames %ld and %ld would write one file \"%.100s\": a name needs {frame}, "
+              "{index} or {name} undivided; template \"%.100s\"",
+              frames[a], frames[b2], got[b2], b->tmpl);
+  if (!rc && a >= 0) rc = KILN_EINVAL;
   for (int i = 0; i < N; i++) free(got[i]);
   return rc;
 }

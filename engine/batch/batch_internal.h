@@ -113,6 +113,9 @@ struct kiln_job {
   char *output;
   unsigned passes;
   kiln_format format;
+  bool exr_half;                        /* "exr": {"half"} */
+  kiln_exr_compression exr_compression; /* "exr": {"compression"} */
+  uint32_t tar_frames;                  /* "tar" */
   kiln__job_kind kind;
   kiln__anim anim;
   char *list_path; /* KILN__JOB_LIST_FILE */
@@ -393,6 +396,8 @@ void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
  * cfg's pool and devices are not needed (kiln verify). */
 int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
                      kiln_batch **out, kiln_error_detail *err);
+/* Frames a tar (kiln_batch_config's, else the job's "tar"): 0 when b writes loose files. */
+uint32_t kiln__batch_tar_frames(const kiln_batch *b);
 /* The passes, format, output folder and template the batch writes with (borrowed from b). */
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl);

@@ -511,7 +511,7 @@ int kiln_batch_verify(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_ve
   kiln_format format;
   const char *out_dir, *tmpl;
   kiln__batch_outputs(v.b, &v.passes, &format, &out_dir, &tmpl);
-  v.format = format, v.tar_frames = c.tar_frames;
+  v.format = format, v.tar_frames = kiln__batch_tar_frames(v.b);
   /* the size every frame is rendered at: kiln_batch_create's (the job's settings are the scene's) */
   kiln_scene_info si;
   kiln_scene_get_info(kiln_job_scene(job), &si);

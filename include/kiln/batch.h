@@ -53,7 +53,8 @@ KILN_API const char *kiln_pass_name(unsigned pass);
  *                    normal: RGB of (n + 1) / 2, albedo: linear RGB (8-bit for png and jpg, 16-bit
  *                    for png16); id, instance: 16-bit grey PNG (a frame with ids above 65535 fails)
  *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
- *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w) */
+ *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w)
+ *   exr-multi        every pass in one multilayer EXR a frame (below) */
 typedef enum {
   KILN_FORMAT_DEFAULT = 0, /* in kiln_batch_config: the job's format (whose own default is png) */
   KILN_FORMAT_PNG,         /* 8-bit sRGB colour */
@@ -111,6 +112,11 @@ typedef struct kiln_job_info {
   unsigned passes;    /* the passes [color] */
   kiln_format format; /* the format [png]; never KILN_FORMAT_DEFAULT */
   uint64_t count;     /* the number of frames in the job (before any selection) */
+  /* the job's "exr" and "tar" (docs/JOBS.md, "Output layouts"); kiln_batch_config's own, when
+     set, win */
+  bool exr_half;                        /* [false] */
+  kiln_exr_compression exr_compression; /* [KILN_EXR_DEFAULT] */
+  uint32_t tar_frames;                  /* [0: no tars] */
 } kiln_job_info;
 
 /* Fills *info (job and info must not be NULL). Any thread. */
@@ -395,7 +401,10 @@ typedef struct kiln_batch_verify_summary {
  * a PNG (libspng, every chunk's CRC, up to IEND), JPEG (TurboJPEG, warnings are errors), EXR
  * (tinyexr), NPY (header, dtype, shape and data length) or Radiance .hdr (every scanline), of the
  * run's width x height (cfg's, else the job's or scene's), bit depth and channels for that pass
- * (kiln/batch.h, "Formats"). A truncated file is corrupt. Temporaries of the selected frames'
+ * (kiln/batch.h, "Formats"; a multilayer EXR's channel names and types too). With tar_frames
+ * (cfg's or the job's), each frame's files are members of its tar: the tar's headers are read,
+ * then each member decoded as a file would be; a missing tar makes its frames' files missing, a
+ * damaged one corrupt. A truncated file is corrupt. Temporaries of the selected frames'
  * files are reported as strays (informational: they do not make a frame incomplete).
  * fn (may be NULL) gets each missing, corrupt or stray file, on the calling thread, in job order
  * (within a frame: strays, then passes in order).

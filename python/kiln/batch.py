@@ -436,7 +436,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             raise TypeError("format: expected a name such as 'png' or 'exr'")
         fmt = ffi.new("kiln_format *")
         if lib.kiln_format_parse(format.encode(), fmt):
-            raise ValueError(f"format={format!r}: expected png, png16, jpg, exr, npy or hdr")
+            raise ValueError(f"format={format!r}: expected png, png16, jpg, exr, npy, hdr "
+                             "or exr-multi")
         cfg.format = fmt[0]
     if template is not None:
         cfg.output = cstr(template, "template")

@@ -291,8 +291,15 @@ TEST(tar_shards_hold_the_loose_files) {
   r = RUN(d, "render", job, "-o", loose, "--template", "{name}.{pass}.{ext}", "--quiet");
   expect_status(&r, 0);
   char *list = fmt("%s/list.txt", d);
+  /* frames in the order they finished, each frame's members together (WebDataset's grouping) */
   KT_EQ(sh(fmt("tar -tf %s/shard-000000.tar > %s", out, list)), 0);
   size_t len;
+  char *got = (char *)read_all(list, &len);
+  const char *f0 = "00000.color.png\n00000.depth.png\n00000.id.png\n",
+             *f1 = "00001.color.png\n00001.depth.png\n00001.id.png\n";
+  if (strcmp(got, fmt("%s%s", f0, f1)) && strcmp(got, fmt("%s%s", f1, f0)))
+    KT_FAIL("frames' members are not together:\n%s", got);
+  KT_EQ(sh(fmt("tar -tf %s/shard-000000.tar | sort > %s", out, list)), 0);
   KT_STR_EQ((char *)read_all(list, &len),
             "00000.color.png\n00000.depth.png\n00000.id.png\n"
             "00001.color.png\n00001.depth.png\n00001.id.png\n");
@@ -336,6 +343,42 @@ TEST(tar_refuses_a_name_with_a_dot) {
   KT_EQ(sh(fmt("tar -tf %s/shard-000000.tar > %s", out, list)), 0);
   size_t len;
   KT_STR_EQ((char *)read_all(list, &len), "a.color.png\n");
+}
+
+/* The job's "tar", "format" and "exr" set the layout (verify reads them too); a bad "exr" is an
+ * error located in the job. */
+TEST(job_keys_set_the_layout) {
+  char *d = tmpdir(), *out = fmt("%s/out", d);
+  char *job = job_of(d, 3,
+                     "\"passes\": [\"id\"], \"format\": \"exr-multi\", \"tar\": 2,\n"
+                     "  \"exr\": {\"half\": true, \"compression\": \"zips\"}");
+  result r = RUN(d, "render", job, "-o", out, "--quiet");
+  expect_status(&r, 0);
+  char *list = fmt("%s/list.txt", d);
+  KT_EQ(sh(fmt("tar -tf %s/shard-000001.tar > %s", out, list)), 0);
+  size_t len;
+  KT_STR_EQ((char *)read_all(list, &len), "00002.layers.exr\n");
+  KT_EQ(sh(fmt("cd %s && tar -xf %s/shard-000000.tar", d, out)), 0);
+  exr m;
+  exr_load(fmt("%s/00001.layers.exr", d), &m);
+  KT_EQ(m.h.compression_type, TINYEXR_COMPRESSIONTYPE_ZIPS);
+  KT_EQ(m.h.pixel_types[channel(&m, "G")], TINYEXR_PIXELTYPE_HALF);
+  KT_EQ(m.h.pixel_types[channel(&m, "id")], TINYEXR_PIXELTYPE_UINT);
+  exr_free(&m);
+  r = RUN(d, "verify", job, "-o", out);
+  expect_status(&r, 0);
+  KT_STR_CONTAINS(r.out, "3 of 3 frames complete");
+
+  char *d2 = tmpdir();
+  job = job_of(d2, 2, "\"exr\": {\"compression\": \"dwaa\"}");
+  r = RUN(d2, "render", job, "-o", fmt("%s/out", d2));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "job.json:5:");
+  KT_STR_CONTAINS(r.err, "exr.compression");
+  job = job_of(d2, 2, "\"tar\": 0");
+  r = RUN(d2, "render", job, "-o", fmt("%s/out", d2));
+  expect_status(&r, 2);
+  KT_STR_CONTAINS(r.err, "tar");
 }
 
 /* Waits until a file named name is renamed into dir; fails if kiln (pid) exits first. */
