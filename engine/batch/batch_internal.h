@@ -13,13 +13,15 @@
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others
  *   manifest.c    the run's manifest, a JSON line per frame written
+ *   tar.c         WebDataset-style tar shards: members appended as frames finish, each tar renamed
+ *                 into place when its last frame is settled; reading a tar's index back (verify)
  *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
  *
  * Calls go one way: job_file.c -> job_anim.c, job_list.c -> job_common.c; batch.c -> the job's
- * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c, lock.c; verify.c -> batch.c's
- * read-only calls, select.c, decode_check.c. Errors of the job reader go through a kiln__sj_ctx
+ * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c, lock.c, tar.c; verify.c -> batch.c's
+ * read-only calls, select.c, decode_check.c, tar.c. Errors of the job reader go through a kiln__sj_ctx
  * (scene_data.h) whose text is the job file, or the list line being read, so every error is
  * located the way the scene loader locates its own. Nothing here prints. */
 #ifndef KILN_ENGINE_BATCH_INTERNAL_H
