@@ -225,6 +225,13 @@ TEST(multilayer_exr_matches_single_pass_files) {
   r = RUN(d, "verify", job, "-o", multi, "--format", "exr-multi");
   expect_status(&r, 0);
   KT_STR_CONTAINS(r.out, "2 files: 2 ok");
+  /* --resume: the one file is the frame's files */
+  char *keep1 = fmt("%s/keep.exr", d);
+  KT_EQ(rename(fmt("%s/00001_layers.exr", multi), keep1), 0);
+  r = RUN(d, "render", job, "-o", multi, "--format", "exr-multi", "--resume");
+  expect_status(&r, 0);
+  KT_STR_CONTAINS(r.out, "1 of 2 frames written, 1 skipped");
+  KT_TRUE(same_file(keep1, fmt("%s/00001_layers.exr", multi))); /* deterministic, too */
   static const char *const want[] = {"B",   "G",   "N.X", "N.Y",      "N.Z",     "R",
                                      "Z",   "albedo.B", "albedo.G", "albedo.R", "id",
                                      "instance"};
