@@ -279,6 +279,20 @@ TEST(multilayer_exr_matches_single_pass_files) {
   exr_free(&m);
   r = RUN(d, "verify", job, "-o", half, "--format", "exr-multi");
   expect_status(&r, 0);
+  /* the options hold for single-pass EXR files too; their ids stay FLOAT (exact) */
+  char *one = fmt("%s/one", d);
+  r = RUN(d, "render", job, "-o", one, "--format", "exr", "--exr-half", "--exr-compression", "rle",
+          "--frames", "0", "--quiet");
+  expect_status(&r, 0);
+  exr_load(fmt("%s/00000_color.exr", one), &m);
+  KT_EQ(m.h.compression_type, TINYEXR_COMPRESSIONTYPE_RLE);
+  KT_EQ(m.h.pixel_types[channel(&m, "R")], TINYEXR_PIXELTYPE_HALF);
+  exr_free(&m);
+  exr_load(fmt("%s/00000_instance.exr", one), &m);
+  KT_EQ(m.h.pixel_types[0], TINYEXR_PIXELTYPE_FLOAT);
+  exr_free(&m);
+  r = RUN(d, "verify", job, "-o", one, "--format", "exr", "--frames", "0");
+  expect_status(&r, 0);
   /* a multilayer file of other passes is not what this run writes */
   r = RUN(d, "verify", job, "-o", half, "--format", "exr-multi", "--passes", "depth");
   expect_status(&r, 1);
