@@ -354,6 +354,9 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                shard: Union[None, str, Tuple[int, int]] = None,
                shard_mode: str = "round-robin",
                manifest: Optional[PathLike] = None,
+               tar: Optional[int] = None,
+               exr_half: bool = False,
+               exr_compression: Optional[str] = None,
                progress: Optional[ProgressFn] = None,
                base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
@@ -372,7 +375,10 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     ``cpu``, ``gpu``, ``all``, an index or a name), ``threads`` (worker threads), ``in_flight``
     (frames at once), ``shard`` (``(K, N)`` or ``"K/N"``) with ``shard_mode`` (``round-robin``
     or ``contiguous``), ``manifest`` (a JSONL file of what was written, in output_dir unless
-    absolute).
+    absolute), ``tar`` (N frames a WebDataset tar shard, ``shard-000000.tar``, ...),
+    ``exr_half`` and ``exr_compression`` (``none``, ``rle``, ``zips``, ``zip``, ``piz``) for EXR
+    files; ``format="exr-multi"`` writes one multilayer EXR a frame (docs/JOBS.md, "Output
+    layouts").
 
     progress: called as ``progress(event)`` once per frame done, skipped or failed, on the
     batch's thread (not the caller's), with ``index``, ``frame``, ``name``, ``where``,
@@ -455,6 +461,15 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     cfg.shard_mode = mode[0]
     if manifest is not None:
         cfg.manifest = cstr(manifest, "manifest")
+    if tar is not None:
+        cfg.tar_frames = _int_arg("tar", tar, 1, 1 << 24)
+    cfg.exr_half = bool(exr_half)
+    if exr_compression is not None:
+        codes = {"none": 1, "rle": 2, "zips": 3, "zip": 4, "piz": 5}  # kiln_exr_compression
+        if exr_compression not in codes:
+            raise ValueError(f"exr_compression={exr_compression!r}: expected none, rle, zips, "
+                             "zip or piz")
+        cfg.exr_compression = codes[exr_compression]
     pc = ffi.new("kiln_pool_config *")
     lib.kiln_pool_config_default(pc)
     if threads is not None:
