@@ -303,7 +303,7 @@ static char *pax_path(const char *b, size_t n) {
     unsigned long len = strtoul(b + p, &end, 10);
     if (len == 0 || len > n - p || *end != ' ') return NULL;
     const char *kv = end + 1, *stop = b + p + len - 1; /* the record's '\n' */
-    if (*stop != '\n') return NULL;
+    if (kv > stop || *stop != '\n') return NULL;
     if ((size_t)(stop - kv) > 5 && !strncmp(kv, "path=", 5))
       return strndup(kv + 5, (size_t)(stop - kv - 5));
     p += len;
@@ -371,7 +371,10 @@ int kiln__tar_read_index(const char *path, kiln__tar_index *ix, char *why, size_
     }
     uint64_t data = off + BLOCK, next = data + (msize + BLOCK - 1) / BLOCK * BLOCK;
     char type = (char)h[156];
-    if (type == 'x') {
+    if (type == 'x' && msize > (1u << 20)) { /* kiln writes one path record: a few KiB */
+      rc = bad(why, cap, "the pax header at byte %" PRIu64 " is %" PRIu64 " bytes long", off,
+               msize);
+    } else if (type == 'x') {
       char *body = malloc(msize + 1);
       if (!body) rc = KILN_ENOMEM;
       else if (pread(fd, body, msize, (off_t)data) != (ssize_t)msize)
