@@ -64,6 +64,8 @@ struct kiln_batch {
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
                                     (claiming), "" (the whole job) */
   kiln__dataset *dataset;       /* the dataset writer of a run; NULL: none */
+  kiln__exr_opts exr;  /* how EXR files are written */
+  kiln__tars *tars;    /* tar_frames: the run's tar shards, for the length of a run */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -86,6 +88,7 @@ typedef struct frame_ctx {
   kiln_job_frame fr;
   uint64_t sel;        /* place among the frames this run issues (the contact sheet's cell) */
   uint64_t pos;        /* position among the selected frames (shards and chunks cut these) */
+  uint64_t rank;       /* place among this shard's frames (tar shards group these) */
   bool chunked;        /* counted in its chunk's frames in flight (claiming) */
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
@@ -203,6 +206,10 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     kiln__say(msg, msgcap, "unknown dataset writer %d", (int)cfg->writer);
     return KILN_EINVAL;
   }
+  if ((unsigned)cfg->exr_compression > KILN_EXR_PIZ) {
+    kiln__say(msg, msgcap, "unknown EXR compression %d", (int)cfg->exr_compression);
+    return KILN_EINVAL;
+  }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
     kiln__say(msg, msgcap, "unknown format %d", (int)cfg->format);
     return KILN_EINVAL;
@@ -226,6 +233,16 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
   b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
   b->hooks = (kiln__batch_hooks){calloc, name_hash, kiln_completion_next};
+  /* the job's output layout where cfg leaves it open */
+  b->cfg.exr_half = cfg->exr_half || ji.exr_half;
+  if (cfg->exr_compression == KILN_EXR_DEFAULT) b->cfg.exr_compression = ji.exr_compression;
+  if (!cfg->tar_frames) b->cfg.tar_frames = ji.tar_frames;
+  b->exr = kiln__exr_opts_of(&b->cfg);
+  if (b->cfg.tar_frames && b->cfg.claim) {
+    kiln__say(msg, msgcap, "tar shards group a run's frames in order: not with claiming");
+    free(b);
+    return KILN_EINVAL;
+  }
   snprintf(b->out_dir, sizeof b->out_dir, "%s", cfg->out_dir && *cfg->out_dir ? cfg->out_dir : ".");
   kiln_scene_get_info(kiln_job_scene(job), &b->info);
   b->width = cfg->width ? cfg->width : b->info.width;
@@ -285,6 +302,7 @@ void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *for
 }
 
 kiln__selection *kiln__batch_selection(kiln_batch *b) { return &b->sel; }
+uint32_t kiln__batch_tar_frames(const kiln_batch *b) { return b->cfg.tar_frames; }
 kiln_job *kiln__batch_job(kiln_batch *b) { return b->job; }
 
 void kiln_batch_stop(kiln_batch *b) { atomic_store_explicit(&b->stop, 1, memory_order_relaxed); }
@@ -317,7 +335,8 @@ static bool outside_allowed(const kiln_batch *b) {
 /* The path of pass pi of frame fr into out. 0, or an error with msg. */
 int kiln__batch_pass_name(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *rel,
                           size_t cap, char *msg, size_t msgcap) {
-  kiln__outname_vars v = {fr->frame, fr->name, kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
+  kiln__outname_vars v = {fr->frame, fr->name, kiln__slot_name(pi), kiln__pass_ext(b->format, pi),
+                          fr->index};
   int rc = kiln__outname_expand(b->tmpl, &v, rel, cap, msg, msgcap);
   if (rc) return rc;
   if (!outside_allowed(b) && !kiln__path_inside(rel)) { /* kiln__outname_confined says never */
@@ -341,12 +360,38 @@ int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi,
   return 0;
 }
 
-/* How many of frame fr's output files exist (and the first that does, into first). */
-static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, int *n, char *first,
-                            size_t cap, char *msg, size_t msgcap) {
+/* The path of the tar that holds the frame of rank r (tar mode) into out. */
+static int tar_path(const kiln_batch *b, uint64_t r, char *out, size_t cap, char *msg,
+                    size_t msgcap) {
+  char name[64];
+  kiln__tar_name(b->sel.shard, b->sel.shards, r / b->cfg.tar_frames, name, sizeof name);
+  if (snprintf(out, cap, "%s/%s", b->out_dir, name) >= (int)cap) {
+    kiln__say(msg, msgcap, "output path too long: %s/%s", b->out_dir, name);
+    return KILN_EINVAL;
+  }
+  return 0;
+}
+
+/* The files a frame gets: 1 (its tar) in tar mode, else one a slot. */
+static int file_count(const kiln_batch *b) {
+  int files[NPASS];
+  return b->cfg.tar_frames ? 1 : kiln__frame_files(b->format, b->passes, files);
+}
+
+/* How many of frame fr's output files exist (and the first that does, into first); the frame's
+ * tar in tar mode (r: its rank). */
+static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, uint64_t r, int *n,
+                            char *first, size_t cap, char *msg, size_t msgcap) {
   *n = 0;
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
+  if (b->cfg.tar_frames) {
+    char path[PATH_MAX];
+    int rc = tar_path(b, r, path, sizeof path, msg, msgcap);
+    if (!rc && access(path, F_OK) == 0) snprintf(first, cap, "%s", path), *n = 1;
+    return rc;
+  }
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files);
+  for (int i = 0; i < nf; i++) {
+    int pi = files[i];
     char path[PATH_MAX];
     int rc = kiln__batch_pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
     if (rc) return rc;
@@ -358,15 +403,55 @@ static int existing_outputs(const kiln_batch *b, const kiln_job_frame *fr, int *
   return 0;
 }
 
+/* Two frames never share a file: the template is expanded for frames whose numbers, positions
+ * and names all differ, chosen where bucketing ({frame//10}) and numbers run together
+ * ({frame}{frame//10}: 1 and 10 give "10" and "101") would collide, and every pair must differ. A
+ * template with an undivided {frame}, {index} or {name} passes (a list's names are checked one by
+ * one as frames are issued); one whose every field is divided, or that has none, fails on frames
+ * 0 and 1. */
+static int frames_apart(const struct kiln_batch *b, char *msg, size_t msgcap) {
+  static const long frames[] = {0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001, -1, -10, -1000};
+  enum { N = sizeof frames / sizeof frames[0] };
+  char names[N][16], *got[N];
+  int rc = 0, a = -1, b2 = -1;
+  bool all_one = true;
+  for (int i = 0; i < N; i++) got[i] = NULL;
+  for (int i = 0; i < N && !rc; i++) {
+    snprintf(names[i], sizeof names[i], "n%d", i);
+    kiln__outname_vars v = {frames[i], names[i], "color", kiln__pass_ext(b->format, 0),
+                            (uint64_t)i};
+    char e[PATH_MAX];
+    rc = kiln__outname_expand(b->tmpl, &v, e, sizeof e, msg, msgcap);
+    if (!rc && !(got[i] = strdup(e))) rc = KILN_ENOMEM;
+    for (int j = 0; j < i && !rc && a < 0; j++)
+      if (!strcmp(got[i], got[j])) a = j, b2 = i;
+    if (!rc && i > 0 && strcmp(got[i], got[0])) all_one = false;
+  }
+  if (!rc && a >= 0 && all_one)
+    kiln__say(msg, msgcap,
+              "neither {frame}, {index} nor {name}: every frame would write the same file; "
+              "template \"%.100s\"",
+              b->tmpl);
+  else if (!rc && a >= 0)
+    kiln__say(msg, msgcap,
+              "frames %ld and %ld would write one file \"%.100s\": a name needs {frame}, "
+              "{index} or {name} undivided; template \"%.100s\"",
+              frames[a], frames[b2], got[b2], b->tmpl);
+  if (!rc && a >= 0) rc = KILN_EINVAL;
+  for (int i = 0; i < N; i++) free(got[i]);
+  return rc;
+}
+
 /* The template must give every pass of a frame its own file, every frame its own files (when the job
  * has several), and each file the extension of what it holds when the template does not use {ext}:
  * checked by expanding it, so escaped braces ({{pass}}) cannot fool the check. */
 static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) {
   char x[PATH_MAX], y[PATH_MAX];
   int last = -1;
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
-    kiln__outname_vars v = {0, "a", kiln__pass_names[pi], kiln__pass_ext(b->format, pi)};
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files);
+  for (int i = 0; i < nf; i++) {
+    int pi = files[i];
+    kiln__outname_vars v = {0, "a", kiln__slot_name(pi), kiln__pass_ext(b->format, pi), 0};
     int rc = kiln__outname_expand(b->tmpl, &v, x, sizeof x, msg, msgcap);
     if (rc) return rc;
     const char *dot = strrchr(x, '.'), *ext = kiln__pass_ext(b->format, pi);
@@ -374,11 +459,11 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
       kiln__say(msg, msgcap,
                 "the %s pass is written as .%s but the template names it \"%.100s\" (use {ext}); "
                 "template \"%.100s\"",
-                kiln__pass_names[pi], ext, x, b->tmpl);
+                kiln__slot_name(pi), ext, x, b->tmpl);
       return KILN_EINVAL;
     }
     if (last >= 0) {
-      kiln__outname_vars u = {0, "a", kiln__pass_names[last], kiln__pass_ext(b->format, last)};
+      kiln__outname_vars u = {0, "a", kiln__slot_name(last), kiln__pass_ext(b->format, last), 0};
       if ((rc = kiln__outname_expand(b->tmpl, &u, y, sizeof y, msg, msgcap))) return rc;
       if (strcmp(x, y) == 0) {
         kiln__say(msg, msgcap,
@@ -391,27 +476,8 @@ static int check_template(const struct kiln_batch *b, char *msg, size_t msgcap) 
   }
   kiln_job_info ji;
   kiln_job_get_info(b->job, &ji);
-  if (ji.count > 1) {
-    kiln__outname_vars u = {0, "a", "color", kiln__pass_ext(b->format, 0)},
-                       w = {1, "b", "color", kiln__pass_ext(b->format, 0)};
-    int rc = kiln__outname_expand(b->tmpl, &u, x, sizeof x, msg, msgcap);
-    if (!rc) rc = kiln__outname_expand(b->tmpl, &w, y, sizeof y, msg, msgcap);
-    if (rc) return rc;
-    if (strcmp(x, y) == 0) {
-      kiln__say(msg, msgcap,
-                "neither {frame} nor {name}: every frame would write the same file; template "
-                "\"%.100s\"",
-                b->tmpl);
-      return KILN_EINVAL;
-    }
-  }
+  if (ji.count > 1) return frames_apart(b, msg, msgcap);
   return 0;
-}
-
-static int count_passes(unsigned passes) {
-  int n = 0;
-  for (int i = 0; i < NPASS; i++) n += (passes >> i) & 1;
-  return n;
 }
 
 /* ---- the writer: convert, encode, write --------------------------------------------------------- */
@@ -486,6 +552,91 @@ static int annotate_frame(frame_ctx *c, const kiln_image *img, char *msg, size_t
   return rc;
 }
 
+/* Encodes slot pi of frame c's image (timing the conversion and the encoding). */
+static int encode_timed(frame_ctx *c, const kiln_image *img, int pi, void **data, size_t *len,
+                        double *conv_s, double *enc_s, char *msg, size_t msgcap) {
+  kiln_batch *b = c->b;
+  double te = kiln__now(), tc = *conv_s;
+  int rc = kiln__encode_slot(b->format, b->info.exposure, b->info.filmic, b->exr, b->passes, img,
+                             pi, data, len, conv_s, msg, msgcap);
+  *enc_s += kiln__now() - te - (*conv_s - tc);
+  return rc;
+}
+
+/* Frame c's files, each written atomically where the template puts it. */
+static int write_files(frame_ctx *c, const kiln_image *img, double *conv_s, double *enc_s,
+                       double *write_s, char *msg, size_t msgcap) {
+  kiln_batch *b = c->b;
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files), rc = 0;
+  for (int i = 0; i < nf && !rc; i++) {
+    int pi = files[i];
+    char path[PATH_MAX];
+    rc = kiln__batch_pass_path(b, &c->fr, pi, path, sizeof path, msg, msgcap);
+    if (rc) break;
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path) { /* templates may name sub-folders */
+      *slash = 0;
+      int e = kiln__make_dirs(path, 0777);
+      *slash = '/';
+      if (e) {
+        kiln__say(msg, msgcap, "cannot create the folder of %s: %s", path, strerror(e));
+        rc = KILN_EIO;
+        break;
+      }
+    }
+    void *data = NULL;
+    size_t len = 0;
+    if ((rc = encode_timed(c, img, pi, &data, &len, conv_s, enc_s, msg, msgcap))) break;
+    double tw = kiln__now();
+    rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, msgcap);
+    *write_s += kiln__now() - tw;
+    free(data);
+    if (!rc) c->files++, c->bytes += len;
+  }
+  return rc;
+}
+
+/* The name of frame fr's slot pi inside its tar: <name>.<pass>.<ext> (WebDataset's key is the
+ * part before the first dot, so the name must have none). */
+static int tar_member(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
+                      char *msg, size_t msgcap) {
+  if (strchr(fr->name, '.')) {
+    kiln__say(msg, msgcap,
+              "the name \"%s\" holds a '.': a tar shard's key (the part of a member's name "
+              "before its first dot) must not",
+              fr->name);
+    return KILN_EINVAL;
+  }
+  snprintf(out, cap, "%s.%s.%s", fr->name, kiln__slot_name(pi), kiln__pass_ext(b->format, pi));
+  return 0;
+}
+
+/* Frame c's files as members of its tar: every slot encoded first, then appended together, so a
+ * frame that fails leaves nothing of itself in the tar. */
+static int write_tar_members(frame_ctx *c, const kiln_image *img, double *conv_s, double *enc_s,
+                             double *write_s, char *msg, size_t msgcap) {
+  kiln_batch *b = c->b;
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files), rc = 0;
+  char names[NPASS][KILN__PATH_CAP], *np[NPASS];
+  void *data[NPASS] = {0};
+  size_t len[NPASS] = {0};
+  for (int i = 0; i < nf && !rc; i++) {
+    np[i] = names[i];
+    rc = tar_member(b, &c->fr, files[i], names[i], sizeof names[i], msg, msgcap);
+    if (!rc) rc = encode_timed(c, img, files[i], &data[i], &len[i], conv_s, enc_s, msg, msgcap);
+  }
+  if (!rc) {
+    double tw = kiln__now();
+    rc = kiln__tars_add(b->tars, c->rank, np, data, len, nf, msg, msgcap);
+    *write_s += kiln__now() - tw;
+  }
+  for (int i = 0; i < nf; i++) {
+    if (!rc) c->files++, c->bytes += len[i];
+    free(data[i]);
+  }
+  return rc;
+}
+
 static int writer_task(void *arg, void **result) {
   frame_ctx *c = arg;
   kiln_batch *b = c->b;
@@ -500,38 +651,10 @@ static int writer_task(void *arg, void **result) {
     kiln_future_result((kiln_future *)img, 0, &v);
     img = v;
   }
-  int rc = 0;
   char msg[1024] = "";
   c->files = c->bytes = 0;
-  for (int pi = 0; pi < NPASS && !rc; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
-    char path[PATH_MAX];
-    rc = kiln__batch_pass_path(b, &c->fr, pi, path, sizeof path, msg, sizeof msg);
-    if (rc) break;
-    char *slash = strrchr(path, '/');
-    if (slash && slash != path) { /* templates may name sub-folders */
-      *slash = 0;
-      int e = kiln__make_dirs(path, 0777);
-      *slash = '/';
-      if (e) {
-        kiln__say(msg, sizeof msg, "cannot create the folder of %s: %s", path, strerror(e));
-        rc = KILN_EIO;
-        break;
-      }
-    }
-    void *data = NULL;
-    size_t len = 0;
-    double te = kiln__now(), tc = conv_s;
-    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, pi, &data, &len,
-                           &conv_s, msg, sizeof msg);
-    enc_s += kiln__now() - te - (conv_s - tc);
-    if (rc) break;
-    double tw = kiln__now();
-    rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, sizeof msg);
-    write_s += kiln__now() - tw;
-    free(data);
-    if (!rc) c->files++, c->bytes += len;
-  }
+  int rc = b->tars ? write_tar_members(c, img, &conv_s, &enc_s, &write_s, msg, sizeof msg)
+                   : write_files(c, img, &conv_s, &enc_s, &write_s, msg, sizeof msg);
   if (!rc && b->annotate) rc = annotate_frame(c, img, msg, sizeof msg);
   if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
     b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
@@ -728,6 +851,7 @@ static void settle_and_free(frame_ctx *c) {
 static uint8_t *thumbnail_of_file(const kiln_batch *b, const kiln_job_frame *fr) {
   char path[PATH_MAX];
   if (b->format == KILN_FORMAT_EXR || b->format == KILN_FORMAT_NPY ||
+      b->format == KILN_FORMAT_EXR_MULTI || b->cfg.tar_frames ||
       kiln__batch_pass_path(b, fr, 0, path, sizeof path, NULL, 0))
     return NULL;
   kiln__texture t = {0};
@@ -755,10 +879,13 @@ static uint64_t peak_rss(void) {
 
 /* Sweeps the folders frame fr's files go to (each once in a row: frames usually share one). */
 static void sweep_for(kiln_batch *b, const kiln_job_frame *fr) {
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files);
+  if (b->cfg.tar_frames) files[0] = -1, nf = 1; /* the tars' folder */
+  for (int i = 0; i < nf; i++) {
+    int pi = files[i];
     char path[PATH_MAX];
-    if (kiln__batch_pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
+    if (pi < 0 && snprintf(path, sizeof path, "%s/", b->out_dir) >= (int)sizeof path) return;
+    if (pi >= 0 && kiln__batch_pass_path(b, fr, pi, path, sizeof path, NULL, 0)) return;
     char *slash = strrchr(path, '/');
     if (!slash) continue;
     *slash = 0;
@@ -798,13 +925,31 @@ static int names_add(kiln_batch *b, const char *path) {
   return 0;
 }
 
+/* The name of frame fr's slot pi relative to out_dir: the template's, or in tar mode
+ * <tar>/<member> (r: the frame's rank). */
+static int file_name(const kiln_batch *b, const kiln_job_frame *fr, uint64_t r, int pi, char *rel,
+                     size_t cap, char *msg, size_t msgcap) {
+  if (!b->cfg.tar_frames) return kiln__batch_pass_name(b, fr, pi, rel, cap, msg, msgcap);
+  char tar[64], member[KILN__PATH_CAP];
+  kiln__tar_name(b->sel.shard, b->sel.shards, r / b->cfg.tar_frames, tar, sizeof tar);
+  int rc = tar_member(b, fr, pi, member, sizeof member, msg, msgcap);
+  if (!rc && snprintf(rel, cap, "%s/%s", tar, member) >= (int)cap) {
+    kiln__say(msg, msgcap, "output name too long: %s/%s", tar, member);
+    rc = KILN_EINVAL;
+  }
+  return rc;
+}
+
 /* Checks that frame fr's files are not those of an earlier frame of this run, and adds them. */
-static int check_unique(kiln_batch *b, const kiln_job_frame *fr, char *msg, size_t msgcap) {
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
+static int check_unique(kiln_batch *b, const kiln_job_frame *fr, uint64_t r, char *msg,
+                        size_t msgcap) {
+  int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files);
+  for (int i = 0; i < nf; i++) {
+    int pi = files[i];
     char path[PATH_MAX];
-    int rc = kiln__batch_pass_path(b, fr, pi, path, sizeof path, msg, msgcap);
-    if (!rc) rc = names_add(b, path);
+    int rc = file_name(b, fr, r, pi, path, sizeof path, msg, msgcap);
+    if (rc) return rc;
+    rc = names_add(b, path);
     if (rc == KILN_EINVAL)
       kiln__say(msg, msgcap,
                 "%s is also the output of an earlier frame (two images with one name?)", path);
@@ -839,11 +984,11 @@ static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos,
                          const kiln__frame_gt *gt) {
   kiln_batch *b = st->b;
   char files[NPASS][KILN__PATH_CAP], m[256];
+  int slots[NPASS], ns = kiln__frame_files(b->format, b->passes, slots);
+  uint64_t r = b->cfg.tar_frames ? kiln__selection_rank(&b->sel, pos) : 0;
   size_t n = 0;
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(b->passes & (1u << pi))) continue;
-    if (kiln__batch_pass_name(b, fr, pi, files[n], sizeof files[n], m, sizeof m) == 0) n++;
-  }
+  for (int i = 0; i < ns; i++)
+    if (file_name(b, fr, r, slots[i], files[n], sizeof files[n], m, sizeof m) == 0) n++;
   kiln__manifest_add_record(st->manifest, fr, pos, files, n, gt);
 }
 
@@ -868,8 +1013,19 @@ static void report_at(run_state *st, const kiln_job_frame *fr, uint64_t pos, boo
   st->b->cfg.progress(st->b->cfg.progress_arg, &ev);
 }
 
+/* Tar mode: the frame of rank r is settled; its tar is finished when it was the last. A tar that
+ * cannot be finished is reported as the failure of its last frame. */
+static int settle_tar(run_state *st, uint64_t r) {
+  if (!st->b->tars) return 0;
+  return kiln__tars_settle(st->b->tars, r, st->m, sizeof st->m);
+}
+
 static void report(run_state *st, const frame_ctx *c, int status, const char *message) {
-  report_at(st, &c->fr, c->pos, c->chunked, status, message, c->has_gt ? &c->gt : NULL);
+  char m[sizeof st->m];
+  snprintf(m, sizeof m, "%s", message ? message : "");
+  int trc = settle_tar(st, c->rank);
+  if (trc && (status == 0 || status == 1)) status = trc, snprintf(m, sizeof m, "%s", st->m);
+  report_at(st, &c->fr, c->pos, c->chunked, status, m, c->has_gt ? &c->gt : NULL);
 }
 
 static bool stopping(const kiln_batch *b) {
@@ -1017,6 +1173,11 @@ static int run_begin(run_state *st) {
     return fail(st, KILN_EINVAL, "the frame selection matches none of the job's %llu frames",
                 (unsigned long long)ji.count);
   if (b->cfg.claim && (rc = open_chunks(st, selected))) return rc;
+  if (b->cfg.tar_frames &&
+      (rc = kiln__tars_open(b->out_dir, b->sel.shard, b->sel.shards, b->cfg.tar_frames,
+                            st->sum->total, b->cfg.durable, &b->tars, st->err->message,
+                            sizeof st->err->message)))
+    return rc;
   if (b->cfg.manifest && (rc = open_manifest(st))) return rc;
   if (b->annotate && (rc = open_annotations(st))) return rc;
   size_t lanes = 0;
@@ -1038,13 +1199,14 @@ static int run_begin(run_state *st) {
 /* Before the first selected frame is issued: nothing is written when its outputs exist and
  * neither resume nor overwrite says what to do; then the shared renderer, the job's scene on
  * every device. */
-static int first_frame(run_state *st, const kiln_job_frame *fr) {
+static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_batch *b = st->b;
   int rc;
   if (!b->cfg.resume && !b->cfg.overwrite) {
     int n = 0;
     char first[PATH_MAX] = "";
-    if ((rc = existing_outputs(b, fr, &n, first, sizeof first, st->err->message,
+    if ((rc = existing_outputs(b, fr, kiln__selection_rank(&b->sel, pos), &n, first, sizeof first,
+                               st->err->message,
                                sizeof st->err->message)))
       return rc;
     if (n)
@@ -1087,10 +1249,11 @@ static void issue_frame(run_state *st, kiln_job_frame *fr, uint64_t pos) {
   frame_ctx *c = b->hooks.alloc(1, sizeof *c);
   if (!c) {
     report_at(st, fr, pos, false, KILN_ENOMEM, "out of memory: the frame cannot be issued", NULL);
+    settle_tar(st, kiln__selection_rank(&b->sel, pos));
     kiln_job_frame_clear(fr);
     return;
   }
-  c->b = b, c->fr = *fr, c->sel = sel, c->pos = pos;
+  c->b = b, c->fr = *fr, c->sel = sel, c->pos = pos, c->rank = kiln__selection_rank(&b->sel, pos);
   memset(fr, 0, sizeof *fr);
   c->patched = c->fr.scene_patch != NULL;
   if (b->cfg.resume) sweep_for(b, &c->fr);
@@ -1098,9 +1261,10 @@ static void issue_frame(run_state *st, kiln_job_frame *fr, uint64_t pos) {
   char first[PATH_MAX] = "";
   /* (a chunk taken back after another process lost it is issued a second time: its names are
    * in the set already) */
-  int rc = st->walks == 0 ? check_unique(b, &c->fr, st->m, sizeof st->m) : 0;
-  if (!rc) rc = existing_outputs(b, &c->fr, &nexist, first, sizeof first, st->m, sizeof st->m);
-  if (!rc && nexist && b->cfg.resume && nexist == count_passes(b->passes)) {
+  int rc = st->walks == 0 ? check_unique(b, &c->fr, c->rank, st->m, sizeof st->m) : 0;
+  if (!rc)
+    rc = existing_outputs(b, &c->fr, c->rank, &nexist, first, sizeof first, st->m, sizeof st->m);
+  if (!rc && nexist && b->cfg.resume && nexist == file_count(b)) {
     if (b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
       b->thumbs[c->sel / b->sheet_every] = thumbnail_of_file(b, &c->fr);
     report(st, c, 1, "");
@@ -1159,7 +1323,7 @@ static int issue_more(run_state *st) {
     bool issue_it = false;
     if (kiln__selection_next(&b->sel, fr.frame, &pos) && !(rc = take(st, &fr, pos, &issue_it)) &&
         issue_it && st->sel == 0)
-      rc = first_frame(st, &fr);
+      rc = first_frame(st, &fr, pos);
     if (!rc && issue_it) issue_frame(st, &fr, pos);
     else kiln_job_frame_clear(&fr);
     if (!rc && st->chunks && pos != UINT64_MAX)
@@ -1256,6 +1420,8 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
   kiln_batch *b = st->b;
   kiln_batch_summary *sum = st->sum;
   if (st->slots) drain(st);
+  kiln__tars_close(b->tars); /* every frame is settled: only unfinished tars are left */
+  b->tars = NULL;
   if (st->chunks) { /* gives back the chunks of a stopped run, for others to take at once */
     kiln__chunks_counts(st->chunks, &sum->chunks_claimed, &sum->chunks_taken_over);
     kiln__chunks_close(st->chunks);

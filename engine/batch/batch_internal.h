@@ -16,13 +16,15 @@
  *   annotate.c    a frame's ground truth: visible and unoccluded pixels and boxes, projections
  *   records.c     annotations as JSON: a manifest line's fields, ids.json
  *   dataset_none.c  the dataset writers' entry points where no writer is built
+ *   tar.c         WebDataset-style tar shards: members appended as frames finish, each tar renamed
+ *                 into place when its last frame is settled; reading a tar's index back (verify)
  *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
  *
  * Calls go one way: job_file.c -> job_anim.c, job_list.c -> job_common.c; batch.c -> the job's
- * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c, lock.c; verify.c -> batch.c's
- * read-only calls, select.c, decode_check.c. Errors of the job reader go through a kiln__sj_ctx
+ * public calls, names.c, output.c, select.c, chunks.c -> claim.c, manifest.c, lock.c, tar.c; verify.c -> batch.c's
+ * read-only calls, select.c, decode_check.c, tar.c. Errors of the job reader go through a kiln__sj_ctx
  * (scene_data.h) whose text is the job file, or the list line being read, so every error is
  * located the way the scene loader locates its own. Nothing here prints. */
 #ifndef KILN_ENGINE_BATCH_INTERNAL_H
@@ -116,6 +118,9 @@ struct kiln_job {
   char *output;
   unsigned passes;
   kiln_format format;
+  bool exr_half;                        /* "exr": {"half"} */
+  kiln_exr_compression exr_compression; /* "exr": {"compression"} */
+  uint32_t tar_frames;                  /* "tar" */
   kiln__job_kind kind;
   kiln__anim anim;
   char *list_path; /* KILN__JOB_LIST_FILE */
@@ -222,6 +227,8 @@ void kiln__selection_init(kiln__selection *s, const kiln_batch_config *cfg);
 uint64_t kiln__selection_count(kiln__selection *s, const kiln_job *job);
 /* The frames of s's shard (after kiln__selection_count). */
 uint64_t kiln__selection_shard_total(const kiln__selection *s);
+/* The place of position pos (in s's shard) among the positions of the shard: 0, 1, ... */
+uint64_t kiln__selection_rank(const kiln__selection *s, uint64_t pos);
 /* Whether --frames narrows anything. */
 bool kiln__selection_by_number(const kiln__selection *s);
 /* Starts the walk again (with the job's kiln_job_rewind). */
@@ -428,6 +435,8 @@ void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
  * cfg's pool and devices are not needed (kiln verify). */
 int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
                      kiln_batch **out, kiln_error_detail *err);
+/* Frames a tar (kiln_batch_config's, else the job's "tar"): 0 when b writes loose files. */
+uint32_t kiln__batch_tar_frames(const kiln_batch *b);
 /* The passes, format, output folder and template the batch writes with (borrowed from b). */
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl);
@@ -447,14 +456,19 @@ kiln_job *kiln__batch_job(kiln_batch *b);
 
 
 /* Templates (docs/JOBS.md): `{frame}`, `{frame:05d}` (printf-style width with zero padding; any
- * width 1..12), `{name}` (the frame's output name), `{pass}` (color, depth, normal, albedo, id,
- * instance), `{ext}`; `{{` and `}}` are literal braces. Anything else in braces is an error, so a
- * typo cannot silently write every frame to the same file. */
+ * width 1..12), `{index}` (the frame's 0-based position in the job), either divided into buckets
+ * (`{frame//1000}`, `{index//100:03d}`: floor division by 1 .. KILN__BUCKET_MAX, so that a million
+ * frames land in a thousand folders), `{name}` (the frame's output name), `{pass}` (color, depth,
+ * normal, albedo, id, instance, or "layers" for a multilayer EXR), `{ext}`; `{{` and `}}` are
+ * literal braces. Anything else in braces is an error, so a typo cannot silently write every frame
+ * to the same file. */
+#define KILN__BUCKET_MAX 1000000000000000LL
 typedef struct kiln__outname_vars {
   long frame;
   const char *name; /* NULL: "{name}" expands to the frame number, zero-padded to 5 digits */
   const char *pass;
   const char *ext;
+  uint64_t index; /* {index} */
 } kiln__outname_vars;
 
 /* Checks a template without expanding it. 0, or KILN_EPARSE with msg giving the reason first, then
@@ -501,14 +515,50 @@ extern const char *const kiln__format_names[];
 kiln_format kiln__format_of(int i);
 
 /* The file extension of pass pi in format f (colour in f's own, the others where they keep their
- * meaning: PNG, EXR or NPY). */
+ * meaning: PNG, EXR or NPY; "exr" for every pass of exr-multi and for KILN__LAYERS). */
 const char *kiln__pass_ext(kiln_format f, int pi);
+
+/* The files of a frame are slots: a pass index each, or one KILN__LAYERS (a multilayer EXR holding
+ * every pass). Every loop over a frame's files goes through kiln__frame_files. */
+enum { KILN__LAYERS = KILN__NPASS };
+/* The slots of a frame written with passes in format f, in pass order, into files; how many. */
+int kiln__frame_files(kiln_format f, unsigned passes, int files[KILN__NPASS]);
+/* {pass} of slot: the pass's name, or "layers". */
+const char *kiln__slot_name(int slot);
+
+/* The EXR options of a batch: half floats, and tinyexr's TINYEXR_COMPRESSIONTYPE_*. */
+typedef struct kiln__exr_opts {
+  bool half;
+  int compression;
+} kiln__exr_opts;
+/* kiln_batch_config's EXR options as tinyexr takes them (the defaults: float, ZIP). */
+kiln__exr_opts kiln__exr_opts_of(const kiln_batch_config *cfg);
+
+/* One channel of a multilayer EXR: its name, the pass it comes from and which of the pass's
+ * values, and whether it is UINT (ids) rather than float. */
+typedef struct kiln__layer_channel {
+  char name[40];
+  int pass, component;
+  bool uint;
+} kiln__layer_channel;
+/* The channels of a multilayer EXR of passes, sorted by name (as EXR stores them), into ch (cap
+ * KILN__NPASS * 4); how many. */
+int kiln__layer_channels(unsigned passes, kiln__layer_channel *ch);
+
+/* Encodes the multilayer EXR of passes of img into *data and *len (free() them). 0, or a KILN_E*
+ * code with msg saying why. Thread-safe. */
+int kiln__encode_layers(const kiln_image *img, unsigned passes, kiln__exr_opts o, void **data,
+                        size_t *len, char *msg, size_t msgcap);
 
 /* Encodes pass pi of img in format f (colour scaled by 2^exposure and tone-mapped when it becomes
  * 8- or 16-bit) into *data and *len (free() them). Conversion time is added to *conv_s. 0, or a
  * KILN_E* code with msg saying why. Thread-safe. */
 int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
                       void **data, size_t *len, double *conv_s, char *msg, size_t msgcap);
+/* kiln__encode_pass with EXR options (slot KILN__LAYERS: the multilayer file of passes). */
+int kiln__encode_slot(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
+                      unsigned passes, const kiln_image *img, int slot, void **data, size_t *len,
+                      double *conv_s, char *msg, size_t msgcap);
 
 /* ---- decode_check.c: whether an output file is what a run writes (kiln verify) ------------------ */
 
@@ -521,10 +571,14 @@ typedef struct kiln__expect {
   int channels;      /* 1 (grey, depth, ids) or 3 */
   int bits;          /* PNG: 8 or 16 bits a sample */
   const char *descr; /* NPY: "<f4" or "<u4" */
+  unsigned layers;   /* EXR: a multilayer file of these passes (its channels' names and types
+                        checked), else 0 */
 } kiln__expect;
 
-/* What output.c writes for pass pi in format f at w x h. */
+/* What output.c writes for slot pi (a pass, or KILN__LAYERS of passes) in format f at w x h. */
 void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *e);
+void kiln__expect_slot(kiln_format f, unsigned passes, int slot, int32_t w, int32_t h,
+                       kiln__expect *e);
 
 enum { KILN__CHECK_OK = 0, KILN__CHECK_MISSING = 1, KILN__CHECK_CORRUPT = 2 };
 
@@ -533,6 +587,45 @@ enum { KILN__CHECK_OK = 0, KILN__CHECK_MISSING = 1, KILN__CHECK_CORRUPT = 2 };
  * KILN_ENOMEM. Adds the bytes read to *bytes. Thread-safe. */
 int kiln__check_file(const char *path, const kiln__expect *e, uint64_t *bytes, char *why,
                      size_t cap);
+/* kiln__check_file of the n bytes at b (a tar member): _OK, _CORRUPT (why) or KILN_ENOMEM. */
+int kiln__check_bytes(const unsigned char *b, size_t n, const kiln__expect *e, char *why,
+                      size_t cap);
+
+/* ---- tar.c: WebDataset-style tar shards (kiln_batch_config.tar_frames) -------------------------- */
+
+typedef struct kiln__tars kiln__tars;
+
+/* The name of tar k of shard (shards > 1: of a sharded run) into out (relative to out_dir). */
+void kiln__tar_name(uint32_t shard, uint32_t shards, uint64_t k, char *out, size_t cap);
+/* The tars of a run: frames r = 0 .. total-1 go per at a time into tar r / per, under out_dir. */
+int kiln__tars_open(const char *out_dir, uint32_t shard, uint32_t shards, uint64_t per,
+                    uint64_t total, bool durable, kiln__tars **out, char *msg, size_t msgcap);
+/* Appends the n members (names, data, lengths) of frame r to its tar's temporary (made on the
+ * first). Any thread (writer tasks); members of one call stay together. 0, or KILN_EIO with msg
+ * (the tar is then abandoned: its temporary removed when it is settled). */
+int kiln__tars_add(kiln__tars *t, uint64_t r, char *const *names, void *const *data,
+                   const size_t *len, int n, char *msg, size_t msgcap);
+/* Frame r is settled (written, failed or skipped): the driver thread, once per frame. When it is
+ * the last of its tar, the tar is finished and renamed into place. 0, or KILN_EIO with msg. */
+int kiln__tars_settle(kiln__tars *t, uint64_t r, char *msg, size_t msgcap);
+/* Removes the temporaries of tars not finished and frees t (NULL: nothing). */
+void kiln__tars_close(kiln__tars *t);
+
+/* A tar's members as read back (kiln verify): names, offsets and sizes of its regular files. */
+typedef struct kiln__tar_member {
+  char *name;
+  uint64_t offset, size;
+} kiln__tar_member;
+typedef struct kiln__tar_index {
+  kiln__tar_member *m; /* sorted by name */
+  size_t n;
+} kiln__tar_index;
+/* Reads the headers of the tar at path (ustar, pax path records; checksums, sizes within the
+ * file, the end-of-archive blocks): KILN__CHECK_OK with *ix filled, _MISSING, _CORRUPT (why), or
+ * KILN_ENOMEM. Data is not read. */
+int kiln__tar_read_index(const char *path, kiln__tar_index *ix, char *why, size_t cap);
+const kiln__tar_member *kiln__tar_find(const kiln__tar_index *ix, const char *name);
+void kiln__tar_index_free(kiln__tar_index *ix);
 
 /* ---- verify.c: kiln_batch_walk and kiln_batch_verify --------------------------------------------- */
 

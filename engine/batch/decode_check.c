@@ -50,6 +50,18 @@ void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *
   }
 }
 
+void kiln__expect_slot(kiln_format f, unsigned passes, int slot, int32_t w, int32_t h,
+                       kiln__expect *e) {
+  if (slot != KILN__LAYERS) {
+    kiln__expect_of(f, slot, w, h, e);
+    return;
+  }
+  memset(e, 0, sizeof *e);
+  kiln__layer_channel ch[KILN__NPASS * 4];
+  e->kind = KILN__FILE_EXR, e->width = w, e->height = h;
+  e->layers = passes, e->channels = kiln__layer_channels(passes, ch);
+}
+
 static uint32_t be32(const unsigned char *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
@@ -190,6 +202,31 @@ static int exr_blocks(const unsigned char *b, size_t n, const EXRHeader *h, long
   return 0;
 }
 
+/* A multilayer file's channels: the names kiln__layer_channels gives, in its order, ids UINT and
+ * every other channel HALF or FLOAT (kiln_batch_config.exr_half: either is what some run writes),
+ * all of them alike. */
+static int exr_layers(const EXRHeader *h, const kiln__expect *e, char *why, size_t cap) {
+  kiln__layer_channel ch[KILN__NPASS * 4];
+  int n = kiln__layer_channels(e->layers, ch), float_type = -1;
+  for (int c = 0; c < n; c++) {
+    const char *got = h->channels[c].name;
+    int t = h->pixel_types[c];
+    if (strcmp(got, ch[c].name))
+      return bad(why, cap, "channel %d is \"%.40s\"; the run writes \"%s\" there", c + 1, got,
+                 ch[c].name);
+    if (ch[c].uint && t != TINYEXR_PIXELTYPE_UINT)
+      return bad(why, cap, "channel %s is not UINT; the run writes ids as UINT", got);
+    if (!ch[c].uint && t != TINYEXR_PIXELTYPE_HALF && t != TINYEXR_PIXELTYPE_FLOAT)
+      return bad(why, cap, "channel %s is not HALF or FLOAT", got);
+    if (!ch[c].uint && float_type >= 0 && t != float_type)
+      return bad(why, cap, "channel %s is %s, others %s: the run writes them alike", got,
+                 t == TINYEXR_PIXELTYPE_HALF ? "HALF" : "FLOAT",
+                 float_type == TINYEXR_PIXELTYPE_HALF ? "HALF" : "FLOAT");
+    if (!ch[c].uint) float_type = t;
+  }
+  return 0;
+}
+
 static int check_exr(const unsigned char *b, size_t n, const kiln__expect *e, char *why,
                      size_t cap) {
   EXRVersion ver;
@@ -209,6 +246,7 @@ static int check_exr(const unsigned char *b, size_t n, const kiln__expect *e, ch
     rc = size_differs(e, w, hh, why, cap);
   } else if (h.num_channels != e->channels) {
     rc = bad(why, cap, "%d channels; the run writes %d", h.num_channels, e->channels);
+  } else if (e->layers && (rc = exr_layers(&h, e, why, cap)) != 0) {
   } else if ((rc = exr_blocks(b, n, &h, hh, why, cap)) == 0) {
     EXRImage img;
     InitEXRImage(&img);
@@ -369,10 +407,23 @@ int kiln__check_file(const char *path, const kiln__expect *e, uint64_t *bytes, c
   int rc;
   if (got < n) {
     rc = bad(why, cap, "cannot read: %s", err ? strerror(err) : "shorter than its size");
-  } else if (n == 0) {
-    rc = bad(why, cap, "an empty file");
   } else {
     *bytes += n;
+    rc = kiln__check_bytes(b, n, e, why, cap);
+    free(b);
+    return rc;
+  }
+  free(b);
+  return rc ? KILN__CHECK_CORRUPT : KILN__CHECK_OK;
+}
+
+int kiln__check_bytes(const unsigned char *b, size_t n, const kiln__expect *e, char *why,
+                      size_t cap) {
+  why[0] = 0;
+  int rc;
+  if (n == 0) {
+    rc = bad(why, cap, "an empty file");
+  } else {
     switch (e->kind) {
       case KILN__FILE_PNG: rc = check_png(b, n, e, why, cap); break;
       case KILN__FILE_JPEG: rc = check_jpeg(b, n, e, why, cap); break;
@@ -381,7 +432,6 @@ int kiln__check_file(const char *path, const kiln__expect *e, uint64_t *bytes, c
       default: rc = check_hdr(b, n, e, why, cap); break;
     }
   }
-  free(b);
   if (rc == KILN_ENOMEM) return rc;
   return rc ? KILN__CHECK_CORRUPT : KILN__CHECK_OK;
 }

@@ -141,6 +141,23 @@ static int parse_passes(kiln_job *job, kiln__sj_ctx *c, const cJSON *p) {
   return 0;
 }
 
+/* "exr": {"half": bool, "compression": "none" | "rle" | "zips" | "zip" | "piz"}. */
+static int parse_exr(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
+  static const char *const keys[] = {"half", "compression", NULL};
+  static const char *const comps[] = {"none", "rle", "zips", "zip", "piz", NULL};
+  int rc, comp;
+  kiln__sj_push_key(c, "exr");
+  if ((rc = kiln__sj_expect_object(c, o, "exr")) || (rc = kiln__sj_check_keys(c, o, keys)))
+    return rc;
+  const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "half");
+  if (h && !cJSON_IsBool(h)) return kiln__sj_fail_at(c, "half", "half must be true or false");
+  job->exr_half = cJSON_IsTrue(h);
+  if ((rc = kiln__sj_choice(c, o, "compression", "zip", comps, &comp))) return rc;
+  job->exr_compression = (kiln_exr_compression)(KILN_EXR_NONE + comp); /* in kiln_exr_compression's order */
+  kiln__sj_pop(c);
+  return 0;
+}
+
 /* output, passes, format, width, height, spp. */
 static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
   const char *out = "{frame:05d}_{pass}.{ext}";
@@ -160,6 +177,12 @@ static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
     return rc;
   job->format = kiln__format_of(fmt);
   job->width = (int32_t)w, job->height = (int32_t)h, job->spp = (int32_t)spp;
+  const cJSON *exr = cJSON_GetObjectItemCaseSensitive(root, "exr");
+  double tar;
+  if ((exr && (rc = parse_exr(job, c, exr))) ||
+      (rc = kiln__sj_integer(c, root, "tar", 0, 1, 1 << 24, &tar)))
+    return rc;
+  job->tar_frames = (uint32_t)tar;
   return 0;
 }
 
@@ -271,9 +294,10 @@ static int note_frame(kiln_job *job, long frame) {
 }
 
 static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
-  static const char *const keys[] = {"description", "scene",  "output",     "passes",
-                                     "format",      "width",  "height",     "spp",
-                                     "animation",   "images", "categories", "object_categories",
+  static const char *const keys[] = {"description", "scene",      "output",            "passes",
+                                     "format",      "width",      "height",            "spp",
+                                     "animation",   "images",     "categories",        "object_categories",
+                                     "exr",         "tar",
                                      NULL};
   const cJSON *root = job->root;
   int rc;
@@ -485,7 +509,9 @@ const kiln_scene *kiln_job_scene(const kiln_job *job) { return job->scene; }
 
 void kiln_job_get_info(const kiln_job *job, kiln_job_info *info) {
   assert(job && info);
-  *info = (kiln_job_info){job->output, job->passes, job->format, job->count};
+  *info = (kiln_job_info){job->output,   job->passes,          job->format,
+                          job->count,    job->exr_half,        job->exr_compression,
+                          job->tar_frames};
 }
 
 uint64_t kiln__job_count_frames(const kiln_job *job, bool (*fn)(void *arg, long frame), void *arg) {

@@ -47,6 +47,87 @@ static void put(sink *s, const char *p, size_t n) {
   s->len += n;
 }
 
+typedef enum { F_FRAME, F_INDEX, F_NAME, F_PASS, F_EXT } field_kind;
+
+/* One {field}: {frame}, {index}, either divided ({frame//1000}) and zero-padded ({frame:05d},
+ * {index//100:03d}); {name}, {pass}, {ext}. */
+typedef struct field {
+  field_kind kind;
+  int width;      /* 0: as printed */
+  long long div;  /* 1: not divided */
+} field;
+
+/* A positive decimal number in [p, e) of at most max: its value, else 0. */
+static long long decimal(const char *p, const char *e, long long max) {
+  long long n = 0;
+  if (p == e) return 0;
+  for (; p < e; p++) {
+    if (*p < '0' || *p > '9') return 0;
+    n = n * 10 + (*p - '0');
+    if (n > max) return 0; /* past max it is an error: stop before it overflows */
+  }
+  return n;
+}
+
+static int parse_field(const char *tmpl, const char *f, size_t flen, size_t col, field *fd,
+                       char *msg, size_t msgcap) {
+  const char *end = f + flen;
+  const char *colon = memchr(f, ':', flen);
+  const char *nend = colon ? colon : end;
+  const char *slash = memchr(f, '/', (size_t)(nend - f));
+  size_t nlen = (size_t)((slash ? slash : nend) - f);
+  static const char *const names[] = {"frame", "index", "name", "pass", "ext"};
+  int k = -1;
+  for (int i = 0; i < 5; i++)
+    if (strlen(names[i]) == nlen && !strncmp(f, names[i], nlen)) k = i;
+  if (k < 0) {
+    say_hint(msg, msgcap, tmpl, col, "unknown field", f, flen,
+             " (fields: frame, frame:05d, frame//1000, index, name, pass, ext)");
+    return KILN_EPARSE;
+  }
+  *fd = (field){(field_kind)k, 0, 1};
+  bool number = k == F_FRAME || k == F_INDEX;
+  if (slash) {
+    if (!number) {
+      say(msg, msgcap, tmpl, col, "only {frame} and {index} divide (into folders), not", f, flen);
+      return KILN_EPARSE;
+    }
+    /* KILN__BUCKET_MAX: a bucket of every frame a long can number is one folder anyway */
+    if (slash + 1 >= nend || slash[1] != '/' ||
+        !(fd->div = decimal(slash + 2, nend, KILN__BUCKET_MAX))) {
+      say(msg, msgcap, tmpl, col, "bad division (use {frame//1000}, a divisor 1 to 10^15) in", f,
+          flen);
+      return KILN_EPARSE;
+    }
+  }
+  if (colon) { /* only {frame:0Nd} and {index:0Nd} */
+    const char *q = colon + 1;
+    if (!number || q[0] != '0' || q + 1 >= end) {
+      say(msg, msgcap, tmpl, col, "bad format in", f, flen);
+      return KILN_EPARSE;
+    }
+    fd->width = (int)decimal(q + 1, end - 1, 12);
+    if (end[-1] != 'd' || fd->width < 1) {
+      say(msg, msgcap, tmpl, col, "bad format (use {frame:05d}) in", f, flen);
+      return KILN_EPARSE;
+    }
+  }
+  return 0;
+}
+
+/* Python's floor division, so that frames -1 .. -N share the folder before frame 0's. */
+static long long floor_div(long long a, long long d) {
+  long long q = a / d;
+  return (a % d != 0 && a < 0) ? q - 1 : q;
+}
+
+static void number(field fd, const kiln__outname_vars *v, char *out, size_t cap) {
+  if (fd.kind == F_INDEX)
+    snprintf(out, cap, "%0*llu", fd.width, (unsigned long long)(v->index / (uint64_t)fd.div));
+  else
+    snprintf(out, cap, "%0*lld", fd.width, floor_div(v->frame, fd.div));
+}
+
 /* One pass for both check (v NULL) and expand. */
 static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg, size_t msgcap) {
   for (const char *p = tmpl; *p;) {
@@ -73,43 +154,24 @@ static int run(const char *tmpl, const kiln__outname_vars *v, sink *s, char *msg
     }
     const char *f = p + 1;
     size_t flen = (size_t)(end - f);
-    const char *colon = memchr(f, ':', flen);
-    size_t nlen = colon ? (size_t)(colon - f) : flen;
-    int width = 0;
-    if (colon) { /* only {frame:0Nd} */
-      const char *q = colon + 1;
-      if (nlen != 5 || strncmp(f, "frame", 5) != 0 || q[0] != '0' || q + 1 >= end) {
-        say(msg, msgcap, tmpl, col, "bad format in", f, flen);
-        return KILN_EPARSE;
-      }
-      for (q++; q < end - 1; q++) {
-        if (*q < '0' || *q > '9') break;
-        if (width <= 12) width = width * 10 + (*q - '0'); /* past 12 it is an error: stop */
-      }
-      if (q != end - 1 || *q != 'd' || width < 1 || width > 12) {
-        say(msg, msgcap, tmpl, col, "bad format (use {frame:05d}) in", f, flen);
-        return KILN_EPARSE;
-      }
-    }
-    char num[32];
+    field fd;
+    int rc = parse_field(tmpl, f, flen, col, &fd, msg, msgcap);
+    if (rc) return rc;
+    char num[48];
     const char *val = NULL;
-    if (nlen == 5 && !strncmp(f, "frame", 5)) {
-      if (v) snprintf(num, sizeof num, "%0*ld", width, v->frame);
+    if (fd.kind == F_FRAME || fd.kind == F_INDEX) {
+      if (v) number(fd, v, num, sizeof num);
       val = num;
-    } else if (nlen == 4 && !strncmp(f, "name", 4)) {
+    } else if (fd.kind == F_NAME) {
       if (v && v->name) val = v->name;
       else {
         if (v) snprintf(num, sizeof num, "%05ld", v->frame);
         val = num;
       }
-    } else if (nlen == 4 && !strncmp(f, "pass", 4)) {
+    } else if (fd.kind == F_PASS) {
       val = v && v->pass ? v->pass : "";
-    } else if (nlen == 3 && !strncmp(f, "ext", 3)) {
-      val = v && v->ext ? v->ext : "";
     } else {
-      say_hint(msg, msgcap, tmpl, col, "unknown field", f, flen,
-               " (fields: frame, frame:05d, name, pass, ext)");
-      return KILN_EPARSE;
+      val = v && v->ext ? v->ext : "";
     }
     if (v) put(s, val, strlen(val));
     p = end + 1;
@@ -156,7 +218,7 @@ bool kiln__path_inside(const char *rel) {
 int kiln__outname_confined(const char *tmpl, char *msg, size_t msgcap) {
   if (msg && msgcap) msg[0] = 0;
   char x[4096];
-  kiln__outname_vars v = {0, "a", "color", "png"};
+  kiln__outname_vars v = {0, "a", "color", "png", 0};
   int rc = kiln__outname_expand(tmpl, &v, x, sizeof x, msg, msgcap);
   if (rc) return rc;
   if (!kiln__path_inside(x)) {

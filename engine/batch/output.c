@@ -19,6 +19,8 @@
 
 #include "image_internal.h"
 
+#include <tinyexr.h>
+
 /* ---- passes and formats ------------------------------------------------------------------- */
 
 /* libdeflate level of every PNG: on rendered frames level 1 encodes ~1.6x faster than 6 for files
@@ -70,10 +72,11 @@ int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) 
 
 /* Every name a job or --format may give, and the format of each (format_of[i] is that of name i).
  * A format's own name, and its colour file's extension, is the first name that gives it. */
-const char *const kiln__format_names[] = {"png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL};
+const char *const kiln__format_names[] = {"png", "png16", "jpg",       "exr", "npy",
+                                          "hdr", "jpeg",  "exr-multi", NULL};
 static const kiln_format format_of[] = {KILN_FORMAT_PNG, KILN_FORMAT_PNG16, KILN_FORMAT_JPEG,
                                         KILN_FORMAT_EXR, KILN_FORMAT_NPY,   KILN_FORMAT_HDR,
-                                        KILN_FORMAT_JPEG};
+                                        KILN_FORMAT_JPEG, KILN_FORMAT_EXR_MULTI};
 _Static_assert(sizeof format_of / sizeof format_of[0] ==
                    sizeof kiln__format_names / sizeof kiln__format_names[0] - 1,
                "one format for every name");
@@ -99,6 +102,7 @@ const char *kiln_format_name(kiln_format f) {
 
 /* The file extension of pass index pi in format f. */
 const char *kiln__pass_ext(kiln_format f, int pi) {
+  if (f == KILN_FORMAT_EXR_MULTI || pi == KILN__LAYERS) return "exr";
   if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : kiln_format_name(f);
   switch (f) {
     case KILN_FORMAT_EXR:
@@ -106,6 +110,126 @@ const char *kiln__pass_ext(kiln_format f, int pi) {
     case KILN_FORMAT_NPY: return "npy";
     default: return "png";
   }
+}
+
+int kiln__frame_files(kiln_format f, unsigned passes, int files[KILN__NPASS]) {
+  if (f == KILN_FORMAT_EXR_MULTI) {
+    files[0] = KILN__LAYERS;
+    return 1;
+  }
+  int n = 0;
+  for (int pi = 0; pi < KILN__NPASS; pi++)
+    if (passes & (1u << pi)) files[n++] = pi;
+  return n;
+}
+
+const char *kiln__slot_name(int slot) {
+  return slot == KILN__LAYERS ? "layers" : kiln__pass_names[slot];
+}
+
+kiln__exr_opts kiln__exr_opts_of(const kiln_batch_config *cfg) {
+  static const int comp[] = {TINYEXR_COMPRESSIONTYPE_ZIP,  TINYEXR_COMPRESSIONTYPE_NONE,
+                             TINYEXR_COMPRESSIONTYPE_RLE,  TINYEXR_COMPRESSIONTYPE_ZIPS,
+                             TINYEXR_COMPRESSIONTYPE_ZIP,  TINYEXR_COMPRESSIONTYPE_PIZ};
+  unsigned c = (unsigned)cfg->exr_compression;
+  return (kiln__exr_opts){cfg->exr_half, comp[c < sizeof comp / sizeof comp[0] ? c : 0]};
+}
+
+/* ---- multilayer EXR ------------------------------------------------------------------------- */
+
+/* The conventional channel names of the passes that have them (Nuke's and Blender's: R G B, Z,
+ * N.X N.Y N.Z); a pass not listed is named by the rule in kiln/batch.h. */
+static const struct {
+  const char *pass;
+  const char *names[3];
+  bool uint;
+} known_channels[] = {
+    {"color", {"R", "G", "B"}, false},
+    {"depth", {"Z"}, false},
+    {"normal", {"N.X", "N.Y", "N.Z"}, false},
+    {"albedo", {"albedo.R", "albedo.G", "albedo.B"}, false},
+    {"id", {"id"}, true},
+    {"instance", {"instance"}, true},
+};
+
+static int cmp_channel(const void *a, const void *b) {
+  return strcmp(((const kiln__layer_channel *)a)->name, ((const kiln__layer_channel *)b)->name);
+}
+
+int kiln__layer_channels(unsigned passes, kiln__layer_channel *ch) {
+  kiln_image probe = {0};
+  void *planes[KILN__NPASS];
+  size_t per[KILN__NPASS];
+  kiln__iso_planes(&probe, planes, per);
+  int n = 0;
+  for (int pi = 0; pi < KILN__NPASS; pi++) {
+    if (!(passes & (1u << pi))) continue;
+    int k = -1;
+    for (size_t j = 0; j < sizeof known_channels / sizeof known_channels[0]; j++)
+      if (!strcmp(known_channels[j].pass, kiln__pass_names[pi])) k = (int)j;
+    int nc = (int)(per[pi] / 4);
+    for (int c = 0; c < nc && c < 4; c++, n++) {
+      ch[n] = (kiln__layer_channel){"", pi, c, k >= 0 && known_channels[k].uint};
+      if (k >= 0 && c < 3 && known_channels[k].names[c])
+        snprintf(ch[n].name, sizeof ch[n].name, "%s", known_channels[k].names[c]);
+      else if (nc == 1)
+        snprintf(ch[n].name, sizeof ch[n].name, "%s", kiln__pass_names[pi]);
+      else
+        snprintf(ch[n].name, sizeof ch[n].name, "%s.%c", kiln__pass_names[pi], "RGBA"[c]);
+    }
+  }
+  qsort(ch, (size_t)n, sizeof *ch, cmp_channel);
+  return n;
+}
+
+int kiln__encode_layers(const kiln_image *img, unsigned passes, kiln__exr_opts o, void **data,
+                        size_t *len, char *msg, size_t msgcap) {
+  kiln__layer_channel lc[KILN__NPASS * 4];
+  kiln__exr_channel ch[KILN__NPASS * 4];
+  void *planes[KILN__NPASS];
+  size_t per[KILN__NPASS];
+  kiln__iso_planes(img, planes, per);
+  int n = kiln__layer_channels(passes, lc);
+  for (int i = 0; i < n; i++)
+    ch[i] = (kiln__exr_channel){lc[i].name, lc[i].uint, o.half && !lc[i].uint,
+                                (const uint32_t *)planes[lc[i].pass] + lc[i].component,
+                                per[lc[i].pass] / 4};
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  int rc = kiln__encode_exr_channels(ii.width, ii.height, ch, n, o.compression, data, len);
+  if (rc)
+    kiln__say(msg, msgcap, "cannot encode the multilayer EXR: %s", kiln_strerror(rc));
+  return rc;
+}
+
+/* A single-pass EXR with options other than the defaults (float, ZIP: those take
+ * kiln__encode_exr, whose files stay as they always were). ids stay float, exact to 2^24. */
+static int encode_exr_opts(const kiln__raster *r, bool ids, kiln__exr_opts o, void **data,
+                           size_t *len) {
+  static const char *const names[2][3] = {{"Y"}, {"B", "G", "R"}};
+  kiln__exr_channel ch[3];
+  int nc = r->channels == 3 ? 3 : 1;
+  for (int c = 0; c < nc; c++)
+    ch[c] = (kiln__exr_channel){names[nc == 3][c], false, o.half && !ids,
+                                (const float *)r->data + (nc == 3 ? 2 - c : 0), (size_t)nc};
+  return kiln__encode_exr_channels(r->width, r->height, ch, nc, o.compression, data, len);
+}
+
+static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
+                      const kiln_image *img, int pi, void **data, size_t *len, double *conv_s,
+                      char *msg, size_t msgcap);
+
+int kiln__encode_slot(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
+                      unsigned passes, const kiln_image *img, int slot, void **data, size_t *len,
+                      double *conv_s, char *msg, size_t msgcap) {
+  if (slot == KILN__LAYERS) return kiln__encode_layers(img, passes, o, data, len, msg, msgcap);
+  return encode_one(f, exposure, filmic, o, img, slot, data, len, conv_s, msg, msgcap);
+}
+
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
+                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
+  kiln__exr_opts o = {false, TINYEXR_COMPRESSIONTYPE_ZIP};
+  return encode_one(f, exposure, filmic, o, img, pi, data, len, conv_s, msg, msgcap);
 }
 
 /* ---- encoding ------------------------------------------------------------------------------ */
@@ -117,8 +241,9 @@ static uint16_t to_u16(float v, float scale) {
   return (uint16_t)lrintf(x);
 }
 
-int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
-                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
+static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
+                      const kiln_image *img, int pi, void **data, size_t *len, double *conv_s,
+                      char *msg, size_t msgcap) {
   kiln_image_info ii;
   kiln_image_get_info(img, &ii);
   int32_t w = ii.width, h = ii.height;
@@ -201,6 +326,8 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
   *conv_s += kiln__now() - t0;
   if (!rc) {
     if (npy) rc = kiln__encode_npy(&r, data, len);
+    else if (exr && (o.half || o.compression != TINYEXR_COMPRESSIONTYPE_ZIP))
+      rc = encode_exr_opts(&r, pi == 4 || pi == 5, o, data, len);
     else if (exr) rc = kiln__encode_exr(&r, data, len);
     else if (pi == 0 && f == KILN_FORMAT_HDR) rc = kiln__encode_hdr(&r, data, len);
     else if (pi == 0 && f == KILN_FORMAT_JPEG) rc = kiln__encode_jpeg(&r, 95, data, len);

@@ -95,6 +95,12 @@ uint64_t kiln__selection_shard_total(const kiln__selection *s) {
   return s->shard < s->total ? (s->total - s->shard + s->shards - 1) / s->shards : 0;
 }
 
+uint64_t kiln__selection_rank(const kiln__selection *s, uint64_t pos) {
+  if (s->shards <= 1) return pos;
+  if (s->mode == KILN_SHARD_CONTIGUOUS) return pos - s->lo;
+  return pos / s->shards; /* pos = shard + r shards */
+}
+
 bool kiln__selection_next(kiln__selection *s, long frame, uint64_t *pos) {
   if (!by_number(s, frame)) return false;
   uint64_t p = s->pos++;

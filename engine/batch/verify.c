@@ -13,10 +13,12 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "batch_internal.h"
 
@@ -237,10 +239,12 @@ int kiln_batch_walk(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_walk
 typedef struct vframe {
   kiln_job_frame fr;
   uint64_t pos;
-  const kiln__expect *expect; /* per pass, the verifier's */
-  int npass, pass[NPASS];
+  const kiln__expect *expect; /* per slot, the verifier's */
+  int npass, pass[NPASS];     /* its files' slots (kiln__frame_files) */
   char path[NPASS][KILN__PATH_CAP];
   bool named[NPASS]; /* its path could be made (else it is corrupt without a look) */
+  char tar[KILN__PATH_CAP];   /* tar mode: the tar its files are members of, else "" */
+  uint64_t off[NPASS], size[NPASS]; /* tar mode: where each member's data is */
   struct stray {
     char *path;
     int pass;
@@ -259,8 +263,15 @@ typedef struct vframe {
 typedef struct verifier {
   kiln_batch *b;
   const kiln_batch_config *cfg;
-  kiln__expect expect[NPASS];
+  kiln__expect expect[NPASS + 1]; /* by slot (KILN__LAYERS last) */
   unsigned passes;
+  kiln_format format;
+  uint32_t tar_frames; /* tar mode: frames per tar, else 0 */
+  kiln__tar_index ix;  /* tar mode: the members of tar ix_k, as read */
+  uint64_t ix_k;
+  bool ix_read;
+  int ix_status; /* KILN__CHECK_* of the tar itself */
+  char ix_why[300];
   kiln_batch_verify_fn fn;
   void *arg;
   kiln_batch_verify_summary *sum;
@@ -279,11 +290,33 @@ static void vframe_free(vframe *f) {
   free(f);
 }
 
+/* Member i of frame f's tar, read and decoded. */
+static int check_member(vframe *f, int i) {
+  int fd = open(f->tar, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(f->why[i], sizeof f->why[i], "cannot open the tar: %s", strerror(errno));
+    return KILN__CHECK_CORRUPT;
+  }
+  unsigned char *b = malloc(f->size[i] ? f->size[i] : 1);
+  int r = KILN_ENOMEM;
+  if (b && pread(fd, b, f->size[i], (off_t)f->off[i]) != (ssize_t)f->size[i]) {
+    snprintf(f->why[i], sizeof f->why[i], "cannot read the member from the tar");
+    r = KILN__CHECK_CORRUPT;
+  } else if (b) {
+    f->bytes += f->size[i];
+    r = kiln__check_bytes(b, f->size[i], &f->expect[f->pass[i]], f->why[i], sizeof f->why[i]);
+  }
+  free(b);
+  close(fd);
+  return r;
+}
+
 static void check_frame(vframe *f) {
   for (int i = 0; i < f->npass && !f->rc; i++) {
     if (!f->named[i]) continue;
-    int r = kiln__check_file(f->path[i], &f->expect[f->pass[i]], &f->bytes, f->why[i],
-                             sizeof f->why[i]);
+    int r = f->tar[0] ? check_member(f, i)
+                      : kiln__check_file(f->path[i], &f->expect[f->pass[i]], &f->bytes, f->why[i],
+                                         sizeof f->why[i]);
     if (r < 0) f->rc = r;
     else f->status[i] = r;
   }
@@ -317,7 +350,7 @@ static int report(verifier *v, vframe *f) {
   kiln_verify_problem p = {&f->fr, f->pos, NULL, NULL, KILN_VERIFY_STRAY, ""};
   for (size_t i = 0; i < f->nstrays; i++) {
     sum->strays++;
-    p.path = f->strays[i].path, p.pass = kiln__pass_names[f->strays[i].pass];
+    p.path = f->strays[i].path, p.pass = kiln__slot_name(f->strays[i].pass);
     p.reason = "a temporary file: a write that was killed, or is in flight";
     if (v->fn) v->fn(v->arg, &p);
   }
@@ -331,7 +364,7 @@ static int report(verifier *v, vframe *f) {
     complete = false;
     bool missing = f->status[i] == KILN__CHECK_MISSING;
     missing ? sum->missing++ : sum->corrupt++;
-    p.pass = kiln__pass_names[f->pass[i]], p.path = f->path[i];
+    p.pass = kiln__slot_name(f->pass[i]), p.path = f->path[i];
     p.kind = missing ? KILN_VERIFY_MISSING : KILN_VERIFY_CORRUPT;
     p.reason = missing ? "" : f->why[i];
     if (v->fn) v->fn(v->arg, &p);
@@ -353,6 +386,61 @@ static int retire_oldest(verifier *v) {
   return rc;
 }
 
+/* Tar mode: reads the index of tar k (once for its frames, which come one after another) and
+ * notes its temporaries for frame f, the first of it. */
+static int tar_load(verifier *v, uint64_t k, vframe *f, const char *path) {
+  if (v->ix_read && v->ix_k == k) return 0;
+  kiln__tar_index_free(&v->ix);
+  v->ix_k = k, v->ix_read = true;
+  v->ix_status = kiln__tar_read_index(path, &v->ix, v->ix_why, sizeof v->ix_why);
+  if (v->ix_status < 0) return v->ix_status;
+  f->noting = f->npass ? f->pass[0] : 0;
+  int rc = kiln__strays_of(v->strays, path, note_stray, f);
+  return rc ? rc : f->nomem ? KILN_ENOMEM : 0;
+}
+
+/* Frame f's files in tar mode: members <name>.<pass>.<ext> of its tar. */
+static int tar_frame_new(verifier *v, vframe *f, vframe **out) {
+  kiln__selection *sel = kiln__batch_selection(v->b);
+  uint64_t k = kiln__selection_rank(sel, f->pos) / v->tar_frames;
+  const char *out_dir, *tmpl;
+  unsigned passes;
+  kiln_format format;
+  kiln__batch_outputs(v->b, &passes, &format, &out_dir, &tmpl);
+  char name[64];
+  kiln__tar_name(sel->shard, sel->shards, k, name, sizeof name);
+  if (snprintf(f->tar, sizeof f->tar, "%s/%s", out_dir, name) >= (int)sizeof f->tar) f->tar[0] = 0;
+  f->npass = kiln__frame_files(format, passes, f->pass);
+  int rc = tar_load(v, k, f, f->tar);
+  if (rc) {
+    vframe_free(f);
+    kiln__say(v->err->message, sizeof v->err->message, "out of memory");
+    return v->err->code = KILN_ENOMEM;
+  }
+  for (int i = 0; i < f->npass; i++) {
+    int pi = f->pass[i];
+    char member[KILN__PATH_CAP / 2];
+    snprintf(member, sizeof member, "%s.%s.%s", f->fr.name, kiln__slot_name(pi),
+             kiln__pass_ext(format, pi));
+    snprintf(f->path[i], sizeof f->path[i], "%.2000s/%.2000s", f->tar, member);
+    const kiln__tar_member *m = v->ix_status == KILN__CHECK_OK ? kiln__tar_find(&v->ix, member)
+                                                               : NULL;
+    if (strchr(f->fr.name, '.') || !f->tar[0]) {
+      f->status[i] = KILN__CHECK_CORRUPT; /* a name no run writes into a tar */
+      snprintf(f->why[i], sizeof f->why[i], "the name holds a '.': no tar member has it");
+    } else if (v->ix_status != KILN__CHECK_OK) {
+      f->status[i] = v->ix_status;
+      snprintf(f->why[i], sizeof f->why[i], "%s", v->ix_why);
+    } else if (!m) {
+      f->status[i] = KILN__CHECK_MISSING;
+    } else {
+      f->named[i] = true, f->off[i] = m->offset, f->size[i] = m->size;
+    }
+  }
+  *out = f;
+  return 0;
+}
+
 /* A new context for the selected frame fr (moved into it): its paths and temporaries. */
 static int frame_new(verifier *v, kiln_job_frame *fr, uint64_t pos, vframe **out) {
   vframe *f = calloc(1, sizeof *f);
@@ -363,8 +451,10 @@ static int frame_new(verifier *v, kiln_job_frame *fr, uint64_t pos, vframe **out
   }
   f->fr = *fr, f->pos = pos, f->expect = v->expect;
   memset(fr, 0, sizeof *fr);
-  for (int pi = 0; pi < NPASS; pi++) {
-    if (!(v->passes & (1u << pi))) continue;
+  if (v->tar_frames) return tar_frame_new(v, f, out);
+  int slots[NPASS], ns = kiln__frame_files(v->format, v->passes, slots);
+  for (int k = 0; k < ns; k++) {
+    int pi = slots[k];
     int i = f->npass++;
     f->pass[i] = pi;
     if (kiln__batch_pass_path(v->b, &f->fr, pi, f->path[i], sizeof f->path[i], f->why[i],
@@ -421,11 +511,12 @@ int kiln_batch_verify(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_ve
   kiln_format format;
   const char *out_dir, *tmpl;
   kiln__batch_outputs(v.b, &v.passes, &format, &out_dir, &tmpl);
+  v.format = format, v.tar_frames = kiln__batch_tar_frames(v.b);
   /* the size every frame is rendered at: kiln_batch_create's (the job's settings are the scene's) */
   kiln_scene_info si;
   kiln_scene_get_info(kiln_job_scene(job), &si);
   int32_t w = c.width ? c.width : si.width, h = c.height ? c.height : si.height;
-  for (int pi = 0; pi < NPASS; pi++) kiln__expect_of(format, pi, w, h, &v.expect[pi]);
+  for (int pi = 0; pi <= NPASS; pi++) kiln__expect_slot(format, v.passes, pi, w, h, &v.expect[pi]);
   v.window = 1;
   if (c.pool) v.window = (size_t)kiln_pool_threads(c.pool) * WINDOW_PER_THREAD;
   if (v.window > MAX_WINDOW) v.window = MAX_WINDOW;
@@ -440,6 +531,7 @@ int kiln_batch_verify(kiln_job *job, const kiln_batch_config *cfg, kiln_batch_ve
     if (!rc) rc = r;
   }
   free(v.ring);
+  kiln__tar_index_free(&v.ix);
   kiln__strays_free(v.strays);
   kiln_batch_destroy(v.b);
   sum->wall_s = kiln__now() - t0;

@@ -278,6 +278,62 @@ int kiln__encode_exr(const kiln__raster *r, void **out, size_t *len) {
   return rc;
 }
 
+int kiln__encode_exr_channels(int32_t w, int32_t h, const kiln__exr_channel *ch, int n,
+                              int compression, void **out, size_t *len) {
+  *out = NULL, *len = 0;
+  if (w < 1 || h < 1 || w > (1 << 24) || h > (1 << 24) || n < 1 || n > 1024 ||
+      (compression != TINYEXR_COMPRESSIONTYPE_NONE && compression != TINYEXR_COMPRESSIONTYPE_RLE &&
+       compression != TINYEXR_COMPRESSIONTYPE_ZIPS && compression != TINYEXR_COMPRESSIONTYPE_ZIP &&
+       compression != TINYEXR_COMPRESSIONTYPE_PIZ))
+    return KILN_EINVAL;
+  for (int c = 0; c < n; c++)
+    if (!ch[c].data || ch[c].step < 1 || strlen(ch[c].name) >= 256 ||
+        (c > 0 && strcmp(ch[c - 1].name, ch[c].name) >= 0))
+      return KILN_EINVAL;
+  size_t npx = (size_t)w * (size_t)h;
+  uint32_t *planes = malloc(npx * (size_t)n * 4); /* float and uint32 alike: 4 bytes a value */
+  EXRChannelInfo *info = calloc((size_t)n, sizeof *info);
+  int *types = malloc((size_t)n * sizeof *types), *req = malloc((size_t)n * sizeof *req);
+  unsigned char **ptrs = malloc((size_t)n * sizeof *ptrs);
+  int rc = KILN_ENOMEM;
+  if (planes && info && types && req && ptrs) {
+    for (int c = 0; c < n; c++) {
+      uint32_t *plane = planes + (size_t)c * npx;
+      const uint32_t *src = ch[c].data;
+      for (size_t i = 0; i < npx; i++) plane[i] = src[i * ch[c].step];
+      ptrs[c] = (unsigned char *)plane;
+      snprintf(info[c].name, sizeof info[c].name, "%s", ch[c].name);
+      types[c] = ch[c].uint ? TINYEXR_PIXELTYPE_UINT : TINYEXR_PIXELTYPE_FLOAT;
+      req[c] = ch[c].uint   ? TINYEXR_PIXELTYPE_UINT
+               : ch[c].half ? TINYEXR_PIXELTYPE_HALF
+                            : TINYEXR_PIXELTYPE_FLOAT;
+    }
+    EXRHeader hd;
+    InitEXRHeader(&hd);
+    EXRImage img;
+    InitEXRImage(&img);
+    img.images = ptrs;
+    img.width = w, img.height = h, img.num_channels = n;
+    hd.num_channels = n;
+    hd.channels = info;
+    hd.pixel_types = types;
+    hd.requested_pixel_types = req;
+    hd.compression_type = compression;
+    unsigned char *mem = NULL;
+    const char *err = NULL;
+    size_t got = SaveEXRImageToMemory(&img, &hd, &mem, &err);
+    if (got > 0 && mem) {
+      *out = mem, *len = got, rc = 0;
+    } else {
+      if (err) FreeEXRErrorMessage(err);
+      free(mem);
+      rc = KILN_EIO;
+    }
+  }
+  free(planes), free(info), free(types), free(req), free(ptrs);
+  return rc;
+}
+
 /* ---- NPY ---------------------------------------------------------------------------------------- */
 
 int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len) {

@@ -58,6 +58,22 @@ int kiln__encode_hdr(const kiln__raster *r, void **out, size_t *len);
  * compression. */
 int kiln__encode_exr(const kiln__raster *r, void **out, size_t *len);
 
+/* One channel of an EXR written by kiln__encode_exr_channels: the value of pixel i (rows top to
+ * bottom) is ((const float or uint32_t *)data)[i * step]. */
+typedef struct kiln__exr_channel {
+  const char *name;
+  bool uint;        /* uint32 values, stored as UINT (exact), else float */
+  bool half;        /* a float channel stored as 16-bit half */
+  const void *data; /* borrowed for the call */
+  size_t step;      /* values from one pixel to the next (>= 1) */
+} kiln__exr_channel;
+
+/* OpenEXR (one part, scanlines) of w x h pixels and n channels, which must come sorted by name
+ * (strcmp: EXR's order), with compression one of tinyexr's TINYEXR_COMPRESSIONTYPE_* (NONE, RLE,
+ * ZIPS, ZIP, PIZ). KILN_EINVAL for other inputs, KILN_ENOMEM, KILN_EIO when tinyexr fails. */
+int kiln__encode_exr_channels(int32_t w, int32_t h, const kiln__exr_channel *ch, int n,
+                              int compression, void **out, size_t *len);
+
 /* NPY (version 1.0) of any raster: dtype <u1, <u2, <u4 or <f4, shape (h, w) for one channel,
  * else (h, w, c), C order. */
 int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len);

@@ -53,7 +53,8 @@ KILN_API const char *kiln_pass_name(unsigned pass);
  *                    normal: RGB of (n + 1) / 2, albedo: linear RGB (8-bit for png and jpg, 16-bit
  *                    for png16); id, instance: 16-bit grey PNG (a frame with ids above 65535 fails)
  *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
- *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w) */
+ *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w)
+ *   exr-multi        every pass in one multilayer EXR a frame (below) */
 typedef enum {
   KILN_FORMAT_DEFAULT = 0, /* in kiln_batch_config: the job's format (whose own default is png) */
   KILN_FORMAT_PNG,         /* 8-bit sRGB colour */
@@ -61,10 +62,25 @@ typedef enum {
   KILN_FORMAT_JPEG,        /* 8-bit sRGB colour as JPEG (quality 95) */
   KILN_FORMAT_EXR,         /* linear float colour */
   KILN_FORMAT_NPY,         /* linear float32 colour */
-  KILN_FORMAT_HDR          /* linear colour as Radiance .hdr */
+  KILN_FORMAT_HDR,         /* linear colour as Radiance .hdr */
+  KILN_FORMAT_EXR_MULTI    /* "exr-multi": one multilayer EXR a frame holding every pass ({pass}
+                              is "layers"): R G B (colour, linear; no A: kiln renders no alpha),
+                              Z (depth), N.X N.Y N.Z (normal), albedo.R albedo.G albedo.B, id and
+                              instance as UINT channels (exact), any other pass as <pass> (one
+                              channel) or <pass>.R <pass>.G <pass>.B */
 } kiln_format;
 
-/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr". 0 or KILN_EPARSE (never gives
+/* The compression of the EXR files a batch writes (tinyexr's: no DWA, no B44). */
+typedef enum kiln_exr_compression {
+  KILN_EXR_DEFAULT = 0, /* ZIP */
+  KILN_EXR_NONE,
+  KILN_EXR_RLE,
+  KILN_EXR_ZIPS, /* zlib, one scanline a block */
+  KILN_EXR_ZIP,  /* zlib, 16 scanlines a block */
+  KILN_EXR_PIZ   /* wavelet + Huffman, 32 scanlines a block: best on noisy renders */
+} kiln_exr_compression;
+
+/* "png", "png16", "jpg" (or "jpeg"), "exr", "npy", "hdr", "exr-multi". 0 or KILN_EPARSE (never gives
  * KILN_FORMAT_DEFAULT). */
 KILN_API int kiln_format_parse(const char *name, kiln_format *out);
 /* The name of f ("jpg" for KILN_FORMAT_JPEG, "default" for KILN_FORMAT_DEFAULT), "?" for a value
@@ -96,6 +112,11 @@ typedef struct kiln_job_info {
   unsigned passes;    /* the passes [color] */
   kiln_format format; /* the format [png]; never KILN_FORMAT_DEFAULT */
   uint64_t count;     /* the number of frames in the job (before any selection) */
+  /* the job's "exr" and "tar" (docs/JOBS.md, "Output layouts"); kiln_batch_config's own, when
+     set, win */
+  bool exr_half;                        /* [false] */
+  kiln_exr_compression exr_compression; /* [KILN_EXR_DEFAULT] */
+  uint32_t tar_frames;                  /* [0: no tars] */
 } kiln_job_info;
 
 /* Fills *info (job and info must not be NULL). Any thread. */
@@ -251,6 +272,20 @@ typedef struct kiln_batch_config {
    * scene of each frame with overrides (kiln_job_frame_scene) to annotate it. */
   bool annotations;
   kiln_writer writer; /* a dataset writer besides the files (implies annotations) [none] */
+  /* Output layouts (docs/JOBS.md, "Output layouts"). EXR files (format exr, exr-multi, and the
+   * non-colour passes of hdr): float channels as 16-bit half instead of 32-bit float (ids stay
+   * exact: float in single-pass files, UINT in multilayer ones), and their compression. */
+  bool exr_half;
+  kiln_exr_compression exr_compression;
+  /* tar_frames > 0: WebDataset-style shards instead of loose files. The frames this run takes
+   * (its shard's, in job order, numbered r = 0, 1, ...) go N at a time into
+   * out_dir/shard-{r/N:06d}.tar (shard-{K:03d}-{r/N:06d}.tar for shard K of a sharded run),
+   * members <name>.<pass>.<ext> (the frame's {name}, which must hold no '.'); each tar is built
+   * as a temporary and renamed when the last of its frames is settled (a failed frame leaves it
+   * short); a stopped run removes the temporaries of tars it did not finish. resume: a tar that
+   * exists counts as all of its frames' files. Excludes claim. The template is still checked
+   * but names no file. */
+  uint32_t tar_frames;
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
@@ -370,7 +405,10 @@ typedef struct kiln_batch_verify_summary {
  * a PNG (libspng, every chunk's CRC, up to IEND), JPEG (TurboJPEG, warnings are errors), EXR
  * (tinyexr), NPY (header, dtype, shape and data length) or Radiance .hdr (every scanline), of the
  * run's width x height (cfg's, else the job's or scene's), bit depth and channels for that pass
- * (kiln/batch.h, "Formats"). A truncated file is corrupt. Temporaries of the selected frames'
+ * (kiln/batch.h, "Formats"; a multilayer EXR's channel names and types too). With tar_frames
+ * (cfg's or the job's), each frame's files are members of its tar: the tar's headers are read,
+ * then each member decoded as a file would be; a missing tar makes its frames' files missing, a
+ * damaged one corrupt. A truncated file is corrupt. Temporaries of the selected frames'
  * files are reported as strays (informational: they do not make a frame incomplete).
  * fn (may be NULL) gets each missing, corrupt or stray file, on the calling thread, in job order
  * (within a frame: strays, then passes in order).

@@ -234,7 +234,8 @@ typedef enum {
   KILN_FORMAT_JPEG,
   KILN_FORMAT_EXR,
   KILN_FORMAT_NPY,
-  KILN_FORMAT_HDR
+  KILN_FORMAT_HDR,
+  KILN_FORMAT_EXR_MULTI
 } kiln_format;
 int kiln_format_parse(const char *name, kiln_format *out);
 
@@ -250,6 +251,9 @@ typedef struct kiln_job_info {
   unsigned passes;
   kiln_format format;
   uint64_t count;
+  bool exr_half;
+  int exr_compression;
+  uint32_t tar_frames;
 } kiln_job_info;
 void kiln_job_get_info(const kiln_job *job, kiln_job_info *info);
 typedef struct kiln_job_frame {
@@ -308,6 +312,9 @@ typedef struct kiln_batch_config {
   const char *faults;
   bool annotations;
   int writer;
+  bool exr_half;
+  int exr_compression;
+  uint32_t tar_frames;
 } kiln_batch_config;
 void kiln_batch_config_default(kiln_batch_config *cfg);
 typedef struct kiln_batch_summary {

@@ -355,6 +355,9 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                shard_mode: str = "round-robin",
                manifest: Optional[PathLike] = None,
                annotations: bool = False,
+               tar: Optional[int] = None,
+               exr_half: bool = False,
+               exr_compression: Optional[str] = None,
                progress: Optional[ProgressFn] = None,
                base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
@@ -375,7 +378,10 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     or ``contiguous``), ``manifest`` (a JSONL file of what was written, in output_dir unless
     absolute), ``annotations`` (each rendered frame's ground truth in its manifest line, and
     ``ids.json`` in output_dir; the manifest defaults to ``annotations.jsonl``, or
-    ``annotations_K.jsonl`` for shard K: docs/DATASETS.md).
+    ``annotations_K.jsonl`` for shard K: docs/DATASETS.md); ``tar`` (N frames a WebDataset tar shard, ``shard-000000.tar``, ...),
+    ``exr_half`` and ``exr_compression`` (``none``, ``rle``, ``zips``, ``zip``, ``piz``) for EXR
+    files; ``format="exr-multi"`` writes one multilayer EXR a frame (docs/JOBS.md, "Output
+    layouts").
 
     progress: called as ``progress(event)`` once per frame done, skipped or failed, on the
     batch's thread (not the caller's), with ``index``, ``frame``, ``name``, ``where``,
@@ -439,7 +445,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             raise TypeError("format: expected a name such as 'png' or 'exr'")
         fmt = ffi.new("kiln_format *")
         if lib.kiln_format_parse(format.encode(), fmt):
-            raise ValueError(f"format={format!r}: expected png, png16, jpg, exr, npy or hdr")
+            raise ValueError(f"format={format!r}: expected png, png16, jpg, exr, npy, hdr "
+                             "or exr-multi")
         cfg.format = fmt[0]
     if template is not None:
         cfg.output = cstr(template, "template")
@@ -458,6 +465,15 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     if manifest is not None:
         cfg.manifest = cstr(manifest, "manifest")
     cfg.annotations = bool(annotations)
+    if tar is not None:
+        cfg.tar_frames = _int_arg("tar", tar, 1, 1 << 24)
+    cfg.exr_half = bool(exr_half)
+    if exr_compression is not None:
+        codes = {"none": 1, "rle": 2, "zips": 3, "zip": 4, "piz": 5}  # kiln_exr_compression
+        if exr_compression not in codes:
+            raise ValueError(f"exr_compression={exr_compression!r}: expected none, rle, zips, "
+                             "zip or piz")
+        cfg.exr_compression = codes[exr_compression]
     pc = ffi.new("kiln_pool_config *")
     lib.kiln_pool_config_default(pc)
     if threads is not None:

@@ -62,6 +62,19 @@ def test_options_range_template_format_passes_resume(tmp_path: Path) -> None:
     assert (again["written"], again["skipped"]) == (0, 3)
 
 
+def test_tar_shards_and_multilayer_exr(tmp_path: Path) -> None:
+    import tarfile
+    s = render_job(ORBIT, tmp_path, frames="0:2", format="exr-multi", tar=2, exr_half=True,
+                   exr_compression="piz", **SMALL)
+    assert (s["written"], s["failed"]) == (3, 0)
+    assert files(tmp_path) == ["shard-000000.tar", "shard-000001.tar"]
+    with tarfile.open(tmp_path / "shard-000000.tar") as t:
+        assert sorted(t.getnames()) == ["00000.layers.exr", "00001.layers.exr"]
+        assert t.extractfile("00000.layers.exr").read(4) == b"\x76\x2f\x31\x01"
+    with pytest.raises(ValueError, match="exr_compression"):
+        render_job(ORBIT, tmp_path / "x", exr_compression="dwaa", **SMALL)
+
+
 def test_manifest_and_shard(tmp_path: Path) -> None:
     s = render_job(ORBIT, tmp_path, frames="0:5", shard="1/2", manifest="m.jsonl", **SMALL)
     assert s["written"] == 3 and s["manifest_status"] == 0

@@ -382,11 +382,13 @@ TEST(WRITE_full_disk) {
 
 /* ---- output-name templates and contact sheets (engine/batch/names.c) ---- */
 
+#include <limits.h>
+
 #include "batch_internal.h"
 
 TEST(OUTNAME_expand) {
   char out[256], msg[256];
-  kiln__outname_vars v = {42, "chair_007", "depth", "exr"};
+  kiln__outname_vars v = {42, "chair_007", "depth", "exr", 7};
   KT_CODE(
       kiln__outname_expand("out/{frame:05d}_{pass}.{ext}", &v, out, sizeof out, msg, sizeof msg),
       KILN_OK);
@@ -402,6 +404,41 @@ TEST(OUTNAME_expand) {
   KT_STR_EQ(out, "123456"); /* a width is a minimum */
   KT_CODE(kiln__outname_expand("{frame:012d}", &v, out, 8, msg, sizeof msg), KILN_EINVAL);
   KT_STR_CONTAINS(msg, "too long");
+}
+
+/* Buckets: floor division (negative frames bucket below 0, as Python's //), padded or not; the
+ * position {index} likewise; the extremes of a long do not overflow. */
+TEST(OUTNAME_buckets) {
+  char out[256], msg[256];
+  static const struct {
+    long frame;
+    uint64_t index;
+    const char *tmpl, *want;
+  } cases[] = {
+      {0, 0, "{frame//1000:03d}/{frame:06d}", "000/000000"},
+      {999, 5, "{frame//1000:03d}/{frame:06d}", "000/000999"},
+      {1000, 5, "{frame//1000:03d}/{frame:06d}", "001/001000"},
+      {123456789, 5, "{frame//1000}", "123456"},
+      {-1, 5, "{frame//1000}", "-1"},
+      {-1000, 5, "{frame//1000}", "-1"},
+      {-1001, 5, "{frame//1000:03d}", "-02"},
+      {7, 1234567, "{index//1000:04d}/{index:08d}", "1234/01234567"},
+      {7, 1234567, "{index//1}", "1234567"},
+      {LONG_MIN, 0, "{frame//1000000000000000}", "-9224"},
+      {LONG_MAX, UINT64_MAX, "{frame//1}_{index//2}", "9223372036854775807_9223372036854775807"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    kiln__outname_vars v = {cases[i].frame, NULL, "color", "png", cases[i].index};
+    KT_CODE(kiln__outname_expand(cases[i].tmpl, &v, out, sizeof out, msg, sizeof msg), KILN_OK);
+    KT_STR_EQ(out, cases[i].want);
+  }
+  static const char *const bad[] = {"{frame//0}", "{frame//}", "{frame/2}", "{frame//-1}",
+                                    "{frame//1e3}", "{frame//1000000000000001}", "{name//2}",
+                                    "{index:5d}", "{index//2:0d}", "{pass//2}"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (kiln__outname_check(bad[i], msg, sizeof msg) != KILN_EPARSE)
+      KT_FAIL("%s was taken", bad[i]);
+  KT_CODE(kiln__outname_check("a/{frame//10}/{index//2:03d}_{pass}.{ext}", msg, sizeof msg), 0);
 }
 
 TEST(OUTNAME_errors) {

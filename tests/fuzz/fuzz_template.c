@@ -29,10 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const long frames[] = {0, 7, -12, 99999, LONG_MAX, LONG_MIN};
     static const char *const names[] = {NULL, "a", "front_left", ""};
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
-      kiln__outname_vars v = {frames[i], names[i % 4], "depth", "png"};
+      kiln__outname_vars v = {frames[i], names[i % 4], "depth", "png", (uint64_t)i};
       (void)kiln__outname_expand(tmpl, &v, out, sizeof out, msg, sizeof msg);
     }
-    kiln__outname_vars v = {1, "x", "color", "exr"};
+    kiln__outname_vars v = {1, "x", "color", "exr", 1};
     (void)kiln__outname_expand(tmpl, &v, out, 8, msg, sizeof msg); /* one that may not fit */
   }
   if (passes) {

@@ -18,7 +18,7 @@ static void fz_expand_names(const char *tmpl, const kiln_job_frame *fr) {
   static const char *const exts[] = {"png", "exr", "npy"};
   char name[1024], msg[512];
   for (int i = 0; i < 3; i++) {
-    kiln__outname_vars v = {fr->frame, fr->name, passes[i], exts[i]};
+    kiln__outname_vars v = {fr->frame, fr->name, passes[i], exts[i], fr->index};
     int rc = kiln__outname_expand(tmpl, &v, name, sizeof name, msg, sizeof msg);
     if (i == 0) fz_report(rc ? "output name" : name, rc, msg);
   }

@@ -14,6 +14,7 @@ int kiln_cli_merge(int argc, char **argv);   /* tools/kiln/merge.c */
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/batch.h"
 #include "kiln/gpu.h"
 
 enum { KILN_CLI_MAX_VISIBLE = 64 };
@@ -60,6 +61,8 @@ int kiln_cli_shard_auto(uint32_t flag_n, uint32_t *k, uint32_t *n, char *from, s
 #include <stdio.h>
 /* A whole decimal number in lo..hi. */
 bool kiln_cli_parse_long(const char *s, long lo, long hi, long *out);
+/* --exr-compression: none, rle, zips, zip or piz. */
+bool kiln_cli_exr_compression(const char *s, kiln_exr_compression *out);
 /* "WxH", each 1..16384. */
 bool kiln_cli_parse_size(const char *s, int32_t *w, int32_t *h);
 /* --frames: "A:B[:STEP]", "A:", ":B", "N" (frame numbers may be negative; A <= B, STEP >= 1). */

@@ -22,6 +22,18 @@ bool kiln_cli_parse_long(const char *s, long lo, long hi, long *out) {
   return true;
 }
 
+bool kiln_cli_exr_compression(const char *s, kiln_exr_compression *out) {
+  static const char *const names[] = {"none", "rle", "zips", "zip", "piz"};
+  static const kiln_exr_compression codes[] = {KILN_EXR_NONE, KILN_EXR_RLE, KILN_EXR_ZIPS,
+                                               KILN_EXR_ZIP, KILN_EXR_PIZ};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!strcmp(s, names[i])) {
+      *out = codes[i];
+      return true;
+    }
+  return false;
+}
+
 bool kiln_cli_parse_size(const char *s, int32_t *w, int32_t *h) {
   char buf[64];
   if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return false;

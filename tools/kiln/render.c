@@ -46,7 +46,12 @@ static void render_usage(FILE *to) {
       "  --threads N             CPU worker threads (default: one per CPU)\n"
       "  --in-flight N           frames in the pipeline at once (default: 2 per GPU lane)\n"
       "  --passes LIST           extra passes: depth,normal,albedo,id,instance (colour always)\n"
-      "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's, or png)\n"
+      "  --format F              png, png16, jpg, exr, npy, hdr, or exr-multi (one multilayer\n"
+      "                          EXR a frame with every pass) (default: the job's, or png)\n"
+      "  --exr-half              EXR float channels as 16-bit half (ids stay exact)\n"
+      "  --exr-compression C     none, rle, zips, zip (default) or piz\n"
+      "  --tar N                 WebDataset shards: N frames a tar, DIR/shard-000000.tar, ...,\n"
+      "                          members NAME.PASS.EXT (docs/JOBS.md, \"Output layouts\")\n"
       "  --template T            output names, inside DIR (default: the job's,\n"
       "                          {frame:05d}_{pass}.{ext})\n"
       "  --resume                skip frames whose files all exist\n"
@@ -418,8 +423,21 @@ int kiln_cli_render(int argc, char **argv) {
       NEED_VALUE();
       kiln_format f;
       if (kiln_format_parse(v, &f))
-        return usage_error("--format %s: expected png, png16, jpg, exr, npy or hdr", v);
+        return usage_error("--format %s: expected png, png16, jpg, exr, npy, hdr or exr-multi",
+                           v);
       bc.format = f;
+    } else if (!strcmp(a, "--exr-half")) {
+      bc.exr_half = true;
+    } else if (!strcmp(a, "--exr-compression")) {
+      NEED_VALUE();
+      if (!kiln_cli_exr_compression(v, &bc.exr_compression))
+        return usage_error("--exr-compression %s: expected none, rle, zips, zip or piz", v);
+    } else if (!strcmp(a, "--tar")) {
+      NEED_VALUE();
+      long n;
+      if (!kiln_cli_parse_long(v, 1, 1 << 24, &n))
+        return usage_error("--tar %s: expected 1..16777216 frames a tar", v);
+      bc.tar_frames = (uint32_t)n;
     } else if (!strcmp(a, "--template")) {
       NEED_VALUE();
       bc.output = v;

@@ -34,8 +34,10 @@ static void verify_usage(FILE *to) {
           "  --shards N              N for --shard auto in a Kubernetes Indexed Job\n"
           "  --shard-mode M          round-robin (default) or contiguous\n"
           "  --template T            output names (default: the job's)\n"
+          "  --tar N                 the run wrote tar shards of N frames (kiln render --tar)\n"
           "  --passes LIST           extra passes: depth,normal,albedo,id,instance\n"
-          "  --format F              png, png16, jpg, exr, npy or hdr (default: the job's)\n"
+          "  --format F              png, png16, jpg, exr, npy, hdr or exr-multi (default: the\n"
+          "                          job's)\n"
           "  --size WxH              the image size the run used (default: the job's / scene's)\n"
           "  --allow-outside-output  as for kiln render\n"
           "  --threads N             decoding threads (default: one per CPU)\n"
@@ -150,13 +152,16 @@ static int parse(int argc, char **argv, options *o, kiln_batch_config *bc) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     static const char *const valued[] = {
         "-o",       "--output-dir", "--scene", "--frames", "--size",   "--threads",    "--passes",
-        "--format", "--template",   "--json",  "--shard",  "--shards", "--shard-mode", NULL};
+        "--format", "--template",   "--json",  "--shard",  "--shards", "--shard-mode", "--tar",
+        NULL};
     /* kiln render's options that change no file name or content: one option list for both */
     static const char *const ignored_valued[] = {"--spp",           "--device",   "--in-flight",
                                                  "--contact-sheet", "--manifest", "--chunk",
-                                                 "--claim-timeout", NULL};
+                                                 "--claim-timeout", "--exr-compression",
+                                                 NULL};
+    /* (--exr-half: verify takes half or float channels alike) */
     static const char *const ignored_flags[] = {"--resume", "--overwrite", "--durable", "--claim",
-                                                NULL};
+                                                "--exr-half", NULL};
     bool ignored = false, ignored_takes = false;
     for (int k = 0; ignored_valued[k]; k++)
       ignored_takes = ignored_takes || !strcmp(a, ignored_valued[k]);
@@ -193,9 +198,14 @@ static int parse(int argc, char **argv, options *o, kiln_batch_config *bc) {
         return usage_error("--passes %s: %s", v, pe.message);
     } else if (!strcmp(a, "--format")) {
       if (kiln_format_parse(v, &bc->format))
-        return usage_error("--format %s: expected png, png16, jpg, exr, npy or hdr", v);
+        return usage_error("--format %s: expected png, png16, jpg, exr, npy, hdr or exr-multi",
+                           v);
     } else if (!strcmp(a, "--template")) {
       bc->output = v;
+    } else if (!strcmp(a, "--tar")) {
+      if (!kiln_cli_parse_long(v, 1, 1 << 24, &n))
+        return usage_error("--tar %s: expected 1..16777216 frames a tar", v);
+      bc->tar_frames = (uint32_t)n;
     } else if (!strcmp(a, "--json")) {
       o->json = v;
     } else if (!strcmp(a, "--shard")) {
