@@ -210,6 +210,10 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     *tmpl_err = true;
     return rc;
   }
+  if ((rc = kiln__derive_check(job, b->passes, msg, msgcap))) {
+    free(b);
+    return rc;
+  }
   if (confined(cfg, "contact sheet", cfg->contact_sheet, msg, msgcap) ||
       confined(cfg, "manifest", cfg->manifest, msg, msgcap)) {
     free(b);
@@ -423,6 +427,12 @@ static int writer_task(void *arg, void **result) {
   int rc = 0;
   char msg[1024] = "";
   c->files = c->bytes = 0;
+  void *derived[NPASS] = {NULL};
+  if (b->passes >> KILN__NPLANE) { /* the passes computed from the planes (derive.c) */
+    double td = kiln__now();
+    rc = kiln__derive_frame(b->job, &c->fr, img, b->passes, derived, msg, sizeof msg);
+    conv_s += kiln__now() - td;
+  }
   for (int pi = 0; pi < NPASS && !rc; pi++) {
     if (!(b->passes & (1u << pi))) continue;
     char path[PATH_MAX];
@@ -442,8 +452,8 @@ static int writer_task(void *arg, void **result) {
     void *data = NULL;
     size_t len = 0;
     double te = kiln__now(), tc = conv_s;
-    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, pi, &data, &len,
-                           &conv_s, msg, sizeof msg);
+    rc = kiln__encode_pass(b->format, b->info.exposure, b->info.filmic, img, derived, pi, &data,
+                           &len, &conv_s, msg, sizeof msg);
     enc_s += kiln__now() - te - (conv_s - tc);
     if (rc) break;
     double tw = kiln__now();
@@ -452,6 +462,7 @@ static int writer_task(void *arg, void **result) {
     free(data);
     if (!rc) c->files++, c->bytes += len;
   }
+  kiln__derived_free(derived);
   if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
     b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
   release_own(c);
@@ -866,7 +877,7 @@ static int start_workers(run_state *st, size_t lanes) {
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
   kiln__iso_setup base = {.magic = KILN__ISO_MAGIC, .width = b->width, .height = b->height,
-                          .spp = b->cfg.spp, .passes = b->passes,
+                          .spp = b->cfg.spp, .passes = kiln__planes_of(b->passes),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */

@@ -25,8 +25,19 @@
  * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
 enum { PNG_LEVEL = 1 };
 
-const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth",    "normal", "albedo",
-                                                       "id",    "instance", NULL};
+const char *const kiln__pass_names[KILN__NPASS + 1] = {
+    "color", "depth",    "normal",   "albedo",   "id",       "instance", "uv",
+    "position", "objcoord", "nocs", "category", "flow_fwd", "flow_bwd", NULL};
+_Static_assert(KILN_PASS_ALL == (1u << KILN__NPASS) - 1, "a name for every pass");
+
+unsigned kiln__planes_of(unsigned passes) {
+  unsigned planes = passes & ((1u << KILN__NPLANE) - 1);
+  if (passes & (KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_FLOW_FWD |
+                KILN_PASS_FLOW_BWD))
+    planes |= KILN_PASS_DEPTH | KILN_PASS_INSTANCE;
+  if (passes & KILN_PASS_CATEGORY) planes |= KILN_PASS_ID;
+  return planes;
+}
 
 /* ---- passes and formats ------------------------------------------------------------------- */
 
@@ -56,7 +67,8 @@ int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) 
     if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
     if (found < 0 && n > 0) {
       snprintf(err->message, sizeof err->message,
-               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance", (int)n,
+               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance, uv, "
+               "position, objcoord, nocs, category, flow_fwd, flow_bwd", (int)n,
                p);
       return err->code = KILN_EPARSE;
     }
@@ -97,6 +109,8 @@ const char *kiln_format_name(kiln_format f) {
   return "?";
 }
 
+bool kiln__pass_float_only(int pi) { return pi == 6 || pi == 7 || pi == 8; }
+
 /* The file extension of pass index pi in format f. */
 const char *kiln__pass_ext(kiln_format f, int pi) {
   if (pi == 0) return f == KILN_FORMAT_PNG16 ? "png" : kiln_format_name(f);
@@ -104,7 +118,7 @@ const char *kiln__pass_ext(kiln_format f, int pi) {
     case KILN_FORMAT_EXR:
     case KILN_FORMAT_HDR: return "exr";
     case KILN_FORMAT_NPY: return "npy";
-    default: return "png";
+    default: return kiln__pass_float_only(pi) ? "exr" : "png";
   }
 }
 
@@ -117,13 +131,77 @@ static uint16_t to_u16(float v, float scale) {
   return (uint16_t)lrintf(x);
 }
 
-int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
-                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
+/* uv as 3 floats a pixel: u, v, and 1 on a surface (0, 0, 0 for background). */
+static float *uv_plane(const kiln_image_info *ii, size_t n) {
+  float *o = malloc(n * 3 * sizeof *o);
+  if (!o) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    bool hit = ii->object_id[i] != 0;
+    o[3 * i] = hit ? ii->uv[2 * i] : 0, o[3 * i + 1] = hit ? ii->uv[2 * i + 1] : 0;
+    o[3 * i + 2] = hit ? 1.0f : 0.0f;
+  }
+  return o;
+}
+
+/* A flow plane (u, v, valid) as KITTI's 16-bit PNG: u * 64 + 2^15, v * 64 + 2^15, valid. */
+static uint16_t *kitti_plane(const float *fl, size_t n) {
+  uint16_t *o = malloc(n * 3 * sizeof *o);
+  if (!o) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    bool ok = fl[3 * i + 2] > 0;
+    for (int k = 0; k < 2; k++) {
+      float x = ok ? fl[3 * i + k] * 64.0f + 32768.0f : 32768.0f;
+      o[3 * i + k] = x <= 0 ? 0 : x >= 65535.0f ? 65535 : (uint16_t)lrintf(x);
+    }
+    o[3 * i + 2] = ok;
+  }
+  return o;
+}
+
+/* nocs (NaN for background) as 8- or 16-bit RGB, background 0. */
+static void *nocs_plane(const float *src, size_t n, bool wide) {
+  void *o = malloc(n * 3 * (wide ? 2 : 1));
+  if (!o) return NULL;
+  float scale = wide ? 65535.0f : 255.0f;
+  for (size_t i = 0; i < 3 * n; i++) {
+    float v = src[i] > 1 ? 1 : src[i]; /* NaN: to_u16 gives 0 */
+    if (wide) ((uint16_t *)o)[i] = to_u16(v, scale);
+    else ((uint8_t *)o)[i] = (uint8_t)to_u16(v, scale);
+  }
+  return o;
+}
+
+/* The derived pass pi (kiln__derive's plane p) as a raster r for the format chosen. */
+static int derived_raster(int pi, const void *p, size_t n, bool flt, bool wide, kiln__raster *r,
+                          void **tmp) {
+  r->channels = pi == 10 ? 1 : 3;
+  if (pi == 10) { /* category: like the ids */
+    r->type = KILN__PIX_U32, r->data = p;
+    return 0;
+  }
+  if (flt || kiln__pass_float_only(pi)) {
+    r->data = p;
+    return 0;
+  }
+  if (pi == 9) {
+    if (!(*tmp = nocs_plane(p, n, wide))) return KILN_ENOMEM;
+    r->type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r->data = *tmp;
+    return 0;
+  }
+  if (!(*tmp = kitti_plane(p, n))) return KILN_ENOMEM;
+  r->type = KILN__PIX_U16, r->data = *tmp;
+  return 0;
+}
+
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img,
+                      void *const derived[KILN__NPASS], int pi, void **data, size_t *len,
+                      double *conv_s, char *msg, size_t msgcap) {
   kiln_image_info ii;
   kiln_image_get_info(img, &ii);
   int32_t w = ii.width, h = ii.height;
   size_t n = (size_t)w * (size_t)h;
-  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
+  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0) ||
+             (f != KILN_FORMAT_NPY && kiln__pass_float_only(pi));
   bool npy = f == KILN_FORMAT_NPY;
   bool wide = f == KILN_FORMAT_PNG16;
   double t0 = kiln__now();
@@ -174,8 +252,18 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
       }
       break;
     }
+    case 6: /* uv */
+      r.channels = 3;
+      if (!(tmp = uv_plane(&ii, n))) return KILN_ENOMEM;
+      r.data = tmp;
+      break;
+    case 7: case 8: case 9: case 11: case 12:
+      if (!derived || !derived[pi]) return KILN_EINVAL;
+      if ((rc = derived_raster(pi, derived[pi], n, exr || npy, wide, &r, &tmp))) return rc;
+      break;
     default: { /* ids */
-      const uint32_t *ids = pi == 4 ? ii.object_id : ii.instance_id;
+      if (pi == 10 && (!derived || !derived[pi])) return KILN_EINVAL;
+      const uint32_t *ids = pi == 4 ? ii.object_id : pi == 5 ? ii.instance_id : derived[pi];
       if (npy) {
         r.type = KILN__PIX_U32, r.data = ids;
       } else if (exr) {
