@@ -56,6 +56,7 @@ struct kiln_batch {
   atomic_int stop;
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
   kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
+  kiln__derive_cache *derive; /* the flows: what their frames share (derive.c) */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
@@ -210,7 +211,9 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     *tmpl_err = true;
     return rc;
   }
-  if ((rc = kiln__derive_check(job, b->passes, msg, msgcap))) {
+  if ((rc = kiln__derive_check(job, b->passes, msg, msgcap)) ||
+      ((b->passes & (KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD)) &&
+       (rc = kiln__derive_cache_new(cfg->pool, &b->derive)))) {
     free(b);
     return rc;
   }
@@ -265,6 +268,7 @@ static void names_clear(kiln_batch *b) {
 void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
   kiln_renderer_destroy(b->shared);
+  kiln__derive_cache_free(b->derive);
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
@@ -430,7 +434,7 @@ static int writer_task(void *arg, void **result) {
   void *derived[NPASS] = {NULL};
   if (b->passes >> KILN__NPLANE) { /* the passes computed from the planes (derive.c) */
     double td = kiln__now();
-    rc = kiln__derive_frame(b->job, &c->fr, img, b->passes, derived, msg, sizeof msg);
+    rc = kiln__derive_frame(b->job, &c->fr, img, b->passes, b->derive, derived, msg, sizeof msg);
     conv_s += kiln__now() - td;
   }
   for (int pi = 0; pi < NPASS && !rc; pi++) {

@@ -492,11 +492,16 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
 
 /* ---- derive.c: the passes computed from the renderer's planes -------------------------------- */
 
-/* One frame as the derived passes see it: its camera and its scene's instance table (borrowed). */
+struct kiln__tracer; /* engine/render/render_query.h */
+
+/* One frame as the derived passes see it: its camera and its scene's instance table and geometry
+ * (borrowed). */
 typedef struct kiln__frame_view {
   const kiln_camera *camera;
-  const kiln__instance *instances; /* instance id k is instances[k - 1] */
-  size_t ninstances;               /* 0: the scene has no table (points are taken as fixed) */
+  const kiln__instance *instances;    /* instance id k is instances[k - 1] */
+  size_t ninstances;                  /* 0: the scene has no table (points are taken as fixed) */
+  const struct kiln__tracer *tracer;  /* a neighbour's: its surfaces, which hide points from its
+                                         camera (the flow is then invalid); NULL: not tested */
 } kiln__frame_view;
 
 typedef struct kiln__derive_in {
@@ -516,11 +521,21 @@ int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPA
                  size_t msgcap);
 void kiln__derived_free(void *out[KILN__NPASS]);
 
+/* What the derived passes of a run share: the BVH of the job's scene (for the occlusion test of
+ * the flows), built once by the first frame that needs it. pool (may be NULL) builds it. */
+typedef struct kiln__derive_cache kiln__derive_cache;
+int kiln__derive_cache_new(kiln_pool *pool, kiln__derive_cache **out);
+void kiln__derive_cache_free(kiln__derive_cache *c); /* NULL: nothing */
+
 /* The derived passes of frame fr of job (rendered as img): the frame's instance table from its
  * own scene (loaded when the frame has overrides and the scene has a table), the neighbours (job
- * index +- 1) through kiln__job_frame_at. 0 or an error with msg, out as kiln__derive's. */
+ * index +- 1) through kiln__job_frame_at, each with its own scene's geometry for the occlusion
+ * test (a neighbour with overrides: its scene loaded and its BVH built for this frame; else the
+ * job's, from cache). cache NULL: no occlusion test. 0 or an error with msg, out as
+ * kiln__derive's. Thread-safe. */
 int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln_image *img,
-                       unsigned passes, void *out[KILN__NPASS], char *msg, size_t msgcap);
+                       unsigned passes, kiln__derive_cache *cache, void *out[KILN__NPASS],
+                       char *msg, size_t msgcap);
 
 /* Whether job can give the derived passes of passes: 0, or KILN_EUNSUPPORTED with msg (the flows
  * of a .jsonl list, whose neighbouring lines are not read by index). */

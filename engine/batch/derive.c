@@ -12,15 +12,19 @@
  * Object space comes from the scene's instance table (scene_data.h): p_obj = xform^-1 p. Motion
  * to a neighbouring frame carries p_obj through that frame's xform of the same instance and
  * projects it through that frame's camera, so rigid motion of the camera and of every instance
- * is exact; deformation is not known here. */
+ * is exact; deformation is not known here. A point is hidden at the other frame when a surface of
+ * that frame's scene lies between it and that frame's camera: a CPU ray through the same BVH the
+ * renderer builds (engine/render/render_query.h). */
 #define _GNU_SOURCE
 #include "batch_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image_internal.h"
+#include "render_query.h"
 
 /* A camera as matrices: intrinsics, camera to world (OpenCV axes) and its inverse. */
 typedef struct view {
@@ -100,6 +104,17 @@ static bool object_point(const kiln__derive_in *in, double (*inv)[16], const boo
   return true;
 }
 
+/* Whether world point q is hidden from the camera of view ov by a surface of its frame: the
+ * segment from the camera to q hits something before q. The end is cut short by 1e-3 of the
+ * length so that the surface q lies on (found again within float rounding, a little more at
+ * grazing angles) does not hide q itself; a surface closer to q than that is not seen. */
+static bool hidden(const view *ov, const kiln__tracer *t, const double q[3]) {
+  float org[3] = {(float)ov->c2w[3], (float)ov->c2w[7], (float)ov->c2w[11]};
+  float dir[3] = {(float)(q[0] - ov->c2w[3]), (float)(q[1] - ov->c2w[7]),
+                  (float)(q[2] - ov->c2w[11])};
+  return kiln__tracer_blocked(t, org, dir, 0, 1.0f - 1e-3f);
+}
+
 static void flow_to(const kiln__derive_in *in, const view *v, const kiln__frame_view *other,
                     double (*inv)[16], const bool *ok, float *out) {
   size_t n = (size_t)v->w * (size_t)v->h;
@@ -126,6 +141,7 @@ static void flow_to(const kiln__derive_in *in, const view *v, const kiln__frame_
     if (!(c[2] > 0)) continue; /* behind the other camera */
     double u = ov.fx * c[0] / c[2] + ov.cx, w = ov.fy * c[1] / c[2] + ov.cy;
     if (!(u >= -0.5 && u < v->w - 0.5 && w >= -0.5 && w < v->h - 0.5)) continue; /* outside */
+    if (other->tracer && hidden(&ov, other->tracer, q)) continue;
     f[0] = (float)(u - (double)(i % (size_t)v->w));
     f[1] = (float)(w - (double)(i / (size_t)v->w));
     f[2] = 1;
@@ -212,13 +228,51 @@ int kiln__derive_check(const kiln_job *job, unsigned passes, char *msg, size_t m
   return 0;
 }
 
+struct kiln__derive_cache {
+  kiln_pool *pool;
+  pthread_mutex_t mu; /* a leaf: guards the fields below, and is held while the BVH builds */
+  bool tried;
+  int rc;
+  kiln__tracer *job_tracer; /* the job's scene's, built by the first frame that needs it */
+};
+
+int kiln__derive_cache_new(kiln_pool *pool, kiln__derive_cache **out) {
+  kiln__derive_cache *c = calloc(1, sizeof *c);
+  if (!c) return KILN_ENOMEM;
+  c->pool = pool;
+  pthread_mutex_init(&c->mu, NULL);
+  *out = c;
+  return 0;
+}
+
+void kiln__derive_cache_free(kiln__derive_cache *c) {
+  if (!c) return;
+  kiln__tracer_destroy(c->job_tracer);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* The tracer of the job's scene, built once. */
+static int job_tracer(const kiln_job *job, kiln__derive_cache *c, const kiln__tracer **out) {
+  pthread_mutex_lock(&c->mu);
+  if (!c->tried) {
+    c->tried = true;
+    c->rc = kiln__tracer_create(&kiln_job_scene(job)->data, c->pool, &c->job_tracer);
+  }
+  int rc = c->rc;
+  *out = c->job_tracer;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
 /* One frame's view: the job's scene's table, or its own scene's when it has overrides (which may
- * move objects) and the table matters (*own: the scene loaded, for the caller to destroy). */
-static int frame_view(const kiln_job *job, const kiln_job_frame *fr, kiln__frame_view *v,
-                      kiln_scene **own, char *msg, size_t msgcap) {
+ * move objects) and the table matters, or (geometry: a neighbour whose occlusion is tested) its
+ * geometry does (*own: the scene loaded, for the caller to destroy). */
+static int frame_view(const kiln_job *job, const kiln_job_frame *fr, bool geometry,
+                      kiln__frame_view *v, kiln_scene **own, char *msg, size_t msgcap) {
   const kiln__scene *s = &kiln_job_scene(job)->data;
   *own = NULL;
-  if (fr->scene_patch && s->ninstances) {
+  if (fr->scene_patch && (s->ninstances || geometry)) {
     kiln_error_detail err;
     int rc = kiln_job_frame_scene(job, fr, &err, own);
     if (rc) {
@@ -228,20 +282,39 @@ static int frame_view(const kiln_job *job, const kiln_job_frame *fr, kiln__frame
     }
     if (*own) s = &(*own)->data;
   }
-  *v = (kiln__frame_view){&fr->camera, s->instances, s->ninstances};
+  *v = (kiln__frame_view){&fr->camera, s->instances, s->ninstances, NULL};
   return 0;
 }
 
+/* The tracer of neighbour v (its scene own, or the job's when NULL) into *tr (*mine: built here,
+ * for the caller to destroy). */
+static int neighbour_tracer(const kiln_job *job, kiln__derive_cache *cache, const kiln_scene *own,
+                            kiln__frame_view *v, kiln__tracer **mine, char *msg, size_t msgcap) {
+  *mine = NULL;
+  int rc;
+  if (own) {
+    rc = kiln__tracer_create(&own->data, cache->pool, mine);
+    v->tracer = *mine;
+  } else {
+    rc = job_tracer(job, cache, &v->tracer);
+  }
+  if (rc) kiln__say(msg, msgcap, "cannot build the BVH the flow's occlusion test uses: %s",
+                    kiln_strerror(rc));
+  return rc;
+}
+
 int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln_image *img,
-                       unsigned passes, void *out[KILN__NPASS], char *msg, size_t msgcap) {
+                       unsigned passes, kiln__derive_cache *cache, void *out[KILN__NPASS],
+                       char *msg, size_t msgcap) {
   memset(out, 0, KILN__NPASS * sizeof *out);
   kiln_job_frame nb[2];
   memset(nb, 0, sizeof nb);
   kiln_scene *own[3] = {NULL, NULL, NULL};
+  kiln__tracer *tracers[2] = {NULL, NULL};
   kiln__frame_view views[3];
   const kiln__frame_view *at[2] = {NULL, NULL}; /* next, prev */
   kiln__derive_in in = {.img = img, .scene = &kiln_job_scene(job)->data};
-  int rc = frame_view(job, fr, &in.self, &own[0], msg, msgcap);
+  int rc = frame_view(job, fr, false, &in.self, &own[0], msg, msgcap);
   for (int k = 0; k < 2 && !rc && (passes & FLOWS); k++) {
     if (k == 1 && fr->index == 0) break;
     uint64_t idx = k == 0 ? fr->index + 1 : fr->index - 1;
@@ -255,11 +328,14 @@ int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln
                 (unsigned long long)idx, kiln_strerror(rc));
       break;
     }
-    if (!(rc = frame_view(job, &nb[k], &views[k + 1], &own[k + 1], msg, msgcap)))
-      at[k] = &views[k + 1];
+    rc = frame_view(job, &nb[k], cache != NULL, &views[k + 1], &own[k + 1], msg, msgcap);
+    if (!rc && cache)
+      rc = neighbour_tracer(job, cache, own[k + 1], &views[k + 1], &tracers[k], msg, msgcap);
+    if (!rc) at[k] = &views[k + 1];
   }
   in.next = at[0], in.prev = at[1];
   if (!rc) rc = kiln__derive(&in, passes, out, msg, msgcap);
+  kiln__tracer_destroy(tracers[0]), kiln__tracer_destroy(tracers[1]);
   for (int k = 0; k < 3; k++) kiln_scene_destroy(own[k]);
   kiln_job_frame_clear(&nb[0]), kiln_job_frame_clear(&nb[1]);
   return rc;
