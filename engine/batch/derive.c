@@ -42,8 +42,8 @@ static int view_of(const kiln_camera *cam, int32_t w, int32_t h, view *v) {
   /* the rotation is orthonormal: its inverse is its transpose */
   for (int r = 0; r < 3; r++) {
     for (int c = 0; c < 3; c++) v->w2c[4 * r + c] = v->c2w[4 * c + r];
-    v->w2c[4 * r + 3] = -(v->c2w[3] * v->c2w[r] + v->c2w[7] * v->c2w[4 + r] +
-                          v->c2w[11] * v->c2w[8 + r]);
+    v->w2c[4 * r + 3] =
+        -(v->c2w[3] * v->c2w[r] + v->c2w[7] * v->c2w[4 + r] + v->c2w[11] * v->c2w[8 + r]);
   }
   v->w2c[12] = v->w2c[13] = v->w2c[14] = 0, v->w2c[15] = 1;
   return 0;
@@ -221,8 +221,9 @@ enum { FLOWS = KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD };
 
 int kiln__derive_check(const kiln_job *job, unsigned passes, char *msg, size_t msgcap) {
   if ((passes & FLOWS) && job->kind == KILN__JOB_LIST_FILE) {
-    kiln__say(msg, msgcap, "the flow passes need the neighbouring frames by index: an animation "
-                           "or a job's inline \"images\", not a .jsonl list");
+    kiln__say(msg, msgcap,
+              "the flow passes need the neighbouring frames by index: an animation "
+              "or a job's inline \"images\", not a .jsonl list");
     return KILN_EUNSUPPORTED;
   }
   return 0;
@@ -298,8 +299,9 @@ static int neighbour_tracer(const kiln_job *job, kiln__derive_cache *cache, cons
   } else {
     rc = job_tracer(job, cache, &v->tracer);
   }
-  if (rc) kiln__say(msg, msgcap, "cannot build the BVH the flow's occlusion test uses: %s",
-                    kiln_strerror(rc));
+  if (rc)
+    kiln__say(msg, msgcap, "cannot build the BVH the flow's occlusion test uses: %s",
+              kiln_strerror(rc));
   return rc;
 }
 
@@ -324,8 +326,8 @@ int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln
       continue;
     }
     if (rc) {
-      kiln__say(msg, msgcap, "cannot expand frame %llu for the flow: %s",
-                (unsigned long long)idx, kiln_strerror(rc));
+      kiln__say(msg, msgcap, "cannot expand frame %llu for the flow: %s", (unsigned long long)idx,
+                kiln_strerror(rc));
       break;
     }
     rc = frame_view(job, &nb[k], cache != NULL, &views[k + 1], &own[k + 1], msg, msgcap);

@@ -18,8 +18,8 @@ int kiln__tracer_create(const kiln__scene *s, kiln_pool *pool, kiln__tracer **ou
 
 /* Whether the segment org + t dir, t in (tmin, tmax), hits any surface (dir need not be unit).
  * Any thread, any number at once. */
-bool kiln__tracer_blocked(const kiln__tracer *t, const float org[3], const float dir[3],
-                          float tmin, float tmax);
+bool kiln__tracer_blocked(const kiln__tracer *t, const float org[3], const float dir[3], float tmin,
+                          float tmax);
 
 /* NULL is a no-op. */
 void kiln__tracer_destroy(kiln__tracer *t);

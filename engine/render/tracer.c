@@ -26,8 +26,8 @@ int kiln__tracer_create(const kiln__scene *s, kiln_pool *pool, kiln__tracer **ou
   return 0;
 }
 
-bool kiln__tracer_blocked(const kiln__tracer *t, const float org[3], const float dir[3],
-                          float tmin, float tmax) {
+bool kiln__tracer_blocked(const kiln__tracer *t, const float org[3], const float dir[3], float tmin,
+                          float tmax) {
   uint32_t prim;
   return kiln__bvh_intersect(&t->bvh, t->s, org, dir, tmin, &tmax, &prim);
 }

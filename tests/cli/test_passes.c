@@ -20,13 +20,15 @@ enum { S = 24, NF = 3 };
 /* An orbit of NF frames of the Cornell box at S x S, 1 spp: the camera turns 15 degrees a frame. */
 static char *orbit_job(const char *dir) {
   char *p = fmt("%s/job.json", dir);
-  write_text(p, fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": %d, \"height\": "
-                    "%d, \"spp\": 1, \"format\": \"npy\", \"passes\": [\"depth\", \"instance\", \"normal\", "
-                    "\"position\", \"category\", \"flow_fwd\", \"flow_bwd\"], \"animation\": "
-                    "{\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": {\"orbit\": "
-                    "{\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, "
-                    "\"degrees_per_frame\": 15}}}}",
-                    KILN_SOURCE_DIR, S, S, NF - 1));
+  write_text(
+      p,
+      fmt("{\"scene\": \"%s/examples/cornell/scene.json\", \"width\": %d, \"height\": "
+          "%d, \"spp\": 1, \"format\": \"npy\", \"passes\": [\"depth\", \"instance\", \"normal\", "
+          "\"position\", \"category\", \"flow_fwd\", \"flow_bwd\"], \"animation\": "
+          "{\"frames\": {\"start\": 0, \"end\": %d}, \"camera\": {\"orbit\": "
+          "{\"center\": [0.278, 0.273, 0.28], \"start_angle\": 170, "
+          "\"degrees_per_frame\": 15}}}}",
+          KILN_SOURCE_DIR, S, S, NF - 1));
   return p;
 }
 
@@ -109,8 +111,8 @@ TEST(position_projects_to_its_pixel) {
       double u, v, z;
       project(&fr.camera, P + 3 * i, &u, &v, &z);
       if (fabs(u - i % S) > 1e-3 || fabs(v - i / S) > 1e-3 || fabs(z - Z[i]) > 1e-5 * Z[i])
-        KT_FAIL("frame %d pixel %d: position projects to %.5f, %.5f at depth %.7g (depth %.7g)",
-                f, i, u, v, z, Z[i]);
+        KT_FAIL("frame %d pixel %d: position projects to %.5f, %.5f at depth %.7g (depth %.7g)", f,
+                i, u, v, z, Z[i]);
     }
     KT_TRUE(hits > S * S / 2);
     kiln_job_frame_clear(&fr);
@@ -167,12 +169,12 @@ TEST(flow_of_an_orbit) {
     KT_TRUE(fabs(u - qx) < 1e-3 && fabs(v - qy) < 1e-3);
     if (fabs(1 / inv - z) < 1e-4 * z) same++;
     else if (getenv("KT_DEBUG"))
-      fprintf(stderr, "pixel %d,%d -> %.2f,%.2f: depth %.6f, t + 1 sees %.6f there\n", i % S,
-              i / S, qx, qy, z, 1 / inv);
+      fprintf(stderr, "pixel %d,%d -> %.2f,%.2f: depth %.6f, t + 1 sees %.6f there\n", i % S, i / S,
+              qx, qy, z, 1 / inv);
     /* and back: the backward flow at the nearest pixel points near where it came from */
     int j = (int)lround(qy) * S + (int)lround(qx);
-    if (bw1[3 * j + 2] > 0 && hypot(lround(qx) + bw1[3 * j] - i % S,
-                                    lround(qy) + bw1[3 * j + 1] - i / S) < 1.5)
+    if (bw1[3 * j + 2] > 0 &&
+        hypot(lround(qx) + bw1[3 * j] - i % S, lround(qy) + bw1[3 * j + 1] - i / S) < 1.5)
       back++;
   }
   if (checked < valid / 2 || same < checked * 98 / 100 || back < checked * 9 / 10)

@@ -243,6 +243,25 @@ TEST(verify_new_passes) {
   }
 }
 
+/* Frames rendered in worker processes ship the planes the derived passes need (uv among them),
+ * and the parent derives the same files. */
+TEST(isolate_writes_the_same_new_passes) {
+  const char *list = "uv,position,nocs,category,flow_fwd,flow_bwd";
+  static const char *const pass[] = {"uv", "position", "nocs", "category", "flow_fwd", "flow_bwd"};
+  char *d = tmpdir(), *job = job_of(d, 2);
+  result r = RUN(d, "render", job, "-o", "plain", "--format", "npy", "--passes", list, "--quiet");
+  expect_status(&r, 0);
+  r = RUN(d, "render", job, "-o", "iso", "--format", "npy", "--passes", list, "--isolate",
+          "--quiet");
+  expect_status(&r, 0);
+  for (int f = 0; f < 2; f++)
+    for (int p = 0; p < 6; p++) {
+      char *a = fmt("%s/plain/%05d_%s.npy", d, f, pass[p]),
+           *b = fmt("%s/iso/%05d_%s.npy", d, f, pass[p]);
+      if (!same_file(a, b)) KT_FAIL("%s and %s differ", a, b);
+    }
+}
+
 TEST(verify_a_shard_checks_only_that_shard) {
   char *d = tmpdir(), *job = job_of(d, 7);
   result r = RUN(d, "render", job, "-o", "out", "--shard", "1/3", "--quiet");

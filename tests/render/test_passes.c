@@ -154,8 +154,8 @@ TEST(position_matches_depth) {
     double along = 0;
     for (int k = 0; k < 3; k++) along += (p[k] - cam.position[k]) * wv[k] / sqrt(wl);
     if (fabs(along - ii.depth[i]) > 1e-5 * ii.depth[i])
-      KT_FAIL("pixel %d: position %g %g %g is %.7g along the view, depth %.7g", i, p[0], p[1],
-              p[2], along, ii.depth[i]);
+      KT_FAIL("pixel %d: position %g %g %g is %.7g along the view, depth %.7g", i, p[0], p[1], p[2],
+              along, ii.depth[i]);
     if (ii.object_id[i] == 2) {
       wall++;
       if (fabsf(p[2] - 2) > 1e-5f) KT_FAIL("wall pixel %d at z %.7g, not 2", i, p[2]);
@@ -327,8 +327,8 @@ static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
             face_of(B.instance_id[js[k]], Ob + 3 * js[k]) == face;
     if (on < 4) continue;
     checked++;
-    double fx = qx - x0, fy = qy - y0, wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy),
-                                                (1 - fx) * fy, fx * fy}, d = 0;
+    double fx = qx - x0, fy = qy - y0,
+           wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy}, d = 0;
     for (int c = 0; c < 3; c++) {
       double o = 0;
       for (int k = 0; k < 4; k++) o += wt[k] * Ob[3 * js[k] + c];
