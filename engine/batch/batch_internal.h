@@ -9,6 +9,8 @@
  *   batch.c       the batch driver: issue, collect, finish; the writer and prepare tasks
  *   names.c       output file names from templates, contact sheets
  *   output.c      pass and format names, the encoding of every pass in every format
+ *   derive.c      the passes computed on the CPU from the renderer's planes (position, objcoord,
+ *                 nocs, category, the flows)
  *   select.c      which frames a run takes: --frames, then a shard of the positions
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others

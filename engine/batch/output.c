@@ -171,14 +171,11 @@ static void *nocs_plane(const float *src, size_t n, bool wide) {
   return o;
 }
 
-/* The derived pass pi (kiln__derive's plane p) as a raster r for the format chosen. */
+/* The derived pass pi (kiln__derive's 3-float plane p; not category, which is encoded as the
+ * ids are) as a raster r for the format chosen. */
 static int derived_raster(int pi, const void *p, size_t n, bool flt, bool wide, kiln__raster *r,
                           void **tmp) {
-  r->channels = pi == 10 ? 1 : 3;
-  if (pi == 10) { /* category: like the ids */
-    r->type = KILN__PIX_U32, r->data = p;
-    return 0;
-  }
+  r->channels = 3;
   if (flt || kiln__pass_float_only(pi)) {
     r->data = p;
     return 0;
