@@ -305,9 +305,9 @@ static int neighbour_tracer(const kiln_job *job, kiln__derive_cache *cache, cons
   return rc;
 }
 
-int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln_image *img,
-                       unsigned passes, kiln__derive_cache *cache, void *out[KILN__NPASS],
-                       char *msg, size_t msgcap) {
+int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln_scene *scene,
+                       const kiln_image *img, unsigned passes, kiln__derive_cache *cache,
+                       void *out[KILN__NPASS], char *msg, size_t msgcap) {
   memset(out, 0, KILN__NPASS * sizeof *out);
   kiln_job_frame nb[2];
   memset(nb, 0, sizeof nb);
@@ -316,7 +316,11 @@ int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln
   kiln__frame_view views[3];
   const kiln__frame_view *at[2] = {NULL, NULL}; /* next, prev */
   kiln__derive_in in = {.img = img, .scene = &kiln_job_scene(job)->data};
-  int rc = frame_view(job, fr, false, &in.self, &own[0], msg, msgcap);
+  int rc = 0;
+  if (scene)
+    in.self = (kiln__frame_view){&fr->camera, scene->data.instances, scene->data.ninstances, NULL};
+  else
+    rc = frame_view(job, fr, false, &in.self, &own[0], msg, msgcap);
   for (int k = 0; k < 2 && !rc && (passes & FLOWS); k++) {
     if (k == 1 && fr->index == 0) break;
     uint64_t idx = k == 0 ? fr->index + 1 : fr->index - 1;

@@ -112,7 +112,8 @@ typedef struct kiln__scene {
   char **object_category;
   uint32_t *object_category_id;
 
-  /* the categories the scene declares (top-level "categories"), in declaration order */
+  /* the categories the scene declares (top-level "categories"), in declaration order; when it
+   * declares none, those its objects name, in order of first appearance (categories.c) */
   size_t ncategories;
   char **category_names;
   uint32_t *category_ids; /* unique, >= 1 */
@@ -199,6 +200,21 @@ int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, con
                     const char *const *choices, int *out);
 /* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
 int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
+
+/* ---- categories.c: a "categories" declaration, which scenes and jobs share ---------------- */
+
+typedef struct kiln__category {
+  char *name;
+  uint32_t id;
+} kiln__category;
+
+/* Reads the declaration o (at the current path): an array of names, ids 1..n in order, or an
+ * object {name: id} (ids integers >= 1); names and ids distinct. *out gets *n entries (malloc'd,
+ * names owned: kiln__categories_free), in declaration order. */
+int kiln__sj_categories(kiln__sj_ctx *c, const struct cJSON *o, kiln__category **out, size_t *n);
+void kiln__categories_free(kiln__category *cats, size_t n);
+/* The index of name in cats (linear), or -1. */
+int kiln__categories_find(const kiln__category *cats, size_t n, const char *name);
 
 /* ---- names in O(n log n) (name_index.c) ----------------------------------------------------- */
 
