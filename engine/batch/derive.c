@@ -319,8 +319,7 @@ int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln
   int rc = 0;
   if (scene)
     in.self = (kiln__frame_view){&fr->camera, scene->data.instances, scene->data.ninstances, NULL};
-  else
-    rc = frame_view(job, fr, false, &in.self, &own[0], msg, msgcap);
+  else rc = frame_view(job, fr, false, &in.self, &own[0], msg, msgcap);
   for (int k = 0; k < 2 && !rc && (passes & FLOWS); k++) {
     if (k == 1 && fr->index == 0) break;
     uint64_t idx = k == 0 ? fr->index + 1 : fr->index - 1;
