@@ -33,7 +33,7 @@
 void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *e) {
   memset(e, 0, sizeof *e);
   e->width = w, e->height = h;
-  bool ids = pi == 4 || pi == 5 || pi == 10;
+  bool ids = pi == 4 || pi == 5 || pi == KILN__PI_CATEGORY;
   e->channels = pi == 1 || ids ? 1 : 3;
   if (f == KILN_FORMAT_NPY) {
     e->kind = KILN__FILE_NPY, e->descr = ids ? "<u4" : "<f4";
@@ -48,7 +48,8 @@ void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *
     e->kind = KILN__FILE_PNG;
     /* depth, ids and the flows (KITTI's form): 16-bit; colour, normal, albedo, nocs: 8-bit, or
      * 16-bit for png16 */
-    e->bits = pi == 1 || ids || pi == 11 || pi == 12 || f == KILN_FORMAT_PNG16 ? 16 : 8;
+    bool flow = pi == KILN__PI_FLOW_FWD || pi == KILN__PI_FLOW_BWD;
+    e->bits = pi == 1 || ids || flow || f == KILN_FORMAT_PNG16 ? 16 : 8;
   }
 }
 

@@ -155,7 +155,7 @@ void kiln__derived_free(void *out[KILN__NPASS]) {
 static void points(const kiln__derive_in *in, const view *v, unsigned passes, double (*inv)[16],
                    const bool *ok, void *out[KILN__NPASS]) {
   size_t n = (size_t)v->w * (size_t)v->h;
-  float *pos = out[7], *oc = out[8], *nc = out[9];
+  float *pos = out[KILN__PI_POSITION], *oc = out[KILN__PI_OBJCOORD], *nc = out[KILN__PI_NOCS];
   for (size_t i = 0; i < n; i++) {
     double p[3], o[3];
     bool hit = hit_of(v, i, in->img->depth[i], p);
@@ -191,7 +191,7 @@ int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPA
   }
   for (int pi = KILN__NPLANE; pi < KILN__NPASS; pi++) {
     if (!(passes & (1u << pi))) continue;
-    size_t per = pi == 10 ? sizeof(uint32_t) : 3 * sizeof(float);
+    size_t per = pi == KILN__PI_CATEGORY ? sizeof(uint32_t) : 3 * sizeof(float);
     if (!(out[pi] = malloc(n * per))) return kiln__derived_free(out), KILN_ENOMEM;
   }
   bool *ok = NULL;
@@ -199,11 +199,11 @@ int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPA
   if (!inv) return kiln__derived_free(out), KILN_ENOMEM;
   if (passes & (KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS))
     points(in, &v, passes, inv, ok, out);
-  if (passes & KILN_PASS_FLOW_FWD) flow_to(in, &v, in->next, inv, ok, out[11]);
-  if (passes & KILN_PASS_FLOW_BWD) flow_to(in, &v, in->prev, inv, ok, out[12]);
+  if (passes & KILN_PASS_FLOW_FWD) flow_to(in, &v, in->next, inv, ok, out[KILN__PI_FLOW_FWD]);
+  if (passes & KILN_PASS_FLOW_BWD) flow_to(in, &v, in->prev, inv, ok, out[KILN__PI_FLOW_BWD]);
   if (passes & KILN_PASS_CATEGORY) {
     const kiln__scene *s = in->scene;
-    uint32_t *cat = out[10];
+    uint32_t *cat = out[KILN__PI_CATEGORY];
     for (size_t i = 0; i < n; i++) {
       uint32_t id = img->object_id[i];
       cat[i] = s && s->object_category_id && id >= 1 && id <= s->nobjects

@@ -109,7 +109,9 @@ const char *kiln_format_name(kiln_format f) {
   return "?";
 }
 
-bool kiln__pass_float_only(int pi) { return pi == 6 || pi == 7 || pi == 8; }
+bool kiln__pass_float_only(int pi) {
+  return pi == KILN__PI_UV || pi == KILN__PI_POSITION || pi == KILN__PI_OBJCOORD;
+}
 
 /* The file extension of pass index pi in format f. */
 const char *kiln__pass_ext(kiln_format f, int pi) {
@@ -180,7 +182,7 @@ static int derived_raster(int pi, const void *p, size_t n, bool flt, bool wide, 
     r->data = p;
     return 0;
   }
-  if (pi == 9) {
+  if (pi == KILN__PI_NOCS) {
     if (!(*tmp = nocs_plane(p, n, wide))) return KILN_ENOMEM;
     r->type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r->data = *tmp;
     return 0;
@@ -249,17 +251,21 @@ int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_ima
       }
       break;
     }
-    case 6: /* uv */
+    case KILN__PI_UV:
       r.channels = 3;
       if (!(tmp = uv_plane(&ii, n))) return KILN_ENOMEM;
       r.data = tmp;
       break;
-    case 7: case 8: case 9: case 11: case 12:
+    case KILN__PI_POSITION:
+    case KILN__PI_OBJCOORD:
+    case KILN__PI_NOCS:
+    case KILN__PI_FLOW_FWD:
+    case KILN__PI_FLOW_BWD:
       if (!derived || !derived[pi]) return KILN_EINVAL;
       if ((rc = derived_raster(pi, derived[pi], n, exr || npy, wide, &r, &tmp))) return rc;
       break;
-    default: { /* ids */
-      if (pi == 10 && (!derived || !derived[pi])) return KILN_EINVAL;
+    default: { /* ids: object, instance, category */
+      if (pi == KILN__PI_CATEGORY && (!derived || !derived[pi])) return KILN_EINVAL;
       const uint32_t *ids = pi == 4 ? ii.object_id : pi == 5 ? ii.instance_id : derived[pi];
       if (npy) {
         r.type = KILN__PIX_U32, r.data = ids;

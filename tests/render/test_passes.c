@@ -140,7 +140,7 @@ TEST(position_matches_depth) {
   kiln__frame_view v = view_of(&cam, &c);
   void *out[KILN__NPASS];
   derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[7];
+  const float *P = out[KILN__PI_POSITION];
   kiln_image_info ii = info_of(img);
   double wv[3], wl = 0;
   for (int k = 0; k < 3; k++) wv[k] = (double)cam.look_at[k] - cam.position[k], wl += wv[k] * wv[k];
@@ -180,7 +180,7 @@ TEST(uv_linear_on_quad) {
   kiln__frame_view v = view_of(&cam, &c);
   void *out[KILN__NPASS];
   derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[7];
+  const float *P = out[KILN__PI_POSITION];
   kiln_image_info ii = info_of(img);
   int n = 0;
   for (int i = 0; i < W * H; i++) {
@@ -203,7 +203,7 @@ TEST(uv_linear_on_quad) {
   size_t len = 0;
   double conv = 0;
   char msg[256];
-  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, img, out, 6, &data, &len, &conv, msg,
+  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, img, out, KILN__PI_UV, &data, &len, &conv, msg,
                             sizeof msg),
           KILN_OK);
   const float *npy = (const float *)((const char *)data + len - (size_t)W * H * 12);
@@ -231,8 +231,8 @@ TEST(objcoord_nocs_category) {
   void *out[KILN__NPASS];
   derive(img, &c, &v, NULL,
          KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_CATEGORY, out);
-  const float *P = out[7], *O = out[8], *N = out[9];
-  const uint32_t *cat = out[10];
+  const float *P = out[KILN__PI_POSITION], *O = out[KILN__PI_OBJCOORD], *N = out[KILN__PI_NOCS];
+  const uint32_t *cat = out[KILN__PI_CATEGORY];
   kiln_image_info ii = info_of(img);
   int box = 0;
   double diag = sqrt(1.0 * 1.0 * 3);
@@ -302,13 +302,13 @@ static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
   void *oa[KILN__NPASS], *ob[KILN__NPASS];
   derive(ia, &a, &va, &vb, KILN_PASS_FLOW_FWD | KILN_PASS_OBJCOORD, oa);
   derive(ib, &b, &vb, NULL, KILN_PASS_OBJCOORD | KILN_PASS_FLOW_FWD, ob);
-  const float *fl = oa[11], *Oa = oa[8], *Ob = ob[8];
+  const float *fl = oa[KILN__PI_FLOW_FWD], *Oa = oa[KILN__PI_OBJCOORD], *Ob = ob[KILN__PI_OBJCOORD];
   kiln_image_info A = info_of(ia), B = info_of(ib);
   int valid = 0, checked = 0, same = 0;
   double motion = 0;
   for (int i = 0; i < W * H; i++) {
     const float *v = fl + 3 * i;
-    KT_TRUE(((const float *)ob[11])[3 * i + 2] == 0); /* no next frame: invalid everywhere */
+    KT_TRUE(((const float *)ob[KILN__PI_FLOW_FWD])[3 * i + 2] == 0); /* no next frame: invalid everywhere */
     if (A.instance_id[i] == 0) {
       KT_TRUE(v[2] == 0);
       continue;
@@ -400,7 +400,7 @@ TEST(flow_marks_hidden) {
     vb.tracer = pass ? tr : NULL;
     void *o[KILN__NPASS];
     derive(ia, &a, &va, &vb, KILN_PASS_FLOW_FWD, o);
-    const float *fl = o[11];
+    const float *fl = o[KILN__PI_FLOW_FWD];
     kiln_image_info A = info_of(ia), B = info_of(ib);
     for (int i = 0; i < W * H; i++) {
       if (A.instance_id[i] != 2) continue;
@@ -439,7 +439,7 @@ TEST(flow_marks_out_of_view) {
   void *o1[KILN__NPASS], *o2[KILN__NPASS];
   derive(img, &c, &va, &vb, KILN_PASS_FLOW_FWD, o1);
   derive(img, &c, &va, &vc, KILN_PASS_FLOW_FWD, o2);
-  const float *f1 = o1[11], *f2 = o2[11];
+  const float *f1 = o1[KILN__PI_FLOW_FWD], *f2 = o2[KILN__PI_FLOW_FWD];
   int in = 0, out = 0;
   for (int i = 0; i < W * H; i++) {
     KT_TRUE(f2[3 * i + 2] == 0);
