@@ -168,9 +168,6 @@ TEST(flow_of_an_orbit) {
     project(&f1.camera, P0 + 3 * i, &u, &v, &z);
     KT_TRUE(fabs(u - qx) < 1e-3 && fabs(v - qy) < 1e-3);
     if (fabs(1 / inv - z) < 1e-4 * z) same++;
-    else if (getenv("KT_DEBUG"))
-      fprintf(stderr, "pixel %d,%d -> %.2f,%.2f: depth %.6f, t + 1 sees %.6f there\n", i % S, i / S,
-              qx, qy, z, 1 / inv);
     /* and back: the backward flow at the nearest pixel points near where it came from */
     int j = (int)lround(qy) * S + (int)lround(qx);
     if (bw1[3 * j + 2] > 0 &&
