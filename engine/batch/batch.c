@@ -56,6 +56,7 @@ struct kiln_batch {
   atomic_int stop;
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
   kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
+  kiln__derive_cache *derive; /* the flows: what their frames share (derive.c) */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
@@ -263,6 +264,12 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     *tmpl_err = true;
     return rc;
   }
+  if ((rc = kiln__derive_check(job, b->passes, msg, msgcap)) ||
+      ((b->passes & (KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD)) &&
+       (rc = kiln__derive_cache_new(cfg->pool, &b->derive)))) {
+    free(b);
+    return rc;
+  }
   if (confined(cfg, "contact sheet", cfg->contact_sheet, msg, msgcap) ||
       confined(cfg, "manifest", cfg->manifest, msg, msgcap)) {
     free(b);
@@ -315,6 +322,7 @@ static void names_clear(kiln_batch *b) {
 void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
   kiln_renderer_destroy(b->shared);
+  kiln__derive_cache_free(b->derive);
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
@@ -553,19 +561,20 @@ static int annotate_frame(frame_ctx *c, const kiln_image *img, char *msg, size_t
 }
 
 /* Encodes slot pi of frame c's image (timing the conversion and the encoding). */
-static int encode_timed(frame_ctx *c, const kiln_image *img, int pi, void **data, size_t *len,
-                        double *conv_s, double *enc_s, char *msg, size_t msgcap) {
+static int encode_timed(frame_ctx *c, const kiln_image *img, void *const derived[NPASS], int pi,
+                        void **data, size_t *len, double *conv_s, double *enc_s, char *msg,
+                        size_t msgcap) {
   kiln_batch *b = c->b;
   double te = kiln__now(), tc = *conv_s;
   int rc = kiln__encode_slot(b->format, b->info.exposure, b->info.filmic, b->exr, b->passes, img,
-                             pi, data, len, conv_s, msg, msgcap);
+                             derived, pi, data, len, conv_s, msg, msgcap);
   *enc_s += kiln__now() - te - (*conv_s - tc);
   return rc;
 }
 
 /* Frame c's files, each written atomically where the template puts it. */
-static int write_files(frame_ctx *c, const kiln_image *img, double *conv_s, double *enc_s,
-                       double *write_s, char *msg, size_t msgcap) {
+static int write_files(frame_ctx *c, const kiln_image *img, void *const derived[NPASS],
+                       double *conv_s, double *enc_s, double *write_s, char *msg, size_t msgcap) {
   kiln_batch *b = c->b;
   int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files), rc = 0;
   for (int i = 0; i < nf && !rc; i++) {
@@ -586,7 +595,7 @@ static int write_files(frame_ctx *c, const kiln_image *img, double *conv_s, doub
     }
     void *data = NULL;
     size_t len = 0;
-    if ((rc = encode_timed(c, img, pi, &data, &len, conv_s, enc_s, msg, msgcap))) break;
+    if ((rc = encode_timed(c, img, derived, pi, &data, &len, conv_s, enc_s, msg, msgcap))) break;
     double tw = kiln__now();
     rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, msgcap);
     *write_s += kiln__now() - tw;
@@ -613,8 +622,9 @@ static int tar_member(const kiln_batch *b, const kiln_job_frame *fr, int pi, cha
 
 /* Frame c's files as members of its tar: every slot encoded first, then appended together, so a
  * frame that fails leaves nothing of itself in the tar. */
-static int write_tar_members(frame_ctx *c, const kiln_image *img, double *conv_s, double *enc_s,
-                             double *write_s, char *msg, size_t msgcap) {
+static int write_tar_members(frame_ctx *c, const kiln_image *img, void *const derived[NPASS],
+                             double *conv_s, double *enc_s, double *write_s, char *msg,
+                             size_t msgcap) {
   kiln_batch *b = c->b;
   int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files), rc = 0;
   char names[NPASS][KILN__PATH_CAP], *np[NPASS];
@@ -623,7 +633,8 @@ static int write_tar_members(frame_ctx *c, const kiln_image *img, double *conv_s
   for (int i = 0; i < nf && !rc; i++) {
     np[i] = names[i];
     rc = tar_member(b, &c->fr, files[i], names[i], sizeof names[i], msg, msgcap);
-    if (!rc) rc = encode_timed(c, img, files[i], &data[i], &len[i], conv_s, enc_s, msg, msgcap);
+    if (!rc)
+      rc = encode_timed(c, img, derived, files[i], &data[i], &len[i], conv_s, enc_s, msg, msgcap);
   }
   if (!rc) {
     double tw = kiln__now();
@@ -653,8 +664,18 @@ static int writer_task(void *arg, void **result) {
   }
   char msg[1024] = "";
   c->files = c->bytes = 0;
-  int rc = b->tars ? write_tar_members(c, img, &conv_s, &enc_s, &write_s, msg, sizeof msg)
-                   : write_files(c, img, &conv_s, &enc_s, &write_s, msg, sizeof msg);
+  void *derived[NPASS] = {NULL};
+  int rc = 0;
+  if (b->passes >> KILN__NPLANE) { /* the passes computed from the planes (derive.c) */
+    double td = kiln__now();
+    rc = kiln__derive_frame(b->job, &c->fr, c->scene, img, b->passes, b->derive, derived, msg,
+                            sizeof msg);
+    conv_s += kiln__now() - td;
+  }
+  if (!rc)
+    rc = b->tars ? write_tar_members(c, img, derived, &conv_s, &enc_s, &write_s, msg, sizeof msg)
+                 : write_files(c, img, derived, &conv_s, &enc_s, &write_s, msg, sizeof msg);
+  kiln__derived_free(derived);
   if (!rc && b->annotate) rc = annotate_frame(c, img, msg, sizeof msg);
   if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
     b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
@@ -1119,11 +1140,12 @@ static int start_workers(run_state *st, size_t lanes) {
   if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
-  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC,
-                          .width = b->width,
-                          .height = b->height,
-                          .spp = b->cfg.spp,
-                          .passes = b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u),
+  kiln__iso_setup base = {
+      .magic = KILN__ISO_MAGIC,
+      .width = b->width,
+      .height = b->height,
+      .spp = b->cfg.spp,
+      .passes = kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */

@@ -9,6 +9,8 @@
  *   batch.c       the batch driver: issue, collect, finish; the writer and prepare tasks
  *   names.c       output file names from templates, contact sheets
  *   output.c      pass and format names, the encoding of every pass in every format
+ *   derive.c      the passes computed on the CPU from the renderer's planes (position, objcoord,
+ *                 nocs, category, the flows)
  *   select.c      which frames a run takes: --frames, then a shard of the positions
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others
@@ -201,6 +203,12 @@ int kiln__list_line(const kiln_job *job, const char *text, long lineno, uint64_t
 /* Where the job's own "output" template is (err: file, line, column, path "output"), for an error
  * in it found after loading (by kiln_batch_create); nothing when the job gives none. */
 void kiln__job_locate_output(const kiln_job *job, kiln_error_detail *err);
+
+/* Frame index of the job into *fr (cleared first; kiln_job_frame_clear releases it), without
+ * touching the iteration state: what the flow passes read of the neighbouring frames. 0,
+ * KILN_EEOF past the last frame, KILN_EUNSUPPORTED for a .jsonl list (read one line after the
+ * other, never by index), KILN_ENOMEM. Thread-safe (reads the job only). */
+int kiln__job_frame_at(const kiln_job *job, uint64_t index, kiln_job_frame *fr);
 
 /* Calls fn(arg, frame) for the frame number of every frame of the job, in job order, from what
  * kiln_job_load noted (the job is not read again), and returns how many calls returned true. */
@@ -504,10 +512,28 @@ void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out);
 /* ---- output.c: what the batch writes ---------------------------------------------------------- */
 
 
-enum { KILN__NPASS = 6 };
+/* Passes 0 .. KILN__NPLANE - 1 are the renderer's planes (kiln_image), the rest are derived on
+ * the CPU from them (derive.c). */
+enum { KILN__NPASS = 13, KILN__NPLANE = 7 };
+/* The indices of the passes after the first six (pass i is bit 1 << i). */
+enum {
+  KILN__PI_UV = 6,
+  KILN__PI_POSITION,
+  KILN__PI_OBJCOORD,
+  KILN__PI_NOCS,
+  KILN__PI_CATEGORY,
+  KILN__PI_FLOW_FWD,
+  KILN__PI_FLOW_BWD
+};
+_Static_assert(KILN__PI_FLOW_BWD == KILN__NPASS - 1, "a name for every index");
 
-/* "color", "depth", "normal", "albedo", "id", "instance", NULL: pass i is bit 1 << i. */
+/* "color", "depth", "normal", "albedo", "id", "instance", "uv", "position", "objcoord", "nocs",
+ * "category", "flow_fwd", "flow_bwd", NULL: pass i is bit 1 << i. */
 extern const char *const kiln__pass_names[KILN__NPASS + 1];
+
+/* The renderer's planes that passes need: the planes among them, and those the derived ones are
+ * computed from. */
+unsigned kiln__planes_of(unsigned passes);
 
 /* "png", "png16", "jpg", "exr", "npy", "hdr", "jpeg", NULL: the names a job or --format may give;
  * kiln__format_of(i) is the format of name i ("jpeg" is KILN_FORMAT_JPEG). */
@@ -517,6 +543,8 @@ kiln_format kiln__format_of(int i);
 /* The file extension of pass pi in format f (colour in f's own, the others where they keep their
  * meaning: PNG, EXR or NPY; "exr" for every pass of exr-multi and for KILN__LAYERS). */
 const char *kiln__pass_ext(kiln_format f, int pi);
+/* Whether pass pi has only a float form (uv, position, objcoord: EXR in the PNG formats). */
+bool kiln__pass_float_only(int pi);
 
 /* The files of a frame are slots: a pass index each, or one KILN__LAYERS (a multilayer EXR holding
  * every pass). Every loop over a frame's files goes through kiln__frame_files. */
@@ -547,18 +575,74 @@ int kiln__layer_channels(unsigned passes, kiln__layer_channel *ch);
 
 /* Encodes the multilayer EXR of passes of img into *data and *len (free() them). 0, or a KILN_E*
  * code with msg saying why. Thread-safe. */
-int kiln__encode_layers(const kiln_image *img, unsigned passes, kiln__exr_opts o, void **data,
+int kiln__encode_layers(const kiln_image *img, void *const derived[KILN__NPASS], unsigned passes,
+                        kiln__exr_opts o, void **data,
                         size_t *len, char *msg, size_t msgcap);
 
 /* Encodes pass pi of img in format f (colour scaled by 2^exposure and tone-mapped when it becomes
- * 8- or 16-bit) into *data and *len (free() them). Conversion time is added to *conv_s. 0, or a
+ * 8- or 16-bit) into *data and *len (free() them); a derived pass is read from derived[pi]
+ * (kiln__derive's). Conversion time is added to *conv_s. 0, or a
  * KILN_E* code with msg saying why. Thread-safe. */
-int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
-                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap);
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img,
+                      void *const derived[KILN__NPASS], int pi, void **data, size_t *len,
+                      double *conv_s, char *msg, size_t msgcap);
 /* kiln__encode_pass with EXR options (slot KILN__LAYERS: the multilayer file of passes). */
 int kiln__encode_slot(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
-                      unsigned passes, const kiln_image *img, int slot, void **data, size_t *len,
-                      double *conv_s, char *msg, size_t msgcap);
+                      unsigned passes, const kiln_image *img, void *const derived[KILN__NPASS],
+                      int slot, void **data, size_t *len, double *conv_s, char *msg,
+                      size_t msgcap);
+
+/* ---- derive.c: the passes computed from the renderer's planes -------------------------------- */
+
+struct kiln__tracer; /* engine/render/render_query.h */
+
+/* One frame as the derived passes see it: its camera and its scene's instance table and geometry
+ * (borrowed). */
+typedef struct kiln__frame_view {
+  const kiln_camera *camera;
+  const kiln__instance *instances;    /* instance id k is instances[k - 1] */
+  size_t ninstances;                  /* 0: the scene has no table (points are taken as fixed) */
+  const struct kiln__tracer *tracer;  /* a neighbour's: its surfaces, which hide points from its
+                                         camera (the flow is then invalid); NULL: not tested */
+} kiln__frame_view;
+
+typedef struct kiln__derive_in {
+  const kiln_image *img;               /* the frame: depth, instance and id planes */
+  const kiln__scene *scene;            /* the object categories (may be NULL: none) */
+  kiln__frame_view self;               /* the frame's camera and instances */
+  const kiln__frame_view *next, *prev; /* the neighbouring frames of the job; NULL: none (the
+                                          flow to it is invalid everywhere) */
+} kiln__derive_in;
+
+/* Computes the derived passes (bits KILN__NPLANE and up) of passes into out[pi], malloc'd: 3
+ * floats a pixel (position, objcoord, nocs: NaN for background or an instance the table lacks;
+ * flow_*: u, v, valid, u = v = 0 where not valid), or 1 uint32 a pixel (category). out is zeroed
+ * first; free it with kiln__derived_free. 0, KILN_ENOMEM, or KILN_EINVAL (a degenerate camera)
+ * with msg. Thread-safe. */
+int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPASS], char *msg,
+                 size_t msgcap);
+void kiln__derived_free(void *out[KILN__NPASS]);
+
+/* What the derived passes of a run share: the BVH of the job's scene (for the occlusion test of
+ * the flows), built once by the first frame that needs it. pool (may be NULL) builds it. */
+typedef struct kiln__derive_cache kiln__derive_cache;
+int kiln__derive_cache_new(kiln_pool *pool, kiln__derive_cache **out);
+void kiln__derive_cache_free(kiln__derive_cache *c); /* NULL: nothing */
+
+/* The derived passes of frame fr of job (rendered as img): the frame's instance table from its
+ * own scene (scene, when the caller has it; else loaded when the frame has overrides and the
+ * scene has a table), the neighbours (job
+ * index +- 1) through kiln__job_frame_at, each with its own scene's geometry for the occlusion
+ * test (a neighbour with overrides: its scene loaded and its BVH built for this frame; else the
+ * job's, from cache). cache NULL: no occlusion test. 0 or an error with msg, out as
+ * kiln__derive's. Thread-safe. */
+int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln_scene *scene,
+                       const kiln_image *img, unsigned passes, kiln__derive_cache *cache,
+                       void *out[KILN__NPASS], char *msg, size_t msgcap);
+
+/* Whether job can give the derived passes of passes: 0, or KILN_EUNSUPPORTED with msg (the flows
+ * of a .jsonl list, whose neighbouring lines are not read by index). */
+int kiln__derive_check(const kiln_job *job, unsigned passes, char *msg, size_t msgcap);
 
 /* ---- decode_check.c: whether an output file is what a run writes (kiln verify) ------------------ */
 
@@ -646,8 +730,9 @@ void kiln__strays_free(kiln__strays *s);
  *   setup    the worker's start argument: what it opens once (device, job, renderer)
  *   request  parent -> worker: one frame to render (its expanded kiln_job_frame, the patch after
  *            the struct); an empty message asks the worker to exit
- *   reply    worker -> parent: the frame's code, message and timings, then the planes of the
- *            passes asked for, in pass order (colour, depth, normal, albedo, id, instance) */
+ *   reply    worker -> parent: the frame's code, message and timings, then the planes asked
+ *            for, in pass order (colour, depth, normal, albedo, id, instance, uv); the derived
+ *            passes are computed by the parent from them */
 enum { KILN__ISO_MAGIC = 0x6b69736fu /* "kiso" */, KILN__ISO_PATH = 4096 };
 
 /* Fault injection for tests: what a worker does to itself on a frame's first attempt. */
@@ -674,7 +759,7 @@ typedef struct kiln__iso_setup {
   uint8_t device_uuid[16];    /* the device to open (by UUID, else by index) */
   uint32_t device_index;
   int32_t width, height, spp; /* the batch's (already resolved) */
-  uint32_t passes;            /* the planes to send back */
+  uint32_t passes;            /* the planes to send back (kiln__planes_of the batch's passes) */
   int threads;                /* the worker's pool */
   uint32_t nfaults;
   kiln__fault faults[KILN__MAX_FAULTS];
@@ -701,7 +786,7 @@ typedef struct kiln__iso_reply {
 
 /* The planes of img in pass order (the order of kiln__pass_names), each with its bytes a pixel:
  * what a reply carries, and where the parent puts it back. */
-void kiln__iso_planes(const kiln_image *img, void *planes[KILN__NPASS], size_t per[KILN__NPASS]);
+void kiln__iso_planes(const kiln_image *img, void *planes[KILN__NPLANE], size_t per[KILN__NPLANE]);
 
 /* The bytes of a reply that carries the passes of a w x h frame (the header included). */
 size_t kiln__iso_reply_size(unsigned passes, int32_t w, int32_t h);

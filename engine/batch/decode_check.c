@@ -33,11 +33,12 @@
 void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *e) {
   memset(e, 0, sizeof *e);
   e->width = w, e->height = h;
-  e->channels = pi == 0 || pi == 2 || pi == 3 ? 3 : 1;
-  bool ids = pi == 4 || pi == 5;
+  bool ids = pi == 4 || pi == 5 || pi == KILN__PI_CATEGORY;
+  e->channels = pi == 1 || ids ? 1 : 3;
   if (f == KILN_FORMAT_NPY) {
     e->kind = KILN__FILE_NPY, e->descr = ids ? "<u4" : "<f4";
-  } else if (f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0)) {
+  } else if (f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0) ||
+             kiln__pass_float_only(pi)) {
     e->kind = KILN__FILE_EXR;
   } else if (f == KILN_FORMAT_HDR) {
     e->kind = KILN__FILE_HDR;
@@ -45,8 +46,10 @@ void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *
     e->kind = KILN__FILE_JPEG;
   } else {
     e->kind = KILN__FILE_PNG;
-    /* depth and ids: 16-bit grey; colour, normal, albedo: 8-bit, or 16-bit for png16 */
-    e->bits = pi == 1 || ids || f == KILN_FORMAT_PNG16 ? 16 : 8;
+    /* depth, ids and the flows (KITTI's form): 16-bit; colour, normal, albedo, nocs: 8-bit, or
+     * 16-bit for png16 */
+    bool flow = pi == KILN__PI_FLOW_FWD || pi == KILN__PI_FLOW_BWD;
+    e->bits = pi == 1 || ids || flow || f == KILN_FORMAT_PNG16 ? 16 : 8;
   }
 }
 

@@ -221,18 +221,18 @@ static void worker_stop(iso_runner *r) {
 
 /* ---- one frame --------------------------------------------------------------------------------- */
 
-/* Bytes a pixel of each pass, as kiln_image holds it: RGB floats, a float, uint32 ids. */
-static const size_t pass_bytes[KILN__NPASS] = {12, 4, 12, 12, 4, 4};
+/* Bytes a pixel of each plane, as kiln_image holds it: RGB floats, a float, uint32 ids, uv. */
+static const size_t pass_bytes[KILN__NPLANE] = {12, 4, 12, 12, 4, 4, 8};
 
-void kiln__iso_planes(const kiln_image *img, void *planes[KILN__NPASS], size_t per[KILN__NPASS]) {
-  void *const all[KILN__NPASS] = {img->color, img->depth, img->normal, img->albedo,
-                                  img->object_id, img->instance_id};
-  for (int pi = 0; pi < KILN__NPASS; pi++) planes[pi] = all[pi], per[pi] = pass_bytes[pi];
+void kiln__iso_planes(const kiln_image *img, void *planes[KILN__NPLANE], size_t per[KILN__NPLANE]) {
+  void *const all[KILN__NPLANE] = {img->color,     img->depth,       img->normal, img->albedo,
+                                   img->object_id, img->instance_id, img->uv};
+  for (int pi = 0; pi < KILN__NPLANE; pi++) planes[pi] = all[pi], per[pi] = pass_bytes[pi];
 }
 
 size_t kiln__iso_reply_size(unsigned passes, int32_t w, int32_t h) {
   size_t n = (size_t)w * (size_t)h, len = sizeof(kiln__iso_reply);
-  for (int pi = 0; pi < KILN__NPASS; pi++)
+  for (int pi = 0; pi < KILN__NPLANE; pi++)
     if (passes & (1u << pi)) len += n * pass_bytes[pi];
   return len;
 }
@@ -249,11 +249,11 @@ static int image_of(const kiln__iso_reply *h, const char *m, size_t len,
   kiln_image *img = kiln__image_new(h->width, h->height);
   if (!img) return KILN_ENOMEM;
   img->spp = h->spp;
-  void *planes[KILN__NPASS];
-  size_t per[KILN__NPASS], n = (size_t)h->width * (size_t)h->height;
+  void *planes[KILN__NPLANE];
+  size_t per[KILN__NPLANE], n = (size_t)h->width * (size_t)h->height;
   kiln__iso_planes(img, planes, per);
   const char *at = m + sizeof *h;
-  for (int pi = 0; pi < KILN__NPASS; pi++) {
+  for (int pi = 0; pi < KILN__NPLANE; pi++) {
     if (passes & (1u << pi)) {
       memcpy(planes[pi], at, n * per[pi]);
       at += n * per[pi];

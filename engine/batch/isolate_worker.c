@@ -145,8 +145,8 @@ static int render(worker *w, const kiln__iso_request *rq, const char *patch, kil
 /* The reply: header, then the planes asked for. */
 static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
   unsigned passes = w->setup->passes;
-  size_t len = sizeof *h, n = 0, per[KILN__NPASS];
-  void *planes[KILN__NPASS];
+  size_t len = sizeof *h, n = 0, per[KILN__NPLANE];
+  void *planes[KILN__NPLANE];
   if (img && h->code == 0) {
     kiln__iso_planes(img, planes, per);
     h->width = img->width, h->height = img->height, h->spp = img->spp, h->passes = passes;
@@ -170,7 +170,7 @@ static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
   }
   memcpy(w->buf, h, sizeof *h);
   size_t at = sizeof *h;
-  for (int pi = 0; pi < KILN__NPASS && h->code == 0; pi++)
+  for (int pi = 0; pi < KILN__NPLANE && h->code == 0; pi++)
     if (passes & (1u << pi)) memcpy(w->buf + at, planes[pi], n * per[pi]), at += n * per[pi];
   return kiln_channel_send(w->conn, w->buf, at, -1);
 }

@@ -550,6 +550,26 @@ static int next_frame(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err)
   return 0;
 }
 
+int kiln__job_frame_at(const kiln_job *job, uint64_t index, kiln_job_frame *fr) {
+  memset(fr, 0, sizeof *fr);
+  if (index >= job->count) return KILN_EEOF;
+  if (job->kind == KILN__JOB_ANIM) return kiln__anim_frame(job, index, fr) ? KILN_ENOMEM : 0;
+  if (job->kind != KILN__JOB_LIST_INLINE) return KILN_EUNSUPPORTED;
+  const cJSON *o = job->images;
+  for (uint64_t i = 0; o && i < index; i++) o = o->next;
+  if (!o) return KILN_EEOF;
+  kiln_error_detail err;
+  kiln__sj_ctx c;
+  kiln__job_ctx(&c, job->text, job->path, &err);
+  kiln__sj_push_key(&c, "images");
+  kiln__sj_push_index(&c, (int)index);
+  int rc = kiln__list_image(job, &c, o, index, fr); /* validated at load: only ENOMEM is left */
+  if (rc) return kiln_job_frame_clear(fr), rc;
+  fr->index = index;
+  snprintf(fr->where, sizeof fr->where, "%s: images[%llu]", job->path, (unsigned long long)index);
+  return 0;
+}
+
 int kiln_job_next(kiln_job *job, kiln_job_frame *fr, kiln_error_detail *err) {
   assert(job && fr);
   kiln_error_detail dummy;

@@ -27,8 +27,19 @@
  * under 1% larger (kiln-bench-batch, docs/PERFORMANCE.md) */
 enum { PNG_LEVEL = 1 };
 
-const char *const kiln__pass_names[KILN__NPASS + 1] = {"color", "depth",    "normal", "albedo",
-                                                       "id",    "instance", NULL};
+const char *const kiln__pass_names[KILN__NPASS + 1] = {
+    "color", "depth",    "normal",   "albedo",   "id",       "instance", "uv",
+    "position", "objcoord", "nocs", "category", "flow_fwd", "flow_bwd", NULL};
+_Static_assert(KILN_PASS_ALL == (1u << KILN__NPASS) - 1, "a name for every pass");
+
+unsigned kiln__planes_of(unsigned passes) {
+  unsigned planes = passes & ((1u << KILN__NPLANE) - 1);
+  if (passes & (KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_FLOW_FWD |
+                KILN_PASS_FLOW_BWD))
+    planes |= KILN_PASS_DEPTH | KILN_PASS_INSTANCE;
+  if (passes & KILN_PASS_CATEGORY) planes |= KILN_PASS_ID;
+  return planes;
+}
 
 /* ---- passes and formats ------------------------------------------------------------------- */
 
@@ -58,7 +69,8 @@ int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) 
     if (found < 0 && n == 11 && strncmp(p, "instance_id", 11) == 0) found = 5;
     if (found < 0 && n > 0) {
       snprintf(err->message, sizeof err->message,
-               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance", (int)n,
+               "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance, uv, "
+               "position, objcoord, nocs, category, flow_fwd, flow_bwd", (int)n,
                p);
       return err->code = KILN_EPARSE;
     }
@@ -100,6 +112,10 @@ const char *kiln_format_name(kiln_format f) {
   return "?";
 }
 
+bool kiln__pass_float_only(int pi) {
+  return pi == KILN__PI_UV || pi == KILN__PI_POSITION || pi == KILN__PI_OBJCOORD;
+}
+
 /* The file extension of pass index pi in format f. */
 const char *kiln__pass_ext(kiln_format f, int pi) {
   if (f == KILN_FORMAT_EXR_MULTI || pi == KILN__LAYERS) return "exr";
@@ -108,7 +124,7 @@ const char *kiln__pass_ext(kiln_format f, int pi) {
     case KILN_FORMAT_EXR:
     case KILN_FORMAT_HDR: return "exr";
     case KILN_FORMAT_NPY: return "npy";
-    default: return "png";
+    default: return kiln__pass_float_only(pi) ? "exr" : "png";
   }
 }
 
@@ -150,7 +166,25 @@ static const struct {
     {"albedo", {"albedo.R", "albedo.G", "albedo.B"}, false},
     {"id", {"id"}, true},
     {"instance", {"instance"}, true},
+    {"uv", {"uv.U", "uv.V"}, false},
+    {"position", {"P.X", "P.Y", "P.Z"}, false},
+    {"objcoord", {"objcoord.X", "objcoord.Y", "objcoord.Z"}, false},
+    {"nocs", {"nocs.X", "nocs.Y", "nocs.Z"}, false},
+    {"category", {"category"}, true},
+    {"flow_fwd", {"flow_fwd.U", "flow_fwd.V", "flow_fwd.valid"}, false},
+    {"flow_bwd", {"flow_bwd.U", "flow_bwd.V", "flow_bwd.valid"}, false},
 };
+
+/* The bytes a pixel of pass pi has in the multilayer file: a renderer plane's own, or a derived
+ * plane's (kiln__derive: 3 floats, category 1 uint32). */
+static void layer_planes(const kiln_image *img, void *const derived[KILN__NPASS],
+                         void *planes[KILN__NPASS], size_t per[KILN__NPASS]) {
+  kiln__iso_planes(img, planes, per);
+  for (int pi = KILN__NPLANE; pi < KILN__NPASS; pi++) {
+    planes[pi] = derived ? derived[pi] : NULL;
+    per[pi] = pi == KILN__PI_CATEGORY ? 4 : 12;
+  }
+}
 
 static int cmp_channel(const void *a, const void *b) {
   return strcmp(((const kiln__layer_channel *)a)->name, ((const kiln__layer_channel *)b)->name);
@@ -160,7 +194,7 @@ int kiln__layer_channels(unsigned passes, kiln__layer_channel *ch) {
   kiln_image probe = {0};
   void *planes[KILN__NPASS];
   size_t per[KILN__NPASS];
-  kiln__iso_planes(&probe, planes, per);
+  layer_planes(&probe, NULL, planes, per);
   int n = 0;
   for (int pi = 0; pi < KILN__NPASS; pi++) {
     if (!(passes & (1u << pi))) continue;
@@ -182,14 +216,19 @@ int kiln__layer_channels(unsigned passes, kiln__layer_channel *ch) {
   return n;
 }
 
-int kiln__encode_layers(const kiln_image *img, unsigned passes, kiln__exr_opts o, void **data,
-                        size_t *len, char *msg, size_t msgcap) {
+int kiln__encode_layers(const kiln_image *img, void *const derived[KILN__NPASS], unsigned passes,
+                        kiln__exr_opts o, void **data, size_t *len, char *msg, size_t msgcap) {
   kiln__layer_channel lc[KILN__NPASS * 4];
   kiln__exr_channel ch[KILN__NPASS * 4];
   void *planes[KILN__NPASS];
   size_t per[KILN__NPASS];
-  kiln__iso_planes(img, planes, per);
+  layer_planes(img, derived, planes, per);
   int n = kiln__layer_channels(passes, lc);
+  for (int i = 0; i < n; i++)
+    if (!planes[lc[i].pass]) {
+      kiln__say(msg, msgcap, "the multilayer EXR lacks the %s pass", kiln__pass_names[lc[i].pass]);
+      return KILN_EINVAL;
+    }
   for (int i = 0; i < n; i++)
     ch[i] = (kiln__exr_channel){lc[i].name, lc[i].uint, o.half && !lc[i].uint,
                                 (const uint32_t *)planes[lc[i].pass] + lc[i].component,
@@ -216,20 +255,23 @@ static int encode_exr_opts(const kiln__raster *r, bool ids, kiln__exr_opts o, vo
 }
 
 static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
-                      const kiln_image *img, int pi, void **data, size_t *len, double *conv_s,
-                      char *msg, size_t msgcap);
+                      const kiln_image *img, void *const derived[KILN__NPASS], int pi, void **data,
+                      size_t *len, double *conv_s, char *msg, size_t msgcap);
 
 int kiln__encode_slot(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
-                      unsigned passes, const kiln_image *img, int slot, void **data, size_t *len,
-                      double *conv_s, char *msg, size_t msgcap) {
-  if (slot == KILN__LAYERS) return kiln__encode_layers(img, passes, o, data, len, msg, msgcap);
-  return encode_one(f, exposure, filmic, o, img, slot, data, len, conv_s, msg, msgcap);
+                      unsigned passes, const kiln_image *img, void *const derived[KILN__NPASS],
+                      int slot, void **data, size_t *len, double *conv_s, char *msg,
+                      size_t msgcap) {
+  if (slot == KILN__LAYERS)
+    return kiln__encode_layers(img, derived, passes, o, data, len, msg, msgcap);
+  return encode_one(f, exposure, filmic, o, img, derived, slot, data, len, conv_s, msg, msgcap);
 }
 
-int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img, int pi,
-                      void **data, size_t *len, double *conv_s, char *msg, size_t msgcap) {
+int kiln__encode_pass(kiln_format f, float exposure, bool filmic, const kiln_image *img,
+                      void *const derived[KILN__NPASS], int pi, void **data, size_t *len,
+                      double *conv_s, char *msg, size_t msgcap) {
   kiln__exr_opts o = {false, TINYEXR_COMPRESSIONTYPE_ZIP};
-  return encode_one(f, exposure, filmic, o, img, pi, data, len, conv_s, msg, msgcap);
+  return encode_one(f, exposure, filmic, o, img, derived, pi, data, len, conv_s, msg, msgcap);
 }
 
 /* ---- encoding ------------------------------------------------------------------------------ */
@@ -241,14 +283,74 @@ static uint16_t to_u16(float v, float scale) {
   return (uint16_t)lrintf(x);
 }
 
+/* uv as 3 floats a pixel: u, v, and 1 on a surface (0, 0, 0 for background). */
+static float *uv_plane(const kiln_image_info *ii, size_t n) {
+  float *o = malloc(n * 3 * sizeof *o);
+  if (!o) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    bool hit = ii->object_id[i] != 0;
+    o[3 * i] = hit ? ii->uv[2 * i] : 0, o[3 * i + 1] = hit ? ii->uv[2 * i + 1] : 0;
+    o[3 * i + 2] = hit ? 1.0f : 0.0f;
+  }
+  return o;
+}
+
+/* A flow plane (u, v, valid) as KITTI's 16-bit PNG: u * 64 + 2^15, v * 64 + 2^15, valid. */
+static uint16_t *kitti_plane(const float *fl, size_t n) {
+  uint16_t *o = malloc(n * 3 * sizeof *o);
+  if (!o) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    bool ok = fl[3 * i + 2] > 0;
+    for (int k = 0; k < 2; k++) {
+      float x = ok ? fl[3 * i + k] * 64.0f + 32768.0f : 32768.0f;
+      o[3 * i + k] = x <= 0 ? 0 : x >= 65535.0f ? 65535 : (uint16_t)lrintf(x);
+    }
+    o[3 * i + 2] = ok;
+  }
+  return o;
+}
+
+/* nocs (NaN for background) as 8- or 16-bit RGB, background 0. */
+static void *nocs_plane(const float *src, size_t n, bool wide) {
+  void *o = malloc(n * 3 * (wide ? 2 : 1));
+  if (!o) return NULL;
+  float scale = wide ? 65535.0f : 255.0f;
+  for (size_t i = 0; i < 3 * n; i++) {
+    float v = src[i] > 1 ? 1 : src[i]; /* NaN: to_u16 gives 0 */
+    if (wide) ((uint16_t *)o)[i] = to_u16(v, scale);
+    else ((uint8_t *)o)[i] = (uint8_t)to_u16(v, scale);
+  }
+  return o;
+}
+
+/* The derived pass pi (kiln__derive's 3-float plane p; not category, which is encoded as the
+ * ids are) as a raster r for the format chosen. */
+static int derived_raster(int pi, const void *p, size_t n, bool flt, bool wide, kiln__raster *r,
+                          void **tmp) {
+  r->channels = 3;
+  if (flt || kiln__pass_float_only(pi)) {
+    r->data = p;
+    return 0;
+  }
+  if (pi == KILN__PI_NOCS) {
+    if (!(*tmp = nocs_plane(p, n, wide))) return KILN_ENOMEM;
+    r->type = wide ? KILN__PIX_U16 : KILN__PIX_U8, r->data = *tmp;
+    return 0;
+  }
+  if (!(*tmp = kitti_plane(p, n))) return KILN_ENOMEM;
+  r->type = KILN__PIX_U16, r->data = *tmp;
+  return 0;
+}
+
 static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts o,
-                      const kiln_image *img, int pi, void **data, size_t *len, double *conv_s,
-                      char *msg, size_t msgcap) {
+                      const kiln_image *img, void *const derived[KILN__NPASS], int pi, void **data,
+                      size_t *len, double *conv_s, char *msg, size_t msgcap) {
   kiln_image_info ii;
   kiln_image_get_info(img, &ii);
   int32_t w = ii.width, h = ii.height;
   size_t n = (size_t)w * (size_t)h;
-  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0);
+  bool exr = f == KILN_FORMAT_EXR || (f == KILN_FORMAT_HDR && pi != 0) ||
+             (f != KILN_FORMAT_NPY && kiln__pass_float_only(pi));
   bool npy = f == KILN_FORMAT_NPY;
   bool wide = f == KILN_FORMAT_PNG16;
   double t0 = kiln__now();
@@ -299,8 +401,22 @@ static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts
       }
       break;
     }
-    default: { /* ids */
-      const uint32_t *ids = pi == 4 ? ii.object_id : ii.instance_id;
+    case KILN__PI_UV:
+      r.channels = 3;
+      if (!(tmp = uv_plane(&ii, n))) return KILN_ENOMEM;
+      r.data = tmp;
+      break;
+    case KILN__PI_POSITION:
+    case KILN__PI_OBJCOORD:
+    case KILN__PI_NOCS:
+    case KILN__PI_FLOW_FWD:
+    case KILN__PI_FLOW_BWD:
+      if (!derived || !derived[pi]) return KILN_EINVAL;
+      if ((rc = derived_raster(pi, derived[pi], n, exr || npy, wide, &r, &tmp))) return rc;
+      break;
+    default: { /* ids: object, instance, category */
+      if (pi == KILN__PI_CATEGORY && (!derived || !derived[pi])) return KILN_EINVAL;
+      const uint32_t *ids = pi == 4 ? ii.object_id : pi == 5 ? ii.instance_id : derived[pi];
       if (npy) {
         r.type = KILN__PIX_U32, r.data = ids;
       } else if (exr) {

@@ -13,7 +13,8 @@ void kiln_image_get_info(const kiln_image *img, kiln_image_info *info) {
                             .normal = img->normal,
                             .albedo = img->albedo,
                             .object_id = img->object_id,
-                            .instance_id = img->instance_id};
+                            .instance_id = img->instance_id,
+                            .uv = img->uv};
 }
 
 kiln_image *kiln__image_new(int32_t w, int32_t h) {
@@ -27,8 +28,9 @@ kiln_image *kiln__image_new(int32_t w, int32_t h) {
   img->albedo = malloc(n * 3 * sizeof(float));
   img->object_id = malloc(n * sizeof(uint32_t));
   img->instance_id = malloc(n * sizeof(uint32_t));
+  img->uv = malloc(n * 2 * sizeof(float));
   if (!img->color || !img->depth || !img->normal || !img->albedo || !img->object_id ||
-      !img->instance_id) {
+      !img->instance_id || !img->uv) {
     kiln_image_destroy(img);
     return NULL;
   }
@@ -38,7 +40,7 @@ kiln_image *kiln__image_new(int32_t w, int32_t h) {
 void kiln_image_destroy(kiln_image *img) {
   if (!img) return;
   free(img->color), free(img->depth), free(img->normal), free(img->albedo);
-  free(img->object_id), free(img->instance_id);
+  free(img->object_id), free(img->instance_id), free(img->uv);
   free(img);
 }
 

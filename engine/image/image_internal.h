@@ -19,6 +19,7 @@ struct kiln_image {
   uint32_t spp;
   float *color, *depth, *normal, *albedo; /* malloc'd, owned */
   uint32_t *object_id, *instance_id;
+  float *uv;
 };
 
 /* A new image with every plane allocated (uninitialised); NULL on ENOMEM. */

@@ -293,6 +293,7 @@ static int finish_task(void *arg, void **result) {
         memcpy(img->albedo + 3 * i, a + 4, 12);
         memcpy(&img->object_id[i], a + 7, 4);
         memcpy(&img->instance_id[i], a + 8, 4);
+        memcpy(img->uv + 2 * i, a + 9, 8);
       }
       kiln_promise_resolve_owned(f->promise, img, image_free);
     }

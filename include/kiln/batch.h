@@ -38,8 +38,18 @@ enum {
   KILN_PASS_ALBEDO = 1u << 3,   /* [albedo]   material albedo */
   KILN_PASS_ID = 1u << 4,       /* [id]       object id (uint32, 0 = background) */
   KILN_PASS_INSTANCE = 1u << 5, /* [instance] instance id (uint32) */
-  KILN_PASS_ALL = (1u << 6) - 1
+  KILN_PASS_UV = 1u << 6,       /* [uv]       texture coordinates of the first hit (float2) */
+  KILN_PASS_POSITION = 1u << 7, /* [position] world-space position of the first hit (float3) */
+  KILN_PASS_OBJCOORD = 1u << 8, /* [objcoord] the hit in its instance's object space (float3) */
+  KILN_PASS_NOCS = 1u << 9,     /* [nocs]     normalised object coordinates, in [0,1]^3 */
+  KILN_PASS_CATEGORY = 1u << 10, /* [category] the object's category id (uint32, 0 = none) */
+  KILN_PASS_FLOW_FWD = 1u << 11, /* [flow_fwd] motion in pixels to the next frame + valid */
+  KILN_PASS_FLOW_BWD = 1u << 12, /* [flow_bwd] motion in pixels to the previous frame + valid */
+  KILN_PASS_ALL = (1u << 13) - 1
 };
+/* position, objcoord, nocs, category and the flows are derived on the CPU from the first-hit
+ * planes, the frame's camera and its scene's instance table (the flows also from the neighbouring
+ * frames' cameras and transforms); docs/JOBS.md, "Passes", gives units and conventions. */
 
 /* Parses a comma-separated list of pass names ("depth,normal") into a bit set (color is always
  * added). 0, or KILN_EPARSE with err's message naming the unknown pass (err may be NULL; it has no
@@ -50,10 +60,13 @@ KILN_API const char *kiln_pass_name(unsigned pass);
 
 /* Formats. Colour goes in the format named; the other passes go where they keep their meaning:
  *   png, png16, jpg  depth: 16-bit PNG in millimetres (0 = background, saturating at 65.535 m);
- *                    normal: RGB of (n + 1) / 2, albedo: linear RGB (8-bit for png and jpg, 16-bit
- *                    for png16); id, instance: 16-bit grey PNG (a frame with ids above 65535 fails)
+ *                    normal: RGB of (n + 1) / 2, albedo: linear RGB, nocs: RGB of the [0,1]
+ *                    coordinates (0 = background) (8-bit for png and jpg, 16-bit for png16); id,
+ *                    instance, category: 16-bit grey PNG (a frame with ids above 65535 fails);
+ *                    flow_fwd, flow_bwd: KITTI's 16-bit RGB (u * 64 + 2^15, v * 64 + 2^15,
+ *                    valid); uv, position, objcoord: float EXR (no integer form keeps them)
  *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
- *   npy              every pass as NPY: float32 (h, w) or (h, w, 3), ids uint32 (h, w)
+ *   npy              every pass as NPY: float32 (h, w), (h, w, 2) or (h, w, 3), ids uint32 (h, w)
  *   exr-multi        every pass in one multilayer EXR a frame (below) */
 typedef enum {
   KILN_FORMAT_DEFAULT = 0, /* in kiln_batch_config: the job's format (whose own default is png) */

@@ -30,12 +30,16 @@ typedef struct kiln_image kiln_image;
  * albedo:   3 floats per pixel, the material's albedo there: its constant albedo times its
  *           texture (linear, bilinearly filtered at the hit's uv) when it has one; 0 for
  *           background.
- * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background. */
+ * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background.
+ * uv:       2 floats per pixel, the texture coordinates there (u, v: interpolated from the mesh's
+ *           vertex uv, the primitive's own for quads, boxes and spheres; 0, 0 for a mesh without
+ *           uv and for background; tell background by object_id 0). */
 typedef struct kiln_image_info {
   int32_t width, height;
   uint32_t spp; /* samples per pixel the colour averages */
   const float *color, *depth, *normal, *albedo;
   const uint32_t *object_id, *instance_id;
+  const float *uv; /* added after the others: appended so the struct's prefix keeps its layout */
 } kiln_image_info;
 
 /* Fills *info (all of it) from img. Any thread. */

@@ -850,6 +850,7 @@ _PLANES = {
     "albedo": ("float *", np.float32, 3),
     "object_id": ("uint32_t *", np.uint32, 1),
     "instance_id": ("uint32_t *", np.uint32, 1),
+    "uv": ("float *", np.float32, 2),
 }
 
 
@@ -859,7 +860,8 @@ class Frame:
     ``color`` float32 (H, W, 3), linear radiance; ``depth`` float32 (H, W), distance along the
     camera axis, 0 for background; ``normal`` float32 (H, W, 3), world-space shading normal;
     ``albedo`` float32 (H, W, 3); ``object_id`` and ``instance_id`` uint32 (H, W), 1-based, 0
-    for background (``Scene.object_names[id - 1]`` names an object). ``frame["color"]`` works
+    for background (``Scene.object_names[id - 1]`` names an object); ``uv`` float32 (H, W, 2),
+    the texture coordinates of the surface seen (0 for background). ``frame["color"]`` works
     too. The arrays are made on first access and keep the image alive on their own: they stay
     valid after the Frame, the Renderer and the Scene are gone. They are writable views of
     memory no one else reads (``np.copy`` one to keep it past the image's other planes)."""
@@ -937,6 +939,11 @@ class Frame:
     def instance_id(self) -> np.ndarray:
         """uint32 (H, W): 1-based instance id; 0 for background."""
         return self["instance_id"]
+
+    @property
+    def uv(self) -> np.ndarray:
+        """float32 (H, W, 2): texture coordinates (u, v) at the surface seen; 0 for background."""
+        return self["uv"]
 
     def write_png(
         self, path: PathLike, exposure: Optional[float] = None, filmic: Optional[bool] = None

@@ -102,6 +102,7 @@ typedef struct kiln_image_info {
   uint32_t spp;
   const float *color, *depth, *normal, *albedo;
   const uint32_t *object_id, *instance_id;
+  const float *uv;
 } kiln_image_info;
 void kiln_image_get_info(const kiln_image *img, kiln_image_info *info);
 int kiln_image_write_pfm(const kiln_image *img, const char *path);

@@ -149,7 +149,8 @@ def test_render_planes_shapes_and_dtypes(renderer: kiln.Renderer) -> None:
     h, w = SMALL["height"], SMALL["width"]
     expect = {"color": ((h, w, 3), np.float32), "depth": ((h, w), np.float32),
               "normal": ((h, w, 3), np.float32), "albedo": ((h, w, 3), np.float32),
-              "object_id": ((h, w), np.uint32), "instance_id": ((h, w), np.uint32)}
+              "object_id": ((h, w), np.uint32), "instance_id": ((h, w), np.uint32),
+              "uv": ((h, w, 2), np.float32)}
     for name, (shape, dtype) in expect.items():
         a = getattr(f, name)
         assert a.shape == shape and a.dtype == dtype, name
@@ -157,6 +158,7 @@ def test_render_planes_shapes_and_dtypes(renderer: kiln.Renderer) -> None:
     assert (f.width, f.height, f.spp) == (w, h, SMALL["spp"])
     assert f.object_id.max() >= 1 and np.isfinite(f.color).all()
     assert set(f.keys()) == set(expect)
+    assert (f.uv[f.object_id == 0] == 0).all()  # background
 
 
 def test_arrays_view_the_image_without_a_copy(renderer: kiln.Renderer) -> None:

@@ -39,7 +39,7 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_BIND_GLOBALS 6  /* one pt_globals */
 #define PT_BIND_ACCUM 7    /* per frame: a vec4 colour sum per pixel */
 #define PT_BIND_AOV 8      /* per frame: 3 vec4 per pixel (depth + normal, albedo + object id,
-                              instance id) */
+                              instance id + uv + unused) */
 #define PT_BIND_ATTR 9     /* 16 floats per triangle: 3 shading normals, 3 uv, 1 pad */
 #define PT_BIND_TEXINFO 10 /* uvec4 per texture: first float in TEXELS, width, height, 0 */
 #define PT_BIND_TEXELS 11  /* every texture's linear RGB floats, rows top (v = 1) first */

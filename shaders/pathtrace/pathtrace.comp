@@ -48,7 +48,7 @@ void write_aovs(ivec2 px, uint pixel, vec2 inv_size) {
     Material m = mat_at(s.mat);
     a0 = vec4(h.t * dot(d, pc.cam_w.xyz), s.ns);
     a1 = vec4(albedo_at(m, s.uv), uintBitsToFloat(s.obj));
-    a2 = vec4(uintBitsToFloat(s.inst), 0.0, 0.0, 0.0);
+    a2 = vec4(uintBitsToFloat(s.inst), s.uv, 0.0);
   } else {
     a1.w = uintBitsToFloat(0u);
     a2.x = uintBitsToFloat(0u);

@@ -212,6 +212,56 @@ TEST(verify_every_format_and_truncations) {
   }
 }
 
+/* The passes derived from the first hit verify in every form they take: PNG (nocs 8-bit, the
+ * flows KITTI's 16-bit RGB, uv, position and objcoord as EXR beside them), and NPY; a truncated
+ * file of each is named. */
+TEST(verify_new_passes) {
+  static const char *const formats[] = {"png", "npy"};
+  static const char *const pass[] = {"uv", "position", "objcoord", "nocs", "category",
+                                     "flow_fwd", "flow_bwd"};
+  static const char *const png_ext[] = {"exr", "exr", "exr", "png", "png", "png", "png"};
+  const char *list = "uv,position,objcoord,nocs,category,flow_fwd,flow_bwd";
+  char *d = tmpdir(), *job = job_of(d, 2);
+  for (int f = 0; f < 2; f++) {
+    char *out = fmt("out_%s", formats[f]);
+    result r = RUN(d, "render", job, "-o", out, "--format", formats[f], "--passes", list,
+                   "--quiet");
+    expect_status(&r, 0);
+    r = RUN(d, "verify", job, "-o", out, "--format", formats[f], "--passes", list);
+    expect_status(&r, 0);
+    KT_STR_CONTAINS(r.out, "2 of 2 frames complete; 16 files: 16 ok");
+    for (int p = 0; p < 7; p++) {
+      char *rel = fmt("%s/00001_%s.%s", out, pass[p], f ? "npy" : png_ext[p]);
+      char *file = fmt("%s/%s", d, rel), *save = fmt("%s/save", d);
+      copy_file(file, save);
+      KT_EQ(truncate(file, size_of(file) - 1), 0);
+      r = RUN(d, "verify", job, "-o", out, "--format", formats[f], "--passes", list);
+      if (r.status != 1 || !strstr(r.out, fmt("corrupt: %s (frame 1", rel)))
+        KT_FAIL("%s cut by a byte: exit %d\n%s%s", rel, r.status, r.out, r.err);
+      copy_file(save, file);
+    }
+  }
+}
+
+/* Frames rendered in worker processes ship the planes the derived passes need (uv among them),
+ * and the parent derives the same files. */
+TEST(isolate_writes_the_same_new_passes) {
+  const char *list = "uv,position,nocs,category,flow_fwd,flow_bwd";
+  static const char *const pass[] = {"uv", "position", "nocs", "category", "flow_fwd", "flow_bwd"};
+  char *d = tmpdir(), *job = job_of(d, 2);
+  result r = RUN(d, "render", job, "-o", "plain", "--format", "npy", "--passes", list, "--quiet");
+  expect_status(&r, 0);
+  r = RUN(d, "render", job, "-o", "iso", "--format", "npy", "--passes", list, "--isolate",
+          "--quiet");
+  expect_status(&r, 0);
+  for (int f = 0; f < 2; f++)
+    for (int p = 0; p < 6; p++) {
+      char *a = fmt("%s/plain/%05d_%s.npy", d, f, pass[p]),
+           *b = fmt("%s/iso/%05d_%s.npy", d, f, pass[p]);
+      if (!same_file(a, b)) KT_FAIL("%s and %s differ", a, b);
+    }
+}
+
 TEST(verify_a_shard_checks_only_that_shard) {
   char *d = tmpdir(), *job = job_of(d, 7);
   result r = RUN(d, "render", job, "-o", "out", "--shard", "1/3", "--quiet");
