@@ -258,6 +258,24 @@ int kiln__sb_object(kiln__scene_builder *b, const char *name, uint32_t *out) {
   return 0;
 }
 
+int kiln__sb_instance(kiln__scene_builder *b, uint32_t inst, uint32_t obj, const kiln__xform *x,
+                      const float lo[3], const float hi[3]) {
+  kiln__scene *s = &b->s;
+  if (inst == 0) return KILN_EINVAL;
+  size_t n = s->ninstances > inst ? s->ninstances : inst;
+  if (grow((void **)&s->instances, &b->inst_cap, n, sizeof *s->instances)) return KILN_ENOMEM;
+  /* ids are handed out in order, so the gap (if any) is empty: zero it rather than leave garbage */
+  if (inst > s->ninstances)
+    memset(s->instances + s->ninstances, 0, (inst - s->ninstances) * sizeof *s->instances);
+  kiln__instance *in = &s->instances[inst - 1];
+  in->object_id = obj;
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) in->xform[4 * i + j] = (float)x->m[i][j];
+  memcpy(in->bbox_min, lo, sizeof in->bbox_min), memcpy(in->bbox_max, hi, sizeof in->bbox_max);
+  s->ninstances = n;
+  return 0;
+}
+
 void kiln__sb_finish(kiln__scene_builder *b) {
   kiln__scene *s = &b->s;
   if (!b->any_nrm) free(s->nrm), s->nrm = NULL;

@@ -274,9 +274,9 @@ static int each(kiln__sj_ctx *c, const cJSON *root, const char *key,
 /* ---- loading ------------------------------------------------------------------------------------- */
 
 static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
-  static const char *const keys[] = {"name",    "description", "settings",
-                                     "camera",  "environment", "materials",
-                                     "objects", "lights",      NULL};
+  static const char *const keys[] = {"name",    "description", "settings",   "camera",
+                                     "environment", "materials", "categories", "objects",
+                                     "lights",  NULL};
   int rc;
   if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a scene must be a JSON object");
   const char *ignored;
@@ -289,9 +289,11 @@ static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
       (rc = kiln__sj_parse_camera(c, cJSON_GetObjectItemCaseSensitive(root, "camera"))) ||
       (rc = kiln__sj_parse_environment(c, cJSON_GetObjectItemCaseSensitive(root, "environment"))) ||
       (rc = kiln__sj_parse_materials(c, cJSON_GetObjectItemCaseSensitive(root, "materials"))) ||
+      (rc = kiln__sj_parse_categories(c, cJSON_GetObjectItemCaseSensitive(root, "categories"))) ||
       (rc = kiln__sj_preload_meshes(c, root)) ||
       (rc = each(c, root, "objects", kiln__sj_parse_object)) ||
-      (rc = each(c, root, "lights", kiln__sj_parse_light)))
+      (rc = each(c, root, "lights", kiln__sj_parse_light)) ||
+      (rc = kiln__sj_categories_finish(c)))
     return rc;
   return 0;
 }
@@ -336,6 +338,8 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   for (size_t i = 0; i < ld.nmeshes; i++)
     free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
   free(ld.texs), free(ld.mats), free(ld.mat_index), free(ld.meshes);
+  for (size_t i = 0; i < ld.ncats; i++) free(ld.cats[i].name);
+  free(ld.cats), free(ld.obj_cat);
   if (rc) {
     kiln__scene_free(&ld.b.s);
     return rc;

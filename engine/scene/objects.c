@@ -137,6 +137,22 @@ int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
   return 0;
 }
 
+/* The object-space box of each group of m (all zero for a group without triangles). */
+static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
+  for (size_t g = 0; g < m->ngroups; g++)
+    for (int i = 0; i < 3; i++) box[g][0][i] = INFINITY, box[g][1][i] = -INFINITY;
+  for (size_t t = 0; t < m->ntris; t++) {
+    float(*bx)[3] = box[m->tri_group[t]];
+    for (int k = 0; k < 9; k++) {
+      float v = m->pos[9 * t + k];
+      if (v < bx[0][k % 3]) bx[0][k % 3] = v;
+      if (v > bx[1][k % 3]) bx[1][k % 3] = v;
+    }
+  }
+  for (size_t g = 0; g < m->ngroups; g++)
+    if (box[g][0][0] > box[g][1][0]) memset(box[g], 0, sizeof box[g]);
+}
+
 /* A mesh object: one scene object per group of the file (OBJ `o`), each instanced. */
 static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs,
                     size_t nx) {
@@ -172,12 +188,21 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
     else snprintf(oname, sizeof oname, "%s", gname);
     if (kiln__sb_object(&c->ld->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
   }
+  float(*box)[2][3] = rc ? NULL : malloc(mp->ngroups * sizeof *box);
+  if (!rc && !box) rc = kiln__sj_nomem(c);
+  if (!rc) group_boxes(mp, box);
   for (size_t k = 0; !rc && k < nx; k++) {
     for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;
-    if ((rc = kiln__sb_mesh(&c->ld->b, mp, &xs[k], mats, objs, insts))) rc = build_fail(c, rc);
+    for (size_t g = 0; g < mp->ngroups && !rc; g++)
+      if (kiln__sb_instance(&c->ld->b, insts[g], objs[g], &xs[k], box[g][0], box[g][1]))
+        rc = kiln__sj_nomem(c);
+    if (!rc && (rc = kiln__sb_mesh(&c->ld->b, mp, &xs[k], mats, objs, insts)))
+      rc = build_fail(c, rc);
   }
-  free(mats), free(objs), free(insts);
   if (!rc) kiln__sj_pop(c);
+  if (!rc && mp->ngroups)
+    rc = kiln__sj_object_category(c, obj, objs[0], objs[mp->ngroups - 1]);
+  free(mats), free(objs), free(insts), free(box);
   return rc;
 }
 
@@ -195,13 +220,30 @@ static double similarity_scale(const kiln__xform *x) {
   return col[0];
 }
 
+/* A primitive's object-space box, from its own numbers: sphere (type 1) centre a, radius r; quad
+ * (2) corner a, edges u, v; box (3) a..u. */
+static void primitive_box(int type, const float a[3], const float u[3], const float v[3], float r,
+                          float lo[3], float hi[3]) {
+  for (int i = 0; i < 3; i++) {
+    if (type == 1) {
+      lo[i] = a[i] - r, hi[i] = a[i] + r;
+    } else if (type == 2) {
+      float p[4] = {a[i], a[i] + u[i], a[i] + v[i], a[i] + u[i] + v[i]};
+      lo[i] = hi[i] = p[0];
+      for (int k = 1; k < 4; k++) lo[i] = fminf(lo[i], p[k]), hi[i] = fmaxf(hi[i], p[k]);
+    } else {
+      lo[i] = a[i], hi[i] = u[i];
+    }
+  }
+}
+
 static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char *name,
                          const kiln__xform *xs, size_t nx) {
   static const char *const tnames[] = {"mesh", "sphere", "quad", "box"};
   static const float zero[3] = {0, 0, 0};
   bool has_mat;
   uint32_t mat, id;
-  float a[3], u[3], v[3];
+  float a[3], u[3] = {0, 0, 0}, v[3] = {0, 0, 0};
   double r = 0;
   int rc = kiln__sj_object_material(c, obj, name ? name : tnames[type], true, &has_mat, &mat);
   if (rc) return rc;
@@ -228,8 +270,11 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
         return kiln__sj_fail_at(c, "max", "box size must be positive: max[%d] <= min[%d]", i, i);
   }
   if (kiln__sb_object(&c->ld->b, name ? name : tnames[type], &id)) return kiln__sj_nomem(c);
+  float lo[3], hi[3];
+  primitive_box(type, a, u, v, (float)r, lo, hi);
   for (size_t k = 0; k < nx; k++) {
     uint32_t inst = c->ld->b.next_instance++;
+    if (kiln__sb_instance(&c->ld->b, inst, id, &xs[k], lo, hi)) return kiln__sj_nomem(c);
     if (type == 1) {
       double s = similarity_scale(&xs[k]);
       if (s <= 0)
@@ -245,19 +290,23 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
     }
     if (rc) return build_fail(c, rc);
   }
-  return 0;
+  return kiln__sj_object_category(c, obj, id, id);
 }
 
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const types[] = {"mesh", "sphere", "quad", "box", NULL};
-  static const char *const k_mesh[] = {"type",      "name",      "file", "material",
-                                       "transform", "instances", NULL};
-  static const char *const k_sph[] = {"type",     "name",      "center",    "radius",
-                                      "material", "transform", "instances", NULL};
-  static const char *const k_quad[] = {"type",     "name",      "corner",    "u", "v",
-                                       "material", "transform", "instances", NULL};
-  static const char *const k_box[] = {"type",     "name",      "min",       "max",
-                                      "material", "transform", "instances", NULL};
+  static const char *const k_mesh[] = {"type",      "name",      "file",     "material",
+                                       "transform", "instances", "category", "category_id",
+                                       NULL};
+  static const char *const k_sph[] = {"type",      "name",      "center",   "radius",
+                                      "material",  "transform", "instances", "category",
+                                      "category_id", NULL};
+  static const char *const k_quad[] = {"type",      "name",      "corner",   "u",
+                                       "v",         "material",  "transform", "instances",
+                                       "category",  "category_id", NULL};
+  static const char *const k_box[] = {"type",      "name",      "min",      "max",
+                                      "material",  "transform", "instances", "category",
+                                      "category_id", NULL};
   static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box};
   int type, rc;
   const char *name = NULL;
@@ -280,8 +329,9 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
 /* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. */
 int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const types[] = {"quad", NULL};
-  static const char *const keys[] = {"type", "name",     "corner",    "u",
-                                     "v",    "radiance", "transform", NULL};
+  static const char *const keys[] = {"type",     "name",      "corner",   "u",
+                                     "v",        "radiance",  "transform", "category",
+                                     "category_id", NULL};
   int type, rc;
   float p[3], u[3], v[3], n[3];
   kiln__material m = {.type = KILN__MAT_EMISSIVE, .texture = -1, .ior = 1.5f};
@@ -315,7 +365,10 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   memcpy(m.name, name, len + 1);
   if (kiln__sb_material(&c->ld->b, &m, &mi)) return free(m.name), kiln__sj_nomem(c);
   if (kiln__sb_object(&c->ld->b, name, &id)) return kiln__sj_nomem(c);
-  if ((rc = kiln__sb_quad(&c->ld->b, p, u, v, &x, mi, id, c->ld->b.next_instance++)))
-    return build_fail(c, rc);
-  return 0;
+  uint32_t inst = c->ld->b.next_instance++;
+  float lo[3], hi[3];
+  primitive_box(2, p, u, v, 0, lo, hi);
+  if (kiln__sb_instance(&c->ld->b, inst, id, &x, lo, hi)) return kiln__sj_nomem(c);
+  if ((rc = kiln__sb_quad(&c->ld->b, p, u, v, &x, mi, id, inst))) return build_fail(c, rc);
+  return kiln__sj_object_category(c, o, id, id);
 }

@@ -17,6 +17,12 @@ void kiln__scene_free(kiln__scene *s) {
   free(s->textures);
   for (size_t i = 0; i < s->nobjects; i++) free(s->object_names[i]);
   free(s->object_names);
+  if (s->object_category)
+    for (size_t i = 0; i < s->nobjects; i++) free(s->object_category[i]);
+  free(s->object_category), free(s->object_category_id);
+  for (size_t i = 0; i < s->ncategories; i++) free(s->category_names[i]);
+  free(s->category_names), free(s->category_ids);
+  free(s->instances);
   memset(s, 0, sizeof *s);
 }
 

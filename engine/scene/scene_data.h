@@ -112,7 +112,8 @@ typedef struct kiln__scene {
   char **object_category;
   uint32_t *object_category_id;
 
-  /* the categories the scene declares (top-level "categories"), in declaration order */
+  /* the categories the scene declares (top-level "categories"), in declaration order; when it
+   * declares none, those its objects name, in order of first appearance (categories.c) */
   size_t ncategories;
   char **category_names;
   uint32_t *category_ids; /* unique, >= 1 */

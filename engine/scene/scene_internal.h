@@ -5,7 +5,8 @@
  *                  getters; kiln_scene_load
  *   sections.c     settings, camera, environment, materials, textures, transforms
  *   objects.c      objects (mesh files, loaded once each and in parallel on a pool; primitives)
- *                  and quad lights
+ *                  and quad lights, each instance's entry in the instance table
+ *   categories.c   the scene's categories and the objects' ("category", "category_id")
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
  *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
@@ -104,7 +105,7 @@ double kiln__xform_det3(const kiln__xform *x);
 /* The scene under construction: kiln__scene plus capacities. */
 typedef struct kiln__scene_builder {
   kiln__scene s;
-  size_t tri_cap, sphere_cap, mat_cap, tex_cap, obj_cap;
+  size_t tri_cap, sphere_cap, mat_cap, tex_cap, obj_cap, inst_cap;
   bool any_nrm, any_uv;
   uint32_t next_instance; /* the next instance id to hand out (1-based) */
 } kiln__scene_builder;
@@ -135,6 +136,10 @@ int kiln__sb_sphere(kiln__scene_builder *b, const float c[3], float r, uint32_t 
 int kiln__sb_material(kiln__scene_builder *b, const kiln__material *mat, uint32_t *out);
 int kiln__sb_texture(kiln__scene_builder *b, kiln__texture *t, uint32_t *out);
 int kiln__sb_object(kiln__scene_builder *b, const char *name, uint32_t *out);
+/* Records instance id inst (1-based, handed out in order by next_instance): object obj placed by
+ * x, its object-space box lo..hi. KILN_ENOMEM. */
+int kiln__sb_instance(kiln__scene_builder *b, uint32_t inst, uint32_t obj, const kiln__xform *x,
+                      const float lo[3], const float hi[3]);
 /* Finishes: drops the normal/uv arrays nothing used. The builder's scene is then complete. */
 void kiln__sb_finish(kiln__scene_builder *b);
 
@@ -162,6 +167,13 @@ typedef struct kiln__sj_mesh_entry {
   kiln__mesh_error err;
 } kiln__sj_mesh_entry;
 
+/* A category of the scene: declared, or named by an object (id 0 until kiln__sj_categories_finish
+ * gives it the next free one). */
+typedef struct kiln__sj_category {
+  char *name;
+  uint32_t id;
+} kiln__sj_category;
+
 /* The scene loader's state during one load (a kiln__sj_ctx points to it). */
 struct kiln__sj_load {
   kiln_pool *pool; /* loads mesh files in parallel, or NULL */
@@ -173,6 +185,12 @@ struct kiln__sj_load {
   kiln__name_ref *mat_index; /* every name of "materials", sorted: index is into mats */
   kiln__sj_tex_entry *texs;
   size_t ntexs;
+  /* categories (categories.c): the declared ones (declared) or those objects name, in order */
+  bool declared;
+  kiln__sj_category *cats;
+  size_t ncats, cats_cap;
+  int32_t *obj_cat; /* per object id - 1: index into cats, -1 none; obj_cat_n entries */
+  size_t obj_cat_n, obj_cat_cap;
 };
 
 
@@ -194,6 +212,16 @@ int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_
 /* A transform object into *x (identity when o is NULL). */
 int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x);
 int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs, size_t *nx);
+
+/* ---- categories.c ------------------------------------------------------------------------ */
+
+/* The top-level "categories" (o, may be NULL: none declared). */
+int kiln__sj_parse_categories(kiln__sj_ctx *c, const cJSON *o);
+/* The "category" and "category_id" of the object or light obj (at the current path), given to
+ * object ids first..last inclusive. */
+int kiln__sj_object_category(kiln__sj_ctx *c, const cJSON *obj, uint32_t first, uint32_t last);
+/* After every object: ids for undeclared names, and the scene's category arrays. */
+int kiln__sj_categories_finish(kiln__sj_ctx *c);
 
 /* ---- objects.c ----------------------------------------------------------------------- */
 
