@@ -1,4 +1,4 @@
-/* test_dataset.c: the dataset writers (engine/batch/coco.c, bop.c, dataset.c) on hand-built ground
+/* test_writers.c: the dataset writers (engine/batch/coco.c, bop.c, dataset.c) on hand-built ground
  * truth and instance passes, without a device.
  *
  * COCO: the RLE strings are pycocotools' (vectors worked by hand from its rleToString, and every
