@@ -56,6 +56,7 @@ struct kiln_batch {
   atomic_int stop;
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
   kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
+  kiln__dataset *dataset; /* the run's dataset writer (cfg.writer), for the length of a run */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
@@ -85,6 +86,7 @@ typedef struct frame_ctx {
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
   kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
+  kiln_scene *scene;   /* and its scene, kept for its ground truth when a dataset is written */
   bool patched;
   int retries;
   double t_render; /* when its render was submitted */
@@ -154,6 +156,15 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     kiln__say(msg, msgcap, "claiming takes chunks of the whole selection: it excludes shards");
     return KILN_EINVAL;
   }
+  if (cfg->writer != KILN_WRITER_NONE && cfg->writer != KILN_WRITER_COCO &&
+      cfg->writer != KILN_WRITER_BOP) {
+    kiln__say(msg, msgcap, "unknown dataset writer %d", (int)cfg->writer);
+    return KILN_EINVAL;
+  }
+  if (cfg->claim && cfg->writer) { /* its files are one run's: shards name them, claims cannot */
+    kiln__say(msg, msgcap, "a dataset writer writes one set of files a run: use shards, not claiming");
+    return KILN_EINVAL;
+  }
   if (cfg->claim && cfg->contact_sheet) {
     kiln__say(msg, msgcap, "a contact sheet needs every frame in one run: not with claiming");
     return KILN_EINVAL;
@@ -183,6 +194,7 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   b->job = job;
   b->cfg = *cfg;
   if (b->cfg.claim && !b->cfg.overwrite) b->cfg.resume = true; /* chunks taken over half done */
+  if (b->cfg.writer) b->cfg.annotations = true;
   if (b->cfg.claim && !b->cfg.chunk) b->cfg.chunk = 64;
   if (b->cfg.claim && b->cfg.claim_timeout_s == 0) b->cfg.claim_timeout_s = 120;
   kiln__selection_init(&b->sel, &b->cfg);
@@ -404,6 +416,38 @@ static void release_own(frame_ctx *c) {
     kiln_renderer_destroy(c->own);
     c->own = NULL;
   }
+  kiln_scene_destroy(c->scene);
+  c->scene = NULL;
+}
+
+/* Frame c's ground truth (from img's instance pass) into the run's dataset writer, once its
+ * colour file is written. A frame with overrides is annotated in its own scene: the one its
+ * prepare task kept, or with isolate (a worker rendered it) the scene loaded again here. */
+static int dataset_frame(kiln_batch *b, frame_ctx *c, const kiln_image *img, char *msg,
+                         size_t msgcap) {
+  kiln_image_info ii;
+  kiln_image_get_info(img, &ii);
+  kiln_scene *loaded = NULL;
+  int rc = 0;
+  if (c->patched && !c->scene) {
+    kiln_error_detail err;
+    if ((rc = kiln_job_frame_scene(b->job, &c->fr, &err, &loaded))) {
+      kiln_error_detail_format(&err, msg, msgcap);
+      return rc;
+    }
+  }
+  const kiln_scene *s = c->scene ? c->scene : loaded ? loaded : kiln_job_scene(b->job);
+  char rel[PATH_MAX];
+  kiln__frame_gt gt;
+  memset(&gt, 0, sizeof gt);
+  rc = kiln__batch_pass_name(b, &c->fr, 0, rel, sizeof rel, msg, msgcap);
+  if (!rc)
+    rc = kiln__annotate(&s->data, &c->fr.camera, ii.width, ii.height, ii.instance_id,
+                        kiln__dataset_masks(b->cfg.writer), &gt, msg, msgcap);
+  if (!rc) rc = kiln__dataset_frame(b->dataset, &c->fr, rel, &gt, img, msg, msgcap);
+  kiln__frame_gt_free(&gt);
+  kiln_scene_destroy(loaded);
+  return rc;
 }
 
 static int writer_task(void *arg, void **result) {
@@ -451,6 +495,11 @@ static int writer_task(void *arg, void **result) {
     write_s += kiln__now() - tw;
     free(data);
     if (!rc) c->files++, c->bytes += len;
+  }
+  if (!rc && b->dataset) {
+    double td = kiln__now();
+    rc = dataset_frame(b, c, img, msg, sizeof msg);
+    write_s += kiln__now() - td;
   }
   if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
     b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
@@ -519,7 +568,8 @@ static int prepare_task(void *arg, void **result) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  kiln_scene_destroy(scene);
+  if (b->dataset && !rc) c->scene = scene; /* for the writer, which runs after Rp settles */
+  else kiln_scene_destroy(scene);
   if (!rc) {
     kiln_frame_config fc;
     kiln_frame_config_default(c->own, &fc);
@@ -848,6 +898,16 @@ static int open_chunks(run_state *st, uint64_t selected) {
                            st->err->message, sizeof st->err->message);
 }
 
+/* The run's dataset writer; its files are named by the shard (docs/DATASETS.md). */
+static int open_dataset(run_state *st) {
+  kiln_batch *b = st->b;
+  char tag[16] = "";
+  if (b->cfg.shards > 1) snprintf(tag, sizeof tag, "%u", b->cfg.shard);
+  return kiln__dataset_open(b->cfg.writer, b->out_dir, tag, &kiln_job_scene(b->job)->data,
+                            b->cfg.durable, &b->dataset, st->err->message,
+                            sizeof st->err->message);
+}
+
 static int open_manifest(run_state *st) {
   kiln_batch *b = st->b;
   char path[PATH_MAX];
@@ -917,6 +977,7 @@ static int run_begin(run_state *st) {
                 (unsigned long long)ji.count);
   if (b->cfg.claim && (rc = open_chunks(st, selected))) return rc;
   if (b->cfg.manifest && (rc = open_manifest(st))) return rc;
+  if (b->cfg.writer && (rc = open_dataset(st))) return rc;
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {
     kiln_gpu_device_stats ds;
@@ -1163,6 +1224,10 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
                                                sum->manifest_message,
                                                sizeof sum->manifest_message);
   st->manifest = NULL;
+  sum->writer_status = kiln__dataset_commit(b->dataset, keep, sum->writer_message,
+                                            sizeof sum->writer_message);
+  b->dataset = NULL;
+  if (!sum->writer_status) sum->writer_message[0] = 0;
   if (b->iso) { /* every frame is settled: the workers are idle */
     kiln__isolate_stop(b->iso, sum);
     b->iso = NULL;

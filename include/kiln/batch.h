@@ -246,7 +246,11 @@ typedef struct kiln_batch_config {
    * instance's pose, boxes, pixel counts, visibility) goes into its manifest record, and ids.json
    * (ids, names, categories) into out_dir; the instance pass is rendered whether written or not. */
   bool annotations;
-  kiln_writer writer; /* a dataset writer besides the files (implies annotations) [none] */
+  /* a dataset writer besides the files (implies annotations) [none]: KILN_WRITER_COCO writes
+   * out_dir/coco.json (coco_<shard>.json with shards), KILN_WRITER_BOP the BOP scene
+   * out_dir/bop/<shard, 6 digits>/; both when the run ends, from the frames it wrote (frames a
+   * resumed run skips are not in them). Not with claim (KILN_EINVAL) */
+  kiln_writer writer;
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);
@@ -278,6 +282,9 @@ typedef struct kiln_batch_summary {
   char incidents[2048];      /* isolate: one line per incident, in the order they happened
                                 ("frame 50: render worker 1234 killed by SIGSEGV"); "" when none */
   uint64_t incidents_dropped; /* incidents that did not fit in incidents */
+  int writer_status;          /* the dataset writer's files: 0 written (or no writer), else the
+                                 error (a frame the writer could not take fails with its error) */
+  char writer_message[512];   /* why, when writer_status is not 0; else "" */
 } kiln_batch_summary;
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).

@@ -56,6 +56,9 @@ static void render_usage(FILE *to) {
       "  --contact-sheet FILE    write a PNG grid of thumbnails (FILE inside the output folder)\n"
       "  --manifest FILE         write a JSON line per frame written or found complete (index,\n"
       "                          frame, name, seed, files) to FILE, inside the output folder\n"
+      "  --writer coco|bop       also write a dataset (implies --annotations): coco: DIR/coco.json\n"
+      "                          (coco_K.json for shard K: kiln merge joins them); bop: the BOP\n"
+      "                          scene DIR/bop/00000K (docs/DATASETS.md); not with --claim\n"
       "\n"
       "many processes, one job (docs/CLUSTER.md; {shard} in --json and --manifest becomes the\n"
       "shard number, or HOST-PID with --claim):\n"
@@ -433,6 +436,12 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--manifest")) {
       NEED_VALUE();
       manifest = v;
+    } else if (!strcmp(a, "--writer")) {
+      NEED_VALUE();
+      if (!strcmp(v, "coco")) bc.writer = KILN_WRITER_COCO;
+      else if (!strcmp(v, "bop")) bc.writer = KILN_WRITER_BOP;
+      else return usage_error("--writer %s: expected coco or bop", v);
+      bc.annotations = true; /* the writers work from each frame's ground truth */
     } else if (!strcmp(a, "--shard")) {
       NEED_VALUE();
       if (!strcmp(v, "auto")) shard_auto = true;
@@ -671,6 +680,10 @@ int kiln_cli_render(int argc, char **argv) {
   code = sum.stopped && sig ? 128 + sig : sum.failed ? 1 : 0;
   if (bc.manifest && sum.manifest_status) {
     fprintf(stderr, "kiln render: %s\n", sum.manifest_message);
+    if (code == 0) code = 1;
+  }
+  if (bc.writer && sum.writer_status) {
+    fprintf(stderr, "kiln render: dataset: %s\n", sum.writer_message);
     if (code == 0) code = 1;
   }
   if (bc.contact_sheet && sum.contact_sheet_status) {
