@@ -56,10 +56,14 @@ struct kiln_batch {
   atomic_int stop;
   kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
   kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
-  kiln__dataset *dataset; /* the run's dataset writer (cfg.writer), for the length of a run */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
+  bool annotate;                 /* annotations, or a dataset writer */
+  char manifest_name[PATH_MAX];  /* annotations without a manifest: the default one's name */
+  char shard_tag[96];            /* this process's part of a job: "K" (shard K), "HOST-PID"
+                                    (claiming), "" (the whole job) */
+  kiln__dataset *dataset;        /* the dataset writer of a run; NULL: none */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -86,7 +90,10 @@ typedef struct frame_ctx {
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
   kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
-  kiln_scene *scene;   /* and its scene, kept for its ground truth when a dataset is written */
+  kiln_scene *scene;   /* annotations: the frame's own scene (frames with overrides), kept by
+                          its prepare task (or loaded by W under isolation) until W annotates */
+  kiln__frame_gt gt;   /* annotations: written by W, read by the driver after W completes */
+  bool has_gt;
   bool patched;
   int retries;
   double t_render; /* when its render was submitted */
@@ -116,6 +123,26 @@ static int confined(const kiln_batch_config *cfg, const char *what, const char *
             : path[0] == '/' ? "an absolute path"
                              : "a '..' component");
   return KILN_EINVAL;
+}
+
+/* The shard tag; and since annotations go into the manifest, the manifest when none is asked for:
+ * annotations.jsonl in the output folder, annotations_K.jsonl for shard K of a sharded run,
+ * annotations_HOST-PID.jsonl for a claiming one (each process of a job its own file, as kiln
+ * render's {shard} gives). */
+static void default_manifest(kiln_batch *b) {
+  char *t = b->shard_tag;
+  if (b->cfg.claim) {
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    host[strcspn(host, ".")] = 0;
+    snprintf(t, sizeof b->shard_tag, "%s-%ld", host, (long)getpid());
+  } else if (b->cfg.shards > 1) {
+    snprintf(t, sizeof b->shard_tag, "%u", b->cfg.shard);
+  }
+  if (b->cfg.manifest) return;
+  snprintf(b->manifest_name, sizeof b->manifest_name, "annotations%s%s.jsonl", t[0] ? "_" : "", t);
+  b->cfg.manifest = b->manifest_name;
 }
 
 /* *tmpl_err: the error is the template's (located at it by kiln_batch_create). */
@@ -156,15 +183,6 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     kiln__say(msg, msgcap, "claiming takes chunks of the whole selection: it excludes shards");
     return KILN_EINVAL;
   }
-  if (cfg->writer != KILN_WRITER_NONE && cfg->writer != KILN_WRITER_COCO &&
-      cfg->writer != KILN_WRITER_BOP) {
-    kiln__say(msg, msgcap, "unknown dataset writer %d", (int)cfg->writer);
-    return KILN_EINVAL;
-  }
-  if (cfg->claim && cfg->writer) { /* its files are one run's: shards name them, claims cannot */
-    kiln__say(msg, msgcap, "a dataset writer writes one set of files a run: use shards, not claiming");
-    return KILN_EINVAL;
-  }
   if (cfg->claim && cfg->contact_sheet) {
     kiln__say(msg, msgcap, "a contact sheet needs every frame in one run: not with claiming");
     return KILN_EINVAL;
@@ -180,6 +198,18 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   }
   kiln__iso_setup faults = {0};
   if (cfg->isolate && kiln__iso_parse_faults(cfg->faults, &faults, msg, msgcap)) return KILN_EINVAL;
+  if (cfg->writer != KILN_WRITER_NONE && cfg->writer != KILN_WRITER_COCO &&
+      cfg->writer != KILN_WRITER_BOP) {
+    kiln__say(msg, msgcap, "unknown dataset writer %d", (int)cfg->writer);
+    return KILN_EINVAL;
+  }
+  if (cfg->claim && cfg->writer) {
+    /* a claiming process's files would lack the frames of the chunks it takes over (their
+     * records died with their holder): shards name a writer's files instead */
+    kiln__say(msg, msgcap, "a dataset writer needs every frame of its part in one run: use shards, "
+                           "not claiming");
+    return KILN_EINVAL;
+  }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
     kiln__say(msg, msgcap, "unknown format %d", (int)cfg->format);
     return KILN_EINVAL;
@@ -194,10 +224,11 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   b->job = job;
   b->cfg = *cfg;
   if (b->cfg.claim && !b->cfg.overwrite) b->cfg.resume = true; /* chunks taken over half done */
-  if (b->cfg.writer) b->cfg.annotations = true;
   if (b->cfg.claim && !b->cfg.chunk) b->cfg.chunk = 64;
   if (b->cfg.claim && b->cfg.claim_timeout_s == 0) b->cfg.claim_timeout_s = 120;
   kiln__selection_init(&b->sel, &b->cfg);
+  b->annotate = cfg->annotations || cfg->writer != KILN_WRITER_NONE;
+  if (b->annotate) default_manifest(b);
   b->tmpl = cfg->output ? cfg->output : ji.output;
   b->passes = (cfg->passes ? cfg->passes : ji.passes) | KILN_PASS_COLOR;
   b->format = cfg->format != KILN_FORMAT_DEFAULT ? cfg->format : ji.format;
@@ -420,33 +451,47 @@ static void release_own(frame_ctx *c) {
   c->scene = NULL;
 }
 
-/* Frame c's ground truth (from img's instance pass) into the run's dataset writer, once its
- * colour file is written. A frame with overrides is annotated in its own scene: the one its
- * prepare task kept, or with isolate (a worker rendered it) the scene loaded again here. */
-static int dataset_frame(kiln_batch *b, frame_ctx *c, const kiln_image *img, char *msg,
-                         size_t msgcap) {
+/* gt's names and categories borrowed from the job's scene js instead of the frame's own, which
+ * goes with the frame's renderer: overrides move objects, never add, remove or rename them, so
+ * object ids are the job's. */
+static void rebind_names(kiln__frame_gt *gt, const kiln__scene *js) {
+  for (size_t k = 0; k < gt->n; k++) {
+    kiln__gt_instance *g = &gt->inst[k];
+    bool in = g->object_id >= 1 && g->object_id <= js->nobjects;
+    g->name = in ? js->object_names[g->object_id - 1] : NULL;
+    g->category = in && js->object_category ? js->object_category[g->object_id - 1] : NULL;
+    g->category_id = in && js->object_category_id ? js->object_category_id[g->object_id - 1] : 0;
+  }
+}
+
+/* Frame c's ground truth from its image (W, once the passes are written), and the dataset
+ * writer's share of it. Under isolation a frame with overrides was rendered by a worker: its scene
+ * is loaded here (the JSON and mesh files again, no BVH or upload). */
+static int annotate_frame(frame_ctx *c, const kiln_image *img, char *msg, size_t msgcap) {
+  kiln_batch *b = c->b;
   kiln_image_info ii;
   kiln_image_get_info(img, &ii);
-  kiln_scene *loaded = NULL;
-  int rc = 0;
-  if (c->patched && !c->scene) {
+  const kiln_scene *s = c->scene ? c->scene : c->patched ? NULL : kiln_job_scene(b->job);
+  if (!s) {
     kiln_error_detail err;
-    if ((rc = kiln_job_frame_scene(b->job, &c->fr, &err, &loaded))) {
-      kiln_error_detail_format(&err, msg, msgcap);
+    int rc = kiln_job_frame_scene(b->job, &c->fr, &err, &c->scene);
+    if (rc) {
+      char m[1200];
+      kiln__say(msg, msgcap, "annotations: %s", kiln_error_detail_format(&err, m, sizeof m));
       return rc;
     }
+    s = c->scene;
   }
-  const kiln_scene *s = c->scene ? c->scene : loaded ? loaded : kiln_job_scene(b->job);
-  char rel[PATH_MAX];
-  kiln__frame_gt gt;
-  memset(&gt, 0, sizeof gt);
-  rc = kiln__batch_pass_name(b, &c->fr, 0, rel, sizeof rel, msg, msgcap);
-  if (!rc)
-    rc = kiln__annotate(&s->data, &c->fr.camera, ii.width, ii.height, ii.instance_id,
-                        kiln__dataset_masks(b->cfg.writer), &gt, msg, msgcap);
-  if (!rc) rc = kiln__dataset_frame(b->dataset, &c->fr, rel, &gt, img, msg, msgcap);
-  kiln__frame_gt_free(&gt);
-  kiln_scene_destroy(loaded);
+  kiln__frame_gt_free(&c->gt);
+  c->has_gt = false;
+  int rc = kiln__annotate(&s->data, &c->fr.camera, ii.width, ii.height, ii.instance_id,
+                          kiln__dataset_masks(b->cfg.writer), &c->gt, msg, msgcap);
+  if (rc) return rc;
+  c->has_gt = true;
+  if (s != kiln_job_scene(b->job)) rebind_names(&c->gt, &kiln_job_scene(b->job)->data);
+  char color[PATH_MAX];
+  if (b->dataset && !(rc = kiln__batch_pass_name(b, &c->fr, 0, color, sizeof color, msg, msgcap)))
+    rc = kiln__dataset_frame(b->dataset, &c->fr, color, &c->gt, img, msg, msgcap);
   return rc;
 }
 
@@ -496,11 +541,7 @@ static int writer_task(void *arg, void **result) {
     free(data);
     if (!rc) c->files++, c->bytes += len;
   }
-  if (!rc && b->dataset) {
-    double td = kiln__now();
-    rc = dataset_frame(b, c, img, msg, sizeof msg);
-    write_s += kiln__now() - td;
-  }
+  if (!rc && b->annotate) rc = annotate_frame(c, img, msg, sizeof msg);
   if (!rc && b->thumbs && c->sel % b->sheet_every == 0 && c->sel / b->sheet_every < b->ncells)
     b->thumbs[c->sel / b->sheet_every] = thumbnail(b, img);
   release_own(c);
@@ -568,7 +609,7 @@ static int prepare_task(void *arg, void **result) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  if (b->dataset && !rc) c->scene = scene; /* for the writer, which runs after Rp settles */
+  if (b->annotate && !rc) c->scene = scene; /* for W to annotate; released with c->own */
   else kiln_scene_destroy(scene);
   if (!rc) {
     kiln_frame_config fc;
@@ -601,6 +642,7 @@ static void ctx_free(frame_ctx *c) {
   if (c->writer) kiln_future_release(c->writer);
   if (c->render) kiln_future_release(c->render);
   release_own(c);
+  kiln__frame_gt_free(&c->gt);
   kiln_job_frame_clear(&c->fr);
   free(c);
 }
@@ -802,7 +844,8 @@ typedef struct run_state {
 } run_state;
 
 /* Frame fr's files (written or found complete) into the manifest. */
-static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
+static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos,
+                         const kiln__frame_gt *gt) {
   kiln_batch *b = st->b;
   char files[NPASS][KILN__PATH_CAP], m[256];
   size_t n = 0;
@@ -810,13 +853,13 @@ static void manifest_add(run_state *st, const kiln_job_frame *fr, uint64_t pos) 
     if (!(b->passes & (1u << pi))) continue;
     if (kiln__batch_pass_name(b, fr, pi, files[n], sizeof files[n], m, sizeof m) == 0) n++;
   }
-  kiln__manifest_add(st->manifest, fr, pos, files, n);
+  kiln__manifest_add_record(st->manifest, fr, pos, files, n, gt);
 }
 
 /* Reports frame fr (position pos in the selection; UINT64_MAX: none) with status. in_flight: the
  * frame was counted in its chunk's frames in flight (claiming). */
 static void report_at(run_state *st, const kiln_job_frame *fr, uint64_t pos, bool in_flight,
-                      int status, const char *message) {
+                      int status, const char *message, const kiln__frame_gt *gt) {
   kiln_batch_summary *s = st->sum;
   /* a done marker that cannot be written leaves the claim to expire when this run ends; whoever
    * takes the chunk then finds its files complete */
@@ -827,7 +870,7 @@ static void report_at(run_state *st, const kiln_job_frame *fr, uint64_t pos, boo
   else if (status == 1 || status == 2) s->skipped++;
   else s->failed++;
   if (status == 2) s->elsewhere++;
-  if (st->manifest && (status == 0 || status == 1)) manifest_add(st, fr, pos);
+  if (st->manifest && (status == 0 || status == 1)) manifest_add(st, fr, pos, gt);
   if (!st->b->cfg.progress) return;
   kiln_batch_event ev = {fr,         status,   message ? message : "", s->written, s->failed,
                          s->skipped, s->total, kiln__now() - st->t0};
@@ -835,7 +878,7 @@ static void report_at(run_state *st, const kiln_job_frame *fr, uint64_t pos, boo
 }
 
 static void report(run_state *st, const frame_ctx *c, int status, const char *message) {
-  report_at(st, &c->fr, c->pos, c->chunked, status, message);
+  report_at(st, &c->fr, c->pos, c->chunked, status, message, c->has_gt ? &c->gt : NULL);
 }
 
 static bool stopping(const kiln_batch *b) {
@@ -898,16 +941,6 @@ static int open_chunks(run_state *st, uint64_t selected) {
                            st->err->message, sizeof st->err->message);
 }
 
-/* The run's dataset writer; its files are named by the shard (docs/DATASETS.md). */
-static int open_dataset(run_state *st) {
-  kiln_batch *b = st->b;
-  char tag[16] = "";
-  if (b->cfg.shards > 1) snprintf(tag, sizeof tag, "%u", b->cfg.shard);
-  return kiln__dataset_open(b->cfg.writer, b->out_dir, tag, &kiln_job_scene(b->job)->data,
-                            b->cfg.durable, &b->dataset, st->err->message,
-                            sizeof st->err->message);
-}
-
 static int open_manifest(run_state *st) {
   kiln_batch *b = st->b;
   char path[PATH_MAX];
@@ -918,6 +951,22 @@ static int open_manifest(run_state *st) {
   return kiln__manifest_open(path, &st->manifest, st->err->message, sizeof st->err->message);
 }
 
+/* ids.json into the output folder (every process of a sharded job writes the same bytes, each
+ * atomically), and the dataset writer. */
+static int open_annotations(run_state *st) {
+  kiln_batch *b = st->b;
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/ids.json", b->out_dir) >= (int)sizeof path)
+    return fail(st, KILN_EINVAL, "output path too long: %s/ids.json", b->out_dir);
+  int rc = kiln__ids_write(&kiln_job_scene(b->job)->data, path, b->cfg.durable, st->err->message,
+                           sizeof st->err->message);
+  if (rc || b->cfg.writer == KILN_WRITER_NONE) return rc;
+  return kiln__dataset_open(b->cfg.writer, b->out_dir, b->shard_tag,
+                            &kiln_job_scene(b->job)->data,
+                            b->cfg.durable, &b->dataset, st->err->message,
+                            sizeof st->err->message);
+}
+
 /* isolate: a worker process per lane of every device, each given its lane's device (by UUID). */
 static int start_workers(run_state *st, size_t lanes) {
   kiln_batch *b = st->b;
@@ -926,7 +975,8 @@ static int start_workers(run_state *st, size_t lanes) {
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
   kiln__iso_setup base = {.magic = KILN__ISO_MAGIC, .width = b->width, .height = b->height,
-                          .spp = b->cfg.spp, .passes = b->passes,
+                          .spp = b->cfg.spp,
+                          .passes = b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
@@ -977,7 +1027,7 @@ static int run_begin(run_state *st) {
                 (unsigned long long)ji.count);
   if (b->cfg.claim && (rc = open_chunks(st, selected))) return rc;
   if (b->cfg.manifest && (rc = open_manifest(st))) return rc;
-  if (b->cfg.writer && (rc = open_dataset(st))) return rc;
+  if (b->annotate && (rc = open_annotations(st))) return rc;
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {
     kiln_gpu_device_stats ds;
@@ -1045,7 +1095,7 @@ static void issue_frame(run_state *st, kiln_job_frame *fr, uint64_t pos) {
   uint64_t sel = st->sel++;
   frame_ctx *c = b->hooks.alloc(1, sizeof *c);
   if (!c) {
-    report_at(st, fr, pos, false, KILN_ENOMEM, "out of memory: the frame cannot be issued");
+    report_at(st, fr, pos, false, KILN_ENOMEM, "out of memory: the frame cannot be issued", NULL);
     kiln_job_frame_clear(fr);
     return;
   }
@@ -1091,7 +1141,7 @@ static int take(run_state *st, kiln_job_frame *fr, uint64_t pos, bool *issue_it)
   int rc = kiln__chunks_take(st->chunks, pos, &what, st->err->message, sizeof st->err->message);
   if (rc) return rc;
   *issue_it = what == KILN__TAKE_ISSUE;
-  if (what == KILN__TAKE_ELSEWHERE) report_at(st, fr, pos, false, 2, "");
+  if (what == KILN__TAKE_ELSEWHERE) report_at(st, fr, pos, false, 2, "", NULL);
   return 0;
 }
 
@@ -1110,7 +1160,7 @@ static int issue_more(run_state *st) {
         kiln_error_detail_format(&jerr, st->m, sizeof st->m);
         snprintf(fr.where, sizeof fr.where, "%s", jerr.file[0] ? jerr.file : "the job");
         fr.frame = -1;
-        report_at(st, &fr, UINT64_MAX, false, rc, st->m);
+        report_at(st, &fr, UINT64_MAX, false, rc, st->m, NULL);
       }
       return 0;
     }

@@ -122,12 +122,29 @@ struct kiln_job {
   uint64_t count, next;
   kiln__frame_run *runs; /* lists: every frame's number, noted at load */
   size_t nruns, runs_cap;
+  /* categories (docs/JOBS.md, "Categories"): the job's own declaration (replacing the scene's;
+   * ncats 0: none), and object name -> category name (each pair owned), applied to the job's
+   * scene and to every frame's scene by kiln__job_apply_categories */
+  kiln__category *cats;
+  size_t ncats;
+  char **ocat_objects, **ocat_names;
+  size_t nocat;
 };
 
 /* ---- job_common.c --------------------------------------------------------------------------- */
 
 /* Applies the job's width, height and spp to a scene it loaded (before anyone else sees it). */
 void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
+
+/* Applies the job's categories to a scene it loaded (before anyone else sees it): its declaration
+ * replaces the scene's (the scene's objects keep their category names, which must be declared),
+ * then object_categories names objects' categories: an object matches a name that is its own, or
+ * that its name starts with followed by '.' (the groups of a mesh object). A category the
+ * declaration in force lacks (none: any) gets the smallest free id. 0, KILN_ENOMEM, or
+ * KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
+int kiln__job_apply_categories(const kiln_job *job, kiln__scene *s, char *msg, size_t msgcap);
+/* Whether object name is matched by the job's object_categories name key (as above). */
+bool kiln__job_object_matches(const char *name, const char *key);
 
 /* A ctx that locates errors in text, reported as file (err is the caller's). */
 void kiln__job_ctx(kiln__sj_ctx *c, const char *text, const char *file, kiln_error_detail *err);
@@ -293,6 +310,7 @@ void kiln__unlock_out_dir(const char *out_dir, bool shared, int *fd);
 /* ---- manifest.c: one JSON line per frame written -------------------------------------------------- */
 
 typedef struct kiln__manifest kiln__manifest;
+struct kiln__frame_gt; /* annotate.c, below */
 
 enum { KILN__PATH_CAP = 4096 }; /* PATH_MAX, which not every file of the folder sees */
 
@@ -302,6 +320,10 @@ int kiln__manifest_open(const char *path, kiln__manifest **out, char *msg, size_
  * folder). A failure is kept for kiln__manifest_commit to report. */
 int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
                        char files[][KILN__PATH_CAP], size_t nfiles);
+/* The same, with the frame's ground truth (kiln__gt_json's fields) when gt is not NULL. */
+int kiln__manifest_add_record(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
+                              char files[][KILN__PATH_CAP], size_t nfiles,
+                              const struct kiln__frame_gt *gt);
 /* Renames the manifest into place (keep), or removes its temporary (!keep, or after a failure),
  * and frees m (NULL: nothing). 0, or the first failure with msg. */
 int kiln__manifest_commit(kiln__manifest *m, bool durable, bool keep, char *msg, size_t msgcap);
@@ -351,6 +373,17 @@ void kiln__frame_gt_free(kiln__frame_gt *g);
 int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t width,
                    int32_t height, const uint32_t *instance_pass, bool masks, kiln__frame_gt *out,
                    char *msg, size_t msgcap);
+
+/* ---- records.c: annotations as JSON ------------------------------------------------------------ */
+
+/* Adds gt's fields to a frame's manifest object o: width, height, camera {K, cam2world_opengl,
+ * cam2world_opencv}, instances [...] (docs/DATASETS.md). false on ENOMEM (o keeps what was
+ * added). */
+bool kiln__gt_json(cJSON *o, const kiln__frame_gt *gt);
+/* Writes ids.json (every object and instance id with its name and category, the categories, the
+ * conventions) of scene s to path, atomically. 0, KILN_EIO, KILN_ENOMEM with msg. */
+int kiln__ids_write(const struct kiln__scene *s, const char *path, bool durable, char *msg,
+                    size_t msgcap);
 
 /* ---- coco.c, bop.c: dataset writers (docs/DATASETS.md) ---------------------------------------- */
 

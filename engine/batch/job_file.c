@@ -163,6 +163,89 @@ static int parse_settings(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
 
 static int open_list(kiln_job *job, kiln_error_detail *err);
 
+/* An error at the current path: no object of the job's scene is called name (or has it as the
+ * name of its mesh, name.group). */
+static int no_object(kiln__sj_ctx *c, const kiln__scene *s, const char *name) {
+  const char **list = malloc((s->nobjects + 1) * sizeof *list);
+  if (!list) return kiln__sj_nomem(c);
+  for (size_t i = 0; i < s->nobjects; i++) list[i] = s->object_names[i];
+  list[s->nobjects] = NULL;
+  const char *near = kiln__sj_closest(name, list);
+  int rc = near ? kiln__sj_fail(c, "the scene has no object named '%s' (did you mean '%s'?)",
+                                name, near)
+                : kiln__sj_fail(c, "the scene has no object named '%s'", name);
+  free(list);
+  return rc;
+}
+
+/* An error at the current path: the declaration in force (the job's, else the scene's) has no
+ * category name. */
+static int no_category(kiln__sj_ctx *c, const kiln_job *job, const kiln__scene *s,
+                       const char *name) {
+  size_t n = job->ncats ? job->ncats : s->ncategories;
+  const char **list = malloc((n + 1) * sizeof *list);
+  if (!list) return kiln__sj_nomem(c);
+  for (size_t i = 0; i < n; i++) list[i] = job->ncats ? job->cats[i].name : s->category_names[i];
+  list[n] = NULL;
+  const char *near = kiln__sj_closest(name, list);
+  const char *who = job->ncats ? "the job" : "the scene";
+  int rc = near ? kiln__sj_fail(c, "unknown category '%s' (did you mean '%s'?)", name, near)
+                : kiln__sj_fail(c, "unknown category '%s': %s declares %zu", name, who, n);
+  free(list);
+  return rc;
+}
+
+/* object_categories: {object name: category name}, each checked against the job's scene. */
+static int parse_object_categories(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
+  const kiln__scene *s = &job->scene->data;
+  bool declared = job->ncats || cJSON_GetObjectItemCaseSensitive(job->scene_doc, "categories");
+  kiln__sj_push_key(c, "object_categories");
+  if (!cJSON_IsObject(o))
+    return kiln__sj_fail(c, "object_categories must be an object {object name: category}");
+  size_t n = (size_t)cJSON_GetArraySize(o);
+  if (n && (!(job->ocat_objects = calloc(n, sizeof(char *))) ||
+            !(job->ocat_names = calloc(n, sizeof(char *)))))
+    return kiln__sj_nomem(c);
+  for (const cJSON *e = o->child; e; e = e->next) {
+    kiln__sj_push_key(c, e->string);
+    if (!cJSON_IsString(e) || !e->valuestring[0])
+      return kiln__sj_fail(c, "a category must be a non-empty string (its name)");
+    bool any = false;
+    for (size_t i = 0; i < s->nobjects && !any; i++)
+      any = kiln__job_object_matches(s->object_names[i], e->string);
+    if (!any) return no_object(c, s, e->string);
+    bool known = job->ncats && kiln__categories_find(job->cats, job->ncats, e->valuestring) >= 0;
+    for (size_t i = 0; !job->ncats && i < s->ncategories && !known; i++)
+      known = strcmp(s->category_names[i], e->valuestring) == 0;
+    if (declared && !known) return no_category(c, job, s, e->valuestring);
+    size_t k = job->nocat;
+    if (!(job->ocat_objects[k] = dup_str(e->string)) ||
+        !(job->ocat_names[k] = dup_str(e->valuestring)))
+      return kiln__sj_nomem(c);
+    job->nocat++;
+    kiln__sj_pop(c);
+  }
+  kiln__sj_pop(c);
+  return 0;
+}
+
+/* The job's "categories" and "object_categories", applied to its scene. */
+static int parse_categories(kiln_job *job, kiln__sj_ctx *c, const cJSON *root) {
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "categories");
+  const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "object_categories");
+  int rc;
+  if (d) {
+    kiln__sj_push_key(c, "categories");
+    if ((rc = kiln__sj_categories(c, d, &job->cats, &job->ncats))) return rc;
+    kiln__sj_pop(c);
+  }
+  if (o && (rc = parse_object_categories(job, c, o))) return rc;
+  char msg[400];
+  if ((rc = kiln__job_apply_categories(job, &job->scene->data, msg, sizeof msg)))
+    return rc == KILN_ENOMEM ? kiln__sj_nomem(c) : kiln__sj_fail_at(c, "categories", "%s", msg);
+  return 0;
+}
+
 /* Notes the number of the list's next frame (job->runs). */
 static int note_frame(kiln_job *job, long frame) {
   kiln__frame_run *r = job->nruns ? &job->runs[job->nruns - 1] : NULL;
@@ -186,9 +269,11 @@ static int note_frame(kiln_job *job, long frame) {
 }
 
 static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
-  static const char *const keys[] = {"description", "scene",  "output", "passes",
-                                     "format",      "width",  "height", "spp",
-                                     "animation",   "images", NULL};
+  static const char *const keys[] = {"description", "scene",      "output",
+                                     "passes",      "format",     "width",
+                                     "height",      "spp",        "animation",
+                                     "images",      "categories", "object_categories",
+                                     NULL};
   const cJSON *root = job->root;
   int rc;
   if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a job must be a JSON object");
@@ -210,6 +295,7 @@ static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c
   if (!dir || (scene && !(sp = kiln__path_join(dir, scene)))) return free(dir), kiln__sj_nomem(c);
   rc = load_scene(job, scene ? sp : opt->scene, opt->pool, c->err);
   free(sp);
+  if (!rc) rc = parse_categories(job, c, root);
   if (rc) return free(dir), rc;
   if (anim) {
     job->kind = KILN__JOB_ANIM;
@@ -481,5 +567,8 @@ void kiln_job_destroy(kiln_job *job) {
   free(job->scene_text), free(job->scene_path), free(job->scene_dir);
   free(job->text), free(job->path), free(job->output), free(job->list_path);
   free(job->runs);
+  kiln__categories_free(job->cats, job->ncats);
+  for (size_t i = 0; i < job->nocat; i++) free(job->ocat_objects[i]), free(job->ocat_names[i]);
+  free(job->ocat_objects), free(job->ocat_names);
   free(job);
 }

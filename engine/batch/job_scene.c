@@ -121,6 +121,12 @@ static int frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error
     }
   } else {
     kiln__job_apply_settings(job, *out);
+    char msg[400];
+    if ((rc = kiln__job_apply_categories(job, &(*out)->data, msg, sizeof msg))) {
+      snprintf(err->message, sizeof err->message, "%s", msg);
+      kiln_scene_destroy(*out);
+      *out = NULL;
+    }
   }
   free(text);
   cJSON_Delete(doc), cJSON_Delete(patch);

@@ -5,7 +5,8 @@
  *    "files": ["00012_color.png", "00012_depth.png"]}
  *
  * index: the frame's place in the job; position: its place in the selection (what shards and
- * chunks cut); files: relative to the output folder. Lines go to a temporary file beside the
+ * chunks cut); files: relative to the output folder. With annotations, a rendered frame's line
+ * also has its ground truth (records.c: width, height, camera, instances). Lines go to a temporary file beside the
  * manifest as frames finish (memory does not grow with the job), renamed over the manifest when
  * the run ends, so a manifest is whole or absent; a killed run leaves only the temporary, which
  * --resume sweeps, and a resumed run lists its skipped frames again, so its manifest is whole. */
@@ -57,6 +58,12 @@ int kiln__manifest_open(const char *path, kiln__manifest **out, char *msg, size_
 
 int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
                        char files[][KILN__PATH_CAP], size_t nfiles) {
+  return kiln__manifest_add_record(m, fr, pos, files, nfiles, NULL);
+}
+
+int kiln__manifest_add_record(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos,
+                              char files[][KILN__PATH_CAP], size_t nfiles,
+                              const kiln__frame_gt *gt) {
   cJSON *o = cJSON_CreateObject(), *list = cJSON_CreateArray();
   bool ok = o && list && cJSON_AddNumberToObject(o, "index", (double)fr->index) &&
             cJSON_AddNumberToObject(o, "position", (double)pos) &&
@@ -69,6 +76,7 @@ int kiln__manifest_add(kiln__manifest *m, const kiln_job_frame *fr, uint64_t pos
     if (!ok) cJSON_Delete(f);
   }
   if (ok && (ok = cJSON_AddItemToObject(o, "files", list))) list = NULL; /* o owns it now */
+  if (ok && gt) ok = kiln__gt_json(o, gt);
   char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   cJSON_Delete(list);

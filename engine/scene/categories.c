@@ -20,51 +20,60 @@ static char *dup_str(const char *s) {
   return d;
 }
 
+int kiln__categories_find(const kiln__category *cats, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(cats[i].name, name) == 0) return (int)i;
+  return -1;
+}
+
+void kiln__categories_free(kiln__category *cats, size_t n) {
+  for (size_t i = 0; i < n; i++) free(cats[i].name);
+  free(cats);
+}
+
 static int find_name(const kiln__sj_load *ld, const char *name) {
-  for (size_t i = 0; i < ld->ncats; i++)
-    if (strcmp(ld->cats[i].name, name) == 0) return (int)i;
+  return kiln__categories_find(ld->cats, ld->ncats, name);
+}
+
+static int find_id(const kiln__category *cats, size_t n, uint32_t id) {
+  for (size_t i = 0; i < n; i++)
+    if (cats[i].id == id) return (int)i;
   return -1;
 }
 
-static int find_id(const kiln__sj_load *ld, uint32_t id) {
-  for (size_t i = 0; i < ld->ncats; i++)
-    if (ld->cats[i].id == id) return (int)i;
-  return -1;
-}
-
-/* Appends a category (name copied). Its index, or -1 on ENOMEM. */
-static int add(kiln__sj_load *ld, const char *name, uint32_t id) {
-  if (ld->ncats == ld->cats_cap) {
-    size_t cap = ld->cats_cap ? 2 * ld->cats_cap : 8;
-    kiln__sj_category *a = realloc(ld->cats, cap * sizeof *a);
+/* Appends a category (name copied) to *cats. Its index, or -1 on ENOMEM. */
+static int add(kiln__category **cats, size_t *n, size_t *cap, const char *name, uint32_t id) {
+  if (*n == *cap) {
+    size_t nc = *cap ? 2 * *cap : 8;
+    kiln__category *a = realloc(*cats, nc * sizeof *a);
     if (!a) return -1;
-    ld->cats = a, ld->cats_cap = cap;
+    *cats = a, *cap = nc;
   }
   char *d = dup_str(name);
   if (!d) return -1;
-  ld->cats[ld->ncats] = (kiln__sj_category){d, id};
-  return (int)ld->ncats++;
+  (*cats)[*n] = (kiln__category){d, id};
+  return (int)(*n)++;
 }
 
 /* One declared category (at the current path): name, id. */
-static int declare(kiln__sj_ctx *c, const char *name, double id) {
-  kiln__sj_load *ld = c->ld;
+static int declare(kiln__sj_ctx *c, kiln__category **cats, size_t *n, size_t *cap,
+                   const char *name, double id) {
   if (!name[0]) return kiln__sj_fail(c, "a category name must not be empty");
-  if (find_name(ld, name) >= 0) return kiln__sj_fail(c, "category '%s' is declared twice", name);
-  int other = find_id(ld, (uint32_t)id);
+  if (kiln__categories_find(*cats, *n, name) >= 0)
+    return kiln__sj_fail(c, "category '%s' is declared twice", name);
+  int other = find_id(*cats, *n, (uint32_t)id);
   if (other >= 0)
-    return kiln__sj_fail(c, "category id %.0f is category '%s' already", id, ld->cats[other].name);
-  return add(ld, name, (uint32_t)id) < 0 ? kiln__sj_nomem(c) : 0;
+    return kiln__sj_fail(c, "category id %.0f is category '%s' already", id, (*cats)[other].name);
+  return add(cats, n, cap, name, (uint32_t)id) < 0 ? kiln__sj_nomem(c) : 0;
 }
 
-int kiln__sj_parse_categories(kiln__sj_ctx *c, const cJSON *o) {
-  if (!o) return 0;
-  kiln__sj_push_key(c, "categories");
+static int declaration(kiln__sj_ctx *c, const cJSON *o, kiln__category **cats, size_t *n) {
+  size_t cap = 0;
   int rc = 0, i = 0;
   if (cJSON_IsArray(o)) {
     for (const cJSON *e = o->child; e && !rc; e = e->next, i++) {
       kiln__sj_push_index(c, i);
-      rc = cJSON_IsString(e) ? declare(c, e->valuestring, i + 1)
+      rc = cJSON_IsString(e) ? declare(c, cats, n, &cap, e->valuestring, i + 1)
                              : kiln__sj_fail(c, "a category must be a string (its name)");
       if (!rc) kiln__sj_pop(c);
     }
@@ -75,14 +84,29 @@ int kiln__sj_parse_categories(kiln__sj_ctx *c, const cJSON *o) {
       if (!(id >= 1 && id <= 4294967295.0 && id == (double)(uint32_t)id))
         rc = kiln__sj_fail(c, "category '%s': its id must be an integer in [1, 4294967295]",
                            e->string);
-      else rc = declare(c, e->string, id);
+      else rc = declare(c, cats, n, &cap, e->string, id);
       if (!rc) kiln__sj_pop(c);
     }
   } else {
     rc = kiln__sj_fail(c, "categories must be an array of names or an object {name: id}");
   }
+  return rc;
+}
+
+int kiln__sj_categories(kiln__sj_ctx *c, const cJSON *o, kiln__category **out, size_t *n) {
+  *out = NULL, *n = 0;
+  int rc = declaration(c, o, out, n);
+  if (rc) kiln__categories_free(*out, *n), *out = NULL, *n = 0;
+  return rc;
+}
+
+int kiln__sj_parse_categories(kiln__sj_ctx *c, const cJSON *o) {
+  if (!o) return 0;
+  kiln__sj_push_key(c, "categories");
+  int rc = kiln__sj_categories(c, o, &c->ld->cats, &c->ld->ncats);
   if (rc) return rc;
   kiln__sj_pop(c);
+  c->ld->cats_cap = c->ld->ncats;
   c->ld->declared = true;
   return 0;
 }
@@ -108,14 +132,14 @@ static int declared_name(kiln__sj_ctx *c, const char *name, int *out) {
 /* A category the scene does not declare: name (and id when given, else 0). */
 static int undeclared(kiln__sj_ctx *c, const char *name, bool has_id, uint32_t id, int *out) {
   kiln__sj_load *ld = c->ld;
-  int k = find_name(ld, name), other = has_id ? find_id(ld, id) : -1;
+  int k = find_name(ld, name), other = has_id ? find_id(ld->cats, ld->ncats, id) : -1;
   if (other >= 0 && other != k)
     return kiln__sj_fail_at(c, "category_id", "category id %u is category '%s' already", id,
                             ld->cats[other].name);
   if (k >= 0 && has_id && ld->cats[k].id && ld->cats[k].id != id)
     return kiln__sj_fail_at(c, "category_id", "category '%s' has id %u already, not %u", name,
                             ld->cats[k].id, id);
-  if (k < 0 && (k = add(ld, name, 0)) < 0) return kiln__sj_nomem(c);
+  if (k < 0 && (k = add(&ld->cats, &ld->ncats, &ld->cats_cap, name, 0)) < 0) return kiln__sj_nomem(c);
   if (has_id) ld->cats[k].id = id;
   *out = k;
   return 0;
@@ -134,7 +158,7 @@ int kiln__sj_object_category(kiln__sj_ctx *c, const cJSON *obj, uint32_t first, 
   if (!name && !has_id) return 0;
   if (ld->declared) {
     if (name && (rc = declared_name(c, name, &k))) return rc;
-    if (!name && (k = find_id(ld, (uint32_t)id)) < 0)
+    if (!name && (k = find_id(ld->cats, ld->ncats, (uint32_t)id)) < 0)
       return kiln__sj_fail_at(c, "category_id", "no declared category has id %.0f", id);
     if (has_id && ld->cats[k].id != (uint32_t)id)
       return kiln__sj_fail_at(c, "category_id", "category '%s' is declared with id %u, not %.0f",
@@ -165,7 +189,7 @@ int kiln__sj_categories_finish(kiln__sj_ctx *c) {
   uint32_t next = 1;
   for (size_t i = 0; i < ld->ncats; i++) {
     if (ld->cats[i].id) continue;
-    while (find_id(ld, next) >= 0) next++;
+    while (find_id(ld->cats, ld->ncats, next) >= 0) next++;
     ld->cats[i].id = next++;
   }
   if (ld->ncats) {

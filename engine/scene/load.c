@@ -338,8 +338,8 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   for (size_t i = 0; i < ld.nmeshes; i++)
     free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
   free(ld.texs), free(ld.mats), free(ld.mat_index), free(ld.meshes);
-  for (size_t i = 0; i < ld.ncats; i++) free(ld.cats[i].name);
-  free(ld.cats), free(ld.obj_cat);
+  kiln__categories_free(ld.cats, ld.ncats);
+  free(ld.obj_cat);
   if (rc) {
     kiln__scene_free(&ld.b.s);
     return rc;

@@ -201,6 +201,21 @@ int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, con
 /* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
 int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
 
+/* ---- categories.c: a "categories" declaration, which scenes and jobs share ---------------- */
+
+typedef struct kiln__category {
+  char *name;
+  uint32_t id;
+} kiln__category;
+
+/* Reads the declaration o (at the current path): an array of names, ids 1..n in order, or an
+ * object {name: id} (ids integers >= 1); names and ids distinct. *out gets *n entries (malloc'd,
+ * names owned: kiln__categories_free), in declaration order. */
+int kiln__sj_categories(kiln__sj_ctx *c, const struct cJSON *o, kiln__category **out, size_t *n);
+void kiln__categories_free(kiln__category *cats, size_t n);
+/* The index of name in cats (linear), or -1. */
+int kiln__categories_find(const kiln__category *cats, size_t n, const char *name);
+
 /* ---- names in O(n log n) (name_index.c) ----------------------------------------------------- */
 
 /* A name and its position in a document (0-based, in document order). name is borrowed. */

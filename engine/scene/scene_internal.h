@@ -167,13 +167,6 @@ typedef struct kiln__sj_mesh_entry {
   kiln__mesh_error err;
 } kiln__sj_mesh_entry;
 
-/* A category of the scene: declared, or named by an object (id 0 until kiln__sj_categories_finish
- * gives it the next free one). */
-typedef struct kiln__sj_category {
-  char *name;
-  uint32_t id;
-} kiln__sj_category;
-
 /* The scene loader's state during one load (a kiln__sj_ctx points to it). */
 struct kiln__sj_load {
   kiln_pool *pool; /* loads mesh files in parallel, or NULL */
@@ -187,7 +180,7 @@ struct kiln__sj_load {
   size_t ntexs;
   /* categories (categories.c): the declared ones (declared) or those objects name, in order */
   bool declared;
-  kiln__sj_category *cats;
+  kiln__category *cats; /* an object's undeclared name has id 0 until kiln__sj_categories_finish */
   size_t ncats, cats_cap;
   int32_t *obj_cat; /* per object id - 1: index into cats, -1 none; obj_cat_n entries */
   size_t obj_cat_n, obj_cat_cap;

@@ -56,6 +56,11 @@ static void render_usage(FILE *to) {
       "  --contact-sheet FILE    write a PNG grid of thumbnails (FILE inside the output folder)\n"
       "  --manifest FILE         write a JSON line per frame written or found complete (index,\n"
       "                          frame, name, seed, files) to FILE, inside the output folder\n"
+      "  --annotations           each rendered frame's ground truth in its manifest line (the\n"
+      "                          camera's K and pose; per instance: ids, name, category, pose,\n"
+      "                          2D boxes, visible and unoccluded pixels, projected 3D box), and\n"
+      "                          ids.json in DIR (docs/DATASETS.md); the manifest defaults to\n"
+      "                          DIR/annotations.jsonl (annotations_{shard}.jsonl sharded)\n"
       "  --writer coco|bop       also write a dataset (implies --annotations): coco: DIR/coco.json\n"
       "                          (coco_K.json for shard K: kiln merge joins them); bop: the BOP\n"
       "                          scene DIR/bop/00000K (docs/DATASETS.md); not with --claim\n"
@@ -425,6 +430,8 @@ int kiln_cli_render(int argc, char **argv) {
       bc.resume = true;
     } else if (!strcmp(a, "--overwrite")) {
       bc.overwrite = true;
+    } else if (!strcmp(a, "--annotations")) {
+      bc.annotations = true;
     } else if (!strcmp(a, "--durable")) {
       bc.durable = true;
     } else if (!strcmp(a, "--json")) {
@@ -528,6 +535,8 @@ int kiln_cli_render(int argc, char **argv) {
   }
   if (json_path && !(json_path = kiln_cli_with_shard(json_path, shard_name, json_buf, sizeof json_buf)))
     return usage_error("--json: the name is too long");
+  if (bc.annotations && !manifest) /* the library's default, named here for the summary */
+    manifest = bc.claim || bc.shards > 1 ? "annotations_{shard}.jsonl" : "annotations.jsonl";
   if (manifest &&
       !(bc.manifest = kiln_cli_with_shard(manifest, shard_name, manifest_buf, sizeof manifest_buf)))
     return usage_error("--manifest: the name is too long");
