@@ -278,9 +278,9 @@ static int annotations(const kiln__coco *c, const kiln_job_frame *fr, const kiln
   for (size_t id = 1; id <= nids && ok; id++) {
     const inst_runs *r = &runs[id];
     if (!r->px) continue;
-    const kiln__gt_instance *gi = NULL;
-    for (size_t k = id - 1; k < gt->n && !gi; k++) /* gt->inst is by instance id: k = id - 1 */
-      if (gt->inst[k].instance_id == id) gi = &gt->inst[k];
+    /* gt->inst is by instance id (inst[id - 1]); looked for only if not */
+    const kiln__gt_instance *gi =
+        id <= gt->n && gt->inst[id - 1].instance_id == id ? &gt->inst[id - 1] : NULL;
     for (size_t k = 0; k < gt->n && !gi; k++)
       if (gt->inst[k].instance_id == id) gi = &gt->inst[k];
     uint32_t cat = !gi ? 0 : c->by_object ? gi->object_id : gi->category_id;

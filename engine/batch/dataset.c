@@ -249,7 +249,7 @@ int kiln__outfile_open(kiln__outfile *o, const char *path, char *msg, size_t msg
 
 int kiln__outfile_commit(kiln__outfile *o, bool durable, bool keep, char *msg, size_t msgcap) {
   if (!o->f) return 0;
-  int err = ferror(o->f) ? (errno ? errno : EIO) : 0;
+  int err = ferror(o->f) ? EIO : 0;
   if (keep && !err && fflush(o->f) != 0) err = errno;
   if (keep && !err && durable && fsync(fileno(o->f)) != 0) err = errno;
   if (fclose(o->f) != 0 && keep && !err) err = errno;
