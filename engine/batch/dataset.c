@@ -170,7 +170,7 @@ static int cmp_entry(const void *pa, const void *pb) {
 /* Sorts by key and keeps the last record of each key. */
 static void spool_sort(kiln__spool *sp) {
   if (sp->sorted) return;
-  qsort(sp->e, sp->n, sizeof *sp->e, cmp_entry);
+  if (sp->n) qsort(sp->e, sp->n, sizeof *sp->e, cmp_entry); /* e is NULL when empty */
   size_t k = 0;
   for (size_t i = 0; i < sp->n; i++) {
     if (k && sp->e[k - 1].key == sp->e[i].key) k--;

@@ -358,3 +358,26 @@ TEST(writer_bop_links_png_and_matches_pass) {
     for (int i = 0; i < W * H; i++) KT_EQ(mv[i] != 0, ids[i] == k + 1);
   }
 }
+
+TEST(merge_coco_bad_and_empty_inputs) {
+  char *dir = tmpdir();
+  /* no images at all: the layout with empty arrays */
+  write_text(fmt("%s/empty.json", dir), "{\"images\": [], \"annotations\": [], \"categories\": []}");
+  KT_EQ(kiln(dir, "merge -o m.json empty.json --quiet"), 0);
+  size_t n;
+  KT_STR_EQ((char *)read_all(fmt("%s/m.json", dir), &n),
+            "{\"info\":{},\"licenses\":[],\"images\":[\n],\"annotations\":[\n],\"categories\":[\n]}\n");
+  /* an annotation of no image, two images with one id, not COCO: exit 2, nothing written */
+  write_text(fmt("%s/a.json", dir),
+             "{\"images\": [], \"annotations\": [{\"id\": 1, \"image_id\": 5}], \"categories\": []}");
+  KT_EQ(kiln(dir, "merge -o bad.json a.json"), 2);
+  KT_STR_CONTAINS(err_of(dir), "names no image");
+  write_text(fmt("%s/b.json", dir),
+             "{\"images\": [{\"id\": 2}, {\"id\": 2}], \"annotations\": [], \"categories\": []}");
+  KT_EQ(kiln(dir, "merge -o bad.json b.json"), 2);
+  KT_STR_CONTAINS(err_of(dir), "two images with one id");
+  write_text(fmt("%s/c.json", dir), "{\"images\": 3}");
+  KT_EQ(kiln(dir, "merge -o bad.json c.json"), 2);
+  KT_STR_CONTAINS(err_of(dir), "not a COCO file");
+  KT_TRUE(access(fmt("%s/bad.json", dir), F_OK) != 0);
+}

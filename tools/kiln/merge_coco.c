@@ -166,14 +166,14 @@ static int take_images(merged *m, cJSON *doc, size_t input, const char *file) {
     if (!(g->image = cJSON_PrintUnformatted(im))) return -1;
     m->n++;
   }
-  group *mine = m->g + first;
   size_t n = m->n - first;
-  qsort(mine, n, sizeof *mine, cmp_group_id);
+  group *mine = n ? m->g + first : NULL; /* m->g is NULL while no input had an image */
+  if (n) qsort(mine, n, sizeof *mine, cmp_group_id);
   for (size_t i = 1; i < n; i++)
     if (mine[i].id == mine[i - 1].id) return bad(file, "two images with one id");
   for (cJSON *a = anns->child; a; a = a->next) {
     const cJSON *iid = cJSON_IsObject(a) ? cJSON_GetObjectItemCaseSensitive(a, "image_id") : NULL;
-    group *g = whole_id(iid) ? find_group(mine, n, iid->valuedouble) : NULL;
+    group *g = whole_id(iid) && n ? find_group(mine, n, iid->valuedouble) : NULL;
     if (!g) return bad(file, "an annotation whose \"image_id\" names no image of the file");
     cJSON_DeleteItemFromObjectCaseSensitive(a, "id"); /* renumbered when written */
     char *t = cJSON_PrintUnformatted(a);
@@ -234,7 +234,7 @@ static int cmp_group(const void *pa, const void *pb, void *ins) {
 }
 
 static void fold(merged *m, const char *const *ins) {
-  qsort_r(m->g, m->n, sizeof *m->g, cmp_group, (void *)ins);
+  if (m->n) qsort_r(m->g, m->n, sizeof *m->g, cmp_group, (void *)ins);
   size_t k = 0;
   for (size_t i = 0; i < m->n; i++) {
     group *g = &m->g[i];
