@@ -58,7 +58,8 @@ static void cover(raster *r, int32_t i, int32_t j) {
 
 static void to_camera(const raster *r, const double p[3], double o[3]) {
   double d[3] = {p[0] - r->pos[0], p[1] - r->pos[1], p[2] - r->pos[2]};
-  for (int k = 0; k < 3; k++) o[k] = r->rot[k][0] * d[0] + r->rot[k][1] * d[1] + r->rot[k][2] * d[2];
+  for (int k = 0; k < 3; k++)
+    o[k] = r->rot[k][0] * d[0] + r->rot[k][1] * d[1] + r->rot[k][2] * d[2];
 }
 
 /* ---- triangles ---------------------------------------------------------------------------------- */
@@ -76,7 +77,8 @@ static bool inside(const edge *e, double x, double y) {
 
 /* Fills the projected triangle q (3 points, pixel coordinates, pixel centres at integers). */
 static void fill_tri(raster *r, const double q[3][2]) {
-  double area = (q[1][0] - q[0][0]) * (q[2][1] - q[0][1]) - (q[2][0] - q[0][0]) * (q[1][1] - q[0][1]);
+  double area =
+      (q[1][0] - q[0][0]) * (q[2][1] - q[0][1]) - (q[2][0] - q[0][0]) * (q[1][1] - q[0][1]);
   if (!(fabs(area) > 0) || !isfinite(area)) return;
   double s = area > 0 ? 1 : -1;
   edge e[3];
@@ -326,7 +328,11 @@ int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t 
   if (rc) goto nomem;
   for (size_t k = 0; k < out->n; k++) {
     kiln__gt_instance *g = &out->inst[k];
-    g->visib_fract = g->px_all ? fmin(1.0, (double)g->px_visib / (double)g->px_all) : 0;
+    /* the rays and the projection round differently at silhouettes: a sliver the rays hit but
+     * no pixel centre of the projection falls in is wholly visible, not invisible */
+    g->visib_fract = g->px_all     ? fmin(1.0, (double)g->px_visib / (double)g->px_all)
+                     : g->px_visib ? 1
+                                   : 0;
   }
   return 0;
 nomem:

@@ -59,11 +59,11 @@ struct kiln_batch {
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
-  bool annotate;                 /* annotations, or a dataset writer */
-  char manifest_name[PATH_MAX];  /* annotations without a manifest: the default one's name */
-  char shard_tag[96];            /* this process's part of a job: "K" (shard K), "HOST-PID"
+  bool annotate;                /* annotations, or a dataset writer */
+  char manifest_name[PATH_MAX]; /* annotations without a manifest: the default one's name */
+  char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
                                     (claiming), "" (the whole job) */
-  kiln__dataset *dataset;        /* the dataset writer of a run; NULL: none */
+  kiln__dataset *dataset;       /* the dataset writer of a run; NULL: none */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -961,10 +961,8 @@ static int open_annotations(run_state *st) {
   int rc = kiln__ids_write(&kiln_job_scene(b->job)->data, path, b->cfg.durable, st->err->message,
                            sizeof st->err->message);
   if (rc || b->cfg.writer == KILN_WRITER_NONE) return rc;
-  return kiln__dataset_open(b->cfg.writer, b->out_dir, b->shard_tag,
-                            &kiln_job_scene(b->job)->data,
-                            b->cfg.durable, &b->dataset, st->err->message,
-                            sizeof st->err->message);
+  return kiln__dataset_open(b->cfg.writer, b->out_dir, b->shard_tag, &kiln_job_scene(b->job)->data,
+                            b->cfg.durable, &b->dataset, st->err->message, sizeof st->err->message);
 }
 
 /* isolate: a worker process per lane of every device, each given its lane's device (by UUID). */
@@ -974,7 +972,9 @@ static int start_workers(run_state *st, size_t lanes) {
   if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
-  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC, .width = b->width, .height = b->height,
+  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC,
+                          .width = b->width,
+                          .height = b->height,
                           .spp = b->cfg.spp,
                           .passes = b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};

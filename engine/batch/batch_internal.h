@@ -13,6 +13,9 @@
  *   claim.c       claim files in a shared folder: claim, heartbeat, take over, done markers
  *   chunks.c      a claiming run's chunks: what to do with each frame, waiting for the others
  *   manifest.c    the run's manifest, a JSON line per frame written
+ *   annotate.c    a frame's ground truth: visible and unoccluded pixels and boxes, projections
+ *   records.c     annotations as JSON: a manifest line's fields, ids.json
+ *   dataset_none.c  the dataset writers' entry points where no writer is built
  *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
@@ -137,11 +140,11 @@ struct kiln_job {
 void kiln__job_apply_settings(const kiln_job *job, kiln_scene *s);
 
 /* Applies the job's categories to a scene it loaded (before anyone else sees it): its declaration
- * replaces the scene's (the scene's objects keep their category names, which must be declared),
- * then object_categories names objects' categories: an object matches a name that is its own, or
- * that its name starts with followed by '.' (the groups of a mesh object). A category the
- * declaration in force lacks (none: any) gets the smallest free id. 0, KILN_ENOMEM, or
- * KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
+ * replaces the scene's; object_categories names objects' categories (an object matches a name
+ * that is its own, or that its name starts with followed by '.': the groups of a mesh object; a
+ * category the declaration in force lacks, when there is none, gets the smallest free id); the
+ * other objects keep their category names, which the job's declaration must have. 0,
+ * KILN_ENOMEM, or KILN_EPARSE with msg (a scene object's category the job's declaration lacks). */
 int kiln__job_apply_categories(const kiln_job *job, kiln__scene *s, char *msg, size_t msgcap);
 /* Whether object name is matched by the job's object_categories name key (as above). */
 bool kiln__job_object_matches(const char *name, const char *key);
@@ -349,7 +352,8 @@ typedef struct kiln__gt_instance {
   int32_t box_all[4];             /* the same for the unoccluded silhouette */
   uint64_t px_visib;              /* pixels of the instance pass holding this instance */
   uint64_t px_all;                /* pixels it covers with every other instance removed */
-  double visib_fract;             /* px_visib / px_all, 0 when px_all is 0 */
+  double visib_fract;             /* px_visib / px_all clamped to 1; when px_all is 0: 1 if
+                                     px_visib is not 0, else 0 */
   uint8_t *mask_all;              /* when asked for: the unoccluded silhouette over box_all,
                                      row-major, 1 byte a pixel (0 or 1); NULL otherwise */
 } kiln__gt_instance;
@@ -374,7 +378,7 @@ int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t 
                    int32_t height, const uint32_t *instance_pass, bool masks, kiln__frame_gt *out,
                    char *msg, size_t msgcap);
 
-/* ---- records.c: annotations as JSON ------------------------------------------------------------ */
+/* ---- records.c: annotations as JSON ----------------------------------------------------------- */
 
 /* Adds gt's fields to a frame's manifest object o: width, height, camera {K, cam2world_opengl,
  * cam2world_opencv}, instances [...] (docs/DATASETS.md). false on ENOMEM (o keeps what was

@@ -112,16 +112,6 @@ static int set_object(kiln__scene *s, size_t i, const kiln__category *c) {
 static int apply(const kiln_job *job, kiln__scene *s, kiln__category *t, size_t *n, char *msg,
                  size_t msgcap) {
   bool declared = job->ncats || cJSON_GetObjectItemCaseSensitive(job->scene_doc, "categories");
-  for (size_t i = 0; job->ncats && i < s->nobjects; i++) {
-    if (!s->object_category[i]) continue;
-    int k = kiln__categories_find(t, *n, s->object_category[i]);
-    if (k < 0) {
-      kiln__say(msg, msgcap, "the scene's object '%s' has category '%s', which the job does not declare",
-                s->object_names[i], s->object_category[i]);
-      return KILN_EPARSE;
-    }
-    s->object_category_id[i] = t[k].id;
-  }
   for (size_t e = 0; e < job->nocat; e++) {
     int k = kiln__categories_find(t, *n, job->ocat_names[e]);
     if (k < 0 && declared) { /* checked at load: only a frame's own scene could get here */
@@ -137,6 +127,18 @@ static int apply(const kiln_job *job, kiln__scene *s, kiln__category *t, size_t 
       if (kiln__job_object_matches(s->object_names[i], job->ocat_objects[e]) &&
           set_object(s, i, &t[k]))
         return KILN_ENOMEM;
+  }
+  /* the objects the map did not name keep the scene's category names, under the job's ids */
+  for (size_t i = 0; job->ncats && i < s->nobjects; i++) {
+    if (!s->object_category[i]) continue;
+    int k = kiln__categories_find(t, *n, s->object_category[i]);
+    if (k < 0) {
+      kiln__say(msg, msgcap,
+                "the scene's object '%s' has category '%s', which the job does not declare",
+                s->object_names[i], s->object_category[i]);
+      return KILN_EPARSE;
+    }
+    s->object_category_id[i] = t[k].id;
   }
   return 0;
 }

@@ -171,9 +171,9 @@ static int no_object(kiln__sj_ctx *c, const kiln__scene *s, const char *name) {
   for (size_t i = 0; i < s->nobjects; i++) list[i] = s->object_names[i];
   list[s->nobjects] = NULL;
   const char *near = kiln__sj_closest(name, list);
-  int rc = near ? kiln__sj_fail(c, "the scene has no object named '%s' (did you mean '%s'?)",
-                                name, near)
-                : kiln__sj_fail(c, "the scene has no object named '%s'", name);
+  int rc =
+      near ? kiln__sj_fail(c, "the scene has no object named '%s' (did you mean '%s'?)", name, near)
+           : kiln__sj_fail(c, "the scene has no object named '%s'", name);
   free(list);
   return rc;
 }
@@ -269,10 +269,9 @@ static int note_frame(kiln_job *job, long frame) {
 }
 
 static int parse_job(kiln_job *job, const kiln_job_options *opt, kiln__sj_ctx *c) {
-  static const char *const keys[] = {"description", "scene",      "output",
-                                     "passes",      "format",     "width",
-                                     "height",      "spp",        "animation",
-                                     "images",      "categories", "object_categories",
+  static const char *const keys[] = {"description", "scene",  "output",     "passes",
+                                     "format",      "width",  "height",     "spp",
+                                     "animation",   "images", "categories", "object_categories",
                                      NULL};
   const cJSON *root = job->root;
   int rc;

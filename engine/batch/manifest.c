@@ -6,10 +6,11 @@
  *
  * index: the frame's place in the job; position: its place in the selection (what shards and
  * chunks cut); files: relative to the output folder. With annotations, a rendered frame's line
- * also has its ground truth (records.c: width, height, camera, instances). Lines go to a temporary file beside the
- * manifest as frames finish (memory does not grow with the job), renamed over the manifest when
- * the run ends, so a manifest is whole or absent; a killed run leaves only the temporary, which
- * --resume sweeps, and a resumed run lists its skipped frames again, so its manifest is whole. */
+ * also has its ground truth (records.c: width, height, camera, instances). Lines go to a
+ * temporary file beside the manifest as frames finish (memory does not grow with the job), renamed
+ * over the manifest when the run ends, so a manifest is whole or absent; a killed run leaves only
+ * the temporary, which --resume sweeps, and a resumed run lists its skipped frames again, so its
+ * manifest is whole. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -54,7 +54,8 @@ static cJSON *bbox3d(const kiln__gt_instance *g) {
   const double hi[3] = {g->bbox_max[0], g->bbox_max[1], g->bbox_max[2]};
   bool ok = o && c && add(o, "min", cJSON_CreateDoubleArray(lo, 3)) &&
             add(o, "max", cJSON_CreateDoubleArray(hi, 3));
-  for (int k = 0; ok && k < 8; k++) ok = cJSON_AddItemToArray(c, cJSON_CreateDoubleArray(g->corners[k], 3));
+  for (int k = 0; ok && k < 8; k++)
+    ok = cJSON_AddItemToArray(c, cJSON_CreateDoubleArray(g->corners[k], 3));
   if (ok && (ok = cJSON_AddItemToObject(o, "corners_2d", c))) c = NULL;
   cJSON_Delete(c);
   if (!ok) cJSON_Delete(o);
@@ -63,14 +64,16 @@ static cJSON *bbox3d(const kiln__gt_instance *g) {
 
 static cJSON *instance(const kiln__gt_instance *g) {
   cJSON *o = cJSON_CreateObject();
-  bool ok = o && add_num(o, "object_id", g->object_id) && add_num(o, "instance_id", g->instance_id) &&
-            add_str(o, "name", g->name) && add_str(o, "category", g->category) &&
-            add_num(o, "category_id", g->category_id) &&
+  bool ok = o && add_num(o, "object_id", g->object_id) &&
+            add_num(o, "instance_id", g->instance_id) && add_str(o, "name", g->name) &&
+            add_str(o, "category", g->category) && add_num(o, "category_id", g->category_id) &&
             add(o, "object_to_world", matrix(g->xform, 4, 4)) &&
             add(o, "bbox_visib", xywh(g->box_visib, g->px_visib)) &&
-            add(o, "bbox_all", xywh(g->box_all, g->px_all)) && add_num(o, "px_visib", (double)g->px_visib) &&
+            add(o, "bbox_all", xywh(g->box_all, g->px_all)) &&
+            add_num(o, "px_visib", (double)g->px_visib) &&
             add_num(o, "px_all", (double)g->px_all) && add_num(o, "visib_fract", g->visib_fract) &&
-            add(o, "bbox3d", bbox3d(g)) && add(o, "center_2d", cJSON_CreateDoubleArray(g->center, 3));
+            add(o, "bbox3d", bbox3d(g)) &&
+            add(o, "center_2d", cJSON_CreateDoubleArray(g->center, 3));
   if (!ok) cJSON_Delete(o);
   return ok ? o : NULL;
 }
@@ -128,8 +131,8 @@ static cJSON *ids_doc(const kiln__scene *s) {
   }
   for (size_t i = 0; ok && i < s->ncategories; i++) {
     cJSON *e = cJSON_CreateObject();
-    if (!(ok = e && add_num(e, "id", s->category_ids[i]) && add_str(e, "name", s->category_names[i]) &&
-               cJSON_AddItemToArray(cats, e)))
+    if (!(ok = e && add_num(e, "id", s->category_ids[i]) &&
+               add_str(e, "name", s->category_names[i]) && cJSON_AddItemToArray(cats, e)))
       cJSON_Delete(e);
   }
   for (size_t i = 0; ok && i < sizeof conventions / sizeof conventions[0]; i++)

@@ -56,8 +56,8 @@ static int add(kiln__category **cats, size_t *n, size_t *cap, const char *name, 
 }
 
 /* One declared category (at the current path): name, id. */
-static int declare(kiln__sj_ctx *c, kiln__category **cats, size_t *n, size_t *cap,
-                   const char *name, double id) {
+static int declare(kiln__sj_ctx *c, kiln__category **cats, size_t *n, size_t *cap, const char *name,
+                   double id) {
   if (!name[0]) return kiln__sj_fail(c, "a category name must not be empty");
   if (kiln__categories_find(*cats, *n, name) >= 0)
     return kiln__sj_fail(c, "category '%s' is declared twice", name);
@@ -121,8 +121,8 @@ static int declared_name(kiln__sj_ctx *c, const char *name, int *out) {
   for (size_t i = 0; i < ld->ncats; i++) names[i] = ld->cats[i].name;
   names[ld->ncats] = NULL;
   const char *near = kiln__sj_closest(name, names);
-  int rc = near ? kiln__sj_fail_at(c, "category",
-                                   "unknown category '%s' (did you mean '%s'?)", name, near)
+  int rc = near ? kiln__sj_fail_at(c, "category", "unknown category '%s' (did you mean '%s'?)",
+                                   name, near)
                 : kiln__sj_fail_at(c, "category", "unknown category '%s': the scene declares %zu",
                                    name, ld->ncats);
   free(names);
@@ -139,7 +139,8 @@ static int undeclared(kiln__sj_ctx *c, const char *name, bool has_id, uint32_t i
   if (k >= 0 && has_id && ld->cats[k].id && ld->cats[k].id != id)
     return kiln__sj_fail_at(c, "category_id", "category '%s' has id %u already, not %u", name,
                             ld->cats[k].id, id);
-  if (k < 0 && (k = add(&ld->cats, &ld->ncats, &ld->cats_cap, name, 0)) < 0) return kiln__sj_nomem(c);
+  if (k < 0 && (k = add(&ld->cats, &ld->ncats, &ld->cats_cap, name, 0)) < 0)
+    return kiln__sj_nomem(c);
   if (has_id) ld->cats[k].id = id;
   *out = k;
   return 0;

@@ -274,9 +274,9 @@ static int each(kiln__sj_ctx *c, const cJSON *root, const char *key,
 /* ---- loading ------------------------------------------------------------------------------------- */
 
 static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
-  static const char *const keys[] = {"name",    "description", "settings",   "camera",
-                                     "environment", "materials", "categories", "objects",
-                                     "lights",  NULL};
+  static const char *const keys[] = {"name",        "description", "settings",   "camera",
+                                     "environment", "materials",   "categories", "objects",
+                                     "lights",      NULL};
   int rc;
   if (!cJSON_IsObject(root)) return kiln__sj_fail(c, "a scene must be a JSON object");
   const char *ignored;
@@ -292,8 +292,7 @@ static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
       (rc = kiln__sj_parse_categories(c, cJSON_GetObjectItemCaseSensitive(root, "categories"))) ||
       (rc = kiln__sj_preload_meshes(c, root)) ||
       (rc = each(c, root, "objects", kiln__sj_parse_object)) ||
-      (rc = each(c, root, "lights", kiln__sj_parse_light)) ||
-      (rc = kiln__sj_categories_finish(c)))
+      (rc = each(c, root, "lights", kiln__sj_parse_light)) || (rc = kiln__sj_categories_finish(c)))
     return rc;
   return 0;
 }

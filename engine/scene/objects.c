@@ -200,8 +200,7 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
       rc = build_fail(c, rc);
   }
   if (!rc) kiln__sj_pop(c);
-  if (!rc && mp->ngroups)
-    rc = kiln__sj_object_category(c, obj, objs[0], objs[mp->ngroups - 1]);
+  if (!rc && mp->ngroups) rc = kiln__sj_object_category(c, obj, objs[0], objs[mp->ngroups - 1]);
   free(mats), free(objs), free(insts), free(box);
   return rc;
 }
@@ -295,17 +294,17 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
 
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const types[] = {"mesh", "sphere", "quad", "box", NULL};
-  static const char *const k_mesh[] = {"type",      "name",      "file",     "material",
-                                       "transform", "instances", "category", "category_id",
-                                       NULL};
-  static const char *const k_sph[] = {"type",      "name",      "center",   "radius",
-                                      "material",  "transform", "instances", "category",
+  static const char *const k_mesh[] = {"type",     "name",        "file",
+                                       "material", "transform",   "instances",
+                                       "category", "category_id", NULL};
+  static const char *const k_sph[] = {"type",        "name",      "center",    "radius",
+                                      "material",    "transform", "instances", "category",
                                       "category_id", NULL};
-  static const char *const k_quad[] = {"type",      "name",      "corner",   "u",
-                                       "v",         "material",  "transform", "instances",
-                                       "category",  "category_id", NULL};
-  static const char *const k_box[] = {"type",      "name",      "min",      "max",
-                                      "material",  "transform", "instances", "category",
+  static const char *const k_quad[] = {"type",     "name",        "corner",    "u",
+                                       "v",        "material",    "transform", "instances",
+                                       "category", "category_id", NULL};
+  static const char *const k_box[] = {"type",        "name",      "min",       "max",
+                                      "material",    "transform", "instances", "category",
                                       "category_id", NULL};
   static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box};
   int type, rc;
@@ -329,9 +328,8 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
 /* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. */
 int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   static const char *const types[] = {"quad", NULL};
-  static const char *const keys[] = {"type",     "name",      "corner",   "u",
-                                     "v",        "radiance",  "transform", "category",
-                                     "category_id", NULL};
+  static const char *const keys[] = {"type",     "name",      "corner",   "u",           "v",
+                                     "radiance", "transform", "category", "category_id", NULL};
   int type, rc;
   float p[3], u[3], v[3], n[3];
   kiln__material m = {.type = KILN__MAT_EMISSIVE, .texture = -1, .ior = 1.5f};

@@ -244,7 +244,11 @@ typedef struct kiln_batch_config {
                               is KILN_EINVAL from kiln_batch_create */
   /* Datasets (docs/DATASETS.md). annotations: each frame's ground truth (camera, every
    * instance's pose, boxes, pixel counts, visibility) goes into its manifest record, and ids.json
-   * (ids, names, categories) into out_dir; the instance pass is rendered whether written or not. */
+   * (ids, names, categories) into out_dir; the instance pass is rendered whether written or not.
+   * Without a manifest the records go to "annotations.jsonl" in out_dir ("annotations_K.jsonl"
+   * for shard K of shards > 1, "annotations_HOST-PID.jsonl" when claiming). Frames skipped by
+   * resume keep their line without the ground truth. With isolate, the calling process loads the
+   * scene of each frame with overrides (kiln_job_frame_scene) to annotate it. */
   bool annotations;
   /* a dataset writer besides the files (implies annotations) [none]: KILN_WRITER_COCO writes
    * out_dir/coco.json (coco_<shard>.json with shards), KILN_WRITER_BOP the BOP scene

@@ -354,6 +354,7 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                shard: Union[None, str, Tuple[int, int]] = None,
                shard_mode: str = "round-robin",
                manifest: Optional[PathLike] = None,
+               annotations: bool = False,
                progress: Optional[ProgressFn] = None,
                base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
@@ -372,7 +373,9 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     ``cpu``, ``gpu``, ``all``, an index or a name), ``threads`` (worker threads), ``in_flight``
     (frames at once), ``shard`` (``(K, N)`` or ``"K/N"``) with ``shard_mode`` (``round-robin``
     or ``contiguous``), ``manifest`` (a JSONL file of what was written, in output_dir unless
-    absolute).
+    absolute), ``annotations`` (each rendered frame's ground truth in its manifest line, and
+    ``ids.json`` in output_dir; the manifest defaults to ``annotations.jsonl``, or
+    ``annotations_K.jsonl`` for shard K: docs/DATASETS.md).
 
     progress: called as ``progress(event)`` once per frame done, skipped or failed, on the
     batch's thread (not the caller's), with ``index``, ``frame``, ``name``, ``where``,
@@ -454,6 +457,7 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     cfg.shard_mode = mode[0]
     if manifest is not None:
         cfg.manifest = cstr(manifest, "manifest")
+    cfg.annotations = bool(annotations)
     pc = ffi.new("kiln_pool_config *")
     lib.kiln_pool_config_default(pc)
     if threads is not None:

@@ -69,6 +69,17 @@ def test_manifest_and_shard(tmp_path: Path) -> None:
     assert sorted(r["frame"] for r in rows) == [1, 3, 5]
 
 
+def test_annotations_go_into_the_default_manifest(tmp_path: Path) -> None:
+    s = render_job(ORBIT, tmp_path, frames="0:1", annotations=True, **SMALL)
+    assert s["written"] == 2 and s["manifest_status"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "annotations.jsonl").read_text().splitlines()]
+    assert sorted(r["frame"] for r in rows) == [0, 1]
+    ids = json.loads((tmp_path / "ids.json").read_text())
+    assert len(rows[0]["instances"]) == len(ids["instances"]) > 0
+    assert len(rows[0]["camera"]["K"]) == 3 and (rows[0]["width"], rows[0]["height"]) == (32, 32)
+    assert sum(i["px_visib"] for i in rows[0]["instances"]) > 0
+
+
 def test_dict_job_resolves_paths_against_base_dir_or_cwd(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     doc = {"scene": "examples/cornell/scene.json", "output": "a{frame}_{pass}.{ext}",

@@ -15,9 +15,9 @@
 #include "kiln/scene.h"
 #include "scene_data.h"
 
-#define NEAR_OK(a, b, tol)                                                                  \
-  do {                                                                                      \
-    double na = (a), nb = (b), nt = (tol);                                                  \
+#define NEAR_OK(a, b, tol)                                                                       \
+  do {                                                                                           \
+    double na = (a), nb = (b), nt = (tol);                                                       \
     if (!(fabs(na - nb) <= nt)) KT_FAIL("%s ~ %s: %g vs %g (tolerance %g)", #a, #b, na, nb, nt); \
   } while (0)
 
@@ -87,8 +87,7 @@ static const char *two_spheres =
 
 /* The analytic disc of a sphere (camera-space centre c, radius r) seen on or near the axis:
  * its projected centre and radius in pixels (f r / sqrt(d^2 - r^2) along the axis). */
-static void disc(const double K[9], const double c[3], double r, double *u, double *v,
-                 double *R) {
+static void disc(const double K[9], const double c[3], double r, double *u, double *v, double *R) {
   double d = sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
   *u = K[0] * c[0] / c[2] + K[2], *v = K[4] * c[1] / c[2] + K[5];
   *R = K[4] * r / sqrt(d * d - r * r) * (d / c[2]); /* grows off axis as 1 / cos */
@@ -161,7 +160,8 @@ TEST(box_corners_project_through_the_public_camera) {
   NEAR_OK(g->xform[3], -1.2, 1e-6);
   NEAR_OK(g->xform[7], 0.6, 1e-6);
   for (int c = 0; c < 8; c++) {
-    double p[3] = {(c & 1 ? 0.3 : -0.3) - 1.2, (c & 2 ? 0.3 : -0.3) + 0.6, (c & 4 ? 0.3 : -0.3) + 1};
+    double p[3] = {(c & 1 ? 0.3 : -0.3) - 1.2, (c & 2 ? 0.3 : -0.3) + 0.6,
+                   (c & 4 ? 0.3 : -0.3) + 1};
     double d[3] = {p[0] - M[3], p[1] - M[7], p[2] - M[11]}, q[3];
     for (int k = 0; k < 3; k++) q[k] = M[k] * d[0] + M[4 + k] * d[1] + M[8 + k] * d[2];
     NEAR_OK(g->corners[c][0], K[0] * q[0] / q[2] + K[2], 1e-4); /* the table keeps floats */
@@ -178,8 +178,7 @@ TEST(box_corners_project_through_the_public_camera) {
 }
 
 static const char *occluded_fmt =
-    "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
-    " \"objects\": [\n"
+    "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA " \"objects\": [\n"
     "  {\"type\": \"sphere\", \"name\": \"target\", \"center\": [0, 0, 0], \"radius\": 0.8,\n"
     "   \"material\": {\"type\": \"diffuse\"}}%s]}\n";
 static const char *occluder =
@@ -213,10 +212,10 @@ TEST(occluded_fraction_matches_two_renders) {
 /* A floor from far behind the camera to far ahead: clipped at the camera, it fills the lower half
  * of the image, and nothing of it wraps around into the upper half. */
 TEST(floor_behind_the_camera_is_clipped) {
-  kiln_scene *s = load(
-      "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
-      " \"objects\": [{\"type\": \"quad\", \"name\": \"floor\", \"corner\": [-50, -1, -60],"
-      " \"u\": [0, 0, 120], \"v\": [100, 0, 0], \"material\": {\"type\": \"diffuse\"}}]}");
+  kiln_scene *s =
+      load("{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+           " \"objects\": [{\"type\": \"quad\", \"name\": \"floor\", \"corner\": [-50, -1, -60],"
+           " \"u\": [0, 0, 120], \"v\": [100, 0, 0], \"material\": {\"type\": \"diffuse\"}}]}");
   uint32_t *ids;
   kiln__frame_gt gt = render_gt(s, false, &ids);
   kiln__gt_instance *g = &gt.inst[0];
@@ -233,8 +232,7 @@ TEST(floor_behind_the_camera_is_clipped) {
  * needed here; primitives and lights each get one. */
 TEST(instance_table_of_a_scene) {
   kiln_scene *s = load(
-      "{" CAMERA
-      " \"objects\": [\n"
+      "{" CAMERA " \"objects\": [\n"
       "  {\"type\": \"box\", \"name\": \"crate\", \"min\": [0, 0, 0], \"max\": [1, 2, 3],\n"
       "   \"material\": {\"type\": \"diffuse\"}, \"transform\": {\"translate\": [1, 0, 0]},\n"
       "   \"instances\": [{}, {\"translate\": [0, 5, 0]}]},\n"
@@ -281,7 +279,8 @@ TEST(large_mesh_is_cheap) {
       }
     }
   kiln__instance inst[2] = {{.object_id = 1}, {.object_id = 1}};
-  for (int k = 0; k < 2; k++) inst[k].xform[0] = inst[k].xform[5] = inst[k].xform[10] = inst[k].xform[15] = 1;
+  for (int k = 0; k < 2; k++)
+    inst[k].xform[0] = inst[k].xform[5] = inst[k].xform[10] = inst[k].xform[15] = 1;
   sc.ninstances = 2, sc.instances = inst;
   char *name = "grid";
   sc.nobjects = 1, sc.object_names = &name;

@@ -12,8 +12,9 @@
 #define MAT "\"material\": {\"type\": \"diffuse\"}"
 #define SPHERE(name, extra) \
   "{\"type\": \"sphere\", \"name\": \"" name "\", \"radius\": 1, " MAT extra "}"
-#define SCENE(cats, objs) \
-  "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]}," cats " \"objects\": [" objs "]}"
+#define SCENE(cats, objs)                                                                        \
+  "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]}," cats " \"objects\": [" objs \
+  "]}"
 
 static kiln_scene *load_ok(const char *json) { return st_load_ok(json, "."); }
 
@@ -28,8 +29,8 @@ static kiln_error_detail load_bad(const char *json) {
 
 TEST(declared_array_and_category_id_alone) {
   kiln_scene *s = load_ok(SCENE(" \"categories\": [\"ball\", \"crate\"],",
-                                SPHERE("a", ", \"category\": \"crate\"") ","
-                                SPHERE("b", ", \"category_id\": 1") "," SPHERE("c", "")));
+                                SPHERE("a", ", \"category\": \"crate\"") "," SPHERE(
+                                    "b", ", \"category_id\": 1") "," SPHERE("c", "")));
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ncategories, 2);
   KT_STR_EQ(d->category_names[0], "ball");
@@ -47,9 +48,11 @@ TEST(declared_object_ids_and_lights) {
   kiln_scene *s = load_ok(
       "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},"
       " \"categories\": {\"lamp\": 7, \"ball\": 3},"
-      " \"objects\": [" SPHERE("a", ", \"category\": \"ball\", \"category_id\": 3") "],"
-      " \"lights\": [{\"type\": \"quad\", \"corner\": [0, 3, 0], \"u\": [1, 0, 0], \"v\": [0, 0, 1],"
-      " \"radiance\": [1, 1, 1], \"category\": \"lamp\"}]}");
+      " \"objects\": [" SPHERE(
+          "a",
+          ", \"category\": \"ball\", \"category_id\": 3") "],"
+                                                          " \"lights\": [{\"type\": \"quad\", \"corner\": [0, 3, 0], \"u\": [1, 0, 0], \"v\": [0, 0, 1],"
+                                                          " \"radiance\": [1, 1, 1], \"category\": \"lamp\"}]}");
   const kiln__scene *d = st_data(s);
   KT_EQ(d->object_category_id[0], 3);
   KT_EQ(d->object_category_id[1], 7);
@@ -64,7 +67,8 @@ TEST(unknown_category_is_located_with_did_you_mean) {
   KT_STR_EQ(e.path, "objects[0].category");
   KT_EQ(e.line, 4);
   KT_STR_CONTAINS(e.message, "unknown category 'bal' (did you mean 'ball'?)");
-  e = load_bad(SCENE(" \"categories\": [\"ball\"],", SPHERE("a", ", \"category\": \"ball\", \"category_id\": 2")));
+  e = load_bad(SCENE(" \"categories\": [\"ball\"],",
+                     SPHERE("a", ", \"category\": \"ball\", \"category_id\": 2")));
   KT_STR_EQ(e.path, "objects[0].category_id");
   KT_STR_CONTAINS(e.message, "declared with id 1, not 2");
   e = load_bad(SCENE(" \"categories\": [\"ball\", \"ball\"],", SPHERE("a", "")));
@@ -80,10 +84,10 @@ TEST(unknown_category_is_located_with_did_you_mean) {
 /* Without a declaration: explicit ids are kept, the other names get the smallest free ids in
  * order of first appearance, whatever comes later in the file. */
 TEST(undeclared_names_get_free_ids_in_order) {
-  kiln_scene *s = load_ok(SCENE("", SPHERE("a", ", \"category\": \"dog\"") ","
-                                        SPHERE("b", ", \"category\": \"cat\", \"category_id\": 1") ","
-                                        SPHERE("c", ", \"category\": \"dog\"") ","
-                                        SPHERE("d", ", \"category\": \"emu\"")));
+  kiln_scene *s = load_ok(SCENE(
+      "",
+      SPHERE("a", ", \"category\": \"dog\"") "," SPHERE("b", ", \"category\": \"cat\", \"category_id\": 1") "," SPHERE(
+          "c", ", \"category\": \"dog\"") "," SPHERE("d", ", \"category\": \"emu\"")));
   const kiln__scene *d = st_data(s);
   KT_EQ(d->ncategories, 3);
   KT_STR_EQ(d->category_names[0], "dog");
@@ -94,8 +98,8 @@ TEST(undeclared_names_get_free_ids_in_order) {
   kiln_scene_destroy(s);
   kiln_error_detail e = load_bad(SCENE("", SPHERE("a", ", \"category_id\": 2")));
   KT_STR_CONTAINS(e.message, "needs the scene's top-level");
-  e = load_bad(SCENE("", SPHERE("a", ", \"category\": \"x\", \"category_id\": 2") ","
-                             SPHERE("b", ", \"category\": \"y\", \"category_id\": 2")));
+  e = load_bad(SCENE("", SPHERE("a", ", \"category\": \"x\", \"category_id\": 2") "," SPHERE(
+                             "b", ", \"category\": \"y\", \"category_id\": 2")));
   KT_STR_EQ(e.path, "objects[1].category_id");
   KT_STR_CONTAINS(e.message, "category 'x' already");
 }
@@ -104,9 +108,10 @@ TEST(undeclared_names_get_free_ids_in_order) {
  * category; each instance of the mesh gives every group an instance. */
 TEST(obj_groups_are_objects_sharing_a_transform) {
   const char *dir = st_tmpdir();
-  st_write(dir, "two.obj",
-           "o left\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\no right\nv 5 0 0\nv 6 0 2\nv 5 1 0\nf 4 5 6\n",
-           (size_t)-1);
+  st_write(
+      dir, "two.obj",
+      "o left\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\no right\nv 5 0 0\nv 6 0 2\nv 5 1 0\nf 4 5 6\n",
+      (size_t)-1);
   kiln_scene *s = st_load_ok(
       "{\"camera\": {\"position\": [0, 0, -5], \"look_at\": [0, 0, 0]},"
       " \"objects\": [{\"type\": \"mesh\", \"name\": \"pair\", \"file\": \"two.obj\", " MAT ","
@@ -131,9 +136,8 @@ TEST(obj_groups_are_objects_sharing_a_transform) {
 
 /* ---- jobs ------------------------------------------------------------------------------------- */
 
-static const char *job_scene =
-    SCENE("", SPHERE("ball", ", \"category\": \"toy\"") "," SPHERE("crate", "") ","
-                  SPHERE("crate2", ""));
+static const char *job_scene = SCENE(
+    "", SPHERE("ball", ", \"category\": \"toy\"") "," SPHERE("crate", "") "," SPHERE("crate2", ""));
 
 static kiln_job *job_load(const char *dir, const char *job_text, kiln_error_detail *e, int want) {
   st_write(dir, "scene.json", job_scene, (size_t)-1);
@@ -179,8 +183,9 @@ TEST(job_maps_objects_to_categories_and_frames_keep_them) {
   kiln_job_frame_clear(&fr);
   kiln_job_destroy(job);
   /* without any declaration a new name gets the next free id */
-  job = job_load(dir, "{\"scene\": \"scene.json\", \"object_categories\": {\"crate2\": \"box\"}, " IMAGES "}",
-                 &e, 0);
+  job = job_load(
+      dir, "{\"scene\": \"scene.json\", \"object_categories\": {\"crate2\": \"box\"}, " IMAGES "}",
+      &e, 0);
   d = &kiln_job_scene(job)->data;
   KT_EQ(d->object_category_id[2], 2);
   KT_EQ(d->ncategories, 2);
@@ -210,5 +215,12 @@ TEST(job_unknown_object_or_category_is_located) {
            KILN_EPARSE);
   KT_STR_EQ(e.path, "categories");
   KT_STR_CONTAINS(e.message, "object 'ball' has category 'toy'");
+  /* unless the job maps that object to one of its own */
+  kiln_job *job = job_load(dir,
+                           "{\"scene\": \"scene.json\", \"categories\": [\"box\"],"
+                           " \"object_categories\": {\"ball\": \"box\"}, " IMAGES "}",
+                           &e, 0);
+  KT_EQ(kiln_job_scene(job)->data.object_category_id[0], 1);
+  kiln_job_destroy(job);
   st_tmp_cleanup();
 }
