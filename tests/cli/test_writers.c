@@ -381,3 +381,36 @@ TEST(merge_coco_bad_and_empty_inputs) {
   KT_STR_CONTAINS(err_of(dir), "not a COCO file");
   KT_TRUE(access(fmt("%s/bad.json", dir), F_OK) != 0);
 }
+
+/* cam_t_m2c of object obj in image im of BOP scene folder sc (mm). */
+static void t_m2c(const char *sc, const char *im, int obj, double t[3]) {
+  cJSON *gt = load_json(fmt("%s/scene_gt.json", sc));
+  const cJSON *e, *found = NULL;
+  cJSON_ArrayForEach(e, item(gt, im)) if (num(e, "obj_id") == obj) found = e;
+  if (!found) KT_FAIL("no obj_id %d in image %s", obj, im);
+  for (int r = 0; r < 3; r++) t[r] = at(item(found, "cam_t_m2c"), r);
+  cJSON_Delete(gt);
+}
+
+TEST(writer_bop_frames_with_overrides) {
+  /* a frame that moves the block is annotated in its own scene, in the process or in a worker */
+  char *dir = setup(true);
+  write_text(fmt("%s/list.json", dir),
+             "{\"scene\": \"scene.json\", \"images\": [{\"name\": \"a\"}, {\"name\": \"b\", "
+             "\"objects\": {\"c\": {\"transform\": {\"translate\": [0.3, 0.9, 0.75]}}}}]}");
+  KT_EQ(kiln(dir, "render list.json -o in --writer bop --quiet"), 0);
+  KT_EQ(kiln(dir, "render list.json -o iso --writer bop --isolate --quiet"), 0);
+  char *sc = fmt("%s/in/bop/000000", dir);
+  KT_TRUE(same_file(fmt("%s/scene_gt.json", sc), fmt("%s/iso/bop/000000/scene_gt.json", dir)));
+  cJSON *cam = load_json(fmt("%s/scene_camera.json", sc));
+  double R[9], a[3], b[3];
+  for (int i = 0; i < 9; i++) R[i] = at(item(item(cam, "0"), "cam_R_w2c"), i);
+  cJSON_Delete(cam);
+  t_m2c(sc, "0", 3, a);
+  t_m2c(sc, "1", 3, b);
+  for (int r = 0; r < 3; r++) /* moved 0.3 m up: R (0, 300, 0) mm */
+    KT_TRUE(fabs(b[r] - a[r] - 300 * R[3 * r + 1]) < 1e-3);
+  t_m2c(sc, "0", 1, a);
+  t_m2c(sc, "1", 1, b);
+  for (int r = 0; r < 3; r++) KT_TRUE(fabs(b[r] - a[r]) < 1e-9); /* the balls stay */
+}
