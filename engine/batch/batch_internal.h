@@ -15,7 +15,10 @@
  *   manifest.c    the run's manifest, a JSON line per frame written
  *   annotate.c    a frame's ground truth: visible and unoccluded pixels and boxes, projections
  *   records.c     annotations as JSON: a manifest line's fields, ids.json
- *   dataset_none.c  the dataset writers' entry points where no writer is built
+ *   dataset.c     the dataset writers' entry points, and what they share: the spool of
+ *                 per-frame records sorted at commit, files renamed into place, JSON numbers
+ *   coco.c        the COCO writer: images and compressed-RLE annotations, coco[_K].json
+ *   bop.c         the BOP writer: a BOP scene (scene_camera/gt/gt_info, depth, masks, rgb)
  *   lock.c        the output folder's lock
  *   verify.c      kiln_batch_verify: every selected frame's files present and decodable
  *   decode_check.c  the per-format checks verify.c makes
@@ -449,8 +452,6 @@ int kiln__spool_add(kiln__spool *sp, uint64_t key, const char *const *parts, con
  * One thread, once no kiln__spool_add runs. KILN_EIO, KILN_ENOMEM for the spool's own failures. */
 int kiln__spool_each(kiln__spool *sp, size_t part,
                      int (*fn)(void *arg, uint64_t key, const char *text, size_t len), void *arg);
-/* The number of distinct keys (after kiln__spool_each sorted them, else of records). */
-size_t kiln__spool_count(const kiln__spool *sp);
 void kiln__spool_free(kiln__spool *sp);
 
 /* A file written whole through stdio under a temporary name beside path

@@ -214,8 +214,6 @@ int kiln__spool_each(kiln__spool *sp, size_t part,
   return rc;
 }
 
-size_t kiln__spool_count(const kiln__spool *sp) { return sp->n; }
-
 void kiln__spool_free(kiln__spool *sp) {
   if (!sp) return;
   close(sp->fd);
