@@ -75,7 +75,7 @@ typedef struct kiln__anim {
   kiln__camera_mode cam_mode;
   /* orbit: position = center + radius (cos a e0 + sin a e1) + height axis, a in degrees */
   double center[3], axis[3], e0[3], e1[3], radius, height, start_deg, deg_per_frame;
-  float vfov;
+  float vfov;          /* orbit: 0 keeps the scene camera's (and its intrinsics) */
   kiln__cam_key *keys; /* KILN__CAMERA_KEYS, frames strictly increasing */
   size_t nkeys;
   bool spherical; /* keys: position around look_at by slerp */

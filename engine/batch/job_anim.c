@@ -118,7 +118,10 @@ static void orbit_camera(const kiln_job *job, long f, kiln_camera *cam) {
     cam->position[i] = (float)p[i], cam->look_at[i] = (float)a->center[i],
     cam->up[i] = (float)a->axis[i];
   }
-  cam->vfov_deg = a->vfov;
+  if (a->vfov > 0) { /* the orbit's own vfov replaces the scene camera's intrinsics */
+    cam->vfov_deg = a->vfov;
+    cam->fx = cam->fy = cam->cx = cam->cy = 0, cam->k_width = cam->k_height = 0;
+  }
   if (cam->thin_lens && !job->focus_given) cam->focus_distance = (float)sqrt(dot3d(d, d));
 }
 
@@ -148,6 +151,9 @@ static void keyed_camera(const kiln_job *job, long f, kiln_camera *cam) {
   for (int j = 0; j < 3; j++)
     cam->position[j] = (float)pos[j], cam->look_at[j] = (float)look[j], cam->up[j] = (float)up[j];
   cam->vfov_deg = (float)((1 - t) * c0->vfov_deg + t * c1->vfov_deg);
+  /* Keys with intrinsics all have the scene's; towards a key with a vfov of its own, the field
+   * of view blends from the intrinsics' vertical one (and the principal point goes central). */
+  if (c1->k_width <= 0) cam->fx = cam->fy = cam->cx = cam->cy = 0, cam->k_width = cam->k_height = 0;
   cam->aperture = (float)((1 - t) * c0->aperture + t * c1->aperture);
   if (k0->focus_given || k1->focus_given) {
     cam->focus_distance = (float)((1 - t) * c0->focus_distance + t * c1->focus_distance);
@@ -322,7 +328,7 @@ static int parse_orbit(kiln_job *job, kiln__sj_ctx *c, const cJSON *o) {
   if ((rc = kiln__sj_num(c, o, "vfov", false, sc->vfov_deg, 0, 180, &vf))) return rc;
   if (vf <= 0 || vf >= 180)
     return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vf);
-  a->vfov = (float)vf;
+  a->vfov = cJSON_GetObjectItemCaseSensitive(o, "vfov") ? (float)vf : 0;
   a->cam_mode = KILN__CAMERA_ORBIT;
   kiln__sj_pop(c);
   return 0;
@@ -350,6 +356,8 @@ static int parse_cam_key(kiln_job *job, kiln__sj_ctx *c, const cJSON *o, bool le
     return rc;
   k->frame = (long)f;
   cam->thin_lens = lens, cam->vfov_deg = (float)vf, cam->aperture = (float)(lens ? ap : 0);
+  if (cJSON_GetObjectItemCaseSensitive(o, "vfov")) /* replaces the scene's intrinsics */
+    cam->fx = cam->fy = cam->cx = cam->cy = 0, cam->k_width = cam->k_height = 0;
   k->focus_given = cJSON_GetObjectItemCaseSensitive(o, "focus_distance") || job->focus_given;
   float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                 cam->look_at[2] - cam->position[2]};

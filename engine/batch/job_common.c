@@ -44,7 +44,10 @@ int kiln__job_check_camera(kiln__sj_ctx *c, const kiln_camera *cam, const char *
   int d = c->depth;
   if (key_at) kiln__sj_push_key(c, key_at);
   int rc = 0;
-  if (!(cam->vfov_deg > 0 && cam->vfov_deg < 180))
+  if (cam->k_width > 0 && !(cam->k_height > 0 && cam->fx > 0 && cam->fy > 0))
+    rc = kiln__sj_fail(c, "intrinsics need fx > 0, fy > 0 and a size, not fx = %g, fy = %g for "
+                          "%d x %d", cam->fx, cam->fy, (int)cam->k_width, (int)cam->k_height);
+  else if (cam->k_width <= 0 && !(cam->vfov_deg > 0 && cam->vfov_deg < 180))
     rc = kiln__sj_fail(c, "vfov must be in (0, 180) degrees, not %g", cam->vfov_deg);
   else if (kiln__len3(f) < 1e-12)
     rc = kiln__sj_fail(c, "look_at equals position: no view direction");

@@ -106,6 +106,8 @@ static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_err
   memcpy(cam->up, sc->up, sizeof cam->up);
   cam->vfov_deg = sc->vfov_deg, cam->aperture = sc->aperture,
   cam->focus_distance = sc->focus_distance;
+  cam->fx = sc->fx, cam->fy = sc->fy, cam->cx = sc->cx, cam->cy = sc->cy;
+  cam->k_width = sc->k_width, cam->k_height = sc->k_height;
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(job->scene_doc, "camera");
   job->focus_given = cam->thin_lens && cJSON_GetObjectItemCaseSensitive(c, "focus_distance");
   job->seed = job->scene->data.settings.seed;

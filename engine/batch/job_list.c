@@ -49,12 +49,32 @@ static int parse_name(kiln__sj_ctx *c, const cJSON *o, kiln_job_frame *fr) {
   return 0;
 }
 
+/* The line's matrix and intrinsics (x) over cam, which holds the scene's camera. */
+static void apply_extra(const kiln__cam_extra *x, bool vfov_given, kiln_camera *cam) {
+  if (x->pose) {
+    memcpy(cam->position, x->position, sizeof cam->position);
+    memcpy(cam->look_at, x->look_at, sizeof cam->look_at);
+    memcpy(cam->up, x->up, sizeof cam->up);
+  }
+  if (x->intrinsics) {
+    cam->fx = x->fx, cam->fy = x->fy, cam->cx = x->cx, cam->cy = x->cy;
+    cam->k_width = x->k_width, cam->k_height = x->k_height, cam->vfov_deg = x->vfov_deg;
+  } else if (vfov_given) { /* the line's vfov replaces the scene's intrinsics */
+    cam->fx = cam->fy = cam->cx = cam->cy = 0;
+    cam->k_width = cam->k_height = 0;
+  }
+}
+
 /* The image's "camera" (o): the scene's camera with these keys replaced. */
 static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, kiln_camera *cam) {
-  static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov", NULL};
-  static const char *const lens_keys[] = {"type", "position", "look_at",        "up",
-                                          "vfov", "aperture", "focus_distance", NULL};
+  static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov",
+                                         KILN__SJ_CAMERA_EXTRA_KEYS, NULL};
+  static const char *const lens_keys[] = {"type", "position", "look_at", "up", "vfov",
+                                          "aperture", "focus_distance",
+                                          KILN__SJ_CAMERA_EXTRA_KEYS, NULL};
   static const char *const types[] = {"pinhole", "thin_lens", NULL};
+  const kiln__settings *st = &job->scene->data.settings;
+  kiln__cam_extra x;
   int type, rc;
   double vfov, ap, fd;
   *cam = job->camera;
@@ -63,6 +83,7 @@ static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, ki
       (rc =
            kiln__sj_choice(c, o, "type", cam->thin_lens ? "thin_lens" : "pinhole", types, &type)) ||
       (rc = kiln__sj_check_keys(c, o, type ? lens_keys : pin_keys)) ||
+      (rc = kiln__sj_camera_extra(c, o, st->width, st->height, &x)) ||
       (rc = kiln__sj_vec3(c, o, "position", cam->position, -1e30, 1e30, cam->position)) ||
       (rc = kiln__sj_vec3(c, o, "look_at", cam->look_at, -1e30, 1e30, cam->look_at)) ||
       (rc = kiln__sj_vec3(c, o, "up", cam->up, -1e30, 1e30, cam->up)) ||
@@ -71,12 +92,17 @@ static int parse_camera(const kiln_job *job, kiln__sj_ctx *c, const cJSON *o, ki
   if (vfov <= 0 || vfov >= 180)
     return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
   cam->vfov_deg = (float)vfov;
+  apply_extra(&x, cJSON_GetObjectItemCaseSensitive(o, "vfov") != NULL, cam);
   if (type) {
     float d[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                   cam->look_at[2] - cam->position[2]};
-    bool moved = cJSON_GetObjectItemCaseSensitive(o, "position") ||
+    bool moved = x.pose || cJSON_GetObjectItemCaseSensitive(o, "position") ||
                  cJSON_GetObjectItemCaseSensitive(o, "look_at");
     double fd_def = job->focus_given && !moved ? job->camera.focus_distance : kiln__len3(d);
+    /* a matrix's look_at is no point of interest: nothing to focus on by default */
+    if (x.pose && !cJSON_GetObjectItemCaseSensitive(o, "focus_distance"))
+      return kiln__sj_fail(c, "a thin_lens camera given by matrix needs focus_distance (it has "
+                              "no look_at to focus on)");
     if ((rc = kiln__sj_num(c, o, "aperture", !job->camera.thin_lens, job->camera.aperture, 0, 1e30,
                            &ap)) ||
         (rc = kiln__sj_num(c, o, "focus_distance", false, fd_def, 0, 1e30, &fd)))

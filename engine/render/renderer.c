@@ -362,14 +362,31 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
     cam.vfov_deg = c->vfov_deg;
     cam.aperture = c->aperture;
     cam.focus_distance = c->focus_distance;
+    cam.fx = c->fx, cam.fy = c->fy, cam.cx = c->cx, cam.cy = c->cy;
+    cam.k_width = c->k_width, cam.k_height = c->k_height;
   }
   int32_t w = fc->width ? fc->width : r->settings.width;
   int32_t h = fc->height ? fc->height : r->settings.height;
   int32_t spp = fc->spp ? fc->spp : r->settings.spp;
   int32_t mb = fc->max_bounces >= 0 ? fc->max_bounces : r->settings.max_bounces;
   if (w <= 0 || h <= 0 || spp <= 0 || mb < 0 || fc->spp < 0 || fc->device >= (int)r->ndevs ||
-      !(cam.vfov_deg > 0 && cam.vfov_deg < 180))
+      (cam.k_width <= 0 && !(cam.vfov_deg > 0 && cam.vfov_deg < 180)))
     return KILN_EINVAL;
+  /* The image plane at distance 1: U spans half the width, V half the height, and (ox, oy) is
+   * the principal point's offset from the image's centre in those halves. Without intrinsics
+   * these are the numbers kiln always used (bit for bit: ox = oy = 0). */
+  float th, tw, ox = 0, oy = 0;
+  if (cam.k_width > 0) {
+    const kiln_camera kc = {.fx = cam.fx, .fy = cam.fy, .cx = cam.cx, .cy = cam.cy,
+                            .k_width = cam.k_width, .k_height = cam.k_height};
+    double K[9];
+    if (kiln_camera_intrinsics(&kc, w, h, K)) return KILN_EINVAL;
+    tw = (float)(w / (2 * K[0])), th = (float)(h / (2 * K[4]));
+    ox = (float)((2 * K[2] + 1 - w) / w), oy = (float)((2 * K[5] + 1 - h) / h);
+  } else {
+    th = tanf(cam.vfov_deg * 0.5f * 3.14159265358979f / 180.0f);
+    tw = th * (float)w / (float)h;
+  }
   size_t di;
   if (fc->device >= 0) {
     di = (size_t)fc->device;
@@ -392,14 +409,12 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
   cross3(W, cam.up, U);
   normalize3(U);
   cross3(U, W, V);
-  float th = tanf(cam.vfov_deg * 0.5f * 3.14159265358979f / 180.0f);
-  float tw = th * (float)w / (float)h;
   bool lens = cam.type == KILN__CAM_THIN_LENS && cam.aperture > 0;
   const float *P = cam.position;
   pt_push push = {.cam_pos = {P[0], P[1], P[2], lens ? cam.aperture : 0},
                   .cam_u = {U[0] * tw, U[1] * tw, U[2] * tw, cam.focus_distance},
-                  .cam_v = {V[0] * th, V[1] * th, V[2] * th, 0},
-                  .cam_w = {W[0], W[1], W[2], 0},
+                  .cam_v = {V[0] * th, V[1] * th, V[2] * th, ox},
+                  .cam_w = {W[0], W[1], W[2], oy},
                   .image = {w, h, 0, 0},
                   .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
 

@@ -65,6 +65,10 @@ typedef struct kiln__camera {
   float vfov_deg;       /* vertical field of view */
   float aperture;       /* THIN_LENS: lens diameter (world units) */
   float focus_distance; /* THIN_LENS: distance to the plane in focus */
+  /* Intrinsics in pixels for a k_width x k_height image, as kiln_camera's (kiln/render.h): used
+   * instead of vfov_deg when k_width > 0 (vfov_deg then holds their vertical field of view) */
+  float fx, fy, cx, cy;
+  int32_t k_width, k_height;
 } kiln__camera;
 
 /* One placed copy of an object's geometry (the instance pass's ids). Object space is the
@@ -200,6 +204,30 @@ int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, con
                     const char *const *choices, int *out);
 /* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
 int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
+
+/* ---- camera_json.c: a camera's matrix and intrinsics -------------------------------------- */
+
+/* The keys of a camera object beyond position, look_at, up and vfov, for the allowed-key lists of
+ * the readers that accept a camera (NULL-free: list them before the list's NULL). */
+#define KILN__SJ_CAMERA_EXTRA_KEYS "matrix", "convention", "fx", "fy", "cx", "cy", "K", \
+                                   "intrinsics_size"
+
+/* What a camera object says with those keys (docs/SCENE.md, "camera"). */
+typedef struct kiln__cam_extra {
+  bool pose; /* "matrix" given: position, look_at (a point ahead on the view axis) and up */
+  float position[3], look_at[3], up[3];
+  bool intrinsics; /* "fx"... or "K" given: the fields below */
+  float fx, fy, cx, cy;
+  int32_t k_width, k_height;
+  float vfov_deg; /* the intrinsics' vertical field of view (for whoever needs one) */
+} kiln__cam_extra;
+
+/* Reads those keys of camera object o (at the current path; its keys already checked) into *out
+ * (zeroed first): a matrix must be a rotation and a translation and excludes position, look_at
+ * and up; intrinsics exclude vfov, default to image size width x height, and need fx > 0 and
+ * fy > 0 (fy defaults to fx, cx and cy to the image's centre). 0, or KILN_EPARSE (located). */
+int kiln__sj_camera_extra(kiln__sj_ctx *c, const struct cJSON *o, int32_t width, int32_t height,
+                          kiln__cam_extra *out);
 
 /* ---- categories.c: a "categories" declaration, which scenes and jobs share ---------------- */
 

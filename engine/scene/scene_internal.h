@@ -4,6 +4,7 @@
  *   load.c         the JSON format (docs/SCENE.md): the walk's paths, located errors, typed
  *                  getters; kiln_scene_load
  *   sections.c     settings, camera, environment, materials, textures, transforms
+ *   camera_json.c  a camera's matrix and intrinsics (shared with the job reader: scene_data.h)
  *   objects.c      objects (mesh files, loaded once each and in parallel on a pool; primitives)
  *                  and quad lights, each instance's entry in the instance table
  *   categories.c   the scene's categories and the objects' ("category", "category_id")

@@ -40,27 +40,8 @@ int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o) {
   return 0;
 }
 
-int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
-  static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov", NULL};
-  static const char *const lens_keys[] = {"type", "position", "look_at",        "up",
-                                          "vfov", "aperture", "focus_distance", NULL};
-  static const char *const types[] = {"pinhole", "thin_lens", NULL};
-  static const float up_def[3] = {0, 1, 0};
-  kiln__camera *cam = &c->ld->b.s.camera;
-  int type, rc;
-  double vfov, ap = 0, fd = 0;
-  if (!o) return kiln__sj_fail(c, "missing required key 'camera'");
-  kiln__sj_push_key(c, "camera");
-  if ((rc = kiln__sj_expect_object(c, o, "camera")) ||
-      (rc = kiln__sj_choice(c, o, "type", "pinhole", types, &type)) ||
-      (rc = kiln__sj_check_keys(c, o, type ? lens_keys : pin_keys)) ||
-      (rc = kiln__sj_vec3(c, o, "position", NULL, -HUGE_VAL, HUGE_VAL, cam->position)) ||
-      (rc = kiln__sj_vec3(c, o, "look_at", NULL, -HUGE_VAL, HUGE_VAL, cam->look_at)) ||
-      (rc = kiln__sj_vec3(c, o, "up", up_def, -HUGE_VAL, HUGE_VAL, cam->up)) ||
-      (rc = kiln__sj_num(c, o, "vfov", false, 40, 0, 180, &vfov)))
-    return rc;
-  if (vfov <= 0 || vfov >= 180)
-    return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
+/* The camera's view checks: position, look_at and up give a view direction and an up. */
+static int check_view(kiln__sj_ctx *c, const kiln__camera *cam) {
   float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
                 cam->look_at[2] - cam->position[2]},
         x[3];
@@ -70,14 +51,59 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   kiln__cross3(f, cam->up, x);
   if (kiln__len3(x) <= 1e-6 * kiln__len3(f) * kiln__len3(cam->up))
     return kiln__sj_fail_at(c, "up", "up is parallel to the view direction (look_at - position)");
+  return 0;
+}
+
+int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
+  static const char *const pin_keys[] = {"type", "position", "look_at", "up", "vfov",
+                                         KILN__SJ_CAMERA_EXTRA_KEYS, NULL};
+  static const char *const lens_keys[] = {"type", "position", "look_at", "up", "vfov",
+                                          "aperture", "focus_distance",
+                                          KILN__SJ_CAMERA_EXTRA_KEYS, NULL};
+  static const char *const types[] = {"pinhole", "thin_lens", NULL};
+  static const float up_def[3] = {0, 1, 0};
+  kiln__camera *cam = &c->ld->b.s.camera;
+  const kiln__settings *st = &c->ld->b.s.settings;
+  kiln__cam_extra x;
+  int type, rc;
+  double vfov, ap = 0, fd = 0;
+  if (!o) return kiln__sj_fail(c, "missing required key 'camera'");
+  kiln__sj_push_key(c, "camera");
+  if ((rc = kiln__sj_expect_object(c, o, "camera")) ||
+      (rc = kiln__sj_choice(c, o, "type", "pinhole", types, &type)) ||
+      (rc = kiln__sj_check_keys(c, o, type ? lens_keys : pin_keys)) ||
+      (rc = kiln__sj_camera_extra(c, o, st->width, st->height, &x)))
+    return rc;
+  if (x.pose) {
+    memcpy(cam->position, x.position, sizeof x.position);
+    memcpy(cam->look_at, x.look_at, sizeof x.look_at);
+    memcpy(cam->up, x.up, sizeof x.up);
+  } else if ((rc = kiln__sj_vec3(c, o, "position", NULL, -HUGE_VAL, HUGE_VAL, cam->position)) ||
+             (rc = kiln__sj_vec3(c, o, "look_at", NULL, -HUGE_VAL, HUGE_VAL, cam->look_at)) ||
+             (rc = kiln__sj_vec3(c, o, "up", up_def, -HUGE_VAL, HUGE_VAL, cam->up))) {
+    return rc;
+  }
+  if ((rc = kiln__sj_num(c, o, "vfov", false, 40, 0, 180, &vfov))) return rc;
+  if (vfov <= 0 || vfov >= 180)
+    return kiln__sj_fail_at(c, "vfov", "vfov must be in (0, 180) degrees, not %g", vfov);
+  if ((rc = check_view(c, cam))) return rc;
   if (type) {
+    float f[3] = {cam->look_at[0] - cam->position[0], cam->look_at[1] - cam->position[1],
+                  cam->look_at[2] - cam->position[2]};
+    /* a matrix's look_at is no point of interest: nothing to focus on by default */
+    if (x.pose && !cJSON_GetObjectItemCaseSensitive(o, "focus_distance"))
+      return kiln__sj_fail(c, "a thin_lens camera given by matrix needs focus_distance (it has "
+                              "no look_at to focus on)");
     if ((rc = kiln__sj_num(c, o, "aperture", true, 0, 0, HUGE_VAL, &ap)) ||
         (rc = kiln__sj_num(c, o, "focus_distance", false, kiln__len3(f), 0, HUGE_VAL, &fd)))
       return rc;
     if (fd <= 0) return kiln__sj_fail_at(c, "focus_distance", "focus_distance must be > 0");
   }
   cam->type = type ? KILN__CAM_THIN_LENS : KILN__CAM_PINHOLE;
-  cam->vfov_deg = (float)vfov, cam->aperture = (float)ap, cam->focus_distance = (float)fd;
+  cam->vfov_deg = x.intrinsics ? x.vfov_deg : (float)vfov;
+  cam->aperture = (float)ap, cam->focus_distance = (float)fd;
+  cam->fx = x.fx, cam->fy = x.fy, cam->cx = x.cx, cam->cy = x.cy;
+  cam->k_width = x.k_width, cam->k_height = x.k_height;
   kiln__sj_pop(c);
   return 0;
 }

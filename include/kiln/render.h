@@ -89,13 +89,14 @@ KILN_API int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *cons
 typedef struct kiln_camera {
   bool thin_lens;
   float position[3], look_at[3], up[3];
-  float vfov_deg;
+  float vfov_deg;       /* vertical field of view, degrees; unused (may be 0) with intrinsics */
   float aperture;       /* lens diameter, thin lens only */
   float focus_distance; /* thin lens only */
   /* Intrinsics in pixels, OpenCV's convention (x right, y down, pixel centres at whole numbers,
    * so a centred principal point is ((k_width - 1) / 2, (k_height - 1) / 2)) for an image of
    * k_width x k_height. Used instead of vfov_deg when k_width > 0, scaled to the size rendered;
-   * all 0 (vfov_deg decides, square pixels, centred) otherwise. */
+   * all 0 (vfov_deg decides, square pixels, centred) otherwise. For another image size
+   * W x H, K scales in the continuous frame: fx * W / k_width, (cx + 0.5) * W / k_width - 0.5. */
   float fx, fy, cx, cy;
   int32_t k_width, k_height;
 } kiln_camera;

@@ -141,7 +141,70 @@ def _c_str(b: Any) -> str:
 
 # ---- cameras --------------------------------------------------------------------------------
 
-_CAMERA_KEYS = ("type", "position", "look_at", "up", "vfov", "aperture", "focus_distance")
+_CAMERA_KEYS = (
+    "type", "position", "look_at", "up", "vfov", "aperture", "focus_distance",
+    "matrix", "convention", "fx", "fy", "cx", "cy", "K", "intrinsics_size",
+)
+_INTRINSIC_KEYS = ("fx", "fy", "cx", "cy", "K")
+_ROT_TOL = 1e-4  # as the scene loader (engine/scene/camera_json.c)
+
+
+def _pose_from_matrix(matrix: Any, convention: str) -> Tuple[Vec3, Vec3, Vec3]:
+    """(position, look_at, up) of a camera-to-world matrix, as the scene loader makes them."""
+    if convention not in ("opengl", "opencv"):
+        raise ValueError(f"camera.convention must be 'opengl' or 'opencv', not {convention!r}")
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape == (4, 4):
+        m = m.reshape(16)
+    if m.shape != (16,) or not np.all(np.isfinite(m)):
+        raise ValueError("camera.matrix must be 16 finite numbers (or 4x4), row-major")
+    M = m.reshape(4, 4)
+    if tuple(M[3]) != (0.0, 0.0, 0.0, 1.0):
+        raise ValueError("camera.matrix: the last row must be 0 0 0 1")
+    R = M[:3, :3]
+    det = float(np.linalg.det(R))
+    if abs(det) < 1e-9:
+        raise ValueError(f"camera.matrix is singular (determinant {det:g})")
+    if det < 0:
+        raise ValueError(f"camera.matrix is mirrored (determinant {det:g}): it must be a rotation")
+    for k in range(3):
+        ln = float(np.linalg.norm(R[:, k]))
+        if abs(ln - 1) > _ROT_TOL:
+            raise ValueError(f"camera.matrix is scaled (column {k} has length {ln:g}, not 1)")
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        d = float(np.dot(R[:, a], R[:, b]))
+        if abs(d) > _ROT_TOL:
+            raise ValueError(f"camera.matrix is sheared (columns {a} and {b}: dot product {d:g})")
+    s = -1.0 if convention == "opencv" else 1.0
+    p = [float(M[k, 3]) for k in range(3)]
+    f = [-s * float(M[k, 2]) for k in range(3)]
+    # as the loader: look_at far enough ahead that float rounding keeps the view axis
+    dist = max(1.0, math.sqrt(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]))
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    return (
+        tuple(f32(p[k]) for k in range(3)),  # type: ignore[return-value]
+        tuple(f32(p[k] + dist * f[k]) for k in range(3)),
+        tuple(f32(s * float(M[k, 1])) for k in range(3)),
+    )
+
+
+def _intrinsics_from_dict(d: Mapping[str, Any]) -> Dict[str, Any]:
+    """fx, fy, cx, cy (those given) from a camera dict's "fx".. or "K"."""
+    if "K" not in d:
+        return {k: d[k] for k in ("fx", "fy", "cx", "cy") if k in d}
+    both = [k for k in ("fx", "fy", "cx", "cy") if k in d]
+    if both:
+        raise ValueError(f"camera: {both[0]} and K both give the intrinsics: keep one")
+    k = np.asarray(d["K"], dtype=np.float64)
+    if k.shape == (9,):
+        k = k.reshape(3, 3)
+    if k.shape != (3, 3) or not np.all(np.isfinite(k)):
+        raise ValueError("camera.K must be 3x3 or 9 finite numbers, row-major")
+    if k[0, 1] != 0:
+        raise ValueError(f"camera.K has skew (K[0][1] = {k[0, 1]:g}): it must be 0")
+    if k[1, 0] != 0 or tuple(k[2]) != (0.0, 0.0, 1.0):
+        raise ValueError("camera.K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]")
+    return dict(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]), cy=float(k[1, 2]))
 
 
 @dataclass(frozen=True)
@@ -151,22 +214,39 @@ class Camera:
     A thin lens when ``aperture`` is not None (lens diameter, >= 0), else a pinhole.
     ``focus_distance`` None means the distance from ``position`` to ``look_at``. Values are
     checked when the camera is made: finite numbers, ``vfov`` in (0, 180) degrees, ``look_at``
-    not at ``position``, ``up`` neither zero nor parallel to the view direction."""
+    not at ``position``, ``up`` neither zero nor parallel to the view direction.
+
+    Intrinsics: ``fx`` (> 0) with ``fy`` (default ``fx``), ``cx``, ``cy`` (default the centre,
+    ``(w - 1) / 2``, ``(h - 1) / 2``) in pixels of an image of ``intrinsics_size`` (w, h),
+    OpenCV's convention (pixel centres at whole numbers); they replace ``vfov`` (which then
+    holds their vertical field of view) and scale with the size rendered. A camera-to-world
+    matrix is accepted by ``from_dict`` (``"matrix"``, ``"convention"``) and ``from_matrix``."""
 
     position: Vec3
     look_at: Vec3
     up: Vec3 = (0.0, 1.0, 0.0)
-    vfov: float = 40.0
+    vfov: Optional[float] = None  # None: 40, or the intrinsics' vertical field of view
     aperture: Optional[float] = None
     focus_distance: Optional[float] = None
+    fx: Optional[float] = None
+    fy: Optional[float] = None
+    cx: Optional[float] = None
+    cy: Optional[float] = None
+    intrinsics_size: Optional[Tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         pos = _vec3("camera.position", self.position)
         at = _vec3("camera.look_at", self.look_at)
         up = _vec3("camera.up", self.up)
-        vfov = _real("camera.vfov", self.vfov)
-        if not 0 < vfov < 180:
-            raise ValueError(f"camera.vfov must be in (0, 180) degrees, not {vfov:g}")
+        intr = self._check_intrinsics()
+        if intr is not None and self.vfov is not None:
+            raise ValueError("camera: vfov and the intrinsics (fx) both give the field of view")
+        if intr is not None:
+            vfov = math.degrees(2 * math.atan(0.5 * intr["intrinsics_size"][1] / intr["fy"]))
+        else:
+            vfov = 40.0 if self.vfov is None else _real("camera.vfov", self.vfov)
+            if not 0 < vfov < 180:
+                raise ValueError(f"camera.vfov must be in (0, 180) degrees, not {vfov:g}")
         ap = None if self.aperture is None else _real("camera.aperture", self.aperture)
         if ap is not None and ap < 0:
             raise ValueError(f"camera.aperture must be >= 0, not {ap:g}")
@@ -187,40 +267,118 @@ class Camera:
             object.__setattr__(self, k, v)
         object.__setattr__(self, "aperture", ap)
         object.__setattr__(self, "focus_distance", fd)
+        for k, v in (intr or {}).items():
+            object.__setattr__(self, k, v)
+
+    def _check_intrinsics(self) -> Optional[Dict[str, Any]]:
+        given = [k for k in ("fx", "fy", "cx", "cy") if getattr(self, k) is not None]
+        if not given:
+            if self.intrinsics_size is not None:
+                raise ValueError("camera.intrinsics_size is the size of intrinsics (fx...), "
+                                 "which are not given")
+            return None
+        if self.fx is None:
+            raise ValueError(f"camera: {given[0]} needs fx")
+        if self.intrinsics_size is None:
+            raise ValueError("camera: intrinsics need intrinsics_size, the (width, height) "
+                             "they are in pixels of")
+        sz = self.intrinsics_size
+        if isinstance(sz, (str, bytes)) or not hasattr(sz, "__len__") or len(sz) != 2:
+            raise TypeError("camera.intrinsics_size must be (width, height)")
+        w = _int("camera.intrinsics_size[0]", sz[0], 1, 1 << 20)
+        h = _int("camera.intrinsics_size[1]", sz[1], 1, 1 << 20)
+        fx = _real("camera.fx", self.fx)
+        fy = fx if self.fy is None else _real("camera.fy", self.fy)
+        if fx <= 0 or fy <= 0:
+            raise ValueError(f"camera: focal lengths must be > 0, not fx = {fx:g}, fy = {fy:g}")
+        cx = 0.5 * (w - 1) if self.cx is None else _real("camera.cx", self.cx)
+        cy = 0.5 * (h - 1) if self.cy is None else _real("camera.cy", self.cy)
+        return dict(fx=fx, fy=fy, cx=cx, cy=cy, intrinsics_size=(w, h))
 
     @property
     def thin_lens(self) -> bool:
         """True for a thin-lens camera (``aperture`` given)."""
         return self.aperture is not None
 
+    @property
+    def has_intrinsics(self) -> bool:
+        """True when ``fx``... replace ``vfov``."""
+        return self.fx is not None
+
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base: Optional["Camera"] = None) -> "Camera":
+    def from_matrix(cls, matrix: Any, convention: str = "opengl", **kw: Any) -> "Camera":
+        """A camera at the pose of a camera-to-world ``matrix`` (16 numbers row-major, or
+        4x4; a rotation and a translation) with ``convention`` "opengl" (x right, y up, looking
+        along -z: kiln's, Blender's, NeRF's) or "opencv" (x right, y down, looking along +z);
+        ``kw``: the other fields (vfov, intrinsics, lens)."""
+        pos, at, up = _pose_from_matrix(matrix, convention)
+        return cls(position=pos, look_at=at, up=up, **kw)
+
+    @classmethod
+    def from_dict(
+        cls,
+        d: Mapping[str, Any],
+        base: Optional["Camera"] = None,
+        size: Optional[Tuple[int, int]] = None,
+    ) -> "Camera":
         """A camera from the scene format's keys. With ``base``, the keys given replace
         ``base``'s, as a list line's ``camera`` does (docs/JOBS.md): ``"type": "thin_lens"``
         needs an ``aperture`` unless ``base`` is a thin lens, and ``focus_distance`` stays
-        ``base``'s only when neither ``position`` nor ``look_at`` moves."""
+        ``base``'s only when neither ``position`` nor ``look_at`` moves. ``size``: the image
+        size intrinsics are in pixels of when ``intrinsics_size`` is not given."""
         if not isinstance(d, Mapping):
             raise TypeError(f"camera must be a dict or a kiln.Camera, not {type(d).__name__}")
         unknown = sorted(set(d) - set(_CAMERA_KEYS))
         if unknown:
             raise ValueError(f"camera: unknown key(s) {unknown} (one of {list(_CAMERA_KEYS)})")
-        if base is None and ("position" not in d or "look_at" not in d):
+        has_matrix = "matrix" in d
+        if has_matrix:
+            clash = [k for k in ("position", "look_at", "up") if k in d]
+            if clash:
+                raise ValueError(f"camera: {clash[0]} and matrix both give the camera's pose")
+        elif "convention" in d:
+            raise ValueError("camera: convention is the axes of matrix, which is not given")
+        if base is None and not has_matrix and ("position" not in d or "look_at" not in d):
             raise ValueError("camera: position and look_at are required")
         kind = d.get("type", "thin_lens" if base is not None and base.thin_lens else "pinhole")
         if kind not in ("pinhole", "thin_lens"):
             raise ValueError(f"camera.type must be 'pinhole' or 'thin_lens', not {kind!r}")
         kw: Dict[str, Any] = {}
         if base is not None:
-            kw = dict(position=base.position, look_at=base.look_at, up=base.up, vfov=base.vfov)
-        kw.update({k: d[k] for k in ("position", "look_at", "up", "vfov") if k in d})
+            kw = dict(position=base.position, look_at=base.look_at, up=base.up)
+            if base.has_intrinsics:
+                kw.update(fx=base.fx, fy=base.fy, cx=base.cx, cy=base.cy,
+                          intrinsics_size=base.intrinsics_size)
+            else:
+                kw.update(vfov=base.vfov)
+        kw.update({k: d[k] for k in ("position", "look_at", "up") if k in d})
+        if has_matrix:
+            pos, at, up = _pose_from_matrix(d["matrix"], d.get("convention", "opengl"))
+            kw.update(position=pos, look_at=at, up=up)
+        if any(k in d for k in _INTRINSIC_KEYS):
+            if "vfov" in d:
+                raise ValueError("camera: vfov and the intrinsics both give the field of view")
+            for k in ("fx", "fy", "cx", "cy", "vfov"):
+                kw.pop(k, None)
+            kw.update(_intrinsics_from_dict(d))
+            sz = d.get("intrinsics_size", size)
+            kw["intrinsics_size"] = tuple(sz) if sz is not None else None
+        elif "intrinsics_size" in d:
+            raise ValueError("camera: intrinsics_size is the size of intrinsics, not given")
+        elif "vfov" in d:
+            for k in ("fx", "fy", "cx", "cy", "intrinsics_size"):
+                kw.pop(k, None)
+            kw["vfov"] = d["vfov"]
         if kind == "thin_lens":
-            moved = "position" in d or "look_at" in d
+            moved = "position" in d or "look_at" in d or has_matrix
             ap = d.get("aperture", base.aperture if base is not None else None)
             if ap is None:
                 raise ValueError("camera: a thin_lens camera needs an aperture")
             fd = d.get("focus_distance")
             if fd is None and base is not None and not moved:
                 fd = base.focus_distance
+            if fd is None and has_matrix:
+                raise ValueError("camera: a thin_lens camera given by matrix needs focus_distance")
             kw.update(aperture=ap, focus_distance=fd)
         elif "aperture" in d or "focus_distance" in d:
             raise ValueError("camera: aperture and focus_distance are for a thin_lens camera")
@@ -233,8 +391,12 @@ class Camera:
             "position": list(self.position),
             "look_at": list(self.look_at),
             "up": list(self.up),
-            "vfov": self.vfov,
         }
+        if self.has_intrinsics:
+            d.update(fx=self.fx, fy=self.fy, cx=self.cx, cy=self.cy,
+                     intrinsics_size=list(self.intrinsics_size or ()))
+        else:
+            d["vfov"] = self.vfov
         if self.thin_lens:
             d["aperture"] = self.aperture
             if self.focus_distance is not None:
@@ -248,6 +410,10 @@ class Camera:
         c.look_at = list(self.look_at)
         c.up = list(self.up)
         c.vfov_deg = self.vfov
+        if self.has_intrinsics:
+            assert self.intrinsics_size is not None
+            c.fx, c.fy, c.cx, c.cy = self.fx, self.fy, self.cx, self.cy
+            c.k_width, c.k_height = self.intrinsics_size
         if self.thin_lens:
             c.aperture = self.aperture
             if self.focus_distance is not None:
@@ -560,7 +726,9 @@ class Scene:
         """The scene's camera."""
         if self._camera is None:
             cam = self._require_document().get("camera")
-            self._camera = Camera.from_dict(cam if isinstance(cam, Mapping) else {})
+            self._camera = Camera.from_dict(
+                cam if isinstance(cam, Mapping) else {}, size=(self.width, self.height)
+            )
         return self._camera
 
     def __repr__(self) -> str:
@@ -1054,7 +1222,7 @@ class Renderer:
             if isinstance(camera, Camera):
                 c = camera
             elif isinstance(camera, Mapping):
-                c = Camera.from_dict(camera, base=scene.camera)
+                c = Camera.from_dict(camera, base=scene.camera, size=(scene.width, scene.height))
             else:
                 raise TypeError(f"camera must be a dict or a kiln.Camera, not {type(camera).__name__}")
             cam = ffi.new("kiln_camera *")

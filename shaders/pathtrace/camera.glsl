@@ -1,9 +1,14 @@
 // camera.glsl: rays from the camera of the push constants (pc): a pinhole, or a thin lens
 // focused on the plane at the focus distance along the view axis.
 
-// The pinhole ray's direction through ndc (0..1 across the image, y down).
+// The pinhole ray's direction through ndc (0..1 across the image, y down). The principal
+// point's offset from the image centre, (cam_v.w, cam_w.w) = ((2 cx + 1 - w) / w,
+// (2 cy + 1 - h) / h), is 0 without intrinsics; with cam_u = right * w / (2 fx) and
+// cam_v = up * h / (2 fy) this is right * (x - 0.5 - cx) / fx - up * (y - 0.5 - cy) / fy + forward
+// at pixel coordinate (x, y) = ndc * (w, h), as OpenCV's K has it.
 vec3 camera_dir(vec2 ndc) {
-  return normalize(pc.cam_w.xyz + (2.0 * ndc.x - 1.0) * pc.cam_u.xyz + (1.0 - 2.0 * ndc.y) * pc.cam_v.xyz);
+  return normalize(pc.cam_w.xyz + (2.0 * ndc.x - 1.0 - pc.cam_v.w) * pc.cam_u.xyz +
+                   (1.0 - 2.0 * ndc.y + pc.cam_w.w) * pc.cam_v.xyz);
 }
 
 // The ray of one sample of pixel px: jittered in the pixel, and with a lens over its aperture.

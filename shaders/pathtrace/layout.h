@@ -110,9 +110,9 @@ struct pt_globals {
 /* ---- the push constants: one tile x a few samples of one frame ----------------------------- */
 struct pt_push {
   pt_vec4 cam_pos;  /* w: aperture (lens diameter; 0: pinhole) */
-  pt_vec4 cam_u;    /* right * tan(vfov/2) * aspect; w: focus distance */
-  pt_vec4 cam_v;    /* up * tan(vfov/2) */
-  pt_vec4 cam_w;    /* forward (unit) */
+  pt_vec4 cam_u;    /* right * width / (2 fx) (tan(vfov/2) * aspect); w: focus distance */
+  pt_vec4 cam_v;    /* up * height / (2 fy) (tan(vfov/2)); w: principal point x offset */
+  pt_vec4 cam_w;    /* forward (unit); w: principal point y offset (camera.glsl) */
   pt_ivec4 image;   /* width, height, tile x0, tile y0 */
   pt_uvec4 pass;    /* tile w, tile h, first sample, sample count */
   pt_uvec4 frame;   /* seed, frame, max bounces, unused */

@@ -922,6 +922,34 @@ TEST(isolate_exit_lost_recycle_and_overrides) {
   KT_EQ(same_set(lref, lout), 40); /* 8 images, 5 passes */
 }
 
+/* A list's cameras given as matrices and intrinsics reach the workers whole: --isolate writes
+ * the images the in-process batch writes, and the principal point moves the image. */
+TEST(isolate_matrix_and_intrinsics_cameras) {
+  char *d = tmpdir(), *scene = fmt("%s/scene.json", d), *list = fmt("%s/list.jsonl", d);
+  write_text(scene,
+             "{\"settings\": {\"width\": 20, \"height\": 16, \"spp\": 1, \"max_bounces\": 1},\n"
+             " \"camera\": {\"position\": [0, 0, -4], \"look_at\": [0, 0, 0]},\n"
+             " \"objects\": [{\"type\": \"sphere\", \"center\": [0.3, 0.2, 0], \"radius\": 0.6,\n"
+             "   \"material\": {\"type\": \"diffuse\", \"albedo\": [0.8, 0.3, 0.1]}}],\n"
+             " \"environment\": {\"type\": \"constant\", \"color\": [0.5, 0.6, 0.9]}}\n");
+#define CAM_M "\"convention\": \"opencv\", \"matrix\": [1, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, 4, 0, 0, 0, 1]"
+  write_text(list, "{\"name\": \"a\", \"camera\": {" CAM_M ", \"fx\": 30, \"fy\": 26, \"cx\": 6, "
+                   "\"cy\": 9}}\n"
+                   "{\"name\": \"b\", \"camera\": {" CAM_M ", \"fx\": 30, \"fy\": 26, \"cx\": 13, "
+                   "\"cy\": 9}}\n"
+                   "{\"name\": \"c\", \"camera\": {\"K\": [24, 0, 9.5, 0, 24, 7.5, 0, 0, 1]}}\n");
+#undef CAM_M
+  char *ref = fmt("%s/ref", d), *out = fmt("%s/out", d);
+  result r = run(d, ARGS("render", list, "--scene", scene, "-o", ref, "--quiet"));
+  expect_status(&r, 0);
+  r = run(d, ARGS("render", list, "--scene", scene, "-o", out, "--isolate", "--quiet"));
+  expect_status(&r, 0);
+  char names[8][256];
+  KT_EQ(list_files(out, names, 8), 3);
+  KT_EQ(same_set(ref, out), 3);
+  KT_FALSE(same_file(fmt("%s/%s", out, names[0]), fmt("%s/%s", out, names[1])));
+}
+
 /* A frame whose worker dies on the retry too fails, naming what happened, and the batch goes on:
  * exit 1, every other frame written. */
 TEST(isolate_frame_failing_twice_is_reported_and_the_batch_goes_on) {

@@ -305,3 +305,25 @@ TEST(large_mesh_is_cheap) {
   kiln__frame_gt_free(&gt);
   free(ids), free(sc.pos), free(sc.tri_instance);
 }
+
+/* A closed, rotated box: its front and back faces overlap on screen and count once, and its
+ * silhouette is what the renderer's rays see of it. */
+TEST(closed_box_counts_each_pixel_once) {
+  kiln_scene *s = load("{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+                       " \"objects\": [{\"type\": \"box\", \"name\": \"crate\", \"min\": [-0.7, "
+                       "-0.7, -0.7], \"max\": [0.7, 0.7, 0.7], \"material\": {\"type\": "
+                       "\"diffuse\"}, \"transform\": {\"rotate\": [30, 40, 10]}}]}");
+  uint32_t *ids;
+  kiln__frame_gt gt = render_gt(s, true, &ids);
+  kiln__gt_instance *g = &gt.inst[0];
+  KT_TRUE(g->px_all > 500);
+  double perim = 4 * sqrt((double)g->px_all);
+  NEAR_OK((double)g->px_visib, (double)g->px_all, 2 + perim * 0.05);
+  int32_t w = g->box_all[2] - g->box_all[0], h = g->box_all[3] - g->box_all[1];
+  uint64_t ones = 0;
+  for (size_t p = 0; p < (size_t)w * (size_t)h; p++) ones += g->mask_all[p];
+  KT_EQ(ones, g->px_all);
+  free(ids);
+  kiln__frame_gt_free(&gt);
+  kiln_scene_destroy(s);
+}
