@@ -211,6 +211,13 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     kiln__say(msg, msgcap, "unknown EXR compression %d", (int)cfg->exr_compression);
     return KILN_EINVAL;
   }
+  if (cfg->claim && cfg->writer) {
+    /* a claiming process's files would lack the frames of the chunks it takes over (their
+     * records died with their holder): shards name a writer's files instead */
+    kiln__say(msg, msgcap, "a dataset writer needs every frame of its part in one run: use shards, "
+                           "not claiming");
+    return KILN_EINVAL;
+  }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
     kiln__say(msg, msgcap, "unknown format %d", (int)cfg->format);
     return KILN_EINVAL;
@@ -531,6 +538,9 @@ static void rebind_names(kiln__frame_gt *gt, const kiln__scene *js) {
   }
 }
 
+static int file_name(const kiln_batch *b, const kiln_job_frame *fr, uint64_t r, int pi, char *rel,
+                     size_t cap, char *msg, size_t msgcap);
+
 /* Frame c's ground truth from its image (W, once the passes are written), and the dataset
  * writer's share of it. Under isolation a frame with overrides was rendered by a worker: its scene
  * is loaded here (the JSON and mesh files again, no BVH or upload). */
@@ -552,11 +562,14 @@ static int annotate_frame(frame_ctx *c, const kiln_image *img, char *msg, size_t
   kiln__frame_gt_free(&c->gt);
   c->has_gt = false;
   int rc = kiln__annotate(&s->data, &c->fr.camera, ii.width, ii.height, ii.instance_id,
-                          b->cfg.writer != KILN_WRITER_NONE, &c->gt, msg, msgcap);
+                          kiln__dataset_masks(b->cfg.writer), &c->gt, msg, msgcap);
   if (rc) return rc;
   c->has_gt = true;
   if (s != kiln_job_scene(b->job)) rebind_names(&c->gt, &kiln_job_scene(b->job)->data);
-  if (b->dataset) rc = kiln__dataset_frame(b->dataset, &c->fr, &c->gt, img, msg, msgcap);
+  char color[PATH_MAX]; /* the file holding the colour: the pass's, the layers', a tar member */
+  int slot = b->format == KILN_FORMAT_EXR_MULTI ? KILN__LAYERS : 0;
+  if (b->dataset && !(rc = file_name(b, &c->fr, c->rank, slot, color, sizeof color, msg, msgcap)))
+    rc = kiln__dataset_frame(b->dataset, &c->fr, color, &c->gt, img, msg, msgcap);
   return rc;
 }
 
@@ -1453,15 +1466,10 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
                                                sum->manifest_message,
                                                sizeof sum->manifest_message);
   st->manifest = NULL;
-  if (b->dataset) { /* a writer's failure is the manifest's too: the annotations are not whole */
-    char m[512];
-    int drc = kiln__dataset_commit(b->dataset, keep, m, sizeof m);
-    b->dataset = NULL;
-    if (drc && !sum->manifest_status) {
-      sum->manifest_status = drc;
-      snprintf(sum->manifest_message, sizeof sum->manifest_message, "%s", m);
-    }
-  }
+  sum->writer_status = kiln__dataset_commit(b->dataset, keep, sum->writer_message,
+                                            sizeof sum->writer_message);
+  b->dataset = NULL;
+  if (!sum->writer_status) sum->writer_message[0] = 0;
   if (b->iso) { /* every frame is settled: the workers are idle */
     kiln__isolate_stop(b->iso, sum);
     b->iso = NULL;

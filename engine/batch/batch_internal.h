@@ -17,7 +17,10 @@
  *   manifest.c    the run's manifest, a JSON line per frame written
  *   annotate.c    a frame's ground truth: visible and unoccluded pixels and boxes, projections
  *   records.c     annotations as JSON: a manifest line's fields, ids.json
- *   dataset_none.c  the dataset writers' entry points where no writer is built
+ *   dataset.c     the dataset writers' entry points, and what they share: the spool of
+ *                 per-frame records sorted at commit, files renamed into place, JSON numbers
+ *   coco.c        the COCO writer: images and compressed-RLE annotations, coco[_K].json
+ *   bop.c         the BOP writer: a BOP scene (scene_camera/gt/gt_info, depth, masks, rgb)
  *   tar.c         WebDataset-style tar shards: members appended as frames finish, each tar renamed
  *                 into place when its last frame is settled; reading a tar's index back (verify)
  *   lock.c        the output folder's lock
@@ -415,13 +418,70 @@ typedef struct kiln__dataset kiln__dataset;
 int kiln__dataset_open(kiln_writer kind, const char *out_dir, const char *shard_tag,
                        const struct kiln__scene *s, bool durable, kiln__dataset **out, char *msg,
                        size_t msgcap);
-/* Adds frame fr (its ground truth gt and its rendered image img: depth and instance passes).
- * Thread-safe: writer tasks call it from any thread. A failure is kept for commit too. */
-int kiln__dataset_frame(kiln__dataset *d, const kiln_job_frame *fr, const kiln__frame_gt *gt,
-                        const kiln_image *img, char *msg, size_t msgcap);
+/* Adds frame fr (its ground truth gt and its rendered image img: depth and instance passes),
+ * whose colour file, written already, is color_file (relative to out_dir, as the manifest lists
+ * it; absolute with allow_outside_out_dir). Thread-safe: writer tasks call it from any thread.
+ * A failure is kept for commit too. */
+int kiln__dataset_frame(kiln__dataset *d, const kiln_job_frame *fr, const char *color_file,
+                        const kiln__frame_gt *gt, const kiln_image *img, char *msg,
+                        size_t msgcap);
 /* Finishes the files and renames them into place (keep), or removes them (!keep), and frees d
  * (NULL: nothing). 0, or the first failure with msg. */
 int kiln__dataset_commit(kiln__dataset *d, bool keep, char *msg, size_t msgcap);
+/* Whether the writer of kind needs kiln__annotate's unoccluded masks (mask_all). */
+bool kiln__dataset_masks(kiln_writer kind);
+
+/* The writers behind kiln__dataset_*, one pair of files each (coco.c, bop.c): the same contracts. */
+typedef struct kiln__coco kiln__coco;
+int kiln__coco_open(const char *out_dir, const char *shard_tag, const struct kiln__scene *s,
+                    bool durable, kiln__coco **out, char *msg, size_t msgcap);
+int kiln__coco_frame(kiln__coco *c, const kiln_job_frame *fr, const char *color_file,
+                     const kiln__frame_gt *gt, const kiln_image *img, char *msg, size_t msgcap);
+int kiln__coco_commit(kiln__coco *c, bool keep, char *msg, size_t msgcap);
+/* The COCO compressed RLE string (pycocotools' rleToString) of counts[0..n): malloc'd, NULL when
+ * out of memory. */
+char *kiln__coco_rle_string(const uint32_t *counts, size_t n);
+
+typedef struct kiln__bop kiln__bop;
+int kiln__bop_open(const char *out_dir, const char *shard_tag, const struct kiln__scene *s,
+                   bool durable, kiln__bop **out, char *msg, size_t msgcap);
+int kiln__bop_frame(kiln__bop *b, const kiln_job_frame *fr, const char *color_file,
+                    const kiln__frame_gt *gt, const kiln_image *img, char *msg, size_t msgcap);
+int kiln__bop_commit(kiln__bop *b, bool keep, char *msg, size_t msgcap);
+
+/* dataset.c: what the writers share. A spool keeps one record a frame (up to KILN__SPOOL_PARTS
+ * texts) in a temporary file that is unlinked as soon as it is open (a killed run leaves
+ * nothing), and an index of 40 bytes a record in memory, so that the files are assembled in key
+ * order at commit whatever order frames finished in. */
+enum { KILN__SPOOL_PARTS = 3 };
+typedef struct kiln__spool kiln__spool;
+/* A spool in folder dir. 0, KILN_EIO, KILN_ENOMEM with msg. */
+int kiln__spool_open(const char *dir, kiln__spool **out, char *msg, size_t msgcap);
+/* Adds the record of key (parts[i] of len[i] bytes each, nparts <= KILN__SPOOL_PARTS). A later
+ * record of the same key replaces an earlier one. Thread-safe. 0, KILN_EIO, KILN_ENOMEM (kept:
+ * kiln__spool_each returns it too). */
+int kiln__spool_add(kiln__spool *sp, uint64_t key, const char *const *parts, const size_t *len,
+                    size_t nparts);
+/* Calls fn(arg, key, text, len) with part `part` of every record in increasing key order (text
+ * is NUL-terminated and valid for the call); stops at fn's first non-zero return and returns it.
+ * One thread, once no kiln__spool_add runs. KILN_EIO, KILN_ENOMEM for the spool's own failures. */
+int kiln__spool_each(kiln__spool *sp, size_t part,
+                     int (*fn)(void *arg, uint64_t key, const char *text, size_t len), void *arg);
+void kiln__spool_free(kiln__spool *sp);
+
+/* A file written whole through stdio under a temporary name beside path
+ * (".NAME.tmp-HOST-PID-0", which --resume sweeps) and renamed into place by commit. */
+typedef struct kiln__outfile {
+  FILE *f;
+  char path[KILN__PATH_CAP], tmp[KILN__PATH_CAP + 64];
+} kiln__outfile;
+int kiln__outfile_open(kiln__outfile *o, const char *path, char *msg, size_t msgcap);
+/* Flushes (durable: fsyncs) and renames o into place (keep and no write failed), else removes the
+ * temporary. 0, or KILN_EIO with msg. */
+int kiln__outfile_commit(kiln__outfile *o, bool durable, bool keep, char *msg, size_t msgcap);
+/* A double as JSON: the first of %.15g, %.16g, %.17g that reads back to v; null for NaN and
+ * infinities. */
+void kiln__json_number(char *buf, size_t cap, double v);
 
 /* ---- batch.c: seams for tests ------------------------------------------------------------------ */
 

@@ -284,7 +284,11 @@ typedef struct kiln_batch_config {
    * resume keep their line without the ground truth. With isolate, the calling process loads the
    * scene of each frame with overrides (kiln_job_frame_scene) to annotate it. */
   bool annotations;
-  kiln_writer writer; /* a dataset writer besides the files (implies annotations) [none] */
+  /* a dataset writer besides the files (implies annotations) [none]: KILN_WRITER_COCO writes
+   * out_dir/coco.json (coco_<shard>.json with shards), KILN_WRITER_BOP the BOP scene
+   * out_dir/bop/<shard, 6 digits>/; both when the run ends, from the frames it wrote (frames a
+   * resumed run skips are not in them). Not with claim (KILN_EINVAL) */
+  kiln_writer writer;
   /* Output layouts (docs/JOBS.md, "Output layouts"). EXR files (format exr, exr-multi, and the
    * non-colour passes of hdr): float channels as 16-bit half instead of 32-bit float (ids stay
    * exact: float in single-pass files, UINT in multilayer ones), and their compression. */
@@ -330,6 +334,9 @@ typedef struct kiln_batch_summary {
   char incidents[2048];      /* isolate: one line per incident, in the order they happened
                                 ("frame 50: render worker 1234 killed by SIGSEGV"); "" when none */
   uint64_t incidents_dropped; /* incidents that did not fit in incidents */
+  int writer_status;          /* the dataset writer's files: 0 written (or no writer), else the
+                                 error (a frame the writer could not take fails with its error) */
+  char writer_message[512];   /* why, when writer_status is not 0; else "" */
 } kiln_batch_summary;
 
 /* Makes a batch of job (borrowed; must outlive the batch) with cfg (copied; strings borrowed).

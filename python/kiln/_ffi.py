@@ -337,6 +337,8 @@ typedef struct kiln_batch_summary {
   uint64_t frames_retried;
   char incidents[2048];
   uint64_t incidents_dropped;
+  int writer_status;
+  char writer_message[512];
 } kiln_batch_summary;
 int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **out,
                       kiln_error_detail *err);

@@ -41,6 +41,11 @@ SUMMARY_FIELDS = (
     "render_s", "readback_s", "encode_s", "write_s", "peak_rss_bytes", "manifest_status",
     "manifest_message", "contact_sheet_status", "contact_sheet_message",
 )
+# and, after the isolate fields, the dataset writer's outcome
+SUMMARY_FIELDS += ("writer_status", "writer_message")
+
+# render_job(writer=): kiln_writer's values
+_WRITERS = {"coco": 1, "bop": 2}
 
 # At most this many failures are kept in the summary's "failures" (summary["failed"] counts all),
 # so that a job of millions of failing frames still runs in bounded memory.
@@ -358,6 +363,7 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                tar: Optional[int] = None,
                exr_half: bool = False,
                exr_compression: Optional[str] = None,
+               writer: Optional[str] = None,
                progress: Optional[ProgressFn] = None,
                base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
@@ -378,7 +384,10 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     or ``contiguous``), ``manifest`` (a JSONL file of what was written, in output_dir unless
     absolute), ``annotations`` (each rendered frame's ground truth in its manifest line, and
     ``ids.json`` in output_dir; the manifest defaults to ``annotations.jsonl``, or
-    ``annotations_K.jsonl`` for shard K: docs/DATASETS.md); ``tar`` (N frames a WebDataset tar shard, ``shard-000000.tar``, ...),
+    ``annotations_K.jsonl`` for shard K: docs/DATASETS.md), ``writer`` (``"coco"``: a COCO
+    file ``coco.json``, ``coco_K.json`` for shard K; ``"bop"``: the BOP scene ``bop/00000K``;
+    implies ``annotations``; the summary's ``writer_status`` and ``writer_message`` say whether
+    it was written), ``tar`` (N frames a WebDataset tar shard, ``shard-000000.tar``, ...),
     ``exr_half`` and ``exr_compression`` (``none``, ``rle``, ``zips``, ``zip``, ``piz``) for EXR
     files; ``format="exr-multi"`` writes one multilayer EXR a frame (docs/JOBS.md, "Output
     layouts").
@@ -474,6 +483,11 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             raise ValueError(f"exr_compression={exr_compression!r}: expected none, rle, zips, "
                              "zip or piz")
         cfg.exr_compression = codes[exr_compression]
+    if writer is not None:
+        if writer not in _WRITERS:
+            raise ValueError(f"writer={writer!r}: expected 'coco' or 'bop'")
+        cfg.writer = _WRITERS[writer]
+        cfg.annotations = True
     pc = ffi.new("kiln_pool_config *")
     lib.kiln_pool_config_default(pc)
     if threads is not None:

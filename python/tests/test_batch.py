@@ -93,6 +93,20 @@ def test_annotations_go_into_the_default_manifest(tmp_path: Path) -> None:
     assert sum(i["px_visib"] for i in rows[0]["instances"]) > 0
 
 
+def test_writer_coco_and_bop(tmp_path: Path) -> None:
+    s = render_job(ORBIT, tmp_path / "c", frames="0:1", writer="coco", **SMALL)
+    assert s["written"] == 2 and s["writer_status"] == 0 and s["writer_message"] == ""
+    coco = json.loads((tmp_path / "c" / "coco.json").read_text())
+    assert [i["id"] for i in coco["images"]] == [1, 2]
+    assert coco["annotations"] and coco["categories"]
+    s = render_job(ORBIT, tmp_path / "b", frames="0:0", writer="bop", **SMALL)
+    assert s["writer_status"] == 0
+    gt = json.loads((tmp_path / "b" / "bop" / "000000" / "scene_gt.json").read_text())
+    assert list(gt) == ["0"] and gt["0"][0]["obj_id"] >= 1
+    with pytest.raises(ValueError):
+        render_job(ORBIT, tmp_path / "x", writer="yolo", **SMALL)
+
+
 def test_dict_job_resolves_paths_against_base_dir_or_cwd(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     doc = {"scene": "examples/cornell/scene.json", "output": "a{frame}_{pass}.{ext}",

@@ -8,6 +8,15 @@ int kiln_cli_devices(int argc, char **argv); /* tools/kiln/devices.c */
 int kiln_cli_verify(int argc, char **argv);  /* tools/kiln/verify.c */
 int kiln_cli_merge(int argc, char **argv);   /* tools/kiln/merge.c */
 
+/* tools/kiln/merge_coco.c: kiln merge of COCO files (kiln render --writer coco). */
+#include <stdbool.h>
+#include <stddef.h>
+/* Whether the file at path starts as a COCO file (an object whose first member is one of COCO's),
+ * not a manifest (whose lines start {"index":). */
+bool kiln_cli_is_coco(const char *path);
+/* Merges the COCO files ins[0..nin) into out: the exit status (0, 1 cannot write, 2 bad input). */
+int kiln_cli_merge_coco(const char *out, const char *const *ins, size_t nin, bool quiet);
+
 /* tools/kiln/devsel.c: device selection that follows the scheduler's allocation. */
 
 #include <stdbool.h>

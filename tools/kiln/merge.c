@@ -12,7 +12,8 @@
  *
  * Memory: the records are held (each line as compact JSON plus ~40 bytes), about 200 MB for 10^6
  * frames with a few files each; the inputs are not sorted, so nothing less can sort them without
- * an external merge. The output is written atomically (a temporary beside it, then rename). */
+ * an external merge. The output is written atomically (a temporary beside it, then rename).
+ * COCO files (kiln render --writer coco) are merged by merge_coco.c. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -34,11 +35,16 @@ enum { MAX_BAD_SHOWN = 20, MISSING_SHOWN = 50 };
 static void merge_usage(FILE *to) {
   fprintf(to,
           "usage: kiln merge -o OUT.jsonl IN.jsonl... [--job JOB [--scene S] [--frames A:B[:S]]]\n"
+          "       kiln merge -o coco.json coco_*.json\n"
           "\n"
           "Merges the manifests of kiln render --manifest (one per shard or process) into one,\n"
           "sorted by index, the same whatever the order of the inputs. A frame listed twice keeps\n"
           "one record (the one with more files, then the smaller line; a warning names both when\n"
           "they differ).\n"
+          "\n"
+          "Merges COCO files of kiln render --writer coco (coco_<shard>.json; recognised by their\n"
+          "content) into one, as one unsharded run writes it: images sorted by id, annotation ids\n"
+          "renumbered 1..N; the inputs' categories must agree.\n"
           "\n"
           "  -o FILE              the merged manifest (written atomically)\n"
           "  --job JOB            check that every frame the job selects is in it (exit 1 if not)\n"
@@ -263,7 +269,10 @@ int kiln_cli_merge(int argc, char **argv) {
   if (!code && !out) code = usage_error("no output given (-o OUT.jsonl)");
   if (!code && nin == 0) code = usage_error("no input manifests given");
   if (!code && (scene || frames) && !job) code = usage_error("--scene and --frames go with --job");
-  if (code) {
+  bool coco = !code && nin && kiln_cli_is_coco(ins[0]);
+  if (!code && coco && job) code = usage_error("--job checks manifests, not COCO files");
+  if (!code && coco) code = kiln_cli_merge_coco(out, ins, nin, quiet);
+  if (code || coco) {
     free(ins);
     return code < 0 ? 0 : code;
   }

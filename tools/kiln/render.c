@@ -67,6 +67,9 @@ static void render_usage(FILE *to) {
       "                          2D boxes, visible and unoccluded pixels, projected 3D box), and\n"
       "                          ids.json in DIR (docs/DATASETS.md); the manifest defaults to\n"
       "                          DIR/annotations.jsonl (annotations_{shard}.jsonl sharded)\n"
+      "  --writer coco|bop       also write a dataset (implies --annotations): coco: DIR/coco.json\n"
+      "                          (coco_K.json for shard K: kiln merge joins them); bop: the BOP\n"
+      "                          scene DIR/bop/00000K (docs/DATASETS.md); not with --claim\n"
       "\n"
       "many processes, one job (docs/CLUSTER.md; {shard} in --json and --manifest becomes the\n"
       "shard number, or HOST-PID with --claim):\n"
@@ -459,6 +462,12 @@ int kiln_cli_render(int argc, char **argv) {
     } else if (!strcmp(a, "--manifest")) {
       NEED_VALUE();
       manifest = v;
+    } else if (!strcmp(a, "--writer")) {
+      NEED_VALUE();
+      if (!strcmp(v, "coco")) bc.writer = KILN_WRITER_COCO;
+      else if (!strcmp(v, "bop")) bc.writer = KILN_WRITER_BOP;
+      else return usage_error("--writer %s: expected coco or bop", v);
+      bc.annotations = true; /* the writers work from each frame's ground truth */
     } else if (!strcmp(a, "--shard")) {
       NEED_VALUE();
       if (!strcmp(v, "auto")) shard_auto = true;
@@ -699,6 +708,10 @@ int kiln_cli_render(int argc, char **argv) {
   code = sum.stopped && sig ? 128 + sig : sum.failed ? 1 : 0;
   if (bc.manifest && sum.manifest_status) {
     fprintf(stderr, "kiln render: %s\n", sum.manifest_message);
+    if (code == 0) code = 1;
+  }
+  if (bc.writer && sum.writer_status) {
+    fprintf(stderr, "kiln render: dataset: %s\n", sum.writer_message);
     if (code == 0) code = 1;
   }
   if (bc.contact_sheet && sum.contact_sheet_status) {
