@@ -272,7 +272,7 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
     return rc;
   }
   if ((rc = kiln__derive_check(job, b->passes, msg, msgcap)) ||
-      ((b->passes & (KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD)) &&
+      ((b->passes & (KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD)) && /* occlusion tests */
        (rc = kiln__derive_cache_new(cfg->pool, &b->derive)))) {
     free(b);
     return rc;

@@ -574,7 +574,7 @@ void kiln__box_downscale(const uint8_t *rgb, int w, int h, int f, uint8_t *out);
 
 /* Passes 0 .. KILN__NPLANE - 1 are the renderer's planes (kiln_image), the rest are derived on
  * the CPU from them (derive.c). */
-enum { KILN__NPASS = 13, KILN__NPLANE = 7 };
+enum { KILN__NPASS = 15, KILN__NPLANE = 7 };
 /* The indices of the passes after the first six (pass i is bit 1 << i). */
 enum {
   KILN__PI_UV = 6,
@@ -583,12 +583,14 @@ enum {
   KILN__PI_NOCS,
   KILN__PI_CATEGORY,
   KILN__PI_FLOW_FWD,
-  KILN__PI_FLOW_BWD
+  KILN__PI_FLOW_BWD,
+  KILN__PI_MOTION_FWD,
+  KILN__PI_MOTION_BWD
 };
-_Static_assert(KILN__PI_FLOW_BWD == KILN__NPASS - 1, "a name for every index");
+_Static_assert(KILN__PI_MOTION_BWD == KILN__NPASS - 1, "a name for every index");
 
 /* "color", "depth", "normal", "albedo", "id", "instance", "uv", "position", "objcoord", "nocs",
- * "category", "flow_fwd", "flow_bwd", NULL: pass i is bit 1 << i. */
+ * "category", "flow_fwd", "flow_bwd", "motion_fwd", "motion_bwd", NULL: pass i is bit 1 << i. */
 extern const char *const kiln__pass_names[KILN__NPASS + 1];
 
 /* The renderer's planes that passes need: the planes among them, and those the derived ones are

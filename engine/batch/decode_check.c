@@ -48,7 +48,7 @@ void kiln__expect_of(kiln_format f, int pi, int32_t w, int32_t h, kiln__expect *
     e->kind = KILN__FILE_PNG;
     /* depth, ids and the flows (KITTI's form): 16-bit; colour, normal, albedo, nocs: 8-bit, or
      * 16-bit for png16 */
-    bool flow = pi == KILN__PI_FLOW_FWD || pi == KILN__PI_FLOW_BWD;
+    bool flow = pi >= KILN__PI_FLOW_FWD; /* the flows and the motions */
     e->bits = pi == 1 || ids || flow || f == KILN_FORMAT_PNG16 ? 16 : 8;
   }
 }

@@ -1,5 +1,5 @@
 /* derive.c: the passes computed on the CPU from a frame's first-hit planes (docs/JOBS.md,
- * "Passes"): position, objcoord, nocs, category, flow_fwd and flow_bwd.
+ * "Passes"): position, objcoord, nocs, category, flow_fwd, flow_bwd, motion_fwd and motion_bwd.
  *
  * Every one starts from the position of the first hit, recovered from the depth plane and the
  * camera: the pixel-centre ray of pixel (i, j) in OpenCV's camera axes is
@@ -115,8 +115,10 @@ static bool hidden(const view *ov, const kiln__tracer *t, const double q[3]) {
   return kiln__tracer_blocked(t, org, dir, 0, 1.0f - 1e-3f);
 }
 
+/* The flow (visible: only where the point is inside the other frame's image and not hidden there)
+ * or the motion (every point in front of the other camera) of every pixel to frame other. */
 static void flow_to(const kiln__derive_in *in, const view *v, const kiln__frame_view *other,
-                    double (*inv)[16], const bool *ok, float *out) {
+                    bool visible, double (*inv)[16], const bool *ok, float *out) {
   size_t n = (size_t)v->w * (size_t)v->h;
   view ov;
   bool have = other && view_of(other->camera, v->w, v->h, &ov) == 0;
@@ -140,8 +142,9 @@ static void flow_to(const kiln__derive_in *in, const view *v, const kiln__frame_
     apply(ov.w2c, q, c);
     if (!(c[2] > 0)) continue; /* behind the other camera */
     double u = ov.fx * c[0] / c[2] + ov.cx, w = ov.fy * c[1] / c[2] + ov.cy;
-    if (!(u >= -0.5 && u < v->w - 0.5 && w >= -0.5 && w < v->h - 0.5)) continue; /* outside */
-    if (other->tracer && hidden(&ov, other->tracer, q)) continue;
+    if (visible && !(u >= -0.5 && u < v->w - 0.5 && w >= -0.5 && w < v->h - 0.5))
+      continue; /* outside */
+    if (visible && other->tracer && hidden(&ov, other->tracer, q)) continue;
     f[0] = (float)(u - (double)(i % (size_t)v->w));
     f[1] = (float)(w - (double)(i / (size_t)v->w));
     f[2] = 1;
@@ -199,8 +202,17 @@ int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPA
   if (!inv) return kiln__derived_free(out), KILN_ENOMEM;
   if (passes & (KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS))
     points(in, &v, passes, inv, ok, out);
-  if (passes & KILN_PASS_FLOW_FWD) flow_to(in, &v, in->next, inv, ok, out[KILN__PI_FLOW_FWD]);
-  if (passes & KILN_PASS_FLOW_BWD) flow_to(in, &v, in->prev, inv, ok, out[KILN__PI_FLOW_BWD]);
+  static const struct {
+    int pi;
+    bool fwd, visible;
+  } flows[] = {{KILN__PI_FLOW_FWD, true, true},
+               {KILN__PI_FLOW_BWD, false, true},
+               {KILN__PI_MOTION_FWD, true, false},
+               {KILN__PI_MOTION_BWD, false, false}};
+  for (size_t k = 0; k < sizeof flows / sizeof flows[0]; k++)
+    if (passes & (1u << flows[k].pi))
+      flow_to(in, &v, flows[k].fwd ? in->next : in->prev, flows[k].visible, inv, ok,
+              out[flows[k].pi]);
   if (passes & KILN_PASS_CATEGORY) {
     const kiln__scene *s = in->scene;
     uint32_t *cat = out[KILN__PI_CATEGORY];
@@ -217,12 +229,15 @@ int kiln__derive(const kiln__derive_in *in, unsigned passes, void *out[KILN__NPA
 
 /* ---- a job's frame ------------------------------------------------------------------------------ */
 
-enum { FLOWS = KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD };
+enum {
+  FLOWS = KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD | KILN_PASS_MOTION_FWD | KILN_PASS_MOTION_BWD,
+  OCCLUSION = KILN_PASS_FLOW_FWD | KILN_PASS_FLOW_BWD /* those that test visibility */
+};
 
 int kiln__derive_check(const kiln_job *job, unsigned passes, char *msg, size_t msgcap) {
   if ((passes & FLOWS) && job->kind == KILN__JOB_LIST_FILE) {
     kiln__say(msg, msgcap,
-              "the flow passes need the neighbouring frames by index: an animation "
+              "the flow and motion passes need the neighbouring frames by index: an animation "
               "or a job's inline \"images\", not a .jsonl list");
     return KILN_EUNSUPPORTED;
   }
@@ -333,8 +348,9 @@ int kiln__derive_frame(const kiln_job *job, const kiln_job_frame *fr, const kiln
                 kiln_strerror(rc));
       break;
     }
-    rc = frame_view(job, &nb[k], cache != NULL, &views[k + 1], &own[k + 1], msg, msgcap);
-    if (!rc && cache)
+    bool occl = cache && (passes & OCCLUSION);
+    rc = frame_view(job, &nb[k], occl, &views[k + 1], &own[k + 1], msg, msgcap);
+    if (!rc && occl)
       rc = neighbour_tracer(job, cache, own[k + 1], &views[k + 1], &tracers[k], msg, msgcap);
     if (!rc) at[k] = &views[k + 1];
   }

@@ -29,12 +29,14 @@ enum { PNG_LEVEL = 1 };
 
 const char *const kiln__pass_names[KILN__NPASS + 1] = {
     "color", "depth",    "normal",   "albedo",   "id",       "instance", "uv",
-    "position", "objcoord", "nocs", "category", "flow_fwd", "flow_bwd", NULL};
+    "position", "objcoord", "nocs", "category", "flow_fwd", "flow_bwd", "motion_fwd", "motion_bwd",
+    NULL};
 _Static_assert(KILN_PASS_ALL == (1u << KILN__NPASS) - 1, "a name for every pass");
 
 unsigned kiln__planes_of(unsigned passes) {
   unsigned planes = passes & ((1u << KILN__NPLANE) - 1);
   if (passes & (KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_FLOW_FWD |
+                KILN_PASS_MOTION_FWD | KILN_PASS_MOTION_BWD |
                 KILN_PASS_FLOW_BWD))
     planes |= KILN_PASS_DEPTH | KILN_PASS_INSTANCE;
   if (passes & KILN_PASS_CATEGORY) planes |= KILN_PASS_ID;
@@ -70,7 +72,8 @@ int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err) 
     if (found < 0 && n > 0) {
       snprintf(err->message, sizeof err->message,
                "unknown pass \"%.*s\"; passes: color, depth, normal, albedo, id, instance, uv, "
-               "position, objcoord, nocs, category, flow_fwd, flow_bwd", (int)n,
+               "position, objcoord, nocs, category, flow_fwd, flow_bwd, motion_fwd, motion_bwd",
+               (int)n,
                p);
       return err->code = KILN_EPARSE;
     }
@@ -173,6 +176,8 @@ static const struct {
     {"category", {"category"}, true},
     {"flow_fwd", {"flow_fwd.U", "flow_fwd.V", "flow_fwd.valid"}, false},
     {"flow_bwd", {"flow_bwd.U", "flow_bwd.V", "flow_bwd.valid"}, false},
+    {"motion_fwd", {"motion_fwd.U", "motion_fwd.V", "motion_fwd.valid"}, false},
+    {"motion_bwd", {"motion_bwd.U", "motion_bwd.V", "motion_bwd.valid"}, false},
 };
 
 /* The bytes a pixel of pass pi has in the multilayer file: a renderer plane's own, or a derived
@@ -410,6 +415,8 @@ static int encode_one(kiln_format f, float exposure, bool filmic, kiln__exr_opts
     case KILN__PI_OBJCOORD:
     case KILN__PI_NOCS:
     case KILN__PI_FLOW_FWD:
+    case KILN__PI_MOTION_FWD:
+    case KILN__PI_MOTION_BWD:
     case KILN__PI_FLOW_BWD:
       if (!derived || !derived[pi]) return KILN_EINVAL;
       if ((rc = derived_raster(pi, derived[pi], n, exr || npy, wide, &r, &tmp))) return rc;

@@ -45,11 +45,15 @@ enum {
   KILN_PASS_CATEGORY = 1u << 10, /* [category] the object's category id (uint32, 0 = none) */
   KILN_PASS_FLOW_FWD = 1u << 11, /* [flow_fwd] motion in pixels to the next frame + valid */
   KILN_PASS_FLOW_BWD = 1u << 12, /* [flow_bwd] motion in pixels to the previous frame + valid */
-  KILN_PASS_ALL = (1u << 13) - 1
+  KILN_PASS_MOTION_FWD = 1u << 13, /* [motion_fwd] as flow_fwd, defined also where the point is
+                                      hidden or outside the image in the next frame */
+  KILN_PASS_MOTION_BWD = 1u << 14, /* [motion_bwd] the same to the previous frame */
+  KILN_PASS_ALL = (1u << 15) - 1
 };
 /* position, objcoord, nocs, category and the flows are derived on the CPU from the first-hit
  * planes, the frame's camera and its scene's instance table (the flows also from the neighbouring
- * frames' cameras and transforms); docs/JOBS.md, "Passes", gives units and conventions. */
+ * frames' cameras and transforms; the motion passes are the flows without the visibility test);
+ * docs/JOBS.md, "Passes", gives units and conventions. */
 
 /* Parses a comma-separated list of pass names ("depth,normal") into a bit set (color is always
  * added). 0, or KILN_EPARSE with err's message naming the unknown pass (err may be NULL; it has no
@@ -63,7 +67,7 @@ KILN_API const char *kiln_pass_name(unsigned pass);
  *                    normal: RGB of (n + 1) / 2, albedo: linear RGB, nocs: RGB of the [0,1]
  *                    coordinates (0 = background) (8-bit for png and jpg, 16-bit for png16); id,
  *                    instance, category: 16-bit grey PNG (a frame with ids above 65535 fails);
- *                    flow_fwd, flow_bwd: KITTI's 16-bit RGB (u * 64 + 2^15, v * 64 + 2^15,
+ *                    flow_fwd, flow_bwd, motion_fwd, motion_bwd: KITTI's 16-bit RGB (u * 64 + 2^15, v * 64 + 2^15,
  *                    valid); uv, position, objcoord: float EXR (no integer form keeps them)
  *   exr, hdr         every other pass as float EXR (ids as float, exact up to 2^24)
  *   npy              every pass as NPY: float32 (h, w), (h, w, 2) or (h, w, 3), ids uint32 (h, w)

@@ -1,7 +1,8 @@
 /* test_passes.c: the derived passes as a batch writes them (kiln/batch.h): the position file
  * projects back through the frame's camera onto its pixel centres and lies at its depth; the
  * flows of an orbiting camera carry each point onto the place the next frame sees it, and are
- * invalid where a frame has no neighbour; category is the object's; a .jsonl list cannot give
+ * invalid where a frame has no neighbour; the motions are the flows without the visibility test;
+ * category is the object's; a .jsonl list cannot give
  * flows (its lines are not read by index). */
 // kt: timeout 300
 #define _GNU_SOURCE
@@ -222,7 +223,8 @@ static char *crate_job(const char *dir) {
   char *p = fmt("%s/job.json", dir);
   write_text(p, "{\"scene\": \"scene.json\", \"format\": \"npy\", \"passes\": [\"depth\", "
                 "\"instance\", \"normal\", \"position\", \"objcoord\", \"nocs\", \"category\", "
-                "\"flow_fwd\", \"flow_bwd\"], \"animation\": {\"frames\": 2, \"objects\": "
+                "\"flow_fwd\", \"flow_bwd\", \"motion_fwd\", \"motion_bwd\"], \"animation\": "
+                "{\"frames\": 2, \"objects\": "
                 "{\"crate\": {\"keyframes\": [{\"frame\": 0, \"rotate\": [0, 30, 0]}, "
                 "{\"frame\": 1, \"translate\": [0.3, 0, 0], \"rotate\": [0, 30, 0]}]}}}}");
   return p;
@@ -242,19 +244,28 @@ TEST(moving_object_through_a_job) {
   const float *O = plane(out, 0, "objcoord", 3), *N = plane(out, 0, "nocs", 3),
               *P0 = plane(out, 0, "position", 3), *fw = plane(out, 0, "flow_fwd", 3),
               *Z1 = plane(out, 1, "depth", 1), *N0 = plane(out, 0, "normal", 3),
-              *N1 = plane(out, 1, "normal", 3);
+              *N1 = plane(out, 1, "normal", 3), *mv = plane(out, 0, "motion_fwd", 3),
+              *mb1 = plane(out, 1, "motion_bwd", 3), *fb1 = plane(out, 1, "flow_bwd", 3);
   const uint32_t *I0 = (const uint32_t *)plane(out, 0, "instance", 1),
                  *I1 = (const uint32_t *)plane(out, 1, "instance", 1),
                  *cat = (const uint32_t *)plane(out, 0, "category", 1);
   const float lo[3] = {-0.5f, 0, -0.5f}, hi[3] = {0.5f, 1, 0.5f};
-  int crate = 0, checked = 0, same = 0, covered = 0, covered_valid = 0;
+  int crate = 0, checked = 0, same = 0, covered = 0, covered_valid = 0, covered_still = 0;
   double motion = 0;
   for (int i = 0; i < S * S; i++) {
     KT_EQ(cat[i], I0[i] == 1 ? 5u : 0u);
     if (I0[i] == 2 && I1[i] == 1) { /* the wall stands still: its pixel now shows the crate */
       covered++;
       covered_valid += fw[3 * i + 2] > 0;
+      /* its motion is still defined (hidden is not moved): the camera and the wall stand still */
+      covered_still += mv[3 * i + 2] > 0 && fabsf(mv[3 * i]) < 1e-3f && fabsf(mv[3 * i + 1]) < 1e-3f;
     }
+    /* the motion is the flow wherever the flow is valid, and defined wherever something is hit */
+    if (fw[3 * i + 2] > 0)
+      for (int k = 0; k < 3; k++) KT_TRUE(mv[3 * i + k] == fw[3 * i + k]);
+    if (fb1[3 * i + 2] > 0)
+      for (int k = 0; k < 3; k++) KT_TRUE(mb1[3 * i + k] == fb1[3 * i + k]);
+    KT_TRUE((mv[3 * i + 2] > 0) == (I0[i] != 0));
     if (I0[i] != 1) continue;
     crate++;
     float edge = 1;
@@ -295,6 +306,7 @@ TEST(moving_object_through_a_job) {
   if (motion / crate < 2) KT_FAIL("mean motion %.3g px: too little to test", motion / crate);
   KT_TRUE(covered > 5);
   KT_EQ(covered_valid, 0);
+  KT_EQ(covered_still, covered);
   kiln_job_frame_clear(&f0), kiln_job_frame_clear(&f1);
   kiln_job_destroy(job);
 }
