@@ -70,7 +70,7 @@ static void render_usage(FILE *to) {
       "                          DIR/annotations.jsonl (annotations_{shard}.jsonl sharded)\n"
       "  --writer coco|bop       also write a dataset (implies --annotations): coco: DIR/coco.json\n"
       "                          (coco_K.json for shard K: kiln merge joins them); bop: the BOP\n"
-      "                          scene DIR/bop/00000K (docs/DATASETS.md); not with --claim\n"
+      "                          scene DIR/bop/SSSSSS, S the shard (docs/DATASETS.md); not with --claim\n"
       "\n"
       "many processes, one job (docs/CLUSTER.md; {shard} in --json and --manifest becomes the\n"
       "shard number, or HOST-PID with --claim):\n"
