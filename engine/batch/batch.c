@@ -1139,8 +1139,8 @@ static int open_annotations(run_state *st) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/ids.json", b->out_dir) >= (int)sizeof path)
     return fail(st, KILN_EINVAL, "output path too long: %s/ids.json", b->out_dir);
-  int rc = kiln__ids_write(&kiln_job_scene(b->job)->data, path, b->cfg.durable, st->err->message,
-                           sizeof st->err->message);
+  int rc = kiln__ids_write(&kiln_job_scene(b->job)->data, &b->job->camera, b->width, b->height,
+                           path, b->cfg.durable, st->err->message, sizeof st->err->message);
   if (rc || b->cfg.writer == KILN_WRITER_NONE) return rc;
   return kiln__dataset_open(b->cfg.writer, b->out_dir, b->shard_tag, &kiln_job_scene(b->job)->data,
                             b->cfg.durable, &b->dataset, st->err->message, sizeof st->err->message);

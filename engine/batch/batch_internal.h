@@ -402,10 +402,11 @@ int kiln__annotate(const struct kiln__scene *s, const kiln_camera *cam, int32_t 
  * cam2world_opencv}, instances [...] (docs/DATASETS.md). false on ENOMEM (o keeps what was
  * added). */
 bool kiln__gt_json(cJSON *o, const kiln__frame_gt *gt);
-/* Writes ids.json (every object and instance id with its name and category, the categories, the
- * conventions) of scene s to path, atomically. 0, KILN_EIO, KILN_ENOMEM with msg. */
-int kiln__ids_write(const struct kiln__scene *s, const char *path, bool durable, char *msg,
-                    size_t msgcap);
+/* Writes ids.json (the job's camera model cam at width x height, every object and instance id of
+ * scene s with its name and category, the categories, the conventions) to path, atomically. 0,
+ * KILN_EIO, KILN_ENOMEM with msg. */
+int kiln__ids_write(const struct kiln__scene *s, const kiln_camera *cam, int32_t width,
+                    int32_t height, const char *path, bool durable, char *msg, size_t msgcap);
 
 /* ---- coco.c, bop.c: dataset writers (docs/DATASETS.md) ---------------------------------------- */
 

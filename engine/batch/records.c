@@ -116,10 +116,24 @@ static const char *const conventions[][2] = {
     {"corners_2d", "[x, y, depth]: x, y through K; depth along the view axis, negative behind"},
 };
 
-static cJSON *ids_doc(const kiln__scene *s) {
+/* The job's camera model at the run's size: what every frame has unless it gives its own (each
+ * record's camera is the one used). */
+static cJSON *camera_model(const kiln_camera *cam, int32_t w, int32_t h) {
+  double K[9];
+  cJSON *o = cJSON_CreateObject();
+  bool ok = o && kiln_camera_intrinsics(cam, w, h, K) == 0 &&
+            add_str(o, "model", cam->thin_lens ? "thin_lens" : "pinhole") &&
+            add_num(o, "width", w) && add_num(o, "height", h) && add(o, "K", matrix(K, 3, 3)) &&
+            (!cam->thin_lens || (add_num(o, "aperture", cam->aperture) &&
+                                 add_num(o, "focus_distance", cam->focus_distance)));
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *ids_doc(const kiln__scene *s, const kiln_camera *cam, int32_t w, int32_t h) {
   cJSON *o = cJSON_CreateObject(), *objs = cJSON_CreateArray(), *insts = cJSON_CreateArray(),
         *cats = cJSON_CreateArray(), *conv = cJSON_CreateObject();
-  bool ok = o && objs && insts && cats && conv;
+  bool ok = o && objs && insts && cats && conv && add(o, "camera", camera_model(cam, w, h));
   for (size_t i = 0; ok && i < s->nobjects; i++) {
     cJSON *e = object_entry(s, (uint32_t)i + 1, 0);
     if (!(ok = e && cJSON_AddItemToArray(objs, e))) cJSON_Delete(e);
@@ -147,9 +161,9 @@ static cJSON *ids_doc(const kiln__scene *s) {
   return ok ? o : NULL;
 }
 
-int kiln__ids_write(const kiln__scene *s, const char *path, bool durable, char *msg,
-                    size_t msgcap) {
-  cJSON *o = ids_doc(s);
+int kiln__ids_write(const kiln__scene *s, const kiln_camera *cam, int32_t width, int32_t height,
+                    const char *path, bool durable, char *msg, size_t msgcap) {
+  cJSON *o = ids_doc(s, cam, width, height);
   char *text = o ? cJSON_Print(o) : NULL;
   cJSON_Delete(o);
   if (!text) {

@@ -159,6 +159,15 @@ TEST(annotations_through_the_cli) {
   KT_EQ(cJSON_GetArraySize(cats), 2);
   KT_STR_EQ(get(cats->child, "name")->valuestring, "ball");
   get(get(ids, "conventions"), "K");
+  /* the job's camera model at the run's size: the frames' own K (neither frame moves the lens) */
+  const cJSON *model = get(ids, "camera");
+  KT_STR_EQ(get(model, "model")->valuestring, "pinhole");
+  KT_EQ(get(model, "width")->valueint, 48);
+  KT_EQ(get(model, "height")->valueint, 32);
+  char *mk = cJSON_PrintUnformatted(get(model, "K")),
+       *rk = cJSON_PrintUnformatted(get(get(recs[0], "camera"), "K"));
+  KT_STR_EQ(mk, rk);
+  free(mk), free(rk);
   /* in worker processes: the same records */
   KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", iso, "--annotations", "--quiet",
                          "--isolate")),
