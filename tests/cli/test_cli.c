@@ -22,77 +22,9 @@
 #include "cli_test_util.h"
 #include "kt.h"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #define SCENE KILN_SOURCE_DIR "/examples/cornell/scene.json"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-typedef struct result {
-  int status; /* exit code, or 128 + signal */
-  char *out, *err;
-} result;
-
-/* Starts kiln with argv (NULL-terminated, argv[0] excluded); its stdout and stderr go to files in
- * dir (read by finish). */
-static pid_t start(const char *dir, const char *const *args) {
-  const char *argv[64] = {KILN_CLI_PATH};
-  int n = 1;
-  for (; args[n - 1]; n++) argv[n] = args[n - 1];
-  argv[n] = NULL;
-  pid_t pid = fork();
-  if (pid < 0) KT_FAIL("fork: %s", strerror(errno));
-  if (pid == 0) {
-    char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-        fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fo, 1), dup2(fe, 2);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-static result finish(const char *dir, pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) KT_FAIL("waitpid: %s", strerror(errno));
-  result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), NULL, NULL};
-  size_t len;
-  char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-  r.out = (char *)read_all(o, &len);
-  r.err = (char *)read_all(e, &len);
-  unlink(o), unlink(e);
-  free(o), free(e);
-  if (!r.out) r.out = keep(strdup(""));
-  if (!r.err) r.err = keep(strdup(""));
-  return r;
-}
-
-static result run(const char *dir, const char *const *args) {
-  return finish(dir, start(dir, args));
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static void expect_status(const result *r, int status) {
-  if (r->status != status)
-    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
-            r->err);
-}
 
 /* Files in dir that are not hidden, sorted; returns how many. */
 static int list_files(const char *dir, char names[][256], int cap) {

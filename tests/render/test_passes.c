@@ -127,21 +127,43 @@ static void derive(const kiln_image *img, const ctx *c, const kiln__frame_view *
 
 static const float BOX_S[3] = {1.0f, 0.6f, 0.8f}, BOX_T[3] = {0.2f, -0.1f, 0.3f};
 
+/* The box scene (the box turned 30 and 20 degrees) rendered once from cam, with passes derived
+ * from it (no next frame); shot_close releases it. */
+typedef struct shot {
+  float x[16]; /* the box's xform */
+  ctx c;
+  kiln_camera cam;
+  kiln_future *f;
+  const kiln_image *img;
+  void *out[KILN__NPASS];
+  kiln_image_info ii;
+} shot;
+
+static void shoot(shot *t, kiln_camera cam, unsigned passes) {
+  make_xform(BOX_S, 30, 20, BOX_T, t->x);
+  kiln__scene s = box_scene(t->x);
+  t->c = open_ctx(&s, NULL);
+  t->cam = cam;
+  t->img = render_with(&t->c, &t->cam, &t->f);
+  kiln__frame_view v = view_of(&t->cam, &t->c);
+  derive(t->img, &t->c, &v, NULL, passes, t->out);
+  t->ii = info_of(t->img);
+}
+
+static void shot_close(shot *t) {
+  kiln__derived_free(t->out);
+  kiln_future_release(t->f);
+  close_box(&t->c);
+}
+
 /* position is the hit: its distance along the view axis is the depth, wall pixels lie on z = 2,
  * and it is NaN exactly where depth says background. */
 TEST(position_matches_depth) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(0.3f, 0.4f, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[KILN__PI_POSITION];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(0.3f, 0.4f, -4, 0), KILN_PASS_POSITION);
+  const kiln_camera cam = t.cam;
+  const float *P = t.out[KILN__PI_POSITION];
+  const kiln_image_info ii = t.ii;
   double wv[3], wl = 0;
   for (int k = 0; k < 3; k++) wv[k] = (double)cam.look_at[k] - cam.position[k], wl += wv[k] * wv[k];
   int wall = 0;
@@ -162,26 +184,16 @@ TEST(position_matches_depth) {
     }
   }
   KT_TRUE(wall > 100);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* uv of the wall is linear across it (it faces the camera, so also across the pixels of a row),
  * and equals its position mapped to 0..1. uv has 1 in its third channel on a surface only. */
 TEST(uv_linear_on_quad) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(0, 0, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[KILN__PI_POSITION];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(0, 0, -4, 0), KILN_PASS_POSITION);
+  const float *P = t.out[KILN__PI_POSITION];
+  const kiln_image_info ii = t.ii;
   int n = 0;
   for (int i = 0; i < W * H; i++) {
     if (ii.object_id[i] != 2) continue;
@@ -203,8 +215,8 @@ TEST(uv_linear_on_quad) {
   size_t len = 0;
   double conv = 0;
   char msg[256];
-  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, img, out, KILN__PI_UV, &data, &len, &conv,
-                            msg, sizeof msg),
+  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, t.img, t.out, KILN__PI_UV, &data, &len,
+                            &conv, msg, sizeof msg),
           KILN_OK);
   const float *npy = (const float *)((const char *)data + len - (size_t)W * H * 12);
   for (int i = 0; i < W * H; i++) {
@@ -212,28 +224,19 @@ TEST(uv_linear_on_quad) {
     if (ii.object_id[i]) KT_EQ(npy[3 * i], ii.uv[2 * i]);
   }
   free(data);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* objcoord of the box lies in its object box and is its instance's inverse xform applied to the
  * position; nocs is the box's own normalisation of it; category is the instance's object's. */
 TEST(objcoord_nocs_category) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(-0.5f, 1.0f, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL,
-         KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_CATEGORY, out);
-  const float *P = out[KILN__PI_POSITION], *O = out[KILN__PI_OBJCOORD], *N = out[KILN__PI_NOCS];
-  const uint32_t *cat = out[KILN__PI_CATEGORY];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(-0.5f, 1.0f, -4, 0),
+        KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_CATEGORY);
+  const float *x = t.x, *P = t.out[KILN__PI_POSITION], *O = t.out[KILN__PI_OBJCOORD],
+              *N = t.out[KILN__PI_NOCS];
+  const uint32_t *cat = t.out[KILN__PI_CATEGORY];
+  const kiln_image_info ii = t.ii;
   int box = 0;
   double diag = sqrt(1.0 * 1.0 * 3);
   for (int i = 0; i < W * H; i++) {
@@ -263,9 +266,7 @@ TEST(objcoord_nocs_category) {
     if (fabsf(m - 0.5f) > 1e-4f) KT_FAIL("pixel %d: objcoord not on a face (max |c| %g)", i, m);
   }
   KT_TRUE(box > 40);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* The face of the box (or the wall) object point o is on: its axis and sign, 6 for the wall. */
