@@ -10,11 +10,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,6 +151,43 @@ static inline void expect_status(const result *r, int status) {
   if (r->status != status)
     KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
             r->err);
+}
+
+/* An inotify descriptor that reports files renamed into dir (kiln's final names arrive so). */
+static inline int watch_renames(const char *dir) {
+  int ifd = inotify_init1(IN_CLOEXEC);
+  if (ifd < 0) KT_FAIL("inotify_init1: %s", strerror(errno));
+  if (inotify_add_watch(ifd, dir, IN_MOVED_TO) < 0)
+    KT_FAIL("inotify_add_watch %s: %s", dir, strerror(errno));
+  return ifd;
+}
+
+/* Waits until count files have been renamed into the folder ifd watches: files called name, or
+ * with name NULL any that is not hidden; fails at once if kiln (pid) ends first. The poll's
+ * timeout only paces that check of the child. */
+static inline void wait_for_renames(int ifd, const char *name, int count, pid_t pid) {
+  int seen = 0;
+  char buf[8192] __attribute__((aligned(8)));
+  while (seen < count) {
+    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+    int ready = poll(&pfd, 1, 200);
+    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
+    if (ready <= 0) {
+      siginfo_t si = {0};
+      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+        KT_FAIL("kiln ended (%s %d) after %d of the %d files awaited (%s)",
+                si.si_code == CLD_EXITED ? "exit code" : "signal", si.si_status, seen, count,
+                name ? name : "any name");
+      continue;
+    }
+    ssize_t n = read(ifd, buf, sizeof buf);
+    if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
+    for (char *p = buf; p < buf + n;) {
+      struct inotify_event *ev = (struct inotify_event *)p;
+      if (ev->len && (name ? !strcmp(ev->name, name) : ev->name[0] != '.')) seen++;
+      p += sizeof *ev + ev->len;
+    }
+  }
 }
 
 /* The job at path, or the test fails with kiln_job_load's located message. */

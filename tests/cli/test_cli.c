@@ -351,32 +351,6 @@ TEST(failing_frame_exits_1_others_written) {
   KT_EQ(count_named(out, ".tmp-"), 0);
 }
 
-/* Waits until `count` files have been renamed into dir (inotify IN_MOVED_TO on final names); fails
- * at once if kiln (pid) exits first. The poll's timeout only paces that check of the child. */
-static void wait_for_files(int ifd, int count, pid_t pid) {
-  int seen = 0;
-  char buf[8192] __attribute__((aligned(8)));
-  while (seen < count) {
-    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
-    int ready = poll(&pfd, 1, 200);
-    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
-    if (ready <= 0) {
-      siginfo_t si = {0};
-      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-        KT_FAIL("kiln ended (%s %d) after %d of the %d files awaited",
-                si.si_code == CLD_EXITED ? "exit code" : "signal", si.si_status, seen, count);
-      continue;
-    }
-    ssize_t n = read(ifd, buf, sizeof buf);
-    if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
-    for (char *p = buf; p < buf + n;) {
-      struct inotify_event *ev = (struct inotify_event *)p;
-      if (ev->len && ev->name[0] != '.') seen++;
-      p += sizeof *ev + ev->len;
-    }
-  }
-}
-
 /* Every visible PNG in dir decodes completely; no temporary is left. Returns how many. */
 static int all_complete(const char *dir) {
   char names[256][256];
@@ -397,11 +371,9 @@ TEST(sigint_stops_cleanly) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = anim_job(d, 200, NULL);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2"));
-  wait_for_files(ifd, 2, pid);
+  wait_for_renames(ifd, NULL, 2, pid);
   KT_EQ(kill(pid, SIGINT), 0);
   result r = finish(d, pid);
   expect_status(&r, 130);
@@ -416,10 +388,9 @@ TEST(sigkill_then_resume_gives_the_full_set) {
   char *d = tmpdir(), *out = fmt("%s/out", d), *ref = fmt("%s/ref", d);
   char *job = anim_job(d, 12, "\"passes\": [\"depth\"]");
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "3"));
-  wait_for_files(ifd, 5, pid);
+  wait_for_renames(ifd, NULL, 5, pid);
   KT_EQ(kill(pid, SIGKILL), 0);
   result r = finish(d, pid);
   KT_EQ(r.status, 128 + SIGKILL);
@@ -681,8 +652,7 @@ TEST(claiming_processes_survive_one_killed) {
   KT_EQ(mkdir(out, 0777), 0);
   char *logs[3];
   pid_t pid[3];
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   for (int i = 0; i < 3; i++) {
     logs[i] = fmt("%s/log%d", d, i);
     KT_EQ(mkdir(logs[i], 0777), 0);
@@ -690,7 +660,7 @@ TEST(claiming_processes_survive_one_killed) {
                                  "--claim-timeout", "2", "--threads", "1", "--in-flight", "1",
                                  "--json", fmt("%s/sum.json", logs[i])));
   }
-  wait_for_files(ifd, 2, pid[1]);
+  wait_for_renames(ifd, NULL, 2, pid[1]);
   KT_EQ(kill(pid[1], SIGKILL), 0);
   close(ifd);
   result killed = finish(logs[1], pid[1]);
@@ -724,10 +694,9 @@ TEST(sigterm_exits_143_and_resume_completes) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = small_job(d, 60);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2", "--threads", "1"));
-  wait_for_files(ifd, 2, pid);
+  wait_for_renames(ifd, NULL, 2, pid);
   KT_EQ(kill(pid, SIGTERM), 0);
   result r = finish(d, pid);
   expect_status(&r, 143);
@@ -950,11 +919,9 @@ static int descendants(pid_t pid, pid_t *pids, int cap) {
 TEST(isolate_parent_killed_leaves_no_workers) {
   char *d = tmpdir(), *job = small_job(d, 2000), *out = fmt("%s/out", d);
   KT_EQ(mkdir(out, 0755), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--isolate", "--quiet"));
-  wait_for_files(ifd, 3, pid);
+  wait_for_renames(ifd, NULL, 3, pid);
   pid_t pids[64];
   int n = descendants(pid, pids, 64);
   KT_TRUE(n >= 2); /* the fork server and at least one worker */

@@ -362,29 +362,6 @@ TEST(job_keys_set_the_layout) {
   KT_STR_CONTAINS(r.err, "tar");
 }
 
-/* Waits until a file named name is renamed into dir; fails if kiln (pid) exits first. */
-static void wait_for(int ifd, const char *name, pid_t pid) {
-  char buf[8192] __attribute__((aligned(8)));
-  for (;;) {
-    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
-    int ready = poll(&pfd, 1, 200);
-    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
-    if (ready <= 0) {
-      siginfo_t si = {0};
-      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-        KT_FAIL("kiln ended before %s was written", name);
-      continue;
-    }
-    ssize_t n = read(ifd, buf, sizeof buf);
-    if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
-    for (char *p = buf; p < buf + n;) {
-      struct inotify_event *ev = (struct inotify_event *)p;
-      if (ev->len && !strcmp(ev->name, name)) return;
-      p += sizeof *ev + ev->len;
-    }
-  }
-}
-
 /* Every tar in dir lists completely and holds per frames' colour files (the last, rest); returns
  * how many tars there are. */
 static int tars_whole(const char *d, const char *dir, int per, int frames) {
@@ -409,12 +386,10 @@ TEST(interrupted_run_leaves_no_partial_tar) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = job_of(d, 40, NULL);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid =
       start_in(d, d, NULL, ARGS("render", job, "-o", out, "--tar", "3", "--in-flight", "2"));
-  wait_for(ifd, "shard-000000.tar", pid);
+  wait_for_renames(ifd, "shard-000000.tar", 1, pid);
   KT_EQ(kill(pid, SIGINT), 0);
   result r = finish(d, pid);
   expect_status(&r, 130);
@@ -429,7 +404,7 @@ TEST(interrupted_run_leaves_no_partial_tar) {
   KT_EQ(mkdir(out2, 0777), 0);
   KT_TRUE(inotify_add_watch(ifd, out2, IN_MOVED_TO) >= 0);
   pid = start_in(d, d, NULL, ARGS("render", job, "-o", out2, "--tar", "3", "--in-flight", "2"));
-  wait_for(ifd, "shard-000001.tar", pid);
+  wait_for_renames(ifd, "shard-000001.tar", 1, pid);
   KT_EQ(kill(pid, SIGKILL), 0);
   r = finish(d, pid);
   KT_EQ(r.status, 128 + SIGKILL);
