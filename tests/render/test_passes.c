@@ -278,6 +278,29 @@ static int face_of(uint32_t inst, const float *o) {
   return 2 * ax + (o[ax] > 0);
 }
 
+/* The scene of the frame after a's on a's device (a renderer of its own), with the tracer of its
+ * surfaces that the flow's occlusion test uses; close_next releases both. */
+static ctx open_next(const ctx *a, kiln__scene *s, kiln__tracer **tr) {
+  kiln_scene *sc = kiln__scene_wrap(s);
+  KT_TRUE(sc != NULL);
+  kiln_renderer *r;
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
+  KT_CODE(kiln_renderer_create(sc, &a->dev, 1, &rc, &r), KILN_OK);
+  KT_CODE(kiln__tracer_create(&sc->data, NULL, tr), KILN_OK);
+  return (ctx){a->gpu, a->dev, r, sc};
+}
+
+/* Frees what open_next made, and what box_scene added to its scene (as close_box does). */
+static void close_next(ctx *b, kiln__tracer *tr) {
+  kiln__tracer_destroy(tr);
+  kiln_renderer_destroy(b->r);
+  kiln__scene *d = &b->scene->data;
+  free(d->instances), free(d->object_category_id);
+  d->instances = NULL, d->object_category_id = NULL;
+  kiln_scene_destroy(b->scene);
+}
+
 /* Frame t (ca, scene a) and frame t + 1 (cb, scene b): a valid forward flow of t (of the pixels
  * of instance `only`; 0: all) lands where t + 1 sees the same point: the object coordinates of
  * t + 1 interpolated bilinearly at the landing point, between 4 pixel centres on one face of the
@@ -287,18 +310,11 @@ static int face_of(uint32_t inst, const float *o) {
 static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
                        const kiln_camera *cb, uint32_t only, double min_motion) {
   ctx a = open_ctx(sa, NULL);
-  kiln_future *fa, *fb;
-  const kiln_image *ia = render_with(&a, ca, &fa);
-  kiln_renderer *rb;
-  kiln_scene *scb = kiln__scene_wrap(sb);
-  kiln_renderer_config rc;
-  kiln_renderer_config_default(&rc);
-  KT_CODE(kiln_renderer_create(scb, &a.dev, 1, &rc, &rb), KILN_OK);
-  ctx b = {a.gpu, a.dev, rb, scb};
-  const kiln_image *ib = render_with(&b, cb, &fb);
-  kiln__frame_view va = view_of(ca, &a), vb = view_of(cb, &b);
   kiln__tracer *tb;
-  KT_CODE(kiln__tracer_create(&scb->data, NULL, &tb), KILN_OK);
+  ctx b = open_next(&a, sb, &tb);
+  kiln_future *fa, *fb;
+  const kiln_image *ia = render_with(&a, ca, &fa), *ib = render_with(&b, cb, &fb);
+  kiln__frame_view va = view_of(ca, &a), vb = view_of(cb, &b);
   vb.tracer = tb;
   void *oa[KILN__NPASS], *ob[KILN__NPASS];
   derive(ia, &a, &va, &vb, KILN_PASS_FLOW_FWD | KILN_PASS_OBJCOORD, oa);
@@ -347,12 +363,8 @@ static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
   if (motion / valid < min_motion)
     KT_FAIL("mean motion %.3g px: the test would pass without any flow", motion / valid);
   kiln__derived_free(oa), kiln__derived_free(ob);
-  kiln__tracer_destroy(tb);
   kiln_future_release(fb), kiln_future_release(fa);
-  kiln_renderer_destroy(rb);
-  free(scb->data.instances), free(scb->data.object_category_id);
-  scb->data.instances = NULL, scb->data.object_category_id = NULL;
-  kiln_scene_destroy(scb);
+  close_next(&b, tb);
   close_box(&a);
 }
 
@@ -386,16 +398,10 @@ TEST(flow_marks_hidden) {
   kiln__scene sa = box_scene(xa), sb = box_scene(xb);
   kiln_camera cam = camera_at(0, 0, -4, 0);
   ctx a = open_ctx(&sa, NULL);
-  kiln_scene *scb = kiln__scene_wrap(&sb);
-  kiln_renderer *rb;
-  kiln_renderer_config rc;
-  kiln_renderer_config_default(&rc);
-  KT_CODE(kiln_renderer_create(scb, &a.dev, 1, &rc, &rb), KILN_OK);
-  ctx b = {a.gpu, a.dev, rb, scb};
+  kiln__tracer *tr;
+  ctx b = open_next(&a, &sb, &tr);
   kiln_future *fa, *fb;
   const kiln_image *ia = render_with(&a, &cam, &fa), *ib = render_with(&b, &cam, &fb);
-  kiln__tracer *tr;
-  KT_CODE(kiln__tracer_create(&scb->data, NULL, &tr), KILN_OK);
   kiln__frame_view va = view_of(&cam, &a), vb = view_of(&cam, &b);
   int hidden_valid[2] = {0, 0}, hidden = 0;
   for (int pass = 0; pass < 2; pass++) {
@@ -416,12 +422,8 @@ TEST(flow_marks_hidden) {
   KT_TRUE(hidden > 20);
   KT_EQ(hidden_valid[0], hidden);
   KT_EQ(hidden_valid[1], 0);
-  kiln__tracer_destroy(tr);
   kiln_future_release(fb), kiln_future_release(fa);
-  kiln_renderer_destroy(rb);
-  free(scb->data.instances), free(scb->data.object_category_id);
-  scb->data.instances = NULL, scb->data.object_category_id = NULL;
-  kiln_scene_destroy(scb);
+  close_next(&b, tr);
   close_box(&a);
 }
 
