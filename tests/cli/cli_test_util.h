@@ -1,6 +1,7 @@
-/* cli_test_util.h: what the cli suite's tests share: temporary folders, files, strings; running the
- * built kiln and collecting what it printed; loading a job; stb_image's PNG reader (linked from
- * Debian's libstb, not compiled into kiln's library).
+/* cli_test_util.h: what the cli suite's tests share (and the dataset suite's that run kiln):
+ * temporary folders, files, strings; running the built kiln and collecting what it printed; waiting
+ * for the files it renames into place; loading a job; stb_image's PNG reader (linked from Debian's
+ * libstb, not compiled into kiln's library).
  *
  * Every string and buffer these helpers allocate is kept until the test process ends (each test is
  * its own short process), so it stays reachable and LeakSanitizer reports only real leaks; the kiln
