@@ -24,17 +24,6 @@
 
 static char *path_in(const char *dir, const char *name) { return fmt("%s/%s", dir, name); }
 
-static kiln_job *load_job(const char *path) {
-  kiln_error_detail err;
-  kiln_job *job = NULL;
-  int rc = kiln_job_load(path, NULL, &err, &job);
-  if (rc) {
-    char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
-  }
-  return job;
-}
-
 /* An animation of n frames of the Cornell box at 16x16, 2 spp. */
 static char *anim_job(const char *dir, int n) {
   char *p = path_in(dir, "job.json");
@@ -462,23 +451,9 @@ TEST(folder_locked_elsewhere_or_left_unlocked) {
 TEST(cli_render_on_a_folder_in_use_exits_2) {
   char *d = tmpdir(), *job = anim_job(d, 2), *out = path_in(d, "out");
   int fd = hold_lock(out, fmt("%ld x\n", (long)getpid()));
-  char *errp = path_in(d, "stderr.txt");
-  pid_t pid = fork();
-  KT_TRUE(pid >= 0);
-  if (pid == 0) {
-    int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fe, 2);
-    execl(KILN_CLI_PATH, KILN_CLI_PATH, "render", job, "-o", out, "--quiet", (char *)NULL);
-    _exit(127);
-  }
-  int st;
-  KT_EQ(waitpid(pid, &st, 0), pid);
-  KT_TRUE(WIFEXITED(st));
-  KT_EQ(WEXITSTATUS(st), 2);
-  size_t len;
-  char *e = (char *)read_all(errp, &len);
-  KT_TRUE(e != NULL);
-  KT_STR_CONTAINS(e,
+  result r = run(d, ARGS("render", job, "-o", out, "--quiet"));
+  KT_EQ(r.status, 2); /* an exit, not a signal */
+  KT_STR_CONTAINS(r.err,
                   fmt("another kiln render (pid %ld on x) is writing to %s", (long)getpid(), out));
   KT_EQ(count_files(out), 0);
   close(fd);

@@ -22,77 +22,9 @@
 #include "cli_test_util.h"
 #include "kt.h"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #define SCENE KILN_SOURCE_DIR "/examples/cornell/scene.json"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-typedef struct result {
-  int status; /* exit code, or 128 + signal */
-  char *out, *err;
-} result;
-
-/* Starts kiln with argv (NULL-terminated, argv[0] excluded); its stdout and stderr go to files in
- * dir (read by finish). */
-static pid_t start(const char *dir, const char *const *args) {
-  const char *argv[64] = {KILN_CLI_PATH};
-  int n = 1;
-  for (; args[n - 1]; n++) argv[n] = args[n - 1];
-  argv[n] = NULL;
-  pid_t pid = fork();
-  if (pid < 0) KT_FAIL("fork: %s", strerror(errno));
-  if (pid == 0) {
-    char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-        fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fo, 1), dup2(fe, 2);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-static result finish(const char *dir, pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) KT_FAIL("waitpid: %s", strerror(errno));
-  result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), NULL, NULL};
-  size_t len;
-  char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-  r.out = (char *)read_all(o, &len);
-  r.err = (char *)read_all(e, &len);
-  unlink(o), unlink(e);
-  free(o), free(e);
-  if (!r.out) r.out = keep(strdup(""));
-  if (!r.err) r.err = keep(strdup(""));
-  return r;
-}
-
-static result run(const char *dir, const char *const *args) {
-  return finish(dir, start(dir, args));
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static void expect_status(const result *r, int status) {
-  if (r->status != status)
-    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
-            r->err);
-}
 
 /* Files in dir that are not hidden, sorted; returns how many. */
 static int list_files(const char *dir, char names[][256], int cap) {
@@ -419,32 +351,6 @@ TEST(failing_frame_exits_1_others_written) {
   KT_EQ(count_named(out, ".tmp-"), 0);
 }
 
-/* Waits until `count` files have been renamed into dir (inotify IN_MOVED_TO on final names); fails
- * at once if kiln (pid) exits first. The poll's timeout only paces that check of the child. */
-static void wait_for_files(int ifd, int count, pid_t pid) {
-  int seen = 0;
-  char buf[8192] __attribute__((aligned(8)));
-  while (seen < count) {
-    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
-    int ready = poll(&pfd, 1, 200);
-    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
-    if (ready <= 0) {
-      siginfo_t si = {0};
-      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-        KT_FAIL("kiln ended (%s %d) after %d of the %d files awaited",
-                si.si_code == CLD_EXITED ? "exit code" : "signal", si.si_status, seen, count);
-      continue;
-    }
-    ssize_t n = read(ifd, buf, sizeof buf);
-    if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
-    for (char *p = buf; p < buf + n;) {
-      struct inotify_event *ev = (struct inotify_event *)p;
-      if (ev->len && ev->name[0] != '.') seen++;
-      p += sizeof *ev + ev->len;
-    }
-  }
-}
-
 /* Every visible PNG in dir decodes completely; no temporary is left. Returns how many. */
 static int all_complete(const char *dir) {
   char names[256][256];
@@ -465,11 +371,9 @@ TEST(sigint_stops_cleanly) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = anim_job(d, 200, NULL);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2"));
-  wait_for_files(ifd, 2, pid);
+  wait_for_renames(ifd, NULL, 2, pid);
   KT_EQ(kill(pid, SIGINT), 0);
   result r = finish(d, pid);
   expect_status(&r, 130);
@@ -484,10 +388,9 @@ TEST(sigkill_then_resume_gives_the_full_set) {
   char *d = tmpdir(), *out = fmt("%s/out", d), *ref = fmt("%s/ref", d);
   char *job = anim_job(d, 12, "\"passes\": [\"depth\"]");
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "3"));
-  wait_for_files(ifd, 5, pid);
+  wait_for_renames(ifd, NULL, 5, pid);
   KT_EQ(kill(pid, SIGKILL), 0);
   result r = finish(d, pid);
   KT_EQ(r.status, 128 + SIGKILL);
@@ -749,8 +652,7 @@ TEST(claiming_processes_survive_one_killed) {
   KT_EQ(mkdir(out, 0777), 0);
   char *logs[3];
   pid_t pid[3];
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   for (int i = 0; i < 3; i++) {
     logs[i] = fmt("%s/log%d", d, i);
     KT_EQ(mkdir(logs[i], 0777), 0);
@@ -758,7 +660,7 @@ TEST(claiming_processes_survive_one_killed) {
                                  "--claim-timeout", "2", "--threads", "1", "--in-flight", "1",
                                  "--json", fmt("%s/sum.json", logs[i])));
   }
-  wait_for_files(ifd, 2, pid[1]);
+  wait_for_renames(ifd, NULL, 2, pid[1]);
   KT_EQ(kill(pid[1], SIGKILL), 0);
   close(ifd);
   result killed = finish(logs[1], pid[1]);
@@ -792,10 +694,9 @@ TEST(sigterm_exits_143_and_resume_completes) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = small_job(d, 60);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--in-flight", "2", "--threads", "1"));
-  wait_for_files(ifd, 2, pid);
+  wait_for_renames(ifd, NULL, 2, pid);
   KT_EQ(kill(pid, SIGTERM), 0);
   result r = finish(d, pid);
   expect_status(&r, 143);
@@ -1018,11 +919,9 @@ static int descendants(pid_t pid, pid_t *pids, int cap) {
 TEST(isolate_parent_killed_leaves_no_workers) {
   char *d = tmpdir(), *job = small_job(d, 2000), *out = fmt("%s/out", d);
   KT_EQ(mkdir(out, 0755), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
+  int ifd = watch_renames(out);
   pid_t pid = start(d, ARGS("render", job, "-o", out, "--isolate", "--quiet"));
-  wait_for_files(ifd, 3, pid);
+  wait_for_renames(ifd, NULL, 3, pid);
   pid_t pids[64];
   int n = descendants(pid, pids, 64);
   KT_TRUE(n >= 2); /* the fork server and at least one worker */

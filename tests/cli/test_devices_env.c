@@ -31,11 +31,6 @@ static void set_vis_env(const char *const *env) {
   }
 }
 
-typedef struct result {
-  int status;
-  char *out, *err;
-} result;
-
 /* Runs `kiln devices ARG` with the visibility variables env; collects its output. */
 static result devices(const char *arg, const char *const *env) {
   char *dir = tmpdir(), *o = fmt("%s/out", dir), *e = fmt("%s/err", dir);

@@ -22,52 +22,6 @@
 
 #define SCENE KILN_SOURCE_DIR "/examples/cornell/scene.json"
 
-typedef struct result {
-  int status; /* exit code, or 128 + signal */
-  char *out, *err;
-} result;
-
-static pid_t start(const char *dir, const char *const *args) {
-  const char *argv[64] = {KILN_CLI_PATH};
-  int n = 1;
-  for (; args[n - 1]; n++) argv[n] = args[n - 1];
-  argv[n] = NULL;
-  pid_t pid = fork();
-  if (pid < 0) KT_FAIL("fork: %s", strerror(errno));
-  if (pid == 0) {
-    char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-        fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fo, 1), dup2(fe, 2);
-    if (chdir(dir) != 0) _exit(126);
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  return pid;
-}
-
-static result finish(const char *dir, pid_t pid) {
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) KT_FAIL("waitpid: %s", strerror(errno));
-  result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), NULL, NULL};
-  size_t len;
-  r.out = (char *)read_all(fmt("%s/.stdout", dir), &len);
-  r.err = (char *)read_all(fmt("%s/.stderr", dir), &len);
-  if (!r.out) r.out = keep(strdup(""));
-  if (!r.err) r.err = keep(strdup(""));
-  return r;
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define RUN(dir, ...) finish(dir, start(dir, ARGS(__VA_ARGS__)))
-
-static void expect_status(const result *r, int status) {
-  if (r->status != status)
-    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
-            r->err);
-}
-
 /* An animation of n frames of the Cornell box at 32x32, 1 spp; extra: more members of the job. */
 static char *job_of(const char *dir, int n, const char *extra) {
   char *path = fmt("%s/job.json", dir);
@@ -408,29 +362,6 @@ TEST(job_keys_set_the_layout) {
   KT_STR_CONTAINS(r.err, "tar");
 }
 
-/* Waits until a file named name is renamed into dir; fails if kiln (pid) exits first. */
-static void wait_for(int ifd, const char *name, pid_t pid) {
-  char buf[8192] __attribute__((aligned(8)));
-  for (;;) {
-    struct pollfd pfd = {.fd = ifd, .events = POLLIN};
-    int ready = poll(&pfd, 1, 200);
-    if (ready < 0 && errno != EINTR) KT_FAIL("poll: %s", strerror(errno));
-    if (ready <= 0) {
-      siginfo_t si = {0};
-      if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-        KT_FAIL("kiln ended before %s was written", name);
-      continue;
-    }
-    ssize_t n = read(ifd, buf, sizeof buf);
-    if (n <= 0) KT_FAIL("inotify read: %s", strerror(errno));
-    for (char *p = buf; p < buf + n;) {
-      struct inotify_event *ev = (struct inotify_event *)p;
-      if (ev->len && !strcmp(ev->name, name)) return;
-      p += sizeof *ev + ev->len;
-    }
-  }
-}
-
 /* Every tar in dir lists completely and holds per frames' colour files (the last, rest); returns
  * how many tars there are. */
 static int tars_whole(const char *d, const char *dir, int per, int frames) {
@@ -455,11 +386,10 @@ TEST(interrupted_run_leaves_no_partial_tar) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
   char *job = job_of(d, 40, NULL);
   KT_EQ(mkdir(out, 0777), 0);
-  int ifd = inotify_init1(IN_CLOEXEC);
-  KT_TRUE(ifd >= 0);
-  KT_TRUE(inotify_add_watch(ifd, out, IN_MOVED_TO) >= 0);
-  pid_t pid = start(d, ARGS("render", job, "-o", out, "--tar", "3", "--in-flight", "2"));
-  wait_for(ifd, "shard-000000.tar", pid);
+  int ifd = watch_renames(out);
+  pid_t pid =
+      start_in(d, d, NULL, ARGS("render", job, "-o", out, "--tar", "3", "--in-flight", "2"));
+  wait_for_renames(ifd, "shard-000000.tar", 1, pid);
   KT_EQ(kill(pid, SIGINT), 0);
   result r = finish(d, pid);
   expect_status(&r, 130);
@@ -473,8 +403,8 @@ TEST(interrupted_run_leaves_no_partial_tar) {
   char *out2 = fmt("%s/out2", d);
   KT_EQ(mkdir(out2, 0777), 0);
   KT_TRUE(inotify_add_watch(ifd, out2, IN_MOVED_TO) >= 0);
-  pid = start(d, ARGS("render", job, "-o", out2, "--tar", "3", "--in-flight", "2"));
-  wait_for(ifd, "shard-000001.tar", pid);
+  pid = start_in(d, d, NULL, ARGS("render", job, "-o", out2, "--tar", "3", "--in-flight", "2"));
+  wait_for_renames(ifd, "shard-000001.tar", 1, pid);
   KT_EQ(kill(pid, SIGKILL), 0);
   r = finish(d, pid);
   KT_EQ(r.status, 128 + SIGKILL);

@@ -33,17 +33,6 @@ static char *orbit_job(const char *dir) {
   return p;
 }
 
-static kiln_job *load(const char *path) {
-  kiln_error_detail err;
-  kiln_job *job = NULL;
-  int rc = kiln_job_load(path, NULL, &err, &job);
-  if (rc) {
-    char m[1400];
-    KT_FAIL("kiln_job_load: %s", kiln_error_detail_format(&err, m, sizeof m));
-  }
-  return job;
-}
-
 /* The data of an NPY file of n elements of 4 bytes (after its header). */
 static const void *npy_data(const char *path, size_t n) {
   size_t len;
@@ -57,6 +46,33 @@ static const void *npy_data(const char *path, size_t n) {
 
 static const float *plane(const char *dir, int frame, const char *pass, int ch) {
   return npy_data(fmt("%s/%05d_%s.npy", dir, frame, pass), (size_t)S * S * ch);
+}
+
+/* Where a flow lands, at (qx, qy) in the next frame: true when the four pixels around it show
+ * instance inst with the normal n0 (one plane of it, not an edge), and none of them is on the
+ * border; then *z is the depth there (1/depth is what is linear across the plane's pixels). */
+static bool landing_depth(double qx, double qy, uint32_t inst, const float n0[3],
+                          const uint32_t *I1, const float *N1, const float *Z1, double *z) {
+  int x0 = (int)floor(qx), y0 = (int)floor(qy);
+  if (x0 < 0 || y0 < 0 || x0 + 1 >= S || y0 + 1 >= S) return false;
+  int js[4] = {y0 * S + x0, y0 * S + x0 + 1, (y0 + 1) * S + x0, (y0 + 1) * S + x0 + 1};
+  for (int k = 0; k < 4; k++) {
+    if (I1[js[k]] != inst) return false;
+    for (int c = 0; c < 3; c++)
+      if (!(fabsf(N1[3 * js[k] + c] - n0[c]) < 1e-4f)) return false;
+  }
+  double fx = qx - x0, fy = qy - y0, inv = 0;
+  double wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
+  for (int k = 0; k < 4; k++) inv += wt[k] / Z1[js[k]];
+  *z = 1 / inv;
+  return true;
+}
+
+/* The job's first two frames, from its start. */
+static void first_two(kiln_job *job, kiln_job_frame *f0, kiln_job_frame *f1) {
+  KT_CODE(kiln_job_rewind(job), KILN_OK);
+  KT_CODE(kiln_job_next(job, f0, NULL), KILN_OK);
+  KT_CODE(kiln_job_next(job, f1, NULL), KILN_OK);
 }
 
 static void render_job(kiln_job *job, const char *out, uint64_t frames) {
@@ -93,7 +109,7 @@ static void project(const kiln_camera *cam, const float p[3], double *u, double 
 
 TEST(position_projects_to_its_pixel) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
-  kiln_job *job = load(orbit_job(d));
+  kiln_job *job = load_job(orbit_job(d));
   render_job(job, out, NF);
   kiln_job_frame fr;
   KT_CODE(kiln_job_rewind(job), KILN_OK);
@@ -128,7 +144,7 @@ TEST(position_projects_to_its_pixel) {
  * has no backward flow, the last no forward. */
 TEST(flow_of_an_orbit) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
-  kiln_job *job = load(orbit_job(d));
+  kiln_job *job = load_job(orbit_job(d));
   render_job(job, out, NF);
   for (int f = 0; f < NF; f++) {
     const float *fw = plane(out, f, "flow_fwd", 3), *bw = plane(out, f, "flow_bwd", 3);
@@ -138,9 +154,7 @@ TEST(flow_of_an_orbit) {
     }
   }
   kiln_job_frame f0, f1;
-  KT_CODE(kiln_job_rewind(job), KILN_OK);
-  KT_CODE(kiln_job_next(job, &f0, NULL), KILN_OK);
-  KT_CODE(kiln_job_next(job, &f1, NULL), KILN_OK);
+  first_two(job, &f0, &f1);
   const float *fw = plane(out, 0, "flow_fwd", 3), *P0 = plane(out, 0, "position", 3),
               *Z1 = plane(out, 1, "depth", 1), *bw1 = plane(out, 1, "flow_bwd", 3),
               *N0 = plane(out, 0, "normal", 3), *N1 = plane(out, 1, "normal", 3);
@@ -153,22 +167,12 @@ TEST(flow_of_an_orbit) {
     valid++;
     motion += hypot(fw[3 * i], fw[3 * i + 1]);
     double qx = i % S + fw[3 * i], qy = i / S + fw[3 * i + 1];
-    int x0 = (int)floor(qx), y0 = (int)floor(qy);
-    if (x0 < 0 || y0 < 0 || x0 + 1 >= S || y0 + 1 >= S) continue;
-    int js[4] = {y0 * S + x0, y0 * S + x0 + 1, (y0 + 1) * S + x0, (y0 + 1) * S + x0 + 1};
-    bool one = true;
-    for (int k = 0; k < 4; k++) {
-      one = one && I1[js[k]] == I0[i];
-      for (int c = 0; c < 3; c++) one = one && fabsf(N1[3 * js[k] + c] - N0[3 * i + c]) < 1e-4f;
-    }
-    if (!one) continue;
+    double zl, u, v, z;
+    if (!landing_depth(qx, qy, I0[i], N0 + 3 * i, I1, N1, Z1, &zl)) continue;
     checked++;
-    double fx = qx - x0, fy = qy - y0, inv = 0, u, v, z;
-    double wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
-    for (int k = 0; k < 4; k++) inv += wt[k] / Z1[js[k]];
     project(&f1.camera, P0 + 3 * i, &u, &v, &z);
     KT_TRUE(fabs(u - qx) < 1e-3 && fabs(v - qy) < 1e-3);
-    if (fabs(1 / inv - z) < 1e-4 * z) same++;
+    if (fabs(zl - z) < 1e-4 * z) same++;
     /* and back: the backward flow at the nearest pixel points near where it came from */
     int j = (int)lround(qy) * S + (int)lround(qx);
     if (bw1[3 * j + 2] > 0 &&
@@ -235,12 +239,10 @@ static char *crate_job(const char *dir) {
  * 0.3 and lands where frame 1 sees it; wall points the crate moves in front of are hidden. */
 TEST(moving_object_through_a_job) {
   char *d = tmpdir(), *out = fmt("%s/out", d);
-  kiln_job *job = load(crate_job(d));
+  kiln_job *job = load_job(crate_job(d));
   render_job(job, out, 2);
   kiln_job_frame f0, f1;
-  KT_CODE(kiln_job_rewind(job), KILN_OK);
-  KT_CODE(kiln_job_next(job, &f0, NULL), KILN_OK);
-  KT_CODE(kiln_job_next(job, &f1, NULL), KILN_OK);
+  first_two(job, &f0, &f1);
   const float *O = plane(out, 0, "objcoord", 3), *N = plane(out, 0, "nocs", 3),
               *P0 = plane(out, 0, "position", 3), *fw = plane(out, 0, "flow_fwd", 3),
               *Z1 = plane(out, 1, "depth", 1), *N0 = plane(out, 0, "normal", 3),
@@ -284,20 +286,10 @@ TEST(moving_object_through_a_job) {
     if (fabs(u - qx) > 1e-3 || fabs(v - qy) > 1e-3)
       KT_FAIL("pixel %d: the flow lands at %.4f, %.4f; the keyframes move it to %.4f, %.4f", i, qx,
               qy, u, v);
-    int x0 = (int)floor(qx), y0 = (int)floor(qy);
-    if (x0 < 0 || y0 < 0 || x0 + 1 >= S || y0 + 1 >= S) continue;
-    int js[4] = {y0 * S + x0, y0 * S + x0 + 1, (y0 + 1) * S + x0, (y0 + 1) * S + x0 + 1};
-    bool one = true;
-    for (int k = 0; k < 4; k++) {
-      one = one && I1[js[k]] == 1;
-      for (int c = 0; c < 3; c++) one = one && fabsf(N1[3 * js[k] + c] - N0[3 * i + c]) < 1e-4f;
-    }
-    if (!one) continue;
+    double zl;
+    if (!landing_depth(qx, qy, 1, N0 + 3 * i, I1, N1, Z1, &zl)) continue;
     checked++;
-    double fx = qx - x0, fy = qy - y0, inv = 0;
-    double wt[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
-    for (int k = 0; k < 4; k++) inv += wt[k] / Z1[js[k]];
-    if (fabs(1 / inv - z) < 1e-4 * z) same++;
+    if (fabs(zl - z) < 1e-4 * z) same++;
   }
   KT_TRUE(crate > 40);
   if (checked < crate / 3 || same < checked * 98 / 100)

@@ -16,51 +16,11 @@
 #include "kiln/batch.h"
 #include "kt.h"
 
-typedef struct result {
-  int status;
-  char *out, *err;
-} result;
-
 /* Runs kiln with args (NULL-terminated) in dir; with no_vulkan, no Vulkan driver can be found. */
 static result run_in(const char *dir, bool no_vulkan, const char *const *args) {
-  const char *argv[64] = {KILN_CLI_PATH};
-  int n = 1;
-  for (; args[n - 1]; n++) argv[n] = args[n - 1];
-  argv[n] = NULL;
-  char *o = fmt("%s/.stdout", dir), *e = fmt("%s/.stderr", dir);
-  pid_t pid = fork();
-  if (pid < 0) KT_FAIL("fork: %s", strerror(errno));
-  if (pid == 0) {
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-        fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fo, 1), dup2(fe, 2);
-    if (chdir(dir) != 0) _exit(126);
-    if (no_vulkan) {
-      setenv("VK_ICD_FILENAMES", "/nonexistent/icd.json", 1);
-      setenv("VK_DRIVER_FILES", "/nonexistent/icd.json", 1);
-    }
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) KT_FAIL("waitpid: %s", strerror(errno));
-  result r = {WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), NULL, NULL};
-  size_t len;
-  r.out = (char *)read_all(o, &len);
-  r.err = (char *)read_all(e, &len);
-  if (!r.out) r.out = keep(strdup(""));
-  if (!r.err) r.err = keep(strdup(""));
-  return r;
-}
-
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define RUN(dir, ...) run_in(dir, false, ARGS(__VA_ARGS__))
-
-static void expect_status(const result *r, int status) {
-  if (r->status != status)
-    KT_FAIL("kiln exited %d, expected %d\n--- stdout\n%s--- stderr\n%s", r->status, status, r->out,
-            r->err);
+  static const char *const no_driver[] = {"VK_ICD_FILENAMES=/nonexistent/icd.json",
+                                          "VK_DRIVER_FILES=/nonexistent/icd.json", NULL};
+  return finish(dir, start_in(dir, dir, no_vulkan ? no_driver : NULL, args));
 }
 
 /* An animation of n frames of the Cornell box at 16x16, 1 spp. */

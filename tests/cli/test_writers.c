@@ -3,8 +3,8 @@
  * kiln on whatever Vulkan driver is installed (lavapipe in CI).
  *
  * COCO: every field the format requires; each annotation's RLE decoded (pycocotools' rleFrString,
- * copied below) equals the instance pass's pixels of its instance (the npy file of the same run),
- * with its area and bbox; every visible instance with a category annotated, the floor not.
+ * in dataset/dataset_test_util.h) equals the instance pass's pixels of its instance (the npy file
+ * of the same run), with its area and bbox; every visible instance with a category annotated, the floor not.
  * Merge: the files of two shards, merged in either order, are byte for byte one unsharded run's;
  * categories that differ are refused. BOP: the layout's files, the JSON keys and fields, the poses
  * (cam_R_w2c from the camera's public matrix, cam_R_m2c / cam_t_m2c that composed with the
@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli_test_util.h"
+#include "dataset/dataset_test_util.h"
 #include "kiln/render.h"
 #include "kt.h"
 
@@ -67,33 +68,6 @@ static char *err_of(const char *dir) {
   return t ? t : "";
 }
 
-static cJSON *load_json(const char *path) {
-  size_t n = 0;
-  unsigned char *t = read_all(path, &n);
-  if (!t) KT_FAIL("cannot read %s", path);
-  cJSON *j = cJSON_Parse((const char *)t);
-  if (!j) KT_FAIL("%s is not JSON", path);
-  return j;
-}
-
-static const cJSON *item(const cJSON *o, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v) KT_FAIL("no \"%s\" in %s", key, cJSON_PrintUnformatted(o));
-  return v;
-}
-
-static double num(const cJSON *o, const char *key) {
-  const cJSON *v = item(o, key);
-  if (!cJSON_IsNumber(v)) KT_FAIL("\"%s\" is not a number", key);
-  return v->valuedouble;
-}
-
-static double at(const cJSON *arr, int i) {
-  const cJSON *v = cJSON_GetArrayItem(arr, i);
-  if (!cJSON_IsNumber(v)) KT_FAIL("element %d of %s is not a number", i, cJSON_PrintUnformatted(arr));
-  return v->valuedouble;
-}
-
 /* An NPY file of uint32 (h, w), as kiln writes the instance pass. */
 static const uint32_t *read_ids(const char *path) {
   size_t n = 0;
@@ -104,47 +78,6 @@ static const uint32_t *read_ids(const char *path) {
   KT_TRUE(strstr((char *)b + 10, fmt("'shape': (%d, %d)", H, W)) != NULL);
   KT_EQ(n, 10 + hl + (size_t)W * H * 4);
   return (const uint32_t *)(b + 10 + hl);
-}
-
-/* A PNG's pixels (host-endian for 16 bits). */
-static void *png_read(const char *path, int bits, int channels) {
-  size_t n = 0;
-  unsigned char *b = read_all(path, &n);
-  if (!b) KT_FAIL("cannot read %s", path);
-  spng_ctx *ctx = spng_ctx_new(0);
-  struct spng_ihdr ih;
-  size_t size = 0;
-  KT_EQ(spng_set_png_buffer(ctx, b, n), 0);
-  KT_EQ(spng_get_ihdr(ctx, &ih), 0);
-  KT_EQ(ih.width, W);
-  KT_EQ(ih.height, H);
-  KT_EQ(ih.bit_depth, bits);
-  KT_EQ(ih.color_type, channels == 1 ? SPNG_COLOR_TYPE_GRAYSCALE : SPNG_COLOR_TYPE_TRUECOLOR);
-  KT_EQ(spng_decoded_image_size(ctx, SPNG_FMT_PNG, &size), 0);
-  void *px = keep(malloc(size));
-  KT_EQ(spng_decode_image(ctx, px, size, SPNG_FMT_PNG, 0), 0);
-  spng_ctx_free(ctx);
-  return px;
-}
-
-/* pycocotools' rleFrString (maskApi.c). */
-static size_t rle_decode(const char *s, uint32_t *cnts, size_t cap) {
-  size_t m = 0, p = 0;
-  while (s[p]) {
-    long x = 0;
-    int k = 0, more = 1;
-    while (more) {
-      long c = s[p] - 48;
-      x |= (c & 0x1f) << 5 * k;
-      more = (int)(c & 0x20);
-      p++, k++;
-      if (!more && (c & 0x10)) x |= (long)((unsigned long)-1 << 5 * k);
-    }
-    if (m > 2) x += (long)cnts[m - 2];
-    if (m == cap) KT_FAIL("too many counts in \"%s\"", s);
-    cnts[m++] = (uint32_t)x;
-  }
-  return m;
 }
 
 /* ---- COCO --------------------------------------------------------------------------------- */
@@ -166,22 +99,19 @@ static int check_image(const cJSON *anns, double image_id, const uint32_t *ids) 
     const cJSON *seg = item(a, "segmentation"), *size = item(seg, "size");
     KT_EQ(at(size, 0), H);
     KT_EQ(at(size, 1), W);
-    uint32_t cnts[W * H + 1];
-    size_t m = rle_decode(item(seg, "counts")->valuestring, cnts, W * H + 1);
-    size_t p = 0;
+    uint8_t mask[W * H];
+    rle_mask(item(seg, "counts")->valuestring, W, H, mask);
     int px = 0, x0 = W, y0 = H, x1 = 0, y1 = 0;
-    for (size_t i = 0; i < m; i++)
-      for (uint32_t k = 0; k < cnts[i]; k++, p++) {
-        if (p >= W * H) KT_FAIL("the counts of instance %u run past the image", inst);
-        int x = (int)(p / H), y = (int)(p % H); /* column-major */
-        bool in = ids[y * W + x] == inst;
-        if (in != (bool)(i & 1)) KT_FAIL("image %.0f instance %u: pixel (%d, %d) differs", image_id, inst, x, y);
-        if (!in) continue;
-        px++;
-        x0 = x < x0 ? x : x0, y0 = y < y0 ? y : y0;
-        x1 = x + 1 > x1 ? x + 1 : x1, y1 = y + 1 > y1 ? y + 1 : y1;
-      }
-    KT_EQ(p, W * H);
+    for (int p = 0; p < W * H; p++) {
+      int x = p / H, y = p % H; /* column-major */
+      bool in = ids[y * W + x] == inst;
+      if (in != (bool)mask[p])
+        KT_FAIL("image %.0f instance %u: pixel (%d, %d) differs", image_id, inst, x, y);
+      if (!in) continue;
+      px++;
+      x0 = x < x0 ? x : x0, y0 = y < y0 ? y : y0;
+      x1 = x + 1 > x1 ? x + 1 : x1, y1 = y + 1 > y1 ? y + 1 : y1;
+    }
     KT_TRUE(px > 0);
     KT_EQ(num(a, "area"), px);
     const cJSON *bb = item(a, "bbox");
@@ -299,7 +229,7 @@ TEST(writer_bop_scene) {
   KT_EQ(cJSON_GetArraySize(g0), 4);
   KT_EQ(cJSON_GetArraySize(i0), 4);
   const double translate[4][3] = {{0, 0, 0}, {0, 0, 0}, {0.3, 0.6, 0.75}, {0, 0, 0}};
-  uint16_t *depth = png_read(fmt("%s/depth/000000.png", sc), 16, 1);
+  uint16_t *depth = png_read(fmt("%s/depth/000000.png", sc), W, H, 16, 1);
   uint32_t pass[W * H] = {0}; /* the instance pass as the masks give it */
   for (int k = 0; k < 4; k++) {
     const cJSON *g = cJSON_GetArrayItem(g0, k), *in = cJSON_GetArrayItem(i0, k);
@@ -317,8 +247,8 @@ TEST(writer_bop_scene) {
     KT_TRUE(fabs(num(in, "visib_fract") - visib / all) < 1e-9);
     KT_EQ(cJSON_GetArraySize(item(in, "bbox_obj")), 4);
     KT_EQ(cJSON_GetArraySize(item(in, "bbox_visib")), 4);
-    const uint8_t *mv = png_read(fmt("%s/mask_visib/000000_%06d.png", sc, k), 8, 1);
-    const uint8_t *ma = png_read(fmt("%s/mask/000000_%06d.png", sc, k), 8, 1);
+    const uint8_t *mv = png_read(fmt("%s/mask_visib/000000_%06d.png", sc, k), W, H, 8, 1);
+    const uint8_t *ma = png_read(fmt("%s/mask/000000_%06d.png", sc, k), W, H, 8, 1);
     int nv = 0, na = 0;
     for (int i = 0; i < W * H; i++) {
       KT_TRUE(mv[i] == 0 || mv[i] == 255);
@@ -338,7 +268,7 @@ TEST(writer_bop_scene) {
    * compares them with the instance pass itself) */
   for (int i = 0; i < W * H; i++) KT_EQ(depth[i] != 0, pass[i] != 0);
   /* rgb: encoded here (the colour is EXR) as 8-bit RGB */
-  png_read(fmt("%s/rgb/000000.png", sc), 8, 3);
+  png_read(fmt("%s/rgb/000000.png", sc), W, H, 8, 3);
   cJSON_Delete(cam);
   cJSON_Delete(gt);
   cJSON_Delete(info);
@@ -352,9 +282,9 @@ TEST(writer_bop_links_png_and_matches_pass) {
   KT_EQ(stat(fmt("%s/out/00000_color.png", dir), &a), 0);
   KT_EQ(stat(fmt("%s/rgb/000000.png", sc), &b), 0);
   KT_EQ(a.st_ino, b.st_ino); /* a hard link of the colour file */
-  const uint16_t *ids = png_read(fmt("%s/out/00000_instance.png", dir), 16, 1);
+  const uint16_t *ids = png_read(fmt("%s/out/00000_instance.png", dir), W, H, 16, 1);
   for (int k = 0; k < 4; k++) {
-    const uint8_t *mv = png_read(fmt("%s/mask_visib/000000_%06d.png", sc, k), 8, 1);
+    const uint8_t *mv = png_read(fmt("%s/mask_visib/000000_%06d.png", sc, k), W, H, 8, 1);
     for (int i = 0; i < W * H; i++) KT_EQ(mv[i] != 0, ids[i] == k + 1);
   }
 }

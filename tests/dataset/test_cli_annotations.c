@@ -11,45 +11,11 @@
 
 #include "cli/cli_test_util.h"
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-#include <stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
-/* Runs kiln with args (NULL-terminated); its exit status. Output goes to dir/.log. */
-static int run_kiln(const char *dir, const char *const *args) {
-  const char *argv[32] = {KILN_CLI_PATH};
-  int n = 1;
-  for (; args[n - 1]; n++) argv[n] = args[n - 1];
-  argv[n] = NULL;
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE *f = freopen(fmt("%s/.log", dir), "w", stderr);
-    (void)f;
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  int st;
-  while (waitpid(pid, &st, 0) < 0) {}
-  int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  if (rc) {
-    size_t len;
-    unsigned char *log = read_all(fmt("%s/.log", dir), &len);
-    fprintf(stderr, "kiln exited %d:\n%s\n", rc, log ? (char *)log : "");
-  }
-  return rc;
+/* Runs kiln with args (NULL-terminated) in the test's folder; it must exit 0. */
+static void run_ok(const char *dir, const char *const *args) {
+  result r = run(dir, args);
+  expect_status(&r, 0);
 }
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const char *scene =
     "{\"settings\": {\"width\": 48, \"height\": 32, \"spp\": 1},\n"
@@ -143,8 +109,7 @@ static void check_record(const char *out, const cJSON *r) {
 
 TEST(annotations_through_the_cli) {
   char *d = setup(), *out = fmt("%s/out", d), *iso = fmt("%s/iso", d);
-  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet")),
-        0);
+  run_ok(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet"));
   cJSON *recs[2] = {0}, *isorecs[2] = {0};
   KT_EQ(read_records(fmt("%s/annotations.jsonl", out), recs, 2), 2);
   for (int i = 0; i < 2; i++) check_record(out, recs[i]);
@@ -169,9 +134,8 @@ TEST(annotations_through_the_cli) {
   KT_STR_EQ(mk, rk);
   free(mk), free(rk);
   /* in worker processes: the same records */
-  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", iso, "--annotations", "--quiet",
-                         "--isolate")),
-        0);
+  run_ok(d,
+         ARGS("render", fmt("%s/job.json", d), "-o", iso, "--annotations", "--quiet", "--isolate"));
   KT_EQ(read_records(fmt("%s/annotations.jsonl", iso), isorecs, 2), 2);
   for (int i = 0; i < 2; i++) {
     char *a = cJSON_PrintUnformatted(get(recs[i], "instances")),
@@ -187,17 +151,15 @@ TEST(annotations_through_the_cli) {
  * file when given. */
 TEST(annotations_manifest_names) {
   char *d = setup(), *out = fmt("%s/out", d);
-  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet",
-                         "--shard", "1/2")),
-        0);
+  run_ok(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet", "--shard",
+                 "1/2"));
   cJSON *recs[2] = {0};
   KT_EQ(read_records(fmt("%s/annotations_1.jsonl", out), recs, 2), 1);
   KT_TRUE(recs[1] != NULL);
   check_record(out, recs[1]);
   cJSON_Delete(recs[1]);
-  KT_EQ(run_kiln(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet",
-                         "--overwrite", "--manifest", "m.jsonl")),
-        0);
+  run_ok(d, ARGS("render", fmt("%s/job.json", d), "-o", out, "--annotations", "--quiet",
+                 "--overwrite", "--manifest", "m.jsonl"));
   cJSON *r2[2] = {0};
   KT_EQ(read_records(fmt("%s/m.jsonl", out), r2, 2), 2);
   check_record(out, r2[0]);

@@ -18,6 +18,7 @@
 
 #include "batch_internal.h"
 #include "cli/cli_test_util.h"
+#include "dataset_test_util.h"
 #include "image_internal.h"
 #include "kiln/batch.h"
 #include "kt.h"
@@ -133,48 +134,7 @@ static kiln_job_frame frame(uint64_t index) {
   return fr;
 }
 
-static cJSON *load_json(const char *path) {
-  size_t n = 0;
-  unsigned char *t = read_all(path, &n);
-  if (!t) KT_FAIL("cannot read %s", path);
-  cJSON *j = cJSON_Parse((const char *)t);
-  if (!j) KT_FAIL("%s is not JSON: %s", path, t);
-  return j;
-}
-
-static const cJSON *item(const cJSON *o, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v) KT_FAIL("no \"%s\" in %s", key, cJSON_PrintUnformatted(o));
-  return v;
-}
-
-static double num(const cJSON *o, const char *key) {
-  const cJSON *v = item(o, key);
-  if (!cJSON_IsNumber(v)) KT_FAIL("\"%s\" is not a number", key);
-  return v->valuedouble;
-}
-
 /* ---- COCO --------------------------------------------------------------------------------- */
-
-/* pycocotools' rleFrString, as maskApi.c has it. */
-static size_t rle_decode(const char *s, uint32_t *cnts, size_t cap) {
-  size_t m = 0, p = 0;
-  while (s[p]) {
-    long x = 0;
-    int k = 0, more = 1;
-    while (more) {
-      long c = s[p] - 48;
-      x |= (c & 0x1f) << 5 * k;
-      more = (int)(c & 0x20);
-      p++, k++;
-      if (!more && (c & 0x10)) x |= (long)((unsigned long)-1 << 5 * k);
-    }
-    if (m > 2) x += (long)cnts[m - 2];
-    if (m == cap) KT_FAIL("too many counts in \"%s\"", s);
-    cnts[m++] = (uint32_t)x;
-  }
-  return m;
-}
 
 TEST(coco_rle_vectors) {
   /* worked by hand through pycocotools' rleToString: the fourth count on is a difference from
@@ -231,16 +191,8 @@ static void check_annotations(const cJSON *doc, bool bare) {
     KT_EQ(cJSON_GetArrayItem(size, 1)->valuedouble, W);
     const cJSON *counts = item(seg, "counts");
     KT_TRUE(cJSON_IsString(counts));
-    uint32_t cnts[W * H + 1];
-    size_t m = rle_decode(counts->valuestring, cnts, W * H + 1);
     uint8_t mask[W * H]; /* column-major, as RLE */
-    size_t p = 0;
-    for (size_t i = 0; i < m; i++)
-      for (uint32_t k = 0; k < cnts[i]; k++) {
-        if (p >= W * H) KT_FAIL("counts of instance %u run past the image", inst);
-        mask[p++] = (uint8_t)(i & 1);
-      }
-    KT_EQ(p, W * H);
+    rle_mask(counts->valuestring, W, H, mask);
     int px = 0, x0 = W, y0 = H, x1 = 0, y1 = 0;
     for (int x = 0; x < W; x++)
       for (int y = 0; y < H; y++) {
@@ -395,32 +347,8 @@ TEST(coco_threads) {
 
 /* ---- BOP ---------------------------------------------------------------------------------- */
 
-/* A PNG's pixels (host-endian for 16 bits) with its size, depth and channels. */
-static void *png_read(const char *path, int *w, int *h, int *bits, int *channels) {
-  size_t n = 0;
-  unsigned char *b = read_all(path, &n);
-  if (!b) KT_FAIL("cannot read %s", path);
-  spng_ctx *ctx = spng_ctx_new(0);
-  struct spng_ihdr ih;
-  size_t size = 0;
-  KT_EQ(spng_set_png_buffer(ctx, b, n), 0);
-  KT_EQ(spng_get_ihdr(ctx, &ih), 0);
-  KT_EQ(spng_decoded_image_size(ctx, SPNG_FMT_PNG, &size), 0);
-  void *px = keep(malloc(size));
-  KT_EQ(spng_decode_image(ctx, px, size, SPNG_FMT_PNG, 0), 0);
-  spng_ctx_free(ctx);
-  *w = (int)ih.width, *h = (int)ih.height, *bits = ih.bit_depth;
-  *channels = ih.color_type == SPNG_COLOR_TYPE_GRAYSCALE ? 1 : ih.color_type == 2 ? 3 : 0;
-  return px;
-}
-
 static void check_mask(const char *path, const uint8_t *want /* W x H, 0/1 */) {
-  int w, h, bits, ch;
-  const uint8_t *m = png_read(path, &w, &h, &bits, &ch);
-  KT_EQ(w, W);
-  KT_EQ(h, H);
-  KT_EQ(bits, 8);
-  KT_EQ(ch, 1);
+  const uint8_t *m = png_read(path, W, H, 8, 1);
   for (int i = 0; i < W * H; i++)
     if (m[i] != (want[i] ? 255 : 0)) KT_FAIL("%s: pixel %d is %u", path, i, m[i]);
 }
@@ -461,17 +389,10 @@ TEST(bop_scene) {
   KT_EQ(stat(fmt("%s/f/c4.png", dir), &a), 0);
   KT_EQ(stat(fmt("%s/rgb/000004.png", sc), &c), 0);
   KT_EQ(a.st_ino, c.st_ino);
-  int w, h, bits, ch;
-  png_read(fmt("%s/rgb/000011.png", sc), &w, &h, &bits, &ch);
-  KT_EQ(w, W);
-  KT_EQ(h, H);
-  KT_EQ(bits, 8);
-  KT_EQ(ch, 3);
+  png_read(fmt("%s/rgb/000011.png", sc), W, H, 8, 3);
 
   /* depth: millimetres, 0 for background and for what 16 bits cannot hold */
-  const uint16_t *d = png_read(fmt("%s/depth/000004.png", sc), &w, &h, &bits, &ch);
-  KT_EQ(bits, 16);
-  KT_EQ(ch, 1);
+  const uint16_t *d = png_read(fmt("%s/depth/000004.png", sc), W, H, 16, 1);
   for (int i = 0; i < W * H; i++) {
     int want = pass[i / W][i % W] ? (int)lround(1000.0 * (1.25f + 0.001f * (float)(i % W))) : 0;
     if (i == 13) want = 0;

@@ -127,21 +127,43 @@ static void derive(const kiln_image *img, const ctx *c, const kiln__frame_view *
 
 static const float BOX_S[3] = {1.0f, 0.6f, 0.8f}, BOX_T[3] = {0.2f, -0.1f, 0.3f};
 
+/* The box scene (the box turned 30 and 20 degrees) rendered once from cam, with passes derived
+ * from it (no next frame); shot_close releases it. */
+typedef struct shot {
+  float x[16]; /* the box's xform */
+  ctx c;
+  kiln_camera cam;
+  kiln_future *f;
+  const kiln_image *img;
+  void *out[KILN__NPASS];
+  kiln_image_info ii;
+} shot;
+
+static void shoot(shot *t, kiln_camera cam, unsigned passes) {
+  make_xform(BOX_S, 30, 20, BOX_T, t->x);
+  kiln__scene s = box_scene(t->x);
+  t->c = open_ctx(&s, NULL);
+  t->cam = cam;
+  t->img = render_with(&t->c, &t->cam, &t->f);
+  kiln__frame_view v = view_of(&t->cam, &t->c);
+  derive(t->img, &t->c, &v, NULL, passes, t->out);
+  t->ii = info_of(t->img);
+}
+
+static void shot_close(shot *t) {
+  kiln__derived_free(t->out);
+  kiln_future_release(t->f);
+  close_box(&t->c);
+}
+
 /* position is the hit: its distance along the view axis is the depth, wall pixels lie on z = 2,
  * and it is NaN exactly where depth says background. */
 TEST(position_matches_depth) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(0.3f, 0.4f, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[KILN__PI_POSITION];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(0.3f, 0.4f, -4, 0), KILN_PASS_POSITION);
+  const kiln_camera cam = t.cam;
+  const float *P = t.out[KILN__PI_POSITION];
+  const kiln_image_info ii = t.ii;
   double wv[3], wl = 0;
   for (int k = 0; k < 3; k++) wv[k] = (double)cam.look_at[k] - cam.position[k], wl += wv[k] * wv[k];
   int wall = 0;
@@ -162,26 +184,16 @@ TEST(position_matches_depth) {
     }
   }
   KT_TRUE(wall > 100);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* uv of the wall is linear across it (it faces the camera, so also across the pixels of a row),
  * and equals its position mapped to 0..1. uv has 1 in its third channel on a surface only. */
 TEST(uv_linear_on_quad) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(0, 0, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL, KILN_PASS_POSITION, out);
-  const float *P = out[KILN__PI_POSITION];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(0, 0, -4, 0), KILN_PASS_POSITION);
+  const float *P = t.out[KILN__PI_POSITION];
+  const kiln_image_info ii = t.ii;
   int n = 0;
   for (int i = 0; i < W * H; i++) {
     if (ii.object_id[i] != 2) continue;
@@ -203,8 +215,8 @@ TEST(uv_linear_on_quad) {
   size_t len = 0;
   double conv = 0;
   char msg[256];
-  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, img, out, KILN__PI_UV, &data, &len, &conv,
-                            msg, sizeof msg),
+  KT_CODE(kiln__encode_pass(KILN_FORMAT_NPY, 0, false, t.img, t.out, KILN__PI_UV, &data, &len,
+                            &conv, msg, sizeof msg),
           KILN_OK);
   const float *npy = (const float *)((const char *)data + len - (size_t)W * H * 12);
   for (int i = 0; i < W * H; i++) {
@@ -212,28 +224,19 @@ TEST(uv_linear_on_quad) {
     if (ii.object_id[i]) KT_EQ(npy[3 * i], ii.uv[2 * i]);
   }
   free(data);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* objcoord of the box lies in its object box and is its instance's inverse xform applied to the
  * position; nocs is the box's own normalisation of it; category is the instance's object's. */
 TEST(objcoord_nocs_category) {
-  float x[16];
-  make_xform(BOX_S, 30, 20, BOX_T, x);
-  kiln__scene s = box_scene(x);
-  ctx c = open_ctx(&s, NULL);
-  kiln_camera cam = camera_at(-0.5f, 1.0f, -4, 0);
-  kiln_future *f;
-  const kiln_image *img = render_with(&c, &cam, &f);
-  kiln__frame_view v = view_of(&cam, &c);
-  void *out[KILN__NPASS];
-  derive(img, &c, &v, NULL,
-         KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_CATEGORY, out);
-  const float *P = out[KILN__PI_POSITION], *O = out[KILN__PI_OBJCOORD], *N = out[KILN__PI_NOCS];
-  const uint32_t *cat = out[KILN__PI_CATEGORY];
-  kiln_image_info ii = info_of(img);
+  shot t;
+  shoot(&t, camera_at(-0.5f, 1.0f, -4, 0),
+        KILN_PASS_POSITION | KILN_PASS_OBJCOORD | KILN_PASS_NOCS | KILN_PASS_CATEGORY);
+  const float *x = t.x, *P = t.out[KILN__PI_POSITION], *O = t.out[KILN__PI_OBJCOORD],
+              *N = t.out[KILN__PI_NOCS];
+  const uint32_t *cat = t.out[KILN__PI_CATEGORY];
+  const kiln_image_info ii = t.ii;
   int box = 0;
   double diag = sqrt(1.0 * 1.0 * 3);
   for (int i = 0; i < W * H; i++) {
@@ -263,9 +266,7 @@ TEST(objcoord_nocs_category) {
     if (fabsf(m - 0.5f) > 1e-4f) KT_FAIL("pixel %d: objcoord not on a face (max |c| %g)", i, m);
   }
   KT_TRUE(box > 40);
-  kiln__derived_free(out);
-  kiln_future_release(f);
-  close_box(&c);
+  shot_close(&t);
 }
 
 /* The face of the box (or the wall) object point o is on: its axis and sign, 6 for the wall. */
@@ -277,6 +278,29 @@ static int face_of(uint32_t inst, const float *o) {
   return 2 * ax + (o[ax] > 0);
 }
 
+/* The scene of the frame after a's on a's device (a renderer of its own), with the tracer of its
+ * surfaces that the flow's occlusion test uses; close_next releases both. */
+static ctx open_next(const ctx *a, kiln__scene *s, kiln__tracer **tr) {
+  kiln_scene *sc = kiln__scene_wrap(s);
+  KT_TRUE(sc != NULL);
+  kiln_renderer *r;
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
+  KT_CODE(kiln_renderer_create(sc, &a->dev, 1, &rc, &r), KILN_OK);
+  KT_CODE(kiln__tracer_create(&sc->data, NULL, tr), KILN_OK);
+  return (ctx){a->gpu, a->dev, r, sc};
+}
+
+/* Frees what open_next made, and what box_scene added to its scene (as close_box does). */
+static void close_next(ctx *b, kiln__tracer *tr) {
+  kiln__tracer_destroy(tr);
+  kiln_renderer_destroy(b->r);
+  kiln__scene *d = &b->scene->data;
+  free(d->instances), free(d->object_category_id);
+  d->instances = NULL, d->object_category_id = NULL;
+  kiln_scene_destroy(b->scene);
+}
+
 /* Frame t (ca, scene a) and frame t + 1 (cb, scene b): a valid forward flow of t (of the pixels
  * of instance `only`; 0: all) lands where t + 1 sees the same point: the object coordinates of
  * t + 1 interpolated bilinearly at the landing point, between 4 pixel centres on one face of the
@@ -286,18 +310,11 @@ static int face_of(uint32_t inst, const float *o) {
 static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
                        const kiln_camera *cb, uint32_t only, double min_motion) {
   ctx a = open_ctx(sa, NULL);
-  kiln_future *fa, *fb;
-  const kiln_image *ia = render_with(&a, ca, &fa);
-  kiln_renderer *rb;
-  kiln_scene *scb = kiln__scene_wrap(sb);
-  kiln_renderer_config rc;
-  kiln_renderer_config_default(&rc);
-  KT_CODE(kiln_renderer_create(scb, &a.dev, 1, &rc, &rb), KILN_OK);
-  ctx b = {a.gpu, a.dev, rb, scb};
-  const kiln_image *ib = render_with(&b, cb, &fb);
-  kiln__frame_view va = view_of(ca, &a), vb = view_of(cb, &b);
   kiln__tracer *tb;
-  KT_CODE(kiln__tracer_create(&scb->data, NULL, &tb), KILN_OK);
+  ctx b = open_next(&a, sb, &tb);
+  kiln_future *fa, *fb;
+  const kiln_image *ia = render_with(&a, ca, &fa), *ib = render_with(&b, cb, &fb);
+  kiln__frame_view va = view_of(ca, &a), vb = view_of(cb, &b);
   vb.tracer = tb;
   void *oa[KILN__NPASS], *ob[KILN__NPASS];
   derive(ia, &a, &va, &vb, KILN_PASS_FLOW_FWD | KILN_PASS_OBJCOORD, oa);
@@ -346,12 +363,8 @@ static void check_flow(kiln__scene *sa, kiln__scene *sb, const kiln_camera *ca,
   if (motion / valid < min_motion)
     KT_FAIL("mean motion %.3g px: the test would pass without any flow", motion / valid);
   kiln__derived_free(oa), kiln__derived_free(ob);
-  kiln__tracer_destroy(tb);
   kiln_future_release(fb), kiln_future_release(fa);
-  kiln_renderer_destroy(rb);
-  free(scb->data.instances), free(scb->data.object_category_id);
-  scb->data.instances = NULL, scb->data.object_category_id = NULL;
-  kiln_scene_destroy(scb);
+  close_next(&b, tb);
   close_box(&a);
 }
 
@@ -385,16 +398,10 @@ TEST(flow_marks_hidden) {
   kiln__scene sa = box_scene(xa), sb = box_scene(xb);
   kiln_camera cam = camera_at(0, 0, -4, 0);
   ctx a = open_ctx(&sa, NULL);
-  kiln_scene *scb = kiln__scene_wrap(&sb);
-  kiln_renderer *rb;
-  kiln_renderer_config rc;
-  kiln_renderer_config_default(&rc);
-  KT_CODE(kiln_renderer_create(scb, &a.dev, 1, &rc, &rb), KILN_OK);
-  ctx b = {a.gpu, a.dev, rb, scb};
+  kiln__tracer *tr;
+  ctx b = open_next(&a, &sb, &tr);
   kiln_future *fa, *fb;
   const kiln_image *ia = render_with(&a, &cam, &fa), *ib = render_with(&b, &cam, &fb);
-  kiln__tracer *tr;
-  KT_CODE(kiln__tracer_create(&scb->data, NULL, &tr), KILN_OK);
   kiln__frame_view va = view_of(&cam, &a), vb = view_of(&cam, &b);
   int hidden_valid[2] = {0, 0}, hidden = 0;
   for (int pass = 0; pass < 2; pass++) {
@@ -415,12 +422,8 @@ TEST(flow_marks_hidden) {
   KT_TRUE(hidden > 20);
   KT_EQ(hidden_valid[0], hidden);
   KT_EQ(hidden_valid[1], 0);
-  kiln__tracer_destroy(tr);
   kiln_future_release(fb), kiln_future_release(fa);
-  kiln_renderer_destroy(rb);
-  free(scb->data.instances), free(scb->data.object_category_id);
-  scb->data.instances = NULL, scb->data.object_category_id = NULL;
-  kiln_scene_destroy(scb);
+  close_next(&b, tr);
   close_box(&a);
 }
 
