@@ -18,8 +18,10 @@ test_setup "$@"
 slurm_start "$work/slurm"
 
 out=$work/out
-# 64x64 at 8 spp: a shard's 50 frames take a few seconds here, so a stop lands mid-shard.
-export KILN=$kiln JOB=$src/examples/cluster/job.json OUT=$out KILN_ARGS="--size 64x64 --spp 8"
+# 64x64 at 32 spp: a shard's 50 frames take several seconds even on a quiet machine (at 8 spp
+# a quiet machine wrote a whole shard before the test could find its kiln), so a stop lands
+# mid-shard.
+export KILN=$kiln JOB=$src/examples/cluster/job.json OUT=$out KILN_ARGS="--size 64x64 --spp 32"
 jid=$(sbatch --parsable --array=0-3 "$src/examples/cluster/render.sbatch")
 
 # shard_files K: frames of shard K (round-robin over 4: frame % 4 == K) on disk.
