@@ -541,24 +541,31 @@ static void rebind_names(kiln__frame_gt *gt, const kiln__scene *js) {
 static int file_name(const kiln_batch *b, const kiln_job_frame *fr, uint64_t r, int pi, char *rel,
                      size_t cap, char *msg, size_t msgcap);
 
-/* Frame c's ground truth from its image (W, once the passes are written), and the dataset
- * writer's share of it. Under isolation a frame with overrides was rendered by a worker: its scene
- * is loaded here (the JSON and mesh files again, no BVH or upload). */
+/* Whether the writer of a frame with overrides needs that frame's own scene: annotations and the
+ * derived passes read its instance table. */
+static bool needs_scene(const kiln_batch *b) { return b->annotate || (b->passes >> KILN__NPLANE); }
+
+/* Frame c's scene into c->scene when the frame has overrides and it is not there yet: under
+ * isolation a worker rendered it, so it is loaded here (the JSON and mesh files again, no BVH or
+ * upload); otherwise prepare_task kept the one it rendered. Frames without overrides use the job's. */
+static int own_scene(frame_ctx *c, char *msg, size_t msgcap) {
+  if (!c->patched || c->scene) return 0;
+  kiln_error_detail err;
+  int rc = kiln_job_frame_scene(c->b->job, &c->fr, &err, &c->scene);
+  if (rc) {
+    char m[1200];
+    kiln__say(msg, msgcap, "the frame's scene: %s", kiln_error_detail_format(&err, m, sizeof m));
+  }
+  return rc;
+}
+
+/* Frame c's ground truth from its image (W, once the passes are written; own_scene has run), and
+ * the dataset writer's share of it. */
 static int annotate_frame(frame_ctx *c, const kiln_image *img, char *msg, size_t msgcap) {
   kiln_batch *b = c->b;
   kiln_image_info ii;
   kiln_image_get_info(img, &ii);
-  const kiln_scene *s = c->scene ? c->scene : c->patched ? NULL : kiln_job_scene(b->job);
-  if (!s) {
-    kiln_error_detail err;
-    int rc = kiln_job_frame_scene(b->job, &c->fr, &err, &c->scene);
-    if (rc) {
-      char m[1200];
-      kiln__say(msg, msgcap, "annotations: %s", kiln_error_detail_format(&err, m, sizeof m));
-      return rc;
-    }
-    s = c->scene;
-  }
+  const kiln_scene *s = c->scene ? c->scene : kiln_job_scene(b->job);
   kiln__frame_gt_free(&c->gt);
   c->has_gt = false;
   int rc = kiln__annotate(&s->data, &c->fr.camera, ii.width, ii.height, ii.instance_id,
@@ -678,8 +685,8 @@ static int writer_task(void *arg, void **result) {
   char msg[1024] = "";
   c->files = c->bytes = 0;
   void *derived[NPASS] = {NULL};
-  int rc = 0;
-  if (b->passes >> KILN__NPLANE) { /* the passes computed from the planes (derive.c) */
+  int rc = needs_scene(b) ? own_scene(c, msg, sizeof msg) : 0;
+  if (!rc && (b->passes >> KILN__NPLANE)) { /* the passes computed from the planes (derive.c) */
     double td = kiln__now();
     rc = kiln__derive_frame(b->job, &c->fr, c->scene, img, b->passes, b->derive, derived, msg,
                             sizeof msg);
@@ -757,7 +764,7 @@ static int prepare_task(void *arg, void **result) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  if (b->annotate && !rc) c->scene = scene; /* for W to annotate; released with c->own */
+  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released with c->own */
   else kiln_scene_destroy(scene);
   if (!rc) {
     kiln_frame_config fc;
