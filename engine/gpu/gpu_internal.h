@@ -211,7 +211,7 @@ struct kiln_gpu_buffer {
 
 /* ---- kernels (kernel.c) and jobs (gpu_job.c) ------------------------------------------------- */
 
-enum { KILN__MAX_BINDINGS = 16, KILN__MAX_PUSH = 128 };
+enum { KILN__MAX_BINDINGS = 32, KILN__MAX_PUSH = 128 };
 
 struct kiln_gpu_kernel {
   kiln_gpu_device *dev;

@@ -34,8 +34,12 @@ static const double PI_D = 3.14159265358979323846;
 /* The shader knows materials and environments by layout.h's codes. */
 _Static_assert(PT_MAT_DIFFUSE == KILN__MAT_DIFFUSE && PT_MAT_CONDUCTOR == KILN__MAT_CONDUCTOR &&
                    PT_MAT_DIELECTRIC == KILN__MAT_DIELECTRIC &&
-                   PT_MAT_EMISSIVE == KILN__MAT_EMISSIVE,
+                   PT_MAT_EMISSIVE == KILN__MAT_EMISSIVE &&
+                   PT_MAT_PRINCIPLED == KILN__MAT_PRINCIPLED,
                "material codes");
+_Static_assert(PT_LIGHT_POINT == KILN__LIGHT_POINT && PT_LIGHT_SPOT == KILN__LIGHT_SPOT &&
+                   PT_LIGHT_SUN == KILN__LIGHT_SUN,
+               "punctual light codes");
 _Static_assert(PT_ENV_CONSTANT == KILN__ENV_CONSTANT && PT_ENV_GRADIENT == KILN__ENV_GRADIENT &&
                    PT_ENV_MAP == KILN__ENV_MAP,
                "environment codes");

@@ -85,7 +85,11 @@ enum {
                                                  shared memory (they fit PT_SHARED_VEC4S), or
                                                  with KILN__RF_UNIFORM the SCENE buffer itself */
   KILN__RF_UNIFORM = 1u << PT_SC_SCENE_UNIFORM,
-  KILN__RF_TEXEL = 1u << PT_SC_SCENE_TEXEL /* NODES and PRIMS through TNODES and TPRIMS */
+  KILN__RF_TEXEL = 1u << PT_SC_SCENE_TEXEL, /* NODES and PRIMS through TNODES and TPRIMS */
+  KILN__RF_PRINCIPLED = 1u << PT_SC_PRINCIPLED,
+  KILN__RF_VATTR = 1u << PT_SC_VATTR,
+  KILN__RF_PLIGHTS = 1u << PT_SC_PLIGHTS,
+  KILN__RF_ALPHA = 1u << PT_SC_ALPHA
 };
 
 typedef struct kiln__render_buffers {

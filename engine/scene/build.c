@@ -7,6 +7,8 @@
  * triangle stays the side cross(v1 - v0, v2 - v0) points to (what emission and the renderer use).
  * Arrays grow by doubling; on ENOMEM the builder still owns what it had (kiln__scene_free). */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +83,17 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz) {
   return 0;
 }
 
+/* Makes the per-triangle array *arr (k floats a triangle) hold tri_cap triangles, filling those
+ * it did not hold yet with fill. */
+static int grow_attr(kiln__scene_builder *b, float **arr, size_t *cap, size_t k, float fill) {
+  if (*cap >= b->tri_cap) return 0;
+  float *a = realloc(*arr, b->tri_cap * k * sizeof(float));
+  if (!a) return KILN_ENOMEM;
+  for (size_t i = *cap * k; i < b->tri_cap * k; i++) a[i] = fill;
+  *arr = a, *cap = b->tri_cap;
+  return 0;
+}
+
 static int grow_tris(kiln__scene_builder *b) {
   kiln__scene *s = &b->s;
   size_t need = s->ntris + 1;
@@ -100,6 +113,9 @@ static int grow_tris(kiln__scene_builder *b) {
   if (in) s->tri_instance = in;
   if (!pos || !nrm || !uv || !a || !o || !in) return KILN_ENOMEM;
   b->tri_cap = nc;
+  /* colours and tangents, once some triangle has them, grow with the rest */
+  if (s->col && grow_attr(b, &s->col, &b->col_cap, 9, 1.0f)) return KILN_ENOMEM;
+  if (s->tan && grow_attr(b, &s->tan, &b->tan_cap, 12, 0.0f)) return KILN_ENOMEM;
   return 0;
 }
 
@@ -131,11 +147,26 @@ int kiln__sb_tri(kiln__scene_builder *b, const float p[9], const float *n, const
   return 0;
 }
 
-/* Transforms one triangle (and its normals) by x, keeping the front face. */
+int kiln__sb_tri_attrs(kiln__scene_builder *b, const float *col, const float *tan) {
+  kiln__scene *s = &b->s;
+  if (s->ntris == 0) return KILN_EINVAL;
+  size_t t = s->ntris - 1;
+  if (col) {
+    if (grow_attr(b, &s->col, &b->col_cap, 9, 1.0f)) return KILN_ENOMEM;
+    memcpy(s->col + 9 * t, col, 9 * sizeof(float));
+  }
+  if (tan) {
+    if (grow_attr(b, &s->tan, &b->tan_cap, 12, 0.0f)) return KILN_ENOMEM;
+    memcpy(s->tan + 12 * t, tan, 12 * sizeof(float));
+  }
+  return 0;
+}
+
+/* Transforms one triangle (and its normals, colours, tangents) by x, keeping the front face. */
 static int xform_tri(kiln__scene_builder *b, const kiln__xform *x, const double nm[3][3], bool flip,
-                     const float *p, const float *n, const float *uv, uint32_t mat, uint32_t obj,
-                     uint32_t inst) {
-  float wp[9], wn[9] = {0}, wuv[6] = {0};
+                     const float *p, const float *n, const float *uv, const float *col,
+                     const float *tan, uint32_t mat, uint32_t obj, uint32_t inst) {
+  float wp[9], wn[9] = {0}, wuv[6] = {0}, wc[9], wt[12];
   for (int k = 0; k < 3; k++) {
     kiln__xform_point(x, p + 3 * k, wp + 3 * k);
     if (n) {
@@ -146,14 +177,28 @@ static int xform_tri(kiln__scene_builder *b, const kiln__xform *x, const double 
     }
   }
   if (uv) memcpy(wuv, uv, sizeof wuv);
+  if (col) memcpy(wc, col, sizeof wc);
+  if (tan)
+    for (int k = 0; k < 3; k++) {
+      const float *v = tan + 4 * k;
+      for (int i = 0; i < 3; i++)
+        wt[4 * k + i] = (float)(x->m[i][0] * v[0] + x->m[i][1] * v[1] + x->m[i][2] * v[2]);
+      normalize3(wt + 4 * k);
+      /* a mirroring transform turns the frame's handedness: keep the bitangent where it was */
+      wt[4 * k + 3] = flip ? -v[3] : v[3];
+    }
   if (flip) {
-    float t[3];
-    memcpy(t, wp + 3, sizeof t), memcpy(wp + 3, wp + 6, sizeof t), memcpy(wp + 6, t, sizeof t);
-    memcpy(t, wn + 3, sizeof t), memcpy(wn + 3, wn + 6, sizeof t), memcpy(wn + 6, t, sizeof t);
+    float t[4];
+    memcpy(t, wp + 3, 12), memcpy(wp + 3, wp + 6, 12), memcpy(wp + 6, t, 12);
+    memcpy(t, wn + 3, 12), memcpy(wn + 3, wn + 6, 12), memcpy(wn + 6, t, 12);
+    memcpy(t, wc + 3, 12), memcpy(wc + 3, wc + 6, 12), memcpy(wc + 6, t, 12);
+    memcpy(t, wt + 4, 16), memcpy(wt + 4, wt + 8, 16), memcpy(wt + 8, t, 16);
     float u[2];
     memcpy(u, wuv + 2, sizeof u), memcpy(wuv + 2, wuv + 4, sizeof u), memcpy(wuv + 4, u, sizeof u);
   }
-  return kiln__sb_tri(b, wp, n ? wn : NULL, uv ? wuv : NULL, mat, obj, inst);
+  int rc = kiln__sb_tri(b, wp, n ? wn : NULL, uv ? wuv : NULL, mat, obj, inst);
+  if (rc == 0 && (col || tan)) rc = kiln__sb_tri_attrs(b, col ? wc : NULL, tan ? wt : NULL);
+  return rc;
 }
 
 int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform *x,
@@ -166,7 +211,9 @@ int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform
     uint32_t g = m->tri_group[t];
     uint32_t mi = m->tri_mat[t] == UINT32_MAX ? (uint32_t)m->nmat_names : m->tri_mat[t];
     int rc = xform_tri(b, x, nm, flip, m->pos + 9 * t, m->nrm ? m->nrm + 9 * t : NULL,
-                       m->uv ? m->uv + 6 * t : NULL, mats[mi], obj_of_group[g], inst_of_group[g]);
+                       m->uv ? m->uv + 6 * t : NULL, m->col ? m->col + 9 * t : NULL,
+                       m->tan ? m->tan + 12 * t : NULL, mats[mi], obj_of_group[g],
+                       inst_of_group[g]);
     if (rc) return rc;
   }
   return 0;
@@ -189,7 +236,7 @@ int kiln__sb_quad(kiln__scene_builder *b, const float p[3], const float u[3], co
       memcpy(tp + 3 * k, c[tri[t][k]], 3 * sizeof(float));
       memcpy(tuv + 2 * k, quv[tri[t][k]], 2 * sizeof(float));
     }
-    int rc = xform_tri(b, x, nm, flip, tp, NULL, tuv, mat, obj, inst);
+    int rc = xform_tri(b, x, nm, flip, tp, NULL, tuv, NULL, NULL, mat, obj, inst);
     if (rc) return rc;
   }
   return 0;
@@ -276,14 +323,41 @@ int kiln__sb_instance(kiln__scene_builder *b, uint32_t inst, uint32_t obj, const
   return 0;
 }
 
+int kiln__sb_plight(kiln__scene_builder *b, const kiln__plight *l) {
+  kiln__scene *s = &b->s;
+  if (grow((void **)&s->plights, &b->plight_cap, s->nplights + 1, sizeof *s->plights))
+    return KILN_ENOMEM;
+  s->plights[s->nplights++] = *l;
+  return 0;
+}
+
+int kiln__sb_warn(kiln__scene_builder *b, const char *fmt, ...) {
+  char text[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  kiln__scene *s = &b->s;
+  for (size_t i = 0; i < s->nwarnings; i++)
+    if (strcmp(s->warnings[i], text) == 0) return 0;
+  if (grow((void **)&s->warnings, &b->warn_cap, s->nwarnings + 1, sizeof *s->warnings))
+    return KILN_ENOMEM;
+  size_t n = strlen(text) + 1;
+  char *c = malloc(n);
+  if (!c) return KILN_ENOMEM;
+  memcpy(c, text, n);
+  s->warnings[s->nwarnings++] = c;
+  return 0;
+}
+
 void kiln__sb_finish(kiln__scene_builder *b) {
   kiln__scene *s = &b->s;
   if (!b->any_nrm) free(s->nrm), s->nrm = NULL;
   if (!b->any_uv) free(s->uv), s->uv = NULL;
   if (s->ntris == 0) {
-    free(s->pos), free(s->nrm), free(s->uv);
+    free(s->pos), free(s->nrm), free(s->uv), free(s->col), free(s->tan);
     free(s->tri_material), free(s->tri_object), free(s->tri_instance);
-    s->pos = s->nrm = s->uv = NULL;
+    s->pos = s->nrm = s->uv = s->col = s->tan = NULL;
     s->tri_material = s->tri_object = s->tri_instance = NULL;
   }
 }

@@ -18,7 +18,8 @@
 
 void kiln__mesh_free(kiln__mesh *m) {
   if (!m) return;
-  free(m->pos), free(m->nrm), free(m->uv), free(m->tri_group), free(m->tri_mat);
+  free(m->pos), free(m->nrm), free(m->uv), free(m->col), free(m->tan);
+  free(m->tri_group), free(m->tri_mat);
   for (size_t i = 0; i < m->ngroups; i++) free(m->groups[i]);
   free(m->groups);
   for (size_t i = 0; i < m->nmat_names; i++) free(m->mat_names[i]);

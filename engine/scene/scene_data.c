@@ -8,7 +8,7 @@
 
 void kiln__scene_free(kiln__scene *s) {
   if (!s) return;
-  free(s->pos), free(s->nrm), free(s->uv);
+  free(s->pos), free(s->nrm), free(s->uv), free(s->col), free(s->tan);
   free(s->tri_material), free(s->tri_object), free(s->tri_instance);
   free(s->spheres);
   for (size_t i = 0; i < s->nmaterials; i++) free(s->materials[i].name);
@@ -23,6 +23,9 @@ void kiln__scene_free(kiln__scene *s) {
   for (size_t i = 0; i < s->ncategories; i++) free(s->category_names[i]);
   free(s->category_names), free(s->category_ids);
   free(s->instances);
+  free(s->plights);
+  for (size_t i = 0; i < s->nwarnings; i++) free(s->warnings[i]);
+  free(s->warnings);
   memset(s, 0, sizeof *s);
 }
 
@@ -35,6 +38,12 @@ struct kiln_scene *kiln__scene_wrap(kiln__scene *data) {
   h->data = *data;
   memset(data, 0, sizeof *data);
   return h;
+}
+
+size_t kiln_scene_warning_count(const kiln_scene *s) { return s->data.nwarnings; }
+
+const char *kiln_scene_warning(const kiln_scene *s, size_t i) {
+  return i < s->data.nwarnings ? s->data.warnings[i] : NULL;
 }
 
 void kiln_scene_destroy(kiln_scene *s) {

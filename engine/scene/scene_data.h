@@ -23,7 +23,8 @@ typedef enum {
   KILN__MAT_DIFFUSE = 0,    /* Lambertian: albedo */
   KILN__MAT_CONDUCTOR = 1,  /* GGX microfacet metal: albedo is the reflectance F0, roughness */
   KILN__MAT_DIELECTRIC = 2, /* smooth glass: ior, albedo tints transmission */
-  KILN__MAT_EMISSIVE = 3    /* emits `emission` (radiance) from its front face; black behind */
+  KILN__MAT_EMISSIVE = 3,   /* emits `emission` (radiance) from its front face; black behind */
+  KILN__MAT_PRINCIPLED = 4  /* metallic-roughness (glTF's core, Blender's Principled BSDF) */
 } kiln__material_type;
 
 typedef struct kiln__material {
@@ -34,12 +35,48 @@ typedef struct kiln__material {
   float ior;         /* DIELECTRIC: > 1 */
   int32_t texture;   /* index into kiln__scene.textures for an albedo texture, or -1 */
   char *name;        /* for messages; may be NULL */
+  /* PRINCIPLED only (the fields below are not read for the other types, so their initialisers
+   * may leave them zero): albedo is the base colour, roughness the perceptual roughness (GGX
+   * alpha = roughness^2), ior the dielectric specular's (F0 = ((ior - 1) / (ior + 1))^2),
+   * emission the emitted radiance, added to what the surface reflects. Each texture index is -1
+   * when absent; a texture multiplies the constant it goes with. */
+  float metallic;         /* in [0, 1] */
+  float alpha;            /* constant coverage in [0, 1] (glTF baseColorFactor's 4th number) */
+  float alpha_cutoff;     /* > 0: a hit whose alpha (alpha x alpha_texture) is below it is a
+                             hole (glTF alphaMode MASK); 0: opaque, alpha never read */
+  float normal_scale;     /* the normal map's x and y scale (glTF normalTexture.scale), 1 */
+  int32_t mr_texture;     /* linear; G multiplies roughness, B metallic (glTF's packing) */
+  int32_t normal_texture; /* linear tangent-space normal map, +y up (OpenGL / glTF / Blender) */
+  int32_t emission_texture; /* sRGB-decoded; multiplies emission */
+  int32_t alpha_texture;    /* linear; R is the coverage (the base colour image's alpha) */
+  /* applied to the hit's uv before every lookup of this material's textures:
+   * u' = uv_xform[0] u + uv_xform[1] v + uv_xform[2], v' = uv_xform[3] u + uv_xform[4] v +
+   * uv_xform[5] (kiln's uv: v = 1 at the image's top row); identity {1, 0, 0, 0, 1, 0} */
+  float uv_xform[6];
 } kiln__material;
 
 typedef struct kiln__texture {
   int32_t width, height;
   float *rgb; /* width*height*3 linear floats, row 0 at the top (v = 1) */
 } kiln__texture;
+
+/* Punctual lights (glTF's KHR_lights_punctual, Blender's point, spot and sun lamps). Not hit by
+ * rays; light reaches surfaces through next-event estimation only. */
+typedef enum { KILN__LIGHT_POINT = 0, KILN__LIGHT_SPOT = 1, KILN__LIGHT_SUN = 2 } kiln__light_type;
+
+typedef struct kiln__plight {
+  kiln__light_type type;
+  float position[3];  /* POINT, SPOT: world space */
+  float direction[3]; /* SPOT, SUN: unit, the direction the light travels */
+  float color[3];     /* POINT, SPOT: radiant intensity (radiance x area: what reaches a surface
+                         facing it at distance d is color / d^2); SUN: irradiance on a surface
+                         facing it */
+  float radius;       /* POINT, SPOT: the radius of a spherical soft light, 0 a point; SUN: the
+                         angular radius in radians of its disc, 0 a parallel light */
+  float cos_inner, cos_outer; /* SPOT: full intensity within the inner cone, none outside the
+                                 outer one, glTF's smooth falloff between */
+  uint32_t object_id; /* its name (object_names); 0: none */
+} kiln__plight;
 
 typedef struct kiln__sphere {
   float center[3], radius;
@@ -97,6 +134,10 @@ typedef struct kiln__scene {
   float *pos; /* 9 floats per triangle: v0, v1, v2 (world space) */
   float *nrm; /* 9 floats per triangle (shading normals), or NULL: geometric normal */
   float *uv;  /* 6 floats per triangle, or NULL */
+  float *col; /* 9 floats per triangle: linear RGB per vertex, or NULL (white); multiplies a
+                 PRINCIPLED material's base colour and the albedo of the other types */
+  float *tan; /* 12 floats per triangle: per vertex a unit tangent (world space, along +u) and
+                 the bitangent's sign (w = +-1: bitangent = w cross(normal, tangent)), or NULL */
   uint32_t *tri_material;
   uint32_t *tri_object;   /* object id, 1-based, in the order objects appear in the scene */
   uint32_t *tri_instance; /* instance id, 1-based, unique over the scene */
@@ -124,6 +165,14 @@ typedef struct kiln__scene {
 
   size_t ninstances;
   kiln__instance *instances; /* instance id k is instances[k - 1] */
+
+  size_t nplights;
+  kiln__plight *plights;
+
+  /* What the loader accepted but could not render as written (an MTL key without a meaning
+   * here, an ignored glTF feature): each distinct message once, in order of first occurrence. */
+  size_t nwarnings;
+  char **warnings;
 
   kiln__environment env;
   kiln__camera camera;
@@ -290,6 +339,23 @@ static inline void kiln__cross3(const float a[3], const float b[3], float out[3]
 }
 
 /* ---- texture.c: image files ------------------------------------------------------------------ */
+
+/* How an image's values become kiln's linear floats. */
+typedef enum {
+  KILN__TEX_SRGB = 0,   /* PNG or JPEG, 8-bit values sRGB-decoded (colours) */
+  KILN__TEX_LINEAR = 1, /* PNG or JPEG, values / 255 as they are (normal, roughness, metallic,
+                           alpha maps) */
+  KILN__TEX_HDR = 2     /* a floating-point map (environment): linear as stored */
+} kiln__tex_mode;
+
+/* Decodes the image in data[0..n) into t (rgb), and when alpha is not NULL its alpha channel
+ * into *alpha (R = G = B = coverage in [0, 1], linear; alpha->rgb NULL when the image has none).
+ * name is for messages only. Codes as kiln__texture_load. */
+int kiln__texture_decode(const unsigned char *data, size_t n, kiln__tex_mode mode, kiln__texture *t,
+                         kiln__texture *alpha, char *msg, size_t msgsz);
+/* kiln__texture_decode of the file at path. */
+int kiln__texture_load_ex(const char *path, kiln__tex_mode mode, kiln__texture *t,
+                          kiln__texture *alpha, char *msg, size_t msgsz);
 
 /* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr (is_hdr:
  * linear as stored) into t. The format is decided by the file's first bytes; sizes are checked

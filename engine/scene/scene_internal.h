@@ -46,6 +46,8 @@ typedef struct kiln__mesh {
   float *pos;          /* 9 per triangle */
   float *nrm;          /* 9 per triangle, or NULL; where a face had none, its geometric normal */
   float *uv;           /* 6 per triangle, or NULL; (0,0) where a face had none */
+  float *col;          /* 9 per triangle (linear RGB per vertex), or NULL; white where none */
+  float *tan;          /* 12 per triangle (tangent xyz + bitangent sign), or NULL */
   uint32_t *tri_group; /* per triangle: index into groups */
   uint32_t *tri_mat;   /* per triangle: index into mat_names, or UINT32_MAX for none */
   size_t ngroups;
@@ -108,6 +110,7 @@ typedef struct kiln__scene_builder {
   kiln__scene s;
   size_t tri_cap, sphere_cap, mat_cap, tex_cap, obj_cap, inst_cap;
   bool any_nrm, any_uv;
+  size_t col_cap, tan_cap, plight_cap, warn_cap;
   uint32_t next_instance; /* the next instance id to hand out (1-based) */
 } kiln__scene_builder;
 
@@ -118,7 +121,12 @@ typedef struct kiln__scene_builder {
  * the front face stays the side of cross(v1 - v0, v2 - v0). */
 int kiln__sb_tri(kiln__scene_builder *b, const float p[9], const float *n, const float *uv,
                  uint32_t mat, uint32_t obj, uint32_t inst);
-/* Appends mesh m transformed by x; mats (nmat_names + 1 entries) maps m's tri_mat to scene
+/* Sets the vertex colours (9 floats, linear RGB) and / or tangents (12 floats: xyz + bitangent
+ * sign, in world space) of the last triangle appended; either may be NULL (left as they are:
+ * white, no tangent). The arrays are made on first use, earlier triangles white / zero.
+ * KILN_ENOMEM. */
+int kiln__sb_tri_attrs(kiln__scene_builder *b, const float *col, const float *tan);
+/* Appends mesh m transformed by x (its colours, and its tangents by x's 3x3, too); mats (nmat_names + 1 entries) maps m's tri_mat to scene
  * materials, its last entry standing for faces without one (UINT32_MAX); group g of m becomes
  * object id obj_of_group[g]; the instance id is inst_of_group[g]. */
 int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform *x,
@@ -141,6 +149,10 @@ int kiln__sb_object(kiln__scene_builder *b, const char *name, uint32_t *out);
  * x, its object-space box lo..hi. KILN_ENOMEM. */
 int kiln__sb_instance(kiln__scene_builder *b, uint32_t inst, uint32_t obj, const kiln__xform *x,
                       const float lo[3], const float hi[3]);
+/* Appends a punctual light (copied). KILN_ENOMEM. */
+int kiln__sb_plight(kiln__scene_builder *b, const kiln__plight *l);
+/* Adds a warning (printf format) unless the same text is there already. KILN_ENOMEM. */
+int kiln__sb_warn(kiln__scene_builder *b, const char *fmt, ...) KILN__PRINTF(2, 3);
 /* Finishes: drops the normal/uv arrays nothing used. The builder's scene is then complete. */
 void kiln__sb_finish(kiln__scene_builder *b);
 

@@ -85,8 +85,10 @@ static int check_claim(uint64_t w, uint64_t h, uint64_t need, uint64_t have, cha
  * profiles are inflated when read), with room for the largest ICC profiles in use. */
 #define PNG_CHUNK_CACHE ((size_t)64 << 20)
 
+/* RGB8 into *px, or (*rgba in: alpha wanted) RGBA8 when the image has an alpha channel or a
+ * tRNS chunk (*rgba out: whether it did). */
 static int decode_png(const unsigned char *b, size_t n, unsigned char **px, uint32_t *w,
-                      uint32_t *h, char *msg, size_t msgsz) {
+                      uint32_t *h, bool *rgba, char *msg, size_t msgsz) {
   spng_ctx *ctx = spng_ctx_new(0);
   if (!ctx) return KILN_ENOMEM;
   struct spng_ihdr ih;
@@ -105,12 +107,17 @@ static int decode_png(const unsigned char *b, size_t n, unsigned char **px, uint
   uint64_t raw = ((uint64_t)ih.width * bits + 7) / 8 * ih.height + ih.height;
   int crc = check_claim(ih.width, ih.height, (raw + DEFLATE_MAX_RATIO - 1) / DEFLATE_MAX_RATIO, n,
                         msg, msgsz);
+  struct spng_trns trns;
+  *rgba = *rgba && !crc &&
+          (ih.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA ||
+           ih.color_type == SPNG_COLOR_TYPE_TRUECOLOR_ALPHA || spng_get_trns(ctx, &trns) == 0);
+  const int fmt = *rgba ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8;
   size_t size = 0;
   unsigned char *out = NULL;
-  if (!crc && !(rc = spng_decoded_image_size(ctx, SPNG_FMT_RGB8, &size)) && !(out = malloc(size)))
+  if (!crc && !(rc = spng_decoded_image_size(ctx, fmt, &size)) && !(out = malloc(size)))
     rc = SPNG_EMEM;
-  /* no SPNG_DECODE_TRNS or _GAMMA: a texture's values are used as stored, alpha dropped */
-  if (out && !rc) rc = spng_decode_image(ctx, out, size, SPNG_FMT_RGB8, 0);
+  /* no SPNG_DECODE_GAMMA: values are used as stored; tRNS only where alpha is wanted */
+  if (out && !rc) rc = spng_decode_image(ctx, out, size, fmt, *rgba ? SPNG_DECODE_TRNS : 0);
   spng_ctx_free(ctx);
   if (crc || rc) {
     free(out);
@@ -306,40 +313,63 @@ static const char *refusal(int fmt, bool is_hdr) {
                         : "not a PNG or JPEG image (its first bytes are those of neither)";
 }
 
-int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz) {
+int kiln__texture_decode(const unsigned char *bytes, size_t len, kiln__tex_mode mode,
+                         kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz) {
   memset(t, 0, sizeof *t);
-  char *buf;
-  size_t len;
-  int rc = kiln__read_file(path, &buf, &len, msg, msgsz);
-  if (rc) return rc;
-  const unsigned char *bytes = (const unsigned char *)buf;
+  if (alpha) memset(alpha, 0, sizeof *alpha);
+  const bool is_hdr = mode == KILN__TEX_HDR;
   int fmt = sniff(bytes, len);
   if ((fmt == FMT_HDR) != is_hdr || fmt == FMT_UNKNOWN) {
-    free(buf);
     snprintf(msg, msgsz, "%s", refusal(fmt, is_hdr));
     return KILN_EPARSE;
   }
   uint32_t w = 0, h = 0;
   float *f = NULL;
   unsigned char *c = NULL;
-  if (fmt == FMT_HDR) rc = decode_hdr(bytes, len, &f, &w, &h, msg, msgsz);
-  else if (fmt == FMT_PNG) rc = decode_png(bytes, len, &c, &w, &h, msg, msgsz);
-  else rc = decode_jpeg(bytes, len, &c, &w, &h, msg, msgsz);
-  free(buf);
+  bool rgba = alpha != NULL;
+  int rc;
+  if (fmt == FMT_HDR) rc = decode_hdr(bytes, len, &f, &w, &h, msg, msgsz), rgba = false;
+  else if (fmt == FMT_PNG) rc = decode_png(bytes, len, &c, &w, &h, &rgba, msg, msgsz);
+  else rc = decode_jpeg(bytes, len, &c, &w, &h, msg, msgsz), rgba = false;
   if (rc) return rc;
-  size_t n = (size_t)w * (size_t)h * 3;
+  size_t npx = (size_t)w * (size_t)h, n = npx * 3;
   if (c) {
     f = malloc(n * sizeof(float));
-    if (!f) {
-      free(c);
+    float *a = rgba ? malloc(n * sizeof(float)) : NULL;
+    if (!f || (rgba && !a)) {
+      free(c), free(f), free(a);
       return KILN_ENOMEM;
     }
     float lut[256];
-    for (int i = 0; i < 256; i++) lut[i] = srgb_to_linear((unsigned char)i);
-    for (size_t i = 0; i < n; i++) f[i] = lut[c[i]];
+    for (int i = 0; i < 256; i++)
+      lut[i] = mode == KILN__TEX_SRGB ? srgb_to_linear((unsigned char)i) : (float)i / 255.0f;
+    const size_t step = rgba ? 4 : 3;
+    for (size_t i = 0; i < npx; i++) {
+      const unsigned char *q = c + step * i;
+      f[3 * i] = lut[q[0]], f[3 * i + 1] = lut[q[1]], f[3 * i + 2] = lut[q[2]];
+      if (a) a[3 * i] = a[3 * i + 1] = a[3 * i + 2] = (float)q[3] / 255.0f;
+    }
     free(c);
+    if (a) alpha->width = (int)w, alpha->height = (int)h, alpha->rgb = a;
   }
   /* RGBE values are finite and non-negative by construction (at most 255 * 2^119) */
   t->width = (int)w, t->height = (int)h, t->rgb = f;
   return 0;
+}
+
+int kiln__texture_load_ex(const char *path, kiln__tex_mode mode, kiln__texture *t,
+                          kiln__texture *alpha, char *msg, size_t msgsz) {
+  memset(t, 0, sizeof *t);
+  if (alpha) memset(alpha, 0, sizeof *alpha);
+  char *buf;
+  size_t len;
+  int rc = kiln__read_file(path, &buf, &len, msg, msgsz);
+  if (rc) return rc;
+  rc = kiln__texture_decode((const unsigned char *)buf, len, mode, t, alpha, msg, msgsz);
+  free(buf);
+  return rc;
+}
+
+int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz) {
+  return kiln__texture_load_ex(path, is_hdr ? KILN__TEX_HDR : KILN__TEX_SRGB, t, NULL, msg, msgsz);
 }

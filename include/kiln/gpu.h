@@ -324,7 +324,7 @@ typedef struct kiln_gpu_kernel_config {
   const uint32_t *spirv;    /* SPIR-V words (borrowed for the call) */
   size_t spirv_size;        /* in bytes, a multiple of 4 */
   const char *entry;        /* entry point. Default "main" */
-  uint32_t buffers;         /* buffers at set 0, bindings 0..buffers-1 (<= 16): storage buffers */
+  uint32_t buffers;         /* buffers at set 0, bindings 0..buffers-1 (<= 32): storage buffers */
   uint32_t push_size;       /* bytes of push constants, a multiple of 4, <= 128 */
   uint32_t uniform_buffers; /* bit i set: binding i is a uniform buffer instead (a std140 block,
                                 its buffer at most the device's maxUniformBufferRange bytes).

@@ -72,6 +72,14 @@ KILN_API void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info);
  * is 0 or greater than nobjects. */
 KILN_API const char *kiln_scene_object_name(const kiln_scene *s, uint32_t id);
 
+/* What the loader accepted but cannot render as written (an MTL key without a meaning in kiln,
+ * a glTF feature it ignores): each distinct message once, in order of first occurrence, each
+ * naming its file. Warnings never stop a load; a program decides whether to show them (kiln
+ * render prints them). kiln_scene_warning returns NULL for i >= the count; the strings are
+ * borrowed from s. */
+KILN_API size_t kiln_scene_warning_count(const kiln_scene *s);
+KILN_API const char *kiln_scene_warning(const kiln_scene *s, size_t i);
+
 /* Frees the scene. NULL is a no-op. */
 KILN_API void kiln_scene_destroy(kiln_scene *s);
 

@@ -48,7 +48,16 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
                               after the other as uvec4s, when they fit PT_UNIFORM_VEC4S_MAX */
 #define PT_BIND_TNODES 14  /* NODES again, as a uniform texel buffer (RGBA32UI) */
 #define PT_BIND_TPRIMS 15  /* PRIMS again, likewise */
-#define PT_BIND_COUNT 16
+#define PT_BIND_MATX 16    /* 4 vec4 per material, read for PRINCIPLED ones only: (metallic, alpha,
+                              alpha cutoff, normal scale), (metallic-roughness, normal, emission,
+                              alpha textures: uint indices, PT_NONE none), the uv transform's rows
+                              (a, b, c, 0) and (d, e, f, 0) */
+#define PT_BIND_VATTR 17   /* 6 vec4 per triangle when the scene has vertex colours or tangents:
+                              the 3 vertices' colours (rgb, 0), then their tangents (xyz, bitangent
+                              sign) */
+#define PT_BIND_PLIGHTS 18 /* punctual lights, 4 vec4 each: position + type, direction + radius,
+                              colour + cos inner, cos outer + 3 words the light sampling's own */
+#define PT_BIND_COUNT 19
 
 /* ---- specialization constants ----------------------------------------------------------------
  * Ids 0-9 and 11 are booleans (default true for the features: the general code; false for the
@@ -66,7 +75,11 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_SC_UNIFORM_VEC4S 10 /* uint: the length of SCENE's array in the shader */
 #define PT_SC_SCENE_TEXEL 11  /* NODES and PRIMS through TNODES and TPRIMS (texel fetches) */
 #define PT_SC_SHARED_VEC4S 12 /* uint: the length of the workgroup-shared copy of the scene */
-#define PT_SC_COUNT 13
+#define PT_SC_PRINCIPLED 13 /* a PRINCIPLED material */
+#define PT_SC_VATTR 14      /* vertex colours or tangents (VATTR) */
+#define PT_SC_PLIGHTS 15    /* punctual lights (PLIGHTS) */
+#define PT_SC_ALPHA 16      /* a material with an alpha cut-out: the traversal tests coverage */
+#define PT_SC_COUNT 17
 
 /* The 16-byte words of the shader's shared copy of the scene (a node 1, a leaf primitive 3, a
  * triangle 3, a material 3, a light 1) where it makes one: 16 KiB, Vulkan's least
@@ -83,6 +96,10 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_MAT_CONDUCTOR 1u
 #define PT_MAT_DIELECTRIC 2u
 #define PT_MAT_EMISSIVE 3u
+#define PT_MAT_PRINCIPLED 4u
+#define PT_LIGHT_POINT 0u
+#define PT_LIGHT_SPOT 1u
+#define PT_LIGHT_SUN 2u
 #define PT_ENV_CONSTANT 0u
 #define PT_ENV_GRADIENT 1u
 #define PT_ENV_MAP 2u
@@ -105,6 +122,9 @@ struct pt_globals {
   pt_uint nleaf_prims; /* PRIMS entries */
   pt_vec3 grid_step;
   pt_uint nmaterials;
+  pt_uint nplights;    /* PLIGHTS entries */
+  pt_uint has_col, has_tan; /* VATTR holds vertex colours / tangents */
+  float plight_pick;   /* the probability that next-event estimation picks a punctual light */
 };
 
 /* ---- the push constants: one tile x a few samples of one frame ----------------------------- */
@@ -134,7 +154,9 @@ _Static_assert(offsetof(pt_globals, grid_origin) == 80 && offsetof(pt_globals, n
                "pt_globals: grid origin");
 _Static_assert(offsetof(pt_globals, grid_step) == 96 && offsetof(pt_globals, nmaterials) == 108,
                "pt_globals: grid step");
-_Static_assert(sizeof(pt_globals) == 112, "pt_globals: size");
+_Static_assert(offsetof(pt_globals, nplights) == 112 && offsetof(pt_globals, plight_pick) == 124,
+               "pt_globals: punctual lights");
+_Static_assert(sizeof(pt_globals) == 128, "pt_globals: size");
 _Static_assert(offsetof(pt_push, image) == 64 && offsetof(pt_push, frame) == 96 &&
                    sizeof(pt_push) == 112,
                "pt_push");

@@ -135,7 +135,7 @@ TEST(user_spirv) {
   kc.push_size = 6;
   KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
   kc.push_size = 8;
-  kc.buffers = 17;
+  kc.buffers = 33;
   KT_CODE(kiln_gpu_kernel_create(dev, &kc, &bad), KILN_EINVAL);
 
   kiln_gpu_buffer_destroy(buf);

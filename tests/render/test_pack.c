@@ -268,7 +268,8 @@ static const member globals_members[] = {
     GM(ntris),       GM(nspheres),    GM(nlights),      GM(env_type),    GM(env_color),
     GM(unused0),     GM(env_top),     GM(light_weight), GM(has_normals), GM(has_uv),
     GM(env_texture), GM(env_dist),    GM(env_cos),      GM(env_sin),     GM(env_pick),
-    GM(nnodes),      GM(grid_origin), GM(nleaf_prims),  GM(grid_step),   GM(nmaterials)};
+    GM(nnodes),      GM(grid_origin), GM(nleaf_prims),  GM(grid_step),   GM(nmaterials),
+    GM(nplights),    GM(has_col),     GM(has_tan),      GM(plight_pick)};
 static const member push_members[] = {PM(cam_pos), PM(cam_u), PM(cam_v), PM(cam_w),
                                       PM(image),   PM(pass),  PM(frame)};
 
