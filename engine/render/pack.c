@@ -18,10 +18,14 @@
  *   TEXELS   3 per texel, every texture one after the other
  *   ENVDIST  (map only) H row CDF values, then H rows of W column CDF values, then the W*H pixel
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
+ *   PLIGHTS  16 per punctual light: position, type | direction, radius | colour, cos inner |
+ *                cos outer, pick CDF, pick probability, the previous light's CDF (see pack_plights)
  *
  * Emitters are picked in proportion to their power: area times relative luminance (then
  * triangles uniformly on their area, spheres by the cone they subtend); the environment is
- * picked with probability 1/2 when there are lights too, 1 alone, 0 when it is black. CDFs are summed in double and end exactly at 1. */
+ * picked with probability 1/2 when there are lights too, 1 alone, 0 when it is black. Punctual
+ * lights share the rest with the emitters by power (pack_plights). CDFs are summed in double and
+ * end exactly at 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +73,10 @@ static bool emissive(const kiln__scene *s, uint32_t mat) {
 }
 
 /* LIGHTS, and each emissive sphere's pick probability into SPHERES; the total weight. An
- * emitter's weight is its area times its material's relative luminance (as packed in MATS). */
+ * emitter's weight is its area times its material's relative luminance (as packed in MATS);
+ * pother is the probability that a light sample picks something else (environment, punctual). */
 static double pack_lights(const kiln__scene *s, const float *mats, float *l, float *sp, size_t nl,
-                          double penv) {
+                          double pother) {
   double total = 0;
   size_t k = 0;
   for (size_t i = 0; i < s->ntris + s->nspheres; i++) {
@@ -96,9 +101,75 @@ static double pack_lights(const kiln__scene *s, const float *mats, float *l, flo
     uint32_t prim;
     memcpy(&prim, &l[4 * j], 4);
     if (prim >= s->ntris)
-      sp[8 * (prim - s->ntris) + 7] = (float)((1 - penv) * l[4 * j + 2] / total);
+      sp[8 * (prim - s->ntris) + 7] = (float)((1 - pother) * l[4 * j + 2] / total);
   }
   return total;
+}
+
+/* The emitters' power: emitted radiance's luminance times pi times area (one-sided Lambertian). */
+static double emitter_power(const kiln__scene *s) {
+  double p = 0;
+  for (size_t i = 0; i < s->ntris; i++)
+    if (emissive(s, s->tri_material[i]))
+      p += tri_area(s->pos + 9 * i) * luminance(s->materials[s->tri_material[i]].emission);
+  for (size_t i = 0; i < s->nspheres; i++) {
+    const kiln__sphere *q = &s->spheres[i];
+    if (emissive(s, q->material))
+      p += 4 * PI_D * (double)q->radius * q->radius * luminance(s->materials[q->material].emission);
+  }
+  return PI_D * p;
+}
+
+/* A punctual light's power (luminance): a point's 4 pi I; a spot's I times the solid angle of
+ * the cone halfway between its inner and outer ones (pbrt's estimate); a sun's irradiance over
+ * the disc the scene's bounding sphere (radius scene_r) shows it. */
+static double plight_power(const kiln__plight *l, double scene_r) {
+  double y = luminance(l->color);
+  if (l->type == KILN__LIGHT_SUN) return y * PI_D * scene_r * scene_r;
+  if (l->type == KILN__LIGHT_SPOT)
+    return y * 2 * PI_D * (1 - 0.5 * ((double)l->cos_inner + l->cos_outer));
+  return y * 4 * PI_D;
+}
+
+/* The radius of the sphere about the scene's bounding box (1 for an empty scene). */
+static double scene_radius(const kiln__bvh *b) {
+  if (!b->nprims) return 1;
+  const kiln__bvh_node *root = &b->nodes[0];
+  double d2 = 0;
+  for (int k = 0; k < 3; k++) {
+    double e = (double)root->bmax[k] - root->bmin[k];
+    d2 += e * e;
+  }
+  return 0.5 * sqrt(d2);
+}
+
+/* PLIGHTS (16 floats a light, layout at the top) and the probability that a light sample picks a
+ * punctual light: the part of 1 - penv that the punctual lights' power is of theirs and the
+ * emitters' together (all of it without emitters: nothing else is there to pick). Among them a
+ * light is picked by its power, floored at 1e-6 of the total so that each keeps a share. */
+static double pack_plights(const kiln__scene *s, const kiln__bvh *b, float *out, size_t nl,
+                           double penv) {
+  if (!s->nplights) return 0;
+  const double r = scene_radius(b);
+  double total = 0, sum = 0, run = 0;
+  for (size_t i = 0; i < s->nplights; i++) total += plight_power(&s->plights[i], r);
+  const double least = total > 0 ? 1e-6 * total : 1;
+  for (size_t i = 0; i < s->nplights; i++) sum += fmax(plight_power(&s->plights[i], r), least);
+  for (size_t i = 0; i < s->nplights; i++) {
+    const kiln__plight *l = &s->plights[i];
+    const double w = fmax(plight_power(l, r), least);
+    float *v = out + 16 * i;
+    memcpy(v, l->position, 12), v[3] = ubits((uint32_t)l->type);
+    memcpy(v + 4, l->direction, 12), v[7] = l->radius;
+    memcpy(v + 8, l->color, 12), v[11] = l->cos_inner;
+    run += w;
+    v[12] = l->cos_outer;
+    v[13] = i + 1 == s->nplights ? 1.0f : (float)(run / sum);
+    v[14] = (float)(w / sum);
+    v[15] = i ? v[13 - 16] : 0.0f;
+  }
+  if (!nl) return 1 - penv;
+  return (1 - penv) * total / (total + emitter_power(s));
 }
 
 /* Whether the environment sends any light (then NEE samples it). */
@@ -288,7 +359,7 @@ static int pack_nodes(const kiln__bvh *b, uint32_t *out, float origin[3], float 
 static uint32_t features(const kiln__scene *s, bool env_map, bool env_lit) {
   uint32_t f = (s->nspheres ? KILN__RF_SPHERES : 0) | (env_map ? KILN__RF_ENV_MAP : 0) |
                (s->nrm ? KILN__RF_NORMALS : 0) | (s->uv ? KILN__RF_UV : 0) |
-               (env_lit ? KILN__RF_ENV_LIT : 0);
+               (env_lit ? KILN__RF_ENV_LIT : 0) | (s->nplights ? KILN__RF_PLIGHTS : 0);
   for (size_t i = 0; i < s->nmaterials; i++) {
     const kiln__material *q = &s->materials[i];
     if (q->type == KILN__MAT_CONDUCTOR) f |= KILN__RF_CONDUCTORS;
@@ -339,7 +410,8 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
                                  [PT_BIND_TEXINFO] = s->ntextures * 16,
                                  [PT_BIND_TEXELS] = ntexels * 12,
                                  [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
-                                 [PT_BIND_SCENE] = 0};
+                                 [PT_BIND_SCENE] = 0,
+                                 [PT_BIND_PLIGHTS] = s->nplights * 64};
   p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
   if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < PT_BIND_COUNT; i++) {
@@ -367,9 +439,10 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
     kiln__render_pack_free(p);
     return KILN_ENOMEM;
   }
-  double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 ? 0.5 : 1;
+  double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 || s->nplights > 0 ? 0.5 : 1;
+  double ppl = pack_plights(s, b, p->data[PT_BIND_PLIGHTS], nl, penv);
   double total = pack_lights(s, p->data[PT_BIND_MATS], p->data[PT_BIND_LIGHTS],
-                             p->data[PT_BIND_SPHERES], nl, penv);
+                             p->data[PT_BIND_SPHERES], nl, penv + ppl);
 
   pt_globals *g = p->data[PT_BIND_GLOBALS];
   g->ntris = (uint32_t)s->ntris, g->nspheres = (uint32_t)s->nspheres, g->nlights = (uint32_t)nl;
@@ -387,6 +460,7 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   g->grid_origin = (pt_vec3){origin[0], origin[1], origin[2]};
   g->grid_step = (pt_vec3){scale[0], scale[1], scale[2]};
   g->nleaf_prims = (uint32_t)b->nprims, g->nmaterials = (uint32_t)s->nmaterials;
+  g->nplights = (uint32_t)s->nplights, g->plight_pick = (float)ppl;
   p->features = features(s, envt != NULL, penv > 0);
   if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) {
     uint8_t *u = p->data[PT_BIND_SCENE];

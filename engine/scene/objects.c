@@ -325,9 +325,10 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   return rc;
 }
 
-/* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. */
+/* A quad area light: one-sided, emitting along cross(u, v); two emissive triangles. The other
+ * types are punctual lights (plights.c). */
 int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
-  static const char *const types[] = {"quad", NULL};
+  static const char *const types[] = {"quad", "point", "spot", "sun", NULL};
   static const char *const keys[] = {"type",     "name",      "corner",   "u",           "v",
                                      "radiance", "transform", "category", "category_id", NULL};
   int type, rc;
@@ -335,8 +336,12 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   kiln__material m = {.type = KILN__MAT_EMISSIVE, .texture = -1, .ior = 1.5f};
   const char *name = "light";
   if ((rc = kiln__sj_expect_object(c, o, "a light")) ||
-      (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)) ||
-      (rc = kiln__sj_check_keys(c, o, keys)) ||
+      (rc = kiln__sj_choice(c, o, "type", NULL, types, &type)))
+    return rc;
+  _Static_assert(KILN__LIGHT_POINT == 0 && KILN__LIGHT_SPOT == 1 && KILN__LIGHT_SUN == 2,
+                 "types[1..3] are the punctual light types");
+  if (type > 0) return kiln__sj_parse_plight(c, o, (kiln__light_type)(type - 1));
+  if ((rc = kiln__sj_check_keys(c, o, keys)) ||
       (cJSON_GetObjectItemCaseSensitive(o, "name") &&
        (rc = kiln__sj_string(c, o, "name", NULL, &name))) ||
       (rc = kiln__sj_vec3(c, o, "corner", NULL, -1e30, 1e30, p)) ||

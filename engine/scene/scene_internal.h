@@ -235,4 +235,9 @@ int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root);
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj);
 int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o);
 
+/* ---- plights.c ----------------------------------------------------------------------- */
+
+/* A point, spot or sun entry of `lights` (o, at the current path; its type already read). */
+int kiln__sj_parse_plight(kiln__sj_ctx *c, const cJSON *o, kiln__light_type type);
+
 #endif

@@ -1,8 +1,10 @@
-// lights.glsl: next-event estimation. It picks the environment (probability g.env_pick) or an
-// emitter by power (area times luminance; LIGHTS holds their CDF): a triangle sampled uniformly on
-// its area, a sphere uniformly in the cone it subtends; the environment as environment.glsl
-// samples it. Each is combined with BSDF sampling by the power heuristic (Veach 1997); the pdfs
-// here are also what a BSDF-sampled ray that hits an emitter is weighed against.
+// lights.glsl: next-event estimation. It picks the environment (probability g.env_pick), a
+// punctual light (g.plight_pick) or an emitter by power (area times luminance; LIGHTS holds their
+// CDF): a triangle sampled uniformly on its area, a sphere uniformly in the cone it subtends; the
+// environment as environment.glsl samples it. Each is combined with BSDF sampling by the power
+// heuristic (Veach 1997); the pdfs here are also what a BSDF-sampled ray that hits an emitter is
+// weighed against. Punctual lights (point, spot, sun; PLIGHTS holds them with their CDF by
+// power) are reached by light samples only: no ray hits them, so they take no MIS weight.
 
 // Solid-angle pdf of NEE picking this light point, from x towards a light triangle hit at dist t.
 float light_pdf(uint tri, vec3 d, float t) {
@@ -10,7 +12,9 @@ float light_pdf(uint tri, vec3 d, float t) {
   vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
   float cosl = abs(dot(normalize(c), d));
   float rel = mat_at(floatBitsToUint(T.v0.w)).ior.z;
-  return t * t / (max(cosl, 1e-8) * g.light_weight) * rel * (1.0 - g.env_pick);
+  float share = 1.0 - g.env_pick;  // the emitters' part of the light samples
+  if (HAS_PLIGHTS) share -= g.plight_pick;
+  return t * t / (max(cosl, 1e-8) * g.light_weight) * rel * share;
 }
 
 // 1 - cos of the half-angle of the cone that sphere S subtends from x; 0 when x is inside.
@@ -34,19 +38,90 @@ float emitter_pdf(Hit h, vec3 o, vec3 d) {
                                           : sphere_light_pdf(h.prim - g.ntris, o);
 }
 
+// A direction uniformly in the cone about unit axis whose half-angle has 1 - cos = omc.
+vec3 cone_dir(vec3 axis, float omc, vec2 u) {
+  vec3 ta, tb;
+  basis(axis, ta, tb);
+  float ct = 1.0 - u.x * omc, st = sqrt(max(0.0, 1.0 - ct * ct)), phi = 2.0 * PI * u.y;
+  return normalize(st * cos(phi) * ta + st * sin(phi) * tb + ct * axis);
+}
+
+// A punctual light sampled from p with the 2D sample u (u.x picks the light by PLIGHTS's CDF, and
+// is reused within it): the direction wi towards it, the distance dist to it (1e30 for a sun),
+// and w, what it sends to p along wi over the probability of this sample (the pick's included),
+// so that a BSDF f (with its cosine) gives f * w. False when it sends nothing (p inside a sphere
+// light). Point and spot: radiant intensity I; radius 0 a delta light (I / d^2 at p), radius
+// r > 0 a sphere of radiance I / (pi r^2), sampled uniformly in the cone it subtends. Spot:
+// glTF's falloff (KHR_lights_punctual): ((cos - cos outer) / (cos inner - cos outer))^2 clamped,
+// of the angle between its axis and the way to p. Sun: irradiance E from the direction opposite
+// its travel, or with angular radius a > 0 a disc of radiance E over its solid angle (Cycles'
+// convention), sampled uniformly in its cone.
+bool plight_sample(vec3 p, vec2 u, out vec3 wi, out float dist, out vec3 w) {
+  uint lo = 0u, hi = g.nplights - 1u;
+  while (lo < hi) { uint mid = (lo + hi) / 2u; if (plights.v[4u * mid + 3u].y < u.x) lo = mid + 1u; else hi = mid; }
+  vec4 pt = plights.v[4u * lo], dr = plights.v[4u * lo + 1u], col = plights.v[4u * lo + 2u],
+       pk = plights.v[4u * lo + 3u];
+  u.x = clamp((u.x - pk.w) / max(pk.y - pk.w, 1e-30), 0.0, 1.0);  // keep the pick's strata
+  float pick = g.plight_pick * pk.z;
+  uint type = floatBitsToUint(pt.w);
+  wi = -dr.xyz;
+  dist = 1e30;
+  w = col.xyz / pick;
+  if (type == PT_LIGHT_SUN) {
+    float s = sin(0.5 * dr.w);
+    if (dr.w > 0.0) wi = cone_dir(-dr.xyz, 2.0 * s * s, u);
+    return true;
+  }
+  vec3 dc = pt.xyz - p;
+  float d2 = dot(dc, dc), r = dr.w;
+  if (r > 0.0) {
+    float omc = cone_1mcos(vec4(pt.xyz, r), p);
+    if (omc <= 0.0) return false;
+    wi = cone_dir(normalize(dc), omc, u);
+    float b = dot(dc, wi);
+    dist = b - sqrt(max(r * r - (d2 - b * b), 0.0));  // to the sphere's near side
+    w *= 2.0 * omc / (r * r);  // radiance I / (pi r^2) over the pdf 1 / (2 pi omc)
+  } else {
+    dist = sqrt(d2);
+    wi = dc / dist;
+    w /= d2;
+  }
+  if (type == PT_LIGHT_SPOT) {
+    float cd = dot(dr.xyz, -normalize(dc)), span = col.w - pk.x;
+    float t = span > 0.0 ? clamp((cd - pk.x) / span, 0.0, 1.0) : (cd > pk.x ? 1.0 : 0.0);
+    w *= t * t;
+  }
+  return true;
+}
+
 // One light sample at p (geometric normal n and shading normal ns on wo's side, material m of
 // albedo alb, path throughput beta) from the 2D sample lu: *c the light it adds to the path,
 // MIS-weighted; false when it adds none (nothing picked, below the surface, or occluded).
 bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 beta, vec2 lu,
                   out vec3 c) {
   float penv = ENV_LIT ? g.env_pick : 0.0;
+  vec3 wi = vec3(0.0), Le = vec3(0.0);
+  float dist = 1e30, lpdf = 0.0;
+  float share = 1.0 - penv;  // the emitters' part
+  if (HAS_PLIGHTS) {  // punctual lights take the top g.plight_pick of the first dimension
+    float ppl = g.plight_pick;
+    share -= ppl;
+    if (lu.x >= 1.0 - ppl) {
+      vec3 w;
+      if (!plight_sample(p, vec2((lu.x - (1.0 - ppl)) / ppl, lu.y), wi, dist, w) ||
+          !(dot(n, wi) > 0.0) || occluded(p, wi, 0.0, dist * (1.0 - 1e-4)))
+        return false;
+      float bpdf;
+      c = beta * bsdf_eval(m, alb, ns, wo, wi, bpdf) * w;
+      return true;
+    }
+    if (!(penv > 0.0)) lu.x /= share;
+  }
   bool pick_env = false;
   if (penv > 0.0) {  // split the first dimension between the two (keeps its strata)
     pick_env = lu.x < penv;
-    lu.x = pick_env ? lu.x / penv : (lu.x - penv) / (1.0 - penv);
+    lu.x = pick_env ? lu.x / penv : (lu.x - penv) / share;
   }
-  vec3 wi = vec3(0.0), Le = vec3(0.0);
-  float dist = 1e30, lpdf = 0.0;
   if (pick_env) {
     wi = env_sample(lu, ns, lpdf);
     lpdf *= penv;
@@ -69,7 +144,7 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
       float cosl = dot(ln, -wi);
       if (cosl > 0.0) {
         Material lm = mat_at(floatBitsToUint(T.v0.w));
-        lpdf = dist * dist / (cosl * g.light_weight) * lm.ior.z * (1.0 - penv);
+        lpdf = dist * dist / (cosl * g.light_weight) * lm.ior.z * share;
         Le = lm.emission_rough.xyz;
       }
     } else {  // uniform in the cone the sphere subtends (its visible, front side)

@@ -92,8 +92,10 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
     vec3 alb = albedo_at(m, s.uv);
     prev_ns = ns;
 
-    // Next-event estimation (diffuse and conductor): the environment or one emitter.
-    if (type <= PT_MAT_CONDUCTOR && (g.nlights > 0u || (ENV_LIT ? g.env_pick : 0.0) > 0.0)) {
+    // Next-event estimation (diffuse and conductor): the environment, one emitter or one
+    // punctual light.
+    if (type <= PT_MAT_CONDUCTOR && (g.nlights > 0u || (ENV_LIT ? g.env_pick : 0.0) > 0.0 ||
+                                     (HAS_PLIGHTS && g.nplights > 0u))) {
       vec3 c;
       if (direct_light(m, alb, p, n, ns, wo, beta, sobol2(dim_light(depth)), c)) L += c;
     }

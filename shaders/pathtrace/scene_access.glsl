@@ -19,6 +19,7 @@ layout(constant_id = PT_SC_ENV_MAP) const bool HAS_ENV_MAP = true;
 layout(constant_id = PT_SC_NORMALS) const bool HAS_NORMALS = true;
 layout(constant_id = PT_SC_UV) const bool HAS_UV = true;
 layout(constant_id = PT_SC_ENV_LIT) const bool ENV_LIT = true;
+layout(constant_id = PT_SC_PLIGHTS) const bool HAS_PLIGHTS = true;  // punctual lights (lights.glsl)
 
 // SCENE_SHARED: the nodes, leaf records, triangles, materials and lights are read from one block
 // laid out as binding SCENE holds them. Without SCENE_UNIFORM they fit PT_SHARED_VEC4S and each
@@ -72,6 +73,9 @@ layout(std430, set = 0, binding = PT_BIND_ATTR) readonly buffer Attr { float f[]
 layout(std430, set = 0, binding = PT_BIND_TEXINFO) readonly buffer TexInfo { uvec4 t[]; } texinfo;  // offset, w, h
 layout(std430, set = 0, binding = PT_BIND_TEXELS) readonly buffer Texels { float f[]; } texels;  // RGB, top row first
 layout(std430, set = 0, binding = PT_BIND_ENVDIST) readonly buffer EnvDist { float f[]; } envd;
+// 4 vec4 a punctual light: position, type (uint bits) | direction of travel, radius | radiant
+// intensity (sun: irradiance), cos inner | cos outer, pick CDF, pick probability, previous CDF.
+layout(std430, set = 0, binding = PT_BIND_PLIGHTS) readonly buffer PLights { vec4 v[]; } plights;
 
 // A private copy of the globals, read once per invocation: lavapipe (Mesa 22) loads every
 // storage-buffer word lane by lane in a loop, uniform address or not, so each g.x read inside
