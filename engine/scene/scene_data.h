@@ -61,7 +61,11 @@ typedef struct kiln__texture {
 } kiln__texture;
 
 /* Punctual lights (glTF's KHR_lights_punctual, Blender's point, spot and sun lamps). Not hit by
- * rays; light reaches surfaces through next-event estimation only. */
+ * rays; light reaches surfaces through next-event estimation only. Units (docs/SCENE.md,
+ * "Punctual lights"): from Blender, color = lamp colour x watts / (4 pi) (point, spot) or x
+ * W/m^2 (sun); from glTF as Blender's importer (683 lm/W), color = colour x candela / 683 (point,
+ * spot) or x lux / 683 (directional), cos_inner / cos_outer the cosines of innerConeAngle /
+ * outerConeAngle, direction the node's -Z, radius 0. */
 typedef enum { KILN__LIGHT_POINT = 0, KILN__LIGHT_SPOT = 1, KILN__LIGHT_SUN = 2 } kiln__light_type;
 
 typedef struct kiln__plight {
