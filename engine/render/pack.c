@@ -166,7 +166,7 @@ static double pack_plights(const kiln__scene *s, const kiln__bvh *b, float *out,
     v[12] = l->cos_outer;
     v[13] = i + 1 == s->nplights ? 1.0f : (float)(run / sum);
     v[14] = (float)(w / sum);
-    v[15] = i ? v[13 - 16] : 0.0f;
+    v[15] = i ? out[16 * (i - 1) + 13] : 0.0f;
   }
   if (!nl) return 1 - penv;
   return (1 - penv) * total / (total + emitter_power(s));

@@ -82,8 +82,8 @@ static int parse_cones(kiln__sj_ctx *c, const cJSON *o, kiln__plight *l) {
 int kiln__sj_parse_plight(kiln__sj_ctx *c, const cJSON *o, kiln__light_type type) {
   static const char *const k_point[] = {"type",  "name",   "position",  "power",
                                         "color", "radius", "transform", NULL};
-  static const char *const k_spot[] = {"type",       "name",       "position", "direction",
-                                       "look_at",    "power",      "color",    "radius",
+  static const char *const k_spot[] = {"type",       "name",       "position",  "direction",
+                                       "look_at",    "power",      "color",     "radius",
                                        "inner_cone", "outer_cone", "transform", NULL};
   static const char *const k_sun[] = {"type",  "name",  "direction", "irradiance",
                                       "color", "angle", "transform", NULL};

@@ -5,6 +5,7 @@
  * glTF's spot falloff, E cos for a sun. Lights with extent add noise: those compare means within
  * 4 standard errors. Last, the numbers Cycles (Blender 3.4) rendered for the same scenes. */
 // kt: timeout 300
+#include "render_internal.h"
 #include "render_test_util.h"
 
 static const double PI = 3.14159265358979323846;
@@ -27,6 +28,12 @@ static kiln__scene plane_scene(int spp, int max_bounces) {
   const float q[4][3] = {{-2, 0, 2}, {2, 0, 2}, {2, 0, -2}, {-2, 0, -2}};
   add_quad(&s, q, 0, 1);
   return s;
+}
+
+static uint32_t fbits_of(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
 }
 
 static void add_plight(kiln__scene *s, kiln__plight l) {
@@ -147,6 +154,52 @@ static void check_pixels(const float *col, const kiln__plight *l, double rel, do
     }
 }
 
+/* ---- packing ------------------------------------------------------------------------------- */
+
+/* A lit sky, an emissive sphere (radiance 2, radius 0.5: power pi L 4 pi r^2 = 2 pi^2), a 100 W
+ * point (power 4 pi I = 100) and a 50 W spot with cones 0 and 60 degrees (power I 2 pi (1 - (1 +
+ * 0.5) / 2) = 6.25): the sky half the light samples, the rest split by power, each
+ * punctual light by its own. Without punctual lights the kernel's PLIGHTS code is specialised away
+ * and the emitters keep what they had. */
+TEST(pick_probabilities) {
+  kiln__scene s = plane_scene(1, 1);
+  s.env.color[0] = s.env.color[1] = s.env.color[2] = 0.5f;
+  add_material(&s, (kiln__material){.type = KILN__MAT_EMISSIVE, .emission = {2, 2, 2}});
+  add_sphere(&s, 0, 2, 0, 0.5f, 1, 2);
+  add_plight(&s, point(0, 1, 0, 100));
+  add_plight(&s, spot_down(1, 50, 0, 60));
+  kiln__bvh b;
+  KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
+  kiln__render_buffers p;
+  KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
+  const pt_globals *g = p.data[PT_BIND_GLOBALS];
+  const float *v = p.data[PT_BIND_PLIGHTS], *sp = p.data[PT_BIND_SPHERES];
+  const double pe = 2 * PI * PI, pp[2] = {100, 6.25},
+               ppl = 0.5 * (pp[0] + pp[1]) / (pp[0] + pp[1] + pe);
+  KT_TRUE(g->env_pick == 0.5f);
+  KT_EQ(g->nplights, 2);
+  if (fabs(g->plight_pick - ppl) > 1e-6) KT_FAIL("plight_pick %g, want %g", g->plight_pick, ppl);
+  KT_TRUE(p.features & KILN__RF_PLIGHTS);
+  /* the emitter's pick probability (its MIS weight's) is what is left */
+  if (fabs(sp[7] - (0.5 - ppl)) > 1e-6) KT_FAIL("sphere pick %g, want %g", sp[7], 0.5 - ppl);
+  const double p0 = pp[0] / (pp[0] + pp[1]);
+  KT_TRUE(fabs(v[13] - p0) < 1e-6 && fabs(v[14] - p0) < 1e-6 && v[15] == 0);
+  KT_TRUE(v[16 + 13] == 1.0f && fabs(v[16 + 14] - (1 - p0)) < 1e-6 && v[16 + 15] == v[13]);
+  KT_EQ(fbits_of(v[3]), KILN__LIGHT_POINT);
+  KT_EQ(fbits_of(v[16 + 3]), KILN__LIGHT_SPOT);
+  KT_TRUE(v[16 + 5] == -1.0f && v[16 + 11] == 1.0f && fabs(v[16 + 12] - 0.5) < 1e-7);
+  kiln__render_pack_free(&p);
+  /* the same without its punctual lights */
+  s.nplights = 0;
+  KT_CODE(kiln__render_pack(&s, &b, &p), KILN_OK);
+  g = p.data[PT_BIND_GLOBALS], sp = p.data[PT_BIND_SPHERES];
+  KT_TRUE(g->plight_pick == 0 && g->nplights == 0 && !(p.features & KILN__RF_PLIGHTS));
+  KT_TRUE(sp[7] == 0.5f);
+  kiln__render_pack_free(&p);
+  kiln__bvh_free(&b);
+  kiln__scene_free(&s);
+}
+
 /* ---- the documented model ----------------------------------------------------------------- */
 
 /* A 100 W point 1 above the plane: a / pi * (100 / 4 pi) / d^2 * cos at every pixel; below it
@@ -208,7 +261,8 @@ TEST(spot_cone) {
       if (hi < 15) {
         inside++;
         if (!(fabs(got - pixel_model(&pt, x, y)) < 0.01 * got))
-          KT_FAIL("inside, pixel %d,%d: %g, want the point's %g", x, y, got, pixel_model(&pt, x, y));
+          KT_FAIL("inside, pixel %d,%d: %g, want the point's %g", x, y, got,
+                  pixel_model(&pt, x, y));
       } else if (lo > 25) {
         outside++;
         if (got != 0) KT_FAIL("outside, pixel %d,%d: %g, want 0", x, y, got);
@@ -271,8 +325,8 @@ TEST(shadow) {
   kiln__scene s = plane_scene(4, 0);
   add_plight(&s, point(1, 1, 0, 50));
   kiln__plight l = s.plights[0];
-  const float q[4][3] = {{0.4f, 0.5f, 0.1f}, {0.6f, 0.5f, 0.1f}, {0.6f, 0.5f, -0.1f},
-                         {0.4f, 0.5f, -0.1f}};
+  const float q[4][3] = {
+      {0.4f, 0.5f, 0.1f}, {0.6f, 0.5f, 0.1f}, {0.6f, 0.5f, -0.1f}, {0.4f, 0.5f, -0.1f}};
   add_quad(&s, q, 0, 2);
   uint32_t *ids;
   float *col = render_plane(&s, &ids);
@@ -355,8 +409,8 @@ static const struct {
   const char *what;
   double all, centre;
 } CYCLES[] = {
-    {"point", 1.2649571, 2.0210752},  {"point r 0.25", 1.2075733, 1.9026688},
-    {"spot 120", 1.0996163, 2.0192051}, {"sun", 0.6615945, 0.6615945},
+    {"point", 1.2649571, 2.0210752},        {"point r 0.25", 1.2075733, 1.9026688},
+    {"spot 120", 1.0996163, 2.0192051},     {"sun", 0.6615945, 0.6615945},
     {"sun angle 20", 0.6565224, 0.6567203},
 };
 

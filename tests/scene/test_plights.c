@@ -21,7 +21,9 @@ TEST(point_in_blender_watts) {
                              NULL);
   const kiln__plight *l = only_light(s);
   KT_EQ(l->type, KILN__LIGHT_POINT);
-  ST_NEAR(l->position[0], 1, 0); ST_NEAR(l->position[1], 2, 0); ST_NEAR(l->position[2], 3, 0);
+  ST_NEAR(l->position[0], 1, 0);
+  ST_NEAR(l->position[1], 2, 0);
+  ST_NEAR(l->position[2], 3, 0);
   /* 100 W: 100 / (4 pi) W/sr, times the colour */
   ST_NEAR(l->color[0], 100 / (4 * PI), 1e-5);
   ST_NEAR(l->color[1], 50 / (4 * PI), 1e-5);
@@ -40,7 +42,8 @@ TEST(spot_cones_and_look_at) {
       NULL);
   const kiln__plight *l = only_light(s);
   KT_EQ(l->type, KILN__LIGHT_SPOT);
-  ST_NEAR(l->direction[0], 0, 0); ST_NEAR(l->direction[1], -1, 1e-7);
+  ST_NEAR(l->direction[0], 0, 0);
+  ST_NEAR(l->direction[1], -1, 1e-7);
   ST_NEAR(l->direction[2], 0, 0);
   ST_NEAR(l->cos_inner, cos(20 * PI / 180), 1e-7);
   ST_NEAR(l->cos_outer, cos(30 * PI / 180), 1e-7);
@@ -54,7 +57,8 @@ TEST(spot_cones_and_look_at) {
   l = only_light(s);
   ST_NEAR(l->cos_inner, 1, 0);
   ST_NEAR(l->cos_outer, cos(PI / 4), 1e-7);
-  ST_NEAR(l->direction[0], 0.6, 1e-7); ST_NEAR(l->direction[2], 0.8, 1e-7);
+  ST_NEAR(l->direction[0], 0.6, 1e-7);
+  ST_NEAR(l->direction[2], 0.8, 1e-7);
   kiln_scene_destroy(s);
 }
 
@@ -65,7 +69,8 @@ TEST(sun_irradiance_and_angle) {
   const kiln__plight *l = only_light(s);
   KT_EQ(l->type, KILN__LIGHT_SUN);
   ST_NEAR(l->direction[1], -1, 0);
-  ST_NEAR(l->color[0], 3, 0); ST_NEAR(l->color[2], 1.5, 0);
+  ST_NEAR(l->color[0], 3, 0);
+  ST_NEAR(l->color[2], 1.5, 0);
   ST_NEAR(l->radius, 5 * PI / 180, 1e-7); /* the disc's angular radius: half the diameter */
   kiln_scene_destroy(s);
 }
@@ -74,14 +79,17 @@ TEST(sun_irradiance_and_angle) {
  * it scales neither the radius nor the power. */
 TEST(transform_moves_and_turns) {
   kiln_scene *s = st_load_ok(
-      "{" CAM "\"lights\": [{\"type\": \"spot\", \"position\": [1, 0, 0], \"direction\": [1, 0, 0], "
+      "{" CAM
+      "\"lights\": [{\"type\": \"spot\", \"position\": [1, 0, 0], \"direction\": [1, 0, 0], "
       "\"power\": 8, \"radius\": 0.5, \"transform\": {\"rotate\": [0, 0, 90], \"scale\": 2, "
       "\"translate\": [0, 0, 5]}}]}",
       NULL);
   const kiln__plight *l = only_light(s);
-  ST_NEAR(l->position[0], 0, 1e-6); ST_NEAR(l->position[1], 2, 1e-6);
+  ST_NEAR(l->position[0], 0, 1e-6);
+  ST_NEAR(l->position[1], 2, 1e-6);
   ST_NEAR(l->position[2], 5, 1e-6);
-  ST_NEAR(l->direction[0], 0, 1e-6); ST_NEAR(l->direction[1], 1, 1e-6);
+  ST_NEAR(l->direction[0], 0, 1e-6);
+  ST_NEAR(l->direction[1], 1, 1e-6);
   ST_NEAR(l->radius, 0.5, 0);
   ST_NEAR(l->color[0], 8 / (4 * PI), 1e-6);
   kiln_scene_destroy(s);
@@ -116,10 +124,10 @@ typedef struct ecase {
 #define L(body) "{\n" CAM "\"lights\": [\n " body "]}"
 
 static const ecase cases[] = {
-    {L("{\"type\": \"pont\", \"position\": [0, 0, 0], \"power\": 1}"), "lights[0].type",
-     "\"pont\"", "did you mean 'point'"},
-    {L("{\"type\": \"point\", \"position\": [0, 0, 0], \"powr\": 1}"), "lights[0].powr",
-     "\"powr\"", "did you mean 'power'"},
+    {L("{\"type\": \"pont\", \"position\": [0, 0, 0], \"power\": 1}"), "lights[0].type", "\"pont\"",
+     "did you mean 'point'"},
+    {L("{\"type\": \"point\", \"position\": [0, 0, 0], \"powr\": 1}"), "lights[0].powr", "\"powr\"",
+     "did you mean 'power'"},
     {L("{\"type\": \"point\", \"position\": [0, 0, 0]}"), "lights[0]", "{\"type\": \"point\"",
      "missing required key 'power'"},
     {L("{\"type\": \"point\", \"power\": 1}"), "lights[0]", "{\"type\": \"point\"",
