@@ -400,9 +400,10 @@ TEST(mixed_with_emitters_and_sky) {
 
 /* ---- Cycles ------------------------------------------------------------------------------- */
 
-/* The same scenes in Cycles (Blender 3.4.1, CPU, 64x64, Standard view transform, black world;
- * the plane a Diffuse BSDF of 0.8, the camera 3 above looking down with a 30-degree field of
- * view; Blender's Z is kiln's Y): means over the whole image and over its central 4x4 pixels.
+/* The same scenes in Cycles (tools/bench/blender/plights.py at 64 spp, the point at 16: Blender
+ * 3.4.1, CPU, 64x64, Standard view transform, black world; the plane a Diffuse BSDF of 0.8, the
+ * camera 3 above looking down with a 30-degree field of view; Blender's Z is kiln's Y): means over
+ * the whole image and over its central 4x4 pixels.
  * Lamps: a 100 W point 1 above (radius 0); the same with radius 0.25; a 100 W spot there, size
  * 120 degrees, blend 0; a sun of strength 3 tilted 30 degrees; the same with angle 20 degrees. */
 static const struct {
