@@ -386,6 +386,10 @@ static int mtl_map(objr *r, kiln__mtl *t, char *p, const char *kw, int which) {
   const float xf[6] = {sc[0], 0, o[0], 0, sc[1], o[1]};
   memcpy(mp->uv_xform, xf, sizeof xf);
   if (which != KILN__MTL_MAP_KD) t->principled = true;
+  if (which == KILN__MTL_MAP_D &&
+      (rc = mtl_warn(r, t, "%s: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                     "opaque", kw)))
+    return rc;
   for (int k = 0; k < KILN__MTL_NMAPS; k++) /* one uv transform a material (scene_data.h) */
     if (k != which && t->maps[k].path && memcmp(t->maps[k].uv_xform, xf, sizeof xf) != 0)
       return mtl_warn(r, t, "%s: its -o / -s differ from another map's of '%.100s': kiln uses one "
@@ -460,7 +464,10 @@ static int mtl_line(objr *r, char *p, const char *kw) {
     t->principled = true;
     if (kw[0] == 'd') t->d = x[0];
     else if (t->d < 0 || t->d_from_tr) t->d = 1 - x[0], t->d_from_tr = true;
-    if (halo) return mtl_warn(r, t, "d -halo: kiln renders a constant coverage");
+    if (halo && (rc = mtl_warn(r, t, "d -halo: kiln renders a constant coverage"))) return rc;
+    if (t->d < 1)
+      return mtl_warn(r, t, "%s %g: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                      "opaque", kw, (double)x[0]);
     return 0;
   }
   if (!strcmp(kw, "illum")) {
