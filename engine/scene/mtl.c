@@ -60,20 +60,36 @@ static int pack_mr(kiln__sj_ctx *c, const char *rough, const char *metal, int32_
 
 static float mean3(const float *v) { return (v[0] + v[1] + v[2]) / 3; }
 
+/* Blender's Specular, Metallic and Alpha inputs for d (before its maps). */
+static void constants(const kiln__mtl *d, float *spec, float *metal, float *alpha) {
+  const bool highlight = d->illum == 2, reflection = d->illum >= 3 && d->illum <= 9;
+  *spec = d->ks[0] >= 0 ? mean3(d->ks) : highlight ? 1.0f : 0.0f;
+  *metal = d->pm >= 0 ? d->pm : reflection ? (d->ka[0] >= 0 ? mean3(d->ka) : 1) : 0;
+  *alpha = d->d >= 0 ? d->d : 1;
+}
+
+/* Roughness alone changes nothing without a specular or metallic lobe: such a material (e.g. the
+ * Cornell box's: Ks 0, Ns 0, d 1, illum 1) stays Lambertian, its images as they were. */
+bool kiln__mtl_is_principled(const kiln__mtl *d) {
+  float spec, metal, alpha;
+  constants(d, &spec, &metal, &alpha);
+  for (int k = 0; k < KILN__MTL_NMAPS; k++)
+    if (k != KILN__MTL_MAP_KD && d->maps[k].path) return true;
+  return spec > 0 || metal > 0 || alpha < 1;
+}
+
 int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material *mt) {
   const kiln__mtl_map *maps = d->maps;
-  const bool highlight = d->illum == 2, reflection = d->illum >= 3 && d->illum <= 9;
+  float spec;
+  constants(d, &spec, &mt->metallic, &mt->alpha);
   mt->type = KILN__MAT_PRINCIPLED;
   mt->texture = mt->mr_texture = mt->normal_texture = mt->emission_texture = mt->alpha_texture = -1;
-  const float spec = d->ks[0] >= 0 ? mean3(d->ks) : highlight ? 1.0f : 0.0f;
   const float f0 = sqrtf(fminf(0.08f * spec, 0.99f));
   mt->ior = (1 + f0) / (1 - f0);
-  mt->roughness = d->pr >= 0   ? d->pr
-                  : d->ns >= 0 ? 1 - sqrtf(fminf(d->ns, 1000) / 1000)
-                  : highlight  ? 0.0f
-                               : 1.0f;
-  mt->metallic = d->pm >= 0 ? d->pm : reflection ? (d->ka[0] >= 0 ? mean3(d->ka) : 1) : 0;
-  mt->alpha = d->d >= 0 ? d->d : 1;
+  mt->roughness = d->pr >= 0     ? d->pr
+                  : d->ns >= 0   ? 1 - sqrtf(fminf(d->ns, 1000) / 1000)
+                  : d->illum == 2 ? 0.0f
+                                  : 1.0f;
   /* kiln has no blending: partial coverage is a cut-out at 0.5 (a warning said so) */
   mt->alpha_cutoff = mt->alpha < 1 || maps[KILN__MTL_MAP_D].path ? 0.5f : 0;
   mt->normal_scale = 1;

@@ -385,7 +385,6 @@ static int mtl_map(objr *r, kiln__mtl *t, char *p, const char *kw, int which) {
   if (!mp->path) return KILN_ENOMEM;
   const float xf[6] = {sc[0], 0, o[0], 0, sc[1], o[1]};
   memcpy(mp->uv_xform, xf, sizeof xf);
-  if (which != KILN__MTL_MAP_KD) t->principled = true;
   if (which == KILN__MTL_MAP_D &&
       (rc = mtl_warn(r, t, "%s: kiln has no blending: coverage below 0.5 is a hole, the rest "
                      "opaque", kw)))
@@ -446,22 +445,17 @@ static int mtl_line(objr *r, char *p, const char *kw) {
     for (int i = 0; i < 3; i++)
       if (!(x[i] >= 0 && x[i] <= 1))
         return fail(r, KILN_EPARSE, "%s must be in [0, 1], not %g", kw, (double)x[i]);
-    t->principled |= kw[1] == 's'; /* Ka only counts with illum 3 to 9, which sets it */
     memcpy(kw[1] == 's' ? t->ks : t->ka, x, sizeof x);
     return 0;
   }
   if (!strcmp(kw, "Ni")) return floats(r, &p, x, 1, 0, kw); /* Blender: transmission only */
   float *one = !strcmp(kw, "Ns") ? &t->ns : !strcmp(kw, "Pr") ? &t->pr
              : !strcmp(kw, "Pm") ? &t->pm : NULL;
-  if (one) {
-    t->principled = true;
-    return mtl_number(r, &p, kw, 0, kw[0] == 'N' ? 1e30f : 1, one);
-  }
+  if (one) return mtl_number(r, &p, kw, 0, kw[0] == 'N' ? 1e30f : 1, one);
   if (!strcmp(kw, "d") || !strcmp(kw, "Tr")) {
     bool halo = kw[0] == 'd' && !strncmp(p + strspn(p, " \t"), "-halo", 5);
     if (halo) kiln__mesh_token(&p);
     if ((rc = mtl_number(r, &p, kw, 0, 1, x))) return rc;
-    t->principled = true;
     if (kw[0] == 'd') t->d = x[0];
     else if (t->d < 0 || t->d_from_tr) t->d = 1 - x[0], t->d_from_tr = true;
     if (halo && (rc = mtl_warn(r, t, "d -halo: kiln renders a constant coverage"))) return rc;
@@ -473,7 +467,7 @@ static int mtl_line(objr *r, char *p, const char *kw) {
   if (!strcmp(kw, "illum")) {
     if ((rc = mtl_number(r, &p, kw, 0, 10, x))) return rc;
     if (x[0] != floorf(x[0])) return fail(r, KILN_EPARSE, "illum must be a whole number");
-    t->illum = (int)x[0], t->principled = true;
+    t->illum = (int)x[0];
     if (t->illum == 4 || t->illum == 6 || t->illum == 7 || t->illum == 9)
       return mtl_warn(r, t, "illum %d (transparency, refraction): kiln renders it opaque",
                       t->illum);

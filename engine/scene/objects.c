@@ -56,7 +56,7 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
       if (kiln__sb_warn(&c->ld->b, "%s", d->warnings[w])) return kiln__sj_nomem(c);
     const char *map_kd = d->maps[KILN__MTL_MAP_KD].path;
     int rc;
-    if (d->principled) {
+    if (kiln__mtl_is_principled(d)) {
       if ((rc = kiln__sj_mtl_principled(c, d, &mt))) return rc;
     } else {
       if (emits) mt.type = KILN__MAT_EMISSIVE;

@@ -60,7 +60,6 @@ typedef struct kiln__mtl {
   float ns, d, pr, pm;       /* Ns, d (or 1 - Tr), Pr, Pm; < 0: not given */
   bool d_from_tr;            /* d came from Tr (a later d wins over it) */
   int illum;                 /* -1: not given */
-  bool principled;           /* it uses a key other than Kd, Ke, map_Kd (docs/SCENE.md, Meshes) */
   kiln__mtl_map maps[KILN__MTL_NMAPS];
   size_t nwarnings;
   char **warnings; /* "file:line: text": what it says that kiln does not render, each passed to
@@ -277,8 +276,11 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o);
 
 /* ---- mtl.c -------------------------------------------------------------------------------- */
 
-/* Fills the PRINCIPLED fields of *mt (whose albedo and emission hold Kd and Ke) from the MTL
- * material d that uses keys beyond Kd, Ke and map_Kd, loading its maps (docs/SCENE.md, Meshes). */
+/* Whether MTL material d asks for more than a diffuse or emissive material: a specular or
+ * metallic lobe, partial coverage, or a map other than map_Kd (docs/SCENE.md, Meshes). */
+bool kiln__mtl_is_principled(const kiln__mtl *d);
+/* Fills the PRINCIPLED fields of *mt (whose albedo and emission hold Kd and Ke) from d, loading
+ * its maps. */
 int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material *mt);
 
 #endif

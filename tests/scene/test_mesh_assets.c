@@ -129,6 +129,7 @@ static const char mtl_text[] =
     "newmtl B\nKd 0.5 0.4 0.3\nKa 0.3 0.3 0.3\nillum 3\nPr 0.3\n"
     "newmtl C\nKd 0.2 0.3 0.4\nmap_Kd c.png\n"
     "newmtl D\nKd 0 0 0\nKe 2 3 4\n"
+    "newmtl F\nKa 0 0 0\nKd 0.1 0.2 0.3\nKs 0 0 0\nNi 1\nNs 0\nd 1\nillum 1\nKe 0 0 0\n"
     "newmtl E\nTr 0.75\nPm 0.6\nKs 1 1 1\nillum 2\n"
     "newmtl T\nKd 1 1 1\nmap_Kd -o 0.1 0.2 -s 2 3 c.png\nmap_Pr -o 0.1 0.2 -s 2 3 r.png\n"
     "map_Pm -s 2 3 -o 0.1 0.2 m.png\nmap_d -o 0.1 0.2 -s 2 3 1 a.png\n"
@@ -149,7 +150,7 @@ TEST(mtl_principled_mapping) {
   write_png(dir, "a.png", 2, 1, 4, a);
   st_write(dir, "p.obj",
            "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
-           "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
+           "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
            (size_t)-1);
   kiln_scene *s = load_ok(dir, "p.obj", false);
   const kiln__scene *d = st_data(s);
@@ -183,6 +184,10 @@ TEST(mtl_principled_mapping) {
   KT_TRUE(C->texture >= 0);
   KT_EQ(D->type, KILN__MAT_EMISSIVE);
   ST_NEAR(D->emission[2], 4, 0);
+  /* F (the Cornell box's form): no specular, metallic or cut-out, so diffuse, as before */
+  const kiln__material *F = mat_named(d, "F");
+  KT_EQ(F->type, KILN__MAT_DIFFUSE);
+  ST_NEAR(F->albedo[2], 0.3, 1e-7);
   /* E: Tr is 1 - d, a cut-out at 0.5; Pm; Ks 1 is Specular 1, F0 0.08; no Ns with illum 2: 0 */
   const kiln__material *E = mat_named(d, "E");
   ST_NEAR(E->alpha, 0.25, 0);
