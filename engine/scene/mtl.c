@@ -86,8 +86,8 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
   mt->texture = mt->mr_texture = mt->normal_texture = mt->emission_texture = mt->alpha_texture = -1;
   const float f0 = sqrtf(fminf(0.08f * spec, 0.99f));
   mt->ior = (1 + f0) / (1 - f0);
-  mt->roughness = d->pr >= 0     ? d->pr
-                  : d->ns >= 0   ? 1 - sqrtf(fminf(d->ns, 1000) / 1000)
+  mt->roughness = d->pr >= 0      ? d->pr
+                  : d->ns >= 0    ? 1 - sqrtf(fminf(d->ns, 1000) / 1000)
                   : d->illum == 2 ? 0.0f
                                   : 1.0f;
   /* kiln has no blending: partial coverage is a cut-out at 0.5 (a warning said so) */
@@ -99,8 +99,8 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
     if (maps[k].path) memcpy(mt->uv_xform, maps[k].uv_xform, sizeof id);
   int rc = 0;
   if (maps[KILN__MTL_MAP_KD].path)
-    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, &mt->texture,
-                             NULL);
+    rc =
+        kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, &mt->texture, NULL);
   if (!rc && maps[KILN__MTL_MAP_KE].path) {
     mt->emission[0] = mt->emission[1] = mt->emission[2] = 1;
     rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KE].path, KILN__TEX_SRGB,
@@ -116,8 +116,8 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
     rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_D].path, KILN__TEX_LINEAR, &rgb, &a);
     mt->alpha_texture = a >= 0 ? a : rgb;
   }
-  const char *rough = maps[KILN__MTL_MAP_PR].path ? maps[KILN__MTL_MAP_PR].path
-                                                  : maps[KILN__MTL_MAP_NS].path;
+  const char *rough =
+      maps[KILN__MTL_MAP_PR].path ? maps[KILN__MTL_MAP_PR].path : maps[KILN__MTL_MAP_NS].path;
   const char *metal = maps[KILN__MTL_MAP_PM].path;
   if (!rc && (rough || metal)) {
     if (rough) mt->roughness = 1;

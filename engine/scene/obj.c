@@ -386,14 +386,18 @@ static int mtl_map(objr *r, kiln__mtl *t, char *p, const char *kw, int which) {
   const float xf[6] = {sc[0], 0, o[0], 0, sc[1], o[1]};
   memcpy(mp->uv_xform, xf, sizeof xf);
   if (which == KILN__MTL_MAP_D &&
-      (rc = mtl_warn(r, t, "%s: kiln has no blending: coverage below 0.5 is a hole, the rest "
-                     "opaque", kw)))
+      (rc = mtl_warn(r, t,
+                     "%s: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                     "opaque",
+                     kw)))
     return rc;
   for (int k = 0; k < KILN__MTL_NMAPS; k++) /* one uv transform a material (scene_data.h) */
     if (k != which && t->maps[k].path && memcmp(t->maps[k].uv_xform, xf, sizeof xf) != 0)
-      return mtl_warn(r, t, "%s: its -o / -s differ from another map's of '%.100s': kiln uses one "
+      return mtl_warn(r, t,
+                      "%s: its -o / -s differ from another map's of '%.100s': kiln uses one "
                       "uv transform a material (the first map's in map_Kd, map_Ke, map_Ns, "
-                      "map_Pr, map_Pm, map_d, bump order)", kw, t->name);
+                      "map_Pr, map_Pm, map_d, bump order)",
+                      kw, t->name);
   return 0;
 }
 
@@ -414,32 +418,15 @@ static int newmtl(objr *r, char *p) {
   return 0;
 }
 
-static int mtl_line(objr *r, char *p, const char *kw) {
-  static const struct {
-    const char *kw;
-    int map;
-  } maps[] = {{"map_Kd", KILN__MTL_MAP_KD}, {"map_Ke", KILN__MTL_MAP_KE},
-              {"map_Ns", KILN__MTL_MAP_NS}, {"map_Pr", KILN__MTL_MAP_PR},
-              {"map_Pm", KILN__MTL_MAP_PM}, {"map_d", KILN__MTL_MAP_D},
-              {"map_Bump", KILN__MTL_MAP_BUMP}, {"map_bump", KILN__MTL_MAP_BUMP},
-              {"bump", KILN__MTL_MAP_BUMP}, {"norm", KILN__MTL_MAP_BUMP}};
-  /* read, and not rendered: clearcoat, sheen, anisotropy, transmission, reflection maps, ... */
-  static const char *const unrendered[] = {
-      "Ps", "Pc", "Pcr", "aniso", "anisor", "Tf", "sharpness", "map_Ka", "map_Ks", "map_Ps",
-      "map_Pc", "map_Pcr", "map_aat", "map_Tf", "refl", "disp", "decal", "map_disp", NULL};
-  kiln__mesh *m = r->m;
-  if (strcmp(kw, "newmtl") == 0) return newmtl(r, p);
-  if (m->nmtls == 0) {
-    if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke") || !strcmp(kw, "map_Kd"))
-      return fail(r, KILN_EPARSE, "%s before any newmtl", kw);
-    return 0; /* nothing to apply it to */
-  }
-  kiln__mtl *t = &m->mtls[m->nmtls - 1];
-  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
-    if (strcmp(kw, maps[i].kw) == 0) return mtl_map(r, t, p, kw, maps[i].map);
+enum { NOT_A_VALUE = 1 };
+
+/* The MTL keys with numbers (Kd, Ke, Ks, Ka, Ni, Ns, Pr, Pm, d, Tr, illum) into t; NOT_A_VALUE
+ * for any other kw. */
+static int mtl_value(objr *r, kiln__mtl *t, char *p, const char *kw) {
   float x[3];
   int rc;
-  if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke")) return floats(r, &p, kw[1] == 'd' ? t->kd : t->ke, 3, 0, kw);
+  if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke"))
+    return floats(r, &p, kw[1] == 'd' ? t->kd : t->ke, 3, 0, kw);
   if (!strcmp(kw, "Ks") || !strcmp(kw, "Ka")) {
     if ((rc = floats(r, &p, x, 3, 0, kw))) return rc;
     for (int i = 0; i < 3; i++)
@@ -449,19 +436,23 @@ static int mtl_line(objr *r, char *p, const char *kw) {
     return 0;
   }
   if (!strcmp(kw, "Ni")) return floats(r, &p, x, 1, 0, kw); /* Blender: transmission only */
-  float *one = !strcmp(kw, "Ns") ? &t->ns : !strcmp(kw, "Pr") ? &t->pr
-             : !strcmp(kw, "Pm") ? &t->pm : NULL;
+  float *one = !strcmp(kw, "Ns")   ? &t->ns
+               : !strcmp(kw, "Pr") ? &t->pr
+               : !strcmp(kw, "Pm") ? &t->pm
+                                   : NULL;
   if (one) return mtl_number(r, &p, kw, 0, kw[0] == 'N' ? 1e30f : 1, one);
   if (!strcmp(kw, "d") || !strcmp(kw, "Tr")) {
     bool halo = kw[0] == 'd' && !strncmp(p + strspn(p, " \t"), "-halo", 5);
     if (halo) kiln__mesh_token(&p);
     if ((rc = mtl_number(r, &p, kw, 0, 1, x))) return rc;
-    if (kw[0] == 'd') t->d = x[0];
-    else if (t->d < 0 || t->d_from_tr) t->d = 1 - x[0], t->d_from_tr = true;
+    bool sets = kw[0] == 'd' || t->d < 0 || t->d_from_tr; /* a d wins over a Tr */
+    if (sets) t->d = kw[0] == 'd' ? x[0] : 1 - x[0], t->d_from_tr = kw[0] == 'T';
     if (halo && (rc = mtl_warn(r, t, "d -halo: kiln renders a constant coverage"))) return rc;
-    if (t->d < 1)
-      return mtl_warn(r, t, "%s %g: kiln has no blending: coverage below 0.5 is a hole, the rest "
-                      "opaque", kw, (double)x[0]);
+    if (sets && t->d < 1)
+      return mtl_warn(r, t,
+                      "%s %g: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                      "opaque",
+                      kw, (double)x[0]);
     return 0;
   }
   if (!strcmp(kw, "illum")) {
@@ -473,6 +464,35 @@ static int mtl_line(objr *r, char *p, const char *kw) {
                       t->illum);
     return 0;
   }
+  return NOT_A_VALUE;
+}
+
+static int mtl_line(objr *r, char *p, const char *kw) {
+  static const struct {
+    const char *kw;
+    int map;
+  } maps[] = {{"map_Kd", KILN__MTL_MAP_KD},     {"map_Ke", KILN__MTL_MAP_KE},
+              {"map_Ns", KILN__MTL_MAP_NS},     {"map_Pr", KILN__MTL_MAP_PR},
+              {"map_Pm", KILN__MTL_MAP_PM},     {"map_d", KILN__MTL_MAP_D},
+              {"map_Bump", KILN__MTL_MAP_BUMP}, {"map_bump", KILN__MTL_MAP_BUMP},
+              {"bump", KILN__MTL_MAP_BUMP},     {"norm", KILN__MTL_MAP_BUMP}};
+  /* read, and not rendered: clearcoat, sheen, anisotropy, transmission, reflection maps, ... */
+  static const char *const unrendered[] = {"Ps",     "Pc",        "Pcr",      "aniso",  "anisor",
+                                           "Tf",     "sharpness", "map_Ka",   "map_Ks", "map_Ps",
+                                           "map_Pc", "map_Pcr",   "map_aat",  "map_Tf", "refl",
+                                           "disp",   "decal",     "map_disp", NULL};
+  kiln__mesh *m = r->m;
+  if (strcmp(kw, "newmtl") == 0) return newmtl(r, p);
+  if (m->nmtls == 0) {
+    if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke") || !strcmp(kw, "map_Kd"))
+      return fail(r, KILN_EPARSE, "%s before any newmtl", kw);
+    return 0; /* nothing to apply it to */
+  }
+  kiln__mtl *t = &m->mtls[m->nmtls - 1];
+  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    if (strcmp(kw, maps[i].kw) == 0) return mtl_map(r, t, p, kw, maps[i].map);
+  int rc = mtl_value(r, t, p, kw);
+  if (rc != NOT_A_VALUE) return rc;
   for (int i = 0; unrendered[i]; i++)
     if (strcmp(kw, unrendered[i]) == 0)
       return mtl_warn(r, t, "%s is not rendered by kiln: ignored", kw);

@@ -60,8 +60,7 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
       if ((rc = kiln__sj_mtl_principled(c, d, &mt))) return rc;
     } else {
       if (emits) mt.type = KILN__MAT_EMISSIVE;
-      if (map_kd && !emits && (rc = kiln__sj_texture(c, "", map_kd, false, &mt.texture)))
-        return rc;
+      if (map_kd && !emits && (rc = kiln__sj_texture(c, "", map_kd, false, &mt.texture))) return rc;
     }
     size_t n = strlen(name);
     if (!(mt.name = malloc(n + 1))) return kiln__sj_nomem(c);

@@ -295,7 +295,8 @@ static int read_body(plyr *r, kiln__mesh *m) {
       for (int i = 0; has_col && i < 3; i++) {
         const prop *cp = &el->props[cidx[i]];
         if (!colour_scale(cp->type)) {
-          rc = fail(r, "vertex property '%s': a colour is uchar, ushort, float or double", cp->name);
+          rc =
+              fail(r, "vertex property '%s': a colour is uchar, ushort, float or double", cp->name);
           break;
         }
       }

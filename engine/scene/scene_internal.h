@@ -55,11 +55,11 @@ typedef struct kiln__mtl_map {
 /* A material read from an MTL file. A negative number stands for a key not given. */
 typedef struct kiln__mtl {
   char *name;
-  float kd[3], ke[3];        /* 0.8 and 0 when not given */
-  float ks[3], ka[3];        /* [0] < 0: not given */
-  float ns, d, pr, pm;       /* Ns, d (or 1 - Tr), Pr, Pm; < 0: not given */
-  bool d_from_tr;            /* d came from Tr (a later d wins over it) */
-  int illum;                 /* -1: not given */
+  float kd[3], ke[3];  /* 0.8 and 0 when not given */
+  float ks[3], ka[3];  /* [0] < 0: not given */
+  float ns, d, pr, pm; /* Ns, d (or 1 - Tr), Pr, Pm; < 0: not given */
+  bool d_from_tr;      /* d came from Tr (a later d wins over it) */
+  int illum;           /* -1: not given */
   kiln__mtl_map maps[KILN__MTL_NMAPS];
   size_t nwarnings;
   char **warnings; /* "file:line: text": what it says that kiln does not render, each passed to

@@ -126,8 +126,8 @@ static int add_texture(kiln__sj_ctx *c, char *p, kiln__tex_mode mode, kiln__text
     if (alpha) free(alpha->rgb); /* (kiln__sb_texture took whichever it added) */
     return kiln__sj_nomem(c);
   }
-  c->ld->texs[c->ld->ntexs++] = (kiln__sj_tex_entry){p, mode == KILN__TEX_HDR, idx, (int)mode,
-                                                      alpha != NULL, (int32_t)aidx};
+  c->ld->texs[c->ld->ntexs++] =
+      (kiln__sj_tex_entry){p, mode == KILN__TEX_HDR, idx, (int)mode, alpha != NULL, (int32_t)aidx};
   *out = (int32_t)idx;
   if (alpha_out) *alpha_out = (int32_t)aidx;
   return 0;

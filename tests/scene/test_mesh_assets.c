@@ -23,7 +23,8 @@ static kiln_scene *load_ok(const char *dir, const char *file, bool override) {
   kiln_error_detail e;
   kiln_scene *s = NULL;
   char buf[2048];
-  if (load(dir, file, override, &e, &s)) KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
+  if (load(dir, file, override, &e, &s))
+    KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
   return s;
 }
 
@@ -148,10 +149,11 @@ TEST(mtl_principled_mapping) {
   write_png(dir, "m.png", 1, 1, 1, m);
   write_png(dir, "n.png", 1, 1, 3, n);
   write_png(dir, "a.png", 2, 1, 4, a);
-  st_write(dir, "p.obj",
-           "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
-           "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
-           (size_t)-1);
+  st_write(
+      dir, "p.obj",
+      "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
+      "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
+      (size_t)-1);
   kiln_scene *s = load_ok(dir, "p.obj", false);
   const kiln__scene *d = st_data(s);
   const float id[6] = {1, 0, 0, 0, 1, 0};
@@ -386,9 +388,9 @@ TEST(ply_colours_endianness) {
   KT_EQ(d->ntris, 2 * 3);
   KT_TRUE(d->col != NULL);
   /* the triangle 0 2 3's colours */
-  const float want[9] = {srgb(1), srgb(0), srgb(128 / 255.0f), srgb(10 / 255.0f),
-                         srgb(20 / 255.0f), srgb(30 / 255.0f), srgb(1 / 255.0f),
-                         srgb(2 / 255.0f), srgb(3 / 255.0f)};
+  const float want[9] = {srgb(1),           srgb(0),           srgb(128 / 255.0f),
+                         srgb(10 / 255.0f), srgb(20 / 255.0f), srgb(30 / 255.0f),
+                         srgb(1 / 255.0f),  srgb(2 / 255.0f),  srgb(3 / 255.0f)};
   for (int i = 0; i < 9; i++)
     if (d->col[18 + i] != want[i])
       KT_FAIL("col[%d] = %.9g, want %.9g", 18 + i, (double)d->col[18 + i], (double)want[i]);
