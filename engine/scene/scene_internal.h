@@ -10,6 +10,7 @@
  *   categories.c   the scene's categories and the objects' ("category", "category_id")
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
+ *   mtl.c          an MTL material that asks for more than diffuse / emissive -> principled
  *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
  *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
