@@ -98,6 +98,8 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
   for (int k = KILN__MTL_NMAPS - 1; k >= 0; k--) /* the first map's transform (obj.c warned) */
     if (maps[k].path) memcpy(mt->uv_xform, maps[k].uv_xform, sizeof id);
   int rc = 0;
+  if (maps[KILN__MTL_MAP_KD].path && !d->kd_given) /* Blender's export of a textured colour */
+    mt->albedo[0] = mt->albedo[1] = mt->albedo[2] = 1;
   if (maps[KILN__MTL_MAP_KD].path)
     rc =
         kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, &mt->texture, NULL);

@@ -425,6 +425,7 @@ enum { NOT_A_VALUE = 1 };
 static int mtl_value(objr *r, kiln__mtl *t, char *p, const char *kw) {
   float x[3];
   int rc;
+  t->kd_given |= !strcmp(kw, "Kd");
   if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke"))
     return floats(r, &p, kw[1] == 'd' ? t->kd : t->ke, 3, 0, kw);
   if (!strcmp(kw, "Ks") || !strcmp(kw, "Ka")) {

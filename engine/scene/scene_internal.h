@@ -60,6 +60,7 @@ typedef struct kiln__mtl {
   float ks[3], ka[3];  /* [0] < 0: not given */
   float ns, d, pr, pm; /* Ns, d (or 1 - Tr), Pr, Pm; < 0: not given */
   bool d_from_tr;      /* d came from Tr (a later d wins over it) */
+  bool kd_given;       /* Blender's exporter leaves Kd out when a map_Kd replaces it */
   int illum;           /* -1: not given */
   kiln__mtl_map maps[KILN__MTL_NMAPS];
   size_t nwarnings;

@@ -131,6 +131,9 @@ static const char mtl_text[] =
     "newmtl C\nKd 0.2 0.3 0.4\nmap_Kd c.png\n"
     "newmtl D\nKd 0 0 0\nKe 2 3 4\n"
     "newmtl F\nKa 0 0 0\nKd 0.1 0.2 0.3\nKs 0 0 0\nNi 1\nNs 0\nd 1\nillum 1\nKe 0 0 0\n"
+    /* as Blender 3.4 exports a Principled BSDF (metallic 0.7, roughness 0.3, textured colour) */
+    "newmtl G\nNs 490.000000\nKa 0.700000 0.700000 0.700000\nKs 0.500000 0.500000 0.500000\n"
+    "Ke 0.000000 0.000000 0.000000\nNi 1.450000\nd 1.000000\nillum 3\nmap_Kd c.png\n"
     "newmtl E\nTr 0.75\nPm 0.6\nKs 1 1 1\nillum 2\n"
     "newmtl T\nKd 1 1 1\nmap_Kd -o 0.1 0.2 -s 2 3 c.png\nmap_Pr -o 0.1 0.2 -s 2 3 r.png\n"
     "map_Pm -s 2 3 -o 0.1 0.2 m.png\nmap_d -o 0.1 0.2 -s 2 3 1 a.png\n"
@@ -152,7 +155,7 @@ TEST(mtl_principled_mapping) {
   st_write(
       dir, "p.obj",
       "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
-      "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
+      "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl G\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
       (size_t)-1);
   kiln_scene *s = load_ok(dir, "p.obj", false);
   const kiln__scene *d = st_data(s);
@@ -190,6 +193,15 @@ TEST(mtl_principled_mapping) {
   const kiln__material *F = mat_named(d, "F");
   KT_EQ(F->type, KILN__MAT_DIFFUSE);
   ST_NEAR(F->albedo[2], 0.3, 1e-7);
+  /* G: Blender's own export reads back as it was: metallic (Ka, illum 3), roughness (Ns 490),
+   * specular 0.5; no Kd beside map_Kd: the texture alone */
+  const kiln__material *G = mat_named(d, "G");
+  KT_EQ(G->type, KILN__MAT_PRINCIPLED);
+  ST_NEAR(G->metallic, 0.7, 1e-6);
+  ST_NEAR(G->roughness, 0.3, 1e-6);
+  ST_NEAR(G->ior, 1.5, 1e-5);
+  for (int i = 0; i < 3; i++) ST_NEAR(G->albedo[i], 1, 0);
+  KT_EQ(G->texture, C->texture);
   /* E: Tr is 1 - d, a cut-out at 0.5; Pm; Ks 1 is Specular 1, F0 0.08; no Ns with illum 2: 0 */
   const kiln__material *E = mat_named(d, "E");
   ST_NEAR(E->alpha, 0.25, 0);
