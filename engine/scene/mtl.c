@@ -69,12 +69,15 @@ static void constants(const kiln__mtl *d, float *spec, float *metal, float *alph
 }
 
 /* Roughness alone changes nothing without a specular or metallic lobe: such a material (e.g. the
- * Cornell box's: Ks 0, Ns 0, d 1, illum 1) stays Lambertian, its images as they were. */
+ * Cornell box's: Ks 0, Ns 0, d 1, illum 1) stays Lambertian, its images as they were, unless its
+ * map_Kd has -o / -s. */
 bool kiln__mtl_is_principled(const kiln__mtl *d) {
+  static const float id[6] = {1, 0, 0, 0, 1, 0};
   float spec, metal, alpha;
   constants(d, &spec, &metal, &alpha);
-  for (int k = 0; k < KILN__MTL_NMAPS; k++)
-    if (k != KILN__MTL_MAP_KD && d->maps[k].path) return true;
+  for (int k = 0; k < KILN__MTL_NMAPS; k++) /* only principled materials have a uv transform */
+    if (d->maps[k].path && (k != KILN__MTL_MAP_KD || memcmp(d->maps[k].uv_xform, id, sizeof id)))
+      return true;
   return spec > 0 || metal > 0 || alpha < 1;
 }
 

@@ -129,6 +129,7 @@ static const char mtl_text[] =
     "newmtl A\nKd 0.5 0.4 0.3\nKs 0.5 0.5 0.5\nNs 250\nd 1\nillum 2\nNi 1.45\n"
     "newmtl B\nKd 0.5 0.4 0.3\nKa 0.3 0.3 0.3\nillum 3\nPr 0.3\n"
     "newmtl C\nKd 0.2 0.3 0.4\nmap_Kd c.png\n"
+    "newmtl H\nKd 0.2 0.3 0.4\nmap_Kd -s 2 2 c.png\n"
     "newmtl D\nKd 0 0 0\nKe 2 3 4\n"
     "newmtl F\nKa 0 0 0\nKd 0.1 0.2 0.3\nKs 0 0 0\nNi 1\nNs 0\nd 1\nillum 1\nKe 0 0 0\n"
     /* as Blender 3.4 exports a Principled BSDF (metallic 0.7, roughness 0.3, textured colour) */
@@ -152,11 +153,11 @@ TEST(mtl_principled_mapping) {
   write_png(dir, "m.png", 1, 1, 1, m);
   write_png(dir, "n.png", 1, 1, 3, n);
   write_png(dir, "a.png", 2, 1, 4, a);
-  st_write(
-      dir, "p.obj",
-      "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
-      "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl G\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
-      (size_t)-1);
+  st_write(dir, "p.obj",
+           "mtllib p.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl A\nf 1 2 3\nusemtl B\nf 1 2 3\n"
+           "usemtl C\nf 1 2 3\nusemtl D\nf 1 2 3\nusemtl F\nf 1 2 3\nusemtl G\nf 1 2 3\n"
+           "usemtl H\nf 1 2 3\nusemtl E\nf 1 2 3\nusemtl T\nf 1/1 2/1 3/1\n",
+           (size_t)-1);
   kiln_scene *s = load_ok(dir, "p.obj", false);
   const kiln__scene *d = st_data(s);
   const float id[6] = {1, 0, 0, 0, 1, 0};
@@ -202,6 +203,13 @@ TEST(mtl_principled_mapping) {
   ST_NEAR(G->ior, 1.5, 1e-5);
   for (int i = 0; i < 3; i++) ST_NEAR(G->albedo[i], 1, 0);
   KT_EQ(G->texture, C->texture);
+  /* H: a map_Kd with -s needs the uv transform only principled materials have */
+  const kiln__material *H = mat_named(d, "H");
+  KT_EQ(H->type, KILN__MAT_PRINCIPLED);
+  ST_NEAR(H->uv_xform[4], 2, 0);
+  ST_NEAR(H->albedo[2], 0.4, 1e-7);
+  ST_NEAR(H->metallic, 0, 0);
+  ST_NEAR(H->ior, 1, 0); /* no specular: the diffuse lobe alone */
   /* E: Tr is 1 - d, a cut-out at 0.5; Pm; Ks 1 is Specular 1, F0 0.08; no Ns with illum 2: 0 */
   const kiln__material *E = mat_named(d, "E");
   ST_NEAR(E->alpha, 0.25, 0);
