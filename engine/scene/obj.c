@@ -1,11 +1,16 @@
 /* obj.c: Wavefront OBJ (+ MTL) meshes, and the kiln__mesh helpers that ply.c shares.
  *
- * Read: v, vt, vn, f (v, v/vt, v//vn, v/vt/vn; negative indices count back from the last vertex;
- * polygons are fan-triangulated), o (each `o` with faces becomes its own group, i.e. its own scene
- * object), usemtl, mtllib (newmtl, Kd, Ke, map_Kd; other MTL statements are ignored). Statements
- * of the OBJ format kiln does not render (g, s, l, p, curves and surfaces) are skipped; anything
- * else, a malformed number, an index out of range or a face of fewer than three vertices is a
- * KILN_EPARSE naming the file and line. The file is read whole and tokenised in place. */
+ * Read: v (with an optional colour: `v x y z r g b`), vt, vn, f (v, v/vt, v//vn, v/vt/vn; negative
+ * indices count back from the last vertex; polygons are fan-triangulated), o (each `o` with faces
+ * becomes its own group, i.e. its own scene object), usemtl, mtllib. A `\` ending a line continues
+ * the statement on the next (in MTL files too). Statements of the OBJ format kiln does not render
+ * (g, s, l, p, curves and surfaces) are skipped; anything else, a malformed number, an index out
+ * of range or a face of fewer than three vertices is a KILN_EPARSE naming the file and line.
+ * MTL: newmtl, Kd, Ke, Ks, Ka, Ns, d / Tr, illum, Ni, Pr, Pm and the maps of kiln__mtl (with
+ * their -o, -s, -bm options) are read; what kiln does not render (other keys, maps and options)
+ * becomes a warning on the material, naming the MTL file and line, which the scene reports once
+ * when a scene uses the material (mtl.c maps the keys to a material). The file is read whole and
+ * tokenised in place. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -24,7 +29,13 @@ void kiln__mesh_free(kiln__mesh *m) {
   free(m->groups);
   for (size_t i = 0; i < m->nmat_names; i++) free(m->mat_names[i]);
   free(m->mat_names);
-  for (size_t i = 0; i < m->nmtls; i++) free(m->mtls[i].name), free(m->mtls[i].map_kd);
+  for (size_t i = 0; i < m->nmtls; i++) {
+    kiln__mtl *t = &m->mtls[i];
+    free(t->name);
+    for (int k = 0; k < KILN__MTL_NMAPS; k++) free(t->maps[k].path);
+    for (size_t k = 0; k < t->nwarnings; k++) free(t->warnings[k]);
+    free(t->warnings);
+  }
   free(m->mtls);
   free(m->mtl_dir);
   memset(m, 0, sizeof *m);
@@ -45,7 +56,10 @@ int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n
     if (nr) m->nrm = nr;
     float *u = m->uv ? realloc(m->uv, nc * 6 * sizeof(float)) : NULL;
     if (u) m->uv = u;
-    if (!pos || !g || !mt || (m->nrm && !nr) || (m->uv && !u)) return KILN_ENOMEM;
+    float *cl = m->col ? realloc(m->col, nc * 9 * sizeof(float)) : NULL;
+    if (cl) m->col = cl;
+    if (!pos || !g || !mt || (m->nrm && !nr) || (m->uv && !u) || (m->col && !cl))
+      return KILN_ENOMEM;
     *cap = nc;
   }
   if (n && !m->nrm) { /* the first face with normals: the earlier ones get geometric normals */
@@ -75,9 +89,24 @@ int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n
     if (uv) memcpy(m->uv + 6 * t, uv, 6 * sizeof(float));
     else memset(m->uv + 6 * t, 0, 6 * sizeof(float));
   }
+  if (m->col)
+    for (int k = 0; k < 9; k++) m->col[9 * t + k] = 1.0f;
   m->tri_group[t] = group, m->tri_mat[t] = mat;
   m->ntris++;
   return 0;
+}
+
+int kiln__mesh_push_col(kiln__mesh *m, size_t cap, const float col[9]) {
+  if (!m->col) {
+    if (!(m->col = malloc(cap * 9 * sizeof(float)))) return KILN_ENOMEM;
+    for (size_t i = 0; i < cap * 9; i++) m->col[i] = 1.0f;
+  }
+  memcpy(m->col + 9 * (m->ntris - 1), col, 9 * sizeof(float));
+  return 0;
+}
+
+float kiln__srgb_to_linear(float x) {
+  return x <= 0.04045f ? x / 12.92f : powf((x + 0.055f) / 1.055f, 2.4f);
 }
 
 /* ---- the OBJ reader -------------------------------------------------------------------------- */
@@ -88,7 +117,8 @@ typedef struct objr {
   const char *file; /* for messages: the file being read (OBJ or MTL) */
   int line;
   float *v, *vt, *vn;
-  size_t nv, nvt, nvn, cv, cvt, cvn, tri_cap;
+  float *vc; /* per vertex an sRGB-decoded colour, once some vertex has one (white before) */
+  size_t nv, nvt, nvn, nvc, cv, cvt, cvn, cvc, tri_cap;
   char *pending_group; /* the `o` name whose group is created by its first face */
   int64_t group;       /* current group index, -1 before the first face */
   uint32_t mat;        /* current mat_names index, UINT32_MAX before any usemtl */
@@ -228,6 +258,11 @@ static int face(objr *r, char *p) {
       if ((rc = kiln__mesh_push(r->m, &r->tri_cap, pos, has_n ? nrm : NULL, has_uv ? uv : NULL,
                                 (uint32_t)r->group, r->mat)))
         return rc;
+      if (r->vc) {
+        float col[9];
+        for (int k = 0; k < 3; k++) memcpy(col + 3 * k, r->vc + 3 * fv[k]->v, 3 * sizeof(float));
+        if ((rc = kiln__mesh_push_col(r->m, r->tri_cap, col))) return rc;
+      }
     }
     prev = cur;
   }
@@ -258,36 +293,211 @@ static char *dup_str(const char *s) {
   return c;
 }
 
-static int mtl_line(objr *r, char *p, const char *kw) {
+/* ---- MTL ------------------------------------------------------------------------------------- */
+
+/* Records "file:line: text" on t, for the scene's warnings when a scene uses t. */
+static int mtl_warn(objr *r, kiln__mtl *t, const char *fmt, ...) KILN__PRINTF(3, 4);
+static int mtl_warn(objr *r, kiln__mtl *t, const char *fmt, ...) {
+  char text[400], *w;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  size_t n = strlen(r->file) + strlen(text) + 24;
+  char **a = realloc(t->warnings, (t->nwarnings + 1) * sizeof *a);
+  if (!a) return KILN_ENOMEM;
+  t->warnings = a;
+  if (!(w = malloc(n))) return KILN_ENOMEM;
+  snprintf(w, n, "%s:%d: %s", r->file, r->line, text);
+  t->warnings[t->nwarnings++] = w;
+  return 0;
+}
+
+/* One number in [lo, hi] (the whole line). */
+static int mtl_number(objr *r, char **p, const char *kw, float lo, float hi, float *out) {
+  int rc = floats(r, p, out, 1, 0, kw);
+  if (!rc && !(*out >= lo && *out <= hi))
+    rc = fail(r, KILN_EPARSE, "%s must be in [%g, %g], not %g", kw, (double)lo, (double)hi,
+              (double)*out);
+  return rc;
+}
+
+/* Up to three numbers of a map option (at least one) into x; *p moves past them. */
+static int option_numbers(objr *r, char **p, const char *kw, const char *opt, float *x) {
+  int n = 0;
+  for (char *save = *p, *t; n < 3 && (t = kiln__mesh_token(p)); save = *p, n++)
+    if (!parse_float(t, &x[n])) {
+      if (t + strlen(t) < *p) t[strlen(t)] = ' '; /* put the token back */
+      *p = save;
+      break;
+    }
+  if (n == 0) return fail(r, KILN_EPARSE, "%s: %s needs a number", kw, opt);
+  return 0;
+}
+
+/* map_* [options] file: -o and -s give the map's uv transform, -bm a bump map's strength; the
+ * other options are read and, where they ask for more than kiln does, warned about. */
+static int mtl_map(objr *r, kiln__mtl *t, char *p, const char *kw, int which) {
+  kiln__mtl_map *mp = &t->maps[which];
+  float o[3] = {0, 0, 0}, sc[3] = {1, 1, 1}, x[3];
+  int rc = 0;
+  mp->bm = 1;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    char *end = p + strlen(p);
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) *--end = '\0';
+    if (*p != '-' || !strpbrk(p, " \t")) break; /* the rest is the file name */
+    const char *opt = kiln__mesh_token(&p);
+    bool on_off = !strcmp(opt, "-clamp") || !strcmp(opt, "-blendu") || !strcmp(opt, "-blendv") ||
+                  !strcmp(opt, "-cc");
+    if (!strcmp(opt, "-o") || !strcmp(opt, "-s")) {
+      float *d = opt[1] == 'o' ? o : sc;
+      if ((rc = option_numbers(r, &p, kw, opt, d))) return rc;
+    } else if (!strcmp(opt, "-bm")) {
+      if ((rc = option_numbers(r, &p, kw, opt, x))) return rc;
+      if (which == KILN__MTL_MAP_BUMP) mp->bm = x[0];
+      else rc = mtl_warn(r, t, "%s: -bm applies to bump maps only: ignored", kw);
+    } else if (on_off) {
+      const char *v = kiln__mesh_token(&p);
+      if (!v || (strcmp(v, "on") && strcmp(v, "off")))
+        return fail(r, KILN_EPARSE, "%s: %s needs on or off", kw, opt);
+      bool on = v[1] == 'n', on_by_default = opt[1] == 'b'; /* -blendu, -blendv */
+      if (on != on_by_default)
+        rc = mtl_warn(r, t, "%s: %s %s is not rendered (kiln's textures repeat and blend)", kw, opt,
+                      v);
+    } else if (!strcmp(opt, "-mm") || !strcmp(opt, "-boost") || !strcmp(opt, "-texres") ||
+               !strcmp(opt, "-t")) {
+      if ((rc = option_numbers(r, &p, kw, opt, x))) return rc;
+      rc = mtl_warn(r, t, "%s: option %s is not rendered: ignored", kw, opt);
+    } else if (!strcmp(opt, "-imfchan") || !strcmp(opt, "-type")) {
+      if (!kiln__mesh_token(&p)) return fail(r, KILN_EPARSE, "%s: %s needs a value", kw, opt);
+      rc = mtl_warn(r, t, "%s: option %s is not rendered: ignored", kw, opt);
+    } else {
+      rc = mtl_warn(r, t, "%s: unknown option '%.40s': ignored", kw, opt);
+    }
+    if (rc) return rc;
+  }
+  if (!*p) return fail(r, KILN_EPARSE, "%s without a file name", kw);
+  free(mp->path);
+  char *dir = kiln__dirname(r->file); /* r->file: this MTL */
+  mp->path = dir ? kiln__path_join(dir, p) : NULL;
+  free(dir);
+  if (!mp->path) return KILN_ENOMEM;
+  const float xf[6] = {sc[0], 0, o[0], 0, sc[1], o[1]};
+  memcpy(mp->uv_xform, xf, sizeof xf);
+  if (which == KILN__MTL_MAP_D &&
+      (rc = mtl_warn(r, t,
+                     "%s: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                     "opaque",
+                     kw)))
+    return rc;
+  for (int k = 0; k < KILN__MTL_NMAPS; k++) /* one uv transform a material (scene_data.h) */
+    if (k != which && t->maps[k].path && memcmp(t->maps[k].uv_xform, xf, sizeof xf) != 0)
+      return mtl_warn(r, t,
+                      "%s: its -o / -s differ from another map's of '%.100s': kiln uses one "
+                      "uv transform a material (the first map's in map_Kd, map_Ke, map_Ns, "
+                      "map_Pr, map_Pm, map_d, bump order)",
+                      kw, t->name);
+  return 0;
+}
+
+static int newmtl(objr *r, char *p) {
   kiln__mesh *m = r->m;
-  if (strcmp(kw, "newmtl") == 0) {
-    const char *name = kiln__mesh_token(&p);
-    if (!name) return fail(r, KILN_EPARSE, "newmtl without a name");
-    kiln__mtl *a = realloc(m->mtls, (m->nmtls + 1) * sizeof *a);
-    if (!a) return KILN_ENOMEM;
-    m->mtls = a;
-    kiln__mtl *t = &a[m->nmtls];
-    memset(t, 0, sizeof *t);
-    t->kd[0] = t->kd[1] = t->kd[2] = 0.8f;
-    if (!(t->name = dup_str(name))) return KILN_ENOMEM;
-    m->nmtls++;
+  const char *name = kiln__mesh_token(&p);
+  if (!name) return fail(r, KILN_EPARSE, "newmtl without a name");
+  kiln__mtl *a = realloc(m->mtls, (m->nmtls + 1) * sizeof *a);
+  if (!a) return KILN_ENOMEM;
+  m->mtls = a;
+  kiln__mtl *t = &a[m->nmtls];
+  memset(t, 0, sizeof *t);
+  t->kd[0] = t->kd[1] = t->kd[2] = 0.8f;
+  t->ks[0] = t->ka[0] = t->ns = t->d = t->pr = t->pm = -1;
+  t->illum = -1;
+  if (!(t->name = dup_str(name))) return KILN_ENOMEM;
+  m->nmtls++;
+  return 0;
+}
+
+enum { NOT_A_VALUE = 1 };
+
+/* The MTL keys with numbers (Kd, Ke, Ks, Ka, Ni, Ns, Pr, Pm, d, Tr, illum) into t; NOT_A_VALUE
+ * for any other kw. */
+static int mtl_value(objr *r, kiln__mtl *t, char *p, const char *kw) {
+  float x[3];
+  int rc;
+  t->kd_given |= !strcmp(kw, "Kd");
+  if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke"))
+    return floats(r, &p, kw[1] == 'd' ? t->kd : t->ke, 3, 0, kw);
+  if (!strcmp(kw, "Ks") || !strcmp(kw, "Ka")) {
+    if ((rc = floats(r, &p, x, 3, 0, kw))) return rc;
+    for (int i = 0; i < 3; i++)
+      if (!(x[i] >= 0 && x[i] <= 1))
+        return fail(r, KILN_EPARSE, "%s must be in [0, 1], not %g", kw, (double)x[i]);
+    memcpy(kw[1] == 's' ? t->ks : t->ka, x, sizeof x);
     return 0;
   }
-  bool kd = strcmp(kw, "Kd") == 0, ke = strcmp(kw, "Ke") == 0, map = strcmp(kw, "map_Kd") == 0;
-  if (!kd && !ke && !map) return 0; /* Ns, Ka, Ks, Ni, d, illum, other maps: not used */
-  if (m->nmtls == 0) return fail(r, KILN_EPARSE, "%s before any newmtl", kw);
-  kiln__mtl *t = &m->mtls[m->nmtls - 1];
-  if (map) { /* options may precede the file name, which is the last token */
-    const char *last = NULL;
-    for (const char *tk; (tk = kiln__mesh_token(&p));) last = tk;
-    if (!last) return fail(r, KILN_EPARSE, "map_Kd without a file name");
-    free(t->map_kd);
-    char *dir = kiln__dirname(r->file); /* r->file: this MTL */
-    t->map_kd = dir ? kiln__path_join(dir, last) : NULL;
-    free(dir);
-    return t->map_kd ? 0 : KILN_ENOMEM;
+  if (!strcmp(kw, "Ni")) return floats(r, &p, x, 1, 0, kw); /* Blender: transmission only */
+  float *one = !strcmp(kw, "Ns")   ? &t->ns
+               : !strcmp(kw, "Pr") ? &t->pr
+               : !strcmp(kw, "Pm") ? &t->pm
+                                   : NULL;
+  if (one) return mtl_number(r, &p, kw, 0, kw[0] == 'N' ? 1e30f : 1, one);
+  if (!strcmp(kw, "d") || !strcmp(kw, "Tr")) {
+    bool halo = kw[0] == 'd' && !strncmp(p + strspn(p, " \t"), "-halo", 5);
+    if (halo) kiln__mesh_token(&p);
+    if ((rc = mtl_number(r, &p, kw, 0, 1, x))) return rc;
+    bool sets = kw[0] == 'd' || t->d < 0 || t->d_from_tr; /* a d wins over a Tr */
+    if (sets) t->d = kw[0] == 'd' ? x[0] : 1 - x[0], t->d_from_tr = kw[0] == 'T';
+    if (halo && (rc = mtl_warn(r, t, "d -halo: kiln renders a constant coverage"))) return rc;
+    if (sets && t->d < 1)
+      return mtl_warn(r, t,
+                      "%s %g: kiln has no blending: coverage below 0.5 is a hole, the rest "
+                      "opaque",
+                      kw, (double)x[0]);
+    return 0;
   }
-  return floats(r, &p, kd ? t->kd : t->ke, 3, 0, kw);
+  if (!strcmp(kw, "illum")) {
+    if ((rc = mtl_number(r, &p, kw, 0, 10, x))) return rc;
+    if (x[0] != floorf(x[0])) return fail(r, KILN_EPARSE, "illum must be a whole number");
+    t->illum = (int)x[0];
+    if (t->illum == 4 || t->illum == 6 || t->illum == 7 || t->illum == 9)
+      return mtl_warn(r, t, "illum %d (transparency, refraction): kiln renders it opaque",
+                      t->illum);
+    return 0;
+  }
+  return NOT_A_VALUE;
+}
+
+static int mtl_line(objr *r, char *p, const char *kw) {
+  static const struct {
+    const char *kw;
+    int map;
+  } maps[] = {{"map_Kd", KILN__MTL_MAP_KD},     {"map_Ke", KILN__MTL_MAP_KE},
+              {"map_Ns", KILN__MTL_MAP_NS},     {"map_Pr", KILN__MTL_MAP_PR},
+              {"map_Pm", KILN__MTL_MAP_PM},     {"map_d", KILN__MTL_MAP_D},
+              {"map_Bump", KILN__MTL_MAP_BUMP}, {"map_bump", KILN__MTL_MAP_BUMP},
+              {"bump", KILN__MTL_MAP_BUMP},     {"norm", KILN__MTL_MAP_BUMP}};
+  /* read, and not rendered: clearcoat, sheen, anisotropy, transmission, reflection maps, ... */
+  static const char *const unrendered[] = {"Ps",     "Pc",        "Pcr",      "aniso",  "anisor",
+                                           "Tf",     "sharpness", "map_Ka",   "map_Ks", "map_Ps",
+                                           "map_Pc", "map_Pcr",   "map_aat",  "map_Tf", "refl",
+                                           "disp",   "decal",     "map_disp", NULL};
+  kiln__mesh *m = r->m;
+  if (strcmp(kw, "newmtl") == 0) return newmtl(r, p);
+  if (m->nmtls == 0) {
+    if (!strcmp(kw, "Kd") || !strcmp(kw, "Ke") || !strcmp(kw, "map_Kd"))
+      return fail(r, KILN_EPARSE, "%s before any newmtl", kw);
+    return 0; /* nothing to apply it to */
+  }
+  kiln__mtl *t = &m->mtls[m->nmtls - 1];
+  for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+    if (strcmp(kw, maps[i].kw) == 0) return mtl_map(r, t, p, kw, maps[i].map);
+  int rc = mtl_value(r, t, p, kw);
+  if (rc != NOT_A_VALUE) return rc;
+  for (int i = 0; unrendered[i]; i++)
+    if (strcmp(kw, unrendered[i]) == 0)
+      return mtl_warn(r, t, "%s is not rendered by kiln: ignored", kw);
+  return mtl_warn(r, t, "unknown statement '%.40s': ignored", kw);
 }
 
 static bool skipped(const char *kw) {
@@ -319,16 +529,23 @@ static int read_lines(objr *r, const char *path, bool is_mtl) {
     rc = fail(r, KILN_EPARSE, "NUL byte: not a text file");
   }
   for (char *p = buf; !rc && p < buf + len;) {
+    int joined = 0; /* a `\` ending a line joins the next to it (as a space); comments too */
     char *nl = strchr(p, '\n');
+    for (char *e; nl; nl = strchr(nl + 1, '\n'), joined++) {
+      e = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+      if (!(e > p && e[-1] == '\\')) break;
+      memset(e - 1, ' ', (size_t)(nl - e) + 2);
+    }
     char *next = nl ? nl + 1 : buf + len;
     if (nl) *nl = '\0';
     size_t l = strlen(p);
     if (l && p[l - 1] == '\r') p[l - 1] = '\0';
-    r->line++;
+    r->line++; /* a joined statement's messages name its first line */
     char *c = strchr(p, '#');
     if (c) *c = '\0';
     char *kw = kiln__mesh_token(&p);
     if (kw) rc = is_mtl ? mtl_line(r, p, kw) : obj_file_line(r, p, kw);
+    if (!rc) r->line += joined;
     p = next;
   }
   free(buf);
@@ -336,13 +553,37 @@ static int read_lines(objr *r, const char *path, bool is_mtl) {
   return rc;
 }
 
+/* `v x y z [w]` (w, a rational curve's weight, is ignored), or `v x y z r g b [a]`: a colour as
+ * MeshLab and Blender (3.5 on) write it, sRGB-encoded in [0, 1] (a seventh number, an alpha, is
+ * ignored, as Blender does). Vertices without a colour are white once any vertex has one. */
+static int vertex(objr *r, char *p) {
+  static const float white[3] = {1, 1, 1};
+  float x[7];
+  int n = 0, rc;
+  for (char *t; (t = kiln__mesh_token(&p)); n++) {
+    if (n == 7) return fail(r, KILN_EPARSE, "v: too many numbers");
+    if (!parse_float(t, &x[n])) return fail(r, KILN_EPARSE, "v: bad number %d: %s", n + 1, t);
+  }
+  if (n < 3) return fail(r, KILN_EPARSE, "v: missing number %d: end of line", n + 1);
+  if (n == 5)
+    return fail(r, KILN_EPARSE, "v: 5 numbers (x y z [w], or x y z r g b [a] with a colour)");
+  if ((rc = push3(&r->v, &r->nv, &r->cv, x, 3))) return rc;
+  if (n < 6 && !r->vc) return 0;
+  for (int i = 3; i < 6 && n >= 6; i++) {
+    if (!(x[i] >= 0 && x[i] <= 1))
+      return fail(r, KILN_EPARSE, "v: colour component %d is %g: colours are in [0, 1]", i - 2,
+                  (double)x[i]);
+    x[i] = kiln__srgb_to_linear(x[i]);
+  }
+  while (r->nvc + 1 < r->nv) /* the first colour: the vertices before it are white */
+    if ((rc = push3(&r->vc, &r->nvc, &r->cvc, white, 3))) return rc;
+  return push3(&r->vc, &r->nvc, &r->cvc, n >= 6 ? x + 3 : white, 3);
+}
+
 static int obj_file_line(objr *r, char *p, const char *kw) {
   float x[3] = {0, 0, 0};
   int rc;
-  if (strcmp(kw, "v") == 0) {
-    float xw[4]; /* v x y z [w]: w is read and ignored */
-    return (rc = floats(r, &p, xw, 3, 1, "v")) ? rc : push3(&r->v, &r->nv, &r->cv, xw, 3);
-  }
+  if (strcmp(kw, "v") == 0) return vertex(r, p);
   if (strcmp(kw, "vt") == 0)
     return (rc = floats(r, &p, x, 1, 2, "vt")) ? rc : push3(&r->vt, &r->nvt, &r->cvt, x, 3);
   if (strcmp(kw, "vn") == 0)
@@ -385,7 +626,7 @@ int kiln__obj_load(const char *path, kiln__mesh *m, kiln__mesh_error *err) {
     snprintf(err->message, sizeof err->message, "no faces");
     rc = KILN_EPARSE;
   }
-  free(r.v), free(r.vt), free(r.vn), free(r.pending_group);
+  free(r.v), free(r.vt), free(r.vn), free(r.vc), free(r.pending_group);
   if (rc) {
     if (rc == KILN_ENOMEM) snprintf(err->message, sizeof err->message, "out of memory");
     kiln__mesh_free(m);

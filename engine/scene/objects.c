@@ -52,10 +52,16 @@ static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_overrid
       }
       mt.albedo[i] = d->kd[i], mt.emission[i] = d->ke[i];
     }
-    if (emits) mt.type = KILN__MAT_EMISSIVE;
+    for (size_t w = 0; w < d->nwarnings; w++)
+      if (kiln__sb_warn(&c->ld->b, "%s", d->warnings[w])) return kiln__sj_nomem(c);
+    const char *map_kd = d->maps[KILN__MTL_MAP_KD].path;
     int rc;
-    if (d->map_kd && !emits && (rc = kiln__sj_texture(c, "", d->map_kd, false, &mt.texture)))
-      return rc;
+    if (kiln__mtl_is_principled(d)) {
+      if ((rc = kiln__sj_mtl_principled(c, d, &mt))) return rc;
+    } else {
+      if (emits) mt.type = KILN__MAT_EMISSIVE;
+      if (map_kd && !emits && (rc = kiln__sj_texture(c, "", map_kd, false, &mt.texture))) return rc;
+    }
     size_t n = strlen(name);
     if (!(mt.name = malloc(n + 1))) return kiln__sj_nomem(c);
     memcpy(mt.name, name, n + 1);

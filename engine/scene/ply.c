@@ -1,12 +1,15 @@
-/* ply.c: PLY meshes, ascii and binary little-endian.
+/* ply.c: PLY meshes, ascii and binary (little- and big-endian).
  *
- * Read: element vertex (x, y, z; optional nx, ny, nz and u, v / s, t / texture_u, texture_v) and
- * element face (a list property vertex_indices or vertex_index; polygons are fan-triangulated).
- * Other elements and properties are skipped, whatever their types. Every count and index is checked
- * against the file: a header that promises more data than the file holds, an index outside the
- * vertex list or a face of fewer than three vertices is a KILN_EPARSE naming the file and line (for
- * a binary body, line 0 and the element in the message). Binary big-endian is refused. The whole
- * mesh becomes one group (one scene object). */
+ * Read: element vertex (x, y, z; optional nx, ny, nz, u, v / s, t / texture_u, texture_v, and a
+ * colour red, green, blue) and element face (a list property vertex_indices or vertex_index of any
+ * integer type; polygons are fan-triangulated). Other elements and properties, lists included,
+ * are skipped whatever their types. Colours are sRGB-encoded as Blender's PLY importer takes them
+ * (it keeps them in a byte colour layer, which Cycles decodes from sRGB): 8-bit values / 255,
+ * 16-bit / 65535, float and double as they are, each in [0, 1], and stored linear; an alpha is
+ * ignored. Every count and index is checked against the file: a header that promises more data
+ * than the file holds, an index outside the vertex list or a face of fewer than three vertices is a
+ * KILN_EPARSE naming the file and line (for a binary body, line 0 and the element in the message).
+ * The whole mesh becomes one group (one scene object). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +38,7 @@ typedef struct plyr {
   const char *path;
   kiln__mesh_error *err;
   char *buf, *p, *end; /* body cursor */
-  bool binary, in_body;
+  bool binary, big_endian, in_body;
   int line;
   int nelems;
   elem elems[MAX_ELEMS];
@@ -88,7 +91,9 @@ static int header_line(plyr *r, char *l, bool *done) {
     const char *f = kiln__mesh_token(&l);
     if (f && strcmp(f, "ascii") == 0) return r->binary = false, 0;
     if (f && strcmp(f, "binary_little_endian") == 0) return r->binary = true, 0;
-    return fail(r, "unsupported format '%s' (ascii and binary_little_endian are read)", f ? f : "");
+    if (f && strcmp(f, "binary_big_endian") == 0) return r->binary = r->big_endian = true, 0;
+    return fail(r, "unsupported format '%s' (ascii, binary_little_endian and binary_big_endian)",
+                f ? f : "");
   }
   if (strcmp(kw, "element") == 0) {
     const char *name = kiln__mesh_token(&l), *n = kiln__mesh_token(&l);
@@ -133,7 +138,7 @@ static int value(plyr *r, int t, double *out, char **line) {
     if ((size_t)(r->end - r->p) < n) return fail(r, "truncated: the file ends inside the data");
     const unsigned char *b = (const unsigned char *)r->p;
     uint64_t u = 0;
-    for (size_t i = 0; i < n; i++) u |= (uint64_t)b[i] << (8 * i);
+    for (size_t i = 0; i < n; i++) u |= (uint64_t)b[i] << (8 * (r->big_endian ? n - 1 - i : i));
     r->p += n;
     switch (t) {
       case T_I8: *out = (int8_t)(uint8_t)u; break;
@@ -180,7 +185,7 @@ static int item_begin(plyr *r, char **line) {
 }
 
 typedef struct vmap {
-  int x, y, z, nx, ny, nz, u, v; /* property index, or -1 */
+  int x, y, z, nx, ny, nz, u, v, r, g, b; /* property index, or -1 */
 } vmap;
 
 static int find_prop(const elem *el, const char *a, const char *b, const char *c) {
@@ -227,11 +232,36 @@ static int read_item(plyr *r, const elem *el, double *vals, int face_prop, uint3
   return rc;
 }
 
+/* What a colour property's values are divided by (0: a type colours do not come in). */
+static double colour_scale(int type) {
+  switch (type) {
+    case T_U8: return 255;
+    case T_U16: return 65535;
+    case T_F32:
+    case T_F64: return 1;
+    default: return 0;
+  }
+}
+
+/* Vertex k's colour from its values into out (linear), or KILN_EPARSE. */
+static int vertex_colour(plyr *r, const elem *el, const vmap *vm, const double *vals, size_t k,
+                         float *out) {
+  const int at[3] = {vm->r, vm->g, vm->b};
+  for (int i = 0; i < 3; i++) {
+    double c = vals[at[i]] / colour_scale(el->props[at[i]].type);
+    if (!(c >= 0 && c <= 1))
+      return fail(r, "vertex %zu: colour component %s is %g: colours are in [0, 1]", k,
+                  el->props[at[i]].name, c);
+    out[i] = kiln__srgb_to_linear((float)c);
+  }
+  return 0;
+}
+
 static int read_body(plyr *r, kiln__mesh *m) {
-  float *verts = NULL; /* 8 per vertex: position, normal, uv */
+  float *verts = NULL; /* 11 per vertex: position, normal, uv, colour */
   size_t nverts = 0, tri_cap = 0, icap = 0, nidx = 0;
   uint32_t *idx = NULL;
-  bool has_n = false, has_uv = false, seen_vertex = false;
+  bool has_n = false, has_uv = false, has_col = false, seen_vertex = false;
   double vals[MAX_PROPS];
   int rc = 0;
   for (int e = 0; !rc && e < r->nelems; e++) {
@@ -240,7 +270,9 @@ static int read_body(plyr *r, kiln__mesh *m) {
     vmap vm = {find_prop(el, "x", NULL, NULL),       find_prop(el, "y", NULL, NULL),
                find_prop(el, "z", NULL, NULL),       find_prop(el, "nx", NULL, NULL),
                find_prop(el, "ny", NULL, NULL),      find_prop(el, "nz", NULL, NULL),
-               find_prop(el, "u", "s", "texture_u"), find_prop(el, "v", "t", "texture_v")};
+               find_prop(el, "u", "s", "texture_u"), find_prop(el, "v", "t", "texture_v"),
+               find_prop(el, "red", NULL, NULL),     find_prop(el, "green", NULL, NULL),
+               find_prop(el, "blue", NULL, NULL)};
     int fp = -1;
     for (int i = 0; i < el->nprops; i++)
       if (el->props[i].list_count_type != T_NONE &&
@@ -258,8 +290,19 @@ static int read_body(plyr *r, kiln__mesh *m) {
         break;
       }
       has_n = vm.nx >= 0 && vm.ny >= 0 && vm.nz >= 0, has_uv = vm.u >= 0 && vm.v >= 0;
+      has_col = vm.r >= 0 && vm.g >= 0 && vm.b >= 0;
+      const int cidx[3] = {vm.r, vm.g, vm.b};
+      for (int i = 0; has_col && i < 3; i++) {
+        const prop *cp = &el->props[cidx[i]];
+        if (!colour_scale(cp->type)) {
+          rc =
+              fail(r, "vertex property '%s': a colour is uchar, ushort, float or double", cp->name);
+          break;
+        }
+      }
+      if (rc) break;
       free(verts);
-      if (!(verts = malloc((el->count ? el->count : 1) * 8 * sizeof(float)))) {
+      if (!(verts = malloc((el->count ? el->count : 1) * 11 * sizeof(float)))) {
         rc = KILN_ENOMEM;
         break;
       }
@@ -277,9 +320,10 @@ static int read_body(plyr *r, kiln__mesh *m) {
       rc = read_item(r, el, vals, is_f ? fp : -1, &idx, &nidx, &icap);
       if (rc) break;
       if (is_v) {
-        float *v = verts + 8 * k;
+        float *v = verts + 11 * k;
         const int map[8] = {vm.x, vm.y, vm.z, vm.nx, vm.ny, vm.nz, vm.u, vm.v};
         for (int j = 0; j < 8; j++) v[j] = map[j] >= 0 ? (float)vals[map[j]] : 0.0f;
+        if (has_col && (rc = vertex_colour(r, el, &vm, vals, k, v + 8))) break;
       } else if (is_f) {
         if (nidx < 3) {
           rc = fail(r, "face %zu has %zu vertices (at least 3 needed)", k, nidx);
@@ -287,20 +331,22 @@ static int read_body(plyr *r, kiln__mesh *m) {
         }
         for (size_t j = 2; !rc && j < nidx; j++) {
           const uint32_t c[3] = {idx[0], idx[j - 1], idx[j]};
-          float p[9], n[9], uv[6];
+          float p[9], n[9], uv[6], col[9];
           for (int q = 0; q < 3; q++) {
             if (c[q] >= nverts) {
               rc =
                   fail(r, "face %zu: vertex index %u out of range (%zu vertices)", k, c[q], nverts);
               break;
             }
-            memcpy(p + 3 * q, verts + 8 * c[q], 3 * sizeof(float));
-            memcpy(n + 3 * q, verts + 8 * c[q] + 3, 3 * sizeof(float));
-            memcpy(uv + 2 * q, verts + 8 * c[q] + 6, 2 * sizeof(float));
+            memcpy(p + 3 * q, verts + 11 * c[q], 3 * sizeof(float));
+            memcpy(n + 3 * q, verts + 11 * c[q] + 3, 3 * sizeof(float));
+            memcpy(uv + 2 * q, verts + 11 * c[q] + 6, 2 * sizeof(float));
+            memcpy(col + 3 * q, verts + 11 * c[q] + 8, 3 * sizeof(float));
           }
           if (!rc)
             rc = kiln__mesh_push(m, &tri_cap, p, has_n ? n : NULL, has_uv ? uv : NULL, 0,
                                  UINT32_MAX);
+          if (!rc && has_col) rc = kiln__mesh_push_col(m, tri_cap, col);
         }
       }
     }

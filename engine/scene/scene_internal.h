@@ -10,6 +10,7 @@
  *   categories.c   the scene's categories and the objects' ("category", "category_id")
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
+ *   mtl.c          an MTL material that asks for more than diffuse / emissive -> principled
  *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
  *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
@@ -33,11 +34,38 @@
 
 /* ---- obj.c, ply.c ------------------------------------------------------------------------ */
 
-/* A material read from an MTL file. */
+/* The texture maps of an MTL material that kiln renders (map_Ks and the others are warned about
+ * and dropped when read). */
+enum {
+  KILN__MTL_MAP_KD,   /* map_Kd: base colour (sRGB) */
+  KILN__MTL_MAP_KE,   /* map_Ke: emission (sRGB) */
+  KILN__MTL_MAP_NS,   /* map_Ns: roughness as it is (what Blender's importer wires) */
+  KILN__MTL_MAP_PR,   /* map_Pr: roughness */
+  KILN__MTL_MAP_PM,   /* map_Pm: metallic */
+  KILN__MTL_MAP_D,    /* map_d: coverage */
+  KILN__MTL_MAP_BUMP, /* map_Bump, bump, norm: a tangent-space normal map */
+  KILN__MTL_NMAPS
+};
+
+typedef struct kiln__mtl_map {
+  char *path;        /* as written in the MTL, joined to the MTL's folder; NULL: no such map */
+  float uv_xform[6]; /* from -o and -s: u' = s_u u + o_u, v' = s_v v + o_v (scene_data.h's form) */
+  float bm;          /* -bm: the normal map's strength (bump maps only); 1 */
+} kiln__mtl_map;
+
+/* A material read from an MTL file. A negative number stands for a key not given. */
 typedef struct kiln__mtl {
   char *name;
-  float kd[3], ke[3];
-  char *map_kd; /* the texture's path: as written in the MTL, joined to the MTL's folder; or NULL */
+  float kd[3], ke[3];  /* 0.8 and 0 when not given */
+  float ks[3], ka[3];  /* [0] < 0: not given */
+  float ns, d, pr, pm; /* Ns, d (or 1 - Tr), Pr, Pm; < 0: not given */
+  bool d_from_tr;      /* d came from Tr (a later d wins over it) */
+  bool kd_given;       /* Blender's exporter leaves Kd out when a map_Kd replaces it */
+  int illum;           /* -1: not given */
+  kiln__mtl_map maps[KILN__MTL_NMAPS];
+  size_t nwarnings;
+  char **warnings; /* "file:line: text": what it says that kiln does not render, each passed to
+                      kiln__sb_warn when a scene uses the material */
 } kiln__mtl;
 
 /* A mesh file's triangles in object space, unindexed. */
@@ -83,6 +111,11 @@ char *kiln__mesh_token(char **p);
 /* Appends a triangle to m (growing its arrays). n and uv may be NULL. */
 int kiln__mesh_push(kiln__mesh *m, size_t *cap, const float p[9], const float *n, const float *uv,
                     uint32_t group, uint32_t mat);
+/* Sets the vertex colours (9 floats, linear RGB) of the triangle kiln__mesh_push appended last;
+ * the first call makes m->col, the earlier triangles white. cap is kiln__mesh_push's. */
+int kiln__mesh_push_col(kiln__mesh *m, size_t cap, const float col[9]);
+/* sRGB-encoded value in [0, 1] to linear (IEC 61966-2-1), as vertex colours are stored. */
+float kiln__srgb_to_linear(float x);
 
 /* ---- texture.c ----------------------------------------------------------------------------- */
 
@@ -168,6 +201,9 @@ typedef struct kiln__sj_tex_entry {
   char *path;
   bool hdr;
   uint32_t index;
+  int mode;        /* kiln__tex_mode */
+  bool with_alpha; /* loaded for kiln__sj_texture_ex with an alpha_out */
+  int32_t alpha;   /* then the index of its alpha plane, or -1 */
 } kiln__sj_tex_entry;
 
 /* A mesh file the scene names, loaded once however many objects name it. */
@@ -210,6 +246,11 @@ char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name);
 int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out);
+/* The image name (joined to dir; to the scene's folder when dir is NULL) decoded as mode, loaded
+ * once per file, mode and alpha_out's presence: its texture index into *out. alpha_out (may be
+ * NULL): the index of its alpha plane (kiln__texture_decode), -1 when the image has none. */
+int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
+                        int32_t *out, int32_t *alpha_out);
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o);
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name);
@@ -239,5 +280,14 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o);
 
 /* A point, spot or sun entry of `lights` (o, at the current path; its type already read). */
 int kiln__sj_parse_plight(kiln__sj_ctx *c, const cJSON *o, kiln__light_type type);
+
+/* ---- mtl.c -------------------------------------------------------------------------------- */
+
+/* Whether MTL material d asks for more than a diffuse or emissive material: a specular or
+ * metallic lobe, partial coverage, or a map other than map_Kd (docs/SCENE.md, Meshes). */
+bool kiln__mtl_is_principled(const kiln__mtl *d);
+/* Fills the PRINCIPLED fields of *mt (whose albedo and emission hold Kd and Ke) from d, loading
+ * its maps. */
+int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material *mt);
 
 #endif

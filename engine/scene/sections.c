@@ -110,32 +110,50 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
 
 /* Loads (once per file) a texture named by the value at the current path; *out its index. */
 int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out) {
+  return kiln__sj_texture_ex(c, dir, name, hdr ? KILN__TEX_HDR : KILN__TEX_SRGB, out, NULL);
+}
+
+/* The scene's texture of image p (taken) decoded as mode (t, alpha: the planes decoded, taken),
+ * remembered under (p, mode, whether alpha was asked for). */
+static int add_texture(kiln__sj_ctx *c, char *p, kiln__tex_mode mode, kiln__texture *t,
+                       kiln__texture *alpha, int32_t *out, int32_t *alpha_out) {
+  kiln__sj_tex_entry *a = realloc(c->ld->texs, (c->ld->ntexs + 1) * sizeof *a);
+  if (a) c->ld->texs = a;
+  uint32_t idx, aidx = UINT32_MAX;
+  if (!a || kiln__sb_texture(&c->ld->b, t, &idx) ||
+      (alpha && alpha->rgb && kiln__sb_texture(&c->ld->b, alpha, &aidx))) {
+    free(t->rgb), free(p);
+    if (alpha) free(alpha->rgb); /* (kiln__sb_texture took whichever it added) */
+    return kiln__sj_nomem(c);
+  }
+  c->ld->texs[c->ld->ntexs++] =
+      (kiln__sj_tex_entry){p, mode == KILN__TEX_HDR, idx, (int)mode, alpha != NULL, (int32_t)aidx};
+  *out = (int32_t)idx;
+  if (alpha_out) *alpha_out = (int32_t)aidx;
+  return 0;
+}
+
+int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
+                        int32_t *out, int32_t *alpha_out) {
   char *p = dir ? kiln__path_join(dir, name) : kiln__sj_scene_path(c, name);
   if (!p) return kiln__sj_nomem(c);
-  for (size_t i = 0; i < c->ld->ntexs; i++)
-    if (c->ld->texs[i].hdr == hdr && strcmp(c->ld->texs[i].path, p) == 0) {
+  for (size_t i = 0; i < c->ld->ntexs; i++) {
+    const kiln__sj_tex_entry *e = &c->ld->texs[i];
+    if (e->mode == (int)mode && e->with_alpha == (alpha_out != NULL) && strcmp(e->path, p) == 0) {
       free(p);
-      return *out = (int32_t)c->ld->texs[i].index, 0;
+      if (alpha_out) *alpha_out = e->alpha;
+      return *out = (int32_t)e->index, 0;
     }
-  kiln__texture t;
+  }
+  kiln__texture t, alpha;
   char msg[300];
-  int rc = kiln__texture_load(p, hdr, &t, msg, sizeof msg);
+  int rc = kiln__texture_load_ex(p, mode, &t, alpha_out ? &alpha : NULL, msg, sizeof msg);
   if (rc) {
     rc = kiln__sj_file_fail(c, rc, p, 0, msg);
     free(p);
     return rc;
   }
-  kiln__sj_tex_entry *a = realloc(c->ld->texs, (c->ld->ntexs + 1) * sizeof *a);
-  uint32_t idx;
-  if (!a || kiln__sb_texture(&c->ld->b, &t, &idx)) {
-    if (a) c->ld->texs = a;
-    free(t.rgb), free(p);
-    return kiln__sj_nomem(c);
-  }
-  c->ld->texs = a;
-  c->ld->texs[c->ld->ntexs++] = (kiln__sj_tex_entry){p, hdr, idx};
-  *out = (int32_t)idx;
-  return 0;
+  return add_texture(c, p, mode, &t, alpha_out ? &alpha : NULL, out, alpha_out);
 }
 
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {

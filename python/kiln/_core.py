@@ -592,6 +592,9 @@ class Scene:
             p = lib.kiln_scene_object_name(ptr, i)
             names.append(_c_str(p) if p != ffi.NULL else "")
         self._object_names = tuple(names)
+        self._warnings = [
+            _c_str(lib.kiln_scene_warning(ptr, i)) for i in range(lib.kiln_scene_warning_count(ptr))
+        ]
         self._camera: Optional[Camera] = None
         return self
 
@@ -720,6 +723,13 @@ class Scene:
         """Object names by id: ``object_names[id - 1]`` is the name of object id (the
         ``object_id`` pass's values)."""
         return self._object_names
+
+    @property
+    def warnings(self) -> List[str]:
+        """What the loader accepted but kiln does not render as written (an MTL key without a
+        meaning here, an ignored glTF feature), each distinct message once, in the order first
+        met, each naming its file (and line). A copy: changing it changes nothing."""
+        return list(self._warnings)
 
     @property
     def camera(self) -> Camera:

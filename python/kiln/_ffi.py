@@ -93,6 +93,8 @@ typedef struct kiln_scene_info {
 } kiln_scene_info;
 void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info);
 const char *kiln_scene_object_name(const kiln_scene *s, uint32_t id);
+size_t kiln_scene_warning_count(const kiln_scene *s);
+const char *kiln_scene_warning(const kiln_scene *s, size_t i);
 void kiln_scene_destroy(kiln_scene *s);
 
 /* ---- kiln/image.h ---- */

@@ -144,6 +144,21 @@ def test_scene_from_dict_refuses_bad_input() -> None:
 # ---- rendering -------------------------------------------------------------------------------
 
 
+def test_scene_warnings_name_the_mtl_line(tmp_path: Path) -> None:
+    (tmp_path / "m.mtl").write_text("newmtl a\nKd 0.5 0.5 0.5\nPs 0.3\nPs 0.3\n")
+    (tmp_path / "m.obj").write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl a\nf 1 2 3\n")
+    d = {"camera": {"position": [0, 0, -3], "look_at": [0, 0, 0]},
+         "objects": [{"type": "mesh", "file": "m.obj"}, {"type": "mesh", "file": "m.obj"}]}
+    s = kiln.Scene.from_dict(d, base_dir=tmp_path)
+    mtl = str(tmp_path / "m.mtl")
+    assert s.warnings == [f"{mtl}:3: Ps is not rendered by kiln: ignored",
+                          f"{mtl}:4: Ps is not rendered by kiln: ignored"]
+    s.warnings.clear()
+    assert len(s.warnings) == 2
+    d["objects"][0]["material"] = d["objects"][1]["material"] = {"type": "diffuse"}
+    assert kiln.Scene.from_dict(d, base_dir=tmp_path).warnings == []  # the MTL is not used
+
+
 def test_render_planes_shapes_and_dtypes(renderer: kiln.Renderer) -> None:
     f = renderer.render(**SMALL)
     h, w = SMALL["height"], SMALL["width"]

@@ -940,3 +940,23 @@ TEST(isolate_parent_killed_leaves_no_workers) {
   }
   close(ifd);
 }
+
+/* The scene's warnings (an MTL key kiln does not render) are printed once on stderr, naming the
+ * scene and the MTL line, even with --quiet and however many frames load the scene. */
+TEST(render_prints_scene_warnings_once) {
+  char *d = tmpdir(), *out = fmt("%s/out", d), *scene = fmt("%s/s.json", d);
+  write_text(fmt("%s/m.mtl", d), "newmtl a\nKd 0.5 0.5 0.5\nPs 0.1\n");
+  write_text(fmt("%s/m.obj", d), "mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl a\nf 1 2 3\n");
+  write_text(scene, "{\"camera\": {\"position\": [0.2, 0.2, -2], \"look_at\": [0.2, 0.2, 0]},\n"
+                    " \"objects\": [{\"type\": \"mesh\", \"file\": \"m.obj\"},\n"
+                    "             {\"type\": \"mesh\", \"file\": \"m.obj\"}]}\n");
+  char *list = fmt("%s/list.jsonl", d);
+  write_text(list, "{\"name\": \"a\"}\n{\"name\": \"b\", \"seed\": 3}\n");
+  result r = run(d, ARGS("render", list, "--scene", scene, "-o", out, "--size", "8x8", "--spp", "1",
+                         "--template", "{name}.{ext}", "--quiet"));
+  expect_status(&r, 0);
+  char *want = fmt("%s: warning: %s/m.mtl:3: Ps is not rendered by kiln: ignored\n", scene, d);
+  const char *at = strstr(r.err, want);
+  if (!at) KT_FAIL("stderr lacks '%s':\n%s", want, r.err);
+  KT_TRUE(strstr(at + 1, want) == NULL);
+}

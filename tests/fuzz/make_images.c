@@ -144,6 +144,45 @@ static void plys(void) {
   }
 }
 
+static void put_be_le(FILE *f, const void *p, int n, int big) {
+  const unsigned char *b = p;
+  for (int i = 0; i < n; i++) fputc(b[big ? n - 1 - i : i], f);
+}
+
+/* Colours (uchar and an ignored alpha), extra scalar and list properties, `vertex_index` lists of
+ * ushort count and short items, an extra element: everything ply.c reads or skips. */
+static void coloured_plys(void) {
+  static const float v[4][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  static const unsigned char rgba[4][4] = {{255, 0, 0, 9}, {0, 255, 0, 9}, {0, 0, 255, 9},
+                                          {128, 128, 128, 9}};
+  for (int big = 0; big <= 1; big++) {
+    FILE *f = open_out(seeds, big ? "ply/colour_be.ply" : "ply/colour_le.ply");
+    fprintf(f,
+            "ply\nformat binary_%s_endian 1.0\nelement vertex 4\nproperty float x\n"
+            "property float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
+            "property uchar blue\nproperty uchar alpha\nproperty list uchar float extra\n"
+            "element face 2\nproperty list ushort short vertex_index\nproperty uchar flags\n"
+            "element material 1\nproperty double a\nend_header\n",
+            big ? "big" : "little");
+    for (int i = 0; i < 4; i++) {
+      for (int k = 0; k < 3; k++) put_be_le(f, &v[i][k], 4, big);
+      fwrite(rgba[i], 1, 4, f);
+      fputc(1, f);
+      put_be_le(f, &v[i][0], 4, big);
+    }
+    static const short faces[2][3] = {{0, 1, 2}, {0, 2, 3}};
+    for (int i = 0; i < 2; i++) {
+      const unsigned short n = 3;
+      put_be_le(f, &n, 2, big);
+      for (int k = 0; k < 3; k++) put_be_le(f, &faces[i][k], 2, big);
+      fputc(7, f);
+    }
+    const double a = 0.5;
+    put_be_le(f, &a, 8, big);
+    fclose(f);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc != 3) return fprintf(stderr, "usage: make_images SEEDS_DIR ASSETS_DIR\n"), 2;
   seeds = argv[1], assets = argv[2];
@@ -151,5 +190,6 @@ int main(int argc, char **argv) {
   jpegs();
   hdrs();
   plys();
+  coloured_plys();
   return 0;
 }

@@ -62,6 +62,21 @@ done
 printf '%s\n' 'v 0 0 0' 'v 1 0 0' 'v 0 1 0' 'v 1 1 0' 'g ignored' 's 1' 'f -4 -3 -2 -1' \
   'l 1 2' > "$seeds/obj/bare.obj"
 cp "$assets/bunny.ply" "$seeds/ply/ascii.ply"
+# vertex colours (6 and 7 numbers), a weight, continuations, and an MTL with every key and map
+# option kiln reads or warns about
+printf '%s\n' 'mtllib fuzz.mtl' 'v 0 0 0 0.5 0.25 1' 'v 1 0 0 0 1 0 0.5' 'v 0 1 0 1' \
+  'v 1 1 \' '0' 'vt 0 0' 'usemtl a' 'f 1/1 2/1 \' '3/1 4/1' 'usemtl b' 'f 1 2 3' '#%mtl' \
+  'newmtl a' 'Kd 0.5 0.5 0.5' 'Ks 0.5 \' '0.5 0.5' 'Ka 1 1 1' 'Ns 250' 'Ni 1.45' 'd 0.5' \
+  'Tr 0.25' 'illum 3' 'Pr 0.3' 'Pm 0.7' 'Ps 0.1' 'Ke 0 0 0' \
+  'map_Kd -o 0.1 0.2 -s 2 3 1 -clamp on -blendu off -mm 0 1 c.png' 'map_Ks s.png' \
+  'map_Ns -imfchan r n.png' 'map_d -t 1 1 a.png' 'map_Bump -bm 0.4 b.png' 'bump b.png' \
+  'norm -texres 64 b.png' 'map_Ke e.png' 'map_Pr r.png' 'map_Pm -boost 2 m.png' \
+  'newmtl b' 'illum 7' 'd -halo 0.5' 'foo bar' > "$seeds/obj/colours.obj"
+printf '%s\n' ply 'format ascii 1.0' 'element vertex 3' 'property float x' 'property float y' \
+  'property float z' 'property float red' 'property float green' 'property float blue' \
+  'property list uchar int extra' 'element face 1' 'property list uchar uint vertex_index' \
+  'property list uchar float texcoord' 'end_header' '0 0 0 0.5 0.25 1 2 7 8' '1 0 0 0 1 0 0' \
+  '0 1 0 1 1 1 1 3' '3 0 1 2 2 0.5 0.5' > "$seeds/ply/colour_ascii.ply"
 
 # Templates: a template line, a pass list, a format name (fuzz_template.c).
 printf '{frame:05d}_{pass}.{ext}\ndepth,normal\npng\n' > "$seeds/template/default"

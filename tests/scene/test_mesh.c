@@ -230,7 +230,7 @@ TEST(ply_malformed) {
   /* truncated: the last face line missing */
   size_t n = strlen(ply_ascii) - strlen("3 0 1 4\n");
   expect_bad(dir, "c.ply", ply_ascii, n, KILN_EPARSE, 19, "truncated");
-  expect_bad(dir, "d.ply", "ply\nformat binary_big_endian 1.0\nend_header\n", (size_t)-1,
+  expect_bad(dir, "d.ply", "ply\nformat binary_middle_endian 1.0\nend_header\n", (size_t)-1,
              KILN_EPARSE, 2, "unsupported");
   expect_bad(dir, "e.ply", "plx\n", (size_t)-1, KILN_EPARSE, 1, "not a PLY");
   expect_bad(dir, "f.ply", "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n",

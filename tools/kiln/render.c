@@ -624,6 +624,11 @@ int kiln_cli_render(int argc, char **argv) {
     setup_error("%s\n", kiln_error_detail_format(&err, msg, sizeof msg));
     goto out;
   }
+  /* what the scene's files ask for that kiln does not render (an MTL key, a glTF feature): shown
+   * once, quiet or not; the frames' override loads repeat them and are not shown again */
+  const kiln_scene *js = kiln_job_scene(job);
+  for (size_t i = 0; js && i < kiln_scene_warning_count(js); i++)
+    fprintf(stderr, "%s: warning: %s\n", scene ? scene : job_path, kiln_scene_warning(js, i));
 
   kiln_gpu_config gc;
   kiln_gpu_config_default(&gc);
