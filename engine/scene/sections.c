@@ -287,6 +287,11 @@ static int parse_principled(kiln__sj_ctx *c, const cJSON *o, kiln__material *m) 
   if (ior < 1) return kiln__sj_fail_at(c, "ior", "ior must be >= 1, not %g", ior);
   m->metallic = (float)met, m->roughness = (float)rough, m->ior = (float)ior;
   m->alpha = (float)alpha, m->alpha_cutoff = (float)cut, m->normal_scale = (float)ns;
+  if (cJSON_GetObjectItemCaseSensitive(o, "emission_texture") &&
+      m->emission[0] + m->emission[1] + m->emission[2] <= 0)
+    return kiln__sj_fail_at(c, "emission_texture",
+                            "emission_texture multiplies emission, which is black (the default): "
+                            "give emission too");
   const cJSON *uvt = cJSON_GetObjectItemCaseSensitive(o, "uv_transform");
   if (uvt && (rc = parse_uv_transform(c, uvt, m))) return rc;
   /* the base colour image's alpha is its coverage only where the material cuts out */
@@ -297,10 +302,6 @@ static int parse_principled(kiln__sj_ctx *c, const cJSON *o, kiln__material *m) 
       (rc = texture_key(c, o, "normal_texture", KILN__TEX_LINEAR, NULL, &m->normal_texture)) ||
       (rc = texture_key(c, o, "emission_texture", KILN__TEX_SRGB, NULL, &m->emission_texture)))
     return rc;
-  if (m->emission_texture >= 0 && m->emission[0] + m->emission[1] + m->emission[2] <= 0)
-    return kiln__sj_fail_at(c, "emission_texture",
-                            "emission_texture multiplies emission, which is black (the default): "
-                            "give emission too");
   return 0;
 }
 
