@@ -344,7 +344,8 @@ static void add_wall_and_card(kiln__scene *s, uint32_t card_mat) {
  * 0, 0, 1, 1 along u: the id pass shows the wall where the coverage is 0 and the card where it is
  * 1. With coverage 0.2 everywhere: the card is gone for every ray, shadow rays too: the wall
  * (diffuse, under a uniform sky: each sample is exactly its albedo) renders its albedo at every
- * pixel, behind the card too. */
+ * pixel, behind the card too. And a card that is all hole emits nothing, to rays or to light
+ * sampling. */
 TEST(alpha_cutout) {
   const int W = 48;
   {
@@ -404,6 +405,28 @@ TEST(alpha_cutout) {
           KT_FAIL("pixel %d channel %d: %g, want the albedo %g", i, k, info_of(img).color[3 * i + k],
                   alb[k]);
     }
+    kiln_future_release(f);
+    close_ctx(&c);
+  }
+  { /* an emitting card that is all hole, facing the wall, black sky: nothing is lit */
+    kiln__scene s = base_scene();
+    s.settings.width = s.settings.height = 24;
+    s.settings.spp = 4;
+    add_material(&s, principled(0.5f, 0.5f, 0.5f, 0, 0.5f));
+    s.materials[0].alpha = 0.2f, s.materials[0].alpha_cutoff = 0.5f;
+    s.materials[0].emission[0] = s.materials[0].emission[1] = s.materials[0].emission[2] = 5;
+    add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.7f, 0.5f, 0.3f}});
+    const float wall[4][3] = {{-3, -3, 0}, {-3, 3, 0}, {3, 3, 0}, {3, -3, 0}};
+    const float card[4][3] = {{-1, -1, -1}, {1, -1, -1}, {1, 1, -1}, {-1, 1, -1}}; /* faces +z */
+    add_quad(&s, wall, 1, 2);
+    add_quad(&s, card, 0, 1);
+    ctx c = open_ctx(&s, NULL);
+    kiln_frame_config fc;
+    kiln_frame_config_default(c.r, &fc);
+    kiln_future *f;
+    const kiln_image *img = render(&c, &fc, &f);
+    for (int i = 0; i < 24 * 24 * 3; i++)
+      if (info_of(img).color[i] != 0) KT_FAIL("value %d: %g, want 0", i, info_of(img).color[i]);
     kiln_future_release(f);
     close_ctx(&c);
   }
