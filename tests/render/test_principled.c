@@ -498,3 +498,53 @@ TEST(emission_texture) {
   kiln_future_release(f);
   close_ctx(&c);
 }
+
+/* ---- packing ------------------------------------------------------------------------------------ */
+
+/* MATX and VATTR hold what layout.h says: a principled material's words (zeros for the others),
+ * each triangle's vertex colours (white where the scene has none) and tangents. */
+TEST(pack_matx_vattr) {
+  kiln__scene s = base_scene();
+  float texel[3] = {0.5f, 0.5f, 1};
+  int32_t t0 = add_texture(&s, 1, 1, texel), t1 = add_texture(&s, 1, 1, texel);
+  add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {1, 1, 1}});
+  add_material(&s, principled(0.1f, 0.2f, 0.3f, 0.7f, 0.4f));
+  kiln__material *m = &s.materials[1];
+  m->alpha = 0.6f, m->alpha_cutoff = 0.25f, m->normal_scale = 2;
+  m->mr_texture = t0, m->normal_texture = t1, m->alpha_texture = t0;
+  const float xf[6] = {1, 2, 3, 4, 5, 6};
+  memcpy(m->uv_xform, xf, sizeof xf);
+  const float q[4][3] = {{-1, -1, 0}, {-1, 1, 0}, {1, 1, 0}, {1, -1, 0}};
+  add_quad(&s, q, 0, 1);
+  add_quad(&s, q, 1, 2);
+  s.tan = calloc(s.ntris * 12, sizeof(float));
+  for (size_t i = 0; i < s.ntris * 12; i++) s.tan[i] = (float)i;
+  kiln__bvh bvh;
+  kiln__render_buffers p;
+  KT_CODE(kiln__bvh_build(NULL, &s, &bvh), KILN_OK);
+  KT_CODE(kiln__render_pack(&s, &bvh, &p), KILN_OK);
+  KT_TRUE(p.features & KILN__RF_PRINCIPLED && p.features & KILN__RF_ALPHA &&
+          p.features & KILN__RF_VATTR);
+  KT_TRUE(p.size[PT_BIND_MATX] == 2 * 64 && p.size[PT_BIND_VATTR] == s.ntris * 96);
+  const float *x = p.data[PT_BIND_MATX];
+  for (int k = 0; k < 16; k++) KT_TRUE(x[k] == 0); /* the diffuse material */
+  x += 16;
+  KT_TRUE(x[0] == 0.7f && x[1] == 0.6f && x[2] == 0.25f && x[3] == 2);
+  uint32_t tx[4];
+  memcpy(tx, x + 4, 16);
+  KT_TRUE(tx[0] == (uint32_t)t0 && tx[1] == (uint32_t)t1 && tx[2] == PT_NONE &&
+          tx[3] == (uint32_t)t0);
+  KT_TRUE(x[8] == 1 && x[9] == 2 && x[10] == 3 && x[11] == 0);
+  KT_TRUE(x[12] == 4 && x[13] == 5 && x[14] == 6 && x[15] == 0);
+  const float *v = p.data[PT_BIND_VATTR];
+  for (size_t t = 0; t < s.ntris; t++)
+    for (int k = 0; k < 3; k++) {
+      for (int c = 0; c < 3; c++) KT_TRUE(v[24 * t + 4 * k + c] == 1);
+      for (int c = 0; c < 4; c++) KT_TRUE(v[24 * t + 12 + 4 * k + c] == s.tan[12 * t + 4 * k + c]);
+    }
+  const pt_globals *g = p.data[PT_BIND_GLOBALS];
+  KT_TRUE(g->has_col == 0 && g->has_tan == 1);
+  kiln__render_pack_free(&p);
+  kiln__bvh_free(&bvh);
+  kiln__scene_free(&s);
+}
