@@ -589,3 +589,67 @@ TEST(pack_matx_vattr) {
   kiln__bvh_free(&bvh);
   kiln__scene_free(&s);
 }
+
+/* ---- scene memory ------------------------------------------------------------------------------ */
+
+/* Every principled feature at once (textures, a normal map, a cut-out, emission as a light, vertex
+ * colours and tangents): the same bits whichever memory the scene is read from (the principled
+ * words are read from MATX and VATTR in every mode, the material itself through mat_at). */
+TEST(principled_scene_memory_modes) {
+  kiln__scene s = base_scene();
+  s.settings.width = 24, s.settings.height = 20, s.settings.spp = 4;
+  s.env.type = KILN__ENV_GRADIENT;
+  s.env.top[0] = s.env.top[1] = s.env.top[2] = 1;
+  const float rgb[12] = {0.9f, 0.2f, 0.1f, 0.2f, 0.9f, 0.1f, 0.1f, 0.2f, 0.9f, 0.8f, 0.8f, 0.8f};
+  int32_t t = add_texture(&s, 2, 2, rgb);
+  add_material(&s, principled(0.9f, 0.9f, 0.9f, 0.3f, 0.4f));
+  kiln__material *m = &s.materials[0];
+  m->texture = m->mr_texture = m->normal_texture = m->emission_texture = m->alpha_texture = t;
+  m->alpha_cutoff = 0.5f;
+  m->emission[0] = m->emission[1] = m->emission[2] = 0.5f;
+  add_material(&s, principled(0.5f, 0.5f, 0.5f, 1, 0.2f));
+  const float q[4][3] = {{-1, -1, 0}, {-1, 1, 0}, {1, 1, 0}, {1, -1, 0}};
+  const float uv[4][2] = {{0, 0}, {0, 2}, {2, 2}, {2, 0}};
+  add_quad_attr(&s, q, uv, NULL, 0, 1);
+  const float floor_[4][3] = {{-3, -1, -3}, {-3, -1, 3}, {3, -1, 3}, {3, -1, -3}};
+  add_quad_attr(&s, floor_, uv, NULL, 1, 2);
+  add_sphere(&s, 0.5f, 0.3f, -0.8f, 0.3f, 0, 3);
+  s.col = malloc(s.ntris * 9 * sizeof(float));
+  for (size_t i = 0; i < s.ntris * 9; i++) s.col[i] = 0.5f + 0.5f * (float)(i % 5) / 4;
+  s.tan = calloc(s.ntris * 12, sizeof(float));
+  for (size_t i = 0; i < s.ntris * 3; i++) s.tan[4 * i + 1] = 1, s.tan[4 * i + 3] = -1;
+  ctx c = open_ctx(&s, NULL);
+  kiln_renderer_destroy(c.r);
+  c.r = NULL;
+  static const kiln_renderer_scene_memory modes[] = {
+      KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM,
+      KILN_RENDERER_SCENE_TEXEL};
+  float *ref = NULL;
+  const size_t n = 24 * 20 * 3;
+  for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+    kiln_renderer_config rc;
+    kiln_renderer_config_default(&rc);
+    rc.scene_memory = modes[i];
+    KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
+    KT_TRUE(kiln__renderer_device_features(c.r, 0) & KILN__RF_PRINCIPLED);
+    kiln_frame_config fc;
+    kiln_frame_config_default(c.r, &fc);
+    kiln_future *f;
+    const kiln_image *img = render(&c, &fc, &f);
+    const float *col = info_of(img).color;
+    if (!ref) {
+      ref = malloc(n * sizeof(float));
+      memcpy(ref, col, n * sizeof(float));
+      double sum = 0;
+      for (size_t k = 0; k < n; k++) sum += col[k];
+      KT_TRUE(sum > 0);
+    } else if (memcmp(ref, col, n * sizeof(float)) != 0) {
+      KT_FAIL("scene memory mode %d renders other bits than storage buffers", (int)modes[i]);
+    }
+    kiln_future_release(f);
+    kiln_renderer_destroy(c.r);
+    c.r = NULL;
+  }
+  free(ref);
+  close_ctx(&c);
+}
