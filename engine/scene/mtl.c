@@ -105,20 +105,20 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
     mt->albedo[0] = mt->albedo[1] = mt->albedo[2] = 1;
   if (maps[KILN__MTL_MAP_KD].path)
     rc =
-        kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, &mt->texture, NULL);
+        kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, NULL, &mt->texture);
   if (!rc && maps[KILN__MTL_MAP_KE].path) {
     mt->emission[0] = mt->emission[1] = mt->emission[2] = 1;
-    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KE].path, KILN__TEX_SRGB,
-                             &mt->emission_texture, NULL);
+    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KE].path, KILN__TEX_SRGB, NULL,
+                             &mt->emission_texture);
   }
   if (!rc && maps[KILN__MTL_MAP_BUMP].path) {
     mt->normal_scale = maps[KILN__MTL_MAP_BUMP].bm;
-    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_BUMP].path, KILN__TEX_LINEAR,
-                             &mt->normal_texture, NULL);
+    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_BUMP].path, KILN__TEX_LINEAR, NULL,
+                             &mt->normal_texture);
   }
   if (!rc && maps[KILN__MTL_MAP_D].path) { /* the alpha channel, else the image's R */
     int32_t rgb, a;
-    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_D].path, KILN__TEX_LINEAR, &rgb, &a);
+    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_D].path, KILN__TEX_LINEAR, &a, &rgb);
     mt->alpha_texture = a >= 0 ? a : rgb;
   }
   const char *rough =

@@ -197,13 +197,15 @@ typedef struct kiln__sj_named_mat {
   uint32_t index;
 } kiln__sj_named_mat;
 
+/* One image file decoded in one mode: the same file as sRGB and as linear is two textures. alpha
+ * is the texture of its alpha plane (kiln__sj_texture_ex with alpha wanted; -1: none, or not
+ * asked for yet while !alpha_read). */
 typedef struct kiln__sj_tex_entry {
   char *path;
-  bool hdr;
+  kiln__tex_mode mode;
   uint32_t index;
-  int mode;        /* kiln__tex_mode */
-  bool with_alpha; /* loaded for kiln__sj_texture_ex with an alpha_out */
-  int32_t alpha;   /* then the index of its alpha plane, or -1 */
+  int32_t alpha;
+  bool alpha_read;
 } kiln__sj_tex_entry;
 
 /* A mesh file the scene names, loaded once however many objects name it. */
@@ -246,11 +248,11 @@ char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name);
 int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out);
-/* The image name (joined to dir; to the scene's folder when dir is NULL) decoded as mode, loaded
- * once per file, mode and alpha_out's presence: its texture index into *out. alpha_out (may be
- * NULL): the index of its alpha plane (kiln__texture_decode), -1 when the image has none. */
+/* Loads (once per file and mode) the texture named by the value at the current path, relative to
+ * dir (NULL: the scene's folder); *out its index. alpha (may be NULL): the texture of the
+ * image's alpha plane, -1 when it has none (PNG with alpha or tRNS only). */
 int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
-                        int32_t *out, int32_t *alpha_out);
+                        int32_t *alpha, int32_t *out);
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o);
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name);
