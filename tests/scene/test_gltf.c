@@ -332,3 +332,21 @@ TEST(gltf_nothing_half_loaded) {
   free(text), free(out);
   st_tmp_cleanup();
 }
+
+/* JSON nested past any glTF's depth (in "extras", which the parser copies recursively) is refused
+ * before it is parsed. */
+TEST(gltf_deep_json) {
+  const char *dir = st_tmpdir();
+  char text[1200] = "{\"asset\": {\"version\": \"2.0\"}, \"extras\": ";
+  size_t n = strlen(text);
+  for (int i = 0; i < 500; i++) text[n++] = '[';
+  for (int i = 0; i < 500; i++) text[n++] = ']';
+  text[n++] = '}', text[n] = '\0';
+  const char *p = st_write(dir, "deep.gltf", text, (size_t)-1);
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  KT_CODE(kiln_scene_load(p, &e, &s), KILN_EPARSE);
+  KT_TRUE(s == NULL);
+  KT_STR_CONTAINS(e.message, "nests deeper");
+  st_tmp_cleanup();
+}
