@@ -404,3 +404,69 @@ TEST(gltf_job_scene) {
   kiln_job_destroy(j);
   st_tmp_cleanup();
 }
+
+/* data/gltf/blender_import.txt: where Blender 3.4's glTF importer puts scene.gltf's vertices,
+ * camera and lights (data/gltf/blender_import.py, in glTF's axes): kiln agrees on every vertex of
+ * the default scene's meshes, the camera, the lights' positions and directions, and their power
+ * (Blender watts / (4 pi^2) for point and spot lights, the sun's strength as its irradiance). */
+TEST(gltf_agrees_with_blender) {
+  kiln_scene *s = load_ok("scene.gltf");
+  const kiln__scene *d = st_data(s);
+  char *text = st_read_file(data_path("blender_import.txt"), NULL);
+  int checked = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char kind[16], name[64];
+    int off = 0;
+    if (sscanf(line, "%15s %63s %n", kind, name, &off) != 2) KT_FAIL("bad line '%s'", line);
+    const char *p = line + off;
+    uint32_t id = 0;
+    for (size_t i = 0; i < d->nobjects; i++)
+      if (strcmp(d->object_names[i], name) == 0) id = (uint32_t)i + 1;
+    if (strcmp(kind, "mesh") == 0) {
+      if (!id) continue; /* not in the default scene */
+      float v[3];
+      int n;
+      while (sscanf(p, " (%f, %f, %f)%n", &v[0], &v[1], &v[2], &n) == 3) {
+        bool found = false;
+        for (size_t t = 0; t < d->ntris && !found; t++)
+          for (int k = 0; k < 3 && d->tri_object[t] == id; k++) {
+            const float *q = d->pos + 9 * t + 3 * k;
+            found = found || (fabsf(q[0] - v[0]) < 1e-4f && fabsf(q[1] - v[1]) < 1e-4f &&
+                              fabsf(q[2] - v[2]) < 1e-4f);
+          }
+        if (!found)
+          KT_FAIL("%s: Blender's vertex (%g, %g, %g) is not kiln's", name, v[0], v[1], v[2]);
+        p += n, checked++;
+      }
+      continue;
+    }
+    float pos[3], dir[3], watts = 0;
+    char type[16] = "";
+    int got = sscanf(p, "position (%f, %f, %f) direction (%f, %f, %f) %15s watts %f", &pos[0],
+                     &pos[1], &pos[2], &dir[0], &dir[1], &dir[2], type, &watts);
+    if (strcmp(kind, "camera") == 0) {
+      KT_TRUE(got >= 6);
+      vec_near(d->camera.position, pos[0], pos[1], pos[2], 1e-4);
+      float f[3] = {d->camera.look_at[0] - d->camera.position[0],
+                    d->camera.look_at[1] - d->camera.position[1],
+                    d->camera.look_at[2] - d->camera.position[2]};
+      vec_near(f, dir[0], dir[1], dir[2], 1e-4);
+      checked++;
+      continue;
+    }
+    KT_EQ(got, 8);
+    KT_TRUE(id != 0);
+    const kiln__plight *l = NULL;
+    for (size_t i = 0; i < d->nplights; i++)
+      if (d->plights[i].object_id == id) l = &d->plights[i];
+    KT_TRUE(l != NULL);
+    if (l->type != KILN__LIGHT_SUN) vec_near(l->position, pos[0], pos[1], pos[2], 1e-4);
+    if (l->type != KILN__LIGHT_POINT) vec_near(l->direction, dir[0], dir[1], dir[2], 1e-4);
+    const double pi = 3.14159265358979;
+    ST_NEAR(l->color[0], l->type == KILN__LIGHT_SUN ? watts : watts / (4 * pi * pi), 1e-5);
+    checked++;
+  }
+  KT_EQ(checked, 4 + 4 + 3 + 1 + 3);
+  free(text);
+  kiln_scene_destroy(s);
+}
