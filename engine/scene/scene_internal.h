@@ -10,8 +10,9 @@
  *   categories.c   the scene's categories and the objects' ("category", "category_id")
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
- *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
- *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
+ *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo), .hdr
+ *                  maps (its own reader) and .exr maps (tinyexr); kiln__texture_load is declared
+ *                  in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
  *   scene_data.c   the public handle around a kiln__scene
  *
