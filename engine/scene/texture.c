@@ -334,6 +334,18 @@ static int exr_fail(const char *what, const char *err, char *msg, size_t msgsz) 
   return KILN_EPARSE;
 }
 
+/* The name of the compression an EXR header declares when it is one tinyexr does not read (the
+ * attribute "compression" of type "compression", one byte), else NULL. */
+static const char *exr_compression_name(const unsigned char *b, size_t n) {
+  static const char attr[] = "compression\0compression\0\1\0\0\0";
+  static const char *const names[] = {"PXR24", "B44", "B44A", "DWAA", "DWAB"};
+  const size_t m = sizeof attr - 1;
+  for (size_t i = 8; i + m < n && i < ((size_t)1 << 16); i++)
+    if (memcmp(b + i, attr, m) == 0)
+      return b[i + m] >= 5 && b[i + m] <= 9 ? names[b[i + m] - 5] : NULL;
+  return NULL;
+}
+
 static uint64_t exr_le64(const unsigned char *p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
@@ -512,7 +524,12 @@ static int decode_exr(const unsigned char *b, size_t n, float **rgb, uint32_t *w
   const char *err = NULL;
   if (ParseEXRHeaderFromMemory(&hd, &ver, b, n, &err) != TINYEXR_SUCCESS) {
     FreeEXRHeader(&hd);
-    return exr_fail("its header", err, msg, msgsz);
+    const char *c = exr_compression_name(b, n);
+    if (!c) return exr_fail("its header", err, msg, msgsz);
+    FreeEXRErrorMessage(err);
+    snprintf(msg, msgsz, "the EXR's compression is %s: kiln reads none, RLE, ZIPS, ZIP and PIZ "
+             "(save the map with one of those)", c);
+    return KILN_EPARSE;
   }
   int ch[4], rc = exr_check(&hd, b, n, ch, msg, msgsz);
   if (rc) {

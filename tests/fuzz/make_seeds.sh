@@ -80,3 +80,7 @@ trap 'rm -rf "$tmp"' EXIT
 $cc -std=c11 -O1 -I"$root/tests" -I/usr/include/stb -o "$tmp/make_images" "$here/make_images.c" \
   -ltinyexr -lz -lm
 "$tmp/make_images" "$seeds" "$assets"
+# EXR from another writer than tinyexr's: Blender's (OpenEXR's own; tools/validation/env_orientation)
+for f in sun_zip_float sun_piz_half sun_dwaa_half; do
+  cp "$root/tools/validation/env_orientation/$f.exr" "$seeds/exr/blender_$f.exr"
+done

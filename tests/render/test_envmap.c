@@ -144,6 +144,33 @@ TEST(hdr_half_step_matches_blender) {
   cJSON_Delete(j);
 }
 
+/* sun.hdr as Blender saved it in OpenEXR (OpenEXR's own writer: FLOAT ZIP and HALF PIZ) reads
+ * back texel for texel as the .hdr does (its values, (m + 0.5) 2^k, are HALF-exact); Blender's
+ * DWAA, a compression tinyexr does not read, is refused by name. */
+TEST(blender_exr_maps) {
+  char *p = repo_path(VAL_DIR "sun.hdr");
+  kiln__texture ref, t;
+  char msg[256];
+  KT_CODE(kiln__texture_load(p, true, &ref, msg, sizeof msg), KILN_OK);
+  free(p);
+  static const char *const ok[] = {VAL_DIR "sun_zip_float.exr", VAL_DIR "sun_piz_half.exr"};
+  for (int i = 0; i < 2; i++) {
+    p = repo_path(ok[i]);
+    if (kiln__texture_load(p, true, &t, msg, sizeof msg)) KT_FAIL("%s: %s", ok[i], msg);
+    KT_EQ(t.width, ref.width);
+    KT_EQ(t.height, ref.height);
+    for (size_t k = 0; k < (size_t)t.width * (size_t)t.height * 3; k++)
+      if (t.rgb[k] != ref.rgb[k])
+        KT_FAIL("%s: texel %zu channel %zu: %.9g, the .hdr %.9g", ok[i], k / 3, k % 3, t.rgb[k],
+                ref.rgb[k]);
+    free(t.rgb), free(p);
+  }
+  p = repo_path(VAL_DIR "sun_dwaa_half.exr");
+  KT_CODE(kiln__texture_load(p, true, &t, msg, sizeof msg), KILN_EPARSE);
+  KT_STR_CONTAINS(msg, "the EXR's compression is DWAA");
+  free(p), free(ref.rgb);
+}
+
 /* The same map as .hdr and as .exr (HALF and FLOAT, scanline ZIP and tiled PIZ), with texel
  * values that RGBE and HALF both hold exactly ((m + 0.5) 2^k, m < 256): the renders are the same
  * bits. */

@@ -1,6 +1,6 @@
 """tools/validation/env_orientation/cycles_env.py: Cycles' side of kiln's environment-map checks.
 
-    blender -b -P cycles_env.py -- [--spp 256] [--size 64] [--out DIR]
+    blender -b -P cycles_env.py -- [--spp 256] [--size 64] [--out DIR] [--exr-only 1]
 
 Writes, next to this script (or into --out):
   sun.hdr       a 128x64 equirectangular map: a dim uniform sky (0.03) and one sun, a disc of 6
@@ -9,6 +9,8 @@ Writes, next to this script (or into --out):
                 towards (cos 36 cos 54, cos 36 sin 54, sin 36), +X +Y +Z; in kiln's (x, y, z) =
                 (X, Z, -Y) it is towards +x, +y, -z. RGBE written as Radiance's writer does
                 (mantissas truncated), flat scanlines.
+  sun_*.exr     sun.hdr as Blender saves it in OpenEXR (OpenEXR's own writer, not tinyexr's):
+                FLOAT ZIP, HALF PIZ, and HALF DWAA (a compression kiln refuses, by name)
   scene.json    the same scene for kiln, with "rotation" 0 (the test sets others)
   cycles.json   per-quadrant means of Cycles' renders (linear RGB; quadrants of the image: tl,
                 tr, bl, br, rows from the top) for Mapping rotations about Z of 0 and 90 degrees,
@@ -36,7 +38,8 @@ import sys
 import bpy
 
 argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-opt = {"--spp": "256", "--size": "64", "--out": os.path.dirname(os.path.abspath(__file__))}
+opt = {"--spp": "256", "--size": "64", "--out": os.path.dirname(os.path.abspath(__file__)),
+       "--exr-only": "0"}
 for i in range(0, len(argv) - 1, 2):
     opt[argv[i]] = argv[i + 1]
 SPP, SIZE, OUT = int(opt["--spp"]), int(opt["--size"]), opt["--out"]
@@ -190,8 +193,23 @@ def quadrants(path):
     return {k: [v / n for v in q[k]] for k in q}
 
 
+def save_exrs(map_path):
+    """sun.hdr through Blender's image saving, as OpenEXR in three forms."""
+    img = bpy.data.images.load(map_path)
+    st = bpy.context.scene.render.image_settings
+    for name, depth, codec in [("sun_zip_float", "32", "ZIP"), ("sun_piz_half", "16", "PIZ"),
+                               ("sun_dwaa_half", "16", "DWAA")]:
+        st.file_format, st.color_mode, st.color_depth, st.exr_codec = "OPEN_EXR", "RGB", depth, codec
+        img.save_render(os.path.join(OUT, name + ".exr"), scene=bpy.context.scene)
+    bpy.data.images.remove(img)
+
+
 map_path = os.path.join(OUT, "sun.hdr")
+if opt["--exr-only"] != "0":
+    save_exrs(map_path)
+    sys.exit(0)
 write_map(map_path)
+save_exrs(map_path)
 texels = texel_check(map_path)
 result = {"spp": SPP, "size": SIZE, "texels": texels, "renders": []}
 for rot in (0, 90):
