@@ -346,6 +346,55 @@ static const char *exr_compression_name(const unsigned char *b, size_t n) {
   return NULL;
 }
 
+/* tinyexr's header reader asserts (aborts, in Debian's build) on two things a file decides: a
+ * "tiles" attribute of a tiled file that is not 9 bytes, and a "type" attribute that is not one
+ * of the four it knows or disagrees with the file being tiled. Its walk over the attributes is
+ * repeated here (the same bounds: 1024 attributes, each name and type NUL-terminated, a 4-byte
+ * size) and such files refused before it sees them; anything else malformed is left to it. */
+static int exr_header_guard(const unsigned char *b, size_t n, bool tiled, char *msg,
+                            size_t msgsz) {
+  size_t p = 8;
+  bool has_tiles = false;
+  const char *type = NULL;
+  for (int k = 0; k < 1024 && p < n && b[p]; k++) {
+    const unsigned char *name = b + p, *nz = memchr(name, 0, n - p);
+    if (!nz) return 0;
+    const unsigned char *tp = nz + 1, *tz = tp < b + n ? memchr(tp, 0, (size_t)(b + n - tp)) : NULL;
+    if (!tz || (size_t)(b + n - (tz + 1)) < 4) return 0;
+    const unsigned char *v = tz + 5;
+    uint32_t len = (uint32_t)tz[1] | (uint32_t)tz[2] << 8 | (uint32_t)tz[3] << 16 |
+                   (uint32_t)tz[4] << 24;
+    if (len == 0 || len > (size_t)(b + n - v)) return 0; /* tinyexr refuses it */
+    if (tiled && strcmp((const char *)name, "tiles") == 0) {
+      if (len != 9) {
+        snprintf(msg, msgsz, "malformed EXR tile description (%u bytes, not 9)", len);
+        return KILN_EPARSE;
+      }
+      has_tiles = true;
+    } else if (strcmp((const char *)name, "type") == 0 && v[0]) {
+      static const char *const known[] = {"scanlineimage", "tiledimage", "deepscanline",
+                                          "deeptile"};
+      const unsigned char *vz = memchr(v, 0, len);
+      const size_t vlen = vz ? (size_t)(vz - v) : len; /* tinyexr reads it up to a NUL */
+      type = NULL;
+      for (int i = 0; i < 4; i++)
+        if (vlen == strlen(known[i]) && memcmp(v, known[i], vlen) == 0) type = known[i];
+      if (!type) {
+        snprintf(msg, msgsz, "unknown EXR part type '%.*s'", (int)(len < 40 ? len : 40),
+                 (const char *)v);
+        return KILN_EPARSE;
+      }
+    }
+    p = (size_t)(v - b) + len;
+  }
+  if (type && (strncmp(type, "deep", 4) == 0 || (strcmp(type, "tiledimage") == 0) != has_tiles)) {
+    snprintf(msg, msgsz, "the EXR's type '%s' disagrees with its layout (%s)", type,
+             has_tiles ? "tiled" : "scanlines");
+    return KILN_EPARSE;
+  }
+  return 0;
+}
+
 static uint64_t exr_le64(const unsigned char *p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
@@ -519,6 +568,8 @@ static int decode_exr(const unsigned char *b, size_t n, float **rgb, uint32_t *w
              ver.multipart ? "multi-part" : "deep");
     return KILN_EPARSE;
   }
+  int rc = exr_header_guard(b, n, ver.tiled != 0, msg, msgsz);
+  if (rc) return rc;
   EXRHeader hd;
   InitEXRHeader(&hd);
   const char *err = NULL;
@@ -531,7 +582,8 @@ static int decode_exr(const unsigned char *b, size_t n, float **rgb, uint32_t *w
              "(save the map with one of those)", c);
     return KILN_EPARSE;
   }
-  int ch[4], rc = exr_check(&hd, b, n, ch, msg, msgsz);
+  int ch[4];
+  rc = exr_check(&hd, b, n, ch, msg, msgsz);
   if (rc) {
     FreeEXRHeader(&hd);
     return rc;
