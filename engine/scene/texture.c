@@ -433,10 +433,32 @@ static void exr_tiles(const EXRHeader *h, uint64_t w, uint64_t hh, uint64_t *byt
   *bytes = *tiles * tx * ty * (uint64_t)h->num_channels * 4;
 }
 
+/* Whether the tile a tiled block's header names (tile column, row, level x, level y: the first
+ * 16 bytes at p) exists in the image: tinyexr multiplies these by the tile size in int, and a
+ * wrapped product would pass its own bounds check and make it write past the tile. */
+static bool exr_tile_exists(const EXRHeader *h, uint64_t w, uint64_t hh, const unsigned char *p) {
+  int32_t c[4];
+  for (int i = 0; i < 4; i++)
+    c[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                     (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24);
+  const int up = h->tile_rounding_mode;
+  uint32_t nx = 1, ny = 1;
+  if (h->tile_level_mode == TINYEXR_TILE_MIPMAP_LEVELS)
+    nx = ny = exr_levels(w > hh ? w : hh, up);
+  else if (h->tile_level_mode == TINYEXR_TILE_RIPMAP_LEVELS)
+    nx = exr_levels(w, up), ny = exr_levels(hh, up);
+  if (c[0] < 0 || c[1] < 0 || c[2] < 0 || c[3] < 0 || (uint32_t)c[2] >= nx ||
+      (uint32_t)c[3] >= ny || (h->tile_level_mode != TINYEXR_TILE_RIPMAP_LEVELS && c[2] != c[3]))
+    return false;
+  const uint64_t lw = exr_level_size(w, (uint32_t)c[2], up), lh = exr_level_size(hh, (uint32_t)c[3], up);
+  return (uint64_t)c[0] < (lw + (uint64_t)h->tile_size_x - 1) / (uint64_t)h->tile_size_x &&
+         (uint64_t)c[1] < (lh + (uint64_t)h->tile_size_y - 1) / (uint64_t)h->tile_size_y;
+}
+
 /* The header's promises checked before tinyexr decodes anything: a single-part image of flat
  * pixels, channels kiln can use (R, G, B or Y; HALF or FLOAT, not subsampled) into ch[] (-1 where
  * absent), and sizes within kiln's limits and what the file can hold, its offset table and every
- * block it names inside the file. */
+ * block it names inside the file, and every tile a block names inside the image. */
 static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int ch[4], char *msg,
                      size_t msgsz) {
   static const char *const want[4] = {"R", "G", "B", "Y"};
@@ -516,6 +538,11 @@ static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int c
         (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
                    (uint32_t)b[o + head - 1] << 24) > n - o - head) {
       snprintf(msg, msgsz, "EXR block %llu of %llu runs past the end of the file (truncated)",
+               (unsigned long long)k + 1, (unsigned long long)blocks);
+      return KILN_EPARSE;
+    }
+    if (h->tiled && !exr_tile_exists(h, (uint64_t)w, (uint64_t)hh, b + o)) {
+      snprintf(msg, msgsz, "EXR block %llu of %llu names a tile outside the image",
                (unsigned long long)k + 1, (unsigned long long)blocks);
       return KILN_EPARSE;
     }
