@@ -455,6 +455,47 @@ static bool exr_tile_exists(const EXRHeader *h, uint64_t w, uint64_t hh, const u
          (uint64_t)c[1] < (lh + (uint64_t)h->tile_size_y - 1) / (uint64_t)h->tile_size_y;
 }
 
+/* The uncompressed bytes of the block at p (its header read as tinyexr reads it: a scanline
+ * block's first line, or a tiled block's tile, which exr_tile_exists has checked), per_px stored
+ * bytes a texel; 0 where tinyexr will refuse the block anyway. */
+static uint64_t exr_block_raw(const EXRHeader *h, uint64_t w, uint64_t hh, uint64_t per_px,
+                              const unsigned char *p) {
+  int32_t c[2];
+  for (int i = 0; i < 2; i++)
+    c[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                     (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24);
+  if (!h->tiled) {
+    const int64_t end = (int64_t)h->data_window.max_y + 1, first = c[0],
+                  last = first + 32 < end ? first + 32 : end; /* PIZ: 32 lines a block */
+    return last > first && first >= h->data_window.min_y ? w * (uint64_t)(last - first) * per_px
+                                                         : 0;
+  }
+  int32_t l[2];
+  for (int i = 0; i < 2; i++)
+    l[i] = (int32_t)((uint32_t)p[8 + 4 * i] | (uint32_t)p[9 + 4 * i] << 8 |
+                     (uint32_t)p[10 + 4 * i] << 16 | (uint32_t)p[11 + 4 * i] << 24);
+  const int up = h->tile_rounding_mode;
+  const uint64_t tx = (uint64_t)h->tile_size_x, ty = (uint64_t)h->tile_size_y;
+  const uint64_t lw = exr_level_size(w, (uint32_t)l[0], up), lh = exr_level_size(hh, (uint32_t)l[1], up);
+  const uint64_t x0 = (uint64_t)c[0] * tx, y0 = (uint64_t)c[1] * ty;
+  return (lw - x0 < tx ? lw - x0 : tx) * (lh - y0 < ty ? lh - y0 : ty) * per_px;
+}
+
+/* Whether a PIZ block's data (d, len bytes) holds the parts whose sizes it declares before
+ * tinyexr reads them: its bitmap (the range min..max of 2-byte bounds, at most 8192 bytes) and its
+ * Huffman stream (a 4-byte length, then at least the 20-byte Huffman header). tinyexr copies the
+ * bitmap without checking it against the block, reading past the file. */
+static bool exr_piz_ok(const unsigned char *d, uint64_t len, uint64_t raw) {
+  if (len == raw) return true; /* stored uncompressed: tinyexr copies it as it is */
+  if (len < 4) return false;
+  const uint64_t lo = (uint64_t)d[0] | (uint64_t)d[1] << 8, hi = (uint64_t)d[2] | (uint64_t)d[3] << 8;
+  uint64_t at = 4 + (lo <= hi ? hi - lo + 1 : 0);
+  if (hi >= 8192 || at + 4 > len) return false;
+  const int32_t n = (int32_t)((uint32_t)d[at] | (uint32_t)d[at + 1] << 8 |
+                              (uint32_t)d[at + 2] << 16 | (uint32_t)d[at + 3] << 24);
+  return n >= 20 && at + 4 + (uint64_t)n <= len;
+}
+
 /* The header's promises checked before tinyexr decodes anything: a single-part image of flat
  * pixels, channels kiln can use (R, G, B or Y; HALF or FLOAT, not subsampled) into ch[] (-1 where
  * absent), and sizes within kiln's limits and what the file can hold, its offset table and every
@@ -541,8 +582,16 @@ static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int c
                (unsigned long long)k + 1, (unsigned long long)blocks);
       return KILN_EPARSE;
     }
+    const uint64_t dlen = (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
+                                     (uint32_t)b[o + head - 1] << 24);
     if (h->tiled && !exr_tile_exists(h, (uint64_t)w, (uint64_t)hh, b + o)) {
       snprintf(msg, msgsz, "EXR block %llu of %llu names a tile outside the image",
+               (unsigned long long)k + 1, (unsigned long long)blocks);
+      return KILN_EPARSE;
+    }
+    if (h->compression_type == TINYEXR_COMPRESSIONTYPE_PIZ &&
+        !exr_piz_ok(b + o + head, dlen, exr_block_raw(h, (uint64_t)w, (uint64_t)hh, per_px, b + o))) {
+      snprintf(msg, msgsz, "EXR block %llu of %llu: its PIZ data is malformed",
                (unsigned long long)k + 1, (unsigned long long)blocks);
       return KILN_EPARSE;
     }
