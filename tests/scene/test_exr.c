@@ -261,6 +261,29 @@ TEST(exr_headers_tinyexr_would_abort_on) {
   free(c), free(b), free(bt), free(px);
 }
 
+/* The files fuzzing found tinyexr mishandling (tests/fuzz/regressions/exr/), each refused by
+ * kiln's checks before tinyexr decodes it, with the reason. */
+TEST(exr_fuzz_findings_refused) {
+  static const struct {
+    const char *file, *frag;
+  } t[] = {
+      {"tiles_attribute_of_14_bytes_abort.exr", "malformed EXR tile description (14 bytes"},
+      {"tile_coordinates_overflow_int.exr", "names a tile outside the image"},
+      {"piz_bitmap_past_the_block.exr", "its PIZ data is malformed"},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/../fuzz/regressions/exr/%s", st_src_dir(), t[i].file);
+    size_t n;
+    char *b = st_read_file(path, &n);
+    kiln__texture tex;
+    char msg[256] = "";
+    KT_CODE(decode((const unsigned char *)b, n, &tex, msg, sizeof msg), KILN_EPARSE);
+    KT_STR_CONTAINS(msg, t[i].frag);
+    free(b);
+  }
+}
+
 /* A map named by a scene: "file" takes .exr as it takes .hdr, with rotation and intensity. */
 TEST(exr_environment) {
   const char *dir = st_tmpdir();
