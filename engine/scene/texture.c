@@ -496,24 +496,15 @@ static bool exr_piz_ok(const unsigned char *d, uint64_t len, uint64_t raw) {
   return n >= 20 && at + 4 + (uint64_t)n <= len;
 }
 
-/* The header's promises checked before tinyexr decodes anything: a single-part image of flat
- * pixels, channels kiln can use (R, G, B or Y; HALF or FLOAT, not subsampled) into ch[] (-1 where
- * absent), and sizes within kiln's limits and what the file can hold, its offset table and every
- * block it names inside the file, and every tile a block names inside the image. */
-static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int ch[4], char *msg,
-                     size_t msgsz) {
+/* The channels kiln reads into ch[] (R, G, B, Y; -1 where absent) and the stored bytes of a
+ * texel, all channels, into *per_px; KILN_EPARSE with msg when they will not do. */
+static int exr_channels(const EXRHeader *h, int ch[4], uint64_t *per_px, char *msg, size_t msgsz) {
   static const char *const want[4] = {"R", "G", "B", "Y"};
-  const int64_t w = (int64_t)h->data_window.max_x - h->data_window.min_x + 1,
-                hh = (int64_t)h->data_window.max_y - h->data_window.min_y + 1;
-  if (w <= 0 || hh <= 0) {
-    snprintf(msg, msgsz, "the image has no pixels (its data window is empty)");
-    return KILN_EPARSE;
-  }
-  uint64_t per_px = 0; /* stored bytes a texel, all channels */
+  *per_px = 0;
   for (int k = 0; k < 4; k++) ch[k] = -1;
   for (int c = 0; c < h->num_channels; c++) {
     const EXRChannelInfo *ci = &h->channels[c];
-    per_px += h->pixel_types[c] == TINYEXR_PIXELTYPE_HALF ? 2 : 4;
+    *per_px += h->pixel_types[c] == TINYEXR_PIXELTYPE_HALF ? 2 : 4;
     for (int k = 0; k < 4; k++)
       if (strcmp(ci->name, want[k]) == 0) ch[k] = c;
     if (ci->x_sampling != 1 || ci->y_sampling != 1) {
@@ -535,6 +526,61 @@ static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int c
                want[k]);
       return KILN_EPARSE;
     }
+  return 0;
+}
+
+/* Every block of the offset table (blocks of them, each a head-byte header and its data) inside
+ * the file, each tile a block names inside the image, each PIZ block's parts inside the block. */
+static int exr_blocks(const EXRHeader *h, const unsigned char *b, size_t n, uint64_t w,
+                      uint64_t hh, uint64_t per_px, uint64_t blocks, uint64_t head, char *msg,
+                      size_t msgsz) {
+  /* every block of the offset table inside the file, its data included: a truncated file is
+   * told here, by name, rather than by tinyexr's decoder */
+  const uint64_t table = 8 + (uint64_t)h->header_len;
+  if (table > n || blocks > (n - table) / 8) {
+    snprintf(msg, msgsz, "the file ends inside the EXR offset table (truncated)");
+    return KILN_EPARSE;
+  }
+  for (uint64_t k = 0; k < blocks; k++) {
+    uint64_t o = exr_le64(b + table + 8 * k);
+    if (o < table + 8 * blocks || o > n || n - o < head ||
+        (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
+                   (uint32_t)b[o + head - 1] << 24) > n - o - head) {
+      snprintf(msg, msgsz, "EXR block %llu of %llu runs past the end of the file (truncated)",
+               (unsigned long long)k + 1, (unsigned long long)blocks);
+      return KILN_EPARSE;
+    }
+    const uint64_t dlen = (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
+                                     (uint32_t)b[o + head - 1] << 24);
+    if (h->tiled && !exr_tile_exists(h, w, hh, b + o)) {
+      snprintf(msg, msgsz, "EXR block %llu of %llu names a tile outside the image",
+               (unsigned long long)k + 1, (unsigned long long)blocks);
+      return KILN_EPARSE;
+    }
+    if (h->compression_type == TINYEXR_COMPRESSIONTYPE_PIZ &&
+        !exr_piz_ok(b + o + head, dlen, exr_block_raw(h, w, hh, per_px, b + o))) {
+      snprintf(msg, msgsz, "EXR block %llu of %llu: its PIZ data is malformed",
+               (unsigned long long)k + 1, (unsigned long long)blocks);
+      return KILN_EPARSE;
+    }
+  }
+  return 0;
+}
+
+/* The header's promises checked before tinyexr decodes anything: a non-empty data window,
+ * channels kiln can use (exr_channels, into ch[]), tiles of a known layout, sizes within kiln's
+ * limits and what the file can hold, and the blocks (exr_blocks). */
+static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int ch[4], char *msg,
+                     size_t msgsz) {
+  const int64_t w = (int64_t)h->data_window.max_x - h->data_window.min_x + 1,
+                hh = (int64_t)h->data_window.max_y - h->data_window.min_y + 1;
+  if (w <= 0 || hh <= 0) {
+    snprintf(msg, msgsz, "the image has no pixels (its data window is empty)");
+    return KILN_EPARSE;
+  }
+  uint64_t per_px;
+  int rc = exr_channels(h, ch, &per_px, msg, msgsz);
+  if (rc) return rc;
   uint64_t blocks, tile_bytes = 0, head = 8;
   if (h->tiled) {
     if (h->tile_size_x <= 0 || h->tile_size_y <= 0 || h->tile_size_x > KILN__TEXTURE_MAX_SIDE ||
@@ -563,40 +609,10 @@ static int exr_check(const EXRHeader *h, const unsigned char *b, size_t n, int c
   const bool sides_ok = w <= KILN__TEXTURE_MAX_SIDE && hh <= KILN__TEXTURE_MAX_SIDE;
   const uint64_t raw = sides_ok ? (uint64_t)w * (uint64_t)hh * per_px : 0; /* else refused */
   const uint64_t ratio = h->compression_type == TINYEXR_COMPRESSIONTYPE_NONE ? 1 : EXR_MAX_RATIO;
-  int rc = check_claim_mem((uint64_t)w, (uint64_t)hh, 3 * sizeof(float) + planes, tile_bytes,
-                           blocks * (8 + head) + (raw + ratio - 1) / ratio, n, msg, msgsz);
+  rc = check_claim_mem((uint64_t)w, (uint64_t)hh, 3 * sizeof(float) + planes, tile_bytes,
+                       blocks * (8 + head) + (raw + ratio - 1) / ratio, n, msg, msgsz);
   if (rc) return rc;
-  /* every block of the offset table inside the file, its data included: a truncated file is
-   * told here, by name, rather than by tinyexr's decoder */
-  const uint64_t table = 8 + (uint64_t)h->header_len;
-  if (table > n || blocks > (n - table) / 8) {
-    snprintf(msg, msgsz, "the file ends inside the EXR offset table (truncated)");
-    return KILN_EPARSE;
-  }
-  for (uint64_t k = 0; k < blocks; k++) {
-    uint64_t o = exr_le64(b + table + 8 * k);
-    if (o < table + 8 * blocks || o > n || n - o < head ||
-        (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
-                   (uint32_t)b[o + head - 1] << 24) > n - o - head) {
-      snprintf(msg, msgsz, "EXR block %llu of %llu runs past the end of the file (truncated)",
-               (unsigned long long)k + 1, (unsigned long long)blocks);
-      return KILN_EPARSE;
-    }
-    const uint64_t dlen = (uint64_t)(b[o + head - 4] | b[o + head - 3] << 8 | b[o + head - 2] << 16 |
-                                     (uint32_t)b[o + head - 1] << 24);
-    if (h->tiled && !exr_tile_exists(h, (uint64_t)w, (uint64_t)hh, b + o)) {
-      snprintf(msg, msgsz, "EXR block %llu of %llu names a tile outside the image",
-               (unsigned long long)k + 1, (unsigned long long)blocks);
-      return KILN_EPARSE;
-    }
-    if (h->compression_type == TINYEXR_COMPRESSIONTYPE_PIZ &&
-        !exr_piz_ok(b + o + head, dlen, exr_block_raw(h, (uint64_t)w, (uint64_t)hh, per_px, b + o))) {
-      snprintf(msg, msgsz, "EXR block %llu of %llu: its PIZ data is malformed",
-               (unsigned long long)k + 1, (unsigned long long)blocks);
-      return KILN_EPARSE;
-    }
-  }
-  return 0;
+  return exr_blocks(h, b, n, (uint64_t)w, (uint64_t)hh, per_px, blocks, head, msg, msgsz);
 }
 
 /* Level 0 of the decoded image's channel c (floats) as texel (x, y), for scanline and tiled
