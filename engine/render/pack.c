@@ -515,8 +515,10 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   g->has_normals = s->nrm != NULL, g->has_uv = s->uv != NULL;
   g->env_texture = envt ? (uint32_t)s->env.texture : PT_NONE;
   g->env_dist = dist;
+  /* the map's frame (environment.glsl, to_map): the rotation plus half a turn, since latlong()
+   * puts u = 0.5 towards -x where Blender's Environment Texture has +x (docs/SCENE.md) */
   double rot = s->env.rotation_deg * PI_D / 180;
-  g->env_cos = (float)cos(rot), g->env_sin = (float)sin(rot), g->env_pick = (float)penv;
+  g->env_cos = (float)-cos(rot), g->env_sin = (float)-sin(rot), g->env_pick = (float)penv;
   g->nnodes = (uint32_t)b->nnodes;
   g->grid_origin = (pt_vec3){origin[0], origin[1], origin[2]};
   g->grid_step = (pt_vec3){scale[0], scale[1], scale[2]};

@@ -356,7 +356,9 @@ typedef enum {
   KILN__TEX_SRGB = 0,   /* PNG or JPEG, 8-bit values sRGB-decoded (colours) */
   KILN__TEX_LINEAR = 1, /* PNG or JPEG, values / 255 as they are (normal, roughness, metallic,
                            alpha maps) */
-  KILN__TEX_HDR = 2     /* a floating-point map (environment): linear as stored */
+  KILN__TEX_HDR = 2     /* a floating-point map (environment), Radiance .hdr or OpenEXR: linear
+                           as stored (RGBE as (m + 0.5) 2^(e - 136); EXR's NaN / Inf texels
+                           black, negative channels 0) */
 } kiln__tex_mode;
 
 /* Decodes the image in data[0..n) into t (rgb), and when alpha is not NULL its alpha channel
@@ -368,8 +370,8 @@ int kiln__texture_decode(const unsigned char *data, size_t n, kiln__tex_mode mod
 int kiln__texture_load_ex(const char *path, kiln__tex_mode mode, kiln__texture *t,
                           kiln__texture *alpha, char *msg, size_t msgsz);
 
-/* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr (is_hdr:
- * linear as stored) into t. The format is decided by the file's first bytes; sizes are checked
+/* Loads an 8-bit PNG/JPEG (is_hdr false: sRGB decoded to linear) or a Radiance .hdr or OpenEXR
+ * map (is_hdr: linear, as KILN__TEX_HDR says) into t. The format is decided by the file's first bytes; sizes are checked
  * before allocating (docs/SCENE.md, Image files). KILN_EIO if the file cannot be read,
  * KILN_EPARSE if it is not a decodable image of the kind asked for (msg says why), KILN_ENOMEM. */
 int kiln__texture_load(const char *path, bool is_hdr, kiln__texture *t, char *msg, size_t msgsz);

@@ -13,8 +13,9 @@
  *   mtl.c          an MTL material that asks for more than diffuse / emissive -> principled
  *   gltf.cpp       glTF 2.0 (.gltf, .glb) through tinygltf: meshes, nodes, materials, lights,
  *                  camera, straight into the builder (the one C++ file, behind a C interface)
- *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
- *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
+ *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo), .hdr
+ *                  maps (its own reader) and .exr maps (tinyexr); kiln__texture_load is declared
+ *                  in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
  *   scene_data.c   the public handle around a kiln__scene
  *

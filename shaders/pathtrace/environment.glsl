@@ -3,10 +3,12 @@
 // distribution (marginal row CDF, conditional column CDFs; Pharr et al., PBRT 3rd ed. 13.6.7 /
 // 14.2.4), constant and gradient cosine-distributed about the shading normal.
 
-// Direction d in the map's frame (the map is rotated about +y, so undo it).
+// Direction d in the frame latlong() reads the map in: d turned right-handed about +y by the
+// angle g.env_cos / g.env_sin give (the scene's rotation plus half a turn, pack.c), so that the
+// map is Blender's Environment Texture behind a Mapping node rotating Z by `rotation`.
 vec3 to_map(vec3 d) {
   float c = g.env_cos, s = g.env_sin;
-  return vec3(c * d.x - s * d.z, d.y, s * d.x + c * d.z);
+  return vec3(c * d.x + s * d.z, d.y, -s * d.x + c * d.z);
 }
 
 vec3 env(vec3 d) {
@@ -67,5 +69,5 @@ vec3 env_sample(vec2 u, vec3 ns, out float pdf) {
   float pmf = envd.f[h + w * h + y * w + x];
   pdf = st > 0.0 ? pmf * float(w) * float(h) / (2.0 * PI * PI * st) : 0.0;
   float c = g.env_cos, s = g.env_sin;
-  return vec3(c * m.x + s * m.z, m.y, -s * m.x + c * m.z);  // back to world
+  return vec3(c * m.x - s * m.z, m.y, s * m.x + c * m.z);  // back to world: to_map's inverse
 }

@@ -115,7 +115,7 @@ struct pt_globals {
   pt_uint has_normals, has_uv;
   pt_uint env_texture; /* the map's texture, PT_NONE without one */
   pt_uint env_dist;    /* 1: ENVDIST holds the map's distribution */
-  float env_cos, env_sin; /* the map's rotation about +y */
+  float env_cos, env_sin; /* cos, sin of the map frame's angle about +y: rotation + 180 degrees */
   float env_pick;      /* the probability that next-event estimation picks the environment */
   pt_uint nnodes;      /* BVH nodes: the traversal's end */
   pt_vec3 grid_origin; /* the grid the node boxes are quantised on */

@@ -41,9 +41,12 @@ void fz_fail(const char *fmt, ...);
 /* data as a NUL-terminated string (malloc'd; free it). Aborts when out of memory. */
 char *fz_cstr(const uint8_t *data, size_t size);
 
-/* Writes data to <tmpdir>/name and loads it as the scene loader loads an image (kiln__texture_load;
- * is_hdr: as an environment map); a success must give at least one texel, every value finite and
- * non-negative, else fz_fail. name ends in the format's extension ("fuzz.png"). */
-void fz_texture(const char *name, bool is_hdr, const uint8_t *data, size_t size);
+/* Writes data to <tmpdir>/name and loads it as the scene loader loads an image
+ * (kiln__texture_load_ex; mode a kiln__tex_mode: FZ_TEX_SRGB, FZ_TEX_LINEAR, FZ_TEX_HDR; alpha:
+ * asking for the alpha plane too); a success must give at least one texel, every value finite
+ * and non-negative, and an alpha plane (where one came back) of the same size with values in
+ * [0, 1], else fz_fail. name ends in the format's extension ("fuzz.png"). */
+enum { FZ_TEX_SRGB = 0, FZ_TEX_LINEAR = 1, FZ_TEX_HDR = 2 };
+void fz_texture(const char *name, int mode, bool alpha, const uint8_t *data, size_t size);
 
 #endif

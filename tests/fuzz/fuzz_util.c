@@ -1,5 +1,5 @@
 /* fuzz_util.c: the temporary folder and files of the fuzz targets, and the texture check that
- * the three image targets share (fuzz.h). */
+ * the image targets share (fuzz.h). */
 #include "fuzz.h"
 
 #include <dirent.h>
@@ -100,17 +100,37 @@ char *fz_cstr(const uint8_t *data, size_t size) {
   return s;
 }
 
-void fz_texture(const char *name, bool is_hdr, const uint8_t *data, size_t size) {
+_Static_assert((int)FZ_TEX_SRGB == (int)KILN__TEX_SRGB && (int)FZ_TEX_LINEAR == (int)KILN__TEX_LINEAR &&
+                   (int)FZ_TEX_HDR == (int)KILN__TEX_HDR,
+               "fuzz.h's texture modes are kiln__tex_mode's");
+
+/* t's texels are finite and within [lo, hi]; else fz_fail naming what. */
+static void check_texels(const kiln__texture *t, float lo, float hi, const char *what) {
+  if (t->width < 1 || t->height < 1 || !t->rgb)
+    fz_fail("%s of %d x %d texels (rgb %p) loaded without error", what, (int)t->width,
+            (int)t->height, (void *)t->rgb);
+  for (size_t i = 0; i < (size_t)t->width * (size_t)t->height * 3; i++)
+    if (!(t->rgb[i] >= lo && t->rgb[i] <= hi))
+      fz_fail("%s: value %g at texel %zu", what, t->rgb[i], i / 3);
+}
+
+void fz_texture(const char *name, int mode, bool alpha, const uint8_t *data, size_t size) {
   const char *path = fz_write(name, data, size);
-  kiln__texture t;
+  kiln__texture t, a;
   char msg[512];
-  int rc = kiln__texture_load(path, is_hdr, &t, msg, sizeof msg);
-  /* scene_data.h: a texture has width * height * 3 floats, linear, finite and non-negative */
-  if (rc == 0 && (t.width < 1 || t.height < 1 || !t.rgb))
-    fz_fail("a texture of %d x %d texels (rgb %p) loaded without error", (int)t.width,
-            (int)t.height, (void *)t.rgb);
-  for (size_t i = 0; rc == 0 && i < (size_t)t.width * (size_t)t.height * 3; i++)
-    if (!(t.rgb[i] >= 0 && t.rgb[i] <= FLT_MAX)) fz_fail("texel value %g at %zu", t.rgb[i], i / 3);
-  if (rc == 0) free(t.rgb);
+  int rc = kiln__texture_load_ex(path, (kiln__tex_mode)mode, &t, alpha ? &a : NULL, msg, sizeof msg);
+  /* scene_data.h: a texture has width * height * 3 floats, linear, finite and non-negative; an
+   * alpha plane is the same size, its coverage in [0, 1] */
+  if (rc == 0) {
+    check_texels(&t, 0, FLT_MAX, "a texture");
+    if (alpha && a.rgb) {
+      if (a.width != t.width || a.height != t.height)
+        fz_fail("an alpha plane of %d x %d for a texture of %d x %d", (int)a.width,
+                (int)a.height, (int)t.width, (int)t.height);
+      check_texels(&a, 0, 1, "an alpha plane");
+    }
+    free(t.rgb);
+    if (alpha) free(a.rgb);
+  }
   fz_report(strrchr(name, '.') + 1, rc, msg);
 }

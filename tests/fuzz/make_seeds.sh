@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # make_seeds.sh: (re)writes tests/fuzz/seeds/ and tests/fuzz/assets/ from the documentation and
 # the examples, so that the fuzzers start from every documented form. Run from anywhere; commit
-# what it writes. Needs a C compiler, zlib and stb_image_write (libstb-dev).
+# what it writes. Needs a C compiler, zlib, stb_image_write (libstb-dev) and tinyexr
+# (libtinyexr-dev).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 seeds=$here/seeds
 assets=$here/assets
 rm -rf "$seeds"
-mkdir -p "$assets" "$seeds"/{scene,job,joblist,template,obj,ply,gltf,png,jpeg,hdr}
+mkdir -p "$assets" "$seeds"/{scene,job,joblist,template,obj,ply,gltf,png,jpeg,hdr,exr}
 
 # Every ```json (or ```jsonl) block of a page as one file: $1 page, $2 fence tag, $3 out prefix.
 blocks() {
@@ -30,6 +31,11 @@ cat > "$seeds/scene/textures.json" <<'J'
   {"type": "mesh", "file": "chair.obj", "material": "b", "instances": [{"translate": [1, 0, 0]}]},
   {"type": "mesh", "file": "bunny.ply", "material": "a", "transform": {"scale": 2}}],
  "environment": {"type": "map", "file": "sky.hdr", "rotation": 45, "intensity": 2}}
+J
+cat > "$seeds/scene/exr_map.json" <<'J'
+{"camera": {"position": [0, 1, -4], "look_at": [0, 1, 0]},
+ "objects": [{"type": "sphere", "center": [0, 1, 0], "radius": 1, "material": {"type": "diffuse"}}],
+ "environment": {"type": "map", "file": "sky.exr", "rotation": -30, "intensity": 0.5}}
 J
 
 # The fixed files the inputs may name. The jobs' scene: the scene of docs/JOBS.md, with the
@@ -89,5 +95,10 @@ python3 "$root/tests/scene/data/gltf/make.py"
 cc=${CC:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-$cc -std=c11 -O1 -I"$root/tests" -I/usr/include/stb -o "$tmp/make_images" "$here/make_images.c" -lz -lm
+$cc -std=c11 -O1 -I"$root/tests" -I/usr/include/stb -o "$tmp/make_images" "$here/make_images.c" \
+  -ltinyexr -lz -lm
 "$tmp/make_images" "$seeds" "$assets"
+# EXR from another writer than tinyexr's: Blender's (OpenEXR's own; tools/validation/env_orientation)
+for f in sun_zip_float sun_piz_half sun_dwaa_half; do
+  cp "$root/tools/validation/env_orientation/$f.exr" "$seeds/exr/blender_$f.exr"
+done

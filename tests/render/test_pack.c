@@ -96,7 +96,7 @@ TEST(env_distribution) {
   KT_EQ(g->env_texture, 0);
   KT_EQ(g->env_dist, 1);
   KT_TRUE(g->env_pick == 1.0f); /* no emitters: NEE always picks the sky */
-  KT_TRUE(fabsf(g->env_cos) < 1e-7f && g->env_sin == 1.0f); /* cos, sin of 90 degrees */
+  KT_TRUE(fabsf(g->env_cos) < 1e-7f && g->env_sin == -1.0f); /* cos, sin of 90 + 180 degrees */
   KT_TRUE(d[H - 1] == 1.0f);
   for (int y = 0; y < H; y++) {
     KT_TRUE(d[H + y * W + W - 1] == 1.0f);

@@ -332,16 +332,24 @@ TEST(shading_normals) {
 /* ---- environment map ------------------------------------------------------------------------ */
 
 /* The octant (bit 0: x > 0, bit 1: y > 0, bit 2: z > 0) of the map direction that the documented
- * mapping gives pixel (x, y) of a w x h map: u = 0.5 looks towards -x, 0.75 towards -z, rows from
- * +y (top) to -y. */
+ * mapping (Blender's) gives pixel (x, y) of a w x h map: u = 0.5 looks towards +x, 0.75 towards
+ * +z, rows from +y (top) to -y. */
 static int map_octant(int x, int y, int w, int h) {
   double u = (x + 0.5) / w, th = (y + 0.5) / h * PI, ph = 2 * PI * (u - 0.5);
-  double d[3] = {-sin(th) * cos(ph), cos(th), -sin(th) * sin(ph)};
+  double d[3] = {sin(th) * cos(ph), cos(th), sin(th) * sin(ph)};
   return (d[0] > 0) | (d[1] > 0) << 1 | (d[2] > 0) << 2;
 }
 
 static void octant_colour(int o, float c[3]) {
   c[0] = (float)(o + 1), c[1] = 0.5f, c[2] = (float)(8 - o) * 0.25f;
+}
+
+/* c as it comes back from a .hdr that stb_image_write wrote: mantissas truncated to the largest
+ * channel's exponent, read back as (m + 0.5) 2^(e - 136). */
+static void rgbe_roundtrip(float c[3]) {
+  int e;
+  frexpf(fmaxf(c[0], fmaxf(c[1], c[2])), &e);
+  for (int k = 0; k < 3; k++) c[k] = ldexpf(floorf(ldexpf(c[k], 8 - e)) + 0.5f, e - 8);
 }
 
 /* Writes dir/sky.hdr (64x32, one colour per octant) and dir/scene.json using it, rotated by rot. */
@@ -378,7 +386,8 @@ static kiln_scene *load_in(const char *dir) {
 
 /* A map with one colour per octant of directions (64x32 texels, so the octants' centres are many
  * texels from any blend): 1x1 frames aimed at each octant's centre see that octant's colour times
- * the intensity, exactly; with rotation 90 the content that was towards +z is towards +x. */
+ * the intensity, exactly (as RGBE holds it); with rotation 90 the content that was towards +x is
+ * seen towards +z (Blender's Mapping node rotating Z by 90). */
 TEST(env_map_orientation) {
   char dir[] = "/tmp/kiln_envmap_XXXXXX";
   KT_TRUE(mkdtemp(dir) != NULL);
@@ -400,11 +409,12 @@ TEST(env_map_orientation) {
       fc.camera = &cam, fc.width = fc.height = 1, fc.spp = 1;
       kiln_future *f;
       const kiln_image *img = render(&c, &fc, &f);
-      /* map direction: rotation 90 turns +z into +x, so world (x, y, z) shows map (-z, y, x) */
-      float m[3] = {rot ? -d[2] : d[0], d[1], rot ? d[0] : d[2]};
+      /* map direction: rotation 90 looks up world (x, y, z) at the map's (z, y, -x) */
+      float m[3] = {rot ? d[2] : d[0], d[1], rot ? -d[0] : d[2]};
       int mo = (m[0] > 0) | (m[1] > 0) << 1 | (m[2] > 0) << 2;
       float want[3];
       octant_colour(mo, want);
+      rgbe_roundtrip(want);
       for (int k = 0; k < 3; k++)
         if (fabsf(info_of(img).color[k] - 2 * want[k]) > 1e-5f * 2 * want[k])
           KT_FAIL("rotation %d, octant %d: channel %d = %g, want %g (map octant %d)", rot, o, k,
@@ -484,8 +494,9 @@ TEST(env_map_sampling) {
   close_ctx(&c);
 }
 
-/* A diffuse sphere (albedo a) inside a map of uniform radiance 1 renders a wherever it covers the
- * image: the map's sampling pdf (luminance * sin(polar angle), normalised) integrates to one. */
+/* A diffuse sphere (albedo a) inside a map of uniform radiance L renders a L wherever it covers
+ * the image: the map's sampling pdf (luminance * sin(polar angle), normalised) integrates to one.
+ * (L: 0.5 as RGBE, mantissa 128 and exponent 128, is 128.5 / 256, times the intensity 2.) */
 TEST(env_map_furnace) {
   char dir[] = "/tmp/kiln_envmap_XXXXXX";
   KT_TRUE(mkdtemp(dir) != NULL);
@@ -511,7 +522,7 @@ TEST(env_map_furnace) {
   kiln_frame_config_default(c.r, &fc);
   kiln_future *f;
   const kiln_image *img = render(&c, &fc, &f);
-  const double alb[3] = {0.5, 0.25, 0.8};
+  const double L = 2 * 128.5 / 256, alb[3] = {0.5 * L, 0.25 * L, 0.8 * L};
   bool take[24 * 24];
   int n = 24 * 24, bg = 0;
   for (int i = 0; i < n; i++) {
@@ -519,9 +530,9 @@ TEST(env_map_furnace) {
     if (interior(img, i % 24, i / 24, 0)) {
       bg++;
       for (int k = 0; k < 3; k++)
-        if (fabsf(info_of(img).color[3 * i + k] - 1) > 1e-5f)
-          KT_FAIL("background pixel %d channel %d: %g, want 1", i, k,
-                  info_of(img).color[3 * i + k]);
+        if (fabs(info_of(img).color[3 * i + k] - L) > 1e-5)
+          KT_FAIL("background pixel %d channel %d: %g, want %g", i, k,
+                  info_of(img).color[3 * i + k], L);
     }
   }
   KT_TRUE(bg > 50);

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include "kt_exr_write.h"
 #include "st_images.h"
 
 static void write_assets(const char *dir) {
@@ -14,6 +15,12 @@ static void write_assets(const char *dir) {
   free(glb);
   st_write_png(dir, "wood.png");
   st_write_hdr(dir, "sky.hdr");
+  static const char *const bgr[] = {"B", "G", "R"};
+  static const float px[2 * 1 * 3] = {0.25f, 0.5f, 1, 2, 4, 8};
+  char exr[1024];
+  snprintf(exr, sizeof exr, "%s/sky.exr", dir);
+  if (kt_exr_write(exr, 2, 1, 3, bgr, px, (kt_exr_opts){1, TINYEXR_COMPRESSIONTYPE_ZIP, 0, 0}, 0))
+    KT_FAIL("cannot write %s", exr);
   st_write(dir, "chair.mtl",
            "newmtl seat\nKd 0.5 0.4 0.3\nmap_Kd wood.png\nnewmtl legs\nKd 0.2 0.2 0.2\n",
            (size_t)-1);
@@ -56,7 +63,7 @@ TEST(every_example_loads) {
     for (char *q = open; q < close; q++) line += *q == '\n';
     p = close + 1;
   }
-  KT_EQ(n, 23); /* the number of ```json blocks in SCENE.md: update with it */
+  KT_EQ(n, 24); /* the number of ```json blocks in SCENE.md: update with it */
   free(md);
   st_tmp_cleanup();
 }

@@ -50,7 +50,9 @@ TEST(png_texture) {
   st_tmp_cleanup();
 }
 
-/* An equirectangular .hdr map: linear floats as stored, with rotation and intensity. */
+/* An equirectangular .hdr map: linear floats as stored (RGBE read as Radiance and Blender read
+ * it: (m + 0.5) 2^(e - 136), the middle of the step the writer truncated to), with rotation and
+ * intensity. */
 TEST(hdr_environment) {
   const char *dir = st_tmpdir();
   st_write_hdr(dir, "sky.hdr");
@@ -66,8 +68,10 @@ TEST(hdr_environment) {
   const kiln__texture *t = &d->textures[0];
   KT_EQ(t->width, 2);
   KT_EQ(t->height, 2);
-  const float want[12] = {1, 2, 4, 0.5f, 0.25f, 8, 3, 3, 3, 0, 0, 0};
-  for (int i = 0; i < 12; i++) ST_NEAR(t->rgb[i], want[i], want[i] / 64); /* RGBE: 8-bit mantissa */
+  /* written (1, 2, 4), (0.5, 0.25, 8), (3, 3, 3), (0, 0, 0): steps of 1/32, 1/16, 1/64; black */
+  const float want[12] = {32.5f / 32, 64.5f / 32, 128.5f / 32, 8.5f / 16, 4.5f / 16, 128.5f / 16,
+                          192.5f / 64, 192.5f / 64, 192.5f / 64, 0, 0, 0};
+  for (int i = 0; i < 12; i++) ST_NEAR(t->rgb[i], want[i], 0);
   kiln_scene_destroy(s);
   s = st_load_ok(
       CAM
@@ -233,7 +237,7 @@ TEST(hostile_images) {
       {"cut.jpg", false, KILN_EPARSE, "cannot decode JPEG"},
       {"flat.hdr", false, KILN_EPARSE, "a Radiance .hdr image: textures are PNG or JPEG"},
       {"t.png", true, KILN_EIO, "cannot open"},
-      {"noise.png", true, KILN_EPARSE, "not a Radiance .hdr image (a PNG or JPEG"},
+      {"noise.png", true, KILN_EPARSE, "not a Radiance .hdr or OpenEXR image (a PNG or JPEG"},
       {"zero.hdr", true, KILN_EPARSE, "no pixels (0x0)"},
       {"flip.hdr", true, KILN_EPARSE, "resolution line"},
       {"xyze.hdr", true, KILN_EPARSE, "unsupported .hdr pixel format '32-bit_rle_xyze'"},
