@@ -8,7 +8,14 @@
  *   TRIS     12 per triangle: v0.xyz, material | v1.xyz, object id | v2.xyz, instance id
  *   SPHERES   8 per sphere: centre.xyz, radius | material, object, instance, light pick pdf (float)
  *   MATS     12 per material: albedo.rgb, type | emission.rgb, roughness | ior, texture (PT_NONE: none),
- *                luminance relative to the brightest emitter's (emissive only), 0
+ *                luminance relative to the brightest emitter's (emitters only: emissive, and
+ *                principled with emission; 0 for the others), 0
+ *   MATX     16 per material (only when some material is principled; zeros for the others):
+ *                metallic, alpha, alpha cutoff, normal scale | metallic-roughness, normal,
+ *                emission, alpha textures (PT_NONE: none) | uv transform a, b, c, 0 | d, e, f, 0
+ *   VATTR    24 per triangle (only when the scene has vertex colours or tangents): the vertices'
+ *                colours rgb, 0 (white where it has none) | their tangents xyz, bitangent sign
+ *                (zeros where it has none)
  *   LIGHTS    4 per emitter: primitive (triangle i, or ntris + sphere j), weight CDF, weight,
  *                the previous emitter's CDF (0 for the first: one load gives the pick's stratum)
  *   GLOBALS  one pt_globals (layout.h names its fields)
@@ -19,7 +26,8 @@
  *   ENVDIST  (map only) H row CDF values, then H rows of W column CDF values, then the W*H pixel
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
  *
- * Emitters are picked in proportion to their power: area times relative luminance (then
+ * Emitters are picked in proportion to their power: area times relative luminance (a principled
+ * material's emission times its emission texture's mean, if it has one) (then
  * triangles uniformly on their area, spheres by the cone they subtend); the environment is
  * picked with probability 1/2 when there are lights too, 1 alone, 0 when it is black. CDFs are summed in double and end exactly at 1. */
 #include <math.h>
@@ -64,20 +72,46 @@ static double tri_area(const float *v) {
   return 0.5 * sqrt(cx * cx + cy * cy + cz * cz);
 }
 
-static bool emissive(const kiln__scene *s, uint32_t mat) {
-  return s->materials[mat].type == KILN__MAT_EMISSIVE;
+/* The mean of texture i's texels (linear RGB), or white for i < 0. */
+static void texture_mean(const kiln__scene *s, int32_t i, double out[3]) {
+  out[0] = out[1] = out[2] = 1;
+  if (i < 0) return;
+  const kiln__texture *t = &s->textures[i];
+  size_t n = (size_t)t->width * (size_t)t->height;
+  double sum[3] = {0, 0, 0};
+  for (size_t k = 0; k < n; k++)
+    for (int c = 0; c < 3; c++) sum[c] += t->rgb[3 * k + c];
+  for (int c = 0; c < 3; c++) out[c] = n ? sum[c] / (double)n : 0;
+}
+
+/* The luminance a material emits, on average over its emission texture: > 0 makes its
+ * primitives lights. */
+static double emitted(const kiln__scene *s, const kiln__material *q) {
+  if (q->type == KILN__MAT_EMISSIVE) return luminance(q->emission);
+  if (q->type != KILN__MAT_PRINCIPLED) return 0;
+  double m[3];
+  texture_mean(s, q->emission_texture, m);
+  const float e[3] = {(float)(q->emission[0] * m[0]), (float)(q->emission[1] * m[1]),
+                      (float)(q->emission[2] * m[2])};
+  return luminance(e);
+}
+
+/* Whether primitives of material mat are lights (LIGHTS), lum holding each material's emitted():
+ * the emissive ones, and principled ones that emit. Their relative luminance in MATS is > 0. */
+static bool emissive(const kiln__scene *s, const double *lum, uint32_t mat) {
+  return s->materials[mat].type == KILN__MAT_EMISSIVE || lum[mat] > 0;
 }
 
 /* LIGHTS, and each emissive sphere's pick probability into SPHERES; the total weight. An
  * emitter's weight is its area times its material's relative luminance (as packed in MATS). */
-static double pack_lights(const kiln__scene *s, const float *mats, float *l, float *sp, size_t nl,
-                          double penv) {
+static double pack_lights(const kiln__scene *s, const double *lum, const float *mats, float *l,
+                          float *sp, size_t nl, double penv) {
   double total = 0;
   size_t k = 0;
   for (size_t i = 0; i < s->ntris + s->nspheres; i++) {
     bool tri = i < s->ntris;
     const kiln__sphere *q = tri ? NULL : &s->spheres[i - s->ntris];
-    if (!emissive(s, tri ? s->tri_material[i] : q->material)) continue;
+    if (!emissive(s, lum, tri ? s->tri_material[i] : q->material)) continue;
     uint32_t mat = tri ? s->tri_material[i] : q->material;
     double area = (tri ? tri_area(s->pos + 9 * i) : 4 * PI_D * (double)q->radius * q->radius) *
                   (double)mats[12 * mat + 10];
@@ -180,11 +214,10 @@ static void pack_tris(const kiln__scene *s, float *t, float *attr) {
 
 /* MATS. An emissive material's relative luminance is its luminance over the brightest emitter's:
  * in (0, 1], and 1 exactly for the brightest, so emitters that are all alike weigh by area alone. */
-static void pack_materials(const kiln__scene *s, float *m) {
+static void pack_materials(const kiln__scene *s, const double *lum, float *m, float *x) {
   double mx = 0;
   for (size_t i = 0; i < s->nmaterials; i++)
-    if (s->materials[i].type == KILN__MAT_EMISSIVE && luminance(s->materials[i].emission) > mx)
-      mx = luminance(s->materials[i].emission);
+    if (lum[i] > mx) mx = lum[i];
   for (size_t i = 0; i < s->nmaterials; i++) {
     const kiln__material *q = &s->materials[i];
     memcpy(m + 12 * i, q->albedo, 12);
@@ -195,6 +228,25 @@ static void pack_materials(const kiln__scene *s, float *m) {
     m[12 * i + 9] = ubits(q->texture >= 0 ? (uint32_t)q->texture : PT_NONE);
     if (q->type == KILN__MAT_EMISSIVE && mx > 0)
       m[12 * i + 10] = (float)(luminance(q->emission) / mx);
+    if (q->type != KILN__MAT_PRINCIPLED) continue;
+    if (mx > 0) m[12 * i + 10] = (float)(lum[i] / mx);
+    float *e = x + 16 * i;
+    e[0] = q->metallic, e[1] = q->alpha, e[2] = q->alpha_cutoff, e[3] = q->normal_scale;
+    const int32_t tex[4] = {q->mr_texture, q->normal_texture, q->emission_texture,
+                            q->alpha_texture};
+    for (int k = 0; k < 4; k++) e[4 + k] = ubits(tex[k] >= 0 ? (uint32_t)tex[k] : PT_NONE);
+    memcpy(e + 8, q->uv_xform, 12), memcpy(e + 12, q->uv_xform + 3, 12);
+  }
+}
+
+/* VATTR from the scene's per-triangle colours and tangents (either may be absent). */
+static void pack_vattr(const kiln__scene *s, float *v) {
+  for (size_t i = 0; i < s->ntris; i++, v += 24) {
+    for (int k = 0; k < 3; k++) {
+      if (s->col) memcpy(v + 4 * k, s->col + 9 * i + 3 * k, 12);
+      else v[4 * k] = v[4 * k + 1] = v[4 * k + 2] = 1;
+    }
+    if (s->tan) memcpy(v + 12, s->tan + 12 * i, 48);
   }
 }
 
@@ -294,7 +346,10 @@ static uint32_t features(const kiln__scene *s, bool env_map, bool env_lit) {
     if (q->type == KILN__MAT_CONDUCTOR) f |= KILN__RF_CONDUCTORS;
     if (q->type == KILN__MAT_DIELECTRIC) f |= KILN__RF_DIELECTRICS;
     if (q->texture >= 0) f |= KILN__RF_TEXTURES;
+    if (q->type == KILN__MAT_PRINCIPLED) f |= KILN__RF_PRINCIPLED;
+    if (q->type == KILN__MAT_PRINCIPLED && q->alpha_cutoff > 0) f |= KILN__RF_ALPHA;
   }
+  if (s->col || s->tan) f |= KILN__RF_VATTR;
   return f;
 }
 
@@ -316,18 +371,21 @@ static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) 
   }
 }
 
-int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
-  memset(p, 0, sizeof *p);
+/* kiln__render_pack with each material's emitted() in lum. */
+static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
+                    kiln__render_buffers *p) {
   size_t nl = 0, ntexels = 0;
-  for (size_t i = 0; i < s->ntris; i++) nl += emissive(s, s->tri_material[i]);
-  for (size_t i = 0; i < s->nspheres; i++) nl += emissive(s, s->spheres[i].material);
+  for (size_t i = 0; i < s->ntris; i++) nl += emissive(s, lum, s->tri_material[i]);
+  for (size_t i = 0; i < s->nspheres; i++) nl += emissive(s, lum, s->spheres[i].material);
   for (size_t i = 0; i < s->ntextures; i++)
     ntexels += (size_t)s->textures[i].width * (size_t)s->textures[i].height;
   if (ntexels > UINT32_MAX / 3) return KILN_ENOMEM; /* offsets are 32-bit in the shader */
   const kiln__texture *envt =
       s->env.type == KILN__ENV_MAP && s->env.texture >= 0 ? &s->textures[s->env.texture] : NULL;
   size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
-  bool attr = s->nrm || s->uv;
+  bool attr = s->nrm || s->uv, vattr = s->col || s->tan, principled = false;
+  for (size_t i = 0; i < s->nmaterials; i++)
+    principled |= s->materials[i].type == KILN__MAT_PRINCIPLED;
   size_t bytes[PT_BIND_COUNT] = {[PT_BIND_NODES] = b->nnodes * 16,
                                  [PT_BIND_PRIMS] = b->nprims * 48,
                                  [PT_BIND_TRIS] = s->ntris * 48,
@@ -339,7 +397,9 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
                                  [PT_BIND_TEXINFO] = s->ntextures * 16,
                                  [PT_BIND_TEXELS] = ntexels * 12,
                                  [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
-                                 [PT_BIND_SCENE] = 0};
+                                 [PT_BIND_SCENE] = 0,
+                                 [PT_BIND_MATX] = principled ? s->nmaterials * 64 : 0,
+                                 [PT_BIND_VATTR] = vattr ? s->ntris * 96 : 0};
   p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
   if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < PT_BIND_COUNT; i++) {
@@ -360,7 +420,8 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   pack_leaf_prims(s, b, p->data[PT_BIND_PRIMS]);
   pack_tris(s, p->data[PT_BIND_TRIS], attr ? p->data[PT_BIND_ATTR] : NULL);
   pack_spheres(s, p->data[PT_BIND_SPHERES]);
-  pack_materials(s, p->data[PT_BIND_MATS]);
+  pack_materials(s, lum, p->data[PT_BIND_MATS], principled ? p->data[PT_BIND_MATX] : NULL);
+  if (vattr) pack_vattr(s, p->data[PT_BIND_VATTR]);
   pack_textures(s, p->data[PT_BIND_TEXINFO], p->data[PT_BIND_TEXELS]);
   bool dist = false;
   if (envt && pack_envdist(envt, p->data[PT_BIND_ENVDIST], &dist)) {
@@ -368,7 +429,7 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
     return KILN_ENOMEM;
   }
   double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 ? 0.5 : 1;
-  double total = pack_lights(s, p->data[PT_BIND_MATS], p->data[PT_BIND_LIGHTS],
+  double total = pack_lights(s, lum, p->data[PT_BIND_MATS], p->data[PT_BIND_LIGHTS],
                              p->data[PT_BIND_SPHERES], nl, penv);
 
   pt_globals *g = p->data[PT_BIND_GLOBALS];
@@ -387,6 +448,7 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
   g->grid_origin = (pt_vec3){origin[0], origin[1], origin[2]};
   g->grid_step = (pt_vec3){scale[0], scale[1], scale[2]};
   g->nleaf_prims = (uint32_t)b->nprims, g->nmaterials = (uint32_t)s->nmaterials;
+  g->has_col = s->col != NULL, g->has_tan = s->tan != NULL;
   p->features = features(s, envt != NULL, penv > 0);
   if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) {
     uint8_t *u = p->data[PT_BIND_SCENE];
@@ -401,4 +463,14 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
     }
   }
   return 0;
+}
+
+int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
+  memset(p, 0, sizeof *p);
+  double *lum = malloc((s->nmaterials ? s->nmaterials : 1) * sizeof *lum);
+  if (!lum) return KILN_ENOMEM;
+  for (size_t i = 0; i < s->nmaterials; i++) lum[i] = emitted(s, &s->materials[i]);
+  int rc = pack_all(s, b, lum, p);
+  free(lum);
+  return rc;
 }

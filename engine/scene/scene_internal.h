@@ -164,10 +164,15 @@ typedef struct kiln__sj_named_mat {
   uint32_t index;
 } kiln__sj_named_mat;
 
+/* One image file decoded in one mode: the same file as sRGB and as linear is two textures. alpha
+ * is the texture of its alpha plane (kiln__sj_texture_ex with alpha wanted; -1: none, or not
+ * asked for yet while !alpha_read). */
 typedef struct kiln__sj_tex_entry {
   char *path;
-  bool hdr;
+  kiln__tex_mode mode;
   uint32_t index;
+  int32_t alpha;
+  bool alpha_read;
 } kiln__sj_tex_entry;
 
 /* A mesh file the scene names, loaded once however many objects name it. */
@@ -210,6 +215,11 @@ char *kiln__sj_scene_path(kiln__sj_ctx *c, const char *name);
 int kiln__sj_parse_settings(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out);
+/* Loads (once per file and mode) the texture named by the value at the current path, relative to
+ * dir (NULL: the scene's folder); *out its index. alpha (may be NULL): the texture of the
+ * image's alpha plane, -1 when it has none (PNG with alpha or tRNS only). */
+int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
+                        int32_t *alpha, int32_t *out);
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o);
 int kiln__sj_parse_materials(kiln__sj_ctx *c, const cJSON *o);
 const kiln__sj_named_mat *kiln__sj_find_material(const kiln__sj_ctx *c, const char *name);

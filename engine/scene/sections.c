@@ -108,34 +108,66 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
   return 0;
 }
 
-/* Loads (once per file) a texture named by the value at the current path; *out its index. */
-int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out) {
+/* Adds the decoded texture t (taken) to the scene; its index into *out. */
+static int add_texture(kiln__sj_ctx *c, kiln__texture *t, uint32_t *out) {
+  if (kiln__sb_texture(&c->ld->b, t, out)) {
+    free(t->rgb);
+    return kiln__sj_nomem(c);
+  }
+  return 0;
+}
+
+int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
+                        int32_t *alpha, int32_t *out) {
   char *p = dir ? kiln__path_join(dir, name) : kiln__sj_scene_path(c, name);
   if (!p) return kiln__sj_nomem(c);
-  for (size_t i = 0; i < c->ld->ntexs; i++)
-    if (c->ld->texs[i].hdr == hdr && strcmp(c->ld->texs[i].path, p) == 0) {
-      free(p);
-      return *out = (int32_t)c->ld->texs[i].index, 0;
-    }
-  kiln__texture t;
+  kiln__sj_tex_entry *e = NULL;
+  for (size_t i = 0; i < c->ld->ntexs && !e; i++)
+    if (c->ld->texs[i].mode == mode && strcmp(c->ld->texs[i].path, p) == 0) e = &c->ld->texs[i];
+  if (e && (!alpha || e->alpha_read)) {
+    free(p);
+    if (alpha) *alpha = e->alpha;
+    return *out = (int32_t)e->index, 0;
+  }
+  /* new, or known without its alpha plane: decode (again) with it */
+  kiln__texture t, a;
   char msg[300];
-  int rc = kiln__texture_load(p, hdr, &t, msg, sizeof msg);
+  int rc = kiln__texture_load_ex(p, mode, &t, alpha ? &a : NULL, msg, sizeof msg);
   if (rc) {
     rc = kiln__sj_file_fail(c, rc, p, 0, msg);
     free(p);
     return rc;
   }
-  kiln__sj_tex_entry *a = realloc(c->ld->texs, (c->ld->ntexs + 1) * sizeof *a);
-  uint32_t idx;
-  if (!a || kiln__sb_texture(&c->ld->b, &t, &idx)) {
-    if (a) c->ld->texs = a;
-    free(t.rgb), free(p);
-    return kiln__sj_nomem(c);
+  uint32_t idx, aidx = 0;
+  if (e) free(t.rgb), idx = e->index, free(p), p = NULL;
+  else if ((rc = add_texture(c, &t, &idx))) {
+    free(p);
+    if (alpha) free(a.rgb);
+    return rc;
   }
-  c->ld->texs = a;
-  c->ld->texs[c->ld->ntexs++] = (kiln__sj_tex_entry){p, hdr, idx};
+  bool has_alpha = alpha && a.rgb;
+  if (has_alpha && (rc = add_texture(c, &a, &aidx))) {
+    free(p);
+    return rc;
+  }
+  if (!e) {
+    kiln__sj_tex_entry *arr = realloc(c->ld->texs, (c->ld->ntexs + 1) * sizeof *arr);
+    if (!arr) {
+      free(p);
+      return kiln__sj_nomem(c);
+    }
+    c->ld->texs = arr;
+    e = &arr[c->ld->ntexs++];
+    *e = (kiln__sj_tex_entry){p, mode, idx, -1, false};
+  }
+  if (alpha) e->alpha = has_alpha ? (int32_t)aidx : -1, e->alpha_read = true, *alpha = e->alpha;
   *out = (int32_t)idx;
   return 0;
+}
+
+/* Loads (once per file) a texture named by the value at the current path; *out its index. */
+int kiln__sj_texture(kiln__sj_ctx *c, const char *dir, const char *name, bool hdr, int32_t *out) {
+  return kiln__sj_texture_ex(c, dir, name, hdr ? KILN__TEX_HDR : KILN__TEX_SRGB, NULL, out);
 }
 
 int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {
@@ -178,16 +210,119 @@ int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {
 
 /* ---- materials --------------------------------------------------------------------------------- */
 
+/* o[key] as 2 numbers in [lo, hi]; def when absent. */
+static int vec2_at(kiln__sj_ctx *c, const cJSON *o, const char *key, const double def[2],
+                   double lo, double hi, double out[2]) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  out[0] = def[0], out[1] = def[1];
+  if (!v) return 0;
+  if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
+    return kiln__sj_fail_at(c, key, "%s must be an array of 2 numbers", key);
+  kiln__sj_push_key(c, key);
+  int i = 0;
+  for (const cJSON *e = v->child; e; e = e->next, i++) {
+    kiln__sj_push_index(c, i);
+    if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble))
+      return kiln__sj_fail(c, "%s[%d] must be a finite number", key, i);
+    if (e->valuedouble < lo || e->valuedouble > hi)
+      return kiln__sj_fail(c, "%s[%d] must be in [%g, %g], not %g", key, i, lo, hi,
+                           e->valuedouble);
+    out[i] = e->valuedouble;
+    kiln__sj_pop(c);
+  }
+  kiln__sj_pop(c);
+  return 0;
+}
+
+/* uv_transform {offset, scale, rotation} (KHR_texture_transform's, on glTF's uv (s, t) where
+ * t = 1 - v) as the affine map of kiln's uv into m->uv_xform (docs/SCENE.md). */
+static int parse_uv_transform(kiln__sj_ctx *c, const cJSON *o, kiln__material *m) {
+  static const char *const keys[] = {"offset", "scale", "rotation", NULL};
+  static const double zero[2] = {0, 0}, one[2] = {1, 1};
+  double off[2], sc[2], rot;
+  int rc;
+  kiln__sj_push_key(c, "uv_transform");
+  if ((rc = kiln__sj_expect_object(c, o, "uv_transform")) ||
+      (rc = kiln__sj_check_keys(c, o, keys)) ||
+      (rc = vec2_at(c, o, "offset", zero, -1e6, 1e6, off)) ||
+      (rc = vec2_at(c, o, "scale", one, -1e6, 1e6, sc)) ||
+      (rc = kiln__sj_num(c, o, "rotation", false, 0, -1e6, 1e6, &rot)))
+    return rc;
+  double co = cos(rot), si = sin(rot);
+  /* glTF: s' = co sx s + si sy t + ox, t' = -si sx s + co sy t + oy; with t = 1 - v, v' = 1 - t' */
+  const double x[6] = {co * sc[0], -si * sc[1], si * sc[1] + off[0],
+                       si * sc[0], co * sc[1], 1 - co * sc[1] - off[1]};
+  for (int i = 0; i < 6; i++) m->uv_xform[i] = (float)x[i];
+  kiln__sj_pop(c);
+  return 0;
+}
+
+/* o[key], when present, as a texture file in mode; its index into *out (else -1 stays). */
+static int texture_key(kiln__sj_ctx *c, const cJSON *o, const char *key, kiln__tex_mode mode,
+                       int32_t *alpha, int32_t *out) {
+  const char *file;
+  if (!cJSON_GetObjectItemCaseSensitive(o, key)) return 0;
+  int rc = kiln__sj_string(c, o, key, NULL, &file);
+  if (rc) return rc;
+  kiln__sj_push_key(c, key);
+  rc = kiln__sj_texture_ex(c, NULL, file, mode, alpha, out);
+  if (!rc) kiln__sj_pop(c);
+  return rc;
+}
+
+/* The keys of a principled material (type already read) into m. */
+static int parse_principled(kiln__sj_ctx *c, const cJSON *o, kiln__material *m) {
+  static const float grey[3] = {0.8f, 0.8f, 0.8f}, black[3] = {0, 0, 0};
+  double met, rough, ior, alpha, cut, ns;
+  int rc;
+  if ((rc = kiln__sj_vec3(c, o, "base_color", grey, 0, 1, m->albedo)) ||
+      (rc = kiln__sj_num(c, o, "metallic", false, 0, 0, 1, &met)) ||
+      (rc = kiln__sj_num(c, o, "roughness", false, 0.5, 0, 1, &rough)) ||
+      (rc = kiln__sj_num(c, o, "ior", false, 1.5, -HUGE_VAL, 10, &ior)) ||
+      (rc = kiln__sj_vec3(c, o, "emission", black, 0, 1e9, m->emission)) ||
+      (rc = kiln__sj_num(c, o, "alpha", false, 1, 0, 1, &alpha)) ||
+      (rc = kiln__sj_num(c, o, "alpha_cutoff", false, 0, 0, 1, &cut)) ||
+      (rc = kiln__sj_num(c, o, "normal_scale", false, 1, -1e3, 1e3, &ns)))
+    return rc;
+  if (ior < 1) return kiln__sj_fail_at(c, "ior", "ior must be >= 1, not %g", ior);
+  m->metallic = (float)met, m->roughness = (float)rough, m->ior = (float)ior;
+  m->alpha = (float)alpha, m->alpha_cutoff = (float)cut, m->normal_scale = (float)ns;
+  if (cJSON_GetObjectItemCaseSensitive(o, "emission_texture") &&
+      m->emission[0] + m->emission[1] + m->emission[2] <= 0)
+    return kiln__sj_fail_at(c, "emission_texture",
+                            "emission_texture multiplies emission, which is black (the default): "
+                            "give emission too");
+  const cJSON *uvt = cJSON_GetObjectItemCaseSensitive(o, "uv_transform");
+  if (uvt && (rc = parse_uv_transform(c, uvt, m))) return rc;
+  /* the base colour image's alpha is its coverage only where the material cuts out */
+  if ((rc = texture_key(c, o, "base_color_texture", KILN__TEX_SRGB,
+                        cut > 0 ? &m->alpha_texture : NULL, &m->texture)) ||
+      (rc = texture_key(c, o, "metallic_roughness_texture", KILN__TEX_LINEAR, NULL,
+                        &m->mr_texture)) ||
+      (rc = texture_key(c, o, "normal_texture", KILN__TEX_LINEAR, NULL, &m->normal_texture)) ||
+      (rc = texture_key(c, o, "emission_texture", KILN__TEX_SRGB, NULL, &m->emission_texture)))
+    return rc;
+  return 0;
+}
+
 /* The material object o (at the current path) named name; its scene index into *out. */
 static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uint32_t *out) {
-  static const char *const types[] = {"diffuse", "conductor", "dielectric", "emissive", NULL};
+  static const char *const types[] = {"diffuse", "conductor", "dielectric", "emissive",
+                                      "principled", NULL};
   static const char *const k_diff[] = {"type", "albedo", "texture", NULL};
   static const char *const k_cond[] = {"type", "albedo", "roughness", "texture", NULL};
   static const char *const k_diel[] = {"type", "ior", "albedo", NULL};
   static const char *const k_emit[] = {"type", "emission", NULL};
-  static const char *const *const keys[] = {k_diff, k_cond, k_diel, k_emit};
+  static const char *const k_prin[] = {"type", "base_color", "metallic", "roughness", "ior",
+                                       "emission", "alpha", "alpha_cutoff",
+                                       "base_color_texture", "metallic_roughness_texture",
+                                       "normal_texture", "normal_scale", "emission_texture",
+                                       "uv_transform", NULL};
+  static const char *const *const keys[] = {k_diff, k_cond, k_diel, k_emit, k_prin};
   static const float grey[3] = {0.8f, 0.8f, 0.8f}, white[3] = {1, 1, 1};
-  kiln__material m = {.texture = -1};
+  kiln__material m = {.texture = -1, .mr_texture = -1, .normal_texture = -1,
+                      .emission_texture = -1, .alpha_texture = -1,
+                      .uv_xform = {1, 0, 0, 0, 1, 0}};
   int type, rc;
   double rough = 0, ior = 1.5;
   if ((rc = kiln__sj_expect_object(c, o, "a material")) ||
@@ -195,7 +330,9 @@ static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uin
       (rc = kiln__sj_check_keys(c, o, keys[type])))
     return rc;
   m.type = (kiln__material_type)type;
-  if (type == KILN__MAT_EMISSIVE) {
+  if (type == KILN__MAT_PRINCIPLED) {
+    if ((rc = parse_principled(c, o, &m))) return rc;
+  } else if (type == KILN__MAT_EMISSIVE) {
     if ((rc = kiln__sj_vec3(c, o, "emission", NULL, 0, 1e9, m.emission))) return rc;
     if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
       return kiln__sj_fail_at(c, "emission", "emission is black: an emissive material must emit");
@@ -210,9 +347,9 @@ static int parse_material(kiln__sj_ctx *c, const cJSON *o, const char *name, uin
     if ((rc = kiln__sj_num(c, o, "ior", false, 1.5, -HUGE_VAL, 10, &ior))) return rc;
     if (ior <= 1) return kiln__sj_fail_at(c, "ior", "ior must be > 1, not %g", ior);
   }
-  m.roughness = (float)rough, m.ior = (float)ior;
+  if (type != KILN__MAT_PRINCIPLED) m.roughness = (float)rough, m.ior = (float)ior;
   const char *tex;
-  if (cJSON_GetObjectItemCaseSensitive(o, "texture")) {
+  if (type != KILN__MAT_PRINCIPLED && cJSON_GetObjectItemCaseSensitive(o, "texture")) {
     if ((rc = kiln__sj_string(c, o, "texture", NULL, &tex))) return rc;
     kiln__sj_push_key(c, "texture");
     rc = kiln__sj_texture(c, NULL, tex, false, &m.texture);

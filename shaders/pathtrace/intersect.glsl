@@ -32,6 +32,32 @@ bool sphere_hit(vec4 cr, vec3 o, vec3 d, float tmin, inout Hit h) {
   return false;
 }
 
+// The uv of triangle tri at barycentrics (u, v) (0 without uv).
+vec2 tri_uv(uint tri, float u, float v) {
+  if (!HAS_UV || g.has_uv == 0u) return vec2(0.0);
+  uint a = 16u * tri + 9u;
+  return (1.0 - u - v) * vec2(attr.f[a], attr.f[a + 1u]) + u * vec2(attr.f[a + 2u], attr.f[a + 3u]) +
+         v * vec2(attr.f[a + 4u], attr.f[a + 5u]);
+}
+
+// A principled material's uv transform (MATX words 8-15) applied to uv.
+vec2 mat_uv(uint mat, vec2 uv) {
+  vec4 r0 = matx.v[4u * mat + 2u], r1 = matx.v[4u * mat + 3u];
+  return vec2(dot(r0.xyz, vec3(uv, 1.0)), dot(r1.xyz, vec3(uv, 1.0)));
+}
+
+// Whether triangle tri's material cuts out a hole at barycentrics (u, v): its coverage there
+// (alpha x the alpha texture) below its cutoff. MATX is zero for materials without one.
+bool alpha_hole(uint tri, float u, float v) {
+  uint mat = floatBitsToUint(tri_at(tri).v0.w);
+  vec4 x0 = matx.v[4u * mat];
+  if (x0.z <= 0.0) return false;
+  float a = x0.y;
+  uint at = floatBitsToUint(matx.v[4u * mat + 1u].w);
+  if (at != PT_NONE) a *= tex_bilinear(at, mat_uv(mat, tri_uv(tri, u, v)), true).x;
+  return a < x0.z;
+}
+
 // Closest hit in (tmin, tmax); h.prim = PT_NONE when none. any: stop at the first hit found
 // (shadow rays: only whether there is one matters). Stackless: the nodes are in depth-first order
 // (left child = i + 1), an interior node links to the node after its subtree (g.nnodes after the
@@ -64,9 +90,15 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
       vec4 r0, r1, r2;
       leaf_prim_at(k, r0, r1, r2);
       uint p = floatBitsToUint(r0.w);
-      bool hit = !HAS_SPHERES || p < g.ntris
-                     ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
-                     : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
+      bool hit;
+      if (HAS_ALPHA && (!HAS_SPHERES || p < g.ntris)) {  // a hole is no hit: the ray goes on
+        Hit c = h;
+        hit = tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, c) && !alpha_hole(p, c.u, c.v);
+        if (hit) h = c;
+      } else {
+        hit = !HAS_SPHERES || p < g.ntris ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
+                                          : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
+      }
       if (hit) h.prim = p;
     }
     if (any && h.prim != PT_NONE) break;
@@ -80,11 +112,16 @@ bool occluded(vec3 o, vec3 d, float tmin, float tmax) {
 
 // Surface data of a hit: geometric normal n (unit, as wound / outwards), shading normal ns (unit,
 // the interpolated vertex normals, else n), uv, material, ids.
-struct Surf { vec3 p; vec3 n; vec3 ns; vec2 uv; uint mat; uint obj; uint inst; };
+// col: the vertex colours there (white without), prim and (u, v) the hit's primitive and
+// barycentrics.
+struct Surf { vec3 p; vec3 n; vec3 ns; vec2 uv; uint mat; uint obj; uint inst; vec3 col; uint prim; vec2 bc; };
 Surf surface(Hit h, vec3 o, vec3 d) {
   Surf s;
   s.p = o + h.t * d;
   s.uv = vec2(0.0);
+  s.col = vec3(1.0);
+  s.prim = h.prim;
+  s.bc = vec2(h.u, h.v);
   if (!HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tri_at(h.prim);
     s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
@@ -103,6 +140,10 @@ Surf surface(Hit h, vec3 o, vec3 d) {
     if (HAS_UV && g.has_uv != 0u)
       s.uv = w0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
              h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
+    if (HAS_VATTR && g.has_col != 0u) {
+      uint b = 6u * h.prim;
+      s.col = w0 * vattr.v[b].xyz + h.u * vattr.v[b + 1u].xyz + h.v * vattr.v[b + 2u].xyz;
+    }
   } else {
     Sphere S = sphere_at(h.prim - g.ntris);
     s.n = normalize(s.p - S.cr.xyz);

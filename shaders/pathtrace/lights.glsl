@@ -70,7 +70,7 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
       if (cosl > 0.0) {
         Material lm = mat_at(floatBitsToUint(T.v0.w));
         lpdf = dist * dist / (cosl * g.light_weight) * lm.ior.z * (1.0 - penv);
-        Le = lm.emission_rough.xyz;
+        Le = HAS_PRINCIPLED ? emission_at(lm, floatBitsToUint(T.v0.w), tri_uv(lp, b1, b2)) : lm.emission_rough.xyz;
       }
     } else {  // uniform in the cone the sphere subtends (its visible, front side)
       Sphere S = sphere_at(lp - g.ntris);
@@ -86,6 +86,10 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
           dist = sh.t;
           lpdf = uintBitsToFloat(S.ids.w) / (2.0 * PI * omc);
           Le = mat_at(S.ids.x).emission_rough.xyz;
+          if (HAS_PRINCIPLED) {  // an emission texture: its value where the sample lands
+            vec2 ll = latlong(normalize(p + sh.t * wi - S.cr.xyz));
+            Le = emission_at(mat_at(S.ids.x), S.ids.x, vec2(ll.x, 1.0 - ll.y));
+          }
         }
       }
     }

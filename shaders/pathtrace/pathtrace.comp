@@ -7,8 +7,8 @@
 //   rng.glsl          Owen-scrambled Sobol samples and a PCG stream
 //   common.glsl       constants, orthonormal basis, latitude-longitude, the power heuristic
 //   box.glsl          the ray / node-box slab test
-//   intersect.glsl    triangles, spheres, the BVH traversal, a hit's surface
 //   texture.glsl      bilinear texture lookups
+//   intersect.glsl    triangles, spheres, the BVH traversal (alpha cut-outs), a hit's surface
 //   environment.glsl  the environment's radiance and its sampling
 //   bsdf.glsl         the materials: evaluation and sampling
 //   lights.glsl       next-event estimation
@@ -31,8 +31,8 @@ layout(std430, set = 0, binding = PT_BIND_AOV) buffer Aov { vec4 v[]; } aov;
 #include "scene_access.glsl"
 #include "rng.glsl"
 #include "common.glsl"
-#include "intersect.glsl"
 #include "texture.glsl"
+#include "intersect.glsl"
 #include "environment.glsl"
 #include "bsdf.glsl"
 #include "lights.glsl"
@@ -46,8 +46,9 @@ void write_aovs(ivec2 px, uint pixel, vec2 inv_size) {
   if (h.prim != PT_NONE) {
     Surf s = surface(h, pc.cam_pos.xyz, d);
     Material m = mat_at(s.mat);
+    vec3 alb = shade_setup(m, s);  // the normal map too
     a0 = vec4(h.t * dot(d, pc.cam_w.xyz), s.ns);
-    a1 = vec4(albedo_at(m, s.uv), uintBitsToFloat(s.obj));
+    a1 = vec4(alb, uintBitsToFloat(s.obj));
     a2 = vec4(uintBitsToFloat(s.inst), s.uv, 0.0);
   } else {
     a1.w = uintBitsToFloat(0u);
@@ -84,16 +85,26 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
       }
       break;
     }
+    vec3 alb;
+    bool principled = HAS_PRINCIPLED && type == PT_MAT_PRINCIPLED;
+    if (principled) {  // emits (front face) as well as it scatters
+      alb = shade_setup(m, s);
+      if (front && m.ior.z > 0.0) {  // ior.z > 0: it emits, and is in LIGHTS
+        float w = 1.0;
+        if (prev_pdf > 0.0) w = power_heuristic(prev_pdf, emitter_pdf(h, o, d));
+        L += beta * m.emission_rough.xyz * w;
+      }
+    }
     if (depth >= max_bounces + 1u) break;  // this vertex only collected emission
     vec3 n = front ? s.n : -s.n;  // geometric, on wo's side: offsets and side tests
     vec3 ns = dot(s.ns, n) >= 0.0 ? s.ns : -s.ns;  // shading, on n's side (whatever the winding)
     if (dot(ns, wo) <= 0.0) ns = n;  // wo below the shading hemisphere: shade flat
     vec3 p = s.p + n * EPS * max(1.0, length(s.p));
-    vec3 alb = albedo_at(m, s.uv);
+    if (!principled) alb = shade_setup(m, s);
     prev_ns = ns;
 
-    // Next-event estimation (diffuse and conductor): the environment or one emitter.
-    if (type <= PT_MAT_CONDUCTOR && (g.nlights > 0u || (ENV_LIT ? g.env_pick : 0.0) > 0.0)) {
+    // Next-event estimation (diffuse, conductor, principled): the environment or one emitter.
+    if ((type <= PT_MAT_CONDUCTOR || principled) && (g.nlights > 0u || (ENV_LIT ? g.env_pick : 0.0) > 0.0)) {
       vec3 c;
       if (direct_light(m, alb, p, n, ns, wo, beta, sobol2(dim_light(depth)), c)) L += c;
     }

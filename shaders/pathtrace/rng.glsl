@@ -1,7 +1,8 @@
 // rng.glsl: the path tracer's random numbers, a pure function of (seed, frame, pixel, sample),
 // so that tiles and passes do not change the image.
 // Samples: Owen-scrambled Sobol pairs for the pixel, the lens, the light and the BSDF (one
-// pattern per bounce: sobol2), a PCG stream for the rest (Fresnel choice, roulette: rnd).
+// pattern per bounce: sobol2), a PCG stream for the rest (Russian roulette: rnd). The
+// dielectric's reflect / refract choice takes its BSDF pair's first number.
 
 // PCG hash (Jarzynski & Olano 2020) of a counter.
 uint pcg(uint v) {

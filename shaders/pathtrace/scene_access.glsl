@@ -19,6 +19,9 @@ layout(constant_id = PT_SC_ENV_MAP) const bool HAS_ENV_MAP = true;
 layout(constant_id = PT_SC_NORMALS) const bool HAS_NORMALS = true;
 layout(constant_id = PT_SC_UV) const bool HAS_UV = true;
 layout(constant_id = PT_SC_ENV_LIT) const bool ENV_LIT = true;
+layout(constant_id = PT_SC_PRINCIPLED) const bool HAS_PRINCIPLED = true;
+layout(constant_id = PT_SC_VATTR) const bool HAS_VATTR = true;
+layout(constant_id = PT_SC_ALPHA) const bool HAS_ALPHA = true;
 
 // SCENE_SHARED: the nodes, leaf records, triangles, materials and lights are read from one block
 // laid out as binding SCENE holds them. Without SCENE_UNIFORM they fit PT_SHARED_VEC4S and each
@@ -72,6 +75,10 @@ layout(std430, set = 0, binding = PT_BIND_ATTR) readonly buffer Attr { float f[]
 layout(std430, set = 0, binding = PT_BIND_TEXINFO) readonly buffer TexInfo { uvec4 t[]; } texinfo;  // offset, w, h
 layout(std430, set = 0, binding = PT_BIND_TEXELS) readonly buffer Texels { float f[]; } texels;  // RGB, top row first
 layout(std430, set = 0, binding = PT_BIND_ENVDIST) readonly buffer EnvDist { float f[]; } envd;
+// Principled materials' own words (4 per material) and the triangles' vertex colours and tangents
+// (6 per triangle): read only where HAS_PRINCIPLED / HAS_VATTR (layout.h).
+layout(std430, set = 0, binding = PT_BIND_MATX) readonly buffer MatX { vec4 v[]; } matx;
+layout(std430, set = 0, binding = PT_BIND_VATTR) readonly buffer VAttr { vec4 v[]; } vattr;
 
 // A private copy of the globals, read once per invocation: lavapipe (Mesa 22) loads every
 // storage-buffer word lane by lane in a loop, uniform address or not, so each g.x read inside
