@@ -99,7 +99,7 @@ bench: deps
 # any target found something: move the input into tests/fuzz/regressions/<target>/ once it is
 # fixed (tests/fuzz/README.md).
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= scene job joblist template obj ply png jpeg hdr
+FUZZ_TARGETS ?= scene job joblist template obj ply gltf png jpeg hdr
 FUZZ_ARGS    ?=
 # the targets write each input to a file there: memory, where there is a tmpfs
 FUZZ_TMPDIR  ?= $(if $(wildcard /dev/shm/.),/dev/shm,/tmp)
@@ -111,9 +111,9 @@ fuzz: deps
 	$(CMAKE) -S . -B build-fuzz $(GEN) $(FUZZ_FLAGS)
 	$(CMAKE) --build build-fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	declare -A dict=([scene]=json [job]=json [joblist]=json [template]=template [obj]=obj [ply]=ply
-	                 [png]=png [jpeg]=jpeg [hdr]=hdr)
+	                 [gltf]=gltf [png]=png [jpeg]=jpeg [hdr]=hdr)
 	declare -A maxlen=([scene]=16384 [job]=8192 [joblist]=16384 [template]=512 [obj]=16384
-	                   [ply]=16384 [png]=16384 [jpeg]=16384 [hdr]=16384)
+	                   [ply]=16384 [gltf]=16384 [png]=16384 [jpeg]=16384 [hdr]=16384)
 	summary=(); found=0
 	for t in $(FUZZ_TARGETS); do
 	  corpus=build-fuzz/corpus/$$t findings=build-fuzz/findings/$$t log=build-fuzz/fuzz-$$t.log

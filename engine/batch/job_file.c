@@ -87,7 +87,11 @@ static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_err
   size_t len;
   if (!(job->scene_path = dup_str(path)) || !(job->scene_dir = kiln__dirname(path)))
     return nomem(err, path);
-  if ((rc = kiln__read_file(path, &job->scene_text, &len, err->message, sizeof err->message))) {
+  /* a glTF scene's overrides patch its JSON equivalent (a scene with the file as its object) */
+  if (kiln__is_gltf_path(path)) {
+    if (!(job->scene_text = kiln__gltf_scene_json(job->scene, path))) return nomem(err, path);
+  } else if ((rc = kiln__read_file(path, &job->scene_text, &len, err->message,
+                                   sizeof err->message))) {
     snprintf(err->file, sizeof err->file, "%s", path);
     return rc;
   }

@@ -349,6 +349,83 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   return 0;
 }
 
+/* Whether path's name ends in suffix (lower case), ignoring case. */
+static bool has_suffix(const char *path, const char *suffix) {
+  size_t a = strlen(path), b = strlen(suffix);
+  if (a < b) return false;
+  for (size_t i = 0; i < b; i++) {
+    char x = path[a - b + i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (x != suffix[i]) return false;
+  }
+  return true;
+}
+
+bool kiln__is_gltf_path(const char *path) {
+  return has_suffix(path, ".gltf") || has_suffix(path, ".glb");
+}
+
+char *kiln__gltf_scene_json(const struct kiln_scene *s, const char *path) {
+  const kiln__scene *d = &s->data;
+  const kiln__camera *c = &d->camera;
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  cJSON *root = cJSON_CreateObject();
+  if (!root) return NULL;
+  cJSON *cam = cJSON_AddObjectToObject(root, "camera");
+  cJSON *env = cJSON_AddObjectToObject(root, "environment");
+  cJSON *objs = cJSON_AddArrayToObject(root, "objects");
+  cJSON *o = objs ? cJSON_CreateObject() : NULL;
+  if (o && !cJSON_AddItemToArray(objs, o)) cJSON_Delete(o), o = NULL;
+  bool ok = cam && env && o && cJSON_AddStringToObject(o, "type", "gltf") &&
+            cJSON_AddStringToObject(o, "file", base) && cJSON_AddTrueToObject(o, "lights") &&
+            cJSON_AddItemToObject(cam, "position", cJSON_CreateFloatArray(c->position, 3)) &&
+            cJSON_AddItemToObject(cam, "look_at", cJSON_CreateFloatArray(c->look_at, 3)) &&
+            cJSON_AddItemToObject(cam, "up", cJSON_CreateFloatArray(c->up, 3)) &&
+            cJSON_AddNumberToObject(cam, "vfov", c->vfov_deg) &&
+            cJSON_AddStringToObject(env, "type", "constant") &&
+            cJSON_AddItemToObject(env, "color", cJSON_CreateFloatArray(d->env.color, 3));
+  char *text = ok ? cJSON_Print(root) : NULL;
+  cJSON_Delete(root);
+  return text;
+}
+
+/* A .gltf / .glb as the whole scene (docs/SCENE.md, "glTF"): the settings' defaults, the file's
+ * camera (or one framing it) and lights; a white environment when it has no lights. */
+static int load_gltf_scene(kiln_pool *pool, const char *path, kiln_error_detail *err,
+                           kiln_scene **out) {
+  kiln__sj_load ld = {.pool = pool, .b = {.next_instance = 1}};
+  kiln__sj_ctx c = {.text = "", .file = path, .base_dir = "", .err = err, .ld = &ld};
+  kiln__xform id;
+  kiln__xform_identity(&id);
+  kiln__gltf_opts o = {.xs = &id, .nx = 1, .lights = true, .camera = true};
+  kiln__gltf_error ge;
+  uint32_t first, n;
+  int rc = kiln__sj_parse_settings(&c, NULL);
+  if (!rc) rc = kiln__sj_parse_environment(&c, NULL);
+  if (!rc && (rc = kiln__gltf_add(&ld.b, path, &o, &first, &n, &ge))) {
+    snprintf(err->file, sizeof err->file, "%s", ge.file);
+    err->line = ge.line, err->column = ge.column;
+    snprintf(err->path, sizeof err->path, "%s", ge.path);
+    snprintf(err->message, sizeof err->message, "%s", ge.message);
+  }
+  if (!rc) rc = kiln__sj_categories_finish(&c);
+  kiln__categories_free(ld.cats, ld.ncats);
+  free(ld.obj_cat);
+  if (rc) {
+    kiln__scene_free(&ld.b.s);
+    return rc;
+  }
+  if (ld.b.s.nplights == 0) {
+    kiln__environment *env = &ld.b.s.env;
+    env->type = KILN__ENV_CONSTANT, env->intensity = 1;
+    env->color[0] = env->color[1] = env->color[2] = 1;
+  }
+  kiln__sb_finish(&ld.b);
+  if (!(*out = kiln__scene_wrap(&ld.b.s))) return kiln__sj_nomem(&c);
+  memset(err, 0, sizeof *err);
+  return 0;
+}
+
 static int load_file(kiln_pool *pool, const char *path, kiln_error_detail *err, kiln_scene **out) {
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
@@ -356,6 +433,7 @@ static int load_file(kiln_pool *pool, const char *path, kiln_error_detail *err, 
     snprintf(err->message, sizeof err->message, "path and out must not be NULL");
     return KILN_EINVAL;
   }
+  if (kiln__is_gltf_path(path)) return load_gltf_scene(pool, path, err, out);
   char *text, *dir;
   size_t len;
   int rc = kiln__read_file(path, &text, &len, err->message, sizeof err->message);

@@ -1,4 +1,5 @@
-/* objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md). Mesh files are read
+/* objects.c: the `objects` and `lights` of a JSON scene (docs/SCENE.md); glTF objects go to
+ * gltf.cpp. Mesh files are read
  * once each (a cache keyed by path), all at once on a pool when kiln_scene_load_pool gives one, and
  * their errors are reported in scene order whatever order they were read in. Primitives and quad
  * lights go to the builder (build.c) with their transforms and instances. */
@@ -292,8 +293,48 @@ static int add_primitive(kiln__sj_ctx *c, const cJSON *obj, int type, const char
   return kiln__sj_object_category(c, obj, id, id);
 }
 
+/* A glTF object: the glTF's scene (its mesh nodes, each an object; its lights with "lights"),
+ * placed by each of the object's transforms. Errors inside the file are reported at that file
+ * (line and column in a .gltf), with this object's "file" as the path and the glTF's own JSON
+ * path leading the message. */
+static int add_gltf(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs,
+                    size_t nx) {
+  const char *file;
+  int rc = kiln__sj_string(c, obj, "file", NULL, &file);
+  if (rc) return rc;
+  kiln__gltf_opts o = {.xs = xs, .nx = nx, .name = name};
+  const cJSON *l = cJSON_GetObjectItemCaseSensitive(obj, "lights");
+  if (l && !cJSON_IsBool(l)) return kiln__sj_fail_at(c, "lights", "lights must be true or false");
+  o.lights = cJSON_IsTrue(l);
+  if ((rc = kiln__sj_object_material(c, obj, name ? name : basename_of(file), false,
+                                     &o.has_material, &o.material)))
+    return rc;
+  kiln__sj_push_key(c, "file");
+  if (!ends_with(file, ".gltf") && !ends_with(file, ".glb"))
+    return kiln__sj_fail(c, "glTF file '%s' must end in .gltf or .glb", file);
+  char *path = kiln__sj_scene_path(c, file);
+  if (!path) return kiln__sj_nomem(c);
+  size_t before = c->ld->b.s.nobjects;
+  uint32_t first, n;
+  kiln__gltf_error ge;
+  rc = kiln__gltf_add(&c->ld->b, path, &o, &first, &n, &ge);
+  free(path);
+  if (rc) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s%s%s", ge.path, ge.path[0] ? ": " : "", ge.message);
+    kiln__sj_file_fail(c, rc, ge.file, ge.line, msg);
+    c->err->column = ge.column;
+    return rc;
+  }
+  kiln__sj_pop(c);
+  size_t after = c->ld->b.s.nobjects;
+  if (after > before)
+    rc = kiln__sj_object_category(c, obj, (uint32_t)before + 1, (uint32_t)after);
+  return rc;
+}
+
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
-  static const char *const types[] = {"mesh", "sphere", "quad", "box", NULL};
+  static const char *const types[] = {"mesh", "sphere", "quad", "box", "gltf", NULL};
   static const char *const k_mesh[] = {"type",     "name",        "file",
                                        "material", "transform",   "instances",
                                        "category", "category_id", NULL};
@@ -306,7 +347,10 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const k_box[] = {"type",        "name",      "min",       "max",
                                       "material",    "transform", "instances", "category",
                                       "category_id", NULL};
-  static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box};
+  static const char *const k_gltf[] = {"type",      "name",      "file",     "material",
+                                       "transform", "instances", "lights",   "category",
+                                       "category_id", NULL};
+  static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box, k_gltf};
   int type, rc;
   const char *name = NULL;
   if ((rc = kiln__sj_expect_object(c, obj, "an object")) ||
@@ -320,7 +364,9 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   size_t nx = 0;
   rc = kiln__sj_parse_instances(c, obj, &xs, &nx);
   if (!rc)
-    rc = type == 0 ? add_mesh(c, obj, name, xs, nx) : add_primitive(c, obj, type, name, xs, nx);
+    rc = type == 0   ? add_mesh(c, obj, name, xs, nx)
+         : type == 4 ? add_gltf(c, obj, name, xs, nx)
+                     : add_primitive(c, obj, type, name, xs, nx);
   free(xs);
   return rc;
 }

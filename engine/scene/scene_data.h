@@ -191,6 +191,13 @@ struct kiln_scene {
  * NULL on ENOMEM (data is then freed). Tests and the loader build scenes this way. */
 struct kiln_scene *kiln__scene_wrap(kiln__scene *data);
 
+/* Whether kiln_scene_load reads path as a glTF (.gltf / .glb, any case) rather than scene JSON. */
+bool kiln__is_gltf_path(const char *path);
+/* The JSON scene equivalent to s, a glTF loaded as the whole scene from path: the file as one
+ * object (with its lights), s's camera, environment and settings; what the job reader patches
+ * with per-frame overrides. malloc'd text, or NULL on ENOMEM. */
+char *kiln__gltf_scene_json(const struct kiln_scene *s, const char *path);
+
 /* ---- the located-error JSON walk (load.c), shared with the job reader ------------------------ */
 
 #include "kiln/error.h"

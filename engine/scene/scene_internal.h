@@ -10,6 +10,8 @@
  *   categories.c   the scene's categories and the objects' ("category", "category_id")
  *   json_locate.c  line/column of a JSON path in the scene text (cJSON keeps no positions)
  *   obj.c, ply.c   mesh files -> kiln__mesh (a triangle soup in object space)
+ *   gltf.cpp       glTF 2.0 (.gltf, .glb) through tinygltf: meshes, nodes, materials, lights,
+ *                  camera, straight into the builder (the one C++ file, behind a C interface)
  *   texture.c      PNG/JPEG albedo textures (sRGB -> linear; libspng, libjpeg-turbo) and .hdr
  *                  maps (its own reader); kiln__texture_load is declared in scene_data.h
  *   build.c        growing the flattened kiln__scene: triangles, transforms, primitives
@@ -155,6 +157,37 @@ int kiln__sb_plight(kiln__scene_builder *b, const kiln__plight *l);
 int kiln__sb_warn(kiln__scene_builder *b, const char *fmt, ...) KILN__PRINTF(2, 3);
 /* Finishes: drops the normal/uv arrays nothing used. The builder's scene is then complete. */
 void kiln__sb_finish(kiln__scene_builder *b);
+
+/* ---- gltf.cpp: glTF 2.0 files (tinygltf, the one C++ file; docs/SCENE.md "glTF") ----------- */
+
+/* What a glTF file adds to the scene being built. */
+typedef struct kiln__gltf_opts {
+  const kiln__xform *xs; /* nx placements of the glTF's whole scene (instances[k] * transform) */
+  size_t nx;
+  const char *name;  /* the JSON object's name: object names become "name.node"; NULL: node's */
+  bool has_material; /* every primitive gets scene material `material` (an override) */
+  uint32_t material;
+  bool lights; /* add the file's KHR_lights_punctual lights */
+  bool camera; /* set the scene camera: the scene's first camera node, else one framing it */
+} kiln__gltf_opts;
+
+/* Where a glTF file went wrong. */
+typedef struct kiln__gltf_error {
+  char file[512];   /* the .gltf / .glb, or an image file it names */
+  int line, column; /* of the value at fault in a .gltf's JSON text; 0 for .glb and other files */
+  char path[256];   /* its JSON path in the glTF ("meshes[2].primitives[0].mode"); "" for the
+                       file as a whole (a truncated .glb, malformed JSON) */
+  char message[256];
+} kiln__gltf_error;
+
+/* Reads the glTF at path (.gltf or .glb, told apart by its first bytes) and adds its default scene
+ * (else scene 0, else every root node) to b: one object per node with a mesh (ids *first_obj ..
+ * *first_obj + *nobjs - 1, in node order), with one instance per placement; its materials,
+ * textures (decoded by kiln__texture_decode), and as o says its lights and camera. Warnings (what
+ * is ignored) go to kiln__sb_warn. 0, or KILN_EIO / KILN_EPARSE / KILN_ENOMEM with *err filled;
+ * on failure b may hold part of the file (the caller discards the scene). Never throws. */
+int kiln__gltf_add(kiln__scene_builder *b, const char *path, const kiln__gltf_opts *o,
+                   uint32_t *first_obj, uint32_t *nobjs, kiln__gltf_error *err);
 
 /* ---- the JSON reader (load.c, sections.c, objects.c) ------------------------------------- */
 
