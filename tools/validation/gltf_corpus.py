@@ -291,9 +291,9 @@ def scene_normal_map(scene, tmpdir):
     mat, bsdf = principled("ridged", base=(0.8, 0.8, 0.8), roughness=0.5)
     px = np.zeros((64, 64, 4))
     # Sawtooth ridges along v (8 periods): the normal leans towards -u (the red wall) and +v (the
-    # white top) by 0 ... 60 degrees, so that the map moves both the brightness and the colour.
+    # white top) by 0 ... 40 degrees, so that the map moves both the brightness and the colour.
     t = ((np.arange(64)[::-1] % 8) / 7.0)[:, None] * np.ones((1, 64))
-    ang = np.radians(60.0) * t
+    ang = np.radians(40.0) * t
     n = np.stack([-np.sin(ang) * 0.8, np.sin(ang) * 0.6, np.cos(ang)], axis=-1)
     px[..., :3] = n * 0.5 + 0.5
     px[..., 3] = 1.0
