@@ -71,6 +71,30 @@ constexpr double PBR_WATTS_TO_LUMENS = 683.0;
 /* An accessor without a buffer view is zeros (plus its sparse values): at most this many
  * elements, so that a few bytes of JSON cannot ask for gigabytes. */
 constexpr size_t MAX_UNBACKED_ELEMENTS = size_t(1) << 24;
+/* JSON nesting deeper than this is refused before tinygltf sees it: it copies `extras` and
+ * `extensions` recursively, so a file of nested brackets could exhaust the stack. glTF itself
+ * nests a few levels (materials[0].pbrMetallicRoughness.baseColorTexture.extensions...). */
+constexpr int MAX_JSON_DEPTH = 64;
+
+/* The deepest nesting of arrays and objects in JSON text s (brackets inside strings skipped). */
+int json_depth(const std::string &s) {
+  int d = 0, max = 0;
+  bool str = false;
+  for (size_t i = 0; i < s.size(); i++) {
+    char c = s[i];
+    if (str) {
+      if (c == '\\') i++;
+      else if (c == '"') str = false;
+    } else if (c == '"') {
+      str = true;
+    } else if (c == '[' || c == '{') {
+      max = ++d > max ? d : max;
+    } else if (c == ']' || c == '}') {
+      d--;
+    }
+  }
+  return max;
+}
 
 /* The extensions kiln reads; a file that requires another is refused. */
 const char *const SUPPORTED[] = {"KHR_lights_punctual", "KHR_texture_transform",
@@ -337,6 +361,8 @@ struct Loader {
       json_text.assign(bytes.begin(), bytes.end());
     }
     if (len > UINT32_MAX) fail("", "the file is larger than 4 GiB");
+    if (json_depth(json_text) > MAX_JSON_DEPTH)
+      fail("", "the JSON nests deeper than " + std::to_string(MAX_JSON_DEPTH) + " levels");
     json j = json::parse(json_text, nullptr, false);
     if (j.is_discarded()) fail("", "malformed JSON");
     precheck(j, bin_size);
@@ -644,11 +670,15 @@ struct Loader {
           s.uv[6 * T + 2 * size_t(k)] = float(uv[2 * v]);
           s.uv[6 * T + 2 * size_t(k) + 1] = float(1.0 - uv[2 * v + 1]); /* glTF v down, kiln up */
         }
-        if (hc)
+        if (hc) /* glTF's colours are in [0, 1]; rounding in a float file is clamped */
           for (int c = 0; c < 3; c++)
-            s.col[9 * T + 3 * size_t(k) + size_t(c)] = float(col[size_t(kc) * v + size_t(c)]);
-        if (ht)
-          for (int c = 0; c < 4; c++) s.tan[12 * T + 4 * size_t(k) + size_t(c)] = float(tan[4 * v + size_t(c)]);
+            s.col[9 * T + 3 * size_t(k) + size_t(c)] =
+                float(std::fmin(std::fmax(col[size_t(kc) * v + size_t(c)], 0.0), 1.0));
+        if (ht) {
+          float *o4 = &s.tan[12 * T + 4 * size_t(k)];
+          for (int c = 0; c < 3; c++) o4[c] = float(tan[4 * v + size_t(c)]);
+          o4[3] = tan[4 * v + 3] < 0 ? -1.0f : 1.0f; /* the bitangent's sign, +-1 */
+        }
       }
     }
     /* triangles without normals once the mesh has some (this primitive's, or the earlier ones'

@@ -65,7 +65,8 @@ KILN_API const char *kiln_err_name(int code);
  *   column   1-based column (in bytes) in file; 0 when unknown
  *   path     JSON path of the value at fault (`objects[3].material.roughness`), "" for the whole
  *            document (e.g. a syntax error) or when no JSON value is at fault; for errors inside a
- *            mesh file, the path of its "file"
+ *            mesh file, the path of its "file" (a glTF's: its "file", and the path inside the
+ *            glTF leads the message); for a glTF loaded as the scene, the path inside it
  *   message  what is wrong, in words */
 typedef struct kiln_error_detail {
   int code;

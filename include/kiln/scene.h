@@ -24,7 +24,10 @@ extern "C" {
 
 typedef struct kiln_scene kiln_scene;
 
-/* Loads the scene file at path. Relative file names inside it are relative to its folder.
+/* Loads the scene file at path. Relative file names inside it are relative to its folder. A path
+ * ending in .gltf or .glb (any case) is read as a glTF 2.0 file making the whole scene: kiln's
+ * default settings, the file's camera (else one framing its geometry) and punctual lights
+ * (docs/SCENE.md, "glTF"); its errors carry the JSON path inside the glTF.
  * Returns 0 and *out (owned by the caller: kiln_scene_destroy), or
  *   KILN_EINVAL  path or out is NULL
  *   KILN_EIO     a file cannot be opened or read (the scene or one it names)

@@ -8,7 +8,7 @@ root=$(cd "$here/../.." && pwd)
 seeds=$here/seeds
 assets=$here/assets
 rm -rf "$seeds"
-mkdir -p "$assets" "$seeds"/{scene,job,joblist,template,obj,ply,png,jpeg,hdr}
+mkdir -p "$assets" "$seeds"/{scene,job,joblist,template,obj,ply,gltf,png,jpeg,hdr}
 
 # Every ```json (or ```jsonl) block of a page as one file: $1 page, $2 fence tag, $3 out prefix.
 blocks() {
@@ -67,6 +67,9 @@ cp "$assets/bunny.ply" "$seeds/ply/ascii.ply"
 printf '{frame:05d}_{pass}.{ext}\ndepth,normal\npng\n' > "$seeds/template/default"
 printf 'shots/{name}/{{x}}_{frame}.{ext}\ncolor,albedo,id,instance\njpeg\n' > "$seeds/template/braces"
 printf 'f{frame:012d}_{name}_{pass}.{ext}\n\nexr\n' > "$seeds/template/wide"
+
+# glTF: the files of tests/scene's glTF tests (which that script writes too, identically).
+python3 "$root/tests/scene/data/gltf/make.py"
 
 cc=${CC:-cc}
 tmp=$(mktemp -d)

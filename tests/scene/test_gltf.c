@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "kiln/batch.h"
 #include "scene_test_util.h"
 
 static const char *data_path(const char *name) {
@@ -330,5 +331,60 @@ TEST(gltf_nothing_half_loaded) {
   KT_STR_EQ(e.path, "meshes[1].primitives[0].mode");
   KT_STR_CONTAINS(e.message, "LINES");
   free(text), free(out);
+  st_tmp_cleanup();
+}
+
+/* JSON nested past any glTF's depth (in "extras", which the parser copies recursively) is refused
+ * before it is parsed. */
+TEST(gltf_deep_json) {
+  const char *dir = st_tmpdir();
+  char text[1200] = "{\"asset\": {\"version\": \"2.0\"}, \"extras\": ";
+  size_t n = strlen(text);
+  for (int i = 0; i < 500; i++) text[n++] = '[';
+  for (int i = 0; i < 500; i++) text[n++] = ']';
+  text[n++] = '}', text[n] = '\0';
+  const char *p = st_write(dir, "deep.gltf", text, (size_t)-1);
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  KT_CODE(kiln_scene_load(p, &e, &s), KILN_EPARSE);
+  KT_TRUE(s == NULL);
+  KT_STR_CONTAINS(e.message, "nests deeper");
+  st_tmp_cleanup();
+}
+
+/* A .glb as a job's scene: a frame's overrides (here the environment) patch the file's JSON
+ * equivalent, which keeps its objects, lights and camera. */
+TEST(gltf_job_scene) {
+  const char *dir = st_tmpdir();
+  char job[2048];
+  snprintf(job, sizeof job,
+           "{\"scene\": \"%s\", \"images\": [{\"name\": \"plain\"},\n"
+           " {\"name\": \"grey\", \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.2, 0.2]}}]}",
+           data_path("scene.glb"));
+  const char *path = st_write(dir, "job.json", job, (size_t)-1);
+  kiln_job *j = NULL;
+  kiln_error_detail e;
+  char buf[2048];
+  if (kiln_job_load(path, NULL, &e, &j)) KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
+  const kiln__scene *base = st_data(kiln_job_scene(j));
+  kiln_job_frame fr;
+  KT_CODE(kiln_job_next(j, &fr, &e), 0);
+  vec_near(fr.camera.position, 0, 0, 10, 1e-6); /* the file's camera */
+  kiln_job_frame_clear(&fr);
+  KT_CODE(kiln_job_next(j, &fr, &e), 0);
+  kiln_scene *s = NULL;
+  if (kiln_job_frame_scene(j, &fr, &e, &s))
+    KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
+  KT_TRUE(s != NULL);
+  const kiln__scene *d = st_data(s);
+  KT_EQ(d->ntris, base->ntris);
+  KT_EQ(d->nobjects, base->nobjects);
+  KT_EQ(d->nplights, 3);
+  vec_near(d->env.color, 0.2, 0.2, 0.2, 1e-6);
+  KT_TRUE(memcmp(d->pos, base->pos, d->ntris * 9 * sizeof(float)) == 0);
+  KT_STR_EQ(d->object_names[2], "t");
+  kiln_scene_destroy(s);
+  kiln_job_frame_clear(&fr);
+  kiln_job_destroy(j);
   st_tmp_cleanup();
 }
