@@ -26,9 +26,9 @@
  *   ENVDIST  (map only) H row CDF values, then H rows of W column CDF values, then the W*H pixel
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
  *
- * Emitters are picked in proportion to their power: area times relative luminance (a principled
- * material's emission times its emission texture's mean, if it has one) (then
- * triangles uniformly on their area, spheres by the cone they subtend); the environment is
+ * Emitters are picked in proportion to their power: area times relative luminance, that of a
+ * principled material's emission times its emission texture's mean (then triangles uniformly on
+ * their area, spheres by the cone they subtend); the environment is
  * picked with probability 1/2 when there are lights too, 1 alone, 0 when it is black. CDFs are summed in double and end exactly at 1. */
 #include <math.h>
 #include <stdlib.h>

@@ -139,8 +139,10 @@ int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln
     return rc;
   }
   uint32_t idx, aidx = 0;
-  if (e) free(t.rgb), idx = e->index, free(p), p = NULL;
-  else if ((rc = add_texture(c, &t, &idx))) {
+  if (e) { /* known: only its alpha plane was missing */
+    free(t.rgb), free(p), p = NULL;
+    idx = e->index;
+  } else if ((rc = add_texture(c, &t, &idx))) {
     free(p);
     if (alpha) free(a.rgb);
     return rc;

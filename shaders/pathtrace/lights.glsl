@@ -67,6 +67,7 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
       dist = length(toL);
       wi = toL / dist;
       float cosl = dot(ln, -wi);
+      if (HAS_ALPHA && alpha_hole(lp, b1, b2)) cosl = 0.0;  // a hole emits nothing, as rays see it
       if (cosl > 0.0) {
         Material lm = mat_at(floatBitsToUint(T.v0.w));
         lpdf = dist * dist / (cosl * g.light_weight) * lm.ior.z * (1.0 - penv);
