@@ -8,7 +8,8 @@ Renders each tests/render/data/gltf/NAME.glb with kiln (the scene as the file sa
 kiln_scene_load; max bounces 4, seed 0, as the Cycles references) and prints, per scene and
 channel, kiln's mean, Cycles' (tests/render/data/gltf/cycles_means.json) and the difference, with
 the render time. With --cycles DIR (gltf_corpus.py's --out, holding NAME_SIZExSIZE_SPPspp.pfm),
-also the linear per-pixel RMSE between the two 1024-spp images.
+also the linear per-pixel RMSE between the two 1024-spp images; --save DIR keeps kiln's images
+(PFM).
 
 With --noise: the noise set of tools/validation/noise instead (gltf_corpus.py --noise), each
 file included as an object of a kiln JSON scene with the corpus camera and a black environment
@@ -68,6 +69,13 @@ def load(name, noise):
                                 base_dir=NOISE)
 
 
+def write_pfm(path, rgb):
+    h, w = rgb.shape[:2]
+    with open(path, "wb") as f:
+        f.write(b"PF\n%d %d\n-1.0\n" % (w, h))
+        f.write(np.ascontiguousarray(rgb[::-1], dtype="<f4").tobytes())
+
+
 def rmse(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
@@ -83,6 +91,7 @@ def main():
     p.add_argument("--noise-spp", type=int)
     p.add_argument("--cycles-noise", help="gltf_corpus.py's --out of the --noise-spp renders")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", help="a folder for kiln's images (NAME_SIZExSIZE_SPPspp_kiln.pfm)")
     a = p.parse_args()
     with open(os.path.join(NOISE if a.noise else DATA, "cycles_means.json")) as f:
         refs = json.load(f)
@@ -96,6 +105,10 @@ def main():
                          max_bounces=a.bounces)
             img = np.array(f.color, dtype=np.float64)
             dt = time.time() - t0
+            if a.save:
+                os.makedirs(a.save, exist_ok=True)
+                write_pfm(os.path.join(a.save, "%s_%dx%d_%dspp_kiln.pfm" % (
+                    name, a.size, a.size, a.spp)), img)
             want = refs["means"][name]
             got = [float(img[..., k].mean()) for k in range(3)]
             px = ""
