@@ -114,3 +114,42 @@ TEST(gltf_emission_texture) { check("emission_texture", 0.035); }
 TEST(gltf_vertex_colors) { check("vertex_colors", 0.02); }
 TEST(gltf_alpha_cutout) { check("alpha_cutout", 0.02); }
 TEST(gltf_instancing) { check("instancing", 0.02); }
+
+/* The same scene as a .glb and as a .gltf with its .bin and .png beside it (Blender's "glTF
+ * Separate"): the same image, bit for bit. */
+static const kiln_image *render_file(ctx *c, const char *rel, kiln_future **f) {
+  char *path = repo_path(rel);
+  kiln_error_detail err;
+  int lrc = kiln_scene_load(path, &err, &c->scene);
+  if (lrc) {
+    char buf[512];
+    KT_FAIL("load %s: %s", path, kiln_error_detail_format(&err, buf, sizeof buf));
+  }
+  free(path);
+  c->gpu = tg_gpu();
+  c->dev = tg_device(c->gpu, NULL);
+  KT_CODE(kiln_renderer_create(c->scene, &c->dev, 1, NULL, &c->r), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(c->r, &fc);
+  fc.width = fc.height = 16;
+  fc.spp = 4;
+  fc.max_bounces = BOUNCES;
+  return render(c, &fc, f);
+}
+
+TEST(gltf_separate_same_as_glb) {
+  ctx a = {0}, b = {0};
+  kiln_future *fa, *fb;
+  const kiln_image *ia = render_file(&a, "tests/render/data/gltf/basecolor_texture.glb", &fa);
+  const kiln_image *ib =
+      render_file(&b, "tests/render/data/gltf/separate/basecolor_texture.gltf", &fb);
+  const float *pa = info_of(ia).color, *pb = info_of(ib).color;
+  double sum = 0;
+  for (size_t i = 0; i < 16 * 16 * 3; i++) sum += pa[i];
+  KT_TRUE(sum > 0.01 * 16 * 16 * 3); /* lit: not two black images */
+  KT_TRUE(memcmp(pa, pb, 16 * 16 * 3 * sizeof(float)) == 0);
+  kiln_future_release(fa);
+  kiln_future_release(fb);
+  close_ctx(&a);
+  close_ctx(&b);
+}

@@ -4,7 +4,8 @@
         [--size 64] [--spp 1024] [--bounces 4] [--threads 2] [--out DIR] [--data DIR]
 
 --export builds each scene in Blender 3.4 and writes it with Blender's glTF exporter to
-DATA/NAME.glb (default DATA: tests/render/data/gltf beside this script's repository). --render
+DATA/NAME.glb (default DATA: tests/render/data/gltf beside this script's repository), and
+basecolor_texture also as DATA/separate/basecolor_texture.gltf with its .bin and .png. --render
 imports each DATA/NAME.glb into an empty scene (so that Cycles sees what the file says, not what
 the exporter was given) and renders it with Cycles, writing OUT/NAME_SIZExSIZE_SPPspp.pfm (linear
 float RGB, rows bottom to top as PFM stores them; the .exr beside it is Cycles' own output), an
@@ -83,6 +84,8 @@ CAMERA_POS, CAMERA_AT, CAMERA_VFOV = (0.0, -2.4, 0.35), (0.0, 0.0, 0.0), 38.0
 
 SCENES = ["basecolor_texture", "metallic", "roughness_map", "normal_map", "emission",
           "emission_texture", "vertex_colors", "alpha_cutout", "instancing"]
+# Also written as DATA/separate/NAME.gltf with its .bin and .png beside it.
+SEPARATE = ["basecolor_texture"]
 # The noise set (--noise): a sphere of one material in the same box; glass_sphere (the sphere
 # alone) and lightbox (the box and camera alone) are what kiln's side of noise_glass includes, the
 # glass being kiln's dielectric (kiln's glTF reader does not read KHR_materials_transmission).
@@ -417,8 +420,8 @@ def scene_lightbox(scene, tmpdir):
     pass
 
 
-def export(name, path):
-    bpy.ops.export_scene.gltf(filepath=path, export_format="GLB", export_cameras=True,
+def export(name, path, fmt="GLB"):
+    bpy.ops.export_scene.gltf(filepath=path, export_format=fmt, export_cameras=True,
                               export_lights=False, export_tangents=(name == "normal_map"),
                               export_colors=True, export_yup=True, export_apply=False,
                               export_animations=False, export_extras=False)
@@ -519,6 +522,9 @@ def main():
         for name in a.names + (NOISE_PARTS if a.noise else []):
             build(name, tmpdir)
             export(name, os.path.join(a.data, name + ".glb"))
+            if name in SEPARATE:  # also as .gltf + .bin + .png, the form of most asset folders
+                os.makedirs(os.path.join(a.data, "separate"), exist_ok=True)
+                export(name, os.path.join(a.data, "separate", name + ".gltf"), "GLTF_SEPARATE")
     if a.render:
         # The references are the 1024-spp means; other spp go beside them, named by their spp.
         refs_path = os.path.join(a.data, "cycles_means.json" if a.spp == 1024
