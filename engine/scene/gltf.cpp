@@ -112,9 +112,7 @@ struct Fail {
 }
 
 std::string at(const std::string &base, const char *key) { return base + "." + key; }
-std::string at(const std::string &base, size_t i) {
-  return base + "[" + std::to_string(i) + "]";
-}
+std::string at(const std::string &base, size_t i) { return base + "[" + std::to_string(i) + "]"; }
 std::string at(const char *base, size_t i) { return at(std::string(base), i); }
 
 bool is_supported(const std::string &ext) {
@@ -210,7 +208,8 @@ struct Loader {
     if (u32(4) != 2) fail("", "unsupported .glb version " + std::to_string(u32(4)) + " (2 only)");
     uint64_t total = u32(8);
     if (total != n)
-      fail("", (total > n ? "truncated .glb: its header says " : ".glb length mismatch: its header says ") +
+      fail("", (total > n ? "truncated .glb: its header says "
+                          : ".glb length mismatch: its header says ") +
                    std::to_string(total) + " bytes, the file has " + std::to_string(n));
     uint64_t jlen = u32(12);
     if (u32(16) != 0x4E4F534Au) fail("", "the .glb's first chunk is not JSON");
@@ -354,8 +353,8 @@ struct Loader {
       if (next + 8 <= len) {
         const unsigned char *c = bytes.data() + next;
         if (c[4] == 'B' && c[5] == 'I' && c[6] == 'N' && c[7] == 0)
-          bin_size = uint32_t(c[0]) | uint32_t(c[1]) << 8 | uint32_t(c[2]) << 16 |
-                     uint32_t(c[3]) << 24;
+          bin_size =
+              uint32_t(c[0]) | uint32_t(c[1]) << 8 | uint32_t(c[2]) << 16 | uint32_t(c[3]) << 24;
       }
     } else {
       json_text.assign(bytes.begin(), bytes.end());
@@ -384,9 +383,9 @@ struct Loader {
   void check_extensions() {
     for (size_t i = 0; i < m.extensionsRequired.size(); i++)
       if (!is_supported(m.extensionsRequired[i]))
-        fail(at("extensionsRequired", i),
-             "the file requires extension '" + m.extensionsRequired[i] +
-                 "', which kiln does not support");
+        fail(at("extensionsRequired", i), "the file requires extension '" +
+                                              m.extensionsRequired[i] +
+                                              "', which kiln does not support");
     for (size_t i = 0; i < m.extensionsUsed.size(); i++)
       if (!is_supported(m.extensionsUsed[i]))
         warn(at("extensionsUsed", i), "extension '" + m.extensionsUsed[i] + "' is ignored");
@@ -396,54 +395,54 @@ struct Loader {
 
   static int ncomp(int type) {
     switch (type) {
-    case TINYGLTF_TYPE_SCALAR: return 1;
-    case TINYGLTF_TYPE_VEC2: return 2;
-    case TINYGLTF_TYPE_VEC3: return 3;
-    case TINYGLTF_TYPE_VEC4: return 4;
-    default: return 0;
+      case TINYGLTF_TYPE_SCALAR: return 1;
+      case TINYGLTF_TYPE_VEC2: return 2;
+      case TINYGLTF_TYPE_VEC3: return 3;
+      case TINYGLTF_TYPE_VEC4: return 4;
+      default: return 0;
     }
   }
   static int csize(int ct) {
     switch (ct) {
-    case TINYGLTF_COMPONENT_TYPE_BYTE:
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_BYTE: return 1;
-    case TINYGLTF_COMPONENT_TYPE_SHORT:
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_SHORT: return 2;
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_INT:
-    case TINYGLTF_COMPONENT_TYPE_FLOAT: return 4;
-    default: return 0;
+      case TINYGLTF_COMPONENT_TYPE_BYTE:
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_BYTE: return 1;
+      case TINYGLTF_COMPONENT_TYPE_SHORT:
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_SHORT: return 2;
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_INT:
+      case TINYGLTF_COMPONENT_TYPE_FLOAT: return 4;
+      default: return 0;
     }
   }
 
   /* One component at p as a float (normalized integers to [0, 1] / [-1, 1]). */
   static double component(const unsigned char *p, int ct, bool norm) {
     switch (ct) {
-    case TINYGLTF_COMPONENT_TYPE_BYTE: {
-      int8_t v;
-      std::memcpy(&v, p, 1);
-      return norm ? std::fmax(v / 127.0, -1.0) : v;
-    }
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_BYTE: return norm ? p[0] / 255.0 : p[0];
-    case TINYGLTF_COMPONENT_TYPE_SHORT: {
-      int16_t v;
-      std::memcpy(&v, p, 2);
-      return norm ? std::fmax(v / 32767.0, -1.0) : v;
-    }
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_SHORT: {
-      uint16_t v;
-      std::memcpy(&v, p, 2);
-      return norm ? v / 65535.0 : v;
-    }
-    case TINYGLTF_COMPONENT_TYPE_UNSIGNED_INT: {
-      uint32_t v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
-    default: {
-      float v;
-      std::memcpy(&v, p, 4);
-      return v;
-    }
+      case TINYGLTF_COMPONENT_TYPE_BYTE: {
+        int8_t v;
+        std::memcpy(&v, p, 1);
+        return norm ? std::fmax(v / 127.0, -1.0) : v;
+      }
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_BYTE: return norm ? p[0] / 255.0 : p[0];
+      case TINYGLTF_COMPONENT_TYPE_SHORT: {
+        int16_t v;
+        std::memcpy(&v, p, 2);
+        return norm ? std::fmax(v / 32767.0, -1.0) : v;
+      }
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_SHORT: {
+        uint16_t v;
+        std::memcpy(&v, p, 2);
+        return norm ? v / 65535.0 : v;
+      }
+      case TINYGLTF_COMPONENT_TYPE_UNSIGNED_INT: {
+        uint32_t v;
+        std::memcpy(&v, p, 4);
+        return v;
+      }
+      default: {
+        float v;
+        std::memcpy(&v, p, 4);
+        return v;
+      }
     }
   }
 
@@ -490,7 +489,8 @@ struct Loader {
     int nc = ncomp(a.type), cs = csize(a.componentType);
     if (!nc || !(comps_ok & (1u << nc)))
       fail(at(p, "type"), std::string(what) + ": this accessor type is not allowed here");
-    if (!cs) fail(at(p, "componentType"), "unknown componentType " + std::to_string(a.componentType));
+    if (!cs)
+      fail(at(p, "componentType"), "unknown componentType " + std::to_string(a.componentType));
     size_t elem = size_t(nc) * size_t(cs), n = a.count;
     std::vector<double> out;
     if (a.bufferView >= 0) {
@@ -529,8 +529,8 @@ struct Loader {
     if (a.sparse.indices.byteOffset < 0 || a.sparse.values.byteOffset < 0)
       fail(sp, "a sparse byteOffset is negative");
     const unsigned char *idx =
-        view_bytes(a.sparse.indices.bufferView, size_t(a.sparse.indices.byteOffset), k,
-                   size_t(ics), false, at(at(sp, "indices"), "bufferView"), &istride);
+        view_bytes(a.sparse.indices.bufferView, size_t(a.sparse.indices.byteOffset), k, size_t(ics),
+                   false, at(at(sp, "indices"), "bufferView"), &istride);
     const unsigned char *val =
         view_bytes(a.sparse.values.bufferView, size_t(a.sparse.values.byteOffset), k,
                    size_t(nc * cs), false, at(at(sp, "values"), "bufferView"), &vstride);
@@ -570,15 +570,15 @@ struct Loader {
   }
 
   void decode_primitive(Soup &s, const tinygltf::Primitive &pr, const std::string &pp) {
-    static const char *const mode_names[] = {"POINTS",    "LINES",          "LINE_LOOP",
-                                             "LINE_STRIP", "TRIANGLES",     "TRIANGLE_STRIP",
+    static const char *const mode_names[] = {"POINTS",      "LINES",     "LINE_LOOP",
+                                             "LINE_STRIP",  "TRIANGLES", "TRIANGLE_STRIP",
                                              "TRIANGLE_FAN"};
     if (pr.mode != TINYGLTF_MODE_TRIANGLES)
-      fail(at(pp, "mode"), "mode " + std::to_string(pr.mode) +
-                               (pr.mode >= 0 && pr.mode <= 6
-                                    ? std::string(" (") + mode_names[pr.mode] + ")"
-                                    : std::string()) +
-                               ": kiln reads triangles (mode 4) only");
+      fail(at(pp, "mode"),
+           "mode " + std::to_string(pr.mode) +
+               (pr.mode >= 0 && pr.mode <= 6 ? std::string(" (") + mode_names[pr.mode] + ")"
+                                             : std::string()) +
+               ": kiln reads triangles (mode 4) only");
     if (!pr.targets.empty()) warn(at(pp, "targets"), "morph targets are ignored");
     std::string ap = at(pp, "attributes");
     int pa = attr(pr, "POSITION");
@@ -663,9 +663,11 @@ struct Loader {
       size_t T = t0 + t;
       for (int k = 0; k < 3; k++) {
         size_t v = idx[3 * t + size_t(k)];
-        for (int c = 0; c < 3; c++) s.pos[9 * T + 3 * size_t(k) + size_t(c)] = float(pos[3 * v + size_t(c)]);
+        for (int c = 0; c < 3; c++)
+          s.pos[9 * T + 3 * size_t(k) + size_t(c)] = float(pos[3 * v + size_t(c)]);
         if (hn)
-          for (int c = 0; c < 3; c++) s.nrm[9 * T + 3 * size_t(k) + size_t(c)] = float(nrm[3 * v + size_t(c)]);
+          for (int c = 0; c < 3; c++)
+            s.nrm[9 * T + 3 * size_t(k) + size_t(c)] = float(nrm[3 * v + size_t(c)]);
         if (hu) {
           s.uv[6 * T + 2 * size_t(k)] = float(uv[2 * v]);
           s.uv[6 * T + 2 * size_t(k) + 1] = float(1.0 - uv[2 * v + 1]); /* glTF v down, kiln up */
@@ -738,7 +740,8 @@ struct Loader {
         fail(at(tp, "sampler"), "no sampler " + std::to_string(tx.sampler));
       const tinygltf::Sampler &sm = m.samplers[size_t(tx.sampler)];
       if (sm.wrapS != TINYGLTF_TEXTURE_WRAP_REPEAT || sm.wrapT != TINYGLTF_TEXTURE_WRAP_REPEAT)
-        warn(at("samplers", size_t(tx.sampler)), "wrap modes other than REPEAT are drawn as REPEAT");
+        warn(at("samplers", size_t(tx.sampler)),
+             "wrap modes other than REPEAT are drawn as REPEAT");
     }
     return tx.source;
   }
@@ -803,7 +806,9 @@ struct Loader {
   }
 
   /* KHR_texture_transform of a texture reference as kiln's uv_xform (in kiln's uv, v up):
-   * glTF's u' = T R S u in its v-down uv, conjugated by the flip v -> 1 - v. */
+   * glTF's u' = T R S u in its v-down uv, R = [cos r, sin r; -sin r, cos r], conjugated by the
+   * flip v -> 1 - v. The same mapping as Blender's importer (a Mapping node rotating by r
+   * counter-clockwise in its v-up uv; tests/scene/test_gltf.c checks the two agree). */
   bool uv_transform(const tinygltf::ExtensionMap &ext, int texcoord, const std::string &ref,
                     float out[6]) {
     if (texcoord != 0) warn(at(ref, "texCoord"), "texCoord other than 0 is read as TEXCOORD_0");
@@ -924,7 +929,8 @@ struct Loader {
     if (!finite_in(strength, 0, 1e9))
       fail(at(at(at(p, "extensions"), "KHR_materials_emissive_strength"), "emissiveStrength"),
            "emissiveStrength must be >= 0");
-    if (g.emissiveFactor.size() != 3) fail(at(p, "emissiveFactor"), "emissiveFactor must be 3 numbers");
+    if (g.emissiveFactor.size() != 3)
+      fail(at(p, "emissiveFactor"), "emissiveFactor must be 3 numbers");
     for (int k = 0; k < 3; k++) {
       if (!finite_in(g.emissiveFactor[size_t(k)], 0, 1))
         fail(at(p, "emissiveFactor"), "emissiveFactor must be 3 numbers in [0, 1]");
@@ -965,9 +971,11 @@ struct Loader {
     }
     auto vec = [&](const std::vector<double> &v, size_t n_, const char *k, double *out) {
       if (v.empty()) return;
-      if (v.size() != n_) fail(at(p, k), std::string(k) + " must be " + std::to_string(n_) + " numbers");
+      if (v.size() != n_)
+        fail(at(p, k), std::string(k) + " must be " + std::to_string(n_) + " numbers");
       for (size_t i = 0; i < n_; i++) {
-        if (!std::isfinite(v[i]) || std::fabs(v[i]) > 1e30) fail(at(p, k), std::string(k) + " is not finite");
+        if (!std::isfinite(v[i]) || std::fabs(v[i]) > 1e30)
+          fail(at(p, k), std::string(k) + " is not finite");
         out[i] = v[i];
       }
     };
@@ -1042,9 +1050,9 @@ struct Loader {
 
   std::string object_name(int ni) {
     const tinygltf::Node &n = m.nodes[size_t(ni)];
-    std::string nn = !n.name.empty() ? n.name
+    std::string nn = !n.name.empty()                          ? n.name
                      : !m.meshes[size_t(n.mesh)].name.empty() ? m.meshes[size_t(n.mesh)].name
-                                                                : at("nodes", size_t(ni));
+                                                              : at("nodes", size_t(ni));
     return nn;
   }
 
@@ -1059,7 +1067,8 @@ struct Loader {
     if (!v.IsObject() || !v.Has("light") || !v.Get("light").IsInt())
       fail(ep, "a node's KHR_lights_punctual needs a light index");
     int li = v.Get("light").Get<int>();
-    if (li < 0 || size_t(li) >= m.lights.size()) fail(at(ep, "light"), "no light " + std::to_string(li));
+    if (li < 0 || size_t(li) >= m.lights.size())
+      fail(at(ep, "light"), "no light " + std::to_string(li));
     const tinygltf::Light &g = m.lights[size_t(li)];
     std::string lp = at("extensions.KHR_lights_punctual.lights", size_t(li));
     kiln__plight l{};
@@ -1153,7 +1162,8 @@ struct Loader {
   void run(uint32_t *first_obj, uint32_t *nobjs) {
     parse();
     check_extensions();
-    if (!m.skins.empty()) warn("skins", "skinning is ignored (meshes are drawn in their bind pose)");
+    if (!m.skins.empty())
+      warn("skins", "skinning is ignored (meshes are drawn in their bind pose)");
     if (!m.animations.empty()) warn("animations", "animations are ignored");
     std::vector<Placed> nodes = walk();
     soups.resize(m.meshes.size());
@@ -1172,10 +1182,12 @@ struct Loader {
         if (!cam_node) cam_node = &pl;
       }
       if (n.mesh < 0) continue;
-      if (size_t(n.mesh) >= m.meshes.size()) fail(at(p, "mesh"), "no mesh " + std::to_string(n.mesh));
+      if (size_t(n.mesh) >= m.meshes.size())
+        fail(at(p, "mesh"), "no mesh " + std::to_string(n.mesh));
       decode_mesh(size_t(n.mesh));
       std::string name = object_name(pl.node);
-      if (o->name) name = nmesh_nodes == 1 ? std::string(o->name) : std::string(o->name) + "." + name;
+      if (o->name)
+        name = nmesh_nodes == 1 ? std::string(o->name) : std::string(o->name) + "." + name;
       uint32_t id;
       if (kiln__sb_object(b, name.c_str(), &id)) throw std::bad_alloc();
       objs.push_back(id);
@@ -1214,15 +1226,17 @@ struct Loader {
         km.nmat_names = m.materials.size(); /* tri_mat never UINT32_MAX: the last entry unused */
         int rc = kiln__sb_mesh(b, &km, &x, mats[mi].data(), &objs[i], &inst);
         if (rc == KILN_ENOMEM) throw std::bad_alloc();
-        if (rc) fail(at("nodes", size_t(pl.node)), "a transformed vertex is not finite: the "
-                                                   "values are too large");
+        if (rc)
+          fail(at("nodes", size_t(pl.node)), "a transformed vertex is not finite: the "
+                                             "values are too large");
         if (k == 0)
           for (size_t t = 0; t < 8 && km.ntris; t++) {
             float c[3] = {t & 1 ? s.hi[0] : s.lo[0], t & 2 ? s.hi[1] : s.lo[1],
                           t & 4 ? s.hi[2] : s.lo[2]},
                   w[3];
             kiln__xform_point(&x, c, w);
-            for (int a = 0; a < 3; a++) lo[a] = std::fmin(lo[a], w[a]), hi[a] = std::fmax(hi[a], w[a]);
+            for (int a = 0; a < 3; a++)
+              lo[a] = std::fmin(lo[a], w[a]), hi[a] = std::fmax(hi[a], w[a]);
           }
       }
     if (o->lights)

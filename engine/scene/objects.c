@@ -328,8 +328,7 @@ static int add_gltf(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   }
   kiln__sj_pop(c);
   size_t after = c->ld->b.s.nobjects;
-  if (after > before)
-    rc = kiln__sj_object_category(c, obj, (uint32_t)before + 1, (uint32_t)after);
+  if (after > before) rc = kiln__sj_object_category(c, obj, (uint32_t)before + 1, (uint32_t)after);
   return rc;
 }
 
@@ -347,8 +346,8 @@ int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const k_box[] = {"type",        "name",      "min",       "max",
                                       "material",    "transform", "instances", "category",
                                       "category_id", NULL};
-  static const char *const k_gltf[] = {"type",      "name",      "file",     "material",
-                                       "transform", "instances", "lights",   "category",
+  static const char *const k_gltf[] = {"type",        "name",      "file",   "material",
+                                       "transform",   "instances", "lights", "category",
                                        "category_id", NULL};
   static const char *const *const keys[] = {k_mesh, k_sph, k_quad, k_box, k_gltf};
   int type, rc;

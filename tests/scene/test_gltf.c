@@ -150,8 +150,8 @@ static float texel(const kiln__texture *t, int x, int y, int c) {
 TEST(gltf_materials) {
   kiln_scene *s = load_ok("material.gltf");
   const kiln__scene *d = st_data(s);
-  KT_EQ(d->ntris, 6);
-  KT_EQ(d->nmaterials, 3);
+  KT_EQ(d->ntris, 8);
+  KT_EQ(d->nmaterials, 4);
   const kiln__material *m = &d->materials[d->tri_material[0]];
   KT_EQ(m->type, KILN__MAT_PRINCIPLED);
   KT_STR_EQ(m->name, "everything");
@@ -166,8 +166,7 @@ TEST(gltf_materials) {
   /* offset (0.5, 0), scale 2 in glTF's uv is u' = 2u + 0.5, v' = 2v - 1 in kiln's */
   const float xf[6] = {2, 0, 0.5f, 0, 2, -1};
   for (int i = 0; i < 6; i++) ST_NEAR(m->uv_xform[i], xf[i], 1e-6);
-  KT_TRUE(m->texture >= 0 && m->alpha_texture >= 0 && m->mr_texture >= 0 &&
-          m->normal_texture >= 0);
+  KT_TRUE(m->texture >= 0 && m->alpha_texture >= 0 && m->mr_texture >= 0 && m->normal_texture >= 0);
   KT_EQ(m->emission_texture, m->texture); /* the same image, decoded once */
   const kiln__texture *bc = &d->textures[m->texture], *al = &d->textures[m->alpha_texture],
                       *mr = &d->textures[m->mr_texture];
@@ -188,6 +187,21 @@ TEST(gltf_materials) {
   /* BLEND: a cut-out at 0.5, said so */
   ST_NEAR(d->materials[d->tri_material[4]].alpha_cutoff, 0.5, 0);
   KT_TRUE(has_warning(s, "BLEND"));
+  /* a rotated transform maps kiln's uv (v up, Blender's too) as Blender's importer does: a
+   * Mapping node (out = T + R(rotation) S in, R counter-clockwise) with offset
+   * (ox + sy sin r, 1 - oy - sy cos r) (io_scene_gltf2, texture_transform_gltf_to_blender) */
+  const kiln__material *rot = &d->materials[d->tri_material[6]];
+  const double r = 0.3, c = cos(r), sn = sin(r), sx = 1.5, sy = 0.5, ox = 0.1, oy = 0.2;
+  const double pts[3][2] = {{0, 0}, {1, 0.25}, {0.3, 0.9}};
+  for (int i = 0; i < 3; i++) {
+    double u = pts[i][0], v = pts[i][1];
+    double bu = c * sx * u - sn * sy * v + ox + sy * sn,
+           bv = sn * sx * u + c * sy * v + 1 - oy - sy * c;
+    const float *x = rot->uv_xform;
+    ST_NEAR(x[0] * u + x[1] * v + x[2], bu, 1e-6);
+    ST_NEAR(x[3] * u + x[4] * v + x[5], bv, 1e-6);
+  }
+  KT_TRUE(has_warning(s, "texCoord other than 0"));
   KT_TRUE(has_warning(s, "materials[0].occlusionTexture"));
   KT_TRUE(has_warning(s, "samplers[0]"));
   KT_TRUE(has_warning(s, "EXT_unknown_thing"));
@@ -229,7 +243,7 @@ TEST(gltf_object_in_scene) {
   KT_EQ(d->instances[4].object_id, 2); /* the second instance block starts again at g.a */
   /* the override: every triangle of the last object is grey */
   KT_EQ(d->materials[d->tri_material[d->ntris - 1]].type, KILN__MAT_DIFFUSE);
-  KT_EQ(d->nplights, 3); /* only the last object's */
+  KT_EQ(d->nplights, 3);                     /* only the last object's */
   vec_near(d->camera.position, 0, 0, -5, 0); /* the scene's camera, not the file's */
   kiln_scene_destroy(s);
 }
@@ -357,15 +371,17 @@ TEST(gltf_deep_json) {
 TEST(gltf_job_scene) {
   const char *dir = st_tmpdir();
   char job[2048];
-  snprintf(job, sizeof job,
-           "{\"scene\": \"%s\", \"images\": [{\"name\": \"plain\"},\n"
-           " {\"name\": \"grey\", \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.2, 0.2]}}]}",
-           data_path("scene.glb"));
+  snprintf(
+      job, sizeof job,
+      "{\"scene\": \"%s\", \"images\": [{\"name\": \"plain\"},\n"
+      " {\"name\": \"grey\", \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.2, 0.2]}}]}",
+      data_path("scene.glb"));
   const char *path = st_write(dir, "job.json", job, (size_t)-1);
   kiln_job *j = NULL;
   kiln_error_detail e;
   char buf[2048];
-  if (kiln_job_load(path, NULL, &e, &j)) KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
+  if (kiln_job_load(path, NULL, &e, &j))
+    KT_FAIL("%s", kiln_error_detail_format(&e, buf, sizeof buf));
   const kiln__scene *base = st_data(kiln_job_scene(j));
   kiln_job_frame fr;
   KT_CODE(kiln_job_next(j, &fr, &e), 0);
@@ -387,4 +403,70 @@ TEST(gltf_job_scene) {
   kiln_job_frame_clear(&fr);
   kiln_job_destroy(j);
   st_tmp_cleanup();
+}
+
+/* data/gltf/blender_import.txt: where Blender 3.4's glTF importer puts scene.gltf's vertices,
+ * camera and lights (data/gltf/blender_import.py, in glTF's axes): kiln agrees on every vertex of
+ * the default scene's meshes, the camera, the lights' positions and directions, and their power
+ * (Blender watts / (4 pi^2) for point and spot lights, the sun's strength as its irradiance). */
+TEST(gltf_agrees_with_blender) {
+  kiln_scene *s = load_ok("scene.gltf");
+  const kiln__scene *d = st_data(s);
+  char *text = st_read_file(data_path("blender_import.txt"), NULL);
+  int checked = 0;
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char kind[16], name[64];
+    int off = 0;
+    if (sscanf(line, "%15s %63s %n", kind, name, &off) != 2) KT_FAIL("bad line '%s'", line);
+    const char *p = line + off;
+    uint32_t id = 0;
+    for (size_t i = 0; i < d->nobjects; i++)
+      if (strcmp(d->object_names[i], name) == 0) id = (uint32_t)i + 1;
+    if (strcmp(kind, "mesh") == 0) {
+      if (!id) continue; /* not in the default scene */
+      float v[3];
+      int n;
+      while (sscanf(p, " (%f, %f, %f)%n", &v[0], &v[1], &v[2], &n) == 3) {
+        bool found = false;
+        for (size_t t = 0; t < d->ntris && !found; t++)
+          for (int k = 0; k < 3 && d->tri_object[t] == id; k++) {
+            const float *q = d->pos + 9 * t + 3 * k;
+            found = found || (fabsf(q[0] - v[0]) < 1e-4f && fabsf(q[1] - v[1]) < 1e-4f &&
+                              fabsf(q[2] - v[2]) < 1e-4f);
+          }
+        if (!found)
+          KT_FAIL("%s: Blender's vertex (%g, %g, %g) is not kiln's", name, v[0], v[1], v[2]);
+        p += n, checked++;
+      }
+      continue;
+    }
+    float pos[3], dir[3], watts = 0;
+    char type[16] = "";
+    int got = sscanf(p, "position (%f, %f, %f) direction (%f, %f, %f) %15s watts %f", &pos[0],
+                     &pos[1], &pos[2], &dir[0], &dir[1], &dir[2], type, &watts);
+    if (strcmp(kind, "camera") == 0) {
+      KT_TRUE(got >= 6);
+      vec_near(d->camera.position, pos[0], pos[1], pos[2], 1e-4);
+      float f[3] = {d->camera.look_at[0] - d->camera.position[0],
+                    d->camera.look_at[1] - d->camera.position[1],
+                    d->camera.look_at[2] - d->camera.position[2]};
+      vec_near(f, dir[0], dir[1], dir[2], 1e-4);
+      checked++;
+      continue;
+    }
+    KT_EQ(got, 8);
+    KT_TRUE(id != 0);
+    const kiln__plight *l = NULL;
+    for (size_t i = 0; i < d->nplights; i++)
+      if (d->plights[i].object_id == id) l = &d->plights[i];
+    KT_TRUE(l != NULL);
+    if (l->type != KILN__LIGHT_SUN) vec_near(l->position, pos[0], pos[1], pos[2], 1e-4);
+    if (l->type != KILN__LIGHT_POINT) vec_near(l->direction, dir[0], dir[1], dir[2], 1e-4);
+    const double pi = 3.14159265358979;
+    ST_NEAR(l->color[0], l->type == KILN__LIGHT_SUN ? watts : watts / (4 * pi * pi), 1e-5);
+    checked++;
+  }
+  KT_EQ(checked, 4 + 4 + 3 + 1 + 3);
+  free(text);
+  kiln_scene_destroy(s);
 }

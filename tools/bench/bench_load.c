@@ -194,7 +194,8 @@ static void write_grid(int side) {
   fclose(f);
   free(v), free(ix);
   const char *cam = "\"camera\": {\"position\": [0.5, 0.5, 2], \"look_at\": [0.5, 0.5, 0]}";
-  write_file("glb.json", "{%s, \"objects\": [{\"type\": \"gltf\", \"file\": \"grid.glb\"}]}\n", cam);
+  write_file("glb.json", "{%s, \"objects\": [{\"type\": \"gltf\", \"file\": \"grid.glb\"}]}\n",
+             cam);
   write_file("ply.json",
              "{%s, \"materials\": {\"m\": {\"type\": \"diffuse\"}}, \"objects\": [{\"type\":"
              " \"mesh\", \"file\": \"grid.ply\", \"material\": \"m\"}]}\n",

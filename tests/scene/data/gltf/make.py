@@ -196,11 +196,15 @@ def material_file():
         "alphaMode": "MASK", "alphaCutoff": 0.3,
         "extensions": {"KHR_materials_emissive_strength": {"emissiveStrength": 4},
                        "KHR_materials_ior": {"ior": 1.33}}},
-        {"name": "blend", "alphaMode": "BLEND"}]
+        {"name": "blend", "alphaMode": "BLEND"},
+        {"name": "rotated", "pbrMetallicRoughness": {"baseColorTexture": {
+            "index": t_mr, "texCoord": 1, "extensions": {"KHR_texture_transform": {
+                "offset": [0.1, 0.2], "rotation": 0.3, "scale": [1.5, 0.5]}}}}}]
     attrs2, idx2 = quad(g, with_attrs=False)
     g.j["meshes"] = [{"primitives": [{"attributes": attrs, "indices": idx, "material": 0},
                                      {"attributes": attrs2, "indices": idx2},
-                                     {"attributes": attrs2, "indices": idx2, "material": 1}]}]
+                                     {"attributes": attrs2, "indices": idx2, "material": 1},
+                                     {"attributes": attrs2, "indices": idx2, "material": 2}]}]
     g.j["nodes"] = [{"name": "m", "mesh": 0}]
     g.j["scenes"] = [{"nodes": [0]}]
     g.j["extensionsUsed"] = ["KHR_texture_transform", "KHR_materials_emissive_strength",
