@@ -213,8 +213,8 @@ int kiln__sj_parse_environment(kiln__sj_ctx *c, const cJSON *o) {
 /* ---- materials --------------------------------------------------------------------------------- */
 
 /* o[key] as 2 numbers in [lo, hi]; def when absent. */
-static int vec2_at(kiln__sj_ctx *c, const cJSON *o, const char *key, const double def[2],
-                   double lo, double hi, double out[2]) {
+static int vec2_at(kiln__sj_ctx *c, const cJSON *o, const char *key, const double def[2], double lo,
+                   double hi, double out[2]) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   out[0] = def[0], out[1] = def[1];
   if (!v) return 0;
@@ -227,8 +227,7 @@ static int vec2_at(kiln__sj_ctx *c, const cJSON *o, const char *key, const doubl
     if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble))
       return kiln__sj_fail(c, "%s[%d] must be a finite number", key, i);
     if (e->valuedouble < lo || e->valuedouble > hi)
-      return kiln__sj_fail(c, "%s[%d] must be in [%g, %g], not %g", key, i, lo, hi,
-                           e->valuedouble);
+      return kiln__sj_fail(c, "%s[%d] must be in [%g, %g], not %g", key, i, lo, hi, e->valuedouble);
     out[i] = e->valuedouble;
     kiln__sj_pop(c);
   }

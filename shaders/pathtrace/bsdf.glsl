@@ -43,6 +43,11 @@ vec4 surf_tangent(Surf s) {
   return vec4(t, dot(cross(s.ns, t), b) < 0.0 ? -1.0 : 1.0);
 }
 
+// The hit's interpolated normal before its normal map bent it (shade_setup), turned by the path
+// loop to the side of the shading normal that bsdf_eval and bsdf_sample get: Cycles' bump
+// shadowing term compares the two.
+vec3 shade_n0;
+
 // s's shading normal bent by the tangent-space normal map value c (linear, +y along +v), its x
 // and y scaled by scale (glTF's normalTexture.scale): the tangent made orthogonal to the
 // interpolated normal (Gram-Schmidt), the bitangent w cross(n, t).
@@ -78,6 +83,7 @@ vec3 shade_setup(inout Material m, inout Surf s) {
       m.ior.w *= mr.z;
     }
     if (tx.z != PT_NONE) m.emission_rough.xyz *= tex_bilinear(tx.z, uv, true);
+    shade_n0 = s.ns;
     if (tx.y != PT_NONE) s.ns = normal_map(s, tex_bilinear(tx.y, uv, true), x0.w);
   } else {
     alb = albedo_at(m, s.uv);
@@ -153,6 +159,17 @@ float principled_spec_prob(vec3 alb, float metal, float ior, float no) {
   float wd = dot(alb, LUM) * (1.0 - metal);
   return wd > 0.0 ? max(ws / (ws + wd), 0.1) : 1.0;
 }
+// Cycles' bump shadowing term (Conty Estevez et al. 2019, "A Microfacet-Based Shadowing Function
+// to Solve the Bump Terminator Problem"), which Cycles applies to diffuse lobes whose normal n a
+// normal map bent away from the interpolated normal n0: light at grazing angles to n0 fades out
+// smoothly instead of lighting the bent side in full.
+float bump_shadowing(vec3 n0, vec3 n, vec3 wi) {
+  float d = dot(n, wi) * dot(n0, n);
+  float g = d != 0.0 ? dot(n0, wi) / d : 0.0;
+  if (g >= 1.0) return 1.0;
+  if (g < 0.0) return 0.0;
+  return g * (1.0 + g - g * g);
+}
 // f * cos(wi) of the principled BSDF and the pdf of principled sampling choosing wi.
 vec3 principled_eval(Material m, vec3 alb, vec3 n, vec3 wo, vec3 wi, out float pdf) {
   pdf = 0.0;
@@ -163,6 +180,7 @@ vec3 principled_eval(Material m, vec3 alb, vec3 n, vec3 wo, vec3 wi, out float p
   // retro-reflection, with 2 cos^2(theta_d) written as 1 + wi.wo
   float fo = pow5_1m(no), fi = pow5_1m(ni), rr = rough * (1.0 + dot(wi, wo));
   float fd = (1.0 - 0.5 * fo) * (1.0 - 0.5 * fi) + rr * (fo + fi + fo * fi * (rr - 1.0));
+  if (any(notEqual(shade_n0, n))) fd *= bump_shadowing(shade_n0, n, wi);  // a normal map's
   vec3 f = alb * ((1.0 - metal) * fd * ni / PI);
   // GGX with height-correlated Smith shadowing (as the conductor; Cycles 3.4's is separable)
   float alpha = max(rough * rough, 1e-3), a2 = alpha * alpha;

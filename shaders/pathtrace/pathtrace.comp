@@ -99,6 +99,7 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
     vec3 n = front ? s.n : -s.n;  // geometric, on wo's side: offsets and side tests
     vec3 ns = dot(s.ns, n) >= 0.0 ? s.ns : -s.ns;  // shading, on n's side (whatever the winding)
     if (dot(ns, wo) <= 0.0) ns = n;  // wo below the shading hemisphere: shade flat
+    if (principled) shade_n0 = ns == n ? n : dot(shade_n0, n) >= 0.0 ? shade_n0 : -shade_n0;
     vec3 p = s.p + n * EPS * max(1.0, length(s.p));
     if (!principled) alb = shade_setup(m, s);
     prev_ns = ns;

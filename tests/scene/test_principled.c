@@ -50,6 +50,21 @@ TEST(uv_transform_is_khr) {
       KT_FAIL("uv (%g, %g): kiln (%g, %g), KHR (%g, %g)", u, v, ku, kv, s2, 1 - t2);
   }
   kiln_scene_destroy(s);
+  /* the extension's own example: "only the lower left quadrant of the source image, rotated
+   * clockwise 90 degrees": uv [0, 1]^2 lands in u, v in [0, 0.5] (v = 0 the bottom row) */
+  s = st_load_ok("{\"camera\": {\"position\": [0, 0, -1], \"look_at\": [0, 0, 0]},\n"
+                 "\"materials\": {\"p\": {\"type\": \"principled\", \"uv_transform\": "
+                 "{\"offset\": [0, 1], \"scale\": [0.5, 0.5], \"rotation\": 1.57079632679}}}}",
+                 NULL);
+  m = mat_named(st_data(s), "p");
+  for (int i = 0; i < 4; i++) {
+    double u = i & 1, v = i >> 1;
+    double ku = m->uv_xform[0] * u + m->uv_xform[1] * v + m->uv_xform[2];
+    double kv = m->uv_xform[3] * u + m->uv_xform[4] * v + m->uv_xform[5];
+    if (ku < -1e-6 || ku > 0.5 + 1e-6 || kv < -1e-6 || kv > 0.5 + 1e-6)
+      KT_FAIL("corner (%g, %g) went to (%g, %g), outside the lower left quadrant", u, v, ku, kv);
+  }
+  kiln_scene_destroy(s);
 }
 
 /* One RGBA PNG as base colour (sRGB), metallic-roughness and normal map (linear) and emission
