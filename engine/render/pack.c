@@ -83,7 +83,10 @@ static void texture_mean(const kiln__scene *s, int32_t i, double out[3]) {
   size_t n = (size_t)t->width * (size_t)t->height;
   double sum[3] = {0, 0, 0};
   for (size_t k = 0; k < n; k++)
-    for (int c = 0; c < 3; c++) sum[c] += t->rgb[3 * k + c];
+    for (int c = 0; c < 3; c++) {
+      double v = t->rgb[3 * k + c];
+      sum[c] += t->srgb ? (v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4)) : v;
+    }
   for (int c = 0; c < 3; c++) out[c] = n ? sum[c] / (double)n : 0;
 }
 
@@ -337,7 +340,7 @@ static void pack_textures(const kiln__scene *s, uint32_t *info, float *texels) {
     const kiln__texture *t = &s->textures[i];
     size_t n = (size_t)t->width * (size_t)t->height * 3;
     info[4 * i] = (uint32_t)off, info[4 * i + 1] = (uint32_t)t->width;
-    info[4 * i + 2] = (uint32_t)t->height;
+    info[4 * i + 2] = (uint32_t)t->height, info[4 * i + 3] = t->srgb;
     memcpy(texels + off, t->rgb, n * sizeof(float));
     off += n;
   }

@@ -776,7 +776,8 @@ struct Loader {
     return tex_cache[key] = add_texture(&t);
   }
 
-  /* Texture ti as colour (sRGB); with its alpha plane into *alpha (-1: none) when asked. */
+  /* Texture ti as colour (sRGB, decoded after filtering as Cycles does); with its alpha plane
+   * into *alpha (-1: none) when asked. */
   int32_t colour_texture(int ti, const std::string &ref, int32_t *alpha) {
     if (alpha) *alpha = -1;
     int ii = texture_image(ti, ref);
@@ -784,7 +785,7 @@ struct Loader {
     auto it = base_cache.find(ii);
     if (it == base_cache.end()) {
       kiln__texture t, a;
-      decode(ii, KILN__TEX_SRGB, &t, &a);
+      decode(ii, KILN__TEX_SRGB_FILTERED, &t, &a);
       int32_t ti_rgb, ti_a = -1;
       try {
         ti_rgb = add_texture(&t);

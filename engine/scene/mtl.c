@@ -105,10 +105,11 @@ int kiln__sj_mtl_principled(kiln__sj_ctx *c, const kiln__mtl *d, kiln__material 
     mt->albedo[0] = mt->albedo[1] = mt->albedo[2] = 1;
   if (maps[KILN__MTL_MAP_KD].path)
     rc =
-        kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB, NULL, &mt->texture);
+        kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KD].path, KILN__TEX_SRGB_FILTERED, NULL,
+                            &mt->texture);
   if (!rc && maps[KILN__MTL_MAP_KE].path) {
     mt->emission[0] = mt->emission[1] = mt->emission[2] = 1;
-    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KE].path, KILN__TEX_SRGB, NULL,
+    rc = kiln__sj_texture_ex(c, "", maps[KILN__MTL_MAP_KE].path, KILN__TEX_SRGB_FILTERED, NULL,
                              &mt->emission_texture);
   }
   if (!rc && maps[KILN__MTL_MAP_BUMP].path) {

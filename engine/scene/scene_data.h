@@ -57,7 +57,9 @@ typedef struct kiln__material {
 
 typedef struct kiln__texture {
   int32_t width, height;
-  float *rgb; /* width*height*3 linear floats, row 0 at the top (v = 1) */
+  float *rgb; /* width*height*3 floats, row 0 at the top (v = 1): linear, or (srgb) the 8-bit
+                 sRGB-encoded values / 255 */
+  bool srgb;  /* decoded to linear after filtering, in the shader (KILN__TEX_SRGB_FILTERED) */
 } kiln__texture;
 
 /* Punctual lights (glTF's KHR_lights_punctual, Blender's point, spot and sun lamps). Not hit by
@@ -356,9 +358,12 @@ typedef enum {
   KILN__TEX_SRGB = 0,   /* PNG or JPEG, 8-bit values sRGB-decoded (colours) */
   KILN__TEX_LINEAR = 1, /* PNG or JPEG, values / 255 as they are (normal, roughness, metallic,
                            alpha maps) */
-  KILN__TEX_HDR = 2     /* a floating-point map (environment), Radiance .hdr or OpenEXR: linear
+  KILN__TEX_HDR = 2,    /* a floating-point map (environment), Radiance .hdr or OpenEXR: linear
                            as stored (RGBE as (m + 0.5) 2^(e - 136); EXR's NaN / Inf texels
                            black, negative channels 0) */
+  KILN__TEX_SRGB_FILTERED = 3 /* PNG or JPEG colours kept encoded (values / 255) and decoded
+                                 after filtering, as Cycles filters 8-bit sRGB images: the
+                                 principled material's base colour and emission */
 } kiln__tex_mode;
 
 /* Decodes the image in data[0..n) into t (rgb), and when alpha is not NULL its alpha channel

@@ -296,12 +296,13 @@ static int parse_principled(kiln__sj_ctx *c, const cJSON *o, kiln__material *m) 
   const cJSON *uvt = cJSON_GetObjectItemCaseSensitive(o, "uv_transform");
   if (uvt && (rc = parse_uv_transform(c, uvt, m))) return rc;
   /* the base colour image's alpha is its coverage only where the material cuts out */
-  if ((rc = texture_key(c, o, "base_color_texture", KILN__TEX_SRGB,
+  if ((rc = texture_key(c, o, "base_color_texture", KILN__TEX_SRGB_FILTERED,
                         cut > 0 ? &m->alpha_texture : NULL, &m->texture)) ||
       (rc = texture_key(c, o, "metallic_roughness_texture", KILN__TEX_LINEAR, NULL,
                         &m->mr_texture)) ||
       (rc = texture_key(c, o, "normal_texture", KILN__TEX_LINEAR, NULL, &m->normal_texture)) ||
-      (rc = texture_key(c, o, "emission_texture", KILN__TEX_SRGB, NULL, &m->emission_texture)))
+      (rc = texture_key(c, o, "emission_texture", KILN__TEX_SRGB_FILTERED, NULL,
+                        &m->emission_texture)))
     return rc;
   return 0;
 }

@@ -766,6 +766,7 @@ int kiln__texture_decode(const unsigned char *bytes, size_t len, kiln__tex_mode 
     }
     free(c);
     if (a) alpha->width = (int)w, alpha->height = (int)h, alpha->rgb = a;
+    t->srgb = mode == KILN__TEX_SRGB_FILTERED;
   }
   /* RGBE values are finite and non-negative by construction (at most 255.5 * 2^119); EXR texels
    * are made so (exr_sanitise) */

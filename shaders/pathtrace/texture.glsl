@@ -24,5 +24,8 @@ vec3 tex_bilinear(uint ti, vec2 uv, bool wrap_v) {
   }
   vec3 a = mix(texel(info.x, w, x0, y0), texel(info.x, w, x1, y0), f.x);
   vec3 b = mix(texel(info.x, w, x0, y1), texel(info.x, w, x1, y1), f.x);
-  return mix(a, b, f.y);
+  vec3 c = mix(a, b, f.y);
+  if (HAS_PRINCIPLED && info.w != 0u)  // sRGB-encoded (KILN__TEX_SRGB_FILTERED): decode now
+    c = mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), greaterThan(c, vec3(0.04045)));
+  return c;
 }

@@ -202,7 +202,9 @@ TEST(mtl_principled_mapping) {
   ST_NEAR(G->roughness, 0.3, 1e-6);
   ST_NEAR(G->ior, 1.5, 1e-5);
   for (int i = 0; i < 3; i++) ST_NEAR(G->albedo[i], 1, 0);
-  KT_EQ(G->texture, C->texture);
+  /* the same image: decoded per texel for the diffuse C, kept encoded (decoded after filtering,
+   * as Cycles does) for the principled G */
+  KT_TRUE(G->texture != C->texture && d->textures[G->texture].srgb && !d->textures[C->texture].srgb);
   /* H: a map_Kd with -s needs the uv transform only principled materials have */
   const kiln__material *H = mat_named(d, "H");
   KT_EQ(H->type, KILN__MAT_PRINCIPLED);
@@ -223,11 +225,12 @@ TEST(mtl_principled_mapping) {
   KT_EQ(T->type, KILN__MAT_PRINCIPLED);
   const float xf[6] = {2, 0, 0.1f, 0, 3, 0.2f};
   for (int i = 0; i < 6; i++) ST_NEAR(T->uv_xform[i], xf[i], 0);
-  KT_TRUE(T->texture >= 0 && T->texture == C->texture); /* c.png as sRGB, loaded once */
+  KT_TRUE(T->texture >= 0 && T->texture == G->texture); /* c.png kept encoded, loaded once */
   KT_EQ(T->emission_texture, T->texture);
   for (int i = 0; i < 3; i++) ST_NEAR(T->emission[i], 1, 0); /* the map replaces Ke */
   const kiln__texture *tc = &d->textures[T->texture];
-  ST_NEAR(tc->rgb[0], srgb(200 / 255.0f), 1e-6);
+  ST_NEAR(tc->rgb[0], 200 / 255.0f, 1e-6); /* decoded after filtering, in the shader */
+  KT_TRUE(tc->srgb);
   ST_NEAR(T->normal_scale, 0.4, 1e-7);
   const kiln__texture *tn = &d->textures[T->normal_texture];
   ST_NEAR(tn->rgb[0], 128 / 255.0f, 1e-7); /* linear */

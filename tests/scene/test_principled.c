@@ -67,8 +67,9 @@ TEST(uv_transform_is_khr) {
   kiln_scene_destroy(s);
 }
 
-/* One RGBA PNG as base colour (sRGB), metallic-roughness and normal map (linear) and emission
- * (sRGB): two decodes, shared by mode; with alpha_cutoff its alpha plane is a third texture. */
+/* One RGBA PNG as base colour and emission (sRGB, kept encoded: decoded after filtering),
+ * metallic-roughness and normal map (linear) and a diffuse material's albedo (sRGB decoded per
+ * texel): three decodes, shared by mode; with alpha_cutoff its alpha plane is a fourth texture. */
 TEST(textures_by_mode) {
   const char *dir = st_tmpdir();
   char path[1024];
@@ -87,14 +88,17 @@ TEST(textures_by_mode) {
       dir);
   const kiln__scene *d = st_data(s);
   const kiln__material *a = mat_named(d, "a"), *b = mat_named(d, "b"), *c = mat_named(d, "c");
-  KT_TRUE(d->ntextures == 3);
-  KT_TRUE(a->texture == c->texture && a->texture == b->texture && a->emission_texture == a->texture);
+  KT_TRUE(d->ntextures == 4);
+  KT_TRUE(a->texture != c->texture && a->texture == b->texture && a->emission_texture == a->texture);
   KT_TRUE(a->mr_texture == a->normal_texture && a->mr_texture != a->texture);
   KT_TRUE(a->alpha_texture == -1 && b->alpha_texture >= 0 && b->alpha == 0.9f &&
           b->alpha_cutoff == 0.5f);
   const kiln__texture *srgb = &d->textures[a->texture], *lin = &d->textures[a->mr_texture],
                       *al = &d->textures[b->alpha_texture];
-  KT_TRUE(fabs(lin->rgb[1] - 128 / 255.0) < 1e-6 && fabs(srgb->rgb[1] - 0.2158605) < 1e-5);
+  const kiln__texture *dif = &d->textures[c->texture];
+  KT_TRUE(fabs(lin->rgb[1] - 128 / 255.0) < 1e-6 && !lin->srgb);
+  KT_TRUE(fabs(srgb->rgb[1] - 128 / 255.0) < 1e-6 && srgb->srgb);
+  KT_TRUE(fabs(dif->rgb[1] - 0.2158605) < 1e-5 && !dif->srgb);
   KT_TRUE(fabs(al->rgb[0] - 64 / 255.0) < 1e-6 && al->rgb[3] == 1);
   kiln_scene_destroy(s);
   st_tmp_cleanup();
