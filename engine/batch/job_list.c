@@ -250,6 +250,18 @@ static int check_light(kiln__sj_ctx *c, const cJSON *m, const cJSON *base) {
   static const char *const keys[] = {"corner", "u", "v", "radiance", "transform", NULL};
   float p[3], u[3], v[3], n[3], r[3];
   int rc;
+  const cJSON *bt = cJSON_GetObjectItemCaseSensitive(base, "type");
+  const char *const *pkeys = kiln__plight_keys(cJSON_IsString(bt) ? bt->valuestring : NULL);
+  if (pkeys) { /* a point, spot or sun: its own keys but type and name; values checked when the
+                  frame's scene is loaded, with their paths */
+    const char *allowed[16];
+    size_t k = 0;
+    for (size_t i = 0; pkeys[i] && k + 1 < sizeof allowed / sizeof *allowed; i++)
+      if (strcmp(pkeys[i], "type") != 0 && strcmp(pkeys[i], "name") != 0) allowed[k++] = pkeys[i];
+    allowed[k] = NULL;
+    return (rc = kiln__sj_expect_object(c, m, "a light override")) ? rc
+                                                                  : kiln__sj_check_keys(c, m, allowed);
+  }
   if ((rc = kiln__sj_expect_object(c, m, "a light override")) ||
       (rc = kiln__sj_check_keys(c, m, keys)) ||
       (rc = kiln__sj_vec3(c, m, "corner", (const float[3]){0, 0, 0}, -1e30, 1e30, p)) ||

@@ -79,15 +79,23 @@ static int parse_cones(kiln__sj_ctx *c, const cJSON *o, kiln__plight *l) {
   return 0;
 }
 
+static const char *const k_point[] = {"type",  "name",   "position",  "power",
+                                      "color", "radius", "transform", NULL};
+static const char *const k_spot[] = {"type",       "name",       "position",  "direction",
+                                     "look_at",    "power",      "color",     "radius",
+                                     "inner_cone", "outer_cone", "transform", NULL};
+static const char *const k_sun[] = {"type",  "name",  "direction", "irradiance",
+                                    "color", "angle", "transform", NULL};
+static const char *const *const keys[] = {k_point, k_spot, k_sun};
+
+const char *const *kiln__plight_keys(const char *type) {
+  static const char *const names[] = {"point", "spot", "sun"};
+  for (int i = 0; i < 3; i++)
+    if (type && strcmp(type, names[i]) == 0) return keys[i];
+  return NULL;
+}
+
 int kiln__sj_parse_plight(kiln__sj_ctx *c, const cJSON *o, kiln__light_type type) {
-  static const char *const k_point[] = {"type",  "name",   "position",  "power",
-                                        "color", "radius", "transform", NULL};
-  static const char *const k_spot[] = {"type",       "name",       "position",  "direction",
-                                       "look_at",    "power",      "color",     "radius",
-                                       "inner_cone", "outer_cone", "transform", NULL};
-  static const char *const k_sun[] = {"type",  "name",  "direction", "irradiance",
-                                      "color", "angle", "transform", NULL};
-  static const char *const *const keys[] = {k_point, k_spot, k_sun};
   kiln__plight l = {.type = type};
   const char *name;
   int rc;

@@ -267,6 +267,12 @@ int kiln__sj_choice(kiln__sj_ctx *c, const struct cJSON *o, const char *key, con
 /* Checks a transform object (docs/SCENE.md, "Transforms") at the current path. */
 int kiln__sj_check_xform(kiln__sj_ctx *c, const struct cJSON *o);
 
+/* ---- plights.c ------------------------------------------------------------------------------ */
+
+/* The keys a "point", "spot" or "sun" entry of a scene's `lights` may have (NULL-terminated):
+ * what a job's per-frame light override of such a light may name. NULL for another type. */
+const char *const *kiln__plight_keys(const char *type);
+
 /* ---- camera_json.c: a camera's matrix and intrinsics -------------------------------------- */
 
 /* The keys of a camera object beyond position, look_at, up and vfov, for the allowed-key lists of

@@ -584,6 +584,46 @@ TEST(frame_scene_applies_the_patch) {
   st_tmp_cleanup();
 }
 
+/* A point light's override: its own keys (not a quad's), applied when the frame's scene loads,
+ * and its values checked there, with the path. */
+TEST(frame_scene_overrides_a_point_light) {
+  jt_setup();
+  st_write(jt_dir, "scene.json",
+           "{\"settings\": {\"width\": 8, \"height\": 8},\n"
+           " \"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 0, 0]},\n"
+           " \"objects\": [{\"type\": \"sphere\", \"center\": [0, 0, 0], \"radius\": 1,\n"
+           "   \"material\": {\"type\": \"diffuse\"}}],\n"
+           " \"lights\": [{\"type\": \"point\", \"name\": \"bulb\", \"position\": [0, 3, 0],\n"
+           "   \"power\": 10}]}\n",
+           (size_t)-1);
+  kiln_job *job = jt_load("list.jsonl",
+                          "{\"lights\": {\"bulb\": {\"power\": 40, \"position\": [1, 3, 0]}}}\n"
+                          "{\"lights\": {\"bulb\": {\"power\": -1}}}\n");
+  kiln_job_frame fr;
+  kiln_scene *s;
+  kiln_error_detail e;
+  jt_next(job, &fr);
+  KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), 0);
+  const kiln__plight *b = &kiln_job_scene(job)->data.plights[0], *l = &s->data.plights[0];
+  KT_EQ(s->data.nplights, 1);
+  near3(l->position, 1, 3, 0, 0);
+  KT_NEAR(l->color[0], 4 * b->color[0], 1e-6);
+  kiln_scene_destroy(s);
+  kiln_job_frame_clear(&fr);
+  jt_next(job, &fr);
+  KT_CODE(kiln_job_frame_scene(job, &fr, &e, &s), KILN_EPARSE);
+  KT_TRUE(strstr(e.path, "lights.bulb.power") != NULL || strstr(e.message, "power") != NULL);
+  kiln_job_frame_clear(&fr);
+  kiln_job_destroy(job);
+  /* a quad's key on a point light is refused when the list loads, with did-you-mean */
+  st_write(jt_dir, "bad.jsonl", "{\"lights\": {\"bulb\": {\"radiance\": [1, 1, 1]}}}\n", (size_t)-1);
+  kiln_job_options opt = {.scene = jt_path("scene.json")};
+  kiln_job *bad = NULL;
+  KT_CODE(kiln_job_load(jt_path("bad.jsonl"), &opt, &e, &bad), KILN_EPARSE);
+  KT_TRUE(strstr(e.message, "radiance") != NULL);
+  st_tmp_cleanup();
+}
+
 /* A value only the scene loader refuses (a sphere scaled unevenly) fails that frame alone, and the
  * error names the frame and the override's path. */
 TEST(frame_scene_error_names_the_frame) {
