@@ -406,13 +406,7 @@ int kiln__sj_parse_light(kiln__sj_ctx *c, const cJSON *o) {
   if (m.emission[0] + m.emission[1] + m.emission[2] <= 0)
     return kiln__sj_fail_at(c, "radiance", "radiance is black: the light emits nothing");
   kiln__xform x;
-  kiln__xform_identity(&x);
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "transform");
-  if (t) {
-    kiln__sj_push_key(c, "transform");
-    if ((rc = kiln__sj_parse_xform(c, t, &x))) return rc;
-    kiln__sj_pop(c);
-  }
+  if ((rc = kiln__sj_member_xform(c, o, &x))) return rc;
   uint32_t mi, id;
   size_t len = strlen(name);
   if (!(m.name = malloc(len + 1))) return kiln__sj_nomem(c);

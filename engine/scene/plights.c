@@ -104,13 +104,7 @@ int kiln__sj_parse_plight(kiln__sj_ctx *c, const cJSON *o, kiln__light_type type
        (rc = kiln__sj_string(c, o, "name", NULL, &name))))
     return rc;
   kiln__xform x;
-  kiln__xform_identity(&x);
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "transform");
-  if (t) {
-    kiln__sj_push_key(c, "transform");
-    if ((rc = kiln__sj_parse_xform(c, t, &x))) return rc;
-    kiln__sj_pop(c);
-  }
+  if ((rc = kiln__sj_member_xform(c, o, &x))) return rc;
   if (type == KILN__LIGHT_SUN) {
     double angle;
     if ((rc = parse_direction(c, o, false, NULL, &x, l.direction)) ||

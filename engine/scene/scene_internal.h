@@ -294,6 +294,8 @@ int kiln__sj_object_material(kiln__sj_ctx *c, const cJSON *obj, const char *obj_
                              bool *present, uint32_t *out);
 /* A transform object into *x (identity when o is NULL). */
 int kiln__sj_parse_xform(kiln__sj_ctx *c, const cJSON *o, kiln__xform *x);
+/* Object obj's "transform" member into *x (identity when it has none), its errors at that key. */
+int kiln__sj_member_xform(kiln__sj_ctx *c, const cJSON *obj, kiln__xform *x);
 int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs, size_t *nx);
 
 /* ---- categories.c ------------------------------------------------------------------------ */

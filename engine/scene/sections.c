@@ -550,16 +550,20 @@ int kiln__sj_check_xform(kiln__sj_ctx *c, const cJSON *o) {
 
 /* The object's transform and instances: *nx transforms into *xs (malloc'd; instance k's is
  * instances[k] * transform). */
+int kiln__sj_member_xform(kiln__sj_ctx *c, const cJSON *obj, kiln__xform *x) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "transform");
+  kiln__xform_identity(x);
+  if (!t) return 0;
+  kiln__sj_push_key(c, "transform");
+  int rc = kiln__sj_parse_xform(c, t, x);
+  if (!rc) kiln__sj_pop(c);
+  return rc;
+}
+
 int kiln__sj_parse_instances(kiln__sj_ctx *c, const cJSON *obj, kiln__xform **xs, size_t *nx) {
   kiln__xform base;
   int rc;
-  const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "transform");
-  kiln__xform_identity(&base);
-  if (t) {
-    kiln__sj_push_key(c, "transform");
-    if ((rc = kiln__sj_parse_xform(c, t, &base))) return rc;
-    kiln__sj_pop(c);
-  }
+  if ((rc = kiln__sj_member_xform(c, obj, &base))) return rc;
   const cJSON *in = cJSON_GetObjectItemCaseSensitive(obj, "instances");
   if (in && (!cJSON_IsArray(in) || cJSON_GetArraySize(in) < 1))
     return kiln__sj_fail_at(c, "instances", "instances must be a non-empty array of transforms");

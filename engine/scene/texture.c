@@ -413,16 +413,25 @@ static uint64_t exr_level_size(uint64_t size, uint32_t l, int round_up) {
   return s ? s : 1;
 }
 
+/* The number of levels across (*nx) and down (*ny) of a tiled w x hh image: 1 and 1 for one
+ * level, the same number for mipmaps, each side's own for ripmaps. */
+static void exr_level_counts(const EXRHeader *h, uint64_t w, uint64_t hh, uint32_t *nx,
+                             uint32_t *ny) {
+  const int up = h->tile_rounding_mode;
+  *nx = *ny = 1;
+  if (h->tile_level_mode == TINYEXR_TILE_MIPMAP_LEVELS)
+    *nx = *ny = exr_levels(w > hh ? w : hh, up);
+  else if (h->tile_level_mode == TINYEXR_TILE_RIPMAP_LEVELS)
+    *nx = exr_levels(w, up), *ny = exr_levels(hh, up);
+}
+
 /* What tinyexr allocates for a tiled image's tiles (every tile at full tile size, every level,
  * 4 bytes a channel as kiln asks for floats) into *bytes, and the number of tiles into *tiles. */
 static void exr_tiles(const EXRHeader *h, uint64_t w, uint64_t hh, uint64_t *bytes, uint64_t *tiles) {
   const uint64_t tx = (uint64_t)h->tile_size_x, ty = (uint64_t)h->tile_size_y;
   const int up = h->tile_rounding_mode;
-  uint32_t nx = 1, ny = 1;
-  if (h->tile_level_mode == TINYEXR_TILE_MIPMAP_LEVELS)
-    nx = ny = exr_levels(w > hh ? w : hh, up);
-  else if (h->tile_level_mode == TINYEXR_TILE_RIPMAP_LEVELS)
-    nx = exr_levels(w, up), ny = exr_levels(hh, up);
+  uint32_t nx, ny;
+  exr_level_counts(h, w, hh, &nx, &ny);
   *tiles = 0;
   for (uint32_t ly = 0; ly < ny; ly++)
     for (uint32_t lx = 0; lx < nx; lx++) {
@@ -442,11 +451,8 @@ static bool exr_tile_exists(const EXRHeader *h, uint64_t w, uint64_t hh, const u
     c[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
                      (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24);
   const int up = h->tile_rounding_mode;
-  uint32_t nx = 1, ny = 1;
-  if (h->tile_level_mode == TINYEXR_TILE_MIPMAP_LEVELS)
-    nx = ny = exr_levels(w > hh ? w : hh, up);
-  else if (h->tile_level_mode == TINYEXR_TILE_RIPMAP_LEVELS)
-    nx = exr_levels(w, up), ny = exr_levels(hh, up);
+  uint32_t nx, ny;
+  exr_level_counts(h, w, hh, &nx, &ny);
   if (c[0] < 0 || c[1] < 0 || c[2] < 0 || c[3] < 0 || (uint32_t)c[2] >= nx ||
       (uint32_t)c[3] >= ny || (h->tile_level_mode != TINYEXR_TILE_RIPMAP_LEVELS && c[2] != c[3]))
     return false;
