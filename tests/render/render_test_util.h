@@ -4,6 +4,7 @@
 #define KILN_RENDER_TEST_UTIL_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +166,65 @@ static inline char *repo_path(const char *rel) {
   memcpy(p, me, n);
   strcpy(p + n, rel);
   return p;
+}
+
+/* Loads the scene file rel (relative to the repository), renders it twice at size x size, spp
+ * samples (seeds 11 and 12; bounces < 0: the scene's max bounces), and checks each channel's mean
+ * of both against want[] within 4 standard errors plus margin x want (the per-pixel noise variance
+ * of the average estimated as (A - B)^2 / 4). who names the reference in messages. */
+static inline void check_means(const char *rel, int size, int spp, int bounces,
+                               const double want[3], double margin, const char *who) {
+  char *path = repo_path(rel);
+  kiln_scene *scene;
+  kiln_error_detail err;
+  if (kiln_scene_load(path, &err, &scene)) {
+    char buf[512];
+    KT_FAIL("load %s: %s", path, kiln_error_detail_format(&err, buf, sizeof buf));
+  }
+  free(path);
+  for (size_t i = 0; i < kiln_scene_warning_count(scene); i++)
+    fprintf(stderr, "%s: warning: %s\n", rel, kiln_scene_warning(scene, i));
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  c.scene = scene;
+  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(c.r, &fc);
+  fc.width = fc.height = size;
+  fc.spp = spp;
+  if (bounces >= 0) fc.max_bounces = bounces;
+  kiln_future *fa, *fb;
+  fc.seed = 11;
+  KT_CODE(kiln_renderer_submit(c.r, &fc, &fa), KILN_OK);
+  fc.seed = 12;
+  const kiln_image *b = render(&c, &fc, &fb);
+  void *va;
+  KT_CODE(kiln_future_result(fa, -1, &va), KILN_OK);
+  const kiln_image *a = va;
+  KT_TRUE(info_of(a).width == size && info_of(a).height == size);
+  const float *pa = info_of(a).color, *pb = info_of(b).color;
+  size_t n = (size_t)size * (size_t)size;
+  int bad = -1;
+  double bad_mean = 0, bad_tol = 0;
+  for (int k = 0; k < 3; k++) {
+    double s = 0, v = 0;
+    for (size_t i = 0; i < n; i++) {
+      double x = pa[3 * i + k], y = pb[3 * i + k];
+      s += 0.5 * (x + y);
+      v += (x - y) * (x - y) / 4;
+    }
+    double mean = s / n, se = sqrt(v) / n, tol = 4 * se + margin * want[k];
+    fprintf(stderr, "%s channel %d: kiln %.5f, %s %.5f, diff %+.2f%%, se %.5f, tol %.5f\n", rel, k,
+            mean, who, want[k], 100 * (mean / want[k] - 1), se, tol);
+    if (fabs(mean - want[k]) > tol && bad < 0) bad = k, bad_mean = mean, bad_tol = tol;
+  }
+  kiln_future_release(fa);
+  kiln_future_release(fb);
+  close_ctx(&c);
+  if (bad >= 0)
+    KT_FAIL("%s channel %d: mean %g vs %s %g, more than %g apart", rel, bad, bad_mean, who,
+            want[bad], bad_tol);
 }
 
 #endif

@@ -33,8 +33,8 @@ static const ref REFS[] = {
 
 enum { SIZE = 32, SPP = 64, BOUNCES = 4 };
 
-/* Renders the corpus file `name` twice (seeds 11 and 12) and checks each channel's mean against
- * Cycles' within 4 standard errors plus `margin` (a fraction of the reference). */
+/* The corpus file `name`: its means against Cycles' within 4 standard errors plus `margin` (a
+ * fraction of the reference). */
 static void check(const char *name, double margin) {
   const ref *rf = NULL;
   for (size_t i = 0; i < sizeof REFS / sizeof REFS[0]; i++)
@@ -42,59 +42,7 @@ static void check(const char *name, double margin) {
   KT_TRUE(rf != NULL);
   char rel[256];
   snprintf(rel, sizeof rel, "tests/render/data/gltf/%s.glb", name);
-  char *path = repo_path(rel);
-  kiln_scene *scene;
-  kiln_error_detail err;
-  int lrc = kiln_scene_load(path, &err, &scene);
-  if (lrc) {
-    char buf[512];
-    KT_FAIL("load %s: %s", path, kiln_error_detail_format(&err, buf, sizeof buf));
-  }
-  free(path);
-  for (size_t i = 0; i < kiln_scene_warning_count(scene); i++)
-    fprintf(stderr, "%s: warning: %s\n", name, kiln_scene_warning(scene, i));
-  ctx c = {0};
-  c.gpu = tg_gpu();
-  c.dev = tg_device(c.gpu, NULL);
-  c.scene = scene;
-  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
-  kiln_frame_config fc;
-  kiln_frame_config_default(c.r, &fc);
-  fc.width = fc.height = SIZE;
-  fc.spp = SPP;
-  fc.max_bounces = BOUNCES;
-  kiln_future *fa, *fb;
-  fc.seed = 11;
-  KT_CODE(kiln_renderer_submit(c.r, &fc, &fa), KILN_OK);
-  fc.seed = 12;
-  const kiln_image *b = render(&c, &fc, &fb);
-  void *va;
-  KT_CODE(kiln_future_result(fa, -1, &va), KILN_OK);
-  const kiln_image *a = va;
-  KT_TRUE(info_of(a).width == SIZE && info_of(a).height == SIZE);
-  const float *pa = info_of(a).color, *pb = info_of(b).color;
-  size_t n = (size_t)SIZE * SIZE;
-  int bad = -1;
-  double bad_mean = 0, bad_tol = 0;
-  for (int k = 0; k < 3; k++) {
-    double s = 0, v = 0;
-    for (size_t i = 0; i < n; i++) {
-      double x = pa[3 * i + k], y = pb[3 * i + k];
-      s += 0.5 * (x + y);
-      v += (x - y) * (x - y) / 4;
-    }
-    double mean = s / n, se = sqrt(v) / n, want = rf->mean[k];
-    double tol = 4 * se + margin * want;
-    fprintf(stderr, "%s channel %d: kiln %.5f, Cycles %.5f, diff %+.2f%%, se %.5f, tol %.5f\n",
-            name, k, mean, want, 100 * (mean / want - 1), se, tol);
-    if (fabs(mean - want) > tol && bad < 0) bad = k, bad_mean = mean, bad_tol = tol;
-  }
-  kiln_future_release(fa);
-  kiln_future_release(fb);
-  close_ctx(&c);
-  if (bad >= 0)
-    KT_FAIL("%s channel %d: mean %g vs Cycles %g, more than %g apart", name, bad, bad_mean,
-            rf->mean[bad], bad_tol);
+  check_means(rel, SIZE, SPP, BOUNCES, rf->mean, margin, "Cycles");
 }
 
 /* Hard-edged checks and stripes: the order of filtering and sRGB decoding shows here (decoding

@@ -127,52 +127,7 @@ static const double cornell_ref[3] = {0.19290129, 0.12599459, 0.03630422};
  * (A - B)^2 / 4, plus 1% for the model differences that are not noise (the issue's own bound at
  * full resolution is 2%). */
 TEST(cornell_mean) {
-  char *path = repo_path("examples/cornell/scene.json");
-  kiln_scene *scene;
-  kiln_error_detail err;
-  int lrc = kiln_scene_load(path, &err, &scene);
-  if (lrc) {
-    char buf[512];
-    KT_FAIL("load %s: %s", path, kiln_error_detail_format(&err, buf, sizeof buf));
-  }
-  free(path);
-  ctx c = {0};
-  c.gpu = tg_gpu();
-  c.dev = tg_device(c.gpu, NULL);
-  c.scene = scene;
-  KT_CODE(kiln_renderer_create(scene, &c.dev, 1, NULL, &c.r), KILN_OK);
-  kiln_frame_config fc;
-  kiln_frame_config_default(c.r, &fc);
-  fc.width = fc.height = 64;
-  fc.spp = 16;
-  kiln_future *fa, *fb;
-  fc.seed = 11;
-  KT_CODE(kiln_renderer_submit(c.r, &fc, &fa), KILN_OK);
-  fc.seed = 12;
-  const kiln_image *b = render(&c, &fc, &fb);
-  void *va;
-  KT_CODE(kiln_future_result(fa, -1, &va), KILN_OK);
-  const kiln_image *a = va;
-  const float *pa = info_of(a).color, *pb = info_of(b).color;
-  size_t n = 64 * 64;
-  for (int k = 0; k < 3; k++) {
-    double s = 0, v = 0;
-    for (size_t i = 0; i < n; i++) {
-      double x = pa[3 * i + k], y = pb[3 * i + k];
-      s += 0.5 * (x + y);
-      v += (x - y) * (x - y) / 4;
-    }
-    double mean = s / n, se = sqrt(v) / n;
-    double tol = 4 * se + 0.01 * cornell_ref[k];
-    fprintf(stderr,
-            "cornell channel %d: mean %.5f, Blender %.5f, diff %+.2f%%, se %.5f, tol %.5f\n", k,
-            mean, cornell_ref[k], 100 * (mean / cornell_ref[k] - 1), se, tol);
-    if (fabs(mean - cornell_ref[k]) > tol)
-      KT_FAIL("channel %d: mean %g vs Blender %g > %g", k, mean, cornell_ref[k], tol);
-  }
-  kiln_future_release(fa);
-  kiln_future_release(fb);
-  close_ctx(&c);
+  check_means("examples/cornell/scene.json", 64, 16, -1, cornell_ref, 0.01, "Blender");
 }
 
 /* ---- determinism --------------------------------------------------------------------------- */
