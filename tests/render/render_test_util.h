@@ -158,6 +158,26 @@ static inline bool interior(const kiln_image *img, int x, int y, uint32_t id) {
   return true;
 }
 
+/* The centre ray of pixel (x, y), as the renderer builds it (renderer.c / camera.glsl). */
+static inline void centre_ray(const float pos[3], const float at[3], const float up[3], float vfov,
+                              int w, int h, double x, double y, double d[3]) {
+  double W[3], U[3], V[3];
+  for (int k = 0; k < 3; k++) W[k] = at[k] - pos[k];
+  double l = sqrt(W[0] * W[0] + W[1] * W[1] + W[2] * W[2]);
+  for (int k = 0; k < 3; k++) W[k] /= l;
+  U[0] = W[1] * up[2] - W[2] * up[1], U[1] = W[2] * up[0] - W[0] * up[2],
+  U[2] = W[0] * up[1] - W[1] * up[0];
+  l = sqrt(U[0] * U[0] + U[1] * U[1] + U[2] * U[2]);
+  for (int k = 0; k < 3; k++) U[k] /= l;
+  V[0] = U[1] * W[2] - U[2] * W[1], V[1] = U[2] * W[0] - U[0] * W[2],
+  V[2] = U[0] * W[1] - U[1] * W[0];
+  double th = tan(vfov * 0.5 * 3.14159265358979323846 / 180), tw = th * w / h;
+  double nx = x / w, ny = y / h;
+  for (int k = 0; k < 3; k++) d[k] = W[k] + (2 * nx - 1) * tw * U[k] + (1 - 2 * ny) * th * V[k];
+  l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+  for (int k = 0; k < 3; k++) d[k] /= l;
+}
+
 static inline char *repo_path(const char *rel) {
   const char *me = __FILE__; /* <repo>/tests/render/render_test_util.h */
   const char *cut = strstr(me, "tests/render/");

@@ -17,30 +17,10 @@ static kiln__material principled(float r, float g, float b, float metallic, floa
                           .uv_xform = {1, 0, 0, 0, 1, 0}};
 }
 
-/* The unit direction of the centre ray of pixel (x, y) (renderer.c / camera.glsl). */
-static void centre_ray(const kiln__camera *cam, int w, int h, double x, double y, double d[3]) {
-  double W[3], U[3], V[3];
-  for (int k = 0; k < 3; k++) W[k] = cam->look_at[k] - cam->position[k];
-  double l = sqrt(W[0] * W[0] + W[1] * W[1] + W[2] * W[2]);
-  for (int k = 0; k < 3; k++) W[k] /= l;
-  const float *up = cam->up;
-  U[0] = W[1] * up[2] - W[2] * up[1], U[1] = W[2] * up[0] - W[0] * up[2],
-  U[2] = W[0] * up[1] - W[1] * up[0];
-  l = sqrt(U[0] * U[0] + U[1] * U[1] + U[2] * U[2]);
-  for (int k = 0; k < 3; k++) U[k] /= l;
-  V[0] = U[1] * W[2] - U[2] * W[1], V[1] = U[2] * W[0] - U[0] * W[2],
-  V[2] = U[0] * W[1] - U[1] * W[0];
-  double th = tan(cam->vfov_deg * 0.5 * PI / 180), tw = th * w / h;
-  for (int k = 0; k < 3; k++)
-    d[k] = W[k] + (2 * x / w - 1) * tw * U[k] + (1 - 2 * y / h) * th * V[k];
-  l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-  for (int k = 0; k < 3; k++) d[k] /= l;
-}
-
 /* Where the centre ray of pixel (x, y) meets the plane z = zp. */
 static void hit_plane(const kiln__camera *cam, int w, int h, int x, int y, double zp, double p[3]) {
   double d[3];
-  centre_ray(cam, w, h, x + 0.5, y + 0.5, d);
+  centre_ray(cam->position, cam->look_at, cam->up, cam->vfov_deg, w, h, x + 0.5, y + 0.5, d);
   double t = (zp - cam->position[2]) / d[2];
   for (int k = 0; k < 3; k++) p[k] = cam->position[k] + t * d[k];
 }
@@ -136,7 +116,7 @@ static void furnace(float metal, double *mean_out, double *want_out, double *se_
     for (int x = 0; x < w; x++) {
       if (!interior(img, x, y, 1)) continue;
       double d[3];
-      centre_ray(&cam, w, w, x + 0.5, y + 0.5, d);
+      centre_ray(cam.position, cam.look_at, cam.up, cam.vfov_deg, w, w, x + 0.5, y + 0.5, d);
       const double o[3] = {cam.position[0], cam.position[1], cam.position[2]};
       double bq = o[0] * d[0] + o[1] * d[1] + o[2] * d[2];
       double cq = o[0] * o[0] + o[1] * o[1] + o[2] * o[2] - 1, t = -bq - sqrt(bq * bq - cq);

@@ -13,26 +13,6 @@
 
 static const double PI = 3.14159265358979323846;
 
-/* The centre ray of pixel (x, y), as the renderer builds it (renderer.c / camera.glsl). */
-static void centre_ray(const float pos[3], const float at[3], const float up[3], float vfov, int w,
-                       int h, double x, double y, double d[3]) {
-  double W[3], U[3], V[3];
-  for (int k = 0; k < 3; k++) W[k] = at[k] - pos[k];
-  double l = sqrt(W[0] * W[0] + W[1] * W[1] + W[2] * W[2]);
-  for (int k = 0; k < 3; k++) W[k] /= l;
-  U[0] = W[1] * up[2] - W[2] * up[1], U[1] = W[2] * up[0] - W[0] * up[2],
-  U[2] = W[0] * up[1] - W[1] * up[0];
-  l = sqrt(U[0] * U[0] + U[1] * U[1] + U[2] * U[2]);
-  for (int k = 0; k < 3; k++) U[k] /= l;
-  V[0] = U[1] * W[2] - U[2] * W[1], V[1] = U[2] * W[0] - U[0] * W[2],
-  V[2] = U[0] * W[1] - U[1] * W[0];
-  double th = tan(vfov * 0.5 * PI / 180), tw = th * w / h;
-  double nx = x / w, ny = y / h;
-  for (int k = 0; k < 3; k++) d[k] = W[k] + (2 * nx - 1) * tw * U[k] + (1 - 2 * ny) * th * V[k];
-  l = sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
-  for (int k = 0; k < 3; k++) d[k] /= l;
-}
-
 /* The documented texture lookup: bilinear between texel centres, row 0 at v = 1, repeating in u
  * (and in v when wrap_v; clamped otherwise). */
 static void tex_ref(const kiln__texture *t, double u, double v, bool wrap_v, double out[3]) {
