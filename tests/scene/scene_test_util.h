@@ -93,4 +93,30 @@ static inline const kiln__scene *st_data(const kiln_scene *s) {
     if (!(fabs(st_a - st_b) <= (tol))) KT_FAIL("%s ~= %s: %.9g != %.9g", #a, #b, st_a, st_b); \
   } while (0)
 
+/* Loads json (named "bad.json") and expects KILN_EPARSE with err.path == path, at the line and
+ * column of marker's first occurrence in json, with fragment in the message and the file name in
+ * the formatted error; no scene. i names the case in failures. */
+static inline void st_expect_located(size_t i, const char *json, const char *path,
+                                     const char *marker, const char *fragment) {
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  int rc = kiln_scene_load_string(json, NULL, "bad.json", &e, &s);
+  char buf[2048];
+  kiln_error_detail_format(&e, buf, sizeof buf);
+  if (rc != KILN_EPARSE) KT_FAIL("case %zu: %s, want KILN_EPARSE: %s", i, kiln_err_name(rc), buf);
+  KT_TRUE(s == NULL);
+  const char *at = strstr(json, marker);
+  if (!at) KT_FAIL("case %zu: marker not in json", i);
+  int line = 1, col = 1;
+  for (const char *p = json; p < at; p++) {
+    if (*p == '\n') line++, col = 1;
+    else col++;
+  }
+  if (strcmp(e.path, path) != 0) KT_FAIL("case %zu: path '%s', want '%s': %s", i, e.path, path, buf);
+  if (!strstr(e.message, fragment)) KT_FAIL("case %zu: message lacks '%s': %s", i, fragment, buf);
+  if (e.line != line || e.column != col)
+    KT_FAIL("case %zu: at %d:%d, want %d:%d: %s", i, e.line, e.column, line, col, buf);
+  KT_STR_CONTAINS(buf, "bad.json:");
+}
+
 #endif

@@ -239,28 +239,6 @@ static const ecase cases[] = {
 };
 
 TEST(camera_errors) {
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    const ecase *c = &cases[i];
-    kiln_error_detail e;
-    kiln_scene *s = NULL;
-    int rc = kiln_scene_load_string(c->json, NULL, "bad.json", &e, &s);
-    char buf[2048];
-    kiln_error_detail_format(&e, buf, sizeof buf);
-    if (rc != KILN_EPARSE) KT_FAIL("case %zu: %s: %s", i, kiln_err_name(rc), buf);
-    KT_TRUE(s == NULL);
-    const char *at = strstr(c->json, c->marker);
-    if (!at) KT_FAIL("case %zu: marker not in json", i);
-    int line = 1, col = 1;
-    for (const char *p = c->json; p < at; p++) {
-      if (*p == '\n') line++, col = 1;
-      else col++;
-    }
-    if (strcmp(e.path, c->path) != 0)
-      KT_FAIL("case %zu: path '%s', want '%s': %s", i, e.path, c->path, buf);
-    if (!strstr(e.message, c->fragment))
-      KT_FAIL("case %zu: message lacks '%s': %s", i, c->fragment, buf);
-    if (e.line != line || e.column != col)
-      KT_FAIL("case %zu: at %d:%d, want %d:%d: %s", i, e.line, e.column, line, col, buf);
-    KT_STR_CONTAINS(buf, "bad.json:");
-  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    st_expect_located(i, cases[i].json, cases[i].path, cases[i].marker, cases[i].fragment);
 }
