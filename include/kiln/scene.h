@@ -1,8 +1,9 @@
 /* kiln/scene.h: scenes: loading kiln's JSON scene format (docs/SCENE.md) with located errors.
  *
- * kiln_scene_load reads a scene file and every file it names (OBJ + MTL, PLY meshes, PNG/JPEG
- * textures, .hdr environment maps), validates all of it, and returns an immutable scene: everything
- * a renderer needs, in world space. Every error, syntax or semantic, says where: the file, the line
+ * kiln_scene_load reads a scene file (kiln's JSON, or a glTF 2.0 .gltf / .glb) and every file it
+ * names (glTF files, OBJ + MTL and PLY meshes, PNG/JPEG textures, .hdr and .exr environment maps),
+ * validates all of it, and returns an immutable scene: everything a renderer needs, in world
+ * space. Every error, syntax or semantic, says where: the file, the line
  * and column, and the JSON path of the offending value (`objects[3].material.roughness`); an error in
  * a mesh file names that file and its line.
  *
