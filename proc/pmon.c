@@ -41,7 +41,7 @@ int kiln__mon_init(kiln__mon *m) {
   if (rc == 0) rc = pthread_mutex_init(&m->mu, &a);
   pthread_mutexattr_destroy(&a);
   atomic_init(&m->seq, 0);
-  m->nsleep = 0;
+  atomic_init(&m->nsleep, 0);
   return rc == 0 ? 0 : KILN_EIO;
 }
 
@@ -59,13 +59,22 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timesp
   return syscall(SYS_futex, (uint32_t *)w, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
-/* Before sleeping, watches seq for a few microseconds: a queue's peer usually answers within that,
- * and a wake caught here costs neither side a context switch. Not on a single CPU, where the peer
- * cannot run while this thread spins. */
+/* Before sleeping, watches seq for a while: a queue's peer usually answers within that (a 64 KiB
+ * message is a few microseconds of copying on each side), and a wake caught here costs neither side
+ * a system call or a context switch. Not on a single CPU, where the peer cannot run while this
+ * thread spins. */
 static atomic_int g_ncpu; /* online CPUs, 0 until first asked */
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 static bool spin_for_wake(kiln__mon *m, uint32_t seen, double until) {
-  static const double SPIN = 5e-6;
+  static const double SPIN = 50e-6;
   /* relaxed: every thread computes the same value; a race only repeats the sysconf */
   int ncpu = atomic_load_explicit(&g_ncpu, memory_order_relaxed);
   if (ncpu == 0) {
@@ -76,8 +85,11 @@ static bool spin_for_wake(kiln__mon *m, uint32_t seen, double until) {
   double end = kiln__now() + SPIN;
   if (end > until) end = until;
   do {
-    /* relaxed: a change is only a hint; the caller re-reads the state under mu */
-    if (atomic_load_explicit(&m->seq, memory_order_relaxed) != seen) return true;
+    for (int i = 0; i < 64; i++) {
+      /* relaxed: a change is only a hint; the caller re-reads the state under mu */
+      if (atomic_load_explicit(&m->seq, memory_order_relaxed) != seen) return true;
+      cpu_relax();
+    }
   } while (kiln__now() < end);
   return false;
 }
@@ -90,27 +102,31 @@ bool kiln__mon_wait(kiln__mon *m, double deadline, bool poll) {
     double slice = kiln__now() + POLL_SLICE;
     if (slice < until) until = slice;
   }
-  m->nsleep++;
   kiln__mon_unlock(m);
-  if (spin_for_wake(m, seen, until)) {
-    kiln__mon_lock(m);
-    m->nsleep--;
-    return true;
+  bool woken = spin_for_wake(m, seen, until);
+  if (!woken) {
+    /* Only a thread about to sleep counts in nsleep, so that wakers skip the system call while
+     * their peer merely spins. seq_cst on both sides (this increment, then the kernel's read of
+     * seq; the waker's increment of seq, then its read of nsleep): either the waker sees this
+     * sleeper and wakes it, or the futex sees seq moved and returns at once. */
+    atomic_fetch_add_explicit(&m->nsleep, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    struct timespec ts;
+    kiln__abs_timespec(until, &ts);
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline; not FUTEX_PRIVATE, so it
+     * works between processes. It returns at once when seq has moved since it was read. */
+    futex(&m->seq, FUTEX_WAIT_BITSET, seen, until < INFINITY ? &ts : NULL);
+    atomic_fetch_sub_explicit(&m->nsleep, 1, memory_order_relaxed);
   }
-  struct timespec ts;
-  kiln__abs_timespec(until, &ts);
-  /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline; not FUTEX_PRIVATE, so it
-   * works between processes. It returns at once when seq has moved since it was read. */
-  futex(&m->seq, FUTEX_WAIT_BITSET, seen, until < INFINITY ? &ts : NULL);
   kiln__mon_lock(m);
-  m->nsleep--;
-  return atomic_load_explicit(&m->seq, memory_order_relaxed) != seen;
+  return woken || atomic_load_explicit(&m->seq, memory_order_relaxed) != seen;
 }
 
 void kiln__mon_wake(kiln__mon *m) {
-  /* relaxed: under mu; the sleeper re-reads the state under mu after it wakes */
-  atomic_fetch_add_explicit(&m->seq, 1, memory_order_relaxed);
-  if (m->nsleep) futex(&m->seq, FUTEX_WAKE, INT_MAX, NULL);
+  /* seq_cst: pairs with the sleeper's increment of nsleep (see kiln__mon_wait) */
+  atomic_fetch_add_explicit(&m->seq, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&m->nsleep, memory_order_seq_cst))
+    futex(&m->seq, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 /* ---- holder identities ---- */

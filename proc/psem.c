@@ -333,7 +333,7 @@ int kiln_pbarrier_parties(kiln_pbarrier *b) { return bst(b)->parties; }
 int kiln__pevent_sleepers(kiln_pevent *e) {
   event_state *s = est(e);
   kiln__mon_lock(&s->mon);
-  int n = (int)s->mon.nsleep;
+  int n = (int)atomic_load_explicit(&s->mon.nsleep, memory_order_relaxed);
   kiln__mon_unlock(&s->mon);
   return n;
 }

@@ -48,7 +48,8 @@ static inline size_t kiln__pround(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct kiln__mon {
   pthread_mutex_t mu;
   _Atomic uint32_t seq;
-  uint32_t nsleep; /* threads in kiln__mon_wait; a dead sleeper leaves it high: harmless */
+  _Atomic uint32_t nsleep; /* threads asleep in kiln__mon_wait's futex; a dead sleeper leaves it
+                            * high, which only costs wakers a system call */
 } kiln__mon;
 
 /* 0 or KILN_EIO. Once, before any process uses it. */
