@@ -4,11 +4,13 @@ exit or lose their device; faults come from KILN_FAULT, as for ``kiln render --i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -36,6 +38,28 @@ def same_files(a: Path, b: Path) -> int:
     return len(names)
 
 
+def children(pid: int) -> List[Tuple[int, str]]:
+    """(pid, name) of the processes whose parent is pid, from /proc."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            out.append((int(d), name))
+    return out
+
+
+def workers() -> List[Tuple[int, str]]:
+    """The processes the fork server of this interpreter runs (its workers)."""
+    return [w for pid, name in children(os.getpid()) if name == "kiln-forkserver"
+            for w in children(pid)]
+
+
 @pytest.fixture(autouse=True)
 def no_faults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KILN_FAULT", raising=False)
@@ -56,6 +80,27 @@ def test_isolate_writes_the_files_of_an_in_process_run(tmp_path: Path) -> None:
     assert sorted(e["frame"] for e in events) == [0, 1, 2, 3]
     assert [e["done"] for e in events] == [1, 2, 3, 4]
     assert all(e["status"] == 0 for e in events)
+    # the fork server stays for later calls, the workers end with the call
+    assert [n for _, n in children(os.getpid())] == ["kiln-forkserver"]
+    assert workers() == []
+
+
+def test_ctrl_c_stops_an_isolated_batch(tmp_path: Path) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+
+    def progress(ev: Dict[str, Any]) -> None:
+        if ev["done"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        render_job(ORBIT, tmp_path, frames="0:59", passes=[], in_flight=1, isolate=True,
+                   progress=progress, **SMALL)
+    summary = info.value.summary  # type: ignore[attr-defined]
+    assert summary["stopped"] is True and 1 <= summary["written"] < 60
+    assert summary["worker_starts"] >= 1 and summary["incidents"] == []
+    assert len(files(tmp_path)) == summary["written"]
+    assert workers() == []
 
 
 def test_a_crash_and_a_hang_are_survived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
