@@ -230,7 +230,6 @@ void kiln_renderer_destroy(kiln_renderer *r);
 
 /* ---- kiln/proc.h: the fork server (render_job(isolate=True)) ---- */
 int kiln_forkserver_start(void);
-bool kiln_forkserver_running(void);
 
 /* kiln/batch.h: passes, formats, jobs and the batch (kiln.render_job) */
 int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err);

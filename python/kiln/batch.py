@@ -463,9 +463,9 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
 
     Raises JobError (a job that cannot be loaded, with kiln's located message, or a batch that
     cannot run: its output folder in use by another run, no frame selected, files that exist),
-    DeviceError, TypeError and ValueError (bad options), OSError (libkiln.so not found), and
-    KeyboardInterrupt when Ctrl-C stopped the batch (its ``summary`` attribute holds the
-    summary). The GIL is released while the batch runs.
+    DeviceError, TypeError and ValueError (bad options), OSError (libkiln.so not found, or
+    isolate's fork server cannot start), and KeyboardInterrupt when Ctrl-C stopped the batch
+    (its ``summary`` attribute holds the summary). The GIL is released while the batch runs.
     """
     ffi, lib = _api()
     if resume and overwrite:
