@@ -6,7 +6,12 @@
  *
  * The barrier is threading.Barrier's state machine: FILLING while parties arrive, DRAINING while
  * the released ones leave (late arrivals wait for that), RESETTING after a reset with waiters
- * inside, BROKEN after abort or a timeout. */
+ * inside, BROKEN after abort, a timeout, or the death of a waiting party's process. Parties are
+ * recorded by arrival index (the first BAR_SLOTS of a round) with their process identity, so that
+ * a party that died in the wait (it will never arrive at the next round, nor leave this one) is
+ * noticed: while filling, each waiter looks at the one that arrived before it (the first at the
+ * last), one look at /proc per 20 ms, and a dead one breaks the barrier; while a round drains or
+ * resets, the waiters for it take dead parties out, so it reopens. */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <math.h>
@@ -188,7 +193,10 @@ int kiln_pevent_wait(kiln_pevent *e, double timeout) {
 /* ---- barrier ---- */
 
 enum { BAR_FILLING = 0, BAR_DRAINING = 1, BAR_RESETTING = -1, BAR_BROKEN = -2 };
+enum { BAR_SLOTS = 64 }; /* parties tracked for death; those that arrive later are not */
 
+/* Invariant: while FILLING, slots [0, min(count, BAR_SLOTS)) hold the parties inside (nobody
+ * leaves a filling round); otherwise a slot is cleared when its party leaves or is taken out. */
 typedef struct barrier_state {
   kiln__phdr h;
   kiln__mon mon;
@@ -196,6 +204,7 @@ typedef struct barrier_state {
   int count; /* inside wait: arrived and not yet left */
   int state;
   double timeout;
+  kiln__powner inside[BAR_SLOTS]; /* by arrival index; pid 0: none */
 } barrier_state;
 
 struct kiln_pbarrier {
@@ -219,6 +228,7 @@ static int pbarrier_init_cb(void *mem, const void *arg) {
   s->count = 0;
   s->state = BAR_FILLING;
   s->timeout = a->timeout;
+  for (int i = 0; i < BAR_SLOTS; i++) s->inside[i] = (kiln__powner){0};
   kiln__pobj_publish(mem, KILN__PT_BARRIER);
   return 0;
 }
@@ -242,25 +252,53 @@ int kiln_pbarrier_attach(const char *name, kiln_pbarrier **out) {
 kiln_shm *kiln_pbarrier_shm(const kiln_pbarrier *b) { return b->obj.shm; }
 void kiln_pbarrier_destroy(kiln_pbarrier *b) { kiln__pobj_free(b); }
 
-/* With the monitor held: a waiter's part after arriving as index (not the last). */
-static int bar_sleep(barrier_state *s, double deadline) {
+/* With the monitor held: party i is out of the barrier (it left, or its process died); the last
+ * one out of a drained or reset round reopens the barrier. */
+static void bar_leave(barrier_state *s, int i) {
+  if (i < BAR_SLOTS) s->inside[i] = (kiln__powner){0};
+  if (--s->count == 0 && (s->state == BAR_DRAINING || s->state == BAR_RESETTING)) {
+    s->state = BAR_FILLING;
+    kiln__mon_wake(&s->mon);
+  }
+}
+
+/* With the monitor held: takes out every recorded party whose process has died. */
+static void bar_reap(barrier_state *s) {
+  for (int i = 0; i < BAR_SLOTS; i++)
+    if (s->inside[i].pid != 0 && kiln__powner_dead(&s->inside[i])) bar_leave(s, i);
+}
+
+/* With the monitor held, while filling: the party waiter i watches (the one that arrived before
+ * it; the first watches the last), or -1. Every tracked party is watched by one that arrived
+ * after it, or by the first when it is the last, so a dead party with a live watcher is seen. */
+static int bar_watched(const barrier_state *s, int i) {
+  int n = s->count < BAR_SLOTS ? s->count : BAR_SLOTS;
+  if (i >= n || n < 2) return -1;
+  return i > 0 ? i - 1 : n - 1;
+}
+
+/* With the monitor held: a waiter's part after arriving as index i (not the last). It polls
+ * only when its watched party may be in another process (the first always does: later arrivals
+ * do not wake it), so that the threads of one process wait without waking. */
+static int bar_sleep(barrier_state *s, int i, double deadline) {
+  bool check = false; /* after a quiet slice, not at once: a slow party is the usual case */
   while (s->state == BAR_FILLING) {
+    int w = bar_watched(s, i);
+    if (check && w >= 0 && kiln__powner_dead(&s->inside[w])) {
+      bar_leave(s, w); /* it never will; a reset then finds only live parties inside */
+      s->state = BAR_BROKEN;
+      kiln__mon_wake(&s->mon);
+      return KILN_EBROKEN;
+    }
     if (kiln__now() >= deadline) {
       s->state = BAR_BROKEN; /* a timeout breaks the barrier for everyone (BAR-09) */
       kiln__mon_wake(&s->mon);
       return KILN_EBROKEN;
     }
-    kiln__mon_wait(&s->mon, deadline, false);
+    bool poll = i == 0 || (w >= 0 && s->inside[w].pid != s->inside[i].pid);
+    check = !kiln__mon_wait(&s->mon, deadline, poll) || check;
   }
   return s->state < 0 ? KILN_EBROKEN : 0;
-}
-
-/* With the monitor held: the last one out of a drained or reset round reopens the barrier. */
-static void bar_leave(barrier_state *s) {
-  if (--s->count == 0 && (s->state == BAR_DRAINING || s->state == BAR_RESETTING)) {
-    s->state = BAR_FILLING;
-    kiln__mon_wake(&s->mon);
-  }
 }
 
 int kiln_pbarrier_wait_timeout(kiln_pbarrier *b, double timeout, int *index) {
@@ -269,20 +307,24 @@ int kiln_pbarrier_wait_timeout(kiln_pbarrier *b, double timeout, int *index) {
   if (kiln__deadline(timeout, &deadline) != 0) return KILN_EINVAL;
   barrier_state *s = bst(b);
   kiln__mon_lock(&s->mon);
-  /* wait for the previous round to drain, or a reset to finish */
-  while (s->state == BAR_DRAINING || s->state == BAR_RESETTING) kiln__mon_wait(&s->mon, INFINITY, false);
+  /* wait for the previous round to drain, or a reset to finish; a party that died inside never
+   * leaves, so after each quiet slice the dead are taken out */
+  while (s->state == BAR_DRAINING || s->state == BAR_RESETTING) {
+    if (!kiln__mon_wait(&s->mon, INFINITY, true)) bar_reap(s);
+  }
   int rc = 0;
   if (s->state == BAR_BROKEN) rc = KILN_EBROKEN;
   else {
     int i = s->count++;
+    if (i < BAR_SLOTS) kiln__powner_self(&s->inside[i]);
     if (i + 1 == s->parties) {
       s->state = BAR_DRAINING;
       kiln__mon_wake(&s->mon);
     } else {
-      rc = bar_sleep(s, deadline);
+      rc = bar_sleep(s, i, deadline);
     }
     if (rc == 0 && index) *index = i;
-    bar_leave(s);
+    bar_leave(s, i);
   }
   kiln__mon_unlock(&s->mon);
   return rc;

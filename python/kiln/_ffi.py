@@ -228,6 +228,9 @@ void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
 int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
 void kiln_renderer_destroy(kiln_renderer *r);
 
+/* ---- kiln/proc.h: the fork server (render_job(isolate=True)) ---- */
+int kiln_forkserver_start(void);
+
 /* kiln/batch.h: passes, formats, jobs and the batch (kiln.render_job) */
 int kiln_pass_parse(const char *list, unsigned *passes, kiln_error_detail *err);
 typedef enum {

@@ -41,7 +41,10 @@ SUMMARY_FIELDS = (
     "render_s", "readback_s", "encode_s", "write_s", "peak_rss_bytes", "manifest_status",
     "manifest_message", "contact_sheet_status", "contact_sheet_message",
 )
-# and, after the isolate fields, the dataset writer's outcome
+# isolate=True's counters (zero without it); "incidents" becomes a list of lines
+SUMMARY_FIELDS += ("worker_starts", "worker_crashes", "worker_hangs", "worker_lost",
+                   "worker_recycles", "frames_retried", "incidents", "incidents_dropped")
+# and the dataset writer's outcome
 SUMMARY_FIELDS += ("writer_status", "writer_message")
 
 # render_job(writer=): kiln_writer's values
@@ -94,6 +97,35 @@ def _int_arg(name: str, value: Any, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValueError(f"{name}={value}: expected {lo} to {hi}")
     return value
+
+
+def _isolate_args(isolate: Any, frame_timeout: Any, recycle: Any) -> Tuple[bool, float, int]:
+    """(isolate, frame_timeout_s, recycle) for kiln_batch_config: 0 means no limit, never."""
+    if not isinstance(isolate, bool):
+        raise TypeError(f"isolate: expected True or False, not {type(isolate).__name__}")
+    if not isolate and (frame_timeout is not None or recycle is not None):
+        raise ValueError("frame_timeout and recycle go with isolate=True")
+    timeout = 0.0
+    if frame_timeout is not None:
+        if isinstance(frame_timeout, bool) or not isinstance(frame_timeout, (int, float)):
+            raise TypeError(f"frame_timeout: expected seconds (a number) or None, not "
+                            f"{type(frame_timeout).__name__}")
+        if not 0 < frame_timeout < 1e9:  # NaN fails this too
+            raise ValueError(f"frame_timeout={frame_timeout!r}: expected seconds > 0 (None: no "
+                             "limit)")
+        timeout = float(frame_timeout)
+    frames = 0 if recycle is None else _int_arg("recycle", recycle, 1, 2**32 - 1)
+    return isolate, timeout, frames
+
+
+def _start_fork_server(ffi: cffi.FFI, lib: Any) -> None:
+    """Starts the C library's fork server (idempotent), which forks isolate=True's workers. It is
+    a fork of this interpreter that runs only kiln's C code, as do the workers it forks: so it is
+    started before this call creates its threads or opens Vulkan."""
+    rc = lib.kiln_forkserver_start()
+    if rc:
+        raise OSError(f"isolate=True: cannot start kiln's fork server: "
+                      f"{_text(ffi, lib.kiln_strerror(rc))}")
 
 
 def _frames_arg(frames: Any, long_min: int, long_max: int) -> Tuple[int, int, int]:
@@ -306,6 +338,8 @@ def _summary(ffi: cffi.FFI, s: Any) -> Dict[str, Any]:
         value = getattr(s, name)
         if name.endswith("_message"):
             value = _text(ffi, value)
+        elif name == "incidents":
+            value = [line for line in _text(ffi, value).split("\n") if line]
         elif name == "stopped":
             value = bool(value)
         out[name] = value
@@ -364,6 +398,9 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
                exr_half: bool = False,
                exr_compression: Optional[str] = None,
                writer: Optional[str] = None,
+               isolate: bool = False,
+               frame_timeout: Optional[float] = None,
+               recycle: Optional[int] = None,
                progress: Optional[ProgressFn] = None,
                base_dir: Optional[PathLike] = None) -> Dict[str, Any]:
     """Renders a job into output_dir, as ``kiln render`` does, and returns its summary.
@@ -392,6 +429,20 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     files; ``format="exr-multi"`` writes one multilayer EXR a frame (docs/JOBS.md, "Output
     layouts").
 
+    isolate: render in worker processes, one per device lane, as ``kiln render --isolate``
+    does (docs/PROCESSES.md, "Isolated rendering"): a worker that crashes, hangs past
+    ``frame_timeout`` seconds (None: no limit) or loses its device is replaced and its frame sent
+    once more to a fresh worker; a frame that fails twice fails alone (in ``failures``, with
+    ``code`` KILN_EKILLED, KILN_EEXITED, KILN_ETIMEDOUT or KILN_EDEVICE_LOST) and the batch goes
+    on. ``recycle``: replace each worker after that many frames (None: never). Both need
+    ``isolate=True`` (else ValueError). The images are byte for byte those of an in-process run.
+    The workers come from kiln's fork server, a fork of this interpreter started by the first
+    ``isolate=True`` call (before that call opens Vulkan or starts threads); it and the workers
+    run only kiln's C code, never Python, and die with this process. For tests, the
+    ``KILN_FAULT`` environment variable injects faults into the workers exactly as for
+    ``kiln render --isolate`` (``segv@50,hang@120,exit@7,lost@9``; a bad list raises
+    ValueError); without ``isolate`` it is ignored.
+
     progress: called as ``progress(event)`` once per frame done, skipped or failed, on the
     batch's thread (not the caller's), with ``index``, ``frame``, ``name``, ``where``,
     ``status`` (0 written, 1 skipped, 2 rendered elsewhere, else the negative KILN_E* code),
@@ -402,12 +453,19 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     ``skipped``, ``files``, ``bytes``, ``stopped``, ``wall_s``, ``images_per_s``, ...) and
     ``failures``: ``{frame, where, message, code}`` of the failed frames (the first
     MAX_FAILURES_KEPT). Failed frames do not raise: the batch goes on, as ``kiln render`` does.
+    Isolation's keys are always there, zero (and ``incidents`` empty) without ``isolate``:
+    ``worker_starts`` (workers started, replacements and recycling included),
+    ``worker_crashes`` (killed by a signal or exited while holding a frame), ``worker_hangs``
+    (killed past ``frame_timeout``), ``worker_lost`` (device lost), ``worker_recycles``,
+    ``frames_retried`` (frames sent a second time), ``incidents`` (a list of str, one per
+    incident in the order they happened: ``"frame 50: render worker 1234 killed by SIGSEGV"``)
+    and ``incidents_dropped`` (incidents that did not fit in the list's 2 KiB of text).
 
     Raises JobError (a job that cannot be loaded, with kiln's located message, or a batch that
     cannot run: its output folder in use by another run, no frame selected, files that exist),
-    DeviceError, TypeError and ValueError (bad options), OSError (libkiln.so not found), and
-    KeyboardInterrupt when Ctrl-C stopped the batch (its ``summary`` attribute holds the
-    summary). The GIL is released while the batch runs.
+    DeviceError, TypeError and ValueError (bad options), OSError (libkiln.so not found, or
+    isolate's fork server cannot start), and KeyboardInterrupt when Ctrl-C stopped the batch
+    (its ``summary`` attribute holds the summary). The GIL is released while the batch runs.
     """
     ffi, lib = _api()
     if resume and overwrite:
@@ -488,6 +546,11 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             raise ValueError(f"writer={writer!r}: expected 'coco' or 'bop'")
         cfg.writer = _WRITERS[writer]
         cfg.annotations = True
+    cfg.isolate, cfg.frame_timeout_s, cfg.recycle = _isolate_args(isolate, frame_timeout, recycle)
+    # fault injection for tests, read as kiln render reads it: only with isolate, only here
+    faults = os.environ.get("KILN_FAULT", "") if isolate else ""
+    if faults:
+        cfg.faults = cstr(faults, "KILN_FAULT")
     pc = ffi.new("kiln_pool_config *")
     lib.kiln_pool_config_default(pc)
     if threads is not None:
@@ -498,6 +561,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
     elif not isinstance(job, (Job, Mapping)):
         raise TypeError(f"job: expected a path, a dict or a kiln.Job, not {type(job).__name__}")
 
+    if isolate:
+        _start_fork_server(ffi, lib)
     names = _Names()
     pool_p = ffi.new("kiln_pool **")
     job_p = ffi.new("kiln_job **")
@@ -542,6 +607,8 @@ def render_job(job: Union[PathLike, Job, Mapping[str, Any]], output_dir: PathLik
             cfg.ndevs = ndevs
             cfg.progress = callback
             rc = lib.kiln_batch_create(job_p[0], cfg, batch_p, err)
+            if rc and faults and _text(ffi, err.message).startswith("bad fault"):
+                raise ValueError(f"KILN_FAULT={faults!r}: {_text(ffi, err.message)}")
             if rc:
                 if template is not None and _text(ffi, err.path) == "output":
                     raise JobError(f"template={template!r}: {_text(ffi, err.message)}", code=rc,

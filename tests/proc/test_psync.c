@@ -681,6 +681,70 @@ TEST(BAR_broken_abort_reset) {
   pt_leaks_end(lk);
 }
 
+static void child_bar_forever(void *arg) {
+  kiln_pbarrier *b;
+  KT_CODE(kiln_pbarrier_attach(arg, &b), KILN_OK);
+  kiln_pbarrier_wait(b, NULL);
+  KT_FAIL("the barrier let a party through that should wait until SIGKILL");
+}
+
+static void child_bar_broken(void *arg) {
+  kiln_pbarrier *b;
+  KT_CODE(kiln_pbarrier_attach(arg, &b), KILN_OK);
+  KT_CODE(kiln_pbarrier_wait(b, NULL), KILN_EBROKEN); /* no timeout: only the death breaks it */
+  kiln_pbarrier_destroy(b);
+}
+
+static void child_bar_ok(void *arg) {
+  kiln_pbarrier *b;
+  KT_CODE(kiln_pbarrier_attach(arg, &b), KILN_OK);
+  KT_CODE(kiln_pbarrier_wait(b, NULL), KILN_OK);
+  kiln_pbarrier_destroy(b);
+}
+
+/* A party SIGKILLed while it waits breaks the barrier for a party that waits with no timeout
+ * (else it would wait forever); after a reset the barrier counts only live parties: a full round
+ * of three passes. */
+TEST(BAR_a_party_killed_in_the_wait_breaks_the_barrier) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pbarrier *b;
+  KT_CODE(kiln_pbarrier_create(pt_name("bar"), 3, -1, &b), KILN_OK);
+  pid_t dead = pt_fork(child_bar_forever, (void *)pt_name("bar"));
+  PT_UNTIL(kiln_pbarrier_n_waiting(b) == 1);
+  pt_kill(dead);
+  pt_wait(pt_fork(child_bar_broken, (void *)pt_name("bar")));
+  KT_TRUE(kiln_pbarrier_broken(b));
+  KT_EQ(kiln_pbarrier_n_waiting(b), 0);
+  kiln_pbarrier_reset(b);
+  pid_t p1 = pt_fork(child_bar_ok, (void *)pt_name("bar"));
+  pid_t p2 = pt_fork(child_bar_ok, (void *)pt_name("bar"));
+  KT_CODE(kiln_pbarrier_wait(b, NULL), KILN_OK);
+  pt_wait(p1);
+  pt_wait(p2);
+  kiln_pbarrier_destroy(b);
+  pt_leaks_end(lk);
+}
+
+/* A party killed in the wait just before the last one arrives counts as arrived (the round
+ * passes), and the round's drain does not wait for it to leave: the next round passes too. */
+TEST(BAR_a_round_with_a_party_killed_inside_drains) {
+  pt_leaks lk = pt_leaks_begin();
+  kiln_pbarrier *b;
+  KT_CODE(kiln_pbarrier_create(pt_name("bar"), 2, -1, &b), KILN_OK);
+  pid_t dead = pt_fork(child_bar_forever, (void *)pt_name("bar"));
+  PT_UNTIL(kiln_pbarrier_n_waiting(b) == 1);
+  pt_kill(dead);
+  int idx = -1;
+  KT_CODE(kiln_pbarrier_wait(b, &idx), KILN_OK);
+  KT_EQ(idx, 1);
+  pid_t next = pt_fork(child_bar_ok, (void *)pt_name("bar"));
+  KT_CODE(kiln_pbarrier_wait(b, NULL), KILN_OK);
+  pt_wait(next);
+  KT_FALSE(kiln_pbarrier_broken(b));
+  kiln_pbarrier_destroy(b);
+  pt_leaks_end(lk);
+}
+
 /* ---- attaching a truncated segment ---- */
 
 /* Cuts the segment of name down to size bytes, as a process that resized it would. */
