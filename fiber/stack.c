@@ -1,0 +1,78 @@
+/* stack.c: fiber stacks. Each is one anonymous private mapping: a PROT_NONE guard page at the
+ * bottom, then the usable stack, rounded up to whole pages. Only touched pages become resident.
+ *
+ * Freed stacks go to a per-thread LIFO pool of at most KILN__STACK_POOL_MAX, so that a thread
+ * creating and destroying fibers maps memory only for its peak number of live fibers. The first
+ * KILN__STACK_POOL_HOT stacks in the pool keep their pages (a create/destroy loop reuses a warm
+ * stack without a system call); every further one is given back to the kernel with
+ * MADV_DONTNEED as it enters, so that after a burst of fibers the resident size comes back down
+ * (MADV_FREE would leave it counted until memory runs short). A stack that finds the pool full is
+ * unmapped. The pool is unmapped when its thread exits. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED */
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fiber_internal.h"
+
+#ifdef KILN__FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+size_t kiln__page_size(void) {
+  static size_t page;
+  if (!page) page = (size_t)sysconf(_SC_PAGESIZE); /* every thread writes the same value */
+  return page;
+}
+
+/* A fiber's frames may leave ASan's redzone marks behind when it dies without returning; a
+ * reused stack starts clean. */
+static void unpoison(kiln__fiber_stack *s) {
+#ifdef KILN__FIBER_ASAN
+  size_t page = kiln__page_size();
+  __asan_unpoison_memory_region(s->map + page, s->map_size - page);
+#else
+  (void)s;
+#endif
+}
+
+int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out) {
+  size_t page = kiln__page_size();
+  size_t map_size = (size + page - 1) / page * page + page;
+  for (int i = t->npool - 1; i >= 0; i--) {
+    if (t->pool[i].map_size == map_size) {
+      *out = t->pool[i];
+      t->pool[i] = t->pool[--t->npool];
+      return 0;
+    }
+  }
+  char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  if (map == MAP_FAILED) return KILN_ENOMEM;
+  if (mprotect(map, page, PROT_NONE) != 0) {
+    munmap(map, map_size);
+    return KILN_ENOMEM;
+  }
+  *out = (kiln__fiber_stack){map, map_size};
+  return 0;
+}
+
+void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s) {
+  if (!s->map) return;
+  unpoison(s);
+  if (t->npool == KILN__STACK_POOL_MAX) {
+    munmap(s->map, s->map_size);
+  } else {
+    if (t->npool >= KILN__STACK_POOL_HOT) {
+      size_t page = kiln__page_size();
+      madvise(s->map + page, s->map_size - page, MADV_DONTNEED);
+    }
+    t->pool[t->npool++] = *s;
+  }
+  *s = (kiln__fiber_stack){0};
+}
+
+void kiln__stack_drain(kiln__fiber_thread *t) {
+  for (int i = 0; i < t->npool; i++) munmap(t->pool[i].map, t->pool[i].map_size);
+  t->npool = 0;
+}
