@@ -17,9 +17,10 @@
  *
  * This file is built with -fcf-protection=none (CMakeLists.txt): its switch returns on another
  * stack than it was called on, which a CET shadow stack would refuse; the object's missing
- * shadow-stack mark keeps the kernel from enabling one for the program. */
+ * shadow-stack mark keeps the kernel from enabling one for the program. It includes no libc
+ * header, so that it can be cross-compiled for the other architecture without a sysroot:
+ *   clang --target=aarch64-linux-gnu -ffreestanding -Iinclude -Ifiber -c fiber/switch.c */
 #include <stdint.h>
-#include <string.h>
 
 #include "fiber_internal.h"
 
@@ -78,9 +79,8 @@ void *kiln__fiber_init_stack(char *top) {
   uint16_t fcw;
   __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
   __asm__ volatile("fnstcw %0" : "=m"(fcw));
-  memset(sp, 0, 8 * sizeof *sp);
-  memcpy(sp, &mxcsr, sizeof mxcsr);
-  memcpy((char *)sp + 4, &fcw, sizeof fcw);
+  sp[0] = mxcsr | (uint64_t)fcw << 32; /* little-endian: MXCSR at 0, control word at 4 */
+  for (int i = 1; i < 7; i++) sp[i] = 0;
   sp[7] = (uint64_t)(uintptr_t)kiln__fiber_trampoline;
   return sp;
 }
@@ -139,7 +139,7 @@ void kiln__fiber_trampoline(void);
  * x30 (the trampoline), d8-d15. After it the stack pointer is top, 16-byte aligned. */
 void *kiln__fiber_init_stack(char *top) {
   uint64_t *sp = (uint64_t *)(void *)top - 20;
-  memset(sp, 0, 20 * sizeof *sp);
+  for (int i = 0; i < 20; i++) sp[i] = 0;
   sp[11] = (uint64_t)(uintptr_t)kiln__fiber_trampoline;
   return sp;
 }

@@ -314,26 +314,40 @@ TEST(set_parent_refuses_cycles) {
   kiln_fiber_destroy(b);
 }
 
-/* Floating-point control state is callee-saved: each fiber keeps its own rounding mode. */
+/* Floating-point control state is callee-saved: each fiber keeps its own rounding mode, both the
+ * one fegetround reports and the one SSE arithmetic uses (x86-64 keeps them apart). */
+static double third(void) {
+  volatile double one = 1.0, three = 3.0;
+  return one / three;
+}
+
 static int round_up(void *arg, void *value, void **result) {
   (void)arg;
   (void)value;
   (void)result;
   KT_EQ(fegetround(), FE_TONEAREST); /* a new fiber starts with its creator's */
+  double nearest = third();
   KT_EQ(fesetround(FE_UPWARD), 0);
+  double up = third();
+  KT_TRUE(up > nearest);
   KT_EQ(kiln_fiber_switch(kiln_fiber_parent(kiln_fiber_current()), NULL, NULL), 0);
   KT_EQ(fegetround(), FE_UPWARD);
+  KT_TRUE(third() == up);
   return 0;
 }
 
 TEST(rounding_mode_is_per_fiber) {
   KT_EQ(fegetround(), FE_TONEAREST);
+  double nearest = third();
   kiln_fiber *f = make(round_up, NULL, 0, NULL);
   KT_EQ(kiln_fiber_switch(f, NULL, NULL), 0);
   KT_EQ(fegetround(), FE_TONEAREST);
-  KT_EQ(fesetround(FE_TOWARDZERO), 0);
+  KT_TRUE(third() == nearest);
+  KT_EQ(fesetround(FE_DOWNWARD), 0);
+  double down = third();
   KT_EQ(kiln_fiber_switch(f, NULL, NULL), 0);
-  KT_EQ(fegetround(), FE_TOWARDZERO);
+  KT_EQ(fegetround(), FE_DOWNWARD);
+  KT_TRUE(third() == down);
   KT_EQ(fesetround(FE_TONEAREST), 0);
   kiln_fiber_destroy(f);
 }
