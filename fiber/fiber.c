@@ -17,8 +17,16 @@
 
 #include "fiber_internal.h"
 
+#include <string.h>
+
 #ifdef KILN__FIBER_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#define POISON(p, n) __asan_poison_memory_region(p, n)
+#define UNPOISON(p, n) __asan_unpoison_memory_region(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 #ifdef KILN__FIBER_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -35,6 +43,13 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
  * leaked (they can never run again). */
 static void thread_exit(void *arg) {
   kiln__fiber_thread *t = arg;
+  while (t->free_fibers) {
+    kiln_fiber *f = t->free_fibers;
+    UNPOISON(f, sizeof *f);
+    t->free_fibers = f->sp;
+    free(f);
+  }
+  t->nfree = 0;
   kiln__stack_drain(t);
   kiln__guard_thread_fini(t);
 }
@@ -63,6 +78,33 @@ kiln__fiber_thread *kiln__fiber_thread_self(void) {
   return t;
 }
 
+/* Fiber records are recycled per thread like their stacks: a create/destroy loop then does no
+ * malloc, and the memory it uses stays flat (under ASan too, whose quarantine would otherwise
+ * hold every freed record). */
+static kiln_fiber *fiber_alloc(kiln__fiber_thread *t) {
+  kiln_fiber *f = t->free_fibers;
+  if (!f) return calloc(1, sizeof *f);
+  UNPOISON(f, sizeof *f);
+  t->free_fibers = f->sp;
+  t->nfree--;
+  memset(f, 0, sizeof *f);
+  return f;
+}
+
+static void fiber_free(kiln_fiber *f) {
+  kiln__fiber_thread *t = f->thread;
+  if (t->nfree == KILN__FIBER_FREE_MAX) {
+    free(f);
+    return;
+  }
+  f->sp = t->free_fibers;
+  t->free_fibers = f;
+  t->nfree++;
+  /* The link (sp, the first field) stays readable: LeakSanitizer does not follow pointers kept
+   * in poisoned memory, and would report the rest of the list as leaked. */
+  POISON((char *)f + sizeof f->sp, sizeof *f - sizeof f->sp);
+}
+
 static void ref(kiln_fiber *f) {
   if (!f->is_main) f->refs++;
 }
@@ -71,15 +113,17 @@ static void unref(kiln_fiber *f) {
   while (f && !f->is_main && --f->refs == 0) {
     assert(f->released && f->state == KILN__FIBER_DEAD && !f->stack.map);
     kiln_fiber *parent = f->parent;
-    free(f);
+    fiber_free(f);
     f = parent;
   }
 }
 
 /* A dead fiber's stack, once nothing runs on it. */
-static void retire(kiln__fiber_thread *t, kiln_fiber *f) {
-  kiln__stack_put(t, &f->stack);
+static void retire(kiln__fiber_thread *t, kiln_fiber *f, bool abandoned) {
+  kiln__stack_put(t, &f->stack, abandoned);
 #ifdef KILN__FIBER_TSAN
+  /* Not kept for reuse with the record: the frames a fiber never leaves (kiln__fiber_main, the
+   * final switch) stay on its TSan fiber's shadow call stack, which would overflow. */
   if (f->tsan) __tsan_destroy_fiber(f->tsan);
   f->tsan = NULL;
 #endif
@@ -92,7 +136,7 @@ static void after_swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *from
 #else
   (void)self;
 #endif
-  if (from->state == KILN__FIBER_DEAD) retire(t, from);
+  if (from->state == KILN__FIBER_DEAD) retire(t, from, false);
 }
 
 /* Leaves self for target (started or not, alive); returns when someone switches back. */
@@ -119,7 +163,7 @@ static kiln_fiber *landing(kiln__fiber_thread *t, kiln_fiber *f, int code) {
   for (;;) {
     if (f->state == KILN__FIBER_UNSTARTED && code < 0) {
       f->state = KILN__FIBER_DEAD;
-      retire(t, f);
+      retire(t, f, false);
     }
     if (f->state != KILN__FIBER_DEAD) return f;
     f = f->parent; /* a main fiber never dies, so this ends */
@@ -181,11 +225,12 @@ int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber
   if (stack_size == 0) stack_size = KILN_FIBER_STACK_DEFAULT;
   if (stack_size < MIN_STACK) stack_size = MIN_STACK;
   if (stack_size > SIZE_MAX / 2) return KILN_EINVAL;
-  kiln_fiber *f = calloc(1, sizeof *f);
+  kiln_fiber *f = fiber_alloc(t);
   if (!f) return KILN_ENOMEM;
+  f->thread = t;
   int rc = kiln__stack_get(t, stack_size, &f->stack);
   if (rc < 0) {
-    free(f);
+    fiber_free(f);
     return rc;
   }
 #ifdef KILN__FIBER_TSAN
@@ -194,7 +239,6 @@ int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber
   kiln__guard_thread_init(t);
   size_t page = kiln__page_size();
   f->stack_size = f->stack.map_size - page;
-  f->thread = t;
   f->fn = fn;
   f->arg = arg;
   f->refs = 1;
@@ -225,11 +269,11 @@ void kiln_fiber_destroy(kiln_fiber *f) {
     (void)kiln_fiber_throw(f, KILN_ECANCELLED, NULL);
     if (f->state != KILN__FIBER_DEAD) {
       f->state = KILN__FIBER_DEAD;
-      retire(t, f);
+      retire(t, f, true);
     }
   } else if (f->state == KILN__FIBER_UNSTARTED) {
     f->state = KILN__FIBER_DEAD;
-    retire(t, f);
+    retire(t, f, false);
   }
   f->released = true;
   unref(f);

@@ -61,7 +61,7 @@ struct kiln_fiber {
 #endif
 };
 
-enum { KILN__STACK_POOL_MAX = 64, KILN__STACK_POOL_HOT = 4 };
+enum { KILN__STACK_POOL_MAX = 64, KILN__STACK_POOL_HOT = 4, KILN__FIBER_FREE_MAX = 64 };
 
 /* A thread's fibers: its main fiber, which one runs, the value or code in flight during a
  * switch, and its pool of free stacks. */
@@ -74,6 +74,9 @@ typedef struct kiln__fiber_thread {
   kiln__fiber_stack pool[KILN__STACK_POOL_MAX]; /* LIFO; entries past KILN__STACK_POOL_HOT
                                                  * were given back to the kernel (madvise) */
   int npool;
+  kiln_fiber *free_fibers; /* freed records kept for reuse, linked through sp (at most
+                            * KILN__FIBER_FREE_MAX; poisoned under ASan meanwhile) */
+  int nfree;
   void *altstack; /* guard.c's signal stack for this thread, if it made one */
   size_t altstack_size;
 } kiln__fiber_thread;
@@ -84,10 +87,11 @@ kiln__fiber_thread *kiln__fiber_thread_self(void);
 kiln__fiber_thread *kiln__fiber_thread_peek(void);
 
 /* stack.c. The page size, a stack for size usable bytes (pooled or newly mapped; KILN_ENOMEM),
- * the way back to the pool, and the pool's teardown at thread exit. */
+ * the way back to the pool (abandoned: frames may still be live anywhere on it), and the pool's
+ * teardown at thread exit. */
 size_t kiln__page_size(void);
 int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out);
-void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s);
+void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s, bool abandoned);
 void kiln__stack_drain(kiln__fiber_thread *t);
 
 /* switch.c. kiln__fiber_swap saves the callee-saved registers (and on x86-64 the MXCSR and x87

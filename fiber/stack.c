@@ -9,6 +9,7 @@
  * (MADV_FREE would leave it counted until memory runs short). A stack that finds the pool full is
  * unmapped. The pool is unmapped when its thread exits. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,19 +21,33 @@
 #endif
 
 size_t kiln__page_size(void) {
-  static size_t page;
-  if (!page) page = (size_t)sysconf(_SC_PAGESIZE); /* every thread writes the same value */
-  return page;
+  /* Relaxed: every thread that finds 0 stores the same value, and nothing else is published
+   * with it. */
+  static _Atomic size_t page;
+  size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+  if (!p) {
+    p = (size_t)sysconf(_SC_PAGESIZE);
+    atomic_store_explicit(&page, p, memory_order_relaxed);
+  }
+  return p;
 }
 
-/* A fiber's frames may leave ASan's redzone marks behind when it dies without returning; a
- * reused stack starts clean. */
-static void unpoison(kiln__fiber_stack *s) {
+/* The frames live on a stack when its fiber leaves it for good keep ASan's redzone marks: a
+ * reused stack must start clean. A fiber that ended normally leaves only kiln__fiber_main's and
+ * the final switch's frames, near the top; one abandoned by kiln_fiber_destroy may leave any.
+ * Clearing ASan's marks writes its shadow memory (an eighth of the range), so only as much as
+ * needed is cleared, or every pooled stack would commit shadow pages. */
+enum { ENDED_FRAMES = 8 * 1024 };
+
+static void unpoison(kiln__fiber_stack *s, bool whole) {
 #ifdef KILN__FIBER_ASAN
   size_t page = kiln__page_size();
-  __asan_unpoison_memory_region(s->map + page, s->map_size - page);
+  size_t len = s->map_size - page;
+  if (!whole && len > ENDED_FRAMES) len = ENDED_FRAMES;
+  __asan_unpoison_memory_region(s->map + s->map_size - len, len);
 #else
   (void)s;
+  (void)whole;
 #endif
 }
 
@@ -57,9 +72,9 @@ int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out) 
   return 0;
 }
 
-void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s) {
+void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s, bool abandoned) {
   if (!s->map) return;
-  unpoison(s);
+  unpoison(s, abandoned);
   if (t->npool == KILN__STACK_POOL_MAX) {
     munmap(s->map, s->map_size);
   } else {
