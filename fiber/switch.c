@@ -5,7 +5,8 @@
  * so kiln__fiber_swap saves only the callee-saved state on the current stack, swaps the stack
  * pointer and restores the same state from the other stack:
  *   x86-64:  rbp rbx r12-r15, the MXCSR (SSE rounding and exception masks) and the x87 control
- *            word, which System V makes callee-saved;
+ *            word, which System V makes callee-saved (reloaded only when the two fibers' differ:
+ *            ldmxcsr and fldcw are slow, and fibers of a thread nearly always share them);
  *   AArch64: x19-x28, the frame pointer x29, the link register x30 and d8-d15.
  * No system call (ucontext's swapcontext makes one per switch to save the signal mask; fibers
  * share their thread's mask).
@@ -38,13 +39,18 @@ __asm__(".text\n"
         "  pushq %r13\n"
         "  pushq %r14\n"
         "  pushq %r15\n"
-        "  subq $8, %rsp\n"
+        "  pushq $0\n"
         "  stmxcsr (%rsp)\n"
         "  fnstcw 4(%rsp)\n"
         "  movq %rsp, (%rdi)\n"
+        "  movq %rsp, %rcx\n"
         "  movq %rsi, %rsp\n"
+        "  movq (%rsp), %rax\n" /* reloading costs more than comparing: only when they differ */
+        "  cmpq (%rcx), %rax\n"
+        "  je 1f\n"
         "  ldmxcsr (%rsp)\n"
         "  fldcw 4(%rsp)\n"
+        "1:\n"
         "  addq $8, %rsp\n"
         "  popq %r15\n"
         "  popq %r14\n"
@@ -70,8 +76,8 @@ __asm__(".text\n"
 
 void kiln__fiber_trampoline(void);
 
-/* The frame kiln__fiber_swap pops, lowest address first: 8 bytes of MXCSR and x87 control word,
- * r15 r14 r13 r12 rbx rbp, the return address. After its ret the stack pointer is top (16-byte
+/* The frame kiln__fiber_swap pops, lowest address first: 8 bytes of MXCSR, x87 control word and
+ * two zero bytes (compared as one word), r15 r14 r13 r12 rbx rbp, the return address. After its ret the stack pointer is top (16-byte
  * aligned), as the trampoline's call needs. */
 void *kiln__fiber_init_stack(char *top) {
   uint64_t *sp = (uint64_t *)(void *)top - 8;
