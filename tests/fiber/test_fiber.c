@@ -566,3 +566,42 @@ TEST(stack_overflow_is_reported) {
   KT_STR_CONTAINS(msg, "in the guard page of fiber 0x");
   KT_STR_CONTAINS(msg, ", 65536 bytes); aborting\n");
 }
+
+static void own_handler(int sig) {
+  (void)sig;
+  static const char msg[] = "own handler\n";
+  ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)w;
+  _exit(7);
+}
+
+/* A fault that is not a fiber overflow goes to the handler that was there before. */
+TEST(other_faults_go_to_previous_handler) {
+  int fds[2];
+  KT_EQ(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  KT_TRUE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
+    signal(SIGSEGV, own_handler);
+    if (kiln_fiber_guard_handler_install() != 0) _exit(3);
+    kiln_fiber *f = NULL; /* a fiber exists, but the fault is on the main stack */
+    if (kiln_fiber_create(echo, NULL, 0, NULL, &f) != 0) _exit(4);
+    volatile int *volatile bad = (volatile int *)(uintptr_t)64;
+    *bad = 1;
+    _exit(5);
+  }
+  close(fds[1]);
+  char msg[4096] = {0};
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof msg - 1 && (r = read(fds[0], msg + n, sizeof msg - 1 - n)) > 0) n += (size_t)r;
+  close(fds[0]);
+  int status = 0;
+  KT_EQ(waitpid(pid, &status, 0), pid);
+  if (!WIFEXITED(status)) KT_FAIL("child ended by signal %d: %s", WTERMSIG(status), msg);
+  KT_EQ(WEXITSTATUS(status), 7);
+  KT_STR_EQ(msg, "own handler\n");
+}
