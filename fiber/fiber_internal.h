@@ -52,8 +52,8 @@ struct kiln_fiber {
   bool is_main;
   bool released; /* kiln_fiber_destroy was called: free it when refs reach 0 */
 #ifdef KILN__FIBER_ASAN
-  void *asan_fake;          /* ASan's fake stack of this fiber while it is switched out */
-  const void *asan_bottom;  /* this fiber's stack as ASan reports it (learned for main) */
+  void *asan_fake;         /* ASan's fake stack of this fiber while it is switched out */
+  const void *asan_bottom; /* this fiber's stack as ASan reports it (learned for main) */
   size_t asan_size;
 #endif
 #ifdef KILN__FIBER_TSAN

@@ -61,8 +61,8 @@ int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out) 
       return 0;
     }
   }
-  char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (map == MAP_FAILED) return KILN_ENOMEM;
   if (mprotect(map, page, PROT_NONE) != 0) {
     munmap(map, map_size);

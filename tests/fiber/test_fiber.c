@@ -364,7 +364,8 @@ static int counter(void *arg, void *value, void **result) {
   (void)arg;
   kiln_fiber *parent = kiln_fiber_parent(kiln_fiber_current());
   intptr_t n = (intptr_t)value;
-  for (int i = 0; i < PING_PONGS; i++) KT_EQ(kiln_fiber_switch(parent, (void *)(n + 1), (void **)&n), 0);
+  for (int i = 0; i < PING_PONGS; i++)
+    KT_EQ(kiln_fiber_switch(parent, (void *)(n + 1), (void **)&n), 0);
   *result = (void *)n;
   return 0;
 }
@@ -445,7 +446,8 @@ static int touch_stack(void *arg, void *value, void **result) {
   size_t n = (size_t)(uintptr_t)arg;
   volatile char buf[96 * 1024];
   for (size_t i = 0; i < n && i < sizeof buf; i += 512) buf[i] = (char)i;
-  return kiln_fiber_switch(kiln_fiber_parent(kiln_fiber_current()), (void *)(uintptr_t)buf[0], NULL);
+  return kiln_fiber_switch(kiln_fiber_parent(kiln_fiber_current()), (void *)(uintptr_t)buf[0],
+                           NULL);
 }
 
 /* The sanitizers keep memory of their own for what the fibers touched: ASan an eighth of every
