@@ -453,7 +453,7 @@ static int touch_stack(void *arg, void *value, void **result) {
 /* The sanitizers keep memory of their own for what the fibers touched: ASan an eighth of every
  * stack byte used (its shadow, not given back with the stack), TSan several times more, and a
  * thread state per fiber that is slow to make (about 0.1 ms). So under ASan the bound allows for
- * the shadow of the burst's stacks, and under TSan only a tenth of the cycles run and the resident
+ * the shadow of the burst's stacks, and under TSan only 3% of the cycles run and the resident
  * size is not checked; the plain build checks it exactly. */
 #if defined(__SANITIZE_THREAD__)
 #define KT_TSAN 1
@@ -467,7 +467,7 @@ static int touch_stack(void *arg, void *value, void **result) {
 #endif
 #endif
 #ifdef KT_TSAN
-#define CYCLES 100000
+#define CYCLES 30000
 #else
 #define CYCLES 1000000
 #endif
