@@ -1,0 +1,304 @@
+/* fiber.c: fibers with greenlet's model (include/kiln/fiber.h lists the rules kept): create,
+ * switch, throw, parents, death and destruction, on the calling thread's state.
+ *
+ * A switch records the value (or code) in flight in the thread's state, marks the target
+ * current and swaps stacks (switch.c); the fiber that resumes reads what was handed over. A
+ * fiber whose fn returns is marked dead and switches away for good; the fiber that resumes
+ * next returns the dead one's stack to the pool, since no code can free the stack it runs on.
+ *
+ * ASan and TSan follow every swap: ASan through __sanitizer_start_switch_fiber before it and
+ * __sanitizer_finish_switch_fiber after it (a dying fiber passes NULL so that its fake stack is
+ * freed; the main fiber's bounds are learned from the first finish), TSan through its fiber
+ * API, with the default synchronising switch so that the fibers of one thread are ordered. */
+#include <assert.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "fiber_internal.h"
+
+#include <string.h>
+
+#ifdef KILN__FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define POISON(p, n) __asan_poison_memory_region(p, n)
+#define UNPOISON(p, n) __asan_unpoison_memory_region(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+#ifdef KILN__FIBER_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+enum { MIN_STACK = 16 * 1024 };
+
+static _Thread_local kiln__fiber_thread tl_state;
+static _Thread_local kiln__fiber_thread *tl_self;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+/* Thread exit: the pooled stacks and the signal stack go. Fibers still alive on the thread are
+ * leaked (they can never run again). */
+static void thread_exit(void *arg) {
+  kiln__fiber_thread *t = arg;
+  while (t->free_fibers) {
+    kiln_fiber *f = t->free_fibers;
+    UNPOISON(f, sizeof *f);
+    t->free_fibers = f->sp;
+    free(f);
+  }
+  t->nfree = 0;
+  kiln__stack_drain(t);
+  kiln__guard_thread_fini(t);
+}
+
+static void make_key(void) {
+  /* Without the key, pooled stacks outlive their thread: memory, not correctness. */
+  (void)pthread_key_create(&thread_key, thread_exit);
+}
+
+kiln__fiber_thread *kiln__fiber_thread_peek(void) { return tl_self; }
+
+kiln__fiber_thread *kiln__fiber_thread_self(void) {
+  kiln__fiber_thread *t = tl_self;
+  if (t) return t;
+  t = &tl_state;
+  t->main.thread = t;
+  t->main.is_main = true;
+  t->main.state = KILN__FIBER_STARTED;
+#ifdef KILN__FIBER_TSAN
+  t->main.tsan = __tsan_get_current_fiber();
+#endif
+  t->current = &t->main;
+  pthread_once(&thread_key_once, make_key);
+  (void)pthread_setspecific(thread_key, t);
+  tl_self = t;
+  return t;
+}
+
+/* Fiber records are recycled per thread like their stacks: a create/destroy loop then does no
+ * malloc, and the memory it uses stays flat (under ASan too, whose quarantine would otherwise
+ * hold every freed record). */
+static kiln_fiber *fiber_alloc(kiln__fiber_thread *t) {
+  kiln_fiber *f = t->free_fibers;
+  if (!f) return calloc(1, sizeof *f);
+  UNPOISON(f, sizeof *f);
+  t->free_fibers = f->sp;
+  t->nfree--;
+  memset(f, 0, sizeof *f);
+  return f;
+}
+
+static void fiber_free(kiln_fiber *f) {
+  kiln__fiber_thread *t = f->thread;
+  if (t->nfree == KILN__FIBER_FREE_MAX) {
+    free(f);
+    return;
+  }
+  f->sp = t->free_fibers;
+  t->free_fibers = f;
+  t->nfree++;
+  /* The link (sp, the first field) stays readable: LeakSanitizer does not follow pointers kept
+   * in poisoned memory, and would report the rest of the list as leaked. */
+  POISON((char *)f + sizeof f->sp, sizeof *f - sizeof f->sp);
+}
+
+static void ref(kiln_fiber *f) {
+  if (!f->is_main) f->refs++;
+}
+
+static void unref(kiln_fiber *f) {
+  while (f && !f->is_main && --f->refs == 0) {
+    assert(f->released && f->state == KILN__FIBER_DEAD && !f->stack.map);
+    kiln_fiber *parent = f->parent;
+    fiber_free(f);
+    f = parent;
+  }
+}
+
+/* A dead fiber's stack, once nothing runs on it. */
+static void retire(kiln__fiber_thread *t, kiln_fiber *f, bool abandoned) {
+  kiln__stack_put(t, &f->stack, abandoned);
+#ifdef KILN__FIBER_TSAN
+  /* Not kept for reuse with the record: the frames a fiber never leaves (kiln__fiber_main, the
+   * final switch) stay on its TSan fiber's shadow call stack, which would overflow. */
+  if (f->tsan) __tsan_destroy_fiber(f->tsan);
+  f->tsan = NULL;
+#endif
+}
+
+/* Runs on the fiber that resumes, first thing after a swap; from is the fiber that left. */
+static void after_swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *from) {
+#ifdef KILN__FIBER_ASAN
+  __sanitizer_finish_switch_fiber(self->asan_fake, &from->asan_bottom, &from->asan_size);
+#else
+  (void)self;
+#endif
+  if (from->state == KILN__FIBER_DEAD) retire(t, from, false);
+}
+
+/* Leaves self for target (started or not, alive); returns when someone switches back. */
+static void swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *target, bool dying) {
+  if (target->state == KILN__FIBER_UNSTARTED) target->state = KILN__FIBER_STARTED;
+  t->current = target;
+#ifdef KILN__FIBER_ASAN
+  __sanitizer_start_switch_fiber(dying ? NULL : &self->asan_fake, target->asan_bottom,
+                                 target->asan_size);
+#else
+  (void)dying;
+#endif
+#ifdef KILN__FIBER_TSAN
+  __tsan_switch_to_fiber(target->tsan, 0);
+#endif
+  kiln_fiber *from = kiln__fiber_swap(&self->sp, target->sp, self);
+  after_swap(t, self, from);
+}
+
+/* Where a switch to f with code lands: f itself if alive, else its nearest live ancestor. An
+ * error reaching a fiber that has not started kills it unrun and goes on up (greenlet's throw
+ * into an unstarted greenlet). */
+static kiln_fiber *landing(kiln__fiber_thread *t, kiln_fiber *f, int code) {
+  for (;;) {
+    if (f->state == KILN__FIBER_UNSTARTED && code < 0) {
+      f->state = KILN__FIBER_DEAD;
+      retire(t, f, false);
+    }
+    if (f->state != KILN__FIBER_DEAD) return f;
+    f = f->parent; /* a main fiber never dies, so this ends */
+  }
+}
+
+/* The switch or throw of the current fiber to f. */
+static int transfer(kiln_fiber *f, void *value, int code, void **value_out) {
+  if (value_out) *value_out = NULL;
+  kiln__fiber_thread *t = kiln__fiber_thread_self();
+  assert(f);
+  if (f->thread != t) return KILN_ESTATE; /* greenlet: "cannot switch to a different thread" */
+  kiln_fiber *self = t->current;
+  kiln_fiber *target = landing(t, f, code);
+  if (target != self) {
+    t->value = value;
+    t->code = code;
+    swap(t, self, target, false);
+    value = t->value;
+    code = t->code;
+  }
+  if (code < 0) return code;
+  if (value_out) *value_out = value;
+  return 0;
+}
+
+int kiln_fiber_switch(kiln_fiber *f, void *value, void **value_out) {
+  return transfer(f, value, 0, value_out);
+}
+
+int kiln_fiber_throw(kiln_fiber *f, int code, void **value_out) {
+  if (value_out) *value_out = NULL;
+  if (code >= 0) return KILN_EINVAL;
+  return transfer(f, NULL, code, value_out);
+}
+
+/* A fiber's life, entered from kiln__fiber_trampoline on its own stack by the first switch. */
+_Noreturn void kiln__fiber_main(void *transfer_arg) {
+  kiln__fiber_thread *t = kiln__fiber_thread_peek();
+  kiln_fiber *self = t->current;
+  after_swap(t, self, transfer_arg);
+  void *result = NULL;
+  int rc = self->fn(self->arg, t->value, &result);
+  assert(rc <= 0);
+  self->state = KILN__FIBER_DEAD;
+  t->value = rc < 0 ? NULL : result;
+  t->code = rc;
+  swap(t, self, landing(t, self->parent, rc), true);
+  abort(); /* unreachable: nothing switches to a dead fiber */
+}
+
+int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber *parent,
+                      kiln_fiber **out) {
+  *out = NULL;
+  if (!fn) return KILN_EINVAL;
+  kiln__fiber_thread *t = kiln__fiber_thread_self();
+  if (!parent) parent = t->current;
+  if (parent->thread != t) return KILN_ESTATE;
+  if (stack_size == 0) stack_size = KILN_FIBER_STACK_DEFAULT;
+  if (stack_size < MIN_STACK) stack_size = MIN_STACK;
+  if (stack_size > SIZE_MAX / 2) return KILN_EINVAL;
+  kiln_fiber *f = fiber_alloc(t);
+  if (!f) return KILN_ENOMEM;
+  f->thread = t;
+  int rc = kiln__stack_get(t, stack_size, &f->stack);
+  if (rc < 0) {
+    fiber_free(f);
+    return rc;
+  }
+#ifdef KILN__FIBER_TSAN
+  f->tsan = __tsan_create_fiber(0);
+#endif
+  kiln__guard_thread_init(t);
+  size_t page = kiln__page_size();
+  f->stack_size = f->stack.map_size - page;
+  f->fn = fn;
+  f->arg = arg;
+  f->refs = 1;
+  f->parent = parent;
+  ref(parent);
+  f->sp = kiln__fiber_init_stack(f->stack.map + f->stack.map_size);
+#ifdef KILN__FIBER_ASAN
+  f->asan_bottom = f->stack.map + page;
+  f->asan_size = f->stack_size;
+#endif
+  *out = f;
+  return 0;
+}
+
+static bool is_ancestor(const kiln_fiber *a, const kiln_fiber *f) {
+  for (; f; f = f->parent)
+    if (f == a) return true;
+  return false;
+}
+
+void kiln_fiber_destroy(kiln_fiber *f) {
+  if (!f) return;
+  kiln__fiber_thread *t = kiln__fiber_thread_self();
+  assert(f->thread == t && !f->is_main && f != t->current && !f->released);
+  if (f->state == KILN__FIBER_STARTED) {
+    /* greenlet's collection of a suspended greenlet: unwind it with an error, and come back. */
+    if (!is_ancestor(f, t->current)) kiln_fiber_set_parent(f, t->current);
+    (void)kiln_fiber_throw(f, KILN_ECANCELLED, NULL);
+    if (f->state != KILN__FIBER_DEAD) {
+      f->state = KILN__FIBER_DEAD;
+      retire(t, f, true);
+    }
+  } else if (f->state == KILN__FIBER_UNSTARTED) {
+    f->state = KILN__FIBER_DEAD;
+    retire(t, f, false);
+  }
+  f->released = true;
+  unref(f);
+}
+
+kiln_fiber *kiln_fiber_current(void) { return kiln__fiber_thread_self()->current; }
+
+kiln_fiber *kiln_fiber_parent(const kiln_fiber *f) { return f->parent; }
+
+int kiln_fiber_set_parent(kiln_fiber *f, kiln_fiber *parent) {
+  kiln__fiber_thread *t = kiln__fiber_thread_self();
+  if (!f || !parent || f->is_main) return KILN_EINVAL;
+  if (f->thread != t || parent->thread != t) return KILN_ESTATE;
+  if (is_ancestor(f, parent)) return KILN_EINVAL; /* greenlet: "cyclic parent chain" */
+  ref(parent);
+  kiln_fiber *old = f->parent;
+  f->parent = parent;
+  unref(old);
+  return 0;
+}
+
+bool kiln_fiber_dead(const kiln_fiber *f) { return f->state == KILN__FIBER_DEAD; }
+
+bool kiln_fiber_started(const kiln_fiber *f) { return f->state != KILN__FIBER_UNSTARTED; }
+
+bool kiln_fiber_is_main(const kiln_fiber *f) { return f->is_main; }
+
+size_t kiln_fiber_stack_size(const kiln_fiber *f) { return f->stack_size; }
