@@ -20,7 +20,20 @@ has() { grep -q -E -- "$2" "$1" || fail "$1 lacks /$2/"; }
 
 GPUKIT_XZ=0 GPUKIT_SUITES=gpu bash "$src/tools/bench/gpu_kit.sh" pack --build "$build" --kit "$kit" || { echo "FAIL: pack"; exit 1; }
 [ -f "$kit/kit.tar" ] || fail "no kit.tar"
-OUT=$out bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
+# Two NVIDIA-named ICD files in a folder searched first: a broken one (tried first, it sorts
+# first) and one naming lavapipe, which the gate must then pick and the later steps use.
+lvp=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ICD"]["library_path"])' \
+      /usr/share/vulkan/icd.d/lvp_icd.x86_64.json 2>/dev/null)
+icd=""
+if [ -n "$lvp" ]; then
+  mkdir -p "$work/icd"
+  printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
+    "$work/icd/libnot_there.so" >"$work/icd/nvidia_icd.0broken.json"
+  printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
+    "$lvp" >"$work/icd/nvidia_icd.json"
+  icd=$work/icd
+fi
+OUT=$out GPUKIT_ICD_DIRS=$icd bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
 rc=$?
 [ $rc = 0 ] || fail "run --dry exited $rc"
 
@@ -56,6 +69,11 @@ has "$out/gate.log" '^kiln devices: exit 0'
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["devices"]; sys.exit(not d)' "$out/devices.json" ||
   fail "devices.json: no device list"
 has "$out/report.txt" '^gate: device [0-9]+: .*'
+if [ -n "$icd" ]; then
+  has "$out/gate.log" "^== ICD files found: $work/icd/nvidia_icd.0broken.json:$work/icd/nvidia_icd.json\$"
+  has "$out/gate.log" "kiln devices --json, VK_DRIVER_FILES=$work/icd/nvidia_icd.0broken.json\$"
+  has "$out/report.txt" "^gate: device [0-9]+: .* \(VK_DRIVER_FILES=$work/icd/nvidia_icd.json\)\$"
+fi
 has "$out/report.txt" '^gate: device [0-9]+ rendered a frame'
 
 # every step's status

@@ -36,6 +36,7 @@
 #   GPUKIT_CORNELL   "SIZE SPP" of the Cornell check (default "256 1024" ["32 64"])
 #   GPUKIT_BATCHES   SIZE:SPP of each steady-state batch (default "64:8 256:16 512:4" ["32:1"])
 #   GPUKIT_BATCH_S   seconds each batch should last (default 15 [1])
+#   GPUKIT_ICD_DIRS  more folders to search for nvidia_icd*.json, first (space-separated)
 #   GPUKIT_XZ=0      pack: a plain tar (kit.tar) instead of xz, for a quick local pack
 #   GPUKIT_SUITES    pack: the test suites whose programs are packed (default "gpu render job cli")
 #
@@ -227,7 +228,7 @@ find_driver() {
     d=$(dirname "$f")
     case " ${dirs[*]} " in *" $d "*) ;; *) dirs+=("$d") ;; esac
   done < <(find /usr/lib /usr/lib64 /usr/local /lib /opt -maxdepth 5 -name 'libGLX_nvidia.so*' 2>/dev/null | sort -u)
-  local search=("${icd_dirs[@]}")
+  local search=(${GPUKIT_ICD_DIRS:-} "${icd_dirs[@]}")
   for d in "${dirs[@]}"; do search+=("$d" "$d/../share/vulkan/icd.d" "$d/../../share/vulkan/icd.d"); done
   while read -r f; do
     case " ${icds[*]} " in *" $f "*) ;; *) icds+=("$f") ;; esac
@@ -237,33 +238,10 @@ find_driver() {
   icd_files=$(IFS=:; echo "${icds[*]}")
 }
 
-gate() {
-  local want=$1
-  {
-    echo "== driver"
-    if command -v nvidia-smi >/dev/null; then
-      nvidia-smi 2>&1
-      nvidia-smi --query-gpu=name,driver_version,memory.total,pci.bus_id --format=csv 2>&1
-    else
-      echo "no nvidia-smi on this machine"
-    fi
-    echo "== driver library folders searched (LD_LIBRARY_PATH): $LD_LIBRARY_PATH"
-    echo "== ICD files found: ${icd_files:-none}"
-    local f
-    for f in ${icd_files//:/ }; do echo "--- $f"; cat "$f"; done
-    echo "== other Vulkan ICD files present"
-    ls -l $icd_dirs_list 2>/dev/null
-    echo "== vulkaninfo --summary"
-    timeout 30 "$X/bin/vulkaninfo" --summary 2>&1
-    echo "== the loader's log: VK_LOADER_DEBUG=error,warn,driver kiln devices --json"
-    VK_LOADER_DEBUG=error,warn,driver timeout 30 "$kiln" devices --json 2>&1 >"$out/devices.json"
-    echo "kiln devices: exit $?"
-  } >"$out/gate.log" 2>&1
-  cat "$out/gate.log"
-  echo "== kiln devices --json"
-  cat "$out/devices.json"
-  # the first usable, visible device of the wanted type(s)
-  pick=$(python3 - "$out/devices.json" "$want" <<'EOF'
+# The first usable, visible device of the wanted types (comma-separated) in kiln devices --json's
+# file $1: "NUMBER<tab>NAME", or a message on stderr and status 1.
+pick_device() {
+  python3 - "$1" "$2" <<'EOF'
 import json, sys
 try:
     devs = json.load(open(sys.argv[1]))["devices"]
@@ -278,14 +256,63 @@ else:
     sys.exit("no usable %s device among %d: %s" % (sys.argv[2], len(devs),
              "; ".join("%s (%s%s)" % (d["name"], d["type"], "" if d.get("usable") else ", unusable: " + d.get("unusable_reason", "")) for d in devs)))
 EOF
-  ) || return 1
+}
+
+# The hard gate: the driver, the ICD files, vulkaninfo, and the loader's own log while kiln lists
+# the devices, with each ICD file found on its own (two files naming one driver would show one GPU
+# twice), then with the loader's own search; the first that gives a usable device of the wanted
+# types must render a frame. Writes the device's number to $tmp/dev and the ICD file (- for the
+# loader's search) to $tmp/icd.
+gate() {
+  local want=$1 f
+  {
+    echo "== driver"
+    if command -v nvidia-smi >/dev/null; then
+      timeout 30 nvidia-smi 2>&1
+      timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,pci.bus_id --format=csv 2>&1
+    else
+      echo "no nvidia-smi on this machine"
+    fi
+    echo "== driver library folders searched (LD_LIBRARY_PATH): $LD_LIBRARY_PATH"
+    echo "== ICD files found: ${icd_files:-none}"
+    for f in ${icd_files//:/ }; do echo "--- $f"; cat "$f"; done
+    echo "== Vulkan ICD files present"
+    ls -l $icd_dirs_list 2>/dev/null
+    echo "== vulkaninfo --summary${icd_files:+ (VK_DRIVER_FILES=$icd_files)}"
+    if [ -n "$icd_files" ]; then
+      VK_DRIVER_FILES=$icd_files timeout 30 "$X/bin/vulkaninfo" --summary 2>&1
+    else
+      timeout 30 "$X/bin/vulkaninfo" --summary 2>&1
+    fi
+  } 2>&1 | tee "$out/gate.log"
+  local pick="" why
+  for f in ${icd_files//:/ } -; do
+    {
+      echo "== the loader's log: VK_LOADER_DEBUG=error,warn,driver kiln devices --json, VK_DRIVER_FILES=${f/#-/unset: the loader searches}"
+      if [ "$f" = - ]; then
+        VK_LOADER_DEBUG=error,warn,driver timeout 30 env -u VK_DRIVER_FILES -u VK_ICD_FILENAMES \
+          "$kiln" devices --json 2>&1 >"$out/devices.json"
+      else
+        VK_LOADER_DEBUG=error,warn,driver VK_DRIVER_FILES=$f VK_ICD_FILENAMES=$f timeout 30 \
+          "$kiln" devices --json 2>&1 >"$out/devices.json"
+      fi
+      echo "kiln devices: exit $?"
+    } 2>&1 | tee -a "$out/gate.log"
+    echo "== kiln devices --json"
+    cat "$out/devices.json"
+    why=$(pick_device "$out/devices.json" "$want" 2>&1) && { pick=$why; break; }
+    echo "gate: $why"
+  done
+  [ -n "$pick" ] || return 1
   local dev=${pick%%$'\t'*}
-  echo "gate: device $dev: ${pick#*$'\t'}"
+  echo "gate: device $dev: ${pick#*$'\t'} (VK_DRIVER_FILES=${f/#-/unset})"
+  if [ "$f" = - ]; then unset VK_DRIVER_FILES VK_ICD_FILENAMES; else export VK_DRIVER_FILES=$f VK_ICD_FILENAMES=$f; fi
   # it opens and renders: one small frame
   "$kiln" render examples/cornell/orbit.json --device "$dev" --frames 0:0 --size 32x32 --spp 1 \
     --passes color -o "$tmp/gate" --overwrite --quiet || { echo "gate: device $dev does not render"; return 1; }
   echo "gate: device $dev rendered a frame"
   echo "$dev" >"$tmp/dev"
+  echo "$f" >"$tmp/icd"
 }
 
 # The Cornell box at SIZE, SPP twice (seeds 11, 12) as float NPY; each channel's mean of the two
@@ -464,23 +491,24 @@ run_steps() {
   [ -d /usr/local/nvidia/bin ] && export PATH=$PATH:/usr/local/nvidia/bin  # nvidia-smi in containers
   export LD_LIBRARY_PATH=$driver_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export VK_ADD_LAYER_PATH=$X/lib/layers
-  if [ -n "$icd_files" ]; then
-    export VK_DRIVER_FILES=$icd_files VK_ICD_FILENAMES=$icd_files
-  fi
   "$kiln" --version
   # what the steps (run by timeout in their own shell) need
   icd_dirs_list="${icd_dirs[*]}"
   export root K X out tmp kiln ctest dry icd_files icd_dirs_list
-  export -f now gate cornell tests limits batch
+  export -f now pick_device gate cornell tests limits batch
 
   # the gate: nothing else is worth the time without a device that renders
   local want=discrete
   [ -n "$dry" ] && want=discrete,cpu
   if ! step gate 90 gate "$want"; then
     echo "GATE FAILED: no usable $want device rendered (driver, ICDs and the loader's log above and in gate.log)"
+    cat "$out/steps.tsv"
     return 3
   fi
   dev=$(cat "$tmp/dev")
+  local icd
+  icd=$(cat "$tmp/icd")
+  [ "$icd" = - ] || export VK_DRIVER_FILES=$icd VK_ICD_FILENAMES=$icd
   export dev
 
   local c=${GPUKIT_CORNELL:-$([ -n "$dry" ] && echo "32 64" || echo "256 1024")}
@@ -515,8 +543,13 @@ run_steps() {
   return $failed
 }
 
-case ${1:-} in
-  pack) shift; pack "$@" ;;
-  run) shift; run "$@" ;;
-  *) echo "usage: tools/bench/gpu_kit.sh pack [--build DIR] [--kit DIR] | run [--dry] [--kit DIR]" >&2; exit 2 ;;
-esac
+main() {
+  case ${1:-} in
+    pack) shift; pack "$@" ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: tools/bench/gpu_kit.sh pack [--build DIR] [--kit DIR] | run [--dry] [--kit DIR]" >&2; return 2 ;;
+  esac
+}
+# one line: bash reads a script as it runs, so nothing after it is read once main has started
+# (an edit to this file during a long pack cannot change what runs)
+main "$@"; exit $?
