@@ -33,7 +33,7 @@ if [ -n "$lvp" ]; then
     "$lvp" >"$work/icd/nvidia_icd.json"
   icd=$work/icd
 fi
-OUT=$out GPUKIT_ICD_DIRS=$icd bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
+OUT=$out GPUKIT_ICD_DIRS=$icd GPUKIT_KEEP=1 bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
 rc=$?
 [ $rc = 0 ] || fail "run --dry exited $rc"
 
@@ -100,6 +100,7 @@ has "$work/gpu.txt" '^GATE FAILED'
 has "$work/out-gpu/gate.log" 'VK_LOADER_DEBUG=error,warn,driver'
 has "$work/out-gpu/steps.tsv" $'^gate\tfail'
 [ ! -e "$work/out-gpu/tests.log" ] || fail "the tests ran after a failed gate"
+[ ! -e "$kit/x" ] || fail "the unpacked kit is left after a run without GPUKIT_KEEP"
 
 [ $fails = 0 ] && echo "gpukit: all checks passed" || echo "gpukit: $fails check(s) failed"
 exit $((fails > 0))

@@ -23,19 +23,21 @@
 #         util.csv     nvidia-smi's GPU utilisation every 200 ms during each batch (GPU only)
 #       Steps: gate (hard: with no discrete device that opens, the run stops there, exit 3;
 #       --dry accepts the CPU device), cornell (the Cornell box against Blender's reference means,
-#       read from tests/render/test_render.c), tests (ctest, labels gpu, render, job, cli), limits
-#       (the device limits that choose where the shader keeps the scene), scene_memory
-#       (kiln-bench-render: the frame per scene-memory mode), batch_* (steady-state images/s from
-#       `kiln render --json`'s own timing, a batch sized by a first short batch to last
-#       GPUKIT_BATCH_S seconds), bench_gpu (dispatch latency). Exit 0 when every step that ran
-#       passed, 1 when one failed, 3 when the gate stopped the run.
+#       read from tests/render/test_render.c), limits (the device limits that choose where the
+#       shader keeps the scene), scene_memory (kiln-bench-render: the frame per scene-memory
+#       mode), batch_* (steady-state images/s from `kiln render --json`'s own timing, a batch
+#       sized by a first short batch to last GPUKIT_BATCH_S seconds), bench_gpu (dispatch
+#       latency), tests (ctest, labels gpu, render, job, cli; last, with what the budget has
+#       left). Exit 0 when every step that ran passed, 1 when one failed, 3 when the gate stopped
+#       the run.
 #
 # Knobs (environment; --dry sets the small values in brackets unless they are set):
 #   GPUKIT_BUDGET    seconds for the whole run, steps cut to fit (default 285 [120])
 #   GPUKIT_TESTS     ctest -R regex of the tests to run (default all of the labels [gpu.cli_devices$])
 #   GPUKIT_CORNELL   "SIZE SPP" of the Cornell check (default "256 1024" ["32 64"])
 #   GPUKIT_BATCHES   SIZE:SPP of each steady-state batch (default "64:8 256:16 512:4" ["32:1"])
-#   GPUKIT_BATCH_S   seconds each batch should last (default 15 [1])
+#   GPUKIT_BATCH_S   seconds each batch should last (default 12 [1])
+#   GPUKIT_KEEP=1    keep the unpacked kit (KIT/x) after the run
 #   GPUKIT_ICD_DIRS  more folders to search for nvidia_icd*.json, first (space-separated)
 #   GPUKIT_XZ=0      pack: a plain tar (kit.tar) instead of xz, for a quick local pack
 #   GPUKIT_SUITES    pack: the test suites whose programs are packed (default "gpu render job cli")
@@ -44,8 +46,8 @@
 # packed programs the kit's. `run` makes all three resolve on the other machine through links
 # (the checkout's path to this copy, the kit's path to KIT, the build's path to the unpacked
 # build), and runs ctest on the unpacked copies. The device call, from the repository root
-# (.gpukit is ignored, so carry it):
-#   run(command="tools/bench/gpu_kit.sh run", carry=[".gpukit"], timeout_s=420)
+# (.gpukit is ignored, so carry the kit; only the kit, not a dry run's leftovers):
+#   run(command="tools/bench/gpu_kit.sh run", carry=[".gpukit/kit.tar.xz"], timeout_s=420)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd -P)
 # the driver's own libraries that a bare image may lack, packed beside the loader
@@ -364,9 +366,10 @@ tests() {
   # anchored: -L is a regex, and gpukit (this kit's own test) would match gpu
   local sel=(-L '^(gpu|render|job|cli)$' -LE '^install$')
   [ -n "${GPUKIT_TESTS:-}" ] && sel+=(-R "$GPUKIT_TESTS")
-  local j=$(($(nproc) / 2))
+  # most of a test is the GPU's or waiting on it: more at once than half the cores
+  local j=$(($(nproc) * 3 / 4))
   [ $j -lt 1 ] && j=1
-  [ $j -gt 8 ] && j=8
+  [ $j -gt 12 ] && j=12
   (cd "$X/build" && "$ctest" "${sel[@]}" -j$j --output-on-failure --timeout 120) >"$out/tests.log" 2>&1
   local rc=$?
   grep -E 'tests passed|tests failed|\(Failed\)|\(Timeout\)|\*\*\*|Total Test time' "$out/tests.log"
@@ -482,7 +485,9 @@ run_steps() {
     { echo "gpu_kit: unpacking $tarball failed"; return 2; }
   link_paths "$(cat "$X/root")" "$(cat "$X/kit.path")" "$(cat "$X/build.path")" || return 2
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpukit.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
+  # the unpacked kit goes too (GPUKIT_KEEP=1 keeps it), so that carrying .gpukit again after a
+  # dry run here does not carry hundreds of MiB
+  if [ "${GPUKIT_KEEP:-0}" = 1 ]; then trap 'rm -rf "$tmp"' EXIT; else trap 'rm -rf "$tmp" "$X"' EXIT; fi
   kiln=$X/build/tools/kiln
   # the machine's own ctest (the GPU image has CMake; packing Debian's would add 40 MiB of its
   # libraries, ICU's data most of it)
@@ -513,10 +518,8 @@ run_steps() {
 
   local c=${GPUKIT_CORNELL:-$([ -n "$dry" ] && echo "32 64" || echo "256 1024")}
   step cornell 60 cornell $c
-  [ -n "$dry" ] && export GPUKIT_TESTS=${GPUKIT_TESTS-^gpu\.cli_devices$}
-  step tests 130 tests
   step limits 30 limits
-  local spp=256
+  local spp=1024  # frames long enough on a GPU that the submission's own cost is small
   [ -n "$dry" ] && spp=1
   if [ -x "$X/build/tools/bench/kiln-bench-render" ]; then
     # the frame per scene-memory mode; the CPU's BVH figures after it are not the GPU's
@@ -525,7 +528,7 @@ run_steps() {
   else
     record scene_memory "skipped: kiln-bench-render not in the kit" 0
   fi
-  local b s=${GPUKIT_BATCH_S:-$([ -n "$dry" ] && echo 1 || echo 15)}
+  local b s=${GPUKIT_BATCH_S:-$([ -n "$dry" ] && echo 1 || echo 12)}
   for b in ${GPUKIT_BATCHES:-$([ -n "$dry" ] && echo "32:1" || echo "64:8 256:16 512:4")}; do
     local size=${b%%:*} bspp=${b#*:}
     step "batch_${size}_${bspp}_short" 30 batch "$size" "$bspp" || continue
@@ -537,6 +540,9 @@ run_steps() {
   else
     record bench_gpu "skipped: kiln-bench-gpu not in the kit" 0
   fi
+  # last, with what the budget has left: ctest's log says how far it got if that is not enough
+  [ -n "$dry" ] && export GPUKIT_TESTS=${GPUKIT_TESTS-^gpu\.cli_devices$}
+  step tests 170 tests
   echo "== steps ($(elapsed "$t_start") s in all)"
   column -t -s $'\t' "$out/steps.tsv" 2>/dev/null || cat "$out/steps.tsv"
   [ $failed = 0 ] && echo "gpu_kit: every step passed" || echo "gpu_kit: some step failed"
