@@ -57,6 +57,12 @@ bad=$bad$("$x/lib/ld-linux-x86-64.so.2" --library-path "$x/lib" --list "$x/lib/l
           awk -v lib="$x/lib/" '/not found/ || ($2 == "=>" && index($3, lib) != 1)')
 [ -z "$bad" ] || fail "a packed library needs one that is not packed: $bad"
 
+# the runner for a machine without ctest, on the kit's copy of the build
+python3 "$src/tools/bench/gpu_kit_ctest.py" "$x/build" -L '^(gpu|render|job|cli)$' -LE '^install$' \
+  -R '^gpu\.cli_(devices|usage)$' -j 2 --output-on-failure --timeout 60 >"$work/pyctest.txt" 2>&1 ||
+  fail "gpu_kit_ctest.py: $(cat "$work/pyctest.txt")"
+has "$work/pyctest.txt" '^100% tests passed, 0 tests failed out of 2$'
+
 # the gate's diagnostics
 for f in report.txt steps.tsv gate.log devices.json tests.log; do [ -s "$out/$f" ] || fail "no $out/$f"; done
 has "$out/gate.log" '^== driver'
