@@ -20,20 +20,23 @@ has() { grep -q -E -- "$2" "$1" || fail "$1 lacks /$2/"; }
 
 GPUKIT_XZ=0 GPUKIT_SUITES=gpu bash "$src/tools/bench/gpu_kit.sh" pack --build "$build" --kit "$kit" || { echo "FAIL: pack"; exit 1; }
 [ -f "$kit/kit.tar" ] || fail "no kit.tar"
-# Two NVIDIA-named ICD files in a folder searched first: a broken one (tried first, it sorts
-# first) and one naming lavapipe, which the gate must then pick and the later steps use.
+# A driver laid out as NVIDIA's: lavapipe's library as libGLX_nvidia.so.0 in a folder no cache
+# knows, its nvidia_icd.json beside it naming it by file name only (so only the driver folders
+# the kit puts on the search path find it), and a broken nvidia_icd.json in a folder searched
+# first: the gate must try that one, then pick the driver and the later steps use it.
 lvp=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["ICD"]["library_path"])' \
       /usr/share/vulkan/icd.d/lvp_icd.x86_64.json 2>/dev/null)
-icd=""
-if [ -n "$lvp" ]; then
-  mkdir -p "$work/icd"
+icd="" drv=""
+if [ -f "$lvp" ]; then
+  mkdir -p "$work/broken-icd" "$work/drv"
+  cp "$lvp" "$work/drv/libGLX_nvidia.so.0"
   printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
-    "$work/icd/libnot_there.so" >"$work/icd/nvidia_icd.0broken.json"
+    libnot_there.so.0 >"$work/broken-icd/nvidia_icd.json"
   printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
-    "$lvp" >"$work/icd/nvidia_icd.json"
-  icd=$work/icd
+    libGLX_nvidia.so.0 >"$work/drv/nvidia_icd.json"
+  icd=$work/broken-icd drv=$work/drv
 fi
-OUT=$out GPUKIT_ICD_DIRS=$icd GPUKIT_KEEP=1 bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
+OUT=$out GPUKIT_ICD_DIRS=$icd GPUKIT_DRIVER_DIRS=$drv GPUKIT_KEEP=1 bash "$src/tools/bench/gpu_kit.sh" run --dry --kit "$kit"
 rc=$?
 [ $rc = 0 ] || fail "run --dry exited $rc"
 
@@ -76,9 +79,12 @@ python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["devices"]; sys.e
   fail "devices.json: no device list"
 has "$out/report.txt" '^gate: device [0-9]+: .*'
 if [ -n "$icd" ]; then
-  has "$out/gate.log" "^== ICD files found: $work/icd/nvidia_icd.0broken.json:$work/icd/nvidia_icd.json\$"
-  has "$out/gate.log" "kiln devices --json, VK_DRIVER_FILES=$work/icd/nvidia_icd.0broken.json\$"
-  has "$out/report.txt" "^gate: device [0-9]+: .* \(VK_DRIVER_FILES=$work/icd/nvidia_icd.json\)\$"
+  has "$out/gate.log" "^== driver library folders searched \(LD_LIBRARY_PATH\): $drv:"
+  has "$out/gate.log" "^== ICD files found: $icd/nvidia_icd.json:$drv/nvidia_icd.json\$"
+  has "$out/gate.log" "kiln devices --json, VK_DRIVER_FILES=$icd/nvidia_icd.json\$"
+  has "$out/report.txt" "^gate: device [0-9]+: .* \(VK_DRIVER_FILES=$drv/nvidia_icd.json\)\$"
+else
+  fail "no lavapipe library found through /usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
 fi
 has "$out/report.txt" '^gate: device [0-9]+ rendered a frame'
 

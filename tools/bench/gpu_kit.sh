@@ -40,6 +40,7 @@
 #   GPUKIT_CTEST=py  run the tests with tools/bench/gpu_kit_ctest.py even where ctest exists
 #   GPUKIT_KEEP=1    keep the unpacked kit (KIT/x) after the run
 #   GPUKIT_ICD_DIRS  more folders to search for nvidia_icd*.json, first (space-separated)
+#   GPUKIT_DRIVER_DIRS  more driver library folders, first (space-separated)
 #   GPUKIT_XZ=0      pack: a plain tar (kit.tar) instead of xz, for a quick local pack
 #   GPUKIT_SUITES    pack: the test suites whose programs are packed (default "gpu render job cli")
 #
@@ -100,7 +101,7 @@ pack() {
   local t
   for t in patchelf ldd strip tar ninja; do command -v $t >/dev/null || die "pack needs $t (tools/install-deps)"; done
   if [ -z "$build" ]; then
-    build=build-gpukit
+    build="build-gpukit"
     cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=ON >/dev/null ||
       die "configuring $build failed"
     # only what the kit holds: kiln, three benchmarks, the gpu/render/job/cli test programs
@@ -233,18 +234,20 @@ link_paths() {
 # The driver's library folders that exist, and the ICD files found, exported for the loader.
 find_driver() {
   local d dirs=() icds=() f
-  for d in "${driver_dirs[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in ${GPUKIT_DRIVER_DIRS:-} "${driver_dirs[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
   # wherever the driver's Vulkan library is, its folder too (and an ICD file beside it)
   while read -r f; do
     d=$(dirname "$f")
     case " ${dirs[*]} " in *" $d "*) ;; *) dirs+=("$d") ;; esac
   done < <(find /usr/lib /usr/lib64 /usr/local /lib /opt -maxdepth 5 -name 'libGLX_nvidia.so*' 2>/dev/null | sort -u)
-  local search=(${GPUKIT_ICD_DIRS:-} "${icd_dirs[@]}")
+  local search extra
+  read -r -a extra <<<"${GPUKIT_ICD_DIRS:-}"
+  search=("${extra[@]}" "${icd_dirs[@]}")
   for d in "${dirs[@]}"; do search+=("$d" "$d/../share/vulkan/icd.d" "$d/../../share/vulkan/icd.d"); done
   while read -r f; do
     case " ${icds[*]} " in *" $f "*) ;; *) icds+=("$f") ;; esac
-  done < <(for d in "${search[@]}"; do [ -d "$d" ] && find "$d" -maxdepth 2 -name 'nvidia_icd*.json' 2>/dev/null; done |
-           xargs -r readlink -f | sort -u)
+  done < <(for d in "${search[@]}"; do [ -d "$d" ] && find "$d" -maxdepth 2 -name 'nvidia_icd*.json' 2>/dev/null | sort; done |
+           xargs -r readlink -f | awk '!seen[$0]++')  # in the order searched, each once
   driver_path=$(IFS=:; echo "${dirs[*]}")
   icd_files=$(IFS=:; echo "${icds[*]}")
 }
@@ -256,8 +259,8 @@ pick_device() {
 import json, sys
 try:
     devs = json.load(open(sys.argv[1]))["devices"]
-except Exception as e:
-    sys.exit("no device list: %s" % e)
+except (OSError, ValueError, KeyError) as e:
+    sys.exit("kiln devices gave no device list (%s): the loader's log above says why" % e)
 for d in devs:
     if d["type"] in sys.argv[2].split(",") and d.get("usable") and d.get("visible", True):
         # --device counts in the visibility variable's numbering when one restricts it
@@ -370,11 +373,12 @@ EOF
 }
 
 tests() {
+  local runner=("$ctest")
   if [ -n "$ctest" ]; then
     "$ctest" --version | head -1
   else
     echo "no ctest on this machine: tools/bench/gpu_kit_ctest.py runs the tests"
-    ctest=("python3" "$root/tools/bench/gpu_kit_ctest.py" .)
+    runner=(python3 "$root/tools/bench/gpu_kit_ctest.py" .)
   fi
   # anchored: -L is a regex, and gpukit (this kit's own test) would match gpu
   local sel=(-L '^(gpu|render|job|cli)$' -LE '^install$')
@@ -383,7 +387,7 @@ tests() {
   local j=$(($(nproc) * 3 / 4))
   [ $j -lt 1 ] && j=1
   [ $j -gt 12 ] && j=12
-  (cd "$X/build" && "${ctest[@]}" "${sel[@]}" -j $j --output-on-failure --timeout 120) >"$out/tests.log" 2>&1
+  (cd "$X/build" && "${runner[@]}" "${sel[@]}" -j $j --output-on-failure --timeout 120) >"$out/tests.log" 2>&1
   local rc=$?
   grep -E 'tests passed|tests failed|\(Failed\)|\(Timeout\)|\*\*\*|Total Test time' "$out/tests.log"
   echo "(the whole log: tests.log)"
@@ -412,7 +416,7 @@ batch() {
   printf '{"scene": "%s/examples/cornell/scene.json", "width": %d, "height": %d, "spp": %d,
 "output": "{frame:06d}.{ext}", "animation": {"frames": %d, "camera": {"orbit": {"center": [0.278, 0.273, 0.2796],
 "axis": [0, 1, 0], "start_angle": 165, "degrees": 30, "vfov": 42}}}}\n' "$root" "$size" "$size" "$spp" "$n" >"$tmp/$name.json"
-  rm -rf "$tmp/$name"
+  rm -rf "${tmp:?}/$name"
   local smi=""
   if command -v nvidia-smi >/dev/null; then
     echo "# $name, $n frames" >>"$out/util.csv"
