@@ -55,10 +55,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd -P)
 # the driver's own libraries that a bare image may lack, packed beside the loader
 nvidia_deps=(libGLdispatch.so.0 libX11.so.6 libXext.so.6 libxcb.so.1 libXau.so.6 libXdmcp.so.6
              libbsd.so.0 libmd.so.0)
-# where drivers' libraries live on the usual images (containers mount them under /usr/local/nvidia)
+# Where drivers' libraries live on the usual images (containers mount them under
+# /usr/local/nvidia), beside the system's own folders, which the dynamic linker searches anyway
+# and which stay off LD_LIBRARY_PATH: there they would come before other programs' RUNPATH (a
+# Python of its own finding the system's libpython).
 driver_dirs=(/usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu/nvidia/current
-             /usr/lib/x86_64-linux-gnu/nvidia /usr/lib64/nvidia /usr/lib/nvidia /usr/lib64
-             /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu)
+             /usr/lib/x86_64-linux-gnu/nvidia /usr/lib64/nvidia /usr/lib/nvidia /usr/lib64)
+system_dirs=" /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib /lib "
 icd_dirs=(/usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d
           /usr/local/nvidia/share/vulkan/icd.d /usr/local/nvidia/icd.d /usr/local/nvidia/etc/vulkan/icd.d
           /usr/share/nvidia /etc/nvidia)
@@ -238,7 +241,7 @@ find_driver() {
   # wherever the driver's Vulkan library is, its folder too (and an ICD file beside it)
   while read -r f; do
     d=$(dirname "$f")
-    case " ${dirs[*]} " in *" $d "*) ;; *) dirs+=("$d") ;; esac
+    case " ${dirs[*]} $system_dirs" in *" $d "*) ;; *) dirs+=("$d") ;; esac
   done < <(find /usr/lib /usr/lib64 /usr/local /lib /opt -maxdepth 5 -name 'libGLX_nvidia.so*' 2>/dev/null | sort -u)
   local search extra
   read -r -a extra <<<"${GPUKIT_ICD_DIRS:-}"
