@@ -28,8 +28,8 @@
 #       mode), batch_* (steady-state images/s from `kiln render --json`'s own timing, a batch
 #       sized by a first short batch to last GPUKIT_BATCH_S seconds), bench_gpu (dispatch
 #       latency), tests (ctest, labels gpu, render, job, cli; last, with what the budget has
-#       left). Exit 0 when every step that ran passed, 1 when one failed, 3 when the gate stopped
-#       the run.
+#       left). Exit 0 when every step that ran passed, 1 when one failed or timed out, 2 when
+#       there is no kit or it does not unpack, 3 when the gate stopped the run.
 #
 # Knobs (environment; --dry sets the small values in brackets unless they are set):
 #   GPUKIT_BUDGET    seconds for the whole run, steps cut to fit (default 285 [120])
