@@ -7,7 +7,7 @@
 #   - the gate printed its diagnostics (driver, ICDs, vulkaninfo, the loader's log, kiln devices
 #     --json) and accepted the CPU device only because of --dry;
 #   - every step recorded a status, and the gate, the Cornell check, the tests and the batches passed.
-# Leaves its files in BUILD/tests/gpukit/work (removed first).
+# Leaves its reports in BUILD/tests/gpukit/work (removed first), and the kit too if a check failed.
 set -uo pipefail
 build=$1 src=$2
 work=$build/tests/gpukit/work
@@ -114,5 +114,7 @@ has "$work/out-gpu/steps.tsv" $'^gate\tfail'
 [ ! -e "$work/out-gpu/tests.log" ] || fail "the tests ran after a failed gate"
 [ ! -e "$kit/x" ] || fail "the unpacked kit is left after a run without GPUKIT_KEEP"
 
+# the kit is 80 MiB: kept only when a check failed, beside the reports
+[ $fails = 0 ] && rm -rf "$kit" "$work/drv" "$work/cache"
 [ $fails = 0 ] && echo "gpukit: all checks passed" || echo "gpukit: $fails check(s) failed"
 exit $((fails > 0))
