@@ -112,7 +112,7 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
       if (direct_light(m, alb, p, n, ns, wo, beta, sobol2(dim_light(depth)), c)) L += c;
     }
     vec3 wi;
-    if (!bsdf_sample(m, alb, front, s.p, n, ns, wo, sobol2(dim_bsdf(depth)), p, beta, wi, prev_pdf))
+    if (!bsdf_sample(m, alb, front, depth == 0u, s.p, n, ns, wo, sobol2(dim_bsdf(depth)), p, beta, wi, prev_pdf))
       break;
     if (depth >= 3u) {  // Russian roulette
       float q = min(max(beta.x, max(beta.y, beta.z)), 0.95);
