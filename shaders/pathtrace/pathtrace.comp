@@ -17,9 +17,9 @@
 // tests use the geometric normal. Light sampling and BSDF sampling are combined by the power
 // heuristic; Russian roulette from the 4th vertex (survival min(max beta, 0.95), or Cycles'
 // min(sqrt(max beta), 1) once the path has passed a smooth dielectric). max_bounces has Cycles'
-// meaning: the emitters
-// seen or sampled from vertex max_bounces are the last contribution. Samples are added to the
-// accumulator one at a time in sample order, so tiles and passes do not change the image.
+// meaning: the emitters seen or sampled from vertex max_bounces are the last contribution.
+// Samples are added to the accumulator one at a time in sample order, so tiles and passes do
+// not change the image.
 // Costs on lavapipe (Mesa 22), the CPU device, shape what follows: each storage-buffer load is a
 // loop over the 8 SIMD lanes, and both sides of every branch run under a mask (docs/PERFORMANCE.md).
 layout(local_size_x = 8, local_size_y = 8) in;
