@@ -260,6 +260,7 @@ TEST(dielectric_reflection_noise) {
   kiln__scene s = base_scene();
   s.camera.vfov_deg = 20;
   s.settings.spp = 16;
+  s.env.color[0] = s.env.color[1] = s.env.color[2] = 1;
   add_material(&s,
                (kiln__material){.type = KILN__MAT_DIELECTRIC, .albedo = {1, 1, 1}, .ior = 1.5f});
   add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0, 0, 0}});
