@@ -81,9 +81,10 @@ static void sphere_stats(const kiln_image *img, uint32_t id, double *mean, doubl
  * The conductor's every sample is <= 1 (single scattering off a convex object: weight F G2/G1).
  * The dielectric is a white furnace: a smooth clear sphere absorbs nothing, and with Cycles'
  * convention (no 1/eta^2 on refraction, see test_shading.c's dielectric_interface) every path
- * that leaves it carries exactly 1, so the mean is 1 within 4 standard errors, both ways (the only
- * variance is Russian roulette's; a path cut by max_bounces inside the glass is far rarer than
- * the tolerance). */
+ * that leaves it carries 1 times the weight of its choice at the camera ray's hit (F / p or
+ * (1 - F) / (1 - p), p the defensive probability of reflecting), so the mean is 1 within 4
+ * standard errors, both ways (the variance is that weight's and Russian roulette's; a path cut
+ * by max_bounces inside the glass is far rarer than the tolerance). */
 TEST(energy_conservation) {
   kiln__scene s = base_scene();
   add_material(
