@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -45,8 +46,39 @@ int kiln__mon_init(kiln__mon *m) {
   return rc == 0 ? 0 : KILN_EIO;
 }
 
+static atomic_int g_ncpu; /* online CPUs, 0 until first asked */
+
+/* Whether spinning can help: not on a single CPU, where the holder or the peer cannot run while
+ * this thread spins. */
+static bool may_spin(void) {
+  /* relaxed: every thread computes the same value; a race only repeats the sysconf */
+  int ncpu = atomic_load_explicit(&g_ncpu, memory_order_relaxed);
+  if (ncpu == 0) {
+    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    atomic_store_explicit(&g_ncpu, ncpu > 0 ? ncpu : 1, memory_order_relaxed);
+  }
+  return ncpu > 1;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 void kiln__mon_lock(kiln__mon *m) {
-  int rc = pthread_mutex_lock(&m->mu);
+  /* The monitor is held for a few stores at a time: a short spin on trylock usually gets it
+   * without the futex sleep and wake-up a contended robust mutex costs both sides. */
+  int rc = pthread_mutex_trylock(&m->mu);
+  if (rc == EBUSY && may_spin()) {
+    for (int i = 0; i < 200 && rc == EBUSY; i++) {
+      cpu_relax();
+      rc = pthread_mutex_trylock(&m->mu);
+    }
+  }
+  if (rc == EBUSY) rc = pthread_mutex_lock(&m->mu);
   /* A process died inside a critical section. Those only store whole fields, so the state is
    * usable as it is; the object's own rules (dead holder of a lock) report what matters. */
   if (rc == EOWNERDEAD) pthread_mutex_consistent(&m->mu);
@@ -61,27 +93,10 @@ static long futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timesp
 
 /* Before sleeping, watches seq for a while: a queue's peer usually answers within that (a 64 KiB
  * message is a few microseconds of copying on each side), and a wake caught here costs neither side
- * a system call or a context switch. Not on a single CPU, where the peer cannot run while this
- * thread spins. */
-static atomic_int g_ncpu; /* online CPUs, 0 until first asked */
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
+ * a system call or a context switch. */
 static bool spin_for_wake(kiln__mon *m, uint32_t seen, double until) {
   static const double SPIN = 50e-6;
-  /* relaxed: every thread computes the same value; a race only repeats the sysconf */
-  int ncpu = atomic_load_explicit(&g_ncpu, memory_order_relaxed);
-  if (ncpu == 0) {
-    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    atomic_store_explicit(&g_ncpu, ncpu > 0 ? ncpu : 1, memory_order_relaxed);
-  }
-  if (ncpu < 2) return false;
+  if (!may_spin()) return false;
   double end = kiln__now() + SPIN;
   if (end > until) end = until;
   do {
@@ -152,35 +167,58 @@ static bool read_stat(int pid, char *state, uint64_t *start) {
   return true;
 }
 
-/* Per thread: this process's start time, remembered with the pid it belongs to (a forked child
- * inherits the variable and must not use its parent's value). Nothing is remembered when /proc
- * cannot be read (out of descriptors, say): the start is then 0, unknown, and the next call tries
- * again. Recording 0 as if known would make every other process see this one as dead. */
-static _Thread_local int t_pid;
+/* Per thread: this process's pid, the thread's tid and the process's start time, so that the
+ * hot paths (a queue's large copy records its copier) make no system call. A forked child
+ * inherits the variables and must not use its parent's values: a fork handler moves g_forks on
+ * in the child, and a thread whose t_forks differs reads them again. (kiln forks only through
+ * fork(), which runs the handlers.) The start time is remembered only once known: when /proc
+ * cannot be read (out of descriptors, say) it stays 0, unknown, and the next call tries again;
+ * recording 0 as if known would make every other process see this one as dead. */
+static atomic_uint g_forks;
+static _Thread_local unsigned t_forks = UINT_MAX;
+static _Thread_local int t_pid, t_tid;
 static _Thread_local uint64_t t_start;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* relaxed: only the forking thread exists in the child when it runs */
+static void on_fork_child(void) { atomic_fetch_add_explicit(&g_forks, 1, memory_order_relaxed); }
+static void install_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+static void self_refresh(void) {
+  pthread_once(&g_atfork_once, install_atfork);
+  unsigned forks = atomic_load_explicit(&g_forks, memory_order_relaxed);
+  if (t_forks == forks) return;
+  t_pid = (int)getpid();
+  t_tid = (int)syscall(SYS_gettid);
+  t_start = 0;
+  t_forks = forks;
+}
+
+static int self_pid(void) {
+  self_refresh();
+  return t_pid;
+}
 
 static uint64_t self_start(void) {
-  int pid = (int)getpid();
-  if (t_pid != pid) {
+  self_refresh();
+  if (t_start == 0) {
     char st;
     uint64_t start = 0;
-    if (!read_stat(pid, &st, &start) || start == 0) return 0;
-    t_start = start;
-    t_pid = pid;
+    if (read_stat(t_pid, &st, &start)) t_start = start;
   }
   return t_start;
 }
 
 void kiln__powner_self(kiln__powner *o) {
-  o->pid = (int32_t)getpid();
-  o->tid = (int32_t)syscall(SYS_gettid);
   o->start = self_start();
+  o->pid = (int32_t)t_pid;
+  o->tid = (int32_t)t_tid;
 }
 
 /* Whether o may be this process: its pid, and its start time or an unknown one on either side.
  * The same pid with another start time is an earlier process that had this pid, and died. */
 static bool same_process(const kiln__powner *o) {
-  if (o->pid != (int32_t)getpid()) return false;
+  if (o->pid != (int32_t)self_pid()) return false;
   uint64_t me = self_start();
   return o->start == 0 || me == 0 || o->start == me;
 }
@@ -202,7 +240,7 @@ static bool zombie_has_threads(int pid) {
 }
 
 bool kiln__powner_dead(const kiln__powner *o) {
-  if (o->pid == (int32_t)getpid()) return !same_process(o);
+  if (o->pid == (int32_t)self_pid()) return !same_process(o);
   char st;
   uint64_t start;
   /* Without a readable /proc (not mounted, or hidden), only a pid that no longer exists counts
@@ -214,7 +252,7 @@ bool kiln__powner_dead(const kiln__powner *o) {
 }
 
 bool kiln__powner_is_me(const kiln__powner *o) {
-  return same_process(o) && o->tid == (int32_t)syscall(SYS_gettid);
+  return same_process(o) && o->tid == (int32_t)t_tid; /* same_process refreshed t_tid */
 }
 
 /* ---- the lock core ---- */
