@@ -394,7 +394,7 @@ static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ri
  * closed), KILN_EEOF (the peer is gone). */
 static int wait_room(kiln_channel *ch, size_t need, double deadline) {
   if (spin_until(kiln__ring_has_room, &ch->rout, need)) return 0;
-  kiln__ring_writer_wait(&ch->rout, 1);
+  kiln__ring_writer_wait(&ch->rout, 1, need);
   int rc = 0;
   for (;;) {
     uint32_t seen = kiln__ring_room_seen(&ch->rout);
@@ -405,7 +405,7 @@ static int wait_room(kiln_channel *ch, size_t need, double deadline) {
     if (left <= 0) { rc = KILN_ETIMEDOUT; break; }
     kiln__ring_room_wait(&ch->rout, seen, left < WRITER_SLICE ? left : WRITER_SLICE);
   }
-  kiln__ring_writer_wait(&ch->rout, -1);
+  kiln__ring_writer_wait(&ch->rout, -1, 0);
   return rc;
 }
 

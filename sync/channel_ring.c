@@ -39,6 +39,9 @@ struct kiln__ring_hdr {
   char pad0[LINE - 2 * sizeof(uint32_t)];
   _Atomic uint32_t head; /* written by the reader only; the futex word of writers waiting */
   _Atomic uint32_t writers_waiting;
+  /* the room a waiting writer asks to be woken for: the reader does not wake it for less, so a
+   * writer blocked on a full ring sleeps once per batch of messages, not once per message */
+  _Atomic uint32_t room_wanted;
 };
 
 struct kiln__ring_map {
@@ -134,8 +137,13 @@ int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
   /* seq_cst: releases the bytes just read to the writer (pairs with its acquire load of head),
    * and orders this store before the load of writers_waiting (Dekker, see the file comment) */
   atomic_store_explicit(&r->h->head, head + (uint32_t)k, memory_order_seq_cst);
-  if (atomic_load_explicit(&r->h->writers_waiting, memory_order_seq_cst) != 0)
-    kiln__ring_room_wake(r);
+  if (atomic_load_explicit(&r->h->writers_waiting, memory_order_seq_cst) != 0) {
+    /* relaxed: a hint; a writer never relies on it alone (it re-checks between sleep slices) */
+    uint32_t wanted = atomic_load_explicit(&r->h->room_wanted, memory_order_relaxed);
+    uint32_t left = atomic_load_explicit(&r->h->tail, memory_order_relaxed) - (head + (uint32_t)k);
+    if (left > r->cap || r->cap - left >= (wanted < r->cap ? wanted : r->cap))
+      kiln__ring_room_wake(r);
+  }
   *n = k;
   return 0;
 }
@@ -170,7 +178,12 @@ void kiln__ring_reader_wait(const kiln__ring *r, int delta) {
   atomic_fetch_add_explicit(&r->h->readers_waiting, (uint32_t)delta, memory_order_seq_cst);
 }
 
-void kiln__ring_writer_wait(const kiln__ring *r, int delta) {
+void kiln__ring_writer_wait(const kiln__ring *r, int delta, size_t want) {
+  if (delta > 0) {
+    /* relaxed: ordered before the readers' load by the seq_cst add below */
+    uint32_t w = want > r->cap / 4 ? (uint32_t)(want < r->cap ? want : r->cap) : r->cap / 4;
+    atomic_store_explicit(&r->h->room_wanted, w, memory_order_relaxed);
+  }
   atomic_fetch_add_explicit(&r->h->writers_waiting, (uint32_t)delta, memory_order_seq_cst);
 }
 

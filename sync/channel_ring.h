@@ -55,11 +55,12 @@ bool kiln__ring_reader_waiting(const kiln__ring *r);
 void kiln__ring_reader_wait(const kiln__ring *r, int delta);
 
 /* Writer side, waiting for room: announce (+1) or withdraw (-1) the wait first, so that the
- * reader wakes it after consuming (seq_cst, the same handshake as kiln__ring_reader_wait); then
+ * reader wakes it after consuming (seq_cst, the same handshake as kiln__ring_reader_wait) once
+ * there is room for max(want, a quarter of the ring), at most the ring; then
  * read the reader's position (kiln__ring_room_seen), re-check the room, and sleep at most
  * `seconds` while the position is still `seen` (a futex on the shared mapping, so a reader in
  * another process wakes it too). */
-void kiln__ring_writer_wait(const kiln__ring *r, int delta);
+void kiln__ring_writer_wait(const kiln__ring *r, int delta, size_t want);
 uint32_t kiln__ring_room_seen(const kiln__ring *r);
 void kiln__ring_room_wait(const kiln__ring *r, uint32_t seen, double seconds);
 /* Wakes every thread (any process) in kiln__ring_room_wait on r. */
