@@ -371,10 +371,10 @@ static bool peer_hung_up(kiln_channel *ch) {
   return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
-/* Spins for SPIN_SECONDS (not on a single CPU, where the peer cannot run meanwhile) until
- * ready(r, arg) returns true. */
+/* Spins for SPIN_SECONDS, or until the deadline if sooner (not on a single CPU, where the peer
+ * cannot run meanwhile), until ready(r, arg) returns true. */
 static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ring *r,
-                       size_t arg) {
+                       size_t arg, double deadline) {
   static _Atomic int ncpu; /* 0: not known yet. relaxed: a cached sysconf, any thread may fill it */
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) {
@@ -383,6 +383,7 @@ static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ri
   }
   if (n <= 1) return ready(r, arg);
   double end = kiln__now() + SPIN_SECONDS;
+  if (deadline < end) end = deadline;
   for (;;) {
     for (int i = 0; i < 64; i++)
       if (ready(r, arg)) return true;
@@ -393,7 +394,7 @@ static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ri
 /* Waits until the outgoing ring has room for need bytes: 0, KILN_ETIMEDOUT, KILN_ESTATE (our end
  * closed), KILN_EEOF (the peer is gone). */
 static int wait_room(kiln_channel *ch, size_t need, double deadline) {
-  if (spin_until(kiln__ring_has_room, &ch->rout, need)) return 0;
+  if (spin_until(kiln__ring_has_room, &ch->rout, need, deadline)) return 0;
   kiln__ring_writer_wait(&ch->rout, 1, need);
   int rc = 0;
   for (;;) {
@@ -537,7 +538,7 @@ static bool ring_has_bytes(const kiln__ring *r, size_t unused) {
 /* Waits until the incoming ring has bytes (0; also for a corrupt ring, which the read reports),
  * the deadline (KILN_ETIMEDOUT), or the end of the stream with the ring empty (1). */
 static int wait_bytes(kiln_channel *ch, double deadline) {
-  if (spin_until(ring_has_bytes, &ch->rin, 0)) return 0;
+  if (spin_until(ring_has_bytes, &ch->rin, 0, deadline)) return 0;
   for (;;) {
     if (atomic_load_explicit(&ch->eof, memory_order_relaxed)) /* see the field */
       return kiln__ring_avail(&ch->rin) == 0 ? 1 : 0;
