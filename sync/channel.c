@@ -422,25 +422,18 @@ static int send_token(kiln_channel *ch) {
 
 /* Writes header and body into the ring. A message that fits in the ring is started only once
  * there is room for all of it, so the timeout covers the whole of it (as a socket takes a small
- * message whole or not at all), and a small one goes in one publication (at most one token).
- * A larger one streams through as the reader drains. Caller holds send_mu. */
+ * message whole or not at all), and it goes in with one publication (at most one token). A
+ * larger one streams through as the reader drains. Caller holds send_mu. */
 static int send_ring(kiln_channel *ch, const void *buf, size_t len, double deadline) {
   unsigned char hdr[HDR] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
                             (unsigned char)(len >> 8), (unsigned char)len};
-  unsigned char small[256];
   const unsigned char *src = buf;
   size_t total = HDR + len, done = 0;
-  if (total <= sizeof small) { /* header and body in one publication */
-    memcpy(small, hdr, HDR);
-    if (len) memcpy(small + HDR, buf, len);
-  }
   int rc = wait_room(ch, total <= ch->rout.cap ? total : 1, deadline);
   if (rc) return rc;
   while (done < total) {
-    size_t n = 0;
-    if (total <= sizeof small) rc = kiln__ring_write(&ch->rout, small + done, total - done, &n);
-    else if (done < HDR) rc = kiln__ring_write(&ch->rout, hdr + done, HDR - done, &n);
-    else rc = kiln__ring_write(&ch->rout, src + (done - HDR), total - done, &n);
+    size_t n = 0, h = done < HDR ? HDR - done : 0, off = done < HDR ? 0 : done - HDR;
+    rc = kiln__ring_write2(&ch->rout, hdr + (HDR - h), h, src ? src + off : NULL, len - off, &n);
     if (rc) return rc;
     done += n;
     if (n && kiln__ring_reader_waiting(&ch->rout) && (rc = send_token(ch)) != 0) return rc;

@@ -148,23 +148,31 @@ int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
   return 0;
 }
 
-int kiln__ring_write(const kiln__ring *r, const void *src, size_t len, size_t *n) {
+/* Copies src[0..len) into the ring at position pos (no bounds beyond the mask needed: len <= cap). */
+static void put_at(const kiln__ring *r, uint32_t pos, const void *src, size_t len) {
+  size_t at = pos & (r->cap - 1), first = r->cap - at < len ? r->cap - at : len;
+  memcpy(r->data + at, src, first);
+  memcpy(r->data, (const unsigned char *)src + first, len - first);
+}
+
+int kiln__ring_write2(const kiln__ring *r, const void *a, size_t alen, const void *b, size_t blen,
+                      size_t *n) {
   *n = 0;
-  if (len == 0) return 0;
+  if (alen + blen == 0) return 0;
   uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed); /* the writer's own */
   /* acquire: pairs with the reader's store of head: it has finished reading what we overwrite */
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_acquire);
   uint32_t fill = tail - head;
   if (fill > r->cap) return KILN_EIO;
-  size_t room = r->cap - fill, k = len < room ? len : room;
-  if (k == 0) return 0;
-  size_t at = tail & (r->cap - 1), first = r->cap - at < k ? r->cap - at : k;
-  memcpy(r->data + at, src, first);
-  memcpy(r->data, (const unsigned char *)src + first, k - first);
+  size_t room = r->cap - fill;
+  size_t ka = alen < room ? alen : room, kb = blen < room - ka ? blen : room - ka;
+  if (ka + kb == 0) return 0;
+  if (ka) put_at(r, tail, a, ka);
+  if (kb) put_at(r, tail + (uint32_t)ka, b, kb);
   /* seq_cst: publishes the bytes (pairs with the reader's acquire load of tail) and comes before
    * the writer's load of readers_waiting (Dekker) */
-  atomic_store_explicit(&r->h->tail, tail + (uint32_t)k, memory_order_seq_cst);
-  *n = k;
+  atomic_store_explicit(&r->h->tail, tail + (uint32_t)(ka + kb), memory_order_seq_cst);
+  *n = ka + kb;
   return 0;
 }
 

@@ -42,8 +42,10 @@ void kiln__ring_get(kiln__ring_map *m, int idx, kiln__ring *r);
 int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n);
 /* Bytes ready to read: 0 or more, KILN_EIO (as a negative int64) when corrupt. */
 int64_t kiln__ring_avail(const kiln__ring *r);
-/* Writer side: copies up to len bytes from src, *n of them (0 when full). 0 or KILN_EIO. */
-int kiln__ring_write(const kiln__ring *r, const void *src, size_t len, size_t *n);
+/* Writer side: copies up to alen + blen bytes, a's then b's, *n of them (0 when full), and
+ * publishes them at once. 0 or KILN_EIO. */
+int kiln__ring_write2(const kiln__ring *r, const void *a, size_t alen, const void *b, size_t blen,
+                      size_t *n);
 /* Whether the writer could write `need` bytes now (true for a corrupt ring: the write reports
  * it). */
 bool kiln__ring_has_room(const kiln__ring *r, size_t need);
