@@ -11,11 +11,13 @@
  * Positions are free-running uint32_t; the fill level is tail - head (mod 2^32), which is at most
  * RING_CAP for an intact ring. Another process may scribble on the header or die half-way through
  * an update, so every position read is masked before it indexes the data, and a fill level above
- * the capacity is KILN_EIO. The mapping is never grown or shrunk after it is made. */
+ * the capacity is KILN_EIO. The memfd is sealed against shrinking before it is handed to anyone,
+ * and an end adopted from another process checks the seal, so no mapping can lose its pages. */
 #define _GNU_SOURCE
 #include "channel_ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -70,10 +72,12 @@ static int map_fd(int fd, int nrings, kiln__ring_map **out) {
 
 int kiln__ring_map_create(int nrings, kiln__ring_map **out) {
   *out = NULL;
-  int fd = memfd_create("kiln-channel", MFD_CLOEXEC);
+  int fd = memfd_create("kiln-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return errno == ENOMEM ? KILN_ENOMEM : KILN_EIO;
-  /* zero-filled: every position and counter starts at 0 */
-  if (ftruncate(fd, (off_t)nrings * RING_STRIDE) != 0) {
+  /* zero-filled: every position and counter starts at 0. Sealed at that size, so that no
+   * process holding it can shrink it under another's mapping (a SIGBUS there) */
+  if (ftruncate(fd, (off_t)nrings * RING_STRIDE) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     close(fd);
     return KILN_EIO;
   }
@@ -85,7 +89,8 @@ int kiln__ring_map_create(int nrings, kiln__ring_map **out) {
 int kiln__ring_map_open(int memfd, kiln__ring_map **out) {
   *out = NULL;
   struct stat st;
-  if (fstat(memfd, &st) != 0 ||
+  int seals = fcntl(memfd, F_GET_SEALS);
+  if (fstat(memfd, &st) != 0 || seals < 0 || !(seals & F_SEAL_SHRINK) ||
       (st.st_size != RING_STRIDE && st.st_size != 2 * (off_t)RING_STRIDE))
     return KILN_EIO;
   return map_fd(memfd, (int)(st.st_size / RING_STRIDE), out);

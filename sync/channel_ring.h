@@ -26,8 +26,9 @@ typedef struct kiln__ring {
 /* A new memfd with nrings (1 or 2) rings, mapped; refs 1. KILN_ENOMEM, or KILN_EIO where memfd
  * or mmap is not available (the caller falls back to the socket stream). */
 int kiln__ring_map_create(int nrings, kiln__ring_map **out);
-/* Maps memfd (the map's from now on; still the caller's on failure) received from another end. KILN_EIO for a
- * descriptor that is not a ring mapping of a valid size. */
+/* Maps memfd (the map's from now on; still the caller's on failure) received from another end.
+ * KILN_EIO for a descriptor that is not a ring mapping of a valid size, sealed against
+ * shrinking. */
 int kiln__ring_map_open(int memfd, kiln__ring_map **out);
 void kiln__ring_map_ref(kiln__ring_map *m);
 /* Drops a reference; the last one unmaps and closes the memfd. NULL is a no-op. */

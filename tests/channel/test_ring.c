@@ -7,6 +7,8 @@
 #endif
 #include <pthread.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,6 +178,26 @@ TEST(RING_corrupt_header_is_eio) {
     KT_TRUE(buf == NULL);
     kiln_channel_destroy(a);
     kiln_channel_destroy(b);
+  }
+}
+
+/* A memfd that is not a pair's rings (wrong size, or one its sender could still shrink under our
+ * mapping) is refused when an end is adopted. */
+TEST(RING_adopt_checks_the_memfd) {
+  static const off_t sizes[] = {4096 + RING, 4096 + RING, 12345};
+  for (int i = 0; i < 3; i++) {
+    int sv[2];
+    KT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int mem = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    KT_TRUE(mem >= 0);
+    KT_EQ(ftruncate(mem, sizes[i]), 0);
+    if (i == 0) KT_EQ(fcntl(mem, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    kiln__channel_fds f = {.sock = sv[0], .mem = mem, .flags = KILN__CH_RECV | KILN__CH_SEND};
+    kiln_channel *ch = NULL;
+    /* the size of a one-way pair's memfd lacks ring 1, which side a sends on */
+    KT_CODE(kiln__channel_adopt(&f, &ch), KILN_EIO); /* took (closed) both descriptors */
+    KT_TRUE(ch == NULL);
+    close(sv[1]);
   }
 }
 
