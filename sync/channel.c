@@ -103,9 +103,9 @@ struct kiln_channel {
   int users;   /* calls between end_enter and end_leave */
   /* The rings (NULL: the socket is the stream). Fixed at creation; freed by destroy only. */
   kiln__ring_map *map;
-  bool side_b;       /* the end that reads ring 1 and writes ring 0 */
-  kiln__ring rin;    /* valid when map && can_recv */
-  kiln__ring rout;   /* valid when map && can_send */
+  bool side_b;     /* the end that reads ring 1 and writes ring 0 */
+  kiln__ring rin;  /* valid when map && can_recv */
+  kiln__ring rout; /* valid when map && can_send */
   /* The socket has reported end of stream (it stays so). relaxed: a hint re-derived from the
    * socket, read by wait without recv_mu */
   _Atomic bool eof;
@@ -207,8 +207,8 @@ static int share_end(kiln_channel *ch, bool dup, kiln__channel_fds *f) {
   if (!ch->closed) {
     f->sock = dup ? fcntl(ch->fd, F_DUPFD_CLOEXEC, 3) : ch->fd;
     if (ch->map && f->sock >= 0)
-      f->mem = dup ? fcntl(kiln__ring_map_fd(ch->map), F_DUPFD_CLOEXEC, 3)
-                   : kiln__ring_map_fd(ch->map);
+      f->mem =
+          dup ? fcntl(kiln__ring_map_fd(ch->map), F_DUPFD_CLOEXEC, 3) : kiln__ring_map_fd(ch->map);
     rc = f->sock < 0 || (ch->map && f->mem < 0) ? KILN_EIO : 0;
     if (rc && dup && f->sock >= 0) close(f->sock);
     if (rc) f->sock = f->mem = -1;
@@ -373,8 +373,8 @@ static bool peer_hung_up(kiln_channel *ch) {
 
 /* Spins for SPIN_SECONDS, or until the deadline if sooner (not on a single CPU, where the peer
  * cannot run meanwhile), until ready(r, arg) returns true. */
-static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ring *r,
-                       size_t arg, double deadline) {
+static bool spin_until(bool (*ready)(const kiln__ring *, size_t), const kiln__ring *r, size_t arg,
+                       double deadline) {
   static _Atomic int ncpu; /* 0: not known yet. relaxed: a cached sysconf, any thread may fill it */
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) {
@@ -400,10 +400,19 @@ static int wait_room(kiln_channel *ch, size_t need, double deadline) {
   for (;;) {
     uint32_t seen = kiln__ring_room_seen(&ch->rout);
     if (kiln__ring_has_room(&ch->rout, need)) break;
-    if (kiln_channel_closed(ch)) { rc = KILN_ESTATE; break; }
-    if (peer_hung_up(ch)) { rc = KILN_EEOF; break; }
+    if (kiln_channel_closed(ch)) {
+      rc = KILN_ESTATE;
+      break;
+    }
+    if (peer_hung_up(ch)) {
+      rc = KILN_EEOF;
+      break;
+    }
     double left = deadline - kiln__now();
-    if (left <= 0) { rc = KILN_ETIMEDOUT; break; }
+    if (left <= 0) {
+      rc = KILN_ETIMEDOUT;
+      break;
+    }
     kiln__ring_room_wait(&ch->rout, seen, left < WRITER_SLICE ? left : WRITER_SLICE);
   }
   kiln__ring_writer_wait(&ch->rout, -1, 0);
@@ -457,7 +466,7 @@ static int lock_until(pthread_mutex_t *m, double deadline) {
   double left = deadline - kiln__now();
   if (left <= 0) return KILN_ETIMEDOUT;
   if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
-  struct timespec ts; /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
+  struct timespec ts;         /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
   clock_gettime(CLOCK_REALTIME, &ts);
   double s = floor(left);
   ts.tv_sec += (time_t)s;
@@ -490,7 +499,7 @@ int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double time
  * deadline (KILN_ETIMEDOUT, *got kept) or EOF / an error. at_start: nothing of the current
  * message has been read yet, so EOF here is a clean end of stream. */
 static int read_socket(kiln_channel *ch, unsigned char *dst, size_t want, size_t *got,
-                     double deadline, bool at_start) {
+                       double deadline, bool at_start) {
   while (*got < want) {
     ssize_t n = recv(ch->fd, dst + *got, want - *got, MSG_DONTWAIT);
     if (n > 0) {

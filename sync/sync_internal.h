@@ -67,7 +67,7 @@ enum {
 
 typedef struct kiln__channel_fds {
   int sock;
-  int mem; /* -1: the socket is the byte stream */
+  int mem;       /* -1: the socket is the byte stream */
   uint8_t flags; /* KILN__CH_RECV | KILN__CH_SEND | KILN__CH_SIDE_B */
 } kiln__channel_fds;
 

@@ -42,8 +42,9 @@ static bool rb_ok(const unsigned char *p, size_t n, uint32_t k) {
 
 /* Odd sizes whose sum wraps the ring several times; sizes around and above the ring included. */
 static size_t rb_size(uint32_t k) {
-  static const size_t sizes[] = {0, 1, 7, 4093, 65537, 333331, RING - 4, RING - 3, RING + 5,
-                                 3,  999983, 0, 2 * RING + 17, 4095, 12345};
+  static const size_t sizes[] = {0,        1,        7, 4093,   65537, 333331,        RING - 4,
+                                 RING - 3, RING + 5, 3, 999983, 0,     2 * RING + 17, 4095,
+                                 12345};
   return sizes[k % (sizeof sizes / sizeof sizes[0])];
 }
 
@@ -258,7 +259,8 @@ static void *st_recv(void *p) {
     }
     st_head h;
     memcpy(&h, buf, sizeof h);
-    if (h.sender >= ST_SENDERS || n != sizeof h + st_size(h.seq) || h.tag != h.sender * 1000 + h.seq)
+    if (h.sender >= ST_SENDERS || n != sizeof h + st_size(h.seq) ||
+        h.tag != h.sender * 1000 + h.seq)
       s->bad = true;
     for (size_t i = sizeof h; i < n && !s->bad; i++)
       if (((unsigned char *)buf)[i] != rb_byte(i, h.tag)) s->bad = true;
