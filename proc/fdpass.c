@@ -11,9 +11,9 @@
 
 #include "process_internal.h"
 
-/* The control buffer for up to KILN__MAX_CHANNELS + 1 descriptors, aligned for cmsghdr. */
+/* The control buffer for up to KILN__MAX_REQUEST_FDS descriptors, aligned for cmsghdr. */
 typedef union fd_cmsg {
-  char b[CMSG_SPACE((KILN__MAX_CHANNELS + 1) * sizeof(int))];
+  char b[CMSG_SPACE(KILN__MAX_REQUEST_FDS * sizeof(int))];
   struct cmsghdr align;
 } fd_cmsg;
 

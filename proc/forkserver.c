@@ -5,8 +5,9 @@
  *
  * Protocol, over a SOCK_STREAM socket pair between the program and the server:
  *   request  (program -> server): a kiln__fs_req header, sent with SCM_RIGHTS carrying the
- *            server's end of a fresh "status" socket pair and the channels' descriptors, then len
- *            argument bytes. Requests are serialised by g_fs.mu, so threads may start children
+ *            server's end of a fresh "status" socket pair and the channels' descriptors (each
+ *            its socket, then its rings' memfd where dirs says it has one), then len argument
+ *            bytes. Requests are serialised by g_fs.mu, so threads may start children
  *            at once.
  *   response (server -> program, on the status socket): an int32, the child's pid with its pidfd
  *            in SCM_RIGHTS, or -errno when fork failed; later, when the server has reaped the
@@ -151,8 +152,8 @@ void kiln_forkserver_stop(void) {
 
 /* Sends one request: fds[0] is the server's end of the status socket, fds[1..] the channels'.
  * Called with g_fs.mu held. 0 or errno. */
-static int send_request(const kiln__fs_req *rq, const int *fds, const void *arg) {
-  int e = kiln__send_fds(g_fs.sock, rq, sizeof *rq, fds, rq->nchannels + 1);
+static int send_request(const kiln__fs_req *rq, const int *fds, size_t nfds, const void *arg) {
+  int e = kiln__send_fds(g_fs.sock, rq, sizeof *rq, fds, nfds);
   return e ? e : kiln__send_full(g_fs.sock, arg, (size_t)rq->len);
 }
 
@@ -179,22 +180,26 @@ static int read_response(int statfd, pid_t *pid, int *pidfd) {
   return e == 0 && v == -ENOMEM ? KILN_ENOMEM : KILN_EIO;
 }
 
-/* Fills the request's header and its descriptors (fds[1..]: duplicates, owned by the caller)
- * from the config. KILN_EINVAL for a closed channel, KILN_EIO. */
+/* Fills the request's header and its descriptors (fds[1..*nfds): duplicates, owned by the
+ * caller; each channel's socket, then its memfd if it has one) from the config. KILN_EINVAL for a
+ * closed channel, KILN_EIO. */
 static int make_request(const kiln_process_config *cfg, kiln_process_fn fn, size_t len,
-                        kiln__fs_req *rq, int *fds) {
+                        kiln__fs_req *rq, int *fds, size_t *nfds) {
   memset(rq, 0, sizeof *rq);
   rq->fn = (uint64_t)(uintptr_t)fn, rq->len = len, rq->daemon = cfg->daemon;
   rq->nchannels = (uint32_t)cfg->nchannels;
   strncpy(rq->name, cfg->name ? cfg->name : "kiln-proc", sizeof rq->name - 1);
+  *nfds = 1;
   for (size_t i = 0; i < cfg->nchannels; i++) {
-    bool cs, cr;
-    int rc = kiln__channel_dup(cfg->channels[i], &fds[i + 1], &cs, &cr);
+    kiln__channel_fds f;
+    int rc = kiln__channel_dup(cfg->channels[i], &f);
     if (rc) {
-      close_all(fds + 1, i);
+      close_all(fds + 1, *nfds - 1);
       return rc == KILN_ESTATE ? KILN_EINVAL : rc;
     }
-    rq->dirs[i] = (uint8_t)((cr ? 1 : 0) | (cs ? 2 : 0));
+    fds[(*nfds)++] = f.sock;
+    if (f.mem >= 0) fds[(*nfds)++] = f.mem;
+    rq->dirs[i] = (uint8_t)(f.flags | (f.mem >= 0 ? KILN__CH_MEM : 0));
   }
   return 0;
 }
@@ -202,8 +207,9 @@ static int make_request(const kiln_process_config *cfg, kiln_process_fn fn, size
 int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, const void *arg,
                            size_t len, pid_t *pid, int *pidfd, int *statfd) {
   kiln__fs_req rq;
-  int fds[KILN__MAX_CHANNELS + 1];
-  int rc = make_request(cfg, fn, len, &rq, fds);
+  int fds[KILN__MAX_REQUEST_FDS];
+  size_t nfds;
+  int rc = make_request(cfg, fn, len, &rq, fds, &nfds);
   if (rc) return rc;
   int sv[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -211,11 +217,11 @@ int kiln__forkserver_spawn(const kiln_process_config *cfg, kiln_process_fn fn, c
   } else {
     fds[0] = sv[1];
     pthread_mutex_lock(&g_fs.mu);
-    rc = !running_locked() ? KILN_ESTATE : send_request(&rq, fds, arg) ? KILN_EIO : 0;
+    rc = !running_locked() ? KILN_ESTATE : send_request(&rq, fds, nfds, arg) ? KILN_EIO : 0;
     pthread_mutex_unlock(&g_fs.mu);
     close(sv[1]);
   }
-  close_all(fds + 1, rq.nchannels); /* the server has its own copies now */
+  close_all(fds + 1, nfds - 1); /* the server has its own copies now */
   /* the answer comes on this request's own socket: no need to hold the lock for it */
   if (rc == 0) rc = read_response(sv[0], pid, pidfd);
   if (rc) {

@@ -29,12 +29,18 @@ typedef struct fs_child {
 static _Noreturn void serve_child(const kiln__fs_req *rq, const int *fds, const void *arg,
                                   pid_t server) {
   kiln_channel *chs[KILN__MAX_CHANNELS];
-  int keep[KILN__MAX_CHANNELS];
+  int keep[KILN__MAX_REQUEST_FDS];
+  size_t nkeep = 0;
   for (uint32_t i = 0; i < rq->nchannels; i++) {
-    if (kiln__channel_adopt(fds[i], rq->dirs[i] & 2, rq->dirs[i] & 1, &chs[i]) != 0) _exit(255);
-    keep[i] = fds[i];
+    kiln__channel_fds f = {.sock = fds[nkeep], .mem = -1, .flags = rq->dirs[i] & ~KILN__CH_MEM};
+    keep[nkeep++] = f.sock;
+    if (rq->dirs[i] & KILN__CH_MEM) {
+      f.mem = fds[nkeep];
+      keep[nkeep++] = f.mem;
+    }
+    if (kiln__channel_adopt(&f, &chs[i]) != 0) _exit(255);
   }
-  kiln__sort_fds(keep, rq->nchannels);
+  kiln__sort_fds(keep, nkeep);
   kiln__child_spec s = {.fn = (kiln_process_fn)(uintptr_t)rq->fn,
                         .arg = arg,
                         .len = rq->len,
@@ -44,7 +50,7 @@ static _Noreturn void serve_child(const kiln__fs_req *rq, const int *fds, const 
                         .channels = chs,
                         .nchannels = rq->nchannels,
                         .keep = keep,
-                        .nkeep = rq->nchannels};
+                        .nkeep = nkeep};
   kiln__child_main(&s);
 }
 
@@ -85,14 +91,22 @@ static int drain(int sock, uint64_t n) {
   return 0;
 }
 
+/* The descriptors a request carries: its status socket, then per channel a socket and maybe a
+ * memfd. */
+static size_t request_fds(const kiln__fs_req *rq) {
+  size_t n = 1;
+  for (uint32_t i = 0; i < rq->nchannels; i++) n += rq->dirs[i] & KILN__CH_MEM ? 2 : 1;
+  return n;
+}
+
 /* Reads and serves one request. -1 when the program has closed the socket (or broke the
  * protocol): no more requests then. */
 static int serve_request(int sock, fs_child *kids, size_t *nkids) {
   kiln__fs_req rq;
-  int fds[KILN__MAX_CHANNELS + 1];
+  int fds[KILN__MAX_REQUEST_FDS];
   size_t nfds = 0;
-  int rc = kiln__recv_fds(sock, &rq, sizeof rq, fds, KILN__MAX_CHANNELS + 1, &nfds) ? -1 : 0;
-  if (rc == 0 && (nfds != rq.nchannels + 1 || rq.nchannels > KILN__MAX_CHANNELS))
+  int rc = kiln__recv_fds(sock, &rq, sizeof rq, fds, KILN__MAX_REQUEST_FDS, &nfds) ? -1 : 0;
+  if (rc == 0 && (rq.nchannels > KILN__MAX_CHANNELS || nfds != request_fds(&rq)))
     rc = -1; /* out of step with the program: stop serving, the waiting caller sees EIO */
   void *arg = rc ? NULL : malloc(rq.len ? (size_t)rq.len : 1);
   if (rc == 0 && !arg) { /* keep in step, and say why */

@@ -158,7 +158,8 @@ static kiln__pjob *break_pool(kiln_ppool *p) {
 /* Starts the slot's worker process. 0 or the code of kiln_channel_pair / kiln_process_start. */
 static int start_worker(kiln_ppool *p, slot *s) {
   kiln_channel *mine, *theirs;
-  int rc = kiln_channel_pair(true, &mine, &theirs);
+  /* a socket stream: the slot reads it itself (read_reply) */
+  int rc = kiln__channel_pair_socket(true, &mine, &theirs);
   if (rc) return rc;
   kiln_process_config pc;
   kiln_process_config_default(&pc);

@@ -145,33 +145,34 @@ _Noreturn void kiln__child_main(const kiln__child_spec *s) {
 
 /* The child's own copies of the channels: fresh ends on duplicates of their descriptors, so that
  * the child never uses a channel's locks as another thread of the parent held them at the fork.
- * Allocated before the fork (malloc is not safe after it in a threaded program); the parent
- * destroys its copies of them (ends marked shared: no shutdown) once the child has started. */
-static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, int *keep) {
+ * Allocated (and their rings mapped) before the fork (malloc is not safe after it in a threaded
+ * program); the parent destroys its copies of them (ends marked shared: no shutdown) once the
+ * child has started. keep gets the copies' descriptors, sorted, and *nkeep their count. */
+static int copy_channels(const kiln_process_config *cfg, kiln_channel **copies, int *keep,
+                         size_t *nkeep) {
+  *nkeep = 0;
   for (size_t i = 0; i < cfg->nchannels; i++) {
-    int d;
-    bool cs, cr;
-    int rc = kiln__channel_dup(cfg->channels[i], &d, &cs, &cr);
+    kiln__channel_fds f;
+    int rc = kiln__channel_dup(cfg->channels[i], &f);
     if (rc == KILN_ESTATE) rc = KILN_EINVAL;
-    if (rc == 0 && kiln__channel_adopt(d, cs, cr, &copies[i]) != 0) {
-      close(d);
-      rc = KILN_ENOMEM;
-    }
+    if (rc == 0) rc = kiln__channel_adopt(&f, &copies[i]); /* closes f's on failure */
     if (rc) {
       for (size_t j = 0; j < i; j++) kiln_channel_destroy(copies[j]);
       return rc;
     }
-    keep[i] = d;
+    keep[(*nkeep)++] = f.sock;
+    if (f.mem >= 0) keep[(*nkeep)++] = f.mem;
   }
-  kiln__sort_fds(keep, cfg->nchannels);
+  kiln__sort_fds(keep, *nkeep);
   return 0;
 }
 
 static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const void *arg,
                       size_t len, kiln_process *p) {
   kiln_channel *copies[KILN__MAX_CHANNELS];
-  int keep[KILN__MAX_CHANNELS];
-  int rc = copy_channels(cfg, copies, keep);
+  int keep[KILN__MAX_REQUEST_FDS];
+  size_t nkeep;
+  int rc = copy_channels(cfg, copies, keep, &nkeep);
   if (rc) return rc;
   kiln__child_spec s = {.fn = fn,
                         .arg = arg,
@@ -182,7 +183,7 @@ static int start_fork(const kiln_process_config *cfg, kiln_process_fn fn, const 
                         .channels = copies,
                         .nchannels = cfg->nchannels,
                         .keep = keep,
-                        .nkeep = cfg->nchannels};
+                        .nkeep = nkeep};
   fflush(stdout); /* or the child would print what the parent has buffered a second time */
   fflush(stderr);
   int e = 0;

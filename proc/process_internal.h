@@ -24,8 +24,9 @@
 #include "../sync/sync_internal.h"
 
 /* The most channels one child may be given (they cross to the fork server in one SCM_RIGHTS
- * message, whose kernel limit is 253 descriptors). More is KILN_EINVAL. */
-enum { KILN__MAX_CHANNELS = 64 };
+ * message, whose kernel limit is 253 descriptors: each channel is a socket and a memfd, plus the
+ * request's status socket). More is KILN_EINVAL. */
+enum { KILN__MAX_CHANNELS = 64, KILN__MAX_REQUEST_FDS = 2 * KILN__MAX_CHANNELS + 1 };
 
 /* ---- process.c ---- */
 
@@ -62,7 +63,7 @@ void kiln__reset_signals(void);
  * standard stream. Async-signal-safe. */
 void kiln__tame_std_streams(void);
 
-/* Sorts fds[0..n) ascending (insertion sort: n <= KILN__MAX_CHANNELS). */
+/* Sorts fds[0..n) ascending (insertion sort: n <= KILN__MAX_REQUEST_FDS). */
 void kiln__sort_fds(int *fds, size_t n);
 
 /* pidfd_open / pidfd_send_signal through syscall(2). -1 and errno on failure. */
@@ -78,7 +79,9 @@ typedef struct kiln__fs_req {
   uint32_t daemon;
   uint32_t nchannels;
   char name[16];
-  uint8_t dirs[KILN__MAX_CHANNELS]; /* bit 0: can receive, bit 1: can send */
+  /* per channel, the flags of kiln__channel_fds, and KILN__CH_MEM when a memfd follows its
+   * socket among the request's descriptors */
+  uint8_t dirs[KILN__MAX_CHANNELS];
 } kiln__fs_req;
 
 /* The server process, forked by kiln_forkserver_start: serves requests on sock until the program
@@ -98,7 +101,7 @@ void kiln__forkserver_forget(void);
 
 /* ---- fdpass.c ---- */
 
-/* Sends buf[0..len) on a Unix stream socket with fds[0..nfds) (nfds <= KILN__MAX_CHANNELS + 1)
+/* Sends buf[0..len) on a Unix stream socket with fds[0..nfds) (nfds <= KILN__MAX_REQUEST_FDS)
  * attached to its first bytes; MSG_NOSIGNAL. 0 or errno. Any thread (one sender per socket). */
 int kiln__send_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
 

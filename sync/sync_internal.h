@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "kiln/sync.h"
 
@@ -54,19 +55,37 @@ int kiln__rlock_release_save(kiln_rlock *r, unsigned long *levels);
 void kiln__rlock_acquire_restore(kiln_rlock *r, unsigned long levels);
 
 /* ---- channel internals for proc/ (channel.c) --------------------------------------------------
- * A channel end crosses to a child process as its descriptor and directions. */
+ * A channel end crosses to a child process as its socket, its rings' memfd (none for a socket
+ * stream) and flags saying its directions and which side of the pair it is. */
 
-/* Wraps fd (owned from now on; closed by destroy) as an end that another process shares: its
- * close never shutdown(2)s the socket. 0 or KILN_ENOMEM (fd then still the caller's). */
-int kiln__channel_adopt(int fd, bool can_send, bool can_recv, kiln_channel **out);
-/* Marks ch as shared with another process (from now on its close does not shutdown(2) the
- * socket, which would end the stream for the other copy too) and returns its descriptor
- * (borrowed) and directions. KILN_ESTATE when closed. Any thread. */
+enum {
+  KILN__CH_RECV = 1,
+  KILN__CH_SEND = 2,
+  KILN__CH_SIDE_B = 4, /* the end reads ring 1 and writes ring 0 (channel.c) */
+  KILN__CH_MEM = 8     /* for a protocol that carries the flags: a memfd comes with the socket */
+};
+
+typedef struct kiln__channel_fds {
+  int sock;
+  int mem;       /* -1: the socket is the byte stream */
+  uint8_t flags; /* KILN__CH_RECV | KILN__CH_SEND | KILN__CH_SIDE_B */
+} kiln__channel_fds;
+
+/* A pair whose byte stream is the socket pair itself, never a ring: for a caller that reads an
+ * end's socket itself (kiln__channel_share). Otherwise as kiln_channel_pair. */
+int kiln__channel_pair_socket(bool duplex, kiln_channel **a, kiln_channel **b);
+/* Wraps f's descriptors (owned from now on, closed on failure too) as an end that another
+ * process shares: its close never shutdown(2)s the socket. 0, KILN_ENOMEM, KILN_EIO (mem is not
+ * a pair's rings, or lacks the ring this end uses). */
+int kiln__channel_adopt(const kiln__channel_fds *f, kiln_channel **out);
+/* For an end of kiln__channel_pair_socket only: marks ch as shared with another process (from
+ * now on its close does not shutdown(2) the socket, which would end the stream for the other copy
+ * too) and returns its socket (borrowed) and directions. KILN_ESTATE when closed. Any thread. */
 int kiln__channel_share(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv);
-/* As kiln__channel_share, but *fd is a new close-on-exec duplicate (>= 3) owned by the caller,
- * made under the end's lock, so a close racing with it cannot hand over a reused number.
- * KILN_ESTATE when closed, KILN_EIO (no descriptor left). Any thread. */
-int kiln__channel_dup(kiln_channel *ch, int *fd, bool *can_send, bool *can_recv);
+/* Marks ch shared, and fills *f with new close-on-exec duplicates (>= 3) of its descriptors,
+ * owned by the caller, made under the end's lock, so a close racing with it cannot hand over a
+ * reused number. KILN_ESTATE when closed, KILN_EIO (no descriptor left). Any thread. */
+int kiln__channel_dup(kiln_channel *ch, kiln__channel_fds *f);
 /* kiln_channel_wait against an absolute deadline (kiln__now() base), polling extra[0..nextra)
  * too: their revents are set on return (all 0 after the timeout). */
 struct pollfd;
@@ -83,5 +102,10 @@ int kiln__event_waiting(kiln_event *e);
 /* The sleepers of get, put and join (queue.c). A thread counted there has released the queue's
  * mutex inside its wait (and may have been woken since, not yet back). */
 void kiln__queue_waiting(kiln_queue *q, size_t *getters, size_t *putters, size_t *joiners);
+/* Whether ch's byte stream is a shared-memory ring (false: the socket). */
+bool kiln__channel_has_ring(kiln_channel *ch);
+/* Moves the write position of the ring ch receives from by delta bytes, as a process scribbling
+ * on the shared header would. KILN_ESTATE for an end without one. Tests only. */
+int kiln__channel_scribble(kiln_channel *ch, uint32_t delta);
 
 #endif /* KILN_SYNC_INTERNAL_H */

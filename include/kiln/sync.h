@@ -234,8 +234,17 @@ KILN_API bool kiln_queue_is_shutdown(kiln_queue *q);
 typedef struct kiln_channel kiln_channel;
 
 /* Creates a connected pair. Duplex: both ends send and receive. One-way: *a only receives and *b
- * only sends (Python's Pipe(duplex=False) returns (reader, writer) in that order). Built on a Unix
- * socket pair, so a later process pool can carry the same API across processes. */
+ * only sends (Python's Pipe(duplex=False) returns (reader, writer) in that order). Works between
+ * threads and, handed to a child (kiln/proc.h), between processes.
+ *
+ * Built on a Unix socket pair and, where memfd_create and mmap are allowed (otherwise the socket
+ * alone carries the bytes), a shared-memory ring of 1 MiB per direction in one memfd: messages go
+ * through the ring without a system call while the reader keeps up; the socket carries wake-ups
+ * and the end of the stream. A pair costs 3 descriptors (2 sockets, 1 memfd; each end handed to
+ * a child takes a socket and the memfd there) and 1 or 2 MiB of shared memory, touched only as
+ * the rings fill. A ring has one writer and one reader: threads of one process may share an end
+ * (their calls are serialised), but two processes must not send (or receive) on copies of the
+ * same end at the same time. */
 KILN_API int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b);
 
 /* Closes the end (if not closed yet) and frees it. */
@@ -250,10 +259,13 @@ KILN_API void kiln_channel_close(kiln_channel *ch);
 KILN_API bool kiln_channel_closed(kiln_channel *ch);
 
 /* Sends one message of len bytes (0 is fine; up to 2^32-1 bytes, else KILN_EINVAL). Message
- * boundaries are kept. Waits up to timeout for the peer to drain room for the start of the
- * message (KILN_ETIMEDOUT, nothing sent); once started, the message is always sent whole, waiting
- * as long as it takes. KILN_ESTATE on a receive-only or closed end; KILN_EEOF (Python's
- * BrokenPipeError) when the peer is closed. Concurrent senders on one end never interleave. */
+ * boundaries are kept. Waits up to timeout for the peer to drain room for the message (for its
+ * start, if it is larger than the ring) (KILN_ETIMEDOUT, nothing sent); once started, the message
+ * is always sent whole, waiting as long as it takes. KILN_ESTATE on a receive-only or closed end;
+ * KILN_EEOF (Python's BrokenPipeError) when the peer is closed. A peer process that died without
+ * closing its end while it was not waiting for a message is noticed when the ring is full (sends
+ * before that succeed into the ring, as a socket's buffer would take them). Concurrent senders on
+ * one end never interleave. */
 KILN_API int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double timeout);
 
 /* Receives the next message into a new malloc'd buffer (*buf, free() it; NULL for an empty
