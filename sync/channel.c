@@ -89,6 +89,12 @@ struct channel_in {
   uint32_t len;
   unsigned char *body;
   size_t got;
+  /* A view handed out by kiln_channel_recv_view, until kiln_channel_release: view_ring bytes to
+   * drop from the ring, or view_buf to free (the message copied out, when it was not in one
+   * piece in the ring). recv_mu stays held meanwhile. */
+  bool viewing;
+  size_t view_ring;
+  unsigned char *view_buf;
 };
 
 struct kiln_channel {
@@ -643,6 +649,67 @@ static int recv_into_locked(kiln_channel *ch, unsigned char *buf, size_t cap, si
     in_reset(in);
   }
   return rc;
+}
+
+/* kiln_channel_recv_view with recv_mu held: the message in place in the ring when it is there
+ * whole and in one piece (its header already read), else read into in.body as recv does. */
+static int view_locked(kiln_channel *ch, const void **data, size_t *len, double deadline) {
+  struct channel_in *in = &ch->in;
+  uint32_t n;
+  int rc = read_header(ch, deadline, &n);
+  if (rc) return rc;
+  if (ch->map && !in->body && n > 0) {
+    /* a message that fits in the ring is published with its header in one piece, so it is
+     * all there once the header is; one that wraps or streams through is copied below */
+    const void *p = kiln__ring_peek(&ch->rin, n);
+    if (p) {
+      *data = p;
+      *len = n;
+      in_reset(in);
+      in->viewing = true;
+      in->view_ring = n;
+      return 0;
+    }
+  }
+  void *buf;
+  size_t got;
+  rc = recv_locked(ch, &buf, &got, deadline);
+  if (rc) return rc;
+  *data = buf;
+  *len = got;
+  in->viewing = true;
+  in->view_buf = buf;
+  return 0;
+}
+
+int kiln_channel_recv_view(kiln_channel *ch, const void **data, size_t *len, double timeout) {
+  assert(ch && data && len);
+  *data = NULL;
+  *len = 0;
+  double deadline;
+  if (kiln__deadline(timeout, &deadline)) return KILN_EINVAL;
+  int rc = end_enter(ch, false);
+  if (rc) return rc;
+  rc = lock_until(&ch->recv_mu, deadline);
+  if (rc == 0) {
+    rc = view_locked(ch, data, len, deadline);
+    if (rc == 0) return 0; /* recv_mu and the end stay held until kiln_channel_release */
+    pthread_mutex_unlock(&ch->recv_mu);
+  }
+  end_leave(ch);
+  return rc;
+}
+
+void kiln_channel_release(kiln_channel *ch) {
+  assert(ch && ch->in.viewing);
+  struct channel_in *in = &ch->in;
+  if (in->view_ring) kiln__ring_consume(&ch->rin, in->view_ring);
+  free(in->view_buf);
+  in->viewing = false;
+  in->view_ring = 0;
+  in->view_buf = NULL;
+  pthread_mutex_unlock(&ch->recv_mu);
+  end_leave(ch);
 }
 
 int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double timeout) {

@@ -139,6 +139,20 @@ int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
   size_t at = head & (r->cap - 1), first = r->cap - at < k ? r->cap - at : k;
   memcpy(dst, r->data + at, first);
   memcpy((unsigned char *)dst + first, r->data, k - first);
+  kiln__ring_consume(r, k);
+  *n = k;
+  return 0;
+}
+
+const void *kiln__ring_peek(const kiln__ring *r, size_t n) {
+  int64_t fill = kiln__ring_avail(r);
+  if (fill < 0 || (uint64_t)fill < n) return NULL;
+  size_t at = atomic_load_explicit(&r->h->head, memory_order_relaxed) & (r->cap - 1);
+  return n <= r->cap - at ? r->data + at : NULL;
+}
+
+void kiln__ring_consume(const kiln__ring *r, size_t k) {
+  uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed);
   /* seq_cst: releases the bytes just read to the writer (pairs with its acquire load of head),
    * and orders this store before the load of writers_waiting (Dekker, see the file comment) */
   atomic_store_explicit(&r->h->head, head + (uint32_t)k, memory_order_seq_cst);
@@ -149,8 +163,6 @@ int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
     if (left > r->cap || r->cap - left >= (wanted < r->cap ? wanted : r->cap))
       kiln__ring_room_wake(r);
   }
-  *n = k;
-  return 0;
 }
 
 /* Copies src[0..len) into the ring at position pos (no bounds beyond the mask needed: len <= cap). */

@@ -41,6 +41,11 @@ void kiln__ring_get(kiln__ring_map *m, int idx, kiln__ring *r);
 
 /* Reader side: copies up to want bytes into dst, *n of them (0 if empty). 0 or KILN_EIO. */
 int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n);
+/* Reader side, in place: the address of the next n bytes when all of them are in the ring and
+ * lie in one piece (no wrap), else NULL; they stay there until kiln__ring_consume drops them. */
+const void *kiln__ring_peek(const kiln__ring *r, size_t n);
+/* Reader side: drops the next k bytes (k <= what is there), waking a writer waiting for room. */
+void kiln__ring_consume(const kiln__ring *r, size_t k);
 /* Bytes ready to read: 0 or more, KILN_EIO (as a negative int64) when corrupt. */
 int64_t kiln__ring_avail(const kiln__ring *r);
 /* Writer side: copies up to alen + blen bytes, a's then b's, *n of them (0 when full), and

@@ -279,6 +279,19 @@ KILN_API int kiln_channel_recv(kiln_channel *ch, void **buf, size_t *len, double
 KILN_API int kiln_channel_recv_into(kiln_channel *ch, void *buf, size_t cap, size_t *len,
                                     double timeout);
 
+/* Receives the next message without copying it out: *data points at its *len bytes inside the
+ * channel (in the shared ring when the message lies there whole and in one piece, which is the
+ * usual case for messages up to the ring's size; otherwise in a buffer of the end's own), valid
+ * until kiln_channel_release(ch). Until then the end is held: the same thread must release it
+ * before it receives on this end again, other threads' receives on it wait, and the end must not
+ * be destroyed. The bytes are only read, never written, through *data. Codes as for
+ * kiln_channel_recv (nothing to release after an error). */
+KILN_API int kiln_channel_recv_view(kiln_channel *ch, const void **data, size_t *len,
+                                    double timeout);
+/* Ends the view of the last kiln_channel_recv_view on ch (called by the thread that received it):
+ * the message's room goes back to the sender. */
+KILN_API void kiln_channel_release(kiln_channel *ch);
+
 /* Waits up to timeout until a message or end-of-stream can be received. 1 when ready, 0 when
  * not (timeout 0: a check that never blocks), KILN_ESTATE on a send-only or closed end. */
 KILN_API int kiln_channel_poll(kiln_channel *ch, double timeout);

@@ -66,14 +66,21 @@ static void *rb_send_all(void *p) {
   return NULL;
 }
 
-/* Receives count messages of rb_size and checks every byte, with recv and recv_into in turn. */
+/* Receives count messages of rb_size and checks every byte, with recv, recv_into and recv_view
+ * in turn (a view in place in the ring, or copied where the message wraps or is larger). */
 static void rb_recv_all(kiln_channel *ch, uint32_t count) {
   size_t cap = 2 * RING + 64;
   unsigned char *into = malloc(cap);
   KT_TRUE(into != NULL);
   for (uint32_t k = 0; k < count; k++) {
     size_t n = 0;
-    if (k % 2) {
+    if (k % 3 == 2) {
+      const void *v = NULL;
+      KT_CODE(kiln_channel_recv_view(ch, &v, &n, 20), KILN_OK);
+      KT_EQ(n, rb_size(k));
+      KT_TRUE(rb_ok(v, n, k));
+      kiln_channel_release(ch);
+    } else if (k % 3 == 1) {
       KT_CODE(kiln_channel_recv_into(ch, into, cap, &n, 20), KILN_OK);
       KT_EQ(n, rb_size(k));
       KT_TRUE(rb_ok(into, n, k));
@@ -112,6 +119,42 @@ TEST(RING_wrap_around_odd_sizes_byte_exact) { rb_stream(true); }
 
 /* The socket stream (the fallback where memfd or mmap is missing) keeps the same rules. */
 TEST(RING_socket_fallback_same_stream) { rb_stream(false); }
+
+/* A view reads the message where it lies in the ring: its room goes back to the sender only at
+ * release, not before. Four quarter-ring messages fill the ring exactly. */
+TEST(RING_view_in_place_until_release) {
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(false, &a, &b), 0);
+  KT_TRUE(kiln__channel_has_ring(a));
+  size_t n = RING / 4 - 4; /* + its 4-byte length: a quarter of the ring */
+  for (uint32_t k = 0; k < 4; k++) {
+    unsigned char *m = rb_make(n, k);
+    KT_CODE(kiln_channel_send(b, m, n, 0), 0);
+    free(m);
+  }
+  unsigned char *m4 = rb_make(n, 4);
+  KT_CODE(kiln_channel_send(b, m4, n, 0), KILN_ETIMEDOUT);
+  const void *v = NULL;
+  size_t got = 0;
+  KT_CODE(kiln_channel_recv_view(a, &v, &got, 0), 0);
+  KT_EQ(got, n);
+  KT_TRUE(rb_ok(v, got, 0));
+  KT_CODE(kiln_channel_send(b, m4, n, 0), KILN_ETIMEDOUT); /* still held by the view */
+  kiln_channel_release(a);
+  KT_CODE(kiln_channel_send(b, m4, n, 0), 0);
+  free(m4);
+  for (uint32_t k = 1; k < 5; k++) {
+    KT_CODE(kiln_channel_recv_view(a, &v, &got, 5), 0);
+    KT_EQ(got, n);
+    KT_TRUE(rb_ok(v, got, k));
+    kiln_channel_release(a);
+  }
+  KT_CODE(kiln_channel_recv_view(a, &v, &got, 0.01), KILN_ETIMEDOUT);
+  KT_TRUE(v == NULL);
+  kiln_channel_destroy(b);
+  KT_CODE(kiln_channel_recv_view(a, &v, &got, 5), KILN_EEOF);
+  kiln_channel_destroy(a);
+}
 
 /* A socket-stream pair: duplex both ways, timeouts, closed peer. */
 TEST(RING_socket_fallback_basics) {
