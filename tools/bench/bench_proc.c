@@ -9,6 +9,9 @@
  * 2. Messages through a pipe to a child process: MSGS messages of 64 B, then of 64 KiB, sent by
  *    the parent and received by the child, which answers one message at the end (kiln_channel
  *    handed to a kiln process against multiprocessing.Pipe() with send_bytes / recv_bytes).
+ *    Then the same without a new buffer per message on either side: the child reads each message
+ *    in place with kiln_channel_recv_view + kiln_channel_release, against recv_bytes_into a
+ *    bytearray made once ("in place" rows).
  *
  * 3. Process start + join: STARTS children that return at once, each started and joined before
  *    the next, with the fork server and with fork (kiln_process_start + kiln_process_join +
@@ -111,22 +114,36 @@ static const char *PY_POOL =
 
 /* ---- messages through a pipe ------------------------------------------------------------------ */
 
-/* The child: receives count messages (arg), then answers one. */
-static int pipe_child(const void *arg, size_t len) {
+/* What the pipe child is told: how many messages, and whether to read them in place. */
+typedef struct pipe_arg {
   long count;
-  if (len != sizeof count) return 2;
-  memcpy(&count, arg, sizeof count);
+  int view;
+} pipe_arg;
+
+/* The child: receives count messages, each into a new buffer or in place, then answers one. */
+static int pipe_child(const void *arg, size_t len) {
+  pipe_arg a;
+  if (len != sizeof a) return 2;
+  memcpy(&a, arg, sizeof a);
   kiln_channel *ch = kiln_process_channel(0);
-  for (long i = 0; i < count; i++) {
-    void *m;
-    size_t ml;
-    if (kiln_channel_recv(ch, &m, &ml, -1) != 0) return 3;
-    free(m);
+  for (long i = 0; i < a.count; i++) {
+    if (a.view) {
+      const void *m;
+      size_t ml;
+      if (kiln_channel_recv_view(ch, &m, &ml, -1) != 0) return 3;
+      kiln_channel_release(ch);
+    } else {
+      void *m;
+      size_t ml;
+      if (kiln_channel_recv(ch, &m, &ml, -1) != 0) return 3;
+      free(m);
+    }
   }
   return kiln_channel_send(ch, "k", 1, -1) ? 4 : 0;
 }
 
-static double kiln_pipe_round(size_t size, long count) {
+static double kiln_pipe_round(size_t size, long count, int view) {
+  pipe_arg arg = {count, view};
   kiln_channel *mine, *theirs;
   if (kiln_channel_pair(true, &mine, &theirs) != 0) return -1;
   kiln_process_config pc;
@@ -134,7 +151,7 @@ static double kiln_pipe_round(size_t size, long count) {
   pc.channels = &theirs;
   pc.nchannels = 1;
   kiln_process *child;
-  int rc = kiln_process_start(&pc, pipe_child, &count, sizeof count, &child);
+  int rc = kiln_process_start(&pc, pipe_child, &arg, sizeof arg, &child);
   kiln_channel_destroy(theirs);
   if (rc) {
     kiln_channel_destroy(mine);
@@ -157,14 +174,21 @@ static double kiln_pipe_round(size_t size, long count) {
 
 static const char *PY_PIPE =
     "import multiprocessing as mp, sys, time\n"
-    "def child(c, n):\n"
-    "    for _ in range(n):\n"
-    "        c.recv_bytes()\n"
+    "def child(c, n, view, size):\n"
+    "    if view:\n"
+    "        buf = bytearray(size)\n"
+    "        for _ in range(n):\n"
+    "            c.recv_bytes_into(buf)\n"
+    "    else:\n"
+    "        for _ in range(n):\n"
+    "            c.recv_bytes()\n"
     "    c.send_bytes(b\"k\")\n"
     "if __name__ == \"__main__\":\n"
-    "    size, n = divmod(int(sys.argv[1]), 10**9)\n"
+    "    arg = int(sys.argv[1])\n"
+    "    view, arg = divmod(arg, 10**15)\n"
+    "    size, n = divmod(arg, 10**9)\n"
     "    a, b = mp.Pipe()\n"
-    "    p = mp.Process(target=child, args=(b, n))\n"
+    "    p = mp.Process(target=child, args=(b, n, view, size))\n"
     "    p.start()\n"
     "    buf = bytes(size)\n"
     "    t = time.perf_counter()\n"
@@ -173,6 +197,11 @@ static const char *PY_PIPE =
     "    a.recv_bytes()\n"
     "    print(time.perf_counter() - t)\n"
     "    p.join()\n";
+
+/* Python's argument for PY_PIPE: in place or not, the message size and the count. */
+static long py_pipe_arg(int view, long size, long count) {
+  return view * 1000000000000000L + size * 1000000000L + count;
+}
 
 /* ---- process start + join --------------------------------------------------------------------- */
 
@@ -356,7 +385,7 @@ static void report(const char *name, series *s, double work, const char *unit) {
 enum { SEC_POOL = 1, SEC_PIPE = 2, SEC_START = 4, SEC_MANAGER = 8, SEC_ALL = 15 };
 
 typedef struct results {
-  series pool, small, big, fsrv, fork, mdict, mqueue, mconn;
+  series pool, small, big, small_view, big_view, fsrv, fork, mdict, mqueue, mconn;
 } results;
 
 static void add(series *s, const char *name, double k, double py) {
@@ -369,10 +398,16 @@ static void add(series *s, const char *name, double k, double py) {
 static void run_round(int sections, const char *python, results *r) {
   if (sections & SEC_POOL) add(&r->pool, "pool", kiln_pool_round(), run_python(python, PY_POOL, TASKS));
   if (sections & SEC_PIPE) {
-    double k = kiln_pipe_round(SMALL, SMALL_MSGS);
-    add(&r->small, "pipe 64 B", k, run_python(python, PY_PIPE, (long)SMALL * 1000000000L + SMALL_MSGS));
-    k = kiln_pipe_round(BIG, BIG_MSGS);
-    add(&r->big, "pipe 64 KiB", k, run_python(python, PY_PIPE, (long)BIG * 1000000000L + BIG_MSGS));
+    double k = kiln_pipe_round(SMALL, SMALL_MSGS, 0);
+    add(&r->small, "pipe 64 B", k, run_python(python, PY_PIPE, py_pipe_arg(0, SMALL, SMALL_MSGS)));
+    k = kiln_pipe_round(BIG, BIG_MSGS, 0);
+    add(&r->big, "pipe 64 KiB", k, run_python(python, PY_PIPE, py_pipe_arg(0, BIG, BIG_MSGS)));
+    k = kiln_pipe_round(SMALL, SMALL_MSGS, 1);
+    add(&r->small_view, "pipe 64 B in place", k,
+        run_python(python, PY_PIPE, py_pipe_arg(1, SMALL, SMALL_MSGS)));
+    k = kiln_pipe_round(BIG, BIG_MSGS, 1);
+    add(&r->big_view, "pipe 64 KiB in place", k,
+        run_python(python, PY_PIPE, py_pipe_arg(1, BIG, BIG_MSGS)));
   }
   if (sections & SEC_START) {
     double k = kiln_start_round(KILN_START_FORKSERVER);
@@ -430,6 +465,8 @@ int main(int argc, char **argv) {
   if (sections & SEC_POOL) report("pool apply_async", &r.pool, TASKS, "tasks");
   if (sections & SEC_PIPE) report("pipe 64 B", &r.small, SMALL_MSGS, "msgs");
   if (sections & SEC_PIPE) report("pipe 64 KiB", &r.big, BIG_MSGS, "msgs");
+  if (sections & SEC_PIPE) report("pipe 64 B in place", &r.small_view, SMALL_MSGS, "msgs");
+  if (sections & SEC_PIPE) report("pipe 64 KiB in place", &r.big_view, BIG_MSGS, "msgs");
   if (sections & SEC_START) report("start+join forkserver", &r.fsrv, STARTS, "procs");
   if (sections & SEC_START) report("start+join fork", &r.fork, STARTS, "procs");
   if (sections & SEC_MANAGER) report("manager dict set/get", &r.mdict, MGR_OPS, "ops");
