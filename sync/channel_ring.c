@@ -117,21 +117,36 @@ void kiln__ring_get(kiln__ring_map *m, int idx, kiln__ring *r) {
   r->h = (struct kiln__ring_hdr *)(void *)p;
   r->data = p + RING_PAGE;
   r->cap = RING_CAP;
+  /* no look yet: the reader's shows an empty ring, the writer's a full one, so both read the ring
+   * at their first use (relaxed: before the end is shared with other threads) */
+  uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed);
+  atomic_init(&r->tail_seen, head);
+  atomic_init(&r->head_seen, atomic_load_explicit(&r->h->tail, memory_order_relaxed) - RING_CAP);
 }
 
 /* ---- bytes --------------------------------------------------------------------------------- */
 
-int64_t kiln__ring_avail(const kiln__ring *r) {
+/* The reader's fill, from its last look at tail when that shows at least `need` bytes, else from
+ * the ring (KILN_EIO when corrupt). */
+static int64_t avail_min(const kiln__ring *r, size_t need) {
+  kiln__ring *rw = (kiln__ring *)r; /* the look-aside fields only: never a const object */
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed); /* the reader's own */
+  /* acquire: pairs with the release below (this or another thread of this end) */
+  uint32_t fill = atomic_load_explicit(&rw->tail_seen, memory_order_acquire) - head;
+  if (fill <= r->cap && fill >= need && fill != 0) return fill;
   /* acquire: pairs with the writer's store of tail, so the bytes before it are visible */
   uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-  uint32_t fill = tail - head;
-  return fill > r->cap ? KILN_EIO : (int64_t)fill;
+  fill = tail - head;
+  if (fill > r->cap) return KILN_EIO;
+  atomic_store_explicit(&rw->tail_seen, tail, memory_order_release);
+  return (int64_t)fill;
 }
+
+int64_t kiln__ring_avail(const kiln__ring *r) { return avail_min(r, 1); }
 
 int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
   *n = 0;
-  int64_t fill = kiln__ring_avail(r);
+  int64_t fill = avail_min(r, want);
   if (fill < 0) return (int)fill;
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed);
   size_t k = want < (size_t)fill ? want : (size_t)fill;
@@ -145,7 +160,7 @@ int kiln__ring_read(const kiln__ring *r, void *dst, size_t want, size_t *n) {
 }
 
 const void *kiln__ring_peek(const kiln__ring *r, size_t n) {
-  int64_t fill = kiln__ring_avail(r);
+  int64_t fill = avail_min(r, n);
   if (fill < 0 || (uint64_t)fill < n) return NULL;
   size_t at = atomic_load_explicit(&r->h->head, memory_order_relaxed) & (r->cap - 1);
   return n <= r->cap - at ? r->data + at : NULL;
@@ -172,16 +187,30 @@ static void put_at(const kiln__ring *r, uint32_t pos, const void *src, size_t le
   memcpy(r->data, (const unsigned char *)src + first, len - first);
 }
 
+/* The writer's room, from its last look at head when that leaves at least `need` bytes, else
+ * from the ring (KILN_EIO when corrupt). */
+static int64_t room_min(const kiln__ring *r, size_t need) {
+  kiln__ring *rw = (kiln__ring *)r; /* the look-aside fields only: never a const object */
+  uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed); /* the writer's own */
+  /* relaxed: written and read under the end's send lock */
+  uint32_t fill = tail - atomic_load_explicit(&rw->head_seen, memory_order_relaxed);
+  if (fill <= r->cap && r->cap - fill >= need) return r->cap - fill;
+  /* acquire: pairs with the reader's store of head: it has finished reading what we overwrite */
+  uint32_t head = atomic_load_explicit(&r->h->head, memory_order_acquire);
+  fill = tail - head;
+  if (fill > r->cap) return KILN_EIO;
+  atomic_store_explicit(&rw->head_seen, head, memory_order_relaxed);
+  return (int64_t)(r->cap - fill);
+}
+
 int kiln__ring_write2(const kiln__ring *r, const void *a, size_t alen, const void *b, size_t blen,
                       size_t *n) {
   *n = 0;
   if (alen + blen == 0) return 0;
   uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed); /* the writer's own */
-  /* acquire: pairs with the reader's store of head: it has finished reading what we overwrite */
-  uint32_t head = atomic_load_explicit(&r->h->head, memory_order_acquire);
-  uint32_t fill = tail - head;
-  if (fill > r->cap) return KILN_EIO;
-  size_t room = r->cap - fill;
+  int64_t got = room_min(r, alen + blen);
+  if (got < 0) return (int)got;
+  size_t room = (size_t)got;
   size_t ka = alen < room ? alen : room, kb = blen < room - ka ? blen : room - ka;
   if (ka + kb == 0) return 0;
   if (ka) put_at(r, tail, a, ka);
@@ -236,8 +265,6 @@ void kiln__ring_scribble(const kiln__ring *r, uint32_t delta) {
 }
 
 bool kiln__ring_has_room(const kiln__ring *r, size_t need) {
-  uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed); /* the writer's own */
-  uint32_t head = atomic_load_explicit(&r->h->head, memory_order_acquire); /* as in write */
-  uint32_t fill = tail - head;
-  return fill > r->cap || r->cap - fill >= need;
+  int64_t room = room_min(r, need);
+  return room < 0 || (size_t)room >= need; /* corrupt: the write reports it */
 }

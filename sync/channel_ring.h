@@ -9,6 +9,7 @@
 #ifndef KILN_CHANNEL_RING_H
 #define KILN_CHANNEL_RING_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,13 @@ typedef struct kiln__ring {
   struct kiln__ring_hdr *h;
   unsigned char *data;
   uint32_t cap; /* a power of two */
+  /* This end's last look at the peer's position, so that a message does not cost a read of the
+   * cache line the peer has just written: the reader's tail (stored with release after an acquire
+   * load of the ring's tail, so a thread that loads it with acquire sees those bytes; poll and
+   * receive threads share it), the writer's head (under the end's send lock). Either may lag the
+   * ring, which only makes the ring look fuller (writer) or emptier (reader) than it is; a value
+   * that cannot be (the fill above the capacity) is read again from the ring. */
+  _Atomic uint32_t tail_seen, head_seen;
 } kiln__ring;
 
 /* A new memfd with nrings (1 or 2) rings, mapped; refs 1. KILN_ENOMEM, or KILN_EIO where memfd
