@@ -458,7 +458,12 @@ static int send_ring(kiln_channel *ch, const void *buf, size_t len, double deadl
 }
 
 static int send_locked(kiln_channel *ch, const void *buf, size_t len, double deadline) {
-  return ch->map ? send_ring(ch, buf, len, deadline) : send_socket(ch, buf, len, deadline);
+  if (!ch->map) return send_socket(ch, buf, len, deadline);
+  int rc = kiln__ring_writer_lock(&ch->rout, deadline);
+  if (rc) return rc;
+  rc = send_ring(ch, buf, len, deadline);
+  kiln__ring_writer_unlock(&ch->rout);
+  return rc;
 }
 
 /* Takes a send or receive mutex, which another caller may hold across a whole blocking call,
@@ -772,6 +777,9 @@ static bool ring_ready(kiln_channel *ch) {
  * taken) is about to take what came, and drains the tokens itself: the end then counts as
  * ready. */
 static bool ring_settle(kiln_channel *ch) {
+  /* ready already: the token stays for the receive, and for any other thread polling this end,
+   * which would otherwise sleep on past the message it was woken for */
+  if (ring_ready(ch)) return true;
   if (pthread_mutex_trylock(&ch->recv_mu) != 0) return true;
   int rc = drain_tokens(ch);
   pthread_mutex_unlock(&ch->recv_mu);

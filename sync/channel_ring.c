@@ -18,6 +18,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "kiln/sync.h"
 
 /* 1 MiB per direction: large enough that a 64 KiB message never waits for a reader that is one
@@ -44,6 +47,13 @@ struct kiln__ring_hdr {
   /* the room a waiting writer asks to be woken for: the reader does not wake it for less, so a
    * writer blocked on a full ring sleeps once per batch of messages, not once per message */
   _Atomic uint32_t room_wanted;
+  char pad1[LINE - 3 * sizeof(uint32_t)];
+  /* Held by a writer for a whole message: copies of the writing end in several processes (a
+   * program and the children it handed the end to) may send at the same time, and each message
+   * goes in whole, as on a socket. Process-shared and robust: a writer that dies holding it
+   * passes it on (its message, if it was larger than the ring and partly in, is torn: the reader
+   * reports KILN_EIO). */
+  pthread_mutex_t wlock;
 };
 
 struct kiln__ring_map {
@@ -82,9 +92,54 @@ int kiln__ring_map_create(int nrings, kiln__ring_map **out) {
     return KILN_EIO;
   }
   int rc = map_fd(fd, nrings, out);
-  if (rc) close(fd);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  pthread_mutexattr_t a;
+  if (pthread_mutexattr_init(&a) != 0) {
+    rc = KILN_EIO;
+  } else {
+    if (pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) != 0)
+      rc = KILN_EIO;
+    for (int i = 0; rc == 0 && i < nrings; i++) {
+      kiln__ring r;
+      kiln__ring_get(*out, i, &r);
+      if (pthread_mutex_init(&r.h->wlock, &a) != 0) rc = KILN_EIO;
+    }
+    pthread_mutexattr_destroy(&a);
+  }
+  if (rc) {
+    kiln__ring_map_unref(*out); /* closes fd */
+    *out = NULL;
+  }
   return rc;
 }
+
+int kiln__ring_writer_lock(const kiln__ring *r, double deadline) {
+  int e = pthread_mutex_trylock(&r->h->wlock);
+  if (e == EBUSY && isinf(deadline)) {
+    e = pthread_mutex_lock(&r->h->wlock);
+  } else if (e == EBUSY) {
+    double left = deadline - kiln__now();
+    if (left <= 0) return KILN_ETIMEDOUT;
+    if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
+    struct timespec ts;         /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double sec = floor(left);
+    ts.tv_sec += (time_t)sec;
+    ts.tv_nsec += (long)((left - sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    while ((e = pthread_mutex_timedlock(&r->h->wlock, &ts)) == EINTR) {}
+    if (e == ETIMEDOUT) return KILN_ETIMEDOUT;
+  }
+  /* a writer died holding it: the positions are whole (each is one store), so the ring goes on */
+  if (e == EOWNERDEAD) e = pthread_mutex_consistent(&r->h->wlock);
+  return e == 0 ? 0 : KILN_EIO;
+}
+
+void kiln__ring_writer_unlock(const kiln__ring *r) { pthread_mutex_unlock(&r->h->wlock); }
 
 int kiln__ring_map_open(int memfd, kiln__ring_map **out) {
   *out = NULL;
@@ -120,8 +175,11 @@ void kiln__ring_get(kiln__ring_map *m, int idx, kiln__ring *r) {
   /* no look yet: the reader's shows an empty ring, the writer's a full one, so both read the ring
    * at their first use (relaxed: before the end is shared with other threads) */
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed);
+  uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
   atomic_init(&r->tail_seen, head);
-  atomic_init(&r->head_seen, atomic_load_explicit(&r->h->tail, memory_order_relaxed) - RING_CAP);
+  atomic_init(&r->head_seen, tail - RING_CAP);
+  atomic_init(&r->head_mine, head);
+  atomic_init(&r->tail_mine, tail);
 }
 
 /* ---- bytes --------------------------------------------------------------------------------- */
@@ -132,13 +190,22 @@ static int64_t avail_min(const kiln__ring *r, size_t need) {
   kiln__ring *rw = (kiln__ring *)r; /* the look-aside fields only: never a const object */
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_relaxed); /* the reader's own */
   /* acquire: pairs with the release below (this or another thread of this end) */
-  uint32_t fill = atomic_load_explicit(&rw->tail_seen, memory_order_acquire) - head;
-  if (fill <= r->cap && fill >= need && fill != 0) return fill;
+  uint32_t seen = atomic_load_explicit(&rw->tail_seen, memory_order_acquire);
+  uint32_t fill = seen - head;
+  /* the look counts only while head is where this end left it: a copy of the end in another
+   * process may have read on since, up to and past that tail (positions wrap at 4 GiB) */
+  if (head == atomic_load_explicit(&rw->head_mine, memory_order_relaxed) && fill <= r->cap &&
+      fill >= need && fill != 0)
+    return fill;
   /* acquire: pairs with the writer's store of tail, so the bytes before it are visible */
   uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_acquire);
   fill = tail - head;
   if (fill > r->cap) return KILN_EIO;
-  atomic_store_explicit(&rw->tail_seen, tail, memory_order_release);
+  atomic_store_explicit(&rw->head_mine, head, memory_order_relaxed);
+  /* release: see the field. Only over the value loaded above, so that a thread that stalled
+   * here never puts back an older look than another thread's */
+  atomic_compare_exchange_strong_explicit(&rw->tail_seen, &seen, tail, memory_order_release,
+                                          memory_order_relaxed);
   return (int64_t)fill;
 }
 
@@ -171,6 +238,8 @@ void kiln__ring_consume(const kiln__ring *r, size_t k) {
   /* seq_cst: releases the bytes just read to the writer (pairs with its acquire load of head),
    * and orders this store before the load of writers_waiting (Dekker, see the file comment) */
   atomic_store_explicit(&r->h->head, head + (uint32_t)k, memory_order_seq_cst);
+  /* relaxed: read by this end's threads only as a check of the header */
+  atomic_store_explicit(&((kiln__ring *)r)->head_mine, head + (uint32_t)k, memory_order_relaxed);
   if (atomic_load_explicit(&r->h->writers_waiting, memory_order_seq_cst) != 0) {
     /* relaxed: a hint; a writer never relies on it alone (it re-checks between sleep slices) */
     uint32_t wanted = atomic_load_explicit(&r->h->room_wanted, memory_order_relaxed);
@@ -194,12 +263,16 @@ static int64_t room_min(const kiln__ring *r, size_t need) {
   uint32_t tail = atomic_load_explicit(&r->h->tail, memory_order_relaxed); /* the writer's own */
   /* relaxed: written and read under the end's send lock */
   uint32_t fill = tail - atomic_load_explicit(&rw->head_seen, memory_order_relaxed);
-  if (fill <= r->cap && r->cap - fill >= need) return r->cap - fill;
+  /* the look counts only while tail is where this end left it (as in avail_min) */
+  if (tail == atomic_load_explicit(&rw->tail_mine, memory_order_relaxed) && fill <= r->cap &&
+      r->cap - fill >= need)
+    return r->cap - fill;
   /* acquire: pairs with the reader's store of head: it has finished reading what we overwrite */
   uint32_t head = atomic_load_explicit(&r->h->head, memory_order_acquire);
   fill = tail - head;
   if (fill > r->cap) return KILN_EIO;
   atomic_store_explicit(&rw->head_seen, head, memory_order_relaxed);
+  atomic_store_explicit(&rw->tail_mine, tail, memory_order_relaxed);
   return (int64_t)(r->cap - fill);
 }
 
@@ -218,6 +291,9 @@ int kiln__ring_write2(const kiln__ring *r, const void *a, size_t alen, const voi
   /* seq_cst: publishes the bytes (pairs with the reader's acquire load of tail) and comes before
    * the writer's load of readers_waiting (Dekker) */
   atomic_store_explicit(&r->h->tail, tail + (uint32_t)(ka + kb), memory_order_seq_cst);
+  /* relaxed: under the end's send lock */
+  atomic_store_explicit(&((kiln__ring *)r)->tail_mine, tail + (uint32_t)(ka + kb),
+                        memory_order_relaxed);
   *n = ka + kb;
   return 0;
 }
@@ -230,6 +306,10 @@ bool kiln__ring_reader_waiting(const kiln__ring *r) {
 
 void kiln__ring_reader_wait(const kiln__ring *r, int delta) {
   atomic_fetch_add_explicit(&r->h->readers_waiting, (uint32_t)delta, memory_order_seq_cst);
+  /* the reader's re-check of tail that follows is an acquire load, which C11 does not order
+   * after this add: the fence makes the Dekker pair with the writer (its store of tail, then its
+   * load of readers_waiting) hold on every CPU */
+  atomic_thread_fence(memory_order_seq_cst);
 }
 
 void kiln__ring_writer_wait(const kiln__ring *r, int delta, size_t want) {

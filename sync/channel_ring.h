@@ -27,8 +27,11 @@ typedef struct kiln__ring {
    * load of the ring's tail, so a thread that loads it with acquire sees those bytes; poll and
    * receive threads share it), the writer's head (under the end's send lock). Either may lag the
    * ring, which only makes the ring look fuller (writer) or emptier (reader) than it is; a value
-   * that cannot be (the fill above the capacity) is read again from the ring. */
-  _Atomic uint32_t tail_seen, head_seen;
+   * that cannot be (the fill above the capacity) is read again from the ring, and so is the look
+   * of an end whose own position in the header (head for the reader, tail for the writer) is no
+   * longer the one it last stored itself (head_mine / tail_mine): a copy of the end in another
+   * process has moved it since. */
+  _Atomic uint32_t tail_seen, head_seen, head_mine, tail_mine;
 } kiln__ring;
 
 /* A new memfd with nrings (1 or 2) rings, mapped; refs 1. KILN_ENOMEM, or KILN_EIO where memfd
@@ -70,6 +73,10 @@ bool kiln__ring_reader_waiting(const kiln__ring *r);
  * the announcement or the reader's re-check of the ring sees the writer's bytes. */
 void kiln__ring_reader_wait(const kiln__ring *r, int delta);
 
+/* The ring's writer lock, held for a whole message (copies of the writing end in several
+ * processes may send at once): 0, KILN_ETIMEDOUT after the deadline (kiln__now base), KILN_EIO. */
+int kiln__ring_writer_lock(const kiln__ring *r, double deadline);
+void kiln__ring_writer_unlock(const kiln__ring *r);
 /* Writer side, waiting for room: announce (+1) or withdraw (-1) the wait first, so that the
  * reader wakes it after consuming (seq_cst, the same handshake as kiln__ring_reader_wait) once
  * there is room for max(want, a quarter of the ring), at most the ring; then

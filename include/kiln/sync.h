@@ -242,9 +242,10 @@ typedef struct kiln_channel kiln_channel;
  * through the ring without a system call while the reader keeps up; the socket carries wake-ups
  * and the end of the stream. A pair costs 3 descriptors (2 sockets, 1 memfd; each end handed to
  * a child takes a socket and the memfd there) and 1 or 2 MiB of shared memory, touched only as
- * the rings fill. A ring has one writer and one reader: threads of one process may share an end
- * (their calls are serialised), but two processes must not send (or receive) on copies of the
- * same end at the same time. */
+ * the rings fill. Copies of the sending end in several processes may send at once (each message
+ * goes in whole); receiving is for one process at a time, and waiting (poll, wait) on one end for
+ * one thread at a time. Threads of one process may otherwise share an end (their calls are
+ * serialised). */
 KILN_API int kiln_channel_pair(bool duplex, kiln_channel **a, kiln_channel **b);
 
 /* Closes the end (if not closed yet) and frees it. */

@@ -218,3 +218,83 @@ TEST(RING_reader_dies_while_the_writer_waits_fork) { check_reader_dies(KILN_STAR
 TEST(RING_reader_dies_while_the_writer_waits_forkserver) {
   check_reader_dies(KILN_START_FORKSERVER);
 }
+
+/* ---- several writer processes on copies of one end ---------------------------------------- */
+
+enum { WRITERS = 4, PER_WRITER = 600 };
+
+static size_t mw_size(uint32_t k) {
+  static const size_t sizes[] = {8, 3000, 70000, 8, 513};
+  return k % 150 == 149 ? RING + 100 : sizes[k % (sizeof sizes / sizeof sizes[0])];
+}
+
+/* Message k of writer w: w and k in its first 8 bytes, then a pattern of both. */
+static void mw_fill(unsigned char *m, size_t n, uint32_t w, uint32_t k) {
+  memcpy(m, &w, 4);
+  memcpy(m + 4, &k, 4);
+  for (size_t i = 8; i < n; i++) m[i] = rp_byte(i, w * 100000 + k);
+}
+
+static int mw_send(const void *arg, size_t len) {
+  uint32_t w;
+  if (len != sizeof w) return 100;
+  memcpy(&w, arg, sizeof w);
+  kiln_channel *ch = kiln_process_channel(0);
+  unsigned char *m = malloc(RING + 100);
+  if (!m) return 101;
+  for (uint32_t k = 0; k < PER_WRITER; k++) {
+    size_t n = mw_size(k);
+    mw_fill(m, n, w, k);
+    if (kiln_channel_send(ch, m, n, -1)) return 102;
+  }
+  free(m);
+  return 0;
+}
+
+/* Children of both start methods send at once on copies of one end: every message arrives whole
+ * (a ring has one writer at a time, as a socket takes each message whole), each writer's in its
+ * order, then the end of the stream once the last copy is gone. */
+TEST(RING_several_writer_processes_on_one_end) {
+  KT_CODE(kiln_forkserver_start(), 0);
+  kiln_channel *a, *b;
+  KT_CODE(kiln_channel_pair(false, &a, &b), 0);
+  KT_TRUE(kiln__channel_has_ring(a));
+  kiln_process *p[WRITERS];
+  for (uint32_t w = 0; w < WRITERS; w++) {
+    kiln_process_config cfg;
+    kiln_process_config_default(&cfg);
+    cfg.start = w % 2 ? KILN_START_FORK : KILN_START_FORKSERVER;
+    cfg.channels = &b;
+    cfg.nchannels = 1;
+    KT_CODE(kiln_process_start(&cfg, mw_send, &w, sizeof w, &p[w]), 0);
+  }
+  kiln_channel_destroy(b);
+  uint32_t next[WRITERS] = {0};
+  unsigned char *want = malloc(RING + 100);
+  KT_TRUE(want != NULL);
+  for (int got = 0; got < WRITERS * PER_WRITER; got++) {
+    const void *v = NULL;
+    size_t n = 0;
+    KT_CODE(kiln_channel_recv_view(a, &v, &n, 20), 0);
+    KT_TRUE(n >= 8);
+    uint32_t w, k;
+    memcpy(&w, v, 4);
+    memcpy(&k, (const unsigned char *)v + 4, 4);
+    KT_TRUE(w < WRITERS);
+    KT_EQ(k, next[w]);
+    KT_EQ(n, mw_size(k));
+    mw_fill(want, n, w, k);
+    KT_TRUE(memcmp(v, want, n) == 0);
+    next[w]++;
+    kiln_channel_release(a);
+  }
+  free(want);
+  void *buf = NULL;
+  size_t n = 0;
+  KT_CODE(kiln_channel_recv(a, &buf, &n, 20), KILN_EEOF);
+  for (int w = 0; w < WRITERS; w++) {
+    KT_EQ(rp_exitcode(p[w]), 0);
+    kiln_process_destroy(p[w]);
+  }
+  kiln_channel_destroy(a);
+}
