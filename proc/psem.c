@@ -296,7 +296,7 @@ static int bar_sleep(barrier_state *s, int i, double deadline) {
       return KILN_EBROKEN;
     }
     bool poll = i == 0 || (w >= 0 && (s->inside[w].pid != s->inside[i].pid ||
-                                       s->inside[w].start != s->inside[i].start));
+                                      s->inside[w].start != s->inside[i].start));
     check = !kiln__mon_wait(&s->mon, deadline, poll) || check;
   }
   return s->state < 0 ? KILN_EBROKEN : 0;
