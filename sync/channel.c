@@ -469,23 +469,7 @@ static int send_locked(kiln_channel *ch, const void *buf, size_t len, double dea
 /* Takes a send or receive mutex, which another caller may hold across a whole blocking call,
  * within the caller's deadline: 0 or KILN_ETIMEDOUT (a try when the deadline has passed). */
 static int lock_until(pthread_mutex_t *m, double deadline) {
-  if (isinf(deadline)) {
-    pthread_mutex_lock(m);
-    return 0;
-  }
-  if (pthread_mutex_trylock(m) == 0) return 0;
-  double left = deadline - kiln__now();
-  if (left <= 0) return KILN_ETIMEDOUT;
-  if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
-  struct timespec ts;         /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
-  clock_gettime(CLOCK_REALTIME, &ts);
-  double s = floor(left);
-  ts.tv_sec += (time_t)s;
-  ts.tv_nsec += (long)((left - s) * 1e9);
-  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-  int e;
-  while ((e = pthread_mutex_timedlock(m, &ts)) == EINTR) {}
-  return e == 0 ? 0 : KILN_ETIMEDOUT;
+  return kiln__mutex_lock_until(m, deadline) == 0 ? 0 : KILN_ETIMEDOUT;
 }
 
 int kiln_channel_send(kiln_channel *ch, const void *buf, size_t len, double timeout) {

@@ -117,23 +117,26 @@ int kiln__ring_map_create(int nrings, kiln__ring_map **out) {
   return rc;
 }
 
+int kiln__mutex_lock_until(pthread_mutex_t *m, double deadline) {
+  int e = pthread_mutex_trylock(m);
+  if (e != EBUSY) return e;
+  if (isinf(deadline)) return pthread_mutex_lock(m);
+  double left = deadline - kiln__now();
+  if (left <= 0) return ETIMEDOUT;
+  if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
+  struct timespec ts;         /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double sec = floor(left);
+  ts.tv_sec += (time_t)sec;
+  ts.tv_nsec += (long)((left - sec) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+  while ((e = pthread_mutex_timedlock(m, &ts)) == EINTR) {}
+  return e;
+}
+
 int kiln__ring_writer_lock(const kiln__ring *r, double deadline) {
-  int e = pthread_mutex_trylock(&r->h->wlock);
-  if (e == EBUSY && isinf(deadline)) {
-    e = pthread_mutex_lock(&r->h->wlock);
-  } else if (e == EBUSY) {
-    double left = deadline - kiln__now();
-    if (left <= 0) return KILN_ETIMEDOUT;
-    if (left > 1e9) left = 1e9; /* about 31 years: a huge timeout must not overflow time_t */
-    struct timespec ts;         /* pthread_mutex_timedlock counts in CLOCK_REALTIME */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double sec = floor(left);
-    ts.tv_sec += (time_t)sec;
-    ts.tv_nsec += (long)((left - sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    while ((e = pthread_mutex_timedlock(&r->h->wlock, &ts)) == EINTR) {}
-    if (e == ETIMEDOUT) return KILN_ETIMEDOUT;
-  }
+  int e = kiln__mutex_lock_until(&r->h->wlock, deadline);
+  if (e == ETIMEDOUT) return KILN_ETIMEDOUT;
   /* a writer died holding it: the positions are whole (each is one store), so the ring goes on */
   if (e == EOWNERDEAD) e = pthread_mutex_consistent(&r->h->wlock);
   return e == 0 ? 0 : KILN_EIO;

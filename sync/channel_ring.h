@@ -9,6 +9,7 @@
 #ifndef KILN_CHANNEL_RING_H
 #define KILN_CHANNEL_RING_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,6 +74,9 @@ bool kiln__ring_reader_waiting(const kiln__ring *r);
  * the announcement or the reader's re-check of the ring sees the writer's bytes. */
 void kiln__ring_reader_wait(const kiln__ring *r, int delta);
 
+/* Locks m, waiting at most until deadline (kiln__now base; infinite: no limit): pthread's code,
+ * 0, ETIMEDOUT, or EOWNERDEAD for a robust mutex whose holder died. */
+int kiln__mutex_lock_until(pthread_mutex_t *m, double deadline);
 /* The ring's writer lock, held for a whole message (copies of the writing end in several
  * processes may send at once): 0, KILN_ETIMEDOUT after the deadline (kiln__now base), KILN_EIO. */
 int kiln__ring_writer_lock(const kiln__ring *r, double deadline);
