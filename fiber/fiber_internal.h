@@ -102,6 +102,21 @@ void *kiln__fiber_swap(void **save_sp, void *new_sp, void *transfer);
 void *kiln__fiber_init_stack(char *top);
 _Noreturn void kiln__fiber_main(void *transfer);
 
+/* timer.c: one timer thread per process with a binary min-heap of deadlines, for the timeouts
+ * of waiting pool fibers (task.c). A timer is caller-owned storage: set deadline (kiln__now()
+ * seconds) and fire, then arm it. fire(tm) runs on the timer thread, under the timer lock, once
+ * the deadline has passed; it must not arm or cancel timers. arm: 0, or KILN_ENOMEM (the heap
+ * cannot grow, or the thread cannot start). cancel: after it returns, fire is not running and
+ * will not run (a no-op if it has fired or was never armed). A timer is armed at most once at a
+ * time. Any thread. */
+typedef struct kiln__timer {
+  double deadline;
+  void (*fire)(struct kiln__timer *tm);
+  size_t index; /* its place in the heap, guarded by the timer lock; SIZE_MAX: not armed */
+} kiln__timer;
+int kiln__timer_arm(kiln__timer *tm);
+void kiln__timer_cancel(kiln__timer *tm);
+
 /* guard.c: gives the calling thread a signal stack when the overflow handler is installed. */
 void kiln__guard_thread_init(kiln__fiber_thread *t);
 void kiln__guard_thread_fini(kiln__fiber_thread *t);

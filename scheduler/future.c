@@ -234,9 +234,10 @@ static int wait_done(kiln_future *f, double timeout) {
   int rc = kiln__deadline(timeout, &deadline);
   if (rc) return rc;
   if (timeout == 0) return KILN_ETIMEDOUT;
-  /* A worker first runs other tasks while f is pending; only when it runs out of work does it
+  /* A worker first runs other tasks while f is pending (a pool fiber suspends instead); only when it runs out of work does it
    * pay for a waiter and a listener, which it needs to be woken from sleep. */
-  if (kiln__self.worker && kiln__help_briefly(kiln__self.worker, future_done_pred, f, deadline))
+  if (kiln__self.worker && !kiln__ftask_suspendable() &&
+      kiln__help_briefly(kiln__self.worker, future_done_pred, f, deadline))
     return 0;
   kiln__waiter w;
   kiln__waiter_init(&w);

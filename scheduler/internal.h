@@ -62,6 +62,10 @@ typedef struct kiln__waiter {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   kiln_pool *pool; /* guarded by mu */
+  /* guarded by mu: set while a pool fiber waits here (fiber/task.c); notify then calls
+   * wake(wake_arg) under mu instead of waking a thread */
+  void (*wake)(void *wake_arg);
+  void *wake_arg;
 } kiln__waiter;
 
 enum { KILN__L_CALLBACK, KILN__L_DEPENDENT, KILN__L_WAITER };
@@ -97,6 +101,7 @@ struct kiln_future {
   void *arg;
   kiln_pool *pool;
   bool counted;             /* in pool.outstanding (see pool.c, "Shutdown and lifetime") */
+  bool fiber;               /* a pool fiber's own future (fiber/task.c): arg is the fiber */
   _Atomic size_t deps_left; /* dependencies not yet done, plus one while submit_after registers */
   size_t ndeps;
   kiln__listener *dep_nodes; /* ndeps nodes: inline_nodes or a heap array */
@@ -166,5 +171,20 @@ bool kiln__deque_drained(void);
 int kiln__pool_accepting(kiln_pool *p); /* 0, KILN_ESHUTDOWN or KILN_EBROKEN: would submit work? */
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out);
+
+/* pool fibers (fiber/task.c; see include/kiln/fiber.h). The hooks the scheduler calls:
+ * kiln__ftask_run: run_task hands it every fiber record it pops; refuse is 0, KILN_EBROKEN or
+ * KILN_ECANCELLED (the pool would fail or cancel an unstarted task). It starts or resumes the
+ * fiber, or finishes an unstarted one that must not run. The caller keeps the queue reference.
+ * kiln__ftask_suspendable: the calling code is a pool fiber's own, which may suspend (waits
+ * then suspend it instead of running tasks on its stack). kiln__ftask_wait: kiln__wait for it. */
+void kiln__ftask_run(kiln_future *t, int refuse);
+bool kiln__ftask_suspendable(void);
+int kiln__ftask_wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline);
+/* pool.c, for fiber/task.c: submits a fiber record (always counted in outstanding: a suspended
+ * fiber is in no queue, and shutdown(wait) must wait for it); queues a started fiber again
+ * (t holds a new queue reference; fifo: behind the queued work, through the injection queue). */
+int kiln__submit_fiber(kiln_pool *p, void *fiber, kiln_future **out);
+void kiln__schedule_fiber(kiln_future *t, bool fifo);
 
 #endif

@@ -183,6 +183,8 @@ static void maybe_start(kiln_pool *p) {
 
 static bool own_worker(kiln_pool *p) { return kiln__self.worker && kiln__self.worker->pool == p; }
 
+static void inject(kiln_pool *p, kiln_future *t);
+
 /* Queues a task that holds its queue reference. */
 static void enqueue(kiln_pool *p, kiln_future *t) {
   if (own_worker(p) && kiln__deque_push(&kiln__self.worker->deque, t) == 0) {
@@ -190,6 +192,11 @@ static void enqueue(kiln_pool *p, kiln_future *t) {
     maybe_start(p);
     return;
   }
+  inject(p, t);
+}
+
+/* Through the injection queue, behind what is queued there. */
+static void inject(kiln_pool *p, kiln_future *t) {
   pthread_mutex_lock(&p->mu);
   t->next = NULL;
   if (p->inject_tail) p->inject_tail->next = t;
@@ -200,6 +207,11 @@ static void enqueue(kiln_pool *p, kiln_future *t) {
   pthread_cond_signal(&p->work_cv);
   maybe_start_locked(p);
   pthread_mutex_unlock(&p->mu);
+}
+
+void kiln__schedule_fiber(kiln_future *t, bool fifo) {
+  if (fifo) inject(t->pool, t);
+  else enqueue(t->pool, t);
 }
 
 void kiln__schedule(kiln_future *t) {
@@ -329,7 +341,12 @@ void kiln__task_done(kiln_pool *p) {
 
 static void run_task(kiln_future *t) {
   kiln_pool *p = t->pool;
-  if (atomic_load_explicit(&p->broken, memory_order_acquire)) {
+  if (t->fiber) { /* fiber/task.c starts, resumes or refuses it */
+    int refuse = atomic_load_explicit(&p->broken, memory_order_acquire)       ? KILN_EBROKEN
+                 : atomic_load_explicit(&p->cancelling, memory_order_acquire) ? KILN_ECANCELLED
+                                                                              : 0;
+    kiln__ftask_run(t, refuse);
+  } else if (atomic_load_explicit(&p->broken, memory_order_acquire)) {
     if (kiln__claim(t, 1u << KILN__PENDING))
       kiln__fail_claimed(t, KILN_EBROKEN,
                          kiln__format("the pool is broken: a worker "
@@ -577,6 +594,22 @@ int kiln_pool_started_threads(kiln_pool *p) {
 kiln_pool *kiln_pool_current(void) { return kiln__self.worker ? kiln__self.worker->pool : NULL; }
 int kiln_worker_index(void) { return kiln__self.worker ? kiln__self.worker->index : -1; }
 
+/* One queued item of a cancelling pool: an unstarted task is cancelled; a started fiber's
+ * resumption is kept (on *keep) to be queued again, since its fiber must run to its end. */
+static void cancel_item(kiln_future *t, kiln_future **keep) {
+  if (t->fiber) {
+    if ((atomic_load_explicit(&t->state, memory_order_acquire) & KILN__STATE_MASK) ==
+        KILN__RUNNING) {
+      t->next = *keep;
+      *keep = t;
+      return;
+    }
+    kiln__ftask_run(t, KILN_ECANCELLED);
+  }
+  kiln_future_cancel(t);
+  kiln_future_release(t);
+}
+
 /* Cancels every queued task that has not started; workers cancel the rest as they pop them. */
 static void cancel_queued(kiln_pool *p) {
   atomic_store_explicit(&p->cancelling, true, memory_order_release);
@@ -585,20 +618,24 @@ static void cancel_queued(kiln_pool *p) {
   p->inject_head = p->inject_tail = NULL;
   atomic_store_explicit(&p->ninject, 0, memory_order_relaxed);
   pthread_mutex_unlock(&p->mu);
+  kiln_future *keep = NULL;
   while (list) {
     kiln_future *t = list;
     list = t->next;
-    kiln_future_cancel(t);
-    kiln_future_release(t);
+    cancel_item(t, &keep);
   }
   int n = atomic_load_explicit(&p->started, memory_order_acquire);
   for (int i = 0; i < n; i++) {
     void *x;
     while ((x = kiln__deque_steal(&p->workers[i].deque)) != KILN__DEQUE_EMPTY) {
       if (x == KILN__DEQUE_ABORT) continue;
-      kiln_future_cancel(x);
-      kiln_future_release(x);
+      cancel_item(x, &keep);
     }
+  }
+  while (keep) {
+    kiln_future *t = keep;
+    keep = t->next;
+    inject(p, t);
   }
 }
 
@@ -710,6 +747,7 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
   t->fn = fn;
   t->arg = arg;
   t->pool = p;
+  t->fiber = false;
   t->ndeps = ndeps;
   /* caller's reference (if any) + the queue reference */
   atomic_store_explicit(&t->refs, out ? 2u : 1u, memory_order_relaxed);
@@ -768,6 +806,30 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
 refused:
   release_refused(t);
   return atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN : KILN_ESHUTDOWN;
+}
+
+int kiln__submit_fiber(kiln_pool *p, void *fiber, kiln_future **out) {
+  *out = NULL;
+  kiln_future *t = kiln__future_alloc();
+  if (!t) return KILN_ENOMEM;
+  t->arg = fiber;
+  t->pool = p;
+  t->fiber = true;
+  t->counted = true;
+  /* the caller's, the queue's, and the fiber's own (fiber/task.c drops it when the fiber ends
+   * or can no longer start) */
+  atomic_store_explicit(&t->refs, 3u, memory_order_relaxed);
+  /* count first, then check: as an outside submission in kiln__submit_internal */
+  atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&p->shutdown, memory_order_seq_cst)) {
+    int rc = atomic_load_explicit(&p->broken, memory_order_acquire) ? KILN_EBROKEN : KILN_ESHUTDOWN;
+    kiln__task_done(p);
+    release_refused(t);
+    return rc;
+  }
+  *out = t;
+  kiln__schedule(t);
+  return 0;
 }
 
 int kiln__pool_accepting(kiln_pool *p) {

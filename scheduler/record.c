@@ -154,6 +154,7 @@ kiln_future *kiln__future_alloc(void) {
   f->fn = NULL;
   f->arg = NULL;
   f->pool = NULL;
+  f->fiber = false;
   f->ndeps = 0;
   f->dep_nodes = NULL;
   f->head = f->tail = NULL;

@@ -23,6 +23,8 @@ void kiln__waiter_init(kiln__waiter *w) {
   pthread_cond_init(&w->cv, &ca);
   pthread_condattr_destroy(&ca);
   w->pool = NULL;
+  w->wake = NULL;
+  w->wake_arg = NULL;
 }
 
 void kiln__waiter_fini(kiln__waiter *w) {
@@ -32,6 +34,7 @@ void kiln__waiter_fini(kiln__waiter *w) {
 
 void kiln__waiter_notify(kiln__waiter *w) {
   pthread_mutex_lock(&w->mu);
+  if (w->wake) w->wake(w->wake_arg);         /* a pool fiber waits: it clears this under mu first */
   if (w->pool) kiln__pool_wake_all(w->pool); /* the waiting worker keeps its pool alive */
   pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -39,6 +42,7 @@ void kiln__waiter_notify(kiln__waiter *w) {
 
 int kiln__wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline) {
   if (pred(ctx)) return 0;
+  if (kiln__ftask_suspendable()) return kiln__ftask_wait(w, pred, ctx, deadline);
   kiln__worker *self = kiln__self.worker;
   if (self) {
     pthread_mutex_lock(&w->mu);

@@ -18,9 +18,9 @@
  *   - a fiber belongs to the thread that created it: switching to, throwing into, re-parenting
  *     or destroying it from another thread is refused (KILN_ESTATE, or an assert for destroy).
  *
- * Not here yet: fibers as pool tasks, kiln_await inside a fiber and cooperative I/O. A fiber is
- * a plain user-level context today: blocking calls (a lock, kiln_future_result) block the thread
- * with every fiber on it.
+ * These fibers are plain user-level contexts of one thread: blocking calls (a lock,
+ * kiln_future_result) block the thread with every fiber on it. Pool fibers (the second half of
+ * this header, gevent's model) run on a kiln_pool's workers and suspend in their waits instead.
  *
  * Threads: every call acts on the calling thread's fibers only. Different threads may use their
  * own fibers concurrently without any locking. */
@@ -31,6 +31,7 @@
 #include <stddef.h>
 
 #include "kiln/error.h"
+#include "kiln/sched.h"
 #include "kiln/version.h"
 
 #ifdef __cplusplus
@@ -120,6 +121,84 @@ KILN_API size_t kiln_fiber_stack_size(const kiln_fiber *f);
  * the guard page, with a plain SIGSEGV. Install it before starting threads that may run fibers
  * and after any other SIGSEGV handler the program sets. Thread-safe. 0, or KILN_ENOMEM. */
 KILN_API int kiln_fiber_guard_handler_install(void);
+
+/* ---- pool fibers: gevent's greenlets on the work-stealing pool ------------------------------
+ *
+ * kiln_fiber_spawn runs a kiln_task_fn as a fiber on a pool's workers: M:N, a fiber that
+ * suspends may resume on any worker (stealing included). While it waits (kiln_await,
+ * kiln_sleep, kiln_yield, and the scheduler's own waits, below) the worker is free to run other
+ * tasks and fibers. Its future is the fiber's own: done when fn returns, with fn's value or error
+ * (kiln_task_fail and kiln_task_set_result_free work inside, as in any task), usable in
+ * kiln_wait, kiln_as_completed, kiln_future_on_done and as a dependency like any future. join is
+ * kiln_await (or kiln_future_result) on it, joinall kiln_wait on several.
+ *
+ * Which waits suspend: inside a pool fiber, kiln_await, kiln_sleep and kiln_yield, and also
+ * every wait of kiln/sched.h (kiln_future_result, kiln_future_error, kiln_wait,
+ * kiln_completion_next, kiln_imap_next, kiln_pool_apply, kiln_map, kiln_parallel_for's join)
+ * suspend the fiber; they do not run other tasks on the fiber's stack, as they do in a plain
+ * task. Waits of kiln/sync.h (locks, conditions, queues...) and system calls block the worker
+ * with the fiber on it, as in a task.
+ *
+ * Greenlets inside a pool fiber: kiln_fiber_current() there is the pool fiber's own record (not
+ * a main fiber: kiln_fiber_is_main is false, kiln_fiber_parent NULL, never dead while it runs).
+ * kiln_fiber_create inside makes greenlets of the worker's thread, with the pool fiber as
+ * parent; switching between them works as on any thread. Such greenlets cannot move to another
+ * thread, so the pool fiber is pinned while any of them exists (created and not yet
+ * destroyed): its waits, and the waits of the greenlets themselves, block the worker (running
+ * other tasks, as in a plain task) instead of suspending. Destroy them before the pool fiber
+ * ends (if some are left, the pool fiber's record stays until they are destroyed). Never
+ * destroy kiln_fiber_current() of a pool fiber.
+ *
+ * Thread-local storage: code after a suspending call may run on another thread than before it.
+ * Do not keep the address of a thread-local variable across kiln_await, kiln_sleep, kiln_yield
+ * or a suspending scheduler wait; read errno again after them (with glibc, &errno is a const
+ * function of the thread that the compiler may reuse within one function).
+ *
+ * Pool shutdown: a started fiber counts as accepted work until it ends. shutdown(wait) and
+ * kiln_pool_destroy wait for suspended fibers; cancel_pending (and kiln_pool_terminate) cancel
+ * the fibers not yet started, never the started ones. A fiber suspended on a future that never
+ * completes keeps shutdown(wait) and destroy waiting forever, as a task blocked forever would:
+ * kill it first (its kiln_await returns KILN_ECANCELLED), or give its waits a timeout.
+ *
+ * Sanitizers: the ASan and TSan builds follow fibers across threads. */
+
+/* Runs fn(arg, &result) as a fiber on p's workers. stack_size as kiln_fiber_create's (0: the
+ * default 256 KiB of address space, of which the pages touched become resident; at least
+ * 16 KiB). The stack is taken when the fiber starts, from the starting worker's stack pool, and
+ * goes back, when the fiber ends, to the pool of the worker it ends on. Returns 0 and *out (one
+ * reference: the fiber's future; out may be NULL), or KILN_EINVAL (p or fn NULL),
+ * KILN_ESHUTDOWN / KILN_EBROKEN (the pool takes no work), KILN_ENOMEM. A fiber whose stack
+ * cannot be mapped when it starts fails with KILN_ENOMEM. Any thread. */
+KILN_API int kiln_fiber_spawn(kiln_pool *p, kiln_task_fn fn, void *arg, size_t stack_size,
+                              kiln_future **out);
+
+/* kiln_future_result's contract (0 and *value borrowed while you hold f; f's code;
+ * KILN_ECANCELLED; KILN_ETIMEDOUT; KILN_EINVAL for a NaN timeout). Inside a pool fiber it
+ * suspends the fiber until f is done, the timeout passes, or the fiber is killed: then it returns
+ * KILN_ECANCELLED (also when f is already done: a pending kill is delivered at the next await or
+ * sleep, once). Elsewhere (a thread, a task, a greenlet, a pinned pool fiber) it is exactly
+ * kiln_future_result. value may be NULL. */
+KILN_API int kiln_await(kiln_future *f, double timeout, void **value);
+
+/* gevent's sleep(0): inside a pool fiber, queues the fiber behind the work already queued and
+ * lets the worker run it, then returns 0 (KILN_ECANCELLED, without yielding, if a kill is
+ * pending). Elsewhere: sched_yield(), 0. */
+KILN_API int kiln_yield(void);
+
+/* Inside a pool fiber: suspends it for seconds (on the process's timer thread; <= 0 is
+ * kiln_yield; +inf until killed). 0, KILN_ECANCELLED when killed (at once if a kill is
+ * pending), KILN_EINVAL for NaN, KILN_ENOMEM if the timer cannot be set. Elsewhere: sleeps the
+ * calling thread (clock_nanosleep, resumed after signals), 0. */
+KILN_API int kiln_sleep(double seconds);
+
+/* gevent's kill. A fiber not yet started never runs: its future is cancelled. A started one gets
+ * KILN_ECANCELLED from its pending kiln_await or kiln_sleep (or its next one, or kiln_yield);
+ * its other waits are not interrupted. If it then ends with KILN_ECANCELLED, its future counts
+ * as cancelled (kiln_future_cancelled is true). Killing an ended fiber does nothing. With wait,
+ * then waits for the fiber's end up to timeout (suspending, inside a pool fiber): KILN_ETIMEDOUT
+ * if it has not ended by then. 0; KILN_EINVAL (f not a fiber's future, NaN timeout); KILN_ESTATE
+ * for a fiber that kills itself with wait (the kill is still delivered). Any thread. */
+KILN_API int kiln_fiber_kill(kiln_future *f, bool wait, double timeout);
 
 #ifdef __cplusplus
 }
