@@ -75,9 +75,11 @@ typedef struct kiln__pfiber {
   int park; /* PARK_*: written by the fiber before it switches back, read by its driver */
   _Atomic int notified;
   _Atomic int parked;
-  _Atomic bool killed;         /* a kill not yet delivered to an await or sleep */
-  _Atomic bool was_killed;     /* killed at least once: its end with KILN_ECANCELLED is a cancel */
-  char *fail_message;          /* kiln_task_fail's message and the result destructor while */
+  _Atomic bool killed;     /* a kill not yet delivered to an await or sleep */
+  _Atomic bool was_killed; /* killed at least once: its end with KILN_ECANCELLED is a cancel */
+  bool wake_fifo;     /* how a wake queues it: set by the fiber before it waits, read by the waker
+                   * that takes `parked` (which orders it) */
+  char *fail_message; /* kiln_task_fail's message and the result destructor while */
   void (*result_free)(void *); /* the fiber is switched out (the thread-local ones meanwhile) */
   int code;
   void *value;
@@ -149,7 +151,7 @@ static void notify(void *arg) {
   kiln__pfiber *pf = arg;
   /* seq_cst: Dekker with the driver's store of parked and load of notified in park() */
   atomic_store_explicit(&pf->notified, 1, memory_order_seq_cst);
-  if (atomic_exchange_explicit(&pf->parked, 0, memory_order_seq_cst)) resume(pf, false);
+  if (atomic_exchange_explicit(&pf->parked, 0, memory_order_seq_cst)) resume(pf, pf->wake_fifo);
 }
 
 static void timer_fire(kiln__timer *tm) { notify((char *)tm - offsetof(kiln__pfiber, timer)); }
@@ -163,7 +165,7 @@ static void park(kiln__pfiber *pf) {
   atomic_store_explicit(&pf->parked, 1, memory_order_seq_cst);
   if (atomic_load_explicit(&pf->notified, memory_order_seq_cst) &&
       atomic_exchange_explicit(&pf->parked, 0, memory_order_seq_cst))
-    resume(pf, false);
+    resume(pf, pf->wake_fifo);
 }
 
 /* The record will not run its fiber any more: clears the kill's way to pf, frees pf. */
@@ -323,8 +325,14 @@ static int wait_loop(kiln__pfiber *pf, bool (*pred)(void *), void *ctx, double d
   }
 }
 
+/* kiln_await's wake queues the fiber where the waker is (its deque, if it is a worker of the
+ * pool: the fiber runs next there, as a continuation). The scheduler's waits (kiln_wait,
+ * as_completed, ...) are woken by every completion of a set and look at the whole set each time:
+ * their fiber is queued behind the work queued then (FIFO), so that a joinall of n fibers on one
+ * worker wakes once when they have run, not n times. */
 static int wait_on(kiln__pfiber *pf, kiln__waiter *w, bool (*pred)(void *), void *ctx,
                    double deadline, bool killable) {
+  pf->wake_fifo = !killable;
   pthread_mutex_lock(&w->mu);
   w->wake = notify;
   w->wake_arg = pf;
@@ -387,6 +395,7 @@ int kiln_sleep(double seconds) {
   kiln__pfiber *pf = running();
   if (pf) {
     if (seconds <= 0) return kiln_yield();
+    pf->wake_fifo = true; /* deadlines passed together wake in their order */
     return wait_loop(pf, NULL, NULL, kiln__now() + seconds, true);
   }
   if (seconds <= 0) return 0;
