@@ -11,14 +11,15 @@
  * queue), so the fiber resumes on whichever worker pops or steals it: M:N.
  *
  * The lost wake-up (a completion that fires on another thread while the fiber is still switching
- * out) is ruled out as in Go's gopark: the fiber never registers itself as parked. It clears
- * `notified`, checks its condition, and switches to the worker that drives it; only then, off the
- * fiber's stack, the worker sets `parked` and looks at `notified`. A waker sets `notified` and
- * then takes `parked`. Both pairs are seq_cst (a Dekker pair): either the worker sees the
- * notification and takes `parked` back itself, or the waker sees `parked`; whichever of them
- * exchanges `parked` from 1 to 0 queues the fiber, so it is queued exactly once. A wake with no
- * fiber parked only leaves `notified`, which makes the next wait look again (waits loop on their
- * condition: spurious wake-ups are harmless).
+ * out) is ruled out as in Go's gopark, with one atomic word, `wstate`: RUN (running, or queued
+ * to run), NOTIFIED (a wake came while it was not parked), PARKED. The fiber never parks itself:
+ * it stores RUN, checks its condition, and switches to the worker that drives it; only then, off
+ * the fiber's stack, the worker moves wstate from RUN to PARKED with a CAS. A waker exchanges it
+ * for NOTIFIED. If the waker finds PARKED, it queues the fiber; if the worker's CAS finds
+ * NOTIFIED, the worker queues it at once. Either way exactly one of them queues it, and neither
+ * touches the kiln__pfiber after that: the fiber may already run, end and be freed elsewhere.
+ * A wake that finds RUN only leaves NOTIFIED, which makes the coming park fail (waits loop on
+ * their condition: spurious wake-ups are harmless).
  *
  * Who may wake a fiber, and why the kiln__pfiber is alive then: a waiter it waits on (the wake
  * runs under the waiter's lock, which the fiber takes to clear the wake before its wait returns);
@@ -62,6 +63,9 @@ enum { MIN_STACK = 16 * 1024 };
 /* Why a fiber switched back to its driver. */
 enum { PARK_WAIT = 1, PARK_YIELD, PARK_EXIT };
 
+/* kiln__pfiber.wstate */
+enum { RUN, NOTIFIED, PARKED };
+
 typedef struct kiln__pfiber {
   /* First member: if greenlets created inside still hold it when the fiber ends, fiber.c frees
    * this record as a kiln_fiber (see finish). gl is kiln_fiber_current() inside the fiber; its sp
@@ -72,13 +76,12 @@ typedef struct kiln__pfiber {
   kiln_task_fn fn;
   void *arg;
   size_t stack_size;
-  int park; /* PARK_*: written by the fiber before it switches back, read by its driver */
-  _Atomic int notified;
-  _Atomic int parked;
+  int park;           /* PARK_*: written by the fiber before it switches back, read by its driver */
+  _Atomic int wstate; /* RUN, NOTIFIED, PARKED (see the top of the file) */
   _Atomic bool killed;     /* a kill not yet delivered to an await or sleep */
   _Atomic bool was_killed; /* killed at least once: its end with KILN_ECANCELLED is a cancel */
   bool wake_fifo;     /* how a wake queues it: set by the fiber before it waits, read by the waker
-                   * that takes `parked` (which orders it) */
+                   * that finds PARKED (which orders it) */
   char *fail_message; /* kiln_task_fail's message and the result destructor while */
   void (*result_free)(void *); /* the fiber is switched out (the thread-local ones meanwhile) */
   int code;
@@ -149,9 +152,11 @@ static void resume(kiln__pfiber *pf, bool fifo) {
 /* The wake of a waiting fiber, from any thread (see the top of the file for why pf is alive). */
 static void notify(void *arg) {
   kiln__pfiber *pf = arg;
-  /* seq_cst: Dekker with the driver's store of parked and load of notified in park() */
-  atomic_store_explicit(&pf->notified, 1, memory_order_seq_cst);
-  if (atomic_exchange_explicit(&pf->parked, 0, memory_order_seq_cst)) resume(pf, pf->wake_fifo);
+  /* acq_rel: acquire pairs with the CAS to PARKED (the fiber's writes before it parked, as
+   * wake_fifo); release orders what the waker changed (the condition) before the fiber's next
+   * look at wstate */
+  if (atomic_exchange_explicit(&pf->wstate, NOTIFIED, memory_order_acq_rel) == PARKED)
+    resume(pf, pf->wake_fifo);
 }
 
 static void timer_fire(kiln__timer *tm) { notify((char *)tm - offsetof(kiln__pfiber, timer)); }
@@ -162,9 +167,11 @@ static void park(kiln__pfiber *pf) {
     resume(pf, true); /* behind the work queued now, so that it runs first */
     return;
   }
-  atomic_store_explicit(&pf->parked, 1, memory_order_seq_cst);
-  if (atomic_load_explicit(&pf->notified, memory_order_seq_cst) &&
-      atomic_exchange_explicit(&pf->parked, 0, memory_order_seq_cst))
+  int expected = RUN;
+  /* acq_rel: release publishes the fiber's state to the waker that finds PARKED; acquire (on
+   * failure too) pairs with the waker's exchange */
+  if (!atomic_compare_exchange_strong_explicit(&pf->wstate, &expected, PARKED, memory_order_acq_rel,
+                                               memory_order_acquire))
     resume(pf, pf->wake_fifo);
 }
 
@@ -308,9 +315,10 @@ void kiln__ftask_run(kiln_future *t, int refuse) {
 static int wait_loop(kiln__pfiber *pf, bool (*pred)(void *), void *ctx, double deadline,
                      bool killable) {
   for (;;) {
-    /* seq_cst: cleared before the condition is read, so that a wake after the read is seen by
-     * the driver's park() */
-    atomic_store_explicit(&pf->notified, 0, memory_order_seq_cst);
+    /* A wake from now on makes the park fail. An exchange, not a store: a waker's exchange is
+     * either after this one in wstate's order (it finds RUN or PARKED and is not lost), or
+     * before it, and then this acquire reads its release, so the condition it set is seen. */
+    (void)atomic_exchange_explicit(&pf->wstate, RUN, memory_order_acq_rel);
     if (pred && pred(ctx)) return 0;
     if (killable && atomic_exchange_explicit(&pf->killed, false, memory_order_acq_rel))
       return KILN_ECANCELLED;

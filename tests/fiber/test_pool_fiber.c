@@ -281,7 +281,12 @@ TEST(yield_lets_another_fiber_run) {
 enum { SLEEPERS = 1000 };
 
 struct sleeper {
+  kiln_future *gate;
+  atomic_int *waiting;
+  double *base;
+  double offset;
   double deadline;
+  double slept; /* when it went to sleep */
   double woke;
   atomic_int *pos;
   int rank;
@@ -290,7 +295,11 @@ struct sleeper {
 static int sleep_until(void *arg, void **result) {
   (void)result;
   struct sleeper *s = arg;
-  KT_CODE(kiln_sleep(s->deadline - kt_now()), 0);
+  atomic_fetch_add(s->waiting, 1);
+  KT_CODE(kiln_await(s->gate, -1, NULL), 0);
+  s->deadline = *s->base + s->offset;
+  s->slept = kt_now();
+  KT_CODE(kiln_sleep(s->deadline - s->slept), 0);
   s->woke = kt_now();
   s->rank = atomic_fetch_add(s->pos, 1);
   return 0;
@@ -311,22 +320,36 @@ TEST(sleep_order_1000_fibers_one_worker) {
     order[i] = order[j];
     order[j] = t;
   }
-  /* fiber i wakes order[i]-th: deadlines 100 us apart, the first 0.3 s away (after every
-   * fiber has gone to sleep, even under a sanitizer) */
-  double base = kt_now() + (SANITIZED ? 1.0 : 0.3);
+  /* fiber i wakes order[i]-th: deadlines 100 us apart. All fibers start and wait at a gate
+   * first; the first deadline is then far enough for all of them to go to sleep before it. */
+  kiln_future *gate = promise();
+  atomic_int waiting = 0;
+  double base = 0;
   for (int i = 0; i < SLEEPERS; i++) {
-    s[i] = (struct sleeper){.deadline = base + order[i] * 1e-4, .pos = &pos, .rank = -1};
+    s[i] = (struct sleeper){.gate = gate,
+                            .waiting = &waiting,
+                            .base = &base,
+                            .offset = order[i] * 1e-4,
+                            .pos = &pos,
+                            .rank = -1};
     f[i] = spawn(p, sleep_until, &s[i]);
   }
+  while (atomic_load(&waiting) < SLEEPERS) sched_yield();
+  base = kt_now() + (SANITIZED ? 1.0 : 0.3);
+  KT_EQ(kiln_promise_resolve(gate, NULL), 0); /* orders base before the fibers' reads */
   for (int i = 0; i < SLEEPERS; i++) {
     KT_CODE(kiln_future_result(f[i], -1, NULL), 0);
     kiln_future_release(f[i]);
   }
+  double first = base;
+  for (int i = 0; i < SLEEPERS; i++)
+    if (s[i].slept >= first) KT_FAIL("fiber %d went to sleep after the first deadline", i);
   for (int i = 0; i < SLEEPERS; i++) {
     KT_TRUE(s[i].woke >= s[i].deadline);
     if (s[i].rank != order[i])
       KT_FAIL("fiber %d (deadline rank %d) woke %d-th", i, order[i], s[i].rank);
   }
+  kiln_future_release(gate);
   KT_CODE(kiln_sleep(0.001), 0); /* outside a fiber: the thread sleeps */
   KT_CODE(kiln_sleep(NAN), KILN_EINVAL);
   kiln_pool_destroy(p);
