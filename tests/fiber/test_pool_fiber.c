@@ -80,6 +80,7 @@ TEST(spawn_join) {
   const char *msg = NULL;
   KT_CODE(kiln_future_error(g, -1, &msg), KILN_EIO);
   KT_STR_EQ(msg, "fiber 7 failed");
+  kiln_future_release(g);
   KT_CODE(kiln_fiber_spawn(p, NULL, NULL, 0, &g), KILN_EINVAL);
   KT_PTR_EQ(g, NULL);
   KT_CODE(kiln_fiber_kill(f, false, 0), 0); /* an ended fiber: nothing */
