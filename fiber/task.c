@@ -93,11 +93,11 @@ typedef struct kiln__pfiber {
  * helping in a wait runs another fiber). */
 static _Thread_local kiln__pfiber *tl_running;
 
-/* The pool fiber whose own code is running now and may suspend, or NULL: not a pool fiber; a
- * task run by a wait inside one (not possible from this file's waits, but kiln_task_fn code
- * can call kiln__help_* paths); a greenlet created inside it (it stays on this thread); or a
- * fiber that has greenlets still alive (pinned to this thread until they are destroyed).
- * Never inlined: it reads thread-local state afresh after a switch. */
+/* The pool fiber whose own code is running now and may suspend, or NULL when the code running
+ * is: no pool fiber's; a task that a pinned fiber's (helping) wait runs on its stack; a greenlet
+ * created inside a pool fiber (it must stay on this thread); or a pool fiber that has greenlets
+ * still alive (pinned to this thread until they are destroyed). Never inlined: it reads
+ * thread-local state afresh after a switch. */
 __attribute__((noinline)) static kiln__pfiber *running(void) {
   kiln__pfiber *pf = tl_running;
   __asm__ volatile("" ::: "memory"); /* not pure or const for the optimiser */
