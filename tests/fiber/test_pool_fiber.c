@@ -739,3 +739,44 @@ TEST(greenlets_inside_a_pool_fiber) {
   kiln_future_release(gate);
   kiln_pool_destroy(p);
 }
+
+struct pinned {
+  kiln_future *gate;
+  kiln_fiber *host; /* the pool fiber's record */
+  kiln_fiber *seen; /* kiln_fiber_current() in the task that opens the gate */
+};
+
+static int open_gate(void *arg, void **result) {
+  (void)result;
+  struct pinned *pn = arg;
+  pn->seen = kiln_fiber_current();
+  return kiln_promise_resolve(pn->gate, (void *)6);
+}
+
+static int pinned_by_greenlet(void *arg, void **result) {
+  struct pinned *pn = arg;
+  pn->host = kiln_fiber_current();
+  kiln_fiber *g = NULL;
+  KT_EQ(kiln_fiber_create(echo_twice, NULL, 0, NULL, &g), 0); /* alive: the fiber is pinned */
+  kiln_future *t = NULL;
+  KT_EQ(kiln_submit(kiln_pool_current(), open_gate, pn, &t), 0);
+  /* pinned: the await runs the queued task on this fiber's stack instead of suspending */
+  KT_CODE(kiln_await(pn->gate, -1, result), 0);
+  KT_PTR_EQ(pn->seen, pn->host);
+  KT_CODE(kiln_future_result(t, -1, NULL), 0);
+  kiln_future_release(t);
+  kiln_fiber_destroy(g);
+  return 0;
+}
+
+TEST(greenlets_pin_their_pool_fiber) {
+  kiln_pool *p = pool(1);
+  struct pinned pn = {.gate = promise()};
+  kiln_future *f = spawn(p, pinned_by_greenlet, &pn);
+  void *v = NULL;
+  KT_CODE(kiln_future_result(f, -1, &v), 0);
+  KT_EQ((intptr_t)v, 6);
+  kiln_future_release(f);
+  kiln_future_release(pn.gate);
+  kiln_pool_destroy(p);
+}
