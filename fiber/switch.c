@@ -21,9 +21,25 @@
  * shadow-stack mark keeps the kernel from enabling one for the program. It includes no libc
  * header, so that it can be cross-compiled for the other architecture without a sysroot:
  *   clang --target=aarch64-linux-gnu -ffreestanding -Iinclude -Ifiber -c fiber/switch.c */
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fiber_internal.h"
+
+/* The assembly reaches into the records by these offsets. */
+_Static_assert(offsetof(kiln_fiber, sp) == KILN__FIBER_SP, "fiber sp");
+_Static_assert(offsetof(kiln_fiber, thread) == KILN__FIBER_THREAD, "fiber thread");
+_Static_assert(offsetof(kiln_fiber, out) == KILN__FIBER_OUT, "fiber out");
+_Static_assert(offsetof(kiln_fiber, state) == KILN__FIBER_STATE, "fiber state");
+_Static_assert(sizeof(((kiln_fiber *)0)->state) == 1, "fiber state is a byte");
+_Static_assert(KILN__FIBER_STARTED == KILN__FIBER_STARTED_VALUE, "started");
+_Static_assert(offsetof(kiln__fiber_thread, tp) == KILN__THREAD_TP, "thread tp");
+_Static_assert(offsetof(kiln__fiber_thread, current) == KILN__THREAD_CURRENT, "thread current");
+_Static_assert(offsetof(kiln__fiber_thread, sink) == KILN__THREAD_SINK, "thread sink");
+
+#define KILN__STR2(x) #x
+#define KILN__STR(x) KILN__STR2(x)
+#define OFF(x) KILN__STR(KILN__##x)
 
 #if defined(__x86_64__)
 
@@ -73,6 +89,101 @@ __asm__(".text\n"
         "  ud2\n"
         "  .cfi_endproc\n"
         ".size kiln__fiber_trampoline, .-kiln__fiber_trampoline\n");
+
+/* kiln__fiber_jump's steps, from the registers: r9 = the fiber leaving (self->out already set),
+ * rdi = the target, rsi = the value for it, ecx = the code its pending call returns. The frame
+ * is kiln__fiber_swap's; the MXCSR and x87 control words are compared in two parts (a load
+ * spanning both narrow stores would not be forwarded from them). The target resumes through an
+ * indirect jump to its return address rather than a ret: the return-stack buffer holds this
+ * call's own return address, which a ret to another fiber's caller would mispredict every
+ * time, while the indirect predictor learns the alternation from the path history. */
+#define JUMP_X86                                                                                                   \
+  "  pushq %rbp\n"                                                                                                 \
+  "  pushq %rbx\n"                                                                                                 \
+  "  pushq %r12\n"                                                                                                 \
+  "  pushq %r13\n"                                                                                                 \
+  "  pushq %r14\n"                                                                                                 \
+  "  pushq %r15\n"                                                                                                 \
+  "  subq $8, %rsp\n"                                                                                              \
+  "  stmxcsr (%rsp)\n"                                                                                             \
+  "  fnstcw 4(%rsp)\n"                                                                                             \
+  "  movq %rsp, " OFF(                                                                                             \
+      FIBER_SP) "(%r9)\n"                                                                                          \
+                "  movq " OFF(                                                                                     \
+                    FIBER_OUT) "(%rdi), %rax\n"                                                                    \
+                               "  movq %rsi, (%rax)\n"                                                             \
+                               "  movl (%rsp), %r10d\n"                                                            \
+                               "  movzwl 4(%rsp), %r11d\n"                                                         \
+                               "  movq " OFF(                                                                      \
+                                   FIBER_SP) "(%rdi), %rsp\n"                                                      \
+                                             "  cmpl (%rsp), %r10d\n"                                              \
+                                             "  jne 2f\n"                                                          \
+                                             "  cmpw 4(%rsp), %r11w\n"                                             \
+                                             "  jne 2f\n"                                                          \
+                                             "1:\n"                                                                \
+                                             "  addq $8, %rsp\n"                                                   \
+                                             "  popq %r15\n"                                                       \
+                                             "  popq %r14\n"                                                       \
+                                             "  popq %r13\n"                                                       \
+                                             "  popq %r12\n"                                                       \
+                                             "  popq %rbx\n"                                                       \
+                                             "  popq %rbp\n"                                                       \
+                                             "  movl %ecx, %eax\n"                                                 \
+                                             "  popq %rcx\n"                                                       \
+                                             "  jmpq *%rcx\n"                                                      \
+                                             "2:\n" /* the two fibers' control words differ (rare): reload them */ \
+                                             "  ldmxcsr (%rsp)\n"                                                  \
+                                             "  fldcw 4(%rsp)\n"                                                   \
+                                             "  jmp 1b\n"
+
+__asm__(".text\n"
+        ".globl kiln__fiber_jump\n"
+        ".hidden kiln__fiber_jump\n"
+        ".type kiln__fiber_jump,@function\n"
+        ".p2align 4\n"
+        "kiln__fiber_jump:\n" /* rdi = self, rsi = target, rdx = value, ecx = code */
+        "  movq %rdi, %r9\n"
+        "  movq %rsi, %rdi\n"
+        "  movq %rdx, %rsi\n" JUMP_X86 ".size kiln__fiber_jump, .-kiln__fiber_jump\n");
+
+#ifdef KILN__FIBER_FAST
+/* kiln_fiber_switch(f, value, value_out): the checks of fiber.c's transfer() that let a switch
+ * skip it (f not NULL, of this thread, started and alive: no landing to look for, no start, no
+ * error); then current = f and the jump, with self->out = value_out or the thread's sink. A
+ * switch to the current fiber needs no check: it saves its frame and resumes it at once, with
+ * its own value. */
+__asm__(
+    ".text\n"
+    ".globl kiln_fiber_switch\n"
+    ".type kiln_fiber_switch,@function\n"
+    ".p2align 4\n"
+    "kiln_fiber_switch:\n" /* rdi = f, rsi = value, rdx = value_out */
+    "  testq %rdi, %rdi\n"
+    "  jz 9f\n"
+    "  movq " OFF(
+        FIBER_THREAD) "(%rdi), %r8\n"
+                      "  movq %fs:0, %rax\n"
+                      "  cmpq %rax, " OFF(
+                          THREAD_TP) "(%r8)\n"
+                                     "  jne 9f\n"
+                                     "  cmpb $" KILN__STR(KILN__FIBER_STARTED_VALUE) ", " OFF(
+                                         FIBER_STATE) "(%rdi)\n"
+                                                      "  jne 9f\n"
+                                                      "  movq " OFF(
+                                                          THREAD_CURRENT) "(%r8), %r9\n"
+                                                                          "  leaq " OFF(
+                                                                              THREAD_SINK) "(%r8), %rax\n"
+                                                                                           "  testq %rdx, %rdx\n"
+                                                                                           "  cmovzq %rax, %rdx\n"
+                                                                                           "  movq %rdx, " OFF(
+                                                                                               FIBER_OUT) "(%r9)\n"
+                                                                                                          "  movq %rdi, " OFF(
+                                                                                                              THREAD_CURRENT) "(%r8)\n"
+                                                                                                                              "  xorl %ecx, %ecx\n" JUMP_X86
+                                                                                                                              "9:\n"
+                                                                                                                              "  jmp kiln__fiber_switch_slow\n"
+                                                                                                                              ".size kiln_fiber_switch, .-kiln_fiber_switch\n");
+#endif
 
 void kiln__fiber_trampoline(void);
 
@@ -138,6 +249,90 @@ __asm__(".text\n"
         "  brk #0\n"
         "  .cfi_endproc\n"
         ".size kiln__fiber_trampoline, .-kiln__fiber_trampoline\n");
+
+/* kiln__fiber_jump's steps, as on x86-64: x9 = the fiber leaving (self->out already set), x0 =
+ * the target, x1 = the value for it, w3 = the code its pending call returns. The target resumes
+ * through br to its saved link register rather than ret, for the same reason as there. */
+#define JUMP_A64                                                                                \
+  "  sub sp, sp, #160\n"                                                                        \
+  "  stp x19, x20, [sp, #0]\n"                                                                  \
+  "  stp x21, x22, [sp, #16]\n"                                                                 \
+  "  stp x23, x24, [sp, #32]\n"                                                                 \
+  "  stp x25, x26, [sp, #48]\n"                                                                 \
+  "  stp x27, x28, [sp, #64]\n"                                                                 \
+  "  stp x29, x30, [sp, #80]\n"                                                                 \
+  "  stp d8, d9, [sp, #96]\n"                                                                   \
+  "  stp d10, d11, [sp, #112]\n"                                                                \
+  "  stp d12, d13, [sp, #128]\n"                                                                \
+  "  stp d14, d15, [sp, #144]\n"                                                                \
+  "  mov x10, sp\n"                                                                             \
+  "  str x10, [x9, #" OFF(FIBER_SP) "]\n"                                                       \
+                                    "  ldr x10, [x0, #" OFF(                                    \
+                                        FIBER_OUT) "]\n"                                        \
+                                                   "  str x1, [x10]\n"                          \
+                                                   "  ldr x10, [x0, #" OFF(                     \
+                                                       FIBER_SP) "]\n"                          \
+                                                                 "  mov sp, x10\n"              \
+                                                                 "  ldp x19, x20, [sp, #0]\n"   \
+                                                                 "  ldp x21, x22, [sp, #16]\n"  \
+                                                                 "  ldp x23, x24, [sp, #32]\n"  \
+                                                                 "  ldp x25, x26, [sp, #48]\n"  \
+                                                                 "  ldp x27, x28, [sp, #64]\n"  \
+                                                                 "  ldp x29, x30, [sp, #80]\n"  \
+                                                                 "  ldp d8, d9, [sp, #96]\n"    \
+                                                                 "  ldp d10, d11, [sp, #112]\n" \
+                                                                 "  ldp d12, d13, [sp, #128]\n" \
+                                                                 "  ldp d14, d15, [sp, #144]\n" \
+                                                                 "  add sp, sp, #160\n"         \
+                                                                 "  mov w0, w3\n"               \
+                                                                 "  br x30\n"
+
+__asm__(".text\n"
+        ".globl kiln__fiber_jump\n"
+        ".hidden kiln__fiber_jump\n"
+        ".type kiln__fiber_jump,%function\n"
+        ".p2align 4\n"
+        "kiln__fiber_jump:\n" /* x0 = self, x1 = target, x2 = value, w3 = code */
+        "  mov x9, x0\n"
+        "  mov x0, x1\n"
+        "  mov x1, x2\n" JUMP_A64 ".size kiln__fiber_jump, .-kiln__fiber_jump\n");
+
+#ifdef KILN__FIBER_FAST
+/* kiln_fiber_switch: the same checks and steps as on x86-64. */
+__asm__(
+    ".text\n"
+    ".globl kiln_fiber_switch\n"
+    ".type kiln_fiber_switch,%function\n"
+    ".p2align 4\n"
+    "kiln_fiber_switch:\n" /* x0 = f, x1 = value, x2 = value_out */
+    "  cbz x0, 9f\n"
+    "  ldr x8, [x0, #" OFF(
+        FIBER_THREAD) "]\n"
+                      "  mrs x9, tpidr_el0\n"
+                      "  ldr x10, [x8, #" OFF(
+                          THREAD_TP) "]\n"
+                                     "  cmp x9, x10\n"
+                                     "  b.ne 9f\n"
+                                     "  ldrb w9, [x0, #" OFF(
+                                         FIBER_STATE) "]\n"
+                                                      "  cmp w9, #" KILN__STR(
+                                                          KILN__FIBER_STARTED_VALUE) "\n"
+                                                                                     "  b.ne 9f\n"
+                                                                                     "  ldr x9, [x8, #" OFF(
+                                                                                         THREAD_CURRENT) "]\n"
+                                                                                                         "  add x10, x8, #" OFF(
+                                                                                                             THREAD_SINK) "\n"
+                                                                                                                          "  cmp x2, #0\n"
+                                                                                                                          "  csel x2, x10, x2, eq\n"
+                                                                                                                          "  str x2, [x9, #" OFF(
+                                                                                                                              FIBER_OUT) "]\n"
+                                                                                                                                         "  str x0, [x8, #" OFF(
+                                                                                                                                             THREAD_CURRENT) "]\n"
+                                                                                                                                                             "  mov w3, #0\n" JUMP_A64
+                                                                                                                                                             "9:\n"
+                                                                                                                                                             "  b kiln__fiber_switch_slow\n"
+                                                                                                                                                             ".size kiln_fiber_switch, .-kiln_fiber_switch\n");
+#endif
 
 void kiln__fiber_trampoline(void);
 
