@@ -74,7 +74,6 @@ kiln__fiber_thread *kiln__fiber_thread_self(void) {
   t = &tl_state;
   t->tp = kiln__thread_pointer();
   t->main.thread = t;
-  t->main.out = &t->sink;
   t->main.is_main = true;
   t->main.state = KILN__FIBER_STARTED;
 #ifdef KILN__FIBER_TSAN
@@ -162,7 +161,7 @@ static int swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *target, voi
                 void **in, bool dying) {
   if (target->state == KILN__FIBER_UNSTARTED) target->state = KILN__FIBER_STARTED;
   t->current = target;
-  self->out = in ? in : &t->sink;
+  self->out = in;
 #if defined(KILN__FIBER_ASAN) || defined(KILN__FIBER_TSAN)
   t->from = self;
 #endif
@@ -275,7 +274,7 @@ int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber
   f->out = &t->value; /* kiln__fiber_main reads the first value there */
   f->parent = parent;
   ref(parent);
-  f->sp = kiln__fiber_init_stack(f->stack.map + f->stack.map_size);
+  kiln__fiber_init_context(f, f->stack.map + f->stack.map_size);
 #ifdef KILN__FIBER_ASAN
   f->asan_bottom = f->stack.map + page;
   f->asan_size = f->stack_size;

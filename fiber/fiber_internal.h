@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kiln/fiber.h"
 
@@ -40,8 +41,8 @@ typedef struct kiln__fiber_stack {
 enum { KILN__FIBER_UNSTARTED, KILN__FIBER_STARTED, KILN__FIBER_DEAD };
 
 /* The fast switch (switch.c) is written in assembly and reaches these fields by the offsets
- * below (checked there against offsetof): sp, thread, out and state come first in a fiber, tp,
- * current and sink first in a thread's state. Sanitizer builds have no fast switch: every switch
+ * below (checked there against offsetof): sp, thread, out, state and ctx come first in a fiber,
+ * tp and current first in a thread's state. Sanitizer builds have no fast switch: every switch
  * goes through fiber.c, which tells ASan and TSan about it. */
 #if !defined(KILN__FIBER_ASAN) && !defined(KILN__FIBER_TSAN)
 #define KILN__FIBER_FAST 1
@@ -51,18 +52,24 @@ enum { KILN__FIBER_UNSTARTED, KILN__FIBER_STARTED, KILN__FIBER_DEAD };
 #define KILN__FIBER_OUT 16
 #define KILN__FIBER_STATE 24
 #define KILN__FIBER_STARTED_VALUE 1
+#define KILN__FIBER_CTX 32
+#if defined(__aarch64__)
+#define KILN__FIBER_CTX_WORDS 21 /* x19-x30, d8-d15, FPCR */
+#else
+#define KILN__FIBER_CTX_WORDS 7 /* rbx rbp r12-r15, MXCSR + x87 control word */
+#endif
 #define KILN__THREAD_TP 0
 #define KILN__THREAD_CURRENT 8
-#define KILN__THREAD_SINK 16
 
 struct kiln_fiber {
   void *sp; /* saved stack pointer while suspended (switch.c's frame) */
   struct kiln__fiber_thread *thread;
-  void **out;          /* where the value for its pending switch goes (never NULL once created) */
+  void **out;          /* where the value for its pending switch goes (NULL: nowhere) */
   unsigned char state; /* KILN__FIBER_UNSTARTED / _STARTED / _DEAD */
   bool is_main;
-  bool released;      /* kiln_fiber_destroy was called: free it when refs reach 0 */
-  kiln_fiber *parent; /* NULL only for a main fiber; holds a reference on it */
+  bool released; /* kiln_fiber_destroy was called: free it when refs reach 0 */
+  uint64_t ctx[KILN__FIBER_CTX_WORDS]; /* callee-saved registers while suspended (switch.c) */
+  kiln_fiber *parent;                  /* NULL only for a main fiber; holds a reference on it */
   kiln_fiber_fn fn;
   void *arg;
   kiln__fiber_stack stack; /* returned to the pool once the fiber is dead and left */
@@ -86,7 +93,6 @@ enum { KILN__STACK_POOL_MAX = 64, KILN__STACK_POOL_HOT = 4, KILN__FIBER_FREE_MAX
 typedef struct kiln__fiber_thread {
   void *tp;            /* kiln__thread_pointer() of the owning thread */
   kiln_fiber *current; /* the running fiber */
-  void *sink;          /* where a value goes when the switch waiting for it has no out */
   void *value;         /* where a new fiber's first value goes (its out until it starts) */
   kiln_fiber *zombie;  /* the last fiber that ended: it has left its stack for good, which goes
                         * back to the pool at the thread's next create, destroy or fiber end */
@@ -139,13 +145,13 @@ void kiln__stack_drain(kiln__fiber_thread *t);
  * transfer there. kiln__fiber_init_stack builds, below top, the frame that a swap to a new fiber
  * pops: it enters kiln__fiber_main(transfer).
  *
- * kiln__fiber_jump is fiber.c's switch: it saves the same frame for self (self->sp), stores value
- * in *target->out, resumes target's frame and makes target's pending call return code. It
- * returns in turn the code passed by whichever fiber resumes self, that fiber having stored
- * self's value in *self->out. The caller sets self->out and the thread's current fiber first. A
- * frame saved by one of the two switches is resumed only by the same one; a frame from
- * kiln__fiber_init_stack by either (through kiln__fiber_jump, kiln__fiber_main gets the code, 0,
- * as transfer).
+ * kiln__fiber_jump is fiber.c's switch: it saves self's context (self->sp, self->ctx; the
+ * return address stays on the stack), stores value in *target->out, resumes target's context and
+ * makes target's pending call return code. It returns in turn the code passed by whichever
+ * fiber resumes self, that fiber having stored self's value in *self->out. The caller sets
+ * self->out and the thread's current fiber first. kiln__fiber_init_context gives a new fiber
+ * the context that enters kiln__fiber_main (its transfer then is the code, 0). A fiber
+ * suspended by one of the two switches is resumed by the same one.
  *
  * kiln_fiber_switch itself (except under sanitizers) is assembly: to a fiber of the calling
  * thread that has started and not ended it takes kiln__fiber_jump's steps inline, and the
@@ -154,6 +160,7 @@ void kiln__stack_drain(kiln__fiber_thread *t);
 void *kiln__fiber_swap(void **save_sp, void *new_sp, void *transfer);
 void *kiln__fiber_init_stack(char *top);
 _Noreturn void kiln__fiber_main(void *transfer);
+void kiln__fiber_init_context(kiln_fiber *f, char *top);
 int kiln__fiber_jump(kiln_fiber *self, kiln_fiber *target, void *value, int code);
 int kiln__fiber_switch_slow(kiln_fiber *f, void *value, void **value_out);
 
