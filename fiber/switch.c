@@ -157,8 +157,10 @@ void *kiln__fiber_init_stack(char *top) {
   "  movq " OFF(FIBER_CTX, 32) "(%rdi), %r14\n"                                                 \
   "  movq " OFF(FIBER_CTX, 40) "(%rdi), %r15\n"                                                 \
   "  movq " OFF(FIBER_SP, 0) "(%rdi), %rsp\n"                                                   \
+  "  .cfi_def_cfa_offset 0\n" /* the target's return address is below its stack pointer */     \
   ret                                                                                           \
   "  jmpq *-8(%rsp)\n"                                                                          \
+  "  .cfi_def_cfa_offset 8\n"                                                                   \
   "2:\n" /* the two fibers' control words differ (rare): load the target's */                  \
   "  ldmxcsr " OFF(FIBER_CTX, 48) "(%rdi)\n"                                                    \
   "  fldcw " OFF(FIBER_CTX, 52) "(%rdi)\n"                                                      \
@@ -170,10 +172,12 @@ __asm__(".text\n"
         ".type kiln__fiber_jump,@function\n"
         ".p2align 4\n"
         "kiln__fiber_jump:\n" /* rdi = self, rsi = target, rdx = value, ecx = code */
+        "  .cfi_startproc\n"
         "  movq %rdi, %r9\n"
         "  movq %rsi, %rdi\n"
         "  movq %rdx, %rsi\n"
         JUMP_X86("  movl %ecx, %eax\n")
+        "  .cfi_endproc\n"
         ".size kiln__fiber_jump, .-kiln__fiber_jump\n");
 
 #ifdef KILN__FIBER_FAST
@@ -186,6 +190,7 @@ __asm__(".text\n"
         ".type kiln_fiber_switch,@function\n"
         ".p2align 4\n"
         "kiln_fiber_switch:\n" /* rdi = f, rsi = value, rdx = value_out */
+        "  .cfi_startproc\n"
         "  testq %rdi, %rdi\n"
         "  jz 9f\n"
         "  movq " OFF(FIBER_THREAD, 0) "(%rdi), %r8\n"
@@ -200,6 +205,7 @@ __asm__(".text\n"
         JUMP_X86("  xorl %eax, %eax\n")
         "9:\n"
         "  jmp kiln__fiber_switch_slow\n"
+        "  .cfi_endproc\n"
         ".size kiln_fiber_switch, .-kiln_fiber_switch\n");
 #endif
 // clang-format on
@@ -328,10 +334,12 @@ __asm__(".text\n"
         ".type kiln__fiber_jump,%function\n"
         ".p2align 4\n"
         "kiln__fiber_jump:\n" /* x0 = self, x1 = target, x2 = value, w3 = code */
+        "  .cfi_startproc\n"
         "  mov x9, x0\n"
         "  mov x0, x1\n"
         "  mov x1, x2\n"
         JUMP_A64("  mov w0, w3\n")
+        "  .cfi_endproc\n"
         ".size kiln__fiber_jump, .-kiln__fiber_jump\n");
 
 #ifdef KILN__FIBER_FAST
@@ -341,6 +349,7 @@ __asm__(".text\n"
         ".type kiln_fiber_switch,%function\n"
         ".p2align 4\n"
         "kiln_fiber_switch:\n" /* x0 = f, x1 = value, x2 = value_out */
+        "  .cfi_startproc\n"
         "  cbz x0, 9f\n"
         "  ldr x8, [x0, #" OFF(FIBER_THREAD, 0) "]\n"
         "  mrs x9, tpidr_el0\n"
@@ -356,6 +365,7 @@ __asm__(".text\n"
         JUMP_A64("  mov w0, #0\n")
         "9:\n"
         "  b kiln__fiber_switch_slow\n"
+        "  .cfi_endproc\n"
         ".size kiln_fiber_switch, .-kiln_fiber_switch\n");
 #endif
 // clang-format on
