@@ -5,8 +5,12 @@
  * so a switch saves only the callee-saved state, swaps the stack pointer and restores the same
  * state of the other fiber:
  *   x86-64:  rbx rbp r12-r15, the MXCSR (SSE rounding and exception masks) and the x87 control
- *            word, which System V makes callee-saved (reloaded only when the two fibers' differ:
- *            ldmxcsr and fldcw are slow, and fibers of a thread nearly always share them);
+ *            word, whose control bits System V makes callee-saved. They are reloaded only when
+ *            the two fibers' control bits differ (ldmxcsr and fldcw are slow, and fibers of a
+ *            thread nearly always share them), and then the MXCSR's status flags (bits 0-5) are
+ *            kept: they belong to the thread, like the x87 status word. Comparing them too would
+ *            reload on every switch between fibers whose sticky flags differ (one has done an
+ *            inexact division, the other not), and by switching them keep them different;
  *   AArch64: x19-x28, the frame pointer x29, the link register x30, d8-d15 and (fiber.c's
  *            switch) the FPCR, whose rounding mode and trap enables are callee-saved likewise.
  * No system call (ucontext's swapcontext makes one per switch to save the signal mask; fibers
@@ -76,8 +80,15 @@ __asm__(".text\n"
         "  movq %rsp, %rcx\n"
         "  movq %rsi, %rsp\n"
         "  movq (%rsp), %rax\n" /* reloading costs more than comparing: only when they differ */
-        "  cmpq (%rcx), %rax\n"
-        "  je 1f\n"
+        "  xorq (%rcx), %rax\n"
+        "  testq $-64, %rax\n" /* MXCSR bits 0-5 are status flags: the thread's, kept */
+        "  jz 1f\n"
+        "  movl (%rsp), %eax\n"
+        "  andl $-64, %eax\n"
+        "  movl (%rcx), %r8d\n"
+        "  andl $63, %r8d\n"
+        "  orl %r8d, %eax\n"
+        "  movl %eax, (%rsp)\n"
         "  ldmxcsr (%rsp)\n"
         "  fldcw 4(%rsp)\n"
         "1:\n"
@@ -127,43 +138,50 @@ void *kiln__fiber_init_stack(char *top) {
  * then the MXCSR and the x87 control word (compared in two parts: a load spanning both narrow
  * stores would not be forwarded from them); the return address stays on the stack. */
 // clang-format off
-#define JUMP_X86(ret)                                                                             \
-  "  leaq 8(%rsp), %rax\n"                                                                      \
-  "  movq %rax, " OFF(FIBER_SP, 0) "(%r9)\n"                                                    \
-  "  movq %rbx, " OFF(FIBER_CTX, 0) "(%r9)\n"                                                   \
-  "  movq %rbp, " OFF(FIBER_CTX, 8) "(%r9)\n"                                                   \
-  "  movq %r12, " OFF(FIBER_CTX, 16) "(%r9)\n"                                                  \
-  "  movq %r13, " OFF(FIBER_CTX, 24) "(%r9)\n"                                                  \
-  "  movq %r14, " OFF(FIBER_CTX, 32) "(%r9)\n"                                                  \
-  "  movq %r15, " OFF(FIBER_CTX, 40) "(%r9)\n"                                                  \
-  "  stmxcsr " OFF(FIBER_CTX, 48) "(%r9)\n"                                                     \
-  "  fnstcw " OFF(FIBER_CTX, 52) "(%r9)\n"                                                      \
-  "  movq " OFF(FIBER_OUT, 0) "(%rdi), %rax\n"                                                  \
-  "  testq %rax, %rax\n"                                                                        \
-  "  jz 3f\n"                                                                                   \
-  "  movq %rsi, (%rax)\n"                                                                       \
-  "3:\n"                                                                                        \
-  "  movl " OFF(FIBER_CTX, 48) "(%r9), %r10d\n"                                                 \
-  "  movzwl " OFF(FIBER_CTX, 52) "(%r9), %r11d\n"                                               \
-  "  cmpl " OFF(FIBER_CTX, 48) "(%rdi), %r10d\n"                                                \
-  "  jne 2f\n"                                                                                  \
-  "  cmpw " OFF(FIBER_CTX, 52) "(%rdi), %r11w\n"                                                \
-  "  jne 2f\n"                                                                                  \
-  "1:\n"                                                                                        \
-  "  movq " OFF(FIBER_CTX, 0) "(%rdi), %rbx\n"                                                  \
-  "  movq " OFF(FIBER_CTX, 8) "(%rdi), %rbp\n"                                                  \
-  "  movq " OFF(FIBER_CTX, 16) "(%rdi), %r12\n"                                                 \
-  "  movq " OFF(FIBER_CTX, 24) "(%rdi), %r13\n"                                                 \
-  "  movq " OFF(FIBER_CTX, 32) "(%rdi), %r14\n"                                                 \
-  "  movq " OFF(FIBER_CTX, 40) "(%rdi), %r15\n"                                                 \
-  "  movq " OFF(FIBER_SP, 0) "(%rdi), %rsp\n"                                                   \
-  "  .cfi_def_cfa_offset 0\n" /* the target's return address is below its stack pointer */     \
-  ret                                                                                           \
-  "  jmpq *-8(%rsp)\n"                                                                          \
-  "  .cfi_def_cfa_offset 8\n"                                                                   \
-  "2:\n" /* the two fibers' control words differ (rare): load the target's */                  \
-  "  ldmxcsr " OFF(FIBER_CTX, 48) "(%rdi)\n"                                                    \
-  "  fldcw " OFF(FIBER_CTX, 52) "(%rdi)\n"                                                      \
+#define JUMP_X86(ret)                                                                              \
+  "  leaq 8(%rsp), %rax\n"                                                                         \
+  "  movq %rax, " OFF(FIBER_SP, 0) "(%r9)\n"                                                       \
+  "  movq %rbx, " OFF(FIBER_CTX, 0) "(%r9)\n"                                                      \
+  "  movq %rbp, " OFF(FIBER_CTX, 8) "(%r9)\n"                                                      \
+  "  movq %r12, " OFF(FIBER_CTX, 16) "(%r9)\n"                                                     \
+  "  movq %r13, " OFF(FIBER_CTX, 24) "(%r9)\n"                                                     \
+  "  movq %r14, " OFF(FIBER_CTX, 32) "(%r9)\n"                                                     \
+  "  movq %r15, " OFF(FIBER_CTX, 40) "(%r9)\n"                                                     \
+  "  stmxcsr " OFF(FIBER_CTX, 48) "(%r9)\n"                                                        \
+  "  fnstcw " OFF(FIBER_CTX, 52) "(%r9)\n"                                                         \
+  "  movq " OFF(FIBER_OUT, 0) "(%rdi), %rax\n"                                                     \
+  "  testq %rax, %rax\n"                                                                           \
+  "  jz 3f\n"                                                                                      \
+  "  movq %rsi, (%rax)\n"                                                                          \
+  "3:\n"                                                                                           \
+  "  movl " OFF(FIBER_CTX, 48) "(%r9), %r10d\n"                                                    \
+  "  movzwl " OFF(FIBER_CTX, 52) "(%r9), %r11d\n"                                                  \
+  "  movl " OFF(FIBER_CTX, 48) "(%rdi), %eax\n"                                                    \
+  "  xorl %r10d, %eax\n"                                                                           \
+  "  testl $-64, %eax\n" /* MXCSR bits 0-5 are status flags */                                     \
+  "  jne 2f\n"                                                                                     \
+  "  cmpw " OFF(FIBER_CTX, 52) "(%rdi), %r11w\n"                                                   \
+  "  jne 2f\n"                                                                                     \
+  "1:\n"                                                                                           \
+  "  movq " OFF(FIBER_CTX, 0) "(%rdi), %rbx\n"                                                     \
+  "  movq " OFF(FIBER_CTX, 8) "(%rdi), %rbp\n"                                                     \
+  "  movq " OFF(FIBER_CTX, 16) "(%rdi), %r12\n"                                                    \
+  "  movq " OFF(FIBER_CTX, 24) "(%rdi), %r13\n"                                                    \
+  "  movq " OFF(FIBER_CTX, 32) "(%rdi), %r14\n"                                                    \
+  "  movq " OFF(FIBER_CTX, 40) "(%rdi), %r15\n"                                                    \
+  "  movq " OFF(FIBER_SP, 0) "(%rdi), %rsp\n"                                                      \
+  "  .cfi_def_cfa_offset 0\n" /* the target's return address is below its stack pointer */         \
+  ret                                                                                              \
+  "  jmpq *-8(%rsp)\n"                                                                             \
+  "  .cfi_def_cfa_offset 8\n"                                                                      \
+  "2:\n" /* the control bits differ (rare): the target's, with the thread's status flags */        \
+  "  movl " OFF(FIBER_CTX, 48) "(%rdi), %eax\n"                                                    \
+  "  andl $-64, %eax\n"                                                                            \
+  "  andl $63, %r10d\n"                                                                            \
+  "  orl %r10d, %eax\n"                                                                            \
+  "  movl %eax, " OFF(FIBER_CTX, 48) "(%rdi)\n"                                                    \
+  "  ldmxcsr " OFF(FIBER_CTX, 48) "(%rdi)\n"                                                       \
+  "  fldcw " OFF(FIBER_CTX, 52) "(%rdi)\n"                                                         \
   "  jmp 1b\n"
 
 __asm__(".text\n"
@@ -287,45 +305,45 @@ void *kiln__fiber_init_stack(char *top) {
  * return address: the target resumes by br to it, not ret, for the same reason as there),
  * d8-d15, then the FPCR (written back only when the two fibers' differ). */
 // clang-format off
-#define JUMP_A64(ret)                                                                             \
-  "  mov x10, sp\n"                                                                             \
-  "  str x10, [x9, #" OFF(FIBER_SP, 0) "]\n"                                                    \
-  "  add x11, x9, #" OFF(FIBER_CTX, 0) "\n"                                                     \
-  "  stp x19, x20, [x11, #0]\n"                                                                 \
-  "  stp x21, x22, [x11, #16]\n"                                                                \
-  "  stp x23, x24, [x11, #32]\n"                                                                \
-  "  stp x25, x26, [x11, #48]\n"                                                                \
-  "  stp x27, x28, [x11, #64]\n"                                                                \
-  "  stp x29, x30, [x11, #80]\n"                                                                \
-  "  stp d8, d9, [x11, #96]\n"                                                                  \
-  "  stp d10, d11, [x11, #112]\n"                                                               \
-  "  stp d12, d13, [x11, #128]\n"                                                               \
-  "  stp d14, d15, [x11, #144]\n"                                                               \
-  "  mrs x12, fpcr\n"                                                                           \
-  "  str x12, [x11, #160]\n"                                                                    \
-  "  ldr x10, [x0, #" OFF(FIBER_OUT, 0) "]\n"                                                   \
-  "  cbz x10, 3f\n"                                                                             \
-  "  str x1, [x10]\n"                                                                           \
-  "3:\n"                                                                                        \
-  "  add x11, x0, #" OFF(FIBER_CTX, 0) "\n"                                                     \
-  "  ldr x13, [x11, #160]\n"                                                                    \
-  "  cmp x12, x13\n"                                                                            \
-  "  b.eq 1f\n"                                                                                 \
-  "  msr fpcr, x13\n"                                                                           \
-  "1:\n"                                                                                        \
-  "  ldp x19, x20, [x11, #0]\n"                                                                 \
-  "  ldp x21, x22, [x11, #16]\n"                                                                \
-  "  ldp x23, x24, [x11, #32]\n"                                                                \
-  "  ldp x25, x26, [x11, #48]\n"                                                                \
-  "  ldp x27, x28, [x11, #64]\n"                                                                \
-  "  ldp x29, x30, [x11, #80]\n"                                                                \
-  "  ldp d8, d9, [x11, #96]\n"                                                                  \
-  "  ldp d10, d11, [x11, #112]\n"                                                               \
-  "  ldp d12, d13, [x11, #128]\n"                                                               \
-  "  ldp d14, d15, [x11, #144]\n"                                                               \
-  "  ldr x10, [x0, #" OFF(FIBER_SP, 0) "]\n"                                                    \
-  "  mov sp, x10\n"                                                                             \
-  ret                                                                                           \
+#define JUMP_A64(ret)                                                                              \
+  "  mov x10, sp\n"                                                                                \
+  "  str x10, [x9, #" OFF(FIBER_SP, 0) "]\n"                                                       \
+  "  add x11, x9, #" OFF(FIBER_CTX, 0) "\n"                                                        \
+  "  stp x19, x20, [x11, #0]\n"                                                                    \
+  "  stp x21, x22, [x11, #16]\n"                                                                   \
+  "  stp x23, x24, [x11, #32]\n"                                                                   \
+  "  stp x25, x26, [x11, #48]\n"                                                                   \
+  "  stp x27, x28, [x11, #64]\n"                                                                   \
+  "  stp x29, x30, [x11, #80]\n"                                                                   \
+  "  stp d8, d9, [x11, #96]\n"                                                                     \
+  "  stp d10, d11, [x11, #112]\n"                                                                  \
+  "  stp d12, d13, [x11, #128]\n"                                                                  \
+  "  stp d14, d15, [x11, #144]\n"                                                                  \
+  "  mrs x12, fpcr\n"                                                                              \
+  "  str x12, [x11, #160]\n"                                                                       \
+  "  ldr x10, [x0, #" OFF(FIBER_OUT, 0) "]\n"                                                      \
+  "  cbz x10, 3f\n"                                                                                \
+  "  str x1, [x10]\n"                                                                              \
+  "3:\n"                                                                                           \
+  "  add x11, x0, #" OFF(FIBER_CTX, 0) "\n"                                                        \
+  "  ldr x13, [x11, #160]\n"                                                                       \
+  "  cmp x12, x13\n"                                                                               \
+  "  b.eq 1f\n"                                                                                    \
+  "  msr fpcr, x13\n"                                                                              \
+  "1:\n"                                                                                           \
+  "  ldp x19, x20, [x11, #0]\n"                                                                    \
+  "  ldp x21, x22, [x11, #16]\n"                                                                   \
+  "  ldp x23, x24, [x11, #32]\n"                                                                   \
+  "  ldp x25, x26, [x11, #48]\n"                                                                   \
+  "  ldp x27, x28, [x11, #64]\n"                                                                   \
+  "  ldp x29, x30, [x11, #80]\n"                                                                   \
+  "  ldp d8, d9, [x11, #96]\n"                                                                     \
+  "  ldp d10, d11, [x11, #112]\n"                                                                  \
+  "  ldp d12, d13, [x11, #128]\n"                                                                  \
+  "  ldp d14, d15, [x11, #144]\n"                                                                  \
+  "  ldr x10, [x0, #" OFF(FIBER_SP, 0) "]\n"                                                       \
+  "  mov sp, x10\n"                                                                                \
+  ret                                                                                              \
   "  br x30\n"
 
 __asm__(".text\n"
