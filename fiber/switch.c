@@ -31,7 +31,7 @@
  * on its stack by the call) rather than a ret: the return-stack buffer holds this call's own
  * return address, which a ret to another fiber's caller mispredicts every time, while the
  * indirect predictor learns the alternation from the path history. Measured on the bench's
- * ping-pong (docs/PERFORMANCE.md): ret instead of the jump makes a switch 3.5 times slower.
+ * ping-pong (docs/PERFORMANCE.md): ret instead of the jump makes a switch 4 times slower.
  *
  * This file is built with -fcf-protection=none (CMakeLists.txt): its switches return on another
  * stack than they were called on, which a CET shadow stack would refuse; the object's missing

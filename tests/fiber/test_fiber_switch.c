@@ -212,6 +212,59 @@ TEST(status_flags_stay_with_the_thread) {
   kiln_fiber_destroy(f);
 }
 
+#if defined(__x86_64__)
+/* kiln__fiber_swap, the stack-frame switch that fiber.c no longer uses but the rest of the
+ * runtime may build on, keeps the same rules: control words per context, status flags the
+ * thread's. Its new stack is made by hand here in kiln__fiber_init_stack's layout (MXCSR and
+ * x87 control word, r15 r14 r13 r12 rbx rbp, return address), returning into swap_entry_start,
+ * which calls swap_entry with the stack aligned as a call leaves it. */
+void *kiln__fiber_swap(void **save_sp, void *new_sp, void *transfer);
+void swap_entry(void);
+void swap_entry_start(void);
+__asm__(".text\n"
+        ".globl swap_entry_start\n"
+        "swap_entry_start:\n"
+        "  call swap_entry\n"
+        "  ud2\n");
+
+static void *g_main_sp, *g_swap_sp;
+
+void swap_entry(void) {
+  for (intptr_t i = 0;; i++) {
+    if (i == 1) KT_EQ(fesetround(FE_UPWARD), 0);
+    if (i == 2) {
+      KT_EQ(fegetround(), FE_UPWARD); /* its own, back after the caller's */
+      KT_EQ(fesetround(FE_TONEAREST), 0);
+      KT_EQ(fetestexcept(FE_INEXACT), 0); /* cleared by the caller */
+      g_quotient = g_one / g_three;
+    }
+    KT_EQ((intptr_t)kiln__fiber_swap(&g_swap_sp, g_main_sp, (void *)(i + 100)), i + 1);
+  }
+}
+
+TEST(stack_frame_swap_keeps_the_same_rules) {
+  static uint64_t stack[8192] __attribute__((aligned(16)));
+  uint64_t *sp = stack + 8192 - 8;
+  uint32_t csr;
+  uint16_t cw;
+  __asm__ volatile("stmxcsr %0" : "=m"(csr));
+  __asm__ volatile("fnstcw %0" : "=m"(cw));
+  sp[0] = csr | (uint64_t)cw << 32;
+  for (int i = 1; i < 7; i++) sp[i] = 0;
+  sp[7] = (uint64_t)(uintptr_t)swap_entry_start;
+  g_swap_sp = sp;
+  KT_EQ((intptr_t)kiln__fiber_swap(&g_main_sp, g_swap_sp, NULL), 100);
+  KT_EQ((intptr_t)kiln__fiber_swap(&g_main_sp, g_swap_sp, (void *)1), 101); /* it rounds up */
+  KT_EQ(fegetround(), FE_TONEAREST);
+  KT_EQ(feclearexcept(FE_ALL_EXCEPT), 0);
+  KT_EQ((intptr_t)kiln__fiber_swap(&g_main_sp, g_swap_sp, (void *)2), 102); /* it divides */
+  KT_TRUE(fetestexcept(FE_INEXACT) != 0);
+  KT_EQ(fegetround(), FE_TONEAREST);
+  KT_EQ(feclearexcept(FE_ALL_EXCEPT), 0);
+  /* Its stack is simply dropped: nothing on it needs unwinding. */
+}
+#endif
+
 /* ---- values, and the common case mixed with the others ----------------------------------- */
 
 /* Hands back value + 1 each time; ends with NULL's successor when sent 99. */
