@@ -62,7 +62,7 @@ enum { KILN__FIBER_UNSTARTED, KILN__FIBER_STARTED, KILN__FIBER_DEAD };
 #define KILN__THREAD_CURRENT 8
 
 struct kiln_fiber {
-  void *sp; /* saved stack pointer while suspended (switch.c's frame) */
+  void *sp; /* stack pointer while suspended (x86-64: just above its return address) */
   struct kiln__fiber_thread *thread;
   void **out;          /* where the value for its pending switch goes (NULL: nowhere) */
   unsigned char state; /* KILN__FIBER_UNSTARTED / _STARTED / _DEAD */
