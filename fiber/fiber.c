@@ -1,10 +1,14 @@
 /* fiber.c: fibers with greenlet's model (include/kiln/fiber.h lists the rules kept): create,
  * switch, throw, parents, death and destruction, on the calling thread's state.
  *
- * A switch records the value (or code) in flight in the thread's state, marks the target
- * current and swaps stacks (switch.c); the fiber that resumes reads what was handed over. A
- * fiber whose fn returns is marked dead and switches away for good; the fiber that resumes
- * next returns the dead one's stack to the pool, since no code can free the stack it runs on.
+ * A switch marks the target current, records where the value for the leaving fiber's own
+ * pending switch is to go (its out) and jumps (switch.c): the value travels by a store to the
+ * target's out, the code in a register. The common switch, to a started live fiber of the same
+ * thread, never reaches this file: switch.c's kiln_fiber_switch does it in assembly, and comes
+ * here (kiln__fiber_switch_slow) for everything else. A fiber whose fn returns is marked dead,
+ * becomes its thread's zombie and jumps away for good; since no code can free the stack it runs
+ * on, and the fiber it resumes may return straight into user code, the zombie's stack goes back
+ * to the pool at the thread's next create, destroy or fiber end.
  *
  * ASan and TSan follow every swap: ASan through __sanitizer_start_switch_fiber before it and
  * __sanitizer_finish_switch_fiber after it (a dying fiber passes NULL so that its fake stack is
@@ -39,6 +43,8 @@ static _Thread_local kiln__fiber_thread *tl_self;
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 
+static void reap(kiln__fiber_thread *t);
+
 /* Thread exit: the pooled stacks and the signal stack go. Fibers still alive on the thread are
  * leaked (they can never run again). */
 static void thread_exit(void *arg) {
@@ -50,6 +56,7 @@ static void thread_exit(void *arg) {
     free(f);
   }
   t->nfree = 0;
+  reap(t);
   kiln__stack_drain(t);
   kiln__guard_thread_fini(t);
 }
@@ -65,6 +72,7 @@ kiln__fiber_thread *kiln__fiber_thread_self(void) {
   kiln__fiber_thread *t = tl_self;
   if (t) return t;
   t = &tl_state;
+  t->tp = kiln__thread_pointer();
   t->main.thread = t;
   t->main.is_main = true;
   t->main.state = KILN__FIBER_STARTED;
@@ -129,20 +137,34 @@ static void retire(kiln__fiber_thread *t, kiln_fiber *f, bool abandoned) {
 #endif
 }
 
-/* Runs on the fiber that resumes, first thing after a swap; from is the fiber that left. */
-static void after_swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *from) {
-#ifdef KILN__FIBER_ASAN
-  __sanitizer_finish_switch_fiber(self->asan_fake, &from->asan_bottom, &from->asan_size);
-#else
-  (void)self;
-#endif
-  if (from->state == KILN__FIBER_DEAD) retire(t, from, false);
+/* The zombie's stack goes back: it ended and was left, so nothing runs on it. */
+static void reap(kiln__fiber_thread *t) {
+  kiln_fiber *z = t->zombie;
+  if (!z) return;
+  t->zombie = NULL;
+  retire(t, z, false);
 }
 
-/* Leaves self for target (started or not, alive); returns when someone switches back. */
-static void swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *target, bool dying) {
+/* Runs on the fiber that resumes, first thing after a jump from fiber.c. */
+static void after_swap(kiln__fiber_thread *t, kiln_fiber *self) {
+#ifdef KILN__FIBER_ASAN
+  __sanitizer_finish_switch_fiber(self->asan_fake, &t->from->asan_bottom, &t->from->asan_size);
+#else
+  (void)t;
+  (void)self;
+#endif
+}
+
+/* Leaves self for target (started or not, alive), handing it value and code; returns the code
+ * that the fiber resuming self passes, its value having gone to *in (NULL: dropped). */
+static int swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *target, void *value, int code,
+                void **in, bool dying) {
   if (target->state == KILN__FIBER_UNSTARTED) target->state = KILN__FIBER_STARTED;
   t->current = target;
+  self->out = in;
+#if defined(KILN__FIBER_ASAN) || defined(KILN__FIBER_TSAN)
+  t->from = self;
+#endif
 #ifdef KILN__FIBER_ASAN
   __sanitizer_start_switch_fiber(dying ? NULL : &self->asan_fake, target->asan_bottom,
                                  target->asan_size);
@@ -152,8 +174,9 @@ static void swap(kiln__fiber_thread *t, kiln_fiber *self, kiln_fiber *target, bo
 #ifdef KILN__FIBER_TSAN
   __tsan_switch_to_fiber(target->tsan, 0);
 #endif
-  kiln_fiber *from = kiln__fiber_swap(&self->sp, target->sp, self);
-  after_swap(t, self, from);
+  code = kiln__fiber_jump(self, target, value, code);
+  after_swap(t, self);
+  return code;
 }
 
 /* Where a switch to f with code lands: f itself if alive, else its nearest live ancestor. An
@@ -178,21 +201,24 @@ static int transfer(kiln_fiber *f, void *value, int code, void **value_out) {
   if (f->thread != t) return KILN_ESTATE; /* greenlet: "cannot switch to a different thread" */
   kiln_fiber *self = t->current;
   kiln_fiber *target = landing(t, f, code);
-  if (target != self) {
-    t->value = value;
-    t->code = code;
-    swap(t, self, target, false);
-    value = t->value;
-    code = t->code;
-  }
+  void *in = value;
+  if (target != self) code = swap(t, self, target, code < 0 ? NULL : value, code, &in, false);
   if (code < 0) return code;
-  if (value_out) *value_out = value;
+  if (value_out) *value_out = in;
   return 0;
 }
 
+/* kiln_fiber_switch's way when switch.c's assembly does not take it, and its whole body in the
+ * sanitizer builds. */
+int kiln__fiber_switch_slow(kiln_fiber *f, void *value, void **value_out) {
+  return transfer(f, value, 0, value_out);
+}
+
+#ifndef KILN__FIBER_FAST
 int kiln_fiber_switch(kiln_fiber *f, void *value, void **value_out) {
   return transfer(f, value, 0, value_out);
 }
+#endif
 
 int kiln_fiber_throw(kiln_fiber *f, int code, void **value_out) {
   if (value_out) *value_out = NULL;
@@ -200,18 +226,20 @@ int kiln_fiber_throw(kiln_fiber *f, int code, void **value_out) {
   return transfer(f, NULL, code, value_out);
 }
 
-/* A fiber's life, entered from kiln__fiber_trampoline on its own stack by the first switch. */
+/* A fiber's life, entered from kiln__fiber_trampoline on its own stack by the first switch (the
+ * transfer, the code 0, means nothing here). */
 _Noreturn void kiln__fiber_main(void *transfer_arg) {
+  (void)transfer_arg;
   kiln__fiber_thread *t = kiln__fiber_thread_peek();
   kiln_fiber *self = t->current;
-  after_swap(t, self, transfer_arg);
+  after_swap(t, self);
   void *result = NULL;
   int rc = self->fn(self->arg, t->value, &result);
   assert(rc <= 0);
   self->state = KILN__FIBER_DEAD;
-  t->value = rc < 0 ? NULL : result;
-  t->code = rc;
-  swap(t, self, landing(t, self->parent, rc), true);
+  reap(t); /* the previous zombie: only one waits at a time */
+  t->zombie = self;
+  (void)swap(t, self, landing(t, self->parent, rc), rc < 0 ? NULL : result, rc, NULL, true);
   abort(); /* unreachable: nothing switches to a dead fiber */
 }
 
@@ -222,6 +250,7 @@ int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber
   kiln__fiber_thread *t = kiln__fiber_thread_self();
   if (!parent) parent = t->current;
   if (parent->thread != t) return KILN_ESTATE;
+  reap(t); /* before taking a stack: a create/run/destroy loop reuses the same one */
   if (stack_size == 0) stack_size = KILN_FIBER_STACK_DEFAULT;
   if (stack_size < MIN_STACK) stack_size = MIN_STACK;
   if (stack_size > SIZE_MAX / 2) return KILN_EINVAL;
@@ -242,9 +271,10 @@ int kiln_fiber_create(kiln_fiber_fn fn, void *arg, size_t stack_size, kiln_fiber
   f->fn = fn;
   f->arg = arg;
   f->refs = 1;
+  f->out = &t->value; /* kiln__fiber_main reads the first value there */
   f->parent = parent;
   ref(parent);
-  f->sp = kiln__fiber_init_stack(f->stack.map + f->stack.map_size);
+  kiln__fiber_init_context(f, f->stack.map + f->stack.map_size);
 #ifdef KILN__FIBER_ASAN
   f->asan_bottom = f->stack.map + page;
   f->asan_size = f->stack_size;
@@ -275,6 +305,7 @@ void kiln_fiber_destroy(kiln_fiber *f) {
     f->state = KILN__FIBER_DEAD;
     retire(t, f, false);
   }
+  reap(t); /* f itself, if it has just ended */
   f->released = true;
   unref(f);
 }

@@ -143,9 +143,10 @@ static void report(const char *name, series *s, double kwork, double pwork, cons
   double rm = median(ratio, s->n);
   double km = median(s->k, s->n), pm = median(s->py, s->n);
   printf("%-20s kiln %11.0f %s/s (%.0f..%.0f)   greenlet %9.0f %s/s (%.0f..%.0f)   ratio %.1fx"
-         "   per round %.1fx (%.1f..%.1f)\n",
+         "   per round %.1fx (%.1f..%.1f)   each: kiln %.2f ns, greenlet %.1f ns\n",
          name, kwork / km, unit, kwork / kmax, kwork / kmin, pwork / pm, unit, pwork / pmax,
-         pwork / pmin, (kwork / km) / (pwork / pm), rm, ratio[0], ratio[s->n - 1]);
+         pwork / pmin, (kwork / km) / (pwork / pm), rm, ratio[0], ratio[s->n - 1],
+         km / kwork * 1e9, pm / pwork * 1e9);
 }
 
 int main(int argc, char **argv) {
