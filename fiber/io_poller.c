@@ -235,21 +235,28 @@ static void add_waiting(kiln__io_poller *p, kiln__io_op *op) {
   else finish(p, op, rc);
 }
 
+/* Retries the ops waiting on fd. The epoll registration is brought up to date before any op
+ * completes: once its future is done the caller may close the descriptor, and its number may be
+ * reused by then. */
 static void on_ready(kiln__io_poller *p, int fd, uint32_t events) {
   if ((size_t)fd >= p->nfds) return;
-  kiln__io_op *op = p->fds[fd].head;
-  while (op) {
-    kiln__io_op *next = op->pnext;
-    if (events & (events_of(op) | EPOLLERR | EPOLLHUP)) {
-      int res = try_io(op);
-      if (res != -EAGAIN) {
-        fd_unlink(p, op);
-        finish(p, op, res);
-      }
-    }
-    op = next;
+  kiln__io_op *done = NULL;
+  for (kiln__io_op *op = p->fds[fd].head, *next; op; op = next) {
+    next = op->pnext;
+    if (!(events & (events_of(op) | EPOLLERR | EPOLLHUP))) continue;
+    int res = try_io(op);
+    if (res == -EAGAIN) continue;
+    fd_unlink(p, op);
+    op->res = res;
+    op->pnext = done;
+    done = op;
   }
   fd_update(p, fd);
+  while (done) {
+    kiln__io_op *next = done->pnext;
+    finish(p, done, done->res);
+    done = next;
+  }
 }
 
 static void on_cancel(kiln__io_poller *p, kiln__io_op *op) {
