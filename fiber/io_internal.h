@@ -61,7 +61,7 @@ struct kiln__io_op {
   kiln__io_op *cnext; /* on the cancel list */
   int pstate;
   bool fd_nonblock, fd_socket;
-  int res; /* poller: a result held between the attempt and the completion */
+  int res;         /* poller: a result held between the attempt and the completion */
   bool cancel_req; /* kiln_io_cancel asked for it (poller: under its mu) */
 };
 

@@ -97,8 +97,7 @@ typedef struct kiln_io_config {
 /* Fills *cfg with the defaults. */
 KILN_API void kiln_io_config_default(kiln_io_config *cfg);
 
-/* Creates an engine: the ring and its completion thread, or the poller thread (its helpers start
- * on first use). cfg NULL means the defaults. KILN_EINVAL for a bad config (or an unknown
+/* Creates an engine: the ring and its completion thread, or the poller thread and its helpers. cfg NULL means the defaults. KILN_EINVAL for a bad config (or an unknown
  * KILN_IO_BACKEND value), KILN_ENOMEM, KILN_EUNSUPPORTED when backend is URING and io_uring cannot
  * be set up (kiln_io_errno_code of its error otherwise: KILN_EIO for EPERM). *out NULL on failure.
  * Any thread. */
@@ -122,8 +121,13 @@ KILN_API const char *kiln_io_backend_reason(const kiln_io *io);
 KILN_API int kiln_io_errno_code(int err);
 
 /* ---- asynchronous ops: each returns 0 and *out (one reference, the caller's to release), or
- * KILN_EINVAL / KILN_ENOMEM / KILN_ESHUTDOWN (io being destroyed) with *out NULL. A failure of the
- * op itself fails the future, not the call. Any thread, concurrently. ------------------------- */
+ * KILN_EINVAL / KILN_ENOMEM / KILN_ESHUTDOWN (io being destroyed) / KILN_EFULL (io_uring's
+ * submission queue stays full: the kernel refuses entries while its completion backlog drains)
+ * with *out NULL. A failure of the op itself fails the future, not the call. A future's
+ * done-callbacks run on the engine's completion thread (io_uring), on the poller or a helper
+ * thread, or in the calling thread when the op completes at once (the poller tries sockets and
+ * pipes before it waits): they may start more ops but must not destroy io. Any thread,
+ * concurrently; also from inside pool tasks and done-callbacks (never blocks). --------------- */
 
 KILN_API int kiln_io_read_async(kiln_io *io, int fd, void *buf, size_t len, kiln_future **out);
 KILN_API int kiln_io_write_async(kiln_io *io, int fd, const void *buf, size_t len,

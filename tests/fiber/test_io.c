@@ -368,6 +368,16 @@ static void tcp(kiln_io *io, bool nonblock) {
     KT_CODE(kiln_io_recv(io, a, buf, sizeof buf, 0, 1.0, &n), 0);
     KT_EQ(n, 5);
     KT_TRUE(memcmp(buf, "later", 5) == 0);
+    /* an accept that times out is cancelled: a later connection is there for the next accept */
+    int a2 = 5;
+    KT_CODE(kiln_io_accept(io, ls, NULL, NULL, 0.03, &a2), KILN_ETIMEDOUT);
+    KT_EQ(a2, -1);
+    int c3 = tcp_socket(false);
+    KT_EQ(connect(c3, (struct sockaddr *)&addr, sizeof addr), 0);
+    KT_CODE(kiln_io_accept(io, ls, NULL, NULL, 5.0, &a2), 0);
+    KT_TRUE(a2 >= 0);
+    close(a2);
+    close(c3);
   } else {
     KT_CODE(kiln_io_recv(NULL, a, buf, sizeof buf, 0, 0.05, &n), KILN_EINVAL);
   }

@@ -170,9 +170,9 @@ TEST(echo_threads_poller) { echo_threads(KILN_IO_BACKEND_POLLER); }
 enum { CONNS = 256, AROUNDS = 20 };
 
 typedef struct aconn {
-  int cfd, sfd;     /* client end, server end */
+  int cfd, sfd; /* client end, server end */
   char out[MSG], back[MSG], sbuf[MSG];
-  size_t got;       /* bytes of the echo received this round */
+  size_t got; /* bytes of the echo received this round */
   int round;
   kiln_future *srv; /* the server end's pending recv */
   kiln_future *cli; /* the client end's pending recv */
