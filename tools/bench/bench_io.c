@@ -48,21 +48,31 @@ typedef struct timing {
 static char dir[256];
 static char payload[FILE_SIZE];
 
+static char files_dir[300]; /* a fresh folder for every run: no run reuses another's names */
+
+static void fresh_dir(void) {
+  static int seq;
+  snprintf(files_dir, sizeof files_dir, "%s/run%03d", dir, seq++);
+  mkdir(files_dir, 0755);
+}
+
 static void clean_dir(int n) {
   for (int i = 0; i < n; i++) {
-    char p[300];
-    snprintf(p, sizeof p, "%s/f%05d", dir, i);
+    char p[320];
+    snprintf(p, sizeof p, "%s/f%05d", files_dir, i);
     unlink(p);
   }
+  rmdir(files_dir);
 }
 
 /* ---- small files ------------------------------------------------------------------------------ */
 
 static timing files_plain(int n, bool sync) {
+  fresh_dir();
   double w0 = now(), c0 = cpu_now();
   for (int i = 0; i < n; i++) {
-    char p[300];
-    snprintf(p, sizeof p, "%s/f%05d", dir, i);
+    char p[320];
+    snprintf(p, sizeof p, "%s/f%05d", files_dir, i);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write(fd, payload, FILE_SIZE) != FILE_SIZE) return (timing){-1, -1};
     if (sync) fdatasync(fd);
@@ -125,8 +135,8 @@ static void fjob_start(fset *s) {
   if (i >= s->n) return;
   fjob *j = &s->jobs[i];
   *j = (fjob){s, i, 0, -1};
-  char p[300];
-  snprintf(p, sizeof p, "%s/f%05d", dir, i);
+  char p[320];
+  snprintf(p, sizeof p, "%s/f%05d", files_dir, i);
   kiln_future *f = NULL;
   if (kiln_io_open_async(s->io, AT_FDCWD, p, O_WRONLY | O_CREAT | O_TRUNC, 0644, &f) ||
       kiln_future_on_done(f, fjob_step, j))
@@ -134,6 +144,7 @@ static void fjob_start(fset *s) {
 }
 
 static timing files_engine(kiln_io *io, int n, bool sync) {
+  fresh_dir();
   static fset s;
   memset(&s, 0, sizeof s);
   s.io = io;
@@ -433,14 +444,18 @@ int main(int argc, char **argv) {
   for (int r = 0; r < rounds; r++) {
     add(&fp, files_plain(FILES, false));
     clean_dir(FILES);
-    if (uring) add(&fu, files_engine(uring, FILES, false));
-    clean_dir(FILES);
+    if (uring) {
+      add(&fu, files_engine(uring, FILES, false));
+      clean_dir(FILES);
+    }
     add(&fq, files_engine(poller, FILES, false));
     clean_dir(FILES);
     add(&sp, files_plain(SYNC_FILES, true));
     clean_dir(SYNC_FILES);
-    if (uring) add(&su, files_engine(uring, SYNC_FILES, true));
-    clean_dir(SYNC_FILES);
+    if (uring) {
+      add(&su, files_engine(uring, SYNC_FILES, true));
+      clean_dir(SYNC_FILES);
+    }
     add(&sq, files_engine(poller, SYNC_FILES, true));
     clean_dir(SYNC_FILES);
     add(&ep, echo_plain());
