@@ -126,7 +126,8 @@ KILN_API int kiln_io_errno_code(int err);
  * with *out NULL. A failure of the op itself fails the future, not the call. A future's
  * done-callbacks run on the engine's completion thread (io_uring), on the poller or a helper
  * thread, or in the calling thread when the op completes at once (the poller tries sockets and
- * pipes before it waits): they may start more ops but must not destroy io. Any thread,
+ * pipes before it waits): they may start more async ops, but must not wait for one (the
+ * completion thread would wait for itself) nor destroy io. Any thread,
  * concurrently; also from inside pool tasks and done-callbacks (never blocks). --------------- */
 
 KILN_API int kiln_io_read_async(kiln_io *io, int fd, void *buf, size_t len, kiln_future **out);
