@@ -97,9 +97,11 @@ typedef struct kiln_io_config {
 /* Fills *cfg with the defaults. */
 KILN_API void kiln_io_config_default(kiln_io_config *cfg);
 
-/* Creates an engine: the ring and its completion thread, or the poller thread and its helpers. cfg NULL means the defaults. KILN_EINVAL for a bad config (or an unknown
- * KILN_IO_BACKEND value), KILN_ENOMEM, KILN_EUNSUPPORTED when backend is URING and io_uring cannot
- * be set up (kiln_io_errno_code of its error otherwise: KILN_EIO for EPERM). *out NULL on failure.
+/* Creates an engine: the ring and its completion thread, or the poller thread and its helpers.
+ * cfg NULL means the defaults. KILN_EINVAL for a bad config (or an unknown KILN_IO_BACKEND
+ * value), KILN_ENOMEM. With backend URING, a ring that cannot be set up is an error:
+ * KILN_EUNSUPPORTED for ENOSYS (no io_uring in the kernel, or kiln built without liburing), else
+ * kiln_io_errno_code of io_uring_queue_init's error (KILN_EIO for EPERM). *out NULL on failure.
  * Any thread. */
 KILN_API int kiln_io_create(const kiln_io_config *cfg, kiln_io **out);
 

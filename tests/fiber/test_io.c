@@ -8,14 +8,20 @@
 #define _GNU_SOURCE /* accept4, pipe2, mkdtemp; does not clash with kt.h's _POSIX_C_SOURCE */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kiln/fiberio.h"
@@ -708,3 +714,48 @@ static void unpollable(kiln_io_backend b) {
 
 TEST(unpollable_uring) { unpollable(KILN_IO_BACKEND_URING); }
 TEST(unpollable_poller) { unpollable(KILN_IO_BACKEND_POLLER); }
+
+/* The detection itself: in a child whose seccomp filter makes io_uring_setup fail with EPERM (as
+ * Docker's default profile or io_uring_disabled do), AUTO falls back to the poller and says why,
+ * URING fails, and the poller works. */
+static int child_without_uring(void) {
+  struct sock_filter prog[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog fp = {sizeof prog / sizeof *prog, prog};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp))
+    return 10;
+  kiln_io_config cfg;
+  kiln_io_config_default(&cfg);
+  cfg.backend = KILN_IO_BACKEND_URING;
+  kiln_io *io = NULL;
+  if (kiln_io_create(&cfg, &io) != KILN_EIO || io) return 11;
+  if (kiln_io_create(NULL, &io) != 0) return 12;
+  if (kiln_io_backend_get(io) != KILN_IO_BACKEND_POLLER) return 13;
+  if (!strstr(kiln_io_backend_reason(io), "io_uring_queue_init: Operation not permitted"))
+    return 14;
+  int p[2];
+  char c = 0;
+  size_t n = 0;
+  if (pipe(p) || write(p[1], "k", 1) != 1) return 15;
+  kiln_future *f = NULL;
+  if (kiln_io_read_async(io, p[0], &c, 1, &f) || kiln_io_result(f, 10, &n) || n != 1 || c != 'k')
+    return 16;
+  kiln_future_release(f);
+  kiln_io_destroy(io);
+  return 0;
+}
+
+TEST(fallback_detected_under_seccomp) {
+  unsetenv("KILN_IO_BACKEND");
+  pid_t pid = fork();
+  KT_TRUE(pid >= 0);
+  if (pid == 0) _exit(child_without_uring());
+  int st = 0;
+  KT_EQ(waitpid(pid, &st, 0), pid);
+  KT_TRUE(WIFEXITED(st));
+  KT_EQ(WEXITSTATUS(st), 0);
+}
