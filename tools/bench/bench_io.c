@@ -5,8 +5,8 @@
  *    beside the program (the build tree's file system), by a serial loop of plain syscalls
  *    against the engine with WINDOW files in flight (each file an open -> write -> close chain
  *    of async ops, driven from their done-callbacks). Then the same with an fdatasync before
- *    each close (SYNC_FILES files), where ops in flight let the disk's flushes overlap. The files
- *    are removed between rounds, off the clock.
+ *    each close (SYNC_FILES files), where ops in flight let the disk's flushes overlap. Every run
+ *    writes into a folder of its own; all are removed at the end, off the clock (clean_all).
  * 2. Loopback echo: CONNS concurrent TCP connections on 127.0.0.1, each making ROUNDS round
  *    trips of 64 bytes: the engine driving every connection's client and server ends from
  *    done-callbacks (no thread per connection; what fibers will do with one stack each), against
@@ -49,20 +49,27 @@ static char dir[256];
 static char payload[FILE_SIZE];
 
 static char files_dir[300]; /* a fresh folder for every run: no run reuses another's names */
+static int runs;
 
 static void fresh_dir(void) {
-  static int seq;
-  snprintf(files_dir, sizeof files_dir, "%s/run%03d", dir, seq++);
+  snprintf(files_dir, sizeof files_dir, "%s/run%03d", dir, runs++);
   mkdir(files_dir, 0755);
 }
 
-static void clean_dir(int n) {
-  for (int i = 0; i < n; i++) {
-    char p[320];
-    snprintf(p, sizeof p, "%s/f%05d", files_dir, i);
-    unlink(p);
+/* Removes every run's files, at the end: ext4 makes creating files slow for a while after many
+ * were deleted (it avoids reusing recently freed inodes), which would charge one run for the
+ * previous run's clean-up. */
+static void clean_all(void) {
+  for (int r = 0; r < runs; r++) {
+    char d[320];
+    snprintf(d, sizeof d, "%s/run%03d", dir, r);
+    for (int i = 0; i < FILES; i++) {
+      char p[340];
+      snprintf(p, sizeof p, "%s/f%05d", d, i);
+      unlink(p);
+    }
+    rmdir(d);
   }
-  rmdir(files_dir);
 }
 
 /* ---- small files ------------------------------------------------------------------------------ */
@@ -417,7 +424,12 @@ int main(int argc, char **argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 5;
   const char *python = argc > 2 ? argv[2] : "/usr/bin/python3";
   if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 5;
-  snprintf(dir, sizeof dir, "kiln-bench-io-XXXXXX");
+  char exe[200];
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[el > 0 ? el : 0] = 0;
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = 0;
+  snprintf(dir, sizeof dir, "%s/kiln-bench-io-XXXXXX", slash ? exe : ".");
   if (!mkdtemp(dir)) {
     perror("kiln-bench-io: mkdtemp");
     return 1;
@@ -443,21 +455,11 @@ int main(int argc, char **argv) {
   series eg = {"echo: gevent StreamServer", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
     add(&fp, files_plain(FILES, false));
-    clean_dir(FILES);
-    if (uring) {
-      add(&fu, files_engine(uring, FILES, false));
-      clean_dir(FILES);
-    }
+    if (uring) add(&fu, files_engine(uring, FILES, false));
     add(&fq, files_engine(poller, FILES, false));
-    clean_dir(FILES);
     add(&sp, files_plain(SYNC_FILES, true));
-    clean_dir(SYNC_FILES);
-    if (uring) {
-      add(&su, files_engine(uring, SYNC_FILES, true));
-      clean_dir(SYNC_FILES);
-    }
+    if (uring) add(&su, files_engine(uring, SYNC_FILES, true));
     add(&sq, files_engine(poller, SYNC_FILES, true));
-    clean_dir(SYNC_FILES);
     add(&ep, echo_plain());
     if (uring) add(&eu, echo_engine(uring));
     add(&eq, echo_engine(poller));
@@ -465,6 +467,7 @@ int main(int argc, char **argv) {
   }
   kiln_io_destroy(uring);
   kiln_io_destroy(poller);
+  clean_all();
   rmdir(dir);
   printf("kiln-bench-io: %d rounds, median (spread min..max); %d files of %d B (%d with fdatasync),"
          " window %d; echo %d connections x %d round trips of %d B\n",
