@@ -110,13 +110,13 @@ void kiln__io_complete(kiln__io_op *op, int res) {
   if (--io->count == 0 && io->closing) pthread_cond_broadcast(&io->reg_empty);
   pthread_mutex_unlock(&io->reg_mu);
 
-  if (res == 0 && kiln__io_reads(op->kind) && op->len > 0) res = -ENODATA; /* EOF, mapped below */
-  if (op->errno_out) *op->errno_out = res < 0 && res != -ENODATA ? -res : 0;
+  bool eof = res == 0 && kiln__io_reads(op->kind) && op->len > 0;
+  if (op->errno_out) *op->errno_out = res < 0 ? -res : 0;
   kiln_future *f = op->f;
-  if (res >= 0) {
-    kiln_promise_resolve(f, (void *)(uintptr_t)res);
-  } else if (res == -ENODATA) {
+  if (eof) {
     kiln_promise_reject(f, KILN_EEOF, "%s(fd %d): end of file", kind_names[op->kind], op->fd);
+  } else if (res >= 0) {
+    kiln_promise_resolve(f, (void *)(uintptr_t)res);
   } else {
     char buf[128];
     const char *msg = strerror_r(-res, buf, sizeof buf);
