@@ -140,7 +140,9 @@ KILN_API int kiln_io_pread_async(kiln_io *io, int fd, void *buf, size_t len, int
 KILN_API int kiln_io_pwrite_async(kiln_io *io, int fd, const void *buf, size_t len, int64_t offset,
                                   kiln_future **out);
 /* openat(dirfd, path, flags | O_CLOEXEC, mode); path is copied. The value is the new descriptor,
- * which the caller owns (if the future is released unread, the descriptor leaks: read it). */
+ * which the caller owns (if the future is released unread, the descriptor leaks: read it).
+ * Through io_uring, opening a FIFO does not wait for its other end as open(2) does (the kernel
+ * tries the open non-blocking first). */
 KILN_API int kiln_io_open_async(kiln_io *io, int dirfd, const char *path, int flags, unsigned mode,
                                 kiln_future **out);
 /* fsync(fd), or fdatasync(fd) when datasync. */

@@ -759,3 +759,66 @@ TEST(fallback_detected_under_seccomp) {
   KT_TRUE(WIFEXITED(st));
   KT_EQ(WEXITSTATUS(st), 0);
 }
+
+/* Ops that a backend is already running: opening a FIFO for reading blocks until a writer comes
+ * (in a helper thread of the poller). With the poller's one helper
+ * busy, a queued pread is cancelled at once; the running open cannot be (poller) or is
+ * interrupted (io_uring), and either way its future ends once a writer opens the FIFO. */
+static void cancel_running(kiln_io_backend b) {
+  kiln_io_config cfg;
+  kiln_io_config_default(&cfg);
+  cfg.backend = b;
+  cfg.helper_threads = 1;
+  kiln_io *io = NULL;
+  int rc = kiln_io_create(&cfg, &io);
+  if (rc && b == KILN_IO_BACKEND_URING) KT_SKIP("io_uring unavailable");
+  KT_CODE(rc, 0);
+  mktmp();
+  char fifo[128], file[128];
+  snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+  snprintf(file, sizeof file, "%s/file", tmpdir);
+  KT_EQ(mkfifo(fifo, 0600), 0);
+  int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  KT_EQ(write(fd, "abcd", 4), 4);
+  kiln_future *of = NULL, *pf = NULL;
+  KT_CODE(kiln_io_open_async(io, AT_FDCWD, fifo, O_RDONLY, 0, &of), 0);
+  char buf[4];
+  KT_CODE(kiln_io_pread_async(io, fd, buf, 4, 0, &pf), 0);
+  size_t n = 0;
+  if (b == KILN_IO_BACKEND_POLLER) {
+    KT_CODE(kiln_io_result(pf, 0.02, &n), KILN_ETIMEDOUT); /* queued behind the open */
+    kiln_io_cancel(io, pf);
+    KT_CODE(kiln_io_result(pf, 5.0, &n), KILN_ECANCELLED);
+  } else {
+    KT_CODE(kiln_io_result(pf, 5.0, &n), 0); /* io_uring does not queue it behind */
+    KT_EQ(n, 4);
+  }
+  kiln_future_release(pf);
+  kiln_io_cancel(io, of);
+  /* poller: a running open finishes first; one the helper had not picked up yet ends at once */
+  bool ended_at_once = kiln_future_done(of);
+  int w = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC); /* ENXIO if the reader already gave up */
+  size_t rfd = 0;
+  rc = kiln_io_result(of, 5.0, &rfd);
+  if (rc == 0) {
+    KT_TRUE(w >= 0);
+    /* io_uring tries the open non-blocking first, which opens a FIFO without waiting for a
+     * writer: there the open may have ended before anything else happened */
+    KT_FALSE(ended_at_once && b == KILN_IO_BACKEND_POLLER);
+    close((int)rfd);
+  } else if (b == KILN_IO_BACKEND_POLLER) {
+    KT_CODE(rc, KILN_ECANCELLED);
+    KT_TRUE(ended_at_once);
+  } else {
+    KT_TRUE(rc == KILN_ECANCELLED || rc == KILN_EIO); /* cancelled, or interrupted (EINTR) */
+  }
+  if (w >= 0) close(w);
+  kiln_future_release(of);
+  close(fd);
+  kiln_io_destroy(io);
+  const char *names[] = {"fifo", "file"};
+  rmtmp(names, 2);
+}
+
+TEST(cancel_running_uring) { cancel_running(KILN_IO_BACKEND_URING); }
+TEST(cancel_running_poller) { cancel_running(KILN_IO_BACKEND_POLLER); }
