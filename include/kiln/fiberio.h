@@ -86,8 +86,8 @@ typedef enum kiln_io_backend {
 typedef struct kiln_io_config {
   kiln_io_backend backend; /* default AUTO. With AUTO, the environment variable KILN_IO_BACKEND
                               ("uring" or "poller"), read once by create, picks one instead */
-  unsigned entries;        /* io_uring submission queue size (rounded up to a power of two by
-                              the kernel); default 256. Completions never drop (NODROP) */
+  unsigned entries;        /* io_uring submission queue size, 1..32768 (rounded up to a power of
+                              two by the kernel); default 256. Completions never drop (NODROP) */
   int helper_threads;      /* poller backend: threads for the calls that cannot be polled;
                               default 4; >= 1 */
   bool route_all;          /* blocking calls go through the engine even outside a fiber (the path
