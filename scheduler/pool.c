@@ -136,7 +136,9 @@ static inline void push_barrier(void) {
 }
 
 /* The sleeper's half, after its nsleepers++ and before it looks for work. false: the barrier
- * failed, so a pusher may have missed this sleeper: the caller sleeps for a bounded time only. */
+ * failed, so a pusher may have missed this sleeper: the caller sleeps for a bounded time only.
+ * Every sleep that wake_one must be able to interrupt goes through here: a plain fence on the
+ * sleeper's side alone no longer pairs with a pusher's compiler barrier. */
 static bool sleep_barrier(void) {
   atomic_thread_fence(memory_order_seq_cst); /* Dekker with a fencing pusher */
   if (!atomic_load_explicit(&g_asym, memory_order_relaxed)) return true;
