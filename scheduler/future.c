@@ -182,10 +182,18 @@ kiln_future *kiln_future_retain(kiln_future *f) {
 
 void kiln_future_release(kiln_future *f) {
   if (!f) return;
-  /* acq_rel: the last release sees every other thread's use of f before freeing */
-  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
+  /* The last reference is most often dropped by the thread that sees it is the only one left
+   * (a caller after the task ran, or the runner's queue reference after the caller let go): a
+   * count of 1 read by a holder can only be its own reference, and only a holder can make a new
+   * one, so nobody else can touch f any more and the read-modify-write is not needed (the
+   * is-unique test of reference-counted pointers, e.g. Rust's Arc::get_mut). The acquire load
+   * pairs with the acq_rel decrement of the thread that dropped the previous reference, as the
+   * decrement below does; either way the last release sees every other thread's use of f. */
+  if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
+      atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    return;
   if (f->value_free && f->value) f->value_free(f->value);
-  free(f->message);
+  if (f->message) free(f->message);
   if (f->dep_nodes && f->dep_nodes != f->inline_nodes) free(f->dep_nodes);
   kiln__future_free(f);
 }

@@ -15,6 +15,12 @@
  * work_cv until epoch changes. A pusher publishes its task, then a seq_cst fence, then reads
  * nsleepers: by this Dekker pair either the pusher sees the sleeper and wakes it (epoch++ and
  * signal under mu), or the sleeper sees the task. An idle pool blocks in pthread_cond_wait.
+ * The pair is asymmetric where Linux has membarrier(2): a worker pushes its spawns millions of
+ * times a second and goes to sleep rarely, so the sleeper pays for both sides with one
+ * process-wide barrier (membarrier's private expedited command: every running thread of the
+ * process executes a full memory barrier, one that is not running has passed one when it was
+ * switched out) and the pusher's fence is only a compiler barrier; the fast-path/slow-path pairing
+ * of the membarrier(2) manual page, as in liburcu and folly's asymmetric barriers.
  *
  * Shutdown and lifetime: `outstanding` counts the accepted tasks that could be pending outside
  * every deque: those submitted from outside the pool and those with dependencies. A task a worker
@@ -37,11 +43,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -105,9 +114,42 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, self_after_fork);
 
 /* ---- waking ------------------------------------------------------------------------------------ */
 
+/* true once this process is registered for membarrier's private expedited command (see
+ * "Sleeping"); cleared for good if a barrier ever fails (e.g. in a child of fork whose
+ * registration did not carry over). Relaxed: a pusher that still reads true after it is cleared
+ * is covered by the bounded sleep of the sleeper that cleared it (sleep_barrier). */
+static _Atomic bool g_asym;
+static pthread_once_t g_asym_once = PTHREAD_ONCE_INIT;
+
+static void asym_register(void) {
+  long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+            syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  atomic_store_explicit(&g_asym, ok, memory_order_relaxed);
+}
+
+/* The pusher's half of the sleep Dekker pair, between publishing a task and reading nsleepers. */
+static inline void push_barrier(void) {
+  if (atomic_load_explicit(&g_asym, memory_order_relaxed))
+    atomic_signal_fence(memory_order_seq_cst);    /* the sleeper's membarrier does the rest */
+  else atomic_thread_fence(memory_order_seq_cst); /* Dekker with the sleeper's fence */
+}
+
+/* The sleeper's half, after its nsleepers++ and before it looks for work. false: the barrier
+ * failed, so a pusher may have missed this sleeper: the caller sleeps for a bounded time only.
+ * Every sleep that wake_one must be able to interrupt goes through here: a plain fence on the
+ * sleeper's side alone no longer pairs with a pusher's compiler barrier. */
+static bool sleep_barrier(void) {
+  atomic_thread_fence(memory_order_seq_cst); /* Dekker with a fencing pusher */
+  if (!atomic_load_explicit(&g_asym, memory_order_relaxed)) return true;
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+  atomic_store_explicit(&g_asym, false, memory_order_relaxed); /* pushers fence from now on */
+  return false;
+}
+
 static void wake_one(kiln_pool *p) {
-  /* seq_cst fence: the task was published before; Dekker with the sleeper's nsleepers++ */
-  atomic_thread_fence(memory_order_seq_cst);
+  /* the task was published before; Dekker with the sleeper's nsleepers++ (see "Sleeping") */
+  push_barrier();
   if (atomic_load_explicit(&p->nsleepers, memory_order_relaxed) == 0) return;
   pthread_mutex_lock(&p->mu);
   p->epoch++;
@@ -430,18 +472,19 @@ int kiln__help_until(kiln__worker *w, bool (*pred)(void *), void *ctx, double de
     flush_done(w);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->nsleepers, 1, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst); /* Dekker with wake_one's fence */
+    double until = sleep_barrier() ? deadline : fmin(deadline, kiln__now() + 0.01);
     uint64_t e = p->epoch;
     if (!pred) w->busy = false;
     bool ready = (pred && pred(ctx)) || has_work_locked(p) || (!pred && may_exit_locked(p));
     if (!ready) {
-      if (deadline == INFINITY) {
+      if (until == INFINITY) {
         while (p->epoch == e) pthread_cond_wait(&p->work_cv, &p->mu);
       } else {
         struct timespec ts;
-        kiln__abs_timespec(deadline, &ts);
+        kiln__abs_timespec(until, &ts);
         while (p->epoch == e && rc == 0)
           if (pthread_cond_timedwait(&p->work_cv, &p->mu, &ts) == ETIMEDOUT) rc = KILN_ETIMEDOUT;
+        if (rc && until < deadline) rc = 0; /* only a bounded sleep: look again */
       }
     }
     bool exit_now = !pred && may_exit_locked(p);
@@ -551,6 +594,7 @@ int kiln_pool_create(const kiln_pool_config *cfg, kiln_pool **out) {
   }
   if (cfg->threads <= 0) return KILN_EINVAL;
   pthread_once(&g_atfork_once, register_atfork);
+  pthread_once(&g_asym_once, asym_register); /* before any worker of any pool can push */
   void *raw;
   kiln_pool *p = zalloc_aligned(sizeof *p, &raw);
   if (!p) return KILN_ENOMEM;

@@ -19,8 +19,14 @@
  * CACHE_DEAD; a later remote free finds CACHE_DEAD in its CAS and frees the record itself. A
  * record keeps its owner alive, so a remote free may touch the cache until the record is gone.
  *
- * At most CACHE_MAX records are kept per thread; beyond that, records are freed, so a burst of
- * submissions does not pin its memory for the life of the thread. The bound is generous because a
+ * How many records a thread keeps follows its demand: at least CACHE_MIN, and as many as the
+ * thread has once had at the same time (allocated and not yet back), up to CACHE_MAX; beyond its
+ * limit, records are freed. A thread outside the pool that builds a graph of 10^5 tasks, keeps
+ * every future and releases them after the last result, builds the next graph of that size
+ * without calling malloc, instead of freeing and re-allocating all but CACHE_MIN of them each
+ * time; a burst larger than CACHE_MAX still gives the rest back. The limit never shrinks: a
+ * thread keeps up to its largest burst's records (CACHE_MAX at most) until it exits, as an
+ * allocator's free lists would keep them in the process. The base is generous because a
  * submitter that a busy machine lets run ahead of the workers by a time slice has thousands of
  * records in flight (with 4096, the chain benchmark freed and re-allocated them each round).
  *
@@ -34,11 +40,13 @@
 
 #include "internal.h"
 
-enum { CACHE_MAX = 16384 }; /* records of 256 bytes: 4 MiB at most per thread */
+/* records of 256 bytes: 4 MiB kept by any thread, up to 64 MiB by one that has needed them */
+enum { CACHE_MIN = 16384, CACHE_MAX = 262144 };
 
 struct kiln__cache {
   kiln_future *local; /* owner thread only */
   int nlocal;         /* owner thread only */
+  int limit;          /* owner thread only: records kept at most, CACHE_MIN..CACHE_MAX */
   /* records freed by other threads; CACHE_DEAD once the owner has exited. Its own cache line:
    * other threads write it while the owner works on its local list. */
   _Alignas(64) _Atomic(kiln_future *) remote;
@@ -94,6 +102,7 @@ static kiln__cache *thread_cache(void) {
   if (!c) return NULL;
   atomic_init(&c->remote, NULL);
   atomic_init(&c->records, 1);
+  c->limit = CACHE_MIN;
   if (pthread_setspecific(cache_key, c) != 0) {
     free(c);
     return NULL;
@@ -103,7 +112,7 @@ static kiln__cache *thread_cache(void) {
 }
 
 /* The local list is empty: take the records other threads have freed, keeping at most
- * CACHE_MAX. */
+ * c->limit. */
 static void take_remote(kiln__cache *c) {
   /* relaxed: a peek; the exchange below is what synchronises */
   if (!atomic_load_explicit(&c->remote, memory_order_relaxed)) return;
@@ -112,7 +121,7 @@ static void take_remote(kiln__cache *c) {
   kiln_future *l = atomic_exchange_explicit(&c->remote, NULL, memory_order_acquire);
   int n = 0;
   kiln_future *last = NULL;
-  for (kiln_future *f = l; f && n < CACHE_MAX; f = f->next) last = f, n++;
+  for (kiln_future *f = l; f && n < c->limit; f = f->next) last = f, n++;
   if (last) {
     destroy_list(c, last->next);
     last->next = NULL;
@@ -136,8 +145,13 @@ static kiln_future *record_get(void) {
   if (!f) return NULL;
   pthread_mutex_init(&f->mu, NULL);
   f->cache = c;
-  /* relaxed: the owner thread's own count keeps c alive; nothing is published through it */
-  if (c) atomic_fetch_add_explicit(&c->records, 1, memory_order_relaxed);
+  if (c) {
+    /* relaxed: the owner thread's own count keeps c alive; nothing is published through it.
+     * The count (less the thread's own) is how many records this thread has out at once, give
+     * or take those that other threads are freeing: the demand the limit follows. */
+    size_t had = atomic_fetch_add_explicit(&c->records, 1, memory_order_relaxed);
+    if (had > (size_t)c->limit) c->limit = had > CACHE_MAX ? CACHE_MAX : (int)had;
+  }
   return f;
 }
 
@@ -170,7 +184,7 @@ void kiln__future_free(kiln_future *f) {
     return;
   }
   if (c == kiln__self.cache) { /* the owner's thread: c is alive and only this thread uses local */
-    if (c->nlocal < CACHE_MAX) {
+    if (c->nlocal < c->limit) {
       f->next = c->local;
       c->local = f;
       c->nlocal++;

@@ -1,12 +1,14 @@
 /* test_records.c: the per-thread record caches (scheduler/record.c) across thread exits and remote
  * frees, and outside submitters racing kiln_pool_shutdown (submissions counted without the pool's
- * lock). Both run under ThreadSanitizer and AddressSanitizer in `make test`. */
+ * lock), and a thread's cache keeping the records of a burst it needed. All run under
+ * ThreadSanitizer and AddressSanitizer in `make test`. */
 // kt: timeout 300
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "internal.h" /* the size of a record */
 #include "kiln/sched.h"
 #include "kt.h"
 
@@ -138,4 +140,71 @@ TEST(pool_shutdown_races_outside_submitters) {
               done_at_shutdown);
     kiln_pool_destroy(g_pool);
   }
+}
+
+/* ---- a thread keeps the records of a burst it needed ---- */
+
+enum { BURST = 100000 }; /* more than a thread keeps before it has needed more */
+static kiln_future *g_burst[BURST];
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return (x > y) - (x < y);
+}
+
+static void *release_burst(void *arg) {
+  (void)arg;
+  for (int i = 0; i < BURST; i++) kiln_future_release(g_burst[i]);
+  return NULL;
+}
+
+/* Allocates the burst again while this thread holds BURST blocks of a record's size from malloc,
+ * which would take any record the cache had given back (the first allocation takes in the
+ * remote frees; the blocks are taken after it): every new record must be one of `first`
+ * (sorted). Returns how many are not. */
+static long realloc_misses(kiln_future **first) {
+  void **hold = malloc(sizeof *hold * BURST);
+  if (!hold) return -1;
+  long misses = 0;
+  for (int i = 0; i < BURST; i++) {
+    if (kiln_promise_create(&g_burst[i]) != KILN_OK) return -1;
+    if (i == 0)
+      for (int k = 0; k < BURST; k++) hold[k] = malloc(sizeof(struct kiln_future));
+    if (!bsearch(&g_burst[i], first, BURST, sizeof *first, cmp_ptr)) misses++;
+  }
+  for (int i = 0; i < BURST; i++) free(hold[i]);
+  free(hold);
+  return misses;
+}
+
+static void *burst_owner(void *arg) {
+  long *misses = arg; /* [0]: after remote frees, [1]: after this thread's own */
+  kiln_future **first = malloc(sizeof *first * BURST);
+  if (!first) return NULL;
+  for (int i = 0; i < BURST; i++) {
+    if (kiln_promise_create(&g_burst[i]) != KILN_OK) return NULL;
+    first[i] = g_burst[i];
+  }
+  qsort(first, BURST, sizeof *first, cmp_ptr);
+  pthread_t t; /* another thread frees them: they come back through this cache's remote list */
+  if (pthread_create(&t, NULL, release_burst, NULL) != 0) return NULL;
+  pthread_join(t, NULL);
+  misses[0] = realloc_misses(first);
+  release_burst(NULL); /* this thread frees them: they come back to its local list */
+  misses[1] = realloc_misses(first);
+  release_burst(NULL);
+  free(first);
+  return NULL;
+}
+
+/* A thread outside any pool that once had BURST futures out at once (a graph built with every
+ * future kept) gets them back from its cache the next time, whether other threads or it freed
+ * them, instead of from malloc. */
+TEST(record_cache_keeps_a_burst_it_needed) {
+  long misses[2] = {-2, -2};
+  pthread_t t; /* a thread of its own: its cache starts empty */
+  KT_EQ(pthread_create(&t, NULL, burst_owner, misses), 0);
+  KT_EQ(pthread_join(t, NULL), 0);
+  KT_EQ(misses[0], 0);
+  KT_EQ(misses[1], 0);
 }

@@ -220,3 +220,59 @@ TEST(dag_random) {
   free(cancelled);
   free(status);
 }
+
+/* ---- a spawn wakes a sleeping worker ---- */
+
+struct wake_round {
+  tu_latch child_ran;
+  _Atomic int timeouts;
+};
+
+static int wake_child(void *arg, void **result) {
+  (void)result;
+  tu_latch_add(&((struct wake_round *)arg)->child_ran, 1);
+  return 0;
+}
+
+/* Spawns a child onto its own deque, then blocks in a primitive the pool knows nothing of until
+ * the child has run: only the other worker, which may be asleep, can run it, so the spawn must
+ * wake it. A missed wake-up shows as a timed-out wait instead of a hang. */
+static int wake_parent(void *arg, void **result) {
+  (void)result;
+  struct wake_round *w = arg;
+  long before = tu_latch_get(&w->child_ran);
+  kiln_future *c = NULL;
+  int rc = kiln_submit(kiln_pool_current(), wake_child, w, &c);
+  if (rc != 0) return rc;
+  if (!tu_latch_wait(&w->child_ran, before + 1, 30.0)) atomic_fetch_add(&w->timeouts, 1);
+  kiln_future_release(c);
+  return 0;
+}
+
+/* Each round starts once the previous one's result is in, so its spawn meets the other worker
+ * at every stage of going idle: still spinning, inside the sleep protocol, or asleep. Every
+ * fourth round first pauses for a millisecond, long enough for an idle worker to reach its
+ * sleep: a pause for coverage, not a synchronisation (what is checked is the latch, not time). */
+TEST(spawn_wakes_sleeping_worker) {
+  int rounds = (int)(2000 * stress_scale());
+  if (rounds < 10) rounds = 10;
+  kiln_pool *p = tu_pool(2);
+  struct wake_round w;
+  tu_latch_init(&w.child_ran);
+  atomic_init(&w.timeouts, 0);
+  for (int r = 0; r < rounds; r++) {
+    if (r % 4 == 3) {
+      struct timespec pause = {0, 1000000};
+      nanosleep(&pause, NULL);
+    }
+    kiln_future *f = NULL;
+    KT_CODE(kiln_submit(p, wake_parent, &w, &f), KILN_OK);
+    KT_CODE(kiln_future_result(f, -1, NULL), KILN_OK);
+    kiln_future_release(f);
+    if (atomic_load(&w.timeouts) != 0)
+      KT_FAIL("a spawn did not wake the idle worker (round %d)", r);
+  }
+  KT_EQ(tu_latch_get(&w.child_ran), rounds);
+  kiln_pool_destroy(p);
+  tu_latch_fini(&w.child_ran);
+}

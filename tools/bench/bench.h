@@ -28,6 +28,9 @@ int bench_tbb_fib(int n, long long *result);
 int bench_tbb_pfor(uint32_t *a, size_t n, size_t grain);
 int bench_tbb_wavefront(uint32_t *v, size_t n);
 int bench_tbb_chain(size_t n, size_t *counter);
+/* The wavefront graph built and run, then kept (not destroyed) until ..._kept_free. */
+int bench_tbb_wavefront_kept(uint32_t *v, size_t n);
+void bench_tbb_wavefront_kept_free(void);
 
 /* OpenMP tasks (bench_omp.c). */
 int bench_omp_init(int threads);

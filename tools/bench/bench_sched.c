@@ -1,18 +1,24 @@
 /* tools/bench/bench_sched.c: kiln-bench-sched, kiln's scheduler against oneTBB and OpenMP tasks.
  *
- * Four workloads, each run by the three runtimes on the same number of threads:
+ * Six workloads, each run by the three runtimes on the same number of threads:
  *   fib       fib(30) with a future (task) per call and no cut-off
  *   pfor      parallel-for over 10^7 trivial iterations, grain 100 (~10^5 chunks)
- *   wavefront 512x512 cells, (i,j) after (i-1,j) and (i,j-1), all submitted up front
+ *   wavefront 512x512 cells, (i,j) after (i-1,j) and (i,j-1), all submitted up front; kiln
+ *             releases its futures two rows behind, oneTBB's graph is torn down inside the timing
+ *   wavefront-kept  the same DAG as users write it: kiln keeps every future (262,144 handles) until
+ *             the last result, oneTBB keeps its flow graph; construction and run are timed, the
+ *             release of the handles and the graph's teardown are not, for both
  *   chain     10^5 tasks, each after the previous one, running while they are submitted
  *   chain-built  the same chain built first (its first task gated on a promise), then started,
  *             as oneTBB's flow graph runs it (oneTBB and OpenMP rows are the same as chain's)
  * Each timed run is preceded by untimed warm-up runs; the median of --reps runs is reported in
- * ms, with the ratios kiln/oneTBB and kiln/OpenMP (below 1: kiln is faster). Every run's result
- * is checked; a wrong result or a runtime error exits with status 1.
+ * ms with the fastest and slowest run, and the ratios kiln/oneTBB and kiln/OpenMP (below 1: kiln
+ * is faster): the median of the per-round ratios (each round runs the three runtimes back to back)
+ * with their range. Every run's result is checked; a wrong result or a runtime error exits with
+ * status 1.
  *
- *   kiln-bench-sched [--threads N] [--reps R] [--warmup W] [--only fib|pfor|wavefront|chain|chain-built]
- *                    [--verbose]
+ *   kiln-bench-sched [--threads N] [--reps R] [--warmup W] [--cpu] [--verbose]
+ *                    [--only fib|pfor|wavefront|wavefront-kept|chain|chain-built]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -177,6 +183,40 @@ static int run_wf_kiln(void) {
   return 0;
 }
 static int run_wf_tbb(void) { return bench_tbb_wavefront(g_wf, WF_N); }
+
+/* wavefront-kept: every cell's future is kept in one array, as a program that wants every
+ * result (or its error) writes it; all are released after the last result, outside the timing. */
+static kiln_future **g_wf_kept; /* WF_W * WF_W, indexed like g_wf; row 0 and column 0 unused */
+
+static int run_wf_kept_kiln(void) {
+  for (size_t i = 1; i <= WF_N; i++) {
+    for (size_t j = 1; j <= WF_N; j++) {
+      kiln_future *deps[2];
+      size_t nd = 0;
+      if (i > 1) deps[nd++] = g_wf_kept[(i - 1) * WF_W + j];
+      if (j > 1) deps[nd++] = g_wf_kept[i * WF_W + j - 1];
+      int rc = kiln_submit_after(g_pool, deps, nd, kiln_wf_task, (void *)(uintptr_t)(i * WF_W + j),
+                                 &g_wf_kept[i * WF_W + j]);
+      if (rc != 0) {
+        set_err("kiln_submit_after: %d (%s)", rc);
+        return 1; /* the teardown releases what was submitted */
+      }
+    }
+  }
+  int rc = kiln_future_result(g_wf_kept[WF_N * WF_W + WF_N], -1.0, NULL);
+  if (rc != 0) {
+    set_err("kiln_future_result: %d (%s)", rc);
+    return 1;
+  }
+  return 0;
+}
+static void free_wf_kept_kiln(void) {
+  for (size_t k = 0; k < (size_t)WF_W * WF_W; k++) {
+    kiln_future_release(g_wf_kept[k]); /* NULL for the border: a no-op */
+    g_wf_kept[k] = NULL;
+  }
+}
+static int run_wf_kept_tbb(void) { return bench_tbb_wavefront_kept(g_wf, WF_N); }
 static int run_wf_omp(void) { return bench_omp_wavefront(g_wf, WF_N); }
 static void reset_wf(void) { memset(g_wf, 0, (size_t)WF_W * WF_W * sizeof *g_wf); }
 static int check_wf(void) {
@@ -253,6 +293,7 @@ typedef struct workload {
   void (*reset)(void);
   int (*run[IMPL_COUNT])(void);
   int (*check)(void);
+  void (*teardown[IMPL_COUNT])(void); /* after the timing; NULL: none */
 } workload;
 
 static const workload workloads[] = {
@@ -260,33 +301,46 @@ static const workload workloads[] = {
      "fib(30), future per call, no cut-off",
      reset_fib,
      {run_fib_kiln, run_fib_tbb, run_fib_omp},
-     check_fib},
+     check_fib,
+     {NULL, NULL, NULL}},
     {"pfor",
      "parallel-for 10^7 iterations, grain 100",
      reset_pfor,
      {run_pfor_kiln, run_pfor_tbb, run_pfor_omp},
-     check_pfor},
+     check_pfor,
+     {NULL, NULL, NULL}},
     {"wavefront",
      "wavefront 512x512 (262144 dependent tasks)",
      reset_wf,
      {run_wf_kiln, run_wf_tbb, run_wf_omp},
-     check_wf},
+     check_wf,
+     {NULL, NULL, NULL}},
+    {"wavefront-kept",
+     "wavefront 512x512, every future kept, teardown untimed",
+     reset_wf,
+     {run_wf_kept_kiln, run_wf_kept_tbb, run_wf_omp},
+     check_wf,
+     {free_wf_kept_kiln, bench_tbb_wavefront_kept_free, NULL}},
     {"chain",
      "chain of 10^5 dependent tasks, run while submitted",
      reset_chain,
      {run_chain_kiln, run_chain_tbb, run_chain_omp},
-     check_chain},
+     check_chain,
+     {NULL, NULL, NULL}},
     {"chain-built",
      "chain of 10^5 dependent tasks, built then started",
      reset_chain,
      {run_chain_gated_kiln, run_chain_tbb, run_chain_omp},
-     check_chain},
+     check_chain,
+     {NULL, NULL, NULL}},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
+static clockid_t g_clock = CLOCK_MONOTONIC; /* --cpu: CLOCK_PROCESS_CPUTIME_ID */
+
 static double now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(g_clock, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -302,11 +356,13 @@ static int cmp_double(const void *a, const void *b) {
 
 static void usage(FILE *to) {
   fprintf(to,
-          "usage: kiln-bench-sched [--threads N] [--reps R] [--warmup W]\n"
-          "                        [--only fib|pfor|wavefront|chain|chain-built] [--verbose]\n"
+          "usage: kiln-bench-sched [--threads N] [--reps R] [--warmup W] [--cpu] [--verbose]\n"
+          "                        [--only fib|pfor|wavefront|wavefront-kept|chain|chain-built]\n"
           "  --threads N  threads per runtime (default 2)\n"
           "  --reps R     timed runs per workload and runtime; the median is reported (default 7)\n"
-          "  --warmup W   untimed runs before them (default 1)\n");
+          "  --warmup W   untimed runs before them (default 1)\n"
+          "  --cpu        time the process's CPU time (all threads) instead of wall time: less\n"
+          "               sensitive to a busy machine; spinning and stealing count too\n");
 }
 
 static int parse_int(const char *s, int min, int *out) {
@@ -346,6 +402,7 @@ static int run_once(const workload *w, int impl, double *ms) {
   double t0 = now_ms();
   int rc = w->run[impl]();
   double t1 = now_ms();
+  if (w->teardown[impl]) w->teardown[impl]();
   if (rc != 0) {
     fprintf(stderr, "kiln-bench-sched: %s on %s: runtime error%s%s\n", w->key, impl_names[impl],
             g_errmsg[0] ? ": " : "", g_errmsg);
@@ -363,7 +420,16 @@ static int run_once(const workload *w, int impl, double *ms) {
 /* Warm-up, then reps rounds; each round runs every runtime once, in turn, so that a noisy
  * stretch of the machine hits all three alike (the runtimes are interleaved, not run in blocks).
  * med[impl] gets each runtime's median. */
-static int measure(const workload *w, int reps, int warmup, int verbose, double *med) {
+typedef struct stats {
+  double med[IMPL_COUNT], lo[IMPL_COUNT], hi[IMPL_COUNT];               /* ms */
+  double ratio[IMPL_COUNT], ratio_lo[IMPL_COUNT], ratio_hi[IMPL_COUNT]; /* kiln / impl, per round */
+} stats;
+
+static double median_sorted(const double *x, int n) {
+  return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2.0;
+}
+
+static int measure(const workload *w, int reps, int warmup, int verbose, stats *st) {
   double *t = calloc((size_t)reps * IMPL_COUNT, sizeof *t);
   if (!t) return 1;
   for (int r = -warmup; r < reps; r++)
@@ -378,11 +444,26 @@ static int measure(const workload *w, int reps, int warmup, int verbose, double 
                 r < 0 ? "warm-up" : "rep    ", r < 0 ? -r : r + 1, ms);
       if (r >= 0) t[impl * reps + r] = ms;
     }
+  double *r = calloc((size_t)reps, sizeof *r);
+  if (!r) {
+    free(t);
+    return 1;
+  }
+  for (int impl = 0; impl < IMPL_COUNT; impl++) {
+    for (int k = 0; k < reps; k++) r[k] = t[IMPL_KILN * reps + k] / t[impl * reps + k];
+    qsort(r, (size_t)reps, sizeof *r, cmp_double);
+    st->ratio[impl] = median_sorted(r, reps);
+    st->ratio_lo[impl] = r[0];
+    st->ratio_hi[impl] = r[reps - 1];
+  }
   for (int impl = 0; impl < IMPL_COUNT; impl++) {
     double *x = t + impl * reps;
     qsort(x, (size_t)reps, sizeof *x, cmp_double);
-    med[impl] = reps % 2 ? x[reps / 2] : (x[reps / 2 - 1] + x[reps / 2]) / 2.0;
+    st->med[impl] = median_sorted(x, reps);
+    st->lo[impl] = x[0];
+    st->hi[impl] = x[reps - 1];
   }
+  free(r);
   free(t);
   return 0;
 }
@@ -397,6 +478,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
       verbose = 1;
+    } else if (strcmp(a, "--cpu") == 0) {
+      g_clock = CLOCK_PROCESS_CPUTIME_ID;
     } else if (i + 1 < argc && strcmp(a, "--threads") == 0) {
       if (parse_int(argv[++i], 1, &threads) != 0) goto bad;
     } else if (i + 1 < argc && strcmp(a, "--reps") == 0) {
@@ -432,16 +515,18 @@ int main(int argc, char **argv) {
          cpu);
   printf("command:");
   for (int i = 0; i < argc; i++) printf(" %s", argv[i]);
-  printf("\nthreads=%d reps=%d warmup=%d; median wall time per run, ratios below 1 mean kiln is "
-         "faster\n\n",
-         threads, reps, warmup);
+  printf("\nthreads=%d reps=%d warmup=%d; median %s per run (interleaved rounds), ratios "
+         "below 1 mean kiln is faster\n\n",
+         threads, reps, warmup,
+         g_clock == CLOCK_MONOTONIC ? "wall time" : "process CPU time (all threads)");
   fflush(stdout);
 
   /* Data. */
   g_pfor = malloc((size_t)PFOR_N * sizeof *g_pfor);
   g_wf = malloc((size_t)WF_W * WF_W * sizeof *g_wf);
   g_wf_ref = calloc((size_t)WF_W * WF_W, sizeof *g_wf_ref);
-  if (!g_pfor || !g_wf || !g_wf_ref) {
+  g_wf_kept = calloc((size_t)WF_W * WF_W, sizeof *g_wf_kept);
+  if (!g_pfor || !g_wf || !g_wf_ref || !g_wf_kept) {
     fprintf(stderr, "kiln-bench-sched: out of memory\n");
     return 1;
   }
@@ -465,20 +550,24 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  printf("| workload | kiln (ms) | oneTBB (ms) | OpenMP (ms) | kiln/oneTBB | kiln/OpenMP |\n");
+  printf("| workload | kiln ms (min-max) | oneTBB ms (min-max) | OpenMP ms (min-max) | kiln/oneTBB "
+         "per round (min-max) | kiln/OpenMP per round (min-max) |\n");
   printf("|---|---:|---:|---:|---:|---:|\n");
   fflush(stdout);
   int status = 0;
   for (size_t k = 0; k < NWORKLOADS; k++) {
     const workload *w = &workloads[k];
     if (only && strcmp(only, w->key) != 0) continue;
-    double med[IMPL_COUNT];
-    if (measure(w, reps, warmup, verbose, med) != 0) {
+    stats st;
+    if (measure(w, reps, warmup, verbose, &st) != 0) {
       status = 1;
       goto out;
     }
-    printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", w->label, med[IMPL_KILN], med[IMPL_TBB],
-           med[IMPL_OMP], med[IMPL_KILN] / med[IMPL_TBB], med[IMPL_KILN] / med[IMPL_OMP]);
+    printf("| %s |", w->label);
+    for (int impl = 0; impl < IMPL_COUNT; impl++)
+      printf(" %.2f (%.2f-%.2f) |", st.med[impl], st.lo[impl], st.hi[impl]);
+    printf(" %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) |\n", st.ratio[IMPL_TBB], st.ratio_lo[IMPL_TBB],
+           st.ratio_hi[IMPL_TBB], st.ratio[IMPL_OMP], st.ratio_lo[IMPL_OMP], st.ratio_hi[IMPL_OMP]);
     fflush(stdout);
   }
 out:
@@ -487,5 +576,6 @@ out:
   free(g_pfor);
   free(g_wf);
   free(g_wf_ref);
+  free(g_wf_kept);
   return status;
 }

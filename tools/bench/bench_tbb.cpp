@@ -90,6 +90,46 @@ extern "C" int bench_tbb_wavefront(uint32_t *v, size_t n) {
   return 0;
 }
 
+// The same graph, kept: built and run in the timed call, torn down (nodes and graph destroyed) by
+// bench_tbb_wavefront_kept_free outside it, as kiln's wavefront-kept releases its handles.
+namespace {
+struct kept_graph {
+  tbb::flow::graph g;
+  std::deque<cnode> nodes;
+};
+std::unique_ptr<kept_graph> g_kept;
+} // namespace
+
+extern "C" int bench_tbb_wavefront_kept(uint32_t *v, size_t n) {
+  try {
+    const size_t w = n + 1;
+    g_kept = std::make_unique<kept_graph>();
+    tbb::flow::graph &g = g_kept->g;
+    std::deque<cnode> &nodes = g_kept->nodes;
+    for (size_t i = 1; i <= n; i++) {
+      for (size_t j = 1; j <= n; j++) {
+        nodes.emplace_back(g, [v, w, i, j](const tbb::flow::continue_msg &) {
+          v[i * w + j] = bench_wf_cell(v[(i - 1) * w + j], v[i * w + j - 1]);
+          return tbb::flow::continue_msg();
+        });
+        cnode &self = nodes.back();
+        if (i > 1) tbb::flow::make_edge(nodes[(i - 2) * n + (j - 1)], self);
+        if (j > 1) tbb::flow::make_edge(nodes[(i - 1) * n + (j - 2)], self);
+      }
+    }
+    nodes.front().try_put(tbb::flow::continue_msg());
+    g.wait_for_all();
+  } catch (...) {
+    return 1;
+  }
+  return 0;
+}
+
+extern "C" void bench_tbb_wavefront_kept_free(void) {
+  if (g_kept) g_kept->nodes.clear(); // nodes before their graph
+  g_kept.reset();
+}
+
 extern "C" int bench_tbb_chain(size_t n, size_t *counter) {
   try {
     size_t c = 0;
