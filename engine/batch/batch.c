@@ -38,6 +38,7 @@
 
 #include "batch_internal.h"
 #include "image_internal.h"
+#include "render_internal.h"
 
 enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -60,6 +61,7 @@ struct kiln_batch {
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
+  bool null_kernel; /* benchmarks: the shared renderer's kernels do no tracing */
   bool annotate;                /* annotations, or a dataset writer */
   char manifest_name[PATH_MAX]; /* annotations without a manifest: the default one's name */
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
@@ -309,6 +311,7 @@ int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render
 }
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
+void kiln__batch_null_kernel(kiln_batch *b) { b->null_kernel = true; }
 
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl) {
@@ -1261,6 +1264,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+  if (!rc && b->null_kernel) rc = kiln__renderer_null_kernel(b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
     return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

@@ -115,6 +115,12 @@ struct kiln_renderer;
  * and where it is read from there. */
 uint32_t kiln__renderer_device_features(const struct kiln_renderer *r, size_t dev);
 
+/* For benchmarks: replaces r's kernels by pathtrace_null (shaders/pathtrace/), which writes
+ * what a frame reads back without tracing anything, so that frames cost only their CPU side (an
+ * infinitely fast GPU). Call before submitting any frame, from the thread that made r. 0, or
+ * kiln_gpu_kernel_create's error (the devices switched so far keep the null kernel). */
+int kiln__renderer_null_kernel(struct kiln_renderer *r);
+
 /* Fault injection: the next n frames submitted to r find kiln_future_on_done failing with
  * KILN_ENOMEM (as when the callback's node cannot be allocated). Any thread. */
 void kiln__renderer_fail_on_done(struct kiln_renderer *r, int n);

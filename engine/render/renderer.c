@@ -137,6 +137,15 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   return p->features;
 }
 
+/* The bindings and push constants every kernel of the renderer has (pathtrace's layout). */
+static void kernel_config(kiln_gpu_kernel_config *kc) {
+  kiln_gpu_kernel_config_default(kc);
+  kc->buffers = NBUF;
+  kc->uniform_buffers = 1u << PT_BIND_SCENE;
+  kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
+  kc->push_size = sizeof(pt_push);
+}
+
 static void frame_free(frame *f);
 
 void kiln_renderer_destroy(kiln_renderer *r) {
@@ -205,13 +214,9 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
                                   [PT_SC_SHARED_VEC4S] = shared ? PT_SHARED_VEC4S : 0};
     if ((rc = specialised_spirv(features, ints, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
-    kiln_gpu_kernel_config_default(&kc);
+    kernel_config(&kc);
     kc.spirv = spirv;
     kc.spirv_size = spirv_size;
-    kc.buffers = NBUF;
-    kc.uniform_buffers = 1u << PT_BIND_SCENE;
-    kc.texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
-    kc.push_size = sizeof(pt_push);
     rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
     free(spirv);
     if (rc) break;
@@ -244,6 +249,22 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
 fail:
   kiln_renderer_destroy(r);
   return rc;
+}
+
+int kiln__renderer_null_kernel(kiln_renderer *r) {
+  kiln_gpu_kernel_config kc;
+  kernel_config(&kc);
+  kc.builtin = "pathtrace_null";
+  for (size_t i = 0; i < r->ndevs; i++) {
+    kiln_gpu_kernel *k;
+    int rc = kiln_gpu_kernel_create(r->devs[i].dev, &kc, &k);
+    if (rc) return rc;
+    kiln_gpu_kernel_destroy(r->devs[i].kernel);
+    r->devs[i].kernel = k;
+    /* one dispatch a frame: tiles and passes only spread the tracing's cost */
+    r->devs[i].tile = 1u << 16, r->devs[i].pass = 1u << 30;
+  }
+  return 0;
 }
 
 uint32_t kiln__renderer_device_features(const kiln_renderer *r, size_t dev) {
