@@ -209,6 +209,12 @@ struct kiln_gpu_buffer {
   struct kiln_gpu_buffer *prev, *next; /* dev->buffers, under dev->mu */
 };
 
+struct kiln_gpu_readback {
+  kiln_gpu_device *dev;
+  uint64_t size;
+  kiln__suballoc mem; /* staging: mapped, with the block's VkBuffer */
+};
+
 /* ---- kernels (kernel.c) and jobs (gpu_job.c) ------------------------------------------------- */
 
 enum { KILN__MAX_BINDINGS = 32, KILN__MAX_PUSH = 128 };
@@ -244,8 +250,9 @@ typedef struct kiln__cmd {
   uint32_t groups[3];
   kiln_gpu_buffer *src, *dst; /* copy, upload (dst), download (src) */
   uint64_t src_off, dst_off, size;
-  kiln__suballoc staging; /* upload, download */
+  kiln__suballoc staging; /* upload, download (not into a readback) */
   void *host_dst;         /* download: caller's memory, or NULL: owned */
+  kiln_gpu_readback *into; /* download into a readback (borrowed; staging unused), or NULL */
   const void *host_src;   /* deferred upload: copied at launch */
 } kiln__cmd;
 

@@ -25,6 +25,10 @@ struct kiln_image {
 /* A new image with every plane allocated (uninitialised); NULL on ENOMEM. */
 kiln_image *kiln__image_new(int32_t w, int32_t h);
 
+/* The same with the colour and the planes in planes (kiln/render.h's KILN_PLANE_* bits; 0: all)
+ * allocated, the others NULL. */
+kiln_image *kiln__image_new_planes(int32_t w, int32_t h, unsigned planes);
+
 /* ---- encoders ------------------------------------------------------------------------------ */
 
 /* Encoders (encode.c): image encoders over caller-owned pixel buffers.

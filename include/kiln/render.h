@@ -65,7 +65,9 @@ typedef enum kiln_renderer_scene_memory {
 } kiln_renderer_scene_memory;
 
 typedef struct kiln_renderer_config {
-  kiln_pool *pool;    /* builds the BVH in parallel; NULL: serially in the caller */
+  kiln_pool *pool;    /* builds the BVH in parallel and finishes frames (builds their images);
+                            it must outlive the renderer. NULL: the BVH serially in the caller,
+                            frames on a thread of the renderer's own */
   uint32_t tile_size; /* pixels on a side of one dispatch's tile. 0 (default): per device,
                             64 on CPU devices (lavapipe), 1024 on GPUs */
   uint32_t pass_spp;  /* samples per pixel of one dispatch. 0 (default): per device, 4 on
