@@ -235,6 +235,9 @@ typedef struct kiln_batch_config {
                                        LONG_MIN, LONG_MAX, 1: every frame */
   int32_t width, height, spp;      /* 0: the job's / scene's */
   size_t in_flight;                /* frames at once; 0: 2 per lane of every device */
+  uint64_t in_flight_bytes;        /* and no more than fit these bytes (a frame's device and
+                                      read-back memory and its image, by its size and passes;
+                                      at least one frame); 0: 1 GiB */
   bool resume;                     /* skip frames whose every output file exists */
   bool overwrite;                  /* replace existing outputs (else a frame whose output
                                        exists fails, naming it) */
