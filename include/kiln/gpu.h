@@ -5,8 +5,9 @@
  * without Vulkan gets an error message, not a program that cannot start). It lists the physical
  * devices; kiln_gpu_device_open() opens one as a kiln_gpu_device (a VkDevice). The same physical
  * device may be opened several times: each open is an independent device with its own queues,
- * memory and completion thread. Every queue of every compute-capable queue family of a device is a
- * "lane"; work goes to the first free lane.
+ * memory and completion thread. A few queues (4 by default) of one compute-capable queue family
+ * of a device are its "lanes" (one family: kiln's buffers are never shared across families, so
+ * they need no ownership transfers); work goes to the first free lane.
  *
  * GPU work is a job: a list of commands (dispatch, copy, upload, download) recorded into one
  * command buffer and submitted once. kiln_gpu_job_submit() returns a kiln_future (sched.h) that
@@ -238,7 +239,8 @@ KILN_API int kiln_gpu_select_visible(kiln_gpu *gpu, const char *spec, const uint
 /* ---- devices ------------------------------------------------------------------------------- */
 
 typedef struct kiln_gpu_device_config {
-  uint32_t max_lanes;       /* use at most this many queues; 0: every compute queue */
+  uint32_t max_lanes;       /* use at most this many queues, all of one family: the compute
+                                family with the most queues. 0: at most 4 */
   uint64_t block_size;      /* bytes of each VkDeviceMemory block the sub-allocator carves
                                 buffers and staging from. Default 32 MiB */
   bool pipeline_cache;      /* load and save a VkPipelineCache under $XDG_CACHE_HOME/kiln (or
@@ -252,8 +254,8 @@ typedef struct kiln_gpu_device_config {
 /* Fills *cfg with the defaults. */
 KILN_API void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg);
 
-/* Opens physical device `index` (see kiln_gpu_select) as a new VkDevice with every compute queue
- * as a lane, and starts its completion thread. cfg NULL means the defaults. *out NULL on failure.
+/* Opens physical device `index` (see kiln_gpu_select) as a new VkDevice with up to
+ * cfg->max_lanes queues of one compute family as lanes, and starts its completion thread. cfg NULL means the defaults. *out NULL on failure.
  * KILN_EINVAL: index out of range; KILN_EUNSUPPORTED: the device is not usable (logged);
  * KILN_EVULKAN, KILN_ENOMEM. Opening the CPU device logs a note at INFO. */
 KILN_API int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
