@@ -250,10 +250,10 @@ typedef struct kiln__cmd {
   uint32_t groups[3];
   kiln_gpu_buffer *src, *dst; /* copy, upload (dst), download (src) */
   uint64_t src_off, dst_off, size;
-  kiln__suballoc staging; /* upload, download (not into a readback) */
-  void *host_dst;         /* download: caller's memory, or NULL: owned */
+  kiln__suballoc staging;  /* upload, download (not into a readback) */
+  void *host_dst;          /* download: caller's memory, or NULL: owned */
   kiln_gpu_readback *into; /* download into a readback (borrowed; staging unused), or NULL */
-  const void *host_src;   /* deferred upload: copied at launch */
+  const void *host_src;    /* deferred upload: copied at launch */
 } kiln__cmd;
 
 /* One dependency's done-callback argument. */

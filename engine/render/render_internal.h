@@ -127,11 +127,11 @@ typedef struct kiln__frame_bufs {
 /* The sets of frames that are done, kept for the next frames of the same size on one device.
  * Any thread; get and put may run at once. */
 typedef struct kiln__frame_pool {
-  pthread_mutex_t mu;      /* guards the fields below; a leaf */
-  kiln__frame_bufs *idle;  /* most recently returned first */
-  uint64_t idle_bytes;     /* device and host bytes of idle (2 x the set's buffers) */
-  uint64_t budget;         /* the most idle bytes kept */
-  uint64_t made, reused;   /* sets made, sets handed out again (tests) */
+  pthread_mutex_t mu;     /* guards the fields below; a leaf */
+  kiln__frame_bufs *idle; /* most recently returned first */
+  uint64_t idle_bytes;    /* device and host bytes of idle (2 x the set's buffers) */
+  uint64_t budget;        /* the most idle bytes kept */
+  uint64_t made, reused;  /* sets made, sets handed out again (tests) */
 } kiln__frame_pool;
 
 void kiln__frame_pool_init(kiln__frame_pool *p, uint64_t budget);
@@ -153,8 +153,8 @@ uint32_t kiln__aov_groups(unsigned planes);
 /* A new image of w x h with the planes (KILN_PLANE_*; colour always, uv with object_id) built
  * from s's read-back memory (its frame's job done): colour sums over spp, the AOV planes. NULL
  * when out of memory. Any thread. */
-struct kiln_image *kiln__frame_image(const kiln__frame_bufs *s, int32_t w, int32_t h,
-                                     uint32_t spp, unsigned planes);
+struct kiln_image *kiln__frame_image(const kiln__frame_bufs *s, int32_t w, int32_t h, uint32_t spp,
+                                     unsigned planes);
 
 /* ---- the renderer, for tests -------------------------------------------------------------- */
 

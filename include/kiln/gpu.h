@@ -55,11 +55,11 @@
 extern "C" {
 #endif
 
-typedef struct kiln_gpu kiln_gpu;               /* a Vulkan instance and its physical devices */
-typedef struct kiln_gpu_device kiln_gpu_device; /* one opened VkDevice with its lanes */
-typedef struct kiln_gpu_buffer kiln_gpu_buffer; /* a device-local storage buffer */
-typedef struct kiln_gpu_kernel kiln_gpu_kernel; /* a compute pipeline */
-typedef struct kiln_gpu_job kiln_gpu_job;       /* commands recorded into one submission */
+typedef struct kiln_gpu kiln_gpu;                   /* a Vulkan instance and its physical devices */
+typedef struct kiln_gpu_device kiln_gpu_device;     /* one opened VkDevice with its lanes */
+typedef struct kiln_gpu_buffer kiln_gpu_buffer;     /* a device-local storage buffer */
+typedef struct kiln_gpu_kernel kiln_gpu_kernel;     /* a compute pipeline */
+typedef struct kiln_gpu_job kiln_gpu_job;           /* commands recorded into one submission */
 typedef struct kiln_gpu_readback kiln_gpu_readback; /* mapped host memory that downloads land in */
 
 /* ---- logging ------------------------------------------------------------------------------- */
@@ -430,8 +430,7 @@ KILN_API int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint
  * live until the future is done, and no other pending job may write the same bytes. KILN_EINVAL:
  * out of range, or src or dst on another device. */
 KILN_API int kiln_gpu_job_download_into(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
-                                        uint64_t size, kiln_gpu_readback *dst,
-                                        uint64_t dst_offset);
+                                        uint64_t size, kiln_gpu_readback *dst, uint64_t dst_offset);
 
 /* Submits the job once every future in deps[0..ndeps) has succeeded (at once when ndeps is 0).
  * The job is consumed, also on failure. *out: a future (one reference for the caller) that

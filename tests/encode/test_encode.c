@@ -366,8 +366,7 @@ TEST(PNG_filters_match_reference) {
         /* the encoder reads 16-bit samples in native order and writes them big-endian */
         unsigned char *native = malloc(n * (size_t)h);
         KT_TRUE(native != NULL);
-        for (size_t i = 0; i < n * (size_t)h; i++)
-          native[i] = wide ? raw[i ^ 1] : raw[i];
+        for (size_t i = 0; i < n * (size_t)h; i++) native[i] = wide ? raw[i ^ 1] : raw[i];
         kiln__raster r = {w, h, c, wide ? KILN__PIX_U16 : KILN__PIX_U8, native, 0};
         void *png;
         size_t len;

@@ -39,7 +39,9 @@ TEST(amd_compute_family) {
 
 /* ties go to the first; families without queues or without compute are never chosen */
 TEST(ties_and_empty_families) {
-  const fam f[] = {{0, true, false, false}, {3, false, true, true}, {2, true, false, false},
+  const fam f[] = {{0, true, false, false},
+                   {3, false, true, true},
+                   {2, true, false, false},
                    {2, true, true, true}};
   choose(f, 4, 0, 2, 2);
   const fam none[] = {{4, false, true, true}, {0, true, false, false}};

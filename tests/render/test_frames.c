@@ -38,12 +38,18 @@ static const struct {
  * configuration, from the renderer before frame memory was pooled, the AOVs laid out as planes
  * and planes made optional (lavapipe, Mesa 22.3). */
 static const uint64_t want[NCONF][7] = {
-    {0x0b4ae7d5f94c331aull, 0x51aee190cf3bae12ull, 0xb25c7abe5bb5991eull, 0x140651d4d26163bfull, 0x9323e5745632c7d5ull, 0x9323e5745632c7d5ull, 0xb1ee950ab8c7658bull},
-    {0x7c9041a8f8b3615dull, 0x0e9c30a6d2c7c266ull, 0x9c84121a34dae04eull, 0xcf480f690c7c6a52ull, 0x862a6b8119046d40ull, 0x862a6b8119046d40ull, 0x7867265179e5f792ull},
-    {0x39e0eae233ae1addull, 0x3ff0423be8f939ffull, 0x6f3a5915f1636132ull, 0x20a077eec10f5d03ull, 0xcd1cfc3c514d0883ull, 0xcd1cfc3c514d0883ull, 0xd04c5319dd6c33afull},
-    {0x6fcc28f6ea613c24ull, 0xceb1874a3e1ce203ull, 0xe788e0a4afc0e383ull, 0xfaa0be2d985d731eull, 0x473a9d195357f8e3ull, 0x473a9d195357f8e3ull, 0x5b369e267dba9323ull},
-    {0x8006b23a614aa1d2ull, 0x1e09b5dc33792bd1ull, 0x8283968ad92530e0ull, 0x660b22f7aaae1d72ull, 0x09a03e99327188fdull, 0x09a03e99327188fdull, 0x5270449ab55504daull},
-    {0x26e0d31dd8fc2022ull, 0x0b7b768c9645308cull, 0xf805a7e38f318e83ull, 0xc1983214af66098dull, 0x8ed7901871561743ull, 0x8ed7901871561743ull, 0xa4f4436abf9c3549ull},
+    {0x0b4ae7d5f94c331aull, 0x51aee190cf3bae12ull, 0xb25c7abe5bb5991eull, 0x140651d4d26163bfull,
+     0x9323e5745632c7d5ull, 0x9323e5745632c7d5ull, 0xb1ee950ab8c7658bull},
+    {0x7c9041a8f8b3615dull, 0x0e9c30a6d2c7c266ull, 0x9c84121a34dae04eull, 0xcf480f690c7c6a52ull,
+     0x862a6b8119046d40ull, 0x862a6b8119046d40ull, 0x7867265179e5f792ull},
+    {0x39e0eae233ae1addull, 0x3ff0423be8f939ffull, 0x6f3a5915f1636132ull, 0x20a077eec10f5d03ull,
+     0xcd1cfc3c514d0883ull, 0xcd1cfc3c514d0883ull, 0xd04c5319dd6c33afull},
+    {0x6fcc28f6ea613c24ull, 0xceb1874a3e1ce203ull, 0xe788e0a4afc0e383ull, 0xfaa0be2d985d731eull,
+     0x473a9d195357f8e3ull, 0x473a9d195357f8e3ull, 0x5b369e267dba9323ull},
+    {0x8006b23a614aa1d2ull, 0x1e09b5dc33792bd1ull, 0x8283968ad92530e0ull, 0x660b22f7aaae1d72ull,
+     0x09a03e99327188fdull, 0x09a03e99327188fdull, 0x5270449ab55504daull},
+    {0x26e0d31dd8fc2022ull, 0x0b7b768c9645308cull, 0xf805a7e38f318e83ull, 0xc1983214af66098dull,
+     0x8ed7901871561743ull, 0x8ed7901871561743ull, 0xa4f4436abf9c3549ull},
 };
 
 static kiln_scene *load(const char *rel) {
@@ -190,9 +196,10 @@ TEST(ten_thousand_frames_in_the_memory_of_a_hundred) {
   long m10k = peak_rss_kib();
   kiln__renderer_stats s;
   kiln__renderer_get_stats(c.r, &s);
-  fprintf(stderr, "peak RSS: %ld KiB after 100 frames, %ld KiB after 10,000; frame memory made "
-          "%llu times, reused %llu\n", m100, m10k, (unsigned long long)s.bufs_made,
-          (unsigned long long)s.bufs_reused);
+  fprintf(stderr,
+          "peak RSS: %ld KiB after 100 frames, %ld KiB after 10,000; frame memory made "
+          "%llu times, reused %llu\n",
+          m100, m10k, (unsigned long long)s.bufs_made, (unsigned long long)s.bufs_reused);
   if ((double)m10k > 1.10 * (double)m100)
     KT_FAIL("peak RSS grew from %ld KiB (100 frames) to %ld KiB (10,000)", m100, m10k);
   KT_EQ(s.frames, 10000);
