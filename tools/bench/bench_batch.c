@@ -13,7 +13,7 @@
  *             one at a time); images/s, the share of the cores busy, and the ratio.
  *   memory    (--memory) peak resident memory of a child process rendering 100 and then 10,000
  *             frames at 64x64, 1 spp (memory does not depend on spp), and their ratio.
- *   null      (--null) the ceiling the CPU side sets: the batch with the null kernel (an
+ *   null      (also alone: --null) the ceiling the CPU side sets: the batch with the null kernel (an
  *             infinitely fast GPU: frames written without tracing) at 64x64, 256x256 and 512x512,
  *             colour PNG only, each size run 3 times in interleaved rounds; the median images/s and
  *             CPU milliseconds a frame (process CPU time over frames: conversion, encoding,
@@ -349,7 +349,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  long job_frames = memory && frames < 10000 ? 10000 : null_only && frames < 3000 ? 3000 : frames;
+  long job_frames = memory && frames < 10000 ? 10000 : frames < 3000 ? 3000 : frames;
   char *job = child ? strdup(scene) : orbit_job(scene, job_frames);
   env e;
   env_open(&e, job);
@@ -396,6 +396,7 @@ int main(int argc, char **argv) {
   printf("  ratio batch/naive   %8.2fx  (CPU seconds a frame: naive %.4f, batch %.4f)\n", tn / tb,
          (c1 - c0) / (double)wn, (c2 - c1) / (double)wb);
   bench_png(&e);
+  bench_null(&e, s_spp);
   env_close(&e);
   if (memory) {
     long m100 = child_peak_kib(argv[0], job, 100), m10k = child_peak_kib(argv[0], job, 10000);
