@@ -61,7 +61,7 @@ struct kiln_batch {
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
-  bool null_kernel; /* benchmarks: the shared renderer's kernels do no tracing */
+  bool null_kernel;             /* benchmarks: the shared renderer's kernels do no tracing */
   bool annotate;                /* annotations, or a dataset writer */
   char manifest_name[PATH_MAX]; /* annotations without a manifest: the default one's name */
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
