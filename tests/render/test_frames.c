@@ -150,22 +150,34 @@ TEST(planes_not_asked_for_are_not_computed) {
 
 /* ---- frame memory reused --------------------------------------------------------------------- */
 
+/* Under AddressSanitizer freed memory waits in its quarantine, so peak RSS says nothing about
+ * reuse there: the test then checks the pool's counts alone. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FRAMES_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FRAMES_ASAN 1
+#endif
+#endif
+
 static long peak_rss_kib(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
 }
 
-/* Renders frames [first, last) of 16x16, 1 spp, with `window` in flight. */
-static void frames(ctx *c, long first, long last, int window) {
+/* Renders frames [0, last) of 16x16, 1 spp, with `window` in flight; *rss_100: the peak RSS once
+ * frame 100 is done. */
+static void frames(ctx *c, long last, int window, long *rss_100) {
   enum { MAXW = 16 };
   kiln_future *f[MAXW] = {0};
-  for (long i = first; i < last + window; i++) {
+  for (long i = 0; i < last + window; i++) {
     kiln_future **slot = &f[i % window];
     if (*slot) {
       KT_CODE(kiln_future_result(*slot, -1, NULL), KILN_OK);
       kiln_future_release(*slot);
       *slot = NULL;
+      if (i - window == 100) *rss_100 = peak_rss_kib();
     }
     if (i >= last) continue;
     kiln_frame_config fc;
@@ -190,9 +202,8 @@ TEST(ten_thousand_frames_in_the_memory_of_a_hundred) {
   rc.pool = pool;
   KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, &rc, &c.r), KILN_OK);
   enum { WINDOW = 8 };
-  frames(&c, 0, 100, WINDOW);
-  long m100 = peak_rss_kib();
-  frames(&c, 100, 10000, WINDOW);
+  long m100 = 0;
+  frames(&c, 10000, WINDOW, &m100);
   long m10k = peak_rss_kib();
   kiln__renderer_stats s;
   kiln__renderer_get_stats(c.r, &s);
@@ -200,8 +211,10 @@ TEST(ten_thousand_frames_in_the_memory_of_a_hundred) {
           "peak RSS: %ld KiB after 100 frames, %ld KiB after 10,000; frame memory made "
           "%llu times, reused %llu\n",
           m100, m10k, (unsigned long long)s.bufs_made, (unsigned long long)s.bufs_reused);
+#ifndef FRAMES_ASAN
   if ((double)m10k > 1.10 * (double)m100)
     KT_FAIL("peak RSS grew from %ld KiB (100 frames) to %ld KiB (10,000)", m100, m10k);
+#endif
   KT_EQ(s.frames, 10000);
   KT_TRUE(s.bufs_made <= 2 * WINDOW); /* two sizes, at most WINDOW of each */
   KT_EQ(s.bufs_made + s.bufs_reused, 10000);
