@@ -38,6 +38,7 @@
 
 #include "batch_internal.h"
 #include "image_internal.h"
+#include "render_internal.h"
 
 enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -60,6 +61,7 @@ struct kiln_batch {
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
+  bool null_kernel;             /* benchmarks: the shared renderer's kernels do no tracing */
   bool annotate;                /* annotations, or a dataset writer */
   char manifest_name[PATH_MAX]; /* annotations without a manifest: the default one's name */
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
@@ -309,6 +311,7 @@ int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render
 }
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
+void kiln__batch_null_kernel(kiln_batch *b) { b->null_kernel = true; }
 
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl) {
@@ -727,8 +730,18 @@ static void on_render_done(kiln_future *r, void *arg) {
   kiln_future_release(rp);
 }
 
+/* The renderer's planes a frame of b needs: those of its passes, the instance ids for
+ * annotations, the depth for BOP's depth images (dataset writers annotate). */
+static unsigned frame_planes(const kiln_batch *b) {
+  unsigned extra = b->annotate ? KILN_PASS_INSTANCE : 0u;
+  if (b->cfg.writer == KILN_WRITER_BOP) extra |= KILN_PASS_DEPTH;
+  if (b->passes & KILN_PASS_UV) extra |= KILN_PASS_ID; /* tells background from uv (0, 0) */
+  return kiln__planes_of(b->passes | extra);
+}
+
 static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr,
                               kiln_frame_config *fc) {
+  fc->planes = frame_planes(b);
   fc->camera = &fr->camera;
   fc->seed = fr->seed;
   fc->frame = (uint32_t)fr->frame;
@@ -1165,7 +1178,7 @@ static int start_workers(run_state *st, size_t lanes) {
       .width = b->width,
       .height = b->height,
       .spp = b->cfg.spp,
-      .passes = kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
+      .passes = frame_planes(b),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
@@ -1229,6 +1242,12 @@ static int run_begin(run_state *st) {
     lanes += ds.lanes ? ds.lanes : 1;
   }
   st->window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;
+  /* and by bytes: a frame in flight holds device and read-back memory for its colour and AOV
+   * planes, and an image of the planes (frames.c); large frames get fewer at once */
+  uint64_t aovs = (uint64_t)__builtin_popcount(kiln__aov_groups(frame_planes(b)));
+  uint64_t frame_bytes = (uint64_t)b->width * (uint64_t)b->height * (2 * 16 * (1 + aovs) + 56);
+  uint64_t budget = b->cfg.in_flight_bytes ? b->cfg.in_flight_bytes : 1ull << 30;
+  if (frame_bytes && st->window > budget / frame_bytes) st->window = (size_t)(budget / frame_bytes);
   if (st->window < 1) st->window = 1;
   if (b->cfg.contact_sheet && st->sum->total > 0 && (rc = sheet_cells(b, st->sum->total)))
     return fail(st, rc, "out of memory");
@@ -1261,6 +1280,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+  if (!rc && b->null_kernel) rc = kiln__renderer_null_kernel(b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
     return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

@@ -135,6 +135,7 @@ static int render(worker *w, const kiln__iso_request *rq, const char *patch, kil
   fc.seed = rq->seed;
   fc.frame = (uint32_t)rq->frame;
   fc.width = w->setup->width, fc.height = w->setup->height, fc.spp = w->setup->spp;
+  fc.planes = w->setup->passes; /* the planes it sends back, and no more */
   if ((rc = kiln_renderer_submit(r, &fc, f)))
     return kiln__say(msg, cap, "cannot submit the render: %s", kiln_strerror(rc)), rc;
   const char *m = NULL;

@@ -2,15 +2,19 @@
  * tile x pass dispatches of shaders/pathtrace/pathtrace.comp, and the read-back into a kiln_image.
  *
  * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
- * then the downloads); its future's done-callback queues a finishing task on the renderer's own
- * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
- * the frame's promise. No locks: a renderer is immutable after create, frames share nothing but
- * the list of parked frames (a lock-free stack, see park). The scene's buffers (their layout is
- * the shader's: shaders/pathtrace/layout.h) are built by pack.c. */
+ * then the downloads of the colour and of the AOV planes asked for, into the frame's mapped
+ * read-back memory); its future's done-callback queues a finishing task on the config's pool (or
+ * the renderer's own one-thread pool without one), which builds the image straight from that
+ * memory, gives the frame's memory back to its device's pool (frames.c) and resolves the frame's
+ * promise. Frames share the per-device memory pools (a leaf mutex each, frames.c), the counters
+ * (relaxed atomics) and the list of parked frames (a lock-free stack, see park); the rest of a
+ * renderer is immutable after create. The scene's buffers (their layout is the shader's:
+ * shaders/pathtrace/layout.h) are built by pack.c. */
 #include "kiln/render.h"
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,27 +31,37 @@ typedef struct dev_slot {
                                  and TPRIMS (NODES, PRIMS or SCENE again, bound at each submit) */
   uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
   uint32_t features;          /* its kernel's KILN__RF_* */
+  kiln__frame_pool pool;      /* its frames' memory, reused */
+  bool pool_ready;            /* pool initialised (destroy's test) */
 } dev_slot;
+
+/* The idle frame memory a device keeps (device and host bytes together): a few frames at 1024^2
+ * with every plane, hundreds at 256^2. */
+enum { FRAME_POOL_BYTES = 512u << 20 };
 
 typedef struct frame frame;
 
 struct kiln_renderer {
   dev_slot *devs;
   size_t ndevs;
-  kiln_pool *finisher; /* one thread: finishes frames */
+  kiln_pool *finisher; /* finishes frames: cfg.pool, else own_pool */
+  kiln_pool *own_pool; /* one thread, without cfg.pool; NULL with it */
   kiln_renderer_config cfg;
   kiln__camera camera;
   kiln__settings settings;
   _Atomic(frame *) parked; /* frames whose job runs unwatched (see park); freed by destroy */
   atomic_int fail_on_done; /* test seam: kiln__renderer_fail_on_done */
+  /* counters (kiln__renderer_get_stats); relaxed: ordered with nothing else */
+  atomic_uint_fast64_t frames, aov_planes, bytes_read_back;
 };
 
 struct frame {
   kiln_renderer *r;
-  kiln_gpu_buffer *accum, *aov;
-  float *accum_host, *aov_host;
+  dev_slot *d;
+  kiln__frame_bufs *bufs; /* from d->pool; back to it when the job is done */
   int32_t w, h;
   uint32_t spp;
+  unsigned planes; /* KILN_PLANE_*, colour always, uv with object_id */
   kiln_future *job, *promise;
   frame *next_parked;
 };
@@ -137,6 +151,15 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   return p->features;
 }
 
+/* The bindings and push constants every kernel of the renderer has (pathtrace's layout). */
+static void kernel_config(kiln_gpu_kernel_config *kc) {
+  kiln_gpu_kernel_config_default(kc);
+  kc->buffers = NBUF;
+  kc->uniform_buffers = 1u << PT_BIND_SCENE;
+  kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
+  kc->push_size = sizeof(pt_push);
+}
+
 static void frame_free(frame *f);
 
 void kiln_renderer_destroy(kiln_renderer *r) {
@@ -149,8 +172,9 @@ void kiln_renderer_destroy(kiln_renderer *r) {
     frame_free(f);
     f = next;
   }
-  if (r->finisher) kiln_pool_destroy(r->finisher);
+  if (r->own_pool) kiln_pool_destroy(r->own_pool);
   for (size_t i = 0; i < r->ndevs; i++) {
+    if (r->devs[i].pool_ready) kiln__frame_pool_fini(&r->devs[i].pool);
     for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
     kiln_gpu_kernel_destroy(r->devs[i].kernel);
   }
@@ -172,6 +196,9 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
   if (!r) return KILN_ENOMEM;
   atomic_init(&r->parked, NULL);
   atomic_init(&r->fail_on_done, 0);
+  atomic_init(&r->frames, 0);
+  atomic_init(&r->aov_planes, 0);
+  atomic_init(&r->bytes_read_back, 0);
   r->cfg = *cfg;
   r->camera = s->camera;
   r->settings = s->settings;
@@ -179,11 +206,20 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
   r->devs = calloc(ndevs, sizeof *r->devs);
   if (!r->devs) goto fail;
   r->ndevs = ndevs;
-  kiln_pool_config pc;
-  kiln_pool_config_default(&pc);
-  pc.threads = 1;
-  pc.name = "kiln_render";
-  if ((rc = kiln_pool_create(&pc, &r->finisher))) goto fail;
+  for (size_t i = 0; i < ndevs; i++) {
+    kiln__frame_pool_init(&r->devs[i].pool, FRAME_POOL_BYTES);
+    r->devs[i].pool_ready = true;
+  }
+  if (cfg->pool) {
+    r->finisher = cfg->pool;
+  } else {
+    kiln_pool_config pc;
+    kiln_pool_config_default(&pc);
+    pc.threads = 1;
+    pc.name = "kiln_render";
+    if ((rc = kiln_pool_create(&pc, &r->own_pool))) goto fail;
+    r->finisher = r->own_pool;
+  }
 
   kiln__bvh bvh;
   if ((rc = kiln__bvh_build(cfg->pool, s, &bvh))) goto fail;
@@ -205,13 +241,9 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
                                   [PT_SC_SHARED_VEC4S] = shared ? PT_SHARED_VEC4S : 0};
     if ((rc = specialised_spirv(features, ints, &spirv, &spirv_size))) break;
     kiln_gpu_kernel_config kc;
-    kiln_gpu_kernel_config_default(&kc);
+    kernel_config(&kc);
     kc.spirv = spirv;
     kc.spirv_size = spirv_size;
-    kc.buffers = NBUF;
-    kc.uniform_buffers = 1u << PT_BIND_SCENE;
-    kc.texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
-    kc.push_size = sizeof(pt_push);
     rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
     free(spirv);
     if (rc) break;
@@ -246,6 +278,35 @@ fail:
   return rc;
 }
 
+int kiln__renderer_null_kernel(kiln_renderer *r) {
+  kiln_gpu_kernel_config kc;
+  kernel_config(&kc);
+  kc.builtin = "pathtrace_null";
+  for (size_t i = 0; i < r->ndevs; i++) {
+    kiln_gpu_kernel *k;
+    int rc = kiln_gpu_kernel_create(r->devs[i].dev, &kc, &k);
+    if (rc) return rc;
+    kiln_gpu_kernel_destroy(r->devs[i].kernel);
+    r->devs[i].kernel = k;
+    /* one dispatch a frame: tiles and passes only spread the tracing's cost */
+    r->devs[i].tile = 1u << 16, r->devs[i].pass = 1u << 30;
+  }
+  return 0;
+}
+
+void kiln__renderer_get_stats(kiln_renderer *r, kiln__renderer_stats *out) {
+  memset(out, 0, sizeof *out);
+  /* relaxed: counters, as where they are added to */
+  out->frames = atomic_load_explicit(&r->frames, memory_order_relaxed);
+  out->aov_planes = atomic_load_explicit(&r->aov_planes, memory_order_relaxed);
+  out->bytes_read_back = atomic_load_explicit(&r->bytes_read_back, memory_order_relaxed);
+  for (size_t i = 0; i < r->ndevs; i++) {
+    uint64_t made, reused;
+    kiln__frame_pool_counts(&r->devs[i].pool, &made, &reused);
+    out->bufs_made += made, out->bufs_reused += reused;
+  }
+}
+
 uint32_t kiln__renderer_device_features(const kiln_renderer *r, size_t dev) {
   return dev < r->ndevs ? r->devs[dev].features : 0;
 }
@@ -255,51 +316,43 @@ void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc) {
   fc->seed = r->settings.seed;
   fc->max_bounces = -1;
   fc->device = -1;
+  fc->planes = 0;
 }
 
 /* ---- frames ----------------------------------------------------------------------------- */
 
+/* Frees f, whose job is done or never ran; its memory goes back to its device's pool (or is
+ * freed: a lost device's is worth nothing). */
 static void frame_free(frame *f) {
-  kiln_gpu_buffer_destroy(f->accum);
-  kiln_gpu_buffer_destroy(f->aov);
-  free(f->accum_host), free(f->aov_host);
+  if (f->bufs && !kiln_gpu_device_lost(f->d->dev)) kiln__frame_pool_put(&f->d->pool, f->bufs);
+  else kiln__frame_bufs_free(f->bufs);
   if (f->job) kiln_future_release(f->job);
   free(f);
 }
 
 static void image_free(void *v) { kiln_image_destroy(v); }
 
+/* Builds f's image and settles its promise. Everything of the renderer that f uses (its
+ * device's pool) is done with before the promise settles: once it has, the caller may destroy
+ * the renderer while this task still runs on a pool that is not the renderer's. */
 static int finish_task(void *arg, void **result) {
   frame *f = arg;
   *result = NULL;
   const char *msg = NULL;
+  char why[512] = "";
+  kiln_image *img = NULL;
   int rc = kiln_future_result(f->job, 0, NULL);
   if (rc) {
     kiln_future_error(f->job, 0, &msg);
-    kiln_promise_reject(f->promise, rc, "render job: %s", msg ? msg : kiln_err_name(rc));
-  } else {
-    kiln_image *img = kiln__image_new(f->w, f->h);
-    if (!img) {
-      kiln_promise_reject(f->promise, KILN_ENOMEM, "out of memory for the image");
-    } else {
-      img->spp = f->spp;
-      size_t n = (size_t)f->w * (size_t)f->h;
-      float inv = 1.0f / (float)f->spp;
-      for (size_t i = 0; i < n; i++) {
-        for (int c = 0; c < 3; c++) img->color[3 * i + c] = f->accum_host[4 * i + c] * inv;
-        const float *a = f->aov_host + 12 * i;
-        img->depth[i] = a[0];
-        memcpy(img->normal + 3 * i, a + 1, 12);
-        memcpy(img->albedo + 3 * i, a + 4, 12);
-        memcpy(&img->object_id[i], a + 7, 4);
-        memcpy(&img->instance_id[i], a + 8, 4);
-        memcpy(img->uv + 2 * i, a + 9, 8);
-      }
-      kiln_promise_resolve_owned(f->promise, img, image_free);
-    }
+    snprintf(why, sizeof why, "render job: %s", msg ? msg : kiln_err_name(rc));
+  } else if (!(img = kiln__frame_image(f->bufs, f->w, f->h, f->spp, f->planes))) {
+    rc = KILN_ENOMEM;
+    snprintf(why, sizeof why, "out of memory for the image");
   }
   kiln_future *p = f->promise;
   frame_free(f);
+  if (img) kiln_promise_resolve_owned(p, img, image_free);
+  else kiln_promise_reject(p, rc, "%s", why);
   kiln_future_release(p);
   return 0;
 }
@@ -418,22 +471,24 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
                   .cam_w = {W[0], W[1], W[2], oy},
                   .image = {w, h, 0, 0},
                   .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
+  unsigned planes = (fc->planes ? fc->planes & KILN_PLANE_ALL : KILN_PLANE_ALL) | KILN_PLANE_COLOR;
+  if (planes & KILN_PLANE_UV) planes |= KILN_PLANE_ID; /* tells background from uv (0, 0) */
+  uint32_t groups = kiln__aov_groups(planes), naov = (uint32_t)__builtin_popcount(groups);
+  push.frame.w = groups;
 
   frame *f = calloc(1, sizeof *f);
   if (!f) return KILN_ENOMEM;
-  f->r = r, f->w = w, f->h = h, f->spp = (uint32_t)spp;
+  f->r = r, f->d = d, f->w = w, f->h = h, f->spp = (uint32_t)spp, f->planes = planes;
   size_t n = (size_t)w * (size_t)h;
-  f->accum_host = malloc(n * 16);
-  f->aov_host = malloc(n * 48);
-  int rc = KILN_ENOMEM;
-  if (!f->accum_host || !f->aov_host) goto fail;
-  if ((rc = kiln_gpu_buffer_create(d->dev, n * 16, &f->accum))) goto fail;
-  if ((rc = kiln_gpu_buffer_create(d->dev, n * 48, &f->aov))) goto fail;
+  int rc = kiln__frame_pool_get(&d->pool, d->dev, n, naov, &f->bufs);
+  if (rc) goto fail;
   kiln_gpu_job *job;
   if ((rc = kiln_gpu_job_create(d->dev, &job))) goto fail;
   kiln_gpu_buffer *binds[NBUF];
   for (int k = 0; k < NBUF; k++) binds[k] = d->buf[k];
-  binds[PT_BIND_ACCUM] = f->accum, binds[PT_BIND_AOV] = f->aov;
+  /* without AOV planes the shader never touches AOV: the colour buffer stands in */
+  binds[PT_BIND_ACCUM] = f->bufs->accum;
+  binds[PT_BIND_AOV] = f->bufs->aov ? f->bufs->aov : f->bufs->accum;
   bool texel = d->features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
   binds[PT_BIND_TNODES] = d->buf[texel ? PT_BIND_NODES : PT_BIND_SCENE];
   binds[PT_BIND_TPRIMS] = d->buf[texel ? PT_BIND_PRIMS : PT_BIND_SCENE];
@@ -450,8 +505,9 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
       }
     }
   }
-  if (!rc) rc = kiln_gpu_job_download(job, f->accum, 0, n * 16, f->accum_host);
-  if (!rc) rc = kiln_gpu_job_download(job, f->aov, 0, n * 48, f->aov_host);
+  if (!rc) rc = kiln_gpu_job_download_into(job, f->bufs->accum, 0, n * 16, f->bufs->rb, 0);
+  if (!rc && naov)
+    rc = kiln_gpu_job_download_into(job, f->bufs->aov, 0, n * 16 * naov, f->bufs->rb, n * 16);
   if (rc) {
     kiln_gpu_job_discard(job);
     goto fail;
@@ -477,6 +533,11 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
     park(r, f);
     return rc;
   }
+  /* relaxed: counters (kiln__renderer_get_stats) */
+  atomic_fetch_add_explicit(&r->frames, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&r->aov_planes, naov, memory_order_relaxed);
+  atomic_fetch_add_explicit(&r->bytes_read_back, n * 16 * (1 + (uint64_t)naov),
+                            memory_order_relaxed);
   *out = result;
   return 0;
 fail:

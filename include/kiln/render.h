@@ -65,7 +65,9 @@ typedef enum kiln_renderer_scene_memory {
 } kiln_renderer_scene_memory;
 
 typedef struct kiln_renderer_config {
-  kiln_pool *pool;    /* builds the BVH in parallel; NULL: serially in the caller */
+  kiln_pool *pool;    /* builds the BVH in parallel and finishes frames (builds their images);
+                            it must outlive the renderer. NULL: the BVH serially in the caller,
+                            frames on a thread of the renderer's own */
   uint32_t tile_size; /* pixels on a side of one dispatch's tile. 0 (default): per device,
                             64 on CPU devices (lavapipe), 1024 on GPUs */
   uint32_t pass_spp;  /* samples per pixel of one dispatch. 0 (default): per device, 4 on
@@ -127,7 +129,24 @@ typedef struct kiln_frame_config {
   uint32_t tile_size;        /* 0 (default): the renderer's */
   uint32_t pass_spp;         /* 0 (default): the renderer's */
   int device;                /* index into the renderer's devices; -1 (default): the least busy */
+  unsigned planes;           /* the first-hit planes to compute (KILN_PLANE_*): 0 (default)
+                                every one; colour is always computed. A plane left out is not
+                                traced, written or read back, and its pointer in the image's
+                                kiln_image_info is NULL (uv brings object_id with it) */
 } kiln_frame_config;
+
+/* The planes of a frame (kiln_frame_config.planes): the same bits as kiln/batch.h's passes
+ * KILN_PASS_COLOR .. KILN_PASS_UV. */
+enum {
+  KILN_PLANE_COLOR = 1u << 0,
+  KILN_PLANE_DEPTH = 1u << 1,
+  KILN_PLANE_NORMAL = 1u << 2,
+  KILN_PLANE_ALBEDO = 1u << 3,
+  KILN_PLANE_ID = 1u << 4,
+  KILN_PLANE_INSTANCE = 1u << 5,
+  KILN_PLANE_UV = 1u << 6,
+  KILN_PLANE_ALL = (1u << 7) - 1
+};
 
 /* Defaults for renderer r (its scene's seed). */
 KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);

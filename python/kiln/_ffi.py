@@ -223,6 +223,7 @@ typedef struct kiln_frame_config {
   uint32_t tile_size;
   uint32_t pass_spp;
   int device;
+  unsigned planes;
 } kiln_frame_config;
 void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
 int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
@@ -321,6 +322,7 @@ typedef struct kiln_batch_config {
   bool exr_half;
   int exr_compression;
   uint32_t tar_frames;
+  uint64_t in_flight_bytes;
 } kiln_batch_config;
 void kiln_batch_config_default(kiln_batch_config *cfg);
 typedef struct kiln_batch_summary {
