@@ -4,8 +4,9 @@
  * keeps at most `in_flight` of them in the pipeline:
  *
  *   frame without scene overrides:  kiln_renderer_submit on the shared renderer ─► R (GPU future)
- *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
- *                                   the least busy device, submit) ─► promise Rp, resolved with R
+ *   frame with overrides:           prepare task P (load the patched scene with the job's cached
+ *                                   meshes and textures, submit it to the shared renderer as a
+ *                                   variant of the job's scene) ─► promise Rp, resolved with R
  *   then:                           writer task W after R or Rp: convert, encode and write every
  *                                   pass atomically, make the contact-sheet thumbnail
  *
@@ -54,8 +55,8 @@ struct kiln_batch {
   kiln_format format;
   char out_dir[PATH_MAX];
   atomic_int stop;
-  kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
-  kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
+  kiln_renderer *shared;      /* the job's scene on every device, made by kiln_batch_run */
+  kiln__isolate *iso;         /* isolate: the worker processes, for the length of a run */
   kiln__derive_cache *derive; /* the flows: what their frames share (derive.c) */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
@@ -65,8 +66,8 @@ struct kiln_batch {
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
                                     (claiming), "" (the whole job) */
   kiln__dataset *dataset;       /* the dataset writer of a run; NULL: none */
-  kiln__exr_opts exr;  /* how EXR files are written */
-  kiln__tars *tars;    /* tar_frames: the run's tar shards, for the length of a run */
+  kiln__exr_opts exr;           /* how EXR files are written */
+  kiln__tars *tars;             /* tar_frames: the run's tar shards, for the length of a run */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -93,7 +94,6 @@ typedef struct frame_ctx {
   bool chunked;        /* counted in its chunk's frames in flight (claiming) */
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
-  kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
   kiln_scene *scene;   /* annotations: the frame's own scene (frames with overrides), kept by
                           its prepare task (or loaded by W under isolation) until W annotates */
   kiln__frame_gt gt;   /* annotations: written by W, read by the driver after W completes */
@@ -214,8 +214,9 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   if (cfg->claim && cfg->writer) {
     /* a claiming process's files would lack the frames of the chunks it takes over (their
      * records died with their holder): shards name a writer's files instead */
-    kiln__say(msg, msgcap, "a dataset writer needs every frame of its part in one run: use shards, "
-                           "not claiming");
+    kiln__say(msg, msgcap,
+              "a dataset writer needs every frame of its part in one run: use shards, "
+              "not claiming");
     return KILN_EINVAL;
   }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
@@ -293,8 +294,8 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   return kiln__batch_open(job, cfg, true, out, err);
 }
 
-int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
-                     kiln_batch **out, kiln_error_detail *err) {
+int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render, kiln_batch **out,
+                     kiln_error_detail *err) {
   kiln_error_detail dummy;
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
@@ -361,8 +362,8 @@ int kiln__batch_pass_name(const kiln_batch *b, const kiln_job_frame *fr, int pi,
   return 0;
 }
 
-int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
-                     char *msg, size_t msgcap) {
+int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out,
+                          size_t cap, char *msg, size_t msgcap) {
   char rel[PATH_MAX];
   int rc = kiln__batch_pass_name(b, fr, pi, rel, sizeof rel, msg, msgcap);
   if (rc) return rc;
@@ -517,10 +518,6 @@ static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
 }
 
 static void release_own(frame_ctx *c) {
-  if (c->own) {
-    kiln_renderer_destroy(c->own);
-    c->own = NULL;
-  }
   kiln_scene_destroy(c->scene);
   c->scene = NULL;
 }
@@ -754,25 +751,15 @@ static int prepare_task(void *arg, void **result) {
     kiln_promise_reject(rp, rc, "%s", kiln_error_detail_format(&err, m, sizeof m));
     goto out;
   }
-  int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
-  if (di < 0) {
-    kiln_scene_destroy(scene);
-    kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
-    goto out;
-  }
-  kiln_renderer_config rcfg;
-  kiln_renderer_config_default(&rcfg);
-  rcfg.pool = b->cfg.pool;
-  rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released with c->own */
+  /* the job's renderer renders the frame's scene as a variant of the job's: it uploads what
+   * differs (materials, lights, a moved object's geometry), on its least busy device */
+  kiln_frame_config fc;
+  kiln_frame_config_default(b->shared, &fc);
+  fill_frame_config(b, &c->fr, &fc);
+  c->t_render = kiln__now();
+  rc = kiln_renderer_submit_scene(b->shared, scene, &fc, &r);
+  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released by release_own */
   else kiln_scene_destroy(scene);
-  if (!rc) {
-    kiln_frame_config fc;
-    kiln_frame_config_default(c->own, &fc);
-    fill_frame_config(b, &c->fr, &fc);
-    c->t_render = kiln__now();
-    rc = kiln_renderer_submit(c->own, &fc, &r);
-  }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += kiln__now() - t0;
   pthread_mutex_unlock(&b->mu);
@@ -1011,13 +998,13 @@ typedef struct run_state {
   size_t window, inflight;
   frame_ctx **slots; /* window entries, NULL where free */
   kiln_completion *comp;
-  uint64_t sel;           /* frames issued so far */
-  bool exhausted;         /* the job has no more frames (or cannot be read on) */
-  int walks;              /* walks over the job so far (claiming may need several) */
-  int lock_fd;            /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
-  kiln__chunks *chunks;   /* claiming: the chunks; else NULL */
+  uint64_t sel;             /* frames issued so far */
+  bool exhausted;           /* the job has no more frames (or cannot be read on) */
+  int walks;                /* walks over the job so far (claiming may need several) */
+  int lock_fd;              /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
+  kiln__chunks *chunks;     /* claiming: the chunks; else NULL */
   kiln__manifest *manifest; /* the manifest being written; NULL: none */
-  char m[1400];           /* a frame's message */
+  char m[1400];             /* a frame's message */
 } run_state;
 
 /* Frame fr's files (written or found complete) into the manifest. */
@@ -1115,8 +1102,8 @@ static int open_chunks(run_state *st, uint64_t selected) {
   kiln_batch *b = st->b;
   const kiln_batch_config *cfg = &b->cfg;
   uint64_t h = KILN__FNV1A_SEED;
-  long nums[] = {cfg->first, cfg->last,   cfg->step,       (long)cfg->chunk, (long)b->passes,
-                 (long)b->format, (long)selected, (long)b->width, (long)b->height, (long)cfg->spp};
+  long nums[] = {cfg->first,      cfg->last,      cfg->step,      (long)cfg->chunk, (long)b->passes,
+                 (long)b->format, (long)selected, (long)b->width, (long)b->height,  (long)cfg->spp};
   const char *slash = strrchr(b->job->path, '/'), *job_name = slash ? slash + 1 : b->job->path;
   h = kiln__fnv1a(h, nums, sizeof nums);
   h = kiln__fnv1a(h, b->tmpl, strlen(b->tmpl));
@@ -1160,12 +1147,12 @@ static int start_workers(run_state *st, size_t lanes) {
   if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
-  kiln__iso_setup base = {
-      .magic = KILN__ISO_MAGIC,
-      .width = b->width,
-      .height = b->height,
-      .spp = b->cfg.spp,
-      .passes = kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
+  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC,
+                          .width = b->width,
+                          .height = b->height,
+                          .spp = b->cfg.spp,
+                          .passes =
+                              kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
@@ -1185,7 +1172,7 @@ static int start_workers(run_state *st, size_t lanes) {
     }
   }
   if (!rc && (rc = kiln__isolate_start(setups, n, b->cfg.frame_timeout_s, b->cfg.recycle, &b->stop,
-                                      &b->iso, st->err->message, sizeof st->err->message)))
+                                       &b->iso, st->err->message, sizeof st->err->message)))
     b->iso = NULL;
   free(setups);
   return rc;
@@ -1200,7 +1187,7 @@ static int run_begin(run_state *st) {
   if (rc)
     return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
   if ((rc = kiln__lock_out_dir(b->out_dir, shares_folder(b), &st->lock_fd, st->err->message,
-                                sizeof st->err->message)))
+                               sizeof st->err->message)))
     return rc;
   b->swept[0] = 0;
   names_clear(b);
@@ -1248,8 +1235,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
     int n = 0;
     char first[PATH_MAX] = "";
     if ((rc = existing_outputs(b, fr, kiln__selection_rank(&b->sel, pos), &n, first, sizeof first,
-                               st->err->message,
-                               sizeof st->err->message)))
+                               st->err->message, sizeof st->err->message)))
       return rc;
     if (n)
       return fail(st, KILN_EINVAL,
@@ -1260,6 +1246,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config rcfg;
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
+  rcfg.scene_variants = true; /* frames with overrides render variants of the job's scene */
   rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
@@ -1470,11 +1457,10 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
     st->chunks = NULL;
   }
   sum->manifest_status = kiln__manifest_commit(st->manifest, b->cfg.durable, keep,
-                                               sum->manifest_message,
-                                               sizeof sum->manifest_message);
+                                               sum->manifest_message, sizeof sum->manifest_message);
   st->manifest = NULL;
-  sum->writer_status = kiln__dataset_commit(b->dataset, keep, sum->writer_message,
-                                            sizeof sum->writer_message);
+  sum->writer_status =
+      kiln__dataset_commit(b->dataset, keep, sum->writer_message, sizeof sum->writer_message);
   b->dataset = NULL;
   if (!sum->writer_status) sum->writer_message[0] = 0;
   if (b->iso) { /* every frame is settled: the workers are idle */
