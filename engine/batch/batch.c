@@ -55,8 +55,8 @@ struct kiln_batch {
   kiln_format format;
   char out_dir[PATH_MAX];
   atomic_int stop;
-  kiln_renderer *shared;      /* the job's scene on every device, made by kiln_batch_run */
-  kiln__isolate *iso;         /* isolate: the worker processes, for the length of a run */
+  kiln_renderer *shared; /* the job's scene on every device, made by kiln_batch_run */
+  kiln__isolate *iso;    /* isolate: the worker processes, for the length of a run */
   kiln__derive_cache *derive; /* the flows: what their frames share (derive.c) */
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
@@ -66,8 +66,8 @@ struct kiln_batch {
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
                                     (claiming), "" (the whole job) */
   kiln__dataset *dataset;       /* the dataset writer of a run; NULL: none */
-  kiln__exr_opts exr;           /* how EXR files are written */
-  kiln__tars *tars;             /* tar_frames: the run's tar shards, for the length of a run */
+  kiln__exr_opts exr;  /* how EXR files are written */
+  kiln__tars *tars;    /* tar_frames: the run's tar shards, for the length of a run */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -214,9 +214,8 @@ static int create(kiln_job *job, const kiln_batch_config *cfg, bool to_render, k
   if (cfg->claim && cfg->writer) {
     /* a claiming process's files would lack the frames of the chunks it takes over (their
      * records died with their holder): shards name a writer's files instead */
-    kiln__say(msg, msgcap,
-              "a dataset writer needs every frame of its part in one run: use shards, "
-              "not claiming");
+    kiln__say(msg, msgcap, "a dataset writer needs every frame of its part in one run: use shards, "
+                           "not claiming");
     return KILN_EINVAL;
   }
   if (cfg->format != KILN_FORMAT_DEFAULT && !strcmp(kiln_format_name(cfg->format), "?")) {
@@ -294,8 +293,8 @@ int kiln_batch_create(kiln_job *job, const kiln_batch_config *cfg, kiln_batch **
   return kiln__batch_open(job, cfg, true, out, err);
 }
 
-int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render, kiln_batch **out,
-                     kiln_error_detail *err) {
+int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render,
+                     kiln_batch **out, kiln_error_detail *err) {
   kiln_error_detail dummy;
   if (!err) err = &dummy;
   memset(err, 0, sizeof *err);
@@ -362,8 +361,8 @@ int kiln__batch_pass_name(const kiln_batch *b, const kiln_job_frame *fr, int pi,
   return 0;
 }
 
-int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out,
-                          size_t cap, char *msg, size_t msgcap) {
+int kiln__batch_pass_path(const kiln_batch *b, const kiln_job_frame *fr, int pi, char *out, size_t cap,
+                     char *msg, size_t msgcap) {
   char rel[PATH_MAX];
   int rc = kiln__batch_pass_name(b, fr, pi, rel, sizeof rel, msg, msgcap);
   if (rc) return rc;
@@ -998,13 +997,13 @@ typedef struct run_state {
   size_t window, inflight;
   frame_ctx **slots; /* window entries, NULL where free */
   kiln_completion *comp;
-  uint64_t sel;             /* frames issued so far */
-  bool exhausted;           /* the job has no more frames (or cannot be read on) */
-  int walks;                /* walks over the job so far (claiming may need several) */
-  int lock_fd;              /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
-  kiln__chunks *chunks;     /* claiming: the chunks; else NULL */
+  uint64_t sel;           /* frames issued so far */
+  bool exhausted;         /* the job has no more frames (or cannot be read on) */
+  int walks;              /* walks over the job so far (claiming may need several) */
+  int lock_fd;            /* <out_dir>/.kiln.lock, locked for the run; -1 when not held */
+  kiln__chunks *chunks;   /* claiming: the chunks; else NULL */
   kiln__manifest *manifest; /* the manifest being written; NULL: none */
-  char m[1400];             /* a frame's message */
+  char m[1400];           /* a frame's message */
 } run_state;
 
 /* Frame fr's files (written or found complete) into the manifest. */
@@ -1102,8 +1101,8 @@ static int open_chunks(run_state *st, uint64_t selected) {
   kiln_batch *b = st->b;
   const kiln_batch_config *cfg = &b->cfg;
   uint64_t h = KILN__FNV1A_SEED;
-  long nums[] = {cfg->first,      cfg->last,      cfg->step,      (long)cfg->chunk, (long)b->passes,
-                 (long)b->format, (long)selected, (long)b->width, (long)b->height,  (long)cfg->spp};
+  long nums[] = {cfg->first, cfg->last,   cfg->step,       (long)cfg->chunk, (long)b->passes,
+                 (long)b->format, (long)selected, (long)b->width, (long)b->height, (long)cfg->spp};
   const char *slash = strrchr(b->job->path, '/'), *job_name = slash ? slash + 1 : b->job->path;
   h = kiln__fnv1a(h, nums, sizeof nums);
   h = kiln__fnv1a(h, b->tmpl, strlen(b->tmpl));
@@ -1147,12 +1146,12 @@ static int start_workers(run_state *st, size_t lanes) {
   if (!setups) return fail(st, KILN_ENOMEM, "out of memory");
   /* the batch's threads, shared out between the workers (each also has the driver's own) */
   int threads = kiln_pool_threads(b->cfg.pool);
-  kiln__iso_setup base = {.magic = KILN__ISO_MAGIC,
-                          .width = b->width,
-                          .height = b->height,
-                          .spp = b->cfg.spp,
-                          .passes =
-                              kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
+  kiln__iso_setup base = {
+      .magic = KILN__ISO_MAGIC,
+      .width = b->width,
+      .height = b->height,
+      .spp = b->cfg.spp,
+      .passes = kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
@@ -1172,7 +1171,7 @@ static int start_workers(run_state *st, size_t lanes) {
     }
   }
   if (!rc && (rc = kiln__isolate_start(setups, n, b->cfg.frame_timeout_s, b->cfg.recycle, &b->stop,
-                                       &b->iso, st->err->message, sizeof st->err->message)))
+                                      &b->iso, st->err->message, sizeof st->err->message)))
     b->iso = NULL;
   free(setups);
   return rc;
@@ -1187,7 +1186,7 @@ static int run_begin(run_state *st) {
   if (rc)
     return fail(st, KILN_EIO, "cannot create the output folder %s: %s", b->out_dir, strerror(rc));
   if ((rc = kiln__lock_out_dir(b->out_dir, shares_folder(b), &st->lock_fd, st->err->message,
-                               sizeof st->err->message)))
+                                sizeof st->err->message)))
     return rc;
   b->swept[0] = 0;
   names_clear(b);
@@ -1235,7 +1234,8 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
     int n = 0;
     char first[PATH_MAX] = "";
     if ((rc = existing_outputs(b, fr, kiln__selection_rank(&b->sel, pos), &n, first, sizeof first,
-                               st->err->message, sizeof st->err->message)))
+                               st->err->message,
+                               sizeof st->err->message)))
       return rc;
     if (n)
       return fail(st, KILN_EINVAL,
@@ -1457,10 +1457,11 @@ static void run_finish(run_state *st, bool stopped_early, bool keep) {
     st->chunks = NULL;
   }
   sum->manifest_status = kiln__manifest_commit(st->manifest, b->cfg.durable, keep,
-                                               sum->manifest_message, sizeof sum->manifest_message);
+                                               sum->manifest_message,
+                                               sizeof sum->manifest_message);
   st->manifest = NULL;
-  sum->writer_status =
-      kiln__dataset_commit(b->dataset, keep, sum->writer_message, sizeof sum->writer_message);
+  sum->writer_status = kiln__dataset_commit(b->dataset, keep, sum->writer_message,
+                                            sizeof sum->writer_message);
   b->dataset = NULL;
   if (!sum->writer_status) sum->writer_message[0] = 0;
   if (b->iso) { /* every frame is settled: the workers are idle */

@@ -153,8 +153,7 @@ static int reply(worker *w, kiln__iso_reply *h, const kiln_image *img) {
   if (len > UINT32_MAX) { /* one channel message carries at most 2^32 - 1 bytes */
     snprintf(h->message, sizeof h->message,
              "a frame of %zu bytes is too large to come back from a render worker (at most 4 GiB: "
-             "fewer passes or a smaller size, or render without --isolate)",
-             len);
+             "fewer passes or a smaller size, or render without --isolate)", len);
     h->code = KILN_EINVAL, len = sizeof *h;
   }
   if (len > w->cap) {
@@ -187,8 +186,9 @@ static int serve_one(worker *w) {
   }
   memcpy(&rq, msg, sizeof rq);
   char *patch = NULL;
-  if (rq.patch_len && (len != sizeof rq + rq.patch_len ||
-                       !(patch = strndup((char *)msg + sizeof rq, rq.patch_len)))) {
+  if (rq.patch_len && (len != sizeof rq + rq.patch_len || !(patch = strndup(
+                                                                 (char *)msg + sizeof rq,
+                                                                 rq.patch_len)))) {
     free(msg);
     return KILN_EINVAL;
   }

@@ -485,12 +485,8 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
    * these are the numbers kiln always used (bit for bit: ox = oy = 0). */
   float th, tw, ox = 0, oy = 0;
   if (cam.k_width > 0) {
-    const kiln_camera kc = {.fx = cam.fx,
-                            .fy = cam.fy,
-                            .cx = cam.cx,
-                            .cy = cam.cy,
-                            .k_width = cam.k_width,
-                            .k_height = cam.k_height};
+    const kiln_camera kc = {.fx = cam.fx, .fy = cam.fy, .cx = cam.cx, .cy = cam.cy,
+                            .k_width = cam.k_width, .k_height = cam.k_height};
     double K[9];
     if (kiln_camera_intrinsics(&kc, w, h, K)) return KILN_EINVAL;
     tw = (float)(w / (2 * K[0])), th = (float)(h / (2 * K[4]));
