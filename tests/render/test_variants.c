@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "batch_internal.h"
 #include "kiln/batch.h"
+#include "kt_stb_write.h"
 #include "render_internal.h"
 #include "render_test_util.h"
 
@@ -20,7 +22,7 @@ static const char scene_json[] =
     "  \"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 0.8, 0], \"vfov\": 45},\n"
     "  \"materials\": {\"red\": {\"type\": \"diffuse\", \"albedo\": [0.8, 0.1, 0.1]},\n"
     "                \"metal\": {\"type\": \"conductor\", \"roughness\": 0.2},\n"
-    "                \"floor\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}},\n"
+    "                \"floor\": {\"type\": \"diffuse\", \"texture\": \"grid.png\"}},\n"
     "  \"objects\": [\n"
     "    {\"type\": \"sphere\", \"name\": \"ball\", \"center\": [-0.8, 0.5, 0], \"radius\": 0.5,\n"
     "     \"material\": \"red\"},\n"
@@ -72,12 +74,24 @@ static void write_file(const char *name, const char *text) {
   fclose(f);
 }
 
+/* A 4x4 checker of colours a and b as dir/grid.png. */
+static void write_grid(unsigned char a, unsigned char b) {
+  unsigned char px[4 * 4 * 3];
+  for (int i = 0; i < 16; i++)
+    for (int k = 0; k < 3; k++)
+      px[3 * i + k] = ((i % 4 + i / 4) % 2) ? a : (unsigned char)(b - 20 * k);
+  char p[700];
+  snprintf(p, sizeof p, "%s/grid.png", dir);
+  if (!stbi_write_png(p, 4, 4, 3, px, 12)) KT_FAIL("cannot write %s", p);
+}
+
 static void setup(void) {
   const char *base = getenv("TMPDIR");
   snprintf(dir, sizeof dir, "%s/kiln-variants-XXXXXX", base && base[0] ? base : "/tmp");
   if (!mkdtemp(dir)) KT_FAIL("mkdtemp failed");
   write_file("scene.json", scene_json);
   write_file("tet.obj", tet_obj);
+  write_grid(200, 90);
   write_file("list.json", list_job);
   write_file("anim.json", anim_job);
 }
@@ -235,5 +249,55 @@ TEST(variants_need_the_config) {
   kiln_job_destroy(job);
   kiln_gpu_device_close(dev);
   tg_finish(gpu);
+  cleanup();
+}
+
+/* The job reads its mesh and image files once, at load; its frames' scenes take them from its
+ * cache; a file rewritten on disk is read again. */
+TEST(job_assets_are_read_once) {
+  setup();
+  kiln_job *job = load_job("list.json");
+  uint64_t reads, hits;
+  kiln__asset_cache_stats(job->assets, &reads, &hits);
+  KT_EQ(reads, 2); /* tet.obj, grid.png */
+  KT_EQ(hits, 0);
+  kiln_job_frame fr;
+  kiln_error_detail e;
+  int n = 0;
+  while (kiln_job_next(job, &fr, &e) == 0) {
+    kiln_scene *scene = NULL;
+    KT_CODE(kiln_job_frame_scene(job, &fr, &e, &scene), KILN_OK);
+    if (scene) {
+      const kiln__scene *d = &scene->data, *js = &kiln_job_scene(job)->data;
+      KT_EQ(d->ntextures, 1);
+      KT_TRUE(memcmp(d->textures[0].rgb, js->textures[0].rgb, 16 * 12) == 0);
+      n++;
+    }
+    kiln_scene_destroy(scene);
+    kiln_job_frame_clear(&fr);
+  }
+  KT_EQ(n, 7);
+  kiln__asset_cache_stats(job->assets, &reads, &hits);
+  KT_EQ(reads, 2);
+  KT_EQ(hits, 14);
+  /* a new grid (another size on disk too, whatever the file system's time resolution) */
+  unsigned char px[8 * 4 * 3];
+  memset(px, 30, sizeof px);
+  char p[700];
+  snprintf(p, sizeof p, "%s/grid.png", dir);
+  KT_TRUE(stbi_write_png(p, 8, 4, 3, px, 24) != 0);
+  KT_CODE(kiln_job_rewind(job), KILN_OK);
+  kiln_scene *scene = NULL;
+  while (!scene && kiln_job_next(job, &fr, &e) == 0) {
+    KT_CODE(kiln_job_frame_scene(job, &fr, &e, &scene), KILN_OK);
+    kiln_job_frame_clear(&fr);
+  }
+  KT_TRUE(scene != NULL);
+  KT_EQ(scene->data.textures[0].width, 8);
+  kiln__asset_cache_stats(job->assets, &reads, &hits);
+  KT_EQ(reads, 3);
+  KT_EQ(hits, 15);
+  kiln_scene_destroy(scene);
+  kiln_job_destroy(job);
   cleanup();
 }
