@@ -6,9 +6,9 @@
  * override does the same unless its "type" differs from the scene's, in which case it replaces the
  * material or environment. The result is printed and loaded as kiln_scene_load_string would
  * (relative file names resolved against the scene's folder), with the job's asset cache: mesh
- * and image files are decoded once per job, not once per frame. An error in the merged text is reported with
- * the frame's `where` as its file and the path rewritten to the override's (objects[2] becomes
- * objects.<name>), since the merged text's lines exist nowhere.
+ * and image files are decoded once per job, not once per frame. An error in the merged text is
+ * reported with the frame's `where` as its file and the path rewritten to the override's
+ * (objects[2] becomes objects.<name>), since the merged text's lines exist nowhere.
  *
  * Threads: only reads the job (its scene document and names; its asset cache takes its own
  * lock), so any number of calls may run at once, alongside kiln_job_next. */

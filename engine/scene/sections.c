@@ -119,7 +119,8 @@ static int add_texture(kiln__sj_ctx *c, kiln__texture *t, uint32_t *out) {
 
 int kiln__sj_texture_file(kiln__sj_ctx *c, const char *path, kiln__tex_mode mode,
                           kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz) {
-  if (c->ld->cache) return kiln__asset_cache_texture(c->ld->cache, path, mode, t, alpha, msg, msgsz);
+  if (c->ld->cache)
+    return kiln__asset_cache_texture(c->ld->cache, path, mode, t, alpha, msg, msgsz);
   return kiln__texture_load_ex(path, mode, t, alpha, msg, msgsz);
 }
 
