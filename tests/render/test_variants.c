@@ -301,3 +301,76 @@ TEST(job_assets_are_read_once) {
   kiln_job_destroy(job);
   cleanup();
 }
+
+/* ---- variants submitted from several threads at once ------------------------------------- */
+
+typedef struct one {
+  kiln_renderer *r;
+  kiln_scene *scene;
+  kiln_job_frame fr;
+  kiln_image *img; /* owned by f */
+  kiln_future *f;
+} one;
+
+static int submit_one(void *arg, void **result) {
+  one *o = arg;
+  *result = NULL;
+  kiln_frame_config fc;
+  kiln_frame_config_default(o->r, &fc);
+  fc.camera = &o->fr.camera, fc.seed = o->fr.seed, fc.frame = (uint32_t)o->fr.frame;
+  int rc = kiln_renderer_submit_scene(o->r, o->scene, &fc, &o->f);
+  if (!rc) rc = kiln_future_result(o->f, -1, (void **)&o->img);
+  return rc;
+}
+
+/* Every frame of the list job submitted at once from a pool's threads (kernels for the new
+ * features made while other frames render): the images are those of one frame at a time. */
+TEST(concurrent_variants_match_one_at_a_time) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_pool_config pc;
+  kiln_pool_config_default(&pc);
+  pc.threads = 4;
+  kiln_pool *pool = NULL;
+  KT_CODE(kiln_pool_create(&pc, &pool), KILN_OK);
+  kiln_job *job = load_job("list.json");
+  kiln_renderer *shared = job_renderer(job, dev), *serial = job_renderer(job, dev);
+  one ones[8];
+  void *args[8];
+  size_t n = 0;
+  kiln_error_detail e;
+  while (n < 8 && kiln_job_next(job, &ones[n].fr, &e) == 0) {
+    one *o = &ones[n];
+    o->r = shared, o->scene = NULL, o->img = NULL, o->f = NULL;
+    KT_CODE(kiln_job_frame_scene(job, &o->fr, &e, &o->scene), KILN_OK);
+    if (!o->scene) {
+      kiln_job_frame_clear(&o->fr);
+      continue;
+    }
+    args[n] = o;
+    n++;
+  }
+  KT_EQ(n, 7);
+  int errors[8] = {0};
+  KT_CODE(kiln_map(pool, submit_one, args, n, 1, -1, NULL, errors), KILN_OK);
+  for (size_t i = 0; i < n; i++) {
+    KT_CODE(errors[i], KILN_OK);
+    one s = ones[i];
+    s.r = serial, s.f = NULL, s.img = NULL;
+    void *unused;
+    KT_CODE(submit_one(&s, &unused), KILN_OK);
+    expect_same(ones[i].img, s.img, ones[i].fr.where);
+    kiln_future_release(s.f);
+    kiln_future_release(ones[i].f);
+    kiln_scene_destroy(ones[i].scene);
+    kiln_job_frame_clear(&ones[i].fr);
+  }
+  kiln_renderer_destroy(shared);
+  kiln_renderer_destroy(serial);
+  kiln_job_destroy(job);
+  kiln_pool_destroy(pool);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
