@@ -4,9 +4,16 @@
  * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
  * then the downloads); its future's done-callback queues a finishing task on the renderer's own
  * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
- * the frame's promise. No locks: a renderer is immutable after create, frames share nothing but
- * the list of parked frames (a lock-free stack, see park). The scene's buffers (their layout is
- * the shader's: shaders/pathtrace/layout.h) are built by pack.c. */
+ * the frame's promise. A renderer is immutable after create but for its variant kernels: frames
+ * share nothing but the list of parked frames (a lock-free stack, see park) and the kernels made
+ * for scene variants (one mutex, taken to find or make one). The scene's buffers (their layout is
+ * the shader's: shaders/pathtrace/layout.h) are built by pack.c.
+ *
+ * A frame of a scene variant (kiln_renderer_submit_scene, variant.c) binds the scene's buffers
+ * where the variant's bytes are the same, and its own (uploaded by the frame's job, before its
+ * dispatches, freed with the frame) where they differ; its kernel is specialised for the
+ * variant exactly as a renderer of the variant alone would specialise it, so its pixels are
+ * that renderer's. */
 #include "kiln/render.h"
 
 #include <math.h>
