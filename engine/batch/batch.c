@@ -4,8 +4,9 @@
  * keeps at most `in_flight` of them in the pipeline:
  *
  *   frame without scene overrides:  kiln_renderer_submit on the shared renderer ─► R (GPU future)
- *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
- *                                   the least busy device, submit) ─► promise Rp, resolved with R
+ *   frame with overrides:           prepare task P (load the patched scene with the job's cached
+ *                                   meshes and textures, submit it to the shared renderer as a
+ *                                   variant of the job's scene) ─► promise Rp, resolved with R
  *   then:                           writer task W after R or Rp: convert, encode and write every
  *                                   pass atomically, make the contact-sheet thumbnail
  *
@@ -95,7 +96,6 @@ typedef struct frame_ctx {
   bool chunked;        /* counted in its chunk's frames in flight (claiming) */
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
-  kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
   kiln_scene *scene;   /* annotations: the frame's own scene (frames with overrides), kept by
                           its prepare task (or loaded by W under isolation) until W annotates */
   kiln__frame_gt gt;   /* annotations: written by W, read by the driver after W completes */
@@ -520,10 +520,6 @@ static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
 }
 
 static void release_own(frame_ctx *c) {
-  if (c->own) {
-    kiln_renderer_destroy(c->own);
-    c->own = NULL;
-  }
   kiln_scene_destroy(c->scene);
   c->scene = NULL;
 }
@@ -767,25 +763,15 @@ static int prepare_task(void *arg, void **result) {
     kiln_promise_reject(rp, rc, "%s", kiln_error_detail_format(&err, m, sizeof m));
     goto out;
   }
-  int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
-  if (di < 0) {
-    kiln_scene_destroy(scene);
-    kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
-    goto out;
-  }
-  kiln_renderer_config rcfg;
-  kiln_renderer_config_default(&rcfg);
-  rcfg.pool = b->cfg.pool;
-  rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released with c->own */
+  /* the job's renderer renders the frame's scene as a variant of the job's: it uploads what
+   * differs (materials, lights, a moved object's geometry), on its least busy device */
+  kiln_frame_config fc;
+  kiln_frame_config_default(b->shared, &fc);
+  fill_frame_config(b, &c->fr, &fc);
+  c->t_render = kiln__now();
+  rc = kiln_renderer_submit_scene(b->shared, scene, &fc, &r);
+  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released by release_own */
   else kiln_scene_destroy(scene);
-  if (!rc) {
-    kiln_frame_config fc;
-    kiln_frame_config_default(c->own, &fc);
-    fill_frame_config(b, &c->fr, &fc);
-    c->t_render = kiln__now();
-    rc = kiln_renderer_submit(c->own, &fc, &r);
-  }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += kiln__now() - t0;
   pthread_mutex_unlock(&b->mu);
@@ -1279,6 +1265,7 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config rcfg;
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
+  rcfg.scene_variants = true; /* frames with overrides render variants of the job's scene */
   rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
   if (!rc && b->null_kernel) rc = kiln__renderer_null_kernel(b->shared);
   b->prepare_s += kiln__now() - t0;

@@ -108,6 +108,7 @@ struct kiln_job {
   char *scene_text;
   cJSON *scene_doc; /* the scene document, read-only after load */
   kiln_scene *scene;
+  kiln__asset_cache *assets; /* the scene's mesh and image files, decoded once for its frames */
   kiln_camera camera;         /* the scene's camera */
   bool focus_given;           /* the scene's camera gives focus_distance */
   uint32_t seed;              /* the scene's seed */

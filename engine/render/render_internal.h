@@ -156,7 +156,44 @@ uint32_t kiln__aov_groups(unsigned planes);
 struct kiln_image *kiln__frame_image(const kiln__frame_bufs *s, int32_t w, int32_t h, uint32_t spp,
                                      unsigned planes);
 
+/* ---- scene variants (variant.c) ------------------------------------------------------------ */
+
+/* The scene a renderer was made for, kept (with kiln_renderer_config.scene_variants) to render
+ * variants of it: see variant.c. */
+typedef struct kiln__variant_base kiln__variant_base;
+
+/* What a renderer did for variants so far (tests and benchmarks). */
+typedef struct kiln__variant_stats {
+  uint64_t variants;         /* variant frames packed */
+  uint64_t bvh_builds;       /* of those, the ones whose geometry differed: a BVH was built */
+  uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
+  uint64_t bytes_uploaded;
+  uint64_t kernels; /* kernels made for variants of other features (on every device) */
+} kiln__variant_stats;
+
+/* A base of scene s with its BVH *bvh and packed buffers *p, which it takes (they are zeroed,
+ * and freed on failure too). 0 or KILN_ENOMEM. */
+int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render_buffers *p,
+                              kiln__variant_base **out);
+void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
+/* The base's packed buffers (borrowed). */
+const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
+/* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
+ * BVH when s's triangles and spheres are the base's, else with a BVH built now (on pool, may be
+ * NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
+int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
+                       kiln__render_buffers *out);
+/* Counts one buffer of bytes uploaded for a variant. Any thread. */
+void kiln__variant_base_count_upload(kiln__variant_base *b, size_t bytes);
+/* Fills the counters of *out that the base keeps (all but kernels). Any thread. */
+void kiln__variant_base_stats(kiln__variant_base *b, kiln__variant_stats *out);
+
 /* ---- the renderer, for tests -------------------------------------------------------------- */
+
+/* *out: renderer r's variant counters (all 0 without scene_variants). Any thread. */
+struct kiln_renderer;
+void kiln__renderer_variant_stats(struct kiln_renderer *r, kiln__variant_stats *out);
+
 
 struct kiln_renderer;
 

@@ -73,6 +73,8 @@ typedef struct kiln_renderer_config {
   uint32_t pass_spp;  /* samples per pixel of one dispatch. 0 (default): per device, 4 on
                             CPU devices, 8 on GPUs. Neither changes the image's bits */
   kiln_renderer_scene_memory scene_memory; /* default KILN_RENDERER_SCENE_AUTO */
+  bool scene_variants; /* keep the scene's BVH and packed buffers on the host, so that
+                          kiln_renderer_submit_scene can render variants of it. Default false */
 } kiln_renderer_config;
 
 KILN_API void kiln_renderer_config_default(kiln_renderer_config *cfg);
@@ -157,6 +159,20 @@ KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_confi
  * frames at once; never blocks (when out of memory after the GPU job has started, the call
  * fails and the job's buffers stay with the renderer until kiln_renderer_destroy). */
 KILN_API int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+
+/* Like kiln_renderer_submit, for a variant of the renderer's scene: scene (borrowed for the call)
+ * is rendered in place of it, with its own camera and settings as the defaults. A variant is the
+ * scene with other materials, lights, environment or object placements (what a job's per-frame
+ * overrides give), and should keep the scene's meshes and textures: the call uploads only the
+ * buffers whose bytes differ from the scene's, builds a BVH only when the triangles or spheres
+ * moved, and makes a kernel only for a combination of features not met before (kept for the
+ * renderer's life). The image is bit for bit the one a renderer made for scene alone would
+ * give. Needs r made with cfg.scene_variants (else KILN_EINVAL); any other scene works, as a
+ * variant that differs everywhere. Blocking: packs the scene (and builds its BVH on the
+ * config's pool, whose tasks it may help run); the first use of a new feature combination
+ * creates a pipeline. Any thread, any number at once. */
+KILN_API int kiln_renderer_submit_scene(kiln_renderer *r, const kiln_scene *scene,
+                                        const kiln_frame_config *fc, kiln_future **out);
 
 /* Frees the renderer's device buffers and kernels. Every frame future must be done (waited for)
  * first; the images stay valid. Blocks only for the GPU work of frames whose submission failed
