@@ -42,11 +42,15 @@ static int parse_env(const char *name, double scale, double *out, char *msg, siz
 int kiln__writer_config_env(kiln__writer_config *cfg, char *msg, size_t msgcap) {
   memset(cfg, 0, sizeof *cfg);
   const char *mode = getenv("KILN_BATCH_WRITES");
-  if (mode && *mode && strcmp(mode, "sync") != 0 && strcmp(mode, "async") != 0) {
-    kiln__say(msg, msgcap, "KILN_BATCH_WRITES=\"%.40s\": \"sync\" or \"async\" is expected", mode);
+  if (mode && *mode && strcmp(mode, "sync") != 0 && strcmp(mode, "async") != 0 &&
+      strcmp(mode, "async-task") != 0) {
+    kiln__say(msg, msgcap,
+              "KILN_BATCH_WRITES=\"%.40s\": \"sync\", \"async\" or \"async-task\" is expected",
+              mode);
     return KILN_EINVAL;
   }
   cfg->sync = mode && strcmp(mode, "sync") == 0;
+  cfg->tasks = mode && strcmp(mode, "async-task") == 0;
   double fault = 0;
   int rc = parse_env("KILN_TEST_WRITE_DELAY_US", 1e-6, &cfg->delay_s, msg, msgcap);
   if (!rc) rc = parse_env("KILN_TEST_WRITE_FAULT", 1, &fault, msg, msgcap);
@@ -81,7 +85,7 @@ void kiln__writer_close(kiln__writer *w) {
   free(w);
 }
 
-bool kiln__writer_async(const kiln__writer *w) { return w && w->io; }
+bool kiln__writer_async(const kiln__writer *w) { return w && w->io && !w->cfg.tasks; }
 
 /* ---- the delay hook ----------------------------------------------------------------------- */
 

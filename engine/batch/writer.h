@@ -8,9 +8,14 @@
  * are kiln_await: in a pool fiber they suspend the fiber and free the worker; in a plain task they
  * wait as kiln_future_result does (running other queued tasks meanwhile).
  *
- * Test hooks (read from the environment by kiln__writer_config_env; test and benchmark use only):
- *   KILN_BATCH_WRITES=sync           the files one after the other through kiln__write_atomic, as
- *                                    before the engine (for comparison)
+ * Read from the environment when a batch first runs (kiln__writer_config_env):
+ *   KILN_BATCH_WRITES=sync|async     sync: the files one after the other through
+ *                                    kiln__write_atomic, in the writing task, as before the
+ *                                    engine (on a fast local disk about as fast; see
+ *                                    docs/PERFORMANCE.md); async (the default): the engine;
+ *                                    async-task: the engine, the frame's writer a plain task
+ *                                    (for the benchmark that tells what the fiber adds)
+ * Test hooks (tests and benchmarks only):
  *   KILN_TEST_WRITE_DELAY_US=N       every file write takes at least N microseconds more: slow
  *                                    shared storage. With the engine the writes of a frame are in
  *                                    flight together and the delay is a timer that holds no
@@ -36,6 +41,7 @@ typedef struct kiln__writer kiln__writer;
 
 typedef struct kiln__writer_config {
   bool sync;         /* write through kiln__write_atomic, one file after another */
+  bool tasks;        /* the engine, but the batch runs its writers as plain tasks, not fibers */
   double delay_s;    /* added to every file write (test hook); 0: none */
   uint64_t fault_at; /* the file (from 1) whose write fails half way (test hook); 0: none */
 } kiln__writer_config;
@@ -51,7 +57,8 @@ int kiln__writer_open(const kiln__writer_config *cfg, kiln_pool *pool, kiln__wri
                       char *msg, size_t msgcap);
 /* Stops the engine and frees w; no write may be running. NULL is a no-op. */
 void kiln__writer_close(kiln__writer *w);
-/* Whether w waits through the engine (its callers gain from running as pool fibers). */
+/* Whether w waits through the engine and its callers should run as pool fibers (they gain: their
+ * waits then free the worker). */
 bool kiln__writer_async(const kiln__writer *w);
 
 typedef struct kiln__wfile {

@@ -45,7 +45,7 @@ static int hidden_files(const char *dir) {
 }
 
 static kiln__writer *writer(bool sync, double delay_s, uint64_t fault_at, kiln_pool *pool) {
-  kiln__writer_config c = {sync, delay_s, fault_at};
+  kiln__writer_config c = {sync, false, delay_s, fault_at};
   kiln__writer *w;
   char m[256];
   if (kiln__writer_open(&c, pool, &w, m, sizeof m)) KT_FAIL("writer: %s", m);
@@ -222,10 +222,15 @@ TEST(output_writer_render_sync_and_engine_files_identical) {
                         pass_file(dir, "engine", fr, PASSES[p])));
   result c = render(dir, "delayed", "KILN_TEST_WRITE_DELAY_US=20000");
   expect_status(&c, 0);
+  result d = render(dir, "tasks", "KILN_BATCH_WRITES=async-task");
+  expect_status(&d, 0);
   for (int fr = 0; fr < FRAMES; fr++)
-    for (int p = 0; p < 3; p++)
+    for (int p = 0; p < 3; p++) {
       KT_TRUE(same_file(pass_file(dir, "sync", fr, PASSES[p]),
                         pass_file(dir, "delayed", fr, PASSES[p])));
+      KT_TRUE(
+          same_file(pass_file(dir, "sync", fr, PASSES[p]), pass_file(dir, "tasks", fr, PASSES[p])));
+    }
   result bad = render(dir, "bad", "KILN_BATCH_WRITES=fast");
   KT_NE(bad.status, 0);
   KT_STR_CONTAINS(bad.err, "KILN_BATCH_WRITES");

@@ -3,6 +3,7 @@
  * stb_image_write. Every ratio is taken in one run.
  *
  *   kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]
+ *                    [--slow-writes US,US,... [--rounds R]]
  *
  *   pipeline  N frames (default 1000) of an orbit of the scene (default examples/cornell/scene.json;
  *             the orbit of examples/cornell/orbit.json stretched over N frames) at SxS (default
@@ -13,6 +14,15 @@
  *             one at a time); images/s, the share of the cores busy, and the ratio.
  *   memory    (--memory) peak resident memory of a child process rendering 100 and then 10,000
  *             frames at 64x64, 1 spp (memory does not depend on spp), and their ratio.
+ *   slow writes (--slow-writes) instead of the above: the batch with every output write delayed
+ *             by each of the given microseconds (the test hook KILN_TEST_WRITE_DELAY_US: slow
+ *             shared storage), colour, depth and normal PNGs (3 files a frame), written one file
+ *             after another by the worker (KILN_BATCH_WRITES=sync, as before the I/O engine)
+ *             against the engine (every file of a frame at once) with the frame's writer a plain
+ *             task that waits in kiln_future_result (async-task) and a pool fiber that waits
+ *             without holding its worker (async, the default); then both with durable writes (an fsync
+ *             per file, no hook: the disk's own latency). R rounds (default 3) interleaved;
+ *             frames/s, median (min..max), and CPU seconds a frame.
  *   png       one rendered 256x256 frame encoded as 8-bit sRGB PNG by libdeflate at level 1 (what
  *             the batch writes) and 6, and by stb_image_write: MB/s of input and file sizes (median of 30). */
 #define _GNU_SOURCE
@@ -119,18 +129,19 @@ static void rm_rf(const char *d) {
 }
 
 /* The batch: returns its wall time; *written the frames written. */
-static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
-                        kiln_batch_summary *s) {
+static double run_batch_with(env *e, long frames, int size, int spp, unsigned passes, bool durable,
+                             uint64_t *written, kiln_batch_summary *s) {
   char *dir = tmp_dir();
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
   bc.pool = e->pool, bc.devs = e->devs, bc.ndevs = e->ndevs;
   bc.out_dir = dir;
-  bc.passes = KILN_PASS_COLOR;
+  bc.passes = passes;
+  bc.durable = durable;
   bc.format = KILN_FORMAT_PNG;
   bc.first = 0, bc.last = frames - 1;
   bc.width = bc.height = size, bc.spp = spp;
-  bc.output = "{frame:06d}.{ext}";
+  bc.output = passes == KILN_PASS_COLOR ? "{frame:06d}.{ext}" : "{frame:06d}_{pass}.{ext}";
   kiln_batch *b;
   kiln_error_detail err;
   int rc = kiln_batch_create(e->job, &bc, &b, &err);
@@ -151,6 +162,79 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
   rm_rf(dir);
   free(dir);
   return t;
+}
+
+static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
+                        kiln_batch_summary *s) {
+  return run_batch_with(e, frames, size, spp, KILN_PASS_COLOR, false, written, s);
+}
+
+static void print_spread(const char *what, double *v, int n, double cpu_per_frame) {
+  double lo = v[0], hi = v[0];
+  for (int i = 1; i < n; i++) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+  printf("  %-44s %8.1f frames/s (%.1f..%.1f)  %.4f CPU s a frame\n", what, median(v, n), lo, hi,
+         cpu_per_frame);
+}
+
+/* --slow-writes: sync against the engine under each delay, then with durable writes. */
+static void bench_slow_writes(env *e, long frames, int size, int spp, const char *delays,
+                              int rounds) {
+  enum { MAXR = 21, MAXD = 8 };
+  double d_us[MAXD];
+  int nd = 0;
+  for (const char *p = delays; *p && nd < MAXD;) {
+    char *end;
+    d_us[nd++] = strtod(p, &end);
+    p = *end == ',' ? end + 1 : end;
+    if (end == p && *p) break;
+  }
+  unsigned passes = KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL;
+  double load[3] = {0};
+  if (getloadavg(load, 3) < 0) load[0] = -1;
+  printf("slow writes: %ld frames of 3 PNGs (colour, depth, normal) at %dx%d, %d spp, %d "
+         "rounds interleaved, load average %.2f\n",
+         frames, size, size, spp, rounds, load[0]);
+  for (int di = 0; di <= nd; di++) { /* di == nd: durable, no delay */
+    bool durable = di == nd;
+    char delay[32];
+    snprintf(delay, sizeof delay, "%.0f", durable ? 0 : d_us[di]);
+    setenv("KILN_TEST_WRITE_DELAY_US", delay, 1);
+    static const char *const modes[3] = {"sync", "async-task", "async"};
+    double fps[3][MAXR], cpu[3] = {0, 0, 0};
+    for (int r = 0; r < rounds && r < MAXR; r++)
+      for (int k = 0; k < 3; k++) {
+        int m = (k + r) % 3; /* rotate which goes first */
+        setenv("KILN_BATCH_WRITES", modes[m], 1);
+        uint64_t w;
+        kiln_batch_summary s;
+        double c0 = cpu_now();
+        double t = run_batch_with(e, frames, size, spp, passes, durable, &w, &s);
+        cpu[m] += (cpu_now() - c0) / (double)w;
+        fps[m][r] = (double)w / t;
+      }
+    int n = rounds < MAXR ? rounds : MAXR;
+    double ms = 0, mt = 0, me = 0;
+    char what[96];
+    if (durable) printf(" durable (fsync per file and folder), no delay:\n");
+    else printf(" every write delayed %.0f us:\n", d_us[di]);
+    snprintf(what, sizeof what, "sync: one file after another, worker held");
+    double copy[MAXR];
+    memcpy(copy, fps[0], sizeof copy);
+    ms = median(copy, n);
+    print_spread(what, fps[0], n, cpu[0] / n);
+    snprintf(what, sizeof what, "engine, writer a task: files at once");
+    memcpy(copy, fps[1], sizeof copy);
+    mt = median(copy, n);
+    print_spread(what, fps[1], n, cpu[1] / n);
+    snprintf(what, sizeof what, "engine, writer a fiber (the default)");
+    memcpy(copy, fps[2], sizeof copy);
+    me = median(copy, n);
+    print_spread(what, fps[2], n, cpu[2] / n);
+    printf("  fiber / sync %.2fx, task / sync %.2fx, fiber / task %.2fx\n", me / ms, mt / ms,
+           me / mt);
+  }
+  unsetenv("KILN_TEST_WRITE_DELAY_US");
+  unsetenv("KILN_BATCH_WRITES");
 }
 
 /* The naive loop: one frame at a time through the same engine. */
@@ -291,7 +375,8 @@ int main(int argc, char **argv) {
   const char *scene = "examples/cornell/scene.json";
   long frames = 1000, child = 0;
   int size = 64, spp = 0;
-  int memory = 0;
+  int memory = 0, rounds = 3;
+  const char *slow = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--scene") && i + 1 < argc) scene = argv[++i];
     else if (!strcmp(argv[i], "--job") && i + 1 < argc) scene = argv[++i]; /* the memory child */
@@ -299,11 +384,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--spp") && i + 1 < argc) spp = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--memory")) memory = 1;
+    else if (!strcmp(argv[i], "--slow-writes") && i + 1 < argc) slow = argv[++i];
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
     else {
       fprintf(
           stderr,
-          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n");
+          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n"
+          "                        [--slow-writes US,US,... [--rounds R]]\n");
       return 2;
     }
   }
@@ -323,6 +411,13 @@ int main(int argc, char **argv) {
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(e.job), &info);
   int s_spp = spp ? spp : info.spp;
+  if (slow) {
+    bench_slow_writes(&e, frames, size, s_spp, slow, rounds > 0 ? rounds : 1);
+    env_close(&e);
+    unlink(job);
+    free(job);
+    return 0;
+  }
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(e.dev, &di);
   printf(
