@@ -3,7 +3,7 @@
  * stb_image_write. Every ratio is taken in one run.
  *
  *   kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]
- *                    [--slow-writes US,US,... [--rounds R]]
+ *                    [--slow-writes US,US,... [--rounds R] [--in-flight N]]
  *
  *   pipeline  N frames (default 1000) of an orbit of the scene (default examples/cornell/scene.json;
  *             the orbit of examples/cornell/orbit.json stretched over N frames) at SxS (default
@@ -22,6 +22,7 @@
  *             task that waits in kiln_future_result (async-task) and a pool fiber that waits
  *             without holding its worker (async, the default); then both with durable writes (an fsync
  *             per file, no hook: the disk's own latency). R rounds (default 3) interleaved;
+ *             --in-flight N sets the batch's window of frames in flight (default: its own);
  *             frames/s, median (min..max), and CPU seconds a frame.
  *   png       one rendered 256x256 frame encoded as 8-bit sRGB PNG by libdeflate at level 1 (what
  *             the batch writes) and 6, and by stb_image_write: MB/s of input and file sizes (median of 30). */
@@ -129,6 +130,8 @@ static void rm_rf(const char *d) {
 }
 
 /* The batch: returns its wall time; *written the frames written. */
+static size_t in_flight; /* --in-flight: the batch's window (0: its default) */
+
 static double run_batch_with(env *e, long frames, int size, int spp, unsigned passes, bool durable,
                              uint64_t *written, kiln_batch_summary *s) {
   char *dir = tmp_dir();
@@ -138,6 +141,7 @@ static double run_batch_with(env *e, long frames, int size, int spp, unsigned pa
   bc.out_dir = dir;
   bc.passes = passes;
   bc.durable = durable;
+  bc.in_flight = in_flight;
   bc.format = KILN_FORMAT_PNG;
   bc.first = 0, bc.last = frames - 1;
   bc.width = bc.height = size, bc.spp = spp;
@@ -192,8 +196,9 @@ static void bench_slow_writes(env *e, long frames, int size, int spp, const char
   double load[3] = {0};
   if (getloadavg(load, 3) < 0) load[0] = -1;
   printf("slow writes: %ld frames of 3 PNGs (colour, depth, normal) at %dx%d, %d spp, %d "
-         "rounds interleaved, load average %.2f\n",
-         frames, size, size, spp, rounds, load[0]);
+         "rounds interleaved, %zu frames in flight%s, load average %.2f\n",
+         frames, size, size, spp, rounds, in_flight, in_flight ? "" : " (0: the batch's default)",
+         load[0]);
   for (int di = 0; di <= nd; di++) { /* di == nd: durable, no delay */
     bool durable = di == nd;
     char delay[32];
@@ -386,12 +391,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--memory")) memory = 1;
     else if (!strcmp(argv[i], "--slow-writes") && i + 1 < argc) slow = argv[++i];
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc) in_flight = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
     else {
       fprintf(
           stderr,
           "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n"
-          "                        [--slow-writes US,US,... [--rounds R]]\n");
+          "                        [--slow-writes US,US,... [--rounds R] [--in-flight N]]\n");
       return 2;
     }
   }
