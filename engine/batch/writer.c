@@ -111,7 +111,7 @@ static kiln_future *delay_start(kiln__writer *w) {
 
 static void delay_end(kiln__writer *w, kiln_future *f) {
   if (f) {
-    (void)kiln_await(f, -1, NULL);
+    (void)kiln_future_result(f, -1, NULL);
     kiln_future_release(f);
   } else if (w->cfg.delay_s > 0) {
     sleep_thread(w->cfg.delay_s);
@@ -126,20 +126,21 @@ typedef struct wfile {
   size_t done;    /* bytes in the temporary */
   size_t limit;   /* bytes to write before the injected fault; len: none */
   kiln_future *f; /* the op in flight */
+  bool created;   /* the temporary is ours: remove it unless renamed */
   bool renamed;
 } wfile;
 
-/* Waits for op f of file i (suspending, in a pool fiber), releases it, and returns its value in
- * *n; on failure records "cannot <what> <name>: <the op's message>" into msg unless an earlier
- * failure is there already. */
+/* Waits for s's op (suspending, in a pool fiber), releases it, and returns its value in *n; on
+ * failure records "cannot <what> <name>: <the op's message>" into msg unless an earlier failure
+ * is there already. The wait is kiln_io_result's, which a kill of the fiber does not cut short
+ * (kiln_await's would): the kernel may use the op's buffer until its future is done. */
 static int finish_op(wfile *s, const char *what, const char *name, size_t *n, int *first, char *msg,
                      size_t msgcap) {
   kiln_future *f = s->f;
   s->f = NULL;
   if (!f) return 0;
-  (void)kiln_await(f, -1, NULL);
   size_t v = 0;
-  int rc = kiln_io_result(f, 0, &v);
+  int rc = kiln_io_result(f, -1, &v);
   if (rc && !*first) {
     const char *m = NULL;
     kiln_future_error(f, 0, &m);
@@ -170,16 +171,15 @@ static void sync_folder(kiln__writer *w, const char *path) {
   kiln_future *f = NULL;
   size_t fd = 0;
   if (kiln_io_open_async(w->io, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0, &f) != 0) return;
-  (void)kiln_await(f, -1, NULL);
-  int rc = kiln_io_result(f, 0, &fd);
+  int rc = kiln_io_result(f, -1, &fd);
   kiln_future_release(f);
   if (rc) return;
   if (kiln_io_fsync_async(w->io, (int)fd, false, &f) == 0) {
-    (void)kiln_await(f, -1, NULL);
+    (void)kiln_future_result(f, -1, NULL);
     kiln_future_release(f);
   }
   if (kiln_io_close_async(w->io, (int)fd, &f) == 0) {
-    (void)kiln_await(f, -1, NULL);
+    (void)kiln_future_result(f, -1, NULL);
     kiln_future_release(f);
   } else {
     close((int)fd);
@@ -213,7 +213,7 @@ static int write_engine(kiln__writer *w, const kiln__wfile *files, int n, bool d
   for (int i = 0; i < n; i++) {
     size_t fd = 0;
     if (s[i].f && finish_op(&s[i], "create", s[i].tmp, &fd, &first, msg, msgcap) == 0)
-      s[i].fd = (int)fd;
+      s[i].fd = (int)fd, s[i].created = true;
   }
   /* the bytes: every file's rest at once, again after short writes; the delay hook runs beside
    * the first round, so each file's write takes at least the delay */
@@ -277,7 +277,7 @@ static int write_engine(kiln__writer *w, const kiln__wfile *files, int n, bool d
     }
   }
   for (int i = 0; i < n; i++)
-    if (s[i].tmp[0] && !s[i].renamed) unlink(s[i].tmp); /* absent when its create failed */
+    if (s[i].created && !s[i].renamed) unlink(s[i].tmp);
   if (durable && !first)
     for (int i = 0; i < n; i++) {
       const char *a = strrchr(files[i].path, '/');

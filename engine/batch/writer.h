@@ -5,8 +5,8 @@
  * fsynced together (durable), closed, and only when all of them are complete renamed into place
  * one after the other. A frame whose write fails renames none of its files and removes every
  * temporary, so a final name is either absent, the old file, or the complete new one. The waits
- * are kiln_await: in a pool fiber they suspend the fiber and free the worker; in a plain task they
- * wait as kiln_future_result does (running other queued tasks meanwhile).
+ * are the scheduler's (kiln_io_result, kiln_future_result): in a pool fiber they suspend the fiber
+ * and free the worker; in a plain task they wait there, running other queued tasks meanwhile.
  *
  * Read from the environment when a batch first runs (kiln__writer_config_env):
  *   KILN_BATCH_WRITES=sync|async     sync: the files one after the other through
