@@ -114,7 +114,7 @@ TEST(output_writer_create_failure_names_the_file) {
 /* ---- fibers on 2 workers, every write delayed --------------------------------------------- */
 
 enum { FIBERS = 48, FILES = 3 };
-static const double DELAY = 0.05;
+static const double DELAY = 0.1;
 
 typedef struct job {
   kiln__writer *w;
@@ -158,7 +158,7 @@ TEST(output_writer_delayed_writes_overlap_in_fibers) {
     for (int k = 0; k < FILES; k++)
       KT_TRUE(holds(jobs[i].f[k].path, jobs[i].f[k].data, jobs[i].f[k].len));
   }
-  /* writes that held their worker would take FIBERS * FILES * DELAY / 2 workers = 3.6 s; the
+  /* writes that held their worker would take FIBERS * FILES * DELAY / 2 workers = 7.2 s; the
    * fibers' delays overlap (about DELAY in all); half the held figure leaves room for a loaded
    * machine and still fails if the waits hold the workers */
   double held = FIBERS * FILES * DELAY / 2;
