@@ -5,7 +5,7 @@
  * hands it to the backend (io_uring.c or io_poller.c). The backend completes it once through
  * kiln__io_complete, which maps the result to a value or a KILN_E* code and resolves the
  * promise. The blocking calls are the plain syscall (kiln__io_op_run) outside a fiber, and an
- * async op plus io_wait inside one.
+ * async op plus io_wait (kiln_await) inside a pool fiber, which suspends the fiber.
  *
  * Lock order: reg_mu, then a backend's lock (io_internal.h). */
 #define _GNU_SOURCE /* strerror_r's GNU form, accept4, O_CLOEXEC */
@@ -18,16 +18,19 @@
 #include <unistd.h>
 
 #include "io_internal.h"
+#include "internal.h" /* kiln__ftask_suspendable */
+#include "kiln/fiber.h"
 #include "kiln/fiberio.h"
 
-/* ---- the two points where pool fibers plug in ---------------------------------------------- */
+/* ---- where pool fibers plug in -------------------------------------------------------------- */
 
-/* Replaced by the pool's "am I in a pool fiber" query when fibers on the pool land. */
-static bool in_fiber(void) { return false; }
+/* A pool fiber whose code may suspend (not pinned by greenlets, not a task helping on a pinned
+ * fiber's stack): its blocking calls go through the engine and suspend it. */
+static bool in_fiber(void) { return kiln__ftask_suspendable(); }
 
-/* Replaced by kiln_await (kiln_future_result's contract; suspends a pool fiber) when it lands. */
+/* kiln_future_result's contract; in such a fiber it suspends the fiber instead of its worker. */
 static inline int io_wait(kiln_future *f, double timeout, void **value) {
-  return kiln_future_result(f, timeout, value);
+  return kiln_await(f, timeout, value);
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */

@@ -130,7 +130,7 @@ static void suspend(kiln__pfiber *pf, int park) {
 }
 
 /* The body of every pool fiber, entered through fiber.c's kiln__fiber_main (which learns the
- * driver's ASan bounds into the `from` it is given: &pf->back). Never returns. */
+ * driver's ASan bounds into the thread's `from`, set by drive to &pf->back). Never returns. */
 static int pool_entry(void *arg, void *value, void **result) {
   (void)value;
   (void)result;
@@ -229,6 +229,12 @@ static void drive(kiln_future *t, kiln__pfiber *pf) {
   tl_running = pf;
   pf->gl.thread = th;
   th->current = &pf->gl;
+#if defined(KILN__FIBER_ASAN) || defined(KILN__FIBER_TSAN)
+  /* A first drive enters kiln__fiber_main, which learns the bounds of the stack it came from
+   * into the thread's `from` (its transfer argument is not used): the driver's, so that the
+   * fiber's first suspend switches back to them. */
+  th->from = &pf->back;
+#endif
 #ifdef KILN__FIBER_ASAN
   void *fake = NULL;
   __sanitizer_start_switch_fiber(&fake, pf->gl.asan_bottom, pf->gl.asan_size);
