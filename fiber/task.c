@@ -111,10 +111,19 @@ bool kiln__ftask_suspendable(void) { return running() != NULL; }
 
 /* ---- switching -------------------------------------------------------------------------------- */
 
+/* The thread of a suspended pool fiber's record: no thread's (its tp is no thread pointer). */
+static kiln__fiber_thread no_thread;
+
 /* Fiber side: back to the driver, which acts on pf->park; returns when some worker drives the
  * fiber again (PARK_EXIT never returns). Touches only pf: the thread may differ afterwards. */
 static void suspend(kiln__pfiber *pf, int park) {
   pf->park = park;
+  /* Suspended by kiln__fiber_swap, the record must not be resumed by fiber.c's switch, whose
+   * fast path takes any started fiber of the calling thread: while the fiber waits its record
+   * belongs to no thread, so that a kiln_fiber_switch to it (its kiln_fiber_current() kept by
+   * other code on the worker) is refused with KILN_ESTATE. An ending fiber keeps its thread:
+   * greenlets that outlive it free the record through it (fiber.c). */
+  if (park != PARK_EXIT) pf->gl.thread = &no_thread;
 #ifdef KILN__FIBER_ASAN
   /* a dying fiber passes NULL, so that ASan frees its fake stack */
   __sanitizer_start_switch_fiber(park == PARK_EXIT ? NULL : &pf->gl.asan_fake, pf->back.asan_bottom,
