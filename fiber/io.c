@@ -472,20 +472,34 @@ static bool via_engine(const kiln_io *io, double timeout) {
   return io && (in_fiber() || io->cfg.route_all || timeout >= 0);
 }
 
+/* A syscall's result (res: a count or -errno) as the blocking calls report it. */
+static int inline_result(const kiln__io_op *tmpl, int res, size_t *n) {
+  if (res == 0 && kiln__io_reads(tmpl->kind) && tmpl->len > 0) return KILN_EEOF;
+  if (res < 0) {
+    errno = -res;
+    return kiln_io_errno_code(-res);
+  }
+  if (n) *n = (size_t)res;
+  return 0;
+}
+
 /* The blocking form of any op: op is a stack template filled by the caller. */
 static int run_blocking(kiln_io *io, kiln__io_op *tmpl, double timeout, size_t *n) {
   if (n) *n = 0;
   if (timeout != timeout) return KILN_EINVAL;
   if (!via_engine(io, timeout)) {
     if (timeout >= 0) return KILN_EINVAL; /* io NULL: no way to bound a blocking syscall */
-    int res = kiln__io_op_run(tmpl);
-    if (res == 0 && kiln__io_reads(tmpl->kind) && tmpl->len > 0) return KILN_EEOF;
-    if (res < 0) {
-      errno = -res;
-      return kiln_io_errno_code(-res);
-    }
-    if (n) *n = (size_t)res;
-    return 0;
+    return inline_result(tmpl, kiln__io_op_run(tmpl), n);
+  }
+  if (tmpl->kind == KILN__IO_RECV || tmpl->kind == KILN__IO_SEND) {
+    /* gevent's order: try the socket call without blocking first, and take an op, a future and a
+     * suspension only when it would block. A send nearly always goes at once, and a recv finds
+     * data already there whenever the peer was quicker than this fiber: on a busy server, most
+     * calls never reach the engine. The result is the one the op would have had. */
+    kiln__io_op now = *tmpl;
+    now.flags |= MSG_DONTWAIT;
+    int res = kiln__io_op_run(&now);
+    if (res != -EAGAIN && res != -EWOULDBLOCK) return inline_result(tmpl, res, n);
   }
   kiln__io_op *op = op_new(io, tmpl->kind, tmpl->fd);
   if (!op) return KILN_ENOMEM;
