@@ -539,6 +539,9 @@ int main(int argc, char **argv) {
     if (fibers_only) continue;
     add(&efq, echo_fibers(poller, pool));
     add(&eg, echo_gevent(python));
+    add(&ep, echo_plain());
+    if (uring) add(&eu, echo_engine(uring));
+    add(&eq, echo_engine(poller));
     if (echo_only) continue;
     add(&fp, files_plain(FILES, false));
     if (uring) add(&fu, files_engine(uring, FILES, false));
@@ -546,9 +549,6 @@ int main(int argc, char **argv) {
     add(&sp, files_plain(SYNC_FILES, true));
     if (uring) add(&su, files_engine(uring, SYNC_FILES, true));
     add(&sq, files_engine(poller, SYNC_FILES, true));
-    add(&ep, echo_plain());
-    if (uring) add(&eu, echo_engine(uring));
-    add(&eq, echo_engine(poller));
   }
   kiln_pool_destroy(pool);
   kiln_io_destroy(uring);
