@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "io_internal.h"
 
@@ -74,7 +75,18 @@ int kiln__io_ring_init(kiln_io *io) {
   kiln__io_ring *r = calloc(1, sizeof *r);
   if (!r) return -ENOMEM;
   struct io_uring_params p = {0};
+  /* An op that waits on a socket completes as task work of the thread that submitted it: a
+   * worker, usually running. By default the kernel interrupts that thread at once to run it (an
+   * inter-processor interrupt, a VM exit under virtualisation, on every such completion);
+   * cooperative task running leaves it for the thread's next system call, which a worker makes
+   * soon (I/O, or waiting for work), and the completion thread's own waits run it too. Kernels
+   * before 5.19 refuse the flag: then the ring is set up without it. */
+  p.flags = IORING_SETUP_COOP_TASKRUN;
   int rc = io_uring_queue_init_params(io->cfg.entries, &r->ring, &p);
+  if (rc == -EINVAL) {
+    memset(&p, 0, sizeof p);
+    rc = io_uring_queue_init_params(io->cfg.entries, &r->ring, &p);
+  }
   if (rc < 0) {
     free(r);
     return rc;
