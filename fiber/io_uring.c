@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* kiln__wake_batch_* */
 #include "io_internal.h"
 
 #ifdef KILN_HAVE_LIBURING
@@ -53,6 +54,7 @@ static void *reaper_main(void *arg) {
     pthread_mutex_unlock(&r->mu);
     struct io_uring_cqe *cqes[REAP_BATCH];
     unsigned got;
+    kiln__wake_batch_begin(); /* the fibers these completions wake are queued together */
     while ((got = io_uring_peek_batch_cqe(&r->ring, cqes, REAP_BATCH)) > 0) {
       void *ops[REAP_BATCH];
       int res[REAP_BATCH];
@@ -63,7 +65,9 @@ static void *reaper_main(void *arg) {
       io_uring_cq_advance(&r->ring, got); /* before completing: frees queue room early */
       for (unsigned i = 0; i < got; i++)
         if (ops[i]) kiln__io_complete(ops[i], res[i]);
+      kiln__wake_batch_flush(); /* each reap's wakes go at once: a long burst delays none */
     }
+    kiln__wake_batch_end();
     /* acquire: pairs with fini's release store, made before the NOP whose completion woke this
      * loop (fini sets stop only once every op has completed) */
     if (atomic_load_explicit(&r->stop, memory_order_acquire)) break;
