@@ -413,19 +413,25 @@ int kiln_yield(void) {
   return 0;
 }
 
-int kiln_sleep(double seconds) {
-  if (isnan(seconds)) return KILN_EINVAL;
+int kiln_sleep_until(double deadline) {
+  if (isnan(deadline)) return KILN_EINVAL;
   kiln__pfiber *pf = running();
   if (pf) {
-    if (seconds <= 0) return kiln_yield();
+    if (deadline <= kiln__now()) return kiln_yield();
     pf->wake_fifo = true; /* deadlines passed together wake in their order */
-    return wait_loop(pf, NULL, NULL, kiln__now() + seconds, true);
+    return wait_loop(pf, NULL, NULL, deadline, true);
   }
-  if (seconds <= 0) return 0;
+  if (deadline <= kiln__now()) return 0;
   struct timespec ts;
-  kiln__abs_timespec(kiln__now() + seconds, &ts);
+  kiln__abs_timespec(deadline, &ts);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
   return 0;
+}
+
+int kiln_sleep(double seconds) {
+  if (isnan(seconds)) return KILN_EINVAL;
+  if (seconds <= 0) return running() ? kiln_yield() : 0;
+  return kiln_sleep_until(kiln__now() + seconds);
 }
 
 /* ---- spawn and kill --------------------------------------------------------------------------- */

@@ -300,7 +300,7 @@ static int sleep_until(void *arg, void **result) {
   KT_CODE(kiln_await(s->gate, -1, NULL), 0);
   s->deadline = *s->base + s->offset;
   s->slept = kt_now();
-  KT_CODE(kiln_sleep(s->deadline - s->slept), 0);
+  KT_CODE(kiln_sleep_until(s->deadline), 0);
   s->woke = kt_now();
   s->rank = atomic_fetch_add(s->pos, 1);
   return 0;
@@ -353,6 +353,11 @@ TEST(sleep_order_1000_fibers_one_worker) {
   kiln_future_release(gate);
   KT_CODE(kiln_sleep(0.001), 0); /* outside a fiber: the thread sleeps */
   KT_CODE(kiln_sleep(NAN), KILN_EINVAL);
+  double t0 = kt_now();
+  KT_CODE(kiln_sleep_until(t0 + 0.002), 0); /* outside: to the deadline, not before */
+  KT_TRUE(kt_now() >= t0 + 0.002);
+  KT_CODE(kiln_sleep_until(t0 - 1), 0);
+  KT_CODE(kiln_sleep_until(NAN), KILN_EINVAL);
   kiln_pool_destroy(p);
 }
 
