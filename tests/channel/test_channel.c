@@ -409,11 +409,21 @@ typedef struct {
   pthread_t thr;
 } tp_signaller;
 
-/* Sends SIGUSR1 to t and waits until the handler ran (or we are told to stop). */
+/* Sends SIGUSR1 to t and waits until the handler ran (or we are told to stop). The signal is
+ * sent again every 10 ms until then: ThreadSanitizer defers a handler to the thread's next
+ * intercepted call, so a signal that lands just before the thread blocks in poll() runs no handler
+ * and interrupts nothing until another one arrives. */
 static void tp_kill_wait(tp_signaller *s, pthread_t t) {
   int before = atomic_load(&g_sigs);
+  double sent = kt_now();
   pthread_kill(t, SIGUSR1);
-  while (atomic_load(&g_sigs) == before && !atomic_load(&s->stop)) sched_yield();
+  while (atomic_load(&g_sigs) == before && !atomic_load(&s->stop)) {
+    sched_yield();
+    if (kt_now() - sent > 0.01) {
+      sent = kt_now();
+      pthread_kill(t, SIGUSR1);
+    }
+  }
 }
 
 static void *tp_signaller_main(void *p) {
@@ -447,9 +457,9 @@ TEST(signals_do_not_break_send_and_recv) {
   tp_signaller_start(&s, r.thr, pthread_self(), 2);
   while (!atomic_load(&s.phase1_done)) sched_yield(); /* 20 signals hit the waiting receiver */
   KT_CODE(kiln_channel_send(b, msg, N, -1), KILN_OK); /* interrupted too */
-  KT_CODE(tp_receiver_join(&r), KILN_OK);
-  atomic_store(&s.stop, 1);
+  atomic_store(&s.stop, 1); /* before the receiver may end: no signal to a thread joined */
   KT_EQ(pthread_join(s.thr, NULL), 0);
+  KT_CODE(tp_receiver_join(&r), KILN_OK);
   KT_TRUE(atomic_load(&g_sigs) >= 20);
   KT_EQ(r.len, N);
   KT_TRUE(memcmp(r.buf, msg, N) == 0);
