@@ -418,31 +418,6 @@ static void bench_null(env *e, int spp) {
   }
 }
 
-/* Peak RSS of a child that renders `frames` frames at 64x64, 1 spp. */
-static long child_peak_kib(const char *self, const char *job, long frames) {
-  int fd[2];
-  if (pipe(fd)) exit(1);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    char n[32];
-    snprintf(n, sizeof n, "%ld", frames);
-    execl(self, self, "--child-memory", n, "--job", job, (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  char buf[64] = "";
-  ssize_t k = read(fd[0], buf, sizeof buf - 1);
-  close(fd[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  if (k <= 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-    fprintf(stderr, "kiln-bench-batch: memory child for %ld frames failed\n", frames);
-    exit(1);
-  }
-  return atol(buf);
-}
-
 int main(int argc, char **argv) {
   const char *scene = "examples/cornell/scene.json";
   long frames = 1000, child = 0;
