@@ -89,6 +89,8 @@ bench: deps
 	done
 	echo "=== kiln-bench-isolate"
 	python3 tools/bench/isolate.py build-bench/tools/kiln
+	echo "=== kiln-bench-overrides"
+	python3 tools/bench/overrides.py build-bench/tools/kiln
 	echo "=== kiln-bench-cluster"
 	python3 tools/bench/cluster.py build-bench/tools/kiln $(if $(filter 0,$(shell id -u)),--slurm,)
 

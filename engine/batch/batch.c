@@ -4,8 +4,9 @@
  * keeps at most `in_flight` of them in the pipeline:
  *
  *   frame without scene overrides:  kiln_renderer_submit on the shared renderer ─► R (GPU future)
- *   frame with overrides:           prepare task P (load the patched scene, build its renderer on
- *                                   the least busy device, submit) ─► promise Rp, resolved with R
+ *   frame with overrides:           prepare task P (load the patched scene with the job's cached
+ *                                   meshes and textures, submit it to the shared renderer as a
+ *                                   variant of the job's scene) ─► promise Rp, resolved with R
  *   then:                           writer task W after R or Rp: convert, encode and write every
  *                                   pass atomically, make the contact-sheet thumbnail
  *
@@ -38,6 +39,7 @@
 
 #include "batch_internal.h"
 #include "image_internal.h"
+#include "render_internal.h"
 
 enum { NPASS = KILN__NPASS, MAX_RETRIES = 2, SHEET_CELLS = 100 };
 
@@ -60,6 +62,7 @@ struct kiln_batch {
   kiln_scene_info info;
   int32_t width, height; /* of every frame */
   kiln__batch_hooks hooks;
+  bool null_kernel;             /* benchmarks: the shared renderer's kernels do no tracing */
   bool annotate;                /* annotations, or a dataset writer */
   char manifest_name[PATH_MAX]; /* annotations without a manifest: the default one's name */
   char shard_tag[96];           /* this process's part of a job: "K" (shard K), "HOST-PID"
@@ -93,7 +96,6 @@ typedef struct frame_ctx {
   bool chunked;        /* counted in its chunk's frames in flight (claiming) */
   kiln_future *render; /* R, or the promise Rp of a frame with overrides */
   kiln_future *writer; /* W */
-  kiln_renderer *own;  /* the frame's own renderer (frames with overrides) */
   kiln_scene *scene;   /* annotations: the frame's own scene (frames with overrides), kept by
                           its prepare task (or loaded by W under isolation) until W annotates */
   kiln__frame_gt gt;   /* annotations: written by W, read by the driver after W completes */
@@ -309,6 +311,7 @@ int kiln__batch_open(kiln_job *job, const kiln_batch_config *cfg, bool to_render
 }
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h) { b->hooks = *h; }
+void kiln__batch_null_kernel(kiln_batch *b) { b->null_kernel = true; }
 
 void kiln__batch_outputs(const kiln_batch *b, unsigned *passes, kiln_format *format,
                          const char **out_dir, const char **tmpl) {
@@ -517,10 +520,6 @@ static uint8_t *thumbnail(const kiln_batch *b, const kiln_image *img) {
 }
 
 static void release_own(frame_ctx *c) {
-  if (c->own) {
-    kiln_renderer_destroy(c->own);
-    c->own = NULL;
-  }
   kiln_scene_destroy(c->scene);
   c->scene = NULL;
 }
@@ -727,8 +726,18 @@ static void on_render_done(kiln_future *r, void *arg) {
   kiln_future_release(rp);
 }
 
+/* The renderer's planes a frame of b needs: those of its passes, the instance ids for
+ * annotations, the depth for BOP's depth images (dataset writers annotate). */
+static unsigned frame_planes(const kiln_batch *b) {
+  unsigned extra = b->annotate ? KILN_PASS_INSTANCE : 0u;
+  if (b->cfg.writer == KILN_WRITER_BOP) extra |= KILN_PASS_DEPTH;
+  if (b->passes & KILN_PASS_UV) extra |= KILN_PASS_ID; /* tells background from uv (0, 0) */
+  return kiln__planes_of(b->passes | extra);
+}
+
 static void fill_frame_config(const kiln_batch *b, const kiln_job_frame *fr,
                               kiln_frame_config *fc) {
+  fc->planes = frame_planes(b);
   fc->camera = &fr->camera;
   fc->seed = fr->seed;
   fc->frame = (uint32_t)fr->frame;
@@ -754,25 +763,15 @@ static int prepare_task(void *arg, void **result) {
     kiln_promise_reject(rp, rc, "%s", kiln_error_detail_format(&err, m, sizeof m));
     goto out;
   }
-  int di = kiln_gpu_device_pick(b->cfg.devs, b->cfg.ndevs);
-  if (di < 0) {
-    kiln_scene_destroy(scene);
-    kiln_promise_reject(rp, KILN_EDEVICE_LOST, "every device is lost");
-    goto out;
-  }
-  kiln_renderer_config rcfg;
-  kiln_renderer_config_default(&rcfg);
-  rcfg.pool = b->cfg.pool;
-  rc = kiln_renderer_create(scene, &b->cfg.devs[di], 1, &rcfg, &c->own);
-  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released with c->own */
+  /* the job's renderer renders the frame's scene as a variant of the job's: it uploads what
+   * differs (materials, lights, a moved object's geometry), on its least busy device */
+  kiln_frame_config fc;
+  kiln_frame_config_default(b->shared, &fc);
+  fill_frame_config(b, &c->fr, &fc);
+  c->t_render = kiln__now();
+  rc = kiln_renderer_submit_scene(b->shared, scene, &fc, &r);
+  if (needs_scene(b) && !rc) c->scene = scene; /* for W (own_scene); released by release_own */
   else kiln_scene_destroy(scene);
-  if (!rc) {
-    kiln_frame_config fc;
-    kiln_frame_config_default(c->own, &fc);
-    fill_frame_config(b, &c->fr, &fc);
-    c->t_render = kiln__now();
-    rc = kiln_renderer_submit(c->own, &fc, &r);
-  }
   pthread_mutex_lock(&b->mu);
   b->prepare_s += kiln__now() - t0;
   pthread_mutex_unlock(&b->mu);
@@ -1165,7 +1164,7 @@ static int start_workers(run_state *st, size_t lanes) {
       .width = b->width,
       .height = b->height,
       .spp = b->cfg.spp,
-      .passes = kiln__planes_of(b->passes | (b->annotate ? KILN_PASS_INSTANCE : 0u)),
+      .passes = frame_planes(b),
                           .threads = (int)(((size_t)threads + lanes - 1) / (lanes ? lanes : 1))};
   char m[512];
   (void)kiln__iso_parse_faults(b->cfg.faults, &base, m, sizeof m); /* checked at create */
@@ -1229,6 +1228,12 @@ static int run_begin(run_state *st) {
     lanes += ds.lanes ? ds.lanes : 1;
   }
   st->window = b->cfg.in_flight ? b->cfg.in_flight : 2 * lanes;
+  /* and by bytes: a frame in flight holds device and read-back memory for its colour and AOV
+   * planes, and an image of the planes (frames.c); large frames get fewer at once */
+  uint64_t aovs = (uint64_t)__builtin_popcount(kiln__aov_groups(frame_planes(b)));
+  uint64_t frame_bytes = (uint64_t)b->width * (uint64_t)b->height * (2 * 16 * (1 + aovs) + 56);
+  uint64_t budget = b->cfg.in_flight_bytes ? b->cfg.in_flight_bytes : 1ull << 30;
+  if (frame_bytes && st->window > budget / frame_bytes) st->window = (size_t)(budget / frame_bytes);
   if (st->window < 1) st->window = 1;
   if (b->cfg.contact_sheet && st->sum->total > 0 && (rc = sheet_cells(b, st->sum->total)))
     return fail(st, rc, "out of memory");
@@ -1260,7 +1265,9 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config rcfg;
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
+  rcfg.scene_variants = true; /* frames with overrides render variants of the job's scene */
   rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
+  if (!rc && b->null_kernel) rc = kiln__renderer_null_kernel(b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
     return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

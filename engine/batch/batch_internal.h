@@ -108,6 +108,7 @@ struct kiln_job {
   char *scene_text;
   cJSON *scene_doc; /* the scene document, read-only after load */
   kiln_scene *scene;
+  kiln__asset_cache *assets; /* the scene's mesh and image files, decoded once for its frames */
   kiln_camera camera;         /* the scene's camera */
   bool focus_given;           /* the scene's camera gives focus_distance */
   uint32_t seed;              /* the scene's seed */
@@ -497,6 +498,10 @@ typedef struct kiln__batch_hooks {
 } kiln__batch_hooks;
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
+/* For benchmarks: the frames of b without scene overrides render with the null kernel
+ * (kiln__renderer_null_kernel), so that a run measures the CPU side of frames alone. Before
+ * kiln_batch_run. */
+void kiln__batch_null_kernel(kiln_batch *b);
 
 /* ---- batch.c: what other files of the folder read of a batch ----------------------------------- */
 

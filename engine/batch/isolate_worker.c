@@ -4,7 +4,8 @@
  * It opens its own Vulkan instance and the one device it was given (by UUID), loads the job and
  * its scene once, builds a renderer, and then answers frame requests on its connection until the
  * parent closes it or sends an empty message: one frame at a time, rendered, its planes sent back.
- * A frame with overrides gets its own scene and renderer, as in the parent's in-process path.
+ * A frame with overrides gets its own scene, rendered as a variant of the job's by the worker's
+ * one renderer, as in the parent's in-process path.
  *
  * The parent owns everything that lasts (files, progress, retries): a worker that crashes, hangs
  * or loses its device costs the frame it holds, never the batch. SIGINT and SIGTERM are ignored
@@ -77,6 +78,7 @@ static int open_all(worker *w, char *msg, size_t cap) {
   kiln_renderer_config rcfg;
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = w->pool;
+  rcfg.scene_variants = true; /* frames with overrides render variants of the job's scene */
   rc = kiln_renderer_create(kiln_job_scene(w->job), &w->dev, 1, &rcfg, &w->shared);
   if (rc) kiln__say(msg, cap, "cannot prepare the scene in the worker: %s", kiln_strerror(rc));
   return rc;
@@ -106,28 +108,22 @@ static void inject(kiln__fault_kind k) {
     for (;;) pause(); /* until the parent's SIGKILL */
 }
 
-/* Renders rq: *img (owned by *f, which the caller releases) or an error with msg. */
+/* Renders rq: *img (owned by *f, which the caller releases) or an error with msg. A frame with
+ * overrides is its scene rendered as a variant of the job's by the worker's renderer. */
 static int render(worker *w, const kiln__iso_request *rq, const char *patch, kiln_future **f,
-                  kiln_renderer **own, char *msg, size_t cap) {
+                  char *msg, size_t cap) {
   kiln_renderer *r = w->shared;
+  kiln_scene *scene = NULL;
   int rc;
   if (patch) {
     kiln_job_frame fr = {.frame = rq->frame, .camera = rq->camera, .seed = rq->seed};
     snprintf(fr.where, sizeof fr.where, "%s", rq->where);
     fr.scene_patch = (char *)patch; /* borrowed: fr is not cleared */
     kiln_error_detail err;
-    kiln_scene *scene = NULL;
     if ((rc = kiln_job_frame_scene(w->job, &fr, &err, &scene))) {
       kiln_error_detail_format(&err, msg, cap);
       return rc;
     }
-    kiln_renderer_config rcfg;
-    kiln_renderer_config_default(&rcfg);
-    rcfg.pool = w->pool;
-    rc = kiln_renderer_create(scene, &w->dev, 1, &rcfg, own);
-    kiln_scene_destroy(scene);
-    if (rc) return kiln__say(msg, cap, "cannot prepare the frame: %s", kiln_strerror(rc)), rc;
-    r = *own;
   }
   kiln_frame_config fc;
   kiln_frame_config_default(r, &fc);
@@ -135,8 +131,10 @@ static int render(worker *w, const kiln__iso_request *rq, const char *patch, kil
   fc.seed = rq->seed;
   fc.frame = (uint32_t)rq->frame;
   fc.width = w->setup->width, fc.height = w->setup->height, fc.spp = w->setup->spp;
-  if ((rc = kiln_renderer_submit(r, &fc, f)))
-    return kiln__say(msg, cap, "cannot submit the render: %s", kiln_strerror(rc)), rc;
+  fc.planes = w->setup->passes; /* the planes it sends back, and no more */
+  rc = scene ? kiln_renderer_submit_scene(r, scene, &fc, f) : kiln_renderer_submit(r, &fc, f);
+  kiln_scene_destroy(scene);
+  if (rc) return kiln__say(msg, cap, "cannot submit the render: %s", kiln_strerror(rc)), rc;
   const char *m = NULL;
   if ((rc = kiln_future_error(*f, -1, &m))) kiln__say(msg, cap, "%s", m ? m : kiln_strerror(rc));
   return rc;
@@ -200,20 +198,18 @@ static int serve_one(worker *w) {
   kiln__fault_kind fault = fault_for(w->setup, &rq);
   inject(fault);
   kiln_future *f = NULL;
-  kiln_renderer *own = NULL;
   double t0 = kiln__now();
   if (fault == KILN__FAULT_LOST) {
     h.code = KILN_EDEVICE_LOST;
     snprintf(h.message, sizeof h.message, "device lost (injected on frame %ld)", rq.frame);
   } else {
-    h.code = render(w, &rq, patch, &f, &own, h.message, sizeof h.message);
+    h.code = render(w, &rq, patch, &f, h.message, sizeof h.message);
   }
   h.render_s = kiln__now() - t0;
   void *v = NULL;
   if (f && h.code == 0) kiln_future_result(f, 0, &v);
   rc = reply(w, &h, v);
   kiln_future_release(f);
-  kiln_renderer_destroy(own);
   free(patch);
   return rc;
 }

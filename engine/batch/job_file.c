@@ -82,8 +82,9 @@ static int nomem(kiln_error_detail *err, const char *file) {
 
 /* Loads the scene at path (validated, errors located in it) and keeps its document and names. */
 static int load_scene(kiln_job *job, const char *path, kiln_pool *pool, kiln_error_detail *err) {
-  int rc = kiln_scene_load_pool(pool, path, err, &job->scene);
-  if (rc) return rc;
+  int rc = kiln__asset_cache_create(&job->assets);
+  if (rc) return nomem(err, path);
+  if ((rc = kiln__scene_load_cached(pool, path, job->assets, err, &job->scene))) return rc;
   size_t len;
   if (!(job->scene_path = dup_str(path)) || !(job->scene_dir = kiln__dirname(path)))
     return nomem(err, path);
@@ -614,6 +615,7 @@ void kiln_job_destroy(kiln_job *job) {
   free(job->objects), free(job->lights), free(job->object_index), free(job->light_index);
   free(job->materials), free(job->material_index);
   kiln_scene_destroy(job->scene);
+  kiln__asset_cache_destroy(job->assets);
   cJSON_Delete(job->scene_doc), cJSON_Delete(job->root);
   free(job->scene_text), free(job->scene_path), free(job->scene_dir);
   free(job->text), free(job->path), free(job->output), free(job->list_path);

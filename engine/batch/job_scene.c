@@ -4,13 +4,14 @@
  * The patch is merged into a copy of the document: an object or light override replaces the named
  * entry's keys it gives (a transform replaces the whole transform); a material or environment
  * override does the same unless its "type" differs from the scene's, in which case it replaces the
- * material or environment. The result is printed and loaded with kiln_scene_load_string (relative
- * file names resolved against the scene's folder). An error in the merged text is reported with
- * the frame's `where` as its file and the path rewritten to the override's (objects[2] becomes
- * objects.<name>), since the merged text's lines exist nowhere.
+ * material or environment. The result is printed and loaded as kiln_scene_load_string would
+ * (relative file names resolved against the scene's folder), with the job's asset cache: mesh
+ * and image files are decoded once per job, not once per frame. An error in the merged text is
+ * reported with the frame's `where` as its file and the path rewritten to the override's
+ * (objects[2] becomes objects.<name>), since the merged text's lines exist nowhere.
  *
- * Threads: only reads the job (its scene document and names), so any number of calls may run at
- * once, alongside kiln_job_next. */
+ * Threads: only reads the job (its scene document and names; its asset cache takes its own
+ * lock), so any number of calls may run at once, alongside kiln_job_next. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,8 @@ static int frame_scene(const kiln_job *job, const kiln_job_frame *fr, kiln_error
   } else if (!(text = cJSON_PrintUnformatted(doc))) {
     rc = KILN_ENOMEM;
     snprintf(err->message, sizeof err->message, "out of memory");
-  } else if ((rc = kiln_scene_load_string(text, job->scene_dir, fr->where, err, out))) {
+  } else if ((rc = kiln__scene_load_string_cached(text, job->scene_dir, fr->where, NULL,
+                                                  job->assets, err, out))) {
     if (strncmp(err->file, fr->where, sizeof err->file - 1) == 0) {
       err->line = err->column = 0;
       rename_path(job, err->path, sizeof err->path);

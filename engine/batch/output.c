@@ -32,6 +32,10 @@ const char *const kiln__pass_names[KILN__NPASS + 1] = {
     "position", "objcoord", "nocs", "category", "flow_fwd", "flow_bwd", "motion_fwd", "motion_bwd",
     NULL};
 _Static_assert(KILN_PASS_ALL == (1u << KILN__NPASS) - 1, "a name for every pass");
+_Static_assert((unsigned)KILN_PLANE_DEPTH == (unsigned)KILN_PASS_DEPTH &&
+                   (unsigned)KILN_PLANE_UV == (unsigned)KILN_PASS_UV &&
+                   (unsigned)KILN_PLANE_ALL == (1u << KILN__NPLANE) - 1,
+               "the renderer's planes are the first passes, bit for bit");
 
 unsigned kiln__planes_of(unsigned passes) {
   unsigned planes = passes & ((1u << KILN__NPLANE) - 1);

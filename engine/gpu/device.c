@@ -1,5 +1,5 @@
-/* device.c: opens a physical device as a kiln_gpu_device (a VkDevice with every compute queue as a
- * lane), and closes it. The same physical device may be opened any number of times; each open is
+/* device.c: opens a physical device as a kiln_gpu_device (a VkDevice with a few queues of one
+ * compute family as its lanes: kiln__choose_queues), and closes it. The same physical device may be opened any number of times; each open is
  * independent (its own queues, memory, completion thread), which is how tests run multi-device
  * code on lavapipe's single queue.
  *
@@ -95,38 +95,42 @@ static int create_timeline(kiln_gpu_device *dev, VkSemaphore *out) {
   return r == VK_SUCCESS ? 0 : vk_error(dev->gpu, r, "vkCreateSemaphore(timeline)");
 }
 
-/* Creates the VkDevice with every compute queue (up to cfg.max_lanes, however many a family
- * has) and loads its entry points. Lanes are described in dev->lanes (queue handles filled in by init_lanes). */
+int kiln__choose_queues(const kiln_gpu_queue_family *families, uint32_t nfamilies,
+                        uint32_t max_lanes, uint32_t *family, uint32_t *count) {
+  *family = *count = 0;
+  uint32_t best = UINT32_MAX;
+  for (uint32_t f = 0; f < nfamilies; f++)
+    if (families[f].compute && families[f].queues > 0 &&
+        (best == UINT32_MAX || families[f].queues > families[best].queues))
+      best = f;
+  if (best == UINT32_MAX) return KILN_EUNSUPPORTED;
+  uint32_t limit = max_lanes ? max_lanes : KILN__DEFAULT_LANES;
+  *family = best;
+  *count = families[best].queues < limit ? families[best].queues : limit;
+  return 0;
+}
+
+/* Creates the VkDevice with the queues kiln__choose_queues picks (its reasons are there) and
+ * loads its entry points. Lanes are described in dev->lanes (queue handles filled in by
+ * init_lanes). */
 static int create_device(kiln_gpu_device *dev) {
   kiln_gpu *gpu = dev->gpu;
-  VkDeviceQueueCreateInfo qci[KILN_GPU_MAX_FAMILIES];
-  uint32_t most = 1;
-  for (uint32_t f = 0; f < dev->info.family_count; f++)
-    if (dev->info.families[f].queues > most) most = dev->info.families[f].queues;
-  float *prio = calloc(most, sizeof(*prio)); /* every queue the same (0.0 is valid) priority */
+  uint32_t family, lanes;
+  int rc = kiln__choose_queues(dev->info.families, dev->info.family_count, dev->cfg.max_lanes,
+                               &family, &lanes);
+  if (rc) return rc;
+  float *prio = calloc(lanes, sizeof(*prio)); /* every queue the same (0.0 is valid) priority */
   if (!prio) return KILN_ENOMEM;
-  uint32_t nq = 0, lanes = 0, limit = dev->cfg.max_lanes ? dev->cfg.max_lanes : UINT32_MAX;
-  for (uint32_t f = 0; f < dev->info.family_count && lanes < limit; f++) {
-    const kiln_gpu_queue_family *fam = &dev->info.families[f];
-    if (!fam->compute || fam->queues == 0) continue;
-    uint32_t count = fam->queues;
-    if (count > limit - lanes) count = limit - lanes;
-    qci[nq++] = (VkDeviceQueueCreateInfo){.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                          .queueFamilyIndex = f,
-                                          .queueCount = count,
-                                          .pQueuePriorities = prio};
-    lanes += count;
-  }
+  VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                 .queueFamilyIndex = family,
+                                 .queueCount = lanes,
+                                 .pQueuePriorities = prio};
   dev->lanes = calloc(lanes, sizeof(*dev->lanes));
   if (!dev->lanes) {
     free(prio);
     return KILN_ENOMEM;
   }
-  for (uint32_t q = 0, l = 0; q < nq; q++)
-    for (uint32_t i = 0; i < qci[q].queueCount; i++, l++) {
-      dev->lanes[l].family = qci[q].queueFamilyIndex;
-      dev->lanes[l].index = i;
-    }
+  for (uint32_t l = 0; l < lanes; l++) dev->lanes[l].family = family, dev->lanes[l].index = l;
 
   uint32_t api =
       dev->info.api_version < gpu->api_version ? dev->info.api_version : gpu->api_version;
@@ -142,8 +146,8 @@ static int create_device(kiln_gpu_device *dev) {
       .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .timelineSemaphore = VK_TRUE};
   VkDeviceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                            .pNext = &f12,
-                           .queueCreateInfoCount = nq,
-                           .pQueueCreateInfos = qci,
+                           .queueCreateInfoCount = 1,
+                           .pQueueCreateInfos = &qci,
                            .enabledExtensionCount = next,
                            .ppEnabledExtensionNames = exts};
   VkResult r = gpu->vk.CreateDevice(dev->phys, &ci, NULL, &dev->device);

@@ -209,6 +209,12 @@ struct kiln_gpu_buffer {
   struct kiln_gpu_buffer *prev, *next; /* dev->buffers, under dev->mu */
 };
 
+struct kiln_gpu_readback {
+  kiln_gpu_device *dev;
+  uint64_t size;
+  kiln__suballoc mem; /* staging: mapped, with the block's VkBuffer */
+};
+
 /* ---- kernels (kernel.c) and jobs (gpu_job.c) ------------------------------------------------- */
 
 enum { KILN__MAX_BINDINGS = 32, KILN__MAX_PUSH = 128 };
@@ -244,9 +250,10 @@ typedef struct kiln__cmd {
   uint32_t groups[3];
   kiln_gpu_buffer *src, *dst; /* copy, upload (dst), download (src) */
   uint64_t src_off, dst_off, size;
-  kiln__suballoc staging; /* upload, download */
-  void *host_dst;         /* download: caller's memory, or NULL: owned */
-  const void *host_src;   /* deferred upload: copied at launch */
+  kiln__suballoc staging;  /* upload, download (not into a readback) */
+  void *host_dst;          /* download: caller's memory, or NULL: owned */
+  kiln_gpu_readback *into; /* download into a readback (borrowed; staging unused), or NULL */
+  const void *host_src;    /* deferred upload: copied at launch */
 } kiln__cmd;
 
 /* One dependency's done-callback argument. */
@@ -377,6 +384,24 @@ int kiln__dev_job_begin(kiln_gpu_device *dev);
 void kiln__dev_job_end(kiln_gpu_device *dev);
 /* Counts an object (buffer, kernel) created on dev, or KILN_ESHUTDOWN / KILN_EDEVICE_LOST. */
 int kiln__dev_check_open(kiln_gpu_device *dev);
+
+/* The queues a device opens (device.c), chosen from its families alone so that tests can give
+ * made-up ones: one family, so that buffers created VK_SHARING_MODE_EXCLUSIVE (every buffer of
+ * kiln's) are only ever used by queues of the family that owns them, as the Vulkan spec requires
+ * ("Resources created with VK_SHARING_MODE_EXCLUSIVE must have their ownership explicitly
+ * transferred from one queue family to another in order to access their content in a
+ * well-defined manner on a queue in a different queue family"), without ownership transfers or
+ * VK_SHARING_MODE_CONCURRENT; the compute-capable family with the most queues (the first on
+ * ties: NVIDIA's universal family 0 of 16, AMD's compute family of 4 rather than its one
+ * graphics queue, lavapipe's only queue); and at most max_lanes of its queues, 0 meaning
+ * KILN__DEFAULT_LANES. Several queues let the GPU overlap one frame's read-back with another's
+ * dispatches and keep it fed while the CPU finishes frames; beyond a few they share the same
+ * hardware engines, and each one adds a command pool, a timeline semaphore and (in a batch) two
+ * more frames in flight. Not measured on a GPU yet: the first GPU run is to confirm it.
+ * 0 with *family and *count, or KILN_EUNSUPPORTED when no family computes. */
+enum { KILN__DEFAULT_LANES = 4 };
+int kiln__choose_queues(const kiln_gpu_queue_family *families, uint32_t nfamilies,
+                        uint32_t max_lanes, uint32_t *family, uint32_t *count);
 /* A malloc'd copy of the loss message, or NULL (not lost, or out of memory). Any thread. */
 char *kiln__dev_lost_message(kiln_gpu_device *dev);
 

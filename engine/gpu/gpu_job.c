@@ -155,6 +155,18 @@ int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offs
   return 0;
 }
 
+int kiln_gpu_job_download_into(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
+                               uint64_t size, kiln_gpu_readback *dst, uint64_t dst_offset) {
+  if (!src || !dst || src->dev != job->dev || dst->dev != job->dev ||
+      !in_range(src, offset, size) || dst_offset > dst->size || size > dst->size - dst_offset)
+    return job_error(job, KILN_EINVAL);
+  kiln__cmd *c = push_cmd(job, KILN__CMD_DOWNLOAD);
+  if (!c) return KILN_ENOMEM;
+  c->src = src, c->src_off = offset, c->size = size;
+  c->into = dst, c->dst_off = dst_offset;
+  return 0;
+}
+
 /* ---- lifetime ----------------------------------------------------------------------------- */
 
 /* Gives back staging memory and the device's outstanding count. After this the job must not
@@ -240,11 +252,13 @@ static int record(kiln_gpu_job *job, VkCommandBuffer cb) {
         region.srcOffset = c->staging.offset, region.dstOffset = c->dst_off;
         dev->vk.CmdCopyBuffer(cb, c->staging.block->buffer, c->dst->buffer, 1, &region);
         break;
-      case KILN__CMD_DOWNLOAD:
-        region.srcOffset = c->src_off, region.dstOffset = c->staging.offset;
-        dev->vk.CmdCopyBuffer(cb, c->src->buffer, c->staging.block->buffer, 1, &region);
+      case KILN__CMD_DOWNLOAD: {
+        const kiln__suballoc *to = c->into ? &c->into->mem : &c->staging;
+        region.srcOffset = c->src_off, region.dstOffset = to->offset + c->dst_off;
+        dev->vk.CmdCopyBuffer(cb, c->src->buffer, to->block->buffer, 1, &region);
         downloads = true;
         break;
+      }
     }
   }
   /* Read-backs: make the copies visible to the host reads after the semaphore wait. */
@@ -259,7 +273,7 @@ static void *finish_downloads(kiln_gpu_job *job) {
   void *owned = NULL;
   for (size_t i = 0; i < job->n; i++) {
     kiln__cmd *c = &job->cmds[i];
-    if (c->kind != KILN__CMD_DOWNLOAD) continue;
+    if (c->kind != KILN__CMD_DOWNLOAD || c->into) continue; /* a readback is read in place */
     void *dst = c->host_dst;
     if (!dst) dst = owned = malloc(c->size);
     if (dst) memcpy(dst, kiln__staging_ptr(&c->staging), c->size);

@@ -244,6 +244,36 @@ void kiln__staging_put(kiln_gpu_device *dev, kiln__suballoc *s) {
   alloc_give(dev, &dev->staging, s);
 }
 
+/* ---- readbacks ---------------------------------------------------------------------------- */
+
+int kiln_gpu_readback_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_readback **out) {
+  *out = NULL;
+  if (size == 0) return KILN_EINVAL;
+  int rc = kiln__dev_check_open(dev);
+  if (rc) return rc;
+  kiln_gpu_readback *rb = calloc(1, sizeof(*rb));
+  if (!rb) return KILN_ENOMEM;
+  if ((rc = kiln__staging_get(dev, size, &rb->mem))) {
+    free(rb);
+    return rc;
+  }
+  rb->dev = dev, rb->size = size;
+  *out = rb;
+  return 0;
+}
+
+void kiln_gpu_readback_destroy(kiln_gpu_readback *rb) {
+  if (!rb) return;
+  kiln__staging_put(rb->dev, &rb->mem);
+  free(rb);
+}
+
+const void *kiln_gpu_readback_data(const kiln_gpu_readback *rb) {
+  return kiln__staging_ptr(&rb->mem);
+}
+
+uint64_t kiln_gpu_readback_get_size(const kiln_gpu_readback *rb) { return rb->size; }
+
 /* ---- buffers ------------------------------------------------------------------------------ */
 
 int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer **out) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libdeflate.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,32 +100,44 @@ static void png_chunk(buf *b, const char type[4], const unsigned char *data, siz
   buf_put(b, c, 4);
 }
 
-static unsigned paeth(int a, int b, int c) {
-  int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
-  return (unsigned)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+/* The sum of absolute differences of a filtered row (its bytes read as signed): libpng's
+ * heuristic's cost. */
+static unsigned long row_cost(const unsigned char *f, size_t n) {
+  unsigned long cost = 0;
+  for (size_t i = 0; i < n; i++) cost += (unsigned long)abs((int)(signed char)f[i]);
+  return cost;
 }
 
 /* Filters one row (PNG's big-endian bytes in `raw`) into out[0] = type, out[1..n]. bpp: bytes per
- * pixel; prev: the previous raw row or NULL. */
+ * pixel; prev: the previous raw row, zeros for the first (as PNG defines it). Each filter is its
+ * own branch-free loop over the row (the compiler's to vectorise), into scratch[0..4n); ties go
+ * to the earlier filter of None, Sub, Up, Paeth. */
 static void png_filter_row(const unsigned char *raw, const unsigned char *prev, size_t n,
                            size_t bpp, unsigned char *out, unsigned char *scratch) {
-  unsigned long best_cost = (unsigned long)-1;
-  for (int f = 0; f < 4; f++) {
-    unsigned long cost = 0;
-    for (size_t i = 0; i < n; i++) {
-      unsigned a = i >= bpp ? raw[i - bpp] : 0, b = prev ? prev[i] : 0;
-      unsigned c = (i >= bpp && prev) ? prev[i - bpp] : 0;
-      unsigned pred = f == 0 ? 0 : f == 1 ? a : f == 2 ? b : paeth((int)a, (int)b, (int)c);
-      unsigned char v = (unsigned char)(raw[i] - pred);
-      scratch[i] = v;
-      cost += v < 128 ? v : 256u - v;
-    }
-    if (cost < best_cost) {
-      best_cost = cost;
-      out[0] = (unsigned char)(f == 3 ? 4 : f); /* PNG filter types: 0 None 1 Sub 2 Up 4 Paeth */
-      memcpy(out + 1, scratch, n);
-    }
+  unsigned char *sub = scratch, *up = scratch + n, *pae = scratch + 2 * n;
+  size_t head = bpp < n ? bpp : n;
+  for (size_t i = 0; i < head; i++) {
+    sub[i] = raw[i];
+    up[i] = (unsigned char)(raw[i] - prev[i]);
+    pae[i] = (unsigned char)(raw[i] - prev[i]); /* a = c = 0: Paeth predicts b */
   }
+  for (size_t i = head; i < n; i++) {
+    int a = raw[i - bpp], b = prev[i], c = prev[i - bpp];
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+    int pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    sub[i] = (unsigned char)(raw[i] - a);
+    up[i] = (unsigned char)(raw[i] - b);
+    pae[i] = (unsigned char)(raw[i] - pred);
+  }
+  const unsigned char *rows[4] = {raw, sub, up, pae};
+  int best = 0;
+  unsigned long best_cost = row_cost(raw, n);
+  for (int f = 1; f < 4; f++) {
+    unsigned long cost = row_cost(rows[f], n);
+    if (cost < best_cost) best_cost = cost, best = f;
+  }
+  out[0] = (unsigned char)(best == 3 ? 4 : best); /* PNG filter types: 0 None 1 Sub 2 Up 4 Paeth */
+  memcpy(out + 1, rows[best], n);
 }
 
 int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) {
@@ -135,13 +148,13 @@ int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) 
   size_t n = row_bytes(r), bpp = (size_t)r->channels * type_size(r->type);
   size_t filtered_len = (n + 1) * (size_t)r->height;
   unsigned char *filtered = malloc(filtered_len);
-  unsigned char *rows = malloc(2 * n), *scratch = malloc(n);
+  unsigned char *rows = malloc(2 * n), *scratch = malloc(3 * n), *zeros = calloc(n, 1);
   struct libdeflate_compressor *z = libdeflate_alloc_compressor(level);
   size_t bound = z ? libdeflate_zlib_compress_bound(z, filtered_len) : 0;
   unsigned char *zbuf = bound ? malloc(bound) : NULL;
   int rc = KILN_ENOMEM;
-  if (filtered && rows && scratch && zbuf) {
-    unsigned char *raw = rows, *prev = NULL;
+  if (filtered && rows && scratch && zeros && zbuf) {
+    unsigned char *raw = rows, *prev = zeros;
     for (int y = 0; y < r->height; y++) {
       const unsigned char *src = row_ptr(r, y);
       if (r->type == KILN__PIX_U16) { /* PNG samples are big-endian */
@@ -174,7 +187,7 @@ int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) 
     rc = zlen ? buf_finish(&b, out, len) : (free(b.p), KILN_ENOMEM);
   }
   if (z) libdeflate_free_compressor(z);
-  free(filtered), free(rows), free(scratch), free(zbuf);
+  free(filtered), free(rows), free(scratch), free(zeros), free(zbuf);
   return rc;
 }
 
@@ -374,15 +387,70 @@ static float srgb_oetf(float l) {
   return l <= 0.0031308f ? 12.92f * l : 1.055f * powf(l, 1.0f / 2.4f) - 0.055f;
 }
 
+/* The 8-bit sRGB code of v in [0, 1] by the curve itself: what the table below reproduces. */
+static uint8_t srgb8_exact(float v) { return (uint8_t)(srgb_oetf(v) * 255.0f + 0.5f); }
+
+/* 8-bit sRGB through a table, the same bytes as srgb8_exact for every float in [0, 1]. The code
+ * is a non-decreasing function of v, so on each bucket of floats (those sharing their top 16
+ * bits: exponent and 7 mantissa bits, a 2^-7 relative range) it is a base code plus the number of
+ * the bucket's thresholds that v has reached; on a bucket the curve rises by less than one code
+ * (at most 255 * 1.055 / 2.4 * 2^-7 = 0.88 near 1, less below), so there is at most one
+ * threshold: the least float of the bucket whose code is above the base. The thresholds are
+ * found by bisection on the float bits against srgb8_exact, once per process; the test
+ * (tests/encode) compares the two on every float in [0, 1]. */
+enum { SRGB8_BUCKETS = (0x3f800000 >> 16) + 1 };
+static struct {
+  uint8_t base[SRGB8_BUCKETS];
+  uint32_t step[SRGB8_BUCKETS]; /* the threshold's bits; 0xffffffff: none */
+} srgb8;
+static pthread_once_t srgb8_once = PTHREAD_ONCE_INIT;
+
+static float float_of(uint32_t bits) {
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static void srgb8_build(void) {
+  for (uint32_t k = 0; k < SRGB8_BUCKETS; k++) {
+    uint32_t lo = k << 16, hi = k + 1 < SRGB8_BUCKETS ? lo + 0xffff : 0x3f800000;
+    uint8_t base = srgb8_exact(float_of(lo));
+    srgb8.base[k] = base;
+    srgb8.step[k] = 0xffffffffu;
+    if (srgb8_exact(float_of(hi)) == base) continue;
+    while (lo + 1 < hi) { /* code(lo) == base < code(hi) */
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (srgb8_exact(float_of(mid)) == base) lo = mid;
+      else hi = mid;
+    }
+    srgb8.step[k] = hi;
+  }
+}
+
+/* v in [0, 1] (not NaN) to its 8-bit sRGB code. */
+static inline uint8_t srgb8_of(float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  uint32_t k = bits >> 16;
+  return (uint8_t)(srgb8.base[k] + (bits >= srgb8.step[k]));
+}
+
+uint8_t kiln__srgb8(float v) {
+  pthread_once(&srgb8_once, srgb8_build);
+  return srgb8_of(v);
+}
+
+uint8_t kiln__srgb8_exact(float v) { return srgb8_exact(v); }
+
 void kiln__linear_to_srgb(const float *rgb, size_t npixels, float exposure, bool filmic,
                           kiln__pixel_type type, void *out) {
   float scale = exp2f(exposure), maxv = type == KILN__PIX_U16 ? 65535.0f : 255.0f;
+  if (type == KILN__PIX_U8) pthread_once(&srgb8_once, srgb8_build);
   for (size_t i = 0; i < npixels * 3; i++) {
     float v = rgb[i] * scale;
     if (!(v > 0)) v = 0; /* also NaN */
     v = filmic ? aces_fit(v) : (v > 1 ? 1 : v);
-    float q = srgb_oetf(v) * maxv + 0.5f;
-    if (type == KILN__PIX_U16) ((uint16_t *)out)[i] = (uint16_t)q;
-    else ((uint8_t *)out)[i] = (uint8_t)q;
+    if (type == KILN__PIX_U16) ((uint16_t *)out)[i] = (uint16_t)(srgb_oetf(v) * maxv + 0.5f);
+    else ((uint8_t *)out)[i] = srgb8_of(v);
   }
 }

@@ -17,20 +17,23 @@ void kiln_image_get_info(const kiln_image *img, kiln_image_info *info) {
                             .uv = img->uv};
 }
 
-kiln_image *kiln__image_new(int32_t w, int32_t h) {
+kiln_image *kiln__image_new(int32_t w, int32_t h) { return kiln__image_new_planes(w, h, 0); }
+
+kiln_image *kiln__image_new_planes(int32_t w, int32_t h, unsigned planes) {
+  enum { DEPTH = 2, NORMAL = 4, ALBEDO = 8, ID = 16, INSTANCE = 32, UV = 64 }; /* KILN_PLANE_* */
+  if (!planes) planes = ~0u;
   kiln_image *img = calloc(1, sizeof *img);
   if (!img) return NULL;
   size_t n = (size_t)w * (size_t)h;
   img->width = w, img->height = h;
-  img->color = malloc(n * 3 * sizeof(float));
-  img->depth = malloc(n * sizeof(float));
-  img->normal = malloc(n * 3 * sizeof(float));
-  img->albedo = malloc(n * 3 * sizeof(float));
-  img->object_id = malloc(n * sizeof(uint32_t));
-  img->instance_id = malloc(n * sizeof(uint32_t));
-  img->uv = malloc(n * 2 * sizeof(float));
-  if (!img->color || !img->depth || !img->normal || !img->albedo || !img->object_id ||
-      !img->instance_id || !img->uv) {
+  bool fail = !(img->color = malloc(n * 3 * sizeof(float)));
+  if (planes & DEPTH) fail |= !(img->depth = malloc(n * sizeof(float)));
+  if (planes & NORMAL) fail |= !(img->normal = malloc(n * 3 * sizeof(float)));
+  if (planes & ALBEDO) fail |= !(img->albedo = malloc(n * 3 * sizeof(float)));
+  if (planes & ID) fail |= !(img->object_id = malloc(n * sizeof(uint32_t)));
+  if (planes & INSTANCE) fail |= !(img->instance_id = malloc(n * sizeof(uint32_t)));
+  if (planes & UV) fail |= !(img->uv = malloc(n * 2 * sizeof(float)));
+  if (fail) {
     kiln_image_destroy(img);
     return NULL;
   }

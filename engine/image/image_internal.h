@@ -25,6 +25,10 @@ struct kiln_image {
 /* A new image with every plane allocated (uninitialised); NULL on ENOMEM. */
 kiln_image *kiln__image_new(int32_t w, int32_t h);
 
+/* The same with the colour and the planes in planes (kiln/render.h's KILN_PLANE_* bits; 0: all)
+ * allocated, the others NULL. */
+kiln_image *kiln__image_new_planes(int32_t w, int32_t h, unsigned planes);
+
 /* ---- encoders ------------------------------------------------------------------------------ */
 
 /* Encoders (encode.c): image encoders over caller-owned pixel buffers.
@@ -81,8 +85,14 @@ int kiln__encode_npy(const kiln__raster *r, void **out, size_t *len);
 
 /* Linear RGB floats (3 per pixel) to 8- or 16-bit sRGB (type U8 or U16 into out, 3 per pixel):
  * scaled by 2^exposure, then tone-mapped (filmic: an ACES fit) or clamped, then the sRGB transfer
- * curve, rounded. NaN becomes 0. */
+ * curve, rounded. NaN becomes 0. 8 bits through a table (kiln__srgb8), 16 by the curve. */
 void kiln__linear_to_srgb(const float *rgb, size_t npixels, float exposure, bool filmic,
                           kiln__pixel_type type, void *out);
+
+/* The 8-bit sRGB code of v in [0, 1] (not NaN): kiln__srgb8 through the table that
+ * kiln__linear_to_srgb uses for 8 bits, kiln__srgb8_exact by the curve (powf); the same for every
+ * such float (tests/encode checks all of them). Any thread. */
+uint8_t kiln__srgb8(float v);
+uint8_t kiln__srgb8_exact(float v);
 
 #endif

@@ -13,7 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "../../shaders/pathtrace/layout.h"
+#include "kiln/gpu.h"
+#include "kiln/render.h"
 #include "kiln/sched.h"
 #include "scene_data.h"
 
@@ -107,13 +111,109 @@ int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buf
 /* Frees what p holds; a zeroed p is a no-op. */
 void kiln__render_pack_free(kiln__render_buffers *p);
 
+/* ---- frames in flight (frames.c) ------------------------------------------------------------ */
+
+/* The device memory and read-back memory of one frame: colour sums (a vec4 a pixel), the AOV
+ * planes asked for (naov vec4 planes; aov NULL without any), and rb, which the job downloads both
+ * into (colour first, then the AOV planes). Owned by a frame in flight, else by the pool. */
+typedef struct kiln__frame_bufs {
+  size_t npix;
+  uint32_t naov;
+  kiln_gpu_buffer *accum, *aov;
+  kiln_gpu_readback *rb;
+  struct kiln__frame_bufs *next; /* the pool's list */
+} kiln__frame_bufs;
+
+/* The sets of frames that are done, kept for the next frames of the same size on one device.
+ * Any thread; get and put may run at once. */
+typedef struct kiln__frame_pool {
+  pthread_mutex_t mu;     /* guards the fields below; a leaf */
+  kiln__frame_bufs *idle; /* most recently returned first */
+  uint64_t idle_bytes;    /* device and host bytes of idle (2 x the set's buffers) */
+  uint64_t budget;        /* the most idle bytes kept */
+  uint64_t made, reused;  /* sets made, sets handed out again (tests) */
+} kiln__frame_pool;
+
+void kiln__frame_pool_init(kiln__frame_pool *p, uint64_t budget);
+/* Frees every idle set; none may be out. */
+void kiln__frame_pool_fini(kiln__frame_pool *p);
+/* A set for npix pixels and naov AOV planes on dev: an idle one of that size, else a new one.
+ * 0, or a buffer or readback creation error. */
+int kiln__frame_pool_get(kiln__frame_pool *p, kiln_gpu_device *dev, size_t npix, uint32_t naov,
+                         kiln__frame_bufs **out);
+/* Gives s back (its frame's job done); frees the least recently returned beyond the budget. */
+void kiln__frame_pool_put(kiln__frame_pool *p, kiln__frame_bufs *s);
+/* Frees s (not in a pool). NULL is a no-op. */
+void kiln__frame_bufs_free(kiln__frame_bufs *s);
+void kiln__frame_pool_counts(kiln__frame_pool *p, uint64_t *made, uint64_t *reused);
+
+/* The AOV planes (PT_AOV_*) that the first-hit planes (KILN_PLANE_*) need. */
+uint32_t kiln__aov_groups(unsigned planes);
+
+/* A new image of w x h with the planes (KILN_PLANE_*; colour always, uv with object_id) built
+ * from s's read-back memory (its frame's job done): colour sums over spp, the AOV planes. NULL
+ * when out of memory. Any thread. */
+struct kiln_image *kiln__frame_image(const kiln__frame_bufs *s, int32_t w, int32_t h, uint32_t spp,
+                                     unsigned planes);
+
+/* ---- scene variants (variant.c) ------------------------------------------------------------ */
+
+/* The scene a renderer was made for, kept (with kiln_renderer_config.scene_variants) to render
+ * variants of it: see variant.c. */
+typedef struct kiln__variant_base kiln__variant_base;
+
+/* What a renderer did for variants so far (tests and benchmarks). */
+typedef struct kiln__variant_stats {
+  uint64_t variants;         /* variant frames packed */
+  uint64_t bvh_builds;       /* of those, the ones whose geometry differed: a BVH was built */
+  uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
+  uint64_t bytes_uploaded;
+  uint64_t kernels; /* kernels made for variants of other features (on every device) */
+} kiln__variant_stats;
+
+/* A base of scene s with its BVH *bvh and packed buffers *p, which it takes (they are zeroed,
+ * and freed on failure too). 0 or KILN_ENOMEM. */
+int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render_buffers *p,
+                              kiln__variant_base **out);
+void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
+/* The base's packed buffers (borrowed). */
+const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
+/* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
+ * BVH when s's triangles and spheres are the base's, else with a BVH built now (on pool, may be
+ * NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
+int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
+                       kiln__render_buffers *out);
+/* Counts one buffer of bytes uploaded for a variant. Any thread. */
+void kiln__variant_base_count_upload(kiln__variant_base *b, size_t bytes);
+/* Fills the counters of *out that the base keeps (all but kernels). Any thread. */
+void kiln__variant_base_stats(kiln__variant_base *b, kiln__variant_stats *out);
+
 /* ---- the renderer, for tests -------------------------------------------------------------- */
+
+/* *out: renderer r's variant counters (all 0 without scene_variants). Any thread. */
+struct kiln_renderer;
+void kiln__renderer_variant_stats(struct kiln_renderer *r, kiln__variant_stats *out);
+
 
 struct kiln_renderer;
 
 /* The KILN__RF_* of renderer r's kernel on its device dev (0 past the last): what the scene has
  * and where it is read from there. */
 uint32_t kiln__renderer_device_features(const struct kiln_renderer *r, size_t dev);
+
+/* For benchmarks: replaces r's kernels by pathtrace_null (shaders/pathtrace/), which writes
+ * what a frame reads back without tracing anything, so that frames cost only their CPU side (an
+ * infinitely fast GPU). Call before submitting any frame, from the thread that made r. 0, or
+ * kiln_gpu_kernel_create's error (the devices switched so far keep the null kernel). */
+int kiln__renderer_null_kernel(struct kiln_renderer *r);
+
+/* What renderer r has done so far (tests): frames submitted, AOV planes written (one a frame
+ * per PT_AOV_* group asked for), bytes read back, and the sets of frame memory made new and
+ * handed out again from the pool, all devices together. Any thread. */
+typedef struct kiln__renderer_stats {
+  uint64_t frames, aov_planes, bytes_read_back, bufs_made, bufs_reused;
+} kiln__renderer_stats;
+void kiln__renderer_get_stats(struct kiln_renderer *r, kiln__renderer_stats *out);
 
 /* Fault injection: the next n frames submitted to r find kiln_future_on_done failing with
  * KILN_ENOMEM (as when the callback's node cannot be allocated). Any thread. */

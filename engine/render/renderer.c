@@ -2,15 +2,27 @@
  * tile x pass dispatches of shaders/pathtrace/pathtrace.comp, and the read-back into a kiln_image.
  *
  * A frame: one job on the chosen device (every dispatch of every tile and pass in sample order,
- * then the downloads); its future's done-callback queues a finishing task on the renderer's own
- * one-thread pool, which frees the frame's buffers, converts the sums into the image and resolves
- * the frame's promise. No locks: a renderer is immutable after create, frames share nothing but
- * the list of parked frames (a lock-free stack, see park). The scene's buffers (their layout is
- * the shader's: shaders/pathtrace/layout.h) are built by pack.c. */
+ * then the downloads of the colour and of the AOV planes asked for, into the frame's mapped
+ * read-back memory); its future's done-callback queues a finishing task on the config's pool (or
+ * the renderer's own one-thread pool without one), which builds the image straight from that
+ * memory, gives the frame's memory back to its device's pool (frames.c) and resolves the frame's
+ * promise. Frames share the per-device memory pools (a leaf mutex each, frames.c), the counters
+ * (relaxed atomics), the list of parked frames (a lock-free stack, see park) and the kernels made
+ * for scene variants (one mutex, taken to find or make one); the rest of a renderer is immutable
+ * after create. The scene's buffers (their layout is the shader's: shaders/pathtrace/layout.h)
+ * are built by pack.c.
+ *
+ * A frame of a scene variant (kiln_renderer_submit_scene, variant.c) binds the scene's buffers
+ * where the variant's bytes are the same, and its own (uploaded by the frame's job, before its
+ * dispatches, freed with the frame) where they differ; its kernel is specialised for the
+ * variant exactly as a renderer of the variant alone would specialise it, so its pixels are
+ * that renderer's. */
 #include "kiln/render.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,27 +39,52 @@ typedef struct dev_slot {
                                  and TPRIMS (NODES, PRIMS or SCENE again, bound at each submit) */
   uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
   uint32_t features;          /* its kernel's KILN__RF_* */
+  uint32_t uniform_vec4s;     /* its kernel's PT_SC_UNIFORM_VEC4S (0: SCENE not read) */
+  /* kernels made for scene variants whose features or SCENE length differ from the scene's
+   * (kiln_renderer_submit_scene): made on first use, kept for the renderer's life; under r->mu */
+  struct variant_kernel *vkernels;
+  size_t nvkernels;
+  kiln__frame_pool pool; /* its frames' memory, reused */
+  bool pool_ready;       /* pool initialised (destroy's test) */
 } dev_slot;
+
+/* The idle frame memory a device keeps (device and host bytes together): a few frames at 1024^2
+ * with every plane, hundreds at 256^2. */
+enum { FRAME_POOL_BYTES = 512u << 20 };
+
+typedef struct variant_kernel {
+  uint32_t features, uniform_vec4s;
+  kiln_gpu_kernel *kernel;
+} variant_kernel;
 
 typedef struct frame frame;
 
 struct kiln_renderer {
   dev_slot *devs;
   size_t ndevs;
-  kiln_pool *finisher; /* one thread: finishes frames */
+  kiln_pool *finisher; /* finishes frames: cfg.pool, else own_pool */
+  kiln_pool *own_pool; /* one thread, without cfg.pool; NULL with it */
   kiln_renderer_config cfg;
   kiln__camera camera;
   kiln__settings settings;
   _Atomic(frame *) parked; /* frames whose job runs unwatched (see park); freed by destroy */
   atomic_int fail_on_done; /* test seam: kiln__renderer_fail_on_done */
+  /* counters (kiln__renderer_get_stats); relaxed: ordered with nothing else */
+  atomic_uint_fast64_t frames, aov_planes, bytes_read_back;
+  /* cfg.scene_variants: the scene as uploaded (its BVH, packed buffers and geometry), what
+   * variants are compared with; read-only after create */
+  kiln__variant_base *base;
+  pthread_mutex_t mu; /* guards each dev_slot's vkernels (taken only to find or make one) */
 };
 
 struct frame {
   kiln_renderer *r;
-  kiln_gpu_buffer *accum, *aov;
-  float *accum_host, *aov_host;
+  dev_slot *d;
+  kiln__frame_bufs *bufs; /* from d->pool; back to it when the job is done */
   int32_t w, h;
   uint32_t spp;
+  unsigned planes;              /* KILN_PLANE_*, colour always, uv with object_id */
+  kiln_gpu_buffer *scene[NBUF]; /* a variant's buffers that differ from the scene's (owned) */
   kiln_future *job, *promise;
   frame *next_parked;
 };
@@ -137,6 +174,15 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   return p->features;
 }
 
+/* The bindings and push constants every kernel of the renderer has (pathtrace's layout). */
+static void kernel_config(kiln_gpu_kernel_config *kc) {
+  kiln_gpu_kernel_config_default(kc);
+  kc->buffers = NBUF;
+  kc->uniform_buffers = 1u << PT_BIND_SCENE;
+  kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
+  kc->push_size = sizeof(pt_push);
+}
+
 static void frame_free(frame *f);
 
 void kiln_renderer_destroy(kiln_renderer *r) {
@@ -149,13 +195,79 @@ void kiln_renderer_destroy(kiln_renderer *r) {
     frame_free(f);
     f = next;
   }
-  if (r->finisher) kiln_pool_destroy(r->finisher);
+  if (r->own_pool) kiln_pool_destroy(r->own_pool);
   for (size_t i = 0; i < r->ndevs; i++) {
-    for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(r->devs[i].buf[k]);
-    kiln_gpu_kernel_destroy(r->devs[i].kernel);
+    dev_slot *d = &r->devs[i];
+    if (d->pool_ready) kiln__frame_pool_fini(&d->pool);
+    for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(d->buf[k]);
+    kiln_gpu_kernel_destroy(d->kernel);
+    for (size_t j = 0; j < d->nvkernels; j++) kiln_gpu_kernel_destroy(d->vkernels[j].kernel);
+    free(d->vkernels);
   }
+  kiln__variant_base_free(r->base);
+  pthread_mutex_destroy(&r->mu);
   free(r->devs);
   free(r);
+}
+
+/* The pathtrace kernel for dev specialised for features, reading a SCENE uniform block of
+ * uniform_vec4s uvec4s (0: none). The same arguments give the same SPIR-V, so a scene variant's
+ * kernel is the one a renderer made for that variant alone would have. */
+static int make_kernel(kiln_gpu_device *dev, uint32_t features, uint32_t uniform_vec4s,
+                       kiln_gpu_kernel **out) {
+  bool uniform = features & KILN__RF_UNIFORM, shared = (features & KILN__RF_SHARED) && !uniform;
+  /* the arrays the kernel does not use keep their length 1, the shader's default */
+  uint32_t ints[PT_SC_COUNT] = {[PT_SC_UNIFORM_VEC4S] = uniform ? uniform_vec4s : 0,
+                                [PT_SC_SHARED_VEC4S] = shared ? PT_SHARED_VEC4S : 0};
+  uint32_t *spirv;
+  size_t spirv_size;
+  int rc = specialised_spirv(features, ints, &spirv, &spirv_size);
+  if (rc) return rc;
+  kiln_gpu_kernel_config kc;
+  kernel_config(&kc);
+  kc.spirv = spirv;
+  kc.spirv_size = spirv_size;
+  rc = kiln_gpu_kernel_create(dev, &kc, out);
+  free(spirv);
+  return rc;
+}
+
+/* What binding k of packed scene p holds on a device whose kernel has features: SCENE is read
+ * only where the kernel reads the uniform buffer; elsewhere 16 zero bytes (its block is then one
+ * uvec4), within any device's maxUniformBufferRange. */
+static const void *bound_data(const kiln__render_buffers *p, int k, uint32_t features,
+                              size_t *size) {
+  static const uint8_t zeros[16];
+  bool dummy = k == PT_BIND_SCENE && !(features & KILN__RF_UNIFORM);
+  *size = dummy ? sizeof zeros : p->size[k];
+  return dummy ? zeros : p->data[k];
+}
+
+/* Makes device slot d's kernel for p and uploads p's buffers into d->buf; waits for the upload. */
+static int upload_scene(const kiln_renderer_config *cfg, const kiln__render_buffers *p,
+                        dev_slot *d) {
+  device_tiles(cfg, d->dev, d);
+  d->features = scene_memory(p, cfg->scene_memory, d->dev);
+  d->uniform_vec4s = d->features & KILN__RF_UNIFORM ? (uint32_t)p->scene_vec4s : 0;
+  int rc = make_kernel(d->dev, d->features, d->uniform_vec4s, &d->kernel);
+  kiln_gpu_job *job;
+  if (rc || (rc = kiln_gpu_job_create(d->dev, &job))) return rc;
+  for (int k = 0; k < NBUF && !rc; k++) {
+    if (!p->data[k]) continue; /* per-frame buffers; TNODES and TPRIMS, bound at submit */
+    size_t size;
+    const void *data = bound_data(p, k, d->features, &size);
+    rc = kiln_gpu_buffer_create(d->dev, size, &d->buf[k]);
+    if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, data, size);
+  }
+  if (rc) {
+    kiln_gpu_job_discard(job);
+    return rc;
+  }
+  kiln_future *f;
+  if ((rc = kiln_gpu_job_submit(job, NULL, 0, &f))) return rc;
+  rc = kiln_future_result(f, -1, NULL);
+  kiln_future_release(f);
+  return rc;
 }
 
 int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
@@ -170,8 +282,15 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
   const kiln__scene *s = &scene->data;
   kiln_renderer *r = calloc(1, sizeof *r);
   if (!r) return KILN_ENOMEM;
+  if (pthread_mutex_init(&r->mu, NULL)) {
+    free(r);
+    return KILN_ENOMEM;
+  }
   atomic_init(&r->parked, NULL);
   atomic_init(&r->fail_on_done, 0);
+  atomic_init(&r->frames, 0);
+  atomic_init(&r->aov_planes, 0);
+  atomic_init(&r->bytes_read_back, 0);
   r->cfg = *cfg;
   r->camera = s->camera;
   r->settings = s->settings;
@@ -179,71 +298,73 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
   r->devs = calloc(ndevs, sizeof *r->devs);
   if (!r->devs) goto fail;
   r->ndevs = ndevs;
-  kiln_pool_config pc;
-  kiln_pool_config_default(&pc);
-  pc.threads = 1;
-  pc.name = "kiln_render";
-  if ((rc = kiln_pool_create(&pc, &r->finisher))) goto fail;
+  for (size_t i = 0; i < ndevs; i++) {
+    kiln__frame_pool_init(&r->devs[i].pool, FRAME_POOL_BYTES);
+    r->devs[i].pool_ready = true;
+  }
+  if (cfg->pool) {
+    r->finisher = cfg->pool;
+  } else {
+    kiln_pool_config pc;
+    kiln_pool_config_default(&pc);
+    pc.threads = 1;
+    pc.name = "kiln_render";
+    if ((rc = kiln_pool_create(&pc, &r->own_pool))) goto fail;
+    r->finisher = r->own_pool;
+  }
 
   kiln__bvh bvh;
   if ((rc = kiln__bvh_build(cfg->pool, s, &bvh))) goto fail;
   kiln__render_buffers p;
-  rc = kiln__render_pack(s, &bvh, &p);
-  kiln__bvh_free(&bvh);
-  if (rc) goto fail;
-  for (size_t i = 0; i < ndevs && !rc; i++) {
-    dev_slot *d = &r->devs[i];
-    d->dev = devs[i];
-    device_tiles(cfg, d->dev, d);
-    uint32_t *spirv;
-    size_t spirv_size;
-    d->features = scene_memory(&p, cfg->scene_memory, d->dev);
-    uint32_t features = d->features;
-    bool uniform = features & KILN__RF_UNIFORM, shared = (features & KILN__RF_SHARED) && !uniform;
-    /* the arrays the kernel does not use keep their length 1, the shader's default */
-    uint32_t ints[PT_SC_COUNT] = {[PT_SC_UNIFORM_VEC4S] = uniform ? (uint32_t)p.scene_vec4s : 0,
-                                  [PT_SC_SHARED_VEC4S] = shared ? PT_SHARED_VEC4S : 0};
-    if ((rc = specialised_spirv(features, ints, &spirv, &spirv_size))) break;
-    kiln_gpu_kernel_config kc;
-    kiln_gpu_kernel_config_default(&kc);
-    kc.spirv = spirv;
-    kc.spirv_size = spirv_size;
-    kc.buffers = NBUF;
-    kc.uniform_buffers = 1u << PT_BIND_SCENE;
-    kc.texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS;
-    kc.push_size = sizeof(pt_push);
-    rc = kiln_gpu_kernel_create(d->dev, &kc, &d->kernel);
-    free(spirv);
-    if (rc) break;
-    kiln_gpu_job *job;
-    if ((rc = kiln_gpu_job_create(d->dev, &job))) break;
-    static const uint8_t zeros[16];
-    for (int k = 0; k < NBUF && !rc; k++) {
-      if (!p.data[k]) continue; /* per-frame buffers; TNODES and TPRIMS, bound at submit */
-      /* SCENE is read only where the kernel reads the uniform buffer; elsewhere 16 bytes (its
-       * block is then one uvec4), within any device's maxUniformBufferRange */
-      bool dummy = k == PT_BIND_SCENE && !(features & KILN__RF_UNIFORM);
-      const void *data = dummy ? zeros : p.data[k];
-      size_t size = dummy ? sizeof zeros : p.size[k];
-      rc = kiln_gpu_buffer_create(d->dev, size, &d->buf[k]);
-      if (!rc) rc = kiln_gpu_job_upload(job, d->buf[k], 0, data, size);
-    }
-    if (rc) {
-      kiln_gpu_job_discard(job);
-      break;
-    }
-    kiln_future *f;
-    if ((rc = kiln_gpu_job_submit(job, NULL, 0, &f))) break;
-    rc = kiln_future_result(f, -1, NULL);
-    kiln_future_release(f);
+  if ((rc = kiln__render_pack(s, &bvh, &p))) {
+    kiln__bvh_free(&bvh);
+    goto fail;
   }
-  kiln__render_pack_free(&p);
+  for (size_t i = 0; i < ndevs && !rc; i++) {
+    r->devs[i].dev = devs[i];
+    rc = upload_scene(cfg, &p, &r->devs[i]);
+  }
+  if (!rc && cfg->scene_variants) {
+    rc = kiln__variant_base_create(s, &bvh, &p, &r->base); /* takes bvh and p */
+  } else {
+    kiln__bvh_free(&bvh);
+    kiln__render_pack_free(&p);
+  }
   if (rc) goto fail;
   *out = r;
   return 0;
 fail:
   kiln_renderer_destroy(r);
   return rc;
+}
+
+int kiln__renderer_null_kernel(kiln_renderer *r) {
+  kiln_gpu_kernel_config kc;
+  kernel_config(&kc);
+  kc.builtin = "pathtrace_null";
+  for (size_t i = 0; i < r->ndevs; i++) {
+    kiln_gpu_kernel *k;
+    int rc = kiln_gpu_kernel_create(r->devs[i].dev, &kc, &k);
+    if (rc) return rc;
+    kiln_gpu_kernel_destroy(r->devs[i].kernel);
+    r->devs[i].kernel = k;
+    /* one dispatch a frame: tiles and passes only spread the tracing's cost */
+    r->devs[i].tile = 1u << 16, r->devs[i].pass = 1u << 30;
+  }
+  return 0;
+}
+
+void kiln__renderer_get_stats(kiln_renderer *r, kiln__renderer_stats *out) {
+  memset(out, 0, sizeof *out);
+  /* relaxed: counters, as where they are added to */
+  out->frames = atomic_load_explicit(&r->frames, memory_order_relaxed);
+  out->aov_planes = atomic_load_explicit(&r->aov_planes, memory_order_relaxed);
+  out->bytes_read_back = atomic_load_explicit(&r->bytes_read_back, memory_order_relaxed);
+  for (size_t i = 0; i < r->ndevs; i++) {
+    uint64_t made, reused;
+    kiln__frame_pool_counts(&r->devs[i].pool, &made, &reused);
+    out->bufs_made += made, out->bufs_reused += reused;
+  }
 }
 
 uint32_t kiln__renderer_device_features(const kiln_renderer *r, size_t dev) {
@@ -259,47 +380,39 @@ void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc) {
 
 /* ---- frames ----------------------------------------------------------------------------- */
 
+/* Frees f, whose job is done or never ran; its memory goes back to its device's pool (or is
+ * freed: a lost device's is worth nothing). */
 static void frame_free(frame *f) {
-  kiln_gpu_buffer_destroy(f->accum);
-  kiln_gpu_buffer_destroy(f->aov);
-  free(f->accum_host), free(f->aov_host);
+  for (int k = 0; k < NBUF; k++) kiln_gpu_buffer_destroy(f->scene[k]);
+  if (f->bufs && !kiln_gpu_device_lost(f->d->dev)) kiln__frame_pool_put(&f->d->pool, f->bufs);
+  else kiln__frame_bufs_free(f->bufs);
   if (f->job) kiln_future_release(f->job);
   free(f);
 }
 
 static void image_free(void *v) { kiln_image_destroy(v); }
 
+/* Builds f's image and settles its promise. Everything of the renderer that f uses (its
+ * device's pool) is done with before the promise settles: once it has, the caller may destroy
+ * the renderer while this task still runs on a pool that is not the renderer's. */
 static int finish_task(void *arg, void **result) {
   frame *f = arg;
   *result = NULL;
   const char *msg = NULL;
+  char why[512] = "";
+  kiln_image *img = NULL;
   int rc = kiln_future_result(f->job, 0, NULL);
   if (rc) {
     kiln_future_error(f->job, 0, &msg);
-    kiln_promise_reject(f->promise, rc, "render job: %s", msg ? msg : kiln_err_name(rc));
-  } else {
-    kiln_image *img = kiln__image_new(f->w, f->h);
-    if (!img) {
-      kiln_promise_reject(f->promise, KILN_ENOMEM, "out of memory for the image");
-    } else {
-      img->spp = f->spp;
-      size_t n = (size_t)f->w * (size_t)f->h;
-      float inv = 1.0f / (float)f->spp;
-      for (size_t i = 0; i < n; i++) {
-        for (int c = 0; c < 3; c++) img->color[3 * i + c] = f->accum_host[4 * i + c] * inv;
-        const float *a = f->aov_host + 12 * i;
-        img->depth[i] = a[0];
-        memcpy(img->normal + 3 * i, a + 1, 12);
-        memcpy(img->albedo + 3 * i, a + 4, 12);
-        memcpy(&img->object_id[i], a + 7, 4);
-        memcpy(&img->instance_id[i], a + 8, 4);
-        memcpy(img->uv + 2 * i, a + 9, 8);
-      }
-      kiln_promise_resolve_owned(f->promise, img, image_free);
-    }
+    snprintf(why, sizeof why, "render job: %s", msg ? msg : kiln_err_name(rc));
+  } else if (!(img = kiln__frame_image(f->bufs, f->w, f->h, f->spp, f->planes))) {
+    rc = KILN_ENOMEM;
+    snprintf(why, sizeof why, "out of memory for the image");
   }
   kiln_future *p = f->promise;
   frame_free(f);
+  if (img) kiln_promise_resolve_owned(p, img, image_free);
+  else kiln_promise_reject(p, rc, "%s", why);
   kiln_future_release(p);
   return 0;
 }
@@ -351,9 +464,62 @@ static void cross3(const float *a, const float *b, float *o) {
   o[2] = a[0] * b[1] - a[1] * b[0];
 }
 
-int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out) {
+/* The kernel of device slot d for features and a SCENE block of uniform_vec4s: d's own, or one
+ * made for variants (on first use, under r->mu; creating a pipeline blocks, once per kind). */
+static int kernel_for(kiln_renderer *r, dev_slot *d, uint32_t features, uint32_t uniform_vec4s,
+                      kiln_gpu_kernel **out) {
+  if (features == d->features && uniform_vec4s == d->uniform_vec4s) return *out = d->kernel, 0;
+  int rc = 0;
+  pthread_mutex_lock(&r->mu);
+  size_t j = 0;
+  while (j < d->nvkernels &&
+         (d->vkernels[j].features != features || d->vkernels[j].uniform_vec4s != uniform_vec4s))
+    j++;
+  if (j == d->nvkernels) {
+    variant_kernel *a = realloc(d->vkernels, (j + 1) * sizeof *a);
+    if (!a) rc = KILN_ENOMEM;
+    else d->vkernels = a;
+    if (!rc && !(rc = make_kernel(d->dev, features, uniform_vec4s, &a[j].kernel))) {
+      a[j].features = features, a[j].uniform_vec4s = uniform_vec4s;
+      d->nvkernels++;
+    }
+  }
+  if (!rc) *out = d->vkernels[j].kernel;
+  pthread_mutex_unlock(&r->mu);
+  return rc;
+}
+
+/* Binds variant vp on device slot d for one frame: its kernel, and its buffers, each the
+ * scene's own where the bytes are the same, else a new buffer in own[] uploaded by job (before
+ * its dispatches). */
+static int bind_variant(kiln_renderer *r, dev_slot *d, const kiln__render_buffers *vp,
+                        kiln_gpu_job *job, kiln_gpu_buffer **own, kiln_gpu_buffer **binds,
+                        kiln_gpu_kernel **kernel, uint32_t *features) {
+  uint32_t fe = scene_memory(vp, r->cfg.scene_memory, d->dev);
+  uint32_t uv = fe & KILN__RF_UNIFORM ? (uint32_t)vp->scene_vec4s : 0;
+  int rc = kernel_for(r, d, fe, uv, kernel);
+  *features = fe;
+  const kiln__render_buffers *base = kiln__variant_base_pack(r->base);
+  for (int k = 0; k < NBUF && !rc; k++) {
+    if (!vp->data[k]) continue;
+    size_t size, bsize;
+    const void *data = bound_data(vp, k, fe, &size);
+    const void *bdata = bound_data(base, k, d->features, &bsize);
+    if (size == bsize && memcmp(data, bdata, size) == 0) continue;
+    if (!(rc = kiln_gpu_buffer_create(d->dev, size, &own[k])))
+      rc = kiln_gpu_job_upload(job, own[k], 0, data, size);
+    binds[k] = own[k];
+    kiln__variant_base_count_upload(r->base, size);
+  }
+  return rc;
+}
+
+/* A frame of scene variant vp (NULL: the renderer's scene), whose camera and settings are cam0
+ * and st unless fc says otherwise. */
+static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settings *st,
+                  const kiln__render_buffers *vp, const kiln_frame_config *fc, kiln_future **out) {
   *out = NULL;
-  kiln__camera cam = r->camera;
+  kiln__camera cam = *cam0;
   if (fc->camera) {
     const kiln_camera *c = fc->camera;
     cam.type = c->thin_lens ? KILN__CAM_THIN_LENS : KILN__CAM_PINHOLE;
@@ -366,10 +532,10 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
     cam.fx = c->fx, cam.fy = c->fy, cam.cx = c->cx, cam.cy = c->cy;
     cam.k_width = c->k_width, cam.k_height = c->k_height;
   }
-  int32_t w = fc->width ? fc->width : r->settings.width;
-  int32_t h = fc->height ? fc->height : r->settings.height;
-  int32_t spp = fc->spp ? fc->spp : r->settings.spp;
-  int32_t mb = fc->max_bounces >= 0 ? fc->max_bounces : r->settings.max_bounces;
+  int32_t w = fc->width ? fc->width : st->width;
+  int32_t h = fc->height ? fc->height : st->height;
+  int32_t spp = fc->spp ? fc->spp : st->spp;
+  int32_t mb = fc->max_bounces >= 0 ? fc->max_bounces : st->max_bounces;
   if (w <= 0 || h <= 0 || spp <= 0 || mb < 0 || fc->spp < 0 || fc->device >= (int)r->ndevs ||
       (cam.k_width <= 0 && !(cam.vfov_deg > 0 && cam.vfov_deg < 180)))
     return KILN_EINVAL;
@@ -418,25 +584,33 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
                   .cam_w = {W[0], W[1], W[2], oy},
                   .image = {w, h, 0, 0},
                   .frame = {fc->seed, fc->frame, (uint32_t)mb, 0}};
+  unsigned planes = (fc->planes ? fc->planes & KILN_PLANE_ALL : KILN_PLANE_ALL) | KILN_PLANE_COLOR;
+  if (planes & KILN_PLANE_UV) planes |= KILN_PLANE_ID; /* tells background from uv (0, 0) */
+  uint32_t groups = kiln__aov_groups(planes), naov = (uint32_t)__builtin_popcount(groups);
+  push.frame.w = groups;
 
   frame *f = calloc(1, sizeof *f);
   if (!f) return KILN_ENOMEM;
-  f->r = r, f->w = w, f->h = h, f->spp = (uint32_t)spp;
+  f->r = r, f->d = d, f->w = w, f->h = h, f->spp = (uint32_t)spp, f->planes = planes;
   size_t n = (size_t)w * (size_t)h;
-  f->accum_host = malloc(n * 16);
-  f->aov_host = malloc(n * 48);
-  int rc = KILN_ENOMEM;
-  if (!f->accum_host || !f->aov_host) goto fail;
-  if ((rc = kiln_gpu_buffer_create(d->dev, n * 16, &f->accum))) goto fail;
-  if ((rc = kiln_gpu_buffer_create(d->dev, n * 48, &f->aov))) goto fail;
+  int rc = kiln__frame_pool_get(&d->pool, d->dev, n, naov, &f->bufs);
+  if (rc) goto fail;
   kiln_gpu_job *job;
   if ((rc = kiln_gpu_job_create(d->dev, &job))) goto fail;
   kiln_gpu_buffer *binds[NBUF];
   for (int k = 0; k < NBUF; k++) binds[k] = d->buf[k];
-  binds[PT_BIND_ACCUM] = f->accum, binds[PT_BIND_AOV] = f->aov;
-  bool texel = d->features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
-  binds[PT_BIND_TNODES] = d->buf[texel ? PT_BIND_NODES : PT_BIND_SCENE];
-  binds[PT_BIND_TPRIMS] = d->buf[texel ? PT_BIND_PRIMS : PT_BIND_SCENE];
+  kiln_gpu_kernel *kernel = d->kernel;
+  uint32_t features = d->features;
+  if (vp && (rc = bind_variant(r, d, vp, job, f->scene, binds, &kernel, &features))) {
+    kiln_gpu_job_discard(job);
+    goto fail;
+  }
+  /* without AOV planes the shader never touches AOV: the colour buffer stands in */
+  binds[PT_BIND_ACCUM] = f->bufs->accum;
+  binds[PT_BIND_AOV] = f->bufs->aov ? f->bufs->aov : f->bufs->accum;
+  bool texel = features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
+  binds[PT_BIND_TNODES] = binds[texel ? PT_BIND_NODES : PT_BIND_SCENE];
+  binds[PT_BIND_TPRIMS] = binds[texel ? PT_BIND_PRIMS : PT_BIND_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {
@@ -446,12 +620,13 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
         push.image.z = x, push.image.w = y;
         push.pass.x = tw_, push.pass.y = th_, push.pass.z = s0;
         push.pass.w = (uint32_t)spp - s0 < pass ? (uint32_t)spp - s0 : pass;
-        rc = kiln_gpu_job_dispatch(job, d->kernel, binds, &push, (tw_ + 7) / 8, (th_ + 7) / 8, 1);
+        rc = kiln_gpu_job_dispatch(job, kernel, binds, &push, (tw_ + 7) / 8, (th_ + 7) / 8, 1);
       }
     }
   }
-  if (!rc) rc = kiln_gpu_job_download(job, f->accum, 0, n * 16, f->accum_host);
-  if (!rc) rc = kiln_gpu_job_download(job, f->aov, 0, n * 48, f->aov_host);
+  if (!rc) rc = kiln_gpu_job_download_into(job, f->bufs->accum, 0, n * 16, f->bufs->rb, 0);
+  if (!rc && naov)
+    rc = kiln_gpu_job_download_into(job, f->bufs->aov, 0, n * 16 * naov, f->bufs->rb, n * 16);
   if (rc) {
     kiln_gpu_job_discard(job);
     goto fail;
@@ -477,9 +652,38 @@ int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_fut
     park(r, f);
     return rc;
   }
+  /* relaxed: counters (kiln__renderer_get_stats) */
+  atomic_fetch_add_explicit(&r->frames, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&r->aov_planes, naov, memory_order_relaxed);
+  atomic_fetch_add_explicit(&r->bytes_read_back, n * 16 * (1 + (uint64_t)naov),
+                            memory_order_relaxed);
   *out = result;
   return 0;
 fail:
   frame_free(f);
   return rc;
+}
+
+int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out) {
+  return submit(r, &r->camera, &r->settings, NULL, fc, out);
+}
+
+int kiln_renderer_submit_scene(kiln_renderer *r, const kiln_scene *scene,
+                               const kiln_frame_config *fc, kiln_future **out) {
+  *out = NULL;
+  if (!r->base || !scene) return KILN_EINVAL;
+  kiln__render_buffers p;
+  int rc = kiln__variant_pack(r->base, r->cfg.pool, &scene->data, &p);
+  if (rc) return rc;
+  rc = submit(r, &scene->data.camera, &scene->data.settings, &p, fc, out);
+  kiln__render_pack_free(&p);
+  return rc;
+}
+
+void kiln__renderer_variant_stats(kiln_renderer *r, kiln__variant_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (r->base) kiln__variant_base_stats(r->base, out);
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->ndevs; i++) out->kernels += r->devs[i].nvkernels;
+  pthread_mutex_unlock(&r->mu);
 }

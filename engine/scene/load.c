@@ -298,14 +298,15 @@ static int parse_root(kiln__sj_ctx *c, const cJSON *root) {
 }
 
 static int load_string(const char *json, const char *base_dir, const char *name_for_messages,
-                       kiln_pool *pool, kiln_error_detail *err, kiln_scene **out) {
+                       kiln_pool *pool, kiln__asset_cache *cache, kiln_error_detail *err,
+                       kiln_scene **out) {
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   if (!json || !out) {
     snprintf(err->message, sizeof err->message, "json and out must not be NULL");
     return KILN_EINVAL;
   }
-  kiln__sj_load ld = {.pool = pool, .b = {.next_instance = 1}};
+  kiln__sj_load ld = {.pool = pool, .cache = cache, .b = {.next_instance = 1}};
   kiln__sj_ctx c = {.text = json,
                     .file = name_for_messages ? name_for_messages : "<string>",
                     .base_dir = base_dir,
@@ -334,8 +335,10 @@ static int load_string(const char *json, const char *base_dir, const char *name_
   rc = parse_root(&c, root);
   cJSON_Delete(root);
   for (size_t i = 0; i < ld.ntexs; i++) free(ld.texs[i].path);
-  for (size_t i = 0; i < ld.nmeshes; i++)
-    free(ld.meshes[i].path), kiln__mesh_free(&ld.meshes[i].mesh);
+  for (size_t i = 0; i < ld.nmeshes; i++) {
+    free(ld.meshes[i].path);
+    if (!ld.meshes[i].borrowed) kiln__mesh_free(&ld.meshes[i].mesh);
+  }
   free(ld.texs), free(ld.mats), free(ld.mat_index), free(ld.meshes);
   kiln__categories_free(ld.cats, ld.ncats);
   free(ld.obj_cat);
@@ -426,7 +429,8 @@ static int load_gltf_scene(kiln_pool *pool, const char *path, kiln_error_detail 
   return 0;
 }
 
-static int load_file(kiln_pool *pool, const char *path, kiln_error_detail *err, kiln_scene **out) {
+static int load_file(kiln_pool *pool, const char *path, kiln__asset_cache *cache,
+                     kiln_error_detail *err, kiln_scene **out) {
   memset(err, 0, sizeof *err);
   if (out) *out = NULL;
   if (!path || !out) {
@@ -453,7 +457,7 @@ static int load_file(kiln_pool *pool, const char *path, kiln_error_detail *err, 
     snprintf(err->message, sizeof err->message, "out of memory");
     return KILN_ENOMEM;
   }
-  rc = load_string(text, dir, path, pool, err, out);
+  rc = load_string(text, dir, path, pool, cache, err, out);
   free(text), free(dir);
   return rc;
 }
@@ -464,7 +468,7 @@ int kiln_scene_load_string(const char *json, const char *base_dir, const char *n
                            kiln_error_detail *err, kiln_scene **out) {
   kiln_error_detail dummy;
   if (!err) err = &dummy;
-  return err->code = load_string(json, base_dir, name_for_messages, NULL, err, out);
+  return err->code = load_string(json, base_dir, name_for_messages, NULL, NULL, err, out);
 }
 
 int kiln_scene_load(const char *path, kiln_error_detail *err, kiln_scene **out) {
@@ -475,7 +479,23 @@ int kiln_scene_load_pool(kiln_pool *pool, const char *path, kiln_error_detail *e
                          kiln_scene **out) {
   kiln_error_detail dummy;
   if (!err) err = &dummy;
-  return err->code = load_file(pool, path, err, out);
+  return err->code = load_file(pool, path, NULL, err, out);
+}
+
+int kiln__scene_load_cached(kiln_pool *pool, const char *path, kiln__asset_cache *cache,
+                            kiln_error_detail *err, kiln_scene **out) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  return err->code = load_file(pool, path, cache, err, out);
+}
+
+int kiln__scene_load_string_cached(const char *json, const char *base_dir,
+                                   const char *name_for_messages, kiln_pool *pool,
+                                   kiln__asset_cache *cache, kiln_error_detail *err,
+                                   kiln_scene **out) {
+  kiln_error_detail dummy;
+  if (!err) err = &dummy;
+  return err->code = load_string(json, base_dir, name_for_messages, pool, cache, err, out);
 }
 
 void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info) {

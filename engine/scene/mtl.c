@@ -23,7 +23,7 @@ static float grey(const float *rgb) {
 
 static int load_linear(kiln__sj_ctx *c, const char *path, kiln__texture *t) {
   char msg[300];
-  int rc = kiln__texture_load_ex(path, KILN__TEX_LINEAR, t, NULL, msg, sizeof msg);
+  int rc = kiln__sj_texture_file(c, path, KILN__TEX_LINEAR, t, NULL, msg, sizeof msg);
   return rc ? kiln__sj_file_fail(c, rc, path, 0, msg) : 0;
 }
 

@@ -98,8 +98,14 @@ static int build_fail(kiln__sj_ctx *c, int rc) {
 
 static int load_entry(void *arg, void **result) {
   kiln__sj_mesh_entry *e = arg;
-  e->rc = e->is_obj ? kiln__obj_load(e->path, &e->mesh, &e->err)
-                    : kiln__ply_load(e->path, &e->mesh, &e->err);
+  const kiln__mesh *m;
+  if (e->ld->cache) { /* the cache's mesh, borrowed for the load (copied into the scene) */
+    if (!(e->rc = kiln__asset_cache_mesh(e->ld->cache, e->path, e->is_obj, &m, &e->err)))
+      e->mesh = *m, e->borrowed = true;
+  } else {
+    e->rc = e->is_obj ? kiln__obj_load(e->path, &e->mesh, &e->err)
+                      : kiln__ply_load(e->path, &e->mesh, &e->err);
+  }
   e->loaded = true;
   if (result) *result = NULL;
   return 0; /* failures are reported in scene order by add_mesh, not by the map */
@@ -116,7 +122,7 @@ static kiln__sj_mesh_entry *mesh_lookup(kiln__sj_ctx *c, const char *file) {
   c->ld->meshes = a;
   kiln__sj_mesh_entry *e = &a[c->ld->nmeshes++];
   memset(e, 0, sizeof *e);
-  e->path = path, e->is_obj = ends_with(file, ".obj");
+  e->path = path, e->is_obj = ends_with(file, ".obj"), e->ld = c->ld;
   return e;
 }
 

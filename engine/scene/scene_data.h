@@ -197,6 +197,33 @@ struct kiln_scene {
  * NULL on ENOMEM (data is then freed). Tests and the loader build scenes this way. */
 struct kiln_scene *kiln__scene_wrap(kiln__scene *data);
 
+/* ---- asset_cache.c: files decoded once for many loads ------------------------------------- */
+
+/* Mesh files (OBJ, PLY) and image files (textures, environment maps) as decoded by one load,
+ * kept for the next loads that name the same file, unchanged on disk (path, inode, size and
+ * modification time): a job's frames with overrides are loads of its scene with other numbers.
+ * glTF files are not kept (they go into the scene whole). Owned by its creator; any number of
+ * loads may use one cache at once. */
+#include "kiln/error.h"
+#include "kiln/sched.h"
+
+typedef struct kiln__asset_cache kiln__asset_cache;
+
+int kiln__asset_cache_create(kiln__asset_cache **out); /* 0 or KILN_ENOMEM */
+/* Frees the cache and everything in it; no load may be using it. NULL is a no-op. */
+void kiln__asset_cache_destroy(kiln__asset_cache *c);
+/* Files decoded (misses) and files served from the cache (hits) so far. Any thread. */
+void kiln__asset_cache_stats(kiln__asset_cache *c, uint64_t *reads, uint64_t *hits);
+
+/* kiln_scene_load_pool and kiln_scene_load_string (cache may be NULL: none). The same scene,
+ * the same errors. */
+int kiln__scene_load_cached(kiln_pool *pool, const char *path, kiln__asset_cache *cache,
+                            kiln_error_detail *err, struct kiln_scene **out);
+int kiln__scene_load_string_cached(const char *json, const char *base_dir,
+                                   const char *name_for_messages, kiln_pool *pool,
+                                   kiln__asset_cache *cache, kiln_error_detail *err,
+                                   struct kiln_scene **out);
+
 /* Whether kiln_scene_load reads path as a glTF (.gltf / .glb, any case) rather than scene JSON. */
 bool kiln__is_gltf_path(const char *path);
 /* The JSON scene equivalent to s, a glTF loaded as the whole scene from path: the file as one

@@ -128,6 +128,20 @@ float kiln__srgb_to_linear(float x);
 #define KILN__TEXTURE_MAX_SIDE 16384
 #define KILN__TEXTURE_MAX_BYTES ((uint64_t)512 << 20)
 
+/* ---- asset_cache.c ------------------------------------------------------------------------ */
+
+/* Mesh file path read as OBJ (is_obj) or PLY: *out borrowed from c until it is destroyed, or
+ * the reader's error (codes as kiln__obj_load). Any thread. */
+int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
+                           const kiln__mesh **out, kiln__mesh_error *err);
+/* kiln__texture_load_ex, from c when it holds the file read the same way: t (and alpha) are
+ * the caller's copies. Any thread. */
+int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_mode mode,
+                              kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz);
+/* kiln__texture_load_ex through the load's cache, if it has one (sections.c). */
+int kiln__sj_texture_file(kiln__sj_ctx *c, const char *path, kiln__tex_mode mode, kiln__texture *t,
+                          kiln__texture *alpha, char *msg, size_t msgsz);
+
 /* ---- build.c ------------------------------------------------------------------------ */
 
 /* A 4x4 affine transform, row-major: p' = m * [p, 1]. */
@@ -246,7 +260,9 @@ typedef struct kiln__sj_tex_entry {
 typedef struct kiln__sj_mesh_entry {
   char *path;
   bool is_obj;
-  bool loaded; /* written by the loading task, read after kiln_map returns (which orders them) */
+  bool loaded;   /* written by the loading task, read after kiln_map returns (which orders them) */
+  bool borrowed; /* mesh is the load's asset cache's (not freed with the entry) */
+  kiln__sj_load *ld;
   int rc;
   kiln__mesh mesh;
   kiln__mesh_error err;
@@ -254,7 +270,8 @@ typedef struct kiln__sj_mesh_entry {
 
 /* The scene loader's state during one load (a kiln__sj_ctx points to it). */
 struct kiln__sj_load {
-  kiln_pool *pool; /* loads mesh files in parallel, or NULL */
+  kiln_pool *pool;          /* loads mesh files in parallel, or NULL */
+  kiln__asset_cache *cache; /* mesh and image files decoded by earlier loads, or NULL */
   kiln__sj_mesh_entry *meshes;
   size_t nmeshes;
   kiln__scene_builder b;

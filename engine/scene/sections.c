@@ -117,6 +117,13 @@ static int add_texture(kiln__sj_ctx *c, kiln__texture *t, uint32_t *out) {
   return 0;
 }
 
+int kiln__sj_texture_file(kiln__sj_ctx *c, const char *path, kiln__tex_mode mode,
+                          kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz) {
+  if (c->ld->cache)
+    return kiln__asset_cache_texture(c->ld->cache, path, mode, t, alpha, msg, msgsz);
+  return kiln__texture_load_ex(path, mode, t, alpha, msg, msgsz);
+}
+
 int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln__tex_mode mode,
                         int32_t *alpha, int32_t *out) {
   char *p = dir ? kiln__path_join(dir, name) : kiln__sj_scene_path(c, name);
@@ -132,7 +139,7 @@ int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln
   /* new, or known without its alpha plane: decode (again) with it */
   kiln__texture t, a;
   char msg[300];
-  int rc = kiln__texture_load_ex(p, mode, &t, alpha ? &a : NULL, msg, sizeof msg);
+  int rc = kiln__sj_texture_file(c, p, mode, &t, alpha ? &a : NULL, msg, sizeof msg);
   if (rc) {
     rc = kiln__sj_file_fail(c, rc, p, 0, msg);
     free(p);

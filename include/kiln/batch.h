@@ -234,7 +234,8 @@ typedef struct kiln_batch_config {
                                        the first frame in range when first is LONG_MIN). Default
                                        LONG_MIN, LONG_MAX, 1: every frame */
   int32_t width, height, spp;      /* 0: the job's / scene's */
-  size_t in_flight;                /* frames at once; 0: 2 per lane of every device */
+  size_t in_flight;                /* frames at once; 0: 2 per lane of every device (and no
+                                      more than in_flight_bytes hold) */
   bool resume;                     /* skip frames whose every output file exists */
   bool overwrite;                  /* replace existing outputs (else a frame whose output
                                        exists fails, naming it) */
@@ -307,6 +308,9 @@ typedef struct kiln_batch_config {
    * exists counts as all of its frames' files. Excludes claim. The template is still checked
    * but names no file. */
   uint32_t tar_frames;
+  /* Frames in flight are no more than fit these bytes (a frame's device and read-back memory
+   * and its image, by its size and passes), and at least one. 0 (default): 1 GiB. */
+  uint64_t in_flight_bytes;
 } kiln_batch_config;
 
 KILN_API void kiln_batch_config_default(kiln_batch_config *cfg);

@@ -5,8 +5,9 @@
  * without Vulkan gets an error message, not a program that cannot start). It lists the physical
  * devices; kiln_gpu_device_open() opens one as a kiln_gpu_device (a VkDevice). The same physical
  * device may be opened several times: each open is an independent device with its own queues,
- * memory and completion thread. Every queue of every compute-capable queue family of a device is a
- * "lane"; work goes to the first free lane.
+ * memory and completion thread. A few queues (4 by default) of one compute-capable queue family
+ * of a device are its "lanes" (one family: kiln's buffers are never shared across families, so
+ * they need no ownership transfers); work goes to the first free lane.
  *
  * GPU work is a job: a list of commands (dispatch, copy, upload, download) recorded into one
  * command buffer and submitted once. kiln_gpu_job_submit() returns a kiln_future (sched.h) that
@@ -54,11 +55,12 @@
 extern "C" {
 #endif
 
-typedef struct kiln_gpu kiln_gpu;               /* a Vulkan instance and its physical devices */
-typedef struct kiln_gpu_device kiln_gpu_device; /* one opened VkDevice with its lanes */
-typedef struct kiln_gpu_buffer kiln_gpu_buffer; /* a device-local storage buffer */
-typedef struct kiln_gpu_kernel kiln_gpu_kernel; /* a compute pipeline */
-typedef struct kiln_gpu_job kiln_gpu_job;       /* commands recorded into one submission */
+typedef struct kiln_gpu kiln_gpu;                   /* a Vulkan instance and its physical devices */
+typedef struct kiln_gpu_device kiln_gpu_device;     /* one opened VkDevice with its lanes */
+typedef struct kiln_gpu_buffer kiln_gpu_buffer;     /* a device-local storage buffer */
+typedef struct kiln_gpu_kernel kiln_gpu_kernel;     /* a compute pipeline */
+typedef struct kiln_gpu_job kiln_gpu_job;           /* commands recorded into one submission */
+typedef struct kiln_gpu_readback kiln_gpu_readback; /* mapped host memory that downloads land in */
 
 /* ---- logging ------------------------------------------------------------------------------- */
 
@@ -237,7 +239,8 @@ KILN_API int kiln_gpu_select_visible(kiln_gpu *gpu, const char *spec, const uint
 /* ---- devices ------------------------------------------------------------------------------- */
 
 typedef struct kiln_gpu_device_config {
-  uint32_t max_lanes;       /* use at most this many queues; 0: every compute queue */
+  uint32_t max_lanes;       /* use at most this many queues, all of one family: the compute
+                                family with the most queues. 0: at most 4 */
   uint64_t block_size;      /* bytes of each VkDeviceMemory block the sub-allocator carves
                                 buffers and staging from. Default 32 MiB */
   bool pipeline_cache;      /* load and save a VkPipelineCache under $XDG_CACHE_HOME/kiln (or
@@ -251,8 +254,8 @@ typedef struct kiln_gpu_device_config {
 /* Fills *cfg with the defaults. */
 KILN_API void kiln_gpu_device_config_default(kiln_gpu_device_config *cfg);
 
-/* Opens physical device `index` (see kiln_gpu_select) as a new VkDevice with every compute queue
- * as a lane, and starts its completion thread. cfg NULL means the defaults. *out NULL on failure.
+/* Opens physical device `index` (see kiln_gpu_select) as a new VkDevice with up to
+ * cfg->max_lanes queues of one compute family as lanes, and starts its completion thread. cfg NULL means the defaults. *out NULL on failure.
  * KILN_EINVAL: index out of range; KILN_EUNSUPPORTED: the device is not usable (logged);
  * KILN_EVULKAN, KILN_ENOMEM. Opening the CPU device logs a note at INFO. */
 KILN_API int kiln_gpu_device_open(kiln_gpu *gpu, uint32_t index, const kiln_gpu_device_config *cfg,
@@ -311,6 +314,25 @@ KILN_API void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf);
 /* The buffer's size in bytes, and the device it lives on (borrowed). */
 KILN_API uint64_t kiln_gpu_buffer_get_size(const kiln_gpu_buffer *buf);
 KILN_API kiln_gpu_device *kiln_gpu_buffer_get_device(const kiln_gpu_buffer *buf);
+
+/* Creates size bytes (> 0) of host-visible memory on dev, mapped for as long as it lives, for
+ * downloads that the host reads in place (kiln_gpu_job_download_into): nothing is copied when the
+ * job completes, so the device's completion thread is not held up by read-backs, and whoever
+ * waits for the job's future reads the bytes where the GPU put them. Host-cached memory where the
+ * device has it. Sub-allocated from the device's staging blocks; keep one and reuse it for job
+ * after job. KILN_EINVAL, KILN_ENOMEM, KILN_ESHUTDOWN (device closing), KILN_EDEVICE_LOST,
+ * KILN_EVULKAN. */
+KILN_API int kiln_gpu_readback_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_readback **out);
+
+/* Frees it: no job that downloads into it may be pending, and it must go before its device is
+ * closed. NULL is a no-op. */
+KILN_API void kiln_gpu_readback_destroy(kiln_gpu_readback *rb);
+
+/* Its bytes (borrowed: valid until kiln_gpu_readback_destroy): what a job downloaded into it is
+ * there once that job's future is done, for any thread that has seen the future done (waited on
+ * it, or runs after it as a dependent or done-callback). Its size in bytes. */
+KILN_API const void *kiln_gpu_readback_data(const kiln_gpu_readback *rb);
+KILN_API uint64_t kiln_gpu_readback_get_size(const kiln_gpu_readback *rb);
 
 /* ---- kernels ------------------------------------------------------------------------------- */
 
@@ -402,6 +424,13 @@ KILN_API int kiln_gpu_job_upload_deferred(kiln_gpu_job *job, kiln_gpu_buffer *ds
  * download with dst NULL per job (else KILN_EINVAL). */
 KILN_API int kiln_gpu_job_download(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
                                    uint64_t size, void *dst);
+
+/* Adds a copy of src[offset, offset+size) into dst[dst_offset, dst_offset+size), which the host
+ * reads in place once the job's future is done (kiln_gpu_readback_data). dst is borrowed: it must
+ * live until the future is done, and no other pending job may write the same bytes. KILN_EINVAL:
+ * out of range, or src or dst on another device. */
+KILN_API int kiln_gpu_job_download_into(kiln_gpu_job *job, kiln_gpu_buffer *src, uint64_t offset,
+                                        uint64_t size, kiln_gpu_readback *dst, uint64_t dst_offset);
 
 /* Submits the job once every future in deps[0..ndeps) has succeeded (at once when ndeps is 0).
  * The job is consumed, also on failure. *out: a future (one reference for the caller) that

@@ -33,7 +33,8 @@ typedef struct kiln_image kiln_image;
  * object_id, instance_id: 1 uint32 per pixel, the scene's 1-based ids; 0 for background.
  * uv:       2 floats per pixel, the texture coordinates there (u, v: interpolated from the mesh's
  *           vertex uv, the primitive's own for quads, boxes and spheres; 0, 0 for a mesh without
- *           uv and for background; tell background by object_id 0). */
+ *           uv and for background; tell background by object_id 0).
+ * A plane the frame did not compute (kiln_frame_config.planes, kiln/render.h) is NULL. */
 typedef struct kiln_image_info {
   int32_t width, height;
   uint32_t spp; /* samples per pixel the colour averages */

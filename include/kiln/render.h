@@ -65,12 +65,16 @@ typedef enum kiln_renderer_scene_memory {
 } kiln_renderer_scene_memory;
 
 typedef struct kiln_renderer_config {
-  kiln_pool *pool;    /* builds the BVH in parallel; NULL: serially in the caller */
+  kiln_pool *pool;    /* builds the BVH in parallel and finishes frames (builds their images);
+                            it must outlive the renderer. NULL: the BVH serially in the caller,
+                            frames on a thread of the renderer's own */
   uint32_t tile_size; /* pixels on a side of one dispatch's tile. 0 (default): per device,
                             64 on CPU devices (lavapipe), 1024 on GPUs */
   uint32_t pass_spp;  /* samples per pixel of one dispatch. 0 (default): per device, 4 on
                             CPU devices, 8 on GPUs. Neither changes the image's bits */
   kiln_renderer_scene_memory scene_memory; /* default KILN_RENDERER_SCENE_AUTO */
+  bool scene_variants; /* keep the scene's BVH and packed buffers on the host, so that
+                          kiln_renderer_submit_scene can render variants of it. Default false */
 } kiln_renderer_config;
 
 KILN_API void kiln_renderer_config_default(kiln_renderer_config *cfg);
@@ -127,7 +131,24 @@ typedef struct kiln_frame_config {
   uint32_t tile_size;        /* 0 (default): the renderer's */
   uint32_t pass_spp;         /* 0 (default): the renderer's */
   int device;                /* index into the renderer's devices; -1 (default): the least busy */
+  unsigned planes;           /* the first-hit planes to compute (KILN_PLANE_*): 0 (default)
+                                every one; colour is always computed. A plane left out is not
+                                traced, written or read back, and its pointer in the image's
+                                kiln_image_info is NULL (uv brings object_id with it) */
 } kiln_frame_config;
+
+/* The planes of a frame (kiln_frame_config.planes): the same bits as kiln/batch.h's passes
+ * KILN_PASS_COLOR .. KILN_PASS_UV. */
+enum {
+  KILN_PLANE_COLOR = 1u << 0,
+  KILN_PLANE_DEPTH = 1u << 1,
+  KILN_PLANE_NORMAL = 1u << 2,
+  KILN_PLANE_ALBEDO = 1u << 3,
+  KILN_PLANE_ID = 1u << 4,
+  KILN_PLANE_INSTANCE = 1u << 5,
+  KILN_PLANE_UV = 1u << 6,
+  KILN_PLANE_ALL = (1u << 7) - 1
+};
 
 /* Defaults for renderer r (its scene's seed). */
 KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
@@ -138,6 +159,20 @@ KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_confi
  * frames at once; never blocks (when out of memory after the GPU job has started, the call
  * fails and the job's buffers stay with the renderer until kiln_renderer_destroy). */
 KILN_API int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+
+/* Like kiln_renderer_submit, for a variant of the renderer's scene: scene (borrowed for the call)
+ * is rendered in place of it, with its own camera and settings as the defaults. A variant is the
+ * scene with other materials, lights, environment or object placements (what a job's per-frame
+ * overrides give), and should keep the scene's meshes and textures: the call uploads only the
+ * buffers whose bytes differ from the scene's, builds a BVH only when the triangles or spheres
+ * moved, and makes a kernel only for a combination of features not met before (kept for the
+ * renderer's life). The image is bit for bit the one a renderer made for scene alone would
+ * give. Needs r made with cfg.scene_variants (else KILN_EINVAL); any other scene works, as a
+ * variant that differs everywhere. Blocking: packs the scene (and builds its BVH on the
+ * config's pool, whose tasks it may help run); the first use of a new feature combination
+ * creates a pipeline. Any thread, any number at once. */
+KILN_API int kiln_renderer_submit_scene(kiln_renderer *r, const kiln_scene *scene,
+                                        const kiln_frame_config *fc, kiln_future **out);
 
 /* Frees the renderer's device buffers and kernels. Every frame future must be done (waited for)
  * first; the images stay valid. Blocks only for the GPU work of frames whose submission failed

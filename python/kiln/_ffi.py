@@ -199,6 +199,7 @@ typedef struct kiln_renderer_config {
   uint32_t tile_size;
   uint32_t pass_spp;
   kiln_renderer_scene_memory scene_memory;
+  bool scene_variants;
 } kiln_renderer_config;
 void kiln_renderer_config_default(kiln_renderer_config *cfg);
 int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs,
@@ -223,9 +224,12 @@ typedef struct kiln_frame_config {
   uint32_t tile_size;
   uint32_t pass_spp;
   int device;
+  unsigned planes;
 } kiln_frame_config;
 void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_config *fc);
 int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
+int kiln_renderer_submit_scene(kiln_renderer *r, const kiln_scene *scene,
+                               const kiln_frame_config *fc, kiln_future **out);
 void kiln_renderer_destroy(kiln_renderer *r);
 
 /* ---- kiln/proc.h: the fork server (render_job(isolate=True)) ---- */
@@ -321,6 +325,7 @@ typedef struct kiln_batch_config {
   bool exr_half;
   int exr_compression;
   uint32_t tar_frames;
+  uint64_t in_flight_bytes;
 } kiln_batch_config;
 void kiln_batch_config_default(kiln_batch_config *cfg);
 typedef struct kiln_batch_summary {

@@ -38,8 +38,8 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_BIND_LIGHTS 5   /* emissive triangles and spheres with their weight CDF */
 #define PT_BIND_GLOBALS 6  /* one pt_globals */
 #define PT_BIND_ACCUM 7    /* per frame: a vec4 colour sum per pixel */
-#define PT_BIND_AOV 8      /* per frame: 3 vec4 per pixel (depth + normal, albedo + object id,
-                              instance id + uv + unused) */
+#define PT_BIND_AOV 8      /* per frame: the AOV planes asked for (pt_push.frame.w, PT_AOV_*),
+                              each a vec4 per pixel, one plane after the other in bit order */
 #define PT_BIND_ATTR 9     /* 16 floats per triangle: 3 shading normals, 3 uv, 1 pad */
 #define PT_BIND_TEXINFO 10 /* uvec4 per texture: first float in TEXELS, width, height, 0 */
 #define PT_BIND_TEXELS 11  /* every texture's linear RGB floats, rows top (v = 1) first */
@@ -104,6 +104,11 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_ENV_GRADIENT 1u
 #define PT_ENV_MAP 2u
 #define PT_NONE 0xffffffffu /* no texture; no primitive hit */
+/* The AOV planes (pt_push.frame.w): which first-hit vec4s a frame writes; a frame without any
+ * traces no first-hit ray of its own. */
+#define PT_AOV_DEPTH_NORMAL 1u /* depth, shading normal */
+#define PT_AOV_ALBEDO_ID 2u    /* albedo, object id */
+#define PT_AOV_INSTANCE_UV 4u  /* instance id, uv, unused */
 
 /* ---- the globals block (GLOBALS) ---------------------------------------------------------- */
 struct pt_globals {
@@ -135,7 +140,7 @@ struct pt_push {
   pt_vec4 cam_w;    /* forward (unit); w: principal point y offset (camera.glsl) */
   pt_ivec4 image;   /* width, height, tile x0, tile y0 */
   pt_uvec4 pass;    /* tile w, tile h, first sample, sample count */
-  pt_uvec4 frame;   /* seed, frame, max bounces, unused */
+  pt_uvec4 frame;   /* seed, frame, max bounces, AOV planes (PT_AOV_*) */
 };
 
 #ifndef GL_core_profile

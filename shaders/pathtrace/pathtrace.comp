@@ -40,8 +40,12 @@ layout(std430, set = 0, binding = PT_BIND_AOV) buffer Aov { vec4 v[]; } aov;
 #include "lights.glsl"
 #include "camera.glsl"
 
-// The first-hit passes of pixel px from a ray through its centre (written with the first sample).
+// The first-hit planes of pixel px that pc.frame.w asks for (PT_AOV_*), from a ray through its
+// centre (written with the first sample): each a plane of AOV, those asked for one after the
+// other in bit order.
 void write_aovs(ivec2 px, uint pixel, vec2 inv_size) {
+  uint want = pc.frame.w;
+  if (want == 0u) return;
   vec3 d = camera_dir((vec2(px) + 0.5) * inv_size);
   Hit h = trace(pc.cam_pos.xyz, d, 0.0, 1e30);
   vec4 a0 = vec4(0.0), a1 = vec4(0.0), a2 = vec4(0.0);
@@ -56,9 +60,16 @@ void write_aovs(ivec2 px, uint pixel, vec2 inv_size) {
     a1.w = uintBitsToFloat(0u);
     a2.x = uintBitsToFloat(0u);
   }
-  aov.v[3u * pixel] = a0;
-  aov.v[3u * pixel + 1u] = a1;
-  aov.v[3u * pixel + 2u] = a2;
+  uint npix = uint(pc.image.x) * uint(pc.image.y), at = pixel;
+  if ((want & PT_AOV_DEPTH_NORMAL) != 0u) {
+    aov.v[at] = a0;
+    at += npix;
+  }
+  if ((want & PT_AOV_ALBEDO_ID) != 0u) {
+    aov.v[at] = a1;
+    at += npix;
+  }
+  if ((want & PT_AOV_INSTANCE_UV) != 0u) aov.v[at] = a2;
 }
 
 // The radiance one path from o along d brings back.

@@ -458,3 +458,48 @@ TEST(texel_binding) {
   kiln_gpu_device_close(dev);
   tg_finish(gpu);
 }
+
+/* Downloads into a readback land where asked, in place (the future carries no value), the
+ * readback reused job after job; out-of-range downloads fail the job with KILN_EINVAL. */
+TEST(readback_in_place) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_buffer *a, *b;
+  kiln_gpu_readback *rb;
+  KT_CODE(kiln_gpu_buffer_create(dev, 256, &a), KILN_OK);
+  KT_CODE(kiln_gpu_buffer_create(dev, 100, &b), KILN_OK);
+  KT_CODE(kiln_gpu_readback_create(dev, 400, &rb), KILN_OK);
+  KT_EQ(kiln_gpu_readback_get_size(rb), 400);
+  const uint8_t *mem = kiln_gpu_readback_data(rb);
+  for (int round = 0; round < 3; round++) {
+    uint8_t da[256], db[100];
+    memset(da, 10 + round, sizeof da), memset(db, 20 + round, sizeof db);
+    kiln_gpu_job *job;
+    KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+    KT_CODE(kiln_gpu_job_upload(job, a, 0, da, sizeof da), KILN_OK);
+    KT_CODE(kiln_gpu_job_upload(job, b, 0, db, sizeof db), KILN_OK);
+    KT_CODE(kiln_gpu_job_download_into(job, a, 0, 256, rb, 0), KILN_OK);
+    KT_CODE(kiln_gpu_job_download_into(job, b, 10, 90, rb, 300), KILN_OK);
+    kiln_future *f;
+    KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+    void *v = (void *)1;
+    TG_OK(f, &v);
+    KT_PTR_EQ(v, NULL);
+    for (int i = 0; i < 256; i++) KT_EQ(mem[i], 10 + round);
+    for (int i = 300; i < 390; i++) KT_EQ(mem[i], 20 + round);
+    kiln_future_release(f);
+  }
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_download_into(job, a, 0, 256, rb, 200), KILN_EINVAL); /* past its end */
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  KT_CODE(kiln_future_result(f, -1, NULL), KILN_EINVAL);
+  kiln_future_release(f);
+  kiln_gpu_readback_destroy(rb);
+  kiln_gpu_readback_destroy(NULL);
+  kiln_gpu_buffer_destroy(a);
+  kiln_gpu_buffer_destroy(b);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}

@@ -2,7 +2,7 @@
  * engine, peak memory against the number of frames, and PNG encoding of rendered frames against
  * stb_image_write. Every ratio is taken in one run.
  *
- *   kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]
+ *   kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory] [--null]
  *
  *   pipeline  N frames (default 1000) of an orbit of the scene (default examples/cornell/scene.json;
  *             the orbit of examples/cornell/orbit.json stretched over N frames) at SxS (default
@@ -13,6 +13,11 @@
  *             one at a time); images/s, the share of the cores busy, and the ratio.
  *   memory    (--memory) peak resident memory of a child process rendering 100 and then 10,000
  *             frames at 64x64, 1 spp (memory does not depend on spp), and their ratio.
+ *   null      (also alone: --null) the ceiling the CPU side sets: the batch with the null kernel (an
+ *             infinitely fast GPU: frames written without tracing) at 64x64, 256x256 and 512x512,
+ *             colour PNG only, each size run 3 times in interleaved rounds; the median images/s and
+ *             CPU milliseconds a frame (process CPU time over frames: conversion, encoding,
+ *             writing, read-back and the pipeline itself), and the spread of the 3.
  *   png       one rendered 256x256 frame encoded as 8-bit sRGB PNG by libdeflate at level 1 (what
  *             the batch writes) and 6, and by stb_image_write: MB/s of input and file sizes (median of 30). */
 #define _GNU_SOURCE
@@ -26,6 +31,7 @@
 
 #include <stb_image_write.h>
 
+#include "batch_internal.h"
 #include "image_internal.h"
 #include "bench_clock.h"
 #include "kiln/batch.h"
@@ -119,8 +125,16 @@ static void rm_rf(const char *d) {
 }
 
 /* The batch: returns its wall time; *written the frames written. */
+static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *written,
+                             kiln_batch_summary *s, bool null_kernel);
+
 static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
                         kiln_batch_summary *s) {
+  return run_batch_null(e, frames, size, spp, written, s, false);
+}
+
+static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *written,
+                             kiln_batch_summary *s, bool null_kernel) {
   char *dir = tmp_dir();
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
@@ -138,6 +152,7 @@ static double run_batch(env *e, long frames, int size, int spp, uint64_t *writte
     fprintf(stderr, "kiln-bench-batch: %s\n", err.message);
     exit(1);
   }
+  if (null_kernel) kiln__batch_null_kernel(b);
   double t0 = now();
   rc = kiln_batch_run(b, s, &err);
   double t = now() - t0;
@@ -262,6 +277,32 @@ static void bench_png(env *e) {
   kiln_renderer_destroy(r);
 }
 
+/* The CPU side's ceiling: the batch with the null kernel at three sizes, interleaved rounds. */
+static void bench_null(env *e, int spp) {
+  enum { SIZES = 3, ROUNDS = 3 };
+  static const int size[SIZES] = {64, 256, 512};
+  static const long frames[SIZES] = {3000, 600, 200};
+  double rate[SIZES][ROUNDS], cpu_ms[SIZES][ROUNDS];
+  for (int r = 0; r < ROUNDS; r++)
+    for (int k = 0; k < SIZES; k++) {
+      uint64_t w;
+      kiln_batch_summary s;
+      double c0 = cpu_now();
+      double t = run_batch_null(e, frames[k], size[k], spp, &w, &s, true);
+      rate[k][r] = (double)w / t, cpu_ms[k][r] = 1e3 * (cpu_now() - c0) / (double)w;
+    }
+  printf("null kernel (the CPU side's ceiling; colour PNG, %d spp; median of %d interleaved "
+         "rounds, [min, max]):\n",
+         spp, ROUNDS);
+  for (int k = 0; k < SIZES; k++) {
+    qsort(rate[k], ROUNDS, sizeof(double), cmp_double);
+    qsort(cpu_ms[k], ROUNDS, sizeof(double), cmp_double);
+    printf("  %3dx%-3d %6ld frames %9.1f images/s [%.1f, %.1f]  %7.3f CPU-ms/frame [%.3f, %.3f]\n",
+           size[k], size[k], frames[k], rate[k][ROUNDS / 2], rate[k][0], rate[k][ROUNDS - 1],
+           cpu_ms[k][ROUNDS / 2], cpu_ms[k][0], cpu_ms[k][ROUNDS - 1]);
+  }
+}
+
 /* Peak RSS of a child that renders `frames` frames at 64x64, 1 spp. */
 static long child_peak_kib(const char *self, const char *job, long frames) {
   int fd[2];
@@ -291,7 +332,7 @@ int main(int argc, char **argv) {
   const char *scene = "examples/cornell/scene.json";
   long frames = 1000, child = 0;
   int size = 64, spp = 0;
-  int memory = 0;
+  int memory = 0, null_only = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--scene") && i + 1 < argc) scene = argv[++i];
     else if (!strcmp(argv[i], "--job") && i + 1 < argc) scene = argv[++i]; /* the memory child */
@@ -299,15 +340,17 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--spp") && i + 1 < argc) spp = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--memory")) memory = 1;
+    else if (!strcmp(argv[i], "--null")) null_only = 1;
     else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
     else {
       fprintf(
           stderr,
-          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory]\n");
+          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory] [--null]\n");
       return 2;
     }
   }
-  char *job = child ? strdup(scene) : orbit_job(scene, memory && frames < 10000 ? 10000 : frames);
+  long job_frames = memory && frames < 10000 ? 10000 : frames < 3000 ? 3000 : frames;
+  char *job = child ? strdup(scene) : orbit_job(scene, job_frames);
   env e;
   env_open(&e, job);
   if (child) { /* --child-memory N: render N frames, print the peak RSS in KiB */
@@ -323,6 +366,13 @@ int main(int argc, char **argv) {
   kiln_scene_info info;
   kiln_scene_get_info(kiln_job_scene(e.job), &info);
   int s_spp = spp ? spp : info.spp;
+  if (null_only) { /* --null: the CPU side's ceiling only */
+    bench_null(&e, s_spp);
+    env_close(&e);
+    unlink(job);
+    free(job);
+    return 0;
+  }
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(e.dev, &di);
   printf(
@@ -346,6 +396,7 @@ int main(int argc, char **argv) {
   printf("  ratio batch/naive   %8.2fx  (CPU seconds a frame: naive %.4f, batch %.4f)\n", tn / tb,
          (c1 - c0) / (double)wn, (c2 - c1) / (double)wb);
   bench_png(&e);
+  bench_null(&e, s_spp);
   env_close(&e);
   if (memory) {
     long m100 = child_peak_kib(argv[0], job, 100), m10k = child_peak_kib(argv[0], job, 10000);

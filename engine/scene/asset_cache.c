@@ -1,0 +1,222 @@
+/* asset_cache.c: mesh and image files decoded once for many loads of related scenes (a job's
+ * frames with overrides), see scene_data.h.
+ *
+ * An entry is keyed by the file's path and how it is read (a mesh as OBJ or PLY; an image in a
+ * mode, with or without its alpha plane), and is valid while the file's device, inode, size and
+ * modification time (to the nanosecond) are those it was read with: a file replaced or rewritten
+ * between two loads is read again. Entries are never freed before the cache: a mesh handed out
+ * is borrowed by a load that may still run when a newer entry of its file is added. A miss reads
+ * the file without the lock, so two loads that miss the same file at once both read it, and the
+ * second entry stays unused (correct, and rare: a job's frames miss only their first time).
+ *
+ * Threads: every call may run concurrently with the others (one mutex over the lists). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "scene_internal.h"
+
+typedef struct file_key {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+} file_key;
+
+typedef struct mesh_item {
+  char *path;
+  bool is_obj;
+  file_key key;
+  kiln__mesh mesh;
+} mesh_item;
+
+typedef struct tex_item {
+  char *path;
+  kiln__tex_mode mode;
+  bool want_alpha;
+  file_key key;
+  kiln__texture t, a; /* a.rgb NULL: no alpha plane (or not asked for) */
+} tex_item;
+
+struct kiln__asset_cache {
+  pthread_mutex_t mu;
+  mesh_item **meshes; /* pointers: items stay where they are while the array grows */
+  size_t nmeshes;
+  tex_item **texs;
+  size_t ntexs;
+  atomic_ullong reads, hits; /* relaxed: statistics, ordered with nothing else */
+};
+
+int kiln__asset_cache_create(kiln__asset_cache **out) {
+  *out = NULL;
+  kiln__asset_cache *c = calloc(1, sizeof *c);
+  if (!c) return KILN_ENOMEM;
+  if (pthread_mutex_init(&c->mu, NULL)) {
+    free(c);
+    return KILN_ENOMEM;
+  }
+  atomic_init(&c->reads, 0);
+  atomic_init(&c->hits, 0);
+  *out = c;
+  return 0;
+}
+
+void kiln__asset_cache_destroy(kiln__asset_cache *c) {
+  if (!c) return;
+  for (size_t i = 0; i < c->nmeshes; i++) {
+    kiln__mesh_free(&c->meshes[i]->mesh);
+    free(c->meshes[i]->path), free(c->meshes[i]);
+  }
+  for (size_t i = 0; i < c->ntexs; i++) {
+    free(c->texs[i]->t.rgb), free(c->texs[i]->a.rgb);
+    free(c->texs[i]->path), free(c->texs[i]);
+  }
+  free(c->meshes), free(c->texs);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+void kiln__asset_cache_stats(kiln__asset_cache *c, uint64_t *reads, uint64_t *hits) {
+  *reads = atomic_load_explicit(&c->reads, memory_order_relaxed);
+  *hits = atomic_load_explicit(&c->hits, memory_order_relaxed);
+}
+
+/* The key of the file at path now; false when it cannot be stat'ed (the reader then reports). */
+static bool key_of(const char *path, file_key *k) {
+  struct stat st;
+  memset(k, 0, sizeof *k);
+  if (stat(path, &st) != 0) return false;
+  k->dev = st.st_dev, k->ino = st.st_ino, k->size = st.st_size, k->mtime = st.st_mtim;
+  return true;
+}
+
+static bool same_key(const file_key *a, const file_key *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Appends m / e to the cache's list; false on ENOMEM. Under c->mu. */
+static bool append_mesh(kiln__asset_cache *c, mesh_item *m) {
+  mesh_item **a = realloc(c->meshes, (c->nmeshes + 1) * sizeof *a);
+  if (!a) return false;
+  a[c->nmeshes++] = m;
+  c->meshes = a;
+  return true;
+}
+
+static bool append_tex(kiln__asset_cache *c, tex_item *e) {
+  tex_item **a = realloc(c->texs, (c->ntexs + 1) * sizeof *a);
+  if (!a) return false;
+  a[c->ntexs++] = e;
+  c->texs = a;
+  return true;
+}
+
+int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
+                           const kiln__mesh **out, kiln__mesh_error *err) {
+  *out = NULL;
+  file_key k;
+  bool keyed = key_of(path, &k);
+  pthread_mutex_lock(&c->mu);
+  for (size_t i = c->nmeshes; keyed && i-- > 0 && !*out;) {
+    const mesh_item *m = c->meshes[i];
+    if (m->is_obj == is_obj && same_key(&m->key, &k) && strcmp(m->path, path) == 0) *out = &m->mesh;
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (*out) {
+    atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
+    return 0;
+  }
+  atomic_fetch_add_explicit(&c->reads, 1, memory_order_relaxed);
+  mesh_item *m = calloc(1, sizeof *m);
+  size_t len = strlen(path);
+  if (!m || !(m->path = malloc(len + 1))) {
+    free(m);
+    snprintf(err->file, sizeof err->file, "%s", path);
+    err->line = 0;
+    snprintf(err->message, sizeof err->message, "out of memory");
+    return KILN_ENOMEM;
+  }
+  memcpy(m->path, path, len + 1);
+  m->is_obj = is_obj, m->key = k;
+  int rc = is_obj ? kiln__obj_load(path, &m->mesh, err) : kiln__ply_load(path, &m->mesh, err);
+  pthread_mutex_lock(&c->mu);
+  bool kept = !rc && keyed && append_mesh(c, m);
+  pthread_mutex_unlock(&c->mu);
+  if (!rc && !kept) { /* not kept (unkeyed, or no room to list it): handed out nowhere */
+    kiln__mesh_free(&m->mesh);
+    rc = KILN_ENOMEM;
+    snprintf(err->file, sizeof err->file, "%s", path);
+    err->line = 0;
+    snprintf(err->message, sizeof err->message, "out of memory");
+  }
+  if (rc) {
+    free(m->path), free(m);
+    return rc;
+  }
+  *out = &m->mesh;
+  return 0;
+}
+
+/* A copy of t's texels into *out (t's size and flags); false on ENOMEM. */
+static bool copy_texture(const kiln__texture *t, kiln__texture *out) {
+  *out = *t;
+  if (!t->rgb) return true;
+  size_t n = (size_t)t->width * (size_t)t->height * 3 * sizeof(float);
+  if (!(out->rgb = malloc(n ? n : 1))) return false;
+  memcpy(out->rgb, t->rgb, n);
+  return true;
+}
+
+/* Copies entry e out as kiln__texture_load_ex would have given it. KILN_ENOMEM. */
+static int give(const tex_item *e, kiln__texture *t, kiln__texture *alpha) {
+  if (!copy_texture(&e->t, t)) return KILN_ENOMEM;
+  if (alpha && !copy_texture(&e->a, alpha)) {
+    free(t->rgb), t->rgb = NULL;
+    return KILN_ENOMEM;
+  }
+  return 0;
+}
+
+int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_mode mode,
+                              kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz) {
+  memset(t, 0, sizeof *t);
+  if (alpha) memset(alpha, 0, sizeof *alpha);
+  file_key k;
+  bool keyed = key_of(path, &k);
+  const tex_item *hit = NULL;
+  int rc = 0;
+  pthread_mutex_lock(&c->mu);
+  for (size_t i = c->ntexs; keyed && i-- > 0 && !hit;) {
+    const tex_item *e = c->texs[i];
+    if (e->mode == mode && e->want_alpha == (alpha != NULL) && same_key(&e->key, &k) &&
+        strcmp(e->path, path) == 0)
+      hit = e;
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (hit) { /* entries never change once listed, nor go before the cache */
+    rc = give(hit, t, alpha);
+    atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
+    if (rc) snprintf(msg, msgsz, "out of memory");
+    return rc;
+  }
+  atomic_fetch_add_explicit(&c->reads, 1, memory_order_relaxed);
+  if ((rc = kiln__texture_load_ex(path, mode, t, alpha, msg, msgsz)) || !keyed) return rc;
+  tex_item *e = calloc(1, sizeof *e);
+  size_t len = strlen(path);
+  bool kept = false;
+  if (e && (e->path = malloc(len + 1)) && copy_texture(t, &e->t) &&
+      (!alpha || copy_texture(alpha, &e->a))) {
+    memcpy(e->path, path, len + 1);
+    e->mode = mode, e->want_alpha = alpha != NULL, e->key = k;
+    pthread_mutex_lock(&c->mu);
+    kept = append_tex(c, e);
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (!kept && e) free(e->t.rgb), free(e->a.rgb), free(e->path), free(e);
+  return 0; /* the texture itself was read: only the cache missed out */
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""overrides.py: what per-frame scene overrides cost against camera-only frames.
+
+Two JSONL jobs over the Cornell box (examples/cornell/scene.json, with a sphere and a box added,
+at SIZE x SIZE and SPP samples, colour PNG only), LINES lines each:
+
+  camera     every line moves the camera a little (a jitter around the scene's camera);
+  overrides  the same cameras, and every line also moves every object (the room's mesh, the
+             sphere, the box) and changes a material's albedo: a scene variant per frame.
+
+Each round renders both with `kiln render JOB`, one after the other in a rotating order; for each,
+the wall time of the whole command (start-up included) and the CPU time of the process (user +
+system), as medians and spreads (min-max) over the rounds, and the overrides job's ratio to the
+camera job of the same round. Target: overrides <= 1.1x camera. With --before KILN, a second
+binary (e.g. a build of an older commit) runs the same two jobs in the same rounds.
+
+usage: tools/bench/overrides.py KILN_BINARY [--before KILN] [--rounds N] [--lines N]
+                                [--size S] [--spp N]
+"""
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_jobs(tmp, lines, size, spp):
+    with open(os.path.join(ROOT, "examples/cornell/scene.json")) as f:
+        scene = json.load(f)
+    scene["settings"].update({"width": size, "height": size, "spp": spp})
+    room = scene["objects"][0]
+    room["name"] = "room"
+    room["file"] = os.path.join(ROOT, "examples/cornell", room["file"])
+    scene["objects"] += [
+        {"type": "sphere", "name": "ball", "center": [0.15, 0.06, 0.15], "radius": 0.06,
+         "material": "red"},
+        {"type": "box", "name": "crate", "min": [0.35, 0.0, 0.05], "max": [0.45, 0.1, 0.15],
+         "material": "green"},
+    ]
+    with open(os.path.join(tmp, "scene.json"), "w") as f:
+        json.dump(scene, f)
+    cam = scene["camera"]["position"]
+    for kind in ("camera", "overrides"):
+        r = random.Random(2)  # the overrides' numbers; each line's camera from its own
+        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
+            for i in range(lines):
+                c = random.Random(i)
+                line = {"name": f"f{i:05d}", "seed": i,
+                        "camera": {"position": [cam[0] + c.uniform(-0.02, 0.02),
+                                                cam[1] + c.uniform(-0.02, 0.02), cam[2]]}}
+                if kind == "overrides":
+                    def move(d):
+                        return {"transform": {"translate": [r.uniform(-d, d), 0,
+                                                            r.uniform(-d, d)]}}
+                    line["objects"] = {"room": move(0.005), "ball": move(0.05),
+                                       "crate": move(0.05)}
+                    line["materials"] = {"white": {"albedo": [r.uniform(0.5, 0.8)] * 3}}
+                f.write(json.dumps(line) + "\n")
+        with open(os.path.join(tmp, kind + ".json"), "w") as f:
+            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
+                       "output": "{name}.{ext}", "format": "png"}, f)
+
+
+def run(kiln, job, out):
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [kiln, "render", job, "-o", out, "--quiet"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        sys.exit(f"overrides: {' '.join(cmd)} exited {p.returncode}:\n{p.stderr}")
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def spread(xs):
+    return f"{statistics.median(xs):8.3f} ({min(xs):.3f}-{max(xs):.3f})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("--before", default="")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--lines", type=int, default=40)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--spp", type=int, default=16)
+    a = ap.parse_args()
+    bins = [("", a.kiln)] + ([("before ", a.before)] if a.before else [])
+    variants = [(p + kind, k, kind) for p, k in bins for kind in ("camera", "overrides")]
+    wall = {v[0]: [] for v in variants}
+    cpu = {v[0]: [] for v in variants}
+    ratio = {v[0]: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="kiln-overrides-") as tmp:
+        write_jobs(tmp, a.lines, a.size, a.spp)
+        for r in range(a.rounds):
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            got = {}
+            for name, kiln, kind in order:
+                w, c = run(kiln, os.path.join(tmp, kind + ".json"), os.path.join(tmp, "out"))
+                got[name] = w
+                wall[name].append(w)
+                cpu[name].append(c)
+            for p, _ in bins:
+                for kind in ("camera", "overrides"):
+                    ratio[p + kind].append(got[p + kind] / got[p + "camera"])
+    print(f"kiln render: {a.lines} lines of the Cornell box with a sphere and a box, "
+          f"{a.size}x{a.size}, {a.spp} spp, colour PNG; {a.rounds} rounds, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'variant':<18} {'wall s: median (min-max)':>28} {'CPU s: median (min-max)':>28} "
+          f"{'wall / camera':>24}")
+    for name, _, _ in variants:
+        print(f"{name:<18} {spread(wall[name]):>28} {spread(cpu[name]):>28} "
+              f"{spread(ratio[name]):>24}")
+
+
+if __name__ == "__main__":
+    main()
