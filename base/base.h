@@ -50,6 +50,10 @@ int kiln__make_dirs(const char *path, mode_t mode);
  * long to build the temporary's name. Thread-safe. */
 int kiln__write_atomic(const char *path, const void *data, size_t len, bool durable, char *msg,
                        size_t msgcap);
+/* The name of a new temporary beside path, as kiln__write_atomic makes them
+ * (".NAME.tmp-HOST-PID-N", N from one counter of the process): 0, or KILN_EINVAL when it does not
+ * fit cap. Thread-safe. */
+int kiln__tmp_name(const char *path, char *tmp, size_t cap);
 /* This machine's host name as it appears in temporary names: letters and digits, others as '_',
  * at most 32 characters (no '-', so the name parses from its end). */
 void kiln__tmp_host(char *out, size_t cap);

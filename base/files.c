@@ -108,18 +108,25 @@ void kiln__tmp_host(char *out, size_t cap) {
   out[n] = 0;
 }
 
+int kiln__tmp_name(const char *path, char *tmp, size_t cap) {
+  static _Atomic unsigned long counter;
+  const char *slash = strrchr(path, '/');
+  size_t dirlen = slash ? (size_t)(slash - path) : 0;
+  char host[40];
+  kiln__tmp_host(host, sizeof host);
+  int n = snprintf(tmp, cap, "%.*s%s.%s.tmp-%s-%ld-%lu", (int)dirlen, path, slash ? "/" : "",
+                   slash ? slash + 1 : path, host, (long)getpid(),
+                   atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed));
+  return n < 0 || (size_t)n >= cap ? KILN_EINVAL : 0;
+}
+
 int kiln__write_atomic(const char *path, const void *data, size_t len, bool durable, char *msg,
                        size_t msgcap) {
-  static _Atomic unsigned long counter;
   if (msg && msgcap) msg[0] = 0;
   const char *slash = strrchr(path, '/');
   size_t dirlen = slash ? (size_t)(slash - path) : 0;
-  char tmp[4096], host[40];
-  kiln__tmp_host(host, sizeof host);
-  int n = snprintf(tmp, sizeof tmp, "%.*s%s.%s.tmp-%s-%ld-%lu", (int)dirlen, path, slash ? "/" : "",
-                   slash ? slash + 1 : path, host, (long)getpid(),
-                   atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed));
-  if (n < 0 || (size_t)n >= sizeof tmp) {
+  char tmp[4096];
+  if (kiln__tmp_name(path, tmp, sizeof tmp)) {
     if (msg && msgcap) snprintf(msg, msgcap, "cannot write %s: the path is too long", path);
     return KILN_EINVAL;
   }

@@ -5,7 +5,7 @@
  * hands it to the backend (io_uring.c or io_poller.c). The backend completes it once through
  * kiln__io_complete, which maps the result to a value or a KILN_E* code and resolves the
  * promise. The blocking calls are the plain syscall (kiln__io_op_run) outside a fiber, and an
- * async op plus io_wait inside one.
+ * async op plus io_wait (kiln_await) inside a pool fiber, which suspends the fiber.
  *
  * Lock order: reg_mu, then a backend's lock (io_internal.h). */
 #define _GNU_SOURCE /* strerror_r's GNU form, accept4, O_CLOEXEC */
@@ -18,16 +18,19 @@
 #include <unistd.h>
 
 #include "io_internal.h"
+#include "internal.h" /* kiln__ftask_suspendable */
+#include "kiln/fiber.h"
 #include "kiln/fiberio.h"
 
-/* ---- the two points where pool fibers plug in ---------------------------------------------- */
+/* ---- where pool fibers plug in -------------------------------------------------------------- */
 
-/* Replaced by the pool's "am I in a pool fiber" query when fibers on the pool land. */
-static bool in_fiber(void) { return false; }
+/* A pool fiber whose code may suspend (not pinned by greenlets, not a task helping on a pinned
+ * fiber's stack): its blocking calls go through the engine and suspend it. */
+static bool in_fiber(void) { return kiln__ftask_suspendable(); }
 
-/* Replaced by kiln_await (kiln_future_result's contract; suspends a pool fiber) when it lands. */
+/* kiln_future_result's contract; in such a fiber it suspends the fiber instead of its worker. */
 static inline int io_wait(kiln_future *f, double timeout, void **value) {
-  return kiln_future_result(f, timeout, value);
+  return kiln_await(f, timeout, value);
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -469,20 +472,34 @@ static bool via_engine(const kiln_io *io, double timeout) {
   return io && (in_fiber() || io->cfg.route_all || timeout >= 0);
 }
 
+/* A syscall's result (res: a count or -errno) as the blocking calls report it. */
+static int inline_result(const kiln__io_op *tmpl, int res, size_t *n) {
+  if (res == 0 && kiln__io_reads(tmpl->kind) && tmpl->len > 0) return KILN_EEOF;
+  if (res < 0) {
+    errno = -res;
+    return kiln_io_errno_code(-res);
+  }
+  if (n) *n = (size_t)res;
+  return 0;
+}
+
 /* The blocking form of any op: op is a stack template filled by the caller. */
 static int run_blocking(kiln_io *io, kiln__io_op *tmpl, double timeout, size_t *n) {
   if (n) *n = 0;
   if (timeout != timeout) return KILN_EINVAL;
   if (!via_engine(io, timeout)) {
     if (timeout >= 0) return KILN_EINVAL; /* io NULL: no way to bound a blocking syscall */
-    int res = kiln__io_op_run(tmpl);
-    if (res == 0 && kiln__io_reads(tmpl->kind) && tmpl->len > 0) return KILN_EEOF;
-    if (res < 0) {
-      errno = -res;
-      return kiln_io_errno_code(-res);
-    }
-    if (n) *n = (size_t)res;
-    return 0;
+    return inline_result(tmpl, kiln__io_op_run(tmpl), n);
+  }
+  if (tmpl->kind == KILN__IO_RECV || tmpl->kind == KILN__IO_SEND) {
+    /* gevent's order: try the socket call without blocking first, and take an op, a future and a
+     * suspension only when it would block. A send nearly always goes at once, and a recv finds
+     * data already there whenever the peer was quicker than this fiber: on a busy server, most
+     * calls never reach the engine. The result is the one the op would have had. */
+    kiln__io_op now = *tmpl;
+    now.flags |= MSG_DONTWAIT;
+    int res = kiln__io_op_run(&now);
+    if (res != -EAGAIN && res != -EWOULDBLOCK) return inline_result(tmpl, res, n);
   }
   kiln__io_op *op = op_new(io, tmpl->kind, tmpl->fd);
   if (!op) return KILN_ENOMEM;

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal.h" /* kiln__wake_batch_* */
 #include "io_internal.h"
 
 enum { P_NEW, P_INCOMING, P_WAITING, P_HELPERQ, P_RUNNING, P_CANCELLED, P_DONE };
@@ -278,6 +279,7 @@ static void *poller_main(void *arg) {
   struct epoll_event evs[64];
   for (;;) {
     int n = epoll_wait(p->epfd, evs, 64, -1);
+    kiln__wake_batch_begin(); /* the fibers these completions wake are queued together */
     for (int i = 0; i < n; i++) {
       if (evs[i].data.fd == p->evfd) {
         uint64_t v;
@@ -287,6 +289,7 @@ static void *poller_main(void *arg) {
         on_ready(p, evs[i].data.fd, evs[i].events);
       }
     }
+    kiln__wake_batch_end();
     pthread_mutex_lock(&p->mu);
     kiln__io_op *in = p->in_head, *cancels = p->cancels;
     p->in_head = p->in_tail = NULL;

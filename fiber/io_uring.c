@@ -20,7 +20,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "internal.h" /* kiln__wake_batch_* */
 #include "io_internal.h"
 
 #ifdef KILN_HAVE_LIBURING
@@ -52,6 +54,7 @@ static void *reaper_main(void *arg) {
     pthread_mutex_unlock(&r->mu);
     struct io_uring_cqe *cqes[REAP_BATCH];
     unsigned got;
+    kiln__wake_batch_begin(); /* the fibers these completions wake are queued together */
     while ((got = io_uring_peek_batch_cqe(&r->ring, cqes, REAP_BATCH)) > 0) {
       void *ops[REAP_BATCH];
       int res[REAP_BATCH];
@@ -62,7 +65,9 @@ static void *reaper_main(void *arg) {
       io_uring_cq_advance(&r->ring, got); /* before completing: frees queue room early */
       for (unsigned i = 0; i < got; i++)
         if (ops[i]) kiln__io_complete(ops[i], res[i]);
+      kiln__wake_batch_flush(); /* each reap's wakes go at once: a long burst delays none */
     }
+    kiln__wake_batch_end();
     /* acquire: pairs with fini's release store, made before the NOP whose completion woke this
      * loop (fini sets stop only once every op has completed) */
     if (atomic_load_explicit(&r->stop, memory_order_acquire)) break;
@@ -74,7 +79,18 @@ int kiln__io_ring_init(kiln_io *io) {
   kiln__io_ring *r = calloc(1, sizeof *r);
   if (!r) return -ENOMEM;
   struct io_uring_params p = {0};
+  /* An op that waits on a socket completes as task work of the thread that submitted it: a
+   * worker, usually running. By default the kernel interrupts that thread at once to run it (an
+   * inter-processor interrupt, a VM exit under virtualisation, on every such completion);
+   * cooperative task running leaves it for the thread's next system call, which a worker makes
+   * soon (I/O, or waiting for work), and the completion thread's own waits run it too. Kernels
+   * before 5.19 refuse the flag: then the ring is set up without it. */
+  p.flags = IORING_SETUP_COOP_TASKRUN;
   int rc = io_uring_queue_init_params(io->cfg.entries, &r->ring, &p);
+  if (rc == -EINVAL) {
+    memset(&p, 0, sizeof p);
+    rc = io_uring_queue_init_params(io->cfg.entries, &r->ring, &p);
+  }
   if (rc < 0) {
     free(r);
     return rc;

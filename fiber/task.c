@@ -111,10 +111,19 @@ bool kiln__ftask_suspendable(void) { return running() != NULL; }
 
 /* ---- switching -------------------------------------------------------------------------------- */
 
+/* The thread of a suspended pool fiber's record: no thread's (its tp is no thread pointer). */
+static kiln__fiber_thread no_thread;
+
 /* Fiber side: back to the driver, which acts on pf->park; returns when some worker drives the
  * fiber again (PARK_EXIT never returns). Touches only pf: the thread may differ afterwards. */
 static void suspend(kiln__pfiber *pf, int park) {
   pf->park = park;
+  /* Suspended by kiln__fiber_swap, the record must not be resumed by fiber.c's switch, whose
+   * fast path takes any started fiber of the calling thread: while the fiber waits its record
+   * belongs to no thread, so that a kiln_fiber_switch to it (its kiln_fiber_current() kept by
+   * other code on the worker) is refused with KILN_ESTATE. An ending fiber keeps its thread:
+   * greenlets that outlive it free the record through it (fiber.c). */
+  if (park != PARK_EXIT) pf->gl.thread = &no_thread;
 #ifdef KILN__FIBER_ASAN
   /* a dying fiber passes NULL, so that ASan frees its fake stack */
   __sanitizer_start_switch_fiber(park == PARK_EXIT ? NULL : &pf->gl.asan_fake, pf->back.asan_bottom,
@@ -130,7 +139,7 @@ static void suspend(kiln__pfiber *pf, int park) {
 }
 
 /* The body of every pool fiber, entered through fiber.c's kiln__fiber_main (which learns the
- * driver's ASan bounds into the `from` it is given: &pf->back). Never returns. */
+ * driver's ASan bounds into the thread's `from`, set by drive to &pf->back). Never returns. */
 static int pool_entry(void *arg, void *value, void **result) {
   (void)value;
   (void)result;
@@ -229,6 +238,12 @@ static void drive(kiln_future *t, kiln__pfiber *pf) {
   tl_running = pf;
   pf->gl.thread = th;
   th->current = &pf->gl;
+#if defined(KILN__FIBER_ASAN) || defined(KILN__FIBER_TSAN)
+  /* A first drive enters kiln__fiber_main, which learns the bounds of the stack it came from
+   * into the thread's `from` (its transfer argument is not used): the driver's, so that the
+   * fiber's first suspend switches back to them. */
+  th->from = &pf->back;
+#endif
 #ifdef KILN__FIBER_ASAN
   void *fake = NULL;
   __sanitizer_start_switch_fiber(&fake, pf->gl.asan_bottom, pf->gl.asan_size);
@@ -398,19 +413,25 @@ int kiln_yield(void) {
   return 0;
 }
 
-int kiln_sleep(double seconds) {
-  if (isnan(seconds)) return KILN_EINVAL;
+int kiln_sleep_until(double deadline) {
+  if (isnan(deadline)) return KILN_EINVAL;
   kiln__pfiber *pf = running();
   if (pf) {
-    if (seconds <= 0) return kiln_yield();
+    if (deadline <= kiln__now()) return kiln_yield();
     pf->wake_fifo = true; /* deadlines passed together wake in their order */
-    return wait_loop(pf, NULL, NULL, kiln__now() + seconds, true);
+    return wait_loop(pf, NULL, NULL, deadline, true);
   }
-  if (seconds <= 0) return 0;
+  if (deadline <= kiln__now()) return 0;
   struct timespec ts;
-  kiln__abs_timespec(kiln__now() + seconds, &ts);
+  kiln__abs_timespec(deadline, &ts);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
   return 0;
+}
+
+int kiln_sleep(double seconds) {
+  if (isnan(seconds)) return KILN_EINVAL;
+  if (seconds <= 0) return running() ? kiln_yield() : 0;
+  return kiln_sleep_until(kiln__now() + seconds);
 }
 
 /* ---- spawn and kill --------------------------------------------------------------------------- */

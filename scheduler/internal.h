@@ -186,5 +186,12 @@ int kiln__ftask_wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double de
  * (t holds a new queue reference; fifo: behind the queued work, through the injection queue). */
 int kiln__submit_fiber(kiln_pool *p, void *fiber, kiln_future **out);
 void kiln__schedule_fiber(kiln_future *t, bool fifo);
+/* A thread that wakes fibers in bursts from outside the pool (the I/O engine's completion thread)
+ * brackets a burst with begin/end (nestable): the fibers it wakes meanwhile reach their pool's
+ * injection queue together at the end, under one lock and one signal. flush queues them at once;
+ * kiln__wait calls it, so that a thread never waits on fibers whose wake it holds back. */
+void kiln__wake_batch_begin(void);
+void kiln__wake_batch_end(void);
+void kiln__wake_batch_flush(void);
 
 #endif

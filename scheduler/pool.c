@@ -251,9 +251,57 @@ static void inject(kiln_pool *p, kiln_future *t) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* Fibers woken by a thread that is no worker of their pool, while it batches its wakes (the I/O
+ * engine's completion thread, over one reap of completions): queued here, then spliced into the
+ * injection queue under one lock, with one signal, by kiln__wake_batch_end. The pool stays alive
+ * meanwhile: the fibers are started work, which shutdown and destroy wait for. */
+static _Thread_local struct {
+  int depth;
+  kiln_pool *pool;
+  kiln_future *head, *tail;
+  int n;
+} tl_batch;
+
+void kiln__wake_batch_begin(void) { tl_batch.depth++; }
+
+void kiln__wake_batch_flush(void) {
+  kiln_pool *p = tl_batch.pool;
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  if (p->inject_tail) p->inject_tail->next = tl_batch.head;
+  else p->inject_head = tl_batch.head;
+  p->inject_tail = tl_batch.tail;
+  atomic_fetch_add_explicit(&p->ninject, (size_t)tl_batch.n, memory_order_release);
+  p->epoch++;
+  if (tl_batch.n > 1) pthread_cond_broadcast(&p->work_cv);
+  else pthread_cond_signal(&p->work_cv);
+  for (int i = 0; i < tl_batch.n && i < p->threads; i++) maybe_start_locked(p);
+  pthread_mutex_unlock(&p->mu);
+  tl_batch.pool = NULL;
+  tl_batch.head = tl_batch.tail = NULL;
+  tl_batch.n = 0;
+}
+
+void kiln__wake_batch_end(void) {
+  if (--tl_batch.depth == 0) kiln__wake_batch_flush();
+}
+
 void kiln__schedule_fiber(kiln_future *t, bool fifo) {
-  if (fifo) inject(t->pool, t);
-  else enqueue(t->pool, t);
+  kiln_pool *p = t->pool;
+  if (tl_batch.depth && !own_worker(p)) {
+    if (tl_batch.pool != p) {
+      kiln__wake_batch_flush();
+      tl_batch.pool = p;
+    }
+    t->next = NULL;
+    if (tl_batch.tail) tl_batch.tail->next = t;
+    else tl_batch.head = t;
+    tl_batch.tail = t;
+    tl_batch.n++;
+    return;
+  }
+  if (fifo) inject(p, t);
+  else enqueue(p, t);
 }
 
 void kiln__schedule(kiln_future *t) {

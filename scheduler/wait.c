@@ -42,6 +42,7 @@ void kiln__waiter_notify(kiln__waiter *w) {
 
 int kiln__wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline) {
   if (pred(ctx)) return 0;
+  kiln__wake_batch_flush(); /* what it waits for may need a fiber this thread has woken */
   if (kiln__ftask_suspendable()) return kiln__ftask_wait(w, pred, ctx, deadline);
   kiln__worker *self = kiln__self.worker;
   if (self) {

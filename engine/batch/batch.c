@@ -38,6 +38,8 @@
 #include <unistd.h>
 
 #include "batch_internal.h"
+#include "kiln/fiber.h"
+#include "writer.h"
 #include "image_internal.h"
 #include "render_internal.h"
 
@@ -70,6 +72,7 @@ struct kiln_batch {
   kiln__dataset *dataset;       /* the dataset writer of a run; NULL: none */
   kiln__exr_opts exr;  /* how EXR files are written */
   kiln__tars *tars;    /* tar_frames: the run's tar shards, for the length of a run */
+  kiln__writer *out;   /* writes the frames' files (writer.c); opened by the first run */
 
   pthread_mutex_t mu; /* guards the sums below, written by writer tasks */
   double prepare_s, render_s, readback_s, encode_s, write_s;
@@ -333,6 +336,7 @@ void kiln_batch_destroy(kiln_batch *b) {
   if (!b) return;
   kiln_renderer_destroy(b->shared);
   kiln__derive_cache_free(b->derive);
+  kiln__writer_close(b->out);
   if (b->thumbs)
     for (size_t i = 0; i < b->ncells; i++) free(b->thumbs[i]);
   free(b->thumbs);
@@ -596,10 +600,13 @@ static int write_files(frame_ctx *c, const kiln_image *img, void *const derived[
                        double *conv_s, double *enc_s, double *write_s, char *msg, size_t msgcap) {
   kiln_batch *b = c->b;
   int files[NPASS], nf = kiln__frame_files(b->format, b->passes, files), rc = 0;
+  char paths[NPASS][PATH_MAX];
+  kiln__wfile out[NPASS];
+  int nout = 0;
   for (int i = 0; i < nf && !rc; i++) {
     int pi = files[i];
-    char path[PATH_MAX];
-    rc = kiln__batch_pass_path(b, &c->fr, pi, path, sizeof path, msg, msgcap);
+    char *path = paths[i];
+    rc = kiln__batch_pass_path(b, &c->fr, pi, path, PATH_MAX, msg, msgcap);
     if (rc) break;
     char *slash = strrchr(path, '/');
     if (slash && slash != path) { /* templates may name sub-folders */
@@ -615,11 +622,16 @@ static int write_files(frame_ctx *c, const kiln_image *img, void *const derived[
     void *data = NULL;
     size_t len = 0;
     if ((rc = encode_timed(c, img, derived, pi, &data, &len, conv_s, enc_s, msg, msgcap))) break;
+    out[nout++] = (kiln__wfile){path, data, len};
+  }
+  if (!rc) { /* every file of the frame at once (writer.c) */
     double tw = kiln__now();
-    rc = kiln__write_atomic(path, data, len, b->cfg.durable, msg, msgcap);
+    rc = kiln__writer_write(b->out, out, nout, b->cfg.durable, msg, msgcap);
     *write_s += kiln__now() - tw;
-    free(data);
-    if (!rc) c->files++, c->bytes += len;
+  }
+  for (int i = 0; i < nout; i++) {
+    if (!rc) c->files++, c->bytes += out[i].len;
+    free((void *)out[i].data);
   }
   return rc;
 }
@@ -705,6 +717,28 @@ static int writer_task(void *arg, void **result) {
   if (rc) return kiln_task_fail(rc, "%s", msg[0] ? msg : kiln_strerror(rc));
   return 0;
 }
+
+/* W as a pool fiber: it waits for the render, and for its files' writes, without holding a worker.
+ * A failed render fails it with KILN_EDEPENDENCY, as kiln_submit_after does (outcome() then
+ * reports the render's own error). */
+static int writer_fiber(void *arg, void **result) {
+  frame_ctx *c = arg;
+  *result = NULL;
+  int rc = kiln_await(c->render, -1, NULL);
+  if (rc) return kiln_task_fail(KILN_EDEPENDENCY, "the render failed: %s", kiln_strerror(rc));
+  return writer_task(arg, result);
+}
+
+/* Whether W runs as a fiber: when its writes go through the engine, and nothing it runs waits on
+ * the pool while holding a lock (building the derived passes' tracer does: a fiber suspended
+ * there could leave every worker blocked on that lock), and no tar is written (appends under a
+ * lock, no engine). */
+static bool writer_as_fiber(const kiln_batch *b) {
+  return kiln__writer_async(b->out) && !(b->passes >> KILN__NPLANE) && !b->tars;
+}
+
+/* W's stack: encoders and the writer's buffers of names; only the pages touched are resident. */
+enum { WRITER_STACK = 1 << 20 };
 
 /* ---- preparing frames with scene overrides ------------------------------------------------------ */
 
@@ -835,7 +869,9 @@ static int issue(kiln_batch *b, frame_ctx *c, char *msg, size_t msgcap) {
       return rc;
     }
   }
-  rc = kiln_submit_after(b->cfg.pool, &c->render, 1, writer_task, c, &c->writer);
+  rc = writer_as_fiber(b)
+           ? kiln_fiber_spawn(b->cfg.pool, writer_fiber, c, WRITER_STACK, &c->writer)
+           : kiln_submit_after(b->cfg.pool, &c->render, 1, writer_task, c, &c->writer);
   if (rc) kiln__say(msg, msgcap, "cannot submit the writer: %s", kiln_strerror(rc));
   return rc;
 }
@@ -1220,6 +1256,13 @@ static int run_begin(run_state *st) {
                             sizeof st->err->message)))
     return rc;
   if (b->cfg.manifest && (rc = open_manifest(st))) return rc;
+  if (!b->out) {
+    kiln__writer_config wc;
+    if ((rc = kiln__writer_config_env(&wc, st->err->message, sizeof st->err->message)) ||
+        (rc = kiln__writer_open(&wc, b->cfg.pool, &b->out, st->err->message,
+                                sizeof st->err->message)))
+      return rc;
+  }
   if (b->annotate && (rc = open_annotations(st))) return rc;
   size_t lanes = 0;
   for (size_t i = 0; i < b->cfg.ndevs; i++) {

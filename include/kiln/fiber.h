@@ -192,6 +192,12 @@ KILN_API int kiln_yield(void);
  * calling thread (clock_nanosleep, resumed after signals), 0. */
 KILN_API int kiln_sleep(double seconds);
 
+/* kiln_sleep to an absolute deadline: seconds on CLOCK_MONOTONIC (clock_gettime's, as a double),
+ * so that a fiber that wakes periodically does not drift by the time it took to get here, and
+ * several fibers given deadlines at once wake in their deadlines' order even when the worker is
+ * preempted between their calls. A deadline already past is kiln_yield. Codes as kiln_sleep. */
+KILN_API int kiln_sleep_until(double deadline);
+
 /* gevent's kill. A fiber not yet started never runs: its future is cancelled. A started one gets
  * KILN_ECANCELLED from its pending kiln_await or kiln_sleep (or its next one, or kiln_yield);
  * its other waits are not interrupted. If it then ends with KILN_ECANCELLED, its future counts

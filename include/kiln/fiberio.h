@@ -23,10 +23,16 @@
  *     the kernel is done with the buffers. Its value is the result as (void *)(uintptr_t): bytes
  *     transferred, or the new descriptor for open and accept, or 0. Such futures mix with every
  *     other future (kiln_wait, kiln_as_completed, kiln_submit_after); kiln_io_result reads one.
- *   - kiln_io_<op>: inside a pool fiber, starts the op asynchronously and suspends the fiber until
- *     it completes (the worker runs other fibers meanwhile); outside a fiber it is the plain
- *     blocking syscall, with no trip through the engine, unless a timeout >= 0 is given or the
- *     handle's config says route_all. io may be NULL: then it is always the plain syscall.
+ *   - kiln_io_<op>: inside a pool fiber (kiln_fiber_spawn, kiln/fiber.h), starts the op
+ *     asynchronously and suspends the fiber until it completes (the worker runs other fibers
+ *     meanwhile); outside a fiber it is the plain blocking syscall, with no trip through the
+ *     engine, unless a timeout >= 0 is given or the handle's config says route_all. io may be
+ *     NULL: then it is always the plain syscall. Through the engine, recv and send first try the
+ *     socket without blocking (MSG_DONTWAIT, as gevent does) and take an op only if that would
+ *     block. A pool fiber pinned by greenlets (kiln/fiber.h) blocks its worker instead of
+ *     suspending, as in a task; a kill (kiln_fiber_kill) of a fiber waiting in a call cancels
+ *     the op, waits for it to end and makes the call return KILN_ECANCELLED (or its result, if
+ *     the op completed first).
  *   - kiln_io_wait: waits for an async op with a timeout and, if the timeout passes, cancels it.
  *
  * Results: 0, or a negative KILN_E* code mapped from errno by kiln_io_errno_code (ENOENT ->

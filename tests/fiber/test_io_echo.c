@@ -1,24 +1,40 @@
 /* test_io_echo.c: a loopback echo server through the I/O engine, on both backends.
  *
- * The connection bodies (echo_serve_conn, echo_client) use only the blocking kiln_io calls, so
- * that pool fibers can run them unchanged once fibers run on the pool (then 10,000 concurrent
- * client fibers); today each runs on a thread of its own, with route_all set so that every call
- * takes the fibers' path (an async op and a wait on its future). A second test drives many
- * connections from one thread with async futures alone, waiting on them with kiln_wait. */
-// kt: timeout 120
+ * The connection bodies (echo_serve_conn, echo_client) use only the blocking kiln_io calls. They
+ * run as pool fibers (10,000 concurrent clients against a fiber per connection on the server),
+ * and on a thread each with route_all set, so that every call takes the fibers' path (an async
+ * op and a wait on its future) without a fiber. A third test drives many connections from one
+ * thread with async futures alone, waiting on them with kiln_wait. */
+// kt: timeout 240
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "kiln/fiber.h"
 #include "kiln/fiberio.h"
 #include "kiln/sched.h"
 #include "kt.h"
 
 enum { MSG = 64 };
+
+/* The clients connected so far, and how many make the gate open. */
+static atomic_int gate_count;
+static int gate_total;
+
+/* Counts this client in and waits (in a fiber: suspended) until all are connected. */
+static int gate_pass(kiln_future *gate) {
+  if (atomic_fetch_add(&gate_count, 1) + 1 == gate_total) kiln_promise_resolve(gate, NULL);
+  return kiln_await(gate, 120.0, NULL);
+}
 
 /* Echoes what arrives until the peer's EOF. 0, or the code that stopped it. */
 static int echo_serve_conn(kiln_io *io, int fd) {
@@ -33,11 +49,14 @@ static int echo_serve_conn(kiln_io *io, int fd) {
   }
 }
 
-/* Connects, makes `rounds` round trips of MSG bytes (each checked), closes. 0 or a code. */
-static int echo_client(kiln_io *io, const struct sockaddr_in *addr, int id, int rounds) {
+/* Connects, waits for gate (if not NULL: a future done once every client is connected), makes
+ * `rounds` round trips of MSG bytes (each checked), closes. 0 or a code. */
+static int echo_client(kiln_io *io, const struct sockaddr_in *addr, int id, int rounds,
+                       kiln_future *gate) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return KILN_EIO;
-  int rc = kiln_io_connect(io, fd, (const struct sockaddr *)addr, sizeof *addr, 10.0);
+  int rc = kiln_io_connect(io, fd, (const struct sockaddr *)addr, sizeof *addr, 60.0);
+  if (rc == 0 && gate) rc = gate_pass(gate);
   char out[MSG], in[MSG];
   for (int r = 0; r < rounds && rc == 0; r++) {
     for (int i = 0; i < MSG; i++) out[i] = (char)(id * 31 + r * 7 + i);
@@ -108,7 +127,7 @@ typedef struct client {
 
 static void *client_main(void *arg) {
   client *c = arg;
-  c->rc = echo_client(c->io, c->addr, c->id, c->rounds);
+  c->rc = echo_client(c->io, c->addr, c->id, c->rounds, NULL);
   return NULL;
 }
 
@@ -127,17 +146,19 @@ static int listener(struct sockaddr_in *addr) {
   return s;
 }
 
-static kiln_io *mk(kiln_io_backend b) {
+static kiln_io *mk_routed(kiln_io_backend b, bool route_all) {
   kiln_io_config cfg;
   kiln_io_config_default(&cfg);
   cfg.backend = b;
-  cfg.route_all = true;
+  cfg.route_all = route_all;
   kiln_io *io = NULL;
   int rc = kiln_io_create(&cfg, &io);
   if (rc != 0 && b == KILN_IO_BACKEND_URING) KT_SKIP("io_uring unavailable: %s", kiln_err_name(rc));
   KT_CODE(rc, 0);
   return io;
 }
+
+static kiln_io *mk(kiln_io_backend b) { return mk_routed(b, true); }
 
 static void echo_threads(kiln_io_backend b) {
   enum { CLIENTS = 32, ROUNDS = 100 };
@@ -164,6 +185,177 @@ static void echo_threads(kiln_io_backend b) {
 
 TEST(echo_threads_uring) { echo_threads(KILN_IO_BACKEND_URING); }
 TEST(echo_threads_poller) { echo_threads(KILN_IO_BACKEND_POLLER); }
+
+/* ---- pool fibers: 10,000 concurrent clients, a fiber per connection on the server ----------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* The server runs in a child process: 10,000 connections are 20,000 descriptors on one side
+ * each, which one process may not be allowed (a hard RLIMIT_NOFILE of 20,000 is common); two
+ * processes need 10,000 and a few each. */
+enum {
+  FIBER_CLIENTS = SANITIZED ? 1000 : 10000,
+  FIBER_ROUNDS = 5,
+  FIBER_STACK = SANITIZED ? 64 * 1024 : 32 * 1024,
+  SPARE_FDS = 64 /* standard streams, the listener, the engine's and the pool's own */
+};
+
+static kiln_pool *mk_pool(int threads) {
+  kiln_pool_config cfg;
+  kiln_pool_config_default(&cfg);
+  cfg.threads = threads;
+  kiln_pool *p = NULL;
+  KT_EQ(kiln_pool_create(&cfg, &p), 0);
+  return p;
+}
+
+typedef struct fserver {
+  kiln_io *io;
+  kiln_pool *pool;
+  int ls, nconn;
+} fserver;
+
+typedef struct fconn {
+  fserver *s;
+  int fd;
+} fconn;
+
+static int fconn_main(void *arg, void **result) {
+  (void)result;
+  fconn *c = arg;
+  int rc = echo_serve_conn(c->s->io, c->fd);
+  int crc = kiln_io_close(c->s->io, c->fd);
+  return rc ? rc : crc;
+}
+
+/* Accepts nconn connections with a fiber for each, then joins them all: 0 or the first code. */
+static int facceptor_main(void *arg, void **result) {
+  (void)result;
+  fserver *s = arg;
+  fconn *cs = calloc((size_t)s->nconn, sizeof *cs);
+  kiln_future **fs = calloc((size_t)s->nconn, sizeof *fs);
+  if (!cs || !fs) return KILN_ENOMEM;
+  int n = 0, rc = 0;
+  for (; n < s->nconn; n++) {
+    int fd = -1;
+    if ((rc = kiln_io_accept(s->io, s->ls, NULL, NULL, 120.0, &fd)) != 0) break;
+    cs[n] = (fconn){s, fd};
+    if ((rc = kiln_fiber_spawn(s->pool, fconn_main, &cs[n], FIBER_STACK, &fs[n])) != 0) {
+      close(fd);
+      break;
+    }
+  }
+  size_t ndone = 0;
+  if (n > 0) { /* joinall from a fiber: suspends it */
+    int wrc = kiln_wait(fs, (size_t)n, KILN_ALL_COMPLETED, 120.0, &ndone);
+    if (!rc) rc = wrc;
+  }
+  for (int i = 0; i < n; i++) {
+    int crc = kiln_future_error(fs[i], 0, NULL);
+    if (!rc) rc = crc;
+    kiln_future_release(fs[i]);
+  }
+  free(fs);
+  free(cs);
+  return rc;
+}
+
+/* The child: serves nconn connections on ls, exits 0 if every one echoed to its end. */
+_Noreturn static void serve_child(kiln_io_backend b, int ls, int nconn) {
+  (void)prctl(PR_SET_PDEATHSIG, SIGKILL); /* the parent failing ends the server too */
+  if (getppid() == 1) _exit(2);
+  kiln_io *io = mk_routed(b, false);
+  fserver s = {io, mk_pool(2), ls, nconn};
+  kiln_future *acc = NULL;
+  KT_CODE(kiln_fiber_spawn(s.pool, facceptor_main, &s, FIBER_STACK, &acc), 0);
+  const char *msg = NULL;
+  int rc = kiln_future_error(acc, 150.0, &msg);
+  if (rc) fprintf(stderr, "server: %s: %s\n", kiln_err_name(rc), msg ? msg : "");
+  kiln_future_release(acc);
+  kiln_pool_destroy(s.pool);
+  kiln_io_destroy(io);
+  close(ls);
+  _exit(rc ? 1 : 0);
+}
+
+typedef struct fclient {
+  kiln_io *io;
+  const struct sockaddr_in *addr;
+  kiln_future *gate;
+  int id;
+} fclient;
+
+static int fclient_main(void *arg, void **result) {
+  (void)result;
+  fclient *c = arg;
+  return echo_client(c->io, c->addr, c->id, FIBER_ROUNDS, c->gate);
+}
+
+static void echo_fibers(kiln_io_backend b) {
+  const rlim_t need = FIBER_CLIENTS + SPARE_FDS;
+  struct rlimit rl;
+  KT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+    KT_SKIP("RLIMIT_NOFILE's hard limit is %llu; %llu descriptors per process are needed",
+            (unsigned long long)rl.rlim_max, (unsigned long long)need);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    rl.rlim_cur = need;
+    KT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  }
+  struct sockaddr_in addr;
+  int ls = listener(&addr);
+  fflush(NULL);
+  pid_t pid = fork(); /* before any thread of this process starts */
+  KT_TRUE(pid >= 0);
+  if (pid == 0) serve_child(b, ls, FIBER_CLIENTS);
+  close(ls);
+
+  double t0 = kt_now();
+  kiln_io *io = mk_routed(b, false); /* no route_all: the fibers alone take the engine's path */
+  kiln_pool *p = mk_pool(2);
+  kiln_future *gate = NULL;
+  KT_EQ(kiln_promise_create(&gate), 0);
+  atomic_store(&gate_count, 0);
+  gate_total = FIBER_CLIENTS;
+  fclient *cl = calloc(FIBER_CLIENTS, sizeof *cl);
+  kiln_future **fs = calloc(FIBER_CLIENTS, sizeof *fs);
+  KT_TRUE(cl && fs);
+  for (int i = 0; i < FIBER_CLIENTS; i++) {
+    cl[i] = (fclient){io, &addr, gate, i};
+    KT_CODE(kiln_fiber_spawn(p, fclient_main, &cl[i], FIBER_STACK, &fs[i]), 0);
+  }
+  size_t ndone = 0;
+  KT_CODE(kiln_wait(fs, FIBER_CLIENTS, KILN_ALL_COMPLETED, 180.0, &ndone), 0);
+  for (int i = 0; i < FIBER_CLIENTS; i++) {
+    const char *msg = NULL;
+    int rc = kiln_future_error(fs[i], 0, &msg);
+    if (rc) KT_FAIL("client %d: %s: %s", i, kiln_err_name(rc), msg ? msg : "");
+    kiln_future_release(fs[i]);
+  }
+  KT_TRUE(kiln_future_done(gate)); /* all were connected at once before any round trip */
+  kiln_future_release(gate);
+  int st = 0;
+  KT_EQ(waitpid(pid, &st, 0), pid);
+  KT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  fprintf(stderr, "%d client fibers x %d round trips, %s: %.2f s\n", FIBER_CLIENTS, FIBER_ROUNDS,
+          kiln_io_backend_get(io) == KILN_IO_BACKEND_URING ? "io_uring" : "poller", kt_now() - t0);
+  kiln_pool_destroy(p);
+  kiln_io_destroy(io);
+  free(fs);
+  free(cl);
+}
+
+TEST(echo_fibers_uring) { echo_fibers(KILN_IO_BACKEND_URING); }
+TEST(echo_fibers_poller) { echo_fibers(KILN_IO_BACKEND_POLLER); }
 
 /* ---- one thread, many connections, async futures and kiln_wait ---------------------------------- */
 

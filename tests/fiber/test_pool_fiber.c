@@ -300,7 +300,7 @@ static int sleep_until(void *arg, void **result) {
   KT_CODE(kiln_await(s->gate, -1, NULL), 0);
   s->deadline = *s->base + s->offset;
   s->slept = kt_now();
-  KT_CODE(kiln_sleep(s->deadline - s->slept), 0);
+  KT_CODE(kiln_sleep_until(s->deadline), 0);
   s->woke = kt_now();
   s->rank = atomic_fetch_add(s->pos, 1);
   return 0;
@@ -353,6 +353,11 @@ TEST(sleep_order_1000_fibers_one_worker) {
   kiln_future_release(gate);
   KT_CODE(kiln_sleep(0.001), 0); /* outside a fiber: the thread sleeps */
   KT_CODE(kiln_sleep(NAN), KILN_EINVAL);
+  double t0 = kt_now();
+  KT_CODE(kiln_sleep_until(t0 + 0.002), 0); /* outside: to the deadline, not before */
+  KT_TRUE(kt_now() >= t0 + 0.002);
+  KT_CODE(kiln_sleep_until(t0 - 1), 0);
+  KT_CODE(kiln_sleep_until(NAN), KILN_EINVAL);
   kiln_pool_destroy(p);
 }
 
@@ -778,5 +783,46 @@ TEST(greenlets_pin_their_pool_fiber) {
   KT_EQ((intptr_t)v, 6);
   kiln_future_release(f);
   kiln_future_release(pn.gate);
+  kiln_pool_destroy(p);
+}
+
+/* A pool fiber that waits was left by the pool's own switch: a greenlet switch to its record,
+ * from another fiber on the same worker, is refused instead of resuming it the wrong way. */
+typedef struct stolen {
+  kiln_future *gate;
+  _Atomic(kiln_fiber *) waiter;
+  int switch_rc;
+} stolen;
+
+static int wait_on_gate(void *arg, void **result) {
+  (void)result;
+  stolen *s = arg;
+  atomic_store(&s->waiter, kiln_fiber_current());
+  return kiln_await(s->gate, 20.0, NULL);
+}
+
+static int switch_to_waiter(void *arg, void **result) {
+  (void)result;
+  stolen *s = arg;
+  kiln_fiber *w = atomic_load(&s->waiter);
+  KT_TRUE(w != NULL); /* one worker: the waiter ran first and is suspended */
+  KT_TRUE(kiln_fiber_started(w) && !kiln_fiber_dead(w));
+  s->switch_rc = kiln_fiber_switch(w, NULL, NULL);
+  s->switch_rc = s->switch_rc ? s->switch_rc : kiln_fiber_throw(w, KILN_ECANCELLED, NULL);
+  kiln_promise_resolve(s->gate, NULL);
+  return 0;
+}
+
+TEST(switch_to_a_waiting_pool_fiber_is_refused) {
+  kiln_pool *p = pool(1);
+  stolen s = {promise(), NULL, 0};
+  kiln_future *a = spawn(p, wait_on_gate, &s);
+  kiln_future *b = spawn(p, switch_to_waiter, &s);
+  KT_CODE(kiln_future_result(a, 30.0, NULL), 0);
+  KT_CODE(kiln_future_result(b, 30.0, NULL), 0);
+  KT_CODE(s.switch_rc, KILN_ESTATE);
+  kiln_future_release(a);
+  kiln_future_release(b);
+  kiln_future_release(s.gate);
   kiln_pool_destroy(p);
 }

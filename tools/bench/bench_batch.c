@@ -3,6 +3,7 @@
  * stb_image_write. Every ratio is taken in one run.
  *
  *   kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory] [--null]
+ *                    [--slow-writes US,US,... [--rounds R] [--in-flight N]]
  *
  *   pipeline  N frames (default 1000) of an orbit of the scene (default examples/cornell/scene.json;
  *             the orbit of examples/cornell/orbit.json stretched over N frames) at SxS (default
@@ -18,6 +19,16 @@
  *             colour PNG only, each size run 3 times in interleaved rounds; the median images/s and
  *             CPU milliseconds a frame (process CPU time over frames: conversion, encoding,
  *             writing, read-back and the pipeline itself), and the spread of the 3.
+ *   slow writes (--slow-writes) instead of the above: the batch with every output write delayed
+ *             by each of the given microseconds (the test hook KILN_TEST_WRITE_DELAY_US: slow
+ *             shared storage), colour, depth and normal PNGs (3 files a frame), written one file
+ *             after another by the worker (KILN_BATCH_WRITES=sync, as before the I/O engine)
+ *             against the engine (every file of a frame at once) with the frame's writer a plain
+ *             task that waits in kiln_future_result (async-task) and a pool fiber that waits
+ *             without holding its worker (async, the default); then both with durable writes (an fsync
+ *             per file, no hook: the disk's own latency). R rounds (default 3) interleaved;
+ *             --in-flight N sets the batch's window of frames in flight (default: its own);
+ *             frames/s, median (min..max), and CPU seconds a frame.
  *   png       one rendered 256x256 frame encoded as 8-bit sRGB PNG by libdeflate at level 1 (what
  *             the batch writes) and 6, and by stb_image_write: MB/s of input and file sizes (median of 30). */
 #define _GNU_SOURCE
@@ -31,9 +42,9 @@
 
 #include <stb_image_write.h>
 
-#include "batch_internal.h"
 #include "image_internal.h"
 #include "bench_clock.h"
+#include "batch_internal.h"
 #include "kiln/batch.h"
 
 static void die(const char *what, int rc) {
@@ -125,26 +136,23 @@ static void rm_rf(const char *d) {
 }
 
 /* The batch: returns its wall time; *written the frames written. */
-static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *written,
-                             kiln_batch_summary *s, bool null_kernel);
+static size_t in_flight;    /* --in-flight: the batch's window (0: its default) */
+static bool null_kernel_on; /* bench_null: the null kernel instead of the path tracer */
 
-static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
-                        kiln_batch_summary *s) {
-  return run_batch_null(e, frames, size, spp, written, s, false);
-}
-
-static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *written,
-                             kiln_batch_summary *s, bool null_kernel) {
+static double run_batch_with(env *e, long frames, int size, int spp, unsigned passes, bool durable,
+                             uint64_t *written, kiln_batch_summary *s) {
   char *dir = tmp_dir();
   kiln_batch_config bc;
   kiln_batch_config_default(&bc);
   bc.pool = e->pool, bc.devs = e->devs, bc.ndevs = e->ndevs;
   bc.out_dir = dir;
-  bc.passes = KILN_PASS_COLOR;
+  bc.passes = passes;
+  bc.durable = durable;
+  bc.in_flight = in_flight;
   bc.format = KILN_FORMAT_PNG;
   bc.first = 0, bc.last = frames - 1;
   bc.width = bc.height = size, bc.spp = spp;
-  bc.output = "{frame:06d}.{ext}";
+  bc.output = passes == KILN_PASS_COLOR ? "{frame:06d}.{ext}" : "{frame:06d}_{pass}.{ext}";
   kiln_batch *b;
   kiln_error_detail err;
   int rc = kiln_batch_create(e->job, &bc, &b, &err);
@@ -152,7 +160,7 @@ static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *w
     fprintf(stderr, "kiln-bench-batch: %s\n", err.message);
     exit(1);
   }
-  if (null_kernel) kiln__batch_null_kernel(b);
+  if (null_kernel_on) kiln__batch_null_kernel(b);
   double t0 = now();
   rc = kiln_batch_run(b, s, &err);
   double t = now() - t0;
@@ -166,6 +174,88 @@ static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *w
   rm_rf(dir);
   free(dir);
   return t;
+}
+
+static double run_batch(env *e, long frames, int size, int spp, uint64_t *written,
+                        kiln_batch_summary *s) {
+  return run_batch_with(e, frames, size, spp, KILN_PASS_COLOR, false, written, s);
+}
+
+static double run_batch_null(env *e, long frames, int size, int spp, uint64_t *written,
+                             kiln_batch_summary *s) {
+  null_kernel_on = true;
+  double t = run_batch(e, frames, size, spp, written, s);
+  null_kernel_on = false;
+  return t;
+}
+
+static void print_spread(const char *what, double *v, int n, double cpu_per_frame) {
+  double lo = v[0], hi = v[0];
+  for (int i = 1; i < n; i++) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+  printf("  %-44s %8.1f frames/s (%.1f..%.1f)  %.4f CPU s a frame\n", what, median(v, n), lo, hi,
+         cpu_per_frame);
+}
+
+/* --slow-writes: sync against the engine under each delay, then with durable writes. */
+static void bench_slow_writes(env *e, long frames, int size, int spp, const char *delays,
+                              int rounds) {
+  enum { MAXR = 21, MAXD = 8 };
+  double d_us[MAXD];
+  int nd = 0;
+  for (const char *p = delays; *p && nd < MAXD;) {
+    char *end;
+    d_us[nd++] = strtod(p, &end);
+    p = *end == ',' ? end + 1 : end;
+    if (end == p && *p) break;
+  }
+  unsigned passes = KILN_PASS_COLOR | KILN_PASS_DEPTH | KILN_PASS_NORMAL;
+  double load[3] = {0};
+  if (getloadavg(load, 3) < 0) load[0] = -1;
+  printf("slow writes: %ld frames of 3 PNGs (colour, depth, normal) at %dx%d, %d spp, %d "
+         "rounds interleaved, %zu frames in flight%s, load average %.2f\n",
+         frames, size, size, spp, rounds, in_flight, in_flight ? "" : " (0: the batch's default)",
+         load[0]);
+  for (int di = 0; di <= nd; di++) { /* di == nd: durable, no delay */
+    bool durable = di == nd;
+    char delay[32];
+    snprintf(delay, sizeof delay, "%.0f", durable ? 0 : d_us[di]);
+    setenv("KILN_TEST_WRITE_DELAY_US", delay, 1);
+    static const char *const modes[3] = {"sync", "async-task", "async"};
+    double fps[3][MAXR], cpu[3] = {0, 0, 0};
+    for (int r = 0; r < rounds && r < MAXR; r++)
+      for (int k = 0; k < 3; k++) {
+        int m = (k + r) % 3; /* rotate which goes first */
+        setenv("KILN_BATCH_WRITES", modes[m], 1);
+        uint64_t w;
+        kiln_batch_summary s;
+        double c0 = cpu_now();
+        double t = run_batch_with(e, frames, size, spp, passes, durable, &w, &s);
+        cpu[m] += (cpu_now() - c0) / (double)w;
+        fps[m][r] = (double)w / t;
+      }
+    int n = rounds < MAXR ? rounds : MAXR;
+    double ms = 0, mt = 0, me = 0;
+    char what[96];
+    if (durable) printf(" durable (fsync per file and folder), no delay:\n");
+    else printf(" every write delayed %.0f us:\n", d_us[di]);
+    snprintf(what, sizeof what, "sync: one file after another, worker held");
+    double copy[MAXR];
+    memcpy(copy, fps[0], sizeof copy);
+    ms = median(copy, n);
+    print_spread(what, fps[0], n, cpu[0] / n);
+    snprintf(what, sizeof what, "engine, writer a task: files at once");
+    memcpy(copy, fps[1], sizeof copy);
+    mt = median(copy, n);
+    print_spread(what, fps[1], n, cpu[1] / n);
+    snprintf(what, sizeof what, "engine, writer a fiber (the default)");
+    memcpy(copy, fps[2], sizeof copy);
+    me = median(copy, n);
+    print_spread(what, fps[2], n, cpu[2] / n);
+    printf("  fiber / sync %.2fx, task / sync %.2fx, fiber / task %.2fx\n", me / ms, mt / ms,
+           me / mt);
+  }
+  unsetenv("KILN_TEST_WRITE_DELAY_US");
+  unsetenv("KILN_BATCH_WRITES");
 }
 
 /* The naive loop: one frame at a time through the same engine. */
@@ -277,6 +367,31 @@ static void bench_png(env *e) {
   kiln_renderer_destroy(r);
 }
 
+/* Peak RSS of a child that renders `frames` frames at 64x64, 1 spp. */
+static long child_peak_kib(const char *self, const char *job, long frames) {
+  int fd[2];
+  if (pipe(fd)) exit(1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    char n[32];
+    snprintf(n, sizeof n, "%ld", frames);
+    execl(self, self, "--child-memory", n, "--job", job, (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  char buf[64] = "";
+  ssize_t k = read(fd[0], buf, sizeof buf - 1);
+  close(fd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  if (k <= 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+    fprintf(stderr, "kiln-bench-batch: memory child for %ld frames failed\n", frames);
+    exit(1);
+  }
+  return atol(buf);
+}
+
 /* The CPU side's ceiling: the batch with the null kernel at three sizes, interleaved rounds. */
 static void bench_null(env *e, int spp) {
   enum { SIZES = 3, ROUNDS = 3 };
@@ -288,7 +403,7 @@ static void bench_null(env *e, int spp) {
       uint64_t w;
       kiln_batch_summary s;
       double c0 = cpu_now();
-      double t = run_batch_null(e, frames[k], size[k], spp, &w, &s, true);
+      double t = run_batch_null(e, frames[k], size[k], spp, &w, &s);
       rate[k][r] = (double)w / t, cpu_ms[k][r] = 1e3 * (cpu_now() - c0) / (double)w;
     }
   printf("null kernel (the CPU side's ceiling; colour PNG, %d spp; median of %d interleaved "
@@ -332,7 +447,8 @@ int main(int argc, char **argv) {
   const char *scene = "examples/cornell/scene.json";
   long frames = 1000, child = 0;
   int size = 64, spp = 0;
-  int memory = 0, null_only = 0;
+  int memory = 0, rounds = 3, null_only = 0;
+  const char *slow = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--scene") && i + 1 < argc) scene = argv[++i];
     else if (!strcmp(argv[i], "--job") && i + 1 < argc) scene = argv[++i]; /* the memory child */
@@ -341,11 +457,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--spp") && i + 1 < argc) spp = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--memory")) memory = 1;
     else if (!strcmp(argv[i], "--null")) null_only = 1;
+    else if (!strcmp(argv[i], "--slow-writes") && i + 1 < argc) slow = argv[++i];
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc) in_flight = (size_t)atol(argv[++i]);
     else if (!strcmp(argv[i], "--child-memory") && i + 1 < argc) child = atol(argv[++i]);
     else {
       fprintf(
           stderr,
-          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory] [--null]\n");
+          "usage: kiln-bench-batch [--scene FILE] [--frames N] [--size S] [--spp N] [--memory] [--null]\n"
+          "                        [--slow-writes US,US,... [--rounds R] [--in-flight N]]\n");
       return 2;
     }
   }
@@ -368,6 +488,13 @@ int main(int argc, char **argv) {
   int s_spp = spp ? spp : info.spp;
   if (null_only) { /* --null: the CPU side's ceiling only */
     bench_null(&e, s_spp);
+    env_close(&e);
+    unlink(job);
+    free(job);
+    return 0;
+  }
+  if (slow) {
+    bench_slow_writes(&e, frames, size, s_spp, slow, rounds > 0 ? rounds : 1);
     env_close(&e);
     unlink(job);
     free(job);

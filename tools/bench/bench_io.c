@@ -11,7 +11,10 @@
  *    trips of 64 bytes: the engine driving every connection's client and server ends from
  *    done-callbacks (no thread per connection; what fibers will do with one stack each), against
  *    a thread per end with blocking send/recv (2 x CONNS threads), against gevent: a StreamServer
- *    echo handler and CONNS client greenlets in one Python process.
+ *    echo handler and CONNS client greenlets in one Python process. And the same with pool
+ *    fibers (gevent's shape in C): a fiber per client and a fiber per server end, each running
+ *    a plain loop of blocking kiln_io_send_all / kiln_io_recv calls that suspend it, on a pool
+ *    of FIBER_WORKERS workers.
  * Each backend of the engine is measured (io_uring, and the poller forced).
  *
  * Timing: wall seconds and the process's CPU seconds (every thread's; Python reports its own
@@ -19,7 +22,8 @@
  * seconds are the fairer measure there, wall seconds show what latency hiding buys. Rounds are
  * interleaved; medians and spreads (min..max) are printed.
  *
- * Usage: kiln-bench-io [rounds] [python]   (defaults: 5 rounds, /usr/bin/python3). */
+ * Usage: kiln-bench-io [rounds] [python] [echo | echo-fibers]   (defaults: 5 rounds,
+ * /usr/bin/python3; "echo" runs the echo rows only, "echo-fibers" only fibers on io_uring). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,11 +39,13 @@
 #include <unistd.h>
 
 #include "bench_clock.h"
+#include "kiln/fiber.h"
 #include "kiln/fiberio.h"
 #include "kiln/sched.h"
 
 enum { FILES = 2000, SYNC_FILES = 200, FILE_SIZE = 4096, WINDOW = 64 };
 enum { CONNS = 1000, ROUNDS = 20, MSG = 64, MAX_ROUNDS = 16 };
+enum { FIBER_WORKERS = 2, FIBER_STACK = 32 * 1024 };
 
 typedef struct timing {
   double wall, cpu;
@@ -339,6 +345,71 @@ static timing echo_plain(void) {
   return bad ? (timing){-1, -1} : t;
 }
 
+/* Pool fibers: the bodies a user writes, blocking calls that suspend the fiber. */
+typedef struct fend {
+  kiln_io *io;
+  int fd;
+} fend;
+
+static int fiber_server(void *arg, void **result) {
+  (void)result;
+  fend *e = arg;
+  char buf[MSG];
+  for (;;) {
+    size_t n = 0;
+    int rc = kiln_io_recv(e->io, e->fd, buf, sizeof buf, 0, -1, &n);
+    if (rc == KILN_EEOF) return 0;
+    if (rc || (rc = kiln_io_send_all(e->io, e->fd, buf, n, 0, -1, NULL)) != 0) return rc;
+  }
+}
+
+static int fiber_client(void *arg, void **result) {
+  (void)result;
+  fend *e = arg;
+  char buf[MSG];
+  memset(buf, 'x', sizeof buf);
+  for (int r = 0; r < ROUNDS; r++) {
+    int rc = kiln_io_send_all(e->io, e->fd, buf, MSG, 0, -1, NULL);
+    for (size_t got = 0; rc == 0 && got < MSG;) {
+      size_t n = 0;
+      rc = kiln_io_recv(e->io, e->fd, buf + got, MSG - got, 0, -1, &n);
+      got += n;
+    }
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static timing echo_fibers(kiln_io *io, kiln_pool *p) {
+  static int cfd[CONNS], sfd[CONNS];
+  static fend se[CONNS], ce[CONNS];
+  static kiln_future *sf[CONNS], *cf[CONNS];
+  if (connect_all(cfd, sfd)) return (timing){-1, -1};
+  double w0 = now(), c0 = cpu_now();
+  int bad = 0;
+  for (int i = 0; i < CONNS; i++) {
+    se[i] = (fend){io, sfd[i]};
+    ce[i] = (fend){io, cfd[i]};
+    bad |= kiln_fiber_spawn(p, fiber_server, &se[i], FIBER_STACK, &sf[i]);
+    bad |= kiln_fiber_spawn(p, fiber_client, &ce[i], FIBER_STACK, &cf[i]);
+  }
+  size_t nd = 0;
+  bad |= kiln_wait(cf, CONNS, KILN_ALL_COMPLETED, -1, &nd);
+  timing t = {now() - w0, cpu_now() - c0};
+  for (int i = 0; i < CONNS; i++) {
+    bad |= kiln_future_error(cf[i], 0, NULL);
+    shutdown(cfd[i], SHUT_WR); /* the server fiber's recv ends (EOF) */
+  }
+  bad |= kiln_wait(sf, CONNS, KILN_ALL_COMPLETED, -1, &nd);
+  for (int i = 0; i < CONNS; i++) {
+    bad |= kiln_future_error(sf[i], 0, NULL);
+    kiln_future_release(sf[i]);
+    kiln_future_release(cf[i]);
+  }
+  close_all(cfd, sfd);
+  return bad ? (timing){-1, -1} : t;
+}
+
 /* gevent: StreamServer echo and CONNS client greenlets; prints "wall cpu". */
 static const char *PY_ECHO =
     "import sys, time\n"
@@ -407,6 +478,7 @@ static void add(series *s, timing t) {
 }
 
 static void report(series *s, const char *unit) {
+  if (!s->n && !s->failed) return; /* not run */
   if (!s->n) {
     printf("  %-34s failed\n", s->name);
     return;
@@ -423,6 +495,8 @@ static void report(series *s, const char *unit) {
 int main(int argc, char **argv) {
   int rounds = argc > 1 ? atoi(argv[1]) : 5;
   const char *python = argc > 2 ? argv[2] : "/usr/bin/python3";
+  bool echo_only = argc > 3 && strncmp(argv[3], "echo", 4) == 0;
+  bool fibers_only = argc > 3 && strcmp(argv[3], "echo-fibers") == 0; /* for profiling */
   if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 5;
   char exe[200];
   ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -442,6 +516,11 @@ int main(int argc, char **argv) {
   if (kiln_io_create(&cfg, &uring) != 0) fprintf(stderr, "kiln-bench-io: no io_uring here\n");
   cfg.backend = KILN_IO_BACKEND_POLLER;
   if (kiln_io_create(&cfg, &poller) != 0) return 1;
+  kiln_pool_config pcfg;
+  kiln_pool_config_default(&pcfg);
+  pcfg.threads = FIBER_WORKERS;
+  kiln_pool *pool = NULL;
+  if (kiln_pool_create(&pcfg, &pool) != 0) return 1;
 
   series fp = {"files: plain serial", FILES, {0}, {0}, 0, 0};
   series fu = {"files: engine io_uring", FILES, {0}, {0}, 0, 0};
@@ -453,18 +532,25 @@ int main(int argc, char **argv) {
   series eu = {"echo: engine io_uring, callbacks", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   series eq = {"echo: engine poller, callbacks", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   series eg = {"echo: gevent StreamServer", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
+  series efu = {"echo: fibers, io_uring", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
+  series efq = {"echo: fibers, poller", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
+    if (uring) add(&efu, echo_fibers(uring, pool));
+    if (fibers_only) continue;
+    add(&efq, echo_fibers(poller, pool));
+    add(&eg, echo_gevent(python));
+    add(&ep, echo_plain());
+    if (uring) add(&eu, echo_engine(uring));
+    add(&eq, echo_engine(poller));
+    if (echo_only) continue;
     add(&fp, files_plain(FILES, false));
     if (uring) add(&fu, files_engine(uring, FILES, false));
     add(&fq, files_engine(poller, FILES, false));
     add(&sp, files_plain(SYNC_FILES, true));
     if (uring) add(&su, files_engine(uring, SYNC_FILES, true));
     add(&sq, files_engine(poller, SYNC_FILES, true));
-    add(&ep, echo_plain());
-    if (uring) add(&eu, echo_engine(uring));
-    add(&eq, echo_engine(poller));
-    add(&eg, echo_gevent(python));
   }
+  kiln_pool_destroy(pool);
   kiln_io_destroy(uring);
   kiln_io_destroy(poller);
   clean_all();
@@ -473,8 +559,12 @@ int main(int argc, char **argv) {
          " window %d; echo %d connections x %d round trips of %d B\n",
          rounds, FILES, FILE_SIZE, SYNC_FILES, WINDOW, CONNS, ROUNDS, MSG);
   series *all[] = {&fp, &fu, &fq, &sp, &su, &sq};
-  for (size_t i = 0; i < sizeof all / sizeof *all; i++) report(all[i], "files");
-  series *echoes[] = {&ep, &eu, &eq, &eg};
+  for (size_t i = 0; !echo_only && i < sizeof all / sizeof *all; i++) report(all[i], "files");
+  series *echoes[] = {&ep, &eu, &eq, &efu, &efq, &eg};
   for (size_t i = 0; i < sizeof echoes / sizeof *echoes; i++) report(echoes[i], "rt");
+  if (eg.n && efu.n)
+    printf("  fibers io_uring / gevent: %.1fx wall, %.1fx CPU (medians)\n",
+           median(eg.wall, eg.n) / median(efu.wall, efu.n),
+           median(eg.cpu, eg.n) / median(efu.cpu, efu.n));
   return 0;
 }
