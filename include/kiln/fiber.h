@@ -137,7 +137,8 @@ KILN_API int kiln_fiber_guard_handler_install(void);
  * kiln_completion_next, kiln_imap_next, kiln_pool_apply, kiln_map, kiln_parallel_for's join)
  * suspend the fiber; they do not run other tasks on the fiber's stack, as they do in a plain
  * task. Waits of kiln/sync.h (locks, conditions, queues...) and system calls block the worker
- * with the fiber on it, as in a task.
+ * with the fiber on it, as in a task; kiln/fiberio.h has I/O calls that wait through an engine
+ * instead.
  *
  * Greenlets inside a pool fiber: kiln_fiber_current() there is the pool fiber's own record (not
  * a main fiber: kiln_fiber_is_main is false, kiln_fiber_parent NULL, never dead while it runs).
