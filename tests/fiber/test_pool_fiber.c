@@ -68,6 +68,7 @@ static int fails(void *arg, void **result) {
   return kiln_task_fail(KILN_EIO, "fiber %d failed", 7);
 }
 
+/* GEV-01 (docs/CONFORMANCE.md) */
 TEST(spawn_join) {
   kiln_pool *p = pool(2);
   kiln_future *f = spawn(p, add_one, (void *)41);
@@ -262,6 +263,7 @@ static int yielder(void *arg, void **result) {
   return 0;
 }
 
+/* GEV-03 (docs/CONFORMANCE.md) */
 TEST(yield_lets_another_fiber_run) {
   kiln_pool *p = pool(1);
   kiln_future *f = spawn(p, yielder, p);
@@ -306,6 +308,7 @@ static int sleep_until(void *arg, void **result) {
   return 0;
 }
 
+/* GEV-04 (docs/CONFORMANCE.md) */
 TEST(sleep_order_1000_fibers_one_worker) {
   kiln_pool *p = pool(1);
   static struct sleeper s[SLEEPERS];
@@ -389,6 +392,7 @@ static int timeouts(void *arg, void **result) {
   return 0;
 }
 
+/* GEV-05 (docs/CONFORMANCE.md) */
 TEST(await_timeouts) {
   kiln_pool *p = pool(1);
   kiln_future *never = promise();
@@ -425,6 +429,7 @@ static int busy_then_sleep(void *arg, void **result) {
   return 0; /* handled: ends normally */
 }
 
+/* GEV-06, GEV-07, GEV-09 (docs/CONFORMANCE.md) */
 TEST(kill_suspended_running_unstarted) {
   kiln_pool *p = pool(1);
   /* suspended in kiln_await */
@@ -473,6 +478,7 @@ static int ignores_kill(void *arg, void **result) {
   return kiln_future_result(v->never, -1, NULL); /* not interrupted by kills */
 }
 
+/* GEV-07, GEV-08 (docs/CONFORMANCE.md) */
 TEST(kill_wait_times_out) {
   kiln_pool *p = pool(2);
   struct victim v = {.never = promise()};
@@ -538,6 +544,7 @@ static int joinall_inside(void *arg, void **result) {
   return 0;
 }
 
+/* GEV-02 (docs/CONFORMANCE.md) */
 TEST(joinall_and_as_completed) {
   kiln_pool *p = pool(2);
   /* from a thread outside the pool */
