@@ -408,6 +408,14 @@ int kiln_io_result(kiln_future *f, double timeout, size_t *n) {
   return rc;
 }
 
+/* The call reports end, the op's own result. If the wait took a kill (KILN_ECANCELLED while the
+ * op's result is something else), that kill was not reported: the fiber gets it at its next
+ * await or sleep, as kiln_fiber_kill promises, instead of losing it. */
+static int keep_kill(int waited, int end) {
+  if (waited == KILN_ECANCELLED && end != KILN_ECANCELLED) kiln__ftask_keep_kill();
+  return end;
+}
+
 int kiln_io_wait(kiln_io *io, kiln_future *f, double timeout, size_t *n) {
   if (n) *n = 0;
   if (timeout != timeout) return KILN_EINVAL;
@@ -422,13 +430,13 @@ int kiln_io_wait(kiln_io *io, kiln_future *f, double timeout, size_t *n) {
     int end = kiln_future_result(f, 0, &v);
     if (end == 0) {
       if (n) *n = (size_t)(uintptr_t)v;
-      return 0;
+      return keep_kill(rc, 0);
     }
-    return end == KILN_ECANCELLED ? rc : end;
+    return end == KILN_ECANCELLED ? rc : keep_kill(rc, end);
   }
-  rc = kiln_future_result(f, 0, &v);
-  if (rc == 0 && n) *n = (size_t)(uintptr_t)v;
-  return rc;
+  int end = kiln_future_result(f, 0, &v);
+  if (end == 0 && n) *n = (size_t)(uintptr_t)v;
+  return keep_kill(rc, end);
 }
 
 /* ---- blocking calls ------------------------------------------------------------------------ */

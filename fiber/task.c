@@ -379,6 +379,12 @@ static bool take_kill(kiln__pfiber *pf) {
   return atomic_exchange_explicit(&pf->killed, false, memory_order_acq_rel);
 }
 
+void kiln__ftask_keep_kill(void) {
+  kiln__pfiber *pf = running();
+  /* the fiber's own flag, set by itself: nothing to wake */
+  if (pf) atomic_store_explicit(&pf->killed, true, memory_order_relaxed);
+}
+
 int kiln_await(kiln_future *f, double timeout, void **value) {
   if (value) *value = NULL;
   kiln__pfiber *pf = running();

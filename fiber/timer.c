@@ -9,8 +9,10 @@
  * before the pool's (fire queues a fiber): timer.mu -> pool.mu.
  *
  * The thread is the one piece of process-wide state here, like the scheduler's record-cache key:
- * created once, it lives as long as the process (an idle timer thread blocks in
- * pthread_cond_wait and uses no CPU). */
+ * created by the first arm, it lives as long as the process (an idle timer thread blocks in
+ * pthread_cond_wait and uses no CPU). fork copies neither it nor the parent's other threads: the
+ * lock is held across fork (pthread_atfork), and the child drops the parent's timers (their
+ * fibers do not exist there) and starts a thread of its own at its first arm. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <pthread.h>
@@ -26,7 +28,7 @@ static struct {
   pthread_cond_t cv;
   kiln__timer **heap; /* guarded by mu */
   size_t n, cap;      /* guarded by mu */
-  bool started;       /* written once inside pthread_once */
+  bool running;       /* guarded by mu: this process has the timer thread */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -92,12 +94,33 @@ static void *timer_main(void *arg) {
   return NULL;
 }
 
-static void start(void) {
+static void init_cv(void) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&g.cv, &ca);
   pthread_condattr_destroy(&ca);
+}
+
+static void before_fork(void) { pthread_mutex_lock(&g.mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&g.mu); }
+
+/* The child's only thread is the one that forked, which holds mu. The condition variable may
+ * still count the parent's timer thread as a waiter: it is made anew, not destroyed. */
+static void after_fork_child(void) {
+  g.n = 0;
+  g.running = false;
+  init_cv();
+  pthread_mutex_unlock(&g.mu);
+}
+
+static void setup(void) {
+  init_cv();
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* Under mu: starts the timer thread. false: it could not be started. */
+static bool start_locked(void) {
   /* Every signal blocked: the timer thread must not take a signal meant for the program's own
    * threads. */
   sigset_t all, old;
@@ -107,16 +130,20 @@ static void start(void) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t th;
-  g.started = pthread_create(&th, &attr, timer_main, NULL) == 0;
+  g.running = pthread_create(&th, &attr, timer_main, NULL) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (g.started) pthread_setname_np(th, "kiln_timer");
+  if (g.running) pthread_setname_np(th, "kiln_timer");
+  return g.running;
 }
 
 int kiln__timer_arm(kiln__timer *tm) {
-  pthread_once(&g_once, start);
-  if (!g.started) return KILN_ENOMEM;
+  pthread_once(&g_once, setup);
   pthread_mutex_lock(&g.mu);
+  if (!g.running && !start_locked()) {
+    pthread_mutex_unlock(&g.mu);
+    return KILN_ENOMEM;
+  }
   if (g.n == g.cap) {
     size_t cap = g.cap ? g.cap * 2 : 256;
     kiln__timer **h = realloc(g.heap, cap * sizeof *h);

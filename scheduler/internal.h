@@ -181,6 +181,9 @@ int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, 
 void kiln__ftask_run(kiln_future *t, int refuse);
 bool kiln__ftask_suspendable(void);
 int kiln__ftask_wait(kiln__waiter *w, bool (*pred)(void *), void *ctx, double deadline);
+/* kiln__ftask_keep_kill: a kill that a kiln_await of the calling pool fiber took was not
+ * reported to its caller; it is delivered again at the fiber's next await or sleep. */
+void kiln__ftask_keep_kill(void);
 /* pool.c, for fiber/task.c: submits a fiber record (always counted in outstanding: a suspended
  * fiber is in no queue, and shutdown(wait) must wait for it); queues a started fiber again
  * (t holds a new queue reference; fifo: behind the queued work, through the injection queue). */

@@ -117,8 +117,10 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, self_after_fork);
 /* true once this process is registered for membarrier's private expedited command (see
  * "Sleeping"); cleared for good if a barrier ever fails (e.g. in a child of fork whose
  * registration did not carry over). Relaxed: a pusher that still reads true after it is cleared
- * is covered by the bounded sleep of the sleeper that cleared it (sleep_barrier). */
+ * is covered by bounded sleeps: the sleeper that cleared it, and every sleeper after it
+ * (g_asym_failed), looks for work again every 10 ms (sleep_barrier). */
 static _Atomic bool g_asym;
+static _Atomic bool g_asym_failed; /* set for good by the sleeper that clears g_asym */
 static pthread_once_t g_asym_once = PTHREAD_ONCE_INIT;
 
 static void asym_register(void) {
@@ -141,8 +143,12 @@ static inline void push_barrier(void) {
  * sleeper's side alone no longer pairs with a pusher's compiler barrier. */
 static bool sleep_barrier(void) {
   atomic_thread_fence(memory_order_seq_cst); /* Dekker with a fencing pusher */
-  if (!atomic_load_explicit(&g_asym, memory_order_relaxed)) return true;
+  /* After a failure, every later sleep is bounded too: a pusher may still read the stale true
+   * (relaxed) and pair a compiler barrier with this sleeper's plain fence. */
+  if (!atomic_load_explicit(&g_asym, memory_order_relaxed))
+    return !atomic_load_explicit(&g_asym_failed, memory_order_relaxed);
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+  atomic_store_explicit(&g_asym_failed, true, memory_order_relaxed);
   atomic_store_explicit(&g_asym, false, memory_order_relaxed); /* pushers fence from now on */
   return false;
 }

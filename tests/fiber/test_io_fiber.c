@@ -3,7 +3,10 @@
  * KILN_ECANCELLED only once the op has ended (its buffer is never written afterwards). */
 // kt: timeout 120
 #define _GNU_SOURCE
+#include <math.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -139,3 +142,125 @@ static void kill_in_recv(kiln_io_backend b) {
 
 TEST(kill_fiber_blocked_in_recv_uring) { kill_in_recv(KILN_IO_BACKEND_URING); }
 TEST(kill_fiber_blocked_in_recv_poller) { kill_in_recv(KILN_IO_BACKEND_POLLER); }
+
+/* ---- a completion that arrives while the submitting worker sleeps ------------------------------ */
+
+typedef struct idle_job {
+  kiln_io *io;
+  int sv[2];
+  char got[8];
+  size_t n;
+  atomic_int tid; /* the worker that submitted the recv */
+  int rc;
+} idle_job;
+
+static int idle_recv(void *arg, void **result) {
+  (void)result;
+  idle_job *j = arg;
+  atomic_store(&j->tid, (int)gettid());
+  j->rc = kiln_io_recv(j->io, j->sv[0], j->got, 4, 0, -1, &j->n);
+  return j->rc;
+}
+
+/* Whether thread tid of this process is asleep (state S in its stat line). */
+static bool thread_sleeps(int tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  FILE *fp = fopen(path, "r");
+  if (!fp) return false;
+  bool s = false;
+  if (fgets(line, sizeof line, fp)) {
+    const char *rp = strrchr(line, ')');
+    s = rp && rp[1] == ' ' && rp[2] == 'S';
+  }
+  fclose(fp);
+  return s;
+}
+
+/* The data comes from outside the pool once the only worker has gone to sleep with nothing to
+ * run: the recv's completion must reach the fiber without that worker making a system call. */
+static void completion_while_worker_sleeps(kiln_io_backend b) {
+  static idle_job j;
+  memset(&j, 0, sizeof j);
+  j.io = mk(b);
+  KT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, j.sv), 0);
+  kiln_pool *p = one_worker();
+  kiln_future *f = NULL;
+  KT_CODE(kiln_fiber_spawn(p, idle_recv, &j, 0, &f), 0);
+  while (!atomic_load(&j.tid)) sched_yield();
+  /* a sleeping worker stays asleep: several looks in a row rule out a passing block */
+  for (int seen = 0; seen < 50;) seen = thread_sleeps(atomic_load(&j.tid)) ? seen + 1 : 0;
+  KT_EQ(send(j.sv[1], "data", 4, 0), 4);
+  int rc = kiln_future_result(f, 10.0, NULL);
+  if (rc == KILN_ETIMEDOUT) KT_FAIL("the recv's completion waited for its sleeping worker");
+  KT_CODE(rc, 0);
+  KT_EQ(j.n, 4);
+  KT_TRUE(memcmp(j.got, "data", 4) == 0);
+  kiln_future_release(f);
+  kiln_pool_destroy(p);
+  close(j.sv[0]);
+  close(j.sv[1]);
+  kiln_io_destroy(j.io);
+}
+
+TEST(completion_while_worker_sleeps_uring) {
+  completion_while_worker_sleeps(KILN_IO_BACKEND_URING);
+}
+TEST(completion_while_worker_sleeps_poller) {
+  completion_while_worker_sleeps(KILN_IO_BACKEND_POLLER);
+}
+
+/* ---- a kill that the I/O call takes but does not report --------------------------------------- */
+
+typedef struct kept_job {
+  kiln_io *io;
+  int fds[2];
+  char got[8];
+  size_t n;
+  atomic_int in, go;
+  int rc_read, rc_sleep;
+} kept_job;
+
+static int killed_reader(void *arg, void **result) {
+  (void)result;
+  kept_job *j = arg;
+  atomic_store(&j->in, 1);
+  while (!atomic_load(&j->go)) {} /* no wait of its own: the kill stays pending */
+  j->rc_read = kiln_io_read(j->io, j->fds[0], j->got, 4, &j->n);
+  j->rc_sleep = kiln_sleep(INFINITY); /* only a kill ends it */
+  return 0;
+}
+
+/* The fiber is killed just before a read whose data is already there. The read may report the
+ * kill (KILN_ECANCELLED) or its bytes; if it reports the bytes, the kill must still reach the
+ * fiber's next wait instead of being lost. */
+static void kill_kept_by_io(kiln_io_backend b) {
+  static kept_job j;
+  memset(&j, 0, sizeof j);
+  j.io = mk(b);
+  KT_EQ(pipe(j.fds), 0);
+  KT_EQ(write(j.fds[1], "data", 4), 4);
+  kiln_pool *p = one_worker();
+  kiln_future *f = NULL;
+  KT_CODE(kiln_fiber_spawn(p, killed_reader, &j, 0, &f), 0);
+  while (!atomic_load(&j.in)) sched_yield();
+  KT_CODE(kiln_fiber_kill(f, false, 0), 0);
+  atomic_store(&j.go, 1);
+  int rc = kiln_future_result(f, 10.0, NULL);
+  if (rc == KILN_ETIMEDOUT) KT_FAIL("the kill was lost: the fiber still sleeps");
+  KT_CODE(rc, 0);
+  if (j.rc_read != KILN_ECANCELLED) {
+    KT_CODE(j.rc_read, 0);
+    KT_EQ(j.n, 4);
+    KT_TRUE(memcmp(j.got, "data", 4) == 0);
+  }
+  KT_CODE(j.rc_sleep, KILN_ECANCELLED);
+  kiln_future_release(f);
+  kiln_pool_destroy(p);
+  close(j.fds[0]);
+  close(j.fds[1]);
+  kiln_io_destroy(j.io);
+}
+
+TEST(kill_not_lost_when_io_completes_first_uring) { kill_kept_by_io(KILN_IO_BACKEND_URING); }
+TEST(kill_not_lost_when_io_completes_first_poller) { kill_kept_by_io(KILN_IO_BACKEND_POLLER); }

@@ -8,6 +8,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kiln/fiber.h"
@@ -23,6 +25,16 @@
 #endif
 #ifndef SANITIZED
 #define SANITIZED 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN 1
+#endif
+#endif
+#ifndef TSAN
+#define TSAN 0
 #endif
 
 enum { SMALL_STACK = 32 * 1024 };
@@ -832,4 +844,41 @@ TEST(switch_to_a_waiting_pool_fiber_is_refused) {
   kiln_future_release(b);
   kiln_future_release(s.gate);
   kiln_pool_destroy(p);
+}
+
+/* ---- a child of fork --------------------------------------------------------------------------- */
+
+static int naps(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return kiln_sleep(0.001);
+}
+
+/* The parent's timer thread is not copied by fork: a child's sleeping fiber must still wake. */
+TEST(sleep_in_a_child_of_fork) {
+  if (TSAN) KT_SKIP("TSan does not start threads in a child of a multi-threaded fork");
+  kiln_pool *p = pool(1);
+  kiln_future *f = spawn(p, naps, NULL); /* starts the timer thread */
+  KT_CODE(kiln_future_result(f, 30.0, NULL), 0);
+  kiln_future_release(f);
+  kiln_pool_destroy(p);
+  fflush(NULL);
+  pid_t pid = fork();
+  KT_TRUE(pid >= 0);
+  if (pid == 0) {
+    kiln_pool_config cfg;
+    kiln_pool_config_default(&cfg);
+    cfg.threads = 1;
+    kiln_pool *cp = NULL;
+    kiln_future *cf = NULL;
+    if (kiln_pool_create(&cfg, &cp) != 0) _exit(3);
+    if (kiln_fiber_spawn(cp, naps, NULL, SMALL_STACK, &cf) != 0) _exit(4);
+    int rc = kiln_future_result(cf, 10.0, NULL);
+    _exit(rc == KILN_ETIMEDOUT ? 5 : rc == 0 ? 0 : 6);
+  }
+  int status = 0;
+  KT_EQ(waitpid(pid, &status, 0), pid);
+  KT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 5) KT_FAIL("the child's sleeping fiber never woke");
+  KT_EQ(WEXITSTATUS(status), 0);
 }
