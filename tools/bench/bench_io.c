@@ -14,7 +14,9 @@
  *    echo handler and CONNS client greenlets in one Python process. And the same with pool
  *    fibers (gevent's shape in C): a fiber per client and a fiber per server end, each running
  *    a plain loop of blocking kiln_io_send_all / kiln_io_recv calls that suspend it, on a pool
- *    of FIBER_WORKERS workers.
+ *    of FIBER_WORKERS workers. And the floor: the same workload on one thread with no kiln code,
+ *    io_uring (one submit-and-wait per batch) or epoll with plain non-blocking recv/send, the
+ *    least any design pays this kernel for loopback TCP.
  * Each backend of the engine is measured (io_uring, and the poller forced).
  *
  * Timing: wall seconds and the process's CPU seconds (every thread's; Python reports its own
@@ -22,8 +24,9 @@
  * seconds are the fairer measure there, wall seconds show what latency hiding buys. Rounds are
  * interleaved; medians and spreads (min..max) are printed.
  *
- * Usage: kiln-bench-io [rounds] [python] [echo | echo-fibers]   (defaults: 5 rounds,
- * /usr/bin/python3; "echo" runs the echo rows only, "echo-fibers" only fibers on io_uring). */
+ * Usage: kiln-bench-io [rounds] [python] [echo | echo-fibers | echo-floor]   (defaults: 5
+ * rounds, /usr/bin/python3; "echo" runs the echo rows only, "echo-fibers" only fibers on io_uring,
+ * "echo-floor" only the floor rows). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -623,6 +626,7 @@ int main(int argc, char **argv) {
   const char *python = argc > 2 ? argv[2] : "/usr/bin/python3";
   bool echo_only = argc > 3 && strncmp(argv[3], "echo", 4) == 0;
   bool fibers_only = argc > 3 && strcmp(argv[3], "echo-fibers") == 0; /* for profiling */
+  bool floor_only = argc > 3 && strcmp(argv[3], "echo-floor") == 0;
   if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 5;
   char exe[200];
   ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -663,6 +667,13 @@ int main(int argc, char **argv) {
   series eflu = {"echo: floor, 1 thread io_uring", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   series efle = {"echo: floor, 1 thread epoll", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
+    if (floor_only) {
+#ifdef KILN_HAVE_LIBURING
+      add(&eflu, echo_floor_uring());
+#endif
+      add(&efle, echo_floor_epoll());
+      continue;
+    }
     if (uring) add(&efu, echo_fibers(uring, pool));
     if (fibers_only) continue;
     add(&efq, echo_fibers(poller, pool));
