@@ -14,7 +14,9 @@
  *    echo handler and CONNS client greenlets in one Python process. And the same with pool
  *    fibers (gevent's shape in C): a fiber per client and a fiber per server end, each running
  *    a plain loop of blocking kiln_io_send_all / kiln_io_recv calls that suspend it, on a pool
- *    of FIBER_WORKERS workers.
+ *    of FIBER_WORKERS workers. And the floor: the same workload on one thread with no kiln code,
+ *    io_uring (one submit-and-wait per batch) or epoll with plain non-blocking recv/send, the
+ *    least any design pays this kernel for loopback TCP.
  * Each backend of the engine is measured (io_uring, and the poller forced).
  *
  * Timing: wall seconds and the process's CPU seconds (every thread's; Python reports its own
@@ -22,8 +24,9 @@
  * seconds are the fairer measure there, wall seconds show what latency hiding buys. Rounds are
  * interleaved; medians and spreads (min..max) are printed.
  *
- * Usage: kiln-bench-io [rounds] [python] [echo | echo-fibers]   (defaults: 5 rounds,
- * /usr/bin/python3; "echo" runs the echo rows only, "echo-fibers" only fibers on io_uring). */
+ * Usage: kiln-bench-io [rounds] [python] [echo | echo-fibers | echo-floor]   (defaults: 5
+ * rounds, /usr/bin/python3; "echo" runs the echo rows only, "echo-fibers" only fibers on io_uring,
+ * "echo-floor" only the floor rows). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -34,9 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef KILN_HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 #include "bench_clock.h"
 #include "kiln/fiber.h"
@@ -410,6 +417,128 @@ static timing echo_fibers(kiln_io *io, kiln_pool *p) {
   return bad ? (timing){-1, -1} : t;
 }
 
+/* The floor: the cheapest single-threaded designs, no kiln code, to show what this kernel's
+ * loopback TCP costs by itself. An end's index i < CONNS is a server end, i >= CONNS a client. */
+typedef struct fl_end {
+  int fd, round;
+  size_t got;
+  char buf[MSG];
+} fl_end;
+
+static fl_end fl[2 * CONNS];
+
+static void fl_init(const int *cfd, const int *sfd) {
+  for (int i = 0; i < CONNS; i++) {
+    fl[i] = (fl_end){.fd = sfd[i]};
+    fl[CONNS + i] = (fl_end){.fd = cfd[i]};
+    memset(fl[CONNS + i].buf, 'f', MSG);
+  }
+}
+
+#ifdef KILN_HAVE_LIBURING
+/* io_uring: one op in flight per end (user_data: end index * 2 + 1 for a send); every reap's
+ * new ops go in with the next io_uring_submit_and_wait, one syscall per batch. */
+static void flu_op(struct io_uring *r, int i, bool send) {
+  struct io_uring_sqe *q = io_uring_get_sqe(r);
+  fl_end *d = &fl[i];
+  if (send) io_uring_prep_send(q, d->fd, d->buf, i < CONNS ? d->got : MSG, MSG_NOSIGNAL);
+  else io_uring_prep_recv(q, d->fd, d->buf + d->got, MSG - d->got, 0);
+  io_uring_sqe_set_data64(q, (uint64_t)i * 2 + send);
+}
+
+static timing echo_floor_uring(void) {
+  static int cfd[CONNS], sfd[CONNS];
+  struct io_uring r;
+  struct io_uring_params pa = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                        IORING_SETUP_CQSIZE,
+                               .cq_entries = 4 * CONNS};
+  if (connect_all(cfd, sfd)) return (timing){-1, -1};
+  if (io_uring_queue_init_params(2 * CONNS, &r, &pa)) {
+    pa.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE; /* an older kernel */
+    if (io_uring_queue_init_params(2 * CONNS, &r, &pa)) return (timing){-1, -1};
+  }
+  fl_init(cfd, sfd);
+  int finished = 0, eofs = 0, bad = 0;
+  timing t = {-1, -1};
+  double w0 = now(), c0 = cpu_now();
+  for (int i = 0; i < CONNS; i++) flu_op(&r, i, false), flu_op(&r, CONNS + i, true);
+  while (eofs < CONNS && !bad) {
+    if (io_uring_submit_and_wait(&r, 1) < 0) bad = 1;
+    struct io_uring_cqe *c;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&r, head, c) {
+      seen++;
+      int i = (int)(c->user_data >> 1), res = c->res;
+      bool was_send = c->user_data & 1;
+      fl_end *d = &fl[i];
+      if (res == 0 && !was_send && i < CONNS) { /* the client shut down: after the clock */
+        eofs++;
+        continue;
+      }
+      if (res <= 0 || (was_send && res != (i < CONNS ? (int)d->got : MSG))) {
+        bad = 1;
+        break;
+      }
+      if (was_send) { /* both ends wait for the next message */
+        d->got = 0;
+        flu_op(&r, i, false);
+      } else if (i < CONNS) { /* the server echoes what it got */
+        d->got = (size_t)res;
+        flu_op(&r, i, true);
+      } else if ((d->got += (size_t)res) < MSG) {
+        flu_op(&r, i, false);
+      } else if (++d->round < ROUNDS) {
+        flu_op(&r, i, true);
+      } else if (++finished == CONNS) {
+        t = (timing){now() - w0, cpu_now() - c0};
+        for (int k = 0; k < CONNS; k++) shutdown(cfd[k], SHUT_WR);
+      }
+    }
+    io_uring_cq_advance(&r, seen);
+  }
+  io_uring_queue_exit(&r); /* before the fds close: no op of the ring is left on them */
+  close_all(cfd, sfd);
+  return bad ? (timing){-1, -1} : t;
+}
+#endif
+
+/* epoll: every fd non-blocking and level-triggered; a ready end is served by plain recv/send
+ * (a 64-byte send to an idle loopback socket never blocks). */
+static timing echo_floor_epoll(void) {
+  static int cfd[CONNS], sfd[CONNS];
+  static struct epoll_event ev[256];
+  if (connect_all(cfd, sfd)) return (timing){-1, -1};
+  int ep = epoll_create1(EPOLL_CLOEXEC), bad = ep < 0, finished = 0;
+  fl_init(cfd, sfd);
+  for (int i = 0; i < 2 * CONNS && !bad; i++) {
+    struct epoll_event e = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    bad = fcntl(fl[i].fd, F_SETFL, O_NONBLOCK) || epoll_ctl(ep, EPOLL_CTL_ADD, fl[i].fd, &e);
+  }
+  double w0 = now(), c0 = cpu_now();
+  for (int i = CONNS; i < 2 * CONNS && !bad; i++)
+    bad = send(fl[i].fd, fl[i].buf, MSG, MSG_NOSIGNAL) != MSG;
+  while (finished < CONNS && !bad) {
+    int n = epoll_wait(ep, ev, 256, -1);
+    for (int k = 0; k < n && !bad; k++) {
+      int i = (int)ev[k].data.u32;
+      fl_end *d = &fl[i];
+      ssize_t got = recv(d->fd, d->buf + d->got, MSG - d->got, 0);
+      if (got < 0 && errno == EAGAIN) continue;
+      if (got <= 0) bad = 1;
+      else if (i < CONNS) bad = send(d->fd, d->buf, (size_t)got, MSG_NOSIGNAL) != got;
+      else if ((d->got += (size_t)got) < MSG) continue;
+      else if ((d->got = 0, ++d->round) < ROUNDS)
+        bad = send(d->fd, d->buf, MSG, MSG_NOSIGNAL) != MSG;
+      else finished++, bad = epoll_ctl(ep, EPOLL_CTL_DEL, d->fd, NULL) != 0;
+    }
+    if (n < 0 && errno != EINTR) bad = 1;
+  }
+  timing t = {now() - w0, cpu_now() - c0};
+  if (ep >= 0) close(ep);
+  close_all(cfd, sfd);
+  return bad ? (timing){-1, -1} : t;
+}
+
 /* gevent: StreamServer echo and CONNS client greenlets; prints "wall cpu". */
 static const char *PY_ECHO =
     "import sys, time\n"
@@ -497,6 +626,7 @@ int main(int argc, char **argv) {
   const char *python = argc > 2 ? argv[2] : "/usr/bin/python3";
   bool echo_only = argc > 3 && strncmp(argv[3], "echo", 4) == 0;
   bool fibers_only = argc > 3 && strcmp(argv[3], "echo-fibers") == 0; /* for profiling */
+  bool floor_only = argc > 3 && strcmp(argv[3], "echo-floor") == 0;
   if (rounds < 1 || rounds > MAX_ROUNDS) rounds = 5;
   char exe[200];
   ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -534,10 +664,23 @@ int main(int argc, char **argv) {
   series eg = {"echo: gevent StreamServer", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   series efu = {"echo: fibers, io_uring", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   series efq = {"echo: fibers, poller", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
+  series eflu = {"echo: floor, 1 thread io_uring", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
+  series efle = {"echo: floor, 1 thread epoll", (double)CONNS * ROUNDS, {0}, {0}, 0, 0};
   for (int r = 0; r < rounds; r++) {
+    if (floor_only) {
+#ifdef KILN_HAVE_LIBURING
+      add(&eflu, echo_floor_uring());
+#endif
+      add(&efle, echo_floor_epoll());
+      continue;
+    }
     if (uring) add(&efu, echo_fibers(uring, pool));
     if (fibers_only) continue;
     add(&efq, echo_fibers(poller, pool));
+#ifdef KILN_HAVE_LIBURING
+    add(&eflu, echo_floor_uring());
+#endif
+    add(&efle, echo_floor_epoll());
     add(&eg, echo_gevent(python));
     add(&ep, echo_plain());
     if (uring) add(&eu, echo_engine(uring));
@@ -560,11 +703,19 @@ int main(int argc, char **argv) {
          rounds, FILES, FILE_SIZE, SYNC_FILES, WINDOW, CONNS, ROUNDS, MSG);
   series *all[] = {&fp, &fu, &fq, &sp, &su, &sq};
   for (size_t i = 0; !echo_only && i < sizeof all / sizeof *all; i++) report(all[i], "files");
-  series *echoes[] = {&ep, &eu, &eq, &efu, &efq, &eg};
+  series *echoes[] = {&ep, &eu, &eq, &efu, &efq, &eflu, &efle, &eg};
   for (size_t i = 0; i < sizeof echoes / sizeof *echoes; i++) report(echoes[i], "rt");
   if (eg.n && efu.n)
     printf("  fibers io_uring / gevent: %.1fx wall, %.1fx CPU (medians)\n",
            median(eg.wall, eg.n) / median(efu.wall, efu.n),
            median(eg.cpu, eg.n) / median(efu.cpu, efu.n));
+  if (eg.n && eflu.n)
+    printf("  floor io_uring / gevent: %.1fx wall, %.1fx CPU (medians)\n",
+           median(eg.wall, eg.n) / median(eflu.wall, eflu.n),
+           median(eg.cpu, eg.n) / median(eflu.cpu, eflu.n));
+  if (eg.n && efle.n)
+    printf("  floor epoll / gevent: %.1fx wall, %.1fx CPU (medians)\n",
+           median(eg.wall, eg.n) / median(efle.wall, efle.n),
+           median(eg.cpu, eg.n) / median(efle.cpu, efle.n));
   return 0;
 }
