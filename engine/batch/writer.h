@@ -3,8 +3,10 @@
  * Every file of a frame goes through the kiln_io engine at once: the temporaries
  * (".NAME.tmp-HOST-PID-N", as kiln__write_atomic names them) opened together, written together,
  * fsynced together (durable), closed, and only when all of them are complete renamed into place
- * one after the other. A frame whose write fails renames none of its files and removes every
- * temporary, so a final name is either absent, the old file, or the complete new one. The waits
+ * one after the other. A frame whose write fails before the renames renames none of its files;
+ * a rename that fails (rare: the name is a folder, say) leaves the files renamed before it in
+ * place. Either way every temporary is removed and the frame fails, so a final name is either
+ * absent, the old file, or the complete new one. The waits
  * are the scheduler's (kiln_io_result, kiln_future_result): in a pool fiber they suspend the fiber
  * and free the worker; in a plain task they wait there, running other queued tasks meanwhile.
  *

@@ -568,6 +568,10 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
   dev_slot *d = &r->devs[di];
   uint32_t tile = fc->tile_size ? fc->tile_size : d->tile;
   uint32_t pass = fc->pass_spp ? fc->pass_spp : d->pass;
+  /* A tile larger than the image is the image (the same dispatches), and keeps the tile loops'
+   * int32 steps positive and their sums in range. */
+  uint32_t side = (uint32_t)(w > h ? w : h);
+  if (tile > side) tile = side;
 
   /* Camera basis: W forward, U right, V up; U and V scaled to the image plane at distance 1. */
   float W[3], U[3], V[3];
@@ -589,10 +593,13 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
   uint32_t groups = kiln__aov_groups(planes), naov = (uint32_t)__builtin_popcount(groups);
   push.frame.w = groups;
 
+  size_t n = (size_t)w * (size_t)h;
+  /* the frame's largest size in bytes, n * 16 * (1 + naov), must not wrap */
+  if ((uint64_t)n > UINT64_MAX / 16 / (1 + (uint64_t)naov) || (uint64_t)n > SIZE_MAX / 64)
+    return KILN_EINVAL;
   frame *f = calloc(1, sizeof *f);
   if (!f) return KILN_ENOMEM;
   f->r = r, f->d = d, f->w = w, f->h = h, f->spp = (uint32_t)spp, f->planes = planes;
-  size_t n = (size_t)w * (size_t)h;
   int rc = kiln__frame_pool_get(&d->pool, d->dev, n, naov, &f->bufs);
   if (rc) goto fail;
   kiln_gpu_job *job;

@@ -4,10 +4,16 @@
  * An entry is keyed by the file's path and how it is read (a mesh as OBJ or PLY; an image in a
  * mode, with or without its alpha plane), and is valid while the file's device, inode, size and
  * modification time (to the nanosecond) are those it was read with: a file replaced or rewritten
- * between two loads is read again. Entries are never freed before the cache: a mesh handed out
- * is borrowed by a load that may still run when a newer entry of its file is added. A miss reads
- * the file without the lock, so two loads that miss the same file at once both read it, and the
- * second entry stays unused (correct, and rare: a job's frames miss only their first time).
+ * between two loads is read again. A file's times have the file system's resolution (a clock
+ * tick on ext4 and tmpfs, a second or two on others), so a file rewritten with the same size
+ * within that resolution of its last change keeps its key: an entry read while its file's
+ * modification time was that recent ("racy", as git calls it) also holds a hash of the file's
+ * bytes, and a hit on it reads the file and compares them until the file's time is older than
+ * the resolution can hide (RACY_NS), when the entry stops being racy. Entries are never freed
+ * before the cache: a mesh handed out is borrowed by a load that may still run when a newer entry
+ * of its file is added. A miss reads the file without the lock, so two loads that miss the same
+ * file at once both read it, and the second entry stays unused (correct, and rare: a job's frames
+ * miss only their first time).
  *
  * Threads: every call may run concurrently with the others (one mutex over the lists). */
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "scene_internal.h"
 
@@ -27,10 +34,16 @@ typedef struct file_key {
   struct timespec mtime;
 } file_key;
 
+/* How recent a file's modification time may be, compared with when it was read, for a rewrite of
+ * the same size to leave the time unchanged: the coarsest resolution kiln expects (FAT's 2 s). */
+#define RACY_NS 2000000000ll
+
 typedef struct mesh_item {
   char *path;
   bool is_obj;
   file_key key;
+  _Atomic bool racy; /* read while the file's time was recent: check hash on a hit */
+  uint64_t hash;     /* FNV-1a of the file's bytes when it was read (racy entries) */
   kiln__mesh mesh;
 } mesh_item;
 
@@ -39,6 +52,8 @@ typedef struct tex_item {
   kiln__tex_mode mode;
   bool want_alpha;
   file_key key;
+  _Atomic bool racy; /* as mesh_item's */
+  uint64_t hash;
   kiln__texture t, a; /* a.rgb NULL: no alpha plane (or not asked for) */
 } tex_item;
 
@@ -94,9 +109,67 @@ static bool key_of(const char *path, file_key *k) {
   return true;
 }
 
+/* Whether a file whose key is k, looked at now, may yet be rewritten without k changing. */
+static bool key_racy(const file_key *k) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  long long age = ((long long)now.tv_sec - (long long)k->mtime.tv_sec) * 1000000000ll +
+                  (now.tv_nsec - k->mtime.tv_nsec);
+  return age < RACY_NS;
+}
+
+/* FNV-1a of the bytes of the file at path into *h; false when it cannot be read. */
+static bool hash_file(const char *path, uint64_t *h) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  uint64_t x = 1469598103934665603ull;
+  unsigned char buf[16384];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < n; i++) x = (x ^ buf[i]) * 1099511628211ull;
+  bool ok = !ferror(f);
+  fclose(f);
+  *h = x;
+  return ok;
+}
+
+/* Whether a hit on an entry (racy, with hash) read from the file at path, whose key is k now,
+ * still holds the file's bytes; an entry found to be no longer racy is marked so. */
+static bool still_valid(_Atomic bool *racy, uint64_t hash, const char *path, const file_key *k) {
+  /* relaxed: a hint; a stale true only costs one more hash */
+  if (!atomic_load_explicit(racy, memory_order_relaxed)) return true;
+  bool recent = key_racy(k); /* before hashing: a rewrite after this changes the key */
+  uint64_t h;
+  if (!hash_file(path, &h) || h != hash) return false;
+  if (!recent) atomic_store_explicit(racy, false, memory_order_relaxed);
+  return true;
+}
+
 static bool same_key(const file_key *a, const file_key *b) {
   return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
          a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Before a miss reads the file at path (key k): whether the entry will be racy, and if so the
+ * hash of the file's bytes in *before (false: unreadable, *before 0). */
+static bool racy_before(const char *path, const file_key *k, bool keyed, uint64_t *before) {
+  *before = 0;
+  if (!keyed || !key_racy(k)) return false;
+  if (!hash_file(path, before)) *before = 0;
+  return true;
+}
+
+/* After the read: a racy entry keeps the hash taken before it; one whose file changed while it
+ * was read (its key or its bytes now differ) gets a key no file has, so that it never hits. */
+static void racy_after(const char *path, file_key *k, bool racy, uint64_t before,
+                       _Atomic bool *flag, uint64_t *hash) {
+  atomic_init(flag, racy);
+  *hash = before;
+  if (!racy) return;
+  file_key now;
+  uint64_t h;
+  if (!key_of(path, &now) || !same_key(&now, k) || !hash_file(path, &h) || h != before)
+    memset(k, 0, sizeof *k);
 }
 
 /* Appends m / e to the cache's list; false on ENOMEM. Under c->mu. */
@@ -121,12 +194,14 @@ int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
   *out = NULL;
   file_key k;
   bool keyed = key_of(path, &k);
+  mesh_item *found = NULL;
   pthread_mutex_lock(&c->mu);
-  for (size_t i = c->nmeshes; keyed && i-- > 0 && !*out;) {
-    const mesh_item *m = c->meshes[i];
-    if (m->is_obj == is_obj && same_key(&m->key, &k) && strcmp(m->path, path) == 0) *out = &m->mesh;
+  for (size_t i = c->nmeshes; keyed && i-- > 0 && !found;) {
+    mesh_item *m = c->meshes[i];
+    if (m->is_obj == is_obj && same_key(&m->key, &k) && strcmp(m->path, path) == 0) found = m;
   }
   pthread_mutex_unlock(&c->mu);
+  if (found && still_valid(&found->racy, found->hash, path, &k)) *out = &found->mesh;
   if (*out) {
     atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
     return 0;
@@ -143,7 +218,10 @@ int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
   }
   memcpy(m->path, path, len + 1);
   m->is_obj = is_obj, m->key = k;
+  uint64_t before;
+  bool racy = racy_before(path, &k, keyed, &before);
   int rc = is_obj ? kiln__obj_load(path, &m->mesh, err) : kiln__ply_load(path, &m->mesh, err);
+  racy_after(path, &m->key, racy, before, &m->racy, &m->hash);
   pthread_mutex_lock(&c->mu);
   bool kept = !rc && keyed && append_mesh(c, m);
   pthread_mutex_unlock(&c->mu);
@@ -188,23 +266,26 @@ int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_
   if (alpha) memset(alpha, 0, sizeof *alpha);
   file_key k;
   bool keyed = key_of(path, &k);
-  const tex_item *hit = NULL;
+  tex_item *hit = NULL;
   int rc = 0;
   pthread_mutex_lock(&c->mu);
   for (size_t i = c->ntexs; keyed && i-- > 0 && !hit;) {
-    const tex_item *e = c->texs[i];
+    tex_item *e = c->texs[i];
     if (e->mode == mode && e->want_alpha == (alpha != NULL) && same_key(&e->key, &k) &&
         strcmp(e->path, path) == 0)
       hit = e;
   }
   pthread_mutex_unlock(&c->mu);
-  if (hit) { /* entries never change once listed, nor go before the cache */
+  if (hit && !still_valid(&hit->racy, hit->hash, path, &k)) hit = NULL;
+  if (hit) { /* entries never change once listed (but for racy), nor go before the cache */
     rc = give(hit, t, alpha);
     atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
     if (rc) snprintf(msg, msgsz, "out of memory");
     return rc;
   }
   atomic_fetch_add_explicit(&c->reads, 1, memory_order_relaxed);
+  uint64_t before;
+  bool racy = racy_before(path, &k, keyed, &before);
   if ((rc = kiln__texture_load_ex(path, mode, t, alpha, msg, msgsz)) || !keyed) return rc;
   tex_item *e = calloc(1, sizeof *e);
   size_t len = strlen(path);
@@ -213,6 +294,7 @@ int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_
       (!alpha || copy_texture(alpha, &e->a))) {
     memcpy(e->path, path, len + 1);
     e->mode = mode, e->want_alpha = alpha != NULL, e->key = k;
+    racy_after(path, &e->key, racy, before, &e->racy, &e->hash);
     pthread_mutex_lock(&c->mu);
     kept = append_tex(c, e);
     pthread_mutex_unlock(&c->mu);

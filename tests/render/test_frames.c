@@ -221,3 +221,33 @@ TEST(ten_thousand_frames_in_the_memory_of_a_hundred) {
   close_ctx(&c);
   kiln_pool_destroy(pool);
 }
+
+/* ---- sizes at the ends of their types ------------------------------------------------------ */
+
+/* A tile larger than any int32 image side is the whole image: the same pixels as a tile of the
+ * image's size, not a loop whose int32 step is negative. A frame whose memory, w * h * 16 per
+ * plane, does not fit a 64-bit size is refused before anything is made. */
+TEST(huge_tiles_and_frames) {
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  c.scene = load(conf[0].scene);
+  KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, NULL, &c.r), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(c.r, &fc);
+  fc.width = 20, fc.height = 12, fc.spp = 2, fc.planes = KILN_PLANE_COLOR;
+  fc.tile_size = 20;
+  kiln_future *f, *g;
+  kiln_image_info a = info_of(render(&c, &fc, &f));
+  fc.tile_size = 0x80000000u;
+  kiln_image_info b = info_of(render(&c, &fc, &g));
+  KT_EQ(fnv(a.color, 20 * 12 * 12), fnv(b.color, 20 * 12 * 12));
+  kiln_future_release(f);
+  kiln_future_release(g);
+  fc.tile_size = 0;
+  fc.width = 1 << 30, fc.height = (1 << 30) + 1; /* w * h * 16 wraps to 16 GiB */
+  kiln_future *h = NULL;
+  KT_CODE(kiln_renderer_submit(c.r, &fc, &h), KILN_EINVAL);
+  KT_TRUE(h == NULL);
+  close_ctx(&c);
+}
