@@ -155,7 +155,8 @@ KILN_API void kiln_frame_config_default(const kiln_renderer *r, kiln_frame_confi
 
 /* Submits one frame and returns at once. *out succeeds with a kiln_image * owned by the future
  * (freed with its last reference), or fails with the GPU job's error. 0, KILN_EINVAL (bad
- * config), KILN_ENOMEM, or a buffer-creation error; *out NULL then. Any thread, any number of
+ * config, or a frame whose memory, width x height x 16 bytes a plane, does not fit 64 bits; a
+ * tile_size larger than the image is the whole image), KILN_ENOMEM, or a buffer-creation error; *out NULL then. Any thread, any number of
  * frames at once; never blocks (when out of memory after the GPU job has started, the call
  * fails and the job's buffers stay with the renderer until kiln_renderer_destroy). */
 KILN_API int kiln_renderer_submit(kiln_renderer *r, const kiln_frame_config *fc, kiln_future **out);
