@@ -7,9 +7,11 @@ CLI is KILN_CLI, else build/tools/kiln under the source folder."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Dict, Iterator
 
 import pytest
 
@@ -58,3 +60,29 @@ def renderer(cornell_scene) -> Iterator[object]:
     r = kiln.Renderer(cornell_scene)
     yield r
     r.close()
+
+
+@pytest.fixture
+def ctrl_c_at_first_frame() -> Iterator[Callable[[Dict[str, Any]], None]]:
+    """A progress callback that sends SIGINT to the process at the first frame's event and then
+    holds the batch's event thread until the main thread has taken the signal, so that a fast
+    batch cannot finish before Ctrl-C reaches it. Skips off the main thread (signals reach the
+    main thread only). The previous SIGINT handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    taken = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        taken.set()
+        raise KeyboardInterrupt
+
+    def progress(ev: Dict[str, Any]) -> None:
+        if ev["done"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert taken.wait(60), "SIGINT not taken by the main thread within 60 s"
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield progress
+    finally:
+        signal.signal(signal.SIGINT, previous)

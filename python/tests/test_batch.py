@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import tracemalloc
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -229,14 +228,10 @@ def test_an_exception_in_progress_stops_the_batch_and_is_raised(tmp_path: Path) 
     assert calls[0] == 1  # not called again once it raised
 
 
-def test_ctrl_c_stops_the_batch_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
-
-    def progress(ev: Dict[str, Any]) -> None:
-        if ev["done"] == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
+def test_ctrl_c_stops_the_batch_and_raises_keyboard_interrupt(
+    tmp_path: Path, ctrl_c_at_first_frame: Callable[[Dict[str, Any]], None]
+) -> None:
+    progress = ctrl_c_at_first_frame
     with pytest.raises(KeyboardInterrupt) as info:
         render_job(ORBIT, tmp_path, frames="0:59", in_flight=1, progress=progress, **SMALL)
     summary = info.value.summary  # type: ignore[attr-defined]

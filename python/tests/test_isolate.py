@@ -4,13 +4,12 @@ exit or lose their device; faults come from KILN_FAULT, as for ``kiln render --i
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -85,14 +84,10 @@ def test_isolate_writes_the_files_of_an_in_process_run(tmp_path: Path) -> None:
     assert workers() == []
 
 
-def test_ctrl_c_stops_an_isolated_batch(tmp_path: Path) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach the main thread only")
-
-    def progress(ev: Dict[str, Any]) -> None:
-        if ev["done"] == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
+def test_ctrl_c_stops_an_isolated_batch(
+    tmp_path: Path, ctrl_c_at_first_frame: Callable[[Dict[str, Any]], None]
+) -> None:
+    progress = ctrl_c_at_first_frame
     with pytest.raises(KeyboardInterrupt) as info:
         render_job(ORBIT, tmp_path, frames="0:59", passes=[], in_flight=1, isolate=True,
                    progress=progress, **SMALL)
