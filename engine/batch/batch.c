@@ -1438,6 +1438,9 @@ static int walk_again(run_state *st) {
   if (rc) return fail(st, rc, "cannot read the job again: %s", kiln_strerror(rc));
   kiln__selection_rewind(&b->sel);
   st->exhausted = false, st->walks++;
+  /* a walk that takes over chunks sweeps their folders again: a process that died holding one
+   * may have left temporaries, and no later run of that folder may come to remove them */
+  b->swept[0] = 0;
   return 0;
 }
 
