@@ -169,6 +169,8 @@ bool kiln__help_briefly(kiln__worker *w, bool (*pred)(void *), void *ctx, double
  * Lazy binary splitting (parallel_for) splits only then. false outside pools. */
 bool kiln__deque_drained(void);
 int kiln__pool_accepting(kiln_pool *p); /* 0, KILN_ESHUTDOWN or KILN_EBROKEN: would submit work? */
+/* How many of p's workers are inside the sleep protocol now (a snapshot, for tests). */
+int kiln__pool_sleepers(kiln_pool *p);
 int kiln__submit_internal(kiln_pool *p, kiln_future *const *deps, size_t ndeps, kiln_task_fn fn,
                           void *arg, bool internal, kiln_future **out);
 

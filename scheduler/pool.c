@@ -163,6 +163,10 @@ static void wake_one(kiln_pool *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
+int kiln__pool_sleepers(kiln_pool *p) {
+  return atomic_load_explicit(&p->nsleepers, memory_order_relaxed); /* a snapshot: orders nothing */
+}
+
 void kiln__pool_wake_all(kiln_pool *p) {
   pthread_mutex_lock(&p->mu);
   p->epoch++;

@@ -4,7 +4,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "internal.h" /* the deque */
+#include <sched.h>
+
+#include "internal.h" /* the deque; kiln__pool_sleepers */
 #include "sched_test_util.h"
 
 static double stress_scale(void) {
@@ -251,8 +253,9 @@ static int wake_parent(void *arg, void **result) {
 
 /* Each round starts once the previous one's result is in, so its spawn meets the other worker
  * at every stage of going idle: still spinning, inside the sleep protocol, or asleep. Every
- * fourth round first pauses for a millisecond, long enough for an idle worker to reach its
- * sleep: a pause for coverage, not a synchronisation (what is checked is the latch, not time). */
+ * fourth round first waits (for at most 5 s) until both workers are inside the sleep protocol,
+ * so that the spawn must wake one: coverage, not a synchronisation (what is checked is the
+ * latch; a round that never sees both asleep runs anyway). */
 TEST(spawn_wakes_sleeping_worker) {
   int rounds = (int)(2000 * stress_scale());
   if (rounds < 10) rounds = 10;
@@ -262,8 +265,8 @@ TEST(spawn_wakes_sleeping_worker) {
   atomic_init(&w.timeouts, 0);
   for (int r = 0; r < rounds; r++) {
     if (r % 4 == 3) {
-      struct timespec pause = {0, 1000000};
-      nanosleep(&pause, NULL);
+      double until = kt_now() + 5.0;
+      while (kiln__pool_sleepers(p) < 2 && kt_now() < until) sched_yield();
     }
     kiln_future *f = NULL;
     KT_CODE(kiln_submit(p, wake_parent, &w, &f), KILN_OK);
