@@ -6,12 +6,13 @@
 // weighed against. Punctual lights (point, spot, sun; PLIGHTS holds them with their CDF by
 // power) are reached by light samples only: no ray hits them, so they take no MIS weight.
 
-// Solid-angle pdf of NEE picking this light point, from x towards a light triangle hit at dist t.
-float light_pdf(uint tri, vec3 d, float t) {
-  Tri T = tri_at(tri);
-  vec3 c = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
-  float cosl = abs(dot(normalize(c), d));
-  float rel = mat_at(floatBitsToUint(T.v0.w)).ior.z;
+// Solid-angle pdf of NEE picking this light point, from x towards a light triangle hit at dist t
+// along d: n the triangle's unit geometric normal, rel its material's ior.z (the factor of its
+// area in its pick weight). The caller has both from the hit (surface(), mat_at): on lavapipe
+// every storage load is a loop over the lanes, run on every bounce whether a lane hit an
+// emitter or not, so the triangle and its material are not read a second time here.
+float light_pdf(vec3 n, float rel, vec3 d, float t) {
+  float cosl = abs(dot(n, d));
   float share = 1.0 - g.env_pick;  // the emitters' part of the light samples
   if (HAS_PLIGHTS) share -= g.plight_pick;
   return t * t / (max(cosl, 1e-8) * g.light_weight) * rel * share;
@@ -32,9 +33,10 @@ float sphere_light_pdf(uint si, vec3 x) {
   return omc > 0.0 ? uintBitsToFloat(S.ids.w) / (2.0 * PI * omc) : 0.0;
 }
 
-// Solid-angle pdf of NEE choosing emitter hit h, seen from o along d.
-float emitter_pdf(Hit h, vec3 o, vec3 d) {
-  return !HAS_SPHERES || h.prim < g.ntris ? light_pdf(h.prim, d, h.t)
+// Solid-angle pdf of NEE choosing emitter hit h, seen from o along d; n: the hit's geometric
+// normal (surface()'s s.n), rel: the ior.z of its material.
+float emitter_pdf(Hit h, vec3 n, float rel, vec3 o, vec3 d) {
+  return !HAS_SPHERES || h.prim < g.ntris ? light_pdf(n, rel, d, h.t)
                                           : sphere_light_pdf(h.prim - g.ntris, o);
 }
 
@@ -133,7 +135,13 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
     uint lp = pick.x;
     float c0 = uintBitsToFloat(pick.w), c1 = uintBitsToFloat(pick.y);
     float u1 = clamp((lu.x - c0) / max(c1 - c0, 1e-30), 0.0, 1.0);  // reuse the pick's strata
-    if (!HAS_SPHERES || lp < g.ntris) {
+    // The light's material is read once, after the triangle or sphere branch: both branches
+    // run on lavapipe (under a lane mask), and so would two reads of it.
+    uint lmat = 0u;
+    vec2 luv = vec2(0.0);  // where the sample lands, for an emission texture (principled only)
+    bool tri = !HAS_SPHERES || lp < g.ntris;
+    float tpdf = 0.0;  // a triangle's pdf without its material's factor
+    if (tri) {
       Tri T = tri_at(lp);
       float su = sqrt(u1), b1 = su * (1.0 - lu.y), b2 = su * lu.y;  // uniform on the triangle
       vec3 q = T.v0.xyz + b1 * (T.v1.xyz - T.v0.xyz) + b2 * (T.v2.xyz - T.v0.xyz);
@@ -144,9 +152,9 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
       float cosl = dot(ln, -wi);
       if (HAS_ALPHA && alpha_hole(lp, b1, b2)) cosl = 0.0;  // a hole emits nothing, as rays see it
       if (cosl > 0.0) {
-        Material lm = mat_at(floatBitsToUint(T.v0.w));
-        lpdf = dist * dist / (cosl * g.light_weight) * lm.ior.z * share;
-        Le = HAS_PRINCIPLED ? emission_at(lm, floatBitsToUint(T.v0.w), tri_uv(lp, b1, b2)) : lm.emission_rough.xyz;
+        tpdf = dist * dist / (cosl * g.light_weight);
+        lmat = floatBitsToUint(T.v0.w);
+        if (HAS_PRINCIPLED) luv = tri_uv(lp, b1, b2);
       }
     } else {  // uniform in the cone the sphere subtends (its visible, front side)
       Sphere S = sphere_at(lp - g.ntris);
@@ -161,13 +169,18 @@ bool direct_light(Material m, vec3 alb, vec3 p, vec3 n, vec3 ns, vec3 wo, vec3 b
         if (sphere_hit(S.cr, p, wi, 0.0, sh)) {
           dist = sh.t;
           lpdf = uintBitsToFloat(S.ids.w) / (2.0 * PI * omc);
-          Le = mat_at(S.ids.x).emission_rough.xyz;
+          lmat = S.ids.x;
           if (HAS_PRINCIPLED) {  // an emission texture: its value where the sample lands
             vec2 ll = latlong(normalize(p + sh.t * wi - S.cr.xyz));
-            Le = emission_at(mat_at(S.ids.x), S.ids.x, vec2(ll.x, 1.0 - ll.y));
+            luv = vec2(ll.x, 1.0 - ll.y);
           }
         }
       }
+    }
+    if (tpdf > 0.0 || lpdf > 0.0) {
+      Material lm = mat_at(lmat);
+      if (tri) lpdf = tpdf * lm.ior.z * share;
+      Le = HAS_PRINCIPLED ? emission_at(lm, lmat, luv) : lm.emission_rough.xyz;
     }
   }
   if (!(lpdf > 0.0 && dot(n, wi) > 0.0) || occluded(p, wi, 0.0, dist * (1.0 - 1e-4))) return false;

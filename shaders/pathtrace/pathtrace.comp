@@ -94,7 +94,7 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
     if (type == PT_MAT_EMISSIVE) {  // emitter: one-sided, black behind; absorbs
       if (front) {
         float w = 1.0;
-        if (prev_pdf > 0.0 && g.nlights > 0u) w = power_heuristic(prev_pdf, emitter_pdf(h, o, d));
+        if (prev_pdf > 0.0 && g.nlights > 0u) w = power_heuristic(prev_pdf, emitter_pdf(h, s.n, m.ior.z, o, d));
         L += beta * m.emission_rough.xyz * w;
       }
       break;
@@ -105,7 +105,7 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
       alb = shade_setup(m, s);
       if (front && m.ior.z > 0.0) {  // ior.z > 0: it emits, and is in LIGHTS
         float w = 1.0;
-        if (prev_pdf > 0.0) w = power_heuristic(prev_pdf, emitter_pdf(h, o, d));
+        if (prev_pdf > 0.0) w = power_heuristic(prev_pdf, emitter_pdf(h, s.n, m.ior.z, o, d));
         L += beta * m.emission_rough.xyz * w;
       }
     }
