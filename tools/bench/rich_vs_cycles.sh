@@ -10,6 +10,8 @@
 #   REF_SPP   spp of the references (default 4096)       OUT      keep everything here (default:
 #             a temporary folder; the references are made once per OUT and reused)
 #   SCENE     another kiln scene of the same kind (default tools/bench/rich/scene.json)
+#   BEFORE    a second kiln binary (an older build) timed in the same rounds, its noise
+#             against the same kiln reference
 #
 # Each round runs kiln and then Cycles (every other round the other way round), each a whole
 # process rendering one frame:
@@ -20,15 +22,17 @@
 #   Cycles  blender/rich_scene.py --seed R: render: Cycles' render call for the frame (after
 #           Blender's start-up and the scene's set-up); process: the wall time around blender.
 # Noise: each round's image against the same renderer's REF_SPP reference (linear per-pixel
-# RMSE), so that a difference between the two renderers' models does not count as noise; the
+# RMSE; over the rounds, the root of the mean squared error), so that a difference between the two renderers' models does not count as noise; the
 # references' means are printed too (they should agree within about 1%). "Equal noise" is what
-# the last columns say: time x RMSE^2 is the time each would need for a given RMSE (RMSE goes as
-# 1/sqrt(spp)), so kiln/Cycles of it is the ratio at equal noise.
+# the last figure says: render time x RMSE^2 is proportional to the time each needs for a given
+# RMSE (RMSE goes as 1/sqrt(spp)), so kiln/Cycles of it is the time ratio at equal noise.
 # Medians of ROUNDS; `uptime` before and after (the machine is shared).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 kiln=$(realpath "${1:-$root/build-bench/tools/kiln}")
+kiln_after=$kiln
+before=${BEFORE:+$(realpath "$BEFORE")}
 sizes=${SIZES:-128}
 spp=${SPP:-128}
 rounds=${ROUNDS:-3}
@@ -95,37 +99,41 @@ for size in $sizes; do
   means=$(blender_py "$here/rich/compare.py" -- "$kref" "$cref" | grep '^@compare')
   echo "reference means (linear RGB), kiln then Cycles:"
   sed 's/^@compare /  /' <<<"$means"
-  : >"$out/k_$size.txt"
-  : >"$out/c_$size.txt"
+  names=(kiln cycles)
+  [ -n "$before" ] && names=(kiln before cycles)
+  for n in "${names[@]}"; do : >"$out/${n}_$size.txt"; done
   for r in $(seq 1 "$rounds"); do
-    kd=$out/run/kiln_${size}_$r
-    cd_=$out/run/cycles_${size}_$r
-    if [ $((r % 2)) -eq 1 ]; then
-      k=$(run_kiln "$size" "$spp" "$r" "$kd"); c=$(run_cycles "$size" "$spp" "$r" "$cd_")
-    else
-      c=$(run_cycles "$size" "$spp" "$r" "$cd_"); k=$(run_kiln "$size" "$spp" "$r" "$kd")
-    fi
-    ke=$(blender_py "$here/rich/compare.py" -- --ref "$kref" "$kd/$(printf '%05d' "$r")_color.npy" | field rmse)
-    ce=$(blender_py "$here/rich/compare.py" -- --ref "$cref" "$cd_/cycles_${size}_${spp}spp_s$r.npy" | field rmse)
-    echo "$k $ke" >>"$out/k_$size.txt"
-    echo "$c $ce" >>"$out/c_$size.txt"
-    read -r a b x <<<"$k"
-    read -r p q y <<<"$c"
-    echo "  round $r: kiln render $a s, process $b s ($x CPU-s), RMSE $ke;" \
-         "Cycles render $p s, process $q s ($y CPU-s), RMSE $ce"
+    line="  round $r:"
+    for i in $(seq 0 $((${#names[@]} - 1))); do  # the order rotates from round to round
+      n=${names[$(((i + r) % ${#names[@]}))]}
+      d=$out/run/${n}_${size}_$r
+      case $n in
+        kiln) t=$(kiln=$kiln_after run_kiln "$size" "$spp" "$r" "$d"); img=$d/$(printf '%05d' "$r")_color.npy; ref=$kref ;;
+        before) t=$(kiln=$before run_kiln "$size" "$spp" "$r" "$d"); img=$d/$(printf '%05d' "$r")_color.npy; ref=$kref ;;
+        cycles) t=$(run_cycles "$size" "$spp" "$r" "$d"); img=$d/cycles_${size}_${spp}spp_s$r.npy; ref=$cref ;;
+      esac
+      e=$(blender_py "$here/rich/compare.py" -- --ref "$ref" "$img" | field rmse)
+      echo "$t $e" >>"$out/${n}_$size.txt"
+      read -r a b x <<<"$t"
+      line="$line $n render $a s, process $b s ($x CPU-s), RMSE $e;"
+    done
+    echo "$line"
   done
   col() { cut -d' ' -f"$1" "$2" | median; }
-  kr=$(col 1 "$out/k_$size.txt"); kp=$(col 2 "$out/k_$size.txt"); kc=$(col 3 "$out/k_$size.txt")
-  ke=$(col 4 "$out/k_$size.txt")
-  cr=$(col 1 "$out/c_$size.txt"); cp=$(col 2 "$out/c_$size.txt"); cc=$(col 3 "$out/c_$size.txt")
-  ce=$(col 4 "$out/c_$size.txt")
-  echo "medians of $rounds (kiln | Cycles | kiln/Cycles), ${size}x$size, $spp spp:"
-  awk -v kr="$kr" -v cr="$cr" -v kp="$kp" -v cp="$cp" -v kc="$kc" -v cc="$cc" -v ke="$ke" -v ce="$ce" 'BEGIN {
-    printf "  render only      %8.3f s | %8.3f s | %5.2fx\n", kr, cr, kr / cr
-    printf "  whole process    %8.3f s | %8.3f s | %5.2fx\n", kp, cp, kp / cp
-    printf "  process CPU      %8.3f s | %8.3f s | %5.2fx\n", kc, cc, kc / cc
-    printf "  RMSE (own ref)   %8.5f   | %8.5f   | %5.2fx\n", ke, ce, ke / ce
-    printf "  render x RMSE^2 (time at equal noise)       | %5.2fx\n", (kr * ke * ke) / (cr * ce * ce)
+  rms() { awk '{ s += $4 * $4 } END { print sqrt(s / NR) }' "$1"; }  # sqrt of the mean MSE
+  echo "${size}x$size, $spp spp, medians of $rounds rounds (RMSE: root of the mean squared error over the rounds' images):"
+  printf '  %-8s %10s %10s %10s %9s %14s\n' "" "render s" "process s" "CPU s" RMSE "render x MSE"
+  for n in "${names[@]}"; do
+    f=$out/${n}_$size.txt
+    printf '  %-8s %10.3f %10.3f %10.3f %9.5f %14.3e\n' "$n" "$(col 1 "$f")" "$(col 2 "$f")" \
+      "$(col 3 "$f")" "$(rms "$f")" "$(echo "$(col 1 "$f") * $(rms "$f")^2" | bc -l)"
+  done
+  k=$out/kiln_$size.txt
+  c=$out/cycles_$size.txt
+  awk -v kr="$(col 1 "$k")" -v cr="$(col 1 "$c")" -v kp="$(col 2 "$k")" -v cp="$(col 2 "$c")" \
+      -v kc="$(col 3 "$k")" -v cc="$(col 3 "$c")" -v ke="$(rms "$k")" -v ce="$(rms "$c")" 'BEGIN {
+    printf "  kiln / Cycles: render %.2fx, process %.2fx, CPU %.2fx, RMSE %.2fx, time at equal noise (render x MSE) %.2fx\n",
+      kr / cr, kp / cp, kc / cc, ke / ce, (kr * ke * ke) / (cr * ce * ce)
   }'
 done
 echo "load after: $(uptime)"
