@@ -98,7 +98,7 @@ for size in $sizes; do
   fi
   means=$(blender_py "$here/rich/compare.py" -- "$kref" "$cref" | grep '^@compare')
   echo "reference means (linear RGB), kiln then Cycles:"
-  sed 's/^@compare /  /' <<<"$means"
+  echo "${means//@compare /  }"
   names=(kiln cycles)
   [ -n "$before" ] && names=(kiln before cycles)
   for n in "${names[@]}"; do : >"$out/${n}_$size.txt"; done
