@@ -486,8 +486,9 @@ static void pack_mesh_prims(const kiln__bvh_tree *t, const float *pos, size_t tr
 }
 
 /* The mesh trees in NODES (after the flat tree's nnodes) and PRIMS (after its nprims), and INST:
- * the header, the top level on its own grid, each placement (layout.h, PT_INST_VEC4S). tri_base:
- * each mesh's first triangle in TRIS. */
+ * the header, the top level on its own grid, the placements (layout.h, PT_INST_VEC4S) in the top
+ * level's leaf order, as PRIMS holds the flat tree's primitives. tri_base: each mesh's first
+ * triangle in TRIS. */
 static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri_base,
                      uint32_t *nodes, float *prims, uint32_t *inst) {
   size_t node_at = b->nnodes, prim_at = b->nprims;
@@ -507,9 +508,10 @@ static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri
   if (!rc) {
     inst[0] = (uint32_t)ntop, inst[1] = (uint32_t)s->nplacements;
     memcpy(inst + 4, origin, 12), memcpy(inst + 8, scale, 12);
-    for (size_t k = 0; k < s->nplacements; k++) {
+    for (size_t i = 0; i < s->nplacements; i++) { /* in the top level's leaf order */
+      size_t k = b->tlas.prims[i];
       const kiln__placement *pl = &s->placements[k];
-      uint32_t *r = inst + 4 * (PT_INST_HEADER + ntop + PT_INST_VEC4S * k);
+      uint32_t *r = inst + 4 * (PT_INST_HEADER + ntop + PT_INST_VEC4S * i);
       memcpy(r, b->w2o + 12 * k, 48);
       r[12] = (uint32_t)first[pl->mesh];
       r[13] = (uint32_t)(first[pl->mesh] + b->blas[pl->mesh].nnodes);

@@ -207,6 +207,8 @@ typedef struct kiln__variant_base kiln__variant_base;
 typedef struct kiln__variant_stats {
   uint64_t variants;         /* variant frames packed */
   uint64_t bvh_builds;       /* of those, the ones whose geometry differed: a BVH was built */
+  uint64_t top_builds; /* of those, the ones whose placements only differed: only a top level
+                          over them was built, on the base's other trees */
   uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
   uint64_t bytes_uploaded;
   uint64_t kernels; /* kernels made for variants of other features (on every device) */
@@ -220,8 +222,9 @@ void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
 /* The base's packed buffers (borrowed). */
 const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
 /* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
- * BVH when s's triangles and spheres are the base's, else with a BVH built now (on pool, may be
- * NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
+ * BVH when s's triangles, spheres, shared meshes and placements are the base's; with the base's
+ * flat and mesh trees and a top level built now when only the placements differ; else with a BVH
+ * built now (on pool, may be NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out);
 /* Counts one buffer of bytes uploaded for a variant. Any thread. */

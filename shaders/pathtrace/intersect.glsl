@@ -2,8 +2,8 @@
 // BVH traversal (trace, occluded), and what a hit is (surface).
 #include "box.glsl"
 
-// pl: the placement whose mesh the triangle prim is of (its ray in object space), PT_NONE for the
-// flat geometry.
+// pl: the placement record (INST, in the top level's leaf order) whose mesh the triangle prim is
+// of, PT_NONE for the flat geometry.
 struct Hit { float t; uint prim; float u; float v; uint pl; };
 
 bool tri_hit(vec3 v0, vec3 e1, vec3 e2, vec3 o, vec3 d, float tmin, inout Hit h) {  // e: v1 - v0, v2 - v0

@@ -2,8 +2,8 @@
  * rendered by the renderer made for the job's scene, gives the image that a renderer made for
  * the frame's scene alone gives, bit for bit, for every kind of override (materials, a material
  * of another type, lights, the environment, an object's transform and material, object
- * keyframes); material, light and environment overrides build no BVH, and each frame uploads
- * only what differs. */
+ * keyframes); material, light and environment overrides build no BVH, moving the instances of a
+ * shared mesh builds only the top level, and each frame uploads only what differs. */
 // kt: timeout 240
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -55,7 +55,9 @@ static const char list_job[] =
     "  {\"name\": \"gold\", \"objects\": {\"ball\": {\"material\": {\"type\": \"conductor\",\n"
     "   \"albedo\": [1, 0.78, 0.34], \"roughness\": 0.3}}}},\n"
     "  {\"name\": \"light_moved\", \"seed\": 9, \"lights\": {\"key\": {\"corner\": [0, 2.5, -1]}},\n"
-    "   \"camera\": {\"position\": [0.5, 1.2, -3.5]}}\n"
+    "   \"camera\": {\"position\": [0.5, 1.2, -3.5]}},\n"
+    "  {\"name\": \"tet_moved\", \"objects\": {\"tet\": {\"transform\": {\"translate\": [-0.4, 0, -0.3],\n"
+    "   \"rotate\": [0, 40, 0]}}}}\n"
     "]}\n";
 
 static const char anim_job[] =
@@ -200,13 +202,19 @@ TEST(overrides_match_a_fresh_load) {
   kiln_renderer *r = job_renderer(job, dev);
   kiln__variant_stats st[8];
   int n = check_job(job, r, dev, st, 8);
-  KT_EQ(n, 7);
+  KT_EQ(n, 8);
   /* albedo, glass, light colour, environment: the job scene's BVH; the crate moved: one built */
   for (int i = 0; i < 4; i++) KT_EQ(st[i].bvh_builds, 0);
   KT_EQ(st[4].bvh_builds, 1);
   KT_EQ(st[5].bvh_builds, 1); /* a material in place of the ball's: no new BVH */
   KT_EQ(st[6].bvh_builds, 2); /* the quad light moved: its triangles did */
   KT_EQ(st[6].variants, 7);
+  /* the tetrahedron, a mesh placed twice, is shared: moving it builds a top level only */
+  for (int i = 0; i < 7; i++) KT_EQ(st[i].top_builds, 0);
+  KT_EQ(st[7].bvh_builds, 2);
+  KT_EQ(st[7].top_builds, 1);
+  /* and uploads its placements and what depends on the scene's extent, not the geometry */
+  KT_TRUE(st[7].buffers_uploaded - st[6].buffers_uploaded <= 3);
   /* an albedo override uploads the few buffers that hold materials, not the geometry */
   KT_TRUE(st[0].buffers_uploaded >= 1 && st[0].buffers_uploaded <= 3);
   KT_TRUE(st[1].kernels >= 1); /* a dielectric: a kernel with that feature */

@@ -1,0 +1,412 @@
+/* test_instances.c: shared meshes (a mesh file placed by several transforms, kept once in object
+ * space) and the two-level BVH: the CPU traversal finds what testing every triangle finds; a
+ * top level rebuilt over moved placements finds what a fresh build does; images of a scene with
+ * shared instances are those of the same scene with the copies baked (bit for bit where the
+ * transforms are the identity, within noise elsewhere, ids included); and a mesh of a million
+ * triangles placed 100 times costs the device memory of one mesh. */
+// kt: timeout 300
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kt.h"
+#include "render_internal.h"
+#include "render_test_util.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define INST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define INST_ASAN 1
+#endif
+#endif
+
+static uint32_t rng_state = 12345;
+static float frand(void) {
+  rng_state = rng_state * 1664525u + 1013904223u;
+  return (float)(rng_state >> 8) / 16777216.0f;
+}
+
+/* Row-major 4x4: rotation by deg about axis (unit) z-then..., scale s, translation t. */
+static void make_xform(float x[16], float deg, const float axis[3], const float s[3],
+                       const float t[3]) {
+  double a = deg * 3.14159265358979 / 180, c = cos(a), si = sin(a), C = 1 - c;
+  double ux = axis[0], uy = axis[1], uz = axis[2];
+  double r[3][3] = {{c + ux * ux * C, ux * uy * C - uz * si, ux * uz * C + uy * si},
+                    {uy * ux * C + uz * si, c + uy * uy * C, uy * uz * C - ux * si},
+                    {uz * ux * C - uy * si, uz * uy * C + ux * si, c + uz * uz * C}};
+  memset(x, 0, 16 * sizeof(float));
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) x[4 * i + j] = (float)(r[i][j] * s[j]);
+    x[4 * i + 3] = t[i];
+  }
+  x[15] = 1;
+}
+
+/* A scene of n random flat triangles and one shared mesh of m random triangles placed by five
+ * transforms (rotated, scaled unevenly, mirrored). */
+static kiln__scene random_scene(size_t n, size_t m) {
+  kiln__scene s = {0};
+  s.ntris = n;
+  s.pos = malloc((n + 1) * 36);
+  s.tri_material = calloc(n + 1, 4), s.tri_object = calloc(n + 1, 4);
+  s.tri_instance = calloc(n + 1, 4);
+  for (size_t i = 0; i < n; i++) {
+    float c[3] = {frand() * 10 - 5, frand() * 10 - 5, frand() * 10 - 5};
+    for (int k = 0; k < 9; k++) s.pos[9 * i + k] = c[k % 3] + frand() - 0.5f;
+  }
+  s.nmeshes = 1;
+  s.meshes = calloc(1, sizeof *s.meshes);
+  kiln__shared_mesh *q = &s.meshes[0];
+  q->ntris = m, q->ngroups = 1;
+  q->pos = malloc(m * 36);
+  q->tri_material = calloc(m, 4), q->tri_object = calloc(m, 4), q->tri_group = calloc(m, 4);
+  for (size_t i = 0; i < m; i++) {
+    float c[3] = {frand() * 2 - 1, frand() * 2 - 1, frand() * 2 - 1};
+    for (int k = 0; k < 9; k++) q->pos[9 * i + k] = c[k % 3] + 0.3f * (frand() - 0.5f);
+  }
+  enum { NP = 5 };
+  s.nplacements = NP, s.ninstances = NP;
+  s.placements = calloc(NP, sizeof *s.placements);
+  s.instances = calloc(NP, sizeof *s.instances);
+  const float ax[3] = {0.6f, 0.8f, 0}, one[3] = {1, 1, 1}, uneven[3] = {2, 0.5f, 1},
+              mirror[3] = {-1, 1, 1};
+  for (int k = 0; k < NP; k++) {
+    s.placements[k] = (kiln__placement){0, (uint32_t)k + 1};
+    s.instances[k].object_id = 1;
+    const float t[3] = {3.0f * (float)k - 6, frand() * 4 - 2, frand() * 4 - 2};
+    make_xform(s.instances[k].xform, 40.0f * (float)k, ax, k == 1 ? uneven : k == 3 ? mirror : one,
+               t);
+  }
+  return s;
+}
+
+/* A random ray; every other one aimed near a random placement's origin. */
+static void random_ray(const kiln__scene *s, float o[3], float d[3]) {
+  for (int k = 0; k < 3; k++) o[k] = frand() * 24 - 12, d[k] = frand() * 2 - 1;
+  if (frand() < 0.5f) return;
+  const float *x = s->instances[(size_t)(frand() * (float)s->ninstances) % s->ninstances].xform;
+  for (int k = 0; k < 3; k++) d[k] = x[4 * k + 3] + 2 * frand() - 1 - o[k];
+}
+
+/* The BVH's closest hits are brute force's: t, primitive and placement. */
+static void expect_brute(const kiln__bvh *b, const kiln__scene *s, int nrays, int *placed) {
+  for (int i = 0; i < nrays; i++) {
+    float o[3], d[3];
+    random_ray(s, o, d);
+    float ta = 1e30f, tb = 1e30f;
+    uint32_t pa = 0, pb = 0, la = 0, lb = 0;
+    bool ha = kiln__bvh_intersect_ex(b, s, o, d, 0, &ta, &pa, &la);
+    bool hb = kiln__brute_intersect_ex(s, o, d, 0, &tb, &pb, &lb);
+    KT_EQ(ha, hb);
+    if (!ha) continue;
+    if (ta != tb || pa != pb || la != lb)
+      KT_FAIL("ray %d: bvh t %g prim %u placement %u, brute t %g prim %u placement %u", i, ta, pa,
+              la, tb, pb, lb);
+    *placed += la != UINT32_MAX;
+  }
+}
+
+TEST(two_level_matches_brute_force) {
+  kiln__scene s = random_scene(300, 400);
+  kiln__bvh b;
+  KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
+  KT_EQ(b.nblas, 1);
+  KT_EQ(b.tlas.nprims, 5);
+  int placed = 0;
+  expect_brute(&b, &s, 3000, &placed);
+  KT_TRUE(placed > 100); /* the placements were hit, not only the flat triangles */
+  /* moved placements: a top level over them on the same mesh trees finds the same hits */
+  for (size_t k = 0; k < s.ninstances; k++) s.instances[k].xform[7] += 1.5f * (float)k;
+  kiln__bvh top;
+  KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_OK);
+  KT_TRUE(top.blas == b.blas && top.nodes == b.nodes);
+  placed = 0;
+  expect_brute(&top, &s, 3000, &placed);
+  KT_TRUE(placed > 100);
+  kiln__bvh_free(&top);
+  KT_TRUE(b.blas != NULL); /* the borrowed trees are still the base's */
+  /* a singular transform cannot be inverted: refused, nothing held */
+  memset(s.instances[2].xform, 0, 12 * sizeof(float));
+  KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_EINVAL);
+  kiln__bvh_free(&b);
+  kiln__scene_free(&s);
+}
+
+/* ---- images -------------------------------------------------------------------------------- */
+
+static char dir[512];
+
+static void write_file(const char *name, const char *text) {
+  char p[700];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  if (!f || fputs(text, f) < 0) KT_FAIL("cannot write %s", p);
+  fclose(f);
+}
+
+static void setup(void) {
+  const char *base = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/kiln-inst-XXXXXX", base && base[0] ? base : "/tmp");
+  if (!mkdtemp(dir)) KT_FAIL("mkdtemp failed");
+  /* a tetrahedron with uv, two groups */
+  write_file("tet.obj", "v 0 0 0\nv 0.6 0 0\nv 0 0.6 0\nv 0 0 0.6\n"
+                        "vt 0 0\nvt 1 0\nvt 0 1\n"
+                        "o one\nf 1/1 3/2 2/3\nf 1/1 2/2 4/3\n"
+                        "o two\nf 1/1 4/2 3/3\nf 2/1 3/2 4/3\n");
+}
+
+static void cleanup(void) {
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky. */
+static kiln_scene *load_scene(const char *objects) {
+  char json[4096];
+  snprintf(json, sizeof json,
+           "{\"settings\": {\"width\": 24, \"height\": 20, \"spp\": 16, \"max_bounces\": 3},\n"
+           " \"camera\": {\"position\": [0.3, 1.2, -3], \"look_at\": [0, 0.3, 0], \"vfov\": 30},\n"
+           " \"materials\": {\"tan\": {\"type\": \"diffuse\", \"albedo\": [0.7, 0.5, 0.3]},\n"
+           "   \"grey\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}},\n"
+           " \"objects\": [%s,\n"
+           "  {\"type\": \"sphere\", \"center\": [1, 0.3, 0.5], \"radius\": 0.3, \"material\": \"grey\"},\n"
+           "  {\"type\": \"quad\", \"name\": \"floor\", \"corner\": [-4, 0, -4], \"u\": [0, 0, 8],"
+           " \"v\": [8, 0, 0], \"material\": \"grey\"}],\n"
+           " \"lights\": [{\"type\": \"quad\", \"corner\": [-0.5, 2.5, -0.5], \"u\": [1, 0, 0],"
+           " \"v\": [0, 0, 1], \"radiance\": [5, 5, 5]}],\n"
+           " \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.25, 0.3]}}",
+           objects);
+  kiln_error_detail e;
+  kiln_scene *s = NULL;
+  int rc = kiln_scene_load_string(json, dir, "t.json", &e, &s);
+  if (rc) {
+    char m[1400];
+    KT_FAIL("load: %s", kiln_error_detail_format(&e, m, sizeof m));
+  }
+  return s;
+}
+
+/* Renders s alone (w x h at spp, every plane); the caller releases *f. */
+static kiln_image_info render_scene(kiln_gpu_device *dev, kiln_scene *s, int spp, kiln_future **f,
+                                    kiln_renderer **r) {
+  KT_CODE(kiln_renderer_create(s, &dev, 1, NULL, r), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(*r, &fc);
+  fc.spp = spp, fc.planes = KILN_PLANE_ALL;
+  KT_CODE(kiln_renderer_submit(*r, &fc, f), KILN_OK);
+  void *v = NULL;
+  int rc = kiln_future_result(*f, -1, &v);
+  if (rc) KT_FAIL("frame failed: %s", kiln_err_name(rc));
+  return info_of(v);
+}
+
+/* Instances of one mesh, both the identity and so on top of each other, against two mesh objects
+ * placed once each (baked into the world): the same hits, the same t, the same shading, so the
+ * same bytes in every plane but the object ids (one object there, two here). */
+TEST(identity_placements_match_baked_exactly) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_scene *shared = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": \"tan\","
+      " \"instances\": [{}, {}]}");
+  kiln_scene *baked = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": \"tan\"},"
+      "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tet.obj\", \"material\": \"tan\"}");
+  KT_EQ(shared->data.nplacements, 2);
+  KT_EQ(shared->data.ntris, 4); /* the floor and the light */
+  KT_EQ(baked->data.nplacements, 0);
+  KT_EQ(baked->data.ntris, 4 + 8);
+  kiln_future *fa, *fb;
+  kiln_renderer *ra, *rb;
+  kiln_image_info a = render_scene(dev, shared, 16, &fa, &ra);
+  kiln_image_info b = render_scene(dev, baked, 16, &fb, &rb);
+  KT_TRUE(kiln__renderer_device_features(ra, 0) & KILN__RF_INSTANCES);
+  KT_TRUE(!(kiln__renderer_device_features(rb, 0) & KILN__RF_INSTANCES));
+  size_t n = (size_t)a.width * (size_t)a.height;
+  KT_TRUE(memcmp(a.color, b.color, n * 12) == 0);
+  KT_TRUE(memcmp(a.depth, b.depth, n * 4) == 0);
+  KT_TRUE(memcmp(a.normal, b.normal, n * 12) == 0);
+  KT_TRUE(memcmp(a.albedo, b.albedo, n * 12) == 0);
+  KT_TRUE(memcmp(a.uv, b.uv, n * 8) == 0);
+  /* the tetrahedron's pixels: groups one and two are objects 1 and 2 shared, 1 and 2 (t) or 3
+   * and 4 (u) baked, whichever copy a tie kept */
+  size_t on = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (b.object_id[i] >= 1 && b.object_id[i] <= 4) {
+      on++;
+      KT_EQ(a.object_id[i], (b.object_id[i] - 1) % 2 + 1);
+    }
+  }
+  KT_TRUE(on > 15);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* Three placements (rotated, scaled unevenly, mirrored) against three baked copies: the same
+ * image within noise (the object-space ray rounds differently), the same instance ids where
+ * each pixel's first hit is, world-space normals alike. */
+TEST(placements_match_baked_copies) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+#define T0 "{\"translate\": [-0.9, 0, 0], \"rotate\": [0, 35, 0]}"
+#define T1 "{\"translate\": [0, 0.1, 0.2], \"scale\": [1.5, 0.7, 1], \"rotate\": [20, 0, 10]}"
+#define T2 "{\"translate\": [0.6, 0, -0.6], \"scale\": [-1, 1, 1]}"
+  kiln_scene *shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\","
+                                  " \"material\": \"tan\", \"instances\": [" T0 ", " T1 ", " T2 "]}");
+  kiln_scene *baked = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": \"tan\","
+      " \"transform\": " T0 "},"
+      "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tet.obj\", \"material\": \"tan\","
+      " \"transform\": " T1 "},"
+      "{\"type\": \"mesh\", \"name\": \"v\", \"file\": \"tet.obj\", \"material\": \"tan\","
+      " \"transform\": " T2 "}");
+  KT_EQ(shared->data.nplacements, 3);
+  KT_EQ(baked->data.nplacements, 0);
+  kiln_future *fa, *fb;
+  kiln_renderer *ra, *rb;
+  kiln_image_info a = render_scene(dev, shared, 256, &fa, &ra);
+  kiln_image_info b = render_scene(dev, baked, 256, &fb, &rb);
+  size_t n = (size_t)a.width * (size_t)a.height;
+  double ma[3] = {0}, mb[3] = {0};
+  for (size_t i = 0; i < n; i++)
+    for (int c = 0; c < 3; c++) ma[c] += a.color[3 * i + c], mb[c] += b.color[3 * i + c];
+  for (int c = 0; c < 3; c++)
+    if (fabs(ma[c] - mb[c]) > 0.01 * mb[c])
+      KT_FAIL("channel %d: mean %g shared, %g baked", c, ma[c] / (double)n, mb[c] / (double)n);
+  /* ids: the same instance (1..6: placement k's groups are 2k+1, 2k+2 in both scenes) */
+  size_t on = 0, same = 0, nsame = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (b.instance_id[i] < 1 || b.instance_id[i] > 6) continue;
+    on++;
+    same += a.instance_id[i] == b.instance_id[i];
+    double d = 0;
+    for (int c = 0; c < 3; c++) d += fabs(a.normal[3 * i + c] - b.normal[3 * i + c]);
+    nsame += d < 1e-3;
+  }
+  KT_TRUE(on > 30);
+  if (same + 2 < on || nsame + 2 < on)
+    KT_FAIL("%zu pixels on the meshes: %zu with the same instance, %zu the same normal", on, same,
+            nsame);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* A binary PLY of a (q + 1) x (q + 1) grid of vertices, 2 q^2 triangles, in the unit square of
+ * y = 0 with a ripple (so that the tree is not flat). */
+static void write_grid_ply(const char *name, int q) {
+  char p[700];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "wb");
+  if (!f) KT_FAIL("cannot write %s", p);
+  size_t nv = (size_t)(q + 1) * (size_t)(q + 1), nf = 2 * (size_t)q * (size_t)q;
+  fprintf(f,
+          "ply\nformat binary_little_endian 1.0\nelement vertex %zu\nproperty float x\n"
+          "property float y\nproperty float z\nelement face %zu\n"
+          "property list uchar int vertex_indices\nend_header\n",
+          nv, nf);
+  for (int j = 0; j <= q; j++)
+    for (int i = 0; i <= q; i++) {
+      float v[3] = {(float)i / (float)q, 0.02f * sinf((float)(i + j) * 0.05f), (float)j / (float)q};
+      fwrite(v, 4, 3, f);
+    }
+  for (int j = 0; j < q; j++)
+    for (int i = 0; i < q; i++) {
+      int32_t a = j * (q + 1) + i, b = a + 1, c = a + q + 1, d = c + 1;
+      unsigned char three = 3;
+      int32_t t0[3] = {a, c, b}, t1[3] = {b, c, d};
+      fwrite(&three, 1, 1, f), fwrite(t0, 4, 3, f);
+      fwrite(&three, 1, 1, f), fwrite(t1, 4, 3, f);
+    }
+  if (fclose(f) != 0) KT_FAIL("cannot write %s", p);
+}
+
+/* A mesh of a million triangles placed 100 times: the loaded scene holds it once; the device
+ * holds one mesh (its triangles, tree and leaf entries) plus the placements, not 100 copies;
+ * a 16 x 16 frame of 1 sample sees several instances. Too slow for the sanitizer's build. */
+TEST(million_triangles_placed_100_times) {
+#ifdef INST_ASAN
+  KT_SKIP("a million-triangle mesh is too slow under AddressSanitizer");
+#endif
+  setup();
+  enum { Q = 708 }; /* 2 * 708^2 = 1,002,528 triangles */
+  const size_t ntris = 2 * (size_t)Q * Q;
+  write_grid_ply("grid.ply", Q);
+  char insts[100 * 48 + 16], *w = insts;
+  for (int k = 0; k < 100; k++)
+    w += sprintf(w, "%s{\"translate\": [%d, 0, %d]}", k ? "," : "", k % 10 - 5, k / 10 - 5);
+  char obj[sizeof insts + 200];
+  snprintf(obj, sizeof obj,
+           "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"grid.ply\", \"material\": \"tan\","
+           " \"instances\": [%s]}",
+           insts);
+  kiln_scene *s = load_scene(obj);
+  const kiln__scene *d = &s->data;
+  KT_EQ(d->nmeshes, 1);
+  KT_EQ(d->meshes[0].ntris, ntris);
+  KT_EQ(d->nplacements, 100);
+  KT_EQ(d->ntris, 4); /* only the floor and the light are in the world's arrays */
+  kiln_scene_info info;
+  kiln_scene_get_info(s, &info);
+  KT_EQ(info.ntriangles, 100 * ntris + 4);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_device_stats st0, st1;
+  kiln_gpu_device_get_stats(dev, &st0);
+  kiln_renderer *r = NULL;
+  KT_CODE(kiln_renderer_create(s, &dev, 1, NULL, &r), KILN_OK);
+  kiln_gpu_device_get_stats(dev, &st1);
+  uint64_t bytes = st1.buffer_bytes - st0.buffer_bytes;
+  /* the same mesh placed once (copied into the world, as before meshes were shared): the device
+   * memory of one mesh */
+  kiln_scene *once = load_scene("{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"grid.ply\","
+                                " \"material\": \"tan\"}");
+  KT_EQ(once->data.nplacements, 0);
+  kiln_renderer *r1 = NULL;
+  kiln_gpu_device_get_stats(dev, &st0);
+  KT_CODE(kiln_renderer_create(once, &dev, 1, NULL, &r1), KILN_OK);
+  kiln_gpu_device_get_stats(dev, &st1);
+  uint64_t one = st1.buffer_bytes - st0.buffer_bytes;
+  kiln_renderer_destroy(r1);
+  kiln_scene_destroy(once);
+  /* TRIS and PRIMS alone are 96 bytes a triangle: the counter counts the mesh; 100 copies would
+   * be 100 times that. The mesh's own tree differs a little from the one over it and the floor
+   * (1% of its bytes at most), the placements take a few KiB. */
+  KT_TRUE(one >= 96 * ntris);
+  if (bytes > one + one / 100 + 100 * 1024)
+    KT_FAIL("%llu device bytes for the mesh placed 100 times, %llu for it placed once",
+            (unsigned long long)bytes, (unsigned long long)one);
+  kiln_frame_config fc;
+  kiln_frame_config_default(r, &fc);
+  fc.width = fc.height = 16, fc.spp = 1, fc.planes = KILN_PLANE_COLOR | KILN_PLANE_INSTANCE;
+  kiln_future *f = NULL;
+  KT_CODE(kiln_renderer_submit(r, &fc, &f), KILN_OK);
+  void *v = NULL;
+  KT_CODE(kiln_future_result(f, -1, &v), KILN_OK);
+  kiln_image_info ii = info_of(v);
+  uint32_t seen[101] = {0};
+  int distinct = 0;
+  for (int i = 0; i < 256; i++) {
+    uint32_t id = ii.instance_id[i];
+    if (id >= 1 && id <= 100 && !seen[id]++) distinct++;
+  }
+  KT_TRUE(distinct >= 3);
+  kiln_future_release(f);
+  kiln_renderer_destroy(r);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  kiln_scene_destroy(s);
+  cleanup();
+}
