@@ -394,7 +394,9 @@ static int build_top(const kiln__scene *s, const kiln__bvh_tree *blas, kiln__bvh
   return build_tree(&b, n, &out->tlas);
 }
 
-int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
+/* kiln__bvh_build, with the mesh trees blas (nblas) borrowed when not NULL. */
+static int build_all(kiln_pool *pool, const kiln__scene *s, const kiln__bvh *blas_of,
+                     kiln__bvh *out) {
   memset(out, 0, sizeof *out);
   size_t n = s->ntris + s->nspheres;
   if (n >= UINT32_MAX) return KILN_EINVAL;
@@ -416,6 +418,11 @@ int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
   if (rc) return rc;
   out->nodes = flat.nodes, out->nnodes = flat.nnodes, out->prims = flat.prims, out->nprims = n;
   if (!s->nplacements) return 0;
+  if (blas_of) {
+    out->blas = blas_of->blas, out->nblas = blas_of->nblas, out->blas_borrowed = true;
+    if ((rc = build_top(s, out->blas, out))) kiln__bvh_free(out);
+    return rc;
+  }
   out->blas = calloc(s->nmeshes, sizeof *out->blas);
   if (!out->blas) return kiln__bvh_free(out), KILN_ENOMEM;
   out->nblas = s->nmeshes;
@@ -431,10 +438,19 @@ int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
   return rc;
 }
 
+int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
+  return build_all(pool, s, NULL, out);
+}
+
+int kiln__bvh_build_flat(kiln_pool *pool, const kiln__bvh *base, const kiln__scene *s,
+                         kiln__bvh *out) {
+  return build_all(pool, s, base, out);
+}
+
 int kiln__bvh_build_top(const kiln__bvh *base, const kiln__scene *s, kiln__bvh *out) {
   memset(out, 0, sizeof *out);
   out->nodes = base->nodes, out->nnodes = base->nnodes;
-  out->prims = base->prims, out->nprims = base->nprims;
+  out->prims = base->prims, out->nprims = base->nprims, out->flat_borrowed = true;
   out->blas = base->blas, out->nblas = base->nblas, out->blas_borrowed = true;
   int rc = build_top(s, base->blas, out);
   if (rc) kiln__bvh_free(out);
@@ -448,8 +464,9 @@ static void tree_free(kiln__bvh_tree *t) {
 
 void kiln__bvh_free(kiln__bvh *b) {
   if (!b) return;
+  if (b->flat_borrowed) b->nodes = NULL, b->prims = NULL;
   if (b->blas_borrowed) {
-    b->nodes = NULL, b->prims = NULL, b->blas = NULL;
+    b->blas = NULL;
   } else {
     for (size_t i = 0; i < b->nblas; i++) tree_free(&b->blas[i]);
     free(b->blas);

@@ -64,7 +64,8 @@ typedef struct kiln__bvh {
   size_t nprims;
   size_t nblas;
   kiln__bvh_tree *blas; /* nblas (s->nmeshes), malloc'd, owned unless blas_borrowed */
-  bool blas_borrowed;   /* blas belongs to another kiln__bvh (a variant's top level) */
+  bool flat_borrowed;   /* the flat tree belongs to another kiln__bvh (a variant's) */
+  bool blas_borrowed;   /* blas belongs to another kiln__bvh (a variant's) */
   kiln__bvh_tree tlas;
   float *w2o; /* 12 per placement (malloc'd, owned) */
 } kiln__bvh;
@@ -81,6 +82,12 @@ int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out);
  * and s's flat geometry and meshes must be those base was built from) with a top level built now
  * over s's placements. Codes as kiln__bvh_build. */
 int kiln__bvh_build_top(const kiln__bvh *base, const kiln__scene *s, kiln__bvh *out);
+
+/* *out: a BVH of s whose mesh trees are base's (borrowed, as kiln__bvh_build_top's; s's meshes
+ * must be those base was built from) with the flat tree and the top level built now. Codes as
+ * kiln__bvh_build. */
+int kiln__bvh_build_flat(kiln_pool *pool, const kiln__bvh *base, const kiln__scene *s,
+                         kiln__bvh *out);
 
 /* Frees what b owns. NULL is a no-op. */
 void kiln__bvh_free(kiln__bvh *b);
@@ -223,8 +230,10 @@ void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
 const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
 /* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
  * BVH when s's triangles, spheres, shared meshes and placements are the base's; with the base's
- * flat and mesh trees and a top level built now when only the placements differ; else with a BVH
- * built now (on pool, may be NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
+ * flat and mesh trees and a top level built now when only the placements differ; else with a
+ * flat tree and top level built now (on pool, may be NULL), on the base's mesh trees when the
+ * shared meshes are the base's, else all built now. Codes as kiln__render_pack, and
+ * kiln__bvh_build's. Any thread, any number at once. */
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out);
 /* Counts one buffer of bytes uploaded for a variant. Any thread. */

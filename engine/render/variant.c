@@ -8,7 +8,8 @@
  * for bit (material, light colour or environment overrides) reuses the base BVH; one whose flat
  * geometry and shared meshes are the base's but whose placements differ (moved instances of
  * shared meshes) builds only a top level over its placements, on the base's other trees; any
- * other builds its own. Either way the variant is packed whole by
+ * other builds its own flat tree and top level, on the base's mesh trees when its meshes are the
+ * base's, else all its trees. Either way the variant is packed whole by
  * kiln__render_pack, so its buffers are exactly those of a renderer made for the variant alone,
  * and renderer.c uploads only the buffers whose bytes differ from the base's.
  *
@@ -140,9 +141,9 @@ static int same_geometry(const kiln__variant_base *b, const kiln__scene *s, bool
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out) {
   memset(out, 0, sizeof *out);
-  bool same, same_pl = false;
+  bool same, same_pl = false, meshes = same_meshes(b, s);
   int rc = same_geometry(b, s, &same);
-  if (!rc && same) same = same_meshes(b, s);
+  same = same && meshes;
   if (!rc && same) rc = same_placements(b, s, &same_pl);
   if (rc) return rc;
   atomic_fetch_add_explicit(&b->variants, 1, memory_order_relaxed);
@@ -156,7 +157,11 @@ int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene
     return rc;
   }
   atomic_fetch_add_explicit(&b->bvh_builds, 1, memory_order_relaxed);
-  if ((rc = kiln__bvh_build(pool, s, &bvh))) return rc;
+  /* the flat geometry moved: its tree built again, the shared meshes' kept when they are the
+   * base's (a scene without placements has none) */
+  rc = meshes && b->nmeshes ? kiln__bvh_build_flat(pool, &b->bvh, s, &bvh)
+                            : kiln__bvh_build(pool, s, &bvh);
+  if (rc) return rc;
   rc = kiln__render_pack(s, &bvh, out);
   kiln__bvh_free(&bvh);
   return rc;

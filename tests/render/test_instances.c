@@ -127,6 +127,14 @@ TEST(two_level_matches_brute_force) {
   KT_TRUE(placed > 100);
   kiln__bvh_free(&top);
   KT_TRUE(b.blas != NULL); /* the borrowed trees are still the base's */
+  /* moved flat triangles: a flat tree and top level built on the same mesh trees */
+  for (size_t i = 0; i < 9 * s.ntris; i++) s.pos[i] += i % 3 == 1 ? 0.7f : 0.0f;
+  KT_CODE(kiln__bvh_build_flat(NULL, &b, &s, &top), KILN_OK);
+  KT_TRUE(top.blas == b.blas && top.nodes != b.nodes);
+  placed = 0;
+  expect_brute(&top, &s, 3000, &placed);
+  KT_TRUE(placed > 100);
+  kiln__bvh_free(&top);
   /* a singular transform cannot be inverted: refused, nothing held */
   memset(s.instances[2].xform, 0, 12 * sizeof(float));
   KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_EINVAL);
