@@ -164,10 +164,12 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   // a shared mesh's triangle: object-space data, normals taken to the world by the inverse
   // transpose (the world-to-object rows, transposed), the instance id its placement's for the group
   vec3 w0 = vec3(1.0, 0.0, 0.0), w1 = vec3(0.0, 1.0, 0.0), w2 = vec3(0.0, 0.0, 1.0);
+  uint first_inst = 0u;
   if (placed) {
     uint b = PT_INST_HEADER + inst.v[0].x + PT_INST_VEC4S * h.pl;
     w0 = uintBitsToFloat(inst.v[b].xyz); w1 = uintBitsToFloat(inst.v[b + 1u].xyz);
     w2 = uintBitsToFloat(inst.v[b + 2u].xyz);
+    first_inst = inst.v[b + 3u].z;
   }
   if (placed || !HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tri_at(h.prim);
@@ -175,7 +177,7 @@ Surf surface(Hit h, vec3 o, vec3 d) {
     s.n = normalize(placed ? gn.x * w0 + gn.y * w1 + gn.z * w2 : gn);
     s.ns = s.n;
     s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
-    if (placed) s.inst += inst.v[PT_INST_HEADER + inst.v[0].x + PT_INST_VEC4S * h.pl + 3u].z;
+    if (placed) s.inst += first_inst;  // TRIS holds the triangle's group there
     uint a = 16u * h.prim;
     float bw0 = 1.0 - h.u - h.v;
     if (HAS_NORMALS && g.has_normals != 0u) {
