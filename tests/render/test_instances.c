@@ -197,10 +197,15 @@ static kiln_scene *load_scene(const char *objects) {
   return s;
 }
 
-/* Renders s alone (w x h at spp, every plane); the caller releases *f. */
-static kiln_image_info render_scene(kiln_gpu_device *dev, kiln_scene *s, int spp, kiln_future **f,
-                                    kiln_renderer **r) {
-  KT_CODE(kiln_renderer_create(s, &dev, 1, NULL, r), KILN_OK);
+/* Renders s alone (at spp, every plane, the scene read from memory mode m); the caller releases
+ * *f. */
+static kiln_image_info render_mode(kiln_gpu_device *dev, kiln_scene *s, int spp,
+                                   kiln_renderer_scene_memory m, kiln_future **f,
+                                   kiln_renderer **r) {
+  kiln_renderer_config cfg;
+  kiln_renderer_config_default(&cfg);
+  cfg.scene_memory = m;
+  KT_CODE(kiln_renderer_create(s, &dev, 1, &cfg, r), KILN_OK);
   kiln_frame_config fc;
   kiln_frame_config_default(*r, &fc);
   fc.spp = spp, fc.planes = KILN_PLANE_ALL;
@@ -209,6 +214,11 @@ static kiln_image_info render_scene(kiln_gpu_device *dev, kiln_scene *s, int spp
   int rc = kiln_future_result(*f, -1, &v);
   if (rc) KT_FAIL("frame failed: %s", kiln_err_name(rc));
   return info_of(v);
+}
+
+static kiln_image_info render_scene(kiln_gpu_device *dev, kiln_scene *s, int spp, kiln_future **f,
+                                    kiln_renderer **r) {
+  return render_mode(dev, s, spp, KILN_RENDERER_SCENE_AUTO, f, r);
 }
 
 /* Instances of one mesh, both the identity and so on top of each other, against two mesh objects
@@ -250,6 +260,20 @@ TEST(identity_placements_match_baked_exactly) {
     }
   }
   KT_TRUE(on > 15);
+  /* the shared copy and the uniform block hold the flat scene only: asked for, a scene with
+   * placements is read from the storage buffers, with the same bytes */
+  static const kiln_renderer_scene_memory modes[] = {
+      KILN_RENDERER_SCENE_STORAGE, KILN_RENDERER_SCENE_SHARED, KILN_RENDERER_SCENE_UNIFORM};
+  for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+    kiln_future *fm;
+    kiln_renderer *rm;
+    kiln_image_info m = render_mode(dev, shared, 16, modes[k], &fm, &rm);
+    uint32_t fe = kiln__renderer_device_features(rm, 0);
+    KT_TRUE(!(fe & (KILN__RF_SHARED | KILN__RF_UNIFORM | KILN__RF_TEXEL)));
+    KT_TRUE(memcmp(a.color, m.color, n * 12) == 0);
+    kiln_future_release(fm);
+    kiln_renderer_destroy(rm);
+  }
   kiln_future_release(fa), kiln_future_release(fb);
   kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
   kiln_scene_destroy(shared), kiln_scene_destroy(baked);
