@@ -46,6 +46,8 @@ typedef struct bin {
 
 typedef struct builder {
   kiln_pool *pool;
+  bool top; /* the top level: a leaf per placement where boxes allow (a placement's test is a
+               whole tree's walk, far more than a node's) */
   aabb *pbox;      /* bounds of primitive prims[i] at index i (kept in the order of prims, */
   float *cent;     /* like its centroid, 3 floats: partitions move them together, so the */
   uint32_t *prims; /* sweeps over a node read memory in order) */
@@ -183,7 +185,7 @@ static int build(builder *b, size_t lo, size_t hi) {
   memcpy(node->bmax, nb.hi, sizeof nb.hi);
   size_t n = hi - lo;
   size_t mid = lo;
-  if (n > LEAF_MAX) {
+  if (n > (b->top ? 1u : (size_t)LEAF_MAX)) {
     bin bins[3][NBINS];
     init_bins(bins);
     for (int k = 0; k < 3; k++) {
@@ -236,7 +238,7 @@ static int build(builder *b, size_t lo, size_t hi) {
       }
     }
     float leaf_cost = box_area(&nb) * (float)n;
-    if (best_k >= 0 && (best < leaf_cost || n > 16)) {
+    if (best_k >= 0 && (best < leaf_cost || n > 16 || b->top)) {
       /* In-place partition (order of each side kept deterministic: a plain two-index swap). */
       size_t i = lo, j = hi;
       while (i < j) {
@@ -271,7 +273,8 @@ static int build(builder *b, size_t lo, size_t hi) {
   if (b->pool && n >= TASK_MIN) {
     children c = {0};
     for (int i = 0; i < 2; i++) {
-      c.sub[i] = (builder){.pool = b->pool, .pbox = b->pbox, .cent = b->cent, .prims = b->prims};
+      c.sub[i] = (builder){
+          .pool = b->pool, .top = b->top, .pbox = b->pbox, .cent = b->cent, .prims = b->prims};
       c.lo[i] = i ? mid : lo;
       c.hi[i] = i ? hi : mid;
     }
@@ -370,6 +373,7 @@ static int build_top(const kiln__scene *s, const kiln__bvh_tree *blas, kiln__bvh
   if (!out->w2o) return KILN_ENOMEM;
   builder b;
   if (builder_init(&b, NULL, n)) return KILN_ENOMEM;
+  b.top = true;
   for (size_t i = 0; i < n; i++) {
     const kiln__placement *pl = &s->placements[i];
     const float *x = kiln__placement_xform(s, pl);
