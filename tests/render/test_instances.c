@@ -1,6 +1,7 @@
 /* test_instances.c: shared meshes (a mesh file placed by several transforms, kept once in object
  * space) and the two-level BVH: the CPU traversal finds what testing every triangle finds; a
- * top level rebuilt over moved placements finds what a fresh build does; images of a scene with
+ * top level rebuilt over moved placements finds what a fresh build does; the packed buffers
+ * traversed as the shader does find the CPU's hits; images of a scene with
  * shared instances are those of the same scene with the copies baked (bit for bit where the
  * transforms are the identity, within noise elsewhere, ids included); and a mesh of a million
  * triangles placed 100 times costs the device memory of one mesh. */
@@ -75,7 +76,8 @@ static kiln__scene random_scene(size_t n, size_t m) {
   for (int k = 0; k < NP; k++) {
     s.placements[k] = (kiln__placement){0, (uint32_t)k + 1};
     s.instances[k].object_id = 1;
-    const float t[3] = {3.0f * (float)k - 6, frand() * 4 - 2, frand() * 4 - 2};
+    /* along x, not in placement order (the top level's leaves then reorder them) */
+    const float t[3] = {3.0f * (float)(k * 3 % NP) - 6, frand() * 4 - 2, frand() * 4 - 2};
     make_xform(s.instances[k].xform, 40.0f * (float)k, ax, k == 1 ? uneven : k == 3 ? mirror : one,
                t);
   }
@@ -138,6 +140,125 @@ TEST(two_level_matches_brute_force) {
   /* a singular transform cannot be inverted: refused, nothing held */
   memset(s.instances[2].xform, 0, 12 * sizeof(float));
   KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_EINVAL);
+  kiln__bvh_free(&b);
+  kiln__scene_free(&s);
+}
+
+/* ---- the packed buffers, traversed as the shader does ---------------------------------------- */
+
+/* Möller-Trumbore on a PRIMS record, as intersect.glsl's tri_hit. */
+static bool record_tri(const float *r, const float *o, const float *d, float *t) {
+  float e1[3], e2[3], tv[3], pv[3], qv[3];
+  for (int k = 0; k < 3; k++) e1[k] = r[4 + k], e2[k] = r[8 + k], tv[k] = o[k] - r[k];
+  for (int k = 0; k < 3; k++) {
+    int a = (k + 1) % 3, b = (k + 2) % 3;
+    pv[k] = d[a] * e2[b] - d[b] * e2[a];
+    qv[k] = tv[a] * e1[b] - tv[b] * e1[a];
+  }
+  float det = e1[0] * pv[0] + e1[1] * pv[1] + e1[2] * pv[2];
+  if (fabsf(det) < 1e-20f) return false;
+  float inv = 1 / det, u = (tv[0] * pv[0] + tv[1] * pv[1] + tv[2] * pv[2]) * inv;
+  float w = (d[0] * qv[0] + d[1] * qv[1] + d[2] * qv[2]) * inv;
+  float x = (e2[0] * qv[0] + e2[1] * qv[1] + e2[2] * qv[2]) * inv;
+  if (u < 0 || u > 1 || w < 0 || u + w > 1 || !(x > 0 && x < *t)) return false;
+  return *t = x, true;
+}
+
+/* walk(): the stackless loop over nodes [ni, end) (uvec4s at nodes) on the grid go, gs; a leaf's
+ * entries are PRIMS records (prims) or, when top, placements (visit). */
+typedef struct packed {
+  const uint32_t *nodes, *inst;
+  const float *prims;
+  uint32_t ntop;
+} packed;
+
+static void packed_walk(const packed *p, const uint32_t *nodes, uint32_t ni, uint32_t end,
+                        const float go[3], const float gs[3], const float *o, const float *d,
+                        bool top, float *t, uint32_t *prim, uint32_t *rec) {
+  float to[3], ts[3];
+  for (int k = 0; k < 3; k++) to[k] = (go[k] - o[k]) * (1 / d[k]), ts[k] = gs[k] * (1 / d[k]);
+  while (ni < end) {
+    const uint32_t *n = nodes + 4 * ni;
+    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16, n[1] & 0xffff, n[1] >> 16, n[2] & 0xffff,
+                     n[2] >> 16};
+    float a = 0, b = *t;
+    for (int k = 0; k < 3; k++) {
+      float t0 = to[k] + (float)q[k] * ts[k], t1 = to[k] + (float)q[3 + k] * ts[k];
+      a = fmaxf(a, fminf(t0, t1)), b = fminf(b, fmaxf(t0, t1));
+    }
+    bool leaf = n[3] >> 31, in = a <= b;
+    ni = !leaf && !in ? n[3] : ni + 1;
+    if (!leaf || !in) continue;
+    uint32_t first = n[3] & 0x07ffffff, count = (n[3] >> 27 & 15) + 1;
+    for (uint32_t i = first; i < first + count; i++) {
+      if (!top) {
+        if (record_tri(p->prims + 12 * i, o, d, t)) memcpy(prim, p->prims + 12 * i + 3, 4);
+        continue;
+      }
+      const uint32_t *r = p->inst + 4 * (PT_INST_HEADER + p->ntop + PT_INST_VEC4S * i);
+      float w[12], oo[3], od[3], mgo[3], mgs[3];
+      memcpy(w, r, 48), memcpy(mgo, r + 16, 12), memcpy(mgs, r + 20, 12);
+      for (int k = 0; k < 3; k++) {
+        oo[k] = w[4 * k] * o[0] + w[4 * k + 1] * o[1] + w[4 * k + 2] * o[2] + w[4 * k + 3];
+        od[k] = w[4 * k] * d[0] + w[4 * k + 1] * d[1] + w[4 * k + 2] * d[2];
+      }
+      float before = *t;
+      packed_walk(p, p->nodes, r[12], r[13], mgo, mgs, oo, od, false, t, prim, rec);
+      if (*t < before) *rec = i;
+    }
+  }
+}
+
+/* The packed layout (pack.c) traversed as intersect.glsl does (the flat tree, then the top level
+ * and each placement's mesh tree in object space) finds the CPU BVH's closest hits: the same
+ * triangle (its TRIS index) and the placement its record names. */
+TEST(packed_two_level_matches_cpu) {
+  kiln__scene s = random_scene(200, 300);
+  s.nmaterials = 1;
+  s.materials = calloc(1, sizeof *s.materials);
+  s.materials[0] = (kiln__material){.type = KILN__MAT_DIFFUSE, .texture = -1};
+  s.env = (kiln__environment){.type = KILN__ENV_CONSTANT, .texture = -1, .intensity = 1};
+  for (size_t k = 0; k < s.ninstances; k++) s.instances[k].object_id = 1;
+  kiln__bvh b;
+  KT_CODE(kiln__bvh_build(NULL, &s, &b), KILN_OK);
+  kiln__render_buffers pk;
+  KT_CODE(kiln__render_pack(&s, &b, &pk), KILN_OK);
+  KT_TRUE(pk.features & KILN__RF_INSTANCES);
+  const pt_globals *g = pk.data[PT_BIND_GLOBALS];
+  const uint32_t *inst = pk.data[PT_BIND_INST];
+  KT_EQ(inst[1], s.nplacements);
+  packed p = {pk.data[PT_BIND_NODES], inst, pk.data[PT_BIND_PRIMS], inst[0]};
+  const float go[3] = {g->grid_origin.x, g->grid_origin.y, g->grid_origin.z};
+  const float gs[3] = {g->grid_step.x, g->grid_step.y, g->grid_step.z};
+  float tgo[3], tgs[3];
+  memcpy(tgo, inst + 4, 12), memcpy(tgs, inst + 8, 12);
+  const uint32_t *tris = pk.data[PT_BIND_TRIS];
+  int placed = 0;
+  for (int i = 0; i < 3000; i++) {
+    float o[3], d[3];
+    random_ray(&s, o, d);
+    float tc = 1e30f, tp = 1e30f;
+    uint32_t pc = UINT32_MAX, lc = UINT32_MAX, pp = UINT32_MAX, rec = UINT32_MAX;
+    bool hc = kiln__bvh_intersect_ex(&b, &s, o, d, 0, &tc, &pc, &lc);
+    packed_walk(&p, p.nodes, 0, g->nnodes, go, gs, o, d, false, &tp, &pp, &rec);
+    packed_walk(&p, inst + 4 * PT_INST_HEADER, 0, p.ntop, tgo, tgs, o, d, true, &tp, &pp, &rec);
+    KT_EQ(pp != UINT32_MAX, hc);
+    if (!hc) continue;
+    if (fabsf(tp - tc) > 1e-4f * tc) KT_FAIL("ray %d: t %g packed, %g cpu", i, tp, tc);
+    if (lc == UINT32_MAX) {
+      KT_EQ(pp, pc);
+      KT_EQ(rec, UINT32_MAX);
+      continue;
+    }
+    placed++;
+    KT_EQ(pp, s.ntris + pc); /* the mesh's triangles follow the flat ones in TRIS */
+    KT_TRUE(rec != UINT32_MAX);
+    const uint32_t *r = inst + 4 * (PT_INST_HEADER + p.ntop + PT_INST_VEC4S * rec);
+    KT_EQ(r[14], s.placements[lc].first_instance); /* the record is the placement's */
+    KT_EQ(tris[12 * pp + 11], 0);                  /* group 0 */
+  }
+  KT_TRUE(placed > 100);
+  kiln__render_pack_free(&pk);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
 }
