@@ -46,8 +46,9 @@ typedef struct bin {
 
 typedef struct builder {
   kiln_pool *pool;
-  bool top; /* the top level: a leaf per placement where boxes allow (a placement's test is a
-               whole tree's walk, far more than a node's) */
+  /* the top level: a leaf per placement where boxes allow (a placement's test is a whole tree's
+   * walk, far more than a node's) */
+  bool top;
   aabb *pbox;      /* bounds of primitive prims[i] at index i (kept in the order of prims, */
   float *cent;     /* like its centroid, 3 floats: partitions move them together, so the */
   uint32_t *prims; /* sweeps over a node read memory in order) */
@@ -556,7 +557,8 @@ static bool box_hit(const kiln__bvh_node *n, const float *o, const float *inv, f
 static void ray_to_object(const float w[12], const float *org, const float *dir, float *o,
                           float *d) {
   xform_pt(w, org, o);
-  for (int i = 0; i < 3; i++) d[i] = w[4 * i] * dir[0] + w[4 * i + 1] * dir[1] + w[4 * i + 2] * dir[2];
+  for (int i = 0; i < 3; i++)
+    d[i] = w[4 * i] * dir[0] + w[4 * i + 1] * dir[1] + w[4 * i + 2] * dir[2];
 }
 
 /* Leaf visitor of walk(): tests primitive p (the tree's own index) and says whether it was hit. */

@@ -479,8 +479,7 @@ static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) 
 static void pack_mesh_prims(const kiln__bvh_tree *t, const float *pos, size_t tri_base, float *r) {
   for (size_t i = 0; i < t->nprims; i++, r += 12) {
     const float *v = pos + 9 * (size_t)t->prims[i];
-    for (int k = 0; k < 3; k++)
-      r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
+    for (int k = 0; k < 3; k++) r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
     r[3] = ubits((uint32_t)(tri_base + t->prims[i]));
   }
 }

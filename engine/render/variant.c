@@ -28,7 +28,7 @@ struct kiln__variant_base {
   float *pos;     /* 9 floats per triangle, the base's (malloc'd, owned) */
   float *spheres; /* 4 floats per sphere: centre and radius (malloc'd, owned) */
   size_t nmeshes, *mesh_ntris, nplacements;
-  float **mesh_pos; /* each shared mesh's positions (malloc'd, owned) */
+  float **mesh_pos;  /* each shared mesh's positions (malloc'd, owned) */
   float *placements; /* 13 floats per placement: its mesh (bits) and xform's 3x4 (malloc'd) */
   atomic_ullong variants, bvh_builds, top_builds, uploads, upload_bytes;
 };

@@ -78,7 +78,10 @@ static kiln__scene random_scene(size_t n, size_t m) {
     s.instances[k].object_id = 1;
     /* along x, not in placement order (the top level's leaves then reorder them) */
     const float t[3] = {3.0f * (float)(k * 3 % NP) - 6, frand() * 4 - 2, frand() * 4 - 2};
-    make_xform(s.instances[k].xform, 40.0f * (float)k, ax, k == 1 ? uneven : k == 3 ? mirror : one,
+    make_xform(s.instances[k].xform, 40.0f * (float)k, ax,
+               k == 1   ? uneven
+               : k == 3 ? mirror
+                        : one,
                t);
   }
   return s;
@@ -179,8 +182,8 @@ static void packed_walk(const packed *p, const uint32_t *nodes, uint32_t ni, uin
   for (int k = 0; k < 3; k++) to[k] = (go[k] - o[k]) * (1 / d[k]), ts[k] = gs[k] * (1 / d[k]);
   while (ni < end) {
     const uint32_t *n = nodes + 4 * ni;
-    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16, n[1] & 0xffff, n[1] >> 16, n[2] & 0xffff,
-                     n[2] >> 16};
+    uint32_t q[6] = {n[0] & 0xffff, n[0] >> 16,    n[1] & 0xffff,
+                     n[1] >> 16,    n[2] & 0xffff, n[2] >> 16};
     float a = 0, b = *t;
     for (int k = 0; k < 3; k++) {
       float t0 = to[k] + (float)q[k] * ts[k], t1 = to[k] + (float)q[3 + k] * ts[k];
@@ -295,19 +298,20 @@ static void cleanup(void) {
 /* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky. */
 static kiln_scene *load_scene(const char *objects) {
   char json[4096];
-  snprintf(json, sizeof json,
-           "{\"settings\": {\"width\": 24, \"height\": 20, \"spp\": 16, \"max_bounces\": 3},\n"
-           " \"camera\": {\"position\": [0.3, 1.2, -3], \"look_at\": [0, 0.3, 0], \"vfov\": 30},\n"
-           " \"materials\": {\"tan\": {\"type\": \"diffuse\", \"albedo\": [0.7, 0.5, 0.3]},\n"
-           "   \"grey\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}},\n"
-           " \"objects\": [%s,\n"
-           "  {\"type\": \"sphere\", \"center\": [1, 0.3, 0.5], \"radius\": 0.3, \"material\": \"grey\"},\n"
-           "  {\"type\": \"quad\", \"name\": \"floor\", \"corner\": [-4, 0, -4], \"u\": [0, 0, 8],"
-           " \"v\": [8, 0, 0], \"material\": \"grey\"}],\n"
-           " \"lights\": [{\"type\": \"quad\", \"corner\": [-0.5, 2.5, -0.5], \"u\": [1, 0, 0],"
-           " \"v\": [0, 0, 1], \"radiance\": [5, 5, 5]}],\n"
-           " \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.25, 0.3]}}",
-           objects);
+  snprintf(
+      json, sizeof json,
+      "{\"settings\": {\"width\": 24, \"height\": 20, \"spp\": 16, \"max_bounces\": 3},\n"
+      " \"camera\": {\"position\": [0.3, 1.2, -3], \"look_at\": [0, 0.3, 0], \"vfov\": 30},\n"
+      " \"materials\": {\"tan\": {\"type\": \"diffuse\", \"albedo\": [0.7, 0.5, 0.3]},\n"
+      "   \"grey\": {\"type\": \"diffuse\", \"albedo\": [0.5, 0.5, 0.5]}},\n"
+      " \"objects\": [%s,\n"
+      "  {\"type\": \"sphere\", \"center\": [1, 0.3, 0.5], \"radius\": 0.3, \"material\": \"grey\"},\n"
+      "  {\"type\": \"quad\", \"name\": \"floor\", \"corner\": [-4, 0, -4], \"u\": [0, 0, 8],"
+      " \"v\": [8, 0, 0], \"material\": \"grey\"}],\n"
+      " \"lights\": [{\"type\": \"quad\", \"corner\": [-0.5, 2.5, -0.5], \"u\": [1, 0, 0],"
+      " \"v\": [0, 0, 1], \"radiance\": [5, 5, 5]}],\n"
+      " \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.25, 0.3]}}",
+      objects);
   kiln_error_detail e;
   kiln_scene *s = NULL;
   int rc = kiln_scene_load_string(json, dir, "t.json", &e, &s);
@@ -413,8 +417,9 @@ TEST(placements_match_baked_copies) {
 #define T0 "{\"translate\": [-0.9, 0, 0], \"rotate\": [0, 35, 0]}"
 #define T1 "{\"translate\": [0, 0.1, 0.2], \"scale\": [1.5, 0.7, 1], \"rotate\": [20, 0, 10]}"
 #define T2 "{\"translate\": [0.6, 0, -0.6], \"scale\": [-1, 1, 1]}"
-  kiln_scene *shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\","
-                                  " \"material\": \"tan\", \"instances\": [" T0 ", " T1 ", " T2 "]}");
+  kiln_scene *shared =
+      load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\","
+                 " \"material\": \"tan\", \"instances\": [" T0 ", " T1 ", " T2 "]}");
   kiln_scene *baked = load_scene(
       "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": \"tan\","
       " \"transform\": " T0 "},"

@@ -69,17 +69,19 @@ static char *scene_json(const char *ply, bool shared, int size, int spp) {
                " \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.2, 0.25]},\n"
                " \"objects\": [",
                size, size, spp);
-  if (shared) w += sprintf(w, "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"instances\": [", ply);
+  if (shared)
+    w += sprintf(w, "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"instances\": [",
+                 ply);
   for (int k = 0; k < 100; k++) {
     const char *sep = k ? ", " : "";
     char xf[160];
     snprintf(xf, sizeof xf, "{\"translate\": [%d, 0, %d], \"rotate\": [0, %d, 0]}", k % 10 - 5,
              k / 10 - 5, 37 * k % 360);
-    if (shared)
-      w += sprintf(w, "%s%s", sep, xf);
+    if (shared) w += sprintf(w, "%s%s", sep, xf);
     else
-      w += sprintf(w, "%s{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"transform\": %s}",
-                   sep, ply, xf);
+      w += sprintf(
+          w, "%s{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"transform\": %s}",
+          sep, ply, xf);
   }
   sprintf(w, "%s]}\n", shared ? "]}" : "");
   return j;
@@ -164,7 +166,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "no device\n");
     return 1;
   }
-  char *js = scene_json("mesh.ply", true, size, spp), *jb = scene_json("mesh.ply", false, size, spp);
+  char *js = scene_json("mesh.ply", true, size, spp),
+       *jb = scene_json("mesh.ply", false, size, spp);
   side sides[2] = {{0}};
   if (open_side(&sides[0], "shared", js, dir, dev) || open_side(&sides[1], "baked", jb, dir, dev))
     return 1;
@@ -199,7 +202,8 @@ int main(int argc, char **argv) {
     double t3 = now();
     if (!rc) {
       printf("shared  1M-triangle mesh x 100: whole BVH %.3f s, top level alone %.6f s, "
-             "packing %.3f s (1 thread)\n", t1 - t0, t2 - t1, t3 - t2);
+             "packing %.3f s (1 thread)\n",
+             t1 - t0, t2 - t1, t3 - t2);
       kiln__render_pack_free(&p);
       kiln__bvh_free(&top);
       kiln__bvh_free(&full);
