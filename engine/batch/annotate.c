@@ -279,12 +279,38 @@ static int silhouettes(const kiln__scene *s, raster *r, kiln__frame_gt *gt, bool
   for (size_t t = 0; !rc && t < s->nspheres; t++) sid[t] = s->spheres[t].instance_id;
   if (!rc) rc = bucket(gt->n, s->nspheres, sid, &sf, &so);
   free(sid);
+  /* instances of shared meshes: the placement each is a group of (UINT32_MAX: none) */
+  uint32_t *pl_of = rc ? NULL : malloc((gt->n ? gt->n : 1) * sizeof *pl_of);
+  if (!rc && !pl_of) rc = KILN_ENOMEM;
+  for (size_t k = 0; !rc && k < gt->n; k++) pl_of[k] = UINT32_MAX;
+  for (size_t p = 0; !rc && p < s->nplacements; p++) {
+    const kiln__placement *pl = &s->placements[p];
+    for (size_t g = 0; g < s->meshes[pl->mesh].ngroups; g++)
+      if (pl->first_instance + g - 1 < gt->n) pl_of[pl->first_instance + g - 1] = (uint32_t)p;
+  }
   for (size_t k = 0; k < gt->n && !rc; k++) {
     r->cur = (uint32_t)k + 1, r->gi = &gt->inst[k];
     for (size_t t = tf[k]; t < tf[k + 1]; t++) raster_tri(r, s->pos + 9 * (size_t)to[t]);
     for (size_t t = sf[k]; t < sf[k + 1]; t++) raster_sphere(r, &s->spheres[so[t]]);
+    if (pl_of[k] != UINT32_MAX) { /* the mesh's triangles of this group, placed */
+      const kiln__placement *pl = &s->placements[pl_of[k]];
+      const kiln__shared_mesh *m = &s->meshes[pl->mesh];
+      const float *x = kiln__placement_xform(s, pl);
+      uint32_t g = (uint32_t)(k + 1 - pl->first_instance);
+      for (size_t t = 0; t < m->ntris; t++) {
+        if (m->tri_group[t] != g) continue;
+        float w[9];
+        const float *v = m->pos + 9 * t;
+        for (int c = 0; c < 3; c++)
+          for (int i = 0; i < 3; i++)
+            w[3 * c + i] = x[4 * i] * v[3 * c] + x[4 * i + 1] * v[3 * c + 1] +
+                           x[4 * i + 2] * v[3 * c + 2] + x[4 * i + 3];
+        raster_tri(r, w);
+      }
+    }
     if (masks) rc = cut_mask(r, &gt->inst[k]);
   }
+  free(pl_of);
   free(tf), free(to), free(sf), free(so);
   return rc;
 }

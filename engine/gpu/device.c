@@ -68,6 +68,7 @@ void kiln_gpu_device_get_stats(kiln_gpu_device *dev, kiln_gpu_device_stats *out)
     out->in_flight += atomic_load_explicit(&dev->lanes[i].in_flight, memory_order_relaxed);
   out->memory_allocations = atomic_load_explicit(&dev->mem_allocations, memory_order_relaxed);
   out->memory_blocks = atomic_load_explicit(&dev->mem_blocks, memory_order_relaxed);
+  out->buffer_bytes = atomic_load_explicit(&dev->buffer_bytes, memory_order_relaxed);
   out->pipeline_cache_loaded = dev->cache_loaded;
   out->pipelines_created = atomic_load_explicit(&dev->pipelines_created, memory_order_relaxed);
   out->pipeline_cache_hits = atomic_load_explicit(&dev->cache_hits, memory_order_relaxed);

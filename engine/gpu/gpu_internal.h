@@ -368,6 +368,7 @@ struct kiln_gpu_device {
   _Atomic uint64_t submissions; /* submission attempts (fault injection counts these) */
   _Atomic uint64_t submitted, completed, failed;  /* relaxed: statistics */
   _Atomic uint64_t mem_allocations, mem_blocks;   /* relaxed: statistics */
+  _Atomic uint64_t buffer_bytes;                  /* relaxed: statistics */
   _Atomic uint64_t pipelines_created, cache_hits; /* relaxed: statistics */
   uint64_t cache_loaded;
   char *cache_path; /* NULL: no cache */

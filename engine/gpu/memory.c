@@ -317,6 +317,7 @@ int kiln_gpu_buffer_create(kiln_gpu_device *dev, uint64_t size, kiln_gpu_buffer 
   if (dev->buffers) dev->buffers->prev = buf;
   dev->buffers = buf;
   pthread_mutex_unlock(&dev->mu);
+  atomic_fetch_add_explicit(&dev->buffer_bytes, size, memory_order_relaxed);
   *out = buf;
   return 0;
 }
@@ -332,6 +333,7 @@ void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf) {
   if (buf->view) dev->vk.DestroyBufferView(dev->device, buf->view, NULL);
   dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
   alloc_give(dev, &dev->device_mem, &buf->mem);
+  atomic_fetch_sub_explicit(&dev->buffer_bytes, buf->size, memory_order_relaxed);
   free(buf);
 }
 

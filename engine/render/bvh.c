@@ -46,6 +46,9 @@ typedef struct bin {
 
 typedef struct builder {
   kiln_pool *pool;
+  /* the top level: a leaf per placement where boxes allow (a placement's test is a whole tree's
+   * walk, far more than a node's) */
+  bool top;
   aabb *pbox;      /* bounds of primitive prims[i] at index i (kept in the order of prims, */
   float *cent;     /* like its centroid, 3 floats: partitions move them together, so the */
   uint32_t *prims; /* sweeps over a node read memory in order) */
@@ -183,7 +186,7 @@ static int build(builder *b, size_t lo, size_t hi) {
   memcpy(node->bmax, nb.hi, sizeof nb.hi);
   size_t n = hi - lo;
   size_t mid = lo;
-  if (n > LEAF_MAX) {
+  if (n > (b->top ? 1u : (size_t)LEAF_MAX)) {
     bin bins[3][NBINS];
     init_bins(bins);
     for (int k = 0; k < 3; k++) {
@@ -236,7 +239,7 @@ static int build(builder *b, size_t lo, size_t hi) {
       }
     }
     float leaf_cost = box_area(&nb) * (float)n;
-    if (best_k >= 0 && (best < leaf_cost || n > 16)) {
+    if (best_k >= 0 && (best < leaf_cost || n > 16 || b->top)) {
       /* In-place partition (order of each side kept deterministic: a plain two-index swap). */
       size_t i = lo, j = hi;
       while (i < j) {
@@ -271,7 +274,8 @@ static int build(builder *b, size_t lo, size_t hi) {
   if (b->pool && n >= TASK_MIN) {
     children c = {0};
     for (int i = 0; i < 2; i++) {
-      c.sub[i] = (builder){.pool = b->pool, .pbox = b->pbox, .cent = b->cent, .prims = b->prims};
+      c.sub[i] = (builder){
+          .pool = b->pool, .top = b->top, .pbox = b->pbox, .cent = b->cent, .prims = b->prims};
       c.lo[i] = i ? mid : lo;
       c.hi[i] = i ? hi : mid;
     }
@@ -301,18 +305,109 @@ static void tri_box(const float *v, aabb *b) {
   for (int i = 0; i < 3; i++) box_grow(b, v + 3 * i, v + 3 * i);
 }
 
-int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
+/* A tree over n primitives whose boxes are b->pbox (malloc'd, taken and freed here, like cent). */
+static int build_tree(builder *b, size_t n, kiln__bvh_tree *out) {
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    b->prims[i] = (uint32_t)i;
+    for (int k = 0; k < 3; k++) b->cent[3 * i + k] = 0.5f * (b->pbox[i].lo[k] + b->pbox[i].hi[k]);
+  }
+  if (n == 0) {
+    if ((rc = push_node(b, &(size_t){0}))) goto fail;
+    memset(b->nodes, 0, sizeof *b->nodes);
+    for (int k = 0; k < 3; k++) b->nodes[0].bmin[k] = 1, b->nodes[0].bmax[k] = -1;
+  } else if ((rc = build(b, 0, n))) {
+    goto fail;
+  }
+  free(b->pbox), free(b->cent);
+  out->nodes = b->nodes, out->nnodes = b->nnodes;
+  out->prims = b->prims, out->nprims = n;
+  return 0;
+fail:
+  free(b->pbox), free(b->cent), free(b->prims), free(b->nodes);
+  return rc;
+}
+
+/* A builder with room for n primitives' boxes; 0 or KILN_ENOMEM (nothing held). */
+static int builder_init(builder *b, kiln_pool *pool, size_t n) {
+  *b = (builder){.pool = pool};
+  b->pbox = malloc((n ? n : 1) * sizeof *b->pbox);
+  b->cent = malloc((n ? n : 1) * 3 * sizeof *b->cent);
+  b->prims = malloc((n ? n : 1) * sizeof *b->prims);
+  if (b->pbox && b->cent && b->prims) return 0;
+  free(b->pbox), free(b->cent), free(b->prims);
+  return KILN_ENOMEM;
+}
+
+bool kiln__xform_invert(const float x[12], float inv[12]) {
+  double m[3][3], c[3][3];
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++) m[i][j] = x[4 * i + j];
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++) {
+      int i1 = (i + 1) % 3, i2 = (i + 2) % 3, j1 = (j + 1) % 3, j2 = (j + 2) % 3;
+      c[i][j] = m[i1][j1] * m[i2][j2] - m[i1][j2] * m[i2][j1]; /* cofactor */
+    }
+  double det = m[0][0] * c[0][0] + m[0][1] * c[0][1] + m[0][2] * c[0][2];
+  if (!(fabs(det) > 0) || !isfinite(det)) return false;
+  double r[3][3];
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 3; j++) r[i][j] = c[j][i] / det;
+  for (int i = 0; i < 3; i++) {
+    double t = -(r[i][0] * x[3] + r[i][1] * x[7] + r[i][2] * x[11]);
+    for (int j = 0; j < 3; j++) inv[4 * i + j] = (float)r[i][j];
+    inv[4 * i + 3] = (float)t;
+  }
+  return true;
+}
+
+static void xform_pt(const float x[12], const float p[3], float out[3]) {
+  for (int i = 0; i < 3; i++)
+    out[i] = x[4 * i] * p[0] + x[4 * i + 1] * p[1] + x[4 * i + 2] * p[2] + x[4 * i + 3];
+}
+
+/* The top level over s's placements: each one's world box is its mesh tree's root box
+ * transformed (the box of its 8 corners). */
+static int build_top(const kiln__scene *s, const kiln__bvh_tree *blas, kiln__bvh *out) {
+  size_t n = s->nplacements;
+  out->w2o = malloc((n ? n : 1) * 12 * sizeof(float));
+  if (!out->w2o) return KILN_ENOMEM;
+  builder b;
+  if (builder_init(&b, NULL, n)) return KILN_ENOMEM;
+  b.top = true;
+  for (size_t i = 0; i < n; i++) {
+    const kiln__placement *pl = &s->placements[i];
+    const float *x = kiln__placement_xform(s, pl);
+    if (!kiln__xform_invert(x, out->w2o + 12 * i)) {
+      free(b.pbox), free(b.cent), free(b.prims);
+      return KILN_EINVAL;
+    }
+    const kiln__bvh_tree *t = &blas[pl->mesh];
+    box_empty(&b.pbox[i]);
+    if (!t->nprims) { /* a mesh of no triangles: a point nothing hits */
+      float o[3] = {x[3], x[7], x[11]};
+      box_grow(&b.pbox[i], o, o);
+      continue;
+    }
+    for (int c = 0; c < 8; c++) {
+      float p[3], w[3];
+      for (int k = 0; k < 3; k++) p[k] = (c >> k & 1) ? t->nodes[0].bmax[k] : t->nodes[0].bmin[k];
+      xform_pt(x, p, w);
+      box_grow(&b.pbox[i], w, w);
+    }
+  }
+  return build_tree(&b, n, &out->tlas);
+}
+
+/* kiln__bvh_build, with the mesh trees blas (nblas) borrowed when not NULL. */
+static int build_all(kiln_pool *pool, const kiln__scene *s, const kiln__bvh *blas_of,
+                     kiln__bvh *out) {
   memset(out, 0, sizeof *out);
   size_t n = s->ntris + s->nspheres;
   if (n >= UINT32_MAX) return KILN_EINVAL;
-  builder b = {.pool = pool};
-  b.pbox = malloc((n ? n : 1) * sizeof *b.pbox);
-  b.cent = malloc((n ? n : 1) * 3 * sizeof *b.cent);
-  b.prims = malloc((n ? n : 1) * sizeof *b.prims);
-  int rc = KILN_ENOMEM;
-  if (!b.pbox || !b.cent || !b.prims) goto fail;
+  builder b;
+  if (builder_init(&b, pool, n)) return KILN_ENOMEM;
   for (size_t i = 0; i < n; i++) {
-    b.prims[i] = (uint32_t)i;
     if (i < s->ntris) {
       tri_box(s->pos + 9 * i, &b.pbox[i]);
     } else {
@@ -322,27 +417,68 @@ int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
         b.pbox[i].hi[k] = sp->center[k] + sp->radius;
       }
     }
-    for (int k = 0; k < 3; k++) b.cent[3 * i + k] = 0.5f * (b.pbox[i].lo[k] + b.pbox[i].hi[k]);
   }
-  if (n == 0) {
-    if ((rc = push_node(&b, &(size_t){0}))) goto fail;
-    memset(b.nodes, 0, sizeof *b.nodes);
-    for (int k = 0; k < 3; k++) b.nodes[0].bmin[k] = 1, b.nodes[0].bmax[k] = -1;
-  } else if ((rc = build(&b, 0, n))) {
-    goto fail;
+  kiln__bvh_tree flat;
+  int rc = build_tree(&b, n, &flat);
+  if (rc) return rc;
+  out->nodes = flat.nodes, out->nnodes = flat.nnodes, out->prims = flat.prims, out->nprims = n;
+  if (!s->nplacements) return 0;
+  if (blas_of) {
+    out->blas = blas_of->blas, out->nblas = blas_of->nblas, out->blas_borrowed = true;
+    if ((rc = build_top(s, out->blas, out))) kiln__bvh_free(out);
+    return rc;
   }
-  free(b.pbox), free(b.cent);
-  out->nodes = b.nodes, out->nnodes = b.nnodes;
-  out->prims = b.prims, out->nprims = n;
-  return 0;
-fail:
-  free(b.pbox), free(b.cent), free(b.prims), free(b.nodes);
+  out->blas = calloc(s->nmeshes, sizeof *out->blas);
+  if (!out->blas) return kiln__bvh_free(out), KILN_ENOMEM;
+  out->nblas = s->nmeshes;
+  for (size_t m = 0; m < s->nmeshes && !rc; m++) {
+    const kiln__shared_mesh *me = &s->meshes[m];
+    if (me->ntris >= UINT32_MAX) rc = KILN_EINVAL;
+    else if (builder_init(&b, pool, me->ntris)) rc = KILN_ENOMEM;
+    for (size_t i = 0; !rc && i < me->ntris; i++) tri_box(me->pos + 9 * i, &b.pbox[i]);
+    if (!rc) rc = build_tree(&b, me->ntris, &out->blas[m]);
+  }
+  if (!rc) rc = build_top(s, out->blas, out);
+  if (rc) kiln__bvh_free(out);
   return rc;
+}
+
+int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out) {
+  return build_all(pool, s, NULL, out);
+}
+
+int kiln__bvh_build_flat(kiln_pool *pool, const kiln__bvh *base, const kiln__scene *s,
+                         kiln__bvh *out) {
+  return build_all(pool, s, base, out);
+}
+
+int kiln__bvh_build_top(const kiln__bvh *base, const kiln__scene *s, kiln__bvh *out) {
+  memset(out, 0, sizeof *out);
+  out->nodes = base->nodes, out->nnodes = base->nnodes;
+  out->prims = base->prims, out->nprims = base->nprims, out->flat_borrowed = true;
+  out->blas = base->blas, out->nblas = base->nblas, out->blas_borrowed = true;
+  int rc = build_top(s, base->blas, out);
+  if (rc) kiln__bvh_free(out);
+  return rc;
+}
+
+static void tree_free(kiln__bvh_tree *t) {
+  free(t->nodes), free(t->prims);
+  memset(t, 0, sizeof *t);
 }
 
 void kiln__bvh_free(kiln__bvh *b) {
   if (!b) return;
+  if (b->flat_borrowed) b->nodes = NULL, b->prims = NULL;
+  if (b->blas_borrowed) {
+    b->blas = NULL;
+  } else {
+    for (size_t i = 0; i < b->nblas; i++) tree_free(&b->blas[i]);
+    free(b->blas);
+  }
   free(b->nodes), free(b->prims);
+  tree_free(&b->tlas);
+  free(b->w2o);
   memset(b, 0, sizeof *b);
 }
 
@@ -361,29 +497,30 @@ static float dot3(const float *a, const float *b) {
 }
 
 /* Möller–Trumbore; the same test as the shader's. */
+static bool tri_hit(const float *v, const float *o, const float *d, float tmin, float *t) {
+  float e1[3], e2[3], pv[3], tv[3], qv[3];
+  sub3(v + 3, v, e1), sub3(v + 6, v, e2);
+  cross3(d, e2, pv);
+  float det = dot3(e1, pv);
+  if (fabsf(det) < 1e-20f) return false;
+  float inv = 1.0f / det;
+  sub3(o, v, tv);
+  float u = dot3(tv, pv) * inv;
+  if (u < 0 || u > 1) return false;
+  cross3(tv, e1, qv);
+  float w = dot3(d, qv) * inv;
+  if (w < 0 || u + w > 1) return false;
+  float tt = dot3(e2, qv) * inv;
+  if (tt > tmin && tt < *t) {
+    *t = tt;
+    return true;
+  }
+  return false;
+}
+
 static bool prim_hit(const kiln__scene *s, uint32_t p, const float *o, const float *d, float tmin,
                      float *t) {
-  if (p < s->ntris) {
-    const float *v = s->pos + 9 * (size_t)p;
-    float e1[3], e2[3], pv[3], tv[3], qv[3];
-    sub3(v + 3, v, e1), sub3(v + 6, v, e2);
-    cross3(d, e2, pv);
-    float det = dot3(e1, pv);
-    if (fabsf(det) < 1e-20f) return false;
-    float inv = 1.0f / det;
-    sub3(o, v, tv);
-    float u = dot3(tv, pv) * inv;
-    if (u < 0 || u > 1) return false;
-    cross3(tv, e1, qv);
-    float w = dot3(d, qv) * inv;
-    if (w < 0 || u + w > 1) return false;
-    float tt = dot3(e2, qv) * inv;
-    if (tt > tmin && tt < *t) {
-      *t = tt;
-      return true;
-    }
-    return false;
-  }
+  if (p < s->ntris) return tri_hit(s->pos + 9 * (size_t)p, o, d, tmin, t);
   const kiln__sphere *sp = &s->spheres[p - s->ntris];
   float oc[3];
   sub3(o, sp->center, oc);
@@ -415,35 +552,115 @@ static bool box_hit(const kiln__bvh_node *n, const float *o, const float *inv, f
   return true;
 }
 
-bool kiln__bvh_intersect(const kiln__bvh *b, const kiln__scene *s, const float org[3],
-                         const float dir[3], float tmin, float *t, uint32_t *prim) {
-  if (b->nprims == 0) return false; /* the root is then a placeholder, not a node */
+/* The ray org + t dir in the object space of a placement whose inverse transform is w (the
+ * direction not renormalised: t stays the world's). */
+static void ray_to_object(const float w[12], const float *org, const float *dir, float *o,
+                          float *d) {
+  xform_pt(w, org, o);
+  for (int i = 0; i < 3; i++)
+    d[i] = w[4 * i] * dir[0] + w[4 * i + 1] * dir[1] + w[4 * i + 2] * dir[2];
+}
+
+/* Leaf visitor of walk(): tests primitive p (the tree's own index) and says whether it was hit. */
+typedef bool (*leaf_fn)(const void *ctx, uint32_t p, const float *o, const float *d, float tmin,
+                        float *t, uint32_t *prim, uint32_t *placement);
+
+/* Closest hit over tree tr along o + t d. */
+static bool walk(const kiln__bvh_tree *tr, leaf_fn leaf, const void *ctx, const float *o,
+                 const float *d, float tmin, float *t, uint32_t *prim, uint32_t *placement) {
+  if (tr->nprims == 0) return false; /* the root is then a placeholder, not a node */
   float inv[3];
-  for (int k = 0; k < 3; k++) inv[k] = 1.0f / dir[k];
+  for (int k = 0; k < 3; k++) inv[k] = 1.0f / d[k];
   uint32_t stack[64];
   int sp = 0;
   stack[sp++] = 0;
   bool hit = false;
   while (sp) {
-    const kiln__bvh_node *n = &b->nodes[stack[--sp]];
-    if (!box_hit(n, org, inv, tmin, *t)) continue;
+    const kiln__bvh_node *n = &tr->nodes[stack[--sp]];
+    if (!box_hit(n, o, inv, tmin, *t)) continue;
     if (n->count) {
-      for (uint32_t i = 0; i < n->count; i++) {
-        uint32_t p = b->prims[n->a + i];
-        if (prim_hit(s, p, org, dir, tmin, t)) hit = true, *prim = p;
-      }
+      for (uint32_t i = 0; i < n->count; i++)
+        if (leaf(ctx, tr->prims[n->a + i], o, d, tmin, t, prim, placement)) hit = true;
     } else if (sp + 2 <= 64) {
       stack[sp++] = n->a;
-      stack[sp++] = (uint32_t)(n - b->nodes) + 1;
+      stack[sp++] = (uint32_t)(n - tr->nodes) + 1;
     }
+  }
+  return hit;
+}
+
+typedef struct query {
+  const kiln__bvh *b;
+  const kiln__scene *s;
+  const kiln__shared_mesh *mesh; /* mesh_leaf's */
+} query;
+
+static bool flat_leaf(const void *ctx, uint32_t p, const float *o, const float *d, float tmin,
+                      float *t, uint32_t *prim, uint32_t *placement) {
+  const query *q = ctx;
+  if (!prim_hit(q->s, p, o, d, tmin, t)) return false;
+  *prim = p, *placement = UINT32_MAX;
+  return true;
+}
+
+static bool mesh_leaf(const void *ctx, uint32_t p, const float *o, const float *d, float tmin,
+                      float *t, uint32_t *prim, uint32_t *placement) {
+  const query *q = ctx;
+  (void)placement;
+  if (!tri_hit(q->mesh->pos + 9 * (size_t)p, o, d, tmin, t)) return false;
+  *prim = p;
+  return true;
+}
+
+static bool top_leaf(const void *ctx, uint32_t p, const float *o, const float *d, float tmin,
+                     float *t, uint32_t *prim, uint32_t *placement) {
+  const query *q = ctx;
+  const kiln__placement *pl = &q->s->placements[p];
+  query mq = {.b = q->b, .s = q->s, .mesh = &q->s->meshes[pl->mesh]};
+  float oo[3], od[3];
+  ray_to_object(q->b->w2o + 12 * (size_t)p, o, d, oo, od);
+  if (!walk(&q->b->blas[pl->mesh], mesh_leaf, &mq, oo, od, tmin, t, prim, placement)) return false;
+  *placement = p;
+  return true;
+}
+
+bool kiln__bvh_intersect_ex(const kiln__bvh *b, const kiln__scene *s, const float org[3],
+                            const float dir[3], float tmin, float *t, uint32_t *prim,
+                            uint32_t *placement) {
+  uint32_t pl;
+  if (!placement) placement = &pl;
+  query q = {.b = b, .s = s};
+  bool hit = walk(&(kiln__bvh_tree){b->nodes, b->nnodes, b->prims, b->nprims}, flat_leaf, &q, org,
+                  dir, tmin, t, prim, placement);
+  if (s->nplacements && walk(&b->tlas, top_leaf, &q, org, dir, tmin, t, prim, placement))
+    hit = true;
+  return hit;
+}
+
+bool kiln__bvh_intersect(const kiln__bvh *b, const kiln__scene *s, const float org[3],
+                         const float dir[3], float tmin, float *t, uint32_t *prim) {
+  return kiln__bvh_intersect_ex(b, s, org, dir, tmin, t, prim, NULL);
+}
+
+bool kiln__brute_intersect_ex(const kiln__scene *s, const float org[3], const float dir[3],
+                              float tmin, float *t, uint32_t *prim, uint32_t *placement) {
+  bool hit = false;
+  uint32_t pl;
+  if (!placement) placement = &pl;
+  for (uint32_t p = 0; p < s->ntris + s->nspheres; p++)
+    if (prim_hit(s, p, org, dir, tmin, t)) hit = true, *prim = p, *placement = UINT32_MAX;
+  for (uint32_t k = 0; k < s->nplacements; k++) {
+    float w[12], o[3], d[3];
+    const kiln__shared_mesh *m = &s->meshes[s->placements[k].mesh];
+    if (!kiln__xform_invert(kiln__placement_xform(s, &s->placements[k]), w)) continue;
+    ray_to_object(w, org, dir, o, d);
+    for (uint32_t p = 0; p < m->ntris; p++)
+      if (tri_hit(m->pos + 9 * (size_t)p, o, d, tmin, t)) hit = true, *prim = p, *placement = k;
   }
   return hit;
 }
 
 bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3], float tmin,
                            float *t, uint32_t *prim) {
-  bool hit = false;
-  for (uint32_t p = 0; p < s->ntris + s->nspheres; p++)
-    if (prim_hit(s, p, org, dir, tmin, t)) hit = true, *prim = p;
-  return hit;
+  return kiln__brute_intersect_ex(s, org, dir, tmin, t, prim, NULL);
 }

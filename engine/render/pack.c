@@ -27,6 +27,14 @@
  *                probabilities; each pixel weighted by luminance * sin(polar angle of its centre)
  *   PLIGHTS  16 per punctual light: position, type | direction, radius | colour, cos inner |
  *                cos outer, pick CDF, pick probability, the previous light's CDF (see pack_plights)
+ *   INST     (placements only) the header, the top-level nodes and PT_INST_VEC4S per placement
+ *                (layout.h; pack_inst)
+ *
+ * Shared meshes (scene_data.h) follow the flat geometry: their triangles after the flat ones in
+ * TRIS, ATTR and VATTR (object space; TRIS's third w is the triangle's group, not an instance
+ * id), each mesh's nodes after the flat tree's in NODES, quantised on the mesh's own grid, with
+ * absolute links and leaf ranges in PRIMS, whose entries for them follow the flat tree's (object
+ * space, primitive: the triangle's index in TRIS). No mesh triangle is an emitter.
  *
  * Emitters are picked in proportion to their power: area times relative luminance, that of a
  * principled material's emission times its emission texture's mean (then triangles uniformly on
@@ -170,11 +178,18 @@ static double plight_power(const kiln__plight *l, double scene_r) {
 
 /* The radius of the sphere about the scene's bounding box (1 for an empty scene). */
 static double scene_radius(const kiln__bvh *b) {
-  if (!b->nprims) return 1;
-  const kiln__bvh_node *root = &b->nodes[0];
+  bool top = b->tlas.nprims > 0;
+  if (!b->nprims && !top) return 1;
+  float lo[3], hi[3];
+  const kiln__bvh_node *root = b->nprims ? &b->nodes[0] : &b->tlas.nodes[0];
+  memcpy(lo, root->bmin, 12), memcpy(hi, root->bmax, 12);
+  for (int k = 0; top && k < 3; k++) { /* the placements' too */
+    lo[k] = fminf(lo[k], b->tlas.nodes[0].bmin[k]);
+    hi[k] = fmaxf(hi[k], b->tlas.nodes[0].bmax[k]);
+  }
   double d2 = 0;
   for (int k = 0; k < 3; k++) {
-    double e = (double)root->bmax[k] - root->bmin[k];
+    double e = (double)hi[k] - lo[k];
     d2 += e * e;
   }
   return 0.5 * sqrt(d2);
@@ -271,18 +286,19 @@ static int pack_envdist(const kiln__texture *t, float *d, bool *lit) {
   return 0;
 }
 
-static void pack_tris(const kiln__scene *s, float *t, float *attr) {
-  for (size_t i = 0; i < s->ntris; i++) {
-    const float *v = s->pos + 9 * i;
-    uint32_t ids[3] = {s->tri_material[i], s->tri_object ? s->tri_object[i] : 0,
-                       s->tri_instance ? s->tri_instance[i] : 0};
+/* TRIS and ATTR (when not NULL) of n triangles: positions pos, ids (material, object, instance
+ * or group; ids[k] NULL: 0), normals nrm and uv (NULL: zeros). */
+static void pack_tris(size_t n, const float *pos, const uint32_t *const ids[3], const float *nrm,
+                      const float *uv, float *t, float *attr) {
+  for (size_t i = 0; i < n; i++) {
+    const float *v = pos + 9 * i;
     for (int k = 0; k < 3; k++) {
       memcpy(t + 12 * i + 4 * k, v + 3 * k, 12);
-      t[12 * i + 4 * k + 3] = ubits(ids[k]);
+      t[12 * i + 4 * k + 3] = ubits(ids[k] ? ids[k][i] : 0);
     }
     if (!attr) continue;
-    if (s->nrm) memcpy(attr + 16 * i, s->nrm + 9 * i, 36);
-    if (s->uv) memcpy(attr + 16 * i + 9, s->uv + 6 * i, 24);
+    if (nrm) memcpy(attr + 16 * i, nrm + 9 * i, 36);
+    if (uv) memcpy(attr + 16 * i + 9, uv + 6 * i, 24);
   }
 }
 
@@ -313,14 +329,14 @@ static void pack_materials(const kiln__scene *s, const double *lum, float *m, fl
   }
 }
 
-/* VATTR from the scene's per-triangle colours and tangents (either may be absent). */
-static void pack_vattr(const kiln__scene *s, float *v) {
-  for (size_t i = 0; i < s->ntris; i++, v += 24) {
+/* VATTR of n triangles from their colours and tangents (either may be NULL). */
+static void pack_vattr(size_t n, const float *col, const float *tan, float *v) {
+  for (size_t i = 0; i < n; i++, v += 24) {
     for (int k = 0; k < 3; k++) {
-      if (s->col) memcpy(v + 4 * k, s->col + 9 * i + 3 * k, 12);
+      if (col) memcpy(v + 4 * k, col + 9 * i + 3 * k, 12);
       else v[4 * k] = v[4 * k + 1] = v[4 * k + 2] = 1;
     }
-    if (s->tan) memcpy(v + 12, s->tan + 12 * i, 48);
+    if (tan) memcpy(v + 12, tan + 12 * i, 48);
   }
 }
 
@@ -381,15 +397,18 @@ static uint32_t quantise(float x, float origin, float scale, bool up) {
 /* NODES, 4 words per node: the box on the grid of node_grid (16 bits per bound, rounded outwards:
  * x, y of bmin | z of bmin, x of bmax | y, z of bmax, low half first) and a link word. Leaf: bit 31,
  * count - 1 in bits 27-30, first primitive in bits 0-26. Interior: its skip link, the node that
- * follows its subtree in depth-first order (nnodes after the last); its left child is the next
- * node. For interior node i with right child r, the left child i + 1 skips to r and r skips where
- * i does; parents precede their children, so one pass in index order sets every link before it is
- * read. KILN_EINVAL beyond those fields' ranges. */
-static int pack_nodes(const kiln__bvh *b, uint32_t *out, float origin[3], float scale[3]) {
-  node_grid(&b->nodes[0], origin, scale);
-  if (b->nnodes > (1u << 31) || b->nprims > (1u << 27)) return KILN_EINVAL;
-  for (size_t i = 0; i < b->nnodes; i++) {
-    const kiln__bvh_node *n = &b->nodes[i];
+ * follows its subtree in depth-first order (the tree's end after the last); its left child is the
+ * next node. For interior node i with right child r, the left child i + 1 skips to r and r skips
+ * where i does; parents precede their children, so one pass in index order sets every link before
+ * it is read. Tree t's nodes go to out (base: the index of its first in its buffer, which links
+ * count from; its leaves' first primitives are prim_base + their own). KILN_EINVAL beyond those
+ * fields' ranges. */
+static int pack_tree(const kiln__bvh_tree *t, uint32_t *out, size_t base, size_t prim_base,
+                     float origin[3], float scale[3]) {
+  node_grid(&t->nodes[0], origin, scale);
+  if (base + t->nnodes > (1u << 31) || prim_base + t->nprims > (1u << 27)) return KILN_EINVAL;
+  for (size_t i = 0; i < t->nnodes; i++) {
+    const kiln__bvh_node *n = &t->nodes[i];
     uint32_t q[6];
     for (int k = 0; k < 3; k++) {
       q[k] = quantise(n->bmin[k], origin[k], scale[k], false);
@@ -397,17 +416,22 @@ static int pack_nodes(const kiln__bvh *b, uint32_t *out, float origin[3], float 
     }
     for (int w = 0; w < 3; w++) out[4 * i + w] = q[2 * w] | q[2 * w + 1] << 16;
     if (n->count > 16) return KILN_EINVAL;
-    if (n->count) out[4 * i + 3] = 1u << 31 | (n->count - 1) << 27 | n->a;
+    if (n->count) out[4 * i + 3] = 1u << 31 | (n->count - 1) << 27 | (uint32_t)(prim_base + n->a);
   }
-  if (b->nprims == 0) return 0; /* the placeholder root: never traversed */
-  if (!b->nodes[0].count) out[3] = (uint32_t)b->nnodes;
-  for (size_t i = 0; i < b->nnodes; i++) {
-    if (b->nodes[i].count) continue;
-    uint32_t r = b->nodes[i].a;
-    if (!b->nodes[i + 1].count) out[4 * (i + 1) + 3] = r;
-    if (!b->nodes[r].count) out[4 * r + 3] = out[4 * i + 3];
+  if (t->nprims == 0) return 0; /* the placeholder root: never traversed */
+  if (!t->nodes[0].count) out[3] = (uint32_t)(base + t->nnodes);
+  for (size_t i = 0; i < t->nnodes; i++) {
+    if (t->nodes[i].count) continue;
+    uint32_t r = t->nodes[i].a;
+    if (!t->nodes[i + 1].count) out[4 * (i + 1) + 3] = (uint32_t)(base + r);
+    if (!t->nodes[r].count) out[4 * r + 3] = out[4 * i + 3];
   }
   return 0;
+}
+
+static int pack_nodes(const kiln__bvh *b, uint32_t *out, float origin[3], float scale[3]) {
+  const kiln__bvh_tree flat = {b->nodes, b->nnodes, b->prims, b->nprims};
+  return pack_tree(&flat, out, 0, 0, origin, scale);
 }
 
 /* The scene's KILN__RF_* features (what the shader must keep code for). */
@@ -424,6 +448,12 @@ static uint32_t features(const kiln__scene *s, bool env_map, bool env_lit) {
     if (q->type == KILN__MAT_PRINCIPLED && q->alpha_cutoff > 0) f |= KILN__RF_ALPHA;
   }
   if (s->col || s->tan) f |= KILN__RF_VATTR;
+  for (size_t m = 0; m < s->nmeshes; m++) {
+    const kiln__shared_mesh *q = &s->meshes[m];
+    f |= (q->nrm ? KILN__RF_NORMALS : 0) | (q->uv ? KILN__RF_UV : 0) |
+         (q->col || q->tan ? KILN__RF_VATTR : 0);
+  }
+  if (s->nplacements) f |= KILN__RF_INSTANCES;
   return f;
 }
 
@@ -445,6 +475,53 @@ static void pack_leaf_prims(const kiln__scene *s, const kiln__bvh *b, float *r) 
   }
 }
 
+/* PRIMS entries of mesh tree t over triangles pos, whose TRIS index is tri_base + their own. */
+static void pack_mesh_prims(const kiln__bvh_tree *t, const float *pos, size_t tri_base, float *r) {
+  for (size_t i = 0; i < t->nprims; i++, r += 12) {
+    const float *v = pos + 9 * (size_t)t->prims[i];
+    for (int k = 0; k < 3; k++) r[k] = v[k], r[4 + k] = v[3 + k] - v[k], r[8 + k] = v[6 + k] - v[k];
+    r[3] = ubits((uint32_t)(tri_base + t->prims[i]));
+  }
+}
+
+/* The mesh trees in NODES (after the flat tree's nnodes) and PRIMS (after its nprims), and INST:
+ * the header, the top level on its own grid, the placements (layout.h, PT_INST_VEC4S) in the top
+ * level's leaf order, as PRIMS holds the flat tree's primitives. tri_base: each mesh's first
+ * triangle in TRIS. */
+static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri_base,
+                     uint32_t *nodes, float *prims, uint32_t *inst) {
+  size_t node_at = b->nnodes, prim_at = b->nprims;
+  size_t *first = malloc(s->nmeshes * sizeof *first);
+  float(*grid)[2][3] = malloc(s->nmeshes * sizeof *grid);
+  int rc = first && grid ? 0 : KILN_ENOMEM;
+  for (size_t m = 0; m < s->nmeshes && !rc; m++) {
+    const kiln__bvh_tree *t = &b->blas[m];
+    first[m] = node_at;
+    rc = pack_tree(t, nodes + 4 * node_at, node_at, prim_at, grid[m][0], grid[m][1]);
+    pack_mesh_prims(t, s->meshes[m].pos, tri_base[m], prims + 12 * prim_at);
+    node_at += t->nnodes, prim_at += t->nprims;
+  }
+  float origin[3], scale[3];
+  const size_t ntop = b->tlas.nnodes;
+  if (!rc) rc = pack_tree(&b->tlas, inst + 4 * PT_INST_HEADER, 0, 0, origin, scale);
+  if (!rc) {
+    inst[0] = (uint32_t)ntop, inst[1] = (uint32_t)s->nplacements;
+    memcpy(inst + 4, origin, 12), memcpy(inst + 8, scale, 12);
+    for (size_t i = 0; i < s->nplacements; i++) { /* in the top level's leaf order */
+      size_t k = b->tlas.prims[i];
+      const kiln__placement *pl = &s->placements[k];
+      uint32_t *r = inst + 4 * (PT_INST_HEADER + ntop + PT_INST_VEC4S * i);
+      memcpy(r, b->w2o + 12 * k, 48);
+      r[12] = (uint32_t)first[pl->mesh];
+      r[13] = (uint32_t)(first[pl->mesh] + b->blas[pl->mesh].nnodes);
+      r[14] = pl->first_instance;
+      memcpy(r + 16, grid[pl->mesh][0], 12), memcpy(r + 20, grid[pl->mesh][1], 12);
+    }
+  }
+  free(first), free(grid);
+  return rc;
+}
+
 /* kiln__render_pack with each material's emitted() in lum. */
 static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
                     kiln__render_buffers *p) {
@@ -457,26 +534,42 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   const kiln__texture *envt =
       s->env.type == KILN__ENV_MAP && s->env.texture >= 0 ? &s->textures[s->env.texture] : NULL;
   size_t envn = envt ? (size_t)envt->width * (size_t)envt->height : 0;
-  bool attr = s->nrm || s->uv, vattr = s->col || s->tan, principled = false;
+  bool has_nrm = s->nrm, has_uv = s->uv, has_col = s->col, has_tan = s->tan, principled = false;
   for (size_t i = 0; i < s->nmaterials; i++)
     principled |= s->materials[i].type == KILN__MAT_PRINCIPLED;
-  size_t bytes[PT_BIND_COUNT] = {[PT_BIND_NODES] = b->nnodes * 16,
-                                 [PT_BIND_PRIMS] = b->nprims * 48,
-                                 [PT_BIND_TRIS] = s->ntris * 48,
+  /* shared meshes: their triangles, nodes and leaf entries after the flat ones */
+  size_t ntris = s->ntris, nnodes = b->nnodes, nprims = b->nprims, ninst = 0;
+  size_t *tri_base = s->nplacements ? malloc(s->nmeshes * sizeof *tri_base) : NULL;
+  if (s->nplacements && !tri_base) return KILN_ENOMEM;
+  for (size_t m = 0; s->nplacements && m < s->nmeshes; m++) {
+    const kiln__shared_mesh *q = &s->meshes[m];
+    tri_base[m] = ntris;
+    ntris += q->ntris, nnodes += b->blas[m].nnodes, nprims += b->blas[m].nprims;
+    has_nrm |= q->nrm != NULL, has_uv |= q->uv != NULL;
+    has_col |= q->col != NULL, has_tan |= q->tan != NULL;
+  }
+  if (s->nplacements) ninst = PT_INST_HEADER + b->tlas.nnodes + PT_INST_VEC4S * s->nplacements;
+  bool attr = has_nrm || has_uv, vattr = has_col || has_tan;
+  size_t bytes[PT_BIND_COUNT] = {[PT_BIND_NODES] = nnodes * 16,
+                                 [PT_BIND_PRIMS] = nprims * 48,
+                                 [PT_BIND_TRIS] = ntris * 48,
                                  [PT_BIND_SPHERES] = s->nspheres * 32,
                                  [PT_BIND_MATS] = s->nmaterials * 48,
                                  [PT_BIND_LIGHTS] = nl * 16,
                                  [PT_BIND_GLOBALS] = sizeof(pt_globals),
-                                 [PT_BIND_ATTR] = attr ? s->ntris * 64 : 0,
+                                 [PT_BIND_ATTR] = attr ? ntris * 64 : 0,
                                  [PT_BIND_TEXINFO] = s->ntextures * 16,
                                  [PT_BIND_TEXELS] = ntexels * 12,
                                  [PT_BIND_ENVDIST] = envt ? (envt->height + 2 * envn) * 4 : 0,
                                  [PT_BIND_SCENE] = 0,
                                  [PT_BIND_PLIGHTS] = s->nplights * 64,
                                  [PT_BIND_MATX] = principled ? s->nmaterials * 64 : 0,
-                                 [PT_BIND_VATTR] = vattr ? s->ntris * 96 : 0};
-  p->scene_vec4s = b->nnodes + 3 * (b->nprims + s->ntris + s->nmaterials) + nl;
-  if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
+                                 [PT_BIND_VATTR] = vattr ? ntris * 96 : 0,
+                                 [PT_BIND_INST] = ninst * 16};
+  p->scene_vec4s = nnodes + 3 * (nprims + ntris + s->nmaterials) + nl;
+  /* the shared copy and the uniform block hold the flat geometry only: not with placements */
+  bool block = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && !s->nplacements;
+  if (block) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < PT_BIND_COUNT; i++) {
     if (i == PT_BIND_ACCUM || i == PT_BIND_AOV || i == PT_BIND_TNODES || i == PT_BIND_TPRIMS)
       continue;
@@ -484,19 +577,36 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
     p->data[i] = calloc(1, p->size[i]);
     if (!p->data[i]) {
       kiln__render_pack_free(p);
+      free(tri_base);
       return KILN_ENOMEM;
     }
   }
   float origin[3], scale[3];
-  if (pack_nodes(b, p->data[PT_BIND_NODES], origin, scale)) {
+  int rc = pack_nodes(b, p->data[PT_BIND_NODES], origin, scale);
+  if (!rc && s->nplacements)
+    rc = pack_inst(s, b, tri_base, p->data[PT_BIND_NODES], p->data[PT_BIND_PRIMS],
+                   p->data[PT_BIND_INST]);
+  if (rc) {
     kiln__render_pack_free(p);
-    return KILN_EINVAL;
+    free(tri_base);
+    return rc;
   }
   pack_leaf_prims(s, b, p->data[PT_BIND_PRIMS]);
-  pack_tris(s, p->data[PT_BIND_TRIS], attr ? p->data[PT_BIND_ATTR] : NULL);
+  float *tris = p->data[PT_BIND_TRIS], *ap = attr ? p->data[PT_BIND_ATTR] : NULL;
+  float *va = vattr ? p->data[PT_BIND_VATTR] : NULL;
+  const uint32_t *const flat_ids[3] = {s->tri_material, s->tri_object, s->tri_instance};
+  pack_tris(s->ntris, s->pos, flat_ids, s->nrm, s->uv, tris, ap);
+  if (va) pack_vattr(s->ntris, s->col, s->tan, va);
+  for (size_t m = 0; s->nplacements && m < s->nmeshes; m++) {
+    const kiln__shared_mesh *q = &s->meshes[m];
+    const uint32_t *const ids[3] = {q->tri_material, q->tri_object, q->tri_group};
+    size_t o = tri_base[m];
+    pack_tris(q->ntris, q->pos, ids, q->nrm, q->uv, tris + 12 * o, ap ? ap + 16 * o : NULL);
+    if (va) pack_vattr(q->ntris, q->col, q->tan, va + 24 * o);
+  }
+  free(tri_base);
   pack_spheres(s, p->data[PT_BIND_SPHERES]);
   pack_materials(s, lum, p->data[PT_BIND_MATS], principled ? p->data[PT_BIND_MATX] : NULL);
-  if (vattr) pack_vattr(s, p->data[PT_BIND_VATTR]);
   pack_textures(s, p->data[PT_BIND_TEXINFO], p->data[PT_BIND_TEXELS]);
   bool dist = false;
   if (envt && pack_envdist(envt, p->data[PT_BIND_ENVDIST], &dist)) {
@@ -515,7 +625,7 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   g->env_color = envt ? (pt_vec3){ik, ik, ik} : (pt_vec3){ec[0] * ik, ec[1] * ik, ec[2] * ik};
   g->env_top = (pt_vec3){et[0] * ik, et[1] * ik, et[2] * ik};
   g->light_weight = (float)total;
-  g->has_normals = s->nrm != NULL, g->has_uv = s->uv != NULL;
+  g->has_normals = has_nrm, g->has_uv = has_uv;
   g->env_texture = envt ? (uint32_t)s->env.texture : PT_NONE;
   g->env_dist = dist;
   /* the map's frame (environment.glsl, to_map): the rotation plus half a turn, since latlong()
@@ -527,9 +637,9 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   g->grid_step = (pt_vec3){scale[0], scale[1], scale[2]};
   g->nleaf_prims = (uint32_t)b->nprims, g->nmaterials = (uint32_t)s->nmaterials;
   g->nplights = (uint32_t)s->nplights, g->plight_pick = (float)ppl;
-  g->has_col = s->col != NULL, g->has_tan = s->tan != NULL;
+  g->has_col = has_col, g->has_tan = has_tan;
   p->features = features(s, envt != NULL, penv > 0);
-  if (p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX) {
+  if (block) {
     uint8_t *u = p->data[PT_BIND_SCENE];
     size_t at = 0;
     static const int order[] = {PT_BIND_NODES, PT_BIND_PRIMS, PT_BIND_TRIS, PT_BIND_MATS,

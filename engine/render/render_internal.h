@@ -43,30 +43,76 @@ typedef struct kiln__bvh_node {
   uint32_t count;
 } kiln__bvh_node;
 
-typedef struct kiln__bvh {
+/* One tree: the nodes above over primitives prims (indices into whatever it is built over). */
+typedef struct kiln__bvh_tree {
   kiln__bvh_node *nodes; /* nnodes, nodes[0] the root (malloc'd, owned) */
   size_t nnodes;
   uint32_t *prims; /* nprims primitive indices, grouped by leaf (malloc'd, owned) */
   size_t nprims;
+} kiln__bvh_tree;
+
+/* The scene's acceleration structure: the flat tree over its world-space triangles and spheres
+ * (the fields at the top, as before shared meshes), one tree per shared mesh over its
+ * object-space triangles (blas[m], prims: triangle indices of meshes[m]), and the top-level tree
+ * over the placements' world boxes (tlas, prims: placement indices), with each placement's
+ * world-to-object transform (w2o, 12 floats each: the inverse of its xform's 3x4). Without
+ * placements blas, tlas and w2o are empty. */
+typedef struct kiln__bvh {
+  kiln__bvh_node *nodes; /* the flat tree: nnodes, nodes[0] the root (malloc'd, owned) */
+  size_t nnodes;
+  uint32_t *prims; /* nprims primitive indices, grouped by leaf (malloc'd, owned) */
+  size_t nprims;
+  size_t nblas;
+  kiln__bvh_tree *blas; /* nblas (s->nmeshes), malloc'd, owned unless blas_borrowed */
+  bool flat_borrowed;   /* the flat tree belongs to another kiln__bvh (a variant's) */
+  bool blas_borrowed;   /* blas belongs to another kiln__bvh (a variant's) */
+  kiln__bvh_tree tlas;
+  float *w2o; /* 12 per placement (malloc'd, owned) */
 } kiln__bvh;
 
-/* Builds the BVH of s into *out (zeroed first). pool may be NULL (serial). A scene without
- * primitives gives one placeholder node that traversals must not visit (nprims == 0).
- * 0, KILN_EINVAL (more than 2^32-1 primitives), KILN_ENOMEM.
- * Blocking; may be called from a task of pool (kiln_parallel_for helps run the chunks). */
+/* Builds the BVH of s into *out (zeroed first): the flat tree, each shared mesh's and the top
+ * level. pool may be NULL (serial). A scene without primitives gives one placeholder node that
+ * traversals must not visit (nprims == 0); likewise a tree over nothing.
+ * 0, KILN_EINVAL (more than 2^32-1 primitives, or a placement whose transform is singular),
+ * KILN_ENOMEM. Blocking; may be called from a task of pool (kiln_parallel_for helps run the
+ * chunks). */
 int kiln__bvh_build(kiln_pool *pool, const kiln__scene *s, kiln__bvh *out);
+
+/* *out: a BVH of s whose flat tree and mesh trees are base's (borrowed: base must outlive it,
+ * and s's flat geometry and meshes must be those base was built from) with a top level built now
+ * over s's placements. Codes as kiln__bvh_build. */
+int kiln__bvh_build_top(const kiln__bvh *base, const kiln__scene *s, kiln__bvh *out);
+
+/* *out: a BVH of s whose mesh trees are base's (borrowed, as kiln__bvh_build_top's; s's meshes
+ * must be those base was built from) with the flat tree and the top level built now. Codes as
+ * kiln__bvh_build. */
+int kiln__bvh_build_flat(kiln_pool *pool, const kiln__bvh *base, const kiln__scene *s,
+                         kiln__bvh *out);
 
 /* Frees what b owns. NULL is a no-op. */
 void kiln__bvh_free(kiln__bvh *b);
 
 /* CPU closest-hit query (tests, tools): the nearest hit with t in (tmin, *t) along org + t*dir;
- * on a hit updates *t and *prim and returns true. Any thread. */
+ * on a hit updates *t and *prim and returns true. A placement's hit sets *prim to the mesh's
+ * triangle index and *placement (when not NULL) to the placement's index; a flat hit sets
+ * *placement to UINT32_MAX. Any thread. */
+bool kiln__bvh_intersect_ex(const kiln__bvh *b, const kiln__scene *s, const float org[3],
+                            const float dir[3], float tmin, float *t, uint32_t *prim,
+                            uint32_t *placement);
 bool kiln__bvh_intersect(const kiln__bvh *b, const kiln__scene *s, const float org[3],
                          const float dir[3], float tmin, float *t, uint32_t *prim);
 
-/* The same query by testing every primitive (the reference for the BVH's tests). */
+/* The same query by testing every primitive (the reference for the BVH's tests): every
+ * placement's triangles, the ray taken into object space by the inverse of its transform
+ * (computed here, as kiln__bvh_build does). */
+bool kiln__brute_intersect_ex(const kiln__scene *s, const float org[3], const float dir[3],
+                              float tmin, float *t, uint32_t *prim, uint32_t *placement);
 bool kiln__brute_intersect(const kiln__scene *s, const float org[3], const float dir[3], float tmin,
                            float *t, uint32_t *prim);
+
+/* The inverse of the row-major 3x4 transform x (its last row 0 0 0 1 implied) into inv, in
+ * double. false when x's 3x3 is singular. */
+bool kiln__xform_invert(const float x[12], float inv[12]);
 
 /* ---- the packed scene --------------------------------------------------------------------- */
 
@@ -93,7 +139,9 @@ enum {
   KILN__RF_PRINCIPLED = 1u << PT_SC_PRINCIPLED,
   KILN__RF_VATTR = 1u << PT_SC_VATTR,
   KILN__RF_PLIGHTS = 1u << PT_SC_PLIGHTS,
-  KILN__RF_ALPHA = 1u << PT_SC_ALPHA
+  KILN__RF_ALPHA = 1u << PT_SC_ALPHA,
+  KILN__RF_INSTANCES = 1u << PT_SC_INSTANCES /* placements: read from the storage buffers (or
+                                                texel fetches), never SHARED or UNIFORM */
 };
 
 typedef struct kiln__render_buffers {
@@ -166,6 +214,8 @@ typedef struct kiln__variant_base kiln__variant_base;
 typedef struct kiln__variant_stats {
   uint64_t variants;         /* variant frames packed */
   uint64_t bvh_builds;       /* of those, the ones whose geometry differed: a BVH was built */
+  uint64_t top_builds; /* of those, the ones whose placements only differed: only a top level
+                          over them was built, on the base's other trees */
   uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
   uint64_t bytes_uploaded;
   uint64_t kernels; /* kernels made for variants of other features (on every device) */
@@ -179,8 +229,11 @@ void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
 /* The base's packed buffers (borrowed). */
 const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
 /* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
- * BVH when s's triangles and spheres are the base's, else with a BVH built now (on pool, may be
- * NULL). Codes as kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
+ * BVH when s's triangles, spheres, shared meshes and placements are the base's; with the base's
+ * flat and mesh trees and a top level built now when only the placements differ; else with a
+ * flat tree and top level built now (on pool, may be NULL), on the base's mesh trees when the
+ * shared meshes are the base's, else all built now. Codes as kiln__render_pack, and
+ * kiln__bvh_build's. Any thread, any number at once. */
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out);
 /* Counts one buffer of bytes uploaded for a variant. Any thread. */

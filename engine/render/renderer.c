@@ -160,9 +160,11 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(dev, &di);
   const kiln_gpu_device_info *info = &di;
-  bool shared = p->scene_vec4s <= PT_SHARED_VEC4S;
-  bool uniform =
-      p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && p->scene_vec4s * 16 <= info->max_uniform_range;
+  /* the shared copy and the uniform block hold the flat geometry only (pack.c) */
+  bool inst = p->features & KILN__RF_INSTANCES;
+  bool shared = p->scene_vec4s <= PT_SHARED_VEC4S && !inst;
+  bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX &&
+                 p->scene_vec4s * 16 <= info->max_uniform_range && !inst;
   bool texel = p->size[PT_BIND_NODES] / 16 <= info->max_texels &&
                p->size[PT_BIND_PRIMS] / 16 <= info->max_texels;
   if (m == KILN_RENDERER_SCENE_AUTO)

@@ -219,6 +219,52 @@ int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform
   return 0;
 }
 
+/* A copy of n * k floats of a (NULL: NULL); *fail set when out of memory. */
+static float *copy_floats(const float *a, size_t n, size_t k, bool *fail) {
+  if (!a) return NULL;
+  float *c = malloc(n * k * sizeof *c);
+  if (!c) return *fail = true, NULL;
+  memcpy(c, a, n * k * sizeof *c);
+  return c;
+}
+
+int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint32_t *mats,
+                         const uint32_t *obj_of_group, uint32_t *out) {
+  kiln__scene *s = &b->s;
+  if (grow((void **)&s->meshes, &b->mesh_cap, s->nmeshes + 1, sizeof *s->meshes))
+    return KILN_ENOMEM;
+  kiln__shared_mesh *q = &s->meshes[s->nmeshes];
+  memset(q, 0, sizeof *q);
+  size_t n = m->ntris;
+  bool fail = false;
+  q->ntris = n, q->ngroups = m->ngroups;
+  q->pos = copy_floats(m->pos, n, 9, &fail), q->nrm = copy_floats(m->nrm, n, 9, &fail);
+  q->uv = copy_floats(m->uv, n, 6, &fail), q->col = copy_floats(m->col, n, 9, &fail);
+  q->tan = copy_floats(m->tan, n, 12, &fail);
+  q->tri_material = malloc((n ? n : 1) * sizeof *q->tri_material);
+  q->tri_object = malloc((n ? n : 1) * sizeof *q->tri_object);
+  q->tri_group = malloc((n ? n : 1) * sizeof *q->tri_group);
+  if (fail || !q->tri_material || !q->tri_object || !q->tri_group) {
+    kiln__shared_mesh_free(q);
+    return KILN_ENOMEM;
+  }
+  for (size_t t = 0; t < n; t++) {
+    uint32_t g = m->tri_group[t];
+    q->tri_material[t] = mats[m->tri_mat[t] == UINT32_MAX ? m->nmat_names : m->tri_mat[t]];
+    q->tri_object[t] = obj_of_group[g], q->tri_group[t] = g;
+  }
+  *out = (uint32_t)s->nmeshes++;
+  return 0;
+}
+
+int kiln__sb_placement(kiln__scene_builder *b, uint32_t mesh, uint32_t first_instance) {
+  kiln__scene *s = &b->s;
+  if (grow((void **)&s->placements, &b->placement_cap, s->nplacements + 1, sizeof *s->placements))
+    return KILN_ENOMEM;
+  s->placements[s->nplacements++] = (kiln__placement){mesh, first_instance};
+  return 0;
+}
+
 int kiln__sb_quad(kiln__scene_builder *b, const float p[3], const float u[3], const float v[3],
                   const kiln__xform *x, uint32_t mat, uint32_t obj, uint32_t inst) {
   float c[4][3];

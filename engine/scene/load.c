@@ -505,7 +505,7 @@ void kiln_scene_get_info(const kiln_scene *s, kiln_scene_info *info) {
   info->spp = d->settings.spp, info->max_bounces = d->settings.max_bounces;
   info->seed = d->settings.seed, info->exposure = d->settings.exposure;
   info->filmic = d->settings.tonemap == KILN__TONEMAP_FILMIC;
-  info->nobjects = d->nobjects, info->ntriangles = d->ntris, info->nspheres = d->nspheres;
+  info->nobjects = d->nobjects, info->ntriangles = kiln__scene_triangles(d), info->nspheres = d->nspheres;
   info->nmaterials = d->nmaterials, info->ntextures = d->ntextures;
   for (size_t t = 0; t < d->ntris; t++)
     info->nlight_triangles += d->materials[d->tri_material[t]].type == KILN__MAT_EMISSIVE;

@@ -166,6 +166,40 @@ static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
     if (box[g][0][0] > box[g][1][0]) memset(box[g], 0, sizeof box[g]);
 }
 
+/* Whether a mesh object is kept once in object space and placed by its transforms xs (nx of
+ * them) rather than copied into the world per transform: the one rule for which geometry the
+ * scene shares (scene_data.h). Two or more transforms, each invertible and taking the mesh's box
+ * (box: ngroups group boxes) to finite coordinates; and no triangle whose material emits (light
+ * sampling picks world-space emitter triangles) or has a normal map (the shader builds tangent
+ * frames from world-space triangles). */
+static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
+                       const float (*box)[2][3], const kiln__xform *xs, size_t nx) {
+  if (nx < 2 || m->ntris == 0) return false;
+  uint32_t last = UINT32_MAX - 1; /* the materials the triangles use: runs of one are common */
+  for (size_t t = 0; t < m->ntris; t++) {
+    uint32_t k = m->tri_mat[t] == UINT32_MAX ? (uint32_t)m->nmat_names : m->tri_mat[t];
+    if (k == last) continue;
+    last = k;
+    const kiln__material *q = &s->materials[mats[k]];
+    bool emits = q->emission[0] > 0 || q->emission[1] > 0 || q->emission[2] > 0;
+    if (q->type == KILN__MAT_EMISSIVE || (q->type == KILN__MAT_PRINCIPLED && emits) ||
+        (q->type == KILN__MAT_PRINCIPLED && q->normal_texture >= 0))
+      return false;
+  }
+  for (size_t k = 0; k < nx; k++) {
+    double det = kiln__xform_det3(&xs[k]);
+    if (!(fabs(det) > 1e-30) || !isfinite(det)) return false;
+    for (size_t g = 0; g < m->ngroups; g++)
+      for (int c = 0; c < 8; c++) {
+        float p[3], w[3];
+        for (int i = 0; i < 3; i++) p[i] = box[g][c >> i & 1][i];
+        kiln__xform_point(&xs[k], p, w);
+        if (!isfinite(w[0]) || !isfinite(w[1]) || !isfinite(w[2])) return false;
+      }
+  }
+  return true;
+}
+
 /* A mesh object: one scene object per group of the file (OBJ `o`), each instanced. */
 static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const kiln__xform *xs,
                     size_t nx) {
@@ -204,12 +238,16 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   float(*box)[2][3] = rc ? NULL : malloc(mp->ngroups * sizeof *box);
   if (!rc && !box) rc = kiln__sj_nomem(c);
   if (!rc) group_boxes(mp, box);
+  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, (const float(*)[2][3])box, xs, nx);
+  uint32_t mesh = 0;
+  if (share && kiln__sb_shared_mesh(&c->ld->b, mp, mats, objs, &mesh)) rc = kiln__sj_nomem(c);
   for (size_t k = 0; !rc && k < nx; k++) {
     for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;
     for (size_t g = 0; g < mp->ngroups && !rc; g++)
       if (kiln__sb_instance(&c->ld->b, insts[g], objs[g], &xs[k], box[g][0], box[g][1]))
         rc = kiln__sj_nomem(c);
-    if (!rc && (rc = kiln__sb_mesh(&c->ld->b, mp, &xs[k], mats, objs, insts)))
+    if (!rc && share && kiln__sb_placement(&c->ld->b, mesh, insts[0])) rc = kiln__sj_nomem(c);
+    if (!rc && !share && (rc = kiln__sb_mesh(&c->ld->b, mp, &xs[k], mats, objs, insts)))
       rc = build_fail(c, rc);
   }
   if (!rc) kiln__sj_pop(c);

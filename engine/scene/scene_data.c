@@ -10,6 +10,8 @@ void kiln__scene_free(kiln__scene *s) {
   if (!s) return;
   free(s->pos), free(s->nrm), free(s->uv), free(s->col), free(s->tan);
   free(s->tri_material), free(s->tri_object), free(s->tri_instance);
+  for (size_t i = 0; i < s->nmeshes; i++) kiln__shared_mesh_free(&s->meshes[i]);
+  free(s->meshes), free(s->placements);
   free(s->spheres);
   for (size_t i = 0; i < s->nmaterials; i++) free(s->materials[i].name);
   free(s->materials);
@@ -27,6 +29,18 @@ void kiln__scene_free(kiln__scene *s) {
   for (size_t i = 0; i < s->nwarnings; i++) free(s->warnings[i]);
   free(s->warnings);
   memset(s, 0, sizeof *s);
+}
+
+void kiln__shared_mesh_free(kiln__shared_mesh *m) {
+  free(m->pos), free(m->nrm), free(m->uv), free(m->col), free(m->tan);
+  free(m->tri_material), free(m->tri_object), free(m->tri_group);
+  memset(m, 0, sizeof *m);
+}
+
+size_t kiln__scene_triangles(const kiln__scene *s) {
+  size_t n = s->ntris;
+  for (size_t i = 0; i < s->nplacements; i++) n += s->meshes[s->placements[i].mesh].ntris;
+  return n;
 }
 
 struct kiln_scene *kiln__scene_wrap(kiln__scene *data) {

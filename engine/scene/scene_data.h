@@ -4,10 +4,12 @@
  * folder includes this header only; what the scene folder's own files share is scene_internal.h.
  *
  * The scene loader (load.c, sections.c, objects.c, obj.c, ply.c, ...) produces one kiln__scene;
- * the BVH builder and the renderer (engine/render) only read it. Everything is in world space: object transforms and
- * instancing are applied by the loader (an instanced mesh is copied once per instance), quads and
- * boxes are triangulated, quad area lights become two one-sided emissive triangles. Spheres stay
- * analytic. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
+ * the BVH builder and the renderer (engine/render) only read it. The flat triangle arrays are in
+ * world space: object transforms are applied by the loader, quads and boxes are triangulated,
+ * quad area lights become two one-sided emissive triangles. Spheres stay analytic. A mesh file
+ * placed by several transforms is kept once, in object space (a kiln__shared_mesh), with one
+ * kiln__placement per transform, when share_mesh (objects.c) says so; any other
+ * instanced geometry is copied once per instance into the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
  *
  * Ownership: every array is malloc'd and owned by the scene; kiln__scene_free frees them all.
  * A scene is immutable once built, so any number of threads may read it. */
@@ -123,6 +125,24 @@ typedef struct kiln__instance {
   float bbox_min[3], bbox_max[3]; /* object-space axis-aligned box of its geometry */
 } kiln__instance;
 
+/* A mesh kept once in object space (its file's coordinates) and placed by kiln__placements. Per
+ * triangle as the flat arrays (nrm, uv, col, tan may be NULL). tri_object: the object id of the
+ * triangle's group (as the flat tri_object); tri_group: its group, 0 .. ngroups - 1, which picks
+ * the instance id within a placement. No triangle's material emits (lights are sampled from
+ * world-space triangles, which stay in the flat arrays). */
+typedef struct kiln__shared_mesh {
+  size_t ntris, ngroups;
+  float *pos, *nrm, *uv, *col, *tan;
+  uint32_t *tri_material, *tri_object, *tri_group;
+} kiln__shared_mesh;
+
+/* One placed copy of a shared mesh: its groups are instances first_instance .. first_instance +
+ * ngroups - 1 of the instance table, whose xform (the same for all of them) places it. */
+typedef struct kiln__placement {
+  uint32_t mesh;           /* index into kiln__scene.meshes */
+  uint32_t first_instance; /* 1-based instance id of its group 0 */
+} kiln__placement;
+
 typedef enum { KILN__TONEMAP_NONE = 0, KILN__TONEMAP_FILMIC = 1 } kiln__tonemap;
 
 typedef struct kiln__settings {
@@ -147,6 +167,12 @@ typedef struct kiln__scene {
   uint32_t *tri_material;
   uint32_t *tri_object;   /* object id, 1-based, in the order objects appear in the scene */
   uint32_t *tri_instance; /* instance id, 1-based, unique over the scene */
+
+  /* shared meshes and their placements (none: both 0 and NULL) */
+  size_t nmeshes;
+  kiln__shared_mesh *meshes;
+  size_t nplacements;
+  kiln__placement *placements;
 
   size_t nspheres;
   kiln__sphere *spheres;
@@ -187,6 +213,14 @@ typedef struct kiln__scene {
 
 /* Frees everything s owns (not s itself). NULL is a no-op. */
 void kiln__scene_free(kiln__scene *s);
+/* Frees what m owns. */
+void kiln__shared_mesh_free(kiln__shared_mesh *m);
+/* Placement p's object-to-world transform, row-major 3x4 (the instance table's rows). */
+static inline const float *kiln__placement_xform(const kiln__scene *s, const kiln__placement *p) {
+  return s->instances[p->first_instance - 1].xform;
+}
+/* The triangles a scene renders: the flat ones and every placement's. */
+size_t kiln__scene_triangles(const kiln__scene *s);
 
 /* The public handle (kiln/scene.h) around a kiln__scene. */
 struct kiln_scene {

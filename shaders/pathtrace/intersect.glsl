@@ -2,7 +2,9 @@
 // BVH traversal (trace, occluded), and what a hit is (surface).
 #include "box.glsl"
 
-struct Hit { float t; uint prim; float u; float v; };
+// pl: the placement record (INST, in the top level's leaf order) whose mesh the triangle prim is
+// of, PT_NONE for the flat geometry.
+struct Hit { float t; uint prim; float u; float v; uint pl; };
 
 bool tri_hit(vec3 v0, vec3 e1, vec3 e2, vec3 o, vec3 d, float tmin, inout Hit h) {  // e: v1 - v0, v2 - v0
   vec3 pv = cross(d, e2);
@@ -58,18 +60,14 @@ bool alpha_hole(uint tri, float u, float v) {
   return a < x0.z;
 }
 
-// Closest hit in (tmin, tmax); h.prim = PT_NONE when none. any: stop at the first hit found
-// (shadow rays: only whether there is one matters). Stackless: the nodes are in depth-first order
-// (left child = i + 1), an interior node links to the node after its subtree (g.nnodes after the
-// last one), a leaf's subtree ends at i + 1. Nodes are visited in the order of a left-first stack
-// traversal, so the hits are the same, without a per-invocation stack array.
-Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
-  Hit h;
-  h.t = tmax; h.prim = PT_NONE; h.u = 0.0; h.v = 0.0;
-  if (g.ntris + g.nspheres == 0u) return h;
-  Slab slab = slab_setup(g.grid_origin, g.grid_step, o, d);
-  uint end = g.nnodes;
-  uint ni = 0u;
+// The nodes [ni, end) of one tree (the flat one, or a shared mesh's) against the ray o + t d on
+// the grid of slab, into h. mesh: a shared mesh's tree (only triangles), hits of placement pl.
+// Stackless: the nodes are in depth-first order (left child = i + 1), an interior node links to
+// the node after its subtree (end after the last one), a leaf's subtree ends at i + 1. Nodes are
+// visited in the order of a left-first stack traversal, so the hits are the same, without a
+// per-invocation stack array. any: stop at the first hit found (shadow rays).
+void walk(uint ni, uint end, Slab slab, vec3 o, vec3 d, float tmin, const bool any, const bool mesh,
+          uint pl, inout Hit h) {
   while (ni < end) {
     // Nodes until a leaf whose box the ray enters (or the end), then that leaf's primitives: the
     // lanes' leaves are tested together (Aila and Laine 2009, "while-while"), so the primitive
@@ -90,19 +88,59 @@ Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
       vec4 r0, r1, r2;
       leaf_prim_at(k, r0, r1, r2);
       uint p = floatBitsToUint(r0.w);
+      bool tri = mesh || !HAS_SPHERES || p < g.ntris;
       bool hit;
-      if (HAS_ALPHA && (!HAS_SPHERES || p < g.ntris)) {  // a hole is no hit: the ray goes on
+      if (HAS_ALPHA && tri) {  // a hole is no hit: the ray goes on
         Hit c = h;
         hit = tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, c) && !alpha_hole(p, c.u, c.v);
         if (hit) h = c;
       } else {
-        hit = !HAS_SPHERES || p < g.ntris ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
-                                          : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
+        hit = tri ? tri_hit(r0.xyz, r1.xyz, r2.xyz, o, d, tmin, h)
+                  : sphere_hit(vec4(r0.xyz, r1.x), o, d, tmin, h);
       }
-      if (hit) h.prim = p;
+      if (hit) { h.prim = p; h.pl = pl; }
     }
     if (any && h.prim != PT_NONE) break;
   }
+}
+
+// The shared meshes: the top level over the placements (INST, on its own grid), and at a
+// placement's leaf its mesh's tree against the ray taken into object space (the direction not
+// renormalised, so that t stays the world's).
+void walk_top(vec3 o, vec3 d, float tmin, const bool any, inout Hit h) {
+  uint ntop = inst.v[0].x;
+  if (inst.v[0].y == 0u) return;
+  Slab slab = slab_setup(uintBitsToFloat(inst.v[1].xyz), uintBitsToFloat(inst.v[2].xyz), o, d);
+  uint ni = 0u;
+  while (ni < ntop) {
+    uvec4 n = inst.v[PT_INST_HEADER + ni];
+    bool in_box = box_hit(n, slab, tmin, h.t);
+    bool leaf = (n.w & 0x80000000u) != 0u;
+    ni = !leaf && !in_box ? n.w : ni + 1u;
+    if (!(leaf && in_box)) continue;
+    uint first = n.w & 0x07ffffffu, count = ((n.w >> 27) & 15u) + 1u;
+    for (uint k = first; k < first + count; k++) {
+      uint b = PT_INST_HEADER + ntop + PT_INST_VEC4S * k;
+      vec4 w0 = uintBitsToFloat(inst.v[b]), w1 = uintBitsToFloat(inst.v[b + 1u]),
+           w2 = uintBitsToFloat(inst.v[b + 2u]);
+      vec3 oo = vec3(dot(w0.xyz, o) + w0.w, dot(w1.xyz, o) + w1.w, dot(w2.xyz, o) + w2.w);
+      vec3 od = vec3(dot(w0.xyz, d), dot(w1.xyz, d), dot(w2.xyz, d));
+      uvec4 r = inst.v[b + 3u];
+      Slab ms = slab_setup(uintBitsToFloat(inst.v[b + 4u].xyz), uintBitsToFloat(inst.v[b + 5u].xyz), oo, od);
+      walk(r.x, r.y, ms, oo, od, tmin, any, true, k, h);
+    }
+    if (any && h.prim != PT_NONE) break;
+  }
+}
+
+// Closest hit in (tmin, tmax); h.prim = PT_NONE when none. any: stop at the first hit found
+// (shadow rays: only whether there is one matters). The flat tree first, then the placements.
+Hit trace_impl(vec3 o, vec3 d, float tmin, float tmax, const bool any) {
+  Hit h;
+  h.t = tmax; h.prim = PT_NONE; h.u = 0.0; h.v = 0.0; h.pl = PT_NONE;
+  if (g.ntris + g.nspheres != 0u)
+    walk(0u, g.nnodes, slab_setup(g.grid_origin, g.grid_step, o, d), o, d, tmin, any, false, PT_NONE, h);
+  if (HAS_INSTANCES && !(any && h.prim != PT_NONE)) walk_top(o, d, tmin, any, h);
   return h;
 }
 Hit trace(vec3 o, vec3 d, float tmin, float tmax) { return trace_impl(o, d, tmin, tmax, false); }
@@ -122,27 +160,41 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   s.col = vec3(1.0);
   s.prim = h.prim;
   s.bc = vec2(h.u, h.v);
-  if (!HAS_SPHERES || h.prim < g.ntris) {
+  bool placed = HAS_INSTANCES && h.pl != PT_NONE;
+  // a shared mesh's triangle: object-space data, normals taken to the world by the inverse
+  // transpose (the world-to-object rows, transposed), the instance id its placement's for the group
+  vec3 w0 = vec3(1.0, 0.0, 0.0), w1 = vec3(0.0, 1.0, 0.0), w2 = vec3(0.0, 0.0, 1.0);
+  uint first_inst = 0u;
+  if (placed) {
+    uint b = PT_INST_HEADER + inst.v[0].x + PT_INST_VEC4S * h.pl;
+    w0 = uintBitsToFloat(inst.v[b].xyz); w1 = uintBitsToFloat(inst.v[b + 1u].xyz);
+    w2 = uintBitsToFloat(inst.v[b + 2u].xyz);
+    first_inst = inst.v[b + 3u].z;
+  }
+  if (placed || !HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tri_at(h.prim);
-    s.n = normalize(cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz));
+    vec3 gn = cross(T.v1.xyz - T.v0.xyz, T.v2.xyz - T.v0.xyz);
+    s.n = normalize(placed ? gn.x * w0 + gn.y * w1 + gn.z * w2 : gn);
     s.ns = s.n;
     s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
+    if (placed) s.inst += first_inst;  // TRIS holds the triangle's group there
     uint a = 16u * h.prim;
-    float w0 = 1.0 - h.u - h.v;
+    float bw0 = 1.0 - h.u - h.v;
     if (HAS_NORMALS && g.has_normals != 0u) {
       vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
       vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
       vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
-      vec3 ns = w0 * n0 + h.u * n1 + h.v * n2;
+      vec3 ns = bw0 * n0 + h.u * n1 + h.v * n2;
+      if (placed) ns = ns.x * w0 + ns.y * w1 + ns.z * w2;
       float l = length(ns);
       if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
     }
     if (HAS_UV && g.has_uv != 0u)
-      s.uv = w0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
+      s.uv = bw0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
              h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
     if (HAS_VATTR && g.has_col != 0u) {
       uint b = 6u * h.prim;
-      s.col = w0 * vattr.v[b].xyz + h.u * vattr.v[b + 1u].xyz + h.v * vattr.v[b + 2u].xyz;
+      s.col = bw0 * vattr.v[b].xyz + h.u * vattr.v[b + 1u].xyz + h.v * vattr.v[b + 2u].xyz;
     }
   } else {
     Sphere S = sphere_at(h.prim - g.ntris);

@@ -57,10 +57,14 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
                               sign) */
 #define PT_BIND_PLIGHTS 18 /* punctual lights, 4 vec4 each: position + type, direction + radius,
                               colour + cos inner, cos outer + 3 words the light sampling's own */
-#define PT_BIND_COUNT 19
+#define PT_BIND_INST 19    /* shared meshes' placements (uvec4s): a header (top-level node count,
+                              placement count; the top level's grid origin; its grid step), the
+                              top-level nodes (NODES' format, links within the top level, a leaf's
+                              range in placements), then PT_INST_VEC4S per placement */
+#define PT_BIND_COUNT 20
 
 /* ---- specialization constants ----------------------------------------------------------------
- * Ids 0-9 and 11 are booleans (default true for the features: the general code; false for the
+ * Ids 0-9, 11 and 13-17 are booleans (default true for the features: the general code; false for the
  * scene-memory modes), 10 and 12 integers. A false feature promises the scene lacks it. */
 #define PT_SC_SPHERES 0
 #define PT_SC_CONDUCTORS 1
@@ -79,7 +83,14 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_SC_VATTR 14      /* vertex colours or tangents (VATTR) */
 #define PT_SC_PLIGHTS 15    /* punctual lights (PLIGHTS) */
 #define PT_SC_ALPHA 16      /* a material with an alpha cut-out: the traversal tests coverage */
-#define PT_SC_COUNT 17
+#define PT_SC_INSTANCES 17  /* shared meshes placed by transforms (INST) */
+#define PT_SC_COUNT 18
+
+/* A placement's uvec4s in INST: its world-to-object rows (3 vec4), then its mesh's node range in
+ * NODES (first, end), its first instance id and 0, then the grid its mesh's nodes are quantised
+ * on: origin (xyz, 0), step (xyz, 0). */
+#define PT_INST_VEC4S 6
+#define PT_INST_HEADER 3
 
 /* The 16-byte words of the shader's shared copy of the scene (a node 1, a leaf primitive 3, a
  * triangle 3, a material 3, a light 1) where it makes one: 16 KiB, Vulkan's least

@@ -23,6 +23,7 @@ layout(constant_id = PT_SC_PLIGHTS) const bool HAS_PLIGHTS = true;  // punctual 
 layout(constant_id = PT_SC_PRINCIPLED) const bool HAS_PRINCIPLED = true;
 layout(constant_id = PT_SC_VATTR) const bool HAS_VATTR = true;
 layout(constant_id = PT_SC_ALPHA) const bool HAS_ALPHA = true;
+layout(constant_id = PT_SC_INSTANCES) const bool HAS_INSTANCES = true;  // shared meshes (INST)
 
 // SCENE_SHARED: the nodes, leaf records, triangles, materials and lights are read from one block
 // laid out as binding SCENE holds them. Without SCENE_UNIFORM they fit PT_SHARED_VEC4S and each
@@ -83,6 +84,10 @@ layout(std430, set = 0, binding = PT_BIND_PLIGHTS) readonly buffer PLights { vec
 // (6 per triangle): read only where HAS_PRINCIPLED / HAS_VATTR (layout.h).
 layout(std430, set = 0, binding = PT_BIND_MATX) readonly buffer MatX { vec4 v[]; } matx;
 layout(std430, set = 0, binding = PT_BIND_VATTR) readonly buffer VAttr { vec4 v[]; } vattr;
+// Shared meshes' placements (layout.h, PT_BIND_INST): header, top-level nodes, placements. Only
+// with HAS_INSTANCES, whose scenes the kernel reads from the storage buffers or texel fetches
+// (the shared copy and the uniform block hold the flat geometry only).
+layout(std430, set = 0, binding = PT_BIND_INST) readonly buffer Inst { uvec4 v[]; } inst;
 
 // A private copy of the globals, read once per invocation: lavapipe (Mesa 22) loads every
 // storage-buffer word lane by lane in a loop, uniform address or not, so each g.x read inside

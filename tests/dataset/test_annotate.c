@@ -2,12 +2,15 @@
  * against the renderer's own instance pass: spheres at known places (pixel counts, boxes,
  * centroids), an occluded sphere's visible fraction against two renders, projected box corners
  * against kiln_camera_intrinsics and kiln_camera_to_world, a floor reaching behind the camera
- * (clipped, not wrapped), the instance table and categories of a loaded scene, and the cost on a
- * large mesh. Small images, one sample a pixel: the ids do not depend on samples. */
+ * (clipped, not wrapped), a shared mesh's instances against copies of it, the instance table and
+ * categories of a loaded scene, and the cost on a large mesh. Small images, one sample a pixel: the ids do not depend on samples. */
 // kt: timeout 120
 #define _GNU_SOURCE
 #include <math.h>
 #include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "batch_internal.h"
 #include "gpu/gpu_test_util.h"
@@ -226,6 +229,62 @@ TEST(floor_behind_the_camera_is_clipped) {
   free(ids);
   kiln__frame_gt_free(&gt);
   kiln_scene_destroy(s);
+}
+
+/* A mesh placed twice is shared (one mesh, two placements): its instances' silhouettes, visible
+ * pixels and boxes are those of the same mesh copied into the world twice (two objects), each
+ * group of each placement its own instance; the placements overlap, so one occludes the other. */
+TEST(shared_mesh_ground_truth_matches_copies) {
+  char dir[] = "/tmp/kiln-annot-XXXXXX";
+  KT_TRUE(mkdtemp(dir) != NULL);
+  char obj[600];
+  snprintf(obj, sizeof obj, "%s/tet.obj", dir);
+  FILE *f = fopen(obj, "w");
+  KT_TRUE(f != NULL);
+  fputs("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\no one\nf 1 3 2\nf 1 2 4\n"
+        "o two\nf 1 4 3\nf 2 3 4\n",
+        f);
+  fclose(f);
+#define T0 "{\"translate\": [-0.6, -0.4, 0], \"rotate\": [10, 30, 0]}"
+#define T1 "{\"translate\": [-0.2, -0.3, 0.8], \"scale\": [1.2, 0.8, 1], \"rotate\": [0, -20, 15]}"
+  char shared_json[2000], baked_json[2000];
+  snprintf(shared_json, sizeof shared_json,
+           "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+           " \"objects\": [{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"%s\","
+           " \"material\": {\"type\": \"diffuse\"}, \"instances\": [" T0 ", " T1 "]}]}",
+           obj);
+  snprintf(baked_json, sizeof baked_json,
+           "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+           " \"objects\": [{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"%s\","
+           " \"material\": {\"type\": \"diffuse\"}, \"transform\": " T0 "},"
+           " {\"type\": \"mesh\", \"name\": \"u\", \"file\": \"%s\","
+           " \"material\": {\"type\": \"diffuse\"}, \"transform\": " T1 "}]}",
+           obj, obj);
+#undef T0
+#undef T1
+  kiln_scene *a = load(shared_json), *b = load(baked_json);
+  KT_EQ(a->data.nplacements, 2);
+  KT_EQ(b->data.nplacements, 0);
+  uint32_t *ia, *ib;
+  kiln__frame_gt ga = render_gt(a, true, &ia), gb = render_gt(b, true, &ib);
+  KT_EQ(ga.n, 4);
+  KT_EQ(gb.n, 4);
+  uint64_t occluded = 0;
+  for (size_t k = 0; k < 4; k++) {
+    const kiln__gt_instance *x = &ga.inst[k], *y = &gb.inst[k];
+    KT_EQ(x->instance_id, y->instance_id);
+    KT_TRUE(y->px_all > 20);
+    /* the same triangles, placed by float arithmetic in another order: an edge pixel at most */
+    NEAR_OK((double)x->px_all, (double)y->px_all, 2);
+    NEAR_OK((double)x->px_visib, (double)y->px_visib, 2);
+    for (int i = 0; i < 4; i++) NEAR_OK(x->box_all[i], y->box_all[i], 1);
+    occluded += y->px_all - y->px_visib;
+  }
+  KT_TRUE(occluded > 10);
+  kiln__frame_gt_free(&ga), kiln__frame_gt_free(&gb);
+  free(ia), free(ib);
+  kiln_scene_destroy(a), kiln_scene_destroy(b);
+  remove(obj), rmdir(dir);
 }
 
 /* The instance table of a loaded scene: object transforms and instances, OBJ-like groups are not

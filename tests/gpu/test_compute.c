@@ -248,10 +248,15 @@ TEST(suballocator) {
   KT_TRUE(st.memory_allocations <= 3); /* the device block and one or two staging blocks */
   uint64_t before = st.memory_allocations;
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
+  kiln_gpu_device_get_stats(dev, &st);
+  uint64_t bytes = st.buffer_bytes;
   for (int i = 0; i < NB; i++) KT_CODE(kiln_gpu_buffer_create(dev, 2000, &bufs[i]), KILN_OK);
   kiln_gpu_device_get_stats(dev, &st);
   KT_EQ(st.memory_allocations, before); /* 200 KB fit in the freed block */
+  KT_EQ(st.buffer_bytes, bytes + NB * 2000u); /* the buffers' sizes, not the block's */
   for (int i = 0; i < NB; i++) kiln_gpu_buffer_destroy(bufs[i]);
+  kiln_gpu_device_get_stats(dev, &st);
+  KT_EQ(st.buffer_bytes, bytes);
 
   kiln_gpu_buffer *big;
   uint64_t blocks = st.memory_blocks;

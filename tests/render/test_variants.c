@@ -2,8 +2,8 @@
  * rendered by the renderer made for the job's scene, gives the image that a renderer made for
  * the frame's scene alone gives, bit for bit, for every kind of override (materials, a material
  * of another type, lights, the environment, an object's transform and material, object
- * keyframes); material, light and environment overrides build no BVH, and each frame uploads
- * only what differs. */
+ * keyframes); material, light and environment overrides build no BVH, moving the instances of a
+ * shared mesh builds only the top level, and each frame uploads only what differs. */
 // kt: timeout 240
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -58,6 +58,15 @@ static const char list_job[] =
     "   \"camera\": {\"position\": [0.5, 1.2, -3.5]}}\n"
     "]}\n";
 
+/* Moves of the tetrahedron, a mesh placed twice (shared), then of the crate (a box, copied into
+ * the world). */
+static const char inst_job[] =
+    "{\"scene\": \"scene.json\", \"images\": [\n"
+    "  {\"name\": \"tet_moved\", \"objects\": {\"tet\": {\"transform\": {\"translate\": [-0.4, 0, -0.3],\n"
+    "   \"rotate\": [0, 40, 0]}}}},\n"
+    "  {\"name\": \"crate_moved\", \"objects\": {\"crate\": {\"transform\": {\"translate\": [0.2, 0, 0]}}}}\n"
+    "]}\n";
+
 static const char anim_job[] =
     "{\"scene\": \"scene.json\", \"animation\": {\"frames\": 3, \"seed\": \"frame\",\n"
     "  \"objects\": {\"tet\": {\"keyframes\": [{\"frame\": 0},\n"
@@ -94,6 +103,7 @@ static void setup(void) {
   write_grid(200, 90);
   write_file("list.json", list_job);
   write_file("anim.json", anim_job);
+  write_file("inst.json", inst_job);
 }
 
 static void cleanup(void) {
@@ -207,9 +217,36 @@ TEST(overrides_match_a_fresh_load) {
   KT_EQ(st[5].bvh_builds, 1); /* a material in place of the ball's: no new BVH */
   KT_EQ(st[6].bvh_builds, 2); /* the quad light moved: its triangles did */
   KT_EQ(st[6].variants, 7);
+  for (int i = 0; i < 7; i++) KT_EQ(st[i].top_builds, 0);
   /* an albedo override uploads the few buffers that hold materials, not the geometry */
   KT_TRUE(st[0].buffers_uploaded >= 1 && st[0].buffers_uploaded <= 3);
   KT_TRUE(st[1].kernels >= 1); /* a dielectric: a kernel with that feature */
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* The tetrahedron is a mesh placed twice, so shared: moving it builds only a top level over the
+ * placements and uploads the placements' buffer and what the scene's extent sets (the globals'
+ * and punctual lights' numbers), not the geometry; moving the crate builds the flat tree and a
+ * top level, on the job scene's tree of the tetrahedron. */
+TEST(moved_instances_build_a_top_level) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("inst.json");
+  KT_EQ(kiln_job_scene(job)->data.nplacements, 2);
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[2];
+  KT_EQ(check_job(job, r, dev, st, 2), 2);
+  KT_EQ(st[0].bvh_builds, 0);
+  KT_EQ(st[0].top_builds, 1);
+  KT_TRUE(st[0].buffers_uploaded >= 1 && st[0].buffers_uploaded <= 3);
+  KT_TRUE(st[0].bytes_uploaded < 4096);
+  KT_EQ(st[1].bvh_builds, 1);
+  KT_EQ(st[1].top_builds, 1);
   kiln_renderer_destroy(r);
   kiln_job_destroy(job);
   kiln_gpu_device_close(dev);

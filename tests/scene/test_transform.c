@@ -133,7 +133,47 @@ TEST(box_faces_out) {
 
 /* A mesh of two OBJ objects instanced twice: two object ids, four instance ids; normals follow
  * the inverse transpose of a non-uniform scale. */
-TEST(mesh_instancing_and_normals) {
+/* A mesh placed once is copied into the world: its normals by the inverse transpose. */
+TEST(mesh_transform_and_normals) {
+  const char *dir = st_tmpdir();
+  st_write(dir, "two.obj",
+           "o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvn 1 1 0\nf 1//1 2//1 3//1\n"
+           "o b\nf 1 3 2\n",
+           (size_t)-1);
+  kiln_scene *s = st_load_ok(
+      HEAD
+      "{\"type\": \"mesh\", \"name\": \"thing\", \"file\": \"two.obj\", " MAT ","
+      " \"transform\": {\"scale\": [2, 1, 1]}, \"instances\": [{\"translate\": [0, 0, 5]}]},\n"
+      "{\"type\": \"sphere\", " MAT ", \"radius\": 1}]}",
+      dir);
+  const kiln__scene *d = st_data(s);
+  KT_EQ(d->ntris, 2);
+  KT_EQ(d->nplacements, 0);
+  KT_EQ(d->nobjects, 3);
+  KT_STR_EQ(kiln_scene_object_name(s, 1), "thing.a");
+  KT_STR_EQ(kiln_scene_object_name(s, 2), "thing.b");
+  KT_STR_EQ(kiln_scene_object_name(s, 3), "sphere");
+  const uint32_t obj[2] = {1, 2}, inst[2] = {1, 2};
+  for (int t = 0; t < 2; t++) {
+    KT_EQ(d->tri_object[t], obj[t]);
+    KT_EQ(d->tri_instance[t], inst[t]);
+  }
+  vert(d, 0, 1, 2, 0, 5);
+  KT_EQ(d->spheres[0].object_id, 3);
+  KT_EQ(d->spheres[0].instance_id, 3);
+  KT_TRUE(d->nrm != NULL);
+  const double want[3] = {0.5 / sqrt(1.25), 1 / sqrt(1.25), 0};
+  for (int i = 0; i < 3; i++) ST_NEAR(d->nrm[i], want[i], 1e-6);
+  /* the second group had no vn: its normals are the geometric ones (-z for the order 1 3 2) */
+  ST_NEAR(d->nrm[9 + 2], -1, 1e-6);
+  kiln_scene_destroy(s);
+  st_tmp_cleanup();
+}
+
+/* A mesh placed twice is kept once, in object space: one shared mesh (its groups' objects, its
+ * materials), two placements whose groups are consecutive instance ids of the instance table,
+ * which holds each placement's transform; no world-space copy. */
+TEST(mesh_instances_share_geometry) {
   const char *dir = st_tmpdir();
   st_write(dir, "two.obj",
            "o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvn 1 1 0\nf 1//1 2//1 3//1\n"
@@ -146,25 +186,32 @@ TEST(mesh_instancing_and_normals) {
       "{\"type\": \"sphere\", " MAT ", \"radius\": 1}]}",
       dir);
   const kiln__scene *d = st_data(s);
-  KT_EQ(d->ntris, 4);
-  KT_EQ(d->nobjects, 3);
-  KT_STR_EQ(kiln_scene_object_name(s, 1), "thing.a");
-  KT_STR_EQ(kiln_scene_object_name(s, 2), "thing.b");
-  KT_STR_EQ(kiln_scene_object_name(s, 3), "sphere");
-  const uint32_t obj[4] = {1, 2, 1, 2}, inst[4] = {1, 2, 3, 4};
-  for (int t = 0; t < 4; t++) {
-    KT_EQ(d->tri_object[t], obj[t]);
-    KT_EQ(d->tri_instance[t], inst[t]);
-  }
-  vert(d, 0, 1, 2, 0, 0);
-  vert(d, 2, 1, 2, 0, 5);
-  KT_EQ(d->spheres[0].object_id, 3);
+  KT_EQ(d->ntris, 0);
+  KT_EQ(kiln__scene_triangles(d), 4);
+  kiln_scene_info info;
+  kiln_scene_get_info(s, &info);
+  KT_EQ(info.ntriangles, 4);
+  KT_EQ(d->nmeshes, 1);
+  const kiln__shared_mesh *m = &d->meshes[0];
+  KT_EQ(m->ntris, 2);
+  KT_EQ(m->ngroups, 2);
+  KT_EQ(m->tri_object[0], 1);
+  KT_EQ(m->tri_object[1], 2);
+  KT_EQ(m->tri_group[0], 0);
+  KT_EQ(m->tri_group[1], 1);
+  ST_NEAR(m->pos[3], 1, 0); /* object space: v 1 0 0, not scaled */
+  KT_TRUE(m->nrm != NULL);
+  ST_NEAR(m->nrm[0], 1, 0); /* the file's normal as it is */
+  KT_EQ(d->nplacements, 2);
+  KT_EQ(d->placements[0].mesh, 0);
+  KT_EQ(d->placements[0].first_instance, 1);
+  KT_EQ(d->placements[1].first_instance, 3);
+  KT_EQ(d->ninstances, 5);
+  KT_EQ(d->instances[3].object_id, 2);
+  const float *x = kiln__placement_xform(d, &d->placements[1]);
+  ST_NEAR(x[0], 2, 0);
+  ST_NEAR(x[11], 5, 0);
   KT_EQ(d->spheres[0].instance_id, 5);
-  KT_TRUE(d->nrm != NULL);
-  const double want[3] = {0.5 / sqrt(1.25), 1 / sqrt(1.25), 0};
-  for (int i = 0; i < 3; i++) ST_NEAR(d->nrm[i], want[i], 1e-6);
-  /* the second group had no vn: its normals are the geometric ones (-z for the order 1 3 2) */
-  ST_NEAR(d->nrm[9 + 2], -1, 1e-6);
   kiln_scene_destroy(s);
   st_tmp_cleanup();
 }
