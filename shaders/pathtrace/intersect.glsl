@@ -128,6 +128,7 @@ void walk_top(vec3 o, vec3 d, float tmin, const bool any, inout Hit h) {
       uvec4 r = inst.v[b + 3u];
       Slab ms = slab_setup(uintBitsToFloat(inst.v[b + 4u].xyz), uintBitsToFloat(inst.v[b + 5u].xyz), oo, od);
       walk(r.x, r.y, ms, oo, od, tmin, any, true, k, h);
+      if (any && h.prim != PT_NONE) break;  // a shadow ray: the leaf's other placements too
     }
     if (any && h.prim != PT_NONE) break;
   }
