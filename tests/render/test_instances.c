@@ -29,7 +29,7 @@ static float frand(void) {
   return (float)(rng_state >> 8) / 16777216.0f;
 }
 
-/* Row-major 4x4: rotation by deg about axis (unit) z-then..., scale s, translation t. */
+/* Row-major 4x4: scale by s, then rotation by deg about the unit axis, then translation by t. */
 static void make_xform(float x[16], float deg, const float axis[3], const float s[3],
                        const float t[3]) {
   double a = deg * 3.14159265358979 / 180, c = cos(a), si = sin(a), C = 1 - c;
@@ -131,8 +131,8 @@ TEST(two_level_matches_brute_force) {
   expect_brute(&top, &s, 3000, &placed);
   KT_TRUE(placed > 100);
   kiln__bvh_free(&top);
-  KT_TRUE(b.blas != NULL); /* the borrowed trees are still the base's */
-  /* moved flat triangles: a flat tree and top level built on the same mesh trees */
+  /* moved flat triangles: a flat tree and top level built on the same mesh trees (which freeing
+   * the top level above left intact) */
   for (size_t i = 0; i < 9 * s.ntris; i++) s.pos[i] += i % 3 == 1 ? 0.7f : 0.0f;
   KT_CODE(kiln__bvh_build_flat(NULL, &b, &s, &top), KILN_OK);
   KT_TRUE(top.blas == b.blas && top.nodes != b.nodes);
