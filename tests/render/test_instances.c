@@ -13,6 +13,7 @@
 
 #include "kt.h"
 #include "render_internal.h"
+#include "render_query.h"
 #include "render_test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -145,6 +146,47 @@ TEST(two_level_matches_brute_force) {
   KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_EINVAL);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
+}
+
+/* Tracers a and b answer every segment alike (random rays of s, to random lengths). */
+static void expect_same_blocked(const kiln__tracer *a, const kiln__tracer *b, const kiln__scene *s,
+                                int *blocked) {
+  for (int i = 0; i < 3000; i++) {
+    float o[3], d[3];
+    random_ray(s, o, d);
+    float tmax = frand() * 30;
+    bool x = kiln__tracer_blocked(a, o, d, 0, tmax), y = kiln__tracer_blocked(b, o, d, 0, tmax);
+    if (x != y) KT_FAIL("ray %d: %d against %d", i, x, y);
+    *blocked += x;
+  }
+}
+
+/* A tracer built on another's mesh trees (a frame whose flat triangles and placements moved, as
+ * overrides do) answers as one built from scratch; where the meshes differ it builds its own. */
+TEST(tracer_on_base_meshes_matches_fresh) {
+  rng_state = 777;
+  kiln__scene a = random_scene(300, 400);
+  rng_state = 777;
+  kiln__scene b = random_scene(300, 400);
+  for (size_t i = 0; i < 9 * b.ntris; i++) b.pos[i] += i % 3 == 0 ? 0.9f : 0.0f;
+  for (size_t k = 0; k < b.ninstances; k++) b.instances[k].xform[3] -= 0.8f * (float)k;
+  kiln__tracer *base, *on, *fresh;
+  KT_CODE(kiln__tracer_create(&a, NULL, &base), KILN_OK);
+  KT_CODE(kiln__tracer_create_on(&b, base, NULL, &on), KILN_OK);
+  KT_CODE(kiln__tracer_create(&b, NULL, &fresh), KILN_OK);
+  int blocked = 0;
+  expect_same_blocked(on, fresh, &b, &blocked);
+  KT_TRUE(blocked > 300 && blocked < 2700);
+  kiln__tracer_destroy(on), kiln__tracer_destroy(fresh);
+  /* the mesh itself differs: not the base's trees */
+  for (size_t i = 0; i < 9 * b.meshes[0].ntris; i++) b.meshes[0].pos[i] *= 1.5f;
+  KT_CODE(kiln__tracer_create_on(&b, base, NULL, &on), KILN_OK);
+  KT_CODE(kiln__tracer_create(&b, NULL, &fresh), KILN_OK);
+  blocked = 0;
+  expect_same_blocked(on, fresh, &b, &blocked);
+  KT_TRUE(blocked > 300 && blocked < 2700);
+  kiln__tracer_destroy(on), kiln__tracer_destroy(fresh), kiln__tracer_destroy(base);
+  kiln__scene_free(&a), kiln__scene_free(&b);
 }
 
 /* ---- the packed buffers, traversed as the shader does ---------------------------------------- */
