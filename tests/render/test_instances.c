@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kt.h"
+#include "kt_stb_write.h"
 #include "render_internal.h"
 #include "render_query.h"
 #include "render_test_util.h"
@@ -514,6 +515,56 @@ TEST(vertex_normals_match_baked) {
   }
   KT_TRUE(same > 30);
   if (close < same) KT_FAIL("%zu of %zu normals differ, by up to %g (L1)", same - close, same, worst);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* Alpha cut-outs (a checker of opaque and clear texels) in a shared mesh: the same pixels see
+ * through it, to the same instances behind, and the image is the baked copies' within noise. */
+TEST(alpha_cutouts_match_baked) {
+  setup();
+  unsigned char px[8 * 8 * 4];
+  for (int i = 0; i < 64; i++) {
+    int x = i % 8, y = i / 8;
+    px[4 * i] = 200, px[4 * i + 1] = 100, px[4 * i + 2] = 50;
+    px[4 * i + 3] = ((x / 2 + y / 2) & 1) ? 255 : 0;
+  }
+  char p[700];
+  snprintf(p, sizeof p, "%s/chk.png", dir);
+  if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
+#define CUT                                                                                        \
+  "{\"type\": \"principled\", \"base_color\": [0.9, 0.4, 0.2], \"alpha_cutoff\": 0.5,"               \
+  " \"base_color_texture\": \"chk.png\"}"
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_scene *shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\","
+                                  " \"material\": " CUT ", \"instances\": [{},"
+                                  " {\"translate\": [0.5, 0, 0]}]}");
+  kiln_scene *baked = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": " CUT "},"
+      "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tet.obj\", \"material\": " CUT ","
+      " \"transform\": {\"translate\": [0.5, 0, 0]}}");
+  KT_EQ(shared->data.nplacements, 2);
+  KT_EQ(baked->data.nplacements, 0);
+  kiln_future *fa, *fb;
+  kiln_renderer *ra, *rb;
+  kiln_image_info a = render_scene(dev, shared, 64, &fa, &ra);
+  kiln_image_info b = render_scene(dev, baked, 64, &fb, &rb);
+  KT_TRUE(kiln__renderer_device_features(ra, 0) & KILN__RF_ALPHA);
+  size_t n = (size_t)a.width * (size_t)a.height, same = 0, on = 0;
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; i++) {
+    same += a.instance_id[i] == b.instance_id[i];
+    on += b.instance_id[i] >= 1 && b.instance_id[i] <= 4;
+    for (int c = 0; c < 3; c++) ma += a.color[3 * i + c], mb += b.color[3 * i + c];
+  }
+  KT_TRUE(on > 15);
+  if (same + 2 < n) KT_FAIL("%zu of %zu pixels see another instance", n - same, n);
+  if (fabs(ma - mb) > 0.01 * mb) KT_FAIL("mean %g shared, %g baked", ma / (double)n, mb / (double)n);
   kiln_future_release(fa), kiln_future_release(fb);
   kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
   kiln_scene_destroy(shared), kiln_scene_destroy(baked);
