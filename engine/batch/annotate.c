@@ -289,8 +289,8 @@ static int silhouettes(const kiln__scene *s, raster *r, kiln__frame_gt *gt, bool
     if (!gf || !go) rc = KILN_ENOMEM;
   }
   for (size_t m = 0; !rc && m < s->nmeshes; m++)
-    rc = bucket(s->meshes[m].ngroups, s->meshes[m].ntris, s->meshes[m].tri_group, 0, &gf[m],
-                &go[m]);
+    rc =
+        bucket(s->meshes[m].ngroups, s->meshes[m].ntris, s->meshes[m].tri_group, 0, &gf[m], &go[m]);
   /* instances of shared meshes: the placement each is a group of (UINT32_MAX: none) */
   uint32_t *pl_of = rc ? NULL : malloc((gt->n ? gt->n : 1) * sizeof *pl_of);
   if (!rc && !pl_of) rc = KILN_ENOMEM;

@@ -514,7 +514,8 @@ TEST(vertex_normals_match_baked) {
     worst = d > worst ? d : worst;
   }
   KT_TRUE(same > 30);
-  if (close < same) KT_FAIL("%zu of %zu normals differ, by up to %g (L1)", same - close, same, worst);
+  if (close < same)
+    KT_FAIL("%zu of %zu normals differ, by up to %g (L1)", same - close, same, worst);
   kiln_future_release(fa), kiln_future_release(fb);
   kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
   kiln_scene_destroy(shared), kiln_scene_destroy(baked);
@@ -536,8 +537,8 @@ TEST(alpha_cutouts_match_baked) {
   char p[700];
   snprintf(p, sizeof p, "%s/chk.png", dir);
   if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
-#define CUT                                                                                        \
-  "{\"type\": \"principled\", \"base_color\": [0.9, 0.4, 0.2], \"alpha_cutoff\": 0.5,"               \
+#define CUT                                                                            \
+  "{\"type\": \"principled\", \"base_color\": [0.9, 0.4, 0.2], \"alpha_cutoff\": 0.5," \
   " \"base_color_texture\": \"chk.png\"}"
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *dev = tg_device(gpu, NULL);
@@ -564,7 +565,8 @@ TEST(alpha_cutouts_match_baked) {
   }
   KT_TRUE(on > 15);
   if (same + 2 < n) KT_FAIL("%zu of %zu pixels see another instance", n - same, n);
-  if (fabs(ma - mb) > 0.01 * mb) KT_FAIL("mean %g shared, %g baked", ma / (double)n, mb / (double)n);
+  if (fabs(ma - mb) > 0.01 * mb)
+    KT_FAIL("mean %g shared, %g baked", ma / (double)n, mb / (double)n);
   kiln_future_release(fa), kiln_future_release(fb);
   kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
   kiln_scene_destroy(shared), kiln_scene_destroy(baked);
