@@ -20,7 +20,7 @@
  * Instances are rasterised one at a time into a stamp buffer (one word a pixel holding the last
  * instance that covered it), so an instance's triangles overlapping each other count once: the
  * triangles are first bucketed by instance (their order in the scene interleaves the groups of a
- * mesh). Cost: O(triangles + rows each primitive spans + pixels covered), and one pass over the
+ * mesh), and each shared mesh's by group, once for all its placements. Cost: O(triangles + rows each primitive spans + pixels covered), and one pass over the
  * instance pass; no BVH, no rays. */
 #define _GNU_SOURCE
 #include <float.h>
@@ -249,23 +249,24 @@ static int cut_mask(const raster *r, kiln__gt_instance *g) {
   return 0;
 }
 
-/* Primitives bucketed by instance: first[k] .. first[k + 1] of order are instance k + 1's. */
-static int bucket(size_t n, size_t count, const uint32_t *inst_of, size_t **first,
+/* Primitives bucketed by id (an instance's, or a shared mesh's group): first[k] .. first[k + 1]
+ * of order are those whose id is base + k, for k < n; other ids are left out. */
+static int bucket(size_t n, size_t count, const uint32_t *id_of, uint32_t base, size_t **first,
                   uint32_t **order) {
   *first = calloc(n + 2, sizeof **first);
   *order = malloc((count ? count : 1) * sizeof **order);
   if (!*first || !*order) return KILN_ENOMEM;
   for (size_t t = 0; t < count; t++) {
-    uint32_t id = inst_of[t];
-    if (id >= 1 && id <= n) (*first)[id]++;
+    uint32_t id = id_of[t];
+    if (id >= base && id - base < n) (*first)[id - base + 1]++;
   }
   for (size_t k = 1; k <= n + 1; k++) (*first)[k] += (*first)[k - 1];
   size_t *at = malloc((n + 1) * sizeof *at);
   if (!at) return KILN_ENOMEM;
   memcpy(at, *first, (n + 1) * sizeof *at);
   for (size_t t = 0; t < count; t++) {
-    uint32_t id = inst_of[t];
-    if (id >= 1 && id <= n) (*order)[at[id - 1]++] = (uint32_t)t;
+    uint32_t id = id_of[t];
+    if (id >= base && id - base < n) (*order)[at[id - base]++] = (uint32_t)t;
   }
   free(at);
   return 0;
@@ -275,10 +276,21 @@ static int silhouettes(const kiln__scene *s, raster *r, kiln__frame_gt *gt, bool
   size_t *tf = NULL, *sf = NULL;
   uint32_t *to = NULL, *so = NULL;
   uint32_t *sid = malloc((s->nspheres ? s->nspheres : 1) * sizeof *sid);
-  int rc = sid ? bucket(gt->n, s->ntris, s->tri_instance, &tf, &to) : KILN_ENOMEM;
+  int rc = sid ? bucket(gt->n, s->ntris, s->tri_instance, 1, &tf, &to) : KILN_ENOMEM;
   for (size_t t = 0; !rc && t < s->nspheres; t++) sid[t] = s->spheres[t].instance_id;
-  if (!rc) rc = bucket(gt->n, s->nspheres, sid, &sf, &so);
+  if (!rc) rc = bucket(gt->n, s->nspheres, sid, 1, &sf, &so);
   free(sid);
+  /* each shared mesh's triangles bucketed by group once, so that an instance (a group of a
+   * placement) rasterises its own triangles only */
+  size_t **gf = NULL;
+  uint32_t **go = NULL;
+  if (!rc && s->nmeshes) {
+    gf = calloc(s->nmeshes, sizeof *gf), go = calloc(s->nmeshes, sizeof *go);
+    if (!gf || !go) rc = KILN_ENOMEM;
+  }
+  for (size_t m = 0; !rc && m < s->nmeshes; m++)
+    rc =
+        bucket(s->meshes[m].ngroups, s->meshes[m].ntris, s->meshes[m].tri_group, 0, &gf[m], &go[m]);
   /* instances of shared meshes: the placement each is a group of (UINT32_MAX: none) */
   uint32_t *pl_of = rc ? NULL : malloc((gt->n ? gt->n : 1) * sizeof *pl_of);
   if (!rc && !pl_of) rc = KILN_ENOMEM;
@@ -296,20 +308,21 @@ static int silhouettes(const kiln__scene *s, raster *r, kiln__frame_gt *gt, bool
       const kiln__placement *pl = &s->placements[pl_of[k]];
       const kiln__shared_mesh *m = &s->meshes[pl->mesh];
       const float *x = kiln__placement_xform(s, pl);
-      uint32_t g = (uint32_t)(k + 1 - pl->first_instance);
-      for (size_t t = 0; t < m->ntris; t++) {
-        if (m->tri_group[t] != g) continue;
+      size_t g = k + 1 - pl->first_instance;
+      for (size_t i = gf[pl->mesh][g]; i < gf[pl->mesh][g + 1]; i++) {
         float w[9];
-        const float *v = m->pos + 9 * t;
+        const float *v = m->pos + 9 * (size_t)go[pl->mesh][i];
         for (int c = 0; c < 3; c++)
-          for (int i = 0; i < 3; i++)
-            w[3 * c + i] = x[4 * i] * v[3 * c] + x[4 * i + 1] * v[3 * c + 1] +
-                           x[4 * i + 2] * v[3 * c + 2] + x[4 * i + 3];
+          for (int j = 0; j < 3; j++)
+            w[3 * c + j] = x[4 * j] * v[3 * c] + x[4 * j + 1] * v[3 * c + 1] +
+                           x[4 * j + 2] * v[3 * c + 2] + x[4 * j + 3];
         raster_tri(r, w);
       }
     }
     if (masks) rc = cut_mask(r, &gt->inst[k]);
   }
+  for (size_t m = 0; gf && go && m < s->nmeshes; m++) free(gf[m]), free(go[m]);
+  free(gf), free(go);
   free(pl_of);
   free(tf), free(to), free(sf), free(so);
   return rc;

@@ -309,7 +309,12 @@ static int neighbour_tracer(const kiln_job *job, kiln__derive_cache *cache, cons
   *mine = NULL;
   int rc;
   if (own) {
-    rc = kiln__tracer_create(&own->data, cache->pool, mine);
+    /* the job scene's mesh trees serve a frame whose shared meshes are the job's (the common
+     * case: overrides move placements, not the meshes), so that only its flat tree and top
+     * level are built */
+    const kiln__tracer *base = NULL;
+    if (own->data.nmeshes && job_tracer(job, cache, &base)) base = NULL;
+    rc = kiln__tracer_create_on(&own->data, base, cache->pool, mine);
     v->tracer = *mine;
   } else {
     rc = job_tracer(job, cache, &v->tracer);

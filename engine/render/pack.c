@@ -484,6 +484,18 @@ static void pack_mesh_prims(const kiln__bvh_tree *t, const float *pos, size_t tr
   }
 }
 
+/* Whether the rows of a world-to-object transform w (3 x 4, row-major) are orthonormal, to
+ * float rounding: a rotation, a mirror or the identity, which keep a unit normal unit. */
+static bool orthonormal(const float w[12]) {
+  for (int i = 0; i < 3; i++)
+    for (int j = i; j < 3; j++) {
+      double d = (double)w[4 * i] * w[4 * j] + (double)w[4 * i + 1] * w[4 * j + 1] +
+                 (double)w[4 * i + 2] * w[4 * j + 2];
+      if (fabs(d - (i == j ? 1.0 : 0.0)) > 1e-6) return false;
+    }
+  return true;
+}
+
 /* The mesh trees in NODES (after the flat tree's nnodes) and PRIMS (after its nprims), and INST:
  * the header, the top level on its own grid, the placements (layout.h, PT_INST_VEC4S) in the top
  * level's leaf order, as PRIMS holds the flat tree's primitives. tri_base: each mesh's first
@@ -515,6 +527,7 @@ static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri
       r[12] = (uint32_t)first[pl->mesh];
       r[13] = (uint32_t)(first[pl->mesh] + b->blas[pl->mesh].nnodes);
       r[14] = pl->first_instance;
+      r[15] = !orthonormal(b->w2o + 12 * k);
       memcpy(r + 16, grid[pl->mesh][0], 12), memcpy(r + 20, grid[pl->mesh][1], 12);
     }
   }

@@ -52,7 +52,7 @@ typedef struct kiln__bvh_tree {
 } kiln__bvh_tree;
 
 /* The scene's acceleration structure: the flat tree over its world-space triangles and spheres
- * (the fields at the top, as before shared meshes), one tree per shared mesh over its
+ * (the fields at the top), one tree per shared mesh over its
  * object-space triangles (blas[m], prims: triangle indices of meshes[m]), and the top-level tree
  * over the placements' world boxes (tlas, prims: placement indices), with each placement's
  * world-to-object transform (w2o, 12 floats each: the inverse of its xform's 3x4). Without

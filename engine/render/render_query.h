@@ -16,6 +16,12 @@ typedef struct kiln__tracer kiln__tracer;
  * (serial); blocking, and may run in a task of pool. 0, KILN_EINVAL, KILN_ENOMEM. */
 int kiln__tracer_create(const kiln__scene *s, kiln_pool *pool, kiln__tracer **out);
 
+/* As kiln__tracer_create, but where s's shared meshes are base's scene's (bit for bit), their
+ * trees are base's (borrowed: base must outlive the tracer) and only the flat tree and the top
+ * level are built; otherwise (or base NULL) everything is. */
+int kiln__tracer_create_on(const kiln__scene *s, const kiln__tracer *base, kiln_pool *pool,
+                           kiln__tracer **out);
+
 /* Whether the segment org + t dir, t in (tmin, tmax), hits any surface (dir need not be unit).
  * Any thread, any number at once. */
 bool kiln__tracer_blocked(const kiln__tracer *t, const float org[3], const float dir[3], float tmin,

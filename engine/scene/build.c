@@ -248,6 +248,10 @@ int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint
     kiln__shared_mesh_free(q);
     return KILN_ENOMEM;
   }
+  /* unit normals, as a baked copy's are before its normal matrix: the shader then need only
+   * renormalise each vertex's where a placement does not keep lengths (layout.h) */
+  if (q->nrm)
+    for (size_t v = 0; v < 3 * n; v++) normalize3(q->nrm + 3 * v);
   for (size_t t = 0; t < n; t++) {
     uint32_t g = m->tri_group[t];
     q->tri_material[t] = mats[m->tri_mat[t] == UINT32_MAX ? m->nmat_names : m->tri_mat[t]];

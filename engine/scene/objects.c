@@ -171,7 +171,11 @@ static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
  * scene shares (scene_data.h). Two or more transforms, each invertible and taking the mesh's box
  * (box: ngroups group boxes) to finite coordinates; and no triangle whose material emits (light
  * sampling picks world-space emitter triangles) or has a normal map (the shader builds tangent
- * frames from world-space triangles). */
+ * frames from world-space triangles).
+ * These two exclusions also keep two shader paths out of reach: bsdf.glsl's surf_tangent and
+ * lights.glsl's emitter_pdf take a primitive index >= g.ntris for a sphere, and a shared mesh's
+ * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to
+ * test the hit's placement (Hit.pl) first, and tangents turned into the world. */
 static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
                        const float (*box)[2][3], const kiln__xform *xs, size_t nx) {
   if (nx < 2 || m->ntris == 0) return false;

@@ -126,7 +126,8 @@ typedef struct kiln__instance {
 } kiln__instance;
 
 /* A mesh kept once in object space (its file's coordinates) and placed by kiln__placements. Per
- * triangle as the flat arrays (nrm, uv, col, tan may be NULL). tri_object: the object id of the
+ * triangle as the flat arrays (nrm, uv, col, tan may be NULL; nrm's vertex normals unit, or zero
+ * where the file's are). tri_object: the object id of the
  * triangle's group (as the flat tri_object); tri_group: its group, 0 .. ngroups - 1, which picks
  * the instance id within a placement. No triangle's material emits (lights are sampled from
  * world-space triangles, which stay in the flat arrays). */

@@ -183,7 +183,6 @@ int kiln__sb_tri_attrs(kiln__scene_builder *b, const float *col, const float *ta
 int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform *x,
                   const uint32_t *mats, const uint32_t *obj_of_group,
                   const uint32_t *inst_of_group);
-/* Quad p, p + u, p + u + v, p + v as two triangles whose front faces cross(u, v). */
 /* Adds m (its materials mats as kiln__sb_mesh takes them, its groups' object ids obj_of_group) as
  * a shared mesh of the scene, copied once, in object space; *out its index. 0 or KILN_ENOMEM. */
 int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint32_t *mats,
@@ -191,6 +190,7 @@ int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint
 /* Places shared mesh `mesh`: its groups are instances first_instance.. (already recorded with
  * kiln__sb_instance). 0 or KILN_ENOMEM. */
 int kiln__sb_placement(kiln__scene_builder *b, uint32_t mesh, uint32_t first_instance);
+/* Quad p, p + u, p + u + v, p + v as two triangles whose front faces cross(u, v). */
 int kiln__sb_quad(kiln__scene_builder *b, const float p[3], const float u[3], const float v[3],
                   const kiln__xform *x, uint32_t mat, uint32_t obj, uint32_t inst);
 /* Axis-aligned box lo..hi (12 triangles facing outwards), then transformed by x. */

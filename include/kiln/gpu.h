@@ -283,12 +283,13 @@ typedef struct kiln_gpu_device_stats {
   uint64_t in_flight;             /* submitted, not yet completed */
   uint64_t memory_allocations;    /* vkAllocateMemory calls so far */
   uint64_t memory_blocks;         /* VkDeviceMemory blocks alive now */
-  uint64_t buffer_bytes;          /* bytes of the device buffers alive now (their sizes as
-                                     created, not the blocks that hold them) */
   uint64_t pipeline_cache_loaded; /* bytes of pipeline cache data loaded at open (0: none) */
   uint64_t pipelines_created;
   uint64_t pipeline_cache_hits; /* pipelines the driver reported as found in the cache
                                       (VK_EXT_pipeline_creation_feedback) */
+  uint64_t buffer_bytes; /* bytes of the device buffers alive now (their sizes as created, not
+                            the blocks that hold them); last, so the fields before keep their
+                            offsets */
 } kiln_gpu_device_stats;
 
 /* Copies a snapshot of the device's counters into *out. */

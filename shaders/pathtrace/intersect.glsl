@@ -128,6 +128,7 @@ void walk_top(vec3 o, vec3 d, float tmin, const bool any, inout Hit h) {
       uvec4 r = inst.v[b + 3u];
       Slab ms = slab_setup(uintBitsToFloat(inst.v[b + 4u].xyz), uintBitsToFloat(inst.v[b + 5u].xyz), oo, od);
       walk(r.x, r.y, ms, oo, od, tmin, any, true, k, h);
+      if (any && h.prim != PT_NONE) break;  // a shadow ray: the leaf's other placements too
     }
     if (any && h.prim != PT_NONE) break;
   }
@@ -153,6 +154,12 @@ bool occluded(vec3 o, vec3 d, float tmin, float tmax) {
 // col: the vertex colours there (white without), prim and (u, v) the hit's primitive and
 // barycentrics.
 struct Surf { vec3 p; vec3 n; vec3 ns; vec2 uv; uint mat; uint obj; uint inst; vec3 col; uint prim; vec2 bc; };
+// v / |v|, or v where it is zero (a mesh without normals in a scene with some has zeros there)
+vec3 unit_or_zero(vec3 v) {
+  float l = length(v);
+  return l > 0.0 ? v / l : v;
+}
+
 Surf surface(Hit h, vec3 o, vec3 d) {
   Surf s;
   s.p = o + h.t * d;
@@ -165,11 +172,13 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   // transpose (the world-to-object rows, transposed), the instance id its placement's for the group
   vec3 w0 = vec3(1.0, 0.0, 0.0), w1 = vec3(0.0, 1.0, 0.0), w2 = vec3(0.0, 0.0, 1.0);
   uint first_inst = 0u;
+  bool rescale = false;
   if (placed) {
     uint b = PT_INST_HEADER + inst.v[0].x + PT_INST_VEC4S * h.pl;
     w0 = uintBitsToFloat(inst.v[b].xyz); w1 = uintBitsToFloat(inst.v[b + 1u].xyz);
     w2 = uintBitsToFloat(inst.v[b + 2u].xyz);
     first_inst = inst.v[b + 3u].z;
+    rescale = inst.v[b + 3u].w != 0u;
   }
   if (placed || !HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tri_at(h.prim);
@@ -184,8 +193,18 @@ Surf surface(Hit h, vec3 o, vec3 d) {
       vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
       vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
       vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
+      if (placed) {  // each vertex's normal into the world, unit, before interpolating, as a
+                     // baked copy's (object-space normals are unit: a rotation keeps them so)
+        n0 = n0.x * w0 + n0.y * w1 + n0.z * w2;
+        n1 = n1.x * w0 + n1.y * w1 + n1.z * w2;
+        n2 = n2.x * w0 + n2.y * w1 + n2.z * w2;
+        if (rescale) {
+          n0 = unit_or_zero(n0);
+          n1 = unit_or_zero(n1);
+          n2 = unit_or_zero(n2);
+        }
+      }
       vec3 ns = bw0 * n0 + h.u * n1 + h.v * n2;
-      if (placed) ns = ns.x * w0 + ns.y * w1 + ns.z * w2;
       float l = length(ns);
       if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
     }

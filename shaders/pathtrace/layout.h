@@ -87,8 +87,9 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_SC_COUNT 18
 
 /* A placement's uvec4s in INST: its world-to-object rows (3 vec4), then its mesh's node range in
- * NODES (first, end), its first instance id and 0, then the grid its mesh's nodes are quantised
- * on: origin (xyz, 0), step (xyz, 0). */
+ * NODES (first, end), its first instance id and 1 where the rows are not orthonormal (vertex
+ * normals, unit in object space, then need renormalising in the world), then the grid its mesh's
+ * nodes are quantised on: origin (xyz, 0), step (xyz, 0). */
 #define PT_INST_VEC4S 6
 #define PT_INST_HEADER 3
 

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "kt.h"
+#include "kt_stb_write.h"
 #include "render_internal.h"
+#include "render_query.h"
 #include "render_test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -29,7 +31,7 @@ static float frand(void) {
   return (float)(rng_state >> 8) / 16777216.0f;
 }
 
-/* Row-major 4x4: rotation by deg about axis (unit) z-then..., scale s, translation t. */
+/* Row-major 4x4: scale by s, then rotation by deg about the unit axis, then translation by t. */
 static void make_xform(float x[16], float deg, const float axis[3], const float s[3],
                        const float t[3]) {
   double a = deg * 3.14159265358979 / 180, c = cos(a), si = sin(a), C = 1 - c;
@@ -131,8 +133,8 @@ TEST(two_level_matches_brute_force) {
   expect_brute(&top, &s, 3000, &placed);
   KT_TRUE(placed > 100);
   kiln__bvh_free(&top);
-  KT_TRUE(b.blas != NULL); /* the borrowed trees are still the base's */
-  /* moved flat triangles: a flat tree and top level built on the same mesh trees */
+  /* moved flat triangles: a flat tree and top level built on the same mesh trees (which freeing
+   * the top level above left intact) */
   for (size_t i = 0; i < 9 * s.ntris; i++) s.pos[i] += i % 3 == 1 ? 0.7f : 0.0f;
   KT_CODE(kiln__bvh_build_flat(NULL, &b, &s, &top), KILN_OK);
   KT_TRUE(top.blas == b.blas && top.nodes != b.nodes);
@@ -145,6 +147,47 @@ TEST(two_level_matches_brute_force) {
   KT_CODE(kiln__bvh_build_top(&b, &s, &top), KILN_EINVAL);
   kiln__bvh_free(&b);
   kiln__scene_free(&s);
+}
+
+/* Tracers a and b answer every segment alike (random rays of s, to random lengths). */
+static void expect_same_blocked(const kiln__tracer *a, const kiln__tracer *b, const kiln__scene *s,
+                                int *blocked) {
+  for (int i = 0; i < 3000; i++) {
+    float o[3], d[3];
+    random_ray(s, o, d);
+    float tmax = frand() * 30;
+    bool x = kiln__tracer_blocked(a, o, d, 0, tmax), y = kiln__tracer_blocked(b, o, d, 0, tmax);
+    if (x != y) KT_FAIL("ray %d: %d against %d", i, x, y);
+    *blocked += x;
+  }
+}
+
+/* A tracer built on another's mesh trees (a frame whose flat triangles and placements moved, as
+ * overrides do) answers as one built from scratch; where the meshes differ it builds its own. */
+TEST(tracer_on_base_meshes_matches_fresh) {
+  rng_state = 777;
+  kiln__scene a = random_scene(300, 400);
+  rng_state = 777;
+  kiln__scene b = random_scene(300, 400);
+  for (size_t i = 0; i < 9 * b.ntris; i++) b.pos[i] += i % 3 == 0 ? 0.9f : 0.0f;
+  for (size_t k = 0; k < b.ninstances; k++) b.instances[k].xform[3] -= 0.8f * (float)k;
+  kiln__tracer *base, *on, *fresh;
+  KT_CODE(kiln__tracer_create(&a, NULL, &base), KILN_OK);
+  KT_CODE(kiln__tracer_create_on(&b, base, NULL, &on), KILN_OK);
+  KT_CODE(kiln__tracer_create(&b, NULL, &fresh), KILN_OK);
+  int blocked = 0;
+  expect_same_blocked(on, fresh, &b, &blocked);
+  KT_TRUE(blocked > 300 && blocked < 2700);
+  kiln__tracer_destroy(on), kiln__tracer_destroy(fresh);
+  /* the mesh itself differs: not the base's trees */
+  for (size_t i = 0; i < 9 * b.meshes[0].ntris; i++) b.meshes[0].pos[i] *= 1.5f;
+  KT_CODE(kiln__tracer_create_on(&b, base, NULL, &on), KILN_OK);
+  KT_CODE(kiln__tracer_create(&b, NULL, &fresh), KILN_OK);
+  blocked = 0;
+  expect_same_blocked(on, fresh, &b, &blocked);
+  KT_TRUE(blocked > 300 && blocked < 2700);
+  kiln__tracer_destroy(on), kiln__tracer_destroy(fresh), kiln__tracer_destroy(base);
+  kiln__scene_free(&a), kiln__scene_free(&b);
 }
 
 /* ---- the packed buffers, traversed as the shader does ---------------------------------------- */
@@ -399,6 +442,131 @@ TEST(identity_placements_match_baked_exactly) {
     kiln_future_release(fm);
     kiln_renderer_destroy(rm);
   }
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* A tetrahedron with vertex normals that are not unit (OBJ leaves them as written), in groups one
+ * and two. */
+static const char tetn_obj[] = "v 0 0 0\nv 0.6 0 0\nv 0 0.6 0\nv 0 0 0.6\n"
+                               "vn -1 -1 -1\nvn 1 -0.2 -0.2\nvn -0.2 1 -0.2\nvn -0.2 -0.2 1\n"
+                               "vt 0 0\nvt 1 0\nvt 0 1\n"
+                               "o one\nf 1/1/1 3/2/3 2/3/2\nf 1/1/1 2/2/2 4/3/4\n"
+                               "o two\nf 1/1/1 4/2/4 3/3/3\nf 2/1/2 3/2/3 4/3/4\n";
+
+/* Shading normals of a mesh with vertex normals: each vertex's turned into the world and made
+ * unit before interpolating, as a baked copy's are. The identity placements give the baked
+ * copies' bytes in every plane; rotated, unevenly scaled and mirrored ones their normals. */
+TEST(vertex_normals_match_baked) {
+  setup();
+  write_file("tetn.obj", tetn_obj);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_scene *shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tetn.obj\","
+                                  " \"material\": \"tan\", \"instances\": [{}, {}]}");
+  kiln_scene *baked = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tetn.obj\", \"material\": \"tan\"},"
+      "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tetn.obj\", \"material\": \"tan\"}");
+  KT_EQ(shared->data.nplacements, 2);
+  KT_EQ(baked->data.nplacements, 0);
+  kiln_future *fa, *fb;
+  kiln_renderer *ra, *rb;
+  kiln_image_info a = render_scene(dev, shared, 16, &fa, &ra);
+  kiln_image_info b = render_scene(dev, baked, 16, &fb, &rb);
+  size_t n = (size_t)a.width * (size_t)a.height, on = 0;
+  for (size_t i = 0; i < n; i++) on += b.object_id[i] >= 1 && b.object_id[i] <= 4;
+  KT_TRUE(on > 15);
+  KT_TRUE(memcmp(a.normal, b.normal, n * 12) == 0);
+  KT_TRUE(memcmp(a.color, b.color, n * 12) == 0);
+  KT_TRUE(memcmp(a.albedo, b.albedo, n * 12) == 0);
+  KT_TRUE(memcmp(a.depth, b.depth, n * 4) == 0);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+#define N0 "{\"translate\": [-0.9, 0, 0], \"rotate\": [0, 35, 0]}"
+#define N1 "{\"translate\": [0, 0.1, 0.2], \"scale\": [1.5, 0.7, 1], \"rotate\": [20, 0, 10]}"
+#define N2 "{\"translate\": [0.6, 0, -0.6], \"scale\": [-1, 1, 1]}"
+  shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tetn.obj\","
+                      " \"material\": \"tan\", \"instances\": [" N0 ", " N1 ", " N2 "]}");
+  baked = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tetn.obj\","
+                     " \"material\": \"tan\", \"transform\": " N0 "},"
+                     "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tetn.obj\","
+                     " \"material\": \"tan\", \"transform\": " N1 "},"
+                     "{\"type\": \"mesh\", \"name\": \"v\", \"file\": \"tetn.obj\","
+                     " \"material\": \"tan\", \"transform\": " N2 "}");
+  KT_EQ(shared->data.nplacements, 3);
+  a = render_scene(dev, shared, 4, &fa, &ra);
+  b = render_scene(dev, baked, 4, &fb, &rb);
+  /* the pixels whose first hit is the same instance (1..6) in both */
+  size_t same = 0, close = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (b.instance_id[i] < 1 || b.instance_id[i] > 6 || a.instance_id[i] != b.instance_id[i])
+      continue;
+    same++;
+    double d = 0;
+    for (int c = 0; c < 3; c++) d += fabs(a.normal[3 * i + c] - b.normal[3 * i + c]);
+    close += d < 1e-3;
+    worst = d > worst ? d : worst;
+  }
+  KT_TRUE(same > 30);
+  if (close < same)
+    KT_FAIL("%zu of %zu normals differ, by up to %g (L1)", same - close, same, worst);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+  kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* Alpha cut-outs (a checker of opaque and clear texels) in a shared mesh: the same pixels see
+ * through it, to the same instances behind, and the image is the baked copies' within noise. */
+TEST(alpha_cutouts_match_baked) {
+  setup();
+  unsigned char px[8 * 8 * 4];
+  for (int i = 0; i < 64; i++) {
+    int x = i % 8, y = i / 8;
+    px[4 * i] = 200, px[4 * i + 1] = 100, px[4 * i + 2] = 50;
+    px[4 * i + 3] = ((x / 2 + y / 2) & 1) ? 255 : 0;
+  }
+  char p[700];
+  snprintf(p, sizeof p, "%s/chk.png", dir);
+  if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
+#define CUT                                                                            \
+  "{\"type\": \"principled\", \"base_color\": [0.9, 0.4, 0.2], \"alpha_cutoff\": 0.5," \
+  " \"base_color_texture\": \"chk.png\"}"
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_scene *shared = load_scene("{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\","
+                                  " \"material\": " CUT ", \"instances\": [{},"
+                                  " {\"translate\": [0.5, 0, 0]}]}");
+  kiln_scene *baked = load_scene(
+      "{\"type\": \"mesh\", \"name\": \"t\", \"file\": \"tet.obj\", \"material\": " CUT "},"
+      "{\"type\": \"mesh\", \"name\": \"u\", \"file\": \"tet.obj\", \"material\": " CUT ","
+      " \"transform\": {\"translate\": [0.5, 0, 0]}}");
+  KT_EQ(shared->data.nplacements, 2);
+  KT_EQ(baked->data.nplacements, 0);
+  kiln_future *fa, *fb;
+  kiln_renderer *ra, *rb;
+  kiln_image_info a = render_scene(dev, shared, 64, &fa, &ra);
+  kiln_image_info b = render_scene(dev, baked, 64, &fb, &rb);
+  KT_TRUE(kiln__renderer_device_features(ra, 0) & KILN__RF_ALPHA);
+  size_t n = (size_t)a.width * (size_t)a.height, same = 0, on = 0;
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; i++) {
+    same += a.instance_id[i] == b.instance_id[i];
+    on += b.instance_id[i] >= 1 && b.instance_id[i] <= 4;
+    for (int c = 0; c < 3; c++) ma += a.color[3 * i + c], mb += b.color[3 * i + c];
+  }
+  KT_TRUE(on > 15);
+  if (same + 2 < n) KT_FAIL("%zu of %zu pixels see another instance", n - same, n);
+  if (fabs(ma - mb) > 0.01 * mb)
+    KT_FAIL("mean %g shared, %g baked", ma / (double)n, mb / (double)n);
   kiln_future_release(fa), kiln_future_release(fb);
   kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
   kiln_scene_destroy(shared), kiln_scene_destroy(baked);

@@ -60,6 +60,19 @@ static const char list_job[] =
 
 /* Moves of the tetrahedron, a mesh placed twice (shared), then of the crate (a box, copied into
  * the world). */
+/* Overrides that make the tetrahedron unshareable (its material emits: copied into the world),
+ * then shareable again (mirrored, then moved with the crate). */
+static const char flip_job[] =
+    "{\"scene\": \"scene.json\", \"images\": [\n"
+    "  {\"name\": \"red_emits\", \"materials\": {\"red\": {\"type\": \"emissive\",\n"
+    "   \"emission\": [2, 1, 1]}}},\n"
+    "  {\"name\": \"tet_emits\", \"objects\": {\"tet\": {\"material\": {\"type\": \"emissive\",\n"
+    "   \"emission\": [1, 2, 1]}}}},\n"
+    "  {\"name\": \"tet_mirrored\", \"objects\": {\"tet\": {\"transform\": {\"scale\": [-1, 1, 1]}}}},\n"
+    "  {\"name\": \"tet_and_crate\", \"objects\": {\"tet\": {\"transform\": {\"translate\": [0.1, 0, 0]}},\n"
+    "   \"crate\": {\"transform\": {\"translate\": [0.2, 0, 0]}}}}\n"
+    "]}\n";
+
 static const char inst_job[] =
     "{\"scene\": \"scene.json\", \"images\": [\n"
     "  {\"name\": \"tet_moved\", \"objects\": {\"tet\": {\"transform\": {\"translate\": [-0.4, 0, -0.3],\n"
@@ -232,6 +245,33 @@ TEST(overrides_match_a_fresh_load) {
  * placements and uploads the placements' buffer and what the scene's extent sets (the globals'
  * and punctual lights' numbers), not the geometry; moving the crate builds the flat tree and a
  * top level, on the job scene's tree of the tetrahedron. */
+/* A frame whose overrides turn a shared mesh into copies (an emitting material) has other
+ * geometry than the job scene: a BVH of its own; one that keeps it shared and moves it builds a
+ * top level only. Every frame's image is a fresh load's, byte for byte (check_job). */
+TEST(overrides_that_change_what_is_shared) {
+  setup();
+  write_file("flip.json", flip_job);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("flip.json");
+  KT_EQ(kiln_job_scene(job)->data.nplacements, 2);
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[4];
+  KT_EQ(check_job(job, r, dev, st, 4), 4);
+  /* counts so far, after each frame */
+  const uint64_t bvh[4] = {1, 2, 2, 3}, top[4] = {0, 0, 1, 1};
+  for (int i = 0; i < 4; i++) {
+    KT_EQ(st[i].variants, (uint64_t)i + 1);
+    KT_EQ(st[i].bvh_builds, bvh[i]);
+    KT_EQ(st[i].top_builds, top[i]);
+  }
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
 TEST(moved_instances_build_a_top_level) {
   setup();
   kiln_gpu *gpu = tg_gpu();

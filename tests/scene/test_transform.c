@@ -201,7 +201,9 @@ TEST(mesh_instances_share_geometry) {
   KT_EQ(m->tri_group[1], 1);
   ST_NEAR(m->pos[3], 1, 0); /* object space: v 1 0 0, not scaled */
   KT_TRUE(m->nrm != NULL);
-  ST_NEAR(m->nrm[0], 1, 0); /* the file's normal as it is */
+  ST_NEAR(m->nrm[0], 0.70710678, 1e-6); /* the file's normal made unit, not turned */
+  ST_NEAR(m->nrm[1], 0.70710678, 1e-6);
+  ST_NEAR(m->nrm[2], 0, 0);
   KT_EQ(d->nplacements, 2);
   KT_EQ(d->placements[0].mesh, 0);
   KT_EQ(d->placements[0].first_instance, 1);
