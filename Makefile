@@ -83,7 +83,7 @@ run: build
 bench: deps
 	@$(CMAKE) -S . -B build-bench $(GEN) -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_BENCH=ON
 	$(CMAKE) --build build-bench
-	for b in sched lock queue proc shm fiber gevent io png texture load gpu gpu-await render batch; do
+	for b in sched lock queue proc shm fiber gevent io png texture load gpu gpu-await render instances batch; do
 	  exe=build-bench/tools/bench/kiln-bench-$$b
 	  if [ -x "$$exe" ]; then echo "=== kiln-bench-$$b"; "$$exe"; fi
 	done
