@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cluster.claim: three `kiln render --claim --chunk 8 --claim-timeout 3` processes (plain processes,
 # no scheduler) share one output folder; one is SIGKILLed in the middle of a chunk (it holds the
-# chunk's claim and has written some of its frames, not all). The other two finish: each exits 0,
+# chunk's claim and has written some of its frames, not all; it is stopped before that is checked). The other two finish: each exits 0,
 # the dead process's chunk was taken over (its next claim generation exists), every chunk is done,
 # and `kiln verify` decodes all 200 frames.
 # Usage: claim.sh KILN SOURCE_DIR WORK_DIR
@@ -55,8 +55,17 @@ victim_chunk() {
   done
   return 1
 }
-victim_mid_chunk() { victim_chunk >/dev/null || ! kill -0 "$victim" 2>/dev/null; }
-wait_for 60 "process 0 to be in the middle of a chunk" victim_mid_chunk
+# The victim is stopped (SIGSTOP) before its state is read, so that it cannot finish the chunk
+# between the check and the kill; when the stopped state is not mid-chunk it goes on (SIGCONT).
+victim_stopped_mid_chunk() {
+  kill -0 "$victim" 2>/dev/null || return 0
+  victim_chunk >/dev/null || return 1
+  kill -STOP "$victim"
+  victim_chunk >/dev/null && return 0
+  kill -CONT "$victim"
+  return 1
+}
+wait_for 60 "process 0 to be in the middle of a chunk" victim_stopped_mid_chunk
 chunk=$(victim_chunk) || { cat "$work/p0.log" >&2; fail "process 0 ended before it could be killed mid-chunk"; }
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null || true
