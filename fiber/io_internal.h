@@ -34,6 +34,18 @@ enum kiln__io_kind {
   KILN__IO_CONNECT,
   KILN__IO_RECV,
   KILN__IO_SEND,
+  KILN__IO_CREATE_FILE, /* open, write all, fsync (durable), close; unlink on failure */
+};
+
+/* The steps of a KILN__IO_CREATE_FILE op, in order (also the tag of each step's io_uring entry:
+ * an op's address with the step in its low bits; ops are calloc'd, so those bits are free). */
+enum kiln__io_step {
+  KILN__STEP_NONE = 0,
+  KILN__STEP_OPEN,
+  KILN__STEP_WRITE,
+  KILN__STEP_FSYNC,
+  KILN__STEP_CLOSE,
+  KILN__STEP_UNLINK,
 };
 
 typedef struct kiln__io_op kiln__io_op;
@@ -63,6 +75,16 @@ struct kiln__io_op {
   bool fd_nonblock, fd_socket;
   int res;         /* poller: a result held between the attempt and the completion */
   bool cancel_req; /* kiln_io_cancel asked for it (poller: under its mu) */
+  /* KILN__IO_CREATE_FILE (fd is the dirfd, path the file, buf/len the bytes, flags 1: fsync):
+   * where it stands. io_uring: under ring->mu; the poller's helper owns them while it runs. */
+  bool durable;
+  int file_fd;    /* the created file's descriptor; -1: not open */
+  size_t done;    /* bytes written */
+  int err;        /* the first failure, -errno; 0: none */
+  int err_step;   /* the step that failed (kiln__io_step) */
+  int pending;    /* io_uring: entries of the current round not yet reaped */
+  int round_res[KILN__STEP_UNLINK + 1]; /* io_uring: this round's results, by step */
+  bool round_has[KILN__STEP_UNLINK + 1];
 };
 
 /* Backend state lives behind these pointers; each backend file defines its struct. */
@@ -107,6 +129,11 @@ void kiln__io_poller_fini(kiln_io *io);
 /* Runs op as one plain blocking syscall (EINTR retried): the result or -errno. Touches only the
  * op's arguments; for the helper threads and the blocking calls outside fibers. */
 int kiln__io_op_run(const kiln__io_op *op);
+
+/* Runs a KILN__IO_CREATE_FILE op's steps one after the other as blocking syscalls (the poller's
+ * helpers): 0, or the first failure's -errno with op->err_step set, the file removed if this op
+ * created it. */
+int kiln__io_file_run(kiln__io_op *op);
 
 /* Whether a read-like op (read, pread, recv) of len > 0 returning 0 is end of file. */
 static inline bool kiln__io_reads(int kind) {

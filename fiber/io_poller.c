@@ -167,7 +167,7 @@ static void *helper_main(void *arg) {
     hq_unlink(p, op);
     op->pstate = P_RUNNING;
     pthread_mutex_unlock(&p->mu);
-    int res = kiln__io_op_run(op);
+    int res = op->kind == KILN__IO_CREATE_FILE ? kiln__io_file_run(op) : kiln__io_op_run(op);
     finish(p, op, res);
     pthread_mutex_lock(&p->mu);
   }
@@ -317,7 +317,7 @@ int kiln__io_poller_submit(kiln_io *io, kiln__io_op *op) {
   kiln__io_poller *p = io->poller;
   int k = op->kind;
   if (k == KILN__IO_PREAD || k == KILN__IO_PWRITE || k == KILN__IO_OPEN || k == KILN__IO_FSYNC ||
-      k == KILN__IO_CLOSE) {
+      k == KILN__IO_CLOSE || k == KILN__IO_CREATE_FILE) {
     to_helpers(p, op);
     return 0;
   }

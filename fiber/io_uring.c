@@ -19,7 +19,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "internal.h" /* kiln__wake_batch_* */
@@ -36,7 +38,9 @@ struct kiln__io_ring {
   pthread_t thread;
 };
 
-enum { REAP_BATCH = 64 };
+enum { REAP_BATCH = 64, STEP_MASK = 7 };
+
+static bool file_reaped(kiln_io *io, kiln__io_op *op, int step, int res, int *end);
 
 static void *reaper_main(void *arg) {
   kiln_io *io = arg;
@@ -63,8 +67,14 @@ static void *reaper_main(void *arg) {
         res[i] = cqes[i]->res;
       }
       io_uring_cq_advance(&r->ring, got); /* before completing: frees queue room early */
-      for (unsigned i = 0; i < got; i++)
-        if (ops[i]) kiln__io_complete(ops[i], res[i]);
+      for (unsigned i = 0; i < got; i++) {
+        uintptr_t u = (uintptr_t)ops[i];
+        int step = (int)(u & STEP_MASK), end = 0;
+        kiln__io_op *op = (kiln__io_op *)(u & ~(uintptr_t)STEP_MASK);
+        if (!op) continue;
+        if (step == KILN__STEP_NONE) kiln__io_complete(op, res[i]);
+        else if (file_reaped(io, op, step, res[i], &end)) kiln__io_complete(op, end);
+      }
       kiln__wake_batch_flush(); /* each reap's wakes go at once: a long burst delays none */
     }
     kiln__wake_batch_end();
@@ -150,6 +160,145 @@ static void prep(struct io_uring_sqe *sqe, kiln__io_op *op) {
   io_uring_sqe_set_data(sqe, op);
 }
 
+/* ---- create-file ops: open, then one linked chain -------------------------------------------
+ *
+ * The open goes alone (its descriptor is not known before it completes); when it is reaped, the
+ * rest goes as one chain, write -> fsync (durable) -> close, linked (IOSQE_IO_LINK), which the
+ * completion thread submits with everything else it queued before it next waits. Each entry's
+ * user_data is the op with the step in its low bits; op->pending counts the round's entries not
+ * yet reaped, and when the last one is in the round is judged as a whole. A short write breaks
+ * the link (the kernel cancels the entries after it): the next round writes the rest. A failure
+ * anywhere after the open ends in a cleanup round, close (if still open) hard-linked to unlinkat,
+ * so that a failed op leaves no file behind. All of it under r->mu, which kiln__io_ring_cancel
+ * also holds. */
+
+static void *tagged(kiln__io_op *op, int step) { return (void *)((uintptr_t)op | (uintptr_t)step); }
+
+static void round_begin(kiln__io_op *op, int entries) {
+  memset(op->round_has, 0, sizeof op->round_has);
+  op->pending = entries;
+}
+
+static void note_err(kiln__io_op *op, int step, int res) {
+  if (res < 0 && !op->err) op->err = res, op->err_step = step;
+}
+
+/* Under r->mu: n free entries at once (a chain must not straddle two submissions), submitting
+ * what is queued to make room when needed. */
+static bool room_for(kiln__io_ring *r, unsigned n) {
+  if (io_uring_sq_space_left(&r->ring) < n) io_uring_submit(&r->ring);
+  return io_uring_sq_space_left(&r->ring) >= n;
+}
+
+/* Under r->mu: queues the cleanup round, or, if the queue has no room, runs it here. Returns
+ * false when the op still has a round in flight. */
+static bool file_cleanup(kiln__io_ring *r, kiln__io_op *op) {
+  bool open = op->file_fd >= 0;
+  if (!room_for(r, open ? 2 : 1)) {
+    if (open && close(op->file_fd) != 0 && errno != EINTR) note_err(op, KILN__STEP_CLOSE, -errno);
+    op->file_fd = -1;
+    (void)unlinkat(op->fd, op->path, 0);
+    return true;
+  }
+  round_begin(op, open ? 2 : 1);
+  if (open) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    io_uring_prep_close(sqe, op->file_fd);
+    io_uring_sqe_set_flags(sqe, IOSQE_IO_HARDLINK); /* the unlink runs even if the close fails */
+    io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_CLOSE));
+    op->file_fd = -1; /* given up whatever the close reports */
+  }
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+  io_uring_prep_unlinkat(sqe, op->fd, op->path, 0);
+  io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_UNLINK));
+  return false;
+}
+
+/* Under r->mu: queues write (the rest, at most INT_MAX bytes) -> fsync -> close; fsync and close
+ * only when this write covers the rest. */
+static bool file_chain(kiln__io_ring *r, kiln__io_op *op) {
+  size_t want = op->len - op->done;
+  bool last = want <= (size_t)INT_MAX;
+  unsigned n = want ? 1u : 0u;
+  if (last) n += (op->durable ? 1u : 0u) + 1u;
+  if (!room_for(r, n)) {
+    note_err(op, KILN__STEP_WRITE, -EBUSY);
+    return file_cleanup(r, op);
+  }
+  round_begin(op, (int)n);
+  struct io_uring_sqe *sqe;
+  if (want) {
+    sqe = io_uring_get_sqe(&r->ring);
+    io_uring_prep_write(sqe, op->file_fd, (const char *)op->buf + op->done,
+                        last ? (unsigned)want : (unsigned)INT_MAX, (__u64)op->done);
+    if (last) io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
+    io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_WRITE));
+  }
+  if (!last) return false;
+  if (op->durable) {
+    sqe = io_uring_get_sqe(&r->ring);
+    io_uring_prep_fsync(sqe, op->file_fd, 0);
+    io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
+    io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_FSYNC));
+  }
+  sqe = io_uring_get_sqe(&r->ring);
+  io_uring_prep_close(sqe, op->file_fd);
+  io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_CLOSE));
+  return false;
+}
+
+/* Under r->mu, the round's last entry reaped: what comes next. true: the op is done, *end its
+ * result (0 or -errno). */
+static bool file_judge(kiln__io_ring *r, kiln__io_op *op, int *end) {
+  const int *res = op->round_res;
+  const bool *has = op->round_has;
+  if (has[KILN__STEP_UNLINK]) { /* the cleanup round: the close's failure only adds a reason */
+    if (has[KILN__STEP_CLOSE]) note_err(op, KILN__STEP_CLOSE, res[KILN__STEP_CLOSE]);
+    *end = op->err;
+    return true;
+  }
+  if (has[KILN__STEP_OPEN]) {
+    if (res[KILN__STEP_OPEN] < 0) { /* nothing created */
+      note_err(op, KILN__STEP_OPEN, res[KILN__STEP_OPEN]);
+      *end = op->err;
+      return true;
+    }
+    op->file_fd = res[KILN__STEP_OPEN];
+  } else {
+    /* a chain round. An entry cancelled (ECANCELED) after a short write was cut off by the link,
+     * and is not a failure; after kiln_io_cancel it is one */
+    if (has[KILN__STEP_WRITE]) {
+      int w = res[KILN__STEP_WRITE];
+      if (w == 0) note_err(op, KILN__STEP_WRITE, -EIO); /* no progress: never loop on it */
+      else if (w < 0) note_err(op, KILN__STEP_WRITE, w);
+      else op->done += (size_t)w;
+    }
+    for (int step = KILN__STEP_FSYNC; step <= KILN__STEP_CLOSE; step++) {
+      if (!has[step]) continue;
+      int v = res[step];
+      if (step == KILN__STEP_CLOSE && v != -ECANCELED) op->file_fd = -1; /* the kernel took it */
+      if (v < 0 && (v != -ECANCELED || op->cancel_req)) note_err(op, step, v);
+    }
+  }
+  if (op->cancel_req) note_err(op, op->done ? KILN__STEP_WRITE : KILN__STEP_OPEN, -ECANCELED);
+  if (op->err) return file_cleanup(r, op);
+  if (op->done < op->len || op->file_fd >= 0) return file_chain(r, op);
+  *end = 0;
+  return true;
+}
+
+/* The completion thread, one reaped entry of a create-file op: true when the op is done. */
+static bool file_reaped(kiln_io *io, kiln__io_op *op, int step, int res, int *end) {
+  kiln__io_ring *r = io->ring;
+  bool done = false;
+  pthread_mutex_lock(&r->mu);
+  op->round_res[step] = res;
+  op->round_has[step] = true;
+  if (--op->pending == 0) done = file_judge(r, op, end);
+  pthread_mutex_unlock(&r->mu);
+  return done;
+}
+
 int kiln__io_ring_submit(kiln_io *io, kiln__io_op *op) {
   kiln__io_ring *r = io->ring;
   pthread_mutex_lock(&r->mu);
@@ -158,7 +307,13 @@ int kiln__io_ring_submit(kiln_io *io, kiln__io_op *op) {
     pthread_mutex_unlock(&r->mu);
     return KILN_EFULL;
   }
-  prep(sqe, op);
+  if (op->kind == KILN__IO_CREATE_FILE) {
+    round_begin(op, 1);
+    io_uring_prep_openat(sqe, op->fd, op->path, op->flags, op->mode);
+    io_uring_sqe_set_data(sqe, tagged(op, KILN__STEP_OPEN));
+  } else {
+    prep(sqe, op);
+  }
   /* An error here (EBUSY, EAGAIN) leaves the entry queued for the next submit, which the
    * completion thread makes before it sleeps. */
   if (!r->reaper_awake) io_uring_submit(&r->ring);
@@ -169,6 +324,20 @@ int kiln__io_ring_submit(kiln_io *io, kiln__io_op *op) {
 void kiln__io_ring_cancel(kiln_io *io, kiln__io_op *op) {
   kiln__io_ring *r = io->ring;
   pthread_mutex_lock(&r->mu);
+  if (op->kind == KILN__IO_CREATE_FILE) {
+    /* the steps that may be in flight and can end early; the judge turns any later round into
+     * the cleanup, which is never cancelled (nothing half-written stays) */
+    op->cancel_req = true;
+    for (int step = KILN__STEP_OPEN; step <= KILN__STEP_FSYNC; step++) {
+      struct io_uring_sqe *sqe = get_sqe(r);
+      if (!sqe) break;
+      io_uring_prep_cancel(sqe, tagged(op, step), 0);
+      io_uring_sqe_set_data(sqe, NULL);
+    }
+    io_uring_submit(&r->ring);
+    pthread_mutex_unlock(&r->mu);
+    return;
+  }
   struct io_uring_sqe *sqe = get_sqe(r);
   if (sqe) {
     io_uring_prep_cancel(sqe, op, 0);

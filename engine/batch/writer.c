@@ -122,7 +122,6 @@ static void delay_end(kiln__writer *w, kiln_future *f) {
 
 typedef struct wfile {
   char tmp[PATH_MAX];
-  int fd;         /* -1: not open */
   size_t done;    /* bytes in the temporary */
   size_t limit;   /* bytes to write before the injected fault; len: none */
   kiln_future *f; /* the op in flight */
@@ -149,15 +148,6 @@ static int finish_op(wfile *s, const char *what, const char *name, size_t *n, in
   }
   kiln_future_release(f);
   if (n) *n = v;
-  return rc;
-}
-
-static int submitted(int rc, const char *what, const char *name, int *first, char *msg,
-                     size_t msgcap) {
-  if (rc && !*first) {
-    kiln__say(msg, msgcap, "cannot %s %s: %s", what, name, kiln_strerror(rc));
-    *first = rc == KILN_ENOMEM ? rc : KILN_EIO;
-  }
   return rc;
 }
 
@@ -196,52 +186,29 @@ static int write_engine(kiln__writer *w, const kiln__wfile *files, int n, bool d
   int first = 0;
   uint64_t base = atomic_fetch_add_explicit(&w->files, (uint64_t)n, memory_order_relaxed);
   for (int i = 0; i < n; i++) {
-    s[i] = (wfile){.fd = -1, .limit = files[i].len};
+    s[i] = (wfile){.limit = files[i].len};
     if (w->cfg.fault_at == base + (uint64_t)i + 1) s[i].limit = files[i].len / 2;
   }
-  /* the temporaries, opened together */
+  /* every temporary whole, at once: one op a file (create, write, fsync when durable, close),
+   * which removes its temporary itself when it fails; the delay hook runs beside them, so each
+   * file's write takes at least the delay */
   for (int i = 0; i < n && !first; i++) {
     if (kiln__tmp_name(files[i].path, s[i].tmp, sizeof s[i].tmp)) {
       kiln__say(msg, msgcap, "cannot write %s: the path is too long", files[i].path);
       first = KILN_EINVAL;
       break;
     }
-    submitted(
-        kiln_io_open_async(w->io, AT_FDCWD, s[i].tmp, O_WRONLY | O_CREAT | O_EXCL, 0666, &s[i].f),
-        "create", s[i].tmp, &first, msg, msgcap);
+    int rc = kiln_io_create_file_async(w->io, AT_FDCWD, s[i].tmp, 0666, files[i].data, s[i].limit,
+                                       durable, &s[i].f);
+    if (rc) {
+      kiln__say(msg, msgcap, "cannot write %s: %s", files[i].path, kiln_strerror(rc));
+      first = rc == KILN_ENOMEM ? rc : KILN_EIO;
+    }
   }
+  if (!first) delay_end(w, delay_start(w));
   for (int i = 0; i < n; i++) {
-    size_t fd = 0;
-    if (s[i].f && finish_op(&s[i], "create", s[i].tmp, &fd, &first, msg, msgcap) == 0)
-      s[i].fd = (int)fd, s[i].created = true;
-  }
-  /* the bytes: every file's rest at once, again after short writes; the delay hook runs beside
-   * the first round, so each file's write takes at least the delay */
-  kiln_future *delay = first ? NULL : delay_start(w);
-  bool delayed = false;
-  for (;;) {
-    bool any = false;
-    for (int i = 0; i < n && !first; i++) {
-      size_t want = (s[i].limit < files[i].len ? s[i].limit : files[i].len) - s[i].done;
-      if (s[i].fd < 0 || want == 0) continue;
-      any = true;
-      submitted(kiln_io_pwrite_async(w->io, s[i].fd, (const char *)files[i].data + s[i].done, want,
-                                     (int64_t)s[i].done, &s[i].f),
-                "write", files[i].path, &first, msg, msgcap);
-    }
-    if (!delayed) delay_end(w, delay), delayed = true;
-    for (int i = 0; i < n; i++) {
-      size_t got = 0;
-      if (!s[i].f) continue;
-      if (finish_op(&s[i], "write", files[i].path, &got, &first, msg, msgcap) == 0) {
-        if (got == 0 && !first) { /* pwrite(2) moved nothing: never loop on it */
-          kiln__say(msg, msgcap, "cannot write %s: the write made no progress", files[i].path);
-          first = KILN_EIO;
-        }
-        s[i].done += got;
-      }
-    }
-    if (!any || first) break;
+    if (s[i].f && finish_op(&s[i], "write", files[i].path, &s[i].done, &first, msg, msgcap) == 0)
+      s[i].created = true;
   }
   for (int i = 0; i < n && !first; i++)
     if (s[i].done < files[i].len) { /* only the fault hook stops a file short */
@@ -250,23 +217,6 @@ static int write_engine(kiln__writer *w, const kiln__wfile *files, int n, bool d
                 files[i].path, s[i].done, files[i].len);
       first = KILN_EIO;
     }
-  if (durable && !first) {
-    for (int i = 0; i < n; i++)
-      submitted(kiln_io_fsync_async(w->io, s[i].fd, false, &s[i].f), "write", files[i].path, &first,
-                msg, msgcap);
-    for (int i = 0; i < n; i++) finish_op(&s[i], "write", files[i].path, NULL, &first, msg, msgcap);
-  }
-  for (int i = 0; i < n; i++) {
-    if (s[i].fd < 0) continue;
-    if (kiln_io_close_async(w->io, s[i].fd, &s[i].f) != 0) {
-      if (close(s[i].fd) != 0 && !first) {
-        kiln__say(msg, msgcap, "cannot write %s: %s", files[i].path, strerror(errno));
-        first = KILN_EIO;
-      }
-    }
-    s[i].fd = -1;
-  }
-  for (int i = 0; i < n; i++) finish_op(&s[i], "write", files[i].path, NULL, &first, msg, msgcap);
   /* every file complete: into place, one after the other */
   for (int i = 0; i < n && !first; i++) {
     if (rename(s[i].tmp, files[i].path) != 0) {

@@ -1,6 +1,7 @@
 /* kiln/fiberio.h: cooperative I/O for fibers (gevent's monkey-patched sockets and files, made
  * explicit for C): read, write, pread, pwrite, open, fsync, close, accept, connect, recv and send
- * that complete through one I/O engine instead of blocking a thread.
+ * that complete through one I/O engine instead of blocking a thread, and a whole file's creation
+ * (kiln_io_create_file_async) as one op.
  *
  * The engine is a handle, kiln_io, created by the program (or, later, owned by a pool's config)
  * and passed to every call: nothing here is process-global, and a fiber finds its engine the way
@@ -168,6 +169,21 @@ KILN_API int kiln_io_recv_async(kiln_io *io, int fd, void *buf, size_t len, int 
                                 kiln_future **out);
 KILN_API int kiln_io_send_async(kiln_io *io, int fd, const void *buf, size_t len, int flags,
                                 kiln_future **out);
+
+/* Creates a file and writes it whole, as one op: openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL
+ * | O_CLOEXEC, mode), the len bytes of buf from offset 0 (again after short writes), fsync when
+ * durable, close. One future and one wait where the separate calls take one each, step after
+ * step: through io_uring the open goes first and the rest as one linked chain submitted by the
+ * completion thread; with the poller one helper runs the steps in a row. The value is len. A
+ * failure fails the future with the first failed step's code and a message naming the step and
+ * the path ("write(out/.a.png.tmp): No space left on device [errno 28]"); a file the op created
+ * is closed and removed before the future completes, so a failed op leaves nothing at path (an
+ * open that fails, EEXIST included, touched nothing). A cancel (kiln_io_cancel) ends the op as
+ * such a failure, KILN_ECANCELLED, unless it completed first. path is copied; buf is the
+ * kernel's until the future is done. KILN_EINVAL for path NULL, or buf NULL with len > 0. */
+KILN_API int kiln_io_create_file_async(kiln_io *io, int dirfd, const char *path, unsigned mode,
+                                       const void *buf, size_t len, bool durable,
+                                       kiln_future **out);
 
 /* Asks the op behind f (a future from this io) to end early; returns at once. The future then
  * completes as the top of this file says. Harmless on a done future or one of another io (does
