@@ -85,7 +85,12 @@ struct kiln_fiber {
 #endif
 };
 
-enum { KILN__STACK_POOL_MAX = 64, KILN__STACK_POOL_HOT = 4, KILN__FIBER_FREE_MAX = 64 };
+enum {
+  KILN__STACK_POOL_MAX = 64,
+  KILN__STACK_POOL_HOT = 4,
+  KILN__STACK_SHARED_MAX = 16, /* stack.c: the warm stacks that move between threads */
+  KILN__FIBER_FREE_MAX = 64
+};
 
 /* A thread's fibers: the thread pointer that identifies the thread to the fast switch, which
  * fiber runs, its main fiber, the dead fiber whose stack waits to go back, and its pool of free

@@ -8,8 +8,18 @@
  * stack without a system call); every further one is given back to the kernel with
  * MADV_DONTNEED as it enters, so that after a burst of fibers the resident size comes back down
  * (MADV_FREE would leave it counted until memory runs short). A stack that finds the pool full is
- * unmapped. The pool is unmapped when its thread exits. */
+ * unmapped. The pool is unmapped when its thread exits.
+ *
+ * Stacks also cross threads: a pool fiber takes its stack on the worker that starts it and gives
+ * it back on the worker where it ends, often the other one (a fiber woken by an I/O completion
+ * resumes on whichever worker is free). Per-thread pools alone then leave one thread mapping a
+ * fresh stack for every fiber (mmap, a guard, page faults) while the other gives every stack
+ * back to the kernel (madvise: a TLB shootdown on every core). So between the two sits one
+ * process-wide overflow of at most KILN__STACK_SHARED_MAX warm stacks, under a mutex: a stack
+ * that finds its thread's hot part full goes there first, and a thread whose pool has no stack
+ * of the size looks there before it maps one. It lives as long as the process. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -58,6 +68,37 @@ static void unpoison(kiln__fiber_stack *s, bool whole) {
 #endif
 }
 
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static kiln__fiber_stack shared[KILN__STACK_SHARED_MAX]; /* under shared_mu */
+static int nshared;                                     /* under shared_mu */
+static _Atomic int shared_hint; /* nshared, read without the lock to skip it when empty */
+
+/* A warm stack of map_size from the overflow, if it has one. */
+static bool shared_take(size_t map_size, kiln__fiber_stack *out) {
+  if (atomic_load_explicit(&shared_hint, memory_order_relaxed) == 0) return false;
+  bool got = false;
+  pthread_mutex_lock(&shared_mu);
+  for (int i = nshared - 1; i >= 0 && !got; i--) {
+    if (shared[i].map_size != map_size) continue;
+    *out = shared[i];
+    shared[i] = shared[--nshared];
+    got = true;
+  }
+  atomic_store_explicit(&shared_hint, nshared, memory_order_relaxed);
+  pthread_mutex_unlock(&shared_mu);
+  return got;
+}
+
+/* Puts s into the overflow, warm; false when it is full. */
+static bool shared_give(const kiln__fiber_stack *s) {
+  bool kept = false;
+  pthread_mutex_lock(&shared_mu);
+  if (nshared < KILN__STACK_SHARED_MAX) shared[nshared++] = *s, kept = true;
+  atomic_store_explicit(&shared_hint, nshared, memory_order_relaxed);
+  pthread_mutex_unlock(&shared_mu);
+  return kept;
+}
+
 int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out) {
   size_t page = kiln__page_size();
   size_t map_size = (size + page - 1) / page * page + page;
@@ -68,6 +109,7 @@ int kiln__stack_get(kiln__fiber_thread *t, size_t size, kiln__fiber_stack *out) 
       return 0;
     }
   }
+  if (shared_take(map_size, out)) return 0;
   char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (map == MAP_FAILED) return KILN_ENOMEM;
@@ -90,6 +132,10 @@ void kiln__stack_put(kiln__fiber_thread *t, kiln__fiber_stack *s, bool abandoned
     munmap(s->map, s->map_size);
   } else {
     if (t->npool >= KILN__STACK_POOL_HOT) {
+      if (shared_give(s)) {
+        *s = (kiln__fiber_stack){0};
+        return;
+      }
       size_t page = kiln__page_size();
       madvise(s->map + page, s->map_size - page, MADV_DONTNEED);
     }
