@@ -60,8 +60,7 @@ int kiln_io_errno_code(int err) {
 }
 
 static const char *const kind_names[] = {"read",  "write",  "pread",   "pwrite", "open", "fsync",
-                                         "close", "accept", "connect", "recv",   "send",
-                                         "create"};
+                                         "close", "accept", "connect", "recv",   "send", "create"};
 
 /* A create-file op's failed step, as its message names it. */
 static const char *const step_names[] = {"create", "open", "write", "fsync", "close", "unlink"};

@@ -74,15 +74,16 @@ struct kiln__io_op {
   int pstate;
   bool fd_nonblock, fd_socket;
   int res;         /* poller: a result held between the attempt and the completion */
-  bool cancel_req; /* kiln_io_cancel asked for it (poller: under its mu) */
+  bool cancel_req; /* kiln_io_cancel asked for it (poller: under its mu; an io_uring create-file
+                    * op: under ring->mu) */
   /* KILN__IO_CREATE_FILE (fd is the dirfd, path the file, buf/len the bytes, flags 1: fsync):
    * where it stands. io_uring: under ring->mu; the poller's helper owns them while it runs. */
   bool durable;
-  int file_fd;    /* the created file's descriptor; -1: not open */
-  size_t done;    /* bytes written */
-  int err;        /* the first failure, -errno; 0: none */
-  int err_step;   /* the step that failed (kiln__io_step) */
-  int pending;    /* io_uring: entries of the current round not yet reaped */
+  int file_fd;                          /* the created file's descriptor; -1: not open */
+  size_t done;                          /* bytes written */
+  int err;                              /* the first failure, -errno; 0: none */
+  int err_step;                         /* the step that failed (kiln__io_step) */
+  int pending;                          /* io_uring: entries of the current round not yet reaped */
   int round_res[KILN__STEP_UNLINK + 1]; /* io_uring: this round's results, by step */
   bool round_has[KILN__STEP_UNLINK + 1];
 };

@@ -11,8 +11,9 @@
  *     block, except accept on a blocking listening socket that another thread drains between the
  *     readiness check and the accept (the header says to make such sockets non-blocking).
  *   - the rest (regular files, block devices, directories) and the calls that cannot be polled
- *     (pread, pwrite, open, fsync, close, connect on a blocking socket): a fixed set of helper
- *     threads runs them as plain blocking syscalls, in submission order.
+ *     (pread, pwrite, open, fsync, close, connect on a blocking socket, and a create-file op,
+ *     whose steps one helper runs in a row): a fixed set of helper threads runs them as plain
+ *     blocking syscalls, in submission order.
  *
  * Cancellation marks the op (cancel_req) and, when it is queued for a helper or waiting in the
  * poller, hands it to the poller thread, which completes it with ECANCELED; the cancel request

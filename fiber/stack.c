@@ -70,7 +70,7 @@ static void unpoison(kiln__fiber_stack *s, bool whole) {
 
 static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 static kiln__fiber_stack shared[KILN__STACK_SHARED_MAX]; /* under shared_mu */
-static int nshared;                                     /* under shared_mu */
+static int nshared;                                      /* under shared_mu */
 static _Atomic int shared_hint; /* nshared, read without the lock to skip it when empty */
 
 /* A warm stack of map_size from the overflow, if it has one. */

@@ -1,8 +1,10 @@
 /* writer.h: how the batch writes a frame's files (writer.c).
  *
  * Every file of a frame goes through the kiln_io engine at once: the temporaries
- * (".NAME.tmp-HOST-PID-N", as kiln__write_atomic names them) opened together, written together,
- * fsynced together (durable), closed, and only when all of them are complete renamed into place
+ * (".NAME.tmp-HOST-PID-N", as kiln__write_atomic names them) each created, written, fsynced
+ * (durable) and closed by one op (kiln_io_create_file_async, which removes its temporary itself
+ * when a step fails), all in flight together, and only when all of them are complete renamed into
+ * place
  * one after the other. A frame whose write fails before the renames renames none of its files;
  * a rename that fails (rare: the name is a folder, say) leaves the files renamed before it in
  * place. Either way every temporary is removed and the frame fails, so a final name is either

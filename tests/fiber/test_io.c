@@ -273,8 +273,7 @@ static void create_file(kiln_io_backend b) {
   kiln_future_release(f);
   KT_CODE(kiln_io_create_file_async(io, AT_FDCWD, NULL, 0600, "a", 1, false, &f), KILN_EINVAL);
   KT_TRUE(f == NULL);
-  KT_CODE(kiln_io_create_file_async(io, AT_FDCWD, paths[0], 0600, NULL, 1, false, &f),
-          KILN_EINVAL);
+  KT_CODE(kiln_io_create_file_async(io, AT_FDCWD, paths[0], 0600, NULL, 1, false, &f), KILN_EINVAL);
   kiln_io_destroy(io);
   for (int i = 0; i < N; i++) free(data[i]);
   rmtmp(names, 2 * N);
