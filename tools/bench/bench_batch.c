@@ -18,7 +18,8 @@
  *             infinitely fast GPU: frames written without tracing) at 64x64, 256x256 and 512x512,
  *             colour PNG only, each size run 3 times in interleaved rounds; the median images/s and
  *             CPU milliseconds a frame (process CPU time over frames: conversion, encoding,
- *             writing, read-back and the pipeline itself), and the spread of the 3.
+ *             writing, read-back and the pipeline itself), and the spread of the 3. --null with
+ *             --size S runs that size alone (3000 frames up to 64x64, 600 up to 256x256, else 200).
  *   slow writes (--slow-writes) instead of the above: the batch with every output write delayed
  *             by each of the given microseconds (the test hook KILN_TEST_WRITE_DELAY_US: slow
  *             shared storage), colour, depth and normal PNGs (3 files a frame), written one file
@@ -392,14 +393,20 @@ static long child_peak_kib(const char *self, const char *job, long frames) {
   return atol(buf);
 }
 
-/* The CPU side's ceiling: the batch with the null kernel at three sizes, interleaved rounds. */
-static void bench_null(env *e, int spp) {
+/* The CPU side's ceiling: the batch with the null kernel at three sizes, interleaved rounds; or
+ * at only one size (only > 0: --null with --size, e.g. for a profiler). */
+static void bench_null(env *e, int spp, int only) {
   enum { SIZES = 3, ROUNDS = 3 };
-  static const int size[SIZES] = {64, 256, 512};
-  static const long frames[SIZES] = {3000, 600, 200};
+  int size[SIZES] = {64, 256, 512};
+  long frames[SIZES] = {3000, 600, 200};
+  int nsizes = SIZES;
+  if (only > 0) {
+    size[0] = only, frames[0] = only <= 64 ? 3000 : only <= 256 ? 600 : 200;
+    nsizes = 1;
+  }
   double rate[SIZES][ROUNDS], cpu_ms[SIZES][ROUNDS];
   for (int r = 0; r < ROUNDS; r++)
-    for (int k = 0; k < SIZES; k++) {
+    for (int k = 0; k < nsizes; k++) {
       uint64_t w;
       kiln_batch_summary s;
       double c0 = cpu_now();
@@ -409,7 +416,7 @@ static void bench_null(env *e, int spp) {
   printf("null kernel (the CPU side's ceiling; colour PNG, %d spp; median of %d interleaved "
          "rounds, [min, max]):\n",
          spp, ROUNDS);
-  for (int k = 0; k < SIZES; k++) {
+  for (int k = 0; k < nsizes; k++) {
     qsort(rate[k], ROUNDS, sizeof(double), cmp_double);
     qsort(cpu_ms[k], ROUNDS, sizeof(double), cmp_double);
     printf("  %3dx%-3d %6ld frames %9.1f images/s [%.1f, %.1f]  %7.3f CPU-ms/frame [%.3f, %.3f]\n",
@@ -421,14 +428,14 @@ static void bench_null(env *e, int spp) {
 int main(int argc, char **argv) {
   const char *scene = "examples/cornell/scene.json";
   long frames = 1000, child = 0;
-  int size = 64, spp = 0;
+  int size = 64, spp = 0, size_given = 0;
   int memory = 0, rounds = 3, null_only = 0;
   const char *slow = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--scene") && i + 1 < argc) scene = argv[++i];
     else if (!strcmp(argv[i], "--job") && i + 1 < argc) scene = argv[++i]; /* the memory child */
     else if (!strcmp(argv[i], "--frames") && i + 1 < argc) frames = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]), size_given = 1;
     else if (!strcmp(argv[i], "--spp") && i + 1 < argc) spp = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--memory")) memory = 1;
     else if (!strcmp(argv[i], "--null")) null_only = 1;
@@ -462,7 +469,7 @@ int main(int argc, char **argv) {
   kiln_scene_get_info(kiln_job_scene(e.job), &info);
   int s_spp = spp ? spp : info.spp;
   if (null_only) { /* --null: the CPU side's ceiling only */
-    bench_null(&e, s_spp);
+    bench_null(&e, s_spp, size_given ? size : 0);
     env_close(&e);
     unlink(job);
     free(job);
@@ -498,7 +505,7 @@ int main(int argc, char **argv) {
   printf("  ratio batch/naive   %8.2fx  (CPU seconds a frame: naive %.4f, batch %.4f)\n", tn / tb,
          (c1 - c0) / (double)wn, (c2 - c1) / (double)wb);
   bench_png(&e);
-  bench_null(&e, s_spp);
+  bench_null(&e, s_spp, 0);
   env_close(&e);
   if (memory) {
     long m100 = child_peak_kib(argv[0], job, 100), m10k = child_peak_kib(argv[0], job, 10000);
