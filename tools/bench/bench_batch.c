@@ -20,6 +20,7 @@
  *             CPU milliseconds a frame (process CPU time over frames: conversion, encoding,
  *             writing, read-back and the pipeline itself), and the spread of the 3. --null with
  *             --size S runs that size alone (3000 frames up to 64x64, 600 up to 256x256, else 200).
+ *             The runs' output folders are removed at the end, not between runs (see kept_dirs).
  *   slow writes (--slow-writes) instead of the above: the batch with every output write delayed
  *             by each of the given microseconds (the test hook KILN_TEST_WRITE_DELAY_US: slow
  *             shared storage), colour, depth and normal PNGs (3 files a frame), written one file
@@ -140,6 +141,21 @@ static void rm_rf(const char *d) {
 static size_t in_flight;    /* --in-flight: the batch's window (0: its default) */
 static bool null_kernel_on; /* bench_null: the null kernel instead of the path tracer */
 
+/* bench_null keeps every run's output folder until it ends (kept_dirs) instead of removing it
+ * before the next run: on an ext4 without a journal the inode allocator skips every inode deleted
+ * in the last minute (six while its inode table block is dirty), one by one, so thousands of
+ * files created right after thousands were deleted cost several times more CPU in open(2), and
+ * each run's figure depended on how many the run before it had just removed. */
+enum { KEPT_MAX = 16 };
+static char *kept_dirs[KEPT_MAX];
+static int nkept;
+static bool keep_outputs;
+
+static void remove_kept(void) {
+  for (int i = 0; i < nkept; i++) rm_rf(kept_dirs[i]), free(kept_dirs[i]);
+  nkept = 0;
+}
+
 static double run_batch_with(env *e, long frames, int size, int spp, unsigned passes, bool durable,
                              uint64_t *written, kiln_batch_summary *s) {
   char *dir = tmp_dir();
@@ -172,8 +188,12 @@ static double run_batch_with(env *e, long frames, int size, int spp, unsigned pa
   }
   *written = s->written;
   kiln_batch_destroy(b);
-  rm_rf(dir);
-  free(dir);
+  if (keep_outputs && nkept < KEPT_MAX) {
+    kept_dirs[nkept++] = dir;
+  } else {
+    rm_rf(dir);
+    free(dir);
+  }
   return t;
 }
 
@@ -405,6 +425,7 @@ static void bench_null(env *e, int spp, int only) {
     nsizes = 1;
   }
   double rate[SIZES][ROUNDS], cpu_ms[SIZES][ROUNDS];
+  keep_outputs = true;
   for (int r = 0; r < ROUNDS; r++)
     for (int k = 0; k < nsizes; k++) {
       uint64_t w;
@@ -413,6 +434,8 @@ static void bench_null(env *e, int spp, int only) {
       double t = run_batch_null(e, frames[k], size[k], spp, &w, &s);
       rate[k][r] = (double)w / t, cpu_ms[k][r] = 1e3 * (cpu_now() - c0) / (double)w;
     }
+  keep_outputs = false;
+  remove_kept();
   printf("null kernel (the CPU side's ceiling; colour PNG, %d spp; median of %d interleaved "
          "rounds, [min, max]):\n",
          spp, ROUNDS);
