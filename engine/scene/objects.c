@@ -99,9 +99,9 @@ static int build_fail(kiln__sj_ctx *c, int rc) {
 static int load_entry(void *arg, void **result) {
   kiln__sj_mesh_entry *e = arg;
   const kiln__mesh *m;
-  if (e->ld->cache) { /* the cache's mesh, borrowed for the load (copied into the scene) */
+  if (e->ld->cache) { /* the cache's mesh: a shared mesh borrows its arrays, others copy them */
     if (!(e->rc = kiln__asset_cache_mesh(e->ld->cache, e->path, e->is_obj, &m, &e->err)))
-      e->mesh = *m, e->borrowed = true;
+      e->cached = m, e->borrowed = true;
   } else {
     e->rc = e->is_obj ? kiln__obj_load(e->path, &e->mesh, &e->err)
                       : kiln__ply_load(e->path, &e->mesh, &e->err);
@@ -225,7 +225,7 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   if (me->rc)
     return kiln__sj_file_fail(c, me->rc, me->err.file[0] ? me->err.file : me->path, me->err.line,
                               me->err.message);
-  const kiln__mesh *mp = &me->mesh;
+  const kiln__mesh *mp = me->borrowed ? me->cached : &me->mesh;
   const char *path = me->path;
   uint32_t *mats = malloc((mp->nmat_names + 1) * sizeof *mats);
   uint32_t *objs = malloc(mp->ngroups * sizeof *objs), *insts = malloc(mp->ngroups * sizeof *insts);
@@ -244,7 +244,9 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   if (!rc) group_boxes(mp, box);
   bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, (const float(*)[2][3])box, xs, nx);
   uint32_t mesh = 0;
-  if (share && kiln__sb_shared_mesh(&c->ld->b, mp, mats, objs, &mesh)) rc = kiln__sj_nomem(c);
+  if (share && kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs,
+                                    &mesh))
+    rc = kiln__sj_nomem(c);
   for (size_t k = 0; !rc && k < nx; k++) {
     for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;
     for (size_t g = 0; g < mp->ngroups && !rc; g++)

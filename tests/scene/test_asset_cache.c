@@ -116,17 +116,93 @@ TEST(texture_rewritten_with_the_same_key_is_read_again) {
   char msg[256];
   KT_CODE(kiln__asset_cache_texture(c, path, KILN__TEX_LINEAR, &t, NULL, msg, sizeof msg), KILN_OK);
   KT_TRUE(t.rgb[0] == 1.0f && t.rgb[2] == 0.0f);
-  free(t.rgb);
+  KT_TRUE(t.borrowed); /* the cache's texels, not a copy */
+  kiln__texture_release(&t);
   rewrite(path, bb, len);
   restore_times(path, &st);
   KT_CODE(kiln__asset_cache_texture(c, path, KILN__TEX_LINEAR, &t, NULL, msg, sizeof msg), KILN_OK);
   KT_TRUE(t.rgb[0] == 0.0f && t.rgb[2] == 1.0f);
-  free(t.rgb);
+  kiln__texture_release(&t);
   uint64_t reads, hits;
   kiln__asset_cache_stats(c, &reads, &hits);
   KT_EQ(reads, 2);
   KT_EQ(hits, 0);
   kiln__asset_cache_destroy(c);
   free(ba), free(bb);
+  st_tmp_cleanup();
+}
+
+/* A tetrahedron with non-unit vertex normals (a shared mesh holds them made unit) and uv. */
+static const char tet_obj[] = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nvn 0 0 -2\nvn 0 3 0\n"
+                              "vt 0 0\nvt 1 0\nvt 0 1\n"
+                              "f 1/1/1 3/3/1 2/2/1\nf 1/1/2 2/2/2 4/3/2\nf 1/1/1 4/2/1 3/3/1\n"
+                              "f 2/1/2 3/2/2 4/3/2\n";
+
+static const char borrow_scene[] =
+    "{\"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 0.8, 0], \"vfov\": 45},\n"
+    " \"materials\": {\"red\": {\"type\": \"diffuse\", \"albedo\": [0.8, 0.1, 0.1]},\n"
+    "  \"floor\": {\"type\": \"diffuse\", \"texture\": \"px.png\"}},\n"
+    " \"objects\": [{\"type\": \"mesh\", \"name\": \"tet\", \"file\": \"tet.obj\",\n"
+    "   \"material\": \"red\", \"instances\": [{\"translate\": [0, 1, 0]}, {\"translate\": [2, 0, 0]}]},\n"
+    "  {\"type\": \"quad\", \"corner\": [-5, 0, -5], \"u\": [0, 0, 10], \"v\": [10, 0, 0],\n"
+    "   \"material\": \"floor\"}]}\n";
+
+static kiln_scene *load_with(const char *dir, kiln__asset_cache *c) {
+  kiln_scene *s = NULL;
+  kiln_error_detail e;
+  int rc = kiln__scene_load_string_cached(borrow_scene, dir, "borrow.json", NULL, c, &e, &s);
+  if (rc) {
+    char m[1400];
+    KT_FAIL("load: %s", kiln_error_detail_format(&e, m, sizeof m));
+  }
+  return s;
+}
+
+/* Scenes loaded through a cache hold no copy of a shared mesh's triangles or of a texture's
+ * texels: every load points at the cache's (the same pointers), which hold what a load without
+ * a cache copies (unit normals included), and stay valid while a scene holds them, whenever the
+ * cache's creator lets go of it. */
+TEST(scenes_borrow_shared_meshes_and_texels) {
+  const char *dir = st_tmpdir();
+  st_write(dir, "tet.obj", tet_obj, (size_t)-1);
+  st_write_png(dir, "px.png");
+  kiln__asset_cache *c;
+  KT_CODE(kiln__asset_cache_create(&c), KILN_OK);
+  kiln_scene *a = load_with(dir, c), *b = load_with(dir, c), *own = load_with(dir, NULL);
+  const kiln__scene *da = &a->data, *db = &b->data, *dn = &own->data;
+  KT_EQ(da->nmeshes, 1);
+  KT_EQ(dn->nmeshes, 1);
+  const kiln__shared_mesh *qa = &da->meshes[0], *qb = &db->meshes[0], *qn = &dn->meshes[0];
+  KT_TRUE(qa->source != NULL);
+  KT_TRUE(qb->source == qa->source);
+  KT_TRUE(qa->pos == qb->pos && qa->nrm == qb->nrm && qa->uv == qb->uv);
+  KT_TRUE(qa->tri_slot == qb->tri_slot && qa->tri_group == qb->tri_group);
+  KT_TRUE(qn->source == NULL); /* no cache: its own copies */
+  KT_TRUE(qn->pos != qa->pos);
+  KT_TRUE(da->ntextures == 1 && dn->ntextures == 1);
+  KT_TRUE(da->textures[0].borrowed && db->textures[0].borrowed);
+  KT_TRUE(da->textures[0].rgb == db->textures[0].rgb);
+  KT_TRUE(!dn->textures[0].borrowed);
+  uint64_t reads, hits;
+  kiln__asset_cache_stats(c, &reads, &hits);
+  KT_EQ(reads, 2);
+  KT_EQ(hits, 2);
+  kiln__asset_cache_destroy(c); /* the creator's reference: a and b keep the cache */
+  kiln_scene_destroy(b);
+  /* a's borrowed arrays hold what the load without a cache made */
+  KT_EQ(qa->ntris, qn->ntris);
+  KT_TRUE(qa->nrm && qn->nrm && qa->uv && qn->uv);
+  KT_TRUE(memcmp(qa->pos, qn->pos, qn->ntris * 36) == 0);
+  KT_TRUE(memcmp(qa->nrm, qn->nrm, qn->ntris * 36) == 0);
+  KT_TRUE(memcmp(qa->uv, qn->uv, qn->ntris * 24) == 0);
+  ST_NEAR(qa->nrm[0] * qa->nrm[0] + qa->nrm[1] * qa->nrm[1] + qa->nrm[2] * qa->nrm[2], 1, 1e-6);
+  for (size_t t = 0; t < qn->ntris; t++) {
+    KT_EQ(kiln__shared_mesh_material(qa, t), kiln__shared_mesh_material(qn, t));
+    KT_EQ(kiln__shared_mesh_object(qa, t), kiln__shared_mesh_object(qn, t));
+    KT_EQ(qa->tri_group[t], qn->tri_group[t]);
+  }
+  KT_TRUE(memcmp(da->textures[0].rgb, dn->textures[0].rgb, 2 * 1 * 12) == 0);
+  kiln_scene_destroy(a); /* the last reference: the cache goes with it */
+  kiln_scene_destroy(own);
   st_tmp_cleanup();
 }
