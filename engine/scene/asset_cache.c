@@ -48,7 +48,9 @@ typedef struct mesh_item {
   _Atomic bool racy; /* read while the file's time was recent: check hash on a hit */
   uint64_t hash;     /* FNV-1a of the file's bytes when it was read (racy entries) */
   kiln__mesh mesh;
-  float *unit_nrm; /* mesh.nrm made unit, for shared meshes: made on first use, under the mutex */
+  /* made on first use, under the mutex, then read-only: */
+  float *unit_nrm;       /* mesh.nrm made unit, for shared meshes */
+  kiln__mesh_facts facts; /* what every load reads of the file (facts.box NULL: not made yet) */
 } mesh_item;
 
 typedef struct tex_item {
@@ -99,6 +101,7 @@ void kiln__asset_cache_destroy(kiln__asset_cache *c) {
   for (size_t i = 0; i < c->nmeshes; i++) {
     kiln__mesh_free(&c->meshes[i]->mesh);
     free(c->meshes[i]->unit_nrm);
+    kiln__mesh_facts_free(&c->meshes[i]->facts);
     free(c->meshes[i]->path), free(c->meshes[i]);
   }
   for (size_t i = 0; i < c->ntexs; i++) {
@@ -255,10 +258,26 @@ int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
   return 0;
 }
 
+/* The entry whose mesh m is. */
+static mesh_item *item_of(const kiln__mesh *m) {
+  return (mesh_item *)(void *)((const char *)m - offsetof(mesh_item, mesh));
+}
+
+int kiln__asset_cache_mesh_facts(kiln__asset_cache *c, const kiln__mesh *m,
+                                 const kiln__mesh_facts **out) {
+  mesh_item *e = item_of(m);
+  int rc = 0;
+  pthread_mutex_lock(&c->mu); /* as unit normals */
+  if (!e->facts.box) rc = kiln__mesh_facts_make(m, &e->facts);
+  pthread_mutex_unlock(&c->mu);
+  *out = rc ? NULL : &e->facts;
+  return rc;
+}
+
 int kiln__asset_cache_unit_normals(kiln__asset_cache *c, const kiln__mesh *m, const float **out) {
   *out = NULL;
   if (!m->nrm) return 0;
-  mesh_item *e = (mesh_item *)(void *)((const char *)m - offsetof(mesh_item, mesh));
+  mesh_item *e = item_of(m);
   int rc = 0;
   /* under the mutex: made once per entry and job, and loads that want it at once wait for it */
   pthread_mutex_lock(&c->mu);

@@ -134,6 +134,21 @@ float kiln__srgb_to_linear(float x);
  * the reader's error (codes as kiln__obj_load). Any thread. */
 int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
                            const kiln__mesh **out, kiln__mesh_error *err);
+/* What a load reads of mesh m besides its arrays, the same for every load of the file
+ * (objects.c): each group's object-space box (all zero for a group without triangles), and
+ * which material slots its faces use (used[k] for tri_mat k, used[nmat_names] for faces without
+ * one). */
+typedef struct kiln__mesh_facts {
+  float (*box)[2][3]; /* ngroups (malloc'd) */
+  bool *used;         /* nmat_names + 1 (malloc'd) */
+} kiln__mesh_facts;
+/* *f (zeroed first) for m: 0 or KILN_ENOMEM (f then holds nothing). O(triangles). */
+int kiln__mesh_facts_make(const kiln__mesh *m, kiln__mesh_facts *f);
+void kiln__mesh_facts_free(kiln__mesh_facts *f);
+/* kiln__mesh_facts_make of m (from kiln__asset_cache_mesh of c), made on the first call and kept
+ * with the entry: *out borrowed as the mesh is. 0 or KILN_ENOMEM. Any thread. */
+int kiln__asset_cache_mesh_facts(kiln__asset_cache *c, const kiln__mesh *m,
+                                 const kiln__mesh_facts **out);
 /* mesh m's (from kiln__asset_cache_mesh of c) vertex normals made unit (kiln__unit_normals),
  * computed on the first call and kept with the entry: *out borrowed as the mesh is, NULL when m
  * has none. 0 or KILN_ENOMEM. Any thread. */
