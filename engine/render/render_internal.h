@@ -239,7 +239,9 @@ typedef struct kiln__variant_stats {
 } kiln__variant_stats;
 
 /* A base of scene s with its BVH *bvh and packed buffers *p, which it takes (they are zeroed,
- * and freed on failure too). 0 or KILN_ENOMEM. */
+ * and freed on failure too). It keeps copies of s's flat arrays, placements and mesh tables, the
+ * pointers s borrows from its asset cache, and a reference on that cache (so s itself may go).
+ * 0 or KILN_ENOMEM. */
 int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render_buffers *p,
                               kiln__variant_base **out);
 void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */

@@ -130,8 +130,9 @@ float kiln__srgb_to_linear(float x);
 
 /* ---- asset_cache.c ------------------------------------------------------------------------ */
 
-/* Mesh file path read as OBJ (is_obj) or PLY: *out borrowed from c until it is destroyed, or
- * the reader's error (codes as kiln__obj_load). Any thread. */
+/* Mesh file path read as OBJ (is_obj) or PLY: *out borrowed from c until its last reference is
+ * dropped (the same pointer for every hit on the entry), or the reader's error (codes as
+ * kiln__obj_load). Any thread. */
 int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
                            const kiln__mesh **out, kiln__mesh_error *err);
 /* What a load reads of mesh m besides its arrays, the same for every load of the file
