@@ -232,7 +232,7 @@ typedef struct kiln__variant_stats {
                           over them was built, on the base's other trees */
   uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
   uint64_t bytes_uploaded;
-  uint64_t buffers_reused;   /* buffers proven the scene's and borrowed: neither packed nor compared */
+  uint64_t buffers_reused;   /* buffers proven the scene's, borrowed: not packed nor compared */
   uint64_t mesh_tris_packed; /* shared meshes' triangles packed into variants' TRIS */
   uint64_t texels_packed;    /* texels packed into variants' TEXELS */
   uint64_t kernels; /* kernels made for variants of other features (on every device) */

@@ -173,7 +173,8 @@ static bool same_array(const void *a, const void *b, size_t n) {
  * (immutable, alive: the same pointer is the same bytes) and the same scene tables. */
 static bool mesh_identical(const base_mesh *m, const kiln__shared_mesh *q) {
   return q->source && q->source == m->source && q->ntris == m->ntris && q->nslots == m->nslots &&
-         q->ngroups == m->ngroups && memcmp(q->slot_material, m->slot_material, m->nslots * 4) == 0 &&
+         q->ngroups == m->ngroups &&
+         memcmp(q->slot_material, m->slot_material, m->nslots * 4) == 0 &&
          memcmp(q->group_object, m->group_object, m->ngroups * 4) == 0;
 }
 
@@ -248,8 +249,7 @@ static uint32_t reuse_bits(const kiln__variant_base *b, const kiln__scene *s, bo
   if (tex) r |= 1u << PT_BIND_TEXINFO | 1u << PT_BIND_TEXELS;
   const kiln__environment *e = &s->env, *be = &b->env;
   if (e->type == KILN__ENV_MAP && be->type == KILN__ENV_MAP && e->texture >= 0 &&
-      be->texture >= 0 &&
-      texture_identical(&s->textures[e->texture], &b->textures[be->texture]))
+      be->texture >= 0 && texture_identical(&s->textures[e->texture], &b->textures[be->texture]))
     r |= 1u << PT_BIND_ENVDIST;
   return r;
 }

@@ -49,7 +49,7 @@ typedef struct mesh_item {
   uint64_t hash;     /* FNV-1a of the file's bytes when it was read (racy entries) */
   kiln__mesh mesh;
   /* made on first use, under the mutex, then read-only: */
-  float *unit_nrm;       /* mesh.nrm made unit, for shared meshes */
+  float *unit_nrm;        /* mesh.nrm made unit, for shared meshes */
   kiln__mesh_facts facts; /* what every load reads of the file (facts.box NULL: not made yet) */
 } mesh_item;
 

@@ -258,8 +258,8 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   const float(*box)[2][3] = (const float(*)[2][3])facts->box;
   bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx);
   uint32_t mesh = 0;
-  if (share && kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs,
-                                    &mesh))
+  if (share &&
+      kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs, &mesh))
     rc = kiln__sj_nomem(c);
   for (size_t k = 0; !rc && k < nx; k++) {
     for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;

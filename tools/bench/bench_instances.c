@@ -240,8 +240,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (variant) {
-    int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000, argc > 2 ? atoi(argv[2]) : 7,
-                            dev, dir);
+    int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000,
+                            argc > 2 ? atoi(argv[2]) : 7, dev, dir);
     kiln_gpu_device_close(dev);
     kiln_gpu_destroy(gpu);
     rmdir(dir);
