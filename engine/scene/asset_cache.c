@@ -12,12 +12,13 @@
  * the resolution can hide (RACY_NS), when the entry stops being racy. Entries are never freed
  * before the cache: a mesh or an image handed out is borrowed by every scene loaded with it (each
  * holds a reference on the cache, so the cache outlives them all, whenever its creator drops its
- * own), and the renderers of a job compare their scenes' meshes and images by these pointers. A miss reads the file without the lock, so two loads that miss the same
- * file at once both read it, and the second entry stays unused (correct, and rare: a job's frames
- * miss only their first time).
+ * own), and the renderers of a job compare their scenes' meshes and images by these pointers. A
+ * miss reads the file without the lock, so two loads that miss the same file at once both read
+ * it, and the second entry stays unused (correct, and rare: a job's frames miss only their first
+ * time).
  *
  * Threads: every call may run concurrently with the others (one mutex over the lists and the
- * entries' unit normals). */
+ * entries' unit normals and facts, which are made on first use). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>

@@ -143,7 +143,8 @@ static const char borrow_scene[] =
     " \"materials\": {\"red\": {\"type\": \"diffuse\", \"albedo\": [0.8, 0.1, 0.1]},\n"
     "  \"floor\": {\"type\": \"diffuse\", \"texture\": \"px.png\"}},\n"
     " \"objects\": [{\"type\": \"mesh\", \"name\": \"tet\", \"file\": \"tet.obj\",\n"
-    "   \"material\": \"red\", \"instances\": [{\"translate\": [0, 1, 0]}, {\"translate\": [2, 0, 0]}]},\n"
+    "   \"material\": \"red\",\n"
+    "   \"instances\": [{\"translate\": [0, 1, 0]}, {\"translate\": [2, 0, 0]}]},\n"
     "  {\"type\": \"quad\", \"corner\": [-5, 0, -5], \"u\": [0, 0, 10], \"v\": [10, 0, 0],\n"
     "   \"material\": \"floor\"}]}\n";
 
