@@ -427,6 +427,52 @@ TEST(a_mesh_from_another_file_matches_a_fresh_load) {
   cleanup();
 }
 
+/* A renderer made for a scene loaded through a cache keeps that cache's entries alive: with the
+ * scene and the cache's creator gone, a variant loaded through another cache (other entries: its
+ * mesh and texels are compared and packed, not taken by pointer) renders as a fresh load. */
+TEST(a_renderer_keeps_the_cache_it_borrows_from) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  char p[700];
+  snprintf(p, sizeof p, "%s/scene.json", dir);
+  kiln__asset_cache *c1 = NULL, *c2 = NULL;
+  KT_CODE(kiln__asset_cache_create(&c1), KILN_OK);
+  KT_CODE(kiln__asset_cache_create(&c2), KILN_OK);
+  kiln_scene *first = NULL, *second = NULL;
+  kiln_error_detail e;
+  KT_CODE(kiln__scene_load_cached(NULL, p, c1, &e, &first), KILN_OK);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
+  rc.scene_variants = true;
+  kiln_renderer *r = NULL;
+  KT_CODE(kiln_renderer_create(first, &dev, 1, &rc, &r), KILN_OK);
+  kiln_scene_destroy(first);
+  kiln__asset_cache_destroy(c1); /* the renderer's reference keeps it */
+  KT_CODE(kiln__scene_load_cached(NULL, p, c2, &e, &second), KILN_OK);
+  kiln__asset_cache_destroy(c2); /* the scene's reference keeps it */
+  kiln_renderer *alone = NULL;
+  KT_CODE(kiln_renderer_create(second, &dev, 1, NULL, &alone), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(r, &fc);
+  kiln_future *fa = NULL, *fb = NULL;
+  KT_CODE(kiln_renderer_submit_scene(r, second, &fc, &fa), KILN_OK);
+  KT_CODE(kiln_renderer_submit(alone, &fc, &fb), KILN_OK);
+  expect_same(wait_image(fa), wait_image(fb), "another cache");
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln__variant_stats st;
+  kiln__renderer_variant_stats(r, &st);
+  KT_EQ(st.bvh_builds, 0); /* the same positions: the renderer's trees */
+  KT_EQ(st.mesh_tris_packed, 4);
+  KT_EQ(st.texels_packed, 16);
+  kiln_renderer_destroy(alone);
+  kiln_scene_destroy(second);
+  kiln_renderer_destroy(r);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
 /* Without scene_variants a renderer keeps nothing for them and refuses them. */
 TEST(variants_need_the_config) {
   setup();
