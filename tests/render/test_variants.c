@@ -473,6 +473,61 @@ TEST(a_renderer_keeps_the_cache_it_borrows_from) {
   cleanup();
 }
 
+/* Inputs the size of the job's but not its: an image of the grid's size, and two shared meshes of
+ * one file (one cache entry) whose materials are swapped. Their buffers are packed again (the
+ * sizes alone prove nothing), and the images are a fresh load's. */
+static const char twins_job[] =
+    "{\"scene\": \"twins.json\", \"images\": [\n"
+    "  {\"name\": \"same_size_image\", \"materials\": {\"floor\": {\"texture\": \"grid4.png\"}}},\n"
+    "  {\"name\": \"swapped\", \"objects\": {\"tet\": {\"material\": \"metal\"},\n"
+    "   \"tet2\": {\"material\": \"red\"}}},\n"
+    "  {\"name\": \"swapped_moved\", \"objects\": {\"tet\": {\"material\": \"metal\",\n"
+    "   \"transform\": {\"translate\": [0.2, 0, 0]}}, \"tet2\": {\"material\": \"red\"}}}\n"
+    "]}\n";
+
+TEST(inputs_of_the_same_size_are_packed_again) {
+  setup();
+  char *twins = malloc(sizeof scene_json + 256);
+  KT_TRUE(twins != NULL);
+  const char *cut = strstr(scene_json, "    {\"type\": \"quad\", \"name\": \"ground\"");
+  KT_TRUE(cut != NULL);
+  int at = (int)(cut - scene_json);
+  snprintf(twins, sizeof scene_json + 256, "%.*s%s%s", at, scene_json,
+           "    {\"type\": \"mesh\", \"name\": \"tet2\", \"file\": \"tet.obj\", \"material\": "
+           "\"metal\",\n     \"instances\": [{\"translate\": [-1, 1.2, 0.8]}, {\"translate\": "
+           "[-1.5, 0.3, 1]}]},\n",
+           cut);
+  write_file("twins.json", twins);
+  free(twins);
+  write_file("twins_job.json", twins_job);
+  unsigned char px[4 * 4 * 3];
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(250 - 13 * i);
+  char p[700];
+  snprintf(p, sizeof p, "%s/grid4.png", dir);
+  KT_TRUE(stbi_write_png(p, 4, 4, 3, px, 12) != 0);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("twins_job.json");
+  const kiln__scene *js = &kiln_job_scene(job)->data;
+  KT_EQ(js->nmeshes, 2);
+  KT_TRUE(js->meshes[0].source == js->meshes[1].source);
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[3];
+  KT_EQ(check_job(job, r, dev, st, 3), 3);
+  KT_EQ(st[0].texels_packed, 16); /* 4x4 like the grid, other texels */
+  KT_EQ(st[0].mesh_tris_packed, 0);
+  KT_EQ(st[1].mesh_tris_packed, 8); /* both meshes' triangles: their materials differ */
+  KT_EQ(st[1].bvh_builds, 0);
+  KT_EQ(st[1].texels_packed, 16);
+  KT_EQ(st[2].mesh_tris_packed, 16);
+  KT_EQ(st[2].top_builds, 1);
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
 /* Without scene_variants a renderer keeps nothing for them and refuses them. */
 TEST(variants_need_the_config) {
   setup();

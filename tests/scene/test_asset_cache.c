@@ -4,6 +4,9 @@
  * that did not change is decoded once. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -205,5 +208,69 @@ TEST(scenes_borrow_shared_meshes_and_texels) {
   KT_TRUE(memcmp(da->textures[0].rgb, dn->textures[0].rgb, 2 * 1 * 12) == 0);
   kiln_scene_destroy(a); /* the last reference: the cache goes with it */
   kiln_scene_destroy(own);
+  st_tmp_cleanup();
+}
+
+typedef struct loader {
+  kiln__asset_cache *c;
+  const char *dir;
+  atomic_int *go;
+  kiln_scene *s;
+  int rc;
+} loader;
+
+static void *load_at_once(void *arg) {
+  loader *l = arg;
+  while (!atomic_load(l->go)) sched_yield();
+  kiln_error_detail e;
+  l->rc = kiln__scene_load_string_cached(borrow_scene, l->dir, "borrow.json", NULL, l->c, &e, &l->s);
+  return NULL;
+}
+
+/* Loads on several threads at once, each the first to want what a shared mesh adds to its cache
+ * entry (unit normals, group boxes and materials used): each is made once and every scene reads
+ * the same, and the scenes keep the cache after its creator lets go. */
+TEST(concurrent_loads_share_what_an_entry_makes) {
+  const char *dir = st_tmpdir();
+  st_write(dir, "tet.obj", tet_obj, (size_t)-1);
+  st_write_png(dir, "px.png");
+  kiln__asset_cache *c;
+  KT_CODE(kiln__asset_cache_create(&c), KILN_OK);
+  /* the entries first, as a load would find them, without what a scene of them adds */
+  char path[1100], msg[256];
+  snprintf(path, sizeof path, "%s/tet.obj", dir);
+  const kiln__mesh *m;
+  kiln__mesh_error err;
+  KT_CODE(kiln__asset_cache_mesh(c, path, true, &m, &err), KILN_OK);
+  snprintf(path, sizeof path, "%s/px.png", dir);
+  kiln__texture t;
+  KT_CODE(kiln__asset_cache_texture(c, path, KILN__TEX_SRGB, &t, NULL, msg, sizeof msg), KILN_OK);
+  enum { N = 6 };
+  atomic_int go;
+  atomic_init(&go, 0);
+  loader l[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    l[i] = (loader){.c = c, .dir = dir, .go = &go};
+    KT_TRUE(pthread_create(&th[i], NULL, load_at_once, &l[i]) == 0);
+  }
+  atomic_store(&go, 1);
+  for (int i = 0; i < N; i++) KT_TRUE(pthread_join(th[i], NULL) == 0);
+  kiln__asset_cache_destroy(c); /* the scenes keep it */
+  uint64_t reads, hits;
+  for (int i = 0; i < N; i++) {
+    KT_CODE(l[i].rc, KILN_OK);
+    const kiln__scene *d = &l[i].s->data, *d0 = &l[0].s->data;
+    KT_EQ(d->nmeshes, 1);
+    KT_TRUE(d->meshes[0].source == m && d->meshes[0].pos == m->pos);
+    KT_TRUE(d->meshes[0].nrm != NULL && d->meshes[0].nrm == d0->meshes[0].nrm);
+    KT_TRUE(d->ntextures == 1 && d->textures[0].borrowed && d->textures[0].rgb == t.rgb);
+  }
+  kiln__asset_cache_stats(l[0].s->data.assets, &reads, &hits);
+  KT_EQ(reads, 2);
+  KT_EQ(hits, 2 * N);
+  const float *n0 = l[0].s->data.meshes[0].nrm;
+  ST_NEAR(n0[0] * n0[0] + n0[1] * n0[1] + n0[2] * n0[2], 1, 1e-6);
+  for (int i = 0; i < N; i++) kiln_scene_destroy(l[i].s);
   st_tmp_cleanup();
 }
