@@ -274,3 +274,37 @@ TEST(concurrent_loads_share_what_an_entry_makes) {
   for (int i = 0; i < N; i++) kiln_scene_destroy(l[i].s);
   st_tmp_cleanup();
 }
+
+/* A load through the cache that fails after it borrowed a shared mesh and an image frees what it
+ * owns only: the cache's entries stay whole, and the next load borrows them again. */
+TEST(a_failed_load_leaves_the_cache_whole) {
+  const char *dir = st_tmpdir();
+  st_write(dir, "tet.obj", tet_obj, (size_t)-1);
+  st_write_png(dir, "px.png");
+  kiln__asset_cache *c;
+  KT_CODE(kiln__asset_cache_create(&c), KILN_OK);
+  const char *cut = strstr(borrow_scene, "]}\n");
+  KT_TRUE(cut != NULL);
+  char bad[2048];
+  snprintf(bad, sizeof bad, "%.*s,\n  {\"type\": \"sphere\", \"center\": [0, 0, 0], \"radius\": -1,\n"
+           "   \"material\": \"red\"}]}\n", (int)(cut - borrow_scene), borrow_scene);
+  kiln_scene *s = NULL;
+  kiln_error_detail e;
+  KT_TRUE(kiln__scene_load_string_cached(bad, dir, "bad.json", NULL, c, &e, &s) != KILN_OK);
+  KT_TRUE(s == NULL);
+  KT_STR_CONTAINS(e.message, "radius");
+  uint64_t reads, hits;
+  kiln__asset_cache_stats(c, &reads, &hits);
+  KT_EQ(reads, 2); /* the mesh and the image were read (and borrowed) before the error */
+  kiln_scene *good = load_with(dir, c), *own = load_with(dir, NULL);
+  kiln__asset_cache_destroy(c);
+  const kiln__shared_mesh *q = &good->data.meshes[0], *qn = &own->data.meshes[0];
+  KT_TRUE(q->source != NULL && q->ntris == qn->ntris);
+  KT_TRUE(memcmp(q->pos, qn->pos, qn->ntris * 36) == 0);
+  KT_TRUE(memcmp(q->nrm, qn->nrm, qn->ntris * 36) == 0);
+  KT_TRUE(good->data.textures[0].borrowed);
+  KT_TRUE(memcmp(good->data.textures[0].rgb, own->data.textures[0].rgb, 2 * 12) == 0);
+  kiln_scene_destroy(good);
+  kiln_scene_destroy(own);
+  st_tmp_cleanup();
+}
