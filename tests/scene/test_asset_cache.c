@@ -223,7 +223,8 @@ static void *load_at_once(void *arg) {
   loader *l = arg;
   while (!atomic_load(l->go)) sched_yield();
   kiln_error_detail e;
-  l->rc = kiln__scene_load_string_cached(borrow_scene, l->dir, "borrow.json", NULL, l->c, &e, &l->s);
+  l->rc =
+      kiln__scene_load_string_cached(borrow_scene, l->dir, "borrow.json", NULL, l->c, &e, &l->s);
   return NULL;
 }
 
@@ -286,8 +287,10 @@ TEST(a_failed_load_leaves_the_cache_whole) {
   const char *cut = strstr(borrow_scene, "]}\n");
   KT_TRUE(cut != NULL);
   char bad[2048];
-  snprintf(bad, sizeof bad, "%.*s,\n  {\"type\": \"sphere\", \"center\": [0, 0, 0], \"radius\": -1,\n"
-           "   \"material\": \"red\"}]}\n", (int)(cut - borrow_scene), borrow_scene);
+  snprintf(bad, sizeof bad,
+           "%.*s,\n  {\"type\": \"sphere\", \"center\": [0, 0, 0], \"radius\": -1,\n"
+           "   \"material\": \"red\"}]}\n",
+           (int)(cut - borrow_scene), borrow_scene);
   kiln_scene *s = NULL;
   kiln_error_detail e;
   KT_TRUE(kiln__scene_load_string_cached(bad, dir, "bad.json", NULL, c, &e, &s) != KILN_OK);
