@@ -70,7 +70,11 @@ static float ubits(uint32_t u) {
 }
 
 void kiln__render_pack_free(kiln__render_buffers *p) {
-  for (int i = 0; i < PT_BIND_COUNT; i++) free(p->data[i]), p->data[i] = NULL;
+  for (int i = 0; i < PT_BIND_COUNT; i++) {
+    if (!(p->borrowed & 1u << i)) free(p->data[i]);
+    p->data[i] = NULL;
+  }
+  p->borrowed = 0;
 }
 
 static double luminance(const float *c) { return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; }
@@ -286,15 +290,16 @@ static int pack_envdist(const kiln__texture *t, float *d, bool *lit) {
   return 0;
 }
 
-/* TRIS and ATTR (when not NULL) of n triangles: positions pos, ids (material, object, instance
- * or group; ids[k] NULL: 0), normals nrm and uv (NULL: zeros). */
+/* TRIS and ATTR (each when not NULL) of n triangles: positions pos, ids (material, object,
+ * instance or group; ids NULL: left for the caller, ids[k] NULL: 0), normals nrm and uv (NULL:
+ * zeros). */
 static void pack_tris(size_t n, const float *pos, const uint32_t *const ids[3], const float *nrm,
                       const float *uv, float *t, float *attr) {
   for (size_t i = 0; i < n; i++) {
     const float *v = pos + 9 * i;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; t && k < 3; k++) {
       memcpy(t + 12 * i + 4 * k, v + 3 * k, 12);
-      t[12 * i + 4 * k + 3] = ubits(ids[k] ? ids[k][i] : 0);
+      if (ids) t[12 * i + 4 * k + 3] = ubits(ids[k] ? ids[k][i] : 0);
     }
     if (!attr) continue;
     if (nrm) memcpy(attr + 16 * i, nrm + 9 * i, 36);
@@ -496,10 +501,10 @@ static bool orthonormal(const float w[12]) {
   return true;
 }
 
-/* The mesh trees in NODES (after the flat tree's nnodes) and PRIMS (after its nprims), and INST:
- * the header, the top level on its own grid, the placements (layout.h, PT_INST_VEC4S) in the top
- * level's leaf order, as PRIMS holds the flat tree's primitives. tri_base: each mesh's first
- * triangle in TRIS. */
+/* The mesh trees in NODES (after the flat tree's nnodes) and PRIMS (after its nprims), each
+ * unless NULL (already there: a buffer reused), and INST: the header, the top level on its own
+ * grid, the placements (layout.h, PT_INST_VEC4S) in the top level's leaf order, as PRIMS holds
+ * the flat tree's primitives. tri_base: each mesh's first triangle in TRIS. */
 static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri_base,
                      uint32_t *nodes, float *prims, uint32_t *inst) {
   size_t node_at = b->nnodes, prim_at = b->nprims;
@@ -509,8 +514,9 @@ static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri
   for (size_t m = 0; m < s->nmeshes && !rc; m++) {
     const kiln__bvh_tree *t = &b->blas[m];
     first[m] = node_at;
-    rc = pack_tree(t, nodes + 4 * node_at, node_at, prim_at, grid[m][0], grid[m][1]);
-    pack_mesh_prims(t, s->meshes[m].pos, tri_base[m], prims + 12 * prim_at);
+    if (nodes) rc = pack_tree(t, nodes + 4 * node_at, node_at, prim_at, grid[m][0], grid[m][1]);
+    else node_grid(&t->nodes[0], grid[m][0], grid[m][1]);
+    if (prims) pack_mesh_prims(t, s->meshes[m].pos, tri_base[m], prims + 12 * prim_at);
     node_at += t->nnodes, prim_at += t->nprims;
   }
   float origin[3], scale[3];
@@ -535,9 +541,21 @@ static int pack_inst(const kiln__scene *s, const kiln__bvh *b, const size_t *tri
   return rc;
 }
 
-/* kiln__render_pack with each material's emitted() in lum. */
+/* The buffers of reuse (KILN__PACK_REUSE_* bits) that p takes from base: those whose size is
+ * what p needs (sizes: p->size), TEXINFO and TEXELS only together. */
+static uint32_t reusable(const kiln__render_buffers *base, uint32_t reuse,
+                         const kiln__render_buffers *p) {
+  uint32_t keep = 0;
+  for (int i = 0; base && i < PT_BIND_COUNT; i++)
+    if (reuse & 1u << i && base->data[i] && base->size[i] == p->size[i]) keep |= 1u << i;
+  const uint32_t tex = 1u << PT_BIND_TEXINFO | 1u << PT_BIND_TEXELS;
+  if ((keep & tex) != tex) keep &= ~tex;
+  return keep;
+}
+
+/* kiln__render_pack_reusing with each material's emitted() in lum. */
 static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
-                    kiln__render_buffers *p) {
+                    const kiln__render_buffers *base, uint32_t reuse, kiln__render_buffers *p) {
   size_t nl = 0, ntexels = 0;
   for (size_t i = 0; i < s->ntris; i++) nl += emissive(s, lum, s->tri_material[i]);
   for (size_t i = 0; i < s->nspheres; i++) nl += emissive(s, lum, s->spheres[i].material);
@@ -587,6 +605,14 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
     if (i == PT_BIND_ACCUM || i == PT_BIND_AOV || i == PT_BIND_TNODES || i == PT_BIND_TPRIMS)
       continue;
     p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
+  }
+  p->borrowed = reusable(base, reuse, p);
+  for (int i = 0; i < PT_BIND_COUNT; i++) {
+    if (!p->size[i]) continue;
+    if (p->borrowed & 1u << i) {
+      p->data[i] = base->data[i];
+      continue;
+    }
     p->data[i] = calloc(1, p->size[i]);
     if (!p->data[i]) {
       kiln__render_pack_free(p);
@@ -594,38 +620,52 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
       return KILN_ENOMEM;
     }
   }
+#define OWN(k) (p->borrowed & 1u << (k) ? NULL : p->data[k]) /* NULL: base's, already packed */
   float origin[3], scale[3];
-  int rc = pack_nodes(b, p->data[PT_BIND_NODES], origin, scale);
+  int rc = 0;
+  if (OWN(PT_BIND_NODES)) rc = pack_nodes(b, p->data[PT_BIND_NODES], origin, scale);
+  else node_grid(&b->nodes[0], origin, scale);
   if (!rc && s->nplacements)
-    rc = pack_inst(s, b, tri_base, p->data[PT_BIND_NODES], p->data[PT_BIND_PRIMS],
-                   p->data[PT_BIND_INST]);
+    rc = pack_inst(s, b, tri_base, OWN(PT_BIND_NODES), OWN(PT_BIND_PRIMS), p->data[PT_BIND_INST]);
   if (rc) {
     kiln__render_pack_free(p);
     free(tri_base);
     return rc;
   }
-  pack_leaf_prims(s, b, p->data[PT_BIND_PRIMS]);
-  float *tris = p->data[PT_BIND_TRIS], *ap = attr ? p->data[PT_BIND_ATTR] : NULL;
-  float *va = vattr ? p->data[PT_BIND_VATTR] : NULL;
+  if (OWN(PT_BIND_PRIMS)) pack_leaf_prims(s, b, p->data[PT_BIND_PRIMS]);
+  float *tris = OWN(PT_BIND_TRIS), *ap = attr ? OWN(PT_BIND_ATTR) : NULL;
+  float *va = vattr ? OWN(PT_BIND_VATTR) : NULL;
   const uint32_t *const flat_ids[3] = {s->tri_material, s->tri_object, s->tri_instance};
   pack_tris(s->ntris, s->pos, flat_ids, s->nrm, s->uv, tris, ap);
   if (va) pack_vattr(s->ntris, s->col, s->tan, va);
   for (size_t m = 0; s->nplacements && m < s->nmeshes; m++) {
     const kiln__shared_mesh *q = &s->meshes[m];
-    const uint32_t *const ids[3] = {q->tri_material, q->tri_object, q->tri_group};
     size_t o = tri_base[m];
-    pack_tris(q->ntris, q->pos, ids, q->nrm, q->uv, tris + 12 * o, ap ? ap + 16 * o : NULL);
+    pack_tris(q->ntris, q->pos, NULL, q->nrm, q->uv, tris ? tris + 12 * o : NULL,
+              ap ? ap + 16 * o : NULL);
+    if (tris) p->mesh_tris_packed += q->ntris;
+    for (size_t t = 0; tris && t < q->ntris; t++) {
+      float *w = tris + 12 * (o + t);
+      w[3] = ubits(kiln__shared_mesh_material(q, t)), w[7] = ubits(kiln__shared_mesh_object(q, t));
+      w[11] = ubits(q->tri_group[t]);
+    }
     if (va) pack_vattr(q->ntris, q->col, q->tan, va + 24 * o);
   }
   free(tri_base);
   pack_spheres(s, p->data[PT_BIND_SPHERES]);
   pack_materials(s, lum, p->data[PT_BIND_MATS], principled ? p->data[PT_BIND_MATX] : NULL);
-  pack_textures(s, p->data[PT_BIND_TEXINFO], p->data[PT_BIND_TEXELS]);
+  if (OWN(PT_BIND_TEXELS)) {
+    pack_textures(s, p->data[PT_BIND_TEXINFO], p->data[PT_BIND_TEXELS]);
+    p->texels_packed = ntexels;
+  }
   bool dist = false;
-  if (envt && pack_envdist(envt, p->data[PT_BIND_ENVDIST], &dist)) {
+  if (envt && !OWN(PT_BIND_ENVDIST)) {
+    dist = ((const pt_globals *)base->data[PT_BIND_GLOBALS])->env_dist != 0;
+  } else if (envt && pack_envdist(envt, p->data[PT_BIND_ENVDIST], &dist)) {
     kiln__render_pack_free(p);
     return KILN_ENOMEM;
   }
+#undef OWN
   double penv = !env_lit(s) || (envt && !dist) ? 0 : nl > 0 || s->nplights > 0 ? 0.5 : 1;
   double ppl = pack_plights(s, lum, b, p->data[PT_BIND_PLIGHTS], nl, penv);
   double total = pack_lights(s, lum, p->data[PT_BIND_MATS], p->data[PT_BIND_LIGHTS],
@@ -667,12 +707,18 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   return 0;
 }
 
-int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
+int kiln__render_pack_reusing(const kiln__scene *s, const kiln__bvh *b,
+                              const kiln__render_buffers *base, uint32_t reuse,
+                              kiln__render_buffers *p) {
   memset(p, 0, sizeof *p);
   double *lum = malloc((s->nmaterials ? s->nmaterials : 1) * sizeof *lum);
   if (!lum) return KILN_ENOMEM;
   for (size_t i = 0; i < s->nmaterials; i++) lum[i] = emitted(s, &s->materials[i]);
-  int rc = pack_all(s, b, lum, p);
+  int rc = pack_all(s, b, lum, base, reuse, p);
   free(lum);
   return rc;
+}
+
+int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p) {
+  return kiln__render_pack_reusing(s, b, NULL, 0, p);
 }

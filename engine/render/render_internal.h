@@ -145,10 +145,15 @@ enum {
 };
 
 typedef struct kiln__render_buffers {
-  void *data[PT_BIND_COUNT];  /* malloc'd, owned; NULL for ACCUM, AOV, TNODES, TPRIMS */
+  void *data[PT_BIND_COUNT];  /* malloc'd, owned (but for borrowed); NULL for ACCUM, AOV, TNODES,
+                                 TPRIMS */
   size_t size[PT_BIND_COUNT]; /* bytes; at least 16 for every scene buffer (none is empty) */
   uint32_t features;          /* KILN__RF_* that the scene has (not SHARED and UNIFORM) */
   size_t scene_vec4s;         /* the uvec4s of NODES, PRIMS, TRIS, MATS and LIGHTS together */
+  uint32_t borrowed; /* bit k: data[k] is another pack's (kiln__render_pack_reusing's base), not
+                        freed with this one */
+  /* what this pack wrote (statistics): shared meshes' triangles into TRIS, texels into TEXELS */
+  size_t mesh_tris_packed, texels_packed;
 } kiln__render_buffers;
 
 /* Fills *p from scene s and its BVH b. 0, KILN_ENOMEM, or KILN_EINVAL for a BVH beyond the node
@@ -156,7 +161,16 @@ typedef struct kiln__render_buffers {
  * inputs; any thread. */
 int kiln__render_pack(const kiln__scene *s, const kiln__bvh *b, kiln__render_buffers *p);
 
-/* Frees what p holds; a zeroed p is a no-op. */
+/* kiln__render_pack, but each buffer k of the bits of reuse (1 << PT_BIND_NODES, PRIMS, TRIS,
+ * ATTR, VATTR, TEXINFO with TEXELS, ENVDIST) is base's own (borrowed: base must outlive *p) when
+ * its size is what s needs: the caller promises that packing s would write those bytes (s's
+ * inputs to that buffer are base's: variant.c), and nothing reads or writes them here. base
+ * may be NULL (reuse then 0). */
+int kiln__render_pack_reusing(const kiln__scene *s, const kiln__bvh *b,
+                              const kiln__render_buffers *base, uint32_t reuse,
+                              kiln__render_buffers *p);
+
+/* Frees what p holds (not what it borrows); a zeroed p is a no-op. */
 void kiln__render_pack_free(kiln__render_buffers *p);
 
 /* ---- frames in flight (frames.c) ------------------------------------------------------------ */
@@ -218,22 +232,28 @@ typedef struct kiln__variant_stats {
                           over them was built, on the base's other trees */
   uint64_t buffers_uploaded; /* buffers whose bytes differed from the scene's, uploaded per frame */
   uint64_t bytes_uploaded;
+  uint64_t buffers_reused;   /* buffers proven the scene's, borrowed: not packed nor compared */
+  uint64_t mesh_tris_packed; /* shared meshes' triangles packed into variants' TRIS */
+  uint64_t texels_packed;    /* texels packed into variants' TEXELS */
   uint64_t kernels; /* kernels made for variants of other features (on every device) */
 } kiln__variant_stats;
 
 /* A base of scene s with its BVH *bvh and packed buffers *p, which it takes (they are zeroed,
- * and freed on failure too). 0 or KILN_ENOMEM. */
+ * and freed on failure too). It keeps copies of s's flat arrays, placements and mesh tables, the
+ * pointers s borrows from its asset cache, and a reference on that cache (so s itself may go).
+ * 0 or KILN_ENOMEM. */
 int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render_buffers *p,
                               kiln__variant_base **out);
 void kiln__variant_base_free(kiln__variant_base *b); /* NULL is a no-op */
 /* The base's packed buffers (borrowed). */
 const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b);
-/* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it): with the base's
- * BVH when s's triangles, spheres, shared meshes and placements are the base's; with the base's
- * flat and mesh trees and a top level built now when only the placements differ; else with a
- * flat tree and top level built now (on pool, may be NULL), on the base's mesh trees when the
- * shared meshes are the base's, else all built now. Codes as kiln__render_pack, and
- * kiln__bvh_build's. Any thread, any number at once. */
+/* Packs variant s into *out (zeroed first; kiln__render_pack_free frees it; it may borrow the
+ * base's buffers, so the base must outlive it): with the base's BVH when s's triangles, spheres,
+ * shared meshes and placements are the base's; with the base's flat and mesh trees and a top
+ * level built now when only the placements differ; else with a flat tree and top level built now
+ * (on pool, may be NULL), on the base's mesh trees when the shared meshes are the base's, else
+ * all built now. The buffers that are provably the base's are the base's (variant.c). Codes as
+ * kiln__render_pack, and kiln__bvh_build's. Any thread, any number at once. */
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out);
 /* Counts one buffer of bytes uploaded for a variant. Any thread. */

@@ -507,7 +507,8 @@ static int bind_variant(kiln_renderer *r, dev_slot *d, const kiln__render_buffer
     size_t size, bsize;
     const void *data = bound_data(vp, k, fe, &size);
     const void *bdata = bound_data(base, k, d->features, &bsize);
-    if (size == bsize && memcmp(data, bdata, size) == 0) continue;
+    /* the same pointer: a buffer the variant borrowed from the scene's pack (variant.c) */
+    if (size == bsize && (data == bdata || memcmp(data, bdata, size) == 0)) continue;
     if (!(rc = kiln_gpu_buffer_create(d->dev, size, &own[k])))
       rc = kiln_gpu_job_upload(job, own[k], 0, data, size);
     binds[k] = own[k];

@@ -9,9 +9,18 @@
  * geometry and shared meshes are the base's but whose placements differ (moved instances of
  * shared meshes) builds only a top level over its placements, on the base's other trees; any
  * other builds its own flat tree and top level, on the base's mesh trees when its meshes are the
- * base's, else all its trees. Either way the variant is packed whole by
- * kiln__render_pack, so its buffers are exactly those of a renderer made for the variant alone,
- * and renderer.c uploads only the buffers whose bytes differ from the base's.
+ * base's, else all its trees. The variant is then packed (kiln__render_pack_reusing) but for
+ * the buffers whose inputs are provably the base's, which it borrows from the base's pack instead
+ * of writing and comparing them again: NODES and PRIMS when its trees and positions are the base's;
+ * TRIS, ATTR and VATTR when, besides, its flat triangles' attributes are the base's and each shared
+ * mesh is the base's (the same asset cache entry, kiln__shared_mesh.source, with the same
+ * material and object tables); TEXINFO and TEXELS when its textures are the base's cache entries,
+ * ENVDIST when its environment map is. Cache entries are immutable and never freed before the
+ * cache, and the base holds a reference on its scene's cache, so the same pointer means the same
+ * bytes. A frame that moves the placements of a cached mesh thus costs its top level, its INST
+ * buffer and the O(flat triangles) comparisons, whatever the mesh's size. The variant's buffers
+ * are exactly those of a renderer made for the variant alone, and renderer.c uploads only those
+ * whose bytes differ from the base's (a borrowed one is the base's own: nothing to compare).
  *
  * Threads: the base is read-only after create; the counters are atomics (relaxed: statistics
  * for tests and benchmarks, ordered with nothing else). */
@@ -21,16 +30,31 @@
 
 #include "render_internal.h"
 
+/* A shared mesh of the base: what tells whether a variant's mesh is the same. */
+typedef struct base_mesh {
+  size_t ntris, nslots, ngroups;
+  const void *source; /* the cache entry (s->assets keeps it), or NULL: pos is a copy */
+  const float *pos;   /* the scene's (source) or a copy (malloc'd, owned) */
+  uint32_t *slot_material, *group_object; /* copies (malloc'd, owned) */
+} base_mesh;
+
 struct kiln__variant_base {
   kiln__bvh bvh;
   kiln__render_buffers pack;
+  struct kiln__asset_cache *assets; /* a reference: keeps the borrowed pointers below valid */
   size_t ntris, nspheres;
-  float *pos;     /* 9 floats per triangle, the base's (malloc'd, owned) */
+  /* copies of the flat triangles' arrays (malloc'd, owned; NULL where the scene's are) */
+  float *pos, *nrm, *uv, *col, *tan;
+  uint32_t *tri_material, *tri_object, *tri_instance;
   float *spheres; /* 4 floats per sphere: centre and radius (malloc'd, owned) */
-  size_t nmeshes, *mesh_ntris, nplacements;
-  float **mesh_pos;  /* each shared mesh's positions (malloc'd, owned) */
+  size_t nmeshes, nplacements;
+  base_mesh *meshes; /* malloc'd, owned */
   float *placements; /* 13 floats per placement: its mesh (bits) and xform's 3x4 (malloc'd) */
+  size_t ntextures;
+  kiln__texture *textures; /* the scene's, shallow (malloc'd array; rgb compared, not read) */
+  kiln__environment env;
   atomic_ullong variants, bvh_builds, top_builds, uploads, upload_bytes;
+  atomic_ullong reused, mesh_tris_packed, texels_packed;
 };
 
 /* The spheres' centres and radii (what the BVH reads of them) into out (4 floats each). */
@@ -49,6 +73,49 @@ static void placement_geometry(const kiln__scene *s, float *out) {
   }
 }
 
+/* A malloc'd copy of n bytes of a (NULL for a NULL a; *fail set on ENOMEM). */
+static void *dup_bytes(const void *a, size_t n, bool *fail) {
+  if (!a) return NULL;
+  void *c = malloc(n ? n : 1);
+  if (!c) return *fail = true, NULL;
+  return memcpy(c, a, n);
+}
+
+/* The base's copy of shared mesh q into *m; false on ENOMEM (*m then holds what was made). */
+static bool keep_mesh(const kiln__shared_mesh *q, base_mesh *m) {
+  bool fail = false;
+  m->ntris = q->ntris, m->nslots = q->nslots, m->ngroups = q->ngroups, m->source = q->source;
+  m->pos = q->source ? q->pos : dup_bytes(q->pos, q->ntris * 36, &fail);
+  m->slot_material = dup_bytes(q->slot_material, q->nslots * 4, &fail);
+  m->group_object = dup_bytes(q->group_object, q->ngroups * 4, &fail);
+  return !fail;
+}
+
+/* Takes copies of s's flat triangles' arrays, spheres, meshes and placements; false on ENOMEM. */
+static bool keep_scene(kiln__variant_base *b, const kiln__scene *s) {
+  bool fail = false;
+  size_t n = s->ntris;
+  b->ntris = n, b->nspheres = s->nspheres;
+  b->pos = dup_bytes(s->pos, n * 36, &fail), b->nrm = dup_bytes(s->nrm, n * 36, &fail);
+  b->uv = dup_bytes(s->uv, n * 24, &fail), b->col = dup_bytes(s->col, n * 36, &fail);
+  b->tan = dup_bytes(s->tan, n * 48, &fail);
+  b->tri_material = dup_bytes(s->tri_material, n * 4, &fail);
+  b->tri_object = dup_bytes(s->tri_object, n * 4, &fail);
+  b->tri_instance = dup_bytes(s->tri_instance, n * 4, &fail);
+  b->spheres = malloc(s->nspheres ? s->nspheres * 16 : 1);
+  b->placements = malloc((s->nplacements + 1) * 52);
+  b->meshes = calloc(s->nmeshes + 1, sizeof *b->meshes);
+  b->textures = dup_bytes(s->textures, s->ntextures * sizeof *s->textures, &fail);
+  if (fail || !b->spheres || !b->placements || !b->meshes) return false;
+  b->nmeshes = s->nmeshes, b->nplacements = s->nplacements, b->ntextures = s->ntextures;
+  b->env = s->env;
+  for (size_t m = 0; m < s->nmeshes; m++)
+    if (!keep_mesh(&s->meshes[m], &b->meshes[m])) return false;
+  sphere_geometry(s, b->spheres);
+  placement_geometry(s, b->placements);
+  return true;
+}
+
 int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render_buffers *p,
                               kiln__variant_base **out) {
   *out = NULL;
@@ -56,34 +123,22 @@ int kiln__variant_base_create(const kiln__scene *s, kiln__bvh *bvh, kiln__render
   if (b) {
     b->bvh = *bvh, b->pack = *p;
     memset(bvh, 0, sizeof *bvh), memset(p, 0, sizeof *p);
-    b->ntris = s->ntris, b->nspheres = s->nspheres;
-    b->pos = malloc(s->ntris ? s->ntris * 36 : 1);
-    b->spheres = malloc(s->nspheres ? s->nspheres * 16 : 1);
-    b->nmeshes = s->nmeshes, b->nplacements = s->nplacements;
-    b->mesh_ntris = calloc(s->nmeshes + 1, sizeof *b->mesh_ntris);
-    b->mesh_pos = calloc(s->nmeshes + 1, sizeof *b->mesh_pos);
-    b->placements = malloc((s->nplacements + 1) * 52);
+    if (s->assets) b->assets = kiln__asset_cache_retain(s->assets);
   }
-  bool fail = !b || !b->pos || !b->spheres || !b->mesh_ntris || !b->mesh_pos || !b->placements;
-  for (size_t m = 0; !fail && m < s->nmeshes; m++) {
-    b->mesh_ntris[m] = s->meshes[m].ntris;
-    if (!(b->mesh_pos[m] = malloc(s->meshes[m].ntris * 36 + 1))) fail = true;
-    else memcpy(b->mesh_pos[m], s->meshes[m].pos, s->meshes[m].ntris * 36);
-  }
-  if (fail) {
+  if (!b || !keep_scene(b, s)) {
     kiln__variant_base_free(b);
     kiln__bvh_free(bvh);
     kiln__render_pack_free(p);
     return KILN_ENOMEM;
   }
-  if (s->ntris) memcpy(b->pos, s->pos, s->ntris * 36);
-  sphere_geometry(s, b->spheres);
-  placement_geometry(s, b->placements);
   atomic_init(&b->variants, 0);
   atomic_init(&b->top_builds, 0);
   atomic_init(&b->bvh_builds, 0);
   atomic_init(&b->uploads, 0);
   atomic_init(&b->upload_bytes, 0);
+  atomic_init(&b->reused, 0);
+  atomic_init(&b->mesh_tris_packed, 0);
+  atomic_init(&b->texels_packed, 0);
   *out = b;
   return 0;
 }
@@ -92,9 +147,15 @@ void kiln__variant_base_free(kiln__variant_base *b) {
   if (!b) return;
   kiln__bvh_free(&b->bvh);
   kiln__render_pack_free(&b->pack);
-  free(b->pos), free(b->spheres);
-  for (size_t m = 0; b->mesh_pos && m < b->nmeshes; m++) free(b->mesh_pos[m]);
-  free(b->mesh_pos), free(b->mesh_ntris), free(b->placements);
+  free(b->pos), free(b->nrm), free(b->uv), free(b->col), free(b->tan);
+  free(b->tri_material), free(b->tri_object), free(b->tri_instance);
+  free(b->spheres), free(b->placements), free(b->textures);
+  for (size_t m = 0; b->meshes && m < b->nmeshes; m++) {
+    if (!b->meshes[m].source) free((void *)b->meshes[m].pos);
+    free(b->meshes[m].slot_material), free(b->meshes[m].group_object);
+  }
+  free(b->meshes);
+  kiln__asset_cache_destroy(b->assets); /* last: the pointers into it are gone */
   free(b);
 }
 
@@ -102,13 +163,33 @@ const kiln__render_buffers *kiln__variant_base_pack(const kiln__variant_base *b)
   return &b->pack;
 }
 
-/* Whether s's shared meshes' positions are the base's, bit for bit. */
-static bool same_meshes(const kiln__variant_base *b, const kiln__scene *s) {
+/* Whether arrays a and b (either NULL: absent) of n bytes hold the same. */
+static bool same_array(const void *a, const void *b, size_t n) {
+  if (!a || !b) return a == b;
+  return a == b || memcmp(a, b, n) == 0;
+}
+
+/* Whether s's shared mesh q is the base's mesh m in every byte it packs: the same cache entry
+ * (immutable, alive: the same pointer is the same bytes) and the same scene tables. */
+static bool mesh_identical(const base_mesh *m, const kiln__shared_mesh *q) {
+  return q->source && q->source == m->source && q->ntris == m->ntris && q->nslots == m->nslots &&
+         q->ngroups == m->ngroups &&
+         memcmp(q->slot_material, m->slot_material, m->nslots * 4) == 0 &&
+         memcmp(q->group_object, m->group_object, m->ngroups * 4) == 0;
+}
+
+/* Whether s's shared meshes' positions are the base's, bit for bit (*identical: and every other
+ * array of theirs, proven without reading them). */
+static bool same_meshes(const kiln__variant_base *b, const kiln__scene *s, bool *identical) {
+  *identical = s->nmeshes == b->nmeshes;
   if (s->nmeshes != b->nmeshes) return false;
-  for (size_t m = 0; m < s->nmeshes; m++)
-    if (s->meshes[m].ntris != b->mesh_ntris[m] ||
-        memcmp(s->meshes[m].pos, b->mesh_pos[m], b->mesh_ntris[m] * 36) != 0)
-      return false;
+  for (size_t m = 0; m < s->nmeshes; m++) {
+    const base_mesh *bm = &b->meshes[m];
+    const kiln__shared_mesh *q = &s->meshes[m];
+    if (mesh_identical(bm, q)) continue;
+    *identical = false;
+    if (q->ntris != bm->ntris || !same_array(q->pos, bm->pos, bm->ntris * 36)) return false;
+  }
   return true;
 }
 
@@ -138,21 +219,70 @@ static int same_geometry(const kiln__variant_base *b, const kiln__scene *s, bool
   return 0;
 }
 
+/* Whether texture t of a variant is the base's u: the same cache entry's texels. */
+static bool texture_identical(const kiln__texture *t, const kiln__texture *u) {
+  return t->borrowed && u->borrowed && t->rgb == u->rgb && t->width == u->width &&
+         t->height == u->height && t->srgb == u->srgb;
+}
+
+/* The buffers of variant s that are the base's byte for byte (kiln__render_pack_reusing's reuse
+ * bits), same: its flat geometry and mesh positions are the base's (so are its trees), meshes:
+ * its shared meshes are the base's entries. */
+static uint32_t reuse_bits(const kiln__variant_base *b, const kiln__scene *s, bool same,
+                           bool meshes) {
+  uint32_t r = 0;
+  size_t n = s->ntris;
+  if (same && (s->nplacements > 0) == (b->nplacements > 0)) {
+    r |= 1u << PT_BIND_NODES | 1u << PT_BIND_PRIMS;
+    if (meshes && same_array(s->tri_material, b->tri_material, n * 4) &&
+        same_array(s->tri_object, b->tri_object, n * 4) &&
+        same_array(s->tri_instance, b->tri_instance, n * 4))
+      r |= 1u << PT_BIND_TRIS;
+    if (meshes && same_array(s->nrm, b->nrm, n * 36) && same_array(s->uv, b->uv, n * 24))
+      r |= 1u << PT_BIND_ATTR;
+    if (meshes && same_array(s->col, b->col, n * 36) && same_array(s->tan, b->tan, n * 48))
+      r |= 1u << PT_BIND_VATTR;
+  }
+  bool tex = s->ntextures == b->ntextures;
+  for (size_t i = 0; tex && i < s->ntextures; i++)
+    tex = texture_identical(&s->textures[i], &b->textures[i]);
+  if (tex) r |= 1u << PT_BIND_TEXINFO | 1u << PT_BIND_TEXELS;
+  const kiln__environment *e = &s->env, *be = &b->env;
+  if (e->type == KILN__ENV_MAP && be->type == KILN__ENV_MAP && e->texture >= 0 &&
+      be->texture >= 0 && texture_identical(&s->textures[e->texture], &b->textures[be->texture]))
+    r |= 1u << PT_BIND_ENVDIST;
+  return r;
+}
+
+/* Packs s on BVH bvh, borrowing from the base what reuse_bits proves is its, and counts. */
+static int pack_counted(kiln__variant_base *b, const kiln__scene *s, const kiln__bvh *bvh,
+                        uint32_t reuse, kiln__render_buffers *out) {
+  int rc = kiln__render_pack_reusing(s, bvh, &b->pack, reuse, out);
+  if (rc) return rc;
+  unsigned reused = 0;
+  for (uint32_t x = out->borrowed; x; x &= x - 1) reused++;
+  atomic_fetch_add_explicit(&b->reused, reused, memory_order_relaxed);
+  atomic_fetch_add_explicit(&b->mesh_tris_packed, out->mesh_tris_packed, memory_order_relaxed);
+  atomic_fetch_add_explicit(&b->texels_packed, out->texels_packed, memory_order_relaxed);
+  return 0;
+}
+
 int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene *s,
                        kiln__render_buffers *out) {
   memset(out, 0, sizeof *out);
-  bool same, same_pl = false, meshes = same_meshes(b, s);
+  bool same, same_pl = false, identical, meshes = same_meshes(b, s, &identical);
   int rc = same_geometry(b, s, &same);
   same = same && meshes;
   if (!rc && same) rc = same_placements(b, s, &same_pl);
   if (rc) return rc;
   atomic_fetch_add_explicit(&b->variants, 1, memory_order_relaxed);
-  if (same && same_pl) return kiln__render_pack(s, &b->bvh, out);
+  uint32_t reuse = reuse_bits(b, s, same, identical);
+  if (same && same_pl) return pack_counted(b, s, &b->bvh, reuse, out);
   kiln__bvh bvh;
   if (same) { /* only placements moved: the base's trees under a new top level */
     atomic_fetch_add_explicit(&b->top_builds, 1, memory_order_relaxed);
     if ((rc = kiln__bvh_build_top(&b->bvh, s, &bvh))) return rc;
-    rc = kiln__render_pack(s, &bvh, out);
+    rc = pack_counted(b, s, &bvh, reuse, out);
     kiln__bvh_free(&bvh);
     return rc;
   }
@@ -162,7 +292,7 @@ int kiln__variant_pack(kiln__variant_base *b, kiln_pool *pool, const kiln__scene
   rc = meshes && b->nmeshes ? kiln__bvh_build_flat(pool, &b->bvh, s, &bvh)
                             : kiln__bvh_build(pool, s, &bvh);
   if (rc) return rc;
-  rc = kiln__render_pack(s, &bvh, out);
+  rc = pack_counted(b, s, &bvh, reuse, out);
   kiln__bvh_free(&bvh);
   return rc;
 }
@@ -178,4 +308,7 @@ void kiln__variant_base_stats(kiln__variant_base *m, kiln__variant_stats *out) {
   out->top_builds = atomic_load_explicit(&m->top_builds, memory_order_relaxed);
   out->buffers_uploaded = atomic_load_explicit(&m->uploads, memory_order_relaxed);
   out->bytes_uploaded = atomic_load_explicit(&m->upload_bytes, memory_order_relaxed);
+  out->buffers_reused = atomic_load_explicit(&m->reused, memory_order_relaxed);
+  out->mesh_tris_packed = atomic_load_explicit(&m->mesh_tris_packed, memory_order_relaxed);
+  out->texels_packed = atomic_load_explicit(&m->texels_packed, memory_order_relaxed);
 }

@@ -10,15 +10,19 @@
  * modification time was that recent ("racy", as git calls it) also holds a hash of the file's
  * bytes, and a hit on it reads the file and compares them until the file's time is older than
  * the resolution can hide (RACY_NS), when the entry stops being racy. Entries are never freed
- * before the cache: a mesh handed out is borrowed by a load that may still run when a newer entry
- * of its file is added. A miss reads the file without the lock, so two loads that miss the same
- * file at once both read it, and the second entry stays unused (correct, and rare: a job's frames
- * miss only their first time).
+ * before the cache: a mesh or an image handed out is borrowed by every scene loaded with it (each
+ * holds a reference on the cache, so the cache outlives them all, whenever its creator drops its
+ * own), and the renderers of a job compare their scenes' meshes and images by these pointers. A
+ * miss reads the file without the lock, so two loads that miss the same file at once both read
+ * it, and the second entry stays unused (correct, and rare: a job's frames miss only their first
+ * time).
  *
- * Threads: every call may run concurrently with the others (one mutex over the lists). */
+ * Threads: every call may run concurrently with the others (one mutex over the lists and the
+ * entries' unit normals and facts, which are made on first use). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +49,9 @@ typedef struct mesh_item {
   _Atomic bool racy; /* read while the file's time was recent: check hash on a hit */
   uint64_t hash;     /* FNV-1a of the file's bytes when it was read (racy entries) */
   kiln__mesh mesh;
+  /* made on first use, under the mutex, then read-only: */
+  float *unit_nrm;        /* mesh.nrm made unit, for shared meshes */
+  kiln__mesh_facts facts; /* what every load reads of the file (facts.box NULL: not made yet) */
 } mesh_item;
 
 typedef struct tex_item {
@@ -64,6 +71,7 @@ struct kiln__asset_cache {
   tex_item **texs;
   size_t ntexs;
   atomic_ullong reads, hits; /* relaxed: statistics, ordered with nothing else */
+  atomic_size_t refs;
 };
 
 int kiln__asset_cache_create(kiln__asset_cache **out) {
@@ -76,14 +84,25 @@ int kiln__asset_cache_create(kiln__asset_cache **out) {
   }
   atomic_init(&c->reads, 0);
   atomic_init(&c->hits, 0);
+  atomic_init(&c->refs, 1);
   *out = c;
   return 0;
 }
 
+kiln__asset_cache *kiln__asset_cache_retain(kiln__asset_cache *c) {
+  /* relaxed: the caller already holds a reference, which keeps c alive across this */
+  atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+  return c;
+}
+
 void kiln__asset_cache_destroy(kiln__asset_cache *c) {
-  if (!c) return;
+  /* acq_rel: every holder's last use happens before the free (release by each, acquire by the
+   * last) */
+  if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
   for (size_t i = 0; i < c->nmeshes; i++) {
     kiln__mesh_free(&c->meshes[i]->mesh);
+    free(c->meshes[i]->unit_nrm);
+    kiln__mesh_facts_free(&c->meshes[i]->facts);
     free(c->meshes[i]->path), free(c->meshes[i]);
   }
   for (size_t i = 0; i < c->ntexs; i++) {
@@ -240,24 +259,39 @@ int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
   return 0;
 }
 
-/* A copy of t's texels into *out (t's size and flags); false on ENOMEM. */
-static bool copy_texture(const kiln__texture *t, kiln__texture *out) {
-  *out = *t;
-  if (!t->rgb) return true;
-  size_t n = (size_t)t->width * (size_t)t->height * 3 * sizeof(float);
-  if (!(out->rgb = malloc(n ? n : 1))) return false;
-  memcpy(out->rgb, t->rgb, n);
-  return true;
+/* The entry whose mesh m is. */
+static mesh_item *item_of(const kiln__mesh *m) {
+  return (mesh_item *)(void *)((const char *)m - offsetof(mesh_item, mesh));
 }
 
-/* Copies entry e out as kiln__texture_load_ex would have given it. KILN_ENOMEM. */
-static int give(const tex_item *e, kiln__texture *t, kiln__texture *alpha) {
-  if (!copy_texture(&e->t, t)) return KILN_ENOMEM;
-  if (alpha && !copy_texture(&e->a, alpha)) {
-    free(t->rgb), t->rgb = NULL;
-    return KILN_ENOMEM;
-  }
-  return 0;
+int kiln__asset_cache_mesh_facts(kiln__asset_cache *c, const kiln__mesh *m,
+                                 const kiln__mesh_facts **out) {
+  mesh_item *e = item_of(m);
+  int rc = 0;
+  pthread_mutex_lock(&c->mu); /* as unit normals */
+  if (!e->facts.box) rc = kiln__mesh_facts_make(m, &e->facts);
+  pthread_mutex_unlock(&c->mu);
+  *out = rc ? NULL : &e->facts;
+  return rc;
+}
+
+int kiln__asset_cache_unit_normals(kiln__asset_cache *c, const kiln__mesh *m, const float **out) {
+  *out = NULL;
+  if (!m->nrm) return 0;
+  mesh_item *e = item_of(m);
+  int rc = 0;
+  /* under the mutex: made once per entry and job, and loads that want it at once wait for it */
+  pthread_mutex_lock(&c->mu);
+  if (!e->unit_nrm && !(e->unit_nrm = kiln__unit_normals(m->nrm, m->ntris))) rc = KILN_ENOMEM;
+  *out = e->unit_nrm;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+/* Entry e's texels as kiln__texture_load_ex would have given them, borrowed. */
+static void give(const tex_item *e, kiln__texture *t, kiln__texture *alpha) {
+  *t = e->t, t->borrowed = true;
+  if (alpha) *alpha = e->a, alpha->borrowed = alpha->rgb != NULL;
 }
 
 int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_mode mode,
@@ -278,10 +312,9 @@ int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_
   pthread_mutex_unlock(&c->mu);
   if (hit && !still_valid(&hit->racy, hit->hash, path, &k)) hit = NULL;
   if (hit) { /* entries never change once listed (but for racy), nor go before the cache */
-    rc = give(hit, t, alpha);
+    give(hit, t, alpha);
     atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
-    if (rc) snprintf(msg, msgsz, "out of memory");
-    return rc;
+    return 0;
   }
   atomic_fetch_add_explicit(&c->reads, 1, memory_order_relaxed);
   uint64_t before;
@@ -290,15 +323,20 @@ int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_
   tex_item *e = calloc(1, sizeof *e);
   size_t len = strlen(path);
   bool kept = false;
-  if (e && (e->path = malloc(len + 1)) && copy_texture(t, &e->t) &&
-      (!alpha || copy_texture(alpha, &e->a))) {
+  if (e && (e->path = malloc(len + 1))) { /* the texels move into the entry */
     memcpy(e->path, path, len + 1);
     e->mode = mode, e->want_alpha = alpha != NULL, e->key = k;
+    e->t = *t;
+    if (alpha) e->a = *alpha;
     racy_after(path, &e->key, racy, before, &e->racy, &e->hash);
     pthread_mutex_lock(&c->mu);
     kept = append_tex(c, e);
     pthread_mutex_unlock(&c->mu);
   }
-  if (!kept && e) free(e->t.rgb), free(e->a.rgb), free(e->path), free(e);
-  return 0; /* the texture itself was read: only the cache missed out */
+  if (kept) {
+    give(e, t, alpha);
+  } else if (e) { /* the caller keeps its own texels: only the cache missed out */
+    free(e->path), free(e);
+  }
+  return 0;
 }

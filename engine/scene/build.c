@@ -6,6 +6,7 @@
  * turn front faces into back faces; v1 and v2 are swapped there so that the front face of every
  * triangle stays the side cross(v1 - v0, v2 - v0) points to (what emission and the renderer use).
  * Arrays grow by doubling; on ENOMEM the builder still owns what it had (kiln__scene_free). */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -228,35 +229,59 @@ static float *copy_floats(const float *a, size_t n, size_t k, bool *fail) {
   return c;
 }
 
-int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint32_t *mats,
-                         const uint32_t *obj_of_group, uint32_t *out) {
+float *kiln__unit_normals(const float *nrm, size_t ntris) {
+  bool fail = false;
+  float *u = copy_floats(nrm, ntris, 9, &fail);
+  /* unit normals, as a baked copy's are before its normal matrix: the shader then need only
+   * renormalise each vertex's where a placement does not keep lengths (layout.h) */
+  for (size_t v = 0; u && v < 3 * ntris; v++) normalize3(u + 3 * v);
+  return u;
+}
+
+/* q's per-triangle arrays: copies of m's (unit normals), owned by q. KILN_ENOMEM (q then owns
+ * what was copied). */
+static int copy_mesh_arrays(kiln__shared_mesh *q, const kiln__mesh *m) {
+  size_t n = m->ntris;
+  bool fail = false;
+  q->pos = copy_floats(m->pos, n, 9, &fail);
+  q->uv = copy_floats(m->uv, n, 6, &fail), q->col = copy_floats(m->col, n, 9, &fail);
+  q->tan = copy_floats(m->tan, n, 12, &fail);
+  if (m->nrm && !(q->nrm = kiln__unit_normals(m->nrm, n))) fail = true;
+  uint32_t *slot = malloc((n ? n : 1) * sizeof *slot), *group = malloc((n ? n : 1) * sizeof *group);
+  if (slot) memcpy(slot, m->tri_mat, n * sizeof *slot);
+  if (group) memcpy(group, m->tri_group, n * sizeof *group);
+  q->tri_slot = slot, q->tri_group = group;
+  return fail || !slot || !group ? KILN_ENOMEM : 0;
+}
+
+int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, kiln__asset_cache *cache,
+                         const uint32_t *mats, const uint32_t *obj_of_group, uint32_t *out) {
   kiln__scene *s = &b->s;
   if (grow((void **)&s->meshes, &b->mesh_cap, s->nmeshes + 1, sizeof *s->meshes))
     return KILN_ENOMEM;
   kiln__shared_mesh *q = &s->meshes[s->nmeshes];
   memset(q, 0, sizeof *q);
-  size_t n = m->ntris;
-  bool fail = false;
-  q->ntris = n, q->ngroups = m->ngroups;
-  q->pos = copy_floats(m->pos, n, 9, &fail), q->nrm = copy_floats(m->nrm, n, 9, &fail);
-  q->uv = copy_floats(m->uv, n, 6, &fail), q->col = copy_floats(m->col, n, 9, &fail);
-  q->tan = copy_floats(m->tan, n, 12, &fail);
-  q->tri_material = malloc((n ? n : 1) * sizeof *q->tri_material);
-  q->tri_object = malloc((n ? n : 1) * sizeof *q->tri_object);
-  q->tri_group = malloc((n ? n : 1) * sizeof *q->tri_group);
-  if (fail || !q->tri_material || !q->tri_object || !q->tri_group) {
+  q->ntris = m->ntris, q->ngroups = m->ngroups, q->nslots = m->nmat_names + 1;
+  q->slot_material = malloc(q->nslots * sizeof *q->slot_material);
+  q->group_object = malloc((q->ngroups ? q->ngroups : 1) * sizeof *q->group_object);
+  int rc = q->slot_material && q->group_object ? 0 : KILN_ENOMEM;
+  if (!rc && cache) { /* the cache's arrays, borrowed: s->assets keeps them */
+    assert(s->assets == cache);
+    const float *nrm;
+    if (!(rc = kiln__asset_cache_unit_normals(cache, m, &nrm))) {
+      q->source = m;
+      q->pos = m->pos, q->nrm = nrm, q->uv = m->uv, q->col = m->col, q->tan = m->tan;
+      q->tri_slot = m->tri_mat, q->tri_group = m->tri_group;
+    }
+  } else if (!rc) {
+    rc = copy_mesh_arrays(q, m);
+  }
+  if (rc) {
     kiln__shared_mesh_free(q);
-    return KILN_ENOMEM;
+    return rc;
   }
-  /* unit normals, as a baked copy's are before its normal matrix: the shader then need only
-   * renormalise each vertex's where a placement does not keep lengths (layout.h) */
-  if (q->nrm)
-    for (size_t v = 0; v < 3 * n; v++) normalize3(q->nrm + 3 * v);
-  for (size_t t = 0; t < n; t++) {
-    uint32_t g = m->tri_group[t];
-    q->tri_material[t] = mats[m->tri_mat[t] == UINT32_MAX ? m->nmat_names : m->tri_mat[t]];
-    q->tri_object[t] = obj_of_group[g], q->tri_group[t] = g;
-  }
+  memcpy(q->slot_material, mats, q->nslots * sizeof *mats);
+  memcpy(q->group_object, obj_of_group, q->ngroups * sizeof *obj_of_group);
   *out = (uint32_t)s->nmeshes++;
   return 0;
 }

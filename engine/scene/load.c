@@ -332,6 +332,9 @@ static int load_string(const char *json, const char *base_dir, const char *name_
     snprintf(err->message, sizeof err->message, "\\u0000 in a string: strings must not hold NUL");
     return KILN_EPARSE;
   }
+  /* the scene borrows from the cache (meshes, texels): it holds a reference from the start, and
+   * kiln__scene_free releases it on failure too */
+  if (cache) ld.b.s.assets = kiln__asset_cache_retain(cache);
   rc = parse_root(&c, root);
   cJSON_Delete(root);
   for (size_t i = 0; i < ld.ntexs; i++) free(ld.texs[i].path);

@@ -50,7 +50,7 @@ static int pack_mr(kiln__sj_ctx *c, const char *rough, const char *metal, int32_
       p.rgb[3 * i + 2] = 1;
     }
   }
-  free(r.rgb), free(m.rgb);
+  kiln__texture_release(&r), kiln__texture_release(&m);
   uint32_t idx;
   if (!rc && kiln__sb_texture(&c->ld->b, &p, &idx)) rc = kiln__sj_nomem(c);
   free(p.rgb); /* NULL once the builder took it */

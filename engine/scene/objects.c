@@ -16,10 +16,9 @@
 /* Scene materials for mesh m: mats[k] for m's mat_names[k], mats[nmat_names] for faces without a
  * usemtl. The object's "material" (override) wins; then a material of that name in 'materials';
  * then the MTL definition. */
-static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, bool has_override,
-                          uint32_t override, const char *file, uint32_t *mats) {
-  bool needs_none = false;
-  for (size_t t = 0; t < m->ntris && !needs_none; t++) needs_none = m->tri_mat[t] == UINT32_MAX;
+static int mesh_materials(kiln__sj_ctx *c, const kiln__mesh *m, const kiln__mesh_facts *f,
+                          bool has_override, uint32_t override, const char *file, uint32_t *mats) {
+  bool needs_none = f->used[m->nmat_names];
   if (has_override) {
     for (size_t k = 0; k <= m->nmat_names; k++) mats[k] = override;
     return 0;
@@ -99,9 +98,9 @@ static int build_fail(kiln__sj_ctx *c, int rc) {
 static int load_entry(void *arg, void **result) {
   kiln__sj_mesh_entry *e = arg;
   const kiln__mesh *m;
-  if (e->ld->cache) { /* the cache's mesh, borrowed for the load (copied into the scene) */
+  if (e->ld->cache) { /* the cache's mesh: a shared mesh borrows its arrays, others copy them */
     if (!(e->rc = kiln__asset_cache_mesh(e->ld->cache, e->path, e->is_obj, &m, &e->err)))
-      e->mesh = *m, e->borrowed = true;
+      e->cached = m, e->borrowed = true;
   } else {
     e->rc = e->is_obj ? kiln__obj_load(e->path, &e->mesh, &e->err)
                       : kiln__ply_load(e->path, &e->mesh, &e->err);
@@ -150,12 +149,19 @@ int kiln__sj_preload_meshes(kiln__sj_ctx *c, const cJSON *root) {
   return 0;
 }
 
-/* The object-space box of each group of m (all zero for a group without triangles). */
-static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
+int kiln__mesh_facts_make(const kiln__mesh *m, kiln__mesh_facts *f) {
+  memset(f, 0, sizeof *f);
+  f->box = malloc((m->ngroups ? m->ngroups : 1) * sizeof *f->box);
+  f->used = calloc(m->nmat_names + 1, sizeof *f->used);
+  if (!f->box || !f->used) {
+    kiln__mesh_facts_free(f);
+    return KILN_ENOMEM;
+  }
   for (size_t g = 0; g < m->ngroups; g++)
-    for (int i = 0; i < 3; i++) box[g][0][i] = INFINITY, box[g][1][i] = -INFINITY;
+    for (int i = 0; i < 3; i++) f->box[g][0][i] = INFINITY, f->box[g][1][i] = -INFINITY;
   for (size_t t = 0; t < m->ntris; t++) {
-    float(*bx)[3] = box[m->tri_group[t]];
+    f->used[m->tri_mat[t] == UINT32_MAX ? m->nmat_names : m->tri_mat[t]] = true;
+    float(*bx)[3] = f->box[m->tri_group[t]];
     for (int k = 0; k < 9; k++) {
       float v = m->pos[9 * t + k];
       if (v < bx[0][k % 3]) bx[0][k % 3] = v;
@@ -163,7 +169,13 @@ static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
     }
   }
   for (size_t g = 0; g < m->ngroups; g++)
-    if (box[g][0][0] > box[g][1][0]) memset(box[g], 0, sizeof box[g]);
+    if (f->box[g][0][0] > f->box[g][1][0]) memset(f->box[g], 0, sizeof f->box[g]);
+  return 0;
+}
+
+void kiln__mesh_facts_free(kiln__mesh_facts *f) {
+  free(f->box), free(f->used);
+  memset(f, 0, sizeof *f);
 }
 
 /* Whether a mesh object is kept once in object space and placed by its transforms xs (nx of
@@ -177,13 +189,11 @@ static void group_boxes(const kiln__mesh *m, float (*box)[2][3]) {
  * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to
  * test the hit's placement (Hit.pl) first, and tangents turned into the world. */
 static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
-                       const float (*box)[2][3], const kiln__xform *xs, size_t nx) {
+                       const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx) {
   if (nx < 2 || m->ntris == 0) return false;
-  uint32_t last = UINT32_MAX - 1; /* the materials the triangles use: runs of one are common */
-  for (size_t t = 0; t < m->ntris; t++) {
-    uint32_t k = m->tri_mat[t] == UINT32_MAX ? (uint32_t)m->nmat_names : m->tri_mat[t];
-    if (k == last) continue;
-    last = k;
+  const float(*box)[2][3] = (const float(*)[2][3])f->box;
+  for (size_t k = 0; k <= m->nmat_names; k++) { /* the materials the triangles use */
+    if (!f->used[k]) continue;
     const kiln__material *q = &s->materials[mats[k]];
     bool emits = q->emission[0] > 0 || q->emission[1] > 0 || q->emission[2] > 0;
     if (q->type == KILN__MAT_EMISSIVE || (q->type == KILN__MAT_PRINCIPLED && emits) ||
@@ -225,12 +235,18 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   if (me->rc)
     return kiln__sj_file_fail(c, me->rc, me->err.file[0] ? me->err.file : me->path, me->err.line,
                               me->err.message);
-  const kiln__mesh *mp = &me->mesh;
+  const kiln__mesh *mp = me->borrowed ? me->cached : &me->mesh;
   const char *path = me->path;
+  /* the file's boxes and materials used: the cache's (made once per file), else made here */
+  kiln__mesh_facts own = {0};
+  const kiln__mesh_facts *facts = &own;
+  rc = me->borrowed ? kiln__asset_cache_mesh_facts(c->ld->cache, mp, &facts)
+                    : kiln__mesh_facts_make(mp, &own);
+  if (rc) return kiln__sj_nomem(c);
   uint32_t *mats = malloc((mp->nmat_names + 1) * sizeof *mats);
   uint32_t *objs = malloc(mp->ngroups * sizeof *objs), *insts = malloc(mp->ngroups * sizeof *insts);
   rc = (!mats || !objs || !insts) ? kiln__sj_nomem(c)
-                                  : mesh_materials(c, mp, has_mat, mat, path, mats);
+                                  : mesh_materials(c, mp, facts, has_mat, mat, path, mats);
   for (size_t g = 0; !rc && g < mp->ngroups; g++) {
     char oname[512];
     const char *gname = mp->groups[g][0] ? mp->groups[g] : basename_of(file);
@@ -239,12 +255,12 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
     else snprintf(oname, sizeof oname, "%s", gname);
     if (kiln__sb_object(&c->ld->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
   }
-  float(*box)[2][3] = rc ? NULL : malloc(mp->ngroups * sizeof *box);
-  if (!rc && !box) rc = kiln__sj_nomem(c);
-  if (!rc) group_boxes(mp, box);
-  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, (const float(*)[2][3])box, xs, nx);
+  const float(*box)[2][3] = (const float(*)[2][3])facts->box;
+  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx);
   uint32_t mesh = 0;
-  if (share && kiln__sb_shared_mesh(&c->ld->b, mp, mats, objs, &mesh)) rc = kiln__sj_nomem(c);
+  if (share &&
+      kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs, &mesh))
+    rc = kiln__sj_nomem(c);
   for (size_t k = 0; !rc && k < nx; k++) {
     for (size_t g = 0; g < mp->ngroups; g++) insts[g] = c->ld->b.next_instance++;
     for (size_t g = 0; g < mp->ngroups && !rc; g++)
@@ -256,7 +272,8 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   }
   if (!rc) kiln__sj_pop(c);
   if (!rc && mp->ngroups) rc = kiln__sj_object_category(c, obj, objs[0], objs[mp->ngroups - 1]);
-  free(mats), free(objs), free(insts), free(box);
+  free(mats), free(objs), free(insts);
+  kiln__mesh_facts_free(&own);
   return rc;
 }
 

@@ -15,7 +15,7 @@ void kiln__scene_free(kiln__scene *s) {
   free(s->spheres);
   for (size_t i = 0; i < s->nmaterials; i++) free(s->materials[i].name);
   free(s->materials);
-  for (size_t i = 0; i < s->ntextures; i++) free(s->textures[i].rgb);
+  for (size_t i = 0; i < s->ntextures; i++) kiln__texture_release(&s->textures[i]);
   free(s->textures);
   for (size_t i = 0; i < s->nobjects; i++) free(s->object_names[i]);
   free(s->object_names);
@@ -28,13 +28,22 @@ void kiln__scene_free(kiln__scene *s) {
   free(s->plights);
   for (size_t i = 0; i < s->nwarnings; i++) free(s->warnings[i]);
   free(s->warnings);
+  kiln__asset_cache_destroy(s->assets); /* last: what the scene borrowed is gone with it */
   memset(s, 0, sizeof *s);
 }
 
 void kiln__shared_mesh_free(kiln__shared_mesh *m) {
-  free(m->pos), free(m->nrm), free(m->uv), free(m->col), free(m->tan);
-  free(m->tri_material), free(m->tri_object), free(m->tri_group);
+  if (!m->source) { /* owned: malloc'd by the builder (the const is for readers) */
+    free((void *)m->pos), free((void *)m->nrm), free((void *)m->uv), free((void *)m->col);
+    free((void *)m->tan), free((void *)m->tri_slot), free((void *)m->tri_group);
+  }
+  free(m->slot_material), free(m->group_object);
   memset(m, 0, sizeof *m);
+}
+
+void kiln__texture_release(kiln__texture *t) {
+  if (!t->borrowed) free(t->rgb);
+  memset(t, 0, sizeof *t);
 }
 
 size_t kiln__scene_triangles(const kiln__scene *s) {

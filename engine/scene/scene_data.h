@@ -11,8 +11,12 @@
  * kiln__placement per transform, when share_mesh (objects.c) says so; any other
  * instanced geometry is copied once per instance into the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
  *
- * Ownership: every array is malloc'd and owned by the scene; kiln__scene_free frees them all.
- * A scene is immutable once built, so any number of threads may read it. */
+ * Ownership: every array is malloc'd and owned by the scene, kiln__scene_free frees them all, but
+ * for what a scene loaded through an asset cache borrows from it: a shared mesh's per-triangle
+ * arrays (kiln__shared_mesh.source) and texels (kiln__texture.borrowed). Those are the cache's,
+ * immutable, and kept alive by the reference the scene holds on the cache (kiln__scene.assets),
+ * so that every frame of a job reads one copy of each mesh and image file. A scene is immutable
+ * once built, so any number of threads may read it. */
 #ifndef KILN_ENGINE_SCENE_DATA_H
 #define KILN_ENGINE_SCENE_DATA_H
 
@@ -62,7 +66,12 @@ typedef struct kiln__texture {
   float *rgb; /* width*height*3 floats, row 0 at the top (v = 1): linear, or (srgb) the 8-bit
                  sRGB-encoded values / 255 */
   bool srgb;  /* decoded to linear after filtering, in the shader (KILN__TEX_SRGB_FILTERED) */
+  bool borrowed; /* rgb is an asset cache's (immutable, alive while the cache is): never freed
+                    by the texture's holder; kiln__texture_release frees the others */
 } kiln__texture;
+
+/* Frees t's texels unless they are borrowed, and empties t. */
+void kiln__texture_release(kiln__texture *t);
 
 /* Punctual lights (glTF's KHR_lights_punctual, Blender's point, spot and sun lamps). Not hit by
  * rays; light reaches surfaces through next-event estimation only. Units (docs/SCENE.md,
@@ -127,15 +136,35 @@ typedef struct kiln__instance {
 
 /* A mesh kept once in object space (its file's coordinates) and placed by kiln__placements. Per
  * triangle as the flat arrays (nrm, uv, col, tan may be NULL; nrm's vertex normals unit, or zero
- * where the file's are). tri_object: the object id of the
- * triangle's group (as the flat tri_object); tri_group: its group, 0 .. ngroups - 1, which picks
- * the instance id within a placement. No triangle's material emits (lights are sampled from
- * world-space triangles, which stay in the flat arrays). */
+ * where the file's are). The per-triangle arrays are the file's as decoded (with unit normals),
+ * whatever the scene around it: a load through an asset cache borrows them from the cache
+ * (source: the cache's entry, the same pointer for every load of the same file), so that two
+ * frames' meshes are the same exactly when their sources, slot_material and group_object are.
+ * What is the scene's own is in the two small tables: slot_material maps the file's material
+ * slots (tri_slot: its usemtl names in order, UINT32_MAX for faces without one, the last slot)
+ * to scene materials, group_object its groups (tri_group, 0 .. ngroups - 1, which also picks
+ * the instance id within a placement) to object ids (kiln__shared_mesh_material and _object).
+ * No triangle's material emits (lights are sampled from world-space triangles, which stay in
+ * the flat arrays). */
 typedef struct kiln__shared_mesh {
   size_t ntris, ngroups;
-  float *pos, *nrm, *uv, *col, *tan;
-  uint32_t *tri_material, *tri_object, *tri_group;
+  const float *pos, *nrm, *uv, *col, *tan;
+  const uint32_t *tri_slot, *tri_group;
+  size_t nslots;           /* >= 1 */
+  uint32_t *slot_material; /* nslots (malloc'd, owned) */
+  uint32_t *group_object;  /* ngroups (malloc'd, owned) */
+  const void *source; /* the asset cache entry the per-triangle arrays belong to, or NULL: they
+                         are malloc'd and owned by the mesh */
 } kiln__shared_mesh;
+
+/* Triangle t's scene material and object id. */
+static inline uint32_t kiln__shared_mesh_material(const kiln__shared_mesh *q, size_t t) {
+  uint32_t k = q->tri_slot[t];
+  return q->slot_material[k == UINT32_MAX ? q->nslots - 1 : k];
+}
+static inline uint32_t kiln__shared_mesh_object(const kiln__shared_mesh *q, size_t t) {
+  return q->group_object[q->tri_group[t]];
+}
 
 /* One placed copy of a shared mesh: its groups are instances first_instance .. first_instance +
  * ngroups - 1 of the instance table, whose xform (the same for all of them) places it. */
@@ -210,11 +239,15 @@ typedef struct kiln__scene {
   kiln__environment env;
   kiln__camera camera;
   kiln__settings settings;
+
+  /* the asset cache the scene borrows meshes and texels from (a reference: kiln__scene_free
+   * releases it), or NULL */
+  struct kiln__asset_cache *assets;
 } kiln__scene;
 
-/* Frees everything s owns (not s itself). NULL is a no-op. */
+/* Frees everything s owns (not s itself) and releases its asset cache. NULL is a no-op. */
 void kiln__scene_free(kiln__scene *s);
-/* Frees what m owns. */
+/* Frees what m owns (not what it borrows). */
 void kiln__shared_mesh_free(kiln__shared_mesh *m);
 /* Placement p's object-to-world transform, row-major 3x4 (the instance table's rows). */
 static inline const float *kiln__placement_xform(const kiln__scene *s, const kiln__placement *p) {
@@ -244,8 +277,14 @@ struct kiln_scene *kiln__scene_wrap(kiln__scene *data);
 
 typedef struct kiln__asset_cache kiln__asset_cache;
 
-int kiln__asset_cache_create(kiln__asset_cache **out); /* 0 or KILN_ENOMEM */
-/* Frees the cache and everything in it; no load may be using it. NULL is a no-op. */
+/* A new cache holding one reference (its creator's). 0 or KILN_ENOMEM. */
+int kiln__asset_cache_create(kiln__asset_cache **out);
+/* Takes one more reference on c (a scene that borrows from it, a renderer that keeps pointers
+ * into it) and returns c. Any thread. */
+kiln__asset_cache *kiln__asset_cache_retain(kiln__asset_cache *c);
+/* Drops a reference; the last one frees the cache and everything in it. A scene loaded through
+ * the cache keeps it, so its creator may drop its own before such scenes are freed. NULL is a
+ * no-op. Any thread. */
 void kiln__asset_cache_destroy(kiln__asset_cache *c);
 /* Files decoded (misses) and files served from the cache (hits) so far. Any thread. */
 void kiln__asset_cache_stats(kiln__asset_cache *c, uint64_t *reads, uint64_t *hits);

@@ -130,12 +130,33 @@ float kiln__srgb_to_linear(float x);
 
 /* ---- asset_cache.c ------------------------------------------------------------------------ */
 
-/* Mesh file path read as OBJ (is_obj) or PLY: *out borrowed from c until it is destroyed, or
- * the reader's error (codes as kiln__obj_load). Any thread. */
+/* Mesh file path read as OBJ (is_obj) or PLY: *out borrowed from c until its last reference is
+ * dropped (the same pointer for every hit on the entry), or the reader's error (codes as
+ * kiln__obj_load). Any thread. */
 int kiln__asset_cache_mesh(kiln__asset_cache *c, const char *path, bool is_obj,
                            const kiln__mesh **out, kiln__mesh_error *err);
+/* What a load reads of mesh m besides its arrays, the same for every load of the file
+ * (objects.c): each group's object-space box (all zero for a group without triangles), and
+ * which material slots its faces use (used[k] for tri_mat k, used[nmat_names] for faces without
+ * one). */
+typedef struct kiln__mesh_facts {
+  float (*box)[2][3]; /* ngroups (malloc'd) */
+  bool *used;         /* nmat_names + 1 (malloc'd) */
+} kiln__mesh_facts;
+/* *f (zeroed first) for m: 0 or KILN_ENOMEM (f then holds nothing). O(triangles). */
+int kiln__mesh_facts_make(const kiln__mesh *m, kiln__mesh_facts *f);
+void kiln__mesh_facts_free(kiln__mesh_facts *f);
+/* kiln__mesh_facts_make of m (from kiln__asset_cache_mesh of c), made on the first call and kept
+ * with the entry: *out borrowed as the mesh is. 0 or KILN_ENOMEM. Any thread. */
+int kiln__asset_cache_mesh_facts(kiln__asset_cache *c, const kiln__mesh *m,
+                                 const kiln__mesh_facts **out);
+/* mesh m's (from kiln__asset_cache_mesh of c) vertex normals made unit (kiln__unit_normals),
+ * computed on the first call and kept with the entry: *out borrowed as the mesh is, NULL when m
+ * has none. 0 or KILN_ENOMEM. Any thread. */
+int kiln__asset_cache_unit_normals(kiln__asset_cache *c, const kiln__mesh *m, const float **out);
 /* kiln__texture_load_ex, from c when it holds the file read the same way: t (and alpha) are
- * the caller's copies. Any thread. */
+ * the cache's texels, borrowed (t->borrowed; alive while c is), or, when c could not keep them,
+ * the caller's own. Any thread. */
 int kiln__asset_cache_texture(kiln__asset_cache *c, const char *path, kiln__tex_mode mode,
                               kiln__texture *t, kiln__texture *alpha, char *msg, size_t msgsz);
 /* kiln__texture_load_ex through the load's cache, if it has one (sections.c). */
@@ -184,9 +205,14 @@ int kiln__sb_mesh(kiln__scene_builder *b, const kiln__mesh *m, const kiln__xform
                   const uint32_t *mats, const uint32_t *obj_of_group,
                   const uint32_t *inst_of_group);
 /* Adds m (its materials mats as kiln__sb_mesh takes them, its groups' object ids obj_of_group) as
- * a shared mesh of the scene, copied once, in object space; *out its index. 0 or KILN_ENOMEM. */
-int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, const uint32_t *mats,
-                         const uint32_t *obj_of_group, uint32_t *out);
+ * a shared mesh of the scene, in object space; *out its index. With cache (then the scene's
+ * assets), m is the cache's (kiln__asset_cache_mesh) and the mesh borrows its arrays; without,
+ * it copies them. 0 or KILN_ENOMEM. */
+int kiln__sb_shared_mesh(kiln__scene_builder *b, const kiln__mesh *m, kiln__asset_cache *cache,
+                         const uint32_t *mats, const uint32_t *obj_of_group, uint32_t *out);
+/* A copy of ntris triangles' vertex normals nrm (9 floats each), each made unit (zero stays
+ * zero): what a shared mesh holds. malloc'd, or NULL on ENOMEM (or for nrm NULL). */
+float *kiln__unit_normals(const float *nrm, size_t ntris);
 /* Places shared mesh `mesh`: its groups are instances first_instance.. (already recorded with
  * kiln__sb_instance). 0 or KILN_ENOMEM. */
 int kiln__sb_placement(kiln__scene_builder *b, uint32_t mesh, uint32_t first_instance);
@@ -269,10 +295,11 @@ typedef struct kiln__sj_mesh_entry {
   char *path;
   bool is_obj;
   bool loaded;   /* written by the loading task, read after kiln_map returns (which orders them) */
-  bool borrowed; /* mesh is the load's asset cache's (not freed with the entry) */
+  bool borrowed; /* the mesh is the load's asset cache's: cached, not mesh */
   kiln__sj_load *ld;
   int rc;
-  kiln__mesh mesh;
+  kiln__mesh mesh;          /* the file read by this load (owned), unless borrowed */
+  const kiln__mesh *cached; /* borrowed: the cache's entry (its address is its identity) */
   kiln__mesh_error err;
 } kiln__sj_mesh_entry;
 

@@ -111,7 +111,7 @@ int kiln__sj_parse_camera(kiln__sj_ctx *c, const cJSON *o) {
 /* Adds the decoded texture t (taken) to the scene; its index into *out. */
 static int add_texture(kiln__sj_ctx *c, kiln__texture *t, uint32_t *out) {
   if (kiln__sb_texture(&c->ld->b, t, out)) {
-    free(t->rgb);
+    kiln__texture_release(t);
     return kiln__sj_nomem(c);
   }
   return 0;
@@ -147,11 +147,11 @@ int kiln__sj_texture_ex(kiln__sj_ctx *c, const char *dir, const char *name, kiln
   }
   uint32_t idx, aidx = 0;
   if (e) { /* known: only its alpha plane was missing */
-    free(t.rgb), free(p), p = NULL;
+    kiln__texture_release(&t), free(p), p = NULL;
     idx = e->index;
   } else if ((rc = add_texture(c, &t, &idx))) {
     free(p);
-    if (alpha) free(a.rgb);
+    if (alpha) kiln__texture_release(&a);
     return rc;
   }
   bool has_alpha = alpha && a.rgb;

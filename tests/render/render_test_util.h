@@ -93,7 +93,7 @@ static inline int32_t add_texture(kiln__scene *s, int32_t w, int32_t h, const fl
   s->textures = realloc(s->textures, (s->ntextures + 1) * sizeof *s->textures);
   float *c = malloc((size_t)w * (size_t)h * 3 * sizeof(float));
   memcpy(c, rgb, (size_t)w * (size_t)h * 3 * sizeof(float));
-  s->textures[s->ntextures] = (kiln__texture){w, h, c, false};
+  s->textures[s->ntextures] = (kiln__texture){w, h, c, false, false};
   return (int32_t)s->ntextures++;
 }
 

@@ -63,11 +63,12 @@ static kiln__scene random_scene(size_t n, size_t m) {
   s.meshes = calloc(1, sizeof *s.meshes);
   kiln__shared_mesh *q = &s.meshes[0];
   q->ntris = m, q->ngroups = 1;
-  q->pos = malloc(m * 36);
-  q->tri_material = calloc(m, 4), q->tri_object = calloc(m, 4), q->tri_group = calloc(m, 4);
+  float *pos = malloc(m * 36);
+  q->pos = pos, q->tri_slot = calloc(m, 4), q->tri_group = calloc(m, 4);
+  q->nslots = 1, q->slot_material = calloc(1, 4), q->group_object = calloc(1, 4);
   for (size_t i = 0; i < m; i++) {
     float c[3] = {frand() * 2 - 1, frand() * 2 - 1, frand() * 2 - 1};
-    for (int k = 0; k < 9; k++) q->pos[9 * i + k] = c[k % 3] + 0.3f * (frand() - 0.5f);
+    for (int k = 0; k < 9; k++) pos[9 * i + k] = c[k % 3] + 0.3f * (frand() - 0.5f);
   }
   enum { NP = 5 };
   s.nplacements = NP, s.ninstances = NP;
@@ -180,7 +181,8 @@ TEST(tracer_on_base_meshes_matches_fresh) {
   KT_TRUE(blocked > 300 && blocked < 2700);
   kiln__tracer_destroy(on), kiln__tracer_destroy(fresh);
   /* the mesh itself differs: not the base's trees */
-  for (size_t i = 0; i < 9 * b.meshes[0].ntris; i++) b.meshes[0].pos[i] *= 1.5f;
+  float *bpos = (float *)b.meshes[0].pos; /* owned by the hand-made scene */
+  for (size_t i = 0; i < 9 * b.meshes[0].ntris; i++) bpos[i] *= 1.5f;
   KT_CODE(kiln__tracer_create_on(&b, base, NULL, &on), KILN_OK);
   KT_CODE(kiln__tracer_create(&b, NULL, &fresh), KILN_OK);
   blocked = 0;

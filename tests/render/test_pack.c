@@ -84,7 +84,7 @@ TEST(env_distribution) {
   float *rgb = calloc(W * H * 3, sizeof(float));
   for (int i = 0; i < W * H * 3; i++) rgb[i] = 0.25f;
   for (int k = 0; k < 3; k++) rgb[3 * (1 * W + 5) + k] = 8; /* one bright texel, row 1, column 5 */
-  s.textures[0] = (kiln__texture){W, H, rgb, false};
+  s.textures[0] = (kiln__texture){W, H, rgb, false, false};
   s.env =
       (kiln__environment){.type = KILN__ENV_MAP, .texture = 0, .intensity = 1, .rotation_deg = 90};
   kiln__bvh b;

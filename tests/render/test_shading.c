@@ -75,7 +75,7 @@ TEST(texture_bilinear_repeat) {
   const float q[4][3] = {{-1, -1, 0}, {-1, 1, 0}, {1, 1, 0}, {1, -1, 0}};
   const float uv[4][2] = {{0, 0}, {0, 2}, {2, 2}, {2, 0}}; /* uv = (x + 1, y + 1) */
   add_quad_attr(&s, q, uv, NULL, 0, 1);
-  kiln__texture tex = {4, 4, rgb, false};
+  kiln__texture tex = {4, 4, rgb, false, false};
   float pos[3], at[3], up[3], vfov = s.camera.vfov_deg;
   memcpy(pos, s.camera.position, 12), memcpy(at, s.camera.look_at, 12), memcpy(up, s.camera.up, 12);
   ctx c = open_ctx(&s, NULL);
@@ -477,7 +477,7 @@ TEST(env_map_sampling) {
   add_material(&s, (kiln__material){.type = KILN__MAT_DIFFUSE, .albedo = {0.5f, 0.5f, 0.5f}});
   const float q[4][3] = {{-10, 0, -10}, {-10, 0, 10}, {10, 0, 10}, {10, 0, -10}};
   add_quad(&s, q, 0, 1);
-  kiln__texture tex = {MW, MH, map, false};
+  kiln__texture tex = {MW, MH, map, false, false};
   double want = 0.5 * map_irradiance_up(&tex, 1); /* rotation about y keeps the upper hemisphere */
   int n = 16 * 16;
   ctx c = open_ctx(&s, NULL);

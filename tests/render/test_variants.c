@@ -233,6 +233,17 @@ TEST(overrides_match_a_fresh_load) {
   for (int i = 0; i < 7; i++) KT_EQ(st[i].top_builds, 0);
   /* an albedo override uploads the few buffers that hold materials, not the geometry */
   KT_TRUE(st[0].buffers_uploaded >= 1 && st[0].buffers_uploaded <= 3);
+  /* materials, lights and the environment: the tetrahedron (a shared mesh, the job's cache
+   * entry) is neither packed nor compared again; the crate moved: the triangle buffers are
+   * packed again, its 4 triangles with them */
+  KT_EQ(st[3].mesh_tris_packed, 0);
+  KT_TRUE(st[3].buffers_reused >= 4 * 5);
+  KT_EQ(st[4].mesh_tris_packed, 4);
+  /* a material of the ball's own comes before the light's, whose index (in its triangles' ids)
+   * is then one more: TRIS differs, packed again with the mesh's triangles */
+  KT_EQ(st[5].mesh_tris_packed, 8);
+  /* no override names an image: the grid's texels are never packed again */
+  KT_EQ(st[6].texels_packed, 0);
   KT_TRUE(st[1].kernels >= 1); /* a dielectric: a kernel with that feature */
   kiln_renderer_destroy(r);
   kiln_job_destroy(job);
@@ -285,6 +296,14 @@ TEST(moved_instances_build_a_top_level) {
   KT_EQ(st[0].top_builds, 1);
   KT_TRUE(st[0].buffers_uploaded >= 1 && st[0].buffers_uploaded <= 3);
   KT_TRUE(st[0].bytes_uploaded < 4096);
+  /* the placements moved: no mesh triangle nor texel packed; the trees', triangles' and
+   * textures' buffers (NODES, PRIMS, TRIS, ATTR, VATTR, TEXINFO, TEXELS) are the job's */
+  KT_EQ(st[0].mesh_tris_packed, 0);
+  KT_EQ(st[0].texels_packed, 0);
+  KT_EQ(st[0].buffers_reused, 7);
+  /* the crate moved: the flat tree differs, so do the triangle buffers */
+  KT_EQ(st[1].mesh_tris_packed, 4);
+  KT_EQ(st[1].texels_packed, 0);
   KT_EQ(st[1].bvh_builds, 1);
   KT_EQ(st[1].top_builds, 1);
   kiln_renderer_destroy(r);
@@ -302,6 +321,206 @@ TEST(object_keyframes_match_a_fresh_load) {
   kiln_renderer *r = job_renderer(job, dev);
   kiln__variant_stats st[3];
   KT_EQ(check_job(job, r, dev, st, 3), 3);
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* Texture overrides: another image file (read once into the job's cache, then borrowed like
+ * the job's own), back to the job's, and the other file with the shared mesh moved. */
+static const char tex_job[] =
+    "{\"scene\": \"scene.json\", \"images\": [\n"
+    "  {\"name\": \"grid2\", \"materials\": {\"floor\": {\"texture\": \"grid2.png\"}}},\n"
+    "  {\"name\": \"grid\", \"materials\": {\"floor\": {\"texture\": \"grid.png\"}}},\n"
+    "  {\"name\": \"grid2_tet\", \"materials\": {\"floor\": {\"texture\": \"grid2.png\"}},\n"
+    "   \"objects\": {\"tet\": {\"transform\": {\"translate\": [0.2, 0, 0]}}}}\n"
+    "]}\n";
+
+TEST(texture_overrides_match_a_fresh_load) {
+  setup();
+  write_file("tex.json", tex_job);
+  char p[700];
+  snprintf(p, sizeof p, "%s/grid2.png", dir);
+  unsigned char px[8 * 3 * 3];
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(37 * i);
+  KT_TRUE(stbi_write_png(p, 8, 3, 3, px, 24) != 0);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("tex.json");
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[3];
+  KT_EQ(check_job(job, r, dev, st, 3), 3);
+  KT_EQ(st[0].texels_packed, 24); /* another image (8x3) in place of the grid: packed */
+  KT_EQ(st[0].mesh_tris_packed, 0);
+  KT_EQ(st[1].texels_packed, 24); /* the job's image again: its buffers, nothing packed */
+  KT_EQ(st[2].texels_packed, 48);
+  KT_EQ(st[2].top_builds, 1);
+  KT_EQ(st[2].mesh_tris_packed, 0);
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* The frame's image against a renderer made for scene file name alone, both through the job's
+ * cache; returns the renderer's counters after it. */
+static kiln__variant_stats render_file(kiln_job *job, kiln_renderer *r, kiln_gpu_device *dev,
+                                       const char *name) {
+  char p[700];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  kiln_scene *scene = NULL;
+  kiln_error_detail e;
+  KT_CODE(kiln__scene_load_cached(NULL, p, job->assets, &e, &scene), KILN_OK);
+  kiln_renderer *alone = NULL;
+  KT_CODE(kiln_renderer_create(scene, &dev, 1, NULL, &alone), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(r, &fc);
+  kiln_future *fa = NULL, *fb = NULL;
+  KT_CODE(kiln_renderer_submit_scene(r, scene, &fc, &fa), KILN_OK);
+  KT_CODE(kiln_renderer_submit(alone, &fc, &fb), KILN_OK);
+  expect_same(wait_image(fa), wait_image(fb), name);
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln_renderer_destroy(alone);
+  kiln_scene_destroy(scene);
+  kiln__variant_stats st;
+  kiln__renderer_variant_stats(r, &st);
+  return st;
+}
+
+/* The job's scene with the shared mesh read from another path: a copy of the file (the same
+ * triangles, another cache entry: its trees are the job's, its triangles packed again), then a
+ * file of other triangles (a BVH of its own). Either way the image is a fresh load's. */
+TEST(a_mesh_from_another_file_matches_a_fresh_load) {
+  setup();
+  static const char tet_big[] = "v 0 0 0\nv 0.6 0 0\nv 0 0.6 0\nv 0 0 0.6\n"
+                                "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n";
+  char *copy = strdup(scene_json), *big = strdup(scene_json);
+  KT_TRUE(copy && big);
+  char *at = strstr(copy, "tet.obj"), *bt = strstr(big, "tet.obj");
+  KT_TRUE(at && bt);
+  /* same-length names, so the two texts are otherwise the job scene's */
+  memcpy(at, "tec.obj", 7), memcpy(bt, "teb.obj", 7);
+  write_file("tec.obj", tet_obj), write_file("teb.obj", tet_big);
+  write_file("scene_copy.json", copy), write_file("scene_big.json", big);
+  free(copy), free(big);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("list.json");
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st = render_file(job, r, dev, "scene_copy.json");
+  KT_EQ(st.bvh_builds, 0);
+  KT_EQ(st.top_builds, 0);
+  KT_EQ(st.mesh_tris_packed, 4);
+  st = render_file(job, r, dev, "scene_big.json");
+  KT_EQ(st.bvh_builds, 1);
+  KT_EQ(st.mesh_tris_packed, 8);
+  st = render_file(job, r, dev, "scene.json"); /* the job's file again: its entry */
+  KT_EQ(st.mesh_tris_packed, 8);
+  KT_EQ(st.bvh_builds, 1);
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* A renderer made for a scene loaded through a cache keeps that cache's entries alive: with the
+ * scene and the cache's creator gone, a variant loaded through another cache (other entries: its
+ * mesh and texels are compared and packed, not taken by pointer) renders as a fresh load. */
+TEST(a_renderer_keeps_the_cache_it_borrows_from) {
+  setup();
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  char p[700];
+  snprintf(p, sizeof p, "%s/scene.json", dir);
+  kiln__asset_cache *c1 = NULL, *c2 = NULL;
+  KT_CODE(kiln__asset_cache_create(&c1), KILN_OK);
+  KT_CODE(kiln__asset_cache_create(&c2), KILN_OK);
+  kiln_scene *first = NULL, *second = NULL;
+  kiln_error_detail e;
+  KT_CODE(kiln__scene_load_cached(NULL, p, c1, &e, &first), KILN_OK);
+  kiln_renderer_config rc;
+  kiln_renderer_config_default(&rc);
+  rc.scene_variants = true;
+  kiln_renderer *r = NULL;
+  KT_CODE(kiln_renderer_create(first, &dev, 1, &rc, &r), KILN_OK);
+  kiln_scene_destroy(first);
+  kiln__asset_cache_destroy(c1); /* the renderer's reference keeps it */
+  KT_CODE(kiln__scene_load_cached(NULL, p, c2, &e, &second), KILN_OK);
+  kiln__asset_cache_destroy(c2); /* the scene's reference keeps it */
+  kiln_renderer *alone = NULL;
+  KT_CODE(kiln_renderer_create(second, &dev, 1, NULL, &alone), KILN_OK);
+  kiln_frame_config fc;
+  kiln_frame_config_default(r, &fc);
+  kiln_future *fa = NULL, *fb = NULL;
+  KT_CODE(kiln_renderer_submit_scene(r, second, &fc, &fa), KILN_OK);
+  KT_CODE(kiln_renderer_submit(alone, &fc, &fb), KILN_OK);
+  expect_same(wait_image(fa), wait_image(fb), "another cache");
+  kiln_future_release(fa), kiln_future_release(fb);
+  kiln__variant_stats st;
+  kiln__renderer_variant_stats(r, &st);
+  KT_EQ(st.bvh_builds, 0); /* the same positions: the renderer's trees */
+  KT_EQ(st.mesh_tris_packed, 4);
+  KT_EQ(st.texels_packed, 16);
+  kiln_renderer_destroy(alone);
+  kiln_scene_destroy(second);
+  kiln_renderer_destroy(r);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* Inputs the size of the job's but not its: an image of the grid's size, and two shared meshes of
+ * one file (one cache entry) whose materials are swapped. Their buffers are packed again (the
+ * sizes alone prove nothing), and the images are a fresh load's. */
+static const char twins_job[] =
+    "{\"scene\": \"twins.json\", \"images\": [\n"
+    "  {\"name\": \"same_size_image\", \"materials\": {\"floor\": {\"texture\": \"grid4.png\"}}},\n"
+    "  {\"name\": \"swapped\", \"objects\": {\"tet\": {\"material\": \"metal\"},\n"
+    "   \"tet2\": {\"material\": \"red\"}}},\n"
+    "  {\"name\": \"swapped_moved\", \"objects\": {\"tet\": {\"material\": \"metal\",\n"
+    "   \"transform\": {\"translate\": [0.2, 0, 0]}}, \"tet2\": {\"material\": \"red\"}}}\n"
+    "]}\n";
+
+TEST(inputs_of_the_same_size_are_packed_again) {
+  setup();
+  char *twins = malloc(sizeof scene_json + 256);
+  KT_TRUE(twins != NULL);
+  const char *cut = strstr(scene_json, "    {\"type\": \"quad\", \"name\": \"ground\"");
+  KT_TRUE(cut != NULL);
+  int at = (int)(cut - scene_json);
+  snprintf(twins, sizeof scene_json + 256, "%.*s%s%s", at, scene_json,
+           "    {\"type\": \"mesh\", \"name\": \"tet2\", \"file\": \"tet.obj\", \"material\": "
+           "\"metal\",\n     \"instances\": [{\"translate\": [-1, 1.2, 0.8]}, {\"translate\": "
+           "[-1.5, 0.3, 1]}]},\n",
+           cut);
+  write_file("twins.json", twins);
+  free(twins);
+  write_file("twins_job.json", twins_job);
+  unsigned char px[4 * 4 * 3];
+  for (size_t i = 0; i < sizeof px; i++) px[i] = (unsigned char)(250 - 13 * i);
+  char p[700];
+  snprintf(p, sizeof p, "%s/grid4.png", dir);
+  KT_TRUE(stbi_write_png(p, 4, 4, 3, px, 12) != 0);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("twins_job.json");
+  const kiln__scene *js = &kiln_job_scene(job)->data;
+  KT_EQ(js->nmeshes, 2);
+  KT_TRUE(js->meshes[0].source == js->meshes[1].source);
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[3];
+  KT_EQ(check_job(job, r, dev, st, 3), 3);
+  KT_EQ(st[0].texels_packed, 16); /* 4x4 like the grid, other texels */
+  KT_EQ(st[0].mesh_tris_packed, 0);
+  KT_EQ(st[1].mesh_tris_packed, 8); /* both meshes' triangles: their materials differ */
+  KT_EQ(st[1].bvh_builds, 0);
+  KT_EQ(st[1].texels_packed, 16);
+  KT_EQ(st[2].mesh_tris_packed, 16);
+  KT_EQ(st[2].top_builds, 1);
   kiln_renderer_destroy(r);
   kiln_job_destroy(job);
   kiln_gpu_device_close(dev);

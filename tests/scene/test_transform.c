@@ -195,8 +195,8 @@ TEST(mesh_instances_share_geometry) {
   const kiln__shared_mesh *m = &d->meshes[0];
   KT_EQ(m->ntris, 2);
   KT_EQ(m->ngroups, 2);
-  KT_EQ(m->tri_object[0], 1);
-  KT_EQ(m->tri_object[1], 2);
+  KT_EQ(kiln__shared_mesh_object(m, 0), 1);
+  KT_EQ(kiln__shared_mesh_object(m, 1), 2);
   KT_EQ(m->tri_group[0], 0);
   KT_EQ(m->tri_group[1], 1);
   ST_NEAR(m->pos[3], 1, 0); /* object space: v 1 0 0, not scaled */

@@ -11,7 +11,16 @@
  * each taking turns (after a warm-up frame each), their median wall time and spread. Then the
  * shared scene alone with a mesh of 1,000,000 triangles (its baked form would be 100 million):
  * its memory, the CPU cost of a frame that moves its placements (a top level against a whole
- * BVH build, and the packing), and a frame. Prints one line per figure. */
+ * BVH build, and the packing), and a frame. Prints one line per figure.
+ *
+ *   kiln-bench-instances variant [triangles] [frames]
+ *
+ * What a job's frame that moves the placements costs on the CPU, as the batch renders one: the
+ * frame's scene loaded through the job's asset cache, then submitted as a variant of the job's
+ * scene (BVH, packing, comparison with the job's buffers, uploads) to a renderer whose kernel
+ * writes nothing (kiln__renderer_null_kernel: no tracing). The mesh (default 1,000,000
+ * triangles) is placed 100 times; each frame rotates every placement a little. Prints the median
+ * load, submit-to-done and total time of the frames (default 7) and the spread. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -56,8 +65,9 @@ static int write_ply(const char *path, size_t n) {
 }
 
 /* The scene JSON of the mesh file placed 100 times: shared (one object, 100 instances) or baked
- * (100 objects of one instance). malloc'd. */
-static char *scene_json(const char *ply, bool shared, int size, int spp) {
+ * (100 objects of one instance), each placement rotated turn degrees more about y than with 0.
+ * malloc'd. */
+static char *scene_json_turned(const char *ply, bool shared, int size, int spp, int turn) {
   size_t cap = 64 * 1024;
   char *j = malloc(cap), *w = j;
   w += sprintf(w,
@@ -76,7 +86,7 @@ static char *scene_json(const char *ply, bool shared, int size, int spp) {
     const char *sep = k ? ", " : "";
     char xf[160];
     snprintf(xf, sizeof xf, "{\"translate\": [%d, 0, %d], \"rotate\": [0, %d, 0]}", k % 10 - 5,
-             k / 10 - 5, 37 * k % 360);
+             k / 10 - 5, (37 * k + turn) % 360);
     if (shared) w += sprintf(w, "%s%s", sep, xf);
     else
       w += sprintf(
@@ -85,6 +95,10 @@ static char *scene_json(const char *ply, bool shared, int size, int spp) {
   }
   sprintf(w, "%s]}\n", shared ? "]}" : "");
   return j;
+}
+
+static char *scene_json(const char *ply, bool shared, int size, int spp) {
+  return scene_json_turned(ply, shared, size, spp, 0);
 }
 
 /* The bytes of s's triangle arrays: the flat ones and the shared meshes'. */
@@ -146,7 +160,67 @@ static double frame(side *sd) {
   return rc ? -1 : t;
 }
 
+/* kiln-bench-instances variant: see the top of the file. */
+static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const char *dir) {
+  char ply[600];
+  snprintf(ply, sizeof ply, "%s/variant.ply", dir);
+  if (write_ply(ply, ntris)) return 1;
+  kiln__asset_cache *cache = NULL;
+  kiln_scene *job = NULL;
+  kiln_renderer *r = NULL;
+  kiln_error_detail e;
+  char *js = scene_json_turned("variant.ply", true, 64, 1, 0);
+  kiln_renderer_config cfg;
+  kiln_renderer_config_default(&cfg);
+  cfg.scene_variants = true;
+  int rc = kiln__asset_cache_create(&cache);
+  if (!rc) rc = kiln__scene_load_string_cached(js, dir, "job.json", NULL, cache, &e, &job);
+  if (!rc) rc = kiln_renderer_create(job, &dev, 1, &cfg, &r);
+  if (!rc) rc = kiln__renderer_null_kernel(r);
+  free(js);
+  double *tl = calloc((size_t)frames, sizeof *tl), *ts = calloc((size_t)frames, sizeof *ts),
+         *tt = calloc((size_t)frames, sizeof *tt);
+  for (int i = 0; !rc && i <= frames; i++) { /* frame 0: warm-up */
+    char *jv = scene_json_turned("variant.ply", true, 64, 1, 1 + i);
+    kiln_scene *v = NULL;
+    kiln_frame_config fc;
+    kiln_future *f = NULL;
+    double t0 = now();
+    rc = kiln__scene_load_string_cached(jv, dir, "frame.json", NULL, cache, &e, &v);
+    double t1 = now();
+    if (!rc) kiln_frame_config_default(r, &fc), rc = kiln_renderer_submit_scene(r, v, &fc, &f);
+    if (!rc) rc = kiln_future_result(f, -1, NULL);
+    double t2 = now();
+    kiln_future_release(f);
+    kiln_scene_destroy(v);
+    double t3 = now();
+    free(jv);
+    if (i) tl[i - 1] = t1 - t0, ts[i - 1] = t2 - t1, tt[i - 1] = t3 - t0;
+  }
+  if (!rc) {
+    kiln__variant_stats st;
+    kiln__renderer_variant_stats(r, &st);
+    double lo = tt[0], hi = tt[0];
+    for (int i = 1; i < frames; i++) lo = fmin(lo, tt[i]), hi = fmax(hi, tt[i]);
+    printf("variant %zu-triangle mesh x 100, placements moved: load %.4f s, submit to done "
+           "%.4f s, frame %.4f s (median of %d; frame min %.4f, max %.4f); %llu buffers, "
+           "%.1f MiB uploaded\n",
+           ntris, median(tl, frames), median(ts, frames), median(tt, frames), frames, lo, hi,
+           (unsigned long long)st.buffers_uploaded, (double)st.bytes_uploaded / 1048576.0);
+  } else {
+    fprintf(stderr, "variant: %s\n", kiln_strerror(rc));
+  }
+  free(tl), free(ts), free(tt);
+  kiln_renderer_destroy(r);
+  kiln_scene_destroy(job);
+  kiln__asset_cache_destroy(cache);
+  remove(ply);
+  return rc != 0;
+}
+
 int main(int argc, char **argv) {
+  bool variant = argc > 1 && strcmp(argv[1], "variant") == 0;
+  if (variant) argc--, argv++;
   size_t ntris = argc > 1 ? (size_t)atol(argv[1]) : 20000;
   int size = argc > 2 ? atoi(argv[2]) : 128, spp = argc > 3 ? atoi(argv[3]) : 16;
   char dir[] = "/tmp/kiln-bench-inst-XXXXXX";
@@ -154,7 +228,6 @@ int main(int argc, char **argv) {
   char ply[600], big[600];
   snprintf(ply, sizeof ply, "%s/mesh.ply", dir);
   snprintf(big, sizeof big, "%s/big.ply", dir);
-  if (write_ply(ply, ntris) || write_ply(big, 1000000)) return 1;
   kiln_gpu *gpu = NULL;
   kiln_gpu_device *dev = NULL;
   kiln_gpu_config gc;
@@ -166,6 +239,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "no device\n");
     return 1;
   }
+  if (variant) {
+    int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000,
+                            argc > 2 ? atoi(argv[2]) : 7, dev, dir);
+    kiln_gpu_device_close(dev);
+    kiln_gpu_destroy(gpu);
+    rmdir(dir);
+    return vrc;
+  }
+  if (write_ply(ply, ntris) || write_ply(big, 1000000)) return 1;
   char *js = scene_json("mesh.ply", true, size, spp),
        *jb = scene_json("mesh.ply", false, size, spp);
   side sides[2] = {{0}};
