@@ -162,6 +162,10 @@ static double frame(side *sd) {
 
 /* kiln-bench-instances variant: see the top of the file. */
 static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const char *dir) {
+  if (frames < 1) {
+    fprintf(stderr, "variant: the frame count must be at least 1\n");
+    return 1;
+  }
   char ply[600];
   snprintf(ply, sizeof ply, "%s/variant.ply", dir);
   if (write_ply(ply, ntris)) return 1;
@@ -180,6 +184,7 @@ static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const c
   free(js);
   double *tl = calloc((size_t)frames, sizeof *tl), *ts = calloc((size_t)frames, sizeof *ts),
          *tt = calloc((size_t)frames, sizeof *tt);
+  if (!rc && (!tl || !ts || !tt)) rc = KILN_ENOMEM;
   for (int i = 0; !rc && i <= frames; i++) { /* frame 0: warm-up */
     char *jv = scene_json_turned("variant.ply", true, 64, 1, 1 + i);
     kiln_scene *v = NULL;
