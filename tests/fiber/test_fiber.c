@@ -1,5 +1,6 @@
 /* test_fiber.c: kiln_fiber, greenlet's model (include/kiln/fiber.h): values both ways, the parent
- * on exit, throw, dead fibers, parents, threads, stacks (pool, recursion, the guard page). */
+ * on exit, throw, dead fibers, parents, threads, stacks (pool, the overflow between threads,
+ * recursion, the guard page). */
 // kt: timeout 120
 #define _GNU_SOURCE /* pthread_barrier_t; does not clash with kt.h's _POSIX_C_SOURCE */
 #include <fenv.h>
@@ -520,6 +521,54 @@ static int recurse(void *arg, void *value, void **result) {
   (void)value;
   *result = (void *)(intptr_t)depth((int)(intptr_t)arg);
   return 0;
+}
+
+/* Records its frame's address (a real stack address, under ASan's fake stacks too) and ends. */
+static int frame_where(void *arg, void *value, void **result) {
+  (void)value;
+  *(uintptr_t *)arg = (uintptr_t)__builtin_frame_address(0);
+  *result = NULL;
+  return 0;
+}
+
+enum { GIVEN = 5 }; /* one more than a thread keeps warm: the last goes to the overflow */
+static uintptr_t g_given[GIVEN];
+static pthread_barrier_t g_stacks_given;
+
+/* Ends GIVEN fibers that held a stack each at once, then stays alive (its pool with it, so that
+ * no stack of it is unmapped and mapped again at the same address) until the test is done. */
+static void *give_stacks(void *arg) {
+  (void)arg;
+  kiln_fiber *f[GIVEN];
+  for (int i = 0; i < GIVEN; i++) f[i] = make(frame_where, &g_given[i], 0, NULL);
+  for (int i = 0; i < GIVEN; i++) {
+    KT_EQ(kiln_fiber_switch(f[i], NULL, NULL), 0);
+    KT_TRUE(kiln_fiber_dead(f[i]));
+    kiln_fiber_destroy(f[i]);
+  }
+  pthread_barrier_wait(&g_stacks_given);
+  pthread_barrier_wait(&g_stacks_given);
+  return NULL;
+}
+
+/* A stack given back on one thread beyond the ones it keeps warm is taken by a thread that has
+ * none, instead of that thread mapping a new one (pool fibers end on other workers than the one
+ * they started on): the new fiber runs on one of the first thread's stacks. */
+TEST(warm_stacks_move_between_threads) {
+  KT_EQ(pthread_barrier_init(&g_stacks_given, NULL, 2), 0);
+  pthread_t th;
+  KT_EQ(pthread_create(&th, NULL, give_stacks, NULL), 0);
+  pthread_barrier_wait(&g_stacks_given);
+  uintptr_t here = 0;
+  kiln_fiber *f = make(frame_where, &here, 0, NULL);
+  KT_EQ(kiln_fiber_switch(f, NULL, NULL), 0);
+  kiln_fiber_destroy(f);
+  bool reused = false;
+  for (int i = 0; i < GIVEN; i++) reused |= here == g_given[i];
+  KT_TRUE(reused);
+  pthread_barrier_wait(&g_stacks_given);
+  KT_EQ(pthread_join(th, NULL), 0);
+  pthread_barrier_destroy(&g_stacks_given);
 }
 
 TEST(deep_recursion_within_stack) {
