@@ -2,8 +2,9 @@
  * NPY (own writer), and sRGB quantisation. Declared in image_internal.h.
  *
  * PNG rows are filtered adaptively (None/Sub/Up/Paeth, the one with the smallest sum of absolute
- * differences per row, as libpng's heuristic), then the whole image goes through one
- * libdeflate_zlib_compress call. */
+ * differences per row, as libpng's heuristic; SSE2 where the target has it), then the whole image
+ * goes through one libdeflate_zlib_compress call, straight into the returned buffer; the
+ * compressor and the filter buffers are kept per thread (png_ws). */
 #define _GNU_SOURCE
 #include "image_internal.h"
 
@@ -21,6 +22,10 @@
 
 #include <stb_image_write.h>
 #include <tinyexr.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kiln/error.h"
 
@@ -87,17 +92,15 @@ static int buf_finish(buf *b, void **out, size_t *len) {
 
 /* ---- PNG ------------------------------------------------------------------------------------- */
 
-static void png_chunk(buf *b, const char type[4], const unsigned char *data, size_t n) {
-  unsigned char hdr[8];
-  put_be32(hdr, (uint32_t)n);
-  memcpy(hdr + 4, type, 4);
-  buf_put(b, hdr, 8);
-  buf_put(b, data, n);
-  uint32_t crc = libdeflate_crc32(0, type, 4);
-  if (n > 0) crc = libdeflate_crc32(crc, data, n); /* libdeflate_crc32(crc, NULL, 0) returns 0 */
-  unsigned char c[4];
-  put_be32(c, crc);
-  buf_put(b, c, 4);
+static void png_chunk_head(unsigned char *p, const char type[4], size_t n) {
+  put_be32(p, (uint32_t)n);
+  memcpy(p + 4, type, 4);
+}
+
+/* Writes the CRC of the chunk whose head (length, type) is at p and whose n data bytes follow it,
+ * after the data. */
+static void png_chunk_crc(unsigned char *p, size_t n) {
+  put_be32(p + 8 + n, libdeflate_crc32(0, p + 4, 4 + n));
 }
 
 /* The sum of absolute differences of a filtered row (its bytes read as signed): libpng's
@@ -108,10 +111,85 @@ static unsigned long row_cost(const unsigned char *f, size_t n) {
   return cost;
 }
 
+/* Bytes [from, to) of the Sub, Up and Paeth rows, one byte at a time; from >= bpp. */
+static void filter_bytes(const unsigned char *raw, const unsigned char *prev, size_t bpp,
+                         size_t from, size_t to, unsigned char *sub, unsigned char *up,
+                         unsigned char *pae) {
+  for (size_t i = from; i < to; i++) {
+    int a = raw[i - bpp], b = prev[i], c = prev[i - bpp];
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+    int pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    sub[i] = (unsigned char)(raw[i] - a);
+    up[i] = (unsigned char)(raw[i] - b);
+    pae[i] = (unsigned char)(raw[i] - pred);
+  }
+}
+
+#if defined(__SSE2__)
+/* Per byte lane: min(v, -v) as unsigned, |v| of v read as signed (0x80 gives 128); psadbw adds
+ * 8 of them into each 64-bit half. */
+static inline __m128i cost16(__m128i v) {
+  __m128i zero = _mm_setzero_si128();
+  return _mm_sad_epu8(_mm_min_epu8(v, _mm_sub_epi8(zero, v)), zero);
+}
+
+static inline __m128i abs16(__m128i x) {
+  return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x));
+}
+
+static inline __m128i pick16(__m128i mask, __m128i yes, __m128i no) {
+  return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
+}
+
+/* Paeth's predictor on 8 samples widened to 16 bits, ties as the PNG specification breaks them
+ * (a, then b, then c). */
+static inline __m128i paeth16(__m128i a, __m128i b, __m128i c) {
+  __m128i bc = _mm_sub_epi16(b, c), ac = _mm_sub_epi16(a, c);
+  __m128i pa = abs16(bc), pb = abs16(ac), pc = abs16(_mm_add_epi16(bc, ac));
+  __m128i not_a = _mm_cmpgt_epi16(pa, _mm_min_epi16(pb, pc)), not_b = _mm_cmpgt_epi16(pb, pc);
+  return pick16(not_a, pick16(not_b, c, b), a);
+}
+
+/* Bytes [bpp, bpp + 16k) of the three rows, 16 at a time (k as many as fit in n), their costs
+ * added into cost[1..3] and None's over the same bytes into cost[0]. Returns bpp + 16k, where the
+ * byte loop goes on. bpp < n. */
+static size_t filter_sse2(const unsigned char *raw, const unsigned char *prev, size_t n, size_t bpp,
+                          unsigned char *sub, unsigned char *up, unsigned char *pae,
+                          unsigned long cost[4]) {
+  __m128i zero = _mm_setzero_si128(), s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+  size_t i = bpp;
+  for (; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(raw + i));
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(raw + i - bpp));
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(prev + i));
+    __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(prev + i - bpp));
+    __m128i lo =
+        paeth16(_mm_unpacklo_epi8(a, zero), _mm_unpacklo_epi8(b, zero), _mm_unpacklo_epi8(c, zero));
+    __m128i hi =
+        paeth16(_mm_unpackhi_epi8(a, zero), _mm_unpackhi_epi8(b, zero), _mm_unpackhi_epi8(c, zero));
+    __m128i fs = _mm_sub_epi8(x, a), fu = _mm_sub_epi8(x, b);
+    __m128i fp = _mm_sub_epi8(x, _mm_packus_epi16(lo, hi));
+    _mm_storeu_si128((__m128i *)(void *)(sub + i), fs);
+    _mm_storeu_si128((__m128i *)(void *)(up + i), fu);
+    _mm_storeu_si128((__m128i *)(void *)(pae + i), fp);
+    s0 = _mm_add_epi64(s0, cost16(x)), s1 = _mm_add_epi64(s1, cost16(fs));
+    s2 = _mm_add_epi64(s2, cost16(fu)), s3 = _mm_add_epi64(s3, cost16(fp));
+  }
+  __m128i s[4] = {s0, s1, s2, s3};
+  for (int f = 0; f < 4; f++) {
+    uint64_t half[2];
+    _mm_storeu_si128((__m128i *)(void *)half, s[f]);
+    cost[f] += (unsigned long)(half[0] + half[1]);
+  }
+  return i;
+}
+#endif
+
 /* Filters one row (PNG's big-endian bytes in `raw`) into out[0] = type, out[1..n]. bpp: bytes per
- * pixel; prev: the previous raw row, zeros for the first (as PNG defines it). Each filter is its
- * own branch-free loop over the row (the compiler's to vectorise), into scratch[0..4n); ties go
- * to the earlier filter of None, Sub, Up, Paeth. */
+ * pixel; prev: the previous raw row, zeros for the first (as PNG defines it). The Sub, Up and
+ * Paeth rows go into scratch[0..3n) with their costs summed on the way (16 bytes at a time with
+ * SSE2, the first bpp bytes and the tail one at a time); ties go to the earlier filter of None,
+ * Sub, Up, Paeth. */
 static void png_filter_row(const unsigned char *raw, const unsigned char *prev, size_t n,
                            size_t bpp, unsigned char *out, unsigned char *scratch) {
   unsigned char *sub = scratch, *up = scratch + n, *pae = scratch + 2 * n;
@@ -121,23 +199,142 @@ static void png_filter_row(const unsigned char *raw, const unsigned char *prev, 
     up[i] = (unsigned char)(raw[i] - prev[i]);
     pae[i] = (unsigned char)(raw[i] - prev[i]); /* a = c = 0: Paeth predicts b */
   }
-  for (size_t i = head; i < n; i++) {
-    int a = raw[i - bpp], b = prev[i], c = prev[i - bpp];
-    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
-    int pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-    sub[i] = (unsigned char)(raw[i] - a);
-    up[i] = (unsigned char)(raw[i] - b);
-    pae[i] = (unsigned char)(raw[i] - pred);
-  }
+  unsigned long cost[4] = {0, 0, 0, 0};
+  size_t done = head;
+#if defined(__SSE2__)
+  if (bpp < n) done = filter_sse2(raw, prev, n, bpp, sub, up, pae, cost);
+#endif
+  filter_bytes(raw, prev, bpp, done, n, sub, up, pae);
   const unsigned char *rows[4] = {raw, sub, up, pae};
+  /* the vector loop covered [head, done); add the bytes it did not */
+  for (int f = 0; f < 4; f++)
+    cost[f] += row_cost(rows[f], head) + row_cost(rows[f] + done, n - done);
   int best = 0;
-  unsigned long best_cost = row_cost(raw, n);
-  for (int f = 1; f < 4; f++) {
-    unsigned long cost = row_cost(rows[f], n);
-    if (cost < best_cost) best_cost = cost, best = f;
-  }
+  for (int f = 1; f < 4; f++)
+    if (cost[f] < cost[best]) best = f;
   out[0] = (unsigned char)(best == 3 ? 4 : best); /* PNG filter types: 0 None 1 Sub 2 Up 4 Paeth */
   memcpy(out + 1, rows[best], n);
+}
+
+/* A thread's PNG workspace: the compressor of the last level it used and the buffers of the
+ * filtered image and of the rows, kept between images so that a batch's thousands of frames do
+ * not allocate (and fault in) a compressor and ~4 buffers each. A libdeflate compressor may be
+ * used by one thread at a time; a workspace is only ever used by its own thread, for the length
+ * of one kiln__encode_png call (which never yields: a fiber cannot move between threads inside
+ * it). Buffers above WS_KEEP bytes are freed after the image, so a thread keeps at most ~2x that
+ * once a large image has passed.
+ *
+ * The key is created once (pthread_once) and never changed; its destructor frees a thread's
+ * workspace when the thread exits, so libkiln must not be dlclose'd while threads that encoded
+ * PNGs still run. Without a key every image gets a workspace of its own, as without the cache. */
+enum { WS_KEEP = 4 << 20 };
+
+typedef struct png_ws {
+  struct libdeflate_compressor *z;
+  int level;               /* z's */
+  unsigned char *filtered; /* cap_filtered bytes */
+  unsigned char *rows;     /* cap_rows bytes: two raw rows, 3 filtered, a row of zeros */
+  size_t cap_filtered, cap_rows;
+} png_ws;
+
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ws_key;
+static bool ws_key_ok; /* written once inside pthread_once, which orders it before every reader */
+
+static void ws_free(void *arg) {
+  png_ws *ws = arg;
+  if (!ws) return;
+  if (ws->z) libdeflate_free_compressor(ws->z);
+  free(ws->filtered), free(ws->rows), free(ws);
+}
+
+static void ws_key_create(void) { ws_key_ok = pthread_key_create(&ws_key, ws_free) == 0; }
+
+/* The calling thread's workspace (*own false), or a fresh one for this call alone (*own true:
+ * no key, or the key could not be set); NULL on ENOMEM. */
+static png_ws *ws_get(bool *own) {
+  pthread_once(&ws_once, ws_key_create);
+  png_ws *ws = ws_key_ok ? pthread_getspecific(ws_key) : NULL;
+  *own = false;
+  if (ws) return ws;
+  if (!(ws = calloc(1, sizeof *ws))) return NULL;
+  *own = !ws_key_ok || pthread_setspecific(ws_key, ws) != 0;
+  return ws;
+}
+
+/* Grows *p (capacity *cap) to at least n bytes; false on ENOMEM (*p unchanged). The old bytes
+ * are not kept. */
+static bool ws_reserve(unsigned char **p, size_t *cap, size_t n) {
+  if (*cap >= n) return true;
+  free(*p);
+  *p = malloc(n);
+  *cap = *p ? n : 0;
+  return *p != NULL;
+}
+
+/* After an image: frees what a thread should not keep (all of a workspace of its own). */
+static void ws_put(png_ws *ws, bool own) {
+  if (own) {
+    ws_free(ws);
+    return;
+  }
+  if (ws->cap_filtered > WS_KEEP) free(ws->filtered), ws->filtered = NULL, ws->cap_filtered = 0;
+  if (ws->cap_rows > WS_KEEP) free(ws->rows), ws->rows = NULL, ws->cap_rows = 0;
+}
+
+/* The workspace's compressor at `level` (made when the last was of another level); NULL on
+ * ENOMEM. */
+static struct libdeflate_compressor *ws_compressor(png_ws *ws, int level) {
+  if (ws->z && ws->level == level) return ws->z;
+  if (ws->z) libdeflate_free_compressor(ws->z);
+  ws->z = libdeflate_alloc_compressor(level);
+  ws->level = level;
+  return ws->z;
+}
+
+/* Every row of r filtered into f ((n + 1) bytes a row); rows: the workspace's 6n bytes. */
+static void png_filter_image(const kiln__raster *r, size_t n, size_t bpp, unsigned char *f,
+                             unsigned char *rows) {
+  unsigned char *raw = rows, *prev = rows + 5 * n, *scratch = rows + 2 * n;
+  memset(prev, 0, n);
+  for (int y = 0; y < r->height; y++) {
+    const unsigned char *src = row_ptr(r, y);
+    if (r->type == KILN__PIX_U16) { /* PNG samples are big-endian */
+      for (size_t i = 0; i < n; i += 2) {
+        uint16_t v;
+        memcpy(&v, src + i, 2);
+        raw[i] = (unsigned char)(v >> 8), raw[i + 1] = (unsigned char)v;
+      }
+    } else {
+      memcpy(raw, src, n);
+    }
+    png_filter_row(raw, prev, n, bpp, f + (size_t)y * (n + 1), scratch);
+    prev = raw;
+    raw = raw == rows ? rows + n : rows;
+  }
+}
+
+/* The PNG around a zlib stream: signature, IHDR, IDAT's head at 33, the stream at 41 (where the
+ * caller compressed it), IDAT's CRC, IEND. */
+enum { PNG_HEAD = 8 + 25 + 8, PNG_TAIL = 4 + 12 };
+
+static void png_frame(const kiln__raster *r, unsigned char *p, size_t zlen) {
+  static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+  static const unsigned char color_type[5] = {0, 0, 4, 2, 6};
+  memcpy(p, sig, 8);
+  unsigned char *ihdr = p + 8;
+  png_chunk_head(ihdr, "IHDR", 13);
+  put_be32(ihdr + 8, (uint32_t)r->width);
+  put_be32(ihdr + 12, (uint32_t)r->height);
+  ihdr[16] = r->type == KILN__PIX_U16 ? 16 : 8;
+  ihdr[17] = color_type[r->channels];
+  ihdr[18] = ihdr[19] = ihdr[20] = 0;
+  png_chunk_crc(ihdr, 13);
+  png_chunk_head(p + 33, "IDAT", zlen);
+  png_chunk_crc(p + 33, zlen);
+  unsigned char *iend = p + PNG_HEAD + zlen + 4;
+  png_chunk_head(iend, "IEND", 0);
+  png_chunk_crc(iend, 0);
 }
 
 int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) {
@@ -147,47 +344,29 @@ int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len) 
   if (level < 1 || level > 12) return KILN_EINVAL;
   size_t n = row_bytes(r), bpp = (size_t)r->channels * type_size(r->type);
   size_t filtered_len = (n + 1) * (size_t)r->height;
-  unsigned char *filtered = malloc(filtered_len);
-  unsigned char *rows = malloc(2 * n), *scratch = malloc(3 * n), *zeros = calloc(n, 1);
-  struct libdeflate_compressor *z = libdeflate_alloc_compressor(level);
-  size_t bound = z ? libdeflate_zlib_compress_bound(z, filtered_len) : 0;
-  unsigned char *zbuf = bound ? malloc(bound) : NULL;
+  bool own;
+  png_ws *ws = ws_get(&own);
+  if (!ws) return KILN_ENOMEM;
+  struct libdeflate_compressor *z = ws_compressor(ws, level);
   int rc = KILN_ENOMEM;
-  if (filtered && rows && scratch && zeros && zbuf) {
-    unsigned char *raw = rows, *prev = zeros;
-    for (int y = 0; y < r->height; y++) {
-      const unsigned char *src = row_ptr(r, y);
-      if (r->type == KILN__PIX_U16) { /* PNG samples are big-endian */
-        for (size_t i = 0; i < n; i += 2) {
-          uint16_t v;
-          memcpy(&v, src + i, 2);
-          raw[i] = (unsigned char)(v >> 8), raw[i + 1] = (unsigned char)v;
-        }
-      } else {
-        memcpy(raw, src, n);
-      }
-      png_filter_row(raw, prev, n, bpp, filtered + (size_t)y * (n + 1), scratch);
-      prev = raw;
-      raw = raw == rows ? rows + n : rows;
+  if (z && ws_reserve(&ws->filtered, &ws->cap_filtered, filtered_len) &&
+      ws_reserve(&ws->rows, &ws->cap_rows, 6 * n)) {
+    png_filter_image(r, n, bpp, ws->filtered, ws->rows);
+    size_t bound = libdeflate_zlib_compress_bound(z, filtered_len);
+    unsigned char *p = malloc(PNG_HEAD + bound + PNG_TAIL);
+    size_t zlen =
+        p ? libdeflate_zlib_compress(z, ws->filtered, filtered_len, p + PNG_HEAD, bound) : 0;
+    if (zlen) {
+      png_frame(r, p, zlen);
+      size_t total = PNG_HEAD + zlen + PNG_TAIL;
+      unsigned char *shrunk = realloc(p, total); /* give back what the bound over-reserved */
+      *out = shrunk ? shrunk : p, *len = total;
+      rc = 0;
+    } else {
+      free(p);
     }
-    size_t zlen = libdeflate_zlib_compress(z, filtered, filtered_len, zbuf, bound);
-    buf b = {0};
-    static const unsigned char sig[8] = {137, 80, 78, 71, 13, 10, 26, 10};
-    static const unsigned char color_type[5] = {0, 0, 4, 2, 6};
-    unsigned char ihdr[13];
-    put_be32(ihdr, (uint32_t)r->width);
-    put_be32(ihdr + 4, (uint32_t)r->height);
-    ihdr[8] = r->type == KILN__PIX_U16 ? 16 : 8;
-    ihdr[9] = color_type[r->channels];
-    ihdr[10] = ihdr[11] = ihdr[12] = 0;
-    buf_put(&b, sig, 8);
-    png_chunk(&b, "IHDR", ihdr, 13);
-    png_chunk(&b, "IDAT", zbuf, zlen);
-    png_chunk(&b, "IEND", NULL, 0);
-    rc = zlen ? buf_finish(&b, out, len) : (free(b.p), KILN_ENOMEM);
   }
-  if (z) libdeflate_free_compressor(z);
-  free(filtered), free(rows), free(scratch), free(zeros), free(zbuf);
+  ws_put(ws, own);
   return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -343,10 +344,12 @@ static void ref_filter_row(const unsigned char *raw, const unsigned char *prev, 
 }
 
 /* The encoder's filtered rows (its IDAT, inflated) are the reference's, byte for byte, for 8- and
- * 16-bit rasters of 1 to 4 channels, smooth and noisy, one pixel wide and wider: the same PNG
- * bytes as before the filters were vectorised. */
+ * 16-bit rasters of 1 to 4 channels, smooth, slightly noisy and fully random (every byte value,
+ * Paeth's widest differences), one pixel wide and wider, rows of every length modulo 16 past the
+ * first pixel (the SSE2 loop's 16 bytes and the byte loop's tail): the same PNG bytes as the
+ * scalar heuristic. */
 TEST(PNG_filters_match_reference) {
-  static const int widths[] = {1, 2, 67, 300};
+  static const int widths[] = {1, 2, 5, 6, 11, 17, 22, 33, 67, 300};
   uint32_t rng = 12345;
   for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
     for (int c = 1; c <= 4; c++)
@@ -356,9 +359,11 @@ TEST(PNG_filters_match_reference) {
         unsigned char *raw = malloc(n * (size_t)h), *want = malloc((n + 1) * (size_t)h);
         unsigned char *scratch = malloc(n), *got = malloc((n + 1) * (size_t)h);
         KT_TRUE(raw && want && scratch && got);
-        for (size_t i = 0; i < n * (size_t)h; i++) { /* a ramp, noise on some rows */
+        for (size_t i = 0; i < n * (size_t)h; i++) { /* a ramp, noise on some rows, random ones */
           rng = rng * 1664525u + 1013904223u;
-          raw[i] = (unsigned char)((i % n) * 7 / (n ? n : 1) * 30 + (i / n % 3 ? rng >> 27 : 0));
+          size_t y = i / n;
+          raw[i] = y % 4 == 3 ? (unsigned char)(rng >> 24)
+                              : (unsigned char)((i % n) * 7 / n * 30 + (y % 4 ? rng >> 27 : 0));
         }
         for (int y = 0; y < h; y++)
           ref_filter_row(raw + (size_t)y * n, y ? raw + (size_t)(y - 1) * n : NULL, n, bpp,
@@ -387,6 +392,106 @@ TEST(PNG_filters_match_reference) {
                     c, wide ? 16 : 8, i, i / (n + 1), got[i], want[i]);
         free(png), free(raw), free(native), free(want), free(scratch), free(got);
       }
+}
+
+/* Images for PNG_bytes_do_not_depend_on_the_thread: sizes, depths and levels that make a thread's
+ * kept compressor and buffers change between one image and the next, one of them larger than a
+ * thread keeps (4 MiB filtered). */
+enum { WS_IMAGES = 4 };
+static const struct {
+  int w, h, c, wide, level;
+} ws_images[WS_IMAGES] = {
+    {1300, 1100, 3, 0, 1}, {67, 41, 4, 1, 6}, {300, 23, 1, 0, 1}, {64, 64, 3, 0, 9}};
+static void *ws_pixels[WS_IMAGES];
+static void *ws_want[WS_IMAGES]; /* each image encoded alone, on a thread of its own */
+static size_t ws_want_len[WS_IMAGES];
+
+static void ws_make_pixels(void) {
+  uint32_t rng = 99;
+  for (int k = 0; k < WS_IMAGES; k++) {
+    size_t n =
+        (size_t)ws_images[k].w * ws_images[k].h * ws_images[k].c * (ws_images[k].wide ? 2 : 1);
+    unsigned char *p = malloc(n);
+    KT_TRUE(p != NULL);
+    for (size_t i = 0; i < n; i++) {
+      rng = rng * 1664525u + 1013904223u;
+      p[i] = (unsigned char)(i / 7 % 200 + (rng >> 29));
+    }
+    ws_pixels[k] = p;
+  }
+}
+
+static int ws_encode(int k, void **png, size_t *len) {
+  kiln__raster r = {ws_images[k].w, ws_images[k].h,
+                    ws_images[k].c, ws_images[k].wide ? KILN__PIX_U16 : KILN__PIX_U8,
+                    ws_pixels[k],   0};
+  return kiln__encode_png(&r, ws_images[k].level, png, len);
+}
+
+static void *ws_encode_one(void *arg) {
+  int k = (int)(intptr_t)arg;
+  return ws_encode(k, &ws_want[k], &ws_want_len[k]) == 0 ? arg : NULL;
+}
+
+/* Every image twice, starting at image `start`: returns the number of outputs that differ from
+ * ws_want (or failed). */
+static void *ws_encode_all(void *arg) {
+  int start = (int)(intptr_t)arg;
+  intptr_t bad = 0;
+  for (int j = 0; j < 2 * WS_IMAGES; j++) {
+    int k = (start + j) % WS_IMAGES;
+    void *png = NULL;
+    size_t len = 0;
+    if (ws_encode(k, &png, &len) != 0 || len != ws_want_len[k] || memcmp(png, ws_want[k], len))
+      bad++;
+    free(png);
+  }
+  return (void *)bad;
+}
+
+/* The encoder keeps a compressor and buffers per thread: an image's PNG bytes are the same
+ * whatever the thread encoded before (other sizes, depths and levels, an image larger than a
+ * thread keeps), with four threads encoding at once (under TSan: no state shared between them),
+ * and each output decodes to its pixels. */
+TEST(PNG_bytes_do_not_depend_on_the_thread) {
+  ws_make_pixels();
+  for (int k = 0; k < WS_IMAGES; k++) {
+    pthread_t t;
+    void *ok = NULL;
+    KT_EQ(pthread_create(&t, NULL, ws_encode_one, (void *)(intptr_t)k), 0);
+    KT_EQ(pthread_join(t, &ok), 0);
+    KT_TRUE(ok == (void *)(intptr_t)k);
+    int w, h, n;
+    if (ws_images[k].wide) {
+      uint16_t *d = stbi_load_16_from_memory(ws_want[k], (int)ws_want_len[k], &w, &h, &n, 0);
+      KT_TRUE(d != NULL);
+      const unsigned char *p = ws_pixels[k];
+      for (size_t i = 0; i < (size_t)w * h * n; i++) {
+        uint16_t v;
+        memcpy(&v, p + 2 * i, 2);
+        KT_EQ(d[i], v);
+      }
+      stbi_image_free(d);
+    } else {
+      unsigned char *d = stbi_load_from_memory(ws_want[k], (int)ws_want_len[k], &w, &h, &n, 0);
+      KT_TRUE(d != NULL);
+      KT_EQ(memcmp(d, ws_pixels[k], (size_t)w * h * n), 0);
+      stbi_image_free(d);
+    }
+    KT_EQ(w, ws_images[k].w);
+    KT_EQ(h, ws_images[k].h);
+    KT_EQ(n, ws_images[k].c);
+  }
+  KT_EQ((intptr_t)ws_encode_all((void *)(intptr_t)1), 0); /* this thread, then four at once */
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    KT_EQ(pthread_create(&t[i], NULL, ws_encode_all, (void *)(intptr_t)i), 0);
+  for (int i = 0; i < 4; i++) {
+    void *bad = NULL;
+    KT_EQ(pthread_join(t[i], &bad), 0);
+    KT_EQ((intptr_t)bad, 0);
+  }
+  for (int k = 0; k < WS_IMAGES; k++) free(ws_pixels[k]), free(ws_want[k]);
 }
 
 static char g_dir[64];
