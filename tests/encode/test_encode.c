@@ -301,6 +301,38 @@ TEST(SRGB_quantise) {
   KT_TRUE(f[15] >= 250);
 }
 
+/* 8-bit output (four values at a time where SSE2 is there) is each value's own code: scaled by the
+ * exposure, NaN, negatives and -0 to 0, above 1 to 1, then the table, for counts that leave every
+ * tail length and for two exposures. */
+TEST(SRGB_u8_matches_per_value) {
+  enum { N = 1001 };
+  float *in = malloc(sizeof(float) * 3 * N);
+  uint8_t *got = malloc(3 * N);
+  KT_TRUE(in && got);
+  static const float special[] = {NAN,   -NAN,       INFINITY,    -INFINITY, -0.0f,   0.0f, 1.0f,
+                                  -1.0f, 1.0000001f, 0.99999994f, 1e-30f,    -1e-30f, 3.0f};
+  uint32_t rng = 7;
+  for (int i = 0; i < 3 * N; i++) {
+    rng = rng * 1664525u + 1013904223u;
+    in[i] = i % 5 == 0 ? special[(rng >> 8) % (sizeof special / sizeof special[0])]
+                       : (float)(rng >> 8) / 16777216.0f * 1.5f - 0.1f;
+  }
+  static const float exposures[] = {0, -1.5f};
+  for (int e = 0; e < 2; e++)
+    for (size_t npx = 1; npx <= 5; npx++) {
+      size_t n = N - npx;
+      kiln__linear_to_srgb(in, n, exposures[e], false, KILN__PIX_U8, got);
+      for (size_t i = 0; i < 3 * n; i++) {
+        float v = in[i] * exp2f(exposures[e]);
+        uint8_t want = kiln__srgb8(v > 0 ? (v < 1 ? v : 1) : 0);
+        if (got[i] != want)
+          KT_FAIL("exposure %g, %zu pixels: value %zu (%g) gives %u, not %u", exposures[e], n, i,
+                  in[i], got[i], want);
+      }
+    }
+  free(in), free(got);
+}
+
 /* The table gives the curve's own code for every float in [0, 1] (about 10^9 of them): the
  * 8-bit output of kiln__linear_to_srgb is what it was with powf per channel. */
 TEST(SRGB_table_matches_curve_on_every_float) {
