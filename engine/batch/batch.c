@@ -1309,8 +1309,8 @@ static int first_frame(run_state *st, const kiln_job_frame *fr, uint64_t pos) {
   kiln_renderer_config_default(&rcfg);
   rcfg.pool = b->cfg.pool;
   rcfg.scene_variants = true; /* frames with overrides render variants of the job's scene */
-  rc = kiln_renderer_create(kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
-  if (!rc && b->null_kernel) rc = kiln__renderer_null_kernel(b->shared);
+  rc = (b->null_kernel ? kiln__renderer_create_null : kiln_renderer_create)(
+      kiln_job_scene(b->job), b->cfg.devs, b->cfg.ndevs, &rcfg, &b->shared);
   b->prepare_s += kiln__now() - t0;
   if (rc)
     return fail(st, rc, "cannot prepare the scene on the device%s: %s", b->cfg.ndevs > 1 ? "s" : "",

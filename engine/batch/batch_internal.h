@@ -499,8 +499,8 @@ typedef struct kiln__batch_hooks {
 
 void kiln__batch_set_hooks(kiln_batch *b, const kiln__batch_hooks *h);
 /* For benchmarks: the frames of b without scene overrides render with the null kernel
- * (kiln__renderer_null_kernel), so that a run measures the CPU side of frames alone. Before
- * kiln_batch_run. */
+ * (kiln__renderer_create_null: the path tracer is not compiled), so that a run measures the CPU
+ * side of frames alone. Before kiln_batch_run. */
 void kiln__batch_null_kernel(kiln_batch *b);
 
 /* ---- batch.c: what other files of the folder read of a batch ----------------------------------- */

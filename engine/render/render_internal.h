@@ -280,6 +280,14 @@ uint32_t kiln__renderer_device_features(const struct kiln_renderer *r, size_t de
  * kiln_gpu_kernel_create's error (the devices switched so far keep the null kernel). */
 int kiln__renderer_null_kernel(struct kiln_renderer *r);
 
+/* kiln_renderer_create with pathtrace_null as every device's kernel from the start, as
+ * kiln__renderer_null_kernel would leave it, without first compiling the path tracer that the
+ * frames would never run (on lavapipe an LLVM compile per device, about a fifth of a 600-frame
+ * 256x256 null-kernel batch's CPU time). Same arguments, results and threads as
+ * kiln_renderer_create. */
+int kiln__renderer_create_null(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                               const kiln_renderer_config *cfg, struct kiln_renderer **out);
+
 /* What renderer r has done so far (tests): frames submitted, AOV planes written (one a frame
  * per PT_AOV_* group asked for), bytes read back, and the sets of frame memory made new and
  * handed out again from the pool, all devices together. Any thread. */

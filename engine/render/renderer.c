@@ -245,13 +245,26 @@ static const void *bound_data(const kiln__render_buffers *p, int k, uint32_t fea
   return dummy ? zeros : p->data[k];
 }
 
-/* Makes device slot d's kernel for p and uploads p's buffers into d->buf; waits for the upload. */
+/* pathtrace_null for dev (kiln__renderer_null_kernel), with one dispatch a frame: tiles and
+ * passes only spread the tracing's cost. */
+static int make_null_kernel(dev_slot *d, kiln_gpu_kernel **out) {
+  kiln_gpu_kernel_config kc;
+  kernel_config(&kc);
+  kc.builtin = "pathtrace_null";
+  int rc = kiln_gpu_kernel_create(d->dev, &kc, out);
+  if (!rc) d->tile = 1u << 16, d->pass = 1u << 30;
+  return rc;
+}
+
+/* Makes device slot d's kernel for p (pathtrace_null if null_kernel) and uploads p's buffers into
+ * d->buf; waits for the upload. */
 static int upload_scene(const kiln_renderer_config *cfg, const kiln__render_buffers *p,
-                        dev_slot *d) {
+                        bool null_kernel, dev_slot *d) {
   device_tiles(cfg, d->dev, d);
   d->features = scene_memory(p, cfg->scene_memory, d->dev);
   d->uniform_vec4s = d->features & KILN__RF_UNIFORM ? (uint32_t)p->scene_vec4s : 0;
-  int rc = make_kernel(d->dev, d->features, d->uniform_vec4s, &d->kernel);
+  int rc = null_kernel ? make_null_kernel(d, &d->kernel)
+                       : make_kernel(d->dev, d->features, d->uniform_vec4s, &d->kernel);
   kiln_gpu_job *job;
   if (rc || (rc = kiln_gpu_job_create(d->dev, &job))) return rc;
   for (int k = 0; k < NBUF && !rc; k++) {
@@ -272,8 +285,8 @@ static int upload_scene(const kiln_renderer_config *cfg, const kiln__render_buff
   return rc;
 }
 
-int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
-                         const kiln_renderer_config *cfg, kiln_renderer **out) {
+static int renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                           const kiln_renderer_config *cfg, bool null_kernel, kiln_renderer **out) {
   *out = NULL;
   kiln_renderer_config def;
   kiln_renderer_config_default(&def);
@@ -324,7 +337,7 @@ int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, 
   }
   for (size_t i = 0; i < ndevs && !rc; i++) {
     r->devs[i].dev = devs[i];
-    rc = upload_scene(cfg, &p, &r->devs[i]);
+    rc = upload_scene(cfg, &p, null_kernel, &r->devs[i]);
   }
   if (!rc && cfg->scene_variants) {
     rc = kiln__variant_base_create(s, &bvh, &p, &r->base); /* takes bvh and p */
@@ -340,18 +353,23 @@ fail:
   return rc;
 }
 
+int kiln_renderer_create(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                         const kiln_renderer_config *cfg, kiln_renderer **out) {
+  return renderer_create(scene, devs, ndevs, cfg, false, out);
+}
+
+int kiln__renderer_create_null(const kiln_scene *scene, kiln_gpu_device *const *devs, size_t ndevs,
+                               const kiln_renderer_config *cfg, kiln_renderer **out) {
+  return renderer_create(scene, devs, ndevs, cfg, true, out);
+}
+
 int kiln__renderer_null_kernel(kiln_renderer *r) {
-  kiln_gpu_kernel_config kc;
-  kernel_config(&kc);
-  kc.builtin = "pathtrace_null";
   for (size_t i = 0; i < r->ndevs; i++) {
     kiln_gpu_kernel *k;
-    int rc = kiln_gpu_kernel_create(r->devs[i].dev, &kc, &k);
+    int rc = make_null_kernel(&r->devs[i], &k);
     if (rc) return rc;
     kiln_gpu_kernel_destroy(r->devs[i].kernel);
     r->devs[i].kernel = k;
-    /* one dispatch a frame: tiles and passes only spread the tracing's cost */
-    r->devs[i].tile = 1u << 16, r->devs[i].pass = 1u << 30;
   }
   return 0;
 }

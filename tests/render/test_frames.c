@@ -98,6 +98,43 @@ TEST(images_unchanged) {
   }
 }
 
+/* A renderer made with the null kernel (kiln__renderer_create_null: the path tracer never
+ * compiled) gives every plane of a frame the bytes of one made with the path tracer and then
+ * switched to the null kernel (kiln__renderer_null_kernel), its tiles and passes included (the
+ * null kernel's noise is drawn once a pass), and not the path tracer's image. */
+TEST(null_kernel_from_the_start_matches_switching_to_it) {
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  c.scene = load(conf[1].scene);
+  kiln_renderer *made, *switched;
+  KT_CODE(kiln_renderer_create(c.scene, &c.dev, 1, NULL, &switched), KILN_OK);
+  KT_CODE(kiln__renderer_null_kernel(switched), KILN_OK);
+  KT_CODE(kiln__renderer_create_null(c.scene, &c.dev, 1, NULL, &made), KILN_OK);
+  kiln_future *f, *g;
+  kiln_frame_config fc; /* 16 spp, the device's tiles: several passes and tiles on lavapipe */
+  kiln_frame_config_default(made, &fc);
+  fc.width = 70, fc.height = 50, fc.spp = 16, fc.frame = 3;
+  c.r = made;
+  kiln_image_info a = info_of(render(&c, &fc, &f));
+  c.r = switched;
+  kiln_image_info b = info_of(render(&c, &fc, &g));
+  size_t n = (size_t)a.width * (size_t)a.height;
+  const void *pa[7] = {a.color, a.depth, a.normal, a.albedo, a.object_id, a.instance_id, a.uv};
+  const void *pb[7] = {b.color, b.depth, b.normal, b.albedo, b.object_id, b.instance_id, b.uv};
+  const size_t per[7] = {12, 4, 12, 12, 4, 4, 8};
+  for (int p = 0; p < 7; p++)
+    if (memcmp(pa[p], pb[p], n * per[p]))
+      KT_FAIL("plane %d: 0x%016llx made null, 0x%016llx switched", p,
+              (unsigned long long)fnv(pa[p], n * per[p]),
+              (unsigned long long)fnv(pb[p], n * per[p]));
+  KT_TRUE(fnv(a.color, n * 12) != want[1][0] && a.color[0] > 0); /* not the path tracer's */
+  kiln_future_release(f);
+  kiln_future_release(g);
+  kiln_renderer_destroy(made);
+  close_ctx(&c); /* and the switched renderer */
+}
+
 /* ---- only the planes asked for ------------------------------------------------------------- */
 
 TEST(planes_not_asked_for_are_not_computed) {
