@@ -221,8 +221,8 @@ static void png_filter_row(const unsigned char *raw, const unsigned char *prev, 
  * not allocate (and fault in) a compressor and ~4 buffers each. A libdeflate compressor may be
  * used by one thread at a time; a workspace is only ever used by its own thread, for the length
  * of one kiln__encode_png call (which never yields: a fiber cannot move between threads inside
- * it). Buffers above WS_KEEP bytes are freed after the image, so a thread keeps at most ~2x that
- * once a large image has passed.
+ * it). A buffer above WS_KEEP bytes is freed after the image, so a thread keeps at most WS_KEEP
+ * bytes of each, and one compressor, once a large image has passed.
  *
  * The key is created once (pthread_once) and never changed; its destructor frees a thread's
  * workspace when the thread exits, so libkiln must not be dlclose'd while threads that encoded
@@ -262,8 +262,8 @@ static png_ws *ws_get(bool *own) {
   return ws;
 }
 
-/* Grows *p (capacity *cap) to at least n bytes; false on ENOMEM (*p unchanged). The old bytes
- * are not kept. */
+/* Grows *p (capacity *cap) to at least n bytes; false on ENOMEM (*p NULL and *cap 0 then). The
+ * old bytes are not kept. */
 static bool ws_reserve(unsigned char **p, size_t *cap, size_t n) {
   if (*cap >= n) return true;
   free(*p);

@@ -52,7 +52,7 @@ typedef struct kiln__raster {
 /* PNG of a U8 or U16 raster with 1-4 channels (gray, gray+alpha, RGB, RGBA). level: libdeflate's
  * 1 (fastest) .. 12; 0 means the default (6). KILN_EINVAL for other inputs, KILN_ENOMEM. Rows
  * filtered by libpng's heuristic at every level. Each calling thread keeps a compressor and
- * its filter buffers (up to 4 MiB of them) between calls, freed when the thread exits; they
+ * its two filter buffers (up to 4 MiB each) between calls, freed when the thread exits; they
  * never change the bytes of an image. */
 int kiln__encode_png(const kiln__raster *r, int level, void **out, size_t *len);
 
