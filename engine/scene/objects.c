@@ -178,19 +178,26 @@ void kiln__mesh_facts_free(kiln__mesh_facts *f) {
   memset(f, 0, sizeof *f);
 }
 
+size_t kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+
 /* Whether a mesh object is kept once in object space and placed by its transforms xs (nx of
  * them) rather than copied into the world per transform: the one rule for which geometry the
- * scene shares (scene_data.h). Two or more transforms, each invertible and taking the mesh's box
- * (box: ngroups group boxes) to finite coordinates; and no triangle whose material emits (light
- * sampling picks world-space emitter triangles) or has a normal map (the shader builds tangent
- * frames from world-space triangles).
+ * scene shares (scene_data.h). Two or more transforms, or one when the mesh has at least
+ * kiln__share_min_tris triangles: a frame that moves such a mesh (a job's override) then builds
+ * a top level over its placement instead of a whole BVH, and packs and uploads none of its
+ * triangles. A smaller mesh placed once stays a copy: a scene of such meshes keeps the small-
+ * scene paths (the scene in shared memory or a uniform buffer, pack.c), which no scene with a
+ * placement takes, and they cost little to rebuild per frame. Each transform invertible and
+ * taking the mesh's box (box: ngroups group boxes) to finite coordinates; and no triangle whose
+ * material emits (light sampling picks world-space emitter triangles) or has a normal map (the
+ * shader builds tangent frames from world-space triangles).
  * These two exclusions also keep two shader paths out of reach: bsdf.glsl's surf_tangent and
  * lights.glsl's emitter_pdf take a primitive index >= g.ntris for a sphere, and a shared mesh's
  * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to
  * test the hit's placement (Hit.pl) first, and tangents turned into the world. */
 static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
                        const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx) {
-  if (nx < 2 || m->ntris == 0) return false;
+  if (nx == 0 || m->ntris == 0 || (nx < 2 && m->ntris < kiln__share_min_tris)) return false;
   const float(*box)[2][3] = (const float(*)[2][3])f->box;
   for (size_t k = 0; k <= m->nmat_names; k++) { /* the materials the triangles use */
     if (!f->used[k]) continue;

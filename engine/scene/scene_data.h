@@ -7,9 +7,10 @@
  * the BVH builder and the renderer (engine/render) only read it. The flat triangle arrays are in
  * world space: object transforms are applied by the loader, quads and boxes are triangulated,
  * quad area lights become two one-sided emissive triangles. Spheres stay analytic. A mesh file
- * placed by several transforms is kept once, in object space (a kiln__shared_mesh), with one
- * kiln__placement per transform, when share_mesh (objects.c) says so; any other
- * instanced geometry is copied once per instance into the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
+ * placed by several transforms, or placed once and at least kiln__share_min_tris triangles, is
+ * kept once, in object space (a kiln__shared_mesh), with one kiln__placement per transform, when
+ * share_mesh (objects.c) says so; any other instanced geometry is copied once per instance into
+ * the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
  *
  * Ownership: every array is malloc'd and owned by the scene, kiln__scene_free frees them all, but
  * for what a scene loaded through an asset cache borrows from it: a shared mesh's per-triangle
@@ -255,6 +256,13 @@ static inline const float *kiln__placement_xform(const kiln__scene *s, const kil
 }
 /* The triangles a scene renders: the flat ones and every placement's. */
 size_t kiln__scene_triangles(const kiln__scene *s);
+
+/* The fewest triangles a mesh file placed once must have to be shared (kept in object space
+ * under one placement) rather than copied into the world: KILN__SHARE_MIN_TRIS, the figure
+ * docs/PERFORMANCE.md ("A large mesh placed once") measured. Read by every load; benchmarks and
+ * tests set it (1: every mesh placed once is shared; SIZE_MAX: none is) only while no load runs. */
+#define KILN__SHARE_MIN_TRIS 4096
+extern size_t kiln__share_min_tris;
 
 /* The public handle (kiln/scene.h) around a kiln__scene. */
 struct kiln_scene {
