@@ -185,12 +185,14 @@ size_t kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
  * scene shares (scene_data.h). Two or more transforms, or one when the mesh has at least
  * kiln__share_min_tris triangles: a frame that moves such a mesh (a job's override) then builds
  * a top level over its placement instead of a whole BVH, and packs and uploads none of its
- * triangles. A smaller mesh placed once stays a copy: a scene of such meshes keeps the small-
- * scene paths (the scene in shared memory or a uniform buffer, pack.c), which no scene with a
- * placement takes, and they cost little to rebuild per frame. Each transform invertible and
- * taking the mesh's box (box: ngroups group boxes) to finite coordinates; and no triangle whose
- * material emits (light sampling picks world-space emitter triangles) or has a normal map (the
- * shader builds tangent frames from world-space triangles).
+ * triangles. A smaller mesh placed once stays a copy: a placement costs render time (a ray
+ * walks the flat tree, then the top level and the mesh's tree), which outweighs what a moved
+ * copy's rebuild costs below that size, and a scene of small meshes keeps the small-scene paths
+ * (the scene in shared memory or a uniform buffer, pack.c), which no scene with a placement
+ * takes. Each transform invertible and taking the mesh's box (box: ngroups group boxes) to
+ * finite coordinates; and no triangle whose material emits (light sampling picks world-space
+ * emitter triangles) or has a normal map (the shader builds tangent frames from world-space
+ * triangles).
  * These two exclusions also keep two shader paths out of reach: bsdf.glsl's surf_tangent and
  * lights.glsl's emitter_pdf take a primitive index >= g.ntris for a sphere, and a shared mesh's
  * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to

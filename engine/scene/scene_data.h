@@ -258,10 +258,11 @@ static inline const float *kiln__placement_xform(const kiln__scene *s, const kil
 size_t kiln__scene_triangles(const kiln__scene *s);
 
 /* The fewest triangles a mesh file placed once must have to be shared (kept in object space
- * under one placement) rather than copied into the world: KILN__SHARE_MIN_TRIS, the figure
- * docs/PERFORMANCE.md ("A large mesh placed once") measured. Read by every load; benchmarks and
- * tests set it (1: every mesh placed once is shared; SIZE_MAX: none is) only while no load runs. */
-#define KILN__SHARE_MIN_TRIS 4096
+ * under one placement) rather than copied into the world: KILN__SHARE_MIN_TRIS, where
+ * docs/PERFORMANCE.md ("A large mesh placed once") measured a moved copy's rebuild to cost what
+ * a placement costs in render time. Read by every load; benchmarks and tests set it (1: every
+ * mesh placed once is shared; SIZE_MAX: none is) only while no load runs. */
+#define KILN__SHARE_MIN_TRIS 65536
 extern size_t kiln__share_min_tris;
 
 /* The public handle (kiln/scene.h) around a kiln__scene. */

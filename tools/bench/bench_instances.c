@@ -27,8 +27,10 @@
  * A mesh (default 100,000 triangles) placed once, filling most of the frame: shared (one mesh,
  * one placement: kiln__share_min_tris 1) against baked (copied into the world: SIZE_MAX), the
  * same scene JSON. Memory and set-up as above, then a size x size frame at spp rendered by each,
- * reps times (default 5) taking turns after a warm-up, median and spread; then the variant run
- * above for each, the one placement rotated a little per frame (7 frames). */
+ * reps times (default 5) taking turns after a warm-up, median and spread, with the mesh square to
+ * the world's axes (turned 0 degrees about y) and turned 30 degrees (its baked copy's world-space
+ * boxes then fit it less well); then the variant run above for each, the one placement rotated a
+ * little per frame (7 frames). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -242,13 +244,36 @@ static int bench_variant(size_t ntris, int frames, int n, const char *label, kil
   return rc != 0;
 }
 
+static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
+                            kiln_gpu_device *dev, const char *dir);
+
 /* kiln-bench-instances one: see the top of the file. */
 static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device *dev,
                      const char *dir) {
   char ply[600];
   snprintf(ply, sizeof ply, "%s/one.ply", dir);
   if (reps < 1 || write_ply(ply, ntris)) return 1;
-  char *js = scene_json_placed("one.ply", 1, true, size, spp, 30);
+  for (int turn = 0; turn <= 30; turn += 30) {
+    int rc = bench_one_render(ntris, size, spp, reps, turn, dev, dir);
+    if (rc) return rc;
+  }
+  remove(ply);
+  int rc = 0;
+  static const char *const names[2] = {"shared", "baked"};
+  static const size_t knob[2] = {1, SIZE_MAX};
+  for (int k = 0; k < 2 && !rc; k++) {
+    kiln__share_min_tris = knob[k];
+    rc = bench_variant(ntris, 7, 1, names[k], dev, dir);
+  }
+  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+  return rc;
+}
+
+/* The render half of kiln-bench-instances one: the mesh (dir/one.ply) turned turn degrees about
+ * y, shared against baked. */
+static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
+                            kiln_gpu_device *dev, const char *dir) {
+  char *js = scene_json_placed("one.ply", 1, true, size, spp, turn);
   side sides[2] = {{0}};
   static const char *const names[2] = {"shared", "baked"};
   static const size_t knob[2] = {1, SIZE_MAX};
@@ -269,19 +294,13 @@ static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device 
   for (int k = 0; k < 2 && !rc; k++) {
     double lo = t[k][0], hi = t[k][0];
     for (int i = 1; i < reps; i++) lo = fmin(lo, t[k][i]), hi = fmax(hi, t[k][i]);
-    printf("%-7s %zu-triangle mesh placed once, %dx%d at %d spp: median %.4f s of %d (min %.4f, "
-           "max %.4f)\n",
-           sides[k].name, ntris, size, size, spp, median(t[k], reps), reps, lo, hi);
+    printf("%-7s %zu-triangle mesh placed once, turned %d degrees, %dx%d at %d spp: median "
+           "%.4f s of %d (min %.4f, max %.4f)\n",
+           sides[k].name, ntris, turn, size, size, spp, median(t[k], reps), reps, lo, hi);
   }
   free(t[0]), free(t[1]);
   for (int k = 0; k < 2; k++) kiln_renderer_destroy(sides[k].r), kiln_scene_destroy(sides[k].scene);
   free(js);
-  remove(ply);
-  for (int k = 0; k < 2 && !rc; k++) {
-    kiln__share_min_tris = knob[k];
-    rc = bench_variant(ntris, 7, 1, names[k], dev, dir);
-  }
-  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
   return rc;
 }
 
