@@ -178,12 +178,10 @@ void kiln__mesh_facts_free(kiln__mesh_facts *f) {
   memset(f, 0, sizeof *f);
 }
 
-size_t kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
-
 /* Whether a mesh object is kept once in object space and placed by its transforms xs (nx of
  * them) rather than copied into the world per transform: the one rule for which geometry the
  * scene shares (scene_data.h). Two or more transforms, or one when the mesh has at least
- * kiln__share_min_tris triangles: a frame that moves such a mesh (a job's override) then builds
+ * min_tris triangles (kiln__asset_cache_share_min_tris): a frame that moves such a mesh (a job's override) then builds
  * a top level over its placement instead of a whole BVH, and packs and uploads none of its
  * triangles. A smaller mesh placed once stays a copy: a placement costs render time (a ray
  * walks the flat tree, then the top level and the mesh's tree), which outweighs what a moved
@@ -198,8 +196,9 @@ size_t kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
  * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to
  * test the hit's placement (Hit.pl) first, and tangents turned into the world. */
 static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
-                       const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx) {
-  if (nx == 0 || m->ntris == 0 || (nx < 2 && m->ntris < kiln__share_min_tris)) return false;
+                       const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx,
+                       size_t min_tris) {
+  if (nx == 0 || m->ntris == 0 || (nx < 2 && m->ntris < min_tris)) return false;
   const float(*box)[2][3] = (const float(*)[2][3])f->box;
   for (size_t k = 0; k <= m->nmat_names; k++) { /* the materials the triangles use */
     if (!f->used[k]) continue;
@@ -265,7 +264,8 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
     if (kiln__sb_object(&c->ld->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
   }
   const float(*box)[2][3] = (const float(*)[2][3])facts->box;
-  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx);
+  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx,
+                                 kiln__asset_cache_share_min_tris(c->ld->cache));
   uint32_t mesh = 0;
   if (share &&
       kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs, &mesh))

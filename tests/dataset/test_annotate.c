@@ -319,10 +319,13 @@ TEST(large_mesh_placed_once_ground_truth_matches_a_copy) {
            " {\"type\": \"box\", \"name\": \"b\", \"min\": [-0.3, -0.3, -0.6],"
            " \"max\": [0.1, 0.1, -0.4], \"material\": {\"type\": \"diffuse\"}}]}",
            obj);
-  kiln_scene *a = load(json);
-  kiln__share_min_tris = SIZE_MAX;
-  kiln_scene *b = load(json);
-  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+  kiln_scene *a = load(json), *b = NULL;
+  kiln__asset_cache *cache = NULL; /* b: through a cache that shares no mesh placed once */
+  KT_CODE(kiln__asset_cache_create(&cache), KILN_OK);
+  kiln__asset_cache_set_share_min_tris(cache, SIZE_MAX);
+  kiln_error_detail e;
+  KT_CODE(kiln__scene_load_string_cached(json, ".", "test", NULL, cache, &e, &b), KILN_OK);
+  kiln__asset_cache_destroy(cache);
   KT_EQ(a->data.nplacements, 1);
   KT_EQ(b->data.nplacements, 0);
   uint32_t *ia, *ib;

@@ -340,8 +340,9 @@ static void cleanup(void) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky. */
-static kiln_scene *load_scene(const char *objects) {
+/* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky; loaded
+ * through cache (NULL: none). */
+static kiln_scene *load_scene_in(const char *objects, kiln__asset_cache *cache) {
   char json[4096];
   snprintf(
       json, sizeof json,
@@ -359,13 +360,15 @@ static kiln_scene *load_scene(const char *objects) {
       objects);
   kiln_error_detail e;
   kiln_scene *s = NULL;
-  int rc = kiln_scene_load_string(json, dir, "t.json", &e, &s);
+  int rc = kiln__scene_load_string_cached(json, dir, "t.json", NULL, cache, &e, &s);
   if (rc) {
     char m[1400];
     KT_FAIL("load: %s", kiln_error_detail_format(&e, m, sizeof m));
   }
   return s;
 }
+
+static kiln_scene *load_scene(const char *objects) { return load_scene_in(objects, NULL); }
 
 /* Renders s alone (at spp, every plane, the scene read from memory mode m); the caller releases
  * *f. */
@@ -604,11 +607,14 @@ static size_t write_big_obj(void) {
   return (size_t)(2 * q * q);
 }
 
-/* Loads the scene around objects with kiln__share_min_tris set to min for the load. */
+/* Loads the scene around objects through a cache that shares meshes placed once from min
+ * triangles. */
 static kiln_scene *load_scene_sharing(const char *objects, size_t min) {
-  kiln__share_min_tris = min;
-  kiln_scene *s = load_scene(objects);
-  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+  kiln__asset_cache *cache = NULL;
+  KT_CODE(kiln__asset_cache_create(&cache), KILN_OK);
+  kiln__asset_cache_set_share_min_tris(cache, min);
+  kiln_scene *s = load_scene_in(objects, cache);
+  kiln__asset_cache_destroy(cache); /* the scene keeps its reference */
   return s;
 }
 

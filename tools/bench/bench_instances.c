@@ -25,7 +25,8 @@
  *   kiln-bench-instances one [triangles] [size] [spp] [reps]
  *
  * A mesh (default 100,000 triangles) placed once, filling most of the frame: shared (one mesh,
- * one placement: kiln__share_min_tris 1) against baked (copied into the world: SIZE_MAX), the
+ * one placement: loaded through an asset cache that shares meshes placed once from 1 triangle)
+ * against baked (copied into the world: from SIZE_MAX triangles), the
  * same scene JSON. Memory and set-up as above, then a size x size frame at spp rendered by each,
  * reps times (default 5) taking turns after a warm-up, median and spread, with the mesh square to
  * the world's axes (turned 0 degrees about y) and turned 30 degrees (its baked copy's world-space
@@ -139,12 +140,19 @@ typedef struct side {
   uint64_t device_bytes;
 } side;
 
+/* Loads json (through an asset cache sharing meshes placed once from share_min triangles; 0:
+ * without a cache) and makes its renderer. */
 static int open_side(side *sd, const char *name, const char *json, const char *dir,
-                     kiln_gpu_device *dev) {
+                     kiln_gpu_device *dev, size_t share_min) {
   sd->name = name;
   kiln_error_detail e;
   double t0 = now();
-  if (kiln_scene_load_string(json, dir, "bench.json", &e, &sd->scene)) {
+  kiln__asset_cache *cache = NULL;
+  if (share_min && kiln__asset_cache_create(&cache)) return 1;
+  if (cache) kiln__asset_cache_set_share_min_tris(cache, share_min);
+  int lrc = kiln__scene_load_string_cached(json, dir, "bench.json", NULL, cache, &e, &sd->scene);
+  kiln__asset_cache_destroy(cache);
+  if (lrc) {
     char m[1024];
     fprintf(stderr, "load: %s\n", kiln_error_detail_format(&e, m, sizeof m));
     return 1;
@@ -179,9 +187,10 @@ static double frame(side *sd) {
 }
 
 /* kiln-bench-instances variant: see the top of the file; n placements (100, or 1 for the mode
- * `one`), label names the run in its line. */
-static int bench_variant(size_t ntris, int frames, int n, const char *label, kiln_gpu_device *dev,
-                         const char *dir) {
+ * `one`), label names the run in its line, share_min: the job's asset cache's
+ * kiln__asset_cache_set_share_min_tris (0: left as made). */
+static int bench_variant(size_t ntris, int frames, int n, const char *label, size_t share_min,
+                         kiln_gpu_device *dev, const char *dir) {
   if (frames < 1) {
     fprintf(stderr, "variant: the frame count must be at least 1\n");
     return 1;
@@ -198,6 +207,7 @@ static int bench_variant(size_t ntris, int frames, int n, const char *label, kil
   kiln_renderer_config_default(&cfg);
   cfg.scene_variants = true;
   int rc = kiln__asset_cache_create(&cache);
+  if (!rc && share_min) kiln__asset_cache_set_share_min_tris(cache, share_min);
   if (!rc) rc = kiln__scene_load_string_cached(js, dir, "job.json", NULL, cache, &e, &job);
   if (!rc) rc = kiln_renderer_create(job, &dev, 1, &cfg, &r);
   if (!rc) rc = kiln__renderer_null_kernel(r);
@@ -261,11 +271,7 @@ static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device 
   int rc = 0;
   static const char *const names[2] = {"shared", "baked"};
   static const size_t knob[2] = {1, SIZE_MAX};
-  for (int k = 0; k < 2 && !rc; k++) {
-    kiln__share_min_tris = knob[k];
-    rc = bench_variant(ntris, 7, 1, names[k], dev, dir);
-  }
-  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+  for (int k = 0; k < 2 && !rc; k++) rc = bench_variant(ntris, 7, 1, names[k], knob[k], dev, dir);
   return rc;
 }
 
@@ -278,11 +284,7 @@ static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
   static const char *const names[2] = {"shared", "baked"};
   static const size_t knob[2] = {1, SIZE_MAX};
   int rc = 0;
-  for (int k = 0; k < 2 && !rc; k++) {
-    kiln__share_min_tris = knob[k];
-    rc = open_side(&sides[k], names[k], js, dir, dev);
-  }
-  kiln__share_min_tris = KILN__SHARE_MIN_TRIS;
+  for (int k = 0; k < 2 && !rc; k++) rc = open_side(&sides[k], names[k], js, dir, dev, knob[k]);
   double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
   if (!rc && (!t[0] || !t[1])) rc = 1;
   for (int k = 0; k < 2 && !rc; k++) frame(&sides[k]); /* warm-up: the kernel compiled */
@@ -328,7 +330,7 @@ int main(int argc, char **argv) {
   }
   if (variant) {
     int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000,
-                            argc > 2 ? atoi(argv[2]) : 7, 100, "variant", dev, dir);
+                            argc > 2 ? atoi(argv[2]) : 7, 100, "variant", 0, dev, dir);
     kiln_gpu_device_close(dev);
     kiln_gpu_destroy(gpu);
     rmdir(dir);
@@ -346,7 +348,8 @@ int main(int argc, char **argv) {
   char *js = scene_json("mesh.ply", true, size, spp),
        *jb = scene_json("mesh.ply", false, size, spp);
   side sides[2] = {{0}};
-  if (open_side(&sides[0], "shared", js, dir, dev) || open_side(&sides[1], "baked", jb, dir, dev))
+  if (open_side(&sides[0], "shared", js, dir, dev, 0) ||
+      open_side(&sides[1], "baked", jb, dir, dev, 0))
     return 1;
   enum { REPS = 3 };
   double t[2][REPS];
@@ -363,7 +366,7 @@ int main(int argc, char **argv) {
   free(js), free(jb);
   char *jl = scene_json("big.ply", true, size, spp);
   side large = {0};
-  int rc = open_side(&large, "shared", jl, dir, dev);
+  int rc = open_side(&large, "shared", jl, dir, dev, 0);
   if (!rc) {
     /* what a frame that moves the placements costs on the CPU (variant.c): a top level instead
      * of a whole build, then the packing every variant frame does */
