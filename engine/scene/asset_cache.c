@@ -72,7 +72,6 @@ struct kiln__asset_cache {
   size_t ntexs;
   atomic_ullong reads, hits; /* relaxed: statistics, ordered with nothing else */
   atomic_size_t refs;
-  size_t share_min_tris; /* set before any load uses the cache, then read-only */
 };
 
 int kiln__asset_cache_create(kiln__asset_cache **out) {
@@ -86,15 +85,8 @@ int kiln__asset_cache_create(kiln__asset_cache **out) {
   atomic_init(&c->reads, 0);
   atomic_init(&c->hits, 0);
   atomic_init(&c->refs, 1);
-  c->share_min_tris = KILN__SHARE_MIN_TRIS;
   *out = c;
   return 0;
-}
-
-void kiln__asset_cache_set_share_min_tris(kiln__asset_cache *c, size_t n) { c->share_min_tris = n; }
-
-size_t kiln__asset_cache_share_min_tris(const kiln__asset_cache *c) {
-  return c ? c->share_min_tris : KILN__SHARE_MIN_TRIS;
 }
 
 kiln__asset_cache *kiln__asset_cache_retain(kiln__asset_cache *c) {

@@ -7,7 +7,7 @@
  * the BVH builder and the renderer (engine/render) only read it. The flat triangle arrays are in
  * world space: object transforms are applied by the loader, quads and boxes are triangulated,
  * quad area lights become two one-sided emissive triangles. Spheres stay analytic. A mesh file
- * placed by several transforms, or placed once with at least KILN__SHARE_MIN_TRIS triangles (the load's asset cache may set another number), is
+ * placed by several transforms, or placed once with "share": true, is
  * kept once, in object space (a kiln__shared_mesh), with one kiln__placement per transform, when
  * share_mesh (objects.c) says so; any other instanced geometry is copied once per instance into
  * the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
@@ -289,15 +289,6 @@ kiln__asset_cache *kiln__asset_cache_retain(kiln__asset_cache *c);
 void kiln__asset_cache_destroy(kiln__asset_cache *c);
 /* Files decoded (misses) and files served from the cache (hits) so far. Any thread. */
 void kiln__asset_cache_stats(kiln__asset_cache *c, uint64_t *reads, uint64_t *hits);
-/* The fewest triangles a mesh file placed once must have, in the loads through c, to be shared
- * (kept in object space under one placement) rather than copied into the world: at create,
- * KILN__SHARE_MIN_TRIS, where docs/PERFORMANCE.md ("A large mesh placed once") measured a moved
- * copy's rebuild to cost what a placement costs in render time; benchmarks and tests set 1 (every
- * mesh placed once is shared) or SIZE_MAX (none is), before any load uses c. A load without a
- * cache uses KILN__SHARE_MIN_TRIS. The getter takes NULL (no cache) and any thread. */
-#define KILN__SHARE_MIN_TRIS 65536
-void kiln__asset_cache_set_share_min_tris(kiln__asset_cache *c, size_t n);
-size_t kiln__asset_cache_share_min_tris(const kiln__asset_cache *c);
 
 /* kiln_scene_load_pool and kiln_scene_load_string (cache may be NULL: none). The same scene,
  * the same errors. */

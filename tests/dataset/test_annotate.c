@@ -287,18 +287,17 @@ TEST(shared_mesh_ground_truth_matches_copies) {
   remove(obj), rmdir(dir);
 }
 
-/* A mesh of at least KILN__SHARE_MIN_TRIS triangles placed once is shared (one mesh, one
- * placement): its groups' silhouettes, visible pixels and boxes are those of its copy baked
- * into the world; a small box in front occludes part of it. */
-TEST(large_mesh_placed_once_ground_truth_matches_a_copy) {
+/* A mesh placed once with "share": true is shared (one mesh, one placement): its groups'
+ * silhouettes, visible pixels and boxes are those of its copy baked into the world (the same
+ * object without "share"); a small box in front occludes part of it. */
+TEST(mesh_placed_once_and_shared_ground_truth_matches_a_copy) {
   char dir[] = "/tmp/kiln-annot-XXXXXX";
   KT_TRUE(mkdtemp(dir) != NULL);
   char obj[600];
   snprintf(obj, sizeof obj, "%s/grid.obj", dir);
   FILE *f = fopen(obj, "w");
   KT_TRUE(f != NULL);
-  int q = 2;
-  while ((size_t)(2 * q * q) < KILN__SHARE_MIN_TRIS) q += 2;
+  int q = 24; /* 1152 triangles */
   for (int j = 0; j <= q; j++)
     for (int i = 0; i <= q; i++)
       fprintf(f, "v %g %g %g\n", 2.0 * i / q - 1, 1.5 * j / q - 0.75, 0.1 * sin(0.3 * i));
@@ -310,22 +309,17 @@ TEST(large_mesh_placed_once_ground_truth_matches_a_copy) {
     }
   }
   fclose(f);
-  char json[2000];
-  snprintf(json, sizeof json,
-           "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
-           " \"objects\": [{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"%s\","
-           " \"material\": {\"type\": \"diffuse\"}, \"transform\": {\"translate\": [0.1, 0, 0.5],"
-           " \"rotate\": [10, 25, 5], \"scale\": [0.9, 1, 1]}},"
-           " {\"type\": \"box\", \"name\": \"b\", \"min\": [-0.3, -0.3, -0.6],"
-           " \"max\": [0.1, 0.1, -0.4], \"material\": {\"type\": \"diffuse\"}}]}",
-           obj);
-  kiln_scene *a = load(json), *b = NULL;
-  kiln__asset_cache *cache = NULL; /* b: through a cache that shares no mesh placed once */
-  KT_CODE(kiln__asset_cache_create(&cache), KILN_OK);
-  kiln__asset_cache_set_share_min_tris(cache, SIZE_MAX);
-  kiln_error_detail e;
-  KT_CODE(kiln__scene_load_string_cached(json, ".", "test", NULL, cache, &e, &b), KILN_OK);
-  kiln__asset_cache_destroy(cache);
+  char json[2][2000];
+  for (int k = 0; k < 2; k++)
+    snprintf(json[k], sizeof json[k],
+             "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+             " \"objects\": [{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"%s\",%s"
+             " \"material\": {\"type\": \"diffuse\"}, \"transform\": {\"translate\": [0.1, 0, 0.5],"
+             " \"rotate\": [10, 25, 5], \"scale\": [0.9, 1, 1]}},"
+             " {\"type\": \"box\", \"name\": \"b\", \"min\": [-0.3, -0.3, -0.6],"
+             " \"max\": [0.1, 0.1, -0.4], \"material\": {\"type\": \"diffuse\"}}]}",
+             obj, k ? "" : " \"share\": true,");
+  kiln_scene *a = load(json[0]), *b = load(json[1]);
   KT_EQ(a->data.nplacements, 1);
   KT_EQ(b->data.nplacements, 0);
   uint32_t *ia, *ib;

@@ -1,6 +1,6 @@
-/* test_instances.c: shared meshes (a mesh file placed by several transforms, or a large one placed
- * once, kept once in object space) and the two-level BVH: the CPU traversal finds what testing every triangle finds; a
- * top level rebuilt over moved placements finds what a fresh build does; the packed buffers
+/* test_instances.c: shared meshes (a mesh file placed by several transforms, or placed once with
+ * "share": true, kept once in object space) and the two-level BVH: the CPU traversal finds what
+ * testing every triangle finds; a top level rebuilt over moved placements finds what a fresh build does; the packed buffers
  * traversed as the shader does find the CPU's hits; images of a scene with
  * shared instances are those of the same scene with the copies baked (bit for bit where the
  * transforms are the identity, within noise elsewhere, ids included); and a mesh of a million
@@ -340,9 +340,8 @@ static void cleanup(void) {
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky; loaded
- * through cache (NULL: none). */
-static kiln_scene *load_scene_in(const char *objects, kiln__asset_cache *cache) {
+/* A scene around `objects` (JSON array members): a floor, a sphere, a quad light, a sky. */
+static kiln_scene *load_scene(const char *objects) {
   char json[4096];
   snprintf(
       json, sizeof json,
@@ -360,15 +359,13 @@ static kiln_scene *load_scene_in(const char *objects, kiln__asset_cache *cache) 
       objects);
   kiln_error_detail e;
   kiln_scene *s = NULL;
-  int rc = kiln__scene_load_string_cached(json, dir, "t.json", NULL, cache, &e, &s);
+  int rc = kiln_scene_load_string(json, dir, "t.json", &e, &s);
   if (rc) {
     char m[1400];
     KT_FAIL("load: %s", kiln_error_detail_format(&e, m, sizeof m));
   }
   return s;
 }
-
-static kiln_scene *load_scene(const char *objects) { return load_scene_in(objects, NULL); }
 
 /* Renders s alone (at spp, every plane, the scene read from memory mode m); the caller releases
  * *f. */
@@ -580,12 +577,11 @@ TEST(alpha_cutouts_match_baked) {
   cleanup();
 }
 
-/* As dir/big.obj, a grid of at least KILN__SHARE_MIN_TRIS triangles (2 q^2) with uv, standing in
+/* As dir/big.obj, a grid of 1152 triangles (2 q^2) with uv, standing in
  * [-0.6, 0.6] x [0, 1.2] of z = 0 with a ripple in z, its lower and upper halves OBJ groups "lo"
  * and "hi". Returns its triangles. */
 static size_t write_big_obj(void) {
-  int q = 2;
-  while ((size_t)(2 * q * q) < KILN__SHARE_MIN_TRIS) q += 2;
+  int q = 24;
   char p[700];
   snprintf(p, sizeof p, "%s/big.obj", dir);
   FILE *f = fopen(p, "w");
@@ -607,22 +603,11 @@ static size_t write_big_obj(void) {
   return (size_t)(2 * q * q);
 }
 
-/* Loads the scene around objects through a cache that shares meshes placed once from min
- * triangles. */
-static kiln_scene *load_scene_sharing(const char *objects, size_t min) {
-  kiln__asset_cache *cache = NULL;
-  KT_CODE(kiln__asset_cache_create(&cache), KILN_OK);
-  kiln__asset_cache_set_share_min_tris(cache, min);
-  kiln_scene *s = load_scene_in(objects, cache);
-  kiln__asset_cache_destroy(cache); /* the scene keeps its reference */
-  return s;
-}
-
-/* A mesh of at least KILN__SHARE_MIN_TRIS triangles placed once is shared (one placement), and
- * renders as its copy baked into the world: bit for bit in every plane, object and instance ids
+/* A mesh placed once with "share": true is shared (one placement), and renders as its copy
+ * baked into the world (the same object without "share"): bit for bit in every plane, object and instance ids
  * included, at the identity (plain, and with alpha cut-outs); within noise elsewhere, the same
- * ids on all but a pixel or two. */
-TEST(a_large_mesh_placed_once_matches_baked) {
+ * ids on all but a pixel or two. A mesh placed twice with "share": false is copied. */
+TEST(a_mesh_placed_once_and_shared_matches_baked) {
   setup();
   size_t ntris = write_big_obj();
   unsigned char px[8 * 8 * 4];
@@ -643,8 +628,10 @@ TEST(a_large_mesh_placed_once_matches_baked) {
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *dev = tg_device(gpu, NULL);
   for (int k = 0; k < 3; k++) {
-    kiln_scene *shared = load_scene(objects[k]);
-    kiln_scene *baked = load_scene_sharing(objects[k], SIZE_MAX);
+    char with_share[600];
+    snprintf(with_share, sizeof with_share, "{\"share\": true, %s", objects[k] + 1);
+    kiln_scene *shared = load_scene(with_share);
+    kiln_scene *baked = load_scene(objects[k]);
     KT_EQ(shared->data.nmeshes, 1);
     KT_EQ(shared->data.nplacements, 1);
     KT_EQ(shared->data.meshes[0].ntris, ntris);
@@ -682,6 +669,18 @@ TEST(a_large_mesh_placed_once_matches_baked) {
     kiln_future_release(fa), kiln_future_release(fb);
     kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
     kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  }
+  /* placed twice: shared when "share" is absent, copied with "share": false */
+  static const char *const twice[2] = {
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\","
+      " \"instances\": [{}, {\"translate\": [0.5, 0, 0]}]}",
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\","
+      " \"share\": false, \"instances\": [{}, {\"translate\": [0.5, 0, 0]}]}"};
+  for (int k = 0; k < 2; k++) {
+    kiln_scene *s = load_scene(twice[k]);
+    KT_EQ(s->data.nplacements, k ? 0 : 2);
+    KT_EQ(s->data.ntris, 4 + (k ? 2 * ntris : 0));
+    kiln_scene_destroy(s);
   }
   kiln_gpu_device_close(dev);
   tg_finish(gpu);
@@ -809,11 +808,10 @@ TEST(million_triangles_placed_100_times) {
   KT_CODE(kiln_renderer_create(s, &dev, 1, NULL, &r), KILN_OK);
   kiln_gpu_device_get_stats(dev, &st1);
   uint64_t bytes = st1.buffer_bytes - st0.buffer_bytes;
-  /* the same mesh placed once and copied into the world (a mesh this large placed once is
-   * shared unless the loader is told otherwise): the device memory of one mesh */
-  kiln_scene *once = load_scene_sharing("{\"type\": \"mesh\", \"name\": \"g\","
-                                        " \"file\": \"grid.ply\", \"material\": \"tan\"}",
-                                        SIZE_MAX);
+  /* the same mesh placed once (copied into the world, as before meshes were shared): the device
+   * memory of one mesh */
+  kiln_scene *once = load_scene("{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"grid.ply\","
+                                " \"material\": \"tan\"}");
   KT_EQ(once->data.nplacements, 0);
   kiln_renderer *r1 = NULL;
   kiln_gpu_device_get_stats(dev, &st0);

@@ -314,11 +314,10 @@ TEST(moved_instances_build_a_top_level) {
   cleanup();
 }
 
-/* A grid of at least KILN__SHARE_MIN_TRIS triangles (2 q^2) with uv, in [-0.6, 0.6] x [0, 1.2]
+/* A grid of 1152 triangles (2 q^2) with uv, in [-0.6, 0.6] x [0, 1.2]
  * of z = 0 with a ripple in z, as dir/name. */
 static size_t write_grid_obj(const char *name) {
-  int q = 1;
-  while ((size_t)(2 * q * q) < KILN__SHARE_MIN_TRIS) q++;
+  int q = 24;
   char p[700];
   snprintf(p, sizeof p, "%s/%s", dir, name);
   FILE *f = fopen(p, "w");
@@ -338,8 +337,8 @@ static size_t write_grid_obj(const char *name) {
   return (size_t)(2 * q * q);
 }
 
-/* The scene of the tests below: scene.json's with a large mesh placed once ("grid", shared by
- * share_mesh's rule) and a small one placed once ("wedge", copied into the world). */
+/* The scene of the tests below: scene.json's with a mesh placed once and shared ("grid", "share":
+ * true) and one placed once and copied into the world ("wedge"). */
 static const char one_scene_json[] =
     "{\n"
     "  \"settings\": {\"width\": 24, \"height\": 16, \"spp\": 4, \"max_bounces\": 3, \"seed\": 5},\n"
@@ -348,7 +347,8 @@ static const char one_scene_json[] =
     "                \"metal\": {\"type\": \"conductor\", \"roughness\": 0.2},\n"
     "                \"floor\": {\"type\": \"diffuse\", \"texture\": \"grid.png\"}},\n"
     "  \"objects\": [\n"
-    "    {\"type\": \"mesh\", \"name\": \"grid\", \"file\": \"big.obj\", \"material\": \"metal\",\n"
+    "    {\"type\": \"mesh\", \"name\": \"grid\", \"file\": \"big.obj\", \"share\": true,\n"
+    "     \"material\": \"metal\",\n"
     "     \"transform\": {\"translate\": [-0.3, 0.1, 0.4], \"rotate\": [0, 20, 0]}},\n"
     "    {\"type\": \"mesh\", \"name\": \"wedge\", \"file\": \"tet.obj\", \"material\": \"red\",\n"
     "     \"transform\": {\"translate\": [0.8, 0.2, -0.5]}},\n"
@@ -376,13 +376,13 @@ static const char one_job[] =
     "  {\"name\": \"wedge_moved\", \"objects\": {\"wedge\": {\"transform\": {\"translate\": [0.5, 0, 0]}}}}\n"
     "]}\n";
 
-/* A mesh of at least KILN__SHARE_MIN_TRIS triangles placed once is shared: a frame that moves it
+/* A mesh placed once with "share": true is shared: a frame that moves it
  * (with a material change or not) builds only a top level and packs none of its triangles; one
  * that makes it emit copies it into the world (a BVH of its own); one that gives it another
- * material packs its triangles again but builds nothing. A small mesh placed once is copied: moving
+ * material packs its triangles again but builds nothing. A mesh placed once without "share" is copied: moving
  * it builds the flat tree, on the job's tree of the grid. Every frame's image is a fresh load's
  * rendered by its own renderer, byte for byte (check_job). */
-TEST(a_large_mesh_placed_once_moves_by_its_top_level) {
+TEST(a_mesh_placed_once_and_shared_moves_by_its_top_level) {
   setup();
   size_t ntris = write_grid_obj("big.obj");
   write_file("one.json", one_scene_json);

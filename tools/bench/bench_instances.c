@@ -25,9 +25,8 @@
  *   kiln-bench-instances one [triangles] [size] [spp] [reps]
  *
  * A mesh (default 100,000 triangles) placed once, filling most of the frame: shared (one mesh,
- * one placement: loaded through an asset cache that shares meshes placed once from 1 triangle)
- * against baked (copied into the world: from SIZE_MAX triangles), the
- * same scene JSON. Memory and set-up as above, then a size x size frame at spp rendered by each,
+ * one placement: "share": true) against baked (copied into the world: the same object without
+ * "share"). Memory and set-up as above, then a size x size frame at spp rendered by each,
  * reps times (default 5) taking turns after a warm-up, median and spread, with the mesh square to
  * the world's axes (turned 0 degrees about y) and turned 30 degrees (its baked copy's world-space
  * boxes then fit it less well); then the variant run above for each, the one placement rotated a
@@ -75,9 +74,9 @@ static int write_ply(const char *path, size_t n) {
   return fclose(f) != 0;
 }
 
-/* The scene JSON of the mesh file placed 100 times: shared (one object, 100 instances) or baked
- * (100 objects of one instance), each placement rotated turn degrees more about y than with 0.
- * malloc'd. */
+/* The scene JSON of the mesh file placed n times: shared (one object, n instances; with n 1,
+ * "share": true) or baked (n objects of one instance), each placement rotated turn degrees more
+ * about y than with 0. malloc'd. */
 static char *scene_json_placed(const char *ply, int n, bool shared, int size, int spp, int turn) {
   size_t cap = 64 * 1024;
   char *j = malloc(cap), *w = j;
@@ -91,8 +90,9 @@ static char *scene_json_placed(const char *ply, int n, bool shared, int size, in
                " \"objects\": [",
                size, size, spp);
   if (shared)
-    w += sprintf(w, "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"instances\": [",
-                 ply);
+    w += sprintf(w,
+                 "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\",%s \"instances\": [",
+                 ply, n == 1 ? " \"share\": true," : "");
   for (int k = 0; k < n; k++) {
     const char *sep = k ? ", " : "";
     char xf[160];
@@ -140,19 +140,12 @@ typedef struct side {
   uint64_t device_bytes;
 } side;
 
-/* Loads json (through an asset cache sharing meshes placed once from share_min triangles; 0:
- * without a cache) and makes its renderer. */
 static int open_side(side *sd, const char *name, const char *json, const char *dir,
-                     kiln_gpu_device *dev, size_t share_min) {
+                     kiln_gpu_device *dev) {
   sd->name = name;
   kiln_error_detail e;
   double t0 = now();
-  kiln__asset_cache *cache = NULL;
-  if (share_min && kiln__asset_cache_create(&cache)) return 1;
-  if (cache) kiln__asset_cache_set_share_min_tris(cache, share_min);
-  int lrc = kiln__scene_load_string_cached(json, dir, "bench.json", NULL, cache, &e, &sd->scene);
-  kiln__asset_cache_destroy(cache);
-  if (lrc) {
+  if (kiln_scene_load_string(json, dir, "bench.json", &e, &sd->scene)) {
     char m[1024];
     fprintf(stderr, "load: %s\n", kiln_error_detail_format(&e, m, sizeof m));
     return 1;
@@ -187,9 +180,8 @@ static double frame(side *sd) {
 }
 
 /* kiln-bench-instances variant: see the top of the file; n placements (100, or 1 for the mode
- * `one`), label names the run in its line, share_min: the job's asset cache's
- * kiln__asset_cache_set_share_min_tris (0: left as made). */
-static int bench_variant(size_t ntris, int frames, int n, const char *label, size_t share_min,
+ * `one`), shared or baked (scene_json_placed), label names the run in its line. */
+static int bench_variant(size_t ntris, int frames, int n, const char *label, bool shared,
                          kiln_gpu_device *dev, const char *dir) {
   if (frames < 1) {
     fprintf(stderr, "variant: the frame count must be at least 1\n");
@@ -202,12 +194,11 @@ static int bench_variant(size_t ntris, int frames, int n, const char *label, siz
   kiln_scene *job = NULL;
   kiln_renderer *r = NULL;
   kiln_error_detail e;
-  char *js = scene_json_placed("variant.ply", n, true, 64, 1, 0);
+  char *js = scene_json_placed("variant.ply", n, shared, 64, 1, 0);
   kiln_renderer_config cfg;
   kiln_renderer_config_default(&cfg);
   cfg.scene_variants = true;
   int rc = kiln__asset_cache_create(&cache);
-  if (!rc && share_min) kiln__asset_cache_set_share_min_tris(cache, share_min);
   if (!rc) rc = kiln__scene_load_string_cached(js, dir, "job.json", NULL, cache, &e, &job);
   if (!rc) rc = kiln_renderer_create(job, &dev, 1, &cfg, &r);
   if (!rc) rc = kiln__renderer_null_kernel(r);
@@ -216,7 +207,7 @@ static int bench_variant(size_t ntris, int frames, int n, const char *label, siz
          *tt = calloc((size_t)frames, sizeof *tt);
   if (!rc && (!tl || !ts || !tt)) rc = KILN_ENOMEM;
   for (int i = 0; !rc && i <= frames; i++) { /* frame 0: warm-up */
-    char *jv = scene_json_placed("variant.ply", n, true, 64, 1, 1 + i);
+    char *jv = scene_json_placed("variant.ply", n, shared, 64, 1, 1 + i);
     kiln_scene *v = NULL;
     kiln_frame_config fc;
     kiln_future *f = NULL;
@@ -270,8 +261,7 @@ static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device 
   remove(ply);
   int rc = 0;
   static const char *const names[2] = {"shared", "baked"};
-  static const size_t knob[2] = {1, SIZE_MAX};
-  for (int k = 0; k < 2 && !rc; k++) rc = bench_variant(ntris, 7, 1, names[k], knob[k], dev, dir);
+  for (int k = 0; k < 2 && !rc; k++) rc = bench_variant(ntris, 7, 1, names[k], k == 0, dev, dir);
   return rc;
 }
 
@@ -279,12 +269,12 @@ static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device 
  * y, shared against baked. */
 static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
                             kiln_gpu_device *dev, const char *dir) {
-  char *js = scene_json_placed("one.ply", 1, true, size, spp, turn);
+  char *js[2] = {scene_json_placed("one.ply", 1, true, size, spp, turn),
+                 scene_json_placed("one.ply", 1, false, size, spp, turn)};
   side sides[2] = {{0}};
   static const char *const names[2] = {"shared", "baked"};
-  static const size_t knob[2] = {1, SIZE_MAX};
   int rc = 0;
-  for (int k = 0; k < 2 && !rc; k++) rc = open_side(&sides[k], names[k], js, dir, dev, knob[k]);
+  for (int k = 0; k < 2 && !rc; k++) rc = open_side(&sides[k], names[k], js[k], dir, dev);
   double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
   if (!rc && (!t[0] || !t[1])) rc = 1;
   for (int k = 0; k < 2 && !rc; k++) frame(&sides[k]); /* warm-up: the kernel compiled */
@@ -302,7 +292,7 @@ static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
   }
   free(t[0]), free(t[1]);
   for (int k = 0; k < 2; k++) kiln_renderer_destroy(sides[k].r), kiln_scene_destroy(sides[k].scene);
-  free(js);
+  free(js[0]), free(js[1]);
   return rc;
 }
 
@@ -330,7 +320,7 @@ int main(int argc, char **argv) {
   }
   if (variant) {
     int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000,
-                            argc > 2 ? atoi(argv[2]) : 7, 100, "variant", 0, dev, dir);
+                            argc > 2 ? atoi(argv[2]) : 7, 100, "variant", true, dev, dir);
     kiln_gpu_device_close(dev);
     kiln_gpu_destroy(gpu);
     rmdir(dir);
@@ -348,8 +338,7 @@ int main(int argc, char **argv) {
   char *js = scene_json("mesh.ply", true, size, spp),
        *jb = scene_json("mesh.ply", false, size, spp);
   side sides[2] = {{0}};
-  if (open_side(&sides[0], "shared", js, dir, dev, 0) ||
-      open_side(&sides[1], "baked", jb, dir, dev, 0))
+  if (open_side(&sides[0], "shared", js, dir, dev) || open_side(&sides[1], "baked", jb, dir, dev))
     return 1;
   enum { REPS = 3 };
   double t[2][REPS];
@@ -366,7 +355,7 @@ int main(int argc, char **argv) {
   free(js), free(jb);
   char *jl = scene_json("big.ply", true, size, spp);
   side large = {0};
-  int rc = open_side(&large, "shared", jl, dir, dev, 0);
+  int rc = open_side(&large, "shared", jl, dir, dev);
   if (!rc) {
     /* what a frame that moves the placements costs on the CPU (variant.c): a top level instead
      * of a whole build, then the packing every variant frame does */

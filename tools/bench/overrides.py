@@ -11,7 +11,9 @@ at SIZE x SIZE and SPP samples, colour PNG only), LINES lines each:
 With --scene meshes, the domain-randomisation shape instead: OBJECTS meshes of about TRIS
 triangles each (bumpy spheres, one binary PLY per object), each placed once, on a floor under a
 quad light; the overrides job's every line gives every object a random rotation and position and
-every object's material a random albedo.
+every object's material a random albedo. With --share the meshes are given "share": true (each
+kept once in object space under one placement, so that a line that moves it builds a top level
+over the placements instead of a BVH; docs/SCENE.md); without it they are copied into the world.
 
 Each round renders both with `kiln render JOB`, one after the other in a rotating order; for each,
 the wall time of the whole command (start-up included) and the CPU time of the process (user +
@@ -21,7 +23,7 @@ binary (e.g. a build of an older commit) runs the same two jobs in the same roun
 
 usage: tools/bench/overrides.py KILN_BINARY [--before KILN] [--rounds N] [--lines N]
                                 [--size S] [--spp N] [--scene cornell|meshes]
-                                [--objects N] [--tris N]
+                                [--objects N] [--tris N] [--share]
 """
 import argparse
 import array
@@ -111,7 +113,7 @@ def write_bumpy_sphere(path, tris, seed):
     return n
 
 
-def write_mesh_jobs(tmp, lines, size, spp, objects, tris):
+def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share):
     names = [f"obj{k}" for k in range(objects)]
     total = sum(write_bumpy_sphere(os.path.join(tmp, n + ".ply"), tris, k)
                 for k, n in enumerate(names))
@@ -132,6 +134,8 @@ def write_mesh_jobs(tmp, lines, size, spp, objects, tris):
         scene["materials"][n] = {"type": "diffuse", "albedo": [0.7, 0.5, 0.3]}
         scene["objects"].append({"type": "mesh", "name": n, "file": n + ".ply", "material": n,
                                  "transform": {"translate": home(k)}})
+        if share:
+            scene["objects"][-1]["share"] = True
     with open(os.path.join(tmp, "scene.json"), "w") as f:
         json.dump(scene, f)
     cam = scene["camera"]["position"]
@@ -187,6 +191,7 @@ def main():
     ap.add_argument("--scene", choices=("cornell", "meshes"), default="cornell")
     ap.add_argument("--objects", type=int, default=4)
     ap.add_argument("--tris", type=int, default=100000)
+    ap.add_argument("--share", action="store_true")
     a = ap.parse_args()
     bins = [("", a.kiln)] + ([("before ", a.before)] if a.before else [])
     variants = [(p + kind, k, kind) for p, k in bins for kind in ("camera", "overrides")]
@@ -195,8 +200,9 @@ def main():
     ratio = {v[0]: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="kiln-overrides-") as tmp:
         if a.scene == "meshes":
-            total = write_mesh_jobs(tmp, a.lines, a.size, a.spp, a.objects, a.tris)
-            what = (f"{a.objects} meshes each placed once ({total} triangles), every line moving "
+            total = write_mesh_jobs(tmp, a.lines, a.size, a.spp, a.objects, a.tris, a.share)
+            what = (f"{a.objects} meshes each placed once ({total} triangles"
+                    f"{', shared' if a.share else ''}), every line moving "
                     "every object and changing every object's material")
         else:
             write_jobs(tmp, a.lines, a.size, a.spp)
