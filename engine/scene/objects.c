@@ -180,17 +180,24 @@ void kiln__mesh_facts_free(kiln__mesh_facts *f) {
 
 /* Whether a mesh object is kept once in object space and placed by its transforms xs (nx of
  * them) rather than copied into the world per transform: the one rule for which geometry the
- * scene shares (scene_data.h). Two or more transforms, each invertible and taking the mesh's box
- * (box: ngroups group boxes) to finite coordinates; and no triangle whose material emits (light
- * sampling picks world-space emitter triangles) or has a normal map (the shader builds tangent
- * frames from world-space triangles).
+ * scene shares (scene_data.h). want is the object's "share": -1 absent, 0 false, 1 true. Absent,
+ * two or more transforms share; true shares one too, so that a frame that moves the mesh (a job's
+ * override) builds a top level over its placement instead of a whole BVH and packs and uploads
+ * none of its triangles; false keeps copies. Placed once, sharing is asked for, not assumed: a
+ * placement costs render time (a ray walks the flat tree, then the top level and the mesh's tree;
+ * docs/PERFORMANCE.md, "A large mesh placed once"), and a scene with a placement leaves the
+ * small-scene paths (the scene in shared memory or a uniform buffer, pack.c). Each transform
+ * invertible and taking the mesh's box (box: ngroups group boxes) to finite coordinates; and no
+ * triangle whose material emits (light sampling picks world-space emitter triangles) or has a
+ * normal map (the shader builds tangent frames from world-space triangles): such a mesh is copied
+ * whatever "share" says, so that an override may give a shared mesh such a material.
  * These two exclusions also keep two shader paths out of reach: bsdf.glsl's surf_tangent and
  * lights.glsl's emitter_pdf take a primitive index >= g.ntris for a sphere, and a shared mesh's
  * triangles sit at those indices in TRIS. Letting emitters or normal maps be shared needs both to
  * test the hit's placement (Hit.pl) first, and tangents turned into the world. */
 static bool share_mesh(const kiln__scene *s, const kiln__mesh *m, const uint32_t *mats,
-                       const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx) {
-  if (nx < 2 || m->ntris == 0) return false;
+                       const kiln__mesh_facts *f, const kiln__xform *xs, size_t nx, int want) {
+  if (nx == 0 || m->ntris == 0 || want == 0 || (nx < 2 && want != 1)) return false;
   const float(*box)[2][3] = (const float(*)[2][3])f->box;
   for (size_t k = 0; k <= m->nmat_names; k++) { /* the materials the triangles use */
     if (!f->used[k]) continue;
@@ -220,6 +227,9 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
   const char *file;
   int rc = kiln__sj_string(c, obj, "file", NULL, &file);
   if (rc) return rc;
+  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(obj, "share");
+  if (sh && !cJSON_IsBool(sh)) return kiln__sj_fail_at(c, "share", "share must be true or false");
+  int want = sh ? cJSON_IsTrue(sh) : -1;
   bool has_mat;
   uint32_t mat = 0;
   if ((rc = kiln__sj_object_material(c, obj, name ? name : basename_of(file), false, &has_mat,
@@ -256,7 +266,7 @@ static int add_mesh(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
     if (kiln__sb_object(&c->ld->b, oname, &objs[g])) rc = kiln__sj_nomem(c);
   }
   const float(*box)[2][3] = (const float(*)[2][3])facts->box;
-  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx);
+  bool share = !rc && share_mesh(&c->ld->b.s, mp, mats, facts, xs, nx, want);
   uint32_t mesh = 0;
   if (share &&
       kiln__sb_shared_mesh(&c->ld->b, mp, me->borrowed ? c->ld->cache : NULL, mats, objs, &mesh))
@@ -405,9 +415,9 @@ static int add_gltf(kiln__sj_ctx *c, const cJSON *obj, const char *name, const k
 
 int kiln__sj_parse_object(kiln__sj_ctx *c, const cJSON *obj) {
   static const char *const types[] = {"mesh", "sphere", "quad", "box", "gltf", NULL};
-  static const char *const k_mesh[] = {"type",     "name",        "file",
-                                       "material", "transform",   "instances",
-                                       "category", "category_id", NULL};
+  static const char *const k_mesh[] = {"type",      "name",      "file",     "material",
+                                       "transform", "instances", "share",    "category",
+                                       "category_id", NULL};
   static const char *const k_sph[] = {"type",        "name",      "center",    "radius",
                                       "material",    "transform", "instances", "category",
                                       "category_id", NULL};

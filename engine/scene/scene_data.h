@@ -7,9 +7,10 @@
  * the BVH builder and the renderer (engine/render) only read it. The flat triangle arrays are in
  * world space: object transforms are applied by the loader, quads and boxes are triangulated,
  * quad area lights become two one-sided emissive triangles. Spheres stay analytic. A mesh file
- * placed by several transforms is kept once, in object space (a kiln__shared_mesh), with one
- * kiln__placement per transform, when share_mesh (objects.c) says so; any other
- * instanced geometry is copied once per instance into the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
+ * placed by several transforms, or placed once with "share": true, is
+ * kept once, in object space (a kiln__shared_mesh), with one kiln__placement per transform, when
+ * share_mesh (objects.c) says so; any other instanced geometry is copied once per instance into
+ * the flat arrays. Colours are linear RGB. Ids are 1-based; 0 means background in the id passes.
  *
  * Ownership: every array is malloc'd and owned by the scene, kiln__scene_free frees them all, but
  * for what a scene loaded through an asset cache borrows from it: a shared mesh's per-triangle

@@ -287,6 +287,61 @@ TEST(shared_mesh_ground_truth_matches_copies) {
   remove(obj), rmdir(dir);
 }
 
+/* A mesh placed once with "share": true is shared (one mesh, one placement): its groups'
+ * silhouettes, visible pixels and boxes are those of its copy baked into the world (the same
+ * object without "share"); a small box in front occludes part of it. */
+TEST(mesh_placed_once_and_shared_ground_truth_matches_a_copy) {
+  char dir[] = "/tmp/kiln-annot-XXXXXX";
+  KT_TRUE(mkdtemp(dir) != NULL);
+  char obj[600];
+  snprintf(obj, sizeof obj, "%s/grid.obj", dir);
+  FILE *f = fopen(obj, "w");
+  KT_TRUE(f != NULL);
+  int q = 24; /* 1152 triangles */
+  for (int j = 0; j <= q; j++)
+    for (int i = 0; i <= q; i++)
+      fprintf(f, "v %g %g %g\n", 2.0 * i / q - 1, 1.5 * j / q - 0.75, 0.1 * sin(0.3 * i));
+  for (int j = 0; j < q; j++) {
+    if (j == 0 || j == q / 2) fprintf(f, "o %s\n", j ? "hi" : "lo");
+    for (int i = 0; i < q; i++) {
+      int a = j * (q + 1) + i + 1, b = a + 1, c = a + q + 1, d = c + 1;
+      fprintf(f, "f %d %d %d\nf %d %d %d\n", a, c, b, b, c, d);
+    }
+  }
+  fclose(f);
+  char json[2][2000];
+  for (int k = 0; k < 2; k++)
+    snprintf(json[k], sizeof json[k],
+             "{\"settings\": {\"width\": 96, \"height\": 72},\n" CAMERA
+             " \"objects\": [{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"%s\",%s"
+             " \"material\": {\"type\": \"diffuse\"}, \"transform\": {\"translate\": [0.1, 0, 0.5],"
+             " \"rotate\": [10, 25, 5], \"scale\": [0.9, 1, 1]}},"
+             " {\"type\": \"box\", \"name\": \"b\", \"min\": [-0.3, -0.3, -0.6],"
+             " \"max\": [0.1, 0.1, -0.4], \"material\": {\"type\": \"diffuse\"}}]}",
+             obj, k ? "" : " \"share\": true,");
+  kiln_scene *a = load(json[0]), *b = load(json[1]);
+  KT_EQ(a->data.nplacements, 1);
+  KT_EQ(b->data.nplacements, 0);
+  uint32_t *ia, *ib;
+  kiln__frame_gt ga = render_gt(a, true, &ia), gb = render_gt(b, true, &ib);
+  KT_EQ(ga.n, 3);
+  KT_EQ(gb.n, 3);
+  for (size_t k = 0; k < 3; k++) {
+    const kiln__gt_instance *x = &ga.inst[k], *y = &gb.inst[k];
+    KT_EQ(x->instance_id, y->instance_id);
+    KT_TRUE(y->px_all > 20);
+    /* the same triangles, placed by float arithmetic in another order: an edge pixel at most */
+    NEAR_OK((double)x->px_all, (double)y->px_all, 2);
+    NEAR_OK((double)x->px_visib, (double)y->px_visib, 2);
+    for (int i = 0; i < 4; i++) NEAR_OK(x->box_all[i], y->box_all[i], 1);
+  }
+  KT_TRUE(gb.inst[0].px_all - gb.inst[0].px_visib > 10); /* the box hides part of "lo" */
+  kiln__frame_gt_free(&ga), kiln__frame_gt_free(&gb);
+  free(ia), free(ib);
+  kiln_scene_destroy(a), kiln_scene_destroy(b);
+  remove(obj), rmdir(dir);
+}
+
 /* The instance table of a loaded scene: object transforms and instances, OBJ-like groups are not
  * needed here; primitives and lights each get one. */
 TEST(instance_table_of_a_scene) {

@@ -1,6 +1,6 @@
-/* test_instances.c: shared meshes (a mesh file placed by several transforms, kept once in object
- * space) and the two-level BVH: the CPU traversal finds what testing every triangle finds; a
- * top level rebuilt over moved placements finds what a fresh build does; the packed buffers
+/* test_instances.c: shared meshes (a mesh file placed by several transforms, or placed once with
+ * "share": true, kept once in object space) and the two-level BVH: the CPU traversal finds what
+ * testing every triangle finds; a top level rebuilt over moved placements finds what a fresh build does; the packed buffers
  * traversed as the shader does find the CPU's hits; images of a scene with
  * shared instances are those of the same scene with the copies baked (bit for bit where the
  * transforms are the identity, within noise elsewhere, ids included); and a mesh of a million
@@ -576,6 +576,117 @@ TEST(alpha_cutouts_match_baked) {
   tg_finish(gpu);
   cleanup();
 }
+
+/* As dir/big.obj, a grid of 1152 triangles (2 q^2) with uv, standing in
+ * [-0.6, 0.6] x [0, 1.2] of z = 0 with a ripple in z, its lower and upper halves OBJ groups "lo"
+ * and "hi". Returns its triangles. */
+static size_t write_big_obj(void) {
+  int q = 24;
+  char p[700];
+  snprintf(p, sizeof p, "%s/big.obj", dir);
+  FILE *f = fopen(p, "w");
+  if (!f) KT_FAIL("cannot write %s", p);
+  for (int j = 0; j <= q; j++)
+    for (int i = 0; i <= q; i++) {
+      double u = (double)i / q, v = (double)j / q;
+      fprintf(f, "v %g %g %g\nvt %g %g\n", 1.2 * u - 0.6, 1.2 * v, 0.05 * sin(u * 11) * cos(v * 7),
+              4 * u, 4 * v);
+    }
+  for (int j = 0; j < q; j++) {
+    if (j == 0 || j == q / 2) fprintf(f, "o %s\n", j ? "hi" : "lo");
+    for (int i = 0; i < q; i++) {
+      int a = j * (q + 1) + i + 1, b = a + 1, c = a + q + 1, d = c + 1;
+      fprintf(f, "f %d/%d %d/%d %d/%d\nf %d/%d %d/%d %d/%d\n", a, a, c, c, b, b, b, b, c, c, d, d);
+    }
+  }
+  if (fclose(f) != 0) KT_FAIL("cannot write %s", p);
+  return (size_t)(2 * q * q);
+}
+
+/* A mesh placed once with "share": true is shared (one placement), and renders as its copy
+ * baked into the world (the same object without "share"): bit for bit in every plane, object and instance ids
+ * included, at the identity (plain, and with alpha cut-outs); within noise elsewhere, the same
+ * ids on all but a pixel or two. A mesh placed twice with "share": false is copied. */
+TEST(a_mesh_placed_once_and_shared_matches_baked) {
+  setup();
+  size_t ntris = write_big_obj();
+  unsigned char px[8 * 8 * 4];
+  for (int i = 0; i < 64; i++) {
+    int x = i % 8, y = i / 8;
+    px[4 * i] = 200, px[4 * i + 1] = 100, px[4 * i + 2] = 50;
+    px[4 * i + 3] = ((x / 2 + y / 2) & 1) ? 255 : 0;
+  }
+  char p[700];
+  snprintf(p, sizeof p, "%s/chk.png", dir);
+  if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
+  static const char *const objects[3] = {
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\"}",
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": " CUT "}",
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\","
+      " \"transform\": {\"translate\": [0.1, 0.05, 0.2], \"rotate\": [10, 30, 0],"
+      " \"scale\": [0.9, 1.1, 1]}}"};
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  for (int k = 0; k < 3; k++) {
+    char with_share[600];
+    snprintf(with_share, sizeof with_share, "{\"share\": true, %s", objects[k] + 1);
+    kiln_scene *shared = load_scene(with_share);
+    kiln_scene *baked = load_scene(objects[k]);
+    KT_EQ(shared->data.nmeshes, 1);
+    KT_EQ(shared->data.nplacements, 1);
+    KT_EQ(shared->data.meshes[0].ntris, ntris);
+    KT_EQ(shared->data.ntris, 4); /* the floor and the light */
+    KT_EQ(baked->data.nplacements, 0);
+    KT_EQ(baked->data.ntris, 4 + ntris);
+    int spp = k < 2 ? 8 : 64;
+    kiln_future *fa, *fb;
+    kiln_renderer *ra, *rb;
+    kiln_image_info a = render_scene(dev, shared, spp, &fa, &ra);
+    kiln_image_info b = render_scene(dev, baked, spp, &fb, &rb);
+    KT_TRUE(kiln__renderer_device_features(ra, 0) & KILN__RF_INSTANCES);
+    KT_TRUE(!(kiln__renderer_device_features(rb, 0) & KILN__RF_INSTANCES));
+    if (k == 1) KT_TRUE(kiln__renderer_device_features(ra, 0) & KILN__RF_ALPHA);
+    size_t n = (size_t)a.width * (size_t)a.height, on[3] = {0}, same = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (b.object_id[i] <= 2) on[b.object_id[i]]++;
+      same += a.object_id[i] == b.object_id[i] && a.instance_id[i] == b.instance_id[i];
+    }
+    KT_TRUE(on[1] > 10 && on[2] > 10); /* both groups seen */
+    if (k < 2) {
+      KT_TRUE(memcmp(a.color, b.color, n * 12) == 0);
+      KT_TRUE(memcmp(a.depth, b.depth, n * 4) == 0);
+      KT_TRUE(memcmp(a.normal, b.normal, n * 12) == 0);
+      KT_TRUE(memcmp(a.albedo, b.albedo, n * 12) == 0);
+      KT_TRUE(memcmp(a.uv, b.uv, n * 8) == 0);
+      KT_EQ(same, n);
+    } else {
+      if (same + 2 < n) KT_FAIL("%zu of %zu pixels see another object", n - same, n);
+      double ma = 0, mb = 0;
+      for (size_t i = 0; i < 3 * n; i++) ma += a.color[i], mb += b.color[i];
+      if (fabs(ma - mb) > 0.02 * mb)
+        KT_FAIL("mean %g shared, %g baked", ma / (double)n, mb / (double)n);
+    }
+    kiln_future_release(fa), kiln_future_release(fb);
+    kiln_renderer_destroy(ra), kiln_renderer_destroy(rb);
+    kiln_scene_destroy(shared), kiln_scene_destroy(baked);
+  }
+  /* placed twice: shared when "share" is absent, copied with "share": false */
+  static const char *const twice[2] = {
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\","
+      " \"instances\": [{}, {\"translate\": [0.5, 0, 0]}]}",
+      "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\","
+      " \"share\": false, \"instances\": [{}, {\"translate\": [0.5, 0, 0]}]}"};
+  for (int k = 0; k < 2; k++) {
+    kiln_scene *s = load_scene(twice[k]);
+    KT_EQ(s->data.nplacements, k ? 0 : 2);
+    KT_EQ(s->data.ntris, 4 + (k ? 2 * ntris : 0));
+    kiln_scene_destroy(s);
+  }
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+#undef CUT
 
 /* Three placements (rotated, scaled unevenly, mirrored) against three baked copies: the same
  * image within noise (the object-space ray rounds differently), the same instance ids where

@@ -6,6 +6,7 @@
  * shared mesh builds only the top level, and each frame uploads only what differs. */
 // kt: timeout 240
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -306,6 +307,113 @@ TEST(moved_instances_build_a_top_level) {
   KT_EQ(st[1].texels_packed, 0);
   KT_EQ(st[1].bvh_builds, 1);
   KT_EQ(st[1].top_builds, 1);
+  kiln_renderer_destroy(r);
+  kiln_job_destroy(job);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+  cleanup();
+}
+
+/* A grid of 1152 triangles (2 q^2) with uv, in [-0.6, 0.6] x [0, 1.2]
+ * of z = 0 with a ripple in z, as dir/name. */
+static size_t write_grid_obj(const char *name) {
+  int q = 24;
+  char p[700];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  FILE *f = fopen(p, "w");
+  if (!f) KT_FAIL("cannot write %s", p);
+  for (int j = 0; j <= q; j++)
+    for (int i = 0; i <= q; i++) {
+      float u = (float)i / (float)q, v = (float)j / (float)q;
+      fprintf(f, "v %g %g %g\nvt %g %g\n", 1.2 * u - 0.6, 1.2 * v,
+              0.05 * sin(u * 11.0) * cos(v * 7.0), u, v);
+    }
+  for (int j = 0; j < q; j++)
+    for (int i = 0; i < q; i++) {
+      int a = j * (q + 1) + i + 1, b = a + 1, c = a + q + 1, d = c + 1;
+      fprintf(f, "f %d/%d %d/%d %d/%d\nf %d/%d %d/%d %d/%d\n", a, a, b, b, c, c, b, b, d, d, c, c);
+    }
+  if (fclose(f) != 0) KT_FAIL("cannot write %s", p);
+  return (size_t)(2 * q * q);
+}
+
+/* The scene of the tests below: scene.json's with a mesh placed once and shared ("grid", "share":
+ * true) and one placed once and copied into the world ("wedge"). */
+static const char one_scene_json[] =
+    "{\n"
+    "  \"settings\": {\"width\": 24, \"height\": 16, \"spp\": 4, \"max_bounces\": 3, \"seed\": 5},\n"
+    "  \"camera\": {\"position\": [0, 1, -4], \"look_at\": [0, 0.8, 0], \"vfov\": 45},\n"
+    "  \"materials\": {\"red\": {\"type\": \"diffuse\", \"albedo\": [0.8, 0.1, 0.1]},\n"
+    "                \"metal\": {\"type\": \"conductor\", \"roughness\": 0.2},\n"
+    "                \"floor\": {\"type\": \"diffuse\", \"texture\": \"grid.png\"}},\n"
+    "  \"objects\": [\n"
+    "    {\"type\": \"mesh\", \"name\": \"grid\", \"file\": \"big.obj\", \"share\": true,\n"
+    "     \"material\": \"metal\",\n"
+    "     \"transform\": {\"translate\": [-0.3, 0.1, 0.4], \"rotate\": [0, 20, 0]}},\n"
+    "    {\"type\": \"mesh\", \"name\": \"wedge\", \"file\": \"tet.obj\", \"material\": \"red\",\n"
+    "     \"transform\": {\"translate\": [0.8, 0.2, -0.5]}},\n"
+    "    {\"type\": \"quad\", \"name\": \"ground\", \"corner\": [-5, 0, -5], \"u\": [0, 0, 10],\n"
+    "     \"v\": [10, 0, 0], \"material\": \"floor\"}\n"
+    "  ],\n"
+    "  \"lights\": [{\"type\": \"quad\", \"name\": \"key\", \"corner\": [-0.5, 3, -0.5],\n"
+    "              \"u\": [1, 0, 0], \"v\": [0, 0, 1], \"radiance\": [6, 6, 6]}],\n"
+    "  \"environment\": {\"type\": \"constant\", \"color\": [0.2, 0.2, 0.25]}\n"
+    "}\n";
+
+/* The grid moved; moved with its material's albedo changed (a domain-randomisation frame); given
+ * an emitting material (copied into the world for that frame); given another material of its own
+ * in place (still shared, its triangles' material table another); the wedge moved. */
+static const char one_job[] =
+    "{\"scene\": \"one.json\", \"images\": [\n"
+    "  {\"name\": \"grid_moved\", \"objects\": {\"grid\": {\"transform\": {\"translate\": [0.2, 0, 0.3],\n"
+    "   \"rotate\": [0, -35, 0]}}}},\n"
+    "  {\"name\": \"grid_moved_metal\", \"materials\": {\"metal\": {\"albedo\": [0.9, 0.6, 0.3]}},\n"
+    "   \"objects\": {\"grid\": {\"transform\": {\"translate\": [-0.1, 0.2, 0], \"scale\": 0.8}}}},\n"
+    "  {\"name\": \"grid_emits\", \"objects\": {\"grid\": {\"material\": {\"type\": \"emissive\",\n"
+    "   \"emission\": [1, 2, 1]}}}},\n"
+    "  {\"name\": \"grid_glass\", \"objects\": {\"grid\": {\"material\": {\"type\": \"dielectric\",\n"
+    "   \"ior\": 1.5}}}},\n"
+    "  {\"name\": \"wedge_moved\", \"objects\": {\"wedge\": {\"transform\": {\"translate\": [0.5, 0, 0]}}}}\n"
+    "]}\n";
+
+/* A mesh placed once with "share": true is shared: a frame that moves it
+ * (with a material change or not) builds only a top level and packs none of its triangles; one
+ * that makes it emit copies it into the world (a BVH of its own); one that gives it another
+ * material packs its triangles again but builds nothing. A mesh placed once without "share" is copied: moving
+ * it builds the flat tree, on the job's tree of the grid. Every frame's image is a fresh load's
+ * rendered by its own renderer, byte for byte (check_job). */
+TEST(a_mesh_placed_once_and_shared_moves_by_its_top_level) {
+  setup();
+  size_t ntris = write_grid_obj("big.obj");
+  write_file("one.json", one_scene_json);
+  write_file("onejob.json", one_job);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_job *job = load_job("onejob.json");
+  const kiln__scene *js = &kiln_job_scene(job)->data;
+  KT_EQ(js->nmeshes, 1);
+  KT_EQ(js->nplacements, 1);
+  KT_EQ(js->meshes[0].ntris, ntris);
+  KT_EQ(js->ntris, 4 + 2 + 2); /* the wedge, the ground and the light: copies */
+  kiln_renderer *r = job_renderer(job, dev);
+  kiln__variant_stats st[5];
+  KT_EQ(check_job(job, r, dev, st, 5), 5);
+  /* counts so far, after each frame */
+  const uint64_t bvh[5] = {0, 0, 1, 1, 2}, top[5] = {1, 2, 2, 2, 2};
+  for (int i = 0; i < 5; i++) {
+    KT_EQ(st[i].variants, (uint64_t)i + 1);
+    KT_EQ(st[i].bvh_builds, bvh[i]);
+    KT_EQ(st[i].top_builds, top[i]);
+  }
+  /* moved, and moved with an albedo: nothing of the grid packed, the 7 geometry and texture
+   * buffers the job's */
+  KT_EQ(st[0].mesh_tris_packed, 0);
+  KT_EQ(st[0].buffers_reused, 7);
+  KT_EQ(st[1].mesh_tris_packed, 0);
+  KT_EQ(st[1].buffers_reused, 14);
+  KT_TRUE(st[0].bytes_uploaded < 4096);
+  /* a material of its own: another material table, its triangles packed again */
+  KT_TRUE(st[3].mesh_tris_packed >= ntris);
   kiln_renderer_destroy(r);
   kiln_job_destroy(job);
   kiln_gpu_device_close(dev);

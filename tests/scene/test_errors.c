@@ -186,6 +186,8 @@ static const ecase cases[] = {
      "objects[0].file", "\"missing.obj\"", "cannot open"},
     {"{" CAM "\"objects\": [{\"type\": \"mesh\",\n \"file\": \"model.stl\"}]}", KILN_EPARSE,
      "objects[0].file", "\"model.stl\"", "must end in .obj or .ply"},
+    {"{" CAM "\"objects\": [{\"type\": \"mesh\",\n \"file\": \"m.obj\", \"share\": 1}]}", KILN_EPARSE,
+     "objects[0].share", "1}", "share must be true or false"},
 };
 
 static void check_case(int i, const ecase *c) {

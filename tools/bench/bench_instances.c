@@ -20,7 +20,17 @@
  * scene (BVH, packing, comparison with the job's buffers, uploads) to a renderer whose kernel
  * writes nothing (kiln__renderer_null_kernel: no tracing). The mesh (default 1,000,000
  * triangles) is placed 100 times; each frame rotates every placement a little. Prints the median
- * load, submit-to-done and total time of the frames (default 7) and the spread. */
+ * load, submit-to-done and total time of the frames (default 7) and the spread.
+ *
+ *   kiln-bench-instances one [triangles] [size] [spp] [reps]
+ *
+ * A mesh (default 100,000 triangles) placed once, filling most of the frame: shared (one mesh,
+ * one placement: "share": true) against baked (copied into the world: the same object without
+ * "share"). Memory and set-up as above, then a size x size frame at spp rendered by each,
+ * reps times (default 5) taking turns after a warm-up, median and spread, with the mesh square to
+ * the world's axes (turned 0 degrees about y) and turned 30 degrees (its baked copy's world-space
+ * boxes then fit it less well); then the variant run above for each, the one placement rotated a
+ * little per frame (7 frames). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -64,10 +74,10 @@ static int write_ply(const char *path, size_t n) {
   return fclose(f) != 0;
 }
 
-/* The scene JSON of the mesh file placed 100 times: shared (one object, 100 instances) or baked
- * (100 objects of one instance), each placement rotated turn degrees more about y than with 0.
- * malloc'd. */
-static char *scene_json_turned(const char *ply, bool shared, int size, int spp, int turn) {
+/* The scene JSON of the mesh file placed n times: shared (one object, n instances; with n 1,
+ * "share": true) or baked (n objects of one instance), each placement rotated turn degrees more
+ * about y than with 0. malloc'd. */
+static char *scene_json_placed(const char *ply, int n, bool shared, int size, int spp, int turn) {
   size_t cap = 64 * 1024;
   char *j = malloc(cap), *w = j;
   w += sprintf(w,
@@ -80,13 +90,18 @@ static char *scene_json_turned(const char *ply, bool shared, int size, int spp, 
                " \"objects\": [",
                size, size, spp);
   if (shared)
-    w += sprintf(w, "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\", \"instances\": [",
-                 ply);
-  for (int k = 0; k < 100; k++) {
+    w += sprintf(w,
+                 "{\"type\": \"mesh\", \"file\": \"%s\", \"material\": \"m\",%s \"instances\": [",
+                 ply, n == 1 ? " \"share\": true," : "");
+  for (int k = 0; k < n; k++) {
     const char *sep = k ? ", " : "";
     char xf[160];
-    snprintf(xf, sizeof xf, "{\"translate\": [%d, 0, %d], \"rotate\": [0, %d, 0]}", k % 10 - 5,
-             k / 10 - 5, (37 * k + turn) % 360);
+    if (n == 1) /* alone: the mesh scaled to fill the frame */
+      snprintf(xf, sizeof xf, "{\"translate\": [-4, 0, -4], \"scale\": 10, \"rotate\": [0, %d, 0]}",
+               turn % 360);
+    else
+      snprintf(xf, sizeof xf, "{\"translate\": [%d, 0, %d], \"rotate\": [0, %d, 0]}", k % 10 - 5,
+               k / 10 - 5, (37 * k + turn) % 360);
     if (shared) w += sprintf(w, "%s%s", sep, xf);
     else
       w += sprintf(
@@ -95,6 +110,10 @@ static char *scene_json_turned(const char *ply, bool shared, int size, int spp, 
   }
   sprintf(w, "%s]}\n", shared ? "]}" : "");
   return j;
+}
+
+static char *scene_json_turned(const char *ply, bool shared, int size, int spp, int turn) {
+  return scene_json_placed(ply, 100, shared, size, spp, turn);
 }
 
 static char *scene_json(const char *ply, bool shared, int size, int spp) {
@@ -160,8 +179,10 @@ static double frame(side *sd) {
   return rc ? -1 : t;
 }
 
-/* kiln-bench-instances variant: see the top of the file. */
-static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const char *dir) {
+/* kiln-bench-instances variant: see the top of the file; n placements (100, or 1 for the mode
+ * `one`), shared or baked (scene_json_placed), label names the run in its line. */
+static int bench_variant(size_t ntris, int frames, int n, const char *label, bool shared,
+                         kiln_gpu_device *dev, const char *dir) {
   if (frames < 1) {
     fprintf(stderr, "variant: the frame count must be at least 1\n");
     return 1;
@@ -173,7 +194,7 @@ static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const c
   kiln_scene *job = NULL;
   kiln_renderer *r = NULL;
   kiln_error_detail e;
-  char *js = scene_json_turned("variant.ply", true, 64, 1, 0);
+  char *js = scene_json_placed("variant.ply", n, shared, 64, 1, 0);
   kiln_renderer_config cfg;
   kiln_renderer_config_default(&cfg);
   cfg.scene_variants = true;
@@ -186,7 +207,7 @@ static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const c
          *tt = calloc((size_t)frames, sizeof *tt);
   if (!rc && (!tl || !ts || !tt)) rc = KILN_ENOMEM;
   for (int i = 0; !rc && i <= frames; i++) { /* frame 0: warm-up */
-    char *jv = scene_json_turned("variant.ply", true, 64, 1, 1 + i);
+    char *jv = scene_json_placed("variant.ply", n, shared, 64, 1, 1 + i);
     kiln_scene *v = NULL;
     kiln_frame_config fc;
     kiln_future *f = NULL;
@@ -207,10 +228,11 @@ static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const c
     kiln__renderer_variant_stats(r, &st);
     double lo = tt[0], hi = tt[0];
     for (int i = 1; i < frames; i++) lo = fmin(lo, tt[i]), hi = fmax(hi, tt[i]);
-    printf("variant %zu-triangle mesh x 100, placements moved: load %.4f s, submit to done "
-           "%.4f s, frame %.4f s (median of %d; frame min %.4f, max %.4f); %llu buffers, "
-           "%.1f MiB uploaded\n",
-           ntris, median(tl, frames), median(ts, frames), median(tt, frames), frames, lo, hi,
+    printf("%s %zu-triangle mesh x %d, placements moved: load %.4f s, submit to done "
+           "%.4f s, frame %.4f s (median of %d; frame min %.4f, max %.4f); %llu BVH builds, "
+           "%llu top levels, %llu buffers, %.1f MiB uploaded\n",
+           label, ntris, n, median(tl, frames), median(ts, frames), median(tt, frames), frames, lo,
+           hi, (unsigned long long)st.bvh_builds, (unsigned long long)st.top_builds,
            (unsigned long long)st.buffers_uploaded, (double)st.bytes_uploaded / 1048576.0);
   } else {
     fprintf(stderr, "variant: %s\n", kiln_strerror(rc));
@@ -223,9 +245,61 @@ static int bench_variant(size_t ntris, int frames, kiln_gpu_device *dev, const c
   return rc != 0;
 }
 
+static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
+                            kiln_gpu_device *dev, const char *dir);
+
+/* kiln-bench-instances one: see the top of the file. */
+static int bench_one(size_t ntris, int size, int spp, int reps, kiln_gpu_device *dev,
+                     const char *dir) {
+  char ply[600];
+  snprintf(ply, sizeof ply, "%s/one.ply", dir);
+  if (reps < 1 || write_ply(ply, ntris)) return 1;
+  for (int turn = 0; turn <= 30; turn += 30) {
+    int rc = bench_one_render(ntris, size, spp, reps, turn, dev, dir);
+    if (rc) return rc;
+  }
+  remove(ply);
+  int rc = 0;
+  static const char *const names[2] = {"shared", "baked"};
+  for (int k = 0; k < 2 && !rc; k++) rc = bench_variant(ntris, 7, 1, names[k], k == 0, dev, dir);
+  return rc;
+}
+
+/* The render half of kiln-bench-instances one: the mesh (dir/one.ply) turned turn degrees about
+ * y, shared against baked. */
+static int bench_one_render(size_t ntris, int size, int spp, int reps, int turn,
+                            kiln_gpu_device *dev, const char *dir) {
+  char *js[2] = {scene_json_placed("one.ply", 1, true, size, spp, turn),
+                 scene_json_placed("one.ply", 1, false, size, spp, turn)};
+  side sides[2] = {{0}};
+  static const char *const names[2] = {"shared", "baked"};
+  int rc = 0;
+  for (int k = 0; k < 2 && !rc; k++) rc = open_side(&sides[k], names[k], js[k], dir, dev);
+  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
+  if (!rc && (!t[0] || !t[1])) rc = 1;
+  for (int k = 0; k < 2 && !rc; k++) frame(&sides[k]); /* warm-up: the kernel compiled */
+  for (int rep = 0; rep < reps && !rc; rep++)
+    for (int j = 0; j < 2; j++) { /* taking turns, each first every other rep */
+      int k = (j + rep) % 2;
+      t[k][rep] = frame(&sides[k]);
+    }
+  for (int k = 0; k < 2 && !rc; k++) {
+    double lo = t[k][0], hi = t[k][0];
+    for (int i = 1; i < reps; i++) lo = fmin(lo, t[k][i]), hi = fmax(hi, t[k][i]);
+    printf("%-7s %zu-triangle mesh placed once, turned %d degrees, %dx%d at %d spp: median "
+           "%.4f s of %d (min %.4f, max %.4f)\n",
+           sides[k].name, ntris, turn, size, size, spp, median(t[k], reps), reps, lo, hi);
+  }
+  free(t[0]), free(t[1]);
+  for (int k = 0; k < 2; k++) kiln_renderer_destroy(sides[k].r), kiln_scene_destroy(sides[k].scene);
+  free(js[0]), free(js[1]);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   bool variant = argc > 1 && strcmp(argv[1], "variant") == 0;
-  if (variant) argc--, argv++;
+  bool one = argc > 1 && strcmp(argv[1], "one") == 0;
+  if (variant || one) argc--, argv++;
   size_t ntris = argc > 1 ? (size_t)atol(argv[1]) : 20000;
   int size = argc > 2 ? atoi(argv[2]) : 128, spp = argc > 3 ? atoi(argv[3]) : 16;
   char dir[] = "/tmp/kiln-bench-inst-XXXXXX";
@@ -246,11 +320,19 @@ int main(int argc, char **argv) {
   }
   if (variant) {
     int vrc = bench_variant(argc > 1 ? (size_t)atol(argv[1]) : 1000000,
-                            argc > 2 ? atoi(argv[2]) : 7, dev, dir);
+                            argc > 2 ? atoi(argv[2]) : 7, 100, "variant", true, dev, dir);
     kiln_gpu_device_close(dev);
     kiln_gpu_destroy(gpu);
     rmdir(dir);
     return vrc;
+  }
+  if (one) {
+    int orc = bench_one(argc > 1 ? (size_t)atol(argv[1]) : 100000, size, spp,
+                        argc > 4 ? atoi(argv[4]) : 5, dev, dir);
+    kiln_gpu_device_close(dev);
+    kiln_gpu_destroy(gpu);
+    rmdir(dir);
+    return orc;
   }
   if (write_ply(ply, ntris) || write_ply(big, 1000000)) return 1;
   char *js = scene_json("mesh.ply", true, size, spp),

@@ -8,6 +8,13 @@ at SIZE x SIZE and SPP samples, colour PNG only), LINES lines each:
   overrides  the same cameras, and every line also moves every object (the room's mesh, the
              sphere, the box) and changes a material's albedo: a scene variant per frame.
 
+With --scene meshes, the domain-randomisation shape instead: OBJECTS meshes of about TRIS
+triangles each (bumpy spheres, one binary PLY per object), each placed once, on a floor under a
+quad light; the overrides job's every line gives every object a random rotation and position and
+every object's material a random albedo. With --share the meshes are given "share": true (each
+kept once in object space under one placement, so that a line that moves it builds a top level
+over the placements instead of a BVH; docs/SCENE.md); without it they are copied into the world.
+
 Each round renders both with `kiln render JOB`, one after the other in a rotating order; for each,
 the wall time of the whole command (start-up included) and the CPU time of the process (user +
 system), as medians and spreads (min-max) over the rounds, and the overrides job's ratio to the
@@ -15,10 +22,13 @@ camera job of the same round. Target: overrides <= 1.1x camera. With --before KI
 binary (e.g. a build of an older commit) runs the same two jobs in the same rounds.
 
 usage: tools/bench/overrides.py KILN_BINARY [--before KILN] [--rounds N] [--lines N]
-                                [--size S] [--spp N]
+                                [--size S] [--spp N] [--scene cornell|meshes]
+                                [--objects N] [--tris N] [--share]
 """
 import argparse
+import array
 import json
+import math
 import os
 import random
 import resource
@@ -69,6 +79,90 @@ def write_jobs(tmp, lines, size, spp):
                        "output": "{name}.{ext}", "format": "png"}, f)
 
 
+def write_bumpy_sphere(path, tris, seed):
+    """A binary PLY of a sphere of radius 0.3 with bumps (2 q (q - 1) triangles, about tris)."""
+    q = max(4, int(math.sqrt(tris / 4)))
+    r = random.Random(seed)
+    fa, fb, fc = r.uniform(4, 9), r.uniform(4, 9), r.uniform(0, math.pi)
+    verts = array.array("f")
+    for i in range(q + 1):  # rings, pole to pole
+        th = math.pi * i / q
+        for j in range(2 * q):
+            ph = 2 * math.pi * j / (2 * q)
+            rad = 0.3 * (1 + 0.06 * math.sin(fa * th + fc) * math.cos(fb * ph))
+            verts.extend((rad * math.sin(th) * math.cos(ph), rad * math.cos(th),
+                          rad * math.sin(th) * math.sin(ph)))
+    faces = bytearray()
+    n = 0
+    for i in range(q):
+        for j in range(2 * q):
+            a, b = i * 2 * q + j, i * 2 * q + (j + 1) % (2 * q)
+            c, d = a + 2 * q, b + 2 * q
+            for t in ((a, c, b), (b, c, d)):
+                if (i == 0 and t == (a, c, b)) or (i == q - 1 and t == (b, c, d)):
+                    continue  # the poles' degenerate halves
+                faces += bytes([3]) + array.array("i", t).tobytes()
+                n += 1
+    with open(path, "wb") as f:
+        f.write((f"ply\nformat binary_little_endian 1.0\nelement vertex {len(verts) // 3}\n"
+                 "property float x\nproperty float y\nproperty float z\n"
+                 f"element face {n}\nproperty list uchar int vertex_indices\nend_header\n")
+                .encode())
+        f.write(verts.tobytes())
+        f.write(faces)
+    return n
+
+
+def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share):
+    names = [f"obj{k}" for k in range(objects)]
+    total = sum(write_bumpy_sphere(os.path.join(tmp, n + ".ply"), tris, k)
+                for k, n in enumerate(names))
+    cols = math.ceil(math.sqrt(objects))
+    def home(k):
+        return [0.8 * (k % cols - (cols - 1) / 2), 0.3, 0.8 * (k // cols - (cols - 1) / 2)]
+    scene = {
+        "settings": {"width": size, "height": size, "spp": spp, "max_bounces": 4},
+        "camera": {"position": [0, 1.6, -2.4], "look_at": [0, 0.2, 0], "vfov": 45},
+        "materials": {"floor": {"type": "diffuse", "albedo": [0.6, 0.6, 0.6]}},
+        "objects": [{"type": "quad", "name": "floor", "corner": [-3, 0, -3], "u": [0, 0, 6],
+                     "v": [6, 0, 0], "material": "floor"}],
+        "lights": [{"type": "quad", "name": "key", "corner": [-0.5, 2.5, -0.5],
+                    "u": [1, 0, 0], "v": [0, 0, 1], "radiance": [8, 8, 8]}],
+        "environment": {"type": "constant", "color": [0.15, 0.15, 0.2]},
+    }
+    for k, n in enumerate(names):
+        scene["materials"][n] = {"type": "diffuse", "albedo": [0.7, 0.5, 0.3]}
+        scene["objects"].append({"type": "mesh", "name": n, "file": n + ".ply", "material": n,
+                                 "transform": {"translate": home(k)}})
+        if share:
+            scene["objects"][-1]["share"] = True
+    with open(os.path.join(tmp, "scene.json"), "w") as f:
+        json.dump(scene, f)
+    cam = scene["camera"]["position"]
+    for kind in ("camera", "overrides"):
+        r = random.Random(2)
+        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
+            for i in range(lines):
+                c = random.Random(i)
+                line = {"name": f"f{i:05d}", "seed": i,
+                        "camera": {"position": [cam[0] + c.uniform(-0.05, 0.05),
+                                                cam[1] + c.uniform(-0.05, 0.05), cam[2]]}}
+                if kind == "overrides":
+                    line["objects"] = {
+                        n: {"transform": {
+                            "translate": [h + r.uniform(-0.1, 0.1) for h in home(k)],
+                            "rotate": [r.uniform(0, 360) for _ in range(3)]}}
+                        for k, n in enumerate(names)}
+                    line["materials"] = {
+                        n: {"albedo": [r.uniform(0.1, 0.9) for _ in range(3)]}
+                        for n in names}
+                f.write(json.dumps(line) + "\n")
+        with open(os.path.join(tmp, kind + ".json"), "w") as f:
+            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
+                       "output": "{name}.{ext}", "format": "png"}, f)
+    return total
+
+
 def run(kiln, job, out):
     shutil.rmtree(out, ignore_errors=True)
     cmd = [kiln, "render", job, "-o", out, "--quiet"]
@@ -94,6 +188,10 @@ def main():
     ap.add_argument("--lines", type=int, default=40)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--spp", type=int, default=16)
+    ap.add_argument("--scene", choices=("cornell", "meshes"), default="cornell")
+    ap.add_argument("--objects", type=int, default=4)
+    ap.add_argument("--tris", type=int, default=100000)
+    ap.add_argument("--share", action="store_true")
     a = ap.parse_args()
     bins = [("", a.kiln)] + ([("before ", a.before)] if a.before else [])
     variants = [(p + kind, k, kind) for p, k in bins for kind in ("camera", "overrides")]
@@ -101,7 +199,14 @@ def main():
     cpu = {v[0]: [] for v in variants}
     ratio = {v[0]: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="kiln-overrides-") as tmp:
-        write_jobs(tmp, a.lines, a.size, a.spp)
+        if a.scene == "meshes":
+            total = write_mesh_jobs(tmp, a.lines, a.size, a.spp, a.objects, a.tris, a.share)
+            what = (f"{a.objects} meshes each placed once ({total} triangles"
+                    f"{', shared' if a.share else ''}), every line moving "
+                    "every object and changing every object's material")
+        else:
+            write_jobs(tmp, a.lines, a.size, a.spp)
+            what = "the Cornell box with a sphere and a box"
         for r in range(a.rounds):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             got = {}
@@ -113,7 +218,7 @@ def main():
             for p, _ in bins:
                 for kind in ("camera", "overrides"):
                     ratio[p + kind].append(got[p + kind] / got[p + "camera"])
-    print(f"kiln render: {a.lines} lines of the Cornell box with a sphere and a box, "
+    print(f"kiln render: {a.lines} lines of {what}, "
           f"{a.size}x{a.size}, {a.spp} spp, colour PNG; {a.rounds} rounds, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print(f"{'variant':<18} {'wall s: median (min-max)':>28} {'CPU s: median (min-max)':>28} "
