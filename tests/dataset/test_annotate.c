@@ -231,6 +231,24 @@ TEST(floor_behind_the_camera_is_clipped) {
   kiln_scene_destroy(s);
 }
 
+/* Checks that ga (shared placements) has gb's (baked copies') instances, each with a silhouette
+ * of over 20 pixels, the same pixel counts and box; returns gb's occluded pixels, all together. */
+static uint64_t gt_matches_copy(const kiln__frame_gt *ga, const kiln__frame_gt *gb) {
+  KT_EQ(ga->n, gb->n);
+  uint64_t occluded = 0;
+  for (size_t k = 0; k < gb->n; k++) {
+    const kiln__gt_instance *x = &ga->inst[k], *y = &gb->inst[k];
+    KT_EQ(x->instance_id, y->instance_id);
+    KT_TRUE(y->px_all > 20);
+    /* the same triangles, placed by float arithmetic in another order: an edge pixel at most */
+    NEAR_OK((double)x->px_all, (double)y->px_all, 2);
+    NEAR_OK((double)x->px_visib, (double)y->px_visib, 2);
+    for (int i = 0; i < 4; i++) NEAR_OK(x->box_all[i], y->box_all[i], 1);
+    occluded += y->px_all - y->px_visib;
+  }
+  return occluded;
+}
+
 /* A mesh placed twice is shared (one mesh, two placements): its instances' silhouettes, visible
  * pixels and boxes are those of the same mesh copied into the world twice (two objects), each
  * group of each placement its own instance; the placements overlap, so one occludes the other. */
@@ -269,18 +287,7 @@ TEST(shared_mesh_ground_truth_matches_copies) {
   kiln__frame_gt ga = render_gt(a, true, &ia), gb = render_gt(b, true, &ib);
   KT_EQ(ga.n, 4);
   KT_EQ(gb.n, 4);
-  uint64_t occluded = 0;
-  for (size_t k = 0; k < 4; k++) {
-    const kiln__gt_instance *x = &ga.inst[k], *y = &gb.inst[k];
-    KT_EQ(x->instance_id, y->instance_id);
-    KT_TRUE(y->px_all > 20);
-    /* the same triangles, placed by float arithmetic in another order: an edge pixel at most */
-    NEAR_OK((double)x->px_all, (double)y->px_all, 2);
-    NEAR_OK((double)x->px_visib, (double)y->px_visib, 2);
-    for (int i = 0; i < 4; i++) NEAR_OK(x->box_all[i], y->box_all[i], 1);
-    occluded += y->px_all - y->px_visib;
-  }
-  KT_TRUE(occluded > 10);
+  KT_TRUE(gt_matches_copy(&ga, &gb) > 10);
   kiln__frame_gt_free(&ga), kiln__frame_gt_free(&gb);
   free(ia), free(ib);
   kiln_scene_destroy(a), kiln_scene_destroy(b);
@@ -326,15 +333,7 @@ TEST(mesh_placed_once_and_shared_ground_truth_matches_a_copy) {
   kiln__frame_gt ga = render_gt(a, true, &ia), gb = render_gt(b, true, &ib);
   KT_EQ(ga.n, 3);
   KT_EQ(gb.n, 3);
-  for (size_t k = 0; k < 3; k++) {
-    const kiln__gt_instance *x = &ga.inst[k], *y = &gb.inst[k];
-    KT_EQ(x->instance_id, y->instance_id);
-    KT_TRUE(y->px_all > 20);
-    /* the same triangles, placed by float arithmetic in another order: an edge pixel at most */
-    NEAR_OK((double)x->px_all, (double)y->px_all, 2);
-    NEAR_OK((double)x->px_visib, (double)y->px_visib, 2);
-    for (int i = 0; i < 4; i++) NEAR_OK(x->box_all[i], y->box_all[i], 1);
-  }
+  gt_matches_copy(&ga, &gb);
   KT_TRUE(gb.inst[0].px_all - gb.inst[0].px_visib > 10); /* the box hides part of "lo" */
   kiln__frame_gt_free(&ga), kiln__frame_gt_free(&gb);
   free(ia), free(ib);

@@ -526,10 +526,8 @@ TEST(vertex_normals_match_baked) {
   cleanup();
 }
 
-/* Alpha cut-outs (a checker of opaque and clear texels) in a shared mesh: the same pixels see
- * through it, to the same instances behind, and the image is the baked copies' within noise. */
-TEST(alpha_cutouts_match_baked) {
-  setup();
+/* dir/chk.png: an 8x8 RGBA checker of 2x2 opaque and clear blocks, the texture of CUT. */
+static void write_checker_png(void) {
   unsigned char px[8 * 8 * 4];
   for (int i = 0; i < 64; i++) {
     int x = i % 8, y = i / 8;
@@ -539,6 +537,13 @@ TEST(alpha_cutouts_match_baked) {
   char p[700];
   snprintf(p, sizeof p, "%s/chk.png", dir);
   if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
+}
+
+/* Alpha cut-outs (a checker of opaque and clear texels) in a shared mesh: the same pixels see
+ * through it, to the same instances behind, and the image is the baked copies' within noise. */
+TEST(alpha_cutouts_match_baked) {
+  setup();
+  write_checker_png();
 #define CUT                                                                            \
   "{\"type\": \"principled\", \"base_color\": [0.9, 0.4, 0.2], \"alpha_cutoff\": 0.5," \
   " \"base_color_texture\": \"chk.png\"}"
@@ -610,15 +615,7 @@ static size_t write_big_obj(void) {
 TEST(a_mesh_placed_once_and_shared_matches_baked) {
   setup();
   size_t ntris = write_big_obj();
-  unsigned char px[8 * 8 * 4];
-  for (int i = 0; i < 64; i++) {
-    int x = i % 8, y = i / 8;
-    px[4 * i] = 200, px[4 * i + 1] = 100, px[4 * i + 2] = 50;
-    px[4 * i + 3] = ((x / 2 + y / 2) & 1) ? 255 : 0;
-  }
-  char p[700];
-  snprintf(p, sizeof p, "%s/chk.png", dir);
-  if (!stbi_write_png(p, 8, 8, 4, px, 32)) KT_FAIL("cannot write %s", p);
+  write_checker_png();
   static const char *const objects[3] = {
       "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": \"tan\"}",
       "{\"type\": \"mesh\", \"name\": \"g\", \"file\": \"big.obj\", \"material\": " CUT "}",
