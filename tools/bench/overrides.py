@@ -42,6 +42,29 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def write_scene_and_jobs(tmp, scene, lines, jitter, overrides):
+    """tmp/scene.json, and the camera and overrides jobs over it: each line moves the camera by up
+    to jitter (the same in both jobs); overrides(r, line) adds the overrides job's changes, its
+    numbers drawn from r."""
+    with open(os.path.join(tmp, "scene.json"), "w") as f:
+        json.dump(scene, f)
+    cam = scene["camera"]["position"]
+    for kind in ("camera", "overrides"):
+        r = random.Random(2)  # the overrides' numbers; each line's camera from its own
+        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
+            for i in range(lines):
+                c = random.Random(i)
+                line = {"name": f"f{i:05d}", "seed": i,
+                        "camera": {"position": [cam[0] + c.uniform(-jitter, jitter),
+                                                cam[1] + c.uniform(-jitter, jitter), cam[2]]}}
+                if kind == "overrides":
+                    overrides(r, line)
+                f.write(json.dumps(line) + "\n")
+        with open(os.path.join(tmp, kind + ".json"), "w") as f:
+            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
+                       "output": "{name}.{ext}", "format": "png"}, f)
+
+
 def write_jobs(tmp, lines, size, spp):
     with open(os.path.join(ROOT, "examples/cornell/scene.json")) as f:
         scene = json.load(f)
@@ -55,28 +78,12 @@ def write_jobs(tmp, lines, size, spp):
         {"type": "box", "name": "crate", "min": [0.35, 0.0, 0.05], "max": [0.45, 0.1, 0.15],
          "material": "green"},
     ]
-    with open(os.path.join(tmp, "scene.json"), "w") as f:
-        json.dump(scene, f)
-    cam = scene["camera"]["position"]
-    for kind in ("camera", "overrides"):
-        r = random.Random(2)  # the overrides' numbers; each line's camera from its own
-        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
-            for i in range(lines):
-                c = random.Random(i)
-                line = {"name": f"f{i:05d}", "seed": i,
-                        "camera": {"position": [cam[0] + c.uniform(-0.02, 0.02),
-                                                cam[1] + c.uniform(-0.02, 0.02), cam[2]]}}
-                if kind == "overrides":
-                    def move(d):
-                        return {"transform": {"translate": [r.uniform(-d, d), 0,
-                                                            r.uniform(-d, d)]}}
-                    line["objects"] = {"room": move(0.005), "ball": move(0.05),
-                                       "crate": move(0.05)}
-                    line["materials"] = {"white": {"albedo": [r.uniform(0.5, 0.8)] * 3}}
-                f.write(json.dumps(line) + "\n")
-        with open(os.path.join(tmp, kind + ".json"), "w") as f:
-            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
-                       "output": "{name}.{ext}", "format": "png"}, f)
+    def overrides(r, line):
+        def move(d):
+            return {"transform": {"translate": [r.uniform(-d, d), 0, r.uniform(-d, d)]}}
+        line["objects"] = {"room": move(0.005), "ball": move(0.05), "crate": move(0.05)}
+        line["materials"] = {"white": {"albedo": [r.uniform(0.5, 0.8)] * 3}}
+    write_scene_and_jobs(tmp, scene, lines, 0.02, overrides)
 
 
 def write_bumpy_sphere(path, tris, seed):
@@ -136,30 +143,14 @@ def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share):
                                  "transform": {"translate": home(k)}})
         if share:
             scene["objects"][-1]["share"] = True
-    with open(os.path.join(tmp, "scene.json"), "w") as f:
-        json.dump(scene, f)
-    cam = scene["camera"]["position"]
-    for kind in ("camera", "overrides"):
-        r = random.Random(2)
-        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
-            for i in range(lines):
-                c = random.Random(i)
-                line = {"name": f"f{i:05d}", "seed": i,
-                        "camera": {"position": [cam[0] + c.uniform(-0.05, 0.05),
-                                                cam[1] + c.uniform(-0.05, 0.05), cam[2]]}}
-                if kind == "overrides":
-                    line["objects"] = {
-                        n: {"transform": {
-                            "translate": [h + r.uniform(-0.1, 0.1) for h in home(k)],
-                            "rotate": [r.uniform(0, 360) for _ in range(3)]}}
-                        for k, n in enumerate(names)}
-                    line["materials"] = {
-                        n: {"albedo": [r.uniform(0.1, 0.9) for _ in range(3)]}
-                        for n in names}
-                f.write(json.dumps(line) + "\n")
-        with open(os.path.join(tmp, kind + ".json"), "w") as f:
-            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
-                       "output": "{name}.{ext}", "format": "png"}, f)
+    def overrides(r, line):
+        line["objects"] = {
+            n: {"transform": {"translate": [h + r.uniform(-0.1, 0.1) for h in home(k)],
+                              "rotate": [r.uniform(0, 360) for _ in range(3)]}}
+            for k, n in enumerate(names)}
+        line["materials"] = {n: {"albedo": [r.uniform(0.1, 0.9) for _ in range(3)]}
+                             for n in names}
+    write_scene_and_jobs(tmp, scene, lines, 0.05, overrides)
     return total
 
 
