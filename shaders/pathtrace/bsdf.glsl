@@ -34,9 +34,9 @@ vec4 surf_tangent(Surf s) {
   if (!HAS_UV || g.has_uv == 0u) return vec4(0.0);
   Tri T = tri_at(s.prim);
   vec3 e1 = T.v1.xyz - T.v0.xyz, e2 = T.v2.xyz - T.v0.xyz;
-  uint a = 16u * s.prim + 9u;
-  vec2 uv0 = vec2(attr.f[a], attr.f[a + 1u]);
-  vec2 d1 = vec2(attr.f[a + 2u], attr.f[a + 3u]) - uv0, d2 = vec2(attr.f[a + 4u], attr.f[a + 5u]) - uv0;
+  vec4 a2 = attr_at(s.prim, 2u), a3 = attr_at(s.prim, 3u);  // words 9-14: the uv
+  vec2 uv0 = a2.yz;
+  vec2 d1 = vec2(a2.w, a3.x) - uv0, d2 = a3.yz - uv0;
   float det = d1.x * d2.y - d2.x * d1.y;
   if (abs(det) < 1e-20) return vec4(0.0);
   vec3 t = (e1 * d2.y - e2 * d1.y) / det, b = (e2 * d1.x - e1 * d2.x) / det;

@@ -37,9 +37,8 @@ bool sphere_hit(vec4 cr, vec3 o, vec3 d, float tmin, inout Hit h) {
 // The uv of triangle tri at barycentrics (u, v) (0 without uv).
 vec2 tri_uv(uint tri, float u, float v) {
   if (!HAS_UV || g.has_uv == 0u) return vec2(0.0);
-  uint a = 16u * tri + 9u;
-  return (1.0 - u - v) * vec2(attr.f[a], attr.f[a + 1u]) + u * vec2(attr.f[a + 2u], attr.f[a + 3u]) +
-         v * vec2(attr.f[a + 4u], attr.f[a + 5u]);
+  vec4 a2 = attr_at(tri, 2u), a3 = attr_at(tri, 3u);  // words 9-14: the uv
+  return (1.0 - u - v) * a2.yz + u * vec2(a2.w, a3.x) + v * a3.yz;
 }
 
 // A principled material's uv transform (MATX words 8-15) applied to uv.
@@ -108,12 +107,13 @@ void walk(uint ni, uint end, Slab slab, vec3 o, vec3 d, float tmin, const bool a
 // placement's leaf its mesh's tree against the ray taken into object space (the direction not
 // renormalised, so that t stays the world's).
 void walk_top(vec3 o, vec3 d, float tmin, const bool any, inout Hit h) {
-  uint ntop = inst.v[0].x;
-  if (inst.v[0].y == 0u) return;
-  Slab slab = slab_setup(uintBitsToFloat(inst.v[1].xyz), uintBitsToFloat(inst.v[2].xyz), o, d);
+  uvec4 head = inst_at(0u);
+  uint ntop = head.x;
+  if (head.y == 0u) return;
+  Slab slab = slab_setup(uintBitsToFloat(inst_at(1u).xyz), uintBitsToFloat(inst_at(2u).xyz), o, d);
   uint ni = 0u;
   while (ni < ntop) {
-    uvec4 n = inst.v[PT_INST_HEADER + ni];
+    uvec4 n = inst_at(PT_INST_HEADER + ni);
     bool in_box = box_hit(n, slab, tmin, h.t);
     bool leaf = (n.w & 0x80000000u) != 0u;
     ni = !leaf && !in_box ? n.w : ni + 1u;
@@ -121,12 +121,13 @@ void walk_top(vec3 o, vec3 d, float tmin, const bool any, inout Hit h) {
     uint first = n.w & 0x07ffffffu, count = ((n.w >> 27) & 15u) + 1u;
     for (uint k = first; k < first + count; k++) {
       uint b = PT_INST_HEADER + ntop + PT_INST_VEC4S * k;
-      vec4 w0 = uintBitsToFloat(inst.v[b]), w1 = uintBitsToFloat(inst.v[b + 1u]),
-           w2 = uintBitsToFloat(inst.v[b + 2u]);
+      vec4 w0 = uintBitsToFloat(inst_at(b)), w1 = uintBitsToFloat(inst_at(b + 1u)),
+           w2 = uintBitsToFloat(inst_at(b + 2u));
       vec3 oo = vec3(dot(w0.xyz, o) + w0.w, dot(w1.xyz, o) + w1.w, dot(w2.xyz, o) + w2.w);
       vec3 od = vec3(dot(w0.xyz, d), dot(w1.xyz, d), dot(w2.xyz, d));
-      uvec4 r = inst.v[b + 3u];
-      Slab ms = slab_setup(uintBitsToFloat(inst.v[b + 4u].xyz), uintBitsToFloat(inst.v[b + 5u].xyz), oo, od);
+      uvec4 r = inst_at(b + 3u);
+      Slab ms = slab_setup(uintBitsToFloat(inst_at(b + 4u).xyz), uintBitsToFloat(inst_at(b + 5u).xyz),
+                           oo, od);
       walk(r.x, r.y, ms, oo, od, tmin, any, true, k, h);
       if (any && h.prim != PT_NONE) break;  // a shadow ray: the leaf's other placements too
     }
@@ -174,11 +175,11 @@ Surf surface(Hit h, vec3 o, vec3 d) {
   uint first_inst = 0u;
   bool rescale = false;
   if (placed) {
-    uint b = PT_INST_HEADER + inst.v[0].x + PT_INST_VEC4S * h.pl;
-    w0 = uintBitsToFloat(inst.v[b].xyz); w1 = uintBitsToFloat(inst.v[b + 1u].xyz);
-    w2 = uintBitsToFloat(inst.v[b + 2u].xyz);
-    first_inst = inst.v[b + 3u].z;
-    rescale = inst.v[b + 3u].w != 0u;
+    uint b = PT_INST_HEADER + inst_at(0u).x + PT_INST_VEC4S * h.pl;
+    w0 = uintBitsToFloat(inst_at(b).xyz); w1 = uintBitsToFloat(inst_at(b + 1u).xyz);
+    w2 = uintBitsToFloat(inst_at(b + 2u).xyz);
+    first_inst = inst_at(b + 3u).z;
+    rescale = inst_at(b + 3u).w != 0u;
   }
   if (placed || !HAS_SPHERES || h.prim < g.ntris) {
     Tri T = tri_at(h.prim);
@@ -187,12 +188,10 @@ Surf surface(Hit h, vec3 o, vec3 d) {
     s.ns = s.n;
     s.mat = floatBitsToUint(T.v0.w); s.obj = floatBitsToUint(T.v1.w); s.inst = floatBitsToUint(T.v2.w);
     if (placed) s.inst += first_inst;  // TRIS holds the triangle's group there
-    uint a = 16u * h.prim;
     float bw0 = 1.0 - h.u - h.v;
     if (HAS_NORMALS && g.has_normals != 0u) {
-      vec3 n0 = vec3(attr.f[a], attr.f[a + 1u], attr.f[a + 2u]);
-      vec3 n1 = vec3(attr.f[a + 3u], attr.f[a + 4u], attr.f[a + 5u]);
-      vec3 n2 = vec3(attr.f[a + 6u], attr.f[a + 7u], attr.f[a + 8u]);
+      vec4 a0 = attr_at(h.prim, 0u), a1 = attr_at(h.prim, 1u), a2 = attr_at(h.prim, 2u);
+      vec3 n0 = a0.xyz, n1 = vec3(a0.w, a1.xy), n2 = vec3(a1.zw, a2.x);
       if (placed) {  // each vertex's normal into the world, unit, before interpolating, as a
                      // baked copy's (object-space normals are unit: a rotation keeps them so)
         n0 = n0.x * w0 + n0.y * w1 + n0.z * w2;
@@ -208,9 +207,10 @@ Surf surface(Hit h, vec3 o, vec3 d) {
       float l = length(ns);
       if (l > 1e-12) s.ns = ns / l;  // opposite normals can cancel: keep the geometric one
     }
-    if (HAS_UV && g.has_uv != 0u)
-      s.uv = bw0 * vec2(attr.f[a + 9u], attr.f[a + 10u]) + h.u * vec2(attr.f[a + 11u], attr.f[a + 12u]) +
-             h.v * vec2(attr.f[a + 13u], attr.f[a + 14u]);
+    if (HAS_UV && g.has_uv != 0u) {
+      vec4 a2 = attr_at(h.prim, 2u), a3 = attr_at(h.prim, 3u);
+      s.uv = bw0 * a2.yz + h.u * vec2(a2.w, a3.x) + h.v * a3.yz;
+    }
     if (HAS_VATTR && g.has_col != 0u) {
       uint b = 6u * h.prim;
       s.col = bw0 * vattr.v[b].xyz + h.u * vattr.v[b + 1u].xyz + h.v * vattr.v[b + 2u].xyz;

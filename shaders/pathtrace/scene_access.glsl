@@ -45,12 +45,17 @@ layout(constant_id = PT_SC_SCENE_UNIFORM) const bool SCENE_UNIFORM = false;
 layout(constant_id = PT_SC_UNIFORM_VEC4S) const uint UNIFORM_VEC4S = 1u;
 layout(std140, set = 0, binding = PT_BIND_SCENE) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
 // SCENE_TEXEL (renderer.c's choice on CPU devices; with SCENE_UNIFORM where the scene fits it):
-// the nodes and leaf records, the traversal's loads, through texel fetches of the same buffers
-// bound as RGBA32UI texel buffers: llvmpipe fetches those with gathers too, faster still than
-// its uniform loads (docs/PERFORMANCE.md).
+// the nodes and leaf records, the placements (the traversal's loads), and a hit's triangle and
+// its normals and uv, through texel fetches of the same buffers bound as RGBA32UI texel buffers:
+// llvmpipe fetches those with gathers too, faster still than its uniform loads and far faster
+// than its storage loads, lane by lane (docs/PERFORMANCE.md). The materials and lights stay in
+// the uniform block where it holds them.
 layout(constant_id = PT_SC_SCENE_TEXEL) const bool SCENE_TEXEL = false;
 layout(set = 0, binding = PT_BIND_TNODES) uniform usamplerBuffer tnodes;
 layout(set = 0, binding = PT_BIND_TPRIMS) uniform usamplerBuffer tprims;
+layout(set = 0, binding = PT_BIND_TINST) uniform usamplerBuffer tinst;
+layout(set = 0, binding = PT_BIND_TTRIS) uniform usamplerBuffer ttris;
+layout(set = 0, binding = PT_BIND_TATTR) uniform usamplerBuffer tattr;
 
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
@@ -97,6 +102,11 @@ pt_globals g;
 uvec4 sc(uint i) { return SCENE_UNIFORM ? uscene.u[i] : sscene[i]; }
 
 Tri tri_at(uint i) {
+  if (SCENE_TEXEL) {
+    int a = int(3u * i);
+    return Tri(uintBitsToFloat(texelFetch(ttris, a)), uintBitsToFloat(texelFetch(ttris, a + 1)),
+               uintBitsToFloat(texelFetch(ttris, a + 2)));
+  }
   if (!SCENE_SHARED) return tris.t[i];
   uint a = sh_tris + 3u * i;
   return Tri(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
@@ -111,6 +121,14 @@ Sphere sphere_at(uint i) { return spheres.s[i]; }
 uvec4 node_at(uint i) {
   return SCENE_TEXEL ? texelFetch(tnodes, int(i)) : SCENE_SHARED ? sc(i) : nodes.n[i];
 }
+// Triangle tri's ATTR words 4j to 4j + 3 (j < 4).
+vec4 attr_at(uint tri, uint j) {
+  if (SCENE_TEXEL) return uintBitsToFloat(texelFetch(tattr, int(4u * tri + j)));
+  uint a = 16u * tri + 4u * j;
+  return vec4(attr.f[a], attr.f[a + 1u], attr.f[a + 2u], attr.f[a + 3u]);
+}
+// INST's uvec4 i: the top level's traversal and a hit's placement read it as the nodes are read.
+uvec4 inst_at(uint i) { return SCENE_TEXEL ? texelFetch(tinst, int(i)) : inst.v[i]; }
 // Leaf record k (PRIMS entry k): its three vec4s.
 void leaf_prim_at(uint k, out vec4 r0, out vec4 r1, out vec4 r2) {
   if (SCENE_TEXEL) {
