@@ -191,9 +191,10 @@ void kiln__alloc_fini(kiln_gpu_device *dev, kiln__alloc *a);
 /* Staging: size bytes, aligned for copies, mapped. KILN_ENOMEM / KILN_EVULKAN. */
 int kiln__staging_get(kiln_gpu_device *dev, VkDeviceSize size, kiln__suballoc *out);
 void kiln__staging_put(kiln_gpu_device *dev, kiln__suballoc *s);
-/* Makes buf's texel view if it has none: 0, KILN_EINVAL (size no whole number of 16-byte texels,
- * or beyond maxTexelBufferElements), or vkCreateBufferView's error. Any thread. */
-int kiln__buffer_texel_view(struct kiln_gpu_buffer *buf);
+/* Makes buf's texel view if it has none: RGBA32UI texels, or R32UI ones (words): 0, KILN_EINVAL
+ * (size no whole number of texels, or beyond maxTexelBufferElements), or vkCreateBufferView's
+ * error. Any thread. */
+int kiln__buffer_texel_view(struct kiln_gpu_buffer *buf, bool words);
 static inline void *kiln__staging_ptr(const kiln__suballoc *s) {
   return (char *)s->block->map + s->offset;
 }
@@ -206,6 +207,7 @@ struct kiln_gpu_buffer {
   VkBufferView view; /* RGBA32_UINT texels over the whole buffer, made by the first dispatch
                          that binds it as a uniform texel buffer (kiln__buffer_texel_view, under
                          dev->mu); VK_NULL_HANDLE until then */
+  VkBufferView word_view; /* R32_UINT texels likewise (kiln__buffer_texel_view with words) */
   struct kiln_gpu_buffer *prev, *next; /* dev->buffers, under dev->mu */
 };
 
@@ -226,12 +228,13 @@ struct kiln_gpu_kernel {
   VkPipeline pipeline;
   uint32_t buffers, push_size;
   uint32_t uniform; /* bit i: binding i is a uniform buffer */
-  uint32_t texel;   /* bit i: binding i is a uniform texel buffer (else storage) */
+  uint32_t texel;   /* bit i: binding i is a uniform texel buffer of RGBA32UI (else storage) */
+  uint32_t word_texel; /* bit i: binding i is a uniform texel buffer of R32UI */
 };
 
 static inline VkDescriptorType kiln__binding_type(const struct kiln_gpu_kernel *k, uint32_t i) {
   return k->uniform >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_BUFFER
-         : k->texel >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+         : (k->texel | k->word_texel) >> i & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
                               : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 }
 

@@ -75,7 +75,9 @@ int kiln_gpu_job_dispatch(kiln_gpu_job *job, kiln_gpu_kernel *k, kiln_gpu_buffer
         ((k->uniform >> i & 1u) && buffers[i]->size > job->dev->max_uniform_range))
       return job_error(job, KILN_EINVAL);
   for (uint32_t i = 0; i < k->buffers; i++) {
-    int rc = k->texel >> i & 1u ? kiln__buffer_texel_view(buffers[i]) : 0;
+    int rc = k->texel >> i & 1u        ? kiln__buffer_texel_view(buffers[i], false)
+             : k->word_texel >> i & 1u ? kiln__buffer_texel_view(buffers[i], true)
+                                       : 0;
     if (rc) return job_error(job, rc);
   }
   kiln__cmd *c = push_cmd(job, KILN__CMD_DISPATCH);
@@ -214,12 +216,13 @@ static void record_dispatch(kiln_gpu_device *dev, VkCommandBuffer cb, const kiln
   VkWriteDescriptorSet w[KILN__MAX_BINDINGS];
   for (uint32_t i = 0; i < k->buffers; i++) {
     info[i] = (VkDescriptorBufferInfo){.buffer = c->bufs[i]->buffer, .range = VK_WHOLE_SIZE};
+    const VkBufferView *view = k->word_texel >> i & 1u ? &c->bufs[i]->word_view : &c->bufs[i]->view;
     w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                   .dstBinding = i,
                                   .descriptorCount = 1,
                                   .descriptorType = kiln__binding_type(k, i),
                                   .pBufferInfo = &info[i],
-                                  .pTexelBufferView = &c->bufs[i]->view};
+                                  .pTexelBufferView = view};
   }
   dev->vk.CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
   if (k->buffers)

@@ -126,10 +126,14 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
   *out = NULL;
   if (!cfg || cfg->buffers > KILN__MAX_BINDINGS || cfg->push_size > KILN__MAX_PUSH ||
       cfg->push_size % 4 || cfg->uniform_buffers >> cfg->buffers ||
-      cfg->texel_buffers >> cfg->buffers || (cfg->uniform_buffers & cfg->texel_buffers)) {
+      cfg->texel_buffers >> cfg->buffers || cfg->word_texel_buffers >> cfg->buffers ||
+      (cfg->uniform_buffers & cfg->texel_buffers) ||
+      (cfg->uniform_buffers & cfg->word_texel_buffers) ||
+      (cfg->texel_buffers & cfg->word_texel_buffers)) {
     kiln__log(dev->gpu, KILN_GPU_LOG_ERROR,
               "kernel: at most %d buffers and %d bytes of push constants (a multiple of 4); "
-              "uniform_buffers and texel_buffers name distinct bindings below buffers",
+              "uniform_buffers, texel_buffers and word_texel_buffers name distinct bindings "
+              "below buffers",
               KILN__MAX_BINDINGS, KILN__MAX_PUSH);
     return KILN_EINVAL;
   }
@@ -148,6 +152,7 @@ int kiln_gpu_kernel_create(kiln_gpu_device *dev, const kiln_gpu_kernel_config *c
   k->buffers = cfg->buffers;
   k->uniform = cfg->uniform_buffers;
   k->texel = cfg->texel_buffers;
+  k->word_texel = cfg->word_texel_buffers;
   k->push_size = cfg->push_size;
   rc = make_layouts(dev, k);
   if (!rc) rc = make_pipeline(dev, k, words, size, cfg->entry ? cfg->entry : "main");

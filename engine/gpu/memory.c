@@ -331,27 +331,31 @@ void kiln_gpu_buffer_destroy(kiln_gpu_buffer *buf) {
   if (buf->next) buf->next->prev = buf->prev;
   pthread_mutex_unlock(&dev->mu);
   if (buf->view) dev->vk.DestroyBufferView(dev->device, buf->view, NULL);
+  if (buf->word_view) dev->vk.DestroyBufferView(dev->device, buf->word_view, NULL);
   dev->vk.DestroyBuffer(dev->device, buf->buffer, NULL);
   alloc_give(dev, &dev->device_mem, &buf->mem);
   atomic_fetch_sub_explicit(&dev->buffer_bytes, buf->size, memory_order_relaxed);
   free(buf);
 }
 
-int kiln__buffer_texel_view(kiln_gpu_buffer *buf) {
+int kiln__buffer_texel_view(kiln_gpu_buffer *buf, bool words) {
   kiln_gpu_device *dev = buf->dev;
-  if (buf->size % 16 || buf->size / 16 > dev->max_texels) return KILN_EINVAL;
+  uint64_t texel = words ? 4 : 16;
+  if (buf->size % texel || buf->size / texel > dev->max_texels) return KILN_EINVAL;
   int rc = 0;
   pthread_mutex_lock(&dev->mu);
-  if (!buf->view) {
-    /* R32G32B32A32_UINT must support uniform texel buffers on every device (Vulkan's required
-     * format features) */
+  VkBufferView *view = words ? &buf->word_view : &buf->view;
+  if (!*view) {
+    /* R32G32B32A32_UINT and R32_UINT must support uniform texel buffers on every device
+     * (Vulkan's required format features) */
     VkBufferViewCreateInfo vci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                   .buffer = buf->buffer,
-                                  .format = VK_FORMAT_R32G32B32A32_UINT,
+                                  .format =
+                                      words ? VK_FORMAT_R32_UINT : VK_FORMAT_R32G32B32A32_UINT,
                                   .range = VK_WHOLE_SIZE};
     VkBufferView v = VK_NULL_HANDLE;
     VkResult r = dev->vk.CreateBufferView(dev->device, &vci, NULL, &v);
-    if (r == VK_SUCCESS) buf->view = v;
+    if (r == VK_SUCCESS) *view = v;
     else rc = vk_error(dev->gpu, r, "vkCreateBufferView");
   }
   pthread_mutex_unlock(&dev->mu);

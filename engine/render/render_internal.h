@@ -135,7 +135,7 @@ enum {
                                                  shared memory (they fit PT_SHARED_VEC4S), or
                                                  with KILN__RF_UNIFORM the SCENE buffer itself */
   KILN__RF_UNIFORM = 1u << PT_SC_SCENE_UNIFORM,
-  KILN__RF_TEXEL = 1u << PT_SC_SCENE_TEXEL, /* NODES, PRIMS, INST, TRIS, ATTR as texel buffers */
+  KILN__RF_TEXEL = 1u << PT_SC_SCENE_TEXEL, /* NODES, PRIMS... through the texel bindings */
   KILN__RF_PRINCIPLED = 1u << PT_SC_PRINCIPLED,
   KILN__RF_VATTR = 1u << PT_SC_VATTR,
   KILN__RF_PLIGHTS = 1u << PT_SC_PLIGHTS,
@@ -146,7 +146,7 @@ enum {
 
 typedef struct kiln__render_buffers {
   void *data[PT_BIND_COUNT];  /* malloc'd, owned (but for borrowed); NULL for ACCUM, AOV and the
-                                 texel bindings (TNODES, TPRIMS, TINST, TTRIS, TATTR) */
+                                 texel bindings (TNODES, TPRIMS... the same buffers again) */
   size_t size[PT_BIND_COUNT]; /* bytes; at least 16 for every scene buffer (none is empty) */
   uint32_t features;          /* KILN__RF_* that the scene has (not SHARED and UNIFORM) */
   size_t scene_vec4s;         /* the uvec4s of NODES, PRIMS, TRIS, MATS and LIGHTS together */

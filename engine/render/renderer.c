@@ -36,8 +36,8 @@ typedef struct dev_slot {
   kiln_gpu_device *dev;
   kiln_gpu_kernel *kernel;
   kiln_gpu_buffer *buf[NBUF]; /* the scene's, by binding; NULL at ACCUM, AOV (per frame) and the
-                                 texel bindings TNODES, TPRIMS, TINST, TTRIS, TATTR (NODES, PRIMS,
-                                 INST, TRIS, ATTR or SCENE again, bound at each submit) */
+                                 texel bindings T* (NODES, PRIMS... or SCENE again, bound at each
+                                 submit) */
   uint32_t tile, pass;        /* the config's tile_size and pass_spp, or this device's defaults */
   uint32_t features;          /* its kernel's KILN__RF_* */
   uint32_t uniform_vec4s;     /* its kernel's PT_SC_UNIFORM_VEC4S (0: SCENE not read) */
@@ -166,11 +166,12 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   bool shared = p->scene_vec4s <= PT_SHARED_VEC4S && !inst;
   bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX &&
                  p->scene_vec4s * 16 <= info->max_uniform_range && !inst;
-  bool texel = p->size[PT_BIND_NODES] / 16 <= info->max_texels &&
-               p->size[PT_BIND_PRIMS] / 16 <= info->max_texels &&
-               p->size[PT_BIND_INST] / 16 <= info->max_texels &&
-               p->size[PT_BIND_TRIS] / 16 <= info->max_texels &&
-               p->size[PT_BIND_ATTR] / 16 <= info->max_texels;
+  static const int quads[] = {PT_BIND_NODES, PT_BIND_PRIMS, PT_BIND_INST,
+                              PT_BIND_TRIS,  PT_BIND_ATTR,  PT_BIND_TEXINFO};
+  bool texel = p->size[PT_BIND_TEXELS] / 4 <= info->max_texels &&
+               p->size[PT_BIND_ENVDIST] / 4 <= info->max_texels;
+  for (size_t i = 0; i < sizeof quads / sizeof quads[0]; i++)
+    texel = texel && p->size[quads[i]] / 16 <= info->max_texels;
   if (m == KILN_RENDERER_SCENE_AUTO)
     m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
@@ -186,7 +187,8 @@ static void kernel_config(kiln_gpu_kernel_config *kc) {
   kc->buffers = NBUF;
   kc->uniform_buffers = 1u << PT_BIND_SCENE;
   kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS | 1u << PT_BIND_TINST |
-                      1u << PT_BIND_TTRIS | 1u << PT_BIND_TATTR;
+                      1u << PT_BIND_TTRIS | 1u << PT_BIND_TATTR | 1u << PT_BIND_TTEXINFO;
+  kc->word_texel_buffers = 1u << PT_BIND_TTEXELS | 1u << PT_BIND_TENVDIST;
   kc->push_size = sizeof(pt_push);
 }
 
@@ -647,6 +649,9 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
   binds[PT_BIND_TINST] = binds[texel ? PT_BIND_INST : PT_BIND_SCENE];
   binds[PT_BIND_TTRIS] = binds[texel ? PT_BIND_TRIS : PT_BIND_SCENE];
   binds[PT_BIND_TATTR] = binds[texel ? PT_BIND_ATTR : PT_BIND_SCENE];
+  binds[PT_BIND_TTEXELS] = binds[texel ? PT_BIND_TEXELS : PT_BIND_SCENE];
+  binds[PT_BIND_TTEXINFO] = binds[texel ? PT_BIND_TEXINFO : PT_BIND_SCENE];
+  binds[PT_BIND_TENVDIST] = binds[texel ? PT_BIND_ENVDIST : PT_BIND_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {

@@ -303,8 +303,9 @@ KILN_API int kiln_gpu_device_pick(kiln_gpu_device *const *devs, size_t n);
 /* ---- buffers ------------------------------------------------------------------------------- */
 
 /* Creates a device-local buffer of size bytes (> 0), bindable as a storage, uniform or (when size
- * is a whole number of 16-byte RGBA32UI texels, at most maxTexelBufferElements; its view is made
- * by the first such dispatch) uniform texel buffer (kiln_gpu_kernel_config), sub-allocated from
+ * is a whole number of its texels, 16-byte RGBA32UI or 4-byte R32UI, at most
+ * maxTexelBufferElements; each view is made by the first dispatch that needs it) uniform texel
+ * buffer (kiln_gpu_kernel_config), sub-allocated from
  * the device's memory blocks (a new block is allocated only when none has room; a buffer larger
  * than a block gets its own). Its contents are undefined until written. KILN_EINVAL, KILN_ENOMEM,
  * KILN_ESHUTDOWN (device closing), KILN_EDEVICE_LOST, KILN_EVULKAN. */
@@ -358,6 +359,10 @@ typedef struct kiln_gpu_kernel_config {
                                 texels instead (GLSL usamplerBuffer, texelFetch): its buffer's
                                 size a multiple of 16, at most the device's
                                 maxTexelBufferElements texels. Default 0 */
+  uint32_t word_texel_buffers; /* bit i set: binding i is a uniform texel buffer of R32_UINT
+                                   texels (one 32-bit word each: usamplerBuffer, texelFetch(...).x)
+                                   instead: its buffer's size a multiple of 4, at most
+                                   maxTexelBufferElements words. Default 0 */
 } kiln_gpu_kernel_config;
 
 KILN_API void kiln_gpu_kernel_config_default(kiln_gpu_kernel_config *cfg);

@@ -24,21 +24,24 @@ vec3 env(vec3 d) {
 // environment's own technique, before the probability of picking the environment).
 float env_pdf(vec3 d, vec3 ns) {
   if (!HAS_ENV_MAP || g.env_type != PT_ENV_MAP) return max(dot(d, ns), 0.0) / PI;
-  uvec4 info = texinfo.t[g.env_texture];
+  uvec4 info = texinfo_at(g.env_texture);
   uint w = info.y, h = info.z;
   vec3 m = to_map(d);
   vec2 ll = latlong(m);
   float st = sqrt(max(0.0, 1.0 - m.y * m.y));
   if (st <= 0.0) return 0.0;
   uint x = wrap_index(ll.x * float(w), w), y = min(uint(ll.y * float(h)), h - 1u);
-  float pmf = envd.f[h + w * h + y * w + x];
+  float pmf = envd_at(h + w * h + y * w + x);
   return pmf * float(w) * float(h) / (2.0 * PI * PI * st);
 }
 
 // First index i in [first, first + n) with cdf[i] > u (the last entry is 1 > u).
 uint cdf_find(uint first, uint n, float u) {
   uint lo = 0u, hi = n - 1u;
-  while (lo < hi) { uint mid = (lo + hi) / 2u; if (envd.f[first + mid] <= u) lo = mid + 1u; else hi = mid; }
+  while (lo < hi) {
+    uint mid = (lo + hi) / 2u;
+    if (envd_at(first + mid) <= u) lo = mid + 1u; else hi = mid;
+  }
   return lo;
 }
 
@@ -55,18 +58,18 @@ vec3 env_sample(vec2 u, vec3 ns, out float pdf) {
     pdf = max(dot(d, ns), 0.0) / PI;
     return d;
   }
-  uvec4 info = texinfo.t[g.env_texture];
+  uvec4 info = texinfo_at(g.env_texture);
   uint w = info.y, h = info.z;
   uint y = cdf_find(0u, h, u.x);
-  float r0 = y > 0u ? envd.f[y - 1u] : 0.0, r1 = envd.f[y];
+  float r0 = y > 0u ? envd_at(y - 1u) : 0.0, r1 = envd_at(y);
   uint x = cdf_find(h + y * w, w, u.y);
-  float c0 = x > 0u ? envd.f[h + y * w + x - 1u] : 0.0, c1 = envd.f[h + y * w + x];
+  float c0 = x > 0u ? envd_at(h + y * w + x - 1u) : 0.0, c1 = envd_at(h + y * w + x);
   float fu = (float(x) + clamp((u.y - c0) / max(c1 - c0, 1e-30), 0.0, 1.0)) / float(w);
   float fv = (float(y) + clamp((u.x - r0) / max(r1 - r0, 1e-30), 0.0, 1.0)) / float(h);
   float theta = fv * PI, phi = 2.0 * PI * (fu - 0.5);
   float st = sin(theta);
   vec3 m = vec3(-st * cos(phi), cos(theta), -st * sin(phi));  // inverse of latlong
-  float pmf = envd.f[h + w * h + y * w + x];
+  float pmf = envd_at(h + w * h + y * w + x);
   pdf = st > 0.0 ? pmf * float(w) * float(h) / (2.0 * PI * PI * st) : 0.0;
   float c = g.env_cos, s = g.env_sin;
   return vec3(c * m.x - s * m.z, m.y, s * m.x + c * m.z);  // back to world: to_map's inverse

@@ -45,8 +45,9 @@ layout(constant_id = PT_SC_SCENE_UNIFORM) const bool SCENE_UNIFORM = false;
 layout(constant_id = PT_SC_UNIFORM_VEC4S) const uint UNIFORM_VEC4S = 1u;
 layout(std140, set = 0, binding = PT_BIND_SCENE) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
 // SCENE_TEXEL (renderer.c's choice on CPU devices; with SCENE_UNIFORM where the scene fits it):
-// the nodes and leaf records, the placements (the traversal's loads), and a hit's triangle and
-// its normals and uv, through texel fetches of the same buffers bound as RGBA32UI texel buffers:
+// the nodes and leaf records, the placements (the traversal's loads), a hit's triangle and its
+// normals and uv, the textures' texels and the environment map's distribution, through texel
+// fetches of the same buffers bound as texel buffers (RGBA32UI, or R32UI words for the floats):
 // llvmpipe fetches those with gathers too, faster still than its uniform loads and far faster
 // than its storage loads, lane by lane (docs/PERFORMANCE.md). The materials and lights stay in
 // the uniform block where it holds them.
@@ -56,6 +57,9 @@ layout(set = 0, binding = PT_BIND_TPRIMS) uniform usamplerBuffer tprims;
 layout(set = 0, binding = PT_BIND_TINST) uniform usamplerBuffer tinst;
 layout(set = 0, binding = PT_BIND_TTRIS) uniform usamplerBuffer ttris;
 layout(set = 0, binding = PT_BIND_TATTR) uniform usamplerBuffer tattr;
+layout(set = 0, binding = PT_BIND_TTEXELS) uniform usamplerBuffer ttexels;  // R32UI words
+layout(set = 0, binding = PT_BIND_TTEXINFO) uniform usamplerBuffer ttexinfo;
+layout(set = 0, binding = PT_BIND_TENVDIST) uniform usamplerBuffer tenvd;  // R32UI words
 
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
@@ -126,6 +130,17 @@ vec4 attr_at(uint tri, uint j) {
   if (SCENE_TEXEL) return uintBitsToFloat(texelFetch(tattr, int(4u * tri + j)));
   uint a = 16u * tri + 4u * j;
   return vec4(attr.f[a], attr.f[a + 1u], attr.f[a + 2u], attr.f[a + 3u]);
+}
+// TEXELS' floats i to i + 2 (a texel's RGB), TEXINFO's entry for texture t, ENVDIST's float i.
+vec3 texels_at(uint i) {
+  if (!SCENE_TEXEL) return vec3(texels.f[i], texels.f[i + 1u], texels.f[i + 2u]);
+  int a = int(i);
+  return uintBitsToFloat(uvec3(texelFetch(ttexels, a).x, texelFetch(ttexels, a + 1).x,
+                               texelFetch(ttexels, a + 2).x));
+}
+uvec4 texinfo_at(uint t) { return SCENE_TEXEL ? texelFetch(ttexinfo, int(t)) : texinfo.t[t]; }
+float envd_at(uint i) {
+  return SCENE_TEXEL ? uintBitsToFloat(texelFetch(tenvd, int(i)).x) : envd.f[i];
 }
 // INST's uvec4 i: the top level's traversal and a hit's placement read it as the nodes are read.
 uvec4 inst_at(uint i) { return SCENE_TEXEL ? texelFetch(tinst, int(i)) : inst.v[i]; }

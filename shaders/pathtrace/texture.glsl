@@ -3,15 +3,14 @@
 // (wrap_v) or clamped there (environment maps: no wrap over a pole).
 
 vec3 texel(uint off, uint w, uint x, uint y) {
-  uint i = off + 3u * (y * w + x);
-  return vec3(texels.f[i], texels.f[i + 1u], texels.f[i + 2u]);
+  return texels_at(off + 3u * (y * w + x));
 }
 uint wrap_index(float x, uint n) {  // x mod n, in [0, n)
   float m = x - float(n) * floor(x / float(n));
   return min(uint(max(m, 0.0)), n - 1u);
 }
 vec3 tex_bilinear(uint ti, vec2 uv, bool wrap_v) {
-  uvec4 info = texinfo.t[ti];
+  uvec4 info = texinfo_at(ti);
   uint w = info.y, h = info.z;
   float fx = uv.x * float(w) - 0.5, fy = (1.0 - uv.y) * float(h) - 0.5;
   float x0f = floor(fx), y0f = floor(fy);

@@ -464,6 +464,92 @@ TEST(texel_binding) {
   tg_finish(gpu);
 }
 
+/* A word-texel binding (kiln_gpu_kernel_config.word_texel_buffers, R32UI texels) read by
+ * texelFetch: the same table read word by word gives the same sums, the same buffer is bound as
+ * RGBA32UI texels by one kernel and as words by another; a binding in two of the masks, and a
+ * buffer whose size is no whole number of words, are refused (100 bytes: 25 words, fine). */
+static const char *word_texel_glsl =
+    "#version 450\n"
+    "layout(local_size_x = 64) in;\n"
+    "layout(std430, binding = 0) buffer Out { uint v[]; } o;\n"
+    "layout(binding = 1) uniform usamplerBuffer tab;\n"
+    "void main() {\n"
+    "  uint i = gl_GlobalInvocationID.x, e = (i * 7u) % 64u;\n"
+    "  uint s = 0u;\n"
+    "  for (uint c = 0u; c < 4u; c++) s += texelFetch(tab, int(4u * e + c)).x;\n"
+    "  o.v[i] = s;\n"
+    "}\n";
+
+TEST(word_texel_binding) {
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  KT_EQ(kc.word_texel_buffers, 0);
+  kc.glsl = word_texel_glsl;
+  kc.glsl_name = "word_texel.comp";
+  kc.buffers = 2;
+  kc.word_texel_buffers = kc.texel_buffers = 1u << 1;
+  kiln_gpu_kernel *k = NULL, *quad = NULL;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_EINVAL);
+  kc.texel_buffers = 0, kc.uniform_buffers = 1u << 1;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_EINVAL);
+  kc.uniform_buffers = 0, kc.word_texel_buffers = 1u << 2; /* beyond the layout */
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_EINVAL);
+  kc.word_texel_buffers = 1u << 1;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  check_table_kernel(dev, k, 3);
+  /* one buffer, both views, one job */
+  kiln_gpu_kernel_config qc;
+  kiln_gpu_kernel_config_default(&qc);
+  qc.glsl = texel_glsl, qc.glsl_name = "texel.comp", qc.buffers = 2, qc.texel_buffers = 1u << 1;
+  KT_CODE(kiln_gpu_kernel_create(dev, &qc, &quad), KILN_OK);
+  kiln_gpu_buffer *out[2], *table;
+  for (int i = 0; i < 2; i++) KT_CODE(kiln_gpu_buffer_create(dev, 64 * 4, &out[i]), KILN_OK);
+  KT_CODE(kiln_gpu_buffer_create(dev, 64 * 16, &table), KILN_OK);
+  uint32_t t[64 * 4];
+  for (uint32_t i = 0; i < 64 * 4; i++) t[i] = 7u * i + 1u;
+  kiln_gpu_job *job;
+  KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+  KT_CODE(kiln_gpu_job_upload(job, table, 0, t, sizeof t), KILN_OK);
+  kiln_gpu_buffer *b0[2] = {out[0], table}, *b1[2] = {out[1], table};
+  KT_CODE(kiln_gpu_job_dispatch(job, k, b0, NULL, 1, 1, 1), KILN_OK);
+  KT_CODE(kiln_gpu_job_dispatch(job, quad, b1, NULL, 1, 1, 1), KILN_OK);
+  kiln_gpu_readback *rb;
+  KT_CODE(kiln_gpu_readback_create(dev, 2 * 64 * 4, &rb), KILN_OK);
+  KT_CODE(kiln_gpu_job_download_into(job, out[0], 0, 64 * 4, rb, 0), KILN_OK);
+  KT_CODE(kiln_gpu_job_download_into(job, out[1], 0, 64 * 4, rb, 64 * 4), KILN_OK);
+  kiln_future *f;
+  KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+  TG_OK(f, NULL);
+  const uint32_t *got = kiln_gpu_readback_data(rb);
+  for (uint32_t i = 0; i < 64; i++) {
+    const uint32_t *e = t + 4 * ((i * 7u) % 64u);
+    KT_EQ(got[i], e[0] + e[1] + e[2] + e[3]);
+    KT_EQ(got[64 + i], got[i]);
+  }
+  kiln_future_release(f);
+  kiln_gpu_readback_destroy(rb);
+  kiln_gpu_buffer *odd;
+  KT_CODE(kiln_gpu_buffer_create(dev, 102, &odd), KILN_OK); /* 25.5 words */
+  check_refused(dev, k, odd);
+  kiln_gpu_buffer_destroy(odd);
+  KT_CODE(kiln_gpu_buffer_create(dev, 100, &odd), KILN_OK);
+  check_refused(dev, quad, odd); /* 6.25 RGBA texels */
+  kiln_gpu_job *ok;
+  KT_CODE(kiln_gpu_job_create(dev, &ok), KILN_OK);
+  kiln_gpu_buffer *bo[2] = {out[0], odd};
+  KT_CODE(kiln_gpu_job_dispatch(ok, k, bo, NULL, 1, 1, 1), KILN_OK); /* 25 words */
+  kiln_gpu_job_discard(ok);
+  kiln_gpu_buffer_destroy(odd);
+  for (int i = 0; i < 2; i++) kiln_gpu_buffer_destroy(out[i]);
+  kiln_gpu_buffer_destroy(table);
+  kiln_gpu_kernel_destroy(quad);
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
+}
+
 /* Downloads into a readback land where asked, in place (the future carries no value), the
  * readback reused job after job; out-of-range downloads fail the job with KILN_EINVAL. */
 TEST(readback_in_place) {
