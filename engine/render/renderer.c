@@ -166,8 +166,9 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   bool shared = p->scene_vec4s <= PT_SHARED_VEC4S && !inst;
   bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX &&
                  p->scene_vec4s * 16 <= info->max_uniform_range && !inst;
-  static const int quads[] = {PT_BIND_NODES, PT_BIND_PRIMS, PT_BIND_INST,
-                              PT_BIND_TRIS,  PT_BIND_ATTR,  PT_BIND_TEXINFO};
+  static const int quads[] = {PT_BIND_NODES,   PT_BIND_PRIMS, PT_BIND_INST,   PT_BIND_TRIS,
+                              PT_BIND_ATTR,    PT_BIND_TEXINFO, PT_BIND_MATS, PT_BIND_LIGHTS,
+                              PT_BIND_SPHERES, PT_BIND_MATX,  PT_BIND_PLIGHTS};
   bool texel = p->size[PT_BIND_TEXELS] / 4 <= info->max_texels &&
                p->size[PT_BIND_ENVDIST] / 4 <= info->max_texels;
   for (size_t i = 0; i < sizeof quads / sizeof quads[0]; i++)
@@ -187,7 +188,9 @@ static void kernel_config(kiln_gpu_kernel_config *kc) {
   kc->buffers = NBUF;
   kc->uniform_buffers = 1u << PT_BIND_SCENE;
   kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS | 1u << PT_BIND_TINST |
-                      1u << PT_BIND_TTRIS | 1u << PT_BIND_TATTR | 1u << PT_BIND_TTEXINFO;
+                      1u << PT_BIND_TTRIS | 1u << PT_BIND_TATTR | 1u << PT_BIND_TTEXINFO |
+                      1u << PT_BIND_TMATS | 1u << PT_BIND_TLIGHTS | 1u << PT_BIND_TSPHERES |
+                      1u << PT_BIND_TMATX | 1u << PT_BIND_TPLIGHTS;
   kc->word_texel_buffers = 1u << PT_BIND_TTEXELS | 1u << PT_BIND_TENVDIST;
   kc->push_size = sizeof(pt_push);
 }
@@ -652,6 +655,11 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
   binds[PT_BIND_TTEXELS] = binds[texel ? PT_BIND_TEXELS : PT_BIND_SCENE];
   binds[PT_BIND_TTEXINFO] = binds[texel ? PT_BIND_TEXINFO : PT_BIND_SCENE];
   binds[PT_BIND_TENVDIST] = binds[texel ? PT_BIND_ENVDIST : PT_BIND_SCENE];
+  binds[PT_BIND_TMATS] = binds[texel ? PT_BIND_MATS : PT_BIND_SCENE];
+  binds[PT_BIND_TLIGHTS] = binds[texel ? PT_BIND_LIGHTS : PT_BIND_SCENE];
+  binds[PT_BIND_TSPHERES] = binds[texel ? PT_BIND_SPHERES : PT_BIND_SCENE];
+  binds[PT_BIND_TMATX] = binds[texel ? PT_BIND_MATX : PT_BIND_SCENE];
+  binds[PT_BIND_TPLIGHTS] = binds[texel ? PT_BIND_PLIGHTS : PT_BIND_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {

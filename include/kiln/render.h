@@ -59,11 +59,11 @@ typedef enum kiln_renderer_scene_memory {
   KILN_RENDERER_SCENE_STORAGE,  /* storage buffers */
   KILN_RENDERER_SCENE_SHARED,   /* a copy in each workgroup's shared memory */
   KILN_RENDERER_SCENE_UNIFORM,  /* a uniform buffer (lavapipe gathers its loads in one go) */
-  KILN_RENDERER_SCENE_TEXEL     /* the BVH nodes, leaf primitives, placements, triangles, their
-                                  normals and uv, the textures' texels and the environment map's
-                                  distribution through texel fetches of uniform texel buffers
-                                  (lavapipe: gathers, its fastest), the materials and lights from
-                                  the uniform buffer where it fits, else storage */
+  KILN_RENDERER_SCENE_TEXEL     /* the scene through texel fetches of uniform texel buffers
+                                  (lavapipe: gathers, its fastest), but for the materials and
+                                  lights where the uniform buffer holds them (small scenes
+                                  without shared meshes) and vertex colours and tangents
+                                  (storage) */
 } kiln_renderer_scene_memory;
 
 typedef struct kiln_renderer_config {

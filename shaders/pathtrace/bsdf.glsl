@@ -71,8 +71,8 @@ vec3 normal_map(Surf s, vec3 c, float scale) {
 vec3 shade_setup(inout Material m, inout Surf s) {
   vec3 alb;
   if (HAS_PRINCIPLED && floatBitsToUint(m.albedo_type.w) == PT_MAT_PRINCIPLED) {
-    vec4 x0 = matx.v[4u * s.mat];
-    uvec4 tx = floatBitsToUint(matx.v[4u * s.mat + 1u]);
+    vec4 x0 = matx_at(4u * s.mat);
+    uvec4 tx = floatBitsToUint(matx_at(4u * s.mat + 1u));
     vec2 uv = mat_uv(s.mat, s.uv);
     uint bt = floatBitsToUint(m.ior.y);
     alb = bt == PT_NONE ? m.albedo_type.xyz : m.albedo_type.xyz * tex_bilinear(bt, uv, true);
@@ -96,7 +96,7 @@ vec3 shade_setup(inout Material m, inout Surf s) {
 // is principled and has one).
 vec3 emission_at(Material m, uint mat, vec2 uv) {
   if (HAS_PRINCIPLED && floatBitsToUint(m.albedo_type.w) == PT_MAT_PRINCIPLED) {
-    uint et = floatBitsToUint(matx.v[4u * mat + 1u].z);
+    uint et = floatBitsToUint(matx_at(4u * mat + 1u).z);
     if (et != PT_NONE) return m.emission_rough.xyz * tex_bilinear(et, mat_uv(mat, uv), true);
   }
   return m.emission_rough.xyz;

@@ -43,7 +43,7 @@ vec2 tri_uv(uint tri, float u, float v) {
 
 // A principled material's uv transform (MATX words 8-15) applied to uv.
 vec2 mat_uv(uint mat, vec2 uv) {
-  vec4 r0 = matx.v[4u * mat + 2u], r1 = matx.v[4u * mat + 3u];
+  vec4 r0 = matx_at(4u * mat + 2u), r1 = matx_at(4u * mat + 3u);
   return vec2(dot(r0.xyz, vec3(uv, 1.0)), dot(r1.xyz, vec3(uv, 1.0)));
 }
 
@@ -51,10 +51,10 @@ vec2 mat_uv(uint mat, vec2 uv) {
 // (alpha x the alpha texture) below its cutoff. MATX is zero for materials without one.
 bool alpha_hole(uint tri, float u, float v) {
   uint mat = floatBitsToUint(tri_at(tri).v0.w);
-  vec4 x0 = matx.v[4u * mat];
+  vec4 x0 = matx_at(4u * mat);
   if (x0.z <= 0.0) return false;
   float a = x0.y;
-  uint at = floatBitsToUint(matx.v[4u * mat + 1u].w);
+  uint at = floatBitsToUint(matx_at(4u * mat + 1u).w);
   if (at != PT_NONE) a *= tex_bilinear(at, mat_uv(mat, tri_uv(tri, u, v)), true).x;
   return a < x0.z;
 }

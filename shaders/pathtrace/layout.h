@@ -67,7 +67,12 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_BIND_TTEXELS 23 /* TEXELS again, as a uniform texel buffer of R32UI words */
 #define PT_BIND_TTEXINFO 24 /* TEXINFO again, as a uniform texel buffer (RGBA32UI) */
 #define PT_BIND_TENVDIST 25 /* ENVDIST again, as a uniform texel buffer of R32UI words */
-#define PT_BIND_COUNT 26
+#define PT_BIND_TMATS 26   /* MATS again, as a uniform texel buffer (RGBA32UI) */
+#define PT_BIND_TLIGHTS 27 /* LIGHTS again, likewise */
+#define PT_BIND_TSPHERES 28 /* SPHERES again, likewise */
+#define PT_BIND_TMATX 29   /* MATX again, likewise */
+#define PT_BIND_TPLIGHTS 30 /* PLIGHTS again, likewise */
+#define PT_BIND_COUNT 31
 
 /* ---- specialization constants ----------------------------------------------------------------
  * Ids 0-9, 11 and 13-17 are booleans (default true for the features: the general code; false for the
@@ -83,7 +88,7 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_SC_SCENE_SHARED 8  /* the scene read from one block laid out as SCENE holds it */
 #define PT_SC_SCENE_UNIFORM 9 /* ... that block being the SCENE uniform buffer itself */
 #define PT_SC_UNIFORM_VEC4S 10 /* uint: the length of SCENE's array in the shader */
-#define PT_SC_SCENE_TEXEL 11  /* NODES, PRIMS, INST, TRIS, ATTR, TEXELS, TEXINFO, ENVDIST: T* */
+#define PT_SC_SCENE_TEXEL 11  /* the scene through the texel bindings T* (texel fetches) */
 #define PT_SC_SHARED_VEC4S 12 /* uint: the length of the workgroup-shared copy of the scene */
 #define PT_SC_PRINCIPLED 13 /* a PRINCIPLED material */
 #define PT_SC_VATTR 14      /* vertex colours or tangents (VATTR) */

@@ -60,9 +60,9 @@ vec3 cone_dir(vec3 axis, float omc, vec2 u) {
 // convention), sampled uniformly in its cone.
 bool plight_sample(vec3 p, vec2 u, out vec3 wi, out float dist, out vec3 w) {
   uint lo = 0u, hi = g.nplights - 1u;
-  while (lo < hi) { uint mid = (lo + hi) / 2u; if (plights.v[4u * mid + 3u].y < u.x) lo = mid + 1u; else hi = mid; }
-  vec4 pt = plights.v[4u * lo], dr = plights.v[4u * lo + 1u], col = plights.v[4u * lo + 2u],
-       pk = plights.v[4u * lo + 3u];
+  while (lo < hi) { uint mid = (lo + hi) / 2u; if (plights_at(4u * mid + 3u).y < u.x) lo = mid + 1u; else hi = mid; }
+  vec4 pt = plights_at(4u * lo), dr = plights_at(4u * lo + 1u), col = plights_at(4u * lo + 2u),
+       pk = plights_at(4u * lo + 3u);
   u.x = clamp((u.x - pk.w) / max(pk.y - pk.w, 1e-30), 0.0, 1.0);  // keep the pick's strata
   float pick = g.plight_pick * pk.z;
   uint type = floatBitsToUint(pt.w);

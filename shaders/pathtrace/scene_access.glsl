@@ -46,8 +46,10 @@ layout(constant_id = PT_SC_UNIFORM_VEC4S) const uint UNIFORM_VEC4S = 1u;
 layout(std140, set = 0, binding = PT_BIND_SCENE) uniform SceneU { uvec4 u[UNIFORM_VEC4S]; } uscene;
 // SCENE_TEXEL (renderer.c's choice on CPU devices; with SCENE_UNIFORM where the scene fits it):
 // the nodes and leaf records, the placements (the traversal's loads), a hit's triangle and its
-// normals and uv, the textures' texels and the environment map's distribution, through texel
-// fetches of the same buffers bound as texel buffers (RGBA32UI, or R32UI words for the floats):
+// normals and uv, spheres, materials, lights, the textures' texels and the environment map's
+// distribution, through texel fetches of the same buffers bound as texel buffers (RGBA32UI, or
+// R32UI words for the float arrays; VATTR, vertex colours and tangents, stays in storage: the
+// engine's 32 bindings would be full):
 // llvmpipe fetches those with gathers too, faster still than its uniform loads and far faster
 // than its storage loads, lane by lane (docs/PERFORMANCE.md). The materials and lights stay in
 // the uniform block where it holds them.
@@ -60,6 +62,11 @@ layout(set = 0, binding = PT_BIND_TATTR) uniform usamplerBuffer tattr;
 layout(set = 0, binding = PT_BIND_TTEXELS) uniform usamplerBuffer ttexels;  // R32UI words
 layout(set = 0, binding = PT_BIND_TTEXINFO) uniform usamplerBuffer ttexinfo;
 layout(set = 0, binding = PT_BIND_TENVDIST) uniform usamplerBuffer tenvd;  // R32UI words
+layout(set = 0, binding = PT_BIND_TMATS) uniform usamplerBuffer tmats;
+layout(set = 0, binding = PT_BIND_TLIGHTS) uniform usamplerBuffer tlights;
+layout(set = 0, binding = PT_BIND_TSPHERES) uniform usamplerBuffer tspheres;
+layout(set = 0, binding = PT_BIND_TMATX) uniform usamplerBuffer tmatx;
+layout(set = 0, binding = PT_BIND_TPLIGHTS) uniform usamplerBuffer tplights;
 
 struct Tri { vec4 v0; vec4 v1; vec4 v2; };          // v0.w: material, v1.w: object, v2.w: instance (uint bits)
 struct Sphere { vec4 cr; uvec4 ids; };              // ids: material, object, instance, light pick pdf (float bits)
@@ -115,13 +122,32 @@ Tri tri_at(uint i) {
   uint a = sh_tris + 3u * i;
   return Tri(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
 }
+// Materials and lights: from the block where it holds them (scenes without placements), else
+// texel fetches, else storage.
 Material mat_at(uint i) {
-  if (!SCENE_SHARED) return mats.m[i];
-  uint a = sh_mats + 3u * i;
-  return Material(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)), uintBitsToFloat(sc(a + 2u)));
+  if (SCENE_SHARED) {
+    uint a = sh_mats + 3u * i;
+    return Material(uintBitsToFloat(sc(a)), uintBitsToFloat(sc(a + 1u)),
+                    uintBitsToFloat(sc(a + 2u)));
+  }
+  if (!SCENE_TEXEL) return mats.m[i];
+  int a = int(3u * i);
+  return Material(uintBitsToFloat(texelFetch(tmats, a)), uintBitsToFloat(texelFetch(tmats, a + 1)),
+                  uintBitsToFloat(texelFetch(tmats, a + 2)));
 }
-uvec4 light_at(uint i) { return SCENE_SHARED ? sc(sh_lights + i) : lights.l[i]; }
-Sphere sphere_at(uint i) { return spheres.s[i]; }
+uvec4 light_at(uint i) {
+  return SCENE_SHARED ? sc(sh_lights + i) : SCENE_TEXEL ? texelFetch(tlights, int(i)) : lights.l[i];
+}
+Sphere sphere_at(uint i) {
+  if (!SCENE_TEXEL) return spheres.s[i];
+  int a = int(2u * i);
+  return Sphere(uintBitsToFloat(texelFetch(tspheres, a)), texelFetch(tspheres, a + 1));
+}
+// MATX's vec4 i (principled materials' own words), PLIGHTS' vec4 i (punctual lights).
+vec4 matx_at(uint i) { return SCENE_TEXEL ? uintBitsToFloat(texelFetch(tmatx, int(i))) : matx.v[i]; }
+vec4 plights_at(uint i) {
+  return SCENE_TEXEL ? uintBitsToFloat(texelFetch(tplights, int(i))) : plights.v[i];
+}
 uvec4 node_at(uint i) {
   return SCENE_TEXEL ? texelFetch(tnodes, int(i)) : SCENE_SHARED ? sc(i) : nodes.n[i];
 }

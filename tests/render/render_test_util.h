@@ -188,6 +188,20 @@ static inline char *repo_path(const char *rel) {
   return p;
 }
 
+/* The whole of file path, NUL-terminated (malloc'd); fails the test if it cannot be read. */
+static inline char *slurp_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) KT_FAIL("cannot read %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  KT_TRUE(s && fread(s, 1, (size_t)n, f) == (size_t)n);
+  s[n] = '\0';
+  fclose(f);
+  return s;
+}
+
 /* Loads the scene file rel (relative to the repository), renders it twice at size x size, spp
  * samples (seeds 11 and 12; bounces < 0: the scene's max bounces), and checks each channel's mean
  * of both against want[] within 4 standard errors plus margin x want (the per-pixel noise variance

@@ -14,19 +14,6 @@
 
 #define VAL_DIR "tools/validation/env_orientation/"
 
-static char *slurp_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) KT_FAIL("cannot read %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  KT_TRUE(s && fread(s, 1, (size_t)n, f) == (size_t)n);
-  s[n] = '\0';
-  fclose(f);
-  return s;
-}
-
 static cJSON *cycles_numbers(void) {
   char *p = repo_path(VAL_DIR "cycles.json"), *text = slurp_text(p);
   cJSON *j = cJSON_Parse(text);

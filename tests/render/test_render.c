@@ -294,6 +294,59 @@ TEST(scene_memory_paths) {
   close_ctx(&c);
 }
 
+/* A scene that reads every scene buffer the texel bindings cover (layout.h's T* bindings):
+ * spheres (one emissive), a textured quad, a mesh placed four times (placements, triangles and
+ * their normals: INST, TRIS, ATTR), an environment map (TEXELS, TEXINFO, ENVDIST), a quad light,
+ * point and spot lights (LIGHTS, PLIGHTS) and its materials (MATS; a scene with placements has
+ * no uniform block, so they come through the texel binding too). Read from the storage buffers
+ * and through texel fetches: the same bits, colour and AOVs. */
+TEST(every_texel_binding_matches_storage) {
+  char *rich = repo_path("tools/bench/rich/scene.json"), *text = slurp_text(rich);
+  char *dir = repo_path("tools/bench/rich"),
+       *hdr = repo_path("tools/validation/env_orientation/sun.hdr");
+  KT_TRUE(text != NULL);
+  /* the rich benchmark scene, lit by the environment map and two punctual lights as well */
+  const char *env = "\"environment\": { \"type\": \"constant\", \"color\": [0, 0, 0] }";
+  const char *lights = "\"lights\": [";
+  char *at_env = strstr(text, env), *at_lights = strstr(text, lights);
+  KT_TRUE(at_env && at_lights && at_env < at_lights);
+  size_t cap = strlen(text) + 1024;
+  char *json = malloc(cap);
+  snprintf(json, cap,
+           "%.*s\"environment\": {\"type\": \"map\", \"file\": \"%s\", \"intensity\": 0.5}"
+           "%.*s\"lights\": [{\"type\": \"point\", \"position\": [0.5, 1.2, -1], \"power\": 40},"
+           " {\"type\": \"spot\", \"position\": [-1, 2, -1], \"look_at\": [0, 0, 0],"
+           " \"power\": 200, \"inner_cone\": 20, \"outer_cone\": 30},%s",
+           (int)(at_env - text), text, hdr, (int)(at_lights - at_env - strlen(env)),
+           at_env + strlen(env), at_lights + strlen(lights));
+  kiln_scene *scene;
+  kiln_error_detail err;
+  if (kiln_scene_load_string(json, dir, "rich+lights.json", &err, &scene)) {
+    char buf[512];
+    KT_FAIL("load: %s", kiln_error_detail_format(&err, buf, sizeof buf));
+  }
+  const kiln__scene *sd = &scene->data;
+  KT_TRUE(sd->nspheres == 3 && sd->nplacements == 4 && sd->nplights == 2);
+  ctx c = {0};
+  c.gpu = tg_gpu();
+  c.dev = tg_device(c.gpu, NULL);
+  c.scene = scene;
+  kiln_future *fs, *ft;
+  uint32_t ws, wt;
+  const kiln_image *a = render_in(&c, KILN_RENDERER_SCENE_STORAGE, &fs, &ws);
+  const kiln_image *b = render_in(&c, KILN_RENDERER_SCENE_TEXEL, &ft, &wt);
+  KT_TRUE(a && b);
+  KT_EQ(ws, 0);
+  KT_EQ(wt, KILN__RF_TEXEL);
+  KT_TRUE(same_image(a, b, 24 * 20));
+  double sum = 0; /* lit: not two black images */
+  for (size_t i = 0; i < 24 * 20 * 3; i++) sum += info_of(a).color[i];
+  KT_TRUE(sum > 24 * 20 * 0.05);
+  kiln_future_release(fs), kiln_future_release(ft);
+  close_ctx(&c);
+  free(json), free(text), free(rich), free(dir), free(hdr);
+}
+
 /* One renderer on two device instances (two VkDevices of the same physical device), frames in
  * flight at once on both: every frame is bit-identical to the same frame rendered alone. */
 TEST(devices_and_concurrent_frames) {
