@@ -140,8 +140,9 @@ enum {
   KILN__RF_VATTR = 1u << PT_SC_VATTR,
   KILN__RF_PLIGHTS = 1u << PT_SC_PLIGHTS,
   KILN__RF_ALPHA = 1u << PT_SC_ALPHA,
-  KILN__RF_INSTANCES = 1u << PT_SC_INSTANCES /* placements: read from the storage buffers (or
-                                                texel fetches), never SHARED or UNIFORM */
+  KILN__RF_INSTANCES = 1u << PT_SC_INSTANCES, /* placements: read from the storage buffers (or
+                                                 texel fetches), never SHARED or UNIFORM */
+  KILN__RF_SPREAD = 1u << PT_SC_SPREAD_GROUPS  /* renderer.c's choice on CPU devices */
 };
 
 typedef struct kiln__render_buffers {

@@ -176,10 +176,12 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   if (m == KILN_RENDERER_SCENE_AUTO)
     m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
-  if (m == KILN_RENDERER_SCENE_UNIFORM) return p->features | u;
-  if (m == KILN_RENDERER_SCENE_SHARED && shared) return p->features | KILN__RF_SHARED;
-  if (m == KILN_RENDERER_SCENE_TEXEL) return p->features | u | (texel ? KILN__RF_TEXEL : 0);
-  return p->features;
+  /* CPU devices: workgroups spread over their tile (pathtrace.comp, group_xy) */
+  uint32_t f = p->features | (info->type == KILN_GPU_TYPE_CPU ? KILN__RF_SPREAD : 0);
+  if (m == KILN_RENDERER_SCENE_UNIFORM) return f | u;
+  if (m == KILN_RENDERER_SCENE_SHARED && shared) return f | KILN__RF_SHARED;
+  if (m == KILN_RENDERER_SCENE_TEXEL) return f | u | (texel ? KILN__RF_TEXEL : 0);
+  return f;
 }
 
 /* The bindings and push constants every kernel of the renderer has (pathtrace's layout). */

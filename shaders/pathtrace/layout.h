@@ -95,7 +95,8 @@ typedef struct pt_ivec4 { int32_t x, y, z, w; } pt_ivec4;
 #define PT_SC_PLIGHTS 15    /* punctual lights (PLIGHTS) */
 #define PT_SC_ALPHA 16      /* a material with an alpha cut-out: the traversal tests coverage */
 #define PT_SC_INSTANCES 17  /* shared meshes placed by transforms (INST) */
-#define PT_SC_COUNT 18
+#define PT_SC_SPREAD_GROUPS 18 /* a dispatch's workgroups spread over its tile (CPU devices) */
+#define PT_SC_COUNT 19
 
 /* A placement's uvec4s in INST: its world-to-object rows (3 vec4), then its mesh's node range in
  * NODES (first, end), its first instance id and 1 where the rows are not orthonormal (vertex

@@ -13,6 +13,7 @@
 //   bsdf.glsl         the materials: evaluation and sampling
 //   lights.glsl       next-event estimation
 //   camera.glsl       camera rays
+//   groups.glsl       which part of the tile a workgroup renders (CPU devices)
 // Shading uses the interpolated vertex normals where the mesh has them; ray offsets and the side
 // tests use the geometric normal. Light sampling and BSDF sampling are combined by the power
 // heuristic; Russian roulette from the 4th vertex (survival min(max beta, 0.95), or Cycles'
@@ -39,6 +40,7 @@ layout(std430, set = 0, binding = PT_BIND_AOV) buffer Aov { vec4 v[]; } aov;
 #include "bsdf.glsl"
 #include "lights.glsl"
 #include "camera.glsl"
+#include "groups.glsl"
 
 // The first-hit planes of pixel px that pc.frame.w asks for (PT_AOV_*), from a ray through its
 // centre (written with the first sample): each a plane of AOV, those asked for one after the
@@ -147,9 +149,14 @@ vec3 radiance(vec3 o, vec3 d, uint max_bounces) {
   return L;
 }
 
+// CPU devices (renderer.c sets it): the workgroups spread over their tile (groups.glsl).
+layout(constant_id = PT_SC_SPREAD_GROUPS) const bool SPREAD_GROUPS = false;
+
 void main() {
   scene_begin();  // every invocation, before any returns: it may hold the workgroup's barrier
-  uvec2 lp = gl_GlobalInvocationID.xy;
+  uvec2 cell = gl_WorkGroupID.xy;
+  if (SPREAD_GROUPS) cell = spread_cell(cell, gl_NumWorkGroups.xy);
+  uvec2 lp = cell * gl_WorkGroupSize.xy + gl_LocalInvocationID.xy;
   if (lp.x >= pc.pass.x || lp.y >= pc.pass.y) return;
   ivec2 px = ivec2(lp) + pc.image.zw;
   if (px.x >= pc.image.x || px.y >= pc.image.y) return;

@@ -177,6 +177,26 @@ TEST(determinism) {
   const kiln_image *i5 = render(&c, &fc, &f5);
   KT_TRUE(memcmp(info_of(i1).color, info_of(i5).color, n * 12) == 0);
   kiln_future_release(f5);
+  /* On a CPU device a dispatch's workgroups are spread over its tile (a permutation of its
+   * cells, groups.glsl; spread_workgroups_cover_their_tile checks it is one): tiles of 1 to 64
+   * cells, edge tiles included, give the bits of tiles of one workgroup. */
+  kiln_gpu_device_info di;
+  kiln_gpu_device_get_info(c.dev, &di);
+  KT_EQ(!!(kiln__renderer_device_features(c.r, 0) & KILN__RF_SPREAD),
+        di.type == KILN_GPU_TYPE_CPU);
+  fc.width = 100, fc.height = 60, fc.spp = 2;
+  static const uint32_t tiles[] = {8, 40, 64, 1024};
+  kiln_future *ft[4];
+  const kiln_image *it[4];
+  for (int k = 0; k < 4; k++) {
+    fc.tile_size = tiles[k], fc.pass_spp = 2;
+    it[k] = render(&c, &fc, &ft[k]);
+    if (k && (memcmp(info_of(it[0]).color, info_of(it[k]).color, 100 * 60 * 12) ||
+              memcmp(info_of(it[0]).object_id, info_of(it[k]).object_id, 100 * 60 * 4)))
+      KT_FAIL("tiles of %u: not the image of tiles of 8", tiles[k]);
+  }
+  for (int k = 0; k < 4; k++) kiln_future_release(ft[k]);
+  fc.width = 24, fc.height = 20, fc.spp = 6;
   /* A different frame index changes the noise. */
   fc.frame = 4;
   kiln_future *f4;
@@ -551,6 +571,79 @@ TEST(axis_parallel_rays) {
     kiln_renderer_destroy(r);
   }
   close_ctx(&c);
+}
+
+/* shaders/pathtrace/groups.glsl compiled alone into a kernel that counts, for each workgroup of
+ * a dispatch of gx x gy, the cell spread_cell gives it: every cell exactly once, for every
+ * shape from 1 x 1 to 12 x 12 and some larger ones (n coprime with the first guess or not), and
+ * the first half of the workgroups (one llvmpipe thread's run of two) covers the whole tile: each
+ * half of the tile's rows gets at least half its share of that run. */
+TEST(spread_workgroups_cover_their_tile) {
+  char *path = repo_path("shaders/pathtrace/groups.glsl");
+  char *groups = NULL;
+  size_t len;
+  char msg[256];
+  KT_CODE(kiln__read_file(path, &groups, &len, msg, sizeof msg), KILN_OK);
+  free(path);
+  static const char head[] = "#version 450\n"
+                             "layout(local_size_x = 1) in;\n"
+                             "layout(std430, binding = 0) buffer B { uint v[]; } b;\n";
+  /* v[cell]: workgroups given that cell; v[n + w]: workgroup w's cell */
+  static const char main_fn[] =
+      "void main() {\n"
+      "  uvec2 c = spread_cell(gl_WorkGroupID.xy, gl_NumWorkGroups.xy);\n"
+      "  uint gx = gl_NumWorkGroups.x, n = gx * gl_NumWorkGroups.y;\n"
+      "  atomicAdd(b.v[c.y * gx + c.x], 1u);\n"
+      "  b.v[n + gl_WorkGroupID.y * gx + gl_WorkGroupID.x] = c.y * gx + c.x;\n"
+      "}\n";
+  char *src = malloc(sizeof head + len + sizeof main_fn);
+  snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, groups, main_fn);
+  free(groups);
+  kiln_gpu *gpu = tg_gpu();
+  kiln_gpu_device *dev = tg_device(gpu, NULL);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = src;
+  kc.glsl_name = "groups_test.comp";
+  kc.buffers = 1;
+  kiln_gpu_kernel *k;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  free(src);
+  enum { NSHAPES = 12 * 12 + 4 };
+  uint32_t shapes[NSHAPES][2];
+  for (uint32_t i = 0; i < 144; i++) shapes[i][0] = i % 12 + 1, shapes[i][1] = i / 12 + 1;
+  static const uint32_t big[4][2] = {{8, 8}, {5, 8}, {100, 7}, {64, 64}};
+  memcpy(shapes[144], big, sizeof big);
+  for (int sh = 0; sh < NSHAPES; sh++) {
+    uint32_t gx = shapes[sh][0], gy = shapes[sh][1], n = gx * gy;
+    kiln_gpu_buffer *buf;
+    KT_CODE(kiln_gpu_buffer_create(dev, 8 * n, &buf), KILN_OK);
+    uint32_t *v = calloc(2 * n, 4);
+    kiln_gpu_job *job;
+    KT_CODE(kiln_gpu_job_create(dev, &job), KILN_OK);
+    KT_CODE(kiln_gpu_job_upload(job, buf, 0, v, 8 * n), KILN_OK);
+    KT_CODE(kiln_gpu_job_dispatch(job, k, &buf, NULL, gx, gy, 1), KILN_OK);
+    KT_CODE(kiln_gpu_job_download(job, buf, 0, 8 * n, v), KILN_OK);
+    kiln_future *f;
+    KT_CODE(kiln_gpu_job_submit(job, NULL, 0, &f), KILN_OK);
+    KT_CODE(kiln_future_result(f, -1, NULL), KILN_OK);
+    kiln_future_release(f);
+    for (uint32_t c = 0; c < n; c++)
+      if (v[c] != 1) KT_FAIL("%u x %u workgroups: cell %u rendered %u times", gx, gy, c, v[c]);
+    if (gy >= 4) { /* the first run of two, in each half of the rows */
+      uint32_t top = 0, bottom = 0;
+      for (uint32_t w = 0; w < n / 2; w++) *(v[n + w] / gx < gy / 2 ? &top : &bottom) += 1;
+      /* each half of the rows at least half its share of the run (tile order: none at all) */
+      if (2 * top * gy < n / 2 * (gy / 2) || 2 * bottom * gy < n / 2 * (gy - gy / 2))
+        KT_FAIL("%u x %u workgroups: the first half renders %u cells at the top, %u at the bottom",
+                gx, gy, top, bottom);
+    }
+    free(v);
+    kiln_gpu_buffer_destroy(buf);
+  }
+  kiln_gpu_kernel_destroy(k);
+  kiln_gpu_device_close(dev);
+  tg_finish(gpu);
 }
 
 /* shaders/pathtrace/box.glsl compiled alone into a kernel that runs box_hit for the rays below
