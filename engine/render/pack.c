@@ -602,11 +602,7 @@ static int pack_all(const kiln__scene *s, const kiln__bvh *b, const double *lum,
   bool block = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX && !s->nplacements;
   if (block) bytes[PT_BIND_SCENE] = p->scene_vec4s * 16;
   for (int i = 0; i < PT_BIND_COUNT; i++) {
-    if (i == PT_BIND_ACCUM || i == PT_BIND_AOV || i == PT_BIND_TNODES || i == PT_BIND_TPRIMS ||
-        i == PT_BIND_TINST || i == PT_BIND_TTRIS || i == PT_BIND_TATTR || i == PT_BIND_TTEXELS ||
-        i == PT_BIND_TTEXINFO || i == PT_BIND_TENVDIST || i == PT_BIND_TMATS ||
-        i == PT_BIND_TLIGHTS || i == PT_BIND_TSPHERES || i == PT_BIND_TMATX || i == PT_BIND_TPLIGHTS)
-      continue;
+    if (i == PT_BIND_ACCUM || i == PT_BIND_AOV || (KILN__TEXEL_MASK >> i & 1u)) continue;
     p->size[i] = bytes[i] < 16 ? 16 : bytes[i];
   }
   p->borrowed = reusable(base, reuse, p);

@@ -142,8 +142,28 @@ enum {
   KILN__RF_ALPHA = 1u << PT_SC_ALPHA,
   KILN__RF_INSTANCES = 1u << PT_SC_INSTANCES, /* placements: read from the storage buffers (or
                                                  texel fetches), never SHARED or UNIFORM */
-  KILN__RF_SPREAD = 1u << PT_SC_SPREAD_GROUPS  /* renderer.c's choice on CPU devices */
+  KILN__RF_SPREAD = 1u << PT_SC_SPREAD_GROUPS /* renderer.c's choice on CPU devices */
 };
+
+/* The texel bindings (KILN__RF_TEXEL, the default on CPU devices): X(binding, the scene buffer it
+ * binds a second time, 1 where its texels are R32UI words rather than RGBA32UI). */
+#define KILN__TEXEL_BINDINGS(X)           \
+  X(PT_BIND_TNODES, PT_BIND_NODES, 0)     \
+  X(PT_BIND_TPRIMS, PT_BIND_PRIMS, 0)     \
+  X(PT_BIND_TINST, PT_BIND_INST, 0)       \
+  X(PT_BIND_TTRIS, PT_BIND_TRIS, 0)       \
+  X(PT_BIND_TATTR, PT_BIND_ATTR, 0)       \
+  X(PT_BIND_TTEXELS, PT_BIND_TEXELS, 1)   \
+  X(PT_BIND_TTEXINFO, PT_BIND_TEXINFO, 0) \
+  X(PT_BIND_TENVDIST, PT_BIND_ENVDIST, 1) \
+  X(PT_BIND_TMATS, PT_BIND_MATS, 0)       \
+  X(PT_BIND_TLIGHTS, PT_BIND_LIGHTS, 0)   \
+  X(PT_BIND_TSPHERES, PT_BIND_SPHERES, 0) \
+  X(PT_BIND_TMATX, PT_BIND_MATX, 0)       \
+  X(PT_BIND_TPLIGHTS, PT_BIND_PLIGHTS, 0)
+#define KILN__TEXEL_BIT(t, of, words) | 1u << (t)
+/* Bit b: binding b is one of the texel bindings. */
+#define KILN__TEXEL_MASK (0u KILN__TEXEL_BINDINGS(KILN__TEXEL_BIT))
 
 typedef struct kiln__render_buffers {
   void *data[PT_BIND_COUNT];  /* malloc'd, owned (but for borrowed); NULL for ACCUM, AOV and the

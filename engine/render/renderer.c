@@ -151,6 +151,13 @@ static int specialised_spirv(uint32_t features, const uint32_t ints[PT_SC_COUNT]
   return 0;
 }
 
+/* render_internal.h's KILN__TEXEL_BINDINGS as a table */
+#define TEXEL_ENTRY(t, o, w) {.texel = (t), .of = (o), .words = (w)},
+static const struct {
+  int texel, of;
+  bool words;
+} texel_bindings[] = {KILN__TEXEL_BINDINGS(TEXEL_ENTRY)};
+
 /* The features of a device's kernel: the pack's, with where the scene is read from, by the
  * config, the device's type and what fits: the shared copy PT_SHARED_VEC4S, the uniform
  * buffer PT_UNIFORM_VEC4S_MAX and the device's maxUniformBufferRange, texel buffers the device's
@@ -166,13 +173,10 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   bool shared = p->scene_vec4s <= PT_SHARED_VEC4S && !inst;
   bool uniform = p->scene_vec4s <= PT_UNIFORM_VEC4S_MAX &&
                  p->scene_vec4s * 16 <= info->max_uniform_range && !inst;
-  static const int quads[] = {PT_BIND_NODES,   PT_BIND_PRIMS, PT_BIND_INST,   PT_BIND_TRIS,
-                              PT_BIND_ATTR,    PT_BIND_TEXINFO, PT_BIND_MATS, PT_BIND_LIGHTS,
-                              PT_BIND_SPHERES, PT_BIND_MATX,  PT_BIND_PLIGHTS};
-  bool texel = p->size[PT_BIND_TEXELS] / 4 <= info->max_texels &&
-               p->size[PT_BIND_ENVDIST] / 4 <= info->max_texels;
-  for (size_t i = 0; i < sizeof quads / sizeof quads[0]; i++)
-    texel = texel && p->size[quads[i]] / 16 <= info->max_texels;
+  bool texel = true;
+  for (size_t i = 0; i < sizeof texel_bindings / sizeof texel_bindings[0]; i++)
+    texel = texel &&
+            p->size[texel_bindings[i].of] / (texel_bindings[i].words ? 4 : 16) <= info->max_texels;
   if (m == KILN_RENDERER_SCENE_AUTO)
     m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
@@ -189,11 +193,11 @@ static void kernel_config(kiln_gpu_kernel_config *kc) {
   kiln_gpu_kernel_config_default(kc);
   kc->buffers = NBUF;
   kc->uniform_buffers = 1u << PT_BIND_SCENE;
-  kc->texel_buffers = 1u << PT_BIND_TNODES | 1u << PT_BIND_TPRIMS | 1u << PT_BIND_TINST |
-                      1u << PT_BIND_TTRIS | 1u << PT_BIND_TATTR | 1u << PT_BIND_TTEXINFO |
-                      1u << PT_BIND_TMATS | 1u << PT_BIND_TLIGHTS | 1u << PT_BIND_TSPHERES |
-                      1u << PT_BIND_TMATX | 1u << PT_BIND_TPLIGHTS;
-  kc->word_texel_buffers = 1u << PT_BIND_TTEXELS | 1u << PT_BIND_TENVDIST;
+  for (size_t i = 0; i < sizeof texel_bindings / sizeof texel_bindings[0]; i++) {
+    uint32_t bit = 1u << texel_bindings[i].texel;
+    if (texel_bindings[i].words) kc->word_texel_buffers |= bit;
+    else kc->texel_buffers |= bit;
+  }
   kc->push_size = sizeof(pt_push);
 }
 
@@ -649,19 +653,8 @@ static int submit(kiln_renderer *r, const kiln__camera *cam0, const kiln__settin
   binds[PT_BIND_ACCUM] = f->bufs->accum;
   binds[PT_BIND_AOV] = f->bufs->aov ? f->bufs->aov : f->bufs->accum;
   bool texel = features & KILN__RF_TEXEL; /* else SCENE's buffer (a view too) stands in */
-  binds[PT_BIND_TNODES] = binds[texel ? PT_BIND_NODES : PT_BIND_SCENE];
-  binds[PT_BIND_TPRIMS] = binds[texel ? PT_BIND_PRIMS : PT_BIND_SCENE];
-  binds[PT_BIND_TINST] = binds[texel ? PT_BIND_INST : PT_BIND_SCENE];
-  binds[PT_BIND_TTRIS] = binds[texel ? PT_BIND_TRIS : PT_BIND_SCENE];
-  binds[PT_BIND_TATTR] = binds[texel ? PT_BIND_ATTR : PT_BIND_SCENE];
-  binds[PT_BIND_TTEXELS] = binds[texel ? PT_BIND_TEXELS : PT_BIND_SCENE];
-  binds[PT_BIND_TTEXINFO] = binds[texel ? PT_BIND_TEXINFO : PT_BIND_SCENE];
-  binds[PT_BIND_TENVDIST] = binds[texel ? PT_BIND_ENVDIST : PT_BIND_SCENE];
-  binds[PT_BIND_TMATS] = binds[texel ? PT_BIND_MATS : PT_BIND_SCENE];
-  binds[PT_BIND_TLIGHTS] = binds[texel ? PT_BIND_LIGHTS : PT_BIND_SCENE];
-  binds[PT_BIND_TSPHERES] = binds[texel ? PT_BIND_SPHERES : PT_BIND_SCENE];
-  binds[PT_BIND_TMATX] = binds[texel ? PT_BIND_MATX : PT_BIND_SCENE];
-  binds[PT_BIND_TPLIGHTS] = binds[texel ? PT_BIND_PLIGHTS : PT_BIND_SCENE];
+  for (size_t i = 0; i < sizeof texel_bindings / sizeof texel_bindings[0]; i++)
+    binds[texel_bindings[i].texel] = binds[texel ? texel_bindings[i].of : PT_BIND_SCENE];
   /* Passes outermost: every tile gets samples [s, s + pass) before any gets later ones. */
   for (uint32_t s0 = 0; s0 < (uint32_t)spp && !rc; s0 += pass) {
     for (int32_t y = 0; y < h && !rc; y += (int32_t)tile) {

@@ -182,8 +182,7 @@ TEST(determinism) {
    * cells, edge tiles included, give the bits of tiles of one workgroup. */
   kiln_gpu_device_info di;
   kiln_gpu_device_get_info(c.dev, &di);
-  KT_EQ(!!(kiln__renderer_device_features(c.r, 0) & KILN__RF_SPREAD),
-        di.type == KILN_GPU_TYPE_CPU);
+  KT_EQ(!!(kiln__renderer_device_features(c.r, 0) & KILN__RF_SPREAD), di.type == KILN_GPU_TYPE_CPU);
   fc.width = 100, fc.height = 60, fc.spp = 2;
   static const uint32_t tiles[] = {8, 40, 64, 1024};
   kiln_future *ft[4];
@@ -573,21 +572,37 @@ TEST(axis_parallel_rays) {
   close_ctx(&c);
 }
 
+/* A kernel of one storage buffer at binding 0 (B b, its array v of type elem) on dev: the GLSL
+ * head, the shader file rel (relative to the repository: pure functions, no bindings), then
+ * main_fn. */
+static kiln_gpu_kernel *file_kernel(kiln_gpu_device *dev, const char *rel, const char *elem,
+                                    const char *main_fn) {
+  char *path = repo_path(rel), *body = slurp_text(path);
+  free(path);
+  size_t cap = strlen(body) + strlen(main_fn) + 256;
+  char *src = malloc(cap);
+  snprintf(src, cap,
+           "#version 450\nlayout(local_size_x = 1) in;\n"
+           "layout(std430, binding = 0) buffer B { %s v[]; } b;\n%s%s",
+           elem, body, main_fn);
+  free(body);
+  kiln_gpu_kernel_config kc;
+  kiln_gpu_kernel_config_default(&kc);
+  kc.glsl = src;
+  kc.glsl_name = rel;
+  kc.buffers = 1;
+  kiln_gpu_kernel *k = NULL;
+  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
+  free(src);
+  return k;
+}
+
 /* shaders/pathtrace/groups.glsl compiled alone into a kernel that counts, for each workgroup of
  * a dispatch of gx x gy, the cell spread_cell gives it: every cell exactly once, for every
  * shape from 1 x 1 to 12 x 12 and some larger ones (n coprime with the first guess or not), and
  * the first half of the workgroups (one llvmpipe thread's run of two) covers the whole tile: each
  * half of the tile's rows gets at least half its share of that run. */
 TEST(spread_workgroups_cover_their_tile) {
-  char *path = repo_path("shaders/pathtrace/groups.glsl");
-  char *groups = NULL;
-  size_t len;
-  char msg[256];
-  KT_CODE(kiln__read_file(path, &groups, &len, msg, sizeof msg), KILN_OK);
-  free(path);
-  static const char head[] = "#version 450\n"
-                             "layout(local_size_x = 1) in;\n"
-                             "layout(std430, binding = 0) buffer B { uint v[]; } b;\n";
   /* v[cell]: workgroups given that cell; v[n + w]: workgroup w's cell */
   static const char main_fn[] =
       "void main() {\n"
@@ -596,19 +611,9 @@ TEST(spread_workgroups_cover_their_tile) {
       "  atomicAdd(b.v[c.y * gx + c.x], 1u);\n"
       "  b.v[n + gl_WorkGroupID.y * gx + gl_WorkGroupID.x] = c.y * gx + c.x;\n"
       "}\n";
-  char *src = malloc(sizeof head + len + sizeof main_fn);
-  snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, groups, main_fn);
-  free(groups);
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *dev = tg_device(gpu, NULL);
-  kiln_gpu_kernel_config kc;
-  kiln_gpu_kernel_config_default(&kc);
-  kc.glsl = src;
-  kc.glsl_name = "groups_test.comp";
-  kc.buffers = 1;
-  kiln_gpu_kernel *k;
-  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
-  free(src);
+  kiln_gpu_kernel *k = file_kernel(dev, "shaders/pathtrace/groups.glsl", "uint", main_fn);
   enum { NSHAPES = 12 * 12 + 4 };
   uint32_t shapes[NSHAPES][2];
   for (uint32_t i = 0; i < 144; i++) shapes[i][0] = i % 12 + 1, shapes[i][1] = i / 12 + 1;
@@ -652,15 +657,6 @@ TEST(spread_workgroups_cover_their_tile) {
  * counts). With 1 / 0 = inf the slab's times were NaN (0 * inf, inf - inf) and the answer was
  * whatever min and max make of NaN: on lavapipe the ray along the box's plane missed. */
 TEST(axis_parallel_slab) {
-  char *path = repo_path("shaders/pathtrace/box.glsl");
-  char *box = NULL;
-  size_t len;
-  char msg[256];
-  KT_CODE(kiln__read_file(path, &box, &len, msg, sizeof msg), KILN_OK);
-  free(path);
-  static const char head[] = "#version 450\n"
-                             "layout(local_size_x = 1) in;\n"
-                             "layout(std430, binding = 0) buffer B { vec4 v[]; } b;\n";
   static const char main_fn[] =
       "void main() {\n"
       "  uint i = gl_GlobalInvocationID.x;\n"
@@ -668,9 +664,6 @@ TEST(axis_parallel_slab) {
       "  uvec4 n = uvec4(2u | 2u << 16, 2u | 4u << 16, 4u | 4u << 16, 0u);\n"
       "  b.v[2u * i].w = box_hit(n, s, 0.0, 1e30) ? 1.0 : 0.0;\n"
       "}\n";
-  char *src = malloc(sizeof head + len + sizeof main_fn);
-  snprintf(src, sizeof head + len + sizeof main_fn, "%s%s%s", head, box, main_fn);
-  free(box);
   enum { N = 8 };
   static const struct {
     float o[3], d[3];
@@ -686,14 +679,7 @@ TEST(axis_parallel_slab) {
   }
   kiln_gpu *gpu = tg_gpu();
   kiln_gpu_device *dev = tg_device(gpu, NULL);
-  kiln_gpu_kernel_config kc;
-  kiln_gpu_kernel_config_default(&kc);
-  kc.glsl = src;
-  kc.glsl_name = "box_test.comp";
-  kc.buffers = 1;
-  kiln_gpu_kernel *k;
-  KT_CODE(kiln_gpu_kernel_create(dev, &kc, &k), KILN_OK);
-  free(src);
+  kiln_gpu_kernel *k = file_kernel(dev, "shaders/pathtrace/box.glsl", "vec4", main_fn);
   kiln_gpu_buffer *buf;
   KT_CODE(kiln_gpu_buffer_create(dev, sizeof data, &buf), KILN_OK);
   kiln_gpu_job *job;
