@@ -180,7 +180,7 @@ static uint32_t scene_memory(const kiln__render_buffers *p, kiln_renderer_scene_
   if (m == KILN_RENDERER_SCENE_AUTO)
     m = info->type == KILN_GPU_TYPE_CPU ? KILN_RENDERER_SCENE_TEXEL : KILN_RENDERER_SCENE_SHARED;
   uint32_t u = uniform ? KILN__RF_SHARED | KILN__RF_UNIFORM : 0;
-  /* CPU devices: workgroups spread over their tile (pathtrace.comp, group_xy) */
+  /* CPU devices: workgroups spread over their tile (groups.glsl, spread_cell) */
   uint32_t f = p->features | (info->type == KILN_GPU_TYPE_CPU ? KILN__RF_SPREAD : 0);
   if (m == KILN_RENDERER_SCENE_UNIFORM) return f | u;
   if (m == KILN_RENDERER_SCENE_SHARED && shared) return f | KILN__RF_SHARED;
