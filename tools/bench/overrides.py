@@ -15,11 +15,17 @@ every object's material a random albedo. With --share the meshes are given "shar
 kept once in object space under one placement, so that a line that moves it builds a top level
 over the placements instead of a BVH; docs/SCENE.md); without it they are copied into the world.
 
-Each round renders both with `kiln render JOB`, one after the other in a rotating order; for each,
-the wall time of the whole command (start-up included) and the CPU time of the process (user +
-system), as medians and spreads (min-max) over the rounds, and the overrides job's ratio to the
+A third job, posed, separates what the overrides' frames cost to set up from what their different
+pictures cost to trace: the camera job's lines over a copy of the scene in which every object and
+material already is as the overrides job's first line makes it (a static scene: no frame changes
+anything but the camera). overrides / posed near 1 means the per-frame changes cost nothing beyond
+the pictures they make; posed / camera is what those pictures cost to trace.
+
+Each round renders the three with `kiln render JOB`, one after the other in a rotating order; for
+each, the wall time of the whole command (start-up included) and the CPU time of the process (user
++ system), as medians and spreads (min-max) over the rounds, and the overrides job's ratio to the
 camera job of the same round. Target: overrides <= 1.1x camera. With --before KILN, a second
-binary (e.g. a build of an older commit) runs the same two jobs in the same rounds.
+binary (e.g. a build of an older commit) runs the same jobs in the same rounds.
 
 usage: tools/bench/overrides.py KILN_BINARY [--before KILN] [--rounds N] [--lines N]
                                 [--size S] [--spp N] [--scene cornell|meshes]
@@ -49,6 +55,7 @@ def write_scene_and_jobs(tmp, scene, lines, jitter, overrides):
     with open(os.path.join(tmp, "scene.json"), "w") as f:
         json.dump(scene, f)
     cam = scene["camera"]["position"]
+    first = {}
     for kind in ("camera", "overrides"):
         r = random.Random(2)  # the overrides' numbers; each line's camera from its own
         with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
@@ -59,10 +66,21 @@ def write_scene_and_jobs(tmp, scene, lines, jitter, overrides):
                                                 cam[1] + c.uniform(-jitter, jitter), cam[2]]}}
                 if kind == "overrides":
                     overrides(r, line)
+                    first = first or line
                 f.write(json.dumps(line) + "\n")
         with open(os.path.join(tmp, kind + ".json"), "w") as f:
             json.dump({"scene": "scene.json", "images": kind + ".jsonl",
                        "output": "{name}.{ext}", "format": "png"}, f)
+    posed = json.loads(json.dumps(scene))  # the first overrides line made static
+    for o in posed["objects"]:
+        o.update(first.get("objects", {}).get(o.get("name"), {}))
+    for n, m in first.get("materials", {}).items():
+        posed["materials"][n].update(m)
+    with open(os.path.join(tmp, "scene_posed.json"), "w") as f:
+        json.dump(posed, f)
+    with open(os.path.join(tmp, "posed.json"), "w") as f:
+        json.dump({"scene": "scene_posed.json", "images": "camera.jsonl",
+                   "output": "{name}.{ext}", "format": "png"}, f)
 
 
 def write_jobs(tmp, lines, size, spp):
@@ -185,7 +203,8 @@ def main():
     ap.add_argument("--share", action="store_true")
     a = ap.parse_args()
     bins = [("", a.kiln)] + ([("before ", a.before)] if a.before else [])
-    variants = [(p + kind, k, kind) for p, k in bins for kind in ("camera", "overrides")]
+    kinds = ("camera", "overrides", "posed")
+    variants = [(p + kind, k, kind) for p, k in bins for kind in kinds]
     wall = {v[0]: [] for v in variants}
     cpu = {v[0]: [] for v in variants}
     ratio = {v[0]: [] for v in variants}
@@ -207,8 +226,10 @@ def main():
                 wall[name].append(w)
                 cpu[name].append(c)
             for p, _ in bins:
-                for kind in ("camera", "overrides"):
+                for kind in kinds:
                     ratio[p + kind].append(got[p + kind] / got[p + "camera"])
+                ratio[p + "overrides/posed"] = ratio.get(p + "overrides/posed", []) + [
+                    got[p + "overrides"] / got[p + "posed"]]
     print(f"kiln render: {a.lines} lines of {what}, "
           f"{a.size}x{a.size}, {a.spp} spp, colour PNG; {a.rounds} rounds, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -217,6 +238,10 @@ def main():
     for name, _, _ in variants:
         print(f"{name:<18} {spread(wall[name]):>28} {spread(cpu[name]):>28} "
               f"{spread(ratio[name]):>24}")
+    for p, _ in bins:
+        print(f"{p}overrides / posed, wall: {spread(ratio[p + 'overrides/posed'])}; CPU: "
+              f"{statistics.median(cpu[p + 'overrides']) / statistics.median(cpu[p + 'posed']):.3f}"
+              " (medians' ratio)")
 
 
 if __name__ == "__main__":
