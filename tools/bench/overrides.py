@@ -21,7 +21,11 @@ material already is as the overrides job's first line makes it (a static scene: 
 anything but the camera). overrides / posed near 1 means the per-frame changes cost nothing beyond
 the pictures they make; posed / camera is what those pictures cost to trace.
 
-Each round renders the three with `kiln render JOB`, one after the other in a rotating order; for
+With --parts (--scene meshes), three more jobs keep one kind of the overrides job's changes from
+every line: rotations (each object turned as there, at its own place in the scene), positions
+(moved as there, not turned) and materials (the albedos only).
+
+Each round renders the jobs with `kiln render JOB`, one after the other in a rotating order; for
 each, the wall time of the whole command (start-up included) and the CPU time of the process (user
 + system), as medians and spreads (min-max) over the rounds, and the overrides job's ratio to the
 camera job of the same round. Target: overrides <= 1.1x camera. With --before KILN, a second
@@ -29,7 +33,7 @@ binary (e.g. a build of an older commit) runs the same jobs in the same rounds.
 
 usage: tools/bench/overrides.py KILN_BINARY [--before KILN] [--rounds N] [--lines N]
                                 [--size S] [--spp N] [--scene cornell|meshes]
-                                [--objects N] [--tris N] [--share]
+                                [--objects N] [--tris N] [--share] [--parts]
 """
 import argparse
 import array
@@ -45,32 +49,62 @@ import sys
 import tempfile
 import time
 
+PARTS = ("rotations", "positions", "materials")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def write_scene_and_jobs(tmp, scene, lines, jitter, overrides):
+def write_job(tmp, kind, scene_file, lines):
+    """tmp/KIND.jsonl (the lines) and tmp/KIND.json, the job rendering them over scene_file."""
+    with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    with open(os.path.join(tmp, kind + ".json"), "w") as f:
+        json.dump({"scene": scene_file, "images": kind + ".jsonl",
+                   "output": "{name}.{ext}", "format": "png"}, f)
+
+
+def part(line, scene, keep):
+    """line with one kind of its changes kept: "rotations", "positions" or "materials"."""
+    line = json.loads(json.dumps(line))
+    if keep == "materials":
+        line.pop("objects", None)
+        return line
+    line.pop("materials", None)
+    home = {o["name"]: o.get("transform", {}).get("translate", [0, 0, 0])
+            for o in scene["objects"]}
+    for n, o in line.get("objects", {}).items():
+        t = o["transform"]
+        if keep == "rotations":
+            t["translate"] = home[n]
+        else:
+            t.pop("rotate", None)
+    return line
+
+
+def write_scene_and_jobs(tmp, scene, lines, jitter, overrides, parts=False):
     """tmp/scene.json, and the camera and overrides jobs over it: each line moves the camera by up
     to jitter (the same in both jobs); overrides(r, line) adds the overrides job's changes, its
-    numbers drawn from r."""
+    numbers drawn from r. Also the posed job, and with parts the rotations, positions and
+    materials jobs (the module's text)."""
     with open(os.path.join(tmp, "scene.json"), "w") as f:
         json.dump(scene, f)
     cam = scene["camera"]["position"]
-    first = {}
+    made = {}
     for kind in ("camera", "overrides"):
         r = random.Random(2)  # the overrides' numbers; each line's camera from its own
-        with open(os.path.join(tmp, kind + ".jsonl"), "w") as f:
-            for i in range(lines):
-                c = random.Random(i)
-                line = {"name": f"f{i:05d}", "seed": i,
-                        "camera": {"position": [cam[0] + c.uniform(-jitter, jitter),
-                                                cam[1] + c.uniform(-jitter, jitter), cam[2]]}}
-                if kind == "overrides":
-                    overrides(r, line)
-                    first = first or line
-                f.write(json.dumps(line) + "\n")
-        with open(os.path.join(tmp, kind + ".json"), "w") as f:
-            json.dump({"scene": "scene.json", "images": kind + ".jsonl",
-                       "output": "{name}.{ext}", "format": "png"}, f)
+        made[kind] = []
+        for i in range(lines):
+            c = random.Random(i)
+            line = {"name": f"f{i:05d}", "seed": i,
+                    "camera": {"position": [cam[0] + c.uniform(-jitter, jitter),
+                                            cam[1] + c.uniform(-jitter, jitter), cam[2]]}}
+            if kind == "overrides":
+                overrides(r, line)
+            made[kind].append(line)
+        write_job(tmp, kind, "scene.json", made[kind])
+    for keep in PARTS if parts else ():
+        write_job(tmp, keep, "scene.json", [part(x, scene, keep) for x in made["overrides"]])
+    first = made["overrides"][0]
     posed = json.loads(json.dumps(scene))  # the first overrides line made static
     for o in posed["objects"]:
         o.update(first.get("objects", {}).get(o.get("name"), {}))
@@ -78,9 +112,7 @@ def write_scene_and_jobs(tmp, scene, lines, jitter, overrides):
         posed["materials"][n].update(m)
     with open(os.path.join(tmp, "scene_posed.json"), "w") as f:
         json.dump(posed, f)
-    with open(os.path.join(tmp, "posed.json"), "w") as f:
-        json.dump({"scene": "scene_posed.json", "images": "camera.jsonl",
-                   "output": "{name}.{ext}", "format": "png"}, f)
+    write_job(tmp, "posed", "scene_posed.json", made["camera"])
 
 
 def write_jobs(tmp, lines, size, spp):
@@ -138,7 +170,7 @@ def write_bumpy_sphere(path, tris, seed):
     return n
 
 
-def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share):
+def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share, parts):
     names = [f"obj{k}" for k in range(objects)]
     total = sum(write_bumpy_sphere(os.path.join(tmp, n + ".ply"), tris, k)
                 for k, n in enumerate(names))
@@ -168,7 +200,7 @@ def write_mesh_jobs(tmp, lines, size, spp, objects, tris, share):
             for k, n in enumerate(names)}
         line["materials"] = {n: {"albedo": [r.uniform(0.1, 0.9) for _ in range(3)]}
                              for n in names}
-    write_scene_and_jobs(tmp, scene, lines, 0.05, overrides)
+    write_scene_and_jobs(tmp, scene, lines, 0.05, overrides, parts)
     return total
 
 
@@ -201,16 +233,20 @@ def main():
     ap.add_argument("--objects", type=int, default=4)
     ap.add_argument("--tris", type=int, default=100000)
     ap.add_argument("--share", action="store_true")
+    ap.add_argument("--parts", action="store_true")
     a = ap.parse_args()
+    if a.parts and a.scene != "meshes":
+        ap.error("--parts is for --scene meshes")
     bins = [("", a.kiln)] + ([("before ", a.before)] if a.before else [])
-    kinds = ("camera", "overrides", "posed")
+    kinds = ("camera", "overrides", "posed") + (PARTS if a.parts else ())
     variants = [(p + kind, k, kind) for p, k in bins for kind in kinds]
     wall = {v[0]: [] for v in variants}
     cpu = {v[0]: [] for v in variants}
     ratio = {v[0]: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="kiln-overrides-") as tmp:
         if a.scene == "meshes":
-            total = write_mesh_jobs(tmp, a.lines, a.size, a.spp, a.objects, a.tris, a.share)
+            total = write_mesh_jobs(tmp, a.lines, a.size, a.spp, a.objects, a.tris, a.share,
+                                    a.parts)
             what = (f"{a.objects} meshes each placed once ({total} triangles"
                     f"{', shared' if a.share else ''}), every line moving "
                     "every object and changing every object's material")
